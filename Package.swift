@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "UserThreads",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "UserThreads", targets: ["UserThreads"]),
+        .executable(name: "uthreads", targets: ["uthreads"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // Layer 0: the context switch in assembly, the thread control block layout,
+        // the fault handler and the few syscalls Glibc does not export to Swift.
+        .target(name: "CUThreads"),
+        // Layers 1..7: stacks, thread table, scheduler, timers, reactor, sync, public API.
+        .target(
+            name: "UserThreads",
+            dependencies: [
+                "CUThreads",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The command line: tour, benchmarks, demos.
+        .executableTarget(
+            name: "uthreads",
+            dependencies: [
+                "UserThreads",
+                "CUThreads",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "UserThreadsTests", dependencies: ["UserThreads", "CUThreads"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,101 @@
+// context.c — the first frame of a new context, per-kernel-thread pointers, clocks, mincore.
+#define _GNU_SOURCE
+#include "cuthreads.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
+void *uthreads_context_make(void *stack_top, void (*entry)(void *), void *arg) {
+    uintptr_t top = (uintptr_t)stack_top & ~(uintptr_t)15;
+#if defined(__x86_64__)
+    // Frame read by uthreads_switch (switch_x86_64_sysv_elf_gas.S):
+    //   [0] MXCSR | x87 CW, [1] r15, [2] r14, [3] r13 = arg, [4] r12 = entry, [5] rbx,
+    //   [6] rbp = 0, [7] return address = uthreads_trampoline.
+    // sp = top - 64 keeps sp 16-byte aligned, as a switch-saved frame is, so the trampoline
+    // runs with rsp = top (aligned) and its call gives entry the ABI alignment.
+    uint64_t *frame = (uint64_t *)(top - 64);
+    uint32_t fp_control = 0x1F80u;      // MXCSR default: all exceptions masked, round-nearest
+    uint16_t x87_control = 0x037Fu;     // x87 default: extended precision, all masked
+    memcpy((char *)frame + 0, &fp_control, 4);
+    memcpy((char *)frame + 4, &x87_control, 2);
+    ((uint16_t *)frame)[3] = 0;
+    frame[1] = 0;                       // r15
+    frame[2] = 0;                       // r14
+    frame[3] = (uint64_t)(uintptr_t)arg;    // r13
+    frame[4] = (uint64_t)(uintptr_t)entry;  // r12
+    frame[5] = 0;                       // rbx
+    frame[6] = 0;                       // rbp: ends the frame-pointer chain
+    frame[7] = (uint64_t)(uintptr_t)&uthreads_trampoline;
+    return frame;
+#elif defined(__aarch64__)
+    return uthreads_context_make_aarch64((void *)top, entry, arg);
+#else
+#error "UserThreads: no context switch for this architecture"
+#endif
+}
+
+// MARK: - Per-kernel-thread state (out of line on purpose: see the header)
+
+static __thread void *tls_runtime;
+static __thread uthreads_tcb *tls_current;
+
+__attribute__((noinline)) void *uthreads_get_runtime(void) { return tls_runtime; }
+__attribute__((noinline)) void uthreads_set_runtime(void *runtime) { tls_runtime = runtime; }
+__attribute__((noinline)) uthreads_tcb *uthreads_get_current(void) { return tls_current; }
+__attribute__((noinline)) void uthreads_set_current(uthreads_tcb *tcb) { tls_current = tcb; }
+
+// MARK: - Clocks
+
+uint64_t uthreads_ticks(void) {
+#if defined(__x86_64__)
+    return __rdtsc();
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ volatile("mrs %0, cntvct_el0" : "=r"(v));
+    return v;
+#else
+    return 0;
+#endif
+}
+
+uint64_t uthreads_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+// MARK: - Memory
+
+long uthreads_resident_depth(void *lo, void *hi) {
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)lo & ~(uintptr_t)(page - 1);
+    uintptr_t end = ((uintptr_t)hi + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+    size_t pages = (end - start) / (size_t)page;
+    if (pages == 0) return 0;
+    unsigned char small[256];
+    unsigned char *vec = pages <= sizeof small ? small : malloc(pages);
+    if (!vec) return -ENOMEM;
+    if (mincore((void *)start, end - start, vec) != 0) {
+        long e = -errno;
+        if (vec != small) free(vec);
+        return e;
+    }
+    long depth = 0;
+    for (size_t i = 0; i < pages; i++) {
+        if (vec[i] & 1) {  // lowest resident page: the deepest the stack has reached
+            uintptr_t page_lo = start + i * (size_t)page;
+            if (page_lo < (uintptr_t)lo) page_lo = (uintptr_t)lo;
+            depth = (long)((uintptr_t)hi - page_lo);
+            break;
+        }
+    }
+    if (vec != small) free(vec);
+    return depth;
+}

@@ -1,0 +1,163 @@
+// cuthreads.h — layer 0 of UserThreads: the machine-level pieces that Swift cannot express.
+//
+//   * uthreads_switch / uthreads_trampoline: the user-space context switch (assembly, one
+//     file per architecture and ABI: switch_<arch>_<abi>_elf_gas.S).
+//   * uthreads_context_make: lays out the first frame of a new context on its stack.
+//   * struct uthreads_tcb: the thread control block, one row of the thread table. It is a C
+//     struct so that its layout is fixed and known to the fault handler (signals.c), to the
+//     gdb script (tools/gdb/uthreads.py) and to Swift alike.
+//   * the per-kernel-thread "current" pointers, the fault handler, and small syscall shims
+//     (epoll, eventfd, timerfd, futex, mincore) that Glibc does not export to Swift.
+//
+// Nothing in this layer names a Swift type.
+#ifndef CUTHREADS_H
+#define CUTHREADS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#if !defined(__clang__)  /* nullability annotations are for Swift's importer (clang) */
+#define _Nullable
+#define _Nonnull
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Context switch (assembly)
+
+/// Saves the callee-saved registers of the running context on its own stack, stores the
+/// resulting stack pointer into `*from_sp`, loads `to_sp` and restores the registers saved
+/// there. Returns when another context switches back to `*from_sp`. No system call.
+void uthreads_switch(void *_Nullable *_Nonnull from_sp, void *_Nonnull to_sp);
+
+/// Where a new context begins: calls `entry(arg)` (kept in callee-saved registers by
+/// uthreads_context_make). Its CFI marks the return address undefined, so a backtrace of a
+/// user thread ends cleanly here. `entry` must never return.
+void uthreads_trampoline(void);
+
+/// Writes the first frame of a new context just below `stack_top` (16-byte aligned) and
+/// returns the stack pointer to pass to uthreads_switch. Touches only the top 256 bytes.
+void *_Nonnull uthreads_context_make(void *_Nonnull stack_top,
+                                     void (*_Nonnull entry)(void *_Nullable),
+                                     void *_Nullable arg);
+
+#if defined(__aarch64__)
+/// AArch64 half of uthreads_context_make (switch_aarch64_aapcs_elf_gas.S documents the frame).
+void *_Nonnull uthreads_context_make_aarch64(void *_Nonnull stack_top,
+                                             void (*_Nonnull entry)(void *_Nullable),
+                                             void *_Nullable arg);
+#endif
+
+// MARK: - Thread control block
+
+/// Thread states. The ownership invariant of each is documented in ThreadState.swift.
+enum {
+    UTHREADS_STATE_FREE = 0,      ///< slot unused
+    UTHREADS_STATE_READY = 1,     ///< on the policy's run queue
+    UTHREADS_STATE_RUNNING = 2,   ///< the one thread on the CPU of this runtime
+    UTHREADS_STATE_BLOCKED = 3,   ///< parked on a wait queue, wait_kind says which
+    UTHREADS_STATE_SLEEPING = 4,  ///< parked with a deadline and no other wake source
+    UTHREADS_STATE_FINISHED = 5,  ///< ran to completion; stack already returned
+};
+
+/// Stack modes.
+enum {
+    UTHREADS_STACK_GUARDED = 0,   ///< own mapping + PROT_NONE guard page below it
+    UTHREADS_STACK_DENSE = 1,     ///< carved from a slab, no guard page, canary checked
+    UTHREADS_STACK_KERNEL = 2,    ///< the main thread of the scheduler (kernel's stack)
+};
+
+/// Flag bits.
+enum {
+    UTHREADS_FLAG_CANCELLED = 1u << 0,   ///< cancel() was called
+    UTHREADS_FLAG_DETACHED = 1u << 1,    ///< nobody will join (runtime-internal threads)
+    UTHREADS_FLAG_MAIN = 1u << 2,        ///< the closure given to UThreadRuntime.run
+    UTHREADS_FLAG_TIMER = 1u << 3,       ///< has an entry in the timer heap
+    UTHREADS_FLAG_CANCELLABLE = 1u << 4, ///< the current park may be interrupted by cancel()
+    UTHREADS_FLAG_OVERQUANTUM = 1u << 5, ///< ran past its time slice; switch at a safe point
+};
+
+#define UTHREADS_NAME_MAX 24
+#define UTHREADS_CANARY 0x5554687264436e79ull  /* "UThrdCny" */
+
+/// One row of the thread table. Field order is part of the gdb script's contract.
+typedef struct uthreads_tcb {
+    void *_Nullable sp;                       ///< saved stack pointer while not running
+    struct uthreads_tcb *_Nullable next;      ///< intrusive link: run queue or wait queue
+    struct uthreads_tcb *_Nullable prev;
+    uint64_t id;                              ///< unique in the process, never reused
+    uint8_t state;                            ///< UTHREADS_STATE_*
+    uint8_t stack_mode;                       ///< UTHREADS_STACK_*
+    uint8_t wait_kind;                        ///< WaitReason.Kind raw value while parked
+    uint8_t wake_result;                      ///< why the last park ended
+    uint32_t flags;                           ///< UTHREADS_FLAG_*
+    int32_t priority;
+    uint32_t timer_index;                     ///< position in the timer heap (FLAG_TIMER)
+    uint64_t wait_object;                     ///< what it waits on (thread id, fd, lock id)
+    void *_Nullable wait_queue;               ///< the WaitQueue it is linked on, if any
+    char *_Nullable stack_lo;                 ///< lowest usable byte of the stack
+    char *_Nullable stack_hi;                 ///< one past the highest byte (stack top)
+    uint64_t guard_size;                      ///< bytes of PROT_NONE below stack_lo
+    void *_Nullable exclusivity[2];           ///< Swift exclusivity access set while parked
+    uint64_t parent_id;
+    uint64_t created_tick;                    ///< uthreads_ticks() at spawn
+    uint64_t deadline_ns;                     ///< wake-up time (CLOCK_MONOTONIC) while timed
+    uint64_t wait_since_tick;                 ///< uthreads_ticks() when the current wait began
+    uint64_t switches;                        ///< times switched in
+    uint64_t cpu_ticks;                       ///< TSC ticks spent running
+    uint64_t run_start_tick;                  ///< TSC at the last switch-in
+    void *_Nullable object;                   ///< retained Swift object (closure, result, name)
+    void *_Nullable runtime;                  ///< the scheduler that owns it
+    uint64_t policy_data[2];                  ///< scratch for the scheduling policy
+    char name[UTHREADS_NAME_MAX];             ///< NUL-terminated copy for C, gdb and signals
+} uthreads_tcb;
+
+// MARK: - Per-kernel-thread state
+//
+// Read through non-inlined functions: a user thread may (under M:N) resume on another kernel
+// thread, and a compiler is allowed to cache a thread-local's address across calls within one
+// function. Calling out-of-line every time is the cure (see the design essay in Scheduler.swift).
+
+void *_Nullable uthreads_get_runtime(void);
+void uthreads_set_runtime(void *_Nullable runtime);
+uthreads_tcb *_Nullable uthreads_get_current(void);
+void uthreads_set_current(uthreads_tcb *_Nullable tcb);
+
+// MARK: - Swift runtime exclusivity state (exported by libswiftCore)
+
+/// Moves this kernel thread's dynamic-exclusivity access set into `state` (two words).
+void swift_task_exitThreadLocalContext(char *_Nonnull state);
+/// Installs the access set saved in `state` as this kernel thread's.
+void swift_task_enterThreadLocalContext(char *_Nonnull state);
+
+// MARK: - Clocks
+
+/// Reads the time-stamp counter (no serialisation; ~20 cycles). 0 where unavailable.
+uint64_t uthreads_ticks(void);
+/// CLOCK_MONOTONIC in nanoseconds (vDSO, no system call).
+uint64_t uthreads_monotonic_ns(void);
+
+// MARK: - Fault handler (signals.c)
+
+/// Installs (once per process) a SIGSEGV/SIGBUS handler that reports a fault in a user
+/// thread's guard page, and gives this kernel thread an alternate signal stack. Returns 0 or
+/// an errno value.
+int uthreads_install_fault_handler(void);
+/// Reports a clobbered dense-mode canary of `tcb` on fd 2 and aborts.
+_Noreturn void uthreads_report_canary(const uthreads_tcb *_Nonnull tcb);
+/// Writes a string to fd 2 without allocating (async-signal-safe).
+void uthreads_write_stderr(const char *_Nonnull message);
+
+// MARK: - Memory
+
+/// Counts the resident pages of [lo, hi) with mincore and returns the distance in bytes
+/// from `hi` down to the lowest resident page (0 when none), or -errno.
+long uthreads_resident_depth(void *_Nonnull lo, void *_Nonnull hi);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

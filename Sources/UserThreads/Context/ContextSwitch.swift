@@ -1,0 +1,51 @@
+// Layer 1: the context switch as Swift sees it.
+//
+// The assembly (CUThreads/switch_*.S) moves the callee-saved registers and the stack pointer.
+// What it cannot know about is the Swift runtime's own per-kernel-thread state that belongs to
+// the *user* thread: the dynamic-exclusivity access set. Swift records every open `inout`/
+// `modify` access of a class property, global or escaping closure capture in a linked list kept
+// in kernel-thread-local storage, with the list's nodes on the accessing thread's stack. A user
+// thread that parks inside such an access (for instance in `withUnsafeMutableBufferPointer` on
+// a class property) would leave its nodes in the shared list: every other user thread on the
+// same kernel thread would then see a false "simultaneous access" and crash, and with thousands
+// parked every check walks thousands of nodes. libswiftCore exports the pair used by Swift's own
+// task switching for exactly this; we call exit for the outgoing and enter for the incoming
+// thread on every switch, saving the list head in the thread control block (two words).
+import CUThreads
+
+/// The raw machine context of a thread: its control block's `sp` field.
+typealias ControlBlock = UnsafeMutablePointer<uthreads_tcb>
+
+@usableFromInline
+enum ContextSwitch {
+    /// Byte offset of `exclusivity` in the control block (a constant folded by the optimizer).
+    @usableFromInline
+    static let exclusivityOffset = MemoryLayout<uthreads_tcb>.offset(of: \uthreads_tcb.exclusivity)!
+
+    @inline(__always)
+    static func exclusivityState(_ tcb: ControlBlock) -> UnsafeMutablePointer<CChar> {
+        (UnsafeMutableRawPointer(tcb) + exclusivityOffset).assumingMemoryBound(to: CChar.self)
+    }
+
+    /// Moves the running kernel thread's access set into `tcb` (the outgoing thread).
+    @inline(__always)
+    static func saveExclusivity(_ tcb: ControlBlock) {
+        swift_task_exitThreadLocalContext(exclusivityState(tcb))
+    }
+
+    /// Installs `tcb`'s saved access set as the kernel thread's (the incoming thread).
+    @inline(__always)
+    static func restoreExclusivity(_ tcb: ControlBlock) {
+        swift_task_enterThreadLocalContext(exclusivityState(tcb))
+    }
+
+    /// Suspends `from` and resumes `to`. Returns when some thread switches back to `from`.
+    /// The caller has already saved `from`'s exclusivity state; the code that runs after the
+    /// return (in `from`) restores it.
+    @inline(__always)
+    static func jump(from: ControlBlock, to: ControlBlock) {
+        // `sp` is the control block's first field: pass its address, never a temporary copy.
+        let slot = UnsafeMutableRawPointer(from).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+        uthreads_switch(slot, to.pointee.sp!)
+    }
+}

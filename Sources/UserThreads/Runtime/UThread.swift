@@ -1,0 +1,187 @@
+// Layer 7: the user thread handle.
+import CUThreads
+
+/// A user thread: runs a closure on its own stack, scheduled by the runtime of the kernel
+/// thread that created it. Create it inside `UThreadRuntime.run`.
+///
+/// ```swift
+/// let t = UThread(name: "fetch") { try download(url) }
+/// let data = try t.join()
+/// ```
+///
+/// Under the M:1 runtime the closure may capture non-`Sendable` state: every thread of a
+/// runtime runs on the same kernel thread, one at a time.
+public struct UThread<Success>: Hashable, CustomStringConvertible {
+    @usableFromInline let object: TypedThreadObject<Success>
+
+    /// Spawns a thread. It starts when the scheduler next picks it (the caller keeps running).
+    /// If no stack can be had, or an argument is out of range, the thread is created finished
+    /// and `join()` throws the reason; `UThread.spawn` throws it at once instead.
+    ///
+    /// - Parameters:
+    ///   - name: shown in the thread table, dumps and crash reports.
+    ///   - priority: used by priority policies (FIFO ignores it).
+    ///   - stackSize: usable stack bytes (default: the runtime's `stackSize`).
+    @inlinable
+    public init(name: String = "", priority: Int = 0, stackSize: Int? = nil, _ body: @escaping () throws -> Success) {
+        let object = TypedThreadObject<Success>(name: name)
+        object.body = { [unowned(unsafe) object] in object.result = Result(catching: body) }
+        if let error = spawnThread(object, priority: priority, stackSize: stackSize, api: "UThread.init") {
+            object.body = nil
+            object.result = .failure(error)
+            object.isFinished = true
+        }
+        self.object = object
+    }
+
+    /// Spawns a thread, throwing at once if it cannot be created.
+    /// - Throws: `UThreadError.invalidArgument` (stack size), `.resourceExhausted` (no stack).
+    @inlinable
+    public static func spawn(name: String = "", priority: Int = 0, stackSize: Int? = nil,
+                             _ body: @escaping () throws -> Success) throws -> UThread {
+        let thread = UThread(name: name, priority: priority, stackSize: stackSize, body)
+        if thread.object.isFinished, case .failure(let error)? = thread.object.result { throw error }
+        return thread
+    }
+
+    @inlinable
+    init(object: TypedThreadObject<Success>) { self.object = object }
+
+    /// Waits for the thread to finish and returns its value or rethrows its error. Any number
+    /// of threads may join the same thread, any number of times.
+    /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
+    ///   waits; `UThreadError.invalidArgument` when a thread joins itself;
+    ///   `.foreignRuntime` for a thread of another kernel thread's runtime.
+    @inlinable
+    public func join() throws -> Success {
+        if !object.isFinished { try waitUntilFinished(object) }
+        return try object.result!.get()
+    }
+
+    /// Asks the thread to stop: it wakes from any wait with `CancellationError`, and
+    /// `UThread.isCancelled` / `checkCancellation()` tell it. Cooperative: a thread that never
+    /// waits or checks runs on. Idempotent; no effect on a finished thread.
+    public func cancel() { handle.cancel() }
+
+    public var id: ThreadID { object.id }
+    public var name: String { object.name }
+    public var isFinished: Bool { object.isFinished }
+    public var isCancelled: Bool { object.isCancelled }
+    /// A type-erased handle to the same thread.
+    public var handle: UThreadHandle { UThreadHandle(object: object) }
+    public var description: String { "UThread \(object.id)\(object.name.isEmpty ? "" : " \"\(object.name)\"")" }
+
+    public static func == (a: UThread, b: UThread) -> Bool { a.object === b.object }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(object)) }
+}
+
+/// Spawns `object` on the calling runtime; returns the error instead of throwing so that the
+/// inlinable `UThread.init` stays small. Not generic: no metadata lookups.
+@usableFromInline
+func spawnThread(_ object: ThreadObject, priority: Int, stackSize: Int?, api: StaticString) -> (any Error)? {
+    let scheduler = Scheduler.require(api)
+    do {
+        _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+/// Parks the caller until `object`'s thread has finished.
+@usableFromInline
+func waitUntilFinished(_ object: ThreadObject) throws {
+    let scheduler = Scheduler.require("UThread.join")
+    guard object.scheduler === scheduler else { throw UThreadError.foreignRuntime }
+    let me = scheduler.current
+    guard object.controlBlock != me else { throw UThreadError.invalidArgument("thread \(object.id) cannot join itself") }
+    while !object.isFinished {
+        object.enqueue(me)
+        try scheduler.park(.join, object: object.id.rawValue).check()
+    }
+}
+
+/// A type-erased reference to a user thread (any result type).
+public struct UThreadHandle: Hashable, CustomStringConvertible {
+    let object: ThreadObject
+
+    public var id: ThreadID { object.id }
+    public var name: String { object.name }
+    public var isFinished: Bool { object.isFinished }
+    public var isCancelled: Bool { object.isCancelled }
+
+    /// See `UThread.cancel()`.
+    public func cancel() {
+        guard !object.isFinished else { return }
+        if let t = object.controlBlock, let scheduler = object.scheduler as? Scheduler {
+            guard scheduler === Scheduler.active else { return }
+            scheduler.cancel(t)
+        } else {
+            object.isCancelled = true
+        }
+    }
+
+    public var description: String { "UThread \(object.id)\(object.name.isEmpty ? "" : " \"\(object.name)\"")" }
+    public static func == (a: UThreadHandle, b: UThreadHandle) -> Bool { a.object === b.object }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(object)) }
+}
+
+extension UThread where Success == Never {
+    /// Lets other ready threads run; returns at once when none is ready. ~20 ns per switch.
+    @inline(__always)
+    public static func yield() {
+        Scheduler.require("UThread.yield()").yield()
+    }
+
+    /// Parks the calling thread for `duration` (a non-positive duration just yields).
+    /// - Throws: `CancellationError` if cancelled before or while sleeping.
+    public static func sleep(for duration: Duration) throws {
+        let scheduler = Scheduler.require("UThread.sleep(for:)")
+        try checkCancellation()
+        guard duration > .zero else { scheduler.yield(); return }
+        let deadline = Deadline.after(duration, now: scheduler.now())
+        try sleep(scheduler, until: deadline)
+    }
+
+    /// Parks the calling thread until `instant`.
+    /// - Throws: `CancellationError` if cancelled before or while sleeping.
+    public static func sleep(until instant: ContinuousClock.Instant) throws {
+        try sleep(for: instant - ContinuousClock.now)
+    }
+
+    private static func sleep(_ scheduler: Scheduler, until deadline: UInt64) throws {
+        switch scheduler.park(.sleep, deadline: deadline) {
+        case .timedOut, .woken: return
+        case let other: try other.check()
+        }
+    }
+
+    /// Throws `CancellationError` if the calling thread was cancelled.
+    public static func checkCancellation() throws {
+        if isCancelled { throw CancellationError() }
+    }
+
+    /// Whether the calling thread was cancelled.
+    public static var isCancelled: Bool {
+        let scheduler = Scheduler.require("UThread.isCancelled")
+        return scheduler.current.has(.flagCancelled)
+    }
+
+    /// The calling thread.
+    public static var current: UThreadHandle {
+        let scheduler = Scheduler.require("UThread.current")
+        guard scheduler.onUserThread else { Scheduler.misuse("UThread.current") }
+        return UThreadHandle(object: scheduler.objectOf(scheduler.current))
+    }
+}
+
+/// Deadlines in CLOCK_MONOTONIC nanoseconds.
+enum Deadline {
+    /// `now + duration`, saturating (a huge duration means "never").
+    static func after(_ duration: Duration, now: UInt64) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        if seconds < 0 { return now }
+        if seconds > 1 << 32 { return UInt64.max / 2 }
+        return now &+ UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,90 @@
+// Layer 7: the entry point — turning a kernel thread into a user-thread runtime.
+import CUThreads
+
+/// The run-time system of user threads. `run` turns the calling kernel thread into a scheduler
+/// and runs a closure as the main user thread; everything else happens inside it.
+///
+/// ```swift
+/// let total = try UThreadRuntime.run {
+///     let workers = (1...4).map { n in UThread(name: "worker \(n)") { n * n } }
+///     return try workers.reduce(0) { try $0 + $1.join() }
+/// }
+/// ```
+///
+/// One runtime per kernel thread; runtimes on different kernel threads share nothing (no
+/// locks, no global scheduler), so tests and servers may run several side by side.
+public enum UThreadRuntime {
+    /// Runs `body` as the main user thread of a new runtime on the calling kernel thread and
+    /// returns its value or rethrows its error.
+    ///
+    /// When the main thread returns, every thread still alive is cancelled and `run` keeps
+    /// scheduling until all have finished: their `defer` blocks run and nothing leaks. (A
+    /// thread that ignores cancellation and never blocks delays `run`'s return.) If no thread
+    /// can ever run again, `run` writes the thread table with every wait reason to stderr,
+    /// wakes the parked threads so they unwind, and throws `UThreadError.deadlock`.
+    ///
+    /// - Parameters:
+    ///   - configuration: stack sizes and modes, accounting, checks. Validated first.
+    ///   - policy: the scheduling algorithm (default: `FIFOPolicy`).
+    /// - Throws: `UThreadError.invalidConfiguration`, `.nestedRuntime`, `.deadlock`,
+    ///   `.resourceExhausted`, or the main thread's error.
+    public static func run<R>(
+        _ configuration: Configuration = Configuration(),
+        policy: (any SchedulingPolicy)? = nil,
+        _ body: () throws -> R
+    ) throws -> R {
+        try configuration.validate()
+        guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
+        if configuration.installFaultHandler {
+            let e = uthreads_install_fault_handler()
+            if e != 0 { RuntimeLog.notice("could not install the stack-overflow handler (errno \(e)); overflows will not be named") }
+        }
+        let scheduler = Scheduler(configuration: configuration, policy: policy ?? FIFOPolicy())
+        uthreads_set_runtime(Unmanaged.passUnretained(scheduler).toOpaque())
+        defer {
+            uthreads_set_runtime(nil)
+            uthreads_set_current(nil)
+        }
+        return try withoutActuallyEscaping(body) { body in
+            let main = TypedThreadObject<R>(name: "main")
+            main.body = { [unowned(unsafe) main] in main.result = Result(catching: body) }
+            do {
+                _ = try scheduler.spawn(main, priority: 0, stackSize: configuration.mainStackSize, flags: .flagMain)
+            } catch {
+                scheduler.shutdown()
+                throw error
+            }
+            scheduler.runLoop()
+            scheduler.shutdown()
+            if let deadlock = scheduler.deadlock { throw UThreadError.deadlock(deadlock.description) }
+            guard let result = main.result else { throw UThreadError.deadlock("the main thread never finished") }
+            return try result.get()
+        }
+    }
+
+    /// Whether the caller runs on a user thread.
+    public static var isRunning: Bool { Scheduler.active?.onUserThread ?? false }
+
+    /// A snapshot of the calling runtime's thread table. Call it from a user thread.
+    public static func threadTable() -> ThreadTable {
+        Scheduler.require("UThreadRuntime.threadTable()").snapshot()
+    }
+
+    /// Stack-pool figures of the calling runtime (for tests and benchmarks).
+    public static var stackStatistics: StackStatistics {
+        let s = Scheduler.require("UThreadRuntime.stackStatistics").stacks
+        return StackStatistics(inUse: s.inUse, mappedGuarded: s.mappedGuarded, switchedToDense: s.switchedToDense,
+                               effectiveMode: s.effectiveMode)
+    }
+
+    public struct StackStatistics: Sendable, Equatable {
+        /// Stacks owned by live threads.
+        public var inUse: Int
+        /// Guarded stacks currently mapped (in use or pooled).
+        public var mappedGuarded: Int
+        /// `.automatic` mode ran out of mappings and now hands out dense stacks.
+        public var switchedToDense: Bool
+        /// The mode new stacks get now.
+        public var effectiveMode: StackMode
+    }
+}

@@ -1,0 +1,14 @@
+// Layer 4: how the layer above (the reactor: epoll, eventfd, the offload pool) plugs into the
+// scheduler's idle loop without the scheduler naming it.
+
+/// A source of wake-ups other than timers and other threads: I/O readiness, completions from
+/// kernel threads. The scheduler calls it when no thread is ready, and every so often while
+/// threads keep running (so I/O is not starved by busy threads).
+protocol Poller: AnyObject {
+    /// How many parked threads this poller may still wake. While it is > 0 an empty run queue
+    /// is idleness, not deadlock.
+    var pendingWakeups: Int { get }
+    /// Waits for events for at most `timeoutNanoseconds` (nil: until one arrives; 0: just
+    /// look) and makes the woken threads ready through `Scheduler.wake`.
+    func poll(timeoutNanoseconds: UInt64?)
+}

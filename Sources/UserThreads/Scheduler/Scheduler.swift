@@ -1,0 +1,499 @@
+// Layer 4: the scheduler — Tanenbaum's "run-time system", one per kernel thread.
+//
+// Design essay
+// ============
+//
+// What it is. `UThreadRuntime.run` turns the calling kernel thread into a scheduler. The
+// scheduler owns a thread table (ControlBlockTable), a stack pool, a timer heap and a policy.
+// User threads run on their own stacks; the kernel thread's original stack runs only the idle
+// loop (`runLoop`), like Go's g0. The kernel sees one ordinary thread: nothing here creates a
+// kernel thread, and no switch makes a system call.
+//
+// Direct switches. A thread that yields or parks switches *directly* to the next ready
+// thread: one `uthreads_switch`, not two through the scheduler's own context (Go goes through
+// g0 on every schedule; that is a second switch, ~14 ns here, for nothing when a successor is
+// already known). Only when no thread is ready does the outgoing thread switch to the idle
+// loop, which waits for timers and (through `Poller`) for I/O.
+//
+// Exit. A finishing thread cannot free the stack it runs on. It records itself as the
+// `zombie` and switches away; whoever runs next (a thread or the idle loop) reaps it right
+// after the switch returns (`resumed`), returning its stack to the pool and its row to the
+// table. The entry path is split so that no Swift reference lives in the frame that makes the
+// final switch (that frame never returns, so a reference held there would never be released).
+//
+// Parking. `park` is the one primitive every blocking operation is built on: the caller puts
+// the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
+// deadline. Exactly one wake source wins: the queue's owner (`wake(.woken)`), the timer
+// (`.timedOut`), `cancel()` (`.cancelled`), a close (`.closed`) or deadlock teardown
+// (`.deadlocked`). `wake` unlinks the thread from its wait queue and its timer before making it
+// ready, so a timed-out or cancelled waiter leaves no trace and a signaller that dequeues a
+// waiter always gets a parked one: no lost wake-up, no double enqueue.
+//
+// Timers and I/O while threads are busy. With ready threads always available the idle loop
+// never runs, so every 64th yield also checks expired timers and polls the reactor without
+// blocking (`maintenance`). That bounds timer lateness by 64 switches instead of reading the
+// clock (~25 ns) on every switch.
+//
+// Preemption: there is none at arbitrary instructions, by design. A signal-driven switch
+// could land while the thread holds a malloc arena lock or a Swift runtime lock (metadata
+// cache, exclusivity list); the next thread on the same kernel thread taking the same lock
+// would deadlock against a lock holder that can never run. Time slices are therefore enforced
+// at safe points (the scheduling issue's `checkpoint()`), never by signals.
+//
+// Per-kernel-thread state. The current scheduler and thread are read through out-of-line C
+// functions (`uthreads_get_runtime`, `uthreads_get_current`): the compiler may cache a
+// thread-local's address across calls within one function, which becomes wrong the day a user
+// thread resumes on another kernel thread (M:N). An opaque call every time is the cure.
+//
+// Exclusivity. See Context/ContextSwitch.swift: the Swift runtime's access set is saved for
+// the outgoing and restored for the incoming thread on every switch.
+//
+// Deadlock. When nothing is ready, no timer is pending and the poller has no waiters, no
+// thread can ever run again: the scheduler writes the thread table with every wait reason
+// (and any wait-for cycle) to stderr, wakes every parked thread with `.deadlocked` so that it
+// unwinds (its `defer`s run, its objects are released), and `run` throws
+// `UThreadError.deadlock`. A thread that parks again while unwinding is abandoned.
+//
+// Rejected designs:
+//   * A global scheduler shared by all kernel threads: tests run in parallel, and M:1 needs
+//     no locks if state is per kernel thread. M:N builds on per-worker schedulers instead.
+//   * ucontext (swapcontext): a system call (rt_sigprocmask) per switch, ~250 ns here.
+//   * Switching through the scheduler's context on every yield (Go's mcall/g0): a second
+//     switch per handoff.
+//   * Reading the clock on every switch for timers: +25 ns per switch; see maintenance.
+//   * A virtual method per thread for the scheduler: threads are C rows, not Swift objects, so
+//     queues are intrusive and allocation-free.
+import CUThreads
+import Glibc
+
+final class Scheduler {
+    // MARK: State (hot fields opt out of dynamic exclusivity checks: the scheduler is only
+    // touched from its own kernel thread, and these are never accessed re-entrantly)
+
+    /// The running thread, or `idleBlock` while the idle loop runs.
+    @exclusivity(unchecked) private(set) var current: ControlBlock
+    /// The kernel thread's own context (the idle loop). Not in the table.
+    let idleBlock: ControlBlock
+    let table = ControlBlockTable()
+    let stacks: StackPool
+    @exclusivity(unchecked) var timers = TimerHeap()
+    let policy: any SchedulingPolicy
+    /// The reactor, once something needs it.
+    var poller: Poller?
+    let configuration: UThreadRuntime.Configuration
+    @exclusivity(unchecked) private var zombie: ControlBlock?
+    @exclusivity(unchecked) private var ids = ThreadIDAllocator()
+    @exclusivity(unchecked) private var yieldsUntilMaintenance = 64
+    private let accounting: Bool
+    private let checks: Bool
+    /// The main user thread (the closure given to run).
+    private(set) var mainObject: ThreadObject?
+    /// Set when a deadlock was found; `run` throws it.
+    private(set) var deadlock: DeadlockReport?
+    private var deadlockPasses = 0
+    /// Calibration for turning TSC ticks into seconds.
+    let startTick = uthreads_ticks()
+    let startNanoseconds = uthreads_monotonic_ns()
+    /// Total switches performed by this scheduler.
+    @exclusivity(unchecked) private(set) var switchCount: UInt64 = 0
+    /// Threads spawned in this runtime's life.
+    private(set) var spawnCount: UInt64 = 0
+
+    init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy) {
+        self.configuration = configuration
+        self.policy = policy
+        self.stacks = StackPool(
+            mode: configuration.stackMode,
+            defaultSize: configuration.stackSize,
+            denseSize: configuration.denseStackSize,
+            maxPooled: configuration.pooledStacks)
+        self.accounting = configuration.cpuAccounting
+        self.checks = configuration.checkInvariants
+        idleBlock = ControlBlock.allocate(capacity: 1)
+        idleBlock.initialize(to: uthreads_tcb())
+        idleBlock.pointee.state = .stateRunning
+        idleBlock.pointee.stack_mode = UInt8(UTHREADS_STACK_KERNEL)
+        idleBlock.setName("scheduler")
+        current = idleBlock
+    }
+
+    deinit {
+        idleBlock.deinitialize(count: 1)
+        idleBlock.deallocate()
+    }
+
+    /// The scheduler of the calling kernel thread, or nil outside a runtime.
+    @inline(__always)
+    static var active: Scheduler? {
+        guard let p = uthreads_get_runtime() else { return nil }
+        return Unmanaged<Scheduler>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    /// The scheduler of the calling kernel thread; stops with a clear message outside one.
+    @inline(__always)
+    static func require(_ api: StaticString) -> Scheduler {
+        guard let p = uthreads_get_runtime() else { misuse(api) }
+        return Unmanaged<Scheduler>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    @inline(never)
+    static func misuse(_ api: StaticString) -> Never {
+        let message = "UserThreads: \(api) was called outside a user thread. Call it from code running inside UThreadRuntime.run { … }."
+        uthreads_write_stderr("\n" + message + "\n")
+        preconditionFailure(message)
+    }
+
+    /// Whether the caller runs on a user thread of this scheduler (not the idle loop).
+    var onUserThread: Bool { current != idleBlock }
+
+    // MARK: Time
+
+    @inline(__always) func now() -> UInt64 { uthreads_monotonic_ns() }
+
+    /// Nanoseconds per TSC tick, from the ticks and nanoseconds elapsed since start.
+    func nanosecondsPerTick() -> Double {
+        let dt = Double(uthreads_ticks() &- startTick)
+        let dn = Double(uthreads_monotonic_ns() &- startNanoseconds)
+        return dt > 1e6 ? dn / dt : 0.4
+    }
+
+    // MARK: Spawning
+
+    /// Creates a thread for `object` and makes it ready. O(1) with a pooled stack.
+    func spawn(_ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0) throws(UThreadError) -> ControlBlock {
+        if let stackSize, stackSize < UThreadRuntime.Configuration.minimumStackSize || stackSize > UThreadRuntime.Configuration.maximumStackSize {
+            throw .invalidArgument("stackSize \(stackSize) is outside \(UThreadRuntime.Configuration.minimumStackSize)...\(UThreadRuntime.Configuration.maximumStackSize) bytes")
+        }
+        let stack = try stacks.allocate(size: stackSize)
+        let t = table.allocate()
+        let id = ids.allocate()
+        object.id = ThreadID(rawValue: id)
+        object.controlBlock = t
+        object.scheduler = self
+        t.pointee.id = id
+        t.pointee.flags = flags
+        t.pointee.priority = Int32(clamping: priority)
+        t.pointee.stack_lo = stack.lo.assumingMemoryBound(to: CChar.self)
+        t.pointee.stack_hi = stack.hi.assumingMemoryBound(to: CChar.self)
+        t.pointee.guard_size = UInt64(stack.guardSize)
+        t.pointee.stack_mode = stack.mode == .dense ? UInt8(UTHREADS_STACK_DENSE) : UInt8(UTHREADS_STACK_GUARDED)
+        if stack.mode == .dense { stack.canaryAddress.pointee = UTHREADS_CANARY }
+        t.pointee.parent_id = current.pointee.id
+        t.pointee.created_tick = uthreads_ticks()
+        t.pointee.object = Unmanaged.passRetained(object).toOpaque()
+        t.pointee.runtime = Unmanaged.passUnretained(self).toOpaque()
+        if !object.name.isEmpty { t.setName(object.name) }
+        if checks { precondition(object.body != nil, "spawn of an object without a body") }
+        t.pointee.sp = uthreads_context_make(stack.hi, threadEntry, UnsafeMutableRawPointer(t))
+        t.pointee.state = .stateReady
+        spawnCount &+= 1
+        if flags & .flagMain != 0 { mainObject = object }
+        policy.awakened(ThreadRef(t), reason: .spawned)
+        return t
+    }
+
+    // MARK: Switching
+
+    /// Suspends `from` (already queued or parked by the caller) and runs `next`.
+    @inline(__always)
+    private func switchTo(_ next: ControlBlock, from: ControlBlock) {
+        ContextSwitch.saveExclusivity(from)
+        if from.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) {
+            checkCanary(from)
+        }
+        if accounting {
+            let tick = uthreads_ticks()
+            from.pointee.cpu_ticks &+= tick &- from.pointee.run_start_tick
+            next.pointee.run_start_tick = tick
+        }
+        next.pointee.state = .stateRunning
+        next.pointee.switches &+= 1
+        switchCount &+= 1
+        current = next
+        uthreads_set_current(next == idleBlock ? nil : next)
+        ContextSwitch.jump(from: from, to: next)
+        resumed(from)
+    }
+
+    /// Runs in a thread right after it was switched back in.
+    @inline(__always)
+    private func resumed(_ me: ControlBlock) {
+        ContextSwitch.restoreExclusivity(me)
+        if let z = zombie { reap(z) }
+    }
+
+    @inline(__always)
+    private func checkCanary(_ t: ControlBlock) {
+        let canary = UnsafeMutableRawPointer(t.pointee.stack_lo!) - 16
+        if canary.load(as: UInt64.self) != UTHREADS_CANARY { uthreads_report_canary(t) }
+    }
+
+    /// Switches from `from` (no longer runnable, or already requeued) to the next ready
+    /// thread, or to the idle loop when none is ready.
+    @inline(__always)
+    private func switchAway(from: ControlBlock) {
+        let next = policy.pickNext()?.block ?? idleBlock
+        if next == from {
+            from.pointee.state = .stateRunning
+            return
+        }
+        switchTo(next, from: from)
+    }
+
+    /// Lets other ready threads run; returns at once when none is. O(1) with FIFO.
+    @inline(__always)
+    func yield() {
+        let me = current
+        yieldsUntilMaintenance &-= 1
+        if yieldsUntilMaintenance <= 0 { maintenance() }
+        guard policy.hasReadyThreads else { return }
+        me.pointee.state = .stateReady
+        policy.awakened(ThreadRef(me), reason: .yielded)
+        switchAway(from: me)
+    }
+
+    /// Fires expired timers and looks at the poller without blocking. Every 64 yields.
+    @inline(never)
+    private func maintenance() {
+        yieldsUntilMaintenance = 64
+        if !timers.isEmpty { fireTimers(now: now()) }
+        if let poller, poller.pendingWakeups > 0 { poller.poll(timeoutNanoseconds: 0) }
+    }
+
+    // MARK: Parking and waking
+
+    /// Parks the running thread until a wake source picks it. The caller may have put it on a
+    /// WaitQueue; on any result but `.woken` it is no longer on that queue.
+    ///
+    /// - Parameters:
+    ///   - deadline: CLOCK_MONOTONIC nanoseconds, or nil for no timeout.
+    ///   - cancellable: whether `cancel()` ends the wait (every public wait is).
+    func park(_ kind: WaitReason.Kind, object: UInt64 = 0, target: WaitTarget? = nil,
+              deadline: UInt64? = nil, cancellable: Bool = true) -> WakeResult {
+        let me = current
+        if me == idleBlock { Scheduler.misuse("a blocking call") }
+        if cancellable && me.has(.flagCancelled) {
+            WaitQueue.unlink(me)
+            return .cancelled
+        }
+        if let deadline {
+            if deadline <= now() {
+                WaitQueue.unlink(me)
+                return .timedOut
+            }
+            me.pointee.deadline_ns = deadline
+            timers.insert(me)
+        }
+        me.pointee.state = kind == .sleep ? .stateSleeping : .stateBlocked
+        me.pointee.wait_kind = kind.rawValue
+        me.pointee.wait_object = object
+        me.pointee.wait_since_tick = uthreads_ticks()
+        if cancellable { me.set(.flagCancellable) }
+        if let target { objectOf(me).waitTarget = target }
+        policy.stopped(ThreadRef(me), finished: false)
+        switchAway(from: me)
+        me.clear(.flagCancellable)
+        me.pointee.wait_kind = 0
+        if target != nil { objectOf(me).waitTarget = nil }
+        return WakeResult(rawValue: me.pointee.wake_result) ?? .woken
+    }
+
+    /// Makes a parked thread ready with `result`. Unlinks it from its wait queue and its
+    /// timer. Returns false (and does nothing) when it is not parked. O(log timers).
+    @discardableResult
+    func wake(_ t: ControlBlock, _ result: WakeResult) -> Bool {
+        let state = t.pointee.state
+        guard state == .stateBlocked || state == .stateSleeping else { return false }
+        if t.has(.flagTimer) { timers.remove(t) }
+        if t.pointee.wait_queue != nil { WaitQueue.unlink(t) }
+        t.pointee.wake_result = result.rawValue
+        t.pointee.state = .stateReady
+        policy.awakened(ThreadRef(t), reason: .woken)
+        return true
+    }
+
+    /// Sets the cancelled flag and ends a cancellable wait. O(log timers).
+    func cancel(_ t: ControlBlock) {
+        t.set(.flagCancelled)
+        objectOf(t).isCancelled = true
+        if t.has(.flagCancellable) { wake(t, .cancelled) }
+    }
+
+    private func fireTimers(now: UInt64) {
+        while let t = timers.popExpired(now: now) {
+            wake(t, .timedOut)
+        }
+    }
+
+    @inline(__always)
+    func objectOf(_ t: ControlBlock) -> ThreadObject {
+        Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!).takeUnretainedValue()
+    }
+
+    // MARK: Thread life
+
+    /// Body of every user thread, after the trampoline. Everything with a Swift reference
+    /// happens in `start`; `exitCurrent` holds only raw pointers, because the frame that makes
+    /// the final switch never returns.
+    fileprivate static func threadMain(_ t: ControlBlock) -> Never {
+        start(t)
+        let next = finish(t)
+        ContextSwitch.jump(from: t, to: next)
+        fatalError("UserThreads: a finished thread was resumed")
+    }
+
+    @inline(never)
+    private static func start(_ t: ControlBlock) {
+        let scheduler = Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime!).takeUnretainedValue()
+        scheduler.resumed(t)
+        let object = scheduler.objectOf(t)
+        object.run()
+    }
+
+    /// Publishes the result, wakes joiners, and picks the thread to switch to.
+    @inline(never)
+    private static func finish(_ t: ControlBlock) -> ControlBlock {
+        let scheduler = Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime!).takeUnretainedValue()
+        return scheduler.exitCurrent(t)
+    }
+
+    private func exitCurrent(_ t: ControlBlock) -> ControlBlock {
+        let object = objectOf(t)
+        object.isFinished = true
+        if !object.locals.isEmpty { object.locals.removeAll() }
+        while let joiner = object.dequeue() { wake(joiner, .woken) }
+        if t.has(.flagMain) { cancelAll(except: t) }
+        policy.stopped(ThreadRef(t), finished: true)
+        t.pointee.state = .stateFinished
+        if accounting { t.pointee.cpu_ticks &+= uthreads_ticks() &- t.pointee.run_start_tick }
+        ContextSwitch.saveExclusivity(t)  // leaves the kernel thread's access set clean
+        zombie = t
+        let next = policy.pickNext()?.block ?? idleBlock
+        next.pointee.state = .stateRunning
+        next.pointee.switches &+= 1
+        switchCount &+= 1
+        if accounting { next.pointee.run_start_tick = uthreads_ticks() }
+        current = next
+        uthreads_set_current(next == idleBlock ? nil : next)
+        return next
+    }
+
+    /// Returns a finished thread's stack and row. Runs on another thread's stack.
+    private func reap(_ t: ControlBlock) {
+        zombie = nil
+        stacks.release(stackOf(t))
+        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
+        object.takeUnretainedValue().controlBlock = nil
+        table.release(t)
+        object.release()
+    }
+
+    /// Cancels every live thread but `except` (used when the main thread returns).
+    func cancelAll(except: ControlBlock?) {
+        table.forEachLive { t in
+            if t != except && t.pointee.state != .stateFinished { cancel(t) }
+        }
+    }
+
+    // MARK: The idle loop
+
+    /// Runs until every thread has finished. Runs on the kernel thread's own stack.
+    func runLoop() {
+        while true {
+            if let next = policy.pickNext()?.block {
+                switchTo(next, from: idleBlock)
+                continue
+            }
+            if table.liveCount == 0 { return }
+            if checks { checkInvariants() }
+            if !timers.isEmpty { fireTimers(now: now()) }
+            if policy.hasReadyThreads { continue }
+            let pending = poller?.pendingWakeups ?? 0
+            if let deadline = timers.nextDeadline {
+                let wait = deadline &- min(deadline, now())
+                if pending > 0 { poller!.poll(timeoutNanoseconds: wait) } else { sleepKernelThread(nanoseconds: wait) }
+                continue
+            }
+            if pending > 0 {
+                poller!.poll(timeoutNanoseconds: nil)
+                continue
+            }
+            if !handleDeadlock() { return }
+        }
+    }
+
+    private func sleepKernelThread(nanoseconds: UInt64) {
+        guard nanoseconds > 0 else { return }
+        var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+    }
+
+    /// No thread can ever run again. Reports, then wakes everyone with `.deadlocked` so they
+    /// unwind. Returns false when the loop must give up (a second deadlock while unwinding).
+    private func handleDeadlock() -> Bool {
+        deadlockPasses += 1
+        if deadlock == nil {
+            let report = DeadlockReport(scheduler: self)
+            deadlock = report
+            uthreads_write_stderr("\n" + report.description + "\n")
+        }
+        if deadlockPasses > 1 {
+            // Threads that parked again while unwinding: abandon them (their stacks stay
+            // mapped until the runtime is torn down; their objects leak).
+            return false
+        }
+        table.forEachLive { t in
+            if t.pointee.state == .stateBlocked || t.pointee.state == .stateSleeping {
+                t.set(.flagCancelled)
+                wake(t, .deadlocked)
+            }
+        }
+        return true
+    }
+
+    // MARK: Invariants
+
+    /// Debug check of the table, the timer heap and the policy. O(threads).
+    func checkInvariants() {
+        timers.checkInvariants()
+        policy.checkInvariants()
+        var live = 0
+        table.forEachLive { t in
+            live += 1
+            let s = t.pointee.state
+            precondition(s != .stateRunning || t == current, "thread #\(t.pointee.id) is running but not current")
+            precondition(t.has(.flagTimer) == false || s == .stateBlocked || s == .stateSleeping, "thread #\(t.pointee.id) has a timer but is not parked")
+            precondition(t.pointee.wait_queue == nil || s == .stateBlocked, "thread #\(t.pointee.id) is on a wait queue but not blocked")
+        }
+        precondition(live == table.liveCount, "thread table count \(table.liveCount) but \(live) live rows")
+    }
+
+    /// Tears down what is left after the loop ended (abandoned threads included).
+    func shutdown() {
+        if let z = zombie { reap(z) }
+        var abandoned: [ControlBlock] = []
+        table.forEachLive { abandoned.append($0) }
+        for t in abandoned {
+            // Abandoned after a second deadlock: their stacks are unmapped with the pool, their
+            // Swift objects leak (they may still reference the stacks' contents).
+            if t.has(.flagTimer) { timers.remove(t) }
+            if t.pointee.wait_queue != nil { WaitQueue.unlink(t) }
+            stacks.release(stackOf(t))
+            table.release(t)
+        }
+        stacks.destroy()
+    }
+
+    private func stackOf(_ t: ControlBlock) -> Stack {
+        let mode: StackMode = t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) ? .dense : .guarded
+        return Stack(lo: UnsafeMutableRawPointer(t.pointee.stack_lo!),
+                     hi: UnsafeMutableRawPointer(t.pointee.stack_hi!),
+                     guardSize: Int(t.pointee.guard_size), mode: mode)
+    }
+}
+
+/// The C entry point of every user thread (called by uthreads_trampoline).
+private let threadEntry: @convention(c) (UnsafeMutableRawPointer?) -> Void = { arg in
+    Scheduler.threadMain(arg!.assumingMemoryBound(to: uthreads_tcb.self))
+}

@@ -1,0 +1,175 @@
+// Layer 2: the stack pool.
+//
+// Design. A spawn must not cost a system call: mmap + mprotect of a fresh guarded stack costs
+// ~7 µs here, a pooled spawn ~60 ns. So stacks are recycled: a finished thread's stack goes on a
+// free list (per size and mode) and the next spawn of that size pops it. Pages a previous thread
+// touched stay resident while pooled (that is what makes reuse cheap); the pool is bounded, and
+// stacks beyond the bound are unmapped (guarded) or given back with MADV_DONTNEED (dense).
+//
+// Memory is reserved, not committed: MAP_NORESERVE, no MAP_POPULATE. A parked thread that used
+// 2 KiB of stack costs one resident page, whatever its stack size.
+//
+// Guarded stacks: one mmap per stack, PROT_NONE, then mprotect of the usable part. The guard
+// page costs a second VMA; with vm.max_map_count = 65530 about 32k guarded stacks fit. When the
+// kernel refuses (ENOMEM from mmap/mprotect), `.guarded` throws `UThreadError.resourceExhausted`
+// and `.automatic` switches to dense stacks for the rest of the runtime's life.
+//
+// Dense stacks: slabs of `slotsPerSlab` equal slots in one mapping, no guard pages. Each slot
+// reserves its top 64 bytes for the canary of the slot above it (see `Stack.canaryAddress`):
+// the top page of a slot is touched by its own thread anyway, so canaries cost no memory.
+//
+// Rejected: malloc'd stacks (no guard page, no lazy commit, and glibc would hand out memory
+// that other code may share pages with); one big mapping for all guarded stacks with
+// mprotect'ed holes (the same VMA count, and a much harder free path); growable/segmented
+// stacks as in early Go (needs compiler support for stack checks, which Swift lacks).
+import CUThreads
+import Glibc
+import SystemPackage
+
+final class StackPool {
+    let pageSize: Int
+    let mode: StackMode
+    let defaultSize: Int
+    let denseSlotSize: Int
+    let maxPooled: Int
+
+    /// The mode new stacks get now (`.automatic` resolves to `.guarded` until it must not).
+    private(set) var effectiveMode: StackMode
+    private(set) var switchedToDense = false
+
+    @exclusivity(unchecked) private var freeDefault: [Stack] = []   // guarded, defaultSize
+    private var freeGuarded: [Int: [Stack]] = [:]                   // other usable sizes
+    private var pooledGuarded = 0
+    @exclusivity(unchecked) private var freeDense: [Stack] = []
+    private var slabs: [(base: UnsafeMutableRawPointer, length: Int)] = []
+    private static let slotsPerSlab = 256
+    private let guardSize: Int
+
+    /// Stacks currently handed out.
+    @exclusivity(unchecked) private(set) var inUse = 0
+    private(set) var mappedGuarded = 0
+
+    init(mode: StackMode, defaultSize: Int, denseSize: Int, maxPooled: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        self.pageSize = page
+        self.mode = mode
+        self.defaultSize = StackPool.round(defaultSize, to: page)
+        self.denseSlotSize = StackPool.round(denseSize, to: page)
+        self.maxPooled = maxPooled
+        self.effectiveMode = mode == .dense ? .dense : .guarded
+        self.guardSize = page
+    }
+
+    static func round(_ n: Int, to page: Int) -> Int { (n + page - 1) / page * page }
+
+    /// A stack of at least `size` usable bytes (`nil`: the default). O(1) when pooled.
+    func allocate(size: Int?) throws(UThreadError) -> Stack {
+        if effectiveMode == .dense && (size == nil || size! <= denseSlotSize - 64) {
+            let s = try allocateDense()
+            inUse += 1
+            return s
+        }
+        let usable = size.map { StackPool.round($0, to: pageSize) } ?? defaultSize
+        if usable == defaultSize, let s = freeDefault.popLast() {
+            pooledGuarded -= 1
+            inUse += 1
+            return s
+        }
+        if usable != defaultSize, let s = freeGuarded[usable]?.popLast() {  // in place: no copy
+            pooledGuarded -= 1
+            inUse += 1
+            return s
+        }
+        do {
+            let s = try mapGuarded(usable: usable)
+            inUse += 1
+            return s
+        } catch {
+            guard mode == .automatic, !switchedToDense else { throw error }
+            switchedToDense = true
+            effectiveMode = .dense
+            RuntimeLog.notice("the kernel refused more stack mappings (\(error)); new threads get dense stacks of \(denseSlotSize / 1024) KiB without guard pages")
+            if size == nil || size! <= denseSlotSize - 64 {
+                let s = try allocateDense()
+                inUse += 1
+                return s
+            }
+            throw error
+        }
+    }
+
+    /// Returns a stack to the pool (or to the kernel when the pool is full). O(1).
+    func release(_ stack: Stack) {
+        inUse -= 1
+        switch stack.mode {
+        case .dense:
+            if freeDense.count >= maxPooled {
+                // Give the touched pages back, all but the slot's top page: that page also holds
+                // the canary of the slot above, which may be in use.
+                let slotTop = stack.hi + 64
+                let keepFrom = slotTop - pageSize
+                if keepFrom > stack.lo { madvise(stack.lo, keepFrom - stack.lo, MADV_DONTNEED) }
+            }
+            freeDense.append(stack)
+        default:
+            if pooledGuarded < maxPooled {
+                if stack.size == defaultSize { freeDefault.append(stack) } else { freeGuarded[stack.size, default: []].append(stack) }
+                pooledGuarded += 1
+            } else {
+                munmap(stack.lo - stack.guardSize, stack.size + stack.guardSize)
+                mappedGuarded -= 1
+            }
+        }
+    }
+
+    private func mapGuarded(usable: Int) throws(UThreadError) -> Stack {
+        let total = usable + guardSize
+        let base = mmap(nil, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0)
+        if base == MAP_FAILED || base == nil {
+            let e = Errno.lastError
+            throw .resourceExhausted("mmap of a \(usable / 1024) KiB stack failed: \(e)")
+        }
+        let lo = base! + guardSize
+        if mprotect(lo, usable, PROT_READ | PROT_WRITE) != 0 {
+            let e = Errno.lastError
+            munmap(base, total)
+            throw .resourceExhausted("mprotect of a stack failed: \(e) (vm.max_map_count reached? each guarded stack costs 2 mappings)")
+        }
+        mappedGuarded += 1
+        return Stack(lo: lo, hi: lo + usable, guardSize: guardSize, mode: .guarded)
+    }
+
+    private func allocateDense() throws(UThreadError) -> Stack {
+        if let s = freeDense.popLast() { return s }
+        let slots = StackPool.slotsPerSlab
+        // One leading page holds the canary of slot 0.
+        let length = pageSize + slots * denseSlotSize
+        guard let base = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0),
+              base != MAP_FAILED else {
+            let e = Errno.lastError
+            throw .resourceExhausted("mmap of a dense stack slab (\(length >> 20) MiB) failed: \(e)")
+        }
+        slabs.append((base, length))
+        // Hand out from the top of the slab first, so that slot i's canary (in slot i-1) is in a
+        // page that is already resident when slot i-1 is in use.
+        for i in 0..<slots {
+            let slotLo = base + pageSize + i * denseSlotSize
+            // usable: [slotLo, slotLo + slot - 64): the top 64 bytes hold the canary of the slot above.
+            freeDense.append(Stack(lo: slotLo, hi: slotLo + denseSlotSize - 64, guardSize: 0, mode: .dense))
+        }
+        return freeDense.popLast()!
+    }
+
+    /// Unmaps everything. Only when no stack is in use (the runtime has ended).
+    func destroy() {
+        for s in freeDefault + freeGuarded.values.joined() { munmap(s.lo - s.guardSize, s.size + s.guardSize) }
+        freeDefault = []
+        freeGuarded = [:]
+        pooledGuarded = 0
+        for slab in slabs { munmap(slab.base, slab.length) }
+        slabs = []
+        freeDense = []
+    }
+
+    deinit { destroy() }
+}

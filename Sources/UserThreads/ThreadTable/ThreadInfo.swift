@@ -1,0 +1,148 @@
+// Layer 3: the public, read-only view of the thread table.
+import CUThreads
+
+/// One row of a thread-table snapshot.
+public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
+    public var id: ThreadID
+    public var name: String
+    public var state: ThreadState
+    /// What a blocked or sleeping thread waits for (nil otherwise).
+    public var waitReason: WaitReason?
+    /// Seconds it has waited so far (nil when not parked).
+    public var waitingSeconds: Double?
+    /// Seconds until its deadline, while it has one (negative: overdue, about to wake).
+    public var deadlineInSeconds: Double?
+    public var priority: Int
+    public var parentID: ThreadID?
+    /// Seconds since the runtime started.
+    public var createdAtSeconds: Double
+    /// Times it was switched in.
+    public var switches: UInt64
+    /// CPU time it has used, in seconds (0 when accounting is off).
+    public var cpuSeconds: Double
+    public var stack: StackInfo
+    /// The saved stack pointer, where its registers are (the frame table in the .S file).
+    public var savedStackPointer: UInt64
+    public var isCancelled: Bool
+    public var isMain: Bool
+
+    public struct StackInfo: Sendable, Codable, Hashable {
+        public var mode: StackMode
+        public var base: UInt64
+        public var size: Int
+        public var guardSize: Int
+        /// Deepest use so far, in bytes: the resident extent found with mincore (page
+        /// granular, and it includes what an earlier thread on a recycled stack touched).
+        public var highWater: Int
+    }
+}
+
+/// A snapshot of a runtime's thread table.
+public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible {
+    public var threads: [ThreadInfo]
+    /// Seconds since the runtime started.
+    public var takenAtSeconds: Double
+    /// Switches performed by the runtime so far.
+    public var switches: UInt64
+    /// Threads spawned so far.
+    public var spawned: UInt64
+    /// Bytes of the table's own rows.
+    public var tableBytes: Int
+
+    public init(threads: [ThreadInfo], takenAtSeconds: Double, switches: UInt64, spawned: UInt64, tableBytes: Int) {
+        self.threads = threads
+        self.takenAtSeconds = takenAtSeconds
+        self.switches = switches
+        self.spawned = spawned
+        self.tableBytes = tableBytes
+    }
+
+    /// Count of threads in each state.
+    public var countsByState: [ThreadState: Int] {
+        threads.reduce(into: [:]) { $0[$1.state, default: 0] += 1 }
+    }
+
+    public var description: String { render() }
+
+    /// A `ps`-like rendering, one line per thread. `limit` caps the rows (the header says how
+    /// many were left out).
+    public func render(limit: Int = .max) -> String {
+        var out = ""
+        let counts = countsByState
+        let summary = ThreadState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", ")
+        out += "user threads: \(threads.count) (\(summary.isEmpty ? "none" : summary)); switches \(switches), spawned \(spawned)\n"
+        let header = ["TID", "NAME", "STATE", "PRI", "PARENT", "SWITCHES", "CPU ms", "STACK", "USED", "WAIT"]
+        var rows: [[String]] = []
+        for t in threads.prefix(limit) {
+            var wait = t.waitReason.map { "\($0)" } ?? ""
+            if let w = t.waitingSeconds { wait += " (\((w * 1000).fixed(1)) ms)" }
+            if let d = t.deadlineInSeconds { wait += ", wakes in \((d * 1000).fixed(1)) ms" }
+            if t.isCancelled { wait += wait.isEmpty ? "cancelled" : ", cancelled" }
+            rows.append([
+                "\(t.id.rawValue)", t.name.isEmpty ? "-" : t.name, t.state.rawValue, "\(t.priority)",
+                t.parentID.map { "\($0.rawValue)" } ?? "-", "\(t.switches)",
+                (t.cpuSeconds * 1000).fixed(3),
+                "\(t.stack.size / 1024)K\(t.stack.mode == .dense ? "d" : "")",
+                "\(t.stack.highWater / 1024)K", wait,
+            ])
+        }
+        var widths = header.map(\.count)
+        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in
+                i == cells.count - 1 ? c : (i == 0 || (i >= 3 && i <= 8) ? String(repeating: " ", count: widths[i] - c.count) + c : c + String(repeating: " ", count: widths[i] - c.count))
+            }.joined(separator: "  ")
+        }
+        out += line(header) + "\n"
+        for r in rows { out += line(r) + "\n" }
+        if threads.count > limit { out += "… \(threads.count - limit) more\n" }
+        return out
+    }
+}
+
+extension ControlBlockTable {
+    /// Builds the public snapshot. O(threads); one mincore per thread.
+    func snapshot(nanosecondsPerTick: Double, startTick: UInt64, nowTick: UInt64, nowNanoseconds: UInt64,
+                  switches: UInt64, spawned: UInt64, object: (ControlBlock) -> ThreadObject?) -> ThreadTable {
+        var infos: [ThreadInfo] = []
+        infos.reserveCapacity(liveCount)
+        func seconds(_ ticks: UInt64) -> Double { Double(ticks) * nanosecondsPerTick / 1e9 }
+        forEachLive { t in
+            let p = t.pointee
+            var state = ThreadState(raw: p.state)
+            if p.state == .stateFree { return }
+            let parked = p.state == .stateBlocked || p.state == .stateSleeping
+            let obj = object(t)
+            var reason: WaitReason? = nil
+            if parked {
+                let kind = WaitReason.Kind(rawValue: p.wait_kind) ?? .custom
+                reason = WaitReason(kind: kind, object: p.wait_object,
+                                    detail: obj?.waitTarget?.waitDescription(kind: kind))
+            }
+            if state == .finished { state = .finished }
+            let lo = UnsafeMutableRawPointer(p.stack_lo!)
+            let hi = UnsafeMutableRawPointer(p.stack_hi!)
+            let depth = uthreads_resident_depth(lo, hi)
+            infos.append(ThreadInfo(
+                id: ThreadID(rawValue: p.id),
+                name: obj?.name ?? t.cName,
+                state: state,
+                waitReason: reason,
+                waitingSeconds: parked ? seconds(nowTick &- p.wait_since_tick) : nil,
+                deadlineInSeconds: t.has(.flagTimer) ? (Double(p.deadline_ns) - Double(nowNanoseconds)) / 1e9 : nil,
+                priority: Int(p.priority),
+                parentID: p.parent_id == 0 ? nil : ThreadID(rawValue: p.parent_id),
+                createdAtSeconds: seconds(p.created_tick &- startTick),
+                switches: p.switches,
+                cpuSeconds: seconds(p.cpu_ticks),
+                stack: .init(mode: p.stack_mode == UInt8(UTHREADS_STACK_DENSE) ? .dense : .guarded,
+                             base: UInt64(UInt(bitPattern: lo)), size: hi - lo,
+                             guardSize: Int(p.guard_size), highWater: max(0, depth)),
+                savedStackPointer: UInt64(UInt(bitPattern: p.sp)),
+                isCancelled: t.has(.flagCancelled),
+                isMain: t.has(.flagMain)))
+        }
+        return ThreadTable(threads: infos, takenAtSeconds: seconds(nowTick &- startTick), switches: switches,
+                           spawned: spawned, tableBytes: bytesReserved)
+    }
+}
