@@ -1,0 +1,74 @@
+// Shared printing of benchmark rows: one table per group, side by side with the peers.
+import UserThreads
+
+/// One measured figure.
+struct BenchRow: Codable {
+    var group: String
+    var name: String
+    var value: Double
+    var unit: String
+    /// Spread over repetitions (min, max), when measured several times.
+    var min: Double?
+    var max: Double?
+    var note: String?
+}
+
+/// Collects rows and prints them as aligned text (and JSON on request).
+final class BenchReport {
+    private(set) var rows: [BenchRow] = []
+    let quiet: Bool
+
+    init(quiet: Bool = false) { self.quiet = quiet }
+
+    func add(_ row: BenchRow) {
+        rows.append(row)
+        if !quiet { print(BenchReport.format(row)) }
+    }
+
+    /// Median of `samples` with its spread.
+    func add(group: String, name: String, unit: String, samples: [Double], note: String? = nil) {
+        let sorted = samples.sorted()
+        let median = sorted.isEmpty ? .nan : sorted[sorted.count / 2]
+        add(BenchRow(group: group, name: name, value: median, unit: unit, min: sorted.first, max: sorted.last, note: note))
+    }
+
+    func value(_ name: String) -> Double? { rows.last { $0.name == name }?.value }
+
+    static func format(_ r: BenchRow) -> String {
+        let name = r.name.padding(60)
+        let value = fmt(r.value).leftPadding(10)
+        var line = "\(name) \(value)  \(r.unit.padding(12))"
+        if let lo = r.min, let hi = r.max { line += " [\(fmt(lo)) .. \(fmt(hi))]" }
+        if let note = r.note { line += "  \(note)" }
+        return line
+    }
+
+    static func fmt(_ v: Double) -> String {
+        if !v.isFinite { return "-" }
+        if abs(v) >= 1000 { return Int(v.rounded()).description }
+        if abs(v) >= 100 { return v.fixed(0) }
+        if abs(v) >= 10 { return v.fixed(1) }
+        return v.fixed(2)
+    }
+}
+
+extension String {
+    func padding(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
+    func leftPadding(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+}
+
+extension Double {
+    func fixed(_ digits: Int) -> String {
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let n = (abs(self) * scale).rounded()
+        let whole = Int(n / scale)
+        var s = (self < 0 ? "-" : "") + "\(whole)"
+        if digits > 0 {
+            let frac = Int(n) - whole * Int(scale)
+            let f = String(frac)
+            s += "." + String(repeating: "0", count: digits - f.count) + f
+        }
+        return s
+    }
+}
