@@ -1,0 +1,7 @@
+import ArgumentParser
+import UserThreads
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks side by side with kernel threads.", subcommands: [])
+    func run() throws {}
+}
