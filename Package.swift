@@ -24,16 +24,21 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The kernel-thread peers of the benchmarks (pthreads, futex), in C.
+        .target(name: "CKernelPeers"),
         // The command line: tour, benchmarks, demos.
         .executableTarget(
             name: "uthreads",
             dependencies: [
                 "UserThreads",
                 "CUThreads",
+                "CKernelPeers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "UserThreadsTests", dependencies: ["UserThreads", "CUThreads"]),
+        // The tests also run `uthreads selftest …` as child processes (crash reports, the
+        // kernel's view of the process), so the executable is a dependency.
+        .testTarget(name: "UserThreadsTests", dependencies: ["UserThreads", "CUThreads", "uthreads"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,6 +12,7 @@ struct UThreadsCommand: ParsableCommand {
             TourCommand.self,
             TableCommand.self,
             BenchCommand.self,
+            SelfTestCommand.self,
         ],
         defaultSubcommand: TourCommand.self
     )

@@ -128,6 +128,11 @@ void uthreads_set_current(uthreads_tcb *_Nullable tcb);
 
 // MARK: - Swift runtime exclusivity state (exported by libswiftCore)
 
+/// The two words of `tcb` that hold its exclusivity access set while it is not running.
+static inline char *_Nonnull uthreads_exclusivity_state(uthreads_tcb *_Nonnull tcb) {
+    return (char *)tcb->exclusivity;
+}
+
 /// Moves this kernel thread's dynamic-exclusivity access set into `state` (two words).
 void swift_task_exitThreadLocalContext(char *_Nonnull state);
 /// Installs the access set saved in `state` as this kernel thread's.
@@ -137,6 +142,18 @@ void swift_task_enterThreadLocalContext(char *_Nonnull state);
 
 /// Reads the time-stamp counter (no serialisation; ~20 cycles). 0 where unavailable.
 uint64_t uthreads_ticks(void);
+/// The same, inlined into the caller (the switch path).
+static inline uint64_t uthreads_ticks_inline(void) {
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ volatile("mrs %0, cntvct_el0" : "=r"(v));
+    return v;
+#else
+    return 0;
+#endif
+}
 /// CLOCK_MONOTONIC in nanoseconds (vDSO, no system call).
 uint64_t uthreads_monotonic_ns(void);
 

@@ -18,13 +18,9 @@ typealias ControlBlock = UnsafeMutablePointer<uthreads_tcb>
 
 @usableFromInline
 enum ContextSwitch {
-    /// Byte offset of `exclusivity` in the control block (a constant folded by the optimizer).
-    @usableFromInline
-    static let exclusivityOffset = MemoryLayout<uthreads_tcb>.offset(of: \uthreads_tcb.exclusivity)!
-
     @inline(__always)
     static func exclusivityState(_ tcb: ControlBlock) -> UnsafeMutablePointer<CChar> {
-        (UnsafeMutableRawPointer(tcb) + exclusivityOffset).assumingMemoryBound(to: CChar.self)
+        uthreads_exclusivity_state(tcb)
     }
 
     /// Moves the running kernel thread's access set into `tcb` (the outgoing thread).

@@ -12,7 +12,7 @@ import CUThreads
 /// Under the M:1 runtime the closure may capture non-`Sendable` state: every thread of a
 /// runtime runs on the same kernel thread, one at a time.
 public struct UThread<Success>: Hashable, CustomStringConvertible {
-    @usableFromInline let object: TypedThreadObject<Success>
+    @usableFromInline let object: ThreadObject
 
     /// Spawns a thread. It starts when the scheduler next picks it (the caller keeps running).
     /// If no stack can be had, or an argument is out of range, the thread is created finished
@@ -24,11 +24,11 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     ///   - stackSize: usable stack bytes (default: the runtime's `stackSize`).
     @inlinable
     public init(name: String = "", priority: Int = 0, stackSize: Int? = nil, _ body: @escaping () throws -> Success) {
-        let object = TypedThreadObject<Success>(name: name)
-        object.body = { [unowned(unsafe) object] in object.result = Result(catching: body) }
+        let object = ThreadObject(name: name)
+        object.body = { [unowned(unsafe) object] in object.outcome = Result<Success, any Error>(catching: body) }
         if let error = spawnThread(object, priority: priority, stackSize: stackSize, api: "UThread.init") {
             object.body = nil
-            object.result = .failure(error)
+            object.outcome = Result<Success, any Error>.failure(error)
             object.isFinished = true
         }
         self.object = object
@@ -40,12 +40,12 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     public static func spawn(name: String = "", priority: Int = 0, stackSize: Int? = nil,
                              _ body: @escaping () throws -> Success) throws -> UThread {
         let thread = UThread(name: name, priority: priority, stackSize: stackSize, body)
-        if thread.object.isFinished, case .failure(let error)? = thread.object.result { throw error }
+        if thread.object.isFinished, case .failure(let error)? = thread.object.outcome as? Result<Success, any Error> { throw error }
         return thread
     }
 
     @inlinable
-    init(object: TypedThreadObject<Success>) { self.object = object }
+    init(object: ThreadObject) { self.object = object }
 
     /// Waits for the thread to finish and returns its value or rethrows its error. Any number
     /// of threads may join the same thread, any number of times.
@@ -55,7 +55,7 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     @inlinable
     public func join() throws -> Success {
         if !object.isFinished { try waitUntilFinished(object) }
-        return try object.result!.get()
+        return try (object.outcome as! Result<Success, any Error>).get()
     }
 
     /// Asks the thread to stop: it wakes from any wait with `CancellationError`, and
@@ -79,25 +79,27 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
 /// inlinable `UThread.init` stays small. Not generic: no metadata lookups.
 @usableFromInline
 func spawnThread(_ object: ThreadObject, priority: Int, stackSize: Int?, api: StaticString) -> (any Error)? {
-    let scheduler = Scheduler.require(api)
-    do {
-        _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize)
-        return nil
-    } catch {
-        return error
+    Scheduler.with(api) { scheduler in
+        do {
+            _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize)
+            return nil
+        } catch {
+            return error
+        }
     }
 }
 
 /// Parks the caller until `object`'s thread has finished.
 @usableFromInline
 func waitUntilFinished(_ object: ThreadObject) throws {
-    let scheduler = Scheduler.require("UThread.join")
-    guard object.scheduler === scheduler else { throw UThreadError.foreignRuntime }
-    let me = scheduler.current
-    guard object.controlBlock != me else { throw UThreadError.invalidArgument("thread \(object.id) cannot join itself") }
-    while !object.isFinished {
-        object.enqueue(me)
-        try scheduler.park(.join, object: object.id.rawValue).check()
+    try Scheduler.with("UThread.join") { scheduler in
+        guard object.scheduler === scheduler else { throw UThreadError.foreignRuntime }
+        let me = scheduler.current
+        guard object.controlBlock != me else { throw UThreadError.invalidArgument("thread \(object.id) cannot join itself") }
+        while !object.isFinished {
+            object.enqueue(me)
+            try scheduler.park(.join, object: object.id.rawValue).check()
+        }
     }
 }
 
@@ -130,7 +132,7 @@ extension UThread where Success == Never {
     /// Lets other ready threads run; returns at once when none is ready. ~20 ns per switch.
     @inline(__always)
     public static func yield() {
-        Scheduler.require("UThread.yield()").yield()
+        Scheduler.with("UThread.yield()") { $0.yield() }
     }
 
     /// Parks the calling thread for `duration` (a non-positive duration just yields).

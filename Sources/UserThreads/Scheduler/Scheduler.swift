@@ -92,7 +92,7 @@ final class Scheduler {
     private(set) var deadlock: DeadlockReport?
     private var deadlockPasses = 0
     /// Calibration for turning TSC ticks into seconds.
-    let startTick = uthreads_ticks()
+    let startTick = uthreads_ticks_inline()
     let startNanoseconds = uthreads_monotonic_ns()
     /// Total switches performed by this scheduler.
     @exclusivity(unchecked) private(set) var switchCount: UInt64 = 0
@@ -136,6 +136,14 @@ final class Scheduler {
         return Unmanaged<Scheduler>.fromOpaque(p).takeUnretainedValue()
     }
 
+    /// Runs `body` with the calling kernel thread's scheduler without retaining it (the hot
+    /// paths: yield, spawn, park). Stops with a clear message outside a runtime.
+    @inline(__always)
+    static func with<R>(_ api: StaticString, _ body: (Scheduler) throws -> R) rethrows -> R {
+        guard let p = uthreads_get_runtime() else { misuse(api) }
+        return try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
+    }
+
     @inline(never)
     static func misuse(_ api: StaticString) -> Never {
         let message = "UserThreads: \(api) was called outside a user thread. Call it from code running inside UThreadRuntime.run { … }."
@@ -152,7 +160,7 @@ final class Scheduler {
 
     /// Nanoseconds per TSC tick, from the ticks and nanoseconds elapsed since start.
     func nanosecondsPerTick() -> Double {
-        let dt = Double(uthreads_ticks() &- startTick)
+        let dt = Double(uthreads_ticks_inline() &- startTick)
         let dn = Double(uthreads_monotonic_ns() &- startNanoseconds)
         return dt > 1e6 ? dn / dt : 0.4
     }
@@ -179,7 +187,7 @@ final class Scheduler {
         t.pointee.stack_mode = stack.mode == .dense ? UInt8(UTHREADS_STACK_DENSE) : UInt8(UTHREADS_STACK_GUARDED)
         if stack.mode == .dense { stack.canaryAddress.pointee = UTHREADS_CANARY }
         t.pointee.parent_id = current.pointee.id
-        t.pointee.created_tick = uthreads_ticks()
+        t.pointee.created_tick = uthreads_ticks_inline()
         t.pointee.object = Unmanaged.passRetained(object).toOpaque()
         t.pointee.runtime = Unmanaged.passUnretained(self).toOpaque()
         if !object.name.isEmpty { t.setName(object.name) }
@@ -202,7 +210,7 @@ final class Scheduler {
             checkCanary(from)
         }
         if accounting {
-            let tick = uthreads_ticks()
+            let tick = uthreads_ticks_inline()
             from.pointee.cpu_ticks &+= tick &- from.pointee.run_start_tick
             next.pointee.run_start_tick = tick
         }
@@ -287,7 +295,7 @@ final class Scheduler {
         me.pointee.state = kind == .sleep ? .stateSleeping : .stateBlocked
         me.pointee.wait_kind = kind.rawValue
         me.pointee.wait_object = object
-        me.pointee.wait_since_tick = uthreads_ticks()
+        me.pointee.wait_since_tick = uthreads_ticks_inline()
         if cancellable { me.set(.flagCancellable) }
         if let target { objectOf(me).waitTarget = target }
         policy.stopped(ThreadRef(me), finished: false)
@@ -360,19 +368,20 @@ final class Scheduler {
     private func exitCurrent(_ t: ControlBlock) -> ControlBlock {
         let object = objectOf(t)
         object.isFinished = true
-        if !object.locals.isEmpty { object.locals.removeAll() }
+        if object.locals != nil { object.locals = nil }
         while let joiner = object.dequeue() { wake(joiner, .woken) }
         if t.has(.flagMain) { cancelAll(except: t) }
         policy.stopped(ThreadRef(t), finished: true)
         t.pointee.state = .stateFinished
-        if accounting { t.pointee.cpu_ticks &+= uthreads_ticks() &- t.pointee.run_start_tick }
+        if t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) { checkCanary(t) }
+        if accounting { t.pointee.cpu_ticks &+= uthreads_ticks_inline() &- t.pointee.run_start_tick }
         ContextSwitch.saveExclusivity(t)  // leaves the kernel thread's access set clean
         zombie = t
         let next = policy.pickNext()?.block ?? idleBlock
         next.pointee.state = .stateRunning
         next.pointee.switches &+= 1
         switchCount &+= 1
-        if accounting { next.pointee.run_start_tick = uthreads_ticks() }
+        if accounting { next.pointee.run_start_tick = uthreads_ticks_inline() }
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
         return next

@@ -1,7 +1,151 @@
+// `uthreads bench …`: figures side by side with the peers, in one run.
 import ArgumentParser
+import CKernelPeers
+import Foundation
 import UserThreads
 
+/// Options every benchmark takes.
+struct BenchOptions: ParsableArguments {
+    @Flag(help: "Tiny counts: a smoke test (figures meaningless).")
+    var quick = false
+    @Flag(help: "Print the rows as JSON at the end.")
+    var json = false
+    @Option(name: .customLong("repeat"), help: "Repetitions per figure (the median is shown).")
+    var repetitions: Int = 5
+
+    func validate() throws {
+        guard (1...100).contains(repetitions) else { throw ValidationError("--repeat must be 1...100") }
+    }
+
+    func scaled(_ full: Int, quick small: Int) -> Int { quick ? small : full }
+}
+
 struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks side by side with kernel threads.", subcommands: [])
-    func run() throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks side by side with kernel threads (run all with no subcommand).",
+        subcommands: [BenchAllCommand.self, BenchSwitchCommand.self, BenchSpawnCommand.self, BenchMemoryCommand.self],
+        defaultSubcommand: BenchAllCommand.self)
+}
+
+struct BenchAllCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "all", abstract: "Every benchmark.")
+    @OptionGroup var options: BenchOptions
+    func run() throws {
+        let report = BenchReport()
+        printHeader()
+        try CoreBenchRuns.switches(report, options)
+        try CoreBenchRuns.spawn(report, options)
+        try CoreBenchRuns.memory(report, options)
+        if options.json { try printJSON(report) }
+    }
+}
+
+struct BenchSwitchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "switch", abstract: "Context switch / handoff cost.")
+    @OptionGroup var options: BenchOptions
+    func run() throws {
+        let report = BenchReport()
+        printHeader()
+        try CoreBenchRuns.switches(report, options)
+        if options.json { try printJSON(report) }
+    }
+}
+
+struct BenchSpawnCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "spawn", abstract: "Spawn + run + join cost.")
+    @OptionGroup var options: BenchOptions
+    func run() throws {
+        let report = BenchReport()
+        printHeader()
+        try CoreBenchRuns.spawn(report, options)
+        if options.json { try printJSON(report) }
+    }
+}
+
+struct BenchMemoryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "memory", abstract: "Memory per parked thread.")
+    @OptionGroup var options: BenchOptions
+    func run() throws {
+        let report = BenchReport()
+        printHeader()
+        try CoreBenchRuns.memory(report, options)
+        if options.json { try printJSON(report) }
+    }
+}
+
+func printHeader() {
+    let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+    print("== uthreads bench: \(cpus) CPUs available; medians of repeated runs, spread in brackets; compare rows of one run (ratios), not absolute times")
+}
+
+func printJSON(_ report: BenchReport) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(report.rows), as: UTF8.self))
+}
+
+/// The issue-2 figures, shared by `bench` and the tour.
+enum CoreBenchRuns {
+    static func median(_ repeatCount: Int, _ body: () throws -> Double) rethrows -> [Double] {
+        var samples: [Double] = []
+        for _ in 0..<repeatCount { samples.append(try body()) }
+        return samples
+    }
+
+    static func switches(_ r: BenchReport, _ o: BenchOptions) throws {
+        print("\n-- switch: one thread hands the CPU to another (ns per switch or handoff)")
+        let n = o.scaled(2_000_000, quick: 20_000)
+        let k = o.scaled(200_000, quick: 2_000)
+        let user = try median(o.repetitions) { try CoreBenchmarks.userYieldSwitchNs(switches: n) }
+        r.add(group: "switch", name: "user threads: yield() between 2 threads (public API)", unit: "ns/switch", samples: user)
+        let u = r.value("user threads: yield() between 2 threads (public API)")!
+        let futex = median(o.repetitions) { peers_futex_handoff_ns(Int32(k), 0) }
+        r.add(group: "switch", name: "kernel threads: futex handoff, pinned to 1 CPU", unit: "ns/handoff", samples: futex,
+              note: ratio(futex, u))
+        let condvar = median(o.repetitions) { peers_condvar_handoff_ns(Int32(k), 0) }
+        r.add(group: "switch", name: "kernel threads: mutex+condvar handoff, pinned", unit: "ns/handoff", samples: condvar,
+              note: ratio(condvar, u))
+        let yieldK = median(o.repetitions) { peers_sched_yield_handoff_ns(Int32(k), 0) }
+        r.add(group: "switch", name: "kernel threads: sched_yield handoff, pinned", unit: "ns/handoff", samples: yieldK,
+              note: ratio(yieldK, u))
+        let syscalls = CoreBenchmarks.systemCallsDuringSwitches(o.scaled(1_000_000, quick: 10_000))
+        r.add(BenchRow(group: "switch", name: "system calls during \(o.scaled(1_000_000, quick: 10_000)) user switches (seccomp trap count)",
+                       value: Double(syscalls), unit: "syscalls", note: syscalls < 0 ? "could not check" : nil))
+    }
+
+    static func spawn(_ r: BenchReport, _ o: BenchOptions) throws {
+        print("\n-- spawn: create, run and join an empty thread (ns per thread)")
+        let n = o.scaled(500_000, quick: 5_000)
+        let one = try median(o.repetitions) { try CoreBenchmarks.userSpawnJoinNs(count: n) }
+        r.add(group: "spawn", name: "user threads: spawn+run+join, one at a time", unit: "ns/thread", samples: one)
+        let u = r.value("user threads: spawn+run+join, one at a time")!
+        let batch = try median(o.repetitions) { try CoreBenchmarks.userSpawnBatchNs(count: n, batch: 1000) }
+        r.add(group: "spawn", name: "user threads: spawn 1000 then join all", unit: "ns/thread", samples: batch)
+        let p = median(o.repetitions) { peers_pthread_create_join_ns(Int32(o.scaled(5_000, quick: 100))) }
+        r.add(group: "spawn", name: "kernel threads: pthread_create+join", unit: "ns/thread", samples: p, note: ratio(p, u))
+    }
+
+    static func memory(_ r: BenchReport, _ o: BenchOptions) throws {
+        print("\n-- memory: a parked thread (bytes per thread)")
+        let n = o.scaled(100_000, quick: 2_000)
+        let m = try CoreBenchmarks.userParkedMemory(count: n, mode: .dense)
+        r.add(BenchRow(group: "memory", name: "user threads: parked, dense stacks, RSS incl. table (\(n))", value: m.bytesPerThread,
+                       unit: "bytes/thread"))
+        r.add(BenchRow(group: "memory", name: "user threads: spawn-until-parked (\(n), dense)", value: m.spawnNsPerThread, unit: "ns/thread"))
+        r.add(BenchRow(group: "memory", name: "user threads: cancel+wake+join (\(n), dense)", value: m.wakeNsPerThread, unit: "ns/thread"))
+        let g = try CoreBenchmarks.userParkedMemory(count: o.scaled(10_000, quick: 1_000), mode: .guarded)
+        r.add(BenchRow(group: "memory", name: "user threads: parked, guarded stacks, RSS (\(g.threads))", value: g.bytesPerThread,
+                       unit: "bytes/thread"))
+        let p = CoreBenchmarks.pthreadParkedMemory(count: o.scaled(10_000, quick: 500))
+        r.add(BenchRow(group: "memory", name: "kernel threads: parked pthread, user RSS (\(p.threads))", value: p.userBytes, unit: "bytes/thread"))
+        r.add(BenchRow(group: "memory", name: "kernel threads: parked pthread, + kernel stack/page tables/slab", value: p.userBytes + p.kernelBytes,
+                       unit: "bytes/thread", note: ratio([p.userBytes + p.kernelBytes], m.bytesPerThread)))
+    }
+
+    static func ratio(_ samples: [Double], _ user: Double) -> String {
+        let sorted = samples.sorted()
+        let m = sorted[sorted.count / 2]
+        return "= \((m / user).fixed(1))x user threads"
+    }
 }

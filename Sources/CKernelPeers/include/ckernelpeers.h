@@ -1,0 +1,35 @@
+// ckernelpeers.h — the kernel-thread side of the comparison, in C so that nothing but the
+// kernel's cost is measured: pthread create+join, futex and condvar handoffs, parked pthreads.
+#ifndef CKERNELPEERS_H
+#define CKERNELPEERS_H
+#include <stdint.h>
+
+/// Mean ns of pthread_create + pthread_join of an empty thread over `iterations`.
+double peers_pthread_create_join_ns(int iterations);
+/// Mean ns per handoff of two pthreads passing a token through a raw futex.
+/// `cpu` >= 0 pins both threads to that CPU (the fair comparison with M:1 user threads).
+double peers_futex_handoff_ns(int handoffs, int cpu);
+/// The same through a pthread mutex + condition variable.
+double peers_condvar_handoff_ns(int handoffs, int cpu);
+/// Mean ns per sched_yield handoff between two pinned pthreads.
+double peers_sched_yield_handoff_ns(int handoffs, int cpu);
+
+/// Starts `count` pthreads (default attributes) that block in FUTEX_WAIT; returns an opaque
+/// handle or NULL (then *created says how many were started before the failure, errno_out why).
+void *peers_park_pthreads(int count, int *created, int *errno_out);
+/// Wakes and joins the parked threads.
+void peers_unpark_pthreads(void *handle);
+
+/// Kernel context switches (voluntary + involuntary) of the calling kernel thread so far.
+long peers_thread_context_switches(void);
+
+/// Runs `body(context)` in a forked child and returns the child's exit status (or -errno).
+/// The parent must be single-threaded (the CLI is); the child should end with _exit.
+int peers_run_in_child(void (*body)(void *context), void *context);
+/// In the calling process from now on: every system call but rt_sigreturn, exit and
+/// exit_group is refused by seccomp (SECCOMP_RET_TRAP) and counted by a SIGSYS handler. It
+/// cannot be undone: use it in a child only. Returns 0 or -errno.
+int peers_seccomp_trap_all(void);
+/// System calls refused since peers_seccomp_trap_all.
+long peers_seccomp_count(void);
+#endif

@@ -1,0 +1,184 @@
+// kernel_peers.c — kernel threads measured the same way user threads are.
+#define _GNU_SOURCE
+#include "ckernelpeers.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void pin(int cpu) {
+    if (cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val) {
+    return syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
+}
+
+static void *empty(void *arg) { return arg; }
+
+double peers_pthread_create_join_ns(int iterations) {
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < iterations; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, empty, NULL) != 0) return -1;
+        pthread_join(t, NULL);
+    }
+    return (double)(now_ns() - t0) / iterations;
+}
+
+// MARK: futex handoff: token 0 = ping's turn, 1 = pong's turn.
+struct handoff {
+    _Atomic uint32_t turn;
+    int rounds;
+    int cpu;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+};
+
+static void *futex_pong(void *arg) {
+    struct handoff *h = arg;
+    pin(h->cpu);
+    for (int i = 0; i < h->rounds; i++) {
+        while (atomic_load(&h->turn) != 1) futex(&h->turn, FUTEX_WAIT_PRIVATE, 0);
+        atomic_store(&h->turn, 0);
+        futex(&h->turn, FUTEX_WAKE_PRIVATE, 1);
+    }
+    return NULL;
+}
+
+double peers_futex_handoff_ns(int handoffs, int cpu) {
+    struct handoff h = {.turn = 0, .rounds = handoffs / 2, .cpu = cpu};
+    pthread_t t;
+    if (pthread_create(&t, NULL, futex_pong, &h) != 0) return -1;
+    pin(cpu);
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < h.rounds; i++) {
+        atomic_store(&h.turn, 1);
+        futex(&h.turn, FUTEX_WAKE_PRIVATE, 1);
+        while (atomic_load(&h.turn) != 0) futex(&h.turn, FUTEX_WAIT_PRIVATE, 1);
+    }
+    uint64_t t1 = now_ns();
+    pthread_join(t, NULL);
+    pin(-1);
+    return (double)(t1 - t0) / (2.0 * h.rounds);
+}
+
+static void *condvar_pong(void *arg) {
+    struct handoff *h = arg;
+    pin(h->cpu);
+    pthread_mutex_lock(&h->mutex);
+    for (int i = 0; i < h->rounds; i++) {
+        while (atomic_load(&h->turn) != 1) pthread_cond_wait(&h->cond, &h->mutex);
+        atomic_store(&h->turn, 0);
+        pthread_cond_signal(&h->cond);
+    }
+    pthread_mutex_unlock(&h->mutex);
+    return NULL;
+}
+
+double peers_condvar_handoff_ns(int handoffs, int cpu) {
+    struct handoff h = {.turn = 0, .rounds = handoffs / 2, .cpu = cpu};
+    pthread_mutex_init(&h.mutex, NULL);
+    pthread_cond_init(&h.cond, NULL);
+    pthread_t t;
+    if (pthread_create(&t, NULL, condvar_pong, &h) != 0) return -1;
+    pin(cpu);
+    uint64_t t0 = now_ns();
+    pthread_mutex_lock(&h.mutex);
+    for (int i = 0; i < h.rounds; i++) {
+        atomic_store(&h.turn, 1);
+        pthread_cond_signal(&h.cond);
+        while (atomic_load(&h.turn) != 0) pthread_cond_wait(&h.cond, &h.mutex);
+    }
+    pthread_mutex_unlock(&h.mutex);
+    uint64_t t1 = now_ns();
+    pthread_join(t, NULL);
+    pthread_mutex_destroy(&h.mutex);
+    pthread_cond_destroy(&h.cond);
+    return (double)(t1 - t0) / (2.0 * h.rounds);
+}
+
+static void *yield_pong(void *arg) {
+    struct handoff *h = arg;
+    pin(h->cpu);
+    for (int i = 0; i < h->rounds; i++) {
+        while (atomic_load(&h->turn) != 1) sched_yield();
+        atomic_store(&h->turn, 0);
+    }
+    return NULL;
+}
+
+double peers_sched_yield_handoff_ns(int handoffs, int cpu) {
+    struct handoff h = {.turn = 0, .rounds = handoffs / 2, .cpu = cpu};
+    pthread_t t;
+    if (pthread_create(&t, NULL, yield_pong, &h) != 0) return -1;
+    pin(cpu);
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < h.rounds; i++) {
+        atomic_store(&h.turn, 1);
+        while (atomic_load(&h.turn) != 0) sched_yield();
+    }
+    uint64_t t1 = now_ns();
+    pthread_join(t, NULL);
+    pin(-1);
+    return (double)(t1 - t0) / (2.0 * h.rounds);
+}
+
+// MARK: parked pthreads
+struct park {
+    _Atomic uint32_t release;
+    int count;
+    pthread_t threads[];
+};
+
+static void *parked(void *arg) {
+    struct park *p = arg;
+    while (atomic_load(&p->release) == 0) futex(&p->release, FUTEX_WAIT_PRIVATE, 0);
+    return NULL;
+}
+
+void *peers_park_pthreads(int count, int *created, int *errno_out) {
+    struct park *p = calloc(1, sizeof *p + (size_t)count * sizeof(pthread_t));
+    if (!p) { *errno_out = ENOMEM; *created = 0; return NULL; }
+    *errno_out = 0;
+    for (int i = 0; i < count; i++) {
+        int e = pthread_create(&p->threads[i], NULL, parked, p);
+        if (e != 0) { *errno_out = e; break; }
+        p->count++;
+    }
+    *created = p->count;
+    return p;
+}
+
+void peers_unpark_pthreads(void *handle) {
+    struct park *p = handle;
+    if (!p) return;
+    atomic_store(&p->release, 1);
+    futex(&p->release, FUTEX_WAKE_PRIVATE, 0x7fffffff);
+    for (int i = 0; i < p->count; i++) pthread_join(p->threads[i], NULL);
+    free(p);
+}
+
+long peers_thread_context_switches(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    return ru.ru_nvcsw + ru.ru_nivcsw;
+}

@@ -1,0 +1,84 @@
+// `uthreads selftest …`: scenarios that must run in a process of their own (they crash on
+// purpose, or need a process with exactly one kernel thread). The test suite runs them as
+// child processes and checks what they print.
+import ArgumentParser
+import CUThreads
+import Glibc
+import UserThreads
+
+struct SelfTestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selftest", abstract: "Scenarios for the test suite (some crash on purpose).", shouldDisplay: false)
+
+    enum Scenario: String, ExpressibleByArgument, CaseIterable {
+        case overflow, canary, misuse, kernelThreads = "kernel-threads"
+    }
+
+    @Argument(help: "overflow | canary | misuse | kernel-threads")
+    var scenario: Scenario
+
+    func run() throws {
+        switch scenario {
+        case .overflow:
+            var configuration = UThreadRuntime.Configuration()
+            configuration.stackMode = .guarded
+            try UThreadRuntime.run(configuration) {
+                try UThread(name: "deep-recursion", stackSize: 64 * 1024) { _ = recurse(1_000_000) }.join()
+            }
+        case .canary:
+            var configuration = UThreadRuntime.Configuration()
+            configuration.stackMode = .dense
+            try UThreadRuntime.run(configuration) {
+                try UThread(name: "smasher") {
+                    // Write below the stack's limit, as an overflow would, then switch.
+                    smashBelowStackLimit()
+                    try UThread.sleep(for: .milliseconds(1))  // a switch: the canary is checked
+                }.join()
+            }
+        case .misuse:
+            UThread.yield()
+        case .kernelThreads:
+            let counts = try UThreadRuntime.run {
+                let before = kernelThreadCount()
+                var threads: [UThread<Void>] = []
+                for _ in 0..<10_000 { threads.append(UThread { UThread.yield() }) }
+                UThread.yield()
+                let during = kernelThreadCount()
+                for t in threads { try t.join() }
+                return (before, during, UThreadRuntime.threadTable().threads.count)
+            }
+            print("kernel threads before: \(counts.0), with 10000 user threads: \(counts.1)")
+        }
+    }
+}
+
+/// Entries in /proc/self/task: the kernel's list of this process's threads.
+func kernelThreadCount() -> Int {
+    guard let dir = opendir("/proc/self/task") else { return -1 }
+    defer { closedir(dir) }
+    var n = 0
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { n += 1 }
+    }
+    return n
+}
+
+@inline(never)
+func recurse(_ n: Int) -> Int {
+    var frame = [UInt8](repeating: 0, count: 0)
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 512) { buffer in
+        buffer.initialize(repeating: UInt8(truncatingIfNeeded: n))
+        frame.append(buffer[n % 512])
+        return n == 0 ? 0 : recurse(n - 1) &+ Int(buffer[0]) &+ frame.count
+    }
+}
+
+@inline(never)
+func smashBelowStackLimit() {
+    // The running thread's stack limit is in its table row; overwrite the canary word there.
+    let table = UThreadRuntime.threadTable()
+    guard let me = table.threads.first(where: { $0.state == .running }) else { return }
+    let canary = UnsafeMutablePointer<UInt64>(bitPattern: UInt(me.stack.base) - 16)!
+    canary.pointee = 0xdead
+}

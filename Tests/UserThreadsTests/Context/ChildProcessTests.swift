@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+/// Scenarios that crash on purpose or need a process of their own.
+@Suite struct ChildProcessTests {
+    @Test func guardPageOverflowIsReported() throws {
+        let r = try ChildProcess.uthreads("selftest", "overflow")
+        #expect(r.crashed || r.status != 0)
+        #expect(r.stderr.contains("uthreads: stack overflow in user thread #"))
+        #expect(r.stderr.contains("\"deep-recursion\""))
+        #expect(r.stderr.contains("stack 65536 bytes"))
+        #expect(r.stderr.contains("guard page"))
+    }
+
+    @Test func denseCanaryIsReported() throws {
+        let r = try ChildProcess.uthreads("selftest", "canary")
+        #expect(r.crashed || r.status != 0)
+        #expect(r.stderr.contains("\"smasher\""))
+        #expect(r.stderr.contains("canary"))
+    }
+
+    @Test func misuseOutsideARuntimeStopsWithAClearMessage() throws {
+        let r = try ChildProcess.uthreads("selftest", "misuse")
+        #expect(r.crashed || r.status != 0)
+        #expect(r.stderr.contains("UThread.yield() was called outside a user thread"))
+    }
+
+    @Test func theKernelSeesOneThread() throws {
+        let r = try ChildProcess.uthreads("selftest", "kernel-threads")
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("kernel threads before: 1, with 10000 user threads: 1"))
+    }
+
+    @Test func aarch64SwitchAssembles() throws {
+        let source = ChildProcess.repositoryRoot.appendingPathComponent("Sources/CUThreads/switch_aarch64_aapcs_elf_gas.S").path
+        let clang = ["/opt/swift/usr/bin/clang", "/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        try #require(clang != nil, "no clang to assemble with")
+        let object = FileManager.default.temporaryDirectory.appendingPathComponent("switch-aarch64-\(getpid()).o").path
+        defer { try? FileManager.default.removeItem(atPath: object) }
+        let r = try ChildProcess.run(clang!, ["-target", "aarch64-unknown-linux-gnu", "-c", source, "-o", object])
+        #expect(r.status == 0, "\(r.stderr)")
+        let nm = try ChildProcess.run("/opt/swift/usr/bin/llvm-nm", [object])
+        for symbol in ["uthreads_switch", "uthreads_trampoline", "uthreads_context_make_aarch64"] {
+            #expect(nm.stdout.contains("T \(symbol)"))
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import Testing
+@testable import UserThreads
+
+@Suite struct UThreadTests {
+    @Test func joinReturnsValues() throws {
+        let total = try UThreadRuntime.run {
+            let threads = (1...100).map { i in UThread(name: "square \(i)") { i * i } }
+            return try threads.reduce(0) { try $0 + $1.join() }
+        }
+        #expect(total == (1...100).reduce(0) { $0 + $1 * $1 })
+    }
+
+    struct Boom: Error, Equatable { let code: Int }
+
+    @Test func joinRethrowsErrors() throws {
+        try UThreadRuntime.run {
+            let t = UThread<Int> { throw Boom(code: 7) }
+            #expect(throws: Boom(code: 7)) { try t.join() }
+            // Joining again gives the same outcome.
+            #expect(throws: Boom(code: 7)) { try t.join() }
+        }
+    }
+
+    @Test func runRethrowsTheMainThreadsError() {
+        #expect(throws: Boom(code: 1)) {
+            try UThreadRuntime.run { throw Boom(code: 1) }
+        }
+    }
+
+    @Test func manyJoinersOfOneThread() throws {
+        let sum = try UThreadRuntime.run {
+            let target = UThread { () -> Int in
+                UThread.yield()
+                return 5
+            }
+            let joiners = (0..<50).map { _ in UThread { try target.join() } }
+            return try joiners.reduce(0) { try $0 + $1.join() }
+        }
+        #expect(sum == 250)
+    }
+
+    @Test func yieldRoundTripsInFIFOOrder() throws {
+        let order = try UThreadRuntime.run {
+            var log: [Int] = []
+            let threads = (0..<4).map { i in
+                UThread {
+                    for round in 0..<3 {
+                        log.append(round * 10 + i)
+                        UThread.yield()
+                    }
+                }
+            }
+            for t in threads { try t.join() }
+            return log
+        }
+        #expect(order == [0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23])
+    }
+
+    @Test func switchRoundTripsAmongManyThreads() throws {
+        let counts = try UThreadRuntime.run {
+            var counts = [Int](repeating: 0, count: 500)
+            let threads = (0..<500).map { i in
+                UThread {
+                    for _ in 0..<200 {
+                        counts[i] += 1
+                        UThread.yield()
+                    }
+                }
+            }
+            for t in threads { try t.join() }
+            return counts
+        }
+        #expect(counts.allSatisfy { $0 == 200 })
+    }
+
+    @Test func idsAreUniqueAndNeverReused() throws {
+        let ids = try UThreadRuntime.run {
+            var ids: [ThreadID] = []
+            for _ in 0..<3000 {
+                let t = UThread {}
+                ids.append(t.id)
+                try t.join()
+            }
+            return ids
+        }
+        #expect(Set(ids).count == ids.count)
+    }
+
+    @Test func joiningItselfIsAnError() throws {
+        try UThreadRuntime.run {
+            var me: UThread<Void>?
+            let t = UThread {
+                UThread.yield()
+                #expect(throws: UThreadError.self) { try me!.join() }
+            }
+            me = t
+            try t.join()
+        }
+    }
+
+    @Test func badStackSizeIsAThrownError() throws {
+        try UThreadRuntime.run {
+            #expect(throws: UThreadError.self) { _ = try UThread.spawn(stackSize: 10) {} }
+            let t = UThread(stackSize: -1) { 1 }
+            #expect(t.isFinished)
+            #expect(throws: UThreadError.self) { try t.join() }
+        }
+    }
+
+    @Test func badConfigurationIsAThrownError() {
+        var c = UThreadRuntime.Configuration()
+        c.stackSize = 100
+        #expect(throws: UThreadError.self) { try UThreadRuntime.run(c) {} }
+    }
+
+    @Test func nestedRunIsAThrownError() throws {
+        try UThreadRuntime.run {
+            #expect(throws: UThreadError.nestedRuntime) { try UThreadRuntime.run {} }
+        }
+    }
+
+    @Test func mainReturningCancelsAndDrainsTheRest() throws {
+        var cleanedUp = 0
+        try UThreadRuntime.run {
+            for _ in 0..<10 {
+                _ = UThread {
+                    defer { cleanedUp += 1 }
+                    try UThread.sleep(for: .seconds(3600))
+                }
+            }
+            UThread.yield()
+        }
+        #expect(cleanedUp == 10)
+    }
+
+    @Test func runtimesOnDifferentKernelThreadsShareNothing() async throws {
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for k in 0..<2 {
+                group.addTask {
+                    try UThreadRuntime.run {
+                        let ts = (0..<1000).map { i in UThread { UThread.yield(); return i + k } }
+                        return try ts.reduce(0) { try $0 + $1.join() }
+                    }
+                }
+            }
+            var results: [Int] = []
+            for try await r in group { results.append(r) }
+            #expect(results.sorted() == [499_500, 500_500])
+        }
+    }
+}

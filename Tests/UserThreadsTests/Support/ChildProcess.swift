@@ -1,0 +1,60 @@
+// Runs the `uthreads` executable (built with the tests) as a child process.
+import Foundation
+
+struct ChildResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    /// Killed by a signal (crash or abort) rather than exiting.
+    var crashed: Bool
+}
+
+enum ChildProcess {
+    /// The `uthreads` binary next to the test bundle.
+    static var uthreadsPath: String {
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return exe.deletingLastPathComponent().appendingPathComponent("uthreads").path
+    }
+
+    /// The repository root (for scripts and sources).
+    static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ChildResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["SWIFT_BACKTRACE"] = "enable=no"  // keep crash output short and fast
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        // Output goes to files, not pipes: nothing to drain while the child runs.
+        let dir = FileManager.default.temporaryDirectory
+        let tag = "uthreads-child-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        let outURL = dir.appendingPathComponent(tag + ".out"), errURL = dir.appendingPathComponent(tag + ".err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        process.waitUntilExit()
+        try out.close()
+        try err.close()
+        let outData = try Data(contentsOf: outURL), errData = try Data(contentsOf: errURL)
+        return ChildResult(status: process.terminationStatus,
+                           stdout: String(decoding: outData, as: UTF8.self),
+                           stderr: String(decoding: errData, as: UTF8.self),
+                           crashed: process.terminationReason == .uncaughtSignal)
+    }
+
+    static func uthreads(_ arguments: String...) throws -> ChildResult {
+        try run(uthreadsPath, arguments)
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+@testable import UserThreads
+
+@Suite struct ThreadTableTests {
+    @Test func statesAtAChosenMoment() throws {
+        let table = try UThreadRuntime.run {
+            let sleeper = UThread(name: "sleeper") { try UThread.sleep(for: .seconds(3600)) }
+            let joiner = UThread(name: "joiner") { try sleeper.join() }
+            UThread.yield()  // both park
+            let ready = UThread(name: "fresh", priority: 3) {}
+            let table = UThreadRuntime.threadTable()
+            sleeper.cancel()
+            _ = try? joiner.join()
+            try ready.join()
+            return table
+        }
+        func row(_ name: String) -> ThreadInfo? { table.threads.first { $0.name == name } }
+        #expect(row("main")?.state == .running)
+        #expect(row("main")?.isMain == true)
+        #expect(row("sleeper")?.state == .sleeping)
+        #expect(row("sleeper")?.waitReason?.kind == .sleep)
+        #expect((row("sleeper")?.deadlineInSeconds ?? 0) > 3000)
+        #expect(row("joiner")?.state == .blocked)
+        #expect(row("joiner")?.waitReason?.description == "join \(row("sleeper")!.id)")
+        #expect(row("fresh")?.state == .ready)
+        #expect(row("fresh")?.priority == 3)
+        #expect(row("fresh")?.parentID == row("main")?.id)
+        #expect(row("sleeper")!.stack.highWater > 0)
+        #expect(row("sleeper")!.switches == 1)
+        let text = table.render()
+        #expect(text.contains("sleeper") && text.contains("sleeping") && text.contains("join #"))
+    }
+
+    @Test func snapshotIsCodable() throws {
+        let table = try UThreadRuntime.run {
+            let t = UThread(name: "x") { UThread.yield() }
+            let table = UThreadRuntime.threadTable()
+            try t.join()
+            return table
+        }
+        let data = try JSONEncoder().encode(table)
+        let back = try JSONDecoder().decode(ThreadTable.self, from: data)
+        #expect(back == table)
+        #expect(String(decoding: data, as: UTF8.self).contains("\"state\":\"ready\""))
+    }
+
+    @Test func cpuTimeIsAccounted() throws {
+        let cpu = try UThreadRuntime.run {
+            let t = UThread(name: "spin") {
+                var x = 0
+                for i in 0..<2_000_000 { x &+= i }
+                UThread.yield()
+                return x
+            }
+            UThread.yield()
+            let seconds = UThreadRuntime.threadTable().threads.first { $0.name == "spin" }?.cpuSeconds ?? 0
+            _ = try t.join()
+            return seconds
+        }
+        #expect(cpu > 0)
+    }
+
+    @Test func longNamesAreTruncatedOnACharacterBoundary() throws {
+        try UThreadRuntime.run {
+            let name = String(repeating: "é", count: 30)
+            let t = UThread(name: name) {}
+            #expect(t.name == name)
+            #expect(t.object.controlBlock!.cName == String(repeating: "é", count: 11))
+            try t.join()
+        }
+    }
+}
