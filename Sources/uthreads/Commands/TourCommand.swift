@@ -1,15 +1,53 @@
+// The tour: `swift run -c release uthreads` with no arguments.
 import ArgumentParser
+import CKernelPeers
 import UserThreads
 
 struct TourCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "tour", abstract: "A tour of the runtime with real figures.")
+    static let configuration = CommandConfiguration(commandName: "tour", abstract: "A tour of the runtime with real figures (the default).")
+
+    @Flag(help: "Smaller counts (a smoke test).")
+    var quick = false
+
     func run() throws {
-        let table = try UThreadRuntime.run {
-            let threads = (1...4).map { i in UThread(name: "worker \(i)") { i * i } }
-            let snapshot = UThreadRuntime.threadTable()
-            for t in threads { _ = try t.join() }
-            return snapshot
+        print("""
+        UserThreads — threads implemented in user space.
+        Each runtime keeps its own thread table; a switch is a few instructions of assembly in user
+        space (no system call, no trap); the kernel sees one ordinary thread.
+
+        """)
+        print("1. The thread table, at a moment when threads are in different states:\n")
+        var table: ThreadTable?
+        var kernelView = (0, 0)
+        try UThreadRuntime.run {
+            table = try DemoWorkload.snapshotWithEveryState()
+            var parked: [UThread<Void>] = []
+            for _ in 0..<10_000 { parked.append(UThread { try? UThread.sleep(for: .seconds(3600)) }) }
+            UThread.yield()
+            kernelView = (UThreadRuntime.threadTable().threads.count, kernelThreadCount())
+            for t in parked { t.cancel() }
         }
-        print(table)
+        print(table!.render())
+        print("""
+        2. The kernel's view: with \(kernelView.0) user threads alive, /proc/self/task lists \(kernelView.1) kernel thread\(kernelView.1 == 1 ? "" : "s").
+
+        """)
+        let n = quick ? 20_000 : 1_000_000
+        let user = try CoreBenchmarks.userYieldSwitchNs(switches: n)
+        let futex = peers_futex_handoff_ns(Int32(quick ? 2_000 : 100_000), 0)
+        print("3. A switch: user threads \(user.fixed(1)) ns (yield through the public API);")
+        print("   kernel threads \(futex.fixed(0)) ns (futex handoff, both pinned to CPU 0): \((futex / user).fixed(0))x slower.")
+        let syscalls = CoreBenchmarks.systemCallsDuringSwitches(quick ? 10_000 : 1_000_000)
+        print("   System calls during \(quick ? 10_000 : 1_000_000) user-thread switches, counted by a seccomp trap: \(syscalls < 0 ? "not checked" : "\(syscalls)").\n")
+        let spawn = try CoreBenchmarks.userSpawnJoinNs(count: quick ? 5_000 : 200_000)
+        let pthread = peers_pthread_create_join_ns(Int32(quick ? 200 : 3_000))
+        print("4. Spawn + run + join of an empty thread: user \(spawn.fixed(0)) ns, pthread \(pthread.fixed(0)) ns: \((pthread / spawn).fixed(0))x.\n")
+        let m = try CoreBenchmarks.userParkedMemory(count: quick ? 2_000 : 100_000, mode: .dense)
+        let p = CoreBenchmarks.pthreadParkedMemory(count: quick ? 200 : 2_000)
+        print("5. Memory of a parked thread: user \(Int(m.bytesPerThread)) bytes (\(m.threads) threads, dense stacks, table included);")
+        print("   pthread \(Int(p.userBytes)) bytes user RSS + \(Int(p.kernelBytes)) bytes in the kernel (stack, page tables, slab): \(((p.userBytes + p.kernelBytes) / m.bytesPerThread).fixed(1))x.\n")
+        print("""
+        More: `uthreads table [--json]`, `uthreads bench` (every benchmark side by side), `uthreads --help`.
+        """)
     }
 }
