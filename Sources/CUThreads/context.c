@@ -53,17 +53,7 @@ __attribute__((noinline)) void uthreads_set_current(uthreads_tcb *tcb) { tls_cur
 
 // MARK: - Clocks
 
-uint64_t uthreads_ticks(void) {
-#if defined(__x86_64__)
-    return __rdtsc();
-#elif defined(__aarch64__)
-    uint64_t v;
-    __asm__ volatile("mrs %0, cntvct_el0" : "=r"(v));
-    return v;
-#else
-    return 0;
-#endif
-}
+uint64_t uthreads_ticks(void) { return uthreads_ticks_inline(); }
 
 uint64_t uthreads_monotonic_ns(void) {
     struct timespec ts;

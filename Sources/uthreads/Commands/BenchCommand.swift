@@ -28,50 +28,45 @@ struct BenchCommand: ParsableCommand {
         defaultSubcommand: BenchAllCommand.self)
 }
 
-struct BenchAllCommand: ParsableCommand {
+/// A benchmark subcommand: runs its groups of rows with the shared options.
+protocol BenchSubcommand: ParsableCommand {
+    var options: BenchOptions { get }
+    static var groups: [(BenchReport, BenchOptions) throws -> Void] { get }
+}
+
+extension BenchSubcommand {
+    func run() throws {
+        let report = BenchReport()
+        printHeader()
+        for group in Self.groups { try group(report, options) }
+        if options.json { try printJSON(report) }
+    }
+}
+
+struct BenchAllCommand: BenchSubcommand {
     static let configuration = CommandConfiguration(commandName: "all", abstract: "Every benchmark.")
     @OptionGroup var options: BenchOptions
-    func run() throws {
-        let report = BenchReport()
-        printHeader()
-        try CoreBenchRuns.switches(report, options)
-        try CoreBenchRuns.spawn(report, options)
-        try CoreBenchRuns.memory(report, options)
-        if options.json { try printJSON(report) }
+    static var groups: [(BenchReport, BenchOptions) throws -> Void] {
+        [CoreBenchRuns.switches, CoreBenchRuns.spawn, CoreBenchRuns.memory]
     }
 }
 
-struct BenchSwitchCommand: ParsableCommand {
+struct BenchSwitchCommand: BenchSubcommand {
     static let configuration = CommandConfiguration(commandName: "switch", abstract: "Context switch / handoff cost.")
     @OptionGroup var options: BenchOptions
-    func run() throws {
-        let report = BenchReport()
-        printHeader()
-        try CoreBenchRuns.switches(report, options)
-        if options.json { try printJSON(report) }
-    }
+    static var groups: [(BenchReport, BenchOptions) throws -> Void] { [CoreBenchRuns.switches] }
 }
 
-struct BenchSpawnCommand: ParsableCommand {
+struct BenchSpawnCommand: BenchSubcommand {
     static let configuration = CommandConfiguration(commandName: "spawn", abstract: "Spawn + run + join cost.")
     @OptionGroup var options: BenchOptions
-    func run() throws {
-        let report = BenchReport()
-        printHeader()
-        try CoreBenchRuns.spawn(report, options)
-        if options.json { try printJSON(report) }
-    }
+    static var groups: [(BenchReport, BenchOptions) throws -> Void] { [CoreBenchRuns.spawn] }
 }
 
-struct BenchMemoryCommand: ParsableCommand {
+struct BenchMemoryCommand: BenchSubcommand {
     static let configuration = CommandConfiguration(commandName: "memory", abstract: "Memory per parked thread.")
     @OptionGroup var options: BenchOptions
-    func run() throws {
-        let report = BenchReport()
-        printHeader()
-        try CoreBenchRuns.memory(report, options)
-        if options.json { try printJSON(report) }
-    }
+    static var groups: [(BenchReport, BenchOptions) throws -> Void] { [CoreBenchRuns.memory] }
 }
 
 func printHeader() {
