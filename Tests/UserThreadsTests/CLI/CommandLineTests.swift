@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+
+/// Smoke tests of the command line (no assertion on speed: figures are for `uthreads bench`).
+@Suite struct CommandLineTests {
+    @Test func benchQuickJSONHasEveryRow() throws {
+        let r = try ChildProcess.uthreads("bench", "--quick", "--repeat", "1", "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.stdout.range(of: "\n[").map { String(r.stdout[$0.upperBound...]) })
+        let rows = try JSONSerialization.jsonObject(with: Data(("[" + json).utf8)) as? [[String: Any]]
+        let names = (rows ?? []).compactMap { $0["name"] as? String }
+        for expected in ["yield() between 2 threads", "futex handoff", "pthread_create+join", "parked, dense stacks", "parked pthread"] {
+            #expect(names.contains { $0.contains(expected) }, "missing row \(expected)")
+        }
+        let syscalls = (rows ?? []).first { ($0["name"] as? String)?.contains("system calls") == true }
+        #expect(syscalls?["value"] as? Double == 0)
+    }
+
+    @Test func tourRuns() throws {
+        let r = try ChildProcess.uthreads("tour", "--quick")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("The thread table"))
+        #expect(r.stdout.contains("lists 1 kernel thread"))
+    }
+
+    @Test func tableJSON() throws {
+        let r = try ChildProcess.uthreads("table", "--json")
+        #expect(r.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let threads = object?["threads"] as? [[String: Any]] ?? []
+        let states = Set(threads.compactMap { $0["state"] as? String })
+        #expect(states.isSuperset(of: ["running", "ready", "blocked", "sleeping"]))
+    }
+}
