@@ -24,12 +24,9 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     ///   - stackSize: usable stack bytes (default: the runtime's `stackSize`).
     @inlinable
     public init(name: String = "", priority: Int = 0, stackSize: Int? = nil, _ body: @escaping () throws -> Success) {
-        let object = ThreadObject(name: name)
-        object.body = { [unowned(unsafe) object] in object.outcome = Result<Success, any Error>(catching: body) }
+        let object = ThreadObject.make(name: name, body: body)
         if let error = spawnThread(object, priority: priority, stackSize: stackSize, api: "UThread.init") {
-            object.body = nil
-            object.outcome = Result<Success, any Error>.failure(error)
-            object.isFinished = true
+            object.fail(error, as: Success.self)
         }
         self.object = object
     }
@@ -40,7 +37,7 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     public static func spawn(name: String = "", priority: Int = 0, stackSize: Int? = nil,
                              _ body: @escaping () throws -> Success) throws -> UThread {
         let thread = UThread(name: name, priority: priority, stackSize: stackSize, body)
-        if thread.object.isFinished, case .failure(let error)? = thread.object.outcome as? Result<Success, any Error> { throw error }
+        if thread.object.isFinished, case .failure(let error) = thread.object.result(Success.self) { throw error }
         return thread
     }
 
@@ -55,7 +52,7 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     @inlinable
     public func join() throws -> Success {
         if !object.isFinished { try waitUntilFinished(object) }
-        return try (object.outcome as! Result<Success, any Error>).get()
+        return try object.result(Success.self).get()
     }
 
     /// Asks the thread to stop: it wakes from any wait with `CancellationError`, and

@@ -46,8 +46,7 @@ public enum UThreadRuntime {
             uthreads_set_current(nil)
         }
         return try withoutActuallyEscaping(body) { body in
-            let main = ThreadObject(name: "main")
-            main.body = { [unowned(unsafe) main] in main.outcome = Result<R, any Error>(catching: body) }
+            let main = ThreadObject.make(name: "main", body: body)
             do {
                 _ = try scheduler.spawn(main, priority: 0, stackSize: configuration.mainStackSize, flags: .flagMain)
             } catch {
@@ -57,8 +56,8 @@ public enum UThreadRuntime {
             scheduler.runLoop()
             scheduler.shutdown()
             if let deadlock = scheduler.deadlock { throw UThreadError.deadlock(deadlock.description) }
-            guard let result = main.outcome as? Result<R, any Error> else { throw UThreadError.deadlock("the main thread never finished") }
-            return try result.get()
+            guard main.isFinished else { throw UThreadError.deadlock("the main thread never finished") }
+            return try main.result(R.self).get()
         }
     }
 

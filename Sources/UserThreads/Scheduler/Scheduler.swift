@@ -220,7 +220,7 @@ final class Scheduler {
         t.pointee.object = Unmanaged.passRetained(object).toOpaque()
         t.pointee.runtime = Unmanaged.passUnretained(self).toOpaque()
         if !object.name.isEmpty { t.setName(object.name) }
-        if checks { precondition(object.body != nil, "spawn of an object without a body") }
+        if checks { precondition(object.runner != nil, "spawn of an object without a body") }
         t.pointee.sp = uthreads_context_make(stack.hi, threadEntry, UnsafeMutableRawPointer(t))
         t.pointee.state = .stateReady
         spawnCount &+= 1
@@ -382,17 +382,14 @@ final class Scheduler {
 
     @inline(never)
     private static func start(_ t: ControlBlock) {
-        let scheduler = Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime!).takeUnretainedValue()
-        scheduler.resumed(t)
-        let object = scheduler.objectOf(t)
-        object.run()
+        Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime!)._withUnsafeGuaranteedRef { $0.resumed(t) }
+        Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)._withUnsafeGuaranteedRef { $0.run() }
     }
 
     /// Publishes the result, wakes joiners, and picks the thread to switch to.
     @inline(never)
     private static func finish(_ t: ControlBlock) -> ControlBlock {
-        let scheduler = Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime!).takeUnretainedValue()
-        return scheduler.exitCurrent(t)
+        Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime!)._withUnsafeGuaranteedRef { $0.exitCurrent(t) }
     }
 
     private func exitCurrent(_ t: ControlBlock) -> ControlBlock {
