@@ -148,4 +148,30 @@ import Testing
             #expect(results.sorted() == [499_500, 500_500])
         }
     }
+
+    final class Counter { var live = 0 }
+    final class Tracked {
+        let counter: Counter
+        init(_ c: Counter) { counter = c; c.live += 1 }
+        deinit { counter.live -= 1 }
+    }
+
+    @Test func resultsOfEverySizeAreKeptAndReleased() throws {
+        try UThreadRuntime.run {
+            let big = UThread { (1, 2, 3, 4, 5, 6, 7, 8) }          // 64 bytes: stored out of line
+            let text = UThread { String(repeating: "x", count: 100) }
+            let b = try big.join()
+            #expect(b.0 == 1 && b.4 == 5 && b.7 == 8)
+            #expect(try text.join().count == 100)
+            let counter = Counter()
+            do {
+                let obj = UThread { Tracked(counter) }
+                let never = UThread(stackSize: 1) { Tracked(counter) }      // fails to spawn: body dropped
+                _ = try obj.join()
+                #expect(throws: UThreadError.self) { try never.join() }
+                #expect(counter.live == 1)                            // held by obj's result
+            }
+            #expect(counter.live == 0)                                // released with the handle
+        }
+    }
 }
