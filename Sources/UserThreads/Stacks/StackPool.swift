@@ -10,9 +10,13 @@
 // 2 KiB of stack costs one resident page, whatever its stack size.
 //
 // Guarded stacks: one mmap per stack, PROT_NONE, then mprotect of the usable part. The guard
-// page costs a second VMA; with vm.max_map_count = 65530 about 32k guarded stacks fit. When the
-// kernel refuses (ENOMEM from mmap/mprotect), `.guarded` throws `UThreadError.resourceExhausted`
-// and `.automatic` switches to dense stacks for the rest of the runtime's life.
+// page costs a second VMA; with vm.max_map_count = 65530 about 32k guarded stacks fit. Running
+// the process out of mappings would not only fail the next spawn: malloc, dlopen and every other
+// mmap in the process would start failing too. So guarded stacks have a process-wide budget
+// (`GuardedBudget`): vm.max_map_count minus a reserve of 1/8 (at least 4096 mappings) for the
+// rest of the process, halved. Past it, `.guarded` throws `UThreadError.resourceExhausted` and
+// `.automatic` switches to dense stacks for the rest of the runtime's life (logged once). A
+// kernel refusal (ENOMEM) is handled the same way.
 //
 // Dense stacks: slabs of `slotsPerSlab` equal slots in one mapping, no guard pages. Each slot
 // reserves its top 64 bytes for the canary of the slot above it (see `Stack.canaryAddress`):
@@ -24,7 +28,37 @@
 // stacks as in early Go (needs compiler support for stack checks, which Swift lacks).
 import CUThreads
 import Glibc
+import Synchronization
 import SystemPackage
+
+/// The process-wide budget of guarded stacks, shared by every runtime (they share the
+/// process's vm.max_map_count).
+enum GuardedBudget {
+    static let limit: Int = {
+        var maxMapCount = 65530
+        if let f = fopen("/proc/sys/vm/max_map_count", "r") {
+            var value = 0
+            if withUnsafeMutablePointer(to: &value, { p in withVaList([p]) { vfscanf(f, "%ld", $0) } }) == 1 { maxMapCount = value }
+            fclose(f)
+        }
+        let reserve = max(4096, maxMapCount / 8)
+        return max(0, (maxMapCount - reserve) / 2)
+    }()
+    static let used = Atomic<Int>(0)
+
+    /// Takes one guarded stack from the budget; false when it is spent.
+    static func take() -> Bool {
+        var current = used.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = used.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    static func give() { used.subtract(1, ordering: .relaxed) }
+}
 
 final class StackPool {
     let pageSize: Int
@@ -88,7 +122,7 @@ final class StackPool {
             guard mode == .automatic, !switchedToDense else { throw error }
             switchedToDense = true
             effectiveMode = .dense
-            RuntimeLog.notice("the kernel refused more stack mappings (\(error)); new threads get dense stacks of \(denseSlotSize / 1024) KiB without guard pages")
+            RuntimeLog.notice("no more guarded stacks (\(error)); new threads get dense stacks of \(denseSlotSize / 1024) KiB without guard pages")
             if size == nil || size! <= denseSlotSize - 64 {
                 let s = try allocateDense()
                 inUse += 1
@@ -118,21 +152,27 @@ final class StackPool {
             } else {
                 munmap(stack.lo - stack.guardSize, stack.size + stack.guardSize)
                 mappedGuarded -= 1
+                GuardedBudget.give()
             }
         }
     }
 
     private func mapGuarded(usable: Int) throws(UThreadError) -> Stack {
+        guard GuardedBudget.take() else {
+            throw .resourceExhausted("the process's budget of \(GuardedBudget.limit) guarded stacks is spent (each costs 2 of vm.max_map_count's mappings); use StackMode.dense or .automatic")
+        }
         let total = usable + guardSize
         let base = mmap(nil, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0)
         if base == MAP_FAILED || base == nil {
             let e = Errno.lastError
+            GuardedBudget.give()
             throw .resourceExhausted("mmap of a \(usable / 1024) KiB stack failed: \(e)")
         }
         let lo = base! + guardSize
         if mprotect(lo, usable, PROT_READ | PROT_WRITE) != 0 {
             let e = Errno.lastError
             munmap(base, total)
+            GuardedBudget.give()
             throw .resourceExhausted("mprotect of a stack failed: \(e) (vm.max_map_count reached? each guarded stack costs 2 mappings)")
         }
         mappedGuarded += 1
@@ -162,7 +202,11 @@ final class StackPool {
 
     /// Unmaps everything. Only when no stack is in use (the runtime has ended).
     func destroy() {
-        for s in freeDefault + freeGuarded.values.joined() { munmap(s.lo - s.guardSize, s.size + s.guardSize) }
+        for s in freeDefault + freeGuarded.values.joined() {
+            munmap(s.lo - s.guardSize, s.size + s.guardSize)
+            mappedGuarded -= 1
+            GuardedBudget.give()
+        }
         freeDefault = []
         freeGuarded = [:]
         pooledGuarded = 0

@@ -11,10 +11,10 @@ struct SelfTestCommand: ParsableCommand {
         commandName: "selftest", abstract: "Scenarios for the test suite (some crash on purpose).", shouldDisplay: false)
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
-        case overflow, canary, misuse, kernelThreads = "kernel-threads"
+        case overflow, canary, misuse, kernelThreads = "kernel-threads", mapLimit = "map-limit"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit")
     var scenario: Scenario
 
     func run() throws {
@@ -48,8 +48,38 @@ struct SelfTestCommand: ParsableCommand {
                 return (before, during, UThreadRuntime.threadTable().threads.count)
             }
             print("kernel threads before: \(counts.0), with 10000 user threads: \(counts.1)")
+        case .mapLimit:
+            // More guarded stacks than vm.max_map_count allows (two mappings each).
+            let limit = Int(readFirstLine("/proc/sys/vm/max_map_count") ?? "") ?? 65530
+            let wanted = limit / 2 + 2000
+            for mode in [StackMode.guarded, .automatic] {
+                var configuration = UThreadRuntime.Configuration()
+                configuration.stackMode = mode
+                configuration.stackSize = 16 * 1024
+                try UThreadRuntime.run(configuration) {
+                    var threads: [UThread<Void>] = []
+                    var failure: (any Error)?
+                    for _ in 0..<wanted {
+                        do { threads.append(try UThread.spawn { try? UThread.sleep(for: .seconds(3600)) }) } catch {
+                            failure = error
+                            break
+                        }
+                    }
+                    let stats = UThreadRuntime.stackStatistics
+                    print("\(mode.rawValue): \(threads.count) of \(wanted) threads, switched to dense: \(stats.switchedToDense), error: \(failure.map { "\($0)" } ?? "none")")
+                    for t in threads { t.cancel() }
+                }
+            }
         }
     }
+}
+
+func readFirstLine(_ path: String) -> String? {
+    guard let f = fopen(path, "r") else { return nil }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 256)
+    guard fgets(&line, 256, f) != nil else { return nil }
+    return String(decoding: line.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// Entries in /proc/self/task: the kernel's list of this process's threads.

@@ -31,6 +31,16 @@ import Testing
         #expect(r.stdout.contains("kernel threads before: 1, with 10000 user threads: 1"))
     }
 
+    /// More guarded stacks than vm.max_map_count allows: `.guarded` throws a clear error at the
+    /// process's budget, `.automatic` switches to dense stacks; neither crashes the process.
+    @Test func runningPastTheMappingLimit() throws {
+        let r = try ChildProcess.uthreads("selftest", "map-limit")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("guarded:") && r.stdout.contains("budget of"))
+        #expect(r.stdout.contains("switched to dense: true, error: none"))
+        #expect(r.stderr.contains("new threads get dense stacks"))
+    }
+
     @Test func aarch64SwitchAssembles() throws {
         let source = ChildProcess.repositoryRoot.appendingPathComponent("Sources/CUThreads/switch_aarch64_aapcs_elf_gas.S").path
         let clang = ["/opt/swift/usr/bin/clang", "/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) }
