@@ -88,6 +88,10 @@ final class Scheduler {
     @exclusivity(unchecked) private var zombie: ControlBlock?
     @exclusivity(unchecked) private var ids = ThreadIDAllocator()
     @exclusivity(unchecked) private var yieldsUntilMaintenance = 64
+    /// The TSC at the last switch (with accounting on): the "now" of cheap timestamps such as a
+    /// spawn's creation time, exact to within the running thread's current turn. A TSC read
+    /// costs ~10 ns in this VM, a third of a switch.
+    @exclusivity(unchecked) private var lastTick: UInt64 = 0
     private let accounting: Bool
     private let checks: Bool
     /// The main user thread (the closure given to run).
@@ -113,6 +117,7 @@ final class Scheduler {
             denseSize: configuration.denseStackSize,
             maxPooled: configuration.pooledStacks)
         self.accounting = configuration.cpuAccounting
+        self.lastTick = uthreads_ticks_inline()
         self.checks = configuration.checkInvariants
         idleBlock = ControlBlock.allocate(capacity: 1)
         idleBlock.initialize(to: uthreads_tcb())
@@ -216,7 +221,7 @@ final class Scheduler {
         t.pointee.stack_mode = stack.mode == .dense ? UInt8(UTHREADS_STACK_DENSE) : UInt8(UTHREADS_STACK_GUARDED)
         if stack.mode == .dense { stack.canaryAddress.pointee = UTHREADS_CANARY }
         t.pointee.parent_id = current.pointee.id
-        t.pointee.created_tick = uthreads_ticks_inline()
+        t.pointee.created_tick = accounting ? lastTick : uthreads_ticks_inline()
         t.pointee.object = Unmanaged.passRetained(object).toOpaque()
         t.pointee.runtime = Unmanaged.passUnretained(self).toOpaque()
         if !object.name.isEmpty { t.setName(object.name) }
@@ -243,6 +248,7 @@ final class Scheduler {
             from.pointee.cpu_ticks &+= tick &- from.pointee.run_start_tick
             from.pointee.wait_since_tick = tick  // off the CPU since now (a park's start)
             next.pointee.run_start_tick = tick
+            lastTick = tick
         }
         next.pointee.state = .stateRunning
         next.pointee.switches &+= 1
@@ -409,7 +415,10 @@ final class Scheduler {
         next.pointee.state = .stateRunning
         next.pointee.switches &+= 1
         switchCount &+= 1
-        if accounting { next.pointee.run_start_tick = tick }
+        if accounting {
+            next.pointee.run_start_tick = tick
+            lastTick = tick
+        }
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
         return next

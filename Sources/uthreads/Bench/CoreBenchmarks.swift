@@ -8,8 +8,10 @@ enum CoreBenchmarks {
     static func nowNs() -> UInt64 { uthreads_monotonic_ns() }
 
     /// ns per switch: two user threads yield to each other `switches / 2` times each.
-    static func userYieldSwitchNs(switches: Int) throws -> Double {
-        try UThreadRuntime.run {
+    static func userYieldSwitchNs(switches: Int, cpuAccounting: Bool = true) throws -> Double {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.cpuAccounting = cpuAccounting
+        return try UThreadRuntime.run(configuration) {
             let rounds = switches / 2
             let partner = UThread(name: "partner") { for _ in 0..<rounds { UThread.yield() } }
             UThread.yield()  // let the partner start
@@ -22,8 +24,10 @@ enum CoreBenchmarks {
     }
 
     /// ns per spawn + run + join of an empty thread, one at a time.
-    static func userSpawnJoinNs(count: Int) throws -> Double {
-        try UThreadRuntime.run {
+    static func userSpawnJoinNs(count: Int, cpuAccounting: Bool = true) throws -> Double {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.cpuAccounting = cpuAccounting
+        return try UThreadRuntime.run(configuration) {
             for _ in 0..<1000 { try UThread {}.join() }  // warm the stack pool
             let t0 = nowNs()
             for _ in 0..<count { try UThread {}.join() }

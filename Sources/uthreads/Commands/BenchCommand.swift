@@ -95,6 +95,8 @@ enum CoreBenchRuns {
         let user = try median(o.repetitions) { try CoreBenchmarks.userYieldSwitchNs(switches: n) }
         r.add(group: "switch", name: "user threads: yield() between 2 threads (public API)", unit: "ns/switch", samples: user)
         let u = r.value("user threads: yield() between 2 threads (public API)")!
+        let bare = try median(o.repetitions) { try CoreBenchmarks.userYieldSwitchNs(switches: n, cpuAccounting: false) }
+        r.add(group: "switch", name: "user threads: the same, cpuAccounting off (no TSC read)", unit: "ns/switch", samples: bare)
         let futex = median(o.repetitions) { peers_futex_handoff_ns(Int32(k), 0) }
         r.add(group: "switch", name: "kernel threads: futex handoff, pinned to 1 CPU", unit: "ns/handoff", samples: futex,
               note: ratio(futex, u))
@@ -115,6 +117,8 @@ enum CoreBenchRuns {
         let one = try median(o.repetitions) { try CoreBenchmarks.userSpawnJoinNs(count: n) }
         r.add(group: "spawn", name: "user threads: spawn+run+join, one at a time", unit: "ns/thread", samples: one)
         let u = r.value("user threads: spawn+run+join, one at a time")!
+        let bare = try median(o.repetitions) { try CoreBenchmarks.userSpawnJoinNs(count: n, cpuAccounting: false) }
+        r.add(group: "spawn", name: "user threads: the same, cpuAccounting off", unit: "ns/thread", samples: bare)
         let batch = try median(o.repetitions) { try CoreBenchmarks.userSpawnBatchNs(count: n, batch: 1000) }
         r.add(group: "spawn", name: "user threads: spawn 1000 then join all", unit: "ns/thread", samples: batch)
         let p = median(o.repetitions) { peers_pthread_create_join_ns(Int32(o.scaled(5_000, quick: 100))) }
