@@ -12,6 +12,7 @@ struct UThreadsCommand: ParsableCommand {
             TourCommand.self,
             TableCommand.self,
             BenchCommand.self,
+            DemoCommand.self,
         ],
         defaultSubcommand: TourCommand.self
     )

@@ -137,8 +137,9 @@ public final class URWLock: WaitTarget, CustomStringConvertible {
     var label: String { syncLabel("rwlock", name: name, id: id) }
 
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        if let writer { return "\(label) write-held by \(describeThread(writer))" }
-        return "\(label) read-held by \(readers.count) reader(s)"
+        let queued = writeQueue.isEmpty ? "" : ", \(writeQueue.count) writer(s) queued"
+        if let writer { return "\(label) write-held by \(describeThread(writer))\(queued)" }
+        return "\(label) read-held by \(readers.count) reader(s)\(queued)"
     }
 
     public var holders: [ThreadID] {
