@@ -30,7 +30,36 @@
 //     `while let x = try ch.receive()` read naturally with nil meaning "closed and drained".
 //   * A lock-free ring (Vyukov): needless under M:1 and the slow path (parking) dominates.
 //   * Go's panic on send to a closed channel: a thrown error the caller can handle instead.
+//
+// Generic code without generic cost. All channel logic lives in the non-generic
+// `ChannelCore`, which moves elements through raw pointers with an `ElementOps` table (copy,
+// move, destroy) built for `T` when the channel is created. `Channel<T>`'s public methods are
+// `@inlinable` one-liners, so they are specialised in the caller's module: no generic
+// metadata is looked up on a send or receive (in unspecialised generic code every `T?` costs
+// a runtime metadata cache lookup, which was most of the handoff's time).
 import CUThreads
+
+/// How a channel moves values of its element type through raw memory. Built by the
+/// (inlinable, so specialised) `Channel.init`.
+@usableFromInline
+struct ElementOps {
+    @usableFromInline let stride: Int
+    @usableFromInline let alignment: Int
+    /// Initialises `dst` with a copy of `src`.
+    @usableFromInline let copy: (UnsafeMutableRawPointer, UnsafeRawPointer) -> Void
+    /// Initialises `dst` by moving out of `src` (left uninitialised).
+    @usableFromInline let move: (UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Void
+    @usableFromInline let destroy: (UnsafeMutableRawPointer) -> Void
+
+    @inlinable
+    init<T>(_: T.Type) {
+        stride = MemoryLayout<T>.stride
+        alignment = MemoryLayout<T>.alignment
+        copy = { dst, src in dst.assumingMemoryBound(to: T.self).initialize(to: src.assumingMemoryBound(to: T.self).pointee) }
+        move = { dst, src in dst.assumingMemoryBound(to: T.self).moveInitialize(from: src.assumingMemoryBound(to: T.self), count: 1) }
+        destroy = { p in p.assumingMemoryBound(to: T.self).deinitialize(count: 1) }
+    }
+}
 
 /// A typed FIFO channel between user threads of one runtime.
 ///
@@ -40,127 +69,104 @@ import CUThreads
 /// for j in 0..<100 { try jobs.send(j) }
 /// jobs.close()
 /// ```
-public final class Channel<T>: WaitTarget, Sequence, CustomStringConvertible {
-    /// Buffered values allowed before a send waits; 0 makes every send a rendezvous.
-    public let capacity: Int
-    public let name: String
-    public let id: UInt64
-    @exclusivity(unchecked) private var storage: UnsafeMutablePointer<T>
-    @exclusivity(unchecked) private var head = 0
-    @exclusivity(unchecked) private(set) public var count = 0
-    @exclusivity(unchecked) var receivers = WaiterList()
-    @exclusivity(unchecked) var senders = WaiterList()
-    @exclusivity(unchecked) public private(set) var isClosed = false
+///
+/// `receive()` returns nil once the channel is closed *and* drained; `send` on a closed channel
+/// throws `UThreadError.closed`.
+public final class Channel<T>: Sequence, CustomStringConvertible {
+    @usableFromInline let core: ChannelCore
 
-    /// - Parameter capacity: 0 (default) for an unbuffered channel.
+    /// - Parameter capacity: 0 (default) for an unbuffered channel (every send is a
+    ///   rendezvous with a receive).
+    @inlinable
     public init(capacity: Int = 0, name: String = "") {
         precondition(capacity >= 0, "Channel capacity must be >= 0")
-        self.capacity = capacity
-        self.name = name
-        self.id = SyncObjectID.allocate()
-        storage = .allocate(capacity: Swift.max(capacity, 1))
+        core = ChannelCore(capacity: capacity, name: name, ops: ElementOps(T.self))
     }
 
-    deinit {
-        for i in 0..<count { (storage + (head + i) % capacity).deinitialize(count: 1) }
-        storage.deallocate()
-    }
+    /// Buffered values allowed before a send waits; 0: unbuffered.
+    public var capacity: Int { core.capacity }
+    public var name: String { core.name }
+    public var id: UInt64 { core.id }
+    /// Values buffered now.
+    public var count: Int { core.count }
+    public var isClosed: Bool { core.isClosed }
 
     // MARK: Sending
 
     /// Sends `value`, waiting while no receiver is ready and the buffer is full.
     /// - Throws: `UThreadError.closed` if the channel is (or gets) closed — the value was not
-    ///   delivered; `UThreadError.timedOut`; `CancellationError`.
-    public func send(_ value: T, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
-        let s = Scheduler.require("Channel.send")
-        switch offer(value, s) {
-        case .done: return
-        case .closed: throw closedError
-        case .wouldBlock: break
-        }
-        let d = (timeout == nil && deadline == nil) ? nil : syncDeadline(timeout: timeout, deadline: deadline, now: s.now())
+    ///   delivered; `CancellationError`.
+    @inlinable
+    public func send(_ value: T) throws {
         var v = value
-        var state = SelectionState()
-        try withUnsafeMutablePointer(to: &v) { vp in
-            try withUnsafeMutablePointer(to: &state) { sp in
-                var node = ChannelWaiter(thread: s.current, element: UnsafeMutableRawPointer(vp), selection: sp, caseIndex: 0)
-                try withUnsafeMutablePointer(to: &node) { np in
-                    senders.append(np)
-                    let r = s.park(.channelSend, object: id, target: self, deadline: d)
-                    if sp.pointee.fired {
-                        if !sp.pointee.ok { throw closedError }
-                        return
-                    }
-                    senders.remove(np)
-                    try r.check()
-                }
-            }
-        }
+        try withUnsafeMutablePointer(to: &v) { try core.send(UnsafeMutableRawPointer($0), deadline: nil) }
+    }
+
+    /// Sends `value`, giving up after `timeout`.
+    /// - Throws: as `send(_:)`, and `UThreadError.timedOut`.
+    @inlinable
+    public func send(_ value: T, timeout: Duration) throws {
+        var v = value
+        try withUnsafeMutablePointer(to: &v) { try core.send(UnsafeMutableRawPointer($0), timeout: timeout, deadline: nil) }
+    }
+
+    /// Sends `value`, giving up at `deadline`.
+    @inlinable
+    public func send(_ value: T, deadline: ContinuousClock.Instant) throws {
+        var v = value
+        try withUnsafeMutablePointer(to: &v) { try core.send(UnsafeMutableRawPointer($0), timeout: nil, deadline: deadline) }
     }
 
     /// Sends without waiting. Returns false when it would have to wait.
     /// - Throws: `UThreadError.closed` if the channel is closed.
+    @inlinable
     public func trySend(_ value: T) throws -> Bool {
-        switch offer(value, Scheduler.require("Channel.trySend")) {
-        case .done: return true
-        case .closed: throw closedError
-        case .wouldBlock: return false
-        }
-    }
-
-    /// The non-waiting half of send: hand to a parked receiver, else buffer. O(1) amortised.
-    @inline(__always)
-    func offer(_ value: T, _ s: Scheduler) -> ChannelPoll {
-        if isClosed { return .closed }
-        if let r = receivers.popReady() {
-            r.pointee.element.assumingMemoryBound(to: Optional<T>.self).pointee = value
-            s.fire(r, ok: true)
-            return .done
-        }
-        if count < capacity {
-            (storage + (head + count) % capacity).initialize(to: value)
-            count += 1
-            return .done
-        }
-        return .wouldBlock
+        var v = value
+        return try withUnsafeMutablePointer(to: &v) { try core.trySend(UnsafeMutableRawPointer($0)) }
     }
 
     // MARK: Receiving
 
     /// Receives the next value, waiting while none is available. Returns nil once the channel
     /// is closed and every buffered value was received.
-    /// - Throws: `UThreadError.timedOut`; `CancellationError`.
-    public func receive(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws -> T? {
-        let s = Scheduler.require("Channel.receive")
-        switch take(s) {
-        case .value(let v): return v
-        case .closed: return nil
-        case .wouldBlock: break
+    /// - Throws: `CancellationError`.
+    @inlinable
+    public func receive() throws -> T? {
+        try withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buffer in
+            let p = buffer.baseAddress!
+            return try core.receive(into: UnsafeMutableRawPointer(p), deadline: nil) ? p.move() : nil
         }
-        let d = (timeout == nil && deadline == nil) ? nil : syncDeadline(timeout: timeout, deadline: deadline, now: s.now())
-        var slot: T? = nil
-        var state = SelectionState()
-        return try withUnsafeMutablePointer(to: &slot) { vp in
-            try withUnsafeMutablePointer(to: &state) { sp in
-                var node = ChannelWaiter(thread: s.current, element: UnsafeMutableRawPointer(vp), selection: sp, caseIndex: 0)
-                return try withUnsafeMutablePointer(to: &node) { np in
-                    receivers.append(np)
-                    let r = s.park(.channelReceive, object: id, target: self, deadline: d)
-                    if sp.pointee.fired { return vp.pointee }  // nil when closed
-                    receivers.remove(np)
-                    try r.check()
-                    return nil
-                }
-            }
+    }
+
+    /// Receives, giving up after `timeout`.
+    /// - Throws: `UThreadError.timedOut`, `CancellationError`.
+    @inlinable
+    public func receive(timeout: Duration) throws -> T? {
+        try withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buffer in
+            let p = buffer.baseAddress!
+            return try core.receive(into: UnsafeMutableRawPointer(p), timeout: timeout, deadline: nil) ? p.move() : nil
+        }
+    }
+
+    /// Receives, giving up at `deadline`.
+    @inlinable
+    public func receive(deadline: ContinuousClock.Instant) throws -> T? {
+        try withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buffer in
+            let p = buffer.baseAddress!
+            return try core.receive(into: UnsafeMutableRawPointer(p), timeout: nil, deadline: deadline) ? p.move() : nil
         }
     }
 
     /// Receives without waiting: `.value`, `.closed` (closed and drained) or `.empty`.
+    @inlinable
     public func tryReceive() -> TryReceiveResult {
-        switch take(Scheduler.require("Channel.tryReceive")) {
-        case .value(let v): return .value(v)
-        case .closed: return .closed
-        case .wouldBlock: return .empty
+        withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buffer in
+            let p = buffer.baseAddress!
+            switch core.tryReceive(into: UnsafeMutableRawPointer(p)) {
+            case .done: return .value(p.move())
+            case .closed: return .closed
+            case .wouldBlock: return .empty
+            }
         }
     }
 
@@ -170,38 +176,185 @@ public final class Channel<T>: WaitTarget, Sequence, CustomStringConvertible {
         case empty
     }
 
-    enum TakeResult { case value(T), closed, wouldBlock }
-
-    /// The non-waiting half of receive: buffer first (refilled from a parked sender), else
-    /// straight from a parked sender. O(1) amortised.
-    @inline(__always)
-    func take(_ s: Scheduler) -> TakeResult {
-        if count > 0 {
-            let v = (storage + head).move()
-            head = head + 1 == capacity ? 0 : head + 1
-            count -= 1
-            if let w = senders.popReady() {
-                (storage + (head + count) % capacity).initialize(to: w.pointee.element.assumingMemoryBound(to: T.self).pointee)
-                count += 1
-                s.fire(w, ok: true)
-            }
-            return .value(v)
-        }
-        if let w = senders.popReady() {
-            let v = w.pointee.element.assumingMemoryBound(to: T.self).pointee
-            s.fire(w, ok: true)
-            return .value(v)
-        }
-        return isClosed ? .closed : .wouldBlock
-    }
-
     // MARK: Closing
 
     /// Closes the channel: parked receivers return nil, parked and later senders throw
     /// `UThreadError.closed`; buffered values can still be received. Returns false if it was
     /// already closed.
     @discardableResult
-    public func close() -> Bool {
+    public func close() -> Bool { core.close() }
+
+    // MARK: Sequence
+
+    /// Iterates until the channel is closed and drained. Iteration also ends (returns nil) if
+    /// the thread is cancelled while waiting; check `UThread.isCancelled` if that matters.
+    public struct Iterator: IteratorProtocol {
+        @usableFromInline let channel: Channel<T>
+        @inlinable init(channel: Channel<T>) { self.channel = channel }
+        @inlinable public mutating func next() -> T? { (try? channel.receive()) ?? nil }
+    }
+
+    @inlinable public func makeIterator() -> Iterator { Iterator(channel: self) }
+
+    public var description: String { "Channel(\(core.label), \(count)/\(capacity)\(isClosed ? ", closed" : ""))" }
+}
+
+/// The non-generic state and logic of a channel (see the essay above).
+@usableFromInline
+final class ChannelCore: WaitTarget {
+    let capacity: Int
+    let name: String
+    let id: UInt64
+    let ops: ElementOps
+    @exclusivity(unchecked) private var storage: UnsafeMutableRawPointer
+    @exclusivity(unchecked) private var head = 0
+    @exclusivity(unchecked) private(set) var count = 0
+    @exclusivity(unchecked) var receivers = WaiterList()
+    @exclusivity(unchecked) var senders = WaiterList()
+    @exclusivity(unchecked) private(set) var isClosed = false
+
+    @usableFromInline
+    init(capacity: Int, name: String, ops: ElementOps) {
+        self.capacity = capacity
+        self.name = name
+        self.id = SyncObjectID.allocate()
+        self.ops = ops
+        storage = .allocate(byteCount: Swift.max(capacity, 1) * ops.stride, alignment: ops.alignment)
+    }
+
+    deinit {
+        for i in 0..<count { ops.destroy(slot((head + i) % capacity)) }
+        storage.deallocate()
+    }
+
+    @inline(__always)
+    private func slot(_ i: Int) -> UnsafeMutableRawPointer { storage + i * ops.stride }
+
+    // MARK: Send
+
+    /// Sends the value at `element` (initialised; the caller keeps and destroys it: the
+    /// receiver takes a copy).
+    @usableFromInline
+    func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?) throws {
+        let s = Scheduler.require("Channel.send")
+        switch offer(element, s) {
+        case .done: return
+        case .closed: throw closedError
+        case .wouldBlock: break
+        }
+        var state = SelectionState()
+        try withUnsafeMutablePointer(to: &state) { sp in
+            var node = ChannelWaiter(thread: s.current, element: element, selection: sp, caseIndex: 0)
+            try withUnsafeMutablePointer(to: &node) { np in
+                senders.append(np)
+                let r = s.park(.channelSend, object: id, target: self, deadline: d)
+                if sp.pointee.fired {
+                    if !sp.pointee.ok { throw closedError }
+                    return
+                }
+                senders.remove(np)
+                try r.check()
+            }
+        }
+    }
+
+    @usableFromInline
+    func send(_ element: UnsafeMutableRawPointer, timeout: Duration?, deadline: ContinuousClock.Instant?) throws {
+        let s = Scheduler.require("Channel.send")
+        try send(element, deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
+    }
+
+    @usableFromInline
+    func trySend(_ element: UnsafeMutableRawPointer) throws -> Bool {
+        switch offer(element, Scheduler.require("Channel.trySend")) {
+        case .done: return true
+        case .closed: throw closedError
+        case .wouldBlock: return false
+        }
+    }
+
+    /// The non-waiting half of send: hand a copy to a parked receiver, else buffer one. O(1)
+    /// amortised.
+    @inline(__always)
+    func offer(_ element: UnsafeMutableRawPointer, _ s: Scheduler) -> ChannelPoll {
+        if isClosed { return .closed }
+        if let r = receivers.popReady() {
+            ops.copy(r.pointee.element, element)
+            s.fire(r, ok: true)
+            return .done
+        }
+        if count < capacity {
+            ops.copy(slot((head + count) % capacity), element)
+            count += 1
+            return .done
+        }
+        return .wouldBlock
+    }
+
+    // MARK: Receive
+
+    /// Receives into `element` (uninitialised). Returns true when it was initialised, false
+    /// when the channel is closed and drained.
+    @usableFromInline
+    func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?) throws -> Bool {
+        let s = Scheduler.require("Channel.receive")
+        switch take(into: element, s) {
+        case .done: return true
+        case .closed: return false
+        case .wouldBlock: break
+        }
+        var state = SelectionState()
+        return try withUnsafeMutablePointer(to: &state) { sp in
+            var node = ChannelWaiter(thread: s.current, element: element, selection: sp, caseIndex: 0)
+            return try withUnsafeMutablePointer(to: &node) { np in
+                receivers.append(np)
+                let r = s.park(.channelReceive, object: id, target: self, deadline: d)
+                if sp.pointee.fired { return sp.pointee.ok }  // not ok: closed
+                receivers.remove(np)
+                try r.check()
+                return false
+            }
+        }
+    }
+
+    @usableFromInline
+    func receive(into element: UnsafeMutableRawPointer, timeout: Duration?, deadline: ContinuousClock.Instant?) throws -> Bool {
+        let s = Scheduler.require("Channel.receive")
+        return try receive(into: element, deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
+    }
+
+    @usableFromInline
+    func tryReceive(into element: UnsafeMutableRawPointer) -> ChannelPoll {
+        take(into: element, Scheduler.require("Channel.tryReceive"))
+    }
+
+    /// The non-waiting half of receive: buffer first (refilled from a parked sender), else
+    /// straight from a parked sender. `.done`: `element` was initialised. O(1) amortised.
+    @inline(__always)
+    func take(into element: UnsafeMutableRawPointer, _ s: Scheduler) -> ChannelPoll {
+        if count > 0 {
+            ops.move(element, slot(head))
+            head = head + 1 == capacity ? 0 : head + 1
+            count -= 1
+            if let w = senders.popReady() {
+                ops.copy(slot((head + count) % capacity), w.pointee.element)
+                count += 1
+                s.fire(w, ok: true)
+            }
+            return .done
+        }
+        if let w = senders.popReady() {
+            ops.copy(element, w.pointee.element)
+            s.fire(w, ok: true)
+            return .done
+        }
+        return isClosed ? .closed : .wouldBlock
+    }
+
+    // MARK: Close
+
+    @usableFromInline
+    func close() -> Bool {
         guard !isClosed else { return false }
         isClosed = true
         let s = Scheduler.require("Channel.close")
@@ -213,23 +366,11 @@ public final class Channel<T>: WaitTarget, Sequence, CustomStringConvertible {
     var closedError: UThreadError { .closed("\(label) is closed") }
     var label: String { syncLabel("channel", name: name, id: id) }
 
-    // MARK: Sequence
-
-    /// Iterates until the channel is closed and drained. Iteration also ends (returns nil) if
-    /// the thread is cancelled while waiting; check `UThread.isCancelled` if that matters.
-    public struct Iterator: IteratorProtocol {
-        let channel: Channel<T>
-        public mutating func next() -> T? { (try? channel.receive()) ?? nil }
-    }
-
-    public func makeIterator() -> Iterator { Iterator(channel: self) }
-
     // MARK: WaitTarget
 
-    public func waitDescription(kind: WaitReason.Kind) -> String {
+    @usableFromInline
+    func waitDescription(kind: WaitReason.Kind) -> String {
         let on = name.isEmpty ? "channel \(id)" : "'\(name)'"
         return "\(kind.label) on \(on) (\(count)/\(capacity) buffered\(isClosed ? ", closed" : ""))"
     }
-
-    public var description: String { "Channel(\(label), \(count)/\(capacity)\(isClosed ? ", closed" : ""))" }
 }

@@ -14,6 +14,7 @@
 import CUThreads
 
 /// Outcome of a non-waiting channel operation.
+@usableFromInline
 enum ChannelPoll { case done, closed, wouldBlock }
 
 /// Outcome shared by the nodes of one wait.

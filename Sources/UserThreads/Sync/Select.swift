@@ -130,50 +130,49 @@ private class SelectClause<R> {
 }
 
 private final class ReceiveClause<T, R>: SelectClause<R> {
-    let channel: Channel<T>
+    let core: ChannelCore
     let handler: (T?) throws -> R
-    let slot: UnsafeMutablePointer<T?>
+    let slot: UnsafeMutablePointer<T>
+    /// Whether `slot` holds a value (received by poll, or by a peer while parked).
+    var filled = false
 
     init(_ channel: Channel<T>, _ handler: @escaping (T?) throws -> R) {
-        self.channel = channel
+        self.core = channel.core
         self.handler = handler
         slot = .allocate(capacity: 1)
-        slot.initialize(to: nil)
     }
 
     deinit {
-        slot.deinitialize(count: 1)
+        if filled { slot.deinitialize(count: 1) }
         slot.deallocate()
     }
 
     override var element: UnsafeMutableRawPointer { UnsafeMutableRawPointer(slot) }
-    override var label: String { channel.waitDescription(kind: .channelReceive) }
+    override var label: String { core.waitDescription(kind: .channelReceive) }
 
     override func poll(_ s: Scheduler) -> ChannelPoll {
-        switch channel.take(s) {
-        case .value(let v): slot.pointee = v; return .done
-        case .closed: return .closed
-        case .wouldBlock: return .wouldBlock
-        }
+        let r = core.take(into: UnsafeMutableRawPointer(slot), s)
+        if r == .done { filled = true }
+        return r
     }
 
-    override func arm(_ node: UnsafeMutablePointer<ChannelWaiter>) { channel.receivers.append(node) }
-    override func disarm(_ node: UnsafeMutablePointer<ChannelWaiter>) { channel.receivers.remove(node) }
+    override func arm(_ node: UnsafeMutablePointer<ChannelWaiter>) { core.receivers.append(node) }
+    override func disarm(_ node: UnsafeMutablePointer<ChannelWaiter>) { core.receivers.remove(node) }
 
     override func finish(ok: Bool) throws -> R {
-        let v = slot.pointee
-        slot.pointee = nil
-        return try handler(ok ? v : nil)
+        guard ok else { return try handler(nil) }
+        filled = false
+        return try handler(slot.move())
     }
 }
 
 private final class SendClause<T, R>: SelectClause<R> {
-    let channel: Channel<T>
+    let core: ChannelCore
     let handler: () throws -> R
     let value: UnsafeMutablePointer<T>
 
     init(_ value: T, _ channel: Channel<T>, _ handler: @escaping () throws -> R) {
-        self.channel = channel
+        self.core = channel.core
         self.handler = handler
         self.value = .allocate(capacity: 1)
         self.value.initialize(to: value)
@@ -185,21 +184,15 @@ private final class SendClause<T, R>: SelectClause<R> {
     }
 
     override var element: UnsafeMutableRawPointer { UnsafeMutableRawPointer(value) }
-    override var label: String { channel.waitDescription(kind: .channelSend) }
+    override var label: String { core.waitDescription(kind: .channelSend) }
 
-    override func poll(_ s: Scheduler) -> ChannelPoll {
-        switch channel.offer(value.pointee, s) {
-        case .done: return .done
-        case .closed: return .closed
-        case .wouldBlock: return .wouldBlock
-        }
-    }
+    override func poll(_ s: Scheduler) -> ChannelPoll { core.offer(UnsafeMutableRawPointer(value), s) }
 
-    override func arm(_ node: UnsafeMutablePointer<ChannelWaiter>) { channel.senders.append(node) }
-    override func disarm(_ node: UnsafeMutablePointer<ChannelWaiter>) { channel.senders.remove(node) }
+    override func arm(_ node: UnsafeMutablePointer<ChannelWaiter>) { core.senders.append(node) }
+    override func disarm(_ node: UnsafeMutablePointer<ChannelWaiter>) { core.senders.remove(node) }
 
     override func finish(ok: Bool) throws -> R {
-        guard ok else { throw channel.closedError }
+        guard ok else { throw core.closedError }
         return try handler()
     }
 }

@@ -24,7 +24,9 @@ class ThreadObject: WaitQueue {
     /// Set by cancel(); mirrored in the row's flags while the thread lives.
     var isCancelled = false
     /// A longer description of the current wait, if the waited-on object gives one.
-    weak var waitTarget: WaitTarget?
+    /// Not retained: set only for the duration of a park, while the parked frame keeps the
+    /// target alive (a weak reference cost ~15 ns per park in side-table traffic).
+    unowned(unsafe) var waitTarget: WaitTarget?
     /// Per-thread values (thread-local storage), cleared when the thread ends.
     var locals: [ObjectIdentifier: Any] = [:]
 
