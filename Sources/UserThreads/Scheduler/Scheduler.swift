@@ -207,6 +207,7 @@ final class Scheduler {
         if accounting {
             let tick = uthreads_ticks()
             from.pointee.cpu_ticks &+= tick &- from.pointee.run_start_tick
+            if from.pointee.state != .stateReady { from.pointee.wait_since_tick = tick }  // parked (see park)
             next.pointee.run_start_tick = tick
         }
         next.pointee.state = .stateRunning
@@ -290,7 +291,9 @@ final class Scheduler {
         me.pointee.state = kind == .sleep ? .stateSleeping : .stateBlocked
         me.pointee.wait_kind = kind.rawValue
         me.pointee.wait_object = object
-        me.pointee.wait_since_tick = uthreads_ticks()
+        // With accounting on, switchTo stamps wait_since_tick from the tick it reads anyway
+        // (one TSC read per park instead of two; a read costs ~10 ns on this machine).
+        if !accounting { me.pointee.wait_since_tick = uthreads_ticks() }
         if cancellable { me.set(.flagCancellable) }
         if let target { objectOf(me).waitTarget = target }
         policy.stopped(ThreadRef(me), finished: false)

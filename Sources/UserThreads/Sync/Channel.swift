@@ -236,7 +236,11 @@ final class ChannelCore: WaitTarget {
     /// receiver takes a copy).
     @usableFromInline
     func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?) throws {
-        let s = Scheduler.require("Channel.send")
+        try Scheduler.with("Channel.send") { s in try send(element, deadline: d, s) }
+    }
+
+    @inline(__always)
+    private func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
         switch offer(element, s) {
         case .done: return
         case .closed: throw closedError
@@ -297,7 +301,11 @@ final class ChannelCore: WaitTarget {
     /// when the channel is closed and drained.
     @usableFromInline
     func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?) throws -> Bool {
-        let s = Scheduler.require("Channel.receive")
+        try Scheduler.with("Channel.receive") { s in try receive(into: element, deadline: d, s) }
+    }
+
+    @inline(__always)
+    private func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws -> Bool {
         switch take(into: element, s) {
         case .done: return true
         case .closed: return false

@@ -18,12 +18,17 @@ struct BenchSyncCommand: ParsableCommand {
     @Option(help: "Repetitions of each measurement (the median is shown).") var repetitions = 5
     @Option(help: "Round trips per ping-pong measurement.") var roundTrips = 200_000
     @Flag(help: "Print JSON rows instead of text.") var json = false
+    @Flag(help: "Turn off per-thread CPU accounting (one TSC read per switch) in the measured runtimes.") var noAccounting = false
+    @Option(help: "Run only one part: channel, mutex or contended (for profiling).") var only: String?
 
     func run() throws {
         let report = BenchReport(quiet: json)
         let group = "sync"
         let reps = max(1, repetitions), trips = max(1, roundTrips)
 
+        if only == nil || only == "channel" {
+        let switches = try (0..<reps).map { _ in try yieldPingPong(switches: trips * 2) }
+        report.add(group: group, name: "reference: yield switch between 2 user threads", unit: "ns/switch", samples: switches)
         let channel = try (0..<reps).map { _ in try channelPingPong(roundTrips: trips) }
         report.add(group: group, name: "channel ping-pong handoff, user threads", unit: "ns/handoff", samples: channel,
                    note: "target <= 60")
@@ -35,12 +40,16 @@ struct BenchSyncCommand: ParsableCommand {
                                 note: "target >= 20"))
         }
 
+        }
+        if only == nil || only == "mutex" {
         let uncontended = try (0..<reps).map { _ in try uncontendedMutex(iterations: 20_000_000) }
         report.add(group: group, name: "UMutex lock+unlock, uncontended", unit: "ns/pair", samples: uncontended,
                    note: "target <= 10")
         let pm = (0..<reps).map { _ in uncontendedPthreadMutex(iterations: 20_000_000) }
         report.add(group: group, name: "pthread_mutex lock+unlock, uncontended", unit: "ns/pair", samples: pm)
 
+        }
+        if only == nil || only == "contended" {
         var spreads: [(Int, Int)] = []
         let contended = try (0..<reps).map { _ -> Double in
             let (rate, lo, hi) = try contendedMutex(threads: 1_000, acquisitions: 1_000_000)
@@ -50,6 +59,7 @@ struct BenchSyncCommand: ParsableCommand {
         let lo = spreads.map(\.0).min()!, hi = spreads.map(\.1).max()!
         report.add(group: group, name: "UMutex contended, 1,000 user threads", unit: "M acq/s", samples: contended,
                    note: "acquisitions per thread \(lo)...\(hi) (fair: 1000 each)")
+        }
         if json {
             let rows = report.rows.map { r in
                 "{\"group\":\"\(r.group)\",\"name\":\"\(r.name)\",\"value\":\(r.value),\"unit\":\"\(r.unit)\"}"
@@ -60,38 +70,59 @@ struct BenchSyncCommand: ParsableCommand {
 
     /// ns per handoff between two user threads over two unbuffered channels.
     func channelPingPong(roundTrips: Int) throws -> Double {
-        try UThreadRuntime.run {
+        try UThreadRuntime.run(configuration) {
             let ping = Channel<Int>(), pong = Channel<Int>()
             let echo = UThread { while let v = try ping.receive() { try pong.send(v) } }
             for i in 0..<1_000 { try ping.send(i); _ = try pong.receive() }  // warm up
-            let start = ContinuousClock.now
+            let start = threadCPUNanoseconds()
             for i in 0..<roundTrips { try ping.send(i); _ = try pong.receive() }
-            let elapsed = ContinuousClock.now - start
+            let elapsed = threadCPUNanoseconds() - start
             ping.close()
             try echo.join()
-            return elapsed.nanoseconds / Double(2 * roundTrips)
+            return elapsed / Double(2 * roundTrips)
+        }
+    }
+
+    var configuration: UThreadRuntime.Configuration {
+        var c = UThreadRuntime.Configuration()
+        c.cpuAccounting = !noAccounting
+        return c
+    }
+
+    /// ns per switch when two user threads yield to each other (the floor under a handoff).
+    func yieldPingPong(switches: Int) throws -> Double {
+        try UThreadRuntime.run(configuration) {
+            var stop = false
+            let other = UThread { while !stop { UThread.yield() } }
+            UThread.yield()
+            let start = threadCPUNanoseconds()
+            for _ in 0..<(switches / 2) { UThread.yield() }
+            let elapsed = threadCPUNanoseconds() - start
+            stop = true
+            try other.join()
+            return elapsed / Double(switches / 2 * 2)
         }
     }
 
     func uncontendedMutex(iterations: Int) throws -> Double {
-        try UThreadRuntime.run {
+        try UThreadRuntime.run(configuration) {
             let m = UMutex()
             var counter = 0
-            let start = ContinuousClock.now
+            let start = threadCPUNanoseconds()
             for _ in 0..<iterations {
                 try m.lock()
                 counter &+= 1
                 try m.unlock()
             }
-            let elapsed = ContinuousClock.now - start
+            let elapsed = threadCPUNanoseconds() - start
             precondition(counter == iterations)
-            return elapsed.nanoseconds / Double(iterations)
+            return elapsed / Double(iterations)
         }
     }
 
     /// Returns millions of acquisitions per second and the min/max acquisitions of one thread.
     func contendedMutex(threads: Int, acquisitions: Int) throws -> (Double, Int, Int) {
-        try UThreadRuntime.run {
+        try UThreadRuntime.run(configuration) {
             let m = UMutex(name: "hot")
             var counts = [Int](repeating: 0, count: threads)
             var total = 0
@@ -99,12 +130,12 @@ struct BenchSyncCommand: ParsableCommand {
             var started = 0
             let gate = UWaitGroup()
             try gate.add(1)
-            var start = ContinuousClock.now
+            var start = threadCPUNanoseconds()
             try withThreadGroup { g in
                 for i in 0..<threads {
                     g.spawn {
                         started += 1
-                        if started == threads { start = ContinuousClock.now; try gate.done() } else { try gate.wait() }
+                        if started == threads { start = threadCPUNanoseconds(); try gate.done() } else { try gate.wait() }
                         for _ in 0..<perThread {
                             try m.lock()
                             counts[i] += 1
@@ -115,8 +146,8 @@ struct BenchSyncCommand: ParsableCommand {
                     }
                 }
             }
-            let elapsed = ContinuousClock.now - start
-            return (Double(total) / elapsed.seconds / 1e6, counts.min()!, counts.max()!)
+            let elapsed = threadCPUNanoseconds() - start
+            return (Double(total) / elapsed * 1e3, counts.min()!, counts.max()!)
         }
     }
 }
@@ -204,7 +235,15 @@ func uncontendedPthreadMutex(iterations: Int) -> Double {
     return elapsed.nanoseconds / Double(iterations)
 }
 
+/// CPU time consumed by the calling kernel thread, in nanoseconds. The user-thread rows are
+/// timed with it: every user thread of a runtime runs on that one kernel thread, and CPU time
+/// does not count the time the machine gave to other processes (this 2-core box is shared).
+func threadCPUNanoseconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Double(t.tv_sec) * 1e9 + Double(t.tv_nsec)
+}
+
 extension Duration {
     var nanoseconds: Double { Double(components.seconds) * 1e9 + Double(components.attoseconds) / 1e9 }
-    var seconds: Double { nanoseconds / 1e9 }
 }
