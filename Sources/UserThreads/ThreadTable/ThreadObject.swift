@@ -26,7 +26,7 @@ class ThreadObject: WaitQueue {
     /// A longer description of the current wait, if the waited-on object gives one.
     /// Not retained: set only for the duration of a park, while the parked frame keeps the
     /// target alive (a weak reference cost ~15 ns per park in side-table traffic).
-    unowned(unsafe) var waitTarget: WaitTarget?
+    @exclusivity(unchecked) unowned(unsafe) var waitTarget: WaitTarget?
     /// Per-thread values (thread-local storage), cleared when the thread ends.
     var locals: [ObjectIdentifier: Any] = [:]
 
