@@ -106,6 +106,9 @@ final class Scheduler {
     @exclusivity(unchecked) private(set) var switchCount: UInt64 = 0
     /// Threads spawned in this runtime's life.
     private(set) var spawnCount: UInt64 = 0
+    /// State of the runtime's random source (randomised choices such as select fairness).
+    /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible.
+    @exclusivity(unchecked) var randomState: UInt64 = uthreads_monotonic_ns() ^ 0x5DEE_CE66_D1CE_4E5B
 
     init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy) {
         self.configuration = configuration

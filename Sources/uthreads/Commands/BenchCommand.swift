@@ -24,7 +24,8 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks side by side with kernel threads (run all with no subcommand).",
-        subcommands: [BenchAllCommand.self, BenchSwitchCommand.self, BenchSpawnCommand.self, BenchMemoryCommand.self],
+        subcommands: [BenchAllCommand.self, BenchSwitchCommand.self, BenchSpawnCommand.self, BenchMemoryCommand.self,
+                      BenchSyncCommand.self],
         defaultSubcommand: BenchAllCommand.self)
 }
 

@@ -1,0 +1,384 @@
+// Layer 6: channels — typed message passing between user threads.
+//
+// Design essay
+// ============
+//
+// A channel has a ring buffer of `capacity` values (0: unbuffered, a rendezvous), a list of
+// parked receivers and a list of parked senders (ChannelWaiter nodes on the waiters' stacks;
+// see ChannelWaiter.swift), and a closed flag. Invariants, as in Go's hchan: parked receivers
+// exist only when the buffer is empty; parked senders only when it is full.
+//
+// Direct handoff. A send that finds a parked receiver copies the value straight into the
+// receiver's slot and makes it ready: no buffer round trip, and the receiver returns without
+// touching the channel again. A receive that finds a parked sender (unbuffered, or a full
+// buffer) takes the value and wakes the sender, refilling the buffer from it in the buffered
+// case so that FIFO order holds. The running thread then keeps running: a ping-pong between
+// two threads costs one park and one wake per message, i.e. one context switch.
+//
+// Close. `close()` marks the channel closed and wakes every parked thread with `.closed`:
+// receivers return nil (after the buffer is drained: values sent before close are still
+// delivered, in order), parked senders throw `UThreadError.closed` (their value was not
+// delivered). Afterwards send throws at once and receive drains the buffer, then returns nil.
+// Closing twice is harmless (returns false).
+//
+// Timeouts and cancellation: a parked operation that times out or is cancelled unlinks its
+// node itself when it runs; until then peers skip it (its thread is no longer blocked), so a
+// value is never handed to a thread that has given up.
+//
+// Rejected designs:
+//   * Receivers returning a `Result` or throwing on close: `for x in channel` and
+//     `while let x = try ch.receive()` read naturally with nil meaning "closed and drained".
+//   * A lock-free ring (Vyukov): needless under M:1 and the slow path (parking) dominates.
+//   * Go's panic on send to a closed channel: a thrown error the caller can handle instead.
+//
+// Generic code without generic cost. All channel logic lives in the non-generic
+// `ChannelCore`, which moves elements through raw pointers with an `ElementOps` table (copy,
+// move, destroy) built for `T` when the channel is created. `Channel<T>`'s public methods are
+// `@inlinable` one-liners, so they are specialised in the caller's module: no generic
+// metadata is looked up on a send or receive (in unspecialised generic code every `T?` costs
+// a runtime metadata cache lookup, which was most of the handoff's time).
+import CUThreads
+
+/// How a channel moves values of its element type through raw memory. Built by the
+/// (inlinable, so specialised) `Channel.init`.
+@usableFromInline
+struct ElementOps {
+    @usableFromInline let stride: Int
+    @usableFromInline let alignment: Int
+    /// Initialises `dst` with a copy of `src`.
+    @usableFromInline let copy: (UnsafeMutableRawPointer, UnsafeRawPointer) -> Void
+    /// Initialises `dst` by moving out of `src` (left uninitialised).
+    @usableFromInline let move: (UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Void
+    @usableFromInline let destroy: (UnsafeMutableRawPointer) -> Void
+
+    @inlinable
+    init<T>(_: T.Type) {
+        stride = MemoryLayout<T>.stride
+        alignment = MemoryLayout<T>.alignment
+        copy = { dst, src in dst.assumingMemoryBound(to: T.self).initialize(to: src.assumingMemoryBound(to: T.self).pointee) }
+        move = { dst, src in dst.assumingMemoryBound(to: T.self).moveInitialize(from: src.assumingMemoryBound(to: T.self), count: 1) }
+        destroy = { p in p.assumingMemoryBound(to: T.self).deinitialize(count: 1) }
+    }
+}
+
+/// A typed FIFO channel between user threads of one runtime.
+///
+/// ```swift
+/// let jobs = Channel<Int>(capacity: 16)
+/// let worker = UThread { for job in jobs { process(job) } }
+/// for j in 0..<100 { try jobs.send(j) }
+/// jobs.close()
+/// ```
+///
+/// `receive()` returns nil once the channel is closed *and* drained; `send` on a closed channel
+/// throws `UThreadError.closed`.
+public final class Channel<T>: Sequence, CustomStringConvertible {
+    @usableFromInline let core: ChannelCore
+
+    /// - Parameter capacity: 0 (default) for an unbuffered channel (every send is a
+    ///   rendezvous with a receive).
+    @inlinable
+    public init(capacity: Int = 0, name: String = "") {
+        precondition(capacity >= 0, "Channel capacity must be >= 0")
+        core = ChannelCore(capacity: capacity, name: name, ops: ElementOps(T.self))
+    }
+
+    /// Buffered values allowed before a send waits; 0: unbuffered.
+    public var capacity: Int { core.capacity }
+    public var name: String { core.name }
+    public var id: UInt64 { core.id }
+    /// Values buffered now.
+    public var count: Int { core.count }
+    public var isClosed: Bool { core.isClosed }
+
+    // MARK: Sending
+
+    /// Sends `value`, waiting while no receiver is ready and the buffer is full.
+    /// - Throws: `UThreadError.closed` if the channel is (or gets) closed — the value was not
+    ///   delivered; `CancellationError`.
+    @inlinable
+    public func send(_ value: T) throws {
+        var v = value
+        try withUnsafeMutablePointer(to: &v) { try core.send(UnsafeMutableRawPointer($0), deadline: nil) }
+    }
+
+    /// Sends `value`, giving up after `timeout`.
+    /// - Throws: as `send(_:)`, and `UThreadError.timedOut`.
+    @inlinable
+    public func send(_ value: T, timeout: Duration) throws {
+        var v = value
+        try withUnsafeMutablePointer(to: &v) { try core.send(UnsafeMutableRawPointer($0), timeout: timeout, deadline: nil) }
+    }
+
+    /// Sends `value`, giving up at `deadline`.
+    @inlinable
+    public func send(_ value: T, deadline: ContinuousClock.Instant) throws {
+        var v = value
+        try withUnsafeMutablePointer(to: &v) { try core.send(UnsafeMutableRawPointer($0), timeout: nil, deadline: deadline) }
+    }
+
+    /// Sends without waiting. Returns false when it would have to wait.
+    /// - Throws: `UThreadError.closed` if the channel is closed.
+    @inlinable
+    public func trySend(_ value: T) throws -> Bool {
+        var v = value
+        return try withUnsafeMutablePointer(to: &v) { try core.trySend(UnsafeMutableRawPointer($0)) }
+    }
+
+    // MARK: Receiving
+
+    /// Receives the next value, waiting while none is available. Returns nil once the channel
+    /// is closed and every buffered value was received.
+    /// - Throws: `CancellationError`.
+    @inlinable
+    public func receive() throws -> T? {
+        try withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buffer in
+            let p = buffer.baseAddress!
+            return try core.receive(into: UnsafeMutableRawPointer(p), deadline: nil) ? p.move() : nil
+        }
+    }
+
+    /// Receives, giving up after `timeout`.
+    /// - Throws: `UThreadError.timedOut`, `CancellationError`.
+    @inlinable
+    public func receive(timeout: Duration) throws -> T? {
+        try withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buffer in
+            let p = buffer.baseAddress!
+            return try core.receive(into: UnsafeMutableRawPointer(p), timeout: timeout, deadline: nil) ? p.move() : nil
+        }
+    }
+
+    /// Receives, giving up at `deadline`.
+    @inlinable
+    public func receive(deadline: ContinuousClock.Instant) throws -> T? {
+        try withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buffer in
+            let p = buffer.baseAddress!
+            return try core.receive(into: UnsafeMutableRawPointer(p), timeout: nil, deadline: deadline) ? p.move() : nil
+        }
+    }
+
+    /// Receives without waiting: `.value`, `.closed` (closed and drained) or `.empty`.
+    @inlinable
+    public func tryReceive() -> TryReceiveResult {
+        withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buffer in
+            let p = buffer.baseAddress!
+            switch core.tryReceive(into: UnsafeMutableRawPointer(p)) {
+            case .done: return .value(p.move())
+            case .closed: return .closed
+            case .wouldBlock: return .empty
+            }
+        }
+    }
+
+    public enum TryReceiveResult {
+        case value(T)
+        case closed
+        case empty
+    }
+
+    // MARK: Closing
+
+    /// Closes the channel: parked receivers return nil, parked and later senders throw
+    /// `UThreadError.closed`; buffered values can still be received. Returns false if it was
+    /// already closed.
+    @discardableResult
+    public func close() -> Bool { core.close() }
+
+    // MARK: Sequence
+
+    /// Iterates until the channel is closed and drained. Iteration also ends (returns nil) if
+    /// the thread is cancelled while waiting; check `UThread.isCancelled` if that matters.
+    public struct Iterator: IteratorProtocol {
+        @usableFromInline let channel: Channel<T>
+        @inlinable init(channel: Channel<T>) { self.channel = channel }
+        @inlinable public mutating func next() -> T? { (try? channel.receive()) ?? nil }
+    }
+
+    @inlinable public func makeIterator() -> Iterator { Iterator(channel: self) }
+
+    public var description: String { "Channel(\(core.label), \(count)/\(capacity)\(isClosed ? ", closed" : ""))" }
+}
+
+/// The non-generic state and logic of a channel (see the essay above).
+@usableFromInline
+final class ChannelCore: WaitTarget {
+    let capacity: Int
+    let name: String
+    let id: UInt64
+    let ops: ElementOps
+    @exclusivity(unchecked) private var storage: UnsafeMutableRawPointer
+    @exclusivity(unchecked) private var head = 0
+    @exclusivity(unchecked) private(set) var count = 0
+    @exclusivity(unchecked) var receivers = WaiterList()
+    @exclusivity(unchecked) var senders = WaiterList()
+    @exclusivity(unchecked) private(set) var isClosed = false
+
+    @usableFromInline
+    init(capacity: Int, name: String, ops: ElementOps) {
+        self.capacity = capacity
+        self.name = name
+        self.id = SyncObjectID.allocate()
+        self.ops = ops
+        storage = .allocate(byteCount: Swift.max(capacity, 1) * ops.stride, alignment: ops.alignment)
+    }
+
+    deinit {
+        for i in 0..<count { ops.destroy(slot((head + i) % capacity)) }
+        storage.deallocate()
+    }
+
+    @inline(__always)
+    private func slot(_ i: Int) -> UnsafeMutableRawPointer { storage + i * ops.stride }
+
+    // MARK: Send
+
+    /// Sends the value at `element` (initialised; the caller keeps and destroys it: the
+    /// receiver takes a copy).
+    @usableFromInline
+    func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?) throws {
+        try Scheduler.with("Channel.send") { s in try send(element, deadline: d, s) }
+    }
+
+    @inline(__always)
+    private func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
+        switch offer(element, s) {
+        case .done: return
+        case .closed: throw closedError
+        case .wouldBlock: break
+        }
+        var state = SelectionState()
+        try withUnsafeMutablePointer(to: &state) { sp in
+            var node = ChannelWaiter(thread: s.current, element: element, selection: sp, caseIndex: 0)
+            try withUnsafeMutablePointer(to: &node) { np in
+                senders.append(np)
+                let r = s.park(.channelSend, object: id, target: self, deadline: d)
+                if sp.pointee.fired {
+                    if !sp.pointee.ok { throw closedError }
+                    return
+                }
+                senders.remove(np)
+                try r.check()
+            }
+        }
+    }
+
+    @usableFromInline
+    func send(_ element: UnsafeMutableRawPointer, timeout: Duration?, deadline: ContinuousClock.Instant?) throws {
+        let s = Scheduler.require("Channel.send")
+        try send(element, deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
+    }
+
+    @usableFromInline
+    func trySend(_ element: UnsafeMutableRawPointer) throws -> Bool {
+        switch offer(element, Scheduler.require("Channel.trySend")) {
+        case .done: return true
+        case .closed: throw closedError
+        case .wouldBlock: return false
+        }
+    }
+
+    /// The non-waiting half of send: hand a copy to a parked receiver, else buffer one. O(1)
+    /// amortised.
+    @inline(__always)
+    func offer(_ element: UnsafeMutableRawPointer, _ s: Scheduler) -> ChannelPoll {
+        if isClosed { return .closed }
+        if let r = receivers.popReady() {
+            ops.copy(r.pointee.element, element)
+            s.fire(r, ok: true)
+            return .done
+        }
+        if count < capacity {
+            ops.copy(slot((head + count) % capacity), element)
+            count += 1
+            return .done
+        }
+        return .wouldBlock
+    }
+
+    // MARK: Receive
+
+    /// Receives into `element` (uninitialised). Returns true when it was initialised, false
+    /// when the channel is closed and drained.
+    @usableFromInline
+    func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?) throws -> Bool {
+        try Scheduler.with("Channel.receive") { s in try receive(into: element, deadline: d, s) }
+    }
+
+    @inline(__always)
+    private func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws -> Bool {
+        switch take(into: element, s) {
+        case .done: return true
+        case .closed: return false
+        case .wouldBlock: break
+        }
+        var state = SelectionState()
+        return try withUnsafeMutablePointer(to: &state) { sp in
+            var node = ChannelWaiter(thread: s.current, element: element, selection: sp, caseIndex: 0)
+            return try withUnsafeMutablePointer(to: &node) { np in
+                receivers.append(np)
+                let r = s.park(.channelReceive, object: id, target: self, deadline: d)
+                if sp.pointee.fired { return sp.pointee.ok }  // not ok: closed
+                receivers.remove(np)
+                try r.check()
+                return false
+            }
+        }
+    }
+
+    @usableFromInline
+    func receive(into element: UnsafeMutableRawPointer, timeout: Duration?, deadline: ContinuousClock.Instant?) throws -> Bool {
+        let s = Scheduler.require("Channel.receive")
+        return try receive(into: element, deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
+    }
+
+    @usableFromInline
+    func tryReceive(into element: UnsafeMutableRawPointer) -> ChannelPoll {
+        take(into: element, Scheduler.require("Channel.tryReceive"))
+    }
+
+    /// The non-waiting half of receive: buffer first (refilled from a parked sender), else
+    /// straight from a parked sender. `.done`: `element` was initialised. O(1) amortised.
+    @inline(__always)
+    func take(into element: UnsafeMutableRawPointer, _ s: Scheduler) -> ChannelPoll {
+        if count > 0 {
+            ops.move(element, slot(head))
+            head = head + 1 == capacity ? 0 : head + 1
+            count -= 1
+            if let w = senders.popReady() {
+                ops.copy(slot((head + count) % capacity), w.pointee.element)
+                count += 1
+                s.fire(w, ok: true)
+            }
+            return .done
+        }
+        if let w = senders.popReady() {
+            ops.copy(element, w.pointee.element)
+            s.fire(w, ok: true)
+            return .done
+        }
+        return isClosed ? .closed : .wouldBlock
+    }
+
+    // MARK: Close
+
+    @usableFromInline
+    func close() -> Bool {
+        guard !isClosed else { return false }
+        isClosed = true
+        let s = Scheduler.require("Channel.close")
+        while let r = receivers.popReady() { s.fire(r, ok: false) }
+        while let w = senders.popReady() { s.fire(w, ok: false) }
+        return true
+    }
+
+    var closedError: UThreadError { .closed("\(label) is closed") }
+    var label: String { syncLabel("channel", name: name, id: id) }
+
+    // MARK: WaitTarget
+
+    @usableFromInline
+    func waitDescription(kind: WaitReason.Kind) -> String {
+        let on = name.isEmpty ? "channel \(id)" : "'\(name)'"
+        return "\(kind.label) on \(on) (\(count)/\(capacity) buffered\(isClosed ? ", closed" : ""))"
+    }
+}

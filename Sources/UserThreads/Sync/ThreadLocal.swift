@@ -1,0 +1,51 @@
+// Layer 6: thread-local values — per user thread storage.
+//
+// Design essay: each user thread's Swift object has a `locals` dictionary keyed by the
+// ThreadLocal's identity; the scheduler empties it when the thread ends, so values (and
+// whatever they retain) are released with the thread. A key that was never set in a thread
+// reads as the default. Kernel thread-locals (`@TaskLocal`, pthread keys) would be shared by
+// every user thread of the kernel thread: that is what this type is for.
+import CUThreads
+
+/// A value that each user thread sees separately.
+///
+/// ```swift
+/// let requestID = ThreadLocal<Int>(default: 0)
+/// requestID.value = 42          // only in this thread
+/// ```
+public final class ThreadLocal<T> {
+    private let makeDefault: () -> T
+
+    public init(default value: @autoclosure @escaping () -> T) { makeDefault = value }
+
+    /// The calling thread's value (the default until set).
+    public var value: T {
+        get {
+            let s = Scheduler.require("ThreadLocal.value")
+            return (s.objectOf(current(s)).locals?[ObjectIdentifier(self)] as? T) ?? makeDefault()
+        }
+        set {
+            let s = Scheduler.require("ThreadLocal.value")
+            let object = s.objectOf(current(s))
+            if object.locals == nil { object.locals = [:] }  // allocated on first use only
+            object.locals![ObjectIdentifier(self)] = newValue
+        }
+    }
+
+    /// Whether the calling thread has set a value.
+    public var hasValue: Bool {
+        let s = Scheduler.require("ThreadLocal.hasValue")
+        return s.objectOf(current(s)).locals?[ObjectIdentifier(self)] != nil
+    }
+
+    /// Removes the calling thread's value (it reads as the default again).
+    public func reset() {
+        let s = Scheduler.require("ThreadLocal.reset")
+        s.objectOf(current(s)).locals?[ObjectIdentifier(self)] = nil
+    }
+
+    private func current(_ s: Scheduler) -> ControlBlock {
+        guard s.onUserThread else { Scheduler.misuse("ThreadLocal.value") }
+        return s.current
+    }
+}

@@ -1,0 +1,64 @@
+import Testing
+import UserThreads
+
+/// Cancellation mid-wait on every primitive: the waiter throws CancellationError, leaves no
+/// trace (the next waiter gets what the cancelled one waited for), and nothing hangs.
+@Suite("Sync: cancellation mid-wait")
+struct SyncCancellationTests {
+    enum Primitive: String, CaseIterable { case rwlockRead, rwlockWrite, waitGroup, barrier, once, select, condition }
+
+    @Test(arguments: Primitive.allCases)
+    func cancelledWaiterLeavesNoTrace(_ primitive: Primitive) throws {
+        try UThreadRuntime.run {
+            var release: () throws -> Void = {}
+            var wait: () throws -> Void = {}
+            switch primitive {
+            case .rwlockRead, .rwlockWrite:
+                let rw = URWLock()
+                try rw.writeLock()
+                wait = primitive == .rwlockRead ? { try rw.readLock(); try rw.readUnlock() } : { try rw.writeLock(); try rw.writeUnlock() }
+                release = { try rw.writeUnlock() }
+            case .waitGroup:
+                let wg = UWaitGroup()
+                try wg.add()
+                wait = { try wg.wait() }
+                release = { try wg.done() }
+            case .barrier:
+                let b = UBarrier(parties: 3)
+                wait = { try b.arriveAndWait() }
+                // Two more parties meet the live waiter; had the cancelled arrival counted,
+                // the barrier would trip early or never.
+                release = {
+                    let helper = UThread { try b.arriveAndWait() }
+                    try b.arriveAndWait()
+                    _ = try helper.join()
+                    #expect(b.arrived == 0 && b.generation == 1)
+                }
+            case .once:
+                let once = UOnce()
+                let gate = USemaphore(value: 0)
+                let runner = UThread { try once.run { try gate.wait() } }
+                UThread.yield()
+                wait = { try once.run {} }
+                release = { gate.signal(); try runner.join() }
+            case .select:
+                let ch = Channel<Int>()
+                wait = { _ = try channelSelect { s in s.receive(from: ch) { $0 ?? -1 } } }
+                release = { try ch.send(1) }
+            case .condition:
+                let m = UMutex(), c = UCondition()
+                var ready = false
+                wait = { try m.withLock { try c.wait(m, until: { ready }) } }
+                release = { try m.withLock { ready = true }; c.broadcast() }
+            }
+            let cancelled = UThread(name: "cancelled") { try wait() }
+            let live = UThread(name: "live") { try wait() }
+            UThread.yield()
+            #expect(UThreadRuntime.threadTable().threads.first { $0.id == cancelled.id }?.state == .blocked)
+            cancelled.cancel()
+            #expect(throws: CancellationError.self) { try cancelled.join() }
+            try release()
+            try live.join()
+        }
+    }
+}

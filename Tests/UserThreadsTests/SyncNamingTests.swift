@@ -1,0 +1,32 @@
+// A file importing both Synchronization and UserThreads must compile without ambiguity.
+import Synchronization
+import Testing
+import UserThreads
+
+@Suite("Sync: names do not clash with the Synchronization module")
+struct SyncNamingTests {
+    @Test func bothModulesSideBySide() throws {
+        let kernelMutex = Mutex(0)  // Synchronization's
+        let atomic = Atomic<Int>(0)
+        try UThreadRuntime.run {
+            let m = UMutex(), c = UCondition(), sem = USemaphore(value: 1), rw = URWLock()
+            let ch = Channel<Int>(capacity: 1), wg = UWaitGroup(), b = UBarrier(parties: 1), once = UOnce()
+            let local = ThreadLocal<Int>(default: 0)
+            try withThreadGroup { g in
+                g.spawn {
+                    try m.withLock { kernelMutex.withLock { $0 += 1 } }
+                    try sem.wait(); sem.signal()
+                    try rw.withReadLock {}
+                    try ch.send(1); _ = try ch.receive()
+                    try wg.add(); try wg.done(); try wg.wait()
+                    try b.arriveAndWait()
+                    try once.run { atomic.add(1, ordering: .relaxed) }
+                    local.value = 1
+                    c.signal()
+                }
+            }
+        }
+        #expect(kernelMutex.withLock { $0 } == 1)
+        #expect(atomic.load(ordering: .relaxed) == 1)
+    }
+}
