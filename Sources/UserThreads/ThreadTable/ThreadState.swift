@@ -69,3 +69,17 @@ public enum WakeResult: UInt8, Sendable {
     /// The runtime found it deadlocked and is tearing down.
     case deadlocked = 4
 }
+
+extension WakeResult {
+    /// Maps a park's outcome to the error a blocking call throws; `.woken` is success.
+    @inline(__always)
+    func check() throws {
+        switch self {
+        case .woken: return
+        case .timedOut: throw UThreadError.timedOut
+        case .cancelled: throw CancellationError()
+        case .closed: throw UThreadError.closed("the object was closed while this thread waited")
+        case .deadlocked: throw UThreadError.deadlock("this thread was woken by deadlock teardown")
+        }
+    }
+}

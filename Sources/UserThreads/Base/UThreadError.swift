@@ -1,4 +1,5 @@
-// Layer 7 (public API): errors.
+// The base layer, below everything else in the library: the errors every layer throws.
+// (Stacks throw resourceExhausted, the scheduler's wake results map to these, the API rethrows.)
 import Glibc
 import SystemPackage
 
@@ -44,16 +45,3 @@ extension Errno {
     static var lastError: Errno { Errno(rawValue: Glibc.errno) }
 }
 
-extension WakeResult {
-    /// Maps a park's outcome to the error a blocking call throws; `.woken` is success.
-    @inline(__always)
-    func check() throws {
-        switch self {
-        case .woken: return
-        case .timedOut: throw UThreadError.timedOut
-        case .cancelled: throw CancellationError()
-        case .closed: throw UThreadError.closed("the object was closed while this thread waited")
-        case .deadlocked: throw UThreadError.deadlock("this thread was woken by deadlock teardown")
-        }
-    }
-}
