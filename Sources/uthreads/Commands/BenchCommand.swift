@@ -48,7 +48,7 @@ struct BenchAllCommand: BenchSubcommand {
     static let configuration = CommandConfiguration(commandName: "all", abstract: "Every benchmark.")
     @OptionGroup var options: BenchOptions
     static var groups: [(BenchReport, BenchOptions) throws -> Void] {
-        [CoreBenchRuns.switches, CoreBenchRuns.spawn, CoreBenchRuns.memory]
+        [CoreBenchRuns.switches, CoreBenchRuns.spawn, CoreBenchRuns.memory, SyncBenchRuns.sync]
     }
 }
 

@@ -1,0 +1,109 @@
+// The sync layer side by side with kernel threads, in one run (`uthreads bench sync`).
+//
+//   * channel ping-pong: one message each way between two user threads; the figure is per
+//     handoff (half a round trip). Peer: two pthreads handing a turn back and forth with a
+//     pthread mutex + condition variable, both pinned to one CPU (as the user threads share
+//     one kernel thread), so the ratio compares like with like.
+//   * uncontended UMutex lock+unlock, and pthread_mutex for contrast.
+//   * contended UMutex among 1,000 user threads, each holding it across a yield (so every
+//     acquisition finds the mutex held): throughput and the spread of acquisitions per thread.
+//
+// User-thread rows are timed with the kernel thread's CPU time (CLOCK_THREAD_CPUTIME_ID): every
+// user thread of a runtime runs on that one kernel thread, and CPU time does not count the time
+// the shared machine gave to other processes.
+import Glibc
+import UserThreads
+
+enum SyncBenchmarks {
+    /// ns per handoff between two user threads over two unbuffered channels.
+    static func channelPingPong(roundTrips: Int) throws -> Double {
+        try UThreadRuntime.run {
+            let ping = Channel<Int>(), pong = Channel<Int>()
+            let echo = UThread { while let v = try ping.receive() { try pong.send(v) } }
+            for i in 0..<1_000 { try ping.send(i); _ = try pong.receive() }  // warm up
+            let start = threadCPUNanoseconds()
+            for i in 0..<roundTrips { try ping.send(i); _ = try pong.receive() }
+            let elapsed = threadCPUNanoseconds() - start
+            ping.close()
+            try echo.join()
+            return elapsed / Double(2 * roundTrips)
+        }
+    }
+
+
+    static func uncontendedMutex(iterations: Int) throws -> Double {
+        try UThreadRuntime.run {
+            let m = UMutex()
+            var counter = 0
+            let start = threadCPUNanoseconds()
+            for _ in 0..<iterations {
+                try m.lock()
+                counter &+= 1
+                try m.unlock()
+            }
+            let elapsed = threadCPUNanoseconds() - start
+            precondition(counter == iterations)
+            return elapsed / Double(iterations)
+        }
+    }
+
+    /// Returns millions of acquisitions per second and the min/max acquisitions of one thread.
+    static func contendedMutex(threads: Int, acquisitions: Int) throws -> (Double, Int, Int) {
+        try UThreadRuntime.run {
+            let m = UMutex(name: "hot")
+            var counts = [Int](repeating: 0, count: threads)
+            var total = 0
+            let perThread = acquisitions / threads
+            var started = 0
+            let gate = UWaitGroup()
+            try gate.add(1)
+            var start = threadCPUNanoseconds()
+            try withThreadGroup { g in
+                for i in 0..<threads {
+                    g.spawn {
+                        started += 1
+                        if started == threads { start = threadCPUNanoseconds(); try gate.done() } else { try gate.wait() }
+                        for _ in 0..<perThread {
+                            try m.lock()
+                            counts[i] += 1
+                            total += 1
+                            UThread.yield()  // hold it across a switch: everyone else queues
+                            try m.unlock()
+                        }
+                    }
+                }
+            }
+            let elapsed = threadCPUNanoseconds() - start
+            return (Double(total) / elapsed * 1e3, counts.min()!, counts.max()!)
+        }
+    }
+}
+
+func uncontendedPthreadMutex(iterations: Int) -> Double {
+    let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    pthread_mutex_init(m, nil)
+    defer { pthread_mutex_destroy(m); m.deallocate() }
+    var counter = 0
+    let start = ContinuousClock.now
+    for _ in 0..<iterations {
+        pthread_mutex_lock(m)
+        counter &+= 1
+        pthread_mutex_unlock(m)
+    }
+    let elapsed = ContinuousClock.now - start
+    precondition(counter == iterations)
+    return elapsed.nanoseconds / Double(iterations)
+}
+
+/// CPU time consumed by the calling kernel thread, in nanoseconds. The user-thread rows are
+/// timed with it: every user thread of a runtime runs on that one kernel thread, and CPU time
+/// does not count the time the machine gave to other processes (this 2-core box is shared).
+func threadCPUNanoseconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Double(t.tv_sec) * 1e9 + Double(t.tv_nsec)
+}
+
+extension Duration {
+    var nanoseconds: Double { Double(components.seconds) * 1e9 + Double(components.attoseconds) / 1e9 }
+}
