@@ -13,6 +13,7 @@ struct UThreadsCommand: ParsableCommand {
             TableCommand.self,
             BenchCommand.self,
             SelfTestCommand.self,
+            SchedCommand.self,
         ],
         defaultSubcommand: TourCommand.self
     )

@@ -21,7 +21,10 @@ public final class EDFPolicy: SchedulingPolicy {
     }
 
     public func awakened(_ thread: ThreadRef, reason: ReadyReason) {
-        heap.insert(thread, key: thread.deadline ?? .max)
+        // A re-check (preemption) keeps the thread's place among equal deadlines: threads
+        // without a deadline then run FIFO, to completion, as documented. policyData.1: that place.
+        let keep = reason == .preempted ? thread.policyData.1 : nil
+        thread.policyData.1 = heap.insert(thread, key: thread.deadline ?? .max, seq: keep)
     }
 
     public func pickNext() -> ThreadRef? { heap.popMin()?.thread }

@@ -41,9 +41,13 @@ struct KeyedThreadHeap {
     var count: Int { items.count }
     var min: Entry? { items.first }
 
-    mutating func insert(_ t: ThreadRef, key: UInt64) {
-        seq &+= 1
-        items.append(Entry(key: key, seq: seq, thread: t))
+    /// Inserts with a fresh arrival sequence number (returned), or with `seq` to keep an
+    /// earlier place among equal keys.
+    @discardableResult
+    mutating func insert(_ t: ThreadRef, key: UInt64, seq given: UInt64? = nil) -> UInt64 {
+        if given == nil { seq &+= 1 }
+        let s = given ?? seq
+        items.append(Entry(key: key, seq: s, thread: t))
         var i = items.count - 1
         while i > 0 {
             let p = (i - 1) / 2
@@ -51,6 +55,7 @@ struct KeyedThreadHeap {
             items.swapAt(i, p)
             i = p
         }
+        return s
     }
 
     mutating func popMin() -> Entry? {
