@@ -157,7 +157,8 @@ final class Scheduler {
         self.timed = fifo == nil
         self.recorder = configuration.trace.map { TraceRecorder(trace: $0, virtual: configuration.clock == .virtual) }
         self.hooks = timed || recorder != nil
-        self.nsPerSliceUnit = simulated ? 1 : Scheduler.calibratedNanosecondsPerTick
+        // The 2 ms calibration runs once per process, and only when slices or traces need it.
+        self.nsPerSliceUnit = simulated ? 1 : hooks ? Scheduler.calibratedNanosecondsPerTick : 1
         self.watchdog = Watchdog(limit: configuration.watchdogLimit, handler: configuration.watchdogHandler)
         self.stacks = StackPool(
             mode: configuration.stackMode,

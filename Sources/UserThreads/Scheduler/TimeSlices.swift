@@ -219,7 +219,7 @@ struct Watchdog {
     }
 
     static func milliseconds(_ ns: UInt64) -> String {
-        let ms = Double(ns) / 1e6
-        return ms >= 10 ? "\(Int(ms.rounded())) ms" : "\((ms * 100).rounded() / 100) ms"
+        let ms = (Double(ns) / 1e4).rounded() / 100  // two decimals
+        return ms == ms.rounded() ? "\(Int(ms)) ms" : "\(ms) ms"
     }
 }

@@ -76,7 +76,9 @@ enum CheckpointBench {
     static func run() throws {
         let n = 200_000_000
         func measure(_ policy: any SchedulingPolicy, checkpoint: Bool) throws -> Double {
-            try UThreadRuntime.run(policy: policy) {
+            var c = UThreadRuntime.Configuration()
+            c.watchdogLimit = nil  // the loop without checkpoint() has no safe point, by design
+            return try UThreadRuntime.run(c, policy: policy) {
                 var sink = 0
                 let step = opaque(1)
                 let t0 = uthreads_monotonic_ns()

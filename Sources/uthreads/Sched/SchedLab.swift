@@ -155,7 +155,7 @@ enum SchedLab {
             results.append(LabThreadResult(
                 name: spec.name, kind: spec.kind, turnaround: turnaround, waiting: ms(s.waiting), response: ms(s.response ?? 0),
                 cpu: ms(s.running), wakeLatency: s.wakeups > 0 ? ms(s.wakeLatencyTotal) / Double(s.wakeups) : nil,
-                deadline: spec.scheduling.deadline.map { Double(Scheduler_ns($0)) / 1e6 }))
+                deadline: spec.scheduling.deadline.map { Double(nanoseconds(of: $0)) / 1e6 }))
         }
         return LabResult(policy: policy, threads: results, makespan: makespan, trace: trace)
     }
@@ -199,7 +199,7 @@ enum SchedLab {
 }
 
 /// Duration → ns.
-func Scheduler_ns(_ d: Duration) -> UInt64 {
+func nanoseconds(of d: Duration) -> UInt64 {
     let (s, a) = d.components
     return UInt64(s) * 1_000_000_000 + UInt64(a / 1_000_000_000)
 }

@@ -24,7 +24,7 @@ extension UThreadTrace {
         }
         for e in events where e.kind == .wake || e.kind == .overrun {
             let name = e.kind == .wake ? "wake (\(e.wakeResult.map { "\($0)" } ?? "?"))" : "watchdog: over quantum"
-            out.append("{\"name\":\"\(name)\",\"cat\":\"\(e.kind.rawValue)\",\"ph\":\"i\",\"s\":\"t\",\"ts\":\(micro(e.nanoseconds)),\"pid\":\(pid),\"tid\":\(e.lane + 1)}")
+            out.append("{\"name\":\"\(name)\",\"cat\":\"\(e.kind.name)\",\"ph\":\"i\",\"s\":\"t\",\"ts\":\(micro(e.nanoseconds)),\"pid\":\(pid),\"tid\":\(e.lane + 1)}")
         }
         return "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"\(isVirtual ? "virtual" : "monotonic")\",\"dropped\":\(dropped)},\"traceEvents\":[\n"
             + out.joined(separator: ",\n") + "\n]}\n"

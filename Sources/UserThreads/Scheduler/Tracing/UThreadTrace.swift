@@ -74,7 +74,7 @@ public final class UThreadTrace: @unchecked Sendable {
 
     @inline(__always)
     func record(_ kind: TraceEvent.Kind, _ t: ControlBlock, detail: UInt8 = 0, at time: UInt64) {
-        ring[Int(written & mask)] = Raw(time: time, thread: t.pointee.id, kind: kind.code, detail: detail)
+        ring[Int(written & mask)] = Raw(time: time, thread: t.pointee.id, kind: kind.rawValue, detail: detail)
         written &+= 1
     }
 
@@ -106,7 +106,7 @@ public final class UThreadTrace: @unchecked Sendable {
         for i in (written - n)..<written {
             let r = ring[Int(i & mask)]
             let ns = isVirtual ? r.time &- origin : UInt64(max(0, Double(Int64(bitPattern: r.time &- origin)) * nsPerUnit))
-            out.append(TraceEvent(nanoseconds: ns, kind: TraceEvent.Kind(code: r.kind), thread: ThreadID(rawValue: r.thread),
+            out.append(TraceEvent(nanoseconds: ns, kind: TraceEvent.Kind(rawValue: r.kind) ?? .overrun, thread: ThreadID(rawValue: r.thread),
                                   lane: lanes[r.thread] ?? -1, detail: r.detail, kernelThread: kernelThread))
         }
         return out
@@ -115,7 +115,7 @@ public final class UThreadTrace: @unchecked Sendable {
     /// The events without process-specific ids (threads by lane): equal for two runs that
     /// scheduled identically. One line per event.
     public var signature: String {
-        events.map { "\($0.nanoseconds) \($0.kind.rawValue) \($0.lane) \($0.detail)" }.joined(separator: "\n")
+        events.map { "\($0.nanoseconds) \($0.kind.name) \($0.lane) \($0.detail)" }.joined(separator: "\n")
     }
 }
 
@@ -130,7 +130,7 @@ public struct TraceThread: Sendable, Hashable {
 
 /// One scheduling event.
 public struct TraceEvent: Sendable, Hashable {
-    public enum Kind: String, Sendable, CaseIterable {
+    public enum Kind: UInt8, Sendable, CaseIterable {
         /// The thread was created (it is ready).
         case spawn
         /// It was switched in.
@@ -148,8 +148,18 @@ public struct TraceEvent: Sendable, Hashable {
         /// The watchdog found it far past its quantum.
         case overrun
 
-        var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self)!) }
-        init(code: UInt8) { self = Int(code) < Self.allCases.count ? Self.allCases[Int(code)] : .overrun }
+        public var name: String {
+            switch self {
+            case .spawn: "spawn"
+            case .run: "run"
+            case .yield: "yield"
+            case .preempt: "preempt"
+            case .block: "block"
+            case .wake: "wake"
+            case .exit: "exit"
+            case .overrun: "overrun"
+            }
+        }
     }
 
     /// Nanoseconds since the runtime started (scheduler clock: virtual in simulation).
