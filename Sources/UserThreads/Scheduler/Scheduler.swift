@@ -155,10 +155,11 @@ final class Scheduler {
         self.fifo = policy as? FIFOPolicy
         self.simulated = configuration.clock == .virtual
         self.timed = fifo == nil
-        self.recorder = configuration.trace.map { TraceRecorder(trace: $0, virtual: configuration.clock == .virtual) }
-        self.hooks = timed || recorder != nil
-        // The 2 ms calibration runs once per process, and only when slices or traces need it.
+        self.hooks = timed || configuration.trace != nil
+        // The 2 ms calibration runs once per process, and only when slices or traces need it
+        // (before the trace's origin is taken).
         self.nsPerSliceUnit = simulated ? 1 : hooks ? Scheduler.calibratedNanosecondsPerTick : 1
+        self.recorder = configuration.trace.map { TraceRecorder(trace: $0, virtual: configuration.clock == .virtual) }
         self.watchdog = Watchdog(limit: configuration.watchdogLimit, handler: configuration.watchdogHandler)
         self.stacks = StackPool(
             mode: configuration.stackMode,
