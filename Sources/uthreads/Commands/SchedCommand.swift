@@ -106,5 +106,28 @@ enum CheckpointBench {
             print("  same loop without         \(wo.fixed(3)) ns/iteration  [\(without.min()!.fixed(3)) .. \(without.max()!.fixed(3))]")
             print("  checkpoint() costs        \((w - wo).fixed(3)) ns/call")
         }
+        // The switch with the trace recorder on and off (FIFO, 2 threads yielding in turn).
+        func yieldNs(traced: Bool) throws -> Double {
+            var c = UThreadRuntime.Configuration()
+            if traced { c.trace = UThreadTrace(capacity: 1 << 16) }
+            return try UThreadRuntime.run(c) {
+                let rounds = 1_000_000
+                let partner = UThread { for _ in 0..<rounds { UThread.yield() } }
+                UThread.yield()
+                let t0 = uthreads_monotonic_ns()
+                for _ in 0..<rounds { UThread.yield() }
+                let t1 = uthreads_monotonic_ns()
+                try partner.join()
+                return Double(t1 - t0) / Double(rounds * 2)
+            }
+        }
+        var off: [Double] = [], on: [Double] = []
+        for _ in 0..<5 {
+            off.append(try yieldNs(traced: false))
+            on.append(try yieldNs(traced: true))
+        }
+        print("yield() between 2 threads (FIFO), median of 5:")
+        print("  tracing off               \(off.sorted()[2].fixed(1)) ns/switch  [\(off.min()!.fixed(1)) .. \(off.max()!.fixed(1))]")
+        print("  tracing on (ring 64Ki)    \(on.sorted()[2].fixed(1)) ns/switch  [\(on.min()!.fixed(1)) .. \(on.max()!.fixed(1))]")
     }
 }
