@@ -33,11 +33,17 @@ import Testing
             try spinner.join()
             return (calls, ranAt - startedAt)
         }
-        #expect(spun > 1000)
-        #expect(waited >= 1_900_000, "switched out after \(waited) ns, before its 2 ms quantum")
-        #expect(waited < 500_000_000, "switched out only after \(waited) ns")
+        #expect(spun >= 16)  // the clock is first read at the 16th call of a slice
+        #expect(waited < 1_000_000_000, "switched out only after \(waited) ns")
+        // Its first slice, on the trace's clock (the same TSC the slice was measured on): from
+        // its switch-in to its preemption, at least the quantum (less 0.5 % for the rate's
+        // calibration), and the other thread ran only after it.
         let spinnerLane = trace.threads.first { $0.name == "spinner" }!.lane
-        #expect(trace.events.contains { $0.kind == .preempt && $0.lane == spinnerLane })
+        let events = trace.events.filter { $0.lane == spinnerLane }
+        let run = try #require(events.first { $0.kind == .run })
+        let preempt = try #require(events.first { $0.kind == .preempt })
+        #expect(preempt.nanoseconds - run.nanoseconds >= 1_990_000, "switched out after \(preempt.nanoseconds - run.nanoseconds) ns, before its 2 ms quantum")
+        #expect(trace.summaries().first { $0.thread.name == "other" }!.firstRun! >= preempt.nanoseconds)
     }
 
     /// A thread that runs 30 ms past its 1 ms quantum without a safe point is reported by name.
@@ -56,7 +62,9 @@ import Testing
             try hog.join()
             try other.join()
         }
-        let r = reports.withLock { $0 }
+        // (Only the hog's report is certain: on a loaded machine the kernel may deschedule this
+        // process long enough for another thread to look like an overrun too.)
+        let r = reports.withLock { $0 }.filter { $0.name == "busy-loop" }
         #expect(r.count == 1)
         #expect(r.first?.name == "busy-loop")
         #expect((r.first?.overrunNanoseconds ?? 0) > 10_000_000)
