@@ -30,7 +30,9 @@ extension UThreadRuntime {
         public var installFaultHandler = true
         /// The scheduler's clock: real (CLOCK_MONOTONIC) or virtual (simulation: time moves only
         /// with `UThread.simulateWork` and jumps to the next timer when all threads wait, so a
-        /// run with a seeded policy is reproduced exactly).
+        /// run with a seeded policy is reproduced exactly). Under the virtual clock, use
+        /// `sleep(for:)` and `UThreadRuntime.nanoseconds`; `sleep(until:)` takes a
+        /// `ContinuousClock` instant and so measures from the real now.
         public var clock: Clock = .real
         /// Records scheduling events (spawn, run, yield, block, wake, exit) into this trace's
         /// ring buffer. nil (default): tracing off, one predictable branch per switch.

@@ -594,6 +594,8 @@ final class Scheduler {
             precondition(t.pointee.wait_queue == nil || s == .stateBlocked, "thread #\(t.pointee.id) is on a wait queue but not blocked")
         }
         precondition(live == table.liveCount, "thread table count \(table.liveCount) but \(live) live rows")
+        // Issue 5: no time slice runs while the idle loop has the CPU.
+        precondition(current != idleBlock || sliceEnd == .max, "the idle loop holds a time slice")
     }
 
     /// Tears down what is left after the loop ended (abandoned threads included).

@@ -134,13 +134,12 @@ extension Scheduler {
                 if let next = timers.nextDeadline, next > virtualNow { step = min(step, next - virtualNow) }
                 virtualNow &+= step
                 left -= step
-                if left > 0 {
-                    checkpointSlow()
-                } else if let next = timers.nextDeadline, next <= virtualNow {
-                    // Work done exactly now: wake the sleepers due now (their wake time is
-                    // exact), but no safe point — the thread goes on to whatever it does next.
-                    fireTimers(now: virtualNow)
-                }
+                // Wake the sleepers due now, so that their wake time is exact (under every
+                // policy, FIFO included).
+                if let next = timers.nextDeadline, next <= virtualNow { fireTimers(now: virtualNow) }
+                // A safe point, unless the work is done: then the thread goes on to whatever it
+                // does next (a finished burst is not preempted at its last instant).
+                if left > 0 { checkpointSlow() }
             }
             return
         }

@@ -197,6 +197,23 @@ func mixedScenario() throws -> Int {
         #expect(trace.dropped == 0)
     }
 
+    /// FIFO with tracing on: yields are recorded through the same single hook.
+    @Test func fifoTraceRecordsYieldsInOrder() throws {
+        let trace = UThreadTrace()
+        var c = UThreadRuntime.Configuration()
+        c.trace = trace
+        try UThreadRuntime.run(c) {
+            let a = UThread(name: "a") { UThread.yield(); UThread.yield() }
+            let b = UThread(name: "b") { UThread.yield() }
+            try a.join(); try b.join()
+        }
+        let names = trace.threads.map(\.name)
+        let story = trace.events.filter { $0.lane > 0 && $0.kind != .wake }.map { "\(names[$0.lane]):\($0.kind.name)" }
+        // main spawns a and b, then blocks in join; a and b alternate; b exits first.
+        #expect(story == ["a:spawn", "b:spawn", "a:run", "a:yield", "b:run", "b:yield", "a:run", "a:yield",
+                          "b:run", "b:exit", "a:run", "a:exit"])
+    }
+
     @Test func perfettoJSONIsValid() throws {
         let json = try sampleTrace().perfettoJSON()
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
