@@ -304,7 +304,10 @@ final class Scheduler {
         spawnCount &+= 1
         if flags & .flagMain != 0 { mainObject = object }
         setSchedulingParameters(t, parameters)
-        if let recorder { recorder.spawned(t, name: object.name, at: sliceClock()) }
+        if let recorder {
+            let d = t.pointee.sched_deadline_ns
+            recorder.spawned(t, name: object.name, deadlineAfter: d == .max ? nil : d &- min(d, now()), at: sliceClock())
+        }
         makeReady(t, .spawned)
         return t
     }

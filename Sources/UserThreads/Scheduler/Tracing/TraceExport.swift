@@ -35,9 +35,10 @@ extension UThreadTrace {
     ///   - title: drawn above the chart.
     ///   - width: of the plotting area in pixels.
     public func svgGantt(title: String = "uthreads schedule", width: Int = 960) -> String {
-        let (segments, _) = analyse()
+        let (segments, summaries) = analyse()
         let threads = self.threads
-        let end = max(1, events.last?.nanoseconds ?? 1)
+        let deadlineAt = zip(threads, summaries).map { t, s in t.deadlineAfterSpawn.map { s.spawned + $0 } }
+        let end = max(1, events.last?.nanoseconds ?? 1, deadlineAt.compactMap { $0 }.max() ?? 0)
         let labelWidth = 190, lane = 22, top = 46, left = 10
         let plotX = left + labelWidth
         let height = top + threads.count * lane + 70
@@ -48,7 +49,7 @@ extension UThreadTrace {
         <svg xmlns="http://www.w3.org/2000/svg" width="\(totalWidth)" height="\(height)" viewBox="0 0 \(totalWidth) \(height)" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">
         <rect x="0" y="0" width="\(totalWidth)" height="\(height)" fill="#ffffff"/>
         <text x="\(left)" y="20" font-size="15" font-weight="bold">\(xmlEscape(title))</text>
-        <text x="\(left)" y="36" fill="#555555">\(threads.count) threads, \(Self.format(end)) (\(isVirtual ? "virtual clock" : "real clock")), \(events.count) events\(dropped > 0 ? ", \(dropped) dropped" : "")</text>
+        <text x="\(left)" y="36" fill="#555555">\(threads.count) threads, \(Self.format(events.last?.nanoseconds ?? 0)) (\(isVirtual ? "virtual clock" : "real clock")), \(events.count) events\(dropped > 0 ? ", \(dropped) dropped" : "")</text>
 
         """
         // Lanes: zebra background and labels.
@@ -77,6 +78,13 @@ extension UThreadTrace {
             let tip = "\(s.state.rawValue)\(s.waitReason.map { " (\($0.label))" } ?? "") \(Self.format(s.start))–\(Self.format(s.end))"
             svg += "<rect x=\"\(fmt(x(s.start)))\" y=\"\(y + dy)\" width=\"\(fmt(w))\" height=\"\(h)\" fill=\"\(Self.colour(s.state))\"><title>\(xmlEscape(tip))</title></rect>\n"
         }
+        // Deadlines: a red bar across the lane, at spawn + deadline.
+        for (t, s) in zip(threads, summaries) {
+            guard let at = deadlineAt[t.lane] else { continue }
+            let y = top + t.lane * lane
+            let missed = (s.exited ?? .max) > at
+            svg += "<rect x=\"\(fmt(x(at) - 1))\" y=\"\(y + 1)\" width=\"2.5\" height=\"\(lane - 2)\" fill=\"#d32f2f\"><title>deadline \(Self.format(at))\(missed ? " (missed)" : " (met)")</title></rect>\n"
+        }
         for e in events where e.kind == .overrun && e.lane >= 0 {
             let y = top + e.lane * lane
             svg += "<path d=\"M\(fmt(x(e.nanoseconds))) \(y + 2) l5 9 l-10 0 z\" fill=\"#d32f2f\"><title>watchdog: ran far past its quantum</title></path>\n"
@@ -89,6 +97,8 @@ extension UThreadTrace {
             svg += "<text x=\"\(lx + 19)\" y=\"\(ly + 11)\">\(state.rawValue)</text>\n"
             lx += 110
         }
+        svg += "<rect x=\"\(lx + 6)\" y=\"\(ly - 1)\" width=\"2.5\" height=\"14\" fill=\"#d32f2f\"/><text x=\"\(lx + 19)\" y=\"\(ly + 11)\">deadline</text>\n"
+        lx += 110
         svg += "<path d=\"M\(lx + 7) \(ly) l6 11 l-12 0 z\" fill=\"#d32f2f\"/><text x=\"\(lx + 19)\" y=\"\(ly + 11)\">watchdog overrun</text>\n"
         svg += "</svg>\n"
         return svg

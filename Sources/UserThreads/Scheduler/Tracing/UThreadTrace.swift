@@ -48,6 +48,8 @@ public final class UThreadTrace: @unchecked Sendable {
     private var names: [UInt64: String] = [:]
     private var lanes: [UInt64: Int] = [:]
     private var order: [UInt64] = []
+    /// Deadlines given at spawn, as nanoseconds after the spawn.
+    private var deadlines: [UInt64: UInt64] = [:]
 
     /// - Parameter capacity: events kept (rounded up to a power of two); older ones are dropped.
     public init(capacity: Int = 1 << 16) {
@@ -67,6 +69,7 @@ public final class UThreadTrace: @unchecked Sendable {
         names = [:]
         lanes = [:]
         order = []
+        deadlines = [:]
         isVirtual = virtual
         self.origin = origin
         kernelThread = uthreads_gettid()
@@ -78,9 +81,10 @@ public final class UThreadTrace: @unchecked Sendable {
         written &+= 1
     }
 
-    func spawned(_ t: ControlBlock, name: String, at time: UInt64) {
+    func spawned(_ t: ControlBlock, name: String, deadlineAfter: UInt64?, at time: UInt64) {
         let id = t.pointee.id
         names[id] = name
+        if let deadlineAfter { deadlines[id] = deadlineAfter }
         lanes[id] = order.count
         order.append(id)
         record(.spawn, t, at: time)
@@ -95,7 +99,7 @@ public final class UThreadTrace: @unchecked Sendable {
 
     /// The threads seen spawning, in spawn order (lane 0 first).
     public var threads: [TraceThread] {
-        order.enumerated().map { TraceThread(id: ThreadID(rawValue: $1), name: names[$1] ?? "", lane: $0) }
+        order.enumerated().map { TraceThread(id: ThreadID(rawValue: $1), name: names[$1] ?? "", lane: $0, deadlineAfterSpawn: deadlines[$1]) }
     }
 
     /// The recorded events, oldest first; times in nanoseconds since the runtime started.
@@ -125,6 +129,8 @@ public struct TraceThread: Sendable, Hashable {
     public var name: String
     /// Its spawn order in the trace: its lane in the Gantt chart.
     public var lane: Int
+    /// The deadline it was spawned with, in nanoseconds after its spawn (EDF), if any.
+    public var deadlineAfterSpawn: UInt64?
     public var label: String { name.isEmpty ? id.description : "\(id) \(name)" }
 }
 
@@ -188,6 +194,8 @@ final class TraceRecorder {
     func record(_ kind: TraceEvent.Kind, _ t: ControlBlock, detail: UInt8 = 0, at time: UInt64) {
         trace.record(kind, t, detail: detail, at: time)
     }
-    func spawned(_ t: ControlBlock, name: String, at time: UInt64) { trace.spawned(t, name: name, at: time) }
+    func spawned(_ t: ControlBlock, name: String, deadlineAfter: UInt64?, at time: UInt64) {
+        trace.spawned(t, name: name, deadlineAfter: deadlineAfter, at: time)
+    }
     func finish(nsPerUnit: Double) { trace.finish(nsPerUnit: nsPerUnit) }
 }
