@@ -158,8 +158,9 @@ final class Scheduler {
         self.hooks = timed || configuration.trace != nil
         // The 2 ms calibration runs once per process, and only when slices or traces need it
         // (before the trace's origin is taken).
-        self.nsPerSliceUnit = simulated ? 1 : hooks ? Scheduler.calibratedNanosecondsPerTick : 1
-        self.recorder = configuration.trace.map { TraceRecorder(trace: $0, virtual: configuration.clock == .virtual) }
+        let rate = simulated ? 1 : hooks ? Scheduler.calibratedNanosecondsPerTick : 1
+        self.nsPerSliceUnit = rate
+        self.recorder = configuration.trace.map { TraceRecorder(trace: $0, virtual: configuration.clock == .virtual, nsPerUnit: rate) }
         self.watchdog = Watchdog(limit: configuration.watchdogLimit, handler: configuration.watchdogHandler)
         self.stacks = StackPool(
             mode: configuration.stackMode,

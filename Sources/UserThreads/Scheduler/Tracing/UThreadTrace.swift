@@ -64,7 +64,8 @@ public final class UThreadTrace: @unchecked Sendable {
 
     // MARK: Recording (the scheduler's kernel thread)
 
-    func begin(virtual: Bool, origin: UInt64) {
+    func begin(virtual: Bool, origin: UInt64, nsPerUnit: Double) {
+        self.nsPerUnit = nsPerUnit
         written = 0
         names = [:]
         lanes = [:]
@@ -186,9 +187,9 @@ public struct TraceEvent: Sendable, Hashable {
 /// The recorder as the scheduler holds it: the trace plus the clock origin.
 final class TraceRecorder {
     let trace: UThreadTrace
-    init(trace: UThreadTrace, virtual: Bool) {
+    init(trace: UThreadTrace, virtual: Bool, nsPerUnit: Double) {
         self.trace = trace
-        trace.begin(virtual: virtual, origin: virtual ? 0 : uthreads_ticks_inline())
+        trace.begin(virtual: virtual, origin: virtual ? 0 : uthreads_ticks_inline(), nsPerUnit: nsPerUnit)
     }
     @inline(__always)
     func record(_ kind: TraceEvent.Kind, _ t: ControlBlock, detail: UInt8 = 0, at time: UInt64) {
