@@ -14,6 +14,7 @@ struct UThreadsCommand: ParsableCommand {
             BenchCommand.self,
             SelfTestCommand.self,
             DemoCommand.self,
+            SchedCommand.self,
         ],
         defaultSubcommand: TourCommand.self
     )

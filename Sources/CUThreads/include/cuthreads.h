@@ -113,6 +113,10 @@ typedef struct uthreads_tcb {
     void *_Nullable runtime;                  ///< the scheduler that owns it
     uint64_t policy_data[2];                  ///< scratch for the scheduling policy
     char name[UTHREADS_NAME_MAX];             ///< NUL-terminated copy for C, gdb and signals
+    // Appended for the scheduling policies (issue 5); earlier offsets are unchanged.
+    uint64_t sched_deadline_ns;               ///< EDF deadline, scheduler clock (UINT64_MAX: none)
+    int32_t nice;                             ///< CFS nice value, -20...19
+    uint32_t tickets;                         ///< lottery and stride tickets (>= 1)
 } uthreads_tcb;
 
 // MARK: - Per-kernel-thread state
@@ -125,6 +129,32 @@ void *_Nullable uthreads_get_runtime(void);
 void uthreads_set_runtime(void *_Nullable runtime);
 uthreads_tcb *_Nullable uthreads_get_current(void);
 void uthreads_set_current(uthreads_tcb *_Nullable tcb);
+
+// MARK: - Time-slice checkpoint (the explicit safe point)
+//
+// `UThread.checkpoint()` must cost about a nanosecond when no switch is due, so its fast path
+// cannot call out of line (uthreads_get_runtime) or read the clock (rdtsc is ~10 ns here). It
+// decrements a per-kernel-thread countdown; only when that reaches zero does the scheduler's
+// slow path read the clock, compare it with the running thread's slice end, and either switch
+// or re-arm the countdown (adaptively, so that the clock is read a few times per quantum).
+// The scheduler sets the countdown to a huge value when the running thread has no slice (FIFO).
+//
+// This is the one piece of per-kernel-thread state read inline. Should a user thread ever
+// resume on another kernel thread (M:N) with the address cached, the worst outcome is one
+// early or late trip to the slow path, which re-reads everything through the out-of-line
+// accessors: the countdown is a hint, never a decision.
+
+extern __thread int64_t uthreads_checkpoint_countdown __attribute__((tls_model("initial-exec")));
+
+/// True when the caller should enter the scheduler's slow path. One TLS decrement.
+static inline __attribute__((always_inline)) int uthreads_checkpoint_tick(void) {
+    return __builtin_expect(--uthreads_checkpoint_countdown <= 0, 0);
+}
+/// Re-arms the countdown (the scheduler's slow path and switch-in).
+static inline void uthreads_checkpoint_arm(int64_t calls) { uthreads_checkpoint_countdown = calls; }
+
+/// The kernel's id of the calling kernel thread (gettid), for traces.
+int32_t uthreads_gettid(void);
 
 // MARK: - Swift runtime exclusivity state (exported by libswiftCore)
 

@@ -28,6 +28,24 @@ extension UThreadRuntime {
         public var checkInvariants = false
         /// Installs the SIGSEGV/SIGBUS handler that reports stack overflows.
         public var installFaultHandler = true
+        /// The scheduler's clock: real (CLOCK_MONOTONIC) or virtual (simulation: time moves only
+        /// with `UThread.simulateWork` and jumps to the next timer when all threads wait, so a
+        /// run with a seeded policy is reproduced exactly). Under the virtual clock, use
+        /// `sleep(for:)` and `UThreadRuntime.nanoseconds`; `sleep(until:)` takes a
+        /// `ContinuousClock` instant and so measures from the real now.
+        public var clock: Clock = .real
+        /// Records scheduling events (spawn, run, yield, block, wake, exit) into this trace's
+        /// ring buffer. nil (default): tracing off, one predictable branch per switch.
+        public var trace: UThreadTrace?
+        /// The watchdog reports a thread that ran this long past its time slice without
+        /// reaching a safe point (only under policies with time slices). nil: never.
+        public var watchdogLimit: Duration? = .milliseconds(50)
+        /// Receives every watchdog report; nil: one rate-limited line on stderr.
+        public var watchdogHandler: (@Sendable (WatchdogReport) -> Void)?
+
+        public enum Clock: Sendable, Hashable {
+            case real, virtual
+        }
 
         public init() {}
 

@@ -44,6 +44,7 @@ public enum UThreadRuntime {
         defer {
             uthreads_set_runtime(nil)
             uthreads_set_current(nil)
+            uthreads_checkpoint_arm(Int64.max / 2)  // checkpoint() outside a runtime: never slow
         }
         return try withoutActuallyEscaping(body) { body in
             let main = ThreadObject.make(name: "main", body: body)
@@ -60,6 +61,10 @@ public enum UThreadRuntime {
             return try main.result(R.self).get()
         }
     }
+
+    /// The runtime's clock in nanoseconds (CLOCK_MONOTONIC, or the virtual clock of a
+    /// simulation): the time base of sleeps, deadlines and traces. Call it inside `run`.
+    public static var nanoseconds: UInt64 { Scheduler.require("UThreadRuntime.nanoseconds").now() }
 
     /// Whether the caller runs on a user thread.
     public static var isRunning: Bool { Scheduler.active?.onUserThread ?? false }
