@@ -28,6 +28,7 @@ public enum UThreadRuntime {
     ///   - policy: the scheduling algorithm (default: `FIFOPolicy`).
     /// - Throws: `UThreadError.invalidConfiguration`, `.nestedRuntime`, `.deadlock`,
     ///   `.resourceExhausted`, or the main thread's error.
+    @discardableResult
     public static func run<R>(
         _ configuration: Configuration = Configuration(),
         policy: (any SchedulingPolicy)? = nil,
