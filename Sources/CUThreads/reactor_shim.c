@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -73,3 +74,10 @@ int uthreads_socket_error(int fd) {
 }
 
 void uthreads_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+int uthreads_pin_current_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);
+}

@@ -12,6 +12,9 @@ struct UThreadsCommand: ParsableCommand {
             TourCommand.self,
             TableCommand.self,
             BenchCommand.self,
+            DemoCommand.self,
+            ServeCommand.self,
+            EchoServerCommand.self,
         ],
         defaultSubcommand: TourCommand.self
     )

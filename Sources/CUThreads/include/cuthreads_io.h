@@ -56,6 +56,8 @@ int uthreads_pipe(int *_Nonnull fds);
 int uthreads_set_nonblocking(int fd, int on);
 /// The pending socket error (getsockopt SO_ERROR), or -1 with errno set.
 int uthreads_socket_error(int fd);
+/// Pins the calling kernel thread to one CPU (sched_setaffinity); 0 or -1.
+int uthreads_pin_current_thread(int cpu);
 /// Ignores SIGPIPE for the whole process (idempotent).
 void uthreads_ignore_sigpipe(void);
 

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+/// `uthreads demo <scene>`: small programs that make one runtime behaviour visible.
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Demos that make one behaviour of the runtime visible.",
+        subcommands: [DemoBlockingCommand.self])
+}
