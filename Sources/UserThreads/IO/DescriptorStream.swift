@@ -29,16 +29,35 @@ public class DescriptorStream: CustomStringConvertible {
 
     var kindName: String { "stream" }
 
+    /// The last read returned fewer bytes than asked: the kernel buffer was empty after it, so
+    /// the next read waits for a new edge before calling read(2) (see DescriptorWaiters).
+    private var drained = false
+
     /// Reads up to `buffer.count` bytes; 0 at end of stream.
     public func read(into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil) throws -> Int {
-        try IO.read(try openDescriptor(), into: buffer, timeout: timeout)
+        let fd = try openDescriptor()
+        var deadline = PendingDeadline(timeout: timeout)
+        if drained {
+            drained = false
+            if let s = Scheduler.active, let r = Reactor.existing(s) {
+                try r.waitForReadEdge(fd, deadline: deadline.resolve(now: s.now()))
+            }
+        }
+        while true {
+            switch try IO.attempt("read", { Glibc.read(fd, buffer.baseAddress, buffer.count) }) {
+            case .processed(let n):
+                drained = n > 0 && n < buffer.count
+                return n
+            case .wouldBlock:
+                try IO.waitFor(fd, .read, .read, &deadline)
+            }
+        }
     }
 
     /// Reads up to `maxBytes`; an empty array at end of stream.
     public func read(upTo maxBytes: Int = 64 * 1024, timeout: Duration? = nil) throws -> [UInt8] {
-        let fd = try openDescriptor()
         var result = [UInt8](repeating: 0, count: maxBytes)
-        let n = try result.withUnsafeMutableBytes { try IO.read(fd, into: $0, timeout: timeout) }
+        let n = try result.withUnsafeMutableBytes { try read(into: $0, timeout: timeout) }
         result.removeSubrange(n...)
         return result
     }

@@ -141,10 +141,29 @@ final class Reactor: Poller {
     ///   thread closed `fd`), `.system(call: "epoll_ctl", …)` (e.g. EBADF).
     func wait(_ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws {
         guard let waiters = try register(fd) else { return }
+        try park(waiters, fd, direction, kind: kind, deadline: deadline)
+    }
+
+    /// For a reader whose last read was short (it drained the kernel buffer): returns at once if
+    /// a read edge arrived since, else parks until one does. The caller then reads.
+    func waitForReadEdge(_ fd: Int32, deadline: UInt64?) throws {
+        let index = Int(fd)
+        guard index >= 0, index < descriptors.count, let waiters = descriptors[index] else { return }
+        if waiters.readEdge || waiters.hangUp {
+            waiters.readEdge = false
+            return
+        }
+        try park(waiters, fd, .read, kind: .read, deadline: deadline)
+    }
+
+    @inline(__always)
+    private func park(_ waiters: DescriptorWaiters, _ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws {
         let s = scheduler
         let me = s.current
         switch direction {
-        case .read: waiters.readers.enqueue(me)
+        case .read:
+            waiters.readEdge = false  // the caller saw EAGAIN, or consumed the edge
+            waiters.readers.enqueue(me)
         case .write: waiters.writers.enqueue(me)
         }
         ioWaiters += 1
@@ -225,6 +244,7 @@ final class Reactor: Poller {
         guard n > 0 else { return }  // EINTR or nothing ready
         let readMask = UInt32(UTHREADS_EV_IN | UTHREADS_EV_ERR | UTHREADS_EV_HUP | UTHREADS_EV_RDHUP)
         let writeMask = UInt32(UTHREADS_EV_OUT | UTHREADS_EV_ERR | UTHREADS_EV_HUP)
+        let hangUpMask = UInt32(UTHREADS_EV_ERR | UTHREADS_EV_HUP | UTHREADS_EV_RDHUP)
         let s = scheduler
         for i in 0..<Int(n) {
             let event = events[i]
@@ -235,6 +255,8 @@ final class Reactor: Poller {
             let index = Int(event.data)
             guard index < descriptors.count, let w = descriptors[index] else { continue }
             if event.events & readMask != 0 {
+                if w.readers.isEmpty { w.readEdge = true }
+                if event.events & hangUpMask != 0 { w.hangUp = true }
                 while let t = w.readers.dequeue() { s.wake(t, .woken) }
             }
             if event.events & writeMask != 0 {
