@@ -27,6 +27,9 @@ public struct HTTPRequestParser: Sendable {
     public var maxHeadBytes: Int
     public var maxHeaderCount: Int
     public var maxBodyBytes: Int
+    /// Whether `HTTPRequest.headers` is filled (a server that only needs Content-Length,
+    /// Connection and Host can skip making two strings per field).
+    public var recordsHeaders = true
 
     public init(maxHeadBytes: Int = 8192, maxHeaderCount: Int = 100, maxBodyBytes: Int = 1 << 20) {
         self.maxHeadBytes = maxHeadBytes
@@ -82,6 +85,7 @@ public struct HTTPRequestParser: Sendable {
         var headers: [(name: String, value: String)] = []
         var contentLength: Int? = nil
         var hosts = 0
+        var fieldCount = 0
         var keepAlive = minor == 1
         while p < headEnd - 2 {
             if b[p] == 0x20 || b[p] == 0x09 { return .error(status: 400) }  // obsolete folding
@@ -100,10 +104,9 @@ public struct HTTPRequestParser: Sendable {
             var valueEnd = p
             while valueEnd > valueStart, b[valueEnd - 1] == 0x20 || b[valueEnd - 1] == 0x09 { valueEnd -= 1 }
             p += 2
-            if headers.count == maxHeaderCount { return .error(status: 431) }
-            let name = string(b, nameStart, nameEnd)
-            let value = string(b, valueStart, valueEnd)
-            headers.append((name, value))
+            fieldCount += 1
+            if fieldCount > maxHeaderCount { return .error(status: 431) }
+            if recordsHeaders { headers.append((string(b, nameStart, nameEnd), string(b, valueStart, valueEnd))) }
             switch nameEnd - nameStart {
             case 14 where equalsLower(b, nameStart, "content-length"):
                 guard valueEnd > valueStart, valueEnd - valueStart <= 18 else { return .error(status: 400) }
@@ -120,7 +123,7 @@ public struct HTTPRequestParser: Sendable {
             case 4 where equalsLower(b, nameStart, "host"):
                 hosts += 1
             case 10 where equalsLower(b, nameStart, "connection"):
-                for token in value.lowercased().split(separator: ",") {
+                for token in string(b, valueStart, valueEnd).lowercased().split(separator: ",") {
                     let t = token.trimmingSpaces
                     if t == "close" { keepAlive = false } else if t == "keep-alive" { keepAlive = true }
                 }

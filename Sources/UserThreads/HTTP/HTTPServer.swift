@@ -15,11 +15,14 @@ public struct HTTPServer {
     public var parser = HTTPRequestParser()
     /// Stack bytes of a connection thread (the handler is shallow).
     public var connectionStackSize = 64 * 1024
+    /// Bytes of a connection's first read buffer.
+    public var initialBufferSize = 1024
     /// A connection idle this long between requests is closed (nil: never).
     public var idleTimeout: Duration? = nil
 
     public init(listener: TCPListener) {
         self.listener = listener
+        parser.recordsHeaders = false
     }
 
     /// Accepts connections forever (until the listener is closed or the thread is cancelled),
@@ -43,7 +46,9 @@ public struct HTTPServer {
     /// Serves one connection until the client closes it or an error ends it.
     public func serve(_ connection: TCPStream) {
         defer { try? connection.close() }
-        var buffer = [UInt8](repeating: 0, count: 4096)
+        // Starts small (a GET fits; it doubles up to the parser's limits): an idle keep-alive
+        // connection's memory is this buffer plus the touched part of its stack.
+        var buffer = [UInt8](repeating: 0, count: initialBufferSize)
         var filled = 0
         while true {
             let result = buffer.withUnsafeBytes { parser.parse(UnsafeRawBufferPointer(rebasing: $0[0..<filled])) }
