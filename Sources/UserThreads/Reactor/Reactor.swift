@@ -36,6 +36,18 @@
 //     direction (an accept loop with several acceptors, two readers of one pipe): supported,
 //     rather than libdill's EBUSY. The cost of the herd is paid only by programs that do it.
 //
+// One read(2) per request, not two. A stream whose last read came back short has drained the
+// kernel buffer, so its next read need not try first (that try would only say EAGAIN): it
+// waits for the next read edge. An edge that arrives while no thread waits is remembered
+// (`DescriptorWaiters.readEdge`, Go's pdReady), and a peer hang-up is sticky (`hangUp`: a short
+// read can leave a pending end of stream, which gives no further edge). A keep-alive HTTP
+// exchange is then read + send per request and one epoll_wait per batch of ready connections.
+//
+// Deadlock detection. A thread waiting for I/O (or for an offloaded call) counts as a pending
+// wake-up (`pendingWakeups`), so a runtime whose threads all wait for descriptors sleeps in
+// epoll_wait rather than reporting a deadlock: the other end may be another process. (Go
+// reports "all goroutines are asleep" only when none waits on the network either.)
+//
 // Cross-thread wake-ups. Other kernel threads (the offload pool) never touch the scheduler:
 // they append their finished job to the runtime's `CompletionMailbox` (a Mutex-protected list)
 // and write its eventfd, which is in the epoll set. The reactor drains the list on the
