@@ -3,7 +3,6 @@
 // Subclasses (TCPStream, UnixStream, PipeReader, PipeWriter) add what is specific to them. The
 // descriptor is closed by `close()` (which wakes threads blocked on it with
 // `UThreadError.closed`) or, as a last resort, when the object is released.
-import CUThreads
 import Glibc
 import SystemPackage
 
@@ -121,16 +120,7 @@ public class SocketStream: DescriptorStream {
 
     /// Writes all of `buffer` with send(2) (MSG_NOSIGNAL).
     public override func write(all buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) throws {
-        let fd = try openDescriptor()
-        var deadline = PendingDeadline(timeout: timeout)
-        var offset = 0
-        let flags = Int32(UTHREADS_MSG_NOSIGNAL)
-        while offset < buffer.count {
-            switch try IO.attempt("send", { Glibc.send(fd, buffer.baseAddress! + offset, buffer.count - offset, flags) }) {
-            case .processed(let n): offset += n
-            case .wouldBlock: try IO.waitFor(fd, .write, .write, &deadline)
-            }
-        }
+        try IO.send(try openDescriptor(), all: buffer, timeout: timeout)
     }
 
     /// Shuts down the writing side (the peer reads end of stream).

@@ -83,6 +83,20 @@ extension IO {
         return try retrying("send", fd, .write, .write, timeout: timeout) { Glibc.send(fd, buffer.baseAddress, buffer.count, f) }
     }
 
+    /// Sends all of `buffer` with send(2) (MSG_NOSIGNAL), waiting as often as needed; the
+    /// timeout covers the whole call.
+    public static func send(_ fd: Int32, all buffer: UnsafeRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil) throws {
+        let f = flags | Int32(UTHREADS_MSG_NOSIGNAL)
+        var deadline = PendingDeadline(timeout: timeout)
+        var offset = 0
+        while offset < buffer.count {
+            switch try attempt("send", { Glibc.send(fd, buffer.baseAddress! + offset, buffer.count - offset, f) }) {
+            case .processed(let n): offset += n
+            case .wouldBlock: try waitFor(fd, .write, .write, &deadline)
+            }
+        }
+    }
+
     /// recvfrom(2): a datagram (or bytes) and the sender's address.
     public static func recvfrom(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0,
                                 timeout: Duration? = nil) throws -> (count: Int, from: SocketAddress) {

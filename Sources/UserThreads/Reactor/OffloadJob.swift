@@ -11,13 +11,10 @@ class OffloadJob: @unchecked Sendable {
     /// that owns it ever turns it back into one).
     var waiter: UInt = 0
     var mailbox: CompletionMailbox?
-    /// Set by `execute` before the job is posted.
-    private(set) var isComplete = false
 
     /// Runs on a pool thread.
     final func runAndPost() {
         execute()
-        isComplete = true
         let box = mailbox
         mailbox = nil
         box?.post(self)

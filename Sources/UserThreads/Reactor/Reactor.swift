@@ -238,11 +238,9 @@ final class Reactor: Poller {
         job.mailbox = mailbox
         offloadsInFlight += 1
         OffloadPool.shared.submit(job)
-        while true {
-            let r = s.park(.offload, object: 0, deadline: nil, cancellable: false)
-            if r == .woken || job.isComplete { break }
-            // .deadlocked cannot happen while offloadsInFlight > 0; be safe and wait again.
-        }
+        // Only the completion wakes it: the park is not cancellable, and deadlock teardown never
+        // runs while offloadsInFlight > 0.
+        while s.park(.offload, object: 0, deadline: nil, cancellable: false) != .woken {}
     }
 
     // MARK: Poller
