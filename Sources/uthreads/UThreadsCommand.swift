@@ -15,6 +15,8 @@ struct UThreadsCommand: ParsableCommand {
             SelfTestCommand.self,
             DemoCommand.self,
             SchedCommand.self,
+            ServeCommand.self,
+            EchoServerCommand.self,
         ],
         defaultSubcommand: TourCommand.self
     )

@@ -208,3 +208,6 @@ long uthreads_resident_depth(void *_Nonnull lo, void *_Nonnull hi);
 }
 #endif
 #endif
+
+// The reactor's system calls (epoll, eventfd, sockets).
+#include "cuthreads_io.h"

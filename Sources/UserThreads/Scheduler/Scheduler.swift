@@ -631,6 +631,8 @@ final class Scheduler {
             table.release(t)
         }
         stacks.destroy()
+        poller?.shutdown()
+        poller = nil
     }
 
     private func stackOf(_ t: ControlBlock) -> Stack {
