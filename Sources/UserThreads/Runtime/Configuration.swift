@@ -1,4 +1,5 @@
 // Layer 7: runtime configuration.
+import Glibc
 
 extension UThreadRuntime {
     /// How a runtime is set up. Every value is checked by `UThreadRuntime.run`, which throws
@@ -28,6 +29,10 @@ extension UThreadRuntime {
         public var checkInvariants = false
         /// Installs the SIGSEGV/SIGBUS handler that reports stack overflows.
         public var installFaultHandler = true
+        /// The signal that makes every runtime write a thread dump to stderr at its next safe
+        /// point (SIGQUIT, as in Go and Java); nil leaves signals alone. The handler is not
+        /// installed over one the program has its own handler for.
+        public var dumpSignal: Int32? = SIGQUIT
 
         public init() {}
 
@@ -39,6 +44,9 @@ extension UThreadRuntime {
                 }
             }
             guard pooledStacks >= 0 else { throw .invalidConfiguration("pooledStacks = \(pooledStacks) must not be negative") }
+            if let dumpSignal, dumpSignal <= 0 || dumpSignal >= 65 || [SIGKILL, SIGSTOP, SIGSEGV, SIGBUS].contains(dumpSignal) {
+                throw .invalidConfiguration("dumpSignal = \(dumpSignal) cannot be caught for dumps")
+            }
         }
     }
 }

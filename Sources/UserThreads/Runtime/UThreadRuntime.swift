@@ -41,7 +41,9 @@ public enum UThreadRuntime {
         }
         let scheduler = Scheduler(configuration: configuration, policy: policy ?? FIFOPolicy())
         uthreads_set_runtime(Unmanaged.passUnretained(scheduler).toOpaque())
+        let registrySlot = Observability.attach(scheduler)
         defer {
+            Observability.detach(registrySlot)
             uthreads_set_runtime(nil)
             uthreads_set_current(nil)
         }

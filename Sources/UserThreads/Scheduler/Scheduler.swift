@@ -102,6 +102,8 @@ final class Scheduler {
     @exclusivity(unchecked) private(set) var switchCount: UInt64 = 0
     /// Threads spawned in this runtime's life.
     private(set) var spawnCount: UInt64 = 0
+    /// The last dump-signal request answered (DumpRequests.swift).
+    var dumpRequestsAnswered = uthreads_dump_requests()
 
     init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy) {
         self.configuration = configuration
@@ -296,6 +298,7 @@ final class Scheduler {
         yieldsUntilMaintenance = 64
         if !timers.isEmpty { fireTimers(now: now()) }
         if let poller, poller.pendingWakeups > 0 { poller.poll(timeoutNanoseconds: 0) }
+        answerDumpRequest()
     }
 
     // MARK: Parking and waking
@@ -445,6 +448,7 @@ final class Scheduler {
                 continue
             }
             if table.liveCount == 0 { return }
+            answerDumpRequest()
             if checks { checkInvariants() }
             if !timers.isEmpty { fireTimers(now: now()) }
             if hasReadyThreads { continue }
@@ -466,7 +470,9 @@ final class Scheduler {
         guard nanoseconds > 0 else { return }
         var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
         var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+        // EINTR ends the sleep early: the loop recomputes the wait after a signal (a dump
+        // request is answered then, not when the next timer fires).
+        _ = nanosleep(&request, &remaining)
     }
 
     /// No thread can ever run again. Reports, then wakes everyone with `.deadlocked` so they

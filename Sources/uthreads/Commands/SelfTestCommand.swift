@@ -12,9 +12,10 @@ struct SelfTestCommand: ParsableCommand {
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case overflow, canary, misuse, kernelThreads = "kernel-threads"
+        case dumpOnSignal = "dump-on-signal", dumpWhileBusy = "dump-while-busy", gdbTarget = "gdb-target"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | dump-on-signal | dump-while-busy | gdb-target")
     var scenario: Scenario
 
     func run() throws {
@@ -48,7 +49,50 @@ struct SelfTestCommand: ParsableCommand {
                 return (before, during, UThreadRuntime.threadTable().threads.count)
             }
             print("kernel threads before: \(counts.0), with 10000 user threads: \(counts.1)")
+        case .dumpOnSignal:
+            // Threads in known states, then SIGQUIT to ourselves: raise() runs the handler on
+            // this kernel thread before it returns, and the sleep below sends the scheduler to
+            // its idle loop, where it answers the request. Deterministic, no timing.
+            try UThreadRuntime.run {
+                try KnownStates.withThreads {
+                    raise(SIGQUIT)
+                    try UThread.sleep(for: .milliseconds(1))
+                }
+            }
+            print("done")
+        case .dumpWhileBusy:
+            // The same, but the scheduler never goes idle: two threads keep yielding, so the
+            // request is answered by the maintenance pass (every 64th yield).
+            try UThreadRuntime.run {
+                try KnownStates.withThreads {
+                    let spinner = UThread(name: "spinner") { for _ in 0..<1000 { UThread.yield() } }
+                    raise(SIGQUIT)
+                    for _ in 0..<1000 { UThread.yield() }
+                    try spinner.join()
+                }
+            }
+            print("done")
+        case .gdbTarget:
+            // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb.
+            try UThreadRuntime.run {
+                try KnownStates.withThreads { raise(SIGTRAP) }
+            }
         }
+    }
+}
+
+/// Named threads parked in known states while `body` runs on the main thread: "sleeper"
+/// sleeping for an hour, "joiner" blocked joining it, "fresh" ready (never run).
+enum KnownStates {
+    static func withThreads(_ body: () throws -> Void) throws {
+        let sleeper = UThread(name: "sleeper") { try UThread.sleep(for: .seconds(3600)) }
+        let joiner = UThread(name: "joiner") { try sleeper.join() }
+        UThread.yield()  // both run and park
+        let fresh = UThread(name: "fresh") {}
+        try body()
+        sleeper.cancel()
+        _ = try? joiner.join()
+        try fresh.join()
     }
 }
 
