@@ -1,5 +1,6 @@
 // Layer 7: runtime configuration.
 import Glibc
+import Logging
 
 extension UThreadRuntime {
     /// How a runtime is set up. Every value is checked by `UThreadRuntime.run`, which throws
@@ -33,6 +34,10 @@ extension UThreadRuntime {
         /// point (SIGQUIT, as in Go and Java); nil leaves signals alone. The handler is not
         /// installed over one the program has its own handler for.
         public var dumpSignal: Int32? = SIGQUIT
+        /// Where the runtime reports what it notices on its own: configuration problems, the
+        /// switch to dense stacks. Label "uthreads"; swift-log's default handler writes to
+        /// stderr. Reports that end the process (stack overflow) bypass it: see RuntimeLog.swift.
+        public var logger = Logger(label: "uthreads")
 
         public init() {}
 

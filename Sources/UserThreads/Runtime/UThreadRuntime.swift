@@ -37,7 +37,10 @@ public enum UThreadRuntime {
         guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
         if configuration.installFaultHandler {
             let e = uthreads_install_fault_handler()
-            if e != 0 { RuntimeLog.notice("could not install the stack-overflow handler (errno \(e)); overflows will not be named") }
+            if e != 0 {
+                configuration.logger.warning("could not install the stack-overflow handler; overflows will not be named",
+                                             metadata: ["errno": "\(e)"])
+            }
         }
         let scheduler = Scheduler(configuration: configuration, policy: policy ?? FIFOPolicy())
         uthreads_set_runtime(Unmanaged.passUnretained(scheduler).toOpaque())

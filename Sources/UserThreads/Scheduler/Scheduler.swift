@@ -113,7 +113,8 @@ final class Scheduler {
             mode: configuration.stackMode,
             defaultSize: configuration.stackSize,
             denseSize: configuration.denseStackSize,
-            maxPooled: configuration.pooledStacks)
+            maxPooled: configuration.pooledStacks,
+            logger: configuration.logger)
         self.accounting = configuration.cpuAccounting
         self.checks = configuration.checkInvariants
         idleBlock = ControlBlock.allocate(capacity: 1)

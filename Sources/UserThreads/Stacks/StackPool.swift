@@ -25,6 +25,7 @@
 import CUThreads
 import Glibc
 import SystemPackage
+import Logging
 
 final class StackPool {
     let pageSize: Int
@@ -49,7 +50,11 @@ final class StackPool {
     @exclusivity(unchecked) private(set) var inUse = 0
     private(set) var mappedGuarded = 0
 
-    init(mode: StackMode, defaultSize: Int, denseSize: Int, maxPooled: Int) {
+    /// Where the switch to dense stacks is reported.
+    let logger: Logger
+
+    init(mode: StackMode, defaultSize: Int, denseSize: Int, maxPooled: Int, logger: Logger = RuntimeLog.makeDefault()) {
+        self.logger = logger
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         self.pageSize = page
         self.mode = mode
@@ -88,7 +93,8 @@ final class StackPool {
             guard mode == .automatic, !switchedToDense else { throw error }
             switchedToDense = true
             effectiveMode = .dense
-            RuntimeLog.notice("the kernel refused more stack mappings (\(error)); new threads get dense stacks of \(denseSlotSize / 1024) KiB without guard pages")
+            logger.notice("the kernel refused more stack mappings; new threads get dense stacks without guard pages",
+                          metadata: ["error": "\(error)", "denseStackKiB": "\(denseSlotSize / 1024)"])
             if size == nil || size! <= denseSlotSize - 64 {
                 let s = try allocateDense()
                 inUse += 1
