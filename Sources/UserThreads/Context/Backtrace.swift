@@ -14,6 +14,7 @@ public struct StackFrame: Sendable, Codable, Hashable, CustomStringConvertible {
     /// The file of the executable or shared library, when known.
     public var module: String?
 
+    /// A frame; the runtime makes them, tests and tools may too.
     public init(address: UInt64, symbol: String? = nil, offset: UInt64 = 0, module: String? = nil) {
         self.address = address
         self.symbol = symbol

@@ -6,7 +6,9 @@ extension UThreadRuntime {
     /// How a runtime is set up. Every value is checked by `UThreadRuntime.run`, which throws
     /// `UThreadError.invalidConfiguration` naming the bad one.
     public struct Configuration: Sendable {
+        /// The smallest stack a thread may ask for (16 KiB).
         public static let minimumStackSize = 16 * 1024
+        /// The largest stack a thread may ask for (1 GiB; only touched pages cost memory).
         public static let maximumStackSize = 1 << 30
 
         /// Usable stack bytes of a thread that does not ask for a size. 256 KiB: debug builds of
@@ -39,6 +41,7 @@ extension UThreadRuntime {
         /// stderr. Reports that end the process (stack overflow) bypass it: see RuntimeLog.swift.
         public var logger = Logger(label: "uthreads")
 
+        /// The defaults, as each property documents them.
         public init() {}
 
         func validate() throws(UThreadError) {

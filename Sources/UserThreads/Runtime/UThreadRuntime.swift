@@ -26,6 +26,7 @@ public enum UThreadRuntime {
     /// - Parameters:
     ///   - configuration: stack sizes and modes, accounting, checks. Validated first.
     ///   - policy: the scheduling algorithm (default: `FIFOPolicy`).
+    ///   - body: the main user thread's code; its value is `run`'s.
     /// - Throws: `UThreadError.invalidConfiguration`, `.nestedRuntime`, `.deadlock`,
     ///   `.resourceExhausted`, or the main thread's error.
     public static func run<R>(
@@ -82,6 +83,7 @@ public enum UThreadRuntime {
                                effectiveMode: s.effectiveMode)
     }
 
+    /// The stack pool of a runtime at a moment (``UThreadRuntime/stackStatistics``).
     public struct StackStatistics: Sendable, Equatable {
         /// Stacks owned by live threads.
         public var inUse: Int

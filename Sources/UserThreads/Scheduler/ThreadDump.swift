@@ -21,6 +21,7 @@ public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
     public var reason: String
     /// The process and the kernel thread the runtime runs on.
     public var processID: Int32
+    /// The kernel thread (gettid) whose runtime this is.
     public var kernelThreadID: Int32
     /// Seconds since the runtime started.
     public var takenAtSeconds: Double
@@ -33,9 +34,12 @@ public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
 
     /// One thread: its row of the thread table and its backtrace, innermost frame first.
     public struct Entry: Sendable, Codable, Hashable {
+        /// Its row of the thread table.
         public var thread: ThreadInfo
+        /// Where it is: innermost frame first, down to the trampoline every thread starts in.
         public var backtrace: [StackFrame]
 
+        /// An entry; the runtime makes them, tests and tools may too.
         public init(thread: ThreadInfo, backtrace: [StackFrame]) {
             self.thread = thread
             self.backtrace = backtrace
@@ -50,6 +54,7 @@ public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
         case json
     }
 
+    /// A dump; the runtime makes them (``UThreadRuntime/threadDump()``), tests and tools may too.
     public init(reason: String, processID: Int32, kernelThreadID: Int32, takenAtSeconds: Double,
                 switches: UInt64, spawned: UInt64, threads: [Entry]) {
         self.reason = reason
