@@ -10,7 +10,7 @@
 // The handler is installed only over the default disposition or over the Swift runtime's crash
 // backtracer (which claims SIGQUIT in every Swift program on Linux and turns it into a crash
 // report and an exit): a program that installed its own handler for the signal keeps it
-// (uthreads_install_dump_signal returns EBUSY). When no runtime is live, the previous action is
+// (uthreads_install_dump_signal returns EBUSY), and an ignored signal stays ignored (ENOTSUP). When no runtime is live, the previous action is
 // put back and the signal raised again, as if the handler were not there.
 #define _GNU_SOURCE
 #include "cuthreads.h"
@@ -55,6 +55,8 @@ int uthreads_install_dump_signal(int sig) {
     sigaddset(&set, sig);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == dump_handler) return 0;
+    // An ignored signal stays ignored (a shell starts background jobs with SIGQUIT ignored).
+    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN) return ENOTSUP;
     int is_default = !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL;
     if (!is_default && !is_swift_backtracer(&old)) return EBUSY;
     previous[sig] = old;

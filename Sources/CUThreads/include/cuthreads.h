@@ -201,7 +201,7 @@ char *_Nullable swift_demangle(const char *_Nonnull mangledName, size_t mangledN
 // MARK: - Thread dumps on a signal (dump_signal.c)
 
 /// Installs the dump handler for `sig` unless the program has its own handler for it (then
-/// returns EBUSY). The handler only increments a counter. Returns 0 or an errno value.
+/// returns EBUSY) or ignores it (ENOTSUP). The handler only increments a counter. Returns 0 or an errno value.
 int uthreads_install_dump_signal(int sig);
 /// Dump requests received so far in the process (each runtime answers each one once).
 uint64_t uthreads_dump_requests(void);
@@ -232,6 +232,14 @@ void uthreads_registry_remove(int slot);
 int uthreads_registry_live_count(void);
 /// The calling kernel thread's id (gettid).
 int32_t uthreads_kernel_thread_id(void);
+
+// MARK: - Control socket (control_socket.c)
+
+/// A listening Unix stream socket at `path` (a stale socket file is replaced, a live one is
+/// not: -EADDRINUSE). Returns the descriptor or -errno.
+int uthreads_unix_listen(const char *_Nonnull path);
+/// A connected Unix stream socket to `path`, or -errno.
+int uthreads_unix_connect(const char *_Nonnull path);
 
 #ifdef __cplusplus
 }

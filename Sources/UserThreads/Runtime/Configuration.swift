@@ -40,6 +40,12 @@ extension UThreadRuntime {
         /// switch to dense stacks. Label "uthreads"; swift-log's default handler writes to
         /// stderr. Reports that end the process (stack overflow) bypass it: see RuntimeLog.swift.
         public var logger = Logger(label: "uthreads")
+        /// A Unix socket path on which the runtime serves its thread table as JSON while it
+        /// runs, for `uthreads top PATH` (opt-in; nil: none). "%p" stands for the process id:
+        /// "/tmp/uthreads-%p.sock" is where `uthreads top PID` looks. A dedicated kernel thread
+        /// serves it; the scheduler answers at its safe points, and an idle runtime wakes every
+        /// 10 ms to look. `run` throws `invalidConfiguration` if the path cannot be listened on.
+        public var controlSocket: String?
 
         /// The defaults, as each property documents them.
         public init() {}

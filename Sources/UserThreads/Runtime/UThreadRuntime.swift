@@ -45,9 +45,13 @@ public enum UThreadRuntime {
         }
         let scheduler = Scheduler(configuration: configuration, policy: policy ?? FIFOPolicy())
         uthreads_set_runtime(Unmanaged.passUnretained(scheduler).toOpaque())
-        let registrySlot = Observability.attach(scheduler)
+        let attachment: Observability.Attachment
+        do { attachment = try Observability.attach(scheduler) } catch {
+            uthreads_set_runtime(nil)
+            throw error
+        }
         defer {
-            Observability.detach(registrySlot)
+            Observability.detach(attachment)
             uthreads_set_runtime(nil)
             uthreads_set_current(nil)
         }

@@ -1,4 +1,4 @@
-// Layer 4: answering a dump signal at a safe point.
+// Layer 4: answering a dump signal (and a control-socket request) at a safe point.
 //
 // The signal handler (dump_signal.c) only increments a process-wide counter. The scheduler
 // compares it with the last request it answered in `maintenance` (every 64th yield) and in its
@@ -10,12 +10,13 @@
 import CUThreads
 
 extension Scheduler {
-    /// Writes a dump to stderr if a signal asked for one since the last. One atomic load when
-    /// there is none.
+    /// Writes a dump to stderr if a signal asked for one since the last, and answers a waiting
+    /// control-socket request (SnapshotChannel.swift). Two atomic loads when there is none.
     @inline(__always)
-    func answerDumpRequest() {
+    func answerSafePointRequests() {
         let requests = uthreads_dump_requests()
         if requests != dumpRequestsAnswered { writeRequestedDump(requests) }
+        if let channel = snapshotChannel, channel.hasRequest { channel.answer(controlResponse) }
     }
 
     @inline(never)

@@ -104,6 +104,11 @@ final class Scheduler {
     private(set) var spawnCount: UInt64 = 0
     /// The last dump-signal request answered (DumpRequests.swift).
     var dumpRequestsAnswered = uthreads_dump_requests()
+    /// Requests from the control socket's kernel thread, when one is configured.
+    var snapshotChannel: SnapshotChannel?
+    /// The longest the idle loop sleeps (nanoseconds): bounded while a control socket may
+    /// be waiting for an answer, since its requests cannot interrupt the sleep.
+    var idleWakeLimit = UInt64.max
 
     init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy) {
         self.configuration = configuration
@@ -299,7 +304,7 @@ final class Scheduler {
         yieldsUntilMaintenance = 64
         if !timers.isEmpty { fireTimers(now: now()) }
         if let poller, poller.pendingWakeups > 0 { poller.poll(timeoutNanoseconds: 0) }
-        answerDumpRequest()
+        answerSafePointRequests()
     }
 
     // MARK: Parking and waking
@@ -449,18 +454,18 @@ final class Scheduler {
                 continue
             }
             if table.liveCount == 0 { return }
-            answerDumpRequest()
+            answerSafePointRequests()
             if checks { checkInvariants() }
             if !timers.isEmpty { fireTimers(now: now()) }
             if hasReadyThreads { continue }
             let pending = poller?.pendingWakeups ?? 0
             if let deadline = timers.nextDeadline {
-                let wait = deadline &- min(deadline, now())
+                let wait = min(deadline &- min(deadline, now()), idleWakeLimit)
                 if pending > 0 { poller!.poll(timeoutNanoseconds: wait) } else { sleepKernelThread(nanoseconds: wait) }
                 continue
             }
             if pending > 0 {
-                poller!.poll(timeoutNanoseconds: nil)
+                poller!.poll(timeoutNanoseconds: idleWakeLimit == .max ? nil : idleWakeLimit)
                 continue
             }
             if !handleDeadlock() { return }

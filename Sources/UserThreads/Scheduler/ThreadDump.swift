@@ -98,16 +98,24 @@ public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
     }
 
     /// Pretty-printed JSON with sorted keys.
-    public func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard let data = try? encoder.encode(self) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
-    }
+    public func json() -> String { encodeJSON(self) }
 
     static func duration(_ seconds: Double) -> String {
         abs(seconds) < 1 ? "\((seconds * 1000).fixed(1)) ms" : "\(seconds.fixed(1)) s"
     }
+}
+
+extension ThreadTable {
+    /// Pretty-printed JSON with sorted keys (what the control socket serves).
+    public func json() -> String { encodeJSON(self) }
+}
+
+/// Pretty-printed JSON with sorted keys.
+func encodeJSON(_ value: some Encodable) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    guard let data = try? encoder.encode(value) else { return "{}" }
+    return String(decoding: data, as: UTF8.self)
 }
 
 extension Scheduler {

@@ -13,10 +13,14 @@ struct SelfTestCommand: ParsableCommand {
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case overflow, canary, misuse, kernelThreads = "kernel-threads"
         case dumpOnSignal = "dump-on-signal", dumpWhileBusy = "dump-while-busy", gdbTarget = "gdb-target"
+        case liveView = "live-view"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | dump-on-signal | dump-while-busy | gdb-target")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE")
     var scenario: Scenario
+
+    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run.")
+    var paths: [String] = []
 
     func run() throws {
         switch scenario {
@@ -72,6 +76,19 @@ struct SelfTestCommand: ParsableCommand {
                 }
             }
             print("done")
+        case .liveView:
+            // Serves its table on the socket with threads in known states until STOPFILE exists.
+            guard paths.count == 2 else { throw ValidationError("live-view needs SOCKET STOPFILE") }
+            var configuration = UThreadRuntime.Configuration()
+            configuration.controlSocket = paths[0]
+            try UThreadRuntime.run(configuration) {
+                try KnownStates.withThreads {
+                    let give = ContinuousClock.now + .seconds(120)  // never outlive a lost test
+                    while access(paths[1], F_OK) != 0 && ContinuousClock.now < give {
+                        try UThread.sleep(for: .milliseconds(2))
+                    }
+                }
+            }
         case .gdbTarget:
             // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb.
             try UThreadRuntime.run {
