@@ -81,7 +81,7 @@ import Testing
         target.standardError = FileHandle.nullDevice
         try target.run()
         defer {
-            FileManager.default.createFile(atPath: stop, contents: nil)
+            _ = FileManager.default.createFile(atPath: stop, contents: nil)
             target.waitUntilExit()
             try? FileManager.default.removeItem(atPath: stop)
         }
