@@ -11,6 +11,7 @@ struct UThreadsCommand: ParsableCommand {
         subcommands: [
             TourCommand.self,
             TableCommand.self,
+            TopCommand.self,
             BenchCommand.self,
             SelfTestCommand.self,
             DemoCommand.self,

@@ -6,6 +6,8 @@
 //   * struct uthreads_tcb: the thread control block, one row of the thread table. It is a C
 //     struct so that its layout is fixed and known to the fault handler (signals.c), to the
 //     gdb script (tools/gdb/uthreads.py) and to Swift alike.
+//   * backtraces of suspended threads and their symbols (backtrace.c), the thread-dump signal
+//     (dump_signal.c), the registry of live runtimes a debugger reads (registry.c).
 //   * the per-kernel-thread "current" pointers, the fault handler, and small syscall shims
 //     (epoll, eventfd, timerfd, futex, mincore) that Glibc does not export to Swift.
 //
@@ -203,6 +205,71 @@ void uthreads_write_stderr(const char *_Nonnull message);
 /// Counts the resident pages of [lo, hi) with mincore and returns the distance in bytes
 /// from `hi` down to the lowest resident page (0 when none), or -errno.
 long uthreads_resident_depth(void *_Nonnull lo, void *_Nonnull hi);
+
+
+// MARK: - Backtraces and symbols (backtrace.c)
+
+/// Return addresses of a suspended thread, from its saved frame (x86-64: the saved return
+/// address, then the frame-pointer chain), innermost first. Every frame pointer is checked to
+/// lie inside [stack_lo, stack_hi). Returns the count written (0 on other architectures).
+int uthreads_backtrace_saved(const uthreads_tcb *_Nonnull t, uint64_t *_Nonnull out, int max);
+/// Return addresses of the caller, walking its own frame-pointer chain, bounded by the stack
+/// of `t` (the running thread) or, when nil, 8 MiB above the caller's frame (a kernel stack).
+int uthreads_backtrace_here(const uthreads_tcb *_Nullable t, uint64_t *_Nonnull out, int max);
+/// Names the function containing `address`: dladdr, else the module's ELF .symtab; Swift names
+/// demangled. Fills `symbol` (may stay empty), `module` (the file) and `offset` (from the
+/// symbol's start). Returns 0 when the address is in no module, 1 when only the module is
+/// known, 2 with a symbol. Not async-signal-safe.
+int uthreads_symbolicate(uint64_t address, char *_Nonnull symbol, size_t symbol_size,
+                         char *_Nonnull module, size_t module_size, uint64_t *_Nonnull offset);
+/// The Swift runtime's demangler (exported by libswiftCore). Returns a malloc'd string when
+/// `outputBuffer` is NULL, or NULL when `mangledName` is not a Swift symbol.
+char *_Nullable swift_demangle(const char *_Nonnull mangledName, size_t mangledNameLength,
+                               char *_Nullable outputBuffer, size_t *_Nullable outputBufferSize,
+                               uint32_t flags);
+
+// MARK: - Thread dumps on a signal (dump_signal.c)
+
+/// Installs the dump handler for `sig` unless the program has its own handler for it (then
+/// returns EBUSY) or ignores it (ENOTSUP). The handler only increments a counter. Returns 0 or an errno value.
+int uthreads_install_dump_signal(int sig);
+/// Dump requests received so far in the process (each runtime answers each one once).
+uint64_t uthreads_dump_requests(void);
+
+// MARK: - Debugger registry (registry.c)
+
+/// What a debugger needs to walk one runtime's thread table: its chunks of rows. Owned and
+/// updated (only when the table grows) by ControlBlockTable.
+typedef struct uthreads_table_view {
+    uthreads_tcb *_Nullable *_Nullable chunks;  ///< `chunk_count` pointers to `chunk_size` rows
+    uint64_t chunk_count;
+    uint64_t chunk_size;
+} uthreads_table_view;
+
+#define UTHREADS_REGISTRY_SLOTS 256
+
+/// One live runtime. `runtime` is NULL in a free slot.
+typedef struct uthreads_registry_entry {
+    void *_Nullable runtime;
+    uthreads_table_view *_Nullable table;
+    uint64_t kernel_tid;  ///< the kernel thread the runtime runs on (gdb's LWP)
+} uthreads_registry_entry;
+
+/// Claims a slot of `uthreads_runtime_registry` for a runtime; -1 when all are taken.
+int uthreads_registry_add(uthreads_table_view *_Nonnull view, void *_Nonnull runtime);
+void uthreads_registry_remove(int slot);
+/// Runtimes live in the process.
+int uthreads_registry_live_count(void);
+/// The calling kernel thread's id (gettid).
+int32_t uthreads_kernel_thread_id(void);
+
+// MARK: - Control socket (control_socket.c)
+
+/// A listening Unix stream socket at `path` (a stale socket file is replaced, a live one is
+/// not: -EADDRINUSE). Returns the descriptor or -errno.
+int uthreads_unix_listen(const char *_Nonnull path);
+/// A connected Unix stream socket to `path`, or -errno.
+int uthreads_unix_connect(const char *_Nonnull path);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@
 // Rejected: a pool per runtime (tests and M:N workers would each start their own threads and
 // have to join them at shutdown); Dispatch's global queues (pulls in Foundation-era machinery
 // and its own thread explosion policy); one thread per call (a clone per getaddrinfo).
+import Logging
 import Glibc
 import Synchronization
 
@@ -66,7 +67,7 @@ final class OffloadPool: Sendable {
         }, nil)
         if rc != 0 {
             state.withLock { $0.threads -= 1 }
-            RuntimeLog.notice("could not start an offload thread (errno \(rc)); jobs wait for the others")
+            RuntimeLog.makeDefault().warning("could not start an offload thread; jobs wait for the others", metadata: ["errno": "\(rc)"])
             return
         }
         pthread_detach(thread)

@@ -22,6 +22,7 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     ///   - name: shown in the thread table, dumps and crash reports.
     ///   - priority: used by priority policies (FIFO ignores it).
     ///   - stackSize: usable stack bytes (default: the runtime's `stackSize`).
+    ///   - body: the thread's code; its value or error is what `join()` returns or throws.
     @inlinable
     public init(name: String = "", priority: Int = 0, stackSize: Int? = nil, _ body: @escaping () throws -> Success) {
         let object = ThreadObject.make(name: name, body: body)
@@ -75,9 +76,13 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     /// waits or checks runs on. Idempotent; no effect on a finished thread.
     public func cancel() { handle.cancel() }
 
+    /// The thread's id, unique in the process and never reused (as the thread table shows it).
     public var id: ThreadID { object.id }
+    /// The name given at spawn ("" for none).
     public var name: String { object.name }
+    /// Whether its closure has returned or thrown (`join()` then returns at once).
     public var isFinished: Bool { object.isFinished }
+    /// Whether `cancel()` was called on it.
     public var isCancelled: Bool { object.isCancelled }
     /// A type-erased handle to the same thread.
     public var handle: UThreadHandle { UThreadHandle(object: object) }
@@ -142,9 +147,13 @@ func waitUntilFinished(_ object: ThreadObject) throws {
 public struct UThreadHandle: Hashable, CustomStringConvertible {
     let object: ThreadObject
 
+    /// See `UThread.id`.
     public var id: ThreadID { object.id }
+    /// See `UThread.name`.
     public var name: String { object.name }
+    /// See `UThread.isFinished`.
     public var isFinished: Bool { object.isFinished }
+    /// See `UThread.isCancelled`.
     public var isCancelled: Bool { object.isCancelled }
 
     /// See `UThread.cancel()`.

@@ -155,6 +155,13 @@ final class Scheduler {
     /// State of the runtime's random source (randomised choices such as select fairness).
     /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible.
     @exclusivity(unchecked) var randomState: UInt64 = uthreads_monotonic_ns() ^ 0x5DEE_CE66_D1CE_4E5B
+    /// The last dump-signal request answered (DumpRequests.swift).
+    var dumpRequestsAnswered = uthreads_dump_requests()
+    /// Requests from the control socket's kernel thread, when one is configured.
+    var snapshotChannel: SnapshotChannel?
+    /// The longest the idle loop sleeps (nanoseconds): bounded while a control socket may
+    /// be waiting for an answer, since its requests cannot interrupt the sleep.
+    var idleWakeLimit = UInt64.max
 
     init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy) {
         self.configuration = configuration
@@ -173,7 +180,8 @@ final class Scheduler {
             mode: configuration.stackMode,
             defaultSize: configuration.stackSize,
             denseSize: configuration.denseStackSize,
-            maxPooled: configuration.pooledStacks)
+            maxPooled: configuration.pooledStacks,
+            logger: configuration.logger)
         self.accounting = configuration.cpuAccounting
         self.lastTick = uthreads_ticks_inline()
         self.checks = configuration.checkInvariants
@@ -391,6 +399,7 @@ final class Scheduler {
         yieldsUntilMaintenance = 64
         if !timers.isEmpty { fireTimers(now: now()) }
         if let poller, poller.pendingWakeups > 0 { poller.poll(timeoutNanoseconds: 0) }
+        answerSafePointRequests()
     }
 
     // MARK: Parking and waking
@@ -542,6 +551,7 @@ final class Scheduler {
                 continue
             }
             if table.liveCount == 0 { return }
+            answerSafePointRequests()
             if checks { checkInvariants() }
             if !timers.isEmpty { fireTimers(now: now()) }
             if hasReadyThreads { continue }
@@ -553,12 +563,12 @@ final class Scheduler {
                     if virtualNow < deadline { virtualNow = deadline }
                     continue
                 }
-                let wait = deadline &- min(deadline, now())
+                let wait = min(deadline &- min(deadline, now()), idleWakeLimit)
                 if pending > 0 { poller!.poll(timeoutNanoseconds: wait) } else { sleepKernelThread(nanoseconds: wait) }
                 continue
             }
             if pending > 0 {
-                poller!.poll(timeoutNanoseconds: nil)
+                poller!.poll(timeoutNanoseconds: idleWakeLimit == .max ? nil : idleWakeLimit)
                 continue
             }
             if !handleDeadlock() { return }
@@ -569,7 +579,9 @@ final class Scheduler {
         guard nanoseconds > 0 else { return }
         var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
         var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+        // EINTR ends the sleep early: the loop recomputes the wait after a signal (a dump
+        // request is answered then, not when the next timer fires).
+        _ = nanosleep(&request, &remaining)
     }
 
     /// No thread can ever run again. Reports, then wakes everyone with `.deadlocked` so they

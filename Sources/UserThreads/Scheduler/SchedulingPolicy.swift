@@ -12,7 +12,9 @@ public struct ThreadRef: Hashable, @unchecked Sendable {
     let block: ControlBlock
     init(_ block: ControlBlock) { self.block = block }
 
+    /// The thread's id.
     public var id: ThreadID { ThreadID(rawValue: block.pointee.id) }
+    /// Its name as the control block keeps it (at most 23 bytes of UTF-8).
     public var name: String { block.cName }
     /// The priority given at spawn (higher runs first under priority policies).
     public var priority: Int { Int(block.pointee.priority) }
@@ -143,14 +145,24 @@ public struct SchedulingParameters: Sendable, Hashable {
 /// A FIFO queue of ready threads for policies to build on: intrusive (no allocation), O(1).
 public struct ReadyQueue {
     var list = ThreadList()
+    /// An empty queue.
     public init() {}
+    /// Whether no thread is queued.
     public var isEmpty: Bool { list.isEmpty }
+    /// Threads queued.
     public var count: Int { list.count }
+    /// Queues `t` at the back. It must be on no other queue.
     public mutating func append(_ t: ThreadRef) { list.append(t.block) }
+    /// Queues `t` at the front. It must be on no other queue.
     public mutating func prepend(_ t: ThreadRef) { list.prepend(t.block) }
+    /// Removes and returns the front thread.
     public mutating func popFirst() -> ThreadRef? { list.popFirst().map(ThreadRef.init) }
+    /// Removes `t`, which must be on this queue.
     public mutating func remove(_ t: ThreadRef) { list.remove(t.block) }
+    /// The front thread, left queued.
     public var first: ThreadRef? { list.first.map(ThreadRef.init) }
+    /// Calls `body` for each queued thread, front to back.
     public func forEach(_ body: (ThreadRef) throws -> Void) rethrows { try list.forEach { try body(ThreadRef($0)) } }
+    /// Checks the links and the count (O(n); for debugging a policy).
     public func checkInvariants() { list.checkInvariants() }
 }

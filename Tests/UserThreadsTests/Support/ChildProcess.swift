@@ -43,7 +43,15 @@ enum ChildProcess {
         let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
         process.standardOutput = out
         process.standardError = err
+        // A child inherits the signal mask of the thread that spawns it, and test threads
+        // (Dispatch workers) block most signals: a gdb started with SIGCHLD blocked never
+        // notices its inferior stop. Spawn with nothing blocked.
+        var none = sigset_t(), saved = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
         try process.run()
+        pthread_sigmask(SIG_SETMASK, &saved, nil)
         process.waitUntilExit()
         try out.close()
         try err.close()
