@@ -22,8 +22,10 @@ extension UThreadRuntime {
     /// equal-ticket `LotteryPolicy` with a 1 ms quantum — a random interleaving per seed).
     ///
     /// - Parameters:
+    ///   - seed: seeds the policy's random choices: the same seed gives the same run.
     ///   - configuration: used as given except that its clock is made virtual.
     ///   - policy: builds the policy from the seed.
+    ///   - body: the main user thread of the simulated run.
     public static func simulate<R>(
         seed: UInt64,
         _ configuration: Configuration = Configuration(),

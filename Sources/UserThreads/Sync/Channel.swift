@@ -75,8 +75,10 @@ struct ElementOps {
 public final class Channel<T>: Sequence, CustomStringConvertible {
     @usableFromInline let core: ChannelCore
 
-    /// - Parameter capacity: 0 (default) for an unbuffered channel (every send is a
-    ///   rendezvous with a receive).
+    /// - Parameters:
+    ///   - capacity: 0 (default) for an unbuffered channel (every send is a rendezvous with a
+    ///     receive); otherwise how many values it buffers.
+    ///   - name: shown in wait reasons ("channel receive on 'jobs'").
     @inlinable
     public init(capacity: Int = 0, name: String = "") {
         precondition(capacity >= 0, "Channel capacity must be >= 0")
