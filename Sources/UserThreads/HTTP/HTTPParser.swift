@@ -23,24 +23,57 @@ public enum HTTPParseResult: Sendable, Equatable {
     case error(status: Int)
 }
 
+/// A strict HTTP/1.1 request parser (RFC 9112): anything not clearly valid is an error status,
+/// never a guess (see `HTTPParseResult`).
+///
+/// It keeps no state between calls: `parse(_:)` re-examines the bytes buffered so far and
+/// answers `.needMore` until a whole request (head and body) is there. Chunked bodies
+/// (Transfer-Encoding) are answered with 501. Used by `HTTPServer`, one call per read.
 public struct HTTPRequestParser: Sendable {
+    /// The largest head (request line, header fields and the blank line) accepted, in bytes
+    /// (default 8192). A buffer this long that still holds no complete head is answered with 431.
     public var maxHeadBytes: Int
+    /// The most header fields accepted in one request (default 100); one more is answered with 431.
     public var maxHeaderCount: Int
+    /// The largest body accepted, in bytes (default 1 MiB). A larger Content-Length is answered
+    /// with 413 as soon as the head is parsed, before any of the body is read.
     public var maxBodyBytes: Int
     /// Whether `HTTPRequest.headers` is filled (a server that only needs Content-Length,
     /// Connection and Host can skip making two strings per field).
     public var recordsHeaders = true
 
+    /// A parser with the given limits; `recordsHeaders` starts true.
+    ///
+    /// - Parameters:
+    ///   - maxHeadBytes: the largest head accepted, in bytes (default 8192; larger: 431).
+    ///   - maxHeaderCount: the most header fields accepted (default 100; more: 431).
+    ///   - maxBodyBytes: the largest body accepted, in bytes (default 1 MiB; larger: 413).
     public init(maxHeadBytes: Int = 8192, maxHeaderCount: Int = 100, maxBodyBytes: Int = 1 << 20) {
         self.maxHeadBytes = maxHeadBytes
         self.maxHeaderCount = maxHeaderCount
         self.maxBodyBytes = maxBodyBytes
     }
 
+    /// Parses the request at the start of `bytes`: the array form of `parse(_:)` taking an
+    /// `UnsafeRawBufferPointer`, with the same results.
+    ///
+    /// Returns `.request(_, consumed:)` when a whole request is there (bytes after `consumed`
+    /// belong to the next, pipelined request), `.needMore` while `bytes` is a valid prefix, or
+    /// `.error(status:)` with the status to answer before closing the connection. O(n) in the
+    /// buffered bytes.
     public func parse(_ bytes: [UInt8]) -> HTTPParseResult {
         bytes.withUnsafeBytes { parse($0) }
     }
 
+    /// Parses the request at the start of the buffered bytes `b`.
+    ///
+    /// Returns `.request(_, consumed:)` when the head and the whole body (Content-Length bytes)
+    /// are there; the body is `b[request.headLength..<consumed]`, and bytes after `consumed` belong
+    /// to the next, pipelined request. Returns `.needMore` while `b` is a valid prefix of a request,
+    /// and `.error(status:)` — 400 (malformed), 413 (body over `maxBodyBytes`), 431 (head over
+    /// `maxHeadBytes` or `maxHeaderCount`) or 501 (Transfer-Encoding) — as soon as the bytes so far
+    /// decide it. O(n) in `b.count`: each call re-scans from the start, which is cheap for
+    /// requests as small as this parser accepts.
     public func parse(_ b: UnsafeRawBufferPointer) -> HTTPParseResult {
         // Find the end of the head, checking line endings on the way.
         var headEnd = -1

@@ -2,12 +2,17 @@
 
 /// A parsed HTTP/1.x request head plus where its body lies in the parsed bytes.
 public struct HTTPRequest: Sendable, Equatable {
+    /// The request method exactly as sent (a token, case-sensitive: "GET", "POST", …).
     public var method: String
+    /// The request target in origin form, exactly as sent (not percent-decoded): it starts with
+    /// "/" and may carry a query, e.g. "/echo?x=1".
     public var target: String
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     public var minorVersion: Int
     /// Header fields in order, names as sent.
     public var headers: [(name: String, value: String)]
+    /// The body's length in bytes, from Content-Length (0 when absent). The body is the bytes
+    /// `headLength..<headLength + contentLength` of the parsed buffer.
     public var contentLength: Int
     /// Whether the connection stays open after the response (HTTP/1.1 default unless
     /// "Connection: close"; HTTP/1.0 only with "Connection: keep-alive").

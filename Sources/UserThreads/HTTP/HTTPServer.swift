@@ -8,10 +8,22 @@
 // crash the server.
 import Glibc
 
+/// A small HTTP/1.1 server: one user thread per connection, each running a plain read–parse–
+/// respond loop that parks on a read with no data, so idle keep-alive connections cost no CPU.
+///
+/// Routes: `GET /` answers `helloBody`, `POST /echo` echoes the request body; other targets are
+/// 404 and other methods on those two are 405. Parse errors are answered (400, 413, 431, 501)
+/// and the connection is closed. `run()` and `serve(_:)` must be called on a user thread of a
+/// running `UThreadRuntime`.
 public struct HTTPServer {
+    /// The body that `GET /` answers with ("Hello, World!" and a newline).
     public static let helloBody = "Hello, World!\n"
 
+    /// The listening socket `run()` accepts connections from.
     public let listener: TCPListener
+    /// The request parser and its limits. `init(listener:)` turns off `recordsHeaders`, since the
+    /// server only needs Content-Length, Connection and Host. The parser's head and body limits
+    /// also bound how far a connection's read buffer grows.
     public var parser = HTTPRequestParser()
     /// Stack bytes of a connection thread (the handler is shallow).
     public var connectionStackSize = 64 * 1024
@@ -20,6 +32,8 @@ public struct HTTPServer {
     /// A connection idle this long between requests is closed (nil: never).
     public var idleTimeout: Duration? = nil
 
+    /// A server accepting connections on `listener`, with the default parser limits, 64 KiB
+    /// connection stacks and no idle timeout. Nothing is accepted until `run()` is called.
     public init(listener: TCPListener) {
         self.listener = listener
         parser.recordsHeaders = false
@@ -110,11 +124,21 @@ public struct HTTPServer {
         }
     }
 
+    /// A complete HTTP/1.1 response as text: status line with `reason(_:)`, `Content-Type:
+    /// text/plain`, `Content-Length` (the UTF-8 byte count of `body`), `Connection: close` when
+    /// `keepAlive` is false, the blank line, then `body`.
+    ///
+    /// - Parameters:
+    ///   - status: the status code (e.g. 200, 404).
+    ///   - body: the response body.
+    ///   - keepAlive: whether the connection stays open; false adds `Connection: close`.
     public static func response(status: Int, body: String, keepAlive: Bool) -> String {
         "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n"
             + (keepAlive ? "" : "Connection: close\r\n") + "\r\n" + body
     }
 
+    /// The reason phrase of `status` for the codes this server sends (200, 400, 404, 405, 413,
+    /// 431, 501); "Error" for any other code. Also used as the body of error responses.
     public static func reason(_ status: Int) -> String {
         switch status {
         case 200: "OK"

@@ -17,6 +17,8 @@ public class DescriptorStream: CustomStringConvertible {
         if fileDescriptor >= 0 { try? IO.close(fileDescriptor) }
     }
 
+    /// Whether the descriptor is gone: `close()` was called or `release()` gave it up. Calls on
+    /// a closed stream throw `UThreadError.closed`.
     public var isClosed: Bool { fileDescriptor < 0 }
 
     @inline(__always)

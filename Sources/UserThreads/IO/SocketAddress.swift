@@ -7,7 +7,15 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     /// Raw bytes of the sockaddr (sockaddr_in, sockaddr_in6 or sockaddr_un).
     private var bytes: [UInt8]
 
-    public enum Family: Sendable { case ipv4, ipv6, unix }
+    /// The kind of address, which is also the socket domain used with it.
+    public enum Family: Sendable {
+        /// An IPv4 address and port (AF_INET, sockaddr_in).
+        case ipv4
+        /// An IPv6 address and port (AF_INET6, sockaddr_in6).
+        case ipv6
+        /// A Unix-domain socket path (AF_UNIX, sockaddr_un).
+        case unix
+    }
 
     /// From raw sockaddr bytes (as returned by accept or getaddrinfo).
     init(raw: UnsafeRawPointer, length: Int) {
@@ -52,6 +60,8 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         self.init(raw: &sa, length: MemoryLayout<sockaddr_un>.size)
     }
 
+    /// The address family, read from the stored sockaddr's `sa_family` (anything other than
+    /// AF_INET or AF_INET6 reads as `.unix`). Decides the socket domain when binding or connecting.
     public var family: Family {
         switch Int32(familyRaw) {
         case AF_INET: .ipv4

@@ -4,6 +4,8 @@ import Glibc
 /// A TCP listener. `accept()` parks the calling user thread until a connection arrives; several
 /// threads may accept on one listener.
 public final class TCPListener: CustomStringConvertible {
+    /// The listening socket's descriptor (non-blocking, close-on-exec), or -1 once `close()` ran.
+    /// Closed when the listener is released.
     public private(set) var fileDescriptor: Int32
     /// The bound address (with the port the kernel chose when binding port 0).
     public let localAddress: SocketAddress

@@ -4,6 +4,12 @@
 public final class UnixStream: SocketStream {
     override var kindName: String { "UnixStream" }
 
+    /// Wraps `fd`, a connected Unix-domain stream socket, which this object then owns: it is closed
+    /// by `close()` or when the object is released.
+    ///
+    /// Precondition: `fd` is non-blocking (`IO.accept`, `IO.socketpair()` and `connect(path:timeout:)`
+    /// make it so; use `IO.setNonBlocking(_:_:)` for a descriptor made elsewhere), otherwise a read
+    /// with no data blocks the whole kernel thread instead of parking the user thread.
     public override init(owning fd: Int32) { super.init(owning: fd) }
 
     /// Connects to the socket at `path`.

@@ -47,8 +47,15 @@ extension UThreadRuntime {
         /// Receives every watchdog report; nil: one rate-limited line on stderr.
         public var watchdogHandler: (@Sendable (WatchdogReport) -> Void)?
 
+        /// The time base of a runtime's scheduler: sleeps, timeouts, time slices, deadlines
+        /// and trace timestamps. See `clock`.
         public enum Clock: Sendable, Hashable {
-            case real, virtual
+            /// Wall time from CLOCK_MONOTONIC (and the time-stamp counter for slices): the
+            /// default, for real programs.
+            case real
+            /// Simulated time for deterministic runs: it starts at 0, advances only through
+            /// `UThread.simulateWork` and jumps to the next timer when every thread waits.
+            case virtual
         }
         /// The signal that makes every runtime write a thread dump to stderr at its next safe
         /// point (SIGQUIT, as in Go and Java); nil leaves signals alone. The handler is not

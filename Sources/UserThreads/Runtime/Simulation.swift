@@ -13,7 +13,11 @@
 extension UThreadRuntime {
     /// A scenario that failed under simulation, with the seed that reproduces it.
     public struct SimulationFailure: Error, CustomStringConvertible {
+        /// The seed whose run failed: pass it to `UThreadRuntime.simulate(seed:_:policy:_:)` to
+        /// reproduce the failure exactly.
         public var seed: UInt64
+        /// What that run threw: the scenario's own error, or a runtime error such as
+        /// `UThreadError.deadlock`.
         public var error: any Error
         public var description: String { "simulation failed with seed \(seed) (rerun it with UThreadRuntime.simulate(seed: \(seed)) { … }): \(error)" }
     }

@@ -176,7 +176,9 @@ extension Scheduler {
 
 /// What the watchdog says about a thread that ran far past its quantum without a safe point.
 public struct WatchdogReport: Sendable, Hashable, CustomStringConvertible {
+    /// The thread that overran its slice.
     public var thread: ThreadID
+    /// The thread's name ("" when it has none): shown in the report line next to its id.
     public var name: String
     /// Its time slice.
     public var quantumNanoseconds: UInt64

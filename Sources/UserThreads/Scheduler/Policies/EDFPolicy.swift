@@ -16,6 +16,11 @@ public final class EDFPolicy: SchedulingPolicy {
     public let recheckInterval: Duration?
     private var heap = KeyedThreadHeap()
 
+    /// An empty EDF policy.
+    ///
+    /// - Parameter recheckInterval: how often the running thread's safe points check whether a
+    ///   ready thread has an earlier deadline (default 1 ms; it is the time slice this policy
+    ///   reports). nil: only blocking calls and slow-path checkpoints check.
     public init(recheckInterval: Duration? = .milliseconds(1)) {
         self.recheckInterval = recheckInterval
     }

@@ -12,7 +12,10 @@
 /// awakened, pickNext: O(log n) (a heap keyed by virtual runtime); ran, timeSlice,
 /// hasReadyThreads: O(1). (Linux uses a red-black tree for the same ordering.)
 public final class FairSharePolicy: SchedulingPolicy {
+    /// The period in which every ready thread should run once, split among them by weight
+    /// (default 20 ms).
     public let targetLatency: Duration
+    /// The shortest slice a thread is given, however many threads are ready (default 1 ms).
     public let minGranularity: Duration
     private let latencyNs: UInt64
     private let granularityNs: UInt64
@@ -28,6 +31,8 @@ public final class FairSharePolicy: SchedulingPolicy {
         110, 87, 70, 56, 45, 36, 29, 23, 18, 15,
     ]
 
+    /// The weight of a thread with nice value `nice`, from `weights` (1024 at nice 0). Values
+    /// outside -20...19 are clamped to that range. O(1).
     public static func weight(nice: Int) -> UInt64 { weights[min(39, max(0, nice + 20))] }
 
     /// - Parameters:

@@ -9,7 +9,10 @@
 ///
 /// awakened, hasReadyThreads, timeSlice: O(1). pickNext: O(n) (walk to the winning ticket).
 public final class LotteryPolicy: SchedulingPolicy {
+    /// The time slice a winning thread runs before the next draw (default 10 ms).
     public let quantum: Duration
+    /// The seed of the random source (default 1). Under the virtual clock, the same seed
+    /// reproduces the same sequence of draws and so the same run.
     public let seed: UInt64
     private var random: SplitMix64
     private var queue = ReadyQueue()

@@ -18,7 +18,11 @@
 ///
 /// awakened, ran, timeSlice: O(1); pickNext, shouldPreempt: O(levels); a boost: O(ready).
 public final class MLFQPolicy: SchedulingPolicy {
+    /// The quantum (allotment) of each level, top level first: a thread that uses up its level's
+    /// allotment moves down one level. One to 255 levels (default 5, 10, 20 ms).
     public let quanta: [Duration]
+    /// How often every thread is moved back to the top level (default 100 ms); nil: never, so
+    /// CPU-bound threads at the bottom can starve behind interactive ones.
     public let boostInterval: Duration?
     private let quantaNs: [UInt64]
     private let boostNs: UInt64

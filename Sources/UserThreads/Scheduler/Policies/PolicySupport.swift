@@ -5,6 +5,8 @@
 /// Passes BigCrush; not for cryptography.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
+    /// A generator whose sequence is determined by `seed`: equal seeds give equal sequences.
+    /// Any value is valid, including 0.
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15

@@ -13,7 +13,10 @@
 /// (one scan computing effective priorities; aging makes priorities change with time, which a
 /// heap keyed at insertion cannot follow).
 public final class PriorityPolicy: SchedulingPolicy {
+    /// The time slice among threads of equal effective priority (default 10 ms).
     public let quantum: Duration
+    /// Waiting ready this long raises a thread's effective priority by one (default 20 ms); nil:
+    /// no aging, so the policy is strict and low priorities can starve.
     public let agingInterval: Duration?
     private let agingNs: UInt64
     private var queue = ReadyQueue()

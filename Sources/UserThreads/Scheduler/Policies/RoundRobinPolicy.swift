@@ -6,6 +6,8 @@
 ///
 /// awakened, pickNext, hasReadyThreads, timeSlice: O(1).
 public final class RoundRobinPolicy: SchedulingPolicy {
+    /// The time slice after which the running thread goes to the back of the queue at its next
+    /// safe point (default 10 ms; always positive).
     public let quantum: Duration
     private var queue = ReadyQueue()
 

@@ -9,18 +9,28 @@
 ///
 /// awakened, pickNext: O(log n) (a heap keyed by pass). hasReadyThreads, timeSlice: O(1).
 public final class StridePolicy: SchedulingPolicy {
+    /// The numerator of every stride (2^20): a thread's stride is `strideOne / tickets`, so a
+    /// thread with one ticket advances its pass by `strideOne` per quantum it runs.
     public static let strideOne: UInt64 = 1 << 20
+    /// The time slice of each pick (default 10 ms). A thread's pass advances by its stride per
+    /// full quantum it runs, pro rata for less.
     public let quantum: Duration
     private let quantumNs: UInt64
     private var heap = KeyedThreadHeap()
     /// The pass of the thread last picked: where returning threads start.
     private var globalPass: UInt64 = 0
 
+    /// An empty stride policy.
+    ///
+    /// - Parameter quantum: the time slice of each pick, and the unit the pass advance is
+    ///   measured in (default 10 ms).
     public init(quantum: Duration = .milliseconds(10)) {
         self.quantum = quantum
         quantumNs = max(1, Scheduler.nanoseconds(quantum))
     }
 
+    /// `thread`'s stride: `strideOne / tickets`, the pass it advances per full quantum it runs.
+    /// More tickets, smaller stride, more frequent turns. O(1).
     public func stride(of thread: ThreadRef) -> UInt64 { Self.strideOne / UInt64(thread.tickets) }
 
     public func awakened(_ thread: ThreadRef, reason: ReadyReason) {

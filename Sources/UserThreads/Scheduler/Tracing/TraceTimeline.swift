@@ -6,13 +6,31 @@
 
 /// A stretch of time one thread spent in one state.
 public struct TraceSegment: Sendable, Hashable {
+    /// What a thread was doing during a segment. The raw value is the lower-case name used
+    /// in exports.
     public enum State: String, Sendable, CaseIterable {
-        case ready, running, blocked, sleeping
+        /// Runnable and waiting for the CPU: after spawn, yield, preemption or wake-up.
+        case ready
+        /// Switched in and running.
+        case running
+        /// Parked on something other than a sleep (a lock, channel, I/O, join, …);
+        /// `waitReason` says what.
+        case blocked
+        /// Parked in a sleep.
+        case sleeping
     }
+    /// The thread's spawn order in the trace (0 first): its row in the Gantt chart and in the
+    /// exported timelines.
     public var lane: Int
+    /// The thread this interval belongs to.
     public var thread: ThreadID
+    /// What the thread was doing during the interval.
     public var state: State
+    /// When the thread entered `state`, in nanoseconds since the runtime started (scheduler clock:
+    /// virtual in simulation).
     public var start: UInt64
+    /// When the thread left `state`, in nanoseconds since the runtime started; for a thread still
+    /// in it when the trace ends, the time of the last event.
     public var end: UInt64
     /// For `blocked`: what it waited on.
     public var waitReason: WaitReason.Kind?
@@ -20,18 +38,25 @@ public struct TraceSegment: Sendable, Hashable {
 
 /// What a trace says about one thread (nanoseconds since the runtime started).
 public struct TraceThreadSummary: Sendable, Hashable {
+    /// The thread these figures are about (id, name, lane).
     public var thread: TraceThread
+    /// When it was spawned (0 if its spawn event was overwritten in the ring).
     public var spawned: UInt64
     /// First switch-in.
     public var firstRun: UInt64?
+    /// When it finished; nil if it had not finished when the trace was read.
     public var exited: UInt64?
+    /// Total time it ran (switched in), in nanoseconds.
     public var running: UInt64 = 0
+    /// Total time it was ready but not running, in nanoseconds.
     public var ready: UInt64 = 0
+    /// Total time it was parked, in nanoseconds: blocked on an object or sleeping.
     public var blocked: UInt64 = 0
     /// Times it was switched out at a safe point.
     public var preemptions = 0
     /// Sum and count of wake → run delays (the responsiveness of a thread that mostly waits).
     public var wakeLatencyTotal: UInt64 = 0
+    /// How many wake → run delays `wakeLatencyTotal` sums: divide by it for the mean.
     public var wakeups = 0
 
     /// exit − spawn.

@@ -127,16 +127,20 @@ public final class UThreadTrace: @unchecked Sendable {
 /// A thread as a trace knows it.
 public struct TraceThread: Sendable, Hashable {
     public var id: ThreadID
+    /// The name it was spawned with ("" when it has none).
     public var name: String
     /// Its spawn order in the trace: its lane in the Gantt chart.
     public var lane: Int
     /// The deadline it was spawned with, in nanoseconds after its spawn (EDF), if any.
     public var deadlineAfterSpawn: UInt64?
+    /// The id and the name (`#12 worker`), or just the id when the thread has no name: how
+    /// exported timelines title the thread's row.
     public var label: String { name.isEmpty ? id.description : "\(id) \(name)" }
 }
 
 /// One scheduling event.
 public struct TraceEvent: Sendable, Hashable {
+    /// What happened to the thread. The raw value is what the trace's ring buffer stores.
     public enum Kind: UInt8, Sendable, CaseIterable {
         /// The thread was created (it is ready).
         case spawn
@@ -155,6 +159,8 @@ public struct TraceEvent: Sendable, Hashable {
         /// The watchdog found it far past its quantum.
         case overrun
 
+        /// The kind in lower case ("spawn", "run", …): used in `UThreadTrace.signature` and as the
+        /// event category in the Perfetto export.
         public var name: String {
             switch self {
             case .spawn: "spawn"
@@ -171,7 +177,9 @@ public struct TraceEvent: Sendable, Hashable {
 
     /// Nanoseconds since the runtime started (scheduler clock: virtual in simulation).
     public var nanoseconds: UInt64
+    /// What happened.
     public var kind: Kind
+    /// The thread it happened to (its process-wide id; see `lane` for a run-independent number).
     public var thread: ThreadID
     /// The thread's spawn order in the trace (-1 when its spawn was dropped from the ring).
     public var lane: Int
@@ -180,7 +188,10 @@ public struct TraceEvent: Sendable, Hashable {
     /// The kernel thread (gettid) that ran the runtime.
     public var kernelThread: Int32
 
+    /// For a `block` event, what the thread parked on (decoded from `detail`); nil for other
+    /// kinds.
     public var waitReason: WaitReason.Kind? { kind == .block ? WaitReason.Kind(rawValue: detail) : nil }
+    /// For a `wake` event, how the park ended (decoded from `detail`); nil for other kinds.
     public var wakeResult: WakeResult? { kind == .wake ? WakeResult(rawValue: detail) : nil }
 }
 
