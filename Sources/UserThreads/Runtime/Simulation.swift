@@ -39,7 +39,12 @@ extension UThreadRuntime {
         var c = configuration
         c.clock = .virtual
         let p = policy?(seed) ?? LotteryPolicy(seed: seed, quantum: .milliseconds(1))
-        return try run(c, policy: p, body)
+        return try run(c, policy: p) {
+            // Randomised choices (channelSelect) follow the seed too, so that the whole run
+            // is a function of it.
+            seedRandom(seed ^ 0x9E37_79B9_7F4A_7C15)
+            return try body()
+        }
     }
 
     /// Runs `body` under `simulate(seed:)` for every seed in `seeds` and returns the first
