@@ -134,6 +134,9 @@ public struct SchedulingParameters: Sendable, Hashable {
     /// Finish within this long after spawn (`EDFPolicy`); nil: no deadline.
     public var deadline: Duration?
 
+    /// The tickets a thread gets when it is given none (lottery and stride shares).
+    public static let defaultTickets = 100
+
     /// Parameters with neutral defaults: every policy treats threads created this way alike.
     /// When applied to a thread, `nice` is clamped to -20...19 and `tickets` to at least 1.
     ///
@@ -142,7 +145,7 @@ public struct SchedulingParameters: Sendable, Hashable {
     ///   - nice: the nice value under `FairSharePolicy`, -20...19; lower gets more CPU (default 0).
     ///   - tickets: the share under `LotteryPolicy` and `StridePolicy` (default 100).
     ///   - deadline: under `EDFPolicy`, finish within this long after spawn (default nil: none).
-    public init(priority: Int = 0, nice: Int = 0, tickets: Int = 100, deadline: Duration? = nil) {
+    public init(priority: Int = 0, nice: Int = 0, tickets: Int = SchedulingParameters.defaultTickets, deadline: Duration? = nil) {
         self.priority = priority
         self.nice = nice
         self.tickets = tickets
