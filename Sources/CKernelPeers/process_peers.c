@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -243,4 +244,9 @@ long peers_count_syscalls(void (*body)(void *context), void *context) {
         ptrace(PTRACE_SYSCALL, t, NULL, (void *)(long)inject);
     }
     return main_status == 0 ? count : -1000 - main_status;
+}
+
+long peers_malloc_in_use(void) {
+    struct mallinfo2 m = mallinfo2();
+    return (long)(m.uordblks + m.hblkhd);
 }

@@ -64,4 +64,7 @@ void peers_process_set_release(void *set);
 /// tracing failed (-errno) or the child did not exit with 0 (-1000 - status). The caller must
 /// be single-threaded; `body` must not depend on other threads of the caller.
 long peers_count_syscalls(void (*body)(void *context), void *context);
+
+/// Bytes malloc has handed out and not had back (mallinfo2: uordblks + hblkhd).
+long peers_malloc_in_use(void);
 #endif

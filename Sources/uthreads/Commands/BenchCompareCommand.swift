@@ -109,7 +109,7 @@ enum CompareBenchRuns {
         r.add(group: "tasks", name: "Swift tasks: actor call, \(c) tasks contending", unit: "ns/call",
               samples: CoreBenchRuns.median(o.repetitions) { TaskBenchmarks.contendedActorNs(tasks: c, rounds: o.scaled(2_000, quick: 50)) })
         let m = TaskBenchmarks.parkedTasks(count: o.scaled(100_000, quick: 2_000), budget: .max)
-        r.add(BenchRow(group: "tasks", name: "Swift tasks: suspended task, RSS (\(m.tasks))", value: m.bytesPerTask, unit: "bytes/task"))
+        r.add(BenchRow(group: "tasks", name: "Swift tasks: suspended task, RSS or heap (\(m.tasks))", value: m.bytesPerTask, unit: "bytes/task"))
     }
 
     /// How many parked threads of each model fit in the memory budget (capped: see the notes).
