@@ -373,6 +373,25 @@ enum BudgetBenchmarks {
         return "threads-max \(read("/proc/sys/kernel/threads-max")), RLIMIT_NPROC \(nproc), vm.max_map_count \(read("/proc/sys/vm/max_map_count"))"
     }
 
+    /// Which limit would stop pthread creation first beyond a cap: threads-max (system-wide),
+    /// RLIMIT_NPROC (per user, all their processes), vm.max_map_count (each pthread stack is two
+    /// mappings: stack and guard), or `memory` bytes at `bytesPerThread`.
+    static func firstLimit(bytesPerThread: Double, memory: Double) -> (threads: Int, name: String) {
+        func number(_ path: String) -> Int? {
+            guard let f = fopen(path, "r") else { return nil }
+            defer { fclose(f) }
+            var v = 0
+            return withUnsafeMutablePointer(to: &v) { p in withVaList([p]) { vfscanf(f, "%ld", $0) } } == 1 ? v : nil
+        }
+        var r = rlimit()
+        getrlimit(__rlimit_resource_t(6), &r)  // RLIMIT_NPROC
+        var candidates: [(Int, String)] = [(Int(memory / bytesPerThread), "memory (\(BenchReport.fmt(memory / 1_073_741_824)) GiB)")]
+        if let t = number("/proc/sys/kernel/threads-max") { candidates.append((t, "threads-max")) }
+        if r.rlim_cur != rlim_t.max { candidates.append((Int(r.rlim_cur), "RLIMIT_NPROC")) }
+        if let m = number("/proc/sys/vm/max_map_count") { candidates.append((m / 2, "vm.max_map_count (2 mappings per stack)")) }
+        return candidates.min { $0.0 < $1.0 }!
+    }
+
     /// Parked pthreads (stack `stackSize`, 0: default) until user RSS + kernel share passes
     /// `budget`, `cap` threads, or pthread_create refuses. Released before it returns.
     static func pthreads(budget: Int, cap: Int, stackSize: Int, progress: (Int) -> Void = { _ in }) -> BudgetResult {

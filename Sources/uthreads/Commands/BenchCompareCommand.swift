@@ -186,9 +186,10 @@ enum CompareBenchRuns {
         r.add(BenchRow(group: "scale", name: "kernel threads: memory per pthread (user RSS + kernel share)", value: k.bytesPerUnit, unit: "bytes/thread",
                        note: "= \(BenchReport.fmt(k.bytesPerUnit / m.bytesPerThread))x user threads"))
         if k.stoppedBy == "cap" {
-            r.add(BenchRow(group: "scale", name: "kernel threads: projected within 4.5 GiB (what 1M user threads use)",
-                           value: 4.5 * 1_073_741_824 / k.bytesPerUnit, unit: "threads",
-                           note: "threads-max and RLIMIT_NPROC would stop it first if lower"))
+            let limit = BudgetBenchmarks.firstLimit(bytesPerThread: k.bytesPerUnit, memory: 4.5 * 1_073_741_824)
+            r.add(BenchRow(group: "scale", name: "kernel threads: beyond the cap, the first limit (in 4.5 GiB)",
+                           value: Double(limit.threads), unit: "threads",
+                           note: "\(limit.name); 1,000,000 user threads fit in the same 4.5 GiB"))
         }
     }
 }

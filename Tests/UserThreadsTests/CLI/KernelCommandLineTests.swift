@@ -58,6 +58,17 @@ import FoundationXML
     }
 }
 
+extension KernelBenchCommandLineTests {
+    @Test func benchScaleQuickReportsWhereThePthreadsStopped() throws {
+        let r = try ChildProcess.uthreads("bench", "scale", "--quick", "--repeat", "1")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("user threads: parked (10000)"))
+        #expect(r.stdout.contains("stopped by"))
+        #expect(r.stdout.contains("limits: threads-max"))
+        #expect(r.stderr.contains("[bench] scale"))  // progress goes to stderr
+    }
+}
+
 final class ElementCollector: NSObject, XMLParserDelegate {
     var root: String?
     var names: [String: Int] = [:]
