@@ -62,10 +62,10 @@ struct Comparison {
                              "processes: parked process, private RSS + kernel share", "Swift tasks: suspended task, RSS or heap"]),
             Operation(name: "most threads within \(BenchReport.fmt(budgetGiB)) GiB", kind: .count,
                       rows: ["budget: user threads", "budget: kernel threads", "budget: processes", "budget: Swift tasks"]),
-            Operation(name: "system calls per Null Fork", kind: .syscalls,
+            Operation(name: "system calls per Null Fork (per thread)", kind: .syscalls,
                       rows: ["syscalls: user threads, Null Fork", "syscalls: kernel threads, Null Fork",
                              "syscalls: processes, Null Fork", "syscalls: Swift tasks, Null Fork"]),
-            Operation(name: "system calls per Signal-Wait", kind: .syscalls,
+            Operation(name: "system calls per Signal-Wait handoff", kind: .syscalls,
                       rows: ["syscalls: user threads, Signal-Wait", "syscalls: kernel threads, Signal-Wait (condvar)",
                              "syscalls: processes, Signal-Wait (pipe)", "syscalls: Swift tasks, Signal-Wait"]),
         ]
@@ -200,7 +200,7 @@ struct Comparison {
                                 tick: { v in v >= 1e6 ? "\(Int(v / 1e6)) MB" : v >= 1e3 ? "\(Int(v / 1e3)) kB" : "\(Int(v)) B" }))
         }
         if let budget = lines.first(where: { $0.operation.kind == .count }) {
-            panels.append(Panel(title: "\(budget.operation.name.prefix(1).uppercased() + budget.operation.name.dropFirst()) (log scale; longer is better)",
+            panels.append(Panel(title: "\(budget.operation.name.prefix(1).uppercased() + budget.operation.name.dropFirst()) (log; longer is better; runs stop at caps, see notes)",
                                 unit: "threads", groups: [(budget.operation.name, budget.values)], series: Self.columns,
                                 colours: Self.colours, format: { Self.format($0, .count) }, tick: { Self.format($0, .count) }))
         }

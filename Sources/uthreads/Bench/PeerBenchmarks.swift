@@ -295,11 +295,14 @@ enum SyscallCounts {
         var count: Int
     }
 
-    /// System calls per operation: counted for `n` and `2n` operations, the difference divided
-    /// by `n` (start-up and tear-down cancel out). Nil if ptrace is not allowed here.
+    /// System calls per operation (per thread for Null Fork, per handoff for Signal-Wait):
+    /// counted for `n` and `2n` operations, the difference divided by `n` (start-up and
+    /// tear-down cancel out). Nil if ptrace is not allowed here.
     static func perOperation(_ op: Operation, n: Int) -> Double? {
         guard let one = count(op, n), let two = count(op, 2 * n) else { return nil }
-        return max(0, Double(two - one) / Double(n))
+        // `run` does n round trips (2n handoffs) for the Signal-Wait operations.
+        let handoffsPerUnit: Double = op.rawValue >= Operation.userSignalWait.rawValue ? 2 : 1
+        return max(0, Double(two - one) / (Double(n) * handoffsPerUnit))
     }
 
     static func count(_ op: Operation, _ n: Int) -> Int? {

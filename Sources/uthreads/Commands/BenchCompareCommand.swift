@@ -68,7 +68,7 @@ enum CompareBenchRuns {
     /// System calls per Null Fork and per Signal-Wait, counted with ptrace in a forked child.
     /// Runs before the Swift-task group: the process must still be single-threaded to fork it.
     static func syscalls(_ r: BenchReport, _ o: BenchOptions) throws {
-        print("\n-- system calls per operation (ptrace count in a forked child; (count(2n) - count(n)) / n)")
+        print("\n-- system calls per operation: per thread (Null Fork), per handoff (Signal-Wait); ptrace count in a forked child, (count(2n) - count(n)) / n")
         progress("system calls: tracing each model with ptrace")
         let n = o.scaled(200, quick: 20)
         let ops: [(SyscallCounts.Operation, String)] = [
