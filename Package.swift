@@ -11,6 +11,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // `swift package generate-documentation --target UserThreads` (scripts/check-docs.sh).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // Layer 0: the context switch in assembly, the thread control block layout,
@@ -22,6 +25,7 @@ let package = Package(
             dependencies: [
                 "CUThreads",
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The kernel-thread peers of the benchmarks (pthreads, futex), in C.
@@ -38,7 +42,9 @@ let package = Package(
         ),
         // The tests also run `uthreads selftest …` as child processes (crash reports, the
         // kernel's view of the process), so the executable is a dependency.
-        .testTarget(name: "UserThreadsTests", dependencies: ["UserThreads", "CUThreads", "uthreads"]),
+        .testTarget(
+            name: "UserThreadsTests",
+            dependencies: ["UserThreads", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

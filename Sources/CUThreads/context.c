@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #if defined(__x86_64__)
 #include <x86intrin.h>
@@ -45,6 +46,10 @@ void *uthreads_context_make(void *stack_top, void (*entry)(void *), void *arg) {
 
 static __thread void *tls_runtime;
 static __thread uthreads_tcb *tls_current;
+
+__thread int64_t uthreads_checkpoint_countdown __attribute__((tls_model("initial-exec"))) = INT64_MAX / 2;
+
+int32_t uthreads_gettid(void) { return (int32_t)syscall(SYS_gettid); }
 
 __attribute__((noinline)) void *uthreads_get_runtime(void) { return tls_runtime; }
 __attribute__((noinline)) void uthreads_set_runtime(void *runtime) { tls_runtime = runtime; }

@@ -11,9 +11,13 @@ struct UThreadsCommand: ParsableCommand {
         subcommands: [
             TourCommand.self,
             TableCommand.self,
+            TopCommand.self,
             BenchCommand.self,
             SelfTestCommand.self,
             DemoCommand.self,
+            SchedCommand.self,
+            ServeCommand.self,
+            EchoServerCommand.self,
         ],
         defaultSubcommand: TourCommand.self
     )

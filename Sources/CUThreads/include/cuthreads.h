@@ -6,6 +6,8 @@
 //   * struct uthreads_tcb: the thread control block, one row of the thread table. It is a C
 //     struct so that its layout is fixed and known to the fault handler (signals.c), to the
 //     gdb script (tools/gdb/uthreads.py) and to Swift alike.
+//   * backtraces of suspended threads and their symbols (backtrace.c), the thread-dump signal
+//     (dump_signal.c), the registry of live runtimes a debugger reads (registry.c).
 //   * the per-kernel-thread "current" pointers, the fault handler, and small syscall shims
 //     (epoll, eventfd, timerfd, futex, mincore) that Glibc does not export to Swift.
 //
@@ -113,6 +115,10 @@ typedef struct uthreads_tcb {
     void *_Nullable runtime;                  ///< the scheduler that owns it
     uint64_t policy_data[2];                  ///< scratch for the scheduling policy
     char name[UTHREADS_NAME_MAX];             ///< NUL-terminated copy for C, gdb and signals
+    // Appended for the scheduling policies (issue 5); earlier offsets are unchanged.
+    uint64_t sched_deadline_ns;               ///< EDF deadline, scheduler clock (UINT64_MAX: none)
+    int32_t nice;                             ///< CFS nice value, -20...19
+    uint32_t tickets;                         ///< lottery and stride tickets (>= 1)
 } uthreads_tcb;
 
 // MARK: - Per-kernel-thread state
@@ -125,6 +131,32 @@ void *_Nullable uthreads_get_runtime(void);
 void uthreads_set_runtime(void *_Nullable runtime);
 uthreads_tcb *_Nullable uthreads_get_current(void);
 void uthreads_set_current(uthreads_tcb *_Nullable tcb);
+
+// MARK: - Time-slice checkpoint (the explicit safe point)
+//
+// `UThread.checkpoint()` must cost about a nanosecond when no switch is due, so its fast path
+// cannot call out of line (uthreads_get_runtime) or read the clock (rdtsc is ~10 ns here). It
+// decrements a per-kernel-thread countdown; only when that reaches zero does the scheduler's
+// slow path read the clock, compare it with the running thread's slice end, and either switch
+// or re-arm the countdown (adaptively, so that the clock is read a few times per quantum).
+// The scheduler sets the countdown to a huge value when the running thread has no slice (FIFO).
+//
+// This is the one piece of per-kernel-thread state read inline. Should a user thread ever
+// resume on another kernel thread (M:N) with the address cached, the worst outcome is one
+// early or late trip to the slow path, which re-reads everything through the out-of-line
+// accessors: the countdown is a hint, never a decision.
+
+extern __thread int64_t uthreads_checkpoint_countdown __attribute__((tls_model("initial-exec")));
+
+/// True when the caller should enter the scheduler's slow path. One TLS decrement.
+static inline __attribute__((always_inline)) int uthreads_checkpoint_tick(void) {
+    return __builtin_expect(--uthreads_checkpoint_countdown <= 0, 0);
+}
+/// Re-arms the countdown (the scheduler's slow path and switch-in).
+static inline void uthreads_checkpoint_arm(int64_t calls) { uthreads_checkpoint_countdown = calls; }
+
+/// The kernel's id of the calling kernel thread (gettid), for traces.
+int32_t uthreads_gettid(void);
 
 // MARK: - Swift runtime exclusivity state (exported by libswiftCore)
 
@@ -174,7 +206,75 @@ void uthreads_write_stderr(const char *_Nonnull message);
 /// from `hi` down to the lowest resident page (0 when none), or -errno.
 long uthreads_resident_depth(void *_Nonnull lo, void *_Nonnull hi);
 
+
+// MARK: - Backtraces and symbols (backtrace.c)
+
+/// Return addresses of a suspended thread, from its saved frame (x86-64: the saved return
+/// address, then the frame-pointer chain), innermost first. Every frame pointer is checked to
+/// lie inside [stack_lo, stack_hi). Returns the count written (0 on other architectures).
+int uthreads_backtrace_saved(const uthreads_tcb *_Nonnull t, uint64_t *_Nonnull out, int max);
+/// Return addresses of the caller, walking its own frame-pointer chain, bounded by the stack
+/// of `t` (the running thread) or, when nil, 8 MiB above the caller's frame (a kernel stack).
+int uthreads_backtrace_here(const uthreads_tcb *_Nullable t, uint64_t *_Nonnull out, int max);
+/// Names the function containing `address`: dladdr, else the module's ELF .symtab; Swift names
+/// demangled. Fills `symbol` (may stay empty), `module` (the file) and `offset` (from the
+/// symbol's start). Returns 0 when the address is in no module, 1 when only the module is
+/// known, 2 with a symbol. Not async-signal-safe.
+int uthreads_symbolicate(uint64_t address, char *_Nonnull symbol, size_t symbol_size,
+                         char *_Nonnull module, size_t module_size, uint64_t *_Nonnull offset);
+/// The Swift runtime's demangler (exported by libswiftCore). Returns a malloc'd string when
+/// `outputBuffer` is NULL, or NULL when `mangledName` is not a Swift symbol.
+char *_Nullable swift_demangle(const char *_Nonnull mangledName, size_t mangledNameLength,
+                               char *_Nullable outputBuffer, size_t *_Nullable outputBufferSize,
+                               uint32_t flags);
+
+// MARK: - Thread dumps on a signal (dump_signal.c)
+
+/// Installs the dump handler for `sig` unless the program has its own handler for it (then
+/// returns EBUSY) or ignores it (ENOTSUP). The handler only increments a counter. Returns 0 or an errno value.
+int uthreads_install_dump_signal(int sig);
+/// Dump requests received so far in the process (each runtime answers each one once).
+uint64_t uthreads_dump_requests(void);
+
+// MARK: - Debugger registry (registry.c)
+
+/// What a debugger needs to walk one runtime's thread table: its chunks of rows. Owned and
+/// updated (only when the table grows) by ControlBlockTable.
+typedef struct uthreads_table_view {
+    uthreads_tcb *_Nullable *_Nullable chunks;  ///< `chunk_count` pointers to `chunk_size` rows
+    uint64_t chunk_count;
+    uint64_t chunk_size;
+} uthreads_table_view;
+
+#define UTHREADS_REGISTRY_SLOTS 256
+
+/// One live runtime. `runtime` is NULL in a free slot.
+typedef struct uthreads_registry_entry {
+    void *_Nullable runtime;
+    uthreads_table_view *_Nullable table;
+    uint64_t kernel_tid;  ///< the kernel thread the runtime runs on (gdb's LWP)
+} uthreads_registry_entry;
+
+/// Claims a slot of `uthreads_runtime_registry` for a runtime; -1 when all are taken.
+int uthreads_registry_add(uthreads_table_view *_Nonnull view, void *_Nonnull runtime);
+void uthreads_registry_remove(int slot);
+/// Runtimes live in the process.
+int uthreads_registry_live_count(void);
+/// The calling kernel thread's id (gettid).
+int32_t uthreads_kernel_thread_id(void);
+
+// MARK: - Control socket (control_socket.c)
+
+/// A listening Unix stream socket at `path` (a stale socket file is replaced, a live one is
+/// not: -EADDRINUSE). Returns the descriptor or -errno.
+int uthreads_unix_listen(const char *_Nonnull path);
+/// A connected Unix stream socket to `path`, or -errno.
+int uthreads_unix_connect(const char *_Nonnull path);
+
 #ifdef __cplusplus
 }
 #endif
 #endif
+
+// The reactor's system calls (epoll, eventfd, sockets).
+#include "cuthreads_io.h"

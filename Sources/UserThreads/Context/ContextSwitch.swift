@@ -30,8 +30,16 @@ enum ContextSwitch {
     }
 
     /// Installs `tcb`'s saved access set as the kernel thread's (the incoming thread).
+    ///
+    /// Skipped when the thread saved no accesses (state word 0 is null), which is almost every
+    /// switch: every context, the idle loop's included, exits its accesses before a switch, so
+    /// between an exit and the next enter the kernel thread's access set is empty, and entering
+    /// an empty saved set into an empty live set is the runtime's documented no-op (case 1 of
+    /// the table in the Swift runtime's ConcurrencyExclusivity.inc). Saves a call into
+    /// libswiftCore and its TLS lookup per switch.
     @inline(__always)
     static func restoreExclusivity(_ tcb: ControlBlock) {
+        if tcb.pointee.exclusivity.0 == nil { return }
         swift_task_enterThreadLocalContext(exclusivityState(tcb))
     }
 

@@ -1,10 +1,14 @@
 // Layer 7: runtime configuration.
+import Glibc
+import Logging
 
 extension UThreadRuntime {
     /// How a runtime is set up. Every value is checked by `UThreadRuntime.run`, which throws
     /// `UThreadError.invalidConfiguration` naming the bad one.
     public struct Configuration: Sendable {
+        /// The smallest stack a thread may ask for (16 KiB).
         public static let minimumStackSize = 16 * 1024
+        /// The largest stack a thread may ask for (1 GiB; only touched pages cost memory).
         public static let maximumStackSize = 1 << 30
 
         /// Usable stack bytes of a thread that does not ask for a size. 256 KiB: debug builds of
@@ -28,7 +32,47 @@ extension UThreadRuntime {
         public var checkInvariants = false
         /// Installs the SIGSEGV/SIGBUS handler that reports stack overflows.
         public var installFaultHandler = true
+        /// The scheduler's clock: real (CLOCK_MONOTONIC) or virtual (simulation: time moves only
+        /// with `UThread.simulateWork` and jumps to the next timer when all threads wait, so a
+        /// run with a seeded policy is reproduced exactly). Under the virtual clock, use
+        /// `sleep(for:)` and `UThreadRuntime.nanoseconds`; `sleep(until:)` takes a
+        /// `ContinuousClock` instant and so measures from the real now.
+        public var clock: Clock = .real
+        /// Records scheduling events (spawn, run, yield, block, wake, exit) into this trace's
+        /// ring buffer. nil (default): tracing off, one predictable branch per switch.
+        public var trace: UThreadTrace?
+        /// The watchdog reports a thread that ran this long past its time slice without
+        /// reaching a safe point (only under policies with time slices). nil: never.
+        public var watchdogLimit: Duration? = .milliseconds(50)
+        /// Receives every watchdog report; nil: one rate-limited line on stderr.
+        public var watchdogHandler: (@Sendable (WatchdogReport) -> Void)?
 
+        /// The time base of a runtime's scheduler: sleeps, timeouts, time slices, deadlines
+        /// and trace timestamps. See `clock`.
+        public enum Clock: Sendable, Hashable {
+            /// Wall time from CLOCK_MONOTONIC (and the time-stamp counter for slices): the
+            /// default, for real programs.
+            case real
+            /// Simulated time for deterministic runs: it starts at 0, advances only through
+            /// `UThread.simulateWork` and jumps to the next timer when every thread waits.
+            case virtual
+        }
+        /// The signal that makes every runtime write a thread dump to stderr at its next safe
+        /// point (SIGQUIT, as in Go and Java); nil leaves signals alone. The handler is not
+        /// installed over one the program has its own handler for.
+        public var dumpSignal: Int32? = SIGQUIT
+        /// Where the runtime reports what it notices on its own: configuration problems, the
+        /// switch to dense stacks. Label "uthreads"; swift-log's default handler writes to
+        /// stderr. Reports that end the process (stack overflow) bypass it: see RuntimeLog.swift.
+        public var logger = Logger(label: "uthreads")
+        /// A Unix socket path on which the runtime serves its thread table as JSON while it
+        /// runs, for `uthreads top PATH` (opt-in; nil: none). "%p" stands for the process id:
+        /// "/tmp/uthreads-%p.sock" is where `uthreads top PID` looks. A dedicated kernel thread
+        /// serves it; the scheduler answers at its safe points, and an idle runtime wakes every
+        /// 10 ms to look. `run` throws `invalidConfiguration` if the path cannot be listened on.
+        public var controlSocket: String?
+
+        /// The defaults, as each property documents them.
         public init() {}
 
         func validate() throws(UThreadError) {
@@ -39,6 +83,9 @@ extension UThreadRuntime {
                 }
             }
             guard pooledStacks >= 0 else { throw .invalidConfiguration("pooledStacks = \(pooledStacks) must not be negative") }
+            if let dumpSignal, dumpSignal <= 0 || dumpSignal >= 65 || [SIGKILL, SIGSTOP, SIGSEGV, SIGBUS].contains(dumpSignal) {
+                throw .invalidConfiguration("dumpSignal = \(dumpSignal) cannot be caught for dumps")
+            }
         }
     }
 }

@@ -22,10 +22,26 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     ///   - name: shown in the thread table, dumps and crash reports.
     ///   - priority: used by priority policies (FIFO ignores it).
     ///   - stackSize: usable stack bytes (default: the runtime's `stackSize`).
+    ///   - body: the thread's code; its value or error is what `join()` returns or throws.
     @inlinable
     public init(name: String = "", priority: Int = 0, stackSize: Int? = nil, _ body: @escaping () throws -> Success) {
         let object = ThreadObject.make(name: name, body: body)
         if let error = spawnThread(object, priority: priority, stackSize: stackSize, api: "UThread.init") {
+            object.fail(error, as: Success.self)
+        }
+        self.object = object
+    }
+
+    /// Spawns a thread with parameters for the scheduling policies (nice value, tickets,
+    /// deadline, priority). FIFO ignores them all.
+    ///
+    /// ```swift
+    /// let t = UThread(name: "frame", scheduling: .init(deadline: .milliseconds(16))) { render() }
+    /// ```
+    @inlinable
+    public init(name: String = "", scheduling: SchedulingParameters, stackSize: Int? = nil, _ body: @escaping () throws -> Success) {
+        let object = ThreadObject.make(name: name, body: body)
+        if let error = spawnThread(object, parameters: scheduling, stackSize: stackSize, api: "UThread.init") {
             object.fail(error, as: Success.self)
         }
         self.object = object
@@ -60,9 +76,13 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     /// waits or checks runs on. Idempotent; no effect on a finished thread.
     public func cancel() { handle.cancel() }
 
+    /// The thread's id, unique in the process and never reused (as the thread table shows it).
     public var id: ThreadID { object.id }
+    /// The name given at spawn ("" for none).
     public var name: String { object.name }
+    /// Whether its closure has returned or thrown (`join()` then returns at once).
     public var isFinished: Bool { object.isFinished }
+    /// Whether `cancel()` was called on it.
     public var isCancelled: Bool { object.isCancelled }
     /// A type-erased handle to the same thread.
     public var handle: UThreadHandle { UThreadHandle(object: object) }
@@ -86,6 +106,29 @@ func spawnThread(_ object: ThreadObject, priority: Int, stackSize: Int?, api: St
     }
 }
 
+/// `spawnThread` with scheduling parameters.
+@usableFromInline
+func spawnThread(_ object: ThreadObject, parameters: SchedulingParameters, stackSize: Int?, api: StaticString) -> (any Error)? {
+    Scheduler.with(api) { scheduler in
+        do {
+            _ = try scheduler.spawn(object, priority: parameters.priority, stackSize: stackSize, parameters: parameters)
+            return nil
+        } catch {
+            return error
+        }
+    }
+}
+
+/// The slow path of `UThread.checkpoint()` (out of line: the fast path is one decrement).
+@usableFromInline @inline(never)
+func checkpointSlowPath() {
+    guard let p = uthreads_get_runtime() else {
+        uthreads_checkpoint_arm(Int64.max / 2)
+        return
+    }
+    Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { $0.checkpointSlow() }
+}
+
 /// Parks the caller until `object`'s thread has finished.
 @usableFromInline
 func waitUntilFinished(_ object: ThreadObject) throws {
@@ -104,9 +147,13 @@ func waitUntilFinished(_ object: ThreadObject) throws {
 public struct UThreadHandle: Hashable, CustomStringConvertible {
     let object: ThreadObject
 
+    /// See `UThread.id`.
     public var id: ThreadID { object.id }
+    /// See `UThread.name`.
     public var name: String { object.name }
+    /// See `UThread.isFinished`.
     public var isFinished: Bool { object.isFinished }
+    /// See `UThread.isCancelled`.
     public var isCancelled: Bool { object.isCancelled }
 
     /// See `UThread.cancel()`.
@@ -130,6 +177,36 @@ extension UThread where Success == Never {
     @inline(__always)
     public static func yield() {
         Scheduler.with("UThread.yield()") { $0.yield() }
+    }
+
+    /// A safe point: switches the calling thread out if it has used up its time slice (or the
+    /// policy wants another thread to run now); returns at once otherwise. Call it in long
+    /// CPU-bound loops so that round-robin, MLFQ, CFS, … can share the CPU: a user thread is
+    /// never switched out between safe points (see the design essay in Scheduler.swift).
+    ///
+    /// Cost when no switch is due: one decrement of a per-kernel-thread counter and a branch
+    /// (~1 ns; `uthreads sched --bench-checkpoint` measures it). Every few thousand calls the
+    /// slow path reads the clock. Under FIFO, or outside a runtime, it never switches.
+    @inlinable @inline(__always)
+    public static func checkpoint() {
+        if uthreads_checkpoint_tick() != 0 { checkpointSlowPath() }
+    }
+
+    /// Simulated CPU work: keeps the calling thread busy for `duration` of its own CPU time,
+    /// with safe points so that time slices apply. Under the virtual clock it advances virtual
+    /// time instead of spinning (so a scheduling experiment is exact and reproducible).
+    public static func simulateWork(for duration: Duration) {
+        let scheduler = Scheduler.require("UThread.simulateWork(for:)")
+        guard scheduler.onUserThread else { Scheduler.misuse("UThread.simulateWork(for:)") }
+        scheduler.simulateWork(nanoseconds: Scheduler.nanoseconds(duration))
+    }
+
+    /// Sets (or with nil clears) the calling thread's deadline, `duration` from now on the
+    /// runtime's clock. Used by `EDFPolicy`; other policies ignore it.
+    public static func setDeadline(_ duration: Duration?) {
+        let scheduler = Scheduler.require("UThread.setDeadline(_:)")
+        guard scheduler.onUserThread else { Scheduler.misuse("UThread.setDeadline(_:)") }
+        scheduler.current.pointee.sched_deadline_ns = duration.map { Deadline.after($0, now: scheduler.now()) } ?? .max
     }
 
     /// Parks the calling thread for `duration` (a non-positive duration just yields).

@@ -26,8 +26,10 @@ public enum UThreadRuntime {
     /// - Parameters:
     ///   - configuration: stack sizes and modes, accounting, checks. Validated first.
     ///   - policy: the scheduling algorithm (default: `FIFOPolicy`).
+    ///   - body: the main user thread's code; its value is `run`'s.
     /// - Throws: `UThreadError.invalidConfiguration`, `.nestedRuntime`, `.deadlock`,
     ///   `.resourceExhausted`, or the main thread's error.
+    @discardableResult
     public static func run<R>(
         _ configuration: Configuration = Configuration(),
         policy: (any SchedulingPolicy)? = nil,
@@ -37,13 +39,23 @@ public enum UThreadRuntime {
         guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
         if configuration.installFaultHandler {
             let e = uthreads_install_fault_handler()
-            if e != 0 { RuntimeLog.notice("could not install the stack-overflow handler (errno \(e)); overflows will not be named") }
+            if e != 0 {
+                configuration.logger.warning("could not install the stack-overflow handler; overflows will not be named",
+                                             metadata: ["errno": "\(e)"])
+            }
         }
         let scheduler = Scheduler(configuration: configuration, policy: policy ?? FIFOPolicy())
         uthreads_set_runtime(Unmanaged.passUnretained(scheduler).toOpaque())
+        let attachment: Observability.Attachment
+        do { attachment = try Observability.attach(scheduler) } catch {
+            uthreads_set_runtime(nil)
+            throw error
+        }
         defer {
+            Observability.detach(attachment)
             uthreads_set_runtime(nil)
             uthreads_set_current(nil)
+            uthreads_checkpoint_arm(Int64.max / 2)  // checkpoint() outside a runtime: never slow
         }
         return try withoutActuallyEscaping(body) { body in
             let main = ThreadObject.make(name: "main", body: body)
@@ -61,6 +73,10 @@ public enum UThreadRuntime {
         }
     }
 
+    /// The runtime's clock in nanoseconds (CLOCK_MONOTONIC, or the virtual clock of a
+    /// simulation): the time base of sleeps, deadlines and traces. Call it inside `run`.
+    public static var nanoseconds: UInt64 { Scheduler.require("UThreadRuntime.nanoseconds").now() }
+
     /// Whether the caller runs on a user thread.
     public static var isRunning: Bool { Scheduler.active?.onUserThread ?? false }
 
@@ -76,6 +92,7 @@ public enum UThreadRuntime {
                                effectiveMode: s.effectiveMode)
     }
 
+    /// The stack pool of a runtime at a moment (``UThreadRuntime/stackStatistics``).
     public struct StackStatistics: Sendable, Equatable {
         /// Stacks owned by live threads.
         public var inUse: Int

@@ -11,4 +11,10 @@ protocol Poller: AnyObject {
     /// Waits for events for at most `timeoutNanoseconds` (nil: until one arrives; 0: just
     /// look) and makes the woken threads ready through `Scheduler.wake`.
     func poll(timeoutNanoseconds: UInt64?)
+    /// Releases the poller's kernel resources (called once, when the runtime ends).
+    func shutdown()
+}
+
+extension Poller {
+    func shutdown() {}
 }

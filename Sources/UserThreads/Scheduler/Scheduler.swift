@@ -36,9 +36,29 @@
 //
 // Preemption: there is none at arbitrary instructions, by design. A signal-driven switch
 // could land while the thread holds a malloc arena lock or a Swift runtime lock (metadata
-// cache, exclusivity list); the next thread on the same kernel thread taking the same lock
-// would deadlock against a lock holder that can never run. Time slices are therefore enforced
-// at safe points (the scheduling issue's `checkpoint()`), never by signals.
+// cache, exclusivity list, a lazy global's once-lock); the next thread on the same kernel
+// thread taking the same lock would deadlock against a lock holder that can never run again
+// until the waiter — on the same kernel thread — gives the CPU back. (Kernel threads do not
+// have this problem because the kernel can run the holder on its own; an M:1 runtime has only
+// one kernel thread to run both.) Async-signal-safety would have to extend to every
+// instruction of every user thread. Time slices are therefore enforced at safe points, never
+// by signals.
+//
+// Time slices (issue 5). When the policy is not FIFO, every switch-in asks the policy for the
+// incoming thread's `timeSlice(for:)` and records where it ends on a cheap clock (the TSC, its
+// rate calibrated once per process; or the virtual clock). The thread is *not* interrupted at
+// that moment: it is marked over its quantum (UTHREADS_FLAG_OVERQUANTUM) and switched out at
+// its next safe point — `UThread.checkpoint()` (a TLS countdown, ~1 ns, see cuthreads.h, whose
+// slow path reads the clock a few times per quantum), `yield()`, any park (sync, I/O, sleep).
+// A thread that reaches no safe point keeps the CPU; the watchdog (checked when it finally
+// leaves the CPU, since nothing else runs meanwhile on this kernel thread) reports it by name.
+// FIFO pays nothing for any of this: its switch path tests one flag (`hooks`), false for FIFO
+// without tracing. The same flag guards the trace recorder.
+//
+// Clock (issue 5). `now()` is the single source of time for sleeps, deadlines, policies and
+// traces. With `Configuration.clock = .virtual` it is a counter that moves only when threads
+// simulate work (`UThread.simulateWork`) or when the idle loop jumps to the next timer instead
+// of sleeping: together with a seeded policy a run is then reproduced exactly.
 //
 // Per-kernel-thread state. The current scheduler and thread are read through out-of-line C
 // functions (`uthreads_get_runtime`, `uthreads_get_current`): the compiler may cache a
@@ -102,6 +122,32 @@ final class Scheduler {
     /// Calibration for turning TSC ticks into seconds.
     let startTick = uthreads_ticks_inline()
     let startNanoseconds = uthreads_monotonic_ns()
+    // MARK: Issue 5 state: clock, time slices, tracing (see the essay's "Time slices")
+
+    /// Whether `now()` is the virtual clock.
+    let simulated: Bool
+    /// The virtual clock (ns) in simulation mode.
+    @exclusivity(unchecked) var virtualNow: UInt64 = 0
+    /// True when the switch path must call `switchHooks` (a non-FIFO policy or tracing): the
+    /// one branch FIFO pays on a switch.
+    let hooks: Bool
+    /// Time slices are managed (the policy is not FIFO).
+    let timed: Bool
+    let recorder: TraceRecorder?
+    /// Slice of the running thread, in slice-clock units (TSC ticks, or virtual ns). `.max`: none.
+    @exclusivity(unchecked) var sliceEnd: UInt64 = .max
+    @exclusivity(unchecked) var sliceLength: UInt64 = 0
+    /// When the running thread was switched in (slice-clock units), for the policy's `ran`.
+    @exclusivity(unchecked) var runStart: UInt64 = 0
+    /// Adaptive checkpoint batching: the clock at the last arm, and the calls armed.
+    @exclusivity(unchecked) var armedAt: UInt64 = 0
+    @exclusivity(unchecked) var armedCalls: Int64 = 16
+    /// Set while a checkpoint switches the thread out (traced as a preemption).
+    @exclusivity(unchecked) var preempting = false
+    /// Nanoseconds per slice-clock unit (1 for the virtual clock).
+    let nsPerSliceUnit: Double
+    var watchdog: Watchdog
+
     /// Total switches performed by this scheduler.
     @exclusivity(unchecked) private(set) var switchCount: UInt64 = 0
     /// Threads spawned in this runtime's life.
@@ -109,16 +155,33 @@ final class Scheduler {
     /// State of the runtime's random source (randomised choices such as select fairness).
     /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible.
     @exclusivity(unchecked) var randomState: UInt64 = uthreads_monotonic_ns() ^ 0x5DEE_CE66_D1CE_4E5B
+    /// The last dump-signal request answered (DumpRequests.swift).
+    var dumpRequestsAnswered = uthreads_dump_requests()
+    /// Requests from the control socket's kernel thread, when one is configured.
+    var snapshotChannel: SnapshotChannel?
+    /// The longest the idle loop sleeps (nanoseconds): bounded while a control socket may
+    /// be waiting for an answer, since its requests cannot interrupt the sleep.
+    var idleWakeLimit = UInt64.max
 
     init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy) {
         self.configuration = configuration
         self.policy = policy
         self.fifo = policy as? FIFOPolicy
+        self.simulated = configuration.clock == .virtual
+        self.timed = fifo == nil
+        self.hooks = timed || configuration.trace != nil
+        // The 2 ms calibration runs once per process, and only when slices or traces need it
+        // (before the trace's origin is taken).
+        let rate = simulated ? 1 : hooks ? Scheduler.calibratedNanosecondsPerTick : 1
+        self.nsPerSliceUnit = rate
+        self.recorder = configuration.trace.map { TraceRecorder(trace: $0, virtual: configuration.clock == .virtual, nsPerUnit: rate) }
+        self.watchdog = Watchdog(limit: configuration.watchdogLimit, handler: configuration.watchdogHandler)
         self.stacks = StackPool(
             mode: configuration.stackMode,
             defaultSize: configuration.stackSize,
             denseSize: configuration.denseStackSize,
-            maxPooled: configuration.pooledStacks)
+            maxPooled: configuration.pooledStacks,
+            logger: configuration.logger)
         self.accounting = configuration.cpuAccounting
         self.lastTick = uthreads_ticks_inline()
         self.checks = configuration.checkInvariants
@@ -169,7 +232,20 @@ final class Scheduler {
 
     // MARK: Time
 
-    @inline(__always) func now() -> UInt64 { uthreads_monotonic_ns() }
+    /// The scheduler's clock in nanoseconds: CLOCK_MONOTONIC, or the virtual clock.
+    @inline(__always) func now() -> UInt64 { simulated ? virtualNow : uthreads_monotonic_ns() }
+
+    /// The clock time slices are measured on: TSC ticks (cheap), or virtual nanoseconds.
+    @inline(__always) func sliceClock() -> UInt64 { simulated ? virtualNow : uthreads_ticks_inline() }
+
+    /// TSC rate, measured once per process over 2 ms (before the first timed runtime starts).
+    static let calibratedNanosecondsPerTick: Double = {
+        let n0 = uthreads_monotonic_ns(), t0 = uthreads_ticks_inline()
+        var n1 = n0
+        while n1 &- n0 < 2_000_000 { n1 = uthreads_monotonic_ns() }
+        let ticks = Double(uthreads_ticks_inline() &- t0)
+        return ticks > 0 ? Double(n1 &- n0) / ticks : 1
+    }()
 
     /// Nanoseconds per TSC tick, from the ticks and nanoseconds elapsed since start.
     func nanosecondsPerTick() -> Double {
@@ -199,13 +275,24 @@ final class Scheduler {
 
     @inline(__always)
     private func stopped(_ t: ControlBlock, finished: Bool) {
-        if fifo == nil { policy.stopped(ThreadRef(t), finished: finished) }
+        if fifo == nil {
+            charge(t)
+            policy.stopped(ThreadRef(t), finished: finished)
+        }
+    }
+
+    /// Requeues the running thread through a non-FIFO policy: charges its run time first.
+    @inline(never)
+    func requeueTimed(_ t: ControlBlock, _ reason: ReadyReason) {
+        charge(t)
+        policy.awakened(ThreadRef(t), reason: reason)
     }
 
     // MARK: Spawning
 
     /// Creates a thread for `object` and makes it ready. O(1) with a pooled stack.
-    func spawn(_ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0) throws(UThreadError) -> ControlBlock {
+    func spawn(_ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0,
+               parameters: SchedulingParameters? = nil) throws(UThreadError) -> ControlBlock {
         if let stackSize, stackSize < UThreadRuntime.Configuration.minimumStackSize || stackSize > UThreadRuntime.Configuration.maximumStackSize {
             throw .invalidArgument("stackSize \(stackSize) is outside \(UThreadRuntime.Configuration.minimumStackSize)...\(UThreadRuntime.Configuration.maximumStackSize) bytes")
         }
@@ -233,6 +320,11 @@ final class Scheduler {
         t.pointee.state = .stateReady
         spawnCount &+= 1
         if flags & .flagMain != 0 { mainObject = object }
+        setSchedulingParameters(t, parameters)
+        if let recorder {
+            let d = t.pointee.sched_deadline_ns
+            recorder.spawned(t, name: object.name, deadlineAfter: d == .max ? nil : d &- min(d, now()), at: sliceClock())
+        }
         makeReady(t, .spawned)
         return t
     }
@@ -258,6 +350,7 @@ final class Scheduler {
         switchCount &+= 1
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
+        if hooks { switchHooks(from: from, to: next) }  // issue 5: slices and tracing; false for FIFO
         ContextSwitch.jump(from: from, to: next)
         resumed(from)
     }
@@ -278,9 +371,10 @@ final class Scheduler {
     /// Switches from `from` (no longer runnable, or already requeued) to the next ready
     /// thread, or to the idle loop when none is ready.
     @inline(__always)
-    private func switchAway(from: ControlBlock) {
+    func switchAway(from: ControlBlock) {
         let next = nextReady() ?? idleBlock
         if next == from {
+            if hooks { switchHooks(from: from, to: from) }  // a new slice (never with FIFO's yield)
             from.pointee.state = .stateRunning
             return
         }
@@ -295,16 +389,17 @@ final class Scheduler {
         if yieldsUntilMaintenance <= 0 { maintenance() }
         guard hasReadyThreads else { return }
         me.pointee.state = .stateReady
-        makeReady(me, .yielded)
+        if let fifo { fifo.awakened(ThreadRef(me), reason: .yielded) } else { requeueTimed(me, .yielded) }
         switchAway(from: me)
     }
 
     /// Fires expired timers and looks at the poller without blocking. Every 64 yields.
     @inline(never)
-    private func maintenance() {
+    func maintenance() {
         yieldsUntilMaintenance = 64
         if !timers.isEmpty { fireTimers(now: now()) }
         if let poller, poller.pendingWakeups > 0 { poller.poll(timeoutNanoseconds: 0) }
+        answerSafePointRequests()
     }
 
     // MARK: Parking and waking
@@ -355,6 +450,7 @@ final class Scheduler {
         if t.pointee.wait_queue != nil { WaitQueue.unlink(t) }
         t.pointee.wake_result = result.rawValue
         t.pointee.state = .stateReady
+        if let recorder { recorder.record(.wake, t, detail: result.rawValue, at: sliceClock()) }
         makeReady(t, .woken)
         return true
     }
@@ -366,7 +462,7 @@ final class Scheduler {
         if t.has(.flagCancellable) { wake(t, .cancelled) }
     }
 
-    private func fireTimers(now: UInt64) {
+    func fireTimers(now: UInt64) {
         while let t = timers.popExpired(now: now) {
             wake(t, .timedOut)
         }
@@ -424,6 +520,7 @@ final class Scheduler {
         }
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
+        if hooks { switchHooks(from: t, to: next) }
         return next
     }
 
@@ -454,17 +551,24 @@ final class Scheduler {
                 continue
             }
             if table.liveCount == 0 { return }
+            answerSafePointRequests()
             if checks { checkInvariants() }
             if !timers.isEmpty { fireTimers(now: now()) }
             if hasReadyThreads { continue }
             let pending = poller?.pendingWakeups ?? 0
             if let deadline = timers.nextDeadline {
-                let wait = deadline &- min(deadline, now())
+                if simulated {
+                    // Issue 5: virtual time jumps to the next deadline instead of sleeping.
+                    if pending > 0 { poller!.poll(timeoutNanoseconds: 0) }
+                    if virtualNow < deadline { virtualNow = deadline }
+                    continue
+                }
+                let wait = min(deadline &- min(deadline, now()), idleWakeLimit)
                 if pending > 0 { poller!.poll(timeoutNanoseconds: wait) } else { sleepKernelThread(nanoseconds: wait) }
                 continue
             }
             if pending > 0 {
-                poller!.poll(timeoutNanoseconds: nil)
+                poller!.poll(timeoutNanoseconds: idleWakeLimit == .max ? nil : idleWakeLimit)
                 continue
             }
             if !handleDeadlock() { return }
@@ -475,7 +579,9 @@ final class Scheduler {
         guard nanoseconds > 0 else { return }
         var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
         var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+        // EINTR ends the sleep early: the loop recomputes the wait after a signal (a dump
+        // request is answered then, not when the next timer fires).
+        _ = nanosleep(&request, &remaining)
     }
 
     /// No thread can ever run again. Reports, then wakes everyone with `.deadlocked` so they
@@ -516,11 +622,16 @@ final class Scheduler {
             precondition(t.pointee.wait_queue == nil || s == .stateBlocked, "thread #\(t.pointee.id) is on a wait queue but not blocked")
         }
         precondition(live == table.liveCount, "thread table count \(table.liveCount) but \(live) live rows")
+        // Issue 5: no time slice runs while the idle loop has the CPU.
+        precondition(current != idleBlock || sliceEnd == .max, "the idle loop holds a time slice")
     }
 
     /// Tears down what is left after the loop ended (abandoned threads included).
     func shutdown() {
         if let z = zombie { reap(z) }
+        recorder?.finish(nsPerUnit: nsPerSliceUnit)
+        watchdog.flush()
+        uthreads_checkpoint_arm(Int64.max / 2)
         var abandoned: [ControlBlock] = []
         table.forEachLive { abandoned.append($0) }
         for t in abandoned {
@@ -532,6 +643,8 @@ final class Scheduler {
             table.release(t)
         }
         stacks.destroy()
+        poller?.shutdown()
+        poller = nil
     }
 
     private func stackOf(_ t: ControlBlock) -> Stack {

@@ -12,12 +12,25 @@ public struct ThreadRef: Hashable, @unchecked Sendable {
     let block: ControlBlock
     init(_ block: ControlBlock) { self.block = block }
 
+    /// The thread's id.
     public var id: ThreadID { ThreadID(rawValue: block.pointee.id) }
+    /// Its name as the control block keeps it (at most 23 bytes of UTF-8).
     public var name: String { block.cName }
     /// The priority given at spawn (higher runs first under priority policies).
     public var priority: Int { Int(block.pointee.priority) }
     /// How often it has been switched in.
     public var switches: UInt64 { block.pointee.switches }
+    /// Its nice value, -20...19 (CFS-style weights; default 0).
+    public var nice: Int { Int(block.pointee.nice) }
+    /// Its tickets (lottery, stride; default 100, at least 1).
+    public var tickets: Int { Int(block.pointee.tickets) }
+    /// Its deadline on the scheduler's clock (`SchedulingPolicy.now`), nil when it has none.
+    public var deadline: UInt64? {
+        let d = block.pointee.sched_deadline_ns
+        return d == .max ? nil : d
+    }
+    /// Whether it ran past its last time slice (it is being switched out at a safe point).
+    public var isOverQuantum: Bool { block.has(.flagOverQuantum) }
     /// Two words a policy may use as it likes (virtual runtime, tickets, level, …).
     public var policyData: (UInt64, UInt64) {
         get { block.pointee.policy_data }
@@ -27,11 +40,54 @@ public struct ThreadRef: Hashable, @unchecked Sendable {
 
 /// Why a thread became ready.
 public enum ReadyReason: Sendable {
-    case spawned, woken, yielded, preempted
+    /// A new thread.
+    case spawned
+    /// A parked thread's wait ended.
+    case woken
+    /// The running thread called `yield()` (it gave up the CPU on its own).
+    case yielded
+    /// The running thread was switched out at a safe point: its slice was over, or
+    /// `shouldPreempt` said so.
+    case preempted
 }
 
-/// A scheduling algorithm. Implementations are called only from their runtime's kernel
-/// thread. Each states the complexity of its operations in its doc comment.
+/// A scheduling algorithm: each process (each runtime) its own. The scheduler owns the
+/// mechanism (stacks, switches, parking, timers, safe points); a policy owns the decisions:
+/// which ready thread runs next and for how long. Implementations are called only from their
+/// runtime's kernel thread, so they need no locks; each states the complexity of its operations.
+///
+/// The life of a thread as a policy sees it:
+///
+///     awakened(.spawned) → pickNext → [running] → ran(ns) → awakened(.yielded | .preempted) → …
+///                                                → ran(ns) → stopped(finished: false)  (parked)
+///     … → awakened(.woken) → pickNext → … → ran(ns) → stopped(finished: true)          (exit)
+///
+/// A policy written by a user — shortest-job-first from a per-thread estimate kept in the
+/// thread's `priority` (smaller first), with a 5 ms quantum:
+///
+/// ```swift
+/// final class ShortestFirst: SchedulingPolicy {
+///     private var ready: [ThreadRef] = []
+///     func awakened(_ thread: ThreadRef, reason: ReadyReason) { ready.append(thread) }
+///     func pickNext() -> ThreadRef? {
+///         guard let i = ready.indices.min(by: { ready[$0].priority < ready[$1].priority }) else { return nil }
+///         return ready.remove(at: i)
+///     }
+///     var hasReadyThreads: Bool { !ready.isEmpty }
+///     func timeSlice(for thread: ThreadRef) -> Duration? { .milliseconds(5) }
+/// }
+///
+/// try UThreadRuntime.run(policy: ShortestFirst()) {
+///     let jobs = [30, 10, 20].map { ms in
+///         UThread(name: "job \(ms)", priority: ms) { UThread.simulateWork(for: .milliseconds(ms)) }
+///     }
+///     for job in jobs { try job.join() }
+/// }
+/// ```
+///
+/// Time slices are honoured at safe points only (`UThread.checkpoint()`, `yield()`, any
+/// blocking call): see the design essay in Scheduler.swift for why a user thread is never
+/// switched out at an arbitrary instruction.
 public protocol SchedulingPolicy: AnyObject {
     /// `thread` became ready; queue it.
     func awakened(_ thread: ThreadRef, reason: ReadyReason)
@@ -39,31 +95,82 @@ public protocol SchedulingPolicy: AnyObject {
     func pickNext() -> ThreadRef?
     /// Whether any thread is queued.
     var hasReadyThreads: Bool { get }
-    /// The running thread parked or finished (for policies that account run time).
+    /// The running thread parked (`finished == false`) or finished.
     func stopped(_ thread: ThreadRef, finished: Bool)
-    /// How long `thread` may run before it should yield at its next safe point; nil: forever.
+    /// The running thread leaves the CPU after running `nanoseconds` (scheduler clock) since it
+    /// was switched in; called before `awakened(.yielded/.preempted)` or `stopped`.
+    func ran(_ thread: ThreadRef, nanoseconds: UInt64)
+    /// How long `thread` may run before it is switched out at its next safe point; nil: until
+    /// it blocks or yields. Asked at every switch-in (never for FIFOPolicy).
     func timeSlice(for thread: ThreadRef) -> Duration?
+    /// Asked at a safe point of the running thread, inside its slice, when threads are ready:
+    /// whether one of them should run now (e.g. an earlier deadline woke up).
+    func shouldPreempt(_ running: ThreadRef) -> Bool
     /// Debug check of the policy's own invariants (called when checks are enabled).
     func checkInvariants()
 }
 
 extension SchedulingPolicy {
     public func stopped(_ thread: ThreadRef, finished: Bool) {}
+    public func ran(_ thread: ThreadRef, nanoseconds: UInt64) {}
     public func timeSlice(for thread: ThreadRef) -> Duration? { nil }
+    public func shouldPreempt(_ running: ThreadRef) -> Bool { false }
     public func checkInvariants() {}
+
+    /// The runtime's clock in nanoseconds (virtual in simulation mode): the time base of
+    /// deadlines, aging and boosts. Call it only from the policy's methods.
+    public var now: UInt64 { Scheduler.active?.now() ?? uthreads_monotonic_ns() }
+}
+
+/// A thread's parameters for the scheduling policies (each policy reads the ones it uses).
+public struct SchedulingParameters: Sendable, Hashable {
+    /// Higher runs first under `PriorityPolicy`.
+    public var priority: Int
+    /// -20...19, as Unix: lower is a larger share under `FairSharePolicy` (weight 1024 at 0,
+    /// ×1.25 per step).
+    public var nice: Int
+    /// The share under `LotteryPolicy` and `StridePolicy` (≥ 1).
+    public var tickets: Int
+    /// Finish within this long after spawn (`EDFPolicy`); nil: no deadline.
+    public var deadline: Duration?
+
+    /// Parameters with neutral defaults: every policy treats threads created this way alike.
+    /// When applied to a thread, `nice` is clamped to -20...19 and `tickets` to at least 1.
+    ///
+    /// - Parameters:
+    ///   - priority: the priority under `PriorityPolicy`; higher runs first (default 0).
+    ///   - nice: the nice value under `FairSharePolicy`, -20...19; lower gets more CPU (default 0).
+    ///   - tickets: the share under `LotteryPolicy` and `StridePolicy` (default 100).
+    ///   - deadline: under `EDFPolicy`, finish within this long after spawn (default nil: none).
+    public init(priority: Int = 0, nice: Int = 0, tickets: Int = 100, deadline: Duration? = nil) {
+        self.priority = priority
+        self.nice = nice
+        self.tickets = tickets
+        self.deadline = deadline
+    }
 }
 
 /// A FIFO queue of ready threads for policies to build on: intrusive (no allocation), O(1).
 public struct ReadyQueue {
     var list = ThreadList()
+    /// An empty queue.
     public init() {}
+    /// Whether no thread is queued.
     public var isEmpty: Bool { list.isEmpty }
+    /// Threads queued.
     public var count: Int { list.count }
+    /// Queues `t` at the back. It must be on no other queue.
     public mutating func append(_ t: ThreadRef) { list.append(t.block) }
+    /// Queues `t` at the front. It must be on no other queue.
     public mutating func prepend(_ t: ThreadRef) { list.prepend(t.block) }
+    /// Removes and returns the front thread.
     public mutating func popFirst() -> ThreadRef? { list.popFirst().map(ThreadRef.init) }
+    /// Removes `t`, which must be on this queue.
     public mutating func remove(_ t: ThreadRef) { list.remove(t.block) }
+    /// The front thread, left queued.
     public var first: ThreadRef? { list.first.map(ThreadRef.init) }
+    /// Calls `body` for each queued thread, front to back.
     public func forEach(_ body: (ThreadRef) throws -> Void) rethrows { try list.forEach { try body(ThreadRef($0)) } }
+    /// Checks the links and the count (O(n); for debugging a policy).
     public func checkInvariants() { list.checkInvariants() }
 }

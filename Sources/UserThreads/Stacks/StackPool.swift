@@ -30,6 +30,7 @@ import CUThreads
 import Glibc
 import Synchronization
 import SystemPackage
+import Logging
 
 /// The process-wide budget of guarded stacks, shared by every runtime (they share the
 /// process's vm.max_map_count).
@@ -83,7 +84,11 @@ final class StackPool {
     @exclusivity(unchecked) private(set) var inUse = 0
     private(set) var mappedGuarded = 0
 
-    init(mode: StackMode, defaultSize: Int, denseSize: Int, maxPooled: Int) {
+    /// Where the switch to dense stacks is reported.
+    let logger: Logger
+
+    init(mode: StackMode, defaultSize: Int, denseSize: Int, maxPooled: Int, logger: Logger = RuntimeLog.makeDefault()) {
+        self.logger = logger
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         self.pageSize = page
         self.mode = mode
@@ -122,7 +127,8 @@ final class StackPool {
             guard mode == .automatic, !switchedToDense else { throw error }
             switchedToDense = true
             effectiveMode = .dense
-            RuntimeLog.notice("no more guarded stacks (\(error)); new threads get dense stacks of \(denseSlotSize / 1024) KiB without guard pages")
+            logger.notice("no more guarded stacks; new threads get dense stacks without guard pages",
+                          metadata: ["error": "\(error)", "denseStackKiB": "\(denseSlotSize / 1024)"])
             if size == nil || size! <= denseSlotSize - 64 {
                 let s = try allocateDense()
                 inUse += 1

@@ -75,8 +75,10 @@ struct ElementOps {
 public final class Channel<T>: Sequence, CustomStringConvertible {
     @usableFromInline let core: ChannelCore
 
-    /// - Parameter capacity: 0 (default) for an unbuffered channel (every send is a
-    ///   rendezvous with a receive).
+    /// - Parameters:
+    ///   - capacity: 0 (default) for an unbuffered channel (every send is a rendezvous with a
+    ///     receive); otherwise how many values it buffers.
+    ///   - name: shown in wait reasons ("channel receive on 'jobs'").
     @inlinable
     public init(capacity: Int = 0, name: String = "") {
         precondition(capacity >= 0, "Channel capacity must be >= 0")
@@ -85,10 +87,13 @@ public final class Channel<T>: Sequence, CustomStringConvertible {
 
     /// Buffered values allowed before a send waits; 0: unbuffered.
     public var capacity: Int { core.capacity }
+    /// The name given at creation ("" if none): shown in wait reasons ("channel receive on
+    /// 'jobs'"), deadlock reports and `description`; unnamed channels are shown by `id`.
     public var name: String { core.name }
     public var id: UInt64 { core.id }
     /// Values buffered now.
     public var count: Int { core.count }
+    /// Whether `close()` has been called. Values still buffered can be received after closing.
     public var isClosed: Bool { core.isClosed }
 
     // MARK: Sending
@@ -170,9 +175,13 @@ public final class Channel<T>: Sequence, CustomStringConvertible {
         }
     }
 
+    /// What `tryReceive()` found.
     public enum TryReceiveResult {
+        /// A value was taken: the oldest buffered one, or one handed over by a parked sender.
         case value(T)
+        /// The channel is closed and its buffer is drained: no value will ever come.
         case closed
+        /// No value is available now but the channel is open: `receive()` would wait.
         case empty
     }
 

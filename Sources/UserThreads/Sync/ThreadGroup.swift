@@ -24,11 +24,15 @@ import CUThreads
 
 /// The handle `withThreadGroup` passes to its body.
 public final class UThreadGroup: WaitQueue, WaitTarget {
+    /// The name given to `withThreadGroup` ("" if none): shown in the wait reason of the thread
+    /// waiting for the children.
     public let name: String
     let id: UInt64
     @exclusivity(unchecked) private var children: [ThreadObject] = []
     @exclusivity(unchecked) private(set) var live = 0
     @exclusivity(unchecked) private(set) var firstError: (any Error)?
+    /// Whether the group was cancelled: by `cancelAll()`, by a child's error, or because the
+    /// waiting thread was cancelled. Children spawned afterwards start cancelled.
     @exclusivity(unchecked) private(set) public var isCancelled = false
     private unowned let scheduler: Scheduler
 

@@ -16,6 +16,8 @@ import CUThreads
 public final class ThreadLocal<T> {
     private let makeDefault: () -> T
 
+    /// A thread-local whose value, in a thread that has not set it, is `value`. The autoclosure is
+    /// evaluated on every such read (it is not stored), so each thread gets a fresh default.
     public init(default value: @autoclosure @escaping () -> T) { makeDefault = value }
 
     /// The calling thread's value (the default until set).

@@ -10,13 +10,24 @@ import CUThreads
 
 /// A reusable barrier for a fixed number of user threads.
 public final class UBarrier: WaitQueue, WaitTarget, CustomStringConvertible {
+    /// The name given at creation ("" if none): shown in wait reasons, deadlock reports and
+    /// `description`; an unnamed barrier is shown by `id`.
     public let name: String
     public let id: UInt64
+    /// How many threads must arrive to release a generation (at least 1).
     public let parties: Int
+    /// Threads waiting at the barrier in the current generation (0..<parties); a waiter that times
+    /// out or is cancelled is subtracted again.
     @exclusivity(unchecked) public private(set) var arrived = 0
+    /// How many times the barrier has released (starts at 0, +1 each time the last party arrives).
     @exclusivity(unchecked) public private(set) var generation = 0
     @exclusivity(unchecked) private var broken = false
 
+    /// A barrier that releases every `parties` arrivals.
+    ///
+    /// - Parameters:
+    ///   - parties: threads per generation. Precondition: at least 1.
+    ///   - name: shown in wait reasons and deadlock reports ("" for none).
     public init(parties: Int, name: String = "") {
         precondition(parties >= 1, "UBarrier needs at least one party")
         self.parties = parties

@@ -22,12 +22,18 @@ import CUThreads
 
 /// A condition variable for user threads, used with a `UMutex`.
 public final class UCondition: WaitQueue, WaitTarget, CustomStringConvertible {
+    /// The name given at creation ("" if none): shown in wait reasons, deadlock reports and
+    /// `description`; an unnamed condition is shown by `id`.
     public let name: String
     public let id: UInt64
     @exclusivity(unchecked) private var destroyed = false
     /// The mutex of the current waiters (for the wait description).
     private weak var mutex: UMutex?
 
+    /// A condition variable with no waiters. It is not bound to a mutex: each `wait` names the
+    /// `UMutex` it releases.
+    ///
+    /// - Parameter name: shown in wait reasons and deadlock reports ("" for none).
     public init(name: String = "") {
         self.name = name
         self.id = SyncObjectID.allocate()

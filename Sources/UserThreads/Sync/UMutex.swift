@@ -51,6 +51,9 @@ public final class UMutex: WaitQueue, WaitTarget, CustomStringConvertible {
     /// Process-wide object id (the wait reason's object).
     public let id: UInt64
 
+    /// An unlocked mutex.
+    ///
+    /// - Parameter name: shown in the thread table and deadlock reports ("" for none).
     public init(name: String = "") {
         self.name = name
         self.id = SyncObjectID.allocate()

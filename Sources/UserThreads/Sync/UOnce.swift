@@ -10,11 +10,18 @@ import CUThreads
 
 /// Runs a closure exactly once, however many user threads call `run` concurrently.
 public final class UOnce: WaitQueue, WaitTarget, CustomStringConvertible {
+    /// The name given at creation ("" if none): shown in wait reasons, deadlock reports and
+    /// `description`; an unnamed once is shown by `id`.
     public let name: String
     public let id: UInt64
+    /// Whether a call of `run` has completed its body; from then on `run` returns at once. A body
+    /// that threw does not count.
     @exclusivity(unchecked) public private(set) var isDone = false
     @exclusivity(unchecked) private var runner: ControlBlock?
 
+    /// A once-initialiser whose body has not run.
+    ///
+    /// - Parameter name: shown in wait reasons and deadlock reports ("" for none).
     public init(name: String = "") {
         self.name = name
         self.id = SyncObjectID.allocate()

@@ -21,6 +21,8 @@ import CUThreads
 
 /// A read–write lock for user threads: many readers or one writer.
 public final class URWLock: WaitTarget, CustomStringConvertible {
+    /// The name given at creation ("" if none): shown in wait reasons, deadlock reports and
+    /// `description`; an unnamed lock is shown by `id`.
     public let name: String
     public let id: UInt64
     @exclusivity(unchecked) private var writer: ControlBlock?
@@ -28,6 +30,9 @@ public final class URWLock: WaitTarget, CustomStringConvertible {
     private let readQueue = WaitQueue()
     private let writeQueue = WaitQueue()
 
+    /// An unlocked read–write lock.
+    ///
+    /// - Parameter name: shown in wait reasons and deadlock reports ("" for none).
     public init(name: String = "") {
         self.name = name
         self.id = SyncObjectID.allocate()
@@ -132,6 +137,7 @@ public final class URWLock: WaitTarget, CustomStringConvertible {
 
     /// Active readers (for tests and the thread table).
     public var readerCount: Int { readers.count }
+    /// Whether a thread holds the lock for writing now.
     public var isWriteLocked: Bool { writer != nil }
 
     var label: String { syncLabel("rwlock", name: name, id: id) }

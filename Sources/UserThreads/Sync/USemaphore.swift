@@ -9,12 +9,19 @@ import CUThreads
 
 /// A counting semaphore for user threads.
 public final class USemaphore: WaitQueue, WaitTarget, CustomStringConvertible {
+    /// The name given at creation ("" if none): shown in wait reasons, deadlock reports and
+    /// `description`; an unnamed semaphore is shown by `id`.
     public let name: String
     public let id: UInt64
     /// Permits available now.
     @exclusivity(unchecked) public private(set) var value: Int
     @exclusivity(unchecked) private var destroyed = false
 
+    /// A semaphore holding `value` permits.
+    ///
+    /// - Parameters:
+    ///   - value: the initial permit count. Precondition: not negative.
+    ///   - name: shown in wait reasons and deadlock reports ("" for none).
     public init(value: Int = 0, name: String = "") {
         precondition(value >= 0, "USemaphore value must be >= 0")
         self.value = value

@@ -8,10 +8,16 @@ import CUThreads
 
 /// Waits for a collection of user threads (or any tasks) to finish.
 public final class UWaitGroup: WaitQueue, WaitTarget, CustomStringConvertible {
+    /// The name given at creation ("" if none): shown in wait reasons, deadlock reports and
+    /// `description`; an unnamed wait group is shown by `id`.
     public let name: String
     public let id: UInt64
+    /// Tasks added and not yet done; `wait` returns once it is 0. Never negative.
     @exclusivity(unchecked) public private(set) var pending = 0
 
+    /// A wait group with no pending tasks.
+    ///
+    /// - Parameter name: shown in wait reasons and deadlock reports ("" for none).
     public init(name: String = "") {
         self.name = name
         self.id = SyncObjectID.allocate()

@@ -20,6 +20,12 @@ final class ControlBlockTable {
     private var freeList: ControlBlock?
     /// Rows in use (threads not yet finished).
     private(set) var liveCount = 0
+    /// The chunks again, as a C array a debugger can read (registry.c); changes only in grow.
+    let view: UnsafeMutablePointer<uthreads_table_view> = {
+        let v = UnsafeMutablePointer<uthreads_table_view>.allocate(capacity: 1)
+        v.initialize(to: uthreads_table_view(chunks: nil, chunk_count: 0, chunk_size: UInt64(chunkSize)))
+        return v
+    }()
 
     /// A zeroed row. O(1) amortised.
     func allocate() -> ControlBlock {
@@ -48,6 +54,17 @@ final class ControlBlockTable {
             freeList = chunk + i
         }
         chunks.append(chunk)
+        publishView()
+    }
+
+    /// Copies the chunk pointers into a new C array for debuggers, then frees the old one.
+    private func publishView() {
+        let array = UnsafeMutablePointer<ControlBlock?>.allocate(capacity: chunks.count)
+        for (i, chunk) in chunks.enumerated() { (array + i).initialize(to: chunk) }
+        let old = view.pointee.chunks
+        view.pointee.chunks = array
+        view.pointee.chunk_count = UInt64(chunks.count)
+        old?.deallocate()
     }
 
     /// Calls `body` for every live row, in table order. O(capacity).
@@ -63,6 +80,8 @@ final class ControlBlockTable {
     var bytesReserved: Int { chunks.count * Self.chunkSize * MemoryLayout<uthreads_tcb>.stride }
 
     deinit {
+        view.pointee.chunks?.deallocate()
+        view.deallocate()
         for chunk in chunks {
             chunk.deinitialize(count: Self.chunkSize)
             chunk.deallocate()

@@ -1,4 +1,4 @@
-// Number formatting without Foundation (the library does not link it).
+// Number formatting without Foundation (the library links only FoundationEssentials, for JSON).
 
 extension Double {
     /// Fixed-point text with `digits` decimals ("12.345"). Non-finite values print as "-".

@@ -3,8 +3,11 @@ import CUThreads
 
 /// One row of a thread-table snapshot.
 public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
+    /// The thread's id, unique in the process.
     public var id: ThreadID
+    /// Its name ("" for none).
     public var name: String
+    /// Ready, running, blocked, sleeping or finished.
     public var state: ThreadState
     /// What a blocked or sleeping thread waits for (nil otherwise).
     public var waitReason: WaitReason?
@@ -12,7 +15,9 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
     public var waitingSeconds: Double?
     /// Seconds until its deadline, while it has one (negative: overdue, about to wake).
     public var deadlineInSeconds: Double?
+    /// The priority given at spawn.
     public var priority: Int
+    /// The thread that spawned it (nil for the main thread).
     public var parentID: ThreadID?
     /// Seconds since the runtime started.
     public var createdAtSeconds: Double
@@ -20,16 +25,24 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
     public var switches: UInt64
     /// CPU time it has used, in seconds (0 when accounting is off).
     public var cpuSeconds: Double
+    /// Its stack: mode, place, size and how deep it has been used.
     public var stack: StackInfo
     /// The saved stack pointer, where its registers are (the frame table in the .S file).
     public var savedStackPointer: UInt64
+    /// Whether `cancel()` was called on it.
     public var isCancelled: Bool
+    /// Whether it runs the closure given to `UThreadRuntime.run`.
     public var isMain: Bool
 
+    /// A thread's stack as the table shows it.
     public struct StackInfo: Sendable, Codable, Hashable {
+        /// Guarded (own mapping and guard page) or dense (slab slot with a canary).
         public var mode: StackMode
+        /// The lowest usable address.
         public var base: UInt64
+        /// Usable bytes.
         public var size: Int
+        /// Bytes of the `PROT_NONE` guard page below `base` (0 for dense stacks).
         public var guardSize: Int
         /// Deepest use so far, in bytes: the resident extent found with mincore (page
         /// granular, and it includes what an earlier thread on a recycled stack touched).
@@ -39,6 +52,7 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
 
 /// A snapshot of a runtime's thread table.
 public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible {
+    /// One row per live thread, in table order.
     public var threads: [ThreadInfo]
     /// Seconds since the runtime started.
     public var takenAtSeconds: Double
@@ -49,6 +63,7 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
     /// Bytes of the table's own rows.
     public var tableBytes: Int
 
+    /// A table; the runtime makes them (``UThreadRuntime/threadTable()``), tests and tools may too.
     public init(threads: [ThreadInfo], takenAtSeconds: Double, switches: UInt64, spawned: UInt64, tableBytes: Int) {
         self.threads = threads
         self.takenAtSeconds = takenAtSeconds

@@ -8,10 +8,13 @@ import CUThreads
 public struct ThreadList {
     var head: ControlBlock?
     var tail: ControlBlock?
+    /// Threads linked.
     public private(set) var count = 0
 
+    /// An empty list.
     public init() {}
 
+    /// Whether no thread is linked.
     public var isEmpty: Bool { head == nil }
 
     @inline(__always)
@@ -86,9 +89,12 @@ public struct ThreadList {
 public class WaitQueue {
     @exclusivity(unchecked) var list = ThreadList()
 
+    /// A queue with no waiters.
     public init() {}
 
+    /// Whether no thread waits.
     public var isEmpty: Bool { list.isEmpty }
+    /// Threads waiting.
     public var count: Int { list.count }
 
     @inline(__always)

@@ -25,7 +25,16 @@ import CUThreads
 
 /// The state of a user thread, as the thread table shows it.
 public enum ThreadState: String, Sendable, Codable, CaseIterable {
-    case ready, running, blocked, sleeping, finished
+    /// On the policy's run queue, waiting for the CPU.
+    case ready
+    /// The one thread of its runtime on the CPU.
+    case running
+    /// Parked on something (``WaitReason`` says what), maybe with a deadline.
+    case blocked
+    /// Parked until a deadline, on nothing else.
+    case sleeping
+    /// Its closure returned or threw; its stack is already reused.
+    case finished
 
     init(raw: UInt8) {
         switch Int(raw) {

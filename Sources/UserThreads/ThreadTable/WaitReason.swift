@@ -5,13 +5,53 @@ import CUThreads
 /// on every park); `detail` is an optional object asked for a description only when a table is
 /// rendered, so a park never formats a string.
 public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The kind of thing waited for. The raw value is kept in the control block (and read by
+    /// the gdb script, whose list follows this order).
     public enum Kind: UInt8, Sendable, Codable, CaseIterable {
+        /// Not waiting.
         case none = 0
-        case join, sleep, mutex, condition, semaphore, rwlock
-        case channelSend, channelReceive, select, waitGroup, barrier, once
-        case read, write, accept, connect, poll
-        case offload, async, custom
+        /// For a thread to finish (`object`: its id).
+        case join
+        /// For a deadline only.
+        case sleep
+        /// For a mutex (`object`: the lock's id).
+        case mutex
+        /// On a condition variable.
+        case condition
+        /// For a semaphore permit.
+        case semaphore
+        /// For a reader-writer lock.
+        case rwlock
+        /// For room in a channel.
+        case channelSend
+        /// For a value from a channel.
+        case channelReceive
+        /// On several channel operations at once.
+        case select
+        /// For a wait group to reach zero.
+        case waitGroup
+        /// For the other parties of a barrier.
+        case barrier
+        /// For another thread's run of a once-initialiser.
+        case once
+        /// For a descriptor to become readable (`object`: the fd).
+        case read
+        /// For a descriptor to become writable (`object`: the fd).
+        case write
+        /// For a connection on a listening socket (`object`: the fd).
+        case accept
+        /// For a connect to complete (`object`: the fd).
+        case connect
+        /// For events on a descriptor (`object`: the fd).
+        case poll
+        /// For a call that cannot be made non-blocking, run on a kernel thread meanwhile.
+        case offload
+        /// For an async function (Swift concurrency) to complete.
+        case async
+        /// For something else a library defines.
+        case custom
 
+        /// A short human name ("channel send", "blocking call").
         public var label: String {
             switch self {
             case .none: "-"
@@ -39,6 +79,7 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
         }
     }
 
+    /// What kind of thing is waited for.
     public var kind: Kind
     /// A thread id for `join`, a descriptor for I/O, an object id for sync primitives.
     public var object: UInt64
@@ -46,6 +87,7 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
     /// gives one.
     public var detail: String?
 
+    /// A reason; the runtime makes them from the control block, tests and tools may too.
     public init(kind: Kind, object: UInt64 = 0, detail: String? = nil) {
         self.kind = kind
         self.object = object

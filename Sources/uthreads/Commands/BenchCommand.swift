@@ -29,7 +29,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks side by side with kernel threads (run all with no subcommand).",
         subcommands: [BenchAllCommand.self, BenchSwitchCommand.self, BenchSpawnCommand.self, BenchMemoryCommand.self,
-                      BenchSyncCommand.self, BenchCompareCommand.self, BenchScaleCommand.self],
+                      BenchSyncCommand.self, BenchIOCommand.self, BenchCompareCommand.self, BenchScaleCommand.self],
         defaultSubcommand: BenchAllCommand.self)
 }
 

@@ -1,10 +1,12 @@
 import ArgumentParser
 
+/// `uthreads demo <scene>`: small programs that make one runtime behaviour visible.
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Demos: classic concurrency problems on user threads.",
+        abstract: "Demos that make one behaviour of the runtime visible.",
         subcommands: [
+            DemoBlockingCommand.self,
             DemoPhilosophersCommand.self,
             DemoBoundedBufferCommand.self,
             DemoReadersWritersCommand.self,

@@ -12,10 +12,15 @@ struct SelfTestCommand: ParsableCommand {
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case overflow, canary, misuse, kernelThreads = "kernel-threads", mapLimit = "map-limit"
+        case dumpOnSignal = "dump-on-signal", dumpWhileBusy = "dump-while-busy", gdbTarget = "gdb-target"
+        case liveView = "live-view"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE")
     var scenario: Scenario
+
+    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run.")
+    var paths: [String] = []
 
     func run() throws {
         switch scenario {
@@ -70,6 +75,47 @@ struct SelfTestCommand: ParsableCommand {
                     for t in threads { t.cancel() }
                 }
             }
+        case .dumpOnSignal:
+            // Threads in known states, then SIGQUIT to ourselves: raise() runs the handler on
+            // this kernel thread before it returns, and the sleep below sends the scheduler to
+            // its idle loop, where it answers the request. Deterministic, no timing.
+            try UThreadRuntime.run {
+                try KnownStates.withThreads {
+                    raise(SIGQUIT)
+                    try UThread.sleep(for: .milliseconds(1))
+                }
+            }
+            print("done")
+        case .dumpWhileBusy:
+            // The same, but the scheduler never goes idle: two threads keep yielding, so the
+            // request is answered by the maintenance pass (every 64th yield).
+            try UThreadRuntime.run {
+                try KnownStates.withThreads {
+                    let spinner = UThread(name: "spinner") { for _ in 0..<1000 { UThread.yield() } }
+                    raise(SIGQUIT)
+                    for _ in 0..<1000 { UThread.yield() }
+                    try spinner.join()
+                }
+            }
+            print("done")
+        case .liveView:
+            // Serves its table on the socket with threads in known states until STOPFILE exists.
+            guard paths.count == 2 else { throw ValidationError("live-view needs SOCKET STOPFILE") }
+            var configuration = UThreadRuntime.Configuration()
+            configuration.controlSocket = paths[0]
+            try UThreadRuntime.run(configuration) {
+                try KnownStates.withThreads {
+                    let give = ContinuousClock.now + .seconds(120)  // never outlive a lost test
+                    while access(paths[1], F_OK) != 0 && ContinuousClock.now < give {
+                        try UThread.sleep(for: .milliseconds(2))
+                    }
+                }
+            }
+        case .gdbTarget:
+            // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb.
+            try UThreadRuntime.run {
+                try KnownStates.withThreads { raise(SIGTRAP) }
+            }
         }
     }
 }
@@ -80,6 +126,21 @@ func readFirstLine(_ path: String) -> String? {
     var line = [CChar](repeating: 0, count: 256)
     guard fgets(&line, 256, f) != nil else { return nil }
     return String(decoding: line.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Named threads parked in known states while `body` runs on the main thread: "sleeper"
+/// sleeping for an hour, "joiner" blocked joining it, "fresh" ready (never run).
+enum KnownStates {
+    static func withThreads(_ body: () throws -> Void) throws {
+        let sleeper = UThread(name: "sleeper") { try UThread.sleep(for: .seconds(3600)) }
+        let joiner = UThread(name: "joiner") { try sleeper.join() }
+        UThread.yield()  // both run and park
+        let fresh = UThread(name: "fresh") {}
+        try body()
+        sleeper.cancel()
+        _ = try? joiner.join()
+        try fresh.join()
+    }
 }
 
 /// Entries in /proc/self/task: the kernel's list of this process's threads.

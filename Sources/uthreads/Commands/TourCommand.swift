@@ -46,8 +46,17 @@ struct TourCommand: ParsableCommand {
         let p = CoreBenchmarks.pthreadParkedMemory(count: quick ? 200 : 2_000)
         print("5. Memory of a parked thread: user \(Int(m.bytesPerThread)) bytes (\(m.threads) threads, dense stacks, table included);")
         print("   pthread \(Int(p.userBytes)) bytes user RSS + \(Int(p.kernelBytes)) bytes in the kernel (stack, page tables, slab): \(((p.userBytes + p.kernelBytes) / m.bytesPerThread).fixed(1))x.\n")
+        print("6. The known problem of user-space threads, and its fix: a ticker thread prints every 100 ms")
+        print("   while a reader thread reads an empty pipe that is written after \(quick ? 250 : 450) ms.")
+        for raw in [true, false] {
+            print(raw ? "   With a raw Glibc.read the kernel thread blocks, and every user thread with it:"
+                      : "   With IO.read the reader parks on the epoll reactor and the others keep running:")
+            let ticks = try BlockingDemo.run(raw: raw, delayMilliseconds: quick ? 250 : 450) { print("   " + $0) }
+            print("   → ticks while the reader waited: \(ticks)\n")
+        }
         print("""
-        More: `uthreads table [--json]`, `uthreads bench` (every benchmark side by side), `uthreads --help`.
+        More: `uthreads table [--json]`, `uthreads bench` (every benchmark side by side), `uthreads demo …`,
+        `uthreads sched --policy all --workload mixed` (the scheduling lab), `uthreads serve` (HTTP), `uthreads --help`.
         """)
     }
 }

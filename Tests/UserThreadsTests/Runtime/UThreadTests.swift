@@ -115,7 +115,7 @@ import Testing
 
     @Test func nestedRunIsAThrownError() throws {
         try UThreadRuntime.run {
-            #expect(throws: UThreadError.nestedRuntime) { try UThreadRuntime.run {} }
+            #expect(throws: UThreadError.nestedRuntime) { _ = try UThreadRuntime.run {} }
         }
     }
 

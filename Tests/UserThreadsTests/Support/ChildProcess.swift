@@ -34,8 +34,8 @@ enum ChildProcess {
         let dir = FileManager.default.temporaryDirectory
         let tag = "uthreads-child-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         let outURL = dir.appendingPathComponent(tag + ".out"), errURL = dir.appendingPathComponent(tag + ".err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer {
             try? FileManager.default.removeItem(at: outURL)
             try? FileManager.default.removeItem(at: errURL)
@@ -43,7 +43,15 @@ enum ChildProcess {
         let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
         process.standardOutput = out
         process.standardError = err
+        // A child inherits the signal mask of the thread that spawns it, and test threads
+        // (Dispatch workers) block most signals: a gdb started with SIGCHLD blocked never
+        // notices its inferior stop. Spawn with nothing blocked.
+        var none = sigset_t(), saved = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
         try process.run()
+        pthread_sigmask(SIG_SETMASK, &saved, nil)
         process.waitUntilExit()
         try out.close()
         try err.close()

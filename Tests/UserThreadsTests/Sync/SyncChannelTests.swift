@@ -215,6 +215,25 @@ struct SyncChannelTests {
         #expect(try choices(seed: 42) != choices(seed: 43))
     }
 
+    /// Under the deterministic simulation, select's random choices follow the run's seed.
+    @Test func selectUnderSimulationFollowsTheSeed() throws {
+        func choices(seed: UInt64) throws -> [Int] {
+            try UThreadRuntime.simulate(seed: seed) {
+                let chans = (0..<3).map { _ in Channel<Int>(capacity: 1) }
+                var out: [Int] = []
+                for _ in 0..<100 {
+                    for c in chans where c.count == 0 { try c.send(0) }
+                    out.append(try channelSelect { s in
+                        for (k, c) in chans.enumerated() { s.receive(from: c) { _ in k } }
+                    })
+                }
+                return out
+            }
+        }
+        #expect(try choices(seed: 7) == choices(seed: 7))
+        #expect(try choices(seed: 7) != choices(seed: 8))
+    }
+
     @Test func waitReasonsNameTheChannel() throws {
         try UThreadRuntime.run {
             let ch = Channel<Int>(name: "jobs")

@@ -7,6 +7,7 @@ import CUThreads
 public final class FIFOPolicy: SchedulingPolicy {
     @exclusivity(unchecked) private var queue = ThreadList()
 
+    /// An empty queue.
     public init() {}
 
     @inline(__always)

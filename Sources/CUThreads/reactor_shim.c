@@ -1,0 +1,83 @@
+// reactor_shim.c — epoll, eventfd and socket calls for the reactor (see cuthreads_io.h).
+#define _GNU_SOURCE
+#include "cuthreads_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int uthreads_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int uthreads_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev = { .events = events, .data = { .u64 = data } };
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+int uthreads_epoll_wait(int epfd, uthreads_io_event *out, int max, int timeout_ms) {
+    struct epoll_event events[1024];
+    if (max > 1024) max = 1024;
+    int n = epoll_wait(epfd, events, max, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        out[i].events = events[i].events;
+        out[i].data = events[i].data.u64;
+    }
+    return n;
+}
+
+int uthreads_eventfd_create(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+int uthreads_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    ssize_t n;
+    do { n = write(fd, &one, sizeof one); } while (n < 0 && errno == EINTR);
+    return n == sizeof one || (n < 0 && errno == EAGAIN) ? 0 : -1;  // EAGAIN: counter saturated, already signalled
+}
+
+uint64_t uthreads_eventfd_drain(int fd) {
+    uint64_t value = 0;
+    ssize_t n;
+    do { n = read(fd, &value, sizeof value); } while (n < 0 && errno == EINTR);
+    return n == sizeof value ? value : 0;
+}
+
+int uthreads_accept(int fd, struct sockaddr *addr, socklen_t *len) {
+    return accept4(fd, addr, len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+}
+
+int uthreads_socket(int domain, int type, int protocol) {
+    return socket(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol);
+}
+
+int uthreads_socketpair(int domain, int type, int *sv) {
+    return socketpair(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv);
+}
+
+int uthreads_pipe(int *fds) { return pipe2(fds, O_CLOEXEC | O_NONBLOCK); }
+
+int uthreads_set_nonblocking(int fd, int on) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    int wanted = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    return wanted == flags ? 0 : fcntl(fd, F_SETFL, wanted);
+}
+
+int uthreads_socket_error(int fd) {
+    int error = 0;
+    socklen_t len = sizeof error;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0) return -1;
+    return error;
+}
+
+void uthreads_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+int uthreads_pin_current_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);
+}

@@ -1,0 +1,41 @@
+// Layer 7: stdin, stdout and stderr without blocking the runtime.
+//
+// The standard descriptors are shared with the parent process (often a terminal the shell
+// also uses), so they are left blocking: these calls wait for readiness through the reactor,
+// then make the plain call. A readable descriptor's read returns at once; a writable pipe
+// accepts at least 4 KiB, so writes go in chunks of at most 4 KiB. Regular files (redirected
+// streams) are always ready.
+import Glibc
+
+extension IO {
+    /// Reads from standard input; 0 at end of file.
+    public static func readStandardInput(into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil) throws -> Int {
+        try waitReadable(0, timeout: timeout)
+        return try retrying("read", 0, .read, .read, timeout: timeout) { Glibc.read(0, buffer.baseAddress, buffer.count) }
+    }
+
+    /// Writes all of `bytes` to standard output.
+    public static func writeStandardOutput(_ bytes: UnsafeRawBufferPointer, timeout: Duration? = nil) throws {
+        try writeStandard(1, bytes, timeout: timeout)
+    }
+
+    /// Writes all of `bytes` to standard error.
+    public static func writeStandardError(_ bytes: UnsafeRawBufferPointer, timeout: Duration? = nil) throws {
+        try writeStandard(2, bytes, timeout: timeout)
+    }
+
+    /// Writes `text` to standard output (or standard error).
+    public static func print(_ text: String, toStandardError: Bool = false, timeout: Duration? = nil) throws {
+        var copy = text
+        try copy.withUTF8 { try writeStandard(toStandardError ? 2 : 1, UnsafeRawBufferPointer($0), timeout: timeout) }
+    }
+
+    private static func writeStandard(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, timeout: Duration?) throws {
+        var offset = 0
+        while offset < bytes.count {
+            try waitWritable(fd, timeout: timeout)
+            let chunk = min(4096, bytes.count - offset)
+            offset += try retrying("write", fd, .write, .write, timeout: timeout) { Glibc.write(fd, bytes.baseAddress! + offset, chunk) }
+        }
+    }
+}

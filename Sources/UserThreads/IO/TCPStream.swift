@@ -1,0 +1,44 @@
+// Layer 7: a TCP connection (IPv4 or IPv6).
+import CUThreads
+import Glibc
+
+/// A connected TCP socket. Reads and writes park the calling user thread, not the kernel thread.
+///
+/// ```swift
+/// let s = try TCPStream.connect(host: "127.0.0.1", port: 8080, timeout: .seconds(2))
+/// try s.write(all: "ping\n")
+/// let reply = try s.read(upTo: 100)
+/// ```
+public final class TCPStream: SocketStream {
+    override var kindName: String { "TCPStream" }
+
+    /// Wraps a connected, non-blocking TCP socket (e.g. from `IO.accept`).
+    public override init(owning fd: Int32) { super.init(owning: fd) }
+
+    /// Connects to `address`.
+    /// - Throws: `.system(call: "connect", …)` (ECONNREFUSED…), `.timedOut`, `CancellationError`.
+    public static func connect(to address: SocketAddress, timeout: Duration? = nil) throws -> TCPStream {
+        let fd = try IO.socket(family: address.family)
+        let stream = TCPStream(owning: fd)
+        try IO.connect(fd, to: address, timeout: timeout)
+        return stream
+    }
+
+    /// Resolves `host` (on the offload pool unless numeric) and connects to the first address
+    /// that accepts; the timeout covers each attempt.
+    public static func connect(host: String, port: UInt16, timeout: Duration? = nil) throws -> TCPStream {
+        var lastError: any Error = UThreadError.invalidArgument("no address for \(host)")
+        for address in try SocketAddress.resolve(host: host, port: port) {
+            do { return try connect(to: address, timeout: timeout) } catch { lastError = error }
+        }
+        throw lastError
+    }
+
+    /// Sets TCP_NODELAY (send small writes at once).
+    public func setNoDelay(_ on: Bool = true) throws {
+        var v: Int32 = on ? 1 : 0
+        if setsockopt(try openDescriptor(), Int32(IPPROTO_TCP), TCP_NODELAY, &v, socklen_t(MemoryLayout<Int32>.size)) < 0 {
+            throw UThreadError.system(call: "setsockopt", errno: .lastError)
+        }
+    }
+}

@@ -1,0 +1,293 @@
+// Layer 5: the reactor — the one place where a user thread's blocking I/O becomes a wait.
+//
+// Design essay
+// ============
+//
+// The problem. A user thread that calls read(2) on an empty pipe blocks the kernel thread,
+// and with it every other user thread of the runtime: the kernel sees one thread and puts it
+// to sleep. The fix (Go's netpoller, State Threads, libdill) is to make every descriptor
+// non-blocking, try the call, and on EAGAIN park the *user* thread until the kernel says the
+// descriptor is ready. This file is the "kernel says" part.
+//
+// One epoll instance per runtime. Runtimes on different kernel threads share nothing (the
+// scheduler's rule), so each has its own epoll set, its own table of waiters and its own
+// eventfd. The reactor is created lazily by the first call that would wait (or by the first
+// `blocking {}`): a program that never does I/O never creates a descriptor. It plugs into the
+// scheduler as its `Poller`: when no thread is ready, the idle loop calls `poll` with the time
+// to the next timer, so a runtime whose threads all wait for I/O sleeps in epoll_wait and
+// costs no CPU; every 64 yields the scheduler also polls with a zero timeout so that busy
+// threads do not starve I/O.
+//
+// Edge-triggered, registered once. A descriptor is added to the epoll set the first time a
+// thread has to wait on it, for IN|OUT|RDHUP with EPOLLET, and stays there until it is closed
+// through `IO.close`. Why edge- and not level-triggered:
+//   * Level-triggered needs an epoll_ctl per wait (arm the direction you wait for, disarm it
+//     when the waiter leaves), or it reports a readable socket on every epoll_wait until
+//     someone drains it — including sockets whose owner is busy elsewhere. That is one extra
+//     system call per request for a server, or a busy loop.
+//   * Edge-triggered is only unsafe when a waiter can miss an edge. Here it cannot: a thread
+//     parks only right after its own call returned EAGAIN, on the same kernel thread, before
+//     the next epoll_wait. Any readiness change after that EAGAIN is still queued in the epoll
+//     set, so the next epoll_wait reports it. (Go needs its pdReady flags because its netpoll
+//     runs on other kernel threads; an M:1 runtime does not.) And epoll_ctl(ADD) reports a
+//     descriptor that is already ready, so the first wait cannot miss one either.
+//   * On an edge the reactor wakes *every* waiter of that direction; each retries its call and
+//     parks again on EAGAIN. So several threads may wait on the same descriptor for the same
+//     direction (an accept loop with several acceptors, two readers of one pipe): supported,
+//     rather than libdill's EBUSY. The cost of the herd is paid only by programs that do it.
+//
+// One read(2) per request, not two. A stream whose last read came back short has drained the
+// kernel buffer, so its next read need not try first (that try would only say EAGAIN): it
+// waits for the next read edge. An edge that arrives while no thread waits is remembered
+// (`DescriptorWaiters.readEdge`, Go's pdReady), and a peer hang-up is sticky (`hangUp`: a short
+// read can leave a pending end of stream, which gives no further edge). A keep-alive HTTP
+// exchange is then read + send per request and one epoll_wait per batch of ready connections.
+//
+// Deadlock detection. A thread waiting for I/O (or for an offloaded call) counts as a pending
+// wake-up (`pendingWakeups`), so a runtime whose threads all wait for descriptors sleeps in
+// epoll_wait rather than reporting a deadlock: the other end may be another process. (Go
+// reports "all goroutines are asleep" only when none waits on the network either.)
+//
+// Cross-thread wake-ups. Other kernel threads (the offload pool) never touch the scheduler:
+// they append their finished job to the runtime's `CompletionMailbox` (a Mutex-protected list)
+// and write its eventfd, which is in the epoll set. The reactor drains the list on the
+// eventfd's event and wakes the parked threads itself, on its own kernel thread.
+//
+// Closing. A descriptor that threads wait on must be closed through `IO.close` (the typed
+// layer does): it wakes every waiter with `.closed` (they throw `UThreadError.closed` naming
+// the descriptor), removes it from the epoll set and forgets its waiters *before* close(2), so
+// the number can be reused at once without a stale registration. A thread can never hang on a
+// closed descriptor, and no wake-up is lost: the closer runs on the same kernel thread.
+// Descriptors created by the I/O layer (accept, socket, pipe) also clear any stale entry of
+// their number, in case someone closed its predecessor with a raw close(2).
+//
+// Regular files. epoll refuses them (EPERM): they are always "ready", and a read from one
+// never waits for the network. `wait` returns at once for such descriptors; use `blocking {}`
+// to keep slow disks off the runtime.
+//
+// Rejected designs:
+//   * One epoll per process shared by all runtimes: needs locks and hand-offs between kernel
+//     threads on every event; runtimes share nothing by design.
+//   * EPOLLONESHOT (re-arm per wait): one epoll_ctl per wait again, for safety an M:1 runtime
+//     already has.
+//   * A per-descriptor waiter limit of one (libdill's EBUSY): simpler, but an accept loop with
+//     several acceptors is a natural program to write.
+//   * signalfd/SIGIO-driven readiness: signals interrupt arbitrary code; see Scheduler.swift.
+//   * io_uring: completion-based (buffers owned by the kernel while in flight), a different
+//     API for the layer above; epoll keeps read(2)'s contract.
+import CUThreads
+import Glibc
+import SystemPackage
+
+/// The direction a thread waits for.
+enum IODirection {
+    case read, write
+}
+
+final class Reactor: Poller {
+    let epollFD: Int32
+    let mailbox: CompletionMailbox
+    unowned(unsafe) let scheduler: Scheduler
+    /// Waiters per descriptor, indexed by descriptor number (nil: nobody ever waited).
+    @exclusivity(unchecked) private var descriptors: [DescriptorWaiters?] = []
+    /// Threads parked in `wait`.
+    @exclusivity(unchecked) private(set) var ioWaiters = 0
+    /// Threads parked in `offload` (their jobs run on the pool).
+    @exclusivity(unchecked) private(set) var offloadsInFlight = 0
+    private let events: UnsafeMutablePointer<uthreads_io_event>
+    private static let eventCapacity: Int32 = 512
+    private static let mailboxToken = UInt64.max
+
+    var pendingWakeups: Int { ioWaiters + offloadsInFlight }
+
+    private init(scheduler: Scheduler) throws(UThreadError) {
+        uthreads_ignore_sigpipe()
+        let ep = uthreads_epoll_create()
+        if ep < 0 { throw .system(call: "epoll_create1", errno: .lastError) }
+        let mailbox: CompletionMailbox
+        do { mailbox = try CompletionMailbox() } catch {
+            Glibc.close(ep)
+            throw error
+        }
+        if uthreads_epoll_ctl(ep, 1, mailbox.eventFD, UInt32(UTHREADS_EV_IN), Reactor.mailboxToken) < 0 {
+            let e = Errno.lastError
+            Glibc.close(ep)
+            throw .system(call: "epoll_ctl", errno: e)
+        }
+        self.epollFD = ep
+        self.mailbox = mailbox
+        self.scheduler = scheduler
+        events = .allocate(capacity: Int(Reactor.eventCapacity))
+    }
+
+    deinit {
+        events.deallocate()
+    }
+
+    /// The reactor of `scheduler`, created on first use.
+    @inline(__always)
+    static func of(_ scheduler: Scheduler) throws(UThreadError) -> Reactor {
+        if let r = scheduler.poller as? Reactor { return r }
+        return try install(scheduler)
+    }
+
+    /// The reactor of `scheduler` if one was created (nil costs nothing to ask).
+    @inline(__always)
+    static func existing(_ scheduler: Scheduler) -> Reactor? {
+        scheduler.poller as? Reactor
+    }
+
+    @inline(never)
+    private static func install(_ scheduler: Scheduler) throws(UThreadError) -> Reactor {
+        precondition(scheduler.poller == nil, "UserThreads: the scheduler's poller is not the reactor")
+        let reactor = try Reactor(scheduler: scheduler)
+        scheduler.poller = reactor
+        return reactor
+    }
+
+    // MARK: Waiting for readiness
+
+    /// Parks the calling thread until `fd` is ready for `direction` (or may be: the caller
+    /// retries its call and waits again on EAGAIN).
+    /// - Throws: `UThreadError.timedOut`, `CancellationError`, `UThreadError.closed` (another
+    ///   thread closed `fd`), `.system(call: "epoll_ctl", …)` (e.g. EBADF).
+    func wait(_ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws {
+        guard let waiters = try register(fd) else { return }
+        try park(waiters, fd, direction, kind: kind, deadline: deadline)
+    }
+
+    /// For a reader whose last read was short (it drained the kernel buffer): returns at once if
+    /// a read edge arrived since, else parks until one does. The caller then reads.
+    func waitForReadEdge(_ fd: Int32, deadline: UInt64?) throws {
+        let index = Int(fd)
+        guard index >= 0, index < descriptors.count, let waiters = descriptors[index] else { return }
+        if waiters.readEdge || waiters.hangUp {
+            waiters.readEdge = false
+            return
+        }
+        try park(waiters, fd, .read, kind: .read, deadline: deadline)
+    }
+
+    @inline(__always)
+    private func park(_ waiters: DescriptorWaiters, _ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws {
+        let s = scheduler
+        let me = s.current
+        switch direction {
+        case .read:
+            waiters.readEdge = false  // the caller saw EAGAIN, or consumed the edge
+            waiters.readers.enqueue(me)
+        case .write: waiters.writers.enqueue(me)
+        }
+        ioWaiters += 1
+        let result = s.park(kind, object: UInt64(UInt32(bitPattern: fd)), deadline: deadline)
+        ioWaiters -= 1
+        if result == .closed {
+            throw UThreadError.closed("descriptor \(fd) was closed while this thread waited to \(kind.label)")
+        }
+        try result.check()
+    }
+
+    /// The waiters of `fd`, adding it to the epoll set first if needed; nil for descriptors
+    /// epoll does not watch (regular files: always ready).
+    private func register(_ fd: Int32) throws(UThreadError) -> DescriptorWaiters? {
+        guard fd >= 0 else { throw .system(call: "epoll_ctl", errno: .badFileDescriptor) }
+        let index = Int(fd)
+        if index < descriptors.count, let w = descriptors[index] { return w }
+        let mask = UInt32(UTHREADS_EV_IN | UTHREADS_EV_OUT | UTHREADS_EV_RDHUP) | UInt32(truncatingIfNeeded: UTHREADS_EV_ET)
+        if uthreads_epoll_ctl(epollFD, 1, fd, mask, UInt64(index)) < 0 {
+            let e = Errno.lastError
+            if e == .notPermitted { return nil }
+            if e != .fileExists { throw .system(call: "epoll_ctl", errno: e) }
+        }
+        if index >= descriptors.count {
+            descriptors.append(contentsOf: repeatElement(nil, count: max(index + 1, descriptors.count * 2) - descriptors.count))
+        }
+        let w = DescriptorWaiters()
+        descriptors[index] = w
+        return w
+    }
+
+    // MARK: Closing
+
+    /// Wakes every thread waiting on `fd` with `.closed` and removes `fd` from the epoll set.
+    /// Call before close(2).
+    func closing(_ fd: Int32) {
+        let index = Int(fd)
+        guard index >= 0, index < descriptors.count, let w = descriptors[index] else { return }
+        descriptors[index] = nil
+        while let t = w.readers.dequeue() { scheduler.wake(t, .closed) }
+        while let t = w.writers.dequeue() { scheduler.wake(t, .closed) }
+        _ = uthreads_epoll_ctl(epollFD, 2, fd, 0, 0)
+    }
+
+    /// Drops any stale entry for a descriptor number the kernel just handed out again.
+    @inline(__always)
+    func forget(_ fd: Int32) {
+        let index = Int(fd)
+        if index >= 0, index < descriptors.count, descriptors[index] != nil { closing(fd) }
+    }
+
+    // MARK: Offloading
+
+    /// Runs `job` on the offload pool and parks the calling thread until it has finished.
+    /// Not cancellable: a kernel thread running arbitrary code cannot be interrupted, and the
+    /// job's result must not be lost.
+    func offload(_ job: OffloadJob) {
+        let s = scheduler
+        job.waiter = UInt(bitPattern: s.current)
+        job.mailbox = mailbox
+        offloadsInFlight += 1
+        OffloadPool.shared.submit(job)
+        // Only the completion wakes it: the park is not cancellable, and deadlock teardown never
+        // runs while offloadsInFlight > 0.
+        while s.park(.offload, object: 0, deadline: nil, cancellable: false) != .woken {}
+    }
+
+    // MARK: Poller
+
+    func poll(timeoutNanoseconds: UInt64?) {
+        var timeout: Int32 = -1
+        if let ns = timeoutNanoseconds {
+            timeout = Int32(clamping: (ns / 1_000_000) + (ns % 1_000_000 == 0 ? 0 : 1))
+        }
+        let n = uthreads_epoll_wait(epollFD, events, Reactor.eventCapacity, timeout)
+        guard n > 0 else { return }  // EINTR or nothing ready
+        let readMask = UInt32(UTHREADS_EV_IN | UTHREADS_EV_ERR | UTHREADS_EV_HUP | UTHREADS_EV_RDHUP)
+        let writeMask = UInt32(UTHREADS_EV_OUT | UTHREADS_EV_ERR | UTHREADS_EV_HUP)
+        let hangUpMask = UInt32(UTHREADS_EV_ERR | UTHREADS_EV_HUP | UTHREADS_EV_RDHUP)
+        let s = scheduler
+        for i in 0..<Int(n) {
+            let event = events[i]
+            if event.data == Reactor.mailboxToken {
+                completeOffloads()
+                continue
+            }
+            let index = Int(event.data)
+            guard index < descriptors.count, let w = descriptors[index] else { continue }
+            if event.events & readMask != 0 {
+                if w.readers.isEmpty { w.readEdge = true }
+                if event.events & hangUpMask != 0 { w.hangUp = true }
+                while let t = w.readers.dequeue() { s.wake(t, .woken) }
+            }
+            if event.events & writeMask != 0 {
+                while let t = w.writers.dequeue() { s.wake(t, .woken) }
+            }
+        }
+    }
+
+    private func completeOffloads() {
+        for job in mailbox.takeCompleted() {
+            offloadsInFlight -= 1
+            if let t = ControlBlock(bitPattern: job.waiter) { scheduler.wake(t, .woken) }
+        }
+    }
+
+    func shutdown() {
+        for case let w? in descriptors {
+            while let t = w.readers.dequeue() { scheduler.wake(t, .closed) }
+            while let t = w.writers.dequeue() { scheduler.wake(t, .closed) }
+        }
+        descriptors.removeAll()
+        Glibc.close(epollFD)
+    }
+}

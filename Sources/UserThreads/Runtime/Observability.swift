@@ -1,0 +1,59 @@
+// Layer 7: what makes a runtime visible from outside — the debugger registry, the dump signal
+// and the control socket — set up when `run` starts and undone when it ends (never on the
+// switch path).
+import CUThreads
+import Glibc
+import Logging
+
+enum Observability {
+    /// What `detach` undoes.
+    struct Attachment {
+        var registrySlot: Int32
+        var server: ControlSocketServer?
+    }
+
+    /// Registers the runtime's table for debuggers, installs the dump signal handler and
+    /// starts the control socket, as configured.
+    static func attach(_ scheduler: Scheduler) throws(UThreadError) -> Attachment {
+        let logger = scheduler.configuration.logger
+        let slot = uthreads_registry_add(scheduler.table.view, Unmanaged.passUnretained(scheduler).toOpaque())
+        if slot < 0 {
+            logger.notice("too many live runtimes; this one is not visible to debuggers",
+                          metadata: ["slots": "\(UTHREADS_REGISTRY_SLOTS)"])
+        }
+        if let signal = scheduler.configuration.dumpSignal {
+            let e = uthreads_install_dump_signal(signal)
+            if e == EBUSY {
+                logger.notice("thread dumps on a signal are off: the program has its own handler for it",
+                              metadata: ["signal": "\(signal)"])
+            } else if e == ENOTSUP {
+                logger.notice("thread dumps on a signal are off: the signal is ignored in this process",
+                              metadata: ["signal": "\(signal)"])
+            } else if e != 0 {
+                logger.warning("thread dumps on a signal are off: sigaction failed",
+                               metadata: ["signal": "\(signal)", "errno": "\(e)"])
+            }
+        }
+        var server: ControlSocketServer?
+        if let path = scheduler.configuration.controlSocket {
+            guard let channel = SnapshotChannel() else {
+                uthreads_registry_remove(slot)
+                throw .resourceExhausted("no pipe for the control socket")
+            }
+            do {
+                server = try ControlSocketServer(path: path, channel: channel)
+            } catch {
+                uthreads_registry_remove(slot)
+                throw error
+            }
+            scheduler.snapshotChannel = channel
+            scheduler.idleWakeLimit = ControlSocketServer.idleWakeNanoseconds
+        }
+        return Attachment(registrySlot: slot, server: server)
+    }
+
+    static func detach(_ attachment: Attachment) {
+        attachment.server?.stop()
+        uthreads_registry_remove(attachment.registrySlot)
+    }
+}

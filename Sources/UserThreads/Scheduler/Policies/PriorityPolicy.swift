@@ -1,0 +1,74 @@
+// Layer 4: strict priority with aging.
+
+/// Strict priority with aging: the ready thread with the highest *effective* priority runs;
+/// equal priorities run in FIFO order, round-robin within the quantum. A thread's effective
+/// priority is its `priority` plus one for every `agingInterval` it has waited ready, so a
+/// low-priority thread waiting behind a stream of high-priority work eventually outranks it:
+/// no starvation (a thread of priority p waits at most (pmax − p + 1) × agingInterval plus
+/// one quantum per thread ahead of it). Running resets the age. With `agingInterval: nil` the
+/// policy is strict and can starve. A thread that becomes ready with a higher effective
+/// priority than the running thread's preempts it at the running thread's next safe point.
+///
+/// awakened, hasReadyThreads, timeSlice: O(1). pickNext, shouldPreempt: O(n) in ready threads
+/// (one scan computing effective priorities; aging makes priorities change with time, which a
+/// heap keyed at insertion cannot follow).
+public final class PriorityPolicy: SchedulingPolicy {
+    /// The time slice among threads of equal effective priority (default 10 ms).
+    public let quantum: Duration
+    /// Waiting ready this long raises a thread's effective priority by one (default 20 ms); nil:
+    /// no aging, so the policy is strict and low priorities can starve.
+    public let agingInterval: Duration?
+    private let agingNs: UInt64
+    private var queue = ReadyQueue()
+
+    /// - Parameters:
+    ///   - quantum: the time slice among equal priorities (default 10 ms).
+    ///   - agingInterval: waiting this long raises the effective priority by one (default
+    ///     20 ms); nil: no aging (strict priority, starvation possible).
+    public init(quantum: Duration = .milliseconds(10), agingInterval: Duration? = .milliseconds(20)) {
+        self.quantum = quantum
+        self.agingInterval = agingInterval
+        agingNs = agingInterval.map { max(1, Scheduler.nanoseconds($0)) } ?? 0
+    }
+
+    public func awakened(_ thread: ThreadRef, reason: ReadyReason) {
+        thread.policyData.0 = now  // ready since
+        queue.append(thread)
+    }
+
+    /// `thread`'s priority raised by its age at `now`.
+    public func effectivePriority(_ thread: ThreadRef, now: UInt64) -> Int {
+        guard agingNs > 0 else { return thread.priority }
+        let waited = now &- min(now, thread.policyData.0)
+        return thread.priority &+ Int(min(waited / agingNs, 1 << 30))
+    }
+
+    private func best() -> (ThreadRef, Int)? {
+        let t = now
+        var found: (ThreadRef, Int)?
+        queue.forEach { r in
+            let p = effectivePriority(r, now: t)
+            if found == nil || p > found!.1 { found = (r, p) }  // strict >: FIFO among equals
+        }
+        return found
+    }
+
+    public func pickNext() -> ThreadRef? {
+        guard let (t, _) = best() else { return nil }
+        queue.remove(t)
+        return t
+    }
+
+    public var hasReadyThreads: Bool { !queue.isEmpty }
+    public func timeSlice(for thread: ThreadRef) -> Duration? { quantum }
+
+    public func shouldPreempt(_ running: ThreadRef) -> Bool {
+        guard let (_, p) = best() else { return false }
+        return p > running.priority
+    }
+
+    public func checkInvariants() {
+        queue.checkInvariants()
+        queue.forEach { precondition($0.block.pointee.state == .stateReady, "PriorityPolicy: queued thread \($0.id) is not ready") }
+    }
+}

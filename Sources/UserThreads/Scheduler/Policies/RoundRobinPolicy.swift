@@ -1,0 +1,29 @@
+// Layer 4: round-robin.
+
+/// Round-robin: FIFO order, but a thread that uses up its quantum is switched out at its next
+/// safe point and goes to the back of the queue. The textbook's time-sharing policy: response
+/// time is bounded by (ready threads − 1) × quantum.
+///
+/// awakened, pickNext, hasReadyThreads, timeSlice: O(1).
+public final class RoundRobinPolicy: SchedulingPolicy {
+    /// The time slice after which the running thread goes to the back of the queue at its next
+    /// safe point (default 10 ms; always positive).
+    public let quantum: Duration
+    private var queue = ReadyQueue()
+
+    /// - Parameter quantum: the time slice (default 10 ms).
+    public init(quantum: Duration = .milliseconds(10)) {
+        precondition(quantum > .zero, "RoundRobinPolicy: the quantum must be positive")
+        self.quantum = quantum
+    }
+
+    public func awakened(_ thread: ThreadRef, reason: ReadyReason) { queue.append(thread) }
+    public func pickNext() -> ThreadRef? { queue.popFirst() }
+    public var hasReadyThreads: Bool { !queue.isEmpty }
+    public func timeSlice(for thread: ThreadRef) -> Duration? { quantum }
+
+    public func checkInvariants() {
+        queue.checkInvariants()
+        queue.forEach { precondition($0.block.pointee.state == .stateReady, "RoundRobinPolicy: queued thread \($0.id) is not ready") }
+    }
+}

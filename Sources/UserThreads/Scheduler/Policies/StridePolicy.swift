@@ -1,0 +1,59 @@
+// Layer 4: stride scheduling (Waldspurger and Weihl, 1995).
+
+/// Stride scheduling: the deterministic sibling of lottery. Each thread has a stride =
+/// `strideOne / tickets` and a pass value; the ready thread with the smallest pass runs, and
+/// its pass advances by its stride per quantum it used (pro rata for a partial quantum). Over
+/// any interval a thread's share is within one quantum of its ticket share. A thread that
+/// becomes ready after waiting starts at the current global pass (it cannot bank credit while
+/// blocked). Pass lives in `policyData.0`.
+///
+/// awakened, pickNext: O(log n) (a heap keyed by pass). hasReadyThreads, timeSlice: O(1).
+public final class StridePolicy: SchedulingPolicy {
+    /// The numerator of every stride (2^20): a thread's stride is `strideOne / tickets`, so a
+    /// thread with one ticket advances its pass by `strideOne` per quantum it runs.
+    public static let strideOne: UInt64 = 1 << 20
+    /// The time slice of each pick (default 10 ms). A thread's pass advances by its stride per
+    /// full quantum it runs, pro rata for less.
+    public let quantum: Duration
+    private let quantumNs: UInt64
+    private var heap = KeyedThreadHeap()
+    /// The pass of the thread last picked: where returning threads start.
+    private var globalPass: UInt64 = 0
+
+    /// An empty stride policy.
+    ///
+    /// - Parameter quantum: the time slice of each pick, and the unit the pass advance is
+    ///   measured in (default 10 ms).
+    public init(quantum: Duration = .milliseconds(10)) {
+        self.quantum = quantum
+        quantumNs = max(1, Scheduler.nanoseconds(quantum))
+    }
+
+    /// `thread`'s stride: `strideOne / tickets`, the pass it advances per full quantum it runs.
+    /// More tickets, smaller stride, more frequent turns. O(1).
+    public func stride(of thread: ThreadRef) -> UInt64 { Self.strideOne / UInt64(thread.tickets) }
+
+    public func awakened(_ thread: ThreadRef, reason: ReadyReason) {
+        if reason == .spawned || reason == .woken { thread.policyData.0 = max(thread.policyData.0, globalPass) }
+        heap.insert(thread, key: thread.policyData.0)
+    }
+
+    public func ran(_ thread: ThreadRef, nanoseconds: UInt64) {
+        // Pass advances by stride × (quanta used); at least a sliver so that a thread that
+        // yields at once still moves back.
+        let used = max(nanoseconds, 1)
+        let advance = stride(of: thread).multipliedFullWidth(by: used)
+        let (q, _) = quantumNs.dividingFullWidth((advance.high, advance.low))
+        thread.policyData.0 &+= max(1, q)
+    }
+
+    public func pickNext() -> ThreadRef? {
+        guard let e = heap.popMin() else { return nil }
+        globalPass = e.key
+        return e.thread
+    }
+
+    public var hasReadyThreads: Bool { !heap.isEmpty }
+    public func timeSlice(for thread: ThreadRef) -> Duration? { quantum }
+    public func checkInvariants() { heap.checkInvariants("StridePolicy") }
+}

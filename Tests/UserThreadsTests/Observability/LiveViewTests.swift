@@ -1,0 +1,110 @@
+import CUThreads
+import Foundation
+import Synchronization
+import Testing
+@testable import UserThreads
+
+/// The control socket serves the thread table; `uthreads top` shows it.
+@Suite struct LiveViewTests {
+    static func temporaryPath(_ suffix: String) -> String {
+        FileManager.default.temporaryDirectory
+            .appendingPathComponent("ut-\(getpid())-\(UInt32.random(in: 0...UInt32.max))\(suffix)").path
+    }
+
+    /// Sends one request line to a control socket and reads the answer to the end.
+    static func ask(_ path: String, _ request: String) -> Data? {
+        let fd = uthreads_unix_connect(path)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        let line = Array((request + "\n").utf8)
+        guard write(fd, line, line.count) == line.count else { return nil }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            data.append(contentsOf: buffer[0..<n])
+        }
+        return data
+    }
+
+    @Test func theControlSocketServesTheTableFromAnotherKernelThread() throws {
+        let path = Self.temporaryPath(".sock")
+        var configuration = UThreadRuntime.Configuration()
+        configuration.controlSocket = path
+        let answers = try UThreadRuntime.run(configuration) {
+            let sleeper = UThread(name: "sleeper") { try UThread.sleep(for: .seconds(3600)) }
+            let joiner = UThread(name: "joiner") { try sleeper.join() }
+            UThread.yield()
+            // The client is a kernel thread of its own; main waits for its answer by parking
+            // (a blocking wait here would stop the scheduler that must answer).
+            let result = Mutex<(Data?, Data?)?>(nil)
+            let client = Thread {
+                let answers = (Self.ask(path, "table"), Self.ask(path, "dump"))  // not under the lock
+                result.withLock { $0 = answers }
+            }
+            client.start()
+            let giveUp = ContinuousClock.now + .seconds(60)
+            while result.withLock({ $0 == nil }) && ContinuousClock.now < giveUp {
+                try UThread.sleep(for: .milliseconds(1))
+            }
+            sleeper.cancel()
+            _ = try? joiner.join()
+            return result.withLock { $0 }
+        }
+        let (tableData, dumpData) = try #require(answers)
+        let table = try JSONDecoder().decode(ThreadTable.self, from: try #require(tableData))
+        func row(_ name: String) -> ThreadInfo? { table.threads.first { $0.name == name } }
+        #expect(row("main")?.state == .sleeping)
+        #expect(row("sleeper")?.state == .sleeping)
+        #expect(row("joiner")?.state == .blocked)
+        #expect(row("joiner")?.waitReason?.kind == .join)
+        let dump = try JSONDecoder().decode(ThreadDump.self, from: try #require(dumpData))
+        #expect(dump.reason == "control socket")
+        #expect(dump.threads.first { $0.thread.name == "joiner" }?.backtrace.isEmpty == false)
+        #expect(!FileManager.default.fileExists(atPath: path), "the socket is removed when run returns")
+    }
+
+    @Test func anUnusableSocketPathIsAConfigurationError() {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.controlSocket = "/nonexistent-dir/uthreads.sock"
+        #expect(throws: UThreadError.self) { try UThreadRuntime.run(configuration) {} }
+    }
+
+    @Test func uthreadsTopShowsALiveProcess() throws {
+        let socket = Self.temporaryPath(".sock"), stop = Self.temporaryPath(".stop")
+        let target = Process()
+        target.executableURL = URL(fileURLWithPath: ChildProcess.uthreadsPath)
+        target.arguments = ["selftest", "live-view", socket, stop]
+        target.standardOutput = FileHandle.nullDevice
+        target.standardError = FileHandle.nullDevice
+        try target.run()
+        defer {
+            _ = FileManager.default.createFile(atPath: stop, contents: nil)
+            target.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: stop)
+        }
+        // Wait for the event "the socket answers" (bounded), not for a guessed time.
+        let giveUp = ContinuousClock.now + .seconds(60)
+        while Self.ask(socket, "table") == nil && ContinuousClock.now < giveUp { usleep(2000) }
+        let r = try ChildProcess.uthreads("top", "--once", "--sort", "id", socket)
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("uthreads top — \(socket)") == true)
+        #expect(lines.contains { $0.contains("TID") && $0.contains("CPU%") && $0.contains("SWITCHES") && $0.contains("WAIT") })
+        #expect(lines.contains { $0.contains("sleeper") && $0.contains("sleeping") })
+        #expect(lines.contains { $0.contains("joiner") && $0.contains("blocked") && $0.contains("join #2") })
+        #expect(lines.contains { $0.contains("main") && $0.contains("sleeping") })
+        // Two refreshes: the second has CPU% figures from the difference.
+        let twice = try ChildProcess.uthreads("top", "-n", "2", "--interval", "0.05", socket)
+        #expect(twice.status == 0, "\(twice.stderr)")
+        #expect(twice.stdout.components(separatedBy: "uthreads top —").count == 3)
+    }
+
+    @Test func uthreadsTopNamesAMissingSocket() throws {
+        let r = try ChildProcess.uthreads("top", "--once", Self.temporaryPath(".sock"))
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("cannot connect"))
+    }
+}
