@@ -13,9 +13,12 @@ public final class KernelThreadsBackend: ThreadingBackend {
     /// Stack size of each pthread (0: the default, 8 MiB of address space, touched lazily).
     public let stackSize: Int
 
+    /// A backend whose pthreads get `stackSize` bytes of stack (0: the default).
     public init(stackSize: Int = 0) { self.stackSize = stackSize }
+    /// `.kernelThreads`.
     public var kind: BackendKind { .kernelThreads }
 
+    /// A pthread running `body`.
     public func spawn<R: Sendable>(name: String, _ body: @escaping @Sendable () throws -> R) -> BackendThread<R> {
         let thread = KernelThread(name: name, body)
         thread.start(stackSize: stackSize)
@@ -23,8 +26,10 @@ public final class KernelThreadsBackend: ThreadingBackend {
         return BackendThread(.kernel(thread))
     }
 
+    /// `sched_yield()`.
     public func yield() { sched_yield() }
 
+    /// `nanosleep`, resumed after signals.
     public func sleep(for duration: Duration) throws {
         guard duration > .zero else { sched_yield(); return }
         let (seconds, attoseconds) = duration.components
@@ -36,8 +41,11 @@ public final class KernelThreadsBackend: ThreadingBackend {
         }
     }
 
+    /// A `pthread_mutex_t`.
     public func makeMutex(name: String) -> any BackendMutex { KernelMutex() }
+    /// A `pthread_cond_t`.
     public func makeCondition(name: String) -> any BackendCondition { KernelCondition() }
+    /// A channel on a pthread mutex and two condition variables.
     public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) -> any BackendChannel<T> {
         KernelChannel<T>(capacity: capacity)
     }

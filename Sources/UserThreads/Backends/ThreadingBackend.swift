@@ -55,6 +55,7 @@ public enum BackendKind: String, Sendable, CaseIterable, CustomStringConvertible
 /// The operations user threads and kernel threads share. Obtain one from
 /// `UThreadRuntime.run(backend:_:)`; call it from the threads of that run only.
 public protocol ThreadingBackend: Sendable {
+    /// Which implementation this is.
     var kind: BackendKind { get }
     /// Starts a thread running `body`.
     func spawn<R: Sendable>(name: String, _ body: @escaping @Sendable () throws -> R) -> BackendThread<R>
@@ -62,15 +63,22 @@ public protocol ThreadingBackend: Sendable {
     func yield()
     /// Blocks the calling thread for at least `duration`.
     func sleep(for duration: Duration) throws
+    /// A new mutex (`name` shows in the user thread table's wait reasons; pthreads ignore it).
     func makeMutex(name: String) -> any BackendMutex
+    /// A new condition variable, to be used with a mutex of the same backend.
     func makeCondition(name: String) -> any BackendCondition
+    /// A new channel of `T` values; `capacity` 0 is a rendezvous.
     func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) -> any BackendChannel<T>
 }
 
 extension ThreadingBackend {
+    /// Starts an unnamed thread running `body`.
     public func spawn<R: Sendable>(_ body: @escaping @Sendable () throws -> R) -> BackendThread<R> { spawn(name: "", body) }
+    /// A new unnamed mutex.
     public func makeMutex() -> any BackendMutex { makeMutex(name: "") }
+    /// A new unnamed condition variable.
     public func makeCondition() -> any BackendCondition { makeCondition(name: "") }
+    /// A new unnamed channel (default: unbuffered).
     public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int = 0) -> any BackendChannel<T> {
         makeChannel(of: type, capacity: capacity, name: "")
     }
@@ -78,7 +86,9 @@ extension ThreadingBackend {
 
 /// A mutual-exclusion lock of either backend (not recursive).
 public protocol BackendMutex: AnyObject, Sendable {
+    /// Acquires the lock, blocking while another thread holds it.
     func lock() throws
+    /// Releases the lock (the caller must hold it).
     func unlock() throws
 }
 
@@ -113,9 +123,13 @@ extension BackendCondition {
 /// rendezvous; `receive` returns nil once closed and drained; `send` on a closed channel (or one
 /// closed while the sender waits) throws `UThreadError.closed`.
 public protocol BackendChannel<Element>: AnyObject, Sendable {
+    /// The type of the values.
     associatedtype Element: Sendable
+    /// How many values it buffers (0: a rendezvous).
     var capacity: Int { get }
+    /// Sends `value`, blocking while no receiver is ready and the buffer is full.
     func send(_ value: Element) throws
+    /// The next value, blocking while there is none; nil once closed and drained.
     func receive() throws -> Element?
     /// Returns false if it was already closed.
     @discardableResult func close() -> Bool
@@ -134,6 +148,7 @@ public final class BackendThread<R: Sendable>: @unchecked Sendable {
     let storage: Storage
     init(_ storage: Storage) { self.storage = storage }
 
+    /// Waits for the thread to finish; returns its value or rethrows its error.
     public func join() throws -> R {
         switch storage {
         case .user(let t): try t.join()

@@ -3,17 +3,25 @@
 
 /// User threads of the M:1 runtime of the calling kernel thread.
 public struct UserThreadsBackend: ThreadingBackend {
+    /// The backend of the calling kernel thread's runtime (use it inside `UThreadRuntime.run`).
     public init() {}
+    /// `.userThreads`.
     public var kind: BackendKind { .userThreads }
 
+    /// A `UThread` running `body`.
     public func spawn<R: Sendable>(name: String, _ body: @escaping @Sendable () throws -> R) -> BackendThread<R> {
         BackendThread(.user(UThread(name: name, body)))
     }
 
+    /// `UThread.yield()`.
     public func yield() { UThread.yield() }
+    /// `UThread.sleep(for:)`.
     public func sleep(for duration: Duration) throws { try UThread.sleep(for: duration) }
+    /// A `UMutex`.
     public func makeMutex(name: String) -> any BackendMutex { UserBackendMutex(UMutex(name: name)) }
+    /// A `UCondition`.
     public func makeCondition(name: String) -> any BackendCondition { UserBackendCondition(UCondition(name: name)) }
+    /// A `Channel<T>`.
     public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) -> any BackendChannel<T> {
         UserBackendChannel(Channel<T>(capacity: capacity, name: name))
     }

@@ -14,15 +14,19 @@ public struct KernelThreadInfo: Sendable, Codable, Hashable {
     public var state: String
     /// CPU time in user mode and in kernel mode, in seconds.
     public var userSeconds: Double
+    /// CPU time in kernel mode (system calls, page faults), in seconds.
     public var systemSeconds: Double
     /// Context switches the thread asked for (blocking) and that were forced on it (preemption).
     public var voluntarySwitches: Int
+    /// Context switches forced on the thread (preemption).
     public var involuntarySwitches: Int
     /// The CPU it last ran on.
     public var processor: Int
 
+    /// User plus system CPU time, in seconds.
     public var cpuSeconds: Double { userSeconds + systemSeconds }
 
+    /// A row with the given fields (`parse` builds them from /proc).
     public init(tid: Int, name: String, state: String, userSeconds: Double, systemSeconds: Double,
                 voluntarySwitches: Int, involuntarySwitches: Int, processor: Int) {
         self.tid = tid
@@ -70,8 +74,10 @@ public struct KernelThreadInfo: Sendable, Codable, Hashable {
 
 /// The kernel's thread table of this process.
 public struct KernelThreadTable: Sendable, Codable, Hashable, CustomStringConvertible {
+    /// The kernel threads, by TID.
     public var threads: [KernelThreadInfo]
 
+    /// A table of the given rows (`current()` reads the live one).
     public init(threads: [KernelThreadInfo]) { self.threads = threads }
 
     /// Reads /proc/self/task now (any kernel thread may call it; no runtime needed). Threads that
