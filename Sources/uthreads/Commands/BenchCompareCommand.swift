@@ -213,7 +213,17 @@ struct BenchScaleCommand: BenchSubcommand {
 extension CompareBenchRuns {
     /// Every group the comparison needs, in a safe order (forks before Swift tasks start threads).
     static var all: [(BenchReport, BenchOptions) throws -> Void] {
-        [CoreBenchRuns.switches, CoreBenchRuns.spawn, CoreBenchRuns.memory, SyncBenchRuns.sync,
+        [announce("switch", CoreBenchRuns.switches), announce("spawn", CoreBenchRuns.spawn),
+         announce("memory", CoreBenchRuns.memory), announce("sync", SyncBenchRuns.sync),
          backends, processes, syscalls, budget, tasks, taskBudget, summary]
+    }
+
+    /// The core and sync groups print to stdout only; say on stderr that they started.
+    static func announce(_ name: String, _ group: @escaping (BenchReport, BenchOptions) throws -> Void)
+        -> (BenchReport, BenchOptions) throws -> Void {
+        { r, o in
+            progress("\(name)")
+            try group(r, o)
+        }
     }
 }
