@@ -32,4 +32,39 @@ int peers_run_in_child(void (*body)(void *context), void *context);
 int peers_seccomp_trap_all(void);
 /// System calls refused since peers_seccomp_trap_all.
 long peers_seccomp_count(void);
+
+// process_peers.c — processes (the third column of the 1992 comparison), growing parked sets
+// for memory budgets, and a ptrace system-call counter.
+
+/// Mean ns of fork + _exit + waitpid of an empty child.
+double peers_fork_wait_ns(int iterations);
+/// Mean ns per handoff of two processes passing a byte over two pipes (`cpu` >= 0 pins both).
+double peers_pipe_handoff_ns(int handoffs, int cpu);
+
+/// A set of pthreads parked in FUTEX_WAIT that grows by `add` (at most `capacity`).
+void *peers_thread_set_new(int capacity);
+/// Starts up to `count` more (stack_size 0: default attributes); returns 0 or the errno that stopped it.
+int peers_thread_set_add(void *set, int count, long stack_size);
+int peers_thread_set_count(void *set);
+/// Wakes, joins and frees them all.
+void peers_thread_set_release(void *set);
+
+/// A set of child processes blocked reading a pipe, grown by `add` (at most `capacity`).
+void *peers_process_set_new(int capacity);
+/// Forks up to `count` more; returns 0 or the errno that stopped it.
+int peers_process_set_add(void *set, int count);
+int peers_process_set_count(void *set);
+/// Sum of the children's private pages (Private_Clean + Private_Dirty of smaps_rollup), bytes.
+long peers_process_set_private_bytes(void *set);
+/// Lets the children exit and reaps them.
+void peers_process_set_release(void *set);
+
+/// Runs `body(context)` in a forked child traced with ptrace (following its threads and
+/// children) and returns the number of system calls they entered, or a negative value if
+/// tracing failed (-errno) or the child did not exit with 0 (-1000 - status). The caller must
+/// be single-threaded; `body` must not depend on other threads of the caller.
+long peers_count_syscalls(void (*body)(void *context), void *context);
+
+/// Bytes malloc has handed out and not had back (mallinfo2: uordblks + hblkhd).
+long peers_malloc_in_use(void);
 #endif

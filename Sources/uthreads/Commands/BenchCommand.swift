@@ -12,6 +12,10 @@ struct BenchOptions: ParsableArguments {
     var json = false
     @Option(name: .customLong("repeat"), help: "Repetitions per figure (the median is shown).")
     var repetitions: Int = 5
+    @Flag(help: "Also print the comparison table as Markdown.")
+    var markdown = false
+    @Option(help: "Write the comparison chart (log-scale bars) as SVG to this path.")
+    var svg: String?
 
     func validate() throws {
         guard (1...100).contains(repetitions) else { throw ValidationError("--repeat must be 1...100") }
@@ -25,7 +29,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks side by side with kernel threads (run all with no subcommand).",
         subcommands: [BenchAllCommand.self, BenchSwitchCommand.self, BenchSpawnCommand.self, BenchMemoryCommand.self,
-                      BenchSyncCommand.self, BenchIOCommand.self],
+                      BenchSyncCommand.self, BenchIOCommand.self, BenchCompareCommand.self, BenchScaleCommand.self],
         defaultSubcommand: BenchAllCommand.self)
 }
 
@@ -48,7 +52,7 @@ struct BenchAllCommand: BenchSubcommand {
     static let configuration = CommandConfiguration(commandName: "all", abstract: "Every benchmark.")
     @OptionGroup var options: BenchOptions
     static var groups: [(BenchReport, BenchOptions) throws -> Void] {
-        [CoreBenchRuns.switches, CoreBenchRuns.spawn, CoreBenchRuns.memory, SyncBenchRuns.sync]
+        CompareBenchRuns.all  // core, sync, then the issue-6 groups and the comparison table
     }
 }
 

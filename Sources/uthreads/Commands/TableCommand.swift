@@ -10,7 +10,14 @@ struct TableCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
+    @Flag(help: "Show the kernel's thread table (/proc/self/task) next to the user thread table.")
+    var kernel = false
+
+    @Option(help: "With --kernel: how many parked user threads to spawn first.")
+    var parked = 1000
+
     func run() throws {
+        if kernel { return try TableKernelView.run(parked: parked, json: json) }
         let table = try UThreadRuntime.run { try DemoWorkload.snapshotWithEveryState() }
         if json {
             let encoder = JSONEncoder()
