@@ -72,10 +72,10 @@ final class StackPool {
     private(set) var effectiveMode: StackMode
     private(set) var switchedToDense = false
 
-    @exclusivity(unchecked) private var freeDefault: [Stack] = []   // guarded, defaultSize
+    @exclusivity(unchecked) private var freeDefault = StackFreeList()   // guarded, defaultSize
     private var freeGuarded: [Int: [Stack]] = [:]                   // other usable sizes
     private var pooledGuarded = 0
-    @exclusivity(unchecked) private var freeDense: [Stack] = []
+    @exclusivity(unchecked) private var freeDense = StackFreeList()
     private var slabs: [(base: UnsafeMutableRawPointer, length: Int)] = []
     private static let slotsPerSlab = 256
     private let guardSize: Int
@@ -109,7 +109,7 @@ final class StackPool {
             return s
         }
         let usable = size.map { StackPool.round($0, to: pageSize) } ?? defaultSize
-        if usable == defaultSize, let s = freeDefault.popLast() {
+        if usable == defaultSize, let s = freeDefault.pop() {
             pooledGuarded -= 1
             inUse += 1
             return s
@@ -150,10 +150,10 @@ final class StackPool {
                 let keepFrom = slotTop - pageSize
                 if keepFrom > stack.lo { madvise(stack.lo, keepFrom - stack.lo, MADV_DONTNEED) }
             }
-            freeDense.append(stack)
+            freeDense.push(stack)
         default:
             if pooledGuarded < maxPooled {
-                if stack.size == defaultSize { freeDefault.append(stack) } else { freeGuarded[stack.size, default: []].append(stack) }
+                if stack.size == defaultSize { freeDefault.push(stack) } else { freeGuarded[stack.size, default: []].append(stack) }
                 pooledGuarded += 1
             } else {
                 munmap(stack.lo - stack.guardSize, stack.size + stack.guardSize)
@@ -186,7 +186,7 @@ final class StackPool {
     }
 
     private func allocateDense() throws(UThreadError) -> Stack {
-        if let s = freeDense.popLast() { return s }
+        if let s = freeDense.pop() { return s }
         let slots = StackPool.slotsPerSlab
         // One leading page holds the canary of slot 0.
         let length = pageSize + slots * denseSlotSize
@@ -201,25 +201,30 @@ final class StackPool {
         for i in 0..<slots {
             let slotLo = base + pageSize + i * denseSlotSize
             // usable: [slotLo, slotLo + slot - 64): the top 64 bytes hold the canary of the slot above.
-            freeDense.append(Stack(lo: slotLo, hi: slotLo + denseSlotSize - 64, guardSize: 0, mode: .dense))
+            freeDense.push(Stack(lo: slotLo, hi: slotLo + denseSlotSize - 64, guardSize: 0, mode: .dense))
         }
-        return freeDense.popLast()!
+        return freeDense.pop()!
     }
 
     /// Unmaps everything. Only when no stack is in use (the runtime has ended).
     func destroy() {
-        for s in freeDefault + freeGuarded.values.joined() {
+        let unmap = { [self] (s: Stack) in
             munmap(s.lo - s.guardSize, s.size + s.guardSize)
             mappedGuarded -= 1
             GuardedBudget.give()
         }
-        freeDefault = []
+        freeDefault.drain(unmap)
+        freeGuarded.values.joined().forEach(unmap)
         freeGuarded = [:]
         pooledGuarded = 0
         for slab in slabs { munmap(slab.base, slab.length) }
         slabs = []
-        freeDense = []
+        freeDense.drain { _ in }  // their memory went with the slabs
     }
 
-    deinit { destroy() }
+    deinit {
+        destroy()
+        freeDefault.deallocate()
+        freeDense.deallocate()
+    }
 }
