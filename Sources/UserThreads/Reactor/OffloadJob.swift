@@ -15,6 +15,11 @@ class OffloadJob: @unchecked Sendable {
     /// Runs on a pool thread.
     final func runAndPost() {
         execute()
+        postCompletion()
+    }
+
+    /// Hands the finished job back to its runtime (any kernel thread, once).
+    final func postCompletion() {
         let box = mailbox
         mailbox = nil
         box?.post(self)

@@ -233,14 +233,36 @@ final class Reactor: Poller {
     /// Not cancellable: a kernel thread running arbitrary code cannot be interrupted, and the
     /// job's result must not be lost.
     func offload(_ job: OffloadJob) {
+        awaitCompletion(job, start: { OffloadPool.shared.submit($0) }, onCancel: nil)
+    }
+
+    /// Starts `job` somewhere else (another kernel thread, a Swift task) with `start`, and parks
+    /// the calling thread until the job posts its completion to this reactor's mailbox.
+    ///
+    /// With `onCancel`, the park is cancellable: `cancel()` on the thread calls `onCancel` once
+    /// (which asks the job to stop early) and the thread keeps waiting for the completion, so
+    /// the job's result (often a `CancellationError`) is never lost and the job never outlives
+    /// the wait. Without it, only the completion wakes the thread. Deadlock teardown never runs
+    /// while a completion is outstanding (it counts in `pendingWakeups`).
+    func awaitCompletion(_ job: OffloadJob, start: (OffloadJob) -> Void, onCancel: (() -> Void)?,
+                         kind: WaitReason.Kind = .offload) {
         let s = scheduler
         job.waiter = UInt(bitPattern: s.current)
         job.mailbox = mailbox
         offloadsInFlight += 1
-        OffloadPool.shared.submit(job)
-        // Only the completion wakes it: the park is not cancellable, and deadlock teardown never
-        // runs while offloadsInFlight > 0.
-        while s.park(.offload, object: 0, deadline: nil, cancellable: false) != .woken {}
+        start(job)
+        var cancellable = onCancel != nil
+        while true {
+            switch s.park(kind, object: 0, deadline: nil, cancellable: cancellable) {
+            case .woken:
+                return
+            case .cancelled:
+                onCancel?()
+                cancellable = false  // asked once; now wait for the completion itself
+            default:
+                continue
+            }
+        }
     }
 
     // MARK: Poller
