@@ -117,6 +117,10 @@ typedef struct uthreads_tcb {
     uint64_t sched_deadline_ns;               ///< EDF deadline, scheduler clock (UINT64_MAX: none)
     int32_t nice;                             ///< CFS nice value, -20...19
     uint32_t tickets;                         ///< lottery and stride tickets (>= 1)
+    // Appended for M:N (issue 7); earlier offsets are unchanged.
+    int32_t worker;                           ///< index of the M:N worker that runs it; -1 under M:1
+    uint32_t mn_reserved;
+    uint64_t mn_token;                        ///< token of its current cross-worker wait (0: none)
 } uthreads_tcb;
 
 // MARK: - Per-kernel-thread state

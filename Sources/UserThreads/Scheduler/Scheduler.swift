@@ -104,6 +104,12 @@ final class Scheduler {
     private let fifo: FIFOPolicy?
     /// The reactor, once something needs it.
     var poller: Poller?
+    /// Issue 7: the M:N worker this scheduler serves (nil under M:1). Consulted only by the idle
+    /// loop and by `maintenance` (every 64 yields); the switch, park and wake paths never look
+    /// at it, so M:1 pays nothing for it.
+    var worker: WorkerHooks?
+    /// The worker's index (-1 under M:1), stored in every row at spawn for the thread table.
+    var workerIndex: Int32 = -1
     let configuration: UThreadRuntime.Configuration
     @exclusivity(unchecked) private var zombie: ControlBlock?
     @exclusivity(unchecked) private var ids = ThreadIDAllocator()
@@ -303,6 +309,7 @@ final class Scheduler {
         t.pointee.stack_mode = stack.mode == .dense ? UInt8(UTHREADS_STACK_DENSE) : UInt8(UTHREADS_STACK_GUARDED)
         if stack.mode == .dense { stack.canaryAddress.pointee = UTHREADS_CANARY }
         t.pointee.parent_id = current.pointee.id
+        t.pointee.worker = workerIndex
         t.pointee.created_tick = accounting ? lastTick : uthreads_ticks_inline()
         t.pointee.object = Unmanaged.passRetained(object).toOpaque()
         t.pointee.runtime = Unmanaged.passUnretained(self).toOpaque()
@@ -391,6 +398,7 @@ final class Scheduler {
         yieldsUntilMaintenance = 64
         if !timers.isEmpty { fireTimers(now: now()) }
         if let poller, poller.pendingWakeups > 0 { poller.poll(timeoutNanoseconds: 0) }
+        if let worker { worker.maintenance(self) }
     }
 
     // MARK: Parking and waking
@@ -541,6 +549,12 @@ final class Scheduler {
                 switchTo(next, from: idleBlock)
                 continue
             }
+            // Issue 7: an M:N worker decides the rest itself (remote wakes, stealing, sleeping in
+            // its reactor, global termination and deadlock); false ends the loop.
+            if let worker {
+                if worker.idle(self) { continue }
+                return
+            }
             if table.liveCount == 0 { return }
             if checks { checkInvariants() }
             if !timers.isEmpty { fireTimers(now: now()) }
@@ -593,6 +607,16 @@ final class Scheduler {
             }
         }
         return true
+    }
+
+    /// Wakes every parked thread with `result` and the cancelled flag (M:N deadlock teardown).
+    func wakeAllParked(_ result: WakeResult) {
+        table.forEachLive { t in
+            if t.pointee.state == .stateBlocked || t.pointee.state == .stateSleeping {
+                t.set(.flagCancelled)
+                wake(t, result)
+            }
+        }
     }
 
     // MARK: Invariants
