@@ -157,6 +157,15 @@ static inline __attribute__((always_inline)) int uthreads_checkpoint_tick(void) 
 /// Re-arms the countdown (the scheduler's slow path and switch-in).
 static inline void uthreads_checkpoint_arm(int64_t calls) { uthreads_checkpoint_countdown = calls; }
 
+/// A spin-wait hint to the CPU (x86 `pause`, AArch64 `yield`), for bounded spins (M:N idle workers).
+static inline void uthreads_cpu_relax(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 /// The kernel's id of the calling kernel thread (gettid), for traces.
 int32_t uthreads_gettid(void);
 

@@ -174,6 +174,12 @@ final class MNRuntime: @unchecked Sendable {
     /// Incremented per deadlock found (the second one abandons the threads left).
     let deadlockEpoch = Atomic<Int>(0)
     let deadlockReport = Mutex<String?>(nil)
+    /// Workers spinning for work before they sleep (at most half of them).
+    let spinning = Atomic<Int>(0)
+    /// How long an idle worker looks for work before it sleeps.
+    static let spinNanoseconds: UInt64 = UInt64(getenv("UTHREADS_SPIN_NS").flatMap { Int(String(cString: $0)) } ?? 20_000)
+    static let stealAfterNanoseconds = UInt64(getenv("UTHREADS_STEAL_AFTER_NS").flatMap { Int(String(cString: $0)) } ?? 5_000)
+    static let stealMax: Int = getenv("UTHREADS_STEAL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
     /// Threads a worker took from another's queue (for tests and `bench parallel`).
     let stolen = Atomic<Int>(0)
 
@@ -303,6 +309,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     let queue = Mutex(MNFIFO<MNJob>())
     let mailbox = Mutex<[MNMail]>([])
     let mailCount = Atomic<Int>(0)
+    /// When this worker last took a thread from its own queue (CLOCK_MONOTONIC ns).
+    let lastTake = Atomic<UInt64>(0)
     /// Threads this worker started (stolen ones included).
     let startedCount = Atomic<Int>(0)
     /// True while the worker sleeps (or is about to); whoever flips it to false rings.
@@ -437,19 +445,37 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         }
     }
 
-    /// Starts one queued thread: own queue, injection queue, then half of another's.
-    private func takeWork(_ s: Scheduler) -> Bool {
-        guard runtime.queued.load(ordering: .sequentiallyConsistent) > 0 else { return false }
-        if let job = queue.withLock({ $0.pop() }) ?? runtime.injection.withLock({ $0.pop() }) {
-            runtime.queued.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-            start(job, s)
-            return true
-        }
+    enum Work { case took, none, deferred }
+
+    /// Takes one thread from the own queue (or the injection queue); records when.
+    private func takeOwn(_ s: Scheduler) -> Bool {
+        guard let job = queue.withLock({ $0.pop() }) ?? runtime.injection.withLock({ $0.pop() }) else { return false }
+        lastTake.store(uthreads_monotonic_ns(), ordering: .relaxed)
+        runtime.queued.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        start(job, s)
+        return true
+    }
+
+    /// Starts one queued thread: own queue, injection queue, then half of another's — but only
+    /// from a worker that has not taken from its own queue for `stealAfterNanoseconds` (it is
+    /// busy with a long thread, or spawning): a worker that drains its queue quickly keeps its
+    /// threads (and their caches), instead of paying cross-CPU traffic for short threads.
+    /// That staleness test is also the monitor of issue 7: a thread that runs long without a
+    /// safe point stops its worker's takes, and its queued threads then go to other workers.
+    private func takeWork(_ s: Scheduler) -> Work {
+        guard runtime.queued.load(ordering: .sequentiallyConsistent) > 0 else { return .none }
+        if takeOwn(s) { return .took }
         let workers = runtime.workers
+        let now = uthreads_monotonic_ns()
+        var deferred = false
         for offset in 1..<max(workers.count, 1) {
             let victim = workers[(index + offset) % workers.count]
+            if now &- victim.lastTake.load(ordering: .relaxed) < MNRuntime.stealAfterNanoseconds {
+                deferred = deferred || victim.queue.withLock { !$0.isEmpty }
+                continue
+            }
             let jobs: [MNJob] = victim.queue.withLock { q in
-                let n = min(32, (q.count + 1) / 2)
+                let n = min(MNRuntime.stealMax, (q.count + 1) / 2)
                 var taken: [MNJob] = []
                 taken.reserveCapacity(n)
                 for _ in 0..<n { if let j = q.pop() { taken.append(j) } }
@@ -459,9 +485,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             runtime.queued.wrappingSubtract(jobs.count, ordering: .sequentiallyConsistent)
             runtime.stolen.wrappingAdd(jobs.count, ordering: .relaxed)
             for job in jobs { start(job, s) }
-            return true
+            return .took
         }
-        return false
+        return deferred ? .deferred : .none
     }
 
     /// Shutdown (main returned) and deadlock teardown requests. False: abandon the loop.
@@ -493,11 +519,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
         if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { _ = checkRuntime(s) }
         // Fairness with busy threads: start one queued thread now and then.
-        if runtime.queued.load(ordering: .relaxed) > 0,
-           let job = queue.withLock({ $0.pop() }) ?? runtime.injection.withLock({ $0.pop() }) {
-            runtime.queued.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-            start(job, s)
-        }
+        if runtime.queued.load(ordering: .relaxed) > 0 { _ = takeOwn(s) }
     }
 
     func idle(_ s: Scheduler) -> Bool {
@@ -505,11 +527,23 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if mailCount.load(ordering: .sequentiallyConsistent) > 0 { drainMail(s) }
         guard checkRuntime(s) else { return false }
         if s.hasReadyThreads { return true }
-        if takeWork(s) { return true }
+        let work = takeWork(s)
+        if work == .took { return true }
+        let deferred = work == .deferred
         if finished && s.table.liveCount == 0 { return false }
 
+        // A short bounded spin first (Go's spinning M), by at most half of the workers: a
+        // cross-worker handoff (a join, a channel, a steal) usually completes within
+        // microseconds, and sleeping costs an eventfd write plus an epoll wake-up (~5–50 µs
+        // here) on each side. The spin ends at the first sign of work; then the worker sleeps.
+        if spinForWork(deferred: deferred) { return true }
+        // Threads queued on a worker that takes them itself: look again in a while (the
+        // reactor's timeout granularity is 1 ms), or when rung.
+        if deferred && takeWork(s) == .took { return true }
+
         // Sleep in epoll_wait until a timer, I/O, an offload completion or the doorbell.
-        let timeout: UInt64? = s.timers.nextDeadline.map { $0 &- min($0, s.now()) }
+        var timeout: UInt64? = s.timers.nextDeadline.map { $0 &- min($0, s.now()) }
+        if deferred { timeout = min(timeout ?? .max, 1_000_000) }
         let forever = timeout == nil && reactor.pendingWakeups == 0
         sleeping.store(true, ordering: .sequentiallyConsistent)
         runtime.sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
@@ -522,7 +556,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             }
         }
         // Re-check after announcing the sleep (each poster changes its counter, then rings).
-        if mailCount.load(ordering: .sequentiallyConsistent) > 0 || runtime.queued.load(ordering: .sequentiallyConsistent) > 0
+        if mailCount.load(ordering: .sequentiallyConsistent) > 0 || (!deferred && runtime.queued.load(ordering: .sequentiallyConsistent) > 0)
             || runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent) > deadlockSeen
             || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent)) || finished {
             return true
@@ -534,6 +568,25 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         }
         reactor.poll(timeoutNanoseconds: timeout)
         return true
+    }
+
+    /// Spins up to `MNRuntime.spinNanoseconds` for mail or queued threads (mail only when the
+    /// queued ones are deferred); true if some came.
+    private func spinForWork(deferred: Bool) -> Bool {
+        let maxSpinners = max(1, runtime.workers.count / 2)
+        guard runtime.spinning.wrappingAdd(1, ordering: .relaxed).newValue <= maxSpinners else {
+            runtime.spinning.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        defer { runtime.spinning.wrappingSubtract(1, ordering: .relaxed) }
+        let end = uthreads_monotonic_ns() &+ MNRuntime.spinNanoseconds
+        while true {
+            for _ in 0..<64 {
+                if mailCount.load(ordering: .relaxed) > 0 || (!deferred && runtime.queued.load(ordering: .relaxed) > 0) { return true }
+                uthreads_cpu_relax()
+            }
+            if runtime.mainDone.load(ordering: .relaxed) || uthreads_monotonic_ns() > end { return false }
+        }
     }
 
     private func declareDeadlock(_ s: Scheduler) {

@@ -25,7 +25,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks side by side with kernel threads (run all with no subcommand).",
         subcommands: [BenchAllCommand.self, BenchSwitchCommand.self, BenchSpawnCommand.self, BenchMemoryCommand.self,
-                      BenchSyncCommand.self, BenchIOCommand.self],
+                      BenchSyncCommand.self, BenchIOCommand.self, BenchParallelCommand.self],
         defaultSubcommand: BenchAllCommand.self)
 }
 
