@@ -98,6 +98,8 @@ struct MNWaiter: Sendable, Equatable {
 enum MNMail: Sendable {
     case wake(MNWaiter, WakeResult)
     case cancel(block: UInt, id: UInt64)
+    /// Start this thread here (a spawn bound to this worker; never stolen).
+    case start(MNJob)
 }
 
 /// A FIFO with O(1) push and pop (amortised), for queues of jobs and waiters.
@@ -159,7 +161,7 @@ final class MNRuntime: @unchecked Sendable {
     let configuration: UThreadRuntime.Configuration
     private(set) var workers: [MNWorker] = []
     /// Spawns from kernel threads that are not workers.
-    let injection = Mutex(MNFIFO<MNJob>())
+    let injection = KernelLock(MNFIFO<MNJob>())
     /// Jobs in all queues (the injection queue included).
     let queued = Atomic<Int>(0)
     /// M:N threads spawned and not finished (main included).
@@ -173,7 +175,7 @@ final class MNRuntime: @unchecked Sendable {
     let mainDone = Atomic<Bool>(false)
     /// Incremented per deadlock found (the second one abandons the threads left).
     let deadlockEpoch = Atomic<Int>(0)
-    let deadlockReport = Mutex<String?>(nil)
+    let deadlockReport = KernelLock<String?>(nil)
     /// Workers spinning for work before they sleep (at most half of them).
     let spinning = Atomic<Int>(0)
     /// How long an idle worker looks for work before it sleeps.
@@ -234,7 +236,7 @@ final class MNRuntime: @unchecked Sendable {
 
     /// Spawns an M:N thread for `body`, from a worker (queued there, or started at once when
     /// pinned) or from any other kernel thread (the injection queue).
-    func spawn<Success: Sendable>(name: String, pinned: Bool, stackSize: Int?, isMain: Bool = false,
+    func spawn<Success: Sendable>(name: String, pinned: Bool, stackSize: Int?, isMain: Bool = false, onWorker: Int? = nil,
                                   _ body: @escaping @Sendable () throws -> Success) -> MNThreadBox<Success> {
         let box = MNThreadBox<Success>(runtime: self, name: name, isMain: isMain)
         let object = ThreadObject.make(name: name) { () -> Void in box.run(body) }
@@ -246,7 +248,9 @@ final class MNRuntime: @unchecked Sendable {
         }
         let here = MNWorker.current()
         let worker = here.flatMap { $0.worker.runtime === self ? $0 : nil }
-        if pinned, let worker {
+        if let k = onWorker, k != worker?.worker.index {
+            workers[k].post(.start(job))
+        } else if pinned || onWorker != nil, let worker {
             worker.worker.start(job, worker.scheduler)
         } else {
             enqueue(job, on: worker?.worker)
@@ -306,8 +310,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     let index: Int
     unowned(unsafe) let runtime: MNRuntime
     /// Queued M:N threads of this worker (not started; any worker may take them).
-    let queue = Mutex(MNFIFO<MNJob>())
-    let mailbox = Mutex<[MNMail]>([])
+    let queue = KernelLock(MNFIFO<MNJob>())
+    let mailbox = KernelLock<[MNMail]>([])
     let mailCount = Atomic<Int>(0)
     /// When this worker last took a thread from its own queue (CLOCK_MONOTONIC ns).
     let lastTake = Atomic<UInt64>(0)
@@ -428,6 +432,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
                 guard let t = ControlBlock(bitPattern: block), t.pointee.id == id else { continue }
                 let state = t.pointee.state
                 if state != .stateFree && state != .stateFinished { s.cancel(t) }
+            case .start(let job):
+                start(job, s)
             }
         }
     }

@@ -43,7 +43,7 @@ public final class MNMutex: Sendable {
             return nil
         }
     }
-    private let state = Mutex(State())
+    private let state = KernelLock(State())
     public let name: String
     public let id: UInt64
 
@@ -123,7 +123,7 @@ public final class MNChannel<Element: Sendable>: Sendable {
         var senders = MNFIFO<MNWaiter>()
         var receivers = MNFIFO<MNWaiter>()
     }
-    private let state: Mutex<State>
+    private let state: KernelLock<State>
     public let capacity: Int
     public let id: UInt64
 
@@ -133,7 +133,7 @@ public final class MNChannel<Element: Sendable>: Sendable {
         guard capacity >= 1 else { throw UThreadError.invalidArgument("MNChannel capacity must be >= 1, not \(capacity)") }
         self.capacity = capacity
         self.id = SyncObjectID.allocate()
-        self.state = Mutex(State())
+        self.state = KernelLock(State())
     }
 
     /// Sends `value`, waiting while the buffer is full.
@@ -231,7 +231,7 @@ public final class MNWaitGroup: Sendable {
         var count = 0
         var waiters = MNFIFO<MNWaiter>()
     }
-    private let state = Mutex(State())
+    private let state = KernelLock(State())
     public let id = SyncObjectID.allocate()
 
     public init() {}

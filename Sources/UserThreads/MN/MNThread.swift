@@ -29,7 +29,7 @@ class MNThreadCore: @unchecked Sendable {
         var finished = false
         var waiters = MNFIFO<MNWaiter>()
     }
-    let state = Mutex(State())
+    let state = KernelLock(State())
 
     init(runtime: MNRuntime, name: String, isMain: Bool) {
         self.runtime = runtime
@@ -150,6 +150,18 @@ public struct MNThread<Success: Sendable>: Sendable, Hashable, CustomStringConve
     }
 
     init(box: MNThreadBox<Success>) { self.box = box }
+
+    /// Spawns an M:N thread bound to worker `worker` (0..<workers): it starts there and is
+    /// never stolen (e.g. one acceptor per worker). From the calling worker it starts at once.
+    /// - Throws: `.invalidArgument` for a worker index out of range.
+    public static func spawn(name: String = "", onWorker worker: Int, stackSize: Int? = nil,
+                             _ body: @escaping @Sendable () throws -> Success) throws -> MNThread {
+        let (w, _) = MNWorker.require("MNThread.spawn(onWorker:)")
+        guard worker >= 0 && worker < w.runtime.workers.count else {
+            throw UThreadError.invalidArgument("worker \(worker) is not in 0..<\(w.runtime.workers.count)")
+        }
+        return MNThread(box: w.runtime.spawn(name: name, pinned: true, stackSize: stackSize, onWorker: worker, body))
+    }
 
     /// Waits for the thread and returns its value or rethrows its error. Call it from an M:N
     /// thread of the same runtime.

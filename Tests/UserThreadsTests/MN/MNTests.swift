@@ -416,4 +416,39 @@ func myRow() -> ThreadInfo? {
         #expect(stats.startedPerWorker.reduce(0, +) == 100_001)
         #expect(stats.live == 1)  // main, at the time
     }
+
+    @Test func boundSpawnsStartOnTheirWorker() throws {
+        let (where_, error) = try UThreadRuntime.run(workers: 2) { () -> ([Int?], Bool) in
+            let ts = try (0..<6).map { i in try MNThread.spawn(onWorker: i % 2) { MNThread.worker } }
+            var bad = false
+            do { _ = try MNThread.spawn(onWorker: 2) { 0 } } catch UThreadError.invalidArgument { bad = true }
+            return (try ts.map { try $0.join() }, bad)
+        }
+        #expect(where_ == [0, 1, 0, 1, 0, 1])
+        #expect(error)
+    }
+
+    /// `uthreads serve --workers 2`'s shape: one listening socket, an acceptor bound to each
+    /// worker, connections served by worker-local threads; main's return cancels the acceptors.
+    @Test func httpServerOnTwoWorkers() throws {
+        let replies = try UThreadRuntime.run(workers: 2) { () -> [String] in
+            let listener = try TCPListener(host: "127.0.0.1", port: 0)
+            let fd = listener.fileDescriptor, address = listener.localAddress
+            for k in 0..<2 {
+                _ = try MNThread.spawn(onWorker: k) { try HTTPServer(listener: try TCPListener(borrowing: fd)).run() }
+            }
+            let clients = (0..<16).map { _ in
+                MNThread { () -> String in
+                    let c = try TCPStream.connect(to: address)
+                    try c.write(all: "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                    return String(decoding: try c.readToEnd(timeout: .seconds(10)), as: UTF8.self)
+                }
+            }
+            let replies = try clients.map { try $0.join() }
+            withExtendedLifetime(listener) {}
+            return replies
+        }
+        #expect(replies.count == 16)
+        #expect(replies.allSatisfy { $0.hasPrefix("HTTP/1.1 200 OK") && $0.hasSuffix("Hello, World!\n") })
+    }
 }
