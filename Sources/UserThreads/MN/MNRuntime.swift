@@ -170,6 +170,11 @@ final class MNRuntime: @unchecked Sendable {
     /// worker can wake.
     let sleepers = Atomic<Int>(0)
     let stuck = Atomic<Int>(0)
+    /// Bumped by a worker each time it leaves the stuck state, before it does anything else:
+    /// a deadlock is declared only if it did not move while the declarer looked.
+    let activity = Atomic<Int>(0)
+    /// Workers that have cancelled their threads after main returned.
+    let shutdownsHandled = Atomic<Int>(0)
     /// Workers whose loop still runs.
     let activeWorkers = Atomic<Int>(0)
     let mainDone = Atomic<Bool>(false)
@@ -501,6 +506,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if !shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent) {
             shutdownHandled = true
             s.cancelAll(except: nil)
+            runtime.shutdownsHandled.wrappingAdd(1, ordering: .sequentiallyConsistent)
         }
         let epoch = runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent)
         if epoch > deadlockSeen {
@@ -555,7 +561,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         runtime.sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
         if forever { runtime.stuck.wrappingAdd(1, ordering: .sequentiallyConsistent) }
         defer {
-            if forever { runtime.stuck.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+            if forever {
+                runtime.activity.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                runtime.stuck.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+            }
             runtime.sleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
             if !sleeping.exchange(false, ordering: .sequentiallyConsistent) {
                 _ = uthreads_eventfd_drain(doorbell)  // someone rang
@@ -567,8 +576,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent)) || finished {
             return true
         }
-        if forever && runtime.stuck.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent)
-            && runtime.workers.allSatisfy({ $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 }) {
+        if forever && looksDeadlocked() {
             declareDeadlock(s)
             return true
         }
@@ -593,6 +601,21 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             }
             if runtime.mainDone.load(ordering: .relaxed) || uthreads_monotonic_ns() > end { return false }
         }
+    }
+
+    /// Every active worker is stuck (no ready thread, timer, I/O or offload; it is about to sleep
+    /// with no timeout), nothing is queued, no mailbox holds a message, and no worker left the
+    /// stuck state while this looked (a worker that saw work in its own re-check leaves it only
+    /// after bumping `activity`, and the work it saw stays visible until then).
+    private func looksDeadlocked() -> Bool {
+        let before = runtime.activity.load(ordering: .sequentiallyConsistent)
+        guard runtime.stuck.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent),
+              runtime.queued.load(ordering: .sequentiallyConsistent) == 0,
+              !finished,
+              !runtime.mainDone.load(ordering: .sequentiallyConsistent)
+                || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent),
+              runtime.workers.allSatisfy({ $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 }) else { return false }
+        return runtime.activity.load(ordering: .sequentiallyConsistent) == before
     }
 
     private func declareDeadlock(_ s: Scheduler) {

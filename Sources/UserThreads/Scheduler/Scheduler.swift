@@ -110,6 +110,9 @@ final class Scheduler {
     var worker: WorkerHooks?
     /// The worker's index (-1 under M:1), stored in every row at spawn for the thread table.
     var workerIndex: Int32 = -1
+    /// Built with ThreadSanitizer: every switch is announced to it as a fiber switch
+    /// (cuthreads.h). False in other builds: one branch per switch on a field in cache.
+    let tsan = uthreads_tsan_enabled() != 0
     let configuration: UThreadRuntime.Configuration
     @exclusivity(unchecked) private var zombie: ControlBlock?
     @exclusivity(unchecked) private var ids = ThreadIDAllocator()
@@ -316,6 +319,7 @@ final class Scheduler {
         if !object.name.isEmpty { t.setName(object.name) }
         if checks { precondition(object.runner != nil, "spawn of an object without a body") }
         t.pointee.sp = uthreads_context_make(stack.hi, threadEntry, UnsafeMutableRawPointer(t))
+        if tsan { uthreads_tsan_fiber_create(t) }
         t.pointee.state = .stateReady
         spawnCount &+= 1
         if flags & .flagMain != 0 { mainObject = object }
@@ -350,6 +354,7 @@ final class Scheduler {
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
         if hooks { switchHooks(from: from, to: next) }  // issue 5: slices and tracing; false for FIFO
+        if tsan { uthreads_tsan_switch(next) }
         ContextSwitch.jump(from: from, to: next)
         resumed(from)
     }
@@ -520,12 +525,14 @@ final class Scheduler {
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
         if hooks { switchHooks(from: t, to: next) }
+        if tsan { uthreads_tsan_switch(next) }
         return next
     }
 
     /// Returns a finished thread's stack and row. Runs on another thread's stack.
     private func reap(_ t: ControlBlock) {
         zombie = nil
+        if tsan { uthreads_tsan_fiber_destroy(t) }
         stacks.release(stackOf(t))
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
         object.takeUnretainedValue().controlBlock = nil
@@ -544,6 +551,7 @@ final class Scheduler {
 
     /// Runs until every thread has finished. Runs on the kernel thread's own stack.
     func runLoop() {
+        if tsan { uthreads_tsan_fiber_adopt(idleBlock) }
         while true {
             if let next = nextReady() {
                 switchTo(next, from: idleBlock)
@@ -651,6 +659,7 @@ final class Scheduler {
             // Swift objects leak (they may still reference the stacks' contents).
             if t.has(.flagTimer) { timers.remove(t) }
             if t.pointee.wait_queue != nil { WaitQueue.unlink(t) }
+            if tsan { uthreads_tsan_fiber_destroy(t) }
             stacks.release(stackOf(t))
             table.release(t)
         }
