@@ -116,11 +116,15 @@ void uthreads_tsan_fiber_destroy(uthreads_tcb *tcb) {
     if (tcb->tsan_fiber && tcb->stack_mode != UTHREADS_STACK_KERNEL) __tsan_destroy_fiber(tcb->tsan_fiber);
     tcb->tsan_fiber = 0;
 }
-void uthreads_tsan_switch(uthreads_tcb *to) { __tsan_switch_to_fiber(to->tsan_fiber, 0); }
+__attribute__((no_sanitize("thread")))
+void uthreads_switch_tsan(void **from_sp, uthreads_tcb *to) {
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+    uthreads_switch(from_sp, to->sp);
+}
 #else
 int uthreads_tsan_enabled(void) { return 0; }
 void uthreads_tsan_fiber_create(uthreads_tcb *tcb) { (void)tcb; }
 void uthreads_tsan_fiber_adopt(uthreads_tcb *tcb) { (void)tcb; }
 void uthreads_tsan_fiber_destroy(uthreads_tcb *tcb) { (void)tcb; }
-void uthreads_tsan_switch(uthreads_tcb *to) { (void)to; }
+void uthreads_switch_tsan(void **from_sp, uthreads_tcb *to) { uthreads_switch(from_sp, to->sp); }
 #endif

@@ -183,8 +183,9 @@ void uthreads_tsan_fiber_create(uthreads_tcb *_Nonnull tcb);
 void uthreads_tsan_fiber_adopt(uthreads_tcb *_Nonnull tcb);
 /// Destroys `tcb`'s fiber (from another fiber); no-op when it has none or adopted one.
 void uthreads_tsan_fiber_destroy(uthreads_tcb *_Nonnull tcb);
-/// Tells TSan that the kernel thread now runs `to` (call right before the switch).
-void uthreads_tsan_switch(uthreads_tcb *_Nonnull to);
+/// `uthreads_switch` to `to`, telling TSan first that the kernel thread now runs `to`'s fiber.
+/// Not instrumented itself, so TSan's function entries and exits stay balanced per fiber.
+void uthreads_switch_tsan(void *_Nullable *_Nonnull from_sp, uthreads_tcb *_Nonnull to);
 
 /// The kernel's id of the calling kernel thread (gettid), for traces.
 int32_t uthreads_gettid(void);

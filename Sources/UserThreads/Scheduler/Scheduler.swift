@@ -354,8 +354,7 @@ final class Scheduler {
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
         if hooks { switchHooks(from: from, to: next) }  // issue 5: slices and tracing; false for FIFO
-        if tsan { uthreads_tsan_switch(next) }
-        ContextSwitch.jump(from: from, to: next)
+        ContextSwitch.jump(from: from, to: next, tsan: tsan)
         resumed(from)
     }
 
@@ -485,7 +484,7 @@ final class Scheduler {
     fileprivate static func threadMain(_ t: ControlBlock) -> Never {
         start(t)
         let next = finish(t)
-        ContextSwitch.jump(from: t, to: next)
+        ContextSwitch.jump(from: t, to: next, tsan: next.pointee.tsan_fiber != nil)
         fatalError("UserThreads: a finished thread was resumed")
     }
 
@@ -525,7 +524,6 @@ final class Scheduler {
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
         if hooks { switchHooks(from: t, to: next) }
-        if tsan { uthreads_tsan_switch(next) }
         return next
     }
 
