@@ -74,6 +74,13 @@
 // unwinds (its `defer`s run, its objects are released), and `run` throws
 // `UThreadError.deadlock`. A thread that parks again while unwinding is abandoned.
 //
+// M:N (issue 7). Under `UThreadRuntime.run(workers:)` each worker kernel thread runs one of
+// these schedulers unchanged; the coordinator (MN/MNRuntime.swift) plugs in through
+// `WorkerHooks` (Poller.swift), consulted only by the idle loop and by `maintenance`: remote
+// wake-ups arrive as messages applied on this kernel thread, and a thread never changes
+// scheduler once started, so nothing here takes a lock. Under ThreadSanitizer every switch is
+// also announced as a fiber switch (`tsan`, false in other builds).
+//
 // Rejected designs:
 //   * A global scheduler shared by all kernel threads: tests run in parallel, and M:1 needs
 //     no locks if state is per kernel thread. M:N builds on per-worker schedulers instead.
