@@ -414,7 +414,7 @@ func myRow() -> ThreadInfo? {
         }
         #expect(sum == (0..<100_000).reduce(0, +))
         #expect(stats.startedPerWorker.reduce(0, +) == 100_001)
-        #expect(stats.live == 1)  // main, at the time
+        #expect(stats.live >= 1)  // main (a finished thread counts itself out just after waking its joiner)
     }
 
     @Test func boundSpawnsStartOnTheirWorker() throws {
