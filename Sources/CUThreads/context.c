@@ -94,3 +94,37 @@ long uthreads_resident_depth(void *lo, void *hi) {
     if (vec != small) free(vec);
     return depth;
 }
+
+// MARK: - ThreadSanitizer fibers
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UTHREADS_TSAN 1
+#endif
+#endif
+
+#ifdef UTHREADS_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+
+int uthreads_tsan_enabled(void) { return 1; }
+void uthreads_tsan_fiber_create(uthreads_tcb *tcb) { tcb->tsan_fiber = __tsan_create_fiber(0); }
+void uthreads_tsan_fiber_adopt(uthreads_tcb *tcb) { tcb->tsan_fiber = __tsan_get_current_fiber(); }
+void uthreads_tsan_fiber_destroy(uthreads_tcb *tcb) {
+    if (tcb->tsan_fiber && tcb->stack_mode != UTHREADS_STACK_KERNEL) __tsan_destroy_fiber(tcb->tsan_fiber);
+    tcb->tsan_fiber = 0;
+}
+__attribute__((no_sanitize("thread")))
+void uthreads_switch_tsan(void **from_sp, uthreads_tcb *to) {
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+    uthreads_switch(from_sp, to->sp);
+}
+#else
+int uthreads_tsan_enabled(void) { return 0; }
+void uthreads_tsan_fiber_create(uthreads_tcb *tcb) { (void)tcb; }
+void uthreads_tsan_fiber_adopt(uthreads_tcb *tcb) { (void)tcb; }
+void uthreads_tsan_fiber_destroy(uthreads_tcb *tcb) { (void)tcb; }
+void uthreads_switch_tsan(void **from_sp, uthreads_tcb *to) { uthreads_switch(from_sp, to->sp); }
+#endif

@@ -119,6 +119,11 @@ typedef struct uthreads_tcb {
     uint64_t sched_deadline_ns;               ///< EDF deadline, scheduler clock (UINT64_MAX: none)
     int32_t nice;                             ///< CFS nice value, -20...19
     uint32_t tickets;                         ///< lottery and stride tickets (>= 1)
+    // Appended for M:N (issue 7); earlier offsets are unchanged.
+    int32_t worker;                           ///< index of the M:N worker that runs it; -1 under M:1
+    uint32_t mn_reserved;
+    uint64_t mn_token;                        ///< token of its current cross-worker wait (0: none)
+    void *_Nullable tsan_fiber;               ///< ThreadSanitizer's fiber for this context (TSan builds only)
 } uthreads_tcb;
 
 // MARK: - Per-kernel-thread state
@@ -154,6 +159,35 @@ static inline __attribute__((always_inline)) int uthreads_checkpoint_tick(void) 
 }
 /// Re-arms the countdown (the scheduler's slow path and switch-in).
 static inline void uthreads_checkpoint_arm(int64_t calls) { uthreads_checkpoint_countdown = calls; }
+
+/// A spin-wait hint to the CPU (x86 `pause`, AArch64 `yield`), for bounded spins (M:N idle workers).
+static inline void uthreads_cpu_relax(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+// MARK: - ThreadSanitizer fibers (context.c)
+//
+// ThreadSanitizer keeps a shadow call stack per kernel thread; user-space switches would
+// corrupt it (frames pushed by one user thread, popped by another; TSan then crashes inside its
+// trace code). Under `-sanitize=thread` the scheduler tells TSan about every switch through its
+// fiber API. In other builds `uthreads_tsan_enabled()` is 0 and the scheduler never calls the
+// rest (one predictable branch on a field it already has in cache).
+
+/// 1 when this library was compiled with ThreadSanitizer.
+int uthreads_tsan_enabled(void);
+/// Gives `tcb` a new TSan fiber.
+void uthreads_tsan_fiber_create(uthreads_tcb *_Nonnull tcb);
+/// Records the calling kernel thread's own fiber in `tcb` (the idle loop's block).
+void uthreads_tsan_fiber_adopt(uthreads_tcb *_Nonnull tcb);
+/// Destroys `tcb`'s fiber (from another fiber); no-op when it has none or adopted one.
+void uthreads_tsan_fiber_destroy(uthreads_tcb *_Nonnull tcb);
+/// `uthreads_switch` to `to`, telling TSan first that the kernel thread now runs `to`'s fiber.
+/// Not instrumented itself, so TSan's function entries and exits stay balanced per fiber.
+void uthreads_switch_tsan(void *_Nullable *_Nonnull from_sp, uthreads_tcb *_Nonnull to);
 
 /// The kernel's id of the calling kernel thread (gettid), for traces.
 int32_t uthreads_gettid(void);

@@ -47,9 +47,10 @@ enum ContextSwitch {
     /// The caller has already saved `from`'s exclusivity state; the code that runs after the
     /// return (in `from`) restores it.
     @inline(__always)
-    static func jump(from: ControlBlock, to: ControlBlock) {
+    static func jump(from: ControlBlock, to: ControlBlock, tsan: Bool = false) {
         // `sp` is the control block's first field: pass its address, never a temporary copy.
         let slot = UnsafeMutableRawPointer(from).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+        if tsan { return uthreads_switch_tsan(slot, to) }  // ThreadSanitizer builds (cuthreads.h)
         uthreads_switch(slot, to.pointee.sp!)
     }
 }

@@ -9,6 +9,8 @@ public final class TCPListener: CustomStringConvertible {
     public private(set) var fileDescriptor: Int32
     /// The bound address (with the port the kernel chose when binding port 0).
     public let localAddress: SocketAddress
+    /// False for a borrowed descriptor (`init(borrowing:)`): deinit and close leave it open.
+    private var owns = true
 
     /// Binds and listens on `address` (SO_REUSEADDR).
     public init(bindingTo address: SocketAddress, backlog: Int32 = 1024) throws {
@@ -25,13 +27,23 @@ public final class TCPListener: CustomStringConvertible {
         fileDescriptor = fd
     }
 
+    /// A second listener object for a listening socket owned elsewhere (it does not close it):
+    /// for M:N servers, where each worker accepts on the same descriptor with its own reactor.
+    public init(borrowing fd: Int32) throws {
+        localAddress = try SocketAddress.fill { a, l in
+            if getsockname(fd, a, l) < 0 { throw UThreadError.system(call: "getsockname", errno: .lastError) }
+        }
+        fileDescriptor = fd
+        owns = false
+    }
+
     /// Binds and listens on a numeric host ("127.0.0.1", "::1", "0.0.0.0") and port (0: any).
     public convenience init(host: String = "127.0.0.1", port: UInt16, backlog: Int32 = 1024) throws {
         try self.init(bindingTo: SocketAddress(host: host, port: port), backlog: backlog)
     }
 
     deinit {
-        if fileDescriptor >= 0 { try? IO.close(fileDescriptor) }
+        if fileDescriptor >= 0 && owns { try? IO.close(fileDescriptor) }
     }
 
     /// The bound port.
@@ -50,7 +62,7 @@ public final class TCPListener: CustomStringConvertible {
         let fd = fileDescriptor
         guard fd >= 0 else { return }
         fileDescriptor = -1
-        try IO.close(fd)
+        if owns { try IO.close(fd) }
     }
 
     public var description: String { "TCPListener(\(localAddress))" }

@@ -11,7 +11,7 @@ import Synchronization
 
 final class CompletionMailbox: Sendable {
     let eventFD: Int32
-    private let completed = Mutex<[OffloadJob]>([])
+    private let completed = KernelLock<[OffloadJob]>([])
 
     init() throws(UThreadError) {
         let fd = uthreads_eventfd_create()

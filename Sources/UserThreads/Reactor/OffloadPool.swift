@@ -30,7 +30,7 @@ final class OffloadPool: Sendable {
         var pending: Int { queue.count - head }
     }
 
-    private let state = Mutex(State())
+    private let state = KernelLock(State())
     private nonisolated(unsafe) let semaphore: UnsafeMutablePointer<sem_t>
 
     private init() {

@@ -18,3 +18,13 @@ protocol Poller: AnyObject {
 extension Poller {
     func shutdown() {}
 }
+
+/// Issue 7: how an M:N worker (layer above) plugs into its scheduler without being named.
+protocol WorkerHooks: AnyObject {
+    /// Called by the idle loop when no thread is ready: take remote wake-ups, start or steal
+    /// queued threads, or sleep until one of those (or a timer, or I/O) arrives. Returns false
+    /// when the worker's loop must end (the M:N runtime is over).
+    func idle(_ scheduler: Scheduler) -> Bool
+    /// Called every 64 yields while threads keep running (remote wake-ups, shutdown).
+    func maintenance(_ scheduler: Scheduler)
+}

@@ -74,6 +74,13 @@
 // unwinds (its `defer`s run, its objects are released), and `run` throws
 // `UThreadError.deadlock`. A thread that parks again while unwinding is abandoned.
 //
+// M:N (issue 7). Under `UThreadRuntime.run(workers:)` each worker kernel thread runs one of
+// these schedulers unchanged; the coordinator (MN/MNRuntime.swift) plugs in through
+// `WorkerHooks` (Poller.swift), consulted only by the idle loop and by `maintenance`: remote
+// wake-ups arrive as messages applied on this kernel thread, and a thread never changes
+// scheduler once started, so nothing here takes a lock. Under ThreadSanitizer every switch is
+// also announced as a fiber switch (`tsan`, false in other builds).
+//
 // Rejected designs:
 //   * A global scheduler shared by all kernel threads: tests run in parallel, and M:1 needs
 //     no locks if state is per kernel thread. M:N builds on per-worker schedulers instead.
@@ -104,6 +111,15 @@ final class Scheduler {
     private let fifo: FIFOPolicy?
     /// The reactor, once something needs it.
     var poller: Poller?
+    /// Issue 7: the M:N worker this scheduler serves (nil under M:1). Consulted only by the idle
+    /// loop and by `maintenance` (every 64 yields); the switch, park and wake paths never look
+    /// at it, so M:1 pays nothing for it.
+    var worker: WorkerHooks?
+    /// The worker's index (-1 under M:1), stored in every row at spawn for the thread table.
+    var workerIndex: Int32 = -1
+    /// Built with ThreadSanitizer: every switch is announced to it as a fiber switch
+    /// (cuthreads.h). False in other builds: one branch per switch on a field in cache.
+    let tsan = uthreads_tsan_enabled() != 0
     let configuration: UThreadRuntime.Configuration
     @exclusivity(unchecked) private var zombie: ControlBlock?
     @exclusivity(unchecked) private var ids = ThreadIDAllocator()
@@ -311,12 +327,14 @@ final class Scheduler {
         t.pointee.stack_mode = stack.mode == .dense ? UInt8(UTHREADS_STACK_DENSE) : UInt8(UTHREADS_STACK_GUARDED)
         if stack.mode == .dense { stack.canaryAddress.pointee = UTHREADS_CANARY }
         t.pointee.parent_id = current.pointee.id
+        t.pointee.worker = workerIndex
         t.pointee.created_tick = accounting ? lastTick : uthreads_ticks_inline()
         t.pointee.object = Unmanaged.passRetained(object).toOpaque()
         t.pointee.runtime = Unmanaged.passUnretained(self).toOpaque()
         if !object.name.isEmpty { t.setName(object.name) }
         if checks { precondition(object.runner != nil, "spawn of an object without a body") }
         t.pointee.sp = uthreads_context_make(stack.hi, threadEntry, UnsafeMutableRawPointer(t))
+        if tsan { uthreads_tsan_fiber_create(t) }
         t.pointee.state = .stateReady
         spawnCount &+= 1
         if flags & .flagMain != 0 { mainObject = object }
@@ -351,7 +369,7 @@ final class Scheduler {
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
         if hooks { switchHooks(from: from, to: next) }  // issue 5: slices and tracing; false for FIFO
-        ContextSwitch.jump(from: from, to: next)
+        ContextSwitch.jump(from: from, to: next, tsan: tsan)
         resumed(from)
     }
 
@@ -400,6 +418,7 @@ final class Scheduler {
         if !timers.isEmpty { fireTimers(now: now()) }
         if let poller, poller.pendingWakeups > 0 { poller.poll(timeoutNanoseconds: 0) }
         answerSafePointRequests()
+        if let worker { worker.maintenance(self) }
     }
 
     // MARK: Parking and waking
@@ -481,7 +500,7 @@ final class Scheduler {
     fileprivate static func threadMain(_ t: ControlBlock) -> Never {
         start(t)
         let next = finish(t)
-        ContextSwitch.jump(from: t, to: next)
+        ContextSwitch.jump(from: t, to: next, tsan: next.pointee.tsan_fiber != nil)
         fatalError("UserThreads: a finished thread was resumed")
     }
 
@@ -527,6 +546,7 @@ final class Scheduler {
     /// Returns a finished thread's stack and row. Runs on another thread's stack.
     private func reap(_ t: ControlBlock) {
         zombie = nil
+        if tsan { uthreads_tsan_fiber_destroy(t) }
         stacks.release(stackOf(t))
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
         object.takeUnretainedValue().controlBlock = nil
@@ -545,10 +565,17 @@ final class Scheduler {
 
     /// Runs until every thread has finished. Runs on the kernel thread's own stack.
     func runLoop() {
+        if tsan { uthreads_tsan_fiber_adopt(idleBlock) }
         while true {
             if let next = nextReady() {
                 switchTo(next, from: idleBlock)
                 continue
+            }
+            // Issue 7: an M:N worker decides the rest itself (remote wakes, stealing, sleeping in
+            // its reactor, global termination and deadlock); false ends the loop.
+            if let worker {
+                if worker.idle(self) { continue }
+                return
             }
             if table.liveCount == 0 { return }
             answerSafePointRequests()
@@ -607,6 +634,16 @@ final class Scheduler {
         return true
     }
 
+    /// Wakes every parked thread with `result` and the cancelled flag (M:N deadlock teardown).
+    func wakeAllParked(_ result: WakeResult) {
+        table.forEachLive { t in
+            if t.pointee.state == .stateBlocked || t.pointee.state == .stateSleeping {
+                t.set(.flagCancelled)
+                wake(t, result)
+            }
+        }
+    }
+
     // MARK: Invariants
 
     /// Debug check of the table, the timer heap and the policy. O(threads).
@@ -639,6 +676,7 @@ final class Scheduler {
             // Swift objects leak (they may still reference the stacks' contents).
             if t.has(.flagTimer) { timers.remove(t) }
             if t.pointee.wait_queue != nil { WaitQueue.unlink(t) }
+            if tsan { uthreads_tsan_fiber_destroy(t) }
             stacks.release(stackOf(t))
             table.release(t)
         }

@@ -33,6 +33,8 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
     public var isCancelled: Bool
     /// Whether it runs the closure given to `UThreadRuntime.run`.
     public var isMain: Bool
+    /// The M:N worker (kernel thread) that runs it, numbered from 0; nil under the M:1 runtime.
+    public var worker: Int? = nil
 
     /// A thread's stack as the table shows it.
     public struct StackInfo: Sendable, Codable, Hashable {
@@ -155,7 +157,8 @@ extension ControlBlockTable {
                              guardSize: Int(p.guard_size), highWater: max(0, depth)),
                 savedStackPointer: UInt64(UInt(bitPattern: p.sp)),
                 isCancelled: t.has(.flagCancelled),
-                isMain: t.has(.flagMain)))
+                isMain: t.has(.flagMain),
+                worker: p.worker < 0 ? nil : Int(p.worker)))
         }
         return ThreadTable(threads: infos, takenAtSeconds: seconds(nowTick &- startTick), switches: switches,
                            spawned: spawned, tableBytes: bytesReserved)

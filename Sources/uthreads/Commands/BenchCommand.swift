@@ -29,7 +29,8 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks side by side with kernel threads (run all with no subcommand).",
         subcommands: [BenchAllCommand.self, BenchSwitchCommand.self, BenchSpawnCommand.self, BenchMemoryCommand.self,
-                      BenchSyncCommand.self, BenchIOCommand.self, BenchCompareCommand.self, BenchScaleCommand.self],
+                      BenchSyncCommand.self, BenchIOCommand.self, BenchCompareCommand.self, BenchScaleCommand.self,
+                      BenchParallelCommand.self],
         defaultSubcommand: BenchAllCommand.self)
 }
 

@@ -1,0 +1,656 @@
+// Layer 7: the hybrid M:N runtime (issue 7) — user threads over N worker kernel threads.
+//
+// Design essay
+// ============
+//
+// Shape. `UThreadRuntime.run(workers: N)` starts N-1 kernel threads and makes the calling one
+// worker 0. Every worker *is* an M:1 runtime: its own `Scheduler` (thread table, stack pool,
+// timer heap, policy, run queue), its own reactor (epoll set, completion mailbox). Nothing of
+// the M:1 hot path changed: a switch, park, wake or yield inside a worker is exactly the M:1
+// one, with no lock and no atomic. A shared coordinator (`MNRuntime`) adds what is between
+// workers:
+//   * per-worker queues of *not yet started* M:N threads (`MNThread`), plus an injection
+//     queue for spawns from kernel threads that are not workers (`MNRuntimeHandle.spawn`);
+//   * stealing: an idle worker takes its own queued threads first, then the injection queue,
+//     then half (up to 32) of another worker's queue;
+//   * a mailbox per worker for what other kernel threads ask of it: "wake your thread T from
+//     its cross-worker wait W" and "cancel your thread T";
+//   * sleeping: an idle worker sleeps in its reactor's epoll_wait (so I/O, timers and offload
+//     completions wake it too); other workers ring its *doorbell*, an eventfd in that epoll
+//     set, only when it announced that it sleeps (one CAS; a busy worker is never rung);
+//   * a global count of live M:N threads (termination) and of workers that sleep with nothing
+//     that could wake them but another worker (deadlock detection across workers).
+//
+// The choice that makes it simple: a thread migrates only before it first runs. Stealing moves
+// queued, never-started threads; once a worker has started a thread, that thread stays on the
+// worker's kernel thread until it ends. Consequences:
+//   * No half-switched thread can ever be resumed elsewhere, so Go's gopark(unlockf) dance is
+//     unnecessary: a cross-worker wake is a message to the sleeper's own worker, which applies
+//     it on its own kernel thread, after the sleeper's context was saved (the only kernel
+//     thread that could run the sleeper is the one that is now draining the mailbox).
+//   * The Swift exclusivity access set, errno and thread-locals (`UThreadLocal`, in the
+//     thread's object) cannot be lost or mixed up: they already travel with the thread in its
+//     control block (ContextSwitch.swift) and they never even change kernel thread after the
+//     thread started. The compiler hazard (a TLS address cached across a call that switches)
+//     is avoided twice: the runtime reads "current runtime/thread" only through out-of-line C
+//     accessors (cuthreads.h), and a running thread does not change kernel thread anyway.
+//   * The M:1 sync primitives (UMutex, Channel, …) stay lock-free and correct inside a worker.
+//     They are not `Sendable`, and every M:N entry point takes `@Sendable` closures, so Swift 6
+//     rejects at compile time the one way to share them across workers (capturing one in an
+//     `MNThread` body). `UThread { … }` inside an M:N thread spawns a *worker-local* thread
+//     (never stolen: it may share non-Sendable state with its parent).
+//   * Cross-worker sync has its own primitives (MNSync.swift: `MNMutex`, `MNChannel`,
+//     `MNWaitGroup`, `MNThread.join`): a `Synchronization.Mutex` per object guards the state
+//     and the list of waiters; the waiter parks after releasing it; the waker removes the
+//     waiter under it and sends the wake (locally: `Scheduler.wake`; remotely: the mailbox).
+//     A wait carries a token (`uthreads_tcb.mn_token`, unique per worker); a wake whose token
+//     no longer matches (the waiter timed out, was cancelled, or finished and its row was
+//     reused) is dropped, so a late wake can never hit the wrong wait.
+//   The price: a thread that blocks for long keeps its worker's *started* threads on that
+//   worker (they are not stolen); only queued threads move. See "What is left" below.
+//
+// Timers and I/O: one poller per worker (each worker's reactor). No lock on the I/O path, and
+// a descriptor's waiters are always on the reactor of the thread that waits (threads do not
+// move). Trade-off: a connection's thread and its readiness events stay on one worker, so
+// balance comes from where threads start (accepted connections are M:N threads, queued and
+// stolen like any other), not from moving running ones.
+//
+// `blocking {}`: the caller parks on its worker (whose other threads keep running, and whose
+// queued threads idle workers steal); the pool posts the completion to that worker's reactor.
+//
+// A stalled worker (a thread that runs without a safe point): its queued threads are always
+// stealable, whatever its state, so idle workers take them without any monitor — the queue
+// lock is the only thing a thief needs. Its already-started ready threads wait.
+//
+// Termination. When the main thread returns, every worker cancels its live threads (at its
+// next idle pass or maintenance) and starts later threads already cancelled; the runtime ends
+// when no M:N thread is live and every worker's table is empty.
+//
+// Deadlock. A worker that would sleep with no timer, no I/O waiter and no offload in flight
+// counts itself `stuck`; when every active worker is stuck, no queue holds a thread and no
+// mailbox holds a message, no thread can ever run again: the worker that saw it writes its
+// thread table to stderr, and every worker wakes its parked threads with `.deadlocked` so they
+// unwind; `run` throws `UThreadError.deadlock`. (Kernel threads outside the runtime could in
+// principle still spawn through a handle; like Go, they do not count.)
+//
+// Rejected designs:
+//   * One global run queue and thread table under a lock: every spawn, wake and switch would
+//     take it; M:1 would pay, or need a second scheduler.
+//   * Migrating running threads (Go): needs the gopark lock protocol on every park, stacks and
+//     rows freed across kernel threads, and it breaks the M:1 primitives' premise (and the
+//     non-Sendable state a thread shares with its worker-local children). A possible next step
+//     for threads parked on M:N primitives only (see the README's "What is left").
+//   * A futex per worker for sleeping: then a worker waiting for I/O could not also wait for
+//     work; the eventfd in the epoll set serves both.
+import CUThreads
+import Glibc
+import SystemPackage
+import Synchronization
+
+/// A cross-worker waiter: which worker, which row, which wait.
+struct MNWaiter: Sendable, Equatable {
+    let worker: Int
+    let block: UInt
+    let token: UInt64
+}
+
+/// A message to a worker from another kernel thread.
+enum MNMail: Sendable {
+    case wake(MNWaiter, WakeResult)
+    case cancel(block: UInt, id: UInt64)
+    /// Start this thread here (a spawn bound to this worker; never stolen).
+    case start(MNJob)
+}
+
+/// A FIFO with O(1) push and pop (amortised), for queues of jobs and waiters.
+struct MNFIFO<Element> {
+    private var items: [Element] = []
+    private var head = 0
+
+    var count: Int { items.count - head }
+    var isEmpty: Bool { head == items.count }
+
+    mutating func push(_ e: Element) { items.append(e) }
+
+    mutating func pop() -> Element? {
+        guard head < items.count else { return nil }
+        let e = items[head]
+        head += 1
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 64 && head * 2 >= items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return e
+    }
+
+    /// Removes the first element matching `predicate`; false when none does. O(n).
+    mutating func remove(where predicate: (Element) -> Bool) -> Bool {
+        guard let i = items[head...].firstIndex(where: predicate) else { return false }
+        items.remove(at: i)
+        return true
+    }
+
+    /// Removes and returns every element.
+    mutating func popAll() -> [Element] {
+        let all = Array(items[head...])
+        items.removeAll()
+        head = 0
+        return all
+    }
+}
+
+/// A queued M:N thread that has not started. Created on one kernel thread, started on another:
+/// the queue's Mutex publishes it, and nobody else touches it in between.
+final class MNJob: @unchecked Sendable {
+    let object: ThreadObject
+    let core: MNThreadCore
+    let stackSize: Int?
+
+    init(object: ThreadObject, core: MNThreadCore, stackSize: Int?) {
+        self.object = object
+        self.core = core
+        self.stackSize = stackSize
+    }
+}
+
+/// The shared part of an M:N runtime.
+final class MNRuntime: @unchecked Sendable {
+    let configuration: UThreadRuntime.Configuration
+    private(set) var workers: [MNWorker] = []
+    /// Spawns from kernel threads that are not workers.
+    let injection = KernelLock(MNFIFO<MNJob>())
+    /// Jobs in all queues (the injection queue included).
+    let queued = Atomic<Int>(0)
+    /// M:N threads spawned and not finished (main included).
+    let live = Atomic<Int>(0)
+    /// Workers that sleep (or are about to), and those among them that nothing but another
+    /// worker can wake.
+    let sleepers = Atomic<Int>(0)
+    let stuck = Atomic<Int>(0)
+    /// Bumped by a worker each time it leaves the stuck state, before it does anything else:
+    /// a deadlock is declared only if it did not move while the declarer looked.
+    let activity = Atomic<Int>(0)
+    /// Workers that have cancelled their threads after main returned.
+    let shutdownsHandled = Atomic<Int>(0)
+    /// Workers whose loop still runs.
+    let activeWorkers = Atomic<Int>(0)
+    let mainDone = Atomic<Bool>(false)
+    /// Incremented per deadlock found (the second one abandons the threads left).
+    let deadlockEpoch = Atomic<Int>(0)
+    let deadlockReport = KernelLock<String?>(nil)
+    /// Workers spinning for work before they sleep (at most half of them).
+    let spinning = Atomic<Int>(0)
+    /// How long an idle worker looks for work before it sleeps.
+    static let spinNanoseconds: UInt64 = UInt64(getenv("UTHREADS_SPIN_NS").flatMap { Int(String(cString: $0)) } ?? 20_000)
+    static let stealAfterNanoseconds = UInt64(getenv("UTHREADS_STEAL_AFTER_NS").flatMap { Int(String(cString: $0)) } ?? 5_000)
+    static let stealMax: Int = getenv("UTHREADS_STEAL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
+    /// Threads a worker took from another's queue (for tests and `bench parallel`).
+    let stolen = Atomic<Int>(0)
+
+    init(workers n: Int, configuration: UThreadRuntime.Configuration,
+         policy: (@Sendable () -> any SchedulingPolicy)?) throws(UThreadError) {
+        self.configuration = configuration
+        for i in 0..<n {
+            let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy())
+            workers.append(try MNWorker(index: i, runtime: self, scheduler: scheduler))
+        }
+    }
+
+    /// Wakes a cross-worker waiter: directly when it is on the caller's worker, else through
+    /// its worker's mailbox.
+    func wake(_ w: MNWaiter, _ result: WakeResult) {
+        if let s = Scheduler.active, s.workerIndex == Int32(w.worker), s.worker === workers[w.worker] {
+            workers[w.worker].wakeLocal(w, result, s)
+        } else {
+            workers[w.worker].post(.wake(w, result))
+        }
+    }
+
+    /// Queues a job on `worker` (or the injection queue) and rings a sleeping worker.
+    func enqueue(_ job: MNJob, on worker: MNWorker?) {
+        if let worker {
+            worker.queue.withLock { $0.push(job) }
+        } else {
+            injection.withLock { $0.push(job) }
+        }
+        queued.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 { ringOne(except: worker?.index ?? -1) }
+    }
+
+    func ringOne(except: Int) {
+        for w in workers where w.index != except {
+            if w.ring() { return }
+        }
+    }
+
+    func ringAll() {
+        for w in workers { _ = w.ring() }
+    }
+
+    func threadFinished() {
+        if live.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0 { ringAll() }
+    }
+
+    func mainFinished() {
+        mainDone.store(true, ordering: .sequentiallyConsistent)
+        ringAll()
+    }
+
+    /// Spawns an M:N thread for `body`, from a worker (queued there, or started at once when
+    /// pinned) or from any other kernel thread (the injection queue).
+    func spawn<Success: Sendable>(name: String, pinned: Bool, stackSize: Int?, isMain: Bool = false, onWorker: Int? = nil,
+                                  _ body: @escaping @Sendable () throws -> Success) -> MNThreadBox<Success> {
+        let box = MNThreadBox<Success>(runtime: self, name: name, isMain: isMain)
+        let object = ThreadObject.make(name: name) { () -> Void in box.run(body) }
+        live.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        let job = MNJob(object: object, core: box, stackSize: stackSize)
+        if isMain {
+            workers[0].initial = job
+            return box
+        }
+        let here = MNWorker.current()
+        let worker = here.flatMap { $0.worker.runtime === self ? $0 : nil }
+        if let k = onWorker, k != worker?.worker.index {
+            workers[k].post(.start(job))
+        } else if pinned || onWorker != nil, let worker {
+            worker.worker.start(job, worker.scheduler)
+        } else {
+            enqueue(job, on: worker?.worker)
+        }
+        return box
+    }
+
+    /// Runs the runtime on the calling kernel thread (worker 0) and N-1 new ones.
+    static func run<R: Sendable>(workers n: Int, configuration: UThreadRuntime.Configuration,
+                                 policy: (@Sendable () -> any SchedulingPolicy)?,
+                                 _ body: @escaping @Sendable () throws -> R) throws -> R {
+        try configuration.validate()
+        guard n >= 1 && n <= 1024 else { throw UThreadError.invalidArgument("workers must be 1...1024, not \(n)") }
+        guard configuration.clock == .real else {
+            throw UThreadError.invalidConfiguration("the virtual clock is for M:1 runtimes (a simulation needs one kernel thread); use UThreadRuntime.run without workers:")
+        }
+        guard configuration.trace == nil else {
+            throw UThreadError.invalidConfiguration("tracing is for M:1 runtimes; use UThreadRuntime.run without workers:")
+        }
+        guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
+        let runtime = try MNRuntime(workers: n, configuration: configuration, policy: policy)
+        defer { runtime.tearDown() }
+        let main = runtime.spawn(name: "main", pinned: false, stackSize: configuration.mainStackSize, isMain: true, body)
+        runtime.activeWorkers.store(1, ordering: .sequentiallyConsistent)
+        var threads: [pthread_t] = []
+        for w in runtime.workers.dropFirst() {
+            runtime.activeWorkers.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            var thread = pthread_t()
+            let arg = Unmanaged.passRetained(w).toOpaque()
+            let rc = pthread_create(&thread, nil, { arg in
+                Unmanaged<MNWorker>.fromOpaque(arg!).takeRetainedValue().main()
+                return nil
+            }, arg)
+            if rc != 0 {
+                Unmanaged<MNWorker>.fromOpaque(arg).release()
+                runtime.activeWorkers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+                configuration.logger.warning("could not start an M:N worker; running with fewer",
+                                             metadata: ["worker": "\(w.index)", "errno": "\(rc)", "workers": "\(threads.count + 1)"])
+                break
+            }
+            threads.append(thread)
+        }
+        runtime.workers[0].main()
+        for t in threads { pthread_join(t, nil) }
+        if let report = runtime.deadlockReport.withLock({ $0 }) { throw UThreadError.deadlock(report) }
+        guard let result = main.finishedResult() else { throw UThreadError.deadlock("the main thread never finished") }
+        return try result.get()
+    }
+
+    /// Breaks the worker ↔ scheduler cycles once every worker has stopped.
+    private func tearDown() {
+        for w in workers { w.detach() }
+    }
+}
+
+/// One worker: a kernel thread running an M:1 scheduler, plus what other workers may touch.
+final class MNWorker: WorkerHooks, @unchecked Sendable {
+    let index: Int
+    unowned(unsafe) let runtime: MNRuntime
+    /// Queued M:N threads of this worker (not started; any worker may take them).
+    let queue = KernelLock(MNFIFO<MNJob>())
+    let mailbox = KernelLock<[MNMail]>([])
+    let mailCount = Atomic<Int>(0)
+    /// When this worker last took a thread from its own queue (CLOCK_MONOTONIC ns).
+    let lastTake = Atomic<UInt64>(0)
+    /// Threads this worker started (stolen ones included).
+    let startedCount = Atomic<Int>(0)
+    /// True while the worker sleeps (or is about to); whoever flips it to false rings.
+    let sleeping = Atomic<Bool>(false)
+    /// The eventfd in the worker's epoll set that other kernel threads write to wake it.
+    let doorbell: Int32
+    private static let doorbellToken = UInt64(Int.max)
+
+    // Touched only on the worker's own kernel thread (or before it starts / after it ended).
+    private(set) var scheduler: Scheduler?
+    private let reactor: Reactor
+    var initial: MNJob?
+    private var nextToken: UInt64 = 0
+    private var shutdownHandled = false
+    private var deadlockSeen = 0
+    private var spare: [MNMail] = []
+
+    init(index: Int, runtime: MNRuntime, scheduler: Scheduler) throws(UThreadError) {
+        self.index = index
+        self.runtime = runtime
+        let fd = uthreads_eventfd_create()
+        if fd < 0 { throw .system(call: "eventfd", errno: .lastError) }
+        doorbell = fd
+        do {
+            reactor = try Reactor.of(scheduler)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        if uthreads_epoll_ctl(reactor.epollFD, 1, fd, UInt32(UTHREADS_EV_IN), MNWorker.doorbellToken) < 0 {
+            let e = Errno.lastError
+            Glibc.close(fd)
+            throw .system(call: "epoll_ctl", errno: e)
+        }
+        self.scheduler = scheduler
+        scheduler.workerIndex = Int32(index)
+        scheduler.worker = self
+    }
+
+    deinit { Glibc.close(doorbell) }
+
+    func detach() {
+        scheduler?.worker = nil
+        scheduler = nil
+    }
+
+    /// The worker and scheduler of the calling kernel thread, if it is an M:N worker.
+    @inline(__always)
+    static func current() -> (worker: MNWorker, scheduler: Scheduler)? {
+        guard let s = Scheduler.active, let w = s.worker else { return nil }
+        return (unsafeDowncast(w, to: MNWorker.self), s)
+    }
+
+    /// `current()`, or a clear stop for M:N API used elsewhere.
+    static func require(_ api: StaticString) -> (worker: MNWorker, scheduler: Scheduler) {
+        if let c = current(), c.scheduler.onUserThread { return c }
+        let message = "UserThreads: \(api) must be called from an M:N thread (inside UThreadRuntime.run(workers:) { … })."
+        uthreads_write_stderr("\n" + message + "\n")
+        preconditionFailure(message)
+    }
+
+    /// The kernel thread's body.
+    func main() {
+        guard let s = scheduler else { return }
+        if runtime.configuration.installFaultHandler { _ = uthreads_install_fault_handler() }
+        uthreads_set_runtime(Unmanaged.passUnretained(s).toOpaque())
+        if let job = initial {
+            initial = nil
+            start(job, s)
+        }
+        s.runLoop()
+        runtime.activeWorkers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        s.shutdown()
+        uthreads_set_runtime(nil)
+        uthreads_set_current(nil)
+        uthreads_checkpoint_arm(Int64.max / 2)
+    }
+
+    // MARK: Messages
+
+    func post(_ mail: MNMail) {
+        mailbox.withLock { $0.append(mail) }
+        mailCount.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        _ = ring()
+    }
+
+    /// Wakes the worker if it sleeps; true if this call rang it.
+    @discardableResult
+    func ring() -> Bool {
+        guard sleeping.load(ordering: .sequentiallyConsistent) else { return false }
+        guard sleeping.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent).exchanged else { return false }
+        _ = uthreads_eventfd_signal(doorbell)
+        return true
+    }
+
+    func wakeLocal(_ w: MNWaiter, _ result: WakeResult, _ s: Scheduler) {
+        guard let t = ControlBlock(bitPattern: w.block), t.pointee.mn_token == w.token else { return }
+        s.wake(t, result)
+    }
+
+    private func drainMail(_ s: Scheduler) {
+        var taken = spare  // two buffers swapped under the lock: no allocation per drain
+        spare = []
+        mailbox.withLock { m in swap(&m, &taken) }
+        mailCount.wrappingSubtract(taken.count, ordering: .sequentiallyConsistent)
+        defer {
+            taken.removeAll(keepingCapacity: true)
+            spare = taken
+        }
+        for mail in taken {
+            switch mail {
+            case .wake(let w, let result):
+                wakeLocal(w, result, s)
+            case .cancel(let block, let id):
+                guard let t = ControlBlock(bitPattern: block), t.pointee.id == id else { continue }
+                let state = t.pointee.state
+                if state != .stateFree && state != .stateFinished { s.cancel(t) }
+            case .start(let job):
+                start(job, s)
+            }
+        }
+    }
+
+    // MARK: Starting and stealing
+
+    func start(_ job: MNJob, _ s: Scheduler) {
+        do {
+            let t = try s.spawn(job.object, priority: 0, stackSize: job.stackSize)
+            startedCount.wrappingAdd(1, ordering: .relaxed)
+            let cancel = job.core.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)
+            if cancel || shutdownHandled { s.cancel(t) }
+        } catch {
+            job.core.failBeforeStart(error)
+        }
+    }
+
+    enum Work { case took, none, deferred }
+
+    /// Takes one thread from the own queue (or the injection queue); records when.
+    private func takeOwn(_ s: Scheduler) -> Bool {
+        guard let job = queue.withLock({ $0.pop() }) ?? runtime.injection.withLock({ $0.pop() }) else { return false }
+        lastTake.store(uthreads_monotonic_ns(), ordering: .relaxed)
+        runtime.queued.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        start(job, s)
+        return true
+    }
+
+    /// Starts one queued thread: own queue, injection queue, then half of another's — but only
+    /// from a worker that has not taken from its own queue for `stealAfterNanoseconds` (it is
+    /// busy with a long thread, or spawning): a worker that drains its queue quickly keeps its
+    /// threads (and their caches), instead of paying cross-CPU traffic for short threads.
+    /// That staleness test is also the monitor of issue 7: a thread that runs long without a
+    /// safe point stops its worker's takes, and its queued threads then go to other workers.
+    private func takeWork(_ s: Scheduler) -> Work {
+        guard runtime.queued.load(ordering: .sequentiallyConsistent) > 0 else { return .none }
+        if takeOwn(s) { return .took }
+        let workers = runtime.workers
+        let now = uthreads_monotonic_ns()
+        var deferred = false
+        for offset in 1..<max(workers.count, 1) {
+            let victim = workers[(index + offset) % workers.count]
+            if now &- victim.lastTake.load(ordering: .relaxed) < MNRuntime.stealAfterNanoseconds {
+                deferred = deferred || victim.queue.withLock { !$0.isEmpty }
+                continue
+            }
+            let jobs: [MNJob] = victim.queue.withLock { q in
+                let n = min(MNRuntime.stealMax, (q.count + 1) / 2)
+                var taken: [MNJob] = []
+                taken.reserveCapacity(n)
+                for _ in 0..<n { if let j = q.pop() { taken.append(j) } }
+                return taken
+            }
+            guard !jobs.isEmpty else { continue }
+            runtime.queued.wrappingSubtract(jobs.count, ordering: .sequentiallyConsistent)
+            runtime.stolen.wrappingAdd(jobs.count, ordering: .relaxed)
+            for job in jobs { start(job, s) }
+            return .took
+        }
+        return deferred ? .deferred : .none
+    }
+
+    /// Shutdown (main returned) and deadlock teardown requests. False: abandon the loop.
+    private func checkRuntime(_ s: Scheduler) -> Bool {
+        if !shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent) {
+            shutdownHandled = true
+            s.cancelAll(except: nil)
+            runtime.shutdownsHandled.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        }
+        let epoch = runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent)
+        if epoch > deadlockSeen {
+            deadlockSeen = epoch
+            if epoch >= 2 { return false }  // threads parked again while unwinding: abandon them
+            // Each worker adds its own table to the report (only it may read its table).
+            let table = "worker \(index):\n" + DeadlockReport(scheduler: s).description
+            uthreads_write_stderr(table + "\n")
+            runtime.deadlockReport.withLock { $0 = ($0 ?? "") + "\n" + table }
+            s.wakeAllParked(.deadlocked)
+        }
+        return true
+    }
+
+    private var finished: Bool {
+        runtime.mainDone.load(ordering: .sequentiallyConsistent) && runtime.live.load(ordering: .sequentiallyConsistent) == 0
+    }
+
+    // MARK: WorkerHooks
+
+    func maintenance(_ s: Scheduler) {
+        if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
+        if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { _ = checkRuntime(s) }
+        // Fairness with busy threads: start one queued thread now and then.
+        if runtime.queued.load(ordering: .relaxed) > 0 { _ = takeOwn(s) }
+    }
+
+    func idle(_ s: Scheduler) -> Bool {
+        if !s.timers.isEmpty { s.fireTimers(now: s.now()) }
+        if mailCount.load(ordering: .sequentiallyConsistent) > 0 { drainMail(s) }
+        guard checkRuntime(s) else { return false }
+        if s.hasReadyThreads { return true }
+        let work = takeWork(s)
+        if work == .took { return true }
+        let deferred = work == .deferred
+        if finished && s.table.liveCount == 0 { return false }
+
+        // A short bounded spin first (Go's spinning M), by at most half of the workers: a
+        // cross-worker handoff (a join, a channel, a steal) usually completes within
+        // microseconds, and sleeping costs an eventfd write plus an epoll wake-up (~5–50 µs
+        // here) on each side. The spin ends at the first sign of work; then the worker sleeps.
+        if spinForWork(deferred: deferred) { return true }
+        // Threads queued on a worker that takes them itself: look again in a while (the
+        // reactor's timeout granularity is 1 ms), or when rung.
+        if deferred && takeWork(s) == .took { return true }
+
+        // Sleep in epoll_wait until a timer, I/O, an offload completion or the doorbell.
+        var timeout: UInt64? = s.timers.nextDeadline.map { $0 &- min($0, s.now()) }
+        if deferred { timeout = min(timeout ?? .max, 1_000_000) }
+        let forever = timeout == nil && reactor.pendingWakeups == 0
+        sleeping.store(true, ordering: .sequentiallyConsistent)
+        runtime.sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if forever { runtime.stuck.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+        defer {
+            if forever {
+                runtime.activity.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                runtime.stuck.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+            }
+            runtime.sleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+            if !sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+                _ = uthreads_eventfd_drain(doorbell)  // someone rang
+            }
+        }
+        // Re-check after announcing the sleep (each poster changes its counter, then rings).
+        if mailCount.load(ordering: .sequentiallyConsistent) > 0 || (!deferred && runtime.queued.load(ordering: .sequentiallyConsistent) > 0)
+            || runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent) > deadlockSeen
+            || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent)) || finished {
+            return true
+        }
+        if forever && looksDeadlocked() {
+            declareDeadlock(s)
+            return true
+        }
+        reactor.poll(timeoutNanoseconds: timeout)
+        return true
+    }
+
+    /// Spins up to `MNRuntime.spinNanoseconds` for mail or queued threads (mail only when the
+    /// queued ones are deferred); true if some came.
+    private func spinForWork(deferred: Bool) -> Bool {
+        let maxSpinners = max(1, runtime.workers.count / 2)
+        guard runtime.spinning.wrappingAdd(1, ordering: .relaxed).newValue <= maxSpinners else {
+            runtime.spinning.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        defer { runtime.spinning.wrappingSubtract(1, ordering: .relaxed) }
+        let end = uthreads_monotonic_ns() &+ MNRuntime.spinNanoseconds
+        while true {
+            for _ in 0..<64 {
+                if mailCount.load(ordering: .relaxed) > 0 || (!deferred && runtime.queued.load(ordering: .relaxed) > 0) { return true }
+                uthreads_cpu_relax()
+            }
+            if runtime.mainDone.load(ordering: .relaxed) || uthreads_monotonic_ns() > end { return false }
+        }
+    }
+
+    /// Every active worker is stuck (no ready thread, timer, I/O or offload; it is about to sleep
+    /// with no timeout), nothing is queued, no mailbox holds a message, and no worker left the
+    /// stuck state while this looked (a worker that saw work in its own re-check leaves it only
+    /// after bumping `activity`, and the work it saw stays visible until then).
+    private func looksDeadlocked() -> Bool {
+        let before = runtime.activity.load(ordering: .sequentiallyConsistent)
+        guard runtime.stuck.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent),
+              runtime.queued.load(ordering: .sequentiallyConsistent) == 0,
+              !finished,
+              !runtime.mainDone.load(ordering: .sequentiallyConsistent)
+                || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent),
+              runtime.workers.allSatisfy({ $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 }) else { return false }
+        return runtime.activity.load(ordering: .sequentiallyConsistent) == before
+    }
+
+    private func declareDeadlock(_ s: Scheduler) {
+        let workers = runtime.activeWorkers.load(ordering: .relaxed)
+        let header = "M:N runtime: all \(workers) workers idle with parked threads, nothing queued, no timer, no I/O (each worker's table follows)."
+        uthreads_write_stderr("\n" + header + "\n")
+        runtime.deadlockReport.withLock { $0 = header + ($0 ?? "") }
+        runtime.deadlockEpoch.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        runtime.ringAll()
+    }
+
+    // MARK: Cross-worker waits
+
+    /// Parks the running thread for a cross-worker wait. `register` publishes the waiter (under
+    /// the object's lock) and returns true, or returns false when there is no need to wait.
+    /// Returns nil when it did not park, else the wake result. The waiter is unique to this
+    /// wait: a wake for an older wait is dropped.
+    func park(_ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, deadline: UInt64?,
+              _ register: (MNWaiter) throws -> Bool) rethrows -> (MNWaiter, WakeResult)? {
+        let me = s.current
+        nextToken &+= 1
+        let waiter = MNWaiter(worker: index, block: UInt(bitPattern: me), token: nextToken)
+        me.pointee.mn_token = waiter.token
+        let wait: Bool
+        do { wait = try register(waiter) } catch {
+            me.pointee.mn_token = 0
+            throw error
+        }
+        guard wait else {
+            me.pointee.mn_token = 0
+            return nil
+        }
+        let result = s.park(kind, object: object, deadline: deadline)
+        me.pointee.mn_token = 0
+        return (waiter, result)
+    }
+}

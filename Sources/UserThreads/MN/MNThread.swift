@@ -1,0 +1,276 @@
+// Layer 7: the M:N public API — `UThreadRuntime.run(workers:)`, `MNThread`, `MNRuntimeHandle`.
+//
+// Which API is which (Swift 6 checks it):
+//   * M:1 (`UThreadRuntime.run { }`, `UThread { }`, UMutex, Channel, …): closures may capture
+//     non-Sendable state, because every thread of the runtime runs on one kernel thread.
+//   * M:N (`UThreadRuntime.run(workers:) { }`, `MNThread { }`, `MNRuntimeHandle.spawn`): the
+//     closures are `@Sendable` and results `Sendable`, because the thread may start on any
+//     worker. Share state through `MNMutex`, `MNChannel`, `MNWaitGroup`, atomics or other
+//     Sendable types. The M:1 primitives are not Sendable, so they cannot be captured by an
+//     M:N closure: the compiler rejects the cross-worker use instead of a race at run time.
+//   * Inside an M:N thread the M:1 API still works, worker-locally: `UThread { }` starts a
+//     thread on the same worker (never stolen), and the M:1 primitives work between the
+//     threads of that worker. `sleep`, `yield`, I/O and `blocking { }` work in both.
+import CUThreads
+import Glibc
+import Synchronization
+
+/// The state an M:N thread shares between workers: where it runs, cancellation, joiners.
+class MNThreadCore: @unchecked Sendable {
+    let runtime: MNRuntime
+    let name: String
+    let isMain: Bool
+
+    struct Place { var worker: Int; var block: UInt; var id: UInt64 }
+    struct State {
+        var place: Place?
+        var id: UInt64 = 0
+        var cancelRequested = false
+        var finished = false
+        var waiters = MNFIFO<MNWaiter>()
+    }
+    let state = KernelLock(State())
+
+    init(runtime: MNRuntime, name: String, isMain: Bool) {
+        self.runtime = runtime
+        self.name = name
+        self.isMain = isMain
+    }
+
+    /// Called by the worker that started it. Returns whether a cancel came first.
+    func started(worker: Int, block: UInt, id: UInt64) -> Bool {
+        state.withLock { s in
+            s.place = Place(worker: worker, block: block, id: id)
+            s.id = id
+            return s.cancelRequested
+        }
+    }
+
+    /// Publishes the end: wakes the joiners, then counts the thread out.
+    final func finish() {
+        let waiters = state.withLock { s in
+            s.finished = true
+            s.place = nil
+            return s.waiters.popAll()
+        }
+        for w in waiters { runtime.wake(w, .woken) }
+        if isMain { runtime.mainFinished() }
+        runtime.threadFinished()
+    }
+
+    func failBeforeStart(_ error: any Error) {}
+
+    var isFinished: Bool { state.withLock { $0.finished } }
+
+    func cancel() {
+        let place: Place? = state.withLock { s in
+            if s.finished { return nil }
+            s.cancelRequested = true
+            return s.place
+        }
+        guard let place else { return }
+        if let (w, s) = MNWorker.current(), w.runtime === runtime, w.index == place.worker {
+            if let t = ControlBlock(bitPattern: place.block), t.pointee.id == place.id,
+               t.pointee.state != .stateFree, t.pointee.state != .stateFinished {
+                s.cancel(t)
+            }
+        } else {
+            runtime.workers[place.worker].post(.cancel(block: place.block, id: place.id))
+        }
+    }
+
+    /// Parks the caller until the thread has finished.
+    func waitUntilFinished() throws {
+        let (w, s) = MNWorker.require("MNThread.join()")
+        guard w.runtime === runtime else { throw UThreadError.foreignRuntime }
+        let me = UInt(bitPattern: s.current)
+        while true {
+            var selfJoin = false
+            let parked = w.park(s, .join, object: state.withLock { $0.id }, deadline: nil) { waiter in
+                state.withLock { st in
+                    if st.finished { return false }
+                    if let p = st.place, p.worker == w.index, p.block == me { selfJoin = true; return false }
+                    st.waiters.push(waiter)
+                    return true
+                }
+            }
+            if selfJoin { throw UThreadError.invalidArgument("an M:N thread cannot join itself") }
+            guard let (waiter, result) = parked else { return }
+            if result == .woken { continue }
+            _ = state.withLock { $0.waiters.remove { $0 == waiter } }
+            try result.check()
+        }
+    }
+}
+
+/// An M:N thread's shared state with its typed result.
+final class MNThreadBox<Success: Sendable>: MNThreadCore, @unchecked Sendable {
+    /// Written once before `finished` is set under the lock; read only after seeing it set.
+    private var result: Result<Success, any Error>?
+
+    func run(_ body: @Sendable () throws -> Success) {
+        result = Result(catching: body)
+        finish()
+    }
+
+    override func failBeforeStart(_ error: any Error) {
+        result = .failure(error)
+        finish()
+    }
+
+    func finishedResult() -> Result<Success, any Error>? {
+        state.withLock { $0.finished } ? result : nil
+    }
+}
+
+/// A user thread of an M:N runtime: it may start on any worker kernel thread (idle workers
+/// steal queued threads), so its closure is `@Sendable` and its result `Sendable`. Once
+/// started it stays on its worker (see MNRuntime.swift). Create it inside
+/// `UThreadRuntime.run(workers:)`; from other kernel threads use `MNRuntimeHandle.spawn`.
+///
+/// ```swift
+/// let sum = try UThreadRuntime.run(workers: 2) {
+///     let parts = (0..<8).map { i in MNThread { work(slice: i) } }   // @Sendable closures
+///     return try parts.reduce(0) { try $0 + $1.join() }
+/// }
+/// ```
+public struct MNThread<Success: Sendable>: Sendable, Hashable, CustomStringConvertible {
+    let box: MNThreadBox<Success>
+
+    /// Spawns an M:N thread. It is queued on the calling worker, where this worker or an idle
+    /// one starts it.
+    /// - Parameters:
+    ///   - name: shown in the thread table (with the worker that runs it) and in dumps.
+    ///   - pinned: start it now on the calling worker's kernel thread and never steal it (for
+    ///     code that needs the same kernel thread as its parent).
+    ///   - stackSize: usable stack bytes (default: the configuration's `stackSize`).
+    ///   - body: the thread's code; `@Sendable`, since it may run on any worker.
+    public init(name: String = "", pinned: Bool = false, stackSize: Int? = nil,
+                _ body: @escaping @Sendable () throws -> Success) {
+        let (w, _) = MNWorker.require("MNThread.init")
+        box = w.runtime.spawn(name: name, pinned: pinned, stackSize: stackSize, body)
+    }
+
+    init(box: MNThreadBox<Success>) { self.box = box }
+
+    /// Spawns an M:N thread bound to worker `worker` (0..<workers): it starts there and is
+    /// never stolen (e.g. one acceptor per worker). From the calling worker it starts at once.
+    /// - Throws: `.invalidArgument` for a worker index out of range.
+    public static func spawn(name: String = "", onWorker worker: Int, stackSize: Int? = nil,
+                             _ body: @escaping @Sendable () throws -> Success) throws -> MNThread {
+        let (w, _) = MNWorker.require("MNThread.spawn(onWorker:)")
+        guard worker >= 0 && worker < w.runtime.workers.count else {
+            throw UThreadError.invalidArgument("worker \(worker) is not in 0..<\(w.runtime.workers.count)")
+        }
+        return MNThread(box: w.runtime.spawn(name: name, pinned: true, stackSize: stackSize, onWorker: worker, body))
+    }
+
+    /// Waits for the thread and returns its value or rethrows its error. Call it from an M:N
+    /// thread of the same runtime.
+    /// - Throws: the thread's error; `CancellationError` if the caller is cancelled while it
+    ///   waits; `.invalidArgument` for a self-join; `.foreignRuntime`.
+    public func join() throws -> Success {
+        if let r = box.finishedResult() { return try r.get() }
+        try box.waitUntilFinished()
+        return try box.finishedResult()!.get()
+    }
+
+    /// Asks the thread to stop (see `UThread.cancel()`); works from any worker, and before the
+    /// thread has started (it then starts cancelled).
+    public func cancel() { box.cancel() }
+
+    /// The name given at spawn.
+    public var name: String { box.name }
+    /// Whether the body has returned or thrown.
+    public var isFinished: Bool { box.isFinished }
+    /// The thread's id once it has started (nil while queued).
+    public var id: ThreadID? {
+        let raw = box.state.withLock { $0.id }
+        return raw == 0 ? nil : ThreadID(rawValue: raw)
+    }
+    public var description: String { "MNThread \"\(box.name)\"" }
+    public static func == (a: MNThread, b: MNThread) -> Bool { a.box === b.box }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(box)) }
+}
+
+extension MNThread where Success == Never {
+    /// The index of the worker running the caller (0..<workers), or nil outside an M:N runtime.
+    public static var worker: Int? {
+        guard let s = Scheduler.active, s.worker != nil else { return nil }
+        return Int(s.workerIndex)
+    }
+
+    /// The runtime of the calling M:N thread, as a handle other kernel threads may use.
+    public static var runtime: MNRuntimeHandle? {
+        MNWorker.current().map { MNRuntimeHandle(runtime: $0.worker.runtime) }
+    }
+}
+
+/// A reference to a running M:N runtime that any kernel thread may hold: spawns from outside
+/// the workers go through the runtime's injection queue.
+public struct MNRuntimeHandle: Sendable {
+    let runtime: MNRuntime
+
+    /// Number of workers.
+    public var workers: Int { runtime.workers.count }
+
+    /// Spawns an M:N thread from any kernel thread (a worker of this runtime queues it locally).
+    public func spawn<Success: Sendable>(name: String = "", _ body: @escaping @Sendable () throws -> Success) -> MNThread<Success> {
+        MNThread(box: runtime.spawn(name: name, pinned: false, stackSize: nil, body))
+    }
+
+    /// Figures for tests and benchmarks.
+    public var statistics: MNStatistics {
+        MNStatistics(startedPerWorker: runtime.workers.map { $0.startedCount.load(ordering: .relaxed) },
+                     stolen: runtime.stolen.load(ordering: .relaxed),
+                     live: runtime.live.load(ordering: .relaxed))
+    }
+}
+
+/// Counters of an M:N runtime.
+public struct MNStatistics: Sendable, Hashable {
+    /// Threads started by each worker so far.
+    public var startedPerWorker: [Int]
+    /// Threads a worker took from another's queue.
+    public var stolen: Int
+    /// M:N threads not finished.
+    public var live: Int
+}
+
+extension UThreadRuntime {
+    /// The number of CPUs online: the usual `workers:` for `run(workers:)`.
+    public static var processorCount: Int {
+        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// Runs `body` as the main thread of an M:N runtime: `workers` kernel threads (the caller
+    /// is worker 0) each with its own scheduler and run queue; idle workers steal queued
+    /// threads. Returns when the main thread has returned and every thread has finished (the
+    /// others are cancelled when main returns, as with `run`).
+    ///
+    /// ```swift
+    /// let total = try UThreadRuntime.run(workers: UThreadRuntime.processorCount) {
+    ///     let counter = MNMutex()
+    ///     let threads = (0..<100).map { _ in MNThread { try counter.withLock { … } } }
+    ///     for t in threads { try t.join() }
+    /// }
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - workers: worker kernel threads, 1...1024 (`processorCount` is the usual choice).
+    ///   - configuration: stacks, accounting and logging, as for the M:1 runtime (the virtual
+    ///     clock and tracing are M:1 only).
+    ///   - policy: makes each worker's scheduling policy (policies are per worker); FIFO if nil.
+    ///   - body: the runtime's main thread; `run` returns its value once every thread has ended.
+    /// - Throws: `.invalidArgument`, `.invalidConfiguration` (virtual clock, tracing: M:1 only),
+    ///   `.nestedRuntime`, `.deadlock`, or the main thread's error.
+    @discardableResult
+    public static func run<R: Sendable>(
+        workers: Int,
+        _ configuration: Configuration = Configuration(),
+        policy: (@Sendable () -> any SchedulingPolicy)? = nil,
+        _ body: @escaping @Sendable () throws -> R
+    ) throws -> R {
+        try MNRuntime.run(workers: workers, configuration: configuration, policy: policy, body)
+    }
+}
