@@ -10,6 +10,7 @@
 // delays the answer, as it delays every other thread.
 import CUThreads
 import Glibc
+import SystemPackage
 
 final class ControlSocketServer: @unchecked Sendable {
     /// How often an idle runtime looks for requests.
@@ -106,4 +107,39 @@ private extension String {
     }
 
     enum Whitespace { case whitespaces }
+}
+
+extension UThreadRuntime {
+    /// Sends one request line ("table" or "dump") to a runtime's control socket (see
+    /// `Configuration.controlSocket`) and returns the JSON answer. A plain blocking client, for
+    /// tools on ordinary kernel threads (`uthreads top`), not for user threads.
+    ///
+    /// - Parameters:
+    ///   - path: the socket's path.
+    ///   - request: "table" or "dump".
+    /// - Returns: the answer's bytes (JSON).
+    /// - Throws: `UThreadError.system` naming the call that failed (connect, write, read).
+    public static func queryControlSocket(_ path: String, request: String = "table") throws -> [UInt8] {
+        let fd = uthreads_unix_connect(path)
+        guard fd >= 0 else { throw UThreadError.system(call: "connect(\(path))", errno: Errno(rawValue: -fd)) }
+        defer { Glibc.close(fd) }
+        let line = Array((request + "\n").utf8)
+        var sent = 0
+        while sent < line.count {
+            let n = line[sent...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { throw UThreadError.system(call: "write", errno: .lastError) }
+            sent += n
+        }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw UThreadError.system(call: "read", errno: .lastError) }
+            if n == 0 { break }
+            answer.append(contentsOf: buffer[0..<n])
+        }
+        return answer
+    }
 }

@@ -1,7 +1,6 @@
 // `uthreads top PID|SOCKET`: a runtime's threads, live, like top — states, CPU time, switches,
 // wait reasons — read from the runtime's control socket (`Configuration.controlSocket`).
 import ArgumentParser
-import CUThreads
 import Foundation
 import UserThreads
 
@@ -68,22 +67,11 @@ struct TopCommand: ParsableCommand {
 
     /// Sends one request line and reads the answer to the end.
     static func ask(_ path: String, request: String) throws -> Data {
-        let fd = uthreads_unix_connect(path)
-        guard fd >= 0 else {
-            throw ValidationError("cannot connect to \(path): \(String(cString: strerror(-fd))). Does the program set Configuration.controlSocket?")
+        do {
+            return Data(try UThreadRuntime.queryControlSocket(path, request: request))
+        } catch UThreadError.system(let call, let errno) where call.hasPrefix("connect") {
+            throw ValidationError("cannot connect to \(path): \(errno). Does the program set Configuration.controlSocket?")
         }
-        defer { close(fd) }
-        let line = Array((request + "\n").utf8)
-        guard write(fd, line, line.count) == line.count else { throw ValidationError("cannot send the request to \(path)") }
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &buffer, buffer.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            data.append(contentsOf: buffer[0..<n])
-        }
-        return data
     }
 
     func render(_ table: ThreadTable, previous: ThreadTable?) -> String {

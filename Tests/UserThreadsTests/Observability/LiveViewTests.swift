@@ -1,4 +1,3 @@
-import CUThreads
 import Foundation
 import Synchronization
 import Testing
@@ -11,22 +10,9 @@ import Testing
             .appendingPathComponent("ut-\(getpid())-\(UInt32.random(in: 0...UInt32.max))\(suffix)").path
     }
 
-    /// Sends one request line to a control socket and reads the answer to the end.
+    /// Sends one request line to a control socket and reads the answer (nil when it cannot).
     static func ask(_ path: String, _ request: String) -> Data? {
-        let fd = uthreads_unix_connect(path)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        let line = Array((request + "\n").utf8)
-        guard write(fd, line, line.count) == line.count else { return nil }
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &buffer, buffer.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            data.append(contentsOf: buffer[0..<n])
-        }
-        return data
+        (try? UThreadRuntime.queryControlSocket(path, request: request)).map { Data($0) }
     }
 
     @Test func theControlSocketServesTheTableFromAnotherKernelThread() throws {
