@@ -2,7 +2,7 @@
 
 extension Double {
     /// Fixed-point text with `digits` decimals ("12.345"). Non-finite values print as "-".
-    func fixed(_ digits: Int) -> String {
+    package func fixed(_ digits: Int) -> String {
         guard isFinite else { return "-" }
         var scale = 1.0
         for _ in 0..<digits { scale *= 10 }

@@ -56,19 +56,3 @@ extension String {
     func padding(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
     func leftPadding(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
 }
-
-extension Double {
-    func fixed(_ digits: Int) -> String {
-        var scale = 1.0
-        for _ in 0..<digits { scale *= 10 }
-        let n = (abs(self) * scale).rounded()
-        let whole = Int(n / scale)
-        var s = (self < 0 ? "-" : "") + "\(whole)"
-        if digits > 0 {
-            let frac = Int(n) - whole * Int(scale)
-            let f = String(frac)
-            s += "." + String(repeating: "0", count: digits - f.count) + f
-        }
-        return s
-    }
-}
