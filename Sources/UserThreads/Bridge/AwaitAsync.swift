@@ -41,16 +41,22 @@ extension UThread where Success == Never {
     /// async code occupies one of the cooperative pool's few threads for as long as it runs,
     /// and if every pool thread is so occupied, the task this call waits for can never run.
     ///
-    /// - Parameter body: the async work, run on Swift's global executor.
+    /// - Parameters:
+    ///   - timeout: when it passes, the task is cancelled, the user thread waits for it to end,
+    ///     and the call throws `UThreadError.timedOut`. nil: no limit.
+    ///   - body: the async work, run on Swift's global executor.
     /// - Returns: what `body` returns.
     /// - Throws: what `body` throws; `CancellationError` when the user thread is cancelled and
-    ///   the task honours the cancellation (the user thread still waits for the task to end).
-    public static func `await`<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    ///   the task honours the cancellation (the user thread still waits for the task to end);
+    ///   `UThreadError.timedOut` after `timeout`.
+    public static func `await`<T: Sendable>(timeout: Duration? = nil,
+                                            _ body: @escaping @Sendable () async throws -> T) throws -> T {
         let s = Scheduler.require("UThread.await")
         if !s.onUserThread { Scheduler.misuse("UThread.await") }
         let reactor = try Reactor.of(s)
         let job = AsyncCallJob<T>()
-        reactor.awaitCompletion(job, start: { _ in
+        let deadline = timeout.map { Deadline.after($0, now: s.now()) }
+        let outcome = reactor.awaitCompletion(job, start: { _ in
             job.task = Task.detached {
                 do {
                     job.result = .success(try await body())
@@ -59,7 +65,8 @@ extension UThread where Success == Never {
                 }
                 job.postCompletion()
             }
-        }, onCancel: { job.task?.cancel() }, kind: .async)
+        }, onCancel: { job.task?.cancel() }, kind: .async, deadline: deadline)
+        if outcome == .timedOut { throw UThreadError.timedOut }
         return try job.result!.get()
     }
 }

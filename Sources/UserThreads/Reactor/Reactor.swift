@@ -244,21 +244,27 @@ final class Reactor: Poller {
     /// the job's result (often a `CancellationError`) is never lost and the job never outlives
     /// the wait. Without it, only the completion wakes the thread. Deadlock teardown never runs
     /// while a completion is outstanding (it counts in `pendingWakeups`).
+    ///
+    /// With a `deadline` (which needs `onCancel`), the wait times out like a cancel: `onCancel` is
+    /// called, the thread still waits for the completion, and the result is `.timedOut`.
+    @discardableResult
     func awaitCompletion(_ job: OffloadJob, start: (OffloadJob) -> Void, onCancel: (() -> Void)?,
-                         kind: WaitReason.Kind = .offload) {
+                         kind: WaitReason.Kind = .offload, deadline: UInt64? = nil) -> WakeResult {
         let s = scheduler
         job.waiter = UInt(bitPattern: s.current)
         job.mailbox = mailbox
         offloadsInFlight += 1
         start(job)
-        var cancellable = onCancel != nil
+        var interruptible = onCancel != nil
+        var outcome = WakeResult.woken
         while true {
-            switch s.park(kind, object: 0, deadline: nil, cancellable: cancellable) {
+            switch s.park(kind, object: 0, deadline: interruptible ? deadline : nil, cancellable: interruptible) {
             case .woken:
-                return
-            case .cancelled:
+                return outcome
+            case .cancelled, .timedOut:
+                if outcome == .woken { outcome = s.current.has(.flagCancelled) ? .cancelled : .timedOut }
                 onCancel?()
-                cancellable = false  // asked once; now wait for the completion itself
+                interruptible = false  // asked once; now wait for the completion itself
             default:
                 continue
             }

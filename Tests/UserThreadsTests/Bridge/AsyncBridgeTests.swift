@@ -65,6 +65,22 @@ import Testing
         }
     }
 
+    @Test func awaitTimesOutAndCancelsTheTask() async throws {
+        let executor = try UThreadExecutor()
+        defer { executor.shutdown() }
+        let sawCancel = try await executor.run { () throws -> Bool in
+            let cancelled = Atomic<Bool>(false)
+            #expect(throws: UThreadError.timedOut) {
+                try UThread.await(timeout: .milliseconds(5)) { () async throws -> Int in
+                    do { try await Task.sleep(for: .seconds(3600)) } catch { cancelled.store(true, ordering: .releasing); throw error }
+                    return 1
+                }
+            }
+            return cancelled.load(ordering: .acquiring)  // the task ended before the call returned
+        }
+        #expect(sawCancel)
+    }
+
     @Test func asyncCodeAwaitsUserThreads() async throws {
         let executor = try UThreadExecutor()
         defer { executor.shutdown() }
