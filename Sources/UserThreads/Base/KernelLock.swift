@@ -31,4 +31,21 @@ final class KernelLock<Value>: @unchecked Sendable {
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)
     }
+
+    // Several locks at once (an M:N select locks all its channels, in id order): lock, reach
+    // the value while held, unlock.
+
+    /// Takes the lock; pair with `unlock()`. Prefer `withLock`.
+    @inline(__always)
+    func lock() { pthread_mutex_lock(mutex) }
+
+    /// Releases the lock taken by `lock()`.
+    @inline(__always)
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    /// Runs `body` on the value; the caller must hold the lock (taken with `lock()`).
+    @inline(__always)
+    func withLockHeld<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        try body(&value)
+    }
 }

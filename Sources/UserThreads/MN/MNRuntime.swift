@@ -39,10 +39,11 @@
 //     rejects at compile time the one way to share them across workers (capturing one in an
 //     `MNThread` body). `UThread { … }` inside an M:N thread spawns a *worker-local* thread
 //     (never stolen: it may share non-Sendable state with its parent).
-//   * Cross-worker sync has its own primitives (MNSync.swift: `MNMutex`, `MNChannel`,
-//     `MNWaitGroup`, `MNThread.join`): a `Synchronization.Mutex` per object guards the state
-//     and the list of waiters; the waiter parks after releasing it; the waker removes the
-//     waiter under it and sends the wake (locally: `Scheduler.wake`; remotely: the mailbox).
+//   * Cross-worker sync has its own primitives (MN/Sync: `MNMutex`, `MNChannel` and
+//     `mnSelect`, `MNCondition`, `MNSemaphore`, `MNRWLock`, `MNBarrier`, `MNOnce`,
+//     `MNWaitGroup`; and `MNThread.join`): a `KernelLock` per object guards the state and the
+//     list of waiters; the waiter parks after releasing it; the waker removes the waiter under
+//     it and sends the wake (locally: `Scheduler.wake`; remotely: the mailbox).
 //     A wait carries a token (`uthreads_tcb.mn_token`, unique per worker); a wake whose token
 //     no longer matches (the waiter timed out, was cancelled, or finished and its row was
 //     reused) is dropped, so a late wake can never hit the wrong wait.
@@ -100,6 +101,8 @@ enum MNMail: Sendable {
     case cancel(block: UInt, id: UInt64)
     /// Start this thread here (a spawn bound to this worker; never stolen).
     case start(MNJob)
+    /// Add this worker's thread-table rows to a merged table (MNThreadTable.swift).
+    case snapshot(MNTableRequest)
 }
 
 /// A FIFO with O(1) push and pop (amortised), for queues of jobs and waiters.
@@ -440,6 +443,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
                 if state != .stateFree && state != .stateFinished { s.cancel(t) }
             case .start(let job):
                 start(job, s)
+            case .snapshot(let request):
+                request.deliver(worker: index, table: s.snapshot())
             }
         }
     }
@@ -634,8 +639,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// the object's lock) and returns true, or returns false when there is no need to wait.
     /// Returns nil when it did not park, else the wake result. The waiter is unique to this
     /// wait: a wake for an older wait is dropped.
-    func park(_ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, deadline: UInt64?,
-              _ register: (MNWaiter) throws -> Bool) rethrows -> (MNWaiter, WakeResult)? {
+    /// `target` describes the wait in the thread table; `cancellable: false` only for waits
+    /// that must not end early (a condition's mutex reacquisition, a table request).
+    func park(_ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget? = nil, deadline: UInt64?,
+              cancellable: Bool = true, _ register: (MNWaiter) throws -> Bool) rethrows -> (MNWaiter, WakeResult)? {
         let me = s.current
         nextToken &+= 1
         let waiter = MNWaiter(worker: index, block: UInt(bitPattern: me), token: nextToken)
@@ -649,7 +656,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             me.pointee.mn_token = 0
             return nil
         }
-        let result = s.park(kind, object: object, deadline: deadline)
+        let result = s.park(kind, object: object, target: target, deadline: deadline, cancellable: cancellable)
         me.pointee.mn_token = 0
         return (waiter, result)
     }

@@ -81,8 +81,15 @@ public enum UThreadRuntime {
     public static var isRunning: Bool { Scheduler.active?.onUserThread ?? false }
 
     /// A snapshot of the calling runtime's thread table. Call it from a user thread.
+    ///
+    /// Inside an M:N runtime (`run(workers:)`) the table has every worker's threads, each row
+    /// with its `worker`: the caller asks every other worker for its rows and waits for the
+    /// answers (up to a second; a worker whose thread runs without a safe point that long is
+    /// listed in `unansweredWorkers` instead). O(threads).
     public static func threadTable() -> ThreadTable {
-        Scheduler.require("UThreadRuntime.threadTable()").snapshot()
+        let s = Scheduler.require("UThreadRuntime.threadTable()")
+        if let worker = s.worker, s.onUserThread { return worker.threadTable(s) }
+        return s.snapshot()
     }
 
     /// Stack-pool figures of the calling runtime (for tests and benchmarks).

@@ -27,4 +27,7 @@ protocol WorkerHooks: AnyObject {
     func idle(_ scheduler: Scheduler) -> Bool
     /// Called every 64 yields while threads keep running (remote wake-ups, shutdown).
     func maintenance(_ scheduler: Scheduler)
+    /// The thread table of the whole runtime (every worker's rows), for
+    /// `UThreadRuntime.threadTable()` called on one of this worker's user threads.
+    func threadTable(_ scheduler: Scheduler) -> ThreadTable
 }

@@ -64,14 +64,23 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
     public var spawned: UInt64
     /// Bytes of the table's own rows.
     public var tableBytes: Int
+    /// The number of M:N workers whose rows were asked for; nil for an M:1 runtime's table (and
+    /// for one worker's own table).
+    public var workers: Int?
+    /// M:N workers that did not answer in time (a thread of theirs ran without a safe point):
+    /// their threads are missing. Empty when every worker answered; nil outside M:N.
+    public var unansweredWorkers: [Int]?
 
     /// A table; the runtime makes them (``UThreadRuntime/threadTable()``), tests and tools may too.
-    public init(threads: [ThreadInfo], takenAtSeconds: Double, switches: UInt64, spawned: UInt64, tableBytes: Int) {
+    public init(threads: [ThreadInfo], takenAtSeconds: Double, switches: UInt64, spawned: UInt64, tableBytes: Int,
+                workers: Int? = nil, unansweredWorkers: [Int]? = nil) {
         self.threads = threads
         self.takenAtSeconds = takenAtSeconds
         self.switches = switches
         self.spawned = spawned
         self.tableBytes = tableBytes
+        self.workers = workers
+        self.unansweredWorkers = unansweredWorkers
     }
 
     /// Count of threads in each state.
@@ -82,32 +91,43 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
     public var description: String { render() }
 
     /// A `ps`-like rendering, one line per thread. `limit` caps the rows (the header says how
-    /// many were left out).
+    /// many were left out). Rows of M:N threads show their worker in a WORKER column.
     public func render(limit: Int = .max) -> String {
         var out = ""
         let counts = countsByState
         let summary = ThreadState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", ")
-        out += "user threads: \(threads.count) (\(summary.isEmpty ? "none" : summary)); switches \(switches), spawned \(spawned)\n"
-        let header = ["TID", "NAME", "STATE", "PRI", "PARENT", "SWITCHES", "CPU ms", "STACK", "USED", "WAIT"]
+        out += "user threads: \(threads.count) (\(summary.isEmpty ? "none" : summary)); switches \(switches), spawned \(spawned)"
+        if let workers { out += "; \(workers) worker\(workers == 1 ? "" : "s")" }
+        if let missing = unansweredWorkers, !missing.isEmpty {
+            out += " (no answer from worker\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")))"
+        }
+        out += "\n"
+        let showWorker = threads.contains { $0.worker != nil }
+        var header = ["TID", "NAME", "STATE", "PRI", "PARENT", "SWITCHES", "CPU ms", "STACK", "USED", "WAIT"]
+        if showWorker { header.insert("WORKER", at: 3) }
+        let rightAligned: Set<String> = ["TID", "WORKER", "PRI", "PARENT", "SWITCHES", "CPU ms", "STACK", "USED"]
         var rows: [[String]] = []
         for t in threads.prefix(limit) {
             var wait = t.waitReason.map { "\($0)" } ?? ""
             if let w = t.waitingSeconds { wait += " (\((w * 1000).fixed(1)) ms)" }
             if let d = t.deadlineInSeconds { wait += ", wakes in \((d * 1000).fixed(1)) ms" }
             if t.isCancelled { wait += wait.isEmpty ? "cancelled" : ", cancelled" }
-            rows.append([
+            var row = [
                 "\(t.id.rawValue)", t.name.isEmpty ? "-" : t.name, t.state.rawValue, "\(t.priority)",
                 t.parentID.map { "\($0.rawValue)" } ?? "-", "\(t.switches)",
                 (t.cpuSeconds * 1000).fixed(3),
                 "\(t.stack.size / 1024)K\(t.stack.mode == .dense ? "d" : "")",
                 "\(t.stack.highWater / 1024)K", wait,
-            ])
+            ]
+            if showWorker { row.insert(t.worker.map { "\($0)" } ?? "-", at: 3) }
+            rows.append(row)
         }
         var widths = header.map(\.count)
         for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { i, c in
-                i == cells.count - 1 ? c : (i == 0 || (i >= 3 && i <= 8) ? String(repeating: " ", count: widths[i] - c.count) + c : c + String(repeating: " ", count: widths[i] - c.count))
+                let pad = String(repeating: " ", count: widths[i] - c.count)
+                return i == cells.count - 1 ? c : (rightAligned.contains(header[i]) ? pad + c : c + pad)
             }.joined(separator: "  ")
         }
         out += line(header) + "\n"
