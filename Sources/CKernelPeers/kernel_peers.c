@@ -20,11 +20,18 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+// Pins the calling thread to `cpu`; a negative `cpu` lets it run on every online CPU again
+// (threads it creates later inherit its mask: an M:N benchmark after a pinned handoff must not
+// find its workers all on CPU 0).
 static void pin(int cpu) {
-    if (cpu < 0) return;
     cpu_set_t set;
     CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
+    if (cpu < 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        for (long i = 0; i < n && i < CPU_SETSIZE; i++) CPU_SET(i, &set);
+    } else {
+        CPU_SET(cpu, &set);
+    }
     pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
@@ -111,6 +118,7 @@ double peers_condvar_handoff_ns(int handoffs, int cpu) {
     pthread_mutex_unlock(&h.mutex);
     uint64_t t1 = now_ns();
     pthread_join(t, NULL);
+    pin(-1);
     pthread_mutex_destroy(&h.mutex);
     pthread_cond_destroy(&h.cond);
     return (double)(t1 - t0) / (2.0 * h.rounds);

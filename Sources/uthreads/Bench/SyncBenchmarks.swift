@@ -7,10 +7,16 @@
 //   * uncontended UMutex lock+unlock, and pthread_mutex for contrast.
 //   * contended UMutex among 1,000 user threads, each holding it across a yield (so every
 //     acquisition finds the mutex held): throughput and the spread of acquisitions per thread.
+//   * M:N (issue 7): the same ping-pong over two unbuffered MNChannels between two M:N threads
+//     on different workers (each wake is a mailbox message to the other kernel thread), and
+//     on one worker (no kernel thread is crossed: the price of the locks and claims alone);
+//     peer: the mutex+condvar pair left free to run on both CPUs. Wall time: two kernel
+//     threads take part.
 //
 // User-thread rows are timed with the kernel thread's CPU time (CLOCK_THREAD_CPUTIME_ID): every
 // user thread of a runtime runs on that one kernel thread, and CPU time does not count the time
 // the shared machine gave to other processes.
+import CUThreads
 import Glibc
 import UserThreads
 
@@ -30,6 +36,24 @@ enum SyncBenchmarks {
         }
     }
 
+    /// ns per handoff between two M:N threads over two unbuffered MNChannels, the echo thread
+    /// bound to the last worker (main runs on worker 0): on 2 workers it crosses kernel threads
+    /// on every message, on 1 worker it never does. Wall time.
+    static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> Double {
+        try UThreadRuntime.run(workers: workers) {
+            let ping = try MNChannel<Int>(name: "ping"), pong = try MNChannel<Int>(name: "pong")
+            let echo = try MNThread.spawn(name: "echo", onWorker: workers - 1) {
+                while let v = try ping.receive() { try pong.send(v) }
+            }
+            for i in 0..<1_000 { try ping.send(i); _ = try pong.receive() }  // warm up
+            let start = uthreads_monotonic_ns()
+            for i in 0..<roundTrips { try ping.send(i); _ = try pong.receive() }
+            let elapsed = Double(uthreads_monotonic_ns() - start)
+            ping.close()
+            try echo.join()
+            return elapsed / Double(2 * roundTrips)
+        }
+    }
 
     static func uncontendedMutex(iterations: Int) throws -> Double {
         try UThreadRuntime.run {

@@ -36,5 +36,24 @@ enum SyncBenchRuns {
         let lo = spreads.map(\.0).min()!, hi = spreads.map(\.1).max()!
         r.add(group: "sync", name: "user threads: UMutex contended by \(threads) threads", unit: "M acq/s", samples: contended,
               note: "acquisitions per thread \(lo)...\(hi) (FIFO handoff: equal shares)")
+        try mn(r, o)
+    }
+
+    /// Issue 7: unbuffered MNChannel ping-pong across workers, on one worker, and the unpinned
+    /// pthread mutex+condvar pair (both threads free to use both CPUs). Alternated per repetition.
+    static func mn(_ r: BenchReport, _ o: BenchOptions) throws {
+        print("\n-- sync, M:N: unbuffered MNChannel ping-pong (ns per handoff, wall time)")
+        let trips = o.scaled(50_000, quick: 1_000)
+        var across: [Double] = [], local: [Double] = [], condvar: [Double] = []
+        for _ in 0..<o.repetitions {
+            across.append(try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 2))
+            local.append(try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 1))
+            condvar.append(peers_condvar_handoff_ns(Int32(2 * trips), -1))
+        }
+        r.add(group: "sync", name: "M:N: MNChannel ping-pong, threads on 2 workers", unit: "ns/handoff", samples: across)
+        r.add(group: "sync", name: "M:N: MNChannel ping-pong, both threads on 1 worker", unit: "ns/handoff", samples: local)
+        let a = r.value("M:N: MNChannel ping-pong, threads on 2 workers")!
+        r.add(group: "sync", name: "kernel threads: mutex+condvar handoff, unpinned (2 CPUs)", unit: "ns/handoff", samples: condvar,
+              note: "= \((ParallelBenchRuns.median(condvar) / a).fixed(2))x the MNChannel handoff across workers")
     }
 }

@@ -28,7 +28,9 @@ public final class MNOnce: Sendable, WaitTarget, CustomStringConvertible {
     }
 
     /// Runs `body` if no call has completed it yet; otherwise waits for the call running it.
-    /// - Parameter timeout: how long to wait for another thread's run (not a limit on `body`).
+    /// - Parameters:
+    ///   - timeout: how long to wait for another thread's run (not a limit on `body`).
+    ///   - body: the initialisation; it may park, and it runs on the calling thread.
     /// - Throws: `body`'s error (to the thread that ran it), `.timedOut` and
     ///   `CancellationError` while waiting, `.invalidArgument` on a recursive call.
     public func run(timeout: Duration? = nil, _ body: () throws -> Void) throws {
