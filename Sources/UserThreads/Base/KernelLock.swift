@@ -10,10 +10,13 @@
 import Glibc
 
 /// A value guarded by a pthread mutex. Hold it for a few loads and stores, never across a park.
+/// Usable from inlinable code (the M:N channel's hot path is specialised in its callers).
+@usableFromInline
 final class KernelLock<Value>: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var value: Value
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline var value: Value
 
+    @usableFromInline
     init(_ value: Value) {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -25,7 +28,7 @@ final class KernelLock<Value>: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
@@ -36,15 +39,15 @@ final class KernelLock<Value>: @unchecked Sendable {
     // the value while held, unlock.
 
     /// Takes the lock; pair with `unlock()`. Prefer `withLock`.
-    @inline(__always)
+    @inlinable @inline(__always)
     func lock() { pthread_mutex_lock(mutex) }
 
     /// Releases the lock taken by `lock()`.
-    @inline(__always)
+    @inlinable @inline(__always)
     func unlock() { pthread_mutex_unlock(mutex) }
 
     /// Runs `body` on the value; the caller must hold the lock (taken with `lock()`).
-    @inline(__always)
+    @inlinable @inline(__always)
     func withLockHeld<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         try body(&value)
     }

@@ -89,6 +89,7 @@ import SystemPackage
 import Synchronization
 
 /// A cross-worker waiter: which worker, which row, which wait.
+@usableFromInline
 struct MNWaiter: Sendable, Equatable {
     let worker: Int
     let block: UInt
@@ -105,17 +106,21 @@ enum MNMail: Sendable {
     case snapshot(MNTableRequest)
 }
 
-/// A FIFO with O(1) push and pop (amortised), for queues of jobs and waiters.
+/// A FIFO with O(1) push and pop (amortised), for queues of jobs and waiters. Inlinable: the
+/// M:N channel's hot path is specialised in its callers.
+@usableFromInline
 struct MNFIFO<Element> {
-    private var items: [Element] = []
-    private var head = 0
+    @usableFromInline var items: [Element] = []
+    @usableFromInline var head = 0
 
-    var count: Int { items.count - head }
-    var isEmpty: Bool { head == items.count }
+    @inlinable init() {}
 
-    mutating func push(_ e: Element) { items.append(e) }
+    @inlinable var count: Int { items.count - head }
+    @inlinable var isEmpty: Bool { head == items.count }
 
-    mutating func pop() -> Element? {
+    @inlinable mutating func push(_ e: Element) { items.append(e) }
+
+    @inlinable mutating func pop() -> Element? {
         guard head < items.count else { return nil }
         let e = items[head]
         head += 1
@@ -130,14 +135,14 @@ struct MNFIFO<Element> {
     }
 
     /// Removes the first element matching `predicate`; false when none does. O(n).
-    mutating func remove(where predicate: (Element) -> Bool) -> Bool {
+    @inlinable mutating func remove(where predicate: (Element) -> Bool) -> Bool {
         guard let i = items[head...].firstIndex(where: predicate) else { return false }
         items.remove(at: i)
         return true
     }
 
     /// Removes and returns every element.
-    mutating func popAll() -> [Element] {
+    @inlinable mutating func popAll() -> [Element] {
         let all = Array(items[head...])
         items.removeAll()
         head = 0

@@ -81,7 +81,7 @@ public enum WakeResult: UInt8, Sendable {
 
 extension WakeResult {
     /// Maps a park's outcome to the error a blocking call throws; `.woken` is success.
-    @inline(__always)
+    @usableFromInline @inline(__always)
     func check() throws {
         switch self {
         case .woken: return

@@ -36,14 +36,17 @@ import CUThreads
 /// }
 /// ```
 public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget, CustomStringConvertible {
+    @usableFromInline
     struct State {
-        var buffer = MNFIFO<Element>()
-        var closed = false
-        var senders = MNFIFO<MNChannelNode<Element>>()
-        var receivers = MNFIFO<MNChannelNode<Element>>()
+        @usableFromInline var buffer = MNFIFO<Element>()
+        @usableFromInline var closed = false
+        @usableFromInline var senders = MNFIFO<MNChannelNode<Element>>()
+        @usableFromInline var receivers = MNFIFO<MNChannelNode<Element>>()
+
+        @inlinable init() {}
 
         /// The non-waiting half of a send. `wake`: a receiver to wake after unlocking.
-        mutating func offer(_ value: Element, capacity: Int, wake: inout MNWaiter?) -> ChannelPoll {
+        @inlinable mutating func offer(_ value: Element, capacity: Int, wake: inout MNWaiter?) -> ChannelPoll {
             if closed { return .closed }
             if let r = receivers.popClaimed(closed: false) as MNChannelNode<Element>? {
                 r.value = value
@@ -58,7 +61,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
         }
 
         /// The non-waiting half of a receive: `.done` with the value in `got`.
-        mutating func take(_ got: inout Element?, wake: inout MNWaiter?) -> ChannelPoll {
+        @inlinable mutating func take(_ got: inout Element?, wake: inout MNWaiter?) -> ChannelPoll {
             if let v = buffer.pop() {
                 got = v
                 if let s = senders.popClaimed(closed: false) as MNChannelNode<Element>? {
@@ -75,11 +78,11 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
             return closed ? .closed : .wouldBlock
         }
 
-        mutating func remove(_ node: MNChannelNode<Element>, sending: Bool) {
+        @inlinable mutating func remove(_ node: MNChannelNode<Element>, sending: Bool) {
             if sending { _ = senders.remove { $0 === node } } else { _ = receivers.remove { $0 === node } }
         }
     }
-    let state = KernelLock(State())
+    @usableFromInline let state = KernelLock(State())
     /// How many values the channel buffers; 0: unbuffered (every send meets a receive).
     public let capacity: Int
     /// Shown in wait reasons ("channel receive on 'jobs'") and `description`.
@@ -106,6 +109,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
     /// Unbuffered: returns once a receiver has taken it. O(1) amortised.
     /// - Throws: `UThreadError.closed` (the value was not delivered), `.timedOut`,
     ///   `CancellationError`.
+    @inlinable
     public func send(_ value: Element, timeout: Duration? = nil) throws {
         let capacity = self.capacity
         var wake: MNWaiter?
@@ -125,7 +129,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
             }
         }, withdraw: { _ in nil })
         guard let result, let node else {
-            if let wake { mnWake("MNChannel.send", CollectionOfOne(wake)) }
+            if let wake { mnWakeOne("MNChannel.send", wake) }
             if closed { throw closedError }
             return
         }
@@ -139,11 +143,12 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
 
     /// Sends without waiting. Returns false when it would have to wait.
     /// - Throws: `UThreadError.closed` if the channel is closed.
+    @inlinable
     public func trySend(_ value: Element) throws -> Bool {
         var wake: MNWaiter?
         let capacity = self.capacity
         let poll = state.withLock { $0.offer(value, capacity: capacity, wake: &wake) }
-        if let wake { mnWake("MNChannel.trySend", CollectionOfOne(wake)) }
+        if let wake { mnWakeOne("MNChannel.trySend", wake) }
         switch poll {
         case .done: return true
         case .closed: throw closedError
@@ -156,6 +161,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
     /// Receives the next value, waiting while none is available; nil once the channel is
     /// closed and drained. O(1) amortised.
     /// - Throws: `.timedOut`, `CancellationError`.
+    @inlinable
     public func receive(timeout: Duration? = nil) throws -> Element? {
         var wake: MNWaiter?
         var node: MNChannelNode<Element>?
@@ -170,7 +176,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
             }
         }, withdraw: { _ in nil })
         guard let result, let node else {
-            if let wake { mnWake("MNChannel.receive", CollectionOfOne(wake)) }
+            if let wake { mnWakeOne("MNChannel.receive", wake) }
             return got
         }
         guard let outcome = node.selection.settle(result) else {
@@ -194,11 +200,12 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
     }
 
     /// Receives without waiting.
+    @inlinable
     public func tryReceive() -> TryReceiveResult {
         var wake: MNWaiter?
         var got: Element?
         let poll = state.withLock { $0.take(&got, wake: &wake) }
-        if let wake { mnWake("MNChannel.tryReceive", CollectionOfOne(wake)) }
+        if let wake { mnWakeOne("MNChannel.tryReceive", wake) }
         switch poll {
         case .done: return .value(got!)
         case .closed: return .closed
@@ -230,12 +237,14 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
     /// Iterates until the channel is closed and drained. Iteration also ends (returns nil) when
     /// the thread is cancelled while it waits; check `UThread.isCancelled` if that matters.
     public struct Iterator: IteratorProtocol {
-        let channel: MNChannel<Element>
-        public mutating func next() -> Element? { (try? channel.receive()) ?? nil }
+        @usableFromInline let channel: MNChannel<Element>
+        @inlinable init(channel: MNChannel<Element>) { self.channel = channel }
+        /// The next value; nil once the channel is closed and drained (or the thread is cancelled).
+        @inlinable public mutating func next() -> Element? { (try? channel.receive()) ?? nil }
     }
 
     /// An iterator that receives until the channel is closed and drained.
-    public func makeIterator() -> Iterator { Iterator(channel: self) }
+    @inlinable public func makeIterator() -> Iterator { Iterator(channel: self) }
 
     // MARK: Inspection
 
@@ -244,7 +253,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
     /// Whether `close()` has been called (buffered values may still be received).
     public var isClosed: Bool { state.withLock { $0.closed } }
 
-    var closedError: UThreadError { .closed("\(label) is closed") }
+    @usableFromInline var closedError: UThreadError { .closed("\(label) is closed") }
     var label: String { syncLabel("channel", name: name, id: id) }
 
     /// "channel receive on 'jobs' (0/4 buffered, 2 receivers)", for the thread table.

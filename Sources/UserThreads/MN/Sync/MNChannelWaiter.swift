@@ -23,19 +23,20 @@
 import Synchronization
 
 /// The outcome of one M:N channel wait (a plain operation or a whole select), claimed once.
+@usableFromInline
 final class MNSelection: Sendable {
     /// Who to wake once claimed.
-    let waiter: MNWaiter
+    @usableFromInline let waiter: MNWaiter
     /// `pending`, `abandoned`, or `caseIndex << 1 | closed`.
     private let state = Atomic<Int>(MNSelection.pending)
     private static let pending = -1
     private static let abandoned = -2
 
-    init(waiter: MNWaiter) { self.waiter = waiter }
+    @usableFromInline init(waiter: MNWaiter) { self.waiter = waiter }
 
     /// Claims the selection for case `index` (`closed`: completed by a close). True if this
     /// call won; the caller then completes the operation and wakes `waiter`.
-    @inline(__always)
+    @usableFromInline
     func claim(_ index: Int, closed: Bool) -> Bool {
         state.compareExchange(expected: MNSelection.pending, desired: index << 1 | (closed ? 1 : 0),
                               ordering: .acquiringAndReleasing).exchanged
@@ -58,6 +59,7 @@ final class MNSelection: Sendable {
 
     /// Settles a finished park: the claimed outcome, or nil when the waiter gave up (its nodes
     /// must then be removed and `result` thrown).
+    @usableFromInline
     func settle(_ result: WakeResult) -> (index: Int, closed: Bool)? {
         if result == .woken, let o = outcome { return o }
         return abandon()
@@ -65,14 +67,15 @@ final class MNSelection: Sendable {
 }
 
 /// One pending channel operation of a parked M:N thread.
+@usableFromInline
 final class MNChannelNode<Element>: @unchecked Sendable {
-    let selection: MNSelection
-    let caseIndex: Int
+    @usableFromInline let selection: MNSelection
+    @usableFromInline let caseIndex: Int
     /// Send: the value offered. Receive: the value delivered by the peer. Written and read
     /// under the channel's lock, or by the waiter after it has been woken or has taken the lock.
-    var value: Element?
+    @usableFromInline var value: Element?
 
-    init(selection: MNSelection, caseIndex: Int, value: Element?) {
+    @inlinable init(selection: MNSelection, caseIndex: Int, value: Element?) {
         self.selection = selection
         self.caseIndex = caseIndex
         self.value = value
@@ -81,7 +84,7 @@ final class MNChannelNode<Element>: @unchecked Sendable {
 
 extension MNFIFO {
     /// Pops nodes until one whose selection this call claims; drops stale ones. Amortised O(1).
-    @inline(__always)
+    @inlinable
     mutating func popClaimed<E>(closed: Bool) -> MNChannelNode<E>? where Element == MNChannelNode<E> {
         while let n = pop() {
             if n.selection.claim(n.caseIndex, closed: closed) { return n }

@@ -62,7 +62,7 @@ import CUThreads
 ///
 /// - Returns: nil when it did not park; else `.woken`, `.closed`, or the timeout, cancellation
 ///   or deadlock result that ended it.
-@inline(__always)
+@usableFromInline
 func mnWait(_ api: StaticString, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget?,
             deadline: UInt64?, cancellable: Bool = true,
             register: (MNWaiter) throws -> Bool, withdraw: (MNWaiter) -> WakeResult?) rethrows -> WakeResult? {
@@ -83,8 +83,14 @@ func mnWake(_ api: StaticString, _ waiters: some Sequence<MNWaiter>, _ result: W
     }
 }
 
+/// Wakes one cross-worker waiter (non-generic: for inlinable callers).
+@usableFromInline
+func mnWakeOne(_ api: StaticString, _ waiter: MNWaiter) {
+    MNWorker.require(api).worker.runtime.wake(waiter, .woken)
+}
+
 /// A CLOCK_MONOTONIC deadline `timeout` from now (M:N runtimes use the real clock only).
-@inline(__always)
+@usableFromInline
 func mnDeadline(_ timeout: Duration?) -> UInt64? {
     timeout.map { Deadline.after($0, now: uthreads_monotonic_ns()) }
 }
