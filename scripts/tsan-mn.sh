@@ -6,8 +6,8 @@
 # Builds the package with -sanitize=thread in its own scratch directory (.build-tsan, or
 # $TSAN_SCRATCH; a first build takes a few minutes on 2 cores, so CI does not run it) and runs
 # the MN suites (Tests/UserThreadsTests/MN: every suite whose name starts with MN). Fails if
-# ThreadSanitizer reports anything, even when the tests themselves pass (TSAN_OPTIONS halt_on_error=0: every report is printed, then the exit code
-# says whether there was one).
+# ThreadSanitizer reports anything, even when the tests themselves pass (TSAN_OPTIONS
+# halt_on_error=0: every report is printed, then the exit code says whether there was one).
 #
 # What ThreadSanitizer can and cannot see here:
 #   * State shared between kernel threads (M:N queues, mailboxes, sync objects, the offload
