@@ -1,0 +1,105 @@
+import Synchronization
+import Testing
+@testable import UserThreads
+
+/// Give-ups racing with hand-overs across workers: a waiter that times out just as it is handed
+/// a permit or a lock keeps it (the wake wins), so nothing is lost or granted twice.
+@Suite struct MNRaceTests {
+    /// Permits are conserved: every signal ends up either taken by a wait that returned, or in
+    /// the count — never lost to a waiter that gave up, never given twice.
+    @Test func semaphoreTimeoutsNeverLoseAPermit() throws {
+        let signals = 3000
+        let (taken, left) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int) in
+            let s = try MNSemaphore()
+            let taken = MNCounter(), stop = MNFlag()
+            let waiters = try (0..<6).map { i in
+                try MNThread.spawn(onWorker: i % 2) {
+                    var k = 0
+                    while !stop.isSet {
+                        k += 1
+                        do { try s.wait(timeout: .microseconds(20 + (i * 7 + k) % 50)); taken.add() } catch UThreadError.timedOut {}
+                    }
+                }
+            }
+            let signallers = try (0..<2).map { i in
+                try MNThread.spawn(onWorker: i) {
+                    for k in 0..<(signals / 2) {
+                        s.signal()
+                        if k % 8 == 0 { UThread.yield() }
+                    }
+                }
+            }
+            for t in signallers { try t.join() }
+            stop.set()
+            for t in waiters { try t.join() }
+            return (taken.count, s.value)
+        }
+        #expect(taken + left == signals)
+    }
+
+    /// Writers with short timeouts among readers: no overlap ever, and the lock ends free.
+    @Test func rwlockTimeoutsKeepTheLockConsistent() throws {
+        let (violations, free) = try UThreadRuntime.run(workers: 2) { () -> (Int, Bool) in
+            let l = MNRWLock()
+            let readers = MNCounter(), writers = MNCounter(), violations = MNCounter()
+            let ts = try (0..<6).map { i in
+                try MNThread.spawn(onWorker: i % 2) {
+                    for k in 0..<400 {
+                        if i % 3 == 0 {
+                            do {
+                                try l.writeLock(timeout: .microseconds(30 + k % 40))
+                                writers.add()
+                                if writers.count != 1 || readers.count != 0 { violations.add() }
+                                UThread.yield()
+                                writers.add(-1)
+                                try l.writeUnlock()
+                            } catch UThreadError.timedOut {}
+                        } else {
+                            do {
+                                try l.readLock(timeout: .microseconds(30 + k % 40))
+                                readers.add()
+                                if writers.count != 0 { violations.add() }
+                                UThread.yield()
+                                readers.add(-1)
+                                try l.readUnlock()
+                            } catch UThreadError.timedOut {}
+                        }
+                    }
+                }
+            }
+            for t in ts { try t.join() }
+            return (violations.count, l.readerCount == 0 && !l.isWriteLocked)
+        }
+        #expect(violations == 0)
+        #expect(free)
+    }
+
+    /// Mutex waiters with short timeouts: every acquisition that returned is balanced by an
+    /// unlock that succeeds (a waiter handed the lock as it timed out owns it), and the mutex
+    /// ends free.
+    @Test func mutexTimeoutsNeverStrandTheLock() throws {
+        let (inside, free) = try UThreadRuntime.run(workers: 2) { () -> (Int, Bool) in
+            let m = MNMutex()
+            let overlap = MNCounter(), inside = MNCounter()
+            let ts = try (0..<6).map { i in
+                try MNThread.spawn(onWorker: i % 2) {
+                    for k in 0..<400 {
+                        do {
+                            try m.lock(timeout: .microseconds(20 + (i + k) % 40))
+                            overlap.add()
+                            if overlap.count != 1 { inside.add(1_000_000) }  // two owners
+                            inside.add()
+                            UThread.yield()
+                            overlap.add(-1)
+                            try m.unlock()
+                        } catch UThreadError.timedOut {}
+                    }
+                }
+            }
+            for t in ts { try t.join() }
+            return (inside.count, !m.isLocked)
+        }
+        #expect(inside < 1_000_000)
+        #expect(free)
+    }
+}
