@@ -14,7 +14,9 @@ import Glibc
 @usableFromInline
 final class KernelLock<Value>: @unchecked Sendable {
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    @usableFromInline var value: Value
+    /// Guarded by `mutex`, so Swift's dynamic exclusivity check (a `swift_beginAccess` per
+    /// use) would only repeat what the lock ensures.
+    @exclusivity(unchecked) @usableFromInline var value: Value
 
     @usableFromInline
     init(_ value: Value) {

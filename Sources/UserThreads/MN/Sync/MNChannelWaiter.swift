@@ -73,7 +73,7 @@ final class MNChannelNode<Element>: @unchecked Sendable {
     @usableFromInline let caseIndex: Int
     /// Send: the value offered. Receive: the value delivered by the peer. Written and read
     /// under the channel's lock, or by the waiter after it has been woken or has taken the lock.
-    @usableFromInline var value: Element?
+    @exclusivity(unchecked) @usableFromInline var value: Element?
 
     @inlinable init(selection: MNSelection, caseIndex: Int, value: Element?) {
         self.selection = selection

@@ -97,7 +97,7 @@ public func mnSelect<R>(timeout: Duration? = nil, _ build: (MNSelect<R>) throws 
     var useDefault = false
     var wake: MNWaiter?
     var selection: MNSelection?
-    let target = MNSelectTarget(clauses)
+    let target = MNSelectTarget(clauses)  // labels are made only when a table is rendered
     let result = withExtendedLifetime(target) {
         mnWait("mnSelect", .select, object: 0, target: target, deadline: mnDeadline(timeout), register: { waiter in
             for c in locks { c.lockChannel() }
@@ -132,11 +132,11 @@ public func mnSelect<R>(timeout: Duration? = nil, _ build: (MNSelect<R>) throws 
 }
 
 /// Describes a parked select in the thread table.
-private final class MNSelectTarget: WaitTarget {
-    let labels: [String]
-    init<R>(_ clauses: [MNSelectClause<R>]) { labels = clauses.map(\.label) }
+private final class MNSelectTarget<R>: WaitTarget {
+    let clauses: [MNSelectClause<R>]
+    init(_ clauses: [MNSelectClause<R>]) { self.clauses = clauses }
     func waitDescription(kind: WaitReason.Kind) -> String {
-        labels.isEmpty ? "select (no cases)" : "select: " + labels.joined(separator: ", ")
+        clauses.isEmpty ? "select (no cases)" : "select: " + clauses.map(\.label).joined(separator: ", ")
     }
 }
 
