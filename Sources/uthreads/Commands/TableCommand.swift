@@ -16,9 +16,14 @@ struct TableCommand: ParsableCommand {
     @Option(help: "With --kernel: how many parked user threads to spawn first.")
     var parked = 1000
 
+    @Option(help: "Run an M:N demo on this many workers instead: one thread parked on each M:N primitive, the merged table of every worker.")
+    var workers: Int?
+
     func run() throws {
         if kernel { return try TableKernelView.run(parked: parked, json: json) }
-        let table = try UThreadRuntime.run { try DemoWorkload.snapshotWithEveryState() }
+        if let workers, !(1...1024).contains(workers) { throw ValidationError("--workers must be 1...1024") }
+        let table = try workers.map { try MNDemoWorkload.snapshot(workers: $0) }
+            ?? UThreadRuntime.run { try DemoWorkload.snapshotWithEveryState() }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -31,4 +31,20 @@ import Testing
         let states = Set(threads.compactMap { $0["state"] as? String })
         #expect(states.isSuperset(of: ["running", "ready", "blocked", "sleeping"]))
     }
+
+    /// The M:N demo: the merged table of 2 workers, one thread parked on each M:N primitive.
+    @Test func tableOfAnMNRuntime() throws {
+        let r = try ChildProcess.uthreads("table", "--workers", "2")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("; 2 workers") && r.stdout.contains("WORKER"))
+        for reason in ["mutex 'accounts' held by #1", "channel receive on 'jobs'", "channel send on 'results'",
+                       "select: receive from channel 'jobs'", "condition 'ready'", "semaphore 'slots'",
+                       "rwlock 'config' write-held by #1", "barrier 'phase' (1/2 arrived)", "once 'setup' running in #"] {
+            #expect(r.stdout.contains(reason), "missing \(reason)")
+        }
+        let json = try ChildProcess.uthreads("table", "--workers", "2", "--json")
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let workers = Set((object?["threads"] as? [[String: Any]] ?? []).compactMap { $0["worker"] as? Int })
+        #expect(workers == [0, 1])
+    }
 }
