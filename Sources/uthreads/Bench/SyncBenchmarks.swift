@@ -41,7 +41,7 @@ enum SyncBenchmarks {
     /// on every message, on 1 worker it never does. Wall time.
     static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> Double {
         try UThreadRuntime.run(workers: workers) {
-            let ping = try MNChannel<Int>(name: "ping"), pong = try MNChannel<Int>(name: "pong")
+            let ping = MNChannel<Int>(name: "ping"), pong = MNChannel<Int>(name: "pong")
             let echo = try MNThread.spawn(name: "echo", onWorker: workers - 1) {
                 while let v = try ping.receive() { try pong.send(v) }
             }

@@ -8,10 +8,10 @@ enum MNDemoWorkload {
     static func snapshot(workers: Int) throws -> ThreadTable {
         try UThreadRuntime.run(workers: workers) { () -> ThreadTable in
             let accounts = MNMutex(name: "accounts")
-            let jobs = try MNChannel<Int>(name: "jobs"), quit = try MNChannel<Void>(name: "quit")
+            let jobs = MNChannel<Int>(name: "jobs"), quit = MNChannel<Void>(name: "quit")
             let results = try MNChannel<Int>(capacity: 1, name: "results")
             let readyLock = MNMutex(name: "ready-lock"), ready = MNCondition(name: "ready")
-            let slots = try MNSemaphore(value: 0, name: "slots")
+            let slots = MNSemaphore(name: "slots")
             let config = MNRWLock(name: "config")
             let phase = try MNBarrier(parties: 2, name: "phase")
             let setup = MNOnce(name: "setup"), started = MNWaitGroup()

@@ -7,7 +7,7 @@ import Testing
         let (table, ids) = try UThreadRuntime.run(workers: 2) { () -> (ThreadTable, [ThreadID?]) in
             let m = MNMutex(name: "held")
             try m.lock()
-            let ch = try MNChannel<Int>(name: "jobs")
+            let ch = MNChannel<Int>(name: "jobs")
             let onOne = try MNThread.spawn(name: "waits-on-1", onWorker: 1) { try m.lock(); try m.unlock() }
             let onZero = try MNThread.spawn(name: "waits-on-0", onWorker: 0) { _ = try ch.receive() }
             #expect(try waitUntilParked(onOne, .mutex))

@@ -28,9 +28,9 @@ public final class MNBarrier: Sendable, WaitTarget, CustomStringConvertible {
     /// - Parameters:
     ///   - parties: threads per generation, at least 1.
     ///   - name: shown in wait reasons ("" for none).
-    /// - Throws: `.invalidArgument` when `parties` is below 1.
-    public init(parties: Int, name: String = "") throws {
-        guard parties >= 1 else { throw UThreadError.invalidArgument("MNBarrier needs at least one party, not \(parties)") }
+    /// - Throws: `UThreadError.invalidArgument` when `parties` is below 1.
+    public init(parties: Int, name: String = "") throws(UThreadError) {
+        guard parties >= 1 else { throw .invalidArgument("MNBarrier needs at least one party, not \(parties)") }
         self.parties = parties
         self.name = name
         self.id = SyncObjectID.allocate()

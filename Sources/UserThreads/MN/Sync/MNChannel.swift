@@ -28,7 +28,7 @@ import CUThreads
 ///
 /// ```swift
 /// try UThreadRuntime.run(workers: 2) {
-///     let jobs = try MNChannel<Int>(name: "jobs")        // unbuffered
+///     let jobs = MNChannel<Int>(name: "jobs")            // unbuffered
 ///     let worker = MNThread { var sum = 0; for j in jobs { sum += j }; return sum }
 ///     for j in 1...100 { try jobs.send(j) }              // each send meets a receive
 ///     jobs.close()
@@ -90,14 +90,22 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
     /// A process-wide id: the wait reason's object, and the lock order of a select.
     public let id: UInt64
 
-    /// A channel for M:N threads.
+    /// An unbuffered channel for M:N threads: a send completes only when a receiver took the
+    /// value (a rendezvous).
+    /// - Parameter name: shown in wait reasons and `description` ("" for none).
+    public init(name: String = "") {
+        self.capacity = 0
+        self.name = name
+        self.id = SyncObjectID.allocate()
+    }
+
+    /// A channel for M:N threads that buffers up to `capacity` values (0: unbuffered).
     /// - Parameters:
-    ///   - capacity: 0 (default) for an unbuffered channel, where a send completes only when a
-    ///     receiver took the value; otherwise how many values it buffers.
+    ///   - capacity: how many values it buffers; 0 for a rendezvous channel.
     ///   - name: shown in wait reasons and `description` ("" for none).
-    /// - Throws: `.invalidArgument` for a negative capacity.
-    public init(capacity: Int = 0, name: String = "") throws {
-        guard capacity >= 0 else { throw UThreadError.invalidArgument("MNChannel capacity must be >= 0, not \(capacity)") }
+    /// - Throws: `UThreadError.invalidArgument` when `capacity` is negative.
+    public init(capacity: Int, name: String = "") throws(UThreadError) {
+        guard capacity >= 0 else { throw .invalidArgument("MNChannel capacity must be >= 0, not \(capacity)") }
         self.capacity = capacity
         self.name = name
         self.id = SyncObjectID.allocate()

@@ -21,13 +21,21 @@ public final class MNSemaphore: Sendable, WaitTarget, CustomStringConvertible {
     /// A process-wide id, shown when the semaphore has no name.
     public let id: UInt64
 
+    /// A semaphore holding no permits.
+    /// - Parameter name: shown in wait reasons ("" for none).
+    public init(name: String = "") {
+        self.state = KernelLock(State(value: 0))
+        self.name = name
+        self.id = SyncObjectID.allocate()
+    }
+
     /// A semaphore holding `value` permits.
     /// - Parameters:
-    ///   - value: the initial permit count, at least 0.
+    ///   - value: the initial permit count, not negative.
     ///   - name: shown in wait reasons ("" for none).
-    /// - Throws: `.invalidArgument` for a negative value.
-    public init(value: Int = 0, name: String = "") throws {
-        guard value >= 0 else { throw UThreadError.invalidArgument("MNSemaphore value must be >= 0, not \(value)") }
+    /// - Throws: `UThreadError.invalidArgument` when `value` is negative.
+    public init(value: Int, name: String = "") throws(UThreadError) {
+        guard value >= 0 else { throw .invalidArgument("MNSemaphore value must be >= 0, not \(value)") }
         self.state = KernelLock(State(value: value))
         self.name = name
         self.id = SyncObjectID.allocate()

@@ -89,7 +89,7 @@ import Testing
             do { try nested.run { try nested.run {} } } catch UThreadError.invalidArgument { out.append("recursive refused") }
             // A waiter times out while the body runs elsewhere.
             let slow = MNOnce()
-            let gate = try MNChannel<Int>()
+            let gate = MNChannel<Int>()
             let runner = try MNThread.spawn(onWorker: 1) { try slow.run { _ = try gate.receive() } }
             #expect(try waitUntilParked(runner, .channelReceive))
             do { try slow.run(timeout: .milliseconds(2)) {} } catch UThreadError.timedOut { out.append("waiter timedOut") }

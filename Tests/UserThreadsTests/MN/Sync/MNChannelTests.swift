@@ -8,7 +8,7 @@ import Testing
     /// Capacity 0: the send completes only once a receiver took the value.
     @Test func unbufferedSendWaitsForTheReceiverOnAnotherWorker() throws {
         let (sentEarly, value, sent, workers) = try UThreadRuntime.run(workers: 2) { () -> (Bool, Int?, Bool, [Int]) in
-            let ch = try MNChannel<Int>(name: "rendezvous")
+            let ch = MNChannel<Int>(name: "rendezvous")
             let sent = MNFlag()
             let sender = try MNThread.spawn(name: "sender", onWorker: 1) { () -> Int in
                 try ch.send(42)
@@ -29,7 +29,7 @@ import Testing
 
     @Test func unbufferedReceiverParkedOnAnotherWorkerGetsTheValue() throws {
         let got = try UThreadRuntime.run(workers: 2) { () -> [Int?] in
-            let ch = try MNChannel<Int>()
+            let ch = MNChannel<Int>()
             let receiver = try MNThread.spawn(onWorker: 1) { () -> [Int?] in try (0..<3).map { _ in try ch.receive() } }
             for i in 0..<3 {
                 #expect(try waitUntilParked(receiver, .channelReceive))
@@ -43,7 +43,7 @@ import Testing
     /// Parked senders are served in arrival order (each parks before the next is spawned).
     @Test func parkedSendersAreServedFIFO() throws {
         let order = try UThreadRuntime.run(workers: 2) { () -> [Int] in
-            let ch = try MNChannel<Int>()
+            let ch = MNChannel<Int>()
             var senders: [MNThread<Void>] = []
             for i in 0..<4 {
                 let s = try MNThread.spawn(onWorker: 1 - i % 2) { try ch.send(i) }
@@ -73,7 +73,7 @@ import Testing
     /// nil, the sender `UThreadError.closed`; a buffered channel is drained first.
     @Test func closeWakesWaitersOnAnotherWorker() throws {
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
-            let empty = try MNChannel<Int>(name: "empty")
+            let empty = MNChannel<Int>(name: "empty")
             let full = try MNChannel<Int>(capacity: 1, name: "full")
             try full.send(7)
             let receiver = try MNThread.spawn(onWorker: 1) { () -> String in
@@ -99,7 +99,7 @@ import Testing
     /// behind: the next send must reach the next receiver, not a stale one.
     @Test func timeoutAndCancellationLeaveNoTrace() throws {
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
-            let ch = try MNChannel<Int>()
+            let ch = MNChannel<Int>()
             var out: [String] = []
             let timed = try MNThread.spawn(onWorker: 1) { () -> String in
                 do { _ = try ch.receive(timeout: .milliseconds(5)); return "value" } catch UThreadError.timedOut { return "timedOut" }

@@ -146,7 +146,7 @@ import Testing
             for t in ts { try t.join() }
             #expect(slots.value == 2)
             // FIFO: waiters parked in order get the permits in order.
-            let s = try MNSemaphore()
+            let s = MNSemaphore()
             let log = MNLog()
             var waiters: [MNThread<Void>] = []
             for i in 0..<3 {

@@ -10,7 +10,7 @@ import Testing
     @Test func semaphoreTimeoutsNeverLoseAPermit() throws {
         let signals = 3000
         let (taken, left) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int) in
-            let s = try MNSemaphore()
+            let s = MNSemaphore()
             let taken = MNCounter(), stop = MNFlag()
             let waiters = try (0..<6).map { i in
                 try MNThread.spawn(onWorker: i % 2) {

@@ -7,7 +7,7 @@ import Testing
     /// worker 1 for a send case.
     @Test func parkedSelectIsCompletedFromAnotherWorker() throws {
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
-            let a = try MNChannel<Int>(name: "a"), b = try MNChannel<String>(name: "b"), acks = try MNChannel<Int>(name: "acks")
+            let a = MNChannel<Int>(name: "a"), b = MNChannel<String>(name: "b"), acks = MNChannel<Int>(name: "acks")
             var out: [String] = []
             let sender = try MNThread.spawn(onWorker: 1) { try b.send("hello") }
             out.append(try mnSelect { s in
@@ -28,7 +28,7 @@ import Testing
 
     @Test func timeoutDefaultAndClosed() throws {
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
-            let a = try MNChannel<Int>(), b = try MNChannel<Int>(capacity: 1)
+            let a = MNChannel<Int>(), b = try MNChannel<Int>(capacity: 1)
             var out: [String] = []
             out.append(try mnSelect(timeout: .milliseconds(2)) { s in
                 s.receive(from: a) { _ in "a" }
@@ -61,7 +61,7 @@ import Testing
     /// A close on worker 1 completes a select parked on worker 0 (receive case: nil).
     @Test func closeOnAnotherWorkerCompletesAParkedSelect() throws {
         let out = try UThreadRuntime.run(workers: 2) { () -> String in
-            let a = try MNChannel<Int>(), b = try MNChannel<Int>()
+            let a = MNChannel<Int>(), b = MNChannel<Int>()
             let selector = try MNThread.spawn(onWorker: 0) { () -> String in
                 try mnSelect { s in
                     s.receive(from: a) { v in "a \(String(describing: v))" }
@@ -80,7 +80,7 @@ import Testing
 
     @Test func cancellingAParkedSelectFromAnotherWorker() throws {
         let (out, after) = try UThreadRuntime.run(workers: 2) { () -> (String, Int?) in
-            let a = try MNChannel<Int>()
+            let a = MNChannel<Int>()
             let selector = try MNThread.spawn(onWorker: 1) { () -> String in
                 do {
                     return try mnSelect { s in s.receive(from: a) { _ in "value" } }
@@ -127,7 +127,7 @@ import Testing
     @Test func claimStormAcrossWorkers() throws {
         let perSender = 800
         let (sum, count) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int) in
-            let a = try MNChannel<Int>(name: "a"), b = try MNChannel<Int>(capacity: 2, name: "b")
+            let a = MNChannel<Int>(name: "a"), b = try MNChannel<Int>(capacity: 2, name: "b")
             let taken = MNCounter(), sum = MNCounter()
             let total = 4 * perSender
             let selectors = try (0..<4).map { k in
