@@ -129,7 +129,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
                 case .done: return false
                 case .closed: closed = true; return false
                 case .wouldBlock:
-                    let n = MNChannelNode(selection: MNSelection(waiter: waiter), caseIndex: 0, value: value)
+                    let n = MNChannelNode(waiter: waiter, value: value)
                     st.senders.push(n)
                     node = n
                     return true
@@ -177,7 +177,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
         let result = mnWait("MNChannel.receive", .channelReceive, object: id, target: self, deadline: mnDeadline(timeout), register: { waiter in
             state.withLock { st -> Bool in
                 guard st.take(&got, wake: &wake) == .wouldBlock else { return false }
-                let n = MNChannelNode<Element>(selection: MNSelection(waiter: waiter), caseIndex: 0, value: nil)
+                let n = MNChannelNode<Element>(waiter: waiter, value: nil)
                 st.receivers.push(n)
                 node = n
                 return true

@@ -1,10 +1,11 @@
 // Layer 7: the waiter records of M:N channels and select — one-shot claims across workers.
 //
 // A thread parked in an M:N channel operation is described by one `MNChannelNode` per
-// operation (a plain send or receive has one; a select has one per case, all sharing one
-// `MNSelection`), sitting in the channel's list of senders or receivers — Go's sudogs. The
-// nodes of a select sit in several channels' lists, each behind its own lock, so two
-// channels may try to complete the same waiter at once; and the waiter itself may give up
+// operation, sitting in the channel's list of senders or receivers — Go's sudogs. A plain send
+// or receive has one node, which is its own `MNSelection` (one allocation per wait); a select
+// has one per case, all sharing one `MNSelection`. The nodes of a select sit in several
+// channels' lists, each behind its own lock, so two channels may try to complete the same
+// waiter at once; and the waiter itself may give up
 // (timeout, cancellation) while they do. The selection's atomic `state` decides: whoever moves
 // it from `pending` first (compare-and-swap) owns the outcome.
 //   * A peer (or a close) holding a channel's lock claims the selection for its case, moves
@@ -23,8 +24,9 @@
 import Synchronization
 
 /// The outcome of one M:N channel wait (a plain operation or a whole select), claimed once.
+/// Not final: the node of a plain send or receive is its own selection (one allocation per wait).
 @usableFromInline
-final class MNSelection: Sendable {
+class MNSelection: @unchecked Sendable {
     /// Who to wake once claimed.
     @usableFromInline let waiter: MNWaiter
     /// `pending`, `abandoned`, or `caseIndex << 1 | closed`.
@@ -68,17 +70,31 @@ final class MNSelection: Sendable {
 
 /// One pending channel operation of a parked M:N thread.
 @usableFromInline
-final class MNChannelNode<Element>: @unchecked Sendable {
-    @usableFromInline let selection: MNSelection
+final class MNChannelNode<Element>: MNSelection, @unchecked Sendable {
+    /// A select's shared selection; nil for a plain operation, whose node is its own.
+    @usableFromInline let shared: MNSelection?
     @usableFromInline let caseIndex: Int
     /// Send: the value offered. Receive: the value delivered by the peer. Written and read
     /// under the channel's lock, or by the waiter after it has been woken or has taken the lock.
     @exclusivity(unchecked) @usableFromInline var value: Element?
 
+    /// The selection to claim: the select's, or the node itself.
+    @inlinable var selection: MNSelection { shared ?? self }
+
+    /// The node of a plain send (`value`: the value offered) or receive (`value`: nil).
+    @inlinable init(waiter: MNWaiter, value: Element?) {
+        self.shared = nil
+        self.caseIndex = 0
+        self.value = value
+        super.init(waiter: waiter)
+    }
+
+    /// The node of case `caseIndex` of a select.
     @inlinable init(selection: MNSelection, caseIndex: Int, value: Element?) {
-        self.selection = selection
+        self.shared = selection
         self.caseIndex = caseIndex
         self.value = value
+        super.init(waiter: selection.waiter)
     }
 }
 
