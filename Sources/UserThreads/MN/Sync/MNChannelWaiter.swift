@@ -5,9 +5,9 @@
 // or receive has one node, which is its own `MNSelection` (one allocation per wait); a select
 // has one per case, all sharing one `MNSelection`. The nodes of a select sit in several
 // channels' lists, each behind its own lock, so two channels may try to complete the same
-// waiter at once; and the waiter itself may give up
-// (timeout, cancellation) while they do. The selection's atomic `state` decides: whoever moves
-// it from `pending` first (compare-and-swap) owns the outcome.
+// waiter at once; and the waiter itself may give up (timeout, cancellation) while they do. The
+// selection's atomic `state` decides: whoever moves it from `pending` first (compare-and-swap)
+// owns the outcome.
 //   * A peer (or a close) holding a channel's lock claims the selection for its case, moves
 //     the value into or out of the node, releases the lock, then wakes the waiter. A failed
 //     claim means the node is stale: the peer drops it and looks at the next one.
