@@ -21,6 +21,15 @@
 // table. The entry path is split so that no Swift reference lives in the frame that makes the
 // final switch (that frame never returns, so a reference held there would never be released).
 //
+// Thread objects. A thread's Swift object (ThreadObject: body, result, name) outlives its row
+// while handles exist. Allocating and freeing it was a third of a spawn+join (malloc, free,
+// init, deinit: ~370 instructions of ~1800). `reap` therefore keeps the object of a thread that
+// finished with a trivial result in a one-object slot (`reusable`), and the next spawn takes it
+// if nothing else references it by then (`isKnownUniquelyReferenced`), else lets it go (its
+// handles free it). One slot suffices for the common spawn-join loop and bounds what is held:
+// at most one object with no observable contents. M:1 only: under M:N a handle may be released
+// on another kernel thread, and the uniqueness test would have to synchronise with it.
+//
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
 // deadline. Exactly one wake source wins: the queue's owner (`wake(.woken)`), the timer
