@@ -100,6 +100,8 @@ enum MNMail: Sendable {
     case cancel(block: UInt, id: UInt64)
     /// Start this thread here (a spawn bound to this worker; never stolen).
     case start(MNJob)
+    /// A row of yours (and its stack) whose thread finished on another worker: free it.
+    case reclaim(block: UInt)
 }
 
 /// A FIFO with O(1) push and pop (amortised), for queues of jobs and waiters.
@@ -142,17 +144,24 @@ struct MNFIFO<Element> {
     }
 }
 
-/// A queued M:N thread that has not started. Created on one kernel thread, started on another:
-/// the queue's Mutex publishes it, and nobody else touches it in between.
+/// A queued M:N thread: not started yet, or (issue 7) a started one that is ready and migrates
+/// (`block`). Created on one kernel thread, started or adopted on another: the queue's lock
+/// publishes it, and nobody touches it (or its row) in between.
 final class MNJob: @unchecked Sendable {
     let object: ThreadObject
     let core: MNThreadCore
     let stackSize: Int?
+    /// Never migrates once started (`MNThread(pinned:)`, `spawn(onWorker:)`).
+    let pinned: Bool
+    /// The row of a started thread that migrates (nil: not started).
+    let block: ControlBlock?
 
-    init(object: ThreadObject, core: MNThreadCore, stackSize: Int?) {
+    init(object: ThreadObject, core: MNThreadCore, stackSize: Int?, pinned: Bool, block: ControlBlock? = nil) {
         self.object = object
         self.core = core
         self.stackSize = stackSize
+        self.pinned = pinned
+        self.block = block
     }
 }
 
@@ -189,12 +198,20 @@ final class MNRuntime: @unchecked Sendable {
     static let stealMax: Int = getenv("UTHREADS_STEAL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
     /// Threads a worker took from another's queue (for tests and `bench parallel`).
     let stolen = Atomic<Int>(0)
+    /// Issue 7: batches of started, ready threads that busy workers gave up for idle ones.
+    let migrants = KernelLock(MNFIFO<[MNJob]>())
+    /// Started threads that resumed on another worker.
+    let migrations = Atomic<Int>(0)
+    /// Rows still owned (or abroad) and stacks still in use when the workers' loops ended,
+    /// summed over workers: 0 after a clean end.
+    let rowsLeft = Atomic<Int>(0)
+    let stacksLeft = Atomic<Int>(0)
 
     init(workers n: Int, configuration: UThreadRuntime.Configuration,
          policy: (@Sendable () -> any SchedulingPolicy)?) throws(UThreadError) {
         self.configuration = configuration
         for i in 0..<n {
-            let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy())
+            let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy(), worker: true)
             workers.append(try MNWorker(index: i, runtime: self, scheduler: scheduler))
         }
     }
@@ -242,11 +259,12 @@ final class MNRuntime: @unchecked Sendable {
     /// Spawns an M:N thread for `body`, from a worker (queued there, or started at once when
     /// pinned) or from any other kernel thread (the injection queue).
     func spawn<Success: Sendable>(name: String, pinned: Bool, stackSize: Int?, isMain: Bool = false, onWorker: Int? = nil,
+                                  startHere: Bool = false,
                                   _ body: @escaping @Sendable () throws -> Success) -> MNThreadBox<Success> {
         let box = MNThreadBox<Success>(runtime: self, name: name, isMain: isMain)
         let object = ThreadObject.make(name: name) { () -> Void in box.run(body) }
         live.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        let job = MNJob(object: object, core: box, stackSize: stackSize)
+        let job = MNJob(object: object, core: box, stackSize: stackSize, pinned: pinned || onWorker != nil)
         if isMain {
             workers[0].initial = job
             return box
@@ -255,7 +273,7 @@ final class MNRuntime: @unchecked Sendable {
         let worker = here.flatMap { $0.worker.runtime === self ? $0 : nil }
         if let k = onWorker, k != worker?.worker.index {
             workers[k].post(.start(job))
-        } else if pinned || onWorker != nil, let worker {
+        } else if pinned || onWorker != nil || startHere, let worker {
             worker.worker.start(job, worker.scheduler)
         } else {
             enqueue(job, on: worker?.worker)
@@ -267,6 +285,21 @@ final class MNRuntime: @unchecked Sendable {
     static func run<R: Sendable>(workers n: Int, configuration: UThreadRuntime.Configuration,
                                  policy: (@Sendable () -> any SchedulingPolicy)?,
                                  _ body: @escaping @Sendable () throws -> R) throws -> R {
+        try runInspecting(workers: n, configuration: configuration, policy: policy, body).value
+    }
+
+    /// What `runInspecting` reports besides the main thread's value.
+    struct Teardown {
+        /// Rows (owned or abroad) and stacks in use when the workers' loops ended: 0 and 0.
+        var rowsLeft: Int
+        var stacksLeft: Int
+        var statistics: MNStatistics
+    }
+
+    /// `run`, also returning what the workers left behind (for leak tests).
+    static func runInspecting<R: Sendable>(workers n: Int, configuration: UThreadRuntime.Configuration = .init(),
+                                           policy: (@Sendable () -> any SchedulingPolicy)? = nil,
+                                           _ body: @escaping @Sendable () throws -> R) throws -> (value: R, teardown: Teardown) {
         try configuration.validate()
         guard n >= 1 && n <= 1024 else { throw UThreadError.invalidArgument("workers must be 1...1024, not \(n)") }
         guard configuration.clock == .real else {
@@ -302,7 +335,10 @@ final class MNRuntime: @unchecked Sendable {
         for t in threads { pthread_join(t, nil) }
         if let report = runtime.deadlockReport.withLock({ $0 }) { throw UThreadError.deadlock(report) }
         guard let result = main.finishedResult() else { throw UThreadError.deadlock("the main thread never finished") }
-        return try result.get()
+        let teardown = Teardown(rowsLeft: runtime.rowsLeft.load(ordering: .relaxed),
+                                stacksLeft: runtime.stacksLeft.load(ordering: .relaxed),
+                                statistics: MNRuntimeHandle(runtime: runtime).statistics)
+        return (try result.get(), teardown)
     }
 
     /// Breaks the worker ↔ scheduler cycles once every worker has stopped.
@@ -333,7 +369,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private(set) var scheduler: Scheduler?
     private let reactor: Reactor
     var initial: MNJob?
-    private var nextToken: UInt64 = 0
+    /// Wait tokens: the worker index in the high 16 bits, so a token is unique in the runtime
+    /// (a stale wake can never match a wait its thread began on another worker).
+    private var nextToken: UInt64
+    /// Cross-worker parks until the next shedding check (issue 7).
+    private var parksUntilShed = 64
     private var shutdownHandled = false
     private var deadlockSeen = 0
     private var spare: [MNMail] = []
@@ -341,6 +381,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     init(index: Int, runtime: MNRuntime, scheduler: Scheduler) throws(UThreadError) {
         self.index = index
         self.runtime = runtime
+        self.nextToken = UInt64(index) << 48
         let fd = uthreads_eventfd_create()
         if fd < 0 { throw .system(call: "eventfd", errno: .lastError) }
         doorbell = fd
@@ -393,6 +434,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         }
         s.runLoop()
         runtime.activeWorkers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        // What a clean end leaves: nothing (tests read these through `runInspecting`).
+        runtime.rowsLeft.wrappingAdd(s.table.liveCount + s.table.abroadCount, ordering: .relaxed)
+        runtime.stacksLeft.wrappingAdd(s.stacks.inUse, ordering: .relaxed)
         s.shutdown()
         uthreads_set_runtime(nil)
         uthreads_set_current(nil)
@@ -417,7 +461,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     func wakeLocal(_ w: MNWaiter, _ result: WakeResult, _ s: Scheduler) {
-        guard let t = ControlBlock(bitPattern: w.block), t.pointee.mn_token == w.token else { return }
+        // Ownership first: a late wake may name a row that migrated away since (another kernel
+        // thread's now, or freed at its home); only an owned row's fields may be read.
+        guard let t = ControlBlock(bitPattern: w.block), s.table.owns(t), t.pointee.mn_token == w.token else { return }
         s.wake(t, result)
     }
 
@@ -435,11 +481,15 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             case .wake(let w, let result):
                 wakeLocal(w, result, s)
             case .cancel(let block, let id):
-                guard let t = ControlBlock(bitPattern: block), t.pointee.id == id else { continue }
+                // A thread that migrated away meanwhile is cancelled by its adopter (which sees
+                // `cancelRequested` when it updates the thread's place).
+                guard let t = ControlBlock(bitPattern: block), s.table.owns(t), t.pointee.id == id else { continue }
                 let state = t.pointee.state
                 if state != .stateFree && state != .stateFinished { s.cancel(t) }
             case .start(let job):
                 start(job, s)
+            case .reclaim(let block):
+                s.reclaim(ControlBlock(bitPattern: block)!)
             }
         }
     }
@@ -448,7 +498,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     func start(_ job: MNJob, _ s: Scheduler) {
         do {
-            let t = try s.spawn(job.object, priority: 0, stackSize: job.stackSize)
+            let t = try s.spawn(job.object, priority: 0, stackSize: job.stackSize, flags: job.pinned ? 0 : .flagMigratable)
+            t.pointee.mn_home = Int32(index)
+            if !job.pinned { job.object.migrant = job.core }
             startedCount.wrappingAdd(1, ordering: .relaxed)
             let cancel = job.core.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)
             if cancel || shutdownHandled { s.cancel(t) }
@@ -477,6 +529,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private func takeWork(_ s: Scheduler) -> Work {
         guard runtime.queued.load(ordering: .sequentiallyConsistent) > 0 else { return .none }
         if takeOwn(s) { return .took }
+        if adoptMigrants(s) { return .took }
         let workers = runtime.workers
         let now = uthreads_monotonic_ns()
         var deferred = false
@@ -526,6 +579,56 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         runtime.mainDone.load(ordering: .sequentiallyConsistent) && runtime.live.load(ordering: .sequentiallyConsistent) == 0
     }
 
+    // MARK: Migration (issue 7)
+
+    /// Gives up ready migratable threads for idle workers, when some worker is idle (sleeping or
+    /// spinning) and this one has ready threads waiting behind the running one. Takes from the
+    /// back of the run queue (the front is about to run here, with warm caches), and only
+    /// enough for an even split between this worker and the idle ones: the adopters are busy
+    /// afterwards, so nothing flows back unless a worker runs dry again (no ping-pong).
+    /// O(ready). Called at safe points: every 64 yields and every 64 cross-worker parks.
+    func shed(_ s: Scheduler) {
+        let idle = runtime.sleepers.load(ordering: .relaxed) + runtime.spinning.load(ordering: .relaxed)
+        guard idle > 0, !shutdownHandled else { return }
+        let ready = s.readyCountForShedding
+        guard ready > 0 else { return }
+        // One batch in flight at a time: the previous one has not been adopted yet.
+        guard runtime.migrants.withLock({ $0.isEmpty }) else { return }
+        let n = min(MNRuntime.stealMax, (ready + 1) * idle / (idle + 1))
+        let rows = s.shedMigratable(max: n)
+        guard !rows.isEmpty else { return }
+        let jobs = rows.map { t in
+            let object = s.objectOf(t)
+            return MNJob(object: object, core: unsafeDowncast(object.migrant!, to: MNThreadCore.self),
+                         stackSize: nil, pinned: false, block: t)
+        }
+        runtime.migrants.withLock { $0.push(jobs) }
+        runtime.queued.wrappingAdd(jobs.count, ordering: .sequentiallyConsistent)
+        runtime.ringOne(except: index)
+    }
+
+    /// Adopts one batch of migrating threads; false when there is none.
+    private func adoptMigrants(_ s: Scheduler) -> Bool {
+        guard let jobs = runtime.migrants.withLock({ $0.pop() }) else { return false }
+        runtime.queued.wrappingSubtract(jobs.count, ordering: .sequentiallyConsistent)
+        for job in jobs { adopt(job, s) }
+        return true
+    }
+
+    /// Takes ownership of a migrating thread: its row (which stays in its home's table), its
+    /// place (so that cancel and join find it here), and makes it ready on this worker.
+    private func adopt(_ job: MNJob, _ s: Scheduler) {
+        let t = job.block!
+        s.adopt(t)
+        runtime.migrations.wrappingAdd(1, ordering: .relaxed)
+        let cancel = job.core.moved(to: index)
+        if cancel || shutdownHandled { s.cancel(t) }
+    }
+
+    func finishedAbroad(_ row: ControlBlock) {
+        runtime.workers[Int(row.pointee.mn_home)].post(.reclaim(block: UInt(bitPattern: row)))
+    }
+
     // MARK: WorkerHooks
 
     func maintenance(_ s: Scheduler) {
@@ -533,6 +636,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { _ = checkRuntime(s) }
         // Fairness with busy threads: start one queued thread now and then.
         if runtime.queued.load(ordering: .relaxed) > 0 { _ = takeOwn(s) }
+        shed(s)
     }
 
     func idle(_ s: Scheduler) -> Bool {
@@ -543,7 +647,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         let work = takeWork(s)
         if work == .took { return true }
         let deferred = work == .deferred
-        if finished && s.table.liveCount == 0 { return false }
+        // Rows abroad must come home first: their stacks belong to this worker's pool.
+        if finished && s.table.liveCount == 0 && s.table.abroadCount == 0 { return false }
 
         // A short bounded spin first (Go's spinning M), by at most half of the workers: a
         // cross-worker handoff (a join, a channel, a steal) usually completes within
@@ -574,7 +679,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         // Re-check after announcing the sleep (each poster changes its counter, then rings).
         if mailCount.load(ordering: .sequentiallyConsistent) > 0 || (!deferred && runtime.queued.load(ordering: .sequentiallyConsistent) > 0)
             || runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent) > deadlockSeen
-            || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent)) || finished {
+            || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent))
+            || (finished && s.table.abroadCount == 0) {
             return true
         }
         if forever && looksDeadlocked() {
@@ -637,6 +743,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     func park(_ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, deadline: UInt64?,
               _ register: (MNWaiter) throws -> Bool) rethrows -> (MNWaiter, WakeResult)? {
         let me = s.current
+        parksUntilShed -= 1
+        if parksUntilShed <= 0 {
+            parksUntilShed = 64
+            shed(s)
+        }
         nextToken &+= 1
         let waiter = MNWaiter(worker: index, block: UInt(bitPattern: me), token: nextToken)
         me.pointee.mn_token = waiter.token
@@ -649,7 +760,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             me.pointee.mn_token = 0
             return nil
         }
+        // Issue 7: a cross-worker wait is a site audited for resuming on another worker: after
+        // the park only `me` is used (never `self` or `s`, which may be another worker's now).
+        me.set(.flagMovable)
         let result = s.park(kind, object: object, deadline: deadline)
+        me.clear(.flagMovable)
         me.pointee.mn_token = 0
         return (waiter, result)
     }

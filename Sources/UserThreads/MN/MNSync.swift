@@ -143,10 +143,12 @@ public final class MNChannel<Element: Sendable>: Sendable {
     /// Sends `value`, waiting while the buffer is full.
     /// - Throws: `UThreadError.closed`, `.timedOut`, `CancellationError`.
     public func send(_ value: Element, timeout: Duration? = nil) throws {
-        let (w, s) = MNWorker.require("MNChannel.send")
+        let (_, s) = MNWorker.require("MNChannel.send")
         let deadline = timeout.map { Deadline.after($0, now: s.now()) }
         let capacity = self.capacity
         while true {
+            // Each round on the worker that runs the caller now: a park may resume elsewhere (issue 7).
+            let (w, s) = MNWorker.require("MNChannel.send")
             var receiver: MNWaiter?
             let parked = try w.park(s, .channelSend, object: id, deadline: deadline) { waiter in
                 try state.withLock { st throws(UThreadError) -> Bool in
@@ -174,9 +176,11 @@ public final class MNChannel<Element: Sendable>: Sendable {
     /// closed and drained.
     /// - Throws: `.timedOut`, `CancellationError`.
     public func receive(timeout: Duration? = nil) throws -> Element? {
-        let (w, s) = MNWorker.require("MNChannel.receive")
+        let (_, s) = MNWorker.require("MNChannel.receive")
         let deadline = timeout.map { Deadline.after($0, now: s.now()) }
         while true {
+            // Each round on the worker that runs the caller now: a park may resume elsewhere (issue 7).
+            let (w, s) = MNWorker.require("MNChannel.receive")
             var got: Element?
             var sender: MNWaiter?
             let parked = w.park(s, .channelReceive, object: id, deadline: deadline) { waiter in
@@ -261,9 +265,11 @@ public final class MNWaitGroup: Sendable {
     /// Waits until the counter is zero.
     /// - Throws: `.timedOut`, `CancellationError`.
     public func wait(timeout: Duration? = nil) throws {
-        let (w, s) = MNWorker.require("MNWaitGroup.wait")
+        let (_, s) = MNWorker.require("MNWaitGroup.wait")
         let deadline = timeout.map { Deadline.after($0, now: s.now()) }
         while true {
+            // Each round on the worker that runs the caller now: a park may resume elsewhere (issue 7).
+            let (w, s) = MNWorker.require("MNWaitGroup.wait")
             let parked = w.park(s, .waitGroup, object: id, deadline: deadline) { waiter in
                 state.withLock { st -> Bool in
                     if st.count == 0 { return false }

@@ -98,6 +98,7 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
 func spawnThread(_ object: ThreadObject, priority: Int, stackSize: Int?, api: StaticString) -> (any Error)? {
     Scheduler.with(api) { scheduler in
         do {
+            scheduler.current.clear(.flagMigratable)  // issue 7: parent and child share one kernel thread
             _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize)
             return nil
         } catch {
@@ -111,6 +112,7 @@ func spawnThread(_ object: ThreadObject, priority: Int, stackSize: Int?, api: St
 func spawnThread(_ object: ThreadObject, parameters: SchedulingParameters, stackSize: Int?, api: StaticString) -> (any Error)? {
     Scheduler.with(api) { scheduler in
         do {
+            scheduler.current.clear(.flagMigratable)  // issue 7: parent and child share one kernel thread
             _ = try scheduler.spawn(object, priority: parameters.priority, stackSize: stackSize, parameters: parameters)
             return nil
         } catch {
@@ -226,7 +228,12 @@ extension UThread where Success == Never {
     }
 
     private static func sleep(_ scheduler: Scheduler, until deadline: UInt64) throws {
-        switch scheduler.park(.sleep, deadline: deadline) {
+        // Issue 7: a site audited for resuming on another M:N worker (only `me` is used after).
+        let me = scheduler.current
+        if scheduler.migrating { me.set(.flagMovable) }
+        let result = scheduler.park(.sleep, deadline: deadline)
+        me.clear(.flagMovable)
+        switch result {
         case .timedOut, .woken: return
         case let other: try other.check()
         }

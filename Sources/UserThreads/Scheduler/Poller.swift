@@ -27,4 +27,7 @@ protocol WorkerHooks: AnyObject {
     func idle(_ scheduler: Scheduler) -> Bool
     /// Called every 64 yields while threads keep running (remote wake-ups, shutdown).
     func maintenance(_ scheduler: Scheduler)
+    /// An immigrant (a thread that migrated here) finished and was reaped: its row and stack
+    /// must go back to their home worker, which frees them on its own kernel thread.
+    func finishedAbroad(_ row: ControlBlock)
 }

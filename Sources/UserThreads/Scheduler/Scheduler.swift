@@ -144,9 +144,11 @@ final class Scheduler {
     let simulated: Bool
     /// The virtual clock (ns) in simulation mode.
     @exclusivity(unchecked) var virtualNow: UInt64 = 0
-    /// True when the switch path must call `switchHooks` (a non-FIFO policy or tracing): the
-    /// one branch FIFO pays on a switch.
+    /// True when the switch path must call `switchHooks` (a non-FIFO policy, tracing, or an M:N
+    /// worker, whose threads carry errno): the one branch M:1 FIFO pays on a switch.
     let hooks: Bool
+    /// Issue 7: an M:N worker's scheduler (threads may migrate: errno travels with them).
+    let migrating: Bool
     /// Time slices are managed (the policy is not FIFO).
     let timed: Bool
     let recorder: TraceRecorder?
@@ -179,16 +181,17 @@ final class Scheduler {
     /// be waiting for an answer, since its requests cannot interrupt the sleep.
     var idleWakeLimit = UInt64.max
 
-    init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy) {
+    init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy, worker: Bool = false) {
         self.configuration = configuration
         self.policy = policy
         self.fifo = policy as? FIFOPolicy
         self.simulated = configuration.clock == .virtual
         self.timed = fifo == nil
-        self.hooks = timed || configuration.trace != nil
+        self.migrating = worker
+        self.hooks = timed || configuration.trace != nil || worker
         // The 2 ms calibration runs once per process, and only when slices or traces need it
         // (before the trace's origin is taken).
-        let rate = simulated ? 1 : hooks ? Scheduler.calibratedNanosecondsPerTick : 1
+        let rate = simulated ? 1 : (timed || configuration.trace != nil) ? Scheduler.calibratedNanosecondsPerTick : 1
         self.nsPerSliceUnit = rate
         self.recorder = configuration.trace.map { TraceRecorder(trace: $0, virtual: configuration.clock == .virtual, nsPerUnit: rate) }
         self.watchdog = Watchdog(limit: configuration.watchdogLimit, handler: configuration.watchdogHandler)
@@ -368,12 +371,15 @@ final class Scheduler {
         switchCount &+= 1
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
-        if hooks { switchHooks(from: from, to: next) }  // issue 5: slices and tracing; false for FIFO
-        ContextSwitch.jump(from: from, to: next, tsan: tsan)
-        resumed(from)
+        if hooks { switchHooks(from: from, to: next) }  // issues 5, 7: slices, tracing, errno; false for M:1 FIFO
+        // Hand our own address to whoever we resume; receive the address of whoever resumes us.
+        // Under M:N that may be another worker's scheduler (the thread migrated while it was
+        // suspended): from here on `self` is stale, and only the handed-off one may be used.
+        let resumer = ContextSwitch.jump(from: from, to: next, handoff: Unmanaged.passUnretained(self).toOpaque(), tsan: tsan)
+        Unmanaged<Scheduler>.fromOpaque(resumer!)._withUnsafeGuaranteedRef { $0.resumed(from) }
     }
 
-    /// Runs in a thread right after it was switched back in.
+    /// Runs in a thread right after it was switched back in, on the scheduler that resumed it.
     @inline(__always)
     private func resumed(_ me: ControlBlock) {
         ContextSwitch.restoreExclusivity(me)
@@ -408,7 +414,15 @@ final class Scheduler {
         guard hasReadyThreads else { return }
         me.pointee.state = .stateReady
         if let fifo { fifo.awakened(ThreadRef(me), reason: .yielded) } else { requeueTimed(me, .yielded) }
-        switchAway(from: me)
+        if migrating {
+            // Issue 7: a yield is a site audited for resuming on another worker (nothing below
+            // uses `self` after the switch); an M:N worker may hand the thread to another.
+            me.set(.flagMovable)
+            switchAway(from: me)
+            me.clear(.flagMovable)
+        } else {
+            switchAway(from: me)
+        }
     }
 
     /// Fires expired timers and looks at the poller without blocking. Every 64 yields.
@@ -500,7 +514,7 @@ final class Scheduler {
     fileprivate static func threadMain(_ t: ControlBlock) -> Never {
         start(t)
         let next = finish(t)
-        ContextSwitch.jump(from: t, to: next, tsan: next.pointee.tsan_fiber != nil)
+        ContextSwitch.jump(from: t, to: next, handoff: t.pointee.runtime, tsan: next.pointee.tsan_fiber != nil)
         fatalError("UserThreads: a finished thread was resumed")
     }
 
@@ -547,11 +561,51 @@ final class Scheduler {
     private func reap(_ t: ControlBlock) {
         zombie = nil
         if tsan { uthreads_tsan_fiber_destroy(t) }
-        stacks.release(stackOf(t))
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
         object.takeUnretainedValue().controlBlock = nil
+        if t.has(.flagImmigrant) {
+            // Issue 7: the row and its stack belong to the home worker's table and pool.
+            table.leave(t)
+            object.release()
+            worker!.finishedAbroad(t)
+            return
+        }
+        stacks.release(stackOf(t))
         table.release(t)
         object.release()
+    }
+
+    // MARK: M:N migration (issue 7; the essay is in MN/MNRuntime.swift)
+
+    /// Unlinks up to `max` ready threads that may resume on another worker from the back of the
+    /// run queue and gives up their ownership. FIFO only (other policies keep per-thread state
+    /// a second policy could not interpret). O(ready).
+    func shedMigratable(max: Int) -> [ControlBlock] {
+        guard let fifo, max > 0 else { return [] }
+        let out = fifo.removeFromBack(max: max) { t in
+            t.has(.flagMigratable) && (t.has(.flagMovable) || t.pointee.switches == 0)
+        }
+        for t in out { table.emigrate(t) }
+        return out
+    }
+
+    /// Ready threads on the run queue (FIFO; 0 under other policies).
+    var readyCountForShedding: Int { fifo?.readyCount ?? 0 }
+
+    /// Takes ownership of a ready thread another worker gave up and makes it ready here.
+    func adopt(_ t: ControlBlock) {
+        t.pointee.runtime = Unmanaged.passUnretained(self).toOpaque()
+        t.pointee.worker = workerIndex
+        t.pointee.migrations &+= 1
+        objectOf(t).scheduler = self
+        table.immigrate(t)
+        makeReady(t, .woken)
+    }
+
+    /// Frees a row of this table (and its stack) whose thread finished on another worker.
+    func reclaim(_ t: ControlBlock) {
+        stacks.release(stackOf(t))
+        table.returned(t)
     }
 
     /// Cancels every live thread but `except` (used when the main thread returns).
@@ -671,7 +725,7 @@ final class Scheduler {
         uthreads_checkpoint_arm(Int64.max / 2)
         var abandoned: [ControlBlock] = []
         table.forEachLive { abandoned.append($0) }
-        for t in abandoned {
+        for t in abandoned where !t.has(.flagImmigrant) {  // immigrants' stacks are their home's
             // Abandoned after a second deadlock: their stacks are unmapped with the pool, their
             // Swift objects leak (they may still reference the stacks' contents).
             if t.has(.flagTimer) { timers.remove(t) }

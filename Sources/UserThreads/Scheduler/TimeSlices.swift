@@ -1,8 +1,8 @@
 // Layer 4: time slices at safe points, the switch hooks, the watchdog, simulated work.
 //
 // Design (the essay in Scheduler.swift has the why). Everything here runs only when the
-// policy is not FIFO or a trace is recorded (`Scheduler.hooks`); the FIFO switch path tests
-// that one flag and goes on.
+// policy is not FIFO, a trace is recorded, or the scheduler is an M:N worker's (errno travels
+// with its threads) (`Scheduler.hooks`); the M:1 FIFO switch path tests that one flag and goes on.
 //
 //   * switch-in (`switchHooks` → `beginSlice`): asks `policy.timeSlice(for:)`, turns it into an
 //     end on the slice clock (TSC ticks; virtual ns in simulation), arms the checkpoint
@@ -21,12 +21,20 @@
 // budget); a timer signal setting a flag (a signal per quantum and EINTR in every blocking
 // call of the process, for the same safe-point semantics the countdown gives).
 import CUThreads
+import Glibc
 
 extension Scheduler {
     /// Per-switch work of non-FIFO policies and tracing. `from` may equal `to` (a thread
     /// preempted or yielding with nothing better to run starts a new slice).
     @inline(never)
     func switchHooks(from: ControlBlock, to: ControlBlock) {
+        if migrating {
+            // Issue 7: errno is the kernel thread's; under M:N the incoming thread may last have
+            // run on another worker, so each thread's own value is saved and restored.
+            from.pointee.saved_errno = errno
+            errno = to.pointee.saved_errno
+            if !timed && recorder == nil { return }
+        }
         let clock = sliceClock()
         if let recorder {
             if from != idleBlock {

@@ -41,8 +41,12 @@ class ThreadObject: WaitQueue {
     /// What the current wait is on, if it describes itself; set only while parked, when the
     /// target is alive (the thread is on its queue), hence unowned.
     @exclusivity(unchecked) unowned(unsafe) var waitTarget: (any WaitTarget)?
-    /// Per-thread values (thread-local storage), cleared when the thread ends.
+    /// Per-thread values (thread-local storage), cleared when the thread ends. They live here,
+    /// not in the kernel thread, so they travel with an M:N thread that migrates.
     @exclusivity(unchecked) var locals: [ObjectIdentifier: Any]?
+    /// Issue 7: the cross-worker state of a migratable M:N thread (its `MNThreadCore`), which
+    /// the adopting worker updates; nil for every other thread.
+    @exclusivity(unchecked) var migrant: AnyObject?
 
     @usableFromInline
     init(name: String) {
