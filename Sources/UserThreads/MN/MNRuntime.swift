@@ -21,46 +21,100 @@
 //   * a global count of live M:N threads (termination) and of workers that sleep with nothing
 //     that could wake them but another worker (deadlock detection across workers).
 //
-// The choice that makes it simple: a thread migrates only before it first runs. Stealing moves
-// queued, never-started threads; once a worker has started a thread, that thread stays on the
-// worker's kernel thread until it ends. Consequences:
-//   * No half-switched thread can ever be resumed elsewhere, so Go's gopark(unlockf) dance is
-//     unnecessary: a cross-worker wake is a message to the sleeper's own worker, which applies
-//     it on its own kernel thread, after the sleeper's context was saved (the only kernel
-//     thread that could run the sleeper is the one that is now draining the mailbox).
-//   * The Swift exclusivity access set, errno and thread-locals (`UThreadLocal`, in the
-//     thread's object) cannot be lost or mixed up: they already travel with the thread in its
-//     control block (ContextSwitch.swift) and they never even change kernel thread after the
-//     thread started. The compiler hazard (a TLS address cached across a call that switches)
-//     is avoided twice: the runtime reads "current runtime/thread" only through out-of-line C
-//     accessors (cuthreads.h), and a running thread does not change kernel thread anyway.
-//   * The M:1 sync primitives (UMutex, Channel, …) stay lock-free and correct inside a worker.
-//     They are not `Sendable`, and every M:N entry point takes `@Sendable` closures, so Swift 6
-//     rejects at compile time the one way to share them across workers (capturing one in an
-//     `MNThread` body). `UThread { … }` inside an M:N thread spawns a *worker-local* thread
-//     (never stolen: it may share non-Sendable state with its parent).
-//   * Cross-worker sync has its own primitives (MNSync.swift: `MNMutex`, `MNChannel`,
-//     `MNWaitGroup`, `MNThread.join`): a `Synchronization.Mutex` per object guards the state
-//     and the list of waiters; the waiter parks after releasing it; the waker removes the
-//     waiter under it and sends the wake (locally: `Scheduler.wake`; remotely: the mailbox).
-//     A wait carries a token (`uthreads_tcb.mn_token`, unique per worker); a wake whose token
-//     no longer matches (the waiter timed out, was cancelled, or finished and its row was
-//     reused) is dropped, so a late wake can never hit the wrong wait.
-//   The price: a thread that blocks for long keeps its worker's *started* threads on that
-//   worker (they are not stolen); only queued threads move. See "What is left" below.
+// Migration (issue 7, item 2). Stealing moves queued, never-started threads. A *started* M:N
+// thread may also resume on another worker: when a worker has ready threads waiting behind the
+// running one while another worker is idle, it gives some up. The rules that keep it safe:
+//   * Who may move: M:N threads spawned unpinned (row flag MIGRATABLE). Pinning clears the flag
+//     for good: `MNThread(pinned:)`, `spawn(onWorker:)`, `MNThread.pin()`; so does spawning a
+//     worker-local `UThread` (parent and children share non-Sendable state and M:1 primitives,
+//     so they must stay on one kernel thread), and waiting for a descriptor (the fd is now in
+//     this worker's epoll set and registry; had the thread moved and closed it, the old
+//     reactor's registry would go stale while fd numbers are reused). Connection threads
+//     therefore balance by where they start (accepted connections are queued and stolen like
+//     any thread), not by moving later.
+//   * When: only a *ready* thread moves (its context is saved and it is on the run queue: no
+//     half-switched thread can be resumed elsewhere, so Go's gopark/unlockf dance is not
+//     needed), and only one that is suspended at a site audited for resuming elsewhere (flag
+//     MOVABLE, set around the switch by the site): `UThread.yield()`, `UThread.sleep`, every
+//     cross-worker wait (`MNWorker.park`: MNMutex, MNChannel, MNWaitGroup, MNThread.join), or
+//     never run yet. Other suspensions (M:1 primitives, I/O, `blocking {}`, the time-slice
+//     preemption of other policies) keep the thread where it is; they may capture their
+//     worker's scheduler or reactor across the park, the audited sites do not.
+//   * Who decides: the busy worker itself, at its safe points (every 64 yields in
+//     `maintenance`, every 64 cross-worker parks, and every 4096 `UThread.checkpoint()` calls
+//     of a thread that runs long without yielding): when some worker sleeps or spins, it takes
+//     ready migratable threads from the *back* of its FIFO run queue (the front runs next here,
+//     with warm caches), enough for an even split with the idle workers, and publishes them as
+//     one batch in `migrants`; an idle worker adopts the whole batch. One batch in flight at
+//     a time, and adopters are busy afterwards, so nothing flows back unless a worker runs dry
+//     again: no ping-pong. Other policies (per-thread policy state) do not shed.
+//   * Rows stay put: code on the thread's stack holds its control block's address across every
+//     switch (Scheduler.park, MNWorker.park, sync code), so the row is never copied. Ownership
+//     moves instead (ControlBlockTable): the home table marks it abroad and stops listing and
+//     counting it; the adopter lists it as an immigrant (snapshots, cancelAll, deadlock
+//     teardown, liveCount all see it there), and updates `tcb.runtime`, `tcb.worker` and the
+//     thread's `MNThreadCore.Place` (under its lock, so join and cancel find it). An immigrant
+//     that finishes sends its row and stack home (`.reclaim` mail): dense stacks are slots of
+//     the home pool's slabs. A worker's loop does not end while rows of its are abroad.
+//   * Mail that names a row checks ownership first (`table.owns`, which reads no field another
+//     kernel thread may write): a wake or cancel for a thread that moved away is dropped. A
+//     cancel that raced with the move is not lost: it set `cancelRequested` before posting,
+//     and the adopter reads that flag when it updates the place. Wait tokens carry the worker
+//     index in their high bits, so they are unique in the runtime.
+//   * `self` after a switch. A migrated thread resumes in the middle of the code that
+//     suspended it, whose `self` is the *old* worker's Scheduler. The switch therefore returns
+//     the scheduler that resumed the thread (the switcher passes itself in the third argument
+//     register and the assembly returns it: Context/ContextSwitch.swift), and the post-switch
+//     bookkeeping (reaping the previous thread, restoring exclusivity) runs on that one. Above
+//     the switch, the audited sites use only the control block after a park; MN primitives
+//     re-read `MNWorker.current()` on each loop round.
+//   * The compiler hazard. Swift and LLVM may keep a thread-local's address (or a value read
+//     through it) in a register across a call, since nothing in the language lets a call
+//     change the calling kernel thread. After a migration it has. Hence: every read of "the
+//     current scheduler/thread" goes through out-of-line C accessors (`uthreads_get_runtime`,
+//     `uthreads_get_current`), never an inlined TLS access, and nothing keeps such a read
+//     across a suspension. The one inlined TLS access, the checkpoint countdown, is a hint (an
+//     early or late slow path re-reads everything). errno is TLS too: see below.
+//   * What travels with the thread: the Swift exclusivity access set (saved in the row at every
+//     switch-out and restored at switch-in, on whatever kernel thread: ContextSwitch.swift);
+//     errno (an M:N worker saves it in the row at switch-out and restores it at switch-in, in
+//     the switch hooks, so M:1 FIFO pays nothing); `UThreadLocal` values (in the thread's
+//     object, not in TLS); the checkpoint countdown is the worker's (a hint). ThreadSanitizer
+//     builds announce every switch as a fiber switch, and a fiber may be resumed by any thread.
+//   * Limits. A thread that never reaches a safe point (no yield, park, sleep or checkpoint)
+//     cannot be preempted (no signal preemption: Scheduler.swift says why), so the ready
+//     threads queued behind it wait; its worker's not-started threads are still stolen (the
+//     staleness test in takeWork). A thread in `blocking {}` parks, so its worker runs the
+//     others meanwhile.
+//
+// What a worker's own threads share. The M:1 sync primitives (UMutex, Channel, …) stay
+// lock-free and correct inside a worker: they are not `Sendable`, and every M:N entry point
+// takes `@Sendable` closures, so Swift 6 rejects at compile time the one way to share them
+// across workers (capturing one in an `MNThread` body). `UThread { … }` inside an M:N thread
+// spawns a *worker-local* thread (never stolen, never migrated, and it pins its parent).
+// Cross-worker sync has its own primitives (MNSync.swift: `MNMutex`, `MNChannel`,
+// `MNWaitGroup`, `MNThread.join`): a lock per object guards the state and the list of
+// waiters; the waiter parks after releasing it; the waker removes the waiter under it and
+// sends the wake (locally: `Scheduler.wake`; remotely: the mailbox), applied by the worker
+// that owns the sleeper, on its own kernel thread, after the sleeper's context was saved (a
+// parked thread never moves). A wait carries a token (`uthreads_tcb.mn_token`); a wake whose
+// token no longer matches (the waiter timed out, was cancelled, or finished and its row was
+// reused) is dropped, so a late wake can never hit the wrong wait.
 //
 // Timers and I/O: one poller per worker (each worker's reactor). No lock on the I/O path, and
-// a descriptor's waiters are always on the reactor of the thread that waits (threads do not
-// move). Trade-off: a connection's thread and its readiness events stay on one worker, so
-// balance comes from where threads start (accepted connections are M:N threads, queued and
-// stolen like any other), not from moving running ones.
+// a descriptor's waiters are always on the reactor of the thread that waits (a thread that
+// waited for a descriptor never migrates). Trade-off: a connection's thread and its readiness
+// events stay on one worker, so balance comes from where threads start (accepted connections
+// are M:N threads, queued and stolen like any other), not from moving running ones.
 //
 // `blocking {}`: the caller parks on its worker (whose other threads keep running, and whose
 // queued threads idle workers steal); the pool posts the completion to that worker's reactor.
 //
-// A stalled worker (a thread that runs without a safe point): its queued threads are always
-// stealable, whatever its state, so idle workers take them without any monitor — the queue
-// lock is the only thing a thief needs. Its already-started ready threads wait.
+// A stalled worker (a thread that runs long): its queued threads are always stealable, whatever
+// its state, so idle workers take them without any monitor — the queue lock is the only thing
+// a thief needs. Its started ready threads move at the running thread's next safe point
+// (checkpoint, yield, cross-worker park), when the idle workers' sleeping/spinning counters
+// (the monitor) say someone has nothing to do; with no safe point at all they wait.
 //
 // Termination. When the main thread returns, every worker cancels its live threads (at its
 // next idle pass or maintenance) and starts later threads already cancelled; the runtime ends
@@ -76,10 +130,17 @@
 // Rejected designs:
 //   * One global run queue and thread table under a lock: every spawn, wake and switch would
 //     take it; M:1 would pay, or need a second scheduler.
-//   * Migrating running threads (Go): needs the gopark lock protocol on every park, stacks and
-//     rows freed across kernel threads, and it breaks the M:1 primitives' premise (and the
-//     non-Sendable state a thread shares with its worker-local children). A possible next step
-//     for threads parked on M:N primitives only (see the README's "What is left").
+//   * "A thread migrates only before it first runs" (this runtime's first version): simple,
+//     but one worker could hold every started thread while the others idle.
+//   * Moving any ready thread, whatever suspended it (Go): every park site would have to be
+//     free of captured per-worker state, the M:1 primitives included, and the non-Sendable
+//     state a thread shares with its worker-local children would cross kernel threads.
+//     Opt-in audited sites (MOVABLE) and sticky pinning keep that premise.
+//   * Thieves taking ready threads from a busy worker's run queue (Go's runqsteal): the run
+//     queue would need atomics or a lock on every M:1 switch. The owner sheds instead.
+//   * Copying the row into the adopter's table: pointers to it live on the thread's stack.
+//   * Re-reading the current scheduler through TLS after every switch instead of the
+//     returned handoff: an extra out-of-line call on the M:1 switch path.
 //   * A futex per worker for sleeping: then a worker waiting for I/O could not also wait for
 //     work; the eventfd in the epoll set serves both.
 import CUThreads
@@ -134,6 +195,9 @@ struct MNFIFO<Element> {
         items.remove(at: i)
         return true
     }
+
+    /// The next element `pop` would return.
+    var first: Element? { head < items.count ? items[head] : nil }
 
     /// Removes and returns every element.
     mutating func popAll() -> [Element] {
@@ -198,8 +262,14 @@ final class MNRuntime: @unchecked Sendable {
     static let stealMax: Int = getenv("UTHREADS_STEAL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
     /// Threads a worker took from another's queue (for tests and `bench parallel`).
     let stolen = Atomic<Int>(0)
-    /// Issue 7: batches of started, ready threads that busy workers gave up for idle ones.
-    let migrants = KernelLock(MNFIFO<[MNJob]>())
+    /// Issue 7: batches of started, ready threads that busy workers gave up for idle ones, with
+    /// when each was given up (CLOCK_MONOTONIC ns).
+    let migrants = KernelLock(MNFIFO<(jobs: [MNJob], at: UInt64)>())
+    /// Batches in `migrants` (read without its lock by `maintenance`).
+    let migrantBatches = Atomic<Int>(0)
+    /// A batch no idle worker adopted within this is taken by any worker at its maintenance
+    /// (the idle worker found other work meanwhile): threads never wait for an idle worker forever.
+    static let migrantPatienceNanoseconds: UInt64 = 1_000_000
     /// Started threads that resumed on another worker.
     let migrations = Atomic<Int>(0)
     /// Rows still owned (or abroad) and stacks still in use when the workers' loops ended,
@@ -428,6 +498,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         guard let s = scheduler else { return }
         if runtime.configuration.installFaultHandler { _ = uthreads_install_fault_handler() }
         uthreads_set_runtime(Unmanaged.passUnretained(s).toOpaque())
+        // Issue 7: `UThread.checkpoint()` reaches the worker's maintenance now and then (FIFO;
+        // other policies arm the countdown for their time slices).
+        if !s.timed { uthreads_checkpoint_arm(Scheduler.checkpointBatch) }
         if let job = initial {
             initial = nil
             start(job, s)
@@ -602,14 +675,22 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             return MNJob(object: object, core: unsafeDowncast(object.migrant!, to: MNThreadCore.self),
                          stackSize: nil, pinned: false, block: t)
         }
-        runtime.migrants.withLock { $0.push(jobs) }
+        let now = uthreads_monotonic_ns()
+        runtime.migrants.withLock { $0.push((jobs, now)) }
+        runtime.migrantBatches.wrappingAdd(1, ordering: .sequentiallyConsistent)
         runtime.queued.wrappingAdd(jobs.count, ordering: .sequentiallyConsistent)
         runtime.ringOne(except: index)
     }
 
-    /// Adopts one batch of migrating threads; false when there is none.
-    private func adoptMigrants(_ s: Scheduler) -> Bool {
-        guard let jobs = runtime.migrants.withLock({ $0.pop() }) else { return false }
+    /// Adopts one batch of migrating threads (only one given up before `before`, if given);
+    /// false when there is none.
+    private func adoptMigrants(_ s: Scheduler, before: UInt64? = nil) -> Bool {
+        let batch: [MNJob]? = runtime.migrants.withLock { q in
+            if let before, let age = q.first?.at, age > before { return nil }
+            return q.pop()?.jobs
+        }
+        guard let jobs = batch else { return false }
+        runtime.migrantBatches.wrappingSubtract(1, ordering: .sequentiallyConsistent)
         runtime.queued.wrappingSubtract(jobs.count, ordering: .sequentiallyConsistent)
         for job in jobs { adopt(job, s) }
         return true
@@ -636,6 +717,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { _ = checkRuntime(s) }
         // Fairness with busy threads: start one queued thread now and then.
         if runtime.queued.load(ordering: .relaxed) > 0 { _ = takeOwn(s) }
+        // Migrants that no idle worker came for (it found other work): any worker takes them.
+        if runtime.migrantBatches.load(ordering: .relaxed) > 0 {
+            _ = adoptMigrants(s, before: uthreads_monotonic_ns() &- MNRuntime.migrantPatienceNanoseconds)
+        }
         shed(s)
     }
 

@@ -5,8 +5,9 @@
 // publishes an `MNWaiter` (worker, row, token) under the lock, releases it, and parks on its
 // own worker (`MNWorker.park`). A waker changes the state and removes the waiter under the
 // lock, then wakes it after releasing: on the same worker directly, else through the mailbox.
-// Because a started thread never changes worker, the mailbox is drained only after the waiter's
-// context is saved: no lost wake-up, no half-switched thread. A wait that ends otherwise
+// A parked thread never changes worker (only ready ones migrate), so the mailbox is drained
+// only after the waiter's context is saved: no lost wake-up, no half-switched thread. After a
+// park the waiter may run on another worker (issue 7): loops re-read `MNWorker.current()`. A wait that ends otherwise
 // (timeout, cancel, deadlock teardown) removes its waiter under the lock; if it was already
 // removed, a wake is in flight to it, which it then passes on to the next waiter (channels) or
 // for which it undoes a handoff (mutex), so no wake-up is lost either way.

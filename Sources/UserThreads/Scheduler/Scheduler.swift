@@ -77,9 +77,11 @@
 // M:N (issue 7). Under `UThreadRuntime.run(workers:)` each worker kernel thread runs one of
 // these schedulers unchanged; the coordinator (MN/MNRuntime.swift) plugs in through
 // `WorkerHooks` (Poller.swift), consulted only by the idle loop and by `maintenance`: remote
-// wake-ups arrive as messages applied on this kernel thread, and a thread never changes
-// scheduler once started, so nothing here takes a lock. Under ThreadSanitizer every switch is
-// also announced as a fiber switch (`tsan`, false in other builds).
+// wake-ups arrive as messages applied on this kernel thread, so nothing here takes a lock. A
+// started M:N thread may migrate while it is ready (MNRuntime.swift): the switch returns the
+// scheduler that resumed it, and the code after a switch uses only that one (`resumed`). Under
+// ThreadSanitizer every switch is also announced as a fiber switch (`tsan`, false in other
+// builds).
 //
 // Rejected designs:
 //   * A global scheduler shared by all kernel threads: tests run in parallel, and M:1 needs

@@ -93,6 +93,14 @@ extension Scheduler {
     @inline(never)
     func checkpointSlow() {
         let me = current
+        if migrating && !timed {
+            // Issue 7: an M:N FIFO worker arms the countdown for its own sake: every
+            // `checkpointBatch` calls a long-running thread lets the worker do its maintenance
+            // (mail, shedding ready threads to idle workers). The thread itself keeps the CPU.
+            if me != idleBlock { maintenance() }
+            uthreads_checkpoint_arm(Scheduler.checkpointBatch)
+            return
+        }
         guard me != idleBlock, timed, sliceEnd != .max else {
             uthreads_checkpoint_arm(Int64.max / 2)
             return
@@ -119,6 +127,9 @@ extension Scheduler {
         armedAt = clock
         uthreads_checkpoint_arm(armedCalls)
     }
+
+    /// Checkpoints between two maintenance passes of an M:N FIFO worker (~µs of a typical loop).
+    static let checkpointBatch: Int64 = 4096
 
     /// Switches the running thread out at a safe point, back to the policy as `.preempted`.
     private func preempt(_ me: ControlBlock) {

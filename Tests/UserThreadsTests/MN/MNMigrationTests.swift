@@ -185,6 +185,31 @@ import Testing
         #expect(teardown.statistics.live == 0)
     }
 
+    /// A thread that runs long without yielding but calls `UThread.checkpoint()` lets its worker
+    /// give the ready threads queued behind it to the idle worker (issue 7, item 3).
+    @Test func checkpointsLetABusyWorkerShedTheThreadsBehindIt() throws {
+        let workers = try UThreadRuntime.run(workers: 2) { () -> [Int] in
+            let coordinator = try MNThread.spawn(onWorker: 0) { () -> [Int] in
+                let done = MNCounter()
+                let hog = MNThread.startingHere { () -> Bool in
+                    let end = uthreads_monotonic_ns() + 20_000_000_000  // a bound, not a wait
+                    while done.count < 3 && uthreads_monotonic_ns() < end { UThread.checkpoint() }
+                    return done.count == 3
+                }
+                let behind = (0..<3).map { _ in
+                    MNThread.startingHere { () -> Int in
+                        done.add()
+                        return MNThread.worker!
+                    }
+                }
+                let ran = try behind.map { try $0.join() }
+                return try hog.join() ? ran : []
+            }
+            return try coordinator.join()
+        }
+        #expect(workers == [1, 1, 1])
+    }
+
     /// Wait tokens are unique in the runtime (the worker index is in the high bits), so a late
     /// wake for a wait a thread began on one worker cannot match a wait it began on another.
     @Test func waitTokensAreUniquePerRuntime() throws {
