@@ -34,10 +34,11 @@
 //     any thread), not by moving later.
 //   * When: only a *ready* thread moves (its context is saved and it is on the run queue: no
 //     half-switched thread can be resumed elsewhere, so Go's gopark/unlockf dance is not
-//     needed), and only one that is suspended at a site audited for resuming elsewhere (flag
-//     MOVABLE, set around the switch by the site): `UThread.yield()`, `UThread.sleep`, every
-//     cross-worker wait (`MNWorker.park`: MNMutex, MNChannel, MNWaitGroup, MNThread.join), or
-//     never run yet. Other suspensions (M:1 primitives, I/O, `blocking {}`, the time-slice
+//     needed), and only one that is suspended at a site audited for resuming elsewhere:
+//     `UThread.sleep` and every cross-worker wait (`MNWorker.park`: MNMutex, MNChannel,
+//     MNWaitGroup, MNThread.join) set flag MOVABLE around their park; `UThread.yield()` and a
+//     thread that never ran are recognised by their empty wait kind (every park sets one and
+//     clears it only when the thread runs again), so the M:1 yield path pays nothing. Other suspensions (M:1 primitives, I/O, `blocking {}`, the time-slice
 //     preemption of other policies) keep the thread where it is; they may capture their
 //     worker's scheduler or reactor across the park, the audited sites do not.
 //   * Who decides: the busy worker itself, at its safe points (every 64 yields in

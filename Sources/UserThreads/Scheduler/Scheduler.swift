@@ -378,7 +378,8 @@ final class Scheduler {
         // Under M:N that may be another worker's scheduler (the thread migrated while it was
         // suspended): from here on `self` is stale, and only the handed-off one may be used.
         let resumer = ContextSwitch.jump(from: from, to: next, handoff: Unmanaged.passUnretained(self).toOpaque(), tsan: tsan)
-        Unmanaged<Scheduler>.fromOpaque(resumer!)._withUnsafeGuaranteedRef { $0.resumed(from) }
+        // Every switch passes a scheduler: no check on this path.
+        Unmanaged<Scheduler>.fromOpaque(resumer.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.resumed(from) }
     }
 
     /// Runs in a thread right after it was switched back in, on the scheduler that resumed it.
@@ -416,15 +417,10 @@ final class Scheduler {
         guard hasReadyThreads else { return }
         me.pointee.state = .stateReady
         if let fifo { fifo.awakened(ThreadRef(me), reason: .yielded) } else { requeueTimed(me, .yielded) }
-        if migrating {
-            // Issue 7: a yield is a site audited for resuming on another worker (nothing below
-            // uses `self` after the switch); an M:N worker may hand the thread to another.
-            me.set(.flagMovable)
-            switchAway(from: me)
-            me.clear(.flagMovable)
-        } else {
-            switchAway(from: me)
-        }
+        // Issue 7: a yield is a site audited for resuming on another M:N worker (nothing here
+        // uses `self` after the switch). It needs no flag: a ready thread with no wait kind was
+        // suspended by a yield (or never ran), so M:1 pays nothing here.
+        switchAway(from: me)
     }
 
     /// Fires expired timers and looks at the poller without blocking. Every 64 yields.
@@ -584,8 +580,10 @@ final class Scheduler {
     /// a second policy could not interpret). O(ready).
     func shedMigratable(max: Int) -> [ControlBlock] {
         guard let fifo, max > 0 else { return [] }
+        // Suspended at an audited site: an M:N wait or a sleep (MOVABLE), or a yield or never
+        // run (no wait kind: every park sets one and clears it only once the thread runs again).
         let out = fifo.removeFromBack(max: max) { t in
-            t.has(.flagMigratable) && (t.has(.flagMovable) || t.pointee.switches == 0)
+            t.has(.flagMigratable) && (t.has(.flagMovable) || t.pointee.wait_kind == 0)
         }
         for t in out { table.emigrate(t) }
         return out
