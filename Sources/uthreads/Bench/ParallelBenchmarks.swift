@@ -53,7 +53,8 @@ enum ParallelBenchmarks {
     /// Wall time (ms) of `threads` M:N threads that worker 0 starts itself (nothing is queued,
     /// so nothing can be stolen), each running `slices` CPU-bound slices with a yield between
     /// them: only migration of started threads can put a second worker to use.
-    static func yieldingMs(workers: Int, threads: Int, slices: Int, iterations: Int) throws -> (ms: Double, checksum: UInt64, migrations: Int) {
+    static func yieldingMs(workers: Int, threads: Int, slices: Int, iterations: Int) throws -> (ms: Double, checksum: UInt64, migrations: Int, cpu: Double) {
+        let cpu0 = processCPUSeconds()
         let start = uthreads_monotonic_ns()
         let (sum, migrations) = try UThreadRuntime.run(workers: workers) { () -> (UInt64, Int) in
             let ts = (0..<threads).map { i in
@@ -71,7 +72,8 @@ enum ParallelBenchmarks {
             if verbose { print("  workers \(workers): \(stats)") }
             return (r, stats.migrations)
         }
-        return (Double(uthreads_monotonic_ns() - start) / 1e6, sum, migrations)
+        let wall = Double(uthreads_monotonic_ns() - start) / 1e9
+        return (wall * 1e3, sum, migrations, (processCPUSeconds() - cpu0) / wall)
     }
 
     /// ns per thread for spawning `count` empty M:N threads in batches of `batch`, joining each batch.
@@ -141,6 +143,7 @@ enum ParallelBenchRuns {
         print("\n-- migration: \(threads) yield-heavy threads all started by worker 0, \(slices) CPU slices each (ms wall time)")
         var samples: [Int: [Double]] = [:]
         var moved: [Int: [Double]] = [:]
+        var cpu: [Int: [Double]] = [:]
         var checksum: UInt64?
         for _ in 0..<o.repetitions {
             for w in workerCounts {
@@ -149,13 +152,14 @@ enum ParallelBenchRuns {
                 guard s.checksum == checksum else { throw ValidationError("migration checksum differs with \(w) workers") }
                 samples[w, default: []].append(s.ms)
                 moved[w, default: []].append(Double(s.migrations))
+                cpu[w, default: []].append(s.cpu)
             }
         }
         let one = median(samples[1]!)
         for w in workerCounts {
             r.add(group: "parallel", name: "M:N yield-heavy, started on worker 0, \(w) worker\(w == 1 ? "" : "s")", unit: "ms", samples: samples[w]!,
                   note: (w == 1 ? "" : "speedup \((one / median(samples[w]!)).fixed(2))x vs 1 worker; ")
-                    + "migrations \(Int(median(moved[w]!)))")
+                    + "migrations \(Int(median(moved[w]!))); CPUs busy \(median(cpu[w]!).fixed(2))")
         }
     }
 

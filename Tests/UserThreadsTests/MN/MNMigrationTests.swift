@@ -38,7 +38,6 @@ import Testing
             let ok = try threads.map { try $0.join() }
             return ok + [moved.isSet]
         }
-        print("READY", rows, teardown.statistics)
         #expect(rows.allSatisfy { $0 })
         #expect(teardown.statistics.migrations > 0)
         #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
@@ -178,7 +177,6 @@ import Testing
             UThread.yield()
             return (finished, cancelled, moves.count)
         }
-        print("STRESS", summary, teardown.statistics)
         #expect(summary.finished + summary.cancelled == 6 * 24)
         #expect(alive.count == 0)
         #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
