@@ -62,8 +62,11 @@
 //
 // Per-kernel-thread state. The current scheduler and thread are read through out-of-line C
 // functions (`uthreads_get_runtime`, `uthreads_get_current`): the compiler may cache a
-// thread-local's address across calls within one function, which becomes wrong the day a user
-// thread resumes on another kernel thread (M:N). An opaque call every time is the cure.
+// thread-local's address across calls within one function, which is wrong once a user thread
+// resumes on another kernel thread (M:N migration). An opaque call every time is the cure. The
+// switch itself returns the scheduler that resumed the thread (the switcher's `handoff`), so
+// the bookkeeping right after a switch (`resumed`: reaping, exclusivity) needs no TLS read and
+// never uses the `self` captured before the switch.
 //
 // Exclusivity. See Context/ContextSwitch.swift: the Swift runtime's access set is saved for
 // the outgoing and restored for the incoming thread on every switch.
