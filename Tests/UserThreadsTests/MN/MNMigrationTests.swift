@@ -31,8 +31,10 @@ import Testing
                     let firstRow = myRow()?.worker
                     Self.yieldUntil(moved) { if MNThread.worker != first { moved.set() } }
                     let now = MNThread.worker!
-                    // The row is listed by the worker that runs the thread now, with its index.
-                    return firstRow == first && myRow()?.worker == now
+                    // The row is listed by the worker that runs the thread now, with its index
+                    // and how often it moved.
+                    let row = myRow()
+                    return firstRow == first && row?.worker == now && (now == first || (row?.migrations ?? 0) > 0)
                 }
             }
             let ok = try threads.map { try $0.join() }
