@@ -78,8 +78,9 @@
 //     early or late slow path re-reads everything). errno is TLS too: see below.
 //   * What travels with the thread: the Swift exclusivity access set (saved in the row at every
 //     switch-out and restored at switch-in, on whatever kernel thread: ContextSwitch.swift);
-//     errno (an M:N worker saves it in the row at switch-out and restores it at switch-in, in
-//     the switch hooks, so M:1 FIFO pays nothing); `UThreadLocal` values (in the thread's
+//     errno (an M:N worker saves it in the thread's object at switch-out and restores it at
+//     switch-in, in the switch hooks, so M:1 FIFO pays nothing; not in the row, which stays at
+//     256 bytes: a bigger row is zeroed by a memset call at every spawn); `UThreadLocal` values (in the thread's
 //     object, not in TLS); the checkpoint countdown is the worker's (a hint). ThreadSanitizer
 //     builds announce every switch as a fiber switch, and a fiber may be resumed by any thread.
 //   * Limits. A thread that never reaches a safe point (no yield, park, sleep or checkpoint)
@@ -333,7 +334,10 @@ final class MNRuntime: @unchecked Sendable {
                                   startHere: Bool = false,
                                   _ body: @escaping @Sendable () throws -> Success) -> MNThreadBox<Success> {
         let box = MNThreadBox<Success>(runtime: self, name: name, isMain: isMain)
-        let object = ThreadObject.make(name: name) { () -> Void in box.run(body) }
+        let object = ThreadObject.make(name: name) { () -> Void in
+            box.run(body)
+            MNWorker.bodyEnded()
+        }
         live.wrappingAdd(1, ordering: .sequentiallyConsistent)
         let job = MNJob(object: object, core: box, stackSize: stackSize, pinned: pinned || onWorker != nil)
         if isMain {
@@ -486,6 +490,15 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         return (unsafeDowncast(w, to: MNWorker.self), s)
     }
 
+    /// The end of an M:N thread's body, on the thread: it can no longer migrate, so its object
+    /// lets go of the shared core it kept for that (`ThreadObject.migrant`).
+    static func bodyEnded() {
+        guard let (_, s) = current() else { return }
+        let object = s.objectOf(s.current)
+        object.migrant?.release()
+        object.migrant = nil
+    }
+
     /// `current()`, or a clear stop for M:N API used elsewhere.
     static func require(_ api: StaticString) -> (worker: MNWorker, scheduler: Scheduler) {
         if let c = current(), c.scheduler.onUserThread { return c }
@@ -573,8 +586,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     func start(_ job: MNJob, _ s: Scheduler) {
         do {
             let t = try s.spawn(job.object, priority: 0, stackSize: job.stackSize, flags: job.pinned ? 0 : .flagMigratable)
-            t.pointee.mn_home = Int32(index)
-            if !job.pinned { job.object.migrant = job.core }
+            if !job.pinned {
+                job.object.migrant = Unmanaged.passRetained(job.core)
+                job.object.home = Int32(index)
+            }
             startedCount.wrappingAdd(1, ordering: .relaxed)
             let cancel = job.core.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)
             if cancel || shutdownHandled { s.cancel(t) }
@@ -673,7 +688,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         guard !rows.isEmpty else { return }
         let jobs = rows.map { t in
             let object = s.objectOf(t)
-            return MNJob(object: object, core: unsafeDowncast(object.migrant!, to: MNThreadCore.self),
+            return MNJob(object: object, core: unsafeDowncast(object.migrant!.takeUnretainedValue(), to: MNThreadCore.self),
                          stackSize: nil, pinned: false, block: t)
         }
         let now = uthreads_monotonic_ns()
@@ -707,8 +722,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if cancel || shutdownHandled { s.cancel(t) }
     }
 
-    func finishedAbroad(_ row: ControlBlock) {
-        runtime.workers[Int(row.pointee.mn_home)].post(.reclaim(block: UInt(bitPattern: row)))
+    func finishedAbroad(_ row: ControlBlock, home: Int) {
+        runtime.workers[home].post(.reclaim(block: UInt(bitPattern: row)))
     }
 
     // MARK: WorkerHooks

@@ -29,5 +29,5 @@ protocol WorkerHooks: AnyObject {
     func maintenance(_ scheduler: Scheduler)
     /// An immigrant (a thread that migrated here) finished and was reaped: its row and stack
     /// must go back to their home worker, which frees them on its own kernel thread.
-    func finishedAbroad(_ row: ControlBlock)
+    func finishedAbroad(_ row: ControlBlock, home: Int)
 }

@@ -154,6 +154,8 @@ final class Scheduler {
     let hooks: Bool
     /// Issue 7: an M:N worker's scheduler (threads may migrate: errno travels with them).
     let migrating: Bool
+    /// The idle loop's errno while a thread runs (M:N workers).
+    @exclusivity(unchecked) var idleErrno: Int32 = 0
     /// Time slices are managed (the policy is not FIFO).
     let timed: Bool
     let recorder: TraceRecorder?
@@ -562,18 +564,24 @@ final class Scheduler {
     private func reap(_ t: ControlBlock) {
         zombie = nil
         if tsan { uthreads_tsan_fiber_destroy(t) }
+        if t.has(.flagImmigrant) { return reapImmigrant(t) }
+        stacks.release(stackOf(t))
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
         object.takeUnretainedValue().controlBlock = nil
-        if t.has(.flagImmigrant) {
-            // Issue 7: the row and its stack belong to the home worker's table and pool.
-            table.leave(t)
-            object.release()
-            worker!.finishedAbroad(t)
-            return
-        }
-        stacks.release(stackOf(t))
         table.release(t)
         object.release()
+    }
+
+    /// Issue 7: a finished immigrant's row and stack belong to its home worker's table and pool:
+    /// they go home; only the object is released here.
+    @inline(never)
+    private func reapImmigrant(_ t: ControlBlock) {
+        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
+        let home = Int(object.takeUnretainedValue().home)
+        object.takeUnretainedValue().controlBlock = nil
+        table.leave(t)
+        object.release()
+        worker!.finishedAbroad(t, home: home)
     }
 
     // MARK: M:N migration (issue 7; the essay is in MN/MNRuntime.swift)
@@ -599,8 +607,9 @@ final class Scheduler {
     func adopt(_ t: ControlBlock) {
         t.pointee.runtime = Unmanaged.passUnretained(self).toOpaque()
         t.pointee.worker = workerIndex
-        t.pointee.migrations &+= 1
-        objectOf(t).scheduler = self
+        let object = objectOf(t)
+        object.migrations &+= 1
+        object.scheduler = self
         table.immigrate(t)
         makeReady(t, .woken)
     }

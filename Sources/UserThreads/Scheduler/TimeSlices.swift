@@ -30,9 +30,11 @@ extension Scheduler {
     func switchHooks(from: ControlBlock, to: ControlBlock) {
         if migrating {
             // Issue 7: errno is the kernel thread's; under M:N the incoming thread may last have
-            // run on another worker, so each thread's own value is saved and restored.
-            from.pointee.saved_errno = errno
-            errno = to.pointee.saved_errno
+            // run on another worker, so each thread's own value is saved and restored (in its
+            // object; the idle loop's in the scheduler).
+            let e = errno
+            if from == idleBlock { idleErrno = e } else { objectOf(from).savedErrno = e }
+            errno = to == idleBlock ? idleErrno : objectOf(to).savedErrno
             if !timed && recorder == nil { return }
         }
         let clock = sliceClock()

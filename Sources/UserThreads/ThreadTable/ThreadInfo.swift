@@ -162,7 +162,7 @@ extension ControlBlockTable {
                 isCancelled: t.has(.flagCancelled),
                 isMain: t.has(.flagMain),
                 worker: p.worker < 0 ? nil : Int(p.worker),
-                migrations: p.worker < 0 ? nil : Int(p.migrations)))
+                migrations: p.worker < 0 ? nil : Int(obj?.migrations ?? 0)))
         }
         return ThreadTable(threads: infos, takenAtSeconds: seconds(nowTick &- startTick), switches: switches,
                            spawned: spawned, tableBytes: bytesReserved)
