@@ -682,7 +682,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         let ready = s.readyCountForShedding
         guard ready > 0 else { return }
         // One batch in flight at a time: the previous one has not been adopted yet.
-        guard runtime.migrants.withLock({ $0.isEmpty }) else { return }
+        guard runtime.migrantBatches.load(ordering: .relaxed) == 0 else { return }
         let n = min(MNRuntime.stealMax, (ready + 1) * idle / (idle + 1))
         let rows = s.shedMigratable(max: n)
         guard !rows.isEmpty else { return }
