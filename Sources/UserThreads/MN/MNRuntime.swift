@@ -5,16 +5,17 @@
 //
 // Shape. `UThreadRuntime.run(workers: N)` starts N-1 kernel threads and makes the calling one
 // worker 0. Every worker *is* an M:1 runtime: its own `Scheduler` (thread table, stack pool,
-// timer heap, policy, run queue), its own reactor (epoll set, completion mailbox). Nothing of
-// the M:1 hot path changed: a switch, park, wake or yield inside a worker is exactly the M:1
-// one, with no lock and no atomic. A shared coordinator (`MNRuntime`) adds what is between
+// timer heap, policy, run queue), its own reactor (epoll set, completion mailbox). A switch,
+// park, wake or yield inside a worker is the M:1 one, with no lock and no atomic (migration
+// added a register move to the switch and errno to M:N workers' switch hooks: see below). A shared coordinator (`MNRuntime`) adds what is between
 // workers:
 //   * per-worker queues of *not yet started* M:N threads (`MNThread`), plus an injection
 //     queue for spawns from kernel threads that are not workers (`MNRuntimeHandle.spawn`);
 //   * stealing: an idle worker takes its own queued threads first, then the injection queue,
 //     then half (up to 32) of another worker's queue;
 //   * a mailbox per worker for what other kernel threads ask of it: "wake your thread T from
-//     its cross-worker wait W" and "cancel your thread T";
+//     its cross-worker wait W", "cancel your thread T", "start this thread", and "free your
+//     row R, whose thread finished on my worker" (migration);
 //   * sleeping: an idle worker sleeps in its reactor's epoll_wait (so I/O, timers and offload
 //     completions wake it too); other workers ring its *doorbell*, an eventfd in that epoll
 //     set, only when it announced that it sleeps (one CAS; a busy worker is never rung);
@@ -38,9 +39,10 @@
 //     `UThread.sleep` and every cross-worker wait (`MNWorker.park`: MNMutex, MNChannel,
 //     MNWaitGroup, MNThread.join) set flag MOVABLE around their park; `UThread.yield()` and a
 //     thread that never ran are recognised by their empty wait kind (every park sets one and
-//     clears it only when the thread runs again), so the M:1 yield path pays nothing. Other suspensions (M:1 primitives, I/O, `blocking {}`, the time-slice
-//     preemption of other policies) keep the thread where it is; they may capture their
-//     worker's scheduler or reactor across the park, the audited sites do not.
+//     clears it only when the thread runs again), so the M:1 yield path pays nothing. Other
+//     suspensions (M:1 primitives, I/O, `blocking {}`, the time-slice preemption of other
+//     policies) keep the thread where it is; they may capture their worker's scheduler or
+//     reactor across the park, the audited sites do not.
 //   * Who decides: the busy worker itself, at its safe points (every 64 yields in
 //     `maintenance`, every 64 cross-worker parks, and every 4096 `UThread.checkpoint()` calls
 //     of a thread that runs long without yielding): when some worker sleeps or spins, it takes
@@ -80,9 +82,10 @@
 //     switch-out and restored at switch-in, on whatever kernel thread: ContextSwitch.swift);
 //     errno (an M:N worker saves it in the thread's object at switch-out and restores it at
 //     switch-in, in the switch hooks, so M:1 FIFO pays nothing; not in the row, which stays at
-//     256 bytes: a bigger row is zeroed by a memset call at every spawn); `UThreadLocal` values (in the thread's
-//     object, not in TLS); the checkpoint countdown is the worker's (a hint). ThreadSanitizer
-//     builds announce every switch as a fiber switch, and a fiber may be resumed by any thread.
+//     256 bytes: a bigger row is zeroed by a memset call at every spawn); `UThreadLocal`
+//     values (in the thread's object, not in TLS); the checkpoint countdown is the worker's (a
+//     hint). ThreadSanitizer builds announce every switch as a fiber switch, and a fiber may be
+//     resumed by any thread.
 //   * Limits. A thread that never reaches a safe point (no yield, park, sleep or checkpoint)
 //     cannot be preempted (no signal preemption: Scheduler.swift says why), so the ready
 //     threads queued behind it wait; its worker's not-started threads are still stolen (the
@@ -119,8 +122,9 @@
 // (the monitor) say someone has nothing to do; with no safe point at all they wait.
 //
 // Termination. When the main thread returns, every worker cancels its live threads (at its
-// next idle pass or maintenance) and starts later threads already cancelled; the runtime ends
-// when no M:N thread is live and every worker's table is empty.
+// next idle pass or maintenance) and starts later threads already cancelled (adopted migrants
+// too); the runtime ends when no M:N thread is live, every worker's table is empty and every
+// row abroad came home.
 //
 // Deadlock. A worker that would sleep with no timer, no I/O waiter and no offload in flight
 // counts itself `stuck`; when every active worker is stuck, no queue holds a thread and no
