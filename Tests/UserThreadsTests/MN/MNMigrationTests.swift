@@ -11,7 +11,7 @@ import Testing
 /// by a count of yields (they wait on an event, never on time).
 @Suite struct MNMigrationTests {
     /// Yields until `moved` is set (by any thread) or `limit` yields passed.
-    static func yieldUntil(_ moved: MNFlag, limit: Int = 2_000_000, _ check: () -> Void) {
+    static func yieldUntil(_ moved: MNFlag, limit: Int = 50_000_000, _ check: () -> Void) {
         var n = 0
         while !moved.isSet && n < limit {
             UThread.yield()
