@@ -14,9 +14,9 @@
 #     pool) is guarded by KernelLock, a pthread mutex that TSan intercepts. Synchronization.Mutex
 #     would be reported as racy on this toolchain (its lock is invisible to TSan), which is why
 #     it is not used for that state.
-#   * User-thread switches are invisible to TSan (our assembly switches stacks); that is sound
-#     here because a started user thread never changes kernel thread: TSan sees each worker as
-#     one thread that runs many stacks one after another, which is what it is.
+#   * Every user-thread switch is announced to TSan as a fiber switch (uthreads_switch_tsan), so
+#     a thread that migrates to another worker (issue 7) is a fiber resumed by another kernel
+#     thread, which TSan supports; the handoff through the migrants queue's lock orders it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp /tmp/uthreads-tsan.XXXXXX)

@@ -117,14 +117,14 @@ void uthreads_tsan_fiber_destroy(uthreads_tcb *tcb) {
     tcb->tsan_fiber = 0;
 }
 __attribute__((no_sanitize("thread")))
-void uthreads_switch_tsan(void **from_sp, uthreads_tcb *to) {
+void *uthreads_switch_tsan(void **from_sp, uthreads_tcb *to, void *handoff) {
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
-    uthreads_switch(from_sp, to->sp);
+    return uthreads_switch(from_sp, to->sp, handoff);
 }
 #else
 int uthreads_tsan_enabled(void) { return 0; }
 void uthreads_tsan_fiber_create(uthreads_tcb *tcb) { (void)tcb; }
 void uthreads_tsan_fiber_adopt(uthreads_tcb *tcb) { (void)tcb; }
 void uthreads_tsan_fiber_destroy(uthreads_tcb *tcb) { (void)tcb; }
-void uthreads_switch_tsan(void **from_sp, uthreads_tcb *to) { uthreads_switch(from_sp, to->sp); }
+void *uthreads_switch_tsan(void **from_sp, uthreads_tcb *to, void *handoff) { return uthreads_switch(from_sp, to->sp, handoff); }
 #endif

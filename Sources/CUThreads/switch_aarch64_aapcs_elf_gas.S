@@ -2,13 +2,19 @@
  * switch_aarch64_aapcs_elf_gas.S — the user-space context switch for AArch64, AAPCS64, ELF
  * (Linux), GNU as syntax.
  *
- * uthreads_switch(void **from_sp, void *to_sp) is an ordinary call, so only what AAPCS64
- * makes callee-saved has to survive it: x19-x28, the frame pointer x29, the link register
+ * uthreads_switch(void **from_sp, void *to_sp, void *handoff) is an ordinary call, so only
+ * what AAPCS64 makes callee-saved has to survive it: x19-x28, the frame pointer x29, the link register
  * x30 (it is where we return to), sp, the low 64 bits of v8-v15 (d8-d15) and the FPCR
  * control register (rounding mode, flush-to-zero, default-NaN, trap enables). Everything
  * else the caller already treats as clobbered. x18 is the platform register; on Linux it is
  * an ordinary temporary and is not saved. The FPSR (cumulative exception flags, QC) is
  * status, not control, and is deliberately left alone, as the ABI allows.
+ *
+ * The return value is the *switcher's* `handoff` (x2), not the resumed thread's own: x2 is
+ * caller-saved and untouched below, so it still holds the third argument of whoever switched
+ * to us when it is copied to x0 just before `ret`. The scheduler passes itself there; under
+ * M:N a thread may be resumed by another worker's scheduler, and this is how it learns which
+ * one without a thread-local read (Scheduler.swift).
  *
  * The saved frame lives on the suspended thread's own stack; the thread table keeps only its
  * address (uthreads_tcb.sp):
@@ -63,7 +69,7 @@
 #define UT_OFF_FPCR    0x90
 #define UT_OFF_FP      0xa0
 
-/* void uthreads_switch(void **from_sp /x0/, void *to_sp /x1/) */
+/* void *uthreads_switch(void **from_sp /x0/, void *to_sp /x1/, void *handoff /x2/) */
 .globl uthreads_switch
 .type uthreads_switch,%function
 .p2align 4
@@ -106,6 +112,7 @@ uthreads_switch:
     ldp     x25, x26, [sp, #0x70]
     ldp     x27, x28, [sp, #0x80]   // ... (for a new context: x19 = entry, x20 = arg)
     ldp     x29, x30, [sp, #0xa0]   // restore fp and the resume address
+    mov     x0, x2                  // return the switcher's handoff (x2 kept since entry)
     .cfi_remember_state
     add     sp, sp, #UT_FRAME_SIZE  // drop the frame: sp is the caller's sp again
     .cfi_def_cfa_offset 0

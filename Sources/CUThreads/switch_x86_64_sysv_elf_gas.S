@@ -1,9 +1,16 @@
 /*
  * switch_x86_64_sysv_elf_gas.S — the user-space context switch for x86-64, System V ABI, ELF.
  *
- * uthreads_switch(void **from_sp, void *to_sp) is an ordinary call, so only what the ABI
- * makes callee-saved has to survive it: rbx, rbp, r12-r15, rsp, the MXCSR control bits and
- * the x87 control word. Everything else the caller already treats as clobbered.
+ * uthreads_switch(void **from_sp, void *to_sp, void *handoff) is an ordinary call, so only
+ * what the ABI makes callee-saved has to survive it: rbx, rbp, r12-r15, rsp, the MXCSR
+ * control bits and the x87 control word. Everything else the caller already treats as
+ * clobbered.
+ *
+ * The return value is the *switcher's* `handoff` (rdx), not the resumed thread's own: rdx is
+ * caller-saved, so nothing restores it across the stack swap, and it still holds the third
+ * argument of whoever switched to us when it is copied to rax just before `ret`. The
+ * scheduler passes itself there; under M:N a thread may be resumed by another worker's
+ * scheduler, and this is how it learns which one without a thread-local read (Scheduler.swift).
  *
  * The saved frame lives on the suspended thread's own stack; the thread table keeps only its
  * address (uthreads_tcb.sp):
@@ -31,7 +38,7 @@
 .file "switch_x86_64_sysv_elf_gas.S"
 .text
 
-/* void uthreads_switch(void **from_sp /rdi/, void *to_sp /rsi/) */
+/* void *uthreads_switch(void **from_sp /rdi/, void *to_sp /rsi/, void *handoff /rdx/) */
 .globl uthreads_switch
 .type uthreads_switch,@function
 .align 16
@@ -61,8 +68,8 @@ uthreads_switch:
 
     movq    (%rsp), %rcx            /* rcx = incoming saved MXCSR | CW << 32                */
     xorq    %rax, %rcx              /* which bits differ from the live ones?                */
-    movabsq $0x0000ffff0000ffc0, %rdx /* control bits: MXCSR 6-15, the whole x87 CW        */
-    testq   %rdx, %rcx              /* any control bit different?                           */
+    movabsq $0x0000ffff0000ffc0, %r8 /* control bits: MXCSR 6-15, the whole x87 CW         */
+    testq   %r8, %rcx               /* any control bit different?                           */
     jnz     2f                      /* rare: restore them (out of line)                     */
 1:
     leaq    8(%rsp), %rsp           /* drop the FP control slot                             */
@@ -72,14 +79,15 @@ uthreads_switch:
     popq    %r12
     popq    %rbx
     popq    %rbp                    /* ... in reverse order                                 */
+    movq    %rdx, %rax              /* return the switcher's handoff (rdx kept since entry) */
     ret                             /* resume the incoming thread where it called switch    */
 
 2:  /* control bits differ: take the saved control bits, keep the live MXCSR status bits */
     movl    %eax, %ecx              /* ecx = live MXCSR                                     */
     andl    $0x003f, %ecx           /* keep only the live status (sticky exception) bits    */
-    movl    (%rsp), %edx            /* edx = saved MXCSR                                    */
-    andl    $0xffc0, %edx           /* keep only its control bits                           */
-    orl     %edx, %ecx              /* combine                                              */
+    movl    (%rsp), %r8d            /* r8d = saved MXCSR (rdx is the handoff: keep it)      */
+    andl    $0xffc0, %r8d           /* keep only its control bits                           */
+    orl     %r8d, %ecx              /* combine                                              */
     movl    %ecx, -8(%rsp)          /* via the red zone ...                                 */
     ldmxcsr -8(%rsp)                /* ... install MXCSR                                    */
     fldcw   4(%rsp)                 /* install the saved x87 control word                   */

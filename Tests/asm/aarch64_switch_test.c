@@ -67,7 +67,7 @@ static void report(const char *name, int ok, const char *detail) {
 // Failures inside the ping-pong are counted per check and reported once, at the end, with
 // the first one's details.
 enum {
-    K_ORDER, K_PROBE, K_LOCALS, K_ROUNDING, K_FTZ, K_STATUS, K_COUNT
+    K_ORDER, K_PROBE, K_LOCALS, K_ROUNDING, K_FTZ, K_STATUS, K_HANDOFF, K_COUNT
 };
 static const char *const check_names[K_COUNT] = {
     "contexts resume in the expected order",
@@ -76,6 +76,7 @@ static const char *const check_names[K_COUNT] = {
     "FP rounding mode is per context",
     "flush-to-zero bit is per context",
     "FP status flags follow the kernel thread, not the context",
+    "the switch returns the handoff of the switch that resumed the caller",
 };
 static unsigned long check_failures[K_COUNT];
 static char check_detail[K_COUNT][160];
@@ -93,7 +94,7 @@ static char check_detail[K_COUNT][160];
 enum round_mode { ROUND_NEAREST, ROUND_UP, ROUND_DOWN, ROUND_ZERO };
 
 // probe_switch(from, to, seed): sets every callee-saved register to seed + k (k distinct
-// per register), calls uthreads_switch(from, to), and on return counts the registers that do
+// per register), calls uthreads_switch(from, to, seed), and on return counts the registers that do
 // not hold their pattern any more. Returns that count (0 = all survived). Written in
 // assembly because a compiler gives no way to own all of those registers across a call.
 int probe_switch(void **from, void *to, uint64_t seed);
@@ -336,7 +337,9 @@ static volatile unsigned long resumes;  // times any context was resumed (or sta
 
 // Called through a volatile pointer every few switches, so that the BTI landing pad of
 // uthreads_switch is exercised by an indirect call (blr) when BTI is enforced.
-static void (*volatile switch_ptr)(void **, void *) = uthreads_switch;
+static void *(*volatile switch_ptr)(void **, void *, void *) = uthreads_switch;
+// The handoff of the last switch made (the probe passes its seed as the third argument).
+static void *volatile handoff_sent;
 
 static const enum round_mode ctx_round[CTX_NUM] = {ROUND_ZERO, ROUND_UP, ROUND_DOWN};
 static const int ctx_ftz[CTX_NUM] = {0, 0, 1};
@@ -347,13 +350,17 @@ static void do_switch(int self, int to, unsigned long i) {
     if (i & 1) {
         uint64_t seed = ((uint64_t)(self + 1) << 56) ^ (i * 0x9E3779B97F4A7C15ull);
         seed &= ~0xffffull;  // room for the small per-register offsets
+        handoff_sent = (void *)(uintptr_t)seed;
         int bad = probe_switch(&ctx_sp[self], ctx_sp[to], seed);
         CHECK(K_PROBE, bad == 0, "context %d, round %lu: %d of %d registers clobbered", self,
               i, bad, PROBE_REGISTERS);
-    } else if ((i & 3) == 2) {
-        switch_ptr(&ctx_sp[self], ctx_sp[to]);
     } else {
-        uthreads_switch(&ctx_sp[self], ctx_sp[to]);
+        void *tag = (void *)(uintptr_t)(0x5a5a0000ul + 3 * i + (unsigned long)self);
+        handoff_sent = tag;
+        void *got = (i & 3) == 2 ? switch_ptr(&ctx_sp[self], ctx_sp[to], tag)
+                                 : uthreads_switch(&ctx_sp[self], ctx_sp[to], tag);
+        CHECK(K_HANDOFF, got == handoff_sent, "context %d, round %lu: got %p, the resuming switch passed %p",
+              self, i, got, handoff_sent);
     }
 }
 
@@ -527,7 +534,7 @@ static void test_entry_returns(void) {
         struct stack s = stack_new();
         void *sp = uthreads_context_make(s.hi, returning_entry, NULL);
         void *me = NULL;
-        uthreads_switch(&me, sp);
+        uthreads_switch(&me, sp, NULL);
         _exit(0);  // not reached: nothing switches back
     }
     int status = 0;
@@ -599,7 +606,7 @@ static void bti_entry(void *arg) {
     (void)arg;
     for (;;) {
         bti_count = bti_count + 1;
-        switch_ptr(&bti_co_sp, bti_main_sp);  // blr: must land on bti c
+        switch_ptr(&bti_co_sp, bti_main_sp, NULL);  // blr: must land on bti c
     }
 }
 
@@ -617,10 +624,10 @@ static void test_bti(void) {
         struct stack s = stack_new();
         void *sp = uthreads_context_make(s.hi, bti_exit_entry, (void *)(intptr_t)3);
         if (guard_switch_pages(1) != 0) _exit(77);
-        void (*volatile bad)(void **, void *) =
-            (void (*)(void **, void *))((uintptr_t)&uthreads_switch + 4);
+        void *(*volatile bad)(void **, void *, void *) =
+            (void *(*)(void **, void *, void *))((uintptr_t)&uthreads_switch + 4);
         void *me = NULL;
-        bad(&me, sp);  // without enforcement: switches and exits with 3
+        bad(&me, sp, NULL);  // without enforcement: switches and exits with 3
         _exit(0);
     }
     int status = 0;
@@ -640,7 +647,7 @@ static void test_bti(void) {
     int ok = guard_switch_pages(1) == 0;
     if (ok) {
         bti_co_sp = make_ptr(s.hi, bti_entry, NULL);
-        for (int i = 0; i < BTI_ROUNDS; i++) switch_ptr(&bti_main_sp, bti_co_sp);
+        for (int i = 0; i < BTI_ROUNDS; i++) switch_ptr(&bti_main_sp, bti_co_sp, NULL);
         ok = guard_switch_pages(0) == 0 && bti_count == BTI_ROUNDS;
     }
     snprintf(d, sizeof d, "%d of %d round trips", bti_count, BTI_ROUNDS);

@@ -33,7 +33,13 @@ extern "C" {
 /// Saves the callee-saved registers of the running context on its own stack, stores the
 /// resulting stack pointer into `*from_sp`, loads `to_sp` and restores the registers saved
 /// there. Returns when another context switches back to `*from_sp`. No system call.
-void uthreads_switch(void *_Nullable *_Nonnull from_sp, void *_Nonnull to_sp);
+///
+/// Returns the `handoff` argument of *the switch that resumed the caller*, not its own: the
+/// switcher passes its scheduler, so code that runs in the resumed thread right after the
+/// switch learns which kernel thread's scheduler it now runs under without reading a
+/// thread-local (M:N: a thread may resume on another worker; see Scheduler.swift).
+void *_Nullable uthreads_switch(void *_Nullable *_Nonnull from_sp, void *_Nonnull to_sp,
+                                void *_Nullable handoff);
 
 /// Where a new context begins: calls `entry(arg)` (kept in callee-saved registers by
 /// uthreads_context_make). Its CFI marks the return address undefined, so a backtrace of a
@@ -80,6 +86,9 @@ enum {
     UTHREADS_FLAG_TIMER = 1u << 3,       ///< has an entry in the timer heap
     UTHREADS_FLAG_CANCELLABLE = 1u << 4, ///< the current park may be interrupted by cancel()
     UTHREADS_FLAG_OVERQUANTUM = 1u << 5, ///< ran past its time slice; switch at a safe point
+    UTHREADS_FLAG_MIGRATABLE = 1u << 6,  ///< M:N: may resume on another worker (cleared for good by pinning)
+    UTHREADS_FLAG_MOVABLE = 1u << 7,     ///< M:N: suspended at a site audited for resuming elsewhere
+    UTHREADS_FLAG_IMMIGRANT = 1u << 8,   ///< M:N: owned by a worker other than its row's home
 };
 
 #define UTHREADS_NAME_MAX 24
@@ -121,9 +130,11 @@ typedef struct uthreads_tcb {
     uint32_t tickets;                         ///< lottery and stride tickets (>= 1)
     // Appended for M:N (issue 7); earlier offsets are unchanged.
     int32_t worker;                           ///< index of the M:N worker that runs it; -1 under M:1
-    uint32_t mn_reserved;
+    uint32_t mn_abroad;                       ///< 1 while another worker owns the row (written by the home worker only)
     uint64_t mn_token;                        ///< token of its current cross-worker wait (0: none)
     void *_Nullable tsan_fiber;               ///< ThreadSanitizer's fiber for this context (TSan builds only)
+    // 256 bytes: keep it so. One more field and zeroing a row at spawn becomes a memset call
+    // (~+30 instructions per spawn, measured); per-thread M:N state lives in the ThreadObject.
 } uthreads_tcb;
 
 // MARK: - Per-kernel-thread state
@@ -187,7 +198,9 @@ void uthreads_tsan_fiber_adopt(uthreads_tcb *_Nonnull tcb);
 void uthreads_tsan_fiber_destroy(uthreads_tcb *_Nonnull tcb);
 /// `uthreads_switch` to `to`, telling TSan first that the kernel thread now runs `to`'s fiber.
 /// Not instrumented itself, so TSan's function entries and exits stay balanced per fiber.
-void uthreads_switch_tsan(void *_Nullable *_Nonnull from_sp, uthreads_tcb *_Nonnull to);
+/// Returns like `uthreads_switch` (the resuming switch's `handoff`).
+void *_Nullable uthreads_switch_tsan(void *_Nullable *_Nonnull from_sp, uthreads_tcb *_Nonnull to,
+                                     void *_Nullable handoff);
 
 /// The kernel's id of the calling kernel thread (gettid), for traces.
 int32_t uthreads_gettid(void);

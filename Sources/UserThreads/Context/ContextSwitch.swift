@@ -46,11 +46,17 @@ enum ContextSwitch {
     /// Suspends `from` and resumes `to`. Returns when some thread switches back to `from`.
     /// The caller has already saved `from`'s exclusivity state; the code that runs after the
     /// return (in `from`) restores it.
-    @inline(__always)
-    static func jump(from: ControlBlock, to: ControlBlock, tsan: Bool = false) {
+    ///
+    /// Returns the `handoff` of the switch that resumed `from` — which may have been made on
+    /// another kernel thread than this call (an M:N thread resumed by another worker). The
+    /// scheduler passes itself, so the resumed side never has to trust a scheduler (or a
+    /// thread-local address) it held before the switch.
+    @inline(__always) @discardableResult
+    static func jump(from: ControlBlock, to: ControlBlock, handoff: UnsafeMutableRawPointer?,
+                     tsan: Bool = false) -> UnsafeMutableRawPointer? {
         // `sp` is the control block's first field: pass its address, never a temporary copy.
         let slot = UnsafeMutableRawPointer(from).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-        if tsan { return uthreads_switch_tsan(slot, to) }  // ThreadSanitizer builds (cuthreads.h)
-        uthreads_switch(slot, to.pointee.sp!)
+        if tsan { return uthreads_switch_tsan(slot, to, handoff) }  // ThreadSanitizer builds (cuthreads.h)
+        return uthreads_switch(slot, to.pointee.sp!, handoff)
     }
 }

@@ -5,67 +5,127 @@
 //
 // Shape. `UThreadRuntime.run(workers: N)` starts N-1 kernel threads and makes the calling one
 // worker 0. Every worker *is* an M:1 runtime: its own `Scheduler` (thread table, stack pool,
-// timer heap, policy, run queue), its own reactor (epoll set, completion mailbox). Nothing of
-// the M:1 hot path changed: a switch, park, wake or yield inside a worker is exactly the M:1
-// one, with no lock and no atomic. A shared coordinator (`MNRuntime`) adds what is between
+// timer heap, policy, run queue), its own reactor (epoll set, completion mailbox). A switch,
+// park, wake or yield inside a worker is the M:1 one, with no lock and no atomic (migration
+// added a register move to the switch and errno to M:N workers' switch hooks: see below). A shared coordinator (`MNRuntime`) adds what is between
 // workers:
 //   * per-worker queues of *not yet started* M:N threads (`MNThread`), plus an injection
 //     queue for spawns from kernel threads that are not workers (`MNRuntimeHandle.spawn`);
 //   * stealing: an idle worker takes its own queued threads first, then the injection queue,
 //     then half (up to 32) of another worker's queue;
 //   * a mailbox per worker for what other kernel threads ask of it: "wake your thread T from
-//     its cross-worker wait W" and "cancel your thread T";
+//     its cross-worker wait W", "cancel your thread T", "start this thread", and "free your
+//     row R, whose thread finished on my worker" (migration);
 //   * sleeping: an idle worker sleeps in its reactor's epoll_wait (so I/O, timers and offload
 //     completions wake it too); other workers ring its *doorbell*, an eventfd in that epoll
 //     set, only when it announced that it sleeps (one CAS; a busy worker is never rung);
 //   * a global count of live M:N threads (termination) and of workers that sleep with nothing
 //     that could wake them but another worker (deadlock detection across workers).
 //
-// The choice that makes it simple: a thread migrates only before it first runs. Stealing moves
-// queued, never-started threads; once a worker has started a thread, that thread stays on the
-// worker's kernel thread until it ends. Consequences:
-//   * No half-switched thread can ever be resumed elsewhere, so Go's gopark(unlockf) dance is
-//     unnecessary: a cross-worker wake is a message to the sleeper's own worker, which applies
-//     it on its own kernel thread, after the sleeper's context was saved (the only kernel
-//     thread that could run the sleeper is the one that is now draining the mailbox).
-//   * The Swift exclusivity access set, errno and thread-locals (`UThreadLocal`, in the
-//     thread's object) cannot be lost or mixed up: they already travel with the thread in its
-//     control block (ContextSwitch.swift) and they never even change kernel thread after the
-//     thread started. The compiler hazard (a TLS address cached across a call that switches)
-//     is avoided twice: the runtime reads "current runtime/thread" only through out-of-line C
-//     accessors (cuthreads.h), and a running thread does not change kernel thread anyway.
-//   * The M:1 sync primitives (UMutex, Channel, …) stay lock-free and correct inside a worker.
-//     They are not `Sendable`, and every M:N entry point takes `@Sendable` closures, so Swift 6
-//     rejects at compile time the one way to share them across workers (capturing one in an
-//     `MNThread` body). `UThread { … }` inside an M:N thread spawns a *worker-local* thread
-//     (never stolen: it may share non-Sendable state with its parent).
-//   * Cross-worker sync has its own primitives (MN/Sync: `MNMutex`, `MNChannel` and
-//     `mnSelect`, `MNCondition`, `MNSemaphore`, `MNRWLock`, `MNBarrier`, `MNOnce`,
-//     `MNWaitGroup`; and `MNThread.join`): a `KernelLock` per object guards the state and the
-//     list of waiters; the waiter parks after releasing it; the waker removes the waiter under
-//     it and sends the wake (locally: `Scheduler.wake`; remotely: the mailbox).
-//     A wait carries a token (`uthreads_tcb.mn_token`, unique per worker); a wake whose token
-//     no longer matches (the waiter timed out, was cancelled, or finished and its row was
-//     reused) is dropped, so a late wake can never hit the wrong wait.
-//   The price: a thread that blocks for long keeps its worker's *started* threads on that
-//   worker (they are not stolen); only queued threads move. See "What is left" below.
+// Migration (issue 7, item 2). Stealing moves queued, never-started threads. A *started* M:N
+// thread may also resume on another worker: when a worker has ready threads waiting behind the
+// running one while another worker is idle, it gives some up. The rules that keep it safe:
+//   * Who may move: M:N threads spawned unpinned (row flag MIGRATABLE). Pinning clears the flag
+//     for good: `MNThread(pinned:)`, `spawn(onWorker:)`, `MNThread.pin()`; so does spawning a
+//     worker-local `UThread` (parent and children share non-Sendable state and M:1 primitives,
+//     so they must stay on one kernel thread), and waiting for a descriptor (the fd is now in
+//     this worker's epoll set and registry; had the thread moved and closed it, the old
+//     reactor's registry would go stale while fd numbers are reused). Connection threads
+//     therefore balance by where they start (accepted connections are queued and stolen like
+//     any thread), not by moving later.
+//   * When: only a *ready* thread moves (its context is saved and it is on the run queue: no
+//     half-switched thread can be resumed elsewhere, so Go's gopark/unlockf dance is not
+//     needed), and only one that is suspended at a site audited for resuming elsewhere:
+//     `UThread.sleep` and every cross-worker wait (`MNWorker.park`: every primitive of MN/Sync,
+//     `mnSelect`, MNThread.join) set flag MOVABLE around their park; `UThread.yield()` and a
+//     thread that never ran are recognised by their empty wait kind (every park sets one and
+//     clears it only when the thread runs again), so the M:1 yield path pays nothing. Other
+//     suspensions (M:1 primitives, I/O, `blocking {}`, the time-slice preemption of other
+//     policies) keep the thread where it is; they may capture their worker's scheduler or
+//     reactor across the park, the audited sites do not.
+//   * Who decides: the busy worker itself, at its safe points (every 64 yields in
+//     `maintenance`, every 64 cross-worker parks, and every 4096 `UThread.checkpoint()` calls
+//     of a thread that runs long without yielding): when some worker sleeps or spins, it takes
+//     ready migratable threads from the *back* of its FIFO run queue (the front runs next here,
+//     with warm caches), enough for an even split with the idle workers, and publishes them as
+//     one batch in `migrants`; an idle worker adopts the whole batch. One batch in flight at
+//     a time, and adopters are busy afterwards, so nothing flows back unless a worker runs dry
+//     again: no ping-pong. Other policies (per-thread policy state) do not shed.
+//   * Rows stay put: code on the thread's stack holds its control block's address across every
+//     switch (Scheduler.park, MNWorker.park, sync code), so the row is never copied. Ownership
+//     moves instead (ControlBlockTable): the home table marks it abroad and stops listing and
+//     counting it; the adopter lists it as an immigrant (snapshots, cancelAll, deadlock
+//     teardown, liveCount all see it there), and updates `tcb.runtime`, `tcb.worker` and the
+//     thread's `MNThreadCore.Place` (under its lock, so join and cancel find it). An immigrant
+//     that finishes sends its row and stack home (`.reclaim` mail): dense stacks are slots of
+//     the home pool's slabs. A worker's loop does not end while rows of its are abroad.
+//   * Mail that names a row checks ownership first (`table.owns`, which reads no field another
+//     kernel thread may write): a wake or cancel for a thread that moved away is dropped. A
+//     cancel that raced with the move is not lost: it set `cancelRequested` before posting,
+//     and the adopter reads that flag when it updates the place. Wait tokens carry the worker
+//     index in their high bits, so they are unique in the runtime.
+//   * `self` after a switch. A migrated thread resumes in the middle of the code that
+//     suspended it, whose `self` is the *old* worker's Scheduler. The switch therefore returns
+//     the scheduler that resumed the thread (the switcher passes itself in the third argument
+//     register and the assembly returns it: Context/ContextSwitch.swift), and the post-switch
+//     bookkeeping (reaping the previous thread, restoring exclusivity) runs on that one. Above
+//     the switch, the audited sites use only the control block after a park; MN primitives
+//     re-read `MNWorker.current()` on each loop round.
+//   * The compiler hazard. Swift and LLVM may keep a thread-local's address (or a value read
+//     through it) in a register across a call, since nothing in the language lets a call
+//     change the calling kernel thread. After a migration it has. Hence: every read of "the
+//     current scheduler/thread" goes through out-of-line C accessors (`uthreads_get_runtime`,
+//     `uthreads_get_current`), never an inlined TLS access, and nothing keeps such a read
+//     across a suspension. The one inlined TLS access, the checkpoint countdown, is a hint (an
+//     early or late slow path re-reads everything). errno is TLS too: see below.
+//   * What travels with the thread: the Swift exclusivity access set (saved in the row at every
+//     switch-out and restored at switch-in, on whatever kernel thread: ContextSwitch.swift);
+//     errno (an M:N worker saves it in the thread's object at switch-out and restores it at
+//     switch-in, in the switch hooks, so M:1 FIFO pays nothing; not in the row, which stays at
+//     256 bytes: a bigger row is zeroed by a memset call at every spawn); `UThreadLocal`
+//     values (in the thread's object, not in TLS); the checkpoint countdown is the worker's (a
+//     hint). ThreadSanitizer builds announce every switch as a fiber switch, and a fiber may be
+//     resumed by any thread.
+//   * Limits. A thread that never reaches a safe point (no yield, park, sleep or checkpoint)
+//     cannot be preempted (no signal preemption: Scheduler.swift says why), so the ready
+//     threads queued behind it wait; its worker's not-started threads are still stolen (the
+//     staleness test in takeWork). A thread in `blocking {}` parks, so its worker runs the
+//     others meanwhile.
+//
+// What a worker's own threads share. The M:1 sync primitives (UMutex, Channel, …) stay
+// lock-free and correct inside a worker: they are not `Sendable`, and every M:N entry point
+// takes `@Sendable` closures, so Swift 6 rejects at compile time the one way to share them
+// across workers (capturing one in an `MNThread` body). `UThread { … }` inside an M:N thread
+// spawns a *worker-local* thread (never stolen, never migrated, and it pins its parent).
+// Cross-worker sync has its own primitives (MN/Sync: `MNMutex`, `MNChannel` and `mnSelect`,
+// `MNCondition`, `MNSemaphore`, `MNRWLock`, `MNBarrier`, `MNOnce`, `MNWaitGroup`; and
+// `MNThread.join`): a `KernelLock` per object guards the state and the list of waiters; the
+// waiter parks after releasing it; the waker removes the waiter under it and sends the wake
+// (locally: `Scheduler.wake`; remotely: the mailbox), applied by the worker that owns the
+// sleeper, on its own kernel thread, after the sleeper's context was saved (a parked thread
+// never moves). A wait carries a token (`uthreads_tcb.mn_token`, unique in the runtime); a wake
+// whose token no longer matches (the waiter timed out, was cancelled, or finished and its row
+// was reused) is dropped, so a late wake can never hit the wrong wait.
 //
 // Timers and I/O: one poller per worker (each worker's reactor). No lock on the I/O path, and
-// a descriptor's waiters are always on the reactor of the thread that waits (threads do not
-// move). Trade-off: a connection's thread and its readiness events stay on one worker, so
-// balance comes from where threads start (accepted connections are M:N threads, queued and
-// stolen like any other), not from moving running ones.
+// a descriptor's waiters are always on the reactor of the thread that waits (a thread that
+// waited for a descriptor never migrates). Trade-off: a connection's thread and its readiness
+// events stay on one worker, so balance comes from where threads start (accepted connections
+// are M:N threads, queued and stolen like any other), not from moving running ones.
 //
 // `blocking {}`: the caller parks on its worker (whose other threads keep running, and whose
 // queued threads idle workers steal); the pool posts the completion to that worker's reactor.
 //
-// A stalled worker (a thread that runs without a safe point): its queued threads are always
-// stealable, whatever its state, so idle workers take them without any monitor — the queue
-// lock is the only thing a thief needs. Its already-started ready threads wait.
+// A stalled worker (a thread that runs long): its queued threads are always stealable, whatever
+// its state, so idle workers take them without any monitor — the queue lock is the only thing
+// a thief needs. Its started ready threads move at the running thread's next safe point
+// (checkpoint, yield, cross-worker park), when the idle workers' sleeping/spinning counters
+// (the monitor) say someone has nothing to do; with no safe point at all they wait.
 //
 // Termination. When the main thread returns, every worker cancels its live threads (at its
-// next idle pass or maintenance) and starts later threads already cancelled; the runtime ends
-// when no M:N thread is live and every worker's table is empty.
+// next idle pass or maintenance) and starts later threads already cancelled (adopted migrants
+// too); the runtime ends when no M:N thread is live, every worker's table is empty and every
+// row abroad came home.
 //
 // Deadlock. A worker that would sleep with no timer, no I/O waiter and no offload in flight
 // counts itself `stuck`; when every active worker is stuck, no queue holds a thread and no
@@ -77,10 +137,17 @@
 // Rejected designs:
 //   * One global run queue and thread table under a lock: every spawn, wake and switch would
 //     take it; M:1 would pay, or need a second scheduler.
-//   * Migrating running threads (Go): needs the gopark lock protocol on every park, stacks and
-//     rows freed across kernel threads, and it breaks the M:1 primitives' premise (and the
-//     non-Sendable state a thread shares with its worker-local children). A possible next step
-//     for threads parked on M:N primitives only (see the README's "What is left").
+//   * "A thread migrates only before it first runs" (this runtime's first version): simple,
+//     but one worker could hold every started thread while the others idle.
+//   * Moving any ready thread, whatever suspended it (Go): every park site would have to be
+//     free of captured per-worker state, the M:1 primitives included, and the non-Sendable
+//     state a thread shares with its worker-local children would cross kernel threads.
+//     Opt-in audited sites (MOVABLE) and sticky pinning keep that premise.
+//   * Thieves taking ready threads from a busy worker's run queue (Go's runqsteal): the run
+//     queue would need atomics or a lock on every M:1 switch. The owner sheds instead.
+//   * Copying the row into the adopter's table: pointers to it live on the thread's stack.
+//   * Re-reading the current scheduler through TLS after every switch instead of the
+//     returned handoff: an extra out-of-line call on the M:1 switch path.
 //   * A futex per worker for sleeping: then a worker waiting for I/O could not also wait for
 //     work; the eventfd in the epoll set serves both.
 import CUThreads
@@ -104,6 +171,8 @@ enum MNMail: Sendable {
     case start(MNJob)
     /// Add this worker's thread-table rows to a merged table (MNThreadTable.swift).
     case snapshot(MNTableRequest)
+    /// A row of yours (and its stack) whose thread finished on another worker: free it.
+    case reclaim(block: UInt)
 }
 
 /// A FIFO with O(1) push and pop (amortised), for queues of jobs and waiters. Inlinable: the
@@ -141,6 +210,9 @@ struct MNFIFO<Element> {
         return true
     }
 
+    /// The next element `pop` would return.
+    var first: Element? { head < items.count ? items[head] : nil }
+
     /// Removes and returns every element.
     @inlinable mutating func popAll() -> [Element] {
         let all = Array(items[head...])
@@ -150,17 +222,24 @@ struct MNFIFO<Element> {
     }
 }
 
-/// A queued M:N thread that has not started. Created on one kernel thread, started on another:
-/// the queue's Mutex publishes it, and nobody else touches it in between.
+/// A queued M:N thread: not started yet, or (issue 7) a started one that is ready and migrates
+/// (`block`). Created on one kernel thread, started or adopted on another: the queue's lock
+/// publishes it, and nobody touches it (or its row) in between.
 final class MNJob: @unchecked Sendable {
     let object: ThreadObject
     let core: MNThreadCore
     let stackSize: Int?
+    /// Never migrates once started (`MNThread(pinned:)`, `spawn(onWorker:)`).
+    let pinned: Bool
+    /// The row of a started thread that migrates (nil: not started).
+    let block: ControlBlock?
 
-    init(object: ThreadObject, core: MNThreadCore, stackSize: Int?) {
+    init(object: ThreadObject, core: MNThreadCore, stackSize: Int?, pinned: Bool, block: ControlBlock? = nil) {
         self.object = object
         self.core = core
         self.stackSize = stackSize
+        self.pinned = pinned
+        self.block = block
     }
 }
 
@@ -197,12 +276,26 @@ final class MNRuntime: @unchecked Sendable {
     static let stealMax: Int = getenv("UTHREADS_STEAL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
     /// Threads a worker took from another's queue (for tests and `bench parallel`).
     let stolen = Atomic<Int>(0)
+    /// Issue 7: batches of started, ready threads that busy workers gave up for idle ones, with
+    /// when each was given up (CLOCK_MONOTONIC ns).
+    let migrants = KernelLock(MNFIFO<(jobs: [MNJob], at: UInt64)>())
+    /// Batches in `migrants` (read without its lock by `maintenance`).
+    let migrantBatches = Atomic<Int>(0)
+    /// A batch no idle worker adopted within this is taken by any worker at its maintenance
+    /// (the idle worker found other work meanwhile): threads never wait for an idle worker forever.
+    static let migrantPatienceNanoseconds: UInt64 = 1_000_000
+    /// Started threads that resumed on another worker.
+    let migrations = Atomic<Int>(0)
+    /// Rows still owned (or abroad) and stacks still in use when the workers' loops ended,
+    /// summed over workers: 0 after a clean end.
+    let rowsLeft = Atomic<Int>(0)
+    let stacksLeft = Atomic<Int>(0)
 
     init(workers n: Int, configuration: UThreadRuntime.Configuration,
          policy: (@Sendable () -> any SchedulingPolicy)?) throws(UThreadError) {
         self.configuration = configuration
         for i in 0..<n {
-            let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy())
+            let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy(), worker: true)
             workers.append(try MNWorker(index: i, runtime: self, scheduler: scheduler))
         }
     }
@@ -250,11 +343,15 @@ final class MNRuntime: @unchecked Sendable {
     /// Spawns an M:N thread for `body`, from a worker (queued there, or started at once when
     /// pinned) or from any other kernel thread (the injection queue).
     func spawn<Success: Sendable>(name: String, pinned: Bool, stackSize: Int?, isMain: Bool = false, onWorker: Int? = nil,
+                                  startHere: Bool = false,
                                   _ body: @escaping @Sendable () throws -> Success) -> MNThreadBox<Success> {
         let box = MNThreadBox<Success>(runtime: self, name: name, isMain: isMain)
-        let object = ThreadObject.make(name: name) { () -> Void in box.run(body) }
+        let object = ThreadObject.make(name: name) { () -> Void in
+            box.run(body)
+            MNWorker.bodyEnded()
+        }
         live.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        let job = MNJob(object: object, core: box, stackSize: stackSize)
+        let job = MNJob(object: object, core: box, stackSize: stackSize, pinned: pinned || onWorker != nil)
         if isMain {
             workers[0].initial = job
             return box
@@ -263,7 +360,7 @@ final class MNRuntime: @unchecked Sendable {
         let worker = here.flatMap { $0.worker.runtime === self ? $0 : nil }
         if let k = onWorker, k != worker?.worker.index {
             workers[k].post(.start(job))
-        } else if pinned || onWorker != nil, let worker {
+        } else if pinned || onWorker != nil || startHere, let worker {
             worker.worker.start(job, worker.scheduler)
         } else {
             enqueue(job, on: worker?.worker)
@@ -275,6 +372,21 @@ final class MNRuntime: @unchecked Sendable {
     static func run<R: Sendable>(workers n: Int, configuration: UThreadRuntime.Configuration,
                                  policy: (@Sendable () -> any SchedulingPolicy)?,
                                  _ body: @escaping @Sendable () throws -> R) throws -> R {
+        try runInspecting(workers: n, configuration: configuration, policy: policy, body).value
+    }
+
+    /// What `runInspecting` reports besides the main thread's value.
+    struct Teardown {
+        /// Rows (owned or abroad) and stacks in use when the workers' loops ended: 0 and 0.
+        var rowsLeft: Int
+        var stacksLeft: Int
+        var statistics: MNStatistics
+    }
+
+    /// `run`, also returning what the workers left behind (for leak tests).
+    static func runInspecting<R: Sendable>(workers n: Int, configuration: UThreadRuntime.Configuration = .init(),
+                                           policy: (@Sendable () -> any SchedulingPolicy)? = nil,
+                                           _ body: @escaping @Sendable () throws -> R) throws -> (value: R, teardown: Teardown) {
         try configuration.validate()
         guard n >= 1 && n <= 1024 else { throw UThreadError.invalidArgument("workers must be 1...1024, not \(n)") }
         guard configuration.clock == .real else {
@@ -310,7 +422,10 @@ final class MNRuntime: @unchecked Sendable {
         for t in threads { pthread_join(t, nil) }
         if let report = runtime.deadlockReport.withLock({ $0 }) { throw UThreadError.deadlock(report) }
         guard let result = main.finishedResult() else { throw UThreadError.deadlock("the main thread never finished") }
-        return try result.get()
+        let teardown = Teardown(rowsLeft: runtime.rowsLeft.load(ordering: .relaxed),
+                                stacksLeft: runtime.stacksLeft.load(ordering: .relaxed),
+                                statistics: MNRuntimeHandle(runtime: runtime).statistics)
+        return (try result.get(), teardown)
     }
 
     /// Breaks the worker ↔ scheduler cycles once every worker has stopped.
@@ -341,7 +456,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private(set) var scheduler: Scheduler?
     private let reactor: Reactor
     var initial: MNJob?
-    private var nextToken: UInt64 = 0
+    /// Wait tokens: the worker index in the high 16 bits, so a token is unique in the runtime
+    /// (a stale wake can never match a wait its thread began on another worker).
+    private var nextToken: UInt64
+    /// Cross-worker parks until the next shedding check (issue 7).
+    private var parksUntilShed = 64
     private var shutdownHandled = false
     private var deadlockSeen = 0
     private var spare: [MNMail] = []
@@ -349,6 +468,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     init(index: Int, runtime: MNRuntime, scheduler: Scheduler) throws(UThreadError) {
         self.index = index
         self.runtime = runtime
+        self.nextToken = UInt64(index) << 48
         let fd = uthreads_eventfd_create()
         if fd < 0 { throw .system(call: "eventfd", errno: .lastError) }
         doorbell = fd
@@ -382,6 +502,15 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         return (unsafeDowncast(w, to: MNWorker.self), s)
     }
 
+    /// The end of an M:N thread's body, on the thread: it can no longer migrate, so its object
+    /// lets go of the shared core it kept for that (`ThreadObject.migrant`).
+    static func bodyEnded() {
+        guard let (_, s) = current() else { return }
+        let object = s.objectOf(s.current)
+        object.migrant?.release()
+        object.migrant = nil
+    }
+
     /// `current()`, or a clear stop for M:N API used elsewhere.
     static func require(_ api: StaticString) -> (worker: MNWorker, scheduler: Scheduler) {
         if let c = current(), c.scheduler.onUserThread { return c }
@@ -395,12 +524,18 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         guard let s = scheduler else { return }
         if runtime.configuration.installFaultHandler { _ = uthreads_install_fault_handler() }
         uthreads_set_runtime(Unmanaged.passUnretained(s).toOpaque())
+        // Issue 7: `UThread.checkpoint()` reaches the worker's maintenance now and then (FIFO;
+        // other policies arm the countdown for their time slices).
+        if !s.timed { uthreads_checkpoint_arm(Scheduler.checkpointBatch) }
         if let job = initial {
             initial = nil
             start(job, s)
         }
         s.runLoop()
         runtime.activeWorkers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        // What a clean end leaves: nothing (tests read these through `runInspecting`).
+        runtime.rowsLeft.wrappingAdd(s.table.liveCount + s.table.abroadCount, ordering: .relaxed)
+        runtime.stacksLeft.wrappingAdd(s.stacks.inUse, ordering: .relaxed)
         s.shutdown()
         uthreads_set_runtime(nil)
         uthreads_set_current(nil)
@@ -425,7 +560,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     func wakeLocal(_ w: MNWaiter, _ result: WakeResult, _ s: Scheduler) {
-        guard let t = ControlBlock(bitPattern: w.block), t.pointee.mn_token == w.token else { return }
+        // Ownership first: a late wake may name a row that migrated away since (another kernel
+        // thread's now, or freed at its home); only an owned row's fields may be read.
+        guard let t = ControlBlock(bitPattern: w.block), s.table.owns(t), t.pointee.mn_token == w.token else { return }
         s.wake(t, result)
     }
 
@@ -443,13 +580,17 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             case .wake(let w, let result):
                 wakeLocal(w, result, s)
             case .cancel(let block, let id):
-                guard let t = ControlBlock(bitPattern: block), t.pointee.id == id else { continue }
+                // A thread that migrated away meanwhile is cancelled by its adopter (which sees
+                // `cancelRequested` when it updates the thread's place).
+                guard let t = ControlBlock(bitPattern: block), s.table.owns(t), t.pointee.id == id else { continue }
                 let state = t.pointee.state
                 if state != .stateFree && state != .stateFinished { s.cancel(t) }
             case .start(let job):
                 start(job, s)
             case .snapshot(let request):
                 request.deliver(worker: index, table: s.snapshot())
+            case .reclaim(let block):
+                s.reclaim(ControlBlock(bitPattern: block)!)
             }
         }
     }
@@ -458,7 +599,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     func start(_ job: MNJob, _ s: Scheduler) {
         do {
-            let t = try s.spawn(job.object, priority: 0, stackSize: job.stackSize)
+            let t = try s.spawn(job.object, priority: 0, stackSize: job.stackSize, flags: job.pinned ? 0 : .flagMigratable)
+            if !job.pinned {
+                job.object.migrant = Unmanaged.passRetained(job.core)
+                job.object.home = Int32(index)
+            }
             startedCount.wrappingAdd(1, ordering: .relaxed)
             let cancel = job.core.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)
             if cancel || shutdownHandled { s.cancel(t) }
@@ -487,6 +632,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private func takeWork(_ s: Scheduler) -> Work {
         guard runtime.queued.load(ordering: .sequentiallyConsistent) > 0 else { return .none }
         if takeOwn(s) { return .took }
+        if adoptMigrants(s) { return .took }
         let workers = runtime.workers
         let now = uthreads_monotonic_ns()
         var deferred = false
@@ -536,6 +682,64 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         runtime.mainDone.load(ordering: .sequentiallyConsistent) && runtime.live.load(ordering: .sequentiallyConsistent) == 0
     }
 
+    // MARK: Migration (issue 7)
+
+    /// Gives up ready migratable threads for idle workers, when some worker is idle (sleeping or
+    /// spinning) and this one has ready threads waiting behind the running one. Takes from the
+    /// back of the run queue (the front is about to run here, with warm caches), and only
+    /// enough for an even split between this worker and the idle ones: the adopters are busy
+    /// afterwards, so nothing flows back unless a worker runs dry again (no ping-pong).
+    /// O(ready). Called at safe points: every 64 yields and every 64 cross-worker parks.
+    func shed(_ s: Scheduler) {
+        let idle = runtime.sleepers.load(ordering: .relaxed) + runtime.spinning.load(ordering: .relaxed)
+        guard idle > 0, !shutdownHandled else { return }
+        let ready = s.readyCountForShedding
+        guard ready > 0 else { return }
+        // One batch in flight at a time: the previous one has not been adopted yet.
+        guard runtime.migrantBatches.load(ordering: .relaxed) == 0 else { return }
+        let n = min(MNRuntime.stealMax, (ready + 1) * idle / (idle + 1))
+        let rows = s.shedMigratable(max: n)
+        guard !rows.isEmpty else { return }
+        let jobs = rows.map { t in
+            let object = s.objectOf(t)
+            return MNJob(object: object, core: unsafeDowncast(object.migrant!.takeUnretainedValue(), to: MNThreadCore.self),
+                         stackSize: nil, pinned: false, block: t)
+        }
+        let now = uthreads_monotonic_ns()
+        runtime.migrants.withLock { $0.push((jobs, now)) }
+        runtime.migrantBatches.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        runtime.queued.wrappingAdd(jobs.count, ordering: .sequentiallyConsistent)
+        runtime.ringOne(except: index)
+    }
+
+    /// Adopts one batch of migrating threads (only one given up before `before`, if given);
+    /// false when there is none.
+    private func adoptMigrants(_ s: Scheduler, before: UInt64? = nil) -> Bool {
+        let batch: [MNJob]? = runtime.migrants.withLock { q in
+            if let before, let age = q.first?.at, age > before { return nil }
+            return q.pop()?.jobs
+        }
+        guard let jobs = batch else { return false }
+        runtime.migrantBatches.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        runtime.queued.wrappingSubtract(jobs.count, ordering: .sequentiallyConsistent)
+        for job in jobs { adopt(job, s) }
+        return true
+    }
+
+    /// Takes ownership of a migrating thread: its row (which stays in its home's table), its
+    /// place (so that cancel and join find it here), and makes it ready on this worker.
+    private func adopt(_ job: MNJob, _ s: Scheduler) {
+        let t = job.block!
+        s.adopt(t)
+        runtime.migrations.wrappingAdd(1, ordering: .relaxed)
+        let cancel = job.core.moved(to: index)
+        if cancel || shutdownHandled { s.cancel(t) }
+    }
+
+    func finishedAbroad(_ row: ControlBlock, home: Int) {
+        runtime.workers[home].post(.reclaim(block: UInt(bitPattern: row)))
+    }
+
     // MARK: WorkerHooks
 
     func maintenance(_ s: Scheduler) {
@@ -543,6 +747,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { _ = checkRuntime(s) }
         // Fairness with busy threads: start one queued thread now and then.
         if runtime.queued.load(ordering: .relaxed) > 0 { _ = takeOwn(s) }
+        // Migrants that no idle worker came for (it found other work): any worker takes them.
+        if runtime.migrantBatches.load(ordering: .relaxed) > 0 {
+            _ = adoptMigrants(s, before: uthreads_monotonic_ns() &- MNRuntime.migrantPatienceNanoseconds)
+        }
+        shed(s)
     }
 
     func idle(_ s: Scheduler) -> Bool {
@@ -553,7 +762,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         let work = takeWork(s)
         if work == .took { return true }
         let deferred = work == .deferred
-        if finished && s.table.liveCount == 0 { return false }
+        // Rows abroad must come home first: their stacks belong to this worker's pool.
+        if finished && s.table.liveCount == 0 && s.table.abroadCount == 0 { return false }
 
         // A short bounded spin first (Go's spinning M), by at most half of the workers: a
         // cross-worker handoff (a join, a channel, a steal) usually completes within
@@ -584,7 +794,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         // Re-check after announcing the sleep (each poster changes its counter, then rings).
         if mailCount.load(ordering: .sequentiallyConsistent) > 0 || (!deferred && runtime.queued.load(ordering: .sequentiallyConsistent) > 0)
             || runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent) > deadlockSeen
-            || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent)) || finished {
+            || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent))
+            || (finished && s.table.abroadCount == 0) {
             return true
         }
         if forever && looksDeadlocked() {
@@ -649,6 +860,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     func park(_ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget? = nil, deadline: UInt64?,
               cancellable: Bool = true, _ register: (MNWaiter) throws -> Bool) rethrows -> (MNWaiter, WakeResult)? {
         let me = s.current
+        parksUntilShed -= 1
+        if parksUntilShed <= 0 {
+            parksUntilShed = 64
+            shed(s)
+        }
         nextToken &+= 1
         let waiter = MNWaiter(worker: index, block: UInt(bitPattern: me), token: nextToken)
         me.pointee.mn_token = waiter.token
@@ -661,7 +877,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             me.pointee.mn_token = 0
             return nil
         }
+        // Issue 7: a cross-worker wait is a site audited for resuming on another worker: after
+        // the park only `me` is used (never `self` or `s`, which may be another worker's now).
+        me.set(.flagMovable)
         let result = s.park(kind, object: object, target: target, deadline: deadline, cancellable: cancellable)
+        me.clear(.flagMovable)
         me.pointee.mn_token = 0
         return (waiter, result)
     }

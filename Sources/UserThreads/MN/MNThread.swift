@@ -47,6 +47,16 @@ class MNThreadCore: @unchecked Sendable {
         }
     }
 
+    /// Called by the worker that adopts the thread after it migrated (issue 7), before it can
+    /// run there. Returns whether a cancel is pending: a cancel that raced with the move was
+    /// posted to the old worker, which dropped it (it no longer owns the row).
+    func moved(to worker: Int) -> Bool {
+        state.withLock { s in
+            s.place?.worker = worker
+            return s.cancelRequested
+        }
+    }
+
     /// Publishes the end: wakes the joiners, then counts the thread out.
     final func finish() {
         let waiters = state.withLock { s in
@@ -71,7 +81,8 @@ class MNThreadCore: @unchecked Sendable {
         }
         guard let place else { return }
         if let (w, s) = MNWorker.current(), w.runtime === runtime, w.index == place.worker {
-            if let t = ControlBlock(bitPattern: place.block), t.pointee.id == place.id,
+            // `owns`: the thread may be between workers (given up, not adopted yet).
+            if let t = ControlBlock(bitPattern: place.block), s.table.owns(t), t.pointee.id == place.id,
                t.pointee.state != .stateFree, t.pointee.state != .stateFinished {
                 s.cancel(t)
             }
@@ -82,10 +93,11 @@ class MNThreadCore: @unchecked Sendable {
 
     /// Parks the caller until the thread has finished.
     func waitUntilFinished() throws {
-        let (w, s) = MNWorker.require("MNThread.join()")
-        guard w.runtime === runtime else { throw UThreadError.foreignRuntime }
-        let me = UInt(bitPattern: s.current)
+        let me = UInt(bitPattern: MNWorker.require("MNThread.join()").scheduler.current)
         while true {
+            // Re-read every round: after a park the caller may run on another worker (issue 7).
+            let (w, s) = MNWorker.require("MNThread.join()")
+            guard w.runtime === runtime else { throw UThreadError.foreignRuntime }
             var selfJoin = false
             let parked = w.park(s, .join, object: state.withLock { $0.id }, deadline: nil) { waiter in
                 state.withLock { st in
@@ -125,9 +137,13 @@ final class MNThreadBox<Success: Sendable>: MNThreadCore, @unchecked Sendable {
 }
 
 /// A user thread of an M:N runtime: it may start on any worker kernel thread (idle workers
-/// steal queued threads), so its closure is `@Sendable` and its result `Sendable`. Once
-/// started it stays on its worker (see MNRuntime.swift). Create it inside
-/// `UThreadRuntime.run(workers:)`; from other kernel threads use `MNRuntimeHandle.spawn`.
+/// steal queued threads), and once started it may resume on another worker after a `yield`,
+/// a `sleep` or a wait on an M:N primitive, when its worker is busy and another is idle (see
+/// MNRuntime.swift); so its closure is `@Sendable` and its result `Sendable`. The Swift
+/// exclusivity state, `errno` and `UThreadLocal` values travel with it. It stays on one
+/// kernel thread for good once pinned (`pinned:`, `spawn(onWorker:)`, `MNThread.pin()`),
+/// once it spawns a worker-local `UThread`, or once it waits for a descriptor (I/O). Create it
+/// inside `UThreadRuntime.run(workers:)`; from other kernel threads use `MNRuntimeHandle.spawn`.
 ///
 /// ```swift
 /// let sum = try UThreadRuntime.run(workers: 2) {
@@ -142,8 +158,8 @@ public struct MNThread<Success: Sendable>: Sendable, Hashable, CustomStringConve
     /// one starts it.
     /// - Parameters:
     ///   - name: shown in the thread table (with the worker that runs it) and in dumps.
-    ///   - pinned: start it now on the calling worker's kernel thread and never steal it (for
-    ///     code that needs the same kernel thread as its parent).
+    ///   - pinned: start it now on the calling worker's kernel thread, never steal it and never
+    ///     migrate it (for code that needs the same kernel thread as its parent, all its life).
     ///   - stackSize: usable stack bytes (default: the configuration's `stackSize`).
     ///   - body: the thread's code; `@Sendable`, since it may run on any worker.
     public init(name: String = "", pinned: Bool = false, stackSize: Int? = nil,
@@ -153,6 +169,13 @@ public struct MNThread<Success: Sendable>: Sendable, Hashable, CustomStringConve
     }
 
     init(box: MNThreadBox<Success>) { self.box = box }
+
+    /// Spawns an M:N thread that starts at once on the calling worker, like `pinned: true`, but
+    /// stays migratable: only migration can move it (benchmarks and tests of issue 7).
+    package static func startingHere(name: String = "", _ body: @escaping @Sendable () throws -> Success) -> MNThread {
+        let (w, _) = MNWorker.require("MNThread.startingHere")
+        return MNThread(box: w.runtime.spawn(name: name, pinned: false, stackSize: nil, startHere: true, body))
+    }
 
     /// Spawns an M:N thread bound to worker `worker` (0..<workers): it starts there and is
     /// never stolen (e.g. one acceptor per worker). From the calling worker it starts at once.
@@ -201,6 +224,22 @@ extension MNThread where Success == Never {
         return Int(s.workerIndex)
     }
 
+    /// Pins the calling M:N thread to the kernel thread it runs on now, for the rest of its life:
+    /// it never migrates after this call (for code that keeps kernel-thread state: thread-local
+    /// C libraries, `pthread_self`-keyed resources, signal masks). No effect on a thread that is
+    /// already pinned, outside an M:N runtime, or in the idle loop. O(1).
+    public static func pin() {
+        guard let (_, s) = MNWorker.current(), s.onUserThread else { return }
+        s.current.clear(.flagMigratable)
+    }
+
+    /// Whether the calling thread may still migrate to another worker (false once pinned, and
+    /// for threads that were never migratable: see `MNThread`). False outside an M:N thread.
+    public static var isMigratable: Bool {
+        guard let (_, s) = MNWorker.current(), s.onUserThread else { return false }
+        return s.current.has(.flagMigratable)
+    }
+
     /// The runtime of the calling M:N thread, as a handle other kernel threads may use.
     public static var runtime: MNRuntimeHandle? {
         MNWorker.current().map { MNRuntimeHandle(runtime: $0.worker.runtime) }
@@ -224,7 +263,8 @@ public struct MNRuntimeHandle: Sendable {
     public var statistics: MNStatistics {
         MNStatistics(startedPerWorker: runtime.workers.map { $0.startedCount.load(ordering: .relaxed) },
                      stolen: runtime.stolen.load(ordering: .relaxed),
-                     live: runtime.live.load(ordering: .relaxed))
+                     live: runtime.live.load(ordering: .relaxed),
+                     migrations: runtime.migrations.load(ordering: .relaxed))
     }
 }
 
@@ -236,6 +276,8 @@ public struct MNStatistics: Sendable, Hashable {
     public var stolen: Int
     /// M:N threads not finished.
     public var live: Int
+    /// Times a started thread resumed on another worker than the one it last ran on.
+    public var migrations: Int = 0
 }
 
 extension UThreadRuntime {

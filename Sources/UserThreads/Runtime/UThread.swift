@@ -102,6 +102,7 @@ func spawnThread(name: String, priority: Int, stackSize: Int?, parameters: Sched
         let object = scheduler.reusableObject(name: name) ?? ThreadObject(name: name)
         install(object)
         do {
+            scheduler.current.clear(.flagMigratable)  // issue 7: parent and child share one kernel thread
             _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize, parameters: parameters)
         } catch {
             failure = error
@@ -217,7 +218,12 @@ extension UThread where Success == Never {
     }
 
     private static func sleep(_ scheduler: Scheduler, until deadline: UInt64) throws {
-        switch scheduler.park(.sleep, deadline: deadline) {
+        // Issue 7: a site audited for resuming on another M:N worker (only `me` is used after).
+        let me = scheduler.current
+        if scheduler.migrating { me.set(.flagMovable) }
+        let result = scheduler.park(.sleep, deadline: deadline)
+        me.clear(.flagMovable)
+        switch result {
         case .timedOut, .woken: return
         case let other: try other.check()
         }

@@ -30,4 +30,7 @@ protocol WorkerHooks: AnyObject {
     /// The thread table of the whole runtime (every worker's rows), for
     /// `UThreadRuntime.threadTable()` called on one of this worker's user threads.
     func threadTable(_ scheduler: Scheduler) -> ThreadTable
+    /// An immigrant (a thread that migrated here) finished and was reaped: its row and stack
+    /// must go back to their home worker, which frees them on its own kernel thread.
+    func finishedAbroad(_ row: ControlBlock, home: Int)
 }

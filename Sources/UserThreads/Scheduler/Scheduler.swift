@@ -71,8 +71,11 @@
 //
 // Per-kernel-thread state. The current scheduler and thread are read through out-of-line C
 // functions (`uthreads_get_runtime`, `uthreads_get_current`): the compiler may cache a
-// thread-local's address across calls within one function, which becomes wrong the day a user
-// thread resumes on another kernel thread (M:N). An opaque call every time is the cure.
+// thread-local's address across calls within one function, which is wrong once a user thread
+// resumes on another kernel thread (M:N migration). An opaque call every time is the cure. The
+// switch itself returns the scheduler that resumed the thread (the switcher's `handoff`), so
+// the bookkeeping right after a switch (`resumed`: reaping, exclusivity) needs no TLS read and
+// never uses the `self` captured before the switch.
 //
 // Exclusivity. See Context/ContextSwitch.swift: the Swift runtime's access set is saved for
 // the outgoing and restored for the incoming thread on every switch.
@@ -86,9 +89,11 @@
 // M:N (issue 7). Under `UThreadRuntime.run(workers:)` each worker kernel thread runs one of
 // these schedulers unchanged; the coordinator (MN/MNRuntime.swift) plugs in through
 // `WorkerHooks` (Poller.swift), consulted only by the idle loop and by `maintenance`: remote
-// wake-ups arrive as messages applied on this kernel thread, and a thread never changes
-// scheduler once started, so nothing here takes a lock. Under ThreadSanitizer every switch is
-// also announced as a fiber switch (`tsan`, false in other builds).
+// wake-ups arrive as messages applied on this kernel thread, so nothing here takes a lock. A
+// started M:N thread may migrate while it is ready (MNRuntime.swift): the switch returns the
+// scheduler that resumed it, and the code after a switch uses only that one (`resumed`). Under
+// ThreadSanitizer every switch is also announced as a fiber switch (`tsan`, false in other
+// builds).
 //
 // Rejected designs:
 //   * A global scheduler shared by all kernel threads: tests run in parallel, and M:1 needs
@@ -153,9 +158,13 @@ final class Scheduler {
     let simulated: Bool
     /// The virtual clock (ns) in simulation mode.
     @exclusivity(unchecked) var virtualNow: UInt64 = 0
-    /// True when the switch path must call `switchHooks` (a non-FIFO policy or tracing): the
-    /// one branch FIFO pays on a switch.
+    /// True when the switch path must call `switchHooks` (a non-FIFO policy, tracing, or an M:N
+    /// worker, whose threads carry errno): the one branch M:1 FIFO pays on a switch.
     let hooks: Bool
+    /// Issue 7: an M:N worker's scheduler (threads may migrate: errno travels with them).
+    let migrating: Bool
+    /// The idle loop's errno while a thread runs (M:N workers).
+    @exclusivity(unchecked) var idleErrno: Int32 = 0
     /// Time slices are managed (the policy is not FIFO).
     let timed: Bool
     let recorder: TraceRecorder?
@@ -192,16 +201,17 @@ final class Scheduler {
     /// be waiting for an answer, since its requests cannot interrupt the sleep.
     var idleWakeLimit = UInt64.max
 
-    init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy) {
+    init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy, worker: Bool = false) {
         self.configuration = configuration
         self.policy = policy
         self.fifo = policy as? FIFOPolicy
         self.simulated = configuration.clock == .virtual
         self.timed = fifo == nil
-        self.hooks = timed || configuration.trace != nil
+        self.migrating = worker
+        self.hooks = timed || configuration.trace != nil || worker
         // The 2 ms calibration runs once per process, and only when slices or traces need it
         // (before the trace's origin is taken).
-        let rate = simulated ? 1 : hooks ? Scheduler.calibratedNanosecondsPerTick : 1
+        let rate = simulated ? 1 : (timed || configuration.trace != nil) ? Scheduler.calibratedNanosecondsPerTick : 1
         self.nsPerSliceUnit = rate
         self.recorder = configuration.trace.map { TraceRecorder(trace: $0, virtual: configuration.clock == .virtual, nsPerUnit: rate) }
         self.watchdog = Watchdog(limit: configuration.watchdogLimit, handler: configuration.watchdogHandler)
@@ -382,12 +392,16 @@ final class Scheduler {
         switchCount &+= 1
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
-        if hooks { switchHooks(from: from, to: next) }  // issue 5: slices and tracing; false for FIFO
-        ContextSwitch.jump(from: from, to: next, tsan: tsan)
-        resumed(from)
+        if hooks { switchHooks(from: from, to: next) }  // issues 5, 7: slices, tracing, errno; false for M:1 FIFO
+        // Hand our own address to whoever we resume; receive the address of whoever resumes us.
+        // Under M:N that may be another worker's scheduler (the thread migrated while it was
+        // suspended): from here on `self` is stale, and only the handed-off one may be used.
+        let resumer = ContextSwitch.jump(from: from, to: next, handoff: Unmanaged.passUnretained(self).toOpaque(), tsan: tsan)
+        // Every switch passes a scheduler: no check on this path.
+        Unmanaged<Scheduler>.fromOpaque(resumer.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.resumed(from) }
     }
 
-    /// Runs in a thread right after it was switched back in.
+    /// Runs in a thread right after it was switched back in, on the scheduler that resumed it.
     @inline(__always)
     private func resumed(_ me: ControlBlock) {
         ContextSwitch.restoreExclusivity(me)
@@ -422,6 +436,9 @@ final class Scheduler {
         guard hasReadyThreads else { return }
         me.pointee.state = .stateReady
         if let fifo { fifo.awakened(ThreadRef(me), reason: .yielded) } else { requeueTimed(me, .yielded) }
+        // Issue 7: a yield is a site audited for resuming on another M:N worker (nothing here
+        // uses `self` after the switch). It needs no flag: a ready thread with no wait kind was
+        // suspended by a yield (or never ran), so M:1 pays nothing here.
         switchAway(from: me)
     }
 
@@ -514,7 +531,7 @@ final class Scheduler {
     fileprivate static func threadMain(_ t: ControlBlock) -> Never {
         start(t)
         let next = finish(t)
-        ContextSwitch.jump(from: t, to: next, tsan: next.pointee.tsan_fiber != nil)
+        ContextSwitch.jump(from: t, to: next, handoff: t.pointee.runtime, tsan: next.pointee.tsan_fiber != nil)
         fatalError("UserThreads: a finished thread was resumed")
     }
 
@@ -562,6 +579,7 @@ final class Scheduler {
     private func reap(_ t: ControlBlock) {
         zombie = nil
         if tsan { uthreads_tsan_fiber_destroy(t) }
+        if t.has(.flagImmigrant) { return reapImmigrant(t) }
         stacks.release(stackOf(t))
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
         let trivial = object._withUnsafeGuaranteedRef { o in
@@ -593,6 +611,54 @@ final class Scheduler {
         }
         object.recycle(name: name)
         return object
+    }
+
+    /// Issue 7: a finished immigrant's row and stack belong to its home worker's table and pool:
+    /// they go home; only the object is released here.
+    @inline(never)
+    private func reapImmigrant(_ t: ControlBlock) {
+        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
+        let home = Int(object.takeUnretainedValue().home)
+        object.takeUnretainedValue().controlBlock = nil
+        table.leave(t)
+        object.release()
+        worker!.finishedAbroad(t, home: home)
+    }
+
+    // MARK: M:N migration (issue 7; the essay is in MN/MNRuntime.swift)
+
+    /// Unlinks up to `max` ready threads that may resume on another worker from the back of the
+    /// run queue and gives up their ownership. FIFO only (other policies keep per-thread state
+    /// a second policy could not interpret). O(ready).
+    func shedMigratable(max: Int) -> [ControlBlock] {
+        guard let fifo, max > 0 else { return [] }
+        // Suspended at an audited site: an M:N wait or a sleep (MOVABLE), or a yield or never
+        // run (no wait kind: every park sets one and clears it only once the thread runs again).
+        let out = fifo.removeFromBack(max: max) { t in
+            t.has(.flagMigratable) && (t.has(.flagMovable) || t.pointee.wait_kind == 0)
+        }
+        for t in out { table.emigrate(t) }
+        return out
+    }
+
+    /// Ready threads on the run queue (FIFO; 0 under other policies).
+    var readyCountForShedding: Int { fifo?.readyCount ?? 0 }
+
+    /// Takes ownership of a ready thread another worker gave up and makes it ready here.
+    func adopt(_ t: ControlBlock) {
+        t.pointee.runtime = Unmanaged.passUnretained(self).toOpaque()
+        t.pointee.worker = workerIndex
+        let object = objectOf(t)
+        object.migrations &+= 1
+        object.runtime = t.pointee.runtime
+        table.immigrate(t)
+        makeReady(t, .woken)
+    }
+
+    /// Frees a row of this table (and its stack) whose thread finished on another worker.
+    func reclaim(_ t: ControlBlock) {
+        stacks.release(stackOf(t))
+        table.returned(t)
     }
 
     /// Cancels every live thread but `except` (used when the main thread returns).
@@ -713,7 +779,7 @@ final class Scheduler {
         uthreads_checkpoint_arm(Int64.max / 2)
         var abandoned: [ControlBlock] = []
         table.forEachLive { abandoned.append($0) }
-        for t in abandoned {
+        for t in abandoned where !t.has(.flagImmigrant) {  // immigrants' stacks are their home's
             // Abandoned after a second deadlock: their stacks are unmapped with the pool, their
             // Swift objects leak (they may still reference the stacks' contents).
             if t.has(.flagTimer) { timers.remove(t) }

@@ -1,8 +1,8 @@
 // Layer 4: time slices at safe points, the switch hooks, the watchdog, simulated work.
 //
 // Design (the essay in Scheduler.swift has the why). Everything here runs only when the
-// policy is not FIFO or a trace is recorded (`Scheduler.hooks`); the FIFO switch path tests
-// that one flag and goes on.
+// policy is not FIFO, a trace is recorded, or the scheduler is an M:N worker's (errno travels
+// with its threads) (`Scheduler.hooks`); the M:1 FIFO switch path tests that one flag and goes on.
 //
 //   * switch-in (`switchHooks` → `beginSlice`): asks `policy.timeSlice(for:)`, turns it into an
 //     end on the slice clock (TSC ticks; virtual ns in simulation), arms the checkpoint
@@ -21,12 +21,22 @@
 // budget); a timer signal setting a flag (a signal per quantum and EINTR in every blocking
 // call of the process, for the same safe-point semantics the countdown gives).
 import CUThreads
+import Glibc
 
 extension Scheduler {
     /// Per-switch work of non-FIFO policies and tracing. `from` may equal `to` (a thread
     /// preempted or yielding with nothing better to run starts a new slice).
     @inline(never)
     func switchHooks(from: ControlBlock, to: ControlBlock) {
+        if migrating {
+            // Issue 7: errno is the kernel thread's; under M:N the incoming thread may last have
+            // run on another worker, so each thread's own value is saved and restored (in its
+            // object; the idle loop's in the scheduler).
+            let e = errno
+            if from == idleBlock { idleErrno = e } else { objectOf(from).savedErrno = e }
+            errno = to == idleBlock ? idleErrno : objectOf(to).savedErrno
+            if !timed && recorder == nil { return }
+        }
         let clock = sliceClock()
         if let recorder {
             if from != idleBlock {
@@ -85,6 +95,14 @@ extension Scheduler {
     @inline(never)
     func checkpointSlow() {
         let me = current
+        if migrating && !timed {
+            // Issue 7: an M:N FIFO worker arms the countdown for its own sake: every
+            // `checkpointBatch` calls a long-running thread lets the worker do its maintenance
+            // (mail, shedding ready threads to idle workers). The thread itself keeps the CPU.
+            if me != idleBlock { maintenance() }
+            uthreads_checkpoint_arm(Scheduler.checkpointBatch)
+            return
+        }
         guard me != idleBlock, timed, sliceEnd != .max else {
             uthreads_checkpoint_arm(Int64.max / 2)
             return
@@ -111,6 +129,9 @@ extension Scheduler {
         armedAt = clock
         uthreads_checkpoint_arm(armedCalls)
     }
+
+    /// Checkpoints between two maintenance passes of an M:N FIFO worker (~µs of a typical loop).
+    static let checkpointBatch: Int64 = 4096
 
     /// Switches the running thread out at a safe point, back to the policy as `.preempted`.
     private func preempt(_ me: ControlBlock) {

@@ -51,6 +51,7 @@ public final class UThreadGroup: WaitQueue, WaitTarget {
             self.childFinished()
         }
         do {
+            scheduler.current.clear(.flagMigratable)  // issue 7: parent and child share one kernel thread
             _ = try scheduler.spawn(child, priority: 0, stackSize: nil)
         } catch {
             child.fail(error, as: Void.self)

@@ -8,6 +8,14 @@
 // allocation to enqueue) and that the fault handler and gdb can read. Free rows form a free
 // list through `next`. Iteration walks the chunks and skips free rows.
 //
+// M:N migration (issue 7). A row never moves: code on the thread's own stack holds its address
+// across every switch. When an M:N thread migrates, its *ownership* moves instead: the home
+// table (whose chunk holds the row, and whose stack pool holds its stack) marks it abroad
+// (`mn_abroad`, written only by the home worker) and stops listing or counting it; the
+// adopting worker's table lists it as an immigrant (`immigrants`, flag UTHREADS_FLAG_IMMIGRANT)
+// and counts it. A row that finishes abroad is returned home (`returned`) and freed there.
+// Only the owner reads or writes a row's other fields; the home reads `mn_abroad` alone.
+//
 // Rejected: a Swift class per thread with the table as an array of references (ARC traffic on
 // every queue operation, no stable C layout for gdb or the signal handler); putting the control
 // block at the top of the thread's own stack (saves 200 bytes per thread but a finished thread's
@@ -18,8 +26,15 @@ final class ControlBlockTable {
     static let chunkSize = 1024
     private var chunks: [ControlBlock] = []
     private var freeList: ControlBlock?
-    /// Rows in use (threads not yet finished).
+    /// Rows this table owns (threads not yet finished): its own rows not abroad, plus immigrants.
     private(set) var liveCount = 0
+    /// M:N: rows of other tables this one owns now (their threads migrated here).
+    private(set) var immigrants = Set<ControlBlock>()
+    /// M:N: rows of this table owned by another worker's table (they must come home before
+    /// this table's runtime ends: their stacks belong to its pool).
+    private(set) var abroadCount = 0
+    /// Chunk address ranges, sorted, for `contains`.
+    private var ranges: [(lo: UInt, hi: UInt)] = []
     /// The chunks again, as a C array a debugger can read (registry.c); changes only in grow.
     let view: UnsafeMutablePointer<uthreads_table_view> = {
         let v = UnsafeMutablePointer<uthreads_table_view>.allocate(capacity: 1)
@@ -54,6 +69,9 @@ final class ControlBlockTable {
             freeList = chunk + i
         }
         chunks.append(chunk)
+        let lo = UInt(bitPattern: chunk)
+        ranges.append((lo, lo + UInt(Self.chunkSize * MemoryLayout<uthreads_tcb>.stride)))
+        ranges.sort { $0.lo < $1.lo }
         publishView()
     }
 
@@ -67,13 +85,73 @@ final class ControlBlockTable {
         old?.deallocate()
     }
 
-    /// Calls `body` for every live row, in table order. O(capacity).
+    /// Calls `body` for every row this table owns: its own live rows in table order (not those
+    /// abroad), then its immigrants. O(capacity + immigrants).
     func forEachLive(_ body: (ControlBlock) throws -> Void) rethrows {
         for chunk in chunks {
-            for i in 0..<Self.chunkSize where chunk[i].state != .stateFree {
+            // `mn_abroad` first: the other fields of a row abroad belong to another kernel thread.
+            for i in 0..<Self.chunkSize where chunk[i].mn_abroad == 0 && chunk[i].state != .stateFree {
                 try body(chunk + i)
             }
         }
+        for t in immigrants { try body(t) }
+    }
+
+    // MARK: M:N migration (issue 7): ownership moves, rows stay
+
+    /// Whether `row` is one of this table's own rows (wherever it runs). O(log chunks).
+    func contains(_ row: ControlBlock) -> Bool {
+        let a = UInt(bitPattern: row)
+        var lo = 0, hi = ranges.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ranges[mid].hi <= a { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < ranges.count && ranges[lo].lo <= a
+    }
+
+    /// Whether this table owns `row` now (an own row not abroad, or an immigrant), reading no
+    /// field another kernel thread may write. O(log chunks).
+    func owns(_ row: ControlBlock) -> Bool {
+        contains(row) ? row.pointee.mn_abroad == 0 : immigrants.contains(row)
+    }
+
+    /// A ready row leaves this table's ownership (its thread migrates). O(1).
+    func emigrate(_ row: ControlBlock) {
+        if row.has(.flagImmigrant) {
+            immigrants.remove(row)
+        } else {
+            row.pointee.mn_abroad = 1
+            abroadCount += 1
+        }
+        liveCount -= 1
+    }
+
+    /// This table takes ownership of a migrating row (an own row coming home, or an immigrant).
+    func immigrate(_ row: ControlBlock) {
+        if contains(row) {
+            row.clear(.flagImmigrant)
+            row.pointee.mn_abroad = 0
+            abroadCount -= 1
+        } else {
+            row.set(.flagImmigrant)
+            immigrants.insert(row)
+        }
+        liveCount += 1
+    }
+
+    /// A finished immigrant leaves (its row goes home to be freed there). O(1).
+    func leave(_ row: ControlBlock) {
+        immigrants.remove(row)
+        liveCount -= 1
+    }
+
+    /// One of this table's rows finished abroad and came home: free it. O(1).
+    func returned(_ row: ControlBlock) {
+        row.pointee.mn_abroad = 0
+        abroadCount -= 1
+        liveCount += 1
+        release(row)
     }
 
     /// Bytes of control-block storage (for the memory figures).

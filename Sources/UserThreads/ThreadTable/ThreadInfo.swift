@@ -35,6 +35,9 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
     public var isMain: Bool
     /// The M:N worker (kernel thread) that runs it, numbered from 0; nil under the M:1 runtime.
     public var worker: Int? = nil
+    /// Times the M:N thread resumed on another worker than the one it last ran on (it
+    /// migrated); nil under the M:1 runtime.
+    public var migrations: Int? = nil
 
     /// A thread's stack as the table shows it.
     public struct StackInfo: Sendable, Codable, Hashable {
@@ -178,7 +181,8 @@ extension ControlBlockTable {
                 savedStackPointer: UInt64(UInt(bitPattern: p.sp)),
                 isCancelled: t.has(.flagCancelled),
                 isMain: t.has(.flagMain),
-                worker: p.worker < 0 ? nil : Int(p.worker)))
+                worker: p.worker < 0 ? nil : Int(p.worker),
+                migrations: p.worker < 0 ? nil : Int(obj?.migrations ?? 0)))
         }
         return ThreadTable(threads: infos, takenAtSeconds: seconds(nowTick &- startTick), switches: switches,
                            spawned: spawned, tableBytes: bytesReserved)

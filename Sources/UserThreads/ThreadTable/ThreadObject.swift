@@ -67,8 +67,19 @@ final class ThreadObject: WaitQueue {
     /// What the current wait is on, if it describes itself; set only while parked, when the
     /// target is alive (the thread is on its queue), hence unowned.
     @exclusivity(unchecked) unowned(unsafe) var waitTarget: (any WaitTarget)?
-    /// Per-thread values (thread-local storage), cleared when the thread ends.
+    /// Per-thread values (thread-local storage), cleared when the thread ends. They live here,
+    /// not in the kernel thread, so they travel with an M:N thread that migrates.
     @exclusivity(unchecked) var locals: [ObjectIdentifier: Any]?
+    /// Issue 7: the cross-worker state of a migratable M:N thread (its `MNThreadCore`), which
+    /// the adopting worker updates; nil for every other thread. Retained by hand (set at start,
+    /// released by the M:N thread's body when it ends) so that this object's deinit, on every
+    /// M:1 spawn's path, has no release to make.
+    @exclusivity(unchecked) var migrant: Unmanaged<AnyObject>?
+    /// Issue 7 (M:N only; kept out of the 256-byte control block): errno while switched out,
+    /// the worker whose table holds the row (and whose pool the stack), and how often it moved.
+    @exclusivity(unchecked) var savedErrno: Int32 = 0
+    @exclusivity(unchecked) var home: Int32 = 0
+    @exclusivity(unchecked) var migrations: Int32 = 0
 
     @usableFromInline
     init(name: String) {

@@ -63,6 +63,9 @@ extension UInt32 {
     static let flagTimer = UInt32(UTHREADS_FLAG_TIMER)
     static let flagCancellable = UInt32(UTHREADS_FLAG_CANCELLABLE)
     static let flagOverQuantum = UInt32(UTHREADS_FLAG_OVERQUANTUM)
+    static let flagMigratable = UInt32(UTHREADS_FLAG_MIGRATABLE)
+    static let flagMovable = UInt32(UTHREADS_FLAG_MOVABLE)
+    static let flagImmigrant = UInt32(UTHREADS_FLAG_IMMIGRANT)
 }
 
 /// Why a park ended.

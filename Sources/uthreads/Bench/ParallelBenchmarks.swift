@@ -7,9 +7,9 @@ import UserThreads
 struct BenchParallelCommand: BenchSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "parallel",
-        abstract: "M:N runtime: CPU-bound fork-join and spawn+join on 1 worker vs all CPUs; a 1,000,000-spawn stress run.")
+        abstract: "M:N runtime: CPU-bound fork-join, yield-heavy threads balanced only by migration, and spawn+join on 1 worker vs all CPUs; a 1,000,000-spawn stress run.")
     @OptionGroup var options: BenchOptions
-    static var groups: [(BenchReport, BenchOptions) throws -> Void] { [ParallelBenchRuns.forkJoin, ParallelBenchRuns.spawn] }
+    static var groups: [(BenchReport, BenchOptions) throws -> Void] { [ParallelBenchRuns.forkJoin, ParallelBenchRuns.migrate, ParallelBenchRuns.spawn] }
 }
 
 /// A CPU-bound leaf: an LCG with a xor-shift, not foldable by the optimiser.
@@ -48,6 +48,32 @@ enum ParallelBenchmarks {
             return try threads.reduce(0) { try $0 &+ $1.join() }
         }
         return (Double(uthreads_monotonic_ns() - start) / 1e6, sum)
+    }
+
+    /// Wall time (ms) of `threads` M:N threads that worker 0 starts itself (nothing is queued,
+    /// so nothing can be stolen), each running `slices` CPU-bound slices with a yield between
+    /// them: only migration of started threads can put a second worker to use.
+    static func yieldingMs(workers: Int, threads: Int, slices: Int, iterations: Int) throws -> (ms: Double, checksum: UInt64, migrations: Int, cpu: Double) {
+        let cpu0 = processCPUSeconds()
+        let start = uthreads_monotonic_ns()
+        let (sum, migrations) = try UThreadRuntime.run(workers: workers) { () -> (UInt64, Int) in
+            let ts = (0..<threads).map { i in
+                MNThread.startingHere { () -> UInt64 in
+                    var x = UInt64(i)
+                    for _ in 0..<slices {
+                        x = crunch(x, iterations)
+                        UThread.yield()
+                    }
+                    return x
+                }
+            }
+            let r = try ts.reduce(0) { try $0 &+ $1.join() }
+            let stats = MNThread.runtime!.statistics
+            if verbose { print("  workers \(workers): \(stats)") }
+            return (r, stats.migrations)
+        }
+        let wall = Double(uthreads_monotonic_ns() - start) / 1e9
+        return (wall * 1e3, sum, migrations, (processCPUSeconds() - cpu0) / wall)
     }
 
     /// ns per thread for spawning `count` empty M:N threads in batches of `batch`, joining each batch.
@@ -107,6 +133,33 @@ enum ParallelBenchRuns {
             r.add(group: "parallel", name: "M:N runtime, \(w) worker\(w == 1 ? "" : "s")", unit: "ms", samples: samples[w]!,
                   note: (w == 1 ? "" : "speedup \((one / median(samples[w]!)).fixed(2))x vs 1 worker; ")
                     + "CPUs busy \(median(cpu[w]!).fixed(2))")
+        }
+    }
+
+    static func migrate(_ r: BenchReport, _ o: BenchOptions) throws {
+        let threads = o.scaled(16, quick: 4)
+        let slices = o.scaled(2_000, quick: 100)
+        let iterations = 2_000
+        print("\n-- migration: \(threads) yield-heavy threads all started by worker 0, \(slices) CPU slices each (ms wall time)")
+        var samples: [Int: [Double]] = [:]
+        var moved: [Int: [Double]] = [:]
+        var cpu: [Int: [Double]] = [:]
+        var checksum: UInt64?
+        for _ in 0..<o.repetitions {
+            for w in workerCounts {
+                let s = try ParallelBenchmarks.yieldingMs(workers: w, threads: threads, slices: slices, iterations: iterations)
+                checksum = checksum ?? s.checksum
+                guard s.checksum == checksum else { throw ValidationError("migration checksum differs with \(w) workers") }
+                samples[w, default: []].append(s.ms)
+                moved[w, default: []].append(Double(s.migrations))
+                cpu[w, default: []].append(s.cpu)
+            }
+        }
+        let one = median(samples[1]!)
+        for w in workerCounts {
+            r.add(group: "parallel", name: "M:N yield-heavy, started on worker 0, \(w) worker\(w == 1 ? "" : "s")", unit: "ms", samples: samples[w]!,
+                  note: (w == 1 ? "" : "speedup \((one / median(samples[w]!)).fixed(2))x vs 1 worker; ")
+                    + "migrations \(Int(median(moved[w]!))); CPUs busy \(median(cpu[w]!).fixed(2))")
         }
     }
 

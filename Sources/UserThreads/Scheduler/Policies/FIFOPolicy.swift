@@ -24,6 +24,24 @@ public final class FIFOPolicy: SchedulingPolicy {
         @inline(__always) get { !queue.isEmpty }
     }
 
+    /// Issue 7: unlinks up to `max` ready threads that satisfy `take`, walking from the back of
+    /// the queue (the threads that would run last: the front keeps its cache affinity). O(n).
+    func removeFromBack(max: Int, where take: (ControlBlock) -> Bool) -> [ControlBlock] {
+        var taken: [ControlBlock] = []
+        var t = queue.tail
+        while let c = t, taken.count < max {
+            t = c.pointee.prev
+            if take(c) {
+                queue.remove(c)
+                taken.append(c)
+            }
+        }
+        return taken
+    }
+
+    /// Threads on the run queue.
+    var readyCount: Int { queue.count }
+
     public func checkInvariants() {
         queue.checkInvariants()
         queue.forEach { precondition($0.pointee.state == .stateReady, "FIFOPolicy: queued thread #\($0.pointee.id) is not ready") }
