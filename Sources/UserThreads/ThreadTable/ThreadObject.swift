@@ -42,6 +42,9 @@ final class ThreadObject: WaitQueue {
     /// `.run` runs the body in the storage and stores its `Result` there; `.destroy` destroys
     /// whichever of the two is stored. Nil only before `install`.
     @usableFromInline @exclusivity(unchecked) var witness: ((ThreadObject, Operation) -> Void)?
+    /// The `Success` type `witness` was made for: a recycled object that already has the
+    /// right witness keeps it (replacing it costs a release of the old closure per spawn).
+    @usableFromInline @exclusivity(unchecked) var witnessType: ObjectIdentifier?
     /// What the storage holds.
     @usableFromInline @exclusivity(unchecked) var contents = Contents.empty
     /// Set when the stored result holds no references (a `.success` of a trivial type), so that
@@ -98,13 +101,14 @@ final class ThreadObject: WaitQueue {
     /// Makes a finished object whose result is trivial, and that nothing else references any
     /// more, ready for another spawn, as if new. O(1). Only the scheduler calls it (on a
     /// uniquely referenced object: no handle, row or queue can see the change).
+    @inline(__always)
     final func recycle(name: String) {
         if contents != .empty {
             // A trivial result needs no destruction; only out-of-line room must be freed.
             if let heap { heap.deallocate(); self.heap = nil }
             contents = .empty
         }
-        resultIsTrivial = false  // `witness` is replaced by the next `install`
+        resultIsTrivial = false  // `witness` is kept or replaced by the next `install`
         isFinished = false
         isCancelled = false
         id = ThreadID(rawValue: 0)
@@ -167,6 +171,9 @@ extension ThreadObject {
     @inlinable
     final func install<Success>(_ body: @escaping () throws -> Success) {
         store(body, as: .body)
+        let type = ObjectIdentifier(Success.self)
+        if witnessType == type { return }
+        witnessType = type
         witness = { object, operation in
             switch operation {
             case .run:
