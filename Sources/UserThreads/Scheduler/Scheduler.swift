@@ -548,10 +548,21 @@ final class Scheduler {
     @inline(__always)
     private func exitCurrent(_ t: ControlBlock) -> ControlBlock {
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
-        object._withUnsafeGuaranteedRef { object in
+        let direct = object._withUnsafeGuaranteedRef { object -> ControlBlock? in
             object.isFinished = true
             if object.locals != nil { object.locals = nil }
-            while let joiner = object.dequeue() { wake(joiner, .woken) }
+            guard let joiner = object.dequeue() else { return nil }
+            // The spawn-join fast path: one joiner, parked without a timer, and nothing else
+            // ready under FIFO. Waking it would append it to the empty run queue and
+            // `nextReady` would pop it at once: switch to it directly instead (the same
+            // order, ~20 instructions less). Everything else goes through `wake`.
+            if object.isEmpty, let fifo, !fifo.hasReadyThreads, recorder == nil, !joiner.has(.flagTimer) {
+                joiner.pointee.wake_result = WakeResult.woken.rawValue
+                return joiner
+            }
+            wake(joiner, .woken)
+            while let other = object.dequeue() { wake(other, .woken) }
+            return nil
         }
         if t.has(.flagMain) { cancelAll(except: t) }
         stopped(t, finished: true)
@@ -570,7 +581,7 @@ final class Scheduler {
         // builds and `checkInvariants` still save it and check that it is empty.
         if Scheduler.debugBuild || checks { checkNoOpenAccess(t) }
         zombie = t
-        let next = nextReady() ?? idleBlock
+        let next = direct ?? nextReady() ?? idleBlock
         next.pointee.state = .stateRunning
         next.pointee.switches &+= 1
         switchCount &+= 1
