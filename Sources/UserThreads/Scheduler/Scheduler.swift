@@ -345,7 +345,7 @@ final class Scheduler {
         t.pointee.priority = Int32(clamping: priority)
         t.pointee.stack_lo = stack.lo.assumingMemoryBound(to: CChar.self)
         t.pointee.stack_hi = stack.hi.assumingMemoryBound(to: CChar.self)
-        t.pointee.guard_size = UInt64(stack.guardSize)
+        t.pointee.guard_size = UInt64(truncatingIfNeeded: stack.guardSize)
         t.pointee.stack_mode = stack.mode == .dense ? UInt8(UTHREADS_STACK_DENSE) : UInt8(UTHREADS_STACK_GUARDED)
         if stack.mode == .dense { stack.canaryAddress.pointee = UTHREADS_CANARY }
         t.pointee.parent_id = current.pointee.id
@@ -460,6 +460,7 @@ final class Scheduler {
     /// - Parameters:
     ///   - deadline: CLOCK_MONOTONIC nanoseconds, or nil for no timeout.
     ///   - cancellable: whether `cancel()` ends the wait (every public wait is).
+    @inline(__always)
     func park(_ kind: WaitReason.Kind, object: UInt64 = 0, target: WaitTarget? = nil,
               deadline: UInt64? = nil, cancellable: Bool = true) -> WakeResult {
         let me = current
@@ -832,9 +833,10 @@ final class Scheduler {
 
     private func stackOf(_ t: ControlBlock) -> Stack {
         let mode: StackMode = t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) ? .dense : .guarded
-        return Stack(lo: UnsafeMutableRawPointer(t.pointee.stack_lo!),
-                     hi: UnsafeMutableRawPointer(t.pointee.stack_hi!),
-                     guardSize: Int(t.pointee.guard_size), mode: mode)
+        // Set by spawn for every row that has a stack (no checks on the reap path).
+        return Stack(lo: UnsafeMutableRawPointer(t.pointee.stack_lo.unsafelyUnwrapped),
+                     hi: UnsafeMutableRawPointer(t.pointee.stack_hi.unsafelyUnwrapped),
+                     guardSize: Int(truncatingIfNeeded: t.pointee.guard_size), mode: mode)
     }
 }
 

@@ -13,15 +13,15 @@ struct StackFreeList {
     @inline(__always)
     mutating func push(_ stack: Stack) {
         if count == capacity { grow() }
-        (base! + count).initialize(to: stack)
-        count += 1
+        (base.unsafelyUnwrapped + count).initialize(to: stack)  // grown above
+        count &+= 1
     }
 
     @inline(__always)
     mutating func pop() -> Stack? {
         guard count > 0 else { return nil }
-        count -= 1
-        return (base! + count).move()
+        count &-= 1
+        return (base.unsafelyUnwrapped + count).move()  // count > 0: allocated
     }
 
     private mutating func grow() {

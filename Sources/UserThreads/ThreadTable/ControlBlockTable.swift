@@ -48,7 +48,7 @@ final class ControlBlockTable {
         let row = freeList!
         freeList = row.pointee.next
         row.initialize(to: uthreads_tcb())
-        liveCount += 1
+        liveCount &+= 1  // bounded by the rows allocated: no overflow check on the spawn path
         return row
     }
 
@@ -58,7 +58,7 @@ final class ControlBlockTable {
         row.pointee.object = nil
         row.pointee.next = freeList
         freeList = row
-        liveCount -= 1
+        liveCount &-= 1
     }
 
     private func grow() {

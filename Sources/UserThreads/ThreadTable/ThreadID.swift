@@ -24,7 +24,7 @@ struct ThreadIDAllocator {
             current = Self.next.wrappingAdd(Self.block, ordering: .relaxed).oldValue
             end = current + Self.block
         }
-        defer { current += 1 }
+        defer { current &+= 1 }  // below `end`: cannot overflow
         return current
     }
 }

@@ -23,7 +23,7 @@ public struct ThreadList {
         t.pointee.prev = tail
         if let tail { tail.pointee.next = t } else { head = t }
         tail = t
-        count += 1
+        count &+= 1  // wrapping: a list cannot hold Int.max rows (no overflow check on the hot path)
     }
 
     @inline(__always)
@@ -32,7 +32,7 @@ public struct ThreadList {
         t.pointee.next = head
         if let head { head.pointee.prev = t } else { tail = t }
         head = t
-        count += 1
+        count &+= 1
     }
 
     @inline(__always)
@@ -41,7 +41,7 @@ public struct ThreadList {
         head = t.pointee.next
         if let head { head.pointee.prev = nil } else { tail = nil }
         t.pointee.next = nil
-        count -= 1
+        count &-= 1
         return t
     }
 
@@ -52,7 +52,7 @@ public struct ThreadList {
         if let n = t.pointee.next { n.pointee.prev = t.pointee.prev } else { tail = t.pointee.prev }
         t.pointee.next = nil
         t.pointee.prev = nil
-        count -= 1
+        count &-= 1
     }
 
     var first: ControlBlock? { head }
