@@ -123,7 +123,7 @@ final class ThreadObject: WaitQueue {
     }
 
     /// Moves `value` into the storage (which must be empty).
-    @inlinable
+    @inlinable @inline(__always)
     final func store<T>(_ value: T, as kind: Contents) {
         precondition(contents == .empty, "ThreadObject: storage is occupied")
         if MemoryLayout<T>.size > MemoryLayout.size(ofValue: storage) || MemoryLayout<T>.alignment > 8 {
@@ -134,7 +134,7 @@ final class ThreadObject: WaitQueue {
     }
 
     /// Moves the stored value (of type `T`) out, leaving the storage empty.
-    @inlinable
+    @inlinable @inline(__always)
     final func take<T>(_ type: T.Type) -> T {
         let value = withStoredPointer { $0.assumingMemoryBound(to: T.self).move() }
         contents = .empty
