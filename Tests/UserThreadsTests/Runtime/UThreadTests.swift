@@ -175,6 +175,40 @@ import Testing
         }
     }
 
+    /// A reused thread object keeps its witness for the same result type and takes a new one
+    /// when the type changes (inline and out-of-line results alike).
+    @Test func reusedObjectsFollowTheResultType() throws {
+        try UThreadRuntime.run {
+            for i in 0..<4 {
+                #expect(try UThread { i }.join() == i)
+                #expect(try UThread { i + 1 }.join() == i + 1)                  // same type: witness kept
+                #expect(try UThread { Double(i) / 2 }.join() == Double(i) / 2)
+                #expect(try UThread { (i, i, i, i, i) }.join() == (i, i, i, i, i))  // 40 bytes: out of line
+                try UThread {}.join()
+                #expect(throws: UThreadError.self) { try UThread { () throws -> Int in throw UThreadError.invalidArgument("x") }.join() }
+            }
+        }
+    }
+
+    /// A finishing thread switches straight to its joiner only when nothing else is ready;
+    /// otherwise the joiner queues behind the ready threads, in FIFO order as before.
+    @Test func aFinishedThreadResumesItsJoinerInFIFOOrder() throws {
+        try UThreadRuntime.run {
+            var order: [String] = []
+            let child = UThread { order.append("child") }
+            let other = UThread { order.append("other") }  // ready behind child
+            try child.join()
+            order.append("joiner")
+            try other.join()
+            #expect(order == ["child", "other", "joiner"])
+
+            let lone = UThread { order.append("lone") }
+            try lone.join()
+            order.append("back")
+            #expect(order.suffix(2) == ["lone", "back"])
+        }
+    }
+
     /// Scheduler.reap keeps a finished thread's object for the next spawn when its result is
     /// trivial; it is reused only once no handle references it, and reuse is invisible.
     @Test func threadObjectsAreReusedOnlyWhenNoHandleIsLeft() throws {
