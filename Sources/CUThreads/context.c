@@ -13,34 +13,7 @@
 #include <x86intrin.h>
 #endif
 
-void *uthreads_context_make(void *stack_top, void (*entry)(void *), void *arg) {
-    uintptr_t top = (uintptr_t)stack_top & ~(uintptr_t)15;
-#if defined(__x86_64__)
-    // Frame read by uthreads_switch (switch_x86_64_sysv_elf_gas.S):
-    //   [0] MXCSR | x87 CW, [1] r15, [2] r14, [3] r13 = arg, [4] r12 = entry, [5] rbx,
-    //   [6] rbp = 0, [7] return address = uthreads_trampoline.
-    // sp = top - 64 keeps sp 16-byte aligned, as a switch-saved frame is, so the trampoline
-    // runs with rsp = top (aligned) and its call gives entry the ABI alignment.
-    uint64_t *frame = (uint64_t *)(top - 64);
-    uint32_t fp_control = 0x1F80u;      // MXCSR default: all exceptions masked, round-nearest
-    uint16_t x87_control = 0x037Fu;     // x87 default: extended precision, all masked
-    memcpy((char *)frame + 0, &fp_control, 4);
-    memcpy((char *)frame + 4, &x87_control, 2);
-    ((uint16_t *)frame)[3] = 0;
-    frame[1] = 0;                       // r15
-    frame[2] = 0;                       // r14
-    frame[3] = (uint64_t)(uintptr_t)arg;    // r13
-    frame[4] = (uint64_t)(uintptr_t)entry;  // r12
-    frame[5] = 0;                       // rbx
-    frame[6] = 0;                       // rbp: ends the frame-pointer chain
-    frame[7] = (uint64_t)(uintptr_t)&uthreads_trampoline;
-    return frame;
-#elif defined(__aarch64__)
-    return uthreads_context_make_aarch64((void *)top, entry, arg);
-#else
-#error "UserThreads: no context switch for this architecture"
-#endif
-}
+// uthreads_context_make is inline in cuthreads.h (one call less per spawn).
 
 // MARK: - Per-kernel-thread state (out of line on purpose: see the header)
 

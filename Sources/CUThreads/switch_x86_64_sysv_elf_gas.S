@@ -97,7 +97,7 @@ uthreads_switch:
 
 /*
  * uthreads_trampoline: the return address of a new context's first frame
- * (see uthreads_context_make in context.c). r12 = entry function, r13 = its argument.
+ * (see uthreads_context_make in cuthreads.h). r12 = entry function, r13 = its argument.
  * rsp is 16-byte aligned here, so the call below gives entry the ABI's alignment.
  */
 .globl uthreads_trampoline

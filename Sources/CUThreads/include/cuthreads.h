@@ -46,18 +46,44 @@ void *_Nullable uthreads_switch(void *_Nullable *_Nonnull from_sp, void *_Nonnul
 /// user thread ends cleanly here. `entry` must never return.
 void uthreads_trampoline(void);
 
-/// Writes the first frame of a new context just below `stack_top` (16-byte aligned) and
-/// returns the stack pointer to pass to uthreads_switch. Touches only the top 256 bytes.
-void *_Nonnull uthreads_context_make(void *_Nonnull stack_top,
-                                     void (*_Nonnull entry)(void *_Nullable),
-                                     void *_Nullable arg);
-
 #if defined(__aarch64__)
 /// AArch64 half of uthreads_context_make (switch_aarch64_aapcs_elf_gas.S documents the frame).
 void *_Nonnull uthreads_context_make_aarch64(void *_Nonnull stack_top,
                                              void (*_Nonnull entry)(void *_Nullable),
                                              void *_Nullable arg);
 #endif
+
+/// Writes the first frame of a new context just below `stack_top` (16-byte aligned) and
+/// returns the stack pointer to pass to uthreads_switch. Touches only the top 256 bytes.
+/// Inline: it is on every spawn's path (a call costs about as much as the frame's stores).
+static inline void *_Nonnull uthreads_context_make(void *_Nonnull stack_top,
+                                                   void (*_Nonnull entry)(void *_Nullable),
+                                                   void *_Nullable arg) {
+    uintptr_t top = (uintptr_t)stack_top & ~(uintptr_t)15;
+#if defined(__x86_64__)
+    // Frame read by uthreads_switch (switch_x86_64_sysv_elf_gas.S):
+    //   [0] MXCSR | x87 CW, [1] r15, [2] r14, [3] r13 = arg, [4] r12 = entry, [5] rbx,
+    //   [6] rbp = 0, [7] return address = uthreads_trampoline.
+    // sp = top - 64 keeps sp 16-byte aligned, as a switch-saved frame is, so the trampoline
+    // runs with rsp = top (aligned) and its call gives entry the ABI alignment.
+    uint64_t *frame = (uint64_t *)(top - 64);
+    // MXCSR default 0x1F80 (all exceptions masked, round-nearest) in the low half; the x87
+    // default control word 0x037F (extended precision, all masked) in bytes 4-5.
+    frame[0] = 0x1F80ull | (0x037Full << 32);
+    frame[1] = 0;                       // r15
+    frame[2] = 0;                       // r14
+    frame[3] = (uint64_t)(uintptr_t)arg;    // r13
+    frame[4] = (uint64_t)(uintptr_t)entry;  // r12
+    frame[5] = 0;                       // rbx
+    frame[6] = 0;                       // rbp: ends the frame-pointer chain
+    frame[7] = (uint64_t)(uintptr_t)&uthreads_trampoline;
+    return frame;
+#elif defined(__aarch64__)
+    return uthreads_context_make_aarch64((void *)top, entry, arg);
+#else
+#error "UserThreads: no context switch for this architecture"
+#endif
+}
 
 // MARK: - Thread control block
 
