@@ -19,7 +19,13 @@
 // `zombie` and switches away; whoever runs next (a thread or the idle loop) reaps it right
 // after the switch returns (`resumed`), returning its stack to the pool and its row to the
 // table. The entry path is split so that no Swift reference lives in the frame that makes the
-// final switch (that frame never returns, so a reference held there would never be released).
+// final switch (that frame never returns, so a reference held there would never be released):
+// `life` runs the body and the exit bookkeeping and returns the next thread. A lone joiner
+// while nothing else is ready (FIFO) is switched to directly, not queued and popped; the exit
+// saves no exclusivity state, because no access can be open once the body has returned (the
+// argument is at `exitCurrent`; debug builds check it). Rejected: reaping on the finishing
+// thread's side by handing its row to the joiner through the switch — the zombie slot is one
+// store and one load, and every other resumer (the idle loop, any thread) must reap anyway.
 //
 // Thread objects. A thread's Swift object (ThreadObject: body, result, name) outlives its row
 // while handles exist. Allocating and freeing it was a third of a spawn+join (malloc, free,
