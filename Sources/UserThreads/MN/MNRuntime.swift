@@ -99,7 +99,7 @@ enum MNMail: Sendable {
     case wake(MNWaiter, WakeResult)
     case cancel(block: UInt, id: UInt64)
     /// Start this thread here (a spawn bound to this worker; never stolen).
-    case start(MNJob)
+    case start(MNThreadObject)
 }
 
 /// A FIFO with O(1) push and pop (amortised), for queues of jobs and waiters.
@@ -126,6 +126,17 @@ struct MNFIFO<Element> {
         return e
     }
 
+    /// Removes and returns the newest element. O(1).
+    mutating func popLast() -> Element? {
+        guard head < items.count else { return nil }
+        let e = items.removeLast()
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        return e
+    }
+
     /// Removes the first element matching `predicate`; false when none does. O(n).
     mutating func remove(where predicate: (Element) -> Bool) -> Bool {
         guard let i = items[head...].firstIndex(where: predicate) else { return false }
@@ -142,30 +153,18 @@ struct MNFIFO<Element> {
     }
 }
 
-/// A queued M:N thread that has not started. Created on one kernel thread, started on another:
-/// the queue's Mutex publishes it, and nobody else touches it in between.
-final class MNJob: @unchecked Sendable {
-    let object: ThreadObject
-    let core: MNThreadCore
-    let stackSize: Int?
-
-    init(object: ThreadObject, core: MNThreadCore, stackSize: Int?) {
-        self.object = object
-        self.core = core
-        self.stackSize = stackSize
-    }
-}
-
 /// The shared part of an M:N runtime.
+@usableFromInline
 final class MNRuntime: @unchecked Sendable {
     let configuration: UThreadRuntime.Configuration
     private(set) var workers: [MNWorker] = []
     /// Spawns from kernel threads that are not workers.
-    let injection = KernelLock(MNFIFO<MNJob>())
-    /// Jobs in all queues (the injection queue included).
-    let queued = Atomic<Int>(0)
-    /// M:N threads spawned and not finished (main included).
-    let live = Atomic<Int>(0)
+    let injection = KernelLock(MNFIFO<MNThreadObject>())
+    /// Threads in the injection queue (changed under its lock; read without it as a hint).
+    let injected = Atomic<Int>(0)
+    /// M:N threads spawned by kernel threads that are not workers (main included); the workers
+    /// count their own spawns (see `liveCount`).
+    let externalSpawns = Atomic<Int>(0)
     /// Workers that sleep (or are about to), and those among them that nothing but another
     /// worker can wake.
     let sleepers = Atomic<Int>(0)
@@ -187,51 +186,122 @@ final class MNRuntime: @unchecked Sendable {
     static let spinNanoseconds: UInt64 = UInt64(getenv("UTHREADS_SPIN_NS").flatMap { Int(String(cString: $0)) } ?? 20_000)
     static let stealAfterNanoseconds = UInt64(getenv("UTHREADS_STEAL_AFTER_NS").flatMap { Int(String(cString: $0)) } ?? 5_000)
     static let stealMax: Int = getenv("UTHREADS_STEAL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
+    /// Experiment: a spawn does not count as activity on the queue (thieves then take from a
+    /// worker that spawns a burst; see `MNWorker.steal`).
+    static let stealDuringSpawns = getenv("UTHREADS_STEAL_DURING_SPAWNS").map { String(cString: $0) == "1" } ?? false
     /// Threads a worker took from another's queue (for tests and `bench parallel`).
     let stolen = Atomic<Int>(0)
+
+    /// The workers as unretained references (`workers` keeps them alive). Every worker's hot
+    /// paths look at other workers; through an array of class references each look would be a
+    /// retain and a release, atomic writes to a line that every worker shares.
+    let table: UnsafeMutableBufferPointer<Unmanaged<MNWorker>>
 
     init(workers n: Int, configuration: UThreadRuntime.Configuration,
          policy: (@Sendable () -> any SchedulingPolicy)?) throws(UThreadError) {
         self.configuration = configuration
+        table = .allocate(capacity: n)
         for i in 0..<n {
             let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy())
-            workers.append(try MNWorker(index: i, runtime: self, scheduler: scheduler))
+            let w: MNWorker
+            do { w = try MNWorker(index: i, runtime: self, scheduler: scheduler) } catch {
+                table.deallocate()
+                throw error
+            }
+            workers.append(w)
+            table[i] = Unmanaged.passUnretained(w)
         }
+    }
+
+    deinit { table.deallocate() }
+
+    /// Runs `body` with worker `i`, without retaining it.
+    @inline(__always)
+    func withWorker<R>(_ i: Int, _ body: (MNWorker) throws -> R) rethrows -> R {
+        try table[i]._withUnsafeGuaranteedRef(body)
     }
 
     /// Wakes a cross-worker waiter: directly when it is on the caller's worker, else through
     /// its worker's mailbox.
     func wake(_ w: MNWaiter, _ result: WakeResult) {
-        if let s = Scheduler.active, s.workerIndex == Int32(w.worker), s.worker === workers[w.worker] {
-            workers[w.worker].wakeLocal(w, result, s)
-        } else {
-            workers[w.worker].post(.wake(w, result))
+        withWorker(w.worker) { target in
+            if let s = Scheduler.active, s.workerIndex == Int32(w.worker), s.worker === target {
+                target.wakeLocal(w, result, s)
+            } else {
+                target.post(.wake(w, result))
+            }
         }
     }
 
-    /// Queues a job on `worker` (or the injection queue) and rings a sleeping worker.
-    func enqueue(_ job: MNJob, on worker: MNWorker?) {
+    /// Queues a new thread on `worker` (or the injection queue) and rings a sleeping worker if
+    /// no worker is spinning (a spinning one will find it).
+    func enqueue(_ object: MNThreadObject, on worker: MNWorker?) {
+        // The count changes with a sequentially consistent RMW before `sleepers` is read, and a
+        // worker going to sleep announces it before it reads the counts (seq-cst too): one of
+        // the two sees the other, so a thread is never left queued with every worker asleep.
         if let worker {
-            worker.queue.withLock { $0.push(job) }
+            worker.queue.withLock { q in
+                q.push(object)
+                worker.queueCount.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            }
+            if !MNRuntime.stealDuringSpawns {  // owner-only writer
+                worker.queueActivity.store(worker.queueActivity.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+            }
         } else {
-            injection.withLock { $0.push(job) }
+            injection.withLock { q in
+                q.push(object)
+                injected.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            }
         }
-        queued.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        if sleepers.load(ordering: .sequentiallyConsistent) > 0 { ringOne(except: worker?.index ?? -1) }
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 && spinning.load(ordering: .relaxed) == 0 {
+            ringOne(except: worker?.index ?? -1)
+        }
+    }
+
+    /// Threads in every queue (a snapshot, for idle decisions and deadlock detection).
+    func queuedCount() -> Int {
+        var n = injected.load(ordering: .sequentiallyConsistent)
+        for i in 0..<table.count { n += withWorker(i) { $0.queueCount.load(ordering: .sequentiallyConsistent) } }
+        return n
     }
 
     func ringOne(except: Int) {
-        for w in workers where w.index != except {
-            if w.ring() { return }
+        for i in 0..<table.count where i != except {
+            if withWorker(i, { $0.ring(forQueuedThread: true) }) { return }
         }
     }
 
     func ringAll() {
-        for w in workers { _ = w.ring() }
+        for i in 0..<table.count { _ = withWorker(i) { $0.ring() } }
     }
 
+    /// M:N threads spawned and not finished (0 only when none can ever run again, once main
+    /// has returned). Every worker counts the threads it spawned and those that finished on
+    /// it, each counter written by its own worker only (no shared line on the spawn and exit
+    /// paths). Reading every `finished` before every `spawned` makes the sum safe: a thread
+    /// that finished was spawned before, on a worker whose counter we read later, so the sum
+    /// never drops below the true count, and 0 means every thread spawned by a finished one
+    /// has finished too (by induction from main).
+    func liveCount() -> Int {
+        var finished = 0
+        for i in 0..<table.count { finished += withWorker(i) { $0.finishedThreads.load(ordering: .sequentiallyConsistent) } }
+        var spawned = externalSpawns.load(ordering: .sequentiallyConsistent)
+        for i in 0..<table.count { spawned += withWorker(i) { $0.spawnedThreads.load(ordering: .sequentiallyConsistent) } }
+        return spawned - finished
+    }
+
+    /// Counts a finished thread on the calling worker; rings every worker when it was the last
+    /// one after main returned (each re-checks `finished` and ends its loop).
     func threadFinished() {
-        if live.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0 { ringAll() }
+        let here = MNWorker.current()?.worker
+        if let here, here.runtime === self {
+            // Seq-cst RMW on the worker's own line: ordered before the `mainDone` read below
+            // (a worker going idle writes `sleeping` then reads the counters, seq-cst).
+            here.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        } else {
+            externalSpawns.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        }
+        if mainDone.load(ordering: .sequentiallyConsistent) && liveCount() == 0 { ringAll() }
     }
 
     func mainFinished() {
@@ -239,28 +309,39 @@ final class MNRuntime: @unchecked Sendable {
         ringAll()
     }
 
-    /// Spawns an M:N thread for `body`, from a worker (queued there, or started at once when
-    /// pinned) or from any other kernel thread (the injection queue).
-    func spawn<Success: Sendable>(name: String, pinned: Bool, stackSize: Int?, isMain: Bool = false, onWorker: Int? = nil,
-                                  _ body: @escaping @Sendable () throws -> Success) -> MNThreadBox<Success> {
-        let box = MNThreadBox<Success>(runtime: self, name: name, isMain: isMain)
-        let object = ThreadObject.make(name: name) { () -> Void in box.run(body) }
-        live.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        let job = MNJob(object: object, core: box, stackSize: stackSize)
-        if isMain {
-            workers[0].initial = job
-            return box
+    /// The runtime of the calling M:N thread; stops with a clear message elsewhere.
+    @usableFromInline
+    static func require(_ api: StaticString) -> MNRuntime { MNWorker.require(api).worker.runtime }
+
+    /// Throws unless `worker` is a worker index of this runtime.
+    @usableFromInline
+    func checkWorker(_ worker: Int) throws(UThreadError) {
+        guard worker >= 0 && worker < workers.count else {
+            throw .invalidArgument("worker \(worker) is not in 0..<\(workers.count)")
         }
+    }
+
+    /// Queues (or starts) a new M:N thread: from a worker, on its queue (or started at once
+    /// when pinned); on worker `onWorker` (started there, never stolen); from any other kernel
+    /// thread, on the injection queue. O(1), no allocation.
+    @usableFromInline
+    func spawn(_ object: MNThreadObject, pinned: Bool, onWorker: Int? = nil) {
         let here = MNWorker.current()
         let worker = here.flatMap { $0.worker.runtime === self ? $0 : nil }
-        if let k = onWorker, k != worker?.worker.index {
-            workers[k].post(.start(job))
-        } else if pinned || onWorker != nil, let worker {
-            worker.worker.start(job, worker.scheduler)
+        if let w = worker?.worker {
+            // Only this worker writes its counter; release: the count is visible before the
+            // thread is (see `liveCount`).
+            w.spawnedThreads.store(w.spawnedThreads.load(ordering: .relaxed) &+ 1, ordering: .releasing)
         } else {
-            enqueue(job, on: worker?.worker)
+            externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
         }
-        return box
+        if let k = onWorker, k != worker?.worker.index {
+            withWorker(k) { $0.post(.start(object)) }
+        } else if pinned || onWorker != nil, let worker {
+            worker.worker.start(object, worker.scheduler)
+        } else {
+            enqueue(object, on: worker?.worker)
+        }
     }
 
     /// Runs the runtime on the calling kernel thread (worker 0) and N-1 new ones.
@@ -278,7 +359,9 @@ final class MNRuntime: @unchecked Sendable {
         guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
         let runtime = try MNRuntime(workers: n, configuration: configuration, policy: policy)
         defer { runtime.tearDown() }
-        let main = runtime.spawn(name: "main", pinned: false, stackSize: configuration.mainStackSize, isMain: true, body)
+        let main = MNThreadObject.make(runtime: runtime, name: "main", isMain: true, stackSize: configuration.mainStackSize, body: body)
+        runtime.externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        runtime.workers[0].initial = main
         runtime.activeWorkers.store(1, ordering: .sequentiallyConsistent)
         var threads: [pthread_t] = []
         for w in runtime.workers.dropFirst() {
@@ -301,8 +384,8 @@ final class MNRuntime: @unchecked Sendable {
         runtime.workers[0].main()
         for t in threads { pthread_join(t, nil) }
         if let report = runtime.deadlockReport.withLock({ $0 }) { throw UThreadError.deadlock(report) }
-        guard let result = main.finishedResult() else { throw UThreadError.deadlock("the main thread never finished") }
-        return try result.get()
+        guard main.isFinishedAcquire else { throw UThreadError.deadlock("the main thread never finished") }
+        return try main.result(R.self).get()
     }
 
     /// Breaks the worker ↔ scheduler cycles once every worker has stopped.
@@ -312,31 +395,56 @@ final class MNRuntime: @unchecked Sendable {
 }
 
 /// One worker: a kernel thread running an M:1 scheduler, plus what other workers may touch.
+/// Fields are grouped by who writes them, so that the lines other CPUs poll are not the ones
+/// the owner writes on every spawn and exit.
 final class MNWorker: WorkerHooks, @unchecked Sendable {
     let index: Int
     unowned(unsafe) let runtime: MNRuntime
     /// Queued M:N threads of this worker (not started; any worker may take them).
-    let queue = KernelLock(MNFIFO<MNJob>())
+    let queue = KernelLock(MNFIFO<MNThreadObject>())
     let mailbox = KernelLock<[MNMail]>([])
-    let mailCount = Atomic<Int>(0)
-    /// When this worker last took a thread from its own queue (CLOCK_MONOTONIC ns).
-    let lastTake = Atomic<UInt64>(0)
-    /// Threads this worker started (stolen ones included).
-    let startedCount = Atomic<Int>(0)
-    /// True while the worker sleeps (or is about to); whoever flips it to false rings.
-    let sleeping = Atomic<Bool>(false)
     /// The eventfd in the worker's epoll set that other kernel threads write to wake it.
     let doorbell: Int32
     private static let doorbellToken = UInt64(Int.max)
 
+    // Written by other kernel threads (posters, thieves, ringers); read by the owner.
+    private let padding0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    let mailCount = Atomic<Int>(0)
+    /// Non-zero while the worker sleeps (or is about to): `MNWorker.asleep`, or
+    /// `MNWorker.asleepDeferred` when it sleeps with a timeout because another worker's queue
+    /// holds threads that their owner is still taking (it looks again then, so new threads do
+    /// not ring it). Whoever flips it to 0 rings.
+    let sleeping = Atomic<Int>(0)
+    static let asleep = 1, asleepDeferred = 2
+
+    // Written by the owner (and by thieves under the queue lock); read by idle workers.
+    private let padding1: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    /// Threads in `queue` (changed under its lock; read without it as a hint).
+    let queueCount = Atomic<Int>(0)
+    /// Bumped by the owner each time it pushes to or takes from its own queue: a thief that
+    /// sees it unchanged for `stealAfterNanoseconds` (on its own clock) while the queue is not
+    /// empty steals (see `steal`).
+    let queueActivity = Atomic<UInt64>(0)
+    /// Threads this worker spawned and threads that finished on it (`MNRuntime.liveCount`).
+    let spawnedThreads = Atomic<Int>(0)
+    let finishedThreads = Atomic<Int>(0)
+    /// Threads this worker started (stolen ones included).
+    let startedCount = Atomic<Int>(0)
+    private let padding2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+
     // Touched only on the worker's own kernel thread (or before it starts / after it ended).
     private(set) var scheduler: Scheduler?
     private let reactor: Reactor
-    var initial: MNJob?
+    var initial: MNThreadObject?
     private var nextToken: UInt64 = 0
     private var shutdownHandled = false
     private var deadlockSeen = 0
     private var spare: [MNMail] = []
+    /// Per victim: the `takes` value last seen, and when (this worker's clock).
+    private var seenTakes: [UInt64] = []
+    private var seenAt: [UInt64] = []
+    /// Threads taken in one steal (kept: no allocation per steal).
+    private var stealBuffer: [MNThreadObject] = []
 
     init(index: Int, runtime: MNRuntime, scheduler: Scheduler) throws(UThreadError) {
         self.index = index
@@ -387,9 +495,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         guard let s = scheduler else { return }
         if runtime.configuration.installFaultHandler { _ = uthreads_install_fault_handler() }
         uthreads_set_runtime(Unmanaged.passUnretained(s).toOpaque())
-        if let job = initial {
+        seenTakes = Array(repeating: 0, count: runtime.table.count)
+        seenAt = Array(repeating: 0, count: runtime.table.count)
+        if let object = initial {
             initial = nil
-            start(job, s)
+            start(object, s)
         }
         s.runLoop()
         runtime.activeWorkers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
@@ -402,16 +512,25 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     // MARK: Messages
 
     func post(_ mail: MNMail) {
-        mailbox.withLock { $0.append(mail) }
-        mailCount.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        // The count is raised (seq-cst RMW) before `sleeping` is read in `ring`; a worker going
+        // to sleep sets `sleeping` before it reads the count: one of them sees the other.
+        mailbox.withLock { m in
+            m.append(mail)
+            mailCount.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        }
         _ = ring()
     }
 
-    /// Wakes the worker if it sleeps; true if this call rang it.
+    /// Wakes the worker if it sleeps; true if this call rang it. A worker that runs or spins
+    /// is never rung (no system call): it looks at its mailbox and the queues by itself. With
+    /// `forQueuedThread`, a worker in a deferred sleep is not rung either: it already waits
+    /// for a queue to go stale and looks again within a millisecond (ringing it for every
+    /// spawn of a busy spawner made a system call per few spawns and halved spawn+join).
     @discardableResult
-    func ring() -> Bool {
-        guard sleeping.load(ordering: .sequentiallyConsistent) else { return false }
-        guard sleeping.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent).exchanged else { return false }
+    func ring(forQueuedThread: Bool = false) -> Bool {
+        let state = sleeping.load(ordering: .sequentiallyConsistent)
+        guard state == MNWorker.asleep || (state == MNWorker.asleepDeferred && !forQueuedThread) else { return false }
+        guard sleeping.compareExchange(expected: state, desired: 0, ordering: .sequentiallyConsistent).exchanged else { return false }
         _ = uthreads_eventfd_signal(doorbell)
         return true
     }
@@ -421,11 +540,16 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         s.wake(t, result)
     }
 
+    /// Applies every message in the mailbox: all of them under one lock, with no allocation
+    /// (two buffers swapped).
     private func drainMail(_ s: Scheduler) {
-        var taken = spare  // two buffers swapped under the lock: no allocation per drain
+        var taken = spare
         spare = []
-        mailbox.withLock { m in swap(&m, &taken) }
-        mailCount.wrappingSubtract(taken.count, ordering: .sequentiallyConsistent)
+        mailbox.withLock { m in
+            swap(&m, &taken)
+            // Relaxed is enough: posters raise the count under the same lock.
+            mailCount.wrappingSubtract(taken.count, ordering: .relaxed)
+        }
         defer {
             taken.removeAll(keepingCapacity: true)
             spare = taken
@@ -438,65 +562,101 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
                 guard let t = ControlBlock(bitPattern: block), t.pointee.id == id else { continue }
                 let state = t.pointee.state
                 if state != .stateFree && state != .stateFinished { s.cancel(t) }
-            case .start(let job):
-                start(job, s)
+            case .start(let object):
+                start(object, s)
             }
         }
     }
 
     // MARK: Starting and stealing
 
-    func start(_ job: MNJob, _ s: Scheduler) {
+    /// Creates the thread of `object` on this worker and makes it ready. When that fails (no
+    /// stack), the thread ends at once with the error — or, with `retryLater` (a thread about to
+    /// park is running: the failed thread's joiners might include it, and a wake cannot reach
+    /// a thread that has not parked yet), the object goes to the own mailbox, and the idle
+    /// loop tries again.
+    func start(_ object: MNThreadObject, _ s: Scheduler, retryLater: Bool = false) {
         do {
-            let t = try s.spawn(job.object, priority: 0, stackSize: job.stackSize)
-            startedCount.wrappingAdd(1, ordering: .relaxed)
-            let cancel = job.core.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)
+            let t = try s.spawn(object, priority: 0, stackSize: object.stackSize)
+            startedCount.store(startedCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
+            let cancel = object.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)
             if cancel || shutdownHandled { s.cancel(t) }
         } catch {
-            job.core.failBeforeStart(error)
+            if retryLater { post(.start(object)) } else { object.failBeforeStart(error) }
         }
     }
 
     enum Work { case took, none, deferred }
 
-    /// Takes one thread from the own queue (or the injection queue); records when.
-    private func takeOwn(_ s: Scheduler) -> Bool {
-        guard let job = queue.withLock({ $0.pop() }) ?? runtime.injection.withLock({ $0.pop() }) else { return false }
-        lastTake.store(uthreads_monotonic_ns(), ordering: .relaxed)
-        runtime.queued.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-        start(job, s)
-        return true
+    /// Starts one thread from the own queue, else from the injection queue. The counts are
+    /// read first (no lock when both are empty, the common case of a busy worker).
+    private func takeOwn(_ s: Scheduler, retryLater: Bool = false) -> Bool {
+        if queueCount.load(ordering: .relaxed) > 0, let object = queue.withLock({ q -> MNThreadObject? in
+            guard let o = q.pop() else { return nil }
+            queueCount.wrappingSubtract(1, ordering: .relaxed)  // under the lock; a hint for others
+            return o
+        }) {
+            queueActivity.store(queueActivity.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
+            start(object, s, retryLater: retryLater)
+            return true
+        }
+        if runtime.injected.load(ordering: .relaxed) > 0, let object = runtime.injection.withLock({ q -> MNThreadObject? in
+            guard let o = q.pop() else { return nil }
+            runtime.injected.wrappingSubtract(1, ordering: .relaxed)
+            return o
+        }) {
+            start(object, s, retryLater: retryLater)
+            return true
+        }
+        return false
     }
 
-    /// Starts one queued thread: own queue, injection queue, then half of another's — but only
-    /// from a worker that has not taken from its own queue for `stealAfterNanoseconds` (it is
-    /// busy with a long thread, or spawning): a worker that drains its queue quickly keeps its
-    /// threads (and their caches), instead of paying cross-CPU traffic for short threads.
-    /// That staleness test is also the monitor of issue 7: a thread that runs long without a
-    /// safe point stops its worker's takes, and its queued threads then go to other workers.
-    private func takeWork(_ s: Scheduler) -> Work {
-        guard runtime.queued.load(ordering: .sequentiallyConsistent) > 0 else { return .none }
-        if takeOwn(s) { return .took }
-        let workers = runtime.workers
-        let now = uthreads_monotonic_ns()
+    /// Before a thread of this worker parks with nothing else ready: start one of the own
+    /// queued threads now, so that the park switches straight to it instead of through the
+    /// idle loop (Go's runnext, in effect: a worker's own new threads run on it first, while
+    /// it keeps up). Its cost when the queue is empty: one load.
+    func refillBeforePark(_ s: Scheduler) {
+        if !s.hasReadyThreads { _ = takeOwn(s, retryLater: true) }
+    }
+
+    /// Takes up to half (at most `stealMax`) of another worker's queued threads — only from a
+    /// worker that is behind: its queue is not empty and it has not taken from it for
+    /// `stealAfterNanoseconds`, as seen on this worker's clock (it is busy with a long thread,
+    /// blocked, or spawning a burst). A worker that drains its queue quickly keeps its threads
+    /// (and their caches) instead of paying cross-CPU traffic for short threads. That is also
+    /// the monitor of issue 7: a thread that runs long without a safe point stops its
+    /// worker's takes, and its queued threads then go to other workers.
+    private func steal(_ s: Scheduler, now: UInt64) -> Work {
+        let runtime = self.runtime
+        let n = runtime.table.count
         var deferred = false
-        for offset in 1..<max(workers.count, 1) {
-            let victim = workers[(index + offset) % workers.count]
-            if now &- victim.lastTake.load(ordering: .relaxed) < MNRuntime.stealAfterNanoseconds {
-                deferred = deferred || victim.queue.withLock { !$0.isEmpty }
+        for offset in 1..<max(n, 1) {
+            let v = (index + offset) % n
+            let took: Bool? = runtime.withWorker(v) { victim -> Bool? in
+                guard victim.queueCount.load(ordering: .relaxed) > 0 else { return false }
+                let activity = victim.queueActivity.load(ordering: .relaxed)
+                if activity != seenTakes[v] || seenAt[v] == 0 {
+                    seenTakes[v] = activity
+                    seenAt[v] = now
+                    return nil
+                }
+                if now &- seenAt[v] < MNRuntime.stealAfterNanoseconds { return nil }
+                victim.queue.withLock { q in
+                    let k = min(MNRuntime.stealMax, (q.count + 1) / 2)
+                    for _ in 0..<k { if let o = q.popLast() { stealBuffer.append(o) } }
+                    victim.queueCount.wrappingSubtract(stealBuffer.count, ordering: .relaxed)
+                }
+                return !stealBuffer.isEmpty
+            }
+            guard let took else {
+                deferred = true
                 continue
             }
-            let jobs: [MNJob] = victim.queue.withLock { q in
-                let n = min(MNRuntime.stealMax, (q.count + 1) / 2)
-                var taken: [MNJob] = []
-                taken.reserveCapacity(n)
-                for _ in 0..<n { if let j = q.pop() { taken.append(j) } }
-                return taken
-            }
-            guard !jobs.isEmpty else { continue }
-            runtime.queued.wrappingSubtract(jobs.count, ordering: .sequentiallyConsistent)
-            runtime.stolen.wrappingAdd(jobs.count, ordering: .relaxed)
-            for job in jobs { start(job, s) }
+            guard took else { continue }
+            seenAt[v] = 0
+            runtime.stolen.wrappingAdd(stealBuffer.count, ordering: .relaxed)
+            for object in stealBuffer.reversed() { start(object, s) }  // oldest of the batch first
+            stealBuffer.removeAll(keepingCapacity: true)
             return .took
         }
         return deferred ? .deferred : .none
@@ -523,7 +683,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     private var finished: Bool {
-        runtime.mainDone.load(ordering: .sequentiallyConsistent) && runtime.live.load(ordering: .sequentiallyConsistent) == 0
+        runtime.mainDone.load(ordering: .sequentiallyConsistent) && runtime.liveCount() == 0
     }
 
     // MARK: WorkerHooks
@@ -532,33 +692,34 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
         if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { _ = checkRuntime(s) }
         // Fairness with busy threads: start one queued thread now and then.
-        if runtime.queued.load(ordering: .relaxed) > 0 { _ = takeOwn(s) }
+        _ = takeOwn(s)
     }
 
     func idle(_ s: Scheduler) -> Bool {
         if !s.timers.isEmpty { s.fireTimers(now: s.now()) }
-        if mailCount.load(ordering: .sequentiallyConsistent) > 0 { drainMail(s) }
+        if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
         guard checkRuntime(s) else { return false }
         if s.hasReadyThreads { return true }
-        let work = takeWork(s)
+        if takeOwn(s) { return true }
+        var work = steal(s, now: uthreads_monotonic_ns())
         if work == .took { return true }
-        let deferred = work == .deferred
         if finished && s.table.liveCount == 0 { return false }
 
         // A short bounded spin first (Go's spinning M), by at most half of the workers: a
         // cross-worker handoff (a join, a channel, a steal) usually completes within
         // microseconds, and sleeping costs an eventfd write plus an epoll wake-up (~5–50 µs
-        // here) on each side. The spin ends at the first sign of work; then the worker sleeps.
-        if spinForWork(deferred: deferred) { return true }
-        // Threads queued on a worker that takes them itself: look again in a while (the
-        // reactor's timeout granularity is 1 ms), or when rung.
-        if deferred && takeWork(s) == .took { return true }
+        // here) on each side. The spin polls this worker's own lines often and other workers'
+        // queues about once a microsecond (each look at a line another CPU writes costs that
+        // CPU a cache miss); it ends at the first sign of work; then the worker sleeps.
+        work = spinForWork(s)
+        if work == .took { return true }
+        let deferred = work == .deferred
 
         // Sleep in epoll_wait until a timer, I/O, an offload completion or the doorbell.
         var timeout: UInt64? = s.timers.nextDeadline.map { $0 &- min($0, s.now()) }
-        if deferred { timeout = min(timeout ?? .max, 1_000_000) }
+        if deferred { timeout = min(timeout ?? .max, MNRuntime.stealAfterNanoseconds) }  // look again then
         let forever = timeout == nil && reactor.pendingWakeups == 0
-        sleeping.store(true, ordering: .sequentiallyConsistent)
+        sleeping.store(deferred ? MNWorker.asleepDeferred : MNWorker.asleep, ordering: .sequentiallyConsistent)
         runtime.sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
         if forever { runtime.stuck.wrappingAdd(1, ordering: .sequentiallyConsistent) }
         defer {
@@ -567,12 +728,14 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
                 runtime.stuck.wrappingSubtract(1, ordering: .sequentiallyConsistent)
             }
             runtime.sleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-            if !sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+            if sleeping.exchange(0, ordering: .sequentiallyConsistent) == 0 {
                 _ = uthreads_eventfd_drain(doorbell)  // someone rang
             }
         }
         // Re-check after announcing the sleep (each poster changes its counter, then rings).
-        if mailCount.load(ordering: .sequentiallyConsistent) > 0 || (!deferred && runtime.queued.load(ordering: .sequentiallyConsistent) > 0)
+        if mailCount.load(ordering: .sequentiallyConsistent) > 0
+            || queueCount.load(ordering: .sequentiallyConsistent) > 0 || runtime.injected.load(ordering: .sequentiallyConsistent) > 0
+            || (!deferred && runtime.queuedCount() > 0)
             || runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent) > deadlockSeen
             || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent)) || finished {
             return true
@@ -585,22 +748,28 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         return true
     }
 
-    /// Spins up to `MNRuntime.spinNanoseconds` for mail or queued threads (mail only when the
-    /// queued ones are deferred); true if some came.
-    private func spinForWork(deferred: Bool) -> Bool {
-        let maxSpinners = max(1, runtime.workers.count / 2)
+    /// Spins up to `MNRuntime.spinNanoseconds` for mail, own or injected threads, or a queue
+    /// to steal from; `.took` if it started one, `.none` (go to sleep) or `.deferred` (some
+    /// worker has queued threads it is still taking itself: sleep briefly) otherwise.
+    private func spinForWork(_ s: Scheduler) -> Work {
+        let maxSpinners = max(1, runtime.table.count / 2)
         guard runtime.spinning.wrappingAdd(1, ordering: .relaxed).newValue <= maxSpinners else {
             runtime.spinning.wrappingSubtract(1, ordering: .relaxed)
-            return false
+            return runtime.queuedCount() > 0 ? .deferred : .none
         }
         defer { runtime.spinning.wrappingSubtract(1, ordering: .relaxed) }
         let end = uthreads_monotonic_ns() &+ MNRuntime.spinNanoseconds
+        var work = Work.none
         while true {
-            for _ in 0..<64 {
-                if mailCount.load(ordering: .relaxed) > 0 || (!deferred && runtime.queued.load(ordering: .relaxed) > 0) { return true }
+            for _ in 0..<32 {
+                if mailCount.load(ordering: .relaxed) > 0 || queueCount.load(ordering: .relaxed) > 0 { return .took }
                 uthreads_cpu_relax()
             }
-            if runtime.mainDone.load(ordering: .relaxed) || uthreads_monotonic_ns() > end { return false }
+            if runtime.mainDone.load(ordering: .relaxed) { return .took }  // idle() looks at it
+            if runtime.injected.load(ordering: .relaxed) > 0, takeOwn(s) { return .took }
+            let now = uthreads_monotonic_ns()
+            work = steal(s, now: now)
+            if work == .took || now > end { return work }
         }
     }
 
@@ -611,11 +780,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private func looksDeadlocked() -> Bool {
         let before = runtime.activity.load(ordering: .sequentiallyConsistent)
         guard runtime.stuck.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent),
-              runtime.queued.load(ordering: .sequentiallyConsistent) == 0,
+              runtime.queuedCount() == 0,
               !finished,
               !runtime.mainDone.load(ordering: .sequentiallyConsistent)
                 || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent),
-              runtime.workers.allSatisfy({ $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 }) else { return false }
+              (0..<runtime.table.count).allSatisfy({ runtime.withWorker($0) { $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 } }) else { return false }
         return runtime.activity.load(ordering: .sequentiallyConsistent) == before
     }
 
@@ -633,7 +802,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// Parks the running thread for a cross-worker wait. `register` publishes the waiter (under
     /// the object's lock) and returns true, or returns false when there is no need to wait.
     /// Returns nil when it did not park, else the wake result. The waiter is unique to this
-    /// wait: a wake for an older wait is dropped.
+    /// wait: a wake for an older wait is dropped. When nothing else is ready here, one of the
+    /// worker's queued threads is started first (`refillBeforePark`).
     func park(_ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, deadline: UInt64?,
               _ register: (MNWaiter) throws -> Bool) rethrows -> (MNWaiter, WakeResult)? {
         let me = s.current
@@ -649,6 +819,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             me.pointee.mn_token = 0
             return nil
         }
+        refillBeforePark(s)
         let result = s.park(kind, object: object, deadline: deadline)
         me.pointee.mn_token = 0
         return (waiter, result)
