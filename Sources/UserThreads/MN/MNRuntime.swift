@@ -9,17 +9,56 @@
 // the M:1 hot path changed: a switch, park, wake or yield inside a worker is exactly the M:1
 // one, with no lock and no atomic. A shared coordinator (`MNRuntime`) adds what is between
 // workers:
-//   * per-worker queues of *not yet started* M:N threads (`MNThread`), plus an injection
-//     queue for spawns from kernel threads that are not workers (`MNRuntimeHandle.spawn`);
+//   * per-worker queues of *not yet started* M:N threads (`MNThreadObject`, one allocation
+//     per thread: see MNThreadObject.swift), plus an injection queue for spawns from kernel
+//     threads that are not workers (`MNRuntimeHandle.spawn`);
 //   * stealing: an idle worker takes its own queued threads first, then the injection queue,
-//     then half (up to 32) of another worker's queue;
+//     then the newest half (up to 32) of the queue of a worker that is *behind* (below);
 //   * a mailbox per worker for what other kernel threads ask of it: "wake your thread T from
-//     its cross-worker wait W" and "cancel your thread T";
+//     its cross-worker wait W", "cancel your thread T", "start this thread here";
 //   * sleeping: an idle worker sleeps in its reactor's epoll_wait (so I/O, timers and offload
 //     completions wake it too); other workers ring its *doorbell*, an eventfd in that epoll
 //     set, only when it announced that it sleeps (one CAS; a busy worker is never rung);
-//   * a global count of live M:N threads (termination) and of workers that sleep with nothing
-//     that could wake them but another worker (deadlock detection across workers).
+//   * per-worker counts of threads spawned and finished (termination: `liveCount`) and a
+//     count of workers that sleep with nothing that could wake them but another worker
+//     (deadlock detection across workers).
+//
+// Spawn and join, cheaply (issue 7's spawn+join target). An M:N thread costs one allocation
+// (its object: job, result and join state at once) and no lock unless someone must wait for
+// it (MNThreadObject.swift). The paths are built so that two workers do not write the same
+// cache line per thread:
+//   * Locality first (Go's runnext, in effect). A worker's own new threads run on it while it
+//     keeps up: a thread about to park on a cross-worker wait with nothing else ready starts
+//     one of its worker's queued threads first (`refillBeforePark`), so a spawn-then-join
+//     runs the child with one switch, not through the idle loop; thieves leave a queue alone
+//     while its owner works on it.
+//   * "Behind" means: the queue is not empty, and its owner has neither pushed to it nor taken
+//     from it for `stealAfterNanoseconds` (5 µs), as the thief sees on its own clock
+//     (`queueActivity`: a counter only the owner writes, no clock read on the owner's path).
+//     So a worker that spawns a burst and then joins it keeps its threads, and a worker held
+//     by a long thread (CPU-bound, no safe point, or in a system call) loses its queued ones
+//     within microseconds — the fork–join case, and the monitor of issue 7. Measured: when
+//     thieves took the threads of a spawning worker (the previous rule: "has not *taken* for
+//     5 µs"), two workers ran empty spawn+join at 0.45–0.6× of one, because every stolen
+//     thread moves its object, closure and join state between CPUs (~1 µs of cache misses and
+//     cross-arena frees), more than the thread's own work. Trade-off: one thread that spawns
+//     continuously keeps its queue to itself until it pauses (a single acceptor spawning an
+//     M:N thread per connection under steady load); per-worker acceptors (`uthreads serve`)
+//     or `MNThread.spawn(onWorker:)` spread such work explicitly.
+//   * Thieves take from the tail (the newest threads): the owner keeps the ones it will reach
+//     (and join) first; stolen ones have usually finished by then, and their join is a load.
+//   * A worker sleeping with a steal timer (it saw a queue whose owner is still working on it)
+//     is not rung for further spawns: it looks again within a millisecond anyway. Ringing it
+//     per spawn cost an eventfd write every few spawns.
+//   * Idle workers spin briefly (at most half of them) polling their own lines often and
+//     other workers' counts about once a microsecond; hot per-worker atomics sit on their own
+//     cache lines (padding), and other workers are reached through an unretained table (a
+//     retain of a shared object is an atomic write to a line every worker uses).
+//   * Orderings: the counters that pair with the sleep announcement (queue counts, mail
+//     counts, finished counts, `mainDone`, `sleeping`) use sequentially consistent RMWs and
+//     loads (the store→load pattern needs it); counters read only as hints (`queueActivity`,
+//     `startedCount`, `stolen`, the spin checks) are relaxed; `spawnedThreads` is a release
+//     store by its only writer (read, acquire, after every `finishedThreads`).
 //
 // The choice that makes it simple: a thread migrates only before it first runs. Stealing moves
 // queued, never-started threads; once a worker has started a thread, that thread stays on the
@@ -58,9 +97,9 @@
 // `blocking {}`: the caller parks on its worker (whose other threads keep running, and whose
 // queued threads idle workers steal); the pool posts the completion to that worker's reactor.
 //
-// A stalled worker (a thread that runs without a safe point): its queued threads are always
-// stealable, whatever its state, so idle workers take them without any monitor — the queue
-// lock is the only thing a thief needs. Its already-started ready threads wait.
+// A stalled worker (a thread that runs without a safe point): its queue's activity stops, so
+// after 5 µs idle workers take its queued threads without any monitor — the queue lock is the
+// only thing a thief needs. Its already-started ready threads wait.
 //
 // Termination. When the main thread returns, every worker cancels its live threads (at its
 // next idle pass or maintenance) and starts later threads already cancelled; the runtime ends
@@ -82,6 +121,13 @@
 //     for threads parked on M:N primitives only (see the README's "What is left").
 //   * A futex per worker for sleeping: then a worker waiting for I/O could not also wait for
 //     work; the eventfd in the epoll set serves both.
+//   * One global count of live threads and of queued threads (two atomics every spawn, start
+//     and exit wrote from every worker: a contended line per thread). Per-worker counters
+//     written by their owner instead; the rare readers sum them.
+//   * Go's unconditional stealing (an idle P takes half of any non-empty run queue): right
+//     for CPU-bound threads, 2× slower here for short ones (see "Spawn and join" above).
+//   * A worker that polls to decide whether a victim is behind by reading the victim's clock
+//     stamp (`lastTake`, the previous design): a clock read per take on the owner's path.
 import CUThreads
 import Glibc
 import SystemPackage

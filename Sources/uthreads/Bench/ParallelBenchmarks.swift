@@ -194,12 +194,119 @@ enum ParallelBenchRuns {
                        note: "\(seconds.fixed(2)) s in all"))
     }
 
+    /// `uthreads serve` (a child process of this binary) with 1 and 2 workers under wrk, in
+    /// alternation. wrk runs on the same CPUs as the server (a 2-CPU machine cannot give each
+    /// its own): a second worker can only use what wrk leaves. Skipped without wrk.
     static func http(_ r: BenchReport, _ o: BenchOptions) throws {
-        print("\n-- http: not yet")
+        guard BenchIOCommand.which("wrk") != nil else {
+            print("\n-- http: skipped (wrk is not on PATH; scripts/http-compare.sh also compares Go and SwiftNIO)")
+            return
+        }
+        let duration = o.quick ? 1 : 5
+        let connections = 100
+        print("\n-- http: uthreads serve under wrk -t2 -c\(connections) -d\(duration)s, 1 vs 2 workers (wrk shares the CPUs)")
+        _ = IO.raiseDescriptorLimit()
+        var rps: [Int: [Double]] = [:]
+        var cpu: [Int: [Double]] = [:]
+        for _ in 0..<o.repetitions {
+            for w in workerCounts {
+                let m = try HTTPLoad.measure(workers: w, connections: connections, seconds: duration)
+                rps[w, default: []].append(m.requestsPerSecond)
+                cpu[w, default: []].append(m.cpuMicrosecondsPerRequest)
+            }
+        }
+        let one = rps[1].map(median)
+        for w in workerCounts {
+            r.add(group: "parallel", name: "HTTP hello, \(w) worker\(w == 1 ? "" : "s")", unit: "req/s", samples: rps[w]!,
+                  note: "server CPU \(median(cpu[w]!).fixed(1)) µs/request"
+                    + (w == 1 || one == nil ? "" : "; \((median(rps[w]!) / one!).fixed(2))x vs 1 worker"))
+        }
     }
 
     static func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()
         return s[s.count / 2]
+    }
+}
+
+/// Runs `uthreads serve` as a child process and loads it with wrk.
+enum HTTPLoad {
+    struct Measurement {
+        var requestsPerSecond: Double
+        var cpuMicrosecondsPerRequest: Double
+    }
+
+    static func measure(workers: Int, connections: Int, seconds: Int) throws -> Measurement {
+        let (pid, port) = try startServer(workers: workers)
+        defer {
+            kill(pid, SIGTERM)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        let url = "http://127.0.0.1:\(port)/"
+        _ = try BenchIOCommand.capture(["wrk", "-t2", "-c\(connections)", "-d1s", url])  // warm-up
+        let before = try cpuSeconds(pid)
+        let output = try BenchIOCommand.capture(["wrk", "-t2", "-c\(connections)", "-d\(seconds)s", url])
+        let cpu = try cpuSeconds(pid) - before
+        var result = Measurement(requestsPerSecond: 0, cpuMicrosecondsPerRequest: .nan)
+        for line in output.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            if line.hasPrefix("Requests/sec:"), let v = words.last.flatMap({ Double($0) }) { result.requestsPerSecond = v }
+            if words.count > 2, words[1] == "requests", words[2] == "in", let n = Double(words[0]), n > 0 {
+                result.cpuMicrosecondsPerRequest = cpu / n * 1e6
+            }
+        }
+        guard result.requestsPerSecond > 0 else { throw ValidationError("wrk gave no result:\n\(output)") }
+        return result
+    }
+
+    /// Starts `uthreads serve --port 0 --workers N` and reads its port from the line it prints.
+    private static func startServer(workers: Int) throws -> (pid_t, UInt16) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw UThreadError.system(call: "pipe", errno: .init(rawValue: errno)) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        let args = ["/proc/self/exe", "serve", "--port", "0", "--workers", "\(workers)"]
+        var cargs = args.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, args[0], &actions, nil, &cargs, environ)
+        posix_spawn_file_actions_destroy(&actions)
+        Glibc.close(fds[1])
+        guard rc == 0 else {
+            Glibc.close(fds[0])
+            throw UThreadError.system(call: "posix_spawn", errno: .init(rawValue: rc))
+        }
+        defer { Glibc.close(fds[0]) }  // the server's later output goes nowhere (it prints nothing more)
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while Glibc.read(fds[0], &byte, 1) == 1, byte != UInt8(ascii: "\n") { line.append(byte) }
+        let text = String(decoding: line, as: UTF8.self)
+        // "uthreads serve: listening on http://127.0.0.1:PORT/ ..."
+        guard let range = text.firstRange(of: "127.0.0.1:"),
+              let port = UInt16(text[range.upperBound...].prefix { $0.isNumber }) else {
+            kill(pid, SIGTERM)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            throw ValidationError("uthreads serve did not start: \(text)")
+        }
+        return (pid, port)
+    }
+
+    /// User + system CPU seconds of process `pid` (fields 14 and 15 of /proc/PID/stat).
+    private static func cpuSeconds(_ pid: pid_t) throws -> Double {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY)
+        guard fd >= 0 else { throw UThreadError.system(call: "open", errno: .init(rawValue: errno)) }
+        defer { Glibc.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { throw UThreadError.system(call: "read", errno: .init(rawValue: errno)) }
+        let text = String(decoding: buffer[0..<n], as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return .nan }
+        let fields = text[text.index(after: close)...].split(separator: " ")  // fields 3, 4, ...
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return .nan }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }
