@@ -5,7 +5,7 @@
 #
 # Builds the package with -sanitize=thread in its own scratch directory (.build-tsan, or $TSAN_SCRATCH; a first
 # build takes a few minutes on 2 cores, so CI does not run it) and runs the MN suite
-# (Tests/UserThreadsTests/MN). Fails if ThreadSanitizer reports anything, even when the tests
+# (Tests/UserThreadsTests/MN: every MN...Tests suite). Fails if ThreadSanitizer reports anything, even when the tests
 # themselves pass (TSAN_OPTIONS halt_on_error=0: every report is printed, then the exit code
 # says whether there was one).
 #
@@ -21,7 +21,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp /tmp/uthreads-tsan.XXXXXX)
 TSAN_OPTIONS="halt_on_error=0 ${TSAN_OPTIONS:-}" \
-    swift test --scratch-path "${TSAN_SCRATCH:-.build-tsan}" --sanitize=thread --filter MNRuntimeTests "$@" 2>&1 | tee "$log"
+    swift test --scratch-path "${TSAN_SCRATCH:-.build-tsan}" --sanitize=thread --filter 'MN[A-Za-z]*Tests' "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 reports=$(grep -c "WARNING: ThreadSanitizer" "$log" || true)
 echo "== tsan-mn: swift test exit $status, ThreadSanitizer reports: $reports (log: $log)"

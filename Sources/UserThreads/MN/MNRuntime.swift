@@ -33,18 +33,22 @@
 //     runs the child with one switch, not through the idle loop; thieves leave a queue alone
 //     while its owner works on it.
 //   * "Behind" means: the queue is not empty, and its owner has neither pushed to it nor taken
-//     from it for `stealAfterNanoseconds` (5 µs), as the thief sees on its own clock
+//     from it for `stealAfterNanoseconds` (50 µs), as the thief sees on its own clock
 //     (`queueActivity`: a counter only the owner writes, no clock read on the owner's path).
 //     So a worker that spawns a burst and then joins it keeps its threads, and a worker held
 //     by a long thread (CPU-bound, no safe point, or in a system call) loses its queued ones
-//     within microseconds — the fork–join case, and the monitor of issue 7. Measured: when
+//     within 50 µs — the fork–join case, and the monitor of issue 7. Measured: when
 //     thieves took the threads of a spawning worker (the previous rule: "has not *taken* for
 //     5 µs"), two workers ran empty spawn+join at 0.45–0.6× of one, because every stolen
 //     thread moves its object, closure and join state between CPUs (~1 µs of cache misses and
 //     cross-arena frees), more than the thread's own work. Trade-off: one thread that spawns
 //     continuously keeps its queue to itself until it pauses (a single acceptor spawning an
 //     M:N thread per connection under steady load); per-worker acceptors (`uthreads serve`)
-//     or `MNThread.spawn(onWorker:)` spread such work explicitly.
+//     or `MNThread.spawn(onWorker:)` spread such work explicitly. Why 50 µs and not 5: on
+//     this shared VM a spawning worker often pauses for more than 5 µs (a page fault, a
+//     preemption), and each such pause let a thief take a batch of short threads: 13–25 k of
+//     200 k stolen and 0.53× at 5 µs, 0–350 stolen and 0.91–1.01× at 50 µs (same load, same
+//     binary); 50 µs is nothing next to a thread worth moving.
 //   * Thieves take from the tail (the newest threads): the owner keeps the ones it will reach
 //     (and join) first; stolen ones have usually finished by then, and their join is a load.
 //   * A worker sleeping with a steal timer (it saw a queue whose owner is still working on it)
@@ -98,7 +102,7 @@
 // queued threads idle workers steal); the pool posts the completion to that worker's reactor.
 //
 // A stalled worker (a thread that runs without a safe point): its queue's activity stops, so
-// after 5 µs idle workers take its queued threads without any monitor — the queue lock is the
+// after 50 µs idle workers take its queued threads without any monitor — the queue lock is the
 // only thing a thief needs. Its already-started ready threads wait.
 //
 // Termination. When the main thread returns, every worker cancels its live threads (at its
@@ -230,7 +234,7 @@ final class MNRuntime: @unchecked Sendable {
     let spinning = Atomic<Int>(0)
     /// How long an idle worker looks for work before it sleeps.
     static let spinNanoseconds: UInt64 = UInt64(getenv("UTHREADS_SPIN_NS").flatMap { Int(String(cString: $0)) } ?? 20_000)
-    static let stealAfterNanoseconds = UInt64(getenv("UTHREADS_STEAL_AFTER_NS").flatMap { Int(String(cString: $0)) } ?? 5_000)
+    static let stealAfterNanoseconds = UInt64(getenv("UTHREADS_STEAL_AFTER_NS").flatMap { Int(String(cString: $0)) } ?? 50_000)
     static let stealMax: Int = getenv("UTHREADS_STEAL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
     /// Experiment: a spawn does not count as activity on the queue (thieves then take from a
     /// worker that spawns a burst; see `MNWorker.steal`).
@@ -339,8 +343,7 @@ final class MNRuntime: @unchecked Sendable {
     /// Counts a finished thread on the calling worker; rings every worker when it was the last
     /// one after main returned (each re-checks `finished` and ends its loop).
     func threadFinished() {
-        let here = MNWorker.current()?.worker
-        if let here, here.runtime === self {
+        if let here = MNWorker.current()?.worker, here.runtimeRef.toOpaque() == Unmanaged.passUnretained(self).toOpaque() {
             // Seq-cst RMW on the worker's own line: ordered before the `mainDone` read below
             // (a worker going idle writes `sleeping` then reads the counters, seq-cst).
             here.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent)
@@ -355,9 +358,10 @@ final class MNRuntime: @unchecked Sendable {
         ringAll()
     }
 
-    /// The runtime of the calling M:N thread; stops with a clear message elsewhere.
+    /// The runtime of the calling M:N thread, unretained (see `MNThreadObject.runtimeRef`);
+    /// stops with a clear message elsewhere.
     @usableFromInline
-    static func require(_ api: StaticString) -> MNRuntime { MNWorker.require(api).worker.runtime }
+    static func requireUnretained(_ api: StaticString) -> Unmanaged<MNRuntime> { MNWorker.require(api).worker.runtimeRef }
 
     /// Throws unless `worker` is a worker index of this runtime.
     @usableFromInline
@@ -372,8 +376,8 @@ final class MNRuntime: @unchecked Sendable {
     /// thread, on the injection queue. O(1), no allocation.
     @usableFromInline
     func spawn(_ object: MNThreadObject, pinned: Bool, onWorker: Int? = nil) {
-        let here = MNWorker.current()
-        let worker = here.flatMap { $0.worker.runtime === self ? $0 : nil }
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        let worker = MNWorker.current().flatMap { $0.worker.runtimeRef.toOpaque() == me ? $0 : nil }
         if let w = worker?.worker {
             // Only this worker writes its counter; release: the count is visible before the
             // thread is (see `liveCount`).
@@ -446,6 +450,9 @@ final class MNRuntime: @unchecked Sendable {
 final class MNWorker: WorkerHooks, @unchecked Sendable {
     let index: Int
     unowned(unsafe) let runtime: MNRuntime
+    /// The same, for the hot paths: `rt { … }` reaches it without a retain (a retain is an
+    /// atomic write to the runtime's header, a line every worker would share).
+    let runtimeRef: Unmanaged<MNRuntime>
     /// Queued M:N threads of this worker (not started; any worker may take them).
     let queue = KernelLock(MNFIFO<MNThreadObject>())
     let mailbox = KernelLock<[MNMail]>([])
@@ -495,6 +502,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     init(index: Int, runtime: MNRuntime, scheduler: Scheduler) throws(UThreadError) {
         self.index = index
         self.runtime = runtime
+        self.runtimeRef = Unmanaged.passUnretained(runtime)
         let fd = uthreads_eventfd_create()
         if fd < 0 { throw .system(call: "eventfd", errno: .lastError) }
         doorbell = fd
@@ -520,6 +528,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         scheduler?.worker = nil
         scheduler = nil
     }
+
+    /// Runs `body` with the runtime, without retaining it.
+    @inline(__always)
+    func rt<R>(_ body: (MNRuntime) throws -> R) rethrows -> R { try runtimeRef._withUnsafeGuaranteedRef(body) }
 
     /// The worker and scheduler of the calling kernel thread, if it is an M:N worker.
     @inline(__always)
@@ -646,12 +658,16 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             start(object, s, retryLater: retryLater)
             return true
         }
-        if runtime.injected.load(ordering: .relaxed) > 0, let object = runtime.injection.withLock({ q -> MNThreadObject? in
-            guard let o = q.pop() else { return nil }
-            runtime.injected.wrappingSubtract(1, ordering: .relaxed)
-            return o
-        }) {
-            start(object, s, retryLater: retryLater)
+        let injected: MNThreadObject? = rt { runtime in
+            guard runtime.injected.load(ordering: .relaxed) > 0 else { return nil }
+            return runtime.injection.withLock { q -> MNThreadObject? in
+                guard let o = q.pop() else { return nil }
+                runtime.injected.wrappingSubtract(1, ordering: .relaxed)
+                return o
+            }
+        }
+        if let injected {
+            start(injected, s, retryLater: retryLater)
             return true
         }
         return false
@@ -673,7 +689,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// the monitor of issue 7: a thread that runs long without a safe point stops its
     /// worker's takes, and its queued threads then go to other workers.
     private func steal(_ s: Scheduler, now: UInt64) -> Work {
-        let runtime = self.runtime
+        rt { runtime in steal(s, now: now, runtime) }
+    }
+
+    private func steal(_ s: Scheduler, now: UInt64, _ runtime: MNRuntime) -> Work {
         let n = runtime.table.count
         var deferred = false
         for offset in 1..<max(n, 1) {
@@ -798,6 +817,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// to steal from; `.took` if it started one, `.none` (go to sleep) or `.deferred` (some
     /// worker has queued threads it is still taking itself: sleep briefly) otherwise.
     private func spinForWork(_ s: Scheduler) -> Work {
+        rt { runtime in spinForWork(s, runtime) }
+    }
+
+    private func spinForWork(_ s: Scheduler, _ runtime: MNRuntime) -> Work {
         let maxSpinners = max(1, runtime.table.count / 2)
         guard runtime.spinning.wrappingAdd(1, ordering: .relaxed).newValue <= maxSpinners else {
             runtime.spinning.wrappingSubtract(1, ordering: .relaxed)
@@ -814,7 +837,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             if runtime.mainDone.load(ordering: .relaxed) { return .took }  // idle() looks at it
             if runtime.injected.load(ordering: .relaxed) > 0, takeOwn(s) { return .took }
             let now = uthreads_monotonic_ns()
-            work = steal(s, now: now)
+            work = steal(s, now: now, runtime)
             if work == .took || now > end { return work }
         }
     }

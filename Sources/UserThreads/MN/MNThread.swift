@@ -40,9 +40,12 @@ public struct MNThread<Success: Sendable>: Sendable, Hashable, CustomStringConve
     @inlinable
     public init(name: String = "", pinned: Bool = false, stackSize: Int? = nil,
                 _ body: @escaping @Sendable () throws -> Success) {
-        let runtime = MNRuntime.require("MNThread.init")
-        object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: stackSize, body: body)
-        runtime.spawn(object, pinned: pinned)
+        let runtime = MNRuntime.requireUnretained("MNThread.init")
+        let object = runtime._withUnsafeGuaranteedRef {
+            MNThreadObject.make(runtime: $0, name: name, isMain: false, stackSize: stackSize, body: body)
+        }
+        runtime._withUnsafeGuaranteedRef { $0.spawn(object, pinned: pinned) }
+        self.object = object
     }
 
     @inlinable
@@ -54,7 +57,7 @@ public struct MNThread<Success: Sendable>: Sendable, Hashable, CustomStringConve
     @inlinable
     public static func spawn(name: String = "", onWorker worker: Int, stackSize: Int? = nil,
                              _ body: @escaping @Sendable () throws -> Success) throws -> MNThread {
-        let runtime = MNRuntime.require("MNThread.spawn(onWorker:)")
+        let runtime = MNRuntime.requireUnretained("MNThread.spawn(onWorker:)").takeUnretainedValue()
         try runtime.checkWorker(worker)
         let object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: stackSize, body: body)
         runtime.spawn(object, pinned: true, onWorker: worker)

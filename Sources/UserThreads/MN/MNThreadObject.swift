@@ -51,7 +51,10 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Bits of `flags`.
     static let started = 1, finished = 2, cancelRequested = 4, hasWaiters = 8
 
-    unowned(unsafe) let runtime: MNRuntime
+    /// The runtime, unretained (it outlives its threads): a retain would be an atomic write to
+    /// the runtime's header, a line every worker's spawn and exit paths would share.
+    let runtimeRef: Unmanaged<MNRuntime>
+    var runtime: MNRuntime { runtimeRef.takeUnretainedValue() }
     let isMain: Bool
     /// Usable stack bytes, nil for the configuration's default.
     let stackSize: Int?
@@ -71,7 +74,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
 
     @usableFromInline
     init(runtime: MNRuntime, name: String, isMain: Bool, stackSize: Int?) {
-        self.runtime = runtime
+        self.runtimeRef = Unmanaged.passUnretained(runtime)
         self.isMain = isMain
         self.stackSize = stackSize
         super.init(name: name)
@@ -111,11 +114,15 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
                 firstWaiter = nil
                 swap(&more, &moreWaiters)
             }
-            if let first { runtime.wake(first, .woken) }
-            for w in more { runtime.wake(w, .woken) }
+            runtimeRef._withUnsafeGuaranteedRef { runtime in
+                if let first { runtime.wake(first, .woken) }
+                for w in more { runtime.wake(w, .woken) }
+            }
         }
-        if isMain { runtime.mainFinished() }
-        runtime.threadFinished()
+        runtimeRef._withUnsafeGuaranteedRef { runtime in
+            if isMain { runtime.mainFinished() }
+            runtime.threadFinished()
+        }
     }
 
     /// The worker could not create the thread: record why and end it unstarted (the runner
@@ -130,7 +137,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         let old = flags.bitwiseOr(MNThreadObject.cancelRequested, ordering: .acquiringAndReleasing).oldValue
         guard old & MNThreadObject.finished == 0, old & MNThreadObject.started != 0 else { return }
         let (worker, block, id) = (placeWorker, placeBlock, placeID)
-        if let (w, s) = MNWorker.current(), w.runtime === runtime, w.index == worker {
+        if let (w, s) = MNWorker.current(), w.runtimeRef.toOpaque() == runtimeRef.toOpaque(), w.index == worker {
             if let t = ControlBlock(bitPattern: block), t.pointee.id == id,
                t.pointee.state != .stateFree, t.pointee.state != .stateFinished {
                 s.cancel(t)
@@ -147,7 +154,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     @usableFromInline
     func waitUntilFinished() throws {
         let (w, s) = MNWorker.require("MNThread.join()")
-        guard w.runtime === runtime else { throw UThreadError.foreignRuntime }
+        guard w.runtimeRef.toOpaque() == runtimeRef.toOpaque() else { throw UThreadError.foreignRuntime }
         let me = s.current
         if flags.load(ordering: .acquiring) & MNThreadObject.started != 0, placeWorker == w.index,
            placeBlock == UInt(bitPattern: me), placeID == me.pointee.id {
