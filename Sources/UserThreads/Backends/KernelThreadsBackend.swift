@@ -46,8 +46,9 @@ public final class KernelThreadsBackend: ThreadingBackend {
     /// A `pthread_cond_t`.
     public func makeCondition(name: String) -> any BackendCondition { KernelCondition() }
     /// A channel on a pthread mutex and two condition variables.
-    public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) -> any BackendChannel<T> {
-        KernelChannel<T>(capacity: capacity)
+    public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) throws(UThreadError) -> any BackendChannel<T> {
+        guard capacity >= 0 else { throw .invalidArgument("channel capacity must be >= 0, not \(capacity)") }
+        return KernelChannel<T>(capacity: capacity)
     }
 
     /// Joins every thread spawned so far (and any they spawn meanwhile).
@@ -195,7 +196,7 @@ final class KernelChannel<Element: Sendable>: BackendChannel, @unchecked Sendabl
     private var taken: UInt64 = 0
     private var closed = false
 
-    init(capacity: Int) { self.capacity = max(0, capacity) }
+    init(capacity: Int) { self.capacity = capacity }
 
     private var count: Int { items.count - head }
 

@@ -68,7 +68,8 @@ public protocol ThreadingBackend: Sendable {
     /// A new condition variable, to be used with a mutex of the same backend.
     func makeCondition(name: String) -> any BackendCondition
     /// A new channel of `T` values; `capacity` 0 is a rendezvous.
-    func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) -> any BackendChannel<T>
+    /// - Throws: `UThreadError.invalidArgument` when `capacity` is negative.
+    func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) throws(UThreadError) -> any BackendChannel<T>
 }
 
 extension ThreadingBackend {
@@ -79,8 +80,9 @@ extension ThreadingBackend {
     /// A new unnamed condition variable.
     public func makeCondition() -> any BackendCondition { makeCondition(name: "") }
     /// A new unnamed channel (default: unbuffered).
-    public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int = 0) -> any BackendChannel<T> {
-        makeChannel(of: type, capacity: capacity, name: "")
+    /// - Throws: `UThreadError.invalidArgument` when `capacity` is negative.
+    public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int = 0) throws(UThreadError) -> any BackendChannel<T> {
+        try makeChannel(of: type, capacity: capacity, name: "")
     }
 }
 

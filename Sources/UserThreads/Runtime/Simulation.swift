@@ -38,7 +38,7 @@ extension UThreadRuntime {
     ) throws -> R {
         var c = configuration
         c.clock = .virtual
-        let p = policy?(seed) ?? LotteryPolicy(seed: seed, quantum: .milliseconds(1))
+        let p = try policy?(seed) ?? LotteryPolicy(seed: seed, quantum: .milliseconds(1))
         return try run(c, policy: p) {
             // Randomised choices (channelSelect) follow the seed too, so that the whole run
             // is a function of it.

@@ -25,10 +25,9 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     ///   - body: the thread's code; its value or error is what `join()` returns or throws.
     @inlinable
     public init(name: String = "", priority: Int = 0, stackSize: Int? = nil, _ body: @escaping () throws -> Success) {
-        let object = ThreadObject.make(name: name, body: body)
-        if let error = spawnThread(object, priority: priority, stackSize: stackSize, api: "UThread.init") {
-            object.fail(error, as: Success.self)
-        }
+        var failure: (any Error)?
+        let object = spawnThread(name: name, priority: priority, stackSize: stackSize, failure: &failure) { $0.install(body) }
+        if let failure { object.fail(failure, as: Success.self) }
         self.object = object
     }
 
@@ -40,10 +39,10 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     /// ```
     @inlinable
     public init(name: String = "", scheduling: SchedulingParameters, stackSize: Int? = nil, _ body: @escaping () throws -> Success) {
-        let object = ThreadObject.make(name: name, body: body)
-        if let error = spawnThread(object, parameters: scheduling, stackSize: stackSize, api: "UThread.init") {
-            object.fail(error, as: Success.self)
-        }
+        var failure: (any Error)?
+        let object = spawnThread(name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling,
+                                 failure: &failure) { $0.install(body) }
+        if let failure { object.fail(failure, as: Success.self) }
         self.object = object
     }
 
@@ -92,30 +91,22 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(object)) }
 }
 
-/// Spawns `object` on the calling runtime; returns the error instead of throwing so that the
-/// inlinable `UThread.init` stays small. Not generic: no metadata lookups.
+/// The spawn of `UThread.init`: takes an empty thread object (the runtime's reusable one if it
+/// has one, see Scheduler.reap, else a new one), lets `install` store the body in it, and
+/// spawns it. Returns the object; a spawn error goes to `failure` (the caller, which knows the
+/// result type, stores it). One runtime lookup, not generic: no metadata lookups.
 @usableFromInline
-func spawnThread(_ object: ThreadObject, priority: Int, stackSize: Int?, api: StaticString) -> (any Error)? {
-    Scheduler.with(api) { scheduler in
+func spawnThread(name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil,
+                 failure: inout (any Error)?, install: (ThreadObject) -> Void) -> ThreadObject {
+    Scheduler.with("UThread.init") { scheduler in
+        let object = scheduler.reusableObject(name: name) ?? ThreadObject(name: name)
+        install(object)
         do {
-            _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize)
-            return nil
+            _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize, parameters: parameters)
         } catch {
-            return error
+            failure = error
         }
-    }
-}
-
-/// `spawnThread` with scheduling parameters.
-@usableFromInline
-func spawnThread(_ object: ThreadObject, parameters: SchedulingParameters, stackSize: Int?, api: StaticString) -> (any Error)? {
-    Scheduler.with(api) { scheduler in
-        do {
-            _ = try scheduler.spawn(object, priority: parameters.priority, stackSize: stackSize, parameters: parameters)
-            return nil
-        } catch {
-            return error
-        }
+        return object
     }
 }
 
@@ -133,7 +124,7 @@ func checkpointSlowPath() {
 @usableFromInline
 func waitUntilFinished(_ object: ThreadObject) throws {
     try Scheduler.with("UThread.join") { scheduler in
-        guard object.scheduler === scheduler else { throw UThreadError.foreignRuntime }
+        guard object.runtime == Unmanaged.passUnretained(scheduler).toOpaque() else { throw UThreadError.foreignRuntime }
         let me = scheduler.current
         guard object.controlBlock != me else { throw UThreadError.invalidArgument("thread \(object.id) cannot join itself") }
         while !object.isFinished {
@@ -159,9 +150,9 @@ public struct UThreadHandle: Hashable, CustomStringConvertible {
     /// See `UThread.cancel()`.
     public func cancel() {
         guard !object.isFinished else { return }
-        if let t = object.controlBlock, let scheduler = object.scheduler as? Scheduler {
-            guard scheduler === Scheduler.active else { return }
-            scheduler.cancel(t)
+        if let t = object.controlBlock, let runtime = object.runtime {
+            guard runtime == uthreads_get_runtime() else { return }
+            Unmanaged<Scheduler>.fromOpaque(runtime)._withUnsafeGuaranteedRef { $0.cancel(t) }
         } else {
             object.isCancelled = true
         }

@@ -21,6 +21,15 @@
 // table. The entry path is split so that no Swift reference lives in the frame that makes the
 // final switch (that frame never returns, so a reference held there would never be released).
 //
+// Thread objects. A thread's Swift object (ThreadObject: body, result, name) outlives its row
+// while handles exist. Allocating and freeing it was a third of a spawn+join (malloc, free,
+// init, deinit: ~370 instructions of ~1800). `reap` therefore keeps the object of a thread that
+// finished with a trivial result in a one-object slot (`reusable`), and the next spawn takes it
+// if nothing else references it by then (`isKnownUniquelyReferenced`), else lets it go (its
+// handles free it). One slot suffices for the common spawn-join loop and bounds what is held:
+// at most one object with no observable contents. M:1 only: under M:N a handle may be released
+// on another kernel thread, and the uniqueness test would have to synchronise with it.
+//
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
 // deadline. Exactly one wake source wins: the queue's owner (`wake(.woken)`), the timer
@@ -116,7 +125,7 @@ final class Scheduler {
     /// at it, so M:1 pays nothing for it.
     var worker: WorkerHooks?
     /// The worker's index (-1 under M:1), stored in every row at spawn for the thread table.
-    var workerIndex: Int32 = -1
+    @exclusivity(unchecked) var workerIndex: Int32 = -1
     /// Built with ThreadSanitizer: every switch is announced to it as a fiber switch
     /// (cuthreads.h). False in other builds: one branch per switch on a field in cache.
     let tsan = uthreads_tsan_enabled() != 0
@@ -167,7 +176,11 @@ final class Scheduler {
     /// Total switches performed by this scheduler.
     @exclusivity(unchecked) private(set) var switchCount: UInt64 = 0
     /// Threads spawned in this runtime's life.
-    private(set) var spawnCount: UInt64 = 0
+    @exclusivity(unchecked) private(set) var spawnCount: UInt64 = 0
+    /// The object of the last thread reaped with a trivial result, kept for reuse by the next
+    /// spawn if by then no handle references it (`reusableObject`). M:1 only. See "Thread
+    /// objects" in the essay.
+    @exclusivity(unchecked) private var reusable: ThreadObject?
     /// State of the runtime's random source (randomised choices such as select fairness).
     /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible.
     @exclusivity(unchecked) var randomState: UInt64 = uthreads_monotonic_ns() ^ 0x5DEE_CE66_D1CE_4E5B
@@ -317,7 +330,6 @@ final class Scheduler {
         let id = ids.allocate()
         object.id = ThreadID(rawValue: id)
         object.controlBlock = t
-        object.scheduler = self
         t.pointee.id = id
         t.pointee.flags = flags
         t.pointee.priority = Int32(clamping: priority)
@@ -330,9 +342,11 @@ final class Scheduler {
         t.pointee.worker = workerIndex
         t.pointee.created_tick = accounting ? lastTick : uthreads_ticks_inline()
         t.pointee.object = Unmanaged.passRetained(object).toOpaque()
-        t.pointee.runtime = Unmanaged.passUnretained(self).toOpaque()
+        let runtime = Unmanaged.passUnretained(self).toOpaque()
+        object.runtime = runtime
+        t.pointee.runtime = runtime
         if !object.name.isEmpty { t.setName(object.name) }
-        if checks { precondition(object.runner != nil, "spawn of an object without a body") }
+        if checks { precondition(object.contents == .body, "spawn of an object without a body") }
         t.pointee.sp = uthreads_context_make(stack.hi, threadEntry, UnsafeMutableRawPointer(t))
         if tsan { uthreads_tsan_fiber_create(t) }
         t.pointee.state = .stateReady
@@ -517,10 +531,11 @@ final class Scheduler {
     }
 
     private func exitCurrent(_ t: ControlBlock) -> ControlBlock {
-        let object = objectOf(t)
-        object.isFinished = true
-        if object.locals != nil { object.locals = nil }
-        while let joiner = object.dequeue() { wake(joiner, .woken) }
+        Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)._withUnsafeGuaranteedRef { object in
+            object.isFinished = true
+            if object.locals != nil { object.locals = nil }
+            while let joiner = object.dequeue() { wake(joiner, .woken) }
+        }
         if t.has(.flagMain) { cancelAll(except: t) }
         stopped(t, finished: true)
         t.pointee.state = .stateFinished
@@ -549,9 +564,35 @@ final class Scheduler {
         if tsan { uthreads_tsan_fiber_destroy(t) }
         stacks.release(stackOf(t))
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
-        object.takeUnretainedValue().controlBlock = nil
+        let trivial = object._withUnsafeGuaranteedRef { o in
+            o.controlBlock = nil
+            return o.resultIsTrivial
+        }
         table.release(t)
-        object.release()
+        // Keep the row's reference for reuse (M:1 only: under M:N handles live on other kernel
+        // threads, and a uniqueness test would need to synchronise with their releases).
+        if trivial && reusable == nil && workerIndex < 0 {
+            reusable = object.takeRetainedValue()
+        } else {
+            object.release()
+        }
+    }
+
+    /// The object kept by `reap`, emptied and renamed, if no handle references it any more;
+    /// otherwise nil (and the scheduler lets go of it: its handles free it). O(1).
+    func reusableObject(name: String) -> ThreadObject? {
+        guard reusable != nil else { return nil }
+        guard isKnownUniquelyReferenced(&reusable) else {
+            reusable = nil
+            return nil
+        }
+        let object = reusable.take().unsafelyUnwrapped
+        if checks {
+            precondition(object.isFinished && object.controlBlock == nil && object.isEmpty && object.locals == nil,
+                         "reusable thread object \(object.id) is still in use")
+        }
+        object.recycle(name: name)
+        return object
     }
 
     /// Cancels every live thread but `except` (used when the main thread returns).
@@ -666,6 +707,7 @@ final class Scheduler {
     /// Tears down what is left after the loop ended (abandoned threads included).
     func shutdown() {
         if let z = zombie { reap(z) }
+        reusable = nil
         recorder?.finish(nsPerUnit: nsPerSliceUnit)
         watchdog.flush()
         uthreads_checkpoint_arm(Int64.max / 2)

@@ -69,12 +69,12 @@ final class StackPool {
     let maxPooled: Int
 
     /// The mode new stacks get now (`.automatic` resolves to `.guarded` until it must not).
-    private(set) var effectiveMode: StackMode
+    @exclusivity(unchecked) private(set) var effectiveMode: StackMode
     private(set) var switchedToDense = false
 
     @exclusivity(unchecked) private var freeDefault = StackFreeList()   // guarded, defaultSize
     private var freeGuarded: [Int: [Stack]] = [:]                   // other usable sizes
-    private var pooledGuarded = 0
+    @exclusivity(unchecked) private var pooledGuarded = 0
     @exclusivity(unchecked) private var freeDense = StackFreeList()
     private var slabs: [(base: UnsafeMutableRawPointer, length: Int)] = []
     private static let slotsPerSlab = 256
@@ -102,7 +102,25 @@ final class StackPool {
     static func round(_ n: Int, to page: Int) -> Int { (n + page - 1) / page * page }
 
     /// A stack of at least `size` usable bytes (`nil`: the default). O(1) when pooled.
+    ///
+    /// The common spawn (default size, a pooled stack) is inlined into the caller; the rest
+    /// is `allocateSlow`.
+    @inline(__always)
     func allocate(size: Int?) throws(UThreadError) -> Stack {
+        if size == nil {
+            if effectiveMode == .dense {
+                if let s = freeDense.pop() { inUse &+= 1; return s }
+            } else if let s = freeDefault.pop() {
+                pooledGuarded &-= 1
+                inUse &+= 1
+                return s
+            }
+        }
+        return try allocateSlow(size: size)
+    }
+
+    @inline(never)
+    private func allocateSlow(size: Int?) throws(UThreadError) -> Stack {
         if effectiveMode == .dense && (size == nil || size! <= denseSlotSize - 64) {
             let s = try allocateDense()
             inUse += 1
@@ -139,7 +157,28 @@ final class StackPool {
     }
 
     /// Returns a stack to the pool (or to the kernel when the pool is full). O(1).
+    ///
+    /// The common case (a default-size or dense stack into a pool with room) is inlined into
+    /// the caller; the rest is `releaseSlow`.
+    @inline(__always)
     func release(_ stack: Stack) {
+        if stack.mode == .dense {
+            if freeDense.count < maxPooled {
+                freeDense.push(stack)
+                inUse &-= 1
+                return
+            }
+        } else if pooledGuarded < maxPooled && stack.size == defaultSize {
+            freeDefault.push(stack)
+            pooledGuarded &+= 1
+            inUse &-= 1
+            return
+        }
+        releaseSlow(stack)
+    }
+
+    @inline(never)
+    private func releaseSlow(_ stack: Stack) {
         inUse -= 1
         switch stack.mode {
         case .dense:

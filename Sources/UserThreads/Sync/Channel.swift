@@ -64,7 +64,7 @@ struct ElementOps {
 /// A typed FIFO channel between user threads of one runtime.
 ///
 /// ```swift
-/// let jobs = Channel<Int>(capacity: 16)
+/// let jobs = try Channel<Int>(capacity: 16)
 /// let worker = UThread { for job in jobs { process(job) } }
 /// for j in 0..<100 { try jobs.send(j) }
 /// jobs.close()
@@ -75,13 +75,23 @@ struct ElementOps {
 public final class Channel<T>: Sequence, CustomStringConvertible {
     @usableFromInline let core: ChannelCore
 
-    /// - Parameters:
-    ///   - capacity: 0 (default) for an unbuffered channel (every send is a rendezvous with a
-    ///     receive); otherwise how many values it buffers.
-    ///   - name: shown in wait reasons ("channel receive on 'jobs'").
+    /// An unbuffered channel: every send is a rendezvous with a receive.
+    ///
+    /// - Parameter name: shown in wait reasons ("channel receive on 'jobs'").
     @inlinable
-    public init(capacity: Int = 0, name: String = "") {
-        precondition(capacity >= 0, "Channel capacity must be >= 0")
+    public init(name: String = "") {
+        core = ChannelCore(capacity: 0, name: name, ops: ElementOps(T.self))
+    }
+
+    /// A channel that buffers up to `capacity` values (0: unbuffered).
+    ///
+    /// - Parameters:
+    ///   - capacity: how many values it buffers; 0 for a rendezvous channel.
+    ///   - name: shown in wait reasons ("channel receive on 'jobs'").
+    /// - Throws: `UThreadError.invalidArgument` when `capacity` is negative.
+    @inlinable
+    public init(capacity: Int, name: String = "") throws(UThreadError) {
+        guard capacity >= 0 else { throw .invalidArgument("Channel capacity must be >= 0, not \(capacity)") }
         core = ChannelCore(capacity: capacity, name: name, ops: ElementOps(T.self))
     }
 

@@ -26,10 +26,11 @@ public final class UBarrier: WaitQueue, WaitTarget, CustomStringConvertible {
     /// A barrier that releases every `parties` arrivals.
     ///
     /// - Parameters:
-    ///   - parties: threads per generation. Precondition: at least 1.
+    ///   - parties: threads per generation, at least 1.
     ///   - name: shown in wait reasons and deadlock reports ("" for none).
-    public init(parties: Int, name: String = "") {
-        precondition(parties >= 1, "UBarrier needs at least one party")
+    /// - Throws: `UThreadError.invalidArgument` when `parties` is less than 1.
+    public init(parties: Int, name: String = "") throws(UThreadError) {
+        guard parties >= 1 else { throw .invalidArgument("UBarrier needs at least one party, not \(parties)") }
         self.parties = parties
         self.name = name
         self.id = SyncObjectID.allocate()

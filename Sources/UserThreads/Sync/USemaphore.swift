@@ -17,17 +17,26 @@ public final class USemaphore: WaitQueue, WaitTarget, CustomStringConvertible {
     @exclusivity(unchecked) public private(set) var value: Int
     @exclusivity(unchecked) private var destroyed = false
 
-    /// A semaphore holding `value` permits.
+    /// A semaphore holding no permits.
     ///
-    /// - Parameters:
-    ///   - value: the initial permit count. Precondition: not negative.
-    ///   - name: shown in wait reasons and deadlock reports ("" for none).
-    public init(value: Int = 0, name: String = "") {
-        precondition(value >= 0, "USemaphore value must be >= 0")
-        self.value = value
+    /// - Parameter name: shown in wait reasons and deadlock reports ("" for none).
+    public init(name: String = "") {
+        self.value = 0
         self.name = name
         self.id = SyncObjectID.allocate()
         super.init()
+    }
+
+    /// A semaphore holding `value` permits.
+    ///
+    /// - Parameters:
+    ///   - value: the initial permit count, not negative.
+    ///   - name: shown in wait reasons and deadlock reports ("" for none).
+    /// - Throws: `UThreadError.invalidArgument` when `value` is negative.
+    public convenience init(value: Int, name: String = "") throws(UThreadError) {
+        guard value >= 0 else { throw .invalidArgument("USemaphore value must be >= 0, not \(value)") }
+        self.init(name: name)
+        self.value = value
     }
 
     /// Takes a permit, waiting while none is available. O(1).

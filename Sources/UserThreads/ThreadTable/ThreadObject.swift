@@ -5,35 +5,61 @@ import CUThreads
 /// sees them. Retained by the control block from spawn to exit, and by every `UThread` handle.
 /// It is also the wait queue of the threads joining it (one allocation per thread, not two).
 ///
-/// Design: one allocation per spawn, and no generic metadata lookups or dynamic casts on the
-/// spawn, run and join paths. The object is not generic. `storage` holds, type-erased, first
-/// the thread's closure (`() throws -> Success`) and then its `Result<Success, any Error>`;
-/// `storedType` records which, so that the non-generic deinit can destroy it through the
-/// metadata pointer it already has. The typed reads and writes happen in `@inlinable` code that
-/// the caller specialises (`UThread.init`, `join`). `runner` is a non-capturing closure in that
-/// specialised code, so it needs no context allocation.
+/// Design: at most one allocation per spawn (none when the scheduler reuses an object, see
+/// below), and no generic metadata lookups or dynamic casts on the spawn, run and join paths.
+/// The object is not generic. `storage` holds, type-erased, first the thread's closure
+/// (`() throws -> Success`) and then its `Result<Success, any Error>`; `contents` records which.
+/// The typed reads and writes happen in `@inlinable` code that the caller specialises
+/// (`UThread.init`, `join`). `witness` is a non-capturing closure made in that specialised code
+/// (so it needs no context allocation) that runs the body, and destroys whatever is stored for
+/// the non-generic deinit: a destroy through the stored type's metadata (an unspecialised
+/// `deinitialize`, i.e. `swift_arrayDestroy` and a value-witness call) cost ~70 instructions.
+///
+/// Reuse. An object whose thread finished with a trivial result (`resultIsTrivial`: a
+/// `.success` of a POD type, so it references nothing) may be kept by the scheduler after the
+/// thread's row is gone, and handed to a later spawn once no handle references it any more
+/// (`isKnownUniquelyReferenced`, Scheduler.reap): that saves the malloc, free, init and deinit
+/// of a spawn+join (~300 instructions). Nothing can tell: only the row referenced it besides
+/// the (gone) handles, and a trivial result owns nothing whose release could be observed.
+/// Results that hold references are never kept: they are released with their last handle,
+/// as before.
 ///
 /// Rejected: a generic subclass `TypedThreadObject<Success>` (its unspecialised deinit and run
 /// looked up `Result<Success, Error>` metadata in the runtime's global cache, ~3 lookups per
 /// thread); a wrapper closure capturing the body (a second allocation); the result in an `Any`
-/// read back with `as!` (a dynamic cast, ~40 ns).
+/// read back with `as!` (a dynamic cast, ~40 ns); reusing objects with any result (a dropped
+/// handle's result would then live until the next spawn: its deinit would run late); a free list
+/// of objects recycled when their last handle drops (Swift has no hook between a class
+/// instance's deinit and its deallocation).
 @usableFromInline
-class ThreadObject: WaitQueue {
-    /// Runs the body stored in `storage` and stores its result there; nil once started.
-    @usableFromInline @exclusivity(unchecked) var runner: ((ThreadObject) -> Void)?
-    /// The type of the value in `storage` (or in `heap`), nil when empty.
-    @usableFromInline @exclusivity(unchecked) var storedType: Any.Type?
+final class ThreadObject: WaitQueue {
+    /// What `witness` is asked to do.
+    @usableFromInline enum Operation { case run, destroy }
+    /// What `storage` (or `heap`) holds.
+    @usableFromInline enum Contents: UInt8 { case empty, body, result }
+
+    /// Code specialised for this thread's types (a non-capturing closure made by `install`):
+    /// `.run` runs the body in the storage and stores its `Result` there; `.destroy` destroys
+    /// whichever of the two is stored. Nil only before `install`.
+    @usableFromInline @exclusivity(unchecked) var witness: ((ThreadObject, Operation) -> Void)?
+    /// What the storage holds.
+    @usableFromInline @exclusivity(unchecked) var contents = Contents.empty
+    /// Set when the stored result holds no references (a `.success` of a trivial type), so that
+    /// keeping the object after its last handle is gone is unobservable: the scheduler may then
+    /// reuse it for a later spawn (Scheduler.reap, `reusableObject`).
+    @usableFromInline @exclusivity(unchecked) var resultIsTrivial = false
     /// Inline room for the body closure (16 bytes) or a small result.
     @usableFromInline @exclusivity(unchecked) var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     /// Out-of-line room for a result larger than `storage`.
     @usableFromInline @exclusivity(unchecked) var heap: UnsafeMutableRawPointer?
     /// Filled by spawn; stays valid after the thread finished (the row does not).
-    var id: ThreadID = ThreadID(rawValue: 0)
-    @usableFromInline var name: String
+    @exclusivity(unchecked) var id: ThreadID = ThreadID(rawValue: 0)
+    @usableFromInline @exclusivity(unchecked) var name: String
     /// The row while the thread lives; nil once finished.
     @exclusivity(unchecked) var controlBlock: ControlBlock?
-    /// The scheduler that runs it (the scheduler outlives every thread it runs).
-    @exclusivity(unchecked) unowned(unsafe) var scheduler: AnyObject?
+    /// The scheduler that runs it, unretained (it outlives every thread it runs): compared by
+    /// address, so that a join's same-runtime check costs no retain and release.
+    @exclusivity(unchecked) var runtime: UnsafeMutableRawPointer?
     /// Set when the body has returned or thrown.
     @usableFromInline @exclusivity(unchecked) var isFinished = false
     /// Set by cancel(); mirrored in the row's flags while the thread lives.
@@ -54,9 +80,24 @@ class ThreadObject: WaitQueue {
 
     /// Runs the body once. Called by the scheduler on the thread's own stack.
     final func run() {
-        guard let runner else { return }
-        self.runner = nil
-        runner(self)
+        guard contents == .body, let witness else { return }
+        witness(self, .run)
+    }
+
+    /// Makes a finished object whose result is trivial, and that nothing else references any
+    /// more, ready for another spawn, as if new. O(1). Only the scheduler calls it (on a
+    /// uniquely referenced object: no handle, row or queue can see the change).
+    final func recycle(name: String) {
+        if contents != .empty {
+            // A trivial result needs no destruction; only out-of-line room must be freed.
+            if let heap { heap.deallocate(); self.heap = nil }
+            contents = .empty
+        }
+        resultIsTrivial = false  // `witness` is replaced by the next `install`
+        isFinished = false
+        isCancelled = false
+        id = ThreadID(rawValue: 0)
+        if !(name.isEmpty && self.name.isEmpty) { self.name = name }
     }
 
     /// Where the stored value lives.
@@ -68,20 +109,20 @@ class ThreadObject: WaitQueue {
 
     /// Moves `value` into the storage (which must be empty).
     @inlinable
-    final func store<T>(_ value: T) {
-        precondition(storedType == nil, "ThreadObject: storage is occupied")
+    final func store<T>(_ value: T, as kind: Contents) {
+        precondition(contents == .empty, "ThreadObject: storage is occupied")
         if MemoryLayout<T>.size > MemoryLayout.size(ofValue: storage) || MemoryLayout<T>.alignment > 8 {
             heap = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment)
         }
         _ = withStoredPointer { $0.initializeMemory(as: T.self, to: value) }
-        storedType = T.self
+        contents = kind
     }
 
     /// Moves the stored value (of type `T`) out, leaving the storage empty.
     @inlinable
     final func take<T>(_ type: T.Type) -> T {
         let value = withStoredPointer { $0.assumingMemoryBound(to: T.self).move() }
-        storedType = nil
+        contents = .empty
         if let heap { heap.deallocate(); self.heap = nil }
         return value
     }
@@ -92,36 +133,51 @@ class ThreadObject: WaitQueue {
         withStoredPointer { $0.assumingMemoryBound(to: T.self).pointee }
     }
 
-    /// Destroys whatever is stored, through its metadata (no lookup, no cast).
+    /// Destroys whatever is stored, through the specialised `witness` (no metadata, no
+    /// unspecialised value-witness calls).
     @usableFromInline
     final func destroyStored() {
-        guard let type = storedType else { return }
-        func destroy<T>(_: T.Type, _ p: UnsafeMutableRawPointer) { p.assumingMemoryBound(to: T.self).deinitialize(count: 1) }
-        withStoredPointer { destroy(type, $0) }
-        storedType = nil
-        if let heap { heap.deallocate(); self.heap = nil }
+        guard contents != .empty, let witness else { return }
+        witness(self, .destroy)
     }
 }
 
 extension ThreadObject {
-    /// Makes `object` run `body` and keep its `Result`. Specialised into the caller.
+    /// A new object that will run `body` and keep its `Result`. Specialised into the caller.
     @inlinable
     static func make<Success>(name: String, body: @escaping () throws -> Success) -> ThreadObject {
         let object = ThreadObject(name: name)
-        object.store(body)
-        object.runner = { object in
-            let body = object.take((() throws -> Success).self)
-            object.store(Result<Success, any Error>(catching: body))
-        }
+        object.install(body)
         return object
+    }
+
+    /// Stores `body` in a new or recycled (empty) object, with the specialised code that runs
+    /// and destroys it. Specialised into the caller.
+    @inlinable
+    final func install<Success>(_ body: @escaping () throws -> Success) {
+        store(body, as: .body)
+        witness = { object, operation in
+            switch operation {
+            case .run:
+                let body = object.take((() throws -> Success).self)
+                let result = Result<Success, any Error>(catching: body)
+                if _isPOD(Success.self), case .success = result { object.resultIsTrivial = true }
+                object.store(result, as: .result)
+            case .destroy:
+                if object.contents == .body {
+                    _ = object.take((() throws -> Success).self)
+                } else {
+                    _ = object.take(Result<Success, any Error>.self)
+                }
+            }
+        }
     }
 
     /// Replaces a never-started body with a failure (spawn could not create the thread).
     @inlinable
     func fail<Success>(_ error: any Error, as: Success.Type) {
-        runner = nil
         destroyStored()
-        store(Result<Success, any Error>.failure(error))
+        store(Result<Success, any Error>.failure(error), as: .result)
         isFinished = true
     }
 

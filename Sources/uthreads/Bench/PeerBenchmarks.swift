@@ -13,7 +13,7 @@ enum BackendWorkloads {
     /// ns per handoff: two threads ping-pong over two unbuffered backend channels.
     static func channelHandoffNs(_ kind: BackendKind, roundTrips: Int) throws -> Double {
         try UThreadRuntime.run(backend: kind) { b in
-            let ping = b.makeChannel(of: Int.self), pong = b.makeChannel(of: Int.self)
+            let ping = try b.makeChannel(of: Int.self), pong = try b.makeChannel(of: Int.self)
             let echo = b.spawn { while let v = try ping.receive() { try pong.send(v) } }
             for i in 0..<100 { try ping.send(i); _ = try pong.receive() }
             let t0 = CoreBenchmarks.nowNs()
@@ -31,8 +31,8 @@ enum BackendWorkloads {
         try UThreadRuntime.run(backend: kind) { b in
             let m = b.makeMutex(name: "hot")
             let counter = Unprotected(0)
-            let gate = b.makeChannel(of: Int.self, capacity: threads)
-            let go = b.makeChannel(of: Int.self)
+            let gate = try b.makeChannel(of: Int.self, capacity: threads)
+            let go = try b.makeChannel(of: Int.self)
             let workers = (0..<threads).map { _ in
                 b.spawn {
                     try gate.send(1)

@@ -75,7 +75,7 @@ struct DemoBoundedBufferCommand: ParsableCommand {
     func run() throws {
         let (np, nc, per, cap) = (producers, consumers, items, capacity)
         let (count, sum, perConsumer) = try UThreadRuntime.run { () -> (Int, Int, [Int]) in
-            let buffer = Channel<Int>(capacity: cap, name: "buffer")
+            let buffer = try Channel<Int>(capacity: cap, name: "buffer")
             var counts = [Int](repeating: 0, count: nc), sum = 0
             var snapshot = Snapshot()
             try withThreadGroup(name: "factory") { g in
@@ -168,8 +168,8 @@ struct DemoSleepingBarberCommand: ParsableCommand {
     func run() throws {
         let (nChairs, nCustomers, cut) = (chairs, customers, haircut)
         let (served, away) = try UThreadRuntime.run { () -> (Int, Int) in
-            let customersReady = USemaphore(value: 0, name: "customers")
-            let barberReady = USemaphore(value: 0, name: "barber chair")
+            let customersReady = try USemaphore(value: 0, name: "customers")
+            let barberReady = try USemaphore(value: 0, name: "barber chair")
             let seats = UMutex(name: "waiting room")
             var waiting = 0, served = 0, away = 0
             var snapshot = Snapshot()

@@ -93,7 +93,7 @@ enum CheckpointBench {
             }
         }
         print("== UThread.checkpoint() when no switch is due: \(n) iterations of a loop body, median of 5")
-        for (name, make) in [("round-robin, 10 ms quantum (alone: one self-preemption per 10 ms)", { RoundRobinPolicy(quantum: .milliseconds(10)) as any SchedulingPolicy }),
+        for (name, make) in [("round-robin, 10 ms quantum (alone: one self-preemption per 10 ms)", { try RoundRobinPolicy(quantum: .milliseconds(10)) as any SchedulingPolicy }),
                              ("FIFO (no quantum)", { FIFOPolicy() as any SchedulingPolicy })] {
             var with: [Double] = [], without: [Double] = []
             for _ in 0..<5 {

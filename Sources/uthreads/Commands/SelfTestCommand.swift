@@ -14,12 +14,13 @@ struct SelfTestCommand: ParsableCommand {
         case overflow, canary, misuse, kernelThreads = "kernel-threads", mapLimit = "map-limit"
         case dumpOnSignal = "dump-on-signal", dumpWhileBusy = "dump-while-busy", gdbTarget = "gdb-target"
         case liveView = "live-view"
+        case spawnLoop = "spawn-loop"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT")
     var scenario: Scenario
 
-    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run.")
+    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run. spawn-loop: the count.")
     var paths: [String] = []
 
     func run() throws {
@@ -110,6 +111,15 @@ struct SelfTestCommand: ParsableCommand {
                         try UThread.sleep(for: .milliseconds(2))
                     }
                 }
+            }
+        case .spawnLoop:
+            // A fixed number of `try UThread {}.join()` (the `bench spawn` loop) after 1000 to warm
+            // the stack pool, for instruction counts: run it under callgrind with two counts and
+            // divide the difference by the difference of the counts (docs/BENCHMARKS.md).
+            guard paths.count == 1, let count = Int(paths[0]), count >= 0 else { throw ValidationError("spawn-loop needs COUNT") }
+            try UThreadRuntime.run {
+                for _ in 0..<1000 { try UThread {}.join() }
+                for _ in 0..<count { try UThread {}.join() }
             }
         case .gdbTarget:
             // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb.

@@ -22,16 +22,16 @@ enum LabPolicy: String, CaseIterable {
         }
     }
 
-    func make(seed: UInt64, quantum: Duration) -> any SchedulingPolicy {
+    func make(seed: UInt64, quantum: Duration) throws -> any SchedulingPolicy {
         switch self {
         case .fifo: FIFOPolicy()
-        case .rr: RoundRobinPolicy(quantum: quantum)
-        case .priority: PriorityPolicy(quantum: quantum, agingInterval: quantum * 4)
-        case .lottery: LotteryPolicy(seed: seed, quantum: quantum)
-        case .stride: StridePolicy(quantum: quantum)
-        case .mlfq: MLFQPolicy(quanta: [quantum / 2, quantum, quantum * 2], boostInterval: quantum * 20)
-        case .edf: EDFPolicy(recheckInterval: quantum)
-        case .cfs: FairSharePolicy(targetLatency: quantum * 2, minGranularity: quantum / 10)
+        case .rr: try RoundRobinPolicy(quantum: quantum)
+        case .priority: try PriorityPolicy(quantum: quantum, agingInterval: quantum * 4)
+        case .lottery: try LotteryPolicy(seed: seed, quantum: quantum)
+        case .stride: try StridePolicy(quantum: quantum)
+        case .mlfq: try MLFQPolicy(quanta: [quantum / 2, quantum, quantum * 2], boostInterval: quantum * 20)
+        case .edf: try EDFPolicy(recheckInterval: quantum)
+        case .cfs: try FairSharePolicy(targetLatency: quantum * 2, minGranularity: quantum / 10)
         }
     }
 }
@@ -133,7 +133,7 @@ enum SchedLab {
         c.clock = virtual ? .virtual : .real
         c.trace = trace
         let specs = workload.threads
-        try UThreadRuntime.run(c, policy: policy.make(seed: seed, quantum: quantum)) {
+        try UThreadRuntime.run(c, policy: try policy.make(seed: seed, quantum: quantum)) {
             let threads = specs.map { spec in
                 UThread(name: spec.name, scheduling: spec.scheduling) {
                     for phase in spec.phases {

@@ -121,8 +121,8 @@ struct BackendTests {
     @Test(arguments: backends)
     func unbufferedChannelIsARendezvous(kind: BackendKind) throws {
         try UThreadRuntime.run(backend: kind) { b throws in
-            let ch = b.makeChannel(of: Int.self)
-            let acks = b.makeChannel(of: Int.self)
+            let ch = try b.makeChannel(of: Int.self)
+            let acks = try b.makeChannel(of: Int.self)
             #expect(ch.capacity == 0)
             let sent = Atomic<Int>(0)
             let sender = b.spawn {
@@ -147,7 +147,7 @@ struct BackendTests {
     @Test(arguments: backends)
     func bufferedChannelBlocksWhenFullAndDrainsAfterClose(kind: BackendKind) throws {
         try UThreadRuntime.run(backend: kind) { b throws in
-            let ch = b.makeChannel(of: String.self, capacity: 3)
+            let ch = try b.makeChannel(of: String.self, capacity: 3)
             let progress = Atomic<Int>(0)
             let producer = b.spawn {
                 for i in 0..<5 { try ch.send("v\(i)"); progress.store(i + 1, ordering: .sequentiallyConsistent) }
@@ -169,8 +169,8 @@ struct BackendTests {
         try UThreadRuntime.run(backend: kind) { b throws in
             // A lone receiver and a lone sender on two unbuffered channels: whether close comes
             // before or after they block, the receiver gets nil and the sender throws.
-            let forReceiver = b.makeChannel(of: Int.self), forSender = b.makeChannel(of: Int.self)
-            let ready = b.makeChannel(of: Int.self, capacity: 2)
+            let forReceiver = try b.makeChannel(of: Int.self), forSender = try b.makeChannel(of: Int.self)
+            let ready = try b.makeChannel(of: Int.self, capacity: 2)
             let receiver = b.spawn { () -> Int? in try ready.send(1); return try forReceiver.receive() }
             let sender = b.spawn { () -> Bool in
                 try ready.send(2)

@@ -174,4 +174,44 @@ import Testing
             #expect(counter.live == 0)                                // released with the handle
         }
     }
+
+    /// Scheduler.reap keeps a finished thread's object for the next spawn when its result is
+    /// trivial; it is reused only once no handle references it, and reuse is invisible.
+    @Test func threadObjectsAreReusedOnlyWhenNoHandleIsLeft() throws {
+        try UThreadRuntime.run {
+            let kept = UThread(name: "kept") { 41 }
+            #expect(try kept.join() == 41)
+            for _ in 0..<3 { try UThread {}.join() }  // `kept` is still referenced: never reused
+            #expect(try kept.join() == 41 && kept.name == "kept" && kept.isFinished)
+
+            // A cancelled thread that finished normally: the next spawn may get its object.
+            var previous: ObjectIdentifier?
+            do {
+                let c = UThread(name: "cancelled") { UThread.yield() }
+                c.cancel()
+                try c.join()
+                #expect(c.isCancelled)
+                previous = ObjectIdentifier(c.object)
+            }
+            let next = UThread { UThread.isCancelled }
+            #expect(ObjectIdentifier(next.object) == previous)   // reused...
+            #expect(!next.isCancelled && !next.isFinished && next.name == "")  // ...as if new
+            #expect(try next.join() == false)
+
+            var ids: Set<ThreadID> = [kept.id, next.id]
+            for i in 0..<100 {
+                let t = UThread(name: i % 2 == 0 ? "" : "n\(i)") { i }
+                #expect(t.name == (i % 2 == 0 ? "" : "n\(i)"))
+                #expect(try t.join() == i)
+                #expect(ids.insert(t.id).inserted)  // ids stay unique
+            }
+            // Results that hold references are never kept past their handles.
+            let counter = Counter()
+            do { _ = try UThread { Tracked(counter) }.join() }
+            #expect(counter.live == 0)
+            do { #expect(throws: UThreadError.self) { try UThread { throw UThreadError.invalidArgument("x") }.join() } }
+            let after = UThread { 1 }
+            #expect(try after.join() == 1)
+        }
+    }
 }

@@ -24,7 +24,7 @@ struct SyncCancellationTests {
                 wait = { try wg.wait() }
                 release = { try wg.done() }
             case .barrier:
-                let b = UBarrier(parties: 3)
+                let b = try UBarrier(parties: 3)
                 wait = { try b.arriveAndWait() }
                 // Two more parties meet the live waiter; had the cancelled arrival counted,
                 // the barrier would trip early or never.
@@ -36,7 +36,7 @@ struct SyncCancellationTests {
                 }
             case .once:
                 let once = UOnce()
-                let gate = USemaphore(value: 0)
+                let gate = try USemaphore(value: 0)
                 let runner = UThread { try once.run { try gate.wait() } }
                 UThread.yield()
                 wait = { try once.run {} }

@@ -30,7 +30,7 @@ struct SyncChannelTests {
 
     @Test func bufferedKeepsOrderAndBlocksWhenFull() throws {
         try UThreadRuntime.run {
-            let ch = Channel<Int>(capacity: 3)
+            let ch = try Channel<Int>(capacity: 3)
             for i in 0..<3 { try ch.send(i) }
             #expect(try ch.trySend(3) == false)
             let late = UThread { try ch.send(3); try ch.send(4) }
@@ -44,7 +44,7 @@ struct SyncChannelTests {
 
     @Test func closeDrainsThenNilAndSendThrows() throws {
         try UThreadRuntime.run {
-            let ch = Channel<String>(capacity: 4, name: "words")
+            let ch = try Channel<String>(capacity: 4, name: "words")
             try ch.send("a"); try ch.send("b")
             #expect(ch.close())
             #expect(!ch.close())
@@ -87,7 +87,7 @@ struct SyncChannelTests {
     @Test func manyProducersManyConsumersCountAndChecksum() throws {
         try UThreadRuntime.run {
             for capacity in [0, 1, 16] {
-                let ch = Channel<Int>(capacity: capacity)
+                let ch = try Channel<Int>(capacity: capacity)
                 let producers = (0..<8).map { p in
                     UThread { for i in 0..<1_000 { try ch.send(p * 1_000 + i) } }
                 }
@@ -110,7 +110,7 @@ struct SyncChannelTests {
 
     @Test func selectTakesTheReadyCaseOrDefault() throws {
         try UThreadRuntime.run {
-            let a = Channel<Int>(capacity: 1), b = Channel<String>(capacity: 1)
+            let a = try Channel<Int>(capacity: 1), b = try Channel<String>(capacity: 1)
             try b.send("hi")
             let r = try channelSelect { s in
                 s.receive(from: a) { v in "a \(v!)" }
@@ -183,7 +183,7 @@ struct SyncChannelTests {
 
     @Test func selectIsFairOverManyRounds() throws {
         try UThreadRuntime.run {
-            let chans = (0..<4).map { _ in Channel<Int>(capacity: 1) }
+            let chans = try (0..<4).map { _ in try Channel<Int>(capacity: 1) }
             var hits = [0, 0, 0, 0]
             for _ in 0..<20_000 {
                 for c in chans where c.count == 0 { try c.send(1) }
@@ -200,7 +200,7 @@ struct SyncChannelTests {
         func choices(seed: UInt64) throws -> [Int] {
             try UThreadRuntime.run {
                 UThreadRuntime.seedRandom(seed)
-                let chans = (0..<3).map { _ in Channel<Int>(capacity: 1) }
+                let chans = try (0..<3).map { _ in try Channel<Int>(capacity: 1) }
                 var out: [Int] = []
                 for _ in 0..<200 {
                     for c in chans where c.count == 0 { try c.send(0) }
@@ -219,7 +219,7 @@ struct SyncChannelTests {
     @Test func selectUnderSimulationFollowsTheSeed() throws {
         func choices(seed: UInt64) throws -> [Int] {
             try UThreadRuntime.simulate(seed: seed) {
-                let chans = (0..<3).map { _ in Channel<Int>(capacity: 1) }
+                let chans = try (0..<3).map { _ in try Channel<Int>(capacity: 1) }
                 var out: [Int] = []
                 for _ in 0..<100 {
                     for c in chans where c.count == 0 { try c.send(0) }

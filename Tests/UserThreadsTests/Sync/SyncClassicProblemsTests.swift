@@ -44,7 +44,7 @@ struct SyncClassicProblemsTests {
             var ring = [Int](repeating: 0, count: slots)
             var head = 0, tail = 0
             let mutex = UMutex(name: "buffer")
-            let empty = USemaphore(value: slots, name: "empty"), full = USemaphore(value: 0, name: "full")
+            let empty = try USemaphore(value: slots, name: "empty"), full = try USemaphore(value: 0, name: "full")
             var received: [Int] = []
             try withThreadGroup { g in
                 for p in 0..<producers {
@@ -125,8 +125,8 @@ struct SyncClassicProblemsTests {
     @Test func sleepingBarber() throws {
         try UThreadRuntime.run {
             let chairs = 3, customers = 200
-            let customersReady = USemaphore(value: 0, name: "customers")
-            let barberReady = USemaphore(value: 0, name: "barber")
+            let customersReady = try USemaphore(value: 0, name: "customers")
+            let barberReady = try USemaphore(value: 0, name: "barber")
             let seats = UMutex(name: "seats")
             var waiting = 0, served = 0, turnedAway = 0, haircuts = 0
             let barber = UThread(name: "barber") {

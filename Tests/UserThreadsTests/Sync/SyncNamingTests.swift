@@ -9,8 +9,8 @@ struct SyncNamingTests {
         let kernelMutex = Mutex(0)  // Synchronization's
         let atomic = Atomic<Int>(0)
         try UThreadRuntime.run {
-            let m = UMutex(), c = UCondition(), sem = USemaphore(value: 1), rw = URWLock()
-            let ch = Channel<Int>(capacity: 1), wg = UWaitGroup(), b = UBarrier(parties: 1), once = UOnce()
+            let m = UMutex(), c = UCondition(), sem = try USemaphore(value: 1), rw = URWLock()
+            let ch = try Channel<Int>(capacity: 1), wg = UWaitGroup(), b = try UBarrier(parties: 1), once = UOnce()
             let local = ThreadLocal<Int>(default: 0)
             try withThreadGroup { g in
                 g.spawn {

@@ -68,7 +68,7 @@ struct SyncPrimitivesTests {
 
     @Test func semaphoreLimitsConcurrency() throws {
         try UThreadRuntime.run {
-            let sem = USemaphore(value: 3, name: "slots")
+            let sem = try USemaphore(value: 3, name: "slots")
             var inside = 0, maxInside = 0
             let threads = (0..<100).map { _ in
                 UThread {
@@ -87,7 +87,7 @@ struct SyncPrimitivesTests {
 
     @Test func semaphoreTimeoutCancelDestroy() throws {
         try UThreadRuntime.run {
-            let sem = USemaphore(value: 0)
+            let sem = try USemaphore(value: 0)
             #expect(throws: UThreadError.timedOut) { try sem.wait(timeout: .milliseconds(2)) }
             let a = UThread { try sem.wait() }
             let b = UThread { try sem.wait() }
@@ -186,7 +186,7 @@ struct SyncPrimitivesTests {
     @Test func barrierGenerationsAndLeader() throws {
         try UThreadRuntime.run {
             let parties = 8, rounds = 50
-            let barrier = UBarrier(parties: parties)
+            let barrier = try UBarrier(parties: parties)
             var phase = [Int](repeating: 0, count: parties)
             var leaders = 0, skew = 0
             let threads = (0..<parties).map { i in
@@ -207,7 +207,7 @@ struct SyncPrimitivesTests {
 
     @Test func barrierWithdrawsOnTimeoutAndBreaksOnDestroy() throws {
         try UThreadRuntime.run {
-            let b = UBarrier(parties: 2)
+            let b = try UBarrier(parties: 2)
             #expect(throws: UThreadError.timedOut) { try b.arriveAndWait(timeout: .milliseconds(2)) }
             #expect(b.arrived == 0)
             let t = UThread { try b.arriveAndWait() }

@@ -49,8 +49,8 @@ import UserThreads
         #expect(table.render().contains("\(me)"))
 
         try UThreadRuntime.run(backend: .kernelThreads) { b throws in
-            let release = b.makeChannel(of: Int.self)
-            let tids = b.makeChannel(of: Int.self, capacity: 1)
+            let release = try b.makeChannel(of: Int.self)
+            let tids = try b.makeChannel(of: Int.self, capacity: 1)
             let t = b.spawn { try tids.send(KernelThreadTable.callingThreadID); _ = try release.receive() }
             let received = try tids.receive()
             let tid = try #require(received)

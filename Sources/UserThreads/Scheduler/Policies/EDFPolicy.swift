@@ -21,7 +21,9 @@ public final class EDFPolicy: SchedulingPolicy {
     /// - Parameter recheckInterval: how often the running thread's safe points check whether a
     ///   ready thread has an earlier deadline (default 1 ms; it is the time slice this policy
     ///   reports). nil: only blocking calls and slow-path checkpoints check.
-    public init(recheckInterval: Duration? = .milliseconds(1)) {
+    /// - Throws: `UThreadError.invalidArgument` when `recheckInterval` is zero or negative.
+    public init(recheckInterval: Duration? = .milliseconds(1)) throws(UThreadError) {
+        try recheckInterval?.requirePositive("EDFPolicy: the recheck interval")
         self.recheckInterval = recheckInterval
     }
 

@@ -38,7 +38,10 @@ public final class FairSharePolicy: SchedulingPolicy {
     /// - Parameters:
     ///   - targetLatency: the period in which every ready thread should run once (20 ms).
     ///   - minGranularity: the shortest slice (1 ms).
-    public init(targetLatency: Duration = .milliseconds(20), minGranularity: Duration = .milliseconds(1)) {
+    /// - Throws: `UThreadError.invalidArgument` when a duration is zero or negative.
+    public init(targetLatency: Duration = .milliseconds(20), minGranularity: Duration = .milliseconds(1)) throws(UThreadError) {
+        try targetLatency.requirePositive("FairSharePolicy: the target latency")
+        try minGranularity.requirePositive("FairSharePolicy: the minimum granularity")
         self.targetLatency = targetLatency
         self.minGranularity = minGranularity
         latencyNs = max(1, Scheduler.nanoseconds(targetLatency))

@@ -21,7 +21,9 @@ public final class LotteryPolicy: SchedulingPolicy {
     /// - Parameters:
     ///   - seed: the random source's seed.
     ///   - quantum: the time slice (default 10 ms).
-    public init(seed: UInt64 = 1, quantum: Duration = .milliseconds(10)) {
+    /// - Throws: `UThreadError.invalidArgument` when `quantum` is zero or negative.
+    public init(seed: UInt64 = 1, quantum: Duration = .milliseconds(10)) throws(UThreadError) {
+        try quantum.requirePositive("LotteryPolicy: the quantum")
         self.seed = seed
         self.quantum = quantum
         random = SplitMix64(seed: seed)

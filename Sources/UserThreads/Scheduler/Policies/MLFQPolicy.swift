@@ -34,9 +34,15 @@ public final class MLFQPolicy: SchedulingPolicy {
     /// - Parameters:
     ///   - quanta: the quantum (allotment) of each level, top first (default 5, 10, 20 ms).
     ///   - boostInterval: how often every thread returns to the top (default 100 ms; nil: never).
+    /// - Throws: `UThreadError.invalidArgument` unless there are 1...255 levels, every quantum is
+    ///   positive and the boost interval (if any) is positive.
     public init(quanta: [Duration] = [.milliseconds(5), .milliseconds(10), .milliseconds(20)],
-                boostInterval: Duration? = .milliseconds(100)) {
-        precondition(!quanta.isEmpty && quanta.count < 256, "MLFQPolicy: 1...255 levels")
+                boostInterval: Duration? = .milliseconds(100)) throws(UThreadError) {
+        guard !quanta.isEmpty && quanta.count < 256 else {
+            throw .invalidArgument("MLFQPolicy: 1...255 levels, not \(quanta.count)")
+        }
+        for q in quanta { try q.requirePositive("MLFQPolicy: every quantum") }
+        try boostInterval?.requirePositive("MLFQPolicy: the boost interval (nil for none)")
         self.quanta = quanta
         self.boostInterval = boostInterval
         quantaNs = quanta.map { max(1, Scheduler.nanoseconds($0)) }

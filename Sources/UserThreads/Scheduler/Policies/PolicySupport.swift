@@ -87,3 +87,10 @@ struct KeyedThreadHeap {
         for e in items { precondition(e.thread.block.pointee.state == .stateReady, "\(name): queued thread \(e.thread.id) is not ready") }
     }
 }
+
+extension Duration {
+    /// Throws `UThreadError.invalidArgument` naming `what` unless the duration is positive.
+    package func requirePositive(_ what: @autoclosure () -> String) throws(UThreadError) {
+        guard self > .zero else { throw .invalidArgument("\(what()) must be positive, not \(self)") }
+    }
+}

@@ -25,7 +25,10 @@ public final class PriorityPolicy: SchedulingPolicy {
     ///   - quantum: the time slice among equal priorities (default 10 ms).
     ///   - agingInterval: waiting this long raises the effective priority by one (default
     ///     20 ms); nil: no aging (strict priority, starvation possible).
-    public init(quantum: Duration = .milliseconds(10), agingInterval: Duration? = .milliseconds(20)) {
+    /// - Throws: `UThreadError.invalidArgument` when a duration is zero or negative.
+    public init(quantum: Duration = .milliseconds(10), agingInterval: Duration? = .milliseconds(20)) throws(UThreadError) {
+        try quantum.requirePositive("PriorityPolicy: the quantum")
+        try agingInterval?.requirePositive("PriorityPolicy: the aging interval")
         self.quantum = quantum
         self.agingInterval = agingInterval
         agingNs = agingInterval.map { max(1, Scheduler.nanoseconds($0)) } ?? 0

@@ -12,8 +12,9 @@ public final class RoundRobinPolicy: SchedulingPolicy {
     private var queue = ReadyQueue()
 
     /// - Parameter quantum: the time slice (default 10 ms).
-    public init(quantum: Duration = .milliseconds(10)) {
-        precondition(quantum > .zero, "RoundRobinPolicy: the quantum must be positive")
+    /// - Throws: `UThreadError.invalidArgument` when `quantum` is zero or negative.
+    public init(quantum: Duration = .milliseconds(10)) throws(UThreadError) {
+        try quantum.requirePositive("RoundRobinPolicy: the quantum")
         self.quantum = quantum
     }
 

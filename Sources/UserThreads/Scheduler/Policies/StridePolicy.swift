@@ -24,7 +24,9 @@ public final class StridePolicy: SchedulingPolicy {
     ///
     /// - Parameter quantum: the time slice of each pick, and the unit the pass advance is
     ///   measured in (default 10 ms).
-    public init(quantum: Duration = .milliseconds(10)) {
+    /// - Throws: `UThreadError.invalidArgument` when `quantum` is zero or negative.
+    public init(quantum: Duration = .milliseconds(10)) throws(UThreadError) {
+        try quantum.requirePositive("StridePolicy: the quantum")
         self.quantum = quantum
         quantumNs = max(1, Scheduler.nanoseconds(quantum))
     }

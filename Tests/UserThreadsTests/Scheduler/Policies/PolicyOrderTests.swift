@@ -14,7 +14,7 @@ import Testing
     /// The textbook round-robin example (Silberschatz): bursts 24, 3, 3 ms, quantum 4 ms.
     /// P1 0–4, P2 4–7, P3 7–10, P1 10–30 (alone, slice after slice). Waiting: P1 6, P2 4, P3 7.
     @Test func roundRobinTextbookExample() throws {
-        let s = try schedule(RoundRobinPolicy(quantum: .milliseconds(4)),
+        let s = try schedule(try RoundRobinPolicy(quantum: .milliseconds(4)),
                              [Job(name: "P1", work: 24), Job(name: "P2", work: 3), Job(name: "P3", work: 3)])
         #expect(s.runOrder == ["P1", "P2", "P3", "P1"])
         #expect([s.finish("P1"), s.finish("P2"), s.finish("P3")] == [30, 7, 10])
@@ -28,7 +28,7 @@ import Testing
 
     /// Strict priority (no aging): B (3) 0–10, C (2) 10–20, A (1) 20–30.
     @Test func strictPriorityOrder() throws {
-        let s = try schedule(PriorityPolicy(agingInterval: nil), [
+        let s = try schedule(try PriorityPolicy(agingInterval: nil), [
             Job(name: "A", work: 10, scheduling: .init(priority: 1)),
             Job(name: "B", work: 10, scheduling: .init(priority: 3)),
             Job(name: "C", work: 10, scheduling: .init(priority: 2)),
@@ -41,7 +41,7 @@ import Testing
     /// 2^20/100 = 10485. Passes: A 0 → runs (0–1) → 5242; B 0 → runs (1–2) → 10485; A 5242
     /// → (2–3) → 10484; A 10484 < 10485 → (3–4), done at 4; B (4–6), done at 6.
     @Test func strideOrder() throws {
-        let s = try schedule(StridePolicy(quantum: .milliseconds(1)), [
+        let s = try schedule(try StridePolicy(quantum: .milliseconds(1)), [
             Job(name: "A", work: 3, scheduling: .init(tickets: 200)),
             Job(name: "B", work: 3, scheduling: .init(tickets: 100)),
         ])
@@ -53,7 +53,7 @@ import Testing
     /// CFS, equal weights, target latency 4 ms: each slice is 4 × 1024 / 2048 = 2 ms.
     /// A 0–2 (v 2), B 2–4 (v 2), A 4–6 done, B 6–8 done.
     @Test func fairShareEqualWeightsAlternate() throws {
-        let s = try schedule(FairSharePolicy(targetLatency: .milliseconds(4), minGranularity: .milliseconds(1)),
+        let s = try schedule(try FairSharePolicy(targetLatency: .milliseconds(4), minGranularity: .milliseconds(1)),
                              [Job(name: "A", work: 4), Job(name: "B", work: 4)])
         #expect(s.runOrder == ["A", "B", "A", "B"])
         #expect(s.finish("A") == 6)
@@ -66,7 +66,7 @@ import Testing
     @Test func edfMeetsEveryDeadlineOfAFeasibleSet() throws {
         let set: [(String, Int, Int)] = [("A", 10, 40), ("B", 5, 12), ("C", 8, 25), ("D", 3, 6), ("E", 4, 50)]
         let jobs = set.map { Job(name: $0.0, work: $0.1, scheduling: .init(deadline: .milliseconds($0.2))) }
-        let s = try schedule(EDFPolicy(), jobs)
+        let s = try schedule(try EDFPolicy(), jobs)
         #expect(s.runOrder == ["D", "B", "C", "A", "E"])
         for (name, _, deadline) in set { #expect(s.finish(name) <= Double(deadline), "\(name) missed its deadline") }
         let f = try schedule(FIFOPolicy(), jobs)
@@ -77,7 +77,7 @@ import Testing
     /// (20 ms, dl 100) runs 0–5; U wakes at 5 with the earlier deadline and preempts it at
     /// once: U 5–7, then L 7–22.
     @Test func edfPreemptsForAnEarlierDeadline() throws {
-        let s = try schedule(EDFPolicy(), [
+        let s = try schedule(try EDFPolicy(), [
             Job(name: "L", work: 20, scheduling: .init(deadline: .milliseconds(100))),
             Job(name: "U", work: 2, scheduling: .init(deadline: .milliseconds(10)), arrival: 5),
         ])
@@ -94,7 +94,7 @@ import Testing
     /// each allotment (2, 4, then 8 ms slices at the bottom), boosted back to the top at the
     /// first decision after 50 ms (t = 54: slices 2, 4 again), then 8, then the last 2 ms.
     @Test func mlfqDemotesAndBoosts() throws {
-        let s = try schedule(MLFQPolicy(quanta: [.milliseconds(2), .milliseconds(4), .milliseconds(8)], boostInterval: .milliseconds(50)),
+        let s = try schedule(try MLFQPolicy(quanta: [.milliseconds(2), .milliseconds(4), .milliseconds(8)], boostInterval: .milliseconds(50)),
                              [Job(name: "hog", work: 70)])
         #expect(s.runLengths("hog") == [2, 4, 8, 8, 8, 8, 8, 8, 2, 4, 8, 2])
     }
@@ -103,7 +103,7 @@ import Testing
     /// wakes, so it never waits.
     @Test func mlfqFavoursInteractiveThreads() throws {
         let trace = UThreadTrace()
-        try UThreadRuntime.run(virtualConfiguration(trace), policy: MLFQPolicy(boostInterval: nil)) {
+        try UThreadRuntime.run(virtualConfiguration(trace), policy: try MLFQPolicy(boostInterval: nil)) {
             let hog = UThread(name: "hog") { UThread.simulateWork(for: .milliseconds(200)) }
             let editor = UThread(name: "editor") {
                 for _ in 0..<10 {

@@ -26,7 +26,7 @@ func cpuShares(_ policy: any SchedulingPolicy, _ parameters: [SchedulingParamete
     /// 2/6, 3/6 (the binomial σ of the smallest share is 0.007: over 4σ).
     @Test(arguments: [1, 2, 3] as [UInt64])
     func lotterySharesFollowTickets(seed: UInt64) throws {
-        let cpu = try cpuShares(LotteryPolicy(seed: seed, quantum: .milliseconds(1)),
+        let cpu = try cpuShares(try LotteryPolicy(seed: seed, quantum: .milliseconds(1)),
                                 [.init(tickets: 100), .init(tickets: 200), .init(tickets: 300)], totalMs: 3000)
         let total = cpu.reduce(0, +)
         for (i, expected) in [1.0 / 6, 2.0 / 6, 3.0 / 6].enumerated() {
@@ -36,7 +36,7 @@ func cpuShares(_ policy: any SchedulingPolicy, _ parameters: [SchedulingParamete
 
     /// Stride, tickets 100 : 200 : 300 over 3000 quanta: within ±0.005 (one quantum in 600).
     @Test func strideSharesFollowTickets() throws {
-        let cpu = try cpuShares(StridePolicy(quantum: .milliseconds(1)),
+        let cpu = try cpuShares(try StridePolicy(quantum: .milliseconds(1)),
                                 [.init(tickets: 100), .init(tickets: 200), .init(tickets: 300)], totalMs: 3000)
         let total = cpu.reduce(0, +)
         for (i, expected) in [1.0 / 6, 2.0 / 6, 3.0 / 6].enumerated() {
@@ -46,7 +46,7 @@ func cpuShares(_ policy: any SchedulingPolicy, _ parameters: [SchedulingParamete
 
     /// CFS-style: nice 0 against nice 5 weighs 1024 : 335, shares 0.754 : 0.246 (±0.01).
     @Test func fairShareFollowsNice() throws {
-        let cpu = try cpuShares(FairSharePolicy(), [.init(nice: 0), .init(nice: 5)], totalMs: 2000)
+        let cpu = try cpuShares(try FairSharePolicy(), [.init(nice: 0), .init(nice: 5)], totalMs: 2000)
         let total = cpu.reduce(0, +)
         #expect(abs(cpu[0] / total - 1024.0 / 1359) < 0.01, "nice 0 got \(cpu[0] / total)")
     }
@@ -54,7 +54,7 @@ func cpuShares(_ policy: any SchedulingPolicy, _ parameters: [SchedulingParamete
     /// Round-robin: equal shares among equals (±2 quanta: the round cut by the stop, plus the
     /// 1 ms burst each finishes after it).
     @Test func roundRobinSharesEqually() throws {
-        let cpu = try cpuShares(RoundRobinPolicy(quantum: .milliseconds(2)), [.init(), .init(), .init()], totalMs: 600)
+        let cpu = try cpuShares(try RoundRobinPolicy(quantum: .milliseconds(2)), [.init(), .init(), .init()], totalMs: 600)
         for c in cpu { #expect(abs(c - 200) <= 4, "\(cpu)") }
     }
 
@@ -81,9 +81,9 @@ func cpuShares(_ policy: any SchedulingPolicy, _ parameters: [SchedulingParamete
             }
             return trace.summaries().first { $0.thread.name == "low" }!.firstRun!
         }
-        let aged = try firstRunOfLow(PriorityPolicy(quantum: .milliseconds(1), agingInterval: .milliseconds(5)))
+        let aged = try firstRunOfLow(try PriorityPolicy(quantum: .milliseconds(1), agingInterval: .milliseconds(5)))
         #expect(aged <= 56_000_000, "low first ran at \(aged) ns")
-        let strict = try firstRunOfLow(PriorityPolicy(quantum: .milliseconds(1), agingInterval: nil))
+        let strict = try firstRunOfLow(try PriorityPolicy(quantum: .milliseconds(1), agingInterval: nil))
         #expect(strict >= 500_000_000, "low first ran at \(strict) ns")
     }
 }

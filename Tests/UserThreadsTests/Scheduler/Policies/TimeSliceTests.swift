@@ -14,7 +14,7 @@ import Testing
         let trace = UThreadTrace()
         var c = UThreadRuntime.Configuration()
         c.trace = trace
-        let (spun, waited) = try UThreadRuntime.run(c, policy: RoundRobinPolicy(quantum: .milliseconds(2))) {
+        let (spun, waited) = try UThreadRuntime.run(c, policy: try RoundRobinPolicy(quantum: .milliseconds(2))) {
             var otherRan = false
             var startedAt: UInt64 = 0
             var calls = 0
@@ -52,7 +52,7 @@ import Testing
         var c = UThreadRuntime.Configuration()
         c.watchdogLimit = .milliseconds(10)
         c.watchdogHandler = { r in reports.withLock { $0.append(r) } }
-        try UThreadRuntime.run(c, policy: RoundRobinPolicy(quantum: .milliseconds(1))) {
+        try UThreadRuntime.run(c, policy: try RoundRobinPolicy(quantum: .milliseconds(1))) {
             let hog = UThread(name: "busy-loop") {
                 let end = ContinuousClock.now + .milliseconds(30)
                 while ContinuousClock.now < end {}  // no safe point
@@ -175,7 +175,7 @@ func mixedScenario() throws -> Int {
         var c = UThreadRuntime.Configuration()
         c.trace = trace
         c.clock = .virtual
-        try UThreadRuntime.run(c, policy: RoundRobinPolicy(quantum: .milliseconds(2))) {
+        try UThreadRuntime.run(c, policy: try RoundRobinPolicy(quantum: .milliseconds(2))) {
             let a = UThread(name: "cpu <a> & \"b\"") { UThread.simulateWork(for: .milliseconds(7)) }
             let b = UThread(name: "sleeper") {
                 try UThread.sleep(for: .milliseconds(3))
