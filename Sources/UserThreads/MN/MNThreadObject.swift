@@ -4,8 +4,9 @@
 // Design
 // ======
 //
-// An M:N thread is a `ThreadObject` (the M:1 runtime's object: the body, then the result,
-// type-erased in inline storage, typed only in `@inlinable` code the caller specialises) plus
+// An M:N thread is a `ThreadObject` subclass (the M:1 runtime's object: the body, then the
+// result, type-erased in inline storage, typed only by a `witness` closure made in `@inlinable`
+// code the caller specialises) plus
 // the few fields other kernel threads touch. The same object is the queued job (the worker
 // queues hold it until some worker starts it), the row's object while it runs, and the target
 // of `join`. Spawn allocates it and nothing else (the caller's closure context aside).
@@ -30,8 +31,8 @@
 // Waiters: the first one sits in the object (`firstWaiter`), more go to an array (rare: two
 // threads joining the same one at the same time).
 //
-// Start failure (no stack): the worker stores the error and runs the body's runner anyway, on
-// its own stack; the runner sees `startError` and stores `.failure` instead of calling the body.
+// Start failure (no stack): the worker stores the error and runs the witness anyway, on its
+// own stack; the witness sees `startError` and stores `.failure` instead of calling the body.
 // So the non-generic runtime never needs the result type.
 //
 // Rejected: a generic `MNThreadBox<Success>` class with a `Mutex`-guarded state and a separate
@@ -54,7 +55,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// The runtime, unretained (it outlives its threads): a retain would be an atomic write to
     /// the runtime's header, a line every worker's spawn and exit paths would share.
     let runtimeRef: Unmanaged<MNRuntime>
-    var runtime: MNRuntime { runtimeRef.takeUnretainedValue() }
+    var mnRuntime: MNRuntime { runtimeRef.takeUnretainedValue() }
     let isMain: Bool
     /// Usable stack bytes, nil for the configuration's default.
     let stackSize: Int?
@@ -65,7 +66,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     @exclusivity(unchecked) var placeWorker = -1
     @exclusivity(unchecked) var placeBlock: UInt = 0
     @exclusivity(unchecked) var placeID: UInt64 = 0
-    /// Set by the starting worker when it could not create the thread; read by the runner on
+    /// Set by the starting worker when it could not create the thread; read by the witness on
     /// the same kernel thread.
     @usableFromInline @exclusivity(unchecked) var startError: (any Error)?
     /// Joiners waiting for the end; guarded by the object's stripe of `MNWaiterLocks`.
@@ -101,7 +102,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     }
 
     /// Publishes the end (the result is stored): wakes the joiners, then counts the thread out.
-    /// Called by the runner on the thread's own stack (or on its worker after a start failure).
+    /// Called by the witness on the thread's own stack (or on its worker after a start failure).
     @usableFromInline
     func finish() {
         // Release: the result stored just before is visible to whoever sees `finished`.
@@ -125,7 +126,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         }
     }
 
-    /// The worker could not create the thread: record why and end it unstarted (the runner
+    /// The worker could not create the thread: record why and end it unstarted (the witness
     /// stores `.failure(error)` and calls `finish`).
     func failBeforeStart(_ error: any Error) {
         startError = error
@@ -143,7 +144,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
                 s.cancel(t)
             }
         } else {
-            runtime.withWorker(worker) { $0.post(.cancel(block: block, id: id)) }
+            mnRuntime.withWorker(worker) { $0.post(.cancel(block: block, id: id)) }
         }
     }
 
@@ -195,22 +196,32 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
 }
 
 extension MNThreadObject {
-    /// An M:N thread object for `body`: the runner stores its `Result` and calls `finish`.
+    /// An M:N thread object for `body`: its witness runs the body, stores its `Result` and calls
+    /// `finish`, or destroys what is stored.
     /// Specialised into the caller (no metadata lookups in the runtime).
     @inlinable
     static func make<Success: Sendable>(runtime: MNRuntime, name: String, isMain: Bool, stackSize: Int?,
                                         body: @escaping @Sendable () throws -> Success) -> MNThreadObject {
         let object = MNThreadObject(runtime: runtime, name: name, isMain: isMain, stackSize: stackSize)
-        object.store(body)
-        object.runner = { object in
-            let body = object.take((@Sendable () throws -> Success).self)
-            let mn = unsafeDowncast(object, to: MNThreadObject.self)
-            if let error = mn.startError {
-                object.store(Result<Success, any Error>.failure(error))
-            } else {
-                object.store(Result<Success, any Error>(catching: body))
+        object.store(body, as: .body)
+        object.witness = { object, operation in
+            switch operation {
+            case .run:
+                let body = object.take((@Sendable () throws -> Success).self)
+                let mn = unsafeDowncast(object, to: MNThreadObject.self)
+                if let error = mn.startError {
+                    object.store(Result<Success, any Error>.failure(error), as: .result)
+                } else {
+                    object.store(Result<Success, any Error>(catching: body), as: .result)
+                }
+                mn.finish()
+            case .destroy:
+                if object.contents == .body {
+                    _ = object.take((@Sendable () throws -> Success).self)
+                } else {
+                    _ = object.take(Result<Success, any Error>.self)
+                }
             }
-            mn.finish()
         }
         return object
     }
