@@ -493,8 +493,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private var shutdownHandled = false
     private var deadlockSeen = 0
     private var spare: [MNMail] = []
-    /// Per victim: the `takes` value last seen, and when (this worker's clock).
-    private var seenTakes: [UInt64] = []
+    /// Per victim: the `queueActivity` value last seen, and when (this worker's clock).
+    private var seenActivity: [UInt64] = []
     private var seenAt: [UInt64] = []
     /// Threads taken in one steal (kept: no allocation per steal).
     private var stealBuffer: [MNThreadObject] = []
@@ -553,7 +553,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         guard let s = scheduler else { return }
         if runtime.configuration.installFaultHandler { _ = uthreads_install_fault_handler() }
         uthreads_set_runtime(Unmanaged.passUnretained(s).toOpaque())
-        seenTakes = Array(repeating: 0, count: runtime.table.count)
+        seenActivity = Array(repeating: 0, count: runtime.table.count)
         seenAt = Array(repeating: 0, count: runtime.table.count)
         if let object = initial {
             initial = nil
@@ -700,8 +700,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             let took: Bool? = runtime.withWorker(v) { victim -> Bool? in
                 guard victim.queueCount.load(ordering: .relaxed) > 0 else { return false }
                 let activity = victim.queueActivity.load(ordering: .relaxed)
-                if activity != seenTakes[v] || seenAt[v] == 0 {
-                    seenTakes[v] = activity
+                if activity != seenActivity[v] || seenAt[v] == 0 {
+                    seenActivity[v] = activity
                     seenAt[v] = now
                     return nil
                 }
@@ -814,7 +814,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     /// Spins up to `MNRuntime.spinNanoseconds` for mail, own or injected threads, or a queue
-    /// to steal from; `.took` if it started one, `.none` (go to sleep) or `.deferred` (some
+    /// to steal from; `.took` if it started one or if something for the idle pass appeared
+    /// (mail, an own queued thread, the end of main), `.none` (go to sleep) or `.deferred` (some
     /// worker has queued threads it is still taking itself: sleep briefly) otherwise.
     private func spinForWork(_ s: Scheduler) -> Work {
         rt { runtime in spinForWork(s, runtime) }
