@@ -932,10 +932,13 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         let batch = rows.map { t in MNMigrant(object: unsafeDowncast(s.objectOf(t), to: MNThreadObject.self), block: t) }
         let now = uthreads_monotonic_ns()
         rt { runtime in
-            runtime.migrants.withLock { $0.push((batch, now)) }
-            // Seq-cst after the push, before `sleepers` is read in `ringOne`: pairs with the
-            // re-check of a worker going to sleep (it reads `migrantBatches`).
-            runtime.migrantBatches.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            runtime.migrants.withLock { q in
+                q.push((batch, now))
+                // Under the lock (an adopter decrements under it: never below 0); seq-cst before
+                // `sleepers` is read in `ringOne`, pairing with the re-check of a worker going
+                // to sleep (it reads `migrantBatches`).
+                runtime.migrantBatches.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            }
             runtime.ringOne(except: index, forQueuedThread: false)
         }
     }
