@@ -41,7 +41,7 @@
 // a cancel is idempotent); a cancel sent to the old worker is dropped there (it no longer
 // owns the row). `placeBlock` and `placeID` are written once, before `started`. Every other
 // field is written by one kernel thread before the object is published (queue lock, mailbox,
-// migrant batch) or under the `flags` protocol above.
+// migrant batch), under the `flags` protocol above, or under its stripe lock (the waiters).
 //
 // Start failure (no stack): the worker stores the error and runs the witness anyway, on its
 // own stack; the witness sees `startError` and stores `.failure` instead of calling the body.
