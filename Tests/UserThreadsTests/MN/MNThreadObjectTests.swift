@@ -21,6 +21,35 @@ import Testing
         #expect(results == Array(repeating: 42, count: 8))
     }
 
+    /// A cancel reaches a thread wherever it migrated, also when it races with the move (the
+    /// adopter updates `placeWorker`, then reads `cancelRequested`; the canceller sets it, then
+    /// reads the place). Every thread yields until it sees its cancel; a lost cancel would show
+    /// as a thread that ran out of yields.
+    @Test func aCancelFindsAThreadThatMigrated() throws {
+        let (results, teardown) = try MNRuntime.runInspecting(workers: 2) { () -> [Bool] in
+            let threads = (0..<16).map { _ in
+                MNThread.startingHere { () -> Bool in
+                    for _ in 0..<1_000_000 {
+                        if UThread.isCancelled { return true }
+                        UThread.yield()
+                    }
+                    return false
+                }
+            }
+            // From worker 1, while worker 0 sheds threads to it (it is idle between cancels).
+            let canceller = try MNThread.spawn(name: "canceller", onWorker: 1) {
+                for t in threads {
+                    t.cancel()
+                    UThread.yield()
+                }
+            }
+            try canceller.join()
+            return try threads.map { try $0.join() }
+        }
+        #expect(results == Array(repeating: true, count: 16))
+        #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
+    }
+
     /// A cancelled joiner throws and leaves no waiter behind: the thread's end does not wake
     /// it again, and later joiners still get the value.
     @Test func aCancelledJoinerLeavesNoTrace() throws {
