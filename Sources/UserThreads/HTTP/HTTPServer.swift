@@ -125,7 +125,8 @@ public struct HTTPServer {
     }
 
     /// A complete HTTP/1.1 response as text: status line with `reason(_:)`, `Content-Type:
-    /// text/plain`, `Content-Length` (the UTF-8 byte count of `body`), `Connection: close` when
+    /// text/plain; charset=utf-8` (the hello response is then byte for byte as long as SwiftNIO's
+    /// and Go's in the peer benchmarks, Go's `Date` header aside), `Content-Length` (the UTF-8 byte count of `body`), `Connection: close` when
     /// `keepAlive` is false, the blank line, then `body`.
     ///
     /// - Parameters:
@@ -133,7 +134,7 @@ public struct HTTPServer {
     ///   - body: the response body.
     ///   - keepAlive: whether the connection stays open; false adds `Connection: close`.
     public static func response(status: Int, body: String, keepAlive: Bool) -> String {
-        "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n"
+        "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n"
             + (keepAlive ? "" : "Connection: close\r\n") + "\r\n" + body
     }
 

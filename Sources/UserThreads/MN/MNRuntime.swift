@@ -7,20 +7,72 @@
 // worker 0. Every worker *is* an M:1 runtime: its own `Scheduler` (thread table, stack pool,
 // timer heap, policy, run queue), its own reactor (epoll set, completion mailbox). A switch,
 // park, wake or yield inside a worker is the M:1 one, with no lock and no atomic (migration
-// added a register move to the switch and errno to M:N workers' switch hooks: see below). A shared coordinator (`MNRuntime`) adds what is between
-// workers:
-//   * per-worker queues of *not yet started* M:N threads (`MNThread`), plus an injection
-//     queue for spawns from kernel threads that are not workers (`MNRuntimeHandle.spawn`);
+// added a register move to the switch and errno to M:N workers' switch hooks: see below). A
+// shared coordinator (`MNRuntime`) adds what is between workers:
+//   * per-worker queues of *not yet started* M:N threads (`MNThreadObject`, one allocation
+//     per thread: see MNThreadObject.swift), plus an injection queue for spawns from kernel
+//     threads that are not workers (`MNRuntimeHandle.spawn`);
 //   * stealing: an idle worker takes its own queued threads first, then the injection queue,
-//     then half (up to 32) of another worker's queue;
+//     then a batch of migrants (below), then the newest half (up to 32) of the queue of a
+//     worker that is *behind* (below);
 //   * a mailbox per worker for what other kernel threads ask of it: "wake your thread T from
 //     its cross-worker wait W", "cancel your thread T", "start this thread", and "free your
 //     row R, whose thread finished on my worker" (migration);
 //   * sleeping: an idle worker sleeps in its reactor's epoll_wait (so I/O, timers and offload
 //     completions wake it too); other workers ring its *doorbell*, an eventfd in that epoll
 //     set, only when it announced that it sleeps (one CAS; a busy worker is never rung);
-//   * a global count of live M:N threads (termination) and of workers that sleep with nothing
-//     that could wake them but another worker (deadlock detection across workers).
+//   * per-worker counts of threads spawned and finished (termination: `liveCount`) and a
+//     count of workers that sleep with nothing that could wake them but another worker
+//     (deadlock detection across workers).
+//
+// Spawn and join, cheaply (issue 7's spawn+join target). An M:N thread costs one allocation
+// (its object: job, result and join state at once) and no lock unless someone must wait for
+// it (MNThreadObject.swift). The paths are built so that two workers do not write the same
+// cache line per thread:
+//   * Locality first (Go's runnext, in effect). A worker's own new threads run on it while it
+//     keeps up: a thread about to park on a cross-worker wait with nothing else ready starts
+//     one of its worker's queued threads first (`refillBeforePark`), so a spawn-then-join
+//     runs the child with one switch, not through the idle loop; thieves leave a queue alone
+//     while its owner works on it. The refill runs before the park's MOVABLE window opens
+//     and uses the worker only before the switch, so the park stays an audited resume site
+//     (Migration, below).
+//   * "Behind" means: the queue is not empty, and its owner has neither pushed to it nor taken
+//     from it for `stealAfterNanoseconds` (50 µs), as the thief sees on its own clock
+//     (`queueActivity`: a counter only the owner writes, no clock read on the owner's path).
+//     So a worker that spawns a burst and then joins it keeps its threads, and a worker held
+//     by a long thread (CPU-bound, no safe point, or in a system call) loses its queued ones
+//     within 50 µs — the fork–join case, and the monitor of issue 7 for threads that have
+//     not started (started ones move by migration, below). Measured: when
+//     thieves took the threads of a spawning worker (the previous rule: "has not *taken* for
+//     5 µs"), two workers ran empty spawn+join at 0.45–0.6× of one, because every stolen
+//     thread moves its object, closure and join state between CPUs (~1 µs of cache misses and
+//     cross-arena frees), more than the thread's own work. Trade-off: one thread that spawns
+//     continuously keeps its queue to itself until it pauses (a single acceptor spawning an
+//     M:N thread per connection under steady load); per-worker acceptors (`uthreads serve`)
+//     or `MNThread.spawn(onWorker:)` spread such work explicitly. Why 50 µs and not 5: on
+//     this shared VM a spawning worker often pauses for more than 5 µs (a page fault, a
+//     preemption), and each such pause let a thief take a batch of short threads: 13–25 k of
+//     200 k stolen and 0.53× at 5 µs, 0–350 stolen and 0.91–1.01× at 50 µs (same load, same
+//     binary); 50 µs is nothing next to a thread worth moving.
+//   * Thieves take from the tail (the newest threads): the owner keeps the ones it will reach
+//     (and join) first; stolen ones have usually finished by then, and their join is a load.
+//   * A worker sleeping with a steal timer (it saw a queue whose owner is still working on it)
+//     is not rung for further spawns: it looks again within a millisecond anyway. Ringing it
+//     per spawn cost an eventfd write every few spawns. A batch of migrants does ring it
+//     (rare, and only an idle worker should take it).
+//   * Idle workers spin briefly (at most half of them) polling their own lines often and
+//     other workers' counts about once a microsecond; hot per-worker atomics sit on their own
+//     cache lines (padding), and other workers are reached through an unretained table (a
+//     retain of a shared object is an atomic write to a line every worker uses).
+//   * A thread may finish on another worker than the one that spawned it (stealing,
+//     migration): the spawn is counted where it happened, the end where it happened, and only
+//     the sum (`liveCount`) means anything, so migration needs no transfer of counts.
+//   * Orderings: the counters that pair with the sleep announcement (queue counts, mail
+//     counts, finished counts, migrant batches, `mainDone`, `sleeping`) use sequentially
+//     consistent RMWs and loads (the store→load pattern needs it); counters read only as
+//     hints (`queueActivity`, `startedCount`, `stolen`, the spin checks) are relaxed;
+//     `spawnedThreads` is a release store by its only writer (read, acquire, after every
+//     `finishedThreads`).
 //
 // Migration (issue 7, item 2). Stealing moves queued, never-started threads. A *started* M:N
 // thread may also resume on another worker: when a worker has ready threads waiting behind the
@@ -48,21 +100,24 @@
 //     of a thread that runs long without yielding): when some worker sleeps or spins, it takes
 //     ready migratable threads from the *back* of its FIFO run queue (the front runs next here,
 //     with warm caches), enough for an even split with the idle workers, and publishes them as
-//     one batch in `migrants`; an idle worker adopts the whole batch. One batch in flight at
+//     one batch in `migrants` (pairs of object and row: the object is the thread's migration
+//     record, MNThreadObject.swift); an idle worker adopts the whole batch. One batch in flight at
 //     a time, and adopters are busy afterwards, so nothing flows back unless a worker runs dry
 //     again: no ping-pong. Other policies (per-thread policy state) do not shed.
 //   * Rows stay put: code on the thread's stack holds its control block's address across every
 //     switch (Scheduler.park, MNWorker.park, sync code), so the row is never copied. Ownership
 //     moves instead (ControlBlockTable): the home table marks it abroad and stops listing and
 //     counting it; the adopter lists it as an immigrant (snapshots, cancelAll, deadlock
-//     teardown, liveCount all see it there), and updates `tcb.runtime`, `tcb.worker` and the
-//     thread's `MNThreadCore.Place` (under its lock, so join and cancel find it). An immigrant
+//     teardown and the table's live count all see it there), and updates `tcb.runtime`,
+//     `tcb.worker` and the object's `placeWorker` (atomic, so that cancel finds it:
+//     MNThreadObject.swift). An immigrant
 //     that finishes sends its row and stack home (`.reclaim` mail): dense stacks are slots of
 //     the home pool's slabs. A worker's loop does not end while rows of its are abroad.
 //   * Mail that names a row checks ownership first (`table.owns`, which reads no field another
 //     kernel thread may write): a wake or cancel for a thread that moved away is dropped. A
-//     cancel that raced with the move is not lost: it set `cancelRequested` before posting,
-//     and the adopter reads that flag when it updates the place. Wait tokens carry the worker
+//     cancel that raced with the move is not lost: it set `cancelRequested` (in the object's
+//     flags word) before it read the place, and the adopter reads that flag after it updated
+//     the place. Wait tokens carry the worker
 //     index in their high bits, so they are unique in the runtime.
 //   * `self` after a switch. A migrated thread resumes in the middle of the code that
 //     suspended it, whose `self` is the *old* worker's Scheduler. The switch therefore returns
@@ -89,7 +144,7 @@
 //   * Limits. A thread that never reaches a safe point (no yield, park, sleep or checkpoint)
 //     cannot be preempted (no signal preemption: Scheduler.swift says why), so the ready
 //     threads queued behind it wait; its worker's not-started threads are still stolen (the
-//     staleness test in takeWork). A thread in `blocking {}` parks, so its worker runs the
+//     staleness test in `steal`). A thread in `blocking {}` parks, so its worker runs the
 //     others meanwhile.
 //
 // What a worker's own threads share. The M:1 sync primitives (UMutex, Channel, …) stay
@@ -99,8 +154,9 @@
 // spawns a *worker-local* thread (never stolen, never migrated, and it pins its parent).
 // Cross-worker sync has its own primitives (MN/Sync: `MNMutex`, `MNChannel` and `mnSelect`,
 // `MNCondition`, `MNSemaphore`, `MNRWLock`, `MNBarrier`, `MNOnce`, `MNWaitGroup`; and
-// `MNThread.join`): a `KernelLock` per object guards the state and the list of waiters; the
-// waiter parks after releasing it; the waker removes the waiter under it and sends the wake
+// `MNThread.join`, whose joiners wait under striped locks: MNThreadObject.swift): a
+// `KernelLock` per object guards the state and the list of waiters; the waiter parks after
+// releasing it; the waker removes the waiter under it and sends the wake
 // (locally: `Scheduler.wake`; remotely: the mailbox), applied by the worker that owns the
 // sleeper, on its own kernel thread, after the sleeper's context was saved (a parked thread
 // never moves). A wait carries a token (`uthreads_tcb.mn_token`, unique in the runtime); a wake
@@ -116,9 +172,9 @@
 // `blocking {}`: the caller parks on its worker (whose other threads keep running, and whose
 // queued threads idle workers steal); the pool posts the completion to that worker's reactor.
 //
-// A stalled worker (a thread that runs long): its queued threads are always stealable, whatever
-// its state, so idle workers take them without any monitor — the queue lock is the only thing
-// a thief needs. Its started ready threads move at the running thread's next safe point
+// A stalled worker (a thread that runs long): its queue's activity stops, so after 50 µs idle
+// workers take its queued threads without any monitor — the queue lock is the only thing a
+// thief needs. Its started ready threads move at the running thread's next safe point
 // (checkpoint, yield, cross-worker park), when the idle workers' sleeping/spinning counters
 // (the monitor) say someone has nothing to do; with no safe point at all they wait.
 //
@@ -150,6 +206,13 @@
 //     returned handoff: an extra out-of-line call on the M:1 switch path.
 //   * A futex per worker for sleeping: then a worker waiting for I/O could not also wait for
 //     work; the eventfd in the epoll set serves both.
+//   * One global count of live threads and of queued threads (two atomics every spawn, start
+//     and exit wrote from every worker: a contended line per thread). Per-worker counters
+//     written by their owner instead; the rare readers sum them.
+//   * Go's unconditional stealing (an idle P takes half of any non-empty run queue): right
+//     for CPU-bound threads, 2× slower here for short ones (see "Spawn and join" above).
+//   * A worker that polls to decide whether a victim is behind by reading the victim's clock
+//     stamp (`lastTake`, the previous design): a clock read per take on the owner's path.
 import CUThreads
 import Glibc
 import SystemPackage
@@ -168,7 +231,7 @@ enum MNMail: Sendable {
     case wake(MNWaiter, WakeResult)
     case cancel(block: UInt, id: UInt64)
     /// Start this thread here (a spawn bound to this worker; never stolen).
-    case start(MNJob)
+    case start(MNThreadObject)
     /// Add this worker's thread-table rows to a merged table (MNThreadTable.swift).
     case snapshot(MNTableRequest)
     /// A row of yours (and its stack) whose thread finished on another worker: free it.
@@ -203,6 +266,17 @@ struct MNFIFO<Element> {
         return e
     }
 
+    /// Removes and returns the newest element. O(1).
+    @inlinable mutating func popLast() -> Element? {
+        guard head < items.count else { return nil }
+        let e = items.removeLast()
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        return e
+    }
+
     /// Removes the first element matching `predicate`; false when none does. O(n).
     @inlinable mutating func remove(where predicate: (Element) -> Bool) -> Bool {
         guard let i = items[head...].firstIndex(where: predicate) else { return false }
@@ -222,37 +296,25 @@ struct MNFIFO<Element> {
     }
 }
 
-/// A queued M:N thread: not started yet, or (issue 7) a started one that is ready and migrates
-/// (`block`). Created on one kernel thread, started or adopted on another: the queue's lock
-/// publishes it, and nobody touches it (or its row) in between.
-final class MNJob: @unchecked Sendable {
-    let object: ThreadObject
-    let core: MNThreadCore
-    let stackSize: Int?
-    /// Never migrates once started (`MNThread(pinned:)`, `spawn(onWorker:)`).
-    let pinned: Bool
-    /// The row of a started thread that migrates (nil: not started).
-    let block: ControlBlock?
-
-    init(object: ThreadObject, core: MNThreadCore, stackSize: Int?, pinned: Bool, block: ControlBlock? = nil) {
-        self.object = object
-        self.core = core
-        self.stackSize = stackSize
-        self.pinned = pinned
-        self.block = block
-    }
+/// A started, ready M:N thread that a busy worker gave up for an idle one (issue 7): its object
+/// and its row, which stays in its home worker's table. Published by the `migrants` lock.
+struct MNMigrant: @unchecked Sendable {
+    let object: MNThreadObject
+    let block: ControlBlock
 }
 
 /// The shared part of an M:N runtime.
+@usableFromInline
 final class MNRuntime: @unchecked Sendable {
     let configuration: UThreadRuntime.Configuration
     private(set) var workers: [MNWorker] = []
     /// Spawns from kernel threads that are not workers.
-    let injection = KernelLock(MNFIFO<MNJob>())
-    /// Jobs in all queues (the injection queue included).
-    let queued = Atomic<Int>(0)
-    /// M:N threads spawned and not finished (main included).
-    let live = Atomic<Int>(0)
+    let injection = KernelLock(MNFIFO<MNThreadObject>())
+    /// Threads in the injection queue (changed under its lock; read without it as a hint).
+    let injected = Atomic<Int>(0)
+    /// M:N threads spawned by kernel threads that are not workers (main included); the workers
+    /// count their own spawns (see `liveCount`).
+    let externalSpawns = Atomic<Int>(0)
     /// Workers that sleep (or are about to), and those among them that nothing but another
     /// worker can wake.
     let sleepers = Atomic<Int>(0)
@@ -272,14 +334,17 @@ final class MNRuntime: @unchecked Sendable {
     let spinning = Atomic<Int>(0)
     /// How long an idle worker looks for work before it sleeps.
     static let spinNanoseconds: UInt64 = UInt64(getenv("UTHREADS_SPIN_NS").flatMap { Int(String(cString: $0)) } ?? 20_000)
-    static let stealAfterNanoseconds = UInt64(getenv("UTHREADS_STEAL_AFTER_NS").flatMap { Int(String(cString: $0)) } ?? 5_000)
+    static let stealAfterNanoseconds = UInt64(getenv("UTHREADS_STEAL_AFTER_NS").flatMap { Int(String(cString: $0)) } ?? 50_000)
     static let stealMax: Int = getenv("UTHREADS_STEAL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
+    /// Experiment: a spawn does not count as activity on the queue (thieves then take from a
+    /// worker that spawns a burst; see `MNWorker.steal`).
+    static let stealDuringSpawns = getenv("UTHREADS_STEAL_DURING_SPAWNS").map { String(cString: $0) == "1" } ?? false
     /// Threads a worker took from another's queue (for tests and `bench parallel`).
     let stolen = Atomic<Int>(0)
     /// Issue 7: batches of started, ready threads that busy workers gave up for idle ones, with
     /// when each was given up (CLOCK_MONOTONIC ns).
-    let migrants = KernelLock(MNFIFO<(jobs: [MNJob], at: UInt64)>())
-    /// Batches in `migrants` (read without its lock by `maintenance`).
+    let migrants = KernelLock(MNFIFO<(threads: [MNMigrant], at: UInt64)>())
+    /// Batches in `migrants` (read without its lock by `maintenance` and idle workers).
     let migrantBatches = Atomic<Int>(0)
     /// A batch no idle worker adopted within this is taken by any worker at its maintenance
     /// (the idle worker found other work meanwhile): threads never wait for an idle worker forever.
@@ -291,48 +356,118 @@ final class MNRuntime: @unchecked Sendable {
     let rowsLeft = Atomic<Int>(0)
     let stacksLeft = Atomic<Int>(0)
 
+    /// The workers as unretained references (`workers` keeps them alive). Every worker's hot
+    /// paths look at other workers; through an array of class references each look would be a
+    /// retain and a release, atomic writes to a line that every worker shares.
+    let table: UnsafeMutableBufferPointer<Unmanaged<MNWorker>>
+
     init(workers n: Int, configuration: UThreadRuntime.Configuration,
          policy: (@Sendable () -> any SchedulingPolicy)?) throws(UThreadError) {
         self.configuration = configuration
+        table = .allocate(capacity: n)
         for i in 0..<n {
             let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy(), worker: true)
-            workers.append(try MNWorker(index: i, runtime: self, scheduler: scheduler))
+            let w: MNWorker
+            do { w = try MNWorker(index: i, runtime: self, scheduler: scheduler) } catch {
+                table.deallocate()
+                throw error
+            }
+            workers.append(w)
+            table[i] = Unmanaged.passUnretained(w)
         }
+    }
+
+    deinit { table.deallocate() }
+
+    /// Runs `body` with worker `i`, without retaining it.
+    @inline(__always)
+    func withWorker<R>(_ i: Int, _ body: (MNWorker) throws -> R) rethrows -> R {
+        try table[i]._withUnsafeGuaranteedRef(body)
     }
 
     /// Wakes a cross-worker waiter: directly when it is on the caller's worker, else through
     /// its worker's mailbox.
     func wake(_ w: MNWaiter, _ result: WakeResult) {
-        if let s = Scheduler.active, s.workerIndex == Int32(w.worker), s.worker === workers[w.worker] {
-            workers[w.worker].wakeLocal(w, result, s)
-        } else {
-            workers[w.worker].post(.wake(w, result))
+        withWorker(w.worker) { target in
+            if let s = Scheduler.active, s.workerIndex == Int32(w.worker), s.worker === target {
+                target.wakeLocal(w, result, s)
+            } else {
+                target.post(.wake(w, result))
+            }
         }
     }
 
-    /// Queues a job on `worker` (or the injection queue) and rings a sleeping worker.
-    func enqueue(_ job: MNJob, on worker: MNWorker?) {
+    /// Queues a new thread on `worker` (or the injection queue) and rings a sleeping worker if
+    /// no worker is spinning (a spinning one will find it).
+    func enqueue(_ object: MNThreadObject, on worker: MNWorker?) {
+        // The count changes with a sequentially consistent RMW before `sleepers` is read, and a
+        // worker going to sleep announces it before it reads the counts (seq-cst too): one of
+        // the two sees the other, so a thread is never left queued with every worker asleep.
         if let worker {
-            worker.queue.withLock { $0.push(job) }
+            worker.queue.withLock { q in
+                q.push(object)
+                worker.queueCount.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            }
+            if !MNRuntime.stealDuringSpawns {  // owner-only writer
+                worker.queueActivity.store(worker.queueActivity.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+            }
         } else {
-            injection.withLock { $0.push(job) }
+            injection.withLock { q in
+                q.push(object)
+                injected.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            }
         }
-        queued.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        if sleepers.load(ordering: .sequentiallyConsistent) > 0 { ringOne(except: worker?.index ?? -1) }
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 && spinning.load(ordering: .relaxed) == 0 {
+            ringOne(except: worker?.index ?? -1)
+        }
     }
 
-    func ringOne(except: Int) {
-        for w in workers where w.index != except {
-            if w.ring() { return }
+    /// Threads in every queue (a snapshot, for idle decisions and deadlock detection); a batch
+    /// of migrants counts as one.
+    func queuedCount() -> Int {
+        var n = injected.load(ordering: .sequentiallyConsistent) + migrantBatches.load(ordering: .sequentiallyConsistent)
+        for i in 0..<table.count { n += withWorker(i) { $0.queueCount.load(ordering: .sequentiallyConsistent) } }
+        return n
+    }
+
+    /// Rings one sleeping worker other than `except`. `forQueuedThread`: not one in a deferred
+    /// sleep (see `MNWorker.ring`); migrants ring those too (nobody else would take them).
+    func ringOne(except: Int, forQueuedThread: Bool = true) {
+        for i in 0..<table.count where i != except {
+            if withWorker(i, { $0.ring(forQueuedThread: forQueuedThread) }) { return }
         }
     }
 
     func ringAll() {
-        for w in workers { _ = w.ring() }
+        for i in 0..<table.count { _ = withWorker(i) { $0.ring() } }
     }
 
+    /// M:N threads spawned and not finished (0 only when none can ever run again, once main
+    /// has returned). Every worker counts the threads it spawned and those that finished on
+    /// it, each counter written by its own worker only (no shared line on the spawn and exit
+    /// paths). Reading every `finished` before every `spawned` makes the sum safe: a thread
+    /// that finished was spawned before, on a worker whose counter we read later, so the sum
+    /// never drops below the true count, and 0 means every thread spawned by a finished one
+    /// has finished too (by induction from main).
+    func liveCount() -> Int {
+        var finished = 0
+        for i in 0..<table.count { finished += withWorker(i) { $0.finishedThreads.load(ordering: .sequentiallyConsistent) } }
+        var spawned = externalSpawns.load(ordering: .sequentiallyConsistent)
+        for i in 0..<table.count { spawned += withWorker(i) { $0.spawnedThreads.load(ordering: .sequentiallyConsistent) } }
+        return spawned - finished
+    }
+
+    /// Counts a finished thread on the calling worker; rings every worker when it was the last
+    /// one after main returned (each re-checks `finished` and ends its loop).
     func threadFinished() {
-        if live.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0 { ringAll() }
+        if let here = MNWorker.current()?.worker, here.runtimeRef.toOpaque() == Unmanaged.passUnretained(self).toOpaque() {
+            // Seq-cst RMW on the worker's own line: ordered before the `mainDone` read below
+            // (a worker going idle writes `sleeping` then reads the counters, seq-cst).
+            here.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        } else {
+            externalSpawns.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        }
+        if mainDone.load(ordering: .sequentiallyConsistent) && liveCount() == 0 { ringAll() }
     }
 
     func mainFinished() {
@@ -340,32 +475,42 @@ final class MNRuntime: @unchecked Sendable {
         ringAll()
     }
 
-    /// Spawns an M:N thread for `body`, from a worker (queued there, or started at once when
-    /// pinned) or from any other kernel thread (the injection queue).
-    func spawn<Success: Sendable>(name: String, pinned: Bool, stackSize: Int?, isMain: Bool = false, onWorker: Int? = nil,
-                                  startHere: Bool = false,
-                                  _ body: @escaping @Sendable () throws -> Success) -> MNThreadBox<Success> {
-        let box = MNThreadBox<Success>(runtime: self, name: name, isMain: isMain)
-        let object = ThreadObject.make(name: name) { () -> Void in
-            box.run(body)
-            MNWorker.bodyEnded()
+    /// The runtime of the calling M:N thread, unretained (see `MNThreadObject.runtimeRef`);
+    /// stops with a clear message elsewhere.
+    @usableFromInline
+    static func requireUnretained(_ api: StaticString) -> Unmanaged<MNRuntime> { MNWorker.require(api).worker.runtimeRef }
+
+    /// Throws unless `worker` is a worker index of this runtime.
+    @usableFromInline
+    func checkWorker(_ worker: Int) throws(UThreadError) {
+        guard worker >= 0 && worker < workers.count else {
+            throw .invalidArgument("worker \(worker) is not in 0..<\(workers.count)")
         }
-        live.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        let job = MNJob(object: object, core: box, stackSize: stackSize, pinned: pinned || onWorker != nil)
-        if isMain {
-            workers[0].initial = job
-            return box
-        }
-        let here = MNWorker.current()
-        let worker = here.flatMap { $0.worker.runtime === self ? $0 : nil }
-        if let k = onWorker, k != worker?.worker.index {
-            workers[k].post(.start(job))
-        } else if pinned || onWorker != nil || startHere, let worker {
-            worker.worker.start(job, worker.scheduler)
+    }
+
+    /// Queues (or starts) a new M:N thread: from a worker, on its queue (or started at once
+    /// when pinned, or with `startHere`, which keeps it migratable); on worker `onWorker`
+    /// (started there, never stolen); from any other kernel thread, on the injection queue.
+    /// O(1), no allocation.
+    @usableFromInline
+    func spawn(_ object: MNThreadObject, pinned: Bool, onWorker: Int? = nil, startHere: Bool = false) {
+        if pinned || onWorker != nil { object.pinned = true }
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        let worker = MNWorker.current().flatMap { $0.worker.runtimeRef.toOpaque() == me ? $0 : nil }
+        if let w = worker?.worker {
+            // Only this worker writes its counter; release: the count is visible before the
+            // thread is (see `liveCount`).
+            w.spawnedThreads.store(w.spawnedThreads.load(ordering: .relaxed) &+ 1, ordering: .releasing)
         } else {
-            enqueue(job, on: worker?.worker)
+            externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
         }
-        return box
+        if let k = onWorker, k != worker?.worker.index {
+            withWorker(k) { $0.post(.start(object)) }
+        } else if pinned || onWorker != nil || startHere, let worker {
+            worker.worker.start(object, worker.scheduler)
+        } else {
+            enqueue(object, on: worker?.worker)
+        }
     }
 
     /// Runs the runtime on the calling kernel thread (worker 0) and N-1 new ones.
@@ -398,7 +543,9 @@ final class MNRuntime: @unchecked Sendable {
         guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
         let runtime = try MNRuntime(workers: n, configuration: configuration, policy: policy)
         defer { runtime.tearDown() }
-        let main = runtime.spawn(name: "main", pinned: false, stackSize: configuration.mainStackSize, isMain: true, body)
+        let main = MNThreadObject.make(runtime: runtime, name: "main", isMain: true, stackSize: configuration.mainStackSize, body: body)
+        runtime.externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        runtime.workers[0].initial = main
         runtime.activeWorkers.store(1, ordering: .sequentiallyConsistent)
         var threads: [pthread_t] = []
         for w in runtime.workers.dropFirst() {
@@ -421,11 +568,11 @@ final class MNRuntime: @unchecked Sendable {
         runtime.workers[0].main()
         for t in threads { pthread_join(t, nil) }
         if let report = runtime.deadlockReport.withLock({ $0 }) { throw UThreadError.deadlock(report) }
-        guard let result = main.finishedResult() else { throw UThreadError.deadlock("the main thread never finished") }
+        guard main.isFinishedAcquire else { throw UThreadError.deadlock("the main thread never finished") }
         let teardown = Teardown(rowsLeft: runtime.rowsLeft.load(ordering: .relaxed),
                                 stacksLeft: runtime.stacksLeft.load(ordering: .relaxed),
                                 statistics: MNRuntimeHandle(runtime: runtime).statistics)
-        return (try result.get(), teardown)
+        return (try main.result(R.self).get(), teardown)
     }
 
     /// Breaks the worker ↔ scheduler cycles once every worker has stopped.
@@ -435,27 +582,50 @@ final class MNRuntime: @unchecked Sendable {
 }
 
 /// One worker: a kernel thread running an M:1 scheduler, plus what other workers may touch.
+/// Fields are grouped by who writes them, so that the lines other CPUs poll are not the ones
+/// the owner writes on every spawn and exit.
 final class MNWorker: WorkerHooks, @unchecked Sendable {
     let index: Int
     unowned(unsafe) let runtime: MNRuntime
+    /// The same, for the hot paths: `rt { … }` reaches it without a retain (a retain is an
+    /// atomic write to the runtime's header, a line every worker would share).
+    let runtimeRef: Unmanaged<MNRuntime>
     /// Queued M:N threads of this worker (not started; any worker may take them).
-    let queue = KernelLock(MNFIFO<MNJob>())
+    let queue = KernelLock(MNFIFO<MNThreadObject>())
     let mailbox = KernelLock<[MNMail]>([])
-    let mailCount = Atomic<Int>(0)
-    /// When this worker last took a thread from its own queue (CLOCK_MONOTONIC ns).
-    let lastTake = Atomic<UInt64>(0)
-    /// Threads this worker started (stolen ones included).
-    let startedCount = Atomic<Int>(0)
-    /// True while the worker sleeps (or is about to); whoever flips it to false rings.
-    let sleeping = Atomic<Bool>(false)
     /// The eventfd in the worker's epoll set that other kernel threads write to wake it.
     let doorbell: Int32
     private static let doorbellToken = UInt64(Int.max)
 
+    // Written by other kernel threads (posters, thieves, ringers); read by the owner.
+    private let padding0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    let mailCount = Atomic<Int>(0)
+    /// Non-zero while the worker sleeps (or is about to): `MNWorker.asleep`, or
+    /// `MNWorker.asleepDeferred` when it sleeps with a timeout because another worker's queue
+    /// holds threads that their owner is still taking (it looks again then, so new threads do
+    /// not ring it). Whoever flips it to 0 rings.
+    let sleeping = Atomic<Int>(0)
+    static let asleep = 1, asleepDeferred = 2
+
+    // Written by the owner (and by thieves under the queue lock); read by idle workers.
+    private let padding1: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    /// Threads in `queue` (changed under its lock; read without it as a hint).
+    let queueCount = Atomic<Int>(0)
+    /// Bumped by the owner each time it pushes to or takes from its own queue: a thief that
+    /// sees it unchanged for `stealAfterNanoseconds` (on its own clock) while the queue is not
+    /// empty steals (see `steal`).
+    let queueActivity = Atomic<UInt64>(0)
+    /// Threads this worker spawned and threads that finished on it (`MNRuntime.liveCount`).
+    let spawnedThreads = Atomic<Int>(0)
+    let finishedThreads = Atomic<Int>(0)
+    /// Threads this worker started (stolen ones included).
+    let startedCount = Atomic<Int>(0)
+    private let padding2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+
     // Touched only on the worker's own kernel thread (or before it starts / after it ended).
     private(set) var scheduler: Scheduler?
     private let reactor: Reactor
-    var initial: MNJob?
+    var initial: MNThreadObject?
     /// Wait tokens: the worker index in the high 16 bits, so a token is unique in the runtime
     /// (a stale wake can never match a wait its thread began on another worker).
     private var nextToken: UInt64
@@ -464,10 +634,16 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private var shutdownHandled = false
     private var deadlockSeen = 0
     private var spare: [MNMail] = []
+    /// Per victim: the `queueActivity` value last seen, and when (this worker's clock).
+    private var seenActivity: [UInt64] = []
+    private var seenAt: [UInt64] = []
+    /// Threads taken in one steal (kept: no allocation per steal).
+    private var stealBuffer: [MNThreadObject] = []
 
     init(index: Int, runtime: MNRuntime, scheduler: Scheduler) throws(UThreadError) {
         self.index = index
         self.runtime = runtime
+        self.runtimeRef = Unmanaged.passUnretained(runtime)
         self.nextToken = UInt64(index) << 48
         let fd = uthreads_eventfd_create()
         if fd < 0 { throw .system(call: "eventfd", errno: .lastError) }
@@ -495,20 +671,15 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         scheduler = nil
     }
 
+    /// Runs `body` with the runtime, without retaining it.
+    @inline(__always)
+    func rt<R>(_ body: (MNRuntime) throws -> R) rethrows -> R { try runtimeRef._withUnsafeGuaranteedRef(body) }
+
     /// The worker and scheduler of the calling kernel thread, if it is an M:N worker.
     @inline(__always)
     static func current() -> (worker: MNWorker, scheduler: Scheduler)? {
         guard let s = Scheduler.active, let w = s.worker else { return nil }
         return (unsafeDowncast(w, to: MNWorker.self), s)
-    }
-
-    /// The end of an M:N thread's body, on the thread: it can no longer migrate, so its object
-    /// lets go of the shared core it kept for that (`ThreadObject.migrant`).
-    static func bodyEnded() {
-        guard let (_, s) = current() else { return }
-        let object = s.objectOf(s.current)
-        object.migrant?.release()
-        object.migrant = nil
     }
 
     /// `current()`, or a clear stop for M:N API used elsewhere.
@@ -527,9 +698,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         // Issue 7: `UThread.checkpoint()` reaches the worker's maintenance now and then (FIFO;
         // other policies arm the countdown for their time slices).
         if !s.timed { uthreads_checkpoint_arm(Scheduler.checkpointBatch) }
-        if let job = initial {
+        seenActivity = Array(repeating: 0, count: runtime.table.count)
+        seenAt = Array(repeating: 0, count: runtime.table.count)
+        if let object = initial {
             initial = nil
-            start(job, s)
+            start(object, s)
         }
         s.runLoop()
         runtime.activeWorkers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
@@ -545,16 +718,25 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     // MARK: Messages
 
     func post(_ mail: MNMail) {
-        mailbox.withLock { $0.append(mail) }
-        mailCount.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        // The count is raised (seq-cst RMW) before `sleeping` is read in `ring`; a worker going
+        // to sleep sets `sleeping` before it reads the count: one of them sees the other.
+        mailbox.withLock { m in
+            m.append(mail)
+            mailCount.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        }
         _ = ring()
     }
 
-    /// Wakes the worker if it sleeps; true if this call rang it.
+    /// Wakes the worker if it sleeps; true if this call rang it. A worker that runs or spins
+    /// is never rung (no system call): it looks at its mailbox and the queues by itself. With
+    /// `forQueuedThread`, a worker in a deferred sleep is not rung either: it already waits
+    /// for a queue to go stale and looks again within a millisecond (ringing it for every
+    /// spawn of a busy spawner made a system call per few spawns and halved spawn+join).
     @discardableResult
-    func ring() -> Bool {
-        guard sleeping.load(ordering: .sequentiallyConsistent) else { return false }
-        guard sleeping.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent).exchanged else { return false }
+    func ring(forQueuedThread: Bool = false) -> Bool {
+        let state = sleeping.load(ordering: .sequentiallyConsistent)
+        guard state == MNWorker.asleep || (state == MNWorker.asleepDeferred && !forQueuedThread) else { return false }
+        guard sleeping.compareExchange(expected: state, desired: 0, ordering: .sequentiallyConsistent).exchanged else { return false }
         _ = uthreads_eventfd_signal(doorbell)
         return true
     }
@@ -566,11 +748,16 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         s.wake(t, result)
     }
 
+    /// Applies every message in the mailbox: all of them under one lock, with no allocation
+    /// (two buffers swapped).
     private func drainMail(_ s: Scheduler) {
-        var taken = spare  // two buffers swapped under the lock: no allocation per drain
+        var taken = spare
         spare = []
-        mailbox.withLock { m in swap(&m, &taken) }
-        mailCount.wrappingSubtract(taken.count, ordering: .sequentiallyConsistent)
+        mailbox.withLock { m in
+            swap(&m, &taken)
+            // Relaxed is enough: posters raise the count under the same lock.
+            mailCount.wrappingSubtract(taken.count, ordering: .relaxed)
+        }
         defer {
             taken.removeAll(keepingCapacity: true)
             spare = taken
@@ -585,8 +772,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
                 guard let t = ControlBlock(bitPattern: block), s.table.owns(t), t.pointee.id == id else { continue }
                 let state = t.pointee.state
                 if state != .stateFree && state != .stateFinished { s.cancel(t) }
-            case .start(let job):
-                start(job, s)
+            case .start(let object):
+                start(object, s)
             case .snapshot(let request):
                 request.deliver(worker: index, table: s.snapshot())
             case .reclaim(let block):
@@ -597,62 +784,102 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     // MARK: Starting and stealing
 
-    func start(_ job: MNJob, _ s: Scheduler) {
+    /// Creates the thread of `object` on this worker and makes it ready. When that fails (no
+    /// stack), the thread ends at once with the error — or, with `retryLater` (a thread about to
+    /// park is running: the failed thread's joiners might include it, and a wake cannot reach
+    /// a thread that has not parked yet), the object goes to the own mailbox, and the idle
+    /// loop tries again.
+    func start(_ object: MNThreadObject, _ s: Scheduler, retryLater: Bool = false) {
         do {
-            let t = try s.spawn(job.object, priority: 0, stackSize: job.stackSize, flags: job.pinned ? 0 : .flagMigratable)
-            if !job.pinned {
-                job.object.migrant = Unmanaged.passRetained(job.core)
-                job.object.home = Int32(index)
-            }
-            startedCount.wrappingAdd(1, ordering: .relaxed)
-            let cancel = job.core.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)
+            let t = try s.spawn(object, priority: 0, stackSize: object.stackSize, flags: object.pinned ? 0 : .flagMigratable)
+            if !object.pinned { object.home = Int32(index) }
+            startedCount.store(startedCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
+            let cancel = object.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)
             if cancel || shutdownHandled { s.cancel(t) }
         } catch {
-            job.core.failBeforeStart(error)
+            if retryLater { post(.start(object)) } else { object.failBeforeStart(error) }
         }
     }
 
     enum Work { case took, none, deferred }
 
-    /// Takes one thread from the own queue (or the injection queue); records when.
-    private func takeOwn(_ s: Scheduler) -> Bool {
-        guard let job = queue.withLock({ $0.pop() }) ?? runtime.injection.withLock({ $0.pop() }) else { return false }
-        lastTake.store(uthreads_monotonic_ns(), ordering: .relaxed)
-        runtime.queued.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-        start(job, s)
-        return true
+    /// Starts one thread from the own queue, else from the injection queue. The counts are
+    /// read first (no lock when both are empty, the common case of a busy worker).
+    private func takeOwn(_ s: Scheduler, retryLater: Bool = false) -> Bool {
+        if queueCount.load(ordering: .relaxed) > 0, let object = queue.withLock({ q -> MNThreadObject? in
+            guard let o = q.pop() else { return nil }
+            queueCount.wrappingSubtract(1, ordering: .relaxed)  // under the lock; a hint for others
+            return o
+        }) {
+            queueActivity.store(queueActivity.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
+            start(object, s, retryLater: retryLater)
+            return true
+        }
+        let injected: MNThreadObject? = rt { runtime in
+            guard runtime.injected.load(ordering: .relaxed) > 0 else { return nil }
+            return runtime.injection.withLock { q -> MNThreadObject? in
+                guard let o = q.pop() else { return nil }
+                runtime.injected.wrappingSubtract(1, ordering: .relaxed)
+                return o
+            }
+        }
+        if let injected {
+            start(injected, s, retryLater: retryLater)
+            return true
+        }
+        return false
     }
 
-    /// Starts one queued thread: own queue, injection queue, then half of another's — but only
-    /// from a worker that has not taken from its own queue for `stealAfterNanoseconds` (it is
-    /// busy with a long thread, or spawning): a worker that drains its queue quickly keeps its
-    /// threads (and their caches), instead of paying cross-CPU traffic for short threads.
-    /// That staleness test is also the monitor of issue 7: a thread that runs long without a
-    /// safe point stops its worker's takes, and its queued threads then go to other workers.
-    private func takeWork(_ s: Scheduler) -> Work {
-        guard runtime.queued.load(ordering: .sequentiallyConsistent) > 0 else { return .none }
-        if takeOwn(s) { return .took }
-        if adoptMigrants(s) { return .took }
-        let workers = runtime.workers
-        let now = uthreads_monotonic_ns()
+    /// Before a thread of this worker parks with nothing else ready: start one of the own
+    /// queued threads now, so that the park switches straight to it instead of through the
+    /// idle loop (Go's runnext, in effect: a worker's own new threads run on it first, while
+    /// it keeps up). Its cost when the queue is empty: one load. Called before the park's
+    /// MOVABLE window opens, with the parking thread's own worker (it has not switched yet).
+    func refillBeforePark(_ s: Scheduler) {
+        if !s.hasReadyThreads { _ = takeOwn(s, retryLater: true) }
+    }
+
+    /// Takes up to half (at most `stealMax`) of another worker's queued threads — only from a
+    /// worker that is behind: its queue is not empty and it has not taken from it for
+    /// `stealAfterNanoseconds`, as seen on this worker's clock (it is busy with a long thread,
+    /// blocked, or spawning a burst). A worker that drains its queue quickly keeps its threads
+    /// (and their caches) instead of paying cross-CPU traffic for short threads. That is also
+    /// the monitor of issue 7: a thread that runs long without a safe point stops its
+    /// worker's takes, and its queued threads then go to other workers.
+    private func steal(_ s: Scheduler, now: UInt64) -> Work {
+        rt { runtime in steal(s, now: now, runtime) }
+    }
+
+    private func steal(_ s: Scheduler, now: UInt64, _ runtime: MNRuntime) -> Work {
+        let n = runtime.table.count
         var deferred = false
-        for offset in 1..<max(workers.count, 1) {
-            let victim = workers[(index + offset) % workers.count]
-            if now &- victim.lastTake.load(ordering: .relaxed) < MNRuntime.stealAfterNanoseconds {
-                deferred = deferred || victim.queue.withLock { !$0.isEmpty }
+        for offset in 1..<max(n, 1) {
+            let v = (index + offset) % n
+            let took: Bool? = runtime.withWorker(v) { victim -> Bool? in
+                guard victim.queueCount.load(ordering: .relaxed) > 0 else { return false }
+                let activity = victim.queueActivity.load(ordering: .relaxed)
+                if activity != seenActivity[v] || seenAt[v] == 0 {
+                    seenActivity[v] = activity
+                    seenAt[v] = now
+                    return nil
+                }
+                if now &- seenAt[v] < MNRuntime.stealAfterNanoseconds { return nil }
+                victim.queue.withLock { q in
+                    let k = min(MNRuntime.stealMax, (q.count + 1) / 2)
+                    for _ in 0..<k { if let o = q.popLast() { stealBuffer.append(o) } }
+                    victim.queueCount.wrappingSubtract(stealBuffer.count, ordering: .relaxed)
+                }
+                return !stealBuffer.isEmpty
+            }
+            guard let took else {
+                deferred = true
                 continue
             }
-            let jobs: [MNJob] = victim.queue.withLock { q in
-                let n = min(MNRuntime.stealMax, (q.count + 1) / 2)
-                var taken: [MNJob] = []
-                taken.reserveCapacity(n)
-                for _ in 0..<n { if let j = q.pop() { taken.append(j) } }
-                return taken
-            }
-            guard !jobs.isEmpty else { continue }
-            runtime.queued.wrappingSubtract(jobs.count, ordering: .sequentiallyConsistent)
-            runtime.stolen.wrappingAdd(jobs.count, ordering: .relaxed)
-            for job in jobs { start(job, s) }
+            guard took else { continue }
+            seenAt[v] = 0
+            runtime.stolen.wrappingAdd(stealBuffer.count, ordering: .relaxed)
+            for object in stealBuffer.reversed() { start(object, s) }  // oldest of the batch first
+            stealBuffer.removeAll(keepingCapacity: true)
             return .took
         }
         return deferred ? .deferred : .none
@@ -679,7 +906,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     private var finished: Bool {
-        runtime.mainDone.load(ordering: .sequentiallyConsistent) && runtime.live.load(ordering: .sequentiallyConsistent) == 0
+        runtime.mainDone.load(ordering: .sequentiallyConsistent) && runtime.liveCount() == 0
     }
 
     // MARK: Migration (issue 7)
@@ -700,44 +927,51 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         let n = min(MNRuntime.stealMax, (ready + 1) * idle / (idle + 1))
         let rows = s.shedMigratable(max: n)
         guard !rows.isEmpty else { return }
-        let jobs = rows.map { t in
-            let object = s.objectOf(t)
-            return MNJob(object: object, core: unsafeDowncast(object.migrant!.takeUnretainedValue(), to: MNThreadCore.self),
-                         stackSize: nil, pinned: false, block: t)
-        }
+        // Only M:N threads are migratable (worker-local UThreads never are): the row's object
+        // is an MNThreadObject, kept alive by the row.
+        let batch = rows.map { t in MNMigrant(object: unsafeDowncast(s.objectOf(t), to: MNThreadObject.self), block: t) }
         let now = uthreads_monotonic_ns()
-        runtime.migrants.withLock { $0.push((jobs, now)) }
-        runtime.migrantBatches.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        runtime.queued.wrappingAdd(jobs.count, ordering: .sequentiallyConsistent)
-        runtime.ringOne(except: index)
+        rt { runtime in
+            runtime.migrants.withLock { q in
+                q.push((batch, now))
+                // Under the lock (an adopter decrements under it: never below 0); seq-cst before
+                // `sleepers` is read in `ringOne`, pairing with the re-check of a worker going
+                // to sleep (it reads `migrantBatches`).
+                runtime.migrantBatches.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            }
+            runtime.ringOne(except: index, forQueuedThread: false)
+        }
     }
 
     /// Adopts one batch of migrating threads (only one given up before `before`, if given);
     /// false when there is none.
     private func adoptMigrants(_ s: Scheduler, before: UInt64? = nil) -> Bool {
-        let batch: [MNJob]? = runtime.migrants.withLock { q in
-            if let before, let age = q.first?.at, age > before { return nil }
-            return q.pop()?.jobs
+        rt { runtime in
+            guard runtime.migrantBatches.load(ordering: .relaxed) > 0 else { return false }
+            let batch: [MNMigrant]? = runtime.migrants.withLock { q in
+                if let before, let age = q.first?.at, age > before { return nil }
+                guard let b = q.pop() else { return nil }
+                runtime.migrantBatches.wrappingSubtract(1, ordering: .sequentiallyConsistent)  // under the lock
+                return b.threads
+            }
+            guard let batch else { return false }
+            for m in batch { adopt(m, s) }
+            return true
         }
-        guard let jobs = batch else { return false }
-        runtime.migrantBatches.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-        runtime.queued.wrappingSubtract(jobs.count, ordering: .sequentiallyConsistent)
-        for job in jobs { adopt(job, s) }
-        return true
     }
 
     /// Takes ownership of a migrating thread: its row (which stays in its home's table), its
     /// place (so that cancel and join find it here), and makes it ready on this worker.
-    private func adopt(_ job: MNJob, _ s: Scheduler) {
-        let t = job.block!
+    private func adopt(_ m: MNMigrant, _ s: Scheduler) {
+        let t = m.block
         s.adopt(t)
-        runtime.migrations.wrappingAdd(1, ordering: .relaxed)
-        let cancel = job.core.moved(to: index)
+        _ = rt { $0.migrations.wrappingAdd(1, ordering: .relaxed) }
+        let cancel = m.object.moved(to: index)
         if cancel || shutdownHandled { s.cancel(t) }
     }
 
     func finishedAbroad(_ row: ControlBlock, home: Int) {
-        runtime.workers[home].post(.reclaim(block: UInt(bitPattern: row)))
+        rt { runtime in runtime.withWorker(home) { $0.post(.reclaim(block: UInt(bitPattern: row))) } }
     }
 
     // MARK: WorkerHooks
@@ -746,9 +980,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
         if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { _ = checkRuntime(s) }
         // Fairness with busy threads: start one queued thread now and then.
-        if runtime.queued.load(ordering: .relaxed) > 0 { _ = takeOwn(s) }
+        _ = takeOwn(s)
         // Migrants that no idle worker came for (it found other work): any worker takes them.
-        if runtime.migrantBatches.load(ordering: .relaxed) > 0 {
+        if rt({ $0.migrantBatches.load(ordering: .relaxed) }) > 0 {
             _ = adoptMigrants(s, before: uthreads_monotonic_ns() &- MNRuntime.migrantPatienceNanoseconds)
         }
         shed(s)
@@ -756,29 +990,31 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     func idle(_ s: Scheduler) -> Bool {
         if !s.timers.isEmpty { s.fireTimers(now: s.now()) }
-        if mailCount.load(ordering: .sequentiallyConsistent) > 0 { drainMail(s) }
+        if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
         guard checkRuntime(s) else { return false }
         if s.hasReadyThreads { return true }
-        let work = takeWork(s)
+        if takeOwn(s) { return true }
+        if adoptMigrants(s) { return true }
+        var work = steal(s, now: uthreads_monotonic_ns())
         if work == .took { return true }
-        let deferred = work == .deferred
         // Rows abroad must come home first: their stacks belong to this worker's pool.
         if finished && s.table.liveCount == 0 && s.table.abroadCount == 0 { return false }
 
         // A short bounded spin first (Go's spinning M), by at most half of the workers: a
         // cross-worker handoff (a join, a channel, a steal) usually completes within
         // microseconds, and sleeping costs an eventfd write plus an epoll wake-up (~5–50 µs
-        // here) on each side. The spin ends at the first sign of work; then the worker sleeps.
-        if spinForWork(deferred: deferred) { return true }
-        // Threads queued on a worker that takes them itself: look again in a while (the
-        // reactor's timeout granularity is 1 ms), or when rung.
-        if deferred && takeWork(s) == .took { return true }
+        // here) on each side. The spin polls this worker's own lines often and other workers'
+        // queues about once a microsecond (each look at a line another CPU writes costs that
+        // CPU a cache miss); it ends at the first sign of work; then the worker sleeps.
+        work = spinForWork(s)
+        if work == .took { return true }
+        let deferred = work == .deferred
 
         // Sleep in epoll_wait until a timer, I/O, an offload completion or the doorbell.
         var timeout: UInt64? = s.timers.nextDeadline.map { $0 &- min($0, s.now()) }
-        if deferred { timeout = min(timeout ?? .max, 1_000_000) }
+        if deferred { timeout = min(timeout ?? .max, MNRuntime.stealAfterNanoseconds) }  // look again then
         let forever = timeout == nil && reactor.pendingWakeups == 0
-        sleeping.store(true, ordering: .sequentiallyConsistent)
+        sleeping.store(deferred ? MNWorker.asleepDeferred : MNWorker.asleep, ordering: .sequentiallyConsistent)
         runtime.sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
         if forever { runtime.stuck.wrappingAdd(1, ordering: .sequentiallyConsistent) }
         defer {
@@ -787,12 +1023,15 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
                 runtime.stuck.wrappingSubtract(1, ordering: .sequentiallyConsistent)
             }
             runtime.sleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-            if !sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+            if sleeping.exchange(0, ordering: .sequentiallyConsistent) == 0 {
                 _ = uthreads_eventfd_drain(doorbell)  // someone rang
             }
         }
         // Re-check after announcing the sleep (each poster changes its counter, then rings).
-        if mailCount.load(ordering: .sequentiallyConsistent) > 0 || (!deferred && runtime.queued.load(ordering: .sequentiallyConsistent) > 0)
+        if mailCount.load(ordering: .sequentiallyConsistent) > 0
+            || queueCount.load(ordering: .sequentiallyConsistent) > 0 || runtime.injected.load(ordering: .sequentiallyConsistent) > 0
+            || runtime.migrantBatches.load(ordering: .sequentiallyConsistent) > 0
+            || (!deferred && runtime.queuedCount() > 0)
             || runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent) > deadlockSeen
             || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent))
             || (finished && s.table.abroadCount == 0) {
@@ -806,22 +1045,34 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         return true
     }
 
-    /// Spins up to `MNRuntime.spinNanoseconds` for mail or queued threads (mail only when the
-    /// queued ones are deferred); true if some came.
-    private func spinForWork(deferred: Bool) -> Bool {
-        let maxSpinners = max(1, runtime.workers.count / 2)
+    /// Spins up to `MNRuntime.spinNanoseconds` for mail, own or injected threads, or a queue
+    /// to steal from; `.took` if it started one or if something for the idle pass appeared
+    /// (mail, an own queued thread, the end of main), `.none` (go to sleep) or `.deferred` (some
+    /// worker has queued threads it is still taking itself: sleep briefly) otherwise.
+    private func spinForWork(_ s: Scheduler) -> Work {
+        rt { runtime in spinForWork(s, runtime) }
+    }
+
+    private func spinForWork(_ s: Scheduler, _ runtime: MNRuntime) -> Work {
+        let maxSpinners = max(1, runtime.table.count / 2)
         guard runtime.spinning.wrappingAdd(1, ordering: .relaxed).newValue <= maxSpinners else {
             runtime.spinning.wrappingSubtract(1, ordering: .relaxed)
-            return false
+            return runtime.queuedCount() > 0 ? .deferred : .none
         }
         defer { runtime.spinning.wrappingSubtract(1, ordering: .relaxed) }
         let end = uthreads_monotonic_ns() &+ MNRuntime.spinNanoseconds
+        var work = Work.none
         while true {
-            for _ in 0..<64 {
-                if mailCount.load(ordering: .relaxed) > 0 || (!deferred && runtime.queued.load(ordering: .relaxed) > 0) { return true }
+            for _ in 0..<32 {
+                if mailCount.load(ordering: .relaxed) > 0 || queueCount.load(ordering: .relaxed) > 0 { return .took }
                 uthreads_cpu_relax()
             }
-            if runtime.mainDone.load(ordering: .relaxed) || uthreads_monotonic_ns() > end { return false }
+            if runtime.mainDone.load(ordering: .relaxed) { return .took }  // idle() looks at it
+            if runtime.injected.load(ordering: .relaxed) > 0, takeOwn(s) { return .took }
+            if adoptMigrants(s) { return .took }
+            let now = uthreads_monotonic_ns()
+            work = steal(s, now: now, runtime)
+            if work == .took || now > end { return work }
         }
     }
 
@@ -832,11 +1083,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private func looksDeadlocked() -> Bool {
         let before = runtime.activity.load(ordering: .sequentiallyConsistent)
         guard runtime.stuck.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent),
-              runtime.queued.load(ordering: .sequentiallyConsistent) == 0,
+              runtime.queuedCount() == 0,
               !finished,
               !runtime.mainDone.load(ordering: .sequentiallyConsistent)
                 || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent),
-              runtime.workers.allSatisfy({ $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 }) else { return false }
+              (0..<runtime.table.count).allSatisfy({ runtime.withWorker($0) { $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 } }) else { return false }
         return runtime.activity.load(ordering: .sequentiallyConsistent) == before
     }
 
@@ -854,7 +1105,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// Parks the running thread for a cross-worker wait. `register` publishes the waiter (under
     /// the object's lock) and returns true, or returns false when there is no need to wait.
     /// Returns nil when it did not park, else the wake result. The waiter is unique to this
-    /// wait: a wake for an older wait is dropped.
+    /// wait: a wake for an older wait is dropped. When nothing else is ready here, one of the
+    /// worker's queued threads is started first (`refillBeforePark`).
     /// `target` describes the wait in the thread table; `cancellable: false` only for waits
     /// that must not end early (a condition's mutex reacquisition, a table request).
     func park(_ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget? = nil, deadline: UInt64?,
@@ -877,6 +1129,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             me.pointee.mn_token = 0
             return nil
         }
+        // Still this worker's thread: start a queued one to switch to (before the window below).
+        refillBeforePark(s)
         // Issue 7: a cross-worker wait is a site audited for resuming on another worker: after
         // the park only `me` is used (never `self` or `s`, which may be another worker's now).
         me.set(.flagMovable)

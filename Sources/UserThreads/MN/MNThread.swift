@@ -16,126 +16,6 @@ import CUThreads
 import Glibc
 import Synchronization
 
-/// The state an M:N thread shares between workers: where it runs, cancellation, joiners.
-class MNThreadCore: @unchecked Sendable {
-    let runtime: MNRuntime
-    let name: String
-    let isMain: Bool
-
-    struct Place { var worker: Int; var block: UInt; var id: UInt64 }
-    struct State {
-        var place: Place?
-        var id: UInt64 = 0
-        var cancelRequested = false
-        var finished = false
-        var waiters = MNFIFO<MNWaiter>()
-    }
-    let state = KernelLock(State())
-
-    init(runtime: MNRuntime, name: String, isMain: Bool) {
-        self.runtime = runtime
-        self.name = name
-        self.isMain = isMain
-    }
-
-    /// Called by the worker that started it. Returns whether a cancel came first.
-    func started(worker: Int, block: UInt, id: UInt64) -> Bool {
-        state.withLock { s in
-            s.place = Place(worker: worker, block: block, id: id)
-            s.id = id
-            return s.cancelRequested
-        }
-    }
-
-    /// Called by the worker that adopts the thread after it migrated (issue 7), before it can
-    /// run there. Returns whether a cancel is pending: a cancel that raced with the move was
-    /// posted to the old worker, which dropped it (it no longer owns the row).
-    func moved(to worker: Int) -> Bool {
-        state.withLock { s in
-            s.place?.worker = worker
-            return s.cancelRequested
-        }
-    }
-
-    /// Publishes the end: wakes the joiners, then counts the thread out.
-    final func finish() {
-        let waiters = state.withLock { s in
-            s.finished = true
-            s.place = nil
-            return s.waiters.popAll()
-        }
-        for w in waiters { runtime.wake(w, .woken) }
-        if isMain { runtime.mainFinished() }
-        runtime.threadFinished()
-    }
-
-    func failBeforeStart(_ error: any Error) {}
-
-    var isFinished: Bool { state.withLock { $0.finished } }
-
-    func cancel() {
-        let place: Place? = state.withLock { s in
-            if s.finished { return nil }
-            s.cancelRequested = true
-            return s.place
-        }
-        guard let place else { return }
-        if let (w, s) = MNWorker.current(), w.runtime === runtime, w.index == place.worker {
-            // `owns`: the thread may be between workers (given up, not adopted yet).
-            if let t = ControlBlock(bitPattern: place.block), s.table.owns(t), t.pointee.id == place.id,
-               t.pointee.state != .stateFree, t.pointee.state != .stateFinished {
-                s.cancel(t)
-            }
-        } else {
-            runtime.workers[place.worker].post(.cancel(block: place.block, id: place.id))
-        }
-    }
-
-    /// Parks the caller until the thread has finished.
-    func waitUntilFinished() throws {
-        let me = UInt(bitPattern: MNWorker.require("MNThread.join()").scheduler.current)
-        while true {
-            // Re-read every round: after a park the caller may run on another worker (issue 7).
-            let (w, s) = MNWorker.require("MNThread.join()")
-            guard w.runtime === runtime else { throw UThreadError.foreignRuntime }
-            var selfJoin = false
-            let parked = w.park(s, .join, object: state.withLock { $0.id }, deadline: nil) { waiter in
-                state.withLock { st in
-                    if st.finished { return false }
-                    if let p = st.place, p.worker == w.index, p.block == me { selfJoin = true; return false }
-                    st.waiters.push(waiter)
-                    return true
-                }
-            }
-            if selfJoin { throw UThreadError.invalidArgument("an M:N thread cannot join itself") }
-            guard let (waiter, result) = parked else { return }
-            if result == .woken { continue }
-            _ = state.withLock { $0.waiters.remove { $0 == waiter } }
-            try result.check()
-        }
-    }
-}
-
-/// An M:N thread's shared state with its typed result.
-final class MNThreadBox<Success: Sendable>: MNThreadCore, @unchecked Sendable {
-    /// Written once before `finished` is set under the lock; read only after seeing it set.
-    private var result: Result<Success, any Error>?
-
-    func run(_ body: @Sendable () throws -> Success) {
-        result = Result(catching: body)
-        finish()
-    }
-
-    override func failBeforeStart(_ error: any Error) {
-        result = .failure(error)
-        finish()
-    }
-
-    func finishedResult() -> Result<Success, any Error>? {
-        state.withLock { $0.finished } ? result : nil
-    }
-}
-
 /// A user thread of an M:N runtime: it may start on any worker kernel thread (idle workers
 /// steal queued threads), and once started it may resume on another worker after a `yield`,
 /// a `sleep` or a wait on an M:N primitive, when its worker is busy and another is idle (see
@@ -152,7 +32,7 @@ final class MNThreadBox<Success: Sendable>: MNThreadCore, @unchecked Sendable {
 /// }
 /// ```
 public struct MNThread<Success: Sendable>: Sendable, Hashable, CustomStringConvertible {
-    let box: MNThreadBox<Success>
+    @usableFromInline let object: MNThreadObject
 
     /// Spawns an M:N thread. It is queued on the calling worker, where this worker or an idle
     /// one starts it.
@@ -162,59 +42,68 @@ public struct MNThread<Success: Sendable>: Sendable, Hashable, CustomStringConve
     ///     migrate it (for code that needs the same kernel thread as its parent, all its life).
     ///   - stackSize: usable stack bytes (default: the configuration's `stackSize`).
     ///   - body: the thread's code; `@Sendable`, since it may run on any worker.
+    @inlinable
     public init(name: String = "", pinned: Bool = false, stackSize: Int? = nil,
                 _ body: @escaping @Sendable () throws -> Success) {
-        let (w, _) = MNWorker.require("MNThread.init")
-        box = w.runtime.spawn(name: name, pinned: pinned, stackSize: stackSize, body)
+        let runtime = MNRuntime.requireUnretained("MNThread.init")
+        let object = runtime._withUnsafeGuaranteedRef {
+            MNThreadObject.make(runtime: $0, name: name, isMain: false, stackSize: stackSize, body: body)
+        }
+        runtime._withUnsafeGuaranteedRef { $0.spawn(object, pinned: pinned) }
+        self.object = object
     }
 
-    init(box: MNThreadBox<Success>) { self.box = box }
+    @inlinable
+    init(object: MNThreadObject) { self.object = object }
 
     /// Spawns an M:N thread that starts at once on the calling worker, like `pinned: true`, but
     /// stays migratable: only migration can move it (benchmarks and tests of issue 7).
     package static func startingHere(name: String = "", _ body: @escaping @Sendable () throws -> Success) -> MNThread {
-        let (w, _) = MNWorker.require("MNThread.startingHere")
-        return MNThread(box: w.runtime.spawn(name: name, pinned: false, stackSize: nil, startHere: true, body))
+        let runtime = MNRuntime.requireUnretained("MNThread.startingHere").takeUnretainedValue()
+        let object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: nil, body: body)
+        runtime.spawn(object, pinned: false, startHere: true)
+        return MNThread(object: object)
     }
 
     /// Spawns an M:N thread bound to worker `worker` (0..<workers): it starts there and is
     /// never stolen (e.g. one acceptor per worker). From the calling worker it starts at once.
     /// - Throws: `.invalidArgument` for a worker index out of range.
+    @inlinable
     public static func spawn(name: String = "", onWorker worker: Int, stackSize: Int? = nil,
                              _ body: @escaping @Sendable () throws -> Success) throws -> MNThread {
-        let (w, _) = MNWorker.require("MNThread.spawn(onWorker:)")
-        guard worker >= 0 && worker < w.runtime.workers.count else {
-            throw UThreadError.invalidArgument("worker \(worker) is not in 0..<\(w.runtime.workers.count)")
-        }
-        return MNThread(box: w.runtime.spawn(name: name, pinned: true, stackSize: stackSize, onWorker: worker, body))
+        let runtime = MNRuntime.requireUnretained("MNThread.spawn(onWorker:)").takeUnretainedValue()
+        try runtime.checkWorker(worker)
+        let object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: stackSize, body: body)
+        runtime.spawn(object, pinned: true, onWorker: worker)
+        return MNThread(object: object)
     }
 
     /// Waits for the thread and returns its value or rethrows its error. Call it from an M:N
-    /// thread of the same runtime.
+    /// thread of the same runtime. A finished thread is joined with one atomic load.
     /// - Throws: the thread's error; `CancellationError` if the caller is cancelled while it
     ///   waits; `.invalidArgument` for a self-join; `.foreignRuntime`.
+    @inlinable
     public func join() throws -> Success {
-        if let r = box.finishedResult() { return try r.get() }
-        try box.waitUntilFinished()
-        return try box.finishedResult()!.get()
+        if !object.isFinishedAcquire { try object.waitUntilFinished() }
+        return try object.result(Success.self).get()
     }
 
     /// Asks the thread to stop (see `UThread.cancel()`); works from any worker, and before the
     /// thread has started (it then starts cancelled).
-    public func cancel() { box.cancel() }
+    public func cancel() { object.cancel() }
 
     /// The name given at spawn.
-    public var name: String { box.name }
+    public var name: String { object.name }
     /// Whether the body has returned or thrown.
-    public var isFinished: Bool { box.isFinished }
+    public var isFinished: Bool { object.isFinishedAcquire }
     /// The thread's id once it has started (nil while queued).
     public var id: ThreadID? {
-        let raw = box.state.withLock { $0.id }
+        let raw = object.startedID
         return raw == 0 ? nil : ThreadID(rawValue: raw)
     }
-    public var description: String { "MNThread \"\(box.name)\"" }
-    public static func == (a: MNThread, b: MNThread) -> Bool { a.box === b.box }
-    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(box)) }
+    public var description: String { "MNThread \"\(object.name)\"" }
+    public static func == (a: MNThread, b: MNThread) -> Bool { a.object === b.object }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(object)) }
 }
 
 extension MNThread where Success == Never {
@@ -249,21 +138,24 @@ extension MNThread where Success == Never {
 /// A reference to a running M:N runtime that any kernel thread may hold: spawns from outside
 /// the workers go through the runtime's injection queue.
 public struct MNRuntimeHandle: Sendable {
-    let runtime: MNRuntime
+    @usableFromInline let runtime: MNRuntime
 
     /// Number of workers.
     public var workers: Int { runtime.workers.count }
 
     /// Spawns an M:N thread from any kernel thread (a worker of this runtime queues it locally).
+    @inlinable
     public func spawn<Success: Sendable>(name: String = "", _ body: @escaping @Sendable () throws -> Success) -> MNThread<Success> {
-        MNThread(box: runtime.spawn(name: name, pinned: false, stackSize: nil, body))
+        let object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: nil, body: body)
+        runtime.spawn(object, pinned: false)
+        return MNThread(object: object)
     }
 
     /// Figures for tests and benchmarks.
     public var statistics: MNStatistics {
         MNStatistics(startedPerWorker: runtime.workers.map { $0.startedCount.load(ordering: .relaxed) },
                      stolen: runtime.stolen.load(ordering: .relaxed),
-                     live: runtime.live.load(ordering: .relaxed),
+                     live: runtime.liveCount(),
                      migrations: runtime.migrations.load(ordering: .relaxed))
     }
 }

@@ -25,6 +25,12 @@ import CUThreads
 /// as before. A reused object keeps its `witness` when the next thread has the same result type
 /// (`witnessType`): replacing the closure cost a release and an outlined destroy per spawn.
 ///
+/// Subclass: the M:N runtime's `MNThreadObject` (MN/MNThreadObject.swift) adds its cross-worker
+/// state (join flags, placement) to this object, so that an M:N thread is one allocation. The
+/// class is therefore not `final`, but every member is, so the M:1 paths dispatch statically as
+/// before. Subclass instances are never recycled: reuse is M:1 only (`Scheduler.reap`), and M:N
+/// threads run only on workers.
+///
 /// Rejected: a generic subclass `TypedThreadObject<Success>` (its unspecialised deinit and run
 /// looked up `Result<Success, Error>` metadata in the runtime's global cache, ~3 lookups per
 /// thread); a wrapper closure capturing the body (a second allocation); the result in an `Any`
@@ -33,7 +39,7 @@ import CUThreads
 /// of objects recycled when their last handle drops (Swift has no hook between a class
 /// instance's deinit and its deallocation).
 @usableFromInline
-final class ThreadObject: WaitQueue {
+class ThreadObject: WaitQueue {
     /// What `witness` is asked to do.
     @usableFromInline enum Operation { case run, destroy }
     /// What `storage` (or `heap`) holds.
@@ -42,48 +48,44 @@ final class ThreadObject: WaitQueue {
     /// Code specialised for this thread's types (a non-capturing closure made by `install`):
     /// `.run` runs the body in the storage and stores its `Result` there; `.destroy` destroys
     /// whichever of the two is stored. Nil only before `install`.
-    @usableFromInline @exclusivity(unchecked) var witness: ((ThreadObject, Operation) -> Void)?
+    @usableFromInline @exclusivity(unchecked) final var witness: ((ThreadObject, Operation) -> Void)?
     /// The `Success` type `witness` was made for: a recycled object that already has the
     /// right witness keeps it (replacing it costs a release of the old closure per spawn).
-    @usableFromInline @exclusivity(unchecked) var witnessType: ObjectIdentifier?
+    @usableFromInline @exclusivity(unchecked) final var witnessType: ObjectIdentifier?
     /// What the storage holds.
-    @usableFromInline @exclusivity(unchecked) var contents = Contents.empty
+    @usableFromInline @exclusivity(unchecked) final var contents = Contents.empty
     /// Set when the stored result holds no references (a `.success` of a trivial type), so that
     /// keeping the object after its last handle is gone is unobservable: the scheduler may then
     /// reuse it for a later spawn (Scheduler.reap, `reusableObject`).
-    @usableFromInline @exclusivity(unchecked) var resultIsTrivial = false
+    @usableFromInline @exclusivity(unchecked) final var resultIsTrivial = false
     /// Inline room for the body closure (16 bytes) or a small result.
-    @usableFromInline @exclusivity(unchecked) var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    @usableFromInline @exclusivity(unchecked) final var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     /// Out-of-line room for a result larger than `storage`.
-    @usableFromInline @exclusivity(unchecked) var heap: UnsafeMutableRawPointer?
+    @usableFromInline @exclusivity(unchecked) final var heap: UnsafeMutableRawPointer?
     /// Filled by spawn; stays valid after the thread finished (the row does not).
-    @exclusivity(unchecked) var id: ThreadID = ThreadID(rawValue: 0)
-    @usableFromInline @exclusivity(unchecked) var name: String
+    @exclusivity(unchecked) final var id: ThreadID = ThreadID(rawValue: 0)
+    @usableFromInline @exclusivity(unchecked) final var name: String
     /// The row while the thread lives; nil once finished.
-    @exclusivity(unchecked) var controlBlock: ControlBlock?
+    @exclusivity(unchecked) final var controlBlock: ControlBlock?
     /// The scheduler that runs it, unretained (it outlives every thread it runs): compared by
     /// address, so that a join's same-runtime check costs no retain and release.
-    @exclusivity(unchecked) var runtime: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) final var runtime: UnsafeMutableRawPointer?
     /// Set when the body has returned or thrown.
-    @usableFromInline @exclusivity(unchecked) var isFinished = false
+    @usableFromInline @exclusivity(unchecked) final var isFinished = false
     /// Set by cancel(); mirrored in the row's flags while the thread lives.
-    @exclusivity(unchecked) var isCancelled = false
+    @exclusivity(unchecked) final var isCancelled = false
     /// What the current wait is on, if it describes itself; set only while parked, when the
     /// target is alive (the thread is on its queue), hence unowned.
-    @exclusivity(unchecked) unowned(unsafe) var waitTarget: (any WaitTarget)?
+    @exclusivity(unchecked) final unowned(unsafe) var waitTarget: (any WaitTarget)?
     /// Per-thread values (thread-local storage), cleared when the thread ends. They live here,
     /// not in the kernel thread, so they travel with an M:N thread that migrates.
-    @exclusivity(unchecked) var locals: [ObjectIdentifier: Any]?
-    /// Issue 7: the cross-worker state of a migratable M:N thread (its `MNThreadCore`), which
-    /// the adopting worker updates; nil for every other thread. Retained by hand (set at start,
-    /// released by the M:N thread's body when it ends) so that this object's deinit, on every
-    /// M:1 spawn's path, has no release to make.
-    @exclusivity(unchecked) var migrant: Unmanaged<AnyObject>?
+    @exclusivity(unchecked) final var locals: [ObjectIdentifier: Any]?
     /// Issue 7 (M:N only; kept out of the 256-byte control block): errno while switched out,
     /// the worker whose table holds the row (and whose pool the stack), and how often it moved.
-    @exclusivity(unchecked) var savedErrno: Int32 = 0
-    @exclusivity(unchecked) var home: Int32 = 0
-    @exclusivity(unchecked) var migrations: Int32 = 0
+    /// (A migrating M:N thread's cross-worker state is its object itself: `MNThreadObject`.)
+    @exclusivity(unchecked) final var savedErrno: Int32 = 0
+    @exclusivity(unchecked) final var home: Int32 = 0
+    @exclusivity(unchecked) final var migrations: Int32 = 0
 
     @usableFromInline
     init(name: String) {

@@ -7,9 +7,42 @@ import UserThreads
 struct BenchParallelCommand: BenchSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "parallel",
-        abstract: "M:N runtime: CPU-bound fork-join, yield-heavy threads balanced only by migration, and spawn+join on 1 worker vs all CPUs; a 1,000,000-spawn stress run.")
+        abstract: "M:N runtime: CPU-bound fork-join, yield-heavy threads balanced only by migration, and spawn+join on 1 worker vs all CPUs; a 1,000,000-spawn stress run; HTTP (uthreads serve under wrk).")
     @OptionGroup var options: BenchOptions
-    static var groups: [(BenchReport, BenchOptions) throws -> Void] { [ParallelBenchRuns.forkJoin, ParallelBenchRuns.migrate, ParallelBenchRuns.spawn] }
+    @Option(help: "Run only these groups (comma-separated: fork-join, migrate, spawn, stress, http).")
+    var only: String?
+    @Option(help: "Worker counts to measure (comma-separated; default 1, 2 and the CPU count). Ratios need 1.")
+    var workers: String?
+    static var groups: [(BenchReport, BenchOptions) throws -> Void] {
+        [ParallelBenchRuns.forkJoin, ParallelBenchRuns.migrate, ParallelBenchRuns.spawn, ParallelBenchRuns.stress, ParallelBenchRuns.http]
+    }
+    static let groupNames = ["fork-join", "migrate", "spawn", "stress", "http"]
+
+    func validate() throws {
+        if let workers {
+            let counts = workers.split(separator: ",").map { Int($0.filter { $0 != " " }) }
+            guard !counts.isEmpty, counts.allSatisfy({ $0 != nil && (1...1024).contains($0!) }) else {
+                throw ValidationError("--workers: a comma-separated list of worker counts in 1...1024, not '\(workers)'")
+            }
+        }
+        for name in selected where !Self.groupNames.contains(name) {
+            throw ValidationError("--only: unknown group '\(name)' (groups: \(Self.groupNames.joined(separator: ", ")))")
+        }
+    }
+
+    private var selected: [String] {
+        only.map { $0.split(separator: ",").map { String($0.filter { $0 != " " }) } } ?? Self.groupNames
+    }
+
+    func run() throws {
+        let report = BenchReport()
+        printHeader()
+        if let workers {
+            ParallelBenchRuns.workerCounts = Array(Set(workers.split(separator: ",").compactMap { Int($0.filter { $0 != " " }) })).sorted()
+        }
+        for (name, group) in zip(Self.groupNames, Self.groups) where selected.contains(name) { try group(report, options) }
+        if options.json { try printJSON(report) }
+    }
 }
 
 /// A CPU-bound leaf: an LCG with a xor-shift, not foldable by the optimiser.
@@ -76,6 +109,26 @@ enum ParallelBenchmarks {
         return (wall * 1e3, sum, migrations, (processCPUSeconds() - cpu0) / wall)
     }
 
+    /// ns per thread for spawn+join of `count` empty M:1 threads in batches of `batch` (the
+    /// reference for `spawnJoinNs`: no coordinator at all).
+    static func spawnJoinM1Ns(count: Int, batch: Int) throws -> Double {
+        let (ns, sum) = try UThreadRuntime.run { () -> (UInt64, Int) in
+            let start = uthreads_monotonic_ns()
+            var sum = 0
+            var done = 0
+            while done < count {
+                let n = min(batch, count - done)
+                let base = done
+                let threads = (0..<n).map { i in UThread { base + i } }
+                for t in threads { sum &+= try t.join() }
+                done += n
+            }
+            return (uthreads_monotonic_ns() - start, sum)
+        }
+        guard sum == count * (count - 1) / 2 else { throw ValidationError("spawn+join lost threads: sum \(sum)") }
+        return Double(ns) / Double(count)
+    }
+
     /// ns per thread for spawning `count` empty M:N threads in batches of `batch`, joining each batch.
     static func spawnJoinNs(workers: Int, count: Int, batch: Int) throws -> Double {
         let (ns, sum) = try UThreadRuntime.run(workers: workers) { () -> (UInt64, Int) in
@@ -89,6 +142,7 @@ enum ParallelBenchmarks {
                 for t in threads { sum &+= try t.join() }
                 done += n
             }
+            if verbose { print("  workers \(workers): \(MNThread.runtime!.statistics)") }
             return (uthreads_monotonic_ns() - start, sum)
         }
         guard sum == count * (count - 1) / 2 else { throw ValidationError("spawn+join lost threads: sum \(sum)") }
@@ -105,7 +159,8 @@ func processCPUSeconds() -> Double {
 }
 
 enum ParallelBenchRuns {
-    static var workerCounts: [Int] { Array(Set([1, 2, max(2, UThreadRuntime.processorCount)])).sorted() }
+    /// The worker counts measured (`--workers`); 1, 2 and the CPU count by default.
+    nonisolated(unsafe) static var workerCounts: [Int] = Array(Set([1, 2, max(2, UThreadRuntime.processorCount)])).sorted()
 
     static func forkJoin(_ r: BenchReport, _ o: BenchOptions) throws {
         let tasks = o.scaled(64, quick: 8)
@@ -128,10 +183,10 @@ enum ParallelBenchRuns {
             }
         }
         r.add(group: "parallel", name: "M:1 runtime (reference)", unit: "ms", samples: m1)
-        let one = median(samples[1]!)
+        let one = samples[1].map(median)
         for w in workerCounts {
             r.add(group: "parallel", name: "M:N runtime, \(w) worker\(w == 1 ? "" : "s")", unit: "ms", samples: samples[w]!,
-                  note: (w == 1 ? "" : "speedup \((one / median(samples[w]!)).fixed(2))x vs 1 worker; ")
+                  note: (w == 1 || one == nil ? "" : "speedup \((one! / median(samples[w]!)).fixed(2))x vs 1 worker; ")
                     + "CPUs busy \(median(cpu[w]!).fixed(2))")
         }
     }
@@ -155,28 +210,36 @@ enum ParallelBenchRuns {
                 cpu[w, default: []].append(s.cpu)
             }
         }
-        let one = median(samples[1]!)
+        let one = samples[1].map(median)
         for w in workerCounts {
             r.add(group: "parallel", name: "M:N yield-heavy, started on worker 0, \(w) worker\(w == 1 ? "" : "s")", unit: "ms", samples: samples[w]!,
-                  note: (w == 1 ? "" : "speedup \((one / median(samples[w]!)).fixed(2))x vs 1 worker; ")
+                  note: (w == 1 || one == nil ? "" : "speedup \((one! / median(samples[w]!)).fixed(2))x vs 1 worker; ")
                     + "migrations \(Int(median(moved[w]!))); CPUs busy \(median(cpu[w]!).fixed(2))")
         }
     }
 
     static func spawn(_ r: BenchReport, _ o: BenchOptions) throws {
         let count = o.scaled(200_000, quick: 5_000)
-        print("\n-- spawn+join: \(count) empty M:N threads, batches of 1000 (ns per thread)")
+        print("\n-- spawn+join: \(count) empty threads, batches of 1000 spawned then joined (ns per thread)")
         var samples: [Int: [Double]] = [:]
+        var m1: [Double] = []
+        // Alternate the configurations so that noise hits them alike.
         for _ in 0..<o.repetitions {
+            m1.append(try ParallelBenchmarks.spawnJoinM1Ns(count: count, batch: 1000))
             for w in workerCounts {
                 samples[w, default: []].append(try ParallelBenchmarks.spawnJoinNs(workers: w, count: count, batch: 1000))
             }
         }
-        let one = median(samples[1]!)
+        r.add(group: "parallel", name: "M:1 UThread spawn+join (reference)", unit: "ns/thread", samples: m1)
+        let one = samples[1].map(median)
         for w in workerCounts {
             r.add(group: "parallel", name: "M:N spawn+join, \(w) worker\(w == 1 ? "" : "s")", unit: "ns/thread", samples: samples[w]!,
-                  note: w == 1 ? nil : "throughput \((one / median(samples[w]!)).fixed(2))x vs 1 worker")
+                  note: w == 1 ? "\((median(samples[w]!) / median(m1)).fixed(1))x M:1"
+                    : one.map { "throughput \(($0 / median(samples[w]!)).fixed(2))x vs 1 worker" })
         }
+    }
+
+    static func stress(_ r: BenchReport, _ o: BenchOptions) throws {
         let stress = o.scaled(1_000_000, quick: 10_000)
         let start = uthreads_monotonic_ns()
         let ns = try ParallelBenchmarks.spawnJoinNs(workers: 2, count: stress, batch: 10_000)
@@ -185,8 +248,119 @@ enum ParallelBenchRuns {
                        note: "\(seconds.fixed(2)) s in all"))
     }
 
+    /// `uthreads serve` (a child process of this binary) with 1 and 2 workers under wrk, in
+    /// alternation. wrk runs on the same CPUs as the server (a 2-CPU machine cannot give each
+    /// its own): a second worker can only use what wrk leaves. Skipped without wrk.
+    static func http(_ r: BenchReport, _ o: BenchOptions) throws {
+        guard BenchIOCommand.which("wrk") != nil else {
+            print("\n-- http: skipped (wrk is not on PATH; scripts/http-compare.sh also compares Go and SwiftNIO)")
+            return
+        }
+        let duration = o.quick ? 1 : 5
+        let connections = 100
+        print("\n-- http: uthreads serve under wrk -t2 -c\(connections) -d\(duration)s, 1 vs 2 workers (wrk shares the CPUs)")
+        _ = IO.raiseDescriptorLimit()
+        var rps: [Int: [Double]] = [:]
+        var cpu: [Int: [Double]] = [:]
+        for _ in 0..<o.repetitions {
+            for w in workerCounts {
+                let m = try HTTPLoad.measure(workers: w, connections: connections, seconds: duration)
+                rps[w, default: []].append(m.requestsPerSecond)
+                cpu[w, default: []].append(m.cpuMicrosecondsPerRequest)
+            }
+        }
+        let one = rps[1].map(median)
+        for w in workerCounts {
+            r.add(group: "parallel", name: "HTTP hello, \(w) worker\(w == 1 ? "" : "s")", unit: "req/s", samples: rps[w]!,
+                  note: "server CPU \(median(cpu[w]!).fixed(1)) µs/request"
+                    + (w == 1 || one == nil ? "" : "; \((median(rps[w]!) / one!).fixed(2))x vs 1 worker"))
+        }
+    }
+
     static func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()
         return s[s.count / 2]
+    }
+}
+
+/// Runs `uthreads serve` as a child process and loads it with wrk.
+enum HTTPLoad {
+    struct Measurement {
+        var requestsPerSecond: Double
+        var cpuMicrosecondsPerRequest: Double
+    }
+
+    static func measure(workers: Int, connections: Int, seconds: Int) throws -> Measurement {
+        let (pid, port) = try startServer(workers: workers)
+        defer {
+            kill(pid, SIGTERM)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        let url = "http://127.0.0.1:\(port)/"
+        _ = try BenchIOCommand.capture(["wrk", "-t2", "-c\(connections)", "-d1s", url])  // warm-up
+        let before = try cpuSeconds(pid)
+        let output = try BenchIOCommand.capture(["wrk", "-t2", "-c\(connections)", "-d\(seconds)s", url])
+        let cpu = try cpuSeconds(pid) - before
+        var result = Measurement(requestsPerSecond: 0, cpuMicrosecondsPerRequest: .nan)
+        for line in output.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            if line.hasPrefix("Requests/sec:"), let v = words.last.flatMap({ Double($0) }) { result.requestsPerSecond = v }
+            if words.count > 2, words[1] == "requests", words[2] == "in", let n = Double(words[0]), n > 0 {
+                result.cpuMicrosecondsPerRequest = cpu / n * 1e6
+            }
+        }
+        guard result.requestsPerSecond > 0 else { throw ValidationError("wrk gave no result:\n\(output)") }
+        return result
+    }
+
+    /// Starts `uthreads serve --port 0 --workers N` and reads its port from the line it prints.
+    private static func startServer(workers: Int) throws -> (pid_t, UInt16) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw UThreadError.system(call: "pipe", errno: .init(rawValue: errno)) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        let args = ["/proc/self/exe", "serve", "--port", "0", "--workers", "\(workers)"]
+        var cargs = args.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, args[0], &actions, nil, &cargs, environ)
+        posix_spawn_file_actions_destroy(&actions)
+        Glibc.close(fds[1])
+        guard rc == 0 else {
+            Glibc.close(fds[0])
+            throw UThreadError.system(call: "posix_spawn", errno: .init(rawValue: rc))
+        }
+        defer { Glibc.close(fds[0]) }  // the server's later output goes nowhere (it prints nothing more)
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while Glibc.read(fds[0], &byte, 1) == 1, byte != UInt8(ascii: "\n") { line.append(byte) }
+        let text = String(decoding: line, as: UTF8.self)
+        // "uthreads serve: listening on http://127.0.0.1:PORT/ ..."
+        guard let range = text.firstRange(of: "127.0.0.1:"),
+              let port = UInt16(text[range.upperBound...].prefix { $0.isNumber }) else {
+            kill(pid, SIGTERM)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            throw ValidationError("uthreads serve did not start: \(text)")
+        }
+        return (pid, port)
+    }
+
+    /// User + system CPU seconds of process `pid` (fields 14 and 15 of /proc/PID/stat).
+    private static func cpuSeconds(_ pid: pid_t) throws -> Double {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY)
+        guard fd >= 0 else { throw UThreadError.system(call: "open", errno: .init(rawValue: errno)) }
+        defer { Glibc.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { throw UThreadError.system(call: "read", errno: .init(rawValue: errno)) }
+        let text = String(decoding: buffer[0..<n], as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return .nan }
+        let fields = text[text.index(after: close)...].split(separator: " ")  // fields 3, 4, ...
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return .nan }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }

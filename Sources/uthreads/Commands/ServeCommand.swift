@@ -1,5 +1,6 @@
 // `uthreads serve`: the HTTP/1.1 server, one user thread per connection on one kernel thread.
 import ArgumentParser
+import Glibc
 import UserThreads
 
 struct ServeCommand: ParsableCommand {
@@ -32,6 +33,7 @@ struct ServeCommand: ParsableCommand {
                 let listener = try TCPListener(host: host, port: port)
                 let fd = listener.fileDescriptor
                 print("uthreads serve: listening on http://\(listener.localAddress)/ with \(n) workers (RLIMIT_NOFILE \(limit))")
+                fflush(nil)  // scripts and `bench parallel` read the port from a pipe
                 let acceptors = try (0..<n).map { k in
                     try MNThread.spawn(name: "acceptor \(k)", onWorker: k) {
                         var server = HTTPServer(listener: try TCPListener(borrowing: fd))
@@ -47,6 +49,7 @@ struct ServeCommand: ParsableCommand {
         try UThreadRuntime.run(configuration) {
             let listener = try TCPListener(host: host, port: port)
             print("uthreads serve: listening on http://\(listener.localAddress)/ (RLIMIT_NOFILE \(limit))")
+            fflush(nil)
             var server = HTTPServer(listener: listener)
             if idleTimeout > 0 { server.idleTimeout = .seconds(idleTimeout) }
             try server.run()

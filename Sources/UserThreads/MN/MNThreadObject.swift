@@ -1,0 +1,289 @@
+// Layer 7: one M:N thread as every worker sees it — its body, its result, where it runs, who
+// waits for it. One allocation per spawn.
+//
+// Design
+// ======
+//
+// An M:N thread is a `ThreadObject` subclass (the M:1 runtime's object: the body, then the
+// result, type-erased in inline storage, typed only by a `witness` closure made in `@inlinable`
+// code the caller specialises) plus
+// the few fields other kernel threads touch. The same object is the queued job (the worker
+// queues hold it until some worker starts it), the row's object while it runs, and the target
+// of `join`. Spawn allocates it and nothing else (the caller's closure context aside).
+//
+// One atomic word (`flags`) orders everything that crosses workers; each transition is a single
+// read-modify-write, so the modification order of that word decides every race:
+//   * `started`: the worker that started the thread wrote `place` (worker, row, id) first, and
+//     publishes it with the RMW (release). A canceller that sees `started` in its own RMW's
+//     old value reads `place` (acquire) and sends the cancel there; if it ran first, the
+//     starter sees `cancelRequested` in *its* RMW's old value and cancels the thread itself.
+//   * `finished`: the result is stored before the RMW (release); a joiner that loads the word
+//     with acquire and sees it reads the result without a lock. A finished thread is joined
+//     by one load: no lock, no allocation.
+//   * `hasWaiters`: a joiner that must wait registers its `MNWaiter` under a striped lock
+//     (`MNWaiterLocks`: a small table of pthread mutexes shared by all threads, indexed by the
+//     object's address) and sets the bit with an RMW while it holds that lock. The finisher
+//     takes the lock only when its own RMW saw the bit. Either the joiner's RMW comes first in
+//     the word's order (then the finisher sees the bit, locks after the joiner unlocked, and
+//     finds the waiter) or the finisher's does (then the joiner's RMW returns `finished` and
+//     it deregisters instead of parking): no lost wake-up, and no lock at all for a thread
+//     nobody waits for.
+// Waiters: the first one sits in the object (`firstWaiter`), more go to an array (rare: two
+// threads joining the same one at the same time).
+//
+// Migration (issue 7; MNRuntime.swift's essay). The object is its own migration record: the
+// row keeps it alive while the thread lives, and a started thread that moves takes its row
+// (which never moves) and this object along, as a pair in the runtime's migrant batches. Of
+// the place, only the worker changes: `placeWorker` is atomic, stored by the adopter before it
+// reads `flags` for `cancelRequested` (`moved(to:)`), while a canceller sets that bit before
+// it loads `placeWorker` (both sequentially consistent). So either the canceller sends the
+// cancel to the adopter, or the adopter sees the bit and cancels the thread itself (or both:
+// a cancel is idempotent); a cancel sent to the old worker is dropped there (it no longer
+// owns the row). `placeBlock` and `placeID` are written once, before `started`. Every other
+// field is written by one kernel thread before the object is published (queue lock, mailbox,
+// migrant batch), under the `flags` protocol above, or under its stripe lock (the waiters).
+//
+// Start failure (no stack): the worker stores the error and runs the witness anyway, on its
+// own stack; the witness sees `startError` and stores `.failure` instead of calling the body.
+// So the non-generic runtime never needs the result type.
+//
+// Rejected: a separate migration record per thread (the first migration design kept the
+// thread's shared core in `ThreadObject.migrant`, retained by hand: a second object, and a
+// release on the exit path) — the object is already what every worker reaches; a lock around
+// the place for the adopter (the atomic worker index and the `flags` RMWs decide the race);
+// a generic `MNThreadBox<Success>` class with a `Mutex`-guarded state and a separate
+// `MNJob` (four allocations, a lock per start, finish and join, and unspecialised generic
+// metadata lookups in the runtime: ~2 µs per spawn+join on one worker); a lock per object
+// (`KernelLock` allocates its pthread mutex: a second allocation); a spin lock per object (a
+// preempted holder spins the other CPU for a time slice); waiters as a lock-free list of nodes
+// on the joiners' stacks (a cancelled joiner cannot unlink its node safely).
+import CUThreads
+import Glibc
+import Synchronization
+
+/// The shared state of an M:N thread (see the essay above). Created by `MNThread.init`, queued
+/// until a worker starts it, retained by its row while it runs and by every `MNThread` handle.
+@usableFromInline
+final class MNThreadObject: ThreadObject, @unchecked Sendable {
+    /// Bits of `flags`.
+    static let started = 1, finished = 2, cancelRequested = 4, hasWaiters = 8
+
+    /// The runtime, unretained (it outlives its threads): a retain would be an atomic write to
+    /// the runtime's header, a line every worker's spawn and exit paths would share.
+    let runtimeRef: Unmanaged<MNRuntime>
+    var mnRuntime: MNRuntime { runtimeRef.takeUnretainedValue() }
+    let isMain: Bool
+    /// Usable stack bytes, nil for the configuration's default.
+    let stackSize: Int?
+    /// Never migrates once started (`MNThread(pinned:)`, `spawn(onWorker:)`): set by
+    /// `MNRuntime.spawn` before the object is published, read by the starting worker.
+    @exclusivity(unchecked) var pinned = false
+    /// `started`, `finished`, `cancelRequested`, `hasWaiters` (see the essay).
+    let flags = Atomic<Int>(0)
+    /// Where it runs: the worker is written by the starting worker before it sets `started`,
+    /// and again by each worker that adopts it after a migration (`moved(to:)`), hence atomic;
+    /// the row and id are written once, before `started`, and read by others only after they
+    /// saw `started` (acquire).
+    let placeWorker = Atomic<Int>(-1)
+    @exclusivity(unchecked) var placeBlock: UInt = 0
+    @exclusivity(unchecked) var placeID: UInt64 = 0
+    /// Set by the starting worker when it could not create the thread; read by the witness on
+    /// the same kernel thread.
+    @usableFromInline @exclusivity(unchecked) var startError: (any Error)?
+    /// Joiners waiting for the end; guarded by the object's stripe of `MNWaiterLocks`.
+    @exclusivity(unchecked) var firstWaiter: MNWaiter?
+    @exclusivity(unchecked) var moreWaiters: [MNWaiter] = []
+
+    @usableFromInline
+    init(runtime: MNRuntime, name: String, isMain: Bool, stackSize: Int?) {
+        self.runtimeRef = Unmanaged.passUnretained(runtime)
+        self.isMain = isMain
+        self.stackSize = stackSize
+        super.init(name: name)
+    }
+
+    /// Whether the body has returned or thrown (acquire: its result is then readable).
+    @usableFromInline
+    var isFinishedAcquire: Bool { flags.load(ordering: .acquiring) & MNThreadObject.finished != 0 }
+
+    /// The thread's id once started, else 0.
+    var startedID: UInt64 {
+        flags.load(ordering: .acquiring) & MNThreadObject.started != 0 ? placeID : 0
+    }
+
+    /// Called by the worker that started it, on that worker. Returns whether a cancel came first.
+    func started(worker: Int, block: UInt, id: UInt64) -> Bool {
+        placeWorker.store(worker, ordering: .relaxed)
+        placeBlock = block
+        placeID = id
+        // acq_rel: releases `place` to a later canceller; acquires nothing we need, but the
+        // RMW's old value decides the race with `cancel` (see the essay).
+        let old = flags.bitwiseOr(MNThreadObject.started, ordering: .acquiringAndReleasing).oldValue
+        return old & MNThreadObject.cancelRequested != 0
+    }
+
+    /// Called by the worker that adopts the thread after it migrated (issue 7), on that worker,
+    /// before the thread can run there. Returns whether a cancel is pending (one that raced with
+    /// the move may have been posted to the old worker, which dropped it). See the essay.
+    func moved(to worker: Int) -> Bool {
+        placeWorker.store(worker, ordering: .sequentiallyConsistent)
+        return flags.load(ordering: .sequentiallyConsistent) & MNThreadObject.cancelRequested != 0
+    }
+
+    /// Publishes the end (the result is stored): wakes the joiners, then counts the thread out.
+    /// Called by the witness on the thread's own stack (or on its worker after a start failure).
+    @usableFromInline
+    func finish() {
+        // Release: the result stored just before is visible to whoever sees `finished`.
+        let old = flags.bitwiseOr(MNThreadObject.finished, ordering: .acquiringAndReleasing).oldValue
+        if old & MNThreadObject.hasWaiters != 0 {
+            var first: MNWaiter?
+            var more: [MNWaiter] = []
+            MNWaiterLocks.with(self) {
+                first = firstWaiter
+                firstWaiter = nil
+                swap(&more, &moreWaiters)
+            }
+            runtimeRef._withUnsafeGuaranteedRef { runtime in
+                if let first { runtime.wake(first, .woken) }
+                for w in more { runtime.wake(w, .woken) }
+            }
+        }
+        runtimeRef._withUnsafeGuaranteedRef { runtime in
+            if isMain { runtime.mainFinished() }
+            runtime.threadFinished()
+        }
+    }
+
+    /// The worker could not create the thread: record why and end it unstarted (the witness
+    /// stores `.failure(error)` and calls `finish`).
+    func failBeforeStart(_ error: any Error) {
+        startError = error
+        run()
+    }
+
+    /// Asks the thread to stop: before it starts (it then starts cancelled), or on its worker
+    /// (wherever it migrated: see the essay).
+    func cancel() {
+        // Sequentially consistent: pairs with `moved(to:)` (store worker, load flags).
+        let old = flags.bitwiseOr(MNThreadObject.cancelRequested, ordering: .sequentiallyConsistent).oldValue
+        guard old & MNThreadObject.finished == 0, old & MNThreadObject.started != 0 else { return }
+        let (worker, block, id) = (placeWorker.load(ordering: .sequentiallyConsistent), placeBlock, placeID)
+        if let (w, s) = MNWorker.current(), w.runtimeRef.toOpaque() == runtimeRef.toOpaque(), w.index == worker {
+            // `owns`: the thread may be between workers (given up, not adopted yet).
+            if let t = ControlBlock(bitPattern: block), s.table.owns(t), t.pointee.id == id,
+               t.pointee.state != .stateFree, t.pointee.state != .stateFinished {
+                s.cancel(t)
+            }
+        } else {
+            mnRuntime.withWorker(worker) { $0.post(.cancel(block: block, id: id)) }
+        }
+    }
+
+    /// Parks the calling M:N thread until this one has finished. O(1) unless several threads
+    /// join it at once.
+    /// - Throws: `CancellationError` (the caller was cancelled), `.invalidArgument` (self-join),
+    ///   `.foreignRuntime`.
+    @usableFromInline
+    func waitUntilFinished() throws {
+        let (w0, s0) = MNWorker.require("MNThread.join()")
+        guard w0.runtimeRef.toOpaque() == runtimeRef.toOpaque() else { throw UThreadError.foreignRuntime }
+        // A row is this thread's for its whole life, wherever it runs (rows never move).
+        let me = s0.current
+        if flags.load(ordering: .acquiring) & MNThreadObject.started != 0,
+           placeBlock == UInt(bitPattern: me), placeID == me.pointee.id {
+            throw UThreadError.invalidArgument("an M:N thread cannot join itself")
+        }
+        while !isFinishedAcquire {
+            // Re-read every round: after a park the caller may run on another worker (issue 7).
+            let (w, s) = MNWorker.require("MNThread.join()")
+            let parked = w.park(s, .join, object: startedID, deadline: nil) { waiter in
+                MNWaiterLocks.with(self) { () -> Bool in
+                    if firstWaiter == nil { firstWaiter = waiter } else { moreWaiters.append(waiter) }
+                    let old = flags.bitwiseOr(MNThreadObject.hasWaiters, ordering: .acquiringAndReleasing).oldValue
+                    if old & MNThreadObject.finished != 0 {
+                        removeWaiter(waiter)
+                        return false
+                    }
+                    return true
+                }
+            }
+            guard let (waiter, result) = parked else { return }
+            if result == .woken { continue }
+            MNWaiterLocks.with(self) { _ = removeWaiter(waiter) }
+            try result.check()
+        }
+    }
+
+    /// Removes `waiter` if it is still registered (caller holds the stripe lock).
+    @discardableResult
+    private func removeWaiter(_ waiter: MNWaiter) -> Bool {
+        if firstWaiter == waiter {
+            firstWaiter = nil
+            return true
+        }
+        if let i = moreWaiters.firstIndex(of: waiter) {
+            moreWaiters.remove(at: i)
+            return true
+        }
+        return false
+    }
+}
+
+extension MNThreadObject {
+    /// An M:N thread object for `body`: its witness runs the body, stores its `Result` and calls
+    /// `finish`, or destroys what is stored.
+    /// Specialised into the caller (no metadata lookups in the runtime).
+    @inlinable
+    static func make<Success: Sendable>(runtime: MNRuntime, name: String, isMain: Bool, stackSize: Int?,
+                                        body: @escaping @Sendable () throws -> Success) -> MNThreadObject {
+        let object = MNThreadObject(runtime: runtime, name: name, isMain: isMain, stackSize: stackSize)
+        object.store(body, as: .body)
+        object.witness = { object, operation in
+            switch operation {
+            case .run:
+                let body = object.take((@Sendable () throws -> Success).self)
+                let mn = unsafeDowncast(object, to: MNThreadObject.self)
+                if let error = mn.startError {
+                    object.store(Result<Success, any Error>.failure(error), as: .result)
+                } else {
+                    object.store(Result<Success, any Error>(catching: body), as: .result)
+                }
+                mn.finish()
+            case .destroy:
+                if object.contents == .body {
+                    _ = object.take((@Sendable () throws -> Success).self)
+                } else {
+                    _ = object.take(Result<Success, any Error>.self)
+                }
+            }
+        }
+        return object
+    }
+}
+
+/// The striped locks that guard the joiner lists of M:N thread objects: 64 pthread mutexes,
+/// one cache line each, picked by the object's address. Held for a few stores; two objects that
+/// share a stripe only wait for each other's few stores. pthread mutexes (not `Mutex`) so that
+/// ThreadSanitizer sees them (see KernelLock.swift).
+enum MNWaiterLocks {
+    static let count = 64
+    private static let stride = 64
+    nonisolated(unsafe) private static let base: UnsafeMutableRawPointer = {
+        precondition(MemoryLayout<pthread_mutex_t>.size <= stride)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: count * stride, alignment: stride)
+        for i in 0..<count { pthread_mutex_init((p + i * stride).assumingMemoryBound(to: pthread_mutex_t.self), nil) }
+        return p
+    }()
+
+    /// Runs `body` holding the stripe of `object`.
+    @inline(__always)
+    static func with<R>(_ object: AnyObject, _ body: () throws -> R) rethrows -> R {
+        let address = UInt(bitPattern: ObjectIdentifier(object))
+        let i = Int((address >> 6) ^ (address >> 12)) & (count - 1)
+        let m = (base + i * stride).assumingMemoryBound(to: pthread_mutex_t.self)
+        pthread_mutex_lock(m)
+        defer { pthread_mutex_unlock(m) }
+        return try body()
+    }
+}

@@ -1,0 +1,113 @@
+import Testing
+@testable import UserThreads
+
+/// The M:N thread object: joins across workers (the `flags` word and the striped waiter
+/// locks), start failures, and the counters the runtime ends by.
+@Suite struct MNThreadObjectTests {
+    /// Joiners on both workers, some registered before the end and some after: all get the
+    /// value, whichever way each one's registration and the finish raced.
+    @Test func joinersOnEveryWorkerAllGetTheValue() throws {
+        let results = try UThreadRuntime.run(workers: 2) { () -> [Int] in
+            let gate = try MNChannel<Int>(capacity: 1)
+            let target = MNThread(name: "target") { () -> Int in (try gate.receive() ?? 0) * 2 }
+            let joiners = try (0..<6).map { i in
+                try MNThread.spawn(name: "joiner \(i)", onWorker: i % 2) { try target.join() }
+            }
+            for _ in 0..<3 { UThread.yield() }
+            try gate.send(21)
+            let late = try MNThread.spawn(name: "late joiner", onWorker: 1) { try target.join() }
+            return try joiners.map { try $0.join() } + [try late.join(), try target.join()]
+        }
+        #expect(results == Array(repeating: 42, count: 8))
+    }
+
+    /// A cancel reaches a thread wherever it migrated, also when it races with the move (the
+    /// adopter updates `placeWorker`, then reads `cancelRequested`; the canceller sets it, then
+    /// reads the place). Every thread yields until it sees its cancel; a lost cancel would show
+    /// as a thread that ran out of yields.
+    @Test func aCancelFindsAThreadThatMigrated() throws {
+        let (results, teardown) = try MNRuntime.runInspecting(workers: 2) { () -> [Bool] in
+            let threads = (0..<16).map { _ in
+                MNThread.startingHere { () -> Bool in
+                    for _ in 0..<1_000_000 {
+                        if UThread.isCancelled { return true }
+                        UThread.yield()
+                    }
+                    return false
+                }
+            }
+            // From worker 1, while worker 0 sheds threads to it (it is idle between cancels).
+            let canceller = try MNThread.spawn(name: "canceller", onWorker: 1) {
+                for t in threads {
+                    t.cancel()
+                    UThread.yield()
+                }
+            }
+            try canceller.join()
+            return try threads.map { try $0.join() }
+        }
+        #expect(results == Array(repeating: true, count: 16))
+        #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
+    }
+
+    /// A cancelled joiner throws and leaves no waiter behind: the thread's end does not wake
+    /// it again, and later joiners still get the value.
+    @Test func aCancelledJoinerLeavesNoTrace() throws {
+        let (cancelled, value) = try UThreadRuntime.run(workers: 2) { () -> (Bool, Int) in
+            let gate = try MNChannel<Int>(capacity: 1)
+            let target = MNThread(name: "target") { () -> Int in try gate.receive() ?? 0 }
+            let joiner = try MNThread.spawn(name: "joiner", onWorker: 1) { () -> Bool in
+                do { _ = try target.join() } catch is CancellationError { return true }
+                return false
+            }
+            joiner.cancel()
+            let cancelled = try joiner.join()
+            try gate.send(7)
+            return (cancelled, try target.join())
+        }
+        #expect(cancelled)
+        #expect(value == 7)
+    }
+
+    /// A thread that cannot start (its stack size is out of range) ends with the reason, on
+    /// every spawn path: queued and started by its joiner's worker, pinned, bound to another
+    /// worker.
+    @Test func aStartFailureEndsTheThreadWithItsError() throws {
+        for workers in [1, 2] {
+            let failures = try UThreadRuntime.run(workers: workers) { () -> Int in
+                var failures = 0
+                let threads = [MNThread(stackSize: 1) { 1 }, MNThread(pinned: true, stackSize: 1) { 1 },
+                               try MNThread.spawn(onWorker: workers - 1, stackSize: 1) { 1 }]
+                for t in threads {
+                    do { _ = try t.join() } catch UThreadError.invalidArgument { failures += 1 }
+                    #expect(t.isFinished)
+                    #expect(t.id == nil)
+                }
+                return failures
+            }
+            #expect(failures == 3)
+        }
+    }
+
+    /// Threads spawned by threads that already finished, on both workers, are all counted:
+    /// the runtime ends only after the last one (the live count is the sum of per-worker
+    /// counters, read finished-first).
+    @Test func theRuntimeWaitsForGrandchildrenOnBothWorkers() throws {
+        let done = MNCounter()
+        try UThreadRuntime.run(workers: 2) {
+            for w in 0..<2 {
+                _ = try MNThread.spawn(onWorker: w) {
+                    for _ in 0..<50 {
+                        _ = MNThread {
+                            _ = MNThread { done.add() }
+                            done.add()
+                        }
+                    }
+                }
+            }
+        }
+        // Main returned at once; `run` returned only when every thread had ended (the ones not
+        // started by then ran cancelled, which these bodies ignore).
+        #expect(done.count == 200)
+    }
+}
