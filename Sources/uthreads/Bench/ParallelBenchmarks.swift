@@ -130,19 +130,35 @@ enum ParallelBenchmarks {
     }
 
     /// ns per thread for spawning `count` empty M:N threads in batches of `batch`, joining each batch.
-    static func spawnJoinNs(workers: Int, count: Int, batch: Int) throws -> Double {
-        let (ns, sum) = try UThreadRuntime.run(workers: workers) { () -> (UInt64, Int) in
-            let start = uthreads_monotonic_ns()
+    /// With `spawners` > 1, that many M:N threads (placed round-robin on the workers) share the
+    /// count, each spawning and joining its own batches: the same work on any number of workers,
+    /// but no longer a single serial spawner.
+    static func spawnJoinNs(workers: Int, count: Int, batch: Int, spawners: Int = 1) throws -> Double {
+        @Sendable func spawnAndJoin(_ first: Int, _ end: Int) throws -> Int {
             var sum = 0
-            var done = 0
-            while done < count {
-                let n = min(batch, count - done)
+            var done = first
+            while done < end {
+                let n = min(batch, end - done)
                 let base = done
                 let threads = (0..<n).map { i in MNThread { base + i } }
                 for t in threads { sum &+= try t.join() }
                 done += n
             }
-            if verbose { print("  workers \(workers): \(MNThread.runtime!.statistics)") }
+            return sum
+        }
+        let (ns, sum) = try UThreadRuntime.run(workers: workers) { () -> (UInt64, Int) in
+            let start = uthreads_monotonic_ns()
+            var sum = 0
+            if spawners == 1 {
+                sum = try spawnAndJoin(0, count)
+            } else {
+                let share = (count + spawners - 1) / spawners
+                let group = try (0..<spawners).map { k in
+                    try MNThread.spawn(onWorker: k % workers) { try spawnAndJoin(k * share, min(count, (k + 1) * share)) }
+                }
+                for t in group { sum &+= try t.join() }
+            }
+            if verbose { print("  workers \(workers), spawners \(spawners): \(MNThread.runtime!.statistics)") }
             return (uthreads_monotonic_ns() - start, sum)
         }
         guard sum == count * (count - 1) / 2 else { throw ValidationError("spawn+join lost threads: sum \(sum)") }
@@ -220,23 +236,30 @@ enum ParallelBenchRuns {
 
     static func spawn(_ r: BenchReport, _ o: BenchOptions) throws {
         let count = o.scaled(200_000, quick: 5_000)
-        print("\n-- spawn+join: \(count) empty threads, batches of 1000 spawned then joined (ns per thread)")
+        print("\n-- spawn+join: \(count) empty threads, batches of 1000 spawned then joined (ns per thread); by main alone, then by one spawner per worker")
         var samples: [Int: [Double]] = [:]
+        var shared: [Int: [Double]] = [:]  // one spawner per worker of the widest configuration
+        let spawners = workerCounts.max() ?? 2
         var m1: [Double] = []
         // Alternate the configurations so that noise hits them alike.
         for _ in 0..<o.repetitions {
             m1.append(try ParallelBenchmarks.spawnJoinM1Ns(count: count, batch: 1000))
             for w in workerCounts {
                 samples[w, default: []].append(try ParallelBenchmarks.spawnJoinNs(workers: w, count: count, batch: 1000))
+                shared[w, default: []].append(try ParallelBenchmarks.spawnJoinNs(workers: w, count: count, batch: 1000, spawners: spawners))
             }
         }
         r.add(group: "parallel", name: "M:1 UThread spawn+join (reference)", unit: "ns/thread", samples: m1)
-        let one = samples[1].map(median)
-        for w in workerCounts {
-            r.add(group: "parallel", name: "M:N spawn+join, \(w) worker\(w == 1 ? "" : "s")", unit: "ns/thread", samples: samples[w]!,
-                  note: w == 1 ? "\((median(samples[w]!) / median(m1)).fixed(1))x M:1"
-                    : one.map { "throughput \(($0 / median(samples[w]!)).fixed(2))x vs 1 worker" })
+        func rows(_ samples: [Int: [Double]], _ label: String) {
+            let one = samples[1].map(median)
+            for w in workerCounts {
+                r.add(group: "parallel", name: "M:N spawn+join, \(label)\(w) worker\(w == 1 ? "" : "s")", unit: "ns/thread", samples: samples[w]!,
+                      note: w == 1 ? "\((median(samples[w]!) / median(m1)).fixed(1))x M:1"
+                        : one.map { "throughput \(($0 / median(samples[w]!)).fixed(2))x vs 1 worker" })
+            }
         }
+        rows(samples, "")
+        rows(shared, "\(spawners) spawners, ")
     }
 
     static func stress(_ r: BenchReport, _ o: BenchOptions) throws {
