@@ -130,7 +130,7 @@ func waitUntilFinished(_ object: ThreadObject) throws {
         guard object.controlBlock != me else { throw UThreadError.invalidArgument("thread \(object.id) cannot join itself") }
         while !object.isFinished {
             object.enqueue(me)
-            try scheduler.parkInline(.join, object: object.id.rawValue).check()
+            try scheduler.park(inlined: .join, object: object.id.rawValue).check()
         }
     }
 }

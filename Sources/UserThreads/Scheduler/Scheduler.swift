@@ -471,15 +471,15 @@ final class Scheduler {
     @inline(never)
     func park(_ kind: WaitReason.Kind, object: UInt64 = 0, target: WaitTarget? = nil,
               deadline: UInt64? = nil, cancellable: Bool = true) -> WakeResult {
-        parkInline(kind, object: object, target: target, deadline: deadline, cancellable: cancellable)
+        park(inlined: kind, object: object, target: target, deadline: deadline, cancellable: cancellable)
     }
 
     /// `park`, inlined into the caller: only the join uses it (the spawn+join path; a call
     /// there cost ~40 instructions per cycle). Every other wait calls `park`, which stays one
-    /// frame, named in backtraces and thread dumps.
+    /// frame, named in backtraces and thread dumps (debug builds name this one `park(inlined:…)`).
     @inline(__always)
-    func parkInline(_ kind: WaitReason.Kind, object: UInt64 = 0, target: WaitTarget? = nil,
-                    deadline: UInt64? = nil, cancellable: Bool = true) -> WakeResult {
+    func park(inlined kind: WaitReason.Kind, object: UInt64 = 0, target: WaitTarget? = nil,
+              deadline: UInt64? = nil, cancellable: Bool = true) -> WakeResult {
         let me = current
         if me == idleBlock { Scheduler.misuse("a blocking call") }
         if cancellable && me.has(.flagCancelled) {
