@@ -339,27 +339,11 @@ enum HTTPLoad {
 
     /// Starts `uthreads serve --port 0 --workers N` and reads its port from the line it prints.
     private static func startServer(workers: Int) throws -> (pid_t, UInt16) {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw UThreadError.system(call: "pipe", errno: .init(rawValue: errno)) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        let args = ["/proc/self/exe", "serve", "--port", "0", "--workers", "\(workers)"]
-        var cargs = args.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        var pid = pid_t()
-        let rc = posix_spawn(&pid, args[0], &actions, nil, &cargs, environ)
-        posix_spawn_file_actions_destroy(&actions)
-        Glibc.close(fds[1])
-        guard rc == 0 else {
-            Glibc.close(fds[0])
-            throw UThreadError.system(call: "posix_spawn", errno: .init(rawValue: rc))
-        }
-        defer { Glibc.close(fds[0]) }  // the server's later output goes nowhere (it prints nothing more)
+        let (pid, out) = try ChildProcess.spawnWithStdoutPipe(["/proc/self/exe", "serve", "--port", "0", "--workers", "\(workers)"], searchPath: false)
+        defer { Glibc.close(out) }  // the server's later output goes nowhere (it prints nothing more)
         var line: [UInt8] = []
         var byte: UInt8 = 0
-        while Glibc.read(fds[0], &byte, 1) == 1, byte != UInt8(ascii: "\n") { line.append(byte) }
+        while Glibc.read(out, &byte, 1) == 1, byte != UInt8(ascii: "\n") { line.append(byte) }
         let text = String(decoding: line, as: UTF8.self)
         // "uthreads serve: listening on http://127.0.0.1:PORT/ ..."
         guard let range = text.firstRange(of: "127.0.0.1:"),

@@ -114,28 +114,16 @@ struct BenchIOCommand: ParsableCommand {
 
     /// Runs a program (looked up in PATH) and returns its standard output.
     static func capture(_ args: [String]) throws -> String {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw UThreadError.system(call: "pipe", errno: .init(rawValue: errno)) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        var pid = pid_t()
-        var cargs = args.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        let rc = posix_spawnp(&pid, args[0], &actions, nil, &cargs, environ)
-        posix_spawn_file_actions_destroy(&actions)
-        Glibc.close(fds[1])
-        guard rc == 0 else { Glibc.close(fds[0]); throw UThreadError.system(call: "posix_spawnp", errno: .init(rawValue: rc)) }
+        let (pid, out) = try ChildProcess.spawnWithStdoutPipe(args, searchPath: true)
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fds[0], $0.baseAddress, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(out, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             output += chunk[0..<n]
         }
-        Glibc.close(fds[0])
+        Glibc.close(out)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         return String(decoding: output, as: UTF8.self)
