@@ -218,12 +218,20 @@ import Glibc
 import SystemPackage
 import Synchronization
 
-/// A cross-worker waiter: which worker, which row, which wait.
+/// A cross-worker waiter: which runtime and worker, which row, which wait. The runtime is
+/// carried so that any kernel thread can wake it (a `blocking {}` body, a thread holding an
+/// `MNRuntimeHandle`), not only an M:N thread; a waiter is only in a list while its runtime runs.
 @usableFromInline
 struct MNWaiter: Sendable, Equatable {
+    unowned(unsafe) let runtime: MNRuntime
     let worker: Int
     let block: UInt
     let token: UInt64
+
+    @usableFromInline
+    static func == (a: MNWaiter, b: MNWaiter) -> Bool {
+        a.token == b.token && a.block == b.block && a.worker == b.worker && a.runtime === b.runtime
+    }
 }
 
 /// A message to a worker from another kernel thread.
@@ -1118,7 +1126,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             shed(s)
         }
         nextToken &+= 1
-        let waiter = MNWaiter(worker: index, block: UInt(bitPattern: me), token: nextToken)
+        let waiter = MNWaiter(runtime: runtime, worker: index, block: UInt(bitPattern: me), token: nextToken)
         me.pointee.mn_token = waiter.token
         let wait: Bool
         do { wait = try register(waiter) } catch {

@@ -125,6 +125,10 @@ public final class UThreadGroup: WaitQueue, WaitTarget {
 public func withThreadGroup<R>(name: String = "", _ body: (UThreadGroup) throws -> R) throws -> R {
     let s = Scheduler.require("withThreadGroup")
     guard s.onUserThread else { Scheduler.misuse("withThreadGroup") }
+    // The group keeps `s`, and its children share state with the caller: the caller stays on
+    // this kernel thread from now on (issue 7: an M:N thread would otherwise be free to migrate
+    // at a yield or an M:N wait inside `body`). Nothing under M:1.
+    s.current.clear(.flagMigratable)
     let group = UThreadGroup(name: name, scheduler: s)
     let result: R
     do {

@@ -126,6 +126,33 @@ import Testing
         #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
     }
 
+    /// A thread group keeps its caller's scheduler, so `withThreadGroup` pins the caller: yields
+    /// and sleeps inside the body (sites where an M:N thread may move) must not carry it to
+    /// another worker before or after its children are spawned. (A review found the group
+    /// spawning into the old worker's table from the new worker's kernel thread.)
+    @Test func aThreadGroupPinsItsCaller() throws {
+        let (results, teardown) = try MNRuntime.runInspecting(workers: 2) { () -> [Int] in
+            let threads = (0..<8).map { k in
+                MNThread.startingHere { () -> Int in
+                    let me = pthread_self()
+                    var sum = 0
+                    let pinned = try withThreadGroup { g -> Bool in
+                        let pinned = !MNThread.isMigratable
+                        for _ in 0..<200 { UThread.yield() }
+                        try UThread.sleep(for: .microseconds(50))
+                        for i in 0..<4 { g.spawn { sum += k * 10 + i } }
+                        for _ in 0..<50 { UThread.yield() }
+                        return pinned
+                    }
+                    return pinned && pthread_equal(pthread_self(), me) != 0 ? sum : -1
+                }
+            }
+            return try threads.map { try $0.join() }
+        }
+        #expect(results == (0..<8).map { k in 4 * k * 10 + 6 })
+        #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
+    }
+
     /// Threads that wait on M:N primitives migrate too (the wait is an audited site), and wake,
     /// join and cancel still find them wherever they run. With 3 workers a thread may also move
     /// between two workers that are not its home, and its row still goes home at the end.

@@ -78,9 +78,10 @@ public final class MNSelect<R> {
 /// - Throws: `UThreadError.timedOut` (timeout without `onTimeout`), `UThreadError.closed` (a
 ///   chosen send case on a closed channel), `CancellationError`, or a handler's error.
 public func mnSelect<R>(timeout: Duration? = nil, _ build: (MNSelect<R>) throws -> Void) throws -> R {
-    let (_, s) = MNWorker.require("mnSelect")
     let select = MNSelect<R>()
     try build(select)
+    // After `build`: it may have parked, and the caller may now run on another worker.
+    let (_, s) = MNWorker.require("mnSelect")
     let clauses = select.clauses
     let n = clauses.count
     var order = Array(0..<n)

@@ -73,20 +73,17 @@ func mnWait(_ api: StaticString, _ kind: WaitReason.Kind, object: UInt64, target
     return withdraw(waiter) ?? result
 }
 
-/// Wakes cross-worker waiters from an M:N thread (after the object's lock is released).
+/// Wakes cross-worker waiters (after the object's lock is released), from any kernel thread:
+/// directly on the caller's own worker, else through the waiter's worker's mailbox.
 @inline(__always)
 func mnWake(_ api: StaticString, _ waiters: some Sequence<MNWaiter>, _ result: WakeResult = .woken) {
-    var runtime: MNRuntime?
-    for waiter in waiters {
-        if runtime == nil { runtime = MNWorker.require(api).worker.runtime }
-        runtime!.wake(waiter, result)
-    }
+    for waiter in waiters { waiter.runtime.wake(waiter, result) }
 }
 
 /// Wakes one cross-worker waiter (non-generic: for inlinable callers).
 @usableFromInline
 func mnWakeOne(_ api: StaticString, _ waiter: MNWaiter) {
-    MNWorker.require(api).worker.runtime.wake(waiter, .woken)
+    waiter.runtime.wake(waiter, .woken)
 }
 
 /// A CLOCK_MONOTONIC deadline `timeout` from now (M:N runtimes use the real clock only).

@@ -22,8 +22,10 @@ public final class MNWaitGroup: Sendable, WaitTarget, CustomStringConvertible {
     /// - Throws: `.invalidArgument` if the counter would go negative.
     public func add(_ n: Int) throws {
         let all: [MNWaiter] = try state.withLock { st throws(UThreadError) -> [MNWaiter] in
-            guard st.count + n >= 0 else { throw .invalidArgument("MNWaitGroup counter would be negative (\(st.count) + \(n))") }
-            st.count += n
+            let (sum, overflow) = st.count.addingReportingOverflow(n)
+            guard !overflow else { throw .invalidArgument("MNWaitGroup counter would overflow (\(st.count) + \(n))") }
+            guard sum >= 0 else { throw .invalidArgument("MNWaitGroup counter would be negative (\(st.count) + \(n))") }
+            st.count = sum
             return st.count == 0 ? st.waiters.popAll() : []
         }
         mnWake("MNWaitGroup.add", all)

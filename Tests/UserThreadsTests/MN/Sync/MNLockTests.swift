@@ -6,6 +6,26 @@ import Testing
 @Suite struct MNLockTests {
     // MARK: MNCondition
 
+    /// The M:N primitives are Sendable, so kernel threads that are not workers (a `blocking {}`
+    /// body on the offload pool) may signal them; the wake reaches the parked waiter through its
+    /// worker's mailbox instead of stopping on "must be called from an M:N thread".
+    @Test func aBlockingBodyWakesAnMNWaiter() throws {
+        let woke = try UThreadRuntime.run(workers: 2) { () -> Bool in
+            let m = MNMutex(name: "m"), c = MNCondition(name: "c"), done = MNWaitGroup()
+            try done.add(1)
+            let waiter = try MNThread.spawn(onWorker: 1) { () -> Bool in
+                try m.withLock { try c.wait(m, timeout: .seconds(30)) }
+                try done.wait(timeout: .seconds(30))
+                return true
+            }
+            while c.waiting == 0 { UThread.yield() }
+            let signalled = try blocking { c.signal() }
+            try blocking { try done.done() }  // wakes the waiter if it already waits, else it finds 0
+            return try signalled && waiter.join()
+        }
+        #expect(woke)
+    }
+
     /// A bounded buffer guarded by an MNMutex with two conditions; producers and consumers on
     /// both workers. Nothing lost or duplicated.
     @Test func conditionProducerConsumerAcrossWorkers() throws {
