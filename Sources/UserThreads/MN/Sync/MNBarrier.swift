@@ -67,7 +67,7 @@ public final class MNBarrier: Sendable, WaitTarget, CustomStringConvertible {
             }
         })
         guard let result else {
-            mnWake("MNBarrier.arriveAndWait", released)
+            mnWake(released)
             return true
         }
         try result.check()
@@ -80,7 +80,7 @@ public final class MNBarrier: Sendable, WaitTarget, CustomStringConvertible {
             st.broken = true
             return st.waiters.popAll()
         }
-        mnWake("MNBarrier.destroy", all, .closed)
+        mnWake(all, .closed)
     }
 
     /// Threads waiting in the current generation (a snapshot).

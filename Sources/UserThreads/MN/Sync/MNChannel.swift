@@ -137,7 +137,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
             }
         }, withdraw: { _ in nil })
         guard let result, let node else {
-            if let wake { mnWakeOne("MNChannel.send", wake) }
+            if let wake { mnWakeOne(wake) }
             if closed { throw closedError }
             return
         }
@@ -156,7 +156,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
         var wake: MNWaiter?
         let capacity = self.capacity
         let poll = state.withLock { $0.offer(value, capacity: capacity, wake: &wake) }
-        if let wake { mnWakeOne("MNChannel.trySend", wake) }
+        if let wake { mnWakeOne(wake) }
         switch poll {
         case .done: return true
         case .closed: throw closedError
@@ -184,7 +184,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
             }
         }, withdraw: { _ in nil })
         guard let result, let node else {
-            if let wake { mnWakeOne("MNChannel.receive", wake) }
+            if let wake { mnWakeOne(wake) }
             return got
         }
         guard let outcome = node.selection.settle(result) else {
@@ -213,7 +213,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
         var wake: MNWaiter?
         var got: Element?
         let poll = state.withLock { $0.take(&got, wake: &wake) }
-        if let wake { mnWakeOne("MNChannel.tryReceive", wake) }
+        if let wake { mnWakeOne(wake) }
         switch poll {
         case .done: return .value(got!)
         case .closed: return .closed
@@ -236,7 +236,7 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
             while let s = st.senders.popClaimed(closed: true) as MNChannelNode<Element>? { wakes.append(s.selection.waiter) }
             return true
         }
-        mnWake("MNChannel.close", wakes)
+        mnWake(wakes)
         return first
     }
 

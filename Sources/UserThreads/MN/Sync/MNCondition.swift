@@ -80,7 +80,7 @@ public final class MNCondition: Sendable, WaitTarget, CustomStringConvertible {
     @discardableResult
     public func signal() -> Bool {
         guard let w = state.withLock({ $0.waiters.pop() }) else { return false }
-        mnWake("MNCondition.signal", CollectionOfOne(w))
+        mnWake(CollectionOfOne(w))
         return true
     }
 
@@ -88,7 +88,7 @@ public final class MNCondition: Sendable, WaitTarget, CustomStringConvertible {
     @discardableResult
     public func broadcast() -> Int {
         let all = state.withLock { $0.waiters.popAll() }
-        mnWake("MNCondition.broadcast", all)
+        mnWake(all)
         return all.count
     }
 
@@ -98,7 +98,7 @@ public final class MNCondition: Sendable, WaitTarget, CustomStringConvertible {
             st.destroyed = true
             return st.waiters.popAll()
         }
-        mnWake("MNCondition.destroy", all, .closed)
+        mnWake(all, .closed)
     }
 
     /// Threads waiting now (a snapshot).

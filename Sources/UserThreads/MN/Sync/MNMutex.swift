@@ -90,12 +90,12 @@ public final class MNMutex: Sendable, WaitTarget, CustomStringConvertible {
             guard st.owner == me else { throw .invalidArgument("MNMutex.unlock: thread #\(me) does not hold \(label)") }
             return st.releaseToNext()
         }
-        if let next { mnWake("MNMutex.unlock", CollectionOfOne(next)) }
+        if let next { mnWake(CollectionOfOne(next)) }
     }
 
     /// Releases a mutex the caller was checked to hold (MNCondition.wait).
     func unlockOwned() {
-        if let next = state.withLock({ $0.releaseToNext() }) { mnWake("MNCondition.wait", CollectionOfOne(next)) }
+        if let next = state.withLock({ $0.releaseToNext() }) { mnWake(CollectionOfOne(next)) }
     }
 
     /// Whether thread `me` holds the mutex.

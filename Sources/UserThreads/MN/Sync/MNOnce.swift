@@ -64,7 +64,7 @@ public final class MNOnce: Sendable, WaitTarget, CustomStringConvertible {
                 if case .success = outcome { st.done = true }
                 return st.waiters.popAll()
             }
-            mnWake("MNOnce.run", all)
+            mnWake(all)
             return try outcome.get()
         }
     }

@@ -102,7 +102,7 @@ public final class MNRWLock: Sendable, WaitTarget, CustomStringConvertible {
                 return nil
             }
         })
-        mnWake("MNRWLock.writeLock", readersToWake)
+        mnWake(readersToWake)
         try result?.check()
     }
 
@@ -121,7 +121,7 @@ public final class MNRWLock: Sendable, WaitTarget, CustomStringConvertible {
             st.readers[me] = nil
             return st.readers.isEmpty ? st.admitWriter() : nil
         }
-        if let next { mnWake("MNRWLock.readUnlock", CollectionOfOne(next)) }
+        if let next { mnWake(CollectionOfOne(next)) }
     }
 
     /// Releases the write lock: every waiting reader goes next (all at once), else the next
@@ -137,7 +137,7 @@ public final class MNRWLock: Sendable, WaitTarget, CustomStringConvertible {
             if !st.readQueue.isEmpty { return st.admitReaders() }
             return st.admitWriter().map { [$0] } ?? []
         }
-        mnWake("MNRWLock.writeUnlock", woken)
+        mnWake(woken)
     }
 
     /// Runs `body` holding the read lock.

@@ -120,7 +120,7 @@ public func mnSelect<R>(timeout: Duration? = nil, _ build: (MNSelect<R>) throws 
             return true
         }, withdraw: { _ in nil })
     }
-    if let wake { mnWake("mnSelect", CollectionOfOne(wake)) }
+    if let wake { mnWake(CollectionOfOne(wake)) }
     if let ready { return try clauses[ready.index].finish(closed: ready.closed) }
     if useDefault, let d = select.defaultHandler { return try d() }
     guard let result, let selection else { throw UThreadError.invalidArgument("mnSelect: no case and no wait") }

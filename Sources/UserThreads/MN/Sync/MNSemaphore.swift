@@ -77,7 +77,7 @@ public final class MNSemaphore: Sendable, WaitTarget, CustomStringConvertible {
             st.value += 1
             return nil
         }
-        if let next { mnWake("MNSemaphore.signal", CollectionOfOne(next)) }
+        if let next { mnWake(CollectionOfOne(next)) }
     }
 
     /// Wakes every waiter with `UThreadError.closed`; later waits throw at once.
@@ -86,7 +86,7 @@ public final class MNSemaphore: Sendable, WaitTarget, CustomStringConvertible {
             st.destroyed = true
             return st.waiters.popAll()
         }
-        mnWake("MNSemaphore.destroy", all, .closed)
+        mnWake(all, .closed)
     }
 
     /// Permits available now (a snapshot).

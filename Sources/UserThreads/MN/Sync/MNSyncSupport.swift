@@ -76,13 +76,13 @@ func mnWait(_ api: StaticString, _ kind: WaitReason.Kind, object: UInt64, target
 /// Wakes cross-worker waiters (after the object's lock is released), from any kernel thread:
 /// directly on the caller's own worker, else through the waiter's worker's mailbox.
 @inline(__always)
-func mnWake(_ api: StaticString, _ waiters: some Sequence<MNWaiter>, _ result: WakeResult = .woken) {
+func mnWake(_ waiters: some Sequence<MNWaiter>, _ result: WakeResult = .woken) {
     for waiter in waiters { waiter.runtime.wake(waiter, result) }
 }
 
 /// Wakes one cross-worker waiter (non-generic: for inlinable callers).
 @usableFromInline
-func mnWakeOne(_ api: StaticString, _ waiter: MNWaiter) {
+func mnWakeOne(_ waiter: MNWaiter) {
     waiter.runtime.wake(waiter, .woken)
 }
 

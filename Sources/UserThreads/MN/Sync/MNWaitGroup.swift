@@ -28,7 +28,7 @@ public final class MNWaitGroup: Sendable, WaitTarget, CustomStringConvertible {
             st.count = sum
             return st.count == 0 ? st.waiters.popAll() : []
         }
-        mnWake("MNWaitGroup.add", all)
+        mnWake(all)
     }
 
     /// Decrements the count; at zero, wakes every waiter on every worker.
