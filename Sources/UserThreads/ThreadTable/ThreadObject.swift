@@ -145,10 +145,16 @@ class ThreadObject: WaitQueue {
         return value
     }
 
-    /// A copy of the stored value (of type `T`).
+    /// A copy of the stored value (of type `T`). O(1).
+    ///
+    /// A *read* of `storage` (a copy of its 32 bytes, then a copy of the value out of it), not
+    /// `withStoredPointer`'s inout access: an M:N thread's result is read by every joiner at
+    /// once, from several kernel threads, and an inout access is a write to ThreadSanitizer
+    /// (two joiners peeking together were reported as a race).
     @inlinable
     final func peek<T>(_ type: T.Type) -> T {
-        withStoredPointer { $0.assumingMemoryBound(to: T.self).pointee }
+        if let heap { return heap.assumingMemoryBound(to: T.self).pointee }
+        return withUnsafeBytes(of: storage) { $0.baseAddress!.assumingMemoryBound(to: T.self).pointee }
     }
 
     /// Destroys whatever is stored, through the specialised `witness` (no metadata, no
