@@ -2,14 +2,13 @@
 // and condition variables, a channel built on them, nanosleep and sched_yield. Every spawn,
 // join, block and wake here is a system call (clone, futex); see ThreadingBackend.swift.
 import Glibc
-import Synchronization
 import SystemPackage
 
 /// Kernel threads: one pthread per spawned thread. Obtain it from
 /// `UThreadRuntime.run(backend: .kernelThreads)`, which joins every thread before returning.
 public final class KernelThreadsBackend: ThreadingBackend {
     /// Threads not yet joined by `joinAll` (the end of `run`).
-    private let live = Mutex<[any KernelJoinable]>([])
+    private let live = KernelLock<[any KernelJoinable]>([])
     /// Stack size of each pthread (0: the default, 8 MiB of address space, touched lazily).
     public let stackSize: Int
 
@@ -81,7 +80,7 @@ final class KernelThread<R: Sendable>: KernelJoinable, @unchecked Sendable {
     // pthread_join returned (under `state`'s lock); `body` is read once by the thread.
     private var body: (@Sendable () throws -> R)?
     private var result: Result<R, any Error>?
-    private let state = Mutex<(joined: Bool, started: Bool)>((false, false))
+    private let state = KernelLock<(joined: Bool, started: Bool)>((false, false))
     private var handle = pthread_t()
     let name: String
 

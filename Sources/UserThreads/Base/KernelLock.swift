@@ -6,7 +6,7 @@
 // two-thread counter: "Swift access race", yet the count is right). pthread_mutex is
 // intercepted by ThreadSanitizer and costs the same uncontended (~20 ns), so the state shared
 // between kernel threads (M:N queues, mailboxes and sync objects; the offload pool's hand-back)
-// sits behind this instead, and `scripts/tsan-mn.sh` reports real races only.
+// sits behind this instead, and `scripts/tsan.sh` reports real races only.
 import Glibc
 
 /// A value guarded by a pthread mutex. Hold it for a few loads and stores, never across a park.

@@ -3,7 +3,7 @@
 //
 // Design. `UThreadExecutor` starts one kernel thread that runs `UThreadRuntime.run`. Its main
 // user thread waits on an eventfd through the reactor (so the runtime sleeps in epoll_wait
-// when idle, costing no CPU). `run { … }` from async code appends a job to a Mutex-protected
+// when idle, costing no CPU). `run { … }` from async code appends a job to a lock-protected
 // inbox, signals the eventfd, and suspends on a continuation: no cooperative-pool thread ever
 // blocks. The main user thread spawns one user thread per job; that thread runs the closure
 // (straight-line blocking code, parked on the runtime's reactor as usual) and resumes the
@@ -36,7 +36,7 @@ import Synchronization
 /// ```
 public final class UThreadExecutor: Sendable {
     private let core: ExecutorCore
-    private let thread = Mutex<pthread_t?>(nil)
+    private let thread = KernelLock<pthread_t?>(nil)
 
     /// Starts the executor's kernel thread and its runtime.
     ///
@@ -112,7 +112,7 @@ private final class ExecutorCore: Sendable {
         var stopping = false
     }
 
-    private let inbox = Mutex(Inbox())
+    private let inbox = KernelLock(Inbox())
     private let eventFD: Int32
     private let threadID = Atomic<Int32>(0)
 
@@ -200,7 +200,7 @@ private final class ExecutorCore: Sendable {
 }
 
 /// One unit of work handed to the executor. Filled by the submitting task before the inbox's
-/// Mutex publishes it; afterwards touched only on the executor's kernel thread. Its
+/// lock publishes it; afterwards touched only on the executor's kernel thread. Its
 /// continuation is resumed exactly once: by `run()` or by `finish(refusing:)`.
 private final class ExecutorJob: @unchecked Sendable {
     let name: String

@@ -3,9 +3,10 @@
 //
 // The table belongs to the scheduler's kernel thread and is read without locks on the switch
 // path, so no other thread may read it concurrently. Instead the outside thread posts a request
-// in a Mutex-protected slot, raises an atomic flag and blocks on a pipe. The scheduler looks at
-// the flag at its safe points (maintenance, the idle loop: one atomic load), builds the answer
-// on its own thread, puts it in the slot and writes one byte to the pipe. One request at a time.
+// in a slot behind a `KernelLock` (a pthread mutex, which ThreadSanitizer sees), raises an
+// atomic flag and blocks on a pipe. The scheduler looks at the flag at its safe points
+// (maintenance, the idle loop: one atomic load), builds the answer on its own thread, puts it
+// in the slot and writes one byte to the pipe. One request at a time.
 import Glibc
 import Synchronization
 
@@ -17,7 +18,7 @@ final class SnapshotChannel: Sendable {
     }
 
     private let pending = Atomic<Bool>(false)
-    private let slot = Mutex(Slot())
+    private let slot = KernelLock(Slot())
     private let readEnd: Int32
     private let writeEnd: Int32
 
