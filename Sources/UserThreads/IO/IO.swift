@@ -31,7 +31,7 @@
 // a writable pipe always accepts). Close waited-on descriptors with `IO.close` (the typed
 // layer does): it wakes the waiters with `UThreadError.closed`.
 //
-// SIGPIPE is ignored process-wide when the first reactor is created, and `send` adds
+// SIGPIPE is ignored process-wide when the first runtime starts (Scheduler.init), and `send` adds
 // MSG_NOSIGNAL; writing to a closed peer throws EPIPE instead of killing the process.
 import CUThreads
 import Glibc

@@ -101,7 +101,6 @@ final class Reactor: Poller {
     var pendingWakeups: Int { ioWaiters + offloadsInFlight }
 
     private init(scheduler: Scheduler) throws(UThreadError) {
-        uthreads_ignore_sigpipe()
         let ep = uthreads_epoll_create()
         if ep < 0 { throw .system(call: "epoll_create1", errno: .lastError) }
         let mailbox: CompletionMailbox

@@ -207,7 +207,14 @@ final class Scheduler {
     /// be waiting for an answer, since its requests cannot interrupt the sleep.
     var idleWakeLimit = UInt64.max
 
+    /// Process-wide set-up, once, when the first runtime starts: SIGPIPE is ignored, so that a
+    /// write to a closed pipe or socket throws EPIPE instead of killing the process. (It was
+    /// done when the first reactor was made; but a write that does not block never makes one,
+    /// so a process whose first I/O hit a closed reader died of SIGPIPE.)
+    private static let processSetUp: Void = uthreads_ignore_sigpipe()
+
     init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy, worker: Bool = false) {
+        Scheduler.processSetUp
         self.configuration = configuration
         self.policy = policy
         self.fifo = policy as? FIFOPolicy

@@ -15,9 +15,10 @@ struct SelfTestCommand: ParsableCommand {
         case dumpOnSignal = "dump-on-signal", dumpWhileBusy = "dump-while-busy", gdbTarget = "gdb-target"
         case liveView = "live-view"
         case spawnLoop = "spawn-loop"
+        case brokenPipe = "broken-pipe"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT | broken-pipe")
     var scenario: Scenario
 
     @Argument(help: "live-view: the control socket path, then a file whose creation ends the run. spawn-loop: the count.")
@@ -121,6 +122,20 @@ struct SelfTestCommand: ParsableCommand {
                 for _ in 0..<1000 { try UThread {}.join() }
                 for _ in 0..<count { try UThread {}.join() }
             }
+        case .brokenPipe:
+            // The process's first I/O is a write to a pipe whose reader is closed: it must throw
+            // EPIPE, not die of SIGPIPE (which the runtime ignores from its start, before any
+            // reactor exists: the write succeeds or fails without ever parking). SIGPIPE back
+            // to its default first: an ignored signal stays ignored across exec, and the test
+            // process that starts this one has it ignored.
+            signal(SIGPIPE, SIG_DFL)
+            let outcome = try UThreadRuntime.run { () -> String in
+                let (r, w) = try Pipe.make()
+                try r.close()
+                do { try w.write(all: "x") } catch { return "\(error)" }
+                return "no error"
+            }
+            print("write to a closed pipe: \(outcome)")
         case .gdbTarget:
             // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb.
             try UThreadRuntime.run {

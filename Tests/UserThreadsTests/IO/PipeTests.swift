@@ -115,4 +115,13 @@ import Testing
         }
         #expect(error == .system(call: "write", errno: .brokenPipe))
     }
+
+    /// The same as a process's very first I/O, in a process of its own: in this one, another
+    /// test may already have made SIGPIPE ignored (it once was, only by the first reactor, and a
+    /// write that fails at once never makes one: such a process died of SIGPIPE).
+    @Test func aFirstWriteToAClosedPipeThrowsInAFreshProcess() throws {
+        let r = try ChildProcess.uthreads("selftest", "broken-pipe")
+        #expect(r.status == 0 && !r.crashed, "\(r.stderr)")
+        #expect(r.stdout.contains("write to a closed pipe: write: Broken pipe"), "\(r.stdout)")
+    }
 }
