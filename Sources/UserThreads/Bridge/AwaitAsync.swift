@@ -3,7 +3,7 @@
 // Design. The async function runs as an unstructured Swift task on the global (cooperative)
 // executor; the user thread parks on its runtime's reactor exactly as `blocking { }` does for
 // the offload pool, and the task posts its completion to the runtime's mailbox (a
-// Mutex-protected list plus an eventfd), so the runtime's own kernel thread wakes the user
+// lock-protected list plus an eventfd), so the runtime's own kernel thread wakes the user
 // thread. Nothing ever blocks a cooperative-pool thread: the task suspends and resumes like any
 // other, and the runtime's kernel thread is not one of the pool's.
 //

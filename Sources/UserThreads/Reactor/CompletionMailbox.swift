@@ -1,9 +1,9 @@
 // Layer 5: how kernel threads outside the runtime hand results back to it.
 //
-// A Mutex-protected list of finished jobs plus an eventfd in the runtime's epoll set. A
+// A list of finished jobs behind a KernelLock plus an eventfd in the runtime's epoll set. A
 // producer appends and writes the eventfd only when the list was empty (the reactor drains the
-// eventfd before taking the list, so a producer that sees a non-empty list knows the reactor has
-// yet to take it). The reactor wakes the waiting threads itself; no other kernel thread ever
+// eventfd before taking the list, so a producer that sees a non-empty list knows the reactor
+// has yet to take it). The reactor wakes the waiting threads itself; no other kernel thread ever
 // touches the scheduler.
 import CUThreads
 import Glibc

@@ -49,7 +49,7 @@
 // reports "all goroutines are asleep" only when none waits on the network either.)
 //
 // Cross-thread wake-ups. Other kernel threads (the offload pool) never touch the scheduler:
-// they append their finished job to the runtime's `CompletionMailbox` (a Mutex-protected list)
+// they append their finished job to the runtime's `CompletionMailbox` (a lock-protected list)
 // and write its eventfd, which is in the epoll set. The reactor drains the list on the
 // eventfd's event and wakes the parked threads itself, on its own kernel thread.
 //
