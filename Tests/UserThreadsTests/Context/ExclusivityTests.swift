@@ -9,7 +9,8 @@ final class Shared {
 @Suite struct ExclusivityTests {
     /// 10,000 threads park *inside* an exclusive access to a class property; other threads'
     /// accesses must neither trap ("simultaneous access") nor slow down.
-    @Test func threadsParkedInsideExclusiveAccesses() throws {
+    @Test(.disabled(if: Sanitizers.thread, Comment(rawValue: Sanitizers.tooManyFibers)))
+    func threadsParkedInsideExclusiveAccesses() throws {
         try UThreadRuntime.run {
             let shared = Shared()
             shared.buffers = Array(repeating: [0], count: 10_000)

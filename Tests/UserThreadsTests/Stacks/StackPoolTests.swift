@@ -14,7 +14,8 @@ import Testing
         }
     }
 
-    @Test func denseModeRunsManyThreads() throws {
+    @Test(.disabled(if: Sanitizers.thread, Comment(rawValue: Sanitizers.tooManyFibers)))
+    func denseModeRunsManyThreads() throws {
         var c = UThreadRuntime.Configuration()
         c.stackMode = .dense
         let n = try UThreadRuntime.run(c) {
