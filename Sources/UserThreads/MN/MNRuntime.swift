@@ -244,6 +244,9 @@ enum MNMail: Sendable {
     case snapshot(MNTableRequest)
     /// A row of yours (and its stack) whose thread finished on another worker: free it.
     case reclaim(block: UInt)
+    /// Drop this descriptor from your reactor (waking its waiters with `.closed`) and answer:
+    /// another thread is closing it (MNDescriptorClose.swift).
+    case closeDescriptor(MNCloseRequest)
 }
 
 /// A FIFO with O(1) push and pop (amortised), for queues of jobs and waiters. Inlinable: the
@@ -316,6 +319,9 @@ struct MNMigrant: @unchecked Sendable {
 final class MNRuntime: @unchecked Sendable {
     let configuration: UThreadRuntime.Configuration
     private(set) var workers: [MNWorker] = []
+    /// Which workers' reactors watch each descriptor (a close reaches them all:
+    /// Reactor/DescriptorRegistry.swift, MN/MNDescriptorClose.swift).
+    let descriptors = DescriptorRegistry()
     /// Spawns from kernel threads that are not workers.
     let injection = KernelLock(MNFIFO<MNThreadObject>())
     /// Threads in the injection queue (changed under its lock; read without it as a hint).
@@ -632,7 +638,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     // Touched only on the worker's own kernel thread (or before it starts / after it ended).
     private(set) var scheduler: Scheduler?
-    private let reactor: Reactor
+    let reactor: Reactor
     var initial: MNThreadObject?
     /// Wait tokens: the worker index in the high 16 bits, so a token is unique in the runtime
     /// (a stale wake can never match a wait its thread began on another worker).
@@ -667,6 +673,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             Glibc.close(fd)
             throw .system(call: "epoll_ctl", errno: e)
         }
+        reactor.join(runtime.descriptors, worker: index)
         self.scheduler = scheduler
         scheduler.workerIndex = Int32(index)
         scheduler.worker = self
@@ -717,7 +724,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         // What a clean end leaves: nothing (tests read these through `runInspecting`).
         runtime.rowsLeft.wrappingAdd(s.table.liveCount + s.table.abroadCount, ordering: .relaxed)
         runtime.stacksLeft.wrappingAdd(s.stacks.inUse, ordering: .relaxed)
-        s.shutdown()
+        s.shutdown()  // the reactor leaves the descriptor registry
+        answerCloseRequestsAfterShutdown()
         uthreads_set_runtime(nil)
         uthreads_set_current(nil)
         uthreads_checkpoint_arm(Int64.max / 2)
@@ -786,6 +794,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
                 request.deliver(worker: index, table: s.snapshot())
             case .reclaim(let block):
                 s.reclaim(ControlBlock(bitPattern: block)!)
+            case .closeDescriptor(let request):
+                dropDescriptor(request)
             }
         }
     }
@@ -1116,9 +1126,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// wait: a wake for an older wait is dropped. When nothing else is ready here, one of the
     /// worker's queued threads is started first (`refillBeforePark`).
     /// `target` describes the wait in the thread table; `cancellable: false` only for waits
-    /// that must not end early (a condition's mutex reacquisition, a table request).
+    /// that must not end early (a condition's mutex reacquisition, a table request, a close).
+    /// `movable: false` keeps the thread on this worker (a caller that was not written to
+    /// resume elsewhere: `IO.close` is called from any code).
     func park(_ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget? = nil, deadline: UInt64?,
-              cancellable: Bool = true, _ register: (MNWaiter) throws -> Bool) rethrows -> (MNWaiter, WakeResult)? {
+              cancellable: Bool = true, movable: Bool = true, _ register: (MNWaiter) throws -> Bool) rethrows -> (MNWaiter, WakeResult)? {
         let me = s.current
         parksUntilShed -= 1
         if parksUntilShed <= 0 {
@@ -1141,9 +1153,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         refillBeforePark(s)
         // Issue 7: a cross-worker wait is a site audited for resuming on another worker: after
         // the park only `me` is used (never `self` or `s`, which may be another worker's now).
-        me.set(.flagMovable)
+        if movable { me.set(.flagMovable) }
         let result = s.park(kind, object: object, target: target, deadline: deadline, cancellable: cancellable)
-        me.clear(.flagMovable)
+        if movable { me.clear(.flagMovable) }
         me.pointee.mn_token = 0
         return (waiter, result)
     }
