@@ -81,10 +81,10 @@
 //     for good: `MNThread(pinned:)`, `spawn(onWorker:)`, `MNThread.pin()`; so does spawning a
 //     worker-local `UThread` (parent and children share non-Sendable state and M:1 primitives,
 //     so they must stay on one kernel thread), and waiting for a descriptor (the fd is now in
-//     this worker's epoll set and registry; had the thread moved and closed it, the old
-//     reactor's registry would go stale while fd numbers are reused). Connection threads
-//     therefore balance by where they start (accepted connections are queued and stolen like
-//     any thread), not by moving later.
+//     this worker's epoll set and table of waiters, which also remembers its read edges and
+//     hang-up: a thread that moved would wait in another reactor for an edge the first one
+//     already took). Connection threads therefore balance by where they start (accepted
+//     connections are queued and stolen like any thread), not by moving later.
 //   * When: only a *ready* thread moves (its context is saved and it is on the run queue: no
 //     half-switched thread can be resumed elsewhere, so Go's gopark/unlockf dance is not
 //     needed), and only one that is suspended at a site audited for resuming elsewhere:
@@ -168,6 +168,20 @@
 // waited for a descriptor never migrates). Trade-off: a connection's thread and its readiness
 // events stay on one worker, so balance comes from where threads start (accepted connections
 // are M:N threads, queued and stolen like any other), not from moving running ones.
+//
+// Closing a descriptor (MNDescriptorClose.swift). Several workers' reactors may watch one
+// descriptor (per-worker acceptors on one listener; a reader on one worker, its closer on
+// another). The runtime's `DescriptorRegistry` records which: a reactor sets its bit with the
+// epoll_ctl ADD (a descriptor's first wait there, one uncontended striped lock) and clears it
+// when it drops the entry. `IO.close` drops the closer's entry, then, under the descriptor's
+// stripe lock, closes at once if no other worker watches it (one lock more than M:1), or
+// posts `MNMail.closeDescriptor` to the watchers and parks (wait kind "close"; not
+// cancellable, no timeout, not movable) until each has dropped its entry on its own kernel
+// thread, waking its waiters with `.closed`; then it looks again. close(2) happens only under
+// the lock with no watcher left, so the number cannot be reused while any worker has an entry:
+// a remote wake only reaches waiters of the file being closed. A worker whose loop ended
+// clears its bits and answers the requests left in its mailbox, so no closer waits for a
+// worker that is gone.
 //
 // `blocking {}`: the caller parks on its worker (whose other threads keep running, and whose
 // queued threads idle workers steal); the pool posts the completion to that worker's reactor.
