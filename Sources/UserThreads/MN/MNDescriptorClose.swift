@@ -42,9 +42,11 @@
 // anyway, the closer simply looks again.
 //
 // Closers that cannot park. `IO.close` can run where a park is impossible or unsafe: on a
-// worker's scheduler context (a deinit run when the idle loop reaps a thread), or inside
+// worker's scheduler context (a deinit run when the idle loop reaps a thread), inside
 // another park's bookkeeping (a deinit run while a resumed thread reaps its predecessor: its
-// wait kind is still set). Then the close is handed on: the request names no waiter, and the
+// wait kind is still set), or inside the worker's mail drain (a deinit run by a message: the
+// messages after it, perhaps another closer's request to this worker, would wait for the
+// park, and that closer may be waiting for ours). Then the close is handed on: the request names no waiter, and the
 // last worker to answer continues the close itself (steps 1–4 without the park, on its own
 // kernel thread). The caller returns at once; a close(2) error is logged, not thrown. A closer
 // outside the runtime's workers (a `blocking {}` body, another kernel thread) has no registry
@@ -119,8 +121,9 @@ extension MNWorker {
     /// - Throws: `.system(call: "close", …)` from close(2) (EBADF for a bad descriptor).
     func closeDescriptor(_ fd: Int32, _ s: Scheduler) throws {
         // A park needs a user thread that is not inside another park's bookkeeping (a deinit
-        // run by a resumed thread reaping its predecessor: its wait kind is still set).
-        guard s.onUserThread, s.current.pointee.wait_kind == 0 else { return try closeWithoutWaiting(fd) }
+        // run by a resumed thread reaping its predecessor: its wait kind is still set) nor
+        // inside this worker's mail drain (the messages after it would wait for the park).
+        guard s.onUserThread, s.current.pointee.wait_kind == 0, !drainingMail else { return try closeWithoutWaiting(fd) }
         let object = UInt64(UInt32(bitPattern: fd))
         while true {
             reactor.closing(fd)

@@ -662,6 +662,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private var shutdownHandled = false
     private var deadlockSeen = 0
     private var spare: [MNMail] = []
+    /// True while `drainMail` applies messages: code run from there (a deinit) must not park,
+    /// or the messages after it (another closer's request to this worker) would wait for it.
+    private(set) var drainingMail = false
     /// Per victim: the `queueActivity` value last seen, and when (this worker's clock).
     private var seenActivity: [UInt64] = []
     private var seenAt: [UInt64] = []
@@ -788,7 +791,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             // Relaxed is enough: posters raise the count under the same lock.
             mailCount.wrappingSubtract(taken.count, ordering: .relaxed)
         }
+        drainingMail = true
         defer {
+            drainingMail = false
             taken.removeAll(keepingCapacity: true)
             spare = taken
         }
