@@ -15,15 +15,18 @@
 // `IO.close(fd)` on an M:N user thread (`closeDescriptor`):
 //   1. drops the closer's own entry (`Reactor.closing`: its waiters throw `UThreadError.closed`);
 //   2. under the stripe lock, reads the other workers' bits. None (the common case): close(2)
-//      while still holding the lock, and return. So no worker can register the old file
-//      between the check and the close: a later registration gets EBADF (thrown to its
-//      thread) or adds the file that reused the number, which is that file's entry.
-//   3. Otherwise, still under the lock, it posts `MNMail.closeDescriptor` to each of those
-//      workers (one `MNCloseRequest` shared by them, naming the closer's `MNWaiter`), and parks
-//      (wait kind `.close`, the thread table says which workers it waits for). Each addressed
-//      worker, on its own kernel thread when it next drains its mailbox (idle loop, or every
-//      64 yields), runs `closing(fd)` (its waiters throw `.closed`, its bit is cleared) and
-//      answers; the last answer wakes the closer through the usual token-carrying wake.
+//      while still holding the lock, and return (no allocation, no park: one uncontended lock
+//      more than M:1). So no worker can register the old file between the check and the
+//      close: a later registration gets EBADF (thrown to its thread) or adds the file that
+//      reused the number, which is that file's entry.
+//   3. Otherwise it parks. In the park's registration (where its waiter exists) it takes the
+//      lock again (nobody watching by then: close as in 2) and, still under the lock, posts
+//      `MNMail.closeDescriptor` to each watching worker (one `MNCloseRequest` shared by them,
+//      naming the closer's `MNWaiter`); the wait kind is `.close`, and the thread table says
+//      which workers it waits for. Each addressed worker, on its own kernel thread when it
+//      next drains its mailbox (idle loop, or every 64 yields), runs `closing(fd)` (its
+//      waiters throw `.closed`, its bit is cleared) and answers; the last answer wakes the
+//      closer through the usual token-carrying wake.
 //   4. Then the closer starts again at 1: a thread (on any worker) may have waited on the
 //      descriptor meanwhile. Rounds end when no worker watches it; each needs another thread
 //      to start waiting on a descriptor being closed, so in practice there is one.
@@ -127,6 +130,7 @@ extension MNWorker {
         let object = UInt64(UInt32(bitPattern: fd))
         while true {
             reactor.closing(fd)
+            if try closeIfUnwatched(fd) { return }  // the common case: one lock, no request, no park
             let request = MNCloseRequest(fd: fd)
             let parked = try withExtendedLifetime(request) {
                 try park(s, .close, object: object, target: request, deadline: nil, cancellable: false, movable: false) { waiter in
@@ -137,6 +141,11 @@ extension MNWorker {
             // Every addressed worker dropped its entry (or deadlock teardown woke us): look again.
             // Not movable, so this is still this worker and `s`.
         }
+    }
+
+    /// Under `fd`'s stripe lock: closes it if no worker watches it (true), else false.
+    private func closeIfUnwatched(_ fd: Int32) throws -> Bool {
+        try rt { runtime in try runtime.descriptors.closeUnlessWatched(fd) { _ in } }
     }
 
     /// Under `fd`'s stripe lock: closes it if no worker watches it (true), else arms `request`
@@ -154,6 +163,7 @@ extension MNWorker {
     /// if nobody else watches `fd`, or hands the close to the last watcher to answer.
     func closeWithoutWaiting(_ fd: Int32) throws {
         reactor.closing(fd)
+        if try closeIfUnwatched(fd) { return }
         _ = try askOthers(fd, MNCloseRequest(fd: fd), nil)
     }
 
