@@ -30,8 +30,7 @@ LAYOUT_VERSION = 1
 STATES = {0: "free", 1: "ready", 2: "running", 3: "blocked", 4: "sleeping", 5: "finished"}
 WAIT_KINDS = ["-", "join", "sleep", "mutex", "condition", "semaphore", "rwlock", "channel send",
               "channel receive", "select", "wait group", "barrier", "once", "read", "write",
-              "accept", "connect", "poll", "blocking call", "async", "wait",
-              "close"]
+              "accept", "connect", "poll", "blocking call", "async", "wait"]
 # uthreads_tcb on LP64 (cuthreads.h), used when the inferior has no debug info for it.
 FALLBACK_TCB = {"sp": 0, "id": 24, "state": 32, "stack_mode": 33, "wait_kind": 34, "flags": 36,
                 "priority": 40, "wait_object": 48, "stack_lo": 64, "stack_hi": 72,

@@ -153,24 +153,13 @@ extension IO {
     }
 
     /// Closes `fd`, first waking every user thread waiting on it with `UThreadError.closed`.
-    ///
-    /// Under the M:N runtime the waiters of every worker are woken, not only those of the
-    /// caller's worker: when threads on other workers have waited on `fd`, the caller parks
-    /// (wait reason "close", not cancellable and without a timeout, like `blocking {}`: the
-    /// close must happen) until each of those workers has dropped `fd` at its next safe point,
-    /// and only then closes it, so the number cannot be reused while any worker still watches
-    /// it. A close that no other worker watches costs one uncontended lock more than under M:1.
-    /// Called where a thread cannot park (a deinit run by a worker's scheduler), the close
-    /// completes when the last of those workers has answered, and an error is logged rather
-    /// than thrown. Called outside a runtime's user threads (a `blocking {}` body, another
-    /// kernel thread), it only closes: close descriptors that threads wait on from a user thread.
     /// - Throws: `.system(call: "close", errno: .badFileDescriptor)` for an invalid descriptor.
     public static func close(_ fd: Int32) throws {
-        if let s = Scheduler.active {
-            if let worker = s.worker { return try worker.closeDescriptor(fd, s) }  // M:N
-            if let r = Reactor.existing(s) { r.closing(fd) }
+        if let s = Scheduler.active, let r = Reactor.existing(s) { r.closing(fd) }
+        if Glibc.close(fd) < 0 {
+            let e = Errno.lastError
+            if e != .interrupted { throw UThreadError.system(call: "close", errno: e) }  // EINTR: fd is gone on Linux
         }
-        try DescriptorRegistry.systemClose(fd)
     }
 
     /// shutdown(2): `how` is SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2).

@@ -29,9 +29,7 @@
 // (setting O_NONBLOCK on a terminal changes it for the shell too): `IO.standardInput` and
 // friends wait for readiness first and then make the plain call (at most 4 KiB per write, which
 // a writable pipe always accepts). Close waited-on descriptors with `IO.close` (the typed
-// layer does): it wakes the waiters with `UThreadError.closed` (under M:N on every worker,
-// parking the closer until the other workers have let go of the descriptor:
-// MN/MNDescriptorClose.swift).
+// layer does): it wakes the waiters with `UThreadError.closed`.
 //
 // SIGPIPE is ignored process-wide when the first runtime starts (Scheduler.init), and `send` adds
 // MSG_NOSIGNAL; writing to a closed peer throws EPIPE instead of killing the process.

@@ -81,10 +81,10 @@
 //     for good: `MNThread(pinned:)`, `spawn(onWorker:)`, `MNThread.pin()`; so does spawning a
 //     worker-local `UThread` (parent and children share non-Sendable state and M:1 primitives,
 //     so they must stay on one kernel thread), and waiting for a descriptor (the fd is now in
-//     this worker's epoll set and table of waiters, which also remembers its read edges and
-//     hang-up: a thread that moved would wait in another reactor for an edge the first one
-//     already took). Connection threads therefore balance by where they start (accepted
-//     connections are queued and stolen like any thread), not by moving later.
+//     this worker's epoll set and registry; had the thread moved and closed it, the old
+//     reactor's registry would go stale while fd numbers are reused). Connection threads
+//     therefore balance by where they start (accepted connections are queued and stolen like
+//     any thread), not by moving later.
 //   * When: only a *ready* thread moves (its context is saved and it is on the run queue: no
 //     half-switched thread can be resumed elsewhere, so Go's gopark/unlockf dance is not
 //     needed), and only one that is suspended at a site audited for resuming elsewhere:
@@ -169,20 +169,6 @@
 // events stay on one worker, so balance comes from where threads start (accepted connections
 // are M:N threads, queued and stolen like any other), not from moving running ones.
 //
-// Closing a descriptor (MNDescriptorClose.swift). Several workers' reactors may watch one
-// descriptor (per-worker acceptors on one listener; a reader on one worker, its closer on
-// another). The runtime's `DescriptorRegistry` records which: a reactor sets its bit with the
-// epoll_ctl ADD (a descriptor's first wait there, one uncontended striped lock) and clears it
-// when it drops the entry. `IO.close` drops the closer's entry, then, under the descriptor's
-// stripe lock, closes at once if no other worker watches it (one lock more than M:1), or
-// posts `MNMail.closeDescriptor` to the watchers and parks (wait kind "close"; not
-// cancellable, no timeout, not movable) until each has dropped its entry on its own kernel
-// thread, waking its waiters with `.closed`; then it looks again. close(2) happens only under
-// the lock with no watcher left, so the number cannot be reused while any worker has an entry:
-// a remote wake only reaches waiters of the file being closed. A worker whose loop ended
-// clears its bits and answers the requests left in its mailbox, so no closer waits for a
-// worker that is gone.
-//
 // `blocking {}`: the caller parks on its worker (whose other threads keep running, and whose
 // queued threads idle workers steal); the pool posts the completion to that worker's reactor.
 //
@@ -258,9 +244,6 @@ enum MNMail: Sendable {
     case snapshot(MNTableRequest)
     /// A row of yours (and its stack) whose thread finished on another worker: free it.
     case reclaim(block: UInt)
-    /// Drop this descriptor from your reactor (waking its waiters with `.closed`) and answer:
-    /// another thread is closing it (MNDescriptorClose.swift).
-    case closeDescriptor(MNCloseRequest)
 }
 
 /// A FIFO with O(1) push and pop (amortised), for queues of jobs and waiters. Inlinable: the
@@ -333,9 +316,6 @@ struct MNMigrant: @unchecked Sendable {
 final class MNRuntime: @unchecked Sendable {
     let configuration: UThreadRuntime.Configuration
     private(set) var workers: [MNWorker] = []
-    /// Which workers' reactors watch each descriptor (a close reaches them all:
-    /// Reactor/DescriptorRegistry.swift, MN/MNDescriptorClose.swift).
-    let descriptors = DescriptorRegistry()
     /// Spawns from kernel threads that are not workers.
     let injection = KernelLock(MNFIFO<MNThreadObject>())
     /// Threads in the injection queue (changed under its lock; read without it as a hint).
@@ -652,7 +632,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     // Touched only on the worker's own kernel thread (or before it starts / after it ended).
     private(set) var scheduler: Scheduler?
-    let reactor: Reactor
+    private let reactor: Reactor
     var initial: MNThreadObject?
     /// Wait tokens: the worker index in the high 16 bits, so a token is unique in the runtime
     /// (a stale wake can never match a wait its thread began on another worker).
@@ -662,9 +642,6 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private var shutdownHandled = false
     private var deadlockSeen = 0
     private var spare: [MNMail] = []
-    /// True while `drainMail` applies messages: code run from there (a deinit) must not park,
-    /// or the messages after it (another closer's request to this worker) would wait for it.
-    private(set) var drainingMail = false
     /// Per victim: the `queueActivity` value last seen, and when (this worker's clock).
     private var seenActivity: [UInt64] = []
     private var seenAt: [UInt64] = []
@@ -690,7 +667,6 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             Glibc.close(fd)
             throw .system(call: "epoll_ctl", errno: e)
         }
-        reactor.join(runtime.descriptors, worker: index)
         self.scheduler = scheduler
         scheduler.workerIndex = Int32(index)
         scheduler.worker = self
@@ -741,8 +717,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         // What a clean end leaves: nothing (tests read these through `runInspecting`).
         runtime.rowsLeft.wrappingAdd(s.table.liveCount + s.table.abroadCount, ordering: .relaxed)
         runtime.stacksLeft.wrappingAdd(s.stacks.inUse, ordering: .relaxed)
-        s.shutdown()  // the reactor leaves the descriptor registry
-        answerCloseRequestsAfterShutdown()
+        s.shutdown()
         uthreads_set_runtime(nil)
         uthreads_set_current(nil)
         uthreads_checkpoint_arm(Int64.max / 2)
@@ -791,9 +766,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             // Relaxed is enough: posters raise the count under the same lock.
             mailCount.wrappingSubtract(taken.count, ordering: .relaxed)
         }
-        drainingMail = true
         defer {
-            drainingMail = false
             taken.removeAll(keepingCapacity: true)
             spare = taken
         }
@@ -813,8 +786,6 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
                 request.deliver(worker: index, table: s.snapshot())
             case .reclaim(let block):
                 s.reclaim(ControlBlock(bitPattern: block)!)
-            case .closeDescriptor(let request):
-                dropDescriptor(request)
             }
         }
     }
@@ -1145,11 +1116,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// wait: a wake for an older wait is dropped. When nothing else is ready here, one of the
     /// worker's queued threads is started first (`refillBeforePark`).
     /// `target` describes the wait in the thread table; `cancellable: false` only for waits
-    /// that must not end early (a condition's mutex reacquisition, a table request, a close).
-    /// `movable: false` keeps the thread on this worker (a caller that was not written to
-    /// resume elsewhere: `IO.close` is called from any code).
+    /// that must not end early (a condition's mutex reacquisition, a table request).
     func park(_ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget? = nil, deadline: UInt64?,
-              cancellable: Bool = true, movable: Bool = true, _ register: (MNWaiter) throws -> Bool) rethrows -> (MNWaiter, WakeResult)? {
+              cancellable: Bool = true, _ register: (MNWaiter) throws -> Bool) rethrows -> (MNWaiter, WakeResult)? {
         let me = s.current
         parksUntilShed -= 1
         if parksUntilShed <= 0 {
@@ -1172,9 +1141,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         refillBeforePark(s)
         // Issue 7: a cross-worker wait is a site audited for resuming on another worker: after
         // the park only `me` is used (never `self` or `s`, which may be another worker's now).
-        if movable { me.set(.flagMovable) }
+        me.set(.flagMovable)
         let result = s.park(kind, object: object, target: target, deadline: deadline, cancellable: cancellable)
-        if movable { me.clear(.flagMovable) }
+        me.clear(.flagMovable)
         me.pointee.mn_token = 0
         return (waiter, result)
     }

@@ -57,19 +57,9 @@
 // layer does): it wakes every waiter with `.closed` (they throw `UThreadError.closed` naming
 // the descriptor), removes it from the epoll set and forgets its waiters *before* close(2), so
 // the number can be reused at once without a stale registration. A thread can never hang on a
-// closed descriptor, and no wake-up is lost: under M:1 the closer runs on the same kernel
-// thread. Under M:N several workers' reactors may watch one descriptor; each reactor then
-// belongs to the runtime's `DescriptorRegistry` (DescriptorRegistry.swift), which records, per
-// descriptor and under a striped lock taken around the epoll_ctl ADD and around the removal,
-// which workers have an entry. `IO.close` asks every other watching worker to run `closing` on
-// its own kernel thread and waits for them before close(2), which it makes under that lock
-// with no watcher left (MN/MNDescriptorClose.swift): so no worker keeps an entry for a closed
-// file, and a number is never reused while one does. M:1 reactors have no registry (nil): one
-// nil check on a descriptor's first wait and on a close.
+// closed descriptor, and no wake-up is lost: the closer runs on the same kernel thread.
 // Descriptors created by the I/O layer (accept, socket, pipe) also clear any stale entry of
-// their number, in case someone closed its predecessor with a raw close(2) (on the creating
-// thread's reactor only: under M:N a raw close(2) of a descriptor that threads on other
-// workers waited on leaves their entries behind; use `IO.close`).
+// their number, in case someone closed its predecessor with a raw close(2).
 //
 // Regular files. epoll refuses them (EPERM): they are always "ready", and a read from one
 // never waits for the network. `wait` returns at once for such descriptors; use `blocking {}`
@@ -104,10 +94,6 @@ final class Reactor: Poller {
     @exclusivity(unchecked) private(set) var ioWaiters = 0
     /// Threads parked in `offload` (their jobs run on the pool).
     @exclusivity(unchecked) private(set) var offloadsInFlight = 0
-    /// M:N only: the runtime's record of which workers watch each descriptor, and this
-    /// worker's index in it (set by the worker before its threads run; nil under M:1).
-    @exclusivity(unchecked) private(set) var registry: DescriptorRegistry?
-    @exclusivity(unchecked) private(set) var registryWorker = -1
     private let events: UnsafeMutablePointer<uthreads_io_event>
     private static let eventCapacity: Int32 = 512
     private static let mailboxToken = UInt64.max
@@ -156,14 +142,6 @@ final class Reactor: Poller {
         let reactor = try Reactor(scheduler: scheduler)
         scheduler.poller = reactor
         return reactor
-    }
-
-    /// M:N: joins the runtime's descriptor registry as `worker` (before any thread of the
-    /// worker runs, so every registration of this reactor is recorded).
-    func join(_ registry: DescriptorRegistry, worker: Int) {
-        precondition(descriptors.allSatisfy { $0 == nil }, "UserThreads: a reactor joins a registry before it watches a descriptor")
-        self.registry = registry
-        registryWorker = worker
     }
 
     // MARK: Waiting for readiness
@@ -216,12 +194,11 @@ final class Reactor: Poller {
         guard fd >= 0 else { throw .system(call: "epoll_ctl", errno: .badFileDescriptor) }
         let index = Int(fd)
         if index < descriptors.count, let w = descriptors[index] { return w }
-        if let registry {
-            // M:N: the ADD and the worker's bit change under the fd's stripe lock, so a closer on
-            // another worker either sees this entry or closed the file first (DescriptorRegistry).
-            guard try registry.watch(fd, worker: registryWorker, { () throws(UThreadError) -> Bool in try addToEpoll(fd) }) else { return nil }
-        } else {
-            guard try addToEpoll(fd) else { return nil }
+        let mask = UInt32(UTHREADS_EV_IN | UTHREADS_EV_OUT | UTHREADS_EV_RDHUP) | UInt32(truncatingIfNeeded: UTHREADS_EV_ET)
+        if uthreads_epoll_ctl(epollFD, 1, fd, mask, UInt64(index)) < 0 {
+            let e = Errno.lastError
+            if e == .notPermitted { return nil }
+            if e != .fileExists { throw .system(call: "epoll_ctl", errno: e) }
         }
         if index >= descriptors.count {
             descriptors.append(contentsOf: repeatElement(nil, count: max(index + 1, descriptors.count * 2) - descriptors.count))
@@ -231,24 +208,10 @@ final class Reactor: Poller {
         return w
     }
 
-    /// epoll_ctl ADD for edge-triggered IN|OUT|RDHUP; false for descriptors epoll refuses
-    /// (EPERM: regular files, always ready). EEXIST counts as added.
-    @inline(__always)
-    private func addToEpoll(_ fd: Int32) throws(UThreadError) -> Bool {
-        let mask = UInt32(UTHREADS_EV_IN | UTHREADS_EV_OUT | UTHREADS_EV_RDHUP) | UInt32(truncatingIfNeeded: UTHREADS_EV_ET)
-        if uthreads_epoll_ctl(epollFD, 1, fd, mask, UInt64(fd)) < 0 {
-            let e = Errno.lastError
-            if e == .notPermitted { return false }
-            if e != .fileExists { throw .system(call: "epoll_ctl", errno: e) }
-        }
-        return true
-    }
-
     // MARK: Closing
 
-    /// Wakes every thread waiting on `fd` with `.closed` and removes `fd` from the epoll set
-    /// (and, under M:N, this worker from the runtime's registry). Call before close(2).
-    /// O(waiters).
+    /// Wakes every thread waiting on `fd` with `.closed` and removes `fd` from the epoll set.
+    /// Call before close(2).
     func closing(_ fd: Int32) {
         let index = Int(fd)
         guard index >= 0, index < descriptors.count, let w = descriptors[index] else { return }
@@ -256,7 +219,6 @@ final class Reactor: Poller {
         while let t = w.readers.dequeue() { scheduler.wake(t, .closed) }
         while let t = w.writers.dequeue() { scheduler.wake(t, .closed) }
         _ = uthreads_epoll_ctl(epollFD, 2, fd, 0, 0)
-        registry?.unwatch(fd, worker: registryWorker)
     }
 
     /// Drops any stale entry for a descriptor number the kernel just handed out again.
@@ -350,11 +312,9 @@ final class Reactor: Poller {
     }
 
     func shutdown() {
-        for (fd, entry) in descriptors.enumerated() {
-            guard let w = entry else { continue }
+        for case let w? in descriptors {
             while let t = w.readers.dequeue() { scheduler.wake(t, .closed) }
             while let t = w.writers.dequeue() { scheduler.wake(t, .closed) }
-            registry?.unwatch(Int32(fd), worker: registryWorker)
         }
         descriptors.removeAll()
         Glibc.close(epollFD)

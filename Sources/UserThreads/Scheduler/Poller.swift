@@ -33,7 +33,4 @@ protocol WorkerHooks: AnyObject {
     /// An immigrant (a thread that migrated here) finished and was reaped: its row and stack
     /// must go back to their home worker, which frees them on its own kernel thread.
     func finishedAbroad(_ row: ControlBlock, home: Int)
-    /// Closes `fd` for the whole runtime: wakes its waiters on every worker with `.closed`, then
-    /// close(2). Called by `IO.close` on this worker's kernel thread; may park the caller.
-    func closeDescriptor(_ fd: Int32, _ scheduler: Scheduler) throws
 }

@@ -50,8 +50,6 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
         case async
         /// For something else a library defines.
         case custom
-        /// M:N: for the other workers to drop a descriptor before it is closed (`object`: the fd).
-        case close
 
         /// A short human name ("channel send", "blocking call").
         public var label: String {
@@ -77,7 +75,6 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
             case .offload: "blocking call"
             case .async: "async"
             case .custom: "wait"
-            case .close: "close"
             }
         }
     }
@@ -102,7 +99,7 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
         switch kind {
         case .none: return "-"
         case .join: return "join #\(object)"
-        case .read, .write, .accept, .connect, .poll, .close: return "\(kind.label) fd \(object)"
+        case .read, .write, .accept, .connect, .poll: return "\(kind.label) fd \(object)"
         case .sleep: return "sleep"
         default: return object == 0 ? kind.label : "\(kind.label) \(object)"
         }
