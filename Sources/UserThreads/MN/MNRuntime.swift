@@ -1085,13 +1085,19 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     /// Every active worker is stuck (no ready thread, timer, I/O or offload; it is about to sleep
-    /// with no timeout), nothing is queued, no mailbox holds a message, and no worker left the
-    /// stuck state while this looked (a worker that saw work in its own re-check leaves it only
-    /// after bumping `activity`, and the work it saw stays visible until then).
+    /// with no timeout), nothing is queued, no batch of migrants waits for an adopter, no
+    /// mailbox holds a message, and no worker left the stuck state while this looked (a worker
+    /// that saw work in its own re-check leaves it only after bumping `activity`, and the work
+    /// it saw stays visible until then).
     private func looksDeadlocked() -> Bool {
         let before = runtime.activity.load(ordering: .sequentiallyConsistent)
         guard runtime.stuck.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent),
               runtime.queuedCount() == 0,
+              // A batch of migrants is runnable work too: its shedder rang a sleeping worker for
+              // it, and that worker may not have left the stuck state yet (found under
+              // ThreadSanitizer's slow scheduling: a false deadlock, then the migrant ran and
+              // woke another thread).
+              runtime.migrantBatches.load(ordering: .sequentiallyConsistent) == 0,
               !finished,
               !runtime.mainDone.load(ordering: .sequentiallyConsistent)
                 || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent),
