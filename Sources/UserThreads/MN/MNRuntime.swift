@@ -185,7 +185,8 @@
 //
 // Deadlock. A worker that would sleep with no timer, no I/O waiter and no offload in flight
 // counts itself `stuck`; when every active worker is stuck, no queue holds a thread and no
-// mailbox holds a message, no thread can ever run again: the worker that saw it writes its
+// mailbox holds a message, and no worker left that state while it looked (MNStuckCensus.swift
+// has the lock-free argument), no thread can ever run again: the worker that saw it writes its
 // thread table to stderr, and every worker wakes its parked threads with `.deadlocked` so they
 // unwind; `run` throws `UThreadError.deadlock`. (Kernel threads outside the runtime could in
 // principle still spawn through a handle; like Go, they do not count.)
@@ -326,10 +327,7 @@ final class MNRuntime: @unchecked Sendable {
     /// Workers that sleep (or are about to), and those among them that nothing but another
     /// worker can wake.
     let sleepers = Atomic<Int>(0)
-    let stuck = Atomic<Int>(0)
-    /// Bumped by a worker each time it leaves the stuck state, before it does anything else:
-    /// a deadlock is declared only if it did not move while the declarer looked.
-    let activity = Atomic<Int>(0)
+    let stuck = MNStuckCensus()
     /// Workers that have cancelled their threads after main returned.
     let shutdownsHandled = Atomic<Int>(0)
     /// Workers whose loop still runs.
@@ -1024,12 +1022,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         let forever = timeout == nil && reactor.pendingWakeups == 0
         sleeping.store(deferred ? MNWorker.asleepDeferred : MNWorker.asleep, ordering: .sequentiallyConsistent)
         runtime.sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        if forever { runtime.stuck.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+        if forever { runtime.stuck.enter() }
         defer {
-            if forever {
-                runtime.activity.wrappingAdd(1, ordering: .sequentiallyConsistent)
-                runtime.stuck.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-            }
+            if forever { runtime.stuck.leave() }  // before any work is taken (MNStuckCensus)
             runtime.sleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
             if sleeping.exchange(0, ordering: .sequentiallyConsistent) == 0 {
                 _ = uthreads_eventfd_drain(doorbell)  // someone rang
@@ -1085,24 +1080,17 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     /// Every active worker is stuck (no ready thread, timer, I/O or offload; it is about to sleep
-    /// with no timeout), nothing is queued, no batch of migrants waits for an adopter, no
-    /// mailbox holds a message, and no worker left the stuck state while this looked (a worker
-    /// that saw work in its own re-check leaves it only after bumping `activity`, and the work
-    /// it saw stays visible until then).
+    /// with no timeout), nothing is queued (a batch of migrants counts), no mailbox holds a
+    /// message, and no worker left the stuck state while this looked (`MNStuckCensus` has the
+    /// argument, and the false deadlock its first version declared). O(workers).
     private func looksDeadlocked() -> Bool {
-        let before = runtime.activity.load(ordering: .sequentiallyConsistent)
-        guard runtime.stuck.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent),
-              runtime.queuedCount() == 0,
-              // A batch of migrants is runnable work too: its shedder rang a sleeping worker for
-              // it, and that worker may not have left the stuck state yet (found under
-              // ThreadSanitizer's slow scheduling: a false deadlock, then the migrant ran and
-              // woke another thread).
-              runtime.migrantBatches.load(ordering: .sequentiallyConsistent) == 0,
-              !finished,
-              !runtime.mainDone.load(ordering: .sequentiallyConsistent)
-                || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent),
-              (0..<runtime.table.count).allSatisfy({ runtime.withWorker($0) { $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 } }) else { return false }
-        return runtime.activity.load(ordering: .sequentiallyConsistent) == before
+        let runtime = runtime
+        return runtime.stuck.allStuck(of: runtime.activeWorkers.load(ordering: .sequentiallyConsistent)) {
+            runtime.queuedCount() == 0 && !finished
+                && (!runtime.mainDone.load(ordering: .sequentiallyConsistent)
+                    || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent))
+                && (0..<runtime.table.count).allSatisfy { runtime.withWorker($0) { $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 } }
+        }
     }
 
     private func declareDeadlock(_ s: Scheduler) {

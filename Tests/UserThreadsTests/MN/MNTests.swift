@@ -186,17 +186,10 @@ func myRow() -> ThreadInfo? {
         #expect(ok)
     }
 
-    /// Known bug, open: under ThreadSanitizer this test fails about 1 run in 20 when run alone
-    /// (1 in ~25 in the whole suite) with a deadlock report: the thread the mutex was handed to
-    /// never ran (its wake seems lost; the report shows it `ready` because the deadlock
-    /// teardown's own wakes let the holder chain go on). Never seen without TSan (0 of 30
-    /// alone, 0 in ~100 suite runs), never with the threads pinned (0 of 40), so migration is
-    /// involved. One hole was found and closed (the deadlock check ignored pending migrant
-    /// batches: 1 in 7 before); the rest is not understood yet. Reproduce: `for i in $(seq 60);
-    /// do swift test --scratch-path .build-tsan --sanitize=thread --filter mutexAcrossWorkers
-    /// || break; done` (after removing the trait). Skipped under TSan until fixed, so that CI's
-    /// TSan step keeps reporting everything else; `swift test` runs it.
-    @Test(.disabled(if: Sanitizers.thread, "known lost-wake bug under TSan with migration (see the doc comment)"))
+    /// Under ThreadSanitizer this test used to end in a false deadlock report 1 run in 20 (the
+    /// deadlock check could count a worker as stuck after it had left and drained the mail with
+    /// the mutex handoff); `MNStuckCensusTests` replays that interleaving deterministically.
+    @Test
     func mutexAcrossWorkers() throws {
         let total = try UThreadRuntime.run(workers: 2) { () -> Int in
             let m = MNMutex(name: "counter")
