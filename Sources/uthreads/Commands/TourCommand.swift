@@ -54,9 +54,43 @@ struct TourCommand: ParsableCommand {
             let ticks = try BlockingDemo.run(raw: raw, delayMilliseconds: quick ? 250 : 450) { print("   " + $0) }
             print("   → ticks while the reader waited: \(ticks)\n")
         }
+
+        try beyondTheTextbook()
         print("""
         More: `uthreads table [--json]`, `uthreads bench` (every benchmark side by side), `uthreads demo …`,
         `uthreads sched --policy all --workload mixed` (the scheduling lab), `uthreads serve` (HTTP), `uthreads --help`.
         """)
+    }
+
+    /// Step 7: the hybrid M:N runtime, measured (fork–join on 1 vs N workers, best of 3,
+    /// alternated) and seen (the merged thread table's WORKER column).
+    private func beyondTheTextbook() throws {
+        let workers = max(2, UThreadRuntime.processorCount)
+        let tasks = quick ? 8 : 32
+        let iterations = quick ? 20_000 : 3_000_000
+        print("7. Beyond the textbook, M:N: user threads over \(workers) kernel threads (workers), each with its own")
+        print("   run queue and reactor; idle workers steal queued threads and adopt ready ones.")
+        var one: [Double] = [], many: [Double] = []
+        for _ in 0..<(quick ? 1 : 3) {
+            let a = try ParallelBenchmarks.forkJoinMs(workers: 1, tasks: tasks, iterations: iterations)
+            let b = try ParallelBenchmarks.forkJoinMs(workers: workers, tasks: tasks, iterations: iterations)
+            guard a.checksum == b.checksum else { throw ValidationError("fork-join checksum differs with \(workers) workers") }
+            one.append(a.ms)
+            many.append(b.ms)
+        }
+        let (t1, tn) = (one.min()!, many.min()!)
+        print("   \(tasks) CPU-bound threads forked and joined: 1 worker \(t1.fixed(0)) ms, \(workers) workers \(tn.fixed(0)) ms: "
+              + "\((t1 / tn).fixed(2))x on \(UThreadRuntime.processorCount) CPU\(UThreadRuntime.processorCount == 1 ? "" : "s").")
+        print("   The merged thread table of \(workers) workers, one thread parked on each M:N primitive (3 rows per worker):\n")
+        let table = try MNDemoWorkload.snapshot(workers: workers)
+        var shown = Set<String>()
+        for w in 0..<workers {
+            for t in table.threads.filter({ $0.worker == w && $0.name != "main" }).prefix(3) { shown.insert("\(t.id.rawValue)") }
+        }
+        let lines = table.render().split(separator: "\n")
+        for (i, line) in lines.enumerated() where i < 2 || shown.contains(String(line.split(separator: " ").first ?? "")) {
+            print("   " + line)
+        }
+        print("   … (all of it: `uthreads table --workers \(workers)`; scaling, migration, HTTP: `uthreads bench parallel`)\n")
     }
 }

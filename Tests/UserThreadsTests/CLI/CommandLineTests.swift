@@ -21,6 +21,9 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("The thread table"))
         #expect(r.stdout.contains("lists 1 kernel thread"))
+        // Step 7: the M:N runtime, measured and seen (rows from both workers).
+        #expect(r.stdout.contains("CPU-bound threads forked and joined: 1 worker"))
+        #expect(r.stdout.contains("WORKER") && r.stdout.contains("mutex 'accounts' held by #"))
     }
 
     @Test func tableJSON() throws {
