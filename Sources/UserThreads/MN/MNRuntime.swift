@@ -1022,7 +1022,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         let forever = timeout == nil && reactor.pendingWakeups == 0
         sleeping.store(deferred ? MNWorker.asleepDeferred : MNWorker.asleep, ordering: .sequentiallyConsistent)
         runtime.sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        if forever { runtime.stuck.enter() }
+        if forever {
+            runtime.stuck.enter()
+            if runtime.configuration.checkInvariants { runtime.stuck.checkInvariants(workers: runtime.table.count) }
+        }
         defer {
             if forever { runtime.stuck.leave() }  // before any work is taken (MNStuckCensus)
             runtime.sleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent)

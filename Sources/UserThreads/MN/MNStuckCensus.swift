@@ -53,6 +53,13 @@ struct MNStuckCensus: ~Copyable {
         activity.wrappingAdd(1, ordering: .sequentiallyConsistent)
     }
 
+    /// The debug check (`UThreadRuntime.Configuration.checkInvariants`): between 0 and the
+    /// runtime's worker count (an unpaired `enter` or `leave` breaks it). O(1).
+    func checkInvariants(workers: Int) {
+        let n = stuck.load(ordering: .relaxed)
+        precondition(n >= 0 && n <= workers, "M:N census: \(n) stuck workers out of \(workers)")
+    }
+
     /// Workers counted stuck now (a snapshot, for reports and tests).
     var stuckCount: Int { stuck.load(ordering: .sequentiallyConsistent) }
 

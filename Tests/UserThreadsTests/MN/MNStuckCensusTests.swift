@@ -125,4 +125,37 @@ import Testing
         let nextLook = census.allStuck(of: 2, nothingToDo: { true })
         #expect(nextLook)
     }
+
+    /// In a real runtime with the invariant checks on: a ping-pong between threads pinned to
+    /// the two workers (every handoff crosses workers; a side that outwaits its spin sleeps with
+    /// nothing but the other worker to wake it, as a stuck worker) must never be taken for a
+    /// deadlock; a real cycle across workers still is. (The interleaving that once made the
+    /// check wrong is replayed deterministically above; this is the end-to-end sanity check.)
+    @Test func handoffsAcrossWorkersAreNeverADeadlockButACycleIs() throws {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.checkInvariants = true
+        let rounds = try UThreadRuntime.run(workers: 2, configuration) { () -> Int in
+            let ping = MNChannel<Int>(name: "ping"), pong = MNChannel<Int>(name: "pong")
+            let a = try MNThread.spawn(name: "a", onWorker: 0) { () -> Int in
+                var n = 0
+                for i in 0..<2_000 { try ping.send(i); n = try pong.receive() ?? -1 }
+                return n
+            }
+            let b = try MNThread.spawn(name: "b", onWorker: 1) {
+                for _ in 0..<2_000 { try pong.send((try ping.receive() ?? -1) + 1) }
+            }
+            try b.join()
+            return try a.join()
+        }
+        #expect(rounds == 2_000)
+        #expect(throws: UThreadError.self) {
+            try UThreadRuntime.run(workers: 2, configuration) {
+                let x = MNChannel<Int>(name: "x"), y = MNChannel<Int>(name: "y")
+                let t0 = try MNThread.spawn(name: "t0", onWorker: 0) { _ = try x.receive() }
+                let t1 = try MNThread.spawn(name: "t1", onWorker: 1) { _ = try y.receive() }
+                try t0.join()
+                try t1.join()
+            }
+        }
+    }
 }
