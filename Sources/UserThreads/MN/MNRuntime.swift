@@ -169,6 +169,23 @@
 // events stay on one worker, so balance comes from where threads start (accepted connections
 // are M:N threads, queued and stolen like any other), not from moving running ones.
 //
+// Closing a descriptor. Several workers' reactors may watch one descriptor (per-worker
+// acceptors on one listener; a reader on one worker, its closer on another). The runtime's
+// `DescriptorRegistry` (Reactor/DescriptorRegistry.swift, with the full argument) records
+// which: a reactor sets its bit with the epoll_ctl ADD and clears it when it drops the entry.
+// `IO.close` drops the closer's entry, then, under the descriptor's stripe lock, closes at
+// once if no other worker watches it, or marks it closing, posts `MNMail.closeDescriptor` to
+// each watcher and returns at once (no park: a close in a deinit, under a `Mutex`, on the
+// scheduler's context is safe). Each watcher, when it drains its mail, wakes its waiters with
+// `.closed` and answers; the last answer calls close(2) under the lock (its error is logged
+// through the configuration's logger: the caller has gone). Invariant: the number cannot be
+// reused before that close(2), so every remote wake reaches waiters of the file being closed
+// only. A worker whose loop ended clears its bits (reactor shutdown) and then answers the
+// requests left in its mailbox, so no deferred close is lost at shutdown, and the teardown
+// takes the registry off the process's list (closing anything left, which the invariants
+// exclude). Closers that are not workers (a `blocking {}` body, another kernel thread) find
+// the watchers through that list.
+//
 // `blocking {}`: the caller parks on its worker (whose other threads keep running, and whose
 // queued threads idle workers steal); the pool posts the completion to that worker's reactor.
 //

@@ -57,9 +57,22 @@
 // layer does): it wakes every waiter with `.closed` (they throw `UThreadError.closed` naming
 // the descriptor), removes it from the epoll set and forgets its waiters *before* close(2), so
 // the number can be reused at once without a stale registration. A thread can never hang on a
-// closed descriptor, and no wake-up is lost: the closer runs on the same kernel thread.
+// closed descriptor, and no wake-up is lost: under M:1 the closer runs on the same kernel
+// thread. Under M:N several workers' reactors may watch one descriptor; each reactor then
+// belongs to the runtime's `DescriptorRegistry` (DescriptorRegistry.swift), which records, per
+// descriptor and under a striped lock taken around the epoll_ctl ADD and the removal, which
+// workers have an entry (M:1 reactors have none: one nil check on a descriptor's first wait).
+// `IO.close` (`closeEverywhere`) drops the closer's own entry, then under that lock either
+// closes at once (no other watcher: one uncontended lock more than M:1) or marks the
+// descriptor closing, asks the other watchers to run `dropEntry` on their own kernel threads
+// and returns without waiting: the last of them to answer calls close(2), under the lock. So no
+// worker keeps an entry for a closed file, a number is never reused while a worker may still
+// wake waiters for it, and a first wait on a descriptor being closed throws `.closed` instead
+// of resurrecting a watcher.
 // Descriptors created by the I/O layer (accept, socket, pipe) also clear any stale entry of
-// their number, in case someone closed its predecessor with a raw close(2).
+// their number, in case someone closed its predecessor with a raw close(2) (on the creating
+// thread's reactor only: under M:N a raw close(2) of a descriptor that threads on other
+// workers waited on leaves their entries behind; use `IO.close`).
 //
 // Regular files. epoll refuses them (EPERM): they are always "ready", and a read from one
 // never waits for the network. `wait` returns at once for such descriptors; use `blocking {}`
