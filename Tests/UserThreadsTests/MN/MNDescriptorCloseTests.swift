@@ -181,14 +181,20 @@ private func openFiles() -> Set<String> {
         #expect(outcomes == ["closed", "closed"])
     }
 
-    /// A closer that is not on a worker (a `blocking {}` body, on the offload pool) still
-    /// reaches the waiters on every worker through the runtime's registry.
-    @Test func aBlockingBodyClosesThroughTheRegistry() throws {
+    enum OutsideCloser: String, CaseIterable { case blockingBody, m1Runtime }
+
+    /// A closer that is not on a worker (a `blocking {}` body, on the offload pool; a thread of
+    /// an M:1 runtime on another kernel thread) still reaches the waiters on every worker
+    /// through the runtime's registry.
+    @Test(arguments: OutsideCloser.allCases) func closersOffTheWorkersCloseThroughTheRegistry(closer: OutsideCloser) throws {
         let (outcomes, closed) = try UThreadRuntime.run(workers: 2) { () -> ([String], Bool) in
             let (a, b) = try IO.socketpair()
             let readers = try (0..<2).map { k in try MNThread.spawn(onWorker: k) { readOutcome(a) } }
             #expect(waitUntilWatched(a, by: [0, 1]))
-            try blocking { try IO.close(a) }
+            switch closer {
+            case .blockingBody: try blocking { try IO.close(a) }
+            case .m1Runtime: try blocking { try UThreadRuntime.run { try IO.close(a) } }
+            }
             let outcomes = try readers.map { try $0.join() }
             let closed = peerIsClosed(b)
             try IO.close(b)
