@@ -277,11 +277,9 @@ final class Reactor: Poller {
     /// Never waits.
     /// - Throws: `.system(call: "close", …)` (EBADF for a bad descriptor or a second close).
     func closeEverywhere(_ fd: Int32) throws(UThreadError) {
-        guard let registry else {
-            dropEntry(fd)
-            return try DescriptorRegistry.closeOutsideWorkers(fd)
-        }
         dropEntry(fd)
+        // M:1: close(2), unless an M:N runtime's workers watch `fd` (one atomic load when none runs).
+        guard let registry else { return try DescriptorRegistry.closeOutsideWorkers(fd) }
         try registry.close(fd, worker: registryWorker)  // clears this worker's bit under the lock
     }
 
