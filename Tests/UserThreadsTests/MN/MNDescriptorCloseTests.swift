@@ -161,19 +161,26 @@ private func openFiles() -> Set<String> {
         #expect(outcomes == ["closed", "closed"])
     }
 
-    /// The same with a Unix-domain listener closed from worker 1.
+    /// The same with a Unix-domain listener closed from worker 1 (through its owner: a raw
+    /// `IO.close` of its descriptor would leave the listener's deinit to close the number
+    /// again, by then perhaps another test's descriptor).
     @Test func unixAcceptorsEndWhenTheListenerCloses() throws {
         let path = "/tmp/uthreads-close-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
         let outcomes = try UThreadRuntime.run(workers: 2) { () -> [String] in
-            let listener = try UnixListener(path: path)
-            let fd = listener.fileDescriptor
+            let listener = Mutex<UnixListener?>(try UnixListener(path: path))
+            let fd = listener.withLock { $0!.fileDescriptor }
             let acceptors = try (0..<2).map { k in
                 try MNThread.spawn(onWorker: k) { () -> String in
                     do { _ = try IO.accept(fd, timeout: generous); return "accepted" } catch UThreadError.closed { return "closed" } catch { return "\(error)" }
                 }
             }
             #expect(waitUntilWatched(fd, by: [0, 1]))
-            let closer = try MNThread.spawn(onWorker: 1) { () throws in try IO.close(fd) }
+            let closer = try MNThread.spawn(onWorker: 1) { () throws in
+                try listener.withLock { (l: inout UnixListener?) throws in
+                    try l?.close()
+                    l = nil
+                }
+            }
             try closer.join()
             _ = unlink(path)
             return try acceptors.map { try $0.join() }
