@@ -153,13 +153,23 @@ extension IO {
     }
 
     /// Closes `fd`, first waking every user thread waiting on it with `UThreadError.closed`.
-    /// - Throws: `.system(call: "close", errno: .badFileDescriptor)` for an invalid descriptor.
+    ///
+    /// Under M:N, threads may wait on `fd` on several workers. When no other worker watches it
+    /// (the common case) it is closed before this returns, as under M:1. Otherwise the close
+    /// is deferred, as Go's netpoll does: the other workers are asked to wake their waiters
+    /// with `.closed`, this returns at once (it never waits, so it is safe in a `deinit` and
+    /// under any lock), and the last of those workers to answer calls close(2); meanwhile a
+    /// new wait on `fd` throws `.closed` and a second `IO.close(fd)` throws EBADF. An error
+    /// from a deferred close(2) cannot reach the caller: it is logged through the runtime's
+    /// `Configuration.logger`. The number is not reused before that close(2), so a deferred
+    /// wake never reaches another file's waiters. Called outside a runtime's workers (a
+    /// `blocking {}` body, another kernel thread), it still finds the waiters through the
+    /// runtime's registry of descriptors.
+    /// - Throws: `.system(call: "close", errno: .badFileDescriptor)` for an invalid descriptor
+    ///   (or one whose deferred close is pending); other close(2) errors when it closes at once.
     public static func close(_ fd: Int32) throws {
-        if let s = Scheduler.active, let r = Reactor.existing(s) { r.closing(fd) }
-        if Glibc.close(fd) < 0 {
-            let e = Errno.lastError
-            if e != .interrupted { throw UThreadError.system(call: "close", errno: e) }  // EINTR: fd is gone on Linux
-        }
+        if let s = Scheduler.active, let r = Reactor.existing(s) { return try r.closeEverywhere(fd) }
+        try DescriptorRegistry.closeOutsideWorkers(fd)  // EINTR counts as closed: fd is gone on Linux
     }
 
     /// shutdown(2): `how` is SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2).

@@ -29,7 +29,9 @@
 // (setting O_NONBLOCK on a terminal changes it for the shell too): `IO.standardInput` and
 // friends wait for readiness first and then make the plain call (at most 4 KiB per write, which
 // a writable pipe always accepts). Close waited-on descriptors with `IO.close` (the typed
-// layer does): it wakes the waiters with `UThreadError.closed`.
+// layer does): it wakes the waiters with `UThreadError.closed` (under M:N on every worker: when
+// other workers watch the descriptor the close is deferred to the last of them,
+// Reactor/DescriptorRegistry.swift).
 //
 // SIGPIPE is ignored process-wide when the first runtime starts (Scheduler.init), and `send` adds
 // MSG_NOSIGNAL; writing to a closed peer throws EPIPE instead of killing the process.

@@ -169,6 +169,23 @@
 // events stay on one worker, so balance comes from where threads start (accepted connections
 // are M:N threads, queued and stolen like any other), not from moving running ones.
 //
+// Closing a descriptor. Several workers' reactors may watch one descriptor (per-worker
+// acceptors on one listener; a reader on one worker, its closer on another). The runtime's
+// `DescriptorRegistry` (Reactor/DescriptorRegistry.swift, with the full argument) records
+// which: a reactor sets its bit with the epoll_ctl ADD and clears it when it drops the entry.
+// `IO.close` drops the closer's entry, then, under the descriptor's stripe lock, closes at
+// once if no other worker watches it, or marks it closing, posts `MNMail.closeDescriptor` to
+// each watcher and returns at once (no park: a close in a deinit, under a `Mutex`, on the
+// scheduler's context is safe). Each watcher, when it drains its mail, wakes its waiters with
+// `.closed` and answers; the last answer calls close(2) under the lock (its error is logged
+// through the configuration's logger: the caller has gone). Invariant: the number cannot be
+// reused before that close(2), so every remote wake reaches waiters of the file being closed
+// only. A worker whose loop ended clears its bits (reactor shutdown) and then answers the
+// requests left in its mailbox, so no deferred close is lost at shutdown, and the teardown
+// takes the registry off the process's list (closing anything left, which the invariants
+// exclude). Closers that are not workers (a `blocking {}` body, another kernel thread) find
+// the watchers through that list.
+//
 // `blocking {}`: the caller parks on its worker (whose other threads keep running, and whose
 // queued threads idle workers steal); the pool posts the completion to that worker's reactor.
 //
@@ -245,6 +262,10 @@ enum MNMail: Sendable {
     case snapshot(MNTableRequest)
     /// A row of yours (and its stack) whose thread finished on another worker: free it.
     case reclaim(block: UInt)
+    /// Another thread closed this descriptor: drop it from your reactor (waking its waiters
+    /// with `.closed`) and answer the registry; the last answer closes it
+    /// (Reactor/DescriptorRegistry.swift, "The deferred close").
+    case closeDescriptor(Int32)
 }
 
 /// A FIFO with O(1) push and pop (amortised), for queues of jobs and waiters. Inlinable: the
@@ -314,9 +335,12 @@ struct MNMigrant: @unchecked Sendable {
 
 /// The shared part of an M:N runtime.
 @usableFromInline
-final class MNRuntime: @unchecked Sendable {
+final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     let configuration: UThreadRuntime.Configuration
     private(set) var workers: [MNWorker] = []
+    /// Which workers' reactors watch each descriptor, and the deferred closes in flight (a
+    /// close reaches every worker: Reactor/DescriptorRegistry.swift).
+    let descriptors = DescriptorRegistry()
     /// Spawns from kernel threads that are not workers.
     let injection = KernelLock(MNFIFO<MNThreadObject>())
     /// Threads in the injection queue (changed under its lock; read without it as a hint).
@@ -371,6 +395,7 @@ final class MNRuntime: @unchecked Sendable {
          policy: (@Sendable () -> any SchedulingPolicy)?) throws(UThreadError) {
         self.configuration = configuration
         table = .allocate(capacity: n)
+        descriptors.attach(self)  // before any worker (or other kernel thread) uses it
         for i in 0..<n {
             let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy(), worker: true)
             let w: MNWorker
@@ -384,6 +409,11 @@ final class MNRuntime: @unchecked Sendable {
     }
 
     deinit { table.deallocate() }
+
+    /// The registry asks `worker` to drop `fd` (a deferred close; called under its stripe lock).
+    func askToDrop(_ fd: Int32, worker: Int) {
+        withWorker(worker) { $0.post(.closeDescriptor(fd)) }
+    }
 
     /// Runs `body` with worker `i`, without retaining it.
     @inline(__always)
@@ -548,6 +578,7 @@ final class MNRuntime: @unchecked Sendable {
         }
         guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
         let runtime = try MNRuntime(workers: n, configuration: configuration, policy: policy)
+        runtime.descriptors.activate()  // closers outside the workers find it from now on
         defer { runtime.tearDown() }
         let main = MNThreadObject.make(runtime: runtime, name: "main", isMain: true, stackSize: configuration.mainStackSize, body: body)
         runtime.externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
@@ -581,9 +612,17 @@ final class MNRuntime: @unchecked Sendable {
         return (try main.result(R.self).get(), teardown)
     }
 
-    /// Breaks the worker ↔ scheduler cycles once every worker has stopped.
+    /// Breaks the worker ↔ scheduler cycles once every worker has stopped, and takes the
+    /// descriptor registry off the process's list (every deferred close has completed by now:
+    /// each worker answered its requests, at the latest after its loop ended; any left would
+    /// be closed and logged).
     private func tearDown() {
         for w in workers { w.detach() }
+        let left = descriptors.finish()
+        if !left.isEmpty {
+            configuration.logger.warning("deferred closes were still pending when the M:N runtime ended; closed now",
+                                         metadata: ["fds": "\(left)"])
+        }
     }
 }
 
@@ -665,6 +704,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             Glibc.close(fd)
             throw .system(call: "epoll_ctl", errno: e)
         }
+        reactor.join(runtime.descriptors, worker: index)
         self.scheduler = scheduler
         scheduler.workerIndex = Int32(index)
         scheduler.worker = self
@@ -715,7 +755,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         // What a clean end leaves: nothing (tests read these through `runInspecting`).
         runtime.rowsLeft.wrappingAdd(s.table.liveCount + s.table.abroadCount, ordering: .relaxed)
         runtime.stacksLeft.wrappingAdd(s.stacks.inUse, ordering: .relaxed)
-        s.shutdown()
+        s.shutdown()  // the reactor clears its bits in the descriptor registry
+        answerClosesAfterShutdown()
         uthreads_set_runtime(nil)
         uthreads_set_current(nil)
         uthreads_checkpoint_arm(Int64.max / 2)
@@ -784,8 +825,40 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
                 request.deliver(worker: index, table: s.snapshot())
             case .reclaim(let block):
                 s.reclaim(ControlBlock(bitPattern: block)!)
+            case .closeDescriptor(let fd):
+                answerClose(fd)
             }
         }
+    }
+
+    /// Mail: a deferred close of `fd` (Reactor/DescriptorRegistry.swift). Drops this worker's
+    /// entry (its waiters throw `.closed`) and answers; the last answer closes `fd`, and an
+    /// error from that close(2) is logged (its closer has returned long ago). The number
+    /// cannot have been reused yet: this worker's entry, if any, is the closing file's.
+    func answerClose(_ fd: Int32) {
+        reactor.dropEntry(fd)
+        if let error = runtime.descriptors.answer(fd, worker: index) {
+            runtime.configuration.logger.warning("a deferred close of a descriptor failed",
+                                                 metadata: ["fd": "\(fd)", "error": "\(error)"])
+        }
+    }
+
+    /// After the worker's loop ended and its reactor left the registry: answers the deferred
+    /// closes still in the mailbox (every request for a bit this worker had is there by now:
+    /// requests are posted under the stripe lock, the bits were cleared under it). Other mail
+    /// stays where it is, as before.
+    private func answerClosesAfterShutdown() {
+        let closes: [Int32] = mailbox.withLock { m in
+            var fds: [Int32] = []
+            m.removeAll { mail in
+                guard case .closeDescriptor(let fd) = mail else { return false }
+                fds.append(fd)
+                return true
+            }
+            mailCount.wrappingSubtract(fds.count, ordering: .sequentiallyConsistent)
+            return fds
+        }
+        for fd in closes { answerClose(fd) }
     }
 
     // MARK: Starting and stealing

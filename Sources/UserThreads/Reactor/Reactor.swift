@@ -57,9 +57,22 @@
 // layer does): it wakes every waiter with `.closed` (they throw `UThreadError.closed` naming
 // the descriptor), removes it from the epoll set and forgets its waiters *before* close(2), so
 // the number can be reused at once without a stale registration. A thread can never hang on a
-// closed descriptor, and no wake-up is lost: the closer runs on the same kernel thread.
+// closed descriptor, and no wake-up is lost: under M:1 the closer runs on the same kernel
+// thread. Under M:N several workers' reactors may watch one descriptor; each reactor then
+// belongs to the runtime's `DescriptorRegistry` (DescriptorRegistry.swift), which records, per
+// descriptor and under a striped lock taken around the epoll_ctl ADD and the removal, which
+// workers have an entry (M:1 reactors have none: one nil check on a descriptor's first wait).
+// `IO.close` (`closeEverywhere`) drops the closer's own entry, then under that lock either
+// closes at once (no other watcher: one uncontended lock more than M:1) or marks the
+// descriptor closing, asks the other watchers to run `dropEntry` on their own kernel threads
+// and returns without waiting: the last of them to answer calls close(2), under the lock. So no
+// worker keeps an entry for a closed file, a number is never reused while a worker may still
+// wake waiters for it, and a first wait on a descriptor being closed throws `.closed` instead
+// of resurrecting a watcher.
 // Descriptors created by the I/O layer (accept, socket, pipe) also clear any stale entry of
-// their number, in case someone closed its predecessor with a raw close(2).
+// their number, in case someone closed its predecessor with a raw close(2) (on the creating
+// thread's reactor only: under M:N a raw close(2) of a descriptor that threads on other
+// workers waited on leaves their entries behind; use `IO.close`).
 //
 // Regular files. epoll refuses them (EPERM): they are always "ready", and a read from one
 // never waits for the network. `wait` returns at once for such descriptors; use `blocking {}`
@@ -94,6 +107,10 @@ final class Reactor: Poller {
     @exclusivity(unchecked) private(set) var ioWaiters = 0
     /// Threads parked in `offload` (their jobs run on the pool).
     @exclusivity(unchecked) private(set) var offloadsInFlight = 0
+    /// M:N only: the runtime's record of which workers watch each descriptor, and this
+    /// worker's index in it (set by the worker before its threads run; nil under M:1).
+    @exclusivity(unchecked) private(set) var registry: DescriptorRegistry?
+    @exclusivity(unchecked) private(set) var registryWorker = -1
     private let events: UnsafeMutablePointer<uthreads_io_event>
     private static let eventCapacity: Int32 = 512
     private static let mailboxToken = UInt64.max
@@ -144,6 +161,14 @@ final class Reactor: Poller {
         return reactor
     }
 
+    /// M:N: joins the runtime's descriptor registry as `worker` (before any thread of the
+    /// worker runs, so every registration of this reactor is recorded).
+    func join(_ registry: DescriptorRegistry, worker: Int) {
+        precondition(descriptors.allSatisfy { $0 == nil }, "UserThreads: a reactor joins a registry before it watches a descriptor")
+        self.registry = registry
+        registryWorker = worker
+    }
+
     // MARK: Waiting for readiness
 
     /// Parks the calling thread until `fd` is ready for `direction` (or may be: the caller
@@ -190,15 +215,18 @@ final class Reactor: Poller {
 
     /// The waiters of `fd`, adding it to the epoll set first if needed; nil for descriptors
     /// epoll does not watch (regular files: always ready).
+    /// - Throws: `.system(call: "epoll_ctl", …)`; under M:N `.closed` while a deferred close of
+    ///   `fd` is pending (DescriptorRegistry.swift).
     private func register(_ fd: Int32) throws(UThreadError) -> DescriptorWaiters? {
         guard fd >= 0 else { throw .system(call: "epoll_ctl", errno: .badFileDescriptor) }
         let index = Int(fd)
         if index < descriptors.count, let w = descriptors[index] { return w }
-        let mask = UInt32(UTHREADS_EV_IN | UTHREADS_EV_OUT | UTHREADS_EV_RDHUP) | UInt32(truncatingIfNeeded: UTHREADS_EV_ET)
-        if uthreads_epoll_ctl(epollFD, 1, fd, mask, UInt64(index)) < 0 {
-            let e = Errno.lastError
-            if e == .notPermitted { return nil }
-            if e != .fileExists { throw .system(call: "epoll_ctl", errno: e) }
+        if let registry {
+            // M:N: the ADD and the worker's bit change under the fd's stripe lock, so a closer on
+            // another worker either sees this entry or closed the file first (DescriptorRegistry).
+            guard try registry.watch(fd, worker: registryWorker, { () throws(UThreadError) -> Bool in try addToEpoll(fd) }) else { return nil }
+        } else {
+            guard try addToEpoll(fd) else { return nil }
         }
         if index >= descriptors.count {
             descriptors.append(contentsOf: repeatElement(nil, count: max(index + 1, descriptors.count * 2) - descriptors.count))
@@ -208,17 +236,51 @@ final class Reactor: Poller {
         return w
     }
 
+    /// epoll_ctl ADD for edge-triggered IN|OUT|RDHUP; false for descriptors epoll refuses
+    /// (EPERM: regular files, always ready). EEXIST counts as added.
+    @inline(__always)
+    private func addToEpoll(_ fd: Int32) throws(UThreadError) -> Bool {
+        let mask = UInt32(UTHREADS_EV_IN | UTHREADS_EV_OUT | UTHREADS_EV_RDHUP) | UInt32(truncatingIfNeeded: UTHREADS_EV_ET)
+        if uthreads_epoll_ctl(epollFD, 1, fd, mask, UInt64(fd)) < 0 {
+            let e = Errno.lastError
+            if e == .notPermitted { return false }
+            if e != .fileExists { throw .system(call: "epoll_ctl", errno: e) }
+        }
+        return true
+    }
+
     // MARK: Closing
 
-    /// Wakes every thread waiting on `fd` with `.closed` and removes `fd` from the epoll set.
-    /// Call before close(2).
+    /// Wakes every thread waiting on `fd` with `.closed` and removes `fd` from the epoll set
+    /// (and, under M:N, this worker from the runtime's registry). Call before close(2).
+    /// O(waiters).
     func closing(_ fd: Int32) {
+        if dropEntry(fd) { registry?.unwatch(fd, worker: registryWorker) }
+    }
+
+    /// `closing` without the registry: wakes `fd`'s waiters here with `.closed` and removes it
+    /// from this epoll set. True if there was an entry. O(waiters).
+    @discardableResult
+    func dropEntry(_ fd: Int32) -> Bool {
         let index = Int(fd)
-        guard index >= 0, index < descriptors.count, let w = descriptors[index] else { return }
+        guard index >= 0, index < descriptors.count, let w = descriptors[index] else { return false }
         descriptors[index] = nil
         while let t = w.readers.dequeue() { scheduler.wake(t, .closed) }
         while let t = w.writers.dequeue() { scheduler.wake(t, .closed) }
         _ = uthreads_epoll_ctl(epollFD, 2, fd, 0, 0)
+        return true
+    }
+
+    /// `IO.close(fd)` on this reactor's thread: under M:1 (no registry), `closing` then
+    /// close(2); under M:N, `closing` then the registry's close (DescriptorRegistry.swift:
+    /// close(2) at once when no other worker watches `fd`, else deferred to the last of them).
+    /// Never waits.
+    /// - Throws: `.system(call: "close", …)` (EBADF for a bad descriptor or a second close).
+    func closeEverywhere(_ fd: Int32) throws(UThreadError) {
+        dropEntry(fd)
+        // M:1: close(2), unless an M:N runtime's workers watch `fd` (one atomic load when none runs).
+        guard let registry else { return try DescriptorRegistry.closeOutsideWorkers(fd) }
+        try registry.close(fd, worker: registryWorker)  // clears this worker's bit under the lock
     }
 
     /// Drops any stale entry for a descriptor number the kernel just handed out again.
@@ -312,9 +374,11 @@ final class Reactor: Poller {
     }
 
     func shutdown() {
-        for case let w? in descriptors {
+        for (fd, entry) in descriptors.enumerated() {
+            guard let w = entry else { continue }
             while let t = w.readers.dequeue() { scheduler.wake(t, .closed) }
             while let t = w.writers.dequeue() { scheduler.wake(t, .closed) }
+            registry?.unwatch(Int32(fd), worker: registryWorker)  // M:N: before the last mail drain
         }
         descriptors.removeAll()
         Glibc.close(epollFD)
