@@ -14,7 +14,7 @@ public class DescriptorStream: CustomStringConvertible {
     init(owning fd: Int32) { fileDescriptor = fd }
 
     deinit {
-        if fileDescriptor >= 0 { try? IO.close(fileDescriptor) }
+        if fileDescriptor >= 0 { try? IO.close(fileDescriptor, waiting: false) }  // a deinit never parks
     }
 
     /// Whether the descriptor is gone: `close()` was called or `release()` gave it up. Calls on

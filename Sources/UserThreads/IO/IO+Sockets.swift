@@ -155,20 +155,28 @@ extension IO {
     /// Closes `fd`, first waking every user thread waiting on it with `UThreadError.closed`.
     ///
     /// Under M:N, threads may wait on `fd` on several workers. When no other worker watches it
-    /// (the common case) it is closed before this returns, as under M:1. Otherwise the close
-    /// is deferred, as Go's netpoll does: the other workers are asked to wake their waiters
-    /// with `.closed`, this returns at once (it never waits, so it is safe in a `deinit` and
-    /// under any lock), and the last of those workers to answer calls close(2); meanwhile a
-    /// new wait on `fd` throws `.closed` and a second `IO.close(fd)` throws EBADF. An error
-    /// from a deferred close(2) cannot reach the caller: it is logged through the runtime's
-    /// `Configuration.logger`. The number is not reused before that close(2), so a deferred
-    /// wake never reaches another file's waiters. Called outside a runtime's workers (a
-    /// `blocking {}` body, another kernel thread), it still finds the waiters through the
-    /// runtime's registry of descriptors.
+    /// (the common case) it is closed at once, as under M:1. Otherwise the other workers are
+    /// asked to wake their waiters with `.closed`, and the last of them to let go calls
+    /// close(2) (meanwhile a new wait on `fd` throws `.closed` and a second `IO.close(fd)`
+    /// throws EBADF; the number is not reused before that close(2), so no wake reaches another
+    /// file's waiters). The calling thread parks until then, not cancellable (microseconds
+    /// while those workers idle; until their running thread's next safe point otherwise), as
+    /// Go's `FD.Close` waits for its last reference: when this returns the file is closed, the
+    /// peer sees EOF, a listener's port is free, and close(2)'s error is thrown here. Like any
+    /// call that may park, do not make it while holding a lock other threads of the worker
+    /// take. The deinits of `DescriptorStream` and the listeners never park: they leave the
+    /// close to the last watcher, which writes an error from close(2) to stderr. Called outside
+    /// a runtime's workers (a `blocking {}` body, another kernel thread), it finds the waiters
+    /// through the runtime's registry of descriptors and does not wait for a deferred close.
     /// - Throws: `.system(call: "close", errno: .badFileDescriptor)` for an invalid descriptor
-    ///   (or one whose deferred close is pending); other close(2) errors when it closes at once.
+    ///   (or one whose deferred close is pending); other close(2) errors.
     public static func close(_ fd: Int32) throws {
-        if let s = Scheduler.active, let r = Reactor.existing(s) { return try r.closeEverywhere(fd) }
+        try close(fd, waiting: true)
+    }
+
+    /// `close`, with `waiting: false` for deinits (see `close(_:)`).
+    static func close(_ fd: Int32, waiting: Bool) throws {
+        if let s = Scheduler.active, let r = Reactor.existing(s) { return try r.closeEverywhere(fd, waiting: waiting) }
         try DescriptorRegistry.closeOutsideWorkers(fd)  // EINTR counts as closed: fd is gone on Linux
     }
 

@@ -43,7 +43,7 @@ public final class TCPListener: CustomStringConvertible {
     }
 
     deinit {
-        if fileDescriptor >= 0 && owns { try? IO.close(fileDescriptor) }
+        if fileDescriptor >= 0 && owns { try? IO.close(fileDescriptor, waiting: false) }  // a deinit never parks
     }
 
     /// The bound port.

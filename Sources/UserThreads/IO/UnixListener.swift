@@ -30,7 +30,7 @@ public final class UnixListener: CustomStringConvertible {
     }
 
     deinit {
-        if fileDescriptor >= 0 { try? IO.close(fileDescriptor) }
+        if fileDescriptor >= 0 { try? IO.close(fileDescriptor, waiting: false) }  // a deinit never parks
     }
 
     /// Waits for and returns the next connection.

@@ -175,10 +175,11 @@
 // which: a reactor sets its bit with the epoll_ctl ADD and clears it when it drops the entry.
 // `IO.close` drops the closer's entry, then, under the descriptor's stripe lock, closes at
 // once if no other worker watches it, or marks it closing, posts `MNMail.closeDescriptor` to
-// each watcher and returns at once (no park: a close in a deinit, under a `Mutex`, on the
-// scheduler's context is safe). Each watcher, when it drains its mail, wakes its waiters with
-// `.closed` and answers; the last answer calls close(2) under the lock (its error is logged
-// through the configuration's logger: the caller has gone). Invariant: the number cannot be
+// each watcher; the public `IO.close` then parks until the last answer (Go's `FD.Close` waits
+// too), while a deinit's close returns at once (it may run under a lock). Each watcher, when
+// it drains its mail, wakes its waiters with `.closed` and answers; the last answer calls
+// close(2) under the lock and completes the waiting closer (with no closer, an error goes to
+// stderr). Invariant: the number cannot be
 // reused before that close(2), so every remote wake reaches waiters of the file being closed
 // only. A worker whose loop ended clears its bits (reactor shutdown) and then answers the
 // requests left in its mailbox, so no deferred close is lost at shutdown, and the teardown
@@ -832,14 +833,15 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     /// Mail: a deferred close of `fd` (Reactor/DescriptorRegistry.swift). Drops this worker's
-    /// entry (its waiters throw `.closed`) and answers; the last answer closes `fd`, and an
-    /// error from that close(2) is logged (its closer has returned long ago). The number
-    /// cannot have been reused yet: this worker's entry, if any, is the closing file's.
+    /// entry (its waiters throw `.closed`) and answers; the last answer closes `fd` and wakes
+    /// the closer if it waits (it gets close(2)'s error). An error nobody waits for (a deinit's
+    /// close) goes to stderr: this runs on the scheduler's path, where a log handler that does
+    /// I/O or parks must not be called. The number cannot have been reused yet: this worker's
+    /// entry, if any, is the closing file's.
     func answerClose(_ fd: Int32) {
         reactor.dropEntry(fd)
         if let error = runtime.descriptors.answer(fd, worker: index) {
-            runtime.configuration.logger.warning("a deferred close of a descriptor failed",
-                                                 metadata: ["fd": "\(fd)", "error": "\(error)"])
+            uthreads_write_stderr("uthreads: a deferred close of descriptor \(fd) failed: \(error)\n")
         }
     }
 
@@ -1113,7 +1115,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             || (!deferred && runtime.queuedCount() > 0)
             || runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent) > deadlockSeen
             || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent))
-            || (finished && s.table.abroadCount == 0) {
+            || (finished && s.table.liveCount == 0 && s.table.abroadCount == 0) {  // the loop ends (worker-local threads count)
             return true
         }
         if forever && looksDeadlocked() {
@@ -1146,7 +1148,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
                 if mailCount.load(ordering: .relaxed) > 0 || queueCount.load(ordering: .relaxed) > 0 { return .took }
                 uthreads_cpu_relax()
             }
-            if runtime.mainDone.load(ordering: .relaxed) { return .took }  // idle() looks at it
+            // idle() handles the end of main once; after that a worker whose threads wait for
+            // I/O or an offload must go on to sleep in its reactor, or it would spin without
+            // ever polling it (found: a close waiting for a completion during shutdown hung).
+            if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { return .took }
             if runtime.injected.load(ordering: .relaxed) > 0, takeOwn(s) { return .took }
             if adoptMigrants(s) { return .took }
             let now = uthreads_monotonic_ns()

@@ -18,22 +18,29 @@
 // on the descriptor there) and removes it when it drops the entry (`closing`, `forget`,
 // shutdown), both under the descriptor's stripe lock.
 //
-// The deferred close (Go's netpoll: `internal/poll.FD.Close` evicts the pollers and drops its
-// reference; the last reference to go closes the descriptor). The workers that watch a
-// descriptor are its references. `IO.close(fd)` on a worker (`Reactor.closeEverywhere`):
+// The deferred close (Go's netpoll: `internal/poll.FD.Close` evicts the pollers, drops its
+// reference, and waits on a semaphore until the last reference has closed the descriptor).
+// The workers that watch a descriptor are its references. `IO.close(fd)` on a worker
+// (`Reactor.closeEverywhere`):
 //   1. drops the closer's own entry (its waiters throw `UThreadError.closed`);
 //   2. under the stripe lock (`close`): clears the closer's bit; if no other worker watches
 //      the descriptor (the common case), close(2) right there, under the lock, and its result
 //      is the caller's (one uncontended pthread lock more than M:1). Otherwise the entry is
 //      marked *closing* with the count of the other watchers, and each is asked (through the
 //      runtime's `DescriptorCloseDelegate`: `MNMail.closeDescriptor`, posted under the lock)
-//      to drop its entry; `IO.close` returns at once. It never parks, so it is safe in a
-//      deinit, under any lock, on the scheduler's own context, inside a mail drain.
+//      to drop its entry. The registry itself never waits (it runs under the lock). The
+//      public `IO.close` then parks the closer, not cancellable, on a `DeferredClose`
+//      completion until step 3 has run, so that when it returns the file is closed (the peer
+//      sees EOF, a listener's port is free) and close(2)'s error is its own, as in Go. The
+//      deinits of the descriptor owners pass `waiting: false` and return at once: a deinit
+//      may run while its owner holds a lock (the first version parked there and blocked the
+//      worker, found in review), and so may a close off a user thread.
 //   3. Each addressed worker, on its own kernel thread when it drains its mail, drops its
 //      entry (its waiters throw `.closed`) and answers (`answer`); the answer that brings the
-//      count to zero removes the mark and calls close(2), under the lock. Its error cannot
-//      reach the caller of `IO.close` any more (Go's behaviour too): it is returned to the
-//      worker, which logs it through the configuration's logger.
+//      count to zero removes the mark and calls close(2), under the lock, then completes the
+//      waiting closer with its outcome. When nobody waits (a deinit's close), an error goes
+//      to stderr: the answer runs on the scheduler's path, where a log handler that does I/O
+//      or parks must not be called.
 // While the mark is set, a first wait on the descriptor on any worker (`watch`) throws
 // `.closed` instead of adding an epoll entry (using a descriptor after closing it is the
 // caller's bug, and it must not resurrect a watcher), and a second `IO.close` throws EBADF
@@ -64,7 +71,11 @@
 // so two such closers cannot deadlock; workers take one stripe lock at a time), and either
 // hands the close to the first registry whose workers watch the descriptor (deferred as in 2,
 // with no closer's entry to drop) or, if none does, calls close(2) under all of those locks.
-// Limit: a descriptor watched by the workers of two M:N runtimes at once is woken only in one.
+// Limits: a descriptor watched in two runtimes at once (two M:N runtimes, or an M:1 runtime,
+// which has no registry, and an M:N one) is woken only in one of them. close(2) runs under the
+// stripe lock (and, for closers off the workers, under the list's lock): a close(2) that
+// blocks (a socket with SO_LINGER and unsent data) holds up, for that long, first waits on
+// the descriptors that share its stripe.
 //
 // Shape. 64 stripes by descriptor number (fd & 63), each a pthread mutex on its own cache
 // line (ThreadSanitizer sees it, like KernelLock) and a table of 64-bit words indexed by
@@ -74,10 +85,13 @@
 // dictionary, touched only by deferred closes.
 //
 // Rejected designs:
-//   * Parking the closer until every watcher has answered, then close(2) (this registry's
-//     first version): a deinit that closes while its owner is inside a Mutex parks holding the
-//     lock, and the next thread of the worker that takes it blocks the worker (found in
-//     review); a closer that cannot park needs a second protocol anyway. Deferring needs none.
+//   * Parking every closer, deinits included, until every watcher has answered (this
+//     registry's first version): a deinit that closes while its owner is inside a Mutex parks
+//     holding the lock, and the next thread of the worker that takes it blocks the worker
+//     (found in review).
+//   * Never parking (the second version): `IO.close` returned before close(2), so a listener's
+//     port could not be bound again at once and the peer's EOF came late (found in review:
+//     Go's `FD.Close` does wait). Explicit closes wait now; only deinits defer.
 //   * Closing first and telling the others afterwards: the number may be reused before they
 //     drop their entries, and they would wake (or drop) waiters of the new file.
 //   * Waking remote waiters with epoll tricks (shutdown(2), EPOLLHUP): only sockets have
@@ -155,8 +169,9 @@ final class DescriptorRegistry: @unchecked Sendable {
         var masks: [UInt64] = []
         /// Workers ≥ 62 by descriptor (only runtimes with more than 62 workers use it).
         var high: [Int32: Set<Int>] = [:]
-        /// Answers still due, per descriptor marked closing.
-        var pending: [Int32: Int] = [:]
+        /// Answers still due, and the closer waiting for the close(2) if any, per descriptor
+        /// marked closing.
+        var pending: [Int32: (due: Int, closer: DeferredClose?)] = [:]
     }
 
     private let locks: UnsafeMutableRawPointer
@@ -270,23 +285,25 @@ final class DescriptorRegistry: @unchecked Sendable {
     /// Closes `fd` for the whole runtime (step 2 of the essay): under its stripe lock, clears
     /// `worker`'s bit (the caller's reactor has dropped its entry; nil for a closer that is
     /// not a worker), then either calls close(2) (no other watcher) or marks the descriptor
-    /// closing and asks each watcher to drop it. Never waits. O(watchers).
+    /// closing and asks each watcher to drop it. Never waits itself; when the close is
+    /// deferred, the last answer completes `closer` (if given) with close(2)'s outcome, for a
+    /// caller that parks until then. O(watchers).
     /// - Throws: `.system(call: "close", …)` from close(2) (EBADF for a bad descriptor), or
     ///   EBADF when a deferred close of `fd` is already pending (a second close).
     @discardableResult
-    func close(_ fd: Int32, worker: Int?) throws(UThreadError) -> CloseOutcome {
+    func close(_ fd: Int32, worker: Int?, closer: DeferredClose? = nil) throws(UThreadError) -> CloseOutcome {
         guard fd >= 0 else {
             try DescriptorRegistry.systemClose(fd)  // EBADF
             return .closed
         }
         return try withStripe(fd) { (stripe, slot) throws(UThreadError) -> CloseOutcome in
             if let worker { DescriptorRegistry.clear(&stripe, fd, slot, worker: worker) }
-            return try closeLocked(&stripe, fd, slot)
+            return try closeLocked(&stripe, fd, slot, closer: closer)
         }
     }
 
     /// The decision of `close`, with the stripe's lock held.
-    private func closeLocked(_ stripe: inout Stripe, _ fd: Int32, _ slot: Int) throws(UThreadError) -> CloseOutcome {
+    private func closeLocked(_ stripe: inout Stripe, _ fd: Int32, _ slot: Int, closer: DeferredClose? = nil) throws(UThreadError) -> CloseOutcome {
         let watchers = DescriptorRegistry.watchers(stripe, fd, slot)
         if watchers.isClosing { throw .system(call: "close", errno: .badFileDescriptor) }
         if watchers.isEmpty {
@@ -294,29 +311,33 @@ final class DescriptorRegistry: @unchecked Sendable {
             return .closed
         }
         stripe.masks[slot] |= DescriptorRegistry.closingBit
-        stripe.pending[fd] = watchers.count
+        stripe.pending[fd] = (watchers.count, closer)
         watchers.forEach { delegate?.askToDrop(fd, worker: $0) }
         return .deferred(watchers.count)
     }
 
     /// `worker`, asked to drop `fd`, has dropped its entry (step 3 of the essay): clears its
     /// bit and counts the answer; the last answer removes the mark and calls close(2) under
-    /// the lock. Returns close(2)'s error, which the caller logs (nobody else can see it).
-    /// O(1).
+    /// the lock, then (after the lock) completes the waiting closer with close(2)'s outcome.
+    /// Returns close(2)'s error only when no closer waits for it (the caller reports it:
+    /// nobody else can see it). O(1).
     func answer(_ fd: Int32, worker: Int) -> UThreadError? {
         guard fd >= 0 else { return nil }
-        return withStripe(fd) { stripe, slot -> UThreadError? in
+        let (error, closer) = withStripe(fd) { stripe, slot -> (UThreadError?, DeferredClose?) in
             DescriptorRegistry.clear(&stripe, fd, slot, worker: worker)
-            guard let due = stripe.pending[fd] else { return nil }  // not asked (cannot happen)
+            guard let (due, closer) = stripe.pending[fd] else { return (nil, nil) }  // not asked (cannot happen)
             if due > 1 {
-                stripe.pending[fd] = due - 1
-                return nil
+                stripe.pending[fd] = (due - 1, closer)
+                return (nil, nil)
             }
             stripe.pending[fd] = nil
             stripe.masks[slot] &= ~DescriptorRegistry.closingBit
-            do throws(UThreadError) { try DescriptorRegistry.systemClose(fd) } catch { return error }
-            return nil
+            do throws(UThreadError) { try DescriptorRegistry.systemClose(fd) } catch { return (error, closer) }
+            return (nil, closer)
         }
+        guard let closer else { return error }
+        closer.finish(error)
+        return nil
     }
 
     /// The workers watching `fd` now (a snapshot, for tests and diagnostics).
@@ -373,9 +394,9 @@ final class DescriptorRegistry: @unchecked Sendable {
         var left: [Int32] = []
         for i in 0..<DescriptorRegistry.stripeCount {
             pthread_mutex_lock(lock(i))
-            for fd in stripes[i].pending.keys {
+            for (fd, entry) in stripes[i].pending {
                 left.append(fd)
-                try? DescriptorRegistry.systemClose(fd)
+                do throws(UThreadError) { try DescriptorRegistry.systemClose(fd); entry.closer?.finish(nil) } catch { entry.closer?.finish(error) }
             }
             stripes[i] = Stripe()
             pthread_mutex_unlock(lock(i))
@@ -405,4 +426,30 @@ final class DescriptorRegistry: @unchecked Sendable {
             return try registry.closeLocked(&stripe, fd, slot)
         }
     }
+}
+
+/// The completion a closer parks on while its close is deferred (`Reactor.closeEverywhere`):
+/// the last watcher's answer calls close(2) and then `finish`, which posts it to the closer's
+/// reactor like an offload's completion. Shown in the thread table as the closer's wait.
+final class DeferredClose: OffloadJob, WaitTarget, @unchecked Sendable {
+    let fd: Int32
+    /// close(2)'s error, set once by `finish` before the completion is posted.
+    private(set) var error: UThreadError?
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// Called once, by the last answer, on its worker's kernel thread (or by `finish` of the
+    /// registry); the post orders `error` before the closer reads it.
+    func finish(_ error: UThreadError?) {
+        self.error = error
+        postCompletion()
+    }
+
+    /// "close of descriptor 7 (other workers still watch it)", for the thread table.
+    func waitDescription(kind: WaitReason.Kind) -> String {
+        "close of descriptor \(fd) (waiting for the other workers that watch it to let go)"
+    }
+
+    /// Nobody holds a descriptor: no wait-for edge.
+    var holders: [ThreadID] { [] }
 }

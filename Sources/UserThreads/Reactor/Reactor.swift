@@ -274,13 +274,33 @@ final class Reactor: Poller {
     /// `IO.close(fd)` on this reactor's thread: under M:1 (no registry), `closing` then
     /// close(2); under M:N, `closing` then the registry's close (DescriptorRegistry.swift:
     /// close(2) at once when no other worker watches `fd`, else deferred to the last of them).
-    /// Never waits.
+    ///
+    /// With `waiting` (the public `IO.close`), a deferred close parks the calling user thread,
+    /// not cancellable, until the last watcher has answered and close(2) has run, so that when
+    /// this returns the file is closed (the peer sees EOF, a listener's port is free) and
+    /// close(2)'s error is thrown here, as Go's `FD.Close` waits for its last reference. Without
+    /// it (deinits, which must never park: their owner may hold a lock), or off a user thread,
+    /// it returns at once and the last watcher reports any error.
     /// - Throws: `.system(call: "close", …)` (EBADF for a bad descriptor or a second close).
-    func closeEverywhere(_ fd: Int32) throws(UThreadError) {
+    func closeEverywhere(_ fd: Int32, waiting: Bool = true) throws(UThreadError) {
         dropEntry(fd)
         // M:1: close(2), unless an M:N runtime's workers watch `fd` (one atomic load when none runs).
         guard let registry else { return try DescriptorRegistry.closeOutsideWorkers(fd) }
-        try registry.close(fd, worker: registryWorker)  // clears this worker's bit under the lock
+        guard waiting, scheduler.onUserThread else {
+            try registry.close(fd, worker: registryWorker)  // clears this worker's bit under the lock
+            return
+        }
+        let closer = DeferredClose(fd: fd)
+        var failure: UThreadError?
+        awaitCompletion(closer, target: closer, kind: .custom, startIfNeeded: { job in
+            do throws(UThreadError) {
+                return try registry.close(fd, worker: registryWorker, closer: closer) != .closed
+            } catch {
+                failure = error
+                return false
+            }
+        })
+        if let error = failure ?? closer.error { throw error }
     }
 
     /// Drops any stale entry for a descriptor number the kernel just handed out again.
@@ -313,15 +333,32 @@ final class Reactor: Poller {
     @discardableResult
     func awaitCompletion(_ job: OffloadJob, start: (OffloadJob) -> Void, onCancel: (() -> Void)?,
                          kind: WaitReason.Kind = .offload, deadline: UInt64? = nil) -> WakeResult {
+        awaitCompletion(job, kind: kind, deadline: deadline, onCancel: onCancel, startIfNeeded: { job in
+            start(job)
+            return true
+        })!
+    }
+
+    /// `awaitCompletion`, where `startIfNeeded` may find that nothing needs to wait (it returns
+    /// false and promises that nothing will be posted): then no park, and nil. `target`
+    /// describes the wait in the thread table.
+    @discardableResult
+    func awaitCompletion(_ job: OffloadJob, target: WaitTarget? = nil, kind: WaitReason.Kind, deadline: UInt64? = nil,
+                         onCancel: (() -> Void)? = nil, startIfNeeded: (OffloadJob) -> Bool) -> WakeResult? {
         let s = scheduler
         job.waiter = UInt(bitPattern: s.current)
         job.mailbox = mailbox
         offloadsInFlight += 1
-        start(job)
+        guard startIfNeeded(job) else {
+            offloadsInFlight -= 1
+            job.mailbox = nil
+            job.waiter = 0
+            return nil
+        }
         var interruptible = onCancel != nil
         var outcome = WakeResult.woken
         while true {
-            switch s.park(kind, object: 0, deadline: interruptible ? deadline : nil, cancellable: interruptible) {
+            switch s.park(kind, object: 0, target: target, deadline: interruptible ? deadline : nil, cancellable: interruptible) {
             case .woken:
                 return outcome
             case .cancelled, .timedOut:

@@ -97,11 +97,12 @@ private func openFiles() -> Set<String> {
         #expect(watched == 0)
     }
 
-    /// While the worker that watches the descriptor is busy (a thread without a safe point),
-    /// `IO.close` returns at once and the descriptor is marked closing: a new wait on it throws
-    /// `.closed` (no watcher is resurrected), a second close throws EBADF. The close completes
-    /// when that worker drains its mail.
-    @Test func closeReturnsAtOnceAndMarksTheDescriptorClosing() throws {
+    /// The close of a deinit (`IO.close(_:waiting: false)`, which must never park) returns at
+    /// once while the worker that watches the descriptor is busy (a thread without a safe
+    /// point), and the descriptor is marked closing: a new wait on it throws `.closed` (no
+    /// watcher is resurrected), a second close throws EBADF, the peer is still open. The close
+    /// completes when that worker drains its mail.
+    @Test func aDeinitsCloseReturnsAtOnceAndMarksTheDescriptorClosing() throws {
         let (results, outcome, closed, watched) = try UThreadRuntime.run(workers: 2) { () -> ([String], String, Bool, Int) in
             let (a, b) = try IO.socketpair()
             let reader = try MNThread.spawn(name: "reader", onWorker: 1) { readOutcome(a) }
@@ -114,7 +115,7 @@ private func openFiles() -> Set<String> {
             #expect(spinUntil(running))
             let results = try MNThread.spawn(name: "closer", onWorker: 0) { () -> [String] in
                 var results: [String] = []
-                do { try IO.close(a); results.append("closed") } catch { results.append("\(error)") }
+                do { try IO.close(a, waiting: false); results.append("closed") } catch { results.append("\(error)") }
                 results.append(registry().watchers(of: a).isClosing ? "marked" : "not marked")
                 results.append(readOutcome(a))  // the read says EAGAIN, the wait must not register
                 do { try IO.close(a); results.append("closed twice") } catch UThreadError.system("close", let e) {
@@ -134,6 +135,61 @@ private func openFiles() -> Set<String> {
         #expect(outcome == "closed")
         #expect(closed)
         #expect(watched == 0)
+    }
+
+    /// `IO.close` itself waits, as Go's `FD.Close` does: while the other watching worker is
+    /// busy, the closer is parked (the thread table says on what) and the peer is still open;
+    /// once that worker answers, the closer returns and the file is closed.
+    @Test func closeWaitsUntilTheOtherWorkersLetGo() throws {
+        let (parked, openMeanwhile, closedAfter, outcome) = try UThreadRuntime.run(workers: 2) { () -> (String?, Bool, Bool, String) in
+            let (a, b) = try IO.socketpair()
+            let reader = try MNThread.spawn(name: "reader", onWorker: 1) { readOutcome(a) }
+            #expect(try waitUntilParked(reader, .read))
+            let running = MNFlag(), release = MNFlag()
+            let busy = try MNThread.spawn(name: "busy", onWorker: 1) { () -> Bool in
+                running.set()
+                return spinUntil(release)
+            }
+            #expect(spinUntil(running))
+            let closer = try MNThread.spawn(name: "closer", onWorker: 0) { () throws in try IO.close(a) }
+            // The closer and this thread share worker 0: its own table answers at once.
+            var parked: String?
+            for _ in 0..<20_000 where parked == nil {
+                let row = MNWorker.current()!.scheduler.snapshot().threads.first { $0.id == closer.id }
+                if row?.state == .blocked { parked = row?.waitReason?.description }
+                UThread.yield()
+            }
+            let openMeanwhile = !peerIsClosed(b)
+            release.set()
+            #expect(try busy.join())
+            try closer.join()
+            let closedAfter = peerIsClosed(b)  // right after the close returned
+            let outcome = try reader.join()
+            try IO.close(b)
+            return (parked, openMeanwhile, closedAfter, outcome)
+        }
+        #expect(parked?.contains("close of descriptor") == true, "\(parked ?? "never parked")")
+        #expect(openMeanwhile)
+        #expect(closedAfter)
+        #expect(outcome == "closed")
+    }
+
+    /// When `TCPListener.close()` returns, its port is free again, even though an acceptor on
+    /// the other worker watched it (the close was deferred to that worker's answer).
+    @Test func aClosedListenersPortCanBeBoundAgainAtOnce() throws {
+        let (outcome, rebound) = try UThreadRuntime.run(workers: 2) { () -> (String, Bool) in
+            let listener = try TCPListener(host: "127.0.0.1", port: 0)
+            let fd = listener.fileDescriptor, port = listener.port
+            let acceptor = try MNThread.spawn(name: "acceptor", onWorker: 1) { () -> String in
+                do { _ = try IO.accept(fd, timeout: generous); return "accepted" } catch UThreadError.closed { return "closed" } catch { return "\(error)" }
+            }
+            #expect(waitUntilWatched(fd, by: [1]))
+            try listener.close()  // main runs on worker 0
+            let rebound = (try? TCPListener(host: "127.0.0.1", port: port)) != nil
+            return (try acceptor.join(), rebound)
+        }
+        #expect(outcome == "closed")
+        #expect(rebound)
     }
 
     /// Per-worker acceptors on one listening socket (`uthreads serve --workers 2`'s shape) both

@@ -156,6 +156,24 @@ func myRow() -> ThreadInfo? {
         #expect(results.allSatisfy { $0 })
     }
 
+    /// After main returns, a worker-local thread unwinding from its cancellation makes a
+    /// `blocking {}` call: its worker must still poll its reactor for the completion (it used
+    /// to spin on "main is done" without ever polling, and the runtime never ended).
+    @Test func aBlockingCallDuringShutdownCompletes() throws {
+        let done = MNFlag()
+        try UThreadRuntime.run(workers: 2) {
+            try MNThread.spawn(onWorker: 1) { () throws in
+                _ = UThread {
+                    defer {
+                        if (try? blocking { usleep(1_000); return true }) == true { done.set() }
+                    }
+                    try? UThread.sleep(for: .seconds(60))  // cancelled when main returns
+                }
+            }.join()
+        }
+        #expect(done.isSet)
+    }
+
     @Test func aThreadInBlockingDoesNotDelayOthers() throws {
         let ok = try UThreadRuntime.run(workers: 2) { () -> Bool in
             var fds: [Int32] = [0, 0]
