@@ -68,6 +68,20 @@ private func openFiles() -> Set<String> {
     return result
 }
 
+/// A reader parked on `fd` on worker 1, then a thread that keeps worker 1 busy without a
+/// safe point (so it answers no mail) until `release` is set.
+private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<String>, busy: MNThread<Bool>, release: MNFlag) {
+    let reader = try MNThread.spawn(name: "reader", onWorker: 1) { readOutcome(fd) }
+    #expect(try waitUntilParked(reader, .read))
+    let running = MNFlag(), release = MNFlag()
+    let busy = try MNThread.spawn(name: "busy", onWorker: 1) { () -> Bool in
+        running.set()
+        return spinUntil(release)
+    }
+    #expect(spinUntil(running))
+    return (reader, busy, release)
+}
+
 /// `IO.close` under M:N wakes the threads waiting on the descriptor on every worker; when
 /// other workers watch it the close is deferred to the last of them (DescriptorRegistry.swift).
 @Suite struct MNDescriptorCloseTests {
@@ -105,14 +119,7 @@ private func openFiles() -> Set<String> {
     @Test func aDeinitsCloseReturnsAtOnceAndMarksTheDescriptorClosing() throws {
         let (results, outcome, closed, watched) = try UThreadRuntime.run(workers: 2) { () -> ([String], String, Bool, Int) in
             let (a, b) = try IO.socketpair()
-            let reader = try MNThread.spawn(name: "reader", onWorker: 1) { readOutcome(a) }
-            #expect(try waitUntilParked(reader, .read))
-            let running = MNFlag(), release = MNFlag()
-            let busy = try MNThread.spawn(name: "busy", onWorker: 1) { () -> Bool in
-                running.set()
-                return spinUntil(release)
-            }
-            #expect(spinUntil(running))
+            let (reader, busy, release) = try readerAndBusyWorker1(a)
             let results = try MNThread.spawn(name: "closer", onWorker: 0) { () -> [String] in
                 var results: [String] = []
                 do { try IO.close(a, waiting: false); results.append("closed") } catch { results.append("\(error)") }
@@ -143,14 +150,7 @@ private func openFiles() -> Set<String> {
     @Test func closeWaitsUntilTheOtherWorkersLetGo() throws {
         let (parked, openMeanwhile, closedAfter, outcome) = try UThreadRuntime.run(workers: 2) { () -> (String?, Bool, Bool, String) in
             let (a, b) = try IO.socketpair()
-            let reader = try MNThread.spawn(name: "reader", onWorker: 1) { readOutcome(a) }
-            #expect(try waitUntilParked(reader, .read))
-            let running = MNFlag(), release = MNFlag()
-            let busy = try MNThread.spawn(name: "busy", onWorker: 1) { () -> Bool in
-                running.set()
-                return spinUntil(release)
-            }
-            #expect(spinUntil(running))
+            let (reader, busy, release) = try readerAndBusyWorker1(a)
             let closer = try MNThread.spawn(name: "closer", onWorker: 0) { () throws in try IO.close(a) }
             // The closer and this thread share worker 0: its own table answers at once.
             var parked: String?
