@@ -394,9 +394,11 @@ final class DescriptorRegistry: @unchecked Sendable {
         var left: [Int32] = []
         for i in 0..<DescriptorRegistry.stripeCount {
             pthread_mutex_lock(lock(i))
-            for (fd, entry) in stripes[i].pending {
+            for fd in stripes[i].pending.keys {
                 left.append(fd)
-                do throws(UThreadError) { try DescriptorRegistry.systemClose(fd); entry.closer?.finish(nil) } catch { entry.closer?.finish(error) }
+                // No closer can still wait: its thread ended with the runtime (and its reactor,
+                // which its completion would have gone to).
+                try? DescriptorRegistry.systemClose(fd)
             }
             stripes[i] = Stripe()
             pthread_mutex_unlock(lock(i))
@@ -438,8 +440,8 @@ final class DeferredClose: OffloadJob, WaitTarget, @unchecked Sendable {
 
     init(fd: Int32) { self.fd = fd }
 
-    /// Called once, by the last answer, on its worker's kernel thread (or by `finish` of the
-    /// registry); the post orders `error` before the closer reads it.
+    /// Called once, by the last answer, on its worker's kernel thread; the post (under the
+    /// mailbox's lock) orders `error` before the closer reads it.
     func finish(_ error: UThreadError?) {
         self.error = error
         postCompletion()

@@ -292,7 +292,9 @@ final class Reactor: Poller {
         }
         let closer = DeferredClose(fd: fd)
         var failure: UThreadError?
-        awaitCompletion(closer, target: closer, kind: .custom, startIfNeeded: { job in
+        // One allocation per close under M:N (the registry must hold the closer when it decides,
+        // under its lock); close(2) itself costs far more.
+        awaitCompletion(closer, target: closer, kind: .custom, startIfNeeded: { _ in
             do throws(UThreadError) {
                 return try registry.close(fd, worker: registryWorker, closer: closer) != .closed
             } catch {
