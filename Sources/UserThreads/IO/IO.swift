@@ -30,8 +30,8 @@
 // friends wait for readiness first and then make the plain call (at most 4 KiB per write, which
 // a writable pipe always accepts). Close waited-on descriptors with `IO.close` (the typed
 // layer does): it wakes the waiters with `UThreadError.closed` (under M:N on every worker: when
-// other workers watch the descriptor the close is deferred to the last of them,
-// Reactor/DescriptorRegistry.swift).
+// other workers watch the descriptor the close is deferred to the last of them, and `IO.close`
+// waits for it; a deinit's close does not, Reactor/DescriptorRegistry.swift).
 //
 // SIGPIPE is ignored process-wide when the first runtime starts (Scheduler.init), and `send` adds
 // MSG_NOSIGNAL; writing to a closed peer throws EPIPE instead of killing the process.
