@@ -990,6 +990,15 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         runtime.mainDone.load(ordering: .sequentiallyConsistent) && runtime.liveCount() == 0
     }
 
+    /// The worker's loop may end: the runtime is finished, and this worker has no thread left
+    /// (worker-local `UThread`s count) and no row abroad (rows abroad must come home first:
+    /// their stacks belong to this worker's pool). The idle pass ends on it, and the sleep
+    /// re-check looks at the same condition (once they differed, and a worker whose last
+    /// worker-local thread waited for I/O spun without ever polling its reactor).
+    private func mayEnd(_ s: Scheduler) -> Bool {
+        finished && s.table.liveCount == 0 && s.table.abroadCount == 0
+    }
+
     // MARK: Migration (issue 7)
 
     /// Gives up ready migratable threads for idle workers, when some worker is idle (sleeping or
@@ -1078,8 +1087,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if adoptMigrants(s) { return true }
         var work = steal(s, now: uthreads_monotonic_ns())
         if work == .took { return true }
-        // Rows abroad must come home first: their stacks belong to this worker's pool.
-        if finished && s.table.liveCount == 0 && s.table.abroadCount == 0 { return false }
+        if mayEnd(s) { return false }
 
         // A short bounded spin first (Go's spinning M), by at most half of the workers: a
         // cross-worker handoff (a join, a channel, a steal) usually completes within
@@ -1115,7 +1123,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             || (!deferred && runtime.queuedCount() > 0)
             || runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent) > deadlockSeen
             || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent))
-            || (finished && s.table.liveCount == 0 && s.table.abroadCount == 0) {  // the loop ends (worker-local threads count)
+            || mayEnd(s) {
             return true
         }
         if forever && looksDeadlocked() {

@@ -64,8 +64,9 @@
 // workers have an entry (M:1 reactors have none: one nil check on a descriptor's first wait).
 // `IO.close` (`closeEverywhere`) drops the closer's own entry, then under that lock either
 // closes at once (no other watcher: one uncontended lock more than M:1) or marks the
-// descriptor closing, asks the other watchers to run `dropEntry` on their own kernel threads
-// and returns without waiting: the last of them to answer calls close(2), under the lock. So no
+// descriptor closing and asks the other watchers to run `dropEntry` on their own kernel
+// threads; the last of them to answer calls close(2), under the lock, and `IO.close` parks
+// until then (a deinit's close, which must never park, returns at once). So no
 // worker keeps an entry for a closed file, a number is never reused while a worker may still
 // wake waiters for it, and a first wait on a descriptor being closed throws `.closed` instead
 // of resurrecting a watcher.
@@ -265,10 +266,15 @@ final class Reactor: Poller {
         let index = Int(fd)
         guard index >= 0, index < descriptors.count, let w = descriptors[index] else { return false }
         descriptors[index] = nil
-        while let t = w.readers.dequeue() { scheduler.wake(t, .closed) }
-        while let t = w.writers.dequeue() { scheduler.wake(t, .closed) }
+        wakeAllClosed(w)
         _ = uthreads_epoll_ctl(epollFD, 2, fd, 0, 0)
         return true
+    }
+
+    /// Wakes every thread waiting on one descriptor with `.closed`. O(waiters).
+    private func wakeAllClosed(_ w: DescriptorWaiters) {
+        while let t = w.readers.dequeue() { scheduler.wake(t, .closed) }
+        while let t = w.writers.dequeue() { scheduler.wake(t, .closed) }
     }
 
     /// `IO.close(fd)` on this reactor's thread: under M:1 (no registry), `closing` then
@@ -415,8 +421,7 @@ final class Reactor: Poller {
     func shutdown() {
         for (fd, entry) in descriptors.enumerated() {
             guard let w = entry else { continue }
-            while let t = w.readers.dequeue() { scheduler.wake(t, .closed) }
-            while let t = w.writers.dequeue() { scheduler.wake(t, .closed) }
+            wakeAllClosed(w)
             registry?.unwatch(Int32(fd), worker: registryWorker)  // M:N: before the last mail drain
         }
         descriptors.removeAll()
