@@ -12,7 +12,7 @@ final class Unprotected<T>: @unchecked Sendable {
 
 struct BackendError: Error, Equatable { let code: Int }
 
-@Suite("Backends: the same workload on user threads and kernel threads")
+@Suite("Backends: the same workload on user threads and kernel threads", .timeLimit(.minutes(1)))
 struct BackendTests {
     static let backends = BackendKind.allCases
 

@@ -3,7 +3,7 @@ import Testing
 @testable import UserThreads
 
 /// Swift concurrency and user threads, both ways, without blocking a cooperative-pool thread.
-@Suite struct AsyncBridgeTests {
+@Suite(.timeLimit(.minutes(1))) struct AsyncBridgeTests {
     /// Fails the test instead of hanging if `body` never finishes (a deadlock guard, not a
     /// speed assertion: nothing here should take more than a fraction of a second).
     func withDeadlockGuard<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Smoke tests of the command line (no assertion on speed: figures are for `uthreads bench`).
-@Suite struct CommandLineTests {
+@Suite(.timeLimit(.minutes(1))) struct CommandLineTests {
     @Test func benchQuickJSONHasEveryRow() throws {
         let r = try ChildProcess.uthreads("bench", "--quick", "--repeat", "1", "--json")
         #expect(r.status == 0, "\(r.stderr)")

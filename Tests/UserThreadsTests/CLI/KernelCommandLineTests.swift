@@ -2,7 +2,7 @@
 import Foundation
 import Testing
 
-@Suite struct KernelCommandLineTests {
+@Suite(.timeLimit(.minutes(1))) struct KernelCommandLineTests {
     @Test func tableKernelShowsOneKernelThreadForThousandsOfUserThreads() throws {
         let r = try ChildProcess.uthreads("table", "--kernel", "--parked", "2000", "--json")
         #expect(r.status == 0, "\(r.stderr)")
@@ -23,7 +23,7 @@ import Testing
 import FoundationXML
 #endif
 
-@Suite struct KernelBenchCommandLineTests {
+@Suite(.timeLimit(.minutes(1))) struct KernelBenchCommandLineTests {
     /// Smoke test of the comparison (no assertion on speed): every operation has its rows, the
     /// JSON parses, the Markdown table and the SVG chart come out, and the SVG is well-formed XML.
     @Test func benchQuickComparisonRowsMarkdownAndWellFormedSVG() throws {

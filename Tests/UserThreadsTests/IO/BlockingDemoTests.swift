@@ -4,7 +4,7 @@ import Testing
 
 /// The seed's problem and its fix, as a test: a ticker keeps ticking while a reader waits on
 /// an empty pipe with the wrapped read; with the raw read the whole kernel thread stops.
-@Suite struct BlockingDemoTests {
+@Suite(.timeLimit(.minutes(1))) struct BlockingDemoTests {
     /// Returns the ticks that happened while the reader waited.
     func scene(raw: Bool) throws -> Int {
         try UThreadRuntime.run {

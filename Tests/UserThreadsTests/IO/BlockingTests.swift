@@ -2,7 +2,7 @@ import Glibc
 import Testing
 @testable import UserThreads
 
-@Suite struct BlockingTests {
+@Suite(.timeLimit(.minutes(1))) struct BlockingTests {
     @Test func returnsAFilesContent() throws {
         let path = "/tmp/uthreads-blocking-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let content = Array("the quick brown fox\n".utf8)

@@ -1,7 +1,7 @@
 import Testing
 @testable import UserThreads
 
-@Suite struct HTTPParserTests {
+@Suite(.timeLimit(.minutes(1))) struct HTTPParserTests {
     let parser = HTTPRequestParser(maxHeadBytes: 1024, maxHeaderCount: 10, maxBodyBytes: 100)
 
     func parse(_ s: String) -> HTTPParseResult { parser.parse(Array(s.utf8)) }

@@ -2,7 +2,7 @@ import Glibc
 import Testing
 @testable import UserThreads
 
-@Suite struct TCPTests {
+@Suite(.timeLimit(.minutes(1))) struct TCPTests {
     @Test func thousandConcurrentLoopbackClients() throws {
         let limit = IO.raiseDescriptorLimit()
         let clients = min(1000, (limit - 64) / 2)

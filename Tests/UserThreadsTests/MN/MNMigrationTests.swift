@@ -9,7 +9,7 @@ import Testing
 /// Every test makes worker 0 start its threads itself (`MNThread.startingHere`), so that worker
 /// 1 is idle and only migration can give it work. Loops that wait for a migration are bounded
 /// by a count of yields (they wait on an event, never on time).
-@Suite struct MNMigrationTests {
+@Suite(.timeLimit(.minutes(1))) struct MNMigrationTests {
     /// Yields until `moved` is set (by any thread) or `limit` yields passed.
     static func yieldUntil(_ moved: MNFlag, limit: Int = 50_000_000, _ check: () -> Void) {
         var n = 0

@@ -3,7 +3,7 @@ import Testing
 
 /// The deadlock check's census, replayed step by step: every interleaving of a worker that
 /// leaves the stuck state and takes its mail with a worker that checks for a deadlock.
-@Suite struct MNStuckCensusTests {
+@Suite(.timeLimit(.minutes(1))) struct MNStuckCensusTests {
     final class Scene {
         let census = MNStuckCensus()
         var mail = 1            // one message waits in the leaver's mailbox

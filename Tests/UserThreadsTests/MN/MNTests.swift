@@ -43,7 +43,7 @@ func myRow() -> ThreadInfo? {
     return Scheduler.active!.snapshot().threads.first { $0.id == id }
 }
 
-@Suite struct MNRuntimeTests {
+@Suite(.timeLimit(.minutes(1))) struct MNRuntimeTests {
     @Test func runsMainAndReturnsItsValue() throws {
         #expect(try UThreadRuntime.run(workers: 2) { 6 * 7 } == 42)
         #expect(try UThreadRuntime.run(workers: 1) { MNThread.worker } == 0)

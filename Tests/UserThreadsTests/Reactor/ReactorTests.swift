@@ -2,7 +2,7 @@ import Glibc
 import Testing
 @testable import UserThreads
 
-@Suite struct ReactorTests {
+@Suite(.timeLimit(.minutes(1))) struct ReactorTests {
     func threadCPUNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)

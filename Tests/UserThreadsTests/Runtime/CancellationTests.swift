@@ -1,7 +1,7 @@
 import Testing
 @testable import UserThreads
 
-@Suite struct CancellationTests {
+@Suite(.timeLimit(.minutes(1))) struct CancellationTests {
     @Test func cancellingASleepingThreadWakesItWithCancellationError() throws {
         try UThreadRuntime.run {
             let sleeper = UThread { try UThread.sleep(for: .seconds(3600)) }

@@ -1,7 +1,7 @@
 import Testing
 @testable import UserThreads
 
-@Suite struct DeadlockTests {
+@Suite(.timeLimit(.minutes(1))) struct DeadlockTests {
     @Test func aJoinCycleIsReportedNotHung() throws {
         var unwound = 0
         do {

@@ -1,7 +1,7 @@
 import Testing
 import UserThreads
 
-@Suite("Sync: channels and select")
+@Suite("Sync: channels and select", .timeLimit(.minutes(1)))
 struct SyncChannelTests {
     @Test func unbufferedIsARendezvous() throws {
         try UThreadRuntime.run {

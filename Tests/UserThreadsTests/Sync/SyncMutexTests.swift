@@ -1,7 +1,7 @@
 import Testing
 import UserThreads
 
-@Suite("Sync: mutex")
+@Suite("Sync: mutex", .timeLimit(.minutes(1)))
 struct SyncMutexTests {
     @Test func mutualExclusionUnderManyThreads() throws {
         let total = try UThreadRuntime.run {

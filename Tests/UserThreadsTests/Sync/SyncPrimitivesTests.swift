@@ -1,7 +1,7 @@
 import Testing
 import UserThreads
 
-@Suite("Sync: condition, semaphore, rwlock, wait group, barrier, once, locals, groups")
+@Suite("Sync: condition, semaphore, rwlock, wait group, barrier, once, locals, groups", .timeLimit(.minutes(1)))
 struct SyncPrimitivesTests {
     // MARK: Condition
 

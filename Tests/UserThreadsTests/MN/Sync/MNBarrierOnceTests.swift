@@ -2,7 +2,7 @@ import Synchronization
 import Testing
 @testable import UserThreads
 
-@Suite struct MNBarrierOnceTests {
+@Suite(.timeLimit(.minutes(1))) struct MNBarrierOnceTests {
     /// Four parties on two workers, several generations: nobody passes before all arrived, and
     /// exactly one arrival per generation is told it was last.
     @Test func barrierGenerationsAcrossWorkers() throws {

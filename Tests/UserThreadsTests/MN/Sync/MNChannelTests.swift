@@ -4,7 +4,7 @@ import Testing
 
 /// MNChannel across workers: threads pinned to different workers (`spawn(onWorker:)`), so the
 /// cross-worker paths (mailbox wakes) are the ones taken.
-@Suite struct MNChannelTests {
+@Suite(.timeLimit(.minutes(1))) struct MNChannelTests {
     /// Capacity 0: the send completes only once a receiver took the value.
     @Test func unbufferedSendWaitsForTheReceiverOnAnotherWorker() throws {
         let (sentEarly, value, sent, workers) = try UThreadRuntime.run(workers: 2) { () -> (Bool, Int?, Bool, [Int]) in

@@ -3,7 +3,7 @@ import Testing
 @testable import UserThreads
 
 /// MNCondition, MNSemaphore and MNRWLock across workers.
-@Suite struct MNLockTests {
+@Suite(.timeLimit(.minutes(1))) struct MNLockTests {
     // MARK: MNCondition
 
     /// The M:N primitives are Sendable, so kernel threads that are not workers (a `blocking {}`

@@ -4,7 +4,7 @@ import Testing
 
 /// Give-ups racing with hand-overs across workers: a waiter that times out just as it is handed
 /// a permit or a lock keeps it (the wake wins), so nothing is lost or granted twice.
-@Suite struct MNRaceTests {
+@Suite(.timeLimit(.minutes(1))) struct MNRaceTests {
     /// Permits are conserved: every signal ends up either taken by a wait that returned, or in
     /// the count — never lost to a waiter that gave up, never given twice.
     @Test func semaphoreTimeoutsNeverLoseAPermit() throws {

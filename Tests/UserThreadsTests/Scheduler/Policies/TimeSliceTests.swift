@@ -7,7 +7,7 @@ import Synchronization
 import Testing
 @testable import UserThreads
 
-@Suite struct TimeSliceTests {
+@Suite(.timeLimit(.minutes(1))) struct TimeSliceTests {
     /// Real clock: a CPU-bound thread that only calls checkpoint() is switched out at its
     /// 2 ms quantum — not before (the other thread cannot run until then), and not much after.
     @Test func checkpointSwitchesOutAtTheQuantum() throws {
@@ -119,7 +119,7 @@ func mixedScenario() throws -> Int {
     return log.reduce(0) { $0 &* 31 &+ $1 }
 }
 
-@Suite struct SimulationTests {
+@Suite(.timeLimit(.minutes(1))) struct SimulationTests {
     func tracedRun(seed: UInt64) throws -> (String, Int) {
         let trace = UThreadTrace()
         var c = UThreadRuntime.Configuration()
@@ -169,7 +169,7 @@ func mixedScenario() throws -> Int {
     }
 }
 
-@Suite struct TraceExportTests {
+@Suite(.timeLimit(.minutes(1))) struct TraceExportTests {
     func sampleTrace() throws -> UThreadTrace {
         let trace = UThreadTrace()
         var c = UThreadRuntime.Configuration()
