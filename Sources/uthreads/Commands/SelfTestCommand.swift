@@ -16,9 +16,10 @@ struct SelfTestCommand: ParsableCommand {
         case liveView = "live-view"
         case spawnLoop = "spawn-loop"
         case brokenPipe = "broken-pipe"
+        case deadlock
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT | broken-pipe")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT | broken-pipe | deadlock")
     var scenario: Scenario
 
     @Argument(help: "live-view: the control socket path, then a file whose creation ends the run. spawn-loop: the count.")
@@ -136,6 +137,8 @@ struct SelfTestCommand: ParsableCommand {
                 return "no error"
             }
             print("write to a closed pipe: \(outcome)")
+        case .deadlock:
+            try DeadlockScenario.run()
         case .gdbTarget:
             // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb.
             try UThreadRuntime.run {
