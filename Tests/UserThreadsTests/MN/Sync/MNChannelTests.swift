@@ -123,7 +123,7 @@ import Testing
     }
 
     @Test func negativeCapacityThrows() {
-        #expect(throws: UThreadError.self) { try MNChannel<Int>(capacity: -1) }
+        expectError(sameCaseAs: .invalidArgument("")) { try MNChannel<Int>(capacity: -1) }
     }
 
     /// Thousands of messages among many threads on both workers, unbuffered and buffered:
