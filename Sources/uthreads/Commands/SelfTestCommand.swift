@@ -16,12 +16,13 @@ struct SelfTestCommand: ParsableCommand {
         case liveView = "live-view"
         case spawnLoop = "spawn-loop"
         case brokenPipe = "broken-pipe"
+        case stackOverflow = "stack-overflow"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT | broken-pipe")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT | broken-pipe | stack-overflow guarded|dense recursion|frame [WORKERS]")
     var scenario: Scenario
 
-    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run. spawn-loop: the count.")
+    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run. spawn-loop: the count. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
     var paths: [String] = []
 
     func run() throws {
@@ -136,6 +137,8 @@ struct SelfTestCommand: ParsableCommand {
                 return "no error"
             }
             print("write to a closed pipe: \(outcome)")
+        case .stackOverflow:
+            try StackOverflowScenario(arguments: paths).run()
         case .gdbTarget:
             // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb.
             try UThreadRuntime.run {

@@ -1,0 +1,90 @@
+// `uthreads selftest stack-overflow MODE KIND [WORKERS]`: a user thread overflows its stack on
+// purpose, and the process must die by the runtime's report naming it (the test suite checks
+// the report: Tests/UserThreadsTests/Stacks/StackOverflowTests.swift).
+import ArgumentParser
+import UserThreads
+
+struct StackOverflowScenario {
+    /// How the thread overflows.
+    enum Kind: String {
+        /// Unbounded recursion of small frames (~600 bytes each).
+        case recursion
+        /// Half the stack used, then one function with a 64 KiB local buffer: its frame reaches
+        /// 32 KiB below the stack, past where a one-page guard would end.
+        case frame
+    }
+
+    let mode: StackMode
+    let kind: Kind
+    /// M:N workers; nil runs the M:1 runtime.
+    let workers: Int?
+
+    init(arguments: [String]) throws {
+        guard arguments.count == 2 || arguments.count == 3,
+              let mode = StackMode(rawValue: arguments[0]), mode != .automatic,
+              let kind = Kind(rawValue: arguments[1]) else {
+            throw ValidationError("stack-overflow needs MODE (guarded | dense) KIND (recursion | frame) [WORKERS]")
+        }
+        var workers: Int?
+        if arguments.count == 3 {
+            guard let n = Int(arguments[2]), n >= 1 else { throw ValidationError("WORKERS must be a positive number") }
+            workers = n
+        }
+        (self.mode, self.kind, self.workers) = (mode, kind, workers)
+    }
+
+    /// The overflowing thread's name, which the report must show.
+    var threadName: String { "overflow-\(kind.rawValue)" }
+    /// Guarded: the smallest stack a 64 KiB frame at half depth overflows. Dense: the slot's.
+    var stackSize: Int? { mode == .guarded ? 64 * 1024 : nil }
+
+    func run() throws {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.stackMode = mode
+        let kind = self.kind
+        let body: @Sendable () -> Void = {
+            switch kind {
+            case .recursion: _ = recurse(1_000_000)
+            case .frame: _ = consume(32 * 1024) { largeFrame(7) }
+            }
+        }
+        if let workers {
+            let (name, size) = (threadName, stackSize)
+            try UThreadRuntime.run(workers: workers, configuration) {
+                try MNThread(name: name, stackSize: size, body).join()
+            }
+        } else {
+            try UThreadRuntime.run(configuration) {
+                try UThread(name: threadName, stackSize: stackSize, body).join()
+            }
+        }
+        // Reached only if the overflow went unnoticed.
+        print("no overflow was reported")
+    }
+}
+
+/// Uses about `bytes` of stack in 1 KiB frames, then calls `body` at that depth.
+@inline(never)
+func consume(_ bytes: Int, then body: () -> Int) -> Int {
+    if bytes <= 0 { return body() }
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer in  // on the stack (<= 1 KiB)
+        buffer.initialize(repeating: UInt8(truncatingIfNeeded: bytes))
+        return consume(bytes - 1024, then: body) &+ Int(buffer[bytes % 1024])
+    }
+}
+
+/// A function whose frame holds a 64 KiB buffer, initialised from its lowest byte up (as any
+/// buffer is): the first store lands 64 KiB below the caller's stack pointer.
+@inline(never)
+func largeFrame(_ seed: UInt8) -> Int {
+    var buffer = InlineArray<65536, UInt8>(repeating: seed)
+    buffer[Int(seed)] = seed &+ 1
+    return withUnsafeBytes(of: &buffer) { sumOf($0) }
+}
+
+@inline(never)
+func sumOf(_ bytes: UnsafeRawBufferPointer) -> Int {
+    var sum = 0
+    for i in stride(from: 0, to: bytes.count, by: 4096) { sum &+= Int(bytes[i]) }
+    return sum
+}
