@@ -14,14 +14,14 @@
 // thread. The scheduler and the idle loop run with current = NULL: their faults are passed on.
 //
 // Overflow, or another crash? Two witnesses, either suffices:
-//   - the fault address lies in the thread's guard region, or below its stack within
-//     OVERFLOW_REACH (a frame that jumped the guard and hit unmapped memory);
-//   - the interrupted stack pointer (from the ucontext) lies below the thread's stack within
-//     OVERFLOW_REACH. This is what names an overflow in dense mode, where there is no guard
-//     between slots: the recursion writes through the slots below and faults at the guard under
-//     the slab (StackPool's essay), far below its own slot; the fault address alone would point
-//     at a neighbour. A stack pointer inside the alternate signal stack is not an overflow (a
-//     fault in another signal handler).
+//   - the fault address lies in the thread's guard region (guarded mode);
+//   - the interrupted stack pointer (from the ucontext) lies below the thread's stack, by at
+//     most OVERFLOW_REACH. Only an overflow moves it there, so this is the stronger witness: it
+//     names a frame that jumped the guard and faulted further down (the address alone could be
+//     any wild pointer), and it names an overflow in dense mode, where there is no guard between
+//     slots: the recursion writes through the slots below and faults at the guard under the slab
+//     (StackPool's essay), far below its own slot. A stack pointer inside the alternate signal
+//     stack is not an overflow (a fault in another signal handler).
 // A dense thread whose canary is already overwritten when it faults is reported as an overflow
 // too (the fault is most likely its own corruption of the slot below).
 // The report also names whose slot the fault address is in (scanning the tables of the
@@ -38,9 +38,9 @@
 #include <unistd.h>
 
 #define ALT_STACK_SIZE (64 * 1024)
-/// How far below the usable stack a fault address or stack pointer still counts as an overflow
-/// of the running thread: past the guard region (a frame larger than it), and in dense mode
-/// through every slot below in the slab (at most UThreadRuntime.Configuration's largest stack).
+/// How far below the usable stack the stack pointer still counts as an overflow of the running
+/// thread: past the guard region (a frame larger than it), and in dense mode through every slot
+/// below in the slab (1 GiB: Configuration.maximumStackSize).
 #define OVERFLOW_REACH ((uintptr_t)1 << 30)
 
 /// The live runtimes' tables (registry.c), for naming the owner of a faulting address.
@@ -159,18 +159,16 @@ static void fault_handler(int sig, siginfo_t *info, void *context) {
         uintptr_t sp = interrupted_sp(context);
         int dense = t->stack_mode == UTHREADS_STACK_DENSE;
         int sp_below = below(sp, lo) && !on_alt_stack(sp);
+        int in_guard = !dense && addr >= guard_lo && addr < lo;
         int canary_gone = dense && !canary_intact(t);
-        if (below(addr, lo) || sp_below || canary_gone) {
+        if (in_guard || sp_below || canary_gone) {
             line_t l = {{0}, 0};
             put(&l, "\nuthreads: stack overflow in ");
             put_thread(&l, t);
             put(&l, ": fault at "); put_hex(&l, addr);
-            if (!dense && addr < lo && addr >= guard_lo) {
+            if (in_guard) {
                 put(&l, " in the guard pages ("); put_dec(&l, t->guard_size / 1024);
                 put(&l, " KiB) below its ");
-            } else if (!dense && below(addr, guard_lo)) {
-                put(&l, ", "); put_dec(&l, (guard_lo - addr) / 1024);
-                put(&l, " KiB below the guard pages under its ");
             } else {
                 put(&l, ", stack pointer "); put_hex(&l, sp);
                 put(&l, sp_below ? " below its " : " in its ");
@@ -194,13 +192,19 @@ static void fault_handler(int sig, siginfo_t *info, void *context) {
     chain(sig, info, context);
 }
 
-void uthreads_report_canary(const uthreads_tcb *t) {
+void uthreads_report_dense_overflow(const uthreads_tcb *t, const void *sp) {
     line_t l = {{0}, 0};
     put(&l, "\nuthreads: stack overflow in ");
     put_thread(&l, t);
-    put(&l, ": the canary at the limit of its dense-mode ");
+    if (sp && (const char *)sp < t->stack_lo) {
+        put(&l, ": its stack pointer "); put_hex(&l, (uint64_t)(uintptr_t)sp);
+        put(&l, " is below its dense-mode ");
+    } else {
+        put(&l, ": the canary at the limit of its dense-mode ");
+    }
     put_stack(&l, t);
-    put(&l, " was overwritten (detected at a switch). Give it a larger stack, or use guarded stacks.\n");
+    put(&l, sp && (const char *)sp < t->stack_lo ? "" : " was overwritten");
+    put(&l, " (detected when it switched out or ended). Give it a larger stack, or use guarded stacks.\n");
     uthreads_write_stderr(l.text);
     signal(SIGABRT, SIG_DFL);
     abort();

@@ -19,7 +19,7 @@ struct SelfTestCommand: ParsableCommand {
         case stackOverflow = "stack-overflow"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT | broken-pipe | stack-overflow guarded|dense recursion|frame [WORKERS]")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS]")
     var scenario: Scenario
 
     @Argument(help: "live-view: the control socket path, then a file whose creation ends the run. spawn-loop: the count. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
@@ -118,8 +118,14 @@ struct SelfTestCommand: ParsableCommand {
             // A fixed number of `try UThread {}.join()` (the `bench spawn` loop) after 1000 to warm
             // the stack pool, for instruction counts: run it under callgrind with two counts and
             // divide the difference by the difference of the counts (docs/BENCHMARKS.md).
-            guard paths.count == 1, let count = Int(paths[0]), count >= 0 else { throw ValidationError("spawn-loop needs COUNT") }
-            try UThreadRuntime.run {
+            // An optional second argument picks the stack mode (default: the configuration's).
+            guard paths.count == 1 || paths.count == 2, let count = Int(paths[0]), count >= 0 else { throw ValidationError("spawn-loop needs COUNT [guarded | dense | automatic]") }
+            var configuration = UThreadRuntime.Configuration()
+            if paths.count == 2 {
+                guard let mode = StackMode(rawValue: paths[1]) else { throw ValidationError("spawn-loop: unknown stack mode \(paths[1])") }
+                configuration.stackMode = mode
+            }
+            try UThreadRuntime.run(configuration) {
                 for _ in 0..<1000 { try UThread {}.join() }
                 for _ in 0..<count { try UThread {}.join() }
             }

@@ -9,6 +9,9 @@ struct StackOverflowScenario {
     enum Kind: String {
         /// Unbounded recursion of small frames (~600 bytes each).
         case recursion
+        /// Unbounded recursion that parks (sleeps 1 µs) at every level: in dense mode the check
+        /// at the switch finds the stack pointer below the slot before another thread runs.
+        case parking
         /// Half the stack used, then one function with a 64 KiB local buffer: its frame reaches
         /// 32 KiB below the stack, past where a one-page guard would end.
         case frame
@@ -23,7 +26,7 @@ struct StackOverflowScenario {
         guard arguments.count == 2 || arguments.count == 3,
               let mode = StackMode(rawValue: arguments[0]), mode != .automatic,
               let kind = Kind(rawValue: arguments[1]) else {
-            throw ValidationError("stack-overflow needs MODE (guarded | dense) KIND (recursion | frame) [WORKERS]")
+            throw ValidationError("stack-overflow needs MODE (guarded | dense) KIND (recursion | parking | frame) [WORKERS]")
         }
         var workers: Int?
         if arguments.count == 3 {
@@ -45,6 +48,7 @@ struct StackOverflowScenario {
         let body: @Sendable () -> Void = {
             switch kind {
             case .recursion: _ = recurse(1_000_000)
+            case .parking: _ = recurseParking(1_000_000)
             case .frame: _ = consume(32 * 1024) { largeFrame(7) }
             }
         }
@@ -60,6 +64,16 @@ struct StackOverflowScenario {
         }
         // Reached only if the overflow went unnoticed.
         print("no overflow was reported")
+    }
+}
+
+/// Recursion of ~300-byte frames that parks at every level.
+@inline(never)
+func recurseParking(_ n: Int) -> Int {
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { buffer in
+        buffer.initialize(repeating: UInt8(truncatingIfNeeded: n))
+        try? UThread.sleep(for: .microseconds(1))  // a switch
+        return n == 0 ? 0 : recurseParking(n - 1) &+ Int(buffer[n % 256])
     }
 }
 

@@ -14,7 +14,7 @@ import Testing
     }
 
     static let cases: [Case] = [StackMode.guarded, .dense].flatMap { mode in
-        ["recursion", "frame"].flatMap { kind in [nil, 2].map { Case(mode: mode, kind: kind, workers: $0) } }
+        ["recursion", "parking", "frame"].flatMap { kind in [nil, 2].map { Case(mode: mode, kind: kind, workers: $0) } }
     }
 
     @Test(arguments: cases)
@@ -33,8 +33,15 @@ import Testing
         } else {
             #expect(r.stderr.contains("dense-mode stack"), context)
         }
-        // The fault address is part of every fault report (a canary report has none).
-        if c.kind == "recursion" || c.mode == .guarded { #expect(r.stderr.contains(": fault at 0x"), context) }
+        switch (c.mode, c.kind) {
+        case (.guarded, _), (.dense, "recursion"):  // found by the fault handler: the fault's address
+            #expect(r.stderr.contains(": fault at 0x"), context)
+        case (.dense, "parking"):  // found at the switch, before any other thread runs
+            #expect(r.stderr.contains(": its stack pointer 0x"), context)
+            #expect(r.stderr.contains("(detected when it switched out or ended)"), context)
+        default:  // the 64 KiB buffer spans the canary: found when the thread ends
+            #expect(r.stderr.contains("canary"), context)
+        }
     }
 
     /// The guard below a guarded stack, and below a dense slab, is 1 MiB of PROT_NONE (the
