@@ -176,14 +176,19 @@ static void fault_handler(int sig, siginfo_t *info, void *context) {
             }
             put_stack(&l, t);
             if (canary_gone) put(&l, "; its canary is overwritten");
-            const uthreads_tcb *owner = slot_owner(addr, t);
-            if (owner) {
-                put(&l, "; the fault address is in the stack of ");
-                put_thread(&l, owner);
-            }
             put(&l, ". Give it a larger stack: UThread(stackSize:) or Configuration.stackSize");
             put(&l, dense ? ", or use guarded stacks.\n" : ".\n");
             uthreads_write_stderr(l.text);
+            // Written after the report: the scan reads other runtimes' tables, which another
+            // kernel thread may be growing; a fault in it must not cost the report.
+            const uthreads_tcb *owner = slot_owner(addr, t);
+            if (owner) {
+                line_t o = {{0}, 0};
+                put(&o, "uthreads: the fault address is in the stack of ");
+                put_thread(&o, owner);
+                put(&o, ".\n");
+                uthreads_write_stderr(o.text);
+            }
             signal(SIGABRT, SIG_DFL);
             abort();
         }

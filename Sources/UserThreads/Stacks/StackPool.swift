@@ -38,6 +38,14 @@
 // (the issue's own probe frame size; any larger buffer would jump it again), a per-thread
 // configurable guard (one more knob for a cost that is only address space).
 //
+// C code (CUThreads) runs on user threads' stacks too. clang offers -fstack-clash-protection,
+// but only as `.unsafeFlags` in Package.swift, and SwiftPM refuses a versioned dependency whose
+// product uses unsafe flags: UserThreads would stop being usable as a package. It is not needed:
+// no C function here has a frame of a page or more (the 12 KiB epoll array went; a test compiles
+// every C file with -Werror=frame-larger-than=4095 at -O0 and -O2), and clang probes only frames
+// larger than a page, so the flag changes nothing (the assembly of every file is identical with
+// and without it). Such a frame cannot step over the guard, nor far past a dense canary.
+//
 // Dense stacks: slabs of `slotsPerSlab` equal slots in one mapping, no guard pages between
 // slots. Each slot reserves its top 64 bytes for the canary of the slot above it (see
 // `Stack.canaryAddress`): the top page of a slot is touched by its own thread anyway, so
@@ -50,18 +58,24 @@
 //     stack) and faults at the slab's guard, at most one slab (64 MiB with 64 KiB slots) further
 //     down; the handler names the running thread (its stack pointer is below its slot) and
 //     the slot the fault hit. Neighbours are corrupted, but none of them runs again on this
-//     worker: the report ends the process. If the thread parks first, its canary is checked at
-//     the switch (below).
-//   - a large frame: if it writes the canary word (16 bytes under the slot; a buffer that is
-//     initialised always does, since it spans it), the check at the thread's next switch or exit
-//     reports it, before any other thread of that worker runs. A frame that reaches past the
-//     slab faults and is reported as above.
-//   - not caught: a frame that ends in a neighbour slot and writes only below the canary word
-//     (an uninitialised buffer written at its far end) and never reaches the slab's guard: the
-//     neighbour's stack is corrupted silently. Catching that needs a guard page per slot (two
-//     mappings each: at most ~32k, which is what guarded mode is) or compiler probes (which
-//     Swift lacks). Under M:N a neighbour may run on another worker before the overflowing
-//     thread's next switch. Use guarded stacks for code with large frames.
+//     worker: the report ends the process. The canary alone would not do: in the recursion
+//     test (`selftest stack-overflow dense recursion`, ~600-byte frames) the recursion passed
+//     the canary word without writing it.
+//   - a thread that switches out (parks, yields, ends) while overflowed: the check at every
+//     switch and exit of a dense thread compares its stack pointer with its slot, beside the
+//     canary (one `mov` and one compare more, on dense threads only), and reports it before
+//     another thread of that worker runs.
+//   - a large frame: if it writes the canary word (a buffer that crosses the slot's limit and
+//     is initialised does), the check at the thread's next switch or exit reports it. A frame
+//     that reaches past the slab faults and is reported as above.
+//   - not caught: a frame that ends in a neighbour slot, writes only below the canary word and
+//     returns before the thread switches, e.g. a debug-built function with
+//     `withUnsafeTemporaryAllocation(capacity: 65536)` (at -Onone the whole buffer is in the
+//     frame even when the heap is used, and the first store is a spill at the frame's bottom):
+//     the neighbour's stack is corrupted silently. Catching that needs a guard page per slot
+//     (two mappings each: at most ~32k, which is what guarded mode is) or compiler probes (which
+//     Swift lacks). Under M:N a neighbour may also run on another worker before the
+//     overflowing thread's next switch. Use guarded stacks for code with large frames.
 //
 // Rejected: malloc'd stacks (no guard page, no lazy commit, and glibc would hand out memory
 // that other code may share pages with); one big mapping for all guarded stacks with
