@@ -84,6 +84,9 @@ static void put_thread(line_t *l, const uthreads_tcb *t) {
     put(l, " \""); char name[UTHREADS_NAME_MAX + 1]; memcpy(name, t->name, UTHREADS_NAME_MAX);
     name[UTHREADS_NAME_MAX] = 0; put(l, name); put(l, "\"");
 }
+static void put_worker(line_t *l, const uthreads_tcb *t) {
+    if (t->worker >= 0) { put(l, " on M:N worker "); put_dec(l, (uint64_t)t->worker); }
+}
 static void put_stack(line_t *l, const uthreads_tcb *t) {
     put(l, "stack "); put_dec(l, (uint64_t)(t->stack_hi - t->stack_lo)); put(l, " bytes [");
     put_hex(l, (uint64_t)(uintptr_t)t->stack_lo); put(l, ", ");
@@ -165,6 +168,7 @@ static void fault_handler(int sig, siginfo_t *info, void *context) {
             line_t l = {{0}, 0};
             put(&l, "\nuthreads: stack overflow in ");
             put_thread(&l, t);
+            put_worker(&l, t);
             put(&l, ": fault at "); put_hex(&l, addr);
             if (in_guard) {
                 put(&l, " in the guard pages ("); put_dec(&l, t->guard_size / 1024);
@@ -201,6 +205,7 @@ void uthreads_report_dense_overflow(const uthreads_tcb *t, const void *sp) {
     line_t l = {{0}, 0};
     put(&l, "\nuthreads: stack overflow in ");
     put_thread(&l, t);
+    put_worker(&l, t);
     if (sp && (const char *)sp < t->stack_lo) {
         put(&l, ": its stack pointer "); put_hex(&l, (uint64_t)(uintptr_t)sp);
         put(&l, " is below its dense-mode ");

@@ -29,7 +29,8 @@
 // to catch. PROT_NONE costs address space only: no memory, no page tables, no commit charge and
 // no extra mapping (the guard is one VMA whatever its size). 1 MiB is what Linux itself keeps
 // below a growing stack since the stack-clash fix (`stack_guard_gap`, 256 pages); 32k guarded
-// stacks then reserve ~40 GiB of the 128 TiB user address space. Caught for sure: any frame of
+// stacks then reserve ~40 GiB of the 128 TiB user address space (only a process limited by
+// `ulimit -v`, RLIMIT_AS, counts it). Caught for sure: any frame of
 // up to 1 MiB - 128 bytes (the red zone a leaf function may use below its stack pointer), from
 // any depth: the frame's lowest byte lies at most that far below `lo`, inside the guard.
 // Larger frames are caught when their first touched byte still lies in the guard, or (by the

@@ -54,8 +54,10 @@ struct StackOverflowScenario {
         }
         if let workers {
             let (name, size) = (threadName, stackSize)
+            // On the last worker: with two or more, a kernel thread other than the process's
+            // first, so the handler must find the thread through that kernel thread's current.
             try UThreadRuntime.run(workers: workers, configuration) {
-                try MNThread(name: name, stackSize: size, body).join()
+                try MNThread.spawn(name: name, onWorker: workers - 1, stackSize: size, body).join()
             }
         } else {
             try UThreadRuntime.run(configuration) {

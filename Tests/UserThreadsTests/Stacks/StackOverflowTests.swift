@@ -25,6 +25,9 @@ import Testing
         #expect(!r.stdout.contains("no overflow was reported"), context)
         #expect(r.stderr.contains("uthreads: stack overflow in user thread #"), context)
         #expect(r.stderr.contains("\"overflow-\(c.kind)\""), context)
+        if let workers = c.workers {  // it ran on the last worker's kernel thread
+            #expect(r.stderr.contains("\"overflow-\(c.kind)\" on M:N worker \(workers - 1):"), context)
+        }
         // Its stack: guarded 64 KiB as asked; dense the default 64 KiB slot less its canary words.
         let size = c.mode == .guarded ? 64 * 1024 : 64 * 1024 - 64
         #expect(r.stderr.contains("stack \(size) bytes [0x"), context)
