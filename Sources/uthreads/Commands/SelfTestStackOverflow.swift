@@ -13,7 +13,8 @@ struct StackOverflowScenario {
         /// at the switch finds the stack pointer below the slot before another thread runs.
         case parking
         /// Half the stack used, then one function with a 64 KiB local buffer: its frame reaches
-        /// 32 KiB below the stack, past where a one-page guard would end.
+        /// 32 KiB below the stack, past where a one-page guard would end (in a debug build its
+        /// first store, a spill, lands at the frame's bottom, 64 KiB down).
         case frame
     }
 
@@ -36,6 +37,11 @@ struct StackOverflowScenario {
         (self.mode, self.kind, self.workers) = (mode, kind, workers)
     }
 
+    // A second thread is spawned right after the overflowing one and runs after it: its stack
+    // is mapped next, usually directly below (the kernel hands out mappings top-down; in dense
+    // mode it is the slot below), so an overflow that steps over a too-small guard lands in a
+    // live stack, as in a real server, rather than in unmapped memory that faults anyway.
+
     /// The overflowing thread's name, which the report must show.
     var threadName: String { "overflow-\(kind.rawValue)" }
     /// Guarded: the smallest stack a 64 KiB frame at half depth overflows. Dense: the slot's.
@@ -57,11 +63,17 @@ struct StackOverflowScenario {
             // On the last worker: with two or more, a kernel thread other than the process's
             // first, so the handler must find the thread through that kernel thread's current.
             try UThreadRuntime.run(workers: workers, configuration) {
-                try MNThread.spawn(name: name, onWorker: workers - 1, stackSize: size, body).join()
+                let overflowing = try MNThread.spawn(name: name, onWorker: workers - 1, stackSize: size, body)
+                let neighbour = try MNThread.spawn(name: "neighbour", onWorker: workers - 1, stackSize: size) {}
+                try overflowing.join()
+                try neighbour.join()
             }
         } else {
             try UThreadRuntime.run(configuration) {
-                try UThread(name: threadName, stackSize: stackSize, body).join()
+                let overflowing = UThread(name: threadName, stackSize: stackSize, body)
+                let neighbour = UThread(name: "neighbour", stackSize: stackSize) {}
+                try overflowing.join()
+                try neighbour.join()
             }
         }
         // Reached only if the overflow went unnoticed.
