@@ -29,6 +29,10 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
     public var stack: StackInfo
     /// The saved stack pointer, where its registers are (the frame table in the .S file).
     public var savedStackPointer: UInt64
+    /// Its program counter, stack pointer and callee-saved registers as its switch saved them,
+    /// while it is suspended (ready, blocked or sleeping). Nil for the running thread, whose
+    /// registers are in the CPU, and for rows another M:N worker owns at the moment.
+    public var registers: SavedRegisters? = nil
     /// Whether `cancel()` was called on it.
     public var isCancelled: Bool
     /// Whether it runs the closure given to `UThreadRuntime.run`.
@@ -56,7 +60,17 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
 }
 
 /// A snapshot of a runtime's thread table.
+///
+/// Its JSON form (``json()``, the control socket, `uthreads table --json`) is versioned by its
+/// `"version"` key: ``formatVersion`` (documented in the DocC catalog's "Seeing inside").
+/// Decoding accepts every earlier version.
 public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible {
+    /// The version of the JSON form this type writes: 2 spells enumerations (wait reason kinds)
+    /// as strings and adds ``ThreadInfo/registers``; 1 (no `"version"` key) had numeric kinds.
+    public static let formatVersion = 2
+
+    /// The JSON format version this table was decoded from (``formatVersion`` when made here).
+    public var version: Int = ThreadTable.formatVersion
     /// One row per live thread, in table order.
     public var threads: [ThreadInfo]
     /// Seconds since the runtime started.
@@ -84,6 +98,47 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
         self.tableBytes = tableBytes
         self.workers = workers
         self.unansweredWorkers = unansweredWorkers
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, threads, takenAtSeconds, switches, spawned, tableBytes, workers, unansweredWorkers
+    }
+
+    /// Decodes the JSON of any version up to ``formatVersion``; a newer one is a clear error.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try ThreadTable.checkVersion(c.decodeIfPresent(Int.self, forKey: .version), in: c, key: .version)
+        threads = try c.decode([ThreadInfo].self, forKey: .threads)
+        takenAtSeconds = try c.decode(Double.self, forKey: .takenAtSeconds)
+        switches = try c.decode(UInt64.self, forKey: .switches)
+        spawned = try c.decode(UInt64.self, forKey: .spawned)
+        tableBytes = try c.decode(Int.self, forKey: .tableBytes)
+        workers = try c.decodeIfPresent(Int.self, forKey: .workers)
+        unansweredWorkers = try c.decodeIfPresent([Int].self, forKey: .unansweredWorkers)
+    }
+
+    /// Encodes the current format (``formatVersion``), whatever version this was decoded from.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(ThreadTable.formatVersion, forKey: .version)
+        try c.encode(threads, forKey: .threads)
+        try c.encode(takenAtSeconds, forKey: .takenAtSeconds)
+        try c.encode(switches, forKey: .switches)
+        try c.encode(spawned, forKey: .spawned)
+        try c.encode(tableBytes, forKey: .tableBytes)
+        try c.encodeIfPresent(workers, forKey: .workers)
+        try c.encodeIfPresent(unansweredWorkers, forKey: .unansweredWorkers)
+    }
+
+    /// The version a decoded document declares: 1 when it has no `"version"` key (the first
+    /// format had none); a version newer than ``formatVersion`` is an error naming both.
+    static func checkVersion<Key: CodingKey>(_ declared: Int?, in container: KeyedDecodingContainer<Key>, key: Key) throws -> Int {
+        let version = declared ?? 1
+        guard (1...formatVersion).contains(version) else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription:
+                "thread table JSON version \(version) is not one this library reads (1...\(formatVersion)): it was written by a newer UserThreads")
+        }
+        return version
     }
 
     /// Count of threads in each state.
@@ -146,6 +201,14 @@ extension ControlBlockTable {
                   switches: UInt64, spawned: UInt64, object: (ControlBlock) -> ThreadObject?) -> ThreadTable {
         var infos: [ThreadInfo] = []
         infos.reserveCapacity(liveCount)
+        var names: [UInt64: String?] = [:]  // most suspended threads resume at a few addresses
+        func name(_ pc: UInt64, _ isReturnAddress: Bool) -> String? {
+            if let known = names[pc] { return known }
+            let frame = Backtrace.symbolicate(pc, isReturnAddress: isReturnAddress)
+            let text = frame.symbol.map { frame.offset == 0 ? $0 : "\($0) + \(frame.offset)" }
+            names[pc] = text
+            return text
+        }
         func seconds(_ ticks: UInt64) -> Double { Double(ticks) * nanosecondsPerTick / 1e9 }
         forEachLive { t in
             let p = t.pointee
@@ -163,6 +226,9 @@ extension ControlBlockTable {
             let lo = UnsafeMutableRawPointer(p.stack_lo!)
             let hi = UnsafeMutableRawPointer(p.stack_hi!)
             let depth = uthreads_resident_depth(lo, hi)
+            // A suspended row this table's kernel thread owns: its frame is stable to read.
+            let suspended = p.state == .stateReady || parked
+            let registers = suspended && p.mn_abroad == 0 ? SavedRegisters.read(t, name: name) : nil
             infos.append(ThreadInfo(
                 id: ThreadID(rawValue: p.id),
                 name: obj?.name ?? t.cName,
@@ -179,6 +245,7 @@ extension ControlBlockTable {
                              base: UInt64(UInt(bitPattern: lo)), size: hi - lo,
                              guardSize: Int(p.guard_size), highWater: max(0, depth)),
                 savedStackPointer: UInt64(UInt(bitPattern: p.sp)),
+                registers: registers,
                 isCancelled: t.has(.flagCancelled),
                 isMain: t.has(.flagMain),
                 worker: p.worker < 0 ? nil : Int(p.worker),
