@@ -25,11 +25,21 @@
 # demangle Swift names as `bt` shows them. The running thread's registers are live in the CPU:
 # `uthread bt` of it prints LLDB's own backtrace of the kernel thread it runs on.
 #
-# `uthread select N` is not offered. LLDB can show extra threads only through an operating-system
-# plugin (target.process.python-os-plugin-path) or a scripted process; both replace the thread
-# list the process plugin reports, and the OS plugin is consulted only for live, stopped
-# processes of the plugins that support it. Giving LLDB a register context for a user thread
-# would mean synthesising every kernel thread too; this script keeps to reading.
+# `uthread select N` makes a user thread an LLDB thread, so that `bt`, `frame variable`, `up` and
+# the rest work in it with LLDB's own unwinder. LLDB learns of threads the process plugin does not
+# report through an operating-system plugin: a Python class (OperatingSystemPlugIn, below) named
+# by the setting target.process.python-os-plugin-path, asked on every stop for extra threads and
+# for their registers as bytes. This file is that plugin too: `uthread select` sets the path to
+# it, and every suspended user thread appears as a thread with id USER_TID_BASE + its id, its
+# registers those of its saved frame (the rest read as 0); the kernel threads stay as they are
+# (LLDB keeps every core thread that no plugin thread claims). It works on core files as on live
+# processes (checked with LLDB 21 of Swift 6.3.1). A user thread's LLDB thread can be inspected,
+# not run: continuing runs the kernel threads, which switch user threads as before.
+# Rejected: a scripted process (process launch -C), which replaces the process plugin and so
+# cannot be laid over a live process or a core file; and writing a user thread's registers into
+# its kernel thread, which would change the inferior.
+import os
+
 import lldb
 
 LAYOUT_VERSION = 1
@@ -45,6 +55,7 @@ FALLBACK_TCB = {"sp": 0, "id": 24, "state": 32, "stack_mode": 33, "wait_kind": 3
                 "parent_id": 104, "switches": 136, "runtime": 168, "name": 192, "worker": 232,
                 "sizeof": 256, "name_max": 24}
 REGISTRY_SLOTS = 256
+USER_TID_BASE = 0x7500000000  # LLDB thread id of user thread N: USER_TID_BASE + N
 ENTRY_SIZE = 24  # runtime, table, kernel_tid
 FLAG_CANCELLED, FLAG_MAIN = 1 << 0, 1 << 2
 
@@ -55,12 +66,19 @@ FRAMES = {
         "registers": [("mxcsr", 0, 4), ("x87cw", 4, 2), ("r15", 8, 8), ("r14", 16, 8), ("r13", 24, 8),
                       ("r12", 32, 8), ("rbx", 40, 8), ("rbp", 48, 8), ("rip", 56, 8)],
         "fp": 48, "pc": 56, "size": 64, "sp": "rsp",
+        # The general registers an OS-plugin thread has, with their DWARF numbers; the generic
+        # roles LLDB's unwinder needs.
+        "gpr": ["rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12",
+                "r13", "r14", "r15", "rip"],
+        "generic": {"rip": "pc", "rsp": "sp", "rbp": "fp"},
     },
     "aarch64": {
         "registers": [("d%d" % (8 + i), 8 * i, 8) for i in range(8)]
                      + [("x%d" % (19 + i), 0x40 + 8 * i, 8) for i in range(10)]
                      + [("fpcr", 0x90, 8), ("x29", 0xa0, 8), ("x30", 0xa8, 8)],
         "fp": 0xa0, "pc": 0xa8, "size": 0xb0, "sp": "sp",
+        "gpr": ["x%d" % i for i in range(29)] + ["x29", "x30", "sp", "pc"],
+        "generic": {"x29": "fp", "x30": "ra", "sp": "sp", "pc": "pc"},
     },
 }
 
@@ -192,6 +210,56 @@ def saved_registers(target, t):
     return regs + [(frame["sp"], t.sp + frame["size"])]
 
 
+class OperatingSystemPlugIn(object):
+    """LLDB's operating-system plugin interface: every suspended user thread as an LLDB thread
+    (see `uthread select` in the essay above). LLDB instantiates it per process."""
+
+    def __init__(self, process):
+        self.process = process
+        self.registers = {}
+
+    def _arch(self):
+        return FRAMES[_architecture(self.process.GetTarget())]
+
+    def get_thread_info(self):
+        target = self.process.GetTarget()
+        self.registers = {}
+        try:
+            threads = user_threads(target)
+        except RuntimeError:
+            return []  # no runtime (yet): only the kernel threads
+        infos = []
+        for t in threads:
+            if t.state not in (1, 3, 4):  # suspended only: a running thread's registers are in the CPU
+                continue
+            try:
+                saved = dict(saved_registers(target, t))
+            except RuntimeError:
+                continue
+            if "x30" in saved:
+                saved["pc"] = saved["x30"]  # AArch64: it resumes at the saved link register
+            tid = USER_TID_BASE + t.id
+            self.registers[tid] = saved
+            infos.append({"tid": tid, "name": "uthread #%d %s (%s)" % (t.id, t.name, t.state_name),
+                          "state": "stopped", "stop_reason": "none"})
+        return infos
+
+    def get_register_info(self):
+        frame = self._arch()
+        registers = []
+        for i, name in enumerate(frame["gpr"]):
+            info = {"name": name, "bitsize": 64, "offset": 8 * i, "encoding": "uint", "format": "hex",
+                    "set": 0, "dwarf": i, "gcc": i}
+            if name in frame["generic"]:
+                info["generic"] = frame["generic"][name]
+            registers.append(info)
+        return {"sets": ["User thread registers (saved by the switch)"], "registers": registers}
+
+    def get_register_data(self, tid):
+        saved = self.registers.get(tid, {})
+        return b"".join(saved.get(name, 0).to_bytes(8, "little") for name in self._arch()["gpr"])
+
+
 def saved_frames(target, t):
     """Return addresses of a suspended thread, innermost first, walked from its saved frame."""
     frame = FRAMES[_architecture(target)]
@@ -304,6 +372,35 @@ for the running thread, LLDB's backtrace of the kernel thread it runs on. Usage:
         out("  frame #%d: 0x%016x %s" % (i, pc, describe(target, pc, not (i == 0 and t.switches == 0))))
 
 
+def _select(target, command, out):
+    """Make user thread N LLDB's selected thread: `bt`, `frame variable`, `up` then work in it
+with LLDB's own unwinder (an operating-system plugin shows every suspended user thread as an
+LLDB thread; this file is that plugin). For the running thread, selects the kernel thread it runs
+on. Usage: uthread select N"""
+    t = _find(target, _parse_id(command, "usage: uthread select N (a user thread id from `uthreads list`)"))
+    process = target.GetProcess()
+    if t.state == 2:
+        if not process.SetSelectedThreadByID(t.kernel_tid):
+            raise RuntimeError("user thread #%d runs on kernel thread %s, which LLDB does not list" % (t.id, t.kernel_tid))
+        out('User thread #%d "%s" is running: selected kernel thread LWP %s, where its registers are.'
+            % (t.id, t.name, t.kernel_tid))
+        return
+    debugger = target.GetDebugger()
+    setting = "target.process.python-os-plugin-path"
+    value = lldb.SBDebugger.GetInternalVariableValue(setting, debugger.GetInstanceName())
+    current = (value.GetStringAtIndex(0) or "") if value.GetSize() else ""
+    if os.path.realpath(current.strip('"')) != os.path.realpath(__file__):
+        debugger.HandleCommand('settings set %s "%s"' % (setting, __file__))
+    if not process.SetSelectedThreadByID(USER_TID_BASE + t.id):
+        raise RuntimeError("LLDB did not take user thread #%d as a thread (is its operating-system plugin "
+                           "setting, %s, taken by another plugin?)" % (t.id, setting))
+    thread = process.GetSelectedThread()
+    out('Selected user thread #%d "%s" (%s) as LLDB thread #%d: `bt`, `frame variable`, `up` work in it.'
+        % (t.id, t.name, t.state_name, thread.GetIndexID()))
+    frame = thread.GetFrameAtIndex(0)
+    out("  frame #0: 0x%016x %s" % (frame.GetPC(), describe(target, frame.GetPC(), t.switches > 0)))
+
+
 def _registers(target, command, out):
     """The registers user thread N saved when it was switched out (the frame table in the
 switch's .S file), with the program counter named. Usage: uthread regs N"""
@@ -320,10 +417,12 @@ switch's .S file), with the program counter named. Usage: uthread regs N"""
 
 def __lldb_init_module(debugger, internal_dict):
     module = __name__
-    for name, function in (("uthreads_list", _list), ("uthread_bt", _backtrace), ("uthread_regs", _registers)):
-        globals()[name] = _command(function)
-    debugger.HandleCommand('command container add -h "UserThreads: the runtime\'s user threads." uthreads')
-    debugger.HandleCommand('command container add -h "UserThreads: one user thread." uthread')
-    debugger.HandleCommand("command script add -f %s.uthreads_list uthreads list" % module)
-    debugger.HandleCommand("command script add -f %s.uthread_bt uthread bt" % module)
-    debugger.HandleCommand("command script add -f %s.uthread_regs uthread regs" % module)
+    commands = (("uthreads list", _list), ("uthread bt", _backtrace), ("uthread regs", _registers),
+                ("uthread select", _select))
+    for name, function in commands:
+        globals()[name.replace(" ", "_")] = _command(function)
+    # -o: importing again (LLDB re-imports this file as the operating-system plugin) replaces them.
+    debugger.HandleCommand('command container add -o -h "UserThreads: the runtime\'s user threads." uthreads')
+    debugger.HandleCommand('command container add -o -h "UserThreads: one user thread." uthread')
+    for name, _ in commands:
+        debugger.HandleCommand("command script add -o -f %s.%s %s" % (module, name.replace(" ", "_"), name))

@@ -72,6 +72,10 @@ import Testing
         #expect(out.contains("User thread #4 \"fresh\" ready"), "\(context)")
         // uthread regs 3: the saved frame, the program counter named.
         #expect(out.contains("rbp = 0x") || out.contains("x29 = 0x"), "\(context)")
+        // uthread select 3: an LLDB thread of its own (the OS plugin), which LLDB's bt unwinds.
+        #expect(out.contains("Selected user thread #3 \"joiner\" (blocked) as LLDB thread"), "\(context): \(out)")
+        #expect(out.contains("* thread #") && out.contains("name = 'uthread #3 joiner (blocked)'"), "\(context): \(out)")
+        #expect(out.contains("UThread.join()") && out.contains("Scheduler.park("), "\(context): \(out)")
         #expect(!out.contains("Traceback") && !out.contains("error:"), "\(context): \(out)")
     }
 
@@ -79,7 +83,7 @@ import Testing
     func liveProcessAndCoreFile() throws {
         let core = FileManager.default.temporaryDirectory.appendingPathComponent("uthreads-lldb-\(getpid()).core").path
         defer { try? FileManager.default.removeItem(atPath: core) }
-        let commands = ["uthreads list", "uthread bt 3", "uthread bt 4", "uthread regs 3"]
+        let commands = ["uthreads list", "uthread bt 3", "uthread bt 4", "uthread regs 3", "uthread select 3", "bt 12"]
         // -k: commands run after the process stops on a signal (the SIGTRAP).
         let live = try Self.run(["--batch", "-o", "command script import \(Self.script)", "-o", "run"]
             + (commands + ["uthread bt 1", "process save-core \(core)", "kill"]).flatMap { ["-k", $0] }
