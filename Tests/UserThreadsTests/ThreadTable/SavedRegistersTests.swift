@@ -7,9 +7,7 @@ import Testing
 /// pointer and callee-saved registers, read from the frame its switch saved.
 @Suite(.timeLimit(.minutes(1))) struct SavedRegistersTests {
     @Test func suspendedThreadsShowTheirSavedFrame() throws {
-        let (table, dump) = try UThreadRuntime.run {
-            try KnownStates.withTable { (UThreadRuntime.threadTable(), UThreadRuntime.threadDump()) }
-        }
+        let (table, dump) = try ThreadDumpTests.withKnownStates { (UThreadRuntime.threadTable(), UThreadRuntime.threadDump()) }
         func row(_ name: String) throws -> ThreadInfo { try #require(table.threads.first { $0.name == name }) }
         // The running thread's registers are in the CPU: none are claimed.
         #expect(try row("main").registers == nil)
@@ -46,7 +44,7 @@ import Testing
     }
 
     @Test func textbookTableRendersRegistersAndTheCPU() throws {
-        let table = try UThreadRuntime.run { try KnownStates.withTable { UThreadRuntime.threadTable() } }
+        let table = try ThreadDumpTests.withKnownStates { UThreadRuntime.threadTable() }
         let text = table.renderRegisters()
         let lines = text.split(separator: "\n").map(String.init)
         #expect(lines.first?.contains("PC") == true && lines.first?.contains("FUNCTION") == true)

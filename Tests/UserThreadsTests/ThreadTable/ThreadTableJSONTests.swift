@@ -41,9 +41,7 @@ import Testing
     /// A live table: version, enumerations as strings, time keys that name their unit, and it
     /// decodes back to what was encoded.
     @Test func currentFormatIsSelfDescribing() throws {
-        let table = try UThreadRuntime.run {
-            try KnownStates.withTable { UThreadRuntime.threadTable() }
-        }
+        let table = try ThreadDumpTests.withKnownStates { UThreadRuntime.threadTable() }
         let json = table.json()
         let root = try Self.object(json)
         #expect(root["version"] as? Int == 2)
@@ -63,9 +61,7 @@ import Testing
 
     /// Thread dumps carry the same version and the same row format.
     @Test func dumpIsVersionedToo() throws {
-        let json = try UThreadRuntime.run {
-            try KnownStates.withTable { UThreadRuntime.dump(format: .json) }
-        }
+        let json = try ThreadDumpTests.withKnownStates { UThreadRuntime.dump(format: .json) }
         let root = try Self.object(json)
         #expect(root["version"] as? Int == ThreadTable.formatVersion)
         #expect(json.contains("\"kind\" : \"sleep\""))
@@ -86,21 +82,5 @@ import Testing
         } throws: { "\($0)".contains("unknown wait reason kind \"teleport\"") }
         let outOfRange = v1.replacingOccurrences(of: "\"kind\" : 2", with: "\"kind\" : 200")
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(ThreadTable.self, from: Data(outOfRange.utf8)) }
-    }
-}
-
-/// Named threads in known states (as `uthreads selftest gdb-target` parks them): "sleeper"
-/// sleeping, "joiner" blocked joining it, "fresh" ready and never run; `body` runs on main.
-enum KnownStates {
-    static func withTable<T>(_ body: () throws -> T) throws -> T {
-        let sleeper = UThread(name: "sleeper") { try UThread.sleep(for: .seconds(3600)) }
-        let joiner = UThread(name: "joiner") { try sleeper.join() }
-        UThread.yield()  // both run and park
-        let fresh = UThread(name: "fresh") {}
-        let result = try body()
-        sleeper.cancel()
-        _ = try? joiner.join()
-        try fresh.join()
-        return result
     }
 }
