@@ -22,7 +22,7 @@ import Glibc
 public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
     /// The JSON format version this dump was decoded from (``ThreadTable/formatVersion`` when
     /// made here).
-    public var version: Int = ThreadTable.formatVersion
+    @JSONFormatVersion public var version: Int = ThreadTable.formatVersion
     /// Why the dump was taken ("on demand", "signal 3").
     public var reason: String
     /// The process and the kernel thread the runtime runs on.
@@ -70,36 +70,6 @@ public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
         self.switches = switches
         self.spawned = spawned
         self.threads = threads
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case version, reason, processID, kernelThreadID, takenAtSeconds, switches, spawned, threads
-    }
-
-    /// Decodes the JSON of any version up to ``ThreadTable/formatVersion``.
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        version = try ThreadTable.checkVersion(c.decodeIfPresent(Int.self, forKey: .version), in: c, key: .version)
-        reason = try c.decode(String.self, forKey: .reason)
-        processID = try c.decode(Int32.self, forKey: .processID)
-        kernelThreadID = try c.decode(Int32.self, forKey: .kernelThreadID)
-        takenAtSeconds = try c.decode(Double.self, forKey: .takenAtSeconds)
-        switches = try c.decode(UInt64.self, forKey: .switches)
-        spawned = try c.decode(UInt64.self, forKey: .spawned)
-        threads = try c.decode([Entry].self, forKey: .threads)
-    }
-
-    /// Encodes the current format (``ThreadTable/formatVersion``).
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(ThreadTable.formatVersion, forKey: .version)
-        try c.encode(reason, forKey: .reason)
-        try c.encode(processID, forKey: .processID)
-        try c.encode(kernelThreadID, forKey: .kernelThreadID)
-        try c.encode(takenAtSeconds, forKey: .takenAtSeconds)
-        try c.encode(switches, forKey: .switches)
-        try c.encode(spawned, forKey: .spawned)
-        try c.encode(threads, forKey: .threads)
     }
 
     public var description: String { render() }

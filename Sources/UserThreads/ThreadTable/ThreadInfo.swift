@@ -63,14 +63,14 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
 ///
 /// Its JSON form (``json()``, the control socket, `uthreads table --json`) is versioned by its
 /// `"version"` key: ``formatVersion`` (documented in the DocC catalog's "Seeing inside").
-/// Decoding accepts every earlier version.
+/// Decoding accepts every earlier version (``JSONFormatVersion``).
 public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible {
     /// The version of the JSON form this type writes: 2 spells enumerations (wait reason kinds)
     /// as strings and adds ``ThreadInfo/registers``; 1 (no `"version"` key) had numeric kinds.
     public static let formatVersion = 2
 
     /// The JSON format version this table was decoded from (``formatVersion`` when made here).
-    public var version: Int = ThreadTable.formatVersion
+    @JSONFormatVersion public var version: Int = ThreadTable.formatVersion
     /// One row per live thread, in table order.
     public var threads: [ThreadInfo]
     /// Seconds since the runtime started.
@@ -98,47 +98,6 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
         self.tableBytes = tableBytes
         self.workers = workers
         self.unansweredWorkers = unansweredWorkers
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case version, threads, takenAtSeconds, switches, spawned, tableBytes, workers, unansweredWorkers
-    }
-
-    /// Decodes the JSON of any version up to ``formatVersion``; a newer one is a clear error.
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        version = try ThreadTable.checkVersion(c.decodeIfPresent(Int.self, forKey: .version), in: c, key: .version)
-        threads = try c.decode([ThreadInfo].self, forKey: .threads)
-        takenAtSeconds = try c.decode(Double.self, forKey: .takenAtSeconds)
-        switches = try c.decode(UInt64.self, forKey: .switches)
-        spawned = try c.decode(UInt64.self, forKey: .spawned)
-        tableBytes = try c.decode(Int.self, forKey: .tableBytes)
-        workers = try c.decodeIfPresent(Int.self, forKey: .workers)
-        unansweredWorkers = try c.decodeIfPresent([Int].self, forKey: .unansweredWorkers)
-    }
-
-    /// Encodes the current format (``formatVersion``), whatever version this was decoded from.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(ThreadTable.formatVersion, forKey: .version)
-        try c.encode(threads, forKey: .threads)
-        try c.encode(takenAtSeconds, forKey: .takenAtSeconds)
-        try c.encode(switches, forKey: .switches)
-        try c.encode(spawned, forKey: .spawned)
-        try c.encode(tableBytes, forKey: .tableBytes)
-        try c.encodeIfPresent(workers, forKey: .workers)
-        try c.encodeIfPresent(unansweredWorkers, forKey: .unansweredWorkers)
-    }
-
-    /// The version a decoded document declares: 1 when it has no `"version"` key (the first
-    /// format had none); a version newer than ``formatVersion`` is an error naming both.
-    static func checkVersion<Key: CodingKey>(_ declared: Int?, in container: KeyedDecodingContainer<Key>, key: Key) throws -> Int {
-        let version = declared ?? 1
-        guard (1...formatVersion).contains(version) else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription:
-                "thread table JSON version \(version) is not one this library reads (1...\(formatVersion)): it was written by a newer UserThreads")
-        }
-        return version
     }
 
     /// Count of threads in each state.
