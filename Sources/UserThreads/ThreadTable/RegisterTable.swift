@@ -17,7 +17,7 @@ extension ThreadTable {
         for t in threads.prefix(limit) {
             let name = t.name.isEmpty ? "-" : t.name
             if let r = t.registers {
-                var function = r.function ?? "??"
+                var function = r.function.map(Self.argumentLabelsOnly) ?? "??"
                 if function.count > functionWidth { function = String(function.prefix(functionWidth - 1)) + "…" }
                 let registers = r.calleeSaved.map { "\($0.name) \(Self.hex($0.value))" }.joined(separator: " ")
                 rows.append((["\(t.id.rawValue)", name, t.state.rawValue, Self.hex(r.programCounter),
@@ -45,6 +45,43 @@ extension ThreadTable {
             if let registers = r.registers { out += indent + registers + "\n" }
         }
         if threads.count > limit { out += "… \(threads.count - limit) more\n" }
+        return out
+    }
+
+    /// A demangled Swift function name with its parameter list cut to the labels and its result
+    /// type dropped: "static M.T.f(from: Swift.Int, _: Swift.Bool) -> Swift.Int + 12" becomes
+    /// "static M.T.f(from:_:) + 12". Names whose first parenthesis does not follow the function's
+    /// name (closures: "closure #1 (…) in …"), and C names, are returned as they are.
+    static func argumentLabelsOnly(_ name: String) -> String {
+        let chars = Array(name)
+        guard let open = chars.firstIndex(of: "("), open > 0, chars[open - 1] != " " else { return name }
+        var depth = 0, close: Int? = nil
+        var parameters: [String] = [], current = ""
+        for i in open..<chars.count {
+            let c = chars[i]
+            if "(<[".contains(c) { depth += 1; if depth == 1 { continue } }
+            if ")>]".contains(c) { depth -= 1; if depth == 0 { close = i; break } }
+            if depth == 1 && c == "," {
+                parameters.append(current); current = ""
+            } else {
+                current.append(c)
+            }
+        }
+        guard let close else { return name }
+        if current.contains(where: { $0 != " " }) { parameters.append(current) }
+        let labels = parameters.map { p -> String in
+            let p = p.drop { $0 == " " }
+            guard let colon = p.firstIndex(of: ":") else { return "_:" }
+            let label = p[..<colon]
+            return label.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" } ? "\(label):" : "_:"
+        }
+        var out = String(chars[..<open]) + "(" + labels.joined() + ")"
+        // Keep a trailing " + offset".
+        let rest = chars[(close + 1)...]
+        if let plus = rest.lastIndex(of: "+"), plus > close + 1, chars[plus - 1] == " ",
+           Int(String(chars[(plus + 1)...]).drop { $0 == " " }) != nil {
+            out += String(chars[(plus - 1)...])
+        }
         return out
     }
 

@@ -35,7 +35,7 @@ struct TourCommand: ParsableCommand {
         var three = table!
         three.threads = Array(running + suspended)
         print("   The same table's registers (`uthreads table --registers`), three rows of it:\n")
-        print(three.renderRegisters(functionWidth: 60).split(separator: "\n").map { "   " + $0 }.joined(separator: "\n"))
+        print(three.renderRegisters().split(separator: "\n").map { "   " + $0 }.joined(separator: "\n"))
         print("""
 
         2. The kernel's view: with \(kernelView.0) user threads alive, /proc/self/task lists \(kernelView.1) kernel thread\(kernelView.1 == 1 ? "" : "s").

@@ -64,3 +64,18 @@ import Testing
         #expect(bad.status != 0 && bad.stderr.contains("--registers is for the text table"))
     }
 }
+
+extension SavedRegistersTests {
+    @Test(arguments: [
+        ("static UserThreads.ContextSwitch.jump(from: Swift.UnsafeMutablePointer<__C.uthreads_tcb>, to: Swift.UnsafeMutablePointer<__C.uthreads_tcb>, handoff: Swift.Optional<Swift.UnsafeMutableRawPointer>, tsan: Swift.Bool) -> Swift.Optional<Swift.UnsafeMutableRawPointer> + 307",
+         "static UserThreads.ContextSwitch.jump(from:to:handoff:tsan:) + 307"),
+        ("UserThreads.Scheduler.with<A>(_: Swift.String, _: (A) throws -> ()) throws -> A", "UserThreads.Scheduler.with<A>(_:_:)"),
+        ("UserThreads.UThread.join() throws -> A + 12", "UserThreads.UThread.join() + 12"),
+        ("closure #1 (Swift.Int) -> () in UserThreads.f(x: Swift.Int) -> ()", "closure #1 (Swift.Int) -> () in UserThreads.f(x: Swift.Int) -> ()"),
+        ("uthreads_trampoline", "uthreads_trampoline"),
+        ("broken(a: Swift.Int", "broken(a: Swift.Int"),
+    ])
+    func functionNamesKeepOnlyTheirArgumentLabels(_ full: String, _ short: String) {
+        #expect(ThreadTable.argumentLabelsOnly(full) == short)
+    }
+}
