@@ -79,7 +79,12 @@ import Testing
         #expect(!out.contains("Traceback") && !out.contains("error:"), "\(context): \(out)")
     }
 
-    @Test(.enabled(if: unavailable == nil, "LLDB cannot run here: the lldb script is not tested"))
+    /// Under scripts/tsan.sh: the test only reads another process's memory (nothing for
+    /// ThreadSanitizer to find), and a core of a TSan-built process carries its shadow memory.
+    static let underTSan = "nothing for ThreadSanitizer to find; a TSan process's core holds its shadow memory"
+
+    @Test(.enabled(if: unavailable == nil, "LLDB cannot run here: the lldb script is not tested"),
+          .disabled(if: Sanitizers.thread, Comment(rawValue: underTSan)))
     func liveProcessAndCoreFile() throws {
         let core = FileManager.default.temporaryDirectory.appendingPathComponent("uthreads-lldb-\(getpid()).core").path
         defer { try? FileManager.default.removeItem(atPath: core) }
@@ -100,7 +105,8 @@ import Testing
         Self.expectKnownStates(dead.stdout, "core file")
     }
 
-    @Test(.enabled(if: unavailable == nil, "LLDB cannot run here: the lldb script is not tested"))
+    @Test(.enabled(if: unavailable == nil, "LLDB cannot run here: the lldb script is not tested"),
+          .disabled(if: Sanitizers.thread, Comment(rawValue: underTSan)))
     func badArgumentsAreErrorsNotTracebacks() throws {
         // No process, a non-number, an unknown id: clear errors (batch mode stops at the first
         // error, so one run each).
