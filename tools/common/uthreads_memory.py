@@ -107,11 +107,24 @@ class Row:
         return self.wait + (", cancelled" if self.flags & FLAG_CANCELLED else "")
 
 
+def _buffered(read, base, data):
+    """A reader that answers from `data` (the bytes at `base`) and asks `read` for the rest."""
+    def read_buffered(address, size):
+        offset = address - base
+        if 0 <= offset and offset + size <= len(data):
+            return data[offset:offset + size]
+        return read(address, size)
+    return read_buffered
+
+
 def rows(read, registry, layout):
-    """Every live row of every registered runtime, in table order."""
+    """Every live row of every registered runtime, in table order. Each chunk of rows is read
+    at once: on a live process every read is a round trip to the debugger's server."""
     entries = []
+    slots = read(registry, REGISTRY_SLOTS * ENTRY_SIZE)
     for slot in range(REGISTRY_SLOTS):
-        runtime, view, tid = (u64(read, registry + slot * ENTRY_SIZE + 8 * i) for i in range(3))
+        runtime, view, tid = (int.from_bytes(slots[slot * ENTRY_SIZE + 8 * i:slot * ENTRY_SIZE + 8 * i + 8],
+                                             "little") for i in range(3))
         if runtime and view:
             entries.append((runtime, view, tid))
     kernel_tids = {runtime: tid for runtime, _, tid in entries}
@@ -120,10 +133,11 @@ def rows(read, registry, layout):
         chunks, count, size = u64(read, view), u64(read, view + 8), u64(read, view + 16)
         for c in range(count):
             chunk = u64(read, chunks + 8 * c)
+            rows_read = _buffered(read, chunk, read(chunk, size * layout["sizeof"]))
             for i in range(size):
                 address = chunk + i * layout["sizeof"]
-                if uint(read, address + layout["state"], 1) != 0:
-                    found.append(Row(read, address, layout, kernel_tids))
+                if uint(rows_read, address + layout["state"], 1) != 0:
+                    found.append(Row(rows_read, address, layout, kernel_tids))
     return found
 
 
