@@ -31,7 +31,7 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
     public var savedStackPointer: UInt64
     /// Its program counter, stack pointer and callee-saved registers as its switch saved them,
     /// while it is suspended (ready, blocked or sleeping). Nil for the running thread, whose
-    /// registers are in the CPU, and for rows another M:N worker owns at the moment.
+    /// registers are in the CPU.
     public var registers: SavedRegisters? = nil
     /// Whether `cancel()` was called on it.
     public var isCancelled: Bool
@@ -185,9 +185,10 @@ extension ControlBlockTable {
             let lo = UnsafeMutableRawPointer(p.stack_lo!)
             let hi = UnsafeMutableRawPointer(p.stack_hi!)
             let depth = uthreads_resident_depth(lo, hi)
-            // A suspended row this table's kernel thread owns: its frame is stable to read.
+            // forEachLive lists only rows this table owns (immigrants included): a suspended one's
+            // saved frame is stable to read from this kernel thread.
             let suspended = p.state == .stateReady || parked
-            let registers = suspended && p.mn_abroad == 0 ? SavedRegisters.read(t, name: name) : nil
+            let registers = suspended ? SavedRegisters.read(t, name: name) : nil
             infos.append(ThreadInfo(
                 id: ThreadID(rawValue: p.id),
                 name: obj?.name ?? t.cName,

@@ -62,6 +62,13 @@ import Testing
         let r = try ChildProcess.uthreads("table", "--registers")
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("in the CPU") && r.stdout.contains("FUNCTION"), "\(r.stdout)")
+        // M:N: every worker reads the saved frames of the rows it owns, for the merged table.
+        let mn = try ChildProcess.uthreads("table", "--workers", "2", "--json")
+        let table = try JSONDecoder().decode(ThreadTable.self, from: Data(mn.stdout.utf8))
+        let suspended = table.threads.filter { $0.state != .running }
+        #expect(Set(suspended.compactMap(\.worker)) == [0, 1])
+        #expect(!suspended.isEmpty && suspended.allSatisfy { $0.registers != nil })
+        #expect(table.threads.filter { $0.state == .running }.allSatisfy { $0.registers == nil })
         let bad = try ChildProcess.uthreads("table", "--registers", "--json")
         #expect(bad.status != 0 && bad.stderr.contains("--registers is for the text table"))
     }
