@@ -76,10 +76,12 @@ extension SavedRegisters {
                                   ("r15", 8, 8), ("mxcsr", 0, 4), ("x87cw", 4, 2)],
                       programCounterOffset: 56, size: 64)
         #elseif arch(arm64)
-        return Layout(architecture: "aarch64",
-                      registers: (19...28).map { ("x\($0)", 0x40 + 8 * ($0 - 19), 8) } + [("x29", 0xa0, 8)]
-                          + (8...15).map { ("d\($0)", 8 * ($0 - 8), 8) } + [("fpcr", 0x90, 8)],
-                      programCounterOffset: 0xa8, size: 0xb0)
+        var registers: [(name: String, offset: Int, bytes: Int)] = []
+        for n in 19...28 { registers.append((name: "x\(n)", offset: 0x40 + 8 * (n - 19), bytes: 8)) }
+        registers.append((name: "x29", offset: 0xa0, bytes: 8))
+        for n in 8...15 { registers.append((name: "d\(n)", offset: 8 * (n - 8), bytes: 8)) }
+        registers.append((name: "fpcr", offset: 0x90, bytes: 8))
+        return Layout(architecture: "aarch64", registers: registers, programCounterOffset: 0xa8, size: 0xb0)
         #else
         return nil
         #endif
