@@ -9,6 +9,13 @@
 // Read only while the thread is suspended (ready, blocked, sleeping) and only by the kernel
 // thread that owns its row: a running thread's registers are in the CPU, and its frame on the
 // stack is stale.
+//
+// Rejected: copying the registers into the control block at every switch, as a textbook table
+// would hold them. The switch would pay six to twenty stores more for a view that is read only
+// when someone looks, and the control block is exactly 256 bytes (one field more and a spawn
+// zeroes it with a memset call, DEVELOPERS.md). Rejected too: naming the program counter at
+// the switch (symbol lookup is a linear search of the ELF symbol table); a snapshot names each
+// distinct address once.
 import CUThreads
 
 /// The registers of a suspended user thread, as its switch saved them on its own stack.
