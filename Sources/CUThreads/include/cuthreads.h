@@ -5,9 +5,10 @@
 //   * uthreads_context_make: lays out the first frame of a new context on its stack.
 //   * struct uthreads_tcb: the thread control block, one row of the thread table. It is a C
 //     struct so that its layout is fixed and known to the fault handler (signals.c), to the
-//     gdb script (tools/gdb/uthreads.py) and to Swift alike.
-//   * backtraces of suspended threads and their symbols (backtrace.c), the thread-dump signal
-//     (dump_signal.c), the registry of live runtimes a debugger reads (registry.c).
+//     debugger scripts (tools/gdb, tools/lldb) and to Swift alike.
+//   * backtraces of suspended threads (backtrace.c) and their symbols (symbols.c), the
+//     thread-dump signal (dump_signal.c), the registry of live runtimes a debugger reads
+//     (registry.c).
 //   * the per-kernel-thread "current" pointers, the fault handler, and small syscall shims
 //     (epoll, eventfd, timerfd, futex, mincore) that Glibc does not export to Swift.
 //
@@ -294,11 +295,11 @@ void uthreads_write_stderr(const char *_Nonnull message);
 long uthreads_resident_depth(void *_Nonnull lo, void *_Nonnull hi);
 
 
-// MARK: - Backtraces and symbols (backtrace.c)
+// MARK: - Backtraces (backtrace.c) and symbols (symbols.c)
 
-/// Return addresses of a suspended thread, from its saved frame (x86-64: the saved return
-/// address, then the frame-pointer chain), innermost first. Every frame pointer is checked to
-/// lie inside [stack_lo, stack_hi). Returns the count written (0 on other architectures).
+/// Return addresses of a suspended thread, from its saved frame (the saved return address, then
+/// the frame-pointer chain; x86-64 and AArch64), innermost first. Every frame pointer is checked
+/// to lie inside [stack_lo, stack_hi). Returns the count written.
 int uthreads_backtrace_saved(const uthreads_tcb *_Nonnull t, uint64_t *_Nonnull out, int max);
 /// Return addresses of the caller, walking its own frame-pointer chain, bounded by the stack
 /// of `t` (the running thread) or, when nil, 8 MiB above the caller's frame (a kernel stack).

@@ -16,7 +16,13 @@ import CUThreads
 import Glibc
 
 /// A snapshot of every thread of a runtime with a backtrace of each.
+///
+/// Its JSON form carries a `"version"` key, the same as ``ThreadTable``'s (its rows are
+/// ``ThreadInfo``s): ``ThreadTable/formatVersion``.
 public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
+    /// The JSON format version this dump was decoded from (``ThreadTable/formatVersion`` when
+    /// made here).
+    @JSONFormatVersion public var version: Int = ThreadTable.formatVersion
     /// Why the dump was taken ("on demand", "signal 3").
     public var reason: String
     /// The process and the kernel thread the runtime runs on.
