@@ -100,8 +100,8 @@ enum {
 
 /// Stack modes.
 enum {
-    UTHREADS_STACK_GUARDED = 0,   ///< own mapping + PROT_NONE guard page below it
-    UTHREADS_STACK_DENSE = 1,     ///< carved from a slab, no guard page, canary checked
+    UTHREADS_STACK_GUARDED = 0,   ///< own mapping + PROT_NONE guard region below it
+    UTHREADS_STACK_DENSE = 1,     ///< carved from a slab, no guard between slots, canary checked
     UTHREADS_STACK_KERNEL = 2,    ///< the main thread of the scheduler (kernel's stack)
 };
 
@@ -265,12 +265,26 @@ uint64_t uthreads_monotonic_ns(void);
 
 // MARK: - Fault handler (signals.c)
 
-/// Installs (once per process) a SIGSEGV/SIGBUS handler that reports a fault in a user
-/// thread's guard page, and gives this kernel thread an alternate signal stack. Returns 0 or
-/// an errno value.
+/// Installs (once per process) a SIGSEGV/SIGBUS handler that reports a user thread's stack
+/// overflow (a fault in its guard region, or with its stack pointer below its stack), and gives
+/// this kernel thread an alternate signal stack. Returns 0 or an errno value.
 int uthreads_install_fault_handler(void);
-/// Reports a clobbered dense-mode canary of `tcb` on fd 2 and aborts.
-_Noreturn void uthreads_report_canary(const uthreads_tcb *_Nonnull tcb);
+/// Reports the overflow of `tcb`'s dense-mode stack found at a switch or exit (its canary
+/// overwritten, or the stack pointer `sp` below the stack) on fd 2 and aborts.
+_Noreturn void uthreads_report_dense_overflow(const uthreads_tcb *_Nonnull tcb, const void *_Nullable sp);
+
+/// The caller's stack pointer (one instruction once inlined; the dense-mode check at a switch).
+static inline __attribute__((always_inline)) void *_Nullable uthreads_stack_pointer(void) {
+    void *sp;
+#if defined(__x86_64__)
+    __asm__ volatile("movq %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+#else
+    sp = __builtin_frame_address(0);
+#endif
+    return sp;
+}
 /// Writes a string to fd 2 without allocating (async-signal-safe).
 void uthreads_write_stderr(const char *_Nonnull message);
 

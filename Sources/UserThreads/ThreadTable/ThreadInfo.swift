@@ -45,13 +45,13 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
 
     /// A thread's stack as the table shows it.
     public struct StackInfo: Sendable, Codable, Hashable {
-        /// Guarded (own mapping and guard page) or dense (slab slot with a canary).
+        /// Guarded (own mapping and guard region) or dense (slab slot with a canary).
         public var mode: StackMode
         /// The lowest usable address.
         public var base: UInt64
         /// Usable bytes.
         public var size: Int
-        /// Bytes of the `PROT_NONE` guard page below `base` (0 for dense stacks).
+        /// Bytes of the `PROT_NONE` guard region below `base` (0 for dense stacks).
         public var guardSize: Int
         /// Deepest use so far, in bytes: the resident extent found with mincore (page
         /// granular, and it includes what an earlier thread on a recycled stack touched).

@@ -16,12 +16,13 @@ struct SelfTestCommand: ParsableCommand {
         case liveView = "live-view"
         case spawnLoop = "spawn-loop"
         case brokenPipe = "broken-pipe"
+        case stackOverflow = "stack-overflow"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT | broken-pipe")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS]")
     var scenario: Scenario
 
-    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run. spawn-loop: the count.")
+    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run. spawn-loop: the count. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
     var paths: [String] = []
 
     func run() throws {
@@ -117,8 +118,14 @@ struct SelfTestCommand: ParsableCommand {
             // A fixed number of `try UThread {}.join()` (the `bench spawn` loop) after 1000 to warm
             // the stack pool, for instruction counts: run it under callgrind with two counts and
             // divide the difference by the difference of the counts (docs/BENCHMARKS.md).
-            guard paths.count == 1, let count = Int(paths[0]), count >= 0 else { throw ValidationError("spawn-loop needs COUNT") }
-            try UThreadRuntime.run {
+            // An optional second argument picks the stack mode (default: the configuration's).
+            guard paths.count == 1 || paths.count == 2, let count = Int(paths[0]), count >= 0 else { throw ValidationError("spawn-loop needs COUNT [guarded | dense | automatic]") }
+            var configuration = UThreadRuntime.Configuration()
+            if paths.count == 2 {
+                guard let mode = StackMode(rawValue: paths[1]) else { throw ValidationError("spawn-loop: unknown stack mode \(paths[1])") }
+                configuration.stackMode = mode
+            }
+            try UThreadRuntime.run(configuration) {
                 for _ in 0..<1000 { try UThread {}.join() }
                 for _ in 0..<count { try UThread {}.join() }
             }
@@ -136,6 +143,8 @@ struct SelfTestCommand: ParsableCommand {
                 return "no error"
             }
             print("write to a closed pipe: \(outcome)")
+        case .stackOverflow:
+            try StackOverflowScenario(arguments: paths).run()
         case .gdbTarget:
             // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb.
             try UThreadRuntime.run {
