@@ -158,29 +158,16 @@ import Testing
     }
 
     @Test(arguments: [1, 2])
-    func uthreadsTopShowsTheWorkerColumn(workers: Int) throws {
-        let socket = LiveViewTests.temporaryPath(".sock"), stop = LiveViewTests.temporaryPath(".stop")
-        let target = Process()
-        target.executableURL = URL(fileURLWithPath: ChildProcess.uthreadsPath)
-        target.arguments = ["selftest", "live-view", socket, stop, "\(workers)"]
-        target.standardOutput = FileHandle.nullDevice
-        target.standardError = FileHandle.nullDevice
-        try target.run()
-        defer {
-            _ = FileManager.default.createFile(atPath: stop, contents: nil)
-            target.waitUntilExit()
-            try? FileManager.default.removeItem(atPath: stop)
-        }
-        let giveUp = ContinuousClock.now + .seconds(60)
-        while LiveViewTests.ask(socket, "table") == nil && ContinuousClock.now < giveUp { usleep(2000) }
+    func uthreadsTopShowsTheWorkerColumn(workers: Int) throws { try LiveViewTests.withLiveView(["\(workers)"]) { socket in
         let r = try ChildProcess.uthreads("top", "--once", "--sort", "id", socket)
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map(String.init)
         #expect(lines.contains { $0.contains("; \(workers) worker\(workers == 1 ? "" : "s")") }, "\(r.stdout)")
-        #expect(lines.contains { $0.contains(try! Regex("TID +NAME +STATE +WORKER")) }, "\(r.stdout)")
+        let header = try Regex("TID +NAME +STATE +WORKER")
+        #expect(lines.contains { $0.contains(header) }, "\(r.stdout)")
         for k in 0..<workers {
             let row = try Regex("sleeper \(k) +sleeping +\(k) ")
             #expect(lines.contains { $0.contains(row) }, "sleeper \(k) on worker \(k): \(r.stdout)")
         }
-    }
+    } }
 }

@@ -58,11 +58,13 @@ import Testing
         #expect(throws: UThreadError.self) { try UThreadRuntime.run(configuration) {} }
     }
 
-    @Test func uthreadsTopShowsALiveProcess() throws {
+    /// Runs `uthreads selftest live-view SOCKET STOPFILE` (plus `extra` arguments) while `body`
+    /// runs with the socket's path, from the moment the socket answers.
+    static func withLiveView<R>(_ extra: [String] = [], _ body: (String) throws -> R) throws -> R {
         let socket = Self.temporaryPath(".sock"), stop = Self.temporaryPath(".stop")
         let target = Process()
         target.executableURL = URL(fileURLWithPath: ChildProcess.uthreadsPath)
-        target.arguments = ["selftest", "live-view", socket, stop]
+        target.arguments = ["selftest", "live-view", socket, stop] + extra
         target.standardOutput = FileHandle.nullDevice
         target.standardError = FileHandle.nullDevice
         try target.run()
@@ -74,6 +76,10 @@ import Testing
         // Wait for the event "the socket answers" (bounded), not for a guessed time.
         let giveUp = ContinuousClock.now + .seconds(60)
         while Self.ask(socket, "table") == nil && ContinuousClock.now < giveUp { usleep(2000) }
+        return try body(socket)
+    }
+
+    @Test func uthreadsTopShowsALiveProcess() throws { try Self.withLiveView { socket in
         let r = try ChildProcess.uthreads("top", "--once", "--sort", "id", socket)
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map(String.init)
@@ -86,7 +92,7 @@ import Testing
         let twice = try ChildProcess.uthreads("top", "-n", "2", "--interval", "0.05", socket)
         #expect(twice.status == 0, "\(twice.stderr)")
         #expect(twice.stdout.components(separatedBy: "uthreads top —").count == 3)
-    }
+    } }
 
     @Test func uthreadsTopNamesAMissingSocket() throws {
         let r = try ChildProcess.uthreads("top", "--once", Self.temporaryPath(".sock"))
