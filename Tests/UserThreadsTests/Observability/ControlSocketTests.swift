@@ -1,6 +1,5 @@
 import CUThreads
 import Foundation
-import Synchronization
 import Testing
 @testable import UserThreads
 
@@ -32,7 +31,7 @@ import Testing
     /// Runs `client` on a kernel thread of its own and waits for its value by parking the
     /// calling user thread (a blocking wait would stop the runtime that must answer).
     static func onKernelThread<T: Sendable>(_ client: @escaping @Sendable () -> T) throws -> T? {
-        let result = Mutex<T?>(nil)
+        let result = KernelLock<T?>(nil)  // a pthread mutex: ThreadSanitizer sees it (Mutex it does not)
         Thread {
             let value = client()
             result.withLock { $0 = value }

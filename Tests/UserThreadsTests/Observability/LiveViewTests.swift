@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 @testable import UserThreads
 
@@ -13,43 +12,6 @@ import Testing
     /// Sends one request line to a control socket and reads the answer (nil when it cannot).
     static func ask(_ path: String, _ request: String) -> Data? {
         (try? UThreadRuntime.queryControlSocket(path, request: request)).map { Data($0) }
-    }
-
-    @Test func theControlSocketServesTheTableFromAnotherKernelThread() throws {
-        let path = Self.temporaryPath(".sock")
-        var configuration = UThreadRuntime.Configuration()
-        configuration.controlSocket = path
-        let answers = try UThreadRuntime.run(configuration) {
-            let sleeper = UThread(name: "sleeper") { try UThread.sleep(for: .seconds(3600)) }
-            let joiner = UThread(name: "joiner") { try sleeper.join() }
-            UThread.yield()
-            // The client is a kernel thread of its own; main waits for its answer by parking
-            // (a blocking wait here would stop the scheduler that must answer).
-            let result = Mutex<(Data?, Data?)?>(nil)
-            let client = Thread {
-                let answers = (Self.ask(path, "table"), Self.ask(path, "dump"))  // not under the lock
-                result.withLock { $0 = answers }
-            }
-            client.start()
-            let giveUp = ContinuousClock.now + .seconds(60)
-            while result.withLock({ $0 == nil }) && ContinuousClock.now < giveUp {
-                try UThread.sleep(for: .milliseconds(1))
-            }
-            sleeper.cancel()
-            _ = try? joiner.join()
-            return result.withLock { $0 }
-        }
-        let (tableData, dumpData) = try #require(answers)
-        let table = try JSONDecoder().decode(ThreadTable.self, from: try #require(tableData))
-        func row(_ name: String) -> ThreadInfo? { table.threads.first { $0.name == name } }
-        #expect(row("main")?.state == .sleeping)
-        #expect(row("sleeper")?.state == .sleeping)
-        #expect(row("joiner")?.state == .blocked)
-        #expect(row("joiner")?.waitReason?.kind == .join)
-        let dump = try JSONDecoder().decode(ThreadDump.self, from: try #require(dumpData))
-        #expect(dump.reason == "control socket")
-        #expect(dump.threads.first { $0.thread.name == "joiner" }?.backtrace.isEmpty == false)
-        #expect(!FileManager.default.fileExists(atPath: path), "the socket is removed when run returns")
     }
 
     @Test func anUnusableSocketPathIsAConfigurationError() {
