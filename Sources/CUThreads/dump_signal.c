@@ -1,7 +1,7 @@
 // dump_signal.c — "dump your threads" on a signal (SIGQUIT by default), Go- and Java-style.
 //
 // The handler only counts: it increments a process-wide request counter with an atomic add,
-// which is async-signal-safe. It never reads the thread table, formats or writes: a signal can
+// which is async-signal-safe (and rings the registered bells, below). It never reads the thread table, formats or writes: a signal can
 // land in the middle of a switch or of malloc. Each runtime remembers the last count it
 // answered and, at its next safe point (every 64th yield, or its idle loop, whose nanosleep or
 // epoll_wait the signal interrupts with EINTR), builds the dump with ordinary Swift code and

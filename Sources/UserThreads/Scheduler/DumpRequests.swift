@@ -12,7 +12,7 @@
 // control socket).
 //
 // An M:N worker does not write its own part: the dump must list every worker's threads. The
-// first worker to notice a request hands it to its `WorkerHooks` (MNSignalDump.swift), which
+// first worker to notice a request hands it to its `WorkerHooks` (MN/MNObservability.swift), which
 // writes one merged dump; the others only note it as answered.
 import CUThreads
 

@@ -19,7 +19,6 @@ final class SnapshotChannel: Sendable {
         var asked: UInt64 = 0
         var answered: UInt64 = 0
         var response: String?
-        var closed = false
     }
 
     private let pending = Atomic<Bool>(false)
@@ -44,24 +43,19 @@ final class SnapshotChannel: Sendable {
 
     /// Posts `request` and waits on the calling kernel thread until the scheduler answers,
     /// `timeoutNanoseconds` pass, or `stop` (a descriptor; -1: none) becomes readable. Nil when
-    /// the runtime has ended or did not answer in time. Never call it from the runtime's own
+    /// the runtime did not answer in time (or has ended). Never call it from the runtime's own
     /// kernel thread. One asker at a time.
     func ask(_ request: String, timeoutNanoseconds: UInt64, stop: Int32 = -1) -> String? {
-        let number: UInt64? = slot.withLock { s in
-            guard !s.closed else { return nil }
+        let number: UInt64 = slot.withLock { s in
             s.asked &+= 1
             s.request = request
             s.response = nil
             return s.asked
         }
-        guard let number else { return nil }
         pending.store(true, ordering: .releasing)
         let deadline = uthreads_monotonic_ns() &+ timeoutNanoseconds
         while true {
-            if let answer = slot.withLock({ s -> String?? in
-                if s.closed { return .some(nil) }
-                return s.answered == number ? .some(s.response) : nil
-            }) { return answer }
+            if let answer = slot.withLock({ s in s.answered == number ? s.response : nil }) { return answer }
             let now = uthreads_monotonic_ns()
             if now >= deadline { break }
             var fds = [pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
@@ -91,13 +85,6 @@ final class SnapshotChannel: Sendable {
             s.response = response
             s.answered = number
         }
-        wakeAsker()
-    }
-
-    /// The runtime is ending: a waiting asker gets nil, later ones at once.
-    func close() {
-        slot.withLock { $0.closed = true; $0.response = nil }
-        pending.store(false, ordering: .releasing)
         wakeAsker()
     }
 
