@@ -49,9 +49,10 @@ import Testing
         var configuration = UThreadRuntime.Configuration()
         configuration.controlSocket = path
         let answers = try Self.withSleepers(workers: workers, configuration) {
-            try Self.onKernelThread { (LiveViewTests.ask(path, "table"), LiveViewTests.ask(path, "dump")) }
+            try Self.onKernelThread { (LiveViewTests.ask(path, "table"), LiveViewTests.ask(path, "dump"), LiveViewTests.ask(path, "bogus")) }
         }
-        let (tableData, dumpData) = try #require(answers)
+        let (tableData, dumpData, bogus) = try #require(answers)
+        #expect(bogus.map { String(decoding: $0, as: UTF8.self) }?.contains("unknown request 'bogus'") == true)
         let table = try JSONDecoder().decode(ThreadTable.self, from: try #require(tableData))
         let dump = try JSONDecoder().decode(ThreadDump.self, from: try #require(dumpData))
         #expect(table.workers == (workers == 0 ? nil : workers))
@@ -93,6 +94,13 @@ import Testing
         #expect(poll(&pfd, 1, 0) == 1, "closed when run returned")
         var byte: UInt8 = 0
         #expect(read(silent, &byte, 1) <= 0, "without an answer")
+    }
+
+    @Test(arguments: [0, 1, 2])
+    func anUnusableSocketPathIsAConfigurationError(workers: Int) {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.controlSocket = "/nonexistent-dir/uthreads.sock"
+        #expect(throws: UThreadError.self) { try Self.withSleepers(workers: workers, configuration) {} }
     }
 
     // MARK: The server alone (a fixed answer, no runtime)

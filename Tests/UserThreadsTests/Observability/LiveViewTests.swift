@@ -14,12 +14,6 @@ import Testing
         (try? UThreadRuntime.queryControlSocket(path, request: request)).map { Data($0) }
     }
 
-    @Test func anUnusableSocketPathIsAConfigurationError() {
-        var configuration = UThreadRuntime.Configuration()
-        configuration.controlSocket = "/nonexistent-dir/uthreads.sock"
-        #expect(throws: UThreadError.self) { try UThreadRuntime.run(configuration) {} }
-    }
-
     /// Runs `uthreads selftest live-view SOCKET STOPFILE` (plus `extra` arguments) while `body`
     /// runs with the socket's path, from the moment the socket answers.
     static func withLiveView<R>(_ extra: [String] = [], _ body: (String) throws -> R) throws -> R {
