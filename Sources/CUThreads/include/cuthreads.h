@@ -324,6 +324,15 @@ int uthreads_install_dump_signal(int sig);
 /// Dump requests received so far in the process (each runtime answers each one once).
 uint64_t uthreads_dump_requests(void);
 
+#define UTHREADS_DUMP_BELLS 64
+
+/// Registers an eventfd that the dump handler writes 1 to on every request (so that a runtime
+/// sleeping in epoll_wait on another kernel thread wakes). Returns the slot, or -1 when all
+/// are taken. Remove the bell before closing the descriptor.
+int uthreads_dump_bell_add(int fd);
+/// Unregisters a bell; on return no handler writes to its descriptor any more.
+void uthreads_dump_bell_remove(int slot);
+
 // MARK: - Debugger registry (registry.c)
 
 /// What a debugger needs to walk one runtime's thread table: its chunks of rows. Owned and
