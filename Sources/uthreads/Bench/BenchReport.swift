@@ -66,6 +66,7 @@ struct BenchRun: Codable {
     var tool = "uthreads bench"
     var command: String
     var date: String
+    /// HEAD of the checkout the command ran in, when it started ("-dirty": tracked files differed).
     var commit: String
     var build: String
     var machine: Machine
@@ -214,13 +215,14 @@ final class BenchReport {
     }
 
     /// Median of `samples` with its spread; every sample is kept. With `ratioOver`, the note
-    /// is this row's ratio to that earlier row (when the two are comparable).
-    func add(group: String, name: String, unit: String, samples: [Double], note: String? = nil, ratioOver other: String? = nil) {
+    /// is this row's ratio to that earlier row, called `ratioLabel` (when the two are comparable).
+    func add(group: String, name: String, unit: String, samples: [Double], note: String? = nil, ratioOver other: String? = nil,
+             ratioLabel: String = "user threads") {
         let sorted = samples.sorted()
         let median = sorted.isEmpty ? .nan : sorted[sorted.count / 2]
         var row = BenchRow(group: group, name: name, value: median, unit: unit, min: sorted.first, max: sorted.last, note: note,
                            samples: samples, placement: BenchPlacement.current.rawValue)
-        if let other, let base = self.row(other) { row.note = BenchReport.ratioNote(row, over: base, label: "user threads") }
+        if let other, let base = self.row(other) { row.note = BenchReport.ratioNote(row, over: base, label: ratioLabel) }
         add(row)
     }
 

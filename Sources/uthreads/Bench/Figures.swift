@@ -110,9 +110,10 @@ enum Figures {
 
     static func source(_ run: BenchRun, file: String) -> String {
         let m = run.machine
+        let timed = run.rows.contains { $0.samples != nil }
         return "Run file `\(file)`: \(run.date), commit \(run.commit.prefix(12)), \(run.build) build, `\(run.command)`; "
-            + "\(m.cpu), \(m.cores) CPUs, Linux \(m.kernel). \(run.clock.prefix(1).uppercased() + run.clock.dropFirst()); "
-            + "medians of \(run.repetitions) repetitions."
+            + "\(m.cpu), \(m.cores) CPUs, Linux \(m.kernel). Clock: \(run.clock)"
+            + (timed ? "; medians of \(run.repetitions) repetitions." : ".")
             + (run.quick ? " **--quick: figures meaningless.**" : "")
     }
 
@@ -126,7 +127,7 @@ enum Figures {
 
     static func spread(_ r: BenchRow, _ f: (Double) -> String) -> String {
         guard let lo = r.min, let hi = r.max, (r.samples?.count ?? 0) > 1 else { return f(r.value) }
-        return "\(f(r.value)) (\(f(lo))–\(f(hi)))"
+        return "\(f(r.value)) [\(f(lo)) – \(f(hi))]"
     }
 
     /// "N×" between two rows when they are comparable (same placement, neither capped).

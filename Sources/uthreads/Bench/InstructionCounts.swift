@@ -94,6 +94,8 @@ enum InstructionCounts {
         guard tools.isEmpty else {
             throw ValidationError("--instructions needs \(tools.joined(separator: " and ")) (apt-get install valgrind binutils)")
         }
+        var run = BenchRun.current(command: "uthreads " + CommandLine.arguments.dropFirst().joined(separator: " "),
+                                   quick: options.quick, repetitions: 1, rows: [])
         let binary = try strippedCopy()
         defer { unlink(binary) }
         let n1 = options.scaled(20_000, quick: 2_000), n2 = 2 * n1
@@ -119,8 +121,8 @@ enum InstructionCounts {
             }
         }
         if options.json {
-            let run = BenchRun.current(command: "uthreads " + CommandLine.arguments.dropFirst().joined(separator: " "),
-                                       quick: options.quick, repetitions: 1, rows: report.rows)
+            run.rows = report.rows
+            run.clock = "none: instructions counted by valgrind's callgrind, (I(\(n2)) - I(\(n1))) / \(n2 - n1) per operation"
             BenchOutput.writeJSON(try run.encoded())
         }
         if !failed.isEmpty {

@@ -70,13 +70,14 @@ func runBench(_ options: BenchOptions, command: String, _ groups: (BenchReport) 
         try InstructionCounts.run(options)
         return
     }
+    // The checkout's commit and the date as the run starts (edits during a long run are not in it).
+    var run = BenchRun.current(command: "uthreads " + CommandLine.arguments.dropFirst().joined(separator: " "),
+                               quick: options.quick, repetitions: options.repetitions, rows: [])
     let report = BenchReport()
     printHeader(options)
     try BenchPlacement.with(options.placement.placement) { try groups(report) }
     if options.json {
-        let arguments = CommandLine.arguments.dropFirst().joined(separator: " ")
-        let run = BenchRun.current(command: "uthreads \(arguments)", quick: options.quick, repetitions: options.repetitions,
-                                   rows: report.rows)
+        run.rows = report.rows
         BenchOutput.writeJSON(try run.encoded())
     }
 }

@@ -8,6 +8,7 @@ import UserThreads
 
 /// Progress of long runs, on stderr (stdout carries the tables and the JSON).
 func progress(_ message: String) {
+    fflush(nil)  // what print buffered first: with --json both go to stderr, and a row must not be split
     FileHandle.standardError.write(Data("[bench] \(message)\n".utf8))
 }
 

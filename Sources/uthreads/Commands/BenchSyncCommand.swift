@@ -53,6 +53,6 @@ enum SyncBenchRuns {
         r.add(group: "sync", name: "M:N: MNChannel ping-pong, threads on 2 workers", unit: "ns/handoff", samples: across)
         r.add(group: "sync", name: "M:N: MNChannel ping-pong, both threads on 1 worker", unit: "ns/handoff", samples: local)
         r.add(group: "sync", name: "kernel threads: mutex+condvar handoff, free (2 CPUs)", unit: "ns/handoff", samples: condvar,
-              ratioOver: "M:N: MNChannel ping-pong, threads on 2 workers")
+              ratioOver: "M:N: MNChannel ping-pong, threads on 2 workers", ratioLabel: "the MNChannel handoff across workers")
     }
 }
