@@ -8,9 +8,9 @@ import Testing
     /// The text's rows: the lines of the group tables (not headers, notes or the comparison).
     static func printedRowNames(_ text: String, knownNames: [String]) -> (matched: Int, unmatched: [String]) {
         var matched = 0, unmatched: [String] = []
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) where !line.allSatisfy(\.isWhitespace) {
             if line.hasPrefix("== user threads, kernel threads, processes, Swift tasks") { break }  // the comparison table
-            if line.hasPrefix("==") || line.hasPrefix("--") || line.hasPrefix("[bench]") || line.hasPrefix(" ") { continue }
+            if line.hasPrefix("==") || line.hasPrefix("--") || line.hasPrefix("[bench]") { continue }
             if knownNames.contains(where: { line.hasPrefix($0) }) { matched += 1 } else { unmatched.append(String(line)) }
         }
         return (matched, unmatched)
