@@ -1,7 +1,7 @@
 // The figures in README.md and docs/BENCHMARKS.md, generated from run files kept in docs/runs/.
 //
-// A generated table sits between two marker comments that name what it is and where it comes
-// from:
+// A generated table sits between two marker comments, each at the start of a line, that name
+// what it is and where it comes from:
 //
 //     <!-- figures: readme runs/2026-12-07-bench.json -->
 //     …generated Markdown…
@@ -62,6 +62,11 @@ enum Figures {
         var out: [Block] = []
         var search = text.startIndex
         while let open = text.range(of: "<!-- figures:", range: search..<text.endIndex) {
+            // A marker starts a line; one quoted in prose (`<!-- figures: … -->`) is text.
+            guard open.lowerBound == text.startIndex || text[text.index(before: open.lowerBound)] == "\n" else {
+                search = open.upperBound
+                continue
+            }
             guard let close = text.range(of: "-->", range: open.upperBound..<text.endIndex) else {
                 throw FiguresError("a '<!-- figures:' marker is not closed")
             }
@@ -150,7 +155,7 @@ enum Figures {
         }
         line("switch: `yield()` through the public API vs futex handoff", "user threads: yield() between 2 threads (public API)",
              "kernel threads: futex handoff, pinned to 1 CPU")
-        line("the same without per-thread CPU accounting (one TSC read less)", "user threads: the same, cpuAccounting off", nil)
+        line("the same without per-thread CPU accounting (one TSC read less)", "user threads: the same, cpuAccounting off (no TSC read)", nil)
         line("spawn + run + join of an empty thread vs `pthread_create` + `join`", "user threads: spawn+run+join, one at a time",
              "kernel threads: pthread_create+join")
         line("channel handoff vs mutex+condvar handoff", "user threads: channel ping-pong handoff", "kernel threads: mutex+condvar handoff, pinned")
