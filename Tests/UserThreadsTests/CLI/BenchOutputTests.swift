@@ -57,12 +57,11 @@ import Testing
         let root = ChildProcess.repositoryRoot
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let marker = try #require(readme.range(of: "<!-- figures: readme "))
-        let runPath = String(readme[marker.upperBound...].prefix { $0 != " " })
+        // The README's run files, at the same place relative to the copy.
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("uthreads-figures-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let runCopy = dir.appendingPathComponent(runPath)
-        try FileManager.default.createDirectory(at: runCopy.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: root.appendingPathComponent(runPath), to: runCopy)
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("docs"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: root.appendingPathComponent("docs/runs"), to: dir.appendingPathComponent("docs/runs"))
         let end = try #require(readme.range(of: "<!-- /figures -->", range: marker.upperBound..<readme.endIndex))
         let row = try #require(readme.range(of: "| spawn + run + join", range: marker.upperBound..<end.lowerBound))
         var edited = readme
