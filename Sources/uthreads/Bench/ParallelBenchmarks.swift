@@ -38,11 +38,9 @@ struct BenchParallelCommand: BenchSubcommand {
         if let workers {
             ParallelBenchRuns.workerCounts = Array(Set(workers.split(separator: ",").compactMap { Int($0.filter { $0 != " " }) })).sorted()
         }
-        try runBench(options, command: "parallel") { report in
-            // M:N needs every CPU, whatever --placement says.
-            try BenchPlacement.with(.free) {
-                for (name, group) in zip(Self.groupNames, Self.groups) where selected.contains(name) { try group(report, options) }
-            }
+        // M:N needs every CPU, whatever --placement says.
+        try runBench(options, command: "parallel", placement: .free) { report in
+            for (name, group) in zip(Self.groupNames, Self.groups) where selected.contains(name) { try group(report, options) }
         }
     }
 }

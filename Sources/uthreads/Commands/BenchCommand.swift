@@ -64,7 +64,9 @@ extension BenchSubcommand {
 /// Runs a benchmark command: stdout reserved for the JSON with `--json`, the header, the
 /// groups under the requested placement, then the run file on stdout. `--instructions` counts
 /// instructions instead of timing.
-func runBench(_ options: BenchOptions, command: String, _ groups: (BenchReport) throws -> Void) throws {
+func runBench(_ options: BenchOptions, command: String, placement: BenchPlacement? = nil,
+              _ groups: (BenchReport) throws -> Void) throws {
+    let placement = placement ?? options.placement.placement
     if options.json { BenchOutput.reserveStdoutForJSON() }
     if options.instructions {
         try InstructionCounts.run(options)
@@ -74,8 +76,8 @@ func runBench(_ options: BenchOptions, command: String, _ groups: (BenchReport) 
     var run = BenchRun.current(command: "uthreads " + CommandLine.arguments.dropFirst().joined(separator: " "),
                                quick: options.quick, repetitions: options.repetitions, rows: [])
     let report = BenchReport()
-    printHeader(options)
-    try BenchPlacement.with(options.placement.placement) { try groups(report) }
+    printHeader(options, placement: placement)
+    try BenchPlacement.with(placement) { try groups(report) }
     if options.json {
         run.rows = report.rows
         BenchOutput.writeJSON(try run.encoded())
@@ -108,10 +110,10 @@ struct BenchMemoryCommand: BenchSubcommand {
     static var groups: [(BenchReport, BenchOptions) throws -> Void] { [CoreBenchRuns.memory] }
 }
 
-func printHeader(_ options: BenchOptions) {
+func printHeader(_ options: BenchOptions, placement: BenchPlacement) {
     let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
     print("== uthreads bench: \(cpus) CPUs available; medians of \(options.repetitions) runs, spread in brackets; compare rows of one run (ratios), not absolute times")
-    print("== clock: wall time (CLOCK_MONOTONIC) for every timed row; placement: \(options.placement.placement.rawValue) unless a row says otherwise; a ratio only between rows of the same placement")
+    print("== clock: wall time (CLOCK_MONOTONIC) for every timed row; placement: \(placement.rawValue) unless a row says otherwise; a ratio only between rows of the same placement")
 }
 
 /// The issue-2 figures, shared by `bench` and the tour.
