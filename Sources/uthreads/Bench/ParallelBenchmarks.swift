@@ -39,7 +39,7 @@ struct BenchParallelCommand: BenchSubcommand {
             ParallelBenchRuns.workerCounts = Array(Set(workers.split(separator: ",").compactMap { Int($0.filter { $0 != " " }) })).sorted()
         }
         // M:N needs every CPU, whatever --placement says.
-        try runBench(options, command: "parallel", placement: .free) { report in
+        try runBench(options, placement: .free) { report in
             for (name, group) in zip(Self.groupNames, Self.groups) where selected.contains(name) { try group(report, options) }
         }
     }

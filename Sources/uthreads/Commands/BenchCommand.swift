@@ -55,7 +55,7 @@ enum BenchPlacementOption: String, ExpressibleByArgument {
 
 extension BenchSubcommand {
     func run() throws {
-        try runBench(options, command: Self.configuration.commandName ?? "bench") { report in
+        try runBench(options) { report in
             for group in Self.groups { try group(report, options) }
         }
     }
@@ -64,7 +64,7 @@ extension BenchSubcommand {
 /// Runs a benchmark command: stdout reserved for the JSON with `--json`, the header, the
 /// groups under the requested placement, then the run file on stdout. `--instructions` counts
 /// instructions instead of timing.
-func runBench(_ options: BenchOptions, command: String, placement: BenchPlacement? = nil,
+func runBench(_ options: BenchOptions, placement: BenchPlacement? = nil,
               _ groups: (BenchReport) throws -> Void) throws {
     let placement = placement ?? options.placement.placement
     if options.json { BenchOutput.reserveStdoutForJSON() }
