@@ -169,13 +169,18 @@ enum Figures {
         return out.joined(separator: "\n") + "\n"
     }
 
-    static func comparison(_ run: BenchRun, file: String) -> String {
+    /// The 1992 comparison of a run (its operations named as the run named them).
+    static func chart(_ run: BenchRun) -> Comparison {
         let contended = run.rows.lazy.compactMap { r -> Int? in
             guard r.name.hasPrefix("user threads: mutex contended by ") else { return nil }
             return Int(r.name.dropFirst("user threads: mutex contended by ".count).prefix { $0.isNumber })
         }.first ?? 100
         let budget = run.quick ? 1.0 / 32 : CompareBenchRuns.budgetGiB  // CompareBenchRuns.budgetBytes
-        let c = Comparison(report: run.rows, operations: Comparison.operations(threadsContended: contended, budgetGiB: budget))
+        return Comparison(report: run.rows, operations: Comparison.operations(threadsContended: contended, budgetGiB: budget))
+    }
+
+    static func comparison(_ run: BenchRun, file: String) -> String {
+        let c = chart(run)
         let placements = Set(run.rows.compactMap { $0.unit.hasPrefix("ns") ? $0.placement : nil }).sorted()
         return source(run, file: file) + " Placements in this run: \(placements.joined(separator: ", ")).\n\n" + c.markdown() + "\n"
     }
@@ -205,7 +210,9 @@ enum Figures {
         let m = run.machine
         var out = ["Run file `\(file)` (scripts/compare.sh): \(run.date), commit \(run.commit.prefix(12)); \(m.cpu), \(m.cores) CPUs, "
                    + "Linux \(m.kernel); \(run.wrk), \(run.durationSeconds) s per row, a fresh server process per row. Pinned: server "
-                   + "on CPU 0, wrk on CPU 1. `µs/req` is server CPU (user+system) per request, the steadiest figure.", "",
+                   + "on CPU 0, wrk on CPU 1. `µs/req` is server CPU (user+system) per request, the steadiest figure. "
+                   + "Where `srv %` and `wrk %` are both well below 100, other load on the machine starved both: req/s then says "
+                   + "how much CPU each server was given, not what it can serve.", "",
                    "| server | config | conns | req/s | p50 ms | p99 ms | µs/req | µs/req ÷ c-epoll | req/s ÷ uthreads | srv % | wrk % | RSS MiB | errors |",
                    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in run.rows {

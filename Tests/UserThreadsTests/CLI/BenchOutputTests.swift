@@ -100,3 +100,19 @@ import Testing
         #expect(ceilings.status != 0 && !ceilings.crashed && ceilings.stderr.contains("--ceilings needs --instructions"))
     }
 }
+
+extension BenchOutputTests {
+    /// The chart is drawn from a run file; capped counts are faded and labelled as lower bounds.
+    @Test func chartFromTheCommittedRunFileShowsCapsAsLowerBounds() throws {
+        let root = ChildProcess.repositoryRoot
+        let benchmarks = try String(contentsOf: root.appendingPathComponent("docs/BENCHMARKS.md"), encoding: .utf8)
+        let marker = try #require(benchmarks.range(of: "<!-- figures: comparison "))
+        let run = root.appendingPathComponent("docs").appendingPathComponent(String(benchmarks[marker.upperBound...].prefix { $0 != " " }))
+        let svg = FileManager.default.temporaryDirectory.appendingPathComponent("uthreads-chart-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).svg")
+        defer { try? FileManager.default.removeItem(at: svg) }
+        let r = try ChildProcess.uthreads("bench", "figures", "--svg", svg.path, run.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        let text = try String(contentsOf: svg, encoding: .utf8)
+        #expect(text.hasPrefix("<svg") && text.contains("(capped)") && text.contains("fill-opacity"))
+    }
+}
