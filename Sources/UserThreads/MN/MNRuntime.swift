@@ -259,7 +259,7 @@ enum MNMail: Sendable {
     case cancel(block: UInt, id: UInt64)
     /// Start this thread here (a spawn bound to this worker; never stolen).
     case start(MNThreadObject)
-    /// Add this worker's thread-table rows to a merged table (MNThreadTable.swift).
+    /// Add this worker's thread-table rows (or dump) to a merged one (MNThreadTable.swift).
     case snapshot(MNTableRequest)
     /// A row of yours (and its stack) whose thread finished on another worker: free it.
     case reclaim(block: UInt)
@@ -386,6 +386,8 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// summed over workers: 0 after a clean end.
     let rowsLeft = Atomic<Int>(0)
     let stacksLeft = Atomic<Int>(0)
+    /// Dump-signal requests already claimed by a worker (MNObservability.swift).
+    let observation = MNObservation()
 
     /// The workers as unretained references (`workers` keeps them alive). Every worker's hot
     /// paths look at other workers; through an array of class references each look would be a
@@ -581,6 +583,8 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         let runtime = try MNRuntime(workers: n, configuration: configuration, policy: policy)
         runtime.descriptors.activate()  // closers outside the workers find it from now on
         defer { runtime.tearDown() }
+        let observed = try MNObservability.attach(runtime)  // dump signal, control socket
+        defer { MNObservability.detach(observed) }  // before tearDown: the bells are the reactors'
         let main = MNThreadObject.make(runtime: runtime, name: "main", isMain: true, stackSize: configuration.mainStackSize, body: body)
         runtime.externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
         runtime.workers[0].initial = main
@@ -713,6 +717,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     deinit { Glibc.close(doorbell) }
 
+    /// The eventfd the dump signal's handler rings to wake this worker (its reactor drains it
+    /// on every event: a ring with no offload completed costs one empty pass).
+    var dumpBell: Int32 { reactor.mailbox.eventFD }
+
     func detach() {
         scheduler?.worker = nil
         scheduler = nil
@@ -823,7 +831,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             case .start(let object):
                 start(object, s)
             case .snapshot(let request):
-                request.deliver(worker: index, table: s.snapshot())
+                request.answer(worker: index, s)
             case .reclaim(let block):
                 s.reclaim(ControlBlock(bitPattern: block)!)
             case .closeDescriptor(let fd):
@@ -1079,6 +1087,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     func idle(_ s: Scheduler) -> Bool {
+        s.answerSafePointRequests()  // a dump signal (MNObservability.swift)
         if !s.timers.isEmpty { s.fireTimers(now: s.now()) }
         if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
         guard checkRuntime(s) else { return false }

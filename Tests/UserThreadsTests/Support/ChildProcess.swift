@@ -27,8 +27,10 @@ enum ChildProcess {
 
     /// Runs `executable` to its end, or kills it (SIGKILL) after `timeout`, so that a child that
     /// hangs fails its test (`timedOut`, with the output so far) instead of hanging the run.
+    /// The default: 10 s less than the calling test's time limit (a minute if it has none).
     static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                    timeout: Duration = .seconds(50)) throws -> ChildResult {
+                    timeout: Duration? = nil) throws -> ChildResult {
+        let timeout = timeout ?? (Test.current?.timeLimit ?? .seconds(60)) - .seconds(10)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
