@@ -158,9 +158,7 @@ import Testing
             }
         }
         #expect(report?.hasPrefix("M:N runtime: all 2 workers idle with parked threads") == true, "\(report ?? "")")
-        // Both waits (see DeadlockTests: a worker's table is sometimes missing from the report).
-        withKnownIssue("the M:N deadlock report can miss a worker's waits", isIntermittent: true) {
-            #expect(report?.contains("channel receive on 'x'") == true && report?.contains("channel receive on 'y'") == true, "\(report ?? "")")
-        }
+        // Both waits: every worker writes its table before any thread unwinds.
+        #expect(report?.contains("channel receive on 'x'") == true && report?.contains("channel receive on 'y'") == true, "\(report ?? "")")
     }
 }

@@ -17,12 +17,10 @@ import Testing
         for text in ["wait-for cycle", "\"alice\"", "\"bob\"", "join #"] { #expect(single.contains(text), "M:1 report lacks \(text)") }
         #expect(single.contains("M:1 threads unwound: 2"))  // the deadlocked threads were woken and unwound
         #expect(multi.contains("M:N runtime: all 2 workers idle with parked threads"))
-        // Both threads with their waits: the report is built while the teardown already cancels
-        // threads, and one worker's table sometimes lacks its thread or shows it "ready,
-        // cancelled" instead of its wait (a library bug, left for its own fix).
-        withKnownIssue("the M:N deadlock report can miss a worker's waits", isIntermittent: true) {
-            for text in ["carol", "dave", "mutex 'first'", "mutex 'second'"] { #expect(multi.contains(text), "M:N report lacks \(text)") }
-        }
+        // Both threads with their waits: every worker writes its table before any thread is
+        // woken to unwind (a release on the way out would otherwise change another's table).
+        for text in ["carol", "dave", "mutex 'first'", "mutex 'second'"] { #expect(multi.contains(text), "M:N report lacks \(text)") }
+        #expect(!multi.contains("cancelled"), "a waiter was reported after the unwinding began:\n\(multi)")
     }
 
     @Test func theInvariantCheckerAcceptsARealWorkload() throws {
