@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "uthreads_jacket_abi.h"
+
 #if !defined(__clang__)  /* nullability annotations are for Swift's importer (clang) */
 #define _Nullable
 #define _Nonnull
@@ -173,6 +175,17 @@ void *_Nullable uthreads_get_runtime(void);
 void uthreads_set_runtime(void *_Nullable runtime);
 uthreads_tcb *_Nullable uthreads_get_current(void);
 void uthreads_set_current(uthreads_tcb *_Nullable tcb);
+
+/// Offset of the "current user thread" thread-local from the thread pointer (initial-exec: the
+/// same on every kernel thread). The jacket reads it with one %fs-relative load (jacket_link.c).
+intptr_t uthreads_current_tls_offset(void);
+
+// MARK: - Jacket (jacket_link.c)
+
+/// Fills in the version and TLS offset of `table` and gives it to the jacket (the opt-in
+/// interposer of blocking C calls, Sources/UserThreadsJacket) when the program has one.
+/// Returns 1 when a jacket took it, 0 when the program has none.
+int uthreads_jacket_connect(uthreads_jacket_runtime *_Nonnull table);
 
 // MARK: - Time-slice checkpoint (the explicit safe point)
 //

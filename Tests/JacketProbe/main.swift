@@ -1,0 +1,170 @@
+// jacket-probe: the jacket's scenarios, each in a fresh process (Tests/UserThreadsTests/Jacket
+// runs them). This binary links UserThreadsJacket, so every C library call in it — the plain C
+// calls of CJacketProbe, libcurl's — goes through the jacket; with UTHREADS_JACKET=0 the
+// jacket stays off and the same scenarios show the real calls' behaviour.
+//
+// Usage: jacket-probe <scenario> [--workers N] [arguments]. Prints `key=value` lines; exits
+// 1 with `FAIL …` on stderr when a scenario's own check fails.
+import CJacketCurl
+import CJacketProbe
+import Foundation
+import Glibc
+import UserThreads
+import UserThreadsJacket
+
+/// The command line: the scenario and its arguments, and `--workers N`.
+enum Options {
+    static let workers: Int = {
+        let a = CommandLine.arguments
+        if let i = a.firstIndex(of: "--workers"), i + 1 < a.count, let n = Int(a[i + 1]) { return n }
+        return 1
+    }()
+    static let arguments: [String] = {
+        var a = Array(CommandLine.arguments.dropFirst())
+        if let i = a.firstIndex(of: "--workers"), i + 1 < a.count { a.removeSubrange(i...(i + 1)) }
+        return a
+    }()
+}
+let arguments = Options.arguments
+signal(SIGPIPE, SIG_IGN)
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("FAIL \(message)\n".utf8))
+    exit(1)
+}
+
+/// A blocking pipe (the caller's view: no O_NONBLOCK).
+func blockingPipe() -> (Int32, Int32) {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { fail("pipe: \(errno)") }
+    return (fds[0], fds[1])
+}
+
+/// Runs `body` on the main user thread of an M:1 runtime, or of an M:N one with `workers`.
+func inRuntime(_ body: @escaping @Sendable () throws -> Void) {
+    do {
+        if Options.workers > 1 { try UThreadRuntime.run(workers: Options.workers) { try body() } } else { try UThreadRuntime.run { try body() } }
+    } catch { fail("runtime: \(error)") }
+}
+
+/// Spawns a worker-local user thread (M:1 `UThread`, M:N pinned `MNThread`) and returns its join.
+func spawn(_ name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () throws -> Void) -> () throws -> Void {
+    if Options.workers > 1 {
+        let t = MNThread(name: name, pinned: true, stackSize: stackSize, body)
+        return { try t.join() }
+    }
+    let t = UThread(name: name, stackSize: stackSize, body)
+    return { try t.join() }
+}
+
+/// Counts ticks of a ticker thread, shared by the threads of one scenario.
+final class Counter: @unchecked Sendable {
+    var value = 0
+}
+
+/// Lines computed on a user thread, read after the runtime ends.
+final class Box: @unchecked Sendable {
+    var lines: [String] = []
+}
+
+func describe(_ r: probe_result) -> String { "\(r.value)/\(r.error)" }
+
+/// The calls of the "errno" scenario, with their values and errno.
+func errnoCalls() -> [String] {
+    var out: [String] = []
+    var byte: UInt8 = 7
+    var (r, w) = blockingPipe()
+    _ = fcntl(r, F_SETFL, O_NONBLOCK)
+    out.append("nonblocking-empty-read \(describe(probe_read(r, &byte, 1)))")
+    out.append("zero-read \(describe(probe_read(r, &byte, 0)))")
+    out.append("bad-fd-read \(describe(probe_read(-1, &byte, 1)))")
+    out.append("bad-fd-write \(describe(probe_write(9_999, &byte, 1)))")
+    out.append("pipe-write \(describe(probe_write(w, &byte, 1)))")
+    out.append("pipe-read \(describe(probe_read(r, &byte, 1))) byte=\(byte)")
+    _ = probe_close(r)
+    out.append("closed-reader-write \(describe(probe_write(w, &byte, 1)))")
+    _ = probe_close(w)
+    (r, w) = blockingPipe()
+    out.append("poll-timeout \(describe(probe_poll(r, Int16(POLLIN), 20)))")
+    out.append("select-timeout \(describe(probe_select_read(r, 20)))")
+    out.append("poll-ready \(describe(probe_poll(w, Int16(POLLOUT), 20)))")
+    out.append("poll-bad-fd \(describe(probe_poll(9_999, Int16(POLLIN), 20))) revents=\(probe_poll(9_999, Int16(POLLIN), 20).extra)")
+    out.append("usleep \(describe(probe_usleep(1_000)))")
+    out.append("nanosleep-invalid \(describe(probe_nanosleep(0, 2_000_000_000)))")
+    out.append("nanosleep \(describe(probe_nanosleep(0, 1_000_000)))")
+    _ = probe_close(r); _ = probe_close(w)
+    var port: UInt16 = 0
+    let listener = probe_tcp_listener(&port)
+    _ = probe_close(listener)  // nobody listens on `port` now
+    let s = probe_tcp_socket()
+    out.append("connect-refused \(describe(probe_connect_loopback(s, port)))")
+    _ = probe_close(s)
+    var pair: [Int32] = [0, 0]
+    _ = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair)
+    _ = probe_set_receive_timeout(pair[0], 30)
+    out.append("recv-timeout \(describe(probe_recv(pair[0], &byte, 1, 0)))")
+    out.append("recv-dontwait \(describe(probe_recv(pair[0], &byte, 1, Int32(MSG_DONTWAIT))))")
+    _ = probe_close(pair[0]); _ = probe_close(pair[1])
+    out.append("close-bad \(describe(probe_close(9_999)))")
+    return out
+}
+
+switch arguments.first ?? "" {
+case "active":
+    // Whether the jacket took the runtime's hooks (it does on the first run).
+    inRuntime {}
+    print("active=\(uthreads_jacket_active())")
+
+case "pipe-read":
+    // A plain read on an empty blocking pipe. With the jacket the ticker keeps ticking while
+    // the reader waits (the writer writes after 3 ticks); without it the kernel thread blocks
+    // until another kernel thread writes, and the ticker has not ticked.
+    let (r, w) = blockingPipe()
+    let ticks = Counter()
+    inRuntime {
+        let jacketed = uthreads_jacket_active() == 1
+        let reader = spawn("reader") {
+            var byte: UInt8 = 0
+            let result = probe_read(r, &byte, 1)
+            print("read=\(describe(result)) byte=\(byte) ticks=\(ticks.value)")
+        }
+        let ticker = spawn("ticker") {
+            for _ in 0..<3 {
+                try UThread.sleep(for: .milliseconds(1))
+                ticks.value += 1
+            }
+            if jacketed { var b: UInt8 = 42; _ = probe_write(w, &b, 1) }
+        }
+        if !jacketed {
+            let writer = Thread { usleep(50_000); var b: UInt8 = 42; _ = probe_write(w, &b, 1) }
+            writer.start()
+        }
+        try reader()
+        try ticker()
+    }
+
+case "errno":
+    // The same calls outside a runtime, then on a user thread: results and errno must match.
+    let outside = errnoCalls()
+    let inside = Counter(), done = Counter()
+    let results = Box()
+    inRuntime {
+        let ticker = spawn("ticker") {
+            while done.value == 0 {
+                try UThread.sleep(for: .milliseconds(1))
+                inside.value += 1
+            }
+        }
+        results.lines = errnoCalls()
+        done.value = 1
+        try ticker()
+    }
+    for (a, b) in zip(outside, results.lines) {
+        print("\(a) | \(b)")
+        if a != b { fail("outside \(a) != on a user thread \(b)") }
+    }
+    print("ticks=\(inside.value)")
+
+default:
+    fail("unknown scenario \(arguments.first ?? "(none)")")
+}
