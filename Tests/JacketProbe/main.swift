@@ -165,6 +165,144 @@ case "errno":
     }
     print("ticks=\(inside.value)")
 
+case "cancel":
+    // A user thread blocked in a jacketed read is cancelled: the read fails with ECANCELED.
+    let (r, _) = blockingPipe()
+    inRuntime {
+        let reader = UThread(name: "reader") { () -> probe_result in
+            var byte: UInt8 = 0
+            return probe_read(r, &byte, 1)
+        }
+        while !UThreadRuntime.threadTable().description.contains("read fd \(r) (jacket)") { UThread.yield() }
+        reader.cancel()
+        print("read=\(describe(try reader.join()))")
+    }
+
+case "table":
+    // The thread table names a jacketed wait: `read fd N (jacket)`, `poll fd N (jacket)`.
+    let (r, w) = blockingPipe()
+    inRuntime {
+        let reader = spawn("reader") { var b: UInt8 = 0; _ = probe_read(r, &b, 1) }
+        let poller = spawn("poller") { _ = probe_poll(r, Int16(POLLIN), -1) }
+        var table = ""
+        while !(table.contains("read fd \(r) (jacket)") && table.contains("poll fd \(r) (jacket)")) {
+            UThread.yield()
+            table = UThreadRuntime.threadTable().description
+        }
+        print(table.split(separator: "\n").filter { $0.contains("(jacket)") }.joined(separator: "\n"))
+        _ = probe_write(w, "ab", 2)  // one byte for the reader, one left for the poller
+        try poller()
+        try reader()
+    }
+
+case "poll-many":
+    // poll on two pipes and select on one park until the second pipe gets a byte (after the
+    // ticker's 3 ticks): the ticker runs meanwhile.
+    let (r1, _) = blockingPipe()
+    let (r2, w2) = blockingPipe()
+    let ticks = Counter()
+    inRuntime {
+        let poller = spawn("poller") {
+            let p = probe_poll2(r1, r2, 10_000)
+            print("poll=\(describe(p)) revents1=\(p.extra & 0xFFFF) revents2=\(p.extra >> 16) ticks=\(ticks.value)")
+        }
+        let selecter = spawn("selecter") {
+            let p = probe_select_read(r2, 10_000)
+            print("select=\(describe(p)) set=\(p.extra) ticks=\(ticks.value)")
+        }
+        let ticker = spawn("ticker") {
+            for _ in 0..<3 {
+                try UThread.sleep(for: .milliseconds(1))
+                ticks.value += 1
+            }
+            var b: UInt8 = 1
+            _ = probe_write(w2, &b, 1)
+        }
+        try poller()
+        try selecter()
+        try ticker()
+    }
+
+case "accept-connect":
+    // A blocking listener and blocking sockets: accept, connect, write and read all park.
+    var boundPort: UInt16 = 0
+    let listener = probe_tcp_listener(&boundPort)
+    guard listener >= 0 else { fail("listener: \(-listener)") }
+    let port = boundPort
+    inRuntime {
+        let server = spawn("server") {
+            let a = probe_accept(listener)
+            var buffer = [UInt8](repeating: 0, count: 5)
+            let n = probe_read(Int32(a.extra), &buffer, 5)
+            print("accept=\(a.value >= 0 ? "ok" : describe(a)) read=\(describe(n)) text=\(String(decoding: buffer.prefix(max(0, n.value)), as: UTF8.self))")
+            _ = probe_close(Int32(a.extra))
+        }
+        let client = spawn("client") {
+            let fd = probe_tcp_socket()
+            let c = probe_connect_loopback(fd, port)
+            let w = probe_write(fd, "hello", 5)
+            print("connect=\(describe(c)) write=\(describe(w))")
+            _ = probe_close(fd)
+        }
+        try server()
+        try client()
+    }
+
+case "sleep":
+    // Two plain usleep(20 ms) calls overlap, and a ticker runs meanwhile.
+    let ticks = Counter()
+    let done = Counter()
+    inRuntime {
+        let sleepers = (0..<2).map { _ in spawn("sleeper") { _ = probe_usleep(20_000); done.value += 1 } }
+        let ticker = spawn("ticker") {
+            while done.value < 2 {
+                try UThread.sleep(for: .milliseconds(1))
+                ticks.value += 1
+            }
+        }
+        for s in sleepers { try s() }
+        try ticker()
+    }
+    print("sleepers=\(done.value) ticked=\(ticks.value > 0)")
+
+case "curl":
+    // N user threads each call libcurl's blocking curl_easy_perform against URL at once.
+    guard arguments.count >= 3, let n = Int(arguments[1]) else { fail("usage: curl N URL") }
+    let url = arguments[2]
+    var message = [CChar](repeating: 0, count: 256)
+    guard jacket_curl_load(&message, message.count) == 0 else {
+        print("skipped=\(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+        exit(0)
+    }
+    let ok = Counter(), ticks = Counter(), threads = Counter()
+    let failures = Box()
+    let start = ContinuousClock.now
+    inRuntime {
+        let ticker = spawn("ticker") {
+            while ok.value + failures.lines.count < n {
+                try UThread.sleep(for: .milliseconds(1))
+                ticks.value += 1
+            }
+        }
+        let transfers = (0..<n).map { _ in
+            spawn("curl", stackSize: 256 * 1024) {
+                var result = jacket_curl_result()
+                jacket_curl_get(url, 30_000, &result)
+                if result.code == 0 && result.status == 200 { ok.value += 1 } else {
+                    failures.lines.append("code \(result.code) status \(result.status): \(withUnsafeBytes(of: result.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })")
+                }
+                threads.value = max(threads.value, Int(probe_kernel_threads()))
+            }
+        }
+        for t in transfers { try t() }
+        try ticker()
+    }
+    let elapsed = ContinuousClock.now - start
+    print("curl=\(String(cString: jacket_curl_version()))")
+    print("transfers=\(n) ok=\(ok.value) failed=\(failures.lines.count) kernel-threads=\(threads.value) ticks=\(ticks.value)")
+    print("wall-ms=\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)")
+    for f in failures.lines.prefix(5) { print("failure: \(f)") }
+
 default:
     fail("unknown scenario \(arguments.first ?? "(none)")")
 }
