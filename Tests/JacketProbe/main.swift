@@ -159,10 +159,13 @@ case "errno":
         done.value = 1
         try ticker()
     }
-    for (a, b) in zip(outside, results.lines) {
-        print("\(a) | \(b)")
-        if a != b { fail("outside \(a) != on a user thread \(b)") }
+    let after = errnoCalls()  // the jacket is installed now, but this is no user thread
+    for ((a, b), c) in zip(zip(outside, results.lines), after) {
+        print("\(a) | \(b) | \(c)")
+        if a != b { fail("before a runtime \(a) != on a user thread \(b)") }
+        if a != c { fail("before a runtime \(a) != after it \(c)") }
     }
+    if results.lines.count != outside.count || after.count != outside.count { fail("missing results") }
     print("ticks=\(inside.value)")
 
 case "cancel":

@@ -30,7 +30,7 @@ struct BenchCommand: ParsableCommand {
         abstract: "Benchmarks side by side with kernel threads (run all with no subcommand).",
         subcommands: [BenchAllCommand.self, BenchSwitchCommand.self, BenchSpawnCommand.self, BenchMemoryCommand.self,
                       BenchSyncCommand.self, BenchIOCommand.self, BenchCompareCommand.self, BenchScaleCommand.self,
-                      BenchParallelCommand.self],
+                      BenchParallelCommand.self, BenchJacketCommand.self],
         defaultSubcommand: BenchAllCommand.self)
 }
 
