@@ -100,13 +100,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-jacket_real_calls jacket_real;
-const uthreads_jacket_runtime *jacket_runtime;
-intptr_t jacket_tls_offset;
+JACKET_HIDDEN jacket_real_calls jacket_real;
+JACKET_HIDDEN const uthreads_jacket_runtime *jacket_runtime;
+JACKET_HIDDEN intptr_t jacket_tls_offset;
 
 #define RESOLVE(name) \
     do { if (!jacket_real.name) jacket_real.name = (__typeof__(jacket_real.name))dlsym(RTLD_NEXT, #name); } while (0)
 
+#if defined(__clang__) && defined(__x86_64__)
+__attribute__((preserve_most))
+#endif
 void jacket_resolve(void) {
     RESOLVE(read); RESOLVE(write); RESOLVE(readv); RESOLVE(writev); RESOLVE(preadv2); RESOLVE(pwritev2);
     RESOLVE(recv); RESOLVE(recvfrom); RESOLVE(recvmsg); RESOLVE(send); RESOLVE(sendto); RESOLVE(sendmsg);

@@ -52,14 +52,20 @@ typedef struct jacket_real_calls {
     int (*fcntl)(int, int, ...);
 } jacket_real_calls;
 
-extern jacket_real_calls jacket_real;
+// Hidden: read PC-relative, not through the GOT (two loads fewer on every call).
+#define JACKET_HIDDEN __attribute__((visibility("hidden")))
+extern JACKET_HIDDEN jacket_real_calls jacket_real;
 /// The runtime's table; NULL until a runtime starts (and in a forked child).
-extern const uthreads_jacket_runtime *jacket_runtime;
-extern intptr_t jacket_tls_offset;
+extern JACKET_HIDDEN const uthreads_jacket_runtime *jacket_runtime;
+extern JACKET_HIDDEN intptr_t jacket_tls_offset;
 
 /// Fills `jacket_real` (idempotent; also called by the first call that finds a pointer unset,
-/// e.g. from another library's constructor that runs before the jacket's).
-void jacket_resolve(void);
+/// e.g. from another library's constructor that runs before the jacket's). preserve_most: a
+/// call site need not save its arguments around it, so the hot path needs no stack frame.
+#if defined(__clang__) && defined(__x86_64__)
+__attribute__((preserve_most))
+#endif
+JACKET_HIDDEN void jacket_resolve(void);
 
 #define REAL(name) (__builtin_expect(jacket_real.name != NULL, 1) ? jacket_real.name : (jacket_resolve(), jacket_real.name))
 
