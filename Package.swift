@@ -57,11 +57,13 @@ let package = Package(
         // kernel's view of the process), so the executable is a dependency.
         .testTarget(
             name: "UserThreadsTests",
-            dependencies: ["UserThreads", "CUThreads", "uthreads", "jacket-probe", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["UserThreads", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log")]),
         // The jacket's scenarios, run by Tests/UserThreadsTests/Jacket as a child process: a
         // binary of its own, because the test binary holds every test target and a jacket linked
         // into it would interpose every read and write of every test. CJacketProbe makes the
-        // plain C calls that the jacket interposes.
+        // plain C calls that the jacket interposes. Not a dependency of the test target: that
+        // would link the probe's modules, jacket included, into the test binary; `swift build
+        // --build-tests` (and so `swift test`) builds it as one of the package's executables.
         .target(name: "CJacketProbe", path: "Tests/CJacketProbe"),
         .executableTarget(
             name: "jacket-probe",

@@ -6,9 +6,12 @@
 
 #include <dlfcn.h>
 
+#include "uthreads_jacket_abi.h"
+
 #pragma weak uthreads_jacket_install
 
-int uthreads_jacket_connect(uthreads_jacket_runtime *table) {
+int uthreads_jacket_connect(void *argument) {
+    uthreads_jacket_runtime *table = argument;
     table->version = UTHREADS_JACKET_ABI_VERSION;
     table->current_tls_offset = uthreads_current_tls_offset();
     void (*install)(const uthreads_jacket_runtime *) = uthreads_jacket_install;

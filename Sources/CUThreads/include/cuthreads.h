@@ -19,8 +19,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "uthreads_jacket_abi.h"
-
 #if !defined(__clang__)  /* nullability annotations are for Swift's importer (clang) */
 #define _Nullable
 #define _Nonnull
@@ -182,10 +180,12 @@ intptr_t uthreads_current_tls_offset(void);
 
 // MARK: - Jacket (jacket_link.c)
 
-/// Fills in the version and TLS offset of `table` and gives it to the jacket (the opt-in
-/// interposer of blocking C calls, Sources/UserThreadsJacket) when the program has one.
-/// Returns 1 when a jacket took it, 0 when the program has none.
-int uthreads_jacket_connect(uthreads_jacket_runtime *_Nonnull table);
+/// Fills in the version and TLS offset of `table` (a `uthreads_jacket_runtime`, declared in
+/// CUThreadsJacketABI, which this header does not include: the AArch64 check compiles it alone)
+/// and gives it to the jacket (the opt-in interposer of blocking C calls,
+/// Sources/UserThreadsJacket) when the program has one. Returns 1 when a jacket took it, 0 when
+/// the program has none.
+int uthreads_jacket_connect(void *_Nonnull table);
 
 // MARK: - Time-slice checkpoint (the explicit safe point)
 //
