@@ -57,6 +57,11 @@
 // retries. A blocking write or send on a stream writes everything, as the real call does,
 // parking as often as needed; a blocking recv with MSG_WAITALL reads everything.
 //
+// RWF_NOWAIT on a regular file stops at the first byte not in the page cache; a short read
+// is followed by an fstat, and from a regular file the rest is read with the real call (the
+// "not a regular file" answer is remembered per descriptor number until the jacket's close),
+// so a program that reads a file whole still gets it whole. readv keeps the short count.
+//
 // Regular files and block devices are left alone: the kernel reports them always ready to
 // poll and epoll refuses them (EPERM), so there is no readiness to park on; a read that must
 // go to disk blocks the kernel thread, as with the real call. Wrap such reads in `blocking {}`

@@ -101,6 +101,9 @@ typedef struct jacket_wait {
 /// SO_RCVTIMEO/SO_SNDTIMEO timeout, ECANCELED, EBADF).
 int jacket_block(int fd, int direction, int kind, jacket_wait *wait);
 
+/// The jacket's close: forgets what it knew about descriptor `fd`.
+JACKET_HIDDEN void jacket_forget_descriptor(int fd);
+
 /// Parks until one of `fds` may be ready (or `deadline`): 0, ETIMEDOUT, ECANCELED, or another errno.
 int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline);
 

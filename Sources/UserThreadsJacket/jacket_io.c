@@ -134,11 +134,35 @@ static inline size_t jacket_iov_length(const struct iovec *iov, int count) {
 // The fast paths: one non-blocking attempt inline; the loops above only when it did not
 // complete (would block, short write, or no RWF_NOWAIT support).
 
+/// Descriptors known not to be regular files (1), by number, up to 65,536; cleared by the
+/// jacket's close. Only "not regular" is remembered: a stale entry (a number reused behind the
+/// jacket's back) then costs at most a short count, which read may return anyway.
+static uint8_t jacket_not_regular[65536];
+
+void jacket_forget_descriptor(int fd) {
+    if (fd >= 0 && fd < (int)sizeof jacket_not_regular) __atomic_store_n(&jacket_not_regular[fd], 0, __ATOMIC_RELAXED);
+}
+
+/// A short non-blocking read: from a regular file, RWF_NOWAIT stops at the first byte not in
+/// the page cache, where the real read would have read on from disk: do that (the kernel
+/// thread blocks, as it would without the jacket). Pipes and sockets keep their short count.
+static ssize_t jacket_short_read(int fd, char *buffer, size_t count, ssize_t n) {
+    int known = fd < (int)sizeof jacket_not_regular && __atomic_load_n(&jacket_not_regular[fd], __ATOMIC_RELAXED);
+    if (known) return n;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        ssize_t rest = REAL(read)(fd, buffer + n, count - (size_t)n);
+        return rest > 0 ? n + rest : n;
+    }
+    if (fd < (int)sizeof jacket_not_regular) __atomic_store_n(&jacket_not_regular[fd], 1, __ATOMIC_RELAXED);
+    return n;
+}
+
 ssize_t read(int fd, void *buffer, size_t count) {
     if (!jacket_on_user_thread()) return REAL(read)(fd, buffer, count);
     struct iovec v = {buffer, count};
     ssize_t n = jacket_nowait(JACKET_PREADV2, fd, &v, 1);
-    if (__builtin_expect(n >= 0, 1)) return n;
+    if (__builtin_expect(n >= 0, 1)) return n == 0 || (size_t)n == count ? n : jacket_short_read(fd, buffer, count, n);
     return jacket_readv_from(fd, &v, 1, UTHREADS_JACKET_KIND_READ, n);
 }
 

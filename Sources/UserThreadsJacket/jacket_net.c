@@ -63,6 +63,7 @@ int connect(int fd, const struct sockaddr *address, socklen_t length) {
 }
 
 int close(int fd) {
+    jacket_forget_descriptor(fd);
     if (jacket_on_user_thread()) jacket_runtime->closing(fd);
     return REAL(close)(fd);
 }

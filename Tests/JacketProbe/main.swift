@@ -106,6 +106,10 @@ func errnoCalls() -> [String] {
     out.append("recv-dontwait \(describe(probe_recv(pair[0], &byte, 1, Int32(MSG_DONTWAIT))))")
     _ = probe_close(pair[0]); _ = probe_close(pair[1])
     out.append("close-bad \(describe(probe_close(9_999)))")
+    let file = open("/proc/self/exe", O_RDONLY)  // a regular file: left alone, read whole
+    var page = [UInt8](repeating: 0, count: 65_536)
+    out.append("regular-file-read \(describe(probe_read(file, &page, page.count)))")
+    _ = probe_close(file)
     return out
 }
 

@@ -45,6 +45,7 @@ struct JacketTests {
         #expect(out.contains("nonblocking-empty-read -1/\(EAGAIN)"), "\(out)")
         #expect(out.contains("closed-reader-write -1/\(EPIPE)"), "\(out)")
         #expect(out.contains("poll-timeout 0/0"), "\(out)")
+        #expect(out.contains("regular-file-read 65536/0"), "\(out)")
     }
 
     @Test("the same calls with the jacket off give the same results")
