@@ -158,8 +158,9 @@ static ssize_t jacket_short_read(int fd, char *buffer, size_t count, ssize_t n) 
     return n;
 }
 
-ssize_t read(int fd, void *buffer, size_t count) {
-    if (!jacket_on_user_thread()) return REAL(read)(fd, buffer, count);
+// The user-thread halves are out of line so that the outside path (the test, then a tail call
+// through the cached pointer) needs no stack frame.
+__attribute__((noinline)) static ssize_t jacket_read(int fd, void *buffer, size_t count) {
     struct iovec v = {buffer, count};
     ssize_t n = jacket_nowait(JACKET_PREADV2, fd, &v, 1);
     if (__builtin_expect(n >= 0, 1)) return n == 0 || (size_t)n == count ? n : jacket_short_read(fd, buffer, count, n);
@@ -171,12 +172,21 @@ ssize_t readv(int fd, const struct iovec *iov, int count) {
     return jacket_readv_from(fd, iov, count, UTHREADS_JACKET_KIND_READ, jacket_nowait(JACKET_PREADV2, fd, iov, count));
 }
 
-ssize_t write(int fd, const void *buffer, size_t count) {
-    if (!jacket_on_user_thread()) return REAL(write)(fd, buffer, count);
+__attribute__((noinline)) static ssize_t jacket_write(int fd, const void *buffer, size_t count) {
     struct iovec v = {(void *)buffer, count};
     ssize_t n = jacket_nowait(JACKET_PWRITEV2, fd, &v, 1);
     if (__builtin_expect(n == (ssize_t)count, 1)) return n;
     return jacket_writev_from(fd, &v, 1, UTHREADS_JACKET_KIND_WRITE, n);
+}
+
+ssize_t read(int fd, void *buffer, size_t count) {
+    if (!jacket_on_user_thread()) return REAL(read)(fd, buffer, count);
+    return jacket_read(fd, buffer, count);
+}
+
+ssize_t write(int fd, const void *buffer, size_t count) {
+    if (!jacket_on_user_thread()) return REAL(write)(fd, buffer, count);
+    return jacket_write(fd, buffer, count);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int count) {
