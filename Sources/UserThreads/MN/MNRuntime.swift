@@ -414,6 +414,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         self.configuration = configuration
         table = .allocate(capacity: n)
         descriptors.attach(self)  // before any worker (or other kernel thread) uses it
+        JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
         for i in 0..<n {
             let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy(), worker: true)
             let w: MNWorker
