@@ -19,10 +19,9 @@ struct BenchJacketCommand: ParsableCommand {
     @Option(help: "Only this variant (real, jacketed, outside), e.g. for callgrind.") var only: String?
 
     func run() throws {
-        printHeader()
-        let report = BenchReport()
-        try JacketBench.run(report, options, only: only)
-        if options.json { try printJSON(report) }
+        // Without the jacket preloaded, a child with it does the whole run, output included.
+        guard JacketBench.preloaded else { return try JacketBench.runPreloaded(options, only: only) }
+        try runBench(options) { report in try JacketBench.run(report, options, only: only) }
     }
 }
 
@@ -30,9 +29,13 @@ enum JacketBench {
     typealias ReadCall = @convention(c) (Int32, UnsafeMutableRawPointer?, Int) -> Int
     typealias WriteCall = @convention(c) (Int32, UnsafeRawPointer?, Int) -> Int
 
+    /// Whether this process has the jacket (LD_PRELOAD): its install entry point resolves.
+    static var preloaded: Bool {
+        dlsym(UnsafeMutableRawPointer(bitPattern: 0), "uthreads_jacket_install") != nil  // RTLD_DEFAULT
+    }
+
+    /// The rows, measured in this process (which must have the jacket preloaded).
     static func run(_ report: BenchReport, _ options: BenchOptions, only: String? = nil) throws {
-        let preloaded = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "uthreads_jacket_install") != nil  // RTLD_DEFAULT
-        guard preloaded else { return try runPreloaded(options, only: only) }
         guard let libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD),
               let r = dlsym(libc, "read"), let w = dlsym(libc, "write") else {
             throw UThreadError.invalidArgument("libc.so.6's read and write not found")
@@ -86,7 +89,7 @@ enum JacketBench {
     }
 
     /// Re-runs this command with the jacket preloaded, its output on ours.
-    private static func runPreloaded(_ options: BenchOptions, only: String?) throws {
+    static func runPreloaded(_ options: BenchOptions, only: String?) throws {
         let library = JacketDemo.libraryPath
         guard access(library, R_OK) == 0 else {
             print("bench jacket: \(library) is not built: swift build -c release --product uthreads-jacket")
@@ -94,19 +97,16 @@ enum JacketBench {
         }
         var arguments = ["/proc/self/exe", "bench", "jacket", "--repeat", "\(options.repetitions)"]
         if options.quick { arguments.append("--quick") }
+        if options.json { arguments.append("--json") }
         if let only { arguments += ["--only", only] }
         setenv("LD_PRELOAD", library, 1)
         let child = try ChildProcess.spawnWithStdoutPipe(arguments, searchPath: false)
         unsetenv("LD_PRELOAD")
         var buffer = [UInt8](repeating: 0, count: 4096)
-        var first = true
-        while true {
+        while true {  // the child's stdout, byte for byte (its JSON with --json)
             let n = Glibc.read(child.stdout, &buffer, buffer.count)
             if n <= 0 { break }
-            var text = String(decoding: buffer[0..<n], as: UTF8.self)
-            if first, let header = text.firstIndex(of: "\n"), text.hasPrefix("==") { text = String(text[text.index(after: header)...]) }
-            first = false
-            print(text, terminator: "")
+            _ = buffer.withUnsafeBytes { Glibc.write(1, $0.baseAddress, n) }
         }
         Glibc.close(child.stdout)
         var status: Int32 = 0
