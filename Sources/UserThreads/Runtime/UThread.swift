@@ -190,7 +190,7 @@ extension UThread where Success == Never {
     public static func simulateWork(for duration: Duration) {
         let scheduler = Scheduler.require("UThread.simulateWork(for:)")
         guard scheduler.onUserThread else { Scheduler.misuse("UThread.simulateWork(for:)") }
-        scheduler.simulateWork(nanoseconds: Scheduler.nanoseconds(duration))
+        scheduler.simulateWork(nanoseconds: Deadline.clampedNanoseconds(duration))
     }
 
     /// Sets (or with nil clears) the calling thread's deadline, `duration` from now on the
@@ -198,26 +198,30 @@ extension UThread where Success == Never {
     public static func setDeadline(_ duration: Duration?) {
         let scheduler = Scheduler.require("UThread.setDeadline(_:)")
         guard scheduler.onUserThread else { Scheduler.misuse("UThread.setDeadline(_:)") }
-        scheduler.current.pointee.sched_deadline_ns = duration.map { Deadline.after($0, now: scheduler.now()) } ?? .max
+        scheduler.current.pointee.sched_deadline_ns = duration.flatMap { Deadline.after($0, now: scheduler.now()) } ?? .max
     }
 
-    /// Parks the calling thread for `duration` (a non-positive duration just yields).
+    /// Parks the calling thread for `duration` (a non-positive duration just yields; one of
+    /// ~146 years or more sleeps until cancelled: see Timers/Deadline.swift).
     /// - Throws: `CancellationError` if cancelled before or while sleeping.
     public static func sleep(for duration: Duration) throws {
         let scheduler = Scheduler.require("UThread.sleep(for:)")
         try checkCancellation()
         guard duration > .zero else { scheduler.yield(); return }
-        let deadline = Deadline.after(duration, now: scheduler.now())
-        try sleep(scheduler, until: deadline)
+        try sleep(scheduler, until: Deadline.after(duration, now: scheduler.now()))
     }
 
-    /// Parks the calling thread until `instant`.
+    /// Parks the calling thread until `instant` (an instant that has passed just yields).
     /// - Throws: `CancellationError` if cancelled before or while sleeping.
     public static func sleep(until instant: ContinuousClock.Instant) throws {
-        try sleep(for: instant - ContinuousClock.now)
+        let scheduler = Scheduler.require("UThread.sleep(until:)")
+        try checkCancellation()
+        guard instant > ContinuousClock.now else { scheduler.yield(); return }
+        try sleep(scheduler, until: Deadline.at(instant, now: scheduler.now()))
     }
 
-    private static func sleep(_ scheduler: Scheduler, until deadline: UInt64) throws {
+    /// Parks until `deadline` (nil: until cancelled).
+    private static func sleep(_ scheduler: Scheduler, until deadline: UInt64?) throws {
         // Issue 7: a site audited for resuming on another M:N worker (only `me` is used after).
         let me = scheduler.current
         if scheduler.migrating { me.set(.flagMovable) }
@@ -245,16 +249,5 @@ extension UThread where Success == Never {
         let scheduler = Scheduler.require("UThread.current")
         guard scheduler.onUserThread else { Scheduler.misuse("UThread.current") }
         return UThreadHandle(object: scheduler.objectOf(scheduler.current))
-    }
-}
-
-/// Deadlines in CLOCK_MONOTONIC nanoseconds.
-enum Deadline {
-    /// `now + duration`, saturating (a huge duration means "never").
-    static func after(_ duration: Duration, now: UInt64) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        if seconds < 0 { return now }
-        if seconds > 1 << 32 { return UInt64.max / 2 }
-        return now &+ UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
     }
 }

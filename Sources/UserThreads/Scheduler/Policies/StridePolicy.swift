@@ -28,7 +28,7 @@ public final class StridePolicy: SchedulingPolicy {
     public init(quantum: Duration = .milliseconds(10)) throws(UThreadError) {
         try quantum.requirePositive("StridePolicy: the quantum")
         self.quantum = quantum
-        quantumNs = max(1, Scheduler.nanoseconds(quantum))
+        quantumNs = max(1, Deadline.clampedNanoseconds(quantum))
     }
 
     /// `thread`'s stride: `strideOne / tickets`, the pass it advances per full quantum it runs.
