@@ -72,7 +72,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
 
     /// Asks the thread to stop: it wakes from any wait with `CancellationError`, and
     /// `UThread.isCancelled` / `checkCancellation()` tell it. Cooperative: a thread that never
-    /// waits or checks runs on. Idempotent; no effect on a finished thread.
+    /// waits or checks runs on. Idempotent; no effect on a finished thread. Call it from the
+    /// thread's own runtime (see `UThreadHandle.cancel()` for other kernel threads).
     public func cancel() { handle.cancel() }
 
     /// The thread's id, unique in the process and never reused (as the thread table shows it).
@@ -148,15 +149,28 @@ public struct UThreadHandle: Hashable, CustomStringConvertible {
     /// See `UThread.isCancelled`.
     public var isCancelled: Bool { object.isCancelled }
 
-    /// See `UThread.cancel()`.
+    /// See `UThread.cancel()`. A thread of an M:N runtime may be cancelled from any kernel
+    /// thread (the cancel goes through its worker's mailbox). A thread of an M:1 runtime may
+    /// only be cancelled from that runtime's kernel thread: its scheduler has no lock, so a
+    /// call from another kernel thread (a pthread, a Swift task) stops the process with a
+    /// message saying so, rather than doing nothing (cancel it from one of its own threads).
     public func cancel() {
+        if let mn = object as? MNThreadObject { return mn.cancel() }
         guard !object.isFinished else { return }
         if let t = object.controlBlock, let runtime = object.runtime {
-            guard runtime == uthreads_get_runtime() else { return }
+            guard runtime == uthreads_get_runtime() else { UThreadHandle.foreignCancel(object.id) }
             Unmanaged<Scheduler>.fromOpaque(runtime)._withUnsafeGuaranteedRef { $0.cancel(t) }
         } else {
             object.isCancelled = true
         }
+    }
+
+    /// Stops the process: `cancel()` of an M:1 thread from another kernel thread.
+    private static func foreignCancel(_ id: ThreadID) -> Never {
+        let message = "UserThreads: UThreadHandle.cancel() of thread \(id) was called on a kernel thread that does not run its M:1 runtime; "
+            + "an M:1 runtime is touched only by its own kernel thread. Cancel it from a user thread of its runtime."
+        uthreads_write_stderr("\n" + message + "\n")
+        preconditionFailure(message)
     }
 
     public var description: String { "UThread \(object.id)\(object.name.isEmpty ? "" : " \"\(object.name)\"")" }
