@@ -259,7 +259,7 @@ enum MNMail: Sendable {
     case cancel(block: UInt, id: UInt64)
     /// Start this thread here (a spawn bound to this worker; never stolen).
     case start(MNThreadObject)
-    /// Add this worker's thread-table rows to a merged table (MNThreadTable.swift).
+    /// Add this worker's thread-table rows (or dump) to a merged one (MNThreadTable.swift).
     case snapshot(MNTableRequest)
     /// A row of yours (and its stack) whose thread finished on another worker: free it.
     case reclaim(block: UInt)
@@ -386,6 +386,8 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// summed over workers: 0 after a clean end.
     let rowsLeft = Atomic<Int>(0)
     let stacksLeft = Atomic<Int>(0)
+    /// Dump-signal requests already claimed by a worker (MNObservability.swift).
+    let observation = MNObservation()
 
     /// The workers as unretained references (`workers` keeps them alive). Every worker's hot
     /// paths look at other workers; through an array of class references each look would be a
@@ -584,11 +586,21 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         let runtime = try MNRuntime(workers: n, configuration: configuration, policy: policy)
         runtime.descriptors.activate()  // closers outside the workers find it from now on
         defer { runtime.tearDown() }
+        // Workers that never ran (a failed start) are shut down here: after the detach below
+        // (the bells are the reactors'), before tearDown.
+        var neverRan = false
+        defer { if neverRan { for w in runtime.workers { w.scheduler?.shutdown() } } }
+        let observed = try MNObservability.attach(runtime)  // dump signal, control socket
+        defer { MNObservability.detach(observed) }  // before tearDown: the bells are the reactors'
         let main = MNThreadObject.make(runtime: runtime, name: "main", isMain: true, stackSize: configuration.mainStackSize, body: body)
         runtime.externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
         runtime.workers[0].initial = main
         runtime.activeWorkers.store(n, ordering: .sequentiallyConsistent)
-        let threads = try startWorkers(runtime)
+        let threads: [pthread_t]
+        do { threads = try startWorkers(runtime) } catch {
+            neverRan = true
+            throw error
+        }
         runtime.workers[0].main()
         for t in threads { pthread_join(t, nil) }
         if let report = runtime.deadlockReport.withLock({ $0 }) { throw UThreadError.deadlock(report) }
@@ -602,9 +614,9 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// Starts the kernel threads of workers 1..<n, all or none. Each new thread waits at a gate
     /// (the lock held here) until every thread exists, so no worker runs its loop, and no user
     /// code runs anywhere, before the runtime is whole. When a pthread_create fails, the gate
-    /// opens with "abandon": the started threads return without running, are joined, and every
-    /// worker's scheduler is shut down here (its reactor's epoll set and eventfds are closed,
-    /// its stacks unmapped), and the error is thrown. Rejected: running with fewer workers (the
+    /// opens with "abandon": the started threads return without running, are joined, and the
+    /// error is thrown (the caller then shuts every worker's scheduler down: its reactor's epoll
+    /// set and eventfds are closed, its stacks unmapped). Rejected: running with fewer workers (the
     /// failed one stayed in the table, so a spawn bound to it posted mail nobody read and its
     /// joiners hung), and removing it from the table (every index-based look-up — mail, steal
     /// order, the descriptor registry's bits — assumes workers 0..<n).
@@ -640,7 +652,6 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         gate.unlock()
         guard let failure else { return threads }
         for t in threads { pthread_join(t, nil) }
-        for w in runtime.workers { w.scheduler?.shutdown() }
         throw UThreadError.system(call: "pthread_create (M:N worker \(failure.worker) of \(runtime.workers.count))",
                                   errno: Errno(rawValue: failure.errno))
     }
@@ -747,6 +758,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     deinit { Glibc.close(doorbell) }
+
+    /// The eventfd the dump signal's handler rings to wake this worker (its reactor drains it
+    /// on every event: a ring with no offload completed costs one empty pass).
+    var dumpBell: Int32 { reactor.mailbox.eventFD }
 
     func detach() {
         scheduler?.worker = nil
@@ -858,7 +873,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             case .start(let object):
                 start(object, s)
             case .snapshot(let request):
-                request.deliver(worker: index, table: s.snapshot())
+                request.answer(worker: index, s)
             case .reclaim(let block):
                 s.reclaim(ControlBlock(bitPattern: block)!)
             case .closeDescriptor(let fd):
@@ -1114,6 +1129,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     func idle(_ s: Scheduler) -> Bool {
+        s.answerSafePointRequests()  // a dump signal (MNObservability.swift)
         if !s.timers.isEmpty { s.fireTimers(now: s.now()) }
         if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
         guard checkRuntime(s) else { return false }

@@ -426,10 +426,15 @@ final class Scheduler {
         if let z = zombie { reap(z) }
     }
 
+    /// Dense stacks have no guard between slots (StackPool's essay): before `t` leaves the CPU,
+    /// its canary must be intact and the stack pointer (still `t`'s) inside its slot.
     @inline(__always)
     private func checkCanary(_ t: ControlBlock) {
-        let canary = UnsafeMutableRawPointer(t.pointee.stack_lo!) - 16
-        if canary.load(as: UInt64.self) != UTHREADS_CANARY { uthreads_report_canary(t) }
+        let lo = UnsafeMutableRawPointer(t.pointee.stack_lo.unsafelyUnwrapped)
+        let sp = uthreads_stack_pointer()
+        if (lo - 16).load(as: UInt64.self) != UTHREADS_CANARY || UnsafeRawPointer(sp.unsafelyUnwrapped) < UnsafeRawPointer(lo) {
+            uthreads_report_dense_overflow(t, sp)
+        }
     }
 
     /// Switches from `from` (no longer runnable, or already requeued) to the next ready

@@ -6,7 +6,9 @@ import CUThreads
 /// rendered, so a park never formats a string.
 public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The kind of thing waited for. The raw value is kept in the control block (and read by
-    /// the gdb script, whose list follows this order).
+    /// the debugger scripts, whose lists follow this order). In JSON a kind is its case name
+    /// (`"sleep"`, `"channelReceive"`); the first JSON format (no `"version"` key) wrote the raw
+    /// value, which decoding still accepts.
     public enum Kind: UInt8, Sendable, Codable, CaseIterable {
         /// Not waiting.
         case none = 0
@@ -76,6 +78,34 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
             case .async: "async"
             case .custom: "wait"
             }
+        }
+
+        /// The name JSON uses: the case's name ("channelSend").
+        public var jsonName: String { String(describing: self) }
+
+        /// Decodes a case name, or the raw number the first JSON format wrote; anything else is
+        /// a clear error.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let name = try? c.decode(String.self) {
+                guard let kind = Kind.allCases.first(where: { $0.jsonName == name }) else {
+                    throw DecodingError.dataCorruptedError(in: c, debugDescription:
+                        "unknown wait reason kind \"\(name)\" (known: \(Kind.allCases.map(\.jsonName).joined(separator: ", ")))")
+                }
+                self = kind
+            } else {
+                let raw = try c.decode(UInt8.self)
+                guard let kind = Kind(rawValue: raw) else {
+                    throw DecodingError.dataCorruptedError(in: c, debugDescription: "unknown wait reason kind \(raw)")
+                }
+                self = kind
+            }
+        }
+
+        /// Encodes the case name.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            try c.encode(jsonName)
         }
     }
 

@@ -13,17 +13,19 @@ struct SelfTestCommand: ParsableCommand {
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case overflow, canary, misuse, kernelThreads = "kernel-threads", mapLimit = "map-limit"
         case dumpOnSignal = "dump-on-signal", dumpWhileBusy = "dump-while-busy", gdbTarget = "gdb-target"
+        case dumpOnSignalWorkers = "dump-on-signal-workers"
         case liveView = "live-view"
         case spawnLoop = "spawn-loop"
         case brokenPipe = "broken-pipe"
+        case stackOverflow = "stack-overflow"
         case workerStartFailure = "worker-start-failure"
         case epollClosed = "epoll-closed", foreignCancel = "foreign-cancel"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT | broken-pipe | worker-start-failure | epoll-closed | foreign-cancel")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | worker-start-failure | epoll-closed | foreign-cancel")
     var scenario: Scenario
 
-    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run. spawn-loop: the count.")
+    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the stack mode. dump-on-signal-workers: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
     var paths: [String] = []
 
     func run() throws {
@@ -102,11 +104,43 @@ struct SelfTestCommand: ParsableCommand {
                 }
             }
             print("done")
+        case .dumpOnSignalWorkers:
+            // An M:N runtime with a sleeping thread pinned to each worker, until a line (or EOF)
+            // arrives on stdin; the test sends SIGQUIT from outside meanwhile. The runtime runs on
+            // a kernel thread of its own and the process's main thread waits for it, so the
+            // kernel runs the handler on the main thread, not on a worker: the workers, asleep in
+            // epoll_wait, learn of the request only through their bells.
+            guard paths.count == 1, let workers = Int(paths[0]), workers >= 1 else { throw ValidationError("dump-on-signal-workers needs WORKERS") }
+            try runOnOwnKernelThread {
+                try UThreadRuntime.run(workers: workers) {
+                    try KnownStates.withSleeperOnEachWorker(workers) {
+                        print("ready")
+                        fflush(nil)  // every stream: `stdout` is not concurrency-safe to name here
+                        var byte: UInt8 = 0
+                        _ = try withUnsafeMutableBytes(of: &byte) { try IO.readStandardInput(into: $0, timeout: .seconds(120)) }
+                    }
+                }
+            }
+            print("done")
         case .liveView:
-            // Serves its table on the socket with threads in known states until STOPFILE exists.
-            guard paths.count == 2 else { throw ValidationError("live-view needs SOCKET STOPFILE") }
+            // Serves its table on the socket with threads in known states until STOPFILE exists
+            // (under `run(workers: WORKERS)`, a sleeping thread pinned to each worker, when given).
+            guard paths.count == 2 || paths.count == 3 else { throw ValidationError("live-view needs SOCKET STOPFILE [WORKERS]") }
             var configuration = UThreadRuntime.Configuration()
             configuration.controlSocket = paths[0]
+            if paths.count == 3 {
+                guard let workers = Int(paths[2]), workers >= 1 else { throw ValidationError("live-view: WORKERS must be at least 1") }
+                let stop = paths[1]
+                try UThreadRuntime.run(workers: workers, configuration) {
+                    try KnownStates.withSleeperOnEachWorker(workers) {
+                        let give = ContinuousClock.now + .seconds(120)  // never outlive a lost test
+                        while access(stop, F_OK) != 0 && ContinuousClock.now < give {
+                            try UThread.sleep(for: .milliseconds(2))
+                        }
+                    }
+                }
+                return
+            }
             try UThreadRuntime.run(configuration) {
                 try KnownStates.withThreads {
                     let give = ContinuousClock.now + .seconds(120)  // never outlive a lost test
@@ -119,8 +153,14 @@ struct SelfTestCommand: ParsableCommand {
             // A fixed number of `try UThread {}.join()` (the `bench spawn` loop) after 1000 to warm
             // the stack pool, for instruction counts: run it under callgrind with two counts and
             // divide the difference by the difference of the counts (docs/BENCHMARKS.md).
-            guard paths.count == 1, let count = Int(paths[0]), count >= 0 else { throw ValidationError("spawn-loop needs COUNT") }
-            try UThreadRuntime.run {
+            // An optional second argument picks the stack mode (default: the configuration's).
+            guard paths.count == 1 || paths.count == 2, let count = Int(paths[0]), count >= 0 else { throw ValidationError("spawn-loop needs COUNT [guarded | dense | automatic]") }
+            var configuration = UThreadRuntime.Configuration()
+            if paths.count == 2 {
+                guard let mode = StackMode(rawValue: paths[1]) else { throw ValidationError("spawn-loop: unknown stack mode \(paths[1])") }
+                configuration.stackMode = mode
+            }
+            try UThreadRuntime.run(configuration) {
                 for _ in 0..<1000 { try UThread {}.join() }
                 for _ in 0..<count { try UThread {}.join() }
             }
@@ -138,6 +178,8 @@ struct SelfTestCommand: ParsableCommand {
                 return "no error"
             }
             print("write to a closed pipe: \(outcome)")
+        case .stackOverflow:
+            try StackOverflowScenario(arguments: paths).run()
         case .workerStartFailure:
             // Run with UTHREADS_TEST_FAIL_WORKER_START=2: worker 2 of 3 cannot start. The error
             // must come before any user code ran, and leave no descriptor open.
@@ -186,6 +228,29 @@ struct SelfTestCommand: ParsableCommand {
     }
 }
 
+/// Runs `body` on a new kernel thread and waits for it (pthread_join) on the calling one.
+func runOnOwnKernelThread(_ body: @escaping () throws -> Void) throws {
+    final class Job: @unchecked Sendable {
+        let body: () throws -> Void
+        var failure: (any Error)?
+        init(_ body: @escaping () throws -> Void) { self.body = body }
+    }
+    let job = Job(body)
+    var thread = pthread_t()
+    let arg = Unmanaged.passRetained(job).toOpaque()
+    let rc = pthread_create(&thread, nil, { arg in
+        let job = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
+        do { try job.body() } catch { job.failure = error }
+        return nil
+    }, arg)
+    guard rc == 0 else {
+        Unmanaged<Job>.fromOpaque(arg).release()
+        throw ValidationError("pthread_create failed (errno \(rc))")
+    }
+    pthread_join(thread, nil)
+    if let failure = job.failure { throw failure }
+}
+
 func readFirstLine(_ path: String) -> String? {
     guard let f = fopen(path, "r") else { return nil }
     defer { fclose(f) }
@@ -206,6 +271,25 @@ enum KnownStates {
         sleeper.cancel()
         _ = try? joiner.join()
         try fresh.join()
+    }
+
+    /// M:N: a thread "sleeper K" pinned to each worker K, sleeping for an hour, while `body`
+    /// runs on the calling M:N thread.
+    static func withSleeperOnEachWorker(_ workers: Int, _ body: () throws -> Void) throws {
+        let sleepers = try (0..<workers).map { k in
+            try MNThread.spawn(name: "sleeper \(k)", onWorker: k) { try UThread.sleep(for: .seconds(3600)) }
+        }
+        defer {
+            for s in sleepers { s.cancel() }
+            for s in sleepers { _ = try? s.join() }
+        }
+        // Until every one sleeps (a sleeper on another worker starts when that worker reads its mail).
+        let give = ContinuousClock.now + .seconds(60)
+        while UThreadRuntime.threadTable().threads.filter({ $0.name.hasPrefix("sleeper ") && $0.state == .sleeping }).count < workers
+            && ContinuousClock.now < give {
+            try UThread.sleep(for: .milliseconds(1))
+        }
+        try body()
     }
 }
 
