@@ -340,7 +340,7 @@ struct TimeArgumentTableTests {
         .plain("UThread.sleep(until:)", .deadline, .sleep) { try UThread.sleep(until: $0.d) },
         // EDF deadlines: never waited on, only stored; any value must be accepted.
         .plain("UThread.setDeadline(_:)", .timeout, .available) { UThread.setDeadline($0.t) },
-        .plain("SchedulingParameters(deadline:)", .timeout, .available) { limit in
+        .plain("SchedulingPolicy.swift init(priority:nice:tickets:deadline:)", .timeout, .available) { limit in
             _ = UThread(name: "edf", scheduling: .init(deadline: limit.t)) {}  // runs after the call
         },
     ]
@@ -583,19 +583,20 @@ struct TimeArgumentTableTests {
 
     // MARK: Coverage
 
-    /// Every public function of the library with a `timeout:` or `deadline:` parameter, as
-    /// "File.swift name(labels:)", read from the sources.
+    /// Every public function, initialiser and subscript of the library with a `timeout:` or
+    /// `deadline:` parameter, as "File.swift name(labels:)", read from the sources.
     static func scannedKeys() throws -> Set<String> {
         let root = ChildProcess.repositoryRoot.appendingPathComponent("Sources/UserThreads")
         guard let files = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil) else { return [] }
         var keys: Set<String> = []
-        let declaration = /public\s+(?:(?:static|override|final|class|mutating|nonisolated)\s+)*func\s+`?(\w+)`?\s*(?:<[^(]*>)?\s*\(/
+        let declaration = /public\s+(?:(?:static|override|final|class|mutating|nonisolated|convenience|required)\s+)*(?:func\s+`?(\w+)`?|(init)[?!]?|(subscript))\s*(?:<[^(]*>)?\s*\(/
         for case let url as URL in files where url.pathExtension == "swift" {
             let text = try String(contentsOf: url, encoding: .utf8)
             for match in text.matches(of: declaration) {
                 let labels = parameterLabels(text[match.range.upperBound...])
                 if labels.contains("timeout") || labels.contains("deadline") {
-                    keys.insert("\(url.lastPathComponent) \(match.output.1)(\(labels.map { $0 + ":" }.joined()))")
+                    let name = match.output.1 ?? match.output.2 ?? match.output.3 ?? ""
+                    keys.insert("\(url.lastPathComponent) \(name)(\(labels.map { $0 + ":" }.joined()))")
                 }
             }
         }
