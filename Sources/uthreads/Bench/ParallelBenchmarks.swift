@@ -35,13 +35,13 @@ struct BenchParallelCommand: BenchSubcommand {
     }
 
     func run() throws {
-        let report = BenchReport()
-        printHeader()
         if let workers {
             ParallelBenchRuns.workerCounts = Array(Set(workers.split(separator: ",").compactMap { Int($0.filter { $0 != " " }) })).sorted()
         }
-        for (name, group) in zip(Self.groupNames, Self.groups) where selected.contains(name) { try group(report, options) }
-        if options.json { try printJSON(report) }
+        // M:N needs every CPU, whatever --placement says.
+        try runBench(options, placement: .free) { report in
+            for (name, group) in zip(Self.groupNames, Self.groups) where selected.contains(name) { try group(report, options) }
+        }
     }
 }
 
