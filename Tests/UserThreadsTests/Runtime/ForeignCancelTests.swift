@@ -20,12 +20,15 @@ struct ForeignCancelTests {
                 return "slept"
             }
             guard let handle = try handles.receive() else { return "no handle" }
-            let done = MNSemaphore()
+            // The worker waits in the kernel until cancel() has returned on the other thread
+            // (an M:N wait here would be a deadlock to the runtime, which cannot see that
+            // thread, and the runtime must outlive the cancel's post to its mailbox).
+            let returned = DispatchSemaphore(value: 0)
             Thread {
                 handle.value.cancel()
-                done.signal()
+                returned.signal()
             }.start()
-            try done.wait()
+            returned.wait()
             return try sleeper.join()
         }
         #expect(error == "CancellationError")
