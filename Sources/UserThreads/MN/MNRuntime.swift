@@ -419,6 +419,9 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
             let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy(), worker: true)
             let w: MNWorker
             do { w = try MNWorker(index: i, runtime: self, scheduler: scheduler) } catch {
+                // Nothing has run: close what the workers made so far (epoll sets, eventfds).
+                scheduler.shutdown()
+                for w in workers { w.scheduler?.shutdown() }
                 table.deallocate()
                 throw error
             }
@@ -599,29 +602,20 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         let runtime = try MNRuntime(workers: n, configuration: configuration, policy: policy)
         runtime.descriptors.activate()  // closers outside the workers find it from now on
         defer { runtime.tearDown() }
+        // Workers that never ran (a failed start) are shut down here: after the detach below
+        // (the bells are the reactors'), before tearDown.
+        var neverRan = false
+        defer { if neverRan { for w in runtime.workers { w.scheduler?.shutdown() } } }
         let observed = try MNObservability.attach(runtime)  // dump signal, control socket
         defer { MNObservability.detach(observed) }  // before tearDown: the bells are the reactors'
         let main = MNThreadObject.make(runtime: runtime, name: "main", isMain: true, stackSize: configuration.mainStackSize, body: body)
         runtime.externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
         runtime.workers[0].initial = main
-        runtime.activeWorkers.store(1, ordering: .sequentiallyConsistent)
-        var threads: [pthread_t] = []
-        for w in runtime.workers.dropFirst() {
-            runtime.activeWorkers.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            var thread = pthread_t()
-            let arg = Unmanaged.passRetained(w).toOpaque()
-            let rc = pthread_create(&thread, nil, { arg in
-                Unmanaged<MNWorker>.fromOpaque(arg!).takeRetainedValue().main()
-                return nil
-            }, arg)
-            if rc != 0 {
-                Unmanaged<MNWorker>.fromOpaque(arg).release()
-                runtime.activeWorkers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-                configuration.logger.warning("could not start an M:N worker; running with fewer",
-                                             metadata: ["worker": "\(w.index)", "errno": "\(rc)", "workers": "\(threads.count + 1)"])
-                break
-            }
-            threads.append(thread)
+        runtime.activeWorkers.store(n, ordering: .sequentiallyConsistent)
+        let threads: [pthread_t]
+        do { threads = try startWorkers(runtime) } catch {
+            neverRan = true
+            throw error
         }
         runtime.workers[0].main()
         for t in threads { pthread_join(t, nil) }
@@ -632,6 +626,54 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
                                 statistics: MNRuntimeHandle(runtime: runtime).statistics)
         return (try main.result(R.self).get(), teardown)
     }
+
+    /// Starts the kernel threads of workers 1..<n, all or none. Each new thread waits at a gate
+    /// (the lock held here) until every thread exists, so no worker runs its loop, and no user
+    /// code runs anywhere, before the runtime is whole. When a pthread_create fails, the gate
+    /// opens with "abandon": the started threads return without running, are joined, and the
+    /// error is thrown (the caller then shuts every worker's scheduler down: its reactor's epoll
+    /// set and eventfds are closed, its stacks unmapped). Rejected: running with fewer workers (the
+    /// failed one stayed in the table, so a spawn bound to it posted mail nobody read and its
+    /// joiners hung), and removing it from the table (every index-based look-up — mail, steal
+    /// order, the descriptor registry's bits — assumes workers 0..<n).
+    ///
+    /// Test hook: `UTHREADS_TEST_FAIL_WORKER_START=k` (environment, read once) makes the start
+    /// of worker k fail with EAGAIN, as pthread_create does at RLIMIT_NPROC.
+    private static func startWorkers(_ runtime: MNRuntime) throws -> [pthread_t] {
+        final class Start {
+            let worker: MNWorker
+            let gate: KernelLock<Bool>
+            init(_ worker: MNWorker, _ gate: KernelLock<Bool>) { (self.worker, self.gate) = (worker, gate) }
+        }
+        let gate = KernelLock(false)  // true: run; read once the caller has unlocked it
+        var threads: [pthread_t] = []
+        var failure: (worker: Int, errno: Int32)?
+        gate.lock()
+        for w in runtime.workers.dropFirst() {
+            var thread = pthread_t()
+            let arg = Unmanaged.passRetained(Start(w, gate)).toOpaque()
+            let rc = w.index == failWorkerStartForTesting ? EAGAIN : pthread_create(&thread, nil, { arg in
+                let start = Unmanaged<Start>.fromOpaque(arg!).takeRetainedValue()
+                if start.gate.withLock({ $0 }) { start.worker.main() }
+                return nil
+            }, arg)
+            if rc != 0 {
+                Unmanaged<Start>.fromOpaque(arg).release()
+                failure = (w.index, rc)
+                break
+            }
+            threads.append(thread)
+        }
+        gate.withLockHeld { $0 = failure == nil }
+        gate.unlock()
+        guard let failure else { return threads }
+        for t in threads { pthread_join(t, nil) }
+        throw UThreadError.system(call: "pthread_create (M:N worker \(failure.worker) of \(runtime.workers.count))",
+                                  errno: Errno(rawValue: failure.errno))
+    }
+
+    /// The worker whose start `startWorkers` fails on purpose (tests only; see there).
+    private static let failWorkerStartForTesting: Int? = getenv("UTHREADS_TEST_FAIL_WORKER_START").flatMap { Int(String(cString: $0)) }
 
     /// Breaks the worker ↔ scheduler cycles once every worker has stopped, and takes the
     /// descriptor registry off the process's list (every deferred close has completed by now:
