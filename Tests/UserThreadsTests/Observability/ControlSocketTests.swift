@@ -103,6 +103,15 @@ import Testing
         #expect(throws: UThreadError.self) { try Self.withSleepers(workers: workers, configuration) {} }
     }
 
+    /// A request is the client's bytes: the error naming it must still be valid JSON when they
+    /// hold a quote, a backslash or a control character.
+    @Test(arguments: ["bogus", "ta\"ble", "a\\b", "x\u{1}y", "}{"])
+    func anUnknownRequestIsAnsweredWithValidJSON(request: String) throws {
+        let answer = Scheduler.unknownControlRequest(request)
+        let decoded = try JSONDecoder().decode([String: String].self, from: Data(answer.utf8))
+        #expect(decoded["error"] == "unknown request '\(request)'; ask for table or dump", "\(answer)")
+    }
+
     // MARK: The server alone (a fixed answer, no runtime)
 
     /// A server answering every request with `answer`, with the given deadlines.
