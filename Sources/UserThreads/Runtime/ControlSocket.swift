@@ -94,8 +94,7 @@ final class ControlSocketServer: @unchecked Sendable {
         guard e == 0 else {
             Unmanaged<ControlSocketServer>.fromOpaque(retained).release()
             close(fd)
-            close(bell)
-            unlink(path)
+            unlink(path)  // not close(bell): every property is set, so the throw runs deinit, which closes it
             throw .invalidConfiguration("controlSocket \(path): cannot start its thread (errno \(e))")
         }
         thread = t
