@@ -112,6 +112,18 @@ import Testing
         #expect(decoded["error"] == "unknown request '\(request)'; ask for table or dump", "\(answer)")
     }
 
+    /// The client has a deadline too: a socket that is listened on but never served (a stopped
+    /// process) makes it throw `timedOut` instead of holding `uthreads top` forever.
+    @Test func theClientGivesUpOnASocketNobodyServes() throws {
+        let path = LiveViewTests.temporaryPath(".sock")
+        let listener = uthreads_unix_listen(path)  // connections wait in its backlog, never accepted
+        #expect(listener >= 0)
+        defer { close(listener); unlink(path) }
+        #expect(throws: UThreadError.timedOut) {
+            try UThreadRuntime.queryControlSocket(path, request: "table", timeout: .milliseconds(100))
+        }
+    }
+
     // MARK: The server alone (a fixed answer, no runtime)
 
     /// A server answering every request with `answer`, with the given deadlines.
