@@ -181,6 +181,19 @@ void uthreads_set_runtime(void *_Nullable runtime);
 uthreads_tcb *_Nullable uthreads_get_current(void);
 void uthreads_set_current(uthreads_tcb *_Nullable tcb);
 
+/// Offset of the "current user thread" thread-local from the thread pointer (initial-exec: the
+/// same on every kernel thread). The jacket reads it with one %fs-relative load (jacket_link.c).
+intptr_t uthreads_current_tls_offset(void);
+
+// MARK: - Jacket (jacket_link.c)
+
+/// Fills in the version and TLS offset of `table` (a `uthreads_jacket_runtime`, declared in
+/// CUThreadsJacketABI, which this header does not include: the AArch64 check compiles it alone)
+/// and gives it to the jacket (the opt-in interposer of blocking C calls,
+/// Sources/UserThreadsJacket) when the program has one. Returns 1 when a jacket took it, 0 when
+/// the program has none.
+int uthreads_jacket_connect(void *_Nonnull table);
+
 // MARK: - Time-slice checkpoint (the explicit safe point)
 //
 // `UThread.checkpoint()` must cost about a nanosecond when no switch is due, so its fast path

@@ -204,9 +204,12 @@
 // Deadlock. A worker that would sleep with no timer, no I/O waiter and no offload in flight
 // counts itself `stuck`; when every active worker is stuck, no queue holds a thread and no
 // mailbox holds a message, and no worker left that state while it looked (MNStuckCensus.swift
-// has the lock-free argument), no thread can ever run again: the worker that saw it writes its
-// thread table to stderr, and every worker wakes its parked threads with `.deadlocked` so they
-// unwind; `run` throws `UThreadError.deadlock`. (Kernel threads outside the runtime could in
+// has the lock-free argument), no thread can ever run again. The report is written in two
+// phases: every worker first writes its own thread table to stderr and the report, and only
+// after the last one has does every worker wake its parked threads with `.deadlocked` so they
+// unwind (`deadlockUnwindEpoch`); `run` throws `UThreadError.deadlock`. Waking in the same pass
+// let one worker's unwinding (a mutex released on the way out and handed to a waiter on
+// another worker) change a table not yet written, so the report lost waits. (Kernel threads outside the runtime could in
 // principle still spawn through a handle; like Go, they do not count.)
 //
 // Rejected designs:
@@ -358,8 +361,20 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// Workers whose loop still runs.
     let activeWorkers = Atomic<Int>(0)
     let mainDone = Atomic<Bool>(false)
-    /// Incremented per deadlock found (the second one abandons the threads left).
+    /// Incremented per deadlock found (the second one abandons the threads left). A deadlock
+    /// is handled in two phases: every active worker first adds its table to the report
+    /// (`deadlockTables` counts them), and only when the last one has, `deadlockUnwindEpoch`
+    /// catches up with `deadlockEpoch` and every worker wakes its parked threads. Waking at
+    /// once let one worker's unwinding threads (a mutex released on the way out, handed to a
+    /// waiter on another worker) change a table that had not been written yet: the report then
+    /// showed a waiter as "ready, cancelled", or not at all.
+    /// Only one worker declares a deadlock (a compare-and-swap from the epoch it saw), and no
+    /// worker declares another until every worker has woken its threads: a worker not yet
+    /// through phase 2 still looks stuck, and its threads are about to run.
     let deadlockEpoch = Atomic<Int>(0)
+    let deadlockTables = Atomic<Int>(0)
+    let deadlockUnwindEpoch = Atomic<Int>(0)
+    let deadlockWokenWorkers = Atomic<Int>(0)
     let deadlockReport = KernelLock<String?>(nil)
     /// Workers spinning for work before they sleep (at most half of them).
     let spinning = Atomic<Int>(0)
@@ -399,6 +414,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         self.configuration = configuration
         table = .allocate(capacity: n)
         descriptors.attach(self)  // before any worker (or other kernel thread) uses it
+        JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
         for i in 0..<n {
             let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy(), worker: true)
             let w: MNWorker
@@ -683,6 +699,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private var parksUntilShed = 64
     private var shutdownHandled = false
     private var deadlockSeen = 0
+    private var deadlockUnwound = 0
     private var spare: [MNMail] = []
     /// Per victim: the `queueActivity` value last seen, and when (this worker's clock).
     private var seenActivity: [UInt64] = []
@@ -987,11 +1004,23 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if epoch > deadlockSeen {
             deadlockSeen = epoch
             if epoch >= 2 { return false }  // threads parked again while unwinding: abandon them
-            // Each worker adds its own table to the report (only it may read its table).
+            // Phase 1: each worker adds its own table to the report (only it may read its
+            // table); the last one to do so opens phase 2 for all.
             let table = "worker \(index):\n" + DeadlockReport(scheduler: s).description
             uthreads_write_stderr(table + "\n")
             runtime.deadlockReport.withLock { $0 = ($0 ?? "") + "\n" + table }
+            let written = runtime.deadlockTables.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+            if written == runtime.activeWorkers.load(ordering: .sequentiallyConsistent) {
+                runtime.deadlockUnwindEpoch.store(epoch, ordering: .sequentiallyConsistent)
+                runtime.ringAll()
+            }
+        }
+        // Phase 2: every table is in the report; wake the parked threads so that they unwind.
+        let unwind = runtime.deadlockUnwindEpoch.load(ordering: .sequentiallyConsistent)
+        if unwind > deadlockUnwound {
+            deadlockUnwound = unwind
             s.wakeAllParked(.deadlocked)
+            runtime.deadlockWokenWorkers.wrappingAdd(1, ordering: .sequentiallyConsistent)
         }
         return true
     }
@@ -1133,12 +1162,13 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             || runtime.migrantBatches.load(ordering: .sequentiallyConsistent) > 0
             || (!deferred && runtime.queuedCount() > 0)
             || runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent) > deadlockSeen
+            || runtime.deadlockUnwindEpoch.load(ordering: .sequentiallyConsistent) > deadlockUnwound
             || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent))
             || mayEnd(s) {
             return true
         }
-        if forever && looksDeadlocked() {
-            declareDeadlock(s)
+        if forever, let epoch = looksDeadlocked() {
+            declareDeadlock(s, from: epoch)
             return true
         }
         reactor.poll(timeoutNanoseconds: timeout)
@@ -1183,22 +1213,33 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// with no timeout), nothing is queued (a batch of migrants counts), no mailbox holds a
     /// message, and no worker left the stuck state while this looked (`MNStuckCensus` has the
     /// argument, and the false deadlock its first version declared). O(workers).
-    private func looksDeadlocked() -> Bool {
+    /// Returns the deadlock epoch it saw, for `declareDeadlock`, or nil.
+    private func looksDeadlocked() -> Int? {
         let runtime = runtime
-        return runtime.stuck.allStuck(of: runtime.activeWorkers.load(ordering: .sequentiallyConsistent)) {
+        // While a deadlock is being reported or unwound (until every worker has woken its
+        // threads) the workers are idle by design: not a second deadlock.
+        let epoch = runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent)
+        guard runtime.deadlockUnwindEpoch.load(ordering: .sequentiallyConsistent) == epoch,
+              runtime.deadlockWokenWorkers.load(ordering: .sequentiallyConsistent)
+                == runtime.deadlockTables.load(ordering: .sequentiallyConsistent) else { return nil }
+        let all = runtime.stuck.allStuck(of: runtime.activeWorkers.load(ordering: .sequentiallyConsistent)) {
             runtime.queuedCount() == 0 && !finished
                 && (!runtime.mainDone.load(ordering: .sequentiallyConsistent)
                     || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent))
                 && (0..<runtime.table.count).allSatisfy { runtime.withWorker($0) { $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 } }
         }
+        return all ? epoch : nil
     }
 
-    private func declareDeadlock(_ s: Scheduler) {
+    /// Declares the deadlock that `looksDeadlocked` saw at `epoch`, unless another worker saw
+    /// it too and declared it first (two workers may pass the check at once).
+    private func declareDeadlock(_ s: Scheduler, from epoch: Int) {
+        guard runtime.deadlockEpoch.compareExchange(expected: epoch, desired: epoch + 1,
+                                                     ordering: .sequentiallyConsistent).exchanged else { return }
         let workers = runtime.activeWorkers.load(ordering: .relaxed)
         let header = "M:N runtime: all \(workers) workers idle with parked threads, nothing queued, no timer, no I/O (each worker's table follows)."
         uthreads_write_stderr("\n" + header + "\n")
         runtime.deadlockReport.withLock { $0 = header + ($0 ?? "") }
-        runtime.deadlockEpoch.wrappingAdd(1, ordering: .sequentiallyConsistent)
         runtime.ringAll()
     }
 

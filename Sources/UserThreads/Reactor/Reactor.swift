@@ -195,8 +195,18 @@ final class Reactor: Poller {
         try park(waiters, fd, .read, kind: .read, deadline: deadline)
     }
 
+    /// `wait` for the jacket (IO/JacketHooks.swift): false, without parking, for a descriptor
+    /// epoll refuses (a regular file); the wait shows as `read fd 7 (jacket)`.
+    func jacketWait(_ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws -> Bool {
+        scheduler.current.clear(.flagMigratable)  // issue 7: see wait
+        guard let waiters = try register(fd) else { return false }
+        try park(waiters, fd, direction, kind: kind, deadline: deadline, tag: WaitReason.jacketFlag)
+        return true
+    }
+
     @inline(__always)
-    private func park(_ waiters: DescriptorWaiters, _ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws {
+    private func park(_ waiters: DescriptorWaiters, _ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?,
+                      tag: UInt64 = 0) throws {
         let s = scheduler
         let me = s.current
         switch direction {
@@ -206,7 +216,7 @@ final class Reactor: Poller {
         case .write: waiters.writers.enqueue(me)
         }
         ioWaiters += 1
-        let result = s.park(kind, object: UInt64(UInt32(bitPattern: fd)), deadline: deadline)
+        let result = s.park(kind, object: UInt64(UInt32(bitPattern: fd)) | tag, deadline: deadline)
         ioWaiters -= 1
         if result == .closed {
             throw UThreadError.closed("descriptor \(fd) was closed while this thread waited to \(kind.label)")

@@ -18,9 +18,10 @@ struct SelfTestCommand: ParsableCommand {
         case spawnLoop = "spawn-loop"
         case brokenPipe = "broken-pipe"
         case stackOverflow = "stack-overflow"
+        case deadlock
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS]")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock")
     var scenario: Scenario
 
     @Argument(help: "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the stack mode. dump-on-signal-workers: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
@@ -178,6 +179,8 @@ struct SelfTestCommand: ParsableCommand {
             print("write to a closed pipe: \(outcome)")
         case .stackOverflow:
             try StackOverflowScenario(arguments: paths).run()
+        case .deadlock:
+            try DeadlockScenario.run()
         case .gdbTarget:
             // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb. With
             // WORKERS, an M:N runtime with a sleeping thread pinned to each worker.

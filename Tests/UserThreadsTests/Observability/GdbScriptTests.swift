@@ -3,7 +3,7 @@ import Testing
 
 /// tools/gdb/uthreads.py in gdb's batch mode against `uthreads selftest gdb-target`, which
 /// parks named threads in known states and stops itself with SIGTRAP.
-@Suite(.timeLimit(.minutes(5))) struct GdbScriptTests {
+@Suite(.timeLimit(.minutes(1))) struct GdbScriptTests {
     static let gdb = ["/usr/bin/gdb", "/usr/local/bin/gdb"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     @Test(.enabled(if: gdb != nil, "gdb is not installed: the gdb script is not tested"))
