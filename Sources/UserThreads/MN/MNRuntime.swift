@@ -809,6 +809,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         guard let s = scheduler else { return }
         if runtime.configuration.installFaultHandler { _ = uthreads_install_fault_handler() }
         uthreads_set_runtime(Unmanaged.passUnretained(s).toOpaque())
+        let registered = registerForDebuggers(s)
+        defer { uthreads_registry_remove(registered) }
         // Issue 7: `UThread.checkpoint()` reaches the worker's maintenance now and then (FIFO;
         // other policies arm the countdown for their time slices).
         if !s.timed { uthreads_checkpoint_arm(Scheduler.checkpointBatch) }

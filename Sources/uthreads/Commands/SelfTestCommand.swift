@@ -23,7 +23,7 @@ struct SelfTestCommand: ParsableCommand {
         case epollClosed = "epoll-closed", foreignCancel = "foreign-cancel"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel")
     var scenario: Scenario
 
     @Argument(help: "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the stack mode. dump-on-signal-workers: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
@@ -223,7 +223,12 @@ struct SelfTestCommand: ParsableCommand {
                 sleeper.cancel()
             }
         case .gdbTarget:
-            // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb.
+            // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb. With
+            // WORKERS, an M:N runtime with a sleeping thread pinned to each worker.
+            if let workers = paths.first.flatMap({ Int($0) }), workers >= 1 {
+                try UThreadRuntime.run(workers: workers) { try KnownStates.withSleeperOnEachWorker(workers) { raise(SIGTRAP) } }
+                return
+            }
             try UThreadRuntime.run {
                 try KnownStates.withThreads { raise(SIGTRAP) }
             }
