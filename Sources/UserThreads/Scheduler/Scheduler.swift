@@ -18,7 +18,10 @@
 // Exit. A finishing thread cannot free the stack it runs on. It records itself as the
 // `zombie` and switches away; whoever runs next (a thread or the idle loop) reaps it right
 // after the switch returns (`resumed`), returning its stack to the pool and its row to the
-// table. The entry path is split so that no Swift reference lives in the frame that makes the
+// table. Under M:1 the common case skips that: when returning the stack and row runs no code
+// and unmaps nothing (a trivial result, a stack the pool takes as it is), the thread returns
+// them itself just before its last switch (`reapOwnExit`: nothing else runs on the kernel
+// thread in between, so nothing can reuse them early). The entry path is split so that no Swift reference lives in the frame that makes the
 // final switch (that frame never returns, so a reference held there would never be released):
 // `life` runs the body and the exit bookkeeping and returns the next thread. A lone joiner
 // while nothing else is ready (FIFO) is switched to directly, not queued and popped; the exit
@@ -614,7 +617,6 @@ final class Scheduler {
         // saving it would store an empty set into a row that is about to be freed. Debug
         // builds and `checkInvariants` still save it and check that it is empty.
         if Scheduler.debugBuild || checks { checkNoOpenAccess(t) }
-        zombie = t
         let next = direct ?? nextReady() ?? idleBlock
         next.pointee.state = .stateRunning
         next.pointee.switches &+= 1
@@ -626,7 +628,29 @@ final class Scheduler {
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
         if hooks { switchHooks(from: t, to: next) }
+        if !reapOwnExit(t) { zombie = t }
         return next
+    }
+
+    /// The cheap exit (M:1): a finishing thread whose object goes to the reuse slot returns its
+    /// own stack, row and object before its last switch, instead of leaving them as the `zombie`
+    /// for whoever runs next (a store, a load and a call of `reap`: ~30 instructions per
+    /// thread). Safe because nothing runs on this kernel thread between here and the switch, so
+    /// nothing can take the stack or the row while this thread still uses them; the switch then
+    /// writes only the freed row's `sp`, which the next spawn overwrites. Only when none of the
+    /// releases can run code or unmap memory: a trivial result (no deinit), a stack the pool
+    /// takes as it is (`poolsAsIs`: no munmap or madvise), not under ThreadSanitizer (a fiber
+    /// cannot destroy itself), not on an M:N worker (rows may be immigrants, objects are never
+    /// reused). Everything else goes through the zombie as before.
+    @inline(__always)
+    private func reapOwnExit(_ t: ControlBlock) -> Bool {
+        guard workerIndex < 0, !tsan, reusable == nil else { return false }
+        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
+        guard object._withUnsafeGuaranteedRef({ $0.resultIsTrivial }) else { return false }
+        let stack = stackOf(t)
+        guard stacks.poolsAsIs(stack) else { return false }
+        release(t, stack: stack, object: object, trivial: true)
+        return true
     }
 
     /// Debug check of a finishing thread: its exclusivity access set is empty (see exitCurrent).
@@ -648,12 +672,16 @@ final class Scheduler {
         zombie = nil
         if tsan { uthreads_tsan_fiber_destroy(t) }
         if t.has(.flagImmigrant) { return reapImmigrant(t) }
-        stacks.release(stackOf(t))
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
-        let trivial = object._withUnsafeGuaranteedRef { o in
-            o.controlBlock = nil
-            return o.resultIsTrivial
-        }
+        release(t, stack: stackOf(t), object: object, trivial: object._withUnsafeGuaranteedRef { $0.resultIsTrivial })
+    }
+
+    /// Returns a finished thread's stack and row, and its row's reference to the object: kept
+    /// for reuse when the result is trivial and the slot is free, else released.
+    @inline(__always)
+    private func release(_ t: ControlBlock, stack: Stack, object: Unmanaged<ThreadObject>, trivial: Bool) {
+        stacks.release(stack)
+        object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
         table.release(t)
         // Keep the row's reference for reuse (M:1 only: under M:N handles live on other kernel
         // threads, and a uniqueness test would need to synchronise with their releases).
