@@ -33,11 +33,10 @@
 // Thread objects. A thread's Swift object (ThreadObject: body, result, name) outlives its row
 // while handles exist. Allocating and freeing it was a third of a spawn+join (malloc, free,
 // init, deinit: ~370 instructions of ~1800). `reap` therefore keeps the object of a thread that
-// finished with a trivial result in a one-object slot (`reusable`), and the next spawn takes it
-// if nothing else references it by then (`isKnownUniquelyReferenced`), else lets it go (its
-// handles free it). One slot suffices for the common spawn-join loop and bounds what is held:
-// at most one object with no observable contents. M:1 only: under M:N a handle may be released
-// on another kernel thread, and the uniqueness test would have to synchronise with it.
+// finished with a trivial result in a slab (ThreadObjectSlab, whose essay has the details),
+// and a later spawn takes it if nothing else references it by then. M:1 only: under M:N a
+// handle may be released on another kernel thread, and the uniqueness test would have to
+// synchronise with it.
 //
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
@@ -195,10 +194,9 @@ final class Scheduler {
     @exclusivity(unchecked) private(set) var switchCount: UInt64 = 0
     /// Threads spawned in this runtime's life.
     @exclusivity(unchecked) private(set) var spawnCount: UInt64 = 0
-    /// The object of the last thread reaped with a trivial result, kept for reuse by the next
-    /// spawn if by then no handle references it (`reusableObject`). M:1 only. See "Thread
-    /// objects" in the essay.
-    @exclusivity(unchecked) private var reusable: ThreadObject?
+    /// Objects of threads that finished with a trivial result, kept for later spawns
+    /// (`reusableObject`). M:1 only. See "Thread objects" in the essay.
+    @exclusivity(unchecked) private var slab = ThreadObjectSlab()
     /// State of the runtime's random source (randomised choices such as select fairness).
     /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible.
     @exclusivity(unchecked) var randomState: UInt64 = uthreads_monotonic_ns() ^ 0x5DEE_CE66_D1CE_4E5B
@@ -249,6 +247,7 @@ final class Scheduler {
     }
 
     deinit {
+        slab.destroy()
         idleBlock.deinitialize(count: 1)
         idleBlock.deallocate()
     }
@@ -644,12 +643,12 @@ final class Scheduler {
     /// reused). Everything else goes through the zombie as before.
     @inline(__always)
     private func reapOwnExit(_ t: ControlBlock) -> Bool {
-        guard workerIndex < 0, !tsan, reusable == nil else { return false }
+        guard workerIndex < 0, !tsan, !slab.isFull else { return false }
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
         guard object._withUnsafeGuaranteedRef({ $0.resultIsTrivial }) else { return false }
         let stack = stackOf(t)
         guard stacks.poolsAsIs(stack) else { return false }
-        release(t, stack: stack, object: object, trivial: true)
+        release(t, stack: stack, object: object, keep: true)
         return true
     }
 
@@ -673,37 +672,32 @@ final class Scheduler {
         if tsan { uthreads_tsan_fiber_destroy(t) }
         if t.has(.flagImmigrant) { return reapImmigrant(t) }
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
-        release(t, stack: stackOf(t), object: object, trivial: object._withUnsafeGuaranteedRef { $0.resultIsTrivial })
+        // Keep the object for reuse only under M:1: under M:N handles live on other kernel
+        // threads, and a uniqueness test would need to synchronise with their releases.
+        let keep = workerIndex < 0 && !slab.isFull && object._withUnsafeGuaranteedRef { $0.resultIsTrivial }
+        release(t, stack: stackOf(t), object: object, keep: keep)
     }
 
-    /// Returns a finished thread's stack and row, and its row's reference to the object: kept
-    /// for reuse when the result is trivial and the slot is free, else released.
+    /// Returns a finished thread's stack and row, and its row's reference to the object: into
+    /// the slab when `keep` (the caller checked that it may and that there is room), else
+    /// released.
     @inline(__always)
-    private func release(_ t: ControlBlock, stack: Stack, object: Unmanaged<ThreadObject>, trivial: Bool) {
+    private func release(_ t: ControlBlock, stack: Stack, object: Unmanaged<ThreadObject>, keep: Bool) {
         stacks.release(stack)
         object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
         table.release(t)
-        // Keep the row's reference for reuse (M:1 only: under M:N handles live on other kernel
-        // threads, and a uniqueness test would need to synchronise with their releases).
-        if trivial && reusable == nil && workerIndex < 0 {
-            // The slot is nil: initialise it in place (an assignment would release the nil,
-            // a call into the runtime).
-            withUnsafeMutablePointer(to: &reusable) { $0.initialize(to: object.takeRetainedValue()) }
+        if keep {
+            slab.keep(object)
         } else {
             object.release()
         }
     }
 
-    /// The object kept by `reap`, emptied and renamed, if no handle references it any more;
-    /// otherwise nil (and the scheduler lets go of it: its handles free it). O(1).
+    /// An object kept by `reap`, emptied and renamed, if one is kept that no handle references
+    /// any more; otherwise nil. O(1).
     @inline(__always)
     func reusableObject(name: String) -> ThreadObject? {
-        guard reusable != nil else { return nil }
-        guard isKnownUniquelyReferenced(&reusable) else {
-            reusable = nil
-            return nil
-        }
-        let object = reusable.take().unsafelyUnwrapped
+        guard let object = slab.take() else { return nil }
         if checks {
             precondition(object.isFinished && object.controlBlock == nil && object.isEmpty && object.locals == nil,
                          "reusable thread object \(object.id) is still in use")
@@ -872,7 +866,7 @@ final class Scheduler {
     /// Tears down what is left after the loop ended (abandoned threads included).
     func shutdown() {
         if let z = zombie { reap(z) }
-        reusable = nil
+        slab.removeAll()
         recorder?.finish(nsPerUnit: nsPerSliceUnit)
         watchdog.flush()
         uthreads_checkpoint_arm(Int64.max / 2)

@@ -17,8 +17,8 @@ import CUThreads
 ///
 /// Reuse. An object whose thread finished with a trivial result (`resultIsTrivial`: a
 /// `.success` of a POD type, so it references nothing) may be kept by the scheduler after the
-/// thread's row is gone, and handed to a later spawn once no handle references it any more
-/// (`isKnownUniquelyReferenced`, Scheduler.reap): that saves the malloc, free, init and deinit
+/// thread's row is gone (in its ThreadObjectSlab), and handed to a later spawn once no handle
+/// references it any more (`isKnownUniquelyReferenced`): that saves the malloc, free, init and deinit
 /// of a spawn+join (~300 instructions). Nothing can tell: only the row referenced it besides
 /// the (gone) handles, and a trivial result owns nothing whose release could be observed.
 /// Results that hold references are never kept: they are released with their last handle,

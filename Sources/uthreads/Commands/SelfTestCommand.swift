@@ -18,10 +18,10 @@ struct SelfTestCommand: ParsableCommand {
         case brokenPipe = "broken-pipe"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT | broken-pipe")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT [BATCH] | broken-pipe")
     var scenario: Scenario
 
-    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run. spawn-loop: the count.")
+    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run. spawn-loop: the count, then the batch size (default 1).")
     var paths: [String] = []
 
     func run() throws {
@@ -117,10 +117,24 @@ struct SelfTestCommand: ParsableCommand {
             // A fixed number of `try UThread {}.join()` (the `bench spawn` loop) after 1000 to warm
             // the stack pool, for instruction counts: run it under callgrind with two counts and
             // divide the difference by the difference of the counts (docs/BENCHMARKS.md).
-            guard paths.count == 1, let count = Int(paths[0]), count >= 0 else { throw ValidationError("spawn-loop needs COUNT") }
+            // With BATCH > 1 (the `bench spawn` batch row): COUNT threads, BATCH spawned at a time
+            // and then joined in spawn order.
+            guard (1...2).contains(paths.count), let count = Int(paths[0]), count >= 0,
+                  let batch = paths.count == 2 ? Int(paths[1]) : 1, batch >= 1
+            else { throw ValidationError("spawn-loop needs COUNT [BATCH], COUNT >= 0, BATCH >= 1") }
             try UThreadRuntime.run {
-                for _ in 0..<1000 { try UThread {}.join() }
-                for _ in 0..<count { try UThread {}.join() }
+                if batch == 1 {
+                    for _ in 0..<1000 { try UThread {}.join() }
+                    for _ in 0..<count { try UThread {}.join() }
+                } else {
+                    var threads: [UThread<Void>] = []
+                    threads.reserveCapacity(batch)
+                    for _ in 0..<(1000 + count) / batch {
+                        for _ in 0..<batch { threads.append(UThread {}) }
+                        for t in threads { try t.join() }
+                        threads.removeAll(keepingCapacity: true)
+                    }
+                }
             }
         case .brokenPipe:
             // The process's first I/O is a write to a pipe whose reader is closed: it must throw
