@@ -373,7 +373,6 @@ final class Scheduler {
         object.runtime = runtime
         t.pointee.runtime = runtime
         if !object.name.isEmpty { t.setName(object.name) }
-        if checks { precondition(object.contents == .body, "spawn of an object without a body") }
         t.pointee.sp = uthreads_context_make(stack.hi, threadEntry, UnsafeMutableRawPointer(t))
         if tsan { uthreads_tsan_fiber_create(t) }
         t.pointee.state = .stateReady
@@ -567,6 +566,7 @@ final class Scheduler {
     @inline(never)
     private func life(_ t: ControlBlock) -> ControlBlock {
         resumed(t)
+        if checks { precondition(objectOf(t).contents == .body, "thread #\(t.pointee.id) started without a body") }
         Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)._withUnsafeGuaranteedRef { $0.run() }
         // Under M:N the thread may have migrated while its body ran: its exit then belongs to
         // the scheduler that runs it now, and of `self` only the address is read here.
