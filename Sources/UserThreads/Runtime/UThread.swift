@@ -127,9 +127,12 @@ func checkpointSlowPath() {
 @usableFromInline
 func waitUntilFinished(_ object: ThreadObject) throws {
     try Scheduler.with("UThread.join") { scheduler in
-        guard object.runtime == Unmanaged.passUnretained(scheduler).toOpaque() else { throw UThreadError.foreignRuntime }
+        // Compared as addresses: an optional compared with a pointer tests for nil first.
+        guard UInt(bitPattern: object.runtime) == UInt(bitPattern: Unmanaged.passUnretained(scheduler).toOpaque()) else {
+            throw UThreadError.foreignRuntime
+        }
         let me = scheduler.current
-        guard object.controlBlock != me else { throw UThreadError.invalidArgument("thread \(object.id) cannot join itself") }
+        guard UInt(bitPattern: object.controlBlock) != UInt(bitPattern: me) else { throw UThreadError.invalidArgument("thread \(object.id) cannot join itself") }
         while !object.isFinished {
             object.enqueue(me)
             try scheduler.park(inlined: .join, object: object.id.rawValue).check()

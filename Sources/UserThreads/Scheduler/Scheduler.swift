@@ -372,7 +372,7 @@ final class Scheduler {
         let runtime = Unmanaged.passUnretained(self).toOpaque()
         object.runtime = runtime
         t.pointee.runtime = runtime
-        if !object.name.isEmpty { t.setName(object.name) }
+        if object.isNamed { t.setName(object.name) }
         t.pointee.sp = uthreads_context_make(stack.hi, threadEntry, UnsafeMutableRawPointer(t))
         if tsan { uthreads_tsan_fiber_create(t) }
         t.pointee.state = .stateReady
@@ -631,7 +631,7 @@ final class Scheduler {
         return next
     }
 
-    /// The cheap exit (M:1): a finishing thread whose object goes to the reuse slot returns its
+    /// The cheap exit (M:1): a finishing thread whose object goes to the slab returns its
     /// own stack, row and object before its last switch, instead of leaving them as the `zombie`
     /// for whoever runs next (a store, a load and a call of `reap`: ~30 instructions per
     /// thread). Safe because nothing runs on this kernel thread between here and the switch, so

@@ -74,6 +74,10 @@ class ThreadObject: WaitQueue {
     @usableFromInline @exclusivity(unchecked) final var isFinished = false
     /// Set by cancel(); mirrored in the row's flags while the thread lives.
     @exclusivity(unchecked) final var isCancelled = false
+    /// Whether `name` is not empty, kept with it (in `init` and `recycle`, the only places that
+    /// set it): testing a `String` for emptiness decodes its representation, ~8 instructions,
+    /// and a spawn asked twice.
+    @exclusivity(unchecked) final private(set) var isNamed: Bool
     /// What the current wait is on, if it describes itself; set only while parked, when the
     /// target is alive (the thread is on its queue), hence unowned.
     @exclusivity(unchecked) final unowned(unsafe) var waitTarget: (any WaitTarget)?
@@ -90,6 +94,7 @@ class ThreadObject: WaitQueue {
     @usableFromInline
     init(name: String) {
         self.name = name
+        self.isNamed = !name.isEmpty
         super.init()
     }
 
@@ -115,7 +120,11 @@ class ThreadObject: WaitQueue {
         isFinished = false
         isCancelled = false
         id = ThreadID(rawValue: 0)
-        if !(name.isEmpty && self.name.isEmpty) { self.name = name }
+        let named = !name.isEmpty
+        if named || isNamed {  // else both are empty: no assignment (a release of the old string)
+            self.name = name
+            isNamed = named
+        }
     }
 
     /// Where the stored value lives.
