@@ -18,7 +18,10 @@
 // Exit. A finishing thread cannot free the stack it runs on. It records itself as the
 // `zombie` and switches away; whoever runs next (a thread or the idle loop) reaps it right
 // after the switch returns (`resumed`), returning its stack to the pool and its row to the
-// table. The entry path is split so that no Swift reference lives in the frame that makes the
+// table. Under M:1 the common case skips that: when returning the stack and row runs no code
+// and unmaps nothing (a trivial result, a stack the pool takes as it is), the thread returns
+// them itself just before its last switch (`reapOwnExit`: nothing else runs on the kernel
+// thread in between, so nothing can reuse them early). The entry path is split so that no Swift reference lives in the frame that makes the
 // final switch (that frame never returns, so a reference held there would never be released):
 // `life` runs the body and the exit bookkeeping and returns the next thread. A lone joiner
 // while nothing else is ready (FIFO) is switched to directly, not queued and popped; the exit
@@ -30,11 +33,10 @@
 // Thread objects. A thread's Swift object (ThreadObject: body, result, name) outlives its row
 // while handles exist. Allocating and freeing it was a third of a spawn+join (malloc, free,
 // init, deinit: ~370 instructions of ~1800). `reap` therefore keeps the object of a thread that
-// finished with a trivial result in a one-object slot (`reusable`), and the next spawn takes it
-// if nothing else references it by then (`isKnownUniquelyReferenced`), else lets it go (its
-// handles free it). One slot suffices for the common spawn-join loop and bounds what is held:
-// at most one object with no observable contents. M:1 only: under M:N a handle may be released
-// on another kernel thread, and the uniqueness test would have to synchronise with it.
+// finished with a trivial result in a slab (ThreadObjectSlab, whose essay has the details),
+// and a later spawn takes it if nothing else references it by then. M:1 only: under M:N a
+// handle may be released on another kernel thread, and the uniqueness test would have to
+// synchronise with it.
 //
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
@@ -192,10 +194,9 @@ final class Scheduler {
     @exclusivity(unchecked) private(set) var switchCount: UInt64 = 0
     /// Threads spawned in this runtime's life.
     @exclusivity(unchecked) private(set) var spawnCount: UInt64 = 0
-    /// The object of the last thread reaped with a trivial result, kept for reuse by the next
-    /// spawn if by then no handle references it (`reusableObject`). M:1 only. See "Thread
-    /// objects" in the essay.
-    @exclusivity(unchecked) private var reusable: ThreadObject?
+    /// Objects of threads that finished with a trivial result, kept for later spawns
+    /// (`reusableObject`). M:1 only. See "Thread objects" in the essay.
+    @exclusivity(unchecked) private var slab = ThreadObjectSlab()
     /// State of the runtime's random source (randomised choices such as select fairness).
     /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible.
     @exclusivity(unchecked) var randomState: UInt64 = uthreads_monotonic_ns() ^ 0x5DEE_CE66_D1CE_4E5B
@@ -246,6 +247,7 @@ final class Scheduler {
     }
 
     deinit {
+        slab.destroy()
         idleBlock.deinitialize(count: 1)
         idleBlock.deallocate()
     }
@@ -373,8 +375,7 @@ final class Scheduler {
         let runtime = Unmanaged.passUnretained(self).toOpaque()
         object.runtime = runtime
         t.pointee.runtime = runtime
-        if !object.name.isEmpty { t.setName(object.name) }
-        if checks { precondition(object.contents == .body, "spawn of an object without a body") }
+        if object.isNamed { t.setName(object.name) }
         t.pointee.sp = uthreads_context_make(stack.hi, threadEntry, UnsafeMutableRawPointer(t))
         if tsan { uthreads_tsan_fiber_create(t) }
         t.pointee.state = .stateReady
@@ -573,6 +574,7 @@ final class Scheduler {
     @inline(never)
     private func life(_ t: ControlBlock) -> ControlBlock {
         resumed(t)
+        if checks { precondition(objectOf(t).contents == .body, "thread #\(t.pointee.id) started without a body") }
         Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)._withUnsafeGuaranteedRef { $0.run() }
         // Under M:N the thread may have migrated while its body ran: its exit then belongs to
         // the scheduler that runs it now, and of `self` only the address is read here.
@@ -622,7 +624,6 @@ final class Scheduler {
         // saving it would store an empty set into a row that is about to be freed. Debug
         // builds and `checkInvariants` still save it and check that it is empty.
         if Scheduler.debugBuild || checks { checkNoOpenAccess(t) }
-        zombie = t
         let next = direct ?? nextReady() ?? idleBlock
         next.pointee.state = .stateRunning
         next.pointee.switches &+= 1
@@ -634,7 +635,29 @@ final class Scheduler {
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
         if hooks { switchHooks(from: t, to: next) }
+        if !reapOwnExit(t) { zombie = t }
         return next
+    }
+
+    /// The cheap exit (M:1): a finishing thread whose object goes to the slab returns its
+    /// own stack, row and object before its last switch, instead of leaving them as the `zombie`
+    /// for whoever runs next (a store, a load and a call of `reap`: ~30 instructions per
+    /// thread). Safe because nothing runs on this kernel thread between here and the switch, so
+    /// nothing can take the stack or the row while this thread still uses them; the switch then
+    /// writes only the freed row's `sp`, which the next spawn overwrites. Only when none of the
+    /// releases can run code or unmap memory: a trivial result (no deinit), a stack the pool
+    /// takes as it is (`poolsAsIs`: no munmap or madvise), not under ThreadSanitizer (a fiber
+    /// cannot destroy itself), not on an M:N worker (rows may be immigrants, objects are never
+    /// reused). Everything else goes through the zombie as before.
+    @inline(__always)
+    private func reapOwnExit(_ t: ControlBlock) -> Bool {
+        guard workerIndex < 0, !tsan, !slab.isFull else { return false }
+        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
+        guard object._withUnsafeGuaranteedRef({ $0.resultIsTrivial }) else { return false }
+        let stack = stackOf(t)
+        guard stacks.poolsAsIs(stack) else { return false }
+        release(t, stack: stack, object: object, keep: true)
+        return true
     }
 
     /// Debug check of a finishing thread: its exclusivity access set is empty (see exitCurrent).
@@ -656,34 +679,33 @@ final class Scheduler {
         zombie = nil
         if tsan { uthreads_tsan_fiber_destroy(t) }
         if t.has(.flagImmigrant) { return reapImmigrant(t) }
-        stacks.release(stackOf(t))
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
-        let trivial = object._withUnsafeGuaranteedRef { o in
-            o.controlBlock = nil
-            return o.resultIsTrivial
-        }
+        // Keep the object for reuse only under M:1: under M:N handles live on other kernel
+        // threads, and a uniqueness test would need to synchronise with their releases.
+        let keep = workerIndex < 0 && !slab.isFull && object._withUnsafeGuaranteedRef { $0.resultIsTrivial }
+        release(t, stack: stackOf(t), object: object, keep: keep)
+    }
+
+    /// Returns a finished thread's stack and row, and its row's reference to the object: into
+    /// the slab when `keep` (the caller checked that it may and that there is room), else
+    /// released.
+    @inline(__always)
+    private func release(_ t: ControlBlock, stack: Stack, object: Unmanaged<ThreadObject>, keep: Bool) {
+        stacks.release(stack)
+        object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
         table.release(t)
-        // Keep the row's reference for reuse (M:1 only: under M:N handles live on other kernel
-        // threads, and a uniqueness test would need to synchronise with their releases).
-        if trivial && reusable == nil && workerIndex < 0 {
-            // The slot is nil: initialise it in place (an assignment would release the nil,
-            // a call into the runtime).
-            withUnsafeMutablePointer(to: &reusable) { $0.initialize(to: object.takeRetainedValue()) }
+        if keep {
+            slab.keep(object)
         } else {
             object.release()
         }
     }
 
-    /// The object kept by `reap`, emptied and renamed, if no handle references it any more;
-    /// otherwise nil (and the scheduler lets go of it: its handles free it). O(1).
+    /// An object kept by `reap`, emptied and renamed, if one is kept that no handle references
+    /// any more; otherwise nil. O(1).
     @inline(__always)
     func reusableObject(name: String) -> ThreadObject? {
-        guard reusable != nil else { return nil }
-        guard isKnownUniquelyReferenced(&reusable) else {
-            reusable = nil
-            return nil
-        }
-        let object = reusable.take().unsafelyUnwrapped
+        guard let object = slab.take() else { return nil }
         if checks {
             precondition(object.isFinished && object.controlBlock == nil && object.isEmpty && object.locals == nil,
                          "reusable thread object \(object.id) is still in use")
@@ -852,7 +874,7 @@ final class Scheduler {
     /// Tears down what is left after the loop ended (abandoned threads included).
     func shutdown() {
         if let z = zombie { reap(z) }
-        reusable = nil
+        slab.removeAll()
         recorder?.finish(nsPerUnit: nsPerSliceUnit)
         watchdog.flush()
         uthreads_checkpoint_arm(Int64.max / 2)
