@@ -53,6 +53,18 @@ struct JacketTests {
         #expect(try probe(["errno"], jacket: false).contains("connect-refused -1/\(ECONNREFUSED)"))
     }
 
+    @Test("select with a timeout too large for 64-bit nanoseconds waits for data instead of timing out", arguments: [1, 2])
+    func selectHugeTimeout(workers: Int) throws {
+        let out = try probe(["select-huge"], workers: workers)
+        #expect(out.contains("select=1/0 set=1 ticks=3"), "\(out)")
+    }
+
+    @Test("the runtime's crash-diagnostic write to stderr is the system call: it never parks in the jacket")
+    func runtimeStderrWriteIsRaw() throws {
+        let out = try probe(["stderr-raw"])
+        #expect(out.contains("ticks-during-write=0"), "\(out)")
+    }
+
     @Test("a cancelled thread's jacketed read fails with ECANCELED")
     func cancellation() throws {
         let out = try probe(["cancel"])
