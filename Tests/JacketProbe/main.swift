@@ -262,6 +262,20 @@ case "stderr-raw":
     dup2(saved, 2)
     print("ticks-during-write=\(seen.value)")
 
+case "close-elsewhere":
+    // A plain close on one worker of a descriptor a user thread on another worker waits on:
+    // the wait ends with EBADF (the jacket's promise), it does not hang.
+    let (r, _) = blockingPipe()
+    inRuntime {
+        let reader = try MNThread.spawn(name: "reader", onWorker: 1) { () -> probe_result in
+            var byte: UInt8 = 0
+            return probe_read(r, &byte, 1)
+        }
+        while !UThreadRuntime.threadTable().description.contains("read fd \(r) (jacket)") { UThread.yield() }
+        print("close=\(describe(probe_close(r))) on worker \(MNThread.worker ?? -1)")
+        print("read=\(describe(try reader.join()))")
+    }
+
 case "poll-many":
     // poll on two pipes and select on one park until the second pipe gets a byte (after the
     // ticker's 3 ticks): the ticker runs meanwhile.
