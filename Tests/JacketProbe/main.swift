@@ -67,6 +67,16 @@ final class Box: @unchecked Sendable {
     var lines: [String] = []
 }
 
+/// The ticker of the waiting scenarios: 3 ticks of 1 ms user-thread sleeps, then one byte to `w`.
+func tickThenWrite(_ ticks: Counter, _ w: Int32) throws {
+    for _ in 0..<3 {
+        try UThread.sleep(for: .milliseconds(1))
+        ticks.value += 1
+    }
+    var b: UInt8 = 1
+    _ = probe_write(w, &b, 1)
+}
+
 func describe(_ r: probe_result) -> String { "\(r.value)/\(r.error)" }
 
 /// The calls of the "errno" scenario, with their values and errno.
@@ -213,14 +223,7 @@ case "select-huge":
             let p = probe_select_read_timeval(r, 20_211_507_185_753_197, 0)
             print("select=\(describe(p)) set=\(p.extra) ticks=\(ticks.value)")
         }
-        let ticker = spawn("ticker") {
-            for _ in 0..<3 {
-                try UThread.sleep(for: .milliseconds(1))
-                ticks.value += 1
-            }
-            var b: UInt8 = 1
-            _ = probe_write(w, &b, 1)
-        }
+        let ticker = spawn("ticker") { try tickThenWrite(ticks, w) }
         try selecter()
         try ticker()
     }
@@ -291,14 +294,7 @@ case "poll-many":
             let p = probe_select_read(r2, 10_000)
             print("select=\(describe(p)) set=\(p.extra) ticks=\(ticks.value)")
         }
-        let ticker = spawn("ticker") {
-            for _ in 0..<3 {
-                try UThread.sleep(for: .milliseconds(1))
-                ticks.value += 1
-            }
-            var b: UInt8 = 1
-            _ = probe_write(w2, &b, 1)
-        }
+        let ticker = spawn("ticker") { try tickThenWrite(ticks, w2) }
         try poller()
         try selecter()
         try ticker()
