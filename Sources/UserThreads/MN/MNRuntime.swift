@@ -1052,7 +1052,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             uthreads_write_stderr(table + "\n")
             runtime.deadlockReport.withLock { $0 = ($0 ?? "") + "\n" + table }
             let written = runtime.deadlockTables.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
-            if written == runtime.activeWorkers.load(ordering: .sequentiallyConsistent) {
+            if written >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent) {  // >=: never stuck below
                 runtime.deadlockUnwindEpoch.store(epoch, ordering: .sequentiallyConsistent)
                 runtime.ringAll()
             }
