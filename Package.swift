@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "UserThreads", targets: ["UserThreads"]),
+        .library(name: "UserThreadsHTTP", targets: ["UserThreadsHTTP"]),
         .executable(name: "uthreads", targets: ["uthreads"]),
     ],
     dependencies: [
@@ -28,6 +29,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // An application on top of the library: the HTTP/1.1 parser and server of `uthreads serve`.
+        .target(
+            name: "UserThreadsHTTP",
+            dependencies: ["UserThreads", .product(name: "Logging", package: "swift-log")]
+        ),
         // The kernel-thread peers of the benchmarks (pthreads, futex), in C.
         .target(name: "CKernelPeers"),
         // The command line: tour, benchmarks, demos.
@@ -35,6 +41,7 @@ let package = Package(
             name: "uthreads",
             dependencies: [
                 "UserThreads",
+                "UserThreadsHTTP",
                 "CUThreads",
                 "CKernelPeers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -44,7 +51,7 @@ let package = Package(
         // kernel's view of the process), so the executable is a dependency.
         .testTarget(
             name: "UserThreadsTests",
-            dependencies: ["UserThreads", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["UserThreads", "UserThreadsHTTP", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

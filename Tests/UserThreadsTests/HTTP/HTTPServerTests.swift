@@ -1,4 +1,5 @@
 import Testing
+import UserThreadsHTTP
 @testable import UserThreads
 
 @Suite struct HTTPServerTests {
