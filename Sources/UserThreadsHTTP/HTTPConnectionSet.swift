@@ -3,9 +3,11 @@
 // All of a server's threads (its acceptor, its stop watcher, its connections) are user threads
 // of one kernel thread (under M:N, worker-local threads of the acceptor's worker), so this
 // state needs no lock against other kernel threads; the mutex only exists because a condition
-// wait takes one. A connection is *idle* while it waits for the first byte of a request (a new
-// connection or a kept-alive one): a stop cancels idle connections at once, as Go's
-// `Server.Shutdown` closes idle connections, and lets busy ones finish their request.
+// wait takes one. A connection is *idle* while it waits for the first byte of a new request
+// after answering one: a stop cancels idle connections at once, as Go's `Server.Shutdown`
+// closes idle connections, and lets the others finish their request. A new connection that has
+// sent nothing yet is not idle (its request may be in flight): like Go's StateNew, it gets the
+// grace period (and its head deadline).
 import UserThreads
 
 /// The live connections of one server run, the cap's wait and the graceful stop's drain.
@@ -13,7 +15,7 @@ final class HTTPConnectionSet {
     /// One connection: its thread (set once spawned) and whether it waits for a new request.
     final class Entry {
         var thread: UThreadHandle?
-        var idle = true
+        var idle = false
     }
 
     private var entries: [Int: Entry] = [:]

@@ -48,8 +48,8 @@
 // answered. (It used to stop at a power of two below that and reset the connection.)
 //
 // Graceful stop. `stop` (an `HTTPServerStop`, shared by the servers on one listener) or a
-// listener shut down or closed by someone else ends the accept loop; idle connections are
-// cancelled at once, busy ones close after their response (`Connection: close`), and `run()`
+// listener shut down or closed by someone else ends the accept loop; idle keep-alive
+// connections are cancelled at once, others close after their response (`Connection: close`), and `run()`
 // waits up to `shutdownGracePeriod` for them before cancelling the rest (Go's Server.Shutdown;
 // nginx's graceful quit).
 import Glibc
@@ -249,7 +249,7 @@ public struct HTTPServer {
                 if !waitingForRequest { reply(status: 408, on: connection, linger: false) }
                 return
             }
-            if waitingForRequest, let entry, let connections {
+            if idle, let entry, let connections {
                 connections.becameIdle(entry)
                 if connections.stopping { return }
             }
