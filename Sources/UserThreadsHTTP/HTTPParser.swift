@@ -99,6 +99,8 @@ public struct HTTPRequestParser: Sendable {
             if b.count >= maxHeadBytes { return .error(status: 431) }
             return checkPrefix(b)
         }
+        // The scan stops at `maxHeadBytes` but looks up to 3 bytes past it for the blank line.
+        if headEnd > maxHeadBytes { return .error(status: 431) }
         // Request line.
         var p = 0
         let methodStart = p
