@@ -1,0 +1,45 @@
+import Glibc
+import Testing
+import UserThreads
+
+@Suite(.timeLimit(.minutes(1))) struct SignalStreamTests {
+    /// A signal sent to this kernel thread is read by a parked user thread, which another user
+    /// thread of the runtime ran meanwhile (the wait parks on the reactor, not the kernel thread).
+    @Test func signalWakesAParkedReader() throws {
+        let (signal, ranMeanwhile) = try UThreadRuntime.run {
+            let stream = try SignalStream(signals: [SIGUSR1])
+            defer {  // leave this test thread's mask as it was (the signal was consumed)
+                var set = sigset_t()
+                sigemptyset(&set)
+                sigaddset(&set, SIGUSR1)
+                pthread_sigmask(SIG_UNBLOCK, &set, nil)
+            }
+            let reader = UThread { try stream.next(timeout: .seconds(20)) }
+            var ranMeanwhile = false
+            let other = UThread { ranMeanwhile = true }
+            try other.join()
+            pthread_kill(pthread_self(), SIGUSR1)  // pending on this thread, blocked: for the stream
+            return (try reader.join(), ranMeanwhile)
+        }
+        #expect(signal == SIGUSR1)
+        #expect(ranMeanwhile)
+    }
+
+    @Test func waitTimesOut() throws {
+        try UThreadRuntime.run {
+            let stream = try SignalStream(signals: [SIGUSR1])
+            defer {
+                var set = sigset_t()
+                sigemptyset(&set)
+                sigaddset(&set, SIGUSR1)
+                pthread_sigmask(SIG_UNBLOCK, &set, nil)
+            }
+            #expect(throws: UThreadError.timedOut) { _ = try stream.next(timeout: .milliseconds(50)) }
+        }
+    }
+
+    @Test(arguments: [[], [SIGKILL], [SIGSTOP], [0], [-1], [65], [SIGTERM, 1000]] as [[Int32]])
+    func badSignalListsAreRejected(_ signals: [Int32]) {
+        #expect(throws: UThreadError.self) { _ = try SignalStream(signals: signals) }
+    }
+}
