@@ -222,7 +222,7 @@ public struct HTTPServer {
                     buffer.removeSubrange(max(initialBufferSize, filled)...)  // a large body's buffer goes
                 }
                 headEnd = -1
-                head = PhaseDeadline(headTimeout)  // a pipelined request's head: from now
+                if filled > 0 { head = PhaseDeadline(headTimeout) }  // a pipelined request's head: from now
                 continue
             case .error(let status):
                 reply(status: status, on: connection)
@@ -244,7 +244,10 @@ public struct HTTPServer {
             let idle = waitingForRequest && served > 0
             let timeout: Duration?
             do {
-                timeout = try (idle ? PhaseDeadline(idleTimeout) : headEnd < 0 ? head : body).remaining()
+                // The idle wait is one read: its timeout is the deadline (no clock read here).
+                if idle, let t = idleTimeout, t <= .zero { return }
+                timeout = idle ? idleTimeout.flatMap { $0 < .seconds(1 << 32) ? $0 : nil }
+                               : try (headEnd < 0 ? head : body).remaining()
             } catch {
                 if !waitingForRequest { reply(status: 408, on: connection, linger: false) }
                 return

@@ -3,17 +3,20 @@ import Testing
 import UserThreads
 
 @Suite(.timeLimit(.minutes(1))) struct SignalStreamTests {
+    /// Leaves this test thread's mask as it was (a SignalStream blocked the signal; it was consumed).
+    func unblock(_ signal: Int32) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, signal)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
     /// A signal sent to this kernel thread is read by a parked user thread, which another user
     /// thread of the runtime ran meanwhile (the wait parks on the reactor, not the kernel thread).
     @Test func signalWakesAParkedReader() throws {
         let (signal, ranMeanwhile) = try UThreadRuntime.run {
             let stream = try SignalStream(signals: [SIGUSR1])
-            defer {  // leave this test thread's mask as it was (the signal was consumed)
-                var set = sigset_t()
-                sigemptyset(&set)
-                sigaddset(&set, SIGUSR1)
-                pthread_sigmask(SIG_UNBLOCK, &set, nil)
-            }
+            defer { unblock(SIGUSR1) }
             let reader = UThread { try stream.next(timeout: .seconds(20)) }
             var ranMeanwhile = false
             let other = UThread { ranMeanwhile = true }
@@ -28,12 +31,7 @@ import UserThreads
     @Test func waitTimesOut() throws {
         try UThreadRuntime.run {
             let stream = try SignalStream(signals: [SIGUSR1])
-            defer {
-                var set = sigset_t()
-                sigemptyset(&set)
-                sigaddset(&set, SIGUSR1)
-                pthread_sigmask(SIG_UNBLOCK, &set, nil)
-            }
+            defer { unblock(SIGUSR1) }
             #expect(throws: UThreadError.timedOut) { _ = try stream.next(timeout: .milliseconds(50)) }
         }
     }
