@@ -119,14 +119,26 @@ public struct HTTPServer {
     @discardableResult
     public func run() throws -> Int {
         let connections = HTTPConnectionSet()
+        let logger = logger
         let watcher = stop.map { stop in
             UThread(name: "http stop watcher") {
-                try stop.wait()
+                do {
+                    try stop.wait()
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.error("stop watcher: \(error); this server can no longer be stopped gracefully")
+                    throw error
+                }
                 connections.beginStop()
                 _ = try? IO.shutdown(listener.fileDescriptor, how: Int32(SHUT_RD))  // wakes every acceptor
             }
         }
         defer { if let watcher, !watcher.isFinished { watcher.cancel() } }
+        // Let the watcher start its wait before the first accept: a wait that comes later may
+        // need a descriptor (the reactor's epoll, made at the first wait) when accepting has
+        // used them all (EMFILE), and then it fails.
+        if watcher != nil { UThread.yield() }
         var backoff: Duration = .zero
         accepting: while try connections.waitForRoom(below: max(1, maxConnections)) {
             let connection: TCPStream

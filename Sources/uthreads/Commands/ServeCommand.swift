@@ -2,6 +2,7 @@
 // (or one acceptor per worker with --workers N). SIGTERM and SIGINT stop it gracefully: they
 // are read from a signalfd (SignalStream) by a user thread, never handled in a signal handler.
 import ArgumentParser
+import CUThreads
 import Glibc
 import UserThreads
 import UserThreadsHTTP
@@ -66,7 +67,15 @@ struct ServeCommand: ParsableCommand {
 
     /// Waits for SIGTERM or SIGINT, then asks every acceptor to stop.
     private static func watch(_ signals: SignalStream, _ stop: HTTPServerStop, grace: Double) throws {
-        let signal = try signals.next()
+        let signal: Int32
+        do {
+            signal = try signals.next()
+        } catch is CancellationError {
+            return
+        } catch {
+            uthreads_write_stderr("uthreads serve: cannot wait for signals (\(error)); SIGTERM and SIGINT will not stop it\n")
+            throw error
+        }
         print("uthreads serve: signal \(signal): stopping (no new connections; grace period \(grace) s)")
         fflush(nil)  // tests wait for this line
         stop.stop()
@@ -98,6 +107,7 @@ struct ServeCommand: ParsableCommand {
                 print("uthreads serve: listening on http://\(listener.localAddress)/ with \(n) workers \(started)")
                 fflush(nil)  // scripts and `bench parallel` read the port from a pipe
                 let watcher = MNThread(name: "signals") { try ServeCommand.watch(signals, stop, grace: grace) }
+                UThread.yield()  // the watcher waits before accepting begins (see HTTPServer.run)
                 let acceptors = try (0..<n).map { k in
                     try MNThread.spawn(name: "acceptor \(k)", onWorker: k) {
                         try servers[k].makeServer(try TCPListener(borrowing: fd), stop: stop, share: share).run()
@@ -116,6 +126,7 @@ struct ServeCommand: ParsableCommand {
                 print("uthreads serve: listening on http://\(listener.localAddress)/ \(started)")
                 fflush(nil)
                 let watcher = UThread(name: "signals") { try ServeCommand.watch(signals, stop, grace: gracePeriod) }
+                UThread.yield()  // the watcher waits before accepting begins (see HTTPServer.run)
                 let cut = try makeServer(listener, stop: stop, share: cap).run()
                 watcher.cancel()
                 _ = try? watcher.join()
