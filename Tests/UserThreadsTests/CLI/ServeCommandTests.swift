@@ -55,13 +55,7 @@ import UserThreadsHTTP
         let output = Foundation.Pipe()
         process.standardOutput = output
         process.standardError = errors ?? FileHandle.nullDevice
-        // Spawn with nothing blocked, as ChildProcess does (test threads block most signals).
-        var none = sigset_t(), saved = sigset_t()
-        sigemptyset(&none)
-        pthread_sigmask(SIG_SETMASK, &none, &saved)
-        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-        try process.run()
-        pthread_sigmask(SIG_SETMASK, &saved, nil)
+        try ChildProcess.launchUnblocked(process)
         let lines = Lines(output.fileHandleForReading)
         guard let listening = lines.next(containing: "listening on http://127.0.0.1:"),
               let port = UInt16(listening.split(separator: ":")[3].prefix { $0.isNumber }) else {

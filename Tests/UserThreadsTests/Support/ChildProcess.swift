@@ -43,15 +43,7 @@ enum ChildProcess {
         let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
         process.standardOutput = out
         process.standardError = err
-        // A child inherits the signal mask of the thread that spawns it, and test threads
-        // (Dispatch workers) block most signals: a gdb started with SIGCHLD blocked never
-        // notices its inferior stop. Spawn with nothing blocked.
-        var none = sigset_t(), saved = sigset_t()
-        sigemptyset(&none)
-        pthread_sigmask(SIG_SETMASK, &none, &saved)
-        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-        try process.run()
-        pthread_sigmask(SIG_SETMASK, &saved, nil)
+        try launchUnblocked(process)
         process.waitUntilExit()
         try out.close()
         try err.close()
@@ -60,6 +52,17 @@ enum ChildProcess {
                            stdout: String(decoding: outData, as: UTF8.self),
                            stderr: String(decoding: errData, as: UTF8.self),
                            crashed: process.terminationReason == .uncaughtSignal)
+    }
+
+    /// Starts `process` with no signal blocked. A child inherits the signal mask of the thread
+    /// that spawns it, and test threads (Dispatch workers) block most signals: a gdb started
+    /// with SIGCHLD blocked never notices its inferior stop.
+    static func launchUnblocked(_ process: Process) throws {
+        var none = sigset_t(), saved = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+        try process.run()
     }
 
     static func uthreads(_ arguments: String...) throws -> ChildResult {
