@@ -8,6 +8,10 @@ let package = Package(
         .library(name: "UserThreads", targets: ["UserThreads"]),
         .library(name: "UserThreadsHTTP", targets: ["UserThreadsHTTP"]),
         .executable(name: "uthreads", targets: ["uthreads"]),
+        // Opt-in: the C library's blocking calls park user threads (Sources/UserThreadsJacket).
+        .library(name: "UserThreadsJacket", targets: ["UserThreadsJacket"]),
+        // The same, as libuthreads-jacket.so for LD_PRELOAD into binaries that cannot be relinked.
+        .library(name: "uthreads-jacket", type: .dynamic, targets: ["UserThreadsJacket"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -19,12 +23,20 @@ let package = Package(
     targets: [
         // Layer 0: the context switch in assembly, the thread control block layout,
         // the fault handler and the few syscalls Glibc does not export to Swift.
-        .target(name: "CUThreads"),
+        .target(name: "CUThreads", dependencies: ["CUThreadsJacketABI"]),
+        // The contract between the runtime and the jacket (a header: the jacket links no runtime code).
+        .target(name: "CUThreadsJacketABI"),
+        // The jacket: defines read, write, poll, connect, nanosleep, … and reaches the real ones
+        // with dlsym(RTLD_NEXT); on a user thread a call that would block parks instead.
+        .target(name: "UserThreadsJacket", dependencies: ["CUThreadsJacketABI"]),
+        // libcurl's easy API loaded with dlopen (no headers needed to build): `demo jacket`, tests.
+        .target(name: "CJacketCurl"),
         // Layers 1..7: stacks, thread table, scheduler, timers, reactor, sync, public API.
         .target(
             name: "UserThreads",
             dependencies: [
                 "CUThreads",
+                "CUThreadsJacketABI",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -44,6 +56,7 @@ let package = Package(
                 "UserThreadsHTTP",
                 "CUThreads",
                 "CKernelPeers",
+                "CJacketCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -51,7 +64,19 @@ let package = Package(
         // kernel's view of the process), so the executable is a dependency.
         .testTarget(
             name: "UserThreadsTests",
-            dependencies: ["UserThreads", "UserThreadsHTTP", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["UserThreads", "UserThreadsHTTP", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log")],
+            exclude: ["ThreadTable/Fixtures"]),  // JSON earlier versions wrote, read by path
+        // The jacket's scenarios, run by Tests/UserThreadsTests/Jacket as a child process: a
+        // binary of its own, because the test binary holds every test target and a jacket linked
+        // into it would interpose every read and write of every test. CJacketProbe makes the
+        // plain C calls that the jacket interposes. Not a dependency of the test target: that
+        // would link the probe's modules, jacket included, into the test binary; `swift build
+        // --build-tests` (and so `swift test`) builds it as one of the package's executables.
+        .target(name: "CJacketProbe", path: "Tests/CJacketProbe"),
+        .executableTarget(
+            name: "jacket-probe",
+            dependencies: ["UserThreads", "UserThreadsJacket", "CJacketProbe", "CJacketCurl"],
+            path: "Tests/JacketProbe"),
     ],
     swiftLanguageModes: [.v6]
 )

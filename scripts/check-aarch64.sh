@@ -11,7 +11,8 @@
 #      system call, and that the trampoline's CFI marks the return address (x30) undefined;
 #   2. checks the GNU property note emitted under -mbranch-protection=standard;
 #   3. checks that the file assembles to nothing for x86-64;
-#   4. builds Tests/asm/aarch64_switch_test.c natively (x86-64 switch) and runs it.
+#   4. builds Tests/asm/aarch64_switch_test.c natively (x86-64 switch) and runs it (with
+#      backtrace.c: the frame walk of a suspended context).
 # When qemu-aarch64 and aarch64-linux-gnu-gcc are present (Debian: qemu-user,
 # gcc-aarch64-linux-gnu; --install installs them with apt-get), otherwise "skipped: ...":
 #   5. cross-compiles the test statically and runs it under qemu-aarch64;
@@ -38,6 +39,7 @@ cd "$root"
 src_a64=Sources/CUThreads/switch_aarch64_aapcs_elf_gas.S
 src_x86=Sources/CUThreads/switch_x86_64_sysv_elf_gas.S
 context=Sources/CUThreads/context.c
+backtrace=Sources/CUThreads/backtrace.c
 test_c=Tests/asm/aarch64_switch_test.c
 include=Sources/CUThreads/include
 rounds="${UT_SWITCH_ROUNDS:-100000}"
@@ -161,7 +163,8 @@ begin "native x86-64 build of $test_c (with $src_x86)"
 if [ "$(uname -m)" != x86_64 ]; then
     skip "host is $(uname -m), not x86_64"
 else
-    "$NATIVE_CC" -O2 -Wall -Wextra -I "$include" "$test_c" "$context" "$src_x86" \
+    "$NATIVE_CC" -O2 -fno-omit-frame-pointer -Wall -Wextra -I "$include" "$test_c" "$context" \
+        "$backtrace" "$src_x86" \
         -o "$work/test_x86_64"
     (cd "$work" && ./test_x86_64 "$rounds")
     ok
@@ -179,8 +182,8 @@ begin "aarch64 static build of $test_c under qemu-aarch64"
 if [ "$have_cross" = 0 ]; then
     skip "missing:$missing; rerun with --install"
 else
-    aarch64-linux-gnu-gcc -static -O2 -Wall -Wextra -I "$include" "$test_c" "$context" \
-        "$src_a64" -o "$work/test_aarch64"
+    aarch64-linux-gnu-gcc -static -O2 -fno-omit-frame-pointer -Wall -Wextra -I "$include" \
+        "$test_c" "$context" "$backtrace" "$src_a64" -o "$work/test_aarch64"
     (cd "$work" && ulimit -c 0 && qemu-aarch64 ./test_aarch64 "$rounds")
     ok
 fi
@@ -189,8 +192,9 @@ begin "aarch64 build with -mbranch-protection=standard (PAC-RET, BTI) under qemu
 if [ "$have_cross" = 0 ]; then
     skip "missing:$missing; rerun with --install"
 else
-    aarch64-linux-gnu-gcc -static -O2 -Wall -Wextra -mbranch-protection=standard \
-        -I "$include" "$test_c" "$context" "$src_a64" -o "$work/test_aarch64_bp"
+    aarch64-linux-gnu-gcc -static -O2 -fno-omit-frame-pointer -Wall -Wextra \
+        -mbranch-protection=standard -I "$include" "$test_c" "$context" "$backtrace" "$src_a64" \
+        -o "$work/test_aarch64_bp"
     (cd "$work" && ulimit -c 0 && qemu-aarch64 -cpu max ./test_aarch64_bp "$rounds")
     ok
 fi

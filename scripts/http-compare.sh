@@ -6,9 +6,9 @@
 #   ROUNDS=3 DUR=10 CONNS="100 1000" scripts/http-compare.sh
 #   PEERS_BUILD=/tmp/peers UTHREADS=.build-X/release/uthreads scripts/http-compare.sh
 #
-# Peers: built by the peer benchmarks' http.sh (PEERS_BUILD=/tmp/peers ./http.sh, or by hand:
-# `go build` of src/http/go into $PEERS_BUILD/http/go-hello; `swift build -c release --product
-# nio-hello` of a copy of src/hb in $PEERS_BUILD/http/hb). A missing peer is skipped with a note.
+# Peers: built by peers/http.sh (ONLY='go|nio' peers/http.sh builds them into peers/build, or
+# PEERS_BUILD=dir) or scripts/compare.sh; a missing peer is skipped with a note. For the
+# one-kernel-thread comparison with the C servers, pinned, see scripts/compare.sh.
 # Method (the peers' http.sh): a fresh server process per row, a response check with curl, a
 # WARM-second `wrk -t2 -cN` warm-up, a wait until the server closed those connections, then
 # `wrk -t2 -cN -dDURs --timeout 10s --latency`. wrk and the server share the machine's CPUs (no
@@ -18,7 +18,7 @@
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PEERS_BUILD="${PEERS_BUILD:-/tmp/peers}"
+PEERS_BUILD="${PEERS_BUILD:-$ROOT/peers/build}"
 UTHREADS="${UTHREADS:-$ROOT/.build/release/uthreads}"
 DUR="${DUR:-10}"
 WARM="${WARM:-2}"
@@ -43,7 +43,7 @@ ulimit -n "$hard" 2>/dev/null || true
 SERVERS=("uthreads-1w|18091|$UTHREADS serve --port 18091 --workers 1"
          "uthreads-2w|18092|$UTHREADS serve --port 18092 --workers 2")
 GO_BIN="$PEERS_BUILD/http/go-hello"
-NIO_BIN="$PEERS_BUILD/http/hb/.build/release/nio-hello"
+NIO_BIN="${SWIFT_SCRATCH:-$PEERS_BUILD/http/hb/.build}/release/nio-hello"
 if [ -x "$GO_BIN" ]; then SERVERS+=("go-net/http-P2|18093|env GOMAXPROCS=2 $GO_BIN 18093")
 else NOTES+=("Go peer skipped: no $GO_BIN"); fi
 if [ -x "$NIO_BIN" ]; then SERVERS+=("swift-nio-2EL|18094|$NIO_BIN 18094 2")

@@ -20,9 +20,7 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-// Pins the calling thread to `cpu`; a negative `cpu` lets it run on every online CPU again
-// (threads it creates later inherit its mask: an M:N benchmark after a pinned handoff must not
-// find its workers all on CPU 0).
+// Pins the calling thread to `cpu`; a negative `cpu` lets it run on every online CPU.
 static void pin(int cpu) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -34,6 +32,17 @@ static void pin(int cpu) {
     }
     pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
+
+// The caller's CPU mask, taken before a handoff pins it and given back after (threads it
+// creates later inherit its mask: the caller's placement must be what it was).
+static cpu_set_t saved_mask(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    pthread_getaffinity_np(pthread_self(), sizeof set, &set);
+    return set;
+}
+
+static void restore_mask(const cpu_set_t *set) { pthread_setaffinity_np(pthread_self(), sizeof *set, set); }
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val) {
     return syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
@@ -75,6 +84,7 @@ double peers_futex_handoff_ns(int handoffs, int cpu) {
     struct handoff h = {.turn = 0, .rounds = handoffs / 2, .cpu = cpu};
     pthread_t t;
     if (pthread_create(&t, NULL, futex_pong, &h) != 0) return -1;
+    cpu_set_t saved = saved_mask();
     pin(cpu);
     uint64_t t0 = now_ns();
     for (int i = 0; i < h.rounds; i++) {
@@ -84,7 +94,7 @@ double peers_futex_handoff_ns(int handoffs, int cpu) {
     }
     uint64_t t1 = now_ns();
     pthread_join(t, NULL);
-    pin(-1);
+    restore_mask(&saved);
     return (double)(t1 - t0) / (2.0 * h.rounds);
 }
 
@@ -107,6 +117,7 @@ double peers_condvar_handoff_ns(int handoffs, int cpu) {
     pthread_cond_init(&h.cond, NULL);
     pthread_t t;
     if (pthread_create(&t, NULL, condvar_pong, &h) != 0) return -1;
+    cpu_set_t saved = saved_mask();
     pin(cpu);
     uint64_t t0 = now_ns();
     pthread_mutex_lock(&h.mutex);
@@ -118,7 +129,7 @@ double peers_condvar_handoff_ns(int handoffs, int cpu) {
     pthread_mutex_unlock(&h.mutex);
     uint64_t t1 = now_ns();
     pthread_join(t, NULL);
-    pin(-1);
+    restore_mask(&saved);
     pthread_mutex_destroy(&h.mutex);
     pthread_cond_destroy(&h.cond);
     return (double)(t1 - t0) / (2.0 * h.rounds);
@@ -138,6 +149,7 @@ double peers_sched_yield_handoff_ns(int handoffs, int cpu) {
     struct handoff h = {.turn = 0, .rounds = handoffs / 2, .cpu = cpu};
     pthread_t t;
     if (pthread_create(&t, NULL, yield_pong, &h) != 0) return -1;
+    cpu_set_t saved = saved_mask();
     pin(cpu);
     uint64_t t0 = now_ns();
     for (int i = 0; i < h.rounds; i++) {
@@ -146,7 +158,7 @@ double peers_sched_yield_handoff_ns(int handoffs, int cpu) {
     }
     uint64_t t1 = now_ns();
     pthread_join(t, NULL);
-    pin(-1);
+    restore_mask(&saved);
     return (double)(t1 - t0) / (2.0 * h.rounds);
 }
 
@@ -190,3 +202,14 @@ long peers_thread_context_switches(void) {
     getrusage(RUSAGE_THREAD, &ru);
     return ru.ru_nvcsw + ru.ru_nivcsw;
 }
+
+long peers_default_thread_stack_size(void) {
+    pthread_attr_t attr;
+    size_t size = 0;
+    if (pthread_getattr_default_np(&attr) != 0) return -1;
+    if (pthread_attr_getstacksize(&attr, &size) != 0) size = 0;
+    pthread_attr_destroy(&attr);
+    return size ? (long)size : -1;
+}
+
+void peers_pin_self(int cpu) { pin(cpu); }

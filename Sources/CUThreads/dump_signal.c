@@ -1,7 +1,7 @@
 // dump_signal.c — "dump your threads" on a signal (SIGQUIT by default), Go- and Java-style.
 //
 // The handler only counts: it increments a process-wide request counter with an atomic add,
-// which is async-signal-safe. It never reads the thread table, formats or writes: a signal can
+// which is async-signal-safe (and rings the registered bells, below). It never reads the thread table, formats or writes: a signal can
 // land in the middle of a switch or of malloc. Each runtime remembers the last count it
 // answered and, at its next safe point (every 64th yield, or its idle loop, whose nanosleep or
 // epoll_wait the signal interrupts with EINTR), builds the dump with ordinary Swift code and
@@ -12,17 +12,46 @@
 // report and an exit): a program that installed its own handler for the signal keeps it
 // (uthreads_install_dump_signal returns EBUSY), and an ignored signal stays ignored (ENOTSUP). When no runtime is live, the previous action is
 // put back and the signal raised again, as if the handler were not there.
+//
+// Which kernel thread runs the handler is the kernel's choice: any thread of the process that
+// does not block the signal (the main thread first, if it does not). A runtime idle in a long
+// epoll_wait on another kernel thread would not notice the request until its next event. So a
+// runtime may register *bells*: eventfds in its pollers' epoll sets (an M:N runtime registers
+// each worker's completion-mailbox eventfd, which its reactor drains on every event, so a
+// spurious ring costs one empty pass). The handler writes 1 to every registered bell, which is
+// async-signal-safe. A bell is unregistered before its descriptor is closed, and
+// `uthreads_dump_bell_remove` waits until no handler that may have read the slot is still
+// running, so the handler never writes to a closed (or reused) descriptor number.
 #define _GNU_SOURCE
 #include "cuthreads.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 static uint64_t dump_requests;
 static struct sigaction previous[65];
+
+/// Registered bells: descriptor + 1 (0: a free slot).
+static int bells[UTHREADS_DUMP_BELLS];
+/// Handlers between their first and last look at `bells`.
+static int handlers_ringing;
+
+static void ring_bells(void) {
+    __atomic_add_fetch(&handlers_ringing, 1, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < UTHREADS_DUMP_BELLS; i++) {
+        int fd = __atomic_load_n(&bells[i], __ATOMIC_SEQ_CST) - 1;
+        if (fd < 0) continue;
+        uint64_t one = 1;
+        ssize_t n = write(fd, &one, sizeof one);  // EAGAIN (counter full) still wakes the poller
+        (void)n;
+    }
+    __atomic_sub_fetch(&handlers_ringing, 1, __ATOMIC_SEQ_CST);
+}
 
 static void dump_handler(int sig) {
     int saved_errno = errno;
@@ -31,8 +60,27 @@ static void dump_handler(int sig) {
         raise(sig);
     } else {
         __atomic_add_fetch(&dump_requests, 1, __ATOMIC_RELEASE);
+        ring_bells();
     }
     errno = saved_errno;
+}
+
+int uthreads_dump_bell_add(int fd) {
+    if (fd < 0) return -1;
+    for (int i = 0; i < UTHREADS_DUMP_BELLS; i++) {
+        int expected = 0;
+        if (__atomic_compare_exchange_n(&bells[i], &expected, fd + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) return i;
+    }
+    return -1;  // every slot taken: this poller wakes only for a signal delivered to its own thread
+}
+
+void uthreads_dump_bell_remove(int slot) {
+    if (slot < 0 || slot >= UTHREADS_DUMP_BELLS) return;
+    __atomic_store_n(&bells[slot], 0, __ATOMIC_SEQ_CST);
+    // A handler that read the slot before the store may still write to the descriptor: wait for
+    // it (a few instructions) before the caller may close it. Seq-cst: a handler that starts
+    // after this load reads the cleared slot.
+    while (__atomic_load_n(&handlers_ringing, __ATOMIC_SEQ_CST) != 0) sched_yield();
 }
 
 /// Whether `action` is the Swift runtime's backtracer (its handler lives in libswiftCore).

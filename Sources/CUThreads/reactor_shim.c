@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <string.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -19,13 +20,22 @@ int uthreads_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data)
     return epoll_ctl(epfd, op, fd, &ev);
 }
 
+// No epoll_event array on the stack (it was 12 KiB): this may run on a user thread's stack, and
+// a frame that large can step over a guard or into a dense neighbour slot (StackPool's essay),
+// with the kernel's writes into it failing or landing silently. The kernel fills `out` as an
+// epoll_event array (never larger per entry), and the entries are widened in place from the
+// last down: entry i is read before it is written, and entries above i are already done.
+_Static_assert(sizeof(struct epoll_event) <= sizeof(uthreads_io_event), "epoll_event must fit in place");
+
 int uthreads_epoll_wait(int epfd, uthreads_io_event *out, int max, int timeout_ms) {
-    struct epoll_event events[1024];
     if (max > 1024) max = 1024;
+    struct epoll_event *events = (struct epoll_event *)(void *)out;
     int n = epoll_wait(epfd, events, max, timeout_ms);
-    for (int i = 0; i < n; i++) {
-        out[i].events = events[i].events;
-        out[i].data = events[i].data.u64;
+    for (int i = n - 1; i >= 0; i--) {
+        struct epoll_event e;
+        memcpy(&e, (char *)out + (size_t)i * sizeof e, sizeof e);
+        out[i].events = e.events;
+        out[i].data = e.data.u64;
     }
     return n;
 }

@@ -1,13 +1,31 @@
 // signals.c — stack overflow is reported, not silent.
 //
-// A user thread that runs off the bottom of its stack touches the PROT_NONE guard page below
+// A user thread that runs off the bottom of its stack touches the PROT_NONE guard region below
 // it and the kernel raises SIGSEGV. The default outcome, a bare "Segmentation fault" with a
 // backtrace through a stack that no longer exists, tells the user nothing. This handler runs on
-// an alternate signal stack (the faulting stack is unusable), recognises a fault in or just
-// below the running user thread's guard page, writes a report naming the thread with write(2)
+// an alternate signal stack (the faulting stack is unusable), decides whether the running user
+// thread overflowed, writes a report naming the thread, its stack and the fault with write(2)
 // only (async-signal-safe, no malloc, survives stdout on a pipe), and aborts. Every other
 // fault is passed on, unchanged, to the handler that was installed before (Swift's backtracer,
 // a sanitizer, or the default action), so this handler never hides a real crash.
+//
+// Which thread: the per-kernel-thread current (uthreads_get_current). The kernel delivers
+// SIGSEGV to the kernel thread that faulted, so under M:N each worker finds its own running
+// thread. The scheduler and the idle loop run with current = NULL: their faults are passed on.
+//
+// Overflow, or another crash? Two witnesses, either suffices:
+//   - the fault address lies in the thread's guard region (guarded mode);
+//   - the interrupted stack pointer (from the ucontext) lies below the thread's stack, by at
+//     most uthreads_overflow_reach (past the guard, or through its slab). Only an overflow moves it there, so this is the stronger witness: it
+//     names a frame that jumped the guard and faulted further down (the address alone could be
+//     any wild pointer), and it names an overflow in dense mode, where there is no guard between
+//     slots: the recursion writes through the slots below and faults at the guard under the slab
+//     (StackPool's essay), far below its own slot. A stack pointer inside the alternate signal
+//     stack is not an overflow (a fault in another signal handler).
+// A dense thread whose canary is already overwritten when it faults is reported as an overflow
+// too (the fault is most likely its own corruption of the slot below).
+// The report also names whose slot the fault address is in (scanning the tables of the
+// registered runtimes, registry.c), since in dense mode that is a neighbour's stack.
 #define _GNU_SOURCE
 #include "cuthreads.h"
 
@@ -15,13 +33,18 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <ucontext.h>
 #include <string.h>
 #include <unistd.h>
 
 #define ALT_STACK_SIZE (64 * 1024)
-/// A large frame can jump past a 4 KiB guard page (a "stack clash"); faults this far below
-/// the usable stack still count as an overflow of the running thread.
-#define OVERFLOW_SLACK (256 * 1024)
+/// How far below the usable stack the stack pointer still counts as an overflow of the running
+/// thread, at least: past the guard region (a frame far larger than it). Dense mode reaches
+/// further (uthreads_overflow_reach).
+#define OVERFLOW_REACH ((uintptr_t)1 << 30)
+
+/// The live runtimes' tables (registry.c), for naming the owner of a faulting address.
+extern uthreads_registry_entry uthreads_runtime_registry[UTHREADS_REGISTRY_SLOTS];
 
 static struct sigaction previous_segv, previous_bus;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
@@ -40,7 +63,7 @@ void uthreads_write_stderr(const char *message) {
 }
 
 // Minimal formatting into a caller-provided buffer: no locale, no malloc.
-typedef struct { char text[512]; size_t len; } line_t;
+typedef struct { char text[1024]; size_t len; } line_t;
 static void put(line_t *l, const char *s) {
     while (*s && l->len + 1 < sizeof l->text) l->text[l->len++] = *s++;
     l->text[l->len] = 0;
@@ -61,6 +84,9 @@ static void put_thread(line_t *l, const uthreads_tcb *t) {
     put(l, " \""); char name[UTHREADS_NAME_MAX + 1]; memcpy(name, t->name, UTHREADS_NAME_MAX);
     name[UTHREADS_NAME_MAX] = 0; put(l, name); put(l, "\"");
 }
+static void put_worker(line_t *l, const uthreads_tcb *t) {
+    if (t->worker >= 0) { put(l, " on M:N worker "); put_dec(l, (uint64_t)t->worker); }
+}
 static void put_stack(line_t *l, const uthreads_tcb *t) {
     put(l, "stack "); put_dec(l, (uint64_t)(t->stack_hi - t->stack_lo)); put(l, " bytes [");
     put_hex(l, (uint64_t)(uintptr_t)t->stack_lo); put(l, ", ");
@@ -80,23 +106,105 @@ static void chain(int sig, siginfo_t *info, void *context) {
     signal(sig, SIG_DFL);
 }
 
+static uintptr_t interrupted_sp(const void *context) {
+    const ucontext_t *uc = context;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.sp;
+#else
+    (void)uc;
+    return 0;
+#endif
+}
+
+// A dense thread's recursion writes down through every slot below its own and faults in the
+// guard region under the slab: from the top slot, that is UTHREADS_DENSE_SLAB_SLOTS - 1 slots,
+// the canary page and a frame into the guard below (1 GiB does not cover it once a slot is
+// larger than 1 MiB: the stack pointer would be out of reach and only a canary the recursion
+// happened to overwrite would name the thread).
+uintptr_t uthreads_overflow_reach(const uthreads_tcb *t) {
+    if (t->stack_mode != UTHREADS_STACK_DENSE || !t->stack_lo) return OVERFLOW_REACH;
+    uintptr_t slot = (uintptr_t)(t->stack_hi - t->stack_lo) + 64;
+    uintptr_t slab = slot * UTHREADS_DENSE_SLAB_SLOTS + 2 * (uintptr_t)UTHREADS_GUARD_REGION_SIZE;
+    return slab > OVERFLOW_REACH ? slab : OVERFLOW_REACH;
+}
+
+static int below(uintptr_t x, uintptr_t lo, uintptr_t reach) { return x < lo && lo - x <= reach; }
+
+static int on_alt_stack(uintptr_t sp) {
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) != 0 || (ss.ss_flags & SS_DISABLE)) return 0;
+    return sp >= (uintptr_t)ss.ss_sp && sp < (uintptr_t)ss.ss_sp + ss.ss_size;
+}
+
+static int canary_intact(const uthreads_tcb *t) {
+    return *(const volatile uint64_t *)(const void *)(t->stack_lo - 16) == UTHREADS_CANARY;
+}
+
+/// The live thread, other than `self`, whose stack (with the canary words at its top) holds
+/// `addr`, from the registered runtimes' tables; NULL when none does. Reads only.
+static const uthreads_tcb *slot_owner(uintptr_t addr, const uthreads_tcb *self) {
+    for (int i = 0; i < UTHREADS_REGISTRY_SLOTS; i++) {
+        const uthreads_table_view *view = __atomic_load_n(&uthreads_runtime_registry[i].table, __ATOMIC_ACQUIRE);
+        if (!view || !view->chunks) continue;
+        for (uint64_t c = 0; c < view->chunk_count; c++) {
+            const uthreads_tcb *rows = view->chunks[c];
+            if (!rows) continue;
+            for (uint64_t r = 0; r < view->chunk_size; r++) {
+                const uthreads_tcb *t = &rows[r];
+                if (t == self || t->state == UTHREADS_STATE_FREE || t->state == UTHREADS_STATE_FINISHED) continue;
+                if (t->stack_mode == UTHREADS_STACK_KERNEL || !t->stack_lo) continue;
+                uintptr_t lo = (uintptr_t)t->stack_lo - (uintptr_t)t->guard_size;
+                uintptr_t hi = (uintptr_t)t->stack_hi + (t->stack_mode == UTHREADS_STACK_DENSE ? 64 : 0);
+                if (addr >= lo && addr < hi) return t;
+            }
+        }
+    }
+    return NULL;
+}
+
 static void fault_handler(int sig, siginfo_t *info, void *context) {
     int saved_errno = errno;
     uthreads_tcb *t = uthreads_get_current();
     uintptr_t addr = (uintptr_t)info->si_addr;
-    if (t && t->stack_mode == UTHREADS_STACK_GUARDED && t->stack_lo) {
+    if (t && t->stack_lo && (t->stack_mode == UTHREADS_STACK_GUARDED || t->stack_mode == UTHREADS_STACK_DENSE)) {
         uintptr_t lo = (uintptr_t)t->stack_lo;
         uintptr_t guard_lo = lo - t->guard_size;
-        uintptr_t floor = guard_lo > OVERFLOW_SLACK ? guard_lo - OVERFLOW_SLACK : 0;
-        if (addr >= floor && addr < lo) {
+        uintptr_t sp = interrupted_sp(context);
+        int dense = t->stack_mode == UTHREADS_STACK_DENSE;
+        int sp_below = below(sp, lo, uthreads_overflow_reach(t)) && !on_alt_stack(sp);
+        int in_guard = !dense && addr >= guard_lo && addr < lo;
+        int canary_gone = dense && !canary_intact(t);
+        if (in_guard || sp_below || canary_gone) {
             line_t l = {{0}, 0};
             put(&l, "\nuthreads: stack overflow in ");
             put_thread(&l, t);
+            put_worker(&l, t);
             put(&l, ": fault at "); put_hex(&l, addr);
-            put(&l, addr >= guard_lo ? " in the guard page below its " : " below its guard page, ");
+            if (in_guard) {
+                put(&l, " in the guard pages ("); put_dec(&l, t->guard_size / 1024);
+                put(&l, " KiB) below its ");
+            } else {
+                put(&l, ", stack pointer "); put_hex(&l, sp);
+                put(&l, sp_below ? " below its " : " in its ");
+                if (dense) put(&l, "dense-mode ");
+            }
             put_stack(&l, t);
-            put(&l, ". Give it a larger stack: UThread(stackSize:) or Configuration.stackSize.\n");
+            if (canary_gone) put(&l, "; its canary is overwritten");
+            put(&l, ". Give it a larger stack: UThread(stackSize:) or Configuration.stackSize");
+            put(&l, dense ? ", or use guarded stacks.\n" : ".\n");
             uthreads_write_stderr(l.text);
+            // Written after the report: the scan reads other runtimes' tables, which another
+            // kernel thread may be growing; a fault in it must not cost the report.
+            const uthreads_tcb *owner = slot_owner(addr, t);
+            if (owner) {
+                line_t o = {{0}, 0};
+                put(&o, "uthreads: the fault address is in the stack of ");
+                put_thread(&o, owner);
+                put(&o, ".\n");
+                uthreads_write_stderr(o.text);
+            }
             signal(SIGABRT, SIG_DFL);
             abort();
         }
@@ -105,13 +213,20 @@ static void fault_handler(int sig, siginfo_t *info, void *context) {
     chain(sig, info, context);
 }
 
-void uthreads_report_canary(const uthreads_tcb *t) {
+void uthreads_report_dense_overflow(const uthreads_tcb *t, const void *sp) {
     line_t l = {{0}, 0};
     put(&l, "\nuthreads: stack overflow in ");
     put_thread(&l, t);
-    put(&l, ": the canary at the limit of its dense-mode ");
+    put_worker(&l, t);
+    if (sp && (const char *)sp < t->stack_lo) {
+        put(&l, ": its stack pointer "); put_hex(&l, (uint64_t)(uintptr_t)sp);
+        put(&l, " is below its dense-mode ");
+    } else {
+        put(&l, ": the canary at the limit of its dense-mode ");
+    }
     put_stack(&l, t);
-    put(&l, " was overwritten (detected at a switch). Give it a larger stack, or use guarded stacks.\n");
+    put(&l, sp && (const char *)sp < t->stack_lo ? "" : " was overwritten");
+    put(&l, " (detected when it switched out or ended). Give it a larger stack, or use guarded stacks.\n");
     uthreads_write_stderr(l.text);
     signal(SIGABRT, SIG_DFL);
     abort();

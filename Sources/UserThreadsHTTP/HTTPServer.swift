@@ -98,6 +98,9 @@ public struct HTTPServer {
     /// The graceful-stop request `run()` watches (nil: it runs until the listener is closed or
     /// shut down, or its thread is cancelled).
     public var stop: HTTPServerStop?
+    /// Each answer is sent this long after its request (a slow backend, for demonstrations:
+    /// `uthreads demo jacket`); nil: at once.
+    public var responseDelay: Duration? = nil
     /// Where accept errors and stops are reported.
     public var logger = Logger(label: "uthreads.http")
 
@@ -326,6 +329,7 @@ public struct HTTPServer {
     private static let helloClose = Array(response(status: 200, body: helloBody, keepAlive: false).utf8)
 
     func respond(to request: HTTPRequest, body: UnsafeRawBufferPointer, keepAlive: Bool, on connection: TCPStream) throws {
+        if let responseDelay { try UThread.sleep(for: responseDelay) }
         let isHead = request.method == "HEAD"
         switch (request.method, request.target) {
         case ("GET", "/"), ("HEAD", "/"):

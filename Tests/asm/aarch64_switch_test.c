@@ -4,10 +4,11 @@
 // where it can be: the same file builds and passes natively on x86-64 against
 // switch_x86_64_sysv_elf_gas.S. scripts/check-aarch64.sh builds and runs it both ways:
 //
-//   cc -O2 -I Sources/CUThreads/include Tests/asm/aarch64_switch_test.c
-//      Sources/CUThreads/context.c Sources/CUThreads/switch_x86_64_sysv_elf_gas.S
-//   aarch64-linux-gnu-gcc -static -O2 -I Sources/CUThreads/include
-//      Tests/asm/aarch64_switch_test.c Sources/CUThreads/context.c
+//   cc -O2 -fno-omit-frame-pointer -I Sources/CUThreads/include Tests/asm/aarch64_switch_test.c
+//      Sources/CUThreads/context.c Sources/CUThreads/backtrace.c
+//      Sources/CUThreads/switch_x86_64_sysv_elf_gas.S
+//   aarch64-linux-gnu-gcc -static -O2 -fno-omit-frame-pointer -I Sources/CUThreads/include
+//      Tests/asm/aarch64_switch_test.c Sources/CUThreads/context.c Sources/CUThreads/backtrace.c
 //      Sources/CUThreads/switch_aarch64_aapcs_elf_gas.S && qemu-aarch64 ./a.out
 //
 // What it checks:
@@ -25,7 +26,11 @@
 //         not part of a context: they follow the kernel thread,
 //       - the contexts resume in the expected order;
 //   * uthreads_switch works when called through a function pointer (BTI landing pad);
-//   * an entry function that returns traps (brk / ud2) instead of running off the stack.
+//   * an entry function that returns traps (brk / ud2) instead of running off the stack;
+//   * uthreads_backtrace_saved (backtrace.c) walks a suspended context's frames from its saved
+//     frame: where it resumes, then each caller's return address, ending in the trampoline
+//     (built with -fno-omit-frame-pointer, as Swift code is; with pac-ret the signed return
+//     addresses must come out stripped).
 //
 // Output: one "ok"/"FAIL" line per check, then "aarch64 switch test: N passed, M failed";
 // exit status 1 if any check failed. Optional argument: the number of round trips N.
@@ -517,6 +522,70 @@ static void test_frame(void) {
     munmap(s.lo, STACK_SIZE);
 }
 
+// MARK: - Backtrace of a suspended context
+
+// bt_entry -> bt_outer -> bt_inner -> uthreads_switch: each level records its own return
+// address, and the walk from the saved frame must find exactly these, innermost first.
+static void *bt_main_sp, *bt_ctx_sp;
+static uintptr_t bt_inner_return, bt_outer_return, bt_entry_return;
+static volatile int bt_sink;
+
+__attribute__((noinline)) static void bt_inner(void) {
+    bt_inner_return = (uintptr_t)__builtin_extract_return_addr(__builtin_return_address(0));
+    uthreads_switch(&bt_ctx_sp, bt_main_sp, NULL);
+    bt_sink = bt_sink + 1;  // no tail call: the frame must stay
+}
+
+__attribute__((noinline)) static void bt_outer(void) {
+    bt_outer_return = (uintptr_t)__builtin_extract_return_addr(__builtin_return_address(0));
+    bt_inner();
+    bt_sink = bt_sink + 1;
+}
+
+__attribute__((noinline)) static void bt_entry(void *arg) {
+    (void)arg;
+    bt_entry_return = (uintptr_t)__builtin_extract_return_addr(__builtin_return_address(0));
+    bt_outer();
+    for (;;) uthreads_switch(&bt_ctx_sp, bt_main_sp, NULL);
+}
+
+static void test_backtrace(void) {
+    struct stack s = stack_new();
+    bt_ctx_sp = uthreads_context_make(s.hi, bt_entry, NULL);
+    uthreads_switch(&bt_main_sp, bt_ctx_sp, NULL);  // runs until bt_inner switches back
+    uthreads_tcb t;
+    memset(&t, 0, sizeof t);
+    t.sp = bt_ctx_sp;
+    t.stack_lo = s.lo;
+    t.stack_hi = s.hi;
+    uint64_t pcs[16] = {0};
+    int n = uthreads_backtrace_saved(&t, pcs, 16);
+    char d[160];
+    snprintf(d, sizeof d, "%d frames: %#lx %#lx %#lx %#lx; want (in bt_inner) %#lx %#lx %#lx",
+             n, (unsigned long)pcs[0], (unsigned long)pcs[1], (unsigned long)pcs[2],
+             (unsigned long)pcs[3], (unsigned long)bt_inner_return,
+             (unsigned long)bt_outer_return, (unsigned long)bt_entry_return);
+    uintptr_t tramp = (uintptr_t)&uthreads_trampoline;
+    int ok = n == 4 && pcs[0] > (uintptr_t)&bt_inner && pcs[0] < (uintptr_t)&bt_inner + 256 &&
+             pcs[1] == bt_inner_return && pcs[2] == bt_outer_return && pcs[3] == bt_entry_return &&
+             bt_entry_return > tramp && bt_entry_return < tramp + 64;
+    report("backtrace of a suspended context: resume point, callers, then the trampoline", ok, d);
+
+    // A saved sp outside the stack, or a frame chain leaving it, ends the walk: no fault.
+    t.sp = s.hi - 8;
+    int none = uthreads_backtrace_saved(&t, pcs, 16);
+    t.sp = bt_ctx_sp;
+#if defined(__aarch64__)
+    t.stack_hi = (char *)bt_ctx_sp + 0xb0;  // the saved frame only: its callers lie above
+#else
+    t.stack_hi = (char *)bt_ctx_sp + 64;
+#endif
+    int cut = uthreads_backtrace_saved(&t, pcs, 16);
+    snprintf(d, sizeof d, "sp at the top: %d frames (want 0); stack cut short: %d (want 1)", none, cut);
+    report("backtrace stays inside the thread's stack", none == 0 && cut == 1, d);
+    munmap(s.lo, STACK_SIZE);
+}
+
 // A context whose entry returns must trap, not run off into whatever lies above the frame.
 static void returning_entry(void *arg) { (void)arg; }
 
@@ -674,6 +743,7 @@ int main(int argc, char **argv) {
 
     test_frame();
     test_entry_returns();
+    test_backtrace();
 #if defined(__aarch64__) && defined(__ARM_FEATURE_BTI_DEFAULT)
     test_bti();
 #endif

@@ -20,6 +20,14 @@ void *peers_park_pthreads(int count, int *created, int *errno_out);
 /// Wakes and joins the parked threads.
 void peers_unpark_pthreads(void *handle);
 
+/// Pins the calling thread to `cpu`, or lets it run on every online CPU when `cpu` < 0 (threads
+/// it creates later inherit that).
+void peers_pin_self(int cpu);
+
+/// The stack size a pthread with default attributes gets (glibc takes it from RLIMIT_STACK at
+/// start-up), in bytes; -1 if it cannot be read.
+long peers_default_thread_stack_size(void);
+
 /// Kernel context switches (voluntary + involuntary) of the calling kernel thread so far.
 long peers_thread_context_switches(void);
 

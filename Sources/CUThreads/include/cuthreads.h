@@ -5,9 +5,10 @@
 //   * uthreads_context_make: lays out the first frame of a new context on its stack.
 //   * struct uthreads_tcb: the thread control block, one row of the thread table. It is a C
 //     struct so that its layout is fixed and known to the fault handler (signals.c), to the
-//     gdb script (tools/gdb/uthreads.py) and to Swift alike.
-//   * backtraces of suspended threads and their symbols (backtrace.c), the thread-dump signal
-//     (dump_signal.c), the registry of live runtimes a debugger reads (registry.c).
+//     debugger scripts (tools/gdb, tools/lldb) and to Swift alike.
+//   * backtraces of suspended threads (backtrace.c) and their symbols (symbols.c), the
+//     thread-dump signal (dump_signal.c), the registry of live runtimes a debugger reads
+//     (registry.c).
 //   * the per-kernel-thread "current" pointers, the fault handler, and small syscall shims
 //     (epoll, eventfd, timerfd, futex, mincore) that Glibc does not export to Swift.
 //
@@ -97,10 +98,16 @@ enum {
     UTHREADS_STATE_FINISHED = 5,  ///< ran to completion; stack already returned
 };
 
+/// Bytes of PROT_NONE below every guarded stack and below every dense-mode slab (StackPool's
+/// essay says why 1 MiB), and the slots of one dense-mode slab. The fault handler bounds how far
+/// below its stack an overflowing thread's stack pointer can be with them.
+#define UTHREADS_GUARD_REGION_SIZE 1048576
+#define UTHREADS_DENSE_SLAB_SLOTS 1024
+
 /// Stack modes.
 enum {
-    UTHREADS_STACK_GUARDED = 0,   ///< own mapping + PROT_NONE guard page below it
-    UTHREADS_STACK_DENSE = 1,     ///< carved from a slab, no guard page, canary checked
+    UTHREADS_STACK_GUARDED = 0,   ///< own mapping + PROT_NONE guard region below it
+    UTHREADS_STACK_DENSE = 1,     ///< carved from a slab, no guard between slots, canary checked
     UTHREADS_STACK_KERNEL = 2,    ///< the main thread of the scheduler (kernel's stack)
 };
 
@@ -173,6 +180,19 @@ void *_Nullable uthreads_get_runtime(void);
 void uthreads_set_runtime(void *_Nullable runtime);
 uthreads_tcb *_Nullable uthreads_get_current(void);
 void uthreads_set_current(uthreads_tcb *_Nullable tcb);
+
+/// Offset of the "current user thread" thread-local from the thread pointer (initial-exec: the
+/// same on every kernel thread). The jacket reads it with one %fs-relative load (jacket_link.c).
+intptr_t uthreads_current_tls_offset(void);
+
+// MARK: - Jacket (jacket_link.c)
+
+/// Fills in the version and TLS offset of `table` (a `uthreads_jacket_runtime`, declared in
+/// CUThreadsJacketABI, which this header does not include: the AArch64 check compiles it alone)
+/// and gives it to the jacket (the opt-in interposer of blocking C calls,
+/// Sources/UserThreadsJacket) when the program has one. Returns 1 when a jacket took it, 0 when
+/// the program has none.
+int uthreads_jacket_connect(void *_Nonnull table);
 
 // MARK: - Time-slice checkpoint (the explicit safe point)
 //
@@ -264,12 +284,30 @@ uint64_t uthreads_monotonic_ns(void);
 
 // MARK: - Fault handler (signals.c)
 
-/// Installs (once per process) a SIGSEGV/SIGBUS handler that reports a fault in a user
-/// thread's guard page, and gives this kernel thread an alternate signal stack. Returns 0 or
-/// an errno value.
+/// Installs (once per process) a SIGSEGV/SIGBUS handler that reports a user thread's stack
+/// overflow (a fault in its guard region, or with its stack pointer below its stack), and gives
+/// this kernel thread an alternate signal stack. Returns 0 or an errno value.
 int uthreads_install_fault_handler(void);
-/// Reports a clobbered dense-mode canary of `tcb` on fd 2 and aborts.
-_Noreturn void uthreads_report_canary(const uthreads_tcb *_Nonnull tcb);
+/// Reports the overflow of `tcb`'s dense-mode stack found at a switch or exit (its canary
+/// overwritten, or the stack pointer `sp` below the stack) on fd 2 and aborts.
+_Noreturn void uthreads_report_dense_overflow(const uthreads_tcb *_Nonnull tcb, const void *_Nullable sp);
+
+/// The caller's stack pointer (one instruction once inlined; the dense-mode check at a switch).
+static inline __attribute__((always_inline)) void *_Nullable uthreads_stack_pointer(void) {
+    void *sp;
+#if defined(__x86_64__)
+    __asm__ volatile("movq %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+#else
+    sp = __builtin_frame_address(0);
+#endif
+    return sp;
+}
+/// How far below `tcb`'s stack its stack pointer may lie and still witness an overflow of it
+/// (the fault handler's bound): dense mode, through every slot below it in its slab and the
+/// guard region under the slab; guarded mode, a frame far larger than the guard region.
+uintptr_t uthreads_overflow_reach(const uthreads_tcb *_Nonnull tcb);
 /// Writes a string to fd 2 without allocating (async-signal-safe).
 void uthreads_write_stderr(const char *_Nonnull message);
 
@@ -280,11 +318,11 @@ void uthreads_write_stderr(const char *_Nonnull message);
 long uthreads_resident_depth(void *_Nonnull lo, void *_Nonnull hi);
 
 
-// MARK: - Backtraces and symbols (backtrace.c)
+// MARK: - Backtraces (backtrace.c) and symbols (symbols.c)
 
-/// Return addresses of a suspended thread, from its saved frame (x86-64: the saved return
-/// address, then the frame-pointer chain), innermost first. Every frame pointer is checked to
-/// lie inside [stack_lo, stack_hi). Returns the count written (0 on other architectures).
+/// Return addresses of a suspended thread, from its saved frame (the saved return address, then
+/// the frame-pointer chain; x86-64 and AArch64), innermost first. Every frame pointer is checked
+/// to lie inside [stack_lo, stack_hi). Returns the count written.
 int uthreads_backtrace_saved(const uthreads_tcb *_Nonnull t, uint64_t *_Nonnull out, int max);
 /// Return addresses of the caller, walking its own frame-pointer chain, bounded by the stack
 /// of `t` (the running thread) or, when nil, 8 MiB above the caller's frame (a kernel stack).
@@ -308,6 +346,15 @@ char *_Nullable swift_demangle(const char *_Nonnull mangledName, size_t mangledN
 int uthreads_install_dump_signal(int sig);
 /// Dump requests received so far in the process (each runtime answers each one once).
 uint64_t uthreads_dump_requests(void);
+
+#define UTHREADS_DUMP_BELLS 64
+
+/// Registers an eventfd that the dump handler writes 1 to on every request (so that a runtime
+/// sleeping in epoll_wait on another kernel thread wakes). Returns the slot, or -1 when all
+/// are taken. Remove the bell before closing the descriptor.
+int uthreads_dump_bell_add(int fd);
+/// Unregisters a bell; on return no handler writes to its descriptor any more.
+void uthreads_dump_bell_remove(int slot);
 
 // MARK: - Debugger registry (registry.c)
 

@@ -58,8 +58,10 @@ extension UThreadRuntime {
             case virtual
         }
         /// The signal that makes every runtime write a thread dump to stderr at its next safe
-        /// point (SIGQUIT, as in Go and Java); nil leaves signals alone. The handler is not
-        /// installed over one the program has its own handler for.
+        /// point (SIGQUIT, as in Go and Java); nil leaves signals alone. An M:N runtime writes
+        /// one dump with every worker's threads. The handler replaces the Swift runtime's crash
+        /// backtracer for this signal, but is not installed over one the program has its own
+        /// handler for.
         public var dumpSignal: Int32? = SIGQUIT
         /// Where the runtime reports what it notices on its own: configuration problems, the
         /// switch to dense stacks. Label "uthreads"; swift-log's default handler writes to
@@ -68,8 +70,11 @@ extension UThreadRuntime {
         /// A Unix socket path on which the runtime serves its thread table as JSON while it
         /// runs, for `uthreads top PATH` (opt-in; nil: none). "%p" stands for the process id:
         /// "/tmp/uthreads-%p.sock" is where `uthreads top PID` looks. A dedicated kernel thread
-        /// serves it; the scheduler answers at its safe points, and an idle runtime wakes every
-        /// 10 ms to look. `run` throws `invalidConfiguration` if the path cannot be listened on.
+        /// serves every client at once, each with a 5 s deadline to send its request and another
+        /// to read the answer; the scheduler answers at its safe points (an idle M:1 runtime
+        /// wakes every 10 ms to look; M:N workers are asked through their mailboxes, and the
+        /// table has every worker's threads). `run` throws `invalidConfiguration` if the path
+        /// cannot be listened on.
         public var controlSocket: String?
 
         /// The defaults, as each property documents them.

@@ -1,6 +1,6 @@
 // Layer 7: what makes a runtime visible from outside — the debugger registry, the dump signal
 // and the control socket — set up when `run` starts and undone when it ends (never on the
-// switch path).
+// switch path). The M:N runtime's counterpart is MN/MNObservability.swift.
 import CUThreads
 import Glibc
 import Logging
@@ -15,25 +15,8 @@ enum Observability {
     /// Registers the runtime's table for debuggers, installs the dump signal handler and
     /// starts the control socket, as configured.
     static func attach(_ scheduler: Scheduler) throws(UThreadError) -> Attachment {
-        let logger = scheduler.configuration.logger
-        let slot = uthreads_registry_add(scheduler.table.view, Unmanaged.passUnretained(scheduler).toOpaque())
-        if slot < 0 {
-            logger.notice("too many live runtimes; this one is not visible to debuggers",
-                          metadata: ["slots": "\(UTHREADS_REGISTRY_SLOTS)"])
-        }
-        if let signal = scheduler.configuration.dumpSignal {
-            let e = uthreads_install_dump_signal(signal)
-            if e == EBUSY {
-                logger.notice("thread dumps on a signal are off: the program has its own handler for it",
-                              metadata: ["signal": "\(signal)"])
-            } else if e == ENOTSUP {
-                logger.notice("thread dumps on a signal are off: the signal is ignored in this process",
-                              metadata: ["signal": "\(signal)"])
-            } else if e != 0 {
-                logger.warning("thread dumps on a signal are off: sigaction failed",
-                               metadata: ["signal": "\(signal)", "errno": "\(e)"])
-            }
-        }
+        let slot = register(scheduler)
+        installDumpSignal(scheduler.configuration)
         var server: ControlSocketServer?
         if let path = scheduler.configuration.controlSocket {
             guard let channel = SnapshotChannel() else {
@@ -41,7 +24,9 @@ enum Observability {
                 throw .resourceExhausted("no pipe for the control socket")
             }
             do {
-                server = try ControlSocketServer(path: path, channel: channel)
+                server = try ControlSocketServer(path: path) { request, stop in
+                    channel.ask(request, timeoutNanoseconds: ControlSocketServer.answerTimeoutNanoseconds, stop: stop)
+                }
             } catch {
                 uthreads_registry_remove(slot)
                 throw error
@@ -50,6 +35,34 @@ enum Observability {
             scheduler.idleWakeLimit = ControlSocketServer.idleWakeNanoseconds
         }
         return Attachment(registrySlot: slot, server: server)
+    }
+
+    /// Puts `scheduler`'s table in the debugger registry (which also makes the runtime live for
+    /// the dump handler); returns the slot, or -1 (logged) when every slot is taken.
+    static func register(_ scheduler: Scheduler) -> Int32 {
+        let slot = uthreads_registry_add(scheduler.table.view, Unmanaged.passUnretained(scheduler).toOpaque())
+        if slot < 0 {
+            scheduler.configuration.logger.notice("too many live runtimes; this one is not visible to debuggers",
+                                                  metadata: ["slots": "\(UTHREADS_REGISTRY_SLOTS)"])
+        }
+        return slot
+    }
+
+    /// Installs the dump signal's handler as configured; logs why it could not.
+    static func installDumpSignal(_ configuration: UThreadRuntime.Configuration) {
+        guard let signal = configuration.dumpSignal else { return }
+        let logger = configuration.logger
+        let e = uthreads_install_dump_signal(signal)
+        if e == EBUSY {
+            logger.notice("thread dumps on a signal are off: the program has its own handler for it",
+                          metadata: ["signal": "\(signal)"])
+        } else if e == ENOTSUP {
+            logger.notice("thread dumps on a signal are off: the signal is ignored in this process",
+                          metadata: ["signal": "\(signal)"])
+        } else if e != 0 {
+            logger.warning("thread dumps on a signal are off: sigaction failed",
+                           metadata: ["signal": "\(signal)", "errno": "\(e)"])
+        }
     }
 
     static func detach(_ attachment: Attachment) {

@@ -2,7 +2,7 @@
 import CUThreads
 
 extension UThreadRuntime {
-    /// Every thread of the calling runtime with its state, wait reason, time waited and a
+    /// Every thread of the calling runtime (every worker's, under `run(workers:)`) with its state, wait reason, time waited and a
     /// symbolicated backtrace of its stack, as text or JSON. Call it from a user thread.
     ///
     /// The same dump is written to stderr when the process receives
@@ -21,7 +21,13 @@ extension UThreadRuntime {
     }
 
     /// The calling runtime's threads and their backtraces as a value. Call it from a user thread.
+    ///
+    /// Inside an M:N runtime (`run(workers:)`) the dump has every worker's threads, each with
+    /// its worker: the caller asks every other worker and waits for the answers (up to a second;
+    /// a worker that does not answer is listed in `unansweredWorkers`), as ``threadTable()`` does.
     public static func threadDump() -> ThreadDump {
-        Scheduler.require("UThreadRuntime.threadDump()").threadDump(reason: "on demand")
+        let s = Scheduler.require("UThreadRuntime.threadDump()")
+        if let worker = s.worker, s.onUserThread { return worker.threadDump(s, reason: "on demand") }
+        return s.threadDump(reason: "on demand")
     }
 }

@@ -5,8 +5,15 @@
 // idle loop (whose nanosleep or epoll_wait the signal interrupts), never on the switch path,
 // and writes the text dump to stderr with write(2). Each runtime answers each request once.
 //
-// Limit: a signal is delivered to one kernel thread. A runtime idle in a long kernel wait on
-// another kernel thread answers when that wait ends (its next timer or I/O event).
+// A signal is delivered to one kernel thread. An M:N runtime registers each worker's reactor
+// mailbox as a bell (dump_signal.c), so every worker wakes and looks. An M:1 runtime has no such
+// bell (its reactor may not exist): idle in a long kernel wait while another kernel thread took
+// the signal, it answers when that wait ends (its next timer or I/O event, or 10 ms with a
+// control socket).
+//
+// An M:N worker does not write its own part: the dump must list every worker's threads. The
+// first worker to notice a request hands it to its `WorkerHooks` (MN/MNObservability.swift), which
+// writes one merged dump; the others only note it as answered.
 import CUThreads
 
 extension Scheduler {
@@ -23,6 +30,10 @@ extension Scheduler {
     private func writeRequestedDump(_ requests: UInt64) {
         dumpRequestsAnswered = requests
         guard let signal = configuration.dumpSignal else { return }
+        if let worker {
+            worker.dumpRequested(self, request: requests, reason: "signal \(signal)")
+            return
+        }
         uthreads_write_stderr("\n" + threadDump(reason: "signal \(signal)").render() + "\n")
     }
 }

@@ -30,6 +30,13 @@ protocol WorkerHooks: AnyObject {
     /// The thread table of the whole runtime (every worker's rows), for
     /// `UThreadRuntime.threadTable()` called on one of this worker's user threads.
     func threadTable(_ scheduler: Scheduler) -> ThreadTable
+    /// The thread dump of the whole runtime, for `UThreadRuntime.threadDump()` called on one of
+    /// this worker's user threads.
+    func threadDump(_ scheduler: Scheduler, reason: String) -> ThreadDump
+    /// A dump signal's request number `request` reached this worker's safe point: write one
+    /// dump of every worker's threads for the whole runtime (once per request, whichever
+    /// worker sees it first).
+    func dumpRequested(_ scheduler: Scheduler, request: UInt64, reason: String)
     /// An immigrant (a thread that migrated here) finished and was reaped: its row and stack
     /// must go back to their home worker, which frees them on its own kernel thread.
     func finishedAbroad(_ row: ControlBlock, home: Int)

@@ -350,6 +350,9 @@ final class Scheduler {
         if let stackSize, stackSize < UThreadRuntime.Configuration.minimumStackSize || stackSize > UThreadRuntime.Configuration.maximumStackSize {
             throw .invalidArgument("stackSize \(stackSize) is outside \(UThreadRuntime.Configuration.minimumStackSize)...\(UThreadRuntime.Configuration.maximumStackSize) bytes")
         }
+        if let parameters, parameters.tickets > SchedulingParameters.maximumTickets {
+            throw .invalidArgument("tickets \(parameters.tickets) is above the maximum \(SchedulingParameters.maximumTickets) (a stride would be 0)")
+        }
         let stack = try stacks.allocate(size: stackSize)
         let t = table.allocate()
         let id = ids.allocate()
@@ -423,10 +426,15 @@ final class Scheduler {
         if let z = zombie { reap(z) }
     }
 
+    /// Dense stacks have no guard between slots (StackPool's essay): before `t` leaves the CPU,
+    /// its canary must be intact and the stack pointer (still `t`'s) inside its slot.
     @inline(__always)
     private func checkCanary(_ t: ControlBlock) {
-        let canary = UnsafeMutableRawPointer(t.pointee.stack_lo!) - 16
-        if canary.load(as: UInt64.self) != UTHREADS_CANARY { uthreads_report_canary(t) }
+        let lo = UnsafeMutableRawPointer(t.pointee.stack_lo.unsafelyUnwrapped)
+        let sp = uthreads_stack_pointer()
+        if (lo - 16).load(as: UInt64.self) != UTHREADS_CANARY || UnsafeRawPointer(sp.unsafelyUnwrapped) < UnsafeRawPointer(lo) {
+            uthreads_report_dense_overflow(t, sp)
+        }
     }
 
     /// Switches from `from` (no longer runnable, or already requeued) to the next ready

@@ -4,17 +4,21 @@
 // The table belongs to the scheduler's kernel thread and is read without locks on the switch
 // path, so no other thread may read it concurrently. Instead the outside thread posts a request
 // in a slot behind a `KernelLock` (a pthread mutex, which ThreadSanitizer sees), raises an
-// atomic flag and blocks on a pipe. The scheduler looks at the flag at its safe points
-// (maintenance, the idle loop: one atomic load), builds the answer on its own thread, puts it
-// in the slot and writes one byte to the pipe. One request at a time.
+// atomic flag and waits on a pipe (poll, with a deadline and a stop descriptor). The scheduler
+// looks at the flag at its safe points (maintenance, the idle loop: one atomic load), builds the
+// answer on its own thread, puts it in the slot and writes one byte to the pipe. One request at
+// a time; each carries a number, so an answer that comes after its asker gave up is dropped.
+import CUThreads
 import Glibc
 import Synchronization
 
 final class SnapshotChannel: Sendable {
     private struct Slot {
         var request: String?
+        /// The number of the request in `request` (or last taken), and of the last answer.
+        var asked: UInt64 = 0
+        var answered: UInt64 = 0
         var response: String?
-        var closed = false
     }
 
     private let pending = Atomic<Bool>(false)
@@ -25,8 +29,7 @@ final class SnapshotChannel: Sendable {
     /// Nil when no pipe can be had.
     init?() {
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { return nil }
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        guard uthreads_pipe(&fds) == 0 else { return nil }  // non-blocking, close-on-exec
         readEnd = fds[0]
         writeEnd = fds[1]
     }
@@ -38,20 +41,33 @@ final class SnapshotChannel: Sendable {
 
     // MARK: The outside thread
 
-    /// Posts `request` and blocks the calling kernel thread until the scheduler answers.
-    /// Nil when the runtime has ended. Never call it from the runtime's own kernel thread.
-    func ask(_ request: String) -> String? {
-        let open = slot.withLock { s -> Bool in
-            guard !s.closed else { return false }
+    /// Posts `request` and waits on the calling kernel thread until the scheduler answers,
+    /// `timeoutNanoseconds` pass, or `stop` (a descriptor; -1: none) becomes readable. Nil when
+    /// the runtime did not answer in time (or has ended). Never call it from the runtime's own
+    /// kernel thread. One asker at a time.
+    func ask(_ request: String, timeoutNanoseconds: UInt64, stop: Int32 = -1) -> String? {
+        let number: UInt64 = slot.withLock { s in
+            s.asked &+= 1
             s.request = request
             s.response = nil
-            return true
+            return s.asked
         }
-        guard open else { return nil }
         pending.store(true, ordering: .releasing)
-        var byte: UInt8 = 0
-        while read(readEnd, &byte, 1) < 0 && errno == EINTR {}
-        return slot.withLock { $0.response }
+        let deadline = uthreads_monotonic_ns() &+ timeoutNanoseconds
+        while true {
+            if let answer = slot.withLock({ s in s.answered == number ? s.response : nil }) { return answer }
+            let now = uthreads_monotonic_ns()
+            if now >= deadline { break }
+            var fds = [pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
+            let n = poll(&fds, stop >= 0 ? 2 : 1, Int32(clamping: (deadline - now + 999_999) / 1_000_000))
+            if n > 0 && stop >= 0 && fds[1].revents != 0 { break }
+            if n > 0 && fds[0].revents != 0 {
+                var bytes = [UInt8](repeating: 0, count: 64)
+                _ = read(readEnd, &bytes, bytes.count)  // non-blocking: stale wakes are drained too
+            }
+        }
+        pending.store(false, ordering: .releasing)  // withdrawn; a late answer is dropped by number
+        return nil
     }
 
     // MARK: The scheduler
@@ -62,16 +78,14 @@ final class SnapshotChannel: Sendable {
     /// Answers the waiting request, if any, with `respond(request)`.
     func answer(_ respond: (String) -> String) {
         guard pending.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        let request = slot.withLock { $0.request } ?? ""
+        guard let (request, number) = slot.withLock({ s in s.request.map { ($0, s.asked) } }) else { return }
         let response = respond(request)
-        slot.withLock { $0.response = response }
+        slot.withLock { s in
+            guard s.asked == number else { return }  // its asker gave up and asked again
+            s.response = response
+            s.answered = number
+        }
         wakeAsker()
-    }
-
-    /// The runtime is ending: a waiting asker gets nil, later ones at once.
-    func close() {
-        slot.withLock { $0.closed = true; $0.response = nil }
-        if pending.exchange(false, ordering: .acquiringAndReleasing) { wakeAsker() }
     }
 
     private func wakeAsker() {
@@ -87,7 +101,14 @@ extension Scheduler {
         switch request {
         case "dump": return threadDump(reason: "control socket").json()
         case "table": return snapshot().json()
-        default: return "{\"error\":\"unknown request '\(request)'; ask for table or dump\"}"
+        default: return Scheduler.unknownControlRequest(request)
         }
+    }
+
+    /// The answer to a request that is neither "table" nor "dump" (JSON). The request is the
+    /// client's bytes: encoded, not pasted, so a quote or a control character in it cannot make
+    /// the answer invalid JSON.
+    static func unknownControlRequest(_ request: String) -> String {
+        encodeJSON(["error": "unknown request '\(request)'; ask for table or dump"])
     }
 }

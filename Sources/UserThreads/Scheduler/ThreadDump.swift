@@ -16,7 +16,13 @@ import CUThreads
 import Glibc
 
 /// A snapshot of every thread of a runtime with a backtrace of each.
+///
+/// Its JSON form carries a `"version"` key, the same as ``ThreadTable``'s (its rows are
+/// ``ThreadInfo``s): ``ThreadTable/formatVersion``.
 public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
+    /// The JSON format version this dump was decoded from (``ThreadTable/formatVersion`` when
+    /// made here).
+    @JSONFormatVersion public var version: Int = ThreadTable.formatVersion
     /// Why the dump was taken ("on demand", "signal 3").
     public var reason: String
     /// The process and the kernel thread the runtime runs on.
@@ -31,6 +37,11 @@ public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
     public var spawned: UInt64
     /// Every live thread, in table order.
     public var threads: [Entry]
+    /// The number of M:N workers whose threads were asked for; nil for an M:1 runtime's dump.
+    public var workers: Int? = nil
+    /// M:N workers that did not answer in time (a thread of theirs ran without a safe point):
+    /// their threads are missing. Empty when every worker answered; nil outside M:N.
+    public var unansweredWorkers: [Int]? = nil
 
     /// One thread: its row of the thread table and its backtrace, innermost frame first.
     public struct Entry: Sendable, Codable, Hashable {
@@ -79,7 +90,12 @@ public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
     /// ```
     public func render() -> String {
         var out = "uthreads: thread dump (\(reason)), pid \(processID), kernel thread \(kernelThreadID), "
-        out += "\(threads.count) threads, \((takenAtSeconds).fixed(3)) s after start, switches \(switches), spawned \(spawned)\n"
+        out += "\(threads.count) threads, \((takenAtSeconds).fixed(3)) s after start, switches \(switches), spawned \(spawned)"
+        if let workers { out += ", \(workers) worker\(workers == 1 ? "" : "s")" }
+        if let missing = unansweredWorkers, !missing.isEmpty {
+            out += " (no answer from worker\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")))"
+        }
+        out += "\n"
         for entry in threads {
             let t = entry.thread
             out += "\nthread \(t.id)" + (t.name.isEmpty ? "" : " \"\(t.name)\"") + " \(t.state.rawValue)"
@@ -89,6 +105,7 @@ public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
             if let d = t.deadlineInSeconds { notes.append("wakes in \(Self.duration(d))") }
             if t.isCancelled { notes.append("cancelled") }
             if t.isMain { notes.append("main") }
+            if let worker = t.worker { notes.append("worker \(worker)") }
             if !notes.isEmpty { out += ": " + notes.joined(separator: ", ") }
             out += "\n"
             if entry.backtrace.isEmpty { out += "    (no backtrace)\n" }

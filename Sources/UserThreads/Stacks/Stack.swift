@@ -3,13 +3,17 @@ import CUThreads
 
 /// How a thread's stack is mapped.
 public enum StackMode: String, Sendable, Codable, CaseIterable {
-    /// Its own mapping with a `PROT_NONE` guard page below it: an overflow faults at once and is
-    /// reported by the fault handler. Costs two kernel mappings (VMAs) per stack, so at most
-    /// about `vm.max_map_count / 2` (≈ 32k with the default 65530) guarded stacks fit.
+    /// Its own mapping with 1 MiB of `PROT_NONE` below it: an overflow by recursion, or by a
+    /// single frame of up to 1 MiB, faults in that guard region and the fault handler reports
+    /// the thread and aborts (the `StackPool` essay gives the exact bound). Costs two kernel
+    /// mappings (VMAs) per stack, so at most about `vm.max_map_count / 2` (≈ 32k with the
+    /// default 65530) guarded stacks fit.
     case guarded
-    /// Carved from a large slab shared with other stacks, with no guard page: one mapping per
-    /// slab, so a million threads fit. Overflow is caught by a canary checked on every switch
-    /// (after the fact: an overflow that never reaches a switch point is not seen).
+    /// Carved from a large slab shared with other stacks, with no guard page between slots: one
+    /// mapping per slab (plus its guard region), so a million threads fit. A canary under each
+    /// slot is checked at every switch and exit, and the fault handler names the thread whose
+    /// stack pointer left its slot; but a large frame that writes only into a neighbour slot,
+    /// below the canary, corrupts it silently (see the `StackPool` essay for what is caught).
     case dense
     /// Guarded stacks until the kernel refuses more mappings, then dense ones (logged once).
     case automatic

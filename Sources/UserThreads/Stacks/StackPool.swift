@@ -10,7 +10,7 @@
 // 2 KiB of stack costs one resident page, whatever its stack size.
 //
 // Guarded stacks: one mmap per stack, PROT_NONE, then mprotect of the usable part. The guard
-// page costs a second VMA; with vm.max_map_count = 65530 about 32k guarded stacks fit. Running
+// costs a second VMA; with vm.max_map_count = 65530 about 32k guarded stacks fit. Running
 // the process out of mappings would not only fail the next spawn: malloc, dlopen and every other
 // mmap in the process would start failing too. So guarded stacks have a process-wide budget
 // (`GuardedBudget`): vm.max_map_count minus a reserve of 1/8 (at least 4096 mappings) for the
@@ -18,14 +18,72 @@
 // `.automatic` switches to dense stacks for the rest of the runtime's life (logged once). A
 // kernel refusal (ENOMEM) is handled the same way.
 //
-// Dense stacks: slabs of `slotsPerSlab` equal slots in one mapping, no guard pages. Each slot
-// reserves its top 64 bytes for the canary of the slot above it (see `Stack.canaryAddress`):
-// the top page of a slot is touched by its own thread anyway, so canaries cost no memory.
+// The guard region is 1 MiB (`guardRegionSize`), not one page. A function's frame is carved by
+// one `sub rsp, N`; its first store may land anywhere in those N bytes. With a 4 KiB guard page,
+// a function with a 64 KiB local buffer stepped over the guard and wrote into whatever mapping
+// lay below (often another thread's stack): no fault, no report, silent corruption (the "stack
+// clash" of Qualys, 2017). C compilers answer with probes (-fstack-clash-protection touches every
+// page of a large frame in order); Swift on Linux x86-64 emits none (checked with swiftc 6.3.1
+// -O and -Onone: a 64 KiB local is one `subq $65680, %rsp` and no probe; swiftc and its LLVM
+// have no option to ask for them). So the guard itself must be wider than the frames we mean
+// to catch. PROT_NONE costs address space only: no memory, no page tables, no commit charge and
+// no extra mapping (the guard is one VMA whatever its size). 1 MiB is what Linux itself keeps
+// below a growing stack since the stack-clash fix (`stack_guard_gap`, 256 pages); 32k guarded
+// stacks then reserve ~40 GiB of the 128 TiB user address space (only a process limited by
+// `ulimit -v`, RLIMIT_AS, counts it). Caught for sure: any frame of
+// up to 1 MiB - 128 bytes (the red zone a leaf function may use below its stack pointer), from
+// any depth: the frame's lowest byte lies at most that far below `lo`, inside the guard.
+// Larger frames are caught when their first touched byte still lies in the guard, or (by the
+// fault handler, from the stack pointer) when they fault anywhere further down; a frame of more
+// than 1 MiB whose stores all land in another writable mapping is not caught. Rejected: 64 KiB
+// (the issue's own probe frame size; any larger buffer would jump it again), a per-thread
+// configurable guard (one more knob for a cost that is only address space).
+//
+// C code (CUThreads) runs on user threads' stacks too. clang offers -fstack-clash-protection,
+// but only as `.unsafeFlags` in Package.swift, and SwiftPM refuses a versioned dependency whose
+// product uses unsafe flags: UserThreads would stop being usable as a package. It is not needed:
+// no C function here has a frame of a page or more (the 12 KiB epoll array went; a test compiles
+// every C file with -Werror=frame-larger-than=4095 at -O0 and -O2), and clang probes only frames
+// larger than a page, so the flag changes nothing (the assembly of every file is identical with
+// and without it). Such a frame cannot step over the guard, nor far past a dense canary.
+//
+// Dense stacks: slabs of `slotsPerSlab` equal slots in one mapping, no guard pages between
+// slots. Each slot reserves its top 64 bytes for the canary of the slot above it (see
+// `Stack.canaryAddress`): the top page of a slot is touched by its own thread anyway, so
+// canaries cost no memory. Below each slab lies a guard region as above (one more VMA per slab
+// of 1024 slots, ~2,000 mappings at a million threads), so an overflow that runs through the
+// slab faults there instead of writing into the heap below it, and the fault handler (signals.c)
+// finds the overflowing thread from its stack pointer and reports it. What dense mode can and
+// cannot catch:
+//   - deep recursion: the recursion writes down through the slots below (each a neighbour's
+//     stack) and faults at the slab's guard, at most one slab (64 MiB with 64 KiB slots) further
+//     down; the handler names the running thread (its stack pointer is below its slot) and
+//     the slot the fault hit. Neighbours are corrupted, but none of them runs again on this
+//     worker: the report ends the process. The canary alone would not do: in the recursion
+//     test (`selftest stack-overflow dense recursion`, ~600-byte frames) the recursion passed
+//     the canary word without writing it.
+//   - a thread that switches out (parks, yields, ends) while overflowed: the check at every
+//     switch and exit of a dense thread compares its stack pointer with its slot, beside the
+//     canary (one `mov` and one compare more, on dense threads only), and reports it before
+//     another thread of that worker runs.
+//   - a large frame: if it writes the canary word (a buffer that crosses the slot's limit and
+//     is initialised does), the check at the thread's next switch or exit reports it. A frame
+//     that reaches past the slab faults and is reported as above.
+//   - not caught: a frame that ends in a neighbour slot, writes only below the canary word and
+//     returns before the thread switches, e.g. a debug-built function with
+//     `withUnsafeTemporaryAllocation(capacity: 65536)` (at -Onone the whole buffer is in the
+//     frame even when the heap is used, and the first store is a spill at the frame's bottom):
+//     the neighbour's stack is corrupted silently. Catching that needs a guard page per slot
+//     (two mappings each: at most ~32k, which is what guarded mode is) or compiler probes (which
+//     Swift lacks). Under M:N a neighbour may also run on another worker before the
+//     overflowing thread's next switch. Use guarded stacks for code with large frames.
 //
 // Rejected: malloc'd stacks (no guard page, no lazy commit, and glibc would hand out memory
 // that other code may share pages with); one big mapping for all guarded stacks with
 // mprotect'ed holes (the same VMA count, and a much harder free path); growable/segmented
-// stacks as in early Go (needs compiler support for stack checks, which Swift lacks).
+// stacks as in early Go (needs compiler support for stack checks, which Swift lacks); a canary
+// zone of many words per slot checked at every switch (each check costs loads on the switch
+// path and the zone pages become resident, and it still misses a frame that jumps it).
 import CUThreads
 import Glibc
 import Synchronization
@@ -77,7 +135,10 @@ final class StackPool {
     @exclusivity(unchecked) private var pooledGuarded = 0
     @exclusivity(unchecked) private var freeDense = StackFreeList()
     private var slabs: [(base: UnsafeMutableRawPointer, length: Int)] = []
-    private static let slotsPerSlab = 256
+    static let slotsPerSlab = Int(UTHREADS_DENSE_SLAB_SLOTS)
+    /// Bytes of `PROT_NONE` below every guarded stack and below every dense slab (the essay says
+    /// why 1 MiB).
+    static let guardRegionSize = Int(UTHREADS_GUARD_REGION_SIZE)
     private let guardSize: Int
 
     /// Stacks currently handed out.
@@ -96,7 +157,7 @@ final class StackPool {
         self.denseSlotSize = StackPool.round(denseSize, to: page)
         self.maxPooled = maxPooled
         self.effectiveMode = mode == .dense ? .dense : .guarded
-        self.guardSize = page
+        self.guardSize = StackPool.round(StackPool.guardRegionSize, to: page)
     }
 
     static func round(_ n: Int, to page: Int) -> Int { (n + page - 1) / page * page }
@@ -227,18 +288,25 @@ final class StackPool {
     private func allocateDense() throws(UThreadError) -> Stack {
         if let s = freeDense.pop() { return s }
         let slots = StackPool.slotsPerSlab
-        // One leading page holds the canary of slot 0.
-        let length = pageSize + slots * denseSlotSize
-        guard let base = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0),
+        // [guard region][one page: the canary of slot 0][slot 0]...[slot n-1]
+        let usable = pageSize + slots * denseSlotSize
+        let length = guardSize + usable
+        guard let base = mmap(nil, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0),
               base != MAP_FAILED else {
             let e = Errno.lastError
             throw .resourceExhausted("mmap of a dense stack slab (\(length >> 20) MiB) failed: \(e)")
         }
+        if mprotect(base + guardSize, usable, PROT_READ | PROT_WRITE) != 0 {
+            let e = Errno.lastError
+            munmap(base, length)
+            throw .resourceExhausted("mprotect of a dense stack slab failed: \(e) (vm.max_map_count reached?)")
+        }
         slabs.append((base, length))
+        let first = base + guardSize + pageSize
         // Hand out from the top of the slab first, so that slot i's canary (in slot i-1) is in a
         // page that is already resident when slot i-1 is in use.
         for i in 0..<slots {
-            let slotLo = base + pageSize + i * denseSlotSize
+            let slotLo = first + i * denseSlotSize
             // usable: [slotLo, slotLo + slot - 64): the top 64 bytes hold the canary of the slot above.
             freeDense.push(Stack(lo: slotLo, hi: slotLo + denseSlotSize - 64, guardSize: 0, mode: .dense))
         }

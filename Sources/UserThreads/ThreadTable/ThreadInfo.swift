@@ -29,6 +29,10 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
     public var stack: StackInfo
     /// The saved stack pointer, where its registers are (the frame table in the .S file).
     public var savedStackPointer: UInt64
+    /// Its program counter, stack pointer and callee-saved registers as its switch saved them,
+    /// while it is suspended (ready, blocked or sleeping). Nil for the running thread, whose
+    /// registers are in the CPU.
+    public var registers: SavedRegisters? = nil
     /// Whether `cancel()` was called on it.
     public var isCancelled: Bool
     /// Whether it runs the closure given to `UThreadRuntime.run`.
@@ -41,13 +45,13 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
 
     /// A thread's stack as the table shows it.
     public struct StackInfo: Sendable, Codable, Hashable {
-        /// Guarded (own mapping and guard page) or dense (slab slot with a canary).
+        /// Guarded (own mapping and guard region) or dense (slab slot with a canary).
         public var mode: StackMode
         /// The lowest usable address.
         public var base: UInt64
         /// Usable bytes.
         public var size: Int
-        /// Bytes of the `PROT_NONE` guard page below `base` (0 for dense stacks).
+        /// Bytes of the `PROT_NONE` guard region below `base` (0 for dense stacks).
         public var guardSize: Int
         /// Deepest use so far, in bytes: the resident extent found with mincore (page
         /// granular, and it includes what an earlier thread on a recycled stack touched).
@@ -56,7 +60,17 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
 }
 
 /// A snapshot of a runtime's thread table.
+///
+/// Its JSON form (``json()``, the control socket, `uthreads table --json`) is versioned by its
+/// `"version"` key: ``formatVersion`` (documented in the DocC catalog's "Seeing inside").
+/// Decoding accepts every earlier version (``JSONFormatVersion``).
 public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible {
+    /// The version of the JSON form this type writes: 2 spells enumerations (wait reason kinds)
+    /// as strings and adds ``ThreadInfo/registers``; 1 (no `"version"` key) had numeric kinds.
+    public static let formatVersion = 2
+
+    /// The JSON format version this table was decoded from (``formatVersion`` when made here).
+    @JSONFormatVersion public var version: Int = ThreadTable.formatVersion
     /// One row per live thread, in table order.
     public var threads: [ThreadInfo]
     /// Seconds since the runtime started.
@@ -146,6 +160,14 @@ extension ControlBlockTable {
                   switches: UInt64, spawned: UInt64, object: (ControlBlock) -> ThreadObject?) -> ThreadTable {
         var infos: [ThreadInfo] = []
         infos.reserveCapacity(liveCount)
+        var names: [UInt64: String?] = [:]  // most suspended threads resume at a few addresses
+        func name(_ pc: UInt64, _ isReturnAddress: Bool) -> String? {
+            if let known = names[pc] { return known }
+            let frame = Backtrace.symbolicate(pc, isReturnAddress: isReturnAddress)
+            let text = frame.symbol.map { frame.offset == 0 ? $0 : "\($0) + \(frame.offset)" }
+            names[pc] = text
+            return text
+        }
         func seconds(_ ticks: UInt64) -> Double { Double(ticks) * nanosecondsPerTick / 1e9 }
         forEachLive { t in
             let p = t.pointee
@@ -163,6 +185,10 @@ extension ControlBlockTable {
             let lo = UnsafeMutableRawPointer(p.stack_lo!)
             let hi = UnsafeMutableRawPointer(p.stack_hi!)
             let depth = uthreads_resident_depth(lo, hi)
+            // forEachLive lists only rows this table owns (immigrants included): a suspended one's
+            // saved frame is stable to read from this kernel thread.
+            let suspended = p.state == .stateReady || parked
+            let registers = suspended ? SavedRegisters.read(t, name: name) : nil
             infos.append(ThreadInfo(
                 id: ThreadID(rawValue: p.id),
                 name: obj?.name ?? t.cName,
@@ -179,6 +205,7 @@ extension ControlBlockTable {
                              base: UInt64(UInt(bitPattern: lo)), size: hi - lo,
                              guardSize: Int(p.guard_size), highWater: max(0, depth)),
                 savedStackPointer: UInt64(UInt(bitPattern: p.sp)),
+                registers: registers,
                 isCancelled: t.has(.flagCancelled),
                 isMain: t.has(.flagMain),
                 worker: p.worker < 0 ? nil : Int(p.worker),

@@ -6,7 +6,9 @@ import CUThreads
 /// rendered, so a park never formats a string.
 public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The kind of thing waited for. The raw value is kept in the control block (and read by
-    /// the gdb script, whose list follows this order).
+    /// the debugger scripts, whose lists follow this order). In JSON a kind is its case name
+    /// (`"sleep"`, `"channelReceive"`); the first JSON format (no `"version"` key) wrote the raw
+    /// value, which decoding still accepts.
     public enum Kind: UInt8, Sendable, Codable, CaseIterable {
         /// Not waiting.
         case none = 0
@@ -77,6 +79,34 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
             case .custom: "wait"
             }
         }
+
+        /// The name JSON uses: the case's name ("channelSend").
+        public var jsonName: String { String(describing: self) }
+
+        /// Decodes a case name, or the raw number the first JSON format wrote; anything else is
+        /// a clear error.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let name = try? c.decode(String.self) {
+                guard let kind = Kind.allCases.first(where: { $0.jsonName == name }) else {
+                    throw DecodingError.dataCorruptedError(in: c, debugDescription:
+                        "unknown wait reason kind \"\(name)\" (known: \(Kind.allCases.map(\.jsonName).joined(separator: ", ")))")
+                }
+                self = kind
+            } else {
+                let raw = try c.decode(UInt8.self)
+                guard let kind = Kind(rawValue: raw) else {
+                    throw DecodingError.dataCorruptedError(in: c, debugDescription: "unknown wait reason kind \(raw)")
+                }
+                self = kind
+            }
+        }
+
+        /// Encodes the case name.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            try c.encode(jsonName)
+        }
     }
 
     /// What kind of thing is waited for.
@@ -86,6 +116,10 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
     /// A longer description (e.g. "mutex 'accounts' held by #12"), when the waited-on object
     /// gives one.
     public var detail: String?
+
+    /// Set in `object` above the descriptor number when the wait is a jacketed C call's
+    /// (UserThreadsJacket): the table shows `read fd 7 (jacket)`.
+    public static let jacketFlag: UInt64 = 1 << 32
 
     /// A reason; the runtime makes them from the control block, tests and tools may too.
     public init(kind: Kind, object: UInt64 = 0, detail: String? = nil) {
@@ -99,7 +133,9 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
         switch kind {
         case .none: return "-"
         case .join: return "join #\(object)"
-        case .read, .write, .accept, .connect, .poll: return "\(kind.label) fd \(object)"
+        case .read, .write, .accept, .connect, .poll:
+            let fd = "\(kind.label) fd \(object & 0xFFFF_FFFF)"
+            return object & WaitReason.jacketFlag != 0 ? fd + " (jacket)" : fd
         case .sleep: return "sleep"
         default: return object == 0 ? kind.label : "\(kind.label) \(object)"
         }

@@ -22,6 +22,10 @@ struct Comparison {
     struct Line {
         var operation: Operation
         var values: [Double?]
+        /// Per column: the value stopped at a cap (a lower bound: shown "≥ N (capped)", no ratio).
+        var capped: [Bool] = []
+        /// Per column: the row's placement (a ratio needs the same on both sides).
+        var placements: [String?] = []
     }
 
     var lines: [Line]
@@ -73,13 +77,17 @@ struct Comparison {
 
     /// Looks rows up by name prefix (the core rows carry their counts in parentheses).
     init(report rows: [BenchRow], operations: [Operation]) {
-        func value(_ name: String?) -> Double? {
+        func row(_ name: String?) -> BenchRow? {
             guard let name else { return nil }
             let row = rows.last { $0.name == name } ?? rows.last { $0.name.hasPrefix(name) }
-            guard let v = row?.value, v.isFinite, v >= 0 else { return nil }
-            return v
+            guard let row, row.value.isFinite, row.value >= 0 else { return nil }
+            return row
         }
-        lines = operations.map { Line(operation: $0, values: $0.rows.map(value)) }
+        lines = operations.map { op in
+            let found = op.rows.map(row)
+            return Line(operation: op, values: found.map { $0?.value }, capped: found.map { $0?.capped == true },
+                        placements: found.map { $0?.placement })
+        }
     }
 
     // MARK: formatting
@@ -102,9 +110,18 @@ struct Comparison {
         }
     }
 
-    /// How many times better user threads are than column `i` (for counts: more threads).
+    /// A cell: the value, or "≥ value (capped)" for a lower bound.
+    static func cell(_ line: Line, _ i: Int) -> String {
+        let text = format(line.values[i], line.operation.kind)
+        return line.capped.indices.contains(i) && line.capped[i] ? "≥ \(text) (capped)" : text
+    }
+
+    /// How many times better user threads are than column `i` (for counts: more threads); "—"
+    /// when a side is missing or capped, or the two were placed differently.
     static func ratio(_ line: Line, _ i: Int) -> String {
         guard let u = line.values[0], let o = line.values[i] else { return "—" }
+        if line.capped.indices.contains(i) && (line.capped[0] || line.capped[i]) { return "—" }
+        if line.placements.indices.contains(i), line.operation.kind == .time, line.placements[0] != line.placements[i] { return "—" }
         switch line.operation.kind {
         case .count: return o > 0 ? "\(BenchReport.fmt(u / o))×" : "—"
         case .syscalls: return u == 0 ? (o > 0 ? "0 vs \(BenchReport.fmt(o))" : "—") : "\(BenchReport.fmt(o / u))×"
@@ -122,13 +139,15 @@ struct Comparison {
         return "\(BenchReport.fmt(p[1] / p[0]))× / \(BenchReport.fmt(p[2] / p[0]))×"
     }
 
+    static let legend = "Every time is wall time; every row of a time line ran with the same placement (the run's, stated in its header) or has no ratio (—). Ratios: how many times slower (time), bigger (memory) or fewer (threads) the other model is than user threads; a count that stopped at the benchmark's cap is shown ≥ N (capped) and has no ratio."
+
     var header: [String] {
         ["operation"] + Self.columns + ["kernel ÷ user", "process ÷ user", "tasks ÷ user", "1992 u / k / p", "1992 k÷u / p÷u"]
     }
 
     var cells: [[String]] {
         lines.map { l in
-            [l.operation.name] + l.values.map { Self.format($0, l.operation.kind) }
+            [l.operation.name] + l.values.indices.map { Self.cell(l, $0) }
                 + [Self.ratio(l, 1), Self.ratio(l, 2), Self.ratio(l, 3), Self.paperCell(l.operation), Self.paperRatios(l.operation)]
         }
     }
@@ -142,7 +161,7 @@ struct Comparison {
         }
         var out = [row(header), String(repeating: "-", count: widths.reduce(0, +) + 2 * (widths.count - 1))]
         out += cells.map(row)
-        out.append("ratios: how many times slower (time), bigger (memory) or fewer (threads) the other model is than user threads")
+        out.append(Self.legend)
         out.append(contentsOf: movement())
         return out.joined(separator: "\n")
     }
@@ -150,6 +169,8 @@ struct Comparison {
     func markdown() -> String {
         var out = ["| " + header.joined(separator: " | ") + " |", "|" + String(repeating: " --- |", count: header.count)]
         out += cells.map { "| " + $0.joined(separator: " | ") + " |" }
+        out.append("")
+        out.append(Self.legend)
         out.append("")
         out += movement().map { "- " + $0 }
         return out.joined(separator: "\n")
@@ -161,10 +182,10 @@ struct Comparison {
             guard let p = l.operation.paper, let u = l.values[0] else { return nil }
             var parts: [String] = []
             let name = String(l.operation.name.prefix { $0 != "(" }).trimmingCharacters(in: .whitespaces)
-            if let k = l.values[1] {
+            if let k = l.values[1], Self.ratio(l, 1) != "—" {
                 parts.append("kernel ÷ user \(BenchReport.fmt(p[1] / p[0]))× in 1992 → \(BenchReport.fmt(k / u))× now")
             }
-            if let pr = l.values[2] {
+            if let pr = l.values[2], Self.ratio(l, 2) != "—" {
                 parts.append("process ÷ user \(BenchReport.fmt(p[2] / p[0]))× → \(BenchReport.fmt(pr / u))×")
             }
             parts.append("user threads \(Int(p[0])) µs → \(Self.format(u, .time)) (\(BenchReport.fmt(p[0] * 1000 / u))× faster)")
@@ -183,6 +204,8 @@ struct Comparison {
         var series: [String]
         var colours: [String]
         var format: (Double) -> String
+        /// Per group and column: a capped value (a lower bound), drawn faded and labelled "≥ N (capped)".
+        var capped: [[Bool]] = []
         /// Axis labels at powers of ten.
         var tick: (Double) -> String = { BenchReport.fmt($0) }
     }
@@ -200,9 +223,10 @@ struct Comparison {
                                 tick: { v in v >= 1e6 ? "\(Int(v / 1e6)) MB" : v >= 1e3 ? "\(Int(v / 1e3)) kB" : "\(Int(v)) B" }))
         }
         if let budget = lines.first(where: { $0.operation.kind == .count }) {
-            panels.append(Panel(title: "\(budget.operation.name.prefix(1).uppercased() + budget.operation.name.dropFirst()) (log; longer is better; runs stop at caps, see notes)",
+            panels.append(Panel(title: "\(budget.operation.name.prefix(1).uppercased() + budget.operation.name.dropFirst()) (log; longer is better; faded bars stopped at a cap: lower bounds)",
                                 unit: "threads", groups: [(budget.operation.name, budget.values)], series: Self.columns,
-                                colours: Self.colours, format: { Self.format($0, .count) }, tick: { Self.format($0, .count) }))
+                                colours: Self.colours, format: { Self.format($0, .count) }, capped: [budget.capped],
+                                tick: { Self.format($0, .count) }))
         }
         // 1992 against now, for the two operations the paper measured (µs → ns).
         var then: [(String, [Double?])] = []
@@ -244,15 +268,17 @@ struct Comparison {
                 body += "<text x=\"\(gx)\" y=\"\(top + height + 14)\" class=\"axis\">\(esc(panel.tick(pow(10, d))))</text>\n"
                 d += 1
             }
-            for g in panel.groups {
+            for (gi, g) in panel.groups.enumerated() {
                 let gy = y
                 body += "<text x=\"\(labelWidth - 8)\" y=\"\(gy + Double(panel.series.count) * barHeight / 2 + 4)\" class=\"label\">\(esc(g.label))</text>\n"
                 for (i, v) in g.values.enumerated() {
                     let by = y + Double(i) * barHeight
                     if let v, v > 0 {
                         let w = max(1, x(v) - labelWidth)
-                        body += "<rect x=\"\(labelWidth)\" y=\"\(by + 1)\" width=\"\(w)\" height=\"\(barHeight - 2)\" fill=\"\(panel.colours[i])\"/>\n"
-                        body += "<text x=\"\(labelWidth + w + 4)\" y=\"\(by + barHeight - 3)\" class=\"value\">\(esc(panel.format(v)))</text>\n"
+                        let capped = panel.capped.indices.contains(gi) && panel.capped[gi].indices.contains(i) && panel.capped[gi][i]
+                        body += "<rect x=\"\(labelWidth)\" y=\"\(by + 1)\" width=\"\(w)\" height=\"\(barHeight - 2)\" fill=\"\(panel.colours[i])\"\(capped ? " fill-opacity=\"0.35\"" : "")/>\n"
+                        let label = capped ? "≥ \(panel.format(v)) (capped)" : panel.format(v)
+                        body += "<text x=\"\(labelWidth + w + 4)\" y=\"\(by + barHeight - 3)\" class=\"value\">\(esc(label))</text>\n"
                     } else if v == nil {
                         body += "<text x=\"\(labelWidth + 4)\" y=\"\(by + barHeight - 3)\" class=\"none\">—</text>\n"
                     } else {

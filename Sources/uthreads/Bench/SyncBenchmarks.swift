@@ -2,8 +2,8 @@
 //
 //   * channel ping-pong: one message each way between two user threads; the figure is per
 //     handoff (half a round trip). Peer: two pthreads handing a turn back and forth with a
-//     pthread mutex + condition variable, both pinned to one CPU (as the user threads share
-//     one kernel thread), so the ratio compares like with like.
+//     pthread mutex + condition variable, both pinned to one CPU, as the user threads' kernel
+//     thread is (the run's placement, BenchReport.swift), so the ratio compares like with like.
 //   * uncontended UMutex lock+unlock, and pthread_mutex for contrast.
 //   * contended UMutex among 1,000 user threads, each holding it across a yield (so every
 //     acquisition finds the mutex held): throughput and the spread of acquisitions per thread.
@@ -13,9 +13,7 @@
 //     peer: the mutex+condvar pair left free to run on both CPUs. Wall time: two kernel
 //     threads take part.
 //
-// User-thread rows are timed with the kernel thread's CPU time (CLOCK_THREAD_CPUTIME_ID): every
-// user thread of a runtime runs on that one kernel thread, and CPU time does not count the time
-// the shared machine gave to other processes.
+// Every row is wall time, as the peers' are (the clock's essay is in BenchReport.swift).
 import CUThreads
 import Glibc
 import UserThreads
@@ -27,9 +25,9 @@ enum SyncBenchmarks {
             let ping = Channel<Int>(), pong = Channel<Int>()
             let echo = UThread { while let v = try ping.receive() { try pong.send(v) } }
             for i in 0..<1_000 { try ping.send(i); _ = try pong.receive() }  // warm up
-            let start = threadCPUNanoseconds()
+            let start = wallNanoseconds()
             for i in 0..<roundTrips { try ping.send(i); _ = try pong.receive() }
-            let elapsed = threadCPUNanoseconds() - start
+            let elapsed = wallNanoseconds() - start
             ping.close()
             try echo.join()
             return elapsed / Double(2 * roundTrips)
@@ -59,13 +57,13 @@ enum SyncBenchmarks {
         try UThreadRuntime.run {
             let m = UMutex()
             var counter = 0
-            let start = threadCPUNanoseconds()
+            let start = wallNanoseconds()
             for _ in 0..<iterations {
                 try m.lock()
                 counter &+= 1
                 try m.unlock()
             }
-            let elapsed = threadCPUNanoseconds() - start
+            let elapsed = wallNanoseconds() - start
             precondition(counter == iterations)
             return elapsed / Double(iterations)
         }
@@ -81,12 +79,12 @@ enum SyncBenchmarks {
             var started = 0
             let gate = UWaitGroup()
             try gate.add(1)
-            var start = threadCPUNanoseconds()
+            var start = wallNanoseconds()
             try withThreadGroup { g in
                 for i in 0..<threads {
                     g.spawn {
                         started += 1
-                        if started == threads { start = threadCPUNanoseconds(); try gate.done() } else { try gate.wait() }
+                        if started == threads { start = wallNanoseconds(); try gate.done() } else { try gate.wait() }
                         for _ in 0..<perThread {
                             try m.lock()
                             counts[i] += 1
@@ -97,7 +95,7 @@ enum SyncBenchmarks {
                     }
                 }
             }
-            let elapsed = threadCPUNanoseconds() - start
+            let elapsed = wallNanoseconds() - start
             return (Double(total) / elapsed * 1e3, counts.min()!, counts.max()!)
         }
     }
@@ -108,25 +106,19 @@ func uncontendedPthreadMutex(iterations: Int) -> Double {
     pthread_mutex_init(m, nil)
     defer { pthread_mutex_destroy(m); m.deallocate() }
     var counter = 0
-    let start = ContinuousClock.now
+    let start = wallNanoseconds()
     for _ in 0..<iterations {
         pthread_mutex_lock(m)
         counter &+= 1
         pthread_mutex_unlock(m)
     }
-    let elapsed = ContinuousClock.now - start
+    let elapsed = wallNanoseconds() - start
     precondition(counter == iterations)
-    return elapsed.nanoseconds / Double(iterations)
+    return elapsed / Double(iterations)
 }
 
-/// CPU time consumed by the calling kernel thread, in nanoseconds. The user-thread rows are
-/// timed with it: every user thread of a runtime runs on that one kernel thread, and CPU time
-/// does not count the time the machine gave to other processes (this 2-core box is shared).
-func threadCPUNanoseconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
-    return Double(t.tv_sec) * 1e9 + Double(t.tv_nsec)
-}
+/// CLOCK_MONOTONIC in nanoseconds: the one clock of every timed row.
+func wallNanoseconds() -> Double { Double(uthreads_monotonic_ns()) }
 
 extension Duration {
     var nanoseconds: Double { Double(components.seconds) * 1e9 + Double(components.attoseconds) / 1e9 }

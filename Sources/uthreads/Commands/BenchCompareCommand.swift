@@ -8,6 +8,7 @@ import UserThreads
 
 /// Progress of long runs, on stderr (stdout carries the tables and the JSON).
 func progress(_ message: String) {
+    fflush(nil)  // what print buffered first: with --json both go to stderr, and a row must not be split
     FileHandle.standardError.write(Data("[bench] \(message)\n".utf8))
 }
 
@@ -32,13 +33,13 @@ enum CompareBenchRuns {
         for kind in BackendKind.allCases {
             let n = kind == .userThreads ? k : kk
             let c = try CoreBenchRuns.median(o.repetitions) { try BackendWorkloads.conditionHandoffNs(kind, handoffs: n) }
-            r.add(group: "backends", name: "\(label(kind)): condition handoff, backend API\(kind == .kernelThreads ? " (unpinned)" : "")",
+            r.add(group: "backends", name: "\(label(kind)): condition handoff, backend API",
                   unit: "ns/handoff", samples: c)
         }
         for kind in BackendKind.allCases {
             let n = kind == .userThreads ? k / 2 : kk / 2
             let c = try CoreBenchRuns.median(o.repetitions) { try BackendWorkloads.channelHandoffNs(kind, roundTrips: n) }
-            r.add(group: "backends", name: "\(label(kind)): channel handoff, backend API\(kind == .kernelThreads ? " (unpinned)" : "")",
+            r.add(group: "backends", name: "\(label(kind)): channel handoff, backend API",
                   unit: "ns/handoff", samples: c)
         }
         let n = contenders(o)
@@ -120,16 +121,18 @@ enum CompareBenchRuns {
         progress("budget: user threads until \(gib) GiB")
         let u = try BudgetBenchmarks.userThreads(budget: budget, cap: o.scaled(1_000_000, quick: 20_000))
         r.add(BenchRow(group: "budget", name: "budget: user threads", value: Double(u.reached), unit: "threads",
-                       note: "stopped by \(u.stoppedBy); \(Int(u.bytesPerUnit)) B each"))
+                       note: "stopped by \(u.stoppedBy); \(Int(u.bytesPerUnit)) B each", capped: u.stoppedBy == "cap"))
         progress("budget: pthreads until \(gib) GiB or the cap")
         let cap = o.scaled(30_000, quick: 200)
         let k = BudgetBenchmarks.pthreads(budget: budget, cap: cap, stackSize: 0)
         r.add(BenchRow(group: "budget", name: "budget: kernel threads", value: Double(k.reached), unit: "threads",
-                       note: "stopped by \(k.stoppedBy)\(k.stoppedBy == "cap" ? " (memory alone would allow ~\(Int(Double(budget) / k.bytesPerUnit).formatted()))" : ""); \(Int(k.bytesPerUnit)) B each"))
+                       note: "stopped by \(k.stoppedBy)\(k.stoppedBy == "cap" ? " (memory alone would allow ~\(Int(Double(budget) / k.bytesPerUnit).formatted()), an estimate)" : ""); \(Int(k.bytesPerUnit)) B each",
+                       capped: k.stoppedBy == "cap"))
         progress("budget: processes until the cap")
         let p = BudgetBenchmarks.processes(budget: budget, cap: o.scaled(2_000, quick: 20))
         r.add(BenchRow(group: "budget", name: "budget: processes", value: Double(p.reached), unit: "processes",
-                       note: "stopped by \(p.stoppedBy)\(p.stoppedBy == "cap" ? " (memory alone would allow ~\(Int(Double(budget) / p.bytesPerUnit).formatted()))" : ""); \(Int(p.bytesPerUnit)) B each"))
+                       note: "stopped by \(p.stoppedBy)\(p.stoppedBy == "cap" ? " (memory alone would allow ~\(Int(Double(budget) / p.bytesPerUnit).formatted()), an estimate)" : ""); \(Int(p.bytesPerUnit)) B each",
+                       capped: p.stoppedBy == "cap"))
     }
 
     /// Swift tasks in the budget (after `tasks`: it uses the concurrency runtime).
@@ -137,8 +140,9 @@ enum CompareBenchRuns {
         let budget = budgetBytes(o)
         progress("budget: Swift tasks until the budget or the cap")
         let t = TaskBenchmarks.parkedTasks(count: o.scaled(1_000_000, quick: 20_000), budget: budget)
+        let capped = t.tasks >= o.scaled(1_000_000, quick: 20_000)
         r.add(BenchRow(group: "budget", name: "budget: Swift tasks", value: Double(t.tasks), unit: "tasks",
-                       note: "\(t.tasks >= o.scaled(1_000_000, quick: 20_000) ? "stopped by cap" : "stopped by budget"); \(Int(t.bytesPerTask)) B each"))
+                       note: "\(capped ? "stopped by cap" : "stopped by budget"); \(Int(t.bytesPerTask)) B each", capped: capped))
     }
 
     /// The tables per operation, the 1992 figures, and the requested outputs.
@@ -181,15 +185,20 @@ enum CompareBenchRuns {
         let k = BudgetBenchmarks.pthreads(budget: budget, cap: cap, stackSize: 0) { count in
             if count - last >= 5_000 { progress("scale: \(count) pthreads"); last = count }
         }
-        r.add(BenchRow(group: "scale", name: "kernel threads: pthreads created (default 8 MiB stacks)", value: Double(k.reached), unit: "threads",
-                       note: "stopped by \(k.stoppedBy) after \(BenchReport.fmt(k.seconds)) s"))
+        let stack = peers_default_thread_stack_size()
+        let stackText = stack > 0 ? "\(BenchReport.fmt(Double(stack) / 1_048_576)) MiB" : "unknown size"
+        r.add(BenchRow(group: "scale", name: "kernel threads: pthreads created (default attributes: \(stackText) stacks)", value: Double(k.reached),
+                       unit: "threads", note: "stopped by \(k.stoppedBy) after \(BenchReport.fmt(k.seconds)) s", capped: k.stoppedBy == "cap"))
         r.add(BenchRow(group: "scale", name: "kernel threads: memory per pthread (user RSS + kernel share)", value: k.bytesPerUnit, unit: "bytes/thread",
                        note: "= \(BenchReport.fmt(k.bytesPerUnit / m.bytesPerThread))x user threads"))
         if k.stoppedBy == "cap" {
-            let limit = BudgetBenchmarks.firstLimit(bytesPerThread: k.bytesPerUnit, memory: 4.5 * 1_073_741_824)
-            r.add(BenchRow(group: "scale", name: "kernel threads: beyond the cap, the first limit (in 4.5 GiB)",
+            // The memory the user threads of this run took, scaled to nothing: the comparison
+            // names only what was measured.
+            let userBytes = m.bytesPerThread * Double(n)
+            let limit = BudgetBenchmarks.firstLimit(bytesPerThread: k.bytesPerUnit, memory: userBytes)
+            r.add(BenchRow(group: "scale", name: "kernel threads: beyond the cap, the first limit in the user threads' memory (estimate)",
                            value: Double(limit.threads), unit: "threads",
-                           note: "\(limit.name); 1,000,000 user threads fit in the same 4.5 GiB"))
+                           note: "\(limit.name); this run's \(n.formatted()) user threads took \(BenchReport.fmt(userBytes / 1_073_741_824)) GiB"))
         }
     }
 }

@@ -16,16 +16,16 @@ enum SyncBenchRuns {
         let trips = o.scaled(200_000, quick: 2_000)
         let channel = try CoreBenchRuns.median(o.repetitions) { try SyncBenchmarks.channelPingPong(roundTrips: trips) }
         r.add(group: "sync", name: "user threads: channel ping-pong handoff", unit: "ns/handoff", samples: channel)
-        let u = r.value("user threads: channel ping-pong handoff")!
         let k = o.scaled(200_000, quick: 2_000)
         let condvar = CoreBenchRuns.median(o.repetitions) { peers_condvar_handoff_ns(Int32(k), 0) }
         r.add(group: "sync", name: "kernel threads: mutex+condvar handoff, pinned", unit: "ns/handoff", samples: condvar,
-              note: CoreBenchRuns.ratio(condvar, u))
+              ratioOver: "user threads: channel ping-pong handoff")
         let iterations = o.scaled(20_000_000, quick: 100_000)
         let mutex = try CoreBenchRuns.median(o.repetitions) { try SyncBenchmarks.uncontendedMutex(iterations: iterations) }
         r.add(group: "sync", name: "user threads: UMutex lock+unlock, uncontended", unit: "ns/pair", samples: mutex)
         let pmutex = CoreBenchRuns.median(o.repetitions) { uncontendedPthreadMutex(iterations: iterations) }
-        r.add(group: "sync", name: "kernel threads: pthread_mutex lock+unlock, uncontended", unit: "ns/pair", samples: pmutex)
+        r.add(group: "sync", name: "kernel threads: pthread_mutex lock+unlock, uncontended", unit: "ns/pair", samples: pmutex,
+              ratioOver: "user threads: UMutex lock+unlock, uncontended")
         var spreads: [(Int, Int)] = []
         let threads = o.scaled(1_000, quick: 100)
         let contended = try CoreBenchRuns.median(o.repetitions) { () -> Double in
@@ -36,11 +36,11 @@ enum SyncBenchRuns {
         let lo = spreads.map(\.0).min()!, hi = spreads.map(\.1).max()!
         r.add(group: "sync", name: "user threads: UMutex contended by \(threads) threads", unit: "M acq/s", samples: contended,
               note: "acquisitions per thread \(lo)...\(hi) (FIFO handoff: equal shares)")
-        try mn(r, o)
+        try BenchPlacement.with(.free) { try mn(r, o) }  // two workers need two CPUs
     }
 
-    /// Issue 7: unbuffered MNChannel ping-pong across workers, on one worker, and the unpinned
-    /// pthread mutex+condvar pair (both threads free to use both CPUs). Alternated per repetition.
+    /// Unbuffered MNChannel ping-pong across workers, on one worker, and the pthread
+    /// mutex+condvar pair, all free to use every CPU. Alternated per repetition.
     static func mn(_ r: BenchReport, _ o: BenchOptions) throws {
         print("\n-- sync, M:N: unbuffered MNChannel ping-pong (ns per handoff, wall time)")
         let trips = o.scaled(50_000, quick: 1_000)
@@ -52,8 +52,7 @@ enum SyncBenchRuns {
         }
         r.add(group: "sync", name: "M:N: MNChannel ping-pong, threads on 2 workers", unit: "ns/handoff", samples: across)
         r.add(group: "sync", name: "M:N: MNChannel ping-pong, both threads on 1 worker", unit: "ns/handoff", samples: local)
-        let a = r.value("M:N: MNChannel ping-pong, threads on 2 workers")!
-        r.add(group: "sync", name: "kernel threads: mutex+condvar handoff, unpinned (2 CPUs)", unit: "ns/handoff", samples: condvar,
-              note: "= \((ParallelBenchRuns.median(condvar) / a).fixed(2))x the MNChannel handoff across workers")
+        r.add(group: "sync", name: "kernel threads: mutex+condvar handoff, free (2 CPUs)", unit: "ns/handoff", samples: condvar,
+              ratioOver: "M:N: MNChannel ping-pong, threads on 2 workers", ratioLabel: "the MNChannel handoff across workers")
     }
 }

@@ -13,15 +13,20 @@ struct SelfTestCommand: ParsableCommand {
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case overflow, canary, misuse, kernelThreads = "kernel-threads", mapLimit = "map-limit"
         case dumpOnSignal = "dump-on-signal", dumpWhileBusy = "dump-while-busy", gdbTarget = "gdb-target"
+        case dumpOnSignalWorkers = "dump-on-signal-workers"
         case liveView = "live-view"
         case spawnLoop = "spawn-loop"
         case brokenPipe = "broken-pipe"
+        case stackOverflow = "stack-overflow"
+        case deadlock
+        case workerStartFailure = "worker-start-failure"
+        case epollClosed = "epoll-closed", foreignCancel = "foreign-cancel"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | gdb-target | live-view SOCKET STOPFILE | spawn-loop COUNT | broken-pipe")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel")
     var scenario: Scenario
 
-    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run. spawn-loop: the count.")
+    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the stack mode. dump-on-signal-workers: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
     var paths: [String] = []
 
     func run() throws {
@@ -100,11 +105,43 @@ struct SelfTestCommand: ParsableCommand {
                 }
             }
             print("done")
+        case .dumpOnSignalWorkers:
+            // An M:N runtime with a sleeping thread pinned to each worker, until a line (or EOF)
+            // arrives on stdin; the test sends SIGQUIT from outside meanwhile. The runtime runs on
+            // a kernel thread of its own and the process's main thread waits for it, so the
+            // kernel runs the handler on the main thread, not on a worker: the workers, asleep in
+            // epoll_wait, learn of the request only through their bells.
+            guard paths.count == 1, let workers = Int(paths[0]), workers >= 1 else { throw ValidationError("dump-on-signal-workers needs WORKERS") }
+            try runOnOwnKernelThread {
+                try UThreadRuntime.run(workers: workers) {
+                    try KnownStates.withSleeperOnEachWorker(workers) {
+                        print("ready")
+                        fflush(nil)  // every stream: `stdout` is not concurrency-safe to name here
+                        var byte: UInt8 = 0
+                        _ = try withUnsafeMutableBytes(of: &byte) { try IO.readStandardInput(into: $0, timeout: .seconds(120)) }
+                    }
+                }
+            }
+            print("done")
         case .liveView:
-            // Serves its table on the socket with threads in known states until STOPFILE exists.
-            guard paths.count == 2 else { throw ValidationError("live-view needs SOCKET STOPFILE") }
+            // Serves its table on the socket with threads in known states until STOPFILE exists
+            // (under `run(workers: WORKERS)`, a sleeping thread pinned to each worker, when given).
+            guard paths.count == 2 || paths.count == 3 else { throw ValidationError("live-view needs SOCKET STOPFILE [WORKERS]") }
             var configuration = UThreadRuntime.Configuration()
             configuration.controlSocket = paths[0]
+            if paths.count == 3 {
+                guard let workers = Int(paths[2]), workers >= 1 else { throw ValidationError("live-view: WORKERS must be at least 1") }
+                let stop = paths[1]
+                try UThreadRuntime.run(workers: workers, configuration) {
+                    try KnownStates.withSleeperOnEachWorker(workers) {
+                        let give = ContinuousClock.now + .seconds(120)  // never outlive a lost test
+                        while access(stop, F_OK) != 0 && ContinuousClock.now < give {
+                            try UThread.sleep(for: .milliseconds(2))
+                        }
+                    }
+                }
+                return
+            }
             try UThreadRuntime.run(configuration) {
                 try KnownStates.withThreads {
                     let give = ContinuousClock.now + .seconds(120)  // never outlive a lost test
@@ -117,8 +154,14 @@ struct SelfTestCommand: ParsableCommand {
             // A fixed number of `try UThread {}.join()` (the `bench spawn` loop) after 1000 to warm
             // the stack pool, for instruction counts: run it under callgrind with two counts and
             // divide the difference by the difference of the counts (docs/BENCHMARKS.md).
-            guard paths.count == 1, let count = Int(paths[0]), count >= 0 else { throw ValidationError("spawn-loop needs COUNT") }
-            try UThreadRuntime.run {
+            // An optional second argument picks the stack mode (default: the configuration's).
+            guard paths.count == 1 || paths.count == 2, let count = Int(paths[0]), count >= 0 else { throw ValidationError("spawn-loop needs COUNT [guarded | dense | automatic]") }
+            var configuration = UThreadRuntime.Configuration()
+            if paths.count == 2 {
+                guard let mode = StackMode(rawValue: paths[1]) else { throw ValidationError("spawn-loop: unknown stack mode \(paths[1])") }
+                configuration.stackMode = mode
+            }
+            try UThreadRuntime.run(configuration) {
                 for _ in 0..<1000 { try UThread {}.join() }
                 for _ in 0..<count { try UThread {}.join() }
             }
@@ -136,13 +179,84 @@ struct SelfTestCommand: ParsableCommand {
                 return "no error"
             }
             print("write to a closed pipe: \(outcome)")
+        case .stackOverflow:
+            try StackOverflowScenario(arguments: paths).run()
+        case .deadlock:
+            try DeadlockScenario.run()
+        case .workerStartFailure:
+            // Run with UTHREADS_TEST_FAIL_WORKER_START=2: worker 2 of 3 cannot start. The error
+            // must come before any user code ran, and leave no descriptor open.
+            let before = openDescriptorCount()
+            do {
+                try UThreadRuntime.run(workers: 3) { print("the main thread ran") }
+                print("no error")
+            } catch {
+                print("error: \(error)")
+            }
+            print("descriptors before: \(before), after: \(openDescriptorCount())")
+        case .epollClosed:
+            // A raw close(2) of the reactor's epoll descriptor while a thread waits for I/O: the
+            // idle loop's epoll_wait fails with EBADF and must stop the process with a
+            // diagnostic, not spin or hang.
+            try UThreadRuntime.run {
+                let (reader, writer) = try Pipe.make()
+                let waiter = UThread(name: "reader") { _ = try reader.read(upTo: 1) }
+                UThread.yield()  // it parks: the reactor exists now
+                for fd in descriptors(linkedTo: "anon_inode:[eventpoll]") { close(fd) }
+                try waiter.join()
+                try writer.close()
+            }
+        case .foreignCancel:
+            // UThreadHandle.cancel() of an M:1 thread from another kernel thread must stop the
+            // process with a message (it cannot reach the runtime), not do nothing.
+            try UThreadRuntime.run {
+                let sleeper = UThread(name: "sleeper") { try UThread.sleep(for: .seconds(3600)) }
+                UThread.yield()
+                ForeignCanceller.handle = sleeper.handle
+                var thread = pthread_t()
+                pthread_create(&thread, nil, { _ in
+                    ForeignCanceller.handle?.cancel()
+                    return nil
+                }, nil)
+                pthread_join(thread, nil)
+                print("cancel from another kernel thread returned")
+                sleeper.cancel()
+            }
         case .gdbTarget:
-            // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb.
+            // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb. With
+            // WORKERS, an M:N runtime with a sleeping thread pinned to each worker.
+            if let workers = paths.first.flatMap({ Int($0) }), workers >= 1 {
+                try UThreadRuntime.run(workers: workers) { try KnownStates.withSleeperOnEachWorker(workers) { raise(SIGTRAP) } }
+                return
+            }
             try UThreadRuntime.run {
                 try KnownStates.withThreads { raise(SIGTRAP) }
             }
         }
     }
+}
+
+/// Runs `body` on a new kernel thread and waits for it (pthread_join) on the calling one.
+func runOnOwnKernelThread(_ body: @escaping () throws -> Void) throws {
+    final class Job: @unchecked Sendable {
+        let body: () throws -> Void
+        var failure: (any Error)?
+        init(_ body: @escaping () throws -> Void) { self.body = body }
+    }
+    let job = Job(body)
+    var thread = pthread_t()
+    let arg = Unmanaged.passRetained(job).toOpaque()
+    let rc = pthread_create(&thread, nil, { arg in
+        let job = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
+        do { try job.body() } catch { job.failure = error }
+        return nil
+    }, arg)
+    guard rc == 0 else {
+        Unmanaged<Job>.fromOpaque(arg).release()
+        throw ValidationError("pthread_create failed (errno \(rc))")
+    }
+    pthread_join(thread, nil)
+    if let failure = job.failure { throw failure }
 }
 
 func readFirstLine(_ path: String) -> String? {
@@ -166,6 +280,48 @@ enum KnownStates {
         _ = try? joiner.join()
         try fresh.join()
     }
+
+    /// M:N: a thread "sleeper K" pinned to each worker K, sleeping for an hour, while `body`
+    /// runs on the calling M:N thread.
+    static func withSleeperOnEachWorker(_ workers: Int, _ body: () throws -> Void) throws {
+        let sleepers = try (0..<workers).map { k in
+            try MNThread.spawn(name: "sleeper \(k)", onWorker: k) { try UThread.sleep(for: .seconds(3600)) }
+        }
+        defer {
+            for s in sleepers { s.cancel() }
+            for s in sleepers { _ = try? s.join() }
+        }
+        // Until every one sleeps (a sleeper on another worker starts when that worker reads its mail).
+        let give = ContinuousClock.now + .seconds(60)
+        while UThreadRuntime.threadTable().threads.filter({ $0.name.hasPrefix("sleeper ") && $0.state == .sleeping }).count < workers
+            && ContinuousClock.now < give {
+            try UThread.sleep(for: .milliseconds(1))
+        }
+        try body()
+    }
+}
+
+/// The handle `foreign-cancel` cancels from a pthread (set before the pthread starts).
+enum ForeignCanceller {
+    nonisolated(unsafe) static var handle: UThreadHandle?
+}
+
+/// Open descriptors whose /proc/self/fd link reads `target`.
+func descriptors(linkedTo target: String) -> [Int32] {
+    (0..<Int32(1024)).filter { fd in
+        var link = [CChar](repeating: 0, count: 256)
+        let n = readlink("/proc/self/fd/\(fd)", &link, 255)
+        return n > 0 && String(decoding: link.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) == target
+    }
+}
+
+/// Entries in /proc/self/fd (open descriptors, the directory's own included).
+func openDescriptorCount() -> Int {
+    guard let dir = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(dir) }
+    var n = 0
+    while readdir(dir) != nil { n += 1 }
+    return n
 }
 
 /// Entries in /proc/self/task: the kernel's list of this process's threads.

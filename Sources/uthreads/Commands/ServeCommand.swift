@@ -33,6 +33,7 @@ struct ServeCommand: ParsableCommand {
     var maxConnections = 10_000
     @Option(help: "On SIGTERM/SIGINT, how long requests in flight may take before their connections are cut.")
     var gracePeriod = 10.0
+    @Option(help: "Answer each request after this many milliseconds (a slow backend; 0: at once).") var delayMs = 0
     @Option(help: "Worker kernel threads: 1 runs the M:1 runtime; N > 1 the M:N runtime with one acceptor per worker (0: one per CPU).")
     var workers = 1
 
@@ -44,6 +45,7 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("\(name) must be 0...1000000 seconds")
         }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard (0...60_000).contains(delayMs) else { throw ValidationError("--delay-ms must be 0...60000") }
     }
 
     /// A timeout option as a duration: nil for 0 (off).
@@ -61,6 +63,7 @@ struct ServeCommand: ParsableCommand {
         server.lingerTimeout = Self.duration(lingerTimeout) ?? .zero
         server.shutdownGracePeriod = Self.duration(gracePeriod) ?? .zero
         server.maxConnections = share
+        if delayMs > 0 { server.responseDelay = .milliseconds(delayMs) }
         server.stop = stop
         return server
     }

@@ -5,10 +5,13 @@ import UserThreads
 
 struct TableCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "table", abstract: "Print the thread table of a demo workload (ps-like text or JSON).")
+        commandName: "table", abstract: "Print the thread table of a demo workload (ps-like text, registers or JSON).")
 
     @Flag(help: "Print JSON instead of text.")
     var json = false
+
+    @Flag(help: "Show each thread's saved program counter (and its function), stack pointer and callee-saved registers, as the textbook draws the thread table.")
+    var registers = false
 
     @Flag(help: "Show the kernel's thread table (/proc/self/task) next to the user thread table.")
     var kernel = false
@@ -21,6 +24,7 @@ struct TableCommand: ParsableCommand {
 
     func run() throws {
         if kernel { return try TableKernelView.run(parked: parked, json: json) }
+        if registers && json { throw ValidationError("--registers is for the text table: the JSON has every row's \"registers\" already") }
         if let workers, !(1...1024).contains(workers) { throw ValidationError("--workers must be 1...1024") }
         let table = try workers.map { try MNDemoWorkload.snapshot(workers: $0) }
             ?? UThreadRuntime.run { try DemoWorkload.snapshotWithEveryState() }
@@ -28,6 +32,8 @@ struct TableCommand: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(table), as: UTF8.self))
+        } else if registers {
+            print(table.renderRegisters())
         } else {
             print(table.render())
         }

@@ -7,6 +7,8 @@ import UserThreads
 
 enum TableKernelView {
     struct Both: Codable {
+        /// The JSON format's version, as in the user table inside.
+        var version = ThreadTable.formatVersion
         var user: ThreadTable
         var kernel: KernelThreadTable
     }

@@ -86,7 +86,12 @@ struct TopCommand: ParsableCommand {
         var rate = ""
         if elapsed > 0, let p = previous { rate = String(format: " (%.0f/s)", Double(table.switches &- p.switches) / elapsed) }
         var out = "uthreads top — \(socketPath) — \(String(format: "%.1f", table.takenAtSeconds)) s after start\n"
-        out += "threads: \(table.threads.count) (\(states.isEmpty ? "none" : states)); switches \(table.switches)\(rate); spawned \(table.spawned)\n\n"
+        out += "threads: \(table.threads.count) (\(states.isEmpty ? "none" : states)); switches \(table.switches)\(rate); spawned \(table.spawned)"
+        if let workers = table.workers { out += "; \(workers) worker\(workers == 1 ? "" : "s")" }
+        if let missing = table.unansweredWorkers, !missing.isEmpty {
+            out += " (no answer from worker\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")))"
+        }
+        out += "\n\n"
         let sorted = table.threads.sorted { a, b in
             switch sort {
             case .cpu: return (cpuPercent(a) ?? a.cpuSeconds, a.id) > (cpuPercent(b) ?? b.cpuSeconds, b.id)
@@ -97,22 +102,28 @@ struct TopCommand: ParsableCommand {
             case .wait: return (a.waitingSeconds ?? -1, b.id) > (b.waitingSeconds ?? -1, a.id)
             }
         }
-        let header = ["TID", "NAME", "STATE", "CPU%", "CPU ms", "SWITCHES", "WAIT"]
+        // M:N: which worker (kernel thread) runs each thread, after its state.
+        let showWorker = table.threads.contains { $0.worker != nil }
+        var header = ["TID", "NAME", "STATE", "CPU%", "CPU ms", "SWITCHES", "WAIT"]
+        if showWorker { header.insert("WORKER", at: 3) }
+        let rightAligned: Set<String> = ["TID", "WORKER", "CPU%", "CPU ms", "SWITCHES"]
         var rows: [[String]] = []
         for t in sorted.prefix(limit) {
             var wait = t.waitReason.map { "\($0)" } ?? ""
             if let w = t.waitingSeconds { wait += String(format: " (%.1f ms)", w * 1000) }
             if t.isCancelled { wait += wait.isEmpty ? "cancelled" : ", cancelled" }
-            rows.append(["\(t.id.rawValue)", t.name.isEmpty ? "-" : t.name, t.state.rawValue,
-                         cpuPercent(t).map { String(format: "%.1f", $0) } ?? "-",
-                         String(format: "%.3f", t.cpuSeconds * 1000), "\(t.switches)", wait])
+            var row = ["\(t.id.rawValue)", t.name.isEmpty ? "-" : t.name, t.state.rawValue,
+                       cpuPercent(t).map { String(format: "%.1f", $0) } ?? "-",
+                       String(format: "%.3f", t.cpuSeconds * 1000), "\(t.switches)", wait]
+            if showWorker { row.insert(t.worker.map { "\($0)" } ?? "-", at: 3) }
+            rows.append(row)
         }
         var widths = header.map(\.count)
         for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { i, c in
                 let pad = String(repeating: " ", count: widths[i] - c.count)
-                return i == cells.count - 1 ? c : ([0, 3, 4, 5].contains(i) ? pad + c : c + pad)
+                return i == cells.count - 1 ? c : (rightAligned.contains(header[i]) ? pad + c : c + pad)
             }.joined(separator: "  ")
         }
         out += line(header) + "\n"

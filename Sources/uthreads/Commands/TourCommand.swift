@@ -28,7 +28,16 @@ struct TourCommand: ParsableCommand {
             for t in parked { t.cancel() }
         }
         print(table!.render())
+        // The textbook's table keeps each thread's program counter, stack pointer and registers:
+        // here they are, read from the frame each suspended thread's switch saved on its stack.
+        let suspended = table!.threads.filter { $0.registers != nil }.prefix(2)
+        let running = table!.threads.filter { $0.state == .running }.prefix(1)
+        var three = table!
+        three.threads = Array(running + suspended)
+        print("   The same table's registers (`uthreads table --registers`), three rows of it:\n")
+        print(three.renderRegisters().split(separator: "\n").map { "   " + $0 }.joined(separator: "\n"))
         print("""
+
         2. The kernel's view: with \(kernelView.0) user threads alive, /proc/self/task lists \(kernelView.1) kernel thread\(kernelView.1 == 1 ? "" : "s").
 
         """)
@@ -54,6 +63,8 @@ struct TourCommand: ParsableCommand {
             let ticks = try BlockingDemo.run(raw: raw, delayMilliseconds: quick ? 250 : 450) { print("   " + $0) }
             print("   → ticks while the reader waited: \(ticks)\n")
         }
+        print("   Code that calls the C library itself (a C client library, Glibc.read) can cooperate too: link")
+        print("   UserThreadsJacket or preload libuthreads-jacket.so. `uthreads demo jacket`: 1,000 libcurl transfers at once.\n")
 
         try beyondTheTextbook()
         print("""

@@ -2,20 +2,7 @@ import Foundation
 import Testing
 
 /// Smoke tests of the command line (no assertion on speed: figures are for `uthreads bench`).
-@Suite struct CommandLineTests {
-    @Test func benchQuickJSONHasEveryRow() throws {
-        let r = try ChildProcess.uthreads("bench", "--quick", "--repeat", "1", "--json")
-        #expect(r.status == 0, "\(r.stderr)")
-        let json = try #require(r.stdout.range(of: "\n[").map { String(r.stdout[$0.upperBound...]) })
-        let rows = try JSONSerialization.jsonObject(with: Data(("[" + json).utf8)) as? [[String: Any]]
-        let names = (rows ?? []).compactMap { $0["name"] as? String }
-        for expected in ["yield() between 2 threads", "futex handoff", "pthread_create+join", "parked, dense stacks", "parked pthread"] {
-            #expect(names.contains { $0.contains(expected) }, "missing row \(expected)")
-        }
-        let syscalls = (rows ?? []).first { ($0["name"] as? String)?.contains("system calls") == true }
-        #expect(syscalls?["value"] as? Double == 0)
-    }
-
+@Suite(.timeLimit(.minutes(1))) struct CommandLineTests {
     @Test func tourRuns() throws {
         let r = try ChildProcess.uthreads("tour", "--quick")
         #expect(r.status == 0, "\(r.stderr)")

@@ -1,10 +1,9 @@
 import Foundation
-import Synchronization
 import Testing
 @testable import UserThreads
 
 /// The control socket serves the thread table; `uthreads top` shows it.
-@Suite struct LiveViewTests {
+@Suite(.timeLimit(.minutes(1))) struct LiveViewTests {
     static func temporaryPath(_ suffix: String) -> String {
         FileManager.default.temporaryDirectory
             .appendingPathComponent("ut-\(getpid())-\(UInt32.random(in: 0...UInt32.max))\(suffix)").path
@@ -15,54 +14,13 @@ import Testing
         (try? UThreadRuntime.queryControlSocket(path, request: request)).map { Data($0) }
     }
 
-    @Test func theControlSocketServesTheTableFromAnotherKernelThread() throws {
-        let path = Self.temporaryPath(".sock")
-        var configuration = UThreadRuntime.Configuration()
-        configuration.controlSocket = path
-        let answers = try UThreadRuntime.run(configuration) {
-            let sleeper = UThread(name: "sleeper") { try UThread.sleep(for: .seconds(3600)) }
-            let joiner = UThread(name: "joiner") { try sleeper.join() }
-            UThread.yield()
-            // The client is a kernel thread of its own; main waits for its answer by parking
-            // (a blocking wait here would stop the scheduler that must answer).
-            let result = Mutex<(Data?, Data?)?>(nil)
-            let client = Thread {
-                let answers = (Self.ask(path, "table"), Self.ask(path, "dump"))  // not under the lock
-                result.withLock { $0 = answers }
-            }
-            client.start()
-            let giveUp = ContinuousClock.now + .seconds(60)
-            while result.withLock({ $0 == nil }) && ContinuousClock.now < giveUp {
-                try UThread.sleep(for: .milliseconds(1))
-            }
-            sleeper.cancel()
-            _ = try? joiner.join()
-            return result.withLock { $0 }
-        }
-        let (tableData, dumpData) = try #require(answers)
-        let table = try JSONDecoder().decode(ThreadTable.self, from: try #require(tableData))
-        func row(_ name: String) -> ThreadInfo? { table.threads.first { $0.name == name } }
-        #expect(row("main")?.state == .sleeping)
-        #expect(row("sleeper")?.state == .sleeping)
-        #expect(row("joiner")?.state == .blocked)
-        #expect(row("joiner")?.waitReason?.kind == .join)
-        let dump = try JSONDecoder().decode(ThreadDump.self, from: try #require(dumpData))
-        #expect(dump.reason == "control socket")
-        #expect(dump.threads.first { $0.thread.name == "joiner" }?.backtrace.isEmpty == false)
-        #expect(!FileManager.default.fileExists(atPath: path), "the socket is removed when run returns")
-    }
-
-    @Test func anUnusableSocketPathIsAConfigurationError() {
-        var configuration = UThreadRuntime.Configuration()
-        configuration.controlSocket = "/nonexistent-dir/uthreads.sock"
-        #expect(throws: UThreadError.self) { try UThreadRuntime.run(configuration) {} }
-    }
-
-    @Test func uthreadsTopShowsALiveProcess() throws {
+    /// Runs `uthreads selftest live-view SOCKET STOPFILE` (plus `extra` arguments) while `body`
+    /// runs with the socket's path, from the moment the socket answers.
+    static func withLiveView<R>(_ extra: [String] = [], _ body: (String) throws -> R) throws -> R {
         let socket = Self.temporaryPath(".sock"), stop = Self.temporaryPath(".stop")
         let target = Process()
         target.executableURL = URL(fileURLWithPath: ChildProcess.uthreadsPath)
-        target.arguments = ["selftest", "live-view", socket, stop]
+        target.arguments = ["selftest", "live-view", socket, stop] + extra
         target.standardOutput = FileHandle.nullDevice
         target.standardError = FileHandle.nullDevice
         try target.run()
@@ -74,6 +32,10 @@ import Testing
         // Wait for the event "the socket answers" (bounded), not for a guessed time.
         let giveUp = ContinuousClock.now + .seconds(60)
         while Self.ask(socket, "table") == nil && ContinuousClock.now < giveUp { usleep(2000) }
+        return try body(socket)
+    }
+
+    @Test func uthreadsTopShowsALiveProcess() throws { try Self.withLiveView { socket in
         let r = try ChildProcess.uthreads("top", "--once", "--sort", "id", socket)
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map(String.init)
@@ -86,7 +48,7 @@ import Testing
         let twice = try ChildProcess.uthreads("top", "-n", "2", "--interval", "0.05", socket)
         #expect(twice.status == 0, "\(twice.stderr)")
         #expect(twice.stdout.components(separatedBy: "uthreads top —").count == 3)
-    }
+    } }
 
     @Test func uthreadsTopNamesAMissingSocket() throws {
         let r = try ChildProcess.uthreads("top", "--once", Self.temporaryPath(".sock"))

@@ -1,7 +1,7 @@
 import Testing
 @testable import UserThreads
 
-@Suite struct StackPoolTests {
+@Suite(.timeLimit(.minutes(1))) struct StackPoolTests {
     @Test func stacksAreReusedNotRemapped() throws {
         var c = UThreadRuntime.Configuration()
         c.stackMode = .guarded
