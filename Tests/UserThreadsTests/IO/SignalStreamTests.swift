@@ -2,21 +2,22 @@ import Glibc
 import Testing
 import UserThreads
 
-@Suite(.timeLimit(.minutes(1))) struct SignalStreamTests {
-    /// Leaves this test thread's mask as it was (a SignalStream blocked the signal; it was consumed).
-    func unblock(_ signal: Int32) {
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, signal)
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
-    }
+/// Leaves the calling test thread's mask as it was before a SignalStream blocked `signal`
+/// (call it once no such signal is pending).
+func unblockSignal(_ signal: Int32) {
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, signal)
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
+}
 
+@Suite(.timeLimit(.minutes(1))) struct SignalStreamTests {
     /// A signal sent to this kernel thread is read by a parked user thread, which another user
     /// thread of the runtime ran meanwhile (the wait parks on the reactor, not the kernel thread).
     @Test func signalWakesAParkedReader() throws {
         let (signal, ranMeanwhile) = try UThreadRuntime.run {
             let stream = try SignalStream(signals: [SIGUSR1])
-            defer { unblock(SIGUSR1) }
+            defer { unblockSignal(SIGUSR1) }
             let reader = UThread { try stream.next(timeout: .seconds(20)) }
             var ranMeanwhile = false
             let other = UThread { ranMeanwhile = true }
@@ -31,7 +32,7 @@ import UserThreads
     @Test func waitTimesOut() throws {
         try UThreadRuntime.run {
             let stream = try SignalStream(signals: [SIGUSR1])
-            defer { unblock(SIGUSR1) }
+            defer { unblockSignal(SIGUSR1) }
             #expect(throws: UThreadError.timedOut) { _ = try stream.next(timeout: .milliseconds(50)) }
         }
     }
