@@ -1,6 +1,6 @@
 // Layer 7: a started thread handed from a busy M:N worker to an idle one (the essay: MNRuntime.swift).
 
-/// A started, ready M:N thread that a busy worker gave up for an idle one (issue 7): its object
+/// A started, ready M:N thread that a busy worker gave up for an idle one: its object
 /// and its row, which stays in its home worker's table. Published by the `migrants` lock.
 struct MNMigrant: @unchecked Sendable {
     let object: MNThreadObject

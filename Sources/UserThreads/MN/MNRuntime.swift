@@ -1,4 +1,4 @@
-// Layer 7: the hybrid M:N runtime (issue 7) — user threads over N worker kernel threads.
+// Layer 7: the hybrid M:N runtime — user threads over N worker kernel threads.
 //
 // Design essay
 // ============
@@ -25,7 +25,7 @@
 //     count of workers that sleep with nothing that could wake them but another worker
 //     (deadlock detection across workers).
 //
-// Spawn and join, cheaply (issue 7's spawn+join target). An M:N thread costs one allocation
+// Spawn and join, cheaply. An M:N thread costs one allocation
 // (its object: job, result and join state at once) and no lock unless someone must wait for
 // it (MNThreadObject.swift). The paths are built so that two workers do not write the same
 // cache line per thread:
@@ -41,7 +41,7 @@
 //     (`queueActivity`: a counter only the owner writes, no clock read on the owner's path).
 //     So a worker that spawns a burst and then joins it keeps its threads, and a worker held
 //     by a long thread (CPU-bound, no safe point, or in a system call) loses its queued ones
-//     within 50 µs — the fork–join case, and the monitor of issue 7 for threads that have
+//     within 50 µs — the fork–join case, and the monitor for threads that have
 //     not started (started ones move by migration, below). Measured: when
 //     thieves took the threads of a spawning worker (the previous rule: "has not *taken* for
 //     5 µs"), two workers ran empty spawn+join at 0.45–0.6× of one, because every stolen
@@ -74,7 +74,7 @@
 //     `spawnedThreads` is a release store by its only writer (read, acquire, after every
 //     `finishedThreads`).
 //
-// Migration (issue 7, item 2). Stealing moves queued, never-started threads. A *started* M:N
+// Migration. Stealing moves queued, never-started threads. A *started* M:N
 // thread may also resume on another worker: when a worker has ready threads waiting behind the
 // running one while another worker is idle, it gives some up. The rules that keep it safe:
 //   * Who may move: M:N threads spawned unpinned (row flag MIGRATABLE). Pinning clears the flag
@@ -290,7 +290,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     static let stealDuringSpawns = getenv("UTHREADS_STEAL_DURING_SPAWNS").map { String(cString: $0) == "1" } ?? false
     /// Threads a worker took from another's queue (for tests and `bench parallel`).
     let stolen = Atomic<Int>(0)
-    /// Issue 7: batches of started, ready threads that busy workers gave up for idle ones, with
+    /// Batches of started, ready threads that busy workers gave up for idle ones, with
     /// when each was given up (CLOCK_MONOTONIC ns).
     let migrants = KernelLock(MNFIFO<(threads: [MNMigrant], at: UInt64)>())
     /// Batches in `migrants` (read without its lock by `maintenance` and idle workers).

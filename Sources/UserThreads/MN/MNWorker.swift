@@ -53,7 +53,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// Wait tokens: the worker index in the high 16 bits, so a token is unique in the runtime
     /// (a stale wake can never match a wait its thread began on another worker).
     private var nextToken: UInt64
-    /// Cross-worker parks until the next shedding check (issue 7).
+    /// Cross-worker parks until the next shedding check.
     private var parksUntilShed = 64
     private var shutdownHandled = false
     private var deadlockSeen = 0
@@ -127,7 +127,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         uthreads_set_runtime(Unmanaged.passUnretained(s).toOpaque())
         let registered = registerForDebuggers(s)
         defer { uthreads_registry_remove(registered) }
-        // Issue 7: `UThread.checkpoint()` reaches the worker's maintenance now and then (FIFO;
+        // `UThread.checkpoint()` reaches the worker's maintenance now and then (FIFO;
         // other policies arm the countdown for their time slices).
         if !s.timed { uthreads_checkpoint_arm(Scheduler.checkpointBatch) }
         seenActivity = Array(repeating: 0, count: runtime.table.count)
@@ -310,7 +310,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// `stealAfterNanoseconds`, as seen on this worker's clock (it is busy with a long thread,
     /// blocked, or spawning a burst). A worker that drains its queue quickly keeps its threads
     /// (and their caches) instead of paying cross-CPU traffic for short threads. That is also
-    /// the monitor of issue 7: a thread that runs long without a safe point stops its
+    /// the monitor: a thread that runs long without a safe point stops its
     /// worker's takes, and its queued threads then go to other workers.
     private func steal(_ s: Scheduler, now: UInt64) -> Work {
         rt { runtime in steal(s, now: now, runtime) }
@@ -396,7 +396,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         finished && s.table.liveCount == 0 && s.table.abroadCount == 0
     }
 
-    // MARK: Migration (issue 7)
+    // MARK: Migration
 
     /// Gives up ready migratable threads for idle workers, when some worker is idle (sleeping or
     /// spinning) and this one has ready threads waiting behind the running one. Takes from the
@@ -632,7 +632,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         }
         // Still this worker's thread: start a queued one to switch to (before the window below).
         refillBeforePark(s)
-        // Issue 7: a cross-worker wait is a site audited for resuming on another worker: after
+        // A cross-worker wait is a site audited for resuming on another worker: after
         // the park only `me` is used (never `self` or `s`, which may be another worker's now).
         me.set(.flagMovable)
         let result = s.park(kind, object: object, target: target, deadline: deadline, cancellable: cancellable)

@@ -59,7 +59,7 @@
 // instruction of every user thread. Time slices are therefore enforced at safe points, never
 // by signals.
 //
-// Time slices (issue 5). When the policy is not FIFO, every switch-in asks the policy for the
+// Time slices. When the policy is not FIFO, every switch-in asks the policy for the
 // incoming thread's `timeSlice(for:)` and records where it ends on a cheap clock (the TSC, its
 // rate calibrated once per process; or the virtual clock). The thread is *not* interrupted at
 // that moment: it is marked over its quantum (UTHREADS_FLAG_OVERQUANTUM) and switched out at
@@ -70,7 +70,7 @@
 // FIFO pays nothing for any of this: its switch path tests one flag (`hooks`), false for FIFO
 // without tracing. The same flag guards the trace recorder.
 //
-// Clock (issue 5). `now()` is the single source of time for sleeps, deadlines, policies and
+// Clock. `now()` is the single source of time for sleeps, deadlines, policies and
 // traces. With `Configuration.clock = .virtual` it is a counter that moves only when threads
 // simulate work (`UThread.simulateWork`) or when the idle loop jumps to the next timer instead
 // of sleeping: together with a seeded policy a run is then reproduced exactly.
@@ -92,7 +92,7 @@
 // unwinds (its `defer`s run, its objects are released), and `run` throws
 // `UThreadError.deadlock`. A thread that parks again while unwinding is abandoned.
 //
-// M:N (issue 7). Under `UThreadRuntime.run(workers:)` each worker kernel thread runs one of
+// M:N. Under `UThreadRuntime.run(workers:)` each worker kernel thread runs one of
 // these schedulers unchanged; the coordinator (MN/MNRuntime.swift) plugs in through
 // `WorkerHooks` (Poller.swift), consulted only by the idle loop and by `maintenance`: remote
 // wake-ups arrive as messages applied on this kernel thread, so nothing here takes a lock. A
@@ -131,7 +131,7 @@ final class Scheduler {
     private let fifo: FIFOPolicy?
     /// The reactor, once something needs it.
     var poller: Poller?
-    /// Issue 7: the M:N worker this scheduler serves (nil under M:1). Consulted only by the idle
+    /// The M:N worker this scheduler serves (nil under M:1). Consulted only by the idle
     /// loop and by `maintenance` (every 64 yields); the switch, park and wake paths never look
     /// at it, so M:1 pays nothing for it.
     var worker: WorkerHooks?
@@ -158,7 +158,7 @@ final class Scheduler {
     /// Calibration for turning TSC ticks into seconds.
     let startTick = uthreads_ticks_inline()
     let startNanoseconds = uthreads_monotonic_ns()
-    // MARK: Issue 5 state: clock, time slices, tracing (see the essay's "Time slices")
+    // MARK: Clock, time slices, tracing (see the essay's "Time slices")
 
     /// Whether `now()` is the virtual clock.
     let simulated: Bool
@@ -167,7 +167,7 @@ final class Scheduler {
     /// True when the switch path must call `switchHooks` (a non-FIFO policy, tracing, or an M:N
     /// worker, whose threads carry errno): the one branch M:1 FIFO pays on a switch.
     let hooks: Bool
-    /// Issue 7: an M:N worker's scheduler (threads may migrate: errno travels with them).
+    /// An M:N worker's scheduler (threads may migrate: errno travels with them).
     let migrating: Bool
     /// The idle loop's errno while a thread runs (M:N workers).
     @exclusivity(unchecked) var idleErrno: Int32 = 0
@@ -459,7 +459,7 @@ final class Scheduler {
         guard hasReadyThreads else { return }
         me.pointee.state = .stateReady
         if let fifo { fifo.awakened(ThreadRef(me), reason: .yielded) } else { requeueTimed(me, .yielded) }
-        // Issue 7: a yield is a site audited for resuming on another M:N worker (nothing here
+        // A yield is a site audited for resuming on another M:N worker (nothing here
         // uses `self` after the switch). It needs no flag: a ready thread with no wait kind was
         // suspended by a yield (or never ran), so M:1 pays nothing here.
         switchAway(from: me)
@@ -692,7 +692,7 @@ final class Scheduler {
         return object
     }
 
-    /// Issue 7: a finished immigrant's row and stack belong to its home worker's table and pool:
+    /// A finished immigrant's row and stack belong to its home worker's table and pool:
     /// they go home; only the object is released here.
     @inline(never)
     private func reapImmigrant(_ t: ControlBlock) {
@@ -704,7 +704,7 @@ final class Scheduler {
         worker!.finishedAbroad(t, home: home)
     }
 
-    // MARK: M:N migration (issue 7; the essay is in MN/MNRuntime.swift)
+    // MARK: M:N migration (the essay is in MN/MNRuntime.swift)
 
     /// Unlinks up to `max` ready threads that may resume on another worker from the back of the
     /// run queue and gives up their ownership. FIFO only (other policies keep per-thread state
@@ -757,7 +757,7 @@ final class Scheduler {
                 switchTo(next, from: idleBlock)
                 continue
             }
-            // Issue 7: an M:N worker decides the rest itself (remote wakes, stealing, sleeping in
+            // An M:N worker decides the rest itself (remote wakes, stealing, sleeping in
             // its reactor, global termination and deadlock); false ends the loop.
             if let worker {
                 if worker.idle(self) { continue }
@@ -771,7 +771,7 @@ final class Scheduler {
             let pending = poller?.pendingWakeups ?? 0
             if let deadline = timers.nextDeadline {
                 if simulated {
-                    // Issue 5: virtual time jumps to the next deadline instead of sleeping.
+                    // Virtual time jumps to the next deadline instead of sleeping.
                     if pending > 0 { poller!.poll(timeoutNanoseconds: 0) }
                     if virtualNow < deadline { virtualNow = deadline }
                     continue
@@ -845,7 +845,7 @@ final class Scheduler {
             precondition(t.pointee.wait_queue == nil || s == .stateBlocked, "thread #\(t.pointee.id) is on a wait queue but not blocked")
         }
         precondition(live == table.liveCount, "thread table count \(table.liveCount) but \(live) live rows")
-        // Issue 5: no time slice runs while the idle loop has the CPU.
+        // No time slice runs while the idle loop has the CPU.
         precondition(current != idleBlock || sliceEnd == .max, "the idle loop holds a time slice")
     }
 
