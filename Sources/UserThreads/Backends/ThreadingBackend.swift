@@ -1,4 +1,4 @@
-// Layer 8 (beside the public API): one workload, two thread implementations.
+// Layer 13 (a benchmark harness over the public API): one workload, two thread implementations.
 //
 // Design essay
 // ============

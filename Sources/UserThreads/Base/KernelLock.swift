@@ -1,4 +1,4 @@
-// Layer ½: a lock between kernel threads that ThreadSanitizer understands.
+// Layer 1: a lock between kernel threads that ThreadSanitizer understands.
 //
 // `Synchronization.Mutex` would do, but on this toolchain ThreadSanitizer does not see its
 // lock and unlock (they are atomics and futex calls inside the uninstrumented

@@ -1,4 +1,4 @@
-// The base layer, below everything else in the library: the errors every layer throws.
+// Layer 1: the errors every layer throws (the base layer, below everything else in the library).
 // (Stacks throw resourceExhausted, the scheduler's wake results map to these, the API rethrows.)
 import Glibc
 import SystemPackage

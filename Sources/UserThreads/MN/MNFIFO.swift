@@ -1,4 +1,4 @@
-// Layer 7: the FIFO of the M:N runtime's queues (the essay: MNRuntime.swift).
+// Layer 11: the FIFO of the M:N runtime's queues (the essay: MNRuntime.swift).
 
 /// A FIFO with O(1) push and pop (amortised), for queues of jobs and waiters. Inlinable: the
 /// M:N channel's hot path is specialised in its callers.

@@ -1,4 +1,4 @@
-// Layer 7: the hybrid M:N runtime — user threads over N worker kernel threads.
+// Layer 11: the hybrid M:N runtime — user threads over N worker kernel threads.
 //
 // Design essay
 // ============

@@ -1,4 +1,4 @@
-// Layer 7: the M:N public API — `UThreadRuntime.run(workers:)`, `MNThread`, `MNRuntimeHandle`.
+// Layer 11: the M:N public API — `UThreadRuntime.run(workers:)`, `MNThread`, `MNRuntimeHandle`.
 //
 // Which API is which (Swift 6 checks it):
 //   * M:1 (`UThreadRuntime.run { }`, `UThread { }`, UMutex, Channel, …): closures may capture

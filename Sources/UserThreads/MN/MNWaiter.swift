@@ -1,4 +1,4 @@
-// Layer 7: a cross-worker waiter of the M:N runtime (the essay: MNRuntime.swift).
+// Layer 11: a cross-worker waiter of the M:N runtime (the essay: MNRuntime.swift).
 
 /// A cross-worker waiter: which runtime and worker, which row, which wait. The runtime is
 /// carried so that any kernel thread can wake it (a `blocking {}` body, a thread holding an

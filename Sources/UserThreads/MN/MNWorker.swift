@@ -1,4 +1,4 @@
-// Layer 7: one M:N worker — a kernel thread running an M:1 scheduler (the essay: MNRuntime.swift).
+// Layer 11: one M:N worker — a kernel thread running an M:1 scheduler (the essay: MNRuntime.swift).
 
 import CUThreads
 import Glibc

@@ -1,4 +1,4 @@
-// Layer 5: the reactor — the one place where a user thread's blocking I/O becomes a wait.
+// Layer 7: the reactor — the one place where a user thread's blocking I/O becomes a wait.
 //
 // Design essay
 // ============

@@ -1,4 +1,4 @@
-// Layer 7: runtime configuration.
+// Layer 10: runtime configuration.
 import Glibc
 import Logging
 

@@ -1,4 +1,4 @@
-// Layer 7: what makes a runtime visible from outside — the debugger registry, the dump signal
+// Layer 10: what makes a runtime visible from outside — the debugger registry, the dump signal
 // and the control socket — set up when `run` starts and undone when it ends (never on the
 // switch path). The M:N runtime's counterpart is MN/MNObservability.swift.
 import CUThreads

@@ -1,4 +1,4 @@
-// Layer 7: the user thread handle.
+// Layer 10: the user thread handle.
 import CUThreads
 
 /// A user thread: runs a closure on its own stack, scheduled by the runtime of the kernel

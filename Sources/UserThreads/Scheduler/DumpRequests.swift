@@ -1,4 +1,4 @@
-// Layer 4: answering a dump signal (and a control-socket request) at a safe point.
+// Layer 6: answering a dump signal (and a control-socket request) at a safe point.
 //
 // The signal handler (dump_signal.c) only increments a process-wide counter. The scheduler
 // compares it with the last request it answered in `maintenance` (every 64th yield) and in its

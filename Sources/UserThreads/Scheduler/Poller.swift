@@ -1,4 +1,4 @@
-// Layer 4: how the layer above (the reactor: epoll, eventfd, the offload pool) plugs into the
+// Layer 6: how the layer above (the reactor: epoll, eventfd, the offload pool) plugs into the
 // scheduler's idle loop without the scheduler naming it.
 
 /// A source of wake-ups other than timers and other threads: I/O readiness, completions from

@@ -1,4 +1,4 @@
-// Layer 4: the scheduler — Tanenbaum's "run-time system", one per kernel thread.
+// Layer 6: the scheduler — Tanenbaum's "run-time system", one per kernel thread.
 //
 // Design essay
 // ============

@@ -1,4 +1,4 @@
-// Layer 4: time slices at safe points, the switch hooks, the watchdog, simulated work.
+// Layer 6: time slices at safe points, the switch hooks, the watchdog, simulated work.
 //
 // Design (the essay in Scheduler.swift has the why). Everything here runs only when the
 // policy is not FIFO, a trace is recorded, or the scheduler is an M:N worker's (errno travels

@@ -1,4 +1,4 @@
-// Layer 6: structured concurrency — a scope that owns the threads spawned in it.
+// Layer 8: structured concurrency — a scope that owns the threads spawned in it.
 //
 // Design essay
 // ============

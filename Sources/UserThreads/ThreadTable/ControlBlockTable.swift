@@ -1,4 +1,4 @@
-// Layer 3: the thread table itself — the per-runtime array of control blocks.
+// Layer 4: the thread table itself — the per-runtime array of control blocks.
 //
 // Design. The textbook's thread table: one row per thread with its saved registers (here the
 // saved stack pointer; the registers are on the thread's own stack, see the frame table in

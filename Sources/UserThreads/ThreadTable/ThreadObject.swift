@@ -1,4 +1,4 @@
-// Layer 3: the Swift half of a thread — what its control block's `object` retains.
+// Layer 4: the Swift half of a thread — what its control block's `object` retains.
 import CUThreads
 
 /// The Swift-side state of one thread: its body, then its result; its name; its flags as Swift

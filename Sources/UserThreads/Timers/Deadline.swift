@@ -1,4 +1,4 @@
-// Timers: the one conversion of the public time arguments (`Duration`, `ContinuousClock.Instant`)
+// Layer 5: the one conversion of the public time arguments (`Duration`, `ContinuousClock.Instant`)
 // to the runtime's clock.
 //
 // Design essay

@@ -1,4 +1,4 @@
-// Layer 4: the default policy.
+// Layer 6: the default policy.
 import CUThreads
 
 /// First in, first out: a thread runs until it blocks, yields or finishes, then goes to the
