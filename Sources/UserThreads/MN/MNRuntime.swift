@@ -319,7 +319,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         descriptors.attach(self)  // before any worker (or other kernel thread) uses it
         JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
         for i in 0..<n {
-            let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy(), worker: true)
+            let scheduler = Scheduler(settings: configuration.schedulerSettings, policy: policy?() ?? FIFOPolicy(), worker: true)
             let w: MNWorker
             do { w = try MNWorker(index: i, runtime: self, scheduler: scheduler) } catch {
                 // Nothing has run: close what the workers made so far (epoll sets, eventfds).

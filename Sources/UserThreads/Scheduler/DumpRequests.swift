@@ -29,7 +29,7 @@ extension Scheduler {
     @inline(never)
     private func writeRequestedDump(_ requests: UInt64) {
         dumpRequestsAnswered = requests
-        guard let signal = configuration.dumpSignal else { return }
+        guard let signal = settings.dumpSignal else { return }
         if let worker {
             worker.dumpRequested(self, request: requests, reason: "signal \(signal)")
             return

@@ -140,7 +140,7 @@ final class Scheduler {
     /// Built with ThreadSanitizer: every switch is announced to it as a fiber switch
     /// (cuthreads.h). False in other builds: one branch per switch on a field in cache.
     let tsan = uthreads_tsan_enabled() != 0
-    let configuration: UThreadRuntime.Configuration
+    let settings: SchedulerSettings
     @exclusivity(unchecked) private var zombie: ControlBlock?
     @exclusivity(unchecked) private var ids = ThreadIDAllocator()
     @exclusivity(unchecked) private var yieldsUntilMaintenance = 64
@@ -213,30 +213,30 @@ final class Scheduler {
     /// so a process whose first I/O hit a closed reader died of SIGPIPE.)
     private static let processSetUp: Void = uthreads_ignore_sigpipe()
 
-    init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy, worker: Bool = false) {
+    init(settings: SchedulerSettings, policy: any SchedulingPolicy, worker: Bool = false) {
         Scheduler.processSetUp
-        self.configuration = configuration
+        self.settings = settings
         self.policy = policy
         self.fifo = policy as? FIFOPolicy
-        self.simulated = configuration.clock == .virtual
+        self.simulated = settings.virtualClock
         self.timed = fifo == nil
         self.migrating = worker
-        self.hooks = timed || configuration.trace != nil || worker
+        self.hooks = timed || settings.trace != nil || worker
         // The 2 ms calibration runs once per process, and only when slices or traces need it
         // (before the trace's origin is taken).
-        let rate = simulated ? 1 : (timed || configuration.trace != nil) ? Scheduler.calibratedNanosecondsPerTick : 1
+        let rate = simulated ? 1 : (timed || settings.trace != nil) ? Scheduler.calibratedNanosecondsPerTick : 1
         self.nsPerSliceUnit = rate
-        self.recorder = configuration.trace.map { TraceRecorder(trace: $0, virtual: configuration.clock == .virtual, nsPerUnit: rate) }
-        self.watchdog = Watchdog(limit: configuration.watchdogLimit, handler: configuration.watchdogHandler)
+        self.recorder = settings.trace.map { TraceRecorder(trace: $0, virtual: settings.virtualClock, nsPerUnit: rate) }
+        self.watchdog = Watchdog(limit: settings.watchdogLimit, handler: settings.watchdogHandler)
         self.stacks = StackPool(
-            mode: configuration.stackMode,
-            defaultSize: configuration.stackSize,
-            denseSize: configuration.denseStackSize,
-            maxPooled: configuration.pooledStacks,
-            logger: configuration.logger)
-        self.accounting = configuration.cpuAccounting
+            mode: settings.stackMode,
+            defaultSize: settings.stackSize,
+            denseSize: settings.denseStackSize,
+            maxPooled: settings.pooledStacks,
+            logger: settings.logger)
+        self.accounting = settings.cpuAccounting
         self.lastTick = uthreads_ticks_inline()
-        self.checks = configuration.checkInvariants
+        self.checks = settings.checkInvariants
         idleBlock = ControlBlock.allocate(capacity: 1)
         idleBlock.initialize(to: uthreads_tcb())
         idleBlock.pointee.state = .stateRunning
@@ -347,8 +347,8 @@ final class Scheduler {
     @inline(__always)
     func spawn(_ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0,
                parameters: SchedulingParameters? = nil) throws(UThreadError) -> ControlBlock {
-        if let stackSize, stackSize < UThreadRuntime.Configuration.minimumStackSize || stackSize > UThreadRuntime.Configuration.maximumStackSize {
-            throw .invalidArgument("stackSize \(stackSize) is outside \(UThreadRuntime.Configuration.minimumStackSize)...\(UThreadRuntime.Configuration.maximumStackSize) bytes")
+        if let stackSize, stackSize < SchedulerSettings.minimumStackSize || stackSize > SchedulerSettings.maximumStackSize {
+            throw .invalidArgument("stackSize \(stackSize) is outside \(SchedulerSettings.minimumStackSize)...\(SchedulerSettings.maximumStackSize) bytes")
         }
         if let parameters, parameters.tickets > SchedulingParameters.maximumTickets {
             throw .invalidArgument("tickets \(parameters.tickets) is above the maximum \(SchedulingParameters.maximumTickets) (a stride would be 0)")
