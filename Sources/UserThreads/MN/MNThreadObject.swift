@@ -31,7 +31,7 @@
 // Waiters: the first one sits in the object (`firstWaiter`), more go to an array (rare: two
 // threads joining the same one at the same time).
 //
-// Migration (MNRuntime.swift's essay). The object is its own migration record: the
+// Migration (MNWorker.swift's essay). The object is its own migration record: the
 // row keeps it alive while the thread lives, and a started thread that moves takes its row
 // (which never moves) and this object along, as a pair in the runtime's migrant batches. Of
 // the place, only the worker changes: `placeWorker` is atomic, stored by the adopter before it

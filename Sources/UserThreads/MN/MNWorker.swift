@@ -1,5 +1,167 @@
-// Layer 11: one M:N worker — a kernel thread running an M:1 scheduler (the essay: MNRuntime.swift).
-
+// Layer 11: one M:N worker — a kernel thread running an M:1 scheduler.
+//
+// Design essay: the worker
+// =========================
+//
+// MNRuntime.swift has the shape (a coordinator over N workers, each an M:1 scheduler with its
+// own reactor) and what workers share; this essay is about what one worker does: stealing
+// queued threads, shedding and adopting started ones (migration), sleeping, and deadlock.
+//
+// Spawn and join, cheaply. An M:N thread costs one allocation
+// (its object: job, result and join state at once) and no lock unless someone must wait for
+// it (MNThreadObject.swift). The paths are built so that two workers do not write the same
+// cache line per thread:
+//   * Locality first (Go's runnext, in effect). A worker's own new threads run on it while it
+//     keeps up: a thread about to park on a cross-worker wait with nothing else ready starts
+//     one of its worker's queued threads first (`refillBeforePark`), so a spawn-then-join
+//     runs the child with one switch, not through the idle loop; thieves leave a queue alone
+//     while its owner works on it. The refill runs before the park's MOVABLE window opens
+//     and uses the worker only before the switch, so the park stays an audited resume site
+//     (Migration, below).
+//   * "Behind" means: the queue is not empty, and its owner has neither pushed to it nor taken
+//     from it for `stealAfterNanoseconds` (50 µs), as the thief sees on its own clock
+//     (`queueActivity`: a counter only the owner writes, no clock read on the owner's path).
+//     So a worker that spawns a burst and then joins it keeps its threads, and a worker held
+//     by a long thread (CPU-bound, no safe point, or in a system call) loses its queued ones
+//     within 50 µs — the fork–join case, and the monitor for threads that have
+//     not started (started ones move by migration, below). Measured: when
+//     thieves took the threads of a spawning worker (the previous rule: "has not *taken* for
+//     5 µs"), two workers ran empty spawn+join at 0.45–0.6× of one, because every stolen
+//     thread moves its object, closure and join state between CPUs (~1 µs of cache misses and
+//     cross-arena frees), more than the thread's own work. Trade-off: one thread that spawns
+//     continuously keeps its queue to itself until it pauses (a single acceptor spawning an
+//     M:N thread per connection under steady load); per-worker acceptors (`uthreads serve`)
+//     or `MNThread.spawn(onWorker:)` spread such work explicitly. Why 50 µs and not 5: on
+//     this shared VM a spawning worker often pauses for more than 5 µs (a page fault, a
+//     preemption), and each such pause let a thief take a batch of short threads: 13–25 k of
+//     200 k stolen and 0.53× at 5 µs, 0–350 stolen and 0.91–1.01× at 50 µs (same load, same
+//     binary); 50 µs is nothing next to a thread worth moving.
+//   * Thieves take from the tail (the newest threads): the owner keeps the ones it will reach
+//     (and join) first; stolen ones have usually finished by then, and their join is a load.
+//   * A worker sleeping with a steal timer (it saw a queue whose owner is still working on it)
+//     is not rung for further spawns: it looks again within a millisecond anyway. Ringing it
+//     per spawn cost an eventfd write every few spawns. A batch of migrants does ring it
+//     (rare, and only an idle worker should take it).
+//   * Idle workers spin briefly (at most half of them) polling their own lines often and
+//     other workers' counts about once a microsecond; hot per-worker atomics sit on their own
+//     cache lines (padding), and other workers are reached through an unretained table (a
+//     retain of a shared object is an atomic write to a line every worker uses).
+//   * A thread may finish on another worker than the one that spawned it (stealing,
+//     migration): the spawn is counted where it happened, the end where it happened, and only
+//     the sum (`liveCount`) means anything, so migration needs no transfer of counts.
+//   * Orderings: the counters that pair with the sleep announcement (queue counts, mail
+//     counts, finished counts, migrant batches, `mainDone`, `sleeping`) use sequentially
+//     consistent RMWs and loads (the store→load pattern needs it); counters read only as
+//     hints (`queueActivity`, `startedCount`, `stolen`, the spin checks) are relaxed;
+//     `spawnedThreads` is a release store by its only writer (read, acquire, after every
+//     `finishedThreads`).
+//
+// Migration. Stealing moves queued, never-started threads. A *started* M:N
+// thread may also resume on another worker: when a worker has ready threads waiting behind the
+// running one while another worker is idle, it gives some up. The rules that keep it safe:
+//   * Who may move: M:N threads spawned unpinned (row flag MIGRATABLE). Pinning clears the flag
+//     for good: `MNThread(pinned:)`, `spawn(onWorker:)`, `MNThread.pin()`; so does spawning a
+//     worker-local `UThread` (parent and children share non-Sendable state and M:1 primitives,
+//     so they must stay on one kernel thread), and waiting for a descriptor (the fd is now in
+//     this worker's epoll set and registry; had the thread moved and closed it, the old
+//     reactor's registry would go stale while fd numbers are reused). Connection threads
+//     therefore balance by where they start (accepted connections are queued and stolen like
+//     any thread), not by moving later.
+//   * When: only a *ready* thread moves (its context is saved and it is on the run queue: no
+//     half-switched thread can be resumed elsewhere, so Go's gopark/unlockf dance is not
+//     needed), and only one that is suspended at a site audited for resuming elsewhere:
+//     `UThread.sleep` and every cross-worker wait (`MNWorker.park`: every primitive of MN/Sync,
+//     `mnSelect`, MNThread.join) set flag MOVABLE around their park; `UThread.yield()` and a
+//     thread that never ran are recognised by their empty wait kind (every park sets one and
+//     clears it only when the thread runs again), so the M:1 yield path pays nothing. Other
+//     suspensions (M:1 primitives, I/O, `blocking {}`, the time-slice preemption of other
+//     policies) keep the thread where it is; they may capture their worker's scheduler or
+//     reactor across the park, the audited sites do not.
+//   * Who decides: the busy worker itself, at its safe points (every 64 yields in
+//     `maintenance`, every 64 cross-worker parks, and every 4096 `UThread.checkpoint()` calls
+//     of a thread that runs long without yielding): when some worker sleeps or spins, it takes
+//     ready migratable threads from the *back* of its FIFO run queue (the front runs next here,
+//     with warm caches), enough for an even split with the idle workers, and publishes them as
+//     one batch in `migrants` (pairs of object and row: the object is the thread's migration
+//     record, MNThreadObject.swift); an idle worker adopts the whole batch. One batch in flight at
+//     a time, and adopters are busy afterwards, so nothing flows back unless a worker runs dry
+//     again: no ping-pong. Other policies (per-thread policy state) do not shed.
+//   * Rows stay put: code on the thread's stack holds its control block's address across every
+//     switch (Scheduler.park, MNWorker.park, sync code), so the row is never copied. Ownership
+//     moves instead (ControlBlockTable): the home table marks it abroad and stops listing and
+//     counting it; the adopter lists it as an immigrant (snapshots, cancelAll, deadlock
+//     teardown and the table's live count all see it there), and updates `tcb.runtime`,
+//     `tcb.worker` and the object's `placeWorker` (atomic, so that cancel finds it:
+//     MNThreadObject.swift). An immigrant
+//     that finishes sends its row and stack home (`.reclaim` mail): dense stacks are slots of
+//     the home pool's slabs. A worker's loop does not end while rows of its are abroad.
+//   * Mail that names a row checks ownership first (`table.owns`, which reads no field another
+//     kernel thread may write): a wake or cancel for a thread that moved away is dropped. A
+//     cancel that raced with the move is not lost: it set `cancelRequested` (in the object's
+//     flags word) before it read the place, and the adopter reads that flag after it updated
+//     the place. Wait tokens carry the worker
+//     index in their high bits, so they are unique in the runtime.
+//   * `self` after a switch. A migrated thread resumes in the middle of the code that
+//     suspended it, whose `self` is the *old* worker's Scheduler. The switch therefore returns
+//     the scheduler that resumed the thread (the switcher passes itself in the third argument
+//     register and the assembly returns it: Context/ContextSwitch.swift), and the post-switch
+//     bookkeeping (reaping the previous thread, restoring exclusivity) runs on that one. Above
+//     the switch, the audited sites use only the control block after a park; MN primitives
+//     re-read `MNWorker.current()` on each loop round.
+//   * The compiler hazard. Swift and LLVM may keep a thread-local's address (or a value read
+//     through it) in a register across a call, since nothing in the language lets a call
+//     change the calling kernel thread. After a migration it has. Hence: every read of "the
+//     current scheduler/thread" goes through out-of-line C accessors (`uthreads_get_runtime`,
+//     `uthreads_get_current`), never an inlined TLS access, and nothing keeps such a read
+//     across a suspension. The one inlined TLS access, the checkpoint countdown, is a hint (an
+//     early or late slow path re-reads everything). errno is TLS too: see below.
+//   * What travels with the thread: the Swift exclusivity access set (saved in the row at every
+//     switch-out and restored at switch-in, on whatever kernel thread: ContextSwitch.swift);
+//     errno (an M:N worker saves it in the thread's object at switch-out and restores it at
+//     switch-in, in the switch hooks, so M:1 FIFO pays nothing; not in the row, which stays at
+//     256 bytes: a bigger row is zeroed by a memset call at every spawn); `UThreadLocal`
+//     values (in the thread's object, not in TLS); the checkpoint countdown is the worker's (a
+//     hint). ThreadSanitizer builds announce every switch as a fiber switch, and a fiber may be
+//     resumed by any thread.
+//   * Limits. A thread that never reaches a safe point (no yield, park, sleep or checkpoint)
+//     cannot be preempted (no signal preemption: Scheduler.swift says why), so the ready
+//     threads queued behind it wait; its worker's not-started threads are still stolen (the
+//     staleness test in `steal`). A thread in `blocking {}` parks, so its worker runs the
+//     others meanwhile.
+//
+// A stalled worker (a thread that runs long): its queue's activity stops, so after 50 µs idle
+// workers take its queued threads without any monitor — the queue lock is the only thing a
+// thief needs. Its started ready threads move at the running thread's next safe point
+// (checkpoint, yield, cross-worker park), when the idle workers' sleeping/spinning counters
+// (the monitor) say someone has nothing to do; with no safe point at all they wait.
+//
+// Deadlock. A worker that would sleep with no timer, no I/O waiter and no offload in flight
+// counts itself `stuck`; when every active worker is stuck, no queue holds a thread and no
+// mailbox holds a message, and no worker left that state while it looked (MNStuckCensus.swift
+// has the lock-free argument), no thread can ever run again. The report is written in two
+// phases: every worker first writes its own thread table to stderr and the report, and only
+// after the last one has does every worker wake its parked threads with `.deadlocked` so they
+// unwind (`deadlockUnwindEpoch`); `run` throws `UThreadError.deadlock`. Waking in the same pass
+// let one worker's unwinding (a mutex released on the way out and handed to a waiter on
+// another worker) change a table not yet written, so the report lost waits. (Kernel threads outside the runtime could in
+// principle still spawn through a handle; like Go, they do not count.)
+//
+// Rejected designs:
+//   * "A thread migrates only before it first runs" (this runtime's first version): simple,
+//     but one worker could hold every started thread while the others idle.
+//   * Moving any ready thread, whatever suspended it (Go): every park site would have to be
+//     free of captured per-worker state, the M:1 primitives included, and the non-Sendable
+//     state a thread shares with its worker-local children would cross kernel threads.
+//     Opt-in audited sites (MOVABLE) and sticky pinning keep that premise.
+//   * Thieves taking ready threads from a busy worker's run queue (Go's runqsteal): the run
+//     queue would need atomics or a lock on every M:1 switch. The owner sheds instead.
+//   * Copying the row into the adopter's table: pointers to it live on the thread's stack.
+//   * Re-reading the current scheduler through TLS after every switch instead of the
+//     returned handoff: an extra out-of-line call on the M:1 switch path.
+//   * Go's unconditional stealing (an idle P takes half of any non-empty run queue): right
+//     for CPU-bound threads, 2× slower here for short ones (see "Spawn and join" above).
+//   * A worker that polls to decide whether a victim is behind by reading the victim's clock
+//     stamp (`lastTake`, the previous design): a clock read per take on the owner's path.
 import CUThreads
 import Glibc
 import SystemPackage

@@ -96,7 +96,7 @@
 // these schedulers unchanged; the coordinator (MN/MNRuntime.swift) plugs in through
 // `WorkerHooks` (Poller.swift), consulted only by the idle loop and by `maintenance`: remote
 // wake-ups arrive as messages applied on this kernel thread, so nothing here takes a lock. A
-// started M:N thread may migrate while it is ready (MNRuntime.swift): the switch returns the
+// started M:N thread may migrate while it is ready (MN/MNWorker.swift): the switch returns the
 // scheduler that resumed it, and the code after a switch uses only that one (`resumed`). Under
 // ThreadSanitizer every switch is also announced as a fiber switch (`tsan`, false in other
 // builds).
@@ -704,7 +704,7 @@ final class Scheduler {
         worker!.finishedAbroad(t, home: home)
     }
 
-    // MARK: M:N migration (the essay is in MN/MNRuntime.swift)
+    // MARK: M:N migration (the essay is in MN/MNWorker.swift)
 
     /// Unlinks up to `max` ready threads that may resume on another worker from the back of the
     /// run queue and gives up their ownership. FIFO only (other policies keep per-thread state
