@@ -13,7 +13,9 @@ import os, re, subprocess, sys
 
 # One numbering, in the order of the README's table; C (layer 0) is Sources/CUThreads.
 LAYERS = {'Base': 1, 'Context': 2, 'Stacks': 3, 'ThreadTable': 4, 'Timers': 5, 'Scheduler': 6,
-          'Reactor': 7, 'Sync': 8, 'IO': 9, 'Runtime': 10, 'MN': 11, 'Bridge': 12, 'Backends': 13}
+          'Reactor': 7, 'Sync': 8, 'IO': 9, 'Runtime': 10, 'MN': 11, 'Bridge': 12}
+# Targets of their own above the core library, one layer each.
+TARGETS = {'Sources/UserThreadsBackends': 13}
 # Folders that are leaving the core library for targets of their own.
 SKIP = {'HTTP', 'UserThreads.docc'}
 ROOT = 'Sources/UserThreads'
@@ -54,6 +56,11 @@ def main():
             for f in sorted(fs):
                 if f.endswith('.swift'):
                     files[os.path.join(dp, f)] = LAYERS[top]
+    for path, n in TARGETS.items():
+        for dp, _, fs in os.walk(path):
+            for f in sorted(fs):
+                if f.endswith('.swift'):
+                    files[os.path.join(dp, f)] = n
     defined = {}  # type name -> (layer, file)
     for p, n in files.items():
         src = open(p, encoding='utf-8').read()

@@ -3,6 +3,7 @@
 // join, block and wake here is a system call (clone, futex); see ThreadingBackend.swift.
 import Glibc
 import SystemPackage
+import UserThreads
 
 /// Kernel threads: one pthread per spawned thread. Obtain it from
 /// `UThreadRuntime.run(backend: .kernelThreads)`, which joins every thread before returning.

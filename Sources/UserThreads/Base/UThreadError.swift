@@ -42,6 +42,6 @@ public enum UThreadError: Error, Sendable, Equatable, CustomStringConvertible {
 extension Errno {
     /// The calling kernel thread's errno, read at once (before anything can switch threads).
     @inline(__always)
-    static var lastError: Errno { Errno(rawValue: Glibc.errno) }
+    package static var lastError: Errno { Errno(rawValue: Glibc.errno) }
 }
 

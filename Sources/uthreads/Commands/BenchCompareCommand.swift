@@ -5,6 +5,7 @@ import ArgumentParser
 import CKernelPeers
 import Foundation
 import UserThreads
+import UserThreadsBackends
 
 /// Progress of long runs, on stderr (stdout carries the tables and the JSON).
 func progress(_ message: String) {
