@@ -131,6 +131,8 @@ final class Scheduler {
     private let fifo: FIFOPolicy?
     /// The reactor, once something needs it.
     var poller: Poller?
+    /// Cancels posted by other kernel threads (M:1 only; ForeignCancels.swift).
+    var foreignCancels: ForeignCancels?
     /// Issue 7: the M:N worker this scheduler serves (nil under M:1). Consulted only by the idle
     /// loop and by `maintenance` (every 64 yields); the switch, park and wake paths never look
     /// at it, so M:1 pays nothing for it.
@@ -472,6 +474,7 @@ final class Scheduler {
         if !timers.isEmpty { fireTimers(now: now()) }
         if let poller, poller.pendingWakeups > 0 { poller.poll(timeoutNanoseconds: 0) }
         answerSafePointRequests()
+        if let foreignCancels, foreignCancels.hasPosts { applyForeignCancels(foreignCancels) }
         if let worker { worker.maintenance(self) }
     }
 
@@ -765,6 +768,10 @@ final class Scheduler {
             }
             if table.liveCount == 0 { return }
             answerSafePointRequests()
+            if let foreignCancels, foreignCancels.hasPosts {
+                applyForeignCancels(foreignCancels)
+                if hasReadyThreads { continue }
+            }
             if checks { checkInvariants() }
             if !timers.isEmpty { fireTimers(now: now()) }
             if hasReadyThreads { continue }
@@ -790,6 +797,8 @@ final class Scheduler {
 
     private func sleepKernelThread(nanoseconds: UInt64) {
         guard nanoseconds > 0 else { return }
+        // M:1: a sleep that a cancel from another kernel thread ends (ForeignCancels.swift).
+        if let foreignCancels { return foreignCancels.sleep(nanoseconds: nanoseconds) }
         var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
         var remaining = timespec()
         // EINTR ends the sleep early: the loop recomputes the wait after a signal (a dump
