@@ -21,9 +21,10 @@ struct SelfTestCommand: ParsableCommand {
         case deadlock
         case workerStartFailure = "worker-start-failure"
         case epollClosed = "epoll-closed", foreignCancel = "foreign-cancel"
+        case controlSocketOutOfDescriptors = "control-socket-emfile"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel thread|task [WORKERS]")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel thread|task [WORKERS] | control-socket-emfile SOCKET")
     var scenario: Scenario
 
     @Argument(help: "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the stack mode. dump-on-signal-workers: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
@@ -206,6 +207,9 @@ struct SelfTestCommand: ParsableCommand {
                 try waiter.join()
                 try writer.close()
             }
+        case .controlSocketOutOfDescriptors:
+            guard paths.count == 1 else { throw ValidationError("control-socket-emfile needs SOCKET") }
+            try ControlSocketOutOfDescriptors.scenario(socket: paths[0])
         case .foreignCancel:
             guard let via = paths.first, via == "thread" || via == "task", paths.count <= 2 else {
                 throw ValidationError("foreign-cancel needs thread|task [WORKERS]")
@@ -400,4 +404,58 @@ func smashBelowStackLimit() {
     guard let me = table.threads.first(where: { $0.state == .running }) else { return }
     let canary = UnsafeMutablePointer<UInt64>(bitPattern: UInt(me.stack.base) - 16)!
     canary.pointee = 0xdead
+}
+
+/// `selftest control-socket-emfile SOCKET`: a runtime serves its control socket while the
+/// process has no descriptor left, so the server's accept fails with EMFILE and the client
+/// waits in the backlog. Prints the CPU time the process spent in 500 ms of that ("cpu-ms N":
+/// a server that polls the listener in a loop spends about all of it), then frees the
+/// descriptors and prints whether the waiting client got its answer.
+enum ControlSocketOutOfDescriptors {
+    static func cpuNanoseconds() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+
+    static func scenario(socket: String) throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = min(limit.rlim_cur, 256)
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        var configuration = UThreadRuntime.Configuration()
+        configuration.controlSocket = socket
+        try UThreadRuntime.run(configuration) {
+            // Every descriptor but one taken; the client takes that one.
+            var fillers: [Int32] = []
+            while true {
+                let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                if fd < 0 { break }
+                fillers.append(fd)
+            }
+            if let last = fillers.popLast() { close(last) }
+            let client = uthreads_unix_connect(socket)
+            guard client >= 0 else {
+                print("connect failed: errno \(-client)")
+                return
+            }
+            _ = "table\n".withCString { write(client, $0, 6) }
+            let before = cpuNanoseconds()
+            try UThread.sleep(for: .milliseconds(500))
+            print("cpu-ms \((cpuNanoseconds() - before) / 1_000_000)")
+            for fd in fillers { close(fd) }
+            _ = uthreads_set_nonblocking(client, 1)
+            var answer: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let give = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < give {
+                let n = read(client, &buffer, buffer.count)
+                if n > 0 { answer += buffer[0..<n]; continue }
+                if n == 0 || (errno != EAGAIN && errno != EINTR) { break }
+                try UThread.sleep(for: .milliseconds(5))  // the runtime must run to answer
+            }
+            close(client)
+            print("answered: \(answer.first == UInt8(ascii: "{"))")
+        }
+    }
 }
