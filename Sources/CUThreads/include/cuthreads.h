@@ -356,6 +356,17 @@ int uthreads_dump_bell_add(int fd);
 /// Unregisters a bell; on return no handler writes to its descriptor any more.
 void uthreads_dump_bell_remove(int slot);
 
+// MARK: - A wake-up word for an idle kernel thread (futex.c)
+
+/// Reads `word` with acquire ordering.
+uint32_t uthreads_futex_load(const uint32_t *_Nonnull word);
+/// Increments `word` (release) and wakes every kernel thread waiting on it.
+void uthreads_futex_bump_and_wake(uint32_t *_Nonnull word);
+/// Sleeps while `*word == expected`, for at most `nanoseconds` (UINT64_MAX: no limit). Returns
+/// at once if the word differs; a signal, a wake or the timeout ends the wait (the caller
+/// re-checks what it waits for). Returns 0 or the errno (EAGAIN, EINTR, ETIMEDOUT).
+int uthreads_futex_wait(uint32_t *_Nonnull word, uint32_t expected, uint64_t nanoseconds);
+
 // MARK: - Debugger registry (registry.c)
 
 /// What a debugger needs to walk one runtime's thread table: its chunks of rows. Owned and

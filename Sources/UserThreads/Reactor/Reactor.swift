@@ -167,6 +167,11 @@ final class Reactor: Poller {
         precondition(scheduler.poller == nil, "UserThreads: the scheduler's poller is not the reactor")
         let reactor = try Reactor(scheduler: scheduler)
         scheduler.poller = reactor
+        // A cancel posted from another kernel thread must end an epoll_wait too.
+        if let inbox = scheduler.foreignCancels {
+            let mailbox = reactor.mailbox
+            inbox.setBell { _ = uthreads_eventfd_signal(mailbox.eventFD) }
+        }
         return reactor
     }
 

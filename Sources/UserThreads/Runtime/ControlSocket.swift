@@ -10,6 +10,19 @@
 // nobody; `stop()` rings the stop eventfd, and the loop closes every client and ends at once
 // (the join waits for the loop, never for a client).
 //
+// Out of descriptors. When `accept` fails with EMFILE, ENFILE, ENOBUFS or ENOMEM the connection
+// stays in the backlog, so the listener stays readable and poll would return at once forever (a
+// busy loop at 100% CPU). The loop then stops polling the listener for `acceptPauseNanoseconds`
+// (100 ms, as Go's net/http sleeps after such errors) and writes one line to stderr the first
+// time it happens; it keeps serving the clients it has.
+//
+// One slow answer. Answers are produced inline (simple, and bounded by `answerTimeoutNanoseconds`),
+// so the loop may be busy for up to that long while other clients' deadlines pass. A deadline
+// therefore never closes a client before the loop has tried it once more: a client whose
+// deadline passed gets a non-blocking step first, so a request line that arrived in time (while
+// the loop was answering someone else) is answered, and the write deadline counts from the moment
+// its answer is ready. A client that really sent nothing, or reads nothing, is still closed.
+//
 // The server never touches a thread table: it gets answers through `answer`, which it calls on
 // its own thread and which is bounded (M:1: the scheduler answers through a SnapshotChannel at
 // its next safe point, at most `answerTimeoutNanoseconds` later; M:N: every worker is asked
@@ -39,6 +52,8 @@ final class ControlSocketServer: @unchecked Sendable {
     static let writeTimeoutNanoseconds: UInt64 = 5_000_000_000
     /// How long `answer` may take (M:1: the scheduler's next safe point).
     static let answerTimeoutNanoseconds: UInt64 = 1_000_000_000
+    /// How long the listener is left alone after `accept` failed for lack of descriptors or memory.
+    static let acceptPauseNanoseconds: UInt64 = 100_000_000
     /// Clients served at once; further connections wait in the listen backlog.
     static let maximumClients = 64
     /// A request line is at most this long.
@@ -51,6 +66,10 @@ final class ControlSocketServer: @unchecked Sendable {
     private let readTimeout: UInt64
     private let writeTimeout: UInt64
     private var thread: pthread_t?
+    /// Until when the listener is not polled (the loop's thread only; see the essay).
+    private var acceptPausedUntil: UInt64 = 0
+    /// Whether the pause was reported on stderr (once per server).
+    private var reportedAcceptPause = false
 
     private struct Client {
         let fd: Int32
@@ -112,11 +131,12 @@ final class ControlSocketServer: @unchecked Sendable {
         var clients: [Client] = []
         defer { for c in clients { close(c.fd) } }
         while true {
-            var fds = [pollfd(fd: stopBell, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: clients.count < Self.maximumClients ? listener : -1, events: Int16(POLLIN), revents: 0)]
-            for c in clients { fds.append(pollfd(fd: c.fd, events: Int16(c.response == nil ? POLLIN : POLLOUT), revents: 0)) }
             let now = uthreads_monotonic_ns()
-            let next = clients.map(\.deadline).min()
+            let accepting = clients.count < Self.maximumClients && acceptPausedUntil <= now
+            var fds = [pollfd(fd: stopBell, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: accepting ? listener : -1, events: Int16(POLLIN), revents: 0)]
+            for c in clients { fds.append(pollfd(fd: c.fd, events: Int16(c.response == nil ? POLLIN : POLLOUT), revents: 0)) }
+            let next = (clients.map(\.deadline) + (acceptPausedUntil > now ? [acceptPausedUntil] : [])).min()
             let timeout = next.map { Int32(clamping: ($0 &- min($0, now) + 999_999) / 1_000_000) } ?? -1
             let n = poll(&fds, nfds_t(fds.count), timeout)
             if n < 0 && errno != EINTR { return }  // cannot happen with valid descriptors
@@ -126,7 +146,9 @@ final class ControlSocketServer: @unchecked Sendable {
             let after = uthreads_monotonic_ns()
             for (i, var c) in clients.enumerated() {
                 let ready = i + 2 < fds.count && fds[i + 2].fd == c.fd && fds[i + 2].revents != 0
-                if c.deadline <= after || (ready && !step(&c)) {
+                // Past its deadline, one more non-blocking step first (see the essay): a
+                // completed request resets the deadline.
+                if ((ready || c.deadline <= after) && !step(&c)) || c.deadline <= after {
                     close(c.fd)
                     continue
                 }
@@ -140,11 +162,22 @@ final class ControlSocketServer: @unchecked Sendable {
         while clients.count < Self.maximumClients {
             let fd = uthreads_accept(listener, nil, nil)
             if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return  // EAGAIN: no more; EMFILE and the like: try again at the next event
+                let e = errno
+                if e == EINTR || e == ECONNABORTED { continue }
+                if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM { pauseAccepting(errno: e) }
+                return  // EAGAIN: no more
             }
             clients.append(Client(fd: fd, deadline: uthreads_monotonic_ns() &+ readTimeout))
         }
+    }
+
+    /// Leaves the listener alone for a while: its pending connection cannot be taken now.
+    private func pauseAccepting(errno e: Int32) {
+        acceptPausedUntil = uthreads_monotonic_ns() &+ Self.acceptPauseNanoseconds
+        guard !reportedAcceptPause else { return }
+        reportedAcceptPause = true
+        uthreads_write_stderr("UserThreads: control socket \(path): accept failed (errno \(e)); "
+            + "pausing \(Self.acceptPauseNanoseconds / 1_000_000) ms between attempts\n")
     }
 
     /// Reads or writes what the socket takes now; false when the client is done (answered,

@@ -72,8 +72,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
 
     /// Asks the thread to stop: it wakes from any wait with `CancellationError`, and
     /// `UThread.isCancelled` / `checkCancellation()` tell it. Cooperative: a thread that never
-    /// waits or checks runs on. Idempotent; no effect on a finished thread. Call it from the
-    /// thread's own runtime (see `UThreadHandle.cancel()` for other kernel threads).
+    /// waits or checks runs on. Idempotent; no effect on a finished thread. Any kernel thread may
+    /// call it (see `UThreadHandle.cancel()`).
     public func cancel() { handle.cancel() }
 
     /// The thread's id, unique in the process and never reused (as the thread table shows it).
@@ -154,28 +154,25 @@ public struct UThreadHandle: Hashable, CustomStringConvertible {
     /// See `UThread.isCancelled`.
     public var isCancelled: Bool { object.isCancelled }
 
-    /// See `UThread.cancel()`. A thread of an M:N runtime may be cancelled from any kernel
-    /// thread (the cancel goes through its worker's mailbox). A thread of an M:1 runtime may
-    /// only be cancelled from that runtime's kernel thread: its scheduler has no lock, so a
-    /// call from another kernel thread (a pthread, a Swift task) stops the process with a
-    /// message saying so, rather than doing nothing (cancel it from one of its own threads).
+    /// See `UThread.cancel()`. May be called from any kernel thread at any time: a user thread
+    /// of the thread's own runtime cancels at once; another kernel thread (a pthread, a Swift
+    /// task, an M:N worker, the offload pool) posts the cancel to the thread's runtime, which
+    /// applies it at its next safe point and wakes the thread's wait with CancellationError
+    /// (M:N threads through their worker's mailbox; M:1 threads: Scheduler/ForeignCancels.swift).
+    /// When the runtime has already ended, the thread is gone and the call does nothing.
     public func cancel() {
         if let mn = object as? MNThreadObject { return mn.cancel() }
+        guard let runtime = object.runtime, runtime == uthreads_get_runtime() else {
+            // Another kernel thread: read nothing the runtime writes (ForeignCancels.swift).
+            if let runtime = object.runtime { ForeignCancels.post(object, to: runtime) }
+            return
+        }
         guard !object.isFinished else { return }
-        if let t = object.controlBlock, let runtime = object.runtime {
-            guard runtime == uthreads_get_runtime() else { UThreadHandle.foreignCancel(object.id) }
+        if let t = object.controlBlock {
             Unmanaged<Scheduler>.fromOpaque(runtime)._withUnsafeGuaranteedRef { $0.cancel(t) }
         } else {
             object.isCancelled = true
         }
-    }
-
-    /// Stops the process: `cancel()` of an M:1 thread from another kernel thread.
-    private static func foreignCancel(_ id: ThreadID) -> Never {
-        let message = "UserThreads: UThreadHandle.cancel() of thread \(id) was called on a kernel thread that does not run its M:1 runtime; "
-            + "an M:1 runtime is touched only by its own kernel thread. Cancel it from a user thread of its runtime."
-        uthreads_write_stderr("\n" + message + "\n")
-        preconditionFailure(message)
     }
 
     public var description: String { "UThread \(object.id)\(object.name.isEmpty ? "" : " \"\(object.name)\"")" }

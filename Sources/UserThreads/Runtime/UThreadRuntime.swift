@@ -46,7 +46,11 @@ public enum UThreadRuntime {
         }
         JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
         let scheduler = Scheduler(settings: configuration.schedulerSettings, policy: policy ?? FIFOPolicy())
-        uthreads_set_runtime(Unmanaged.passUnretained(scheduler).toOpaque())
+        let address = Unmanaged.passUnretained(scheduler).toOpaque()
+        let inbox = ForeignCancels.open(for: address)
+        scheduler.foreignCancels = inbox
+        defer { inbox.close(for: address) }
+        uthreads_set_runtime(address)
         let attachment: Observability.Attachment
         do { attachment = try Observability.attach(scheduler, configuration) } catch {
             uthreads_set_runtime(nil)

@@ -133,6 +133,8 @@ final class Scheduler {
     private let fifo: FIFOPolicy?
     /// The reactor, once something needs it.
     var poller: Poller?
+    /// Cancels posted by other kernel threads (M:1 only; ForeignCancels.swift).
+    var foreignCancels: ForeignCancels?
     /// The M:N worker this scheduler serves (nil under M:1). Consulted only by the idle
     /// loop and by `maintenance` (every 64 yields); the switch, park and wake paths never look
     /// at it, so M:1 pays nothing for it.
@@ -473,6 +475,7 @@ final class Scheduler {
         if !timers.isEmpty { fireTimers(now: now()) }
         if let poller, poller.pendingWakeups > 0 { poller.poll(timeoutNanoseconds: 0) }
         answerSafePointRequests()
+        if let foreignCancels, foreignCancels.hasPosts { applyForeignCancels(foreignCancels) }
         if let worker { worker.maintenance(self) }
     }
 
@@ -787,6 +790,10 @@ final class Scheduler {
             }
             if table.liveCount == 0 { return }
             answerSafePointRequests()
+            if let foreignCancels, foreignCancels.hasPosts {
+                applyForeignCancels(foreignCancels)
+                if hasReadyThreads { continue }
+            }
             if checks { checkInvariants() }
             if !timers.isEmpty { fireTimers(now: now()) }
             if hasReadyThreads { continue }
@@ -812,6 +819,8 @@ final class Scheduler {
 
     private func sleepKernelThread(nanoseconds: UInt64) {
         guard nanoseconds > 0 else { return }
+        // M:1: a sleep that a cancel from another kernel thread ends (ForeignCancels.swift).
+        if let foreignCancels { return foreignCancels.sleep(nanoseconds: nanoseconds) }
         var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
         var remaining = timespec()
         // EINTR ends the sleep early: the loop recomputes the wait after a signal (a dump

@@ -21,9 +21,10 @@ struct SelfTestCommand: ParsableCommand {
         case deadlock
         case workerStartFailure = "worker-start-failure"
         case epollClosed = "epoll-closed", foreignCancel = "foreign-cancel"
+        case controlSocketOutOfDescriptors = "control-socket-emfile"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [BATCH] [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [BATCH] [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel thread|task [WORKERS] | control-socket-emfile SOCKET")
     var scenario: Scenario
 
     @Argument(help: "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the batch size (default 1) and the stack mode. dump-on-signal-workers: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
@@ -227,22 +228,19 @@ struct SelfTestCommand: ParsableCommand {
                 try waiter.join()
                 try writer.close()
             }
+        case .controlSocketOutOfDescriptors:
+            guard paths.count == 1 else { throw ValidationError("control-socket-emfile needs SOCKET") }
+            try ControlSocketOutOfDescriptors.scenario(socket: paths[0])
         case .foreignCancel:
-            // UThreadHandle.cancel() of an M:1 thread from another kernel thread must stop the
-            // process with a message (it cannot reach the runtime), not do nothing.
-            try UThreadRuntime.run {
-                let sleeper = UThread(name: "sleeper") { try UThread.sleep(for: .seconds(3600)) }
-                UThread.yield()
-                ForeignCanceller.handle = sleeper.handle
-                var thread = pthread_t()
-                pthread_create(&thread, nil, { _ in
-                    ForeignCanceller.handle?.cancel()
-                    return nil
-                }, nil)
-                pthread_join(thread, nil)
-                print("cancel from another kernel thread returned")
-                sleeper.cancel()
+            guard let via = paths.first, via == "thread" || via == "task", paths.count <= 2 else {
+                throw ValidationError("foreign-cancel needs thread|task [WORKERS]")
             }
+            var workers: Int?
+            if paths.count == 2 {
+                guard let w = Int(paths[1]), w >= 1 else { throw ValidationError("foreign-cancel: WORKERS must be >= 1") }
+                workers = w
+            }
+            try ForeignCanceller.scenario(viaTask: via == "task", workers: workers)
         case .gdbTarget:
             // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb. With
             // WORKERS, an M:N runtime with a sleeping thread pinned to each worker.
@@ -322,9 +320,62 @@ enum KnownStates {
     }
 }
 
-/// The handle `foreign-cancel` cancels from a pthread (set before the pthread starts).
+/// `selftest foreign-cancel thread|task [WORKERS]`: a sleeper's handle is cancelled from a
+/// kernel thread that does not run its runtime (a pthread, or a Swift task) while the runtime
+/// (M:1 `run {}`, or M:N with WORKERS) waits for it; prints how the sleeper ended. Then, after
+/// the runtime has returned, cancels the same handle again from a pthread (the thread is gone:
+/// nothing happens) and prints that it returned.
 enum ForeignCanceller {
+    /// The handle the pthread cancels (set before the pthread starts, read after it is joined).
     nonisolated(unsafe) static var handle: UThreadHandle?
+
+    /// A handle handed to a task.
+    struct Sent: @unchecked Sendable { let handle: UThreadHandle }
+
+    /// The pthread that cancels (joined after the runtime returned).
+    nonisolated(unsafe) static var canceller = pthread_t()
+
+    static func cancelElsewhere(_ h: UThreadHandle, viaTask: Bool) {
+        handle = h
+        if viaTask {
+            let sent = Sent(handle: h)
+            Task.detached { sent.handle.cancel() }
+        } else {
+            pthread_create(&canceller, nil, { _ in ForeignCanceller.handle?.cancel(); return nil }, nil)
+        }
+    }
+
+    static func scenario(viaTask: Bool, workers: Int?) throws {
+        let outcome: String
+        if let workers {
+            outcome = try UThreadRuntime.run(workers: workers) { () -> String in
+                let handles = MNChannel<Sent>()
+                let sleeper = MNThread(name: "sleeper") { () -> String in
+                    try handles.send(Sent(handle: UThread.current))
+                    do { try UThread.sleep(for: .seconds(3600)) } catch { return "\(type(of: error))" }
+                    return "slept"
+                }
+                guard let sent = try handles.receive() else { return "no handle" }
+                cancelElsewhere(sent.handle, viaTask: viaTask)
+                return try sleeper.join()
+            }
+        } else {
+            outcome = try UThreadRuntime.run { () -> String in
+                let sleeper = UThread(name: "sleeper") { () -> String in
+                    do { try UThread.sleep(for: .seconds(3600)) } catch { return "\(type(of: error))" }
+                    return "slept"
+                }
+                cancelElsewhere(sleeper.handle, viaTask: viaTask)
+                return try sleeper.join()
+            }
+        }
+        if !viaTask { pthread_join(canceller, nil) }
+        print("sleeper: \(outcome)")
+        // The runtime has ended: a cancel of its thread's handle must do nothing.
+        pthread_create(&canceller, nil, { _ in ForeignCanceller.handle?.cancel(); return nil }, nil)
+        pthread_join(canceller, nil)
+        print("cancel after the runtime returned")
+    }
 }
 
 /// Open descriptors whose /proc/self/fd link reads `target`.
@@ -374,4 +425,58 @@ func smashBelowStackLimit() {
     guard let me = table.threads.first(where: { $0.state == .running }) else { return }
     let canary = UnsafeMutablePointer<UInt64>(bitPattern: UInt(me.stack.base) - 16)!
     canary.pointee = 0xdead
+}
+
+/// `selftest control-socket-emfile SOCKET`: a runtime serves its control socket while the
+/// process has no descriptor left, so the server's accept fails with EMFILE and the client
+/// waits in the backlog. Prints the CPU time the process spent in 500 ms of that ("cpu-ms N":
+/// a server that polls the listener in a loop spends about all of it), then frees the
+/// descriptors and prints whether the waiting client got its answer.
+enum ControlSocketOutOfDescriptors {
+    static func cpuNanoseconds() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+
+    static func scenario(socket: String) throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = min(limit.rlim_cur, 256)
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        var configuration = UThreadRuntime.Configuration()
+        configuration.controlSocket = socket
+        try UThreadRuntime.run(configuration) {
+            // Every descriptor but one taken; the client takes that one.
+            var fillers: [Int32] = []
+            while true {
+                let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                if fd < 0 { break }
+                fillers.append(fd)
+            }
+            if let last = fillers.popLast() { close(last) }
+            let client = uthreads_unix_connect(socket)
+            guard client >= 0 else {
+                print("connect failed: errno \(-client)")
+                return
+            }
+            _ = "table\n".withCString { write(client, $0, 6) }
+            let before = cpuNanoseconds()
+            try UThread.sleep(for: .milliseconds(500))
+            print("cpu-ms \((cpuNanoseconds() - before) / 1_000_000)")
+            for fd in fillers { close(fd) }
+            _ = uthreads_set_nonblocking(client, 1)
+            var answer: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let give = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < give {
+                let n = read(client, &buffer, buffer.count)
+                if n > 0 { answer += buffer[0..<n]; continue }
+                if n == 0 || (errno != EAGAIN && errno != EINTR) { break }
+                try UThread.sleep(for: .milliseconds(5))  // the runtime must run to answer
+            }
+            close(client)
+            print("answered: \(answer.first == UInt8(ascii: "{"))")
+        }
+    }
 }

@@ -192,6 +192,52 @@ import Testing
         #expect(received > 0 && received < size, "cut short: \(received) of \(size + 1) bytes")
     }
 
+    /// A request line that arrived before its deadline while the loop was busy producing
+    /// another client's (slow) answer is answered, not dropped at the deadline.
+    @Test func aSlowAnswerDoesNotMakeAnotherClientMissItsDeadline() throws {
+        let started = DispatchSemaphore(value: 0), written = DispatchSemaphore(value: 0)
+        let server = try ControlSocketServer(path: LiveViewTests.temporaryPath(".sock"), readTimeoutNanoseconds: 100_000_000,
+                                             writeTimeoutNanoseconds: 3_600_000_000_000) { request, _ in
+            if request == "slow" {
+                started.signal()
+                written.wait()
+                usleep(300_000)  // the other client's read deadline (100 ms after its accept) passes
+            }
+            return "{\"for\":\"\(request)\"}"
+        }
+        defer { server.stop() }
+        let other = uthreads_unix_connect(server.path)
+        let slow = uthreads_unix_connect(server.path)
+        #expect(other >= 0 && slow >= 0)
+        defer { close(other); close(slow) }
+        #expect(write(slow, "slow\n", 5) == 5)
+        started.wait()
+        #expect(write(other, "table\n", 6) == 6)  // in time: the deadline is 100 ms away at least
+        written.signal()
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while true {
+            let n = read(other, &buffer, buffer.count)
+            if n <= 0 { break }
+            answer += buffer[0..<n]
+        }
+        #expect(String(decoding: answer, as: UTF8.self) == "{\"for\":\"table\"}\n")
+    }
+
+    /// With no descriptor left, accept fails and the connection stays in the backlog: the
+    /// server pauses its listener (one line on stderr) instead of polling it in a busy loop, and
+    /// serves the client once descriptors are free (in a child process with its own limit).
+    @Test func runningOutOfDescriptorsDoesNotMakeTheServerSpin() throws {
+        let socket = LiveViewTests.temporaryPath(".sock")
+        let r = try ChildProcess.run(ChildProcess.uthreadsPath, ["selftest", "control-socket-emfile", socket])
+        #expect(r.status == 0 && !r.crashed, "status \(r.status), stderr \(r.stderr)")
+        let cpu = r.stdout.split(separator: "\n").first { $0.hasPrefix("cpu-ms ") }.flatMap { Int($0.dropFirst(7)) }
+        // A spinning server spends about half of the 500 ms even on a busy machine; paused, ~0.
+        #expect(cpu.map { $0 < 50 } == true, "\(r.stdout)")
+        #expect(r.stdout.contains("answered: true"), "\(r.stdout)")
+        #expect(r.stderr.components(separatedBy: "accept failed (errno \(EMFILE))").count == 2, "logged once: \(r.stderr)")
+    }
+
     @Test(arguments: [1, 2])
     func uthreadsTopShowsTheWorkerColumn(workers: Int) throws { try LiveViewTests.withLiveView(["\(workers)"]) { socket in
         let r = try ChildProcess.uthreads("top", "--once", "--sort", "id", socket)

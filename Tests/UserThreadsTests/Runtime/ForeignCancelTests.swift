@@ -1,15 +1,35 @@
-// UThreadHandle.cancel() from a kernel thread other than the runtime's: it works for M:N
-// threads and stops the process with a message for M:1 threads (never a silent no-op).
+// UThreadHandle.cancel() from a kernel thread other than the runtime's (a pthread, a Foundation
+// thread, a Swift task), under M:1 `run {}` and M:N: the sleeper wakes with CancellationError;
+// after the runtime has ended the same cancel does nothing.
 import Foundation
 import Testing
 @testable import UserThreads
 
 @Suite(.timeLimit(.minutes(1)))
 struct ForeignCancelTests {
-    /// An M:N thread's handle, cancelled from a kernel thread that is no worker (a Foundation
-    /// thread; not a Swift task: this test itself runs on one of the cooperative pool's few
-    /// threads, and a task could wait for a free one for as long as the runtime runs): the
-    /// sleeper wakes with CancellationError.
+    /// An M:1 thread's handle, cancelled from a Foundation thread while the runtime waits for it
+    /// (idle: its sleep must be ended by the post), or while another thread keeps it busy
+    /// (`busy`: the post is applied at `maintenance`). Not a Swift task here: this test runs on
+    /// one of the cooperative pool's few threads (the child-process test below covers tasks).
+    @Test(arguments: [false, true])
+    func anM1ThreadIsCancelledFromAnotherKernelThread(busy: Bool) throws {
+        let error = try UThreadRuntime.run { () -> String in
+            let sleeper = UThread(name: "sleeper") { () -> String in
+                do { try UThread.sleep(for: .seconds(3600)) } catch { return "\(type(of: error))" }
+                return "slept"
+            }
+            let spinner = busy ? UThread(name: "spinner") { while !sleeper.isFinished { UThread.yield() } } : nil
+            let handle = Handed(value: sleeper.handle)
+            Thread { handle.value.cancel() }.start()
+            let result = try sleeper.join()
+            try spinner?.join()
+            return result
+        }
+        #expect(error == "CancellationError")
+    }
+
+    /// An M:N thread's handle, cancelled from a kernel thread that is no worker: the sleeper
+    /// wakes with CancellationError.
     @Test(arguments: [1, 2])
     func anMNThreadIsCancelledFromAnotherKernelThread(workers: Int) throws {
         let error = try UThreadRuntime.run(workers: workers) { () -> String in
@@ -20,24 +40,21 @@ struct ForeignCancelTests {
                 return "slept"
             }
             guard let handle = try handles.receive() else { return "no handle" }
-            // The worker waits in the kernel until cancel() has returned on the other thread
-            // (an M:N wait here would be a deadlock to the runtime, which cannot see that
-            // thread, and the runtime must outlive the cancel's post to its mailbox).
-            let returned = DispatchSemaphore(value: 0)
-            Thread {
-                handle.value.cancel()
-                returned.signal()
-            }.start()
-            returned.wait()
+            // The sleeper cannot end before the cancel reaches it, so the runtime outlives it.
+            Thread { handle.value.cancel() }.start()
             return try sleeper.join()
         }
         #expect(error == "CancellationError")
     }
 
-    @Test func anM1ThreadCancelledFromAnotherKernelThreadStopsWithAMessage() throws {
-        let r = try ChildProcess.run(ChildProcess.uthreadsPath, ["selftest", "foreign-cancel"])
-        #expect(r.crashed, "status \(r.status), stdout \(r.stdout)")
-        #expect(r.stderr.contains("UThreadHandle.cancel()") && r.stderr.contains("M:1 runtime"), "\(r.stderr)")
-        #expect(!r.stdout.contains("returned"))
+    /// In a fresh process (so a Swift task finds a free pool thread at once): cancelled from a
+    /// pthread or a task, under `run {}` and M:N, the sleeper wakes with CancellationError; a
+    /// cancel after the runtime returned does nothing (no crash, no use after free).
+    @Test(arguments: ["thread", "task"], [[], ["1"], ["2"]])
+    func aCancelFromAnyKernelThreadWakesTheSleeper(via: String, workers: [String]) throws {
+        let r = try ChildProcess.run(ChildProcess.uthreadsPath, ["selftest", "foreign-cancel", via] + workers)
+        #expect(r.status == 0 && !r.crashed, "status \(r.status), stderr \(r.stderr)")
+        #expect(r.stdout.contains("sleeper: CancellationError"), "\(r.stdout)")
+        #expect(r.stdout.contains("cancel after the runtime returned"), "\(r.stdout)")
     }
 }

@@ -1,0 +1,154 @@
+// Layer 6: `cancel()` of an M:1 thread from a kernel thread that does not run its runtime (a
+// pthread, a Swift task, the offload pool).
+//
+// An M:1 scheduler has no lock: only its own kernel thread may touch it. So another kernel
+// thread never cancels; it *posts* the thread's object to the runtime's inbox and wakes the
+// runtime, which applies the cancel itself at its next safe point — `maintenance` (every 64th
+// yield, when threads keep running) or its idle loop, before it sleeps. The thread then wakes
+// at its wait with CancellationError, as if a user thread of its own runtime had cancelled it.
+//
+// Finding the inbox. A handle may outlive its runtime, and the object's `runtime` field is
+// then a dangling address (possibly reused by a later runtime). The canceller therefore never
+// dereferences it: it looks the address up in a process-wide table of live M:1 runtimes
+// (under a lock), which `UThreadRuntime.run` fills when it starts and empties before the
+// scheduler is freed. A missing entry means the runtime has ended and the thread is gone: the
+// cancel does nothing. A later runtime at the same address receives the post and drops it,
+// because it applies a cancel only to an object whose row it owns (`ControlBlockTable.contains`,
+// the row pointing back to the object). The canceller reads only `runtime`, written once at
+// spawn before the handle could be handed over, so nothing it reads races with the runtime.
+//
+// Waking. The inbox carries a 32-bit generation word (futex.c). The poster appends under the
+// lock, then bumps the word and futex-wakes it; it also rings the reactor's eventfd if the
+// runtime has one (`bell`, set by the reactor when it is made), since the idle loop then
+// sleeps in epoll_wait. The idle loop reads the word, applies what was posted, and sleeps
+// (instead of nanosleep) only while the word is unchanged, so a post between its look and its
+// sleep ends the sleep at once. The cost to a runtime nobody cancels from outside: one
+// allocation and one table insert and removal per `run`, no system call; one load and compare
+// per `maintenance` (never on the switch or spawn path).
+//
+// The deadlock check ignores outside kernel threads, as Go's does: when every thread waits
+// with no timer, no I/O and nothing posted, the runtime reports a deadlock even if a pthread
+// still holds a handle and might cancel later (a runtime cannot know whether it will; waiting
+// for it would turn every real deadlock in such a program into a hang).
+//
+// Rejected designs:
+//   * Stopping the process (what this replaced): Go and Java let any thread interrupt another.
+//   * A lock in the scheduler: every switch would pay for what almost no program does.
+//   * A strong reference from each thread object to its runtime's inbox: a retain and a store
+//     on every spawn, the hottest path there is.
+//   * An inbox made lazily on the first foreign cancel: publishing it to the runtime's thread
+//     needs the same lock and table, and the idle loop still needs a wakeable sleep.
+//   * A pthread condition variable for the idle sleep: it does not return on a signal, so the
+//     dump signal would wait for the next timer.
+import CUThreads
+
+final class ForeignCancels: @unchecked Sendable {
+    private struct State {
+        var open = true
+        var posted: [ThreadObject] = []
+        var bell: (@Sendable () -> Void)?
+    }
+
+    private let state = KernelLock(State())
+    /// The generation word (futex.c); bumped after every post.
+    private let word: UnsafeMutablePointer<UInt32>
+    /// The generation the runtime last applied (read and written on its kernel thread only).
+    private var applied: UInt32 = 0
+
+    /// Live M:1 runtimes and their scheduler addresses (a few: one per kernel thread running
+    /// one). An array, not a dictionary: its first use then needs no runtime lookup of the key's
+    /// Hashable conformance (~200,000 instructions of start-up, measured).
+    private static let live = KernelLock<[(runtime: UnsafeMutableRawPointer, inbox: ForeignCancels)]>([])
+
+    private init() {
+        word = .allocate(capacity: 1)
+        word.initialize(to: 0)
+    }
+
+    deinit { word.deallocate() }
+
+    // MARK: The runtime's side
+
+    /// Makes `runtime`'s inbox and lists it as live (when an M:1 `run` starts).
+    static func open(for runtime: UnsafeMutableRawPointer) -> ForeignCancels {
+        let inbox = ForeignCancels()
+        live.withLock { $0.append((runtime, inbox)) }
+        return inbox
+    }
+
+    /// Unlists `runtime` (before its scheduler is freed); later cancels do nothing.
+    func close(for runtime: UnsafeMutableRawPointer) {
+        ForeignCancels.live.withLock { $0.removeAll { $0.runtime == runtime && $0.inbox === self } }
+        state.withLock { s in
+            s.open = false
+            s.posted = []
+            s.bell = nil
+        }
+    }
+
+    /// Sets what else wakes the idle runtime (its reactor's eventfd), or nil.
+    func setBell(_ bell: (@Sendable () -> Void)?) {
+        state.withLock { $0.bell = bell }
+    }
+
+    /// Whether something was posted since the last `take()`. One load.
+    @inline(__always) var hasPosts: Bool { uthreads_futex_load(word) != applied }
+
+    /// The objects posted since the last call.
+    func take() -> [ThreadObject] {
+        applied = uthreads_futex_load(word)
+        return state.withLock { s in
+            let taken = s.posted
+            s.posted = []
+            return taken
+        }
+    }
+
+    /// Sleeps for at most `nanoseconds` unless something was posted since the last `take()`;
+    /// a post, a signal or the timeout ends it.
+    func sleep(nanoseconds: UInt64) {
+        guard nanoseconds > 0 else { return }
+        _ = uthreads_futex_wait(word, applied, nanoseconds)
+    }
+
+    // MARK: Any kernel thread's side
+
+    /// Posts a cancel of `object` to the M:1 runtime at `runtime`, if it is still live; wakes
+    /// it. Returns false when that runtime has ended (the thread is gone).
+    @discardableResult
+    static func post(_ object: ThreadObject, to runtime: UnsafeMutableRawPointer) -> Bool {
+        guard let inbox = live.withLock({ $0.first { $0.runtime == runtime }?.inbox }) else { return false }
+        return inbox.post(object)
+    }
+
+    private func post(_ object: ThreadObject) -> Bool {
+        let bell: (@Sendable () -> Void)?? = state.withLock { s in
+            guard s.open else { return .none }
+            s.posted.append(object)
+            return .some(s.bell)
+        }
+        guard case .some(let ring) = bell else { return false }
+        uthreads_futex_bump_and_wake(word)
+        ring?()
+        return true
+    }
+}
+
+extension Scheduler {
+    /// Applies the cancels other kernel threads posted (ForeignCancels.swift).
+    @inline(never)
+    func applyForeignCancels(_ inbox: ForeignCancels) {
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        for object in inbox.take() where object.runtime == me && !object.isFinished {
+            guard let t = object.controlBlock else {
+                object.isCancelled = true
+                continue
+            }
+            // A row of this table that still belongs to this object (not a thread of an earlier
+            // runtime that lived at the same address).
+            guard table.contains(t), t.pointee.state != .stateFinished,
+                  t.pointee.object == Unmanaged.passUnretained(object).toOpaque() else { continue }
+            cancel(t)
+        }
+    }
+}
