@@ -12,6 +12,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The runtime's gauges and counters (Runtime/RuntimeMetrics.swift); the Prometheus
+        // exporter behind `uthreads serve --metrics`.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // `swift package generate-documentation --target UserThreads` (scripts/check-docs.sh).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -26,6 +30,7 @@ let package = Package(
                 "CUThreads",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         // The kernel-thread peers of the benchmarks (pthreads, futex), in C.
@@ -38,13 +43,15 @@ let package = Package(
                 "CUThreads",
                 "CKernelPeers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // The tests also run `uthreads selftest …` as child processes (crash reports, the
         // kernel's view of the process), so the executable is a dependency.
         .testTarget(
             name: "UserThreadsTests",
-            dependencies: ["UserThreads", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["UserThreads", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "MetricsTestKit", package: "swift-metrics")],
             exclude: ["ThreadTable/Fixtures"]),  // JSON earlier versions wrote, read by path
     ],
     swiftLanguageModes: [.v6]
