@@ -35,7 +35,7 @@ enum Observability {
             scheduler.idleWakeLimit = ControlSocketServer.idleWakeNanoseconds
         }
         if let metrics = scheduler.configuration.metrics {
-            scheduler.sampler = SchedulerMetrics(metrics, worker: nil, runtimeWide: nil)
+            scheduler.sampler = SchedulerMetrics(metrics, worker: 0, runtimeWide: nil)
             scheduler.idleWakeLimit = min(scheduler.idleWakeLimit, metrics.intervalNanoseconds)  // RuntimeMetrics.swift: staleness
         }
         return Attachment(registrySlot: slot, server: server)

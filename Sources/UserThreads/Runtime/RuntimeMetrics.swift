@@ -10,10 +10,13 @@
 // (`uthreads_stacks_mapped`: guarded stacks in use or pooled, and every slot of the dense slabs)
 // and reactor registrations (`uthreads_reactor_registrations`: descriptors in the epoll set).
 // Counters: switches, spawns, offloaded calls (`blocking {}` and the I/O calls that use the
-// pool) and deadlock reports, and under M:N steals and migrations (`uthreads_…_total`). Under
-// `run(workers:)` the per-scheduler figures carry a `worker` label; steals, migrations and the
-// M:N deadlock reports are the runtime's and carry none. `MetricsReporting.dimensions` adds the
-// caller's own labels to every one (two runtimes in one process must tell themselves apart).
+// pool) and deadlock reports, and under M:N steals and migrations (`uthreads_…_total`). The
+// per-scheduler figures carry a `worker` label (an M:1 runtime is worker "0": its one kernel
+// thread); steals, migrations and deadlock reports are the runtime's and carry none.
+// `MetricsReporting.dimensions` adds the caller's own labels to every one (two runtimes in one
+// process must tell themselves apart). Why M:1 has a worker label too: a Prometheus registry
+// (swift-prometheus) stops the process when one name is used both with and without labels, so
+// a name is labelled the same way whichever runtime publishes it.
 //
 // Where the figures come from. Every figure already exists as a plain field written only on
 // its scheduler's kernel thread (`Scheduler.switchCount`, `spawnCount`, the table's rows, the
@@ -159,16 +162,15 @@ final class SchedulerMetrics: SafePointSampler {
     private let threads: [Gauge]
     private let runQueue, stacksMapped, registrations: Gauge
     private var switches, spawns, offloads: DeltaCounter
-    /// M:1 only (M:N workers report deadlocks through their runtime).
+    /// M:1 only (M:N workers report deadlocks through their runtime); no `worker` label.
     private var deadlocks: DeltaCounter?
     private let runtimeWide: RuntimeWideMetrics?
 
-    /// `worker`: the M:N worker's index (a `worker` label), nil under M:1; `runtimeWide`: the
-    /// M:N runtime's own counters.
-    init(_ reporting: UThreadRuntime.Configuration.MetricsReporting, worker: Int?, runtimeWide: RuntimeWideMetrics?) {
+    /// `worker`: the worker's index, its `worker` label (0 under M:1); `runtimeWide`: the M:N
+    /// runtime's own counters (nil under M:1).
+    init(_ reporting: UThreadRuntime.Configuration.MetricsReporting, worker: Int, runtimeWide: RuntimeWideMetrics?) {
         let factory = reporting.factory ?? MetricsSystem.factory
-        var d = reporting.dimensions
-        if let worker { d.append(("worker", String(worker))) }
+        let d = reporting.dimensions + [("worker", String(worker))]
         interval = reporting.intervalNanoseconds
         threads = ThreadState.allCases.map { Gauge(label: MetricNames.threads, dimensions: d + [("state", $0.rawValue)], factory: factory) }
         runQueue = Gauge(label: MetricNames.runQueue, dimensions: d, factory: factory)
@@ -177,7 +179,7 @@ final class SchedulerMetrics: SafePointSampler {
         switches = DeltaCounter(MetricNames.switches, d, factory)
         spawns = DeltaCounter(MetricNames.spawns, d, factory)
         offloads = DeltaCounter(MetricNames.offloads, d, factory)
-        deadlocks = runtimeWide == nil ? DeltaCounter(MetricNames.deadlocks, d, factory) : nil
+        deadlocks = runtimeWide == nil ? DeltaCounter(MetricNames.deadlocks, reporting.dimensions, factory) : nil
         self.runtimeWide = runtimeWide
     }
 
