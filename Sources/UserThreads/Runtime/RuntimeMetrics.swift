@@ -36,7 +36,9 @@
 //
 // Cost when off. `Configuration.metrics` is nil by default: no sampler exists, and each safe
 // point tests one nil reference (maintenance runs every 64 yields, so the switch, spawn and
-// park paths are unchanged; `uthreads bench --instructions` counts the same instructions). A
+// park paths are unchanged: `uthreads bench --instructions` counted 176 per yield switch and 939
+// per spawn+run+join, release build, before and after this file; `checkpoint()`, whose slow
+// path is `maintenance`, went from 6.92 to 7.11 per call). A
 // program that bootstraps a backend with `MetricsSystem.bootstrap` still opts in with
 // `Configuration.metrics`, whose factory defaults to the bootstrapped one.
 //
