@@ -7,6 +7,10 @@ let package = Package(
     products: [
         .library(name: "UserThreads", targets: ["UserThreads"]),
         .executable(name: "uthreads", targets: ["uthreads"]),
+        // Opt-in: the C library's blocking calls park user threads (Sources/UserThreadsJacket).
+        .library(name: "UserThreadsJacket", targets: ["UserThreadsJacket"]),
+        // The same, as libuthreads-jacket.so for LD_PRELOAD into binaries that cannot be relinked.
+        .library(name: "uthreads-jacket", type: .dynamic, targets: ["UserThreadsJacket"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -22,12 +26,20 @@ let package = Package(
     targets: [
         // Layer 0: the context switch in assembly, the thread control block layout,
         // the fault handler and the few syscalls Glibc does not export to Swift.
-        .target(name: "CUThreads"),
+        .target(name: "CUThreads", dependencies: ["CUThreadsJacketABI"]),
+        // The contract between the runtime and the jacket (a header: the jacket links no runtime code).
+        .target(name: "CUThreadsJacketABI"),
+        // The jacket: defines read, write, poll, connect, nanosleep, … and reaches the real ones
+        // with dlsym(RTLD_NEXT); on a user thread a call that would block parks instead.
+        .target(name: "UserThreadsJacket", dependencies: ["CUThreadsJacketABI"]),
+        // libcurl's easy API loaded with dlopen (no headers needed to build): `demo jacket`, tests.
+        .target(name: "CJacketCurl"),
         // Layers 1..7: stacks, thread table, scheduler, timers, reactor, sync, public API.
         .target(
             name: "UserThreads",
             dependencies: [
                 "CUThreads",
+                "CUThreadsJacketABI",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -42,6 +54,7 @@ let package = Package(
                 "UserThreads",
                 "CUThreads",
                 "CKernelPeers",
+                "CJacketCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
@@ -53,6 +66,17 @@ let package = Package(
             dependencies: ["UserThreads", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log"),
                            .product(name: "MetricsTestKit", package: "swift-metrics")],
             exclude: ["ThreadTable/Fixtures"]),  // JSON earlier versions wrote, read by path
+        // The jacket's scenarios, run by Tests/UserThreadsTests/Jacket as a child process: a
+        // binary of its own, because the test binary holds every test target and a jacket linked
+        // into it would interpose every read and write of every test. CJacketProbe makes the
+        // plain C calls that the jacket interposes. Not a dependency of the test target: that
+        // would link the probe's modules, jacket included, into the test binary; `swift build
+        // --build-tests` (and so `swift test`) builds it as one of the package's executables.
+        .target(name: "CJacketProbe", path: "Tests/CJacketProbe"),
+        .executableTarget(
+            name: "jacket-probe",
+            dependencies: ["UserThreads", "UserThreadsJacket", "CJacketProbe", "CJacketCurl"],
+            path: "Tests/JacketProbe"),
     ],
     swiftLanguageModes: [.v6]
 )

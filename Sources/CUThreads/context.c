@@ -33,6 +33,19 @@ __attribute__((noinline)) void uthreads_set_runtime(void *runtime) { tls_runtime
 __attribute__((noinline)) uthreads_tcb *uthreads_get_current(void) { return tls_current; }
 __attribute__((noinline)) void uthreads_set_current(uthreads_tcb *tcb) { tls_current = tcb; }
 
+intptr_t uthreads_current_tls_offset(void) {
+#if defined(__x86_64__)
+    char *tp;
+    __asm__("movq %%fs:0, %0" : "=r"(tp));  // the TCB's self pointer: the thread pointer
+#elif defined(__aarch64__)
+    char *tp;
+    __asm__("mrs %0, tpidr_el0" : "=r"(tp));
+#else
+#error "UserThreads: no thread pointer for this architecture"
+#endif
+    return (intptr_t)((char *)&tls_current - tp);
+}
+
 // MARK: - Clocks
 
 uint64_t uthreads_ticks(void) { return uthreads_ticks_inline(); }

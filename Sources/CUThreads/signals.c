@@ -16,7 +16,7 @@
 // Overflow, or another crash? Two witnesses, either suffices:
 //   - the fault address lies in the thread's guard region (guarded mode);
 //   - the interrupted stack pointer (from the ucontext) lies below the thread's stack, by at
-//     most OVERFLOW_REACH. Only an overflow moves it there, so this is the stronger witness: it
+//     most uthreads_overflow_reach (past the guard, or through its slab). Only an overflow moves it there, so this is the stronger witness: it
 //     names a frame that jumped the guard and faulted further down (the address alone could be
 //     any wild pointer), and it names an overflow in dense mode, where there is no guard between
 //     slots: the recursion writes through the slots below and faults at the guard under the slab
@@ -39,8 +39,8 @@
 
 #define ALT_STACK_SIZE (64 * 1024)
 /// How far below the usable stack the stack pointer still counts as an overflow of the running
-/// thread: past the guard region (a frame larger than it), and in dense mode through every slot
-/// below in the slab (1 GiB: Configuration.maximumStackSize).
+/// thread, at least: past the guard region (a frame far larger than it). Dense mode reaches
+/// further (uthreads_overflow_reach).
 #define OVERFLOW_REACH ((uintptr_t)1 << 30)
 
 /// The live runtimes' tables (registry.c), for naming the owner of a faulting address.
@@ -118,7 +118,19 @@ static uintptr_t interrupted_sp(const void *context) {
 #endif
 }
 
-static int below(uintptr_t x, uintptr_t lo) { return x < lo && lo - x <= OVERFLOW_REACH; }
+// A dense thread's recursion writes down through every slot below its own and faults in the
+// guard region under the slab: from the top slot, that is UTHREADS_DENSE_SLAB_SLOTS - 1 slots,
+// the canary page and a frame into the guard below (1 GiB does not cover it once a slot is
+// larger than 1 MiB: the stack pointer would be out of reach and only a canary the recursion
+// happened to overwrite would name the thread).
+uintptr_t uthreads_overflow_reach(const uthreads_tcb *t) {
+    if (t->stack_mode != UTHREADS_STACK_DENSE || !t->stack_lo) return OVERFLOW_REACH;
+    uintptr_t slot = (uintptr_t)(t->stack_hi - t->stack_lo) + 64;
+    uintptr_t slab = slot * UTHREADS_DENSE_SLAB_SLOTS + 2 * (uintptr_t)UTHREADS_GUARD_REGION_SIZE;
+    return slab > OVERFLOW_REACH ? slab : OVERFLOW_REACH;
+}
+
+static int below(uintptr_t x, uintptr_t lo, uintptr_t reach) { return x < lo && lo - x <= reach; }
 
 static int on_alt_stack(uintptr_t sp) {
     stack_t ss;
@@ -161,7 +173,7 @@ static void fault_handler(int sig, siginfo_t *info, void *context) {
         uintptr_t guard_lo = lo - t->guard_size;
         uintptr_t sp = interrupted_sp(context);
         int dense = t->stack_mode == UTHREADS_STACK_DENSE;
-        int sp_below = below(sp, lo) && !on_alt_stack(sp);
+        int sp_below = below(sp, lo, uthreads_overflow_reach(t)) && !on_alt_stack(sp);
         int in_guard = !dense && addr >= guard_lo && addr < lo;
         int canary_gone = dense && !canary_intact(t);
         if (in_guard || sp_below || canary_gone) {

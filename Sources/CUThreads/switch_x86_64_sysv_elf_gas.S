@@ -114,6 +114,25 @@ uthreads_trampoline:
     .cfi_endproc
 .size uthreads_trampoline,.-uthreads_trampoline
 
+/*
+ * The GNU property note: this object is IBT-compatible (every indirect-branch target above
+ * starts with endbr64; the numbered labels are reached only by direct jumps). The linker ANDs
+ * the notes of all objects, so an object without one turned IBT off for the whole executable.
+ * SHSTK is *not* claimed: a switch returns on another stack than it was called on, which a
+ * shadow stack would fault (supporting it needs a shadow stack per user thread, switched with
+ * rstorssp/saveprevssp). Layout: x86-64 ABI, "GNU Program Properties"; 8-byte aligned.
+ */
+.section .note.gnu.property,"a"
+.p2align 3
+.long 4                             /* n_namesz: "GNU\0"                                    */
+.long 16                            /* n_descsz: one property, padded to 8                  */
+.long 5                             /* n_type: NT_GNU_PROPERTY_TYPE_0                       */
+.asciz "GNU"
+.long 0xc0000002                    /* pr_type: GNU_PROPERTY_X86_FEATURE_1_AND              */
+.long 4                             /* pr_datasz                                            */
+.long 1                             /* GNU_PROPERTY_X86_FEATURE_1_IBT                       */
+.p2align 3                          /* pr_padding                                           */
+
 #endif
 
 /* This object needs no executable stack. */

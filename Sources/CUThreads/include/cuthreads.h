@@ -98,6 +98,12 @@ enum {
     UTHREADS_STATE_FINISHED = 5,  ///< ran to completion; stack already returned
 };
 
+/// Bytes of PROT_NONE below every guarded stack and below every dense-mode slab (StackPool's
+/// essay says why 1 MiB), and the slots of one dense-mode slab. The fault handler bounds how far
+/// below its stack an overflowing thread's stack pointer can be with them.
+#define UTHREADS_GUARD_REGION_SIZE 1048576
+#define UTHREADS_DENSE_SLAB_SLOTS 1024
+
 /// Stack modes.
 enum {
     UTHREADS_STACK_GUARDED = 0,   ///< own mapping + PROT_NONE guard region below it
@@ -174,6 +180,19 @@ void *_Nullable uthreads_get_runtime(void);
 void uthreads_set_runtime(void *_Nullable runtime);
 uthreads_tcb *_Nullable uthreads_get_current(void);
 void uthreads_set_current(uthreads_tcb *_Nullable tcb);
+
+/// Offset of the "current user thread" thread-local from the thread pointer (initial-exec: the
+/// same on every kernel thread). The jacket reads it with one %fs-relative load (jacket_link.c).
+intptr_t uthreads_current_tls_offset(void);
+
+// MARK: - Jacket (jacket_link.c)
+
+/// Fills in the version and TLS offset of `table` (a `uthreads_jacket_runtime`, declared in
+/// CUThreadsJacketABI, which this header does not include: the AArch64 check compiles it alone)
+/// and gives it to the jacket (the opt-in interposer of blocking C calls,
+/// Sources/UserThreadsJacket) when the program has one. Returns 1 when a jacket took it, 0 when
+/// the program has none.
+int uthreads_jacket_connect(void *_Nonnull table);
 
 // MARK: - Time-slice checkpoint (the explicit safe point)
 //
@@ -285,6 +304,10 @@ static inline __attribute__((always_inline)) void *_Nullable uthreads_stack_poin
 #endif
     return sp;
 }
+/// How far below `tcb`'s stack its stack pointer may lie and still witness an overflow of it
+/// (the fault handler's bound): dense mode, through every slot below it in its slab and the
+/// guard region under the slab; guarded mode, a frame far larger than the guard region.
+uintptr_t uthreads_overflow_reach(const uthreads_tcb *_Nonnull tcb);
 /// Writes a string to fd 2 without allocating (async-signal-safe).
 void uthreads_write_stderr(const char *_Nonnull message);
 

@@ -31,8 +31,8 @@ public final class KernelThreadsBackend: ThreadingBackend {
     /// `nanosleep`, resumed after signals.
     public func sleep(for duration: Duration) throws {
         guard duration > .zero else { sched_yield(); return }
-        let (seconds, attoseconds) = duration.components
-        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        let ns = Deadline.clampedNanoseconds(duration)
+        var request = timespec(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
         var remaining = timespec()
         while nanosleep(&request, &remaining) != 0 {
             guard errno == EINTR else { throw UThreadError.system(call: "nanosleep", errno: .lastError) }

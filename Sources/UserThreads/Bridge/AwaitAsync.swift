@@ -55,7 +55,7 @@ extension UThread where Success == Never {
         if !s.onUserThread { Scheduler.misuse("UThread.await") }
         let reactor = try Reactor.of(s)
         let job = AsyncCallJob<T>()
-        let deadline = timeout.map { Deadline.after($0, now: s.now()) }
+        let deadline = timeout.flatMap { Deadline.after($0, now: s.now()) }
         let outcome = reactor.awaitCompletion(job, start: { _ in
             job.task = Task.detached {
                 do {

@@ -31,6 +31,9 @@ public struct HTTPServer {
     public var initialBufferSize = 1024
     /// A connection idle this long between requests is closed (nil: never).
     public var idleTimeout: Duration? = nil
+    /// Each answer is sent this long after its request (a slow backend, for demonstrations:
+    /// `uthreads demo jacket`); nil: at once.
+    public var responseDelay: Duration? = nil
 
     /// A server accepting connections on `listener`, with the default parser limits, 64 KiB
     /// connection stacks and no idle timeout. Nothing is accepted until `run()` is called.
@@ -108,6 +111,7 @@ public struct HTTPServer {
     private static let helloClose = Array(response(status: 200, body: helloBody, keepAlive: false).utf8)
 
     func respond(to request: HTTPRequest, body: UnsafeRawBufferPointer, on connection: TCPStream) throws {
+        if let responseDelay { try UThread.sleep(for: responseDelay) }
         switch (request.method, request.target) {
         case ("GET", "/"):
             try connection.write(all: request.keepAlive ? HTTPServer.helloKeepAlive : HTTPServer.helloClose)

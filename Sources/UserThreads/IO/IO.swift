@@ -95,7 +95,7 @@ struct PendingDeadline {
 
     mutating func resolve(now: UInt64) -> UInt64? {
         if let t = timeout {
-            deadline = Deadline.after(t, now: now)
+            deadline = Deadline.after(t, now: now)  // nil: no limit
             timeout = nil
         }
         return deadline

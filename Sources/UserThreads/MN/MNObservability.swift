@@ -15,6 +15,9 @@
 //
 // What is done instead, when the runtime starts:
 //   * worker 0's table goes into the debugger registry (the runtime is live for the handler);
+//     every other worker puts its own there when its kernel thread starts (the registry records
+//     the kernel thread that registers, which debuggers show as each row's LWP), so gdb and LLDB
+//     list every worker's threads;
 //   * the handler is installed over the backtracer (Observability.installDumpSignal);
 //   * each worker's completion-mailbox eventfd is registered as a *bell*: the handler writes to
 //     every bell, so every worker wakes, whichever thread took the signal (dump_signal.c);
@@ -126,6 +129,13 @@ extension MNRuntime {
 }
 
 extension MNWorker {
+    /// Puts this worker's table in the debugger registry, on its own kernel thread; worker 0's
+    /// is there already (`MNObservability.attach`). Returns the slot to remove when the loop
+    /// ends (-1: none, or every slot taken: those rows are invisible to debuggers).
+    func registerForDebuggers(_ s: Scheduler) -> Int32 {
+        index == 0 ? -1 : uthreads_registry_add(s.table.view, Unmanaged.passUnretained(s).toOpaque())
+    }
+
     /// A dump signal reached this worker's safe point (see the essay): the first worker to see
     /// request `request` spawns the thread that writes the merged dump.
     func dumpRequested(_ s: Scheduler, request: UInt64, reason: String) {

@@ -204,9 +204,12 @@
 // Deadlock. A worker that would sleep with no timer, no I/O waiter and no offload in flight
 // counts itself `stuck`; when every active worker is stuck, no queue holds a thread and no
 // mailbox holds a message, and no worker left that state while it looked (MNStuckCensus.swift
-// has the lock-free argument), no thread can ever run again: the worker that saw it writes its
-// thread table to stderr, and every worker wakes its parked threads with `.deadlocked` so they
-// unwind; `run` throws `UThreadError.deadlock`. (Kernel threads outside the runtime could in
+// has the lock-free argument), no thread can ever run again. The report is written in two
+// phases: every worker first writes its own thread table to stderr and the report, and only
+// after the last one has does every worker wake its parked threads with `.deadlocked` so they
+// unwind (`deadlockUnwindEpoch`); `run` throws `UThreadError.deadlock`. Waking in the same pass
+// let one worker's unwinding (a mutex released on the way out and handed to a waiter on
+// another worker) change a table not yet written, so the report lost waits. (Kernel threads outside the runtime could in
 // principle still spawn through a handle; like Go, they do not count.)
 //
 // Rejected designs:
@@ -358,8 +361,20 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// Workers whose loop still runs.
     let activeWorkers = Atomic<Int>(0)
     let mainDone = Atomic<Bool>(false)
-    /// Incremented per deadlock found (the second one abandons the threads left).
+    /// Incremented per deadlock found (the second one abandons the threads left). A deadlock
+    /// is handled in two phases: every active worker first adds its table to the report
+    /// (`deadlockTables` counts them), and only when the last one has, `deadlockUnwindEpoch`
+    /// catches up with `deadlockEpoch` and every worker wakes its parked threads. Waking at
+    /// once let one worker's unwinding threads (a mutex released on the way out, handed to a
+    /// waiter on another worker) change a table that had not been written yet: the report then
+    /// showed a waiter as "ready, cancelled", or not at all.
+    /// Only one worker declares a deadlock (a compare-and-swap from the epoch it saw), and no
+    /// worker declares another until every worker has woken its threads: a worker not yet
+    /// through phase 2 still looks stuck, and its threads are about to run.
     let deadlockEpoch = Atomic<Int>(0)
+    let deadlockTables = Atomic<Int>(0)
+    let deadlockUnwindEpoch = Atomic<Int>(0)
+    let deadlockWokenWorkers = Atomic<Int>(0)
     let deadlockReport = KernelLock<String?>(nil)
     /// Workers spinning for work before they sleep (at most half of them).
     let spinning = Atomic<Int>(0)
@@ -399,10 +414,14 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         self.configuration = configuration
         table = .allocate(capacity: n)
         descriptors.attach(self)  // before any worker (or other kernel thread) uses it
+        JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
         for i in 0..<n {
             let scheduler = Scheduler(configuration: configuration, policy: policy?() ?? FIFOPolicy(), worker: true)
             let w: MNWorker
             do { w = try MNWorker(index: i, runtime: self, scheduler: scheduler) } catch {
+                // Nothing has run: close what the workers made so far (epoll sets, eventfds).
+                scheduler.shutdown()
+                for w in workers { w.scheduler?.shutdown() }
                 table.deallocate()
                 throw error
             }
@@ -583,29 +602,20 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         let runtime = try MNRuntime(workers: n, configuration: configuration, policy: policy)
         runtime.descriptors.activate()  // closers outside the workers find it from now on
         defer { runtime.tearDown() }
+        // Workers that never ran (a failed start) are shut down here: after the detach below
+        // (the bells are the reactors'), before tearDown.
+        var neverRan = false
+        defer { if neverRan { for w in runtime.workers { w.scheduler?.shutdown() } } }
         let observed = try MNObservability.attach(runtime)  // dump signal, control socket
         defer { MNObservability.detach(observed) }  // before tearDown: the bells are the reactors'
         let main = MNThreadObject.make(runtime: runtime, name: "main", isMain: true, stackSize: configuration.mainStackSize, body: body)
         runtime.externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
         runtime.workers[0].initial = main
-        runtime.activeWorkers.store(1, ordering: .sequentiallyConsistent)
-        var threads: [pthread_t] = []
-        for w in runtime.workers.dropFirst() {
-            runtime.activeWorkers.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            var thread = pthread_t()
-            let arg = Unmanaged.passRetained(w).toOpaque()
-            let rc = pthread_create(&thread, nil, { arg in
-                Unmanaged<MNWorker>.fromOpaque(arg!).takeRetainedValue().main()
-                return nil
-            }, arg)
-            if rc != 0 {
-                Unmanaged<MNWorker>.fromOpaque(arg).release()
-                runtime.activeWorkers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-                configuration.logger.warning("could not start an M:N worker; running with fewer",
-                                             metadata: ["worker": "\(w.index)", "errno": "\(rc)", "workers": "\(threads.count + 1)"])
-                break
-            }
-            threads.append(thread)
+        runtime.activeWorkers.store(n, ordering: .sequentiallyConsistent)
+        let threads: [pthread_t]
+        do { threads = try startWorkers(runtime) } catch {
+            neverRan = true
+            throw error
         }
         runtime.workers[0].main()
         for t in threads { pthread_join(t, nil) }
@@ -616,6 +626,54 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
                                 statistics: MNRuntimeHandle(runtime: runtime).statistics)
         return (try main.result(R.self).get(), teardown)
     }
+
+    /// Starts the kernel threads of workers 1..<n, all or none. Each new thread waits at a gate
+    /// (the lock held here) until every thread exists, so no worker runs its loop, and no user
+    /// code runs anywhere, before the runtime is whole. When a pthread_create fails, the gate
+    /// opens with "abandon": the started threads return without running, are joined, and the
+    /// error is thrown (the caller then shuts every worker's scheduler down: its reactor's epoll
+    /// set and eventfds are closed, its stacks unmapped). Rejected: running with fewer workers (the
+    /// failed one stayed in the table, so a spawn bound to it posted mail nobody read and its
+    /// joiners hung), and removing it from the table (every index-based look-up — mail, steal
+    /// order, the descriptor registry's bits — assumes workers 0..<n).
+    ///
+    /// Test hook: `UTHREADS_TEST_FAIL_WORKER_START=k` (environment, read once) makes the start
+    /// of worker k fail with EAGAIN, as pthread_create does at RLIMIT_NPROC.
+    private static func startWorkers(_ runtime: MNRuntime) throws -> [pthread_t] {
+        final class Start {
+            let worker: MNWorker
+            let gate: KernelLock<Bool>
+            init(_ worker: MNWorker, _ gate: KernelLock<Bool>) { (self.worker, self.gate) = (worker, gate) }
+        }
+        let gate = KernelLock(false)  // true: run; read once the caller has unlocked it
+        var threads: [pthread_t] = []
+        var failure: (worker: Int, errno: Int32)?
+        gate.lock()
+        for w in runtime.workers.dropFirst() {
+            var thread = pthread_t()
+            let arg = Unmanaged.passRetained(Start(w, gate)).toOpaque()
+            let rc = w.index == failWorkerStartForTesting ? EAGAIN : pthread_create(&thread, nil, { arg in
+                let start = Unmanaged<Start>.fromOpaque(arg!).takeRetainedValue()
+                if start.gate.withLock({ $0 }) { start.worker.main() }
+                return nil
+            }, arg)
+            if rc != 0 {
+                Unmanaged<Start>.fromOpaque(arg).release()
+                failure = (w.index, rc)
+                break
+            }
+            threads.append(thread)
+        }
+        gate.withLockHeld { $0 = failure == nil }
+        gate.unlock()
+        guard let failure else { return threads }
+        for t in threads { pthread_join(t, nil) }
+        throw UThreadError.system(call: "pthread_create (M:N worker \(failure.worker) of \(runtime.workers.count))",
+                                  errno: Errno(rawValue: failure.errno))
+    }
+
+    /// The worker whose start `startWorkers` fails on purpose (tests only; see there).
+    private static let failWorkerStartForTesting: Int? = getenv("UTHREADS_TEST_FAIL_WORKER_START").flatMap { Int(String(cString: $0)) }
 
     /// Breaks the worker ↔ scheduler cycles once every worker has stopped, and takes the
     /// descriptor registry off the process's list (every deferred close has completed by now:
@@ -683,6 +741,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private var parksUntilShed = 64
     private var shutdownHandled = false
     private var deadlockSeen = 0
+    private var deadlockUnwound = 0
     private var spare: [MNMail] = []
     /// Per victim: the `queueActivity` value last seen, and when (this worker's clock).
     private var seenActivity: [UInt64] = []
@@ -750,6 +809,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         guard let s = scheduler else { return }
         if runtime.configuration.installFaultHandler { _ = uthreads_install_fault_handler() }
         uthreads_set_runtime(Unmanaged.passUnretained(s).toOpaque())
+        let registered = registerForDebuggers(s)
+        defer { uthreads_registry_remove(registered) }
         // Issue 7: `UThread.checkpoint()` reaches the worker's maintenance now and then (FIFO;
         // other policies arm the countdown for their time slices).
         if !s.timed { uthreads_checkpoint_arm(Scheduler.checkpointBatch) }
@@ -985,11 +1046,23 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if epoch > deadlockSeen {
             deadlockSeen = epoch
             if epoch >= 2 { return false }  // threads parked again while unwinding: abandon them
-            // Each worker adds its own table to the report (only it may read its table).
+            // Phase 1: each worker adds its own table to the report (only it may read its
+            // table); the last one to do so opens phase 2 for all.
             let table = "worker \(index):\n" + DeadlockReport(scheduler: s).description
             uthreads_write_stderr(table + "\n")
             runtime.deadlockReport.withLock { $0 = ($0 ?? "") + "\n" + table }
+            let written = runtime.deadlockTables.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+            if written == runtime.activeWorkers.load(ordering: .sequentiallyConsistent) {
+                runtime.deadlockUnwindEpoch.store(epoch, ordering: .sequentiallyConsistent)
+                runtime.ringAll()
+            }
+        }
+        // Phase 2: every table is in the report; wake the parked threads so that they unwind.
+        let unwind = runtime.deadlockUnwindEpoch.load(ordering: .sequentiallyConsistent)
+        if unwind > deadlockUnwound {
+            deadlockUnwound = unwind
             s.wakeAllParked(.deadlocked)
+            runtime.deadlockWokenWorkers.wrappingAdd(1, ordering: .sequentiallyConsistent)
         }
         return true
     }
@@ -1131,12 +1204,13 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             || runtime.migrantBatches.load(ordering: .sequentiallyConsistent) > 0
             || (!deferred && runtime.queuedCount() > 0)
             || runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent) > deadlockSeen
+            || runtime.deadlockUnwindEpoch.load(ordering: .sequentiallyConsistent) > deadlockUnwound
             || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent))
             || mayEnd(s) {
             return true
         }
-        if forever && looksDeadlocked() {
-            declareDeadlock(s)
+        if forever, let epoch = looksDeadlocked() {
+            declareDeadlock(s, from: epoch)
             return true
         }
         reactor.poll(timeoutNanoseconds: timeout)
@@ -1181,22 +1255,33 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// with no timeout), nothing is queued (a batch of migrants counts), no mailbox holds a
     /// message, and no worker left the stuck state while this looked (`MNStuckCensus` has the
     /// argument, and the false deadlock its first version declared). O(workers).
-    private func looksDeadlocked() -> Bool {
+    /// Returns the deadlock epoch it saw, for `declareDeadlock`, or nil.
+    private func looksDeadlocked() -> Int? {
         let runtime = runtime
-        return runtime.stuck.allStuck(of: runtime.activeWorkers.load(ordering: .sequentiallyConsistent)) {
+        // While a deadlock is being reported or unwound (until every worker has woken its
+        // threads) the workers are idle by design: not a second deadlock.
+        let epoch = runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent)
+        guard runtime.deadlockUnwindEpoch.load(ordering: .sequentiallyConsistent) == epoch,
+              runtime.deadlockWokenWorkers.load(ordering: .sequentiallyConsistent)
+                == runtime.deadlockTables.load(ordering: .sequentiallyConsistent) else { return nil }
+        let all = runtime.stuck.allStuck(of: runtime.activeWorkers.load(ordering: .sequentiallyConsistent)) {
             runtime.queuedCount() == 0 && !finished
                 && (!runtime.mainDone.load(ordering: .sequentiallyConsistent)
                     || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent))
                 && (0..<runtime.table.count).allSatisfy { runtime.withWorker($0) { $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 } }
         }
+        return all ? epoch : nil
     }
 
-    private func declareDeadlock(_ s: Scheduler) {
+    /// Declares the deadlock that `looksDeadlocked` saw at `epoch`, unless another worker saw
+    /// it too and declared it first (two workers may pass the check at once).
+    private func declareDeadlock(_ s: Scheduler, from epoch: Int) {
+        guard runtime.deadlockEpoch.compareExchange(expected: epoch, desired: epoch + 1,
+                                                     ordering: .sequentiallyConsistent).exchanged else { return }
         let workers = runtime.activeWorkers.load(ordering: .relaxed)
         let header = "M:N runtime: all \(workers) workers idle with parked threads, nothing queued, no timer, no I/O (each worker's table follows)."
         uthreads_write_stderr("\n" + header + "\n")
         runtime.deadlockReport.withLock { $0 = header + ($0 ?? "") }
-        runtime.deadlockEpoch.wrappingAdd(1, ordering: .sequentiallyConsistent)
         runtime.ringAll()
     }
 

@@ -198,7 +198,9 @@ extension UThreadRuntime {
     ///   - policy: makes each worker's scheduling policy (policies are per worker); FIFO if nil.
     ///   - body: the runtime's main thread; `run` returns its value once every thread has ended.
     /// - Throws: `.invalidArgument`, `.invalidConfiguration` (virtual clock, tracing: M:1 only),
-    ///   `.nestedRuntime`, `.deadlock`, or the main thread's error.
+    ///   `.nestedRuntime`, `.deadlock`, or the main thread's error; `.system` naming
+    ///   `pthread_create` when a worker's kernel thread cannot be started (then no user code
+    ///   has run and every worker started is gone).
     @discardableResult
     public static func run<R: Sendable>(
         workers: Int,

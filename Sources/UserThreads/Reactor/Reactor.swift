@@ -79,6 +79,14 @@
 // never waits for the network. `wait` returns at once for such descriptors; use `blocking {}`
 // to keep slow disks off the runtime.
 //
+// epoll_wait failures. EINTR is a signal (a dump request) and the idle loop simply goes round.
+// ENOMEM is transient: it is reported on stderr and the loop sleeps 10 ms before it polls
+// again (retrying at once would spin a CPU on a failing call). EBADF, EINVAL and EFAULT mean the
+// epoll descriptor or the event buffer is broken, which only a bug does (a raw close(2) of the
+// reactor's descriptor): every later poll would fail the same way, so the runtime could only
+// spin or sleep forever; it stops the process with a write(2) diagnostic instead
+// (`Reactor.pollFailure`). Both M:1 idle loops and M:N workers poll through here.
+//
 // Rejected designs:
 //   * One epoll per process shared by all runtimes: needs locks and hand-offs between kernel
 //     threads on every event; runtimes share nothing by design.
@@ -201,8 +209,18 @@ final class Reactor: Poller {
         try park(waiters, fd, .read, kind: .read, deadline: deadline)
     }
 
+    /// `wait` for the jacket (IO/JacketHooks.swift): false, without parking, for a descriptor
+    /// epoll refuses (a regular file); the wait shows as `read fd 7 (jacket)`.
+    func jacketWait(_ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws -> Bool {
+        scheduler.current.clear(.flagMigratable)  // issue 7: see wait
+        guard let waiters = try register(fd) else { return false }
+        try park(waiters, fd, direction, kind: kind, deadline: deadline, tag: WaitReason.jacketFlag)
+        return true
+    }
+
     @inline(__always)
-    private func park(_ waiters: DescriptorWaiters, _ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws {
+    private func park(_ waiters: DescriptorWaiters, _ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?,
+                      tag: UInt64 = 0) throws {
         let s = scheduler
         let me = s.current
         switch direction {
@@ -212,7 +230,7 @@ final class Reactor: Poller {
         case .write: waiters.writers.enqueue(me)
         }
         ioWaiters += 1
-        let result = s.park(kind, object: UInt64(UInt32(bitPattern: fd)), deadline: deadline)
+        let result = s.park(kind, object: UInt64(UInt32(bitPattern: fd)) | tag, deadline: deadline)
         ioWaiters -= 1
         if result == .closed {
             throw UThreadError.closed("descriptor \(fd) was closed while this thread waited to \(kind.label)")
@@ -394,7 +412,8 @@ final class Reactor: Poller {
             timeout = Int32(clamping: (ns / 1_000_000) + (ns % 1_000_000 == 0 ? 0 : 1))
         }
         let n = uthreads_epoll_wait(epollFD, events, Reactor.eventCapacity, timeout)
-        guard n > 0 else { return }  // EINTR or nothing ready
+        if n < 0 { return pollFailed(errno: Glibc.errno) }
+        guard n > 0 else { return }  // nothing ready
         let readMask = UInt32(UTHREADS_EV_IN | UTHREADS_EV_ERR | UTHREADS_EV_HUP | UTHREADS_EV_RDHUP)
         let writeMask = UInt32(UTHREADS_EV_OUT | UTHREADS_EV_ERR | UTHREADS_EV_HUP)
         let hangUpMask = UInt32(UTHREADS_EV_ERR | UTHREADS_EV_HUP | UTHREADS_EV_RDHUP)
@@ -415,6 +434,47 @@ final class Reactor: Poller {
             if event.events & writeMask != 0 {
                 while let t = w.writers.dequeue() { s.wake(t, .woken) }
             }
+        }
+    }
+
+    /// What an idle loop does after epoll_wait failed with `errno`.
+    enum PollFailure: Equatable {
+        /// EINTR: a signal (a dump request); the loop goes round again and answers it.
+        case retry
+        /// ENOMEM: the kernel is short of memory for a moment; report it and sleep this long
+        /// before the loop tries again, rather than spin on the failing call.
+        case backOff(nanoseconds: UInt64)
+        /// EBADF, EINVAL, EFAULT (and anything else): the epoll descriptor or the event buffer
+        /// is broken — a bug, typically a raw close(2) of the reactor's descriptor. Going on
+        /// would spin or hang, so the process stops with this diagnostic.
+        case fatal(String)
+    }
+
+    /// The policy for a failed epoll_wait (see `PollFailure`).
+    static func pollFailure(errno e: Int32, epollFD: Int32) -> PollFailure {
+        switch e {
+        case EINTR: .retry
+        case ENOMEM: .backOff(nanoseconds: 10_000_000)
+        default:
+            .fatal("UserThreads: epoll_wait on the reactor's descriptor \(epollFD) failed: \(Errno(rawValue: e)). "
+                   + "The runtime's epoll set is gone or broken (was descriptor \(epollFD) closed with a raw close(2)?); stopping.")
+        }
+    }
+
+    @inline(never)
+    private func pollFailed(errno e: Int32) {
+        switch Reactor.pollFailure(errno: e, epollFD: epollFD) {
+        case .retry:
+            return
+        case .backOff(let ns):
+            // write(2), not the logger: this is the scheduler's idle path, where a log handler
+            // that does I/O or parks must not run.
+            uthreads_write_stderr("uthreads: epoll_wait failed: \(Errno(rawValue: e)); retrying in \(ns / 1_000_000) ms\n")
+            var request = timespec(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
+            _ = nanosleep(&request, nil)
+        case .fatal(let message):
+            uthreads_write_stderr("\n" + message + "\n")
+            fatalError(message)
         }
     }
 

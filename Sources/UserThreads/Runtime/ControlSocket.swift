@@ -94,8 +94,7 @@ final class ControlSocketServer: @unchecked Sendable {
         guard e == 0 else {
             Unmanaged<ControlSocketServer>.fromOpaque(retained).release()
             close(fd)
-            close(bell)
-            unlink(path)
+            unlink(path)  // not close(bell): every property is set, so the throw runs deinit, which closes it
             throw .invalidConfiguration("controlSocket \(path): cannot start its thread (errno \(e))")
         }
         thread = t
@@ -202,21 +201,40 @@ private extension String {
 
 extension UThreadRuntime {
     /// Sends one request line ("table" or "dump") to a runtime's control socket (see
-    /// `Configuration.controlSocket`) and returns the JSON answer. A plain blocking client, for
-    /// tools on ordinary kernel threads (`uthreads top`), not for user threads.
+    /// `Configuration.controlSocket`) and returns the JSON answer. A plain client for tools on
+    /// ordinary kernel threads (`uthreads top`), not for user threads: it blocks the calling
+    /// kernel thread, for at most `timeout` (a process that is stopped, or a socket nobody
+    /// serves, would otherwise hold it forever).
     ///
     /// - Parameters:
     ///   - path: the socket's path.
     ///   - request: "table" or "dump".
+    ///   - timeout: how long the whole exchange may take (zero or less: one look).
     /// - Returns: the answer's bytes (JSON).
-    /// - Throws: `UThreadError.system` naming the call that failed (connect, write, read).
-    public static func queryControlSocket(_ path: String, request: String = "table") throws -> [UInt8] {
+    /// - Throws: `UThreadError.timedOut` when the answer is not complete in time;
+    ///   `UThreadError.system` naming the call that failed (connect, write, read, poll).
+    public static func queryControlSocket(_ path: String, request: String = "table",
+                                          timeout: Duration = .seconds(10)) throws -> [UInt8] {
         let fd = uthreads_unix_connect(path)
         guard fd >= 0 else { throw UThreadError.system(call: "connect(\(path))", errno: Errno(rawValue: -fd)) }
         defer { Glibc.close(fd) }
+        let start = uthreads_monotonic_ns()
+        let deadline = timeout <= .zero ? start : Deadline.after(timeout, now: start)
+        /// Waits until `fd` is ready for `events`, or throws at the deadline.
+        func ready(_ events: Int32) throws {
+            while true {
+                let now = uthreads_monotonic_ns()
+                var p = pollfd(fd: fd, events: Int16(events), revents: 0)
+                let n = poll(&p, 1, Int32(clamping: (deadline &- min(deadline, now) + 999_999) / 1_000_000))
+                if n > 0 { return }
+                if n < 0 && errno != EINTR { throw UThreadError.system(call: "poll", errno: .lastError) }
+                if n == 0 && uthreads_monotonic_ns() >= deadline { throw UThreadError.timedOut }
+            }
+        }
         let line = Array((request + "\n").utf8)
         var sent = 0
         while sent < line.count {
+            try ready(POLLOUT)
             let n = line[sent...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { throw UThreadError.system(call: "write", errno: .lastError) }
@@ -225,6 +243,7 @@ extension UThreadRuntime {
         var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
+            try ready(POLLIN)
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n < 0 { throw UThreadError.system(call: "read", errno: .lastError) }

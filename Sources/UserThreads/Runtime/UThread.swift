@@ -72,7 +72,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
 
     /// Asks the thread to stop: it wakes from any wait with `CancellationError`, and
     /// `UThread.isCancelled` / `checkCancellation()` tell it. Cooperative: a thread that never
-    /// waits or checks runs on. Idempotent; no effect on a finished thread.
+    /// waits or checks runs on. Idempotent; no effect on a finished thread. Call it from the
+    /// thread's own runtime (see `UThreadHandle.cancel()` for other kernel threads).
     public func cancel() { handle.cancel() }
 
     /// The thread's id, unique in the process and never reused (as the thread table shows it).
@@ -148,15 +149,28 @@ public struct UThreadHandle: Hashable, CustomStringConvertible {
     /// See `UThread.isCancelled`.
     public var isCancelled: Bool { object.isCancelled }
 
-    /// See `UThread.cancel()`.
+    /// See `UThread.cancel()`. A thread of an M:N runtime may be cancelled from any kernel
+    /// thread (the cancel goes through its worker's mailbox). A thread of an M:1 runtime may
+    /// only be cancelled from that runtime's kernel thread: its scheduler has no lock, so a
+    /// call from another kernel thread (a pthread, a Swift task) stops the process with a
+    /// message saying so, rather than doing nothing (cancel it from one of its own threads).
     public func cancel() {
+        if let mn = object as? MNThreadObject { return mn.cancel() }
         guard !object.isFinished else { return }
         if let t = object.controlBlock, let runtime = object.runtime {
-            guard runtime == uthreads_get_runtime() else { return }
+            guard runtime == uthreads_get_runtime() else { UThreadHandle.foreignCancel(object.id) }
             Unmanaged<Scheduler>.fromOpaque(runtime)._withUnsafeGuaranteedRef { $0.cancel(t) }
         } else {
             object.isCancelled = true
         }
+    }
+
+    /// Stops the process: `cancel()` of an M:1 thread from another kernel thread.
+    private static func foreignCancel(_ id: ThreadID) -> Never {
+        let message = "UserThreads: UThreadHandle.cancel() of thread \(id) was called on a kernel thread that does not run its M:1 runtime; "
+            + "an M:1 runtime is touched only by its own kernel thread. Cancel it from a user thread of its runtime."
+        uthreads_write_stderr("\n" + message + "\n")
+        preconditionFailure(message)
     }
 
     public var description: String { "UThread \(object.id)\(object.name.isEmpty ? "" : " \"\(object.name)\"")" }
@@ -190,7 +204,7 @@ extension UThread where Success == Never {
     public static func simulateWork(for duration: Duration) {
         let scheduler = Scheduler.require("UThread.simulateWork(for:)")
         guard scheduler.onUserThread else { Scheduler.misuse("UThread.simulateWork(for:)") }
-        scheduler.simulateWork(nanoseconds: Scheduler.nanoseconds(duration))
+        scheduler.simulateWork(nanoseconds: Deadline.clampedNanoseconds(duration))
     }
 
     /// Sets (or with nil clears) the calling thread's deadline, `duration` from now on the
@@ -198,26 +212,30 @@ extension UThread where Success == Never {
     public static func setDeadline(_ duration: Duration?) {
         let scheduler = Scheduler.require("UThread.setDeadline(_:)")
         guard scheduler.onUserThread else { Scheduler.misuse("UThread.setDeadline(_:)") }
-        scheduler.current.pointee.sched_deadline_ns = duration.map { Deadline.after($0, now: scheduler.now()) } ?? .max
+        scheduler.current.pointee.sched_deadline_ns = duration.flatMap { Deadline.after($0, now: scheduler.now()) } ?? .max
     }
 
-    /// Parks the calling thread for `duration` (a non-positive duration just yields).
+    /// Parks the calling thread for `duration` (a non-positive duration just yields; one of
+    /// ~146 years or more sleeps until cancelled: see Timers/Deadline.swift).
     /// - Throws: `CancellationError` if cancelled before or while sleeping.
     public static func sleep(for duration: Duration) throws {
         let scheduler = Scheduler.require("UThread.sleep(for:)")
         try checkCancellation()
         guard duration > .zero else { scheduler.yield(); return }
-        let deadline = Deadline.after(duration, now: scheduler.now())
-        try sleep(scheduler, until: deadline)
+        try sleep(scheduler, until: Deadline.after(duration, now: scheduler.now()))
     }
 
-    /// Parks the calling thread until `instant`.
+    /// Parks the calling thread until `instant` (an instant that has passed just yields).
     /// - Throws: `CancellationError` if cancelled before or while sleeping.
     public static func sleep(until instant: ContinuousClock.Instant) throws {
-        try sleep(for: instant - ContinuousClock.now)
+        let scheduler = Scheduler.require("UThread.sleep(until:)")
+        try checkCancellation()
+        guard instant > ContinuousClock.now else { scheduler.yield(); return }
+        try sleep(scheduler, until: Deadline.at(instant, now: scheduler.now()))
     }
 
-    private static func sleep(_ scheduler: Scheduler, until deadline: UInt64) throws {
+    /// Parks until `deadline` (nil: until cancelled).
+    private static func sleep(_ scheduler: Scheduler, until deadline: UInt64?) throws {
         // Issue 7: a site audited for resuming on another M:N worker (only `me` is used after).
         let me = scheduler.current
         if scheduler.migrating { me.set(.flagMovable) }
@@ -245,16 +263,5 @@ extension UThread where Success == Never {
         let scheduler = Scheduler.require("UThread.current")
         guard scheduler.onUserThread else { Scheduler.misuse("UThread.current") }
         return UThreadHandle(object: scheduler.objectOf(scheduler.current))
-    }
-}
-
-/// Deadlines in CLOCK_MONOTONIC nanoseconds.
-enum Deadline {
-    /// `now + duration`, saturating (a huge duration means "never").
-    static func after(_ duration: Duration, now: UInt64) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        if seconds < 0 { return now }
-        if seconds > 1 << 32 { return UInt64.max / 2 }
-        return now &+ UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
     }
 }

@@ -44,6 +44,7 @@ public enum UThreadRuntime {
                                              metadata: ["errno": "\(e)"])
             }
         }
+        JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
         let scheduler = Scheduler(configuration: configuration, policy: policy ?? FIFOPolicy())
         uthreads_set_runtime(Unmanaged.passUnretained(scheduler).toOpaque())
         let attachment: Observability.Attachment

@@ -353,6 +353,9 @@ final class Scheduler {
         if let stackSize, stackSize < UThreadRuntime.Configuration.minimumStackSize || stackSize > UThreadRuntime.Configuration.maximumStackSize {
             throw .invalidArgument("stackSize \(stackSize) is outside \(UThreadRuntime.Configuration.minimumStackSize)...\(UThreadRuntime.Configuration.maximumStackSize) bytes")
         }
+        if let parameters, parameters.tickets > SchedulingParameters.maximumTickets {
+            throw .invalidArgument("tickets \(parameters.tickets) is above the maximum \(SchedulingParameters.maximumTickets) (a stride would be 0)")
+        }
         let stack = try stacks.allocate(size: stackSize)
         let t = table.allocate()
         let id = ids.allocate()

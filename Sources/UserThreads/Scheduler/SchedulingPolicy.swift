@@ -129,7 +129,8 @@ public struct SchedulingParameters: Sendable, Hashable {
     /// -20...19, as Unix: lower is a larger share under `FairSharePolicy` (weight 1024 at 0,
     /// ×1.25 per step).
     public var nice: Int
-    /// The share under `LotteryPolicy` and `StridePolicy` (≥ 1).
+    /// The share under `LotteryPolicy` and `StridePolicy`: 1...`maximumTickets` (a spawn with
+    /// more throws `UThreadError.invalidArgument`; fewer than 1 counts as 1).
     public var tickets: Int
     /// Finish within this long after spawn (`EDFPolicy`); nil: no deadline.
     public var deadline: Duration?
@@ -137,8 +138,14 @@ public struct SchedulingParameters: Sendable, Hashable {
     /// The tickets a thread gets when it is given none (lottery and stride shares).
     public static let defaultTickets = 100
 
+    /// The most tickets a thread may have: 2^20, `StridePolicy.strideOne`. A stride is
+    /// `strideOne / tickets`, so more would give a stride of 0: a pass that never advances, a
+    /// thread that runs forever and starves every other. Ratios up to 2^20 : 1 are expressible.
+    public static let maximumTickets = 1 << 20
+
     /// Parameters with neutral defaults: every policy treats threads created this way alike.
-    /// When applied to a thread, `nice` is clamped to -20...19 and `tickets` to at least 1.
+    /// When applied to a thread, `nice` is clamped to -20...19 and `tickets` to at least 1;
+    /// tickets above `maximumTickets` make the spawn fail with `UThreadError.invalidArgument`.
     ///
     /// - Parameters:
     ///   - priority: the priority under `PriorityPolicy`; higher runs first (default 0).

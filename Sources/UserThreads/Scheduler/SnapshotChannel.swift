@@ -105,8 +105,10 @@ extension Scheduler {
         }
     }
 
-    /// The answer to a request that is neither "table" nor "dump" (JSON).
+    /// The answer to a request that is neither "table" nor "dump" (JSON). The request is the
+    /// client's bytes: encoded, not pasted, so a quote or a control character in it cannot make
+    /// the answer invalid JSON.
     static func unknownControlRequest(_ request: String) -> String {
-        "{\"error\":\"unknown request '\(request)'; ask for table or dump\"}"
+        encodeJSON(["error": "unknown request '\(request)'; ask for table or dump"])
     }
 }

@@ -63,7 +63,7 @@ extension Scheduler {
             uthreads_checkpoint_arm(Int64.max / 2)
             return
         }
-        let ns = max(1, Scheduler.nanoseconds(slice))
+        let ns = max(1, Deadline.clampedNanoseconds(slice))
         sliceLength = max(1, UInt64(Double(ns) / nsPerSliceUnit))
         sliceEnd = clock &+ sliceLength
         armedAt = clock
@@ -192,14 +192,7 @@ extension Scheduler {
         t.pointee.priority = Int32(clamping: p.priority)
         t.pointee.nice = Int32(min(19, max(-20, p.nice)))
         t.pointee.tickets = UInt32(clamping: max(1, p.tickets))
-        t.pointee.sched_deadline_ns = p.deadline.map { Deadline.after($0, now: now()) } ?? .max
-    }
-
-    static func nanoseconds(_ d: Duration) -> UInt64 {
-        let (seconds, attoseconds) = d.components
-        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
-        if seconds > 1 << 32 { return UInt64.max / 4 }
-        return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
+        t.pointee.sched_deadline_ns = p.deadline.flatMap { Deadline.after($0, now: now()) } ?? .max
     }
 }
 
@@ -229,7 +222,7 @@ struct Watchdog {
     private var suppressed = 0
 
     init(limit: Duration?, handler: (@Sendable (WatchdogReport) -> Void)?) {
-        self.limitNanoseconds = limit.map(Scheduler.nanoseconds) ?? .max
+        self.limitNanoseconds = limit.map(Deadline.clampedNanoseconds) ?? .max
         self.handler = handler
     }
 

@@ -135,10 +135,10 @@ final class StackPool {
     @exclusivity(unchecked) private var pooledGuarded = 0
     @exclusivity(unchecked) private var freeDense = StackFreeList()
     private var slabs: [(base: UnsafeMutableRawPointer, length: Int)] = []
-    static let slotsPerSlab = 1024
+    static let slotsPerSlab = Int(UTHREADS_DENSE_SLAB_SLOTS)
     /// Bytes of `PROT_NONE` below every guarded stack and below every dense slab (the essay says
     /// why 1 MiB).
-    static let guardRegionSize = 1 << 20
+    static let guardRegionSize = Int(UTHREADS_GUARD_REGION_SIZE)
     private let guardSize: Int
 
     /// Stacks currently handed out.

@@ -33,17 +33,11 @@ enum SyncObjectID {
     static func allocate() -> UInt64 { next.wrappingAdd(1, ordering: .relaxed).oldValue }
 }
 
-/// Turns the public timeout/deadline arguments into a CLOCK_MONOTONIC nanosecond deadline.
-/// The earlier of the two wins; nil when neither is given.
+/// Turns the public timeout/deadline arguments into a deadline on the scheduler's clock
+/// (`Deadline.earliest`: the earlier of the two wins; nil when neither limits).
 @usableFromInline
 func syncDeadline(timeout: Duration?, deadline: ContinuousClock.Instant?, now: UInt64) -> UInt64? {
-    var result: UInt64? = nil
-    if let timeout { result = Deadline.after(timeout, now: now) }
-    if let deadline {
-        let d = Deadline.after(deadline - ContinuousClock.now, now: now)
-        result = min(result ?? d, d)
-    }
-    return result
+    Deadline.earliest(timeout: timeout, deadline: deadline, now: now)
 }
 
 /// Renders a sync object's label: `mutex 'accounts'` or `mutex 17`.

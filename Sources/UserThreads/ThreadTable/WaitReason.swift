@@ -117,6 +117,10 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
     /// gives one.
     public var detail: String?
 
+    /// Set in `object` above the descriptor number when the wait is a jacketed C call's
+    /// (UserThreadsJacket): the table shows `read fd 7 (jacket)`.
+    public static let jacketFlag: UInt64 = 1 << 32
+
     /// A reason; the runtime makes them from the control block, tests and tools may too.
     public init(kind: Kind, object: UInt64 = 0, detail: String? = nil) {
         self.kind = kind
@@ -129,7 +133,9 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
         switch kind {
         case .none: return "-"
         case .join: return "join #\(object)"
-        case .read, .write, .accept, .connect, .poll: return "\(kind.label) fd \(object)"
+        case .read, .write, .accept, .connect, .poll:
+            let fd = "\(kind.label) fd \(object & 0xFFFF_FFFF)"
+            return object & WaitReason.jacketFlag != 0 ? fd + " (jacket)" : fd
         case .sleep: return "sleep"
         default: return object == 0 ? kind.label : "\(kind.label) \(object)"
         }

@@ -339,21 +339,7 @@ enum HTTPLoad {
 
     /// Starts `uthreads serve --port 0 --workers N` and reads its port from the line it prints.
     private static func startServer(workers: Int) throws -> (pid_t, UInt16) {
-        let (pid, out) = try ChildProcess.spawnWithStdoutPipe(["/proc/self/exe", "serve", "--port", "0", "--workers", "\(workers)"], searchPath: false)
-        defer { Glibc.close(out) }  // the server's later output goes nowhere (it prints nothing more)
-        var line: [UInt8] = []
-        var byte: UInt8 = 0
-        while Glibc.read(out, &byte, 1) == 1, byte != UInt8(ascii: "\n") { line.append(byte) }
-        let text = String(decoding: line, as: UTF8.self)
-        // "uthreads serve: listening on http://127.0.0.1:PORT/ ..."
-        guard let range = text.firstRange(of: "127.0.0.1:"),
-              let port = UInt16(text[range.upperBound...].prefix { $0.isNumber }) else {
-            kill(pid, SIGTERM)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            throw ValidationError("uthreads serve did not start: \(text)")
-        }
-        return (pid, port)
+        try ChildProcess.startServe(["--workers", "\(workers)"])
     }
 
     /// User + system CPU seconds of process `pid` (fields 14 and 15 of /proc/PID/stat).

@@ -37,7 +37,8 @@ struct BenchCommand: ParsableCommand {
         abstract: "Benchmarks side by side with kernel threads (run all with no subcommand).",
         subcommands: [BenchAllCommand.self, BenchSwitchCommand.self, BenchSpawnCommand.self, BenchMemoryCommand.self,
                       BenchSyncCommand.self, BenchIOCommand.self, BenchCompareCommand.self, BenchScaleCommand.self,
-                      BenchParallelCommand.self, BenchFiguresCommand.self, BenchLoopCommand.self],
+                      BenchParallelCommand.self, BenchFiguresCommand.self, BenchLoopCommand.self,
+                      BenchJacketCommand.self],
         defaultSubcommand: BenchAllCommand.self)
 }
 

@@ -7,6 +7,7 @@ struct DemoCommand: ParsableCommand {
         abstract: "Demos that make one behaviour of the runtime visible.",
         subcommands: [
             DemoBlockingCommand.self,
+            DemoJacketCommand.self,
             DemoPhilosophersCommand.self,
             DemoBoundedBufferCommand.self,
             DemoReadersWritersCommand.self,

@@ -18,9 +18,12 @@ struct SelfTestCommand: ParsableCommand {
         case spawnLoop = "spawn-loop"
         case brokenPipe = "broken-pipe"
         case stackOverflow = "stack-overflow"
+        case deadlock
+        case workerStartFailure = "worker-start-failure"
+        case epollClosed = "epoll-closed", foreignCancel = "foreign-cancel"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS]")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel")
     var scenario: Scenario
 
     @Argument(help: "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the stack mode. dump-on-signal-workers: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
@@ -178,8 +181,54 @@ struct SelfTestCommand: ParsableCommand {
             print("write to a closed pipe: \(outcome)")
         case .stackOverflow:
             try StackOverflowScenario(arguments: paths).run()
+        case .deadlock:
+            try DeadlockScenario.run()
+        case .workerStartFailure:
+            // Run with UTHREADS_TEST_FAIL_WORKER_START=2: worker 2 of 3 cannot start. The error
+            // must come before any user code ran, and leave no descriptor open.
+            let before = openDescriptorCount()
+            do {
+                try UThreadRuntime.run(workers: 3) { print("the main thread ran") }
+                print("no error")
+            } catch {
+                print("error: \(error)")
+            }
+            print("descriptors before: \(before), after: \(openDescriptorCount())")
+        case .epollClosed:
+            // A raw close(2) of the reactor's epoll descriptor while a thread waits for I/O: the
+            // idle loop's epoll_wait fails with EBADF and must stop the process with a
+            // diagnostic, not spin or hang.
+            try UThreadRuntime.run {
+                let (reader, writer) = try Pipe.make()
+                let waiter = UThread(name: "reader") { _ = try reader.read(upTo: 1) }
+                UThread.yield()  // it parks: the reactor exists now
+                for fd in descriptors(linkedTo: "anon_inode:[eventpoll]") { close(fd) }
+                try waiter.join()
+                try writer.close()
+            }
+        case .foreignCancel:
+            // UThreadHandle.cancel() of an M:1 thread from another kernel thread must stop the
+            // process with a message (it cannot reach the runtime), not do nothing.
+            try UThreadRuntime.run {
+                let sleeper = UThread(name: "sleeper") { try UThread.sleep(for: .seconds(3600)) }
+                UThread.yield()
+                ForeignCanceller.handle = sleeper.handle
+                var thread = pthread_t()
+                pthread_create(&thread, nil, { _ in
+                    ForeignCanceller.handle?.cancel()
+                    return nil
+                }, nil)
+                pthread_join(thread, nil)
+                print("cancel from another kernel thread returned")
+                sleeper.cancel()
+            }
         case .gdbTarget:
-            // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb.
+            // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb. With
+            // WORKERS, an M:N runtime with a sleeping thread pinned to each worker.
+            if let workers = paths.first.flatMap({ Int($0) }), workers >= 1 {
+                try UThreadRuntime.run(workers: workers) { try KnownStates.withSleeperOnEachWorker(workers) { raise(SIGTRAP) } }
+                return
+            }
             try UThreadRuntime.run {
                 try KnownStates.withThreads { raise(SIGTRAP) }
             }
@@ -250,6 +299,29 @@ enum KnownStates {
         }
         try body()
     }
+}
+
+/// The handle `foreign-cancel` cancels from a pthread (set before the pthread starts).
+enum ForeignCanceller {
+    nonisolated(unsafe) static var handle: UThreadHandle?
+}
+
+/// Open descriptors whose /proc/self/fd link reads `target`.
+func descriptors(linkedTo target: String) -> [Int32] {
+    (0..<Int32(1024)).filter { fd in
+        var link = [CChar](repeating: 0, count: 256)
+        let n = readlink("/proc/self/fd/\(fd)", &link, 255)
+        return n > 0 && String(decoding: link.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self) == target
+    }
+}
+
+/// Entries in /proc/self/fd (open descriptors, the directory's own included).
+func openDescriptorCount() -> Int {
+    guard let dir = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(dir) }
+    var n = 0
+    while readdir(dir) != nil { n += 1 }
+    return n
 }
 
 /// Entries in /proc/self/task: the kernel's list of this process's threads.

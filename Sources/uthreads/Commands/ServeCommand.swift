@@ -12,11 +12,13 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Port to listen on.") var port: UInt16 = 8080
     @Option(help: "Numeric address to bind (127.0.0.1, ::1, 0.0.0.0).") var host = "127.0.0.1"
     @Option(help: "Close connections idle this many seconds (0: never).") var idleTimeout = 0
+    @Option(help: "Answer each request after this many milliseconds (a slow backend; 0: at once).") var delayMs = 0
     @Option(help: "Worker kernel threads: 1 runs the M:1 runtime; N > 1 the M:N runtime with one acceptor per worker (0: one per CPU).")
     var workers = 1
 
     func validate() throws {
         guard (0...1024).contains(workers) else { throw ValidationError("--workers must be 0...1024") }
+        guard (0...60_000).contains(delayMs) else { throw ValidationError("--delay-ms must be 0...60000") }
     }
 
     func run() throws {
@@ -28,7 +30,7 @@ struct ServeCommand: ParsableCommand {
             // M:N: one listening socket; each worker runs an acceptor bound to it (never stolen)
             // that accepts with its own reactor and serves each connection with a worker-local
             // user thread. The kernel's wake-up order spreads the connections.
-            let (host, port, idleTimeout) = (host, port, idleTimeout)
+            let (host, port, idleTimeout, delayMs) = (host, port, idleTimeout, delayMs)
             try UThreadRuntime.run(workers: n, configuration) {
                 let listener = try TCPListener(host: host, port: port)
                 let fd = listener.fileDescriptor
@@ -38,6 +40,7 @@ struct ServeCommand: ParsableCommand {
                     try MNThread.spawn(name: "acceptor \(k)", onWorker: k) {
                         var server = HTTPServer(listener: try TCPListener(borrowing: fd))
                         if idleTimeout > 0 { server.idleTimeout = .seconds(idleTimeout) }
+                        if delayMs > 0 { server.responseDelay = .milliseconds(delayMs) }
                         try server.run()
                     }
                 }
@@ -52,6 +55,7 @@ struct ServeCommand: ParsableCommand {
             fflush(nil)
             var server = HTTPServer(listener: listener)
             if idleTimeout > 0 { server.idleTimeout = .seconds(idleTimeout) }
+            if delayMs > 0 { server.responseDelay = .milliseconds(delayMs) }
             try server.run()
         }
     }

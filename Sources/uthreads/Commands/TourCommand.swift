@@ -63,6 +63,8 @@ struct TourCommand: ParsableCommand {
             let ticks = try BlockingDemo.run(raw: raw, delayMilliseconds: quick ? 250 : 450) { print("   " + $0) }
             print("   → ticks while the reader waited: \(ticks)\n")
         }
+        print("   Code that calls the C library itself (a C client library, Glibc.read) can cooperate too: link")
+        print("   UserThreadsJacket or preload libuthreads-jacket.so. `uthreads demo jacket`: 1,000 libcurl transfers at once.\n")
 
         try beyondTheTextbook()
         print("""

@@ -1,5 +1,6 @@
 // Child processes of the CLI's benchmarks (wrk, `uthreads serve`): started with posix_spawn,
 // standard output on a pipe to the caller.
+import ArgumentParser
 import Glibc
 import UserThreads
 
@@ -27,5 +28,26 @@ enum ChildProcess {
             throw UThreadError.system(call: searchPath ? "posix_spawnp" : "posix_spawn", errno: .init(rawValue: rc))
         }
         return (pid, fds[0])
+    }
+
+    /// Starts `uthreads serve --port 0 <arguments>` and reads its port from the line it prints.
+    /// The caller kills and reaps the returned pid.
+    /// - Throws: `ValidationError` when the server does not say where it listens.
+    static func startServe(_ arguments: [String]) throws -> (pid_t, UInt16) {
+        let (pid, out) = try spawnWithStdoutPipe(["/proc/self/exe", "serve", "--port", "0"] + arguments, searchPath: false)
+        defer { Glibc.close(out) }  // the server's later output goes nowhere (it prints nothing more)
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while Glibc.read(out, &byte, 1) == 1, byte != UInt8(ascii: "\n") { line.append(byte) }
+        let text = String(decoding: line, as: UTF8.self)
+        // "uthreads serve: listening on http://127.0.0.1:PORT/ ..."
+        guard let range = text.firstRange(of: "127.0.0.1:"),
+              let port = UInt16(text[range.upperBound...].prefix { $0.isNumber }) else {
+            kill(pid, SIGTERM)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            throw ValidationError("uthreads serve did not start: \(text)")
+        }
+        return (pid, port)
     }
 }

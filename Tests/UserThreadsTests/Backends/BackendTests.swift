@@ -12,7 +12,18 @@ final class Unprotected<T>: @unchecked Sendable {
 
 struct BackendError: Error, Equatable { let code: Int }
 
-@Suite("Backends: the same workload on user threads and kernel threads")
+/// Yields (on either backend) until `condition` holds or 20 s pass; true if it held. How the
+/// tests wait for another thread's progress: an event polled between yields, never a delay.
+func waitFor(_ b: any ThreadingBackend, _ condition: () -> Bool) -> Bool {
+    let end = ContinuousClock.now + .seconds(20)  // a bound, never expected
+    while !condition() {
+        if ContinuousClock.now > end { return false }
+        b.yield()
+    }
+    return true
+}
+
+@Suite("Backends: the same workload on user threads and kernel threads", .timeLimit(.minutes(1)))
 struct BackendTests {
     static let backends = BackendKind.allCases
 
@@ -153,9 +164,14 @@ struct BackendTests {
                 for i in 0..<5 { try ch.send("v\(i)"); progress.store(i + 1, ordering: .sequentiallyConsistent) }
                 ch.close()
             }
-            // Until we receive, the producer can put at most 3 values in the buffer.
+            // The producer fills the buffer (an event: waited for, on either backend)...
+            let filled = waitFor(b) { progress.load(ordering: .sequentiallyConsistent) >= 3 }
+            #expect(filled)
+            // ...and, until we receive, cannot put a fourth value in it. (User threads: its
+            // send has parked. Kernel threads: a send that did not block would most likely
+            // get through during these yields; a correct one never does.)
             for _ in 0..<50 { b.yield() }
-            #expect(progress.load(ordering: .sequentiallyConsistent) <= 3)
+            #expect(progress.load(ordering: .sequentiallyConsistent) == 3)
             var got: [String] = []
             while let v = try ch.receive() { got.append(v) }
             try producer.join()
@@ -184,7 +200,7 @@ struct BackendTests {
             #expect(!forSender.close())
             #expect(try receiver.join() == nil)
             #expect(try sender.join() == false)
-            #expect(throws: UThreadError.self) { try forReceiver.send(9) }
+            expectError(sameCaseAs: .closed("")) { try forReceiver.send(9) }
             #expect(try forSender.receive() == nil)
         }
     }
@@ -206,14 +222,21 @@ struct BackendTests {
         #expect(order.withLock { $0 } == [1, 2, 3])
     }
 
+    /// A thread that yields lets a ready thread run: under user threads the very first yield
+    /// does (FIFO, one kernel thread); under kernel threads it runs at some point (the loop is
+    /// bounded by a deadline, so a yield that never let it run fails instead of hanging).
     @Test(arguments: backends)
     func yieldLetsOthersRun(kind: BackendKind) throws {
-        try UThreadRuntime.run(backend: kind) { b throws in
+        let (ran, yields) = try UThreadRuntime.run(backend: kind) { b throws -> (Bool, Int) in
             let flag = Atomic<Bool>(false)
             let t = b.spawn { flag.store(true, ordering: .sequentiallyConsistent) }
-            while !flag.load(ordering: .sequentiallyConsistent) { b.yield() }  // user threads: one yield
+            var yields = 0
+            let ran = waitFor(b) { yields += 1; return flag.load(ordering: .sequentiallyConsistent) }
             try t.join()
+            return (ran, yields - 1)
         }
+        #expect(ran)
+        if kind == .userThreads { #expect(yields == 1) }
     }
 
     @Test func kindsAreReported() throws {

@@ -3,7 +3,7 @@ import Testing
 @testable import UserThreads
 
 /// Swift concurrency and user threads, both ways, without blocking a cooperative-pool thread.
-@Suite struct AsyncBridgeTests {
+@Suite(.timeLimit(.minutes(1))) struct AsyncBridgeTests {
     /// Fails the test instead of hanging if `body` never finishes (a deadlock guard, not a
     /// speed assertion: nothing here should take more than a fraction of a second).
     func withDeadlockGuard<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
@@ -30,25 +30,28 @@ import Testing
     @Test func aUserThreadAwaitsAnAsyncFunction() async throws {
         let executor = try UThreadExecutor()
         defer { executor.shutdown() }
-        let (value, ticks) = try await executor.run {
-            var ticks = 0
+        let ticks = Ticks()
+        let value = try await executor.run {
             var done = false
             let ticker = UThread(name: "ticker") {
                 while !done {
-                    ticks += 1
+                    ticks.count.add(1, ordering: .relaxed)
                     try UThread.sleep(for: .milliseconds(1))
                 }
             }
-            let value = try UThread.await {
-                try await Task.sleep(for: .milliseconds(30))
+            // The async function returns once the ticker has ticked 3 times: only if the other
+            // user thread runs while this one awaits (else it gives up after 20 s).
+            let value = try UThread.await { () async throws -> Int in
+                let end = ContinuousClock.now + .seconds(20)  // a bound, never expected
+                while ticks.count.load(ordering: .relaxed) < 3 && ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(1)) }
                 return 42
             }
             done = true
             try ticker.join()
-            return (value, ticks)
+            return value
         }
         #expect(value == 42)
-        #expect(ticks > 1)  // the other user thread ran while this one awaited
+        #expect(ticks.count.load(ordering: .relaxed) >= 3)  // the other user thread ran while this one awaited
     }
 
     @Test func awaitRethrowsAndCancels() async throws {
@@ -148,4 +151,9 @@ import Testing
         await #expect(throws: CancellationError.self) { try await long.value }
         await #expect(throws: UThreadError.self) { try await executor.run { 1 } }
     }
+}
+
+/// A tick counter shared by a user thread and an async function.
+final class Ticks: Sendable {
+    let count = Atomic<Int>(0)
 }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Smoke tests of the command line (no assertion on speed: figures are for `uthreads bench`).
-@Suite struct CommandLineTests {
+@Suite(.timeLimit(.minutes(1))) struct CommandLineTests {
     @Test func tourRuns() throws {
         let r = try ChildProcess.uthreads("tour", "--quick")
         #expect(r.status == 0, "\(r.stderr)")

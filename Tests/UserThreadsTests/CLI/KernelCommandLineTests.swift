@@ -2,7 +2,7 @@
 import Foundation
 import Testing
 
-@Suite struct KernelCommandLineTests {
+@Suite(.timeLimit(.minutes(1))) struct KernelCommandLineTests {
     @Test func tableKernelShowsOneKernelThreadForThousandsOfUserThreads() throws {
         let r = try ChildProcess.uthreads("table", "--kernel", "--parked", "2000", "--json")
         #expect(r.status == 0, "\(r.stderr)")

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The scheduling lab from the command line (virtual clock: exact figures).
-@Suite struct SchedCommandTests {
+@Suite(.timeLimit(.minutes(1))) struct SchedCommandTests {
     @Test func allPoliciesSideBySide() throws {
         let r = try ChildProcess.uthreads("sched", "--policy", "all", "--workload", "deadlines")
         #expect(r.status == 0, "\(r.stderr)")

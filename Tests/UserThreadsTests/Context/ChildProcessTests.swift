@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Scenarios that crash on purpose or need a process of their own.
-@Suite struct ChildProcessTests {
+@Suite(.timeLimit(.minutes(1))) struct ChildProcessTests {
     @Test func guardPageOverflowIsReported() throws {
         let r = try ChildProcess.uthreads("selftest", "overflow")
         #expect(r.crashed || r.status != 0)

@@ -6,7 +6,7 @@ final class Shared {
     var counter = 0
 }
 
-@Suite struct ExclusivityTests {
+@Suite(.timeLimit(.minutes(1))) struct ExclusivityTests {
     /// 10,000 threads park *inside* an exclusive access to a class property; other threads'
     /// accesses must neither trap ("simultaneous access") nor slow down.
     @Test(.disabled(if: Sanitizers.thread, Comment(rawValue: Sanitizers.tooManyFibers)))

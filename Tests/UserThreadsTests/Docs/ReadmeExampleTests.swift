@@ -2,7 +2,7 @@ import Testing
 import UserThreads
 
 /// The README's examples, compiled and run (with a bounded accept loop instead of `while true`).
-@Suite struct ReadmeExampleTests {
+@Suite(.timeLimit(.minutes(1))) struct ReadmeExampleTests {
     @Test func tasteOfTheAPI() throws {
         let total = try UThreadRuntime.run {
             let workers = (1...4).map { n in

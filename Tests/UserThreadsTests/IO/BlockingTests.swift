@@ -2,7 +2,7 @@ import Glibc
 import Testing
 @testable import UserThreads
 
-@Suite struct BlockingTests {
+@Suite(.timeLimit(.minutes(1))) struct BlockingTests {
     @Test func returnsAFilesContent() throws {
         let path = "/tmp/uthreads-blocking-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let content = Array("the quick brown fox\n".utf8)
@@ -35,26 +35,37 @@ import Testing
         #expect(missing as? UThreadError == .system(call: "open", errno: .noSuchFileOrDirectory))
     }
 
+    /// A job blocks a pool kernel thread in poll(2) on an empty pipe; only a ticker user thread
+    /// that keeps running meanwhile (5 timer wake-ups) writes the byte that ends the poll. The
+    /// poll's return says which happened: 1, the byte came; 0, it timed out after 10 s because
+    /// the runtime stopped while the job blocked.
     @Test func otherThreadsRunWhileAJobBlocks() throws {
-        let (ticks, value) = try UThreadRuntime.run {
-            let (r, w) = try IO.pipe()  // the job waits on a raw blocking poll of this pipe
+        let (polled, ticksDuringTheJob) = try UThreadRuntime.run { () -> (Int32, Int) in
+            let (r, w) = try IO.pipe()
             defer { try? IO.close(r); try? IO.close(w) }
-            var ticks = 0
-            let job = UThread { () throws -> Int in
+            let job = UThread { () throws -> Int32 in
                 try blocking {
                     var p = pollfd(fd: r, events: Int16(POLLIN), revents: 0)
-                    _ = poll(&p, 1, 10_000)  // a kernel thread blocks here until the pipe is written
-                    return 7
+                    return poll(&p, 1, 10_000)  // a kernel thread blocks here until the pipe is written
                 }
             }
-            for _ in 0..<5 { ticks += 1; try UThread.sleep(for: .milliseconds(2)) }
-            #expect(!job.isFinished)
-            #expect(UThreadRuntime.threadTable().threads.contains { $0.waitReason?.kind == .offload })
-            _ = try [UInt8(1)].withUnsafeBytes { try IO.write(w, from: $0) }
-            return (ticks, try job.join())
+            let ticker = UThread { () throws -> Int in
+                // Ticks that found the job still waiting on the pool ("blocking call").
+                var ticksDuringTheJob = 0
+                for _ in 0..<5 {
+                    try UThread.sleep(for: .milliseconds(2))
+                    if UThreadRuntime.threadTable().threads.contains(where: { $0.id == job.id && $0.waitReason?.kind == .offload }) {
+                        ticksDuringTheJob += 1
+                    }
+                }
+                _ = try [UInt8(1)].withUnsafeBytes { try IO.write(w, from: $0) }
+                return ticksDuringTheJob
+            }
+            let ticks = try ticker.join()
+            return (try job.join(), ticks)
         }
-        #expect(ticks == 5)
-        #expect(value == 7)
+        #expect(polled == 1, "the job's poll returned \(polled): it was not woken by the ticker's write")
+        #expect(ticksDuringTheJob == 5)
     }
 
     @Test func manyJobsAtOnce() throws {

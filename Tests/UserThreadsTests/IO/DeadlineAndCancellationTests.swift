@@ -3,7 +3,7 @@ import Testing
 @testable import UserThreads
 
 /// Every wrapper that can wait: its timeout and its cancellation.
-@Suite struct DeadlineAndCancellationTests {
+@Suite(.timeLimit(.minutes(1))) struct DeadlineAndCancellationTests {
     /// A call that would wait forever, given a fresh pipe/socketpair/listener.
     struct Case: Sendable, CustomStringConvertible {
         var description: String

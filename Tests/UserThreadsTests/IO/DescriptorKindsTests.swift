@@ -4,7 +4,7 @@ import Testing
 
 /// Descriptors other than streams: regular files (epoll refuses them: always ready), datagrams
 /// with addresses, scatter/gather.
-@Suite struct DescriptorKindsTests {
+@Suite(.timeLimit(.minutes(1))) struct DescriptorKindsTests {
     @Test func regularFilesAreAlwaysReady() throws {
         let n = try UThreadRuntime.run {
             let fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)

@@ -1,7 +1,7 @@
 import Testing
 @testable import UserThreads
 
-@Suite struct HTTPServerTests {
+@Suite(.timeLimit(.minutes(1))) struct HTTPServerTests {
     func exchange(_ request: String) throws -> String {
         try UThreadRuntime.run {
             let listener = try TCPListener(host: "127.0.0.1", port: 0)

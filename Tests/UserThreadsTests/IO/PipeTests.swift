@@ -2,7 +2,7 @@ import Glibc
 import Testing
 @testable import UserThreads
 
-@Suite struct PipeTests {
+@Suite(.timeLimit(.minutes(1))) struct PipeTests {
     @Test func readerParksUntilWriterWrites() throws {
         let got = try UThreadRuntime.run {
             let (r, w) = try Pipe.make()

@@ -84,7 +84,7 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<Strin
 
 /// `IO.close` under M:N wakes the threads waiting on the descriptor on every worker; when
 /// other workers watch it the close is deferred to the last of them (DescriptorRegistry.swift).
-@Suite struct MNDescriptorCloseTests {
+@Suite(.timeLimit(.minutes(1))) struct MNDescriptorCloseTests {
     enum Kind: String, CaseIterable { case socketpair, pipe }
 
     /// A reader parked on worker 1 is woken with `.closed` when a thread on worker 0 closes

@@ -9,7 +9,7 @@ import Testing
 /// Every test makes worker 0 start its threads itself (`MNThread.startingHere`), so that worker
 /// 1 is idle and only migration can give it work. Loops that wait for a migration are bounded
 /// by a count of yields (they wait on an event, never on time).
-@Suite struct MNMigrationTests {
+@Suite(.timeLimit(.minutes(1))) struct MNMigrationTests {
     /// Yields until `moved` is set (by any thread) or `limit` yields passed.
     static func yieldUntil(_ moved: MNFlag, limit: Int = 50_000_000, _ check: () -> Void) {
         var n = 0
@@ -132,13 +132,21 @@ import Testing
     /// spawning into the old worker's table from the new worker's kernel thread.)
     @Test func aThreadGroupPinsItsCaller() throws {
         let (results, teardown) = try MNRuntime.runInspecting(workers: 2) { () -> [Int] in
+            // A migratable thread beside them moves to the idle worker: proof that a group's
+            // caller could have moved, had the group not pinned it.
+            let moved = MNFlag()
+            let mover = MNThread.startingHere { () -> Bool in
+                let first = MNThread.worker!
+                Self.yieldUntil(moved) { if MNThread.worker != first { moved.set() } }
+                return moved.isSet
+            }
             let threads = (0..<8).map { k in
                 MNThread.startingHere { () -> Int in
                     let me = pthread_self()
                     var sum = 0
                     let pinned = try withThreadGroup { g -> Bool in
                         let pinned = !MNThread.isMigratable
-                        for _ in 0..<200 { UThread.yield() }
+                        Self.yieldUntil(moved) {}  // safe points while the mover migrates
                         try UThread.sleep(for: .microseconds(50))
                         for i in 0..<4 { g.spawn { sum += k * 10 + i } }
                         for _ in 0..<50 { UThread.yield() }
@@ -147,9 +155,9 @@ import Testing
                     return pinned && pthread_equal(pthread_self(), me) != 0 ? sum : -1
                 }
             }
-            return try threads.map { try $0.join() }
+            return try threads.map { try $0.join() } + [try mover.join() ? 1 : 0]
         }
-        #expect(results == (0..<8).map { k in 4 * k * 10 + 6 })
+        #expect(results == (0..<8).map { k in 4 * k * 10 + 6 } + [1])
         #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
     }
 
@@ -164,6 +172,7 @@ import Testing
             deinit { counter.add(-1) }
         }
         let alive = MNCounter()
+        let rowMigrations = MNCounter()
         let (summary, teardown) = try MNRuntime.runInspecting(workers: workers) { () -> (finished: Int, cancelled: Int, moves: Int) in
             let ch = try MNChannel<Int>(capacity: 8)
             let lock = MNMutex()
@@ -175,6 +184,8 @@ import Testing
                     MNThread.startingHere { () -> Bool in
                         let t = Tracked(alive)
                         defer { _ = t }
+                        // Its row counts every move (ThreadInfo.migrations), seen or not below.
+                        defer { rowMigrations.add(myRow()?.migrations ?? 0) }
                         var worker = MNThread.worker!
                         for k in 0..<300 {
                             if UThread.isCancelled { return false }
@@ -209,6 +220,11 @@ import Testing
             return (finished, cancelled, moves.count)
         }
         #expect(summary.finished + summary.cancelled == 6 * 24)
+        // Migrations happened (threads saw their worker change), each counted in its row and in
+        // the runtime's statistics.
+        #expect(summary.moves > 0)
+        #expect(rowMigrations.count >= summary.moves)
+        #expect(teardown.statistics.migrations >= rowMigrations.count)
         #expect(alive.count == 0)
         #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
         #expect(teardown.statistics.live == 0)

@@ -3,7 +3,7 @@ import Testing
 
 /// The M:N thread object: joins across workers (the `flags` word and the striped waiter
 /// locks), start failures, and the counters the runtime ends by.
-@Suite struct MNThreadObjectTests {
+@Suite(.timeLimit(.minutes(1))) struct MNThreadObjectTests {
     /// Joiners on both workers, some registered before the end and some after: all get the
     /// value, whichever way each one's registration and the finish raced.
     @Test func joinersOnEveryWorkerAllGetTheValue() throws {

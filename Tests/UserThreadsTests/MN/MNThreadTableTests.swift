@@ -2,7 +2,7 @@ import Testing
 @testable import UserThreads
 
 /// The merged thread table of an M:N runtime: one snapshot with every worker's threads.
-@Suite struct MNThreadTableTests {
+@Suite(.timeLimit(.minutes(1))) struct MNThreadTableTests {
     @Test func mergedTableShowsThreadsOfEveryWorker() throws {
         let (table, ids) = try UThreadRuntime.run(workers: 2) { () -> (ThreadTable, [ThreadID?]) in
             let m = MNMutex(name: "held")

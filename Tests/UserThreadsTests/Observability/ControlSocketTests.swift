@@ -103,6 +103,27 @@ import Testing
         #expect(throws: UThreadError.self) { try Self.withSleepers(workers: workers, configuration) {} }
     }
 
+    /// A request is the client's bytes: the error naming it must still be valid JSON when they
+    /// hold a quote, a backslash or a control character.
+    @Test(arguments: ["bogus", "ta\"ble", "a\\b", "x\u{1}y", "}{"])
+    func anUnknownRequestIsAnsweredWithValidJSON(request: String) throws {
+        let answer = Scheduler.unknownControlRequest(request)
+        let decoded = try JSONDecoder().decode([String: String].self, from: Data(answer.utf8))
+        #expect(decoded["error"] == "unknown request '\(request)'; ask for table or dump", "\(answer)")
+    }
+
+    /// The client has a deadline too: a socket that is listened on but never served (a stopped
+    /// process) makes it throw `timedOut` instead of holding `uthreads top` forever.
+    @Test func theClientGivesUpOnASocketNobodyServes() throws {
+        let path = LiveViewTests.temporaryPath(".sock")
+        let listener = uthreads_unix_listen(path)  // connections wait in its backlog, never accepted
+        #expect(listener >= 0)
+        defer { close(listener); unlink(path) }
+        #expect(throws: UThreadError.timedOut) {
+            try UThreadRuntime.queryControlSocket(path, request: "table", timeout: .milliseconds(100))
+        }
+    }
+
     // MARK: The server alone (a fixed answer, no runtime)
 
     /// A server answering every request with `answer`, with the given deadlines.

@@ -3,7 +3,7 @@ import Testing
 
 /// tools/gdb/uthreads.py in gdb's batch mode against `uthreads selftest gdb-target`, which
 /// parks named threads in known states and stops itself with SIGTRAP.
-@Suite struct GdbScriptTests {
+@Suite(.timeLimit(.minutes(1))) struct GdbScriptTests {
     static let gdb = ["/usr/bin/gdb", "/usr/local/bin/gdb"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     @Test(.enabled(if: gdb != nil, "gdb is not installed: the gdb script is not tested"))
@@ -33,6 +33,32 @@ import Testing
         #expect(out.contains("KnownStates.withThreads"))
         #expect(out.contains("in uthreads_trampoline"))
         #expect(out.contains("User thread #4 \"fresh\" ready"))
+        #expect(!out.contains("Python Exception"), "\(out)")
+    }
+
+    /// Under `run(workers:)` every worker's table is in the registry: the list has the thread
+    /// pinned to each worker, with that worker and its own kernel thread (LWP).
+    @Test(.enabled(if: gdb != nil, "gdb is not installed: the gdb script is not tested"))
+    func infoUThreadsListsEveryWorkersThreads() throws {
+        let script = ChildProcess.repositoryRoot.appendingPathComponent("tools/gdb/uthreads.py").path
+        let r = try ChildProcess.run("/usr/bin/timeout", ["-s", "KILL", "120", Self.gdb!,
+            "-batch", "-nx", "-iex", "set complaints 0", "-iex", "set debuginfod enabled off",
+            "-x", script, "-ex", "run", "-ex", "info uthreads", "-ex", "kill",
+            "--args", ChildProcess.uthreadsPath, "selftest", "gdb-target", "2",
+        ])
+        let out = r.stdout
+        #expect(out.contains("SIGTRAP"), "the target stopped under gdb: \(r.stderr)")
+        let lines = out.split(separator: "\n").map(String.init)
+        // Columns: ID NAME(2 words) STATE WAIT WORKER SAVED-SP LWP SWITCHES.
+        func fields(_ name: String) -> [Substring]? {
+            lines.first { $0.contains(" \(name) ") }.map { $0.split(separator: " ") }
+        }
+        let first = try #require(fields("sleeper 0"), "\(out)")
+        let second = try #require(fields("sleeper 1"), "worker 1's thread is listed: \(out)")
+        #expect(first.count == 9 && second.count == 9, "\(out)")
+        #expect(first[3] == "sleeping" && second[3] == "sleeping", "\(out)")
+        #expect(first[5] == "0" && second[5] == "1", "each on its worker: \(out)")
+        #expect(first[7] != second[7], "each on its worker's kernel thread: \(out)")
         #expect(!out.contains("Python Exception"), "\(out)")
     }
 }

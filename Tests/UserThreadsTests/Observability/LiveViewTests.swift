@@ -3,7 +3,7 @@ import Testing
 @testable import UserThreads
 
 /// The control socket serves the thread table; `uthreads top` shows it.
-@Suite struct LiveViewTests {
+@Suite(.timeLimit(.minutes(1))) struct LiveViewTests {
     static func temporaryPath(_ suffix: String) -> String {
         FileManager.default.temporaryDirectory
             .appendingPathComponent("ut-\(getpid())-\(UInt32.random(in: 0...UInt32.max))\(suffix)").path

@@ -5,7 +5,7 @@ import Testing
 @testable import UserThreads
 
 /// Runtime diagnostics go through the configured swift-log Logger.
-@Suite struct LoggingTests {
+@Suite(.timeLimit(.minutes(1))) struct LoggingTests {
     /// A LogHandler that keeps what it is given.
     struct Capture: LogHandler {
         let entries: Entries

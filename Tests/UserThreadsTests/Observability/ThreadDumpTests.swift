@@ -3,7 +3,7 @@ import Testing
 @testable import UserThreads
 
 /// Thread dumps: on demand (text and JSON) and on a signal (in a child process).
-@Suite struct ThreadDumpTests {
+@Suite(.timeLimit(.minutes(1))) struct ThreadDumpTests {
     /// Threads parked in known states while `body` runs on main: "sleeper" sleeping,
     /// "joiner" blocked joining it, "fresh" ready (never run), main running.
     static func withKnownStates<R>(_ body: () throws -> R) throws -> R {

@@ -28,7 +28,7 @@ private func add() throws(UThreadError) -> Bool { true }
 
 /// The M:N runtime's record of which workers' reactors watch each descriptor, and its deferred
 /// close.
-@Suite struct DescriptorRegistryTests {
+@Suite(.timeLimit(.minutes(1))) struct DescriptorRegistryTests {
     /// Workers below 62 are bits; from 62 on they share bit 63 and an overflow set, which is
     /// cleared only when the last of them leaves.
     @Test func watchersOfAnyWorkerCount() throws {

@@ -1,8 +1,9 @@
 import Glibc
+import Synchronization
 import Testing
 @testable import UserThreads
 
-@Suite struct ReactorTests {
+@Suite(.timeLimit(.minutes(1))) struct ReactorTests {
     func threadCPUNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
@@ -39,28 +40,38 @@ import Testing
         #expect(order == ["slept", "read"])
     }
 
+    /// Two threads yield in a loop, so the run queue is never empty; a byte written by another
+    /// kernel thread once they are spinning must still reach the reader (only the reactor's
+    /// periodic poll can notice it). The read has a deadline: starved, it fails with
+    /// `timedOut` instead of hanging.
     @Test func busyThreadsDoNotStarveIO() throws {
-        let spins = try UThreadRuntime.run {
+        let spins = Atomic<Int>(0)
+        let spinsAtWake = try UThreadRuntime.run { () throws -> Int in
             let (r, w) = try IO.pipe()
             defer { try? IO.close(r); try? IO.close(w) }
             var done = false
-            var spins = 0
             let spinner = UThread {
-                while !done { spins += 1; UThread<Never>.yield() }
+                while !done { spins.add(1, ordering: .relaxed); UThread<Never>.yield() }
             }
             let spinner2 = UThread { while !done { UThread<Never>.yield() } }
-            let reader = UThread {
+            let reader = UThread { () throws -> Int in
                 var b: UInt8 = 0
-                _ = try withUnsafeMutableBytes(of: &b) { try IO.read(r, into: $0) }
+                _ = try withUnsafeMutableBytes(of: &b) { try IO.read(r, into: $0, timeout: .seconds(20)) }
                 done = true
+                return spins.load(ordering: .relaxed)
             }
-            // Another kernel thread writes: only the reactor's periodic poll can notice,
-            // because the spinners keep the run queue busy.
-            _ = try blocking { usleep(5_000); return Glibc.write(w, "x", 1) }
-            try reader.join(); try spinner.join(); try spinner2.join()
-            return spins
+            // Another kernel thread writes once the spinners are busy (an event, not a delay).
+            let writeFD = w
+            _ = try blocking { () -> Int in
+                let end = ContinuousClock.now + .seconds(20)  // a bound, never expected
+                while spins.load(ordering: .relaxed) < 1_000 && ContinuousClock.now < end { sched_yield() }
+                return Glibc.write(writeFD, "x", 1)
+            }
+            let atWake = try reader.join()
+            try spinner.join(); try spinner2.join()
+            return atWake
         }
-        #expect(spins > 0)
+        #expect(spinsAtWake >= 1_000)  // the byte arrived while the run queue was busy
     }
 
     @Test func reactorIsPerRuntime() throws {

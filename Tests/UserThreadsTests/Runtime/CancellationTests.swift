@@ -1,7 +1,7 @@
 import Testing
 @testable import UserThreads
 
-@Suite struct CancellationTests {
+@Suite(.timeLimit(.minutes(1))) struct CancellationTests {
     @Test func cancellingASleepingThreadWakesItWithCancellationError() throws {
         try UThreadRuntime.run {
             let sleeper = UThread { try UThread.sleep(for: .seconds(3600)) }
@@ -41,8 +41,23 @@ import Testing
             let start = ContinuousClock.now
             try UThread.sleep(for: .milliseconds(20))
             #expect(ContinuousClock.now - start >= .milliseconds(20))
-            try UThread.sleep(until: ContinuousClock.now - .seconds(1))  // past: returns at once
         }
+        // On the virtual clock, exactly: a sleep takes its duration, and a deadline in the
+        // past returns at once (no time passes, and the thread never waits on a timer).
+        var c = UThreadRuntime.Configuration()
+        c.clock = .virtual
+        let trace = UThreadTrace()
+        c.trace = trace
+        let (slept, pastSlept) = try UThreadRuntime.run(c) { () -> (UInt64, UInt64) in
+            let t0 = UThreadRuntime.nanoseconds
+            try UThread.sleep(for: .milliseconds(20))
+            let t1 = UThreadRuntime.nanoseconds
+            try UThread.sleep(until: ContinuousClock.now - .seconds(1))
+            return (t1 - t0, UThreadRuntime.nanoseconds - t1)
+        }
+        #expect(slept == 20_000_000)
+        #expect(pastSlept == 0)
+        #expect(trace.events.filter { $0.kind == .block && $0.waitReason == .sleep }.count == 1)  // the first sleep only
     }
 
     @Test func sleepersWakeInDeadlineOrder() throws {

@@ -1,7 +1,7 @@
 import Testing
 @testable import UserThreads
 
-@Suite struct UThreadTests {
+@Suite(.timeLimit(.minutes(1))) struct UThreadTests {
     @Test func joinReturnsValues() throws {
         let total = try UThreadRuntime.run {
             let threads = (1...100).map { i in UThread(name: "square \(i)") { i * i } }

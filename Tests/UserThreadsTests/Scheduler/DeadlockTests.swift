@@ -1,31 +1,26 @@
 import Testing
 @testable import UserThreads
 
-@Suite struct DeadlockTests {
-    @Test func aJoinCycleIsReportedNotHung() throws {
-        var unwound = 0
-        do {
-            try UThreadRuntime.run {
-                var b: UThread<Void>?
-                let a = UThread(name: "alice") {
-                    defer { unwound += 1 }
-                    UThread.yield()
-                    try b!.join()
-                }
-                b = UThread(name: "bob") {
-                    defer { unwound += 1 }
-                    try a.join()
-                }
-                try a.join()
-            }
-            Issue.record("run returned although every thread waits forever")
-        } catch UThreadError.deadlock(let report) {
-            #expect(report.contains("wait-for cycle"))
-            #expect(report.contains("alice"))
-            #expect(report.contains("bob"))
-            #expect(report.contains("join #"))
-        }
-        #expect(unwound == 2)  // the deadlocked threads were woken and unwound
+@Suite(.timeLimit(.minutes(1))) struct DeadlockTests {
+    /// Wait-for cycles under M:1 (two threads joining each other) and M:N (two workers, each
+    /// thread holding the mutex the other waits for) make `run` throw `UThreadError.deadlock`
+    /// with the report. Run in a child process (`uthreads selftest deadlock`): if detection
+    /// regresses, the child hangs or crashes and is killed, and this test fails with its output
+    /// instead of hanging or crashing the whole run.
+    @Test func waitForCyclesAreReportedNotHung() throws {
+        let r = try ChildProcess.uthreads("selftest", "deadlock")
+        #expect(!r.timedOut && !r.crashed && r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        let parts = r.stdout.components(separatedBy: "M:N deadlock report:")
+        try #require(parts.count == 2, "no M:N report in:\n\(r.stdout)")
+        let single = parts[0], multi = parts[1]
+        #expect(single.contains("M:1 deadlock report:"))
+        for text in ["wait-for cycle", "\"alice\"", "\"bob\"", "join #"] { #expect(single.contains(text), "M:1 report lacks \(text)") }
+        #expect(single.contains("M:1 threads unwound: 2"))  // the deadlocked threads were woken and unwound
+        #expect(multi.contains("M:N runtime: all 2 workers idle with parked threads"))
+        // Both threads with their waits: every worker writes its table before any thread is
+        // woken to unwind (a release on the way out would otherwise change another's table).
+        for text in ["carol", "dave", "mutex 'first'", "mutex 'second'"] { #expect(multi.contains(text), "M:N report lacks \(text)") }
+        #expect(!multi.contains("cancelled"), "a waiter was reported after the unwinding began:\n\(multi)")
     }
 
     @Test func theInvariantCheckerAcceptsARealWorkload() throws {

@@ -1,3 +1,4 @@
+import CUThreads
 import Foundation
 import Testing
 @testable import UserThreads
@@ -63,6 +64,27 @@ import Testing
         #expect(region.lo <= UInt(bitPattern: guardTop - StackPool.guardRegionSize))
         #expect(region.hi == UInt(bitPattern: guardTop))
         #expect(Self.mapping(containing: guardTop)?.permissions.hasPrefix("rw") == true)
+    }
+
+    /// The fault handler names a dense thread from its stack pointer wherever its recursion
+    /// faults: in the guard under its slab, below every slot under its own. So the bound on how
+    /// far below its stack that pointer may be must cover the whole slab from its top slot,
+    /// whatever the slot size (with 2 MiB slots a slab spans 2 GiB).
+    @Test(arguments: [64 * 1024, 2 << 20])
+    func theStackPointerWitnessReachesTheGuardUnderADenseSlab(slotSize: Int) throws {
+        let pool = StackPool(mode: .dense, defaultSize: slotSize, denseSize: slotSize, maxPooled: 4)
+        let stacks = try (0..<StackPool.slotsPerSlab).map { _ in try pool.allocate(size: nil) }
+        defer { for s in stacks { pool.release(s) } }
+        let top = try #require(stacks.max { $0.lo < $1.lo })
+        let lowest = try #require(stacks.min { $0.lo < $1.lo })
+        let guardBottom = lowest.lo - pool.pageSize - StackPool.guardRegionSize
+        #expect(Self.mapping(containing: guardBottom)?.permissions.hasPrefix("---") == true)
+        var row = uthreads_tcb()
+        row.stack_mode = UInt8(UTHREADS_STACK_DENSE)
+        row.stack_lo = top.lo.assumingMemoryBound(to: CChar.self)
+        row.stack_hi = top.hi.assumingMemoryBound(to: CChar.self)
+        // A stack pointer anywhere down to the guard's bottom (a frame faulting at its far end).
+        #expect(UInt(uthreads_overflow_reach(&row)) >= UInt(bitPattern: top.lo - guardBottom))
     }
 
     /// No C function of the library has a frame of a page or more: -fstack-clash-protection would

@@ -1,5 +1,6 @@
 // Runs the `uthreads` executable (built with the tests) as a child process.
 import Foundation
+import Testing
 
 struct ChildResult {
     var status: Int32
@@ -7,6 +8,8 @@ struct ChildResult {
     var stderr: String
     /// Killed by a signal (crash or abort) rather than exiting.
     var crashed: Bool
+    /// Still running at the deadline `ChildProcess.run` gave it, and killed (SIGKILL).
+    var timedOut = false
 }
 
 enum ChildProcess {
@@ -22,7 +25,12 @@ enum ChildProcess {
             .deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ChildResult {
+    /// Runs `executable` to its end, or kills it (SIGKILL) after `timeout`, so that a child that
+    /// hangs fails its test (`timedOut`, with the output so far) instead of hanging the run.
+    /// The default: 10 s less than the calling test's time limit (a minute if it has none).
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                    timeout: Duration? = nil) throws -> ChildResult {
+        let timeout = timeout ?? (Test.current?.timeLimit ?? .seconds(60)) - .seconds(10)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -50,8 +58,17 @@ enum ChildProcess {
         sigemptyset(&none)
         pthread_sigmask(SIG_SETMASK, &none, &saved)
         defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
         try process.run()
         pthread_sigmask(SIG_SETMASK, &saved, nil)
+        let (seconds, attoseconds) = timeout.components
+        var timedOut = false
+        if exited.wait(timeout: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))) == .timedOut {
+            timedOut = true
+            kill(process.processIdentifier, SIGKILL)
+            Issue.record("\(executable) \(arguments.joined(separator: " ")) still ran after \(timeout): killed")
+        }
         process.waitUntilExit()
         try out.close()
         try err.close()
@@ -59,7 +76,7 @@ enum ChildProcess {
         return ChildResult(status: process.terminationStatus,
                            stdout: String(decoding: outData, as: UTF8.self),
                            stderr: String(decoding: errData, as: UTF8.self),
-                           crashed: process.terminationReason == .uncaughtSignal)
+                           crashed: process.terminationReason == .uncaughtSignal, timedOut: timedOut)
     }
 
     static func uthreads(_ arguments: String...) throws -> ChildResult {

@@ -3,7 +3,7 @@ import UserThreads
 
 /// Out-of-range parameters of the sync objects are thrown as `invalidArgument` (naming the
 /// parameter and the value), never a precondition stop. No runtime is needed to build them.
-@Suite struct SyncBadInputTests {
+@Suite(.timeLimit(.minutes(1))) struct SyncBadInputTests {
     private func message(_ body: () throws -> Void) -> String? {
         do { try body() } catch let UThreadError.invalidArgument(m) { return m } catch { return "unexpected \(error)" }
         return nil

@@ -3,7 +3,7 @@ import UserThreads
 
 /// Cancellation mid-wait on every primitive: the waiter throws CancellationError, leaves no
 /// trace (the next waiter gets what the cancelled one waited for), and nothing hangs.
-@Suite("Sync: cancellation mid-wait")
+@Suite("Sync: cancellation mid-wait", .timeLimit(.minutes(1)))
 struct SyncCancellationTests {
     enum Primitive: String, CaseIterable { case rwlockRead, rwlockWrite, waitGroup, barrier, once, select, condition }
 

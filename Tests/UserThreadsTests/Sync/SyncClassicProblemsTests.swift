@@ -1,7 +1,7 @@
 import Testing
 import UserThreads
 
-@Suite("Sync: classic problems")
+@Suite("Sync: classic problems", .timeLimit(.minutes(1)))
 struct SyncClassicProblemsTests {
     /// Five philosophers, five forks (mutexes), 10,000 meals in total. Deadlock is avoided by
     /// resource ordering (each takes the lower-numbered fork first); FIFO handoff makes sure

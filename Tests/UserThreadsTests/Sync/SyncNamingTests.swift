@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 import UserThreads
 
-@Suite("Sync: names do not clash with the Synchronization module")
+@Suite("Sync: names do not clash with the Synchronization module", .timeLimit(.minutes(1)))
 struct SyncNamingTests {
     @Test func bothModulesSideBySide() throws {
         let kernelMutex = Mutex(0)  // Synchronization's

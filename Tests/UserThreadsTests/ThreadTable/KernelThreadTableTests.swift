@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 import UserThreads
 
-@Suite struct KernelThreadTableTests {
+@Suite(.timeLimit(.minutes(1))) struct KernelThreadTableTests {
     static let status = """
         Name:\tworker (1)
         State:\tS (sleeping)

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 @testable import UserThreads
 
-@Suite struct ThreadTableTests {
+@Suite(.timeLimit(.minutes(1))) struct ThreadTableTests {
     /// A bigger row makes zeroing it at spawn a memset call (DEVELOPERS.md): keep 256 bytes.
     @Test func controlBlockIs256Bytes() {
         #expect(MemoryLayout<uthreads_tcb>.size == 256)

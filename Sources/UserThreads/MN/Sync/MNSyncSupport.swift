@@ -86,10 +86,11 @@ func mnWakeOne(_ waiter: MNWaiter) {
     waiter.runtime.wake(waiter, .woken)
 }
 
-/// A CLOCK_MONOTONIC deadline `timeout` from now (M:N runtimes use the real clock only).
+/// A CLOCK_MONOTONIC deadline `timeout` from now (M:N runtimes use the real clock only);
+/// nil for no limit (`Deadline.after`: negative is already due, huge is none).
 @usableFromInline
 func mnDeadline(_ timeout: Duration?) -> UInt64? {
-    timeout.map { Deadline.after($0, now: uthreads_monotonic_ns()) }
+    timeout.flatMap { Deadline.after($0, now: uthreads_monotonic_ns()) }
 }
 
 /// The id of the calling M:N thread (process-unique), for owners and holders.

@@ -44,8 +44,8 @@ public final class FairSharePolicy: SchedulingPolicy {
         try minGranularity.requirePositive("FairSharePolicy: the minimum granularity")
         self.targetLatency = targetLatency
         self.minGranularity = minGranularity
-        latencyNs = max(1, Scheduler.nanoseconds(targetLatency))
-        granularityNs = max(1, Scheduler.nanoseconds(minGranularity))
+        latencyNs = max(1, Deadline.clampedNanoseconds(targetLatency))
+        granularityNs = max(1, Deadline.clampedNanoseconds(minGranularity))
     }
 
     /// `thread`'s virtual runtime (ns at weight 1024).

@@ -45,8 +45,8 @@ public final class MLFQPolicy: SchedulingPolicy {
         try boostInterval?.requirePositive("MLFQPolicy: the boost interval (nil for none)")
         self.quanta = quanta
         self.boostInterval = boostInterval
-        quantaNs = quanta.map { max(1, Scheduler.nanoseconds($0)) }
-        boostNs = boostInterval.map { max(1, Scheduler.nanoseconds($0)) } ?? 0
+        quantaNs = quanta.map { max(1, Deadline.clampedNanoseconds($0)) }
+        boostNs = boostInterval.map { max(1, Deadline.clampedNanoseconds($0)) } ?? 0
         queues = Array(repeating: ReadyQueue(), count: quanta.count)
     }
 

@@ -31,7 +31,7 @@ public final class PriorityPolicy: SchedulingPolicy {
         try agingInterval?.requirePositive("PriorityPolicy: the aging interval")
         self.quantum = quantum
         self.agingInterval = agingInterval
-        agingNs = agingInterval.map { max(1, Scheduler.nanoseconds($0)) } ?? 0
+        agingNs = agingInterval.map { max(1, Deadline.clampedNanoseconds($0)) } ?? 0
     }
 
     public func awakened(_ thread: ThreadRef, reason: ReadyReason) {

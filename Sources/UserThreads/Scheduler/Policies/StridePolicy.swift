@@ -11,7 +11,7 @@
 public final class StridePolicy: SchedulingPolicy {
     /// The numerator of every stride (2^20): a thread's stride is `strideOne / tickets`, so a
     /// thread with one ticket advances its pass by `strideOne` per quantum it runs.
-    public static let strideOne: UInt64 = 1 << 20
+    public static let strideOne = UInt64(SchedulingParameters.maximumTickets)
     /// The time slice of each pick (default 10 ms). A thread's pass advances by its stride per
     /// full quantum it runs, pro rata for less.
     public let quantum: Duration
@@ -28,12 +28,13 @@ public final class StridePolicy: SchedulingPolicy {
     public init(quantum: Duration = .milliseconds(10)) throws(UThreadError) {
         try quantum.requirePositive("StridePolicy: the quantum")
         self.quantum = quantum
-        quantumNs = max(1, Scheduler.nanoseconds(quantum))
+        quantumNs = max(1, Deadline.clampedNanoseconds(quantum))
     }
 
     /// `thread`'s stride: `strideOne / tickets`, the pass it advances per full quantum it runs.
-    /// More tickets, smaller stride, more frequent turns. O(1).
-    public func stride(of thread: ThreadRef) -> UInt64 { Self.strideOne / UInt64(thread.tickets) }
+    /// More tickets, smaller stride, more frequent turns; never 0 (a spawn refuses more than
+    /// `SchedulingParameters.maximumTickets`, and the floor of 1 guards the rest). O(1).
+    public func stride(of thread: ThreadRef) -> UInt64 { max(1, Self.strideOne / UInt64(max(1, thread.tickets))) }
 
     public func awakened(_ thread: ThreadRef, reason: ReadyReason) {
         if reason == .spawned || reason == .woken { thread.policyData.0 = max(thread.policyData.0, globalPass) }

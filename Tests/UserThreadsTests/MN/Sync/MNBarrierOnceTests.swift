@@ -2,7 +2,7 @@ import Synchronization
 import Testing
 @testable import UserThreads
 
-@Suite struct MNBarrierOnceTests {
+@Suite(.timeLimit(.minutes(1))) struct MNBarrierOnceTests {
     /// Four parties on two workers, several generations: nobody passes before all arrived, and
     /// exactly one arrival per generation is told it was last.
     @Test func barrierGenerationsAcrossWorkers() throws {
@@ -28,7 +28,7 @@ import Testing
     }
 
     @Test func barrierTimeoutWithdrawsAndDestroyBreaks() throws {
-        #expect(throws: UThreadError.self) { try MNBarrier(parties: 0) }
+        expectError(sameCaseAs: .invalidArgument("")) { try MNBarrier(parties: 0) }
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
             let b = try MNBarrier(parties: 2)
             var out: [String] = []
@@ -61,13 +61,19 @@ import Testing
     @Test func onceRunsOnceAcrossWorkers() throws {
         let (runs, seen, out) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int, [String]) in
             let once = MNOnce(name: "init")
-            let runs = MNCounter(), seen = MNCounter()
+            let runs = MNCounter(), seen = MNCounter(), othersWaited = MNFlag()
             let value = Atomic<Int>(0)
             let ts = try (0..<8).map { i in
                 try MNThread.spawn(onWorker: i % 2) {
                     try once.run {
                         runs.add()
-                        try UThread.sleep(for: .milliseconds(2))   // others arrive and wait
+                        // The body runs on until the 7 others wait for it (the merged table
+                        // shows them parked on the once), bounded.
+                        let end = ContinuousClock.now + .seconds(20)  // never expected
+                        while ContinuousClock.now < end {
+                            if UThreadRuntime.threadTable().threads.filter({ $0.waitReason?.kind == .once }).count == 7 { othersWaited.set(); break }
+                            try UThread.sleep(for: .microseconds(100))
+                        }
                         value.store(42, ordering: .relaxed)
                     }
                     if value.load(ordering: .relaxed) == 42 { seen.add() }
@@ -95,6 +101,7 @@ import Testing
             do { try slow.run(timeout: .milliseconds(2)) {} } catch UThreadError.timedOut { out.append("waiter timedOut") }
             try gate.send(0)
             try runner.join()
+            #expect(othersWaited.isSet, "the other callers never all waited for the body")
             return (runs.count, seen.count, out)
         }
         #expect(runs == 1)

@@ -4,7 +4,7 @@ import Testing
 
 /// MNChannel across workers: threads pinned to different workers (`spawn(onWorker:)`), so the
 /// cross-worker paths (mailbox wakes) are the ones taken.
-@Suite struct MNChannelTests {
+@Suite(.timeLimit(.minutes(1))) struct MNChannelTests {
     /// Capacity 0: the send completes only once a receiver took the value.
     @Test func unbufferedSendWaitsForTheReceiverOnAnotherWorker() throws {
         let (sentEarly, value, sent, workers) = try UThreadRuntime.run(workers: 2) { () -> (Bool, Int?, Bool, [Int]) in
@@ -123,7 +123,7 @@ import Testing
     }
 
     @Test func negativeCapacityThrows() {
-        #expect(throws: UThreadError.self) { try MNChannel<Int>(capacity: -1) }
+        expectError(sameCaseAs: .invalidArgument("")) { try MNChannel<Int>(capacity: -1) }
     }
 
     /// Thousands of messages among many threads on both workers, unbuffered and buffered:

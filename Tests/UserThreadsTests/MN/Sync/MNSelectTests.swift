@@ -2,7 +2,7 @@ import Synchronization
 import Testing
 @testable import UserThreads
 
-@Suite struct MNSelectTests {
+@Suite(.timeLimit(.minutes(1))) struct MNSelectTests {
     /// A select parked on worker 0 is completed by a sender on worker 1, and by a receiver on
     /// worker 1 for a send case.
     @Test func parkedSelectIsCompletedFromAnotherWorker() throws {

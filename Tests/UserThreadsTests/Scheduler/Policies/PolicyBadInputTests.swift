@@ -2,7 +2,7 @@ import Testing
 import UserThreads
 
 /// Policy parameters out of range are thrown as `invalidArgument`, never a precondition stop.
-@Suite struct PolicyBadInputTests {
+@Suite(.timeLimit(.minutes(1))) struct PolicyBadInputTests {
     private func message(_ body: () throws -> Void) -> String? {
         do { try body() } catch let UThreadError.invalidArgument(m) { return m } catch { return "unexpected \(error)" }
         return nil

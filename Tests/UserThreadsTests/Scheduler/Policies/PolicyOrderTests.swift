@@ -2,7 +2,7 @@
 import Testing
 @testable import UserThreads
 
-@Suite struct PolicyOrderTests {
+@Suite(.timeLimit(.minutes(1))) struct PolicyOrderTests {
     /// FIFO runs each job to completion in arrival order.
     /// P1 0–24, P2 24–27, P3 27–30.
     @Test func fifoRunsToCompletion() throws {

@@ -21,7 +21,7 @@ func cpuShares(_ policy: any SchedulingPolicy, _ parameters: [SchedulingParamete
     return parameters.indices.map { i in Double(summaries.first { $0.thread.name == "t\(i)" }!.running) / 1e6 }
 }
 
-@Suite struct PolicyShareTests {
+@Suite(.timeLimit(.minutes(1))) struct PolicyShareTests {
     /// Lottery, tickets 100 : 200 : 300, 3000 quanta of 1 ms: shares within ±0.03 of 1/6,
     /// 2/6, 3/6 (the binomial σ of the smallest share is 0.007: over 4σ).
     @Test(arguments: [1, 2, 3] as [UInt64])

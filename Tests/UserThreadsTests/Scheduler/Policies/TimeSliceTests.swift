@@ -7,43 +7,74 @@ import Synchronization
 import Testing
 @testable import UserThreads
 
-@Suite struct TimeSliceTests {
+@Suite(.timeLimit(.minutes(1))) struct TimeSliceTests {
     /// Real clock: a CPU-bound thread that only calls checkpoint() is switched out at its
-    /// 2 ms quantum — not before (the other thread cannot run until then), and not much after.
+    /// 2 ms quantum, not before, and the other thread runs next. (How long after the quantum
+    /// the switch comes is a wall-time figure on a shared machine; the virtual-clock test
+    /// below pins it exactly.) A checkpoint that never switched would hang this test until its
+    /// time limit.
     @Test func checkpointSwitchesOutAtTheQuantum() throws {
         let trace = UThreadTrace()
         var c = UThreadRuntime.Configuration()
         c.trace = trace
-        let (spun, waited) = try UThreadRuntime.run(c, policy: try RoundRobinPolicy(quantum: .milliseconds(2))) {
+        let spun = try UThreadRuntime.run(c, policy: try RoundRobinPolicy(quantum: .milliseconds(2))) {
             var otherRan = false
-            var startedAt: UInt64 = 0
             var calls = 0
             let spinner = UThread(name: "spinner") {
-                startedAt = UThreadRuntime.nanoseconds
                 while !otherRan {
                     UThread.checkpoint()
                     calls += 1
                 }
             }
-            let other = UThread(name: "other") { () -> UInt64 in
-                otherRan = true
-                return UThreadRuntime.nanoseconds
-            }
-            let ranAt = try other.join()
+            let other = UThread(name: "other") { otherRan = true }
+            try other.join()
             try spinner.join()
-            return (calls, ranAt - startedAt)
+            return calls
         }
         #expect(spun >= 16)  // the clock is first read at the 16th call of a slice
-        #expect(waited < 1_000_000_000, "switched out only after \(waited) ns")
-        // Its first slice, on the trace's clock (the same TSC the slice was measured on): from
-        // its switch-in to its preemption, at least the quantum (less 0.5 % for the rate's
-        // calibration), and the other thread ran only after it.
-        let spinnerLane = trace.threads.first { $0.name == "spinner" }!.lane
+        // The order of events: the spinner runs, leaves the CPU first by preemption (not a
+        // yield or a block), and the other thread runs after that. Its slice, on the trace's
+        // clock (the TSC the slice was measured on), is at least the quantum (less 0.5 % for
+        // the rate's calibration).
+        let spinnerLane = try #require(trace.threads.first { $0.name == "spinner" }).lane
         let events = trace.events.filter { $0.lane == spinnerLane }
-        let run = try #require(events.first { $0.kind == .run })
-        let preempt = try #require(events.first { $0.kind == .preempt })
-        #expect(preempt.nanoseconds - run.nanoseconds >= 1_990_000, "switched out after \(preempt.nanoseconds - run.nanoseconds) ns, before its 2 ms quantum")
-        #expect(trace.summaries().first { $0.thread.name == "other" }!.firstRun! >= preempt.nanoseconds)
+        let runIndex = try #require(events.firstIndex { $0.kind == .run })
+        let run = events[runIndex]
+        let left = try #require(events[(runIndex + 1)...].first { [.yield, .preempt, .block, .exit].contains($0.kind) })
+        #expect(left.kind == .preempt, "the spinner first left the CPU by \(left.kind)")
+        #expect(left.nanoseconds >= run.nanoseconds + 1_990_000, "switched out \(left.nanoseconds - run.nanoseconds) ns after it ran, before its 2 ms quantum")
+        let otherFirstRun = try #require(trace.summaries().first { $0.thread.name == "other" }?.firstRun)
+        #expect(otherFirstRun >= left.nanoseconds)
+    }
+
+    /// Virtual clock: work in 100 µs steps, a checkpoint after each. The checkpoint that comes
+    /// when 2 ms of virtual time have passed switches the thread out: not one step before, and
+    /// not one after (the other thread runs at exactly 2 ms, after exactly 20 steps).
+    @Test func checkpointSwitchesOutExactlyAtTheQuantumOnTheVirtualClock() throws {
+        var c = UThreadRuntime.Configuration()
+        c.clock = .virtual
+        let (stepsBefore, ranAfter) = try UThreadRuntime.run(c, policy: try RoundRobinPolicy(quantum: .milliseconds(2))) {
+            var otherRan = false
+            var steps = 0
+            var startedAt: UInt64 = 0
+            let spinner = UThread(name: "spinner") {
+                startedAt = UThreadRuntime.nanoseconds
+                while !otherRan {
+                    UThread.simulateWork(for: .microseconds(100))  // ends on the step: no safe point inside
+                    steps += 1
+                    UThread.checkpoint()
+                }
+            }
+            let other = UThread(name: "other") { () -> (Int, UInt64) in
+                otherRan = true
+                return (steps, UThreadRuntime.nanoseconds - startedAt)
+            }
+            let seen = try other.join()
+            try spinner.join()
+            return seen
+        }
+        #expect(stepsBefore == 20)
+        #expect(ranAfter == 2_000_000)
     }
 
     /// A thread that runs 30 ms past its 1 ms quantum without a safe point is reported by name.
@@ -119,7 +150,7 @@ func mixedScenario() throws -> Int {
     return log.reduce(0) { $0 &* 31 &+ $1 }
 }
 
-@Suite struct SimulationTests {
+@Suite(.timeLimit(.minutes(1))) struct SimulationTests {
     func tracedRun(seed: UInt64) throws -> (String, Int) {
         let trace = UThreadTrace()
         var c = UThreadRuntime.Configuration()
@@ -169,7 +200,7 @@ func mixedScenario() throws -> Int {
     }
 }
 
-@Suite struct TraceExportTests {
+@Suite(.timeLimit(.minutes(1))) struct TraceExportTests {
     func sampleTrace() throws -> UThreadTrace {
         let trace = UThreadTrace()
         var c = UThreadRuntime.Configuration()

@@ -1,0 +1,177 @@
+// jacket_core.c — the jacket: the C library's blocking calls, made to park a user thread.
+//
+// Design essay
+// ============
+//
+// The problem. A user thread that calls the C library's read(2) on an empty pipe blocks its
+// kernel thread, and with it every user thread of that worker. Code written for this project
+// uses IO.read and friends, which park instead; code it did not write — a C client library, a
+// package calling Glibc directly — does not. The textbook's answer is a *jacket* around each
+// call that could block: check first, and if it would block, run another thread instead.
+//
+// How others do it, and what this takes from each:
+//   * GNU Pth's "hard" mode defines read, write, select, … in the program (pth_syscall.c) and
+//     reaches the real calls through syscall(2) or dlsym. Its wrappers switch every descriptor
+//     to non-blocking around each call (pth_fdmode) and restore the mode afterwards: two fcntl
+//     calls per read, and a window in which another process sharing the file sees it
+//     non-blocking.
+//   * Tencent's libco (co_hook_sys_call.cpp) hooks socket calls with dlsym(RTLD_NEXT, …), keeps
+//     a record per socket created through its socket() hook, makes those sockets non-blocking
+//     and remembers the user's own O_NONBLOCK via a hooked fcntl; descriptors it did not create
+//     (pipes, inherited sockets) go straight to the real call. Cheap, but blind to pipes, and a
+//     per-fd record goes stale when a descriptor is closed by a path it does not see (fclose).
+//   * gevent's monkey.patch_all replaces Python's socket, select and time modules with
+//     cooperative ones: the same idea one level up, possible because Python code only reaches
+//     the OS through those modules. C code cannot be patched that way; its calls are symbols.
+//
+// This jacket defines the symbols (linked into the program, or preloaded as
+// libuthreads-jacket.so) and reaches the real ones with dlsym(RTLD_NEXT, …), each found once
+// (jacket_resolve). Every call first asks "am I on a user thread of a running runtime?" — one
+// load of the runtime's own thread-local "current user thread" pointer, at the offset from the
+// thread pointer that the runtime handed over (its thread-locals are initial-exec, so the
+// offset is the same on every kernel thread). Outside a user thread (no runtime, the offload
+// pool, any other kernel thread, the scheduler's idle loop) every function is exactly the real
+// call, through the cached pointer.
+//
+// Descriptor flags never change. Rejected: Pth's flip of O_NONBLOCK around each call (two
+// system calls per call, visible to other processes sharing the file), and libco's "make it
+// non-blocking and remember the user's view" (needs fcntl/ioctl hooks and a per-fd record that
+// goes stale; a descriptor the parent or a child shares would change mode for them too).
+// Chosen: ask the kernel for a non-blocking attempt *of this one call* and leave the file's
+// status flags alone:
+//   * read/readv/write/writev: preadv2/pwritev2 with offset -1 (the file position, as read
+//     does) and RWF_NOWAIT. Sockets and pipes honour it (the kernel then acts as if O_NONBLOCK
+//     were set for this call); files that cannot (EOPNOTSUPP: terminals, some devices) get a
+//     zero-timeout poll before the real call instead.
+//   * recv/recvfrom/recvmsg/send/sendto/sendmsg: the same call with MSG_DONTWAIT added.
+//   * accept/accept4: a zero-timeout poll first (no per-call flag exists); connect: the one
+//     call that must flip O_NONBLOCK (a connect in progress cannot be re-issued blocking), on
+//     a socket that is not connected yet and so is rarely shared.
+// On EAGAIN the slow path (jacket_block) reads the file's flags once: a descriptor the caller
+// made non-blocking returns EAGAIN as the real call would (this is also how the runtime's own
+// calls pass through: its descriptors are all O_NONBLOCK, so IO.read's read reaches the kernel
+// once and gets its EAGAIN back — the runtime never recurses into a park of the jacket's, and
+// needs no "inside the runtime" flag). A descriptor the caller sees blocking parks the user
+// thread on its worker's reactor (the same wait IO.read uses on EAGAIN, with the table showing
+// `read fd 7 (jacket)`), bounded by SO_RCVTIMEO/SO_SNDTIMEO (then EAGAIN, as Linux returns), and
+// retries. A blocking write or send on a stream writes everything, as the real call does,
+// parking as often as needed; a blocking recv with MSG_WAITALL reads everything.
+//
+// RWF_NOWAIT on a regular file stops at the first byte not in the page cache; a short read
+// is followed by an fstat, and from a regular file the rest is read with the real call (the
+// "not a regular file" answer is remembered per descriptor number until the jacket's close),
+// so a program that reads a file whole still gets it whole. readv keeps the short count.
+//
+// Regular files and block devices are left alone: the kernel reports them always ready to
+// poll and epoll refuses them (EPERM), so there is no readiness to park on; a read that must
+// go to disk blocks the kernel thread, as with the real call. Wrap such reads in `blocking {}`
+// (the offload pool). getaddrinfo, which can never be non-blocking, runs on the offload pool.
+//
+// poll/ppoll/select/pselect/epoll_wait/epoll_pwait with a non-zero timeout: the real call with
+// a zero timeout first; if nothing is ready, park until one descriptor may be ready or the
+// timeout (one descriptor waiting in one direction parks on it directly; several are put in a
+// temporary epoll set, which the reactor waits on as one descriptor — epoll descriptors are
+// pollable), then the zero-timeout call again. The signal mask of ppoll/pselect/epoll_pwait
+// applies to those real calls only, not while the thread is parked. Sleeps
+// (nanosleep/clock_nanosleep/usleep/sleep) become user-thread sleeps on the runtime's clock.
+//
+// errno. Every return value and errno is the real call's, with two additions: a cancelled
+// user thread's jacketed wait fails with ECANCELED (not EINTR: C libraries retry EINTR, and a
+// cancelled thread would retry forever), and a descriptor closed by another user thread while
+// this one waited fails with EBADF. A call that does not need to wait completes even for a
+// cancelled thread. EINTR from a signal is passed through as the real call would.
+//
+// Edges. The jacket's close notifies the runtime before close(2), so the reactor drops its
+// registration and the number can be reused at once; a descriptor closed behind the jacket's
+// back (fclose, close_range, syscall(SYS_close)) keeps a stale registration until its number
+// is waited on again — then the wait only ends at its timeout. A forked child has no runtime:
+// the jacket turns itself off there (pthread_atfork), so the child's calls are the real calls.
+// A signal handler's call on a user thread is jacketed like any other: it never parks when it
+// need not wait (a write to a non-blocking self-pipe, to stderr), but a handler must not make
+// a call that would block, with or without the jacket.
+//
+// Off switch: with UTHREADS_JACKET=0 in the environment the jacket never activates (every
+// call is the real call), for comparing a program with and without it.
+//
+// Cost. A call that does not block pays the user-thread test (a global load, a %fs load) and
+// an indirect call through a cached pointer; for read/write, preadv2/pwritev2 instead of
+// read/write in the kernel. `uthreads bench` (group "jacket") measures it against the real
+// call in the same run.
+#include "jacket_internal.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+JACKET_HIDDEN jacket_real_calls jacket_real;
+JACKET_HIDDEN const uthreads_jacket_runtime *jacket_runtime;
+JACKET_HIDDEN intptr_t jacket_tls_offset;
+
+#define RESOLVE(name) \
+    do { if (!jacket_real.name) jacket_real.name = (__typeof__(jacket_real.name))dlsym(RTLD_NEXT, #name); } while (0)
+
+#if defined(__clang__) && defined(__x86_64__)
+__attribute__((preserve_most))
+#endif
+void jacket_resolve(void) {
+    RESOLVE(read); RESOLVE(write); RESOLVE(readv); RESOLVE(writev); RESOLVE(preadv2); RESOLVE(pwritev2);
+    RESOLVE(recv); RESOLVE(recvfrom); RESOLVE(recvmsg); RESOLVE(send); RESOLVE(sendto); RESOLVE(sendmsg);
+    RESOLVE(accept); RESOLVE(accept4); RESOLVE(connect); RESOLVE(close);
+    RESOLVE(poll); RESOLVE(ppoll); RESOLVE(select); RESOLVE(pselect); RESOLVE(epoll_wait); RESOLVE(epoll_pwait);
+    RESOLVE(nanosleep); RESOLVE(clock_nanosleep); RESOLVE(usleep); RESOLVE(sleep);
+    RESOLVE(getaddrinfo); RESOLVE(fcntl);
+}
+
+__attribute__((constructor)) static void jacket_init(void) { jacket_resolve(); }
+
+static void jacket_after_fork_child(void) { jacket_runtime = NULL; }
+
+void uthreads_jacket_install(const uthreads_jacket_runtime *runtime) {
+    if (!runtime || runtime->version != UTHREADS_JACKET_ABI_VERSION) return;
+    const char *setting = getenv("UTHREADS_JACKET");  // UTHREADS_JACKET=0: linked but off
+    if (setting && strcmp(setting, "0") == 0) return;
+    jacket_resolve();
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set(&once)) return;
+    pthread_atfork(NULL, NULL, jacket_after_fork_child);
+    jacket_tls_offset = runtime->current_tls_offset;
+    __atomic_store_n(&jacket_runtime, runtime, __ATOMIC_RELEASE);
+}
+
+int uthreads_jacket_active(void) { return jacket_runtime != NULL; }
+
+uint64_t jacket_deadline_after(uint64_t ns) {
+    uint64_t now = jacket_runtime->now();
+    return ns >= UTHREADS_JACKET_FOREVER - now ? UTHREADS_JACKET_FOREVER - 1 : now + ns;
+}
+
+int64_t jacket_timespec_ns(const struct timespec *ts) {
+    if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L) return -1;
+    if (ts->tv_sec > (INT64_MAX - 999999999L) / 1000000000L) return INT64_MAX;
+    return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+
+int jacket_block(int fd, int direction, int kind, jacket_wait *wait) {
+    if (!wait->started) {
+        wait->started = 1;
+        int flags = REAL(fcntl)(fd, F_GETFL);
+        if (flags < 0 || (flags & O_NONBLOCK)) return JACKET_REAL_CALL;
+        struct timeval tv = {0, 0};
+        socklen_t len = sizeof tv;
+        int option = direction == UTHREADS_JACKET_WRITE ? SO_SNDTIMEO : SO_RCVTIMEO;
+        if (getsockopt(fd, SOL_SOCKET, option, &tv, &len) == 0 && (tv.tv_sec > 0 || tv.tv_usec > 0)) {
+            wait->deadline = jacket_deadline_after((uint64_t)tv.tv_sec * 1000000000ull + (uint64_t)tv.tv_usec * 1000ull);
+        } else {
+            wait->deadline = UTHREADS_JACKET_FOREVER;
+        }
+    }
+    int e = jacket_runtime->wait_fd(fd, direction, kind, wait->deadline);
+    switch (e) {
+    case 0: return 0;
+    case ETIMEDOUT: return EAGAIN;        // SO_RCVTIMEO/SO_SNDTIMEO passed: Linux says EAGAIN
+    case EPERM: return JACKET_REAL_CALL;  // epoll refuses it (a regular file): the real call
+    default: return e;
+    }
+}

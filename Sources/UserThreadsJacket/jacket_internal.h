@@ -1,0 +1,116 @@
+// jacket_internal.h — what the jacket's files share: the real calls, the "on a user thread?"
+// test, and the slow path that parks. The design essay is in jacket_core.c.
+#ifndef UTHREADS_JACKET_INTERNAL_H
+#define UTHREADS_JACKET_INTERNAL_H
+
+#define _GNU_SOURCE
+#include "uthreads_jacket.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+/// The C library's definitions, found once with dlsym(RTLD_NEXT, …).
+typedef struct jacket_real_calls {
+    ssize_t (*read)(int, void *, size_t);
+    ssize_t (*write)(int, const void *, size_t);
+    ssize_t (*readv)(int, const struct iovec *, int);
+    ssize_t (*writev)(int, const struct iovec *, int);
+    ssize_t (*preadv2)(int, const struct iovec *, int, off_t, int);
+    ssize_t (*pwritev2)(int, const struct iovec *, int, off_t, int);
+    ssize_t (*recv)(int, void *, size_t, int);
+    ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+    ssize_t (*recvmsg)(int, struct msghdr *, int);
+    ssize_t (*send)(int, const void *, size_t, int);
+    ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+    ssize_t (*sendmsg)(int, const struct msghdr *, int);
+    int (*accept)(int, struct sockaddr *, socklen_t *);
+    int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+    int (*connect)(int, const struct sockaddr *, socklen_t);
+    int (*close)(int);
+    int (*poll)(struct pollfd *, nfds_t, int);
+    int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+    int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+    int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+    int (*epoll_wait)(int, struct epoll_event *, int, int);
+    int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+    int (*nanosleep)(const struct timespec *, struct timespec *);
+    int (*clock_nanosleep)(clockid_t, int, const struct timespec *, struct timespec *);
+    int (*usleep)(useconds_t);
+    unsigned (*sleep)(unsigned);
+    int (*getaddrinfo)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+    int (*fcntl)(int, int, ...);
+} jacket_real_calls;
+
+// Hidden: read PC-relative, not through the GOT (two loads fewer on every call).
+#define JACKET_HIDDEN __attribute__((visibility("hidden")))
+extern JACKET_HIDDEN jacket_real_calls jacket_real;
+/// The runtime's table; NULL until a runtime starts (and in a forked child).
+extern JACKET_HIDDEN const uthreads_jacket_runtime *jacket_runtime;
+extern JACKET_HIDDEN intptr_t jacket_tls_offset;
+
+/// Fills `jacket_real` (idempotent; also called by the first call that finds a pointer unset,
+/// e.g. from another library's constructor that runs before the jacket's). preserve_most: a
+/// call site need not save its arguments around it, so the hot path needs no stack frame.
+#if defined(__clang__) && defined(__x86_64__)
+__attribute__((preserve_most))
+#endif
+JACKET_HIDDEN void jacket_resolve(void);
+
+#define REAL(name) (__builtin_expect(jacket_real.name != NULL, 1) ? jacket_real.name : (jacket_resolve(), jacket_real.name))
+
+/// True on a user thread of a running runtime: one load of the runtime's own thread-local
+/// "current user thread" pointer at its fixed offset from the thread pointer.
+static inline __attribute__((always_inline)) int jacket_on_user_thread(void) {
+    if (__builtin_expect(jacket_runtime == NULL, 1)) return 0;
+    void *current;
+#if defined(__x86_64__)
+    __asm__ volatile("movq %%fs:(%1), %0" : "=r"(current) : "r"(jacket_tls_offset));
+#elif defined(__aarch64__)
+    char *tp;
+    __asm__ volatile("mrs %0, tpidr_el0" : "=r"(tp));
+    current = *(void *volatile *)(tp + jacket_tls_offset);
+#else
+    current = NULL;
+#endif
+    return current != NULL;
+}
+
+/// A blocking call's wait state: its deadline, fixed at the first wait.
+typedef struct jacket_wait {
+    int started;
+    uint64_t deadline;
+} jacket_wait;
+
+/// `jacket_block`'s answer when the caller must make the real call itself (a descriptor the
+/// caller made non-blocking: the real call returns EAGAIN as usual; or one epoll refuses).
+#define JACKET_REAL_CALL (-1)
+
+/// The slow path of a call that got EAGAIN on a descriptor: parks until `fd` may be ready for
+/// `direction`. Returns 0 (retry), JACKET_REAL_CALL, or the errno to fail with (EAGAIN for an
+/// SO_RCVTIMEO/SO_SNDTIMEO timeout, ECANCELED, EBADF).
+int jacket_block(int fd, int direction, int kind, jacket_wait *wait);
+
+/// The jacket's close: forgets what it knew about descriptor `fd`.
+JACKET_HIDDEN void jacket_forget_descriptor(int fd);
+
+/// Parks until one of `fds` may be ready (or `deadline`): 0, ETIMEDOUT, ECANCELED, or another errno.
+int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline);
+
+/// Deadline in the runtime's clock `ns` nanoseconds from now (saturating).
+uint64_t jacket_deadline_after(uint64_t ns);
+
+/// A timespec as nanoseconds; -1 when invalid (negative, or tv_nsec out of range).
+int64_t jacket_timespec_ns(const struct timespec *ts);
+
+#endif

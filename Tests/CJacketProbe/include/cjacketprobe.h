@@ -1,0 +1,36 @@
+// cjacketprobe.h — plain C calls to the C library, as a C dependency makes them: in the jacket's
+// probe binary they reach the jacket's definitions. Each returns the call's value and the errno
+// it left, read at once (Swift code may change errno before it could look).
+#ifndef CJACKETPROBE_H
+#define CJACKETPROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct probe_result {
+    long value;  ///< the call's return value
+    int error;   ///< errno right after it (0 when the call succeeded)
+    int extra;   ///< revents for poll, the new descriptor for accept
+} probe_result;
+
+probe_result probe_read(int fd, void *buffer, size_t count);
+probe_result probe_write(int fd, const void *buffer, size_t count);
+probe_result probe_recv(int fd, void *buffer, size_t count, int flags);
+probe_result probe_poll(int fd, short events, int timeout_ms);
+probe_result probe_poll2(int fd1, int fd2, int timeout_ms);  ///< extra: revents of fd1 | revents of fd2 << 16
+probe_result probe_select_read(int fd, long timeout_ms);
+probe_result probe_usleep(unsigned microseconds);
+probe_result probe_nanosleep(long seconds, long nanoseconds);
+probe_result probe_connect_loopback(int fd, uint16_t port);  ///< 127.0.0.1:port
+probe_result probe_accept(int fd);
+probe_result probe_close(int fd);
+/// A blocking TCP listener on 127.0.0.1 (ephemeral port in *port), or -errno.
+int probe_tcp_listener(uint16_t *port);
+/// A blocking TCP socket, or -errno.
+int probe_tcp_socket(void);
+/// Sets SO_RCVTIMEO on fd; 0 or errno.
+int probe_set_receive_timeout(int fd, long milliseconds);
+/// The kernel threads of this process (/proc/self/status Threads:), or -1.
+int probe_kernel_threads(void);
+
+#endif

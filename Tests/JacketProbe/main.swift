@@ -1,0 +1,315 @@
+// jacket-probe: the jacket's scenarios, each in a fresh process (Tests/UserThreadsTests/Jacket
+// runs them). This binary links UserThreadsJacket, so every C library call in it — the plain C
+// calls of CJacketProbe, libcurl's — goes through the jacket; with UTHREADS_JACKET=0 the
+// jacket stays off and the same scenarios show the real calls' behaviour.
+//
+// Usage: jacket-probe <scenario> [--workers N] [arguments]. Prints `key=value` lines; exits
+// 1 with `FAIL …` on stderr when a scenario's own check fails.
+import CJacketCurl
+import CJacketProbe
+import Foundation
+import Glibc
+import UserThreads
+import UserThreadsJacket
+
+/// The command line: the scenario and its arguments, and `--workers N`.
+enum Options {
+    static let workers: Int = {
+        let a = CommandLine.arguments
+        if let i = a.firstIndex(of: "--workers"), i + 1 < a.count, let n = Int(a[i + 1]) { return n }
+        return 1
+    }()
+    static let arguments: [String] = {
+        var a = Array(CommandLine.arguments.dropFirst())
+        if let i = a.firstIndex(of: "--workers"), i + 1 < a.count { a.removeSubrange(i...(i + 1)) }
+        return a
+    }()
+}
+let arguments = Options.arguments
+signal(SIGPIPE, SIG_IGN)
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("FAIL \(message)\n".utf8))
+    exit(1)
+}
+
+/// A blocking pipe (the caller's view: no O_NONBLOCK).
+func blockingPipe() -> (Int32, Int32) {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { fail("pipe: \(errno)") }
+    return (fds[0], fds[1])
+}
+
+/// Runs `body` on the main user thread of an M:1 runtime, or of an M:N one with `workers`.
+func inRuntime(_ body: @escaping @Sendable () throws -> Void) {
+    do {
+        if Options.workers > 1 { try UThreadRuntime.run(workers: Options.workers) { try body() } } else { try UThreadRuntime.run { try body() } }
+    } catch { fail("runtime: \(error)") }
+}
+
+/// Spawns a worker-local user thread (M:1 `UThread`, M:N pinned `MNThread`) and returns its join.
+func spawn(_ name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () throws -> Void) -> () throws -> Void {
+    if Options.workers > 1 {
+        let t = MNThread(name: name, pinned: true, stackSize: stackSize, body)
+        return { try t.join() }
+    }
+    let t = UThread(name: name, stackSize: stackSize, body)
+    return { try t.join() }
+}
+
+/// Counts ticks of a ticker thread, shared by the threads of one scenario.
+final class Counter: @unchecked Sendable {
+    var value = 0
+}
+
+/// Lines computed on a user thread, read after the runtime ends.
+final class Box: @unchecked Sendable {
+    var lines: [String] = []
+}
+
+func describe(_ r: probe_result) -> String { "\(r.value)/\(r.error)" }
+
+/// The calls of the "errno" scenario, with their values and errno.
+func errnoCalls() -> [String] {
+    var out: [String] = []
+    var byte: UInt8 = 7
+    var (r, w) = blockingPipe()
+    _ = fcntl(r, F_SETFL, O_NONBLOCK)
+    out.append("nonblocking-empty-read \(describe(probe_read(r, &byte, 1)))")
+    out.append("zero-read \(describe(probe_read(r, &byte, 0)))")
+    out.append("bad-fd-read \(describe(probe_read(-1, &byte, 1)))")
+    out.append("bad-fd-write \(describe(probe_write(9_999, &byte, 1)))")
+    out.append("pipe-write \(describe(probe_write(w, &byte, 1)))")
+    out.append("pipe-read \(describe(probe_read(r, &byte, 1))) byte=\(byte)")
+    _ = probe_close(r)
+    out.append("closed-reader-write \(describe(probe_write(w, &byte, 1)))")
+    _ = probe_close(w)
+    (r, w) = blockingPipe()
+    out.append("poll-timeout \(describe(probe_poll(r, Int16(POLLIN), 20)))")
+    out.append("select-timeout \(describe(probe_select_read(r, 20)))")
+    out.append("poll-ready \(describe(probe_poll(w, Int16(POLLOUT), 20)))")
+    out.append("poll-bad-fd \(describe(probe_poll(9_999, Int16(POLLIN), 20))) revents=\(probe_poll(9_999, Int16(POLLIN), 20).extra)")
+    out.append("usleep \(describe(probe_usleep(1_000)))")
+    out.append("nanosleep-invalid \(describe(probe_nanosleep(0, 2_000_000_000)))")
+    out.append("nanosleep \(describe(probe_nanosleep(0, 1_000_000)))")
+    _ = probe_close(r); _ = probe_close(w)
+    var port: UInt16 = 0
+    let listener = probe_tcp_listener(&port)
+    _ = probe_close(listener)  // nobody listens on `port` now
+    let s = probe_tcp_socket()
+    out.append("connect-refused \(describe(probe_connect_loopback(s, port)))")
+    _ = probe_close(s)
+    var pair: [Int32] = [0, 0]
+    _ = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair)
+    _ = probe_set_receive_timeout(pair[0], 30)
+    out.append("recv-timeout \(describe(probe_recv(pair[0], &byte, 1, 0)))")
+    out.append("recv-dontwait \(describe(probe_recv(pair[0], &byte, 1, Int32(MSG_DONTWAIT))))")
+    _ = probe_close(pair[0]); _ = probe_close(pair[1])
+    out.append("close-bad \(describe(probe_close(9_999)))")
+    let file = open("/proc/self/exe", O_RDONLY)  // a regular file: left alone, read whole
+    var page = [UInt8](repeating: 0, count: 65_536)
+    out.append("regular-file-read \(describe(probe_read(file, &page, page.count)))")
+    _ = probe_close(file)
+    return out
+}
+
+switch arguments.first ?? "" {
+case "active":
+    // Whether the jacket took the runtime's hooks (it does on the first run).
+    inRuntime {}
+    print("active=\(uthreads_jacket_active())")
+
+case "pipe-read":
+    // A plain read on an empty blocking pipe. With the jacket the ticker keeps ticking while
+    // the reader waits (the writer writes after 3 ticks); without it the kernel thread blocks
+    // until another kernel thread writes, and the ticker has not ticked.
+    let (r, w) = blockingPipe()
+    let ticks = Counter()
+    inRuntime {
+        let jacketed = uthreads_jacket_active() == 1
+        let reader = spawn("reader") {
+            var byte: UInt8 = 0
+            let result = probe_read(r, &byte, 1)
+            print("read=\(describe(result)) byte=\(byte) ticks=\(ticks.value)")
+        }
+        let ticker = spawn("ticker") {
+            for _ in 0..<3 {
+                try UThread.sleep(for: .milliseconds(1))
+                ticks.value += 1
+            }
+            if jacketed { var b: UInt8 = 42; _ = probe_write(w, &b, 1) }
+        }
+        if !jacketed {
+            let writer = Thread { usleep(50_000); var b: UInt8 = 42; _ = probe_write(w, &b, 1) }
+            writer.start()
+        }
+        try reader()
+        try ticker()
+    }
+
+case "errno":
+    // The same calls outside a runtime, then on a user thread: results and errno must match.
+    let outside = errnoCalls()
+    let inside = Counter(), done = Counter()
+    let results = Box()
+    inRuntime {
+        let ticker = spawn("ticker") {
+            while done.value == 0 {
+                try UThread.sleep(for: .milliseconds(1))
+                inside.value += 1
+            }
+        }
+        results.lines = errnoCalls()
+        done.value = 1
+        try ticker()
+    }
+    let after = errnoCalls()  // the jacket is installed now, but this is no user thread
+    for ((a, b), c) in zip(zip(outside, results.lines), after) {
+        print("\(a) | \(b) | \(c)")
+        if a != b { fail("before a runtime \(a) != on a user thread \(b)") }
+        if a != c { fail("before a runtime \(a) != after it \(c)") }
+    }
+    if results.lines.count != outside.count || after.count != outside.count { fail("missing results") }
+    print("ticks=\(inside.value)")
+
+case "cancel":
+    // A user thread blocked in a jacketed read is cancelled: the read fails with ECANCELED.
+    let (r, _) = blockingPipe()
+    inRuntime {
+        let reader = UThread(name: "reader") { () -> probe_result in
+            var byte: UInt8 = 0
+            return probe_read(r, &byte, 1)
+        }
+        while !UThreadRuntime.threadTable().description.contains("read fd \(r) (jacket)") { UThread.yield() }
+        reader.cancel()
+        print("read=\(describe(try reader.join()))")
+    }
+
+case "table":
+    // The thread table names a jacketed wait: `read fd N (jacket)`, `poll fd N (jacket)`.
+    let (r, w) = blockingPipe()
+    inRuntime {
+        let reader = spawn("reader") { var b: UInt8 = 0; _ = probe_read(r, &b, 1) }
+        let poller = spawn("poller") { _ = probe_poll(r, Int16(POLLIN), -1) }
+        var table = ""
+        while !(table.contains("read fd \(r) (jacket)") && table.contains("poll fd \(r) (jacket)")) {
+            UThread.yield()
+            table = UThreadRuntime.threadTable().description
+        }
+        print(table.split(separator: "\n").filter { $0.contains("(jacket)") }.joined(separator: "\n"))
+        _ = probe_write(w, "ab", 2)  // one byte for the reader, one left for the poller
+        try poller()
+        try reader()
+    }
+
+case "poll-many":
+    // poll on two pipes and select on one park until the second pipe gets a byte (after the
+    // ticker's 3 ticks): the ticker runs meanwhile.
+    let (r1, _) = blockingPipe()
+    let (r2, w2) = blockingPipe()
+    let ticks = Counter()
+    inRuntime {
+        let poller = spawn("poller") {
+            let p = probe_poll2(r1, r2, 10_000)
+            print("poll=\(describe(p)) revents1=\(p.extra & 0xFFFF) revents2=\(p.extra >> 16) ticks=\(ticks.value)")
+        }
+        let selecter = spawn("selecter") {
+            let p = probe_select_read(r2, 10_000)
+            print("select=\(describe(p)) set=\(p.extra) ticks=\(ticks.value)")
+        }
+        let ticker = spawn("ticker") {
+            for _ in 0..<3 {
+                try UThread.sleep(for: .milliseconds(1))
+                ticks.value += 1
+            }
+            var b: UInt8 = 1
+            _ = probe_write(w2, &b, 1)
+        }
+        try poller()
+        try selecter()
+        try ticker()
+    }
+
+case "accept-connect":
+    // A blocking listener and blocking sockets: accept, connect, write and read all park.
+    var boundPort: UInt16 = 0
+    let listener = probe_tcp_listener(&boundPort)
+    guard listener >= 0 else { fail("listener: \(-listener)") }
+    let port = boundPort
+    inRuntime {
+        let server = spawn("server") {
+            let a = probe_accept(listener)
+            var buffer = [UInt8](repeating: 0, count: 5)
+            let n = probe_read(Int32(a.extra), &buffer, 5)
+            print("accept=\(a.value >= 0 ? "ok" : describe(a)) read=\(describe(n)) text=\(String(decoding: buffer.prefix(max(0, n.value)), as: UTF8.self))")
+            _ = probe_close(Int32(a.extra))
+        }
+        let client = spawn("client") {
+            let fd = probe_tcp_socket()
+            let c = probe_connect_loopback(fd, port)
+            let w = probe_write(fd, "hello", 5)
+            print("connect=\(describe(c)) write=\(describe(w))")
+            _ = probe_close(fd)
+        }
+        try server()
+        try client()
+    }
+
+case "sleep":
+    // Two plain usleep(20 ms) calls overlap, and a ticker runs meanwhile.
+    let ticks = Counter()
+    let done = Counter()
+    inRuntime {
+        let sleepers = (0..<2).map { _ in spawn("sleeper") { _ = probe_usleep(20_000); done.value += 1 } }
+        let ticker = spawn("ticker") {
+            while done.value < 2 {
+                try UThread.sleep(for: .milliseconds(1))
+                ticks.value += 1
+            }
+        }
+        for s in sleepers { try s() }
+        try ticker()
+    }
+    print("sleepers=\(done.value) ticked=\(ticks.value > 0)")
+
+case "curl":
+    // N user threads each call libcurl's blocking curl_easy_perform against URL at once.
+    guard arguments.count >= 3, let n = Int(arguments[1]) else { fail("usage: curl N URL") }
+    let url = arguments[2]
+    var message = [CChar](repeating: 0, count: 256)
+    guard jacket_curl_load(&message, message.count) == 0 else {
+        print("skipped=\(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+        exit(0)
+    }
+    let ok = Counter(), ticks = Counter(), threads = Counter()
+    let failures = Box()
+    let start = ContinuousClock.now
+    inRuntime {
+        let ticker = spawn("ticker") {
+            while ok.value + failures.lines.count < n {
+                try UThread.sleep(for: .milliseconds(1))
+                ticks.value += 1
+            }
+        }
+        let transfers = (0..<n).map { _ in
+            spawn("curl", stackSize: 256 * 1024) {
+                var result = jacket_curl_result()
+                jacket_curl_get(url, 30_000, &result)
+                if result.code == 0 && result.status == 200 { ok.value += 1 } else {
+                    failures.lines.append("code \(result.code) status \(result.status): \(withUnsafeBytes(of: result.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })")
+                }
+                threads.value = max(threads.value, Int(probe_kernel_threads()))
+            }
+        }
+        for t in transfers { try t() }
+        try ticker()
+    }
+    let elapsed = ContinuousClock.now - start
+    print("curl=\(String(cString: jacket_curl_version()))")
+    print("transfers=\(n) ok=\(ok.value) failed=\(failures.lines.count) kernel-threads=\(threads.value) ticks=\(ticks.value)")
+    print("wall-ms=\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)")
+    for f in failures.lines.prefix(5) { print("failure: \(f)") }
+
+default:
+    fail("unknown scenario \(arguments.first ?? "(none)")")
+}

@@ -1,0 +1,116 @@
+// The jacket (Sources/UserThreadsJacket): plain C calls from user threads, with and without it.
+// Each scenario runs in `jacket-probe`, a binary that links the jacket (this test binary does
+// not: the jacket would interpose every read and write of every test); UTHREADS_JACKET=0 runs
+// the same binary with the jacket off.
+import Foundation
+import Testing
+
+@Suite(.timeLimit(.minutes(2)))
+struct JacketTests {
+    static var probePath: String {
+        URL(fileURLWithPath: ChildProcess.uthreadsPath).deletingLastPathComponent().appendingPathComponent("jacket-probe").path
+    }
+
+    /// Runs a scenario; fails the test (with the child's output) unless it exited 0.
+    func probe(_ arguments: [String], jacket: Bool = true, workers: Int = 1) throws -> String {
+        let result = try ChildProcess.run(Self.probePath, arguments + ["--workers", "\(workers)"],
+                                          environment: jacket ? [:] : ["UTHREADS_JACKET": "0"])
+        #expect(result.status == 0 && !result.crashed, "jacket-probe \(arguments): \(result.stdout)\(result.stderr)")
+        return result.stdout
+    }
+
+    @Test("the runtime hands the jacket its hooks; UTHREADS_JACKET=0 keeps it off")
+    func activation() throws {
+        #expect(try probe(["active"]).contains("active=1"))
+        #expect(try probe(["active"], jacket: false).contains("active=0"))
+    }
+
+    @Test("a plain read on an empty blocking pipe parks the user thread: the ticker runs meanwhile", arguments: [1, 2])
+    func blockingReadParks(workers: Int) throws {
+        let out = try probe(["pipe-read"], workers: workers)
+        #expect(out.contains("read=1/0 byte=42 ticks=3"), "\(out)")
+    }
+
+    @Test("without the jacket the same read blocks the kernel thread: the ticker never ran")
+    func withoutJacketTheReadBlocks() throws {
+        let out = try probe(["pipe-read"], jacket: false)
+        #expect(out.contains("read=1/0 byte=42 ticks=0"), "\(out)")
+    }
+
+    @Test("results and errno on a user thread equal the real calls' (before and after a runtime)", arguments: [1, 2])
+    func errnoMatchesTheRealCalls(workers: Int) throws {
+        let out = try probe(["errno"], workers: workers)
+        #expect(out.contains("connect-refused -1/\(ECONNREFUSED)"), "\(out)")
+        #expect(out.contains("recv-timeout -1/\(EAGAIN)"), "\(out)")  // SO_RCVTIMEO honoured
+        #expect(out.contains("nonblocking-empty-read -1/\(EAGAIN)"), "\(out)")
+        #expect(out.contains("closed-reader-write -1/\(EPIPE)"), "\(out)")
+        #expect(out.contains("poll-timeout 0/0"), "\(out)")
+        #expect(out.contains("regular-file-read 65536/0"), "\(out)")
+    }
+
+    @Test("the same calls with the jacket off give the same results")
+    func errnoWithoutJacket() throws {
+        #expect(try probe(["errno"], jacket: false).contains("connect-refused -1/\(ECONNREFUSED)"))
+    }
+
+    @Test("a cancelled thread's jacketed read fails with ECANCELED")
+    func cancellation() throws {
+        let out = try probe(["cancel"])
+        #expect(out.contains("read=-1/\(ECANCELED)"), "\(out)")
+    }
+
+    @Test("the thread table names jacketed waits: read fd N (jacket), poll fd N (jacket)")
+    func threadTable() throws {
+        let out = try probe(["table"])
+        #expect(out.contains("read fd") && out.contains("poll fd") && out.contains("(jacket)"), "\(out)")
+    }
+
+    @Test("poll on two pipes and select park until the second is readable", arguments: [1, 2])
+    func pollAndSelect(workers: Int) throws {
+        let out = try probe(["poll-many"], workers: workers)
+        #expect(out.contains("poll=1/0 revents1=0 revents2=1 ticks=3"), "\(out)")
+        #expect(out.contains("select=1/0 set=1 ticks=3"), "\(out)")
+    }
+
+    @Test("blocking accept, connect, write and read on loopback sockets all park")
+    func acceptConnect() throws {
+        let out = try probe(["accept-connect"])
+        #expect(out.contains("connect=0/0 write=5/0"), "\(out)")
+        #expect(out.contains("accept=ok read=5/0 text=hello"), "\(out)")
+    }
+
+    @Test("usleep becomes a user-thread sleep: two overlap and a ticker runs")
+    func sleeps() throws {
+        #expect(try probe(["sleep"]).contains("sleepers=2 ticked=true"))
+    }
+
+    @Test("1,000 user threads call libcurl's blocking curl_easy_perform at once, on one kernel thread")
+    func libcurl() throws {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: ChildProcess.uthreadsPath)
+        server.arguments = ["serve", "--port", "0", "--delay-ms", "50"]
+        let pipe = Pipe()
+        server.standardOutput = pipe
+        server.standardError = FileHandle.nullDevice
+        // Test threads block most signals and a child inherits the mask: SIGKILL ends it anyway.
+        try server.run()
+        defer {
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        let port = try #require(text.firstRange(of: "127.0.0.1:").map { text[$0.upperBound...].prefix { $0.isNumber } }, "\(text)")
+        let out = try probe(["curl", "1000", "http://127.0.0.1:\(port)/"])
+        if out.contains("skipped=") {
+            print("JacketTests.libcurl skipped: \(out)")  // libcurl.so.4 missing; .ci/run installs it
+            return
+        }
+        #expect(out.contains("transfers=1000 ok=1000 failed=0 kernel-threads=1"), "\(out)")
+    }
+}
