@@ -219,7 +219,7 @@ extension UThreadRuntime {
         guard fd >= 0 else { throw UThreadError.system(call: "connect(\(path))", errno: Errno(rawValue: -fd)) }
         defer { Glibc.close(fd) }
         let start = uthreads_monotonic_ns()
-        let deadline = timeout <= .zero ? start : Deadline.after(timeout, now: start)
+        let deadline = Deadline.after(timeout, now: start) ?? .max  // past or zero: due at once
         /// Waits until `fd` is ready for `events`, or throws at the deadline.
         func ready(_ events: Int32) throws {
             while true {

@@ -87,22 +87,26 @@ import Testing
         #expect(UInt(uthreads_overflow_reach(&row)) >= UInt(bitPattern: top.lo - guardBottom))
     }
 
-    /// No C function of the library has a frame of a page or more: -fstack-clash-protection would
-    /// add no probe to them (it probes frames larger than a page), and no C frame can step over
-    /// a guard or far into a dense neighbour slot.
+    /// No C function of the library, nor of the jacket (which runs on user threads' stacks), has
+    /// a frame of a page or more: -fstack-clash-protection would add no probe to them (it probes
+    /// frames larger than a page), and no C frame can step over a guard or far into a dense
+    /// neighbour slot.
     @Test(.enabled(if: Self.clang != nil, "needs clang (the Swift toolchain's)"))
     func cFramesStaySmallerThanAPage() throws {
-        let directory = ChildProcess.repositoryRoot.appendingPathComponent("Sources/CUThreads")
-        let sources = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".c") }.sorted()
-        #expect(!sources.isEmpty)
-        for source in sources {
-            for level in ["-O0", "-O2"] {
-                let r = try ChildProcess.run(Self.clang!, [
-                    level, "-c", "-Werror=frame-larger-than", "-Wframe-larger-than=4095",
-                    "-I", directory.appendingPathComponent("include").path,
-                    directory.appendingPathComponent(source).path, "-o", "/dev/null",
-                ])
-                #expect(r.status == 0 && !r.crashed, "\(source) \(level): \(r.stderr)")
+        let sourcesRoot = ChildProcess.repositoryRoot.appendingPathComponent("Sources")
+        let includes = ["CUThreads/include", "CUThreadsJacketABI/include", "UserThreadsJacket/include"].flatMap {
+            ["-I", sourcesRoot.appendingPathComponent($0).path]
+        }
+        for target in ["CUThreads", "UserThreadsJacket"] {
+            let directory = sourcesRoot.appendingPathComponent(target)
+            let sources = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".c") }.sorted()
+            #expect(!sources.isEmpty, "no C sources in \(target)")
+            for source in sources {
+                for level in ["-O0", "-O2"] {
+                    let r = try ChildProcess.run(Self.clang!, [level, "-c", "-D_GNU_SOURCE", "-Werror=frame-larger-than", "-Wframe-larger-than=4095"]
+                        + includes + [directory.appendingPathComponent(source).path, "-o", "/dev/null"])
+                    #expect(r.status == 0 && !r.crashed, "\(target)/\(source) \(level): \(r.stderr)")
+                }
             }
         }
     }

@@ -3,7 +3,9 @@
 // `.seconds(Int64.max)`, a deadline 300 ms past and one far ahead. The list of calls is checked
 // against the sources, so a new timed call fails `everyTimedCallIsInTheTable` until it has a row.
 import Foundation
+import CUThreads
 import Glibc
+import Synchronization
 import Testing
 @testable import UserThreads
 
@@ -500,7 +502,17 @@ struct TimeArgumentTableTests {
         .plain("UThread.sleep(for:) under M:N", .timeout, .sleep, runtime: .mn) { try UThread.sleep(for: $0.t) },
     ]
 
-    static let table = m1Sync + m1IO + mn
+    /// Calls made from any kernel thread (they block it; they are not cancellable). Their far
+    /// deadlines must end by an answer.
+    static let kernelSide: [TimedCall] = [
+        TimedCall(key: "ControlSocket.swift queryControlSocket(_:request:timeout:)", parameters: .timeout, resource: .either) {
+            let server = try AnsweringSocket()
+            return Prepared(call: { _ = try UThreadRuntime.queryControlSocket(server.path, timeout: $0.t) },
+                            cleanup: { server.stop() })
+        },
+    ]
+
+    static let table = m1Sync + m1IO + mn + kernelSide
 
     // MARK: The runs
 
@@ -647,5 +659,50 @@ func withMessage(_ buffer: inout [UInt8], _ body: (UnsafeMutablePointer<msghdr>)
             m.msg_iovlen = 1
             try body(&m)
         }
+    }
+}
+
+/// A Unix socket served by a kernel thread of its own that answers every request line with
+/// "{}" (a control socket that always answers).
+final class AnsweringSocket: @unchecked Sendable {
+    let path = "/tmp/uthreads-timeargs-answer-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+    private let listener: Int32
+    private let done = DispatchSemaphore(value: 0)
+    private let stopping = Atomic<Bool>(false)
+
+    init() throws {
+        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard listener >= 0 else { throw UThreadError.system(call: "socket", errno: .lastError) }
+        let address = try SocketAddress(unixPath: path)
+        guard (address.withSockAddr { Glibc.bind(listener, $0, $1) }) == 0, listen(listener, 16) == 0 else {
+            Glibc.close(listener)
+            throw UThreadError.system(call: "bind/listen", errno: .lastError)
+        }
+        let thread = Thread { [self] in serve() }
+        thread.start()
+    }
+
+    private func serve() {
+        defer { done.signal() }
+        while true {
+            let client = accept(listener, nil, nil)
+            if stopping.load(ordering: .acquiring) { if client >= 0 { Glibc.close(client) }; return }
+            guard client >= 0 else { continue }
+            var byte: UInt8 = 0
+            while Glibc.read(client, &byte, 1) == 1 && byte != UInt8(ascii: "\n") {}
+            let reply = Array("{}\n".utf8)
+            _ = reply.withUnsafeBytes { Glibc.write(client, $0.baseAddress, $0.count) }
+            Glibc.close(client)
+        }
+    }
+
+    /// Ends the serving thread (a last connection wakes its accept) and removes the socket.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        let fd = uthreads_unix_connect(path)
+        if fd >= 0 { Glibc.close(fd) }
+        done.wait()
+        Glibc.close(listener)
+        unlink(path)
     }
 }
