@@ -86,10 +86,8 @@ extension UThreadRuntime.Configuration {
             guard interval > .zero else { throw .invalidConfiguration("metrics.interval = \(interval) must be positive") }
         }
 
-        var intervalNanoseconds: UInt64 {
-            let (seconds, attoseconds) = interval.components
-            return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
-        }
+        /// Never traps: an interval beyond the horizon samples only on demand and at the end.
+        var intervalNanoseconds: UInt64 { Deadline.clampedNanoseconds(interval) }
     }
 }
 

@@ -107,10 +107,17 @@ struct RuntimeMetricsTests {
         }
     }
 
-    @Test func aNonPositiveIntervalIsRejected() {
-        var configuration = UThreadRuntime.Configuration()
-        configuration.metrics = .init(interval: .zero, factory: TestMetrics())
-        #expect(throws: UThreadError.self) { try UThreadRuntime.run(configuration) {} }
+    @Test func aNonPositiveIntervalIsRejectedAndAHugeOneMeansOnDemand() throws {
+        for interval: Duration in [.zero, .nanoseconds(-1), .seconds(-1)] {
+            var configuration = UThreadRuntime.Configuration()
+            configuration.metrics = .init(interval: interval, factory: TestMetrics())
+            #expect(throws: UThreadError.self) { try UThreadRuntime.run(configuration) {} }
+        }
+        let metrics = TestMetrics()
+        try UThreadRuntime.run(reporting(to: metrics, interval: .seconds(Int64.max))) {
+            UThreadRuntime.publishMetrics()
+        }
+        #expect(total(metrics, MetricNames.spawns) == 1)
     }
 
     @Test(arguments: [1, 2])
