@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "UserThreads", targets: ["UserThreads"]),
+        .library(name: "UserThreadsHTTP", targets: ["UserThreadsHTTP"]),
         .executable(name: "uthreads", targets: ["uthreads"]),
         // Opt-in: the C library's blocking calls park user threads (Sources/UserThreadsJacket).
         .library(name: "UserThreadsJacket", targets: ["UserThreadsJacket"]),
@@ -45,6 +46,11 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
+        // An application on top of the library: the HTTP/1.1 parser and server of `uthreads serve`.
+        .target(
+            name: "UserThreadsHTTP",
+            dependencies: ["UserThreads", .product(name: "Logging", package: "swift-log")]
+        ),
         // The kernel-thread peers of the benchmarks (pthreads, futex), in C.
         .target(name: "CKernelPeers"),
         // The command line: tour, benchmarks, demos.
@@ -52,6 +58,7 @@ let package = Package(
             name: "uthreads",
             dependencies: [
                 "UserThreads",
+                "UserThreadsHTTP",
                 "CUThreads",
                 "CKernelPeers",
                 "CJacketCurl",
@@ -63,7 +70,7 @@ let package = Package(
         // kernel's view of the process), so the executable is a dependency.
         .testTarget(
             name: "UserThreadsTests",
-            dependencies: ["UserThreads", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["UserThreads", "UserThreadsHTTP", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log"),
                            .product(name: "MetricsTestKit", package: "swift-metrics")],
             exclude: ["ThreadTable/Fixtures"]),  // JSON earlier versions wrote, read by path
         // The jacket's scenarios, run by Tests/UserThreadsTests/Jacket as a child process: a
