@@ -103,6 +103,10 @@ public struct HTTPServer {
     public var responseDelay: Duration? = nil
     /// Where accept errors and stops are reported.
     public var logger = Logger(label: "uthreads.http")
+    /// More `GET` (and `HEAD`) targets, each answered 200 with the content type and body its
+    /// closure returns, called on the connection's thread for every request (`uthreads serve
+    /// --metrics` adds `/metrics`). Looked up only for targets the built-in routes do not know.
+    public var pages: [String: @Sendable () -> (contentType: String, body: String)] = [:]
 
     /// A server accepting connections on `listener`, with the default parser limits and
     /// timeouts, 64 KiB connection stacks and no stop request. Nothing is accepted until
@@ -346,6 +350,11 @@ public struct HTTPServer {
             let allow = request.target == "/" ? "GET, HEAD" : "POST"
             try write(HTTPServer.response(status: 405, body: "Method Not Allowed\n", keepAlive: keepAlive, extraHeaders: "Allow: \(allow)\r\n"),
                       omittingBody: isHead, on: connection)
+        case ("GET", _), ("HEAD", _):
+            guard let page = pages[request.target] else { fallthrough }
+            let (contentType, text) = page()
+            try write(HTTPServer.response(status: 200, body: text, keepAlive: keepAlive, contentType: contentType),
+                      omittingBody: isHead, on: connection)
         default:
             try write(HTTPServer.response(status: 404, body: "Not Found\n", keepAlive: keepAlive), omittingBody: isHead, on: connection)
         }
@@ -373,8 +382,9 @@ public struct HTTPServer {
         response(status: status, body: body, keepAlive: keepAlive, extraHeaders: "")
     }
 
-    static func response(status: Int, body: String, keepAlive: Bool, extraHeaders: String) -> String {
-        "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n"
+    static func response(status: Int, body: String, keepAlive: Bool, extraHeaders: String = "",
+                         contentType: String = "text/plain; charset=utf-8") -> String {
+        "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\n"
             + extraHeaders + (keepAlive ? "" : "Connection: close\r\n") + "\r\n" + body
     }
 
