@@ -6,8 +6,8 @@
 // Each connection is a loop a kernel-thread server would write: read, parse, respond, repeat.
 // `read` parks the user thread on EAGAIN, so ten thousand idle keep-alive connections are ten
 // thousand parked threads and one epoll set, costing no CPU. Routes: `GET /` (and `HEAD /`)
-// answers a fixed hello body, `POST /echo` echoes the body; other targets 404, other methods
-// 405. Parse errors are answered (400, 413, 431, 501); nothing a client sends can crash it.
+// answers a fixed hello body, `POST /echo` echoes the body; `pages` adds GET targets (the
+// `/metrics` of `uthreads serve --metrics`); other targets 404, other methods 405. Parse errors are answered (400, 413, 431, 501); nothing a client sends can crash it.
 //
 // Hostile clients. A thread per connection is cheap, but a connection also holds a descriptor,
 // so every phase of a connection has a bound that the client cannot stretch:
@@ -60,7 +60,8 @@ import UserThreads
 /// respond loop that parks on a read with no data, so idle keep-alive connections cost no CPU.
 ///
 /// Routes: `GET /` answers `helloBody` (`HEAD /` the same head without the body), `POST /echo`
-/// echoes the request body; other targets are 404 and other methods on those two are 405.
+/// echoes the request body; `pages` answers the GET targets it has; other targets are 404 and
+/// other methods on `/` and `/echo` are 405.
 /// Parse errors are answered (400, 413, 431, 501), then the connection is closed after a
 /// lingering drain. Every phase of a connection has a deadline the client cannot extend
 /// (`headTimeout`, `bodyTimeout`, `idleTimeout`, `writeTimeout`), live connections are capped
