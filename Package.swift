@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "UserThreadsJacket", dependencies: ["CUThreadsJacketABI"]),
         // libcurl's easy API loaded with dlopen (no headers needed to build): `demo jacket`, tests.
         .target(name: "CJacketCurl"),
-        // Layers 1..7: stacks, thread table, scheduler, timers, reactor, sync, public API.
+        // Layers 1..12 (README, "How it is built"): stacks to the public API, M:N and the bridge.
         .target(
             name: "UserThreads",
             dependencies: [
@@ -51,6 +51,12 @@ let package = Package(
             name: "UserThreadsHTTP",
             dependencies: ["UserThreads", .product(name: "Logging", package: "swift-log")]
         ),
+        // The benchmark harness: one workload over user threads or kernel threads (layer 13,
+        // above the public API, so not in the core library).
+        .target(
+            name: "UserThreadsBackends",
+            dependencies: ["UserThreads", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // The kernel-thread peers of the benchmarks (pthreads, futex), in C.
         .target(name: "CKernelPeers"),
         // The command line: tour, benchmarks, demos.
@@ -59,6 +65,7 @@ let package = Package(
             dependencies: [
                 "UserThreads",
                 "UserThreadsHTTP",
+                "UserThreadsBackends",
                 "CUThreads",
                 "CKernelPeers",
                 "CJacketCurl",
@@ -70,7 +77,7 @@ let package = Package(
         // kernel's view of the process), so the executable is a dependency.
         .testTarget(
             name: "UserThreadsTests",
-            dependencies: ["UserThreads", "UserThreadsHTTP", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["UserThreads", "UserThreadsHTTP", "UserThreadsBackends", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log"),
                            .product(name: "MetricsTestKit", package: "swift-metrics")],
             exclude: ["ThreadTable/Fixtures"]),  // JSON earlier versions wrote, read by path
         // The jacket's scenarios, run by Tests/UserThreadsTests/Jacket as a child process: a

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <ucontext.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define ALT_STACK_SIZE (64 * 1024)
@@ -54,7 +55,10 @@ static __thread int alt_stack_ready;
 void uthreads_write_stderr(const char *message) {
     size_t left = strlen(message);
     while (left > 0) {
-        ssize_t n = write(2, message, left);
+        // The system call itself, not the C library's write: an interposer of write (the
+        // jacket, any LD_PRELOADed one) would see a call on a user thread and could park it,
+        // and this runs in fault handlers on that thread's stack, where nothing may park.
+        ssize_t n = syscall(SYS_write, 2, message, left);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return;
         message += n;

@@ -143,8 +143,12 @@ void uthreads_jacket_install(const uthreads_jacket_runtime *runtime) {
 int uthreads_jacket_active(void) { return jacket_runtime != NULL; }
 
 uint64_t jacket_deadline_after(uint64_t ns) {
+    // The runtime's rule (Sources/UserThreads/Timers/Deadline.swift): a timeout at or beyond
+    // its horizon, 2^62 ns, is no deadline at all — not a timer near UINT64_MAX, which the
+    // deadlock check counts as "will wake" and which moves a virtual clock to the end of time.
+    if (ns >= JACKET_HORIZON_NS) return UTHREADS_JACKET_FOREVER;
     uint64_t now = jacket_runtime->now();
-    return ns >= UTHREADS_JACKET_FOREVER - now ? UTHREADS_JACKET_FOREVER - 1 : now + ns;
+    return ns >= UTHREADS_JACKET_FOREVER - now ? UTHREADS_JACKET_FOREVER : now + ns;
 }
 
 int64_t jacket_timespec_ns(const struct timespec *ts) {

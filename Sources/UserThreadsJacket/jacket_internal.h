@@ -107,7 +107,11 @@ JACKET_HIDDEN void jacket_forget_descriptor(int fd);
 /// Parks until one of `fds` may be ready (or `deadline`): 0, ETIMEDOUT, ECANCELED, or another errno.
 int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline);
 
-/// Deadline in the runtime's clock `ns` nanoseconds from now (saturating).
+/// Timeouts at or beyond this many nanoseconds (~146 years) mean no deadline, as in the runtime.
+#define JACKET_HORIZON_NS (UINT64_C(1) << 62)
+
+/// Deadline in the runtime's clock `ns` nanoseconds from now; UTHREADS_JACKET_FOREVER (none)
+/// at or beyond JACKET_HORIZON_NS.
 uint64_t jacket_deadline_after(uint64_t ns);
 
 /// A timespec as nanoseconds; -1 when invalid (negative, or tv_nsec out of range).

@@ -123,7 +123,16 @@ int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *timeout) {
     int64_t ns = -1;
     if (timeout) {
         if (timeout->tv_sec < 0 || timeout->tv_usec < 0) return REAL(select)(nfds, r, w, x, timeout);  // EINVAL
-        ns = (int64_t)timeout->tv_sec * 1000000000LL + (int64_t)timeout->tv_usec * 1000LL;
+        // As the kernel does: tv_usec may exceed a second, and a huge timeout saturates (the
+        // product must not wrap: 20211507185753197 s would wrap to a 512 ns timeout).
+        struct timespec t = {timeout->tv_sec, 0};
+        if (timeout->tv_sec > (INT64_MAX - 999999999L) / 1000000000L - timeout->tv_usec / 1000000) {
+            t.tv_sec = INT64_MAX / 1000000000L;
+        } else {
+            t.tv_sec += timeout->tv_usec / 1000000;
+            t.tv_nsec = (timeout->tv_usec % 1000000) * 1000L;
+        }
+        ns = jacket_timespec_ns(&t);
         if (ns == 0) return REAL(select)(nfds, r, w, x, timeout);
     }
     return jacket_select(nfds, r, w, x, ns, NULL, timeout);

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -51,6 +52,33 @@ probe_result probe_select_read(int fd, long timeout_ms) {
     int v = select(fd + 1, &set, NULL, NULL, timeout_ms < 0 ? NULL : &tv);
     probe_result r = {v, v < 0 ? errno : 0, v > 0 && FD_ISSET(fd, &set)};
     return r;
+}
+
+probe_result probe_select_read_timeval(int fd, long seconds, long microseconds) {
+    fd_set set;
+    FD_ZERO(&set);
+    FD_SET(fd, &set);
+    struct timeval tv = {seconds, microseconds};
+    errno = 0;
+    int v = select(fd + 1, &set, NULL, NULL, &tv);
+    probe_result r = {v, v < 0 ? errno : 0, v > 0 && FD_ISSET(fd, &set)};
+    return r;
+}
+
+void uthreads_write_stderr(const char *message);  // CUThreads, linked into the probe
+
+void probe_runtime_stderr(const char *message) { uthreads_write_stderr(message); }
+
+int probe_fill_pipe(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return -errno;
+    char chunk[4096] = {0};
+    int total = 0;
+    ssize_t n;
+    while ((n = write(fd, chunk, sizeof chunk)) > 0) total += (int)n;
+    int e = errno;
+    fcntl(fd, F_SETFL, flags);
+    return e == EAGAIN ? total : -e;
 }
 
 probe_result probe_connect_loopback(int fd, uint16_t port) {

@@ -67,6 +67,16 @@ final class Box: @unchecked Sendable {
     var lines: [String] = []
 }
 
+/// The ticker of the waiting scenarios: 3 ticks of 1 ms user-thread sleeps, then one byte to `w`.
+func tickThenWrite(_ ticks: Counter, _ w: Int32) throws {
+    for _ in 0..<3 {
+        try UThread.sleep(for: .milliseconds(1))
+        ticks.value += 1
+    }
+    var b: UInt8 = 1
+    _ = probe_write(w, &b, 1)
+}
+
 func describe(_ r: probe_result) -> String { "\(r.value)/\(r.error)" }
 
 /// The calls of the "errno" scenario, with their values and errno.
@@ -202,6 +212,73 @@ case "table":
         try reader()
     }
 
+case "select-huge":
+    // select with a timeout of 20211507185753197 s (beyond any deadline: the kernel saturates
+    // it) waits until the byte the ticker writes after 3 ticks; it must not time out at once
+    // (seconds × 10^9 wraps to 512 ns in 64 bits).
+    let (r, w) = blockingPipe()
+    let ticks = Counter()
+    inRuntime {
+        let selecter = spawn("selecter") {
+            let p = probe_select_read_timeval(r, 20_211_507_185_753_197, 0)
+            print("select=\(describe(p)) set=\(p.extra) ticks=\(ticks.value)")
+        }
+        let ticker = spawn("ticker") { try tickThenWrite(ticks, w) }
+        try selecter()
+        try ticker()
+    }
+
+case "stderr-raw":
+    // The runtime's crash-diagnostic write to stderr runs in fault handlers on a user thread's
+    // stack, where nothing may park: with stderr a full blocking pipe it must block its kernel
+    // thread as write(2) does, not park in the jacket (the ticker would tick meanwhile).
+    let (r, w) = blockingPipe()
+    let (go, started) = blockingPipe()
+    guard probe_fill_pipe(w) > 0 else { fail("could not fill the pipe") }
+    let saved = dup(2)
+    dup2(w, 2)
+    let drainer = Thread {  // a kernel thread: once the write has begun, empties the pipe
+        var b: UInt8 = 0
+        _ = read(go, &b, 1)
+        usleep(50_000)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        _ = read(r, &buffer, buffer.count)
+    }
+    drainer.start()
+    let ticks = Counter(), seen = Counter()
+    inRuntime {
+        let writer = spawn("writer") {
+            var b: UInt8 = 1
+            _ = probe_write(started, &b, 1)
+            probe_runtime_stderr("stderr-raw\n")
+            seen.value = ticks.value
+        }
+        let ticker = spawn("ticker") {
+            for _ in 0..<3 {
+                try UThread.sleep(for: .milliseconds(1))
+                ticks.value += 1
+            }
+        }
+        try writer()
+        try ticker()
+    }
+    dup2(saved, 2)
+    print("ticks-during-write=\(seen.value)")
+
+case "close-elsewhere":
+    // A plain close on one worker of a descriptor a user thread on another worker waits on:
+    // the wait ends with EBADF (the jacket's promise), it does not hang.
+    let (r, _) = blockingPipe()
+    inRuntime {
+        let reader = try MNThread.spawn(name: "reader", onWorker: 1) { () -> probe_result in
+            var byte: UInt8 = 0
+            return probe_read(r, &byte, 1)
+        }
+        while !UThreadRuntime.threadTable().description.contains("read fd \(r) (jacket)") { UThread.yield() }
+        print("close=\(describe(probe_close(r))) on worker \(MNThread.worker ?? -1)")
+        print("read=\(describe(try reader.join()))")
+    }
+
 case "poll-many":
     // poll on two pipes and select on one park until the second pipe gets a byte (after the
     // ticker's 3 ticks): the ticker runs meanwhile.
@@ -217,14 +294,7 @@ case "poll-many":
             let p = probe_select_read(r2, 10_000)
             print("select=\(describe(p)) set=\(p.extra) ticks=\(ticks.value)")
         }
-        let ticker = spawn("ticker") {
-            for _ in 0..<3 {
-                try UThread.sleep(for: .milliseconds(1))
-                ticks.value += 1
-            }
-            var b: UInt8 = 1
-            _ = probe_write(w2, &b, 1)
-        }
+        let ticker = spawn("ticker") { try tickThenWrite(ticks, w2) }
         try poller()
         try selecter()
         try ticker()

@@ -1,4 +1,4 @@
-// Layer 7: the typed layer's base — an owned, non-blocking descriptor with byte-stream calls.
+// Layer 9: the typed layer's base — an owned, non-blocking descriptor with byte-stream calls.
 //
 // Subclasses (TCPStream, UnixStream, PipeReader, PipeWriter) add what is specific to them. The
 // descriptor is closed by `close()` (which wakes threads blocked on it with

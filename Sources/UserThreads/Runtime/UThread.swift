@@ -1,4 +1,4 @@
-// Layer 7: the user thread handle.
+// Layer 10: the user thread handle.
 import CUThreads
 
 /// A user thread: runs a closure on its own stack, scheduled by the runtime of the kernel
@@ -26,8 +26,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     @inlinable
     public init(name: String = "", priority: Int = 0, stackSize: Int? = nil, _ body: @escaping () throws -> Success) {
         var failure: (any Error)?
-        let object = spawnThread(name: name, priority: priority, stackSize: stackSize, failure: &failure) { $0.install(body) }
-        if let failure { object.fail(failure, as: Success.self) }
+        let object = spawnThread(name: name, priority: priority, stackSize: stackSize, failure: &failure)
+        if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
         self.object = object
     }
 
@@ -41,8 +41,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     public init(name: String = "", scheduling: SchedulingParameters, stackSize: Int? = nil, _ body: @escaping () throws -> Success) {
         var failure: (any Error)?
         let object = spawnThread(name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling,
-                                 failure: &failure) { $0.install(body) }
-        if let failure { object.fail(failure, as: Success.self) }
+                                 failure: &failure)
+        if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
         self.object = object
     }
 
@@ -92,18 +92,20 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(object)) }
 }
 
-/// The spawn of `UThread.init`: takes an empty thread object (the runtime's reusable one if it
-/// has one, see Scheduler.reap, else a new one), lets `install` store the body in it, and
-/// spawns it. Returns the object; a spawn error goes to `failure` (the caller, which knows the
-/// result type, stores it). One runtime lookup, not generic: no metadata lookups.
+/// The spawn of `UThread.init`: takes an empty thread object (a reusable one if the runtime
+/// keeps one, see ThreadObjectSlab, else a new one) and spawns a thread for it. Returns the
+/// object, still empty: the caller, which knows the types, stores the body in it (`install`),
+/// or the spawn error that went to `failure`. The thread cannot run before that: it is only
+/// ready, and nothing between here and the caller's `install` switches; it is not migratable.
+/// (Installing through a closure passed in here cost a thunk and an indirect call per spawn.)
+/// One runtime lookup, not generic: no metadata lookups.
 @usableFromInline
 func spawnThread(name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil,
-                 failure: inout (any Error)?, install: (ThreadObject) -> Void) -> ThreadObject {
+                 failure: inout (any Error)?) -> ThreadObject {
     Scheduler.with("UThread.init") { scheduler in
         let object = scheduler.reusableObject(name: name) ?? ThreadObject(name: name)
-        install(object)
         do {
-            scheduler.current.clear(.flagMigratable)  // issue 7: parent and child share one kernel thread
+            scheduler.current.clear(.flagMigratable)  // parent and child share one kernel thread
             _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize, parameters: parameters)
         } catch {
             failure = error
@@ -126,9 +128,12 @@ func checkpointSlowPath() {
 @usableFromInline
 func waitUntilFinished(_ object: ThreadObject) throws {
     try Scheduler.with("UThread.join") { scheduler in
-        guard object.runtime == Unmanaged.passUnretained(scheduler).toOpaque() else { throw UThreadError.foreignRuntime }
+        // Compared as addresses: an optional compared with a pointer tests for nil first.
+        guard UInt(bitPattern: object.runtime) == UInt(bitPattern: Unmanaged.passUnretained(scheduler).toOpaque()) else {
+            throw UThreadError.foreignRuntime
+        }
         let me = scheduler.current
-        guard object.controlBlock != me else { throw UThreadError.invalidArgument("thread \(object.id) cannot join itself") }
+        guard UInt(bitPattern: object.controlBlock) != UInt(bitPattern: me) else { throw UThreadError.invalidArgument("thread \(object.id) cannot join itself") }
         while !object.isFinished {
             object.enqueue(me)
             try scheduler.park(inlined: .join, object: object.id.rawValue).check()
@@ -236,7 +241,7 @@ extension UThread where Success == Never {
 
     /// Parks until `deadline` (nil: until cancelled).
     private static func sleep(_ scheduler: Scheduler, until deadline: UInt64?) throws {
-        // Issue 7: a site audited for resuming on another M:N worker (only `me` is used after).
+        // A site audited for resuming on another M:N worker (only `me` is used after).
         let me = scheduler.current
         if scheduler.migrating { me.set(.flagMovable) }
         let result = scheduler.park(.sleep, deadline: deadline)

@@ -1,4 +1,4 @@
-// Layer 4: how the layer above publishes the scheduler's counters without being named. Why the
+// Layer 6: how the layer above publishes the scheduler's counters without being named. Why the
 // counters are read at safe points and not published where they change: the essay in
 // Runtime/RuntimeMetrics.swift.
 

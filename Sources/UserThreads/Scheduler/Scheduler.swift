@@ -1,4 +1,4 @@
-// Layer 4: the scheduler — Tanenbaum's "run-time system", one per kernel thread.
+// Layer 6: the scheduler — Tanenbaum's "run-time system", one per kernel thread.
 //
 // Design essay
 // ============
@@ -18,7 +18,10 @@
 // Exit. A finishing thread cannot free the stack it runs on. It records itself as the
 // `zombie` and switches away; whoever runs next (a thread or the idle loop) reaps it right
 // after the switch returns (`resumed`), returning its stack to the pool and its row to the
-// table. The entry path is split so that no Swift reference lives in the frame that makes the
+// table. Under M:1 the common case skips that: when returning the stack and row runs no code
+// and unmaps nothing (a trivial result, a stack the pool takes as it is), the thread returns
+// them itself just before its last switch (`reapOwnExit`: nothing else runs on the kernel
+// thread in between, so nothing can reuse them early). The entry path is split so that no Swift reference lives in the frame that makes the
 // final switch (that frame never returns, so a reference held there would never be released):
 // `life` runs the body and the exit bookkeeping and returns the next thread. A lone joiner
 // while nothing else is ready (FIFO) is switched to directly, not queued and popped; the exit
@@ -30,11 +33,10 @@
 // Thread objects. A thread's Swift object (ThreadObject: body, result, name) outlives its row
 // while handles exist. Allocating and freeing it was a third of a spawn+join (malloc, free,
 // init, deinit: ~370 instructions of ~1800). `reap` therefore keeps the object of a thread that
-// finished with a trivial result in a one-object slot (`reusable`), and the next spawn takes it
-// if nothing else references it by then (`isKnownUniquelyReferenced`), else lets it go (its
-// handles free it). One slot suffices for the common spawn-join loop and bounds what is held:
-// at most one object with no observable contents. M:1 only: under M:N a handle may be released
-// on another kernel thread, and the uniqueness test would have to synchronise with it.
+// finished with a trivial result in a slab (ThreadObjectSlab, whose essay has the details),
+// and a later spawn takes it if nothing else references it by then. M:1 only: under M:N a
+// handle may be released on another kernel thread, and the uniqueness test would have to
+// synchronise with it.
 //
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
@@ -59,7 +61,7 @@
 // instruction of every user thread. Time slices are therefore enforced at safe points, never
 // by signals.
 //
-// Time slices (issue 5). When the policy is not FIFO, every switch-in asks the policy for the
+// Time slices. When the policy is not FIFO, every switch-in asks the policy for the
 // incoming thread's `timeSlice(for:)` and records where it ends on a cheap clock (the TSC, its
 // rate calibrated once per process; or the virtual clock). The thread is *not* interrupted at
 // that moment: it is marked over its quantum (UTHREADS_FLAG_OVERQUANTUM) and switched out at
@@ -70,7 +72,7 @@
 // FIFO pays nothing for any of this: its switch path tests one flag (`hooks`), false for FIFO
 // without tracing. The same flag guards the trace recorder.
 //
-// Clock (issue 5). `now()` is the single source of time for sleeps, deadlines, policies and
+// Clock. `now()` is the single source of time for sleeps, deadlines, policies and
 // traces. With `Configuration.clock = .virtual` it is a counter that moves only when threads
 // simulate work (`UThread.simulateWork`) or when the idle loop jumps to the next timer instead
 // of sleeping: together with a seeded policy a run is then reproduced exactly.
@@ -92,11 +94,11 @@
 // unwinds (its `defer`s run, its objects are released), and `run` throws
 // `UThreadError.deadlock`. A thread that parks again while unwinding is abandoned.
 //
-// M:N (issue 7). Under `UThreadRuntime.run(workers:)` each worker kernel thread runs one of
+// M:N. Under `UThreadRuntime.run(workers:)` each worker kernel thread runs one of
 // these schedulers unchanged; the coordinator (MN/MNRuntime.swift) plugs in through
 // `WorkerHooks` (Poller.swift), consulted only by the idle loop and by `maintenance`: remote
 // wake-ups arrive as messages applied on this kernel thread, so nothing here takes a lock. A
-// started M:N thread may migrate while it is ready (MNRuntime.swift): the switch returns the
+// started M:N thread may migrate while it is ready (MN/MNWorker.swift): the switch returns the
 // scheduler that resumed it, and the code after a switch uses only that one (`resumed`). Under
 // ThreadSanitizer every switch is also announced as a fiber switch (`tsan`, false in other
 // builds).
@@ -131,7 +133,7 @@ final class Scheduler {
     private let fifo: FIFOPolicy?
     /// The reactor, once something needs it.
     var poller: Poller?
-    /// Issue 7: the M:N worker this scheduler serves (nil under M:1). Consulted only by the idle
+    /// The M:N worker this scheduler serves (nil under M:1). Consulted only by the idle
     /// loop and by `maintenance` (every 64 yields); the switch, park and wake paths never look
     /// at it, so M:1 pays nothing for it.
     var worker: WorkerHooks?
@@ -140,7 +142,7 @@ final class Scheduler {
     /// Built with ThreadSanitizer: every switch is announced to it as a fiber switch
     /// (cuthreads.h). False in other builds: one branch per switch on a field in cache.
     let tsan = uthreads_tsan_enabled() != 0
-    let configuration: UThreadRuntime.Configuration
+    let settings: SchedulerSettings
     @exclusivity(unchecked) private var zombie: ControlBlock?
     @exclusivity(unchecked) private var ids = ThreadIDAllocator()
     @exclusivity(unchecked) private var yieldsUntilMaintenance = 64
@@ -158,7 +160,7 @@ final class Scheduler {
     /// Calibration for turning TSC ticks into seconds.
     let startTick = uthreads_ticks_inline()
     let startNanoseconds = uthreads_monotonic_ns()
-    // MARK: Issue 5 state: clock, time slices, tracing (see the essay's "Time slices")
+    // MARK: Clock, time slices, tracing (see the essay's "Time slices")
 
     /// Whether `now()` is the virtual clock.
     let simulated: Bool
@@ -167,7 +169,7 @@ final class Scheduler {
     /// True when the switch path must call `switchHooks` (a non-FIFO policy, tracing, or an M:N
     /// worker, whose threads carry errno): the one branch M:1 FIFO pays on a switch.
     let hooks: Bool
-    /// Issue 7: an M:N worker's scheduler (threads may migrate: errno travels with them).
+    /// An M:N worker's scheduler (threads may migrate: errno travels with them).
     let migrating: Bool
     /// The idle loop's errno while a thread runs (M:N workers).
     @exclusivity(unchecked) var idleErrno: Int32 = 0
@@ -192,10 +194,9 @@ final class Scheduler {
     @exclusivity(unchecked) private(set) var switchCount: UInt64 = 0
     /// Threads spawned in this runtime's life.
     @exclusivity(unchecked) private(set) var spawnCount: UInt64 = 0
-    /// The object of the last thread reaped with a trivial result, kept for reuse by the next
-    /// spawn if by then no handle references it (`reusableObject`). M:1 only. See "Thread
-    /// objects" in the essay.
-    @exclusivity(unchecked) private var reusable: ThreadObject?
+    /// Objects of threads that finished with a trivial result, kept for later spawns
+    /// (`reusableObject`). M:1 only. See "Thread objects" in the essay.
+    @exclusivity(unchecked) private var slab = ThreadObjectSlab()
     /// State of the runtime's random source (randomised choices such as select fairness).
     /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible.
     @exclusivity(unchecked) var randomState: UInt64 = uthreads_monotonic_ns() ^ 0x5DEE_CE66_D1CE_4E5B
@@ -216,30 +217,30 @@ final class Scheduler {
     /// so a process whose first I/O hit a closed reader died of SIGPIPE.)
     private static let processSetUp: Void = uthreads_ignore_sigpipe()
 
-    init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy, worker: Bool = false) {
+    init(settings: SchedulerSettings, policy: any SchedulingPolicy, worker: Bool = false) {
         Scheduler.processSetUp
-        self.configuration = configuration
+        self.settings = settings
         self.policy = policy
         self.fifo = policy as? FIFOPolicy
-        self.simulated = configuration.clock == .virtual
+        self.simulated = settings.virtualClock
         self.timed = fifo == nil
         self.migrating = worker
-        self.hooks = timed || configuration.trace != nil || worker
+        self.hooks = timed || settings.trace != nil || worker
         // The 2 ms calibration runs once per process, and only when slices or traces need it
         // (before the trace's origin is taken).
-        let rate = simulated ? 1 : (timed || configuration.trace != nil) ? Scheduler.calibratedNanosecondsPerTick : 1
+        let rate = simulated ? 1 : (timed || settings.trace != nil) ? Scheduler.calibratedNanosecondsPerTick : 1
         self.nsPerSliceUnit = rate
-        self.recorder = configuration.trace.map { TraceRecorder(trace: $0, virtual: configuration.clock == .virtual, nsPerUnit: rate) }
-        self.watchdog = Watchdog(limit: configuration.watchdogLimit, handler: configuration.watchdogHandler)
+        self.recorder = settings.trace.map { TraceRecorder(trace: $0, virtual: settings.virtualClock, nsPerUnit: rate) }
+        self.watchdog = Watchdog(limit: settings.watchdogLimit, handler: settings.watchdogHandler)
         self.stacks = StackPool(
-            mode: configuration.stackMode,
-            defaultSize: configuration.stackSize,
-            denseSize: configuration.denseStackSize,
-            maxPooled: configuration.pooledStacks,
-            logger: configuration.logger)
-        self.accounting = configuration.cpuAccounting
+            mode: settings.stackMode,
+            defaultSize: settings.stackSize,
+            denseSize: settings.denseStackSize,
+            maxPooled: settings.pooledStacks,
+            logger: settings.logger)
+        self.accounting = settings.cpuAccounting
         self.lastTick = uthreads_ticks_inline()
-        self.checks = configuration.checkInvariants
+        self.checks = settings.checkInvariants
         idleBlock = ControlBlock.allocate(capacity: 1)
         idleBlock.initialize(to: uthreads_tcb())
         idleBlock.pointee.state = .stateRunning
@@ -249,6 +250,7 @@ final class Scheduler {
     }
 
     deinit {
+        slab.destroy()
         idleBlock.deinitialize(count: 1)
         idleBlock.deallocate()
     }
@@ -350,8 +352,8 @@ final class Scheduler {
     @inline(__always)
     func spawn(_ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0,
                parameters: SchedulingParameters? = nil) throws(UThreadError) -> ControlBlock {
-        if let stackSize, stackSize < UThreadRuntime.Configuration.minimumStackSize || stackSize > UThreadRuntime.Configuration.maximumStackSize {
-            throw .invalidArgument("stackSize \(stackSize) is outside \(UThreadRuntime.Configuration.minimumStackSize)...\(UThreadRuntime.Configuration.maximumStackSize) bytes")
+        if let stackSize, stackSize < SchedulerSettings.minimumStackSize || stackSize > SchedulerSettings.maximumStackSize {
+            throw .invalidArgument("stackSize \(stackSize) is outside \(SchedulerSettings.minimumStackSize)...\(SchedulerSettings.maximumStackSize) bytes")
         }
         if let parameters, parameters.tickets > SchedulingParameters.maximumTickets {
             throw .invalidArgument("tickets \(parameters.tickets) is above the maximum \(SchedulingParameters.maximumTickets) (a stride would be 0)")
@@ -376,8 +378,7 @@ final class Scheduler {
         let runtime = Unmanaged.passUnretained(self).toOpaque()
         object.runtime = runtime
         t.pointee.runtime = runtime
-        if !object.name.isEmpty { t.setName(object.name) }
-        if checks { precondition(object.contents == .body, "spawn of an object without a body") }
+        if object.isNamed { t.setName(object.name) }
         t.pointee.sp = uthreads_context_make(stack.hi, threadEntry, UnsafeMutableRawPointer(t))
         if tsan { uthreads_tsan_fiber_create(t) }
         t.pointee.state = .stateReady
@@ -462,7 +463,7 @@ final class Scheduler {
         guard hasReadyThreads else { return }
         me.pointee.state = .stateReady
         if let fifo { fifo.awakened(ThreadRef(me), reason: .yielded) } else { requeueTimed(me, .yielded) }
-        // Issue 7: a yield is a site audited for resuming on another M:N worker (nothing here
+        // A yield is a site audited for resuming on another M:N worker (nothing here
         // uses `self` after the switch). It needs no flag: a ready thread with no wait kind was
         // suspended by a yield (or never ran), so M:1 pays nothing here.
         switchAway(from: me)
@@ -576,6 +577,7 @@ final class Scheduler {
     @inline(never)
     private func life(_ t: ControlBlock) -> ControlBlock {
         resumed(t)
+        if checks { precondition(objectOf(t).contents == .body, "thread #\(t.pointee.id) started without a body") }
         Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)._withUnsafeGuaranteedRef { $0.run() }
         // Under M:N the thread may have migrated while its body ran: its exit then belongs to
         // the scheduler that runs it now, and of `self` only the address is read here.
@@ -625,7 +627,6 @@ final class Scheduler {
         // saving it would store an empty set into a row that is about to be freed. Debug
         // builds and `checkInvariants` still save it and check that it is empty.
         if Scheduler.debugBuild || checks { checkNoOpenAccess(t) }
-        zombie = t
         let next = direct ?? nextReady() ?? idleBlock
         next.pointee.state = .stateRunning
         next.pointee.switches &+= 1
@@ -637,7 +638,29 @@ final class Scheduler {
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
         if hooks { switchHooks(from: t, to: next) }
+        if !reapOwnExit(t) { zombie = t }
         return next
+    }
+
+    /// The cheap exit (M:1): a finishing thread whose object goes to the slab returns its
+    /// own stack, row and object before its last switch, instead of leaving them as the `zombie`
+    /// for whoever runs next (a store, a load and a call of `reap`: ~30 instructions per
+    /// thread). Safe because nothing runs on this kernel thread between here and the switch, so
+    /// nothing can take the stack or the row while this thread still uses them; the switch then
+    /// writes only the freed row's `sp`, which the next spawn overwrites. Only when none of the
+    /// releases can run code or unmap memory: a trivial result (no deinit), a stack the pool
+    /// takes as it is (`poolsAsIs`: no munmap or madvise), not under ThreadSanitizer (a fiber
+    /// cannot destroy itself), not on an M:N worker (rows may be immigrants, objects are never
+    /// reused). Everything else goes through the zombie as before.
+    @inline(__always)
+    private func reapOwnExit(_ t: ControlBlock) -> Bool {
+        guard workerIndex < 0, !tsan, !slab.isFull else { return false }
+        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
+        guard object._withUnsafeGuaranteedRef({ $0.resultIsTrivial }) else { return false }
+        let stack = stackOf(t)
+        guard stacks.poolsAsIs(stack) else { return false }
+        release(t, stack: stack, object: object, keep: true)
+        return true
     }
 
     /// Debug check of a finishing thread: its exclusivity access set is empty (see exitCurrent).
@@ -659,34 +682,33 @@ final class Scheduler {
         zombie = nil
         if tsan { uthreads_tsan_fiber_destroy(t) }
         if t.has(.flagImmigrant) { return reapImmigrant(t) }
-        stacks.release(stackOf(t))
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
-        let trivial = object._withUnsafeGuaranteedRef { o in
-            o.controlBlock = nil
-            return o.resultIsTrivial
-        }
+        // Keep the object for reuse only under M:1: under M:N handles live on other kernel
+        // threads, and a uniqueness test would need to synchronise with their releases.
+        let keep = workerIndex < 0 && !slab.isFull && object._withUnsafeGuaranteedRef { $0.resultIsTrivial }
+        release(t, stack: stackOf(t), object: object, keep: keep)
+    }
+
+    /// Returns a finished thread's stack and row, and its row's reference to the object: into
+    /// the slab when `keep` (the caller checked that it may and that there is room), else
+    /// released.
+    @inline(__always)
+    private func release(_ t: ControlBlock, stack: Stack, object: Unmanaged<ThreadObject>, keep: Bool) {
+        stacks.release(stack)
+        object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
         table.release(t)
-        // Keep the row's reference for reuse (M:1 only: under M:N handles live on other kernel
-        // threads, and a uniqueness test would need to synchronise with their releases).
-        if trivial && reusable == nil && workerIndex < 0 {
-            // The slot is nil: initialise it in place (an assignment would release the nil,
-            // a call into the runtime).
-            withUnsafeMutablePointer(to: &reusable) { $0.initialize(to: object.takeRetainedValue()) }
+        if keep {
+            slab.keep(object)
         } else {
             object.release()
         }
     }
 
-    /// The object kept by `reap`, emptied and renamed, if no handle references it any more;
-    /// otherwise nil (and the scheduler lets go of it: its handles free it). O(1).
+    /// An object kept by `reap`, emptied and renamed, if one is kept that no handle references
+    /// any more; otherwise nil. O(1).
     @inline(__always)
     func reusableObject(name: String) -> ThreadObject? {
-        guard reusable != nil else { return nil }
-        guard isKnownUniquelyReferenced(&reusable) else {
-            reusable = nil
-            return nil
-        }
-        let object = reusable.take().unsafelyUnwrapped
+        guard let object = slab.take() else { return nil }
         if checks {
             precondition(object.isFinished && object.controlBlock == nil && object.isEmpty && object.locals == nil,
                          "reusable thread object \(object.id) is still in use")
@@ -695,7 +717,7 @@ final class Scheduler {
         return object
     }
 
-    /// Issue 7: a finished immigrant's row and stack belong to its home worker's table and pool:
+    /// A finished immigrant's row and stack belong to its home worker's table and pool:
     /// they go home; only the object is released here.
     @inline(never)
     private func reapImmigrant(_ t: ControlBlock) {
@@ -707,7 +729,7 @@ final class Scheduler {
         worker!.finishedAbroad(t, home: home)
     }
 
-    // MARK: M:N migration (issue 7; the essay is in MN/MNRuntime.swift)
+    // MARK: M:N migration (the essay is in MN/MNWorker.swift)
 
     /// Unlinks up to `max` ready threads that may resume on another worker from the back of the
     /// run queue and gives up their ownership. FIFO only (other policies keep per-thread state
@@ -760,7 +782,7 @@ final class Scheduler {
                 switchTo(next, from: idleBlock)
                 continue
             }
-            // Issue 7: an M:N worker decides the rest itself (remote wakes, stealing, sleeping in
+            // An M:N worker decides the rest itself (remote wakes, stealing, sleeping in
             // its reactor, global termination and deadlock); false ends the loop.
             if let worker {
                 if worker.idle(self) { continue }
@@ -774,7 +796,7 @@ final class Scheduler {
             let pending = poller?.pendingWakeups ?? 0
             if let deadline = timers.nextDeadline {
                 if simulated {
-                    // Issue 5: virtual time jumps to the next deadline instead of sleeping.
+                    // Virtual time jumps to the next deadline instead of sleeping.
                     if pending > 0 { poller!.poll(timeoutNanoseconds: 0) }
                     if virtualNow < deadline { virtualNow = deadline }
                     continue
@@ -848,7 +870,7 @@ final class Scheduler {
             precondition(t.pointee.wait_queue == nil || s == .stateBlocked, "thread #\(t.pointee.id) is on a wait queue but not blocked")
         }
         precondition(live == table.liveCount, "thread table count \(table.liveCount) but \(live) live rows")
-        // Issue 5: no time slice runs while the idle loop has the CPU.
+        // No time slice runs while the idle loop has the CPU.
         precondition(current != idleBlock || sliceEnd == .max, "the idle loop holds a time slice")
     }
 
@@ -860,7 +882,7 @@ final class Scheduler {
     func shutdown() {
         sampler?.sample(self)  // the last figures, before the table and the pool are torn down
         if let z = zombie { reap(z) }
-        reusable = nil
+        slab.removeAll()
         recorder?.finish(nsPerUnit: nsPerSliceUnit)
         watchdog.flush()
         uthreads_checkpoint_arm(Int64.max / 2)

@@ -1,4 +1,4 @@
-// Layer 2: the stack pool.
+// Layer 3: the stack pool.
 //
 // Design. A spawn must not cost a system call: mmap + mprotect of a fresh guarded stack costs
 // ~7 µs here, a pooled spawn ~60 ns. So stacks are recycled: a finished thread's stack goes on a
@@ -225,19 +225,25 @@ final class StackPool {
     /// the caller; the rest is `releaseSlow`.
     @inline(__always)
     func release(_ stack: Stack) {
-        if stack.mode == .dense {
-            if freeDense.count < maxPooled {
+        if poolsAsIs(stack) {
+            if stack.mode == .dense {
                 freeDense.push(stack)
-                inUse &-= 1
-                return
+            } else {
+                freeDefault.push(stack)
+                pooledGuarded &+= 1
             }
-        } else if pooledGuarded < maxPooled && stack.size == defaultSize {
-            freeDefault.push(stack)
-            pooledGuarded &+= 1
             inUse &-= 1
             return
         }
         releaseSlow(stack)
+    }
+
+    /// Whether `release(stack)` takes the common case: the stack goes into the pool untouched
+    /// (no munmap, no madvise). A finishing thread may then return the stack it still runs on,
+    /// just before its last switch (Scheduler's cheap exit).
+    @inline(__always)
+    func poolsAsIs(_ stack: Stack) -> Bool {
+        stack.mode == .dense ? freeDense.count < maxPooled : pooledGuarded < maxPooled && stack.size == defaultSize
     }
 
     @inline(never)

@@ -1,4 +1,4 @@
-// Layer 3: the Swift half of a thread — what its control block's `object` retains.
+// Layer 4: the Swift half of a thread — what its control block's `object` retains.
 import CUThreads
 
 /// The Swift-side state of one thread: its body, then its result; its name; its flags as Swift
@@ -17,8 +17,8 @@ import CUThreads
 ///
 /// Reuse. An object whose thread finished with a trivial result (`resultIsTrivial`: a
 /// `.success` of a POD type, so it references nothing) may be kept by the scheduler after the
-/// thread's row is gone, and handed to a later spawn once no handle references it any more
-/// (`isKnownUniquelyReferenced`, Scheduler.reap): that saves the malloc, free, init and deinit
+/// thread's row is gone (in its ThreadObjectSlab), and handed to a later spawn once no handle
+/// references it any more (`isKnownUniquelyReferenced`): that saves the malloc, free, init and deinit
 /// of a spawn+join (~300 instructions). Nothing can tell: only the row referenced it besides
 /// the (gone) handles, and a trivial result owns nothing whose release could be observed.
 /// Results that hold references are never kept: they are released with their last handle,
@@ -74,13 +74,17 @@ class ThreadObject: WaitQueue {
     @usableFromInline @exclusivity(unchecked) final var isFinished = false
     /// Set by cancel(); mirrored in the row's flags while the thread lives.
     @exclusivity(unchecked) final var isCancelled = false
+    /// Whether `name` is not empty, kept with it (in `init` and `recycle`, the only places that
+    /// set it): testing a `String` for emptiness decodes its representation, ~8 instructions,
+    /// and a spawn asked twice.
+    @exclusivity(unchecked) final private(set) var isNamed: Bool
     /// What the current wait is on, if it describes itself; set only while parked, when the
     /// target is alive (the thread is on its queue), hence unowned.
     @exclusivity(unchecked) final unowned(unsafe) var waitTarget: (any WaitTarget)?
     /// Per-thread values (thread-local storage), cleared when the thread ends. They live here,
     /// not in the kernel thread, so they travel with an M:N thread that migrates.
     @exclusivity(unchecked) final var locals: [ObjectIdentifier: Any]?
-    /// Issue 7 (M:N only; kept out of the 256-byte control block): errno while switched out,
+    /// M:N only (kept out of the 256-byte control block): errno while switched out,
     /// the worker whose table holds the row (and whose pool the stack), and how often it moved.
     /// (A migrating M:N thread's cross-worker state is its object itself: `MNThreadObject`.)
     @exclusivity(unchecked) final var savedErrno: Int32 = 0
@@ -90,6 +94,7 @@ class ThreadObject: WaitQueue {
     @usableFromInline
     init(name: String) {
         self.name = name
+        self.isNamed = !name.isEmpty
         super.init()
     }
 
@@ -115,7 +120,11 @@ class ThreadObject: WaitQueue {
         isFinished = false
         isCancelled = false
         id = ThreadID(rawValue: 0)
-        if !(name.isEmpty && self.name.isEmpty) { self.name = name }
+        let named = !name.isEmpty
+        if named || isNamed {  // else both are empty: no assignment (a release of the old string)
+            self.name = name
+            isNamed = named
+        }
     }
 
     /// Where the stored value lives.

@@ -23,10 +23,10 @@ struct SelfTestCommand: ParsableCommand {
         case epollClosed = "epoll-closed", foreignCancel = "foreign-cancel"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel")
+    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [BATCH] [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel")
     var scenario: Scenario
 
-    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the stack mode. dump-on-signal-workers: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
+    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the batch size (default 1) and the stack mode. dump-on-signal-workers: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
     var paths: [String] = []
 
     func run() throws {
@@ -154,16 +154,37 @@ struct SelfTestCommand: ParsableCommand {
             // A fixed number of `try UThread {}.join()` (the `bench spawn` loop) after 1000 to warm
             // the stack pool, for instruction counts: run it under callgrind with two counts and
             // divide the difference by the difference of the counts (docs/BENCHMARKS.md).
-            // An optional second argument picks the stack mode (default: the configuration's).
-            guard paths.count == 1 || paths.count == 2, let count = Int(paths[0]), count >= 0 else { throw ValidationError("spawn-loop needs COUNT [guarded | dense | automatic]") }
+            // Optional extra arguments: a batch size (BATCH > 1, the `bench spawn` batch row: COUNT
+            // threads, BATCH spawned at a time and then joined in spawn order) and a stack mode
+            // (default: the configuration's), in either order.
+            guard (1...3).contains(paths.count), let count = Int(paths[0]), count >= 0 else {
+                throw ValidationError("spawn-loop needs COUNT [BATCH] [guarded | dense | automatic], COUNT >= 0, BATCH >= 1")
+            }
             var configuration = UThreadRuntime.Configuration()
-            if paths.count == 2 {
-                guard let mode = StackMode(rawValue: paths[1]) else { throw ValidationError("spawn-loop: unknown stack mode \(paths[1])") }
-                configuration.stackMode = mode
+            var batch = 1
+            for extra in paths.dropFirst() {
+                if let n = Int(extra) {
+                    guard n >= 1 else { throw ValidationError("spawn-loop needs COUNT [BATCH] [MODE], COUNT >= 0, BATCH >= 1") }
+                    batch = n
+                } else if let mode = StackMode(rawValue: extra) {
+                    configuration.stackMode = mode
+                } else {
+                    throw ValidationError("spawn-loop: \(extra) is neither a batch size nor a stack mode (guarded, dense, automatic)")
+                }
             }
             try UThreadRuntime.run(configuration) {
-                for _ in 0..<1000 { try UThread {}.join() }
-                for _ in 0..<count { try UThread {}.join() }
+                if batch == 1 {
+                    for _ in 0..<1000 { try UThread {}.join() }
+                    for _ in 0..<count { try UThread {}.join() }
+                } else {
+                    var threads: [UThread<Void>] = []
+                    threads.reserveCapacity(batch)
+                    for _ in 0..<(1000 + count) / batch {
+                        for _ in 0..<batch { threads.append(UThread {}) }
+                        for t in threads { try t.join() }
+                        threads.removeAll(keepingCapacity: true)
+                    }
+                }
             }
         case .brokenPipe:
             // The process's first I/O is a write to a pipe whose reader is closed: it must throw

@@ -19,6 +19,11 @@ probe_result probe_recv(int fd, void *buffer, size_t count, int flags);
 probe_result probe_poll(int fd, short events, int timeout_ms);
 probe_result probe_poll2(int fd1, int fd2, int timeout_ms);  ///< extra: revents of fd1 | revents of fd2 << 16
 probe_result probe_select_read(int fd, long timeout_ms);
+probe_result probe_select_read_timeval(int fd, long seconds, long microseconds);  ///< the timeout as given
+/// The runtime's crash-diagnostic write to stderr (CUThreads' uthreads_write_stderr).
+void probe_runtime_stderr(const char *message);
+/// Writes to the (blocking) pipe end `fd` until it is full, leaving it blocking: bytes written, or -errno.
+int probe_fill_pipe(int fd);
 probe_result probe_usleep(unsigned microseconds);
 probe_result probe_nanosleep(long seconds, long nanoseconds);
 probe_result probe_connect_loopback(int fd, uint16_t port);  ///< 127.0.0.1:port

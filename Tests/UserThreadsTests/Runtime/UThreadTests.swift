@@ -190,6 +190,32 @@ import Testing
         }
     }
 
+    /// A finishing thread returns its own stack and row before its last switch when that runs
+    /// no code and unmaps nothing (a pool with room, a trivial result); otherwise the next
+    /// thread reaps it. Either way the rows and stacks of finished threads are all returned,
+    /// with dense and guarded stacks, and with a pool that takes none (so every stack is
+    /// unmapped or given back with madvise after the switch, never under the finishing thread).
+    @Test(arguments: [StackMode.dense, .guarded], [0, 1, 4096])
+    func finishedThreadsReturnTheirStacksAndRows(mode: StackMode, pooled: Int) throws {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.stackMode = mode
+        configuration.pooledStacks = pooled
+        try UThreadRuntime.run(configuration) {
+            let counter = Counter()
+            for i in 0..<200 {
+                #expect(try UThread { i }.join() == i)                 // trivial result
+                _ = try UThread { Tracked(counter) }.join()            // result with a reference
+                _ = UThread { UThread.yield() }                        // nobody joins
+                let pair = (UThread { i }, UThread { i + 1 })          // two finish before the joins
+                #expect(try pair.0.join() + pair.1.join() == 2 * i + 1)
+            }
+            UThread.yield()
+            #expect(counter.live == 0)
+            #expect(UThreadRuntime.stackStatistics.inUse == 1)                // the main thread's
+            #expect(UThreadRuntime.threadTable().threads.filter { $0.state != .running }.isEmpty)
+        }
+    }
+
     /// A finishing thread switches straight to its joiner only when nothing else is ready;
     /// otherwise the joiner queues behind the ready threads, in FIFO order as before.
     @Test func aFinishedThreadResumesItsJoinerInFIFOOrder() throws {
