@@ -1,4 +1,4 @@
-// Application layer: the connections one `HTTPServer.run()` serves, for the cap and the stop.
+// Layer 14: the connections one `HTTPServer.run()` serves, for the cap and the stop.
 //
 // All of a server's threads (its acceptor, its stop watcher, its connections) are user threads
 // of one kernel thread (under M:N, worker-local threads of the acceptor's worker), so this

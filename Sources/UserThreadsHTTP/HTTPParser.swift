@@ -1,4 +1,4 @@
-// Application layer: a strict HTTP/1.1 request parser (RFC 9112) for `uthreads serve`. It imports
+// Layer 14: a strict HTTP/1.1 request parser (RFC 9112) for `uthreads serve`. It imports
 // nothing (it compiles stand-alone for the fuzzer in fuzz/http-parser).
 //
 // Strict means: anything not clearly valid is a 400, never a guess. Lines end in CRLF (a bare

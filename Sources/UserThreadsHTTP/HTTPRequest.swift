@@ -1,4 +1,4 @@
-// Application layer: what the HTTP/1.1 parser extracts from a request (stand-alone, as the parser).
+// Layer 14: what the HTTP/1.1 parser extracts from a request (stand-alone, as the parser).
 
 /// A parsed HTTP/1.x request head plus where its body lies in the parsed bytes.
 public struct HTTPRequest: Sendable, Equatable {

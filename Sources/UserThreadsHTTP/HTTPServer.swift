@@ -1,4 +1,4 @@
-// Application layer: a small HTTP/1.1 server — one user thread per connection, straight-line code.
+// Layer 14: a small HTTP/1.1 server — one user thread per connection, straight-line code.
 //
 // Design essay
 // ============

@@ -1,4 +1,4 @@
-// Application layer: the graceful-stop request shared by the acceptors of one server.
+// Layer 14: the graceful-stop request shared by the acceptors of one server.
 //
 // `uthreads serve --workers N` runs one `HTTPServer.run()` per worker on one listening socket,
 // and a stop (a signal read on some worker) must reach all of them, including an acceptor

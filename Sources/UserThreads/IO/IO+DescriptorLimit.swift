@@ -1,4 +1,4 @@
-// Layer 7: the process's descriptor limit, raised for servers that hold many connections.
+// Layer 9: the process's descriptor limit, raised for servers that hold many connections.
 import Glibc
 
 extension IO {

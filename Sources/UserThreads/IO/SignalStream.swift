@@ -1,4 +1,4 @@
-// Layer 7: process signals as a descriptor a user thread reads, so a signal becomes an event.
+// Layer 9: process signals as a descriptor a user thread reads, so a signal becomes an event.
 //
 // Design essay
 // ============
