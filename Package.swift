@@ -17,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The runtime's gauges and counters (Runtime/RuntimeMetrics.swift); the Prometheus
+        // exporter behind `uthreads serve --metrics`.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // `swift package generate-documentation --target UserThreads` (scripts/check-docs.sh).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -39,6 +43,7 @@ let package = Package(
                 "CUThreadsJacketABI",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         // An application on top of the library: the HTTP/1.1 parser and server of `uthreads serve`.
@@ -65,13 +70,15 @@ let package = Package(
                 "CKernelPeers",
                 "CJacketCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // The tests also run `uthreads selftest …` as child processes (crash reports, the
         // kernel's view of the process), so the executable is a dependency.
         .testTarget(
             name: "UserThreadsTests",
-            dependencies: ["UserThreads", "UserThreadsHTTP", "UserThreadsBackends", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["UserThreads", "UserThreadsHTTP", "UserThreadsBackends", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "MetricsTestKit", package: "swift-metrics")],
             exclude: ["ThreadTable/Fixtures"]),  // JSON earlier versions wrote, read by path
         // The jacket's scenarios, run by Tests/UserThreadsTests/Jacket as a child process: a
         // binary of its own, because the test binary holds every test target and a jacket linked

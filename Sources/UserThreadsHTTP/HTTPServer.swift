@@ -6,8 +6,8 @@
 // Each connection is a loop a kernel-thread server would write: read, parse, respond, repeat.
 // `read` parks the user thread on EAGAIN, so ten thousand idle keep-alive connections are ten
 // thousand parked threads and one epoll set, costing no CPU. Routes: `GET /` (and `HEAD /`)
-// answers a fixed hello body, `POST /echo` echoes the body; other targets 404, other methods
-// 405. Parse errors are answered (400, 413, 431, 501); nothing a client sends can crash it.
+// answers a fixed hello body, `POST /echo` echoes the body; `pages` adds GET targets (the
+// `/metrics` of `uthreads serve --metrics`); other targets 404, other methods 405. Parse errors are answered (400, 413, 431, 501); nothing a client sends can crash it.
 //
 // Hostile clients. A thread per connection is cheap, but a connection also holds a descriptor,
 // so every phase of a connection has a bound that the client cannot stretch:
@@ -60,7 +60,8 @@ import UserThreads
 /// respond loop that parks on a read with no data, so idle keep-alive connections cost no CPU.
 ///
 /// Routes: `GET /` answers `helloBody` (`HEAD /` the same head without the body), `POST /echo`
-/// echoes the request body; other targets are 404 and other methods on those two are 405.
+/// echoes the request body; `pages` answers the GET targets it has; other targets are 404 and
+/// other methods on `/` and `/echo` are 405.
 /// Parse errors are answered (400, 413, 431, 501), then the connection is closed after a
 /// lingering drain. Every phase of a connection has a deadline the client cannot extend
 /// (`headTimeout`, `bodyTimeout`, `idleTimeout`, `writeTimeout`), live connections are capped
@@ -103,6 +104,10 @@ public struct HTTPServer {
     public var responseDelay: Duration? = nil
     /// Where accept errors and stops are reported.
     public var logger = Logger(label: "uthreads.http")
+    /// More `GET` (and `HEAD`) targets, each answered 200 with the content type and body its
+    /// closure returns, called on the connection's thread for every request (`uthreads serve
+    /// --metrics` adds `/metrics`). Looked up only for targets the built-in routes do not know.
+    public var pages: [String: @Sendable () -> (contentType: String, body: String)] = [:]
 
     /// A server accepting connections on `listener`, with the default parser limits and
     /// timeouts, 64 KiB connection stacks and no stop request. Nothing is accepted until
@@ -346,6 +351,11 @@ public struct HTTPServer {
             let allow = request.target == "/" ? "GET, HEAD" : "POST"
             try write(HTTPServer.response(status: 405, body: "Method Not Allowed\n", keepAlive: keepAlive, extraHeaders: "Allow: \(allow)\r\n"),
                       omittingBody: isHead, on: connection)
+        case ("GET", _), ("HEAD", _):
+            guard let page = pages[request.target] else { fallthrough }
+            let (contentType, text) = page()
+            try write(HTTPServer.response(status: 200, body: text, keepAlive: keepAlive, contentType: contentType),
+                      omittingBody: isHead, on: connection)
         default:
             try write(HTTPServer.response(status: 404, body: "Not Found\n", keepAlive: keepAlive), omittingBody: isHead, on: connection)
         }
@@ -373,8 +383,9 @@ public struct HTTPServer {
         response(status: status, body: body, keepAlive: keepAlive, extraHeaders: "")
     }
 
-    static func response(status: Int, body: String, keepAlive: Bool, extraHeaders: String) -> String {
-        "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n"
+    static func response(status: Int, body: String, keepAlive: Bool, extraHeaders: String = "",
+                         contentType: String = "text/plain; charset=utf-8") -> String {
+        "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\n"
             + extraHeaders + (keepAlive ? "" : "Connection: close\r\n") + "\r\n" + body
     }
 

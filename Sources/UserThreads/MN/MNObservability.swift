@@ -73,8 +73,9 @@ enum MNObservability {
         var server: ControlSocketServer?
     }
 
-    /// Registers the runtime, installs the dump signal handler with a bell per worker, and
-    /// starts the control socket, as configured. Called before any worker runs.
+    /// Registers the runtime, installs the dump signal handler with a bell per worker, starts
+    /// the control socket and gives every worker a metrics sampler, as configured. Called
+    /// before any worker runs.
     static func attach(_ runtime: MNRuntime) throws(UThreadError) -> Attachment {
         let configuration = runtime.configuration
         let slot = runtime.workers[0].scheduler.map(Observability.register) ?? -1
@@ -82,6 +83,16 @@ enum MNObservability {
         if configuration.dumpSignal != nil {
             Observability.installDumpSignal(configuration)
             bells = runtime.workers.map { uthreads_dump_bell_add($0.dumpBell) }
+        }
+        if let metrics = configuration.metrics {
+            // Runtime/RuntimeMetrics.swift. Unowned: the workers' samplers die with the runtime.
+            let runtimeWide = RuntimeWideMetrics(metrics) { [unowned runtime] in
+                [runtime.stolen.load(ordering: .relaxed), runtime.migrations.load(ordering: .relaxed),
+                 runtime.deadlockEpoch.load(ordering: .relaxed)].map { UInt64($0) }
+            }
+            for worker in runtime.workers {
+                worker.scheduler?.sampler = SchedulerMetrics(metrics, worker: worker.index, runtimeWide: runtimeWide)
+            }
         }
         var server: ControlSocketServer?
         if let path = configuration.controlSocket {

@@ -116,6 +116,8 @@ final class Reactor: Poller {
     @exclusivity(unchecked) private(set) var ioWaiters = 0
     /// Threads parked in `offload` (their jobs run on the pool).
     @exclusivity(unchecked) private(set) var offloadsInFlight = 0
+    /// Calls handed to the offload pool in this reactor's life (read by metrics).
+    @exclusivity(unchecked) private(set) var offloadCount: UInt64 = 0
     /// M:N only: the runtime's record of which workers watch each descriptor, and this
     /// worker's index in it (set by the worker before its threads run; nil under M:1).
     @exclusivity(unchecked) private(set) var registry: DescriptorRegistry?
@@ -125,6 +127,10 @@ final class Reactor: Poller {
     private static let mailboxToken = UInt64.max
 
     var pendingWakeups: Int { ioWaiters + offloadsInFlight }
+
+    /// Descriptors in this reactor's epoll set. O(highest descriptor): for metrics, not for
+    /// the I/O paths.
+    var registrationCount: Int { descriptors.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
 
     private init(scheduler: Scheduler) throws(UThreadError) {
         let ep = uthreads_epoll_create()
@@ -347,6 +353,7 @@ final class Reactor: Poller {
     /// Not cancellable: a kernel thread running arbitrary code cannot be interrupted, and the
     /// job's result must not be lost.
     func offload(_ job: OffloadJob) {
+        offloadCount &+= 1
         awaitCompletion(job, start: { OffloadPool.shared.submit($0) }, onCancel: nil)
     }
 

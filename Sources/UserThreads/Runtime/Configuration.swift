@@ -76,6 +76,12 @@ extension UThreadRuntime {
         /// table has every worker's threads). `run` throws `invalidConfiguration` if the path
         /// cannot be listened on.
         public var controlSocket: String?
+        /// Publishes the runtime's gauges and counters (threads by state, run queue, stacks,
+        /// reactor registrations; switches, spawns, offloaded calls, deadlock reports, and
+        /// under M:N steals and migrations) through swift-metrics, sampled at the schedulers'
+        /// safe points at most every `interval` (Runtime/RuntimeMetrics.swift). nil (default):
+        /// nothing is sampled and nothing is published.
+        public var metrics: MetricsReporting?
 
         /// The defaults, as each property documents them.
         public init() {}
@@ -91,6 +97,7 @@ extension UThreadRuntime {
             if let dumpSignal, dumpSignal <= 0 || dumpSignal >= 65 || [SIGKILL, SIGSTOP, SIGSEGV, SIGBUS].contains(dumpSignal) {
                 throw .invalidConfiguration("dumpSignal = \(dumpSignal) cannot be caught for dumps")
             }
+            try metrics?.validate()
         }
     }
 }

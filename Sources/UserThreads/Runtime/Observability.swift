@@ -1,5 +1,5 @@
-// Layer 10: what makes a runtime visible from outside — the debugger registry, the dump signal
-// and the control socket — set up when `run` starts and undone when it ends (never on the
+// Layer 10: what makes a runtime visible from outside — the debugger registry, the dump signal,
+// the control socket and metrics — set up when `run` starts and undone when it ends (never on the
 // switch path). The M:N runtime's counterpart is MN/MNObservability.swift.
 import CUThreads
 import Glibc
@@ -12,8 +12,8 @@ enum Observability {
         var server: ControlSocketServer?
     }
 
-    /// Registers the runtime's table for debuggers, installs the dump signal handler and
-    /// starts the control socket, as configured.
+    /// Registers the runtime's table for debuggers, installs the dump signal handler, starts
+    /// the control socket and the metrics sampler, as configured.
     static func attach(_ scheduler: Scheduler, _ configuration: UThreadRuntime.Configuration) throws(UThreadError) -> Attachment {
         let slot = register(scheduler)
         installDumpSignal(configuration)
@@ -33,6 +33,10 @@ enum Observability {
             }
             scheduler.snapshotChannel = channel
             scheduler.idleWakeLimit = ControlSocketServer.idleWakeNanoseconds
+        }
+        if let metrics = configuration.metrics {
+            scheduler.sampler = SchedulerMetrics(metrics, worker: 0, runtimeWide: nil)
+            scheduler.idleWakeLimit = min(scheduler.idleWakeLimit, metrics.intervalNanoseconds)  // RuntimeMetrics.swift: staleness
         }
         return Attachment(registrySlot: slot, server: server)
     }

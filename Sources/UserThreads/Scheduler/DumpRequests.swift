@@ -17,13 +17,15 @@
 import CUThreads
 
 extension Scheduler {
-    /// Writes a dump to stderr if a signal asked for one since the last, and answers a waiting
-    /// control-socket request (SnapshotChannel.swift). Two atomic loads when there is none.
+    /// Writes a dump to stderr if a signal asked for one since the last, answers a waiting
+    /// control-socket request (SnapshotChannel.swift) and publishes metrics when due
+    /// (SafePointSampler.swift). Two atomic loads and two branches when there is none.
     @inline(__always)
     func answerSafePointRequests() {
         let requests = uthreads_dump_requests()
         if requests != dumpRequestsAnswered { writeRequestedDump(requests) }
         if let channel = snapshotChannel, channel.hasRequest { channel.answer(controlResponse) }
+        if let sampler { sampler.sampleIfDue(self) }
     }
 
     @inline(never)

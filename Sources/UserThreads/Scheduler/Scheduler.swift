@@ -206,6 +206,9 @@ final class Scheduler {
     var dumpRequestsAnswered = uthreads_dump_requests()
     /// Requests from the control socket's kernel thread, when one is configured.
     var snapshotChannel: SnapshotChannel?
+    /// Publishes this scheduler's counters when metrics are configured (SafePointSampler.swift);
+    /// nil: one branch per safe point, nothing on the switch path.
+    @exclusivity(unchecked) var sampler: (any SafePointSampler)?
     /// The longest the idle loop sleeps (nanoseconds): bounded while a control socket may
     /// be waiting for an answer, since its requests cannot interrupt the sleep.
     var idleWakeLimit = UInt64.max
@@ -880,8 +883,13 @@ final class Scheduler {
         precondition(current != idleBlock || sliceEnd == .max, "the idle loop holds a time slice")
     }
 
+    /// Deadlock reports this scheduler wrote (at most one per M:1 runtime; M:N workers report
+    /// through their runtime instead).
+    var deadlockReports: Int { deadlock == nil ? 0 : 1 }
+
     /// Tears down what is left after the loop ended (abandoned threads included).
     func shutdown() {
+        sampler?.sample(self)  // the last figures, before the table and the pool are torn down
         if let z = zombie { reap(z) }
         slab.removeAll()
         recorder?.finish(nsPerUnit: nsPerSliceUnit)

@@ -144,6 +144,8 @@ final class StackPool {
     /// Stacks currently handed out.
     @exclusivity(unchecked) private(set) var inUse = 0
     private(set) var mappedGuarded = 0
+    /// Stacks mapped now, in use or pooled: guarded ones and every slot of the dense slabs.
+    var mappedStacks: Int { mappedGuarded + slabs.count * Self.slotsPerSlab }
 
     /// Where the switch to dense stacks is reported.
     let logger: Logger

@@ -4,6 +4,7 @@
 import ArgumentParser
 import CUThreads
 import Glibc
+import Prometheus
 import UserThreads
 import UserThreadsHTTP
 
@@ -36,6 +37,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Answer each request after this many milliseconds (a slow backend; 0: at once).") var delayMs = 0
     @Option(help: "Worker kernel threads: 1 runs the M:1 runtime; N > 1 the M:N runtime with one acceptor per worker (0: one per CPU).")
     var workers = 1
+    @Flag(help: "Publish the runtime's metrics (swift-metrics) and serve them in the Prometheus text format on GET /metrics.")
+    var metrics = false
 
     func validate() throws {
         guard (0...1024).contains(workers) else { throw ValidationError("--workers must be 0...1024") }
@@ -53,8 +56,10 @@ struct ServeCommand: ParsableCommand {
         seconds > 0 ? .nanoseconds(Int64((seconds * 1e9).rounded())) : nil
     }
 
-    /// The server for `listener` with this command's options; `share` of `maxConnections`.
-    private func makeServer(_ listener: TCPListener, stop: HTTPServerStop, share: Int) -> HTTPServer {
+    /// The server for `listener` with this command's options; `share` of `maxConnections`;
+    /// `/metrics` from `registry` when there is one (`--metrics`).
+    private func makeServer(_ listener: TCPListener, stop: HTTPServerStop, share: Int,
+                            registry: PrometheusCollectorRegistry?) -> HTTPServer {
         var server = HTTPServer(listener: listener)
         server.headTimeout = Self.duration(headTimeout)
         server.bodyTimeout = Self.duration(bodyTimeout)
@@ -65,6 +70,12 @@ struct ServeCommand: ParsableCommand {
         server.maxConnections = share
         if delayMs > 0 { server.responseDelay = .milliseconds(delayMs) }
         server.stop = stop
+        if let registry {
+            server.pages["/metrics"] = {
+                UThreadRuntime.publishMetrics()  // this worker's figures as of now; the others' at their last safe point
+                return ("text/plain; version=0.0.4; charset=utf-8", registry.emitToString())
+            }
+        }
         return server
     }
 
@@ -94,6 +105,9 @@ struct ServeCommand: ParsableCommand {
         let cap = limit > 128 ? min(maxConnections, limit - 64) : maxConnections
         var configuration = UThreadRuntime.Configuration()
         configuration.cpuAccounting = false
+        // --metrics: the runtime publishes to a Prometheus registry that GET /metrics renders.
+        let registry = metrics ? PrometheusCollectorRegistry() : nil
+        if let registry { configuration.metrics = .init(factory: PrometheusMetricsFactory(registry: registry)) }
         let n = workers == 0 ? UThreadRuntime.processorCount : workers
         let started = "(RLIMIT_NOFILE \(limit), at most \(cap) connections)"
         var cutOff = 0
@@ -113,7 +127,7 @@ struct ServeCommand: ParsableCommand {
                 UThread.yield()  // the watcher waits before accepting begins (see HTTPServer.run)
                 let acceptors = try (0..<n).map { k in
                     try MNThread.spawn(name: "acceptor \(k)", onWorker: k) {
-                        try servers[k].makeServer(try TCPListener(borrowing: fd), stop: stop, share: share).run()
+                        try servers[k].makeServer(try TCPListener(borrowing: fd), stop: stop, share: share, registry: registry).run()
                     }
                 }
                 var cut = 0
@@ -130,7 +144,7 @@ struct ServeCommand: ParsableCommand {
                 fflush(nil)
                 let watcher = UThread(name: "signals") { try ServeCommand.watch(signals, stop, grace: gracePeriod) }
                 UThread.yield()  // the watcher waits before accepting begins (see HTTPServer.run)
-                let cut = try makeServer(listener, stop: stop, share: cap).run()
+                let cut = try makeServer(listener, stop: stop, share: cap, registry: registry).run()
                 watcher.cancel()
                 _ = try? watcher.join()
                 try listener.close()

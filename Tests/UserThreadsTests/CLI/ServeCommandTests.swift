@@ -124,4 +124,52 @@ import UserThreadsHTTP
         #expect(answered == 60, "every connection was answered in the end")
         #expect(process.terminationReason == .exit && process.terminationStatus == 0)
     }
+
+    /// One request on a new connection to `port`, closed after the answer: the whole reply.
+    private func get(_ target: String, port: UInt16) throws -> String {
+        try UThreadRuntime.run {
+            let c = try TCPStream.connect(host: "127.0.0.1", port: port)
+            try c.write(all: "GET \(target) HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            return String(decoding: try c.readToEnd(timeout: .seconds(20)), as: UTF8.self)
+        }
+    }
+
+    /// `--metrics`: `GET /metrics` answers the runtime's metrics in the Prometheus text format,
+    /// every name with its type (steals and migrations under M:N only), the per-worker figures
+    /// labelled by worker; with one worker and with two.
+    @Test(arguments: [1, 2])
+    func metricsAnswersPrometheusText(workers: Int) throws {
+        let (process, _, port) = try startServe(["--workers", "\(workers)", "--metrics"])
+        defer { if process.isRunning { process.terminate() } }
+        #expect(try get("/", port: port).hasSuffix(HTTPServer.helloBody))
+        let reply = try get("/metrics", port: port)
+        kill(process.processIdentifier, SIGTERM)
+        waitForExit(process)
+        #expect(reply.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"), "\(reply)")
+        let counters = ["uthreads_switches_total", "uthreads_spawns_total", "uthreads_offloaded_calls_total",
+                        "uthreads_deadlock_reports_total"] + (workers > 1 ? ["uthreads_steals_total", "uthreads_migrations_total"] : [])
+        let gauges = ["uthreads_threads", "uthreads_run_queue_length", "uthreads_stacks_mapped", "uthreads_reactor_registrations"]
+        for name in counters { #expect(reply.contains("# TYPE \(name) counter\n"), "\(name)") }
+        for name in gauges { #expect(reply.contains("# TYPE \(name) gauge\n"), "\(name)") }
+        for w in 0..<workers {
+            #expect(reply.contains("uthreads_switches_total{worker=\"\(w)\"} "), "worker \(w)")
+            #expect(reply.contains("uthreads_threads{worker=\"\(w)\",state=\"blocked\"} "), "worker \(w)")
+        }
+        // The worker that serves the scrape published just before: it has spawned threads
+        // (main or its acceptor, and this connection's).
+        let spawned = reply.split(separator: "\n").filter { $0.hasPrefix("uthreads_spawns_total{") }
+            .compactMap { Int($0.split(separator: " ").last!) }
+        #expect(spawned.count == workers && spawned.contains { $0 >= 2 }, "\(spawned)")
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+    }
+
+    /// Without `--metrics` there is no `/metrics` (404), and nothing is sampled.
+    @Test func withoutTheFlagMetricsIsNotFound() throws {
+        let (process, _, port) = try startServe([])
+        defer { if process.isRunning { process.terminate() } }
+        let reply = try get("/metrics", port: port)
+        kill(process.processIdentifier, SIGTERM)
+        waitForExit(process)
+        #expect(reply.hasPrefix("HTTP/1.1 404 Not Found\r\n"), "\(reply)")
+    }
 }

@@ -42,6 +42,18 @@ func withHTTPServer<R>(_ configure: (inout HTTPServer) -> Void = { _ in },
         #expect(reply.contains("HTTP/1.1 404 Not Found"))
     }
 
+    /// A page answers GET with its content type and body and HEAD with the same head; POST to it
+    /// and targets without a page are 404.
+    @Test func pagesAnswerGetAndHead() throws {
+        let reply = try exchange("GET /stats HTTP/1.1\r\nHost: a\r\n\r\nHEAD /stats HTTP/1.1\r\nHost: a\r\n\r\n"
+                                 + "POST /stats HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\nGET /other HTTP/1.1\r\nHost: a\r\n\r\n") {
+            $0.pages["/stats"] = { ("text/x-test", "figures\n") }
+        }
+        let page = "HTTP/1.1 200 OK\r\nContent-Type: text/x-test\r\nContent-Length: 8\r\n\r\n"
+        #expect(reply.hasPrefix(page + "figures\n" + page + "HTTP/1.1 404 Not Found\r\n"), "\(reply)")
+        #expect(reply.components(separatedBy: "HTTP/1.1 404 Not Found").count == 3, "\(reply)")
+    }
+
     @Test func malformedGets400AndClose() throws {
         let reply = try exchange("BLAH\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
         #expect(reply.hasPrefix("HTTP/1.1 400 Bad Request"))
