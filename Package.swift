@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "UserThreads", targets: ["UserThreads"]),
+        .library(name: "UserThreadsHTTP", targets: ["UserThreadsHTTP"]),
         .executable(name: "uthreads", targets: ["uthreads"]),
         // Opt-in: the C library's blocking calls park user threads (Sources/UserThreadsJacket).
         .library(name: "UserThreadsJacket", targets: ["UserThreadsJacket"]),
@@ -30,7 +31,7 @@ let package = Package(
         .target(name: "UserThreadsJacket", dependencies: ["CUThreadsJacketABI"]),
         // libcurl's easy API loaded with dlopen (no headers needed to build): `demo jacket`, tests.
         .target(name: "CJacketCurl"),
-        // Layers 1..7: stacks, thread table, scheduler, timers, reactor, sync, public API.
+        // Layers 1..12 (README, "How it is built"): stacks to the public API, M:N and the bridge.
         .target(
             name: "UserThreads",
             dependencies: [
@@ -40,6 +41,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // An application on top of the library: the HTTP/1.1 parser and server of `uthreads serve`.
+        .target(
+            name: "UserThreadsHTTP",
+            dependencies: ["UserThreads", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The benchmark harness: one workload over user threads or kernel threads (layer 13,
+        // above the public API, so not in the core library).
+        .target(
+            name: "UserThreadsBackends",
+            dependencies: ["UserThreads", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // The kernel-thread peers of the benchmarks (pthreads, futex), in C.
         .target(name: "CKernelPeers"),
         // The command line: tour, benchmarks, demos.
@@ -47,6 +59,8 @@ let package = Package(
             name: "uthreads",
             dependencies: [
                 "UserThreads",
+                "UserThreadsHTTP",
+                "UserThreadsBackends",
                 "CUThreads",
                 "CKernelPeers",
                 "CJacketCurl",
@@ -57,7 +71,7 @@ let package = Package(
         // kernel's view of the process), so the executable is a dependency.
         .testTarget(
             name: "UserThreadsTests",
-            dependencies: ["UserThreads", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["UserThreads", "UserThreadsHTTP", "UserThreadsBackends", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log")],
             exclude: ["ThreadTable/Fixtures"]),  // JSON earlier versions wrote, read by path
         // The jacket's scenarios, run by Tests/UserThreadsTests/Jacket as a child process: a
         // binary of its own, because the test binary holds every test target and a jacket linked

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 7, target 3: `uthreads serve` (1 and 2 workers) against Go net/http (GOMAXPROCS=2) and
+# `uthreads serve` (1 and 2 workers) against Go net/http (GOMAXPROCS=2) and
 # SwiftNIO (2 event loops) under wrk, side by side in one run, alternating the servers.
 #
 #   scripts/http-compare.sh                      # 2 rounds x (100, 1000 connections) x 4 servers

@@ -26,7 +26,7 @@
 #     reads through the pointer: state several kernel threads read at once is read with a read
 #     access (ThreadObject.peek).
 #   * Every user-thread switch is announced to TSan as a fiber switch (uthreads_switch_tsan), so
-#     a thread that migrates to another worker (issue 7) is a fiber resumed by another kernel
+#     a thread that migrates to another worker is a fiber resumed by another kernel
 #     thread, which TSan supports; the handoff through the migrants queue's lock orders it.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -107,4 +108,17 @@ int uthreads_pin_current_thread(int cpu) {
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     return sched_setaffinity(0, sizeof set, &set);
+}
+
+_Static_assert(sizeof(struct signalfd_siginfo) == UTHREADS_SIGNALFD_INFO_SIZE, "signalfd_siginfo size");
+
+int uthreads_signalfd_open(const int *signals, int count) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < count; i++) {
+        if (sigaddset(&set, signals[i]) != 0) return -1;  // EINVAL for a bad number
+    }
+    int e = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (e != 0) { errno = e; return -1; }
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }

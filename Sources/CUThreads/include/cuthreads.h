@@ -157,11 +157,11 @@ typedef struct uthreads_tcb {
     void *_Nullable runtime;                  ///< the scheduler that owns it
     uint64_t policy_data[2];                  ///< scratch for the scheduling policy
     char name[UTHREADS_NAME_MAX];             ///< NUL-terminated copy for C, gdb and signals
-    // Appended for the scheduling policies (issue 5); earlier offsets are unchanged.
+    // Appended for the scheduling policies; earlier offsets are unchanged.
     uint64_t sched_deadline_ns;               ///< EDF deadline, scheduler clock (UINT64_MAX: none)
     int32_t nice;                             ///< CFS nice value, -20...19
     uint32_t tickets;                         ///< lottery and stride tickets (>= 1)
-    // Appended for M:N (issue 7); earlier offsets are unchanged.
+    // Appended for M:N; earlier offsets are unchanged.
     int32_t worker;                           ///< index of the M:N worker that runs it; -1 under M:1
     uint32_t mn_abroad;                       ///< 1 while another worker owns the row (written by the home worker only)
     uint64_t mn_token;                        ///< token of its current cross-worker wait (0: none)

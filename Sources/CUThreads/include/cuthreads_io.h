@@ -78,6 +78,11 @@ int uthreads_socket_error(int fd);
 int uthreads_pin_current_thread(int cpu);
 /// Ignores SIGPIPE for the whole process (idempotent).
 void uthreads_ignore_sigpipe(void);
+/// Blocks the `count` signals in `signals` in the calling kernel thread (threads it starts
+/// later inherit the mask) and returns signalfd(-1, those, SFD_NONBLOCK | SFD_CLOEXEC).
+int uthreads_signalfd_open(const int *_Nonnull signals, int count);
+/// The bytes one signalfd read returns per signal (sizeof(struct signalfd_siginfo)).
+enum { UTHREADS_SIGNALFD_INFO_SIZE = 128 };
 
 /// Constants Swift imports as enums or not at all.
 enum {

@@ -1,4 +1,4 @@
-// Layer ½: a lock between kernel threads that ThreadSanitizer understands.
+// Layer 1: a lock between kernel threads that ThreadSanitizer understands.
 //
 // `Synchronization.Mutex` would do, but on this toolchain ThreadSanitizer does not see its
 // lock and unlock (they are atomics and futex calls inside the uninstrumented
@@ -12,14 +12,14 @@ import Glibc
 /// A value guarded by a pthread mutex. Hold it for a few loads and stores, never across a park.
 /// Usable from inlinable code (the M:N channel's hot path is specialised in its callers).
 @usableFromInline
-final class KernelLock<Value>: @unchecked Sendable {
+package final class KernelLock<Value>: @unchecked Sendable {
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
     /// Guarded by `mutex`, so Swift's dynamic exclusivity check (a `swift_beginAccess` per
     /// use) would only repeat what the lock ensures.
     @exclusivity(unchecked) @usableFromInline var value: Value
 
     @usableFromInline
-    init(_ value: Value) {
+    package init(_ value: Value) {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         self.value = value
@@ -31,7 +31,7 @@ final class KernelLock<Value>: @unchecked Sendable {
     }
 
     @inlinable @inline(__always)
-    func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+    package func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)

@@ -1,4 +1,4 @@
-// The base layer, below everything else in the library: the errors every layer throws.
+// Layer 1: the errors every layer throws (the base layer, below everything else in the library).
 // (Stacks throw resourceExhausted, the scheduler's wake results map to these, the API rethrows.)
 import Glibc
 import SystemPackage
@@ -42,6 +42,6 @@ public enum UThreadError: Error, Sendable, Equatable, CustomStringConvertible {
 extension Errno {
     /// The calling kernel thread's errno, read at once (before anything can switch threads).
     @inline(__always)
-    static var lastError: Errno { Errno(rawValue: Glibc.errno) }
+    package static var lastError: Errno { Errno(rawValue: Glibc.errno) }
 }
 

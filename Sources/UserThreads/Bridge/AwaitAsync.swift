@@ -1,4 +1,4 @@
-// Layer 7: Swift concurrency from a user thread — `UThread.await { try await … }`.
+// Layer 12: Swift concurrency from a user thread — `UThread.await { try await … }`.
 //
 // Design. The async function runs as an unstructured Swift task on the global (cooperative)
 // executor; the user thread parks on its runtime's reactor exactly as `blocking { }` does for

@@ -1,4 +1,4 @@
-// Layer 7: user threads from Swift concurrency — a runtime on its own kernel thread that async
+// Layer 12: user threads from Swift concurrency — a runtime on its own kernel thread that async
 // code hands work to and awaits.
 //
 // Design. `UThreadExecutor` starts one kernel thread that runs `UThreadRuntime.run`. Its main

@@ -1,4 +1,4 @@
-// Layer 1: backtraces of user threads — from a suspended thread's saved frame, or of the
+// Layer 2: backtraces of user threads — from a suspended thread's saved frame, or of the
 // running thread from its own frame pointer — and their symbols. The walking and the symbol
 // lookup are in C (backtrace.c, which says how and why they never trust the stack).
 import CUThreads

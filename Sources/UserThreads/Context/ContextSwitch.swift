@@ -1,4 +1,4 @@
-// Layer 1: the context switch as Swift sees it.
+// Layer 2: the context switch as Swift sees it.
 //
 // The assembly (CUThreads/switch_*.S) moves the callee-saved registers and the stack pointer.
 // What it cannot know about is the Swift runtime's own per-kernel-thread state that belongs to

@@ -1,4 +1,4 @@
-// Layer 1: the registers a suspended user thread saved when it was switched out — the program
+// Layer 2: the registers a suspended user thread saved when it was switched out — the program
 // counter, stack pointer and registers the textbook's thread table keeps per thread. They are
 // not copied anywhere: they sit in the frame the switch pushed on the thread's own stack, and
 // the control block keeps only that frame's address (`sp`). The boxed frame tables in

@@ -1,4 +1,4 @@
-// Layer 7: `blocking { }` — run a call that can never be non-blocking on the offload pool.
+// Layer 9: `blocking { }` — run a call that can never be non-blocking on the offload pool.
 import Glibc
 
 /// Runs `body` on a kernel thread of the offload pool while the calling user thread parks

@@ -1,4 +1,4 @@
-// Layer 7: regular files through the offload pool (epoll cannot wait on them; a slow disk
+// Layer 9: regular files through the offload pool (epoll cannot wait on them; a slow disk
 // would block the whole runtime).
 import Glibc
 import SystemPackage

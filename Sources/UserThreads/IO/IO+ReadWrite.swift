@@ -1,4 +1,4 @@
-// Layer 7: read, write, readv, writev and the waits they are built on.
+// Layer 9: read, write, readv, writev and the waits they are built on.
 import CUThreads
 import Glibc
 

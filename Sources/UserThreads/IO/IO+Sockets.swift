@@ -1,4 +1,4 @@
-// Layer 7: socket calls — socket, bind/listen, accept, connect, send/recv and their variants.
+// Layer 9: socket calls — socket, bind/listen, accept, connect, send/recv and their variants.
 import CUThreads
 import Glibc
 import SystemPackage

@@ -1,4 +1,4 @@
-// Layer 7: stdin, stdout and stderr without blocking the runtime.
+// Layer 9: stdin, stdout and stderr without blocking the runtime.
 //
 // The standard descriptors are shared with the parent process (often a terminal the shell
 // also uses), so they are left blocking: these calls wait for readiness through the reactor,

@@ -1,4 +1,4 @@
-// Layer 7: blocking-style I/O for user threads — the system-call wrappers.
+// Layer 9: blocking-style I/O for user threads — the system-call wrappers.
 //
 // Design essay
 // ============

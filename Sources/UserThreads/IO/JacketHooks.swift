@@ -1,4 +1,4 @@
-// Layer 7: the runtime's side of the jacket — what the opt-in interposer of the C library's
+// Layer 9: the runtime's side of the jacket — what the opt-in interposer of the C library's
 // blocking calls (Sources/UserThreadsJacket, essay in its jacket_core.c) may ask of a runtime.
 //
 // The jacket is C and may be a preloaded shared object, so it cannot call into this module by

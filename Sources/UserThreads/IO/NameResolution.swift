@@ -1,4 +1,4 @@
-// Layer 7: host names to addresses with getaddrinfo, on the offload pool (it reads files and
+// Layer 9: host names to addresses with getaddrinfo, on the offload pool (it reads files and
 // may query DNS, with no non-blocking form in glibc).
 import CUThreads
 import Glibc

@@ -1,4 +1,4 @@
-// Layer 7: pipes as typed reader and writer ends.
+// Layer 9: pipes as typed reader and writer ends.
 
 /// The read end of a pipe.
 public final class PipeReader: DescriptorStream {

@@ -1,4 +1,4 @@
-// Layer 7: socket addresses — IPv4, IPv6 and Unix-domain — as one value type.
+// Layer 9: socket addresses — IPv4, IPv6 and Unix-domain — as one value type.
 import CUThreads
 import Glibc
 

@@ -1,4 +1,4 @@
-// Layer 7: a listening TCP socket (IPv4 or IPv6).
+// Layer 9: a listening TCP socket (IPv4 or IPv6).
 import Glibc
 
 /// A TCP listener. `accept()` parks the calling user thread until a connection arrives; several

@@ -1,4 +1,4 @@
-// Layer 7: a TCP connection (IPv4 or IPv6).
+// Layer 9: a TCP connection (IPv4 or IPv6).
 import CUThreads
 import Glibc
 

@@ -1,4 +1,4 @@
-// Layer 7: a listening Unix-domain socket.
+// Layer 9: a listening Unix-domain socket.
 import Glibc
 
 /// A Unix-domain listener bound to a path (an existing socket file there is replaced).

@@ -1,4 +1,4 @@
-// Layer 7: Unix-domain stream sockets.
+// Layer 9: Unix-domain stream sockets.
 
 /// A connected Unix-domain stream socket.
 public final class UnixStream: SocketStream {

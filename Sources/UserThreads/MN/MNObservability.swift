@@ -1,4 +1,4 @@
-// Layer 7: the dump signal and the control socket of an M:N runtime (`run(workers:)`), as
+// Layer 11: the dump signal and the control socket of an M:N runtime (`run(workers:)`), as
 // Runtime/Observability.swift sets them up for `run {}`.
 //
 // Why SIGQUIT crashed an M:N program. Every Swift program on Linux starts with the Swift

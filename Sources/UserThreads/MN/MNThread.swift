@@ -1,4 +1,4 @@
-// Layer 7: the M:N public API — `UThreadRuntime.run(workers:)`, `MNThread`, `MNRuntimeHandle`.
+// Layer 11: the M:N public API — `UThreadRuntime.run(workers:)`, `MNThread`, `MNRuntimeHandle`.
 //
 // Which API is which (Swift 6 checks it):
 //   * M:1 (`UThreadRuntime.run { }`, `UThread { }`, UMutex, Channel, …): closures may capture
@@ -57,7 +57,7 @@ public struct MNThread<Success: Sendable>: Sendable, Hashable, CustomStringConve
     init(object: MNThreadObject) { self.object = object }
 
     /// Spawns an M:N thread that starts at once on the calling worker, like `pinned: true`, but
-    /// stays migratable: only migration can move it (benchmarks and tests of issue 7).
+    /// stays migratable: only migration can move it (benchmarks and tests of migration).
     package static func startingHere(name: String = "", _ body: @escaping @Sendable () throws -> Success) -> MNThread {
         let runtime = MNRuntime.requireUnretained("MNThread.startingHere").takeUnretainedValue()
         let object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: nil, body: body)

@@ -1,4 +1,4 @@
-// Layer 7: one M:N thread as every worker sees it — its body, its result, where it runs, who
+// Layer 11: one M:N thread as every worker sees it — its body, its result, where it runs, who
 // waits for it. One allocation per spawn.
 //
 // Design
@@ -31,7 +31,7 @@
 // Waiters: the first one sits in the object (`firstWaiter`), more go to an array (rare: two
 // threads joining the same one at the same time).
 //
-// Migration (issue 7; MNRuntime.swift's essay). The object is its own migration record: the
+// Migration (MNWorker.swift's essay). The object is its own migration record: the
 // row keeps it alive while the thread lives, and a started thread that moves takes its row
 // (which never moves) and this object along, as a pair in the runtime's migrant batches. Of
 // the place, only the worker changes: `placeWorker` is atomic, stored by the adopter before it
@@ -122,7 +122,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         return old & MNThreadObject.cancelRequested != 0
     }
 
-    /// Called by the worker that adopts the thread after it migrated (issue 7), on that worker,
+    /// Called by the worker that adopts the thread after it migrated, on that worker,
     /// before the thread can run there. Returns whether a cancel is pending (one that raced with
     /// the move may have been posted to the old worker, which dropped it). See the essay.
     func moved(to worker: Int) -> Bool {
@@ -195,7 +195,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
             throw UThreadError.invalidArgument("an M:N thread cannot join itself")
         }
         while !isFinishedAcquire {
-            // Re-read every round: after a park the caller may run on another worker (issue 7).
+            // Re-read every round: after a park the caller may run on another worker.
             let (w, s) = MNWorker.require("MNThread.join()")
             let parked = w.park(s, .join, object: startedID, deadline: nil) { waiter in
                 MNWaiterLocks.with(self) { () -> Bool in

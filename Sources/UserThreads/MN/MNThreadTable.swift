@@ -1,4 +1,4 @@
-// Layer 7: the merged thread table of an M:N runtime — every worker's rows in one snapshot
+// Layer 11: the merged thread table of an M:N runtime — every worker's rows in one snapshot
 // (and the merged thread dump, the same question with backtraces).
 //
 // Design. Each worker's thread table belongs to its kernel thread: only that kernel thread may

@@ -1,4 +1,4 @@
-// Layer 5: how kernel threads outside the runtime hand results back to it.
+// Layer 7: how kernel threads outside the runtime hand results back to it.
 //
 // A list of finished jobs behind a KernelLock plus an eventfd in the runtime's epoll set. A
 // producer appends and writes the eventfd only when the list was empty (the reactor drains the

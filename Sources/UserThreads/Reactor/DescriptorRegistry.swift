@@ -1,4 +1,4 @@
-// Layer 5: which reactors of an M:N runtime watch a descriptor, and the deferred close that
+// Layer 7: which reactors of an M:N runtime watch a descriptor, and the deferred close that
 // wakes them all.
 //
 // Design essay

@@ -1,4 +1,4 @@
-// Layer 5: the threads waiting on one descriptor, per direction.
+// Layer 7: the threads waiting on one descriptor, per direction.
 //
 // Two WaitQueues, so that a reader and a writer of one socket wait independently and several
 // threads may wait for the same direction (the reactor wakes them all on an edge; each retries

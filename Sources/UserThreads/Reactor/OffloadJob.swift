@@ -1,4 +1,4 @@
-// Layer 5: one call handed to the offload pool.
+// Layer 7: one call handed to the offload pool.
 //
 // Ownership across kernel threads: the runtime fills `waiter` and `mailbox` before submitting
 // (the pool's Mutex publishes them); the pool thread runs `execute()`, which stores the result,

@@ -1,4 +1,4 @@
-// Layer 5: the offload pool — kernel threads for calls that can never be non-blocking.
+// Layer 7: the offload pool — kernel threads for calls that can never be non-blocking.
 //
 // Regular files (open, read, fsync, stat), getaddrinfo, or any library call that blocks cannot
 // be made to return EAGAIN. `blocking { }` hands such a call to this pool and parks the user

@@ -1,4 +1,4 @@
-// Layer 7: runtime configuration.
+// Layer 10: runtime configuration.
 import Glibc
 import Logging
 
@@ -7,9 +7,9 @@ extension UThreadRuntime {
     /// `UThreadError.invalidConfiguration` naming the bad one.
     public struct Configuration: Sendable {
         /// The smallest stack a thread may ask for (16 KiB).
-        public static let minimumStackSize = 16 * 1024
+        public static let minimumStackSize = SchedulerSettings.minimumStackSize
         /// The largest stack a thread may ask for (1 GiB; only touched pages cost memory).
-        public static let maximumStackSize = 1 << 30
+        public static let maximumStackSize = SchedulerSettings.maximumStackSize
 
         /// Usable stack bytes of a thread that does not ask for a size. 256 KiB: debug builds of
         /// Swift code use large frames (a few KiB per frame is common, no tail calls), and the
@@ -92,5 +92,17 @@ extension UThreadRuntime {
                 throw .invalidConfiguration("dumpSignal = \(dumpSignal) cannot be caught for dumps")
             }
         }
+    }
+}
+
+extension UThreadRuntime.Configuration {
+    /// What the scheduler reads of this configuration (Scheduler/SchedulerSettings.swift).
+    var schedulerSettings: SchedulerSettings {
+        SchedulerSettings(
+            virtualClock: clock == .virtual, trace: trace,
+            watchdogLimit: watchdogLimit, watchdogHandler: watchdogHandler,
+            stackMode: stackMode, stackSize: stackSize, denseStackSize: denseStackSize,
+            pooledStacks: pooledStacks, logger: logger, cpuAccounting: cpuAccounting,
+            checkInvariants: checkInvariants, dumpSignal: dumpSignal)
     }
 }

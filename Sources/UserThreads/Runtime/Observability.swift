@@ -1,4 +1,4 @@
-// Layer 7: what makes a runtime visible from outside — the debugger registry, the dump signal
+// Layer 10: what makes a runtime visible from outside — the debugger registry, the dump signal
 // and the control socket — set up when `run` starts and undone when it ends (never on the
 // switch path). The M:N runtime's counterpart is MN/MNObservability.swift.
 import CUThreads
@@ -14,11 +14,11 @@ enum Observability {
 
     /// Registers the runtime's table for debuggers, installs the dump signal handler and
     /// starts the control socket, as configured.
-    static func attach(_ scheduler: Scheduler) throws(UThreadError) -> Attachment {
+    static func attach(_ scheduler: Scheduler, _ configuration: UThreadRuntime.Configuration) throws(UThreadError) -> Attachment {
         let slot = register(scheduler)
-        installDumpSignal(scheduler.configuration)
+        installDumpSignal(configuration)
         var server: ControlSocketServer?
-        if let path = scheduler.configuration.controlSocket {
+        if let path = configuration.controlSocket {
             guard let channel = SnapshotChannel() else {
                 uthreads_registry_remove(slot)
                 throw .resourceExhausted("no pipe for the control socket")
@@ -42,8 +42,8 @@ enum Observability {
     static func register(_ scheduler: Scheduler) -> Int32 {
         let slot = uthreads_registry_add(scheduler.table.view, Unmanaged.passUnretained(scheduler).toOpaque())
         if slot < 0 {
-            scheduler.configuration.logger.notice("too many live runtimes; this one is not visible to debuggers",
-                                                  metadata: ["slots": "\(UTHREADS_REGISTRY_SLOTS)"])
+            scheduler.settings.logger.notice("too many live runtimes; this one is not visible to debuggers",
+                                             metadata: ["slots": "\(UTHREADS_REGISTRY_SLOTS)"])
         }
         return slot
     }

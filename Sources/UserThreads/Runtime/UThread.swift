@@ -1,4 +1,4 @@
-// Layer 7: the user thread handle.
+// Layer 10: the user thread handle.
 import CUThreads
 
 /// A user thread: runs a closure on its own stack, scheduled by the runtime of the kernel
@@ -105,7 +105,7 @@ func spawnThread(name: String, priority: Int, stackSize: Int?, parameters: Sched
     Scheduler.with("UThread.init") { scheduler in
         let object = scheduler.reusableObject(name: name) ?? ThreadObject(name: name)
         do {
-            scheduler.current.clear(.flagMigratable)  // issue 7: parent and child share one kernel thread
+            scheduler.current.clear(.flagMigratable)  // parent and child share one kernel thread
             _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize, parameters: parameters)
         } catch {
             failure = error
@@ -241,7 +241,7 @@ extension UThread where Success == Never {
 
     /// Parks until `deadline` (nil: until cancelled).
     private static func sleep(_ scheduler: Scheduler, until deadline: UInt64?) throws {
-        // Issue 7: a site audited for resuming on another M:N worker (only `me` is used after).
+        // A site audited for resuming on another M:N worker (only `me` is used after).
         let me = scheduler.current
         if scheduler.migrating { me.set(.flagMovable) }
         let result = scheduler.park(.sleep, deadline: deadline)

@@ -1,4 +1,4 @@
-// Layer 7: thread dumps on demand.
+// Layer 10: thread dumps on demand.
 import CUThreads
 
 extension UThreadRuntime {

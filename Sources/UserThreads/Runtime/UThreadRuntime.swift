@@ -1,4 +1,4 @@
-// Layer 7: the entry point — turning a kernel thread into a user-thread runtime.
+// Layer 10: the entry point — turning a kernel thread into a user-thread runtime.
 import CUThreads
 
 /// The run-time system of user threads. `run` turns the calling kernel thread into a scheduler
@@ -45,10 +45,10 @@ public enum UThreadRuntime {
             }
         }
         JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
-        let scheduler = Scheduler(configuration: configuration, policy: policy ?? FIFOPolicy())
+        let scheduler = Scheduler(settings: configuration.schedulerSettings, policy: policy ?? FIFOPolicy())
         uthreads_set_runtime(Unmanaged.passUnretained(scheduler).toOpaque())
         let attachment: Observability.Attachment
-        do { attachment = try Observability.attach(scheduler) } catch {
+        do { attachment = try Observability.attach(scheduler, configuration) } catch {
             uthreads_set_runtime(nil)
             throw error
         }

@@ -1,4 +1,4 @@
-// Layer 4: what the scheduler says when no thread can ever run again.
+// Layer 6: what the scheduler says when no thread can ever run again.
 import CUThreads
 
 /// The thread table at the moment of a deadlock, with the wait-for cycles found in it. A thread

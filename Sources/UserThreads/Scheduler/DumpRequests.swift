@@ -1,4 +1,4 @@
-// Layer 4: answering a dump signal (and a control-socket request) at a safe point.
+// Layer 6: answering a dump signal (and a control-socket request) at a safe point.
 //
 // The signal handler (dump_signal.c) only increments a process-wide counter. The scheduler
 // compares it with the last request it answered in `maintenance` (every 64th yield) and in its
@@ -29,7 +29,7 @@ extension Scheduler {
     @inline(never)
     private func writeRequestedDump(_ requests: UInt64) {
         dumpRequestsAnswered = requests
-        guard let signal = configuration.dumpSignal else { return }
+        guard let signal = settings.dumpSignal else { return }
         if let worker {
             worker.dumpRequested(self, request: requests, reason: "signal \(signal)")
             return

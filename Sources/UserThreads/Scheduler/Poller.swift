@@ -1,4 +1,4 @@
-// Layer 4: how the layer above (the reactor: epoll, eventfd, the offload pool) plugs into the
+// Layer 6: how the layer above (the reactor: epoll, eventfd, the offload pool) plugs into the
 // scheduler's idle loop without the scheduler naming it.
 
 /// A source of wake-ups other than timers and other threads: I/O readiness, completions from
@@ -19,7 +19,7 @@ extension Poller {
     func shutdown() {}
 }
 
-/// Issue 7: how an M:N worker (layer above) plugs into its scheduler without being named.
+/// How an M:N worker (layer above) plugs into its scheduler without being named.
 protocol WorkerHooks: AnyObject {
     /// Called by the idle loop when no thread is ready: take remote wake-ups, start or steal
     /// queued threads, or sleep until one of those (or a timer, or I/O) arrives. Returns false

@@ -1,4 +1,4 @@
-// Layer 4: the scheduler — Tanenbaum's "run-time system", one per kernel thread.
+// Layer 6: the scheduler — Tanenbaum's "run-time system", one per kernel thread.
 //
 // Design essay
 // ============
@@ -61,7 +61,7 @@
 // instruction of every user thread. Time slices are therefore enforced at safe points, never
 // by signals.
 //
-// Time slices (issue 5). When the policy is not FIFO, every switch-in asks the policy for the
+// Time slices. When the policy is not FIFO, every switch-in asks the policy for the
 // incoming thread's `timeSlice(for:)` and records where it ends on a cheap clock (the TSC, its
 // rate calibrated once per process; or the virtual clock). The thread is *not* interrupted at
 // that moment: it is marked over its quantum (UTHREADS_FLAG_OVERQUANTUM) and switched out at
@@ -72,7 +72,7 @@
 // FIFO pays nothing for any of this: its switch path tests one flag (`hooks`), false for FIFO
 // without tracing. The same flag guards the trace recorder.
 //
-// Clock (issue 5). `now()` is the single source of time for sleeps, deadlines, policies and
+// Clock. `now()` is the single source of time for sleeps, deadlines, policies and
 // traces. With `Configuration.clock = .virtual` it is a counter that moves only when threads
 // simulate work (`UThread.simulateWork`) or when the idle loop jumps to the next timer instead
 // of sleeping: together with a seeded policy a run is then reproduced exactly.
@@ -94,11 +94,11 @@
 // unwinds (its `defer`s run, its objects are released), and `run` throws
 // `UThreadError.deadlock`. A thread that parks again while unwinding is abandoned.
 //
-// M:N (issue 7). Under `UThreadRuntime.run(workers:)` each worker kernel thread runs one of
+// M:N. Under `UThreadRuntime.run(workers:)` each worker kernel thread runs one of
 // these schedulers unchanged; the coordinator (MN/MNRuntime.swift) plugs in through
 // `WorkerHooks` (Poller.swift), consulted only by the idle loop and by `maintenance`: remote
 // wake-ups arrive as messages applied on this kernel thread, so nothing here takes a lock. A
-// started M:N thread may migrate while it is ready (MNRuntime.swift): the switch returns the
+// started M:N thread may migrate while it is ready (MN/MNWorker.swift): the switch returns the
 // scheduler that resumed it, and the code after a switch uses only that one (`resumed`). Under
 // ThreadSanitizer every switch is also announced as a fiber switch (`tsan`, false in other
 // builds).
@@ -133,7 +133,7 @@ final class Scheduler {
     private let fifo: FIFOPolicy?
     /// The reactor, once something needs it.
     var poller: Poller?
-    /// Issue 7: the M:N worker this scheduler serves (nil under M:1). Consulted only by the idle
+    /// The M:N worker this scheduler serves (nil under M:1). Consulted only by the idle
     /// loop and by `maintenance` (every 64 yields); the switch, park and wake paths never look
     /// at it, so M:1 pays nothing for it.
     var worker: WorkerHooks?
@@ -142,7 +142,7 @@ final class Scheduler {
     /// Built with ThreadSanitizer: every switch is announced to it as a fiber switch
     /// (cuthreads.h). False in other builds: one branch per switch on a field in cache.
     let tsan = uthreads_tsan_enabled() != 0
-    let configuration: UThreadRuntime.Configuration
+    let settings: SchedulerSettings
     @exclusivity(unchecked) private var zombie: ControlBlock?
     @exclusivity(unchecked) private var ids = ThreadIDAllocator()
     @exclusivity(unchecked) private var yieldsUntilMaintenance = 64
@@ -160,7 +160,7 @@ final class Scheduler {
     /// Calibration for turning TSC ticks into seconds.
     let startTick = uthreads_ticks_inline()
     let startNanoseconds = uthreads_monotonic_ns()
-    // MARK: Issue 5 state: clock, time slices, tracing (see the essay's "Time slices")
+    // MARK: Clock, time slices, tracing (see the essay's "Time slices")
 
     /// Whether `now()` is the virtual clock.
     let simulated: Bool
@@ -169,7 +169,7 @@ final class Scheduler {
     /// True when the switch path must call `switchHooks` (a non-FIFO policy, tracing, or an M:N
     /// worker, whose threads carry errno): the one branch M:1 FIFO pays on a switch.
     let hooks: Bool
-    /// Issue 7: an M:N worker's scheduler (threads may migrate: errno travels with them).
+    /// An M:N worker's scheduler (threads may migrate: errno travels with them).
     let migrating: Bool
     /// The idle loop's errno while a thread runs (M:N workers).
     @exclusivity(unchecked) var idleErrno: Int32 = 0
@@ -214,30 +214,30 @@ final class Scheduler {
     /// so a process whose first I/O hit a closed reader died of SIGPIPE.)
     private static let processSetUp: Void = uthreads_ignore_sigpipe()
 
-    init(configuration: UThreadRuntime.Configuration, policy: any SchedulingPolicy, worker: Bool = false) {
+    init(settings: SchedulerSettings, policy: any SchedulingPolicy, worker: Bool = false) {
         Scheduler.processSetUp
-        self.configuration = configuration
+        self.settings = settings
         self.policy = policy
         self.fifo = policy as? FIFOPolicy
-        self.simulated = configuration.clock == .virtual
+        self.simulated = settings.virtualClock
         self.timed = fifo == nil
         self.migrating = worker
-        self.hooks = timed || configuration.trace != nil || worker
+        self.hooks = timed || settings.trace != nil || worker
         // The 2 ms calibration runs once per process, and only when slices or traces need it
         // (before the trace's origin is taken).
-        let rate = simulated ? 1 : (timed || configuration.trace != nil) ? Scheduler.calibratedNanosecondsPerTick : 1
+        let rate = simulated ? 1 : (timed || settings.trace != nil) ? Scheduler.calibratedNanosecondsPerTick : 1
         self.nsPerSliceUnit = rate
-        self.recorder = configuration.trace.map { TraceRecorder(trace: $0, virtual: configuration.clock == .virtual, nsPerUnit: rate) }
-        self.watchdog = Watchdog(limit: configuration.watchdogLimit, handler: configuration.watchdogHandler)
+        self.recorder = settings.trace.map { TraceRecorder(trace: $0, virtual: settings.virtualClock, nsPerUnit: rate) }
+        self.watchdog = Watchdog(limit: settings.watchdogLimit, handler: settings.watchdogHandler)
         self.stacks = StackPool(
-            mode: configuration.stackMode,
-            defaultSize: configuration.stackSize,
-            denseSize: configuration.denseStackSize,
-            maxPooled: configuration.pooledStacks,
-            logger: configuration.logger)
-        self.accounting = configuration.cpuAccounting
+            mode: settings.stackMode,
+            defaultSize: settings.stackSize,
+            denseSize: settings.denseStackSize,
+            maxPooled: settings.pooledStacks,
+            logger: settings.logger)
+        self.accounting = settings.cpuAccounting
         self.lastTick = uthreads_ticks_inline()
-        self.checks = configuration.checkInvariants
+        self.checks = settings.checkInvariants
         idleBlock = ControlBlock.allocate(capacity: 1)
         idleBlock.initialize(to: uthreads_tcb())
         idleBlock.pointee.state = .stateRunning
@@ -349,8 +349,8 @@ final class Scheduler {
     @inline(__always)
     func spawn(_ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0,
                parameters: SchedulingParameters? = nil) throws(UThreadError) -> ControlBlock {
-        if let stackSize, stackSize < UThreadRuntime.Configuration.minimumStackSize || stackSize > UThreadRuntime.Configuration.maximumStackSize {
-            throw .invalidArgument("stackSize \(stackSize) is outside \(UThreadRuntime.Configuration.minimumStackSize)...\(UThreadRuntime.Configuration.maximumStackSize) bytes")
+        if let stackSize, stackSize < SchedulerSettings.minimumStackSize || stackSize > SchedulerSettings.maximumStackSize {
+            throw .invalidArgument("stackSize \(stackSize) is outside \(SchedulerSettings.minimumStackSize)...\(SchedulerSettings.maximumStackSize) bytes")
         }
         if let parameters, parameters.tickets > SchedulingParameters.maximumTickets {
             throw .invalidArgument("tickets \(parameters.tickets) is above the maximum \(SchedulingParameters.maximumTickets) (a stride would be 0)")
@@ -460,7 +460,7 @@ final class Scheduler {
         guard hasReadyThreads else { return }
         me.pointee.state = .stateReady
         if let fifo { fifo.awakened(ThreadRef(me), reason: .yielded) } else { requeueTimed(me, .yielded) }
-        // Issue 7: a yield is a site audited for resuming on another M:N worker (nothing here
+        // A yield is a site audited for resuming on another M:N worker (nothing here
         // uses `self` after the switch). It needs no flag: a ready thread with no wait kind was
         // suspended by a yield (or never ran), so M:1 pays nothing here.
         switchAway(from: me)
@@ -714,7 +714,7 @@ final class Scheduler {
         return object
     }
 
-    /// Issue 7: a finished immigrant's row and stack belong to its home worker's table and pool:
+    /// A finished immigrant's row and stack belong to its home worker's table and pool:
     /// they go home; only the object is released here.
     @inline(never)
     private func reapImmigrant(_ t: ControlBlock) {
@@ -726,7 +726,7 @@ final class Scheduler {
         worker!.finishedAbroad(t, home: home)
     }
 
-    // MARK: M:N migration (issue 7; the essay is in MN/MNRuntime.swift)
+    // MARK: M:N migration (the essay is in MN/MNWorker.swift)
 
     /// Unlinks up to `max` ready threads that may resume on another worker from the back of the
     /// run queue and gives up their ownership. FIFO only (other policies keep per-thread state
@@ -779,7 +779,7 @@ final class Scheduler {
                 switchTo(next, from: idleBlock)
                 continue
             }
-            // Issue 7: an M:N worker decides the rest itself (remote wakes, stealing, sleeping in
+            // An M:N worker decides the rest itself (remote wakes, stealing, sleeping in
             // its reactor, global termination and deadlock); false ends the loop.
             if let worker {
                 if worker.idle(self) { continue }
@@ -793,7 +793,7 @@ final class Scheduler {
             let pending = poller?.pendingWakeups ?? 0
             if let deadline = timers.nextDeadline {
                 if simulated {
-                    // Issue 5: virtual time jumps to the next deadline instead of sleeping.
+                    // Virtual time jumps to the next deadline instead of sleeping.
                     if pending > 0 { poller!.poll(timeoutNanoseconds: 0) }
                     if virtualNow < deadline { virtualNow = deadline }
                     continue
@@ -867,7 +867,7 @@ final class Scheduler {
             precondition(t.pointee.wait_queue == nil || s == .stateBlocked, "thread #\(t.pointee.id) is on a wait queue but not blocked")
         }
         precondition(live == table.liveCount, "thread table count \(table.liveCount) but \(live) live rows")
-        // Issue 5: no time slice runs while the idle loop has the CPU.
+        // No time slice runs while the idle loop has the CPU.
         precondition(current != idleBlock || sliceEnd == .max, "the idle loop holds a time slice")
     }
 

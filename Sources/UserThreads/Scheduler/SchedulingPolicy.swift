@@ -1,4 +1,4 @@
-// Layer 4: the scheduling policy protocol — each process its own scheduling algorithm.
+// Layer 6: the scheduling policy protocol — each process its own scheduling algorithm.
 //
 // Modelled on Boost.Fiber's `algorithm`: the scheduler owns the mechanism (stacks, switches,
 // parking, timers), a policy owns one decision: which ready thread runs next. A policy keeps

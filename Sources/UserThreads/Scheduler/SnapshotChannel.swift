@@ -1,4 +1,4 @@
-// Layer 4: how a kernel thread outside the runtime (the control socket's) gets a snapshot of
+// Layer 6: how a kernel thread outside the runtime (the control socket's) gets a snapshot of
 // the thread table without ever reading the table itself.
 //
 // The table belongs to the scheduler's kernel thread and is read without locks on the switch

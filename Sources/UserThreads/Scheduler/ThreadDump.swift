@@ -1,4 +1,4 @@
-// Layer 4: thread dumps — every thread of a runtime with its state, what it waits for, for how
+// Layer 6: thread dumps — every thread of a runtime with its state, what it waits for, for how
 // long, and where it is stuck (a backtrace of its saved stack). Like Go's SIGQUIT dump and
 // Java's `jcmd Thread.dump_to_file`, as text and as JSON.
 //

@@ -1,4 +1,4 @@
-// Layer 4: time slices at safe points, the switch hooks, the watchdog, simulated work.
+// Layer 6: time slices at safe points, the switch hooks, the watchdog, simulated work.
 //
 // Design (the essay in Scheduler.swift has the why). Everything here runs only when the
 // policy is not FIFO, a trace is recorded, or the scheduler is an M:N worker's (errno travels
@@ -29,7 +29,7 @@ extension Scheduler {
     @inline(never)
     func switchHooks(from: ControlBlock, to: ControlBlock) {
         if migrating {
-            // Issue 7: errno is the kernel thread's; under M:N the incoming thread may last have
+            // Errno is the kernel thread's; under M:N the incoming thread may last have
             // run on another worker, so each thread's own value is saved and restored (in its
             // object; the idle loop's in the scheduler).
             let e = errno
@@ -96,7 +96,7 @@ extension Scheduler {
     func checkpointSlow() {
         let me = current
         if migrating && !timed {
-            // Issue 7: an M:N FIFO worker arms the countdown for its own sake: every
+            // An M:N FIFO worker arms the countdown for its own sake: every
             // `checkpointBatch` calls a long-running thread lets the worker do its maintenance
             // (mail, shedding ready threads to idle workers). The thread itself keeps the CPU.
             if me != idleBlock { maintenance() }

@@ -1,4 +1,4 @@
-// Layer 2: stacks.
+// Layer 3: stacks.
 import CUThreads
 
 /// How a thread's stack is mapped.

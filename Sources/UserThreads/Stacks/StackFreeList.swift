@@ -1,4 +1,4 @@
-// Layer 2: a LIFO of free stacks.
+// Layer 3: a LIFO of free stacks.
 
 /// A growable LIFO of `Stack` values without copy-on-write or bounds checks on the hot path
 /// (a Swift Array's push/pop cost ~25 instructions each here, a third of a pooled spawn's

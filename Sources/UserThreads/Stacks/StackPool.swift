@@ -1,4 +1,4 @@
-// Layer 2: the stack pool.
+// Layer 3: the stack pool.
 //
 // Design. A spawn must not cost a system call: mmap + mprotect of a fresh guarded stack costs
 // ~7 µs here, a pooled spawn ~60 ns. So stacks are recycled: a finished thread's stack goes on a

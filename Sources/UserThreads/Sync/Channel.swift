@@ -1,4 +1,4 @@
-// Layer 6: channels — typed message passing between user threads.
+// Layer 8: channels — typed message passing between user threads.
 //
 // Design essay
 // ============

@@ -1,4 +1,4 @@
-// Layer 6: the waiter records of channels and select.
+// Layer 8: the waiter records of channels and select.
 //
 // A thread blocked in a channel operation is described by a `ChannelWaiter` node that lives on
 // its own stack for the duration of the wait (no allocation). A plain send/receive has one

@@ -1,4 +1,4 @@
-// Layer 6: select — wait for the first of several channel operations.
+// Layer 8: select — wait for the first of several channel operations.
 //
 // Design essay
 // ============

@@ -1,4 +1,4 @@
-// Layer 6: what every synchronization primitive shares — object ids, deadlines, parking.
+// Layer 8: what every synchronization primitive shares — object ids, deadlines, parking.
 //
 // Design essay (the sync layer as a whole)
 // ========================================

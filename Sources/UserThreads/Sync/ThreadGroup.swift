@@ -1,4 +1,4 @@
-// Layer 6: structured concurrency — a scope that owns the threads spawned in it.
+// Layer 8: structured concurrency — a scope that owns the threads spawned in it.
 //
 // Design essay
 // ============
@@ -51,7 +51,7 @@ public final class UThreadGroup: WaitQueue, WaitTarget {
             self.childFinished()
         }
         do {
-            scheduler.current.clear(.flagMigratable)  // issue 7: parent and child share one kernel thread
+            scheduler.current.clear(.flagMigratable)  // parent and child share one kernel thread
             _ = try scheduler.spawn(child, priority: 0, stackSize: nil)
         } catch {
             child.fail(error, as: Void.self)
@@ -126,7 +126,7 @@ public func withThreadGroup<R>(name: String = "", _ body: (UThreadGroup) throws 
     let s = Scheduler.require("withThreadGroup")
     guard s.onUserThread else { Scheduler.misuse("withThreadGroup") }
     // The group keeps `s`, and its children share state with the caller: the caller stays on
-    // this kernel thread from now on (issue 7: an M:N thread would otherwise be free to migrate
+    // this kernel thread from now on (an M:N thread would otherwise be free to migrate
     // at a yield or an M:N wait inside `body`). Nothing under M:1.
     s.current.clear(.flagMigratable)
     let group = UThreadGroup(name: name, scheduler: s)

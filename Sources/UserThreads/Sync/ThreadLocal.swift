@@ -1,4 +1,4 @@
-// Layer 6: thread-local values — per user thread storage.
+// Layer 8: thread-local values — per user thread storage.
 //
 // Design essay: each user thread's Swift object has a `locals` dictionary keyed by the
 // ThreadLocal's identity; the scheduler empties it when the thread ends, so values (and

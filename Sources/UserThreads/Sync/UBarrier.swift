@@ -1,4 +1,4 @@
-// Layer 6: cyclic barriers.
+// Layer 8: cyclic barriers.
 //
 // Design essay: `parties` threads meet; the last to arrive wakes the others and starts the
 // next generation (the barrier is reusable). The last arrival is told it was the last

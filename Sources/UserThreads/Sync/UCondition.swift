@@ -1,4 +1,4 @@
-// Layer 6: condition variables.
+// Layer 8: condition variables.
 //
 // Design essay
 // ============

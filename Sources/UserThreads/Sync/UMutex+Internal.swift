@@ -1,4 +1,4 @@
-// Layer 6: mutex operations used by other primitives (condition variables).
+// Layer 8: mutex operations used by other primitives (condition variables).
 import CUThreads
 
 extension UMutex {

@@ -1,4 +1,4 @@
-// Layer 6: a mutex that parks — never a kernel lock.
+// Layer 8: a mutex that parks — never a kernel lock.
 //
 // Design essay
 // ============

@@ -1,4 +1,4 @@
-// Layer 6: once-initialisers.
+// Layer 8: once-initialisers.
 //
 // Design essay: the first caller runs the body; callers arriving while it runs park until it
 // finishes and then return (or, if the body threw, the error is rethrown to the first caller

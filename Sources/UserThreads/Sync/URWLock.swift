@@ -1,4 +1,4 @@
-// Layer 6: read–write locks without writer starvation.
+// Layer 8: read–write locks without writer starvation.
 //
 // Design essay
 // ============

@@ -1,4 +1,4 @@
-// Layer 6: counting semaphores.
+// Layer 8: counting semaphores.
 //
 // Design essay: a count of permits and a FIFO queue. signal() with a waiter hands the permit
 // directly to the first waiter (the count is not incremented), so a later wait() cannot take

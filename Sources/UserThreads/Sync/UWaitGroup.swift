@@ -1,4 +1,4 @@
-// Layer 6: wait groups — wait until a count of tasks reaches zero (Go's sync.WaitGroup).
+// Layer 8: wait groups — wait until a count of tasks reaches zero (Go's sync.WaitGroup).
 //
 // Design essay: a counter and a queue. add(n) raises the counter, done() lowers it; when it
 // reaches zero every waiter wakes. A negative counter is a thrown error (a done() too many).

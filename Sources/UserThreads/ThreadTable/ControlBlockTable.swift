@@ -1,4 +1,4 @@
-// Layer 3: the thread table itself — the per-runtime array of control blocks.
+// Layer 4: the thread table itself — the per-runtime array of control blocks.
 //
 // Design. The textbook's thread table: one row per thread with its saved registers (here the
 // saved stack pointer; the registers are on the thread's own stack, see the frame table in
@@ -8,7 +8,7 @@
 // allocation to enqueue) and that the fault handler and gdb can read. Free rows form a free
 // list through `next`. Iteration walks the chunks and skips free rows.
 //
-// M:N migration (issue 7). A row never moves: code on the thread's own stack holds its address
+// M:N migration. A row never moves: code on the thread's own stack holds its address
 // across every switch. When an M:N thread migrates, its *ownership* moves instead: the home
 // table (whose chunk holds the row, and whose stack pool holds its stack) marks it abroad
 // (`mn_abroad`, written only by the home worker) and stops listing or counting it; the
@@ -97,7 +97,7 @@ final class ControlBlockTable {
         for t in immigrants { try body(t) }
     }
 
-    // MARK: M:N migration (issue 7): ownership moves, rows stay
+    // MARK: M:N migration: ownership moves, rows stay
 
     /// Whether `row` is one of this table's own rows (wherever it runs). O(log chunks).
     func contains(_ row: ControlBlock) -> Bool {

@@ -1,4 +1,4 @@
-// Number formatting without Foundation (the library links only FoundationEssentials, for JSON).
+// Layer 4: number formatting without Foundation (the library links only FoundationEssentials, for JSON).
 
 extension Double {
     /// Fixed-point text with `digits` decimals ("12.345"). Non-finite values print as "-".

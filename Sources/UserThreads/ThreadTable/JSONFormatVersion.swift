@@ -1,4 +1,4 @@
-// Layer 3: the `"version"` of the thread table's JSON form (ThreadTable, ThreadDump).
+// Layer 4: the `"version"` of the thread table's JSON form (ThreadTable, ThreadDump).
 //
 // Written as a property wrapper so the two types keep their synthesised Codable conformances:
 // the wrapper always encodes the current version, and decoding reads any version up to it. The

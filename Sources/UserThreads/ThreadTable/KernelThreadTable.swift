@@ -1,4 +1,4 @@
-// Layer 3 (beside the user thread table): the kernel's own thread table for this process, read
+// Layer 4 (beside the user thread table): the kernel's own thread table for this process, read
 // from /proc/self/task/<tid>/stat and status. Under the M:1 runtime it lists one kernel thread
 // per runtime however many user threads that runtime holds: "the kernel sees an ordinary
 // single-threaded process".

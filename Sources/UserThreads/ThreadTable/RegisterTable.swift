@@ -1,4 +1,4 @@
-// Layer 3: the thread table as the textbook draws it — per thread its program counter, stack
+// Layer 4: the thread table as the textbook draws it — per thread its program counter, stack
 // pointer, registers and state — from the saved frames the snapshot read (SavedRegisters.swift).
 
 extension ThreadTable {

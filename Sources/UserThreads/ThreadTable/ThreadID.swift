@@ -1,4 +1,4 @@
-// Layer 3: thread identity.
+// Layer 4: thread identity.
 import Synchronization
 
 /// A user thread's id: unique within the process for its whole life, never reused (even after

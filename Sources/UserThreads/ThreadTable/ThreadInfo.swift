@@ -1,4 +1,4 @@
-// Layer 3: the public, read-only view of the thread table.
+// Layer 4: the public, read-only view of the thread table.
 import CUThreads
 
 /// One row of a thread-table snapshot.

@@ -1,4 +1,4 @@
-// Layer 3: intrusive lists of control blocks — the run queue and every wait queue.
+// Layer 4: intrusive lists of control blocks — the run queue and every wait queue.
 //
 // A thread is on at most one list at a time (see ThreadState.swift), so one pair of links in
 // its control block serves every queue, and enqueueing never allocates. All operations O(1).

@@ -1,4 +1,4 @@
-// Layer 3: the Swift half of a thread — what its control block's `object` retains.
+// Layer 4: the Swift half of a thread — what its control block's `object` retains.
 import CUThreads
 
 /// The Swift-side state of one thread: its body, then its result; its name; its flags as Swift
@@ -84,7 +84,7 @@ class ThreadObject: WaitQueue {
     /// Per-thread values (thread-local storage), cleared when the thread ends. They live here,
     /// not in the kernel thread, so they travel with an M:N thread that migrates.
     @exclusivity(unchecked) final var locals: [ObjectIdentifier: Any]?
-    /// Issue 7 (M:N only; kept out of the 256-byte control block): errno while switched out,
+    /// M:N only (kept out of the 256-byte control block): errno while switched out,
     /// the worker whose table holds the row (and whose pool the stack), and how often it moved.
     /// (A migrating M:N thread's cross-worker state is its object itself: `MNThreadObject`.)
     @exclusivity(unchecked) final var savedErrno: Int32 = 0

@@ -1,4 +1,4 @@
-// Layer 3: the slab of finished thread objects a runtime keeps for reuse.
+// Layer 4: the slab of finished thread objects a runtime keeps for reuse.
 //
 // Design. A spawn+join that allocates its thread object pays malloc, free, init and deinit
 // (~300 instructions, ThreadObject.swift). The scheduler therefore keeps the objects of

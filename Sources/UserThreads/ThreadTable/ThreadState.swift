@@ -1,4 +1,4 @@
-// Layer 3: the thread table — thread states and who owns what in each.
+// Layer 4: the thread table — thread states and who owns what in each.
 //
 // Ownership invariants (as Go's runtime2.go states them for a g's status). "Owner" is the one
 // piece of code allowed to change the thread's state or links; everyone else only reads.

@@ -1,4 +1,4 @@
-// Layer 3: what a parked thread waits for, as the thread table and the deadlock report show it.
+// Layer 4: what a parked thread waits for, as the thread table and the deadlock report show it.
 import CUThreads
 
 /// What a blocked thread waits for. `kind` and `object` live in the control block (cheap to set

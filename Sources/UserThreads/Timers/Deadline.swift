@@ -1,4 +1,4 @@
-// Timers: the one conversion of the public time arguments (`Duration`, `ContinuousClock.Instant`)
+// Layer 5: the one conversion of the public time arguments (`Duration`, `ContinuousClock.Instant`)
 // to the runtime's clock.
 //
 // Design essay
@@ -49,7 +49,7 @@
 // policies, sync, I/O, M:N and the public API all call it.
 
 /// Conversions of public time arguments to the runtime's nanosecond clock (see the essay above).
-enum Deadline {
+package enum Deadline {
     /// Timeouts at or beyond this many nanoseconds (2^62, ~146 years) mean "no deadline".
     static let horizonNanoseconds: UInt64 = 1 << 62
     /// `horizonNanoseconds` as a `Duration`.
@@ -67,7 +67,7 @@ enum Deadline {
 
     /// `nanoseconds(duration)` for lengths that must be finite (quanta, simulated work, limits):
     /// at or beyond the horizon it is the horizon.
-    static func clampedNanoseconds(_ duration: Duration) -> UInt64 {
+    package static func clampedNanoseconds(_ duration: Duration) -> UInt64 {
         nanoseconds(duration) ?? horizonNanoseconds
     }
 

@@ -1,4 +1,4 @@
-// Timers: deadlines of parked threads.
+// Layer 5: deadlines of parked threads.
 //
 // Design. An indexed binary min-heap of control blocks keyed by `deadline_ns`; each thread
 // records its position in `timer_index`, so a wake-up by any other source cancels its timer in

@@ -1,4 +1,4 @@
-// `uthreads bench parallel`: the M:N runtime (issue 7) on 1 worker vs 2 (or more), same run.
+// `uthreads bench parallel`: the M:N runtime on 1 worker vs 2 (or more), same run.
 import ArgumentParser
 import CUThreads
 import Glibc

@@ -6,6 +6,7 @@ import Dispatch
 import Glibc
 import Synchronization
 import UserThreads
+import UserThreadsBackends
 
 // MARK: the same workload code on both backends
 

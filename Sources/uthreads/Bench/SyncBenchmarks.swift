@@ -7,7 +7,7 @@
 //   * uncontended UMutex lock+unlock, and pthread_mutex for contrast.
 //   * contended UMutex among 1,000 user threads, each holding it across a yield (so every
 //     acquisition finds the mutex held): throughput and the spread of acquisitions per thread.
-//   * M:N (issue 7): the same ping-pong over two unbuffered MNChannels between two M:N threads
+//   * M:N: the same ping-pong over two unbuffered MNChannels between two M:N threads
 //     on different workers (each wake is a mailbox message to the other kernel thread), and
 //     on one worker (no kernel thread is crossed: the price of the locks and claims alone);
 //     peer: the mutex+condvar pair left free to run on both CPUs. Wall time: two kernel

@@ -1,10 +1,11 @@
-// Issue 6 in `uthreads bench`: the groups that complete the 1992 comparison (see
+// `uthreads bench`: the groups that complete the 1992 comparison (see
 // Bench/PeerBenchmarks.swift for what each row measures) and the summary that prints one table
 // per operation with a column per thread model; `uthreads bench scale`.
 import ArgumentParser
 import CKernelPeers
 import Foundation
 import UserThreads
+import UserThreadsBackends
 
 /// Progress of long runs, on stderr (stdout carries the tables and the JSON).
 func progress(_ message: String) {

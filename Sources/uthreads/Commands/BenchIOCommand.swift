@@ -8,6 +8,7 @@
 import ArgumentParser
 import Glibc
 import UserThreads
+import UserThreadsHTTP
 
 struct BenchIOCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

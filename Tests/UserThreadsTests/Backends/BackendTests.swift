@@ -3,6 +3,7 @@
 import Synchronization
 import Testing
 import UserThreads
+import UserThreadsBackends
 
 /// A value protected by a backend mutex (the point of the tests that use it), not by itself.
 final class Unprotected<T>: @unchecked Sendable {

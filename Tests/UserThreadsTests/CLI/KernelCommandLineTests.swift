@@ -1,4 +1,4 @@
-// The command line of issue 6: the kernel's table beside the user table.
+// The command line: the kernel's table beside the user table.
 import Foundation
 import Testing
 

@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 @testable import UserThreads
 
-/// Issue 7, item 2: started M:N threads migrate between workers at audited safe points.
+/// Started M:N threads migrate between workers at audited safe points.
 ///
 /// Every test makes worker 0 start its threads itself (`MNThread.startingHere`), so that worker
 /// 1 is idle and only migration can give it work. Loops that wait for a migration are bounded
@@ -231,7 +231,7 @@ import Testing
     }
 
     /// A thread that runs long without yielding but calls `UThread.checkpoint()` lets its worker
-    /// give the ready threads queued behind it to the idle worker (issue 7, item 3).
+    /// give the ready threads queued behind it to the idle worker.
     @Test func checkpointsLetABusyWorkerShedTheThreadsBehindIt() throws {
         let workers = try UThreadRuntime.run(workers: 2) { () -> [Int] in
             let coordinator = try MNThread.spawn(onWorker: 0) { () -> [Int] in

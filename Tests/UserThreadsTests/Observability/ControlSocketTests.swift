@@ -24,6 +24,13 @@ import Testing
                 try MNThread.spawn(name: "sleeper \(k)", onWorker: k) { try UThread.sleep(for: .seconds(3600)) }
             }
             defer { for s in sleepers { s.cancel() } }
+            // A sleeper spawned on another worker may not have started yet: wait until the
+            // merged table shows every one asleep, so the body sees them in a known state.
+            let giveUp = ContinuousClock.now + .seconds(30)
+            while UThreadRuntime.threadTable().threads.filter({ $0.name.hasPrefix("sleeper ") && $0.state == .sleeping }).count < workers {
+                guard ContinuousClock.now < giveUp else { throw UThreadError.timedOut }
+                try UThread.sleep(for: .milliseconds(1))
+            }
             return try body()
         }
     }

@@ -51,17 +51,9 @@ enum ChildProcess {
         let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
         process.standardOutput = out
         process.standardError = err
-        // A child inherits the signal mask of the thread that spawns it, and test threads
-        // (Dispatch workers) block most signals: a gdb started with SIGCHLD blocked never
-        // notices its inferior stop. Spawn with nothing blocked.
-        var none = sigset_t(), saved = sigset_t()
-        sigemptyset(&none)
-        pthread_sigmask(SIG_SETMASK, &none, &saved)
-        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
         let exited = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in exited.signal() }
-        try process.run()
-        pthread_sigmask(SIG_SETMASK, &saved, nil)
+        try launchUnblocked(process)
         let (seconds, attoseconds) = timeout.components
         var timedOut = false
         if exited.wait(timeout: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))) == .timedOut {
@@ -77,6 +69,17 @@ enum ChildProcess {
                            stdout: String(decoding: outData, as: UTF8.self),
                            stderr: String(decoding: errData, as: UTF8.self),
                            crashed: process.terminationReason == .uncaughtSignal, timedOut: timedOut)
+    }
+
+    /// Starts `process` with no signal blocked. A child inherits the signal mask of the thread
+    /// that spawns it, and test threads (Dispatch workers) block most signals: a gdb started
+    /// with SIGCHLD blocked never notices its inferior stop.
+    static func launchUnblocked(_ process: Process) throws {
+        var none = sigset_t(), saved = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+        try process.run()
     }
 
     static func uthreads(_ arguments: String...) throws -> ChildResult {

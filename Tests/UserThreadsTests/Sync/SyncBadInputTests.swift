@@ -1,5 +1,6 @@
 import Testing
 import UserThreads
+import UserThreadsBackends
 
 /// Out-of-range parameters of the sync objects are thrown as `invalidArgument` (naming the
 /// parameter and the value), never a precondition stop. No runtime is needed to build them.

@@ -399,6 +399,11 @@ struct TimeArgumentTableTests {
         .io("DescriptorStream.swift read(into:timeout:)") { f, l in _ = try f.buffer.withUnsafeMutableBytes { try f.pipeReader.read(into: $0, timeout: l.t) } },
         .io("DescriptorStream.swift read(upTo:timeout:)") { f, l in _ = try f.pipeReader.read(upTo: 16, timeout: l.t) },
         .io("DescriptorStream.swift readToEnd(timeout:)") { f, l in _ = try f.pipeReader.readToEnd(timeout: l.t) },
+        .io("SignalStream.swift next(timeout:)") { _, l in
+            let stream = try SignalStream(signals: [SIGUSR1])  // blocks it in this kernel thread; none is sent
+            defer { unblockSignal(SIGUSR1) }
+            _ = try stream.next(timeout: l.t)
+        },
         .io("DescriptorStream.swift write(_:timeout:)") { f, l in _ = try f.buffer.withUnsafeBytes { try f.stream.0.write($0, timeout: l.t) } },
         .io("DescriptorStream.swift write(all:timeout:)") { f, l in try f.stream.0.write(all: f.buffer, timeout: l.t) },
         .io("DescriptorStream.swift send(_:timeout:)") { f, l in _ = try f.buffer.withUnsafeBytes { try f.stream.0.send($0, timeout: l.t) } },

@@ -1,4 +1,4 @@
-// Layer 7: M:N cyclic barriers.
+// Layer 11: M:N cyclic barriers.
 //
 // Design: as UBarrier — `parties` threads meet; the last to arrive takes every waiter, starts
 // the next generation and wakes them (the barrier is reusable); it alone is told it was last.

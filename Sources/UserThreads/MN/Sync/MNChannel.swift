@@ -1,4 +1,4 @@
-// Layer 7: M:N channels — unbuffered (rendezvous) and buffered, between threads on any worker.
+// Layer 11: M:N channels — unbuffered (rendezvous) and buffered, between threads on any worker.
 //
 // Design: as the M:1 channel (Sync/Channel.swift) and Go's hchan — a buffer of `capacity`
 // values (0: none, every send is a rendezvous), a FIFO of parked senders, a FIFO of parked

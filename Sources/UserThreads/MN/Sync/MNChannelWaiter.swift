@@ -1,4 +1,4 @@
-// Layer 7: the waiter records of M:N channels and select — one-shot claims across workers.
+// Layer 11: the waiter records of M:N channels and select — one-shot claims across workers.
 //
 // A thread parked in an M:N channel operation is described by one `MNChannelNode` per
 // operation, sitting in the channel's list of senders or receivers — Go's sudogs. A plain send

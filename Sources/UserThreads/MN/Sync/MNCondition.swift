@@ -1,4 +1,4 @@
-// Layer 7: M:N condition variables — used with an MNMutex, across workers.
+// Layer 11: M:N condition variables — used with an MNMutex, across workers.
 //
 // Design: a FIFO of waiters behind the object's KernelLock. wait() checks that the caller
 // holds the mutex, enqueues itself on the condition, and only then releases the mutex (both

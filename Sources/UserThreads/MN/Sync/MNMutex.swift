@@ -1,4 +1,4 @@
-// Layer 7: the M:N mutex — FIFO handoff between threads on any worker.
+// Layer 11: the M:N mutex — FIFO handoff between threads on any worker.
 //
 // Design: the owner's thread id and a FIFO of waiters behind the object's KernelLock. unlock
 // hands the mutex to the first waiter (it becomes the owner before it runs: no barging, no

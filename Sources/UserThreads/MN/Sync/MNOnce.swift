@@ -1,4 +1,4 @@
-// Layer 7: M:N once-initialisers.
+// Layer 11: M:N once-initialisers.
 //
 // Design: as UOnce — the first caller runs the body (outside the object's lock: the body may
 // park, spawn, take other locks); callers arriving meanwhile park until it finishes, then

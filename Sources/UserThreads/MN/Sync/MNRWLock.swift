@@ -1,4 +1,4 @@
-// Layer 7: M:N read–write locks without writer starvation.
+// Layer 11: M:N read–write locks without writer starvation.
 //
 // Design: as URWLock — the writer (a thread id) or a set of readers (id → recursion count),
 // and two FIFOs of waiters, behind the object's KernelLock. Phases alternate:

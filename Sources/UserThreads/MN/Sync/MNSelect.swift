@@ -1,4 +1,4 @@
-// Layer 7: select over M:N channels — wait for the first of several channel operations,
+// Layer 11: select over M:N channels — wait for the first of several channel operations,
 // across workers.
 //
 // Design essay

@@ -1,4 +1,4 @@
-// Layer 7: M:N counting semaphores.
+// Layer 11: M:N counting semaphores.
 //
 // Design: as USemaphore — a count of permits and a FIFO of waiters behind the object's
 // KernelLock. signal() with a waiter hands the permit directly to the first waiter (the count

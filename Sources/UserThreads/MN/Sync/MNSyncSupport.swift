@@ -1,4 +1,4 @@
-// Layer 7: what the M:N sync primitives share — the parking protocol, deadlines, labels.
+// Layer 11: what the M:N sync primitives share — the parking protocol, deadlines, labels.
 //
 // Design essay (the M:N sync layer as a whole)
 // ============================================

@@ -1,4 +1,4 @@
-// Layer 7: the M:N wait group (Go's sync.WaitGroup) — a counter whose zero wakes every waiter.
+// Layer 11: the M:N wait group (Go's sync.WaitGroup) — a counter whose zero wakes every waiter.
 //
 // Design: the count and the waiters behind the object's KernelLock; the call that brings the
 // count to zero takes every waiter and wakes them after releasing the lock. A waiter that

@@ -1,4 +1,4 @@
-// Layer 4: earliest deadline first.
+// Layer 6: earliest deadline first.
 
 /// Earliest deadline first: the ready thread whose deadline is nearest runs; threads without
 /// a deadline run only when no thread with one is ready (FIFO among themselves). On one CPU,

@@ -1,4 +1,4 @@
-// Layer 4: the default policy.
+// Layer 6: the default policy.
 import CUThreads
 
 /// First in, first out: a thread runs until it blocks, yields or finishes, then goes to the
@@ -24,7 +24,7 @@ public final class FIFOPolicy: SchedulingPolicy {
         @inline(__always) get { !queue.isEmpty }
     }
 
-    /// Issue 7: unlinks up to `max` ready threads that satisfy `take`, walking from the back of
+    /// Unlinks up to `max` ready threads that satisfy `take`, walking from the back of
     /// the queue (the threads that would run last: the front keeps its cache affinity). O(n).
     func removeFromBack(max: Int, where take: (ControlBlock) -> Bool) -> [ControlBlock] {
         var taken: [ControlBlock] = []

@@ -1,4 +1,4 @@
-// Layer 4: a fair-share policy in the style of Linux CFS.
+// Layer 6: a fair-share policy in the style of Linux CFS.
 
 /// Completely-fair-scheduler style fair share. Every thread has a weight from its nice value
 /// (Linux's table: 1024 at nice 0, about ×1.25 per step, so each nice step is ~10 % of CPU

@@ -1,4 +1,4 @@
-// Layer 4: lottery scheduling (Waldspurger and Weihl, 1994).
+// Layer 6: lottery scheduling (Waldspurger and Weihl, 1994).
 
 /// Lottery scheduling: at every decision one ticket among all ready threads' tickets is drawn
 /// at random and its holder runs for a quantum. Over many quanta a thread's share of the CPU

@@ -1,4 +1,4 @@
-// Layer 4: the multi-level feedback queue (Corbató's CTSS; rules as in Arpaci-Dusseau's OSTEP).
+// Layer 6: the multi-level feedback queue (Corbató's CTSS; rules as in Arpaci-Dusseau's OSTEP).
 
 /// Multi-level feedback queue. Rules:
 ///  1. A higher level (0 is highest) runs before a lower one; round-robin within a level.

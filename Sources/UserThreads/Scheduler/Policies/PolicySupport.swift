@@ -1,4 +1,4 @@
-// Layer 4: pieces the built-in policies share — a seeded random source and a keyed min-heap.
+// Layer 6: pieces the built-in policies share — a seeded random source and a keyed min-heap.
 
 /// SplitMix64 (Steele, Lea, Flood 2014): a tiny, fast, seedable generator whose whole state is
 /// one word, so a policy seeded with the same value makes the same choices on every run.

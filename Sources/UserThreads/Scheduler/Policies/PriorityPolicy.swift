@@ -1,4 +1,4 @@
-// Layer 4: strict priority with aging.
+// Layer 6: strict priority with aging.
 
 /// Strict priority with aging: the ready thread with the highest *effective* priority runs;
 /// equal priorities run in FIFO order, round-robin within the quantum. A thread's effective

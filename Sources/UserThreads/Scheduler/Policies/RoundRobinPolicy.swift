@@ -1,4 +1,4 @@
-// Layer 4: round-robin.
+// Layer 6: round-robin.
 
 /// Round-robin: FIFO order, but a thread that uses up its quantum is switched out at its next
 /// safe point and goes to the back of the queue. The textbook's time-sharing policy: response

@@ -1,4 +1,4 @@
-// Layer 4: stride scheduling (Waldspurger and Weihl, 1995).
+// Layer 6: stride scheduling (Waldspurger and Weihl, 1995).
 
 /// Stride scheduling: the deterministic sibling of lottery. Each thread has a stride =
 /// `strideOne / tickets` and a pass value; the ready thread with the smallest pass runs, and

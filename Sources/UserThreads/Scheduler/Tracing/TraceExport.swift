@@ -1,4 +1,4 @@
-// Layer 4: exporting a trace — Chrome/Perfetto trace-event JSON and an SVG Gantt chart.
+// Layer 6: exporting a trace — Chrome/Perfetto trace-event JSON and an SVG Gantt chart.
 //
 // Both are written by hand (no Foundation in the library): the JSON is the documented
 // Trace Event Format (complete "X" events for each state interval, "i" instants for wake-ups

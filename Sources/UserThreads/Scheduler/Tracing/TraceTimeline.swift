@@ -1,4 +1,4 @@
-// Layer 4: a trace turned into per-thread state intervals, and per-thread figures.
+// Layer 6: a trace turned into per-thread state intervals, and per-thread figures.
 //
 // Each event moves its thread between states: spawn/yield/preempt/wake → ready, run →
 // running, block → blocked (sleeping for a sleep), exit → gone. The intervals feed both

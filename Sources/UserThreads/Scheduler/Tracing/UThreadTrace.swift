@@ -1,4 +1,4 @@
-// Layer 4: the scheduling trace — an event ring buffer filled by the scheduler.
+// Layer 6: the scheduling trace — an event ring buffer filled by the scheduler.
 //
 // Design. A fixed ring of 24-byte raw events (time on the slice clock, thread id, kind,
 // detail) allocated once; recording is a store and an increment, no allocation, no clock read

@@ -1,4 +1,4 @@
-// Layer 8 (example on top of the I/O API): what the HTTP/1.1 parser extracts from a request.
+// Layer 14: what the HTTP/1.1 parser extracts from a request (stand-alone, as the parser).
 
 /// A parsed HTTP/1.x request head plus where its body lies in the parsed bytes.
 public struct HTTPRequest: Sendable, Equatable {
@@ -20,6 +20,7 @@ public struct HTTPRequest: Sendable, Equatable {
     /// Bytes of the head (request line, headers, blank line): the body starts here.
     public var headLength: Int
 
+    /// Equal when every field is (header fields compared in order, names and values as sent).
     public static func == (a: HTTPRequest, b: HTTPRequest) -> Bool {
         a.method == b.method && a.target == b.target && a.minorVersion == b.minorVersion
             && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)

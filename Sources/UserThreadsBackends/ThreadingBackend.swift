@@ -1,4 +1,4 @@
-// Layer 8 (beside the public API): one workload, two thread implementations.
+// Layer 13 (a benchmark harness over the public API): one workload, two thread implementations.
 //
 // Design essay
 // ============
@@ -41,6 +41,7 @@
 //     primitives directly (and the C peers), not through this layer.
 //   * A global switch inside `UThread` ("if kernel mode, pthread_create"): it would put a
 //     branch on the user-thread fast paths and mix two ownership models in one type.
+import UserThreads
 
 /// Which implementation of threads a workload runs on.
 public enum BackendKind: String, Sendable, CaseIterable, CustomStringConvertible {

@@ -1,3 +1,5 @@
+// Layer 1: the runtime's own diagnostics, through swift-log.
+//
 // Diagnostics the runtime reports on its own: configuration problems (a dump signal the
 // program already handles, a fault handler that could not be installed), mode switches (out
 // of stack mappings: dense stacks from now on), a runtime invisible to debuggers. They go

@@ -1,8 +1,9 @@
-// The kernel-thread conformance of `ThreadingBackend`: one pthread per thread, pthread mutexes
+// Layer 13: the kernel-thread conformance of `ThreadingBackend`: one pthread per thread, pthread mutexes
 // and condition variables, a channel built on them, nanosleep and sched_yield. Every spawn,
 // join, block and wake here is a system call (clone, futex); see ThreadingBackend.swift.
 import Glibc
 import SystemPackage
+import UserThreads
 
 /// Kernel threads: one pthread per spawned thread. Obtain it from
 /// `UThreadRuntime.run(backend: .kernelThreads)`, which joins every thread before returning.

@@ -1,4 +1,5 @@
-// Layer 8: a strict HTTP/1.1 request parser (RFC 9112) for `uthreads serve`.
+// Layer 14: a strict HTTP/1.1 request parser (RFC 9112) for `uthreads serve`. It imports
+// nothing (it compiles stand-alone for the fuzzer in fuzz/http-parser).
 //
 // Strict means: anything not clearly valid is a 400, never a guess. Lines end in CRLF (a bare
 // LF or CR is an error); the request line is `token SP origin-form SP HTTP/1.0|HTTP/1.1`;
@@ -98,6 +99,8 @@ public struct HTTPRequestParser: Sendable {
             if b.count >= maxHeadBytes { return .error(status: 431) }
             return checkPrefix(b)
         }
+        // The scan stops at `maxHeadBytes` but looks up to 3 bytes past it for the blank line.
+        if headEnd > maxHeadBytes { return .error(status: 431) }
         // Request line.
         var p = 0
         let methodStart = p

@@ -1,5 +1,6 @@
-// The user-thread conformance of `ThreadingBackend`: thin wrappers over UThread, UMutex,
+// Layer 13: the user-thread conformance of `ThreadingBackend`: thin wrappers over UThread, UMutex,
 // UCondition and Channel. See ThreadingBackend.swift for the design and the Sendable argument.
+import UserThreads
 
 /// User threads of the M:1 runtime of the calling kernel thread.
 public struct UserThreadsBackend: ThreadingBackend {

@@ -1,0 +1,17 @@
+// Layer 11: the messages M:N workers send each other (the essay: MNRuntime.swift).
+
+/// A message to a worker from another kernel thread.
+enum MNMail: Sendable {
+    case wake(MNWaiter, WakeResult)
+    case cancel(block: UInt, id: UInt64)
+    /// Start this thread here (a spawn bound to this worker; never stolen).
+    case start(MNThreadObject)
+    /// Add this worker's thread-table rows (or dump) to a merged one (MNThreadTable.swift).
+    case snapshot(MNTableRequest)
+    /// A row of yours (and its stack) whose thread finished on another worker: free it.
+    case reclaim(block: UInt)
+    /// Another thread closed this descriptor: drop it from your reactor (waking its waiters
+    /// with `.closed`) and answer the registry; the last answer closes it
+    /// (Reactor/DescriptorRegistry.swift, "The deferred close").
+    case closeDescriptor(Int32)
+}

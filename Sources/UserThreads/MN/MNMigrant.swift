@@ -1,0 +1,8 @@
+// Layer 11: a started thread handed from a busy M:N worker to an idle one (the essay: MNWorker.swift).
+
+/// A started, ready M:N thread that a busy worker gave up for an idle one: its object
+/// and its row, which stays in its home worker's table. Published by the `migrants` lock.
+struct MNMigrant: @unchecked Sendable {
+    let object: MNThreadObject
+    let block: ControlBlock
+}

@@ -1,0 +1,805 @@
+// Layer 11: one M:N worker — a kernel thread running an M:1 scheduler.
+//
+// Design essay: the worker
+// =========================
+//
+// MNRuntime.swift has the shape (a coordinator over N workers, each an M:1 scheduler with its
+// own reactor) and what workers share; this essay is about what one worker does: stealing
+// queued threads, shedding and adopting started ones (migration), sleeping, and deadlock.
+//
+// Spawn and join, cheaply. An M:N thread costs one allocation
+// (its object: job, result and join state at once) and no lock unless someone must wait for
+// it (MNThreadObject.swift). The paths are built so that two workers do not write the same
+// cache line per thread:
+//   * Locality first (Go's runnext, in effect). A worker's own new threads run on it while it
+//     keeps up: a thread about to park on a cross-worker wait with nothing else ready starts
+//     one of its worker's queued threads first (`refillBeforePark`), so a spawn-then-join
+//     runs the child with one switch, not through the idle loop; thieves leave a queue alone
+//     while its owner works on it. The refill runs before the park's MOVABLE window opens
+//     and uses the worker only before the switch, so the park stays an audited resume site
+//     (Migration, below).
+//   * "Behind" means: the queue is not empty, and its owner has neither pushed to it nor taken
+//     from it for `stealAfterNanoseconds` (50 µs), as the thief sees on its own clock
+//     (`queueActivity`: a counter only the owner writes, no clock read on the owner's path).
+//     So a worker that spawns a burst and then joins it keeps its threads, and a worker held
+//     by a long thread (CPU-bound, no safe point, or in a system call) loses its queued ones
+//     within 50 µs — the fork–join case, and the monitor for threads that have
+//     not started (started ones move by migration, below). Measured: when
+//     thieves took the threads of a spawning worker (the previous rule: "has not *taken* for
+//     5 µs"), two workers ran empty spawn+join at 0.45–0.6× of one, because every stolen
+//     thread moves its object, closure and join state between CPUs (~1 µs of cache misses and
+//     cross-arena frees), more than the thread's own work. Trade-off: one thread that spawns
+//     continuously keeps its queue to itself until it pauses (a single acceptor spawning an
+//     M:N thread per connection under steady load); per-worker acceptors (`uthreads serve`)
+//     or `MNThread.spawn(onWorker:)` spread such work explicitly. Why 50 µs and not 5: on
+//     this shared VM a spawning worker often pauses for more than 5 µs (a page fault, a
+//     preemption), and each such pause let a thief take a batch of short threads: 13–25 k of
+//     200 k stolen and 0.53× at 5 µs, 0–350 stolen and 0.91–1.01× at 50 µs (same load, same
+//     binary); 50 µs is nothing next to a thread worth moving.
+//   * Thieves take from the tail (the newest threads): the owner keeps the ones it will reach
+//     (and join) first; stolen ones have usually finished by then, and their join is a load.
+//   * A worker sleeping with a steal timer (it saw a queue whose owner is still working on it)
+//     is not rung for further spawns: it looks again within a millisecond anyway. Ringing it
+//     per spawn cost an eventfd write every few spawns. A batch of migrants does ring it
+//     (rare, and only an idle worker should take it).
+//   * Idle workers spin briefly (at most half of them) polling their own lines often and
+//     other workers' counts about once a microsecond; hot per-worker atomics sit on their own
+//     cache lines (padding), and other workers are reached through an unretained table (a
+//     retain of a shared object is an atomic write to a line every worker uses).
+//   * A thread may finish on another worker than the one that spawned it (stealing,
+//     migration): the spawn is counted where it happened, the end where it happened, and only
+//     the sum (`liveCount`) means anything, so migration needs no transfer of counts.
+//   * Orderings: the counters that pair with the sleep announcement (queue counts, mail
+//     counts, finished counts, migrant batches, `mainDone`, `sleeping`) use sequentially
+//     consistent RMWs and loads (the store→load pattern needs it); counters read only as
+//     hints (`queueActivity`, `startedCount`, `stolen`, the spin checks) are relaxed;
+//     `spawnedThreads` is a release store by its only writer (read, acquire, after every
+//     `finishedThreads`).
+//
+// Migration. Stealing moves queued, never-started threads. A *started* M:N
+// thread may also resume on another worker: when a worker has ready threads waiting behind the
+// running one while another worker is idle, it gives some up. The rules that keep it safe:
+//   * Who may move: M:N threads spawned unpinned (row flag MIGRATABLE). Pinning clears the flag
+//     for good: `MNThread(pinned:)`, `spawn(onWorker:)`, `MNThread.pin()`; so does spawning a
+//     worker-local `UThread` (parent and children share non-Sendable state and M:1 primitives,
+//     so they must stay on one kernel thread), and waiting for a descriptor (the fd is now in
+//     this worker's epoll set and registry; had the thread moved and closed it, the old
+//     reactor's registry would go stale while fd numbers are reused). Connection threads
+//     therefore balance by where they start (accepted connections are queued and stolen like
+//     any thread), not by moving later.
+//   * When: only a *ready* thread moves (its context is saved and it is on the run queue: no
+//     half-switched thread can be resumed elsewhere, so Go's gopark/unlockf dance is not
+//     needed), and only one that is suspended at a site audited for resuming elsewhere:
+//     `UThread.sleep` and every cross-worker wait (`MNWorker.park`: every primitive of MN/Sync,
+//     `mnSelect`, MNThread.join) set flag MOVABLE around their park; `UThread.yield()` and a
+//     thread that never ran are recognised by their empty wait kind (every park sets one and
+//     clears it only when the thread runs again), so the M:1 yield path pays nothing. Other
+//     suspensions (M:1 primitives, I/O, `blocking {}`, the time-slice preemption of other
+//     policies) keep the thread where it is; they may capture their worker's scheduler or
+//     reactor across the park, the audited sites do not.
+//   * Who decides: the busy worker itself, at its safe points (every 64 yields in
+//     `maintenance`, every 64 cross-worker parks, and every 4096 `UThread.checkpoint()` calls
+//     of a thread that runs long without yielding): when some worker sleeps or spins, it takes
+//     ready migratable threads from the *back* of its FIFO run queue (the front runs next here,
+//     with warm caches), enough for an even split with the idle workers, and publishes them as
+//     one batch in `migrants` (pairs of object and row: the object is the thread's migration
+//     record, MNThreadObject.swift); an idle worker adopts the whole batch. One batch in flight at
+//     a time, and adopters are busy afterwards, so nothing flows back unless a worker runs dry
+//     again: no ping-pong. Other policies (per-thread policy state) do not shed.
+//   * Rows stay put: code on the thread's stack holds its control block's address across every
+//     switch (Scheduler.park, MNWorker.park, sync code), so the row is never copied. Ownership
+//     moves instead (ControlBlockTable): the home table marks it abroad and stops listing and
+//     counting it; the adopter lists it as an immigrant (snapshots, cancelAll, deadlock
+//     teardown and the table's live count all see it there), and updates `tcb.runtime`,
+//     `tcb.worker` and the object's `placeWorker` (atomic, so that cancel finds it:
+//     MNThreadObject.swift). An immigrant
+//     that finishes sends its row and stack home (`.reclaim` mail): dense stacks are slots of
+//     the home pool's slabs. A worker's loop does not end while rows of its are abroad.
+//   * Mail that names a row checks ownership first (`table.owns`, which reads no field another
+//     kernel thread may write): a wake or cancel for a thread that moved away is dropped. A
+//     cancel that raced with the move is not lost: it set `cancelRequested` (in the object's
+//     flags word) before it read the place, and the adopter reads that flag after it updated
+//     the place. Wait tokens carry the worker
+//     index in their high bits, so they are unique in the runtime.
+//   * `self` after a switch. A migrated thread resumes in the middle of the code that
+//     suspended it, whose `self` is the *old* worker's Scheduler. The switch therefore returns
+//     the scheduler that resumed the thread (the switcher passes itself in the third argument
+//     register and the assembly returns it: Context/ContextSwitch.swift), and the post-switch
+//     bookkeeping (reaping the previous thread, restoring exclusivity) runs on that one. Above
+//     the switch, the audited sites use only the control block after a park; MN primitives
+//     re-read `MNWorker.current()` on each loop round.
+//   * The compiler hazard. Swift and LLVM may keep a thread-local's address (or a value read
+//     through it) in a register across a call, since nothing in the language lets a call
+//     change the calling kernel thread. After a migration it has. Hence: every read of "the
+//     current scheduler/thread" goes through out-of-line C accessors (`uthreads_get_runtime`,
+//     `uthreads_get_current`), never an inlined TLS access, and nothing keeps such a read
+//     across a suspension. The one inlined TLS access, the checkpoint countdown, is a hint (an
+//     early or late slow path re-reads everything). errno is TLS too: see below.
+//   * What travels with the thread: the Swift exclusivity access set (saved in the row at every
+//     switch-out and restored at switch-in, on whatever kernel thread: ContextSwitch.swift);
+//     errno (an M:N worker saves it in the thread's object at switch-out and restores it at
+//     switch-in, in the switch hooks, so M:1 FIFO pays nothing; not in the row, which stays at
+//     256 bytes: a bigger row is zeroed by a memset call at every spawn); `UThreadLocal`
+//     values (in the thread's object, not in TLS); the checkpoint countdown is the worker's (a
+//     hint). ThreadSanitizer builds announce every switch as a fiber switch, and a fiber may be
+//     resumed by any thread.
+//   * Limits. A thread that never reaches a safe point (no yield, park, sleep or checkpoint)
+//     cannot be preempted (no signal preemption: Scheduler.swift says why), so the ready
+//     threads queued behind it wait; its worker's not-started threads are still stolen (the
+//     staleness test in `steal`). A thread in `blocking {}` parks, so its worker runs the
+//     others meanwhile.
+//
+// A stalled worker (a thread that runs long): its queue's activity stops, so after 50 µs idle
+// workers take its queued threads without any monitor — the queue lock is the only thing a
+// thief needs. Its started ready threads move at the running thread's next safe point
+// (checkpoint, yield, cross-worker park), when the idle workers' sleeping/spinning counters
+// (the monitor) say someone has nothing to do; with no safe point at all they wait.
+//
+// Deadlock. A worker that would sleep with no timer, no I/O waiter and no offload in flight
+// counts itself `stuck`; when every active worker is stuck, no queue holds a thread and no
+// mailbox holds a message, and no worker left that state while it looked (MNStuckCensus.swift
+// has the lock-free argument), no thread can ever run again. The report is written in two
+// phases: every worker first writes its own thread table to stderr and the report, and only
+// after the last one has does every worker wake its parked threads with `.deadlocked` so they
+// unwind (`deadlockUnwindEpoch`); `run` throws `UThreadError.deadlock`. Waking in the same pass
+// let one worker's unwinding (a mutex released on the way out and handed to a waiter on
+// another worker) change a table not yet written, so the report lost waits. (Kernel threads outside the runtime could in
+// principle still spawn through a handle; like Go, they do not count.)
+//
+// Rejected designs:
+//   * "A thread migrates only before it first runs" (this runtime's first version): simple,
+//     but one worker could hold every started thread while the others idle.
+//   * Moving any ready thread, whatever suspended it (Go): every park site would have to be
+//     free of captured per-worker state, the M:1 primitives included, and the non-Sendable
+//     state a thread shares with its worker-local children would cross kernel threads.
+//     Opt-in audited sites (MOVABLE) and sticky pinning keep that premise.
+//   * Thieves taking ready threads from a busy worker's run queue (Go's runqsteal): the run
+//     queue would need atomics or a lock on every M:1 switch. The owner sheds instead.
+//   * Copying the row into the adopter's table: pointers to it live on the thread's stack.
+//   * Re-reading the current scheduler through TLS after every switch instead of the
+//     returned handoff: an extra out-of-line call on the M:1 switch path.
+//   * Go's unconditional stealing (an idle P takes half of any non-empty run queue): right
+//     for CPU-bound threads, 2× slower here for short ones (see "Spawn and join" above).
+//   * A worker that polls to decide whether a victim is behind by reading the victim's clock
+//     stamp (`lastTake`, the previous design): a clock read per take on the owner's path.
+import CUThreads
+import Glibc
+import SystemPackage
+import Synchronization
+
+/// One worker: a kernel thread running an M:1 scheduler, plus what other workers may touch.
+/// Fields are grouped by who writes them, so that the lines other CPUs poll are not the ones
+/// the owner writes on every spawn and exit.
+final class MNWorker: WorkerHooks, @unchecked Sendable {
+    let index: Int
+    unowned(unsafe) let runtime: MNRuntime
+    /// The same, for the hot paths: `rt { … }` reaches it without a retain (a retain is an
+    /// atomic write to the runtime's header, a line every worker would share).
+    let runtimeRef: Unmanaged<MNRuntime>
+    /// Queued M:N threads of this worker (not started; any worker may take them).
+    let queue = KernelLock(MNFIFO<MNThreadObject>())
+    let mailbox = KernelLock<[MNMail]>([])
+    /// The eventfd in the worker's epoll set that other kernel threads write to wake it.
+    let doorbell: Int32
+    private static let doorbellToken = UInt64(Int.max)
+
+    // Written by other kernel threads (posters, thieves, ringers); read by the owner.
+    private let padding0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    let mailCount = Atomic<Int>(0)
+    /// Non-zero while the worker sleeps (or is about to): `MNWorker.asleep`, or
+    /// `MNWorker.asleepDeferred` when it sleeps with a timeout because another worker's queue
+    /// holds threads that their owner is still taking (it looks again then, so new threads do
+    /// not ring it). Whoever flips it to 0 rings.
+    let sleeping = Atomic<Int>(0)
+    static let asleep = 1, asleepDeferred = 2
+
+    // Written by the owner (and by thieves under the queue lock); read by idle workers.
+    private let padding1: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    /// Threads in `queue` (changed under its lock; read without it as a hint).
+    let queueCount = Atomic<Int>(0)
+    /// Bumped by the owner each time it pushes to or takes from its own queue: a thief that
+    /// sees it unchanged for `stealAfterNanoseconds` (on its own clock) while the queue is not
+    /// empty steals (see `steal`).
+    let queueActivity = Atomic<UInt64>(0)
+    /// Threads this worker spawned and threads that finished on it (`MNRuntime.liveCount`).
+    let spawnedThreads = Atomic<Int>(0)
+    let finishedThreads = Atomic<Int>(0)
+    /// Threads this worker started (stolen ones included).
+    let startedCount = Atomic<Int>(0)
+    private let padding2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+
+    // Touched only on the worker's own kernel thread (or before it starts / after it ended).
+    private(set) var scheduler: Scheduler?
+    private let reactor: Reactor
+    var initial: MNThreadObject?
+    /// Wait tokens: the worker index in the high 16 bits, so a token is unique in the runtime
+    /// (a stale wake can never match a wait its thread began on another worker).
+    private var nextToken: UInt64
+    /// Cross-worker parks until the next shedding check.
+    private var parksUntilShed = 64
+    private var shutdownHandled = false
+    private var deadlockSeen = 0
+    private var deadlockUnwound = 0
+    private var spare: [MNMail] = []
+    /// Per victim: the `queueActivity` value last seen, and when (this worker's clock).
+    private var seenActivity: [UInt64] = []
+    private var seenAt: [UInt64] = []
+    /// Threads taken in one steal (kept: no allocation per steal).
+    private var stealBuffer: [MNThreadObject] = []
+
+    init(index: Int, runtime: MNRuntime, scheduler: Scheduler) throws(UThreadError) {
+        self.index = index
+        self.runtime = runtime
+        self.runtimeRef = Unmanaged.passUnretained(runtime)
+        self.nextToken = UInt64(index) << 48
+        let fd = uthreads_eventfd_create()
+        if fd < 0 { throw .system(call: "eventfd", errno: .lastError) }
+        doorbell = fd
+        do {
+            reactor = try Reactor.of(scheduler)
+        } catch {
+            uthreads_sys_close(fd)
+            throw error
+        }
+        if uthreads_epoll_ctl(reactor.epollFD, 1, fd, UInt32(UTHREADS_EV_IN), MNWorker.doorbellToken) < 0 {
+            let e = Errno.lastError
+            uthreads_sys_close(fd)
+            throw .system(call: "epoll_ctl", errno: e)
+        }
+        reactor.join(runtime.descriptors, worker: index)
+        self.scheduler = scheduler
+        scheduler.workerIndex = Int32(index)
+        scheduler.worker = self
+    }
+
+    deinit { uthreads_sys_close(doorbell) }
+
+    /// The eventfd the dump signal's handler rings to wake this worker (its reactor drains it
+    /// on every event: a ring with no offload completed costs one empty pass).
+    var dumpBell: Int32 { reactor.mailbox.eventFD }
+
+    func detach() {
+        scheduler?.worker = nil
+        scheduler = nil
+    }
+
+    /// Runs `body` with the runtime, without retaining it.
+    @inline(__always)
+    func rt<R>(_ body: (MNRuntime) throws -> R) rethrows -> R { try runtimeRef._withUnsafeGuaranteedRef(body) }
+
+    /// The worker and scheduler of the calling kernel thread, if it is an M:N worker.
+    @inline(__always)
+    static func current() -> (worker: MNWorker, scheduler: Scheduler)? {
+        guard let s = Scheduler.active, let w = s.worker else { return nil }
+        return (unsafeDowncast(w, to: MNWorker.self), s)
+    }
+
+    /// `current()`, or a clear stop for M:N API used elsewhere.
+    static func require(_ api: StaticString) -> (worker: MNWorker, scheduler: Scheduler) {
+        if let c = current(), c.scheduler.onUserThread { return c }
+        let message = "UserThreads: \(api) must be called from an M:N thread (inside UThreadRuntime.run(workers:) { … })."
+        uthreads_write_stderr("\n" + message + "\n")
+        preconditionFailure(message)
+    }
+
+    /// The kernel thread's body.
+    func main() {
+        guard let s = scheduler else { return }
+        if runtime.configuration.installFaultHandler { _ = uthreads_install_fault_handler() }
+        uthreads_set_runtime(Unmanaged.passUnretained(s).toOpaque())
+        let registered = registerForDebuggers(s)
+        defer { uthreads_registry_remove(registered) }
+        // `UThread.checkpoint()` reaches the worker's maintenance now and then (FIFO;
+        // other policies arm the countdown for their time slices).
+        if !s.timed { uthreads_checkpoint_arm(Scheduler.checkpointBatch) }
+        seenActivity = Array(repeating: 0, count: runtime.table.count)
+        seenAt = Array(repeating: 0, count: runtime.table.count)
+        if let object = initial {
+            initial = nil
+            start(object, s)
+        }
+        s.runLoop()
+        runtime.activeWorkers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        // What a clean end leaves: nothing (tests read these through `runInspecting`).
+        runtime.rowsLeft.wrappingAdd(s.table.liveCount + s.table.abroadCount, ordering: .relaxed)
+        runtime.stacksLeft.wrappingAdd(s.stacks.inUse, ordering: .relaxed)
+        s.shutdown()  // the reactor clears its bits in the descriptor registry
+        answerClosesAfterShutdown()
+        uthreads_set_runtime(nil)
+        uthreads_set_current(nil)
+        uthreads_checkpoint_arm(Int64.max / 2)
+    }
+
+    // MARK: Messages
+
+    func post(_ mail: MNMail) {
+        // The count is raised (seq-cst RMW) before `sleeping` is read in `ring`; a worker going
+        // to sleep sets `sleeping` before it reads the count: one of them sees the other.
+        mailbox.withLock { m in
+            m.append(mail)
+            mailCount.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        }
+        _ = ring()
+    }
+
+    /// Wakes the worker if it sleeps; true if this call rang it. A worker that runs or spins
+    /// is never rung (no system call): it looks at its mailbox and the queues by itself. With
+    /// `forQueuedThread`, a worker in a deferred sleep is not rung either: it already waits
+    /// for a queue to go stale and looks again within a millisecond (ringing it for every
+    /// spawn of a busy spawner made a system call per few spawns and halved spawn+join).
+    @discardableResult
+    func ring(forQueuedThread: Bool = false) -> Bool {
+        let state = sleeping.load(ordering: .sequentiallyConsistent)
+        guard state == MNWorker.asleep || (state == MNWorker.asleepDeferred && !forQueuedThread) else { return false }
+        guard sleeping.compareExchange(expected: state, desired: 0, ordering: .sequentiallyConsistent).exchanged else { return false }
+        _ = uthreads_eventfd_signal(doorbell)
+        return true
+    }
+
+    func wakeLocal(_ w: MNWaiter, _ result: WakeResult, _ s: Scheduler) {
+        // Ownership first: a late wake may name a row that migrated away since (another kernel
+        // thread's now, or freed at its home); only an owned row's fields may be read.
+        guard let t = ControlBlock(bitPattern: w.block), s.table.owns(t), t.pointee.mn_token == w.token else { return }
+        s.wake(t, result)
+    }
+
+    /// Applies every message in the mailbox: all of them under one lock, with no allocation
+    /// (two buffers swapped).
+    private func drainMail(_ s: Scheduler) {
+        var taken = spare
+        spare = []
+        mailbox.withLock { m in
+            swap(&m, &taken)
+            // Relaxed is enough: posters raise the count under the same lock.
+            mailCount.wrappingSubtract(taken.count, ordering: .relaxed)
+        }
+        defer {
+            taken.removeAll(keepingCapacity: true)
+            spare = taken
+        }
+        for mail in taken {
+            switch mail {
+            case .wake(let w, let result):
+                wakeLocal(w, result, s)
+            case .cancel(let block, let id):
+                // A thread that migrated away meanwhile is cancelled by its adopter (which sees
+                // `cancelRequested` when it updates the thread's place).
+                guard let t = ControlBlock(bitPattern: block), s.table.owns(t), t.pointee.id == id else { continue }
+                let state = t.pointee.state
+                if state != .stateFree && state != .stateFinished { s.cancel(t) }
+            case .start(let object):
+                start(object, s)
+            case .snapshot(let request):
+                request.answer(worker: index, s)
+            case .reclaim(let block):
+                s.reclaim(ControlBlock(bitPattern: block)!)
+            case .closeDescriptor(let fd):
+                answerClose(fd)
+            }
+        }
+    }
+
+    /// Mail: a deferred close of `fd` (Reactor/DescriptorRegistry.swift). Drops this worker's
+    /// entry (its waiters throw `.closed`) and answers; the last answer closes `fd` and wakes
+    /// the closer if it waits (it gets close(2)'s error). An error nobody waits for (a deinit's
+    /// close) goes to stderr: this runs on the scheduler's path, where a log handler that does
+    /// I/O or parks must not be called. The number cannot have been reused yet: this worker's
+    /// entry, if any, is the closing file's.
+    func answerClose(_ fd: Int32) {
+        reactor.dropEntry(fd)
+        if let error = runtime.descriptors.answer(fd, worker: index) {
+            uthreads_write_stderr("uthreads: a deferred close of descriptor \(fd) failed: \(error)\n")
+        }
+    }
+
+    /// After the worker's loop ended and its reactor left the registry: answers the deferred
+    /// closes still in the mailbox (every request for a bit this worker had is there by now:
+    /// requests are posted under the stripe lock, the bits were cleared under it). Other mail
+    /// stays where it is, as before.
+    private func answerClosesAfterShutdown() {
+        let closes: [Int32] = mailbox.withLock { m in
+            var fds: [Int32] = []
+            m.removeAll { mail in
+                guard case .closeDescriptor(let fd) = mail else { return false }
+                fds.append(fd)
+                return true
+            }
+            mailCount.wrappingSubtract(fds.count, ordering: .sequentiallyConsistent)
+            return fds
+        }
+        for fd in closes { answerClose(fd) }
+    }
+
+    // MARK: Starting and stealing
+
+    /// Creates the thread of `object` on this worker and makes it ready. When that fails (no
+    /// stack), the thread ends at once with the error — or, with `retryLater` (a thread about to
+    /// park is running: the failed thread's joiners might include it, and a wake cannot reach
+    /// a thread that has not parked yet), the object goes to the own mailbox, and the idle
+    /// loop tries again.
+    func start(_ object: MNThreadObject, _ s: Scheduler, retryLater: Bool = false) {
+        do {
+            let t = try s.spawn(object, priority: 0, stackSize: object.stackSize, flags: object.pinned ? 0 : .flagMigratable)
+            if !object.pinned { object.home = Int32(index) }
+            startedCount.store(startedCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
+            let cancel = object.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)
+            if cancel || shutdownHandled { s.cancel(t) }
+        } catch {
+            if retryLater { post(.start(object)) } else { object.failBeforeStart(error) }
+        }
+    }
+
+    enum Work { case took, none, deferred }
+
+    /// Starts one thread from the own queue, else from the injection queue. The counts are
+    /// read first (no lock when both are empty, the common case of a busy worker).
+    private func takeOwn(_ s: Scheduler, retryLater: Bool = false) -> Bool {
+        if queueCount.load(ordering: .relaxed) > 0, let object = queue.withLock({ q -> MNThreadObject? in
+            guard let o = q.pop() else { return nil }
+            queueCount.wrappingSubtract(1, ordering: .relaxed)  // under the lock; a hint for others
+            return o
+        }) {
+            queueActivity.store(queueActivity.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
+            start(object, s, retryLater: retryLater)
+            return true
+        }
+        let injected: MNThreadObject? = rt { runtime in
+            guard runtime.injected.load(ordering: .relaxed) > 0 else { return nil }
+            return runtime.injection.withLock { q -> MNThreadObject? in
+                guard let o = q.pop() else { return nil }
+                runtime.injected.wrappingSubtract(1, ordering: .relaxed)
+                return o
+            }
+        }
+        if let injected {
+            start(injected, s, retryLater: retryLater)
+            return true
+        }
+        return false
+    }
+
+    /// Before a thread of this worker parks with nothing else ready: start one of the own
+    /// queued threads now, so that the park switches straight to it instead of through the
+    /// idle loop (Go's runnext, in effect: a worker's own new threads run on it first, while
+    /// it keeps up). Its cost when the queue is empty: one load. Called before the park's
+    /// MOVABLE window opens, with the parking thread's own worker (it has not switched yet).
+    func refillBeforePark(_ s: Scheduler) {
+        if !s.hasReadyThreads { _ = takeOwn(s, retryLater: true) }
+    }
+
+    /// Takes up to half (at most `stealMax`) of another worker's queued threads — only from a
+    /// worker that is behind: its queue is not empty and it has not taken from it for
+    /// `stealAfterNanoseconds`, as seen on this worker's clock (it is busy with a long thread,
+    /// blocked, or spawning a burst). A worker that drains its queue quickly keeps its threads
+    /// (and their caches) instead of paying cross-CPU traffic for short threads. That is also
+    /// the monitor: a thread that runs long without a safe point stops its
+    /// worker's takes, and its queued threads then go to other workers.
+    private func steal(_ s: Scheduler, now: UInt64) -> Work {
+        rt { runtime in steal(s, now: now, runtime) }
+    }
+
+    private func steal(_ s: Scheduler, now: UInt64, _ runtime: MNRuntime) -> Work {
+        let n = runtime.table.count
+        var deferred = false
+        for offset in 1..<max(n, 1) {
+            let v = (index + offset) % n
+            let took: Bool? = runtime.withWorker(v) { victim -> Bool? in
+                guard victim.queueCount.load(ordering: .relaxed) > 0 else { return false }
+                let activity = victim.queueActivity.load(ordering: .relaxed)
+                if activity != seenActivity[v] || seenAt[v] == 0 {
+                    seenActivity[v] = activity
+                    seenAt[v] = now
+                    return nil
+                }
+                if now &- seenAt[v] < MNRuntime.stealAfterNanoseconds { return nil }
+                victim.queue.withLock { q in
+                    let k = min(MNRuntime.stealMax, (q.count + 1) / 2)
+                    for _ in 0..<k { if let o = q.popLast() { stealBuffer.append(o) } }
+                    victim.queueCount.wrappingSubtract(stealBuffer.count, ordering: .relaxed)
+                }
+                return !stealBuffer.isEmpty
+            }
+            guard let took else {
+                deferred = true
+                continue
+            }
+            guard took else { continue }
+            seenAt[v] = 0
+            runtime.stolen.wrappingAdd(stealBuffer.count, ordering: .relaxed)
+            for object in stealBuffer.reversed() { start(object, s) }  // oldest of the batch first
+            stealBuffer.removeAll(keepingCapacity: true)
+            return .took
+        }
+        return deferred ? .deferred : .none
+    }
+
+    /// Shutdown (main returned) and deadlock teardown requests. False: abandon the loop.
+    private func checkRuntime(_ s: Scheduler) -> Bool {
+        if !shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent) {
+            shutdownHandled = true
+            s.cancelAll(except: nil)
+            runtime.shutdownsHandled.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        }
+        let epoch = runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent)
+        if epoch > deadlockSeen {
+            deadlockSeen = epoch
+            if epoch >= 2 { return false }  // threads parked again while unwinding: abandon them
+            // Phase 1: each worker adds its own table to the report (only it may read its
+            // table); the last one to do so opens phase 2 for all.
+            let table = "worker \(index):\n" + DeadlockReport(scheduler: s).description
+            uthreads_write_stderr(table + "\n")
+            runtime.deadlockReport.withLock { $0 = ($0 ?? "") + "\n" + table }
+            let written = runtime.deadlockTables.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+            if written >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent) {  // >=: never stuck below
+                runtime.deadlockUnwindEpoch.store(epoch, ordering: .sequentiallyConsistent)
+                runtime.ringAll()
+            }
+        }
+        // Phase 2: every table is in the report; wake the parked threads so that they unwind.
+        let unwind = runtime.deadlockUnwindEpoch.load(ordering: .sequentiallyConsistent)
+        if unwind > deadlockUnwound {
+            deadlockUnwound = unwind
+            s.wakeAllParked(.deadlocked)
+            runtime.deadlockWokenWorkers.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        }
+        return true
+    }
+
+    private var finished: Bool {
+        runtime.mainDone.load(ordering: .sequentiallyConsistent) && runtime.liveCount() == 0
+    }
+
+    /// The worker's loop may end: the runtime is finished, and this worker has no thread left
+    /// (worker-local `UThread`s count) and no row abroad (rows abroad must come home first:
+    /// their stacks belong to this worker's pool). The idle pass ends on it, and the sleep
+    /// re-check looks at the same condition (once they differed, and a worker whose last
+    /// worker-local thread waited for I/O spun without ever polling its reactor).
+    private func mayEnd(_ s: Scheduler) -> Bool {
+        finished && s.table.liveCount == 0 && s.table.abroadCount == 0
+    }
+
+    // MARK: Migration
+
+    /// Gives up ready migratable threads for idle workers, when some worker is idle (sleeping or
+    /// spinning) and this one has ready threads waiting behind the running one. Takes from the
+    /// back of the run queue (the front is about to run here, with warm caches), and only
+    /// enough for an even split between this worker and the idle ones: the adopters are busy
+    /// afterwards, so nothing flows back unless a worker runs dry again (no ping-pong).
+    /// O(ready). Called at safe points: every 64 yields and every 64 cross-worker parks.
+    func shed(_ s: Scheduler) {
+        let idle = runtime.sleepers.load(ordering: .relaxed) + runtime.spinning.load(ordering: .relaxed)
+        guard idle > 0, !shutdownHandled else { return }
+        let ready = s.readyCountForShedding
+        guard ready > 0 else { return }
+        // One batch in flight at a time: the previous one has not been adopted yet.
+        guard runtime.migrantBatches.load(ordering: .relaxed) == 0 else { return }
+        let n = min(MNRuntime.stealMax, (ready + 1) * idle / (idle + 1))
+        let rows = s.shedMigratable(max: n)
+        guard !rows.isEmpty else { return }
+        // Only M:N threads are migratable (worker-local UThreads never are): the row's object
+        // is an MNThreadObject, kept alive by the row.
+        let batch = rows.map { t in MNMigrant(object: unsafeDowncast(s.objectOf(t), to: MNThreadObject.self), block: t) }
+        let now = uthreads_monotonic_ns()
+        rt { runtime in
+            runtime.migrants.withLock { q in
+                q.push((batch, now))
+                // Under the lock (an adopter decrements under it: never below 0); seq-cst before
+                // `sleepers` is read in `ringOne`, pairing with the re-check of a worker going
+                // to sleep (it reads `migrantBatches`).
+                runtime.migrantBatches.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            }
+            runtime.ringOne(except: index, forQueuedThread: false)
+        }
+    }
+
+    /// Adopts one batch of migrating threads (only one given up before `before`, if given);
+    /// false when there is none.
+    private func adoptMigrants(_ s: Scheduler, before: UInt64? = nil) -> Bool {
+        rt { runtime in
+            guard runtime.migrantBatches.load(ordering: .relaxed) > 0 else { return false }
+            let batch: [MNMigrant]? = runtime.migrants.withLock { q in
+                if let before, let age = q.first?.at, age > before { return nil }
+                guard let b = q.pop() else { return nil }
+                runtime.migrantBatches.wrappingSubtract(1, ordering: .sequentiallyConsistent)  // under the lock
+                return b.threads
+            }
+            guard let batch else { return false }
+            for m in batch { adopt(m, s) }
+            return true
+        }
+    }
+
+    /// Takes ownership of a migrating thread: its row (which stays in its home's table), its
+    /// place (so that cancel and join find it here), and makes it ready on this worker.
+    private func adopt(_ m: MNMigrant, _ s: Scheduler) {
+        let t = m.block
+        s.adopt(t)
+        _ = rt { $0.migrations.wrappingAdd(1, ordering: .relaxed) }
+        let cancel = m.object.moved(to: index)
+        if cancel || shutdownHandled { s.cancel(t) }
+    }
+
+    func finishedAbroad(_ row: ControlBlock, home: Int) {
+        rt { runtime in runtime.withWorker(home) { $0.post(.reclaim(block: UInt(bitPattern: row))) } }
+    }
+
+    // MARK: WorkerHooks
+
+    func maintenance(_ s: Scheduler) {
+        if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
+        if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { _ = checkRuntime(s) }
+        // Fairness with busy threads: start one queued thread now and then.
+        _ = takeOwn(s)
+        // Migrants that no idle worker came for (it found other work): any worker takes them.
+        if rt({ $0.migrantBatches.load(ordering: .relaxed) }) > 0 {
+            _ = adoptMigrants(s, before: uthreads_monotonic_ns() &- MNRuntime.migrantPatienceNanoseconds)
+        }
+        shed(s)
+    }
+
+    func idle(_ s: Scheduler) -> Bool {
+        s.answerSafePointRequests()  // a dump signal (MNObservability.swift)
+        if !s.timers.isEmpty { s.fireTimers(now: s.now()) }
+        if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
+        guard checkRuntime(s) else { return false }
+        if s.hasReadyThreads { return true }
+        if takeOwn(s) { return true }
+        if adoptMigrants(s) { return true }
+        var work = steal(s, now: uthreads_monotonic_ns())
+        if work == .took { return true }
+        if mayEnd(s) { return false }
+
+        // A short bounded spin first (Go's spinning M), by at most half of the workers: a
+        // cross-worker handoff (a join, a channel, a steal) usually completes within
+        // microseconds, and sleeping costs an eventfd write plus an epoll wake-up (~5–50 µs
+        // here) on each side. The spin polls this worker's own lines often and other workers'
+        // queues about once a microsecond (each look at a line another CPU writes costs that
+        // CPU a cache miss); it ends at the first sign of work; then the worker sleeps.
+        work = spinForWork(s)
+        if work == .took { return true }
+        let deferred = work == .deferred
+
+        // Sleep in epoll_wait until a timer, I/O, an offload completion or the doorbell.
+        var timeout: UInt64? = s.timers.nextDeadline.map { $0 &- min($0, s.now()) }
+        if deferred { timeout = min(timeout ?? .max, MNRuntime.stealAfterNanoseconds) }  // look again then
+        let forever = timeout == nil && reactor.pendingWakeups == 0
+        sleeping.store(deferred ? MNWorker.asleepDeferred : MNWorker.asleep, ordering: .sequentiallyConsistent)
+        runtime.sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if forever {
+            runtime.stuck.enter()
+            if runtime.configuration.checkInvariants { runtime.stuck.checkInvariants(workers: runtime.table.count) }
+        }
+        defer {
+            if forever { runtime.stuck.leave() }  // before any work is taken (MNStuckCensus)
+            runtime.sleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+            if sleeping.exchange(0, ordering: .sequentiallyConsistent) == 0 {
+                _ = uthreads_eventfd_drain(doorbell)  // someone rang
+            }
+        }
+        // Re-check after announcing the sleep (each poster changes its counter, then rings).
+        if mailCount.load(ordering: .sequentiallyConsistent) > 0
+            || queueCount.load(ordering: .sequentiallyConsistent) > 0 || runtime.injected.load(ordering: .sequentiallyConsistent) > 0
+            || runtime.migrantBatches.load(ordering: .sequentiallyConsistent) > 0
+            || (!deferred && runtime.queuedCount() > 0)
+            || runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent) > deadlockSeen
+            || runtime.deadlockUnwindEpoch.load(ordering: .sequentiallyConsistent) > deadlockUnwound
+            || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent))
+            || mayEnd(s) {
+            return true
+        }
+        if forever, let epoch = looksDeadlocked() {
+            declareDeadlock(s, from: epoch)
+            return true
+        }
+        reactor.poll(timeoutNanoseconds: timeout)
+        return true
+    }
+
+    /// Spins up to `MNRuntime.spinNanoseconds` for mail, own or injected threads, or a queue
+    /// to steal from; `.took` if it started one or if something for the idle pass appeared
+    /// (mail, an own queued thread, the end of main), `.none` (go to sleep) or `.deferred` (some
+    /// worker has queued threads it is still taking itself: sleep briefly) otherwise.
+    private func spinForWork(_ s: Scheduler) -> Work {
+        rt { runtime in spinForWork(s, runtime) }
+    }
+
+    private func spinForWork(_ s: Scheduler, _ runtime: MNRuntime) -> Work {
+        let maxSpinners = max(1, runtime.table.count / 2)
+        guard runtime.spinning.wrappingAdd(1, ordering: .relaxed).newValue <= maxSpinners else {
+            runtime.spinning.wrappingSubtract(1, ordering: .relaxed)
+            return runtime.queuedCount() > 0 ? .deferred : .none
+        }
+        defer { runtime.spinning.wrappingSubtract(1, ordering: .relaxed) }
+        let end = uthreads_monotonic_ns() &+ MNRuntime.spinNanoseconds
+        var work = Work.none
+        while true {
+            for _ in 0..<32 {
+                if mailCount.load(ordering: .relaxed) > 0 || queueCount.load(ordering: .relaxed) > 0 { return .took }
+                uthreads_cpu_relax()
+            }
+            // idle() handles the end of main once; after that a worker whose threads wait for
+            // I/O or an offload must go on to sleep in its reactor, or it would spin without
+            // ever polling it (found: a close waiting for a completion during shutdown hung).
+            if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { return .took }
+            if runtime.injected.load(ordering: .relaxed) > 0, takeOwn(s) { return .took }
+            if adoptMigrants(s) { return .took }
+            let now = uthreads_monotonic_ns()
+            work = steal(s, now: now, runtime)
+            if work == .took || now > end { return work }
+        }
+    }
+
+    /// Every active worker is stuck (no ready thread, timer, I/O or offload; it is about to sleep
+    /// with no timeout), nothing is queued (a batch of migrants counts), no mailbox holds a
+    /// message, and no worker left the stuck state while this looked (`MNStuckCensus` has the
+    /// argument, and the false deadlock its first version declared). O(workers).
+    /// Returns the deadlock epoch it saw, for `declareDeadlock`, or nil.
+    private func looksDeadlocked() -> Int? {
+        let runtime = runtime
+        // While a deadlock is being reported or unwound (until every worker has woken its
+        // threads) the workers are idle by design: not a second deadlock.
+        let epoch = runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent)
+        guard runtime.deadlockUnwindEpoch.load(ordering: .sequentiallyConsistent) == epoch,
+              runtime.deadlockWokenWorkers.load(ordering: .sequentiallyConsistent)
+                == runtime.deadlockTables.load(ordering: .sequentiallyConsistent) else { return nil }
+        let all = runtime.stuck.allStuck(of: runtime.activeWorkers.load(ordering: .sequentiallyConsistent)) {
+            runtime.queuedCount() == 0 && !finished
+                && (!runtime.mainDone.load(ordering: .sequentiallyConsistent)
+                    || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent))
+                && (0..<runtime.table.count).allSatisfy { runtime.withWorker($0) { $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 } }
+        }
+        return all ? epoch : nil
+    }
+
+    /// Declares the deadlock that `looksDeadlocked` saw at `epoch`, unless another worker saw
+    /// it too and declared it first (two workers may pass the check at once).
+    private func declareDeadlock(_ s: Scheduler, from epoch: Int) {
+        guard runtime.deadlockEpoch.compareExchange(expected: epoch, desired: epoch + 1,
+                                                     ordering: .sequentiallyConsistent).exchanged else { return }
+        let workers = runtime.activeWorkers.load(ordering: .relaxed)
+        let header = "M:N runtime: all \(workers) workers idle with parked threads, nothing queued, no timer, no I/O (each worker's table follows)."
+        uthreads_write_stderr("\n" + header + "\n")
+        runtime.deadlockReport.withLock { $0 = header + ($0 ?? "") }
+        runtime.ringAll()
+    }
+
+    // MARK: Cross-worker waits
+
+    /// Parks the running thread for a cross-worker wait. `register` publishes the waiter (under
+    /// the object's lock) and returns true, or returns false when there is no need to wait.
+    /// Returns nil when it did not park, else the wake result. The waiter is unique to this
+    /// wait: a wake for an older wait is dropped. When nothing else is ready here, one of the
+    /// worker's queued threads is started first (`refillBeforePark`).
+    /// `target` describes the wait in the thread table; `cancellable: false` only for waits
+    /// that must not end early (a condition's mutex reacquisition, a table request).
+    func park(_ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget? = nil, deadline: UInt64?,
+              cancellable: Bool = true, _ register: (MNWaiter) throws -> Bool) rethrows -> (MNWaiter, WakeResult)? {
+        let me = s.current
+        parksUntilShed -= 1
+        if parksUntilShed <= 0 {
+            parksUntilShed = 64
+            shed(s)
+        }
+        nextToken &+= 1
+        let waiter = MNWaiter(runtime: runtime, worker: index, block: UInt(bitPattern: me), token: nextToken)
+        me.pointee.mn_token = waiter.token
+        let wait: Bool
+        do { wait = try register(waiter) } catch {
+            me.pointee.mn_token = 0
+            throw error
+        }
+        guard wait else {
+            me.pointee.mn_token = 0
+            return nil
+        }
+        // Still this worker's thread: start a queued one to switch to (before the window below).
+        refillBeforePark(s)
+        // A cross-worker wait is a site audited for resuming on another worker: after
+        // the park only `me` is used (never `self` or `s`, which may be another worker's now).
+        me.set(.flagMovable)
+        let result = s.park(kind, object: object, target: target, deadline: deadline, cancellable: cancellable)
+        me.clear(.flagMovable)
+        me.pointee.mn_token = 0
+        return (waiter, result)
+    }
+}
