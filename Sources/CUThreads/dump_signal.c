@@ -31,6 +31,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static uint64_t dump_requests;
@@ -47,7 +48,7 @@ static void ring_bells(void) {
         int fd = __atomic_load_n(&bells[i], __ATOMIC_SEQ_CST) - 1;
         if (fd < 0) continue;
         uint64_t one = 1;
-        ssize_t n = write(fd, &one, sizeof one);  // EAGAIN (counter full) still wakes the poller
+        ssize_t n = syscall(SYS_write, fd, &one, sizeof one);  // EAGAIN (counter full) still wakes the poller
         (void)n;
     }
     __atomic_sub_fetch(&handlers_ringing, 1, __ATOMIC_SEQ_CST);

@@ -11,6 +11,8 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int uthreads_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
@@ -40,24 +42,39 @@ int uthreads_epoll_wait(int epfd, uthreads_io_event *out, int max, int timeout_m
     return n;
 }
 
+// The runtime's own descriptors are non-blocking and must never pass through an interposer of
+// the C library's blocking calls (the jacket, Sources/UserThreadsJacket): these call the
+// kernel directly (syscall(2)), not the interposable read/write/close/accept4 symbols.
+ssize_t uthreads_sys_read(int fd, void *buffer, size_t count) { return syscall(SYS_read, fd, buffer, count); }
+ssize_t uthreads_sys_write(int fd, const void *buffer, size_t count) { return syscall(SYS_write, fd, buffer, count); }
+ssize_t uthreads_sys_readv(int fd, const struct iovec *vectors, int count) { return syscall(SYS_readv, fd, vectors, count); }
+ssize_t uthreads_sys_writev(int fd, const struct iovec *vectors, int count) { return syscall(SYS_writev, fd, vectors, count); }
+ssize_t uthreads_sys_recv(int fd, void *buffer, size_t count, int flags) {
+    return syscall(SYS_recvfrom, fd, buffer, count, flags, NULL, NULL);
+}
+ssize_t uthreads_sys_send(int fd, const void *buffer, size_t count, int flags) {
+    return syscall(SYS_sendto, fd, buffer, count, flags, NULL, 0);
+}
+int uthreads_sys_close(int fd) { return (int)syscall(SYS_close, fd); }
+
 int uthreads_eventfd_create(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
 int uthreads_eventfd_signal(int fd) {
     uint64_t one = 1;
     ssize_t n;
-    do { n = write(fd, &one, sizeof one); } while (n < 0 && errno == EINTR);
+    do { n = uthreads_sys_write(fd, &one, sizeof one); } while (n < 0 && errno == EINTR);
     return n == sizeof one || (n < 0 && errno == EAGAIN) ? 0 : -1;  // EAGAIN: counter saturated, already signalled
 }
 
 uint64_t uthreads_eventfd_drain(int fd) {
     uint64_t value = 0;
     ssize_t n;
-    do { n = read(fd, &value, sizeof value); } while (n < 0 && errno == EINTR);
+    do { n = uthreads_sys_read(fd, &value, sizeof value); } while (n < 0 && errno == EINTR);
     return n == sizeof value ? value : 0;
 }
 
 int uthreads_accept(int fd, struct sockaddr *addr, socklen_t *len) {
-    return accept4(fd, addr, len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    return (int)syscall(SYS_accept4, fd, addr, len, SOCK_CLOEXEC | SOCK_NONBLOCK);
 }
 
 int uthreads_socket(int domain, int type, int protocol) {

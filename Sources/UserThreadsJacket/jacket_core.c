@@ -48,13 +48,10 @@
 //     call that must flip O_NONBLOCK (a connect in progress cannot be re-issued blocking), on
 //     a socket that is not connected yet and so is rarely shared.
 // On EAGAIN the slow path (jacket_block) reads the file's flags once: a descriptor the caller
-// made non-blocking returns EAGAIN as the real call would (this is also how the runtime's own
-// calls pass through: its descriptors are all O_NONBLOCK, so IO.read's read reaches the kernel
-// once and gets its EAGAIN back — the runtime never recurses into a park of the jacket's, and
-// needs no "inside the runtime" flag). A descriptor the caller sees blocking parks the user
-// thread on its worker's reactor (the same wait IO.read uses on EAGAIN, with the table showing
-// `read fd 7 (jacket)`), bounded by SO_RCVTIMEO/SO_SNDTIMEO (then EAGAIN, as Linux returns), and
-// retries. A blocking write or send on a stream writes everything, as the real call does,
+// made non-blocking returns EAGAIN as the real call would. A descriptor the caller sees
+// blocking parks the user thread on its worker's reactor (the same wait IO.read uses on
+// EAGAIN, with the table showing `read fd 7 (jacket)`), bounded by SO_RCVTIMEO/SO_SNDTIMEO
+// (then EAGAIN, as Linux returns), and retries. A blocking write or send on a stream writes everything, as the real call does,
 // parking as often as needed; a blocking recv with MSG_WAITALL reads everything.
 //
 // RWF_NOWAIT on a regular file stops at the first byte not in the page cache; a short read
@@ -72,7 +69,7 @@
 // timeout (one descriptor waiting in one direction parks on it directly; several are put in a
 // temporary epoll set, which the reactor waits on as one descriptor — epoll descriptors are
 // pollable), then the zero-timeout call again. The signal mask of ppoll/pselect/epoll_pwait
-// applies to those real calls only, not while the thread is parked. Sleeps
+// applies to those real calls only, not while the thread is parked (Edges, below). Sleeps
 // (nanosleep/clock_nanosleep/usleep/sleep) become user-thread sleeps on the runtime's clock.
 //
 // errno. Every return value and errno is the real call's, with two additions: a cancelled
@@ -81,14 +78,38 @@
 // this one waited fails with EBADF. A call that does not need to wait completes even for a
 // cancelled thread. EINTR from a signal is passed through as the real call would.
 //
-// Edges. The jacket's close notifies the runtime before close(2), so the reactor drops its
-// registration and the number can be reused at once; a descriptor closed behind the jacket's
-// back (fclose, close_range, syscall(SYS_close)) keeps a stale registration until its number
-// is waited on again — then the wait only ends at its timeout. A forked child has no runtime:
-// the jacket turns itself off there (pthread_atfork), so the child's calls are the real calls.
-// A signal handler's call on a user thread is jacketed like any other: it never parks when it
-// need not wait (a write to a non-blocking self-pipe, to stderr), but a handler must not make
-// a call that would block, with or without the jacket.
+// The runtime's own I/O never passes through the jacket. Its descriptors are non-blocking, but
+// through the jacket a read that would block cost preadv2 + fcntl(F_GETFL) + readv, an eventfd
+// ring (eventfds refuse RWF_NOWAIT: EOPNOTSUPP) pwritev2 + poll + writev, an accept an extra
+// poll — and the registry's close(2) would re-enter the jacket's close below under its own
+// lock. So the CUThreads shims (eventfd bells, accept, the dump signal's bell) and IO's
+// read/write/readv/writev/recv/send and every close of the runtime call the kernel directly
+// (uthreads_sys_* in CUThreads, syscall(2)), whether or not a jacket is linked; without one
+// that costs the same as the libc call.
+//
+// close. On a user thread the jacket's close is the runtime's `IO.close` (the `closing` hook):
+// it wakes the descriptor's waiters on every worker of an M:N runtime with EBADF — the kernel
+// removes a closed file from the other workers' epoll sets without an event, so a reader parked
+// there would otherwise sleep forever — and close(2) runs once no worker watches the number
+// (deferred to the last watcher, the closer parked until then, not cancellable: the registry's
+// essay, Sources/UserThreads/Reactor/DescriptorRegistry.swift), so the number cannot be reused
+// while a worker still has an entry for it. Rejected: telling only the closing worker's reactor
+// (the first version: the cross-worker reader hung), and waking the other workers but closing
+// at once (their late wakes could hit a new file that reused the number). Off a user thread the
+// close is the real call.
+//
+// Edges. A descriptor closed behind the jacket's back (fclose, close_range,
+// syscall(SYS_close)) keeps a stale registration until its number is waited on again — then
+// the wait only ends at its timeout. A forked child has no runtime: the jacket turns itself off
+// there (pthread_atfork) for good, so the child's calls are the real calls, even for a runtime
+// the child starts (the hand-over runs once per process). Signals: a parked jacketed call is not
+// a system call, so a signal does not interrupt it — the handler runs, the call does not return
+// EINTR and waits on until ready, its timeout or cancellation; and the signal mask of
+// ppoll/pselect/epoll_pwait applies to their zero-timeout real calls only, not while the thread
+// is parked (the worker's kernel thread keeps its own mask). A signal handler's call on a user
+// thread is jacketed like any other: it never parks when it need not wait (a write to a
+// non-blocking self-pipe, to stderr), but a handler must not make a call that would block, with
+// or without the jacket.
 //
 // Off switch: with UTHREADS_JACKET=0 in the environment the jacket never activates (every
 // call is the real call), for comparing a program with and without it.

@@ -62,9 +62,16 @@ int connect(int fd, const struct sockaddr *address, socklen_t length) {
     }
 }
 
+/// close on a user thread is the runtime's close: it wakes the waiters of `fd` on every M:N
+/// worker before the file goes (the kernel drops a closed file from other epoll sets silently)
+/// and calls close(2) itself, as the last watcher.
 int close(int fd) {
     jacket_forget_descriptor(fd);
-    if (jacket_on_user_thread()) jacket_runtime->closing(fd);
+    if (jacket_on_user_thread()) {
+        int e = jacket_runtime->closing(fd);
+        if (e == 0) return 0;
+        if (e > 0) { errno = e; return -1; }
+    }
     return REAL(close)(fd);
 }
 

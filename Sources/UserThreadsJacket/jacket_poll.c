@@ -37,8 +37,7 @@ int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline) {
         }  // EPERM (a regular file) cannot happen: poll reported it ready already
     }
     int e = jacket_runtime->wait_fd(set, UTHREADS_JACKET_READ, UTHREADS_JACKET_KIND_POLL, deadline);
-    jacket_runtime->closing(set);
-    REAL(close)(set);
+    if (jacket_runtime->closing(set) < 0) REAL(close)(set);  // the runtime closes it on a user thread
     return e;
 }
 

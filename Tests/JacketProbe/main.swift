@@ -266,17 +266,26 @@ case "stderr-raw":
     print("ticks-during-write=\(seen.value)")
 
 case "close-elsewhere":
-    // A plain close on one worker of a descriptor a user thread on another worker waits on:
-    // the wait ends with EBADF (the jacket's promise), it does not hang.
+    // A plain close of a descriptor a user thread waits on, under M:N from another worker
+    // than the reader's: the wait ends with EBADF (the jacket's promise), it does not hang.
     let (r, _) = blockingPipe()
     inRuntime {
-        let reader = try MNThread.spawn(name: "reader", onWorker: 1) { () -> probe_result in
+        let read = Box()
+        let readThat = { @Sendable in
             var byte: UInt8 = 0
-            return probe_read(r, &byte, 1)
+            read.lines.append(describe(probe_read(r, &byte, 1)))
+        }
+        let join: () throws -> Void
+        if Options.workers > 1 {
+            let reader = try MNThread.spawn(name: "reader", onWorker: 1, readThat)
+            join = { try reader.join() }
+        } else {
+            join = spawn("reader", readThat)
         }
         while !UThreadRuntime.threadTable().description.contains("read fd \(r) (jacket)") { UThread.yield() }
-        print("close=\(describe(probe_close(r))) on worker \(MNThread.worker ?? -1)")
-        print("read=\(describe(try reader.join()))")
+        print("close=\(describe(probe_close(r))) on worker \(MNThread.worker ?? 0)")
+        try join()
+        print("read=\(read.lines.joined())")
     }
 
 case "poll-many":

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,6 +30,23 @@ typedef struct uthreads_io_event {
     uint32_t events;
     uint64_t data;
 } uthreads_io_event;
+
+/// The system calls themselves (syscall(2)), for the runtime's own I/O: never the C library's
+/// interposable symbols, which an interposer (the jacket) may have replaced with calls that
+/// park user threads (essay: Sources/UserThreadsJacket/jacket_core.c).
+ssize_t uthreads_sys_read(int fd, void *_Nullable buffer, size_t count);
+/// write(2), the system call.
+ssize_t uthreads_sys_write(int fd, const void *_Nullable buffer, size_t count);
+/// readv(2), the system call.
+ssize_t uthreads_sys_readv(int fd, const struct iovec *_Nullable vectors, int count);
+/// writev(2), the system call.
+ssize_t uthreads_sys_writev(int fd, const struct iovec *_Nullable vectors, int count);
+/// recv(2) (recvfrom with no address), the system call.
+ssize_t uthreads_sys_recv(int fd, void *_Nullable buffer, size_t count, int flags);
+/// send(2) (sendto with no address), the system call.
+ssize_t uthreads_sys_send(int fd, const void *_Nullable buffer, size_t count, int flags);
+/// close(2), the system call.
+int uthreads_sys_close(int fd);
 
 /// epoll_create1(EPOLL_CLOEXEC).
 int uthreads_epoll_create(void);

@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-#define UTHREADS_JACKET_ABI_VERSION 1
+#define UTHREADS_JACKET_ABI_VERSION 2
 
 /// Directions of `wait_fd`.
 enum { UTHREADS_JACKET_READ = 1, UTHREADS_JACKET_WRITE = 2 };
@@ -59,9 +59,13 @@ typedef struct uthreads_jacket_runtime {
     /// Runs `body(context)` on the runtime's offload pool while the calling user thread parks.
     /// Not cancellable (the body runs to its end).
     int (*_Nonnull offload)(void (*_Nonnull body)(void *_Nullable), void *_Nullable context);
-    /// Called before close(2) of `fd` on a user thread: wakes the threads waiting on `fd` and
-    /// drops the reactor's registration, so the number can be reused at once.
-    void (*_Nonnull closing)(int fd);
+    /// close(2) of `fd` on a user thread, the runtime's way (`IO.close`): wakes the threads
+    /// waiting on `fd` on every worker of an M:N runtime (a closed file leaves the other
+    /// workers' epoll sets without an event) and closes it once none watches it any longer,
+    /// parking the caller until then. Returns 0 when the runtime closed `fd`, the errno value
+    /// of a failed close (EBADF for a bad or already closing descriptor), or -1 when it did
+    /// not close `fd` (the jacket then calls close(2) itself).
+    int (*_Nonnull closing)(int fd);
 } uthreads_jacket_runtime;
 
 /// The jacket's entry point (defined by UserThreadsJacket). The runtime calls it once, with a

@@ -122,7 +122,7 @@ private final class ExecutorCore: Sendable {
         eventFD = fd
     }
 
-    deinit { Glibc.close(eventFD) }
+    deinit { uthreads_sys_close(eventFD) }
 
     var isExecutorThread: Bool { threadID.load(ordering: .acquiring) == uthreads_gettid() }
 

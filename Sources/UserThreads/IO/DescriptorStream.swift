@@ -3,6 +3,7 @@
 // Subclasses (TCPStream, UnixStream, PipeReader, PipeWriter) add what is specific to them. The
 // descriptor is closed by `close()` (which wakes threads blocked on it with
 // `UThreadError.closed`) or, as a last resort, when the object is released.
+import CUThreads
 import Glibc
 import SystemPackage
 
@@ -45,7 +46,7 @@ public class DescriptorStream: CustomStringConvertible {
             }
         }
         while true {
-            switch try IO.attempt("read", { Glibc.read(fd, buffer.baseAddress, buffer.count) }) {
+            switch try IO.attempt("read", { uthreads_sys_read(fd, buffer.baseAddress, buffer.count) }) {
             case .processed(let n):
                 drained = n > 0 && n < buffer.count
                 return n

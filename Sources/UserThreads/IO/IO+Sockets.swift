@@ -74,13 +74,13 @@ extension IO {
 
     /// recv(2); returns 0 when the peer has shut down its side.
     public static func recv(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil) throws -> Int {
-        try retrying("recv", fd, .read, .read, timeout: timeout) { Glibc.recv(fd, buffer.baseAddress, buffer.count, flags) }
+        try retrying("recv", fd, .read, .read, timeout: timeout) { uthreads_sys_recv(fd, buffer.baseAddress, buffer.count, flags) }
     }
 
     /// send(2) with MSG_NOSIGNAL: a closed peer gives EPIPE, never SIGPIPE.
     public static func send(_ fd: Int32, from buffer: UnsafeRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil) throws -> Int {
         let f = flags | Int32(UTHREADS_MSG_NOSIGNAL)
-        return try retrying("send", fd, .write, .write, timeout: timeout) { Glibc.send(fd, buffer.baseAddress, buffer.count, f) }
+        return try retrying("send", fd, .write, .write, timeout: timeout) { uthreads_sys_send(fd, buffer.baseAddress, buffer.count, f) }
     }
 
     /// Sends all of `buffer` with send(2) (MSG_NOSIGNAL), waiting as often as needed; the
@@ -90,7 +90,7 @@ extension IO {
         var deadline = PendingDeadline(timeout: timeout)
         var offset = 0
         while offset < buffer.count {
-            switch try attempt("send", { Glibc.send(fd, buffer.baseAddress! + offset, buffer.count - offset, f) }) {
+            switch try attempt("send", { uthreads_sys_send(fd, buffer.baseAddress! + offset, buffer.count - offset, f) }) {
             case .processed(let n): offset += n
             case .wouldBlock: try waitFor(fd, .write, .write, &deadline)
             }

@@ -5,13 +5,14 @@
 // then make the plain call. A readable descriptor's read returns at once; a writable pipe
 // accepts at least 4 KiB, so writes go in chunks of at most 4 KiB. Regular files (redirected
 // streams) are always ready.
+import CUThreads
 import Glibc
 
 extension IO {
     /// Reads from standard input; 0 at end of file.
     public static func readStandardInput(into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil) throws -> Int {
         try waitReadable(0, timeout: timeout)
-        return try retrying("read", 0, .read, .read, timeout: timeout) { Glibc.read(0, buffer.baseAddress, buffer.count) }
+        return try retrying("read", 0, .read, .read, timeout: timeout) { uthreads_sys_read(0, buffer.baseAddress, buffer.count) }
     }
 
     /// Writes all of `bytes` to standard output.
@@ -35,7 +36,7 @@ extension IO {
         while offset < bytes.count {
             try waitWritable(fd, timeout: timeout)
             let chunk = min(4096, bytes.count - offset)
-            offset += try retrying("write", fd, .write, .write, timeout: timeout) { Glibc.write(fd, bytes.baseAddress! + offset, chunk) }
+            offset += try retrying("write", fd, .write, .write, timeout: timeout) { uthreads_sys_write(fd, bytes.baseAddress! + offset, chunk) }
         }
     }
 }

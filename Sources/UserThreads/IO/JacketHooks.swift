@@ -4,7 +4,7 @@
 // The jacket is C and may be a preloaded shared object, so it cannot call into this module by
 // name. When the first runtime of the process starts, `connect()` hands it a table of C
 // function pointers (CUThreadsJacketABI) — the same reactor wait that `IO.read` uses on EAGAIN,
-// a user-thread sleep, the offload pool, and the close notification — plus the offset of the
+// a user-thread sleep, the offload pool, and `IO.close` — plus the offset of the
 // per-kernel-thread "current user thread" pointer, which the jacket reads itself (one load)
 // to decide whether a call is made on a user thread. Programs without a jacket are unaffected:
 // `connect()` then costs one weak-symbol test and one dlsym, once per process.
@@ -31,7 +31,7 @@ enum JacketHooks {
             wait_fd: { fd, direction, kind, deadline in JacketHooks.wait(fd, direction, kind, deadline) },
             sleep_until: { deadline in JacketHooks.sleep(until: deadline) },
             offload: { body, context in JacketHooks.offload(body, context) },
-            closing: { fd in IO.forgetStale(fd) }))
+            closing: { fd in JacketHooks.close(fd) }))
         return uthreads_jacket_connect(table) != 0
     }()
 
@@ -49,6 +49,16 @@ enum JacketHooks {
             let waited = try reactor.jacketWait(fd, direction == Int32(UTHREADS_JACKET_WRITE) ? .write : .read,
                                                 kind: reason, deadline: deadline == .max ? nil : deadline)
             return waited ? 0 : EPERM
+        }
+    }
+
+    /// The jacket's close: `IO.close` (every worker's waiters woken, close(2) by the last
+    /// watcher, the caller parked until then); -1 off a user thread (the jacket closes).
+    private static func close(_ fd: Int32) -> Int32 {
+        guard let s = Scheduler.active, s.onUserThread else { return -1 }
+        return errnoValue {
+            try IO.close(fd, waiting: true)
+            return 0
         }
     }
 

@@ -58,7 +58,7 @@ final class MNTableRequest: WaitTarget, @unchecked Sendable {
         bell = kernelWaiter ? uthreads_eventfd_create() : -1
     }
 
-    deinit { if bell >= 0 { Glibc.close(bell) } }
+    deinit { if bell >= 0 { uthreads_sys_close(bell) } }
 
     /// Publishes who to wake (before the request is posted).
     func setWaiter(_ w: MNWaiter) { state.withLock { $0.waiter = w } }

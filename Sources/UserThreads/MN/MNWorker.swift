@@ -238,12 +238,12 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         do {
             reactor = try Reactor.of(scheduler)
         } catch {
-            Glibc.close(fd)
+            uthreads_sys_close(fd)
             throw error
         }
         if uthreads_epoll_ctl(reactor.epollFD, 1, fd, UInt32(UTHREADS_EV_IN), MNWorker.doorbellToken) < 0 {
             let e = Errno.lastError
-            Glibc.close(fd)
+            uthreads_sys_close(fd)
             throw .system(call: "epoll_ctl", errno: e)
         }
         reactor.join(runtime.descriptors, worker: index)
@@ -252,7 +252,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         scheduler.worker = self
     }
 
-    deinit { Glibc.close(doorbell) }
+    deinit { uthreads_sys_close(doorbell) }
 
     /// The eventfd the dump signal's handler rings to wake this worker (its reactor drains it
     /// on every event: a ring with no offload completed costs one empty pass).

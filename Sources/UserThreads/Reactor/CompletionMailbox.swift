@@ -20,7 +20,7 @@ final class CompletionMailbox: Sendable {
     }
 
     deinit {
-        Glibc.close(eventFD)
+        uthreads_sys_close(eventFD)
     }
 
     /// Called on any kernel thread when `job` has finished.

@@ -102,6 +102,7 @@
 //     where almost every close has no other watcher.
 //   * One lock for the whole registry: every first wait and every close of every worker would
 //     contend on one line.
+import CUThreads
 import Glibc
 import Synchronization
 import SystemPackage
@@ -361,7 +362,7 @@ final class DescriptorRegistry: @unchecked Sendable {
     /// close(2). EINTR counts as closed (on Linux the descriptor is gone either way).
     /// - Throws: `.system(call: "close", errno: …)`, e.g. EBADF.
     static func systemClose(_ fd: Int32) throws(UThreadError) {
-        if Glibc.close(fd) < 0 {
+        if uthreads_sys_close(fd) < 0 {
             let e = Errno.lastError
             if e != .interrupted { throw .system(call: "close", errno: e) }
         }

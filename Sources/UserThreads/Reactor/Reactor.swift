@@ -137,12 +137,12 @@ final class Reactor: Poller {
         if ep < 0 { throw .system(call: "epoll_create1", errno: .lastError) }
         let mailbox: CompletionMailbox
         do { mailbox = try CompletionMailbox() } catch {
-            Glibc.close(ep)
+            uthreads_sys_close(ep)
             throw error
         }
         if uthreads_epoll_ctl(ep, 1, mailbox.eventFD, UInt32(UTHREADS_EV_IN), Reactor.mailboxToken) < 0 {
             let e = Errno.lastError
-            Glibc.close(ep)
+            uthreads_sys_close(ep)
             throw .system(call: "epoll_ctl", errno: e)
         }
         self.epollFD = ep
@@ -497,6 +497,6 @@ final class Reactor: Poller {
             registry?.unwatch(Int32(fd), worker: registryWorker)  // M:N: before the last mail drain
         }
         descriptors.removeAll()
-        Glibc.close(epollFD)
+        uthreads_sys_close(epollFD)
     }
 }

@@ -250,7 +250,7 @@ extension UThreadRuntime {
                                           timeout: Duration = .seconds(10)) throws -> [UInt8] {
         let fd = uthreads_unix_connect(path)
         guard fd >= 0 else { throw UThreadError.system(call: "connect(\(path))", errno: Errno(rawValue: -fd)) }
-        defer { Glibc.close(fd) }
+        defer { uthreads_sys_close(fd) }
         let start = uthreads_monotonic_ns()
         let deadline = Deadline.after(timeout, now: start) ?? .max  // past or zero: due at once
         /// Waits until `fd` is ready for `events`, or throws at the deadline.

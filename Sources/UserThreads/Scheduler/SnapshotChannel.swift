@@ -35,8 +35,8 @@ final class SnapshotChannel: Sendable {
     }
 
     deinit {
-        Glibc.close(readEnd)
-        Glibc.close(writeEnd)
+        uthreads_sys_close(readEnd)
+        uthreads_sys_close(writeEnd)
     }
 
     // MARK: The outside thread
