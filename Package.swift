@@ -77,8 +77,11 @@ let package = Package(
         // kernel's view of the process), so the executable is a dependency.
         .testTarget(
             name: "UserThreadsTests",
-            dependencies: ["UserThreads", "UserThreadsHTTP", "UserThreadsBackends", "CUThreads", "uthreads", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "MetricsTestKit", package: "swift-metrics")],
+            dependencies: [
+                "UserThreads", "UserThreadsHTTP", "UserThreadsBackends", "CUThreads", "uthreads",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             exclude: ["ThreadTable/Fixtures"]),  // JSON earlier versions wrote, read by path
         // The jacket's scenarios, run by Tests/UserThreadsTests/Jacket as a child process: a
         // binary of its own, because the test binary holds every test target and a jacket linked

@@ -31,7 +31,10 @@ public final class KernelThreadsBackend: ThreadingBackend {
 
     /// `nanosleep`, resumed after signals.
     public func sleep(for duration: Duration) throws {
-        guard duration > .zero else { sched_yield(); return }
+        guard duration > .zero else {
+            sched_yield()
+            return
+        }
         let ns = Deadline.clampedNanoseconds(duration)
         var request = timespec(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
         var remaining = timespec()
@@ -46,7 +49,9 @@ public final class KernelThreadsBackend: ThreadingBackend {
     /// A `pthread_cond_t`.
     public func makeCondition(name: String) -> any BackendCondition { KernelCondition() }
     /// A channel on a pthread mutex and two condition variables.
-    public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) throws(UThreadError) -> any BackendChannel<T> {
+    public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) throws(UThreadError)
+        -> any BackendChannel<T>
+    {
         guard capacity >= 0 else { throw .invalidArgument("channel capacity must be >= 0, not \(capacity)") }
         return KernelChannel<T>(capacity: capacity)
     }
@@ -54,7 +59,10 @@ public final class KernelThreadsBackend: ThreadingBackend {
     /// Joins every thread spawned so far (and any they spawn meanwhile).
     func joinAll() {
         while true {
-            let threads = live.withLock { l -> [any KernelJoinable] in defer { l.removeAll() }; return l }
+            let threads = live.withLock { l -> [any KernelJoinable] in
+                defer { l.removeAll() }
+                return l
+            }
             if threads.isEmpty { return }
             for t in threads { t.waitForExit() }
         }
@@ -203,7 +211,10 @@ final class KernelChannel<Element: Sendable>: BackendChannel, @unchecked Sendabl
     private func removeFirst() -> (ticket: UInt64, value: Element) {
         let item = items[head]
         head += 1
-        if head > 64 && head * 2 > items.count { items.removeFirst(head); head = 0 }
+        if head > 64 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
         return item
     }
 

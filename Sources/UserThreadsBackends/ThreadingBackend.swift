@@ -70,19 +70,24 @@ public protocol ThreadingBackend: Sendable {
     func makeCondition(name: String) -> any BackendCondition
     /// A new channel of `T` values; `capacity` 0 is a rendezvous.
     /// - Throws: `UThreadError.invalidArgument` when `capacity` is negative.
-    func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) throws(UThreadError) -> any BackendChannel<T>
+    func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) throws(UThreadError)
+        -> any BackendChannel<T>
 }
 
 extension ThreadingBackend {
     /// Starts an unnamed thread running `body`.
-    public func spawn<R: Sendable>(_ body: @escaping @Sendable () throws -> R) -> BackendThread<R> { spawn(name: "", body) }
+    public func spawn<R: Sendable>(_ body: @escaping @Sendable () throws -> R) -> BackendThread<R> {
+        spawn(name: "", body)
+    }
     /// A new unnamed mutex.
     public func makeMutex() -> any BackendMutex { makeMutex(name: "") }
     /// A new unnamed condition variable.
     public func makeCondition() -> any BackendCondition { makeCondition(name: "") }
     /// A new unnamed channel (default: unbuffered).
     /// - Throws: `UThreadError.invalidArgument` when `capacity` is negative.
-    public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int = 0) throws(UThreadError) -> any BackendChannel<T> {
+    public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int = 0) throws(UThreadError) -> any BackendChannel<
+        T
+    > {
         try makeChannel(of: type, capacity: capacity, name: "")
     }
 }

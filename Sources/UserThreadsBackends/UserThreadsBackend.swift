@@ -23,7 +23,9 @@ public struct UserThreadsBackend: ThreadingBackend {
     /// A `UCondition`.
     public func makeCondition(name: String) -> any BackendCondition { UserBackendCondition(UCondition(name: name)) }
     /// A `Channel<T>`.
-    public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) throws(UThreadError) -> any BackendChannel<T> {
+    public func makeChannel<T: Sendable>(of type: T.Type, capacity: Int, name: String) throws(UThreadError)
+        -> any BackendChannel<T>
+    {
         UserBackendChannel(try Channel<T>(capacity: capacity, name: name))
     }
 }

@@ -114,7 +114,8 @@ public struct HTTPRequestParser: Sendable {
         let target = string(b, targetStart, p)
         p += 1
         guard p + 10 <= headEnd, matches(b, p, "HTTP/1."), b[p + 7] == 0x30 || b[p + 7] == 0x31,
-              b[p + 8] == 0x0D, b[p + 9] == 0x0A else { return .error(status: 400) }
+            b[p + 8] == 0x0D, b[p + 9] == 0x0A
+        else { return .error(status: 400) }
         let minor = Int(b[p + 7] - 0x30)
         p += 10
         // Header fields.
@@ -171,8 +172,9 @@ public struct HTTPRequestParser: Sendable {
         let length = contentLength ?? 0
         if length > maxBodyBytes { return .error(status: 413) }
         if b.count < headEnd + length { return .needMore }
-        let request = HTTPRequest(method: method, target: target, minorVersion: minor, headers: headers,
-                                  contentLength: length, keepAlive: keepAlive, headLength: headEnd)
+        let request = HTTPRequest(
+            method: method, target: target, minorVersion: minor, headers: headers,
+            contentLength: length, keepAlive: keepAlive, headLength: headEnd)
         return .request(request, consumed: headEnd + length)
     }
 

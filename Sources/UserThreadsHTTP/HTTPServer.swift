@@ -179,7 +179,9 @@ public struct HTTPServer {
             if !thread.isFinished { entry.thread = thread.handle }
         }
         let cut = connections.drain(grace: shutdownGracePeriod)
-        if cut > 0 { logger.warning("stop: the grace period ended with \(cut) connections still busy; they were cancelled") }
+        if cut > 0 {
+            logger.warning("stop: the grace period ended with \(cut) connections still busy; they were cancelled")
+        }
         return cut
     }
 
@@ -257,7 +259,10 @@ public struct HTTPServer {
             if filled == buffer.count {
                 // The parser answers every request of `capacity` bytes or fewer, so a full
                 // buffer of that size cannot need more; answer rather than reset if it did.
-                guard buffer.count < capacity else { reply(status: 413, on: connection); return }
+                guard buffer.count < capacity else {
+                    reply(status: 413, on: connection)
+                    return
+                }
                 buffer.append(contentsOf: repeatElement(0, count: min(buffer.count * 2, capacity) - buffer.count))
             }
             let waitingForRequest = filled == 0
@@ -266,8 +271,10 @@ public struct HTTPServer {
             do {
                 // The idle wait is one read: its timeout is the deadline (no clock read here).
                 if idle, let t = idleTimeout, t <= .zero { return }
-                timeout = idle ? idleTimeout.flatMap { $0 < .seconds(1 << 32) ? $0 : nil }
-                               : try (headEnd < 0 ? head : body).remaining()
+                timeout =
+                    idle
+                    ? idleTimeout.flatMap { $0 < .seconds(1 << 32) ? $0 : nil }
+                    : try (headEnd < 0 ? head : body).remaining()
             } catch {
                 if !waitingForRequest { reply(status: 408, on: connection, linger: false) }
                 return
@@ -301,7 +308,8 @@ public struct HTTPServer {
     private func findHeadEnd(_ buffer: [UInt8], _ filled: Int) -> Int? {
         let limit = min(filled, parser.maxHeadBytes)
         guard limit >= 4 else { return nil }
-        for i in 0...(limit - 4) where buffer[i] == 0x0D && buffer[i + 1] == 0x0A && buffer[i + 2] == 0x0D && buffer[i + 3] == 0x0A {
+        for i in 0...(limit - 4)
+        where buffer[i] == 0x0D && buffer[i + 1] == 0x0A && buffer[i + 2] == 0x0D && buffer[i + 3] == 0x0A {
             return i + 4
         }
         return nil
@@ -324,8 +332,9 @@ public struct HTTPServer {
         var drained = 0
         while drained < 1 << 20 {
             guard let left = try? deadline.remaining(),
-                  let n = try? scratch.withUnsafeMutableBytes({ try connection.read(into: $0, timeout: left) }),
-                  n > 0 else { return }
+                let n = try? scratch.withUnsafeMutableBytes({ try connection.read(into: $0, timeout: left) }),
+                n > 0
+            else { return }
             drained += n
         }
     }
@@ -333,14 +342,18 @@ public struct HTTPServer {
     private static let helloKeepAlive = Array(response(status: 200, body: helloBody, keepAlive: true).utf8)
     private static let helloClose = Array(response(status: 200, body: helloBody, keepAlive: false).utf8)
 
-    func respond(to request: HTTPRequest, body: UnsafeRawBufferPointer, keepAlive: Bool, on connection: TCPStream) throws {
+    func respond(to request: HTTPRequest, body: UnsafeRawBufferPointer, keepAlive: Bool, on connection: TCPStream)
+        throws
+    {
         if let responseDelay { try UThread.sleep(for: responseDelay) }
         let isHead = request.method == "HEAD"
         switch (request.method, request.target) {
         case ("GET", "/"), ("HEAD", "/"):
             let bytes = keepAlive ? HTTPServer.helloKeepAlive : HTTPServer.helloClose
             let count = isHead ? bytes.count - HTTPServer.helloBody.utf8.count : bytes.count
-            try bytes.withUnsafeBytes { try connection.write(all: UnsafeRawBufferPointer(rebasing: $0[..<count]), timeout: writeTimeout) }
+            try bytes.withUnsafeBytes {
+                try connection.write(all: UnsafeRawBufferPointer(rebasing: $0[..<count]), timeout: writeTimeout)
+            }
         case ("POST", "/echo"):
             var head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: \(body.count)\r\n"
             head += keepAlive ? "\r\n" : "Connection: close\r\n\r\n"
@@ -349,15 +362,21 @@ public struct HTTPServer {
             try connection.write(all: bytes, timeout: writeTimeout)
         case (_, "/"), (_, "/echo"):
             let allow = request.target == "/" ? "GET, HEAD" : "POST"
-            try write(HTTPServer.response(status: 405, body: "Method Not Allowed\n", keepAlive: keepAlive, extraHeaders: "Allow: \(allow)\r\n"),
-                      omittingBody: isHead, on: connection)
+            try write(
+                HTTPServer.response(
+                    status: 405, body: "Method Not Allowed\n", keepAlive: keepAlive, extraHeaders: "Allow: \(allow)\r\n"
+                ),
+                omittingBody: isHead, on: connection)
         case ("GET", _), ("HEAD", _):
             guard let page = pages[request.target] else { fallthrough }
             let (contentType, text) = page()
-            try write(HTTPServer.response(status: 200, body: text, keepAlive: keepAlive, contentType: contentType),
-                      omittingBody: isHead, on: connection)
+            try write(
+                HTTPServer.response(status: 200, body: text, keepAlive: keepAlive, contentType: contentType),
+                omittingBody: isHead, on: connection)
         default:
-            try write(HTTPServer.response(status: 404, body: "Not Found\n", keepAlive: keepAlive), omittingBody: isHead, on: connection)
+            try write(
+                HTTPServer.response(status: 404, body: "Not Found\n", keepAlive: keepAlive), omittingBody: isHead,
+                on: connection)
         }
     }
 
@@ -383,8 +402,10 @@ public struct HTTPServer {
         response(status: status, body: body, keepAlive: keepAlive, extraHeaders: "")
     }
 
-    static func response(status: Int, body: String, keepAlive: Bool, extraHeaders: String = "",
-                         contentType: String = "text/plain; charset=utf-8") -> String {
+    static func response(
+        status: Int, body: String, keepAlive: Bool, extraHeaders: String = "",
+        contentType: String = "text/plain; charset=utf-8"
+    ) -> String {
         "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\n"
             + extraHeaders + (keepAlive ? "" : "Connection: close\r\n") + "\r\n" + body
     }

@@ -43,7 +43,11 @@ func blockingPipe() -> (Int32, Int32) {
 /// Runs `body` on the main user thread of an M:1 runtime, or of an M:N one with `workers`.
 func inRuntime(_ body: @escaping @Sendable () throws -> Void) {
     do {
-        if Options.workers > 1 { try UThreadRuntime.run(workers: Options.workers) { try body() } } else { try UThreadRuntime.run { try body() } }
+        if Options.workers > 1 {
+            try UThreadRuntime.run(workers: Options.workers) { try body() }
+        } else {
+            try UThreadRuntime.run { try body() }
+        }
     } catch { fail("runtime: \(error)") }
 }
 
@@ -98,11 +102,14 @@ func errnoCalls() -> [String] {
     out.append("poll-timeout \(describe(probe_poll(r, Int16(POLLIN), 20)))")
     out.append("select-timeout \(describe(probe_select_read(r, 20)))")
     out.append("poll-ready \(describe(probe_poll(w, Int16(POLLOUT), 20)))")
-    out.append("poll-bad-fd \(describe(probe_poll(9_999, Int16(POLLIN), 20))) revents=\(probe_poll(9_999, Int16(POLLIN), 20).extra)")
+    out.append(
+        "poll-bad-fd \(describe(probe_poll(9_999, Int16(POLLIN), 20))) revents=\(probe_poll(9_999, Int16(POLLIN), 20).extra)"
+    )
     out.append("usleep \(describe(probe_usleep(1_000)))")
     out.append("nanosleep-invalid \(describe(probe_nanosleep(0, 2_000_000_000)))")
     out.append("nanosleep \(describe(probe_nanosleep(0, 1_000_000)))")
-    _ = probe_close(r); _ = probe_close(w)
+    _ = probe_close(r)
+    _ = probe_close(w)
     var port: UInt16 = 0
     let listener = probe_tcp_listener(&port)
     _ = probe_close(listener)  // nobody listens on `port` now
@@ -114,7 +121,8 @@ func errnoCalls() -> [String] {
     _ = probe_set_receive_timeout(pair[0], 30)
     out.append("recv-timeout \(describe(probe_recv(pair[0], &byte, 1, 0)))")
     out.append("recv-dontwait \(describe(probe_recv(pair[0], &byte, 1, Int32(MSG_DONTWAIT))))")
-    _ = probe_close(pair[0]); _ = probe_close(pair[1])
+    _ = probe_close(pair[0])
+    _ = probe_close(pair[1])
     out.append("close-bad \(describe(probe_close(9_999)))")
     let file = open("/proc/self/exe", O_RDONLY)  // a regular file: left alone, read whole
     var page = [UInt8](repeating: 0, count: 65_536)
@@ -147,10 +155,17 @@ case "pipe-read":
                 try UThread.sleep(for: .milliseconds(1))
                 ticks.value += 1
             }
-            if jacketed { var b: UInt8 = 42; _ = probe_write(w, &b, 1) }
+            if jacketed {
+                var b: UInt8 = 42
+                _ = probe_write(w, &b, 1)
+            }
         }
         if !jacketed {
-            let writer = Thread { usleep(50_000); var b: UInt8 = 42; _ = probe_write(w, &b, 1) }
+            let writer = Thread {
+                usleep(50_000)
+                var b: UInt8 = 42
+                _ = probe_write(w, &b, 1)
+            }
             writer.start()
         }
         try reader()
@@ -160,7 +175,8 @@ case "pipe-read":
 case "errno":
     // The same calls outside a runtime, then on a user thread: results and errno must match.
     let outside = errnoCalls()
-    let inside = Counter(), done = Counter()
+    let inside = Counter()
+    let done = Counter()
     let results = Box()
     inRuntime {
         let ticker = spawn("ticker") {
@@ -199,7 +215,10 @@ case "table":
     // The thread table names a jacketed wait: `read fd N (jacket)`, `poll fd N (jacket)`.
     let (r, w) = blockingPipe()
     inRuntime {
-        let reader = spawn("reader") { var b: UInt8 = 0; _ = probe_read(r, &b, 1) }
+        let reader = spawn("reader") {
+            var b: UInt8 = 0
+            _ = probe_read(r, &b, 1)
+        }
         let poller = spawn("poller") { _ = probe_poll(r, Int16(POLLIN), -1) }
         var table = ""
         while !(table.contains("read fd \(r) (jacket)") && table.contains("poll fd \(r) (jacket)")) {
@@ -245,7 +264,8 @@ case "stderr-raw":
         _ = read(r, &buffer, buffer.count)
     }
     drainer.start()
-    let ticks = Counter(), seen = Counter()
+    let ticks = Counter()
+    let seen = Counter()
     inRuntime {
         let writer = spawn("writer") {
             var b: UInt8 = 1
@@ -320,7 +340,9 @@ case "accept-connect":
             let a = probe_accept(listener)
             var buffer = [UInt8](repeating: 0, count: 5)
             let n = probe_read(Int32(a.extra), &buffer, 5)
-            print("accept=\(a.value >= 0 ? "ok" : describe(a)) read=\(describe(n)) text=\(String(decoding: buffer.prefix(max(0, n.value)), as: UTF8.self))")
+            print(
+                "accept=\(a.value >= 0 ? "ok" : describe(a)) read=\(describe(n)) text=\(String(decoding: buffer.prefix(max(0, n.value)), as: UTF8.self))"
+            )
             _ = probe_close(Int32(a.extra))
         }
         let client = spawn("client") {
@@ -339,7 +361,12 @@ case "sleep":
     let ticks = Counter()
     let done = Counter()
     inRuntime {
-        let sleepers = (0..<2).map { _ in spawn("sleeper") { _ = probe_usleep(20_000); done.value += 1 } }
+        let sleepers = (0..<2).map { _ in
+            spawn("sleeper") {
+                _ = probe_usleep(20_000)
+                done.value += 1
+            }
+        }
         let ticker = spawn("ticker") {
             while done.value < 2 {
                 try UThread.sleep(for: .milliseconds(1))
@@ -360,7 +387,9 @@ case "curl":
         print("skipped=\(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         exit(0)
     }
-    let ok = Counter(), ticks = Counter(), threads = Counter()
+    let ok = Counter()
+    let ticks = Counter()
+    let threads = Counter()
     let failures = Box()
     let start = ContinuousClock.now
     inRuntime {
@@ -374,8 +403,12 @@ case "curl":
             spawn("curl", stackSize: 256 * 1024) {
                 var result = jacket_curl_result()
                 jacket_curl_get(url, 30_000, &result)
-                if result.code == 0 && result.status == 200 { ok.value += 1 } else {
-                    failures.lines.append("code \(result.code) status \(result.status): \(withUnsafeBytes(of: result.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })")
+                if result.code == 0 && result.status == 200 {
+                    ok.value += 1
+                } else {
+                    failures.lines.append(
+                        "code \(result.code) status \(result.status): \(withUnsafeBytes(of: result.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })"
+                    )
                 }
                 threads.value = max(threads.value, Int(probe_kernel_threads()))
             }
@@ -385,7 +418,9 @@ case "curl":
     }
     let elapsed = ContinuousClock.now - start
     print("curl=\(String(cString: jacket_curl_version()))")
-    print("transfers=\(n) ok=\(ok.value) failed=\(failures.lines.count) kernel-threads=\(threads.value) ticks=\(ticks.value)")
+    print(
+        "transfers=\(n) ok=\(ok.value) failed=\(failures.lines.count) kernel-threads=\(threads.value) ticks=\(ticks.value)"
+    )
     print("wall-ms=\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)")
     for f in failures.lines.prefix(5) { print("failure: \(f)") }
 

@@ -22,8 +22,9 @@ public func fuzzHTTPParser(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     check(HTTPRequestParser(), bytes)
     if let first = bytes.first {
         // Small limits, so that the 431 and 413 paths are reached with short inputs.
-        var small = HTTPRequestParser(maxHeadBytes: 16 + Int(first & 0x3F), maxHeaderCount: Int(first >> 6),
-                                      maxBodyBytes: Int(first & 0x0F))
+        var small = HTTPRequestParser(
+            maxHeadBytes: 16 + Int(first & 0x3F), maxHeaderCount: Int(first >> 6),
+            maxBodyBytes: Int(first & 0x0F))
         small.recordsHeaders = first & 0x10 != 0
         check(small, Array(bytes.dropFirst()))
     }
@@ -39,8 +40,9 @@ private func check(_ parser: HTTPRequestParser, _ bytes: [UInt8]) {
     case .error(let status):
         expect([400, 413, 431, 501].contains(status), "unexpected status \(status)")
     case .request(let request, let consumed):
-        expect(request.headLength > 0 && request.headLength <= consumed && consumed <= bytes.count,
-                     "consumed \(consumed), head \(request.headLength), input \(bytes.count)")
+        expect(
+            request.headLength > 0 && request.headLength <= consumed && consumed <= bytes.count,
+            "consumed \(consumed), head \(request.headLength), input \(bytes.count)")
         expect(consumed - request.headLength == request.contentLength, "body length")
         expect(request.contentLength <= parser.maxBodyBytes, "body over the limit")
         expect(request.headLength <= parser.maxHeadBytes, "head over the limit")
@@ -48,7 +50,8 @@ private func check(_ parser: HTTPRequestParser, _ bytes: [UInt8]) {
         let alone = Array(bytes[..<consumed])
         expect(parser.parse(alone) == result, "the request parsed alone differs")
         expect(parser.parse(alone + Array("GET / HTTP/1.1\r\n".utf8)) == result, "trailing bytes changed it")
-        for cut in Set([consumed - 1, request.headLength - 1, request.headLength / 2, 1]) where cut > 0 && cut < consumed {
+        for cut in Set([consumed - 1, request.headLength - 1, request.headLength / 2, 1])
+        where cut > 0 && cut < consumed {
             expect(parser.parse(Array(alone[..<cut])) == .needMore, "prefix of \(cut) bytes is not .needMore")
         }
     }

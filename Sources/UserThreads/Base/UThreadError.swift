@@ -44,4 +44,3 @@ extension Errno {
     @inline(__always)
     package static var lastError: Errno { Errno(rawValue: Glibc.errno) }
 }
-

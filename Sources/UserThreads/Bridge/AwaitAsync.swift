@@ -49,23 +49,27 @@ extension UThread where Success == Never {
     /// - Throws: what `body` throws; `CancellationError` when the user thread is cancelled and
     ///   the task honours the cancellation (the user thread still waits for the task to end);
     ///   `UThreadError.timedOut` after `timeout`.
-    public static func `await`<T: Sendable>(timeout: Duration? = nil,
-                                            _ body: @escaping @Sendable () async throws -> T) throws -> T {
+    public static func `await`<T: Sendable>(
+        timeout: Duration? = nil,
+        _ body: @escaping @Sendable () async throws -> T
+    ) throws -> T {
         let s = Scheduler.require("UThread.await")
         if !s.onUserThread { Scheduler.misuse("UThread.await") }
         let reactor = try Reactor.of(s)
         let job = AsyncCallJob<T>()
         let deadline = timeout.flatMap { Deadline.after($0, now: s.now()) }
-        let outcome = reactor.awaitCompletion(job, start: { _ in
-            job.task = Task.detached {
-                do {
-                    job.result = .success(try await body())
-                } catch {
-                    job.result = .failure(error)
+        let outcome = reactor.awaitCompletion(
+            job,
+            start: { _ in
+                job.task = Task.detached {
+                    do {
+                        job.result = .success(try await body())
+                    } catch {
+                        job.result = .failure(error)
+                    }
+                    job.postCompletion()
                 }
-                job.postCompletion()
-            }
-        }, onCancel: { job.task?.cancel() }, kind: .async, deadline: deadline)
+            }, onCancel: { job.task?.cancel() }, kind: .async, deadline: deadline)
         if outcome == .timedOut { throw UThreadError.timedOut }
         return try job.result!.get()
     }

@@ -49,11 +49,13 @@ public final class UThreadExecutor: Sendable {
         core = try ExecutorCore()
         let start = Unmanaged.passRetained(ExecutorStart(core: core, name: name, configuration: configuration))
         var t = pthread_t()
-        let rc = pthread_create(&t, nil, { raw in
-            let start = Unmanaged<ExecutorStart>.fromOpaque(raw!).takeRetainedValue()
-            start.core.serve(name: start.name, configuration: start.configuration)
-            return nil
-        }, start.toOpaque())
+        let rc = pthread_create(
+            &t, nil,
+            { raw in
+                let start = Unmanaged<ExecutorStart>.fromOpaque(raw!).takeRetainedValue()
+                start.core.serve(name: start.name, configuration: start.configuration)
+                return nil
+            }, start.toOpaque())
         guard rc == 0 else {
             start.release()
             throw UThreadError.system(call: "pthread_create", errno: .init(rawValue: rc))
@@ -94,7 +96,12 @@ public final class UThreadExecutor: Sendable {
     /// threads it only requests the stop (it cannot wait for itself).
     public func shutdown() {
         core.requestStop()
-        guard let t = thread.withLock({ t -> pthread_t? in defer { t = nil }; return t }) else { return }
+        guard
+            let t = thread.withLock({ t -> pthread_t? in
+                defer { t = nil }
+                return t
+            })
+        else { return }
         if core.isExecutorThread {
             pthread_detach(t)
         } else {
@@ -176,7 +183,10 @@ private final class ExecutorCore: Sendable {
         while true {
             _ = uthreads_eventfd_drain(eventFD)
             let (jobs, cancelled, stopping) = inbox.withLock { inbox in
-                defer { inbox.jobs = []; inbox.cancelled = [] }
+                defer {
+                    inbox.jobs = []
+                    inbox.cancelled = []
+                }
                 return (inbox.jobs, inbox.cancelled, inbox.stopping)
             }
             for job in cancelled {

@@ -66,7 +66,8 @@ enum Backtrace {
             let bytes = chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
             return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
         }
-        return StackFrame(address: address, symbol: found == 2 ? string(symbol) : nil,
-                          offset: found == 2 ? offset &+ (address &- lookup) : 0, module: found >= 1 ? string(module) : nil)
+        return StackFrame(
+            address: address, symbol: found == 2 ? string(symbol) : nil,
+            offset: found == 2 ? offset &+ (address &- lookup) : 0, module: found >= 1 ? string(module) : nil)
     }
 }

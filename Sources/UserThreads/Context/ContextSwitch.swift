@@ -52,8 +52,10 @@ enum ContextSwitch {
     /// scheduler passes itself, so the resumed side never has to trust a scheduler (or a
     /// thread-local address) it held before the switch.
     @inline(__always) @discardableResult
-    static func jump(from: ControlBlock, to: ControlBlock, handoff: UnsafeMutableRawPointer?,
-                     tsan: Bool = false) -> UnsafeMutableRawPointer? {
+    static func jump(
+        from: ControlBlock, to: ControlBlock, handoff: UnsafeMutableRawPointer?,
+        tsan: Bool = false
+    ) -> UnsafeMutableRawPointer? {
         // `sp` is the control block's first field: pass its address, never a temporary copy.
         let slot = UnsafeMutableRawPointer(from).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
         if tsan { return uthreads_switch_tsan(slot, to, handoff) }  // ThreadSanitizer builds (cuthreads.h)

@@ -51,8 +51,10 @@ public struct SavedRegisters: Sendable, Codable, Hashable {
     }
 
     /// Registers; the runtime makes them (``ThreadInfo/registers``), tests and tools may too.
-    public init(architecture: String, programCounter: UInt64, function: String?, stackPointer: UInt64,
-                calleeSaved: [Register]) {
+    public init(
+        architecture: String, programCounter: UInt64, function: String?, stackPointer: UInt64,
+        calleeSaved: [Register]
+    ) {
         self.architecture = architecture
         self.programCounter = programCounter
         self.function = function
@@ -78,19 +80,22 @@ extension SavedRegisters {
 
     static let layout: Layout? = {
         #if arch(x86_64)
-        return Layout(architecture: "x86_64",
-                      registers: [("rbx", 40, 8), ("rbp", 48, 8), ("r12", 32, 8), ("r13", 24, 8), ("r14", 16, 8),
-                                  ("r15", 8, 8), ("mxcsr", 0, 4), ("x87cw", 4, 2)],
-                      programCounterOffset: 56, size: 64)
+            return Layout(
+                architecture: "x86_64",
+                registers: [
+                    ("rbx", 40, 8), ("rbp", 48, 8), ("r12", 32, 8), ("r13", 24, 8), ("r14", 16, 8),
+                    ("r15", 8, 8), ("mxcsr", 0, 4), ("x87cw", 4, 2),
+                ],
+                programCounterOffset: 56, size: 64)
         #elseif arch(arm64)
-        var registers: [(name: String, offset: Int, bytes: Int)] = []
-        for n in 19...28 { registers.append((name: "x\(n)", offset: 0x40 + 8 * (n - 19), bytes: 8)) }
-        registers.append((name: "x29", offset: 0xa0, bytes: 8))
-        for n in 8...15 { registers.append((name: "d\(n)", offset: 8 * (n - 8), bytes: 8)) }
-        registers.append((name: "fpcr", offset: 0x90, bytes: 8))
-        return Layout(architecture: "aarch64", registers: registers, programCounterOffset: 0xa8, size: 0xb0)
+            var registers: [(name: String, offset: Int, bytes: Int)] = []
+            for n in 19...28 { registers.append((name: "x\(n)", offset: 0x40 + 8 * (n - 19), bytes: 8)) }
+            registers.append((name: "x29", offset: 0xa0, bytes: 8))
+            for n in 8...15 { registers.append((name: "d\(n)", offset: 8 * (n - 8), bytes: 8)) }
+            registers.append((name: "fpcr", offset: 0x90, bytes: 8))
+            return Layout(architecture: "aarch64", registers: registers, programCounterOffset: 0xa8, size: 0xb0)
         #else
-        return nil
+            return nil
         #endif
     }()
 
@@ -98,7 +103,9 @@ extension SavedRegisters {
     /// `name` (called once per thread; the caller may cache by address). Nil when this
     /// architecture has no layout or the saved sp is not inside the thread's stack.
     static func read(_ t: ControlBlock, name: (_ pc: UInt64, _ isReturnAddress: Bool) -> String?) -> SavedRegisters? {
-        guard let layout, let sp = t.pointee.sp, let lo = t.pointee.stack_lo, let hi = t.pointee.stack_hi else { return nil }
+        guard let layout, let sp = t.pointee.sp, let lo = t.pointee.stack_lo, let hi = t.pointee.stack_hi else {
+            return nil
+        }
         let frame = UnsafeRawPointer(sp)
         guard frame >= UnsafeRawPointer(lo), frame + layout.size <= UnsafeRawPointer(hi) else { return nil }
         func load(_ offset: Int, _ bytes: Int) -> UInt64 {
@@ -110,9 +117,10 @@ extension SavedRegisters {
         }
         let pc = load(layout.programCounterOffset, 8)
         // A thread that never ran resumes at the trampoline's first byte: not a return address.
-        return SavedRegisters(architecture: layout.architecture, programCounter: pc,
-                              function: name(pc, t.pointee.switches > 0),
-                              stackPointer: UInt64(UInt(bitPattern: frame + layout.size)),
-                              calleeSaved: layout.registers.map { Register(name: $0.name, value: load($0.offset, $0.bytes)) })
+        return SavedRegisters(
+            architecture: layout.architecture, programCounter: pc,
+            function: name(pc, t.pointee.switches > 0),
+            stackPointer: UInt64(UInt(bitPattern: frame + layout.size)),
+            calleeSaved: layout.registers.map { Register(name: $0.name, value: load($0.offset, $0.bytes)) })
     }
 }

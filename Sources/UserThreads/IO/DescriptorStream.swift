@@ -133,7 +133,9 @@ public class SocketStream: DescriptorStream {
     public var peerAddress: SocketAddress? {
         guard fileDescriptor >= 0 else { return nil }
         return try? SocketAddress.fill { a, l in
-            if getpeername(fileDescriptor, a, l) < 0 { throw UThreadError.system(call: "getpeername", errno: .lastError) }
+            if getpeername(fileDescriptor, a, l) < 0 {
+                throw UThreadError.system(call: "getpeername", errno: .lastError)
+            }
         }
     }
 
@@ -141,7 +143,9 @@ public class SocketStream: DescriptorStream {
     public var localAddress: SocketAddress? {
         guard fileDescriptor >= 0 else { return nil }
         return try? SocketAddress.fill { a, l in
-            if getsockname(fileDescriptor, a, l) < 0 { throw UThreadError.system(call: "getsockname", errno: .lastError) }
+            if getsockname(fileDescriptor, a, l) < 0 {
+                throw UThreadError.system(call: "getsockname", errno: .lastError)
+            }
         }
     }
 }

@@ -6,13 +6,19 @@ extension IO {
     /// Reads up to `buffer.count` bytes; returns 0 at end of file.
     /// - Throws: `UThreadError.system(call: "read", …)`, `.timedOut`, `.closed`,
     ///   `CancellationError`.
-    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil) throws -> Int {
-        try retrying("read", fd, .read, .read, timeout: timeout) { uthreads_sys_read(fd, buffer.baseAddress, buffer.count) }
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil) throws
+        -> Int
+    {
+        try retrying("read", fd, .read, .read, timeout: timeout) {
+            uthreads_sys_read(fd, buffer.baseAddress, buffer.count)
+        }
     }
 
     /// Writes up to `buffer.count` bytes; returns how many were written (maybe fewer).
     public static func write(_ fd: Int32, from buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) throws -> Int {
-        try retrying("write", fd, .write, .write, timeout: timeout) { uthreads_sys_write(fd, buffer.baseAddress, buffer.count) }
+        try retrying("write", fd, .write, .write, timeout: timeout) {
+            uthreads_sys_write(fd, buffer.baseAddress, buffer.count)
+        }
     }
 
     /// Writes all of `buffer`, waiting as often as needed; the timeout covers the whole call.
@@ -20,7 +26,8 @@ extension IO {
         var deadline = PendingDeadline(timeout: timeout)
         var offset = 0
         while offset < buffer.count {
-            switch try attempt("write", { uthreads_sys_write(fd, buffer.baseAddress! + offset, buffer.count - offset) }) {
+            switch try attempt("write", { uthreads_sys_write(fd, buffer.baseAddress! + offset, buffer.count - offset) })
+            {
             case .processed(let n): offset += n
             case .wouldBlock: try waitFor(fd, .write, .write, &deadline)
             }
@@ -28,13 +35,20 @@ extension IO {
     }
 
     /// Scatter read into `vectors`.
-    public static func readv(_ fd: Int32, _ vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil) throws -> Int {
-        try retrying("readv", fd, .read, .read, timeout: timeout) { uthreads_sys_readv(fd, vectors.baseAddress, Int32(vectors.count)) }
+    public static func readv(_ fd: Int32, _ vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil) throws -> Int
+    {
+        try retrying("readv", fd, .read, .read, timeout: timeout) {
+            uthreads_sys_readv(fd, vectors.baseAddress, Int32(vectors.count))
+        }
     }
 
     /// Gather write from `vectors`; returns the bytes written (maybe fewer than the total).
-    public static func writev(_ fd: Int32, _ vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil) throws -> Int {
-        try retrying("writev", fd, .write, .write, timeout: timeout) { uthreads_sys_writev(fd, vectors.baseAddress, Int32(vectors.count)) }
+    public static func writev(_ fd: Int32, _ vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil) throws
+        -> Int
+    {
+        try retrying("writev", fd, .write, .write, timeout: timeout) {
+            uthreads_sys_writev(fd, vectors.baseAddress, Int32(vectors.count))
+        }
     }
 
     /// Parks until `fd` is readable (or at end of file, or in error).

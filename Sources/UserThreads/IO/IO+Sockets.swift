@@ -6,11 +6,12 @@ import SystemPackage
 extension IO {
     /// A new non-blocking, close-on-exec socket. `type` is SOCK_STREAM (1) or SOCK_DGRAM (2).
     public static func socket(family: SocketAddress.Family, type: Int32 = 1) throws -> Int32 {
-        let domain: Int32 = switch family {
-        case .ipv4: AF_INET
-        case .ipv6: AF_INET6
-        case .unix: AF_UNIX
-        }
+        let domain: Int32 =
+            switch family {
+            case .ipv4: AF_INET
+            case .ipv6: AF_INET6
+            case .unix: AF_UNIX
+            }
         let fd = uthreads_socket(domain, type, 0)
         if fd < 0 { throw UThreadError.system(call: "socket", errno: .lastError) }
         forgetStale(fd)
@@ -30,20 +31,24 @@ extension IO {
 
     /// Accepts a connection (accept4 with SOCK_CLOEXEC | SOCK_NONBLOCK).
     public static func accept(_ fd: Int32, timeout: Duration? = nil) throws -> Int32 {
-        let c = Int32(try retrying("accept4", fd, .read, .accept, timeout: timeout) { Int(uthreads_accept(fd, nil, nil)) })
+        let c = Int32(
+            try retrying("accept4", fd, .read, .accept, timeout: timeout) { Int(uthreads_accept(fd, nil, nil)) })
         forgetStale(c)
         return c
     }
 
     /// Accepts a connection and returns it with the peer's address.
-    public static func acceptWithAddress(_ fd: Int32, timeout: Duration? = nil) throws -> (fd: Int32, peer: SocketAddress) {
+    public static func acceptWithAddress(_ fd: Int32, timeout: Duration? = nil) throws -> (
+        fd: Int32, peer: SocketAddress
+    ) {
         var c: Int32 = -1
         let peer = try SocketAddress.fill { addr, len in
             let saved = len.pointee
-            c = Int32(try retrying("accept4", fd, .read, .accept, timeout: timeout) {
-                len.pointee = saved
-                return Int(uthreads_accept(fd, addr, len))
-            })
+            c = Int32(
+                try retrying("accept4", fd, .read, .accept, timeout: timeout) {
+                    len.pointee = saved
+                    return Int(uthreads_accept(fd, addr, len))
+                })
         }
         forgetStale(c)
         return (c, peer)
@@ -73,24 +78,36 @@ extension IO {
     }
 
     /// recv(2); returns 0 when the peer has shut down its side.
-    public static func recv(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil) throws -> Int {
-        try retrying("recv", fd, .read, .read, timeout: timeout) { uthreads_sys_recv(fd, buffer.baseAddress, buffer.count, flags) }
+    public static func recv(
+        _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil
+    ) throws -> Int {
+        try retrying("recv", fd, .read, .read, timeout: timeout) {
+            uthreads_sys_recv(fd, buffer.baseAddress, buffer.count, flags)
+        }
     }
 
     /// send(2) with MSG_NOSIGNAL: a closed peer gives EPIPE, never SIGPIPE.
-    public static func send(_ fd: Int32, from buffer: UnsafeRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil) throws -> Int {
+    public static func send(
+        _ fd: Int32, from buffer: UnsafeRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil
+    ) throws -> Int {
         let f = flags | Int32(UTHREADS_MSG_NOSIGNAL)
-        return try retrying("send", fd, .write, .write, timeout: timeout) { uthreads_sys_send(fd, buffer.baseAddress, buffer.count, f) }
+        return try retrying("send", fd, .write, .write, timeout: timeout) {
+            uthreads_sys_send(fd, buffer.baseAddress, buffer.count, f)
+        }
     }
 
     /// Sends all of `buffer` with send(2) (MSG_NOSIGNAL), waiting as often as needed; the
     /// timeout covers the whole call.
-    public static func send(_ fd: Int32, all buffer: UnsafeRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil) throws {
+    public static func send(_ fd: Int32, all buffer: UnsafeRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil)
+        throws
+    {
         let f = flags | Int32(UTHREADS_MSG_NOSIGNAL)
         var deadline = PendingDeadline(timeout: timeout)
         var offset = 0
         while offset < buffer.count {
-            switch try attempt("send", { uthreads_sys_send(fd, buffer.baseAddress! + offset, buffer.count - offset, f) }) {
+            switch try attempt(
+                "send", { uthreads_sys_send(fd, buffer.baseAddress! + offset, buffer.count - offset, f) })
+            {
             case .processed(let n): offset += n
             case .wouldBlock: try waitFor(fd, .write, .write, &deadline)
             }
@@ -98,8 +115,10 @@ extension IO {
     }
 
     /// recvfrom(2): a datagram (or bytes) and the sender's address.
-    public static func recvfrom(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0,
-                                timeout: Duration? = nil) throws -> (count: Int, from: SocketAddress) {
+    public static func recvfrom(
+        _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0,
+        timeout: Duration? = nil
+    ) throws -> (count: Int, from: SocketAddress) {
         var n = 0
         let from = try SocketAddress.fill { addr, len in
             let saved = len.pointee
@@ -112,21 +131,29 @@ extension IO {
     }
 
     /// sendto(2) with MSG_NOSIGNAL.
-    public static func sendto(_ fd: Int32, from buffer: UnsafeRawBufferPointer, to address: SocketAddress,
-                              flags: Int32 = 0, timeout: Duration? = nil) throws -> Int {
+    public static func sendto(
+        _ fd: Int32, from buffer: UnsafeRawBufferPointer, to address: SocketAddress,
+        flags: Int32 = 0, timeout: Duration? = nil
+    ) throws -> Int {
         let f = flags | Int32(UTHREADS_MSG_NOSIGNAL)
         return try address.withSockAddr { sa, len in
-            try retrying("sendto", fd, .write, .write, timeout: timeout) { Glibc.sendto(fd, buffer.baseAddress, buffer.count, f, sa, len) }
+            try retrying("sendto", fd, .write, .write, timeout: timeout) {
+                Glibc.sendto(fd, buffer.baseAddress, buffer.count, f, sa, len)
+            }
         }
     }
 
     /// recvmsg(2) (ancillary data, scatter buffers).
-    public static func recvmsg(_ fd: Int32, _ message: UnsafeMutablePointer<msghdr>, flags: Int32 = 0, timeout: Duration? = nil) throws -> Int {
+    public static func recvmsg(
+        _ fd: Int32, _ message: UnsafeMutablePointer<msghdr>, flags: Int32 = 0, timeout: Duration? = nil
+    ) throws -> Int {
         try retrying("recvmsg", fd, .read, .read, timeout: timeout) { Glibc.recvmsg(fd, message, flags) }
     }
 
     /// sendmsg(2) with MSG_NOSIGNAL.
-    public static func sendmsg(_ fd: Int32, _ message: UnsafePointer<msghdr>, flags: Int32 = 0, timeout: Duration? = nil) throws -> Int {
+    public static func sendmsg(
+        _ fd: Int32, _ message: UnsafePointer<msghdr>, flags: Int32 = 0, timeout: Duration? = nil
+    ) throws -> Int {
         let f = flags | Int32(UTHREADS_MSG_NOSIGNAL)
         return try retrying("sendmsg", fd, .write, .write, timeout: timeout) { Glibc.sendmsg(fd, message, f) }
     }
@@ -134,8 +161,11 @@ extension IO {
     /// A connected pair of non-blocking Unix-domain sockets (SOCK_STREAM by default).
     public static func socketpair(type: Int32 = 1) throws -> (Int32, Int32) {
         var fds: [Int32] = [-1, -1]
-        if uthreads_socketpair(AF_UNIX, type, &fds) < 0 { throw UThreadError.system(call: "socketpair", errno: .lastError) }
-        forgetStale(fds[0]); forgetStale(fds[1])
+        if uthreads_socketpair(AF_UNIX, type, &fds) < 0 {
+            throw UThreadError.system(call: "socketpair", errno: .lastError)
+        }
+        forgetStale(fds[0])
+        forgetStale(fds[1])
         return (fds[0], fds[1])
     }
 
@@ -143,7 +173,8 @@ extension IO {
     public static func pipe() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
         if uthreads_pipe(&fds) < 0 { throw UThreadError.system(call: "pipe2", errno: .lastError) }
-        forgetStale(fds[0]); forgetStale(fds[1])
+        forgetStale(fds[0])
+        forgetStale(fds[1])
         return (fds[0], fds[1])
     }
 

@@ -10,9 +10,13 @@ import Glibc
 
 extension IO {
     /// Reads from standard input; 0 at end of file.
-    public static func readStandardInput(into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil) throws -> Int {
+    public static func readStandardInput(into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil) throws
+        -> Int
+    {
         try waitReadable(0, timeout: timeout)
-        return try retrying("read", 0, .read, .read, timeout: timeout) { uthreads_sys_read(0, buffer.baseAddress, buffer.count) }
+        return try retrying("read", 0, .read, .read, timeout: timeout) {
+            uthreads_sys_read(0, buffer.baseAddress, buffer.count)
+        }
     }
 
     /// Writes all of `bytes` to standard output.
@@ -36,7 +40,9 @@ extension IO {
         while offset < bytes.count {
             try waitWritable(fd, timeout: timeout)
             let chunk = min(4096, bytes.count - offset)
-            offset += try retrying("write", fd, .write, .write, timeout: timeout) { uthreads_sys_write(fd, bytes.baseAddress! + offset, chunk) }
+            offset += try retrying("write", fd, .write, .write, timeout: timeout) {
+                uthreads_sys_write(fd, bytes.baseAddress! + offset, chunk)
+            }
         }
     }
 }

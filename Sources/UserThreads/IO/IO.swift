@@ -66,8 +66,10 @@ extension IO {
 
     /// Tries `body` until it does not return EAGAIN, parking for `direction` in between.
     @inline(__always)
-    static func retrying(_ call: StaticString, _ fd: Int32, _ direction: IODirection, _ kind: WaitReason.Kind,
-                         timeout: Duration?, _ body: () -> Int) throws -> Int {
+    static func retrying(
+        _ call: StaticString, _ fd: Int32, _ direction: IODirection, _ kind: WaitReason.Kind,
+        timeout: Duration?, _ body: () -> Int
+    ) throws -> Int {
         var deadline = PendingDeadline(timeout: timeout)
         while true {
             switch try attempt(call, body) {
@@ -79,8 +81,10 @@ extension IO {
 
     /// Parks the caller until the reactor reports `fd` ready (or may be ready).
     @inline(never)
-    static func waitFor(_ fd: Int32, _ direction: IODirection, _ kind: WaitReason.Kind,
-                        _ deadline: inout PendingDeadline) throws {
+    static func waitFor(
+        _ fd: Int32, _ direction: IODirection, _ kind: WaitReason.Kind,
+        _ deadline: inout PendingDeadline
+    ) throws {
         let s = Scheduler.require("an I/O call")
         try Reactor.of(s).wait(fd, direction, kind: kind, deadline: deadline.resolve(now: s.now()))
     }

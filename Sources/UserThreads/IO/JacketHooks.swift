@@ -25,29 +25,32 @@ enum JacketHooks {
 
     private static let connected: Bool = {
         let table = UnsafeMutablePointer<uthreads_jacket_runtime>.allocate(capacity: 1)  // lives for the process
-        table.initialize(to: uthreads_jacket_runtime(
-            version: 0, current_tls_offset: 0,
-            now: { Scheduler.active?.now() ?? uthreads_monotonic_ns() },
-            wait_fd: { fd, direction, kind, deadline in JacketHooks.wait(fd, direction, kind, deadline) },
-            sleep_until: { deadline in JacketHooks.sleep(until: deadline) },
-            offload: { body, context in JacketHooks.offload(body, context) },
-            closing: { fd in JacketHooks.close(fd) }))
+        table.initialize(
+            to: uthreads_jacket_runtime(
+                version: 0, current_tls_offset: 0,
+                now: { Scheduler.active?.now() ?? uthreads_monotonic_ns() },
+                wait_fd: { fd, direction, kind, deadline in JacketHooks.wait(fd, direction, kind, deadline) },
+                sleep_until: { deadline in JacketHooks.sleep(until: deadline) },
+                offload: { body, context in JacketHooks.offload(body, context) },
+                closing: { fd in JacketHooks.close(fd) }))
         return uthreads_jacket_connect(table) != 0
     }()
 
     private static func wait(_ fd: Int32, _ direction: Int32, _ kind: Int32, _ deadline: UInt64) -> Int32 {
         guard let s = Scheduler.active, s.onUserThread else { return EPERM }
-        let reason: WaitReason.Kind = switch Int(kind) {
-        case Int(UTHREADS_JACKET_KIND_WRITE): .write
-        case Int(UTHREADS_JACKET_KIND_ACCEPT): .accept
-        case Int(UTHREADS_JACKET_KIND_CONNECT): .connect
-        case Int(UTHREADS_JACKET_KIND_POLL): .poll
-        default: .read
-        }
+        let reason: WaitReason.Kind =
+            switch Int(kind) {
+            case Int(UTHREADS_JACKET_KIND_WRITE): .write
+            case Int(UTHREADS_JACKET_KIND_ACCEPT): .accept
+            case Int(UTHREADS_JACKET_KIND_CONNECT): .connect
+            case Int(UTHREADS_JACKET_KIND_POLL): .poll
+            default: .read
+            }
         return errnoValue {
             let reactor = try Reactor.of(s)
-            let waited = try reactor.jacketWait(fd, direction == Int32(UTHREADS_JACKET_WRITE) ? .write : .read,
-                                                kind: reason, deadline: deadline == .max ? nil : deadline)
+            let waited = try reactor.jacketWait(
+                fd, direction == Int32(UTHREADS_JACKET_WRITE) ? .write : .read,
+                kind: reason, deadline: deadline == .max ? nil : deadline)
             return waited ? 0 : EPERM
         }
     }
@@ -80,8 +83,10 @@ enum JacketHooks {
         let context: UnsafeMutableRawPointer?
     }
 
-    private static func offload(_ body: @convention(c) (UnsafeMutableRawPointer?) -> Void,
-                                _ context: UnsafeMutableRawPointer?) -> Int32 {
+    private static func offload(
+        _ body: @convention(c) (UnsafeMutableRawPointer?) -> Void,
+        _ context: UnsafeMutableRawPointer?
+    ) -> Int32 {
         guard let s = Scheduler.active, s.onUserThread else { return EPERM }
         let call = CCall(body: body, context: context)
         return errnoValue {

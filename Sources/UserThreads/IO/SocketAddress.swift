@@ -53,7 +53,9 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         sa.sun_family = sa_family_t(AF_UNIX)
         let utf8 = Array(path.utf8)
         let capacity = MemoryLayout.size(ofValue: sa.sun_path)
-        guard utf8.count < capacity else { throw UThreadError.invalidArgument("unix socket path is longer than \(capacity - 1) bytes") }
+        guard utf8.count < capacity else {
+            throw UThreadError.invalidArgument("unix socket path is longer than \(capacity - 1) bytes")
+        }
         withUnsafeMutableBytes(of: &sa.sun_path) { p in
             for (i, b) in utf8.enumerated() { p[i] = b }
         }
@@ -107,11 +109,15 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Calls `body` with the sockaddr pointer and its length.
     public func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R) rethrows -> R {
-        try bytes.withUnsafeBytes { try body($0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count)) }
+        try bytes.withUnsafeBytes {
+            try body($0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+        }
     }
 
     /// Reads an address filled in by the kernel into a sockaddr_storage.
-    static func fill(_ body: (UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) throws -> Void) rethrows -> SocketAddress {
+    static func fill(_ body: (UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) throws -> Void) rethrows
+        -> SocketAddress
+    {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         try withUnsafeMutablePointer(to: &storage) { p in

@@ -37,7 +37,9 @@ public final class TCPStream: SocketStream {
     /// Sets TCP_NODELAY (send small writes at once).
     public func setNoDelay(_ on: Bool = true) throws {
         var v: Int32 = on ? 1 : 0
-        if setsockopt(try openDescriptor(), Int32(IPPROTO_TCP), TCP_NODELAY, &v, socklen_t(MemoryLayout<Int32>.size)) < 0 {
+        if setsockopt(try openDescriptor(), Int32(IPPROTO_TCP), TCP_NODELAY, &v, socklen_t(MemoryLayout<Int32>.size))
+            < 0
+        {
             throw UThreadError.system(call: "setsockopt", errno: .lastError)
         }
     }

@@ -57,7 +57,8 @@ final class MNObservation: Sendable {
     func claim(_ request: UInt64) -> Bool {
         var seen = claimed.load(ordering: .relaxed)
         while seen < request {
-            let (exchanged, original) = claimed.compareExchange(expected: seen, desired: request, ordering: .acquiringAndReleasing)
+            let (exchanged, original) = claimed.compareExchange(
+                expected: seen, desired: request, ordering: .acquiringAndReleasing)
             if exchanged { return true }
             seen = original
         }
@@ -87,8 +88,10 @@ enum MNObservability {
         if let metrics = configuration.metrics {
             // Runtime/RuntimeMetrics.swift. Unowned: the workers' samplers die with the runtime.
             let runtimeWide = RuntimeWideMetrics(metrics) { [unowned runtime] in
-                [runtime.stolen.load(ordering: .relaxed), runtime.migrations.load(ordering: .relaxed),
-                 runtime.deadlockEpoch.load(ordering: .relaxed)].map { UInt64($0) }
+                [
+                    runtime.stolen.load(ordering: .relaxed), runtime.migrations.load(ordering: .relaxed),
+                    runtime.deadlockEpoch.load(ordering: .relaxed),
+                ].map { UInt64($0) }
             }
             for worker in runtime.workers {
                 worker.scheduler?.sampler = SchedulerMetrics(metrics, worker: worker.index, runtimeWide: runtimeWide)
@@ -97,7 +100,9 @@ enum MNObservability {
         var server: ControlSocketServer?
         if let path = configuration.controlSocket {
             do {
-                server = try ControlSocketServer(path: path) { request, stop in runtime.controlResponse(request, stop: stop) }
+                server = try ControlSocketServer(path: path) { request, stop in
+                    runtime.controlResponse(request, stop: stop)
+                }
             } catch {
                 detach(Attachment(registrySlot: slot, bells: bells, server: nil))
                 throw error
@@ -119,10 +124,12 @@ extension MNRuntime {
     func controlResponse(_ request: String, stop: Int32) -> String {
         let count = workers.count
         switch request {
-        case "table": return MNRuntime.mergedTable(collectOutside(.table, stop: stop), count: count, takenAtSeconds: 0).json()
+        case "table":
+            return MNRuntime.mergedTable(collectOutside(.table, stop: stop), count: count, takenAtSeconds: 0).json()
         case "dump":
             let reason = "control socket"
-            return MNRuntime.mergedDump(collectOutside(.dump(reason: reason), stop: stop), count: count, reason: reason).json()
+            return MNRuntime.mergedDump(collectOutside(.dump(reason: reason), stop: stop), count: count, reason: reason)
+                .json()
         default: return Scheduler.unknownControlRequest(request)
         }
     }
@@ -140,8 +147,10 @@ extension MNWorker {
     /// request `request` spawns the thread that writes the merged dump.
     func dumpRequested(_ s: Scheduler, request: UInt64, reason: String) {
         guard runtime.observation.claim(request) else { return }
-        let object = MNThreadObject.make(runtime: runtime, name: "thread dump", isMain: false,
-                                         stackSize: runtime.configuration.mainStackSize) { () -> Void in
+        let object = MNThreadObject.make(
+            runtime: runtime, name: "thread dump", isMain: false,
+            stackSize: runtime.configuration.mainStackSize
+        ) { () -> Void in
             guard let (worker, s) = MNWorker.current() else { return }
             let me = s.current.pointee.id
             var dump = worker.threadDump(s, reason: reason)

@@ -116,8 +116,10 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// Workers spinning for work before they sleep (at most half of them).
     let spinning = Atomic<Int>(0)
     /// How long an idle worker looks for work before it sleeps.
-    static let spinNanoseconds: UInt64 = UInt64(getenv("UTHREADS_SPIN_NS").flatMap { Int(String(cString: $0)) } ?? 20_000)
-    static let stealAfterNanoseconds = UInt64(getenv("UTHREADS_STEAL_AFTER_NS").flatMap { Int(String(cString: $0)) } ?? 50_000)
+    static let spinNanoseconds: UInt64 = UInt64(
+        getenv("UTHREADS_SPIN_NS").flatMap { Int(String(cString: $0)) } ?? 20_000)
+    static let stealAfterNanoseconds = UInt64(
+        getenv("UTHREADS_STEAL_AFTER_NS").flatMap { Int(String(cString: $0)) } ?? 50_000)
     static let stealMax: Int = getenv("UTHREADS_STEAL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
     /// Experiment: a spawn does not count as activity on the queue (thieves then take from a
     /// worker that spawns a burst; see `MNWorker.steal`).
@@ -146,14 +148,17 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// retain and a release, atomic writes to a line that every worker shares.
     let table: UnsafeMutableBufferPointer<Unmanaged<MNWorker>>
 
-    init(workers n: Int, configuration: UThreadRuntime.Configuration,
-         policy: (@Sendable () -> any SchedulingPolicy)?) throws(UThreadError) {
+    init(
+        workers n: Int, configuration: UThreadRuntime.Configuration,
+        policy: (@Sendable () -> any SchedulingPolicy)?
+    ) throws(UThreadError) {
         self.configuration = configuration
         table = .allocate(capacity: n)
         descriptors.attach(self)  // before any worker (or other kernel thread) uses it
         JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
         for i in 0..<n {
-            let scheduler = Scheduler(settings: configuration.schedulerSettings, policy: policy?() ?? FIFOPolicy(), worker: true)
+            let scheduler = Scheduler(
+                settings: configuration.schedulerSettings, policy: policy?() ?? FIFOPolicy(), worker: true)
             let w: MNWorker
             do { w = try MNWorker(index: i, runtime: self, scheduler: scheduler) } catch {
                 // Nothing has run: close what the workers made so far (epoll sets, eventfds).
@@ -220,7 +225,8 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// Threads in every queue (a snapshot, for idle decisions and deadlock detection); a batch
     /// of migrants counts as one.
     func queuedCount() -> Int {
-        var n = injected.load(ordering: .sequentiallyConsistent) + migrantBatches.load(ordering: .sequentiallyConsistent)
+        var n =
+            injected.load(ordering: .sequentiallyConsistent) + migrantBatches.load(ordering: .sequentiallyConsistent)
         for i in 0..<table.count { n += withWorker(i) { $0.queueCount.load(ordering: .sequentiallyConsistent) } }
         return n
     }
@@ -246,16 +252,22 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// has finished too (by induction from main).
     func liveCount() -> Int {
         var finished = 0
-        for i in 0..<table.count { finished += withWorker(i) { $0.finishedThreads.load(ordering: .sequentiallyConsistent) } }
+        for i in 0..<table.count {
+            finished += withWorker(i) { $0.finishedThreads.load(ordering: .sequentiallyConsistent) }
+        }
         var spawned = externalSpawns.load(ordering: .sequentiallyConsistent)
-        for i in 0..<table.count { spawned += withWorker(i) { $0.spawnedThreads.load(ordering: .sequentiallyConsistent) } }
+        for i in 0..<table.count {
+            spawned += withWorker(i) { $0.spawnedThreads.load(ordering: .sequentiallyConsistent) }
+        }
         return spawned - finished
     }
 
     /// Counts a finished thread on the calling worker; rings every worker when it was the last
     /// one after main returned (each re-checks `finished` and ends its loop).
     func threadFinished() {
-        if let here = MNWorker.current()?.worker, here.runtimeRef.toOpaque() == Unmanaged.passUnretained(self).toOpaque() {
+        if let here = MNWorker.current()?.worker,
+            here.runtimeRef.toOpaque() == Unmanaged.passUnretained(self).toOpaque()
+        {
             // Seq-cst RMW on the worker's own line: ordered before the `mainDone` read below
             // (a worker going idle writes `sleeping` then reads the counters, seq-cst).
             here.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent)
@@ -273,7 +285,9 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// The runtime of the calling M:N thread, unretained (see `MNThreadObject.runtimeRef`);
     /// stops with a clear message elsewhere.
     @usableFromInline
-    static func requireUnretained(_ api: StaticString) -> Unmanaged<MNRuntime> { MNWorker.require(api).worker.runtimeRef }
+    static func requireUnretained(_ api: StaticString) -> Unmanaged<MNRuntime> {
+        MNWorker.require(api).worker.runtimeRef
+    }
 
     /// Throws unless `worker` is a worker index of this runtime.
     @usableFromInline
@@ -309,9 +323,11 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     }
 
     /// Runs the runtime on the calling kernel thread (worker 0) and N-1 new ones.
-    static func run<R: Sendable>(workers n: Int, configuration: UThreadRuntime.Configuration,
-                                 policy: (@Sendable () -> any SchedulingPolicy)?,
-                                 _ body: @escaping @Sendable () throws -> R) throws -> R {
+    static func run<R: Sendable>(
+        workers n: Int, configuration: UThreadRuntime.Configuration,
+        policy: (@Sendable () -> any SchedulingPolicy)?,
+        _ body: @escaping @Sendable () throws -> R
+    ) throws -> R {
         try runInspecting(workers: n, configuration: configuration, policy: policy, body).value
     }
 
@@ -324,16 +340,21 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     }
 
     /// `run`, also returning what the workers left behind (for leak tests).
-    static func runInspecting<R: Sendable>(workers n: Int, configuration: UThreadRuntime.Configuration = .init(),
-                                           policy: (@Sendable () -> any SchedulingPolicy)? = nil,
-                                           _ body: @escaping @Sendable () throws -> R) throws -> (value: R, teardown: Teardown) {
+    static func runInspecting<R: Sendable>(
+        workers n: Int, configuration: UThreadRuntime.Configuration = .init(),
+        policy: (@Sendable () -> any SchedulingPolicy)? = nil,
+        _ body: @escaping @Sendable () throws -> R
+    ) throws -> (value: R, teardown: Teardown) {
         try configuration.validate()
         guard n >= 1 && n <= 1024 else { throw UThreadError.invalidArgument("workers must be 1...1024, not \(n)") }
         guard configuration.clock == .real else {
-            throw UThreadError.invalidConfiguration("the virtual clock is for M:1 runtimes (a simulation needs one kernel thread); use UThreadRuntime.run without workers:")
+            throw UThreadError.invalidConfiguration(
+                "the virtual clock is for M:1 runtimes (a simulation needs one kernel thread); use UThreadRuntime.run without workers:"
+            )
         }
         guard configuration.trace == nil else {
-            throw UThreadError.invalidConfiguration("tracing is for M:1 runtimes; use UThreadRuntime.run without workers:")
+            throw UThreadError.invalidConfiguration(
+                "tracing is for M:1 runtimes; use UThreadRuntime.run without workers:")
         }
         guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
         let runtime = try MNRuntime(workers: n, configuration: configuration, policy: policy)
@@ -345,7 +366,8 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         defer { if neverRan { for w in runtime.workers { w.scheduler?.shutdown() } } }
         let observed = try MNObservability.attach(runtime)  // dump signal, control socket
         defer { MNObservability.detach(observed) }  // before tearDown: the bells are the reactors'
-        let main = MNThreadObject.make(runtime: runtime, name: "main", isMain: true, stackSize: configuration.mainStackSize, body: body)
+        let main = MNThreadObject.make(
+            runtime: runtime, name: "main", isMain: true, stackSize: configuration.mainStackSize, body: body)
         runtime.externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
         runtime.workers[0].initial = main
         runtime.activeWorkers.store(n, ordering: .sequentiallyConsistent)
@@ -358,9 +380,10 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         for t in threads { pthread_join(t, nil) }
         if let report = runtime.deadlockReport.withLock({ $0 }) { throw UThreadError.deadlock(report) }
         guard main.isFinishedAcquire else { throw UThreadError.deadlock("the main thread never finished") }
-        let teardown = Teardown(rowsLeft: runtime.rowsLeft.load(ordering: .relaxed),
-                                stacksLeft: runtime.stacksLeft.load(ordering: .relaxed),
-                                statistics: MNRuntimeHandle(runtime: runtime).statistics)
+        let teardown = Teardown(
+            rowsLeft: runtime.rowsLeft.load(ordering: .relaxed),
+            stacksLeft: runtime.stacksLeft.load(ordering: .relaxed),
+            statistics: MNRuntimeHandle(runtime: runtime).statistics)
         return (try main.result(R.self).get(), teardown)
     }
 
@@ -389,11 +412,16 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         for w in runtime.workers.dropFirst() {
             var thread = pthread_t()
             let arg = Unmanaged.passRetained(Start(w, gate)).toOpaque()
-            let rc = w.index == failWorkerStartForTesting ? EAGAIN : pthread_create(&thread, nil, { arg in
-                let start = Unmanaged<Start>.fromOpaque(arg!).takeRetainedValue()
-                if start.gate.withLock({ $0 }) { start.worker.main() }
-                return nil
-            }, arg)
+            let rc =
+                w.index == failWorkerStartForTesting
+                ? EAGAIN
+                : pthread_create(
+                    &thread, nil,
+                    { arg in
+                        let start = Unmanaged<Start>.fromOpaque(arg!).takeRetainedValue()
+                        if start.gate.withLock({ $0 }) { start.worker.main() }
+                        return nil
+                    }, arg)
             if rc != 0 {
                 Unmanaged<Start>.fromOpaque(arg).release()
                 failure = (w.index, rc)
@@ -405,12 +433,15 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         gate.unlock()
         guard let failure else { return threads }
         for t in threads { pthread_join(t, nil) }
-        throw UThreadError.system(call: "pthread_create (M:N worker \(failure.worker) of \(runtime.workers.count))",
-                                  errno: Errno(rawValue: failure.errno))
+        throw UThreadError.system(
+            call: "pthread_create (M:N worker \(failure.worker) of \(runtime.workers.count))",
+            errno: Errno(rawValue: failure.errno))
     }
 
     /// The worker whose start `startWorkers` fails on purpose (tests only; see there).
-    private static let failWorkerStartForTesting: Int? = getenv("UTHREADS_TEST_FAIL_WORKER_START").flatMap { Int(String(cString: $0)) }
+    private static let failWorkerStartForTesting: Int? = getenv("UTHREADS_TEST_FAIL_WORKER_START").flatMap {
+        Int(String(cString: $0))
+    }
 
     /// Breaks the worker ↔ scheduler cycles once every worker has stopped, and takes the
     /// descriptor registry off the process's list (every deferred close has completed by now:
@@ -420,8 +451,9 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         for w in workers { w.detach() }
         let left = descriptors.finish()
         if !left.isEmpty {
-            configuration.logger.warning("deferred closes were still pending when the M:N runtime ended; closed now",
-                                         metadata: ["fds": "\(left)"])
+            configuration.logger.warning(
+                "deferred closes were still pending when the M:N runtime ended; closed now",
+                metadata: ["fds": "\(left)"])
         }
     }
 }

@@ -43,8 +43,10 @@ public struct MNThread<Success: Sendable>: Sendable, Hashable, CustomStringConve
     ///   - stackSize: usable stack bytes (default: the configuration's `stackSize`).
     ///   - body: the thread's code; `@Sendable`, since it may run on any worker.
     @inlinable
-    public init(name: String = "", pinned: Bool = false, stackSize: Int? = nil,
-                _ body: @escaping @Sendable () throws -> Success) {
+    public init(
+        name: String = "", pinned: Bool = false, stackSize: Int? = nil,
+        _ body: @escaping @Sendable () throws -> Success
+    ) {
         let runtime = MNRuntime.requireUnretained("MNThread.init")
         let object = runtime._withUnsafeGuaranteedRef {
             MNThreadObject.make(runtime: $0, name: name, isMain: false, stackSize: stackSize, body: body)
@@ -69,8 +71,10 @@ public struct MNThread<Success: Sendable>: Sendable, Hashable, CustomStringConve
     /// never stolen (e.g. one acceptor per worker). From the calling worker it starts at once.
     /// - Throws: `.invalidArgument` for a worker index out of range.
     @inlinable
-    public static func spawn(name: String = "", onWorker worker: Int, stackSize: Int? = nil,
-                             _ body: @escaping @Sendable () throws -> Success) throws -> MNThread {
+    public static func spawn(
+        name: String = "", onWorker worker: Int, stackSize: Int? = nil,
+        _ body: @escaping @Sendable () throws -> Success
+    ) throws -> MNThread {
         let runtime = MNRuntime.requireUnretained("MNThread.spawn(onWorker:)").takeUnretainedValue()
         try runtime.checkWorker(worker)
         let object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: stackSize, body: body)
@@ -145,7 +149,9 @@ public struct MNRuntimeHandle: Sendable {
 
     /// Spawns an M:N thread from any kernel thread (a worker of this runtime queues it locally).
     @inlinable
-    public func spawn<Success: Sendable>(name: String = "", _ body: @escaping @Sendable () throws -> Success) -> MNThread<Success> {
+    public func spawn<Success: Sendable>(name: String = "", _ body: @escaping @Sendable () throws -> Success)
+        -> MNThread<Success>
+    {
         let object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: nil, body: body)
         runtime.spawn(object, pinned: false)
         return MNThread(object: object)
@@ -153,10 +159,11 @@ public struct MNRuntimeHandle: Sendable {
 
     /// Figures for tests and benchmarks.
     public var statistics: MNStatistics {
-        MNStatistics(startedPerWorker: runtime.workers.map { $0.startedCount.load(ordering: .relaxed) },
-                     stolen: runtime.stolen.load(ordering: .relaxed),
-                     live: runtime.liveCount(),
-                     migrations: runtime.migrations.load(ordering: .relaxed))
+        MNStatistics(
+            startedPerWorker: runtime.workers.map { $0.startedCount.load(ordering: .relaxed) },
+            stolen: runtime.stolen.load(ordering: .relaxed),
+            live: runtime.liveCount(),
+            migrations: runtime.migrations.load(ordering: .relaxed))
     }
 }
 

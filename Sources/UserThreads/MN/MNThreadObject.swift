@@ -172,7 +172,8 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         if let (w, s) = MNWorker.current(), w.runtimeRef.toOpaque() == runtimeRef.toOpaque(), w.index == worker {
             // `owns`: the thread may be between workers (given up, not adopted yet).
             if let t = ControlBlock(bitPattern: block), s.table.owns(t), t.pointee.id == id,
-               t.pointee.state != .stateFree, t.pointee.state != .stateFinished {
+                t.pointee.state != .stateFree, t.pointee.state != .stateFinished
+            {
                 s.cancel(t)
             }
         } else {
@@ -191,7 +192,8 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         // A row is this thread's for its whole life, wherever it runs (rows never move).
         let me = s0.current
         if flags.load(ordering: .acquiring) & MNThreadObject.started != 0,
-           placeBlock == UInt(bitPattern: me), placeID == me.pointee.id {
+            placeBlock == UInt(bitPattern: me), placeID == me.pointee.id
+        {
             throw UThreadError.invalidArgument("an M:N thread cannot join itself")
         }
         while !isFinishedAcquire {
@@ -235,8 +237,10 @@ extension MNThreadObject {
     /// `finish`, or destroys what is stored.
     /// Specialised into the caller (no metadata lookups in the runtime).
     @inlinable
-    static func make<Success: Sendable>(runtime: MNRuntime, name: String, isMain: Bool, stackSize: Int?,
-                                        body: @escaping @Sendable () throws -> Success) -> MNThreadObject {
+    static func make<Success: Sendable>(
+        runtime: MNRuntime, name: String, isMain: Bool, stackSize: Int?,
+        body: @escaping @Sendable () throws -> Success
+    ) -> MNThreadObject {
         let object = MNThreadObject(runtime: runtime, name: name, isMain: isMain, stackSize: stackSize)
         object.store(body, as: .body)
         object.witness = { object, operation in

@@ -102,7 +102,10 @@ final class MNTableRequest: WaitTarget, @unchecked Sendable {
         while state.withLock({ $0.parts.count }) < expected {
             let now = uthreads_monotonic_ns()
             guard now < deadline else { break }
-            var fds = [pollfd(fd: bell, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: bell, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: stop, events: Int16(POLLIN), revents: 0),
+            ]
             let ms = Int32(clamping: (deadline - now + 999_999) / 1_000_000)
             let n = poll(&fds, nfds_t(stop >= 0 ? 2 : 1), ms)
             if n > 0 && fds[1].revents != 0 && stop >= 0 { break }
@@ -119,19 +122,21 @@ extension MNRuntime {
     /// workers; missing workers are listed as unanswered.
     static func mergedTable(_ answers: [Int: MNTableRequest.Part], count: Int, takenAtSeconds: Double) -> ThreadTable {
         let tables: [ThreadTable] = (0..<count).compactMap { if case .table(let t)? = answers[$0] { t } else { nil } }
-        return ThreadTable(threads: tables.flatMap(\.threads), takenAtSeconds: tables.first?.takenAtSeconds ?? takenAtSeconds,
-                           switches: tables.reduce(0) { $0 &+ $1.switches }, spawned: tables.reduce(0) { $0 &+ $1.spawned },
-                           tableBytes: tables.reduce(0) { $0 + $1.tableBytes },
-                           workers: count, unansweredWorkers: (0..<count).filter { answers[$0] == nil })
+        return ThreadTable(
+            threads: tables.flatMap(\.threads), takenAtSeconds: tables.first?.takenAtSeconds ?? takenAtSeconds,
+            switches: tables.reduce(0) { $0 &+ $1.switches }, spawned: tables.reduce(0) { $0 &+ $1.spawned },
+            tableBytes: tables.reduce(0) { $0 + $1.tableBytes },
+            workers: count, unansweredWorkers: (0..<count).filter { answers[$0] == nil })
     }
 
     /// The merged dump of `answers` (see `mergedTable`).
     static func mergedDump(_ answers: [Int: MNTableRequest.Part], count: Int, reason: String) -> ThreadDump {
         let dumps: [ThreadDump] = (0..<count).compactMap { if case .dump(let d)? = answers[$0] { d } else { nil } }
-        var dump = ThreadDump(reason: reason, processID: getpid(), kernelThreadID: uthreads_kernel_thread_id(),
-                              takenAtSeconds: dumps.first?.takenAtSeconds ?? 0,
-                              switches: dumps.reduce(0) { $0 &+ $1.switches }, spawned: dumps.reduce(0) { $0 &+ $1.spawned },
-                              threads: dumps.flatMap(\.threads))
+        var dump = ThreadDump(
+            reason: reason, processID: getpid(), kernelThreadID: uthreads_kernel_thread_id(),
+            takenAtSeconds: dumps.first?.takenAtSeconds ?? 0,
+            switches: dumps.reduce(0) { $0 &+ $1.switches }, spawned: dumps.reduce(0) { $0 &+ $1.spawned },
+            threads: dumps.flatMap(\.threads))
         dump.workers = count
         dump.unansweredWorkers = (0..<count).filter { answers[$0] == nil }
         return dump
@@ -159,8 +164,11 @@ extension MNWorker {
         if !others.isEmpty {
             let request = MNTableRequest(runtime: runtime, kind: kind, expected: others.count)
             _ = withExtendedLifetime(request) {
-                park(s, .custom, object: 0, target: request, deadline: uthreads_monotonic_ns() &+ MNRuntime.tableTimeoutNanoseconds,
-                     cancellable: false) { waiter in
+                park(
+                    s, .custom, object: 0, target: request,
+                    deadline: uthreads_monotonic_ns() &+ MNRuntime.tableTimeoutNanoseconds,
+                    cancellable: false
+                ) { waiter in
                     request.setWaiter(waiter)
                     for w in others { w.post(.snapshot(request)) }
                     return true

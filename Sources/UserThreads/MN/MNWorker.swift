@@ -277,7 +277,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// `current()`, or a clear stop for M:N API used elsewhere.
     static func require(_ api: StaticString) -> (worker: MNWorker, scheduler: Scheduler) {
         if let c = current(), c.scheduler.onUserThread { return c }
-        let message = "UserThreads: \(api) must be called from an M:N thread (inside UThreadRuntime.run(workers:) { … })."
+        let message =
+            "UserThreads: \(api) must be called from an M:N thread (inside UThreadRuntime.run(workers:) { … })."
         uthreads_write_stderr("\n" + message + "\n")
         preconditionFailure(message)
     }
@@ -331,7 +332,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     func ring(forQueuedThread: Bool = false) -> Bool {
         let state = sleeping.load(ordering: .sequentiallyConsistent)
         guard state == MNWorker.asleep || (state == MNWorker.asleepDeferred && !forQueuedThread) else { return false }
-        guard sleeping.compareExchange(expected: state, desired: 0, ordering: .sequentiallyConsistent).exchanged else { return false }
+        guard sleeping.compareExchange(expected: state, desired: 0, ordering: .sequentiallyConsistent).exchanged else {
+            return false
+        }
         _ = uthreads_eventfd_signal(doorbell)
         return true
     }
@@ -419,7 +422,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// loop tries again.
     func start(_ object: MNThreadObject, _ s: Scheduler, retryLater: Bool = false) {
         do {
-            let t = try s.spawn(object, priority: 0, stackSize: object.stackSize, flags: object.pinned ? 0 : .flagMigratable)
+            let t = try s.spawn(
+                object, priority: 0, stackSize: object.stackSize, flags: object.pinned ? 0 : .flagMigratable)
             if !object.pinned { object.home = Int32(index) }
             startedCount.store(startedCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
             let cancel = object.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)
@@ -434,11 +438,13 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// Starts one thread from the own queue, else from the injection queue. The counts are
     /// read first (no lock when both are empty, the common case of a busy worker).
     private func takeOwn(_ s: Scheduler, retryLater: Bool = false) -> Bool {
-        if queueCount.load(ordering: .relaxed) > 0, let object = queue.withLock({ q -> MNThreadObject? in
-            guard let o = q.pop() else { return nil }
-            queueCount.wrappingSubtract(1, ordering: .relaxed)  // under the lock; a hint for others
-            return o
-        }) {
+        if queueCount.load(ordering: .relaxed) > 0,
+            let object = queue.withLock({ q -> MNThreadObject? in
+                guard let o = q.pop() else { return nil }
+                queueCount.wrappingSubtract(1, ordering: .relaxed)  // under the lock; a hint for others
+                return o
+            })
+        {
             queueActivity.store(queueActivity.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
             start(object, s, retryLater: retryLater)
             return true
@@ -578,7 +584,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         guard !rows.isEmpty else { return }
         // Only M:N threads are migratable (worker-local UThreads never are): the row's object
         // is an MNThreadObject, kept alive by the row.
-        let batch = rows.map { t in MNMigrant(object: unsafeDowncast(s.objectOf(t), to: MNThreadObject.self), block: t) }
+        let batch = rows.map { t in MNMigrant(object: unsafeDowncast(s.objectOf(t), to: MNThreadObject.self), block: t)
+        }
         let now = uthreads_monotonic_ns()
         rt { runtime in
             runtime.migrants.withLock { q in
@@ -678,13 +685,15 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         }
         // Re-check after announcing the sleep (each poster changes its counter, then rings).
         if mailCount.load(ordering: .sequentiallyConsistent) > 0
-            || queueCount.load(ordering: .sequentiallyConsistent) > 0 || runtime.injected.load(ordering: .sequentiallyConsistent) > 0
+            || queueCount.load(ordering: .sequentiallyConsistent) > 0
+            || runtime.injected.load(ordering: .sequentiallyConsistent) > 0
             || runtime.migrantBatches.load(ordering: .sequentiallyConsistent) > 0
             || (!deferred && runtime.queuedCount() > 0)
             || runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent) > deadlockSeen
             || runtime.deadlockUnwindEpoch.load(ordering: .sequentiallyConsistent) > deadlockUnwound
             || (!shutdownHandled && runtime.mainDone.load(ordering: .sequentiallyConsistent))
-            || mayEnd(s) {
+            || mayEnd(s)
+        {
             return true
         }
         if forever, let epoch = looksDeadlocked() {
@@ -740,13 +749,17 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         // threads) the workers are idle by design: not a second deadlock.
         let epoch = runtime.deadlockEpoch.load(ordering: .sequentiallyConsistent)
         guard runtime.deadlockUnwindEpoch.load(ordering: .sequentiallyConsistent) == epoch,
-              runtime.deadlockWokenWorkers.load(ordering: .sequentiallyConsistent)
-                == runtime.deadlockTables.load(ordering: .sequentiallyConsistent) else { return nil }
+            runtime.deadlockWokenWorkers.load(ordering: .sequentiallyConsistent)
+                == runtime.deadlockTables.load(ordering: .sequentiallyConsistent)
+        else { return nil }
         let all = runtime.stuck.allStuck(of: runtime.activeWorkers.load(ordering: .sequentiallyConsistent)) {
             runtime.queuedCount() == 0 && !finished
                 && (!runtime.mainDone.load(ordering: .sequentiallyConsistent)
-                    || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent) >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent))
-                && (0..<runtime.table.count).allSatisfy { runtime.withWorker($0) { $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 } }
+                    || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent)
+                        >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent))
+                && (0..<runtime.table.count).allSatisfy {
+                    runtime.withWorker($0) { $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 }
+                }
         }
         return all ? epoch : nil
     }
@@ -754,10 +767,15 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// Declares the deadlock that `looksDeadlocked` saw at `epoch`, unless another worker saw
     /// it too and declared it first (two workers may pass the check at once).
     private func declareDeadlock(_ s: Scheduler, from epoch: Int) {
-        guard runtime.deadlockEpoch.compareExchange(expected: epoch, desired: epoch + 1,
-                                                     ordering: .sequentiallyConsistent).exchanged else { return }
+        guard
+            runtime.deadlockEpoch.compareExchange(
+                expected: epoch, desired: epoch + 1,
+                ordering: .sequentiallyConsistent
+            ).exchanged
+        else { return }
         let workers = runtime.activeWorkers.load(ordering: .relaxed)
-        let header = "M:N runtime: all \(workers) workers idle with parked threads, nothing queued, no timer, no I/O (each worker's table follows)."
+        let header =
+            "M:N runtime: all \(workers) workers idle with parked threads, nothing queued, no timer, no I/O (each worker's table follows)."
         uthreads_write_stderr("\n" + header + "\n")
         runtime.deadlockReport.withLock { $0 = header + ($0 ?? "") }
         runtime.ringAll()
@@ -772,8 +790,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// worker's queued threads is started first (`refillBeforePark`).
     /// `target` describes the wait in the thread table; `cancellable: false` only for waits
     /// that must not end early (a condition's mutex reacquisition, a table request).
-    func park(_ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget? = nil, deadline: UInt64?,
-              cancellable: Bool = true, _ register: (MNWaiter) throws -> Bool) rethrows -> (MNWaiter, WakeResult)? {
+    func park(
+        _ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget? = nil, deadline: UInt64?,
+        cancellable: Bool = true, _ register: (MNWaiter) throws -> Bool
+    ) rethrows -> (MNWaiter, WakeResult)? {
         let me = s.current
         parksUntilShed -= 1
         if parksUntilShed <= 0 {

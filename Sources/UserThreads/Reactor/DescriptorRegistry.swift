@@ -253,7 +253,8 @@ final class DescriptorRegistry: @unchecked Sendable {
             }
             guard try add() else { return false }
             if slot >= stripe.masks.count {
-                stripe.masks.append(contentsOf: repeatElement(0, count: max(slot + 1, stripe.masks.count * 2) - stripe.masks.count))
+                stripe.masks.append(
+                    contentsOf: repeatElement(0, count: max(slot + 1, stripe.masks.count * 2) - stripe.masks.count))
             }
             if worker < DescriptorRegistry.bitWorkers {
                 stripe.masks[slot] |= 1 << UInt64(worker)
@@ -304,7 +305,9 @@ final class DescriptorRegistry: @unchecked Sendable {
     }
 
     /// The decision of `close`, with the stripe's lock held.
-    private func closeLocked(_ stripe: inout Stripe, _ fd: Int32, _ slot: Int, closer: DeferredClose? = nil) throws(UThreadError) -> CloseOutcome {
+    private func closeLocked(_ stripe: inout Stripe, _ fd: Int32, _ slot: Int, closer: DeferredClose? = nil)
+        throws(UThreadError) -> CloseOutcome
+    {
         let watchers = DescriptorRegistry.watchers(stripe, fd, slot)
         if watchers.isClosing { throw .system(call: "close", errno: .badFileDescriptor) }
         if watchers.isEmpty {
@@ -418,7 +421,9 @@ final class DescriptorRegistry: @unchecked Sendable {
         }
     }
 
-    private static func closeThrough(_ fd: Int32, _ rest: ArraySlice<DescriptorRegistry>) throws(UThreadError) -> CloseOutcome {
+    private static func closeThrough(_ fd: Int32, _ rest: ArraySlice<DescriptorRegistry>) throws(UThreadError)
+        -> CloseOutcome
+    {
         guard let registry = rest.first else {
             try systemClose(fd)
             return .closed

@@ -62,12 +62,15 @@ final class OffloadPool: Sendable {
 
     private func startThread() {
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { _ in
-            OffloadPool.shared.workerLoop()
-        }, nil)
+        let rc = pthread_create(
+            &thread, nil,
+            { _ in
+                OffloadPool.shared.workerLoop()
+            }, nil)
         if rc != 0 {
             state.withLock { $0.threads -= 1 }
-            RuntimeLog.makeDefault().warning("could not start an offload thread; jobs wait for the others", metadata: ["errno": "\(rc)"])
+            RuntimeLog.makeDefault().warning(
+                "could not start an offload thread; jobs wait for the others", metadata: ["errno": "\(rc)"])
             return
         }
         pthread_detach(thread)

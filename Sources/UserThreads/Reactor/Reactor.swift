@@ -184,7 +184,9 @@ final class Reactor: Poller {
     /// M:N: joins the runtime's descriptor registry as `worker` (before any thread of the
     /// worker runs, so every registration of this reactor is recorded).
     func join(_ registry: DescriptorRegistry, worker: Int) {
-        precondition(descriptors.allSatisfy { $0 == nil }, "UserThreads: a reactor joins a registry before it watches a descriptor")
+        precondition(
+            descriptors.allSatisfy { $0 == nil },
+            "UserThreads: a reactor joins a registry before it watches a descriptor")
         self.registry = registry
         registryWorker = worker
     }
@@ -224,8 +226,10 @@ final class Reactor: Poller {
     }
 
     @inline(__always)
-    private func park(_ waiters: DescriptorWaiters, _ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?,
-                      tag: UInt64 = 0) throws {
+    private func park(
+        _ waiters: DescriptorWaiters, _ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?,
+        tag: UInt64 = 0
+    ) throws {
         let s = scheduler
         let me = s.current
         switch direction {
@@ -254,12 +258,16 @@ final class Reactor: Poller {
         if let registry {
             // M:N: the ADD and the worker's bit change under the fd's stripe lock, so a closer on
             // another worker either sees this entry or closed the file first (DescriptorRegistry).
-            guard try registry.watch(fd, worker: registryWorker, { () throws(UThreadError) -> Bool in try addToEpoll(fd) }) else { return nil }
+            guard
+                try registry.watch(
+                    fd, worker: registryWorker, { () throws(UThreadError) -> Bool in try addToEpoll(fd) })
+            else { return nil }
         } else {
             guard try addToEpoll(fd) else { return nil }
         }
         if index >= descriptors.count {
-            descriptors.append(contentsOf: repeatElement(nil, count: max(index + 1, descriptors.count * 2) - descriptors.count))
+            descriptors.append(
+                contentsOf: repeatElement(nil, count: max(index + 1, descriptors.count * 2) - descriptors.count))
         }
         let w = DescriptorWaiters()
         descriptors[index] = w
@@ -270,7 +278,8 @@ final class Reactor: Poller {
     /// (EPERM: regular files, always ready). EEXIST counts as added.
     @inline(__always)
     private func addToEpoll(_ fd: Int32) throws(UThreadError) -> Bool {
-        let mask = UInt32(UTHREADS_EV_IN | UTHREADS_EV_OUT | UTHREADS_EV_RDHUP) | UInt32(truncatingIfNeeded: UTHREADS_EV_ET)
+        let mask =
+            UInt32(UTHREADS_EV_IN | UTHREADS_EV_OUT | UTHREADS_EV_RDHUP) | UInt32(truncatingIfNeeded: UTHREADS_EV_ET)
         if uthreads_epoll_ctl(epollFD, 1, fd, mask, UInt64(fd)) < 0 {
             let e = Errno.lastError
             if e == .notPermitted { return false }
@@ -329,14 +338,16 @@ final class Reactor: Poller {
         var failure: UThreadError?
         // One allocation per close under M:N (the registry must hold the closer when it decides,
         // under its lock); close(2) itself costs far more.
-        awaitCompletion(closer, target: closer, kind: .custom, startIfNeeded: { _ in
-            do throws(UThreadError) {
-                return try registry.close(fd, worker: registryWorker, closer: closer) != .closed
-            } catch {
-                failure = error
-                return false
-            }
-        })
+        awaitCompletion(
+            closer, target: closer, kind: .custom,
+            startIfNeeded: { _ in
+                do throws(UThreadError) {
+                    return try registry.close(fd, worker: registryWorker, closer: closer) != .closed
+                } catch {
+                    failure = error
+                    return false
+                }
+            })
         if let error = failure ?? closer.error { throw error }
     }
 
@@ -369,20 +380,26 @@ final class Reactor: Poller {
     /// With a `deadline` (which needs `onCancel`), the wait times out like a cancel: `onCancel` is
     /// called, the thread still waits for the completion, and the result is `.timedOut`.
     @discardableResult
-    func awaitCompletion(_ job: OffloadJob, start: (OffloadJob) -> Void, onCancel: (() -> Void)?,
-                         kind: WaitReason.Kind = .offload, deadline: UInt64? = nil) -> WakeResult {
-        awaitCompletion(job, kind: kind, deadline: deadline, onCancel: onCancel, startIfNeeded: { job in
-            start(job)
-            return true
-        })!
+    func awaitCompletion(
+        _ job: OffloadJob, start: (OffloadJob) -> Void, onCancel: (() -> Void)?,
+        kind: WaitReason.Kind = .offload, deadline: UInt64? = nil
+    ) -> WakeResult {
+        awaitCompletion(
+            job, kind: kind, deadline: deadline, onCancel: onCancel,
+            startIfNeeded: { job in
+                start(job)
+                return true
+            })!
     }
 
     /// `awaitCompletion`, where `startIfNeeded` may find that nothing needs to wait (it returns
     /// false and promises that nothing will be posted): then no park, and nil. `target`
     /// describes the wait in the thread table.
     @discardableResult
-    func awaitCompletion(_ job: OffloadJob, target: WaitTarget? = nil, kind: WaitReason.Kind, deadline: UInt64? = nil,
-                         onCancel: (() -> Void)? = nil, startIfNeeded: (OffloadJob) -> Bool) -> WakeResult? {
+    func awaitCompletion(
+        _ job: OffloadJob, target: WaitTarget? = nil, kind: WaitReason.Kind, deadline: UInt64? = nil,
+        onCancel: (() -> Void)? = nil, startIfNeeded: (OffloadJob) -> Bool
+    ) -> WakeResult? {
         let s = scheduler
         job.waiter = UInt(bitPattern: s.current)
         job.mailbox = mailbox
@@ -396,7 +413,9 @@ final class Reactor: Poller {
         var interruptible = onCancel != nil
         var outcome = WakeResult.woken
         while true {
-            switch s.park(kind, object: 0, target: target, deadline: interruptible ? deadline : nil, cancellable: interruptible) {
+            switch s.park(
+                kind, object: 0, target: target, deadline: interruptible ? deadline : nil, cancellable: interruptible)
+            {
             case .woken:
                 return outcome
             case .cancelled, .timedOut:
@@ -461,8 +480,10 @@ final class Reactor: Poller {
         case EINTR: .retry
         case ENOMEM: .backOff(nanoseconds: 10_000_000)
         default:
-            .fatal("UserThreads: epoll_wait on the reactor's descriptor \(epollFD) failed: \(Errno(rawValue: e)). "
-                   + "The runtime's epoll set is gone or broken (was descriptor \(epollFD) closed with a raw close(2)?); stopping.")
+            .fatal(
+                "UserThreads: epoll_wait on the reactor's descriptor \(epollFD) failed: \(Errno(rawValue: e)). "
+                    + "The runtime's epoll set is gone or broken (was descriptor \(epollFD) closed with a raw close(2)?); stopping."
+            )
         }
     }
 
@@ -474,7 +495,8 @@ final class Reactor: Poller {
         case .backOff(let ns):
             // write(2), not the logger: this is the scheduler's idle path, where a log handler
             // that does I/O or parks must not run.
-            uthreads_write_stderr("uthreads: epoll_wait failed: \(Errno(rawValue: e)); retrying in \(ns / 1_000_000) ms\n")
+            uthreads_write_stderr(
+                "uthreads: epoll_wait failed: \(Errno(rawValue: e)); retrying in \(ns / 1_000_000) ms\n")
             var request = timespec(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
             _ = nanosleep(&request, nil)
         case .fatal(let message):

@@ -88,13 +88,20 @@ extension UThreadRuntime {
 
         func validate() throws(UThreadError) {
             let range = Self.minimumStackSize...Self.maximumStackSize
-            for (name, value) in [("stackSize", stackSize), ("mainStackSize", mainStackSize), ("denseStackSize", denseStackSize)] {
+            for (name, value) in [
+                ("stackSize", stackSize), ("mainStackSize", mainStackSize), ("denseStackSize", denseStackSize),
+            ] {
                 guard range.contains(value) else {
-                    throw .invalidConfiguration("\(name) = \(value) bytes is outside \(range.lowerBound)...\(range.upperBound)")
+                    throw .invalidConfiguration(
+                        "\(name) = \(value) bytes is outside \(range.lowerBound)...\(range.upperBound)")
                 }
             }
-            guard pooledStacks >= 0 else { throw .invalidConfiguration("pooledStacks = \(pooledStacks) must not be negative") }
-            if let dumpSignal, dumpSignal <= 0 || dumpSignal >= 65 || [SIGKILL, SIGSTOP, SIGSEGV, SIGBUS].contains(dumpSignal) {
+            guard pooledStacks >= 0 else {
+                throw .invalidConfiguration("pooledStacks = \(pooledStacks) must not be negative")
+            }
+            if let dumpSignal,
+                dumpSignal <= 0 || dumpSignal >= 65 || [SIGKILL, SIGSTOP, SIGSEGV, SIGBUS].contains(dumpSignal)
+            {
                 throw .invalidConfiguration("dumpSignal = \(dumpSignal) cannot be caught for dumps")
             }
             try metrics?.validate()

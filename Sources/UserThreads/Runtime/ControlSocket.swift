@@ -83,10 +83,12 @@ final class ControlSocketServer: @unchecked Sendable {
     /// `answer(request, stop)` turns a request line into the JSON answer (nil: the runtime has
     /// ended); it must return when `stop` becomes readable.
     /// - Throws: a message naming the path and the errno.
-    init(path template: String,
-         readTimeoutNanoseconds: UInt64 = ControlSocketServer.readTimeoutNanoseconds,
-         writeTimeoutNanoseconds: UInt64 = ControlSocketServer.writeTimeoutNanoseconds,
-         answer: @escaping @Sendable (_ request: String, _ stop: Int32) -> String?) throws(UThreadError) {
+    init(
+        path template: String,
+        readTimeoutNanoseconds: UInt64 = ControlSocketServer.readTimeoutNanoseconds,
+        writeTimeoutNanoseconds: UInt64 = ControlSocketServer.writeTimeoutNanoseconds,
+        answer: @escaping @Sendable (_ request: String, _ stop: Int32) -> String?
+    ) throws(UThreadError) {
         path = ControlSocketServer.expand(template)
         readTimeout = readTimeoutNanoseconds
         writeTimeout = writeTimeoutNanoseconds
@@ -105,11 +107,13 @@ final class ControlSocketServer: @unchecked Sendable {
         stopBell = bell
         var t = pthread_t()
         let retained = Unmanaged.passRetained(self).toOpaque()
-        let e = pthread_create(&t, nil, { arg in
-            let server = Unmanaged<ControlSocketServer>.fromOpaque(arg!).takeRetainedValue()
-            server.serve()
-            return nil
-        }, retained)
+        let e = pthread_create(
+            &t, nil,
+            { arg in
+                let server = Unmanaged<ControlSocketServer>.fromOpaque(arg!).takeRetainedValue()
+                server.serve()
+                return nil
+            }, retained)
         guard e == 0 else {
             Unmanaged<ControlSocketServer>.fromOpaque(retained).release()
             close(fd)
@@ -133,9 +137,13 @@ final class ControlSocketServer: @unchecked Sendable {
         while true {
             let now = uthreads_monotonic_ns()
             let accepting = clients.count < Self.maximumClients && acceptPausedUntil <= now
-            var fds = [pollfd(fd: stopBell, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: accepting ? listener : -1, events: Int16(POLLIN), revents: 0)]
-            for c in clients { fds.append(pollfd(fd: c.fd, events: Int16(c.response == nil ? POLLIN : POLLOUT), revents: 0)) }
+            var fds = [
+                pollfd(fd: stopBell, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: accepting ? listener : -1, events: Int16(POLLIN), revents: 0),
+            ]
+            for c in clients {
+                fds.append(pollfd(fd: c.fd, events: Int16(c.response == nil ? POLLIN : POLLOUT), revents: 0))
+            }
             let next = (clients.map(\.deadline) + (acceptPausedUntil > now ? [acceptPausedUntil] : [])).min()
             let timeout = next.map { Int32(clamping: ($0 &- min($0, now) + 999_999) / 1_000_000) } ?? -1
             let n = poll(&fds, nfds_t(fds.count), timeout)
@@ -176,8 +184,9 @@ final class ControlSocketServer: @unchecked Sendable {
         acceptPausedUntil = uthreads_monotonic_ns() &+ Self.acceptPauseNanoseconds
         guard !reportedAcceptPause else { return }
         reportedAcceptPause = true
-        uthreads_write_stderr("UserThreads: control socket \(path): accept failed (errno \(e)); "
-            + "pausing \(Self.acceptPauseNanoseconds / 1_000_000) ms between attempts\n")
+        uthreads_write_stderr(
+            "UserThreads: control socket \(path): accept failed (errno \(e)); "
+                + "pausing \(Self.acceptPauseNanoseconds / 1_000_000) ms between attempts\n")
     }
 
     /// Reads or writes what the socket takes now; false when the client is done (answered,
@@ -193,7 +202,8 @@ final class ControlSocketServer: @unchecked Sendable {
             guard complete else { return true }
             let line = String(decoding: c.request.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
                 .trimmingCharacters(in: .whitespaces)
-            let text = (answer(line.isEmpty ? "table" : line, stopBell) ?? "{\"error\":\"the runtime has ended\"}") + "\n"
+            let text =
+                (answer(line.isEmpty ? "table" : line, stopBell) ?? "{\"error\":\"the runtime has ended\"}") + "\n"
             c.response = Array(text.utf8)[...]
             c.deadline = uthreads_monotonic_ns() &+ writeTimeout
         }
@@ -217,19 +227,19 @@ final class ControlSocketServer: @unchecked Sendable {
     }
 }
 
-private extension String {
-    func replacingOccurrences(of target: String, with replacement: String) -> String {
+extension String {
+    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
         split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
     }
 
-    func trimmingCharacters(in _: Whitespace) -> String {
+    fileprivate func trimmingCharacters(in _: Whitespace) -> String {
         var s = Substring(self)
         while let c = s.first, c.isWhitespace { s.removeFirst() }
         while let c = s.last, c.isWhitespace { s.removeLast() }
         return String(s)
     }
 
-    enum Whitespace { case whitespaces }
+    fileprivate enum Whitespace { case whitespaces }
 }
 
 extension UThreadRuntime {
@@ -246,8 +256,10 @@ extension UThreadRuntime {
     /// - Returns: the answer's bytes (JSON).
     /// - Throws: `UThreadError.timedOut` when the answer is not complete in time;
     ///   `UThreadError.system` naming the call that failed (connect, write, read, poll).
-    public static func queryControlSocket(_ path: String, request: String = "table",
-                                          timeout: Duration = .seconds(10)) throws -> [UInt8] {
+    public static func queryControlSocket(
+        _ path: String, request: String = "table",
+        timeout: Duration = .seconds(10)
+    ) throws -> [UInt8] {
         let fd = uthreads_unix_connect(path)
         guard fd >= 0 else { throw UThreadError.system(call: "connect(\(path))", errno: Errno(rawValue: -fd)) }
         defer { uthreads_sys_close(fd) }

@@ -14,7 +14,9 @@ enum Observability {
 
     /// Registers the runtime's table for debuggers, installs the dump signal handler, starts
     /// the control socket and the metrics sampler, as configured.
-    static func attach(_ scheduler: Scheduler, _ configuration: UThreadRuntime.Configuration) throws(UThreadError) -> Attachment {
+    static func attach(_ scheduler: Scheduler, _ configuration: UThreadRuntime.Configuration) throws(UThreadError)
+        -> Attachment
+    {
         let slot = register(scheduler)
         installDumpSignal(configuration)
         var server: ControlSocketServer?
@@ -36,7 +38,8 @@ enum Observability {
         }
         if let metrics = configuration.metrics {
             scheduler.sampler = SchedulerMetrics(metrics, worker: 0, runtimeWide: nil)
-            scheduler.idleWakeLimit = min(scheduler.idleWakeLimit, metrics.intervalNanoseconds)  // RuntimeMetrics.swift: staleness
+            // RuntimeMetrics.swift: staleness
+            scheduler.idleWakeLimit = min(scheduler.idleWakeLimit, metrics.intervalNanoseconds)
         }
         return Attachment(registrySlot: slot, server: server)
     }
@@ -46,8 +49,9 @@ enum Observability {
     static func register(_ scheduler: Scheduler) -> Int32 {
         let slot = uthreads_registry_add(scheduler.table.view, Unmanaged.passUnretained(scheduler).toOpaque())
         if slot < 0 {
-            scheduler.settings.logger.notice("too many live runtimes; this one is not visible to debuggers",
-                                             metadata: ["slots": "\(UTHREADS_REGISTRY_SLOTS)"])
+            scheduler.settings.logger.notice(
+                "too many live runtimes; this one is not visible to debuggers",
+                metadata: ["slots": "\(UTHREADS_REGISTRY_SLOTS)"])
         }
         return slot
     }
@@ -58,14 +62,17 @@ enum Observability {
         let logger = configuration.logger
         let e = uthreads_install_dump_signal(signal)
         if e == EBUSY {
-            logger.notice("thread dumps on a signal are off: the program has its own handler for it",
-                          metadata: ["signal": "\(signal)"])
+            logger.notice(
+                "thread dumps on a signal are off: the program has its own handler for it",
+                metadata: ["signal": "\(signal)"])
         } else if e == ENOTSUP {
-            logger.notice("thread dumps on a signal are off: the signal is ignored in this process",
-                          metadata: ["signal": "\(signal)"])
+            logger.notice(
+                "thread dumps on a signal are off: the signal is ignored in this process",
+                metadata: ["signal": "\(signal)"])
         } else if e != 0 {
-            logger.warning("thread dumps on a signal are off: sigaction failed",
-                           metadata: ["signal": "\(signal)", "errno": "\(e)"])
+            logger.warning(
+                "thread dumps on a signal are off: sigaction failed",
+                metadata: ["signal": "\(signal)", "errno": "\(e)"])
         }
     }
 

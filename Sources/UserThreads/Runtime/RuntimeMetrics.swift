@@ -75,15 +75,19 @@ extension UThreadRuntime.Configuration {
 
         /// Publishes every `interval` to `factory` (nil: the bootstrapped backend), with
         /// `dimensions` on every metric.
-        public init(interval: Duration = .seconds(1), factory: (any MetricsFactory)? = nil,
-                    dimensions: [(String, String)] = []) {
+        public init(
+            interval: Duration = .seconds(1), factory: (any MetricsFactory)? = nil,
+            dimensions: [(String, String)] = []
+        ) {
             self.interval = interval
             self.factory = factory
             self.dimensions = dimensions
         }
 
         func validate() throws(UThreadError) {
-            guard interval > .zero else { throw .invalidConfiguration("metrics.interval = \(interval) must be positive") }
+            guard interval > .zero else {
+                throw .invalidConfiguration("metrics.interval = \(interval) must be positive")
+            }
         }
 
         /// Never traps: an interval beyond the horizon samples only on demand and at the end.
@@ -142,8 +146,10 @@ final class RuntimeWideMetrics: Sendable {
     init(_ reporting: UThreadRuntime.Configuration.MetricsReporting, read: @escaping @Sendable () -> [UInt64]) {
         let factory = reporting.factory ?? MetricsSystem.factory
         let d = reporting.dimensions
-        counters = KernelLock([DeltaCounter(MetricNames.steals, d, factory), DeltaCounter(MetricNames.migrations, d, factory),
-                               DeltaCounter(MetricNames.deadlocks, d, factory)])
+        counters = KernelLock([
+            DeltaCounter(MetricNames.steals, d, factory), DeltaCounter(MetricNames.migrations, d, factory),
+            DeltaCounter(MetricNames.deadlocks, d, factory),
+        ])
         self.read = read
     }
 
@@ -172,7 +178,9 @@ final class SchedulerMetrics: SafePointSampler {
         let factory = reporting.factory ?? MetricsSystem.factory
         let d = reporting.dimensions + [("worker", String(worker))]
         interval = reporting.intervalNanoseconds
-        threads = ThreadState.allCases.map { Gauge(label: MetricNames.threads, dimensions: d + [("state", $0.rawValue)], factory: factory) }
+        threads = ThreadState.allCases.map {
+            Gauge(label: MetricNames.threads, dimensions: d + [("state", $0.rawValue)], factory: factory)
+        }
         runQueue = Gauge(label: MetricNames.runQueue, dimensions: d, factory: factory)
         stacksMapped = Gauge(label: MetricNames.stacksMapped, dimensions: d, factory: factory)
         registrations = Gauge(label: MetricNames.registrations, dimensions: d, factory: factory)

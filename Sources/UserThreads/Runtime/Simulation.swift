@@ -19,7 +19,9 @@ extension UThreadRuntime {
         /// What that run threw: the scenario's own error, or a runtime error such as
         /// `UThreadError.deadlock`.
         public var error: any Error
-        public var description: String { "simulation failed with seed \(seed) (rerun it with UThreadRuntime.simulate(seed: \(seed)) { … }): \(error)" }
+        public var description: String {
+            "simulation failed with seed \(seed) (rerun it with UThreadRuntime.simulate(seed: \(seed)) { … }): \(error)"
+        }
     }
 
     /// Runs `body` under the virtual clock with a policy seeded by `seed` (default: an

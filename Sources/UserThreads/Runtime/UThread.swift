@@ -38,10 +38,14 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     /// let t = UThread(name: "frame", scheduling: .init(deadline: .milliseconds(16))) { render() }
     /// ```
     @inlinable
-    public init(name: String = "", scheduling: SchedulingParameters, stackSize: Int? = nil, _ body: @escaping () throws -> Success) {
+    public init(
+        name: String = "", scheduling: SchedulingParameters, stackSize: Int? = nil,
+        _ body: @escaping () throws -> Success
+    ) {
         var failure: (any Error)?
-        let object = spawnThread(name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling,
-                                 failure: &failure)
+        let object = spawnThread(
+            name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling,
+            failure: &failure)
         if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
         self.object = object
     }
@@ -49,8 +53,10 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     /// Spawns a thread, throwing at once if it cannot be created.
     /// - Throws: `UThreadError.invalidArgument` (stack size), `.resourceExhausted` (no stack).
     @inlinable
-    public static func spawn(name: String = "", priority: Int = 0, stackSize: Int? = nil,
-                             _ body: @escaping () throws -> Success) throws -> UThread {
+    public static func spawn(
+        name: String = "", priority: Int = 0, stackSize: Int? = nil,
+        _ body: @escaping () throws -> Success
+    ) throws -> UThread {
         let thread = UThread(name: name, priority: priority, stackSize: stackSize, body)
         if thread.object.isFinished, case .failure(let error) = thread.object.result(Success.self) { throw error }
         return thread
@@ -100,8 +106,10 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
 /// (Installing through a closure passed in here cost a thunk and an indirect call per spawn.)
 /// One runtime lookup, not generic: no metadata lookups.
 @usableFromInline
-func spawnThread(name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil,
-                 failure: inout (any Error)?) -> ThreadObject {
+func spawnThread(
+    name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil,
+    failure: inout (any Error)?
+) -> ThreadObject {
     Scheduler.with("UThread.init") { scheduler in
         let object = scheduler.reusableObject(name: name) ?? ThreadObject(name: name)
         do {
@@ -129,11 +137,14 @@ func checkpointSlowPath() {
 func waitUntilFinished(_ object: ThreadObject) throws {
     try Scheduler.with("UThread.join") { scheduler in
         // Compared as addresses: an optional compared with a pointer tests for nil first.
-        guard UInt(bitPattern: object.runtime) == UInt(bitPattern: Unmanaged.passUnretained(scheduler).toOpaque()) else {
+        guard UInt(bitPattern: object.runtime) == UInt(bitPattern: Unmanaged.passUnretained(scheduler).toOpaque())
+        else {
             throw UThreadError.foreignRuntime
         }
         let me = scheduler.current
-        guard UInt(bitPattern: object.controlBlock) != UInt(bitPattern: me) else { throw UThreadError.invalidArgument("thread \(object.id) cannot join itself") }
+        guard UInt(bitPattern: object.controlBlock) != UInt(bitPattern: me) else {
+            throw UThreadError.invalidArgument("thread \(object.id) cannot join itself")
+        }
         while !object.isFinished {
             object.enqueue(me)
             try scheduler.park(inlined: .join, object: object.id.rawValue).check()
@@ -214,7 +225,8 @@ extension UThread where Success == Never {
     public static func setDeadline(_ duration: Duration?) {
         let scheduler = Scheduler.require("UThread.setDeadline(_:)")
         guard scheduler.onUserThread else { Scheduler.misuse("UThread.setDeadline(_:)") }
-        scheduler.current.pointee.sched_deadline_ns = duration.flatMap { Deadline.after($0, now: scheduler.now()) } ?? .max
+        scheduler.current.pointee.sched_deadline_ns =
+            duration.flatMap { Deadline.after($0, now: scheduler.now()) } ?? .max
     }
 
     /// Parks the calling thread for `duration` (a non-positive duration just yields; one of
@@ -223,7 +235,10 @@ extension UThread where Success == Never {
     public static func sleep(for duration: Duration) throws {
         let scheduler = Scheduler.require("UThread.sleep(for:)")
         try checkCancellation()
-        guard duration > .zero else { scheduler.yield(); return }
+        guard duration > .zero else {
+            scheduler.yield()
+            return
+        }
         try sleep(scheduler, until: Deadline.after(duration, now: scheduler.now()))
     }
 
@@ -232,7 +247,10 @@ extension UThread where Success == Never {
     public static func sleep(until instant: ContinuousClock.Instant) throws {
         let scheduler = Scheduler.require("UThread.sleep(until:)")
         try checkCancellation()
-        guard instant > ContinuousClock.now else { scheduler.yield(); return }
+        guard instant > ContinuousClock.now else {
+            scheduler.yield()
+            return
+        }
         try sleep(scheduler, until: Deadline.at(instant, now: scheduler.now()))
     }
 

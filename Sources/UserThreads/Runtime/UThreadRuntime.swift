@@ -40,8 +40,9 @@ public enum UThreadRuntime {
         if configuration.installFaultHandler {
             let e = uthreads_install_fault_handler()
             if e != 0 {
-                configuration.logger.warning("could not install the stack-overflow handler; overflows will not be named",
-                                             metadata: ["errno": "\(e)"])
+                configuration.logger.warning(
+                    "could not install the stack-overflow handler; overflows will not be named",
+                    metadata: ["errno": "\(e)"])
             }
         }
         JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
@@ -100,8 +101,9 @@ public enum UThreadRuntime {
     /// Stack-pool figures of the calling runtime (for tests and benchmarks).
     public static var stackStatistics: StackStatistics {
         let s = Scheduler.require("UThreadRuntime.stackStatistics").stacks
-        return StackStatistics(inUse: s.inUse, mappedGuarded: s.mappedGuarded, switchedToDense: s.switchedToDense,
-                               effectiveMode: s.effectiveMode)
+        return StackStatistics(
+            inUse: s.inUse, mappedGuarded: s.mappedGuarded, switchedToDense: s.switchedToDense,
+            effectiveMode: s.effectiveMode)
     }
 
     /// The stack pool of a runtime at a moment (``UThreadRuntime/stackStatistics``).

@@ -19,7 +19,9 @@ struct DeadlockReport: CustomStringConvertible {
             let id = t.threadID
             let kind = WaitReason.Kind(rawValue: t.pointee.wait_kind) ?? .custom
             if kind == .join { edges[id, default: []].append(ThreadID(rawValue: t.pointee.wait_object)) }
-            if let target = scheduler.objectOf(t).waitTarget { edges[id, default: []].append(contentsOf: target.holders) }
+            if let target = scheduler.objectOf(t).waitTarget {
+                edges[id, default: []].append(contentsOf: target.holders)
+            }
         }
         self.cycles = DeadlockReport.findCycles(edges)
     }
@@ -52,7 +54,8 @@ struct DeadlockReport: CustomStringConvertible {
     }
 
     var description: String {
-        var out = "uthreads: deadlock — no user thread can ever run again (nothing is ready, no timer or I/O is pending).\n"
+        var out =
+            "uthreads: deadlock — no user thread can ever run again (nothing is ready, no timer or I/O is pending).\n"
         for cycle in cycles {
             let names = Dictionary(uniqueKeysWithValues: table.threads.map { ($0.id, $0) })
             let parts = cycle.map { id -> String in
@@ -71,8 +74,9 @@ struct DeadlockReport: CustomStringConvertible {
 extension Scheduler {
     /// A snapshot of this scheduler's thread table. O(threads).
     func snapshot() -> ThreadTable {
-        table.snapshot(nanosecondsPerTick: nanosecondsPerTick(), startTick: startTick, nowTick: uthreads_ticks(),
-                       nowNanoseconds: now(), switches: switchCount, spawned: spawnCount,
-                       object: { $0.pointee.object == nil ? nil : self.objectOf($0) })
+        table.snapshot(
+            nanosecondsPerTick: nanosecondsPerTick(), startTick: startTick, nowTick: uthreads_ticks(),
+            nowNanoseconds: now(), switches: switchCount, spawned: spawnCount,
+            object: { $0.pointee.object == nil ? nil : self.objectOf($0) })
     }
 }

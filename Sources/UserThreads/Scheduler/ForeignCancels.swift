@@ -147,7 +147,8 @@ extension Scheduler {
             // A row of this table that still belongs to this object (not a thread of an earlier
             // runtime that lived at the same address).
             guard table.contains(t), t.pointee.state != .stateFinished,
-                  t.pointee.object == Unmanaged.passUnretained(object).toOpaque() else { continue }
+                t.pointee.object == Unmanaged.passUnretained(object).toOpaque()
+            else { continue }
             cancel(t)
         }
     }

@@ -281,7 +281,8 @@ final class Scheduler {
 
     @inline(never)
     static func misuse(_ api: StaticString) -> Never {
-        let message = "UserThreads: \(api) was called outside a user thread. Call it from code running inside UThreadRuntime.run { … }."
+        let message =
+            "UserThreads: \(api) was called outside a user thread. Call it from code running inside UThreadRuntime.run { … }."
         uthreads_write_stderr("\n" + message + "\n")
         preconditionFailure(message)
     }
@@ -299,7 +300,8 @@ final class Scheduler {
 
     /// TSC rate, measured once per process over 2 ms (before the first timed runtime starts).
     static let calibratedNanosecondsPerTick: Double = {
-        let n0 = uthreads_monotonic_ns(), t0 = uthreads_ticks_inline()
+        let n0 = uthreads_monotonic_ns()
+        let t0 = uthreads_ticks_inline()
         var n1 = n0
         while n1 &- n0 < 2_000_000 { n1 = uthreads_monotonic_ns() }
         let ticks = Double(uthreads_ticks_inline() &- t0)
@@ -317,7 +319,11 @@ final class Scheduler {
 
     @inline(__always)
     private func makeReady(_ t: ControlBlock, _ reason: ReadyReason) {
-        if let fifo { fifo.awakened(ThreadRef(t), reason: reason) } else { policy.awakened(ThreadRef(t), reason: reason) }
+        if let fifo {
+            fifo.awakened(ThreadRef(t), reason: reason)
+        } else {
+            policy.awakened(ThreadRef(t), reason: reason)
+        }
     }
 
     @inline(__always)
@@ -352,13 +358,21 @@ final class Scheduler {
     /// Creates a thread for `object` and makes it ready. O(1) with a pooled stack. Inlined
     /// into its few callers (UThread's spawn among them: ~20 instructions of call per spawn).
     @inline(__always)
-    func spawn(_ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0,
-               parameters: SchedulingParameters? = nil) throws(UThreadError) -> ControlBlock {
-        if let stackSize, stackSize < SchedulerSettings.minimumStackSize || stackSize > SchedulerSettings.maximumStackSize {
-            throw .invalidArgument("stackSize \(stackSize) is outside \(SchedulerSettings.minimumStackSize)...\(SchedulerSettings.maximumStackSize) bytes")
+    func spawn(
+        _ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0,
+        parameters: SchedulingParameters? = nil
+    ) throws(UThreadError) -> ControlBlock {
+        if let stackSize,
+            stackSize < SchedulerSettings.minimumStackSize || stackSize > SchedulerSettings.maximumStackSize
+        {
+            throw .invalidArgument(
+                "stackSize \(stackSize) is outside \(SchedulerSettings.minimumStackSize)...\(SchedulerSettings.maximumStackSize) bytes"
+            )
         }
         if let parameters, parameters.tickets > SchedulingParameters.maximumTickets {
-            throw .invalidArgument("tickets \(parameters.tickets) is above the maximum \(SchedulingParameters.maximumTickets) (a stride would be 0)")
+            throw .invalidArgument(
+                "tickets \(parameters.tickets) is above the maximum \(SchedulingParameters.maximumTickets) (a stride would be 0)"
+            )
         }
         let stack = try stacks.allocate(size: stackSize)
         let t = table.allocate()
@@ -389,7 +403,8 @@ final class Scheduler {
         setSchedulingParameters(t, parameters)
         if let recorder {
             let d = t.pointee.sched_deadline_ns
-            recorder.spawned(t, name: object.name, deadlineAfter: d == .max ? nil : d &- min(d, now()), at: sliceClock())
+            recorder.spawned(
+                t, name: object.name, deadlineAfter: d == .max ? nil : d &- min(d, now()), at: sliceClock())
         }
         makeReady(t, .spawned)
         return t
@@ -420,7 +435,8 @@ final class Scheduler {
         // Hand our own address to whoever we resume; receive the address of whoever resumes us.
         // Under M:N that may be another worker's scheduler (the thread migrated while it was
         // suspended): from here on `self` is stale, and only the handed-off one may be used.
-        let resumer = ContextSwitch.jump(from: from, to: next, handoff: Unmanaged.passUnretained(self).toOpaque(), tsan: tsan)
+        let resumer = ContextSwitch.jump(
+            from: from, to: next, handoff: Unmanaged.passUnretained(self).toOpaque(), tsan: tsan)
         // Every switch passes a scheduler: no check on this path.
         Unmanaged<Scheduler>.fromOpaque(resumer.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.resumed(from) }
     }
@@ -438,7 +454,9 @@ final class Scheduler {
     private func checkCanary(_ t: ControlBlock) {
         let lo = UnsafeMutableRawPointer(t.pointee.stack_lo.unsafelyUnwrapped)
         let sp = uthreads_stack_pointer()
-        if (lo - 16).load(as: UInt64.self) != UTHREADS_CANARY || UnsafeRawPointer(sp.unsafelyUnwrapped) < UnsafeRawPointer(lo) {
+        if (lo - 16).load(as: UInt64.self) != UTHREADS_CANARY
+            || UnsafeRawPointer(sp.unsafelyUnwrapped) < UnsafeRawPointer(lo)
+        {
             uthreads_report_dense_overflow(t, sp)
         }
     }
@@ -491,8 +509,10 @@ final class Scheduler {
     ///   - deadline: CLOCK_MONOTONIC nanoseconds, or nil for no timeout.
     ///   - cancellable: whether `cancel()` ends the wait (every public wait is).
     @inline(never)
-    func park(_ kind: WaitReason.Kind, object: UInt64 = 0, target: WaitTarget? = nil,
-              deadline: UInt64? = nil, cancellable: Bool = true) -> WakeResult {
+    func park(
+        _ kind: WaitReason.Kind, object: UInt64 = 0, target: WaitTarget? = nil,
+        deadline: UInt64? = nil, cancellable: Bool = true
+    ) -> WakeResult {
         park(inlined: kind, object: object, target: target, deadline: deadline, cancellable: cancellable)
     }
 
@@ -500,8 +520,10 @@ final class Scheduler {
     /// there cost ~40 instructions per cycle). Every other wait calls `park`, which stays one
     /// frame, named in backtraces and thread dumps (debug builds name this one `park(inlined:…)`).
     @inline(__always)
-    func park(inlined kind: WaitReason.Kind, object: UInt64 = 0, target: WaitTarget? = nil,
-              deadline: UInt64? = nil, cancellable: Bool = true) -> WakeResult {
+    func park(
+        inlined kind: WaitReason.Kind, object: UInt64 = 0, target: WaitTarget? = nil,
+        deadline: UInt64? = nil, cancellable: Bool = true
+    ) -> WakeResult {
         let me = current
         if me == idleBlock { Scheduler.misuse("a blocking call") }
         if cancellable && me.has(.flagCancelled) {
@@ -670,14 +692,15 @@ final class Scheduler {
     @inline(never)
     private func checkNoOpenAccess(_ t: ControlBlock) {
         ContextSwitch.saveExclusivity(t)
-        precondition(t.pointee.exclusivity.0 == nil && t.pointee.exclusivity.1 == nil,
-                     "UserThreads: thread #\(t.pointee.id) finished with an open exclusive access")
+        precondition(
+            t.pointee.exclusivity.0 == nil && t.pointee.exclusivity.1 == nil,
+            "UserThreads: thread #\(t.pointee.id) finished with an open exclusive access")
     }
 
     #if DEBUG
-    static let debugBuild = true
+        static let debugBuild = true
     #else
-    static let debugBuild = false
+        static let debugBuild = false
     #endif
 
     /// Returns a finished thread's stack and row. Runs on another thread's stack.
@@ -713,8 +736,9 @@ final class Scheduler {
     func reusableObject(name: String) -> ThreadObject? {
         guard let object = slab.take() else { return nil }
         if checks {
-            precondition(object.isFinished && object.controlBlock == nil && object.isEmpty && object.locals == nil,
-                         "reusable thread object \(object.id) is still in use")
+            precondition(
+                object.isFinished && object.controlBlock == nil && object.isEmpty && object.locals == nil,
+                "reusable thread object \(object.id) is still in use")
         }
         object.recycle(name: name)
         return object
@@ -875,8 +899,12 @@ final class Scheduler {
             live += 1
             let s = t.pointee.state
             precondition(s != .stateRunning || t == current, "thread #\(t.pointee.id) is running but not current")
-            precondition(t.has(.flagTimer) == false || s == .stateBlocked || s == .stateSleeping, "thread #\(t.pointee.id) has a timer but is not parked")
-            precondition(t.pointee.wait_queue == nil || s == .stateBlocked, "thread #\(t.pointee.id) is on a wait queue but not blocked")
+            precondition(
+                t.has(.flagTimer) == false || s == .stateBlocked || s == .stateSleeping,
+                "thread #\(t.pointee.id) has a timer but is not parked")
+            precondition(
+                t.pointee.wait_queue == nil || s == .stateBlocked,
+                "thread #\(t.pointee.id) is on a wait queue but not blocked")
         }
         precondition(live == table.liveCount, "thread table count \(table.liveCount) but \(live) live rows")
         // No time slice runs while the idle loop has the CPU.
@@ -914,9 +942,10 @@ final class Scheduler {
     private func stackOf(_ t: ControlBlock) -> Stack {
         let mode: StackMode = t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) ? .dense : .guarded
         // Set by spawn for every row that has a stack (no checks on the reap path).
-        return Stack(lo: UnsafeMutableRawPointer(t.pointee.stack_lo.unsafelyUnwrapped),
-                     hi: UnsafeMutableRawPointer(t.pointee.stack_hi.unsafelyUnwrapped),
-                     guardSize: Int(truncatingIfNeeded: t.pointee.guard_size), mode: mode)
+        return Stack(
+            lo: UnsafeMutableRawPointer(t.pointee.stack_lo.unsafelyUnwrapped),
+            hi: UnsafeMutableRawPointer(t.pointee.stack_hi.unsafelyUnwrapped),
+            guardSize: Int(truncatingIfNeeded: t.pointee.guard_size), mode: mode)
     }
 }
 

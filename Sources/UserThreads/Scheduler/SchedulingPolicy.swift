@@ -152,7 +152,9 @@ public struct SchedulingParameters: Sendable, Hashable {
     ///   - nice: the nice value under `FairSharePolicy`, -20...19; lower gets more CPU (default 0).
     ///   - tickets: the share under `LotteryPolicy` and `StridePolicy` (default 100).
     ///   - deadline: under `EDFPolicy`, finish within this long after spawn (default nil: none).
-    public init(priority: Int = 0, nice: Int = 0, tickets: Int = SchedulingParameters.defaultTickets, deadline: Duration? = nil) {
+    public init(
+        priority: Int = 0, nice: Int = 0, tickets: Int = SchedulingParameters.defaultTickets, deadline: Duration? = nil
+    ) {
         self.priority = priority
         self.nice = nice
         self.tickets = tickets

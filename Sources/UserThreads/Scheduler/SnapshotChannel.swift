@@ -58,7 +58,10 @@ final class SnapshotChannel: Sendable {
             if let answer = slot.withLock({ s in s.answered == number ? s.response : nil }) { return answer }
             let now = uthreads_monotonic_ns()
             if now >= deadline { break }
-            var fds = [pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: stop, events: Int16(POLLIN), revents: 0),
+            ]
             let n = poll(&fds, stop >= 0 ? 2 : 1, Int32(clamping: (deadline - now + 999_999) / 1_000_000))
             if n > 0 && stop >= 0 && fds[1].revents != 0 { break }
             if n > 0 && fds[0].revents != 0 {

@@ -8,9 +8,9 @@
 // thread (if the dump is taken on one) from its own frame pointer, so its innermost frames are
 // the dump's own.
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import CUThreads
 import Glibc
@@ -66,8 +66,10 @@ public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
     }
 
     /// A dump; the runtime makes them (``UThreadRuntime/threadDump()``), tests and tools may too.
-    public init(reason: String, processID: Int32, kernelThreadID: Int32, takenAtSeconds: Double,
-                switches: UInt64, spawned: UInt64, threads: [Entry]) {
+    public init(
+        reason: String, processID: Int32, kernelThreadID: Int32, takenAtSeconds: Double,
+        switches: UInt64, spawned: UInt64, threads: [Entry]
+    ) {
         self.reason = reason
         self.processID = processID
         self.kernelThreadID = kernelThreadID
@@ -90,10 +92,12 @@ public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
     /// ```
     public func render() -> String {
         var out = "uthreads: thread dump (\(reason)), pid \(processID), kernel thread \(kernelThreadID), "
-        out += "\(threads.count) threads, \((takenAtSeconds).fixed(3)) s after start, switches \(switches), spawned \(spawned)"
+        out +=
+            "\(threads.count) threads, \((takenAtSeconds).fixed(3)) s after start, switches \(switches), spawned \(spawned)"
         if let workers { out += ", \(workers) worker\(workers == 1 ? "" : "s")" }
         if let missing = unansweredWorkers, !missing.isEmpty {
-            out += " (no answer from worker\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")))"
+            out +=
+                " (no answer from worker\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")))"
         }
         out += "\n"
         for entry in threads {

@@ -42,7 +42,8 @@ extension Scheduler {
             if from != idleBlock {
                 switch from.pointee.state {
                 case .stateReady: recorder.record(preempting ? .preempt : .yield, from, at: clock)
-                case .stateBlocked, .stateSleeping: recorder.record(.block, from, detail: from.pointee.wait_kind, at: clock)
+                case .stateBlocked, .stateSleeping:
+                    recorder.record(.block, from, detail: from.pointee.wait_kind, at: clock)
                 case .stateFinished: recorder.record(.exit, from, at: clock)
                 default: break
                 }
@@ -80,9 +81,10 @@ extension Scheduler {
         if sliceEnd != .max && clock > sliceEnd {
             let over = UInt64(Double(clock &- sliceEnd) * nsPerSliceUnit)
             if over > watchdog.limitNanoseconds {
-                let report = WatchdogReport(thread: ThreadID(rawValue: t.pointee.id), name: objectOf(t).name,
-                                            quantumNanoseconds: UInt64(Double(sliceLength) * nsPerSliceUnit),
-                                            overrunNanoseconds: over)
+                let report = WatchdogReport(
+                    thread: ThreadID(rawValue: t.pointee.id), name: objectOf(t).name,
+                    quantumNanoseconds: UInt64(Double(sliceLength) * nsPerSliceUnit),
+                    overrunNanoseconds: over)
                 recorder?.record(.overrun, t, at: clock)
                 watchdog.report(report)
             }
@@ -209,7 +211,8 @@ public struct WatchdogReport: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         let label = name.isEmpty ? "\(thread)" : "\(thread) \"\(name)\""
-        return "thread \(label) ran \(Watchdog.milliseconds(overrunNanoseconds)) past its \(Watchdog.milliseconds(quantumNanoseconds)) quantum without reaching a safe point (call UThread.checkpoint() in long loops)"
+        return
+            "thread \(label) ran \(Watchdog.milliseconds(overrunNanoseconds)) past its \(Watchdog.milliseconds(quantumNanoseconds)) quantum without reaching a safe point (call UThread.checkpoint() in long loops)"
     }
 }
 
@@ -227,9 +230,15 @@ struct Watchdog {
     }
 
     mutating func report(_ r: WatchdogReport) {
-        if let handler { handler(r); return }
+        if let handler {
+            handler(r)
+            return
+        }
         let t = uthreads_monotonic_ns()
-        if lastLine != 0 && t &- lastLine < 1_000_000_000 { suppressed += 1; return }
+        if lastLine != 0 && t &- lastLine < 1_000_000_000 {
+            suppressed += 1
+            return
+        }
         let more = suppressed > 0 ? " (\(suppressed) similar reports suppressed)" : ""
         suppressed = 0
         lastLine = t
@@ -237,7 +246,9 @@ struct Watchdog {
     }
 
     mutating func flush() {
-        if suppressed > 0 { uthreads_write_stderr("uthreads: watchdog: \(suppressed) more overrun reports suppressed\n") }
+        if suppressed > 0 {
+            uthreads_write_stderr("uthreads: watchdog: \(suppressed) more overrun reports suppressed\n")
+        }
         suppressed = 0
     }
 

@@ -97,7 +97,9 @@ enum GuardedBudget {
         var maxMapCount = 65530
         if let f = fopen("/proc/sys/vm/max_map_count", "r") {
             var value = 0
-            if withUnsafeMutablePointer(to: &value, { p in withVaList([p]) { vfscanf(f, "%ld", $0) } }) == 1 { maxMapCount = value }
+            if withUnsafeMutablePointer(to: &value, { p in withVaList([p]) { vfscanf(f, "%ld", $0) } }) == 1 {
+                maxMapCount = value
+            }
             fclose(f)
         }
         let reserve = max(4096, maxMapCount / 8)
@@ -109,7 +111,8 @@ enum GuardedBudget {
     static func take() -> Bool {
         var current = used.load(ordering: .relaxed)
         while current < limit {
-            let (exchanged, original) = used.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
+            let (exchanged, original) = used.compareExchange(
+                expected: current, desired: current + 1, ordering: .relaxed)
             if exchanged { return true }
             current = original
         }
@@ -130,8 +133,8 @@ final class StackPool {
     @exclusivity(unchecked) private(set) var effectiveMode: StackMode
     private(set) var switchedToDense = false
 
-    @exclusivity(unchecked) private var freeDefault = StackFreeList()   // guarded, defaultSize
-    private var freeGuarded: [Int: [Stack]] = [:]                   // other usable sizes
+    @exclusivity(unchecked) private var freeDefault = StackFreeList()  // guarded, defaultSize
+    private var freeGuarded: [Int: [Stack]] = [:]  // other usable sizes
     @exclusivity(unchecked) private var pooledGuarded = 0
     @exclusivity(unchecked) private var freeDense = StackFreeList()
     private var slabs: [(base: UnsafeMutableRawPointer, length: Int)] = []
@@ -172,7 +175,10 @@ final class StackPool {
     func allocate(size: Int?) throws(UThreadError) -> Stack {
         if size == nil {
             if effectiveMode == .dense {
-                if let s = freeDense.pop() { inUse &+= 1; return s }
+                if let s = freeDense.pop() {
+                    inUse &+= 1
+                    return s
+                }
             } else if let s = freeDefault.pop() {
                 pooledGuarded &-= 1
                 inUse &+= 1
@@ -208,8 +214,9 @@ final class StackPool {
             guard mode == .automatic, !switchedToDense else { throw error }
             switchedToDense = true
             effectiveMode = .dense
-            logger.notice("no more guarded stacks; new threads get dense stacks without guard pages",
-                          metadata: ["error": "\(error)", "denseStackKiB": "\(denseSlotSize / 1024)"])
+            logger.notice(
+                "no more guarded stacks; new threads get dense stacks without guard pages",
+                metadata: ["error": "\(error)", "denseStackKiB": "\(denseSlotSize / 1024)"])
             if size == nil || size! <= denseSlotSize - 64 {
                 let s = try allocateDense()
                 inUse += 1
@@ -261,7 +268,11 @@ final class StackPool {
             freeDense.push(stack)
         default:
             if pooledGuarded < maxPooled {
-                if stack.size == defaultSize { freeDefault.push(stack) } else { freeGuarded[stack.size, default: []].append(stack) }
+                if stack.size == defaultSize {
+                    freeDefault.push(stack)
+                } else {
+                    freeGuarded[stack.size, default: []].append(stack)
+                }
                 pooledGuarded += 1
             } else {
                 munmap(stack.lo - stack.guardSize, stack.size + stack.guardSize)
@@ -273,7 +284,9 @@ final class StackPool {
 
     private func mapGuarded(usable: Int) throws(UThreadError) -> Stack {
         guard GuardedBudget.take() else {
-            throw .resourceExhausted("the process's budget of \(GuardedBudget.limit) guarded stacks is spent (each costs 2 of vm.max_map_count's mappings); use StackMode.dense or .automatic")
+            throw .resourceExhausted(
+                "the process's budget of \(GuardedBudget.limit) guarded stacks is spent (each costs 2 of vm.max_map_count's mappings); use StackMode.dense or .automatic"
+            )
         }
         let total = usable + guardSize
         let base = mmap(nil, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0)
@@ -287,7 +300,8 @@ final class StackPool {
             let e = Errno.lastError
             munmap(base, total)
             GuardedBudget.give()
-            throw .resourceExhausted("mprotect of a stack failed: \(e) (vm.max_map_count reached? each guarded stack costs 2 mappings)")
+            throw .resourceExhausted(
+                "mprotect of a stack failed: \(e) (vm.max_map_count reached? each guarded stack costs 2 mappings)")
         }
         mappedGuarded += 1
         return Stack(lo: lo, hi: lo + usable, guardSize: guardSize, mode: .guarded)
@@ -300,7 +314,8 @@ final class StackPool {
         let usable = pageSize + slots * denseSlotSize
         let length = guardSize + usable
         guard let base = mmap(nil, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0),
-              base != MAP_FAILED else {
+            base != MAP_FAILED
+        else {
             let e = Errno.lastError
             throw .resourceExhausted("mmap of a dense stack slab (\(length >> 20) MiB) failed: \(e)")
         }

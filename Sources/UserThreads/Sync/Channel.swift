@@ -55,8 +55,12 @@ struct ElementOps {
     init<T>(_: T.Type) {
         stride = MemoryLayout<T>.stride
         alignment = MemoryLayout<T>.alignment
-        copy = { dst, src in dst.assumingMemoryBound(to: T.self).initialize(to: src.assumingMemoryBound(to: T.self).pointee) }
-        move = { dst, src in dst.assumingMemoryBound(to: T.self).moveInitialize(from: src.assumingMemoryBound(to: T.self), count: 1) }
+        copy = { dst, src in
+            dst.assumingMemoryBound(to: T.self).initialize(to: src.assumingMemoryBound(to: T.self).pointee)
+        }
+        move = { dst, src in
+            dst.assumingMemoryBound(to: T.self).moveInitialize(from: src.assumingMemoryBound(to: T.self), count: 1)
+        }
         destroy = { p in p.assumingMemoryBound(to: T.self).deinitialize(count: 1) }
     }
 }
@@ -122,14 +126,18 @@ public final class Channel<T>: Sequence, CustomStringConvertible {
     @inlinable
     public func send(_ value: T, timeout: Duration) throws {
         var v = value
-        try withUnsafeMutablePointer(to: &v) { try core.send(UnsafeMutableRawPointer($0), timeout: timeout, deadline: nil) }
+        try withUnsafeMutablePointer(to: &v) {
+            try core.send(UnsafeMutableRawPointer($0), timeout: timeout, deadline: nil)
+        }
     }
 
     /// Sends `value`, giving up at `deadline`.
     @inlinable
     public func send(_ value: T, deadline: ContinuousClock.Instant) throws {
         var v = value
-        try withUnsafeMutablePointer(to: &v) { try core.send(UnsafeMutableRawPointer($0), timeout: nil, deadline: deadline) }
+        try withUnsafeMutablePointer(to: &v) {
+            try core.send(UnsafeMutableRawPointer($0), timeout: nil, deadline: deadline)
+        }
     }
 
     /// Sends without waiting. Returns false when it would have to wait.
@@ -345,7 +353,9 @@ final class ChannelCore: WaitTarget {
     }
 
     @usableFromInline
-    func receive(into element: UnsafeMutableRawPointer, timeout: Duration?, deadline: ContinuousClock.Instant?) throws -> Bool {
+    func receive(into element: UnsafeMutableRawPointer, timeout: Duration?, deadline: ContinuousClock.Instant?) throws
+        -> Bool
+    {
         let s = Scheduler.require("Channel.receive")
         return try receive(into: element, deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
     }

@@ -39,7 +39,10 @@ struct ChannelWaiter {
     let selection: UnsafeMutablePointer<SelectionState>
     let caseIndex: Int
 
-    init(thread: ControlBlock, element: UnsafeMutableRawPointer, selection: UnsafeMutablePointer<SelectionState>, caseIndex: Int) {
+    init(
+        thread: ControlBlock, element: UnsafeMutableRawPointer, selection: UnsafeMutablePointer<SelectionState>,
+        caseIndex: Int
+    ) {
         self.thread = thread
         self.element = element
         self.selection = selection

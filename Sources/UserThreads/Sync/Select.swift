@@ -63,8 +63,10 @@ public final class ChannelSelect<R> {
 /// ```
 /// - Throws: `UThreadError.timedOut` (timeout without `onTimeout`), `UThreadError.closed` (a
 ///   chosen send case on a closed channel), `CancellationError`, or a handler's error.
-public func channelSelect<R>(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil,
-                             _ build: (ChannelSelect<R>) throws -> Void) throws -> R {
+public func channelSelect<R>(
+    timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil,
+    _ build: (ChannelSelect<R>) throws -> Void
+) throws -> R {
     let s = Scheduler.require("channelSelect")
     let select = ChannelSelect<R>()
     try build(select)
@@ -96,7 +98,8 @@ public func channelSelect<R>(timeout: Duration? = nil, deadline: ContinuousClock
         state.deallocate()
     }
     for i in 0..<n {
-        (nodes + i).initialize(to: ChannelWaiter(thread: s.current, element: clauses[i].element, selection: state, caseIndex: i))
+        (nodes + i).initialize(
+            to: ChannelWaiter(thread: s.current, element: clauses[i].element, selection: state, caseIndex: i))
     }
     for i in order { clauses[i].arm(nodes + i) }
     let target = SelectTarget(clauses.map { $0.label })

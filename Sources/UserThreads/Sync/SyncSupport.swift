@@ -55,8 +55,10 @@ extension Scheduler {
     /// Enqueues the running thread on `queue` and parks it. Throws on timeout, cancellation,
     /// close and deadlock teardown (in which cases the thread is already off the queue).
     @inline(__always)
-    func wait(on queue: WaitQueue, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget,
-              deadline: UInt64?) throws {
+    func wait(
+        on queue: WaitQueue, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget,
+        deadline: UInt64?
+    ) throws {
         queue.enqueue(current)
         try park(kind, object: object, target: target, deadline: deadline).check()
     }

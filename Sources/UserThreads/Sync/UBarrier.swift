@@ -54,8 +54,9 @@ public final class UBarrier: WaitQueue, WaitTarget, CustomStringConvertible {
         }
         let myGeneration = generation
         do {
-            try s.wait(on: self, .barrier, object: id, target: self,
-                       deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
+            try s.wait(
+                on: self, .barrier, object: id, target: self,
+                deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
         } catch {
             if generation == myGeneration && !broken { arrived -= 1 }  // withdraw
             throw error

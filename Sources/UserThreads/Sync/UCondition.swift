@@ -51,8 +51,10 @@ public final class UCondition: WaitQueue, WaitTarget, CustomStringConvertible {
 
     /// Waits until `predicate` (evaluated holding `mutex`) is true. Returns at once if it
     /// already is.
-    public func wait(_ mutex: UMutex, until predicate: () throws -> Bool,
-                     timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
+    public func wait(
+        _ mutex: UMutex, until predicate: () throws -> Bool,
+        timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
+    ) throws {
         let s = Scheduler.require("UCondition.wait")
         let d = syncDeadline(timeout: timeout, deadline: deadline, now: s.now())
         while try !predicate() {

@@ -130,7 +130,8 @@ public final class UMutex: WaitQueue, WaitTarget, CustomStringConvertible {
         let s = Scheduler.require("UMutex.lock")
         let me = s.current
         if owner == me {
-            throw UThreadError.invalidArgument("UMutex.lock: \(describeThread(me)) already holds \(label) (mutexes are not recursive)")
+            throw UThreadError.invalidArgument(
+                "UMutex.lock: \(describeThread(me)) already holds \(label) (mutexes are not recursive)")
         }
         if owner == nil {
             owner = me

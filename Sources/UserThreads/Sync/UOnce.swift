@@ -36,7 +36,9 @@ public final class UOnce: WaitQueue, WaitTarget, CustomStringConvertible {
         let s = Scheduler.require("UOnce.run")
         while !isDone {
             if let runner {
-                if runner == s.current { throw UThreadError.invalidArgument("UOnce.run: \(label) called from its own body") }
+                if runner == s.current {
+                    throw UThreadError.invalidArgument("UOnce.run: \(label) called from its own body")
+                }
                 try s.wait(on: self, .once, object: id, target: self, deadline: nil)
                 continue
             }

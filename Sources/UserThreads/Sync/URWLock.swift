@@ -44,7 +44,9 @@ public final class URWLock: WaitTarget, CustomStringConvertible {
     public func readLock(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
         let s = Scheduler.require("URWLock.readLock")
         let me = s.current
-        if writer == me { throw UThreadError.invalidArgument("URWLock.readLock: \(describeThread(me)) holds \(label) for writing") }
+        if writer == me {
+            throw UThreadError.invalidArgument("URWLock.readLock: \(describeThread(me)) holds \(label) for writing")
+        }
         if let n = readers[me] {  // already a reader: must not queue behind a writer (self-deadlock)
             readers[me] = n + 1
             return
@@ -53,8 +55,9 @@ public final class URWLock: WaitTarget, CustomStringConvertible {
             readers[me] = 1
             return
         }
-        try s.wait(on: readQueue, .rwlock, object: id, target: self,
-                   deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
+        try s.wait(
+            on: readQueue, .rwlock, object: id, target: self,
+            deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
         // Admitted by the unlocker, who recorded us as a reader.
     }
 
@@ -72,8 +75,9 @@ public final class URWLock: WaitTarget, CustomStringConvertible {
             return
         }
         do {
-            try s.wait(on: writeQueue, .rwlock, object: id, target: self,
-                       deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
+            try s.wait(
+                on: writeQueue, .rwlock, object: id, target: self,
+                deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
         } catch {
             admitReadersIfNoWriterWaits(s)
             throw error
@@ -85,9 +89,13 @@ public final class URWLock: WaitTarget, CustomStringConvertible {
         let s = Scheduler.require("URWLock.readUnlock")
         let me = s.current
         guard let n = readers[me] else {
-            throw UThreadError.invalidArgument("URWLock.readUnlock: \(describeThread(me)) does not hold \(label) for reading")
+            throw UThreadError.invalidArgument(
+                "URWLock.readUnlock: \(describeThread(me)) does not hold \(label) for reading")
         }
-        if n > 1 { readers[me] = n - 1; return }
+        if n > 1 {
+            readers[me] = n - 1
+            return
+        }
         readers[me] = nil
         if readers.isEmpty, let w = writeQueue.dequeue() {
             writer = w
@@ -99,7 +107,8 @@ public final class URWLock: WaitTarget, CustomStringConvertible {
     public func writeUnlock() throws {
         let s = Scheduler.require("URWLock.writeUnlock")
         guard writer == s.current else {
-            throw UThreadError.invalidArgument("URWLock.writeUnlock: \(describeThread(s.current)) does not hold \(label) for writing")
+            throw UThreadError.invalidArgument(
+                "URWLock.writeUnlock: \(describeThread(s.current)) does not hold \(label) for writing")
         }
         writer = nil
         if !readQueue.isEmpty {

@@ -48,8 +48,9 @@ public final class USemaphore: WaitQueue, WaitTarget, CustomStringConvertible {
             return
         }
         let s = Scheduler.require("USemaphore.wait")
-        try s.wait(on: self, .semaphore, object: id, target: self,
-                   deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
+        try s.wait(
+            on: self, .semaphore, object: id, target: self,
+            deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
     }
 
     /// Takes a permit if one is available now.

@@ -41,8 +41,9 @@ public final class UWaitGroup: WaitQueue, WaitTarget, CustomStringConvertible {
     public func wait(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
         guard pending > 0 else { return }
         let s = Scheduler.require("UWaitGroup.wait")
-        try s.wait(on: self, .waitGroup, object: id, target: self,
-                   deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
+        try s.wait(
+            on: self, .waitGroup, object: id, target: self,
+            deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
     }
 
     var label: String { syncLabel("wait group", name: name, id: id) }

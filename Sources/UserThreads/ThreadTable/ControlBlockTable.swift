@@ -102,7 +102,8 @@ final class ControlBlockTable {
     /// Whether `row` is one of this table's own rows (wherever it runs). O(log chunks).
     func contains(_ row: ControlBlock) -> Bool {
         let a = UInt(bitPattern: row)
-        var lo = 0, hi = ranges.count
+        var lo = 0
+        var hi = ranges.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if ranges[mid].hi <= a { lo = mid + 1 } else { hi = mid }

@@ -26,8 +26,11 @@ public struct JSONFormatVersion: Sendable, Hashable, Codable {
         let c = try decoder.singleValueContainer()
         let version = try c.decode(Int.self)
         guard (1...ThreadTable.formatVersion).contains(version) else {
-            throw DecodingError.dataCorruptedError(in: c, debugDescription:
-                "thread table JSON version \(version) is not one this library reads (1...\(ThreadTable.formatVersion)): it was written by a newer UserThreads")
+            throw DecodingError.dataCorruptedError(
+                in: c,
+                debugDescription:
+                    "thread table JSON version \(version) is not one this library reads (1...\(ThreadTable.formatVersion)): it was written by a newer UserThreads"
+            )
         }
         wrappedValue = version
     }

@@ -27,8 +27,10 @@ public struct KernelThreadInfo: Sendable, Codable, Hashable {
     public var cpuSeconds: Double { userSeconds + systemSeconds }
 
     /// A row with the given fields (`parse` builds them from /proc).
-    public init(tid: Int, name: String, state: String, userSeconds: Double, systemSeconds: Double,
-                voluntarySwitches: Int, involuntarySwitches: Int, processor: Int) {
+    public init(
+        tid: Int, name: String, state: String, userSeconds: Double, systemSeconds: Double,
+        voluntarySwitches: Int, involuntarySwitches: Int, processor: Int
+    ) {
         self.tid = tid
         self.name = name
         self.state = state
@@ -47,15 +49,18 @@ public struct KernelThreadInfo: Sendable, Codable, Hashable {
     /// clock ticks), 39 processor (proc(5), 1-based).
     public static func parse(stat: String, status: String, ticksPerSecond: Int = 100) -> KernelThreadInfo? {
         guard let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")"), open < close,
-              let tid = Int(stat[..<open].trimmingSpaces()) else { return nil }
+            let tid = Int(stat[..<open].trimmingSpaces())
+        else { return nil }
         let name = String(stat[stat.index(after: open)..<close])
         let rest = stat[stat.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
         // rest[0] is field 3 (state); field n is rest[n - 3].
         func field(_ n: Int) -> Substring? { n - 3 < rest.count ? rest[n - 3] : nil }
         guard let state = field(3), let utime = field(14).flatMap({ Double($0) }),
-              let stime = field(15).flatMap({ Double($0) }) else { return nil }
+            let stime = field(15).flatMap({ Double($0) })
+        else { return nil }
         let processor = field(39).flatMap { Int($0.trimmingSpaces()) } ?? -1
-        var voluntary = 0, involuntary = 0
+        var voluntary = 0
+        var involuntary = 0
         for line in status.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 1)
             guard parts.count == 2 else { continue }
@@ -67,8 +72,9 @@ public struct KernelThreadInfo: Sendable, Codable, Hashable {
             }
         }
         let hz = Double(max(1, ticksPerSecond))
-        return KernelThreadInfo(tid: tid, name: name, state: String(state), userSeconds: utime / hz, systemSeconds: stime / hz,
-                                voluntarySwitches: voluntary, involuntarySwitches: involuntary, processor: processor)
+        return KernelThreadInfo(
+            tid: tid, name: name, state: String(state), userSeconds: utime / hz, systemSeconds: stime / hz,
+            voluntarySwitches: voluntary, involuntarySwitches: involuntary, processor: processor)
     }
 }
 
@@ -93,8 +99,9 @@ public struct KernelThreadTable: Sendable, Codable, Hashable, CustomStringConver
             }
             guard let tid = Int(name) else { continue }
             guard let stat = readSmallFile("/proc/self/task/\(tid)/stat"),
-                  let status = readSmallFile("/proc/self/task/\(tid)/status"),
-                  let info = KernelThreadInfo.parse(stat: stat, status: status, ticksPerSecond: hz) else { continue }
+                let status = readSmallFile("/proc/self/task/\(tid)/status"),
+                let info = KernelThreadInfo.parse(stat: stat, status: status, ticksPerSecond: hz)
+            else { continue }
             threads.append(info)
         }
         threads.sort { $0.tid < $1.tid }
@@ -105,9 +112,10 @@ public struct KernelThreadTable: Sendable, Codable, Hashable, CustomStringConver
     public func render(limit: Int = .max) -> String {
         var lines = ["KERNEL TID  NAME             S     CPU(s)   VOLUNTARY  INVOLUNTARY  LAST-CPU"]
         for t in threads.prefix(limit) {
-            lines.append(String(t.tid).leftPad(10) + "  " + t.name.rightPad(15) + "  " + t.state.rightPad(1) + "  "
-                         + formatSeconds(t.cpuSeconds).leftPad(9) + "  " + String(t.voluntarySwitches).leftPad(10) + "  "
-                         + String(t.involuntarySwitches).leftPad(11) + "  " + String(t.processor).leftPad(8))
+            lines.append(
+                String(t.tid).leftPad(10) + "  " + t.name.rightPad(15) + "  " + t.state.rightPad(1) + "  "
+                    + formatSeconds(t.cpuSeconds).leftPad(9) + "  " + String(t.voluntarySwitches).leftPad(10) + "  "
+                    + String(t.involuntarySwitches).leftPad(11) + "  " + String(t.processor).leftPad(8))
         }
         if threads.count > limit { lines.append("… \(threads.count - limit) more") }
         lines.append("\(threads.count) kernel thread\(threads.count == 1 ? "" : "s") (read from /proc/self/task)")
@@ -151,11 +159,16 @@ private func readSmallFile(_ path: String) -> String? {
 
 extension StringProtocol {
     fileprivate func trimmingSpaces() -> String {
-        guard let first = firstIndex(where: { !$0.isWhitespace }), let last = lastIndex(where: { !$0.isWhitespace }) else {
+        guard let first = firstIndex(where: { !$0.isWhitespace }), let last = lastIndex(where: { !$0.isWhitespace })
+        else {
             return ""
         }
         return String(self[first...last])
     }
-    fileprivate func leftPad(_ n: Int) -> String { count >= n ? String(self) : String(repeating: " ", count: n - count) + self }
-    fileprivate func rightPad(_ n: Int) -> String { count >= n ? String(self) : self + String(repeating: " ", count: n - count) }
+    fileprivate func leftPad(_ n: Int) -> String {
+        count >= n ? String(self) : String(repeating: " ", count: n - count) + self
+    }
+    fileprivate func rightPad(_ n: Int) -> String {
+        count >= n ? String(self) : self + String(repeating: " ", count: n - count)
+    }
 }

@@ -20,11 +20,21 @@ extension ThreadTable {
                 var function = r.function.map(Self.argumentLabelsOnly) ?? "??"
                 if function.count > functionWidth { function = String(function.prefix(functionWidth - 1)) + "…" }
                 let registers = r.calleeSaved.map { "\($0.name) \(Self.hex($0.value))" }.joined(separator: " ")
-                rows.append((["\(t.id.rawValue)", name, t.state.rawValue, Self.hex(r.programCounter),
-                              Self.hex(r.stackPointer), function], registers))
+                rows.append(
+                    (
+                        [
+                            "\(t.id.rawValue)", name, t.state.rawValue, Self.hex(r.programCounter),
+                            Self.hex(r.stackPointer), function,
+                        ], registers
+                    ))
             } else if t.state == .running {
-                rows.append((["\(t.id.rawValue)", name, t.state.rawValue, "in the CPU", "in the CPU",
-                              "(running: its registers are live in the CPU, not saved)"], nil))
+                rows.append(
+                    (
+                        [
+                            "\(t.id.rawValue)", name, t.state.rawValue, "in the CPU", "in the CPU",
+                            "(running: its registers are live in the CPU, not saved)",
+                        ], nil
+                    ))
             } else {
                 rows.append((["\(t.id.rawValue)", name, t.state.rawValue, "-", "-", "-"], nil))
             }
@@ -55,14 +65,26 @@ extension ThreadTable {
     static func argumentLabelsOnly(_ name: String) -> String {
         let chars = Array(name)
         guard let open = chars.firstIndex(of: "("), open > 0, chars[open - 1] != " " else { return name }
-        var depth = 0, close: Int? = nil
-        var parameters: [String] = [], current = ""
+        var depth = 0
+        var close: Int? = nil
+        var parameters: [String] = []
+        var current = ""
         for i in open..<chars.count {
             let c = chars[i]
-            if "(<[".contains(c) { depth += 1; if depth == 1 { continue } }
-            if ")>]".contains(c) { depth -= 1; if depth == 0 { close = i; break } }
+            if "(<[".contains(c) {
+                depth += 1
+                if depth == 1 { continue }
+            }
+            if ")>]".contains(c) {
+                depth -= 1
+                if depth == 0 {
+                    close = i
+                    break
+                }
+            }
             if depth == 1 && c == "," {
-                parameters.append(current); current = ""
+                parameters.append(current)
+                current = ""
             } else {
                 current.append(c)
             }
@@ -79,7 +101,8 @@ extension ThreadTable {
         // Keep a trailing " + offset".
         let rest = chars[(close + 1)...]
         if let plus = rest.lastIndex(of: "+"), plus > close + 1, chars[plus - 1] == " ",
-           Int(String(chars[(plus + 1)...]).drop { $0 == " " }) != nil {
+            Int(String(chars[(plus + 1)...]).drop { $0 == " " }) != nil
+        {
             out += String(chars[(plus - 1)...])
         }
         return out

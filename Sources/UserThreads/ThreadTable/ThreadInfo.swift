@@ -89,8 +89,10 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
     public var unansweredWorkers: [Int]?
 
     /// A table; the runtime makes them (``UThreadRuntime/threadTable()``), tests and tools may too.
-    public init(threads: [ThreadInfo], takenAtSeconds: Double, switches: UInt64, spawned: UInt64, tableBytes: Int,
-                workers: Int? = nil, unansweredWorkers: [Int]? = nil) {
+    public init(
+        threads: [ThreadInfo], takenAtSeconds: Double, switches: UInt64, spawned: UInt64, tableBytes: Int,
+        workers: Int? = nil, unansweredWorkers: [Int]? = nil
+    ) {
         self.threads = threads
         self.takenAtSeconds = takenAtSeconds
         self.switches = switches
@@ -112,11 +114,14 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
     public func render(limit: Int = .max) -> String {
         var out = ""
         let counts = countsByState
-        let summary = ThreadState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", ")
-        out += "user threads: \(threads.count) (\(summary.isEmpty ? "none" : summary)); switches \(switches), spawned \(spawned)"
+        let summary = ThreadState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(
+            separator: ", ")
+        out +=
+            "user threads: \(threads.count) (\(summary.isEmpty ? "none" : summary)); switches \(switches), spawned \(spawned)"
         if let workers { out += "; \(workers) worker\(workers == 1 ? "" : "s")" }
         if let missing = unansweredWorkers, !missing.isEmpty {
-            out += " (no answer from worker\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")))"
+            out +=
+                " (no answer from worker\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")))"
         }
         out += "\n"
         let showWorker = threads.contains { $0.worker != nil }
@@ -156,8 +161,10 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
 
 extension ControlBlockTable {
     /// Builds the public snapshot. O(threads); one mincore per thread.
-    func snapshot(nanosecondsPerTick: Double, startTick: UInt64, nowTick: UInt64, nowNanoseconds: UInt64,
-                  switches: UInt64, spawned: UInt64, object: (ControlBlock) -> ThreadObject?) -> ThreadTable {
+    func snapshot(
+        nanosecondsPerTick: Double, startTick: UInt64, nowTick: UInt64, nowNanoseconds: UInt64,
+        switches: UInt64, spawned: UInt64, object: (ControlBlock) -> ThreadObject?
+    ) -> ThreadTable {
         var infos: [ThreadInfo] = []
         infos.reserveCapacity(liveCount)
         var names: [UInt64: String?] = [:]  // most suspended threads resume at a few addresses
@@ -178,8 +185,9 @@ extension ControlBlockTable {
             var reason: WaitReason? = nil
             if parked {
                 let kind = WaitReason.Kind(rawValue: p.wait_kind) ?? .custom
-                reason = WaitReason(kind: kind, object: p.wait_object,
-                                    detail: obj?.waitTarget?.waitDescription(kind: kind))
+                reason = WaitReason(
+                    kind: kind, object: p.wait_object,
+                    detail: obj?.waitTarget?.waitDescription(kind: kind))
             }
             if state == .finished { state = .finished }
             let lo = UnsafeMutableRawPointer(p.stack_lo!)
@@ -189,29 +197,32 @@ extension ControlBlockTable {
             // saved frame is stable to read from this kernel thread.
             let suspended = p.state == .stateReady || parked
             let registers = suspended ? SavedRegisters.read(t, name: name) : nil
-            infos.append(ThreadInfo(
-                id: ThreadID(rawValue: p.id),
-                name: obj?.name ?? t.cName,
-                state: state,
-                waitReason: reason,
-                waitingSeconds: parked ? seconds(nowTick &- p.wait_since_tick) : nil,
-                deadlineInSeconds: t.has(.flagTimer) ? (Double(p.deadline_ns) - Double(nowNanoseconds)) / 1e9 : nil,
-                priority: Int(p.priority),
-                parentID: p.parent_id == 0 ? nil : ThreadID(rawValue: p.parent_id),
-                createdAtSeconds: seconds(p.created_tick &- startTick),
-                switches: p.switches,
-                cpuSeconds: seconds(p.cpu_ticks),
-                stack: .init(mode: p.stack_mode == UInt8(UTHREADS_STACK_DENSE) ? .dense : .guarded,
-                             base: UInt64(UInt(bitPattern: lo)), size: hi - lo,
-                             guardSize: Int(p.guard_size), highWater: max(0, depth)),
-                savedStackPointer: UInt64(UInt(bitPattern: p.sp)),
-                registers: registers,
-                isCancelled: t.has(.flagCancelled),
-                isMain: t.has(.flagMain),
-                worker: p.worker < 0 ? nil : Int(p.worker),
-                migrations: p.worker < 0 ? nil : Int(obj?.migrations ?? 0)))
+            infos.append(
+                ThreadInfo(
+                    id: ThreadID(rawValue: p.id),
+                    name: obj?.name ?? t.cName,
+                    state: state,
+                    waitReason: reason,
+                    waitingSeconds: parked ? seconds(nowTick &- p.wait_since_tick) : nil,
+                    deadlineInSeconds: t.has(.flagTimer) ? (Double(p.deadline_ns) - Double(nowNanoseconds)) / 1e9 : nil,
+                    priority: Int(p.priority),
+                    parentID: p.parent_id == 0 ? nil : ThreadID(rawValue: p.parent_id),
+                    createdAtSeconds: seconds(p.created_tick &- startTick),
+                    switches: p.switches,
+                    cpuSeconds: seconds(p.cpu_ticks),
+                    stack: .init(
+                        mode: p.stack_mode == UInt8(UTHREADS_STACK_DENSE) ? .dense : .guarded,
+                        base: UInt64(UInt(bitPattern: lo)), size: hi - lo,
+                        guardSize: Int(p.guard_size), highWater: max(0, depth)),
+                    savedStackPointer: UInt64(UInt(bitPattern: p.sp)),
+                    registers: registers,
+                    isCancelled: t.has(.flagCancelled),
+                    isMain: t.has(.flagMain),
+                    worker: p.worker < 0 ? nil : Int(p.worker),
+                    migrations: p.worker < 0 ? nil : Int(obj?.migrations ?? 0)))
         }
-        return ThreadTable(threads: infos, takenAtSeconds: seconds(nowTick &- startTick), switches: switches,
-                           spawned: spawned, tableBytes: bytesReserved)
+        return ThreadTable(
+            threads: infos, takenAtSeconds: seconds(nowTick &- startTick), switches: switches,
+            spawned: spawned, tableBytes: bytesReserved)
     }
 }

@@ -113,7 +113,10 @@ class ThreadObject: WaitQueue {
     final func recycle(name: String) {
         if contents != .empty {
             // A trivial result needs no destruction; only out-of-line room must be freed.
-            if let heap { heap.deallocate(); self.heap = nil }
+            if let heap {
+                heap.deallocate()
+                self.heap = nil
+            }
             contents = .empty
         }
         resultIsTrivial = false  // `witness` is kept or replaced by the next `install`
@@ -139,7 +142,8 @@ class ThreadObject: WaitQueue {
     final func store<T>(_ value: T, as kind: Contents) {
         precondition(contents == .empty, "ThreadObject: storage is occupied")
         if MemoryLayout<T>.size > MemoryLayout.size(ofValue: storage) || MemoryLayout<T>.alignment > 8 {
-            heap = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment)
+            heap = UnsafeMutableRawPointer.allocate(
+                byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment)
         }
         _ = withStoredPointer { $0.initializeMemory(as: T.self, to: value) }
         contents = kind
@@ -150,7 +154,10 @@ class ThreadObject: WaitQueue {
     final func take<T>(_ type: T.Type) -> T {
         let value = withStoredPointer { $0.assumingMemoryBound(to: T.self).move() }
         contents = .empty
-        if let heap { heap.deallocate(); self.heap = nil }
+        if let heap {
+            heap.deallocate()
+            self.heap = nil
+        }
         return value
     }
 

@@ -89,8 +89,11 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
             let c = try decoder.singleValueContainer()
             if let name = try? c.decode(String.self) {
                 guard let kind = Kind.allCases.first(where: { $0.jsonName == name }) else {
-                    throw DecodingError.dataCorruptedError(in: c, debugDescription:
-                        "unknown wait reason kind \"\(name)\" (known: \(Kind.allCases.map(\.jsonName).joined(separator: ", ")))")
+                    throw DecodingError.dataCorruptedError(
+                        in: c,
+                        debugDescription:
+                            "unknown wait reason kind \"\(name)\" (known: \(Kind.allCases.map(\.jsonName).joined(separator: ", ")))"
+                    )
                 }
                 self = kind
             } else {

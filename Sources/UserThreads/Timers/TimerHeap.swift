@@ -94,7 +94,9 @@ struct TimerHeap {
             precondition(Int(t.pointee.timer_index) == i, "TimerHeap: stale index at \(i)")
             precondition(t.has(.flagTimer), "TimerHeap: entry without the timer flag")
             if i > 0 {
-                precondition(items[(i - 1) / 2].pointee.deadline_ns <= t.pointee.deadline_ns, "TimerHeap: heap order broken at \(i)")
+                precondition(
+                    items[(i - 1) / 2].pointee.deadline_ns <= t.pointee.deadline_ns,
+                    "TimerHeap: heap order broken at \(i)")
             }
         }
     }

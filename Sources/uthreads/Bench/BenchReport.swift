@@ -38,8 +38,10 @@ struct BenchRow: Codable {
     /// The value stopped at a cap of the benchmark: a lower bound, not a measured limit.
     var capped: Bool?
 
-    init(group: String, name: String, value: Double, unit: String, min: Double? = nil, max: Double? = nil,
-         note: String? = nil, samples: [Double]? = nil, placement: String? = nil, capped: Bool? = nil) {
+    init(
+        group: String, name: String, value: Double, unit: String, min: Double? = nil, max: Double? = nil,
+        note: String? = nil, samples: [Double]? = nil, placement: String? = nil, capped: Bool? = nil
+    ) {
         self.group = group
         self.name = name
         self.value = value
@@ -76,22 +78,26 @@ struct BenchRun: Codable {
     var rows: [BenchRow]
 
     static func current(command: String, quick: Bool, repetitions: Int, rows: [BenchRow]) -> BenchRun {
-        BenchRun(command: command, date: isoDate(), commit: gitCommit(), build: buildConfiguration(),
-                 machine: .init(cpu: cpuModel(), cores: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), kernel: kernelRelease(),
-                                memoryBytes: Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))),
-                 quick: quick, repetitions: repetitions, rows: rows)
+        BenchRun(
+            command: command, date: isoDate(), commit: gitCommit(), build: buildConfiguration(),
+            machine: .init(
+                cpu: cpuModel(), cores: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), kernel: kernelRelease(),
+                memoryBytes: Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))),
+            quick: quick, repetitions: repetitions, rows: rows)
     }
 
     func encoded() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try encoder.encode(self)
     }
 
     static func decode(_ data: Data) throws -> BenchRun {
         let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try decoder.decode(BenchRun.self, from: data)
     }
 
@@ -114,16 +120,17 @@ struct BenchRun: Codable {
 
     static func buildConfiguration() -> String {
         #if DEBUG
-        return "debug"
+            return "debug"
         #else
-        return "release"
+            return "release"
         #endif
     }
 
     static func cpuModel() -> String {
         let text = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         for line in text.split(separator: "\n") where line.hasPrefix("model name") {
-            return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+            return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
+                ?? "unknown"
         }
         return "unknown"
     }
@@ -216,13 +223,19 @@ final class BenchReport {
 
     /// Median of `samples` with its spread; every sample is kept. With `ratioOver`, the note
     /// is this row's ratio to that earlier row, called `ratioLabel` (when the two are comparable).
-    func add(group: String, name: String, unit: String, samples: [Double], note: String? = nil, ratioOver other: String? = nil,
-             ratioLabel: String = "user threads") {
+    func add(
+        group: String, name: String, unit: String, samples: [Double], note: String? = nil,
+        ratioOver other: String? = nil,
+        ratioLabel: String = "user threads"
+    ) {
         let sorted = samples.sorted()
         let median = sorted.isEmpty ? .nan : sorted[sorted.count / 2]
-        var row = BenchRow(group: group, name: name, value: median, unit: unit, min: sorted.first, max: sorted.last, note: note,
-                           samples: samples, placement: BenchPlacement.current.rawValue)
-        if let other, let base = self.row(other) { row.note = BenchReport.ratioNote(row, over: base, label: ratioLabel) }
+        var row = BenchRow(
+            group: group, name: name, value: median, unit: unit, min: sorted.first, max: sorted.last, note: note,
+            samples: samples, placement: BenchPlacement.current.rawValue)
+        if let other, let base = self.row(other) {
+            row.note = BenchReport.ratioNote(row, over: base, label: ratioLabel)
+        }
         add(row)
     }
 

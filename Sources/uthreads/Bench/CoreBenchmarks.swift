@@ -80,9 +80,10 @@ enum CoreBenchmarks {
             let t2 = nowNs()
             for t in threads { try t.join() }
             let t3 = nowNs()
-            return ParkedMemory(threads: count, bytesPerThread: Double(after - before) / Double(count),
-                                spawnNsPerThread: Double(t1 - t0) / Double(count),
-                                wakeNsPerThread: Double(t3 - t2) / Double(count), tableBytes: table.tableBytes)
+            return ParkedMemory(
+                threads: count, bytesPerThread: Double(after - before) / Double(count),
+                spawnNsPerThread: Double(t1 - t0) / Double(count),
+                wakeNsPerThread: Double(t3 - t2) / Double(count), tableBytes: table.tableBytes)
         }
     }
 
@@ -90,7 +91,8 @@ enum CoreBenchmarks {
     static func residentBytes() -> Int {
         guard let f = fopen("/proc/self/statm", "r") else { return 0 }
         defer { fclose(f) }
-        var size = 0, resident = 0
+        var size = 0
+        var resident = 0
         withUnsafeMutablePointer(to: &size) { s in
             withUnsafeMutablePointer(to: &resident) { r in
                 _ = withVaList([s, r]) { vfscanf(f, "%ld %ld", $0) }
@@ -108,7 +110,9 @@ enum CoreBenchmarks {
         while fgets(&line, 256, f) != nil {
             let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let parts = text.split(whereSeparator: { $0 == " " || $0 == ":" || $0 == "\n" })
-            if parts.count >= 2, keys.contains(String(parts[0])), let kb = Int(parts[1]) { out[String(parts[0])] = kb * 1024 }
+            if parts.count >= 2, keys.contains(String(parts[0])), let kb = Int(parts[1]) {
+                out[String(parts[0])] = kb * 1024
+            }
         }
         return out
     }
@@ -124,14 +128,16 @@ enum CoreBenchmarks {
         let keys = ["KernelStack", "PageTables", "SUnreclaim"]
         let before = residentBytes()
         let kBefore = meminfo(keys)
-        var created: Int32 = 0, error: Int32 = 0
+        var created: Int32 = 0
+        var error: Int32 = 0
         let handle = peers_park_pthreads(Int32(count), &created, &error)
         let after = residentBytes()
         let kAfter = meminfo(keys)
         peers_unpark_pthreads(handle)
         let n = Double(max(1, created))
         let kernel = keys.reduce(0) { $0 + (kAfter[$1] ?? 0) - (kBefore[$1] ?? 0) }
-        return PthreadMemory(threads: Int(created), userBytes: Double(after - before) / n, kernelBytes: Double(kernel) / n)
+        return PthreadMemory(
+            threads: Int(created), userBytes: Double(after - before) / n, kernelBytes: Double(kernel) / n)
     }
 
     /// Runs `switches` user-thread switches in a forked child under a seccomp filter that
@@ -139,19 +145,21 @@ enum CoreBenchmarks {
     static func systemCallsDuringSwitches(_ switches: Int) -> Int {
         var n = switches
         let status = withUnsafeMutablePointer(to: &n) { p in
-            peers_run_in_child({ raw in
-                let switches = raw!.load(as: Int.self)
-                let count: Int = (try? UThreadRuntime.run {
-                    let rounds = switches / 2
-                    _ = UThread { for _ in 0..<rounds { UThread.yield() } }
-                    UThread.yield()
-                    guard peers_seccomp_trap_all() == 0 else { return 254 }
-                    for _ in 0..<rounds { UThread.yield() }
-                    let trapped = peers_seccomp_count()
-                    _exit(Int32(min(trapped, 250)))  // before teardown: munmap would count
-                }) ?? 253
-                _exit(Int32(count))
-            }, p)
+            peers_run_in_child(
+                { raw in
+                    let switches = raw!.load(as: Int.self)
+                    let count: Int =
+                        (try? UThreadRuntime.run {
+                            let rounds = switches / 2
+                            _ = UThread { for _ in 0..<rounds { UThread.yield() } }
+                            UThread.yield()
+                            guard peers_seccomp_trap_all() == 0 else { return 254 }
+                            for _ in 0..<rounds { UThread.yield() }
+                            let trapped = peers_seccomp_count()
+                            _exit(Int32(min(trapped, 250)))  // before teardown: munmap would count
+                        }) ?? 253
+                    _exit(Int32(count))
+                }, p)
         }
         return status >= 0 && status <= 250 ? Int(status) : -1
     }

@@ -72,12 +72,14 @@ enum Figures {
             }
             let words = text[open.upperBound..<close.lowerBound].split(separator: " ").map(String.init)
             guard let table = words.first else { throw FiguresError("a figures marker names no table") }
-            let contentStart = text.index(after: close.upperBound) <= text.endIndex && text[close.upperBound...].hasPrefix("\n")
+            let contentStart =
+                text.index(after: close.upperBound) <= text.endIndex && text[close.upperBound...].hasPrefix("\n")
                 ? text.index(after: close.upperBound) : close.upperBound
             guard let stop = text.range(of: end, range: contentStart..<text.endIndex) else {
                 throw FiguresError("the '\(table)' figures block has no '\(end)'")
             }
-            out.append(Block(table: table, arguments: Array(words.dropFirst()), content: contentStart..<stop.lowerBound))
+            out.append(
+                Block(table: table, arguments: Array(words.dropFirst()), content: contentStart..<stop.lowerBound))
             search = stop.upperBound
         }
         return out
@@ -96,18 +98,23 @@ enum Figures {
     }
 
     static func render(_ block: Block, folder: URL) throws -> String {
-        guard let file = block.arguments.last else { throw FiguresError("the '\(block.table)' block names no run file") }
+        guard let file = block.arguments.last else {
+            throw FiguresError("the '\(block.table)' block names no run file")
+        }
         let data = try Data(contentsOf: folder.appendingPathComponent(file))
         switch block.table {
         case "readme": return readme(try BenchRun.decode(data), file: file)
         case "comparison": return comparison(try BenchRun.decode(data), file: file)
         case "rows":
-            guard block.arguments.count == 2 else { throw FiguresError("usage: <!-- figures: rows GROUP,… RUNFILE -->") }
+            guard block.arguments.count == 2 else {
+                throw FiguresError("usage: <!-- figures: rows GROUP,… RUNFILE -->")
+            }
             let groups = block.arguments[0].split(separator: ",").map(String.init)
             return rows(try BenchRun.decode(data), groups: groups, file: file)
         case "instructions": return instructions(try BenchRun.decode(data), file: file)
         case "http": return http(try JSONDecoder().decode(HTTPRun.self, from: data), file: file)
-        default: throw FiguresError("unknown figures table '\(block.table)' (readme, comparison, rows, instructions, http)")
+        default:
+            throw FiguresError("unknown figures table '\(block.table)' (readme, comparison, rows, instructions, http)")
         }
     }
 
@@ -116,7 +123,8 @@ enum Figures {
     static func source(_ run: BenchRun, file: String) -> String {
         let m = run.machine
         let timed = run.rows.contains { $0.samples != nil }
-        return "Run file `\(file)`: \(run.date), commit \(run.commit.prefix(12)), \(run.build) build, `\(run.command)`; "
+        return
+            "Run file `\(file)`: \(run.date), commit \(run.commit.prefix(12)), \(run.build) build, `\(run.command)`; "
             + "\(m.cpu), \(m.cores) CPUs, Linux \(m.kernel). Clock: \(run.clock)"
             + (timed ? "; medians of \(run.repetitions) repetitions." : ".")
             + (run.quick ? " **--quick: figures meaningless.**" : "")
@@ -145,54 +153,80 @@ enum Figures {
 
     static func readme(_ run: BenchRun, file: String) -> String {
         let placements = Set(run.rows.compactMap { $0.group == "switch" ? $0.placement : nil })
-        var out = [source(run, file: file),
-                   "Placement of the timed rows: \(placements.sorted().joined(separator: ", ")) (both sides of each ratio alike).", "",
-                   "| | user threads | kernel threads | kernel ÷ user |", "| --- | --- | --- | --- |"]
+        var out = [
+            source(run, file: file),
+            "Placement of the timed rows: \(placements.sorted().joined(separator: ", ")) (both sides of each ratio alike).",
+            "",
+            "| | user threads | kernel threads | kernel ÷ user |", "| --- | --- | --- | --- |",
+        ]
         func line(_ label: String, _ user: String, _ kernel: String?, _ f: (Double) -> String = Figures.time) {
-            let u = find(run, user), k = kernel.flatMap { find(run, $0) }
+            let u = find(run, user)
+            let k = kernel.flatMap { find(run, $0) }
             guard let u else { return }
             out.append("| \(label) | \(spread(u, f)) | \(k.map { spread($0, f) } ?? "") | \(ratio(k, u)) |")
         }
-        line("switch: `yield()` through the public API vs futex handoff", "user threads: yield() between 2 threads (public API)",
-             "kernel threads: futex handoff, pinned to 1 CPU")
-        line("the same without per-thread CPU accounting (one TSC read less)", "user threads: the same, cpuAccounting off (no TSC read)", nil)
-        line("spawn + run + join of an empty thread vs `pthread_create` + `join`", "user threads: spawn+run+join, one at a time",
-             "kernel threads: pthread_create+join")
-        line("channel handoff vs mutex+condvar handoff", "user threads: channel ping-pong handoff", "kernel threads: mutex+condvar handoff, pinned")
-        line("uncontended mutex lock+unlock (`UMutex` vs `pthread_mutex`)", "user threads: UMutex lock+unlock, uncontended",
-             "kernel threads: pthread_mutex lock+unlock, uncontended")
-        line("memory of a parked thread (dense stacks, table included) vs a pthread incl. the kernel's share",
-             "user threads: parked, dense stacks, RSS incl. table", "kernel threads: parked pthread, + kernel stack/page tables/slab", bytes)
+        line(
+            "switch: `yield()` through the public API vs futex handoff",
+            "user threads: yield() between 2 threads (public API)",
+            "kernel threads: futex handoff, pinned to 1 CPU")
+        line(
+            "the same without per-thread CPU accounting (one TSC read less)",
+            "user threads: the same, cpuAccounting off (no TSC read)", nil)
+        line(
+            "spawn + run + join of an empty thread vs `pthread_create` + `join`",
+            "user threads: spawn+run+join, one at a time",
+            "kernel threads: pthread_create+join")
+        line(
+            "channel handoff vs mutex+condvar handoff", "user threads: channel ping-pong handoff",
+            "kernel threads: mutex+condvar handoff, pinned")
+        line(
+            "uncontended mutex lock+unlock (`UMutex` vs `pthread_mutex`)",
+            "user threads: UMutex lock+unlock, uncontended",
+            "kernel threads: pthread_mutex lock+unlock, uncontended")
+        line(
+            "memory of a parked thread (dense stacks, table included) vs a pthread incl. the kernel's share",
+            "user threads: parked, dense stacks, RSS incl. table",
+            "kernel threads: parked pthread, + kernel stack/page tables/slab", bytes)
         if let s = run.rows.last(where: { $0.name.hasPrefix("system calls during") }) {
-            out.append("| \(s.name.replacingOccurrences(of: " (seccomp trap count)", with: "")) (seccomp) | \(Int(s.value)) | | |")
+            out.append(
+                "| \(s.name.replacingOccurrences(of: " (seccomp trap count)", with: "")) (seccomp) | \(Int(s.value)) | | |"
+            )
         }
         return out.joined(separator: "\n") + "\n"
     }
 
     /// The 1992 comparison of a run (its operations named as the run named them).
     static func chart(_ run: BenchRun) -> Comparison {
-        let contended = run.rows.lazy.compactMap { r -> Int? in
-            guard r.name.hasPrefix("user threads: mutex contended by ") else { return nil }
-            return Int(r.name.dropFirst("user threads: mutex contended by ".count).prefix { $0.isNumber })
-        }.first ?? 100
+        let contended =
+            run.rows.lazy.compactMap { r -> Int? in
+                guard r.name.hasPrefix("user threads: mutex contended by ") else { return nil }
+                return Int(r.name.dropFirst("user threads: mutex contended by ".count).prefix { $0.isNumber })
+            }.first ?? 100
         let budget = run.quick ? 1.0 / 32 : CompareBenchRuns.budgetGiB  // CompareBenchRuns.budgetBytes
-        return Comparison(report: run.rows, operations: Comparison.operations(threadsContended: contended, budgetGiB: budget))
+        return Comparison(
+            report: run.rows, operations: Comparison.operations(threadsContended: contended, budgetGiB: budget))
     }
 
     static func comparison(_ run: BenchRun, file: String) -> String {
         let c = chart(run)
         let placements = Set(run.rows.compactMap { $0.unit.hasPrefix("ns") ? $0.placement : nil }).sorted()
-        return source(run, file: file) + " Placements in this run: \(placements.joined(separator: ", ")).\n\n" + c.markdown() + "\n"
+        return source(run, file: file) + " Placements in this run: \(placements.joined(separator: ", ")).\n\n"
+            + c.markdown() + "\n"
     }
 
     static func rows(_ run: BenchRun, groups: [String], file: String) -> String {
-        var out = [source(run, file: file), "", "| row | median | unit | min – max | n | placement | note |",
-                   "| --- | ---: | --- | --- | ---: | --- | --- |"]
+        var out = [
+            source(run, file: file), "", "| row | median | unit | min – max | n | placement | note |",
+            "| --- | ---: | --- | --- | ---: | --- | --- |",
+        ]
         for r in run.rows where groups.contains(r.group) {
-            let value = (r.capped == true ? "≥ " : "") + BenchReport.fmt(r.value) + (r.capped == true ? " (capped)" : "")
+            let value =
+                (r.capped == true ? "≥ " : "") + BenchReport.fmt(r.value) + (r.capped == true ? " (capped)" : "")
             let range = r.min.flatMap { lo in r.max.map { "\(BenchReport.fmt(lo)) – \(BenchReport.fmt($0))" } } ?? ""
             let note = (r.note ?? "").replacingOccurrences(of: "|", with: "\\|")
-            out.append("| \(r.name.replacingOccurrences(of: "|", with: "\\|")) | \(value) | \(r.unit) | \(range) | \(r.samples?.count ?? 1) | \(r.placement ?? "") | \(note) |")
+            out.append(
+                "| \(r.name.replacingOccurrences(of: "|", with: "\\|")) | \(value) | \(r.unit) | \(range) | \(r.samples?.count ?? 1) | \(r.placement ?? "") | \(note) |"
+            )
         }
         return out.joined(separator: "\n") + "\n"
     }
@@ -200,7 +234,9 @@ enum Figures {
     static func instructions(_ run: BenchRun, file: String) -> String {
         var out = [source(run, file: file), "", "| operation | instructions | per |", "| --- | ---: | --- |"]
         for r in run.rows where r.group == "instructions" {
-            out.append("| \(r.name) | \(Int(r.value.rounded())) | \(r.unit.replacingOccurrences(of: "instructions/", with: "")) |")
+            out.append(
+                "| \(r.name) | \(Int(r.value.rounded())) | \(r.unit.replacingOccurrences(of: "instructions/", with: "")) |"
+            )
         }
         return out.joined(separator: "\n") + "\n"
     }
@@ -208,22 +244,33 @@ enum Figures {
     static func http(_ run: HTTPRun, file: String) -> String {
         func f(_ v: Double?, _ digits: Int = 1) -> String { v.map { $0.fixed(digits) } ?? "—" }
         let m = run.machine
-        var out = ["Run file `\(file)` (scripts/compare.sh): \(run.date), commit \(run.commit.prefix(12)); \(m.cpu), \(m.cores) CPUs, "
-                   + "Linux \(m.kernel); \(run.wrk), \(run.durationSeconds) s per row, a fresh server process per row. Pinned: server "
-                   + "on CPU 0, wrk on CPU 1. `µs/req` is server CPU (user+system) per request, the steadiest figure. "
-                   + "Where `srv %` and `wrk %` are both well below 100, other load on the machine starved both: req/s then says "
-                   + "how much CPU each server was given, not what it can serve.", "",
-                   "| server | config | conns | req/s | p50 ms | p99 ms | µs/req | µs/req ÷ c-epoll | req/s ÷ uthreads | srv % | wrk % | RSS MiB | errors |",
-                   "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        var out = [
+            "Run file `\(file)` (scripts/compare.sh): \(run.date), commit \(run.commit.prefix(12)); \(m.cpu), \(m.cores) CPUs, "
+                + "Linux \(m.kernel); \(run.wrk), \(run.durationSeconds) s per row, a fresh server process per row. Pinned: server "
+                + "on CPU 0, wrk on CPU 1. `µs/req` is server CPU (user+system) per request, the steadiest figure. "
+                + "Where `srv %` and `wrk %` are both well below 100, other load on the machine starved both: req/s then says "
+                + "how much CPU each server was given, not what it can serve.", "",
+            "| server | config | conns | req/s | p50 ms | p99 ms | µs/req | µs/req ÷ c-epoll | req/s ÷ uthreads | srv % | wrk % | RSS MiB | errors |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for r in run.rows {
-            let epoll = run.rows.first { $0.server == "c-epoll" && $0.config == r.config && $0.connections == r.connections }
-            let ours = run.rows.first { $0.server.hasPrefix("uthreads") && $0.config == r.config && $0.connections == r.connections }
-            var cpuRatio = "—", rpsRatio = "—"
-            if let a = r.microsecondsPerRequest, let b = epoll?.microsecondsPerRequest, b > 0 { cpuRatio = (a / b).fixed(2) + "×" }
+            let epoll = run.rows.first {
+                $0.server == "c-epoll" && $0.config == r.config && $0.connections == r.connections
+            }
+            let ours = run.rows.first {
+                $0.server.hasPrefix("uthreads") && $0.config == r.config && $0.connections == r.connections
+            }
+            var cpuRatio = "—"
+            var rpsRatio = "—"
+            if let a = r.microsecondsPerRequest, let b = epoll?.microsecondsPerRequest, b > 0 {
+                cpuRatio = (a / b).fixed(2) + "×"
+            }
             if let a = r.requestsPerSecond, let b = ours?.requestsPerSecond, b > 0 { rpsRatio = (a / b).fixed(2) + "×" }
-            out.append("| \(r.server) | \(r.config) | \(r.connections) | \(r.requestsPerSecond.map { Int($0.rounded()).formatted() } ?? "—") | "
-                       + "\(f(r.p50ms, 2)) | \(f(r.p99ms, 2)) | \(f(r.microsecondsPerRequest)) | \(cpuRatio) | \(rpsRatio) | "
-                       + "\(f(r.serverCPUPercent, 0)) | \(f(r.wrkCPUPercent, 0)) | \(f(r.rssMiB)) | \(r.errors.map(String.init) ?? "—") |")
+            out.append(
+                "| \(r.server) | \(r.config) | \(r.connections) | \(r.requestsPerSecond.map { Int($0.rounded()).formatted() } ?? "—") | "
+                    + "\(f(r.p50ms, 2)) | \(f(r.p99ms, 2)) | \(f(r.microsecondsPerRequest)) | \(cpuRatio) | \(rpsRatio) | "
+                    + "\(f(r.serverCPUPercent, 0)) | \(f(r.wrkCPUPercent, 0)) | \(f(r.rssMiB)) | \(r.errors.map(String.init) ?? "—") |"
+            )
         }
         return out.joined(separator: "\n") + "\n"
     }

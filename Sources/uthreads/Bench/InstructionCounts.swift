@@ -56,9 +56,13 @@ enum InstructionCounts {
             }
         case "channel":
             try UThreadRuntime.run {
-                let ping = Channel<Int>(), pong = Channel<Int>()
+                let ping = Channel<Int>()
+                let pong = Channel<Int>()
                 let echo = UThread { while let v = try ping.receive() { try pong.send(v) } }
-                for i in 0..<count / 2 { try ping.send(i); _ = try pong.receive() }
+                for i in 0..<count / 2 {
+                    try ping.send(i)
+                    _ = try pong.receive()
+                }
                 ping.close()
                 try echo.join()
             }
@@ -92,42 +96,57 @@ enum InstructionCounts {
     static func run(_ options: BenchOptions) throws {
         let tools = ["valgrind", "strip"].filter { BenchRun.shell(["sh", "-c", "command -v \($0)"]) == nil }
         guard tools.isEmpty else {
-            throw ValidationError("--instructions needs \(tools.joined(separator: " and ")) (apt-get install valgrind binutils)")
+            throw ValidationError(
+                "--instructions needs \(tools.joined(separator: " and ")) (apt-get install valgrind binutils)")
         }
-        var run = BenchRun.current(command: "uthreads " + CommandLine.arguments.dropFirst().joined(separator: " "),
-                                   quick: options.quick, repetitions: 1, rows: [])
+        var run = BenchRun.current(
+            command: "uthreads " + CommandLine.arguments.dropFirst().joined(separator: " "),
+            quick: options.quick, repetitions: 1, rows: [])
         let binary = try strippedCopy()
         defer { unlink(binary) }
-        let n1 = options.scaled(20_000, quick: 2_000), n2 = 2 * n1
+        let n1 = options.scaled(20_000, quick: 2_000)
+        let n2 = 2 * n1
         let build = BenchRun.buildConfiguration()
         print("== instructions per operation: callgrind (valgrind), (I(\(n2)) - I(\(n1))) / \(n2 - n1); \(build) build")
         let report = BenchReport()
         for op in operations {
             progress("instructions: \(op.name)")
-            let a = try collected(binary, op.key, n1), b = try collected(binary, op.key, n2)
-            report.add(BenchRow(group: "instructions", name: op.name, value: Double(b - a) / Double(n2 - n1), unit: op.unit))
+            let a = try collected(binary, op.key, n1)
+            let b = try collected(binary, op.key, n2)
+            report.add(
+                BenchRow(group: "instructions", name: op.name, value: Double(b - a) / Double(n2 - n1), unit: op.unit))
         }
         var failed: [String] = []
         if let path = options.ceilings {
             let file = try JSONDecoder().decode(Ceilings.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-            guard let limits = file.ceilings[build] else { throw ValidationError("\(path) has no ceilings for a \(build) build") }
+            guard let limits = file.ceilings[build] else {
+                throw ValidationError("\(path) has no ceilings for a \(build) build")
+            }
             print("== ceilings from \(path) (\(build)), margin \(Int(file.margin * 100))%")
             for row in report.rows {
-                guard let ceiling = limits[row.name] else { print("   \(row.name): no ceiling"); continue }
+                guard let ceiling = limits[row.name] else {
+                    print("   \(row.name): no ceiling")
+                    continue
+                }
                 let limit = ceiling * (1 + file.margin)
                 let verdict = row.value <= limit ? "ok" : "REGRESSION"
-                print("   \(row.name.padding(32)) \(BenchReport.fmt(row.value).leftPadding(8))  ceiling \(BenchReport.fmt(ceiling)), fails above \(BenchReport.fmt(limit))  \(verdict)")
+                print(
+                    "   \(row.name.padding(32)) \(BenchReport.fmt(row.value).leftPadding(8))  ceiling \(BenchReport.fmt(ceiling)), fails above \(BenchReport.fmt(limit))  \(verdict)"
+                )
                 if row.value > limit { failed.append(row.name) }
             }
         }
         if options.json {
             run.rows = report.rows
-            run.clock = "none: instructions counted by valgrind's callgrind, (I(\(n2)) - I(\(n1))) / \(n2 - n1) per operation"
+            run.clock =
+                "none: instructions counted by valgrind's callgrind, (I(\(n2)) - I(\(n1))) / \(n2 - n1) per operation"
             BenchOutput.writeJSON(try run.encoded())
         }
         if !failed.isEmpty {
             print("== more than the margin above the ceiling: \(failed.joined(separator: ", "))")
-            print("   profile one: valgrind --tool=callgrind --callgrind-out-file=cg.out <stripped uthreads> bench loop OP \(n2); callgrind_annotate cg.out")
+            print(
+                "   profile one: valgrind --tool=callgrind --callgrind-out-file=cg.out <stripped uthreads> bench loop OP \(n2); callgrind_annotate cg.out"
+            )
             throw ExitCode(1)
         }
     }
@@ -144,7 +163,8 @@ enum InstructionCounts {
 
     /// The instructions callgrind counted for `binary bench loop key count` (the whole process).
     static func collected(_ binary: String, _ key: String, _ count: Int) throws -> Int {
-        let script = "valgrind --tool=callgrind --callgrind-out-file=/dev/null '\(binary)' bench loop \(key) \(count) 2>&1 >/dev/null"
+        let script =
+            "valgrind --tool=callgrind --callgrind-out-file=/dev/null '\(binary)' bench loop \(key) \(count) 2>&1 >/dev/null"
         guard let output = BenchRun.shell(["sh", "-c", script]) else {
             throw ValidationError("valgrind failed on bench loop \(key) \(count)")
         }
@@ -158,7 +178,8 @@ enum InstructionCounts {
 /// `uthreads bench loop OP COUNT`: the loop `--instructions` counts (hidden; run by callgrind).
 struct BenchLoopCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "loop", abstract: "Run COUNT operations of one kind (what --instructions counts).", shouldDisplay: false)
+        commandName: "loop", abstract: "Run COUNT operations of one kind (what --instructions counts).",
+        shouldDisplay: false)
     @Argument(help: "yield | spawn | channel | mutex | checkpoint")
     var operation: String
     @Argument(help: "How many operations.")
@@ -167,7 +188,9 @@ struct BenchLoopCommand: ParsableCommand {
     func validate() throws {
         guard count >= 0 else { throw ValidationError("COUNT must be ≥ 0") }
         guard InstructionCounts.operations.contains(where: { $0.key == operation }) else {
-            throw ValidationError("unknown loop '\(operation)' (loops: \(InstructionCounts.operations.map(\.key).joined(separator: ", ")))")
+            throw ValidationError(
+                "unknown loop '\(operation)' (loops: \(InstructionCounts.operations.map(\.key).joined(separator: ", ")))"
+            )
         }
     }
 

@@ -7,14 +7,19 @@ import UserThreads
 struct BenchParallelCommand: BenchSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "parallel",
-        abstract: "M:N runtime: CPU-bound fork-join, yield-heavy threads balanced only by migration, and spawn+join on 1 worker vs all CPUs; a 1,000,000-spawn stress run; HTTP (uthreads serve under wrk).")
+        abstract:
+            "M:N runtime: CPU-bound fork-join, yield-heavy threads balanced only by migration, and spawn+join on 1 worker vs all CPUs; a 1,000,000-spawn stress run; HTTP (uthreads serve under wrk)."
+    )
     @OptionGroup var options: BenchOptions
     @Option(help: "Run only these groups (comma-separated: fork-join, migrate, spawn, stress, http).")
     var only: String?
     @Option(help: "Worker counts to measure (comma-separated; default 1, 2 and the CPU count). Ratios need 1.")
     var workers: String?
     static var groups: [(BenchReport, BenchOptions) throws -> Void] {
-        [ParallelBenchRuns.forkJoin, ParallelBenchRuns.migrate, ParallelBenchRuns.spawn, ParallelBenchRuns.stress, ParallelBenchRuns.http]
+        [
+            ParallelBenchRuns.forkJoin, ParallelBenchRuns.migrate, ParallelBenchRuns.spawn, ParallelBenchRuns.stress,
+            ParallelBenchRuns.http,
+        ]
     }
     static let groupNames = ["fork-join", "migrate", "spawn", "stress", "http"]
 
@@ -22,11 +27,13 @@ struct BenchParallelCommand: BenchSubcommand {
         if let workers {
             let counts = workers.split(separator: ",").map { Int($0.filter { $0 != " " }) }
             guard !counts.isEmpty, counts.allSatisfy({ $0 != nil && (1...1024).contains($0!) }) else {
-                throw ValidationError("--workers: a comma-separated list of worker counts in 1...1024, not '\(workers)'")
+                throw ValidationError(
+                    "--workers: a comma-separated list of worker counts in 1...1024, not '\(workers)'")
             }
         }
         for name in selected where !Self.groupNames.contains(name) {
-            throw ValidationError("--only: unknown group '\(name)' (groups: \(Self.groupNames.joined(separator: ", ")))")
+            throw ValidationError(
+                "--only: unknown group '\(name)' (groups: \(Self.groupNames.joined(separator: ", ")))")
         }
     }
 
@@ -36,11 +43,15 @@ struct BenchParallelCommand: BenchSubcommand {
 
     func run() throws {
         if let workers {
-            ParallelBenchRuns.workerCounts = Array(Set(workers.split(separator: ",").compactMap { Int($0.filter { $0 != " " }) })).sorted()
+            ParallelBenchRuns.workerCounts = Array(
+                Set(workers.split(separator: ",").compactMap { Int($0.filter { $0 != " " }) })
+            ).sorted()
         }
         // M:N needs every CPU, whatever --placement says.
         try runBench(options, placement: .free) { report in
-            for (name, group) in zip(Self.groupNames, Self.groups) where selected.contains(name) { try group(report, options) }
+            for (name, group) in zip(Self.groupNames, Self.groups) where selected.contains(name) {
+                try group(report, options)
+            }
         }
     }
 }
@@ -50,7 +61,7 @@ struct BenchParallelCommand: BenchSubcommand {
 func crunch(_ seed: UInt64, _ iterations: Int) -> UInt64 {
     var x = seed | 1
     for _ in 0..<iterations {
-        x = x &* 6364136223846793005 &+ 1442695040888963407
+        x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
         x ^= x >> 29
     }
     return x
@@ -60,7 +71,9 @@ enum ParallelBenchmarks {
     nonisolated(unsafe) static var verbose = getenv("UTHREADS_BENCH_VERBOSE") != nil
 
     /// Wall time (ms) of `tasks` CPU-bound M:N threads forked by main and joined.
-    static func forkJoinMs(workers: Int, tasks: Int, iterations: Int) throws -> (ms: Double, checksum: UInt64, cpu: Double) {
+    static func forkJoinMs(workers: Int, tasks: Int, iterations: Int) throws -> (
+        ms: Double, checksum: UInt64, cpu: Double
+    ) {
         let cpu0 = processCPUSeconds()
         let start = uthreads_monotonic_ns()
         let sum = try UThreadRuntime.run(workers: workers) { () -> UInt64 in
@@ -86,7 +99,9 @@ enum ParallelBenchmarks {
     /// Wall time (ms) of `threads` M:N threads that worker 0 starts itself (nothing is queued,
     /// so nothing can be stolen), each running `slices` CPU-bound slices with a yield between
     /// them: only migration of started threads can put a second worker to use.
-    static func yieldingMs(workers: Int, threads: Int, slices: Int, iterations: Int) throws -> (ms: Double, checksum: UInt64, migrations: Int, cpu: Double) {
+    static func yieldingMs(workers: Int, threads: Int, slices: Int, iterations: Int) throws -> (
+        ms: Double, checksum: UInt64, migrations: Int, cpu: Double
+    ) {
         let cpu0 = processCPUSeconds()
         let start = uthreads_monotonic_ns()
         let (sum, migrations) = try UThreadRuntime.run(workers: workers) { () -> (UInt64, Int) in
@@ -154,7 +169,9 @@ enum ParallelBenchmarks {
             } else {
                 let share = (count + spawners - 1) / spawners
                 let group = try (0..<spawners).map { k in
-                    try MNThread.spawn(onWorker: k % workers) { try spawnAndJoin(k * share, min(count, (k + 1) * share)) }
+                    try MNThread.spawn(onWorker: k % workers) {
+                        try spawnAndJoin(k * share, min(count, (k + 1) * share))
+                    }
                 }
                 for t in group { sum &+= try t.join() }
             }
@@ -176,12 +193,15 @@ func processCPUSeconds() -> Double {
 
 enum ParallelBenchRuns {
     /// The worker counts measured (`--workers`); 1, 2 and the CPU count by default.
-    nonisolated(unsafe) static var workerCounts: [Int] = Array(Set([1, 2, max(2, UThreadRuntime.processorCount)])).sorted()
+    nonisolated(unsafe) static var workerCounts: [Int] = Array(Set([1, 2, max(2, UThreadRuntime.processorCount)]))
+        .sorted()
 
     static func forkJoin(_ r: BenchReport, _ o: BenchOptions) throws {
         let tasks = o.scaled(64, quick: 8)
         let iterations = o.scaled(3_000_000, quick: 20_000)
-        print("\n-- fork-join: \(tasks) CPU-bound M:N threads forked and joined by main (ms wall time; \(UThreadRuntime.processorCount) CPUs)")
+        print(
+            "\n-- fork-join: \(tasks) CPU-bound M:N threads forked and joined by main (ms wall time; \(UThreadRuntime.processorCount) CPUs)"
+        )
         var samples: [Int: [Double]] = [:]
         var cpu: [Int: [Double]] = [:]
         var m1: [Double] = []
@@ -193,7 +213,9 @@ enum ParallelBenchRuns {
             checksum = checksum ?? m.checksum
             for w in workerCounts {
                 let s = try ParallelBenchmarks.forkJoinMs(workers: w, tasks: tasks, iterations: iterations)
-                guard s.checksum == checksum else { throw ValidationError("fork-join checksum differs with \(w) workers") }
+                guard s.checksum == checksum else {
+                    throw ValidationError("fork-join checksum differs with \(w) workers")
+                }
                 samples[w, default: []].append(s.ms)
                 cpu[w, default: []].append(s.cpu)
             }
@@ -201,8 +223,10 @@ enum ParallelBenchRuns {
         r.add(group: "parallel", name: "M:1 runtime (reference)", unit: "ms", samples: m1)
         let one = samples[1].map(median)
         for w in workerCounts {
-            r.add(group: "parallel", name: "M:N runtime, \(w) worker\(w == 1 ? "" : "s")", unit: "ms", samples: samples[w]!,
-                  note: (w == 1 || one == nil ? "" : "speedup \((one! / median(samples[w]!)).fixed(2))x vs 1 worker; ")
+            r.add(
+                group: "parallel", name: "M:N runtime, \(w) worker\(w == 1 ? "" : "s")", unit: "ms",
+                samples: samples[w]!,
+                note: (w == 1 || one == nil ? "" : "speedup \((one! / median(samples[w]!)).fixed(2))x vs 1 worker; ")
                     + "CPUs busy \(median(cpu[w]!).fixed(2))")
         }
     }
@@ -211,16 +235,21 @@ enum ParallelBenchRuns {
         let threads = o.scaled(16, quick: 4)
         let slices = o.scaled(2_000, quick: 100)
         let iterations = 2_000
-        print("\n-- migration: \(threads) yield-heavy threads all started by worker 0, \(slices) CPU slices each (ms wall time)")
+        print(
+            "\n-- migration: \(threads) yield-heavy threads all started by worker 0, \(slices) CPU slices each (ms wall time)"
+        )
         var samples: [Int: [Double]] = [:]
         var moved: [Int: [Double]] = [:]
         var cpu: [Int: [Double]] = [:]
         var checksum: UInt64?
         for _ in 0..<o.repetitions {
             for w in workerCounts {
-                let s = try ParallelBenchmarks.yieldingMs(workers: w, threads: threads, slices: slices, iterations: iterations)
+                let s = try ParallelBenchmarks.yieldingMs(
+                    workers: w, threads: threads, slices: slices, iterations: iterations)
                 checksum = checksum ?? s.checksum
-                guard s.checksum == checksum else { throw ValidationError("migration checksum differs with \(w) workers") }
+                guard s.checksum == checksum else {
+                    throw ValidationError("migration checksum differs with \(w) workers")
+                }
                 samples[w, default: []].append(s.ms)
                 moved[w, default: []].append(Double(s.migrations))
                 cpu[w, default: []].append(s.cpu)
@@ -228,15 +257,19 @@ enum ParallelBenchRuns {
         }
         let one = samples[1].map(median)
         for w in workerCounts {
-            r.add(group: "parallel", name: "M:N yield-heavy, started on worker 0, \(w) worker\(w == 1 ? "" : "s")", unit: "ms", samples: samples[w]!,
-                  note: (w == 1 || one == nil ? "" : "speedup \((one! / median(samples[w]!)).fixed(2))x vs 1 worker; ")
+            r.add(
+                group: "parallel", name: "M:N yield-heavy, started on worker 0, \(w) worker\(w == 1 ? "" : "s")",
+                unit: "ms", samples: samples[w]!,
+                note: (w == 1 || one == nil ? "" : "speedup \((one! / median(samples[w]!)).fixed(2))x vs 1 worker; ")
                     + "migrations \(Int(median(moved[w]!))); CPUs busy \(median(cpu[w]!).fixed(2))")
         }
     }
 
     static func spawn(_ r: BenchReport, _ o: BenchOptions) throws {
         let count = o.scaled(200_000, quick: 5_000)
-        print("\n-- spawn+join: \(count) empty threads, batches of 1000 spawned then joined (ns per thread); by main alone, then by one spawner per worker")
+        print(
+            "\n-- spawn+join: \(count) empty threads, batches of 1000 spawned then joined (ns per thread); by main alone, then by one spawner per worker"
+        )
         var samples: [Int: [Double]] = [:]
         var shared: [Int: [Double]] = [:]  // one spawner per worker of the widest configuration
         let spawners = workerCounts.max() ?? 2
@@ -245,16 +278,21 @@ enum ParallelBenchRuns {
         for _ in 0..<o.repetitions {
             m1.append(try ParallelBenchmarks.spawnJoinM1Ns(count: count, batch: 1000))
             for w in workerCounts {
-                samples[w, default: []].append(try ParallelBenchmarks.spawnJoinNs(workers: w, count: count, batch: 1000))
-                shared[w, default: []].append(try ParallelBenchmarks.spawnJoinNs(workers: w, count: count, batch: 1000, spawners: spawners))
+                samples[w, default: []].append(
+                    try ParallelBenchmarks.spawnJoinNs(workers: w, count: count, batch: 1000))
+                shared[w, default: []].append(
+                    try ParallelBenchmarks.spawnJoinNs(workers: w, count: count, batch: 1000, spawners: spawners))
             }
         }
         r.add(group: "parallel", name: "M:1 UThread spawn+join (reference)", unit: "ns/thread", samples: m1)
         func rows(_ samples: [Int: [Double]], _ label: String) {
             let one = samples[1].map(median)
             for w in workerCounts {
-                r.add(group: "parallel", name: "M:N spawn+join, \(label)\(w) worker\(w == 1 ? "" : "s")", unit: "ns/thread", samples: samples[w]!,
-                      note: w == 1 ? "\((median(samples[w]!) / median(m1)).fixed(1))x M:1"
+                r.add(
+                    group: "parallel", name: "M:N spawn+join, \(label)\(w) worker\(w == 1 ? "" : "s")",
+                    unit: "ns/thread", samples: samples[w]!,
+                    note: w == 1
+                        ? "\((median(samples[w]!) / median(m1)).fixed(1))x M:1"
                         : one.map { "throughput \(($0 / median(samples[w]!)).fixed(2))x vs 1 worker" })
             }
         }
@@ -267,8 +305,11 @@ enum ParallelBenchRuns {
         let start = uthreads_monotonic_ns()
         let ns = try ParallelBenchmarks.spawnJoinNs(workers: 2, count: stress, batch: 10_000)
         let seconds = Double(uthreads_monotonic_ns() - start) / 1e9
-        r.add(BenchRow(group: "parallel", name: "stress: \(stress) spawns+joins on 2 workers (checked)", value: ns, unit: "ns/thread",
-                       note: "\(seconds.fixed(2)) s in all"))
+        r.add(
+            BenchRow(
+                group: "parallel", name: "stress: \(stress) spawns+joins on 2 workers (checked)", value: ns,
+                unit: "ns/thread",
+                note: "\(seconds.fixed(2)) s in all"))
     }
 
     /// `uthreads serve` (a child process of this binary) with 1 and 2 workers under wrk, in
@@ -281,7 +322,9 @@ enum ParallelBenchRuns {
         }
         let duration = o.quick ? 1 : 5
         let connections = 100
-        print("\n-- http: uthreads serve under wrk -t2 -c\(connections) -d\(duration)s, 1 vs 2 workers (wrk shares the CPUs)")
+        print(
+            "\n-- http: uthreads serve under wrk -t2 -c\(connections) -d\(duration)s, 1 vs 2 workers (wrk shares the CPUs)"
+        )
         _ = IO.raiseDescriptorLimit()
         var rps: [Int: [Double]] = [:]
         var cpu: [Int: [Double]] = [:]
@@ -294,8 +337,9 @@ enum ParallelBenchRuns {
         }
         let one = rps[1].map(median)
         for w in workerCounts {
-            r.add(group: "parallel", name: "HTTP hello, \(w) worker\(w == 1 ? "" : "s")", unit: "req/s", samples: rps[w]!,
-                  note: "server CPU \(median(cpu[w]!).fixed(1)) µs/request"
+            r.add(
+                group: "parallel", name: "HTTP hello, \(w) worker\(w == 1 ? "" : "s")", unit: "req/s", samples: rps[w]!,
+                note: "server CPU \(median(cpu[w]!).fixed(1)) µs/request"
                     + (w == 1 || one == nil ? "" : "; \((median(rps[w]!) / one!).fixed(2))x vs 1 worker"))
         }
     }
@@ -328,7 +372,9 @@ enum HTTPLoad {
         var result = Measurement(requestsPerSecond: 0, cpuMicrosecondsPerRequest: .nan)
         for line in output.split(separator: "\n") {
             let words = line.split(separator: " ")
-            if line.hasPrefix("Requests/sec:"), let v = words.last.flatMap({ Double($0) }) { result.requestsPerSecond = v }
+            if line.hasPrefix("Requests/sec:"), let v = words.last.flatMap({ Double($0) }) {
+                result.requestsPerSecond = v
+            }
             if words.count > 2, words[1] == "requests", words[2] == "in", let n = Double(words[0]), n > 0 {
                 result.cpuMicrosecondsPerRequest = cpu / n * 1e6
             }

@@ -14,11 +14,18 @@ enum BackendWorkloads {
     /// ns per handoff: two threads ping-pong over two unbuffered backend channels.
     static func channelHandoffNs(_ kind: BackendKind, roundTrips: Int) throws -> Double {
         try UThreadRuntime.run(backend: kind) { b in
-            let ping = try b.makeChannel(of: Int.self), pong = try b.makeChannel(of: Int.self)
+            let ping = try b.makeChannel(of: Int.self)
+            let pong = try b.makeChannel(of: Int.self)
             let echo = b.spawn { while let v = try ping.receive() { try pong.send(v) } }
-            for i in 0..<100 { try ping.send(i); _ = try pong.receive() }
+            for i in 0..<100 {
+                try ping.send(i)
+                _ = try pong.receive()
+            }
             let t0 = CoreBenchmarks.nowNs()
-            for i in 0..<roundTrips { try ping.send(i); _ = try pong.receive() }
+            for i in 0..<roundTrips {
+                try ping.send(i)
+                _ = try pong.receive()
+            }
             let t1 = CoreBenchmarks.nowNs()
             ping.close()
             try echo.join()
@@ -60,7 +67,8 @@ enum BackendWorkloads {
     /// waited on by the other, turn by turn (UMutex + UCondition under user threads).
     static func conditionHandoffNs(_ kind: BackendKind, handoffs: Int) throws -> Double {
         try UThreadRuntime.run(backend: kind) { b in
-            let m = b.makeMutex(), c = b.makeCondition()
+            let m = b.makeMutex()
+            let c = b.makeCondition()
             let turn = Unprotected(0)
             let rounds = handoffs / 2
             let partner = b.spawn {
@@ -119,7 +127,10 @@ final class TaskBaton: Sendable {
 
     func signal() {
         let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            if let w = s.waiter { s.waiter = nil; return w }
+            if let w = s.waiter {
+                s.waiter = nil
+                return w
+            }
             s.pending += 1
             return nil
         }
@@ -129,7 +140,10 @@ final class TaskBaton: Sendable {
     func wait() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let ready = state.withLock { s -> Bool in
-                if s.pending > 0 { s.pending -= 1; return true }
+                if s.pending > 0 {
+                    s.pending -= 1
+                    return true
+                }
                 s.waiter = c
                 return false
             }
@@ -168,12 +182,19 @@ enum TaskBenchmarks {
     /// ns per handoff: two tasks resume each other's CheckedContinuation in turn.
     static func continuationHandoffNs(roundTrips: Int) -> Double {
         blockOn {
-            let a = TaskBaton(), b = TaskBaton()
+            let a = TaskBaton()
+            let b = TaskBaton()
             let partner = Task.detached {
-                for _ in 0..<roundTrips { await b.wait(); a.signal() }
+                for _ in 0..<roundTrips {
+                    await b.wait()
+                    a.signal()
+                }
             }
             let t0 = CoreBenchmarks.nowNs()
-            for _ in 0..<roundTrips { b.signal(); await a.wait() }
+            for _ in 0..<roundTrips {
+                b.signal()
+                await a.wait()
+            }
             let t1 = CoreBenchmarks.nowNs()
             await partner.value
             return Double(t1 - t0) / Double(2 * roundTrips)
@@ -191,7 +212,10 @@ enum TaskBenchmarks {
             }
             var it = toA.makeAsyncIterator()
             let t0 = CoreBenchmarks.nowNs()
-            for i in 0..<roundTrips { contB.yield(i); _ = await it.next() }
+            for i in 0..<roundTrips {
+                contB.yield(i)
+                _ = await it.next()
+            }
             let t1 = CoreBenchmarks.nowNs()
             contB.finish()
             await partner.value
@@ -256,7 +280,8 @@ enum TaskBenchmarks {
     static func parkedTasks(count: Int, budget: Int) -> (tasks: Int, bytesPerTask: Double) {
         blockOn {
             let p = Parking(count)
-            let before = CoreBenchmarks.residentBytes(), heapBefore = peers_malloc_in_use()
+            let before = CoreBenchmarks.residentBytes()
+            let heapBefore = peers_malloc_in_use()
             func grown() -> Int { max(CoreBenchmarks.residentBytes() - before, peers_malloc_in_use() - heapBefore) }
             var spawned = 0
             while spawned < count {
@@ -275,7 +300,10 @@ enum TaskBenchmarks {
                 if grown() >= budget { break }
             }
             let used = grown()
-            let continuations = p.slots.withLock { s -> [CheckedContinuation<Void, Never>] in defer { s.removeAll() }; return s }
+            let continuations = p.slots.withLock { s -> [CheckedContinuation<Void, Never>] in
+                defer { s.removeAll() }
+                return s
+            }
             for c in continuations { c.resume() }
             while p.finished.load(ordering: .relaxed) < spawned { await Task.yield() }
             return (spawned, Double(used) / Double(spawned))
@@ -309,10 +337,11 @@ enum SyscallCounts {
     static func count(_ op: Operation, _ n: Int) -> Int? {
         var job = Job(operation: op, count: n)
         let c = withUnsafeMutablePointer(to: &job) { p in
-            peers_count_syscalls({ raw in
-                let job = raw!.load(as: Job.self)
-                SyscallCounts.run(job)
-            }, p)
+            peers_count_syscalls(
+                { raw in
+                    let job = raw!.load(as: Job.self)
+                    SyscallCounts.run(job)
+                }, p)
         }
         return c >= 0 ? c : nil
     }
@@ -374,7 +403,8 @@ enum BudgetBenchmarks {
         var r = rlimit()
         getrlimit(__rlimit_resource_t(6), &r)  // RLIMIT_NPROC (not imported into Swift)
         let nproc = r.rlim_cur == rlim_t.max ? "unlimited" : String(r.rlim_cur)
-        return "threads-max \(read("/proc/sys/kernel/threads-max")), RLIMIT_NPROC \(nproc), vm.max_map_count \(read("/proc/sys/vm/max_map_count"))"
+        return
+            "threads-max \(read("/proc/sys/kernel/threads-max")), RLIMIT_NPROC \(nproc), vm.max_map_count \(read("/proc/sys/vm/max_map_count"))"
     }
 
     /// Which limit would stop pthread creation first beyond a cap: threads-max (system-wide),
@@ -389,17 +419,22 @@ enum BudgetBenchmarks {
         }
         var r = rlimit()
         getrlimit(__rlimit_resource_t(6), &r)  // RLIMIT_NPROC
-        var candidates: [(Int, String)] = [(Int(memory / bytesPerThread), "memory (\(BenchReport.fmt(memory / 1_073_741_824)) GiB)")]
+        var candidates: [(Int, String)] = [
+            (Int(memory / bytesPerThread), "memory (\(BenchReport.fmt(memory / 1_073_741_824)) GiB)")
+        ]
         if let t = number("/proc/sys/kernel/threads-max") { candidates.append((t, "threads-max")) }
         if r.rlim_cur != rlim_t.max { candidates.append((Int(r.rlim_cur), "RLIMIT_NPROC")) }
-        if let m = number("/proc/sys/vm/max_map_count") { candidates.append((m / 2, "vm.max_map_count (2 mappings per stack)")) }
+        if let m = number("/proc/sys/vm/max_map_count") {
+            candidates.append((m / 2, "vm.max_map_count (2 mappings per stack)"))
+        }
         return candidates.min { $0.0 < $1.0 }!
     }
 
     /// Parked pthreads (stack `stackSize`, 0: default) until user RSS + kernel share passes
     /// `budget`, `cap` threads, or pthread_create refuses. Released before it returns.
     static func pthreads(budget: Int, cap: Int, stackSize: Int, progress: (Int) -> Void = { _ in }) -> BudgetResult {
-        let rss0 = CoreBenchmarks.residentBytes(), k0 = CoreBenchmarks.meminfo(kernelKeys)
+        let rss0 = CoreBenchmarks.residentBytes()
+        let k0 = CoreBenchmarks.meminfo(kernelKeys)
         let t0 = CoreBenchmarks.nowNs()
         let set = peers_thread_set_new(Int32(cap))
         defer { peers_thread_set_release(set) }
@@ -409,12 +444,19 @@ enum BudgetBenchmarks {
             let e = peers_thread_set_add(set, 500, stackSize)
             used = CoreBenchmarks.residentBytes() - rss0 + kernelShare(k0)
             progress(Int(peers_thread_set_count(set)))
-            if e != 0 { stoppedBy = "pthread_create: \(String(cString: strerror(e)))"; break }
-            if used >= budget { stoppedBy = "budget"; break }
+            if e != 0 {
+                stoppedBy = "pthread_create: \(String(cString: strerror(e)))"
+                break
+            }
+            if used >= budget {
+                stoppedBy = "budget"
+                break
+            }
         }
         let n = Int(peers_thread_set_count(set))
-        return BudgetResult(reached: n, bytesPerUnit: Double(used) / Double(max(1, n)), stoppedBy: stoppedBy,
-                            seconds: Double(CoreBenchmarks.nowNs() - t0) / 1e9)
+        return BudgetResult(
+            reached: n, bytesPerUnit: Double(used) / Double(max(1, n)), stoppedBy: stoppedBy,
+            seconds: Double(CoreBenchmarks.nowNs() - t0) / 1e9)
     }
 
     /// Parked child processes until their private pages + kernel share pass `budget`, or `cap`.
@@ -428,12 +470,19 @@ enum BudgetBenchmarks {
         while Int(peers_process_set_count(set)) < cap {
             let e = peers_process_set_add(set, 100)
             used = Int(peers_process_set_private_bytes(set)) + kernelShare(k0)
-            if e != 0 { stoppedBy = "fork: \(String(cString: strerror(e)))"; break }
-            if used >= budget { stoppedBy = "budget"; break }
+            if e != 0 {
+                stoppedBy = "fork: \(String(cString: strerror(e)))"
+                break
+            }
+            if used >= budget {
+                stoppedBy = "budget"
+                break
+            }
         }
         let n = Int(peers_process_set_count(set))
-        return BudgetResult(reached: n, bytesPerUnit: Double(used) / Double(max(1, n)), stoppedBy: stoppedBy,
-                            seconds: Double(CoreBenchmarks.nowNs() - t0) / 1e9)
+        return BudgetResult(
+            reached: n, bytesPerUnit: Double(used) / Double(max(1, n)), stoppedBy: stoppedBy,
+            seconds: Double(CoreBenchmarks.nowNs() - t0) / 1e9)
     }
 
     /// Parked user threads (dense stacks) until RSS growth passes `budget` or `cap`.
@@ -454,13 +503,17 @@ enum BudgetBenchmarks {
                 }
                 UThread.yield()
                 used = CoreBenchmarks.residentBytes() - before
-                if used >= budget { stoppedBy = "budget"; break }
+                if used >= budget {
+                    stoppedBy = "budget"
+                    break
+                }
             }
             let seconds = Double(CoreBenchmarks.nowNs() - t0) / 1e9
             for t in threads { t.cancel() }
             for t in threads { try t.join() }
-            return BudgetResult(reached: threads.count, bytesPerUnit: Double(used) / Double(threads.count), stoppedBy: stoppedBy,
-                                seconds: seconds)
+            return BudgetResult(
+                reached: threads.count, bytesPerUnit: Double(used) / Double(threads.count), stoppedBy: stoppedBy,
+                seconds: seconds)
         }
     }
 }
@@ -472,7 +525,8 @@ enum UserSignalWait {
     /// by turn, under one UMutex (what a pthread mutex+condvar handoff does with kernel threads).
     static func conditionHandoffNs(handoffs: Int) throws -> Double {
         try UThreadRuntime.run {
-            let m = UMutex(), c = UCondition()
+            let m = UMutex()
+            let c = UCondition()
             var turn = 0
             let rounds = handoffs / 2
             let partner = UThread {

@@ -22,11 +22,18 @@ enum SyncBenchmarks {
     /// ns per handoff between two user threads over two unbuffered channels.
     static func channelPingPong(roundTrips: Int) throws -> Double {
         try UThreadRuntime.run {
-            let ping = Channel<Int>(), pong = Channel<Int>()
+            let ping = Channel<Int>()
+            let pong = Channel<Int>()
             let echo = UThread { while let v = try ping.receive() { try pong.send(v) } }
-            for i in 0..<1_000 { try ping.send(i); _ = try pong.receive() }  // warm up
+            for i in 0..<1_000 {
+                try ping.send(i)
+                _ = try pong.receive()
+            }  // warm up
             let start = wallNanoseconds()
-            for i in 0..<roundTrips { try ping.send(i); _ = try pong.receive() }
+            for i in 0..<roundTrips {
+                try ping.send(i)
+                _ = try pong.receive()
+            }
             let elapsed = wallNanoseconds() - start
             ping.close()
             try echo.join()
@@ -39,13 +46,20 @@ enum SyncBenchmarks {
     /// on every message, on 1 worker it never does. Wall time.
     static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> Double {
         try UThreadRuntime.run(workers: workers) {
-            let ping = MNChannel<Int>(name: "ping"), pong = MNChannel<Int>(name: "pong")
+            let ping = MNChannel<Int>(name: "ping")
+            let pong = MNChannel<Int>(name: "pong")
             let echo = try MNThread.spawn(name: "echo", onWorker: workers - 1) {
                 while let v = try ping.receive() { try pong.send(v) }
             }
-            for i in 0..<1_000 { try ping.send(i); _ = try pong.receive() }  // warm up
+            for i in 0..<1_000 {
+                try ping.send(i)
+                _ = try pong.receive()
+            }  // warm up
             let start = uthreads_monotonic_ns()
-            for i in 0..<roundTrips { try ping.send(i); _ = try pong.receive() }
+            for i in 0..<roundTrips {
+                try ping.send(i)
+                _ = try pong.receive()
+            }
             let elapsed = Double(uthreads_monotonic_ns() - start)
             ping.close()
             try echo.join()
@@ -84,7 +98,12 @@ enum SyncBenchmarks {
                 for i in 0..<threads {
                     g.spawn {
                         started += 1
-                        if started == threads { start = wallNanoseconds(); try gate.done() } else { try gate.wait() }
+                        if started == threads {
+                            start = wallNanoseconds()
+                            try gate.done()
+                        } else {
+                            try gate.wait()
+                        }
                         for _ in 0..<perThread {
                             try m.lock()
                             counts[i] += 1
@@ -104,7 +123,10 @@ enum SyncBenchmarks {
 func uncontendedPthreadMutex(iterations: Int) -> Double {
     let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     pthread_mutex_init(m, nil)
-    defer { pthread_mutex_destroy(m); m.deallocate() }
+    defer {
+        pthread_mutex_destroy(m)
+        m.deallocate()
+    }
     var counter = 0
     let start = wallNanoseconds()
     for _ in 0..<iterations {

@@ -66,7 +66,9 @@ struct BenchIOCommand: ParsableCommand {
             }
         }
         var port: UInt16 = 0
-        guard Glibc.read(fds[0], &port, 2) == 2, port != 0 else { throw UThreadError.invalidArgument("the server did not start") }
+        guard Glibc.read(fds[0], &port, 2) == 2, port != 0 else {
+            throw UThreadError.invalidArgument("the server did not start")
+        }
         Glibc.close(fds[0])
         return port
     }
@@ -74,7 +76,8 @@ struct BenchIOCommand: ParsableCommand {
     private func processCPUSeconds() -> Double {
         var usage = rusage()
         getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(
+            usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 
     // MARK: wrk
@@ -86,15 +89,22 @@ struct BenchIOCommand: ParsableCommand {
         let cpuBefore = processCPUSeconds()
         let output = try Self.capture(args)
         let cpu = processCPUSeconds() - cpuBefore
-        var result = Result(requestsPerSecond: 0, p50Microseconds: .nan, p99Microseconds: .nan, serverCPUMicrosecondsPerRequest: nil, errors: 0)
+        var result = Result(
+            requestsPerSecond: 0, p50Microseconds: .nan, p99Microseconds: .nan, serverCPUMicrosecondsPerRequest: nil,
+            errors: 0)
         var requests = 0.0
         for line in output.split(separator: "\n") {
             let words = line.split(separator: " ")
-            if line.hasPrefix("Requests/sec:"), let v = words.last.flatMap({ Double($0) }) { result.requestsPerSecond = v }
+            if line.hasPrefix("Requests/sec:"), let v = words.last.flatMap({ Double($0) }) {
+                result.requestsPerSecond = v
+            }
             if words.first == "50%", words.count > 1 { result.p50Microseconds = Self.microseconds(words[1]) }
             if words.first == "99%", words.count > 1 { result.p99Microseconds = Self.microseconds(words[1]) }
             if words.count > 2, words[1] == "requests", words[2] == "in", let n = Double(words[0]) { requests = n }
-            if line.contains("Socket errors") || line.contains("Non-2xx") { result.errors += 1; print(line) }
+            if line.contains("Socket errors") || line.contains("Non-2xx") {
+                result.errors += 1
+                print(line)
+            }
         }
         if requests > 0 { result.serverCPUMicrosecondsPerRequest = cpu / requests * 1e6 }
         return result
@@ -108,8 +118,12 @@ struct BenchIOCommand: ParsableCommand {
     }
 
     static func which(_ program: String) -> String? {
-        let path = String(decoding: (getenv("PATH").map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) }.map(Array.init) ?? []), as: UTF8.self)
-        for dir in path.split(separator: ":") where access("\(dir)/\(program)", X_OK) == 0 { return "\(dir)/\(program)" }
+        let path = String(
+            decoding: (getenv("PATH").map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) }.map(Array.init) ?? []),
+            as: UTF8.self)
+        for dir in path.split(separator: ":") where access("\(dir)/\(program)", X_OK) == 0 {
+            return "\(dir)/\(program)"
+        }
         return nil
     }
 
@@ -163,7 +177,9 @@ struct BenchIOCommand: ParsableCommand {
                                 got += n
                             }
                             let dt = ContinuousClock.now - t0
-                            latencies.append(UInt64(dt.components.seconds) * 1_000_000_000 + UInt64(dt.components.attoseconds / 1_000_000_000))
+                            latencies.append(
+                                UInt64(dt.components.seconds) * 1_000_000_000
+                                    + UInt64(dt.components.attoseconds / 1_000_000_000))
                         }
                     } catch {
                         errors += 1
@@ -175,10 +191,12 @@ struct BenchIOCommand: ParsableCommand {
             let secondsElapsed = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             latencies.sort()
             func pct(_ p: Double) -> Double {
-                latencies.isEmpty ? .nan : Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1000
+                latencies.isEmpty
+                    ? .nan : Double(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) / 1000
             }
-            return Result(requestsPerSecond: Double(latencies.count) / secondsElapsed, p50Microseconds: pct(0.5),
-                          p99Microseconds: pct(0.99), serverCPUMicrosecondsPerRequest: nil, errors: errors)
+            return Result(
+                requestsPerSecond: Double(latencies.count) / secondsElapsed, p50Microseconds: pct(0.5),
+                p99Microseconds: pct(0.99), serverCPUMicrosecondsPerRequest: nil, errors: errors)
         }
     }
 }

@@ -37,13 +37,18 @@ enum JacketBench {
     /// The rows, measured in this process (which must have the jacket preloaded).
     static func run(_ report: BenchReport, _ options: BenchOptions, only: String? = nil) throws {
         guard let libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD),
-              let r = dlsym(libc, "read"), let w = dlsym(libc, "write") else {
+            let r = dlsym(libc, "read"), let w = dlsym(libc, "write")
+        else {
             throw UThreadError.invalidArgument("libc.so.6's read and write not found")
         }
-        let realRead = unsafeBitCast(r, to: ReadCall.self), realWrite = unsafeBitCast(w, to: WriteCall.self)
+        let realRead = unsafeBitCast(r, to: ReadCall.self)
+        let realWrite = unsafeBitCast(w, to: WriteCall.self)
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw UThreadError.system(call: "pipe", errno: .init(rawValue: errno)) }
-        defer { Glibc.close(fds[0]); Glibc.close(fds[1]) }
+        defer {
+            Glibc.close(fds[0])
+            Glibc.close(fds[1])
+        }
         let (rfd, wfd) = (fds[0], fds[1])
         let n = options.scaled(200_000, quick: 1_000)
         /// ns per write+read pair.
@@ -54,11 +59,17 @@ enum JacketBench {
         }
         let real = {
             var byte: UInt8 = 1
-            for _ in 0..<n { _ = realWrite(wfd, &byte, 1); _ = realRead(rfd, &byte, 1) }
+            for _ in 0..<n {
+                _ = realWrite(wfd, &byte, 1)
+                _ = realRead(rfd, &byte, 1)
+            }
         }
         let jacketed = {
             var byte: UInt8 = 1
-            for _ in 0..<n { _ = Glibc.write(wfd, &byte, 1); _ = Glibc.read(rfd, &byte, 1) }
+            for _ in 0..<n {
+                _ = Glibc.write(wfd, &byte, 1)
+                _ = Glibc.read(rfd, &byte, 1)
+            }
         }
         let group = "jacket"
         let unit = "ns/pair"
@@ -82,9 +93,13 @@ enum JacketBench {
             report.add(group: group, name: "pipe write+read, jacketed (outside a runtime)", unit: unit, samples: s)
         }
         if let real = report.value("pipe write+read, the C library's (user thread)"),
-           let jacketed = report.value("pipe write+read, jacketed (user thread)") {
-            report.add(BenchRow(group: group, name: "jacket's cost per call that does not block", value: (jacketed - real) / 2, unit: "ns/call",
-                                note: "(jacketed − real) / 2; medians"))
+            let jacketed = report.value("pipe write+read, jacketed (user thread)")
+        {
+            report.add(
+                BenchRow(
+                    group: group, name: "jacket's cost per call that does not block", value: (jacketed - real) / 2,
+                    unit: "ns/call",
+                    note: "(jacketed − real) / 2; medians"))
         }
     }
 

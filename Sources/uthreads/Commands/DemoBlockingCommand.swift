@@ -18,8 +18,10 @@ struct DemoBlockingCommand: ParsableCommand {
 
     func run() throws {
         for raw in [true, false] {
-            print(raw ? "\n1. Raw Glibc.read on a blocking pipe: the whole process blocks"
-                      : "\n2. IO.read (non-blocking descriptor, the reader parks): the ticker keeps ticking")
+            print(
+                raw
+                    ? "\n1. Raw Glibc.read on a blocking pipe: the whole process blocks"
+                    : "\n2. IO.read (non-blocking descriptor, the reader parks): the ticker keeps ticking")
             let ticks = try BlockingDemo.run(raw: raw, delayMilliseconds: delay) { line in
                 print(line)
                 fflush(nil)
@@ -54,7 +56,9 @@ enum BlockingDemo {
             let fds: (read: Int32, write: Int32)
             if raw {
                 var p: [Int32] = [0, 0]
-                guard Glibc.pipe(&p) == 0 else { throw UThreadError.system(call: "pipe", errno: .init(rawValue: errno)) }
+                guard Glibc.pipe(&p) == 0 else {
+                    throw UThreadError.system(call: "pipe", errno: .init(rawValue: errno))
+                }
                 fds = (p[0], p[1])
             } else {
                 fds = try IO.pipe()
@@ -72,7 +76,10 @@ enum BlockingDemo {
             let reader = UThread(name: "reader") {
                 try UThread.sleep(for: .milliseconds(150))
                 var buffer = [UInt8](repeating: 0, count: 16)
-                stamp(raw ? "reader: Glibc.read(fd \(fds.read)) on an empty pipe…" : "reader: IO.read(fd \(fds.read)) on an empty pipe…")
+                stamp(
+                    raw
+                        ? "reader: Glibc.read(fd \(fds.read)) on an empty pipe…"
+                        : "reader: IO.read(fd \(fds.read)) on an empty pipe…")
                 readerWaiting = true
                 let n = try buffer.withUnsafeMutableBytes { b in
                     raw ? Glibc.read(fds.read, b.baseAddress, b.count) : try IO.read(fds.read, into: b)

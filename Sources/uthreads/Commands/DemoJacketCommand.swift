@@ -34,7 +34,9 @@ struct DemoJacketCommand: ParsableCommand {
     func run() throws {
         var message = [CChar](repeating: 0, count: 256)
         guard jacket_curl_load(&message, message.count) == 0 else {
-            print("demo jacket: \(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            print(
+                "demo jacket: \(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))"
+            )
             return
         }
         if let url {  // the child, with the jacket preloaded
@@ -49,8 +51,12 @@ struct DemoJacketCommand: ParsableCommand {
             waitpid(server, &status, 0)
         }
         let url = "http://127.0.0.1:\(port)/"
-        print("\(String(cString: jacket_curl_version()).split(separator: " ").first ?? "libcurl") against uthreads serve at \(url) (each answer \(delayMs) ms late); one runtime, workers: 1\n")
-        print("1. Without the jacket: \(sequential) user threads call curl_easy_perform; each call blocks the kernel thread")
+        print(
+            "\(String(cString: jacket_curl_version()).split(separator: " ").first ?? "libcurl") against uthreads serve at \(url) (each answer \(delayMs) ms late); one runtime, workers: 1\n"
+        )
+        print(
+            "1. Without the jacket: \(sequential) user threads call curl_easy_perform; each call blocks the kernel thread"
+        )
         print(try JacketDemo.transfers(sequential, url: url).line)
         fflush(nil)
         let library = JacketDemo.libraryPath
@@ -96,7 +102,8 @@ enum JacketDemo {
         var firstError = ""
 
         var line: String {
-            var s = "   \(ok)/\(ok + failed) transfers in \(milliseconds) ms; ticker ticked \(ticks) times (every 10 ms); kernel threads: \(kernelThreads)"
+            var s =
+                "   \(ok)/\(ok + failed) transfers in \(milliseconds) ms; ticker ticked \(ticks) times (every 10 ms); kernel threads: \(kernelThreads)"
             s += jacketed ? " — the calls overlapped" : " — one after another"
             if !firstError.isEmpty { s += "\n   first error: \(firstError)" }
             return s
@@ -106,7 +113,8 @@ enum JacketDemo {
     /// `n` user threads each make one blocking libcurl transfer of `url`, with a ticker.
     static func transfers(_ n: Int, url: String) throws -> Outcome {
         var outcome = Outcome()
-        outcome.jacketed = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "uthreads_jacket_install") != nil  // RTLD_DEFAULT
+        // RTLD_DEFAULT
+        outcome.jacketed = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "uthreads_jacket_install") != nil
         let start = ContinuousClock.now
         try UThreadRuntime.run {
             var finished = 0
@@ -120,10 +128,14 @@ enum JacketDemo {
                 UThread(name: "curl", stackSize: 256 * 1024) {
                     var result = jacket_curl_result()
                     jacket_curl_get(url, 60_000, &result)
-                    if result.code == 0 && result.status == 200 { outcome.ok += 1 } else {
+                    if result.code == 0 && result.status == 200 {
+                        outcome.ok += 1
+                    } else {
                         outcome.failed += 1
                         if outcome.firstError.isEmpty {
-                            outcome.firstError = withUnsafeBytes(of: result.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                            outcome.firstError = withUnsafeBytes(of: result.error) {
+                                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                            }
                         }
                     }
                     outcome.kernelThreads = max(outcome.kernelThreads, kernelThreadCount())

@@ -24,7 +24,8 @@ struct DemoPhilosophersCommand: ParsableCommand {
     @Option(help: "Meals in total.") var meals = 10_000
 
     func run() throws {
-        let n = philosophers, total = meals
+        let n = philosophers
+        let total = meals
         guard n >= 2 else { throw ValidationError("need at least 2 philosophers") }
         let clock = ContinuousClock()
         let start = clock.now
@@ -36,7 +37,8 @@ struct DemoPhilosophersCommand: ParsableCommand {
             try withThreadGroup(name: "table") { g in
                 for p in 0..<n {
                     g.spawn(name: "philosopher \(p)") {
-                        let first = min(p, (p + 1) % n), second = max(p, (p + 1) % n)
+                        let first = min(p, (p + 1) % n)
+                        let second = max(p, (p + 1) % n)
                         while served < total {
                             UThread.yield()  // think
                             try forks[first].withLock {
@@ -76,7 +78,8 @@ struct DemoBoundedBufferCommand: ParsableCommand {
         let (np, nc, per, cap) = (producers, consumers, items, capacity)
         let (count, sum, perConsumer) = try UThreadRuntime.run { () -> (Int, Int, [Int]) in
             let buffer = try Channel<Int>(capacity: cap, name: "buffer")
-            var counts = [Int](repeating: 0, count: nc), sum = 0
+            var counts = [Int](repeating: 0, count: nc)
+            var sum = 0
             var snapshot = Snapshot()
             try withThreadGroup(name: "factory") { g in
                 try withThreadGroup(name: "producers") { pg in
@@ -100,7 +103,9 @@ struct DemoBoundedBufferCommand: ParsableCommand {
         let total = np * per
         let expected = (0..<total).reduce(0, &+)
         print("consumed per consumer: \(perConsumer)")
-        print("items: \(count) of \(total), checksum \(sum) (expected \(expected)): \(count == total && sum == expected ? "ok" : "MISMATCH")")
+        print(
+            "items: \(count) of \(total), checksum \(sum) (expected \(expected)): \(count == total && sum == expected ? "ok" : "MISMATCH")"
+        )
         if count != total || sum != expected { throw ExitCode.failure }
     }
 }
@@ -119,14 +124,21 @@ struct DemoReadersWritersCommand: ParsableCommand {
         let (reads, writes, bad, maxShared) = try UThreadRuntime.run { () -> (Int, Int, Int, Int) in
             let rw = URWLock(name: "db")
             var db = [Int](repeating: 0, count: 32)
-            var reads = 0, writes = 0, bad = 0, shared = 0, maxShared = 0
+            var reads = 0
+            var writes = 0
+            var bad = 0
+            var shared = 0
+            var maxShared = 0
             var snapshot = Snapshot()
             try withThreadGroup { g in
                 for w in 0..<nw {
                     g.spawn(name: "writer \(w)") {
                         for _ in 0..<ops {
                             try rw.withWriteLock {
-                                for k in db.indices { db[k] += 1; if k == 16 { UThread.yield() } }
+                                for k in db.indices {
+                                    db[k] += 1
+                                    if k == 16 { UThread.yield() }
+                                }
                                 writes += 1
                             }
                             UThread.yield()
@@ -137,7 +149,8 @@ struct DemoReadersWritersCommand: ParsableCommand {
                     g.spawn(name: "reader \(r)") {
                         for _ in 0..<ops {
                             try rw.withReadLock {
-                                shared += 1; maxShared = max(maxShared, shared)
+                                shared += 1
+                                maxShared = max(maxShared, shared)
                                 let first = db[0]
                                 UThread.yield()
                                 if db.contains(where: { $0 != first }) { bad += 1 }
@@ -171,7 +184,9 @@ struct DemoSleepingBarberCommand: ParsableCommand {
             let customersReady = try USemaphore(value: 0, name: "customers")
             let barberReady = try USemaphore(value: 0, name: "barber chair")
             let seats = UMutex(name: "waiting room")
-            var waiting = 0, served = 0, away = 0
+            var waiting = 0
+            var served = 0
+            var away = 0
             var snapshot = Snapshot()
             let barber = UThread(name: "barber") {
                 while true {
@@ -190,7 +205,10 @@ struct DemoSleepingBarberCommand: ParsableCommand {
                             waiting += 1
                             return true
                         }
-                        guard sits else { away += 1; return }
+                        guard sits else {
+                            away += 1
+                            return
+                        }
                         customersReady.signal()
                         snapshot.take(if: waiting == nChairs)
                         try barberReady.wait()

@@ -8,13 +8,16 @@ enum MNDemoWorkload {
     static func snapshot(workers: Int) throws -> ThreadTable {
         try UThreadRuntime.run(workers: workers) { () -> ThreadTable in
             let accounts = MNMutex(name: "accounts")
-            let jobs = MNChannel<Int>(name: "jobs"), quit = MNChannel<Void>(name: "quit")
+            let jobs = MNChannel<Int>(name: "jobs")
+            let quit = MNChannel<Void>(name: "quit")
             let results = try MNChannel<Int>(capacity: 1, name: "results")
-            let readyLock = MNMutex(name: "ready-lock"), ready = MNCondition(name: "ready")
+            let readyLock = MNMutex(name: "ready-lock")
+            let ready = MNCondition(name: "ready")
             let slots = MNSemaphore(name: "slots")
             let config = MNRWLock(name: "config")
             let phase = try MNBarrier(parties: 2, name: "phase")
-            let setup = MNOnce(name: "setup"), started = MNWaitGroup()
+            let setup = MNOnce(name: "setup")
+            let started = MNWaitGroup()
             try accounts.lock()
             try results.send(0)
             try config.writeLock()
@@ -34,10 +37,11 @@ enum MNDemoWorkload {
                 try spawn("phase 1") { try phase.arriveAndWait() },
                 try spawn("initialiser") { try setup.run { try started.wait() } },
                 try spawn("selector") {
-                    _ = try mnSelect { s in
-                        s.receive(from: jobs) { _ in }
-                        s.receive(from: quit) { _ in }
-                    } as Void
+                    _ =
+                        try mnSelect { s in
+                            s.receive(from: jobs) { _ in }
+                            s.receive(from: quit) { _ in }
+                        } as Void
                 },
                 try spawn("napper") { do { try UThread.sleep(for: .seconds(60)) } catch is CancellationError {} },
             ]

@@ -23,7 +23,9 @@ struct EchoServerCommand: ParsableCommand {
                     while true {
                         let n = try buffer.withUnsafeMutableBytes { try connection.read(into: $0) }
                         if n == 0 { return }
-                        try buffer.withUnsafeBytes { try connection.write(all: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                        try buffer.withUnsafeBytes {
+                            try connection.write(all: UnsafeRawBufferPointer(rebasing: $0[0..<n]))
+                        }
                     }
                 }
             }

@@ -7,13 +7,14 @@ import UserThreads
 struct SchedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sched",
-        abstract: "The scheduling lab: run a workload under one policy or all, with per-thread figures, an SVG Gantt chart and a Perfetto trace.",
+        abstract:
+            "The scheduling lab: run a workload under one policy or all, with per-thread figures, an SVG Gantt chart and a Perfetto trace.",
         discussion: """
-        Policies: \(LabPolicy.allCases.map(\.rawValue).joined(separator: ", ")), all.
-        Workloads:
-        \(LabWorkload.allCases.map { "  \($0.rawValue): \($0.summary)" }.joined(separator: "\n"))
-        Runs on the virtual clock (exact, reproducible from --seed) unless --real-clock.
-        """)
+            Policies: \(LabPolicy.allCases.map(\.rawValue).joined(separator: ", ")), all.
+            Workloads:
+            \(LabWorkload.allCases.map { "  \($0.rawValue): \($0.summary)" }.joined(separator: "\n"))
+            Runs on the virtual clock (exact, reproducible from --seed) unless --real-clock.
+            """)
 
     @Option(help: "fifo, rr, priority, lottery, stride, mlfq, edf, cfs, or all.")
     var policy: String = "all"
@@ -34,7 +35,9 @@ struct SchedCommand: ParsableCommand {
 
     func validate() throws {
         if !benchCheckpoint {
-            guard policy == "all" || LabPolicy(rawValue: policy) != nil else { throw ValidationError("unknown policy \(policy)") }
+            guard policy == "all" || LabPolicy(rawValue: policy) != nil else {
+                throw ValidationError("unknown policy \(policy)")
+            }
             guard LabWorkload(rawValue: workload) != nil else { throw ValidationError("unknown workload \(workload)") }
             guard quantum >= 0.01 && quantum <= 1000 else { throw ValidationError("--quantum must be 0.01...1000 ms") }
         }
@@ -51,7 +54,9 @@ struct SchedCommand: ParsableCommand {
             results.append(r)
             if policies.count == 1 { SchedLab.printThreads(r, workload: w) }
             let title = "\(p.title) — workload \(w.rawValue) (quantum \(quantum) ms, seed \(seed))"
-            if let svg { try write(r.trace.svgGantt(title: title), to: path(svg, p, all: policies.count > 1, ext: "svg")) }
+            if let svg {
+                try write(r.trace.svgGantt(title: title), to: path(svg, p, all: policies.count > 1, ext: "svg"))
+            }
             if let trace { try write(r.trace.perfettoJSON(), to: path(trace, p, all: policies.count > 1, ext: "json")) }
         }
         if policies.count > 1 { SchedLab.printComparison(results, workload: w) }
@@ -83,9 +88,16 @@ enum CheckpointBench {
                 let step = opaque(1)
                 let t0 = uthreads_monotonic_ns()
                 if checkpoint {
-                    for _ in 0..<n { UThread.checkpoint(); sink &+= step; sink ^= sink >> 7 }
+                    for _ in 0..<n {
+                        UThread.checkpoint()
+                        sink &+= step
+                        sink ^= sink >> 7
+                    }
                 } else {
-                    for _ in 0..<n { sink &+= step; sink ^= sink >> 7 }
+                    for _ in 0..<n {
+                        sink &+= step
+                        sink ^= sink >> 7
+                    }
                 }
                 let t1 = uthreads_monotonic_ns()
                 _ = opaque(sink)
@@ -93,17 +105,28 @@ enum CheckpointBench {
             }
         }
         print("== UThread.checkpoint() when no switch is due: \(n) iterations of a loop body, median of 5")
-        for (name, make) in [("round-robin, 10 ms quantum (alone: one self-preemption per 10 ms)", { try RoundRobinPolicy(quantum: .milliseconds(10)) as any SchedulingPolicy }),
-                             ("FIFO (no quantum)", { FIFOPolicy() as any SchedulingPolicy })] {
-            var with: [Double] = [], without: [Double] = []
+        for (name, make) in [
+            (
+                "round-robin, 10 ms quantum (alone: one self-preemption per 10 ms)",
+                { try RoundRobinPolicy(quantum: .milliseconds(10)) as any SchedulingPolicy }
+            ),
+            ("FIFO (no quantum)", { FIFOPolicy() as any SchedulingPolicy }),
+        ] {
+            var with: [Double] = []
+            var without: [Double] = []
             for _ in 0..<5 {
                 with.append(try measure(make(), checkpoint: true))
                 without.append(try measure(make(), checkpoint: false))
             }
-            let w = with.sorted()[2], wo = without.sorted()[2]
+            let w = with.sorted()[2]
+            let wo = without.sorted()[2]
             print("\(name):")
-            print("  loop with checkpoint()    \(w.fixed(3)) ns/iteration  [\(with.min()!.fixed(3)) .. \(with.max()!.fixed(3))]")
-            print("  same loop without         \(wo.fixed(3)) ns/iteration  [\(without.min()!.fixed(3)) .. \(without.max()!.fixed(3))]")
+            print(
+                "  loop with checkpoint()    \(w.fixed(3)) ns/iteration  [\(with.min()!.fixed(3)) .. \(with.max()!.fixed(3))]"
+            )
+            print(
+                "  same loop without         \(wo.fixed(3)) ns/iteration  [\(without.min()!.fixed(3)) .. \(without.max()!.fixed(3))]"
+            )
             print("  checkpoint() costs        \((w - wo).fixed(3)) ns/call")
         }
         // The switch with the trace recorder on and off (FIFO, 2 threads yielding in turn).
@@ -121,13 +144,18 @@ enum CheckpointBench {
                 return Double(t1 - t0) / Double(rounds * 2)
             }
         }
-        var off: [Double] = [], on: [Double] = []
+        var off: [Double] = []
+        var on: [Double] = []
         for _ in 0..<5 {
             off.append(try yieldNs(traced: false))
             on.append(try yieldNs(traced: true))
         }
         print("yield() between 2 threads (FIFO), median of 5:")
-        print("  tracing off               \(off.sorted()[2].fixed(1)) ns/switch  [\(off.min()!.fixed(1)) .. \(off.max()!.fixed(1))]")
-        print("  tracing on (ring 64Ki)    \(on.sorted()[2].fixed(1)) ns/switch  [\(on.min()!.fixed(1)) .. \(on.max()!.fixed(1))]")
+        print(
+            "  tracing off               \(off.sorted()[2].fixed(1)) ns/switch  [\(off.min()!.fixed(1)) .. \(off.max()!.fixed(1))]"
+        )
+        print(
+            "  tracing on (ring 64Ki)    \(on.sorted()[2].fixed(1)) ns/switch  [\(on.min()!.fixed(1)) .. \(on.max()!.fixed(1))]"
+        )
     }
 }

@@ -8,11 +8,16 @@ import UserThreads
 
 struct SelfTestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "selftest", abstract: "Scenarios for the test suite (some crash on purpose).", shouldDisplay: false)
+        commandName: "selftest", abstract: "Scenarios for the test suite (some crash on purpose).", shouldDisplay: false
+    )
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
-        case overflow, canary, misuse, kernelThreads = "kernel-threads", mapLimit = "map-limit"
-        case dumpOnSignal = "dump-on-signal", dumpWhileBusy = "dump-while-busy", gdbTarget = "gdb-target"
+        case overflow, canary, misuse
+        case kernelThreads = "kernel-threads"
+        case mapLimit = "map-limit"
+        case dumpOnSignal = "dump-on-signal"
+        case dumpWhileBusy = "dump-while-busy"
+        case gdbTarget = "gdb-target"
         case dumpOnSignalWorkers = "dump-on-signal-workers"
         case liveView = "live-view"
         case spawnLoop = "spawn-loop"
@@ -20,14 +25,21 @@ struct SelfTestCommand: ParsableCommand {
         case stackOverflow = "stack-overflow"
         case deadlock
         case workerStartFailure = "worker-start-failure"
-        case epollClosed = "epoll-closed", foreignCancel = "foreign-cancel"
+        case epollClosed = "epoll-closed"
+        case foreignCancel = "foreign-cancel"
         case controlSocketOutOfDescriptors = "control-socket-emfile"
     }
 
-    @Argument(help: "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [BATCH] [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel thread|task [WORKERS] | control-socket-emfile SOCKET")
+    @Argument(
+        help:
+            "overflow | canary | misuse | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [BATCH] [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel thread|task [WORKERS] | control-socket-emfile SOCKET"
+    )
     var scenario: Scenario
 
-    @Argument(help: "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the batch size (default 1) and the stack mode. dump-on-signal-workers: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1).")
+    @Argument(
+        help:
+            "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the batch size (default 1) and the stack mode. dump-on-signal-workers: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1)."
+    )
     var paths: [String] = []
 
     func run() throws {
@@ -79,7 +91,9 @@ struct SelfTestCommand: ParsableCommand {
                         }
                     }
                     let stats = UThreadRuntime.stackStatistics
-                    print("\(mode.rawValue): \(threads.count) of \(wanted) threads, switched to dense: \(stats.switchedToDense), error: \(failure.map { "\($0)" } ?? "none")")
+                    print(
+                        "\(mode.rawValue): \(threads.count) of \(wanted) threads, switched to dense: \(stats.switchedToDense), error: \(failure.map { "\($0)" } ?? "none")"
+                    )
                     for t in threads { t.cancel() }
                 }
             }
@@ -112,14 +126,18 @@ struct SelfTestCommand: ParsableCommand {
             // a kernel thread of its own and the process's main thread waits for it, so the
             // kernel runs the handler on the main thread, not on a worker: the workers, asleep in
             // epoll_wait, learn of the request only through their bells.
-            guard paths.count == 1, let workers = Int(paths[0]), workers >= 1 else { throw ValidationError("dump-on-signal-workers needs WORKERS") }
+            guard paths.count == 1, let workers = Int(paths[0]), workers >= 1 else {
+                throw ValidationError("dump-on-signal-workers needs WORKERS")
+            }
             try runOnOwnKernelThread {
                 try UThreadRuntime.run(workers: workers) {
                     try KnownStates.withSleeperOnEachWorker(workers) {
                         print("ready")
                         fflush(nil)  // every stream: `stdout` is not concurrency-safe to name here
                         var byte: UInt8 = 0
-                        _ = try withUnsafeMutableBytes(of: &byte) { try IO.readStandardInput(into: $0, timeout: .seconds(120)) }
+                        _ = try withUnsafeMutableBytes(of: &byte) {
+                            try IO.readStandardInput(into: $0, timeout: .seconds(120))
+                        }
                     }
                 }
             }
@@ -127,11 +145,15 @@ struct SelfTestCommand: ParsableCommand {
         case .liveView:
             // Serves its table on the socket with threads in known states until STOPFILE exists
             // (under `run(workers: WORKERS)`, a sleeping thread pinned to each worker, when given).
-            guard paths.count == 2 || paths.count == 3 else { throw ValidationError("live-view needs SOCKET STOPFILE [WORKERS]") }
+            guard paths.count == 2 || paths.count == 3 else {
+                throw ValidationError("live-view needs SOCKET STOPFILE [WORKERS]")
+            }
             var configuration = UThreadRuntime.Configuration()
             configuration.controlSocket = paths[0]
             if paths.count == 3 {
-                guard let workers = Int(paths[2]), workers >= 1 else { throw ValidationError("live-view: WORKERS must be at least 1") }
+                guard let workers = Int(paths[2]), workers >= 1 else {
+                    throw ValidationError("live-view: WORKERS must be at least 1")
+                }
                 let stop = paths[1]
                 try UThreadRuntime.run(workers: workers, configuration) {
                     try KnownStates.withSleeperOnEachWorker(workers) {
@@ -159,18 +181,22 @@ struct SelfTestCommand: ParsableCommand {
             // threads, BATCH spawned at a time and then joined in spawn order) and a stack mode
             // (default: the configuration's), in either order.
             guard (1...3).contains(paths.count), let count = Int(paths[0]), count >= 0 else {
-                throw ValidationError("spawn-loop needs COUNT [BATCH] [guarded | dense | automatic], COUNT >= 0, BATCH >= 1")
+                throw ValidationError(
+                    "spawn-loop needs COUNT [BATCH] [guarded | dense | automatic], COUNT >= 0, BATCH >= 1")
             }
             var configuration = UThreadRuntime.Configuration()
             var batch = 1
             for extra in paths.dropFirst() {
                 if let n = Int(extra) {
-                    guard n >= 1 else { throw ValidationError("spawn-loop needs COUNT [BATCH] [MODE], COUNT >= 0, BATCH >= 1") }
+                    guard n >= 1 else {
+                        throw ValidationError("spawn-loop needs COUNT [BATCH] [MODE], COUNT >= 0, BATCH >= 1")
+                    }
                     batch = n
                 } else if let mode = StackMode(rawValue: extra) {
                     configuration.stackMode = mode
                 } else {
-                    throw ValidationError("spawn-loop: \(extra) is neither a batch size nor a stack mode (guarded, dense, automatic)")
+                    throw ValidationError(
+                        "spawn-loop: \(extra) is neither a batch size nor a stack mode (guarded, dense, automatic)")
                 }
             }
             try UThreadRuntime.run(configuration) {
@@ -237,7 +263,9 @@ struct SelfTestCommand: ParsableCommand {
             }
             var workers: Int?
             if paths.count == 2 {
-                guard let w = Int(paths[1]), w >= 1 else { throw ValidationError("foreign-cancel: WORKERS must be >= 1") }
+                guard let w = Int(paths[1]), w >= 1 else {
+                    throw ValidationError("foreign-cancel: WORKERS must be >= 1")
+                }
                 workers = w
             }
             try ForeignCanceller.scenario(viaTask: via == "task", workers: workers)
@@ -245,7 +273,9 @@ struct SelfTestCommand: ParsableCommand {
             // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb. With
             // WORKERS, an M:N runtime with a sleeping thread pinned to each worker.
             if let workers = paths.first.flatMap({ Int($0) }), workers >= 1 {
-                try UThreadRuntime.run(workers: workers) { try KnownStates.withSleeperOnEachWorker(workers) { raise(SIGTRAP) } }
+                try UThreadRuntime.run(workers: workers) {
+                    try KnownStates.withSleeperOnEachWorker(workers) { raise(SIGTRAP) }
+                }
                 return
             }
             try UThreadRuntime.run {
@@ -265,11 +295,13 @@ func runOnOwnKernelThread(_ body: @escaping () throws -> Void) throws {
     let job = Job(body)
     var thread = pthread_t()
     let arg = Unmanaged.passRetained(job).toOpaque()
-    let rc = pthread_create(&thread, nil, { arg in
-        let job = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
-        do { try job.body() } catch { job.failure = error }
-        return nil
-    }, arg)
+    let rc = pthread_create(
+        &thread, nil,
+        { arg in
+            let job = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
+            do { try job.body() } catch { job.failure = error }
+            return nil
+        }, arg)
     guard rc == 0 else {
         Unmanaged<Job>.fromOpaque(arg).release()
         throw ValidationError("pthread_create failed (errno \(rc))")
@@ -312,8 +344,10 @@ enum KnownStates {
         }
         // Until every one sleeps (a sleeper on another worker starts when that worker reads its mail).
         let give = ContinuousClock.now + .seconds(60)
-        while UThreadRuntime.threadTable().threads.filter({ $0.name.hasPrefix("sleeper ") && $0.state == .sleeping }).count < workers
-            && ContinuousClock.now < give {
+        while UThreadRuntime.threadTable().threads.filter({ $0.name.hasPrefix("sleeper ") && $0.state == .sleeping })
+            .count < workers
+            && ContinuousClock.now < give
+        {
             try UThread.sleep(for: .milliseconds(1))
         }
         try body()
@@ -341,7 +375,12 @@ enum ForeignCanceller {
             let sent = Sent(handle: h)
             Task.detached { sent.handle.cancel() }
         } else {
-            pthread_create(&canceller, nil, { _ in ForeignCanceller.handle?.cancel(); return nil }, nil)
+            pthread_create(
+                &canceller, nil,
+                { _ in
+                    ForeignCanceller.handle?.cancel()
+                    return nil
+                }, nil)
         }
     }
 
@@ -372,7 +411,12 @@ enum ForeignCanceller {
         if !viaTask { pthread_join(canceller, nil) }
         print("sleeper: \(outcome)")
         // The runtime has ended: a cancel of its thread's handle must do nothing.
-        pthread_create(&canceller, nil, { _ in ForeignCanceller.handle?.cancel(); return nil }, nil)
+        pthread_create(
+            &canceller, nil,
+            { _ in
+                ForeignCanceller.handle?.cancel()
+                return nil
+            }, nil)
         pthread_join(canceller, nil)
         print("cancel after the runtime returned")
     }
@@ -471,7 +515,10 @@ enum ControlSocketOutOfDescriptors {
             let give = ContinuousClock.now + .seconds(20)
             while ContinuousClock.now < give {
                 let n = read(client, &buffer, buffer.count)
-                if n > 0 { answer += buffer[0..<n]; continue }
+                if n > 0 {
+                    answer += buffer[0..<n]
+                    continue
+                }
                 if n == 0 || (errno != EAGAIN && errno != EINTR) { break }
                 try UThread.sleep(for: .milliseconds(5))  // the runtime must run to answer
             }

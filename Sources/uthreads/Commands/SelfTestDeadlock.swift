@@ -28,20 +28,31 @@ enum DeadlockScenario {
         // M:N, two workers: each thread holds one mutex and waits for the other's.
         reported += report("M:N") {
             try UThreadRuntime.run(workers: 2) {
-                let first = MNMutex(name: "first"), second = MNMutex(name: "second")
+                let first = MNMutex(name: "first")
+                let second = MNMutex(name: "second")
                 let bothHold = MNWaitGroup()
                 try bothHold.add(2)
                 let t1 = try MNThread.spawn(name: "carol", onWorker: 0) {
-                    try first.withLock { try bothHold.done(); try bothHold.wait(); try second.withLock {} }
+                    try first.withLock {
+                        try bothHold.done()
+                        try bothHold.wait()
+                        try second.withLock {}
+                    }
                 }
                 let t2 = try MNThread.spawn(name: "dave", onWorker: 1) {
-                    try second.withLock { try bothHold.done(); try bothHold.wait(); try first.withLock {} }
+                    try second.withLock {
+                        try bothHold.done()
+                        try bothHold.wait()
+                        try first.withLock {}
+                    }
                 }
                 try t1.join()
                 try t2.join()
             }
         }
-        if reported != 2 { throw UThreadError.invalidArgument("selftest deadlock: \(2 - reported) cycle(s) not reported") }
+        if reported != 2 {
+            throw UThreadError.invalidArgument("selftest deadlock: \(2 - reported) cycle(s) not reported")
+        }
     }
 
     /// Runs `body`; prints the deadlock report it throws (1), or what happened instead (0).

@@ -25,9 +25,11 @@ struct StackOverflowScenario {
 
     init(arguments: [String]) throws {
         guard arguments.count == 2 || arguments.count == 3,
-              let mode = StackMode(rawValue: arguments[0]), mode != .automatic,
-              let kind = Kind(rawValue: arguments[1]) else {
-            throw ValidationError("stack-overflow needs MODE (guarded | dense) KIND (recursion | parking | frame) [WORKERS]")
+            let mode = StackMode(rawValue: arguments[0]), mode != .automatic,
+            let kind = Kind(rawValue: arguments[1])
+        else {
+            throw ValidationError(
+                "stack-overflow needs MODE (guarded | dense) KIND (recursion | parking | frame) [WORKERS]")
         }
         var workers: Int?
         if arguments.count == 3 {

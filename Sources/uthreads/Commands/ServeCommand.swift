@@ -20,7 +20,8 @@ struct ServeCommand: ParsableCommand {
 
     @Option(help: "Port to listen on.") var port: UInt16 = 8080
     @Option(help: "Numeric address to bind (127.0.0.1, ::1, 0.0.0.0).") var host = "127.0.0.1"
-    @Option(help: "Deadline for a whole request head, from accept or from the request's first byte; then 408 (0: none).")
+    @Option(
+        help: "Deadline for a whole request head, from accept or from the request's first byte; then 408 (0: none).")
     var headTimeout = 30.0
     @Option(help: "Deadline for a whole request body, from the end of its head; then 408 (0: none).")
     var bodyTimeout = 60.0
@@ -30,20 +31,31 @@ struct ServeCommand: ParsableCommand {
     var writeTimeout = 60.0
     @Option(help: "After an error reply, drain the client's input this long at most before closing.")
     var lingerTimeout = 5.0
-    @Option(help: "Live connections at most (all workers together); at the cap the server stops accepting until one ends. Capped below the descriptor limit.")
+    @Option(
+        help:
+            "Live connections at most (all workers together); at the cap the server stops accepting until one ends. Capped below the descriptor limit."
+    )
     var maxConnections = 10_000
     @Option(help: "On SIGTERM/SIGINT, how long requests in flight may take before their connections are cut.")
     var gracePeriod = 10.0
     @Option(help: "Answer each request after this many milliseconds (a slow backend; 0: at once).") var delayMs = 0
-    @Option(help: "Worker kernel threads: 1 runs the M:1 runtime; N > 1 the M:N runtime with one acceptor per worker (0: one per CPU).")
+    @Option(
+        help:
+            "Worker kernel threads: 1 runs the M:1 runtime; N > 1 the M:N runtime with one acceptor per worker (0: one per CPU)."
+    )
     var workers = 1
-    @Flag(help: "Publish the runtime's metrics (swift-metrics) and serve them in the Prometheus text format on GET /metrics.")
+    @Flag(
+        help:
+            "Publish the runtime's metrics (swift-metrics) and serve them in the Prometheus text format on GET /metrics."
+    )
     var metrics = false
 
     func validate() throws {
         guard (0...1024).contains(workers) else { throw ValidationError("--workers must be 0...1024") }
-        let times = [("--head-timeout", headTimeout), ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout),
-                     ("--write-timeout", writeTimeout), ("--linger-timeout", lingerTimeout), ("--grace-period", gracePeriod)]
+        let times = [
+            ("--head-timeout", headTimeout), ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout),
+            ("--write-timeout", writeTimeout), ("--linger-timeout", lingerTimeout), ("--grace-period", gracePeriod),
+        ]
         for (name, seconds) in times where !(seconds.isFinite && seconds >= 0 && seconds <= 1e6) {
             throw ValidationError("\(name) must be 0...1000000 seconds")
         }
@@ -58,8 +70,10 @@ struct ServeCommand: ParsableCommand {
 
     /// The server for `listener` with this command's options; `share` of `maxConnections`;
     /// `/metrics` from `registry` when there is one (`--metrics`).
-    private func makeServer(_ listener: TCPListener, stop: HTTPServerStop, share: Int,
-                            registry: PrometheusCollectorRegistry?) -> HTTPServer {
+    private func makeServer(
+        _ listener: TCPListener, stop: HTTPServerStop, share: Int,
+        registry: PrometheusCollectorRegistry?
+    ) -> HTTPServer {
         var server = HTTPServer(listener: listener)
         server.headTimeout = Self.duration(headTimeout)
         server.bodyTimeout = Self.duration(bodyTimeout)
@@ -72,7 +86,8 @@ struct ServeCommand: ParsableCommand {
         server.stop = stop
         if let registry {
             server.pages["/metrics"] = {
-                UThreadRuntime.publishMetrics()  // this worker's figures as of now; the others' at their last safe point
+                // this worker's figures as of now; the others' at their last safe point
+                UThreadRuntime.publishMetrics()
                 return ("text/plain; version=0.0.4; charset=utf-8", registry.emitToString())
             }
         }
@@ -87,7 +102,8 @@ struct ServeCommand: ParsableCommand {
         } catch is CancellationError {
             return
         } catch {
-            uthreads_write_stderr("uthreads serve: cannot wait for signals (\(error)); SIGTERM and SIGINT will not stop it\n")
+            uthreads_write_stderr(
+                "uthreads serve: cannot wait for signals (\(error)); SIGTERM and SIGINT will not stop it\n")
             throw error
         }
         print("uthreads serve: signal \(signal): stopping (no new connections; grace period \(grace) s)")
@@ -115,7 +131,9 @@ struct ServeCommand: ParsableCommand {
             // M:N: one listening socket; each worker runs an acceptor bound to it (never stolen)
             // that accepts with its own reactor and serves each connection with a worker-local
             // user thread. The kernel's wake-up order spreads the connections.
-            let host = host, port = port, grace = gracePeriod
+            let host = host
+            let port = port
+            let grace = gracePeriod
             let share = (cap + n - 1) / n
             let servers = (0..<n).map { _ in self }
             cutOff = try UThreadRuntime.run(workers: n, configuration) {
@@ -127,7 +145,9 @@ struct ServeCommand: ParsableCommand {
                 UThread.yield()  // the watcher waits before accepting begins (see HTTPServer.run)
                 let acceptors = try (0..<n).map { k in
                     try MNThread.spawn(name: "acceptor \(k)", onWorker: k) {
-                        try servers[k].makeServer(try TCPListener(borrowing: fd), stop: stop, share: share, registry: registry).run()
+                        try servers[k].makeServer(
+                            try TCPListener(borrowing: fd), stop: stop, share: share, registry: registry
+                        ).run()
                     }
                 }
                 var cut = 0
@@ -151,6 +171,8 @@ struct ServeCommand: ParsableCommand {
                 return cut
             }
         }
-        print("uthreads serve: stopped\(cutOff > 0 ? " (\(cutOff) connections cut off at the end of the grace period)" : "")")
+        print(
+            "uthreads serve: stopped\(cutOff > 0 ? " (\(cutOff) connections cut off at the end of the grace period)" : "")"
+        )
     }
 }

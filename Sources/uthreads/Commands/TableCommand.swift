@@ -10,7 +10,10 @@ struct TableCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
-    @Flag(help: "Show each thread's saved program counter (and its function), stack pointer and callee-saved registers, as the textbook draws the thread table.")
+    @Flag(
+        help:
+            "Show each thread's saved program counter (and its function), stack pointer and callee-saved registers, as the textbook draws the thread table."
+    )
     var registers = false
 
     @Flag(help: "Show the kernel's thread table (/proc/self/task) next to the user thread table.")
@@ -19,14 +22,20 @@ struct TableCommand: ParsableCommand {
     @Option(help: "With --kernel: how many parked user threads to spawn first.")
     var parked = 1000
 
-    @Option(help: "Run an M:N demo on this many workers instead: one thread parked on each M:N primitive, the merged table of every worker.")
+    @Option(
+        help:
+            "Run an M:N demo on this many workers instead: one thread parked on each M:N primitive, the merged table of every worker."
+    )
     var workers: Int?
 
     func run() throws {
         if kernel { return try TableKernelView.run(parked: parked, json: json) }
-        if registers && json { throw ValidationError("--registers is for the text table: the JSON has every row's \"registers\" already") }
+        if registers && json {
+            throw ValidationError("--registers is for the text table: the JSON has every row's \"registers\" already")
+        }
         if let workers, !(1...1024).contains(workers) { throw ValidationError("--workers must be 1...1024") }
-        let table = try workers.map { try MNDemoWorkload.snapshot(workers: $0) }
+        let table =
+            try workers.map { try MNDemoWorkload.snapshot(workers: $0) }
             ?? UThreadRuntime.run { try DemoWorkload.snapshotWithEveryState() }
         if json {
             let encoder = JSONEncoder()

@@ -49,13 +49,17 @@ enum TableKernelView {
         var left = ["USER THREADS (the runtime's table)", "TID   NAME          STATE     WAIT"]
         for t in user.threads.prefix(rows) {
             let wait = t.waitReason.map { "\($0)" } ?? ""
-            left.append(String(t.id.rawValue).padding(6) + (t.name.isEmpty ? "-" : t.name).padding(14) + t.state.rawValue.padding(10)
-                        + String(wait.prefix(22)))
+            left.append(
+                String(t.id.rawValue).padding(6) + (t.name.isEmpty ? "-" : t.name).padding(14)
+                    + t.state.rawValue.padding(10)
+                    + String(wait.prefix(22)))
         }
         if user.threads.count > rows { left.append("… \(user.threads.count - rows) more") }
         let counts = user.countsByState
-        left.append("\(user.threads.count) user threads: "
-                    + ThreadState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
+        left.append(
+            "\(user.threads.count) user threads: "
+                + ThreadState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(
+                    separator: ", "))
         var right = ["KERNEL THREADS (/proc/self/task)"]
         right += both.kernel.render().split(separator: "\n").map(String.init)
         let width = max(56, left.map(\.count).max() ?? 0) + 2
@@ -67,9 +71,12 @@ enum TableKernelView {
         }
         let k = both.kernel.threads.count
         lines.append("")
-        lines.append("The runtime schedules \(user.threads.count) user threads; the kernel sees \(k) thread\(k == 1 ? "" : "s") in this process.")
+        lines.append(
+            "The runtime schedules \(user.threads.count) user threads; the kernel sees \(k) thread\(k == 1 ? "" : "s") in this process."
+        )
         lines.append("Every user thread runs on the kernel thread that called UThreadRuntime.run; parking one is not a")
-        lines.append("system call, so its voluntary switches do not count user-thread switches (\(user.switches) so far).")
+        lines.append(
+            "system call, so its voluntary switches do not count user-thread switches (\(user.switches) so far).")
         return lines.joined(separator: "\n")
     }
 }

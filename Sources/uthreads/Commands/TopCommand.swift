@@ -70,7 +70,8 @@ struct TopCommand: ParsableCommand {
         do {
             return Data(try UThreadRuntime.queryControlSocket(path, request: request))
         } catch UThreadError.system(let call, let errno) where call.hasPrefix("connect") {
-            throw ValidationError("cannot connect to \(path): \(errno). Does the program set Configuration.controlSocket?")
+            throw ValidationError(
+                "cannot connect to \(path): \(errno). Does the program set Configuration.controlSocket?")
         }
     }
 
@@ -82,14 +83,19 @@ struct TopCommand: ParsableCommand {
             return max(0, (t.cpuSeconds - p.cpuSeconds) / elapsed * 100)
         }
         let counts = table.countsByState
-        let states = ThreadState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", ")
+        let states = ThreadState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(
+            separator: ", ")
         var rate = ""
-        if elapsed > 0, let p = previous { rate = String(format: " (%.0f/s)", Double(table.switches &- p.switches) / elapsed) }
+        if elapsed > 0, let p = previous {
+            rate = String(format: " (%.0f/s)", Double(table.switches &- p.switches) / elapsed)
+        }
         var out = "uthreads top — \(socketPath) — \(String(format: "%.1f", table.takenAtSeconds)) s after start\n"
-        out += "threads: \(table.threads.count) (\(states.isEmpty ? "none" : states)); switches \(table.switches)\(rate); spawned \(table.spawned)"
+        out +=
+            "threads: \(table.threads.count) (\(states.isEmpty ? "none" : states)); switches \(table.switches)\(rate); spawned \(table.spawned)"
         if let workers = table.workers { out += "; \(workers) worker\(workers == 1 ? "" : "s")" }
         if let missing = table.unansweredWorkers, !missing.isEmpty {
-            out += " (no answer from worker\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")))"
+            out +=
+                " (no answer from worker\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")))"
         }
         out += "\n\n"
         let sorted = table.threads.sorted { a, b in
@@ -112,9 +118,11 @@ struct TopCommand: ParsableCommand {
             var wait = t.waitReason.map { "\($0)" } ?? ""
             if let w = t.waitingSeconds { wait += String(format: " (%.1f ms)", w * 1000) }
             if t.isCancelled { wait += wait.isEmpty ? "cancelled" : ", cancelled" }
-            var row = ["\(t.id.rawValue)", t.name.isEmpty ? "-" : t.name, t.state.rawValue,
-                       cpuPercent(t).map { String(format: "%.1f", $0) } ?? "-",
-                       String(format: "%.3f", t.cpuSeconds * 1000), "\(t.switches)", wait]
+            var row = [
+                "\(t.id.rawValue)", t.name.isEmpty ? "-" : t.name, t.state.rawValue,
+                cpuPercent(t).map { String(format: "%.1f", $0) } ?? "-",
+                String(format: "%.3f", t.cpuSeconds * 1000), "\(t.switches)", wait,
+            ]
             if showWorker { row.insert(t.worker.map { "\($0)" } ?? "-", at: 3) }
             rows.append(row)
         }

@@ -70,18 +70,25 @@ enum LabWorkload: String, CaseIterable {
         }
         switch self {
         case .cpu: return [cpu("A 40ms", 40), cpu("B 20ms", 20), cpu("C 10ms", 10), cpu("D 5ms", 5)]
-        case .interactive: return [cpu("hog 1", 60), cpu("hog 2", 60), interactive("editor"), interactive("shell"), interactive("ui")]
+        case .interactive:
+            return [cpu("hog 1", 60), cpu("hog 2", 60), interactive("editor"), interactive("shell"), interactive("ui")]
         case .deadlines:
-            return [deadline("A 10/40", 10, 40), deadline("B 5/12", 5, 12), deadline("C 8/25", 8, 25),
-                    deadline("D 3/6", 3, 6), deadline("E 4/50", 4, 50)]
+            return [
+                deadline("A 10/40", 10, 40), deadline("B 5/12", 5, 12), deadline("C 8/25", 8, 25),
+                deadline("D 3/6", 3, 6), deadline("E 4/50", 4, 50),
+            ]
         case .nice:
-            return [cpu("nice 0", 30, .init(priority: 3, nice: 0, tickets: 400)),
-                    cpu("nice 5", 30, .init(priority: 2, nice: 5, tickets: 200)),
-                    cpu("nice 10", 30, .init(priority: 1, nice: 10, tickets: 100))]
+            return [
+                cpu("nice 0", 30, .init(priority: 3, nice: 0, tickets: 400)),
+                cpu("nice 5", 30, .init(priority: 2, nice: 5, tickets: 200)),
+                cpu("nice 10", 30, .init(priority: 1, nice: 10, tickets: 100)),
+            ]
         case .mixed:
-            return [cpu("hog 40ms", 40), interactive("editor", rounds: 5), interactive("shell", rounds: 5),
-                    deadline("frame 4/15", 4, 15), deadline("audio 2/8", 2, 8),
-                    cpu("batch (low)", 15, .init(priority: -1, nice: 10, tickets: 50))]
+            return [
+                cpu("hog 40ms", 40), interactive("editor", rounds: 5), interactive("shell", rounds: 5),
+                deadline("frame 4/15", 4, 15), deadline("audio 2/8", 2, 8),
+                cpu("batch (low)", 15, .init(priority: -1, nice: 10, tickets: 50)),
+            ]
         }
     }
 }
@@ -117,7 +124,8 @@ struct LabResult {
     /// equally when it could; 1/n: one thread had it all. (Σx)² / (n Σx²).
     var jain: Double {
         let x = threads.map { $0.cpu / max(1e-9, $0.cpu + $0.waiting) }
-        let s = x.reduce(0, +), s2 = x.map { $0 * $0 }.reduce(0, +)
+        let s = x.reduce(0, +)
+        let s2 = x.map { $0 * $0 }.reduce(0, +)
         return s2 == 0 ? 1 : s * s / (Double(x.count) * s2)
     }
     var meanWakeLatency: Double? {
@@ -127,7 +135,9 @@ struct LabResult {
 }
 
 enum SchedLab {
-    static func run(_ policy: LabPolicy, _ workload: LabWorkload, seed: UInt64, quantum: Duration, virtual: Bool) throws -> LabResult {
+    static func run(_ policy: LabPolicy, _ workload: LabWorkload, seed: UInt64, quantum: Duration, virtual: Bool) throws
+        -> LabResult
+    {
         let trace = UThreadTrace(capacity: 1 << 20)
         var c = UThreadRuntime.Configuration()
         c.clock = virtual ? .virtual : .real
@@ -152,10 +162,12 @@ enum SchedLab {
             let ms = { (ns: UInt64) in Double(ns) / 1e6 }
             let turnaround = ms(s.turnaround ?? 0)
             makespan = max(makespan, ms(s.exited ?? 0))
-            results.append(LabThreadResult(
-                name: spec.name, kind: spec.kind, turnaround: turnaround, waiting: ms(s.waiting), response: ms(s.response ?? 0),
-                cpu: ms(s.running), wakeLatency: s.wakeups > 0 ? ms(s.wakeLatencyTotal) / Double(s.wakeups) : nil,
-                deadline: spec.scheduling.deadline.map { Double(nanoseconds(of: $0)) / 1e6 }))
+            results.append(
+                LabThreadResult(
+                    name: spec.name, kind: spec.kind, turnaround: turnaround, waiting: ms(s.waiting),
+                    response: ms(s.response ?? 0),
+                    cpu: ms(s.running), wakeLatency: s.wakeups > 0 ? ms(s.wakeLatencyTotal) / Double(s.wakeups) : nil,
+                    deadline: spec.scheduling.deadline.map { Double(nanoseconds(of: $0)) / 1e6 }))
         }
         return LabResult(policy: policy, threads: results, makespan: makespan, trace: trace)
     }
@@ -165,24 +177,36 @@ enum SchedLab {
         let header = ["thread", "kind", "turnaround", "waiting", "response", "cpu", "wake lat", "deadline"]
         var rows: [[String]] = []
         for t in r.threads {
-            rows.append([t.name, t.kind, ms(t.turnaround), ms(t.waiting), ms(t.response), ms(t.cpu),
-                         t.wakeLatency.map(ms) ?? "-",
-                         t.deadline.map { "\(ms($0)) \(t.missed ? "MISSED" : "met")" } ?? "-"])
+            rows.append([
+                t.name, t.kind, ms(t.turnaround), ms(t.waiting), ms(t.response), ms(t.cpu),
+                t.wakeLatency.map(ms) ?? "-",
+                t.deadline.map { "\(ms($0)) \(t.missed ? "MISSED" : "met")" } ?? "-",
+            ])
         }
         printTable(header, rows)
-        print("totals: makespan \(ms(r.makespan)), throughput \(r.throughput.fixed(1)) threads/s, mean turnaround \(ms(r.averageTurnaround)), mean waiting \(ms(r.averageWaiting)), mean response \(ms(r.averageResponse)), Jain's fairness \(r.jain.fixed(3)), deadline misses \(r.deadlineMisses)/\(r.deadlineCount)")
+        print(
+            "totals: makespan \(ms(r.makespan)), throughput \(r.throughput.fixed(1)) threads/s, mean turnaround \(ms(r.averageTurnaround)), mean waiting \(ms(r.averageWaiting)), mean response \(ms(r.averageResponse)), Jain's fairness \(r.jain.fixed(3)), deadline misses \(r.deadlineMisses)/\(r.deadlineCount)"
+        )
     }
 
     static func printComparison(_ results: [LabResult], workload: LabWorkload) {
         print("\n== all policies — workload \(workload.rawValue): \(workload.summary)")
-        let header = ["policy", "makespan", "throughput/s", "turnaround", "waiting", "response", "wake lat", "Jain", "misses", "switches"]
+        let header = [
+            "policy", "makespan", "throughput/s", "turnaround", "waiting", "response", "wake lat", "Jain", "misses",
+            "switches",
+        ]
         let rows = results.map { r in
-            [r.policy.title, ms(r.makespan), r.throughput.fixed(1), ms(r.averageTurnaround), ms(r.averageWaiting), ms(r.averageResponse),
-             r.meanWakeLatency.map(ms) ?? "-", r.jain.fixed(3), "\(r.deadlineMisses)/\(r.deadlineCount)",
-             "\(r.trace.events.filter { $0.kind == .run }.count)"]
+            [
+                r.policy.title, ms(r.makespan), r.throughput.fixed(1), ms(r.averageTurnaround), ms(r.averageWaiting),
+                ms(r.averageResponse),
+                r.meanWakeLatency.map(ms) ?? "-", r.jain.fixed(3), "\(r.deadlineMisses)/\(r.deadlineCount)",
+                "\(r.trace.events.filter { $0.kind == .run }.count)",
+            ]
         }
         printTable(header, rows)
-        print("(turnaround, waiting, response, wake latency: means over threads, in ms; Jain's index over cpu/(cpu+waiting))")
+        print(
+            "(turnaround, waiting, response, wake latency: means over threads, in ms; Jain's index over cpu/(cpu+waiting))"
+        )
     }
 
     static func ms(_ v: Double) -> String { v >= 100 ? v.fixed(1) : v.fixed(2) }
@@ -190,7 +214,8 @@ enum SchedLab {
     static func printTable(_ header: [String], _ rows: [[String]]) {
         let widths = header.indices.map { i in ([header[i]] + rows.map { $0[i] }).map(\.count).max()! }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in i == 0 ? c.padding(widths[i]) : c.leftPadding(widths[i]) }.joined(separator: "  ")
+            cells.enumerated().map { i, c in i == 0 ? c.padding(widths[i]) : c.leftPadding(widths[i]) }.joined(
+                separator: "  ")
         }
         print(line(header))
         print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "))

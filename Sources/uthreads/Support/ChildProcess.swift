@@ -19,8 +19,10 @@ enum ChildProcess {
         var cargs = args.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
         var pid = pid_t()
-        let rc = searchPath ? posix_spawnp(&pid, args[0], &actions, nil, &cargs, environ)
-                            : posix_spawn(&pid, args[0], &actions, nil, &cargs, environ)
+        let rc =
+            searchPath
+            ? posix_spawnp(&pid, args[0], &actions, nil, &cargs, environ)
+            : posix_spawn(&pid, args[0], &actions, nil, &cargs, environ)
         posix_spawn_file_actions_destroy(&actions)
         Glibc.close(fds[1])
         guard rc == 0 else {
@@ -34,7 +36,8 @@ enum ChildProcess {
     /// The caller kills and reaps the returned pid.
     /// - Throws: `ValidationError` when the server does not say where it listens.
     static func startServe(_ arguments: [String]) throws -> (pid_t, UInt16) {
-        let (pid, out) = try spawnWithStdoutPipe(["/proc/self/exe", "serve", "--port", "0"] + arguments, searchPath: false)
+        let (pid, out) = try spawnWithStdoutPipe(
+            ["/proc/self/exe", "serve", "--port", "0"] + arguments, searchPath: false)
         defer { Glibc.close(out) }  // the server's later output goes nowhere (it prints nothing more)
         var line: [UInt8] = []
         var byte: UInt8 = 0
@@ -42,7 +45,8 @@ enum ChildProcess {
         let text = String(decoding: line, as: UTF8.self)
         // "uthreads serve: listening on http://127.0.0.1:PORT/ ..."
         guard let range = text.firstRange(of: "127.0.0.1:"),
-              let port = UInt16(text[range.upperBound...].prefix { $0.isNumber }) else {
+            let port = UInt16(text[range.upperBound...].prefix { $0.isNumber })
+        else {
             kill(pid, SIGTERM)
             var status: Int32 = 0
             waitpid(pid, &status, 0)

@@ -10,16 +10,20 @@ enum KernelThread {
 
     /// Starts a detached pthread running `body`, pinned to `cpu` when given.
     static func spawn(cpu: Int? = nil, _ body: @escaping @Sendable () -> Void) {
-        let box = Unmanaged.passRetained(Box({
-            if let cpu { pinCurrent(cpu: cpu) }
-            body()
-        })).toOpaque()
+        let box = Unmanaged.passRetained(
+            Box({
+                if let cpu { pinCurrent(cpu: cpu) }
+                body()
+            })
+        ).toOpaque()
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { arg in
-            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &thread, nil,
+            { arg in
+                let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+                box.body()
+                return nil
+            }, box)
         precondition(rc == 0, "pthread_create failed: \(rc)")
         pthread_detach(thread)
     }

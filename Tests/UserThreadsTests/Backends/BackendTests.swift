@@ -55,7 +55,10 @@ struct BackendTests {
         try UThreadRuntime.run(backend: kind) { b throws in
             let threads = (0..<200).map { _ in
                 b.spawn { () -> Int in
-                    let inner = b.spawn { total.add(1, ordering: .relaxed); return 1 }
+                    let inner = b.spawn {
+                        total.add(1, ordering: .relaxed)
+                        return 1
+                    }
                     total.add(1, ordering: .relaxed)
                     return try inner.join() + 1
                 }
@@ -69,7 +72,12 @@ struct BackendTests {
     func runJoinsThreadsLeftRunning(kind: BackendKind) throws {
         let finished = Atomic<Int>(0)
         try UThreadRuntime.run(backend: kind) { b throws in
-            for _ in 0..<10 { _ = b.spawn { b.yield(); finished.add(1, ordering: .relaxed) } }
+            for _ in 0..<10 {
+                _ = b.spawn {
+                    b.yield()
+                    finished.add(1, ordering: .relaxed)
+                }
+            }
         }
         // Kernel threads are joined by run; user threads too (main's end cancels only waits).
         #expect(finished.load(ordering: .relaxed) == 10)
@@ -86,7 +94,9 @@ struct BackendTests {
                 b.spawn {
                     for i in 0..<2_000 {
                         try m.withLock {
-                            if inside.add(1, ordering: .sequentiallyConsistent).newValue != 1 { overlaps.add(1, ordering: .relaxed) }
+                            if inside.add(1, ordering: .sequentiallyConsistent).newValue != 1 {
+                                overlaps.add(1, ordering: .relaxed)
+                            }
                             let v = counter.value
                             if i % 100 == 0 { b.yield() }  // hold it across a switch
                             counter.value = v + 1
@@ -104,7 +114,8 @@ struct BackendTests {
     @Test(arguments: backends)
     func conditionSignalWakesOneAndBroadcastWakesAll(kind: BackendKind) throws {
         try UThreadRuntime.run(backend: kind) { b throws in
-            let m = b.makeMutex(), c = b.makeCondition()
+            let m = b.makeMutex()
+            let c = b.makeCondition()
             let state = Unprotected((waiting: 0, tickets: 0, woken: 0))
             let waiters = (0..<4).map { _ in
                 b.spawn {
@@ -120,11 +131,17 @@ struct BackendTests {
             }
             try m.withLock { try c.wait(m) { state.value.waiting == 4 } }
             // One ticket, one signal: exactly one waiter gets through.
-            try m.withLock { state.value.tickets = 1; c.signal() }
+            try m.withLock {
+                state.value.tickets = 1
+                c.signal()
+            }
             try m.withLock { try c.wait(m) { state.value.woken == 1 } }
             try m.withLock { #expect(state.value.woken == 1) }
             // Three tickets, one broadcast: all the rest get through.
-            try m.withLock { state.value.tickets = 3; c.broadcast() }
+            try m.withLock {
+                state.value.tickets = 3
+                c.broadcast()
+            }
             for w in waiters { try w.join() }
             try m.withLock { #expect(state.value.woken == 4 && state.value.tickets == 0) }
         }
@@ -162,7 +179,10 @@ struct BackendTests {
             let ch = try b.makeChannel(of: String.self, capacity: 3)
             let progress = Atomic<Int>(0)
             let producer = b.spawn {
-                for i in 0..<5 { try ch.send("v\(i)"); progress.store(i + 1, ordering: .sequentiallyConsistent) }
+                for i in 0..<5 {
+                    try ch.send("v\(i)")
+                    progress.store(i + 1, ordering: .sequentiallyConsistent)
+                }
                 ch.close()
             }
             // The producer fills the buffer (an event: waited for, on either backend)...
@@ -186,12 +206,19 @@ struct BackendTests {
         try UThreadRuntime.run(backend: kind) { b throws in
             // A lone receiver and a lone sender on two unbuffered channels: whether close comes
             // before or after they block, the receiver gets nil and the sender throws.
-            let forReceiver = try b.makeChannel(of: Int.self), forSender = try b.makeChannel(of: Int.self)
+            let forReceiver = try b.makeChannel(of: Int.self)
+            let forSender = try b.makeChannel(of: Int.self)
             let ready = try b.makeChannel(of: Int.self, capacity: 2)
-            let receiver = b.spawn { () -> Int? in try ready.send(1); return try forReceiver.receive() }
+            let receiver = b.spawn { () -> Int? in
+                try ready.send(1)
+                return try forReceiver.receive()
+            }
             let sender = b.spawn { () -> Bool in
                 try ready.send(2)
-                do { try forSender.send(1); return true } catch UThreadError.closed { return false }
+                do {
+                    try forSender.send(1)
+                    return true
+                } catch UThreadError.closed { return false }
             }
             _ = try ready.receive()
             _ = try ready.receive()
@@ -232,7 +259,10 @@ struct BackendTests {
             let flag = Atomic<Bool>(false)
             let t = b.spawn { flag.store(true, ordering: .sequentiallyConsistent) }
             var yields = 0
-            let ran = waitFor(b) { yields += 1; return flag.load(ordering: .sequentiallyConsistent) }
+            let ran = waitFor(b) {
+                yields += 1
+                return flag.load(ordering: .sequentiallyConsistent)
+            }
             try t.join()
             return (ran, yields - 1)
         }

@@ -43,7 +43,9 @@ import Testing
             // user thread runs while this one awaits (else it gives up after 20 s).
             let value = try UThread.await { () async throws -> Int in
                 let end = ContinuousClock.now + .seconds(20)  // a bound, never expected
-                while ticks.count.load(ordering: .relaxed) < 3 && ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(1)) }
+                while ticks.count.load(ordering: .relaxed) < 3 && ContinuousClock.now < end {
+                    try await Task.sleep(for: .milliseconds(1))
+                }
                 return 42
             }
             done = true
@@ -60,7 +62,12 @@ import Testing
         defer { executor.shutdown() }
         try await executor.run {
             #expect(throws: Oops.self) { try UThread.await { () async throws -> Int in throw Oops() } }
-            let waiter = UThread { try UThread.await { try await Task.sleep(for: .seconds(3600)); return 1 } }
+            let waiter = UThread {
+                try UThread.await {
+                    try await Task.sleep(for: .seconds(3600))
+                    return 1
+                }
+            }
             UThread.yield()  // it is parked on the task now
             #expect(UThreadRuntime.threadTable().threads.first { $0.id == waiter.id }?.waitReason?.kind == .async)
             waiter.cancel()
@@ -75,7 +82,10 @@ import Testing
             let cancelled = Atomic<Bool>(false)
             #expect(throws: UThreadError.timedOut) {
                 try UThread.await(timeout: .milliseconds(5)) { () async throws -> Int in
-                    do { try await Task.sleep(for: .seconds(3600)) } catch { cancelled.store(true, ordering: .releasing); throw error }
+                    do { try await Task.sleep(for: .seconds(3600)) } catch {
+                        cancelled.store(true, ordering: .releasing)
+                        throw error
+                    }
                     return 1
                 }
             }
@@ -104,8 +114,8 @@ import Testing
                 for i in 0..<200 {
                     group.addTask {
                         try await executor.run(name: "job \(i)") {
-                            try UThread.sleep(for: .milliseconds(1))          // parks on the reactor
-                            return try UThread.await {                       // back into async
+                            try UThread.sleep(for: .milliseconds(1))  // parks on the reactor
+                            return try UThread.await {  // back into async
                                 try await Task.sleep(for: .milliseconds(2))
                                 return i
                             }

@@ -7,11 +7,18 @@ import Testing
 @Suite(.timeLimit(.minutes(5))) struct BenchOutputTests {
     /// The text's rows: the lines of the group tables (not headers, notes or the comparison).
     static func printedRowNames(_ text: String, knownNames: [String]) -> (matched: Int, unmatched: [String]) {
-        var matched = 0, unmatched: [String] = []
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) where !line.allSatisfy(\.isWhitespace) {
-            if line.hasPrefix("== user threads, kernel threads, processes, Swift tasks") { break }  // the comparison table
+        var matched = 0
+        var unmatched: [String] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) where !line.allSatisfy(\.isWhitespace)
+        {
+            // the comparison table
+            if line.hasPrefix("== user threads, kernel threads, processes, Swift tasks") { break }
             if line.hasPrefix("==") || line.hasPrefix("--") || line.hasPrefix("[bench]") { continue }
-            if knownNames.contains(where: { line.hasPrefix($0) }) { matched += 1 } else { unmatched.append(String(line)) }
+            if knownNames.contains(where: { line.hasPrefix($0) }) {
+                matched += 1
+            } else {
+                unmatched.append(String(line))
+            }
         }
         return (matched, unmatched)
     }
@@ -36,7 +43,10 @@ import Testing
         let timed = rows.filter { ($0["samples"] as? [Double])?.count == 2 }
         #expect(!timed.isEmpty)
         #expect(timed.allSatisfy { ["pinned 1 CPU", "free"].contains($0["placement"] as? String ?? "") })
-        for expected in ["yield() between 2 threads", "futex handoff", "pthread_create+join", "parked, dense stacks", "parked pthread"] {
+        for expected in [
+            "yield() between 2 threads", "futex handoff", "pthread_create+join", "parked, dense stacks",
+            "parked pthread",
+        ] {
             #expect(names.contains { $0.contains(expected) }, "missing row \(expected)")
         }
         let syscalls = rows.first { ($0["name"] as? String)?.contains("system calls") == true }
@@ -46,8 +56,9 @@ import Testing
     /// The README's and BENCHMARKS' generated tables are exactly what their run files give.
     @Test func committedFiguresRegenerateFromTheirRunFiles() throws {
         let root = ChildProcess.repositoryRoot
-        let r = try ChildProcess.uthreads("bench", "figures", "--check", root.appendingPathComponent("README.md").path,
-                                          root.appendingPathComponent("docs/BENCHMARKS.md").path)
+        let r = try ChildProcess.uthreads(
+            "bench", "figures", "--check", root.appendingPathComponent("README.md").path,
+            root.appendingPathComponent("docs/BENCHMARKS.md").path)
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("README.md: ") && !r.stdout.contains(": 0 figures table"))
     }
@@ -58,10 +69,13 @@ import Testing
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let marker = try #require(readme.range(of: "<!-- figures: readme "))
         // The README's run files, at the same place relative to the copy.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("uthreads-figures-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "uthreads-figures-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("docs"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: root.appendingPathComponent("docs/runs"), to: dir.appendingPathComponent("docs/runs"))
+        try FileManager.default.createDirectory(
+            at: dir.appendingPathComponent("docs"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: root.appendingPathComponent("docs/runs"), to: dir.appendingPathComponent("docs/runs"))
         let end = try #require(readme.range(of: "<!-- /figures -->", range: marker.upperBound..<readme.endIndex))
         let row = try #require(readme.range(of: "| spawn + run + join", range: marker.upperBound..<end.lowerBound))
         var edited = readme
@@ -76,9 +90,11 @@ import Testing
     }
 
     @Test func badFiguresInputIsAClearError() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("uthreads-figures-bad-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).md")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "uthreads-figures-bad-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).md")
         defer { try? FileManager.default.removeItem(at: dir) }
-        try "<!-- figures: readme missing.json -->\nx\n<!-- /figures -->\n".write(to: dir, atomically: true, encoding: .utf8)
+        try "<!-- figures: readme missing.json -->\nx\n<!-- /figures -->\n".write(
+            to: dir, atomically: true, encoding: .utf8)
         let r = try ChildProcess.uthreads("bench", "figures", "--check", dir.path)
         #expect(r.status != 0 && !r.crashed)
         try "<!-- figures: nosuchtable x.json -->\n".write(to: dir, atomically: true, encoding: .utf8)
@@ -97,7 +113,8 @@ import Testing
         let loop = try ChildProcess.uthreads("bench", "loop", "nonsense", "10")
         #expect(loop.status != 0 && !loop.crashed && loop.stderr.contains("unknown loop"))
         let ceilings = try ChildProcess.uthreads("bench", "--ceilings", "x.json")
-        #expect(ceilings.status != 0 && !ceilings.crashed && ceilings.stderr.contains("--ceilings needs --instructions"))
+        #expect(
+            ceilings.status != 0 && !ceilings.crashed && ceilings.stderr.contains("--ceilings needs --instructions"))
     }
 }
 
@@ -107,8 +124,10 @@ extension BenchOutputTests {
         let root = ChildProcess.repositoryRoot
         let benchmarks = try String(contentsOf: root.appendingPathComponent("docs/BENCHMARKS.md"), encoding: .utf8)
         let marker = try #require(benchmarks.range(of: "<!-- figures: comparison "))
-        let run = root.appendingPathComponent("docs").appendingPathComponent(String(benchmarks[marker.upperBound...].prefix { $0 != " " }))
-        let svg = FileManager.default.temporaryDirectory.appendingPathComponent("uthreads-chart-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).svg")
+        let run = root.appendingPathComponent("docs").appendingPathComponent(
+            String(benchmarks[marker.upperBound...].prefix { $0 != " " }))
+        let svg = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "uthreads-chart-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).svg")
         defer { try? FileManager.default.removeItem(at: svg) }
         let r = try ChildProcess.uthreads("bench", "figures", "--svg", svg.path, run.path)
         #expect(r.status == 0, "\(r.stderr)")

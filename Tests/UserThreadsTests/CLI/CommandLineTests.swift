@@ -27,9 +27,11 @@ import Testing
         let r = try ChildProcess.uthreads("table", "--workers", "2")
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("; 2 workers") && r.stdout.contains("WORKER"))
-        for reason in ["mutex 'accounts' held by #1", "channel receive on 'jobs'", "channel send on 'results'",
-                       "select: receive from channel 'jobs'", "condition 'ready'", "semaphore 'slots'",
-                       "rwlock 'config' write-held by #1", "barrier 'phase' (1/2 arrived)", "once 'setup' running in #"] {
+        for reason in [
+            "mutex 'accounts' held by #1", "channel receive on 'jobs'", "channel send on 'results'",
+            "select: receive from channel 'jobs'", "condition 'ready'", "semaphore 'slots'",
+            "rwlock 'config' write-held by #1", "barrier 'phase' (1/2 arrived)", "once 'setup' running in #",
+        ] {
             #expect(r.stdout.contains(reason), "missing \(reason)")
         }
         let json = try ChildProcess.uthreads("table", "--workers", "2", "--json")

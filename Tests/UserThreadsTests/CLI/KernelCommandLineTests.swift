@@ -20,26 +20,30 @@ import Testing
 }
 
 #if canImport(FoundationXML)
-import FoundationXML
+    import FoundationXML
 #endif
 
 @Suite(.timeLimit(.minutes(5))) struct KernelBenchCommandLineTests {
     /// Smoke test of the comparison (no assertion on speed): every operation has its rows, the
     /// JSON parses, the Markdown table and the SVG chart come out, and the SVG is well-formed XML.
     @Test func benchQuickComparisonRowsMarkdownAndWellFormedSVG() throws {
-        let svg = FileManager.default.temporaryDirectory.appendingPathComponent("uthreads-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).svg")
+        let svg = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "uthreads-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).svg")
         defer { try? FileManager.default.removeItem(at: svg) }
-        let r = try ChildProcess.uthreads("bench", "compare", "--quick", "--repeat", "1", "--json", "--markdown", "--svg", svg.path)
+        let r = try ChildProcess.uthreads(
+            "bench", "compare", "--quick", "--repeat", "1", "--json", "--markdown", "--svg", svg.path)
         #expect(r.status == 0, "\(r.stderr)")
         let run = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let rows = try #require(run["rows"] as? [[String: Any]])
         let names = rows.compactMap { $0["name"] as? String }
-        for expected in ["spawn+run+join", "pthread_create+join", "fork+exit+waitpid", "Task {} + value",
-                         "UMutex+UCondition handoff", "futex handoff", "pipe handoff", "CheckedContinuation handoff",
-                         "channel handoff, backend API", "mutex contended by", "actor call", "parked pthread",
-                         "parked process", "suspended task", "budget: user threads", "budget: kernel threads",
-                         "budget: processes", "budget: Swift tasks", "syscalls: user threads, Null Fork",
-                         "syscalls: kernel threads, Signal-Wait", "1992 (Anderson et al., Table I): Null Fork"] {
+        for expected in [
+            "spawn+run+join", "pthread_create+join", "fork+exit+waitpid", "Task {} + value",
+            "UMutex+UCondition handoff", "futex handoff", "pipe handoff", "CheckedContinuation handoff",
+            "channel handoff, backend API", "mutex contended by", "actor call", "parked pthread",
+            "parked process", "suspended task", "budget: user threads", "budget: kernel threads",
+            "budget: processes", "budget: Swift tasks", "syscalls: user threads, Null Fork",
+            "syscalls: kernel threads, Signal-Wait", "1992 (Anderson et al., Table I): Null Fork",
+        ] {
             #expect(names.contains { $0.contains(expected) }, "missing row \(expected)")
         }
         // The comparison table, its 1992 columns and the Markdown version (on stderr: --json
@@ -77,8 +81,10 @@ extension KernelBenchCommandLineTests {
 final class ElementCollector: NSObject, XMLParserDelegate {
     var root: String?
     var names: [String: Int] = [:]
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                attributes: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+        attributes: [String: String] = [:]
+    ) {
         if root == nil { root = name }
         names[name, default: 0] += 1
     }

@@ -14,11 +14,14 @@ import Testing
     }
 
     @Test func onePolicyWritesSVGAndTrace() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sched-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "sched-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let svg = dir.appendingPathComponent("rr.svg").path, json = dir.appendingPathComponent("rr.json").path
-        let r = try ChildProcess.uthreads("sched", "--policy", "rr", "--workload", "cpu", "--quantum", "4", "--svg", svg, "--trace", json)
+        let svg = dir.appendingPathComponent("rr.svg").path
+        let json = dir.appendingPathComponent("rr.json").path
+        let r = try ChildProcess.uthreads(
+            "sched", "--policy", "rr", "--workload", "cpu", "--quantum", "4", "--svg", svg, "--trace", json)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("turnaround"))
         #expect(r.stdout.contains("Jain's fairness"))
@@ -30,7 +33,8 @@ import Testing
             let row = rows.first { $0.hasPrefix(name) }.map(String.init) ?? ""
             #expect(row.split(separator: " ").contains { $0 == turnaround }, "\(name): \(row)")
         }
-        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+        let object =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
         #expect((object?["traceEvents"] as? [Any])?.isEmpty == false)
         #expect(try String(contentsOfFile: svg, encoding: .utf8).hasPrefix("<?xml"))
     }

@@ -44,7 +44,9 @@ import UserThreadsHTTP
 
     /// A running `uthreads serve --port 0 …` (run by `sh -c` after `shellPrefix`), its output
     /// lines and its port. Standard error goes to `errors` when given.
-    func startServe(_ arguments: [String], shellPrefix: String = "", errors: Foundation.Pipe? = nil) throws -> (Process, Lines, UInt16) {
+    func startServe(_ arguments: [String], shellPrefix: String = "", errors: Foundation.Pipe? = nil) throws -> (
+        Process, Lines, UInt16
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         let command = ([ChildProcess.uthreadsPath, "serve", "--port", "0"] + arguments).joined(separator: " ")
@@ -58,7 +60,8 @@ import UserThreadsHTTP
         try ChildProcess.launchUnblocked(process)
         let lines = Lines(output.fileHandleForReading)
         guard let listening = lines.next(containing: "listening on http://127.0.0.1:"),
-              let port = UInt16(listening.split(separator: ":")[3].prefix { $0.isNumber }) else {
+            let port = UInt16(listening.split(separator: ":")[3].prefix { $0.isNumber })
+        else {
             process.terminate()
             throw UThreadError.invalidArgument("uthreads serve did not start: \(lines.all)")
         }
@@ -79,7 +82,8 @@ import UserThreadsHTTP
             let busy = try TCPStream.connect(host: "127.0.0.1", port: port)
             try busy.write(all: "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab")
             kill(process.processIdentifier, SIGTERM)
-            _ = lines.next(containing: "stopping")  // the server began its stop (a blocking read: the server is another process)
+            // the server began its stop (a blocking read: the server is another process)
+            _ = lines.next(containing: "stopping")
             let idleReply = try idle.readToEnd(timeout: .seconds(10))
             try busy.write(all: "cde")
             let reply = String(decoding: try busy.readToEnd(timeout: .seconds(10)), as: UTF8.self)
@@ -104,7 +108,8 @@ import UserThreadsHTTP
     /// reactor made) before accepting takes every descriptor.
     @Test func outOfDescriptorsIsRetriedNotFatal() throws {
         let errors = Foundation.Pipe()
-        let (process, _, port) = try startServe(["--max-connections", "1000"], shellPrefix: "ulimit -n 40; ", errors: errors)
+        let (process, _, port) = try startServe(
+            ["--max-connections", "1000"], shellPrefix: "ulimit -n 40; ", errors: errors)
         defer { if process.isRunning { process.terminate() } }
         let log = Lines(errors.fileHandleForReading)
         let answered = try UThreadRuntime.run {
@@ -145,10 +150,17 @@ import UserThreadsHTTP
         let reply = try get("/metrics", port: port)
         kill(process.processIdentifier, SIGTERM)
         waitForExit(process)
-        #expect(reply.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"), "\(reply)")
-        let counters = ["uthreads_switches_total", "uthreads_spawns_total", "uthreads_offloaded_calls_total",
-                        "uthreads_deadlock_reports_total"] + (workers > 1 ? ["uthreads_steals_total", "uthreads_migrations_total"] : [])
-        let gauges = ["uthreads_threads", "uthreads_run_queue_length", "uthreads_stacks_mapped", "uthreads_reactor_registrations"]
+        #expect(
+            reply.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"), "\(reply)"
+        )
+        let counters =
+            [
+                "uthreads_switches_total", "uthreads_spawns_total", "uthreads_offloaded_calls_total",
+                "uthreads_deadlock_reports_total",
+            ] + (workers > 1 ? ["uthreads_steals_total", "uthreads_migrations_total"] : [])
+        let gauges = [
+            "uthreads_threads", "uthreads_run_queue_length", "uthreads_stacks_mapped", "uthreads_reactor_registrations",
+        ]
         for name in counters { #expect(reply.contains("# TYPE \(name) counter\n"), "\(name)") }
         for name in gauges { #expect(reply.contains("# TYPE \(name) gauge\n"), "\(name)") }
         for w in 0..<workers {

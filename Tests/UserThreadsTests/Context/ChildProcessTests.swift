@@ -51,8 +51,12 @@ import Testing
     }
 
     @Test func aarch64SwitchAssembles() throws {
-        let source = ChildProcess.repositoryRoot.appendingPathComponent("Sources/CUThreads/switch_aarch64_aapcs_elf_gas.S").path
-        let clang = ["/opt/swift/usr/bin/clang", "/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let source = ChildProcess.repositoryRoot.appendingPathComponent(
+            "Sources/CUThreads/switch_aarch64_aapcs_elf_gas.S"
+        ).path
+        let clang = ["/opt/swift/usr/bin/clang", "/usr/bin/clang"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
         try #require(clang != nil, "no clang to assemble with")
         let object = FileManager.default.temporaryDirectory.appendingPathComponent("switch-aarch64-\(getpid()).o").path
         defer { try? FileManager.default.removeItem(atPath: object) }

@@ -100,7 +100,9 @@ import UserThreadsHTTP
             for _ in 0..<cap {  // each is answered: it has been accepted
                 let c = try TCPStream.connect(to: address)
                 try c.write(all: "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-                #expect(String(decoding: try c.read(upTo: 4096, timeout: .seconds(10)), as: UTF8.self).hasSuffix(HTTPServer.helloBody))
+                #expect(
+                    String(decoding: try c.read(upTo: 4096, timeout: .seconds(10)), as: UTF8.self).hasSuffix(
+                        HTTPServer.helloBody))
                 open.append(c)
             }
             let waiting = try TCPStream.connect(to: address)  // completes in the kernel's backlog

@@ -4,8 +4,10 @@ import UserThreadsHTTP
 
 /// Runs `body` against an `HTTPServer` (configured by `configure`) on a fresh runtime, then
 /// stops the server gracefully and returns what `body` returned.
-func withHTTPServer<R>(_ configure: (inout HTTPServer) -> Void = { _ in },
-                       _ body: (SocketAddress) throws -> R) throws -> R {
+func withHTTPServer<R>(
+    _ configure: (inout HTTPServer) -> Void = { _ in },
+    _ body: (SocketAddress) throws -> R
+) throws -> R {
     try UThreadRuntime.run {
         let listener = try TCPListener(host: "127.0.0.1", port: 0)
         let stop = try HTTPServerStop()
@@ -35,7 +37,9 @@ func withHTTPServer<R>(_ configure: (inout HTTPServer) -> Void = { _ in },
     }
 
     @Test func keepAliveGetAndEcho() throws {
-        let reply = try exchange("GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nabcdGET /nope HTTP/1.1\r\nHost: a\r\n\r\n")
+        let reply = try exchange(
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nabcdGET /nope HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
         #expect(reply.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(reply.contains("Hello, World!\n"))
         #expect(reply.contains("Content-Length: 4\r\n\r\nabcd"))
@@ -45,8 +49,10 @@ func withHTTPServer<R>(_ configure: (inout HTTPServer) -> Void = { _ in },
     /// A page answers GET with its content type and body and HEAD with the same head; POST to it
     /// and targets without a page are 404.
     @Test func pagesAnswerGetAndHead() throws {
-        let reply = try exchange("GET /stats HTTP/1.1\r\nHost: a\r\n\r\nHEAD /stats HTTP/1.1\r\nHost: a\r\n\r\n"
-                                 + "POST /stats HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\nGET /other HTTP/1.1\r\nHost: a\r\n\r\n") {
+        let reply = try exchange(
+            "GET /stats HTTP/1.1\r\nHost: a\r\n\r\nHEAD /stats HTTP/1.1\r\nHost: a\r\n\r\n"
+                + "POST /stats HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\nGET /other HTTP/1.1\r\nHost: a\r\n\r\n"
+        ) {
             $0.pages["/stats"] = { ("text/x-test", "figures\n") }
         }
         let page = "HTTP/1.1 200 OK\r\nContent-Type: text/x-test\r\nContent-Length: 8\r\n\r\n"
@@ -67,7 +73,8 @@ func withHTTPServer<R>(_ configure: (inout HTTPServer) -> Void = { _ in },
 
     @Test func largeEchoBody() throws {
         let body = String(repeating: "z", count: 300_000)
-        let reply = try exchange("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
+        let reply = try exchange(
+            "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
         #expect(reply.hasSuffix(body))
     }
 
@@ -95,10 +102,14 @@ func withHTTPServer<R>(_ configure: (inout HTTPServer) -> Void = { _ in },
     }
 
     @Test func headHasGetsHeadWithoutBody() throws {
-        let reply = try exchange("HEAD / HTTP/1.1\r\nHost: a\r\n\r\nHEAD /nope HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        let reply = try exchange(
+            "HEAD / HTTP/1.1\r\nHost: a\r\n\r\nHEAD /nope HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
         let hello = HTTPServer.response(status: 200, body: HTTPServer.helloBody, keepAlive: true)
         let helloHead = String(hello.prefix(hello.count - HTTPServer.helloBody.count))
-        #expect(reply.hasPrefix(helloHead + "HTTP/1.1 404 Not Found\r\n"), "HEAD / has GET's head, Content-Length included, and no body")
+        #expect(
+            reply.hasPrefix(helloHead + "HTTP/1.1 404 Not Found\r\n"),
+            "HEAD / has GET's head, Content-Length included, and no body")
         #expect(reply.contains("Content-Length: 10\r\n\r\nHTTP/1.1 200 OK"), "HEAD /nope has no body either")
         #expect(reply.hasSuffix("Connection: close\r\n\r\n" + HTTPServer.helloBody))
     }

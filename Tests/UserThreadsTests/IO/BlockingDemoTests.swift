@@ -28,7 +28,12 @@ import Testing
                 }
             }
             var fds: [Int32] = [0, 0]
-            if raw { #expect(Glibc.pipe(&fds) == 0) } else { let p = try IO.pipe(); fds = [p.read, p.write] }
+            if raw {
+                #expect(Glibc.pipe(&fds) == 0)
+            } else {
+                let p = try IO.pipe()
+                fds = [p.read, p.write]
+            }
             let writeFD = fds[1]
             let runtimeThread = uthreads_gettid()
             let writer = UThread {
@@ -47,7 +52,9 @@ import Testing
             let reader = UThread {
                 var b: UInt8 = 0
                 waiting = true
-                let n = raw ? Glibc.read(fds[0], &b, 1)
+                let n =
+                    raw
+                    ? Glibc.read(fds[0], &b, 1)
                     : try withUnsafeMutableBytes(of: &b) { try IO.read(fds[0], into: $0, timeout: .seconds(30)) }
                 waiting = false
                 #expect(n == 1)
@@ -56,7 +63,8 @@ import Testing
             try writer.join()
             done = true
             try ticker.join()
-            try IO.close(fds[0]); try IO.close(fds[1])
+            try IO.close(fds[0])
+            try IO.close(fds[1])
             return ticks.load(ordering: .relaxed)
         }
     }
@@ -72,9 +80,9 @@ import Testing
         guard n > 0 else { return false }
         let number = String(decoding: buffer[0..<n].prefix { $0 != UInt8(ascii: " ") && $0 != 10 }, as: UTF8.self)
         #if arch(x86_64)
-        return number == "0"
+            return number == "0"
         #else
-        return number == "63"
+            return number == "63"
         #endif
     }
 

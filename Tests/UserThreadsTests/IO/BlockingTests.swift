@@ -11,7 +11,9 @@ import Testing
             defer { unlink(path) }
             let viaBlocking = try blocking { () throws -> Int in
                 var st = stat()
-                guard stat(path, &st) == 0 else { throw UThreadError.system(call: "stat", errno: .init(rawValue: errno)) }
+                guard stat(path, &st) == 0 else {
+                    throw UThreadError.system(call: "stat", errno: .init(rawValue: errno))
+                }
                 return Int(st.st_size)
             }
             return (try IO.readFile(path), viaBlocking)
@@ -42,7 +44,10 @@ import Testing
     @Test func otherThreadsRunWhileAJobBlocks() throws {
         let (polled, ticksDuringTheJob) = try UThreadRuntime.run { () -> (Int32, Int) in
             let (r, w) = try IO.pipe()
-            defer { try? IO.close(r); try? IO.close(w) }
+            defer {
+                try? IO.close(r)
+                try? IO.close(w)
+            }
             let job = UThread { () throws -> Int32 in
                 try blocking {
                     var p = pollfd(fd: r, events: Int16(POLLIN), revents: 0)
@@ -54,7 +59,9 @@ import Testing
                 var ticksDuringTheJob = 0
                 for _ in 0..<5 {
                     try UThread.sleep(for: .milliseconds(2))
-                    if UThreadRuntime.threadTable().threads.contains(where: { $0.id == job.id && $0.waitReason?.kind == .offload }) {
+                    if UThreadRuntime.threadTable().threads.contains(where: {
+                        $0.id == job.id && $0.waitReason?.kind == .offload
+                    }) {
                         ticksDuringTheJob += 1
                     }
                 }

@@ -35,7 +35,11 @@ import Testing
             sender = try IO.socket(family: .unix, type: 2)
             let address = receiverAddress
             let fd = sender
-            while (address.withSockAddr { a, l in [UInt8](repeating: 0, count: 512).withUnsafeBytes { Glibc.sendto(fd, $0.baseAddress, $0.count, 0, a, l) } }) > 0 {}
+            while (address.withSockAddr { a, l in
+                [UInt8](repeating: 0, count: 512).withUnsafeBytes {
+                    Glibc.sendto(fd, $0.baseAddress, $0.count, 0, a, l)
+                }
+            }) > 0 {}
             pair = try IO.socketpair()
             dgram = try IO.socketpair(type: 2)
             listener = try TCPListener(host: "127.0.0.1", port: 0)
@@ -53,16 +57,25 @@ import Testing
         func close() {
             guard !closed else { return }
             closed = true
-            for fd in [pipe.read, pipe.write, emptyPipe.read, emptyPipe.write, pair.0, pair.1, dgram.0, dgram.1, sender, receiver] { try? IO.close(fd) }
+            for fd in [
+                pipe.read, pipe.write, emptyPipe.read, emptyPipe.write, pair.0, pair.1, dgram.0, dgram.1, sender,
+                receiver,
+            ] { try? IO.close(fd) }
             unlink(path)
             try? listener.close()
         }
     }
 
     static let cases: [Case] = [
-        Case(description: "read") { f, t in _ = try f.buffer.withUnsafeMutableBytes { try IO.read(f.emptyPipe.read, into: $0, timeout: t) } },
-        Case(description: "write") { f, t in _ = try f.buffer.withUnsafeBytes { try IO.write(f.pipe.write, from: $0, timeout: t) } },
-        Case(description: "write(all:)") { f, t in try f.buffer.withUnsafeBytes { try IO.write(f.pipe.write, all: $0, timeout: t) } },
+        Case(description: "read") { f, t in
+            _ = try f.buffer.withUnsafeMutableBytes { try IO.read(f.emptyPipe.read, into: $0, timeout: t) }
+        },
+        Case(description: "write") { f, t in
+            _ = try f.buffer.withUnsafeBytes { try IO.write(f.pipe.write, from: $0, timeout: t) }
+        },
+        Case(description: "write(all:)") { f, t in
+            try f.buffer.withUnsafeBytes { try IO.write(f.pipe.write, all: $0, timeout: t) }
+        },
         Case(description: "readv") { f, t in
             try f.buffer.withUnsafeMutableBytes { b in
                 var v = [iovec(iov_base: b.baseAddress, iov_len: b.count)]
@@ -75,8 +88,12 @@ import Testing
                 _ = try v.withUnsafeBufferPointer { try IO.writev(f.pair.1, $0, timeout: t) }
             }
         },
-        Case(description: "recv") { f, t in _ = try f.buffer.withUnsafeMutableBytes { try IO.recv(f.pair.1, into: $0, timeout: t) } },
-        Case(description: "send") { f, t in _ = try f.buffer.withUnsafeBytes { try IO.send(f.pair.1, from: $0, timeout: t) } },
+        Case(description: "recv") { f, t in
+            _ = try f.buffer.withUnsafeMutableBytes { try IO.recv(f.pair.1, into: $0, timeout: t) }
+        },
+        Case(description: "send") { f, t in
+            _ = try f.buffer.withUnsafeBytes { try IO.send(f.pair.1, from: $0, timeout: t) }
+        },
         Case(description: "recvfrom") { f, t in
             // dgram.1's peer dgram.0 has a full queue, but dgram.1 itself has nothing to read
             _ = try f.buffer.withUnsafeMutableBytes { try IO.recvfrom(f.dgram.1, into: $0, timeout: t) }
@@ -168,7 +185,9 @@ import Testing
             var held: [TCPStream] = []
             var timedOut = false
             for _ in 0..<8 {
-                do { held.append(try TCPStream.connect(to: listener.localAddress, timeout: .milliseconds(50))) } catch UThreadError.timedOut {
+                do {
+                    held.append(try TCPStream.connect(to: listener.localAddress, timeout: .milliseconds(50)))
+                } catch UThreadError.timedOut {
                     timedOut = true
                     break
                 }
@@ -193,7 +212,8 @@ import Testing
             }
             // Never a valid descriptor (above any RLIMIT_NOFILE here). Closing a real descriptor
             // twice is no test: tests run in parallel and the number may already be reused.
-            let r: Int32 = 999_999, w: Int32 = 999_998
+            let r: Int32 = 999_999
+            let w: Int32 = 999_998
             return [
                 error { _ = try b.withUnsafeMutableBytes { try IO.read(r, into: $0) } },
                 error { _ = try b.withUnsafeBytes { try IO.write(w, from: $0) } },

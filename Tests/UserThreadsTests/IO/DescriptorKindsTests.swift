@@ -22,7 +22,10 @@ import Testing
         let (text, count) = try UThreadRuntime.run {
             let address = try SocketAddress(unixPath: path)
             let receiver = try IO.socket(family: .unix, type: 2)
-            defer { try? IO.close(receiver); unlink(path) }
+            defer {
+                try? IO.close(receiver)
+                unlink(path)
+            }
             _ = address.withSockAddr { bind(receiver, $0, $1) }
             let sender = try IO.socket(family: .unix, type: 2)
             defer { try? IO.close(sender) }
@@ -41,19 +44,30 @@ import Testing
     @Test func scatterGather() throws {
         let got = try UThreadRuntime.run {
             let (a, b) = try IO.socketpair()
-            defer { try? IO.close(a); try? IO.close(b) }
-            var one = Array("hello ".utf8), two = Array("world".utf8)
+            defer {
+                try? IO.close(a)
+                try? IO.close(b)
+            }
+            var one = Array("hello ".utf8)
+            var two = Array("world".utf8)
             let written = try one.withUnsafeMutableBytes { p1 in
                 try two.withUnsafeMutableBytes { p2 in
-                    let v = [iovec(iov_base: p1.baseAddress, iov_len: p1.count), iovec(iov_base: p2.baseAddress, iov_len: p2.count)]
+                    let v = [
+                        iovec(iov_base: p1.baseAddress, iov_len: p1.count),
+                        iovec(iov_base: p2.baseAddress, iov_len: p2.count),
+                    ]
                     return try v.withUnsafeBufferPointer { try IO.writev(a, $0) }
                 }
             }
             #expect(written == 11)
-            var x = [UInt8](repeating: 0, count: 5), y = [UInt8](repeating: 0, count: 6)
+            var x = [UInt8](repeating: 0, count: 5)
+            var y = [UInt8](repeating: 0, count: 6)
             let n = try x.withUnsafeMutableBytes { p1 in
                 try y.withUnsafeMutableBytes { p2 in
-                    var v = [iovec(iov_base: p1.baseAddress, iov_len: p1.count), iovec(iov_base: p2.baseAddress, iov_len: p2.count)]
+                    var v = [
+                        iovec(iov_base: p1.baseAddress, iov_len: p1.count),
+                        iovec(iov_base: p2.baseAddress, iov_len: p2.count),
+                    ]
                     var m = msghdr()
                     return try v.withUnsafeMutableBufferPointer { vp in
                         m.msg_iov = vp.baseAddress

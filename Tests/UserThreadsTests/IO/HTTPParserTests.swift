@@ -8,7 +8,10 @@ import Testing
     func parse(_ s: String) -> HTTPParseResult { parser.parse(Array(s.utf8)) }
 
     @Test func simpleGet() {
-        guard case .request(let r, let consumed) = parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n") else { Issue.record("not parsed"); return }
+        guard case .request(let r, let consumed) = parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n") else {
+            Issue.record("not parsed")
+            return
+        }
         #expect(r.method == "GET" && r.target == "/" && r.minorVersion == 1 && r.keepAlive)
         #expect(consumed == 27)
         #expect(r.header("host") == "x")
@@ -16,7 +19,10 @@ import Testing
 
     @Test func postWithBodyAndPipelining() {
         let text = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n"
-        guard case .request(let r, let consumed) = parse(text) else { Issue.record("not parsed"); return }
+        guard case .request(let r, let consumed) = parse(text) else {
+            Issue.record("not parsed")
+            return
+        }
         #expect(r.contentLength == 5)
         #expect(consumed == text.utf8.count - "GET / HTTP/1.1\r\n".utf8.count)
     }
@@ -28,9 +34,17 @@ import Testing
     }
 
     @Test func connectionHeaders() {
-        if case .request(let r, _) = parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") { #expect(!r.keepAlive) } else { Issue.record("") }
+        if case .request(let r, _) = parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") {
+            #expect(!r.keepAlive)
+        } else {
+            Issue.record("")
+        }
         if case .request(let r, _) = parse("GET / HTTP/1.0\r\n\r\n") { #expect(!r.keepAlive) } else { Issue.record("") }
-        if case .request(let r, _) = parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n") { #expect(r.keepAlive) } else { Issue.record("") }
+        if case .request(let r, _) = parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n") {
+            #expect(r.keepAlive)
+        } else {
+            Issue.record("")
+        }
     }
 
     @Test(arguments: [
@@ -77,7 +91,8 @@ import Testing
     static let seed: UInt64 = {
         let given = getenv("UTHREADS_TEST_SEED").flatMap { UInt64(String(cString: $0)) }
         let seed = given ?? UInt64.random(in: 0...UInt64.max)
-        let line = "HTTPParserTests: random inputs from seed \(seed) (replay: UTHREADS_TEST_SEED=\(seed) swift test --filter HTTPParserTests)\n"
+        let line =
+            "HTTPParserTests: random inputs from seed \(seed) (replay: UTHREADS_TEST_SEED=\(seed) swift test --filter HTTPParserTests)\n"
         _ = line.withCString { write(2, $0, strlen($0)) }
         return seed
     }()
@@ -100,7 +115,9 @@ import Testing
             if case .request(_, let consumed) = result {
                 outcomes["request", default: 0] += 1
                 #expect((1...bytes.count).contains(consumed), context)
-                if (1...bytes.count).contains(consumed) { #expect(parser.parse(Array(bytes[0..<consumed])) == result, context) }
+                if (1...bytes.count).contains(consumed) {
+                    #expect(parser.parse(Array(bytes[0..<consumed])) == result, context)
+                }
             } else if case .error(let status) = result {
                 outcomes["error", default: 0] += 1
                 #expect([400, 413, 431, 501].contains(status), context)
@@ -109,6 +126,8 @@ import Testing
             }
         }
         // Both kinds of input were exercised: garbage (errors) and incomplete heads.
-        #expect(outcomes["error", default: 0] > 0 && outcomes["\(HTTPParseResult.needMore)", default: 0] > 0, "seed \(seed): \(outcomes)")
+        #expect(
+            outcomes["error", default: 0] > 0 && outcomes["\(HTTPParseResult.needMore)", default: 0] > 0,
+            "seed \(seed): \(outcomes)")
     }
 }

@@ -19,22 +19,24 @@ import Testing
             var threads: [UThread<Int>] = []
             for i in 0..<200 {
                 let (r, w) = try Pipe.make()
-                threads.append(UThread {
-                    var sum = 0
-                    while true {
-                        let chunk = try r.read(upTo: 16)
-                        if chunk.isEmpty { return sum }
-                        sum += chunk.reduce(0) { $0 + Int($1) }
-                    }
-                })
-                threads.append(UThread {
-                    for _ in 0..<10 {
-                        try w.write(all: [UInt8(i % 256)])
-                        UThread<Never>.yield()
-                    }
-                    try w.close()
-                    return 0
-                })
+                threads.append(
+                    UThread {
+                        var sum = 0
+                        while true {
+                            let chunk = try r.read(upTo: 16)
+                            if chunk.isEmpty { return sum }
+                            sum += chunk.reduce(0) { $0 + Int($1) }
+                        }
+                    })
+                threads.append(
+                    UThread {
+                        for _ in 0..<10 {
+                            try w.write(all: [UInt8(i % 256)])
+                            UThread<Never>.yield()
+                        }
+                        try w.close()
+                        return 0
+                    })
             }
             return try threads.reduce(0) { try $0 + $1.join() }
         }
@@ -44,15 +46,20 @@ import Testing
     @Test func severalReadersOnOnePipe() throws {
         let count = try UThreadRuntime.run {
             let (r, w) = try Pipe.make()
-            let readers = (0..<8).map { _ in UThread { () throws -> Int in
-                var n = 0
-                while true {
-                    let c = try r.read(upTo: 1)
-                    if c.isEmpty { return n }
-                    n += 1
+            let readers = (0..<8).map { _ in
+                UThread { () throws -> Int in
+                    var n = 0
+                    while true {
+                        let c = try r.read(upTo: 1)
+                        if c.isEmpty { return n }
+                        n += 1
+                    }
                 }
-            } }
-            for _ in 0..<1000 { try w.write(all: [1]) ; if Bool.random() { UThread<Never>.yield() } }
+            }
+            for _ in 0..<1000 {
+                try w.write(all: [1])
+                if Bool.random() { UThread<Never>.yield() }
+            }
             try w.close()
             return try readers.reduce(0) { try $0 + $1.join() }
         }
@@ -64,17 +71,19 @@ import Testing
             var threads: [UThread<Bool>] = []
             for i in 0..<100 {
                 let (a, b) = try UnixStream.pair()
-                threads.append(UThread {
-                    try a.write(all: "ping \(i)")
-                    let reply = try a.read(upTo: 100)
-                    return reply == Array("pong \(i)".utf8)
-                })
-                threads.append(UThread {
-                    let msg = try b.read(upTo: 100)
-                    #expect(msg == Array("ping \(i)".utf8))
-                    try b.write(all: "pong \(i)")
-                    return true
-                })
+                threads.append(
+                    UThread {
+                        try a.write(all: "ping \(i)")
+                        let reply = try a.read(upTo: 100)
+                        return reply == Array("pong \(i)".utf8)
+                    })
+                threads.append(
+                    UThread {
+                        let msg = try b.read(upTo: 100)
+                        #expect(msg == Array("ping \(i)".utf8))
+                        try b.write(all: "pong \(i)")
+                        return true
+                    })
             }
             return try threads.allSatisfy { try $0.join() }
         }

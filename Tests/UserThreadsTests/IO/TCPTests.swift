@@ -15,11 +15,12 @@ import Testing
                 var handlers: [UThread<Void>] = []
                 for _ in 0..<clients {
                     let c = try listener.accept()
-                    handlers.append(UThread(stackSize: 64 * 1024) {
-                        defer { try? c.close() }
-                        let bytes = try c.read(upTo: 64)
-                        try c.write(all: bytes.reversed())
-                    })
+                    handlers.append(
+                        UThread(stackSize: 64 * 1024) {
+                            defer { try? c.close() }
+                            let bytes = try c.read(upTo: 64)
+                            try c.write(all: bytes.reversed())
+                        })
                 }
                 for h in handlers { try h.join() }
                 return handlers.count
@@ -51,7 +52,9 @@ import Testing
         address.sin6_family = sa_family_t(AF_INET6)
         address.sin6_addr = in6addr_loopback
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0
+            }
         }
     }()
 
@@ -61,7 +64,11 @@ import Testing
         let reply = try UThreadRuntime.run { () throws -> [UInt8] in
             let listener = try TCPListener(host: "::1", port: 0)
             #expect(listener.localAddress.family == .ipv6)
-            let server = UThread { let c = try listener.accept(); try c.write(all: "v6"); try c.close() }
+            let server = UThread {
+                let c = try listener.accept()
+                try c.write(all: "v6")
+                try c.close()
+            }
             let s = try TCPStream.connect(host: "::1", port: listener.port)
             let r = try s.readToEnd()
             try server.join()
@@ -109,7 +116,8 @@ import Testing
             let server = try listener.accept()
             // SO_LINGER 0: close sends RST.
             var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
-            setsockopt(server.fileDescriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            setsockopt(
+                server.fileDescriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
             let reader = UThread { () -> UThreadError? in
                 do { _ = try client.read(upTo: 10) } catch let e as UThreadError { return e }
                 return nil
@@ -124,7 +132,9 @@ import Testing
             return (readError, writeError)
         }
         #expect(readError == .system(call: "read", errno: .connectionReset))
-        #expect(writeError == .system(call: "send", errno: .brokenPipe) || writeError == .system(call: "send", errno: .connectionReset))
+        #expect(
+            writeError == .system(call: "send", errno: .brokenPipe)
+                || writeError == .system(call: "send", errno: .connectionReset))
     }
 
     @Test func unixDomainListener() throws {

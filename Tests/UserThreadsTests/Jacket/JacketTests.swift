@@ -8,13 +8,16 @@ import Testing
 @Suite(.timeLimit(.minutes(2)))
 struct JacketTests {
     static var probePath: String {
-        URL(fileURLWithPath: ChildProcess.uthreadsPath).deletingLastPathComponent().appendingPathComponent("jacket-probe").path
+        URL(fileURLWithPath: ChildProcess.uthreadsPath).deletingLastPathComponent().appendingPathComponent(
+            "jacket-probe"
+        ).path
     }
 
     /// Runs a scenario; fails the test (with the child's output) unless it exited 0.
     func probe(_ arguments: [String], jacket: Bool = true, workers: Int = 1) throws -> String {
-        let result = try ChildProcess.run(Self.probePath, arguments + ["--workers", "\(workers)"],
-                                          environment: jacket ? [:] : ["UTHREADS_JACKET": "0"])
+        let result = try ChildProcess.run(
+            Self.probePath, arguments + ["--workers", "\(workers)"],
+            environment: jacket ? [:] : ["UTHREADS_JACKET": "0"])
         #expect(result.status == 0 && !result.crashed, "jacket-probe \(arguments): \(result.stdout)\(result.stderr)")
         return result.stdout
     }
@@ -53,7 +56,9 @@ struct JacketTests {
         #expect(try probe(["errno"], jacket: false).contains("connect-refused -1/\(ECONNREFUSED)"))
     }
 
-    @Test("select with a timeout too large for 64-bit nanoseconds waits for data instead of timing out", arguments: [1, 2])
+    @Test(
+        "select with a timeout too large for 64-bit nanoseconds waits for data instead of timing out",
+        arguments: [1, 2])
     func selectHugeTimeout(workers: Int) throws {
         let out = try probe(["select-huge"], workers: workers)
         #expect(out.contains("select=1/0 set=1 ticks=3"), "\(out)")
@@ -65,8 +70,9 @@ struct JacketTests {
         #expect(out.contains("ticks-during-write=0"), "\(out)")
     }
 
-    @Test("a plain close ends a jacketed read waiting on the descriptor with EBADF, under M:N from another worker",
-          arguments: [1, 2])
+    @Test(
+        "a plain close ends a jacketed read waiting on the descriptor with EBADF, under M:N from another worker",
+        arguments: [1, 2])
     func closeWakesTheReader(workers: Int) throws {
         let out = try probe(["close-elsewhere"], workers: workers)
         #expect(out.contains("close=0/0") && out.contains("read=-1/\(EBADF)"), "\(out)")
@@ -124,7 +130,8 @@ struct JacketTests {
             line.append(chunk)
         }
         let text = String(decoding: line, as: UTF8.self)
-        let port = try #require(text.firstRange(of: "127.0.0.1:").map { text[$0.upperBound...].prefix { $0.isNumber } }, "\(text)")
+        let port = try #require(
+            text.firstRange(of: "127.0.0.1:").map { text[$0.upperBound...].prefix { $0.isNumber } }, "\(text)")
         let out = try probe(["curl", "1000", "http://127.0.0.1:\(port)/"])
         if out.contains("skipped=") {
             print("JacketTests.libcurl skipped: \(out)")  // libcurl.so.4 missing; .ci/run installs it

@@ -70,10 +70,13 @@ private func openFiles() -> Set<String> {
 
 /// A reader parked on `fd` on worker 1, then a thread that keeps worker 1 busy without a
 /// safe point (so it answers no mail) until `release` is set.
-private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<String>, busy: MNThread<Bool>, release: MNFlag) {
+private func readerAndBusyWorker1(_ fd: Int32) throws -> (
+    reader: MNThread<String>, busy: MNThread<Bool>, release: MNFlag
+) {
     let reader = try MNThread.spawn(name: "reader", onWorker: 1) { readOutcome(fd) }
     #expect(try waitUntilParked(reader, .read))
-    let running = MNFlag(), release = MNFlag()
+    let running = MNFlag()
+    let release = MNFlag()
     let busy = try MNThread.spawn(name: "busy", onWorker: 1) { () -> Bool in
         running.set()
         return spinUntil(release)
@@ -101,8 +104,9 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<Strin
             // The write end sees the close: EPIPE (socket or pipe with no reader left).
             var byte: UInt8 = 1
             var closed = false
-            do { _ = try withUnsafeBytes(of: &byte) { try kind == .pipe ? IO.write(w, from: $0) : IO.send(w, from: $0) } }
-            catch UThreadError.system(_, let e) { closed = e == .brokenPipe || e == .connectionReset }
+            do {
+                _ = try withUnsafeBytes(of: &byte) { try kind == .pipe ? IO.write(w, from: $0) : IO.send(w, from: $0) }
+            } catch UThreadError.system(_, let e) { closed = e == .brokenPipe || e == .connectionReset }
             try IO.close(w)
             return (outcome, closed, registry().watchedCount)
         }
@@ -117,15 +121,22 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<Strin
     /// watcher is resurrected), a second close throws EBADF, the peer is still open. The close
     /// completes when that worker drains its mail.
     @Test func aDeinitsCloseReturnsAtOnceAndMarksTheDescriptorClosing() throws {
-        let (results, outcome, closed, watched) = try UThreadRuntime.run(workers: 2) { () -> ([String], String, Bool, Int) in
+        let (results, outcome, closed, watched) = try UThreadRuntime.run(workers: 2) {
+            () -> ([String], String, Bool, Int) in
             let (a, b) = try IO.socketpair()
             let (reader, busy, release) = try readerAndBusyWorker1(a)
             let results = try MNThread.spawn(name: "closer", onWorker: 0) { () -> [String] in
                 var results: [String] = []
-                do { try IO.close(a, waiting: false); results.append("closed") } catch { results.append("\(error)") }
+                do {
+                    try IO.close(a, waiting: false)
+                    results.append("closed")
+                } catch { results.append("\(error)") }
                 results.append(registry().watchers(of: a).isClosing ? "marked" : "not marked")
                 results.append(readOutcome(a))  // the read says EAGAIN, the wait must not register
-                do { try IO.close(a); results.append("closed twice") } catch UThreadError.system("close", let e) {
+                do {
+                    try IO.close(a)
+                    results.append("closed twice")
+                } catch UThreadError.system("close", let e) {
                     results.append(e == .badFileDescriptor ? "EBADF" : "\(e)")
                 } catch { results.append("\(error)") }
                 results.append(peerIsClosed(b) ? "peer closed" : "peer open")
@@ -148,7 +159,8 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<Strin
     /// busy, the closer is parked (the thread table says on what) and the peer is still open;
     /// once that worker answers, the closer returns and the file is closed.
     @Test func closeWaitsUntilTheOtherWorkersLetGo() throws {
-        let (parked, openMeanwhile, closedAfter, outcome) = try UThreadRuntime.run(workers: 2) { () -> (String?, Bool, Bool, String) in
+        let (parked, openMeanwhile, closedAfter, outcome) = try UThreadRuntime.run(workers: 2) {
+            () -> (String?, Bool, Bool, String) in
             let (a, b) = try IO.socketpair()
             let (reader, busy, release) = try readerAndBusyWorker1(a)
             let closer = try MNThread.spawn(name: "closer", onWorker: 0) { () throws in try IO.close(a) }
@@ -179,9 +191,13 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<Strin
     @Test func aClosedListenersPortCanBeBoundAgainAtOnce() throws {
         let (outcome, rebound) = try UThreadRuntime.run(workers: 2) { () -> (String, Bool) in
             let listener = try TCPListener(host: "127.0.0.1", port: 0)
-            let fd = listener.fileDescriptor, port = listener.port
+            let fd = listener.fileDescriptor
+            let port = listener.port
             let acceptor = try MNThread.spawn(name: "acceptor", onWorker: 1) { () -> String in
-                do { _ = try IO.accept(fd, timeout: generous); return "accepted" } catch UThreadError.closed { return "closed" } catch { return "\(error)" }
+                do {
+                    _ = try IO.accept(fd, timeout: generous)
+                    return "accepted"
+                } catch UThreadError.closed { return "closed" } catch { return "\(error)" }
             }
             #expect(waitUntilWatched(fd, by: [1]))
             try listener.close()  // main runs on worker 0
@@ -227,7 +243,10 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<Strin
             let fd = listener.withLock { $0!.fileDescriptor }
             let acceptors = try (0..<2).map { k in
                 try MNThread.spawn(onWorker: k) { () -> String in
-                    do { _ = try IO.accept(fd, timeout: generous); return "accepted" } catch UThreadError.closed { return "closed" } catch { return "\(error)" }
+                    do {
+                        _ = try IO.accept(fd, timeout: generous)
+                        return "accepted"
+                    } catch UThreadError.closed { return "closed" } catch { return "\(error)" }
                 }
             }
             #expect(waitUntilWatched(fd, by: [0, 1]))
@@ -249,7 +268,9 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<Strin
     /// A closer that is not on a worker (a `blocking {}` body, on the offload pool; a thread of
     /// an M:1 runtime on another kernel thread) still reaches the waiters on every worker
     /// through the runtime's registry.
-    @Test(arguments: OutsideCloser.allCases) func closersOffTheWorkersCloseThroughTheRegistry(closer: OutsideCloser) throws {
+    @Test(arguments: OutsideCloser.allCases) func closersOffTheWorkersCloseThroughTheRegistry(closer: OutsideCloser)
+        throws
+    {
         let (outcomes, closed) = try UThreadRuntime.run(workers: 2) { () -> ([String], Bool) in
             let (a, b) = try IO.socketpair()
             let readers = try (0..<2).map { k in try MNThread.spawn(onWorker: k) { readOutcome(a) } }
@@ -272,8 +293,10 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<Strin
     /// (its peer sees EPIPE; none of their inodes is left in /proc/self/fd) and the registry
     /// is empty at the end.
     @Test func stressReadersOnBothWorkersClosersOnEither() throws {
-        let rounds = 12, pairs = 16
-        let (outcomes, peersClosed, leaked, watched) = try UThreadRuntime.run(workers: 2) { () -> ([String: Int], Int, Int, Int) in
+        let rounds = 12
+        let pairs = 16
+        let (outcomes, peersClosed, leaked, watched) = try UThreadRuntime.run(workers: 2) {
+            () -> ([String: Int], Int, Int, Int) in
             var outcomes: [String: Int] = [:]
             var peersClosed = 0
             var all: Set<String> = []
@@ -284,10 +307,11 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<Strin
                 var closers: [MNThread<Void>] = []
                 for (i, (a, _)) in sockets.enumerated() {
                     for k in 0..<2 { readers.append(try MNThread.spawn(onWorker: k) { readOutcome(a) }) }
-                    closers.append(try MNThread.spawn(onWorker: (i + round) % 2) { () throws in
-                        guard waitUntilWatched(a, by: [0, 1]) else { return }
-                        try IO.close(a)
-                    })
+                    closers.append(
+                        try MNThread.spawn(onWorker: (i + round) % 2) { () throws in
+                            guard waitUntilWatched(a, by: [0, 1]) else { return }
+                            try IO.close(a)
+                        })
                 }
                 for c in closers { try c.join() }
                 for r in readers { outcomes[try r.join(), default: 0] += 1 }
@@ -325,7 +349,8 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<Strin
             let closed = closedA && peerIsClosed(d)
             try IO.close(b)
             try IO.close(d)
-            var bad = false, huge = false
+            var bad = false
+            var huge = false
             do { try IO.close(-1) } catch UThreadError.system("close", let e) { bad = e == .badFileDescriptor }
             do { try IO.close(Int32.max) } catch UThreadError.system("close", let e) { huge = e == .badFileDescriptor }
             return (local, closed, bad, huge)
@@ -348,8 +373,9 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<Strin
             files.withLock { $0 = Set([a, b].compactMap(fileIdentity)) }
             let waited = try MNThread.spawn(onWorker: 1) { () -> String in
                 var byte: UInt8 = 0
-                do { _ = try withUnsafeMutableBytes(of: &byte) { try IO.read(a, into: $0, timeout: .milliseconds(1)) } }
-                catch UThreadError.timedOut { return "timed out" } catch { return "\(error)" }
+                do {
+                    _ = try withUnsafeMutableBytes(of: &byte) { try IO.read(a, into: $0, timeout: .milliseconds(1)) }
+                } catch UThreadError.timedOut { return "timed out" } catch { return "\(error)" }
                 return "read"
             }
             #expect(try waited.join() == "timed out")
@@ -393,7 +419,9 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (reader: MNThread<Strin
             let outcome = try reader.join()
             defer { try? IO.close(w) }
             var byte: UInt8 = 1
-            do { _ = try withUnsafeBytes(of: &byte) { try IO.write(w, from: $0) } } catch let e as UThreadError { return (outcome, e) }
+            do { _ = try withUnsafeBytes(of: &byte) { try IO.write(w, from: $0) } } catch let e as UThreadError {
+                return (outcome, e)
+            }
             return (outcome, nil)
         }
         #expect(outcome == "closed")

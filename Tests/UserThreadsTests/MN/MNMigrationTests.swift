@@ -92,7 +92,10 @@ import Testing
                 let me = pthread_self()
                 var same = !MNThread.isMigratable
                 Self.yieldUntil(moved) { same = same && pthread_equal(pthread_self(), me) != 0 }
-                for _ in 0..<1000 { UThread.yield(); same = same && pthread_equal(pthread_self(), me) != 0 }
+                for _ in 0..<1000 {
+                    UThread.yield()
+                    same = same && pthread_equal(pthread_self(), me) != 0
+                }
                 return same
             }
             let optionPinned = MNThread(pinned: true) { !MNThread.isMigratable }
@@ -112,15 +115,21 @@ import Testing
             let reader = MNThread { () -> Bool in
                 var fds: [Int32] = [0, 0]
                 guard pipe(&fds) == 0 else { return false }
-                defer { close(fds[0]); close(fds[1]) }
+                defer {
+                    close(fds[0])
+                    close(fds[1])
+                }
                 _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
                 let before = MNThread.isMigratable
                 var byte: UInt8 = 0
                 // An empty pipe: the read waits in this worker's reactor until its deadline.
-                let timedOut = (try? withUnsafeMutableBytes(of: &byte) { try IO.read(fds[0], into: $0, timeout: .milliseconds(1)) }) == nil
+                let timedOut =
+                    (try? withUnsafeMutableBytes(of: &byte) { try IO.read(fds[0], into: $0, timeout: .milliseconds(1)) })
+                    == nil
                 return before && timedOut && !MNThread.isMigratable
             }
-            return try [pinned.join(), optionPinned.join(), parent.join(), reader.join()] + movers.map { try $0.join() } + [moved.isSet]
+            return try [pinned.join(), optionPinned.join(), parent.join(), reader.join()] + movers.map { try $0.join() }
+                + [moved.isSet]
         }
         #expect(ok.allSatisfy { $0 })
         #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
@@ -168,17 +177,22 @@ import Testing
     func migrationStressWithWakesJoinsCancelsAndShutdown(workers: Int) throws {
         final class Tracked: Sendable {
             let counter: MNCounter
-            init(_ c: MNCounter) { counter = c; c.add(1) }
+            init(_ c: MNCounter) {
+                counter = c
+                c.add(1)
+            }
             deinit { counter.add(-1) }
         }
         let alive = MNCounter()
         let rowMigrations = MNCounter()
-        let (summary, teardown) = try MNRuntime.runInspecting(workers: workers) { () -> (finished: Int, cancelled: Int, moves: Int) in
+        let (summary, teardown) = try MNRuntime.runInspecting(workers: workers) {
+            () -> (finished: Int, cancelled: Int, moves: Int) in
             let ch = try MNChannel<Int>(capacity: 8)
             let lock = MNMutex()
             let shared = MNGuarded()
             let moves = MNCounter()
-            var finished = 0, cancelled = 0
+            var finished = 0
+            var cancelled = 0
             for round in 0..<6 {
                 let threads = (0..<24).map { i in
                     MNThread.startingHere { () -> Bool in
@@ -195,13 +209,21 @@ import Testing
                             case 2: _ = try? ch.receive(timeout: .milliseconds(1))
                             default: try lock.withLock { shared.value += 1 }
                             }
-                            if MNThread.worker != worker { moves.add(); worker = MNThread.worker! }
+                            if MNThread.worker != worker {
+                                moves.add()
+                                worker = MNThread.worker!
+                            }
                         }
                         return true
                     }
                 }
                 // Cancels race with the moves (some threads are between workers when asked).
-                let canceller = MNThread { for (i, t) in threads.enumerated() where (i + round) % 5 == 0 { t.cancel(); UThread.yield() } }
+                let canceller = MNThread {
+                    for (i, t) in threads.enumerated() where (i + round) % 5 == 0 {
+                        t.cancel()
+                        UThread.yield()
+                    }
+                }
                 try canceller.join()
                 for t in threads {
                     if (try? t.join()) == true { finished += 1 } else { cancelled += 1 }
@@ -263,7 +285,9 @@ import Testing
             for w in 0..<2 {
                 let t = try MNThread.spawn(onWorker: w) { () -> UInt64 in
                     var token: UInt64 = 0
-                    _ = MNWorker.require("test").worker.park(MNWorker.require("test").scheduler, .waitGroup, object: 0, deadline: nil) { waiter in
+                    _ = MNWorker.require("test").worker.park(
+                        MNWorker.require("test").scheduler, .waitGroup, object: 0, deadline: nil
+                    ) { waiter in
                         token = waiter.token
                         return false
                     }

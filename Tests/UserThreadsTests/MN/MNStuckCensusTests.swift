@@ -6,7 +6,7 @@ import Testing
 @Suite(.timeLimit(.minutes(1))) struct MNStuckCensusTests {
     final class Scene {
         let census = MNStuckCensus()
-        var mail = 1            // one message waits in the leaver's mailbox
+        var mail = 1  // one message waits in the leaver's mailbox
         var turn = 0
         var checkerDone = false
         let order: [Character]  // "L": the leaver's next step, "C": the checker's
@@ -16,7 +16,10 @@ import Testing
         /// up its remaining turns.
         func waitTurn(_ me: Character) {
             while turn < order.count && order[turn] != me {
-                if order[turn] == "C" && checkerDone { turn += 1; continue }
+                if order[turn] == "C" && checkerDone {
+                    turn += 1
+                    continue
+                }
                 UThread<Never>.yield()
             }
         }
@@ -44,10 +47,12 @@ import Testing
             }
             let checker = UThread { () -> Bool in
                 scene.waitTurn("C")
-                let declared = scene.census.allStuck(of: 2, nothingToDo: { scene.mail == 0 }, step: { _ in
-                    scene.turn += 1
-                    scene.waitTurn("C")
-                })
+                let declared = scene.census.allStuck(
+                    of: 2, nothingToDo: { scene.mail == 0 },
+                    step: { _ in
+                        scene.turn += 1
+                        scene.waitTurn("C")
+                    })
                 scene.turn += 1
                 scene.checkerDone = true
                 return declared
@@ -61,7 +66,10 @@ import Testing
     static let interleavings: [[Character]] = {
         var out: [[Character]] = []
         func build(_ prefix: [Character], _ l: Int, _ c: Int) {
-            if l == 0 && c == 0 { out.append(prefix); return }
+            if l == 0 && c == 0 {
+                out.append(prefix)
+                return
+            }
             if l > 0 { build(prefix + ["L"], l - 1, c) }
             if c > 0 { build(prefix + ["C"], l, c - 1) }
         }
@@ -115,12 +123,14 @@ import Testing
         let census = MNStuckCensus()
         census.enter()
         census.enter()
-        let declared = census.allStuck(of: 2, nothingToDo: { true }, step: { step in
-            if step == .readStuck {
-                census.leave()
-                census.enter()
-            }
-        })
+        let declared = census.allStuck(
+            of: 2, nothingToDo: { true },
+            step: { step in
+                if step == .readStuck {
+                    census.leave()
+                    census.enter()
+                }
+            })
         #expect(!declared)
         let nextLook = census.allStuck(of: 2, nothingToDo: { true })
         #expect(nextLook)
@@ -135,10 +145,14 @@ import Testing
         var configuration = UThreadRuntime.Configuration()
         configuration.checkInvariants = true
         let rounds = try UThreadRuntime.run(workers: 2, configuration) { () -> Int in
-            let ping = MNChannel<Int>(name: "ping"), pong = MNChannel<Int>(name: "pong")
+            let ping = MNChannel<Int>(name: "ping")
+            let pong = MNChannel<Int>(name: "pong")
             let a = try MNThread.spawn(name: "a", onWorker: 0) { () -> Int in
                 var n = 0
-                for i in 0..<2_000 { try ping.send(i); n = try pong.receive() ?? -1 }
+                for i in 0..<2_000 {
+                    try ping.send(i)
+                    n = try pong.receive() ?? -1
+                }
                 return n
             }
             let b = try MNThread.spawn(name: "b", onWorker: 1) {
@@ -150,7 +164,8 @@ import Testing
         #expect(rounds == 2_000)
         let report = expectError(sameCaseAs: .deadlock("")) {
             try UThreadRuntime.run(workers: 2, configuration) {
-                let x = MNChannel<Int>(name: "x"), y = MNChannel<Int>(name: "y")
+                let x = MNChannel<Int>(name: "x")
+                let y = MNChannel<Int>(name: "y")
                 let t0 = try MNThread.spawn(name: "t0", onWorker: 0) { _ = try x.receive() }
                 let t1 = try MNThread.spawn(name: "t1", onWorker: 1) { _ = try y.receive() }
                 try t0.join()
@@ -159,6 +174,8 @@ import Testing
         }
         #expect(report?.hasPrefix("M:N runtime: all 2 workers idle with parked threads") == true, "\(report ?? "")")
         // Both waits: every worker writes its table before any thread unwinds.
-        #expect(report?.contains("channel receive on 'x'") == true && report?.contains("channel receive on 'y'") == true, "\(report ?? "")")
+        #expect(
+            report?.contains("channel receive on 'x'") == true && report?.contains("channel receive on 'y'") == true,
+            "\(report ?? "")")
     }
 }

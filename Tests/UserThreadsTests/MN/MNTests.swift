@@ -33,7 +33,11 @@ func spinUntil(_ flag: MNFlag, seconds: Double = 20) -> Bool {
 
 final class MNBox { var x = 0 }
 /// Holds a dynamic exclusive access to `v` while `body` runs (and parks).
-func holding(_ v: inout Int, _ body: () throws -> Void) rethrows { v += 1; try body(); v += 1 }
+func holding(_ v: inout Int, _ body: () throws -> Void) rethrows {
+    v += 1
+    try body()
+    v += 1
+}
 
 /// The calling thread's row in its worker's table. Only that worker's rows: the merged table
 /// (`UThreadRuntime.threadTable()`) asks the other workers and parks for their answers, and
@@ -54,16 +58,22 @@ func myRow() -> ThreadInfo? {
     }
 
     @Test func badArgumentsThrow() throws {
-        #expect(expectError(sameCaseAs: .invalidArgument("")) { try UThreadRuntime.run(workers: 0) { 1 } }?.contains("workers") == true)
+        #expect(
+            expectError(sameCaseAs: .invalidArgument("")) { try UThreadRuntime.run(workers: 0) { 1 } }?.contains(
+                "workers") == true)
         var config = UThreadRuntime.Configuration()
         config.clock = .virtual
-        #expect(expectError(sameCaseAs: .invalidConfiguration("")) { try UThreadRuntime.run(workers: 2, config) { 1 } }?.contains("virtual clock") == true)
+        #expect(
+            expectError(sameCaseAs: .invalidConfiguration("")) { try UThreadRuntime.run(workers: 2, config) { 1 } }?
+                .contains("virtual clock") == true)
         let nested = try UThreadRuntime.run(workers: 1) { () -> Bool in
             do { try UThreadRuntime.run(workers: 1) { 1 } } catch UThreadError.nestedRuntime { return true } catch {}
             return false
         }
         #expect(nested)
-        #expect(expectError(sameCaseAs: .invalidArgument("")) { try MNChannel<Int>(capacity: -1) }?.contains("capacity") == true)
+        #expect(
+            expectError(sameCaseAs: .invalidArgument("")) { try MNChannel<Int>(capacity: -1) }?.contains("capacity")
+                == true)
     }
 
     @Test func mainErrorIsRethrown() throws {
@@ -115,7 +125,7 @@ func myRow() -> ThreadInfo? {
             let pinned = MNThread(pinned: true) { () -> [Int32] in
                 var tids = [uthreads_gettid()]
                 for _ in 0..<20 {
-                    _ = try ch.receive()            // woken from other workers
+                    _ = try ch.receive()  // woken from other workers
                     tids.append(uthreads_gettid())
                     try UThread.sleep(for: .microseconds(50))
                     tids.append(uthreads_gettid())
@@ -141,7 +151,7 @@ func myRow() -> ThreadInfo? {
                     local.value = n
                     let box = MNBox()
                     var same = true
-                    try holding(&box.x) {                  // dynamic exclusive access across parks
+                    try holding(&box.x) {  // dynamic exclusive access across parks
                         for _ in 0..<50 {
                             try ping.send(n)
                             _ = try ping.receive()
@@ -165,7 +175,12 @@ func myRow() -> ThreadInfo? {
             try MNThread.spawn(onWorker: 1) { () throws in
                 _ = UThread {
                     defer {
-                        if (try? blocking { usleep(1_000); return true }) == true { done.set() }
+                        if (try? blocking {
+                            usleep(1_000)
+                            return true
+                        }) == true {
+                            done.set()
+                        }
                     }
                     try? UThread.sleep(for: .seconds(60))  // cancelled when main returns
                 }
@@ -179,12 +194,15 @@ func myRow() -> ThreadInfo? {
             var fds: [Int32] = [0, 0]
             guard pipe(&fds) == 0 else { return false }
             let (r, w) = (fds[0], fds[1])
-            defer { close(r); close(w) }
+            defer {
+                close(r)
+                close(w)
+            }
             // Pinned: same worker as main, so the others must run beside the blocked call.
             let blocked = MNThread(pinned: true) { () -> Int in
                 try blocking { () -> Int in
                     var byte: UInt8 = 0
-                    return read(r, &byte, 1)                  // blocks a pool kernel thread
+                    return read(r, &byte, 1)  // blocks a pool kernel thread
                 }
             }
             let group = MNWaitGroup()
@@ -195,7 +213,7 @@ func myRow() -> ThreadInfo? {
                     try group.done()
                 }
             }
-            try group.wait(timeout: .seconds(30))            // done while `blocked` still waits
+            try group.wait(timeout: .seconds(30))  // done while `blocked` still waits
             #expect(!blocked.isFinished)
             var one: UInt8 = 1
             _ = write(w, &one, 1)
@@ -217,7 +235,7 @@ func myRow() -> ThreadInfo? {
                     for k in 0..<2000 {
                         try m.withLock {
                             let v = guarded.value
-                            if (k + i) % 64 == 0 { UThread.yield() }   // hold it across a switch
+                            if (k + i) % 64 == 0 { UThread.yield() }  // hold it across a switch
                             guarded.value = v + 1
                         }
                     }
@@ -237,11 +255,17 @@ func myRow() -> ThreadInfo? {
             try m.lock()
             do { try m.lock() } catch UThreadError.invalidArgument { out.append("relock") }
             let waiter = MNThread { () -> String in
-                do { try m.lock(timeout: .milliseconds(5)); return "locked" } catch UThreadError.timedOut { return "timedOut" }
+                do {
+                    try m.lock(timeout: .milliseconds(5))
+                    return "locked"
+                } catch UThreadError.timedOut { return "timedOut" }
             }
             out.append(try waiter.join())
             let cancelled = MNThread { () -> String in
-                do { try m.lock(); return "locked" } catch is CancellationError { return "cancelled" }
+                do {
+                    try m.lock()
+                    return "locked"
+                } catch is CancellationError { return "cancelled" }
             }
             #expect(try waitUntilParked(cancelled, .mutex))  // in the lock's queue, not before it
             cancelled.cancel()
@@ -260,14 +284,21 @@ func myRow() -> ThreadInfo? {
             let producers = (0..<4).map { p in MNThread { for i in 0..<5000 { try ch.send(p * 5000 + i) } } }
             let consumers = (0..<4).map { _ in
                 MNThread { () -> (Int, Int) in
-                    var s = 0, c = 0
-                    while let v = try ch.receive() { s += v; c += 1 }
+                    var s = 0
+                    var c = 0
+                    while let v = try ch.receive() {
+                        s += v
+                        c += 1
+                    }
                     return (s, c)
                 }
             }
             for p in producers { try p.join() }
             ch.close()
-            return try consumers.reduce((0, 0)) { acc, t in let r = try t.join(); return (acc.0 + r.0, acc.1 + r.1) }
+            return try consumers.reduce((0, 0)) { acc, t in
+                let r = try t.join()
+                return (acc.0 + r.0, acc.1 + r.1)
+            }
         }
         #expect(count == 20000)
         #expect(sum == (0..<20000).reduce(0, +))
@@ -277,10 +308,15 @@ func myRow() -> ThreadInfo? {
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
             var out: [String] = []
             let ch = try MNChannel<Int>(capacity: 1)
-            do { _ = try ch.receive(timeout: .milliseconds(2)) } catch UThreadError.timedOut { out.append("recv-timeout") }
+            do { _ = try ch.receive(timeout: .milliseconds(2)) } catch UThreadError.timedOut {
+                out.append("recv-timeout")
+            }
             try ch.send(1)
             do { try ch.send(2, timeout: .milliseconds(2)) } catch UThreadError.timedOut { out.append("send-timeout") }
-            let blockedReceiver = MNThread { () -> Int? in _ = try ch.receive(); return try ch.receive() }
+            let blockedReceiver = MNThread { () -> Int? in
+                _ = try ch.receive()
+                return try ch.receive()
+            }
             #expect(try waitUntilParked(blockedReceiver, .channelReceive))  // took 1, waits for more
             ch.close()
             out.append("\(String(describing: try blockedReceiver.join()))")
@@ -293,7 +329,8 @@ func myRow() -> ThreadInfo? {
     @Test func cancellationRaces() throws {
         let (cancelled, finished) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int) in
             let ch = try MNChannel<Int>(capacity: 1)
-            var cancelled = 0, finished = 0
+            var cancelled = 0
+            var finished = 0
             for round in 0..<20 {
                 let waiters = (0..<20).map { _ in MNThread { () -> Bool in (try? ch.receive()) != nil } }
                 if round % 2 == 0 { UThread.yield() }
@@ -325,7 +362,10 @@ func myRow() -> ThreadInfo? {
     @Test func shutdownWithThreadsOnEveryWorkerLeaksNothing() throws {
         final class Tracked: Sendable {
             let counter: MNCounter
-            init(_ c: MNCounter) { counter = c; c.add(1) }
+            init(_ c: MNCounter) {
+                counter = c
+                c.add(1)
+            }
             deinit { counter.add(-1) }
         }
         let alive = MNCounter()
@@ -335,14 +375,17 @@ func myRow() -> ThreadInfo? {
             let started = MNWaitGroup()
             try started.add(41)
             let unpinnedStarted = MNCounter()
-            let where_ = try MNChannel<Int>(capacity: 64)
+            let placements = try MNChannel<Int>(capacity: 64)
             // Holds worker 0 (no safe point) until worker 1 has started the 30 queued threads.
             _ = MNThread(pinned: true) {
                 let t = Tracked(alive)
-                defer { unwound.add(); _ = t }
+                defer {
+                    unwound.add()
+                    _ = t
+                }
                 let end = uthreads_monotonic_ns() + 20_000_000_000
                 while unpinnedStarted.count < 30 && uthreads_monotonic_ns() < end {}
-                try where_.send(MNThread.worker!)
+                try placements.send(MNThread.worker!)
                 try started.done()
                 _ = try ch.receive()
             }
@@ -350,16 +393,19 @@ func myRow() -> ThreadInfo? {
                 let pinned = i % 4 == 0
                 _ = MNThread(pinned: pinned) {
                     let t = Tracked(alive)
-                    defer { unwound.add(); _ = t }
+                    defer {
+                        unwound.add()
+                        _ = t
+                    }
                     if !pinned { unpinnedStarted.add() }
-                    try where_.send(MNThread.worker!)
+                    try placements.send(MNThread.worker!)
                     try started.done()
                     if i % 2 == 0 { _ = try ch.receive() } else { try UThread.sleep(for: .seconds(3600)) }
                 }
             }
             try started.wait()
             var ws = Set<Int>()
-            for _ in 0..<41 { if let w = try where_.receive() { ws.insert(w) } }
+            for _ in 0..<41 { if let w = try placements.receive() { ws.insert(w) } }
             return ws  // main returns: every other thread is cancelled and unwinds
         }
         #expect(workers == [0, 1])
@@ -370,7 +416,7 @@ func myRow() -> ThreadInfo? {
     @Test func spawnFromOutsideGoesThroughTheInjectionQueue() throws {
         let v = try UThreadRuntime.run(workers: 2) { () -> Int in
             let handle = MNThread.runtime!
-            let t = try blocking { handle.spawn(name: "injected") { 7 * 6 } }   // on a pool thread
+            let t = try blocking { handle.spawn(name: "injected") { 7 * 6 } }  // on a pool thread
             return try t.join()
         }
         #expect(v == 42)
@@ -381,7 +427,14 @@ func myRow() -> ThreadInfo? {
             final class NotSendable { var n = 0 }
             let state = NotSendable()
             let m = UMutex()
-            let locals = (0..<4).map { _ in UThread { for _ in 0..<100 { try m.withLock { state.n += 1 }; UThread.yield() } } }
+            let locals = (0..<4).map { _ in
+                UThread {
+                    for _ in 0..<100 {
+                        try m.withLock { state.n += 1 }
+                        UThread.yield()
+                    }
+                }
+            }
             for t in locals { try t.join() }
             return state.n
         }
@@ -430,13 +483,13 @@ func myRow() -> ThreadInfo? {
     }
 
     @Test func boundSpawnsStartOnTheirWorker() throws {
-        let (where_, error) = try UThreadRuntime.run(workers: 2) { () -> ([Int?], Bool) in
+        let (placements, error) = try UThreadRuntime.run(workers: 2) { () -> ([Int?], Bool) in
             let ts = try (0..<6).map { i in try MNThread.spawn(onWorker: i % 2) { MNThread.worker } }
             var bad = false
             do { _ = try MNThread.spawn(onWorker: 2) { 0 } } catch UThreadError.invalidArgument { bad = true }
             return (try ts.map { try $0.join() }, bad)
         }
-        #expect(where_ == [0, 1, 0, 1, 0, 1])
+        #expect(placements == [0, 1, 0, 1, 0, 1])
         #expect(error)
     }
 
@@ -445,7 +498,8 @@ func myRow() -> ThreadInfo? {
     @Test func httpServerOnTwoWorkers() throws {
         let replies = try UThreadRuntime.run(workers: 2) { () -> [String] in
             let listener = try TCPListener(host: "127.0.0.1", port: 0)
-            let fd = listener.fileDescriptor, address = listener.localAddress
+            let fd = listener.fileDescriptor
+            let address = listener.localAddress
             for k in 0..<2 {
                 _ = try MNThread.spawn(onWorker: k) { try HTTPServer(listener: try TCPListener(borrowing: fd)).run() }
             }
@@ -466,13 +520,16 @@ func myRow() -> ThreadInfo? {
 
     /// The README's M:N example, as written there (it must compile in Swift 6 mode).
     @Test func readmeExample() throws {
-        let sum = try UThreadRuntime.run(workers: UThreadRuntime.processorCount) {   // @Sendable body
+        let sum = try UThreadRuntime.run(workers: UThreadRuntime.processorCount) {  // @Sendable body
             let parts = (0..<64).map { i in
-                MNThread { crunch(i) }                        // @Sendable: may start on any worker
+                MNThread { crunch(i) }  // @Sendable: may start on any worker
             }
             let total = MNMutex(name: "total")
-            let box = Total()                                 // a Sendable class, guarded by `total`
-            for p in parts { let v = try p.join(); try total.withLock { box.value += v } }
+            let box = Total()  // a Sendable class, guarded by `total`
+            for p in parts {
+                let v = try p.join()
+                try total.withLock { box.value += v }
+            }
             return try total.withLock { box.value }
         }
         #expect(sum == (0..<64).map(crunch).reduce(0, +))

@@ -76,8 +76,10 @@ import Testing
         for workers in [1, 2] {
             let failures = try UThreadRuntime.run(workers: workers) { () -> Int in
                 var failures = 0
-                let threads = [MNThread(stackSize: 1) { 1 }, MNThread(pinned: true, stackSize: 1) { 1 },
-                               try MNThread.spawn(onWorker: workers - 1, stackSize: 1) { 1 }]
+                let threads = [
+                    MNThread(stackSize: 1) { 1 }, MNThread(pinned: true, stackSize: 1) { 1 },
+                    try MNThread.spawn(onWorker: workers - 1, stackSize: 1) { 1 },
+                ]
                 for t in threads {
                     do { _ = try t.join() } catch UThreadError.invalidArgument { failures += 1 }
                     #expect(t.isFinished)

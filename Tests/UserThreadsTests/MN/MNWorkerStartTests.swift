@@ -6,8 +6,9 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct MNWorkerStartTests {
     @Test func aFailedWorkerStartThrowsBeforeUserCodeAndLeaksNothing() throws {
-        let r = try ChildProcess.run(ChildProcess.uthreadsPath, ["selftest", "worker-start-failure"],
-                                     environment: ["UTHREADS_TEST_FAIL_WORKER_START": "2"])
+        let r = try ChildProcess.run(
+            ChildProcess.uthreadsPath, ["selftest", "worker-start-failure"],
+            environment: ["UTHREADS_TEST_FAIL_WORKER_START": "2"])
         #expect(r.status == 0 && !r.crashed, "status \(r.status): \(r.stderr)")
         #expect(r.stdout.contains("error: pthread_create (M:N worker 2 of 3)"), "\(r.stdout)")
         #expect(!r.stdout.contains("the main thread ran"), "\(r.stdout)")

@@ -9,8 +9,10 @@ import Testing
 @Suite(.timeLimit(.minutes(2))) struct ControlSocketTests {
     /// Runs `body` on the main thread of `run {}` (workers 0) or `run(workers:)`, with a
     /// sleeping thread "sleeper K" on each worker K (one "sleeper 0" under `run {}`).
-    static func withSleepers<R: Sendable>(workers: Int, _ configuration: UThreadRuntime.Configuration,
-                                          _ body: @escaping @Sendable () throws -> R) throws -> R {
+    static func withSleepers<R: Sendable>(
+        workers: Int, _ configuration: UThreadRuntime.Configuration,
+        _ body: @escaping @Sendable () throws -> R
+    ) throws -> R {
         guard workers > 0 else {
             return try UThreadRuntime.run(configuration) {
                 let sleeper = UThread(name: "sleeper 0") { try UThread.sleep(for: .seconds(3600)) }
@@ -27,7 +29,8 @@ import Testing
             // A sleeper spawned on another worker may not have started yet: wait until the
             // merged table shows every one asleep, so the body sees them in a known state.
             let giveUp = ContinuousClock.now + .seconds(30)
-            while UThreadRuntime.threadTable().threads.filter({ $0.name.hasPrefix("sleeper ") && $0.state == .sleeping }).count < workers {
+            while UThreadRuntime.threadTable().threads.filter({ $0.name.hasPrefix("sleeper ") && $0.state == .sleeping }
+            ).count < workers {
                 guard ContinuousClock.now < giveUp else { throw UThreadError.timedOut }
                 try UThread.sleep(for: .milliseconds(1))
             }
@@ -56,7 +59,9 @@ import Testing
         var configuration = UThreadRuntime.Configuration()
         configuration.controlSocket = path
         let answers = try Self.withSleepers(workers: workers, configuration) {
-            try Self.onKernelThread { (LiveViewTests.ask(path, "table"), LiveViewTests.ask(path, "dump"), LiveViewTests.ask(path, "bogus")) }
+            try Self.onKernelThread {
+                (LiveViewTests.ask(path, "table"), LiveViewTests.ask(path, "dump"), LiveViewTests.ask(path, "bogus"))
+            }
         }
         let (tableData, dumpData, bogus) = try #require(answers)
         #expect(bogus.map { String(decoding: $0, as: UTF8.self) }?.contains("unknown request 'bogus'") == true)
@@ -94,7 +99,8 @@ import Testing
         }
         #expect(silent >= 0)
         defer { close(silent) }
-        let table = try JSONDecoder().decode(ThreadTable.self, from: try #require(answer, "a second client was answered"))
+        let table = try JSONDecoder().decode(
+            ThreadTable.self, from: try #require(answer, "a second client was answered"))
         #expect(table.threads.contains { $0.name == "main" })
         // run returned (the suite's time limit guards against a hang); the server hung up on it.
         var pfd = pollfd(fd: silent, events: Int16(POLLIN), revents: 0)
@@ -125,7 +131,10 @@ import Testing
         let path = LiveViewTests.temporaryPath(".sock")
         let listener = uthreads_unix_listen(path)  // connections wait in its backlog, never accepted
         #expect(listener >= 0)
-        defer { close(listener); unlink(path) }
+        defer {
+            close(listener)
+            unlink(path)
+        }
         #expect(throws: UThreadError.timedOut) {
             try UThreadRuntime.queryControlSocket(path, request: "table", timeout: .milliseconds(100))
         }
@@ -134,10 +143,14 @@ import Testing
     // MARK: The server alone (a fixed answer, no runtime)
 
     /// A server answering every request with `answer`, with the given deadlines.
-    static func server(answer: String, readTimeoutMilliseconds: UInt64 = 3_600_000,
-                       writeTimeoutMilliseconds: UInt64 = 3_600_000) throws -> ControlSocketServer {
-        try ControlSocketServer(path: LiveViewTests.temporaryPath(".sock"), readTimeoutNanoseconds: readTimeoutMilliseconds * 1_000_000,
-                                writeTimeoutNanoseconds: writeTimeoutMilliseconds * 1_000_000) { _, _ in answer }
+    static func server(
+        answer: String, readTimeoutMilliseconds: UInt64 = 3_600_000,
+        writeTimeoutMilliseconds: UInt64 = 3_600_000
+    ) throws -> ControlSocketServer {
+        try ControlSocketServer(
+            path: LiveViewTests.temporaryPath(".sock"), readTimeoutNanoseconds: readTimeoutMilliseconds * 1_000_000,
+            writeTimeoutNanoseconds: writeTimeoutMilliseconds * 1_000_000
+        ) { _, _ in answer }
     }
 
     /// Waits (bounded) for the server to hang up on `fd`: POLLHUP, whatever is still unread.
@@ -195,9 +208,12 @@ import Testing
     /// A request line that arrived before its deadline while the loop was busy producing
     /// another client's (slow) answer is answered, not dropped at the deadline.
     @Test func aSlowAnswerDoesNotMakeAnotherClientMissItsDeadline() throws {
-        let started = DispatchSemaphore(value: 0), written = DispatchSemaphore(value: 0)
-        let server = try ControlSocketServer(path: LiveViewTests.temporaryPath(".sock"), readTimeoutNanoseconds: 100_000_000,
-                                             writeTimeoutNanoseconds: 3_600_000_000_000) { request, _ in
+        let started = DispatchSemaphore(value: 0)
+        let written = DispatchSemaphore(value: 0)
+        let server = try ControlSocketServer(
+            path: LiveViewTests.temporaryPath(".sock"), readTimeoutNanoseconds: 100_000_000,
+            writeTimeoutNanoseconds: 3_600_000_000_000
+        ) { request, _ in
             if request == "slow" {
                 started.signal()
                 written.wait()
@@ -209,7 +225,10 @@ import Testing
         let other = uthreads_unix_connect(server.path)
         let slow = uthreads_unix_connect(server.path)
         #expect(other >= 0 && slow >= 0)
-        defer { close(other); close(slow) }
+        defer {
+            close(other)
+            close(slow)
+        }
         #expect(write(slow, "slow\n", 5) == 5)
         started.wait()
         #expect(write(other, "table\n", 6) == 6)  // in time: the deadline is 100 ms away at least
@@ -235,20 +254,23 @@ import Testing
         // A spinning server spends about half of the 500 ms even on a busy machine; paused, ~0.
         #expect(cpu.map { $0 < 50 } == true, "\(r.stdout)")
         #expect(r.stdout.contains("answered: true"), "\(r.stdout)")
-        #expect(r.stderr.components(separatedBy: "accept failed (errno \(EMFILE))").count == 2, "logged once: \(r.stderr)")
+        #expect(
+            r.stderr.components(separatedBy: "accept failed (errno \(EMFILE))").count == 2, "logged once: \(r.stderr)")
     }
 
     @Test(arguments: [1, 2])
-    func uthreadsTopShowsTheWorkerColumn(workers: Int) throws { try LiveViewTests.withLiveView(["\(workers)"]) { socket in
-        let r = try ChildProcess.uthreads("top", "--once", "--sort", "id", socket)
-        #expect(r.status == 0, "\(r.stderr)")
-        let lines = r.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.contains { $0.contains("; \(workers) worker\(workers == 1 ? "" : "s")") }, "\(r.stdout)")
-        let header = try Regex("TID +NAME +STATE +WORKER")
-        #expect(lines.contains { $0.contains(header) }, "\(r.stdout)")
-        for k in 0..<workers {
-            let row = try Regex("sleeper \(k) +sleeping +\(k) ")
-            #expect(lines.contains { $0.contains(row) }, "sleeper \(k) on worker \(k): \(r.stdout)")
+    func uthreadsTopShowsTheWorkerColumn(workers: Int) throws {
+        try LiveViewTests.withLiveView(["\(workers)"]) { socket in
+            let r = try ChildProcess.uthreads("top", "--once", "--sort", "id", socket)
+            #expect(r.status == 0, "\(r.stderr)")
+            let lines = r.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.contains { $0.contains("; \(workers) worker\(workers == 1 ? "" : "s")") }, "\(r.stdout)")
+            let header = try Regex("TID +NAME +STATE +WORKER")
+            #expect(lines.contains { $0.contains(header) }, "\(r.stdout)")
+            for k in 0..<workers {
+                let row = try Regex("sleeper \(k) +sleeping +\(k) ")
+                #expect(lines.contains { $0.contains(row) }, "sleeper \(k) on worker \(k): \(r.stdout)")
+            }
         }
-    } }
+    }
 }

@@ -25,7 +25,8 @@ import Testing
             process.standardOutput = try FileHandle(forWritingTo: out)
             process.standardError = try FileHandle(forWritingTo: err)
             // Spawned with nothing blocked (test threads block signals; a child inherits the mask).
-            var none = sigset_t(), saved = sigset_t()
+            var none = sigset_t()
+            var saved = sigset_t()
             sigemptyset(&none)
             pthread_sigmask(SIG_SETMASK, &none, &saved)
             defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
@@ -67,13 +68,15 @@ import Testing
     /// Swift program) and disabled.
     @Test(arguments: [1, 2], ["yes", "no"])
     func everySigquitWritesOneMergedDumpAndTheProcessLivesOn(workers: Int, backtracer: String) throws {
-        let child = try LiveChild(["selftest", "dump-on-signal-workers", "\(workers)"],
-                                  environment: ["SWIFT_BACKTRACE": "enable=\(backtracer)"])
+        let child = try LiveChild(
+            ["selftest", "dump-on-signal-workers", "\(workers)"],
+            environment: ["SWIFT_BACKTRACE": "enable=\(backtracer)"])
         #expect(child.wait { child.stdout.contains("ready") }, "\(child.stderr)")
         for n in 1...2 {
             kill(child.process.processIdentifier, SIGQUIT)
-            #expect(child.wait { child.stderr.components(separatedBy: Self.header).count - 1 >= n },
-                    "dump \(n) of 2: \(child.stderr)")
+            #expect(
+                child.wait { child.stderr.components(separatedBy: Self.header).count - 1 >= n },
+                "dump \(n) of 2: \(child.stderr)")
         }
         let (status, crashed) = child.finish()
         let stderr = child.stderr

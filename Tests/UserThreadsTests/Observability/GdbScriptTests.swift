@@ -10,12 +10,15 @@ import Testing
     func infoUThreadsAndUThreadBacktrace() throws {
         let script = ChildProcess.repositoryRoot.appendingPathComponent("tools/gdb/uthreads.py").path
         // timeout(1) bounds a gdb that would wait forever (it must never hang the suite).
-        let r = try ChildProcess.run("/usr/bin/timeout", ["-s", "KILL", "120", Self.gdb!,
-            "-batch", "-nx", "-iex", "set complaints 0", "-iex", "set debuginfod enabled off",
-            "-x", script, "-ex", "run", "-ex", "info uthreads",
-            "-ex", "uthread bt 3", "-ex", "uthread bt 4", "-ex", "kill",
-            "--args", ChildProcess.uthreadsPath, "selftest", "gdb-target",
-        ])
+        let r = try ChildProcess.run(
+            "/usr/bin/timeout",
+            [
+                "-s", "KILL", "120", Self.gdb!,
+                "-batch", "-nx", "-iex", "set complaints 0", "-iex", "set debuginfod enabled off",
+                "-x", script, "-ex", "run", "-ex", "info uthreads",
+                "-ex", "uthread bt 3", "-ex", "uthread bt 4", "-ex", "kill",
+                "--args", ChildProcess.uthreadsPath, "selftest", "gdb-target",
+            ])
         let out = r.stdout
         #expect(out.contains("SIGTRAP"), "the target stopped under gdb: \(r.stderr)")
         // info uthreads: every thread with its state and wait.
@@ -24,7 +27,9 @@ import Testing
         #expect(lines.contains { $0.hasPrefix("ID") && $0.contains("STATE") && $0.contains("SAVED SP") })
         #expect(row(1)?.contains("main") == true && row(1)?.contains("running") == true)
         #expect(row(2)?.contains("sleeper") == true && row(2)?.contains("sleeping") == true)
-        #expect(row(3)?.contains("joiner") == true && row(3)?.contains("blocked") == true && row(3)?.contains("join #2") == true)
+        #expect(
+            row(3)?.contains("joiner") == true && row(3)?.contains("blocked") == true
+                && row(3)?.contains("join #2") == true)
         #expect(row(4)?.contains("fresh") == true && row(4)?.contains("ready") == true)
         // uthread bt 3: frames from its saved registers, named, down to the trampoline.
         #expect(out.contains("User thread #3 \"joiner\" blocked: join #2"))
@@ -41,11 +46,14 @@ import Testing
     @Test(.enabled(if: gdb != nil, "gdb is not installed: the gdb script is not tested"))
     func infoUThreadsListsEveryWorkersThreads() throws {
         let script = ChildProcess.repositoryRoot.appendingPathComponent("tools/gdb/uthreads.py").path
-        let r = try ChildProcess.run("/usr/bin/timeout", ["-s", "KILL", "120", Self.gdb!,
-            "-batch", "-nx", "-iex", "set complaints 0", "-iex", "set debuginfod enabled off",
-            "-x", script, "-ex", "run", "-ex", "info uthreads", "-ex", "kill",
-            "--args", ChildProcess.uthreadsPath, "selftest", "gdb-target", "2",
-        ])
+        let r = try ChildProcess.run(
+            "/usr/bin/timeout",
+            [
+                "-s", "KILL", "120", Self.gdb!,
+                "-batch", "-nx", "-iex", "set complaints 0", "-iex", "set debuginfod enabled off",
+                "-x", script, "-ex", "run", "-ex", "info uthreads", "-ex", "kill",
+                "--args", ChildProcess.uthreadsPath, "selftest", "gdb-target", "2",
+            ])
         let out = r.stdout
         #expect(out.contains("SIGTRAP"), "the target stopped under gdb: \(r.stderr)")
         let lines = out.split(separator: "\n").map(String.init)

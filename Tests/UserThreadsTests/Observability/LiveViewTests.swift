@@ -17,7 +17,8 @@ import Testing
     /// Runs `uthreads selftest live-view SOCKET STOPFILE` (plus `extra` arguments) while `body`
     /// runs with the socket's path, from the moment the socket answers.
     static func withLiveView<R>(_ extra: [String] = [], _ body: (String) throws -> R) throws -> R {
-        let socket = Self.temporaryPath(".sock"), stop = Self.temporaryPath(".stop")
+        let socket = Self.temporaryPath(".sock")
+        let stop = Self.temporaryPath(".stop")
         let target = Process()
         target.executableURL = URL(fileURLWithPath: ChildProcess.uthreadsPath)
         target.arguments = ["selftest", "live-view", socket, stop] + extra
@@ -35,20 +36,25 @@ import Testing
         return try body(socket)
     }
 
-    @Test func uthreadsTopShowsALiveProcess() throws { try Self.withLiveView { socket in
-        let r = try ChildProcess.uthreads("top", "--once", "--sort", "id", socket)
-        #expect(r.status == 0, "\(r.stderr)")
-        let lines = r.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.first?.hasPrefix("uthreads top — \(socket)") == true)
-        #expect(lines.contains { $0.contains("TID") && $0.contains("CPU%") && $0.contains("SWITCHES") && $0.contains("WAIT") })
-        #expect(lines.contains { $0.contains("sleeper") && $0.contains("sleeping") })
-        #expect(lines.contains { $0.contains("joiner") && $0.contains("blocked") && $0.contains("join #2") })
-        #expect(lines.contains { $0.contains("main") && $0.contains("sleeping") })
-        // Two refreshes: the second has CPU% figures from the difference.
-        let twice = try ChildProcess.uthreads("top", "-n", "2", "--interval", "0.05", socket)
-        #expect(twice.status == 0, "\(twice.stderr)")
-        #expect(twice.stdout.components(separatedBy: "uthreads top —").count == 3)
-    } }
+    @Test func uthreadsTopShowsALiveProcess() throws {
+        try Self.withLiveView { socket in
+            let r = try ChildProcess.uthreads("top", "--once", "--sort", "id", socket)
+            #expect(r.status == 0, "\(r.stderr)")
+            let lines = r.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.first?.hasPrefix("uthreads top — \(socket)") == true)
+            #expect(
+                lines.contains {
+                    $0.contains("TID") && $0.contains("CPU%") && $0.contains("SWITCHES") && $0.contains("WAIT")
+                })
+            #expect(lines.contains { $0.contains("sleeper") && $0.contains("sleeping") })
+            #expect(lines.contains { $0.contains("joiner") && $0.contains("blocked") && $0.contains("join #2") })
+            #expect(lines.contains { $0.contains("main") && $0.contains("sleeping") })
+            // Two refreshes: the second has CPU% figures from the difference.
+            let twice = try ChildProcess.uthreads("top", "-n", "2", "--interval", "0.05", socket)
+            #expect(twice.status == 0, "\(twice.stderr)")
+            #expect(twice.stdout.components(separatedBy: "uthreads top —").count == 3)
+        }
+    }
 
     @Test func uthreadsTopNamesAMissingSocket() throws {
         let r = try ChildProcess.uthreads("top", "--once", Self.temporaryPath(".sock"))

@@ -29,7 +29,8 @@ import Testing
         guard let lldb else { return "no lldb in /opt/swift/usr/bin or on PATH" }
         guard let r = try? run(["--batch", "-o", "script print('python ' + 'ok')"]) else { return "lldb did not start" }
         if r.stdout.contains("python ok") { return nil }
-        return "\(lldb) cannot start with Python (needs libpython3.10.so.1.0\(pythonLibrary == nil ? ", not found" : "")): \(r.stderr.prefix(200))"
+        return
+            "\(lldb) cannot start with Python (needs libpython3.10.so.1.0\(pythonLibrary == nil ? ", not found" : "")): \(r.stderr.prefix(200))"
     }()
 
     static func run(_ arguments: [String]) throws -> ChildResult {
@@ -39,8 +40,9 @@ import Testing
             environment["LD_LIBRARY_PATH"] = dir + old
         }
         // timeout(1) bounds an LLDB that would wait forever (it must never hang the suite).
-        return try ChildProcess.run("/usr/bin/timeout", ["-s", "KILL", "150", lldb!, "--no-lldbinit"] + arguments,
-                                    environment: environment)
+        return try ChildProcess.run(
+            "/usr/bin/timeout", ["-s", "KILL", "150", lldb!, "--no-lldbinit"] + arguments,
+            environment: environment)
     }
 
     static var script: String { ChildProcess.repositoryRoot.appendingPathComponent("tools/lldb/uthreads.py").path }
@@ -60,7 +62,8 @@ import Testing
         #expect(out.contains("ID") && out.contains("STATE") && out.contains("SAVED SP"), "\(context): \(out)")
         #expect(rows[1]?.contains("main") == true && rows[1]?.contains("running") == true, "\(context)")
         #expect(rows[2]?.contains("sleeper") == true && rows[2]?.contains("sleeping") == true, "\(context)")
-        #expect(rows[3]?.contains("joiner") == true && rows[3]?.contains("blocked") == true
+        #expect(
+            rows[3]?.contains("joiner") == true && rows[3]?.contains("blocked") == true
                 && rows[3]?.contains("join #2") == true, "\(context)")
         #expect(rows[4]?.contains("fresh") == true && rows[4]?.contains("ready") == true, "\(context)")
         // uthread bt 3: frames from its saved registers, named by LLDB (Swift names demangled).
@@ -74,7 +77,8 @@ import Testing
         #expect(out.contains("rbp = 0x") || out.contains("x29 = 0x"), "\(context)")
         // uthread select 3: an LLDB thread of its own (the OS plugin), which LLDB's bt unwinds.
         #expect(out.contains("Selected user thread #3 \"joiner\" (blocked) as LLDB thread"), "\(context): \(out)")
-        #expect(out.contains("* thread #") && out.contains("name = 'uthread #3 joiner (blocked)'"), "\(context): \(out)")
+        #expect(
+            out.contains("* thread #") && out.contains("name = 'uthread #3 joiner (blocked)'"), "\(context): \(out)")
         #expect(out.contains("UThread.join()") && out.contains("Scheduler.park("), "\(context): \(out)")
         #expect(!out.contains("Traceback") && !out.contains("error:"), "\(context): \(out)")
     }
@@ -83,16 +87,18 @@ import Testing
     /// ThreadSanitizer to find), and a core of a TSan-built process carries its shadow memory.
     static let underTSan = "nothing for ThreadSanitizer to find; a TSan process's core holds its shadow memory"
 
-    @Test(.enabled(if: unavailable == nil, "LLDB cannot run here: the lldb script is not tested"),
-          .disabled(if: Sanitizers.thread, Comment(rawValue: underTSan)))
+    @Test(
+        .enabled(if: unavailable == nil, "LLDB cannot run here: the lldb script is not tested"),
+        .disabled(if: Sanitizers.thread, Comment(rawValue: underTSan)))
     func liveProcessAndCoreFile() throws {
         let core = FileManager.default.temporaryDirectory.appendingPathComponent("uthreads-lldb-\(getpid()).core").path
         defer { try? FileManager.default.removeItem(atPath: core) }
         let commands = ["uthreads list", "uthread bt 3", "uthread bt 4", "uthread regs 3", "uthread select 3", "bt 12"]
         // -k: commands run after the process stops on a signal (the SIGTRAP).
-        let live = try Self.run(["--batch", "-o", "command script import \(Self.script)", "-o", "run"]
-            + (commands + ["uthread bt 1", "process save-core \(core)", "kill"]).flatMap { ["-k", $0] }
-            + ["--", ChildProcess.uthreadsPath, "selftest", "gdb-target"])
+        let live = try Self.run(
+            ["--batch", "-o", "command script import \(Self.script)", "-o", "run"]
+                + (commands + ["uthread bt 1", "process save-core \(core)", "kill"]).flatMap { ["-k", $0] }
+                + ["--", ChildProcess.uthreadsPath, "selftest", "gdb-target"])
         #expect(live.stdout.contains("SIGTRAP"), "the target stopped under lldb: \(live.stderr)")
         Self.expectKnownStates(live.stdout, "live")
         // The running thread's registers are in the CPU: its backtrace is LLDB's own.
@@ -100,20 +106,26 @@ import Testing
         #expect(live.stdout.contains("raise"), "the running thread's live frames: \(live.stdout)")
 
         try #require(FileManager.default.fileExists(atPath: core), "lldb saved no core file: \(live.stdout)")
-        let dead = try Self.run(["--batch", "-c", core, ChildProcess.uthreadsPath,
-                                 "-o", "command script import \(Self.script)"] + commands.flatMap { ["-o", $0] })
+        let dead = try Self.run(
+            [
+                "--batch", "-c", core, ChildProcess.uthreadsPath,
+                "-o", "command script import \(Self.script)",
+            ] + commands.flatMap { ["-o", $0] })
         Self.expectKnownStates(dead.stdout, "core file")
     }
 
-    @Test(.enabled(if: unavailable == nil, "LLDB cannot run here: the lldb script is not tested"),
-          .disabled(if: Sanitizers.thread, Comment(rawValue: underTSan)))
+    @Test(
+        .enabled(if: unavailable == nil, "LLDB cannot run here: the lldb script is not tested"),
+        .disabled(if: Sanitizers.thread, Comment(rawValue: underTSan)))
     func badArgumentsAreErrorsNotTracebacks() throws {
         // No process, a non-number, an unknown id: clear errors (batch mode stops at the first
         // error, so one run each).
         var text = ""
         for command in ["uthreads list", "uthread bt x", "uthread regs"] {
-            let r = try Self.run(["--batch", "-o", "command script import \(Self.script)", "-o", command,
-                                  ChildProcess.uthreadsPath])
+            let r = try Self.run([
+                "--batch", "-o", "command script import \(Self.script)", "-o", command,
+                ChildProcess.uthreadsPath,
+            ])
             text += r.stdout + r.stderr
         }
         #expect(text.contains("error: no process"), "\(text)")

@@ -66,9 +66,11 @@ import Testing
             #expect(!frames.isEmpty, "\(name) has a backtrace")
             #expect(frames.allSatisfy { $0.address != 0 })
         }
-        #expect(entry("joiner")?.backtrace.contains {
-            $0.symbol?.contains("join()") == true || $0.symbol?.contains("waitUntilFinished(") == true  // inlined in release
-        } == true)
+        #expect(
+            entry("joiner")?.backtrace.contains {
+                // inlined in release
+                $0.symbol?.contains("join()") == true || $0.symbol?.contains("waitUntilFinished(") == true
+            } == true)
         #expect(entry("fresh")?.backtrace.last?.symbol == "uthreads_trampoline")
     }
 
@@ -103,8 +105,9 @@ import Testing
         // The Swift runtime's backtracer claims SIGQUIT in every Swift program; the runtime
         // takes it over for dumps (and gives it back when no runtime is live). The child is
         // spawned from a test thread that may block SIGQUIT: the runtime unblocks it.
-        let r = try ChildProcess.run(ChildProcess.uthreadsPath, ["selftest", "dump-on-signal"],
-                                     environment: ["SWIFT_BACKTRACE": "enable=yes"])
+        let r = try ChildProcess.run(
+            ChildProcess.uthreadsPath, ["selftest", "dump-on-signal"],
+            environment: ["SWIFT_BACKTRACE": "enable=yes"])
         #expect(r.status == 0 && !r.crashed, "\(r.stderr)")
         #expect(r.stderr.contains("uthreads: thread dump (signal \(SIGQUIT))"))
     }

@@ -41,7 +41,7 @@ private func add() throws(UThreadError) -> Bool { true }
         #expect(r.watchers(of: fd).count == 7)
         #expect(!r.watchers(of: fd).isClosing)
         #expect(r.watchers(of: fd + 64).isEmpty)  // same stripe, next slot
-        #expect(r.watchers(of: fd + 1).isEmpty)   // next stripe
+        #expect(r.watchers(of: fd + 1).isEmpty)  // next stripe
         r.unwatch(fd, worker: 62)
         r.unwatch(fd, worker: 1023)
         r.unwatch(fd, worker: 63)
@@ -61,7 +61,9 @@ private func add() throws(UThreadError) -> Bool { true }
         let r = DescriptorRegistry()
         #expect(try !r.watch(7, worker: 1) { () throws(UThreadError) -> Bool in false })
         #expect(throws: UThreadError.self) {
-            try r.watch(7, worker: 1) { () throws(UThreadError) -> Bool in throw .system(call: "epoll_ctl", errno: .badFileDescriptor) }
+            try r.watch(7, worker: 1) { () throws(UThreadError) -> Bool in
+                throw .system(call: "epoll_ctl", errno: .badFileDescriptor)
+            }
         }
         #expect(r.watchers(of: 7).isEmpty)
     }
@@ -80,7 +82,9 @@ private func add() throws(UThreadError) -> Bool { true }
         #expect(peerGone(b))
         #expect(r.watchedCount == 0)
         #expect(throws: UThreadError.system(call: "close", errno: .badFileDescriptor)) { try r.close(-1, worker: 0) }
-        #expect(throws: UThreadError.system(call: "close", errno: .badFileDescriptor)) { try r.close(Int32.max, worker: nil) }
+        #expect(throws: UThreadError.system(call: "close", errno: .badFileDescriptor)) {
+            try r.close(Int32.max, worker: nil)
+        }
     }
 
     /// Other watchers: the close is deferred. The descriptor stays open and marked closing (a
@@ -114,7 +118,10 @@ private func add() throws(UThreadError) -> Bool { true }
     @Test func closersOutsideTheWorkersUseTheLiveRegistries() throws {
         let (a, b) = rawSocketPair()
         let (c, d) = rawSocketPair()
-        defer { Glibc.close(b); Glibc.close(d) }
+        defer {
+            Glibc.close(b)
+            Glibc.close(d)
+        }
         let log = AskLog()
         let r = DescriptorRegistry()
         r.attach(log)
@@ -125,7 +132,9 @@ private func add() throws(UThreadError) -> Bool { true }
         #expect(!peerGone(b))
         try DescriptorRegistry.closeOutsideWorkers(c)  // watched by nobody
         #expect(peerGone(d))
-        #expect(throws: UThreadError.system(call: "close", errno: .badFileDescriptor)) { try DescriptorRegistry.closeOutsideWorkers(-1) }
+        #expect(throws: UThreadError.system(call: "close", errno: .badFileDescriptor)) {
+            try DescriptorRegistry.closeOutsideWorkers(-1)
+        }
         #expect(r.finish() == [a])  // never answered: closed by the teardown
         #expect(peerGone(b))
     }

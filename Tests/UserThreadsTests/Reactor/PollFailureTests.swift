@@ -22,6 +22,8 @@ struct PollFailureTests {
     @Test func aClosedEpollSetStopsTheProcessWithADiagnostic() throws {
         let r = try ChildProcess.run(ChildProcess.uthreadsPath, ["selftest", "epoll-closed"])
         #expect(r.crashed || r.status != 0, "status \(r.status)")
-        #expect(r.stderr.contains("epoll_wait on the reactor's descriptor") && r.stderr.contains("Bad file descriptor"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains("epoll_wait on the reactor's descriptor") && r.stderr.contains("Bad file descriptor"),
+            "\(r.stderr)")
     }
 }

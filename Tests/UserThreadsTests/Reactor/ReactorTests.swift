@@ -13,7 +13,10 @@ import Testing
     @Test func waitingForIOCostsNoCPU() throws {
         let (cpu, error) = try UThreadRuntime.run { () -> (UInt64, (any Error)?) in
             let (r, w) = try Pipe.make()
-            defer { try? r.close(); try? w.close() }
+            defer {
+                try? r.close()
+                try? w.close()
+            }
             let before = threadCPUNanoseconds()
             var error: (any Error)?
             do { _ = try r.read(upTo: 1, timeout: .milliseconds(200)) } catch let e { error = e }
@@ -27,7 +30,10 @@ import Testing
         let order = try UThreadRuntime.run {
             let (r, w) = try Pipe.make()
             var order: [String] = []
-            let reader = UThread { _ = try r.read(upTo: 1); order.append("read") }
+            let reader = UThread {
+                _ = try r.read(upTo: 1)
+                order.append("read")
+            }
             let sleeper = UThread {
                 try UThread.sleep(for: .milliseconds(20))
                 order.append("slept")
@@ -48,10 +54,16 @@ import Testing
         let spins = Atomic<Int>(0)
         let spinsAtWake = try UThreadRuntime.run { () throws -> Int in
             let (r, w) = try IO.pipe()
-            defer { try? IO.close(r); try? IO.close(w) }
+            defer {
+                try? IO.close(r)
+                try? IO.close(w)
+            }
             var done = false
             let spinner = UThread {
-                while !done { spins.add(1, ordering: .relaxed); UThread<Never>.yield() }
+                while !done {
+                    spins.add(1, ordering: .relaxed)
+                    UThread<Never>.yield()
+                }
             }
             let spinner2 = UThread { while !done { UThread<Never>.yield() } }
             let reader = UThread { () throws -> Int in
@@ -68,7 +80,8 @@ import Testing
                 return Glibc.write(writeFD, "x", 1)
             }
             let atWake = try reader.join()
-            try spinner.join(); try spinner2.join()
+            try spinner.join()
+            try spinner2.join()
             return atWake
         }
         #expect(spinsAtWake >= 1_000)  // the byte arrived while the run queue was busy
@@ -78,20 +91,26 @@ import Testing
         // Two runtimes on two kernel threads, each with its own epoll set, pass bytes between
         // them through a pipe.
         let (r, w) = try IO.pipe()
-        defer { Glibc.close(r); Glibc.close(w) }
+        defer {
+            Glibc.close(r)
+            Glibc.close(w)
+        }
         let done = UnsafeMutablePointer<Int>.allocate(capacity: 1)
         defer { done.deallocate() }
         var thread = pthread_t()
         let writeFD = w
-        pthread_create(&thread, nil, { arg in
-            let fd = Int32(Int(bitPattern: arg))
-            _ = try? UThreadRuntime.run {
-                for i in 0..<100 { try [UInt8(i)].withUnsafeBytes { try IO.write(fd, all: $0) } }
-            }
-            return nil
-        }, UnsafeMutableRawPointer(bitPattern: Int(writeFD)))
+        pthread_create(
+            &thread, nil,
+            { arg in
+                let fd = Int32(Int(bitPattern: arg))
+                _ = try? UThreadRuntime.run {
+                    for i in 0..<100 { try [UInt8(i)].withUnsafeBytes { try IO.write(fd, all: $0) } }
+                }
+                return nil
+            }, UnsafeMutableRawPointer(bitPattern: Int(writeFD)))
         let sum = try UThreadRuntime.run { () throws -> Int in
-            var sum = 0, count = 0
+            var sum = 0
+            var count = 0
             var b = [UInt8](repeating: 0, count: 100)
             while count < 100 {
                 let n = try b.withUnsafeMutableBytes { try IO.read(r, into: $0, timeout: .seconds(10)) }

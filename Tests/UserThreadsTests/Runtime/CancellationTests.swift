@@ -57,7 +57,8 @@ import Testing
         }
         #expect(slept == 20_000_000)
         #expect(pastSlept == 0)
-        #expect(trace.events.filter { $0.kind == .block && $0.waitReason == .sleep }.count == 1)  // the first sleep only
+        // the first sleep only
+        #expect(trace.events.filter { $0.kind == .block && $0.waitReason == .sleep }.count == 1)
     }
 
     @Test func sleepersWakeInDeadlineOrder() throws {

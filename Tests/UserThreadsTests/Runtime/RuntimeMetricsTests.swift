@@ -91,7 +91,8 @@ struct RuntimeMetricsTests {
             var seen = false
             for _ in 0..<10_000 where !seen {
                 try UThread.sleep(for: .milliseconds(1))
-                seen = gauge(metrics, MetricNames.threads, [("test", "yes"), ("worker", "0"), ("state", "blocked")]) == 1
+                seen =
+                    gauge(metrics, MetricNames.threads, [("test", "yes"), ("worker", "0"), ("state", "blocked")]) == 1
             }
             gate.signal()
             try sleeper.join()
@@ -124,7 +125,12 @@ struct RuntimeMetricsTests {
     func workersAreLabelledAndRuntimeWideCountersAreNot(workers: Int) throws {
         let metrics = TestMetrics()
         try UThreadRuntime.run(workers: workers, reporting(to: metrics)) {
-            let threads = (0..<20).map { n in MNThread { () -> Int in UThread.yield(); return n } }
+            let threads = (0..<20).map { n in
+                MNThread { () -> Int in
+                    UThread.yield()
+                    return n
+                }
+            }
             for (n, t) in threads.enumerated() {
                 let value = try t.join()
                 #expect(value == n)
@@ -135,7 +141,10 @@ struct RuntimeMetricsTests {
         #expect(total(metrics, MetricNames.switches) >= 21)
         for w in 0..<workers {
             #expect(gauge(metrics, MetricNames.runQueue, [("test", "yes"), ("worker", String(w))]) == 0)
-            #expect(metrics.counters(label: MetricNames.switches).contains { $0.dimensions.contains { $0 == ("worker", String(w)) } })
+            #expect(
+                metrics.counters(label: MetricNames.switches).contains {
+                    $0.dimensions.contains { $0 == ("worker", String(w)) }
+                })
         }
         for label in [MetricNames.steals, MetricNames.migrations, MetricNames.deadlocks] {
             let counters = metrics.counters(label: label)

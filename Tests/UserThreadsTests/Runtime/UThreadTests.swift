@@ -138,7 +138,12 @@ import Testing
             for k in 0..<2 {
                 group.addTask {
                     try UThreadRuntime.run {
-                        let ts = (0..<1000).map { i in UThread { UThread.yield(); return i + k } }
+                        let ts = (0..<1000).map { i in
+                            UThread {
+                                UThread.yield()
+                                return i + k
+                            }
+                        }
                         return try ts.reduce(0) { try $0 + $1.join() }
                     }
                 }
@@ -152,13 +157,16 @@ import Testing
     final class Counter { var live = 0 }
     final class Tracked {
         let counter: Counter
-        init(_ c: Counter) { counter = c; c.live += 1 }
+        init(_ c: Counter) {
+            counter = c
+            c.live += 1
+        }
         deinit { counter.live -= 1 }
     }
 
     @Test func resultsOfEverySizeAreKeptAndReleased() throws {
         try UThreadRuntime.run {
-            let big = UThread { (1, 2, 3, 4, 5, 6, 7, 8) }          // 64 bytes: stored out of line
+            let big = UThread { (1, 2, 3, 4, 5, 6, 7, 8) }  // 64 bytes: stored out of line
             let text = UThread { String(repeating: "x", count: 100) }
             let b = try big.join()
             #expect(b.0 == 1 && b.4 == 5 && b.7 == 8)
@@ -166,12 +174,12 @@ import Testing
             let counter = Counter()
             do {
                 let obj = UThread { Tracked(counter) }
-                let never = UThread(stackSize: 1) { Tracked(counter) }      // fails to spawn: body dropped
+                let never = UThread(stackSize: 1) { Tracked(counter) }  // fails to spawn: body dropped
                 _ = try obj.join()
                 #expect(throws: UThreadError.self) { try never.join() }
-                #expect(counter.live == 1)                            // held by obj's result
+                #expect(counter.live == 1)  // held by obj's result
             }
-            #expect(counter.live == 0)                                // released with the handle
+            #expect(counter.live == 0)  // released with the handle
         }
     }
 
@@ -181,11 +189,13 @@ import Testing
         try UThreadRuntime.run {
             for i in 0..<4 {
                 #expect(try UThread { i }.join() == i)
-                #expect(try UThread { i + 1 }.join() == i + 1)                  // same type: witness kept
+                #expect(try UThread { i + 1 }.join() == i + 1)  // same type: witness kept
                 #expect(try UThread { Double(i) / 2 }.join() == Double(i) / 2)
                 #expect(try UThread { (i, i, i, i, i) }.join() == (i, i, i, i, i))  // 40 bytes: out of line
                 try UThread {}.join()
-                #expect(throws: UThreadError.self) { try UThread { () throws -> Int in throw UThreadError.invalidArgument("x") }.join() }
+                #expect(throws: UThreadError.self) {
+                    try UThread { () throws -> Int in throw UThreadError.invalidArgument("x") }.join()
+                }
             }
         }
     }
@@ -203,15 +213,15 @@ import Testing
         try UThreadRuntime.run(configuration) {
             let counter = Counter()
             for i in 0..<200 {
-                #expect(try UThread { i }.join() == i)                 // trivial result
-                _ = try UThread { Tracked(counter) }.join()            // result with a reference
-                _ = UThread { UThread.yield() }                        // nobody joins
-                let pair = (UThread { i }, UThread { i + 1 })          // two finish before the joins
+                #expect(try UThread { i }.join() == i)  // trivial result
+                _ = try UThread { Tracked(counter) }.join()  // result with a reference
+                _ = UThread { UThread.yield() }  // nobody joins
+                let pair = (UThread { i }, UThread { i + 1 })  // two finish before the joins
                 #expect(try pair.0.join() + pair.1.join() == 2 * i + 1)
             }
             UThread.yield()
             #expect(counter.live == 0)
-            #expect(UThreadRuntime.stackStatistics.inUse == 1)                // the main thread's
+            #expect(UThreadRuntime.stackStatistics.inUse == 1)  // the main thread's
             #expect(UThreadRuntime.threadTable().threads.filter { $0.state != .running }.isEmpty)
         }
     }
@@ -254,7 +264,7 @@ import Testing
                 previous = ObjectIdentifier(c.object)
             }
             let next = UThread { UThread.isCancelled }
-            #expect(ObjectIdentifier(next.object) == previous)   // reused...
+            #expect(ObjectIdentifier(next.object) == previous)  // reused...
             #expect(!next.isCancelled && !next.isFinished && next.name == "")  // ...as if new
             #expect(try next.join() == false)
 

@@ -11,7 +11,9 @@ import Testing
         var kind: String
         var workers: Int?
         var testDescription: String { "\(mode.rawValue) \(kind)" + (workers.map { " on \($0) workers" } ?? "") }
-        var arguments: [String] { ["selftest", "stack-overflow", mode.rawValue, kind] + (workers.map { ["\($0)"] } ?? []) }
+        var arguments: [String] {
+            ["selftest", "stack-overflow", mode.rawValue, kind] + (workers.map { ["\($0)"] } ?? [])
+        }
     }
 
     static let cases: [Case] = [StackMode.guarded, .dense].flatMap { mode in
@@ -99,12 +101,16 @@ import Testing
         }
         for target in ["CUThreads", "UserThreadsJacket"] {
             let directory = sourcesRoot.appendingPathComponent(target)
-            let sources = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".c") }.sorted()
+            let sources = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter {
+                $0.hasSuffix(".c")
+            }.sorted()
             #expect(!sources.isEmpty, "no C sources in \(target)")
             for source in sources {
                 for level in ["-O0", "-O2"] {
-                    let r = try ChildProcess.run(Self.clang!, [level, "-c", "-D_GNU_SOURCE", "-Werror=frame-larger-than", "-Wframe-larger-than=4095"]
-                        + includes + [directory.appendingPathComponent(source).path, "-o", "/dev/null"])
+                    let r = try ChildProcess.run(
+                        Self.clang!,
+                        [level, "-c", "-D_GNU_SOURCE", "-Werror=frame-larger-than", "-Wframe-larger-than=4095"]
+                            + includes + [directory.appendingPathComponent(source).path, "-o", "/dev/null"])
                     #expect(r.status == 0 && !r.crashed, "\(target)/\(source) \(level): \(r.stderr)")
                 }
             }
@@ -113,7 +119,9 @@ import Testing
 
     static let clang: String? = {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        return path.split(separator: ":").map { "\($0)/clang" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        return path.split(separator: ":").map { "\($0)/clang" }.first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
     }()
 
     /// The line of /proc/self/maps whose range holds `address`.
@@ -126,7 +134,9 @@ import Testing
             let fields = line.split(separator: " ")
             guard fields.count >= 2 else { continue }
             let bounds = fields[0].split(separator: "-")
-            guard bounds.count == 2, let lo = UInt(bounds[0], radix: 16), let hi = UInt(bounds[1], radix: 16) else { continue }
+            guard bounds.count == 2, let lo = UInt(bounds[0], radix: 16), let hi = UInt(bounds[1], radix: 16) else {
+                continue
+            }
             if a >= lo && a < hi { return (lo, hi, String(fields[1])) }
         }
         return nil

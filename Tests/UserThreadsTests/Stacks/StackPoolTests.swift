@@ -19,7 +19,12 @@ import Testing
         var c = UThreadRuntime.Configuration()
         c.stackMode = .dense
         let n = try UThreadRuntime.run(c) {
-            let ts = (0..<20_000).map { i in UThread { UThread.yield(); return i } }
+            let ts = (0..<20_000).map { i in
+                UThread {
+                    UThread.yield()
+                    return i
+                }
+            }
             let table = UThreadRuntime.threadTable()
             #expect(table.threads.filter { $0.stack.mode == .dense }.count == 20_000)
             return try ts.reduce(0) { try $0 + $1.join() }

@@ -28,8 +28,10 @@ enum ChildProcess {
     /// Runs `executable` to its end, or kills it (SIGKILL) after `timeout`, so that a child that
     /// hangs fails its test (`timedOut`, with the output so far) instead of hanging the run.
     /// The default: 10 s less than the calling test's time limit (a minute if it has none).
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                    timeout: Duration? = nil) throws -> ChildResult {
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+        timeout: Duration? = nil
+    ) throws -> ChildResult {
         let timeout = timeout ?? (Test.current?.timeLimit ?? .seconds(60)) - .seconds(10)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -41,14 +43,16 @@ enum ChildProcess {
         // Output goes to files, not pipes: nothing to drain while the child runs.
         let dir = FileManager.default.temporaryDirectory
         let tag = "uthreads-child-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        let outURL = dir.appendingPathComponent(tag + ".out"), errURL = dir.appendingPathComponent(tag + ".err")
+        let outURL = dir.appendingPathComponent(tag + ".out")
+        let errURL = dir.appendingPathComponent(tag + ".err")
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer {
             try? FileManager.default.removeItem(at: outURL)
             try? FileManager.default.removeItem(at: errURL)
         }
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
         process.standardOutput = out
         process.standardError = err
         let exited = DispatchSemaphore(value: 0)
@@ -56,7 +60,9 @@ enum ChildProcess {
         try launchUnblocked(process)
         let (seconds, attoseconds) = timeout.components
         var timedOut = false
-        if exited.wait(timeout: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))) == .timedOut {
+        if exited.wait(timeout: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)))
+            == .timedOut
+        {
             timedOut = true
             kill(process.processIdentifier, SIGKILL)
             Issue.record("\(executable) \(arguments.joined(separator: " ")) still ran after \(timeout): killed")
@@ -64,18 +70,21 @@ enum ChildProcess {
         process.waitUntilExit()
         try out.close()
         try err.close()
-        let outData = try Data(contentsOf: outURL), errData = try Data(contentsOf: errURL)
-        return ChildResult(status: process.terminationStatus,
-                           stdout: String(decoding: outData, as: UTF8.self),
-                           stderr: String(decoding: errData, as: UTF8.self),
-                           crashed: process.terminationReason == .uncaughtSignal, timedOut: timedOut)
+        let outData = try Data(contentsOf: outURL)
+        let errData = try Data(contentsOf: errURL)
+        return ChildResult(
+            status: process.terminationStatus,
+            stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self),
+            crashed: process.terminationReason == .uncaughtSignal, timedOut: timedOut)
     }
 
     /// Starts `process` with no signal blocked. A child inherits the signal mask of the thread
     /// that spawns it, and test threads (Dispatch workers) block most signals: a gdb started
     /// with SIGCHLD blocked never notices its inferior stop.
     static func launchUnblocked(_ process: Process) throws {
-        var none = sigset_t(), saved = sigset_t()
+        var none = sigset_t()
+        var saved = sigset_t()
         sigemptyset(&none)
         pthread_sigmask(SIG_SETMASK, &none, &saved)
         defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }

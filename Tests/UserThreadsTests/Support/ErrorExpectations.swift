@@ -17,8 +17,10 @@ extension UThreadError {
 /// payload, free text, is not compared: `expectError(sameCaseAs: .closed("")) { … }`). Returns
 /// the error's text (message or report) for further checks, or nil after recording an issue.
 @discardableResult
-func expectError<R>(sameCaseAs example: UThreadError, _ comment: Comment? = nil,
-                    sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> R) -> String? {
+func expectError<R>(
+    sameCaseAs example: UThreadError, _ comment: Comment? = nil,
+    sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> R
+) -> String? {
     let wanted = example.payloadCaseName ?? "\(example)"
     let note = comment.map { " (\($0))" } ?? ""
     do {
@@ -29,7 +31,8 @@ func expectError<R>(sameCaseAs example: UThreadError, _ comment: Comment? = nil,
         if example.payloadCaseName == nil && error == example { return "" }
         Issue.record("expected UThreadError.\(wanted), got \(error)\(note)", sourceLocation: sourceLocation)
     } catch {
-        Issue.record("expected UThreadError.\(wanted), got \(type(of: error)): \(error)\(note)", sourceLocation: sourceLocation)
+        Issue.record(
+            "expected UThreadError.\(wanted), got \(type(of: error)): \(error)\(note)", sourceLocation: sourceLocation)
     }
     return nil
 }

@@ -26,8 +26,9 @@ import UserThreadsBackends
 
     @Test func backendChannelsRejectNegativeCapacityOnBothBackends() {
         for backend in [UserThreadsBackend() as any ThreadingBackend, KernelThreadsBackend()] {
-            #expect(message { _ = try backend.makeChannel(of: Int.self, capacity: -2) }?.contains("not -2") == true,
-                    "\(backend.kind)")
+            #expect(
+                message { _ = try backend.makeChannel(of: Int.self, capacity: -2) }?.contains("not -2") == true,
+                "\(backend.kind)")
         }
     }
 }

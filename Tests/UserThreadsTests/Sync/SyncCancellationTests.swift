@@ -16,7 +16,16 @@ struct SyncCancellationTests {
             case .rwlockRead, .rwlockWrite:
                 let rw = URWLock()
                 try rw.writeLock()
-                wait = primitive == .rwlockRead ? { try rw.readLock(); try rw.readUnlock() } : { try rw.writeLock(); try rw.writeUnlock() }
+                wait =
+                    primitive == .rwlockRead
+                    ? {
+                        try rw.readLock()
+                        try rw.readUnlock()
+                    }
+                    : {
+                        try rw.writeLock()
+                        try rw.writeUnlock()
+                    }
                 release = { try rw.writeUnlock() }
             case .waitGroup:
                 let wg = UWaitGroup()
@@ -40,16 +49,23 @@ struct SyncCancellationTests {
                 let runner = UThread { try once.run { try gate.wait() } }
                 UThread.yield()
                 wait = { try once.run {} }
-                release = { gate.signal(); try runner.join() }
+                release = {
+                    gate.signal()
+                    try runner.join()
+                }
             case .select:
                 let ch = Channel<Int>()
                 wait = { _ = try channelSelect { s in s.receive(from: ch) { $0 ?? -1 } } }
                 release = { try ch.send(1) }
             case .condition:
-                let m = UMutex(), c = UCondition()
+                let m = UMutex()
+                let c = UCondition()
                 var ready = false
                 wait = { try m.withLock { try c.wait(m, until: { ready }) } }
-                release = { try m.withLock { ready = true }; c.broadcast() }
+                release = {
+                    try m.withLock { ready = true }
+                    c.broadcast()
+                }
             }
             let cancelled = UThread(name: "cancelled") { try wait() }
             let live = UThread(name: "live") { try wait() }

@@ -7,7 +7,10 @@ struct SyncChannelTests {
         try UThreadRuntime.run {
             let ch = Channel<Int>()
             var sent = false
-            let sender = UThread { try ch.send(7); sent = true }
+            let sender = UThread {
+                try ch.send(7)
+                sent = true
+            }
             UThread.yield()
             #expect(!sent)  // no receiver yet: the sender waits
             #expect(try ch.receive() == 7)
@@ -18,10 +21,14 @@ struct SyncChannelTests {
 
     @Test func pingPong() throws {
         try UThreadRuntime.run {
-            let ping = Channel<Int>(), pong = Channel<Int>()
+            let ping = Channel<Int>()
+            let pong = Channel<Int>()
             let echo = UThread { while let v = try ping.receive() { try pong.send(v + 1) } }
             var v = 0
-            for _ in 0..<10_000 { try ping.send(v); v = try pong.receive()! }
+            for _ in 0..<10_000 {
+                try ping.send(v)
+                v = try pong.receive()!
+            }
             ping.close()
             try echo.join()
             #expect(v == 10_000)
@@ -33,7 +40,10 @@ struct SyncChannelTests {
             let ch = try Channel<Int>(capacity: 3)
             for i in 0..<3 { try ch.send(i) }
             #expect(try ch.trySend(3) == false)
-            let late = UThread { try ch.send(3); try ch.send(4) }
+            let late = UThread {
+                try ch.send(3)
+                try ch.send(4)
+            }
             UThread.yield()
             var got: [Int] = []
             for _ in 0..<5 { got.append(try ch.receive()!) }
@@ -45,7 +55,8 @@ struct SyncChannelTests {
     @Test func closeDrainsThenNilAndSendThrows() throws {
         try UThreadRuntime.run {
             let ch = try Channel<String>(capacity: 4, name: "words")
-            try ch.send("a"); try ch.send("b")
+            try ch.send("a")
+            try ch.send("b")
             #expect(ch.close())
             #expect(!ch.close())
             expectError(sameCaseAs: .closed("")) { try ch.send("c") }
@@ -63,8 +74,12 @@ struct SyncChannelTests {
             let tx = Channel<Int>()
             let senders = (0..<5).map { i in UThread { try tx.send(i) } }
             UThread.yield()
-            rx.close(); tx.close()
-            for r in receivers { let v = try r.join(); #expect(v == nil) }
+            rx.close()
+            tx.close()
+            for r in receivers {
+                let v = try r.join()
+                #expect(v == nil)
+            }
             for s in senders { expectError(sameCaseAs: .closed("")) { try s.join() } }
         }
     }
@@ -93,24 +108,34 @@ struct SyncChannelTests {
                 }
                 let consumers = (0..<5).map { _ in
                     UThread { () -> (Int, Int) in
-                        var n = 0, sum = 0
-                        for v in ch { n += 1; sum += v &* 2654435761 }
+                        var n = 0
+                        var sum = 0
+                        for v in ch {
+                            n += 1
+                            sum += v &* 2_654_435_761
+                        }
                         return (n, sum)
                     }
                 }
                 for p in producers { try p.join() }
                 ch.close()
-                var n = 0, sum = 0
-                for c in consumers { let (a, b) = try c.join(); n += a; sum &+= b }
+                var n = 0
+                var sum = 0
+                for c in consumers {
+                    let (a, b) = try c.join()
+                    n += a
+                    sum &+= b
+                }
                 #expect(n == 8_000)
-                #expect(sum == (0..<8_000).reduce(0) { $0 &+ $1 &* 2654435761 })
+                #expect(sum == (0..<8_000).reduce(0) { $0 &+ $1 &* 2_654_435_761 })
             }
         }
     }
 
     @Test func selectTakesTheReadyCaseOrDefault() throws {
         try UThreadRuntime.run {
-            let a = try Channel<Int>(capacity: 1), b = try Channel<String>(capacity: 1)
+            let a = try Channel<Int>(capacity: 1)
+            let b = try Channel<String>(capacity: 1)
             try b.send("hi")
             let r = try channelSelect { s in
                 s.receive(from: a) { v in "a \(v!)" }
@@ -127,7 +152,9 @@ struct SyncChannelTests {
 
     @Test func selectParksUntilACaseCompletes() throws {
         try UThreadRuntime.run {
-            let a = Channel<Int>(), b = Channel<Int>(), out = Channel<Int>()
+            let a = Channel<Int>()
+            let b = Channel<Int>()
+            let out = Channel<Int>()
             let sender = UThread { try b.send(5) }
             let r = try channelSelect { s in
                 s.receive(from: a) { _ in -1 }
@@ -204,9 +231,10 @@ struct SyncChannelTests {
                 var out: [Int] = []
                 for _ in 0..<200 {
                     for c in chans where c.count == 0 { try c.send(0) }
-                    out.append(try channelSelect { s in
-                        for (k, c) in chans.enumerated() { s.receive(from: c) { _ in k } }
-                    })
+                    out.append(
+                        try channelSelect { s in
+                            for (k, c) in chans.enumerated() { s.receive(from: c) { _ in k } }
+                        })
                 }
                 return out
             }
@@ -223,9 +251,10 @@ struct SyncChannelTests {
                 var out: [Int] = []
                 for _ in 0..<100 {
                     for c in chans where c.count == 0 { try c.send(0) }
-                    out.append(try channelSelect { s in
-                        for (k, c) in chans.enumerated() { s.receive(from: c) { _ in k } }
-                    })
+                    out.append(
+                        try channelSelect { s in
+                            for (k, c) in chans.enumerated() { s.receive(from: c) { _ in k } }
+                        })
                 }
                 return out
             }

@@ -8,7 +8,8 @@ struct SyncClassicProblemsTests {
     /// every philosopher eats.
     @Test func diningPhilosophers() throws {
         let meals = try UThreadRuntime.run {
-            let n = 5, totalMeals = 10_000
+            let n = 5
+            let totalMeals = 10_000
             let forks = (0..<n).map { UMutex(name: "fork \($0)") }
             var eaten = [Int](repeating: 0, count: n)
             var served = 0
@@ -40,18 +41,26 @@ struct SyncClassicProblemsTests {
     /// semaphores for empty and full slots; 4 producers and 3 consumers.
     @Test func boundedBufferProducersConsumers() throws {
         try UThreadRuntime.run {
-            let slots = 8, producers = 4, consumers = 3, perProducer = 2_500
+            let slots = 8
+            let producers = 4
+            let consumers = 3
+            let perProducer = 2_500
             var ring = [Int](repeating: 0, count: slots)
-            var head = 0, tail = 0
+            var head = 0
+            var tail = 0
             let mutex = UMutex(name: "buffer")
-            let empty = try USemaphore(value: slots, name: "empty"), full = try USemaphore(value: 0, name: "full")
+            let empty = try USemaphore(value: slots, name: "empty")
+            let full = try USemaphore(value: 0, name: "full")
             var received: [Int] = []
             try withThreadGroup { g in
                 for p in 0..<producers {
                     g.spawn {
                         for i in 0..<perProducer {
                             try empty.wait()
-                            try mutex.withLock { ring[tail] = p * perProducer + i; tail = (tail + 1) % slots }
+                            try mutex.withLock {
+                                ring[tail] = p * perProducer + i
+                                tail = (tail + 1) % slots
+                            }
                             full.signal()
                         }
                     }
@@ -68,7 +77,11 @@ struct SyncClassicProblemsTests {
                             }
                             guard more else { return }
                             try full.wait()
-                            let v = try mutex.withLock { () -> Int in let v = ring[head]; head = (head + 1) % slots; return v }
+                            let v = try mutex.withLock { () -> Int in
+                                let v = ring[head]
+                                head = (head + 1) % slots
+                                return v
+                            }
                             empty.signal()
                             received.append(v)
                             if v % 3 == 0 { UThread.yield() }
@@ -89,13 +102,17 @@ struct SyncClassicProblemsTests {
         try UThreadRuntime.run {
             let rw = URWLock(name: "db")
             var db = [Int](repeating: 0, count: 16)
-            var inconsistent = 0, reads = 0
+            var inconsistent = 0
+            var reads = 0
             try withThreadGroup { g in
                 for _ in 0..<4 {
                     g.spawn {
                         for _ in 0..<100 {
                             try rw.withWriteLock {
-                                for k in db.indices { db[k] += 1; if k == 8 { UThread.yield() } }
+                                for k in db.indices {
+                                    db[k] += 1
+                                    if k == 8 { UThread.yield() }
+                                }
                             }
                             UThread.yield()
                         }
@@ -124,11 +141,15 @@ struct SyncClassicProblemsTests {
     /// Every customer is either served or turned away; the barber sleeps when nobody waits.
     @Test func sleepingBarber() throws {
         try UThreadRuntime.run {
-            let chairs = 3, customers = 200
+            let chairs = 3
+            let customers = 200
             let customersReady = try USemaphore(value: 0, name: "customers")
             let barberReady = try USemaphore(value: 0, name: "barber")
             let seats = UMutex(name: "seats")
-            var waiting = 0, served = 0, turnedAway = 0, haircuts = 0
+            var waiting = 0
+            var served = 0
+            var turnedAway = 0
+            var haircuts = 0
             let barber = UThread(name: "barber") {
                 while true {
                     try customersReady.wait()  // sleeps while nobody waits
@@ -147,7 +168,10 @@ struct SyncClassicProblemsTests {
                             waiting += 1
                             return true
                         }
-                        guard sits else { turnedAway += 1; return }
+                        guard sits else {
+                            turnedAway += 1
+                            return
+                        }
                         customersReady.signal()
                         try barberReady.wait()
                         served += 1

@@ -90,7 +90,11 @@ struct SyncMutexTests {
             try m.lock()
             let a = UThread(name: "a") { try m.lock() }
             var bGot = false
-            let b = UThread(name: "b") { try m.lock(); bGot = true; try m.unlock() }
+            let b = UThread(name: "b") {
+                try m.lock()
+                bGot = true
+                try m.unlock()
+            }
             UThread.yield()
             #expect(m.count == 2)
             a.cancel()
@@ -108,7 +112,9 @@ struct SyncMutexTests {
             let m = UMutex(name: "owned")
             try m.lock()
             let other = UThread { try m.unlock() }
-            expectError(sameCaseAs: .invalidArgument(""), "unlock by a thread that does not own it") { try other.join() }
+            expectError(sameCaseAs: .invalidArgument(""), "unlock by a thread that does not own it") {
+                try other.join()
+            }
             expectError(sameCaseAs: .invalidArgument(""), "not recursive") { try m.lock() }
             try m.unlock()
             expectError(sameCaseAs: .invalidArgument(""), "not locked") { try m.unlock() }

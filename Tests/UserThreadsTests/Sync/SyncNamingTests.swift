@@ -9,16 +9,26 @@ struct SyncNamingTests {
         let kernelMutex = Mutex(0)  // Synchronization's
         let atomic = Atomic<Int>(0)
         try UThreadRuntime.run {
-            let m = UMutex(), c = UCondition(), sem = try USemaphore(value: 1), rw = URWLock()
-            let ch = try Channel<Int>(capacity: 1), wg = UWaitGroup(), b = try UBarrier(parties: 1), once = UOnce()
+            let m = UMutex()
+            let c = UCondition()
+            let sem = try USemaphore(value: 1)
+            let rw = URWLock()
+            let ch = try Channel<Int>(capacity: 1)
+            let wg = UWaitGroup()
+            let b = try UBarrier(parties: 1)
+            let once = UOnce()
             let local = ThreadLocal<Int>(default: 0)
             try withThreadGroup { g in
                 g.spawn {
                     try m.withLock { kernelMutex.withLock { $0 += 1 } }
-                    try sem.wait(); sem.signal()
+                    try sem.wait()
+                    sem.signal()
                     try rw.withReadLock {}
-                    try ch.send(1); _ = try ch.receive()
-                    try wg.add(); try wg.done(); try wg.wait()
+                    try ch.send(1)
+                    _ = try ch.receive()
+                    try wg.add()
+                    try wg.done()
+                    try wg.wait()
                     try b.arriveAndWait()
                     try once.run { atomic.add(1, ordering: .relaxed) }
                     local.value = 1

@@ -7,7 +7,8 @@ struct SyncPrimitivesTests {
 
     @Test func conditionPredicateWaitAndSignal() throws {
         try UThreadRuntime.run {
-            let m = UMutex(), c = UCondition(name: "ready")
+            let m = UMutex()
+            let c = UCondition(name: "ready")
             var items: [Int] = []
             let consumers = (0..<10).map { _ in
                 UThread { () -> Int in
@@ -30,7 +31,8 @@ struct SyncPrimitivesTests {
 
     @Test func conditionBroadcastTimeoutCancelDestroy() throws {
         try UThreadRuntime.run {
-            let m = UMutex(), c = UCondition()
+            let m = UMutex()
+            let c = UCondition()
             var go = false
             let waiters = (0..<5).map { _ in UThread { try m.withLock { try c.wait(m, until: { go }) } } }
             UThread.yield()
@@ -47,7 +49,10 @@ struct SyncPrimitivesTests {
             var heldAfterCancel = false
             let t = UThread {
                 try m.withLock {
-                    do { try c.wait(m) } catch { heldAfterCancel = m.isHeldByCurrentThread; throw error }
+                    do { try c.wait(m) } catch {
+                        heldAfterCancel = m.isHeldByCurrentThread
+                        throw error
+                    }
                 }
             }
             UThread.yield()
@@ -69,11 +74,13 @@ struct SyncPrimitivesTests {
     @Test func semaphoreLimitsConcurrency() throws {
         try UThreadRuntime.run {
             let sem = try USemaphore(value: 3, name: "slots")
-            var inside = 0, maxInside = 0
+            var inside = 0
+            var maxInside = 0
             let threads = (0..<100).map { _ in
                 UThread {
                     try sem.wait()
-                    inside += 1; maxInside = max(maxInside, inside)
+                    inside += 1
+                    maxInside = max(maxInside, inside)
                     UThread.yield()
                     inside -= 1
                     sem.signal()
@@ -109,24 +116,33 @@ struct SyncPrimitivesTests {
     @Test func rwlockReadersShareWritersExclude() throws {
         try UThreadRuntime.run {
             let rw = URWLock(name: "table")
-            var readersInside = 0, maxReaders = 0, writerInside = false, violations = 0
+            var readersInside = 0
+            var maxReaders = 0
+            var writerInside = false
+            var violations = 0
             var threads: [UThread<Void>] = []
             for i in 0..<60 {
                 if i % 6 == 0 {
-                    threads.append(UThread {
-                        try rw.withWriteLock {
-                            if writerInside || readersInside > 0 { violations += 1 }
-                            writerInside = true; UThread.yield(); writerInside = false
-                        }
-                    })
+                    threads.append(
+                        UThread {
+                            try rw.withWriteLock {
+                                if writerInside || readersInside > 0 { violations += 1 }
+                                writerInside = true
+                                UThread.yield()
+                                writerInside = false
+                            }
+                        })
                 } else {
-                    threads.append(UThread {
-                        try rw.withReadLock {
-                            if writerInside { violations += 1 }
-                            readersInside += 1; maxReaders = max(maxReaders, readersInside)
-                            UThread.yield(); readersInside -= 1
-                        }
-                    })
+                    threads.append(
+                        UThread {
+                            try rw.withReadLock {
+                                if writerInside { violations += 1 }
+                                readersInside += 1
+                                maxReaders = max(maxReaders, readersInside)
+                                UThread.yield()
+                                readersInside -= 1
+                            }
+                        })
                 }
             }
             for t in threads { try t.join() }
@@ -138,7 +154,8 @@ struct SyncPrimitivesTests {
     @Test func rwlockWriterIsNotStarvedByReaders() throws {
         try UThreadRuntime.run {
             let rw = URWLock()
-            var stop = false, writes = 0
+            var stop = false
+            var writes = 0
             let readers = (0..<8).map { _ in
                 UThread { while !stop { try rw.withReadLock { UThread.yield() } } }
             }
@@ -157,11 +174,16 @@ struct SyncPrimitivesTests {
             try rw.readLock()
             let w = UThread { try rw.writeLock(timeout: .milliseconds(5)) }
             UThread.yield()
-            let r = UThread { try rw.readLock(); try rw.readUnlock() }  // queues behind the writer
+            let r = UThread {
+                try rw.readLock()
+                try rw.readUnlock()
+            }  // queues behind the writer
             #expect(throws: UThreadError.timedOut) { try w.join() }
             try r.join()  // admitted when the writer gave up
             try rw.readUnlock()
-            #expect(expectError(sameCaseAs: .invalidArgument("")) { try rw.readUnlock() }?.contains("does not hold") == true)
+            #expect(
+                expectError(sameCaseAs: .invalidArgument("")) { try rw.readUnlock() }?.contains("does not hold") == true
+            )
         }
     }
 
@@ -173,7 +195,11 @@ struct SyncPrimitivesTests {
             var done = 0
             for _ in 0..<50 {
                 try wg.add()
-                _ = UThread { UThread.yield(); done += 1; try wg.done() }
+                _ = UThread {
+                    UThread.yield()
+                    done += 1
+                    try wg.done()
+                }
             }
             try wg.wait()
             #expect(done == 50)
@@ -185,10 +211,12 @@ struct SyncPrimitivesTests {
 
     @Test func barrierGenerationsAndLeader() throws {
         try UThreadRuntime.run {
-            let parties = 8, rounds = 50
+            let parties = 8
+            let rounds = 50
             let barrier = try UBarrier(parties: parties)
             var phase = [Int](repeating: 0, count: parties)
-            var leaders = 0, skew = 0
+            var leaders = 0
+            var skew = 0
             let threads = (0..<parties).map { i in
                 UThread {
                     for r in 0..<rounds {
@@ -220,23 +248,30 @@ struct SyncPrimitivesTests {
     @Test func onceRunsExactlyOnce() throws {
         try UThreadRuntime.run {
             let once = UOnce(name: "config")
-            var runs = 0, failures = 0
+            var runs = 0
+            var failures = 0
             let threads = (0..<20).map { _ in
                 UThread {
                     try once.run {
                         runs += 1
                         UThread.yield()  // others arrive and park meanwhile
-                        if runs == 1 { failures += 1; throw UThreadError.invalidArgument("first attempt fails") }
+                        if runs == 1 {
+                            failures += 1
+                            throw UThreadError.invalidArgument("first attempt fails")
+                        }
                     }
                 }
             }
             var errors: [String] = []
             for t in threads { do { try t.join() } catch { errors.append("\(error)") } }
-            #expect(errors == ["\(UThreadError.invalidArgument("first attempt fails"))"])  // the failed run's own error, once
+            // the failed run's own error, once
+            #expect(errors == ["\(UThreadError.invalidArgument("first attempt fails"))"])
             #expect(runs == 2)  // the failed run, then one successful retry
             #expect(once.isDone)
             let recursive = UOnce()
-            #expect(expectError(sameCaseAs: .invalidArgument("")) { try recursive.run { try recursive.run {} } }?.contains("called from its own body") == true)
+            #expect(
+                expectError(sameCaseAs: .invalidArgument("")) { try recursive.run { try recursive.run {} } }?.contains(
+                    "called from its own body") == true)
         }
     }
 
@@ -264,7 +299,10 @@ struct SyncPrimitivesTests {
                     return id.value
                 }
             }
-            for (i, t) in threads.enumerated() { let v = try t.join(); #expect(v == i + 1) }
+            for (i, t) in threads.enumerated() {
+                let v = try t.join()
+                #expect(v == i + 1)
+            }
             #expect(id.value == 0)
             #expect(released.n == 10)
             id.reset()
@@ -279,7 +317,10 @@ struct SyncPrimitivesTests {
             var finished = 0
             try withThreadGroup { g in
                 for i in 0..<100 {
-                    g.spawn { for _ in 0..<(i % 5) { UThread.yield() }; finished += 1 }
+                    g.spawn {
+                        for _ in 0..<(i % 5) { UThread.yield() }
+                        finished += 1
+                    }
                 }
             }
             #expect(finished == 100)
@@ -290,17 +331,24 @@ struct SyncPrimitivesTests {
 
     @Test func threadGroupCancelsSiblingsAndRethrowsFirstError() throws {
         try UThreadRuntime.run {
-            var cancelled = 0, finishedCleanly = 0
+            var cancelled = 0
+            var finishedCleanly = 0
             let forever = Channel<Int>()
             #expect(throws: Boom.self) {
                 try withThreadGroup { g in
                     for _ in 0..<10 {
                         g.spawn {
-                            do { _ = try forever.receive() } catch is CancellationError { cancelled += 1; throw CancellationError() }
+                            do { _ = try forever.receive() } catch is CancellationError {
+                                cancelled += 1
+                                throw CancellationError()
+                            }
                             finishedCleanly += 1
                         }
                     }
-                    g.spawn { UThread.yield(); throw Boom() }
+                    g.spawn {
+                        UThread.yield()
+                        throw Boom()
+                    }
                 }
             }
             #expect(cancelled == 10)
@@ -315,7 +363,10 @@ struct SyncPrimitivesTests {
             let parent = UThread {
                 try withThreadGroup { g in
                     for _ in 0..<5 {
-                        g.spawn { defer { stopped += 1 }; try UThread.sleep(for: .seconds(60)) }
+                        g.spawn {
+                            defer { stopped += 1 }
+                            try UThread.sleep(for: .seconds(60))
+                        }
                     }
                 }
             }

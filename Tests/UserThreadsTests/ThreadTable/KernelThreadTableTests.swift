@@ -18,8 +18,8 @@ import UserThreads
         // Fields after the last ')': 3 state … 14 utime 15 stime … 39 processor.
         var fields = ["S"] + (4...52).map { String($0) }
         fields[14 - 3] = "250"  // utime, ticks
-        fields[15 - 3] = "50"   // stime
-        fields[39 - 3] = "1"    // processor
+        fields[15 - 3] = "50"  // stime
+        fields[39 - 3] = "1"  // processor
         let stat = "4243 (worker (1) x) " + fields.joined(separator: " ") + "\n"
         let info = try #require(KernelThreadInfo.parse(stat: stat, status: Self.status, ticksPerSecond: 100))
         #expect(info.tid == 4243)
@@ -51,7 +51,10 @@ import UserThreads
         try UThreadRuntime.run(backend: .kernelThreads) { b throws in
             let release = try b.makeChannel(of: Int.self)
             let tids = try b.makeChannel(of: Int.self, capacity: 1)
-            let t = b.spawn { try tids.send(KernelThreadTable.callingThreadID); _ = try release.receive() }
+            let t = b.spawn {
+                try tids.send(KernelThreadTable.callingThreadID)
+                _ = try release.receive()
+            }
             let received = try tids.receive()
             let tid = try #require(received)
             #expect(KernelThreadTable.current().threads.contains { $0.tid == tid })

@@ -7,17 +7,19 @@ import Testing
 /// pointer and callee-saved registers, read from the frame its switch saved.
 @Suite(.timeLimit(.minutes(1))) struct SavedRegistersTests {
     @Test func suspendedThreadsShowTheirSavedFrame() throws {
-        let (table, dump) = try ThreadDumpTests.withKnownStates { (UThreadRuntime.threadTable(), UThreadRuntime.threadDump()) }
+        let (table, dump) = try ThreadDumpTests.withKnownStates {
+            (UThreadRuntime.threadTable(), UThreadRuntime.threadDump())
+        }
         func row(_ name: String) throws -> ThreadInfo { try #require(table.threads.first { $0.name == name }) }
         // The running thread's registers are in the CPU: none are claimed.
         #expect(try row("main").registers == nil)
         let names: [String]
         #if arch(x86_64)
-        names = ["rbx", "rbp", "r12", "r13", "r14", "r15", "mxcsr", "x87cw"]
-        let frameSize: UInt64 = 64
+            names = ["rbx", "rbp", "r12", "r13", "r14", "r15", "mxcsr", "x87cw"]
+            let frameSize: UInt64 = 64
         #else
-        names = (19...29).map { "x\($0)" } + (8...15).map { "d\($0)" } + ["fpcr"]
-        let frameSize: UInt64 = 0xb0
+            names = (19...29).map { "x\($0)" } + (8...15).map { "d\($0)" } + ["fpcr"]
+            let frameSize: UInt64 = 0xb0
         #endif
         for name in ["sleeper", "joiner", "fresh"] {
             let t = try row(name)
@@ -39,9 +41,16 @@ import Testing
         #expect(fp > sleeper.stackPointer && fp < stackTop)
         // (Under ThreadSanitizer the switch's caller is the C wrapper that announces the fiber.)
         let caller = sleeper.function ?? "nil"
-        #expect(caller.contains("UserThreads.") || (Sanitizers.thread && caller.hasPrefix("uthreads_switch_tsan")), "\(caller)")
+        #expect(
+            caller.contains("UserThreads.") || (Sanitizers.thread && caller.hasPrefix("uthreads_switch_tsan")),
+            "\(caller)")
         let fresh = try #require(try row("fresh").registers)
-        #expect(fresh.programCounter == UInt64(UInt(bitPattern: unsafeBitCast(uthreads_trampoline as @convention(c) () -> Void, to: UnsafeRawPointer.self))))
+        #expect(
+            fresh.programCounter
+                == UInt64(
+                    UInt(
+                        bitPattern: unsafeBitCast(
+                            uthreads_trampoline as @convention(c) () -> Void, to: UnsafeRawPointer.self))))
         #expect(fresh.function == "uthreads_trampoline")
     }
 
@@ -53,7 +62,7 @@ import Testing
         #expect(lines.contains { $0.contains("main") && $0.contains("in the CPU") })
         #expect(lines.contains { $0.contains("fresh") && $0.contains("uthreads_trampoline") })
         #if arch(x86_64)
-        #expect(lines.filter { $0.contains("rbx 0x") && $0.contains("rbp 0x") }.count == 3)
+            #expect(lines.filter { $0.contains("rbx 0x") && $0.contains("rbp 0x") }.count == 3)
         #endif
         #expect(table.renderRegisters(limit: 1).contains("… 3 more"))
     }
@@ -76,11 +85,19 @@ import Testing
 
 extension SavedRegistersTests {
     @Test(arguments: [
-        ("static UserThreads.ContextSwitch.jump(from: Swift.UnsafeMutablePointer<__C.uthreads_tcb>, to: Swift.UnsafeMutablePointer<__C.uthreads_tcb>, handoff: Swift.Optional<Swift.UnsafeMutableRawPointer>, tsan: Swift.Bool) -> Swift.Optional<Swift.UnsafeMutableRawPointer> + 307",
-         "static UserThreads.ContextSwitch.jump(from:to:handoff:tsan:) + 307"),
-        ("UserThreads.Scheduler.with<A>(_: Swift.String, _: (A) throws -> ()) throws -> A", "UserThreads.Scheduler.with<A>(_:_:)"),
+        (
+            "static UserThreads.ContextSwitch.jump(from: Swift.UnsafeMutablePointer<__C.uthreads_tcb>, to: Swift.UnsafeMutablePointer<__C.uthreads_tcb>, handoff: Swift.Optional<Swift.UnsafeMutableRawPointer>, tsan: Swift.Bool) -> Swift.Optional<Swift.UnsafeMutableRawPointer> + 307",
+            "static UserThreads.ContextSwitch.jump(from:to:handoff:tsan:) + 307"
+        ),
+        (
+            "UserThreads.Scheduler.with<A>(_: Swift.String, _: (A) throws -> ()) throws -> A",
+            "UserThreads.Scheduler.with<A>(_:_:)"
+        ),
         ("UserThreads.UThread.join() throws -> A + 12", "UserThreads.UThread.join() + 12"),
-        ("closure #1 (Swift.Int) -> () in UserThreads.f(x: Swift.Int) -> ()", "closure #1 (Swift.Int) -> () in UserThreads.f(x: Swift.Int) -> ()"),
+        (
+            "closure #1 (Swift.Int) -> () in UserThreads.f(x: Swift.Int) -> ()",
+            "closure #1 (Swift.Int) -> () in UserThreads.f(x: Swift.Int) -> ()"
+        ),
         ("uthreads_trampoline", "uthreads_trampoline"),
         ("broken(a: Swift.Int", "broken(a: Swift.Int"),
     ])

@@ -6,8 +6,9 @@ import Testing
 /// times with their unit in the key), versioned, and readable when an earlier version wrote it.
 @Suite(.timeLimit(.minutes(1))) struct ThreadTableJSONTests {
     static func fixture(_ name: String) throws -> Data {
-        try Data(contentsOf: ChildProcess.repositoryRoot
-            .appendingPathComponent("Tests/UserThreadsTests/ThreadTable/Fixtures/\(name)"))
+        try Data(
+            contentsOf: ChildProcess.repositoryRoot
+                .appendingPathComponent("Tests/UserThreadsTests/ThreadTable/Fixtures/\(name)"))
     }
 
     static func object(_ json: String) throws -> [String: Any] {
@@ -34,7 +35,9 @@ import Testing
         }
         let again = try Self.object(table.json())
         #expect(again["version"] as? Int == ThreadTable.formatVersion)
-        let kinds = (again["threads"] as? [[String: Any]] ?? []).compactMap { ($0["waitReason"] as? [String: Any])?["kind"] }
+        let kinds = (again["threads"] as? [[String: Any]] ?? []).compactMap {
+            ($0["waitReason"] as? [String: Any])?["kind"]
+        }
         #expect(!kinds.isEmpty && kinds.allSatisfy { $0 is String }, "\(kinds)")
     }
 

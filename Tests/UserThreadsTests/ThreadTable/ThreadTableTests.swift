@@ -11,22 +11,27 @@ import Testing
 
     /// Ownership of rows moves between tables (M:N migration) while the rows stay put.
     @Test func rowOwnershipMovesBetweenTables() {
-        let home = ControlBlockTable(), adopter = ControlBlockTable()
+        let home = ControlBlockTable()
+        let adopter = ControlBlockTable()
         let row = home.allocate()
         row.pointee.state = .stateReady
         #expect(home.contains(row) && !adopter.contains(row) && home.owns(row) && !adopter.owns(row))
         home.emigrate(row)
         adopter.immigrate(row)
-        #expect(!home.owns(row) && adopter.owns(row) && home.liveCount == 0 && home.abroadCount == 1 && adopter.liveCount == 1)
+        #expect(
+            !home.owns(row) && adopter.owns(row) && home.liveCount == 0 && home.abroadCount == 1
+                && adopter.liveCount == 1)
         var listed: [ControlBlock] = []
         home.forEachLive { listed.append($0) }
         #expect(listed.isEmpty)
         adopter.forEachLive { listed.append($0) }
         #expect(listed == [row])
-        adopter.emigrate(row)   // back home
+        adopter.emigrate(row)  // back home
         home.immigrate(row)
-        #expect(home.owns(row) && !adopter.owns(row) && home.abroadCount == 0 && home.liveCount == 1 && adopter.liveCount == 0)
-        home.emigrate(row)      // finishes abroad, comes home to be freed
+        #expect(
+            home.owns(row) && !adopter.owns(row) && home.abroadCount == 0 && home.liveCount == 1
+                && adopter.liveCount == 0)
+        home.emigrate(row)  // finishes abroad, comes home to be freed
         adopter.immigrate(row)
         adopter.leave(row)
         home.returned(row)

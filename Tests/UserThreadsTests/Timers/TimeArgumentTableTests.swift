@@ -11,8 +11,14 @@ import Testing
 
 /// A time argument of the table.
 enum TimeArgument: String, CaseIterable, Sendable, CustomStringConvertible {
-    case minusOneNanosecond = "-1 ns", minusHalfSecond = "-500 ms", minusSecondAndHalf = "-1.5 s", zero = "0"
-    case oneNanosecond = "1 ns", int64MaxSeconds = "Int64.max s", pastDeadline = "300 ms ago", farFuture = "in 10 years"
+    case minusOneNanosecond = "-1 ns"
+    case minusHalfSecond = "-500 ms"
+    case minusSecondAndHalf = "-1.5 s"
+    case zero = "0"
+    case oneNanosecond = "1 ns"
+    case int64MaxSeconds = "Int64.max s"
+    case pastDeadline = "300 ms ago"
+    case farFuture = "in 10 years"
 
     var description: String { rawValue }
 
@@ -39,8 +45,9 @@ enum TimeArgument: String, CaseIterable, Sendable, CustomStringConvertible {
         switch parameters {
         case .timeout: Limit(timeout: duration, deadline: nil)
         case .deadline: Limit(timeout: nil, deadline: .now + duration)
-        case .both: self == .pastDeadline || self == .farFuture
-            ? Limit(timeout: nil, deadline: .now + duration) : Limit(timeout: duration, deadline: nil)
+        case .both:
+            self == .pastDeadline || self == .farFuture
+                ? Limit(timeout: nil, deadline: .now + duration) : Limit(timeout: duration, deadline: nil)
         }
     }
 }
@@ -164,7 +171,9 @@ final class BlockedDescriptors {
         datagramAddress = try SocketAddress(unixPath: datagramPath)
         datagramReceiver = try IO.socket(family: .unix, type: Int32(SOCK_DGRAM.rawValue))
         let receiver = datagramReceiver
-        guard (datagramAddress.withSockAddr { Glibc.bind(receiver, $0, $1) }) == 0 else { throw UThreadError.system(call: "bind", errno: .lastError) }
+        guard (datagramAddress.withSockAddr { Glibc.bind(receiver, $0, $1) }) == 0 else {
+            throw UThreadError.system(call: "bind", errno: .lastError)
+        }
         datagramSender = try IO.socket(family: .unix, type: Int32(SOCK_DGRAM.rawValue))
         listener = try TCPListener(host: "127.0.0.1", port: 0)
         unixListener = try UnixListener(path: datagramPath + ".listener")
@@ -176,11 +185,15 @@ final class BlockedDescriptors {
             while (chunk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }) > 0 {}
         }
         let (sender, address) = (datagramSender, datagramAddress)
-        while (address.withSockAddr { a, l in chunk.withUnsafeBytes { Glibc.sendto(sender, $0.baseAddress, 512, 0, a, l) } }) > 0 {}
+        while (address.withSockAddr { a, l in
+            chunk.withUnsafeBytes { Glibc.sendto(sender, $0.baseAddress, 512, 0, a, l) }
+        }) > 0 {}
     }
 
     func close() {
-        for fd in [emptyPipe.read, emptyPipe.write, full.0, full.1, datagramReceiver, datagramSender] { try? IO.close(fd) }
+        for fd in [emptyPipe.read, emptyPipe.write, full.0, full.1, datagramReceiver, datagramSender] {
+            try? IO.close(fd)
+        }
         try? listener.close()
         try? unixListener.close()
         for s in [pipeReader, pipeWriter, stream.0, stream.1] as [DescriptorStream] { try? s.close() }
@@ -190,8 +203,10 @@ final class BlockedDescriptors {
 
 extension TimedCall {
     /// A row whose call needs the blocked descriptors.
-    static func io(_ key: String, _ resource: Resource = .unavailable,
-                   _ call: @escaping (BlockedDescriptors, Limit) throws -> Void) -> TimedCall {
+    static func io(
+        _ key: String, _ resource: Resource = .unavailable,
+        _ call: @escaping (BlockedDescriptors, Limit) throws -> Void
+    ) -> TimedCall {
         TimedCall(key: key, parameters: .timeout, resource: resource) {
             let f = try BlockedDescriptors()
             return Prepared(call: { try call(f, $0) }, cleanup: { f.close() })
@@ -199,8 +214,10 @@ extension TimedCall {
     }
 
     /// A row whose call needs nothing prepared.
-    static func plain(_ key: String, _ parameters: Parameters = .timeout, _ resource: Resource, runtime: Runtime = .m1,
-                      _ call: @escaping (Limit) throws -> Void) -> TimedCall {
+    static func plain(
+        _ key: String, _ parameters: Parameters = .timeout, _ resource: Resource, runtime: Runtime = .m1,
+        _ call: @escaping (Limit) throws -> Void
+    ) -> TimedCall {
         TimedCall(key: key, parameters: parameters, resource: resource, runtime: runtime) { Prepared(call: call) }
     }
 }
@@ -213,11 +230,15 @@ struct TimeArgumentTableTests {
         TimedCall(key: "UMutex.swift lock(timeout:deadline:)", parameters: .both, resource: .unavailable) {
             let m = UMutex()
             try m.lock()  // held by the main thread
-            return Prepared(call: { try m.lock(timeout: $0.timeout, deadline: $0.deadline) }, cleanup: { try m.unlock() })
+            return Prepared(
+                call: { try m.lock(timeout: $0.timeout, deadline: $0.deadline) }, cleanup: { try m.unlock() })
         },
         TimedCall(key: "UMutex.swift lock(timeout:deadline:)", parameters: .both, resource: .available) {
             let m = UMutex()
-            return Prepared(call: { try m.lock(timeout: $0.timeout, deadline: $0.deadline); try m.unlock() })
+            return Prepared(call: {
+                try m.lock(timeout: $0.timeout, deadline: $0.deadline)
+                try m.unlock()
+            })
         },
         TimedCall(key: "USemaphore.swift wait(timeout:deadline:)", parameters: .both, resource: .unavailable) {
             let s = USemaphore()
@@ -247,16 +268,21 @@ struct TimeArgumentTableTests {
         TimedCall(key: "URWLock.swift readLock(timeout:deadline:)", parameters: .both, resource: .unavailable) {
             let l = URWLock()
             try l.writeLock()
-            return Prepared(call: { try l.readLock(timeout: $0.timeout, deadline: $0.deadline) }, cleanup: { try l.writeUnlock() })
+            return Prepared(
+                call: { try l.readLock(timeout: $0.timeout, deadline: $0.deadline) }, cleanup: { try l.writeUnlock() })
         },
         TimedCall(key: "URWLock.swift writeLock(timeout:deadline:)", parameters: .both, resource: .unavailable) {
             let l = URWLock()
             try l.readLock()
-            return Prepared(call: { try l.writeLock(timeout: $0.timeout, deadline: $0.deadline) }, cleanup: { try l.readUnlock() })
+            return Prepared(
+                call: { try l.writeLock(timeout: $0.timeout, deadline: $0.deadline) }, cleanup: { try l.readUnlock() })
         },
         TimedCall(key: "URWLock.swift readLock(timeout:deadline:)", parameters: .both, resource: .available) {
             let l = URWLock()
-            return Prepared(call: { try l.readLock(timeout: $0.timeout, deadline: $0.deadline); try l.readUnlock() })
+            return Prepared(call: {
+                try l.readLock(timeout: $0.timeout, deadline: $0.deadline)
+                try l.readUnlock()
+            })
         },
         TimedCall(key: "UCondition.swift wait(_:timeout:deadline:)", parameters: .both, resource: .unavailable) {
             let (m, c) = (UMutex(), UCondition())
@@ -333,7 +359,9 @@ struct TimeArgumentTableTests {
                 }
             })
         },
-        TimedCall(key: "AwaitAsync.swift await(timeout:_:)", parameters: .timeout, resource: .unavailable, waitsForTask: true) {
+        TimedCall(
+            key: "AwaitAsync.swift await(timeout:_:)", parameters: .timeout, resource: .unavailable, waitsForTask: true
+        ) {
             Prepared(call: { limit in
                 _ = try UThread.await(timeout: limit.t) { try await Task.sleep(for: .seconds(3600)) }
             })
@@ -348,13 +376,19 @@ struct TimeArgumentTableTests {
     ]
 
     static let m1IO: [TimedCall] = [
-        .io("IO+ReadWrite.swift read(_:into:timeout:)") { f, l in _ = try f.buffer.withUnsafeMutableBytes { try IO.read(f.emptyPipe.read, into: $0, timeout: l.t) } },
+        .io("IO+ReadWrite.swift read(_:into:timeout:)") { f, l in
+            _ = try f.buffer.withUnsafeMutableBytes { try IO.read(f.emptyPipe.read, into: $0, timeout: l.t) }
+        },
         .io("IO+ReadWrite.swift read(_:into:timeout:)", .available) { f, l in
             _ = try [UInt8(1)].withUnsafeBytes { try IO.write(f.emptyPipe.write, from: $0) }
             _ = try f.buffer.withUnsafeMutableBytes { try IO.read(f.emptyPipe.read, into: $0, timeout: l.t) }
         },
-        .io("IO+ReadWrite.swift write(_:from:timeout:)") { f, l in _ = try f.buffer.withUnsafeBytes { try IO.write(f.full.0, from: $0, timeout: l.t) } },
-        .io("IO+ReadWrite.swift write(_:all:timeout:)") { f, l in try f.buffer.withUnsafeBytes { try IO.write(f.full.0, all: $0, timeout: l.t) } },
+        .io("IO+ReadWrite.swift write(_:from:timeout:)") { f, l in
+            _ = try f.buffer.withUnsafeBytes { try IO.write(f.full.0, from: $0, timeout: l.t) }
+        },
+        .io("IO+ReadWrite.swift write(_:all:timeout:)") { f, l in
+            try f.buffer.withUnsafeBytes { try IO.write(f.full.0, all: $0, timeout: l.t) }
+        },
         .io("IO+ReadWrite.swift readv(_:_:timeout:)") { f, l in
             try f.buffer.withUnsafeMutableBytes { b in
                 let v = [iovec(iov_base: b.baseAddress, iov_len: b.count)]
@@ -367,14 +401,25 @@ struct TimeArgumentTableTests {
                 _ = try v.withUnsafeBufferPointer { try IO.writev(f.full.0, $0, timeout: l.t) }
             }
         },
-        .io("IO+ReadWrite.swift waitReadable(_:timeout:)") { f, l in try IO.waitReadable(f.emptyPipe.read, timeout: l.t) },
+        .io("IO+ReadWrite.swift waitReadable(_:timeout:)") { f, l in try IO.waitReadable(f.emptyPipe.read, timeout: l.t)
+        },
         .io("IO+ReadWrite.swift waitWritable(_:timeout:)") { f, l in try IO.waitWritable(f.full.0, timeout: l.t) },
-        .io("IO+Sockets.swift recv(_:into:flags:timeout:)") { f, l in _ = try f.buffer.withUnsafeMutableBytes { try IO.recv(f.full.0, into: $0, timeout: l.t) } },
-        .io("IO+Sockets.swift send(_:from:flags:timeout:)") { f, l in _ = try f.buffer.withUnsafeBytes { try IO.send(f.full.0, from: $0, timeout: l.t) } },
-        .io("IO+Sockets.swift send(_:all:flags:timeout:)") { f, l in try f.buffer.withUnsafeBytes { try IO.send(f.full.0, all: $0, timeout: l.t) } },
-        .io("IO+Sockets.swift recvfrom(_:into:flags:timeout:)") { f, l in _ = try f.buffer.withUnsafeMutableBytes { try IO.recvfrom(f.full.0, into: $0, timeout: l.t) } },
+        .io("IO+Sockets.swift recv(_:into:flags:timeout:)") { f, l in
+            _ = try f.buffer.withUnsafeMutableBytes { try IO.recv(f.full.0, into: $0, timeout: l.t) }
+        },
+        .io("IO+Sockets.swift send(_:from:flags:timeout:)") { f, l in
+            _ = try f.buffer.withUnsafeBytes { try IO.send(f.full.0, from: $0, timeout: l.t) }
+        },
+        .io("IO+Sockets.swift send(_:all:flags:timeout:)") { f, l in
+            try f.buffer.withUnsafeBytes { try IO.send(f.full.0, all: $0, timeout: l.t) }
+        },
+        .io("IO+Sockets.swift recvfrom(_:into:flags:timeout:)") { f, l in
+            _ = try f.buffer.withUnsafeMutableBytes { try IO.recvfrom(f.full.0, into: $0, timeout: l.t) }
+        },
         .io("IO+Sockets.swift sendto(_:from:to:flags:timeout:)") { f, l in
-            _ = try f.buffer.withUnsafeBytes { try IO.sendto(f.datagramSender, from: $0, to: f.datagramAddress, timeout: l.t) }
+            _ = try f.buffer.withUnsafeBytes {
+                try IO.sendto(f.datagramSender, from: $0, to: f.datagramAddress, timeout: l.t)
+            }
         },
         .io("IO+Sockets.swift recvmsg(_:_:flags:timeout:)") { f, l in
             try withMessage(&f.buffer) { _ = try IO.recvmsg(f.full.0, $0, timeout: l.t) }
@@ -382,8 +427,11 @@ struct TimeArgumentTableTests {
         .io("IO+Sockets.swift sendmsg(_:_:flags:timeout:)") { f, l in
             try withMessage(&f.buffer) { _ = try IO.sendmsg(f.full.0, $0, timeout: l.t) }
         },
-        .io("IO+Sockets.swift accept(_:timeout:)") { f, l in _ = try IO.accept(f.listener.fileDescriptor, timeout: l.t) },
-        .io("IO+Sockets.swift acceptWithAddress(_:timeout:)") { f, l in _ = try IO.acceptWithAddress(f.listener.fileDescriptor, timeout: l.t) },
+        .io("IO+Sockets.swift accept(_:timeout:)") { f, l in _ = try IO.accept(f.listener.fileDescriptor, timeout: l.t)
+        },
+        .io("IO+Sockets.swift acceptWithAddress(_:timeout:)") { f, l in
+            _ = try IO.acceptWithAddress(f.listener.fileDescriptor, timeout: l.t)
+        },
         .io("TCPListener.swift accept(timeout:)") { f, l in _ = try f.listener.accept(timeout: l.t) },
         .io("UnixListener.swift accept(timeout:)") { f, l in _ = try f.unixListener.accept(timeout: l.t) },
         .io("IO+Sockets.swift connect(_:to:timeout:)", .either) { f, l in
@@ -391,12 +439,18 @@ struct TimeArgumentTableTests {
             defer { try? IO.close(fd) }
             try IO.connect(fd, to: f.listener.localAddress, timeout: l.t)
         },
-        .io("TCPStream.swift connect(to:timeout:)", .either) { f, l in try TCPStream.connect(to: f.listener.localAddress, timeout: l.t).close() },
+        .io("TCPStream.swift connect(to:timeout:)", .either) { f, l in
+            try TCPStream.connect(to: f.listener.localAddress, timeout: l.t).close()
+        },
         .io("TCPStream.swift connect(host:port:timeout:)", .either) { f, l in
             try TCPStream.connect(host: "127.0.0.1", port: f.listener.localAddress.port, timeout: l.t).close()
         },
-        .io("UnixStream.swift connect(path:timeout:)", .either) { f, l in try UnixStream.connect(path: f.unixListener.path, timeout: l.t).close() },
-        .io("DescriptorStream.swift read(into:timeout:)") { f, l in _ = try f.buffer.withUnsafeMutableBytes { try f.pipeReader.read(into: $0, timeout: l.t) } },
+        .io("UnixStream.swift connect(path:timeout:)", .either) { f, l in
+            try UnixStream.connect(path: f.unixListener.path, timeout: l.t).close()
+        },
+        .io("DescriptorStream.swift read(into:timeout:)") { f, l in
+            _ = try f.buffer.withUnsafeMutableBytes { try f.pipeReader.read(into: $0, timeout: l.t) }
+        },
         .io("DescriptorStream.swift read(upTo:timeout:)") { f, l in _ = try f.pipeReader.read(upTo: 16, timeout: l.t) },
         .io("DescriptorStream.swift readToEnd(timeout:)") { f, l in _ = try f.pipeReader.readToEnd(timeout: l.t) },
         .io("SignalStream.swift next(timeout:)") { _, l in
@@ -404,9 +458,13 @@ struct TimeArgumentTableTests {
             defer { unblockSignal(SIGUSR1) }
             _ = try stream.next(timeout: l.t)
         },
-        .io("DescriptorStream.swift write(_:timeout:)") { f, l in _ = try f.buffer.withUnsafeBytes { try f.stream.0.write($0, timeout: l.t) } },
+        .io("DescriptorStream.swift write(_:timeout:)") { f, l in
+            _ = try f.buffer.withUnsafeBytes { try f.stream.0.write($0, timeout: l.t) }
+        },
         .io("DescriptorStream.swift write(all:timeout:)") { f, l in try f.stream.0.write(all: f.buffer, timeout: l.t) },
-        .io("DescriptorStream.swift send(_:timeout:)") { f, l in _ = try f.buffer.withUnsafeBytes { try f.stream.0.send($0, timeout: l.t) } },
+        .io("DescriptorStream.swift send(_:timeout:)") { f, l in
+            _ = try f.buffer.withUnsafeBytes { try f.stream.0.send($0, timeout: l.t) }
+        },
         // The standard streams belong to whoever runs the tests (a terminal, /dev/null, a
         // pipe): nothing is written, and reading may or may not find input.
         .plain("IO+StandardStreams.swift readStandardInput(into:timeout:)", .timeout, .either) { l in
@@ -419,7 +477,9 @@ struct TimeArgumentTableTests {
         .plain("IO+StandardStreams.swift writeStandardError(_:timeout:)", .timeout, .available) { l in
             try IO.writeStandardError(UnsafeRawBufferPointer(start: nil, count: 0), timeout: l.t)
         },
-        .plain("IO+StandardStreams.swift print(_:toStandardError:timeout:)", .timeout, .available) { l in try IO.print("", timeout: l.t) },
+        .plain("IO+StandardStreams.swift print(_:toStandardError:timeout:)", .timeout, .available) { l in
+            try IO.print("", timeout: l.t)
+        },
     ]
 
     static let mn: [TimedCall] = [
@@ -430,7 +490,10 @@ struct TimeArgumentTableTests {
         },
         TimedCall(key: "MNMutex.swift lock(timeout:)", parameters: .timeout, resource: .available, runtime: .mn) {
             let m = MNMutex()
-            return Prepared(call: { try m.lock(timeout: $0.t); try m.unlock() })
+            return Prepared(call: {
+                try m.lock(timeout: $0.t)
+                try m.unlock()
+            })
         },
         TimedCall(key: "MNSemaphore.swift wait(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
             let s = MNSemaphore()
@@ -445,21 +508,26 @@ struct TimeArgumentTableTests {
             try g.add(1)
             return Prepared(call: { try g.wait(timeout: $0.t) }, cleanup: { try g.done() })
         },
-        TimedCall(key: "MNBarrier.swift arriveAndWait(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+        TimedCall(
+            key: "MNBarrier.swift arriveAndWait(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+        ) {
             let b = try MNBarrier(parties: 2)
             return Prepared(call: { _ = try b.arriveAndWait(timeout: $0.t) })
         },
-        TimedCall(key: "MNRWLock.swift readLock(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+        TimedCall(key: "MNRWLock.swift readLock(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn)
+        {
             let l = MNRWLock()
             try l.writeLock()
             return Prepared(call: { try l.readLock(timeout: $0.t) }, cleanup: { try l.writeUnlock() })
         },
-        TimedCall(key: "MNRWLock.swift writeLock(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+        TimedCall(key: "MNRWLock.swift writeLock(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn)
+        {
             let l = MNRWLock()
             try l.readLock()
             return Prepared(call: { try l.writeLock(timeout: $0.t) }, cleanup: { try l.readUnlock() })
         },
-        TimedCall(key: "MNCondition.swift wait(_:timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+        TimedCall(key: "MNCondition.swift wait(_:timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn)
+        {
             let (m, c) = (MNMutex(), MNCondition())
             return Prepared(call: { limit in
                 try m.lock()
@@ -467,7 +535,9 @@ struct TimeArgumentTableTests {
                 try c.wait(m, timeout: limit.t)
             })
         },
-        TimedCall(key: "MNCondition.swift wait(_:until:timeout:)", parameters: .timeout, resource: .available, runtime: .mn) {
+        TimedCall(
+            key: "MNCondition.swift wait(_:until:timeout:)", parameters: .timeout, resource: .available, runtime: .mn
+        ) {
             let (m, c) = (MNMutex(), MNCondition())
             return Prepared(call: { limit in
                 try m.lock()
@@ -479,7 +549,8 @@ struct TimeArgumentTableTests {
             let c = MNChannel<Int>()
             return Prepared(call: { try c.send(1, timeout: $0.t) })
         },
-        TimedCall(key: "MNChannel.swift receive(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+        TimedCall(key: "MNChannel.swift receive(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn)
+        {
             let c = MNChannel<Int>()
             return Prepared(call: { _ = try c.receive(timeout: $0.t) })
         },
@@ -488,7 +559,9 @@ struct TimeArgumentTableTests {
             try c.send(7)
             return Prepared(call: { _ = try c.receive(timeout: $0.t) })
         },
-        TimedCall(key: "MNSelect.swift mnSelect(timeout:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+        TimedCall(
+            key: "MNSelect.swift mnSelect(timeout:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+        ) {
             let c = MNChannel<Int>()
             return Prepared(call: { limit in
                 _ = try mnSelect(timeout: limit.t) { (s: MNSelect<Int>) in s.receive(from: c) { $0 ?? 0 } }
@@ -499,10 +572,12 @@ struct TimeArgumentTableTests {
             let (once, gate) = (MNOnce(), MNSemaphore())
             let holder = MNThread(name: "once holder") { try once.run { try gate.wait() } }
             try TimeArgumentTableTests.waitUntilParked { holder.id }
-            return Prepared(call: { try once.run(timeout: $0.t) {} }, cleanup: {
-                gate.signal()
-                try holder.join()
-            })
+            return Prepared(
+                call: { try once.run(timeout: $0.t) {} },
+                cleanup: {
+                    gate.signal()
+                    try holder.join()
+                })
         },
         .plain("UThread.sleep(for:) under M:N", .timeout, .sleep, runtime: .mn) { try UThread.sleep(for: $0.t) },
     ]
@@ -510,11 +585,14 @@ struct TimeArgumentTableTests {
     /// Calls made from any kernel thread (they block it; they are not cancellable). Their far
     /// deadlines must end by an answer.
     static let kernelSide: [TimedCall] = [
-        TimedCall(key: "ControlSocket.swift queryControlSocket(_:request:timeout:)", parameters: .timeout, resource: .either) {
+        TimedCall(
+            key: "ControlSocket.swift queryControlSocket(_:request:timeout:)", parameters: .timeout, resource: .either
+        ) {
             let server = try AnsweringSocket()
-            return Prepared(call: { _ = try UThreadRuntime.queryControlSocket(server.path, timeout: $0.t) },
-                            cleanup: { server.stop() })
-        },
+            return Prepared(
+                call: { _ = try UThreadRuntime.queryControlSocket(server.path, timeout: $0.t) },
+                cleanup: { server.stop() })
+        }
     ]
 
     static let table = m1Sync + m1IO + mn + kernelSide
@@ -523,16 +601,19 @@ struct TimeArgumentTableTests {
 
     @Test(arguments: table, TimeArgument.allCases)
     func outcome(_ row: TimedCall, _ argument: TimeArgument) async throws {
-        let (outcome, parkedAfterASwitch) = switch row.runtime {
-        case .m1 where row.waitsForTask: try await Self.runOnExecutor(row, argument)
-        case .m1: try UThreadRuntime.run { try Self.runM1(row, argument) }
-        case .mn: try Self.runMN(row, argument)
-        }
+        let (outcome, parkedAfterASwitch) =
+            switch row.runtime {
+            case .m1 where row.waitsForTask: try await Self.runOnExecutor(row, argument)
+            case .m1: try UThreadRuntime.run { try Self.runM1(row, argument) }
+            case .mn: try Self.runMN(row, argument)
+            }
         #expect(row.allowed(argument).contains(outcome), "\(row) with \(argument): \(outcome)")
         // Already due: the call must not park. Under M:1 the caller yields once after
         // spawning the call's thread, which by then has finished, yielded, or parked.
         // (1 ns is positive: it may park, for a nanosecond.)
-        if row.runtime == .m1 && argument.isDue && argument != .oneNanosecond && !row.waitsForTask && row.resource != .either {
+        if row.runtime == .m1 && argument.isDue && argument != .oneNanosecond && !row.waitsForTask
+            && row.resource != .either
+        {
             #expect(!parkedAfterASwitch, "\(row) with \(argument) waited")
         }
     }
@@ -606,7 +687,8 @@ struct TimeArgumentTableTests {
         let root = ChildProcess.repositoryRoot.appendingPathComponent("Sources/UserThreads")
         guard let files = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil) else { return [] }
         var keys: Set<String> = []
-        let declaration = /public\s+(?:(?:static|override|final|class|mutating|nonisolated|convenience|required)\s+)*(?:func\s+`?(\w+)`?|(init)[?!]?|(subscript))\s*(?:<[^(]*>)?\s*\(/
+        let declaration =
+            /public\s+(?:(?:static|override|final|class|mutating|nonisolated|convenience|required)\s+)*(?:func\s+`?(\w+)`?|(init)[?!]?|(subscript))\s*(?:<[^(]*>)?\s*\(/
         for case let url as URL in files where url.pathExtension == "swift" {
             let text = try String(contentsOf: url, encoding: .utf8)
             for match in text.matches(of: declaration) {
@@ -622,7 +704,10 @@ struct TimeArgumentTableTests {
 
     /// The argument labels of a parameter list that starts right after its "(".
     static func parameterLabels(_ text: Substring) -> [String] {
-        var labels: [String] = [], current = "", depth = 0, previous: Character = " "
+        var labels: [String] = []
+        var current = ""
+        var depth = 0
+        var previous: Character = " "
         for c in text {
             switch c {
             case "(", "[", "<": depth += 1
@@ -631,7 +716,9 @@ struct TimeArgumentTableTests {
             default: break
             }
             if depth < 0 || (c == "," && depth == 0) {
-                if let label = current.split(separator: ":").first?.split(separator: " ").first { labels.append(String(label)) }
+                if let label = current.split(separator: ":").first?.split(separator: " ").first {
+                    labels.append(String(label))
+                }
                 current = ""
                 if depth < 0 { break }
             } else {
@@ -691,7 +778,10 @@ final class AnsweringSocket: @unchecked Sendable {
         defer { done.signal() }
         while true {
             let client = accept(listener, nil, nil)
-            if stopping.load(ordering: .acquiring) { if client >= 0 { Glibc.close(client) }; return }
+            if stopping.load(ordering: .acquiring) {
+                if client >= 0 { Glibc.close(client) }
+                return
+            }
             guard client >= 0 else { continue }
             var byte: UInt8 = 0
             while Glibc.read(client, &byte, 1) == 1 && byte != UInt8(ascii: "\n") {}

@@ -45,27 +45,32 @@ public final class MNBarrier: Sendable, WaitTarget, CustomStringConvertible {
         let parties = self.parties
         var released: [MNWaiter] = []
         var myGeneration = 0
-        let result = try mnWait("MNBarrier.arriveAndWait", .barrier, object: id, target: self, deadline: mnDeadline(timeout), register: { waiter in
-            try state.withLock { st throws(UThreadError) -> Bool in
-                if st.broken { throw .closed("\(label) was destroyed") }
-                st.arrived += 1
-                if st.arrived == parties {
-                    st.arrived = 0
-                    st.generation += 1
-                    released = st.waiters.popAll()
-                    return false
+        let result = try mnWait(
+            "MNBarrier.arriveAndWait", .barrier, object: id, target: self, deadline: mnDeadline(timeout),
+            register: { waiter in
+                try state.withLock { st throws(UThreadError) -> Bool in
+                    if st.broken { throw .closed("\(label) was destroyed") }
+                    st.arrived += 1
+                    if st.arrived == parties {
+                        st.arrived = 0
+                        st.generation += 1
+                        released = st.waiters.popAll()
+                        return false
+                    }
+                    st.waiters.push(waiter)
+                    myGeneration = st.generation
+                    return true
                 }
-                st.waiters.push(waiter)
-                myGeneration = st.generation
-                return true
-            }
-        }, withdraw: { waiter in
-            state.withLock { st in
-                guard st.waiters.remove(where: { $0 == waiter }) else { return st.generation != myGeneration ? .woken : .closed }
-                st.arrived -= 1  // withdraw the arrival
-                return nil
-            }
-        })
+            },
+            withdraw: { waiter in
+                state.withLock { st in
+                    guard st.waiters.remove(where: { $0 == waiter }) else {
+                        return st.generation != myGeneration ? .woken : .closed
+                    }
+                    st.arrived -= 1  // withdraw the arrival
+                    return nil
+                }
+            })
         guard let result else {
             mnWake(released)
             return true

@@ -123,19 +123,23 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
         var wake: MNWaiter?
         var node: MNChannelNode<Element>?
         var closed = false
-        let result = mnWait("MNChannel.send", .channelSend, object: id, target: self, deadline: mnDeadline(timeout), register: { waiter in
-            state.withLock { st -> Bool in
-                switch st.offer(value, capacity: capacity, wake: &wake) {
-                case .done: return false
-                case .closed: closed = true; return false
-                case .wouldBlock:
-                    let n = MNChannelNode(waiter: waiter, value: value)
-                    st.senders.push(n)
-                    node = n
-                    return true
+        let result = mnWait(
+            "MNChannel.send", .channelSend, object: id, target: self, deadline: mnDeadline(timeout),
+            register: { waiter in
+                state.withLock { st -> Bool in
+                    switch st.offer(value, capacity: capacity, wake: &wake) {
+                    case .done: return false
+                    case .closed:
+                        closed = true
+                        return false
+                    case .wouldBlock:
+                        let n = MNChannelNode(waiter: waiter, value: value)
+                        st.senders.push(n)
+                        node = n
+                        return true
+                    }
                 }
-            }
-        }, withdraw: { _ in nil })
+            }, withdraw: { _ in nil })
         guard let result, let node else {
             if let wake { mnWakeOne(wake) }
             if closed { throw closedError }
@@ -174,15 +178,17 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
         var wake: MNWaiter?
         var node: MNChannelNode<Element>?
         var got: Element?
-        let result = mnWait("MNChannel.receive", .channelReceive, object: id, target: self, deadline: mnDeadline(timeout), register: { waiter in
-            state.withLock { st -> Bool in
-                guard st.take(&got, wake: &wake) == .wouldBlock else { return false }
-                let n = MNChannelNode<Element>(waiter: waiter, value: nil)
-                st.receivers.push(n)
-                node = n
-                return true
-            }
-        }, withdraw: { _ in nil })
+        let result = mnWait(
+            "MNChannel.receive", .channelReceive, object: id, target: self, deadline: mnDeadline(timeout),
+            register: { waiter in
+                state.withLock { st -> Bool in
+                    guard st.take(&got, wake: &wake) == .wouldBlock else { return false }
+                    let n = MNChannelNode<Element>(waiter: waiter, value: nil)
+                    st.receivers.push(n)
+                    node = n
+                    return true
+                }
+            }, withdraw: { _ in nil })
         guard let result, let node else {
             if let wake { mnWakeOne(wake) }
             return got
@@ -232,8 +238,12 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
         let first = state.withLock { st -> Bool in
             guard !st.closed else { return false }
             st.closed = true
-            while let r = st.receivers.popClaimed(closed: true) as MNChannelNode<Element>? { wakes.append(r.selection.waiter) }
-            while let s = st.senders.popClaimed(closed: true) as MNChannelNode<Element>? { wakes.append(s.selection.waiter) }
+            while let r = st.receivers.popClaimed(closed: true) as MNChannelNode<Element>? {
+                wakes.append(r.selection.waiter)
+            }
+            while let s = st.senders.popClaimed(closed: true) as MNChannelNode<Element>? {
+                wakes.append(s.selection.waiter)
+            }
             return true
         }
         mnWake(wakes)
@@ -266,9 +276,12 @@ public final class MNChannel<Element: Sendable>: Sendable, Sequence, WaitTarget,
 
     /// "channel receive on 'jobs' (0/4 buffered, 2 receivers)", for the thread table.
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        let (count, closed, senders, receivers) = state.withLock { ($0.buffer.count, $0.closed, $0.senders.count, $0.receivers.count) }
+        let (count, closed, senders, receivers) = state.withLock {
+            ($0.buffer.count, $0.closed, $0.senders.count, $0.receivers.count)
+        }
         let on = name.isEmpty ? "channel \(id)" : "'\(name)'"
-        return "\(kind.label) on \(on) (\(count)/\(capacity) buffered, \(senders) sender(s), \(receivers) receiver(s) parked\(closed ? ", closed" : ""))"
+        return
+            "\(kind.label) on \(on) (\(count)/\(capacity) buffered, \(senders) sender(s), \(receivers) receiver(s) parked\(closed ? ", closed" : ""))"
     }
 
     public var description: String { "MNChannel(\(label), \(count)/\(capacity)\(isClosed ? ", closed" : ""))" }

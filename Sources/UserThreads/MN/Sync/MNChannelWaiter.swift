@@ -40,15 +40,18 @@ class MNSelection: @unchecked Sendable {
     /// call won; the caller then completes the operation and wakes `waiter`.
     @usableFromInline
     func claim(_ index: Int, closed: Bool) -> Bool {
-        state.compareExchange(expected: MNSelection.pending, desired: index << 1 | (closed ? 1 : 0),
-                              ordering: .acquiringAndReleasing).exchanged
+        state.compareExchange(
+            expected: MNSelection.pending, desired: index << 1 | (closed ? 1 : 0),
+            ordering: .acquiringAndReleasing
+        ).exchanged
     }
 
     /// The waiter gives up. Returns nil if it did; else the claimed outcome (the operation
     /// completed, and a wake is in flight).
     func abandon() -> (index: Int, closed: Bool)? {
-        let (exchanged, original) = state.compareExchange(expected: MNSelection.pending, desired: MNSelection.abandoned,
-                                                          ordering: .acquiringAndReleasing)
+        let (exchanged, original) = state.compareExchange(
+            expected: MNSelection.pending, desired: MNSelection.abandoned,
+            ordering: .acquiringAndReleasing)
         if exchanged { return nil }
         return (original >> 1, original & 1 == 1)
     }

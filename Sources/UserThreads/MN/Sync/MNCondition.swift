@@ -61,16 +61,19 @@ public final class MNCondition: Sendable, WaitTarget, CustomStringConvertible {
         guard mutex.isHeld(by: me) else {
             throw UThreadError.invalidArgument("MNCondition.wait: thread #\(me) does not hold \(mutex.label)")
         }
-        let result = try mnWait("MNCondition.wait", .condition, object: id, target: self, deadline: deadline, register: { waiter in
-            try state.withLock { st throws(UThreadError) in
-                if st.destroyed { throw .closed("\(label) was destroyed") }
-                st.waiters.push(waiter)
-            }
-            mutex.unlockOwned()  // after enqueueing: a signal from now on finds us
-            return true
-        }, withdraw: { waiter in
-            state.withLock { st in st.waiters.remove { $0 == waiter } ? nil : (st.destroyed ? .closed : .woken) }
-        })
+        let result = try mnWait(
+            "MNCondition.wait", .condition, object: id, target: self, deadline: deadline,
+            register: { waiter in
+                try state.withLock { st throws(UThreadError) in
+                    if st.destroyed { throw .closed("\(label) was destroyed") }
+                    st.waiters.push(waiter)
+                }
+                mutex.unlockOwned()  // after enqueueing: a signal from now on finds us
+                return true
+            },
+            withdraw: { waiter in
+                state.withLock { st in st.waiters.remove { $0 == waiter } ? nil : (st.destroyed ? .closed : .woken) }
+            })
         let relock = Result { try mutex.lockUncancellable(me) }
         try result?.check()
         try relock.get()

@@ -55,20 +55,22 @@ public final class MNMutex: Sendable, WaitTarget, CustomStringConvertible {
     }
 
     private func lock(_ me: UInt64, deadline: UInt64?, cancellable: Bool) throws {
-        let result = try mnWait("MNMutex.lock", .mutex, object: id, target: self, deadline: deadline, cancellable: cancellable,
-                                register: { waiter in
-            try state.withLock { st throws(UThreadError) -> Bool in
-                if st.owner == 0 {
-                    st.owner = me
-                    return false
+        let result = try mnWait(
+            "MNMutex.lock", .mutex, object: id, target: self, deadline: deadline, cancellable: cancellable,
+            register: { waiter in
+                try state.withLock { st throws(UThreadError) -> Bool in
+                    if st.owner == 0 {
+                        st.owner = me
+                        return false
+                    }
+                    if st.owner == me { throw .invalidArgument("MNMutex.lock: thread #\(me) already holds \(label)") }
+                    st.waiters.push((waiter, me))
+                    return true
                 }
-                if st.owner == me { throw .invalidArgument("MNMutex.lock: thread #\(me) already holds \(label)") }
-                st.waiters.push((waiter, me))
-                return true
-            }
-        }, withdraw: { waiter in
-            state.withLock { st in st.waiters.remove { $0.0 == waiter } ? nil : .woken }  // else: handed over
-        })
+            },
+            withdraw: { waiter in
+                state.withLock { st in st.waiters.remove { $0.0 == waiter } ? nil : .woken }  // else: handed over
+            })
         try result?.check()
     }
 
@@ -116,7 +118,8 @@ public final class MNMutex: Sendable, WaitTarget, CustomStringConvertible {
     /// "mutex 'db' held by #12, 2 waiting", for the thread table.
     public func waitDescription(kind: WaitReason.Kind) -> String {
         let (owner, waiting) = state.withLock { ($0.owner, $0.waiters.count) }
-        return label + (owner == 0 ? " (free)" : " held by \(mnThreadLabel(owner))") + (waiting > 0 ? ", \(waiting) waiting" : "")
+        return label + (owner == 0 ? " (free)" : " held by \(mnThreadLabel(owner))")
+            + (waiting > 0 ? ", \(waiting) waiting" : "")
     }
 
     /// The owner, for wait-for cycles.

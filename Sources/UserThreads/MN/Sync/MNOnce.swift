@@ -38,21 +38,24 @@ public final class MNOnce: Sendable, WaitTarget, CustomStringConvertible {
         let deadline = mnDeadline(timeout)
         while true {
             var mustRun = false
-            let result = try mnWait("MNOnce.run", .once, object: id, target: self, deadline: deadline, register: { waiter in
-                try state.withLock { st throws(UThreadError) -> Bool in
-                    if st.done { return false }
-                    if st.runner == 0 {
-                        st.runner = me
-                        mustRun = true
-                        return false
+            let result = try mnWait(
+                "MNOnce.run", .once, object: id, target: self, deadline: deadline,
+                register: { waiter in
+                    try state.withLock { st throws(UThreadError) -> Bool in
+                        if st.done { return false }
+                        if st.runner == 0 {
+                            st.runner = me
+                            mustRun = true
+                            return false
+                        }
+                        if st.runner == me { throw .invalidArgument("MNOnce.run: \(label) called from its own body") }
+                        st.waiters.push(waiter)
+                        return true
                     }
-                    if st.runner == me { throw .invalidArgument("MNOnce.run: \(label) called from its own body") }
-                    st.waiters.push(waiter)
-                    return true
-                }
-            }, withdraw: { waiter in
-                state.withLock { st in st.waiters.remove { $0 == waiter } ? nil : .woken }
-            })
+                },
+                withdraw: { waiter in
+                    state.withLock { st in st.waiters.remove { $0 == waiter } ? nil : .woken }
+                })
             if let result {
                 try result.check()
                 continue  // the run ended: done, or failed (then someone runs it again)

@@ -57,23 +57,28 @@ public final class MNRWLock: Sendable, WaitTarget, CustomStringConvertible {
     ///   holds the write lock.
     public func readLock(timeout: Duration? = nil) throws {
         let me = mnCurrentThread("MNRWLock.readLock")
-        let result = try mnWait("MNRWLock.readLock", .rwlock, object: id, target: self, deadline: mnDeadline(timeout), register: { waiter in
-            try state.withLock { st throws(UThreadError) -> Bool in
-                if st.writer == me { throw .invalidArgument("MNRWLock.readLock: thread #\(me) holds \(label) for writing") }
-                if let n = st.readers[me] {  // already a reader: must not queue behind a writer
-                    st.readers[me] = n + 1
-                    return false
+        let result = try mnWait(
+            "MNRWLock.readLock", .rwlock, object: id, target: self, deadline: mnDeadline(timeout),
+            register: { waiter in
+                try state.withLock { st throws(UThreadError) -> Bool in
+                    if st.writer == me {
+                        throw .invalidArgument("MNRWLock.readLock: thread #\(me) holds \(label) for writing")
+                    }
+                    if let n = st.readers[me] {  // already a reader: must not queue behind a writer
+                        st.readers[me] = n + 1
+                        return false
+                    }
+                    if st.writer == 0 && st.writeQueue.isEmpty {
+                        st.readers[me] = 1
+                        return false
+                    }
+                    st.readQueue.push((waiter, me))
+                    return true
                 }
-                if st.writer == 0 && st.writeQueue.isEmpty {
-                    st.readers[me] = 1
-                    return false
-                }
-                st.readQueue.push((waiter, me))
-                return true
-            }
-        }, withdraw: { waiter in
-            state.withLock { st in st.readQueue.remove { $0.0 == waiter } ? nil : .woken }  // else admitted
-        })
+            },
+            withdraw: { waiter in
+                state.withLock { st in st.readQueue.remove { $0.0 == waiter } ? nil : .woken }  // else admitted
+            })
         try result?.check()
     }
 
@@ -83,25 +88,28 @@ public final class MNRWLock: Sendable, WaitTarget, CustomStringConvertible {
     public func writeLock(timeout: Duration? = nil) throws {
         let me = mnCurrentThread("MNRWLock.writeLock")
         var readersToWake: [MNWaiter] = []
-        let result = try mnWait("MNRWLock.writeLock", .rwlock, object: id, target: self, deadline: mnDeadline(timeout), register: { waiter in
-            try state.withLock { st throws(UThreadError) -> Bool in
-                if st.writer == me || st.readers[me] != nil {
-                    throw .invalidArgument("MNRWLock.writeLock: thread #\(me) already holds \(label)")
+        let result = try mnWait(
+            "MNRWLock.writeLock", .rwlock, object: id, target: self, deadline: mnDeadline(timeout),
+            register: { waiter in
+                try state.withLock { st throws(UThreadError) -> Bool in
+                    if st.writer == me || st.readers[me] != nil {
+                        throw .invalidArgument("MNRWLock.writeLock: thread #\(me) already holds \(label)")
+                    }
+                    if st.writer == 0 && st.readers.isEmpty && st.writeQueue.isEmpty {
+                        st.writer = me
+                        return false
+                    }
+                    st.writeQueue.push((waiter, me))
+                    return true
                 }
-                if st.writer == 0 && st.readers.isEmpty && st.writeQueue.isEmpty {
-                    st.writer = me
-                    return false
+            },
+            withdraw: { waiter in
+                state.withLock { st in
+                    guard st.writeQueue.remove(where: { $0.0 == waiter }) else { return .woken }  // handed the lock
+                    if st.writer == 0 && st.writeQueue.isEmpty { readersToWake = st.admitReaders() }
+                    return nil
                 }
-                st.writeQueue.push((waiter, me))
-                return true
-            }
-        }, withdraw: { waiter in
-            state.withLock { st in
-                guard st.writeQueue.remove(where: { $0.0 == waiter }) else { return .woken }  // handed the lock
-                if st.writer == 0 && st.writeQueue.isEmpty { readersToWake = st.admitReaders() }
-                return nil
-            }
-        })
+            })
         mnWake(readersToWake)
         try result?.check()
     }

@@ -92,7 +92,9 @@ public func mnSelect<R>(timeout: Duration? = nil, _ build: (MNSelect<R>) throws 
     }
     // Each channel once, in id order: the lock order.
     var locks: [MNSelectClause<R>] = []
-    for c in clauses.sorted(by: { $0.channelID < $1.channelID }) where locks.last?.channelID != c.channelID { locks.append(c) }
+    for c in clauses.sorted(by: { $0.channelID < $1.channelID }) where locks.last?.channelID != c.channelID {
+        locks.append(c)
+    }
 
     var ready: (index: Int, closed: Bool)?
     var useDefault = false
@@ -100,25 +102,31 @@ public func mnSelect<R>(timeout: Duration? = nil, _ build: (MNSelect<R>) throws 
     var selection: MNSelection?
     let target = MNSelectTarget(clauses)  // labels are made only when a table is rendered
     let result = withExtendedLifetime(target) {
-        mnWait("mnSelect", .select, object: 0, target: target, deadline: mnDeadline(timeout), register: { waiter in
-            for c in locks { c.lockChannel() }
-            defer { for c in locks.reversed() { c.unlockChannel() } }
-            for i in order {
-                switch clauses[i].poll(&wake) {
-                case .done: ready = (i, false); return false
-                case .closed: ready = (i, true); return false
-                case .wouldBlock: continue
+        mnWait(
+            "mnSelect", .select, object: 0, target: target, deadline: mnDeadline(timeout),
+            register: { waiter in
+                for c in locks { c.lockChannel() }
+                defer { for c in locks.reversed() { c.unlockChannel() } }
+                for i in order {
+                    switch clauses[i].poll(&wake) {
+                    case .done:
+                        ready = (i, false)
+                        return false
+                    case .closed:
+                        ready = (i, true)
+                        return false
+                    case .wouldBlock: continue
+                    }
                 }
-            }
-            if select.defaultHandler != nil {
-                useDefault = true
-                return false
-            }
-            let sel = MNSelection(waiter: waiter)
-            for i in order { clauses[i].arm(sel, caseIndex: i) }
-            selection = sel
-            return true
-        }, withdraw: { _ in nil })
+                if select.defaultHandler != nil {
+                    useDefault = true
+                    return false
+                }
+                let sel = MNSelection(waiter: waiter)
+                for i in order { clauses[i].arm(sel, caseIndex: i) }
+                selection = sel
+                return true
+            }, withdraw: { _ in nil })
     }
     if let wake { mnWake(CollectionOfOne(wake)) }
     if let ready { return try clauses[ready.index].finish(closed: ready.closed) }
@@ -172,7 +180,9 @@ private final class MNReceiveClause<T: Sendable, R>: MNSelectClause<R> {
     override var label: String { "receive from \(channel.label)" }
     override func lockChannel() { channel.state.lock() }
     override func unlockChannel() { channel.state.unlock() }
-    override func poll(_ wake: inout MNWaiter?) -> ChannelPoll { channel.state.withLockHeld { $0.take(&got, wake: &wake) } }
+    override func poll(_ wake: inout MNWaiter?) -> ChannelPoll {
+        channel.state.withLockHeld { $0.take(&got, wake: &wake) }
+    }
 
     override func arm(_ selection: MNSelection, caseIndex: Int) {
         let n = MNChannelNode<T>(selection: selection, caseIndex: caseIndex, value: nil)

@@ -44,19 +44,22 @@ public final class MNSemaphore: Sendable, WaitTarget, CustomStringConvertible {
     /// Takes a permit, waiting while none is available. O(1) (O(waiters) to give up).
     /// - Throws: `UThreadError.timedOut`, `CancellationError`, `UThreadError.closed` (destroyed).
     public func wait(timeout: Duration? = nil) throws {
-        let result = try mnWait("MNSemaphore.wait", .semaphore, object: id, target: self, deadline: mnDeadline(timeout), register: { waiter in
-            try state.withLock { st throws(UThreadError) -> Bool in
-                if st.destroyed { throw .closed("\(label) was destroyed") }
-                if st.value > 0 && st.waiters.isEmpty {
-                    st.value -= 1
-                    return false
+        let result = try mnWait(
+            "MNSemaphore.wait", .semaphore, object: id, target: self, deadline: mnDeadline(timeout),
+            register: { waiter in
+                try state.withLock { st throws(UThreadError) -> Bool in
+                    if st.destroyed { throw .closed("\(label) was destroyed") }
+                    if st.value > 0 && st.waiters.isEmpty {
+                        st.value -= 1
+                        return false
+                    }
+                    st.waiters.push(waiter)
+                    return true
                 }
-                st.waiters.push(waiter)
-                return true
-            }
-        }, withdraw: { waiter in
-            state.withLock { st in st.waiters.remove { $0 == waiter } ? nil : (st.destroyed ? .closed : .woken) }
-        })
+            },
+            withdraw: { waiter in
+                state.withLock { st in st.waiters.remove { $0 == waiter } ? nil : (st.destroyed ? .closed : .woken) }
+            })
         try result?.check()
     }
 

@@ -63,12 +63,17 @@ import CUThreads
 /// - Returns: nil when it did not park; else `.woken`, `.closed`, or the timeout, cancellation
 ///   or deadlock result that ended it.
 @usableFromInline
-func mnWait(_ api: StaticString, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget?,
-            deadline: UInt64?, cancellable: Bool = true,
-            register: (MNWaiter) throws -> Bool, withdraw: (MNWaiter) -> WakeResult?) rethrows -> WakeResult? {
+func mnWait(
+    _ api: StaticString, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget?,
+    deadline: UInt64?, cancellable: Bool = true,
+    register: (MNWaiter) throws -> Bool, withdraw: (MNWaiter) -> WakeResult?
+) rethrows -> WakeResult? {
     let (w, s) = MNWorker.require(api)
-    guard let (waiter, result) = try w.park(s, kind, object: object, target: target, deadline: deadline,
-                                            cancellable: cancellable, register) else { return nil }
+    guard
+        let (waiter, result) = try w.park(
+            s, kind, object: object, target: target, deadline: deadline,
+            cancellable: cancellable, register)
+    else { return nil }
     if result == .woken || result == .closed { return result }
     return withdraw(waiter) ?? result
 }

@@ -38,15 +38,18 @@ public final class MNWaitGroup: Sendable, WaitTarget, CustomStringConvertible {
     /// Waits until the counter is zero.
     /// - Throws: `.timedOut`, `CancellationError`.
     public func wait(timeout: Duration? = nil) throws {
-        let result = mnWait("MNWaitGroup.wait", .waitGroup, object: id, target: self, deadline: mnDeadline(timeout), register: { waiter in
-            state.withLock { st -> Bool in
-                if st.count == 0 { return false }
-                st.waiters.push(waiter)
-                return true
-            }
-        }, withdraw: { waiter in
-            state.withLock { $0.waiters.remove { $0 == waiter } ? nil : .woken }
-        })
+        let result = mnWait(
+            "MNWaitGroup.wait", .waitGroup, object: id, target: self, deadline: mnDeadline(timeout),
+            register: { waiter in
+                state.withLock { st -> Bool in
+                    if st.count == 0 { return false }
+                    st.waiters.push(waiter)
+                    return true
+                }
+            },
+            withdraw: { waiter in
+                state.withLock { $0.waiters.remove { $0 == waiter } ? nil : .woken }
+            })
         try result?.check()  // woken: the count reached zero (even if it has risen again since)
     }
 

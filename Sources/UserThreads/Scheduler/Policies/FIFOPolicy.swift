@@ -44,6 +44,8 @@ public final class FIFOPolicy: SchedulingPolicy {
 
     public func checkInvariants() {
         queue.checkInvariants()
-        queue.forEach { precondition($0.pointee.state == .stateReady, "FIFOPolicy: queued thread #\($0.pointee.id) is not ready") }
+        queue.forEach {
+            precondition($0.pointee.state == .stateReady, "FIFOPolicy: queued thread #\($0.pointee.id) is not ready")
+        }
     }
 }

@@ -39,7 +39,9 @@ public final class FairSharePolicy: SchedulingPolicy {
     ///   - targetLatency: the period in which every ready thread should run once (20 ms).
     ///   - minGranularity: the shortest slice (1 ms).
     /// - Throws: `UThreadError.invalidArgument` when a duration is zero or negative.
-    public init(targetLatency: Duration = .milliseconds(20), minGranularity: Duration = .milliseconds(1)) throws(UThreadError) {
+    public init(targetLatency: Duration = .milliseconds(20), minGranularity: Duration = .milliseconds(1))
+        throws(UThreadError)
+    {
         try targetLatency.requirePositive("FairSharePolicy: the target latency")
         try minGranularity.requirePositive("FairSharePolicy: the minimum granularity")
         self.targetLatency = targetLatency

@@ -55,7 +55,10 @@ public final class LotteryPolicy: SchedulingPolicy {
     public func checkInvariants() {
         queue.checkInvariants()
         var sum: UInt64 = 0
-        queue.forEach { sum += UInt64($0.tickets); precondition($0.block.pointee.state == .stateReady, "LotteryPolicy: queued thread \($0.id) is not ready") }
+        queue.forEach {
+            sum += UInt64($0.tickets)
+            precondition($0.block.pointee.state == .stateReady, "LotteryPolicy: queued thread \($0.id) is not ready")
+        }
         precondition(sum == totalTickets, "LotteryPolicy: ticket total \(totalTickets) but queued threads hold \(sum)")
     }
 }

@@ -36,8 +36,10 @@ public final class MLFQPolicy: SchedulingPolicy {
     ///   - boostInterval: how often every thread returns to the top (default 100 ms; nil: never).
     /// - Throws: `UThreadError.invalidArgument` unless there are 1...255 levels, every quantum is
     ///   positive and the boost interval (if any) is positive.
-    public init(quanta: [Duration] = [.milliseconds(5), .milliseconds(10), .milliseconds(20)],
-                boostInterval: Duration? = .milliseconds(100)) throws(UThreadError) {
+    public init(
+        quanta: [Duration] = [.milliseconds(5), .milliseconds(10), .milliseconds(20)],
+        boostInterval: Duration? = .milliseconds(100)
+    ) throws(UThreadError) {
         guard !quanta.isEmpty && quanta.count < 256 else {
             throw .invalidArgument("MLFQPolicy: 1...255 levels, not \(quanta.count)")
         }
@@ -125,7 +127,8 @@ public final class MLFQPolicy: SchedulingPolicy {
             q.forEach { t in
                 n += 1
                 precondition(t.block.pointee.state == .stateReady, "MLFQPolicy: queued thread \(t.id) is not ready")
-                precondition(level(of: t) == l, "MLFQPolicy: thread \(t.id) queued at level \(l) but is at \(level(of: t))")
+                precondition(
+                    level(of: t) == l, "MLFQPolicy: thread \(t.id) queued at level \(l) but is at \(level(of: t))")
             }
         }
         precondition(n == readyCount, "MLFQPolicy: count \(readyCount) but \(n) queued")

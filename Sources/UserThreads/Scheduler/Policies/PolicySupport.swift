@@ -68,7 +68,8 @@ struct KeyedThreadHeap {
             items[0] = last
             var i = 0
             while true {
-                let l = 2 * i + 1, r = l + 1
+                let l = 2 * i + 1
+                let r = l + 1
                 var m = i
                 if l < items.count && items[l].less(items[m]) { m = l }
                 if r < items.count && items[r].less(items[m]) { m = r }
@@ -84,7 +85,10 @@ struct KeyedThreadHeap {
         for i in items.indices.dropFirst() {
             precondition(!items[i].less(items[(i - 1) / 2]), "\(name): heap order broken at \(i)")
         }
-        for e in items { precondition(e.thread.block.pointee.state == .stateReady, "\(name): queued thread \(e.thread.id) is not ready") }
+        for e in items {
+            precondition(
+                e.thread.block.pointee.state == .stateReady, "\(name): queued thread \(e.thread.id) is not ready")
+        }
     }
 }
 

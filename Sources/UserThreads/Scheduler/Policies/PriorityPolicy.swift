@@ -26,7 +26,9 @@ public final class PriorityPolicy: SchedulingPolicy {
     ///   - agingInterval: waiting this long raises the effective priority by one (default
     ///     20 ms); nil: no aging (strict priority, starvation possible).
     /// - Throws: `UThreadError.invalidArgument` when a duration is zero or negative.
-    public init(quantum: Duration = .milliseconds(10), agingInterval: Duration? = .milliseconds(20)) throws(UThreadError) {
+    public init(quantum: Duration = .milliseconds(10), agingInterval: Duration? = .milliseconds(20))
+        throws(UThreadError)
+    {
         try quantum.requirePositive("PriorityPolicy: the quantum")
         try agingInterval?.requirePositive("PriorityPolicy: the aging interval")
         self.quantum = quantum
@@ -72,6 +74,8 @@ public final class PriorityPolicy: SchedulingPolicy {
 
     public func checkInvariants() {
         queue.checkInvariants()
-        queue.forEach { precondition($0.block.pointee.state == .stateReady, "PriorityPolicy: queued thread \($0.id) is not ready") }
+        queue.forEach {
+            precondition($0.block.pointee.state == .stateReady, "PriorityPolicy: queued thread \($0.id) is not ready")
+        }
     }
 }

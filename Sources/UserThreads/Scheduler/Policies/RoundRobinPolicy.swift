@@ -25,6 +25,8 @@ public final class RoundRobinPolicy: SchedulingPolicy {
 
     public func checkInvariants() {
         queue.checkInvariants()
-        queue.forEach { precondition($0.block.pointee.state == .stateReady, "RoundRobinPolicy: queued thread \($0.id) is not ready") }
+        queue.forEach {
+            precondition($0.block.pointee.state == .stateReady, "RoundRobinPolicy: queued thread \($0.id) is not ready")
+        }
     }
 }

@@ -13,20 +13,31 @@ extension UThreadTrace {
         let (segments, _) = analyse()
         let pid = Int(kernelThread)
         var out: [String] = []
-        out.append("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":0,\"args\":{\"name\":\"uthreads runtime (kernel thread \(pid))\"}}")
+        out.append(
+            "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":0,\"args\":{\"name\":\"uthreads runtime (kernel thread \(pid))\"}}"
+        )
         for t in threads {
-            out.append("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(t.lane + 1),\"args\":{\"name\":\"\(jsonEscape(t.label))\"}}")
-            out.append("{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(t.lane + 1),\"args\":{\"sort_index\":\(t.lane)}}")
+            out.append(
+                "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(t.lane + 1),\"args\":{\"name\":\"\(jsonEscape(t.label))\"}}"
+            )
+            out.append(
+                "{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(t.lane + 1),\"args\":{\"sort_index\":\(t.lane)}}"
+            )
         }
         for s in segments {
             let name = s.waitReason.map { "\(s.state.rawValue): \($0.label)" } ?? s.state.rawValue
-            out.append("{\"name\":\"\(jsonEscape(name))\",\"cat\":\"\(s.state.rawValue)\",\"ph\":\"X\",\"ts\":\(micro(s.start)),\"dur\":\(micro(s.end - s.start)),\"pid\":\(pid),\"tid\":\(s.lane + 1)}")
+            out.append(
+                "{\"name\":\"\(jsonEscape(name))\",\"cat\":\"\(s.state.rawValue)\",\"ph\":\"X\",\"ts\":\(micro(s.start)),\"dur\":\(micro(s.end - s.start)),\"pid\":\(pid),\"tid\":\(s.lane + 1)}"
+            )
         }
         for e in events where e.kind == .wake || e.kind == .overrun {
             let name = e.kind == .wake ? "wake (\(e.wakeResult.map { "\($0)" } ?? "?"))" : "watchdog: over quantum"
-            out.append("{\"name\":\"\(name)\",\"cat\":\"\(e.kind.name)\",\"ph\":\"i\",\"s\":\"t\",\"ts\":\(micro(e.nanoseconds)),\"pid\":\(pid),\"tid\":\(e.lane + 1)}")
+            out.append(
+                "{\"name\":\"\(name)\",\"cat\":\"\(e.kind.name)\",\"ph\":\"i\",\"s\":\"t\",\"ts\":\(micro(e.nanoseconds)),\"pid\":\(pid),\"tid\":\(e.lane + 1)}"
+            )
         }
-        return "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"\(isVirtual ? "virtual" : "monotonic")\",\"dropped\":\(dropped)},\"traceEvents\":[\n"
+        return
+            "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"\(isVirtual ? "virtual" : "monotonic")\",\"dropped\":\(dropped)},\"traceEvents\":[\n"
             + out.joined(separator: ",\n") + "\n]}\n"
     }
 
@@ -39,23 +50,28 @@ extension UThreadTrace {
         let threads = self.threads
         let deadlineAt = zip(threads, summaries).map { t, s in t.deadlineAfterSpawn.map { s.spawned + $0 } }
         let end = max(1, events.last?.nanoseconds ?? 1, deadlineAt.compactMap { $0 }.max() ?? 0)
-        let labelWidth = 190, lane = 22, top = 46, left = 10
+        let labelWidth = 190
+        let lane = 22
+        let top = 46
+        let left = 10
         let plotX = left + labelWidth
         let height = top + threads.count * lane + 70
         let totalWidth = plotX + width + 20
         func x(_ ns: UInt64) -> Double { Double(plotX) + Double(ns) / Double(end) * Double(width) }
         var svg = """
-        <?xml version="1.0" encoding="UTF-8"?>
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(totalWidth)" height="\(height)" viewBox="0 0 \(totalWidth) \(height)" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">
-        <rect x="0" y="0" width="\(totalWidth)" height="\(height)" fill="#ffffff"/>
-        <text x="\(left)" y="20" font-size="15" font-weight="bold">\(xmlEscape(title))</text>
-        <text x="\(left)" y="36" fill="#555555">\(threads.count) threads, \(Self.format(events.last?.nanoseconds ?? 0)) (\(isVirtual ? "virtual clock" : "real clock")), \(events.count) events\(dropped > 0 ? ", \(dropped) dropped" : "")</text>
+            <?xml version="1.0" encoding="UTF-8"?>
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(totalWidth)" height="\(height)" viewBox="0 0 \(totalWidth) \(height)" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">
+            <rect x="0" y="0" width="\(totalWidth)" height="\(height)" fill="#ffffff"/>
+            <text x="\(left)" y="20" font-size="15" font-weight="bold">\(xmlEscape(title))</text>
+            <text x="\(left)" y="36" fill="#555555">\(threads.count) threads, \(Self.format(events.last?.nanoseconds ?? 0)) (\(isVirtual ? "virtual clock" : "real clock")), \(events.count) events\(dropped > 0 ? ", \(dropped) dropped" : "")</text>
 
-        """
+            """
         // Lanes: zebra background and labels.
         for t in threads {
             let y = top + t.lane * lane
-            if t.lane % 2 == 0 { svg += "<rect x=\"\(plotX)\" y=\"\(y)\" width=\"\(width)\" height=\"\(lane)\" fill=\"#f4f4f4\"/>\n" }
+            if t.lane % 2 == 0 {
+                svg += "<rect x=\"\(plotX)\" y=\"\(y)\" width=\"\(width)\" height=\"\(lane)\" fill=\"#f4f4f4\"/>\n"
+            }
             let label = t.label.count > 26 ? String(t.label.prefix(25)) + "…" : t.label
             svg += "<text x=\"\(plotX - 6)\" y=\"\(y + lane / 2 + 4)\" text-anchor=\"end\">\(xmlEscape(label))</text>\n"
         }
@@ -65,29 +81,36 @@ extension UThreadTrace {
         var tick: UInt64 = 0
         while tick <= end {
             let tx = x(tick)
-            svg += "<line x1=\"\(fmt(tx))\" y1=\"\(top)\" x2=\"\(fmt(tx))\" y2=\"\(axisY + 4)\" stroke=\"#d0d0d0\" stroke-width=\"1\"/>\n"
-            svg += "<text x=\"\(fmt(tx))\" y=\"\(axisY + 17)\" text-anchor=\"middle\" fill=\"#333333\">\(Self.format(tick))</text>\n"
+            svg +=
+                "<line x1=\"\(fmt(tx))\" y1=\"\(top)\" x2=\"\(fmt(tx))\" y2=\"\(axisY + 4)\" stroke=\"#d0d0d0\" stroke-width=\"1\"/>\n"
+            svg +=
+                "<text x=\"\(fmt(tx))\" y=\"\(axisY + 17)\" text-anchor=\"middle\" fill=\"#333333\">\(Self.format(tick))</text>\n"
             tick += step
         }
-        svg += "<line x1=\"\(plotX)\" y1=\"\(axisY)\" x2=\"\(plotX + width)\" y2=\"\(axisY)\" stroke=\"#333333\" stroke-width=\"1\"/>\n"
+        svg +=
+            "<line x1=\"\(plotX)\" y1=\"\(axisY)\" x2=\"\(plotX + width)\" y2=\"\(axisY)\" stroke=\"#333333\" stroke-width=\"1\"/>\n"
         // Bars.
         for s in segments where s.end > s.start || s.state == .running {
             let y = top + s.lane * lane
             let (h, dy) = s.state == .running ? (lane - 6, 3) : (lane - 12, 6)
             let w = max(0.6, x(s.end) - x(s.start))
-            let tip = "\(s.state.rawValue)\(s.waitReason.map { " (\($0.label))" } ?? "") \(Self.format(s.start))–\(Self.format(s.end))"
-            svg += "<rect x=\"\(fmt(x(s.start)))\" y=\"\(y + dy)\" width=\"\(fmt(w))\" height=\"\(h)\" fill=\"\(Self.colour(s.state))\"><title>\(xmlEscape(tip))</title></rect>\n"
+            let tip =
+                "\(s.state.rawValue)\(s.waitReason.map { " (\($0.label))" } ?? "") \(Self.format(s.start))–\(Self.format(s.end))"
+            svg +=
+                "<rect x=\"\(fmt(x(s.start)))\" y=\"\(y + dy)\" width=\"\(fmt(w))\" height=\"\(h)\" fill=\"\(Self.colour(s.state))\"><title>\(xmlEscape(tip))</title></rect>\n"
         }
         // Deadlines: a red bar across the lane, at spawn + deadline.
         for (t, s) in zip(threads, summaries) {
             guard let at = deadlineAt[t.lane] else { continue }
             let y = top + t.lane * lane
             let missed = (s.exited ?? .max) > at
-            svg += "<rect x=\"\(fmt(x(at) - 1))\" y=\"\(y + 1)\" width=\"2.5\" height=\"\(lane - 2)\" fill=\"#d32f2f\"><title>deadline \(Self.format(at))\(missed ? " (missed)" : " (met)")</title></rect>\n"
+            svg +=
+                "<rect x=\"\(fmt(x(at) - 1))\" y=\"\(y + 1)\" width=\"2.5\" height=\"\(lane - 2)\" fill=\"#d32f2f\"><title>deadline \(Self.format(at))\(missed ? " (missed)" : " (met)")</title></rect>\n"
         }
         for e in events where e.kind == .overrun && e.lane >= 0 {
             let y = top + e.lane * lane
-            svg += "<path d=\"M\(fmt(x(e.nanoseconds))) \(y + 2) l5 9 l-10 0 z\" fill=\"#d32f2f\"><title>watchdog: ran far past its quantum</title></path>\n"
+            svg +=
+                "<path d=\"M\(fmt(x(e.nanoseconds))) \(y + 2) l5 9 l-10 0 z\" fill=\"#d32f2f\"><title>watchdog: ran far past its quantum</title></path>\n"
         }
         // Legend.
         var lx = plotX
@@ -97,9 +120,11 @@ extension UThreadTrace {
             svg += "<text x=\"\(lx + 19)\" y=\"\(ly + 11)\">\(state.rawValue)</text>\n"
             lx += 110
         }
-        svg += "<rect x=\"\(lx + 6)\" y=\"\(ly - 1)\" width=\"2.5\" height=\"14\" fill=\"#d32f2f\"/><text x=\"\(lx + 19)\" y=\"\(ly + 11)\">deadline</text>\n"
+        svg +=
+            "<rect x=\"\(lx + 6)\" y=\"\(ly - 1)\" width=\"2.5\" height=\"14\" fill=\"#d32f2f\"/><text x=\"\(lx + 19)\" y=\"\(ly + 11)\">deadline</text>\n"
         lx += 110
-        svg += "<path d=\"M\(lx + 7) \(ly) l6 11 l-12 0 z\" fill=\"#d32f2f\"/><text x=\"\(lx + 19)\" y=\"\(ly + 11)\">watchdog overrun</text>\n"
+        svg +=
+            "<path d=\"M\(lx + 7) \(ly) l6 11 l-12 0 z\" fill=\"#d32f2f\"/><text x=\"\(lx + 19)\" y=\"\(ly + 11)\">watchdog overrun</text>\n"
         svg += "</svg>\n"
         return svg
     }
@@ -137,7 +162,8 @@ extension UThreadTrace {
 }
 
 private func micro(_ ns: UInt64) -> String {
-    let whole = ns / 1000, frac = ns % 1000
+    let whole = ns / 1000
+    let frac = ns % 1000
     return frac == 0 ? "\(whole)" : "\(whole).\(String(frac + 1000).dropFirst())"
 }
 

@@ -89,7 +89,8 @@ extension UThreadTrace {
         let end = events.last?.nanoseconds ?? 0
         func close(_ lane: Int, _ thread: ThreadID, at t: UInt64) {
             guard let o = open.removeValue(forKey: lane) else { return }
-            segments.append(TraceSegment(lane: lane, thread: thread, state: o.state, start: o.start, end: t, waitReason: o.reason))
+            segments.append(
+                TraceSegment(lane: lane, thread: thread, state: o.state, start: o.start, end: t, waitReason: o.reason))
             let d = t - min(t, o.start)
             switch o.state {
             case .running: summaries[lane].running += d
@@ -97,7 +98,9 @@ extension UThreadTrace {
             case .blocked, .sleeping: summaries[lane].blocked += d
             }
         }
-        func enter(_ lane: Int, _ thread: ThreadID, _ state: TraceSegment.State, at t: UInt64, reason: WaitReason.Kind? = nil) {
+        func enter(
+            _ lane: Int, _ thread: ThreadID, _ state: TraceSegment.State, at t: UInt64, reason: WaitReason.Kind? = nil
+        ) {
             close(lane, thread, at: t)
             open[lane] = (state, t, reason)
         }

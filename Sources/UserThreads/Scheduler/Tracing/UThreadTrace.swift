@@ -100,7 +100,9 @@ public final class UThreadTrace: @unchecked Sendable {
 
     /// The threads seen spawning, in spawn order (lane 0 first).
     public var threads: [TraceThread] {
-        order.enumerated().map { TraceThread(id: ThreadID(rawValue: $1), name: names[$1] ?? "", lane: $0, deadlineAfterSpawn: deadlines[$1]) }
+        order.enumerated().map {
+            TraceThread(id: ThreadID(rawValue: $1), name: names[$1] ?? "", lane: $0, deadlineAfterSpawn: deadlines[$1])
+        }
     }
 
     /// The recorded events, oldest first; times in nanoseconds since the runtime started.
@@ -110,9 +112,13 @@ public final class UThreadTrace: @unchecked Sendable {
         out.reserveCapacity(Int(n))
         for i in (written - n)..<written {
             let r = ring[Int(i & mask)]
-            let ns = isVirtual ? r.time &- origin : UInt64(max(0, Double(Int64(bitPattern: r.time &- origin)) * nsPerUnit))
-            out.append(TraceEvent(nanoseconds: ns, kind: TraceEvent.Kind(rawValue: r.kind) ?? .overrun, thread: ThreadID(rawValue: r.thread),
-                                  lane: lanes[r.thread] ?? -1, detail: r.detail, kernelThread: kernelThread))
+            let ns =
+                isVirtual ? r.time &- origin : UInt64(max(0, Double(Int64(bitPattern: r.time &- origin)) * nsPerUnit))
+            out.append(
+                TraceEvent(
+                    nanoseconds: ns, kind: TraceEvent.Kind(rawValue: r.kind) ?? .overrun,
+                    thread: ThreadID(rawValue: r.thread),
+                    lane: lanes[r.thread] ?? -1, detail: r.detail, kernelThread: kernelThread))
         }
         return out
     }

@@ -8,14 +8,16 @@ import Testing
     @Test func barrierGenerationsAcrossWorkers() throws {
         let (lasts, generation, ok) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int, Bool) in
             let b = try MNBarrier(parties: 4, name: "phase")
-            let lasts = MNCounter(), phase = MNCounter(), bad = MNCounter()
+            let lasts = MNCounter()
+            let phase = MNCounter()
+            let bad = MNCounter()
             let ts = try (0..<4).map { i in
                 try MNThread.spawn(onWorker: i % 2) {
                     for round in 0..<50 {
                         phase.add()
                         if try b.arriveAndWait() { lasts.add() }
-                        if phase.count < 4 * (round + 1) { bad.add() }   // someone passed early
-                        try b.arriveAndWait()                            // keep rounds apart
+                        if phase.count < 4 * (round + 1) { bad.add() }  // someone passed early
+                        try b.arriveAndWait()  // keep rounds apart
                     }
                 }
             }
@@ -33,19 +35,28 @@ import Testing
             let b = try MNBarrier(parties: 2)
             var out: [String] = []
             let timed = try MNThread.spawn(onWorker: 1) { () -> String in
-                do { try b.arriveAndWait(timeout: .milliseconds(3)); return "passed" } catch UThreadError.timedOut { return "timedOut" }
+                do {
+                    try b.arriveAndWait(timeout: .milliseconds(3))
+                    return "passed"
+                } catch UThreadError.timedOut { return "timedOut" }
             }
             out.append(try timed.join())
-            out.append("arrived \(b.arrived)")   // withdrawn
+            out.append("arrived \(b.arrived)")  // withdrawn
             let cancelled = try MNThread.spawn(onWorker: 1) { () -> String in
-                do { try b.arriveAndWait(); return "passed" } catch is CancellationError { return "cancelled" }
+                do {
+                    try b.arriveAndWait()
+                    return "passed"
+                } catch is CancellationError { return "cancelled" }
             }
             #expect(try waitUntilParked(cancelled, .barrier))
             cancelled.cancel()
             out.append(try cancelled.join())
             out.append("arrived \(b.arrived)")
             let broken = try MNThread.spawn(onWorker: 1) { () -> String in
-                do { try b.arriveAndWait(); return "passed" } catch UThreadError.closed { return "closed" }
+                do {
+                    try b.arriveAndWait()
+                    return "passed"
+                } catch UThreadError.closed { return "closed" }
             }
             #expect(try waitUntilParked(broken, .barrier))
             b.destroy()
@@ -61,7 +72,9 @@ import Testing
     @Test func onceRunsOnceAcrossWorkers() throws {
         let (runs, seen, out) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int, [String]) in
             let once = MNOnce(name: "init")
-            let runs = MNCounter(), seen = MNCounter(), othersWaited = MNFlag()
+            let runs = MNCounter()
+            let seen = MNCounter()
+            let othersWaited = MNFlag()
             let value = Atomic<Int>(0)
             let ts = try (0..<8).map { i in
                 try MNThread.spawn(onWorker: i % 2) {
@@ -71,7 +84,11 @@ import Testing
                         // shows them parked on the once), bounded.
                         let end = ContinuousClock.now + .seconds(20)  // never expected
                         while ContinuousClock.now < end {
-                            if UThreadRuntime.threadTable().threads.filter({ $0.waitReason?.kind == .once }).count == 7 { othersWaited.set(); break }
+                            if UThreadRuntime.threadTable().threads.filter({ $0.waitReason?.kind == .once }).count == 7
+                            {
+                                othersWaited.set()
+                                break
+                            }
                             try UThread.sleep(for: .microseconds(100))
                         }
                         value.store(42, ordering: .relaxed)
@@ -92,13 +109,17 @@ import Testing
             }
             out.append(try retry.join())
             let nested = MNOnce(name: "nested")
-            do { try nested.run { try nested.run {} } } catch UThreadError.invalidArgument { out.append("recursive refused") }
+            do { try nested.run { try nested.run {} } } catch UThreadError.invalidArgument {
+                out.append("recursive refused")
+            }
             // A waiter times out while the body runs elsewhere.
             let slow = MNOnce()
             let gate = MNChannel<Int>()
             let runner = try MNThread.spawn(onWorker: 1) { try slow.run { _ = try gate.receive() } }
             #expect(try waitUntilParked(runner, .channelReceive))
-            do { try slow.run(timeout: .milliseconds(2)) {} } catch UThreadError.timedOut { out.append("waiter timedOut") }
+            do { try slow.run(timeout: .milliseconds(2)) {} } catch UThreadError.timedOut {
+                out.append("waiter timedOut")
+            }
             try gate.send(0)
             try runner.join()
             #expect(othersWaited.isSet, "the other callers never all waited for the body")

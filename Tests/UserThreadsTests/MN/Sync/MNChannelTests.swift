@@ -60,7 +60,10 @@ import Testing
     @Test func bufferedChannelKeepsFIFOAcrossWorkers() throws {
         let got = try UThreadRuntime.run(workers: 2) { () -> [Int] in
             let ch = try MNChannel<Int>(capacity: 3)
-            let producer = try MNThread.spawn(onWorker: 1) { for i in 0..<100 { try ch.send(i) }; ch.close() }
+            let producer = try MNThread.spawn(onWorker: 1) {
+                for i in 0..<100 { try ch.send(i) }
+                ch.close()
+            }
             var got: [Int] = []
             for v in ch { got.append(v) }
             try producer.join()
@@ -80,7 +83,10 @@ import Testing
                 "received \(String(describing: try empty.receive()))"
             }
             let sender = try MNThread.spawn(onWorker: 1) { () -> String in
-                do { try full.send(8); return "sent" } catch UThreadError.closed { return "send: closed" }
+                do {
+                    try full.send(8)
+                    return "sent"
+                } catch UThreadError.closed { return "send: closed" }
             }
             #expect(try waitUntilParked(receiver, .channelReceive))
             #expect(try waitUntilParked(sender, .channelSend))
@@ -88,7 +94,8 @@ import Testing
             #expect(full.close())
             #expect(!full.close())
             var out = [try receiver.join(), try sender.join()]
-            out.append("drained \(String(describing: try full.receive())) then \(String(describing: try full.receive()))")
+            out.append(
+                "drained \(String(describing: try full.receive())) then \(String(describing: try full.receive()))")
             do { try empty.send(1) } catch UThreadError.closed { out.append("send after close: closed") }
             return out
         }
@@ -102,11 +109,17 @@ import Testing
             let ch = MNChannel<Int>()
             var out: [String] = []
             let timed = try MNThread.spawn(onWorker: 1) { () -> String in
-                do { _ = try ch.receive(timeout: .milliseconds(5)); return "value" } catch UThreadError.timedOut { return "timedOut" }
+                do {
+                    _ = try ch.receive(timeout: .milliseconds(5))
+                    return "value"
+                } catch UThreadError.timedOut { return "timedOut" }
             }
             out.append(try timed.join())
             let cancelled = try MNThread.spawn(onWorker: 1) { () -> String in
-                do { _ = try ch.receive(); return "value" } catch is CancellationError { return "cancelled" }
+                do {
+                    _ = try ch.receive()
+                    return "value"
+                } catch is CancellationError { return "cancelled" }
             }
             #expect(try waitUntilParked(cancelled, .channelReceive))
             cancelled.cancel()
@@ -138,15 +151,22 @@ import Testing
             }
             let consumers = try (0..<6).map { c in
                 try MNThread.spawn(onWorker: (c + 1) % 2) { () -> (Int, Int) in
-                    var s = 0, n = 0
-                    while let v = try ch.receive() { s += v; n += 1 }
+                    var s = 0
+                    var n = 0
+                    while let v = try ch.receive() {
+                        s += v
+                        n += 1
+                    }
                     return (s, n)
                 }
             }
             for p in producers { try p.join() }
             ch.close()
             let results = try consumers.map { try $0.join() }
-            return (results.reduce(0) { $0 + $1.0 }, results.reduce(0) { $0 + $1.1 }, [results[0].1 + results[2].1 + results[4].1, results[1].1 + results[3].1 + results[5].1])
+            return (
+                results.reduce(0) { $0 + $1.0 }, results.reduce(0) { $0 + $1.1 },
+                [results[0].1 + results[2].1 + results[4].1, results[1].1 + results[3].1 + results[5].1]
+            )
         }
         let total = 6 * perProducer
         #expect(count == total)

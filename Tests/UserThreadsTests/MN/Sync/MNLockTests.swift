@@ -11,7 +11,9 @@ import Testing
     /// worker's mailbox instead of stopping on "must be called from an M:N thread".
     @Test func aBlockingBodyWakesAnMNWaiter() throws {
         let woke = try UThreadRuntime.run(workers: 2) { () -> Bool in
-            let m = MNMutex(name: "m"), c = MNCondition(name: "c"), done = MNWaitGroup()
+            let m = MNMutex(name: "m")
+            let c = MNCondition(name: "c")
+            let done = MNWaitGroup()
             try done.add(1)
             let waiter = try MNThread.spawn(onWorker: 1) { () -> Bool in
                 try m.withLock { try c.wait(m, timeout: .seconds(30)) }
@@ -30,8 +32,13 @@ import Testing
     /// both workers. Nothing lost or duplicated.
     @Test func conditionProducerConsumerAcrossWorkers() throws {
         let (sum, count) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int) in
-            final class Buffer: @unchecked Sendable { var items: [Int] = []; var done = 0 }
-            let m = MNMutex(name: "buffer"), notEmpty = MNCondition(name: "not empty"), notFull = MNCondition(name: "not full")
+            final class Buffer: @unchecked Sendable {
+                var items: [Int] = []
+                var done = 0
+            }
+            let m = MNMutex(name: "buffer")
+            let notEmpty = MNCondition(name: "not empty")
+            let notFull = MNCondition(name: "not full")
             let buffer = Buffer()
             let producers = try (0..<3).map { p in
                 try MNThread.spawn(onWorker: p % 2) {
@@ -48,7 +55,8 @@ import Testing
             }
             let consumers = try (0..<3).map { c in
                 try MNThread.spawn(onWorker: (c + 1) % 2) { () -> (Int, Int) in
-                    var s = 0, n = 0
+                    var s = 0
+                    var n = 0
                     while true {
                         let v: Int? = try m.withLock {
                             try notEmpty.wait(m, until: { !buffer.items.isEmpty || buffer.done == 3 })
@@ -74,7 +82,8 @@ import Testing
     /// signal wakes the longest waiter (FIFO); broadcast wakes every one, across workers.
     @Test func conditionSignalIsFIFOAndBroadcastWakesAll() throws {
         let (order, broadcastCount) = try UThreadRuntime.run(workers: 2) { () -> ([Int], Int) in
-            let m = MNMutex(), c = MNCondition()
+            let m = MNMutex()
+            let c = MNCondition()
             let log = MNLog()
             var waiters: [MNThread<Void>] = []
             for i in 0..<3 {
@@ -103,7 +112,8 @@ import Testing
     /// Every way out of a wait returns holding the mutex; misuse throws.
     @Test func conditionTimeoutCancellationDestroyAndMisuse() throws {
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
-            let m = MNMutex(name: "m"), c = MNCondition(name: "c")
+            let m = MNMutex(name: "m")
+            let c = MNCondition(name: "c")
             var out: [String] = []
             do { try c.wait(m) } catch UThreadError.invalidArgument { out.append("not held") }
             let timed = try MNThread.spawn(onWorker: 1) { () -> String in
@@ -122,7 +132,7 @@ import Testing
                 return "woken"
             }
             #expect(try waitUntilParked(cancelled, .condition))
-            try m.lock()          // the cancelled waiter must queue for the mutex behind us
+            try m.lock()  // the cancelled waiter must queue for the mutex behind us
             cancelled.cancel()
             #expect(try waitUntilParked(cancelled, .mutex))
             try m.unlock()
@@ -148,7 +158,8 @@ import Testing
         let (maxInside, order, out) = try UThreadRuntime.run(workers: 2) { () -> (Int, [Int], [String]) in
             // At most 2 inside at once, among 8 threads on both workers.
             let slots = try MNSemaphore(value: 2, name: "slots")
-            let inside = MNCounter(), maxInside = Atomic<Int>(0)
+            let inside = MNCounter()
+            let maxInside = Atomic<Int>(0)
             let ts = try (0..<8).map { i in
                 try MNThread.spawn(onWorker: i % 2) {
                     for _ in 0..<200 {
@@ -156,7 +167,9 @@ import Testing
                         inside.add()
                         let now = inside.count
                         var m = maxInside.load(ordering: .relaxed)
-                        while now > m, !maxInside.compareExchange(expected: m, desired: now, ordering: .relaxed).exchanged { m = maxInside.load(ordering: .relaxed) }
+                        while now > m,
+                            !maxInside.compareExchange(expected: m, desired: now, ordering: .relaxed).exchanged
+                        { m = maxInside.load(ordering: .relaxed) }
                         UThread.yield()
                         inside.add(-1)
                         slots.signal()
@@ -170,18 +183,27 @@ import Testing
             let log = MNLog()
             var waiters: [MNThread<Void>] = []
             for i in 0..<3 {
-                let t = try MNThread.spawn(onWorker: 1 - i % 2) { try s.wait(); log.add("\(i)") }
+                let t = try MNThread.spawn(onWorker: 1 - i % 2) {
+                    try s.wait()
+                    log.add("\(i)")
+                }
                 #expect(try waitUntilParked(t, .semaphore))
                 waiters.append(t)
             }
-            for t in waiters { s.signal(); try t.join() }
+            for t in waiters {
+                s.signal()
+                try t.join()
+            }
             var out: [String] = []
             do { try s.wait(timeout: .milliseconds(2)) } catch UThreadError.timedOut { out.append("timedOut") }
             #expect(!s.tryWait())
             s.signal()
             #expect(s.tryWait())
             let cancelled = try MNThread.spawn(onWorker: 1) { () -> String in
-                do { try s.wait(); return "got" } catch is CancellationError { return "cancelled" }
+                do {
+                    try s.wait()
+                    return "got"
+                } catch is CancellationError { return "cancelled" }
             }
             #expect(try waitUntilParked(cancelled, .semaphore))
             cancelled.cancel()
@@ -190,7 +212,10 @@ import Testing
             #expect(s.value == 1)  // the cancelled waiter took no permit
             let destroyed = try MNThread.spawn(onWorker: 1) { () -> String in
                 _ = s.tryWait()
-                do { try s.wait(); return "got" } catch UThreadError.closed { return "closed" }
+                do {
+                    try s.wait()
+                    return "got"
+                } catch UThreadError.closed { return "closed" }
             }
             #expect(try waitUntilParked(destroyed, .semaphore))
             s.destroy()
@@ -222,7 +247,7 @@ import Testing
                 log.add("late reader in")
                 try l.readUnlock()
             }
-            #expect(try waitUntilParked(reader, .rwlock))   // queued behind the waiting writer
+            #expect(try waitUntilParked(reader, .rwlock))  // queued behind the waiting writer
             #expect(l.readerCount == 1)
             log.add("first reader out")
             try l.readUnlock()
@@ -236,7 +261,9 @@ import Testing
     @Test func rwlockExclusionStormAndErrors() throws {
         let (violations, writes, out) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int, [String]) in
             let l = MNRWLock()
-            let readers = MNCounter(), writersIn = MNCounter(), violations = MNCounter()
+            let readers = MNCounter()
+            let writersIn = MNCounter()
+            let violations = MNCounter()
             let guarded = MNGuarded()
             let ts = try (0..<8).map { i in
                 try MNThread.spawn(onWorker: i % 2) {
@@ -265,16 +292,21 @@ import Testing
             do { try l.readUnlock() } catch UThreadError.invalidArgument { out.append("readUnlock not held") }
             do { try l.writeUnlock() } catch UThreadError.invalidArgument { out.append("writeUnlock not held") }
             try l.readLock()
-            try l.readLock()                  // recursive read: counted
+            try l.readLock()  // recursive read: counted
             do { try l.writeLock() } catch UThreadError.invalidArgument { out.append("upgrade refused") }
             // A waiting writer that gives up while readers hold the lock admits the readers
             // queued behind it.
             let writer = try MNThread.spawn(onWorker: 1) { () -> String in
-                do { try l.writeLock(); return "writer got it" } catch is CancellationError { return "writer cancelled" }
+                do {
+                    try l.writeLock()
+                    return "writer got it"
+                } catch is CancellationError { return "writer cancelled" }
             }
             #expect(try waitUntilParked(writer, .rwlock))
             let reader = try MNThread.spawn(onWorker: 1) { () -> String in
-                try l.readLock(); try l.readUnlock(); return "reader admitted"
+                try l.readLock()
+                try l.readUnlock()
+                return "reader admitted"
             }
             #expect(try waitUntilParked(reader, .rwlock))
             writer.cancel()
@@ -287,6 +319,9 @@ import Testing
         }
         #expect(violations == 0)
         #expect(writes == 8 * 300 / 4)
-        #expect(out == ["readUnlock not held", "writeUnlock not held", "upgrade refused", "writer cancelled", "reader admitted"])
+        #expect(
+            out == [
+                "readUnlock not held", "writeUnlock not held", "upgrade refused", "writer cancelled", "reader admitted",
+            ])
     }
 }

@@ -21,13 +21,18 @@ import Testing
         let signals = 3000
         let (taken, left, timedOut) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int, Bool) in
             let s = MNSemaphore()
-            let taken = MNCounter(), stop = MNFlag(), timeouts = MNCounter()
+            let taken = MNCounter()
+            let stop = MNFlag()
+            let timeouts = MNCounter()
             let waiters = try (0..<6).map { i in
                 try MNThread.spawn(onWorker: i % 2) {
                     var k = 0
                     while !stop.isSet {
                         k += 1
-                        do { try s.wait(timeout: .microseconds(20 + (i * 7 + k) % 50)); taken.add() } catch UThreadError.timedOut { timeouts.add() }
+                        do {
+                            try s.wait(timeout: .microseconds(20 + (i * 7 + k) % 50))
+                            taken.add()
+                        } catch UThreadError.timedOut { timeouts.add() }
                     }
                 }
             }
@@ -54,7 +59,10 @@ import Testing
     @Test func rwlockTimeoutsKeepTheLockConsistent() throws {
         let (violations, free, timedOut) = try UThreadRuntime.run(workers: 2) { () -> (Int, Bool, Bool) in
             let l = MNRWLock()
-            let readers = MNCounter(), writers = MNCounter(), violations = MNCounter(), timeouts = MNCounter()
+            let readers = MNCounter()
+            let writers = MNCounter()
+            let violations = MNCounter()
+            let timeouts = MNCounter()
             let ts = try (0..<6).map { i in
                 try MNThread.spawn(onWorker: i % 2) {
                     var held = false
@@ -66,7 +74,10 @@ import Testing
                                 if writers.count != 1 || readers.count != 0 { violations.add() }
                                 UThread.yield()
                                 // The first writer in holds on until a waiter has given up.
-                                if i == 0 && !held { held = true; _ = try Self.holdUntilATimeout(timeouts) }
+                                if i == 0 && !held {
+                                    held = true
+                                    _ = try Self.holdUntilATimeout(timeouts)
+                                }
                                 writers.add(-1)
                                 try l.writeUnlock()
                             } catch UThreadError.timedOut { timeouts.add() }
@@ -97,7 +108,9 @@ import Testing
     @Test func mutexTimeoutsNeverStrandTheLock() throws {
         let (inside, free, timedOut) = try UThreadRuntime.run(workers: 2) { () -> (Int, Bool, Bool) in
             let m = MNMutex()
-            let overlap = MNCounter(), inside = MNCounter(), timeouts = MNCounter()
+            let overlap = MNCounter()
+            let inside = MNCounter()
+            let timeouts = MNCounter()
             let ts = try (0..<6).map { i in
                 try MNThread.spawn(onWorker: i % 2) {
                     var held = false
@@ -109,7 +122,10 @@ import Testing
                             inside.add()
                             UThread.yield()
                             // The first to get it holds on until a waiter has given up.
-                            if i == 0 && !held { held = true; _ = try Self.holdUntilATimeout(timeouts) }
+                            if i == 0 && !held {
+                                held = true
+                                _ = try Self.holdUntilATimeout(timeouts)
+                            }
                             overlap.add(-1)
                             try m.unlock()
                         } catch UThreadError.timedOut { timeouts.add() }

@@ -7,19 +7,23 @@ import Testing
     /// worker 1 for a send case.
     @Test func parkedSelectIsCompletedFromAnotherWorker() throws {
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
-            let a = MNChannel<Int>(name: "a"), b = MNChannel<String>(name: "b"), acks = MNChannel<Int>(name: "acks")
+            let a = MNChannel<Int>(name: "a")
+            let b = MNChannel<String>(name: "b")
+            let acks = MNChannel<Int>(name: "acks")
             var out: [String] = []
             let sender = try MNThread.spawn(onWorker: 1) { try b.send("hello") }
-            out.append(try mnSelect { s in
-                s.receive(from: a) { v in "a \(v!)" }
-                s.receive(from: b) { v in "b \(v!)" }
-            })
+            out.append(
+                try mnSelect { s in
+                    s.receive(from: a) { v in "a \(v!)" }
+                    s.receive(from: b) { v in "b \(v!)" }
+                })
             try sender.join()
             let receiver = try MNThread.spawn(onWorker: 1) { () -> Int? in try acks.receive() }
-            out.append(try mnSelect { s in
-                s.receive(from: a) { v in "a \(v!)" }
-                s.send(5, to: acks) { "sent 5" }
-            })
+            out.append(
+                try mnSelect { s in
+                    s.receive(from: a) { v in "a \(v!)" }
+                    s.send(5, to: acks) { "sent 5" }
+                })
             out.append("\(try receiver.join()!)")
             return out
         }
@@ -28,25 +32,29 @@ import Testing
 
     @Test func timeoutDefaultAndClosed() throws {
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
-            let a = MNChannel<Int>(), b = try MNChannel<Int>(capacity: 1)
+            let a = MNChannel<Int>()
+            let b = try MNChannel<Int>(capacity: 1)
             var out: [String] = []
-            out.append(try mnSelect(timeout: .milliseconds(2)) { s in
-                s.receive(from: a) { _ in "a" }
-                s.onTimeout { "timeout" }
-            })
+            out.append(
+                try mnSelect(timeout: .milliseconds(2)) { s in
+                    s.receive(from: a) { _ in "a" }
+                    s.onTimeout { "timeout" }
+                })
             do {
                 _ = try mnSelect(timeout: .milliseconds(1)) { s in s.receive(from: a) { _ in "a" } } as String
             } catch UThreadError.timedOut { out.append("threw timedOut") }
-            out.append(try mnSelect { s in
-                s.receive(from: a) { _ in "a" }
-                s.otherwise { "default" }
-            })
+            out.append(
+                try mnSelect { s in
+                    s.receive(from: a) { _ in "a" }
+                    s.otherwise { "default" }
+                })
             try b.send(1)
-            out.append(try mnSelect { s in
-                s.send(2, to: b) { "sent" }       // full: not ready
-                s.receive(from: a) { _ in "a" }
-                s.otherwise { "default again" }
-            })
+            out.append(
+                try mnSelect { s in
+                    s.send(2, to: b) { "sent" }  // full: not ready
+                    s.receive(from: a) { _ in "a" }
+                    s.otherwise { "default again" }
+                })
             a.close()
             out.append(try mnSelect { s in s.receive(from: a) { v in "a closed: \(String(describing: v))" } })
             b.close()
@@ -61,7 +69,8 @@ import Testing
     /// A close on worker 1 completes a select parked on worker 0 (receive case: nil).
     @Test func closeOnAnotherWorkerCompletesAParkedSelect() throws {
         let out = try UThreadRuntime.run(workers: 2) { () -> String in
-            let a = MNChannel<Int>(), b = MNChannel<Int>()
+            let a = MNChannel<Int>()
+            let b = MNChannel<Int>()
             let selector = try MNThread.spawn(onWorker: 0) { () -> String in
                 try mnSelect { s in
                     s.receive(from: a) { v in "a \(String(describing: v))" }
@@ -102,7 +111,8 @@ import Testing
     @Test func fairWhenSeveralCasesAreReady() throws {
         let rounds = 2000
         let counts = try UThreadRuntime.run(workers: 2) { () -> [Int] in
-            let a = try MNChannel<Int>(capacity: 1), b = try MNChannel<Int>(capacity: 1)
+            let a = try MNChannel<Int>(capacity: 1)
+            let b = try MNChannel<Int>(capacity: 1)
             return try MNThread.spawn(onWorker: 1) { () -> [Int] in
                 var counts = [0, 0]
                 for _ in 0..<rounds {
@@ -127,8 +137,10 @@ import Testing
     @Test func claimStormAcrossWorkers() throws {
         let perSender = 800
         let (sum, count) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int) in
-            let a = MNChannel<Int>(name: "a"), b = try MNChannel<Int>(capacity: 2, name: "b")
-            let taken = MNCounter(), sum = MNCounter()
+            let a = MNChannel<Int>(name: "a")
+            let b = try MNChannel<Int>(capacity: 2, name: "b")
+            let taken = MNCounter()
+            let sum = MNCounter()
             let total = 4 * perSender
             let selectors = try (0..<4).map { k in
                 try MNThread.spawn(onWorker: k % 2) {

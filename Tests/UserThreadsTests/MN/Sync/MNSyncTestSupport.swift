@@ -8,7 +8,8 @@ import Testing
 func waitUntilParked<T>(_ t: MNThread<T>, _ kind: WaitReason.Kind, looks: Int = 20_000) throws -> Bool {
     for _ in 0..<looks {
         if let id = t.id, let row = UThreadRuntime.threadTable().threads.first(where: { $0.id == id }),
-           row.state == .blocked, row.waitReason?.kind == kind {
+            row.state == .blocked, row.waitReason?.kind == kind
+        {
             return true
         }
         try UThread.sleep(for: .microseconds(100))

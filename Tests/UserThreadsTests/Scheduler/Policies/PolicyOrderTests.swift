@@ -6,7 +6,8 @@ import Testing
     /// FIFO runs each job to completion in arrival order.
     /// P1 0–24, P2 24–27, P3 27–30.
     @Test func fifoRunsToCompletion() throws {
-        let s = try schedule(FIFOPolicy(), [Job(name: "P1", work: 24), Job(name: "P2", work: 3), Job(name: "P3", work: 3)])
+        let s = try schedule(
+            FIFOPolicy(), [Job(name: "P1", work: 24), Job(name: "P2", work: 3), Job(name: "P3", work: 3)])
         #expect(s.runOrder == ["P1", "P2", "P3"])
         #expect([s.finish("P1"), s.finish("P2"), s.finish("P3")] == [24, 27, 30])
     }
@@ -14,8 +15,9 @@ import Testing
     /// The textbook round-robin example (Silberschatz): bursts 24, 3, 3 ms, quantum 4 ms.
     /// P1 0–4, P2 4–7, P3 7–10, P1 10–30 (alone, slice after slice). Waiting: P1 6, P2 4, P3 7.
     @Test func roundRobinTextbookExample() throws {
-        let s = try schedule(try RoundRobinPolicy(quantum: .milliseconds(4)),
-                             [Job(name: "P1", work: 24), Job(name: "P2", work: 3), Job(name: "P3", work: 3)])
+        let s = try schedule(
+            try RoundRobinPolicy(quantum: .milliseconds(4)),
+            [Job(name: "P1", work: 24), Job(name: "P2", work: 3), Job(name: "P3", work: 3)])
         #expect(s.runOrder == ["P1", "P2", "P3", "P1"])
         #expect([s.finish("P1"), s.finish("P2"), s.finish("P3")] == [30, 7, 10])
         #expect(s.summary["P1"]!.waiting == 6_000_000)
@@ -28,11 +30,13 @@ import Testing
 
     /// Strict priority (no aging): B (3) 0–10, C (2) 10–20, A (1) 20–30.
     @Test func strictPriorityOrder() throws {
-        let s = try schedule(try PriorityPolicy(agingInterval: nil), [
-            Job(name: "A", work: 10, scheduling: .init(priority: 1)),
-            Job(name: "B", work: 10, scheduling: .init(priority: 3)),
-            Job(name: "C", work: 10, scheduling: .init(priority: 2)),
-        ])
+        let s = try schedule(
+            try PriorityPolicy(agingInterval: nil),
+            [
+                Job(name: "A", work: 10, scheduling: .init(priority: 1)),
+                Job(name: "B", work: 10, scheduling: .init(priority: 3)),
+                Job(name: "C", work: 10, scheduling: .init(priority: 2)),
+            ])
         #expect(s.runOrder == ["B", "C", "A"])
         #expect([s.finish("B"), s.finish("C"), s.finish("A")] == [10, 20, 30])
     }
@@ -41,10 +45,12 @@ import Testing
     /// 2^20/100 = 10485. Passes: A 0 → runs (0–1) → 5242; B 0 → runs (1–2) → 10485; A 5242
     /// → (2–3) → 10484; A 10484 < 10485 → (3–4), done at 4; B (4–6), done at 6.
     @Test func strideOrder() throws {
-        let s = try schedule(try StridePolicy(quantum: .milliseconds(1)), [
-            Job(name: "A", work: 3, scheduling: .init(tickets: 200)),
-            Job(name: "B", work: 3, scheduling: .init(tickets: 100)),
-        ])
+        let s = try schedule(
+            try StridePolicy(quantum: .milliseconds(1)),
+            [
+                Job(name: "A", work: 3, scheduling: .init(tickets: 200)),
+                Job(name: "B", work: 3, scheduling: .init(tickets: 100)),
+            ])
         #expect(s.runOrder == ["A", "B", "A", "B"])
         #expect(s.finish("A") == 4)
         #expect(s.finish("B") == 6)
@@ -53,8 +59,9 @@ import Testing
     /// CFS, equal weights, target latency 4 ms: each slice is 4 × 1024 / 2048 = 2 ms.
     /// A 0–2 (v 2), B 2–4 (v 2), A 4–6 done, B 6–8 done.
     @Test func fairShareEqualWeightsAlternate() throws {
-        let s = try schedule(try FairSharePolicy(targetLatency: .milliseconds(4), minGranularity: .milliseconds(1)),
-                             [Job(name: "A", work: 4), Job(name: "B", work: 4)])
+        let s = try schedule(
+            try FairSharePolicy(targetLatency: .milliseconds(4), minGranularity: .milliseconds(1)),
+            [Job(name: "A", work: 4), Job(name: "B", work: 4)])
         #expect(s.runOrder == ["A", "B", "A", "B"])
         #expect(s.finish("A") == 6)
         #expect(s.finish("B") == 8)
@@ -77,10 +84,12 @@ import Testing
     /// (20 ms, dl 100) runs 0–5; U wakes at 5 with the earlier deadline and preempts it at
     /// once: U 5–7, then L 7–22.
     @Test func edfPreemptsForAnEarlierDeadline() throws {
-        let s = try schedule(try EDFPolicy(), [
-            Job(name: "L", work: 20, scheduling: .init(deadline: .milliseconds(100))),
-            Job(name: "U", work: 2, scheduling: .init(deadline: .milliseconds(10)), arrival: 5),
-        ])
+        let s = try schedule(
+            try EDFPolicy(),
+            [
+                Job(name: "L", work: 20, scheduling: .init(deadline: .milliseconds(100))),
+                Job(name: "U", work: 2, scheduling: .init(deadline: .milliseconds(10)), arrival: 5),
+            ])
         #expect(s.runOrder == ["U", "L", "U", "L"])
         // L waits only while U runs (its 1 ms re-checks re-pick it at once: zero-length waits).
         let lane = s.summary["L"]!.thread.lane
@@ -94,8 +103,10 @@ import Testing
     /// each allotment (2, 4, then 8 ms slices at the bottom), boosted back to the top at the
     /// first decision after 50 ms (t = 54: slices 2, 4 again), then 8, then the last 2 ms.
     @Test func mlfqDemotesAndBoosts() throws {
-        let s = try schedule(try MLFQPolicy(quanta: [.milliseconds(2), .milliseconds(4), .milliseconds(8)], boostInterval: .milliseconds(50)),
-                             [Job(name: "hog", work: 70)])
+        let s = try schedule(
+            try MLFQPolicy(
+                quanta: [.milliseconds(2), .milliseconds(4), .milliseconds(8)], boostInterval: .milliseconds(50)),
+            [Job(name: "hog", work: 70)])
         #expect(s.runLengths("hog") == [2, 4, 8, 8, 8, 8, 8, 8, 2, 4, 8, 2])
     }
 
@@ -131,7 +142,8 @@ import Testing
             var hasReadyThreads: Bool { !ready.isEmpty }
             func timeSlice(for thread: ThreadRef) -> Duration? { .milliseconds(5) }
         }
-        let s = try schedule(ShortestFirst(), [30, 10, 20].map { Job(name: "job \($0)", work: $0, scheduling: .init(priority: $0)) })
+        let s = try schedule(
+            ShortestFirst(), [30, 10, 20].map { Job(name: "job \($0)", work: $0, scheduling: .init(priority: $0)) })
         #expect(s.runOrder == ["job 10", "job 20", "job 30"])
         #expect([s.finish("job 10"), s.finish("job 20"), s.finish("job 30")] == [10, 30, 60])
     }

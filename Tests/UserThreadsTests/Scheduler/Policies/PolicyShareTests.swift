@@ -26,8 +26,9 @@ func cpuShares(_ policy: any SchedulingPolicy, _ parameters: [SchedulingParamete
     /// 2/6, 3/6 (the binomial σ of the smallest share is 0.007: over 4σ).
     @Test(arguments: [1, 2, 3] as [UInt64])
     func lotterySharesFollowTickets(seed: UInt64) throws {
-        let cpu = try cpuShares(try LotteryPolicy(seed: seed, quantum: .milliseconds(1)),
-                                [.init(tickets: 100), .init(tickets: 200), .init(tickets: 300)], totalMs: 3000)
+        let cpu = try cpuShares(
+            try LotteryPolicy(seed: seed, quantum: .milliseconds(1)),
+            [.init(tickets: 100), .init(tickets: 200), .init(tickets: 300)], totalMs: 3000)
         let total = cpu.reduce(0, +)
         for (i, expected) in [1.0 / 6, 2.0 / 6, 3.0 / 6].enumerated() {
             #expect(abs(cpu[i] / total - expected) < 0.03, "seed \(seed): thread \(i) got \(cpu[i] / total)")
@@ -36,8 +37,9 @@ func cpuShares(_ policy: any SchedulingPolicy, _ parameters: [SchedulingParamete
 
     /// Stride, tickets 100 : 200 : 300 over 3000 quanta: within ±0.005 (one quantum in 600).
     @Test func strideSharesFollowTickets() throws {
-        let cpu = try cpuShares(try StridePolicy(quantum: .milliseconds(1)),
-                                [.init(tickets: 100), .init(tickets: 200), .init(tickets: 300)], totalMs: 3000)
+        let cpu = try cpuShares(
+            try StridePolicy(quantum: .milliseconds(1)),
+            [.init(tickets: 100), .init(tickets: 200), .init(tickets: 300)], totalMs: 3000)
         let total = cpu.reduce(0, +)
         for (i, expected) in [1.0 / 6, 2.0 / 6, 3.0 / 6].enumerated() {
             #expect(abs(cpu[i] / total - expected) < 0.005, "thread \(i) got \(cpu[i] / total)")
@@ -54,7 +56,8 @@ func cpuShares(_ policy: any SchedulingPolicy, _ parameters: [SchedulingParamete
     /// Round-robin: equal shares among equals (±2 quanta: the round cut by the stop, plus the
     /// 1 ms burst each finishes after it).
     @Test func roundRobinSharesEqually() throws {
-        let cpu = try cpuShares(try RoundRobinPolicy(quantum: .milliseconds(2)), [.init(), .init(), .init()], totalMs: 600)
+        let cpu = try cpuShares(
+            try RoundRobinPolicy(quantum: .milliseconds(2)), [.init(), .init(), .init()], totalMs: 600)
         for c in cpu { #expect(abs(c - 200) <= 4, "\(cpu)") }
     }
 

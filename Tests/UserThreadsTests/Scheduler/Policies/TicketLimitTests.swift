@@ -24,10 +24,14 @@ struct TicketLimitTests {
         #expect(StridePolicy.strideOne / UInt64(SchedulingParameters.maximumTickets) == 1)
         var configuration = UThreadRuntime.Configuration()
         configuration.clock = .virtual
-        let order = try UThreadRuntime.run(configuration, policy: try StridePolicy(quantum: .milliseconds(1))) { () -> [String] in
+        let order = try UThreadRuntime.run(configuration, policy: try StridePolicy(quantum: .milliseconds(1))) {
+            () -> [String] in
             var order: [String] = []
             let big = UThread(name: "big", scheduling: .init(tickets: SchedulingParameters.maximumTickets)) {
-                for _ in 0..<3 { UThread.simulateWork(for: .milliseconds(1)); order.append("big") }
+                for _ in 0..<3 {
+                    UThread.simulateWork(for: .milliseconds(1))
+                    order.append("big")
+                }
             }
             let small = UThread(name: "small", scheduling: .init(tickets: 1)) { order.append("small") }
             try big.join()

@@ -1,7 +1,7 @@
 // Quanta on the real clock, the watchdog, determinism under the virtual clock, exports.
 import Foundation
 #if canImport(FoundationXML)
-import FoundationXML
+    import FoundationXML
 #endif
 import Synchronization
 import Testing
@@ -40,9 +40,12 @@ import Testing
         let events = trace.events.filter { $0.lane == spinnerLane }
         let runIndex = try #require(events.firstIndex { $0.kind == .run })
         let run = events[runIndex]
-        let left = try #require(events[(runIndex + 1)...].first { [.yield, .preempt, .block, .exit].contains($0.kind) })
+        let left = try #require(
+            events[(runIndex + 1)...].first { [.yield, .preempt, .block, .exit].contains($0.kind) })
         #expect(left.kind == .preempt, "the spinner first left the CPU by \(left.kind)")
-        #expect(left.nanoseconds >= run.nanoseconds + 1_990_000, "switched out \(left.nanoseconds - run.nanoseconds) ns after it ran, before its 2 ms quantum")
+        #expect(
+            left.nanoseconds >= run.nanoseconds + 1_990_000,
+            "switched out \(left.nanoseconds - run.nanoseconds) ns after it ran, before its 2 ms quantum")
         let otherFirstRun = try #require(trace.summaries().first { $0.thread.name == "other" }?.firstRun)
         #expect(otherFirstRun >= left.nanoseconds)
     }
@@ -53,7 +56,8 @@ import Testing
     @Test func checkpointSwitchesOutExactlyAtTheQuantumOnTheVirtualClock() throws {
         var c = UThreadRuntime.Configuration()
         c.clock = .virtual
-        let (stepsBefore, ranAfter) = try UThreadRuntime.run(c, policy: try RoundRobinPolicy(quantum: .milliseconds(2))) {
+        let (stepsBefore, ranAfter) = try UThreadRuntime.run(c, policy: try RoundRobinPolicy(quantum: .milliseconds(2)))
+        {
             var otherRan = false
             var steps = 0
             var startedAt: UInt64 = 0
@@ -107,9 +111,13 @@ import Testing
         for _ in 0..<100_000 { UThread.checkpoint() }
         let order = try UThreadRuntime.run {
             var order: [String] = []
-            let a = UThread { for _ in 0..<1_000_000 { UThread.checkpoint() }; order.append("a") }
+            let a = UThread {
+                for _ in 0..<1_000_000 { UThread.checkpoint() }
+                order.append("a")
+            }
             let b = UThread { order.append("b") }
-            try a.join(); try b.join()
+            try a.join()
+            try b.join()
             return order
         }
         #expect(order == ["a", "b"])
@@ -192,7 +200,14 @@ func mixedScenario() throws -> Int {
         // The corrected version passes every seed.
         let fixed = UThreadRuntime.firstFailingSeed(1...50) {
             var counter = 0
-            let ts = (0..<3).map { _ in UThread { for _ in 0..<3 { counter += 1; UThread.yield() } } }
+            let ts = (0..<3).map { _ in
+                UThread {
+                    for _ in 0..<3 {
+                        counter += 1
+                        UThread.yield()
+                    }
+                }
+            }
             for t in ts { try t.join() }
             if counter != 9 { throw LostUpdate(count: counter) }
         }
@@ -212,7 +227,8 @@ func mixedScenario() throws -> Int {
                 try UThread.sleep(for: .milliseconds(3))
                 UThread.simulateWork(for: .milliseconds(1))
             }
-            try a.join(); try b.join()
+            try a.join()
+            try b.join()
         }
         return trace
     }
@@ -234,15 +250,22 @@ func mixedScenario() throws -> Int {
         var c = UThreadRuntime.Configuration()
         c.trace = trace
         try UThreadRuntime.run(c) {
-            let a = UThread(name: "a") { UThread.yield(); UThread.yield() }
+            let a = UThread(name: "a") {
+                UThread.yield()
+                UThread.yield()
+            }
             let b = UThread(name: "b") { UThread.yield() }
-            try a.join(); try b.join()
+            try a.join()
+            try b.join()
         }
         let names = trace.threads.map(\.name)
         let story = trace.events.filter { $0.lane > 0 && $0.kind != .wake }.map { "\(names[$0.lane]):\($0.kind.name)" }
         // main spawns a and b, then blocks in join; a and b alternate; b exits first.
-        #expect(story == ["a:spawn", "b:spawn", "a:run", "a:yield", "b:run", "b:yield", "a:run", "a:yield",
-                          "b:run", "b:exit", "a:run", "a:exit"])
+        #expect(
+            story == [
+                "a:spawn", "b:spawn", "a:run", "a:yield", "b:run", "b:yield", "a:run", "a:yield",
+                "b:run", "b:exit", "a:run", "a:exit",
+            ])
     }
 
     @Test func perfettoJSONIsValid() throws {
@@ -250,8 +273,13 @@ func mixedScenario() throws -> Int {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         let events = try #require(object["traceEvents"] as? [[String: Any]])
         #expect(events.contains { $0["ph"] as? String == "X" && $0["name"] as? String == "running" })
-        #expect(events.contains { $0["ph"] as? String == "M" && ($0["args"] as? [String: Any])?["name"] as? String == "#\(0)" } == false)
-        let names = events.filter { $0["name"] as? String == "thread_name" }.compactMap { ($0["args"] as? [String: Any])?["name"] as? String }
+        #expect(
+            events.contains {
+                $0["ph"] as? String == "M" && ($0["args"] as? [String: Any])?["name"] as? String == "#\(0)"
+            } == false)
+        let names = events.filter { $0["name"] as? String == "thread_name" }.compactMap {
+            ($0["args"] as? [String: Any])?["name"] as? String
+        }
         #expect(names.contains { $0.hasSuffix("cpu <a> & \"b\"") })
         for e in events where e["ph"] as? String == "X" {
             #expect((e["dur"] as? Double ?? -1) >= 0)
@@ -262,7 +290,10 @@ func mixedScenario() throws -> Int {
         let svg = try sampleTrace().svgGantt(title: "RR <2 ms>")
         final class Counter: NSObject, XMLParserDelegate {
             var rects = 0, texts = 0
-            func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+            func parser(
+                _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+                attributes: [String: String] = [:]
+            ) {
                 if name == "rect" { rects += 1 }
                 if name == "text" { texts += 1 }
             }
