@@ -9,6 +9,8 @@
 #   ONLY='epoll|go' ./http.sh only some server families, a regex over the keys
 #                             (epoll go nio hummingbird threads uthreads)
 #   CONFIGS=pinned ./http.sh  one configuration only (shared, pinned)
+#   ROUNDS=3 ./http.sh        every row three times, the order rotated each round, and the
+#                             medians printed (drift of a shared machine hits every server alike)
 #   UTHREADS=path ./http.sh   also the project's `uthreads serve` (scripts/compare.sh)
 #   SWIFT_SCRATCH=dir         SwiftPM scratch path of the Swift servers (default $B/hb/.build)
 #
@@ -34,6 +36,7 @@ DUR="${DUR:-10}"
 WARM="${WARM:-2}"
 CONNS="${CONNS:-100 1000 10000}"
 THREAD_CONNS="${THREAD_CONNS:-100 1000}"
+ROUNDS="${ROUNDS:-1}"
 RAW="$B/results.tsv"
 : >"$RAW"
 SKIPPED=()
@@ -181,7 +184,7 @@ measure() {
             NOTES+=("$name: unexpected response: $(printf '%s' "$r" | head -3 | tr '\n' '|')")
         fi ;;
     esac
-    local url="http://127.0.0.1:$port/" out="$B/wrk-${name//\//_}-$cfg-$c.txt"
+    local url="http://127.0.0.1:$port/" out="$B/wrk-${name//\//_}-$cfg-$c-r$ROUND.txt"
     local base cpu0 cpu1 wpid t0 el hwm thr=- est=- ramp="" rps p50 p99 err reqs scpu wcpu
     base=$(nfds "$CUR")
     "${wpin[@]}" wrk -t2 -c"$c" -d"${WARM}s" --timeout 10s "$url" >/dev/null 2>&1
@@ -227,60 +230,73 @@ measure() {
     # wrk CPU: % of one CPU (user+sys over its wall time)
     wcpu=$(awk 'NF == 3 && $1 > 0 {printf "%.0f", 100 * ($2 + $3) / $1}' "$B/wrk.time" 2>/dev/null)
     [ -n "$rps" ] || { SKIPPED+=("$name [$cfg] c=$c: wrk gave no result, see $out"); rps=-; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$cfg" "$c" "$rps" "$p50" \
-        "$p99" "${hwm:--}" "$err" "${thr:--}" "$est" "$ramp" "$scpu" "${wcpu:--}" >>"$RAW"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$cfg" "$c" "$rps" "$p50" \
+        "$p99" "${hwm:--}" "$err" "${thr:--}" "$est" "$ramp" "$scpu" "${wcpu:--}" "$ROUND" >>"$RAW"
 }
 
 : >"$B/responses.txt"
+# The rows are collected first (job), then measured ROUNDS times, the order rotated by one
+# each round.
+JOBS=()
+job() { local IFS=$'\x1f'; JOBS+=("$*"); }
 # CONFIGS="pinned" (or "shared") runs one configuration only.
 if [ -n "${CONFIGS:-}" ]; then read -r -a CONFIGS <<<"$CONFIGS"; else CONFIGS=(shared); have taskset && CONFIGS+=(pinned); fi
 for cfg in "${CONFIGS[@]}"; do
     # UTHREADS=path/to/uthreads adds the project's own server (scripts/compare.sh sets it):
     # one worker (M:1) in both configurations, two workers (M:N) in the shared one.
     if [ -n "${UTHREADS:-}" ] && [ -x "$UTHREADS" ] && [[ uthreads =~ $ONLY ]]; then
-        for c in $CONNS; do measure "uthreads-serve" "$cfg" 18090 "$c" -- "$UTHREADS" serve --port 18090 --workers 1; done
+        for c in $CONNS; do job "uthreads-serve" "$cfg" 18090 "$c" -- "$UTHREADS" serve --port 18090 --workers 1; done
         if [ "$cfg" = shared ]; then
-            for c in $CONNS; do measure "uthreads-serve-2w" "$cfg" 18091 "$c" -- "$UTHREADS" serve --port 18091 --workers 2; done
+            for c in $CONNS; do job "uthreads-serve-2w" "$cfg" 18091 "$c" -- "$UTHREADS" serve --port 18091 --workers 2; done
         fi
     fi
     # Multi-threaded variants only in the shared configuration: pinned, they
     # would just time-slice one core.
     if [ $HAVE_C = 1 ] && [[ epoll =~ $ONLY ]]; then
-        for c in $CONNS; do measure "c-epoll" "$cfg" 18084 "$c" -- "$B/epoll_hello" 18084; done
+        for c in $CONNS; do job "c-epoll" "$cfg" 18084 "$c" -- "$B/epoll_hello" 18084; done
     fi
     if [ $HAVE_GO = 1 ] && [[ go =~ $ONLY ]]; then
         for c in $CONNS; do
-            measure "go-net/http-P1" "$cfg" 18081 "$c" -- env GOMAXPROCS=1 "$B/go-hello" 18081
+            job "go-net/http-P1" "$cfg" 18081 "$c" -- env GOMAXPROCS=1 "$B/go-hello" 18081
         done
         if [ "$cfg" = shared ]; then
             for c in $CONNS; do
-                measure "go-net/http-P2" "$cfg" 18086 "$c" -- env GOMAXPROCS=2 "$B/go-hello" 18086
+                job "go-net/http-P2" "$cfg" 18086 "$c" -- env GOMAXPROCS=2 "$B/go-hello" 18086
             done
         fi
     fi
     if [ $HAVE_SWIFT = 1 ] && [[ nio =~ $ONLY ]]; then
-        for c in $CONNS; do measure "swift-nio-1EL" "$cfg" 18083 "$c" -- "$SWIFT_BIN/nio-hello" 18083 1; done
+        for c in $CONNS; do job "swift-nio-1EL" "$cfg" 18083 "$c" -- "$SWIFT_BIN/nio-hello" 18083 1; done
         # Same server accepting up to 256 connections per wakeup of the listening
         # socket instead of NIO's default 4 (only where the accept ramp matters).
         for c in $CONNS; do
             [ "$c" -ge 1000 ] || continue
-            measure "swift-nio-1EL-acc256" "$cfg" 18089 "$c" -- "$SWIFT_BIN/nio-hello" 18089 1 256
+            job "swift-nio-1EL-acc256" "$cfg" 18089 "$c" -- "$SWIFT_BIN/nio-hello" 18089 1 256
         done
         if [ "$cfg" = shared ]; then
-            for c in $CONNS; do measure "swift-nio-2EL" "$cfg" 18087 "$c" -- "$SWIFT_BIN/nio-hello" 18087 2; done
+            for c in $CONNS; do job "swift-nio-2EL" "$cfg" 18087 "$c" -- "$SWIFT_BIN/nio-hello" 18087 2; done
         fi
     fi
     if [ $HAVE_SWIFT = 1 ] && [[ hummingbird =~ $ONLY ]]; then
         # shared: NIO's default of one event loop per CPU; pinned: one event loop.
         if [ "$cfg" = shared ]; then
-            for c in $CONNS; do measure "hummingbird-2EL" "$cfg" 18082 "$c" -- "$SWIFT_BIN/hb-hello" 18082 2; done
+            for c in $CONNS; do job "hummingbird-2EL" "$cfg" 18082 "$c" -- "$SWIFT_BIN/hb-hello" 18082 2; done
         else
-            for c in $CONNS; do measure "hummingbird-1EL" "$cfg" 18088 "$c" -- "$SWIFT_BIN/hb-hello" 18088 1; done
+            for c in $CONNS; do job "hummingbird-1EL" "$cfg" 18088 "$c" -- "$SWIFT_BIN/hb-hello" 18088 1; done
         fi
     fi
     if [ $HAVE_C = 1 ] && [[ threads =~ $ONLY ]]; then
-        for c in $THREAD_CONNS; do measure "c-thread-per-conn" "$cfg" 18085 "$c" -- "$B/threads_hello" 18085; done
+        for c in $THREAD_CONNS; do job "c-thread-per-conn" "$cfg" 18085 "$c" -- "$B/threads_hello" 18085; done
     fi
+done
+ROUND=1
+while [ "$ROUND" -le "$ROUNDS" ]; do
+    n=${#JOBS[@]}
+    for ((k = 0; k < n; k++)); do
+        IFS=$'\x1f' read -r -a args <<<"${JOBS[$(( (k + ROUND - 1) % n ))]}"
+        measure "${args[@]}"
+    done
+    ROUND=$((ROUND + 1))
 done
 T_END=$(date +%s)
 
@@ -293,9 +309,21 @@ echo "== $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), -t2, ${WARM} s warm-up
     "$(go version 2>/dev/null | awk '{print $3}'), $(swift --version 2>/dev/null | head -1 | sed 's/ (.*//')"
 echo "== shared: server and wrk float over both CPUs; pinned: server on CPU 0, wrk on CPU 1"
 [ "$Q" = 1 ] && echo "== QUICK=1: smoke-test durations, the figures are NOT meaningful"
-F='%-20s %-6s %6s %8s %8s %9s %7s %6s %5s %6s %5s %5s %6s %5s\n'
-printf "$F" server config conns "req/s" "p50 ms" "p99 ms" "RSS MiB" errors thr est "ramp" "srv%" "us/req" "wrk%"
-awk -F'\t' -v f="$F" '{printf f, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14}' "$RAW"
+[ "$ROUNDS" -gt 1 ] && echo "== $ROUNDS rounds, the order of the rows rotated by one each round"
+F='%-20s %-6s %6s %5s %8s %8s %9s %7s %6s %5s %6s %5s %5s %6s %5s\n'
+printf "$F" server config conns round "req/s" "p50 ms" "p99 ms" "RSS MiB" errors thr est "ramp" "srv%" "us/req" "wrk%"
+sort -t$'\t' -s -k2,2 -k3,3n -k1,1 -k15,15n "$RAW" |
+    awk -F'\t' -v f="$F" '{printf f, $1, $2, $3, $15, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14}'
+if [ "$ROUNDS" -gt 1 ]; then
+    echo "== medians over the rounds:"
+    awk -F'\t' '{k = $1 "\t" $2 "\t" $3; r[k] = r[k] " " $4; u[k] = u[k] " " $13; p[k] = p[k] " " $6}
+        function med(s,   a, n, i, j, t) { n = split(s, a, " ")
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+        END { for (k in r) { split(k, x, "\t")
+            printf "%-20s %-6s c=%-5s %8.0f req/s %6.1f us/req %9.3f ms p99\n", x[1], x[2], x[3], med(r[k]), med(u[k]), med(p[k]) } }' "$RAW" |
+        sort -k2,2 -k3,3 -k4,4nr
+fi
 echo "== RSS MiB: VmHWM (peak resident set) of the server process (user memory only: kernel socket"
 echo "   buffers and thread kernel stacks are not in it).  thr: server threads and est: established"
 echo "   server-side TCP connections, both sampled mid-run.  ramp: seconds from wrk's start until the"

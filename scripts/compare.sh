@@ -67,7 +67,8 @@ for line in open(tsv):
     if len(f) < 14: continue
     rows.append({"server": f[0], "config": f[1], "connections": int(f[2]), "requestsPerSecond": num(f[3]),
                  "p50ms": num(f[4]), "p99ms": num(f[5]), "rssMiB": num(f[6]), "errors": num(f[7], int),
-                 "serverCPUPercent": num(f[11]), "microsecondsPerRequest": num(f[12]), "wrkCPUPercent": num(f[13])})
+                 "serverCPUPercent": num(f[11]), "microsecondsPerRequest": num(f[12]), "wrkCPUPercent": num(f[13]),
+                 "round": num(f[14], int) if len(f) > 14 else 1})
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
 wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
 run = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,

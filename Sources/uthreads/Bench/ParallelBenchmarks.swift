@@ -317,7 +317,7 @@ enum ParallelBenchRuns {
     /// its own): a second worker can only use what wrk leaves. Skipped without wrk.
     static func http(_ r: BenchReport, _ o: BenchOptions) throws {
         guard BenchIOCommand.which("wrk") != nil else {
-            print("\n-- http: skipped (wrk is not on PATH; scripts/http-compare.sh also compares Go and SwiftNIO)")
+            print("\n-- http: skipped (wrk is not on PATH; peers/http.sh also compares Go and SwiftNIO)")
             return
         }
         let duration = o.quick ? 1 : 5
