@@ -29,6 +29,17 @@ enum ContextSwitch {
         swift_task_exitThreadLocalContext(exclusivityState(tcb))
     }
 
+    /// `saveExclusivity`, skipped when the kernel thread's live access set is empty, which is
+    /// almost every switch: the runtime's exit then writes nothing (CUThreads/exclusivity_head.c
+    /// says why, and how `liveHead` is found). `liveHead` is the calling kernel thread's
+    /// (`uthreads_exclusivity_head`), or nil where it could not be found: then the runtime is
+    /// called every time.
+    @inline(__always)
+    static func saveExclusivity(_ tcb: ControlBlock, liveHead: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
+        if let liveHead, liveHead.pointee == nil { return }
+        swift_task_exitThreadLocalContext(exclusivityState(tcb))
+    }
+
     /// Installs `tcb`'s saved access set as the kernel thread's (the incoming thread).
     ///
     /// Skipped when the thread saved no accesses (state word 0 is null), which is almost every

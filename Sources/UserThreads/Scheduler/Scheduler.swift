@@ -146,6 +146,10 @@ final class Scheduler {
     let tsan = uthreads_tsan_enabled() != 0
     let settings: SchedulerSettings
     @exclusivity(unchecked) private var zombie: ControlBlock?
+    /// This kernel thread's live exclusivity access-set head inside libswiftCore, set when the
+    /// idle loop starts (on the scheduler's own kernel thread), or nil where it cannot be found:
+    /// a switch then skips saving an empty set (ContextSwitch.saveExclusivity).
+    @exclusivity(unchecked) private var liveAccessHead: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     @exclusivity(unchecked) private var ids = ThreadIDAllocator()
     @exclusivity(unchecked) private var yieldsUntilMaintenance = 64
     /// The TSC at the last switch (with accounting on): the "now" of cheap timestamps such as a
@@ -415,7 +419,7 @@ final class Scheduler {
     /// Suspends `from` (already queued or parked by the caller) and runs `next`.
     @inline(__always)
     private func switchTo(_ next: ControlBlock, from: ControlBlock) {
-        ContextSwitch.saveExclusivity(from)
+        ContextSwitch.saveExclusivity(from, liveHead: liveAccessHead)
         if from.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) {
             checkCanary(from)
         }
@@ -804,6 +808,7 @@ final class Scheduler {
     /// Runs until every thread has finished. Runs on the kernel thread's own stack.
     func runLoop() {
         if tsan { uthreads_tsan_fiber_adopt(idleBlock) }
+        liveAccessHead = uthreads_exclusivity_head()?.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: 1) { $0 }
         while true {
             if let next = nextReady() {
                 switchTo(next, from: idleBlock)
