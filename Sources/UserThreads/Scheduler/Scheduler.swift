@@ -808,7 +808,7 @@ final class Scheduler {
     /// Runs until every thread has finished. Runs on the kernel thread's own stack.
     func runLoop() {
         if tsan { uthreads_tsan_fiber_adopt(idleBlock) }
-        liveAccessHead = uthreads_exclusivity_head()?.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: 1) { $0 }
+        liveAccessHead = uthreads_exclusivity_head()
         while true {
             if let next = nextReady() {
                 switchTo(next, from: idleBlock)
