@@ -376,7 +376,7 @@ final class Scheduler {
         object.controlBlock = t
         t.pointee.id = id
         t.pointee.flags = flags
-        t.pointee.priority = Int32(clamping: priority)
+        if priority != 0 { t.pointee.priority = Int32(clamping: priority) }  // the row is zeroed
         t.pointee.stack_lo = stack.lo.assumingMemoryBound(to: CChar.self)
         t.pointee.stack_hi = stack.hi.assumingMemoryBound(to: CChar.self)
         t.pointee.guard_size = UInt64(truncatingIfNeeded: stack.guardSize)
