@@ -561,7 +561,7 @@ final class Scheduler {
         me.clear(.flagCancellable)
         me.pointee.wait_kind = 0
         if target != nil { objectOf(me).waitTarget = nil }
-        return WakeResult(rawValue: me.pointee.wake_result) ?? .woken
+        return WakeResult.stored(me.pointee.wake_result)
     }
 
     /// Makes a parked thread ready with `result`. Unlinks it from its wait queue and its
@@ -603,7 +603,9 @@ final class Scheduler {
     /// happens in `life`, which returns before the final switch; this frame holds only raw
     /// pointers, because the frame that makes the final switch never returns.
     fileprivate static func threadMain(_ t: ControlBlock) -> Never {
-        let next = Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime!)._withUnsafeGuaranteedRef { $0.life(t) }
+        let next = Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime.unsafelyUnwrapped)._withUnsafeGuaranteedRef {
+            $0.life(t)
+        }
         ContextSwitch.jump(from: t, to: next, handoff: t.pointee.runtime, tsan: next.pointee.tsan_fiber != nil)
         fatalError("UserThreads: a finished thread was resumed")
     }
@@ -615,7 +617,7 @@ final class Scheduler {
     private func life(_ t: ControlBlock) -> ControlBlock {
         resumed(t)
         if checks { precondition(objectOf(t).contents == .body, "thread #\(t.pointee.id) started without a body") }
-        Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)._withUnsafeGuaranteedRef { $0.run() }
+        Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.run() }
         // Under M:N the thread may have migrated while its body ran: its exit then belongs to
         // the scheduler that runs it now, and of `self` only the address is read here.
         let runtime = t.pointee.runtime.unsafelyUnwrapped
@@ -631,7 +633,7 @@ final class Scheduler {
 
     @inline(__always)
     private func exitCurrent(_ t: ControlBlock) -> ControlBlock {
-        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
+        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
         let direct = object._withUnsafeGuaranteedRef { object -> ControlBlock? in
             object.isFinished = true
             if object.locals != nil { object.locals = nil }
@@ -964,5 +966,5 @@ final class Scheduler {
 
 /// The C entry point of every user thread (called by uthreads_trampoline).
 private let threadEntry: @convention(c) (UnsafeMutableRawPointer?) -> Void = { arg in
-    Scheduler.threadMain(arg!.assumingMemoryBound(to: uthreads_tcb.self))
+    Scheduler.threadMain(arg.unsafelyUnwrapped.assumingMemoryBound(to: uthreads_tcb.self))
 }
