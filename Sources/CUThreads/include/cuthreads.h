@@ -262,6 +262,10 @@ static inline char *_Nonnull uthreads_exclusivity_state(uthreads_tcb *_Nonnull t
 void swift_task_exitThreadLocalContext(char *_Nonnull state);
 /// Installs the access set saved in `state` as this kernel thread's.
 void swift_task_enterThreadLocalContext(char *_Nonnull state);
+/// The address of the calling kernel thread's live access-set head inside libswiftCore, found
+/// and verified once per call (exclusivity_head.c), or NULL where it cannot be found safely.
+/// Valid for the calling kernel thread's life; read it only on that kernel thread.
+void *_Nullable *_Nullable uthreads_exclusivity_head(void);
 
 // MARK: - Clocks
 

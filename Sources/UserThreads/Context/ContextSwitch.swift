@@ -10,7 +10,9 @@
 // same kernel thread would then see a false "simultaneous access" and crash, and with thousands
 // parked every check walks thousands of nodes. libswiftCore exports the pair used by Swift's own
 // task switching for exactly this; we call exit for the outgoing and enter for the incoming
-// thread on every switch, saving the list head in the thread control block (two words).
+// thread, saving the list head in the thread control block (two words), and skip each call
+// when it would do nothing: enter when the thread saved no accesses, exit when the kernel
+// thread's live set is empty (its head found once per kernel thread: CUThreads/exclusivity_head.c).
 import CUThreads
 
 /// The raw machine context of a thread: its control block's `sp` field.
@@ -26,6 +28,17 @@ enum ContextSwitch {
     /// Moves the running kernel thread's access set into `tcb` (the outgoing thread).
     @inline(__always)
     static func saveExclusivity(_ tcb: ControlBlock) {
+        swift_task_exitThreadLocalContext(exclusivityState(tcb))
+    }
+
+    /// `saveExclusivity`, skipped when the kernel thread's live access set is empty, which is
+    /// almost every switch: the runtime's exit then writes nothing (CUThreads/exclusivity_head.c
+    /// says why, and how `liveHead` is found). `liveHead` is the calling kernel thread's
+    /// (`uthreads_exclusivity_head`), or nil where it could not be found: then the runtime is
+    /// called every time.
+    @inline(__always)
+    static func saveExclusivity(_ tcb: ControlBlock, liveHead: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
+        if let liveHead, liveHead.pointee == nil { return }
         swift_task_exitThreadLocalContext(exclusivityState(tcb))
     }
 

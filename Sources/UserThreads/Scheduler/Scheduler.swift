@@ -146,6 +146,10 @@ final class Scheduler {
     let tsan = uthreads_tsan_enabled() != 0
     let settings: SchedulerSettings
     @exclusivity(unchecked) private var zombie: ControlBlock?
+    /// This kernel thread's live exclusivity access-set head inside libswiftCore, set when the
+    /// idle loop starts (on the scheduler's own kernel thread), or nil where it cannot be found:
+    /// a switch then skips saving an empty set (ContextSwitch.saveExclusivity).
+    @exclusivity(unchecked) private var liveAccessHead: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     @exclusivity(unchecked) private var ids = ThreadIDAllocator()
     @exclusivity(unchecked) private var yieldsUntilMaintenance = 64
     /// The TSC at the last switch (with accounting on): the "now" of cheap timestamps such as a
@@ -362,18 +366,9 @@ final class Scheduler {
         _ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0,
         parameters: SchedulingParameters? = nil
     ) throws(UThreadError) -> ControlBlock {
-        if let stackSize,
-            stackSize < SchedulerSettings.minimumStackSize || stackSize > SchedulerSettings.maximumStackSize
-        {
-            throw .invalidArgument(
-                "stackSize \(stackSize) is outside \(SchedulerSettings.minimumStackSize)...\(SchedulerSettings.maximumStackSize) bytes"
-            )
-        }
-        if let parameters, parameters.tickets > SchedulingParameters.maximumTickets {
-            throw .invalidArgument(
-                "tickets \(parameters.tickets) is above the maximum \(SchedulingParameters.maximumTickets) (a stride would be 0)"
-            )
-        }
+        // Most spawns pass neither argument: two nil tests, and the range tests out of line
+        // (inline, the compiler evaluated both of them on every spawn: ~20 instructions).
+        if stackSize != nil || parameters != nil { try Scheduler.validate(stackSize, parameters) }
         let stack = try stacks.allocate(size: stackSize)
         let t = table.allocate()
         let id = ids.allocate()
@@ -381,7 +376,7 @@ final class Scheduler {
         object.controlBlock = t
         t.pointee.id = id
         t.pointee.flags = flags
-        t.pointee.priority = Int32(clamping: priority)
+        if priority != 0 { t.pointee.priority = Int32(clamping: priority) }  // the row is zeroed
         t.pointee.stack_lo = stack.lo.assumingMemoryBound(to: CChar.self)
         t.pointee.stack_hi = stack.hi.assumingMemoryBound(to: CChar.self)
         t.pointee.guard_size = UInt64(truncatingIfNeeded: stack.guardSize)
@@ -410,12 +405,29 @@ final class Scheduler {
         return t
     }
 
+    /// Throws when `stackSize` or `parameters` is out of range (spawn's arguments).
+    @inline(never)
+    private static func validate(_ stackSize: Int?, _ parameters: SchedulingParameters?) throws(UThreadError) {
+        if let stackSize,
+            stackSize < SchedulerSettings.minimumStackSize || stackSize > SchedulerSettings.maximumStackSize
+        {
+            throw .invalidArgument(
+                "stackSize \(stackSize) is outside \(SchedulerSettings.minimumStackSize)...\(SchedulerSettings.maximumStackSize) bytes"
+            )
+        }
+        if let parameters, parameters.tickets > SchedulingParameters.maximumTickets {
+            throw .invalidArgument(
+                "tickets \(parameters.tickets) is above the maximum \(SchedulingParameters.maximumTickets) (a stride would be 0)"
+            )
+        }
+    }
+
     // MARK: Switching
 
     /// Suspends `from` (already queued or parked by the caller) and runs `next`.
     @inline(__always)
     private func switchTo(_ next: ControlBlock, from: ControlBlock) {
-        ContextSwitch.saveExclusivity(from)
+        ContextSwitch.saveExclusivity(from, liveHead: liveAccessHead)
         if from.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) {
             checkCanary(from)
         }
@@ -549,7 +561,7 @@ final class Scheduler {
         me.clear(.flagCancellable)
         me.pointee.wait_kind = 0
         if target != nil { objectOf(me).waitTarget = nil }
-        return WakeResult(rawValue: me.pointee.wake_result) ?? .woken
+        return WakeResult.stored(me.pointee.wake_result)
     }
 
     /// Makes a parked thread ready with `result`. Unlinks it from its wait queue and its
@@ -591,7 +603,9 @@ final class Scheduler {
     /// happens in `life`, which returns before the final switch; this frame holds only raw
     /// pointers, because the frame that makes the final switch never returns.
     fileprivate static func threadMain(_ t: ControlBlock) -> Never {
-        let next = Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime!)._withUnsafeGuaranteedRef { $0.life(t) }
+        let next = Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime.unsafelyUnwrapped)._withUnsafeGuaranteedRef {
+            $0.life(t)
+        }
         ContextSwitch.jump(from: t, to: next, handoff: t.pointee.runtime, tsan: next.pointee.tsan_fiber != nil)
         fatalError("UserThreads: a finished thread was resumed")
     }
@@ -603,7 +617,7 @@ final class Scheduler {
     private func life(_ t: ControlBlock) -> ControlBlock {
         resumed(t)
         if checks { precondition(objectOf(t).contents == .body, "thread #\(t.pointee.id) started without a body") }
-        Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)._withUnsafeGuaranteedRef { $0.run() }
+        Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.run() }
         // Under M:N the thread may have migrated while its body ran: its exit then belongs to
         // the scheduler that runs it now, and of `self` only the address is read here.
         let runtime = t.pointee.runtime.unsafelyUnwrapped
@@ -619,7 +633,7 @@ final class Scheduler {
 
     @inline(__always)
     private func exitCurrent(_ t: ControlBlock) -> ControlBlock {
-        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
+        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
         let direct = object._withUnsafeGuaranteedRef { object -> ControlBlock? in
             object.isFinished = true
             if object.locals != nil { object.locals = nil }
@@ -804,6 +818,7 @@ final class Scheduler {
     /// Runs until every thread has finished. Runs on the kernel thread's own stack.
     func runLoop() {
         if tsan { uthreads_tsan_fiber_adopt(idleBlock) }
+        liveAccessHead = uthreads_exclusivity_head()
         while true {
             if let next = nextReady() {
                 switchTo(next, from: idleBlock)
@@ -951,5 +966,5 @@ final class Scheduler {
 
 /// The C entry point of every user thread (called by uthreads_trampoline).
 private let threadEntry: @convention(c) (UnsafeMutableRawPointer?) -> Void = { arg in
-    Scheduler.threadMain(arg!.assumingMemoryBound(to: uthreads_tcb.self))
+    Scheduler.threadMain(arg.unsafelyUnwrapped.assumingMemoryBound(to: uthreads_tcb.self))
 }

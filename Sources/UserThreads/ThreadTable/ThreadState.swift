@@ -80,6 +80,19 @@ public enum WakeResult: UInt8, Sendable {
     case closed = 3
     /// The runtime found it deadlocked and is tearing down.
     case deadlocked = 4
+
+    /// The result a row holds (`wake_result`); an unknown value reads as `.woken`. Inlined
+    /// (`init(rawValue:)` was called out of line on the join's path).
+    @inline(__always)
+    static func stored(_ raw: UInt8) -> WakeResult {
+        switch raw {
+        case 1: .timedOut
+        case 2: .cancelled
+        case 3: .closed
+        case 4: .deadlocked
+        default: .woken
+        }
+    }
 }
 
 extension WakeResult {
