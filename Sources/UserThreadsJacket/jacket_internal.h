@@ -101,8 +101,53 @@ typedef struct jacket_wait {
 /// SO_RCVTIMEO/SO_SNDTIMEO timeout, ECANCELED, EBADF).
 int jacket_block(int fd, int direction, int kind, jacket_wait *wait);
 
+// MARK: - The record of each descriptor (jacket_fd.c; essay: jacket_core.c, "Descriptor modes")
+
+enum {
+    /// Created blocking in this process by a call the jacket saw (socket, socketpair, pipe,
+    /// pipe2, accept, accept4, or a duplicate of one), and not shared with a child since: the
+    /// jacket may make its file non-blocking the first time a user thread reads or writes it.
+    JACKET_FD_OURS = 1,
+    /// The file is non-blocking in the kernel (the jacket or the caller set O_NONBLOCK through
+    /// the jacket): the real call never blocks, EAGAIN means "would block". Only with OURS.
+    JACKET_FD_NONBLOCKING = 2,
+    /// The caller's own view: it set O_NONBLOCK (fcntl, ioctl FIONBIO). Only with NONBLOCKING.
+    JACKET_FD_CALLER_NONBLOCKING = 4,
+    /// Known not to be a regular file (a short read is a short read): jacket_io.c.
+    JACKET_FD_NOT_REGULAR = 8,
+};
+
+/// Descriptor numbers from this one on have no record (state 0: the per-call path).
+#define JACKET_FD_LIMIT 65536
+extern JACKET_HIDDEN uint8_t jacket_fd_table[JACKET_FD_LIMIT];
+
+/// The record of `fd` (JACKET_FD_* bits; 0 for none).
+static inline __attribute__((always_inline)) unsigned jacket_fd_state(int fd) {
+    return (unsigned)fd < JACKET_FD_LIMIT ? __atomic_load_n(&jacket_fd_table[fd], __ATOMIC_RELAXED) : 0;
+}
+
+/// Records a descriptor this process just created (`nonblocking`: born with O_NONBLOCK).
+JACKET_HIDDEN void jacket_fd_created(int fd, int nonblocking);
+/// Makes an OURS descriptor's file non-blocking (the first touch by a user thread); returns
+/// its new record, or 0 when that failed (the per-call path then serves it).
+JACKET_HIDDEN unsigned jacket_fd_adopt(int fd);
+/// Gives `to` the record of `from` (a duplicate: same file, same mode); returns it.
+JACKET_HIDDEN unsigned jacket_fd_copy(int from, int to);
 /// The jacket's close: forgets what it knew about descriptor `fd`.
 JACKET_HIDDEN void jacket_forget_descriptor(int fd);
+/// Resolves the real calls of jacket_fd.c (from jacket_resolve).
+JACKET_HIDDEN void jacket_fd_resolve(void);
+/// pthread_atfork's prepare: every file the jacket made non-blocking gets its caller's
+/// blocking mode back before a child shares it.
+JACKET_HIDDEN void jacket_fd_before_fork(void);
+
+/// The record of `fd` for a call on a user thread: an OURS descriptor seen for the first time
+/// is adopted (made non-blocking) here.
+static inline __attribute__((always_inline)) unsigned jacket_fd_touch(int fd) {
+    unsigned state = jacket_fd_state(fd);
+    if (__builtin_expect((state & (JACKET_FD_OURS | JACKET_FD_NONBLOCKING)) == JACKET_FD_OURS, 0)) state = jacket_fd_adopt(fd);
+    return state;
+}
 
 /// Parks until one of `fds` may be ready (or `deadline`): 0, ETIMEDOUT, ECANCELED, or another errno.
 int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline);

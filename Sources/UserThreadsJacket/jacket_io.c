@@ -134,34 +134,34 @@ static inline size_t jacket_iov_length(const struct iovec *iov, int count) {
 // The fast paths: one non-blocking attempt inline; the loops above only when it did not
 // complete (would block, short write, or no RWF_NOWAIT support).
 
-/// Descriptors known not to be regular files (1), by number, up to 65,536; cleared by the
-/// jacket's close. Only "not regular" is remembered: a stale entry (a number reused behind the
-/// jacket's back) then costs at most a short count, which read may return anyway.
-static uint8_t jacket_not_regular[65536];
-
-void jacket_forget_descriptor(int fd) {
-    if (fd >= 0 && fd < (int)sizeof jacket_not_regular) __atomic_store_n(&jacket_not_regular[fd], 0, __ATOMIC_RELAXED);
-}
+// Descriptors known not to be regular files carry JACKET_FD_NOT_REGULAR in their record
+// (jacket_fd.c), cleared by the jacket's close. A stale bit (a number reused behind the
+// jacket's back) then costs at most a short count, which read may return anyway.
 
 /// A short non-blocking read: from a regular file, RWF_NOWAIT stops at the first byte not in
 /// the page cache, where the real read would have read on from disk: do that (the kernel
 /// thread blocks, as it would without the jacket). Pipes and sockets keep their short count.
 static ssize_t jacket_short_read(int fd, char *buffer, size_t count, ssize_t n) {
-    int known = fd < (int)sizeof jacket_not_regular && __atomic_load_n(&jacket_not_regular[fd], __ATOMIC_RELAXED);
-    if (known) return n;
+    if (jacket_fd_state(fd) & JACKET_FD_NOT_REGULAR) return n;
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
         ssize_t rest = REAL(read)(fd, buffer + n, count - (size_t)n);
         return rest > 0 ? n + rest : n;
     }
-    if (fd < (int)sizeof jacket_not_regular) __atomic_store_n(&jacket_not_regular[fd], 1, __ATOMIC_RELAXED);
+    if ((unsigned)fd < JACKET_FD_LIMIT) __atomic_fetch_or(&jacket_fd_table[fd], JACKET_FD_NOT_REGULAR, __ATOMIC_RELAXED);
     return n;
 }
 
 // The user-thread halves are out of line so that the outside path (the test, then a tail call
 // through the cached pointer) needs no stack frame.
 __attribute__((noinline)) static ssize_t jacket_read(int fd, void *buffer, size_t count) {
+    unsigned state = jacket_fd_touch(fd);
     struct iovec v = {buffer, count};
+    if (__builtin_expect(state & JACKET_FD_NONBLOCKING, 1)) {  // non-blocking file: the real call
+        ssize_t n = REAL(read)(fd, buffer, count);
+        if (__builtin_expect(n >= 0, 1) || (state & JACKET_FD_CALLER_NONBLOCKING) || errno != EAGAIN) return n;
+        return jacket_readv_from(fd, &v, 1, UTHREADS_JACKET_KIND_READ, n);
+    }
     ssize_t n = jacket_nowait(JACKET_PREADV2, fd, &v, 1);
     if (__builtin_expect(n >= 0, 1)) return n == 0 || (size_t)n == count ? n : jacket_short_read(fd, buffer, count, n);
     return jacket_readv_from(fd, &v, 1, UTHREADS_JACKET_KIND_READ, n);
@@ -169,12 +169,25 @@ __attribute__((noinline)) static ssize_t jacket_read(int fd, void *buffer, size_
 
 ssize_t readv(int fd, const struct iovec *iov, int count) {
     if (!jacket_on_user_thread()) return REAL(readv)(fd, iov, count);
+    unsigned state = jacket_fd_touch(fd);
+    if (state & JACKET_FD_NONBLOCKING) {
+        ssize_t n = REAL(readv)(fd, iov, count);
+        if (n >= 0 || (state & JACKET_FD_CALLER_NONBLOCKING) || errno != EAGAIN) return n;
+        return jacket_readv_from(fd, iov, count, UTHREADS_JACKET_KIND_READ, n);
+    }
     return jacket_readv_from(fd, iov, count, UTHREADS_JACKET_KIND_READ, jacket_nowait(JACKET_PREADV2, fd, iov, count));
 }
 
 __attribute__((noinline)) static ssize_t jacket_write(int fd, const void *buffer, size_t count) {
+    unsigned state = jacket_fd_touch(fd);
     struct iovec v = {(void *)buffer, count};
-    ssize_t n = jacket_nowait(JACKET_PWRITEV2, fd, &v, 1);
+    ssize_t n;
+    if (__builtin_expect(state & JACKET_FD_NONBLOCKING, 1)) {  // non-blocking file: the real call
+        n = REAL(write)(fd, buffer, count);
+        if (__builtin_expect(n == (ssize_t)count, 1) || (state & JACKET_FD_CALLER_NONBLOCKING)) return n;
+    } else {
+        n = jacket_nowait(JACKET_PWRITEV2, fd, &v, 1);
+    }
     if (__builtin_expect(n == (ssize_t)count, 1)) return n;
     return jacket_writev_from(fd, &v, 1, UTHREADS_JACKET_KIND_WRITE, n);
 }
@@ -191,7 +204,14 @@ ssize_t write(int fd, const void *buffer, size_t count) {
 
 ssize_t writev(int fd, const struct iovec *iov, int count) {
     if (!jacket_on_user_thread()) return REAL(writev)(fd, iov, count);
-    ssize_t n = jacket_nowait(JACKET_PWRITEV2, fd, iov, count);
+    unsigned state = jacket_fd_touch(fd);
+    ssize_t n;
+    if (state & JACKET_FD_NONBLOCKING) {
+        n = REAL(writev)(fd, iov, count);
+        if (state & JACKET_FD_CALLER_NONBLOCKING) return n;
+    } else {
+        n = jacket_nowait(JACKET_PWRITEV2, fd, iov, count);
+    }
     if (n >= 0 && (size_t)n == jacket_iov_length(iov, count)) return n;
     return jacket_writev_from(fd, iov, count, UTHREADS_JACKET_KIND_WRITE, n);
 }

@@ -378,6 +378,72 @@ case "sleep":
     }
     print("sleepers=\(done.value) ticked=\(ticks.value > 0)")
 
+case "modes":
+    // The caller's view of a pipe the jacket made non-blocking: F_GETFL, fcntl/ioctl
+    // round trips, a blocking-looking read that parks, EAGAIN where the caller asked for it,
+    // SO_RCVTIMEO on a plain read, and the record after dup, dup2 and close.
+    let (r, w) = blockingPipe()
+    print("created record=\(uthreads_jacket_descriptor(r))")
+    let ticks = Counter()
+    inRuntime {
+        var byte: UInt8 = 1
+        _ = probe_write(w, &byte, 1)
+        _ = probe_read(r, &byte, 1)
+        print(
+            "adopted record=\(uthreads_jacket_descriptor(r)) view=\(probe_nonblocking(r)) kernel=\(probe_kernel_nonblocking(r))"
+        )
+        let reader = spawn("reader") {
+            var b: UInt8 = 0
+            print("blocking-read=\(describe(probe_read(r, &b, 1))) ticks=\(ticks.value)")
+        }
+        let ticker = spawn("ticker") { try tickThenWrite(ticks, w) }
+        try reader()
+        try ticker()
+        _ = probe_set_nonblocking(r, 1)
+        print("fcntl-on view=\(probe_nonblocking(r)) read=\(describe(probe_read(r, &byte, 1)))")
+        _ = probe_set_nonblocking(r, 0)
+        print("fcntl-off view=\(probe_nonblocking(r)) kernel=\(probe_kernel_nonblocking(r))")
+        _ = probe_fionbio(r, 1)
+        print("ioctl-on view=\(probe_nonblocking(r)) read=\(describe(probe_read(r, &byte, 1)))")
+        _ = probe_fionbio(r, 0)
+        print("ioctl-off view=\(probe_nonblocking(r)) kernel=\(probe_kernel_nonblocking(r))")
+        var pair: [Int32] = [0, 0]
+        _ = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair)
+        _ = probe_set_receive_timeout(pair[0], 30)
+        let start = ContinuousClock.now
+        let timedOut = probe_read(pair[0], &byte, 1)
+        let waited = (ContinuousClock.now - start) >= .milliseconds(25)
+        print("rcvtimeo-read=\(describe(timedOut)) waited=\(waited) record=\(uthreads_jacket_descriptor(pair[0]))")
+        let copy = dup(r)
+        print("dup record=\(uthreads_jacket_descriptor(copy))")
+        _ = dup2(pair[1], copy)  // over the copy: the record is pair[1]'s (created, never touched)
+        print("dup2 record=\(uthreads_jacket_descriptor(copy))")
+        for fd in [copy, pair[0], pair[1], r] { _ = probe_close(fd) }
+        print("closed record=\(uthreads_jacket_descriptor(r))")
+    }
+
+case "fork":
+    // fork gives every file the jacket made non-blocking its caller's blocking mode back
+    // first: the child (jacket off) sees blocking files, and the parent's jacketed read of
+    // the same pipe still parks (the per-call path) while a ticker runs.
+    let (r, w) = blockingPipe()
+    let ticks = Counter()
+    inRuntime {
+        var byte: UInt8 = 1
+        _ = probe_write(w, &byte, 1)
+        _ = probe_read(r, &byte, 1)
+        print("before kernel=\(probe_kernel_nonblocking(r)) record=\(uthreads_jacket_descriptor(r))")
+        print("child=\(probe_fork_nonblocking(r))")
+        print("after kernel=\(probe_kernel_nonblocking(r)) view=\(probe_nonblocking(r))")
+        let reader = spawn("reader") {
+            var b: UInt8 = 0
+            print("parent-read=\(describe(probe_read(r, &b, 1))) ticks=\(ticks.value)")
+        }
+        let ticker = spawn("ticker") { try tickThenWrite(ticks, w) }
+        try reader()
+        try ticker()
+    }
+
 case "curl":
     // N user threads each call libcurl's blocking curl_easy_perform against URL at once.
     guard arguments.count >= 3, let n = Int(arguments[1]) else { fail("usage: curl N URL") }
