@@ -225,6 +225,24 @@ int64_t jacket_timespec_ns(const struct timespec *ts) {
     return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
 }
 
+/// Off a user thread: blocks in poll(2) until `fd` may be ready for `direction` or `deadline`
+/// (the runtime's clock); 0 or ETIMEDOUT (EINTR restarts the wait, as SA_RESTART would).
+static int jacket_poll_until(int fd, int direction, uint64_t deadline) {
+    struct pollfd p = {fd, (short)(direction == UTHREADS_JACKET_WRITE ? POLLOUT : POLLIN), 0};
+    while (1) {
+        int milliseconds = -1;
+        if (deadline != UTHREADS_JACKET_FOREVER) {
+            uint64_t now = jacket_runtime->now();
+            if (now >= deadline) return ETIMEDOUT;
+            uint64_t left = (deadline - now + 999999) / 1000000;
+            milliseconds = left > INT32_MAX ? INT32_MAX : (int)left;
+        }
+        int ready = REAL(poll)(&p, 1, milliseconds);
+        if (ready > 0) return 0;
+        if (ready < 0 && errno != EINTR) return 0;  // the retried call reports the error
+    }
+}
+
 int jacket_block(int fd, int direction, int kind, jacket_wait *wait) {
     if (!wait->started) {
         wait->started = 1;
@@ -244,7 +262,8 @@ int jacket_block(int fd, int direction, int kind, jacket_wait *wait) {
             wait->deadline = UTHREADS_JACKET_FOREVER;
         }
     }
-    int e = jacket_runtime->wait_fd(fd, direction, kind, wait->deadline);
+    int e = jacket_in_user_thread() ? jacket_runtime->wait_fd(fd, direction, kind, wait->deadline)
+                                    : jacket_poll_until(fd, direction, wait->deadline);
     switch (e) {
     case 0: return 0;
     case ETIMEDOUT: return EAGAIN;        // SO_RCVTIMEO/SO_SNDTIMEO passed: Linux says EAGAIN

@@ -168,7 +168,7 @@ __attribute__((noinline)) static ssize_t jacket_read(int fd, void *buffer, size_
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int count) {
-    if (!jacket_on_user_thread()) return REAL(readv)(fd, iov, count);
+    if (JACKET_PASS(fd)) return REAL(readv)(fd, iov, count);
     unsigned state = jacket_fd_touch(fd);
     if (state & JACKET_FD_NONBLOCKING) {
         ssize_t n = REAL(readv)(fd, iov, count);
@@ -193,17 +193,17 @@ __attribute__((noinline)) static ssize_t jacket_write(int fd, const void *buffer
 }
 
 ssize_t read(int fd, void *buffer, size_t count) {
-    if (!jacket_on_user_thread()) return REAL(read)(fd, buffer, count);
+    if (JACKET_PASS(fd)) return REAL(read)(fd, buffer, count);
     return jacket_read(fd, buffer, count);
 }
 
 ssize_t write(int fd, const void *buffer, size_t count) {
-    if (!jacket_on_user_thread()) return REAL(write)(fd, buffer, count);
+    if (JACKET_PASS(fd)) return REAL(write)(fd, buffer, count);
     return jacket_write(fd, buffer, count);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int count) {
-    if (!jacket_on_user_thread()) return REAL(writev)(fd, iov, count);
+    if (JACKET_PASS(fd)) return REAL(writev)(fd, iov, count);
     unsigned state = jacket_fd_touch(fd);
     ssize_t n;
     if (state & JACKET_FD_NONBLOCKING) {
@@ -258,19 +258,19 @@ static ssize_t jacket_recv_all(int fd, char *buffer, size_t length, int flags) {
 }
 
 ssize_t recv(int fd, void *buffer, size_t length, int flags) {
-    if (!jacket_on_user_thread() || (flags & MSG_DONTWAIT)) return REAL(recv)(fd, buffer, length, flags);
+    if (JACKET_PASS(fd) || (flags & MSG_DONTWAIT)) return REAL(recv)(fd, buffer, length, flags);
     if ((flags & MSG_WAITALL) && !(flags & MSG_PEEK)) return jacket_recv_all(fd, buffer, length, flags);
     JACKET_RECEIVE(REAL(recv)(fd, buffer, length, f))
 }
 
 ssize_t recvfrom(int fd, void *buffer, size_t length, int flags, struct sockaddr *address, socklen_t *address_length) {
-    if (!jacket_on_user_thread() || (flags & MSG_DONTWAIT)) return REAL(recvfrom)(fd, buffer, length, flags, address, address_length);
+    if (JACKET_PASS(fd) || (flags & MSG_DONTWAIT)) return REAL(recvfrom)(fd, buffer, length, flags, address, address_length);
     if ((flags & MSG_WAITALL) && !(flags & MSG_PEEK) && !address) return jacket_recv_all(fd, buffer, length, flags);
     JACKET_RECEIVE(REAL(recvfrom)(fd, buffer, length, f, address, address_length))
 }
 
 ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
-    if (!jacket_on_user_thread() || (flags & MSG_DONTWAIT)) return REAL(recvmsg)(fd, message, flags);
+    if (JACKET_PASS(fd) || (flags & MSG_DONTWAIT)) return REAL(recvmsg)(fd, message, flags);
     JACKET_RECEIVE(REAL(recvmsg)(fd, message, f))
 }
 
@@ -302,17 +302,17 @@ static ssize_t jacket_send(int fd, const char *buffer, size_t length, int flags,
 }
 
 ssize_t send(int fd, const void *buffer, size_t length, int flags) {
-    if (!jacket_on_user_thread() || (flags & MSG_DONTWAIT)) return REAL(send)(fd, buffer, length, flags);
+    if (JACKET_PASS(fd) || (flags & MSG_DONTWAIT)) return REAL(send)(fd, buffer, length, flags);
     return jacket_send(fd, buffer, length, flags, NULL, 0);
 }
 
 ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struct sockaddr *address, socklen_t address_length) {
-    if (!jacket_on_user_thread() || (flags & MSG_DONTWAIT)) return REAL(sendto)(fd, buffer, length, flags, address, address_length);
+    if (JACKET_PASS(fd) || (flags & MSG_DONTWAIT)) return REAL(sendto)(fd, buffer, length, flags, address, address_length);
     return jacket_send(fd, buffer, length, flags, address, address_length);
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *message, int flags) {
-    if (!jacket_on_user_thread() || (flags & MSG_DONTWAIT)) return REAL(sendmsg)(fd, message, flags);
+    if (JACKET_PASS(fd) || (flags & MSG_DONTWAIT)) return REAL(sendmsg)(fd, message, flags);
     jacket_wait wait = {0, 0};
     while (1) {
         ssize_t n = REAL(sendmsg)(fd, message, flags | MSG_DONTWAIT);

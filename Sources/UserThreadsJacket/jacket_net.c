@@ -34,12 +34,12 @@ static int jacket_accepted(int connection, int flags) {
 }
 
 int accept(int fd, struct sockaddr *address, socklen_t *length) {
-    if (!jacket_on_user_thread()) return jacket_accepted(REAL(accept)(fd, address, length), 0);
+    if (JACKET_PASS(fd)) return jacket_accepted(REAL(accept)(fd, address, length), 0);
     return jacket_accepted(jacket_accept(fd, address, length, 0), 0);
 }
 
 int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
-    if (!jacket_on_user_thread()) return jacket_accepted(REAL(accept4)(fd, address, length, flags), flags);
+    if (JACKET_PASS(fd)) return jacket_accepted(REAL(accept4)(fd, address, length, flags), flags);
     return jacket_accepted(jacket_accept(fd, address, length, flags), flags);
 }
 
@@ -48,7 +48,7 @@ int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
 /// O_NONBLOCK for a moment (a connect in progress cannot be re-issued as a blocking one).
 /// SO_SNDTIMEO bounds it (then EINPROGRESS, as Linux's blocking connect reports a timeout).
 int connect(int fd, const struct sockaddr *address, socklen_t length) {
-    if (!jacket_on_user_thread()) return REAL(connect)(fd, address, length);
+    if (JACKET_PASS(fd)) return REAL(connect)(fd, address, length);
     unsigned state = jacket_fd_touch(fd);
     int rc, e;
     if (state & JACKET_FD_NONBLOCKING) {

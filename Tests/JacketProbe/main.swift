@@ -420,7 +420,36 @@ case "modes":
         print("dup2 record=\(uthreads_jacket_descriptor(copy))")
         for fd in [copy, pair[0], pair[1], r] { _ = probe_close(fd) }
         print("closed record=\(uthreads_jacket_descriptor(r))")
+        _ = probe_write(w, &byte, 1)  // adopted too
     }
+    // Off a user thread the pipe the jacket made non-blocking still blocks its caller: a read
+    // waits for a kernel thread's late write, and a write larger than the pipe waits for room.
+    let (r2, w2) = blockingPipe()
+    inRuntime {
+        var byte: UInt8 = 1
+        _ = probe_write(w2, &byte, 1)
+        _ = probe_read(r2, &byte, 1)
+    }
+    let late = Thread {
+        usleep(20_000)
+        var b: UInt8 = 5
+        _ = probe_write(w2, &b, 1)
+    }
+    late.start()
+    var byte: UInt8 = 0
+    print("offthread-read=\(describe(probe_read(r2, &byte, 1))) byte=\(byte) record=\(uthreads_jacket_descriptor(r2))")
+    let drainer = Thread {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var total = 0
+        while total < 1 << 17 {
+            let n = probe_read(r2, &buffer, buffer.count).value
+            if n <= 0 { break }
+            total += n
+        }
+    }
+    drainer.start()
+    let big = [UInt8](repeating: 7, count: 1 << 17)
+    print("offthread-write=\(describe(probe_write(w2, big, big.count)))")
 
 case "fork":
     // fork gives every file the jacket made non-blocking its caller's blocking mode back
