@@ -80,11 +80,13 @@ void jacket_fd_created(int fd, int nonblocking) {
 
 unsigned jacket_fd_adopt(int fd) {
     int flags = REAL(fcntl)(fd, F_GETFL);
-    if (flags < 0) return 0;
     unsigned state = JACKET_FD_OURS | JACKET_FD_NONBLOCKING;
     // Already non-blocking: a duplicate of this file was adopted first (the caller's changes
     // go through fcntl/ioctl, which record them), so the caller's view stays blocking.
-    if (!(flags & O_NONBLOCK) && REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) < 0) return 0;  // the per-call path
+    if (flags < 0 || (!(flags & O_NONBLOCK) && REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) < 0)) {
+        jacket_fd_store(fd, 0);  // not a file the jacket can own (closed behind its back?): the per-call path
+        return 0;
+    }
     jacket_fd_store(fd, state);
     return state;
 }

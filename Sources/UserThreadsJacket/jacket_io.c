@@ -152,16 +152,64 @@ static ssize_t jacket_short_read(int fd, char *buffer, size_t count, ssize_t n) 
     return n;
 }
 
-// The user-thread halves are out of line so that the outside path (the test, then a tail call
-// through the cached pointer) needs no stack frame.
-__attribute__((noinline)) static ssize_t jacket_read(int fd, void *buffer, size_t count) {
-    unsigned state = jacket_fd_touch(fd);
+// The fast path of read and write on a user thread, on a file known non-blocking (the jacket
+// made it so, or the caller did): the system call itself, inline, with no stack frame — the
+// C library's wrappers are cancellation points (~7 instructions more each, callgrind), and a
+// call through one would need a frame to look at its result. Everything else is out of line.
+
+/// read(2) or write(2) itself: the result, or -errno (errno untouched).
+static inline __attribute__((always_inline)) ssize_t jacket_sys(long call, int fd, const void *buffer, size_t count) {
+#if defined(__x86_64__)
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "0"(call), "D"((long)fd), "S"(buffer), "d"(count) : "rcx", "r11", "memory");
+    return ret;
+#else
+    ssize_t n = call == SYS_read ? REAL(read)(fd, (void *)buffer, count) : REAL(write)(fd, buffer, count);
+    return n < 0 ? -errno : n;
+#endif
+}
+
+/// A read of a non-blocking file that failed with `-error`: EAGAIN parks (and retries) unless
+/// the caller made the file non-blocking; anything else is the real call's failure.
+__attribute__((noinline)) static ssize_t jacket_read_failed(int fd, void *buffer, size_t count, ssize_t error) {
+    errno = (int)-error;
+    if (error != -EAGAIN || (jacket_fd_state(fd) & JACKET_FD_CALLER_NONBLOCKING)) return -1;
     struct iovec v = {buffer, count};
-    if (__builtin_expect(state & JACKET_FD_NONBLOCKING, 1)) {  // non-blocking file: the real call
-        ssize_t n = REAL(read)(fd, buffer, count);
-        if (__builtin_expect(n >= 0, 1) || (state & JACKET_FD_CALLER_NONBLOCKING) || errno != EAGAIN) return n;
-        return jacket_readv_from(fd, &v, 1, UTHREADS_JACKET_KIND_READ, n);
+    return jacket_readv_from(fd, &v, 1, UTHREADS_JACKET_KIND_READ, -1);
+}
+
+/// A write of a non-blocking file that returned `n` < `count` (or -errno): on a file its caller
+/// sees blocking, the rest is written, parking as often as needed, as the real call would.
+__attribute__((noinline)) static ssize_t jacket_write_rest(int fd, const void *buffer, size_t count, ssize_t n) {
+    int caller_nonblocking = jacket_fd_state(fd) & JACKET_FD_CALLER_NONBLOCKING;
+    if (n < 0) {
+        errno = (int)-n;
+        if (n != -EAGAIN || caller_nonblocking) return -1;
+        n = -1;
+    } else if (caller_nonblocking) {
+        return n;
     }
+    struct iovec v = {(void *)buffer, count};
+    return jacket_writev_from(fd, &v, 1, UTHREADS_JACKET_KIND_WRITE, n);
+}
+
+static inline __attribute__((always_inline)) ssize_t jacket_read_nonblocking(int fd, void *buffer, size_t count) {
+    ssize_t n = jacket_sys(SYS_read, fd, buffer, count);
+    if (__builtin_expect(n >= 0, 1)) return n;
+    return jacket_read_failed(fd, buffer, count, n);
+}
+
+static inline __attribute__((always_inline)) ssize_t jacket_write_nonblocking(int fd, const void *buffer, size_t count) {
+    ssize_t n = jacket_sys(SYS_write, fd, buffer, count);
+    if (__builtin_expect(n == (ssize_t)count, 1)) return n;
+    return jacket_write_rest(fd, buffer, count, n);
+}
+
+/// read on a user thread, for a file not (yet) known non-blocking: adopted now if this process
+/// created it, else the per-call non-blocking attempt.
+__attribute__((noinline)) static ssize_t jacket_read(int fd, void *buffer, size_t count) {
+    if (jacket_fd_touch(fd) & JACKET_FD_NONBLOCKING) return jacket_read_nonblocking(fd, buffer, count);
+    struct iovec v = {buffer, count};
     ssize_t n = jacket_nowait(JACKET_PREADV2, fd, &v, 1);
     if (__builtin_expect(n >= 0, 1)) return n == 0 || (size_t)n == count ? n : jacket_short_read(fd, buffer, count, n);
     return jacket_readv_from(fd, &v, 1, UTHREADS_JACKET_KIND_READ, n);
@@ -178,27 +226,24 @@ ssize_t readv(int fd, const struct iovec *iov, int count) {
     return jacket_readv_from(fd, iov, count, UTHREADS_JACKET_KIND_READ, jacket_nowait(JACKET_PREADV2, fd, iov, count));
 }
 
+/// write on a user thread, for a file not (yet) known non-blocking (as jacket_read).
 __attribute__((noinline)) static ssize_t jacket_write(int fd, const void *buffer, size_t count) {
-    unsigned state = jacket_fd_touch(fd);
+    if (jacket_fd_touch(fd) & JACKET_FD_NONBLOCKING) return jacket_write_nonblocking(fd, buffer, count);
     struct iovec v = {(void *)buffer, count};
-    ssize_t n;
-    if (__builtin_expect(state & JACKET_FD_NONBLOCKING, 1)) {  // non-blocking file: the real call
-        n = REAL(write)(fd, buffer, count);
-        if (__builtin_expect(n == (ssize_t)count, 1) || (state & JACKET_FD_CALLER_NONBLOCKING)) return n;
-    } else {
-        n = jacket_nowait(JACKET_PWRITEV2, fd, &v, 1);
-    }
+    ssize_t n = jacket_nowait(JACKET_PWRITEV2, fd, &v, 1);
     if (__builtin_expect(n == (ssize_t)count, 1)) return n;
     return jacket_writev_from(fd, &v, 1, UTHREADS_JACKET_KIND_WRITE, n);
 }
 
 ssize_t read(int fd, void *buffer, size_t count) {
     if (JACKET_PASS(fd)) return REAL(read)(fd, buffer, count);
+    if (__builtin_expect(jacket_fd_state(fd) & JACKET_FD_NONBLOCKING, 1)) return jacket_read_nonblocking(fd, buffer, count);
     return jacket_read(fd, buffer, count);
 }
 
 ssize_t write(int fd, const void *buffer, size_t count) {
     if (JACKET_PASS(fd)) return REAL(write)(fd, buffer, count);
+    if (__builtin_expect(jacket_fd_state(fd) & JACKET_FD_NONBLOCKING, 1)) return jacket_write_nonblocking(fd, buffer, count);
     return jacket_write(fd, buffer, count);
 }
 

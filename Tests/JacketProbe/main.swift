@@ -473,6 +473,35 @@ case "fork":
         try ticker()
     }
 
+case "stdin-mode":
+    // The child of "spawn": its standard input's O_NONBLOCK as the kernel has it.
+    print("child-stdin-kernel=\(probe_kernel_nonblocking(0))")
+
+case "spawn":
+    // posix_spawn (Foundation's Process) gives a file the jacket made non-blocking its
+    // blocking mode back when the child inherits it: here as the child's standard input.
+    let (r, w) = blockingPipe()
+    inRuntime {
+        var byte: UInt8 = 1
+        _ = probe_write(w, &byte, 1)
+        _ = probe_read(r, &byte, 1)
+    }
+    print("before kernel=\(probe_kernel_nonblocking(r)) record=\(uthreads_jacket_descriptor(r))")
+    let child = Process()
+    do {
+        let path = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        child.executableURL = URL(fileURLWithPath: path)
+        child.arguments = ["stdin-mode"]
+        child.standardInput = FileHandle(fileDescriptor: r, closeOnDealloc: false)
+        let output = Pipe()
+        child.standardOutput = output
+        try child.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        child.waitUntilExit()
+        print(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    } catch { fail("spawn: \(error)") }
+    print("after kernel=\(probe_kernel_nonblocking(r)) record=\(uthreads_jacket_descriptor(r))")
+
 case "curl":
     // N user threads each call libcurl's blocking curl_easy_perform against URL at once.
     guard arguments.count >= 3, let n = Int(arguments[1]) else { fail("usage: curl N URL") }

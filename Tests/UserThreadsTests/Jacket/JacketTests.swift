@@ -133,6 +133,14 @@ struct JacketTests {
         #expect(out.contains("parent-read=1/0 ticks=3"), "\(out)")
     }
 
+    @Test("posix_spawn gives the jacket's non-blocking file back its blocking mode when a child inherits it")
+    func spawn() throws {
+        let out = try probe(["spawn"])
+        #expect(out.contains("before kernel=1 record=3"), "\(out)")
+        #expect(out.contains("child-stdin-kernel=0"), "\(out)")
+        #expect(out.contains("after kernel=0 record=0"), "\(out)")
+    }
+
     @Test("usleep becomes a user-thread sleep: two overlap and a ticker runs")
     func sleeps() throws {
         #expect(try probe(["sleep"]).contains("sleepers=2 ticked=true"))
