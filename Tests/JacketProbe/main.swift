@@ -83,6 +83,14 @@ func tickThenWrite(_ ticks: Counter, _ w: Int32) throws {
 
 func describe(_ r: probe_result) -> String { "\(r.value)/\(r.error)" }
 
+/// One byte through the pipe (`w` to `r`) on the calling user thread: the jacket makes both
+/// ends, created by this process, non-blocking.
+func passByte(_ w: Int32, _ r: Int32) {
+    var byte: UInt8 = 1
+    _ = probe_write(w, &byte, 1)
+    _ = probe_read(r, &byte, 1)
+}
+
 /// The calls of the "errno" scenario, with their values and errno.
 func errnoCalls() -> [String] {
     var out: [String] = []
@@ -387,8 +395,7 @@ case "modes":
     let ticks = Counter()
     inRuntime {
         var byte: UInt8 = 1
-        _ = probe_write(w, &byte, 1)
-        _ = probe_read(r, &byte, 1)
+        passByte(w, r)
         print(
             "adopted record=\(uthreads_jacket_descriptor(r)) view=\(probe_nonblocking(r)) kernel=\(probe_kernel_nonblocking(r))"
         )
@@ -425,11 +432,7 @@ case "modes":
     // Off a user thread the pipe the jacket made non-blocking still blocks its caller: a read
     // waits for a kernel thread's late write, and a write larger than the pipe waits for room.
     let (r2, w2) = blockingPipe()
-    inRuntime {
-        var byte: UInt8 = 1
-        _ = probe_write(w2, &byte, 1)
-        _ = probe_read(r2, &byte, 1)
-    }
+    inRuntime { passByte(w2, r2) }
     let late = Thread {
         usleep(20_000)
         var b: UInt8 = 5
@@ -458,9 +461,7 @@ case "fork":
     let (r, w) = blockingPipe()
     let ticks = Counter()
     inRuntime {
-        var byte: UInt8 = 1
-        _ = probe_write(w, &byte, 1)
-        _ = probe_read(r, &byte, 1)
+        passByte(w, r)
         print("before kernel=\(probe_kernel_nonblocking(r)) record=\(uthreads_jacket_descriptor(r))")
         print("child=\(probe_fork_nonblocking(r))")
         print("after kernel=\(probe_kernel_nonblocking(r)) view=\(probe_nonblocking(r))")
@@ -481,11 +482,7 @@ case "spawn":
     // posix_spawn (Foundation's Process) gives a file the jacket made non-blocking its
     // blocking mode back when the child inherits it: here as the child's standard input.
     let (r, w) = blockingPipe()
-    inRuntime {
-        var byte: UInt8 = 1
-        _ = probe_write(w, &byte, 1)
-        _ = probe_read(r, &byte, 1)
-    }
+    inRuntime { passByte(w, r) }
     print("before kernel=\(probe_kernel_nonblocking(r)) record=\(uthreads_jacket_descriptor(r))")
     let child = Process()
     do {
