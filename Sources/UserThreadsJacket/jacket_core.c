@@ -30,8 +30,11 @@
 // load of the runtime's own thread-local "current user thread" pointer, at the offset from the
 // thread pointer that the runtime handed over (its thread-locals are initial-exec, so the
 // offset is the same on every kernel thread). Outside a user thread (no runtime, the offload
-// pool, any other kernel thread, the scheduler's idle loop) every function is exactly the real
-// call, through the cached pointer.
+// pool, any other kernel thread, the scheduler's idle loop) every function is the real call,
+// through the cached pointer — with one exception once a runtime runs: a read, write, send,
+// receive, accept or connect on a file the jacket made non-blocking (below) whose caller sees
+// it blocking waits in poll(2) on EAGAIN and retries, so that the caller still gets the
+// blocking call it expects (JACKET_PASS: one byte of the descriptor's record).
 //
 // Descriptor modes. A call that does not block should cost what the real call costs, plus
 // the user-thread test (issue's target: ~20 ns). That needs the real call itself on a file
@@ -71,9 +74,12 @@
 // another process sharing the file sees it non-blocking); setting O_NONBLOCK on any socket or
 // pipe at first touch, inherited ones included (a parent's or a child's blocking read of a
 // shared pipe would start failing with EAGAIN); keying the record by file (st_dev/st_ino) to
-// see duplicates made behind the jacket's back (an fstat per call: the cost this removes); and
-// making every call a per-call non-blocking attempt, as the first version did (preadv2/
-// pwritev2 with RWF_NOWAIT cost +130–290 ns per call on a pipe, the kernel's longer path).
+// see duplicates made behind the jacket's back (an fstat per call: the cost this removes);
+// leaving adopted files non-blocking across fork (the child, where the jacket is off, would get
+// EAGAIN from calls it made blocking) or restoring them in the child only (the file is shared:
+// the parent's records would then be wrong and its calls block its workers); and making every call a per-call non-blocking attempt, as the first version did (preadv2/
+// pwritev2 with RWF_NOWAIT cost +164–326 ns per call on a pipe, the kernel's longer path;
+// now −1–79 ns, noise around +14.5 instructions: docs/runs/jacket-2026-12-07.txt).
 //
 // The per-call non-blocking path, for descriptors without a record: ask the kernel for a
 // non-blocking attempt *of this one call* and leave the file's status flags alone:
