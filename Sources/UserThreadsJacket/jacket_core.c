@@ -30,15 +30,59 @@
 // load of the runtime's own thread-local "current user thread" pointer, at the offset from the
 // thread pointer that the runtime handed over (its thread-locals are initial-exec, so the
 // offset is the same on every kernel thread). Outside a user thread (no runtime, the offload
-// pool, any other kernel thread, the scheduler's idle loop) every function is exactly the real
-// call, through the cached pointer.
+// pool, any other kernel thread, the scheduler's idle loop) every function is the real call,
+// through the cached pointer — with one exception once a runtime runs: a read, write, send,
+// receive, accept or connect on a file the jacket made non-blocking (below) whose caller sees
+// it blocking waits in poll(2) on EAGAIN and retries, so that the caller still gets the
+// blocking call it expects (JACKET_PASS: one byte of the descriptor's record).
 //
-// Descriptor flags never change. Rejected: Pth's flip of O_NONBLOCK around each call (two
-// system calls per call, visible to other processes sharing the file), and libco's "make it
-// non-blocking and remember the user's view" (needs fcntl/ioctl hooks and a per-fd record that
-// goes stale; a descriptor the parent or a child shares would change mode for them too).
-// Chosen: ask the kernel for a non-blocking attempt *of this one call* and leave the file's
-// status flags alone:
+// Descriptor modes. A call that does not block should cost what the real call costs, plus
+// the user-thread test (issue's target: ~20 ns). That needs the real call itself on a file
+// that is non-blocking in the kernel, so that "would block" comes back as EAGAIN — while the
+// caller, who made the descriptor blocking, still sees a blocking one. Libco's design, with
+// the sharing problem it ignores decided explicitly:
+//   * Descriptors *created in this process* through the jacket — socket, socketpair, pipe,
+//     pipe2, accept, accept4 (and their dup/dup2/dup3/F_DUPFD copies) — are recorded per
+//     number (jacket_fd.c, one byte each, up to 65,536). The first time a user thread reads,
+//     writes, accepts or connects on one that was created blocking, the jacket sets O_NONBLOCK
+//     on its file, once (F_GETFL + F_SETFL), and from then on calls the real read/write on it;
+//     EAGAIN is "would block". Born non-blocking (SOCK_NONBLOCK, O_NONBLOCK: the runtime's own
+//     descriptors among them) is the caller's choice already: no record, the real calls do
+//     what it expects.
+//   * The record keeps the caller's view: fcntl/fcntl64 F_SETFL and ioctl(FIONBIO) record
+//     the O_NONBLOCK the caller asks for and keep the jacket's on the file; F_GETFL reports
+//     the caller's. A descriptor the caller sees blocking parks on EAGAIN (bounded by
+//     SO_RCVTIMEO/SO_SNDTIMEO); one it made non-blocking gets EAGAIN as usual. The record is
+//     cleared by close, fclose, close_range and by dup2/dup3 over the number (which copy the
+//     source's record: a duplicate shares the file, so its mode).
+//   * Every other descriptor — inherited from the parent, received over SCM_RIGHTS, opened
+//     with open(2) (a FIFO, a terminal), created by a raw system call — may be shared with
+//     another process, where a changed O_NONBLOCK would break a program that never heard of
+//     this one. Its mode is never changed: it keeps the per-call non-blocking path below.
+//   * Sharing with a child ends the jacket's ownership: before fork (pthread_atfork's
+//     prepare) every file the jacket made non-blocking gets its blocking mode back and every
+//     record created here is dropped, so the child — where the jacket is off — and the
+//     programs it execs see the modes their callers set; the parent serves those descriptors
+//     through the per-call path from then on. posix_spawn/posix_spawnp do the same for the
+//     descriptors an exec'd program inherits (no FD_CLOEXEC), and so do system and popen
+//     (glibc spawns inside itself for them, and its posix_spawn runs no atfork handlers).
+//     Unseen: vfork or clone followed by exec — such a program inherits a descriptor the
+//     jacket made non-blocking as it is (give it FD_CLOEXEC, or fork).
+//   * Sockets need no state at all for recv/recvfrom/recvmsg/send/sendto/sendmsg: the same
+//     call with MSG_DONTWAIT is the per-call non-blocking attempt, at the real call's cost.
+// Rejected: Pth's flip of O_NONBLOCK around each call (two fcntl per call, and a window in which
+// another process sharing the file sees it non-blocking); setting O_NONBLOCK on any socket or
+// pipe at first touch, inherited ones included (a parent's or a child's blocking read of a
+// shared pipe would start failing with EAGAIN); keying the record by file (st_dev/st_ino) to
+// see duplicates made behind the jacket's back (an fstat per call: the cost this removes);
+// leaving adopted files non-blocking across fork (the child, where the jacket is off, would get
+// EAGAIN from calls it made blocking) or restoring them in the child only (the file is shared:
+// the parent's records would then be wrong and its calls block its workers); and making every call a per-call non-blocking attempt, as the first version did (preadv2/
+// pwritev2 with RWF_NOWAIT cost +164–326 ns per call on a pipe, the kernel's longer path;
+// now −1–79 ns, noise around +14.5 instructions: docs/runs/jacket-2026-12-07.txt).
+//
+// The per-call non-blocking path, for descriptors without a record: ask the kernel for a
+// non-blocking attempt *of this one call* and leave the file's status flags alone:
 //   * read/readv/write/writev: preadv2/pwritev2 with offset -1 (the file position, as read
 //     does) and RWF_NOWAIT. Sockets and pipes honour it (the kernel then acts as if O_NONBLOCK
 //     were set for this call); files that cannot (EOPNOTSUPP: terminals, some devices) get a
@@ -98,9 +142,16 @@
 // at once (their late wakes could hit a new file that reused the number). Off a user thread the
 // close is the real call.
 //
-// Edges. A descriptor closed behind the jacket's back (fclose, close_range,
-// syscall(SYS_close)) keeps a stale registration until its number is waited on again — then
-// the wait only ends at its timeout. A forked child has no runtime: the jacket turns itself off
+// Edges. A descriptor closed behind the jacket's back (syscall(SYS_close), the C library's
+// own closes inside fopen/fclose pairs it made itself) keeps a stale registration until its
+// number is waited on again — then the wait only ends at its timeout — and may keep a stale
+// record: a file that reuses the number without passing through the jacket (open(2), a raw
+// system call) is then taken for the old one — adopted if the old one was created here, or
+// called directly if the old one was non-blocking (a blocking read of such a file blocks its
+// kernel thread, as without the jacket). A duplicate made behind the jacket's back shares a
+// mode its record does not know. Under M:N, a fork while another worker is inside a real
+// read of a file the fork gives back its blocking mode lets that read block its kernel thread.
+// A forked child has no runtime: the jacket turns itself off
 // there (pthread_atfork) for good, so the child's calls are the real calls, even for a runtime
 // the child starts (the hand-over runs once per process). Signals: a parked jacketed call is not
 // a system call, so a signal does not interrupt it — the handler runs, the call does not return
@@ -114,10 +165,11 @@
 // Off switch: with UTHREADS_JACKET=0 in the environment the jacket never activates (every
 // call is the real call), for comparing a program with and without it.
 //
-// Cost. A call that does not block pays the user-thread test (a global load, a %fs load) and
-// an indirect call through a cached pointer; for read/write, preadv2/pwritev2 instead of
-// read/write in the kernel. `uthreads bench` (group "jacket") measures it against the real
-// call in the same run.
+// Cost. A call that does not block pays the user-thread test (a global load, a %fs load), the
+// descriptor's record (one byte load) and an indirect call through a cached pointer to the
+// real call; on a descriptor without a record (inherited, opened) read/write cost
+// preadv2/pwritev2 in the kernel instead. `uthreads bench jacket` measures it against the
+// real call in the same run; the figures are in DEVELOPERS.md.
 #include "jacket_internal.h"
 
 #include <dlfcn.h>
@@ -143,6 +195,7 @@ void jacket_resolve(void) {
     RESOLVE(poll); RESOLVE(ppoll); RESOLVE(select); RESOLVE(pselect); RESOLVE(epoll_wait); RESOLVE(epoll_pwait);
     RESOLVE(nanosleep); RESOLVE(clock_nanosleep); RESOLVE(usleep); RESOLVE(sleep);
     RESOLVE(getaddrinfo); RESOLVE(fcntl);
+    jacket_fd_resolve();
 }
 
 __attribute__((constructor)) static void jacket_init(void) { jacket_resolve(); }
@@ -156,7 +209,7 @@ void uthreads_jacket_install(const uthreads_jacket_runtime *runtime) {
     jacket_resolve();
     static atomic_flag once = ATOMIC_FLAG_INIT;
     if (atomic_flag_test_and_set(&once)) return;
-    pthread_atfork(NULL, NULL, jacket_after_fork_child);
+    pthread_atfork(jacket_fd_before_fork, NULL, jacket_after_fork_child);
     jacket_tls_offset = runtime->current_tls_offset;
     __atomic_store_n(&jacket_runtime, runtime, __ATOMIC_RELEASE);
 }
@@ -178,11 +231,34 @@ int64_t jacket_timespec_ns(const struct timespec *ts) {
     return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
 }
 
+/// Off a user thread: blocks in poll(2) until `fd` may be ready for `direction` or `deadline`
+/// (the runtime's clock); 0 or ETIMEDOUT (EINTR restarts the wait, as SA_RESTART would).
+static int jacket_poll_until(int fd, int direction, uint64_t deadline) {
+    struct pollfd p = {fd, (short)(direction == UTHREADS_JACKET_WRITE ? POLLOUT : POLLIN), 0};
+    while (1) {
+        int milliseconds = -1;
+        if (deadline != UTHREADS_JACKET_FOREVER) {
+            uint64_t now = jacket_runtime->now();
+            if (now >= deadline) return ETIMEDOUT;
+            uint64_t left = (deadline - now + 999999) / 1000000;
+            milliseconds = left > INT32_MAX ? INT32_MAX : (int)left;
+        }
+        int ready = REAL(poll)(&p, 1, milliseconds);
+        if (ready > 0) return 0;
+        if (ready < 0 && errno != EINTR) return 0;  // the retried call reports the error
+    }
+}
+
 int jacket_block(int fd, int direction, int kind, jacket_wait *wait) {
     if (!wait->started) {
         wait->started = 1;
-        int flags = REAL(fcntl)(fd, F_GETFL);
-        if (flags < 0 || (flags & O_NONBLOCK)) return JACKET_REAL_CALL;
+        unsigned state = jacket_fd_state(fd);
+        if (state & JACKET_FD_NONBLOCKING) {  // the record knows the caller's view
+            if (state & JACKET_FD_CALLER_NONBLOCKING) return JACKET_REAL_CALL;
+        } else {
+            int flags = REAL(fcntl)(fd, F_GETFL);
+            if (flags < 0 || (flags & O_NONBLOCK)) return JACKET_REAL_CALL;
+        }
         struct timeval tv = {0, 0};
         socklen_t len = sizeof tv;
         int option = direction == UTHREADS_JACKET_WRITE ? SO_SNDTIMEO : SO_RCVTIMEO;
@@ -192,7 +268,8 @@ int jacket_block(int fd, int direction, int kind, jacket_wait *wait) {
             wait->deadline = UTHREADS_JACKET_FOREVER;
         }
     }
-    int e = jacket_runtime->wait_fd(fd, direction, kind, wait->deadline);
+    int e = jacket_in_user_thread() ? jacket_runtime->wait_fd(fd, direction, kind, wait->deadline)
+                                    : jacket_poll_until(fd, direction, wait->deadline);
     switch (e) {
     case 0: return 0;
     case ETIMEDOUT: return EAGAIN;        // SO_RCVTIMEO/SO_SNDTIMEO passed: Linux says EAGAIN

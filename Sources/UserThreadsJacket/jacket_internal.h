@@ -69,10 +69,10 @@ JACKET_HIDDEN void jacket_resolve(void);
 
 #define REAL(name) (__builtin_expect(jacket_real.name != NULL, 1) ? jacket_real.name : (jacket_resolve(), jacket_real.name))
 
-/// True on a user thread of a running runtime: one load of the runtime's own thread-local
-/// "current user thread" pointer at its fixed offset from the thread pointer.
-static inline __attribute__((always_inline)) int jacket_on_user_thread(void) {
-    if (__builtin_expect(jacket_runtime == NULL, 1)) return 0;
+/// True on a user thread, once a runtime is installed (jacket_runtime != NULL): one load of
+/// the runtime's own thread-local "current user thread" pointer at its fixed offset from the
+/// thread pointer.
+static inline __attribute__((always_inline)) int jacket_in_user_thread(void) {
     void *current;
 #if defined(__x86_64__)
     __asm__ volatile("movq %%fs:(%1), %0" : "=r"(current) : "r"(jacket_tls_offset));
@@ -84,6 +84,11 @@ static inline __attribute__((always_inline)) int jacket_on_user_thread(void) {
     current = NULL;
 #endif
     return current != NULL;
+}
+
+/// True on a user thread of a running runtime.
+static inline __attribute__((always_inline)) int jacket_on_user_thread(void) {
+    return __builtin_expect(jacket_runtime != NULL, 0) && jacket_in_user_thread();
 }
 
 /// A blocking call's wait state: its deadline, fixed at the first wait.
@@ -98,11 +103,71 @@ typedef struct jacket_wait {
 
 /// The slow path of a call that got EAGAIN on a descriptor: parks until `fd` may be ready for
 /// `direction`. Returns 0 (retry), JACKET_REAL_CALL, or the errno to fail with (EAGAIN for an
-/// SO_RCVTIMEO/SO_SNDTIMEO timeout, ECANCELED, EBADF).
+/// SO_RCVTIMEO/SO_SNDTIMEO timeout, ECANCELED, EBADF). Off a user thread (a file the jacket
+/// made non-blocking, its caller expecting a blocking call) it waits in poll(2) instead.
 int jacket_block(int fd, int direction, int kind, jacket_wait *wait);
 
+// MARK: - The record of each descriptor (jacket_fd.c; essay: jacket_core.c, "Descriptor modes")
+
+enum {
+    /// Created blocking in this process by a call the jacket saw (socket, socketpair, pipe,
+    /// pipe2, accept, accept4, or a duplicate of one), and not shared with a child since: the
+    /// jacket may make its file non-blocking the first time a user thread reads or writes it.
+    JACKET_FD_OURS = 1,
+    /// The file is non-blocking in the kernel (the jacket or the caller set O_NONBLOCK through
+    /// the jacket): the real call never blocks, EAGAIN means "would block". Only with OURS.
+    JACKET_FD_NONBLOCKING = 2,
+    /// The caller's own view: it set O_NONBLOCK (fcntl, ioctl FIONBIO). Only with NONBLOCKING.
+    JACKET_FD_CALLER_NONBLOCKING = 4,
+    /// Known not to be a regular file (a short read is a short read): jacket_io.c.
+    JACKET_FD_NOT_REGULAR = 8,
+};
+
+/// Descriptor numbers from this one on have no record (state 0: the per-call path).
+#define JACKET_FD_LIMIT 65536
+extern JACKET_HIDDEN uint8_t jacket_fd_table[JACKET_FD_LIMIT];
+
+/// The record of `fd` (JACKET_FD_* bits; 0 for none).
+static inline __attribute__((always_inline)) unsigned jacket_fd_state(int fd) {
+    return (unsigned)fd < JACKET_FD_LIMIT ? __atomic_load_n(&jacket_fd_table[fd], __ATOMIC_RELAXED) : 0;
+}
+
+/// Records a descriptor this process just created (`nonblocking`: born with O_NONBLOCK).
+JACKET_HIDDEN void jacket_fd_created(int fd, int nonblocking);
+/// Makes an OURS descriptor's file non-blocking (the first touch by a user thread); returns
+/// its new record, or 0 when that failed (the per-call path then serves it).
+JACKET_HIDDEN unsigned jacket_fd_adopt(int fd);
+/// Gives `to` the record of `from` (a duplicate: same file, same mode); returns it.
+JACKET_HIDDEN unsigned jacket_fd_copy(int from, int to);
 /// The jacket's close: forgets what it knew about descriptor `fd`.
 JACKET_HIDDEN void jacket_forget_descriptor(int fd);
+/// Resolves the real calls of jacket_fd.c (from jacket_resolve).
+JACKET_HIDDEN void jacket_fd_resolve(void);
+/// pthread_atfork's prepare: every file the jacket made non-blocking gets its caller's
+/// blocking mode back before a child shares it.
+JACKET_HIDDEN void jacket_fd_before_fork(void);
+
+/// True when `fd`'s file is non-blocking only because the jacket made it so: its caller sees
+/// it blocking. Off a user thread such a call that got EAGAIN (or, writing, a short count)
+/// must still block as the caller expects: it waits in poll (jacket_block) and retries.
+static inline __attribute__((always_inline)) int jacket_fd_blocks_for_caller(int fd) {
+    return (jacket_fd_state(fd) & (JACKET_FD_NONBLOCKING | JACKET_FD_CALLER_NONBLOCKING)) == JACKET_FD_NONBLOCKING;
+}
+
+/// True when a call on `fd` is the real call: no runtime installed (then no file was made
+/// non-blocking: the call goes straight through), or off a user thread on a file whose
+/// caller's mode the kernel has. A file the jacket made non-blocking behind a caller that
+/// sees it blocking takes the jacketed path even off a user thread, where it waits in poll.
+#define JACKET_PASS(fd) \
+    (__builtin_expect(jacket_runtime == NULL, 1) || (!jacket_in_user_thread() && !jacket_fd_blocks_for_caller(fd)))
+
+/// The record of `fd` for a call on a user thread: an OURS descriptor seen for the first time
+/// is adopted (made non-blocking) here.
+static inline __attribute__((always_inline)) unsigned jacket_fd_touch(int fd) {
+    unsigned state = jacket_fd_state(fd);
+    if (__builtin_expect((state & (JACKET_FD_OURS | JACKET_FD_NONBLOCKING)) == JACKET_FD_OURS, 0)) state = jacket_fd_adopt(fd);
+    return state;
+}
 
 /// Parks until one of `fds` may be ready (or `deadline`): 0, ETIMEDOUT, ECANCELED, or another errno.
 int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline);

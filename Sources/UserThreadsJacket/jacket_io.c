@@ -134,33 +134,81 @@ static inline size_t jacket_iov_length(const struct iovec *iov, int count) {
 // The fast paths: one non-blocking attempt inline; the loops above only when it did not
 // complete (would block, short write, or no RWF_NOWAIT support).
 
-/// Descriptors known not to be regular files (1), by number, up to 65,536; cleared by the
-/// jacket's close. Only "not regular" is remembered: a stale entry (a number reused behind the
-/// jacket's back) then costs at most a short count, which read may return anyway.
-static uint8_t jacket_not_regular[65536];
-
-void jacket_forget_descriptor(int fd) {
-    if (fd >= 0 && fd < (int)sizeof jacket_not_regular) __atomic_store_n(&jacket_not_regular[fd], 0, __ATOMIC_RELAXED);
-}
+// Descriptors known not to be regular files carry JACKET_FD_NOT_REGULAR in their record
+// (jacket_fd.c), cleared by the jacket's close. A stale bit (a number reused behind the
+// jacket's back) then costs at most a short count, which read may return anyway.
 
 /// A short non-blocking read: from a regular file, RWF_NOWAIT stops at the first byte not in
 /// the page cache, where the real read would have read on from disk: do that (the kernel
 /// thread blocks, as it would without the jacket). Pipes and sockets keep their short count.
 static ssize_t jacket_short_read(int fd, char *buffer, size_t count, ssize_t n) {
-    int known = fd < (int)sizeof jacket_not_regular && __atomic_load_n(&jacket_not_regular[fd], __ATOMIC_RELAXED);
-    if (known) return n;
+    if (jacket_fd_state(fd) & JACKET_FD_NOT_REGULAR) return n;
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
         ssize_t rest = REAL(read)(fd, buffer + n, count - (size_t)n);
         return rest > 0 ? n + rest : n;
     }
-    if (fd < (int)sizeof jacket_not_regular) __atomic_store_n(&jacket_not_regular[fd], 1, __ATOMIC_RELAXED);
+    if ((unsigned)fd < JACKET_FD_LIMIT) __atomic_fetch_or(&jacket_fd_table[fd], JACKET_FD_NOT_REGULAR, __ATOMIC_RELAXED);
     return n;
 }
 
-// The user-thread halves are out of line so that the outside path (the test, then a tail call
-// through the cached pointer) needs no stack frame.
+// The fast path of read and write on a user thread, on a file known non-blocking (the jacket
+// made it so, or the caller did): the system call itself, inline, with no stack frame — the
+// C library's wrappers are cancellation points (~7 instructions more each, callgrind), and a
+// call through one would need a frame to look at its result. Everything else is out of line.
+
+/// read(2) or write(2) itself: the result, or -errno (errno untouched).
+static inline __attribute__((always_inline)) ssize_t jacket_sys(long call, int fd, const void *buffer, size_t count) {
+#if defined(__x86_64__)
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "0"(call), "D"((long)fd), "S"(buffer), "d"(count) : "rcx", "r11", "memory");
+    return ret;
+#else
+    ssize_t n = call == SYS_read ? REAL(read)(fd, (void *)buffer, count) : REAL(write)(fd, buffer, count);
+    return n < 0 ? -errno : n;
+#endif
+}
+
+/// A read of a non-blocking file that failed with `-error`: EAGAIN parks (and retries) unless
+/// the caller made the file non-blocking; anything else is the real call's failure.
+__attribute__((noinline)) static ssize_t jacket_read_failed(int fd, void *buffer, size_t count, ssize_t error) {
+    errno = (int)-error;
+    if (error != -EAGAIN || (jacket_fd_state(fd) & JACKET_FD_CALLER_NONBLOCKING)) return -1;
+    struct iovec v = {buffer, count};
+    return jacket_readv_from(fd, &v, 1, UTHREADS_JACKET_KIND_READ, -1);
+}
+
+/// A write of a non-blocking file that returned `n` < `count` (or -errno): on a file its caller
+/// sees blocking, the rest is written, parking as often as needed, as the real call would.
+__attribute__((noinline)) static ssize_t jacket_write_rest(int fd, const void *buffer, size_t count, ssize_t n) {
+    int caller_nonblocking = jacket_fd_state(fd) & JACKET_FD_CALLER_NONBLOCKING;
+    if (n < 0) {
+        errno = (int)-n;
+        if (n != -EAGAIN || caller_nonblocking) return -1;
+        n = -1;
+    } else if (caller_nonblocking) {
+        return n;
+    }
+    struct iovec v = {(void *)buffer, count};
+    return jacket_writev_from(fd, &v, 1, UTHREADS_JACKET_KIND_WRITE, n);
+}
+
+static inline __attribute__((always_inline)) ssize_t jacket_read_nonblocking(int fd, void *buffer, size_t count) {
+    ssize_t n = jacket_sys(SYS_read, fd, buffer, count);
+    if (__builtin_expect(n >= 0, 1)) return n;
+    return jacket_read_failed(fd, buffer, count, n);
+}
+
+static inline __attribute__((always_inline)) ssize_t jacket_write_nonblocking(int fd, const void *buffer, size_t count) {
+    ssize_t n = jacket_sys(SYS_write, fd, buffer, count);
+    if (__builtin_expect(n == (ssize_t)count, 1)) return n;
+    return jacket_write_rest(fd, buffer, count, n);
+}
+
+/// read on a user thread, for a file not (yet) known non-blocking: adopted now if this process
+/// created it, else the per-call non-blocking attempt.
 __attribute__((noinline)) static ssize_t jacket_read(int fd, void *buffer, size_t count) {
+    if (jacket_fd_touch(fd) & JACKET_FD_NONBLOCKING) return jacket_read_nonblocking(fd, buffer, count);
     struct iovec v = {buffer, count};
     ssize_t n = jacket_nowait(JACKET_PREADV2, fd, &v, 1);
     if (__builtin_expect(n >= 0, 1)) return n == 0 || (size_t)n == count ? n : jacket_short_read(fd, buffer, count, n);
@@ -168,11 +216,19 @@ __attribute__((noinline)) static ssize_t jacket_read(int fd, void *buffer, size_
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int count) {
-    if (!jacket_on_user_thread()) return REAL(readv)(fd, iov, count);
+    if (JACKET_PASS(fd)) return REAL(readv)(fd, iov, count);
+    unsigned state = jacket_fd_touch(fd);
+    if (state & JACKET_FD_NONBLOCKING) {
+        ssize_t n = REAL(readv)(fd, iov, count);
+        if (n >= 0 || (state & JACKET_FD_CALLER_NONBLOCKING) || errno != EAGAIN) return n;
+        return jacket_readv_from(fd, iov, count, UTHREADS_JACKET_KIND_READ, n);
+    }
     return jacket_readv_from(fd, iov, count, UTHREADS_JACKET_KIND_READ, jacket_nowait(JACKET_PREADV2, fd, iov, count));
 }
 
+/// write on a user thread, for a file not (yet) known non-blocking (as jacket_read).
 __attribute__((noinline)) static ssize_t jacket_write(int fd, const void *buffer, size_t count) {
+    if (jacket_fd_touch(fd) & JACKET_FD_NONBLOCKING) return jacket_write_nonblocking(fd, buffer, count);
     struct iovec v = {(void *)buffer, count};
     ssize_t n = jacket_nowait(JACKET_PWRITEV2, fd, &v, 1);
     if (__builtin_expect(n == (ssize_t)count, 1)) return n;
@@ -180,18 +236,27 @@ __attribute__((noinline)) static ssize_t jacket_write(int fd, const void *buffer
 }
 
 ssize_t read(int fd, void *buffer, size_t count) {
-    if (!jacket_on_user_thread()) return REAL(read)(fd, buffer, count);
+    if (JACKET_PASS(fd)) return REAL(read)(fd, buffer, count);
+    if (__builtin_expect(jacket_fd_state(fd) & JACKET_FD_NONBLOCKING, 1)) return jacket_read_nonblocking(fd, buffer, count);
     return jacket_read(fd, buffer, count);
 }
 
 ssize_t write(int fd, const void *buffer, size_t count) {
-    if (!jacket_on_user_thread()) return REAL(write)(fd, buffer, count);
+    if (JACKET_PASS(fd)) return REAL(write)(fd, buffer, count);
+    if (__builtin_expect(jacket_fd_state(fd) & JACKET_FD_NONBLOCKING, 1)) return jacket_write_nonblocking(fd, buffer, count);
     return jacket_write(fd, buffer, count);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int count) {
-    if (!jacket_on_user_thread()) return REAL(writev)(fd, iov, count);
-    ssize_t n = jacket_nowait(JACKET_PWRITEV2, fd, iov, count);
+    if (JACKET_PASS(fd)) return REAL(writev)(fd, iov, count);
+    unsigned state = jacket_fd_touch(fd);
+    ssize_t n;
+    if (state & JACKET_FD_NONBLOCKING) {
+        n = REAL(writev)(fd, iov, count);
+        if (state & JACKET_FD_CALLER_NONBLOCKING) return n;
+    } else {
+        n = jacket_nowait(JACKET_PWRITEV2, fd, iov, count);
+    }
     if (n >= 0 && (size_t)n == jacket_iov_length(iov, count)) return n;
     return jacket_writev_from(fd, iov, count, UTHREADS_JACKET_KIND_WRITE, n);
 }
@@ -238,19 +303,19 @@ static ssize_t jacket_recv_all(int fd, char *buffer, size_t length, int flags) {
 }
 
 ssize_t recv(int fd, void *buffer, size_t length, int flags) {
-    if (!jacket_on_user_thread() || (flags & MSG_DONTWAIT)) return REAL(recv)(fd, buffer, length, flags);
+    if (JACKET_PASS(fd) || (flags & MSG_DONTWAIT)) return REAL(recv)(fd, buffer, length, flags);
     if ((flags & MSG_WAITALL) && !(flags & MSG_PEEK)) return jacket_recv_all(fd, buffer, length, flags);
     JACKET_RECEIVE(REAL(recv)(fd, buffer, length, f))
 }
 
 ssize_t recvfrom(int fd, void *buffer, size_t length, int flags, struct sockaddr *address, socklen_t *address_length) {
-    if (!jacket_on_user_thread() || (flags & MSG_DONTWAIT)) return REAL(recvfrom)(fd, buffer, length, flags, address, address_length);
+    if (JACKET_PASS(fd) || (flags & MSG_DONTWAIT)) return REAL(recvfrom)(fd, buffer, length, flags, address, address_length);
     if ((flags & MSG_WAITALL) && !(flags & MSG_PEEK) && !address) return jacket_recv_all(fd, buffer, length, flags);
     JACKET_RECEIVE(REAL(recvfrom)(fd, buffer, length, f, address, address_length))
 }
 
 ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
-    if (!jacket_on_user_thread() || (flags & MSG_DONTWAIT)) return REAL(recvmsg)(fd, message, flags);
+    if (JACKET_PASS(fd) || (flags & MSG_DONTWAIT)) return REAL(recvmsg)(fd, message, flags);
     JACKET_RECEIVE(REAL(recvmsg)(fd, message, f))
 }
 
@@ -282,17 +347,17 @@ static ssize_t jacket_send(int fd, const char *buffer, size_t length, int flags,
 }
 
 ssize_t send(int fd, const void *buffer, size_t length, int flags) {
-    if (!jacket_on_user_thread() || (flags & MSG_DONTWAIT)) return REAL(send)(fd, buffer, length, flags);
+    if (JACKET_PASS(fd) || (flags & MSG_DONTWAIT)) return REAL(send)(fd, buffer, length, flags);
     return jacket_send(fd, buffer, length, flags, NULL, 0);
 }
 
 ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struct sockaddr *address, socklen_t address_length) {
-    if (!jacket_on_user_thread() || (flags & MSG_DONTWAIT)) return REAL(sendto)(fd, buffer, length, flags, address, address_length);
+    if (JACKET_PASS(fd) || (flags & MSG_DONTWAIT)) return REAL(sendto)(fd, buffer, length, flags, address, address_length);
     return jacket_send(fd, buffer, length, flags, address, address_length);
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *message, int flags) {
-    if (!jacket_on_user_thread() || (flags & MSG_DONTWAIT)) return REAL(sendmsg)(fd, message, flags);
+    if (JACKET_PASS(fd) || (flags & MSG_DONTWAIT)) return REAL(sendmsg)(fd, message, flags);
     jacket_wait wait = {0, 0};
     while (1) {
         ssize_t n = REAL(sendmsg)(fd, message, flags | MSG_DONTWAIT);

@@ -3,15 +3,22 @@
 
 #include <fcntl.h>
 
-/// accept4 that parks while no connection is pending. There is no per-call non-blocking
-/// accept, so a zero-timeout poll goes first; another process accepting the same connection
-/// between the poll and the call makes the call block, as it would without the jacket.
+/// accept4 that parks while no connection is pending. On a listener the jacket made
+/// non-blocking (or the caller did) the call itself says EAGAIN; on another there is no
+/// per-call non-blocking accept, so a zero-timeout poll goes first (another process accepting
+/// the same connection between the poll and the call makes the call block, as it would
+/// without the jacket).
 static int jacket_accept(int fd, struct sockaddr *address, socklen_t *length, int flags) {
+    unsigned state = jacket_fd_touch(fd);
     jacket_wait wait = {0, 0};
     while (1) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int ready = REAL(poll)(&p, 1, 0);
-        if (ready != 0) return REAL(accept4)(fd, address, length, flags);  // ready, or an error accept reports
+        if (state & JACKET_FD_NONBLOCKING) {
+            int connection = REAL(accept4)(fd, address, length, flags);
+            if (connection >= 0 || (state & JACKET_FD_CALLER_NONBLOCKING) || errno != EAGAIN) return connection;
+        } else {
+            struct pollfd p = {fd, POLLIN, 0};
+            if (REAL(poll)(&p, 1, 0) != 0) return REAL(accept4)(fd, address, length, flags);  // ready, or an error accept reports
+        }
         int e = jacket_block(fd, UTHREADS_JACKET_READ, UTHREADS_JACKET_KIND_ACCEPT, &wait);
         if (e == 0) continue;
         if (e == JACKET_REAL_CALL) return REAL(accept4)(fd, address, length, flags);
@@ -20,27 +27,42 @@ static int jacket_accept(int fd, struct sockaddr *address, socklen_t *length, in
     }
 }
 
+/// Records an accepted connection (a descriptor created here) and returns it.
+static int jacket_accepted(int connection, int flags) {
+    if (connection >= 0) jacket_fd_created(connection, flags & SOCK_NONBLOCK);
+    return connection;
+}
+
 int accept(int fd, struct sockaddr *address, socklen_t *length) {
-    if (!jacket_on_user_thread()) return REAL(accept)(fd, address, length);
-    return jacket_accept(fd, address, length, 0);
+    if (JACKET_PASS(fd)) return jacket_accepted(REAL(accept)(fd, address, length), 0);
+    return jacket_accepted(jacket_accept(fd, address, length, 0), 0);
 }
 
 int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
-    if (!jacket_on_user_thread()) return REAL(accept4)(fd, address, length, flags);
-    return jacket_accept(fd, address, length, flags);
+    if (JACKET_PASS(fd)) return jacket_accepted(REAL(accept4)(fd, address, length, flags), flags);
+    return jacket_accepted(jacket_accept(fd, address, length, flags), flags);
 }
 
-/// connect on a blocking socket: the one call that sets O_NONBLOCK for a moment (a connect in
-/// progress cannot be re-issued as a blocking one), then parks until the socket is writable.
+/// connect on a blocking socket, then parks until the socket is writable. A socket created
+/// here is made non-blocking for good (adopted); on another, connect is the one call that sets
+/// O_NONBLOCK for a moment (a connect in progress cannot be re-issued as a blocking one).
 /// SO_SNDTIMEO bounds it (then EINPROGRESS, as Linux's blocking connect reports a timeout).
 int connect(int fd, const struct sockaddr *address, socklen_t length) {
-    if (!jacket_on_user_thread()) return REAL(connect)(fd, address, length);
-    int flags = REAL(fcntl)(fd, F_GETFL);
-    if (flags < 0 || (flags & O_NONBLOCK)) return REAL(connect)(fd, address, length);
-    if (REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) < 0) return REAL(connect)(fd, address, length);
-    int rc = REAL(connect)(fd, address, length);
-    int e = errno;
-    REAL(fcntl)(fd, F_SETFL, flags);
+    if (JACKET_PASS(fd)) return REAL(connect)(fd, address, length);
+    unsigned state = jacket_fd_touch(fd);
+    int rc, e;
+    if (state & JACKET_FD_NONBLOCKING) {
+        rc = REAL(connect)(fd, address, length);
+        if (state & JACKET_FD_CALLER_NONBLOCKING) return rc;
+        e = errno;
+    } else {
+        int flags = REAL(fcntl)(fd, F_GETFL);
+        if (flags < 0 || (flags & O_NONBLOCK)) return REAL(connect)(fd, address, length);
+        if (REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) < 0) return REAL(connect)(fd, address, length);
+        rc = REAL(connect)(fd, address, length);
+        e = errno;
+        REAL(fcntl)(fd, F_SETFL, flags);
+    }
     if (rc == 0 || (e != EINPROGRESS && e != EAGAIN)) { errno = e; return rc; }
     jacket_wait wait = {0, 0};
     while (1) {

@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/select.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -130,4 +133,34 @@ int probe_kernel_threads(void) {
     }
     fclose(f);
     return n;
+}
+
+int probe_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    return flags < 0 ? -errno : (flags & O_NONBLOCK) != 0;
+}
+
+int probe_kernel_nonblocking(int fd) {
+    long flags = syscall(SYS_fcntl, fd, F_GETFL);
+    return flags < 0 ? -errno : (flags & O_NONBLOCK) != 0;
+}
+
+int probe_set_nonblocking(int fd, int on) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return errno;
+    return fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) < 0 ? errno : 0;
+}
+
+int probe_fionbio(int fd, int on) { return ioctl(fd, FIONBIO, &on) < 0 ? errno : 0; }
+
+int probe_fork_nonblocking(int fd) {
+    pid_t child = fork();
+    if (child < 0) return -errno;
+    if (child == 0) {
+        int kernel = probe_kernel_nonblocking(fd), view = probe_nonblocking(fd);
+        _exit(kernel < 0 || view < 0 ? 100 : kernel + 2 * view);
+    }
+    int status = 0;
+    if (waitpid(child, &status, 0) < 0) return -errno;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

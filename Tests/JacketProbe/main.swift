@@ -83,6 +83,14 @@ func tickThenWrite(_ ticks: Counter, _ w: Int32) throws {
 
 func describe(_ r: probe_result) -> String { "\(r.value)/\(r.error)" }
 
+/// One byte through the pipe (`w` to `r`) on the calling user thread: the jacket makes both
+/// ends, created by this process, non-blocking.
+func passByte(_ w: Int32, _ r: Int32) {
+    var byte: UInt8 = 1
+    _ = probe_write(w, &byte, 1)
+    _ = probe_read(r, &byte, 1)
+}
+
 /// The calls of the "errno" scenario, with their values and errno.
 func errnoCalls() -> [String] {
     var out: [String] = []
@@ -377,6 +385,119 @@ case "sleep":
         try ticker()
     }
     print("sleepers=\(done.value) ticked=\(ticks.value > 0)")
+
+case "modes":
+    // The caller's view of a pipe the jacket made non-blocking: F_GETFL, fcntl/ioctl
+    // round trips, a blocking-looking read that parks, EAGAIN where the caller asked for it,
+    // SO_RCVTIMEO on a plain read, and the record after dup, dup2 and close.
+    let (r, w) = blockingPipe()
+    print("created record=\(uthreads_jacket_descriptor(r))")
+    let ticks = Counter()
+    inRuntime {
+        var byte: UInt8 = 1
+        passByte(w, r)
+        print(
+            "adopted record=\(uthreads_jacket_descriptor(r)) view=\(probe_nonblocking(r)) kernel=\(probe_kernel_nonblocking(r))"
+        )
+        let reader = spawn("reader") {
+            var b: UInt8 = 0
+            print("blocking-read=\(describe(probe_read(r, &b, 1))) ticks=\(ticks.value)")
+        }
+        let ticker = spawn("ticker") { try tickThenWrite(ticks, w) }
+        try reader()
+        try ticker()
+        _ = probe_set_nonblocking(r, 1)
+        print("fcntl-on view=\(probe_nonblocking(r)) read=\(describe(probe_read(r, &byte, 1)))")
+        _ = probe_set_nonblocking(r, 0)
+        print("fcntl-off view=\(probe_nonblocking(r)) kernel=\(probe_kernel_nonblocking(r))")
+        _ = probe_fionbio(r, 1)
+        print("ioctl-on view=\(probe_nonblocking(r)) read=\(describe(probe_read(r, &byte, 1)))")
+        _ = probe_fionbio(r, 0)
+        print("ioctl-off view=\(probe_nonblocking(r)) kernel=\(probe_kernel_nonblocking(r))")
+        var pair: [Int32] = [0, 0]
+        _ = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair)
+        _ = probe_set_receive_timeout(pair[0], 30)
+        let start = ContinuousClock.now
+        let timedOut = probe_read(pair[0], &byte, 1)
+        let waited = (ContinuousClock.now - start) >= .milliseconds(25)
+        print("rcvtimeo-read=\(describe(timedOut)) waited=\(waited) record=\(uthreads_jacket_descriptor(pair[0]))")
+        let copy = dup(r)
+        print("dup record=\(uthreads_jacket_descriptor(copy))")
+        _ = dup2(pair[1], copy)  // over the copy: the record is pair[1]'s (created, never touched)
+        print("dup2 record=\(uthreads_jacket_descriptor(copy))")
+        for fd in [copy, pair[0], pair[1], r] { _ = probe_close(fd) }
+        print("closed record=\(uthreads_jacket_descriptor(r))")
+        _ = probe_write(w, &byte, 1)  // adopted too
+    }
+    // Off a user thread the pipe the jacket made non-blocking still blocks its caller: a read
+    // waits for a kernel thread's late write, and a write larger than the pipe waits for room.
+    let (r2, w2) = blockingPipe()
+    inRuntime { passByte(w2, r2) }
+    let late = Thread {
+        usleep(20_000)
+        var b: UInt8 = 5
+        _ = probe_write(w2, &b, 1)
+    }
+    late.start()
+    var byte: UInt8 = 0
+    print("offthread-read=\(describe(probe_read(r2, &byte, 1))) byte=\(byte) record=\(uthreads_jacket_descriptor(r2))")
+    let drainer = Thread {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var total = 0
+        while total < 1 << 17 {
+            let n = probe_read(r2, &buffer, buffer.count).value
+            if n <= 0 { break }
+            total += n
+        }
+    }
+    drainer.start()
+    let big = [UInt8](repeating: 7, count: 1 << 17)
+    print("offthread-write=\(describe(probe_write(w2, big, big.count)))")
+
+case "fork":
+    // fork gives every file the jacket made non-blocking its caller's blocking mode back
+    // first: the child (jacket off) sees blocking files, and the parent's jacketed read of
+    // the same pipe still parks (the per-call path) while a ticker runs.
+    let (r, w) = blockingPipe()
+    let ticks = Counter()
+    inRuntime {
+        passByte(w, r)
+        print("before kernel=\(probe_kernel_nonblocking(r)) record=\(uthreads_jacket_descriptor(r))")
+        print("child=\(probe_fork_nonblocking(r))")
+        print("after kernel=\(probe_kernel_nonblocking(r)) view=\(probe_nonblocking(r))")
+        let reader = spawn("reader") {
+            var b: UInt8 = 0
+            print("parent-read=\(describe(probe_read(r, &b, 1))) ticks=\(ticks.value)")
+        }
+        let ticker = spawn("ticker") { try tickThenWrite(ticks, w) }
+        try reader()
+        try ticker()
+    }
+
+case "stdin-mode":
+    // The child of "spawn": its standard input's O_NONBLOCK as the kernel has it.
+    print("child-stdin-kernel=\(probe_kernel_nonblocking(0))")
+
+case "spawn":
+    // posix_spawn (Foundation's Process) gives a file the jacket made non-blocking its
+    // blocking mode back when the child inherits it: here as the child's standard input.
+    let (r, w) = blockingPipe()
+    inRuntime { passByte(w, r) }
+    print("before kernel=\(probe_kernel_nonblocking(r)) record=\(uthreads_jacket_descriptor(r))")
+    let child = Process()
+    do {
+        let path = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        child.executableURL = URL(fileURLWithPath: path)
+        child.arguments = ["stdin-mode"]
+        child.standardInput = FileHandle(fileDescriptor: r, closeOnDealloc: false)
+        let output = Pipe()
+        child.standardOutput = output
+        try child.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        child.waitUntilExit()
+        print(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    } catch { fail("spawn: \(error)") }
+    print("after kernel=\(probe_kernel_nonblocking(r)) record=\(uthreads_jacket_descriptor(r))")
 
 case "curl":
     // N user threads each call libcurl's blocking curl_easy_perform against URL at once.

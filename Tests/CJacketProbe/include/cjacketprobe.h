@@ -37,5 +37,16 @@ int probe_tcp_socket(void);
 int probe_set_receive_timeout(int fd, long milliseconds);
 /// The kernel threads of this process (/proc/self/status Threads:), or -1.
 int probe_kernel_threads(void);
+/// fcntl(fd, F_GETFL) & O_NONBLOCK through the C library (the caller's view): 1, 0, or -errno.
+int probe_nonblocking(int fd);
+/// The same flag as the kernel has it (the fcntl system call itself, past the jacket).
+int probe_kernel_nonblocking(int fd);
+/// Sets or clears O_NONBLOCK with fcntl (F_GETFL, then F_SETFL): 0 or errno.
+int probe_set_nonblocking(int fd, int on);
+/// ioctl(fd, FIONBIO, &on): 0 or errno.
+int probe_fionbio(int fd, int on);
+/// Forks; the child reports `fd`'s O_NONBLOCK as the kernel has it and as fcntl says, and
+/// exits: kernel + 2 * fcntl's view, or -errno when fork or waitpid failed.
+int probe_fork_nonblocking(int fd);
 
 #endif

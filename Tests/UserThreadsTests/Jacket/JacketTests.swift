@@ -104,6 +104,43 @@ struct JacketTests {
         #expect(out.contains("accept=ok read=5/0 text=hello"), "\(out)")
     }
 
+    @Test(
+        "a pipe made non-blocking by the jacket still looks blocking to its caller: F_GETFL, fcntl and ioctl round trips, a parked read, SO_RCVTIMEO, dup, dup2, close, and blocking calls off a user thread",
+        arguments: [1, 2])
+    func callerView(workers: Int) throws {
+        let out = try probe(["modes"], workers: workers)
+        #expect(out.contains("created record=1"), "\(out)")
+        #expect(out.contains("adopted record=3 view=0 kernel=1"), "\(out)")
+        #expect(out.contains("blocking-read=1/0 ticks=3"), "\(out)")
+        #expect(out.contains("fcntl-on view=1 read=-1/\(EAGAIN)"), "\(out)")
+        #expect(out.contains("fcntl-off view=0 kernel=1"), "\(out)")
+        #expect(out.contains("ioctl-on view=1 read=-1/\(EAGAIN)"), "\(out)")
+        #expect(out.contains("ioctl-off view=0 kernel=1"), "\(out)")
+        #expect(out.contains("rcvtimeo-read=-1/\(EAGAIN) waited=true record=3"), "\(out)")
+        #expect(out.contains("dup record=3"), "\(out)")
+        #expect(out.contains("dup2 record=1"), "\(out)")
+        #expect(out.contains("closed record=0"), "\(out)")
+        #expect(out.contains("offthread-read=1/0 byte=5 record=3"), "\(out)")
+        #expect(out.contains("offthread-write=131072/0"), "\(out)")
+    }
+
+    @Test("fork gives the jacket's non-blocking files their blocking mode back; the parent's read still parks")
+    func fork() throws {
+        let out = try probe(["fork"])
+        #expect(out.contains("before kernel=1 record=3"), "\(out)")
+        #expect(out.contains("child=0"), "\(out)")  // the kernel's flag and the view: both blocking
+        #expect(out.contains("after kernel=0 view=0"), "\(out)")
+        #expect(out.contains("parent-read=1/0 ticks=3"), "\(out)")
+    }
+
+    @Test("posix_spawn gives the jacket's non-blocking file back its blocking mode when a child inherits it")
+    func spawn() throws {
+        let out = try probe(["spawn"])
+        #expect(out.contains("before kernel=1 record=3"), "\(out)")
+        #expect(out.contains("child-stdin-kernel=0"), "\(out)")
+        #expect(out.contains("after kernel=0 record=0"), "\(out)")
+    }
+
     @Test("usleep becomes a user-thread sleep: two overlap and a ticker runs")
     func sleeps() throws {
         #expect(try probe(["sleep"]).contains("sleepers=2 ticked=true"))
