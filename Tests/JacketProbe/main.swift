@@ -51,10 +51,10 @@ func inRuntime(_ body: @escaping @Sendable () throws -> Void) {
     } catch { fail("runtime: \(error)") }
 }
 
-/// Spawns a worker-local user thread (M:1 `UThread`, M:N pinned `MNThread`) and returns its join.
+/// Spawns a worker-local user thread (M:1 `UThread`, M:N pinned `UThread`) and returns its join.
 func spawn(_ name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () throws -> Void) -> () throws -> Void {
     if Options.workers > 1 {
-        let t = MNThread(name: name, pinned: true, stackSize: stackSize, body)
+        let t = UThread(name: name, pinned: true, stackSize: stackSize, body)
         return { try t.join() }
     }
     let t = UThread(name: name, stackSize: stackSize, body)
@@ -297,13 +297,13 @@ case "close-elsewhere":
         }
         let join: () throws -> Void
         if Options.workers > 1 {
-            let reader = try MNThread.spawn(name: "reader", onWorker: 1, readThat)
+            let reader = try UThread.spawn(name: "reader", onWorker: 1, readThat)
             join = { try reader.join() }
         } else {
             join = spawn("reader", readThat)
         }
         while !UThreadRuntime.threadTable().description.contains("read fd \(r) (jacket)") { UThread.yield() }
-        print("close=\(describe(probe_close(r))) on worker \(MNThread.worker ?? 0)")
+        print("close=\(describe(probe_close(r))) on worker \(UThread.worker ?? 0)")
         try join()
         print("read=\(read.lines.joined())")
     }

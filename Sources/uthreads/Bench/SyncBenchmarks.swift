@@ -24,7 +24,7 @@ enum SyncBenchmarks {
         try UThreadRuntime.run {
             let ping = Channel<Int>()
             let pong = Channel<Int>()
-            let echo = UThread { while let v = try ping.receive() { try pong.send(v) } }
+            let echo = UThread.local { while let v = try ping.receive() { try pong.send(v) } }
             for i in 0..<1_000 {
                 try ping.send(i)
                 _ = try pong.receive()
@@ -48,7 +48,7 @@ enum SyncBenchmarks {
         try UThreadRuntime.run(workers: workers) {
             let ping = MNChannel<Int>(name: "ping")
             let pong = MNChannel<Int>(name: "pong")
-            let echo = try MNThread.spawn(name: "echo", onWorker: workers - 1) {
+            let echo = try UThread.spawn(name: "echo", onWorker: workers - 1) {
                 while let v = try ping.receive() { try pong.send(v) }
             }
             for i in 0..<1_000 {

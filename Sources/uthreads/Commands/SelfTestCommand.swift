@@ -248,7 +248,7 @@ struct SelfTestCommand: ParsableCommand {
             // diagnostic, not spin or hang.
             try UThreadRuntime.run {
                 let (reader, writer) = try Pipe.make()
-                let waiter = UThread(name: "reader") { _ = try reader.read(upTo: 1) }
+                let waiter = UThread.local(name: "reader") { _ = try reader.read(upTo: 1) }
                 UThread.yield()  // it parks: the reactor exists now
                 for fd in descriptors(linkedTo: "anon_inode:[eventpoll]") { close(fd) }
                 try waiter.join()
@@ -336,7 +336,7 @@ enum KnownStates {
     /// runs on the calling M:N thread.
     static func withSleeperOnEachWorker(_ workers: Int, _ body: () throws -> Void) throws {
         let sleepers = try (0..<workers).map { k in
-            try MNThread.spawn(name: "sleeper \(k)", onWorker: k) { try UThread.sleep(for: .seconds(3600)) }
+            try UThread.spawn(name: "sleeper \(k)", onWorker: k) { try UThread.sleep(for: .seconds(3600)) }
         }
         defer {
             for s in sleepers { s.cancel() }
@@ -389,7 +389,7 @@ enum ForeignCanceller {
         if let workers {
             outcome = try UThreadRuntime.run(workers: workers) { () -> String in
                 let handles = MNChannel<Sent>()
-                let sleeper = MNThread(name: "sleeper") { () -> String in
+                let sleeper = UThread(name: "sleeper") { () -> String in
                     try handles.send(Sent(handle: UThread.current))
                     do { try UThread.sleep(for: .seconds(3600)) } catch { return "\(type(of: error))" }
                     return "slept"

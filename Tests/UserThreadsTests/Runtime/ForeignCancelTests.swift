@@ -34,7 +34,7 @@ struct ForeignCancelTests {
     func anMNThreadIsCancelledFromAnotherKernelThread(workers: Int) throws {
         let error = try UThreadRuntime.run(workers: workers) { () -> String in
             let handles = MNChannel<Handed<UThreadHandle>>()
-            let sleeper = MNThread(name: "sleeper") { () -> String in
+            let sleeper = UThread(name: "sleeper") { () -> String in
                 try handles.send(Handed(value: UThread.current))
                 do { try UThread.sleep(for: .seconds(3600)) } catch { return "\(type(of: error))" }
                 return "slept"

@@ -126,7 +126,7 @@ struct RuntimeMetricsTests {
         let metrics = TestMetrics()
         try UThreadRuntime.run(workers: workers, reporting(to: metrics)) {
             let threads = (0..<20).map { n in
-                MNThread { () -> Int in
+                UThread { () -> Int in
                     UThread.yield()
                     return n
                 }

@@ -570,7 +570,7 @@ struct TimeArgumentTableTests {
         TimedCall(key: "MNOnce.swift run(timeout:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
             // Another thread is inside the once's body until the cleanup lets it out.
             let (once, gate) = (MNOnce(), MNSemaphore())
-            let holder = MNThread(name: "once holder") { try once.run { try gate.wait() } }
+            let holder = UThread(name: "once holder") { try once.run { try gate.wait() } }
             try TimeArgumentTableTests.waitUntilParked { holder.id }
             return Prepared(
                 call: { try once.run(timeout: $0.t) {} },
@@ -653,7 +653,7 @@ struct TimeArgumentTableTests {
             let prepared = Handed(value: try handedRow.value.prepare())
             defer { try? prepared.value.cleanup() }
             let limit = argument.limit(for: handedRow.value.parameters)
-            let thread = MNThread(name: "timed call") { Outcome { try prepared.value.call(limit) } }
+            let thread = UThread(name: "timed call") { Outcome { try prepared.value.call(limit) } }
             if !argument.isDue {
                 try waitUntilParked { thread.id }
                 thread.cancel()

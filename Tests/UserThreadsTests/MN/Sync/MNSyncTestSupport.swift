@@ -5,7 +5,7 @@ import Testing
 /// Waits (parking between looks) until M:N thread `t` is parked with wait kind `kind`, as the
 /// merged thread table shows it. An event wait: the table is the evidence that the thread is in
 /// the wait, on whichever worker. False after `looks` looks (a generous cap, never expected).
-func waitUntilParked<T>(_ t: MNThread<T>, _ kind: WaitReason.Kind, looks: Int = 20_000) throws -> Bool {
+func waitUntilParked<T>(_ t: UThread<T>, _ kind: WaitReason.Kind, looks: Int = 20_000) throws -> Bool {
     for _ in 0..<looks {
         if let id = t.id, let row = UThreadRuntime.threadTable().threads.first(where: { $0.id == id }),
             row.state == .blocked, row.waitReason?.kind == kind
