@@ -27,10 +27,10 @@ import Testing
             let moved = MNFlag()
             let threads = (0..<4).map { _ in
                 UThread.startingHere { () -> Bool in
-                    let first = UThread.worker!
+                    let first = UThread.worker
                     let firstRow = myRow()?.worker
                     Self.yieldUntil(moved) { if UThread.worker != first { moved.set() } }
-                    let now = UThread.worker!
+                    let now = UThread.worker
                     // The row is listed by the worker that runs the thread now, with its index
                     // and how often it moved.
                     let row = myRow()
@@ -101,7 +101,7 @@ import Testing
             let optionPinned = UThread(pinned: true) { !UThread.isMigratable }
             let movers = (0..<3).map { _ in
                 UThread.startingHere { () -> Bool in
-                    let first = UThread.worker!
+                    let first = UThread.worker
                     let migratable = UThread.isMigratable
                     Self.yieldUntil(moved) { if UThread.worker != first { moved.set() } }
                     return migratable
@@ -145,7 +145,7 @@ import Testing
             // caller could have moved, had the group not pinned it.
             let moved = MNFlag()
             let mover = UThread.startingHere { () -> Bool in
-                let first = UThread.worker!
+                let first = UThread.worker
                 Self.yieldUntil(moved) { if UThread.worker != first { moved.set() } }
                 return moved.isSet
             }
@@ -200,7 +200,7 @@ import Testing
                         defer { _ = t }
                         // Its row counts every move (ThreadInfo.migrations), seen or not below.
                         defer { rowMigrations.add(myRow()?.migrations ?? 0) }
-                        var worker = UThread.worker!
+                        var worker = UThread.worker
                         for k in 0..<300 {
                             if UThread.isCancelled { return false }
                             switch (i + k) % 4 {
@@ -211,7 +211,7 @@ import Testing
                             }
                             if UThread.worker != worker {
                                 moves.add()
-                                worker = UThread.worker!
+                                worker = UThread.worker
                             }
                         }
                         return true
@@ -266,7 +266,7 @@ import Testing
                 let behind = (0..<3).map { _ in
                     UThread.startingHere { () -> Int in
                         done.add()
-                        return UThread.worker!
+                        return UThread.worker
                     }
                 }
                 let ran = try behind.map { try $0.join() }

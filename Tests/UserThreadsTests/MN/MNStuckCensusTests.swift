@@ -34,7 +34,7 @@ import Testing
             let scene = Scene(order)
             scene.census.enter()  // the leaver, asleep
             scene.census.enter()  // the checker, about to sleep
-            let leaver = UThread {
+            let leaver = UThread.local {
                 scene.waitTurn("L")
                 scene.census.leave(between: {
                     scene.turn += 1

@@ -385,7 +385,7 @@ func myRow() -> ThreadInfo? {
                 }
                 let end = uthreads_monotonic_ns() + 20_000_000_000
                 while unpinnedStarted.count < 30 && uthreads_monotonic_ns() < end {}
-                try placements.send(UThread.worker!)
+                try placements.send(UThread.worker)
                 try started.done()
                 _ = try ch.receive()
             }
@@ -398,7 +398,7 @@ func myRow() -> ThreadInfo? {
                         _ = t
                     }
                     if !pinned { unpinnedStarted.add() }
-                    try placements.send(UThread.worker!)
+                    try placements.send(UThread.worker)
                     try started.done()
                     if i % 2 == 0 { _ = try ch.receive() } else { try UThread.sleep(for: .seconds(3600)) }
                 }
@@ -424,11 +424,12 @@ func myRow() -> ThreadInfo? {
 
     @Test func workerLocalUThreadsShareNonSendableState() throws {
         let n = try UThreadRuntime.run(workers: 2) { () -> Int in
+            UThread.pin()  // local threads need a spawner that stays on its worker
             final class NotSendable { var n = 0 }
             let state = NotSendable()
             let m = UMutex()
             let locals = (0..<4).map { _ in
-                UThread {
+                UThread.local {
                     for _ in 0..<100 {
                         try m.withLock { state.n += 1 }
                         UThread.yield()

@@ -625,7 +625,7 @@ struct TimeArgumentTableTests {
         let prepared = try row.prepare()
         defer { try? prepared.cleanup() }
         let limit = argument.limit(for: row.parameters)
-        let thread = UThread(name: "timed call") { Outcome { try prepared.call(limit) } }
+        let thread = UThread.local(name: "timed call") { Outcome { try prepared.call(limit) } }
         UThread<Never>.yield()
         let parkedAfterASwitch = isParked(thread.id)
         if !argument.isDue {

@@ -75,7 +75,7 @@ import Testing
             let runs = MNCounter()
             let seen = MNCounter()
             let othersWaited = MNFlag()
-            let value = Atomic<Int>(0)
+            let value = SharedAtomic(0)
             let ts = try (0..<8).map { i in
                 try UThread.spawn(onWorker: i % 2) {
                     try once.run {
@@ -91,9 +91,9 @@ import Testing
                             }
                             try UThread.sleep(for: .microseconds(100))
                         }
-                        value.store(42, ordering: .relaxed)
+                        value.store(42)
                     }
-                    if value.load(ordering: .relaxed) == 42 { seen.add() }
+                    if value.load() == 42 { seen.add() }
                 }
             }
             for t in ts { try t.join() }

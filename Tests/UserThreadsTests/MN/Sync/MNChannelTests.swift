@@ -13,13 +13,13 @@ import Testing
             let sender = try UThread.spawn(name: "sender", onWorker: 1) { () -> Int in
                 try ch.send(42)
                 sent.set()
-                return UThread.worker!
+                return UThread.worker
             }
             #expect(try waitUntilParked(sender, .channelSend))
             let early = sent.isSet
             let v = try ch.receive()
             let w = try sender.join()
-            return (early, v, sent.isSet, [UThread.worker!, w])
+            return (early, v, sent.isSet, [UThread.worker, w])
         }
         #expect(!sentEarly)
         #expect(value == 42)

@@ -159,17 +159,17 @@ import Testing
             // At most 2 inside at once, among 8 threads on both workers.
             let slots = try MNSemaphore(value: 2, name: "slots")
             let inside = MNCounter()
-            let maxInside = Atomic<Int>(0)
+            let maxInside = SharedAtomic(0)
             let ts = try (0..<8).map { i in
                 try UThread.spawn(onWorker: i % 2) {
                     for _ in 0..<200 {
                         try slots.wait()
                         inside.add()
                         let now = inside.count
-                        var m = maxInside.load(ordering: .relaxed)
+                        var m = maxInside.load()
                         while now > m,
-                            !maxInside.compareExchange(expected: m, desired: now, ordering: .relaxed).exchanged
-                        { m = maxInside.load(ordering: .relaxed) }
+                            !maxInside.compareExchange(expected: m, desired: now).exchanged
+                        { m = maxInside.load() }
                         UThread.yield()
                         inside.add(-1)
                         slots.signal()
@@ -220,7 +220,7 @@ import Testing
             #expect(try waitUntilParked(destroyed, .semaphore))
             s.destroy()
             out.append(try destroyed.join())
-            return (maxInside.load(ordering: .relaxed), log.all.compactMap { Int($0) }, out)
+            return (maxInside.load(), log.all.compactMap { Int($0) }, out)
         }
         #expect(maxInside >= 1 && maxInside <= 2)
         #expect(order == [0, 1, 2])
