@@ -303,7 +303,7 @@ case "close-elsewhere":
             join = spawn("reader", readThat)
         }
         while !UThreadRuntime.threadTable().description.contains("read fd \(r) (jacket)") { UThread.yield() }
-        print("close=\(describe(probe_close(r))) on worker \(UThread.worker ?? 0)")
+        print("close=\(describe(probe_close(r))) on worker \(UThread.worker)")
         try join()
         print("read=\(read.lines.joined())")
     }

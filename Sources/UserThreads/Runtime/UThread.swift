@@ -93,6 +93,19 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         return UThread(object: object)
     }
 
+    /// `local` with parameters for the scheduling policies (see `init(name:scheduling:…)`).
+    @inlinable
+    public static func local(
+        name: String = "", scheduling: SchedulingParameters, stackSize: Int? = nil,
+        _ body: @escaping () throws -> Success
+    ) -> UThread {
+        var failure: (any Error)?
+        let object = spawnLocalThread(
+            name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling, failure: &failure)
+        if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
+        return UThread(object: object)
+    }
+
     /// Spawns a thread, throwing at once if it cannot be created.
     /// - Throws: `UThreadError.invalidArgument` (stack size), `.resourceExhausted` (no stack).
     @inlinable
@@ -211,7 +224,9 @@ func runsOnOneWorker(_ api: StaticString) -> Bool {
 /// Under several workers the spawner must be pinned (see `local`), else the object comes back
 /// finished with the error in `failure`.
 @usableFromInline
-func spawnLocalThread(name: String, priority: Int, stackSize: Int?, failure: inout (any Error)?) -> ThreadObject {
+func spawnLocalThread(
+    name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil, failure: inout (any Error)?
+) -> ThreadObject {
     Scheduler.with("UThread.local") { scheduler in
         if scheduler.workerIndex >= 0, scheduler.onUserThread, scheduler.current.has(.flagMigratable) {
             failure = UThreadError.invalidArgument(
@@ -219,7 +234,7 @@ func spawnLocalThread(name: String, priority: Int, stackSize: Int?, failure: ino
             )
             return ThreadObject(name: name)
         }
-        return spawnHere(scheduler, name: name, priority: priority, stackSize: stackSize, nil, &failure)
+        return spawnHere(scheduler, name: name, priority: priority, stackSize: stackSize, parameters, &failure)
     }
 }
 
