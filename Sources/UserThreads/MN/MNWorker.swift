@@ -60,9 +60,10 @@
 // thread may also resume on another worker: when a worker has ready threads waiting behind the
 // running one while another worker is idle, it gives some up. The rules that keep it safe:
 //   * Who may move: M:N threads spawned unpinned (row flag MIGRATABLE). Pinning clears the flag
-//     for good: `UThread(pinned:)`, `spawn(onWorker:)`, `UThread.pin()`; so does spawning a
-//     worker-local `UThread` (parent and children share non-Sendable state and M:1 primitives,
-//     so they must stay on one kernel thread), and waiting for a descriptor (the fd is now in
+//     for good: `UThread(pinned:)`, `spawn(onWorker:)`, `UThread.pin()`; `UThread.local`
+//     threads never have it, and need a spawner that has lost it (parent and children share
+//     non-Sendable state and M:1 primitives, so they must stay on one kernel thread; the parent
+//     pins itself explicitly, never silently), and waiting for a descriptor (the fd is now in
 //     this worker's epoll set and registry; had the thread moved and closed it, the old
 //     reactor's registry would go stale while fd numbers are reused). Connection threads
 //     therefore balance by where they start (accepted connections are queued and stolen like
@@ -151,7 +152,7 @@
 //     but one worker could hold every started thread while the others idle.
 //   * Moving any ready thread, whatever suspended it (Go): every park site would have to be
 //     free of captured per-worker state, the M:1 primitives included, and the non-Sendable
-//     state a thread shares with its worker-local children would cross kernel threads.
+//     state a thread shares with its local children would cross kernel threads.
 //     Opt-in audited sites (MOVABLE) and sticky pinning keep that premise.
 //   * Thieves taking ready threads from a busy worker's run queue (Go's runqsteal): the run
 //     queue would need atomics or a lock on every M:1 switch. The owner sheds instead.

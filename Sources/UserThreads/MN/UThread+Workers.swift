@@ -16,7 +16,7 @@
 // it runs. Threads that do share non-Sendable state with their spawner are `UThread.local`:
 // they run on the spawner's worker and never move (Runtime/UThread.swift).
 //
-// Rejected: two thread types (`UThread` worker-local, `UThread` with `@Sendable` closures and
+// Rejected: two thread types (`UThread` worker-local, `MNThread` with `@Sendable` closures and
 // an id known only once started): every user had to pick a runtime before writing a line, and
 // the worker-local spawn silently pinned its parent; a protocol over two handle types (every
 // join and id read would go through an existential).

@@ -80,7 +80,8 @@ enum CheckpointBench {
 
     static func run() throws {
         let n = 200_000_000
-        func measure(_ policy: @escaping @Sendable () throws -> any SchedulingPolicy, checkpoint: Bool) throws -> Double {
+        func measure(_ policy: @escaping @Sendable () throws -> any SchedulingPolicy, checkpoint: Bool) throws -> Double
+        {
             var c = UThreadRuntime.Configuration()
             c.watchdogLimit = nil  // the loop without checkpoint() has no safe point, by design
             return try UThreadRuntime.run(c, policy: policy) {

@@ -56,8 +56,9 @@ import Testing
     @Test func checkpointSwitchesOutExactlyAtTheQuantumOnTheVirtualClock() throws {
         var c = UThreadRuntime.Configuration()
         c.clock = .virtual
-        let (stepsBefore, ranAfter) = try UThreadRuntime.run(c, policy: { try RoundRobinPolicy(quantum: .milliseconds(2)) })
-        {
+        let (stepsBefore, ranAfter) = try UThreadRuntime.run(
+            c, policy: { try RoundRobinPolicy(quantum: .milliseconds(2)) }
+        ) {
             var otherRan = false
             var steps = 0
             var startedAt: UInt64 = 0
