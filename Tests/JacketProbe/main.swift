@@ -44,7 +44,7 @@ func blockingPipe() -> (Int32, Int32) {
 func inRuntime(_ body: @escaping @Sendable () throws -> Void) {
     do {
         if Options.workers > 1 {
-            try UThreadRuntime.run(workers: Options.workers) { try body() }
+            try UThreadRuntime.runHybrid(workers: Options.workers) { try body() }
         } else {
             try UThreadRuntime.run { try body() }
         }

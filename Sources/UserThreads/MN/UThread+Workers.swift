@@ -30,7 +30,8 @@ extension UThreadRuntime {
         max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
-    /// `run`'s path for `workers != 1`: validates the count and runs the M:N runtime.
+    /// `run`'s path for `workers != 1` (and `runHybrid`'s): validates the count and runs the
+    /// M:N runtime.
     static func runOnWorkers<R>(
         _ workers: Int, _ configuration: Configuration,
         policy: (@Sendable () throws -> any SchedulingPolicy)?, _ body: () throws -> R
@@ -41,6 +42,18 @@ extension UThreadRuntime {
         return try withoutActuallyEscaping(body) { body in
             try MNRuntime.run(workers: workers, configuration: configuration, policy: policy, body)
         }
+    }
+
+    /// `run` with the M:N runtime even for `workers: 1` (one worker kernel thread with its
+    /// mailbox, queues and M:N primitives): for the benchmarks that compare the M:N runtime on
+    /// one and on two workers, and the tests of its machinery on one worker, as long as the
+    /// `MN`-prefixed primitives work only there.
+    @discardableResult
+    package static func runHybrid<R>(
+        workers: Int, _ configuration: Configuration = Configuration(),
+        policy: (@Sendable () throws -> any SchedulingPolicy)? = nil, _ body: () throws -> R
+    ) throws -> R {
+        try runOnWorkers(workers, configuration, policy: policy, body)
     }
 
     /// A reference to a running runtime that any kernel thread may hold: spawns from outside

@@ -45,7 +45,7 @@ enum SyncBenchmarks {
     /// bound to the last worker (main runs on worker 0): on 2 workers it crosses kernel threads
     /// on every message, on 1 worker it never does. Wall time.
     static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> Double {
-        try UThreadRuntime.run(workers: workers) {
+        try UThreadRuntime.runHybrid(workers: workers) {
             let ping = MNChannel<Int>(name: "ping")
             let pong = MNChannel<Int>(name: "pong")
             let echo = try UThread.spawn(name: "echo", onWorker: workers - 1) {

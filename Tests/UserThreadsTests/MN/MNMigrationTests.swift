@@ -83,7 +83,8 @@ import Testing
     }
 
     /// Pinned threads (`UThread.pin()`, `pinned:`) never change kernel thread while threads
-    /// beside them migrate; spawning a worker-local `UThread` or waiting for I/O pins as well.
+    /// beside them migrate; waiting for I/O pins as well. A `UThread.local` needs a pinned
+    /// spawner and never pins it behind its back.
     @Test func pinningKeepsTheKernelThread() throws {
         let (ok, teardown) = try MNRuntime.runInspecting(workers: 2) { () -> [Bool] in
             let moved = MNFlag()
@@ -109,8 +110,11 @@ import Testing
             }
             let parent = UThread { () -> Bool in
                 let before = UThread.isMigratable
-                _ = try UThread { 1 }.join()
-                return before && !UThread.isMigratable
+                let refused = (try? UThread.local { 1 }.join()) == nil
+                let stillMigratable = UThread.isMigratable
+                UThread.pin()
+                let local = try UThread.local { 1 }.join()
+                return before && refused && stillMigratable && local == 1 && !UThread.isMigratable
             }
             let reader = UThread { () -> Bool in
                 var fds: [Int32] = [0, 0]

@@ -21,7 +21,7 @@ import Testing
                 return try body()
             }
         }
-        return try UThreadRuntime.run(workers: workers, configuration) {
+        return try UThreadRuntime.runHybrid(workers: workers, configuration) {
             let sleepers = try (0..<workers).map { k in
                 try UThread.spawn(name: "sleeper \(k)", onWorker: k) { try UThread.sleep(for: .seconds(3600)) }
             }

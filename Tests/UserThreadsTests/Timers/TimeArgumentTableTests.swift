@@ -649,7 +649,7 @@ struct TimeArgumentTableTests {
     /// The same on a one-worker M:N runtime (the M:N primitives need one).
     static func runMN(_ row: TimedCall, _ argument: TimeArgument) throws -> (Outcome, Bool) {
         let handedRow = Handed(value: row)
-        return try UThreadRuntime.run(workers: 1) { () -> (Outcome, Bool) in
+        return try UThreadRuntime.runHybrid(workers: 1) { () -> (Outcome, Bool) in
             let prepared = Handed(value: try handedRow.value.prepare())
             defer { try? prepared.value.cleanup() }
             let limit = argument.limit(for: handedRow.value.parameters)
