@@ -108,6 +108,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
 
     /// Spawns a thread, throwing at once if it cannot be created.
     /// - Throws: `UThreadError.invalidArgument` (stack size), `.resourceExhausted` (no stack).
+    ///   With several workers the stack is taken by the worker that starts the thread, so these
+    ///   come from `join()` instead.
     @inlinable
     public static func spawn(
         name: String = "", priority: Int = 0, pinned: Bool = false, stackSize: Int? = nil,
@@ -121,8 +123,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     /// Spawns a thread bound to worker `worker` (0..<workers): it starts there and never moves
     /// (e.g. one acceptor per worker). From the calling worker it starts at once. Under
     /// `workers: 1` the only worker is 0.
-    /// - Throws: `.invalidArgument` for a worker index out of range or a bad stack size;
-    ///   `.resourceExhausted` (no stack, under `workers: 1`).
+    /// - Throws: `.invalidArgument` for a worker index out of range; under `workers: 1` also
+    ///   what `spawn` throws (with several workers `join()` reports a bad or missing stack).
     @inlinable
     public static func spawn(
         name: String = "", onWorker worker: Int, stackSize: Int? = nil,

@@ -337,7 +337,7 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
             let (a, b) = try IO.socketpair()
             // A waiter on the closer's own worker only: woken locally, closed at once.
             let (local, closedA) = try UThread.spawn(onWorker: 0) { () throws -> (String, Bool) in
-                let reader = UThread { readOutcome(a) }
+                let reader = UThread.local { readOutcome(a) }
                 UThread.yield()  // the reader parks
                 try IO.close(a)
                 let closedNow = peerIsClosed(b)
@@ -381,7 +381,7 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
             #expect(try waited.join() == "timed out")
             #expect(registry().watchers(of: a).workers == [1])
             try UThread.spawn(onWorker: 0) { () throws in
-                _ = UThread {
+                _ = UThread.local {
                     defer {
                         try? IO.close(a)
                         try? IO.close(b)

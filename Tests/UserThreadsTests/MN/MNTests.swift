@@ -67,7 +67,8 @@ func myRow() -> ThreadInfo? {
             expectError(sameCaseAs: .invalidConfiguration("")) { try UThreadRuntime.run(workers: 2, config) { 1 } }?
                 .contains("virtual clock") == true)
         let nested = try UThreadRuntime.runHybrid(workers: 1) { () -> Bool in
-            do { try UThreadRuntime.runHybrid(workers: 1) { 1 } } catch UThreadError.nestedRuntime { return true } catch {}
+            do { try UThreadRuntime.runHybrid(workers: 1) { 1 } } catch UThreadError.nestedRuntime { return true } catch
+            {}
             return false
         }
         #expect(nested)
@@ -173,7 +174,7 @@ func myRow() -> ThreadInfo? {
         let done = MNFlag()
         try UThreadRuntime.run(workers: 2) {
             try UThread.spawn(onWorker: 1) { () throws in
-                _ = UThread {
+                _ = UThread.local {
                     defer {
                         if (try? blocking {
                             usleep(1_000)
