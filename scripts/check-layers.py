@@ -31,9 +31,10 @@ ALLOWED = {
         # deadline and cancellation rules they must match exactly.
         'the jacket sleeps as UThread.sleep does',
     ('Sources/UserThreads/Runtime/UThread.swift', 'MNThreadObject'):
-        # One public handle for both runtimes: cancel() of a thread of an M:N runtime goes
-        # through its worker's mailbox (MNThreadObject.cancel), the M:1 path needs no lock.
-        'UThread.cancel serves M:N threads too',
+        # One public thread type for any number of workers: join, cancel and isFinished of a
+        # thread of a runtime with several workers go through its object's atomic flags
+        # (MNThreadObject), behind one predicted branch; the workers: 1 paths need no lock.
+        'UThread serves threads of several workers too',
 }
 
 def strip(src):

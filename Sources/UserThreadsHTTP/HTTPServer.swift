@@ -119,7 +119,9 @@ public struct HTTPServer {
 
     /// Accepts connections, one user thread each, until `stop` is requested or the listener is
     /// closed or shut down (then it stops gracefully: see `shutdownGracePeriod`) or the calling
-    /// thread is cancelled. Accept errors caused by the peer or by a lack of descriptors or
+    /// thread is cancelled. The connection threads share the server's bookkeeping with the
+    /// caller (`UThread.local`): with several workers, call it from a pinned thread (one
+    /// acceptor per worker: `UThread.spawn(onWorker:)`). Accept errors caused by the peer or by a lack of descriptors or
     /// memory are logged and retried, never fatal.
     /// - Returns: how many connections the grace period cut off (0 for a clean stop).
     /// - Throws: `CancellationError` when the calling thread is cancelled; an unexpected
@@ -129,7 +131,7 @@ public struct HTTPServer {
         let connections = HTTPConnectionSet()
         let logger = logger
         let watcher = stop.map { stop in
-            UThread(name: "http stop watcher") {
+            UThread.local(name: "http stop watcher") {
                 do {
                     try stop.wait()
                 } catch is CancellationError {
@@ -172,7 +174,7 @@ public struct HTTPServer {
             }
             let (id, entry) = connections.add()
             let server = self
-            let thread = UThread(name: "http", stackSize: connectionStackSize) {
+            let thread = UThread.local(name: "http", stackSize: connectionStackSize) {
                 defer { connections.remove(id) }
                 server.serve(connection, entry: entry, in: connections)
             }

@@ -44,17 +44,17 @@ func blockingPipe() -> (Int32, Int32) {
 func inRuntime(_ body: @escaping @Sendable () throws -> Void) {
     do {
         if Options.workers > 1 {
-            try UThreadRuntime.run(workers: Options.workers) { try body() }
+            try UThreadRuntime.runHybrid(workers: Options.workers) { try body() }
         } else {
             try UThreadRuntime.run { try body() }
         }
     } catch { fail("runtime: \(error)") }
 }
 
-/// Spawns a worker-local user thread (M:1 `UThread`, M:N pinned `MNThread`) and returns its join.
+/// Spawns a worker-local user thread (M:1 `UThread`, M:N pinned `UThread`) and returns its join.
 func spawn(_ name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () throws -> Void) -> () throws -> Void {
     if Options.workers > 1 {
-        let t = MNThread(name: name, pinned: true, stackSize: stackSize, body)
+        let t = UThread(name: name, pinned: true, stackSize: stackSize, body)
         return { try t.join() }
     }
     let t = UThread(name: name, stackSize: stackSize, body)
@@ -305,13 +305,13 @@ case "close-elsewhere":
         }
         let join: () throws -> Void
         if Options.workers > 1 {
-            let reader = try MNThread.spawn(name: "reader", onWorker: 1, readThat)
+            let reader = try UThread.spawn(name: "reader", onWorker: 1, readThat)
             join = { try reader.join() }
         } else {
             join = spawn("reader", readThat)
         }
         while !UThreadRuntime.threadTable().description.contains("read fd \(r) (jacket)") { UThread.yield() }
-        print("close=\(describe(probe_close(r))) on worker \(MNThread.worker ?? 0)")
+        print("close=\(describe(probe_close(r))) on worker \(UThread.worker)")
         try join()
         print("read=\(read.lines.joined())")
     }

@@ -11,7 +11,7 @@
 // shared coordinator (`MNRuntime`) adds what is between workers:
 //   * per-worker queues of *not yet started* M:N threads (`MNThreadObject`, one allocation
 //     per thread: see MNThreadObject.swift), plus an injection queue for spawns from kernel
-//     threads that are not workers (`MNRuntimeHandle.spawn`);
+//     threads that are not workers (`UThreadRuntime.Handle.spawn`);
 //   * stealing: an idle worker takes its own queued threads first, then the injection queue,
 //     then a batch of migrants (MNWorker.swift), then the newest half (up to 32) of the queue of a
 //     worker that is *behind* (MNWorker.swift);
@@ -28,11 +28,11 @@
 // What a worker's own threads share. The M:1 sync primitives (UMutex, Channel, …) stay
 // lock-free and correct inside a worker: they are not `Sendable`, and every M:N entry point
 // takes `@Sendable` closures, so Swift 6 rejects at compile time the one way to share them
-// across workers (capturing one in an `MNThread` body). `UThread { … }` inside an M:N thread
-// spawns a *worker-local* thread (never stolen, never migrated, and it pins its parent).
+// across workers (capturing one in a `UThread` body, which is `sending`). `UThread.local { … }`
+// spawns a *worker-local* thread (never stolen, never migrated) from a pinned thread.
 // Cross-worker sync has its own primitives (MN/Sync: `MNMutex`, `MNChannel` and `mnSelect`,
 // `MNCondition`, `MNSemaphore`, `MNRWLock`, `MNBarrier`, `MNOnce`, `MNWaitGroup`; and
-// `MNThread.join`, whose joiners wait under striped locks: MNThreadObject.swift): a
+// `UThread.join`, whose joiners wait under striped locks: MNThreadObject.swift): a
 // `KernelLock` per object guards the state and the list of waiters; the waiter parks after
 // releasing it; the waker removes the waiter under it and sends the wake
 // (locally: `Scheduler.wake`; remotely: the mailbox), applied by the worker that owns the
@@ -149,16 +149,16 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     let table: UnsafeMutableBufferPointer<Unmanaged<MNWorker>>
 
     init(
-        workers n: Int, configuration: UThreadRuntime.Configuration,
-        policy: (@Sendable () -> any SchedulingPolicy)?
+        configuration: UThreadRuntime.Configuration, policies: [any SchedulingPolicy]
     ) throws(UThreadError) {
+        let n = policies.count
         self.configuration = configuration
         table = .allocate(capacity: n)
         descriptors.attach(self)  // before any worker (or other kernel thread) uses it
         JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
         for i in 0..<n {
             let scheduler = Scheduler(
-                settings: configuration.schedulerSettings, policy: policy?() ?? FIFOPolicy(), worker: true)
+                settings: configuration.schedulerSettings, policy: policies[i], worker: true)
             let w: MNWorker
             do { w = try MNWorker(index: i, runtime: self, scheduler: scheduler) } catch {
                 // Nothing has run: close what the workers made so far (epoll sets, eventfds).
@@ -323,10 +323,10 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     }
 
     /// Runs the runtime on the calling kernel thread (worker 0) and N-1 new ones.
-    static func run<R: Sendable>(
+    static func run<R>(
         workers n: Int, configuration: UThreadRuntime.Configuration,
-        policy: (@Sendable () -> any SchedulingPolicy)?,
-        _ body: @escaping @Sendable () throws -> R
+        policy: (@Sendable () throws -> any SchedulingPolicy)?,
+        _ body: @escaping () throws -> R
     ) throws -> R {
         try runInspecting(workers: n, configuration: configuration, policy: policy, body).value
     }
@@ -336,28 +336,28 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         /// Rows (owned or abroad) and stacks in use when the workers' loops ended: 0 and 0.
         var rowsLeft: Int
         var stacksLeft: Int
-        var statistics: MNStatistics
+        var statistics: UThreadRuntime.Statistics
     }
 
     /// `run`, also returning what the workers left behind (for leak tests).
-    static func runInspecting<R: Sendable>(
+    static func runInspecting<R>(
         workers n: Int, configuration: UThreadRuntime.Configuration = .init(),
-        policy: (@Sendable () -> any SchedulingPolicy)? = nil,
-        _ body: @escaping @Sendable () throws -> R
+        policy: (@Sendable () throws -> any SchedulingPolicy)? = nil,
+        _ body: @escaping () throws -> R
     ) throws -> (value: R, teardown: Teardown) {
         try configuration.validate()
         guard n >= 1 && n <= 1024 else { throw UThreadError.invalidArgument("workers must be 1...1024, not \(n)") }
         guard configuration.clock == .real else {
             throw UThreadError.invalidConfiguration(
-                "the virtual clock is for M:1 runtimes (a simulation needs one kernel thread); use UThreadRuntime.run without workers:"
-            )
+                "the virtual clock needs one kernel thread (a simulation): use UThreadRuntime.run(workers: 1)")
         }
         guard configuration.trace == nil else {
             throw UThreadError.invalidConfiguration(
-                "tracing is for M:1 runtimes; use UThreadRuntime.run without workers:")
+                "tracing needs one kernel thread: use UThreadRuntime.run(workers: 1)")
         }
         guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
-        let runtime = try MNRuntime(workers: n, configuration: configuration, policy: policy)
+        let policies = try (0..<n).map { _ in try policy?() ?? FIFOPolicy() }  // one per worker
+        let runtime = try MNRuntime(configuration: configuration, policies: policies)
         runtime.descriptors.activate()  // closers outside the workers find it from now on
         defer { runtime.tearDown() }
         // Workers that never ran (a failed start) are shut down here: after the detach below
@@ -383,7 +383,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         let teardown = Teardown(
             rowsLeft: runtime.rowsLeft.load(ordering: .relaxed),
             stacksLeft: runtime.stacksLeft.load(ordering: .relaxed),
-            statistics: MNRuntimeHandle(runtime: runtime).statistics)
+            statistics: runtime.statistics)
         return (try main.result(R.self).get(), teardown)
     }
 

@@ -61,8 +61,8 @@ import CUThreads
 import Glibc
 import Synchronization
 
-/// The shared state of an M:N thread (see the essay above). Created by `MNThread.init`, queued
-/// until a worker starts it, retained by its row while it runs and by every `MNThread` handle.
+/// The shared state of an M:N thread (see the essay above). Created by `UThread.init`, queued
+/// until a worker starts it, retained by its row while it runs and by every `UThread` handle.
 @usableFromInline
 final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Bits of `flags`.
@@ -75,7 +75,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     let isMain: Bool
     /// Usable stack bytes, nil for the configuration's default.
     let stackSize: Int?
-    /// Never migrates once started (`MNThread(pinned:)`, `spawn(onWorker:)`): set by
+    /// Never migrates once started (`UThread(pinned:)`, `spawn(onWorker:)`): set by
     /// `MNRuntime.spawn` before the object is published, read by the starting worker.
     @exclusivity(unchecked) var pinned = false
     /// `started`, `finished`, `cancelRequested`, `hasWaiters` (see the essay).
@@ -99,17 +99,24 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         self.runtimeRef = Unmanaged.passUnretained(runtime)
         self.isMain = isMain
         self.stackSize = stackSize
-        super.init(name: name)
+        super.init(name: name, crossWorker: true)
     }
+
+    /// Gives the new object its thread id, before any other kernel thread can see it (so that
+    /// `UThread.id` is never optional and never read while written): from the calling kernel
+    /// thread's runtime, whichever it is (every runtime's ids come from one process-wide
+    /// counter), else from that counter itself.
+    @usableFromInline
+    func assignID() {
+        id = ThreadID(rawValue: Scheduler.active?.allocateID() ?? ThreadIDAllocator.allocateShared())
+    }
+
+    /// Whether `cancel()` was called (any kernel thread may ask).
+    var isCancelRequested: Bool { flags.load(ordering: .acquiring) & MNThreadObject.cancelRequested != 0 }
 
     /// Whether the body has returned or thrown (acquire: its result is then readable).
     @usableFromInline
     var isFinishedAcquire: Bool { flags.load(ordering: .acquiring) & MNThreadObject.finished != 0 }
-
-    /// The thread's id once started, else 0.
-    var startedID: UInt64 {
-        flags.load(ordering: .acquiring) & MNThreadObject.started != 0 ? placeID : 0
-    }
 
     /// Called by the worker that started it, on that worker. Returns whether a cancel came first.
     func started(worker: Int, block: UInt, id: UInt64) -> Bool {
@@ -187,19 +194,19 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     ///   `.foreignRuntime`.
     @usableFromInline
     func waitUntilFinished() throws {
-        let (w0, s0) = MNWorker.require("MNThread.join()")
+        let (w0, s0) = MNWorker.require("UThread.join()")
         guard w0.runtimeRef.toOpaque() == runtimeRef.toOpaque() else { throw UThreadError.foreignRuntime }
         // A row is this thread's for its whole life, wherever it runs (rows never move).
         let me = s0.current
         if flags.load(ordering: .acquiring) & MNThreadObject.started != 0,
             placeBlock == UInt(bitPattern: me), placeID == me.pointee.id
         {
-            throw UThreadError.invalidArgument("an M:N thread cannot join itself")
+            throw UThreadError.invalidArgument("thread \(id) cannot join itself")
         }
         while !isFinishedAcquire {
             // Re-read every round: after a park the caller may run on another worker.
-            let (w, s) = MNWorker.require("MNThread.join()")
-            let parked = w.park(s, .join, object: startedID, deadline: nil) { waiter in
+            let (w, s) = MNWorker.require("UThread.join()")
+            let parked = w.park(s, .join, object: id.rawValue, deadline: nil) { waiter in
                 MNWaiterLocks.with(self) { () -> Bool in
                     if firstWaiter == nil { firstWaiter = waiter } else { moreWaiters.append(waiter) }
                     let old = flags.bitwiseOr(MNThreadObject.hasWaiters, ordering: .acquiringAndReleasing).oldValue
@@ -233,20 +240,23 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
 }
 
 extension MNThreadObject {
-    /// An M:N thread object for `body`: its witness runs the body, stores its `Result` and calls
-    /// `finish`, or destroys what is stored.
-    /// Specialised into the caller (no metadata lookups in the runtime).
+    /// An M:N thread object for `body`, with its id: its witness runs the body, stores its
+    /// `Result` and calls `finish`, or destroys what is stored. The body need not be `Sendable`:
+    /// `UThread.init` takes it as `sending` (nothing else can reach what it captures), and `run`'s
+    /// main thread runs while its caller waits. Specialised into the caller (no metadata lookups
+    /// in the runtime).
     @inlinable
-    static func make<Success: Sendable>(
+    static func make<Success>(
         runtime: MNRuntime, name: String, isMain: Bool, stackSize: Int?,
-        body: @escaping @Sendable () throws -> Success
+        body: @escaping () throws -> Success
     ) -> MNThreadObject {
         let object = MNThreadObject(runtime: runtime, name: name, isMain: isMain, stackSize: stackSize)
+        object.assignID()
         object.store(body, as: .body)
         object.witness = { object, operation in
             switch operation {
             case .run:
-                let body = object.take((@Sendable () throws -> Success).self)
+                let body = object.take((() throws -> Success).self)
                 let mn = unsafeDowncast(object, to: MNThreadObject.self)
                 if let error = mn.startError {
                     object.store(Result<Success, any Error>.failure(error), as: .result)
@@ -256,7 +266,7 @@ extension MNThreadObject {
                 mn.finish()
             case .destroy:
                 if object.contents == .body {
-                    _ = object.take((@Sendable () throws -> Success).self)
+                    _ = object.take((() throws -> Success).self)
                 } else {
                     _ = object.take(Result<Success, any Error>.self)
                 }

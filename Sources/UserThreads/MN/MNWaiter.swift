@@ -2,7 +2,7 @@
 
 /// A cross-worker waiter: which runtime and worker, which row, which wait. The runtime is
 /// carried so that any kernel thread can wake it (a `blocking {}` body, a thread holding an
-/// `MNRuntimeHandle`), not only an M:N thread; a waiter is only in a list while its runtime runs.
+/// `UThreadRuntime.Handle`), not only an M:N thread; a waiter is only in a list while its runtime runs.
 @usableFromInline
 struct MNWaiter: Sendable, Equatable {
     unowned(unsafe) let runtime: MNRuntime

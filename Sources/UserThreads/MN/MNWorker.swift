@@ -31,7 +31,7 @@
 //     cross-arena frees), more than the thread's own work. Trade-off: one thread that spawns
 //     continuously keeps its queue to itself until it pauses (a single acceptor spawning an
 //     M:N thread per connection under steady load); per-worker acceptors (`uthreads serve`)
-//     or `MNThread.spawn(onWorker:)` spread such work explicitly. Why 50 µs and not 5: on
+//     or `UThread.spawn(onWorker:)` spread such work explicitly. Why 50 µs and not 5: on
 //     this shared VM a spawning worker often pauses for more than 5 µs (a page fault, a
 //     preemption), and each such pause let a thief take a batch of short threads: 13–25 k of
 //     200 k stolen and 0.53× at 5 µs, 0–350 stolen and 0.91–1.01× at 50 µs (same load, same
@@ -60,9 +60,10 @@
 // thread may also resume on another worker: when a worker has ready threads waiting behind the
 // running one while another worker is idle, it gives some up. The rules that keep it safe:
 //   * Who may move: M:N threads spawned unpinned (row flag MIGRATABLE). Pinning clears the flag
-//     for good: `MNThread(pinned:)`, `spawn(onWorker:)`, `MNThread.pin()`; so does spawning a
-//     worker-local `UThread` (parent and children share non-Sendable state and M:1 primitives,
-//     so they must stay on one kernel thread), and waiting for a descriptor (the fd is now in
+//     for good: `UThread(pinned:)`, `spawn(onWorker:)`, `UThread.pin()`; `UThread.local`
+//     threads never have it, and need a spawner that has lost it (parent and children share
+//     non-Sendable state and M:1 primitives, so they must stay on one kernel thread; the parent
+//     pins itself explicitly, never silently), and waiting for a descriptor (the fd is now in
 //     this worker's epoll set and registry; had the thread moved and closed it, the old
 //     reactor's registry would go stale while fd numbers are reused). Connection threads
 //     therefore balance by where they start (accepted connections are queued and stolen like
@@ -71,7 +72,7 @@
 //     half-switched thread can be resumed elsewhere, so Go's gopark/unlockf dance is not
 //     needed), and only one that is suspended at a site audited for resuming elsewhere:
 //     `UThread.sleep` and every cross-worker wait (`MNWorker.park`: every primitive of MN/Sync,
-//     `mnSelect`, MNThread.join) set flag MOVABLE around their park; `UThread.yield()` and a
+//     `mnSelect`, UThread.join) set flag MOVABLE around their park; `UThread.yield()` and a
 //     thread that never ran are recognised by their empty wait kind (every park sets one and
 //     clears it only when the thread runs again), so the M:1 yield path pays nothing. Other
 //     suspensions (M:1 primitives, I/O, `blocking {}`, the time-slice preemption of other
@@ -151,7 +152,7 @@
 //     but one worker could hold every started thread while the others idle.
 //   * Moving any ready thread, whatever suspended it (Go): every park site would have to be
 //     free of captured per-worker state, the M:1 primitives included, and the non-Sendable
-//     state a thread shares with its worker-local children would cross kernel threads.
+//     state a thread shares with its local children would cross kernel threads.
 //     Opt-in audited sites (MOVABLE) and sticky pinning keep that premise.
 //   * Thieves taking ready threads from a busy worker's run queue (Go's runqsteal): the run
 //     queue would need atomics or a lock on every M:1 switch. The owner sheds instead.
@@ -423,7 +424,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     func start(_ object: MNThreadObject, _ s: Scheduler, retryLater: Bool = false) {
         do {
             let t = try s.spawn(
-                object, priority: 0, stackSize: object.stackSize, flags: object.pinned ? 0 : .flagMigratable)
+                object, priority: 0, stackSize: object.stackSize, flags: object.pinned ? 0 : .flagMigratable,
+                presetID: object.id.rawValue)
             if !object.pinned { object.home = Int32(index) }
             startedCount.store(startedCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
             let cancel = object.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)

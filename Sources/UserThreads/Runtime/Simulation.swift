@@ -40,8 +40,9 @@ extension UThreadRuntime {
     ) throws -> R {
         var c = configuration
         c.clock = .virtual
-        let p = try policy?(seed) ?? LotteryPolicy(seed: seed, quantum: .milliseconds(1))
-        return try run(c, policy: p) {
+        // Made here, on the caller's kernel thread, which is the runtime's only one (`workers: 1`).
+        nonisolated(unsafe) let p = try policy?(seed) ?? LotteryPolicy(seed: seed, quantum: .milliseconds(1))
+        return try run(c, policy: { p }) {
             // Randomised choices (channelSelect) follow the seed too, so that the whole run
             // is a function of it.
             seedRandom(seed ^ 0x9E37_79B9_7F4A_7C15)

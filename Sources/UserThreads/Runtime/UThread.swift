@@ -1,16 +1,20 @@
 // Layer 10: the user thread handle.
 import CUThreads
 
-/// A user thread: runs a closure on its own stack, scheduled by the runtime of the kernel
-/// thread that created it. Create it inside `UThreadRuntime.run`.
+/// A user thread: runs a closure on its own stack, scheduled by the runtime that created it.
+/// Create it inside `UThreadRuntime.run`.
 ///
 /// ```swift
 /// let t = UThread(name: "fetch") { try download(url) }
 /// let data = try t.join()
 /// ```
 ///
-/// Under the M:1 runtime the closure may capture non-`Sendable` state: every thread of a
-/// runtime runs on the same kernel thread, one at a time.
+/// The closure is `sending`, as `Task { … }`'s is: it may capture values only the new thread
+/// will use, and share state through `Sendable` types (the sync primitives, atomics), because
+/// under `run(workers: N)` with N > 1 the thread may start on any worker and move between
+/// workers (MN/UThread+Workers.swift). Under `workers: 1` every thread runs on the caller's
+/// kernel thread. Threads that must share non-`Sendable` state with their spawner (a captured
+/// `var`, a non-`Sendable` object) are `UThread.local { … }`.
 public struct UThread<Success>: Hashable, CustomStringConvertible {
     @usableFromInline let object: ThreadObject
 
@@ -20,19 +24,30 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     ///
     /// - Parameters:
     ///   - name: shown in the thread table, dumps and crash reports.
-    ///   - priority: used by priority policies (FIFO ignores it).
+    ///   - priority: used by priority policies (FIFO ignores it; so do runtimes with several
+    ///     workers, whose threads start with priority 0).
+    ///   - pinned: with several workers, start it now on the caller's worker and never move it
+    ///     (for code that needs one kernel thread all its life); no effect under `workers: 1`.
     ///   - stackSize: usable stack bytes (default: the runtime's `stackSize`).
     ///   - body: the thread's code; its value or error is what `join()` returns or throws.
     @inlinable
-    public init(name: String = "", priority: Int = 0, stackSize: Int? = nil, _ body: @escaping () throws -> Success) {
+    public init(
+        name: String = "", priority: Int = 0, pinned: Bool = false, stackSize: Int? = nil,
+        _ body: sending @escaping () throws -> Success
+    ) {
         var failure: (any Error)?
-        let object = spawnThread(name: name, priority: priority, stackSize: stackSize, failure: &failure)
+        guard let object = spawnThread(name: name, priority: priority, stackSize: stackSize, failure: &failure)
+        else {
+            self.object = UThread.spawnOnWorkers(name: name, pinned: pinned, stackSize: stackSize, body)
+            return
+        }
         if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
         self.object = object
     }
 
     /// Spawns a thread with parameters for the scheduling policies (nice value, tickets,
-    /// deadline, priority). FIFO ignores them all.
+    /// deadline, priority). FIFO ignores them all, and so, for now, do runtimes with several
+    /// workers.
     ///
     /// ```swift
     /// let t = UThread(name: "frame", scheduling: .init(deadline: .milliseconds(16))) { render() }
@@ -40,86 +55,204 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     @inlinable
     public init(
         name: String = "", scheduling: SchedulingParameters, stackSize: Int? = nil,
-        _ body: @escaping () throws -> Success
+        _ body: sending @escaping () throws -> Success
     ) {
         var failure: (any Error)?
-        let object = spawnThread(
-            name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling,
-            failure: &failure)
+        guard
+            let object = spawnThread(
+                name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling,
+                failure: &failure)
+        else {
+            self.object = UThread.spawnOnWorkers(name: name, pinned: false, stackSize: stackSize, body)
+            return
+        }
         if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
         self.object = object
     }
 
+    /// Spawns a thread that shares non-`Sendable` state with its spawner (a captured `var`, a
+    /// non-`Sendable` object): it runs on the spawner's worker and never moves, so the two never
+    /// run at once. It pins only itself. Under `workers: 1` it is `init`.
+    ///
+    /// ```swift
+    /// var hits = 0
+    /// let t = UThread.local { hits += 1 }
+    /// try t.join()   // hits == 1
+    /// ```
+    ///
+    /// With several workers the spawner must not move either: call `UThread.pin()` first (the
+    /// main thread of `run` too). Otherwise the thread is created finished and `join()` throws
+    /// `UThreadError.invalidArgument` saying so; the spawner is never pinned behind its back.
+    @inlinable
+    public static func local(
+        name: String = "", priority: Int = 0, stackSize: Int? = nil, _ body: @escaping () throws -> Success
+    ) -> UThread {
+        var failure: (any Error)?
+        let object = spawnLocalThread(name: name, priority: priority, stackSize: stackSize, failure: &failure)
+        if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
+        return UThread(object: object)
+    }
+
+    /// `local` with parameters for the scheduling policies (see `init(name:scheduling:…)`).
+    @inlinable
+    public static func local(
+        name: String = "", scheduling: SchedulingParameters, stackSize: Int? = nil,
+        _ body: @escaping () throws -> Success
+    ) -> UThread {
+        var failure: (any Error)?
+        let object = spawnLocalThread(
+            name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling, failure: &failure)
+        if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
+        return UThread(object: object)
+    }
+
     /// Spawns a thread, throwing at once if it cannot be created.
     /// - Throws: `UThreadError.invalidArgument` (stack size), `.resourceExhausted` (no stack).
+    ///   With several workers the stack is taken by the worker that starts the thread, so these
+    ///   come from `join()` instead.
     @inlinable
     public static func spawn(
-        name: String = "", priority: Int = 0, stackSize: Int? = nil,
-        _ body: @escaping () throws -> Success
+        name: String = "", priority: Int = 0, pinned: Bool = false, stackSize: Int? = nil,
+        _ body: sending @escaping () throws -> Success
     ) throws -> UThread {
-        let thread = UThread(name: name, priority: priority, stackSize: stackSize, body)
-        if thread.object.isFinished, case .failure(let error) = thread.object.result(Success.self) { throw error }
+        let thread = UThread(name: name, priority: priority, pinned: pinned, stackSize: stackSize, body)
+        try thread.throwIfFailedToStart()
         return thread
+    }
+
+    /// Spawns a thread bound to worker `worker` (0..<workers): it starts there and never moves
+    /// (e.g. one acceptor per worker). From the calling worker it starts at once. Under
+    /// `workers: 1` the only worker is 0.
+    /// - Throws: `.invalidArgument` for a worker index out of range; under `workers: 1` also
+    ///   what `spawn` throws (with several workers `join()` reports a bad or missing stack).
+    @inlinable
+    public static func spawn(
+        name: String = "", onWorker worker: Int, stackSize: Int? = nil,
+        _ body: sending @escaping () throws -> Success
+    ) throws -> UThread {
+        guard runsOnOneWorker("UThread.spawn(onWorker:)") else {
+            return UThread(object: try spawnOnWorker(worker, name: name, stackSize: stackSize, body))
+        }
+        guard worker == 0 else { throw UThreadError.invalidArgument("worker \(worker) is not in 0..<1") }
+        return try spawn(name: name, stackSize: stackSize, body)
     }
 
     @inlinable
     init(object: ThreadObject) { self.object = object }
 
+    /// Throws the error of a thread that could not be created (it is finished at once).
+    @inlinable
+    func throwIfFailedToStart() throws {
+        if !object.isCrossWorker, object.isFinished, case .failure(let error) = object.result(Success.self) {
+            throw error
+        }
+    }
+
     /// Waits for the thread to finish and returns its value or rethrows its error. Any number
-    /// of threads may join the same thread, any number of times.
+    /// of threads may join the same thread, any number of times; a finished thread is joined
+    /// without waiting.
     /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
     ///   waits; `UThreadError.invalidArgument` when a thread joins itself;
-    ///   `.foreignRuntime` for a thread of another kernel thread's runtime.
+    ///   `.foreignRuntime` for a thread of another runtime (or, for a `local` thread, of another
+    ///   worker).
     @inlinable
     public func join() throws -> Success {
-        if !object.isFinished { try waitUntilFinished(object) }
+        if _slowPath(object.isCrossWorker) {
+            let mn = unsafeDowncast(object, to: MNThreadObject.self)
+            if !mn.isFinishedAcquire { try mn.waitUntilFinished() }
+        } else if !object.isFinished {
+            try waitUntilFinished(object)
+        }
         return try object.result(Success.self).get()
     }
 
     /// Asks the thread to stop: it wakes from any wait with `CancellationError`, and
     /// `UThread.isCancelled` / `checkCancellation()` tell it. Cooperative: a thread that never
-    /// waits or checks runs on. Idempotent; no effect on a finished thread. Any kernel thread may
-    /// call it (see `UThreadHandle.cancel()`).
+    /// waits or checks runs on. Idempotent; no effect on a finished thread; a thread cancelled
+    /// before it started starts cancelled. Any kernel thread may call it (see
+    /// `UThreadHandle.cancel()`).
     public func cancel() { handle.cancel() }
 
-    /// The thread's id, unique in the process and never reused (as the thread table shows it).
+    /// The thread's id, unique in the process and never reused (as the thread table shows it),
+    /// known from the spawn on.
     public var id: ThreadID { object.id }
     /// The name given at spawn ("" for none).
     public var name: String { object.name }
     /// Whether its closure has returned or thrown (`join()` then returns at once).
-    public var isFinished: Bool { object.isFinished }
+    public var isFinished: Bool { handle.isFinished }
     /// Whether `cancel()` was called on it.
-    public var isCancelled: Bool { object.isCancelled }
+    public var isCancelled: Bool { handle.isCancelled }
     /// A type-erased handle to the same thread.
     public var handle: UThreadHandle { UThreadHandle(object: object) }
-    public var description: String { "UThread \(object.id)\(object.name.isEmpty ? "" : " \"\(object.name)\"")" }
+    /// "UThread #id", with the name in quotes if it has one.
+    public var description: String { handle.description }
 
+    /// Whether both are the same thread.
     public static func == (a: UThread, b: UThread) -> Bool { a.object === b.object }
+    /// Hashes the thread's identity.
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(object)) }
 }
 
-/// The spawn of `UThread.init`: takes an empty thread object (a reusable one if the runtime
-/// keeps one, see ThreadObjectSlab, else a new one) and spawns a thread for it. Returns the
-/// object, still empty: the caller, which knows the types, stores the body in it (`install`),
-/// or the spawn error that went to `failure`. The thread cannot run before that: it is only
-/// ready, and nothing between here and the caller's `install` switches; it is not migratable.
+/// A thread may be handed to other threads when its result may: with several workers, they may
+/// run on other kernel threads (joins and cancels across workers are built for it).
+extension UThread: @unchecked Sendable where Success: Sendable {}
+
+/// The spawn of `UThread.init`: under `workers: 1` takes an empty thread object (a reusable one
+/// if the runtime keeps one, see ThreadObjectSlab, else a new one) and spawns a thread for it.
+/// Returns the object, still empty: the caller, which knows the types, stores the body in it
+/// (`install`), or the spawn error that went to `failure`. The thread cannot run before that: it
+/// is only ready, and nothing between here and the caller's `install` switches. Returns nil
+/// under several workers, where the caller makes an M:N thread instead (`spawnOnWorkers`).
 /// (Installing through a closure passed in here cost a thunk and an indirect call per spawn.)
 /// One runtime lookup, not generic: no metadata lookups.
 @usableFromInline
 func spawnThread(
     name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil,
     failure: inout (any Error)?
-) -> ThreadObject {
+) -> ThreadObject? {
     Scheduler.with("UThread.init") { scheduler in
-        let object = scheduler.reusableObject(name: name) ?? ThreadObject(name: name)
-        do {
-            scheduler.current.clear(.flagMigratable)  // parent and child share one kernel thread
-            _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize, parameters: parameters)
-        } catch {
-            failure = error
-        }
-        return object
+        if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
+        return spawnHere(scheduler, name: name, priority: priority, stackSize: stackSize, parameters, &failure)
     }
+}
+
+/// Whether the calling runtime is `workers: 1` (stops with a clear message outside one).
+@usableFromInline
+func runsOnOneWorker(_ api: StaticString) -> Bool {
+    Scheduler.with(api) { $0.workerIndex < 0 }
+}
+
+/// The spawn of `UThread.local`: a thread on the calling kernel thread, whatever the runtime.
+/// Under several workers the spawner must be pinned (see `local`), else the object comes back
+/// finished with the error in `failure`.
+@usableFromInline
+func spawnLocalThread(
+    name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil, failure: inout (any Error)?
+) -> ThreadObject {
+    Scheduler.with("UThread.local") { scheduler in
+        if scheduler.workerIndex >= 0, scheduler.onUserThread, scheduler.current.has(.flagMigratable) {
+            failure = UThreadError.invalidArgument(
+                "UThread.local needs a spawner that stays on its worker: call UThread.pin() before spawning local threads (or spawn the spawner with pinned: true)"
+            )
+            return ThreadObject(name: name)
+        }
+        return spawnHere(scheduler, name: name, priority: priority, stackSize: stackSize, parameters, &failure)
+    }
+}
+
+/// Spawns a thread for a new or reused object on `scheduler`'s kernel thread.
+@inline(__always)
+private func spawnHere(
+    _ scheduler: Scheduler, name: String, priority: Int, stackSize: Int?, _ parameters: SchedulingParameters?,
+    _ failure: inout (any Error)?
+) -> ThreadObject {
+    let object = scheduler.reusableObject(name: name) ?? ThreadObject(name: name)
+    do {
+        _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize, parameters: parameters)
+    } catch {
+        failure = error
+    }
+    return object
 }
 
 /// The slow path of `UThread.checkpoint()` (out of line: the fast path is one decrement).
@@ -166,9 +299,13 @@ public struct UThreadHandle: Hashable, CustomStringConvertible {
     /// See `UThread.name`.
     public var name: String { object.name }
     /// See `UThread.isFinished`.
-    public var isFinished: Bool { object.isFinished }
+    public var isFinished: Bool {
+        object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isFinishedAcquire : object.isFinished
+    }
     /// See `UThread.isCancelled`.
-    public var isCancelled: Bool { object.isCancelled }
+    public var isCancelled: Bool {
+        object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isCancelRequested : object.isCancelled
+    }
 
     /// See `UThread.cancel()`. May be called from any kernel thread at any time: a user thread
     /// of the thread's own runtime cancels at once; another kernel thread (a pthread, a Swift
@@ -177,7 +314,7 @@ public struct UThreadHandle: Hashable, CustomStringConvertible {
     /// (M:N threads through their worker's mailbox; M:1 threads: Scheduler/ForeignCancels.swift).
     /// When the runtime has already ended, the thread is gone and the call does nothing.
     public func cancel() {
-        if let mn = object as? MNThreadObject { return mn.cancel() }
+        if object.isCrossWorker { return unsafeDowncast(object, to: MNThreadObject.self).cancel() }
         guard let runtime = object.runtime, runtime == uthreads_get_runtime() else {
             // Another kernel thread: read nothing the runtime writes (ForeignCancels.swift).
             if let runtime = object.runtime { ForeignCancels.post(object, to: runtime) }
@@ -191,12 +328,41 @@ public struct UThreadHandle: Hashable, CustomStringConvertible {
         }
     }
 
+    /// "UThread #id", with the name in quotes if it has one.
     public var description: String { "UThread \(object.id)\(object.name.isEmpty ? "" : " \"\(object.name)\"")" }
+    /// Whether both are the same thread.
     public static func == (a: UThreadHandle, b: UThreadHandle) -> Bool { a.object === b.object }
+    /// Hashes the thread's identity.
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(object)) }
 }
 
 extension UThread where Success == Never {
+    /// The index of the worker that runs the calling thread: 0..<workers, 0 under `workers: 1`
+    /// (and outside a runtime). A thread that is not pinned may be on another worker after
+    /// its next wait.
+    public static var worker: Int {
+        guard let s = Scheduler.active, s.workerIndex >= 0 else { return 0 }
+        return Int(s.workerIndex)
+    }
+
+    /// Pins the calling thread to the kernel thread it runs on now, for the rest of its life:
+    /// it never migrates after this call (for code that keeps kernel-thread state: thread-local
+    /// C libraries, `pthread_self`-keyed resources, signal masks; and before spawning
+    /// `UThread.local` threads). No effect under `workers: 1` (nothing moves), on a thread that
+    /// is already pinned, or outside a user thread. O(1).
+    public static func pin() {
+        guard let s = Scheduler.active, s.workerIndex >= 0, s.onUserThread else { return }
+        s.current.clear(.flagMigratable)
+    }
+
+    /// Whether the calling thread may still move to another worker: false once pinned, for
+    /// threads that never could (`pinned:`, `spawn(onWorker:)`, `local`, threads that waited
+    /// for a descriptor), under `workers: 1` and outside a user thread.
+    public static var isMigratable: Bool {
+        guard let s = Scheduler.active, s.workerIndex >= 0, s.onUserThread else { return false }
+        return s.current.has(.flagMigratable)
+    }
+
     /// Lets other ready threads run; returns at once when none is ready. ~20 ns per switch.
     @inline(__always)
     public static func yield() {

@@ -2,20 +2,31 @@
 import CUThreads
 
 /// The run-time system of user threads. `run` turns the calling kernel thread into a scheduler
-/// and runs a closure as the main user thread; everything else happens inside it.
+/// (with `workers: N`, into the first of N) and runs a closure as the main user thread;
+/// everything else happens inside it.
 ///
 /// ```swift
-/// let total = try UThreadRuntime.run {
-///     let workers = (1...4).map { n in UThread(name: "worker \(n)") { n * n } }
-///     return try workers.reduce(0) { try $0 + $1.join() }
+/// let total = try UThreadRuntime.run(workers: UThreadRuntime.processorCount) {
+///     let squares = (1...4).map { n in UThread(name: "square \(n)") { n * n } }
+///     return try squares.reduce(0) { try $0 + $1.join() }
 /// }
 /// ```
 ///
-/// One runtime per kernel thread; runtimes on different kernel threads share nothing (no
-/// locks, no global scheduler), so tests and servers may run several side by side.
+/// Runtimes on different kernel threads share nothing (no locks, no global scheduler), so tests
+/// and servers may run several side by side; one runtime per kernel thread.
 public enum UThreadRuntime {
     /// Runs `body` as the main user thread of a new runtime on the calling kernel thread and
     /// returns its value or rethrows its error.
+    ///
+    /// `workers: 1` (the default) is the M:1 runtime: every user thread runs on the calling
+    /// kernel thread, which is the only one the kernel sees. `workers: N` starts N-1 more
+    /// kernel threads (the caller is worker 0), each a scheduler of its own; idle workers take
+    /// queued threads from busy ones, and started threads may move (MN/MNRuntime.swift).
+    ///
+    /// `body` need not be `Sendable`, even with several workers, where the main thread may run
+    /// on another kernel thread: the caller is blocked in `run` until `body` has returned, so
+    /// nothing else touches what it captures meanwhile, and the compiler's region checking keeps
+    /// its non-`Sendable` captures out of the `sending` closures of the threads it spawns.
     ///
     /// When the main thread returns, every thread still alive is cancelled and `run` keeps
     /// scheduling until all have finished: their `defer` blocks run and nothing leaks. (A
@@ -24,17 +35,25 @@ public enum UThreadRuntime {
     /// wakes the parked threads so they unwind, and throws `UThreadError.deadlock`.
     ///
     /// - Parameters:
-    ///   - configuration: stack sizes and modes, accounting, checks. Validated first.
-    ///   - policy: the scheduling algorithm (default: `FIFOPolicy`).
+    ///   - workers: kernel threads that run user threads, 1...1024 (`processorCount` uses
+    ///     every CPU).
+    ///   - configuration: stack sizes and modes, accounting, checks. Validated first. The
+    ///     virtual clock and tracing need `workers: 1`.
+    ///   - policy: makes the scheduling algorithm, once per worker (policies are per worker);
+    ///     FIFO when nil. Its error is `run`'s.
     ///   - body: the main user thread's code; its value is `run`'s.
-    /// - Throws: `UThreadError.invalidConfiguration`, `.nestedRuntime`, `.deadlock`,
-    ///   `.resourceExhausted`, or the main thread's error.
+    /// - Throws: `UThreadError.invalidArgument` (workers), `.invalidConfiguration`,
+    ///   `.nestedRuntime`, `.deadlock`, `.resourceExhausted`, the policy's or the main thread's
+    ///   error; `.system` naming `pthread_create` when a worker's kernel thread cannot be
+    ///   started (then no user code has run).
     @discardableResult
     public static func run<R>(
+        workers: Int = 1,
         _ configuration: Configuration = Configuration(),
-        policy: (any SchedulingPolicy)? = nil,
+        policy: (@Sendable () throws -> any SchedulingPolicy)? = nil,
         _ body: () throws -> R
     ) throws -> R {
+        guard workers == 1 else { return try runOnWorkers(workers, configuration, policy: policy, body) }
         try configuration.validate()
         guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
         if configuration.installFaultHandler {
@@ -45,8 +64,9 @@ public enum UThreadRuntime {
                     metadata: ["errno": "\(e)"])
             }
         }
+        let policy = try policy?() ?? FIFOPolicy()
         JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
-        let scheduler = Scheduler(settings: configuration.schedulerSettings, policy: policy ?? FIFOPolicy())
+        let scheduler = Scheduler(settings: configuration.schedulerSettings, policy: policy)
         let address = Unmanaged.passUnretained(scheduler).toOpaque()
         let inbox = ForeignCancels.open(for: address)
         scheduler.foreignCancels = inbox
@@ -88,7 +108,7 @@ public enum UThreadRuntime {
 
     /// A snapshot of the calling runtime's thread table. Call it from a user thread.
     ///
-    /// Inside an M:N runtime (`run(workers:)`) the table has every worker's threads, each row
+    /// With several workers the table has every worker's threads, each row
     /// with its `worker`: the caller asks every other worker for its rows and waits for the
     /// answers (up to a second; a worker whose thread runs without a safe point that long is
     /// listed in `unansweredWorkers` instead). O(threads).

@@ -359,20 +359,30 @@ final class Scheduler {
 
     // MARK: Spawning
 
+    /// A new thread id from this runtime's block of ids (an M:N thread's, given at spawn). O(1).
+    func allocateID() -> UInt64 { ids.allocate() }
+
     /// Creates a thread for `object` and makes it ready. O(1) with a pooled stack. Inlined
     /// into its few callers (UThread's spawn among them: ~20 instructions of call per spawn).
     @inline(__always)
     func spawn(
         _ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0,
-        parameters: SchedulingParameters? = nil
+        parameters: SchedulingParameters? = nil, presetID: UInt64 = 0
     ) throws(UThreadError) -> ControlBlock {
         // Most spawns pass neither argument: two nil tests, and the range tests out of line
         // (inline, the compiler evaluated both of them on every spawn: ~20 instructions).
         if stackSize != nil || parameters != nil { try Scheduler.validate(stackSize, parameters) }
         let stack = try stacks.allocate(size: stackSize)
         let t = table.allocate()
-        let id = ids.allocate()
-        object.id = ThreadID(rawValue: id)
+        // An M:N thread got its id at spawn (`presetID`), before other kernel threads could
+        // read `object.id`: it is not written again. The M:1 callers pass the constant 0.
+        let id: UInt64
+        if presetID == 0 {
+            id = ids.allocate()
+            object.id = ThreadID(rawValue: id)
+        } else {
+            id = presetID
+        }
         object.controlBlock = t
         t.pointee.id = id
         t.pointee.flags = flags

@@ -19,6 +19,13 @@ struct ThreadIDAllocator {
     private var current: UInt64 = 0
     private var end: UInt64 = 0
 
+    /// One id straight from the process-wide counter, for a spawn on a kernel thread that has
+    /// no runtime of its own (an M:N runtime's main thread, a spawn through its handle): one
+    /// atomic add.
+    static func allocateShared() -> UInt64 {
+        next.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+
     mutating func allocate() -> UInt64 {
         if current == end {
             current = Self.next.wrappingAdd(Self.block, ordering: .relaxed).oldValue

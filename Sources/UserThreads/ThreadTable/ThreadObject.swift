@@ -90,11 +90,16 @@ class ThreadObject: WaitQueue {
     @exclusivity(unchecked) final var savedErrno: Int32 = 0
     @exclusivity(unchecked) final var home: Int32 = 0
     @exclusivity(unchecked) final var migrations: Int32 = 0
+    /// Whether this is an M:N thread's object (the subclass), whose finish, cancel and join
+    /// other kernel threads see through its atomic flags rather than the fields above: one
+    /// load and a predicted branch in `UThread`'s join instead of a dynamic cast.
+    @usableFromInline final let isCrossWorker: Bool
 
     @usableFromInline
-    init(name: String) {
+    init(name: String, crossWorker: Bool = false) {
         self.name = name
         self.isNamed = !name.isEmpty
+        self.isCrossWorker = crossWorker
         super.init()
     }
 

@@ -58,7 +58,7 @@ enum InstructionCounts {
             try UThreadRuntime.run {
                 let ping = Channel<Int>()
                 let pong = Channel<Int>()
-                let echo = UThread { while let v = try ping.receive() { try pong.send(v) } }
+                let echo = UThread.local { while let v = try ping.receive() { try pong.send(v) } }
                 for i in 0..<count / 2 {
                     try ping.send(i)
                     _ = try pong.receive()

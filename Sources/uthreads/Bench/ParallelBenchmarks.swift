@@ -76,10 +76,10 @@ enum ParallelBenchmarks {
     ) {
         let cpu0 = processCPUSeconds()
         let start = uthreads_monotonic_ns()
-        let sum = try UThreadRuntime.run(workers: workers) { () -> UInt64 in
-            let threads = (0..<tasks).map { i in MNThread { crunch(UInt64(i), iterations) } }
+        let sum = try UThreadRuntime.runHybrid(workers: workers) { () -> UInt64 in
+            let threads = (0..<tasks).map { i in UThread { crunch(UInt64(i), iterations) } }
             let r = try threads.reduce(0) { try $0 &+ $1.join() }
-            if verbose { print("  workers \(workers): \(MNThread.runtime!.statistics)") }
+            if verbose { print("  workers \(workers): \(UThread.runtime!.statistics)") }
             return r
         }
         let wall = Double(uthreads_monotonic_ns() - start) / 1e9
@@ -104,9 +104,9 @@ enum ParallelBenchmarks {
     ) {
         let cpu0 = processCPUSeconds()
         let start = uthreads_monotonic_ns()
-        let (sum, migrations) = try UThreadRuntime.run(workers: workers) { () -> (UInt64, Int) in
+        let (sum, migrations) = try UThreadRuntime.runHybrid(workers: workers) { () -> (UInt64, Int) in
             let ts = (0..<threads).map { i in
-                MNThread.startingHere { () -> UInt64 in
+                UThread.startingHere { () -> UInt64 in
                     var x = UInt64(i)
                     for _ in 0..<slices {
                         x = crunch(x, iterations)
@@ -116,7 +116,7 @@ enum ParallelBenchmarks {
                 }
             }
             let r = try ts.reduce(0) { try $0 &+ $1.join() }
-            let stats = MNThread.runtime!.statistics
+            let stats = UThread.runtime!.statistics
             if verbose { print("  workers \(workers): \(stats)") }
             return (r, stats.migrations)
         }
@@ -155,13 +155,13 @@ enum ParallelBenchmarks {
             while done < end {
                 let n = min(batch, end - done)
                 let base = done
-                let threads = (0..<n).map { i in MNThread { base + i } }
+                let threads = (0..<n).map { i in UThread { base + i } }
                 for t in threads { sum &+= try t.join() }
                 done += n
             }
             return sum
         }
-        let (ns, sum) = try UThreadRuntime.run(workers: workers) { () -> (UInt64, Int) in
+        let (ns, sum) = try UThreadRuntime.runHybrid(workers: workers) { () -> (UInt64, Int) in
             let start = uthreads_monotonic_ns()
             var sum = 0
             if spawners == 1 {
@@ -169,13 +169,13 @@ enum ParallelBenchmarks {
             } else {
                 let share = (count + spawners - 1) / spawners
                 let group = try (0..<spawners).map { k in
-                    try MNThread.spawn(onWorker: k % workers) {
+                    try UThread.spawn(onWorker: k % workers) {
                         try spawnAndJoin(k * share, min(count, (k + 1) * share))
                     }
                 }
                 for t in group { sum &+= try t.join() }
             }
-            if verbose { print("  workers \(workers), spawners \(spawners): \(MNThread.runtime!.statistics)") }
+            if verbose { print("  workers \(workers), spawners \(spawners): \(UThread.runtime!.statistics)") }
             return (uthreads_monotonic_ns() - start, sum)
         }
         guard sum == count * (count - 1) / 2 else { throw ValidationError("spawn+join lost threads: sum \(sum)") }

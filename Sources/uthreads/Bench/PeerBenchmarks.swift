@@ -529,7 +529,7 @@ enum UserSignalWait {
             let c = UCondition()
             var turn = 0
             let rounds = handoffs / 2
-            let partner = UThread {
+            let partner = UThread.local {
                 try m.lock()
                 for _ in 0..<rounds {
                     while turn != 1 { try c.wait(m) }

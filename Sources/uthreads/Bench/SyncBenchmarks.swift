@@ -24,7 +24,7 @@ enum SyncBenchmarks {
         try UThreadRuntime.run {
             let ping = Channel<Int>()
             let pong = Channel<Int>()
-            let echo = UThread { while let v = try ping.receive() { try pong.send(v) } }
+            let echo = UThread.local { while let v = try ping.receive() { try pong.send(v) } }
             for i in 0..<1_000 {
                 try ping.send(i)
                 _ = try pong.receive()
@@ -45,10 +45,10 @@ enum SyncBenchmarks {
     /// bound to the last worker (main runs on worker 0): on 2 workers it crosses kernel threads
     /// on every message, on 1 worker it never does. Wall time.
     static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> Double {
-        try UThreadRuntime.run(workers: workers) {
+        try UThreadRuntime.runHybrid(workers: workers) {
             let ping = MNChannel<Int>(name: "ping")
             let pong = MNChannel<Int>(name: "pong")
-            let echo = try MNThread.spawn(name: "echo", onWorker: workers - 1) {
+            let echo = try UThread.spawn(name: "echo", onWorker: workers - 1) {
                 while let v = try ping.receive() { try pong.send(v) }
             }
             for i in 0..<1_000 {

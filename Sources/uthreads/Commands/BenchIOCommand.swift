@@ -162,7 +162,7 @@ struct BenchIOCommand: ParsableCommand {
             var errors = 0
             let start = ContinuousClock.now
             let threads = (0..<count).map { _ in
-                UThread(stackSize: 64 * 1024) {
+                UThread.local(stackSize: 64 * 1024) {
                     do {
                         let stream = try TCPStream.connect(to: address)
                         defer { try? stream.close() }

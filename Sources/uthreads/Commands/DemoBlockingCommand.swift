@@ -44,7 +44,7 @@ enum BlockingDemo {
             var readerWaiting = false
             var ticksWhileWaiting = 0
             var done = false
-            let ticker = UThread(name: "ticker") {
+            let ticker = UThread.local(name: "ticker") {
                 var n = 0
                 while !done {
                     try UThread.sleep(for: .milliseconds(100))
@@ -73,7 +73,7 @@ enum BlockingDemo {
                     return Glibc.write(writeFD, "hello", 5)
                 }
             }
-            let reader = UThread(name: "reader") {
+            let reader = UThread.local(name: "reader") {
                 try UThread.sleep(for: .milliseconds(150))
                 var buffer = [UInt8](repeating: 0, count: 16)
                 stamp(

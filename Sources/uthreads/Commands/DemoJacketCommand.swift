@@ -118,14 +118,14 @@ enum JacketDemo {
         let start = ContinuousClock.now
         try UThreadRuntime.run {
             var finished = 0
-            let ticker = UThread(name: "ticker") {
+            let ticker = UThread.local(name: "ticker") {
                 while finished < n {
                     try UThread.sleep(for: .milliseconds(10))
                     outcome.ticks += 1
                 }
             }
             let threads = (0..<n).map { _ in
-                UThread(name: "curl", stackSize: 256 * 1024) {
+                UThread.local(name: "curl", stackSize: 256 * 1024) {
                     var result = jacket_curl_result()
                     jacket_curl_get(url, 60_000, &result)
                     if result.code == 0 && result.status == 200 {

@@ -188,7 +188,7 @@ struct DemoSleepingBarberCommand: ParsableCommand {
             var served = 0
             var away = 0
             var snapshot = Snapshot()
-            let barber = UThread(name: "barber") {
+            let barber = UThread.local(name: "barber") {
                 while true {
                     try customersReady.wait()  // asleep while nobody waits
                     try seats.withLock { waiting -= 1 }

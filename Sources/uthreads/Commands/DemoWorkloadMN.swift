@@ -6,7 +6,7 @@ enum MNDemoWorkload {
     /// Runs an M:N runtime with `workers` workers, parks one thread on each M:N primitive
     /// (spread over the workers), takes the merged thread table, then releases everything.
     static func snapshot(workers: Int) throws -> ThreadTable {
-        try UThreadRuntime.run(workers: workers) { () -> ThreadTable in
+        try UThreadRuntime.runHybrid(workers: workers) { () -> ThreadTable in
             let accounts = MNMutex(name: "accounts")
             let jobs = MNChannel<Int>(name: "jobs")
             let quit = MNChannel<Void>(name: "quit")
@@ -23,9 +23,9 @@ enum MNDemoWorkload {
             try config.writeLock()
             try started.add(1)
             var k = 0
-            func spawn(_ name: String, _ body: @escaping @Sendable () throws -> Void) throws -> MNThread<Void> {
+            func spawn(_ name: String, _ body: @escaping @Sendable () throws -> Void) throws -> UThread<Void> {
                 k += 1
-                return try MNThread.spawn(name: name, onWorker: k % workers, body)
+                return try UThread.spawn(name: name, onWorker: k % workers, body)
             }
             let threads = [
                 try spawn("teller") { try accounts.withLock {} },
@@ -56,7 +56,7 @@ enum MNDemoWorkload {
             // Add a thread that waits for the once-initialiser, now that it runs.
             let late = try spawn("late initialiser") { try setup.run {} }
             for _ in 0..<5_000 {
-                if let id = late.id, table.threads.contains(where: { $0.id == id && $0.state == .blocked }) { break }
+                if table.threads.contains(where: { $0.id == late.id && $0.state == .blocked }) { break }
                 try UThread.sleep(for: .milliseconds(1))
                 table = UThreadRuntime.threadTable()
             }

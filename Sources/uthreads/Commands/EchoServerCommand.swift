@@ -17,7 +17,7 @@ struct EchoServerCommand: ParsableCommand {
             print("uthreads echo-server: listening on \(listener.localAddress) (RLIMIT_NOFILE \(limit))")
             while true {
                 let connection = try listener.accept()
-                _ = UThread(name: "echo", stackSize: 64 * 1024) {
+                _ = UThread.local(name: "echo", stackSize: 64 * 1024) {
                     defer { try? connection.close() }
                     var buffer = [UInt8](repeating: 0, count: 16 * 1024)
                     while true {

@@ -80,7 +80,8 @@ enum CheckpointBench {
 
     static func run() throws {
         let n = 200_000_000
-        func measure(_ policy: any SchedulingPolicy, checkpoint: Bool) throws -> Double {
+        func measure(_ policy: @escaping @Sendable () throws -> any SchedulingPolicy, checkpoint: Bool) throws -> Double
+        {
             var c = UThreadRuntime.Configuration()
             c.watchdogLimit = nil  // the loop without checkpoint() has no safe point, by design
             return try UThreadRuntime.run(c, policy: policy) {
@@ -108,15 +109,15 @@ enum CheckpointBench {
         for (name, make) in [
             (
                 "round-robin, 10 ms quantum (alone: one self-preemption per 10 ms)",
-                { try RoundRobinPolicy(quantum: .milliseconds(10)) as any SchedulingPolicy }
+                { @Sendable in try RoundRobinPolicy(quantum: .milliseconds(10)) as any SchedulingPolicy }
             ),
-            ("FIFO (no quantum)", { FIFOPolicy() as any SchedulingPolicy }),
+            ("FIFO (no quantum)", { @Sendable in FIFOPolicy() as any SchedulingPolicy }),
         ] {
             var with: [Double] = []
             var without: [Double] = []
             for _ in 0..<5 {
-                with.append(try measure(make(), checkpoint: true))
-                without.append(try measure(make(), checkpoint: false))
+                with.append(try measure(make, checkpoint: true))
+                without.append(try measure(make, checkpoint: false))
             }
             let w = with.sorted()[2]
             let wo = without.sorted()[2]

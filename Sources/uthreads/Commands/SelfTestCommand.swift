@@ -130,7 +130,7 @@ struct SelfTestCommand: ParsableCommand {
                 throw ValidationError("dump-on-signal-workers needs WORKERS")
             }
             try runOnOwnKernelThread {
-                try UThreadRuntime.run(workers: workers) {
+                try UThreadRuntime.runHybrid(workers: workers) {
                     try KnownStates.withSleeperOnEachWorker(workers) {
                         print("ready")
                         fflush(nil)  // every stream: `stdout` is not concurrency-safe to name here
@@ -155,7 +155,7 @@ struct SelfTestCommand: ParsableCommand {
                     throw ValidationError("live-view: WORKERS must be at least 1")
                 }
                 let stop = paths[1]
-                try UThreadRuntime.run(workers: workers, configuration) {
+                try UThreadRuntime.runHybrid(workers: workers, configuration) {
                     try KnownStates.withSleeperOnEachWorker(workers) {
                         let give = ContinuousClock.now + .seconds(120)  // never outlive a lost test
                         while access(stop, F_OK) != 0 && ContinuousClock.now < give {
@@ -248,7 +248,7 @@ struct SelfTestCommand: ParsableCommand {
             // diagnostic, not spin or hang.
             try UThreadRuntime.run {
                 let (reader, writer) = try Pipe.make()
-                let waiter = UThread(name: "reader") { _ = try reader.read(upTo: 1) }
+                let waiter = UThread.local(name: "reader") { _ = try reader.read(upTo: 1) }
                 UThread.yield()  // it parks: the reactor exists now
                 for fd in descriptors(linkedTo: "anon_inode:[eventpoll]") { close(fd) }
                 try waiter.join()
@@ -273,7 +273,7 @@ struct SelfTestCommand: ParsableCommand {
             // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb. With
             // WORKERS, an M:N runtime with a sleeping thread pinned to each worker.
             if let workers = paths.first.flatMap({ Int($0) }), workers >= 1 {
-                try UThreadRuntime.run(workers: workers) {
+                try UThreadRuntime.runHybrid(workers: workers) {
                     try KnownStates.withSleeperOnEachWorker(workers) { raise(SIGTRAP) }
                 }
                 return
@@ -336,7 +336,7 @@ enum KnownStates {
     /// runs on the calling M:N thread.
     static func withSleeperOnEachWorker(_ workers: Int, _ body: () throws -> Void) throws {
         let sleepers = try (0..<workers).map { k in
-            try MNThread.spawn(name: "sleeper \(k)", onWorker: k) { try UThread.sleep(for: .seconds(3600)) }
+            try UThread.spawn(name: "sleeper \(k)", onWorker: k) { try UThread.sleep(for: .seconds(3600)) }
         }
         defer {
             for s in sleepers { s.cancel() }
@@ -387,9 +387,9 @@ enum ForeignCanceller {
     static func scenario(viaTask: Bool, workers: Int?) throws {
         let outcome: String
         if let workers {
-            outcome = try UThreadRuntime.run(workers: workers) { () -> String in
+            outcome = try UThreadRuntime.runHybrid(workers: workers) { () -> String in
                 let handles = MNChannel<Sent>()
-                let sleeper = MNThread(name: "sleeper") { () -> String in
+                let sleeper = UThread(name: "sleeper") { () -> String in
                     try handles.send(Sent(handle: UThread.current))
                     do { try UThread.sleep(for: .seconds(3600)) } catch { return "\(type(of: error))" }
                     return "slept"

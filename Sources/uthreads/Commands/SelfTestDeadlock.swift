@@ -12,12 +12,12 @@ enum DeadlockScenario {
         reported += report("M:1") {
             try UThreadRuntime.run {
                 var b: UThread<Void>?
-                let a = UThread(name: "alice") {
+                let a = UThread.local(name: "alice") {
                     defer { unwound += 1 }
                     UThread.yield()
                     try b!.join()
                 }
-                b = UThread(name: "bob") {
+                b = UThread.local(name: "bob") {
                     defer { unwound += 1 }
                     try a.join()
                 }
@@ -32,14 +32,14 @@ enum DeadlockScenario {
                 let second = MNMutex(name: "second")
                 let bothHold = MNWaitGroup()
                 try bothHold.add(2)
-                let t1 = try MNThread.spawn(name: "carol", onWorker: 0) {
+                let t1 = try UThread.spawn(name: "carol", onWorker: 0) {
                     try first.withLock {
                         try bothHold.done()
                         try bothHold.wait()
                         try second.withLock {}
                     }
                 }
-                let t2 = try MNThread.spawn(name: "dave", onWorker: 1) {
+                let t2 = try UThread.spawn(name: "dave", onWorker: 1) {
                     try second.withLock {
                         try bothHold.done()
                         try bothHold.wait()

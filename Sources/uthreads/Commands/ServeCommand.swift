@@ -141,10 +141,10 @@ struct ServeCommand: ParsableCommand {
                 let fd = listener.fileDescriptor
                 print("uthreads serve: listening on http://\(listener.localAddress)/ with \(n) workers \(started)")
                 fflush(nil)  // scripts and `bench parallel` read the port from a pipe
-                let watcher = MNThread(name: "signals") { try ServeCommand.watch(signals, stop, grace: grace) }
+                let watcher = UThread(name: "signals") { try ServeCommand.watch(signals, stop, grace: grace) }
                 UThread.yield()  // the watcher waits before accepting begins (see HTTPServer.run)
                 let acceptors = try (0..<n).map { k in
-                    try MNThread.spawn(name: "acceptor \(k)", onWorker: k) {
+                    try UThread.spawn(name: "acceptor \(k)", onWorker: k) {
                         try servers[k].makeServer(
                             try TCPListener(borrowing: fd), stop: stop, share: share, registry: registry
                         ).run()

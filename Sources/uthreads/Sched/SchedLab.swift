@@ -143,7 +143,7 @@ enum SchedLab {
         c.clock = virtual ? .virtual : .real
         c.trace = trace
         let specs = workload.threads
-        try UThreadRuntime.run(c, policy: try policy.make(seed: seed, quantum: quantum)) {
+        try UThreadRuntime.run(c, policy: { try policy.make(seed: seed, quantum: quantum) }) {
             let threads = specs.map { spec in
                 UThread(name: spec.name, scheduling: spec.scheduling) {
                     for phase in spec.phases {

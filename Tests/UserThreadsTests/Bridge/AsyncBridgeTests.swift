@@ -33,7 +33,7 @@ import Testing
         let ticks = Ticks()
         let value = try await executor.run {
             var done = false
-            let ticker = UThread(name: "ticker") {
+            let ticker = UThread.local(name: "ticker") {
                 while !done {
                     ticks.count.add(1, ordering: .relaxed)
                     try UThread.sleep(for: .milliseconds(1))

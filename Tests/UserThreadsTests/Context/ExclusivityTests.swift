@@ -17,7 +17,7 @@ final class Shared {
             let shared = Shared()
             shared.buffers = Array(repeating: [0], count: 10_000)
             let parked = (0..<10_000).map { i in
-                UThread {
+                UThread.local {
                     shared.buffers[i].withUnsafeMutableBufferPointer { buffer in
                         buffer[0] = i
                         UThread.yield()  // parked with the access open

@@ -21,9 +21,9 @@ import UserThreads
         let echoed = try UThreadRuntime.run {
             let listener = try TCPListener(port: 0)
             let port = listener.port
-            let server = UThread(name: "server") {
+            let server = UThread.local(name: "server") {
                 let connection = try listener.accept()
-                _ = UThread(name: "client") {
+                _ = UThread.local(name: "client") {
                     defer { try? connection.close() }
                     while true {
                         let bytes = try connection.read(upTo: 4096, timeout: .seconds(30))

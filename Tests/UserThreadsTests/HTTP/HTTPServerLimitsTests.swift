@@ -10,7 +10,7 @@ import UserThreadsHTTP
     @Test func slowHeadIsClosedByTheHeadDeadline() throws {
         let (sent, reply, fresh) = try withHTTPServer({ $0.headTimeout = .milliseconds(300) }) { address in
             let slow = try TCPStream.connect(to: address)
-            let reader = UThread { try slow.readToEnd(timeout: .seconds(20)) }
+            let reader = UThread.local { try slow.readToEnd(timeout: .seconds(20)) }
             var sent = 0
             let drip = "GET / HTTP/1.1\r\nX-Slow: " + String(repeating: "a", count: 400)
             for byte in drip.utf8 where !reader.isFinished {  // 20 s at most: the server must close first
@@ -79,11 +79,11 @@ import UserThreadsHTTP
             setsockopt(client.fileDescriptor, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
             setsockopt(accepted.fileDescriptor, SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
             let body = [UInt8](repeating: 0x41, count: 1 << 20)
-            let writer = UThread {
+            let writer = UThread.local {
                 try client.write(all: "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.count)\r\n\r\n")
                 try client.write(all: body, timeout: .seconds(20))
             }
-            let serving = UThread { server.serve(accepted) }
+            let serving = UThread.local { server.serve(accepted) }
             try writer.join()
             try serving.join()  // returns: the response could not be written within 300 ms
             #expect(accepted.isClosed)

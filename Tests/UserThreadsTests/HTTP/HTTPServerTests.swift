@@ -87,7 +87,7 @@ func withHTTPServer<R>(
         let head = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         let reply = try withHTTPServer { address in
             let c = try TCPStream.connect(to: address)
-            let reader = UThread { try c.readToEnd(timeout: .seconds(20)) }  // reads while we write
+            let reader = UThread.local { try c.readToEnd(timeout: .seconds(20)) }  // reads while we write
             try c.write(all: head)
             try? c.write(all: body, timeout: .seconds(20))  // after a 413 the server drains, then closes
             try? c.shutdownWrite()

@@ -21,7 +21,7 @@ import Testing
             var waiting = false
             var done = false
             let ticks = Atomic<Int>(0)
-            let ticker = UThread {
+            let ticker = UThread.local {
                 while !done {
                     try UThread.sleep(for: Self.tick)
                     if waiting { ticks.add(1, ordering: .relaxed) }
@@ -36,7 +36,7 @@ import Testing
             }
             let writeFD = fds[1]
             let runtimeThread = uthreads_gettid()
-            let writer = UThread {
+            let writer = UThread.local {
                 _ = try blocking { () -> Int in
                     let end = ContinuousClock.now + .seconds(20)  // a bound, never expected
                     if raw {
@@ -49,7 +49,7 @@ import Testing
                     return Glibc.write(writeFD, "x", 1)
                 }
             }
-            let reader = UThread {
+            let reader = UThread.local {
                 var b: UInt8 = 0
                 waiting = true
                 let n =

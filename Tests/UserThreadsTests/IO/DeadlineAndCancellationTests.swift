@@ -146,7 +146,7 @@ import Testing
         let error = try UThreadRuntime.run { () -> (any Error)? in
             let f = try Fixture()
             defer { f.close() }
-            let t = UThread { () -> (any Error)? in
+            let t = UThread.local { () -> (any Error)? in
                 do { try c.call(f, nil) } catch { return error }
                 return nil
             }
@@ -163,7 +163,7 @@ import Testing
         let error = try UThreadRuntime.run { () -> (any Error)? in
             let f = try Fixture()
             defer { f.close() }
-            let t = UThread { () -> (any Error)? in
+            let t = UThread.local { () -> (any Error)? in
                 do { try c.call(f, .seconds(20)) } catch { return error }
                 return nil
             }
@@ -234,7 +234,7 @@ import Testing
     @Test func threadTableShowsTheDescriptor() throws {
         let text = try UThreadRuntime.run {
             let (r, w) = try Pipe.make()
-            let t = UThread(name: "reader") { _ = try r.read(upTo: 1) }
+            let t = UThread.local(name: "reader") { _ = try r.read(upTo: 1) }
             UThread<Never>.yield()
             let table = UThreadRuntime.threadTable().description
             try w.write(all: "x")

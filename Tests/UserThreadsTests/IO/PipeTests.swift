@@ -6,7 +6,7 @@ import Testing
     @Test func readerParksUntilWriterWrites() throws {
         let got = try UThreadRuntime.run {
             let (r, w) = try Pipe.make()
-            let reader = UThread { try r.read(upTo: 100) }
+            let reader = UThread.local { try r.read(upTo: 100) }
             UThread<Never>.yield()
             try w.write(all: "hello")
             return try reader.join()
@@ -20,7 +20,7 @@ import Testing
             for i in 0..<200 {
                 let (r, w) = try Pipe.make()
                 threads.append(
-                    UThread {
+                    UThread.local {
                         var sum = 0
                         while true {
                             let chunk = try r.read(upTo: 16)
@@ -47,7 +47,7 @@ import Testing
         let count = try UThreadRuntime.run {
             let (r, w) = try Pipe.make()
             let readers = (0..<8).map { _ in
-                UThread { () throws -> Int in
+                UThread.local { () throws -> Int in
                     var n = 0
                     while true {
                         let c = try r.read(upTo: 1)
@@ -72,7 +72,7 @@ import Testing
             for i in 0..<100 {
                 let (a, b) = try UnixStream.pair()
                 threads.append(
-                    UThread {
+                    UThread.local {
                         try a.write(all: "ping \(i)")
                         let reply = try a.read(upTo: 100)
                         return reply == Array("pong \(i)".utf8)
@@ -94,7 +94,7 @@ import Testing
         let size = 4 * 1024 * 1024
         let received = try UThreadRuntime.run {
             let (r, w) = try Pipe.make()
-            let writer = UThread {
+            let writer = UThread.local {
                 let data = [UInt8](repeating: 7, count: size)
                 // a single write(2) is partial (the pipe holds 64 KiB): write(all:) waits for the reader
                 let first = try data.withUnsafeBytes { try w.write($0) }

@@ -20,7 +20,7 @@ func unblockSignal(_ signal: Int32) {
             defer { unblockSignal(SIGUSR1) }
             let reader = UThread { try stream.next(timeout: .seconds(20)) }
             var ranMeanwhile = false
-            let other = UThread { ranMeanwhile = true }
+            let other = UThread.local { ranMeanwhile = true }
             try other.join()
             pthread_kill(pthread_self(), SIGUSR1)  // pending on this thread, blocked: for the stream
             return (try reader.join(), ranMeanwhile)

@@ -11,12 +11,12 @@ import Testing
             let listener = try TCPListener(host: "127.0.0.1", port: 0, backlog: 4096)
             var connected = 0
             var allConnected = WaitFlag()
-            let server = UThread(name: "accept") { () throws -> Int in
+            let server = UThread.local(name: "accept") { () throws -> Int in
                 var handlers: [UThread<Void>] = []
                 for _ in 0..<clients {
                     let c = try listener.accept()
                     handlers.append(
-                        UThread(stackSize: 64 * 1024) {
+                        UThread.local(stackSize: 64 * 1024) {
                             defer { try? c.close() }
                             let bytes = try c.read(upTo: 64)
                             try c.write(all: bytes.reversed())
@@ -26,7 +26,7 @@ import Testing
                 return handlers.count
             }
             let threads = (0..<clients).map { i in
-                UThread(stackSize: 64 * 1024) { () throws -> Bool in
+                UThread.local(stackSize: 64 * 1024) { () throws -> Bool in
                     let s = try TCPStream.connect(to: listener.localAddress, timeout: .seconds(10))
                     defer { try? s.close() }
                     connected += 1
@@ -64,7 +64,7 @@ import Testing
         let reply = try UThreadRuntime.run { () throws -> [UInt8] in
             let listener = try TCPListener(host: "::1", port: 0)
             #expect(listener.localAddress.family == .ipv6)
-            let server = UThread {
+            let server = UThread.local {
                 let c = try listener.accept()
                 try c.write(all: "v6")
                 try c.close()
@@ -87,7 +87,7 @@ import Testing
             let addresses = try SocketAddress.resolve(host: "localhost", port: 80)
             #expect(!addresses.isEmpty)
             let listener = try TCPListener(host: "127.0.0.1", port: 0)
-            let server = UThread { try listener.accept().write(all: "hi") }
+            let server = UThread.local { try listener.accept().write(all: "hi") }
             let s = try TCPStream.connect(host: "localhost", port: listener.port, timeout: .seconds(5))
             try server.join()
             return try s.read(upTo: 10) == Array("hi".utf8)
@@ -118,7 +118,7 @@ import Testing
             var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
             setsockopt(
                 server.fileDescriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-            let reader = UThread { () -> UThreadError? in
+            let reader = UThread.local { () -> UThreadError? in
                 do { _ = try client.read(upTo: 10) } catch let e as UThreadError { return e }
                 return nil
             }
@@ -142,7 +142,7 @@ import Testing
         let text = try UThreadRuntime.run {
             let listener = try UnixListener(path: path)
             defer { try? listener.close() }
-            let server = UThread {
+            let server = UThread.local {
                 let c = try listener.accept()
                 try c.write(all: try c.read(upTo: 100) + Array(" back".utf8))
                 try c.close()

@@ -71,13 +71,13 @@ private func openFiles() -> Set<String> {
 /// A reader parked on `fd` on worker 1, then a thread that keeps worker 1 busy without a
 /// safe point (so it answers no mail) until `release` is set.
 private func readerAndBusyWorker1(_ fd: Int32) throws -> (
-    reader: MNThread<String>, busy: MNThread<Bool>, release: MNFlag
+    reader: UThread<String>, busy: UThread<Bool>, release: MNFlag
 ) {
-    let reader = try MNThread.spawn(name: "reader", onWorker: 1) { readOutcome(fd) }
+    let reader = try UThread.spawn(name: "reader", onWorker: 1) { readOutcome(fd) }
     #expect(try waitUntilParked(reader, .read))
     let running = MNFlag()
     let release = MNFlag()
-    let busy = try MNThread.spawn(name: "busy", onWorker: 1) { () -> Bool in
+    let busy = try UThread.spawn(name: "busy", onWorker: 1) { () -> Bool in
         running.set()
         return spinUntil(release)
     }
@@ -96,9 +96,9 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
     @Test(arguments: Kind.allCases) func closeOnWorker0WakesReaderOnWorker1(kind: Kind) throws {
         let (outcome, closed, watched) = try UThreadRuntime.run(workers: 2) { () -> (String, Bool, Int) in
             let (r, w) = kind == .pipe ? try IO.pipe() : try IO.socketpair()
-            let reader = try MNThread.spawn(name: "reader", onWorker: 1) { readOutcome(r) }
+            let reader = try UThread.spawn(name: "reader", onWorker: 1) { readOutcome(r) }
             #expect(try waitUntilParked(reader, .read))
-            let closer = try MNThread.spawn(name: "closer", onWorker: 0) { () throws in try IO.close(r) }
+            let closer = try UThread.spawn(name: "closer", onWorker: 0) { () throws in try IO.close(r) }
             try closer.join()
             let outcome = try reader.join()
             // The write end sees the close: EPIPE (socket or pipe with no reader left).
@@ -125,7 +125,7 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
             () -> ([String], String, Bool, Int) in
             let (a, b) = try IO.socketpair()
             let (reader, busy, release) = try readerAndBusyWorker1(a)
-            let results = try MNThread.spawn(name: "closer", onWorker: 0) { () -> [String] in
+            let results = try UThread.spawn(name: "closer", onWorker: 0) { () -> [String] in
                 var results: [String] = []
                 do {
                     try IO.close(a, waiting: false)
@@ -163,7 +163,7 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
             () -> (String?, Bool, Bool, String) in
             let (a, b) = try IO.socketpair()
             let (reader, busy, release) = try readerAndBusyWorker1(a)
-            let closer = try MNThread.spawn(name: "closer", onWorker: 0) { () throws in try IO.close(a) }
+            let closer = try UThread.spawn(name: "closer", onWorker: 0) { () throws in try IO.close(a) }
             // The closer and this thread share worker 0: its own table answers at once.
             var parked: String?
             for _ in 0..<20_000 where parked == nil {
@@ -193,7 +193,7 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
             let listener = try TCPListener(host: "127.0.0.1", port: 0)
             let fd = listener.fileDescriptor
             let port = listener.port
-            let acceptor = try MNThread.spawn(name: "acceptor", onWorker: 1) { () -> String in
+            let acceptor = try UThread.spawn(name: "acceptor", onWorker: 1) { () -> String in
                 do {
                     _ = try IO.accept(fd, timeout: generous)
                     return "accepted"
@@ -215,7 +215,7 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
             let listener = try TCPListener(host: "127.0.0.1", port: 0)
             let fd = listener.fileDescriptor
             let acceptors = try (0..<2).map { k in
-                try MNThread.spawn(name: "acceptor \(k)", onWorker: k) { () -> String in
+                try UThread.spawn(name: "acceptor \(k)", onWorker: k) { () -> String in
                     do {
                         _ = try IO.accept(fd, timeout: generous)
                         return "accepted"
@@ -242,7 +242,7 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
             let listener = Mutex<UnixListener?>(try UnixListener(path: path))
             let fd = listener.withLock { $0!.fileDescriptor }
             let acceptors = try (0..<2).map { k in
-                try MNThread.spawn(onWorker: k) { () -> String in
+                try UThread.spawn(onWorker: k) { () -> String in
                     do {
                         _ = try IO.accept(fd, timeout: generous)
                         return "accepted"
@@ -250,7 +250,7 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
                 }
             }
             #expect(waitUntilWatched(fd, by: [0, 1]))
-            let closer = try MNThread.spawn(onWorker: 1) { () throws in
+            let closer = try UThread.spawn(onWorker: 1) { () throws in
                 try listener.withLock { (l: inout UnixListener?) throws in
                     try l?.close()
                     l = nil
@@ -273,7 +273,7 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
     {
         let (outcomes, closed) = try UThreadRuntime.run(workers: 2) { () -> ([String], Bool) in
             let (a, b) = try IO.socketpair()
-            let readers = try (0..<2).map { k in try MNThread.spawn(onWorker: k) { readOutcome(a) } }
+            let readers = try (0..<2).map { k in try UThread.spawn(onWorker: k) { readOutcome(a) } }
             #expect(waitUntilWatched(a, by: [0, 1]))
             switch closer {
             case .blockingBody: try blocking { try IO.close(a) }
@@ -303,12 +303,12 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
             for round in 0..<rounds {
                 let sockets = try (0..<pairs).map { _ in try IO.socketpair() }
                 all.formUnion(sockets.flatMap { [$0.0, $0.1] }.compactMap(fileIdentity))
-                var readers: [MNThread<String>] = []
-                var closers: [MNThread<Void>] = []
+                var readers: [UThread<String>] = []
+                var closers: [UThread<Void>] = []
                 for (i, (a, _)) in sockets.enumerated() {
-                    for k in 0..<2 { readers.append(try MNThread.spawn(onWorker: k) { readOutcome(a) }) }
+                    for k in 0..<2 { readers.append(try UThread.spawn(onWorker: k) { readOutcome(a) }) }
                     closers.append(
-                        try MNThread.spawn(onWorker: (i + round) % 2) { () throws in
+                        try UThread.spawn(onWorker: (i + round) % 2) { () throws in
                             guard waitUntilWatched(a, by: [0, 1]) else { return }
                             try IO.close(a)
                         })
@@ -336,8 +336,8 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
         let (local, closed, bad, huge) = try UThreadRuntime.run(workers: 2) { () -> (String, Bool, Bool, Bool) in
             let (a, b) = try IO.socketpair()
             // A waiter on the closer's own worker only: woken locally, closed at once.
-            let (local, closedA) = try MNThread.spawn(onWorker: 0) { () throws -> (String, Bool) in
-                let reader = UThread { readOutcome(a) }
+            let (local, closedA) = try UThread.spawn(onWorker: 0) { () throws -> (String, Bool) in
+                let reader = UThread.local { readOutcome(a) }
                 UThread.yield()  // the reader parks
                 try IO.close(a)
                 let closedNow = peerIsClosed(b)
@@ -371,7 +371,7 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
         try UThreadRuntime.run(workers: 2) {
             let (a, b) = try IO.socketpair()
             files.withLock { $0 = Set([a, b].compactMap(fileIdentity)) }
-            let waited = try MNThread.spawn(onWorker: 1) { () -> String in
+            let waited = try UThread.spawn(onWorker: 1) { () -> String in
                 var byte: UInt8 = 0
                 do {
                     _ = try withUnsafeMutableBytes(of: &byte) { try IO.read(a, into: $0, timeout: .milliseconds(1)) }
@@ -380,8 +380,8 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
             }
             #expect(try waited.join() == "timed out")
             #expect(registry().watchers(of: a).workers == [1])
-            try MNThread.spawn(onWorker: 0) { () throws in
-                _ = UThread {
+            try UThread.spawn(onWorker: 0) { () throws in
+                _ = UThread.local {
                     defer {
                         try? IO.close(a)
                         try? IO.close(b)
@@ -406,11 +406,11 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
     @Test func aDeinitInsideALockDoesNotDeadlock() throws {
         let (outcome, writeError) = try UThreadRuntime.run(workers: 2) { () -> (String, UThreadError?) in
             let (fd, w) = try IO.pipe()
-            let reader = try MNThread.spawn(name: "reader", onWorker: 1) { readOutcome(fd) }
+            let reader = try UThread.spawn(name: "reader", onWorker: 1) { readOutcome(fd) }
             #expect(try waitUntilParked(reader, .read))
             let box = LockedReader(owning: fd)  // a PipeReader: its deinit closes fd
-            let dropper = try MNThread.spawn(name: "dropper", onWorker: 0) { box.reader.withLock { $0 = nil } }
-            let other = try MNThread.spawn(name: "other", onWorker: 0) {
+            let dropper = try UThread.spawn(name: "dropper", onWorker: 0) { box.reader.withLock { $0 = nil } }
+            let other = try UThread.spawn(name: "other", onWorker: 0) {
                 UThread.yield()  // after the dropper, had it parked inside the lock
                 box.reader.withLock { _ in }
             }
@@ -432,14 +432,14 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
     @Test func aDeinitInsideAnMNMutexDoesNotDeadlock() throws {
         let (outcome, closed) = try UThreadRuntime.run(workers: 2) { () -> (String, Bool) in
             let (a, b) = try IO.socketpair()
-            let reader = try MNThread.spawn(name: "reader", onWorker: 1) { readOutcome(a) }
+            let reader = try UThread.spawn(name: "reader", onWorker: 1) { readOutcome(a) }
             #expect(try waitUntilParked(reader, .read))
             let mutex = MNMutex()
             let holder = MNBoxedStream(owning: a)
-            try MNThread.spawn(onWorker: 0) { () throws in
+            try UThread.spawn(onWorker: 0) { () throws in
                 try mutex.withLock { holder.stream.withLock { $0 = nil } }  // deinit → IO.close, lock held
             }.join()
-            try MNThread.spawn(onWorker: 0) { () throws in try mutex.withLock {} }.join()
+            try UThread.spawn(onWorker: 0) { () throws in try mutex.withLock {} }.join()
             let outcome = try reader.join()
             let closed = peerIsClosed(b)
             try IO.close(b)

@@ -6,7 +6,7 @@ import Testing
 
 /// Started M:N threads migrate between workers at audited safe points.
 ///
-/// Every test makes worker 0 start its threads itself (`MNThread.startingHere`), so that worker
+/// Every test makes worker 0 start its threads itself (`UThread.startingHere`), so that worker
 /// 1 is idle and only migration can give it work. Loops that wait for a migration are bounded
 /// by a count of yields (they wait on an event, never on time).
 @Suite(.timeLimit(.minutes(1))) struct MNMigrationTests {
@@ -26,11 +26,11 @@ import Testing
         let (rows, teardown) = try MNRuntime.runInspecting(workers: 2) { () -> [Bool] in
             let moved = MNFlag()
             let threads = (0..<4).map { _ in
-                MNThread.startingHere { () -> Bool in
-                    let first = MNThread.worker!
+                UThread.startingHere { () -> Bool in
+                    let first = UThread.worker
                     let firstRow = myRow()?.worker
-                    Self.yieldUntil(moved) { if MNThread.worker != first { moved.set() } }
-                    let now = MNThread.worker!
+                    Self.yieldUntil(moved) { if UThread.worker != first { moved.set() } }
+                    let now = UThread.worker
                     // The row is listed by the worker that runs the thread now, with its index
                     // and how often it moved.
                     let row = myRow()
@@ -52,7 +52,7 @@ import Testing
         let (results, teardown) = try MNRuntime.runInspecting(workers: 2) { () -> [Bool] in
             let moved = MNFlag()
             let threads = (0..<6).map { n in
-                MNThread.startingHere { () -> Bool in
+                UThread.startingHere { () -> Bool in
                     let local = ThreadLocal<Int>(default: -1)
                     local.value = n
                     let box = MNBox()
@@ -82,15 +82,16 @@ import Testing
         #expect(teardown.statistics.migrations > 0)
     }
 
-    /// Pinned threads (`MNThread.pin()`, `pinned:`) never change kernel thread while threads
-    /// beside them migrate; spawning a worker-local `UThread` or waiting for I/O pins as well.
+    /// Pinned threads (`UThread.pin()`, `pinned:`) never change kernel thread while threads
+    /// beside them migrate; waiting for I/O pins as well. A `UThread.local` needs a pinned
+    /// spawner and never pins it behind its back.
     @Test func pinningKeepsTheKernelThread() throws {
         let (ok, teardown) = try MNRuntime.runInspecting(workers: 2) { () -> [Bool] in
             let moved = MNFlag()
-            let pinned = MNThread.startingHere { () -> Bool in
-                MNThread.pin()
+            let pinned = UThread.startingHere { () -> Bool in
+                UThread.pin()
                 let me = pthread_self()
-                var same = !MNThread.isMigratable
+                var same = !UThread.isMigratable
                 Self.yieldUntil(moved) { same = same && pthread_equal(pthread_self(), me) != 0 }
                 for _ in 0..<1000 {
                     UThread.yield()
@@ -98,21 +99,24 @@ import Testing
                 }
                 return same
             }
-            let optionPinned = MNThread(pinned: true) { !MNThread.isMigratable }
+            let optionPinned = UThread(pinned: true) { !UThread.isMigratable }
             let movers = (0..<3).map { _ in
-                MNThread.startingHere { () -> Bool in
-                    let first = MNThread.worker!
-                    let migratable = MNThread.isMigratable
-                    Self.yieldUntil(moved) { if MNThread.worker != first { moved.set() } }
+                UThread.startingHere { () -> Bool in
+                    let first = UThread.worker
+                    let migratable = UThread.isMigratable
+                    Self.yieldUntil(moved) { if UThread.worker != first { moved.set() } }
                     return migratable
                 }
             }
-            let parent = MNThread { () -> Bool in
-                let before = MNThread.isMigratable
-                _ = try UThread { 1 }.join()
-                return before && !MNThread.isMigratable
+            let parent = UThread { () -> Bool in
+                let before = UThread.isMigratable
+                let refused = (try? UThread.local { 1 }.join()) == nil
+                let stillMigratable = UThread.isMigratable
+                UThread.pin()
+                let local = try UThread.local { 1 }.join()
+                return before && refused && stillMigratable && local == 1 && !UThread.isMigratable
             }
-            let reader = MNThread { () -> Bool in
+            let reader = UThread { () -> Bool in
                 var fds: [Int32] = [0, 0]
                 guard pipe(&fds) == 0 else { return false }
                 defer {
@@ -120,13 +124,13 @@ import Testing
                     close(fds[1])
                 }
                 _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
-                let before = MNThread.isMigratable
+                let before = UThread.isMigratable
                 var byte: UInt8 = 0
                 // An empty pipe: the read waits in this worker's reactor until its deadline.
                 let timedOut =
                     (try? withUnsafeMutableBytes(of: &byte) { try IO.read(fds[0], into: $0, timeout: .milliseconds(1)) })
                     == nil
-                return before && timedOut && !MNThread.isMigratable
+                return before && timedOut && !UThread.isMigratable
             }
             return try [pinned.join(), optionPinned.join(), parent.join(), reader.join()] + movers.map { try $0.join() }
                 + [moved.isSet]
@@ -144,17 +148,17 @@ import Testing
             // A migratable thread beside them moves to the idle worker: proof that a group's
             // caller could have moved, had the group not pinned it.
             let moved = MNFlag()
-            let mover = MNThread.startingHere { () -> Bool in
-                let first = MNThread.worker!
-                Self.yieldUntil(moved) { if MNThread.worker != first { moved.set() } }
+            let mover = UThread.startingHere { () -> Bool in
+                let first = UThread.worker
+                Self.yieldUntil(moved) { if UThread.worker != first { moved.set() } }
                 return moved.isSet
             }
             let threads = (0..<8).map { k in
-                MNThread.startingHere { () -> Int in
+                UThread.startingHere { () -> Int in
                     let me = pthread_self()
                     var sum = 0
                     let pinned = try withThreadGroup { g -> Bool in
-                        let pinned = !MNThread.isMigratable
+                        let pinned = !UThread.isMigratable
                         Self.yieldUntil(moved) {}  // safe points while the mover migrates
                         try UThread.sleep(for: .microseconds(50))
                         for i in 0..<4 { g.spawn { sum += k * 10 + i } }
@@ -195,12 +199,12 @@ import Testing
             var cancelled = 0
             for round in 0..<6 {
                 let threads = (0..<24).map { i in
-                    MNThread.startingHere { () -> Bool in
+                    UThread.startingHere { () -> Bool in
                         let t = Tracked(alive)
                         defer { _ = t }
                         // Its row counts every move (ThreadInfo.migrations), seen or not below.
                         defer { rowMigrations.add(myRow()?.migrations ?? 0) }
-                        var worker = MNThread.worker!
+                        var worker = UThread.worker
                         for k in 0..<300 {
                             if UThread.isCancelled { return false }
                             switch (i + k) % 4 {
@@ -209,16 +213,16 @@ import Testing
                             case 2: _ = try? ch.receive(timeout: .milliseconds(1))
                             default: try lock.withLock { shared.value += 1 }
                             }
-                            if MNThread.worker != worker {
+                            if UThread.worker != worker {
                                 moves.add()
-                                worker = MNThread.worker!
+                                worker = UThread.worker
                             }
                         }
                         return true
                     }
                 }
                 // Cancels race with the moves (some threads are between workers when asked).
-                let canceller = MNThread {
+                let canceller = UThread {
                     for (i, t) in threads.enumerated() where (i + round) % 5 == 0 {
                         t.cancel()
                         UThread.yield()
@@ -232,7 +236,7 @@ import Testing
             }
             // Threads still running on both workers when main returns: cancelled, they unwind.
             for _ in 0..<8 {
-                _ = MNThread.startingHere { () -> Void in
+                _ = UThread.startingHere { () -> Void in
                     let t = Tracked(alive)
                     defer { _ = t }
                     while !UThread.isCancelled { UThread.yield() }
@@ -256,17 +260,17 @@ import Testing
     /// give the ready threads queued behind it to the idle worker.
     @Test func checkpointsLetABusyWorkerShedTheThreadsBehindIt() throws {
         let workers = try UThreadRuntime.run(workers: 2) { () -> [Int] in
-            let coordinator = try MNThread.spawn(onWorker: 0) { () -> [Int] in
+            let coordinator = try UThread.spawn(onWorker: 0) { () -> [Int] in
                 let done = MNCounter()
-                let hog = MNThread.startingHere { () -> Bool in
+                let hog = UThread.startingHere { () -> Bool in
                     let end = uthreads_monotonic_ns() + 20_000_000_000  // a bound, not a wait
                     while done.count < 3 && uthreads_monotonic_ns() < end { UThread.checkpoint() }
                     return done.count == 3
                 }
                 let behind = (0..<3).map { _ in
-                    MNThread.startingHere { () -> Int in
+                    UThread.startingHere { () -> Int in
                         done.add()
-                        return MNThread.worker!
+                        return UThread.worker
                     }
                 }
                 let ran = try behind.map { try $0.join() }
@@ -283,7 +287,7 @@ import Testing
         let tokens = try UThreadRuntime.run(workers: 2) { () -> [UInt64] in
             var seen: [UInt64] = []
             for w in 0..<2 {
-                let t = try MNThread.spawn(onWorker: w) { () -> UInt64 in
+                let t = try UThread.spawn(onWorker: w) { () -> UInt64 in
                     var token: UInt64 = 0
                     _ = MNWorker.require("test").worker.park(
                         MNWorker.require("test").scheduler, .waitGroup, object: 0, deadline: nil

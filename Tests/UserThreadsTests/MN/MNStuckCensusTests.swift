@@ -34,7 +34,7 @@ import Testing
             let scene = Scene(order)
             scene.census.enter()  // the leaver, asleep
             scene.census.enter()  // the checker, about to sleep
-            let leaver = UThread {
+            let leaver = UThread.local {
                 scene.waitTurn("L")
                 scene.census.leave(between: {
                     scene.turn += 1
@@ -147,7 +147,7 @@ import Testing
         let rounds = try UThreadRuntime.run(workers: 2, configuration) { () -> Int in
             let ping = MNChannel<Int>(name: "ping")
             let pong = MNChannel<Int>(name: "pong")
-            let a = try MNThread.spawn(name: "a", onWorker: 0) { () -> Int in
+            let a = try UThread.spawn(name: "a", onWorker: 0) { () -> Int in
                 var n = 0
                 for i in 0..<2_000 {
                     try ping.send(i)
@@ -155,7 +155,7 @@ import Testing
                 }
                 return n
             }
-            let b = try MNThread.spawn(name: "b", onWorker: 1) {
+            let b = try UThread.spawn(name: "b", onWorker: 1) {
                 for _ in 0..<2_000 { try pong.send((try ping.receive() ?? -1) + 1) }
             }
             try b.join()
@@ -166,8 +166,8 @@ import Testing
             try UThreadRuntime.run(workers: 2, configuration) {
                 let x = MNChannel<Int>(name: "x")
                 let y = MNChannel<Int>(name: "y")
-                let t0 = try MNThread.spawn(name: "t0", onWorker: 0) { _ = try x.receive() }
-                let t1 = try MNThread.spawn(name: "t1", onWorker: 1) { _ = try y.receive() }
+                let t0 = try UThread.spawn(name: "t0", onWorker: 0) { _ = try x.receive() }
+                let t1 = try UThread.spawn(name: "t1", onWorker: 1) { _ = try y.receive() }
                 try t0.join()
                 try t1.join()
             }

@@ -50,9 +50,9 @@ func myRow() -> ThreadInfo? {
 @Suite(.timeLimit(.minutes(1))) struct MNRuntimeTests {
     @Test func runsMainAndReturnsItsValue() throws {
         #expect(try UThreadRuntime.run(workers: 2) { 6 * 7 } == 42)
-        #expect(try UThreadRuntime.run(workers: 1) { MNThread.worker } == 0)
+        #expect(try UThreadRuntime.runHybrid(workers: 1) { UThread.worker } == 0)
         let joined = try UThreadRuntime.run(workers: 2) {
-            try (1...10).map { n in MNThread { n * n } }.reduce(0) { try $0 + $1.join() }
+            try (1...10).map { n in UThread { n * n } }.reduce(0) { try $0 + $1.join() }
         }
         #expect(joined == 385)
     }
@@ -66,8 +66,9 @@ func myRow() -> ThreadInfo? {
         #expect(
             expectError(sameCaseAs: .invalidConfiguration("")) { try UThreadRuntime.run(workers: 2, config) { 1 } }?
                 .contains("virtual clock") == true)
-        let nested = try UThreadRuntime.run(workers: 1) { () -> Bool in
-            do { try UThreadRuntime.run(workers: 1) { 1 } } catch UThreadError.nestedRuntime { return true } catch {}
+        let nested = try UThreadRuntime.runHybrid(workers: 1) { () -> Bool in
+            do { try UThreadRuntime.runHybrid(workers: 1) { 1 } } catch UThreadError.nestedRuntime { return true } catch
+            {}
             return false
         }
         #expect(nested)
@@ -80,7 +81,7 @@ func myRow() -> ThreadInfo? {
         struct Oops: Error {}
         #expect(throws: Oops.self) { try UThreadRuntime.run(workers: 2) { throw Oops() } }
         let e = try UThreadRuntime.run(workers: 2) { () -> Bool in
-            let t = MNThread { () throws -> Int in throw Oops() }
+            let t = UThread { () throws -> Int in throw Oops() }
             do { _ = try t.join() } catch is Oops { return true }
             return false
         }
@@ -92,17 +93,17 @@ func myRow() -> ThreadInfo? {
     @Test func stealingMovesQueuedThreadsOffABusyWorker() throws {
         let (a, b, stolen) = try UThreadRuntime.run(workers: 2) { () -> (Int?, Int?, Int) in
             let flag = MNFlag()
-            let spinner = MNThread(name: "spinner") { () -> Int? in
+            let spinner = UThread(name: "spinner") { () -> Int? in
                 let w = myRow()?.worker
                 #expect(spinUntil(flag))
                 return w
             }
-            let setter = MNThread(name: "setter") { () -> Int? in
+            let setter = UThread(name: "setter") { () -> Int? in
                 let w = myRow()?.worker
                 flag.set()
                 return w
             }
-            return (try spinner.join(), try setter.join(), MNThread.runtime!.statistics.stolen)
+            return (try spinner.join(), try setter.join(), UThread.runtime!.statistics.stolen)
         }
         #expect(a != nil && b != nil)
         #expect(a != b)
@@ -113,7 +114,7 @@ func myRow() -> ThreadInfo? {
         let m1 = try UThreadRuntime.run { myRow()?.worker }
         #expect(m1 == nil)
         let rows = try UThreadRuntime.run(workers: 2) { () -> [Int?] in
-            [myRow()?.worker, MNThread.worker]
+            [myRow()?.worker, UThread.worker]
         }
         #expect(rows[0] != nil && rows[0] == rows[1])
     }
@@ -122,7 +123,7 @@ func myRow() -> ThreadInfo? {
         let ok = try UThreadRuntime.run(workers: 2) { () -> Bool in
             let parent = uthreads_gettid()
             let ch = try MNChannel<Int>(capacity: 1)
-            let pinned = MNThread(pinned: true) { () -> [Int32] in
+            let pinned = UThread(pinned: true) { () -> [Int32] in
                 var tids = [uthreads_gettid()]
                 for _ in 0..<20 {
                     _ = try ch.receive()  // woken from other workers
@@ -132,7 +133,7 @@ func myRow() -> ThreadInfo? {
                 }
                 return tids
             }
-            let senders = (0..<4).map { _ in MNThread { for i in 0..<5 { try ch.send(i) } } }
+            let senders = (0..<4).map { _ in UThread { for i in 0..<5 { try ch.send(i) } } }
             for s in senders { try s.join() }
             return try pinned.join().allSatisfy { $0 == parent }
         }
@@ -146,7 +147,7 @@ func myRow() -> ThreadInfo? {
         let results = try UThreadRuntime.run(workers: 2) { () -> [Bool] in
             let ping = try MNChannel<Int>(capacity: 4)
             let threads = (0..<8).map { n in
-                MNThread { () -> Bool in
+                UThread { () -> Bool in
                     let local = ThreadLocal<Int>(default: -1)
                     local.value = n
                     let box = MNBox()
@@ -172,8 +173,8 @@ func myRow() -> ThreadInfo? {
     @Test func aBlockingCallDuringShutdownCompletes() throws {
         let done = MNFlag()
         try UThreadRuntime.run(workers: 2) {
-            try MNThread.spawn(onWorker: 1) { () throws in
-                _ = UThread {
+            try UThread.spawn(onWorker: 1) { () throws in
+                _ = UThread.local {
                     defer {
                         if (try? blocking {
                             usleep(1_000)
@@ -199,7 +200,7 @@ func myRow() -> ThreadInfo? {
                 close(w)
             }
             // Pinned: same worker as main, so the others must run beside the blocked call.
-            let blocked = MNThread(pinned: true) { () -> Int in
+            let blocked = UThread(pinned: true) { () -> Int in
                 try blocking { () -> Int in
                     var byte: UInt8 = 0
                     return read(r, &byte, 1)  // blocks a pool kernel thread
@@ -208,7 +209,7 @@ func myRow() -> ThreadInfo? {
             let group = MNWaitGroup()
             try group.add(20)
             for i in 0..<20 {
-                _ = MNThread(pinned: i % 2 == 0) {
+                _ = UThread(pinned: i % 2 == 0) {
                     try UThread.sleep(for: .microseconds(100))
                     try group.done()
                 }
@@ -231,7 +232,7 @@ func myRow() -> ThreadInfo? {
             let m = MNMutex(name: "counter")
             let guarded = MNGuarded()
             let threads = (0..<6).map { i in
-                MNThread {
+                UThread {
                     for k in 0..<2000 {
                         try m.withLock {
                             let v = guarded.value
@@ -254,14 +255,14 @@ func myRow() -> ThreadInfo? {
             do { try m.unlock() } catch UThreadError.invalidArgument { out.append("unlock-not-owner") }
             try m.lock()
             do { try m.lock() } catch UThreadError.invalidArgument { out.append("relock") }
-            let waiter = MNThread { () -> String in
+            let waiter = UThread { () -> String in
                 do {
                     try m.lock(timeout: .milliseconds(5))
                     return "locked"
                 } catch UThreadError.timedOut { return "timedOut" }
             }
             out.append(try waiter.join())
-            let cancelled = MNThread { () -> String in
+            let cancelled = UThread { () -> String in
                 do {
                     try m.lock()
                     return "locked"
@@ -281,9 +282,9 @@ func myRow() -> ThreadInfo? {
     @Test func channelStormAcrossWorkers() throws {
         let (sum, count) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int) in
             let ch = try MNChannel<Int>(capacity: 8)
-            let producers = (0..<4).map { p in MNThread { for i in 0..<5000 { try ch.send(p * 5000 + i) } } }
+            let producers = (0..<4).map { p in UThread { for i in 0..<5000 { try ch.send(p * 5000 + i) } } }
             let consumers = (0..<4).map { _ in
-                MNThread { () -> (Int, Int) in
+                UThread { () -> (Int, Int) in
                     var s = 0
                     var c = 0
                     while let v = try ch.receive() {
@@ -313,7 +314,7 @@ func myRow() -> ThreadInfo? {
             }
             try ch.send(1)
             do { try ch.send(2, timeout: .milliseconds(2)) } catch UThreadError.timedOut { out.append("send-timeout") }
-            let blockedReceiver = MNThread { () -> Int? in
+            let blockedReceiver = UThread { () -> Int? in
                 _ = try ch.receive()
                 return try ch.receive()
             }
@@ -332,11 +333,11 @@ func myRow() -> ThreadInfo? {
             var cancelled = 0
             var finished = 0
             for round in 0..<20 {
-                let waiters = (0..<20).map { _ in MNThread { () -> Bool in (try? ch.receive()) != nil } }
+                let waiters = (0..<20).map { _ in UThread { () -> Bool in (try? ch.receive()) != nil } }
                 if round % 2 == 0 { UThread.yield() }
-                let canceller = MNThread { for t in waiters { t.cancel() } }
+                let canceller = UThread { for t in waiters { t.cancel() } }
                 // Senders race with the cancels: each value goes to one waiter or stays buffered.
-                let sender = MNThread { for i in 0..<5 { try? ch.send(i, timeout: .milliseconds(2)) } }
+                let sender = UThread { for i in 0..<5 { try? ch.send(i, timeout: .milliseconds(2)) } }
                 try canceller.join()
                 try sender.join()
                 for t in waiters { if try t.join() { finished += 1 } else { cancelled += 1 } }
@@ -351,8 +352,8 @@ func myRow() -> ThreadInfo? {
     /// One worker, so nothing can start the thread before main cancels it (with two, an idle
     /// worker may steal and run it first).
     @Test func cancelBeforeStart() throws {
-        let r = try UThreadRuntime.run(workers: 1) { () -> Bool in
-            let t = MNThread { () -> Bool in UThread.isCancelled }
+        let r = try UThreadRuntime.runHybrid(workers: 1) { () -> Bool in
+            let t = UThread { () -> Bool in UThread.isCancelled }
             t.cancel()
             return try t.join()
         }
@@ -377,7 +378,7 @@ func myRow() -> ThreadInfo? {
             let unpinnedStarted = MNCounter()
             let placements = try MNChannel<Int>(capacity: 64)
             // Holds worker 0 (no safe point) until worker 1 has started the 30 queued threads.
-            _ = MNThread(pinned: true) {
+            _ = UThread(pinned: true) {
                 let t = Tracked(alive)
                 defer {
                     unwound.add()
@@ -385,20 +386,20 @@ func myRow() -> ThreadInfo? {
                 }
                 let end = uthreads_monotonic_ns() + 20_000_000_000
                 while unpinnedStarted.count < 30 && uthreads_monotonic_ns() < end {}
-                try placements.send(MNThread.worker!)
+                try placements.send(UThread.worker)
                 try started.done()
                 _ = try ch.receive()
             }
             for i in 0..<40 {
                 let pinned = i % 4 == 0
-                _ = MNThread(pinned: pinned) {
+                _ = UThread(pinned: pinned) {
                     let t = Tracked(alive)
                     defer {
                         unwound.add()
                         _ = t
                     }
                     if !pinned { unpinnedStarted.add() }
-                    try placements.send(MNThread.worker!)
+                    try placements.send(UThread.worker)
                     try started.done()
                     if i % 2 == 0 { _ = try ch.receive() } else { try UThread.sleep(for: .seconds(3600)) }
                 }
@@ -415,7 +416,7 @@ func myRow() -> ThreadInfo? {
 
     @Test func spawnFromOutsideGoesThroughTheInjectionQueue() throws {
         let v = try UThreadRuntime.run(workers: 2) { () -> Int in
-            let handle = MNThread.runtime!
+            let handle = UThread.runtime!
             let t = try blocking { handle.spawn(name: "injected") { 7 * 6 } }  // on a pool thread
             return try t.join()
         }
@@ -424,11 +425,12 @@ func myRow() -> ThreadInfo? {
 
     @Test func workerLocalUThreadsShareNonSendableState() throws {
         let n = try UThreadRuntime.run(workers: 2) { () -> Int in
+            UThread.pin()  // local threads need a spawner that stays on its worker
             final class NotSendable { var n = 0 }
             let state = NotSendable()
             let m = UMutex()
             let locals = (0..<4).map { _ in
-                UThread {
+                UThread.local {
                     for _ in 0..<100 {
                         try m.withLock { state.n += 1 }
                         UThread.yield()
@@ -446,12 +448,12 @@ func myRow() -> ThreadInfo? {
     @Test func ioAcrossWorkers() throws {
         let received = try UThreadRuntime.run(workers: 2) { () -> Int in
             let (r, w) = try IO.pipe()
-            let writer = MNThread {
+            let writer = UThread {
                 let chunk = [UInt8](repeating: 7, count: 4096)
                 for _ in 0..<256 { try chunk.withUnsafeBytes { try IO.write(w, all: $0) } }
                 try IO.close(w)
             }
-            let reader = MNThread { () -> Int in
+            let reader = UThread { () -> Int in
                 var total = 0
                 var buffer = [UInt8](repeating: 0, count: 8192)
                 while true {
@@ -469,13 +471,13 @@ func myRow() -> ThreadInfo? {
     }
 
     @Test func spawnStressAcrossWorkers() throws {
-        let (sum, stats) = try UThreadRuntime.run(workers: 2) { () -> (Int, MNStatistics) in
+        let (sum, stats) = try UThreadRuntime.run(workers: 2) { () -> (Int, UThreadRuntime.Statistics) in
             var sum = 0
             for batch in 0..<20 {
-                let ts = (0..<5000).map { i in MNThread { batch * 5000 + i } }
+                let ts = (0..<5000).map { i in UThread { batch * 5000 + i } }
                 for t in ts { sum += try t.join() }
             }
-            return (sum, MNThread.runtime!.statistics)
+            return (sum, UThread.runtime!.statistics)
         }
         #expect(sum == (0..<100_000).reduce(0, +))
         #expect(stats.startedPerWorker.reduce(0, +) == 100_001)
@@ -484,9 +486,9 @@ func myRow() -> ThreadInfo? {
 
     @Test func boundSpawnsStartOnTheirWorker() throws {
         let (placements, error) = try UThreadRuntime.run(workers: 2) { () -> ([Int?], Bool) in
-            let ts = try (0..<6).map { i in try MNThread.spawn(onWorker: i % 2) { MNThread.worker } }
+            let ts = try (0..<6).map { i in try UThread.spawn(onWorker: i % 2) { UThread.worker } }
             var bad = false
-            do { _ = try MNThread.spawn(onWorker: 2) { 0 } } catch UThreadError.invalidArgument { bad = true }
+            do { _ = try UThread.spawn(onWorker: 2) { 0 } } catch UThreadError.invalidArgument { bad = true }
             return (try ts.map { try $0.join() }, bad)
         }
         #expect(placements == [0, 1, 0, 1, 0, 1])
@@ -501,10 +503,10 @@ func myRow() -> ThreadInfo? {
             let fd = listener.fileDescriptor
             let address = listener.localAddress
             for k in 0..<2 {
-                _ = try MNThread.spawn(onWorker: k) { try HTTPServer(listener: try TCPListener(borrowing: fd)).run() }
+                _ = try UThread.spawn(onWorker: k) { try HTTPServer(listener: try TCPListener(borrowing: fd)).run() }
             }
             let clients = (0..<16).map { _ in
-                MNThread { () -> String in
+                UThread { () -> String in
                     let c = try TCPStream.connect(to: address)
                     try c.write(all: "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
                     return String(decoding: try c.readToEnd(timeout: .seconds(10)), as: UTF8.self)
@@ -520,9 +522,9 @@ func myRow() -> ThreadInfo? {
 
     /// The README's M:N example, as written there (it must compile in Swift 6 mode).
     @Test func readmeExample() throws {
-        let sum = try UThreadRuntime.run(workers: UThreadRuntime.processorCount) {  // @Sendable body
+        let sum = try UThreadRuntime.runHybrid(workers: UThreadRuntime.processorCount) {  // @Sendable body
             let parts = (0..<64).map { i in
-                MNThread { crunch(i) }  // @Sendable: may start on any worker
+                UThread { crunch(i) }  // @Sendable: may start on any worker
             }
             let total = MNMutex(name: "total")
             let box = Total()  // a Sendable class, guarded by `total`

@@ -8,11 +8,11 @@ import Testing
             let m = MNMutex(name: "held")
             try m.lock()
             let ch = MNChannel<Int>(name: "jobs")
-            let onOne = try MNThread.spawn(name: "waits-on-1", onWorker: 1) {
+            let onOne = try UThread.spawn(name: "waits-on-1", onWorker: 1) {
                 try m.lock()
                 try m.unlock()
             }
-            let onZero = try MNThread.spawn(name: "waits-on-0", onWorker: 0) { _ = try ch.receive() }
+            let onZero = try UThread.spawn(name: "waits-on-0", onWorker: 0) { _ = try ch.receive() }
             #expect(try waitUntilParked(onOne, .mutex))
             #expect(try waitUntilParked(onZero, .channelReceive))
             let table = UThreadRuntime.threadTable()

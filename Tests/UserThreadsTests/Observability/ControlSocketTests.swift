@@ -21,9 +21,9 @@ import Testing
                 return try body()
             }
         }
-        return try UThreadRuntime.run(workers: workers, configuration) {
+        return try UThreadRuntime.runHybrid(workers: workers, configuration) {
             let sleepers = try (0..<workers).map { k in
-                try MNThread.spawn(name: "sleeper \(k)", onWorker: k) { try UThread.sleep(for: .seconds(3600)) }
+                try UThread.spawn(name: "sleeper \(k)", onWorker: k) { try UThread.sleep(for: .seconds(3600)) }
             }
             defer { for s in sleepers { s.cancel() } }
             // A sleeper spawned on another worker may not have started yet: wait until the

@@ -30,11 +30,11 @@ import Testing
         let order = try UThreadRuntime.run {
             let (r, w) = try Pipe.make()
             var order: [String] = []
-            let reader = UThread {
+            let reader = UThread.local {
                 _ = try r.read(upTo: 1)
                 order.append("read")
             }
-            let sleeper = UThread {
+            let sleeper = UThread.local {
                 try UThread.sleep(for: .milliseconds(20))
                 order.append("slept")
                 try w.write(all: "x")
@@ -59,14 +59,14 @@ import Testing
                 try? IO.close(w)
             }
             var done = false
-            let spinner = UThread {
+            let spinner = UThread.local {
                 while !done {
                     spins.add(1, ordering: .relaxed)
                     UThread<Never>.yield()
                 }
             }
-            let spinner2 = UThread { while !done { UThread<Never>.yield() } }
-            let reader = UThread { () throws -> Int in
+            let spinner2 = UThread.local { while !done { UThread<Never>.yield() } }
+            let reader = UThread.local { () throws -> Int in
                 var b: UInt8 = 0
                 _ = try withUnsafeMutableBytes(of: &b) { try IO.read(r, into: $0, timeout: .seconds(20)) }
                 done = true

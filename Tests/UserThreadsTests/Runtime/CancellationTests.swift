@@ -65,7 +65,7 @@ import Testing
         let order = try UThreadRuntime.run {
             var order: [Int] = []
             let threads = [30, 10, 20].map { ms in
-                UThread {
+                UThread.local {
                     try UThread.sleep(for: .milliseconds(ms))
                     order.append(ms)
                 }

@@ -32,9 +32,9 @@ struct ForeignCancelTests {
     /// wakes with CancellationError.
     @Test(arguments: [1, 2])
     func anMNThreadIsCancelledFromAnotherKernelThread(workers: Int) throws {
-        let error = try UThreadRuntime.run(workers: workers) { () -> String in
+        let error = try UThreadRuntime.runHybrid(workers: workers) { () -> String in
             let handles = MNChannel<Handed<UThreadHandle>>()
-            let sleeper = MNThread(name: "sleeper") { () -> String in
+            let sleeper = UThread(name: "sleeper") { () -> String in
                 try handles.send(Handed(value: UThread.current))
                 do { try UThread.sleep(for: .seconds(3600)) } catch { return "\(type(of: error))" }
                 return "slept"

@@ -27,7 +27,7 @@ struct RuntimeMetricsTests {
         let labels = [("test", "yes"), ("worker", "0")]  // an M:1 runtime is worker 0
         try UThreadRuntime.run(reporting(to: metrics)) {
             let gate = USemaphore()
-            let parked = (0..<5).map { _ in UThread { try gate.wait() } }
+            let parked = (0..<5).map { _ in UThread.local { try gate.wait() } }
             let ready = (0..<3).map { _ in UThread { UThread.yield() } }
             UThreadRuntime.publishMetrics()  // nothing ran yet: 8 ready, main running
             #expect(gauge(metrics, MetricNames.threads, labels + [("state", "ready")]) == 8)
@@ -85,7 +85,7 @@ struct RuntimeMetricsTests {
         let metrics = TestMetrics()
         let sawIt = try UThreadRuntime.run(reporting(to: metrics, interval: .milliseconds(1))) { () -> Bool in
             let gate = USemaphore()
-            let sleeper = UThread { try gate.wait() }
+            let sleeper = UThread.local { try gate.wait() }
             // No publishMetrics: the idle loop samples while main sleeps (its sleep is bounded
             // by the interval). Waits on the condition, with a deadline.
             var seen = false
@@ -124,9 +124,9 @@ struct RuntimeMetricsTests {
     @Test(arguments: [1, 2])
     func workersAreLabelledAndRuntimeWideCountersAreNot(workers: Int) throws {
         let metrics = TestMetrics()
-        try UThreadRuntime.run(workers: workers, reporting(to: metrics)) {
+        try UThreadRuntime.runHybrid(workers: workers, reporting(to: metrics)) {
             let threads = (0..<20).map { n in
-                MNThread { () -> Int in
+                UThread { () -> Int in
                     UThread.yield()
                     return n
                 }

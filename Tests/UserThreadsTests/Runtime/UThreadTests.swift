@@ -1,4 +1,5 @@
 import Testing
+import Synchronization
 @testable import UserThreads
 
 @Suite(.timeLimit(.minutes(1))) struct UThreadTests {
@@ -43,7 +44,7 @@ import Testing
         let order = try UThreadRuntime.run {
             var log: [Int] = []
             let threads = (0..<4).map { i in
-                UThread {
+                UThread.local {
                     for round in 0..<3 {
                         log.append(round * 10 + i)
                         UThread.yield()
@@ -60,7 +61,7 @@ import Testing
         let counts = try UThreadRuntime.run {
             var counts = [Int](repeating: 0, count: 500)
             let threads = (0..<500).map { i in
-                UThread {
+                UThread.local {
                     for _ in 0..<200 {
                         counts[i] += 1
                         UThread.yield()
@@ -89,7 +90,7 @@ import Testing
     @Test func joiningItselfIsAnError() throws {
         try UThreadRuntime.run {
             var me: UThread<Void>?
-            let t = UThread {
+            let t = UThread.local {
                 UThread.yield()
                 #expect(throws: UThreadError.self) { try me!.join() }
             }
@@ -123,7 +124,7 @@ import Testing
         var cleanedUp = 0
         try UThreadRuntime.run {
             for _ in 0..<10 {
-                _ = UThread {
+                _ = UThread.local {
                     defer { cleanedUp += 1 }
                     try UThread.sleep(for: .seconds(3600))
                 }
@@ -173,8 +174,8 @@ import Testing
             #expect(try text.join().count == 100)
             let counter = Counter()
             do {
-                let obj = UThread { Tracked(counter) }
-                let never = UThread(stackSize: 1) { Tracked(counter) }  // fails to spawn: body dropped
+                let obj = UThread.local { Tracked(counter) }
+                let never = UThread.local(stackSize: 1) { Tracked(counter) }  // fails to spawn: body dropped
                 _ = try obj.join()
                 #expect(throws: UThreadError.self) { try never.join() }
                 #expect(counter.live == 1)  // held by obj's result
@@ -214,7 +215,7 @@ import Testing
             let counter = Counter()
             for i in 0..<200 {
                 #expect(try UThread { i }.join() == i)  // trivial result
-                _ = try UThread { Tracked(counter) }.join()  // result with a reference
+                _ = try UThread.local { Tracked(counter) }.join()  // result with a reference
                 _ = UThread { UThread.yield() }  // nobody joins
                 let pair = (UThread { i }, UThread { i + 1 })  // two finish before the joins
                 #expect(try pair.0.join() + pair.1.join() == 2 * i + 1)
@@ -231,14 +232,14 @@ import Testing
     @Test func aFinishedThreadResumesItsJoinerInFIFOOrder() throws {
         try UThreadRuntime.run {
             var order: [String] = []
-            let child = UThread { order.append("child") }
-            let other = UThread { order.append("other") }  // ready behind child
+            let child = UThread.local { order.append("child") }
+            let other = UThread.local { order.append("other") }  // ready behind child
             try child.join()
             order.append("joiner")
             try other.join()
             #expect(order == ["child", "other", "joiner"])
 
-            let lone = UThread { order.append("lone") }
+            let lone = UThread.local { order.append("lone") }
             try lone.join()
             order.append("back")
             #expect(order.suffix(2) == ["lone", "back"])
@@ -277,11 +278,175 @@ import Testing
             }
             // Results that hold references are never kept past their handles.
             let counter = Counter()
-            do { _ = try UThread { Tracked(counter) }.join() }
+            do { _ = try UThread.local { Tracked(counter) }.join() }
             #expect(counter.live == 0)
             do { #expect(throws: UThreadError.self) { try UThread { throw UThreadError.invalidArgument("x") }.join() } }
             let after = UThread { 1 }
             #expect(try after.join() == 1)
         }
+    }
+}
+
+/// The thread API under one worker and under two: the same calls, the same outcomes.
+@Suite(.timeLimit(.minutes(1)))
+struct UThreadWorkersTests {
+    struct Boom: Error, Equatable { let code: Int }
+
+    /// A value any thread may set and read (Sendable: threads may run on other workers).
+    final class Shared<T: Sendable>: Sendable {
+        let value: Mutex<T>
+        init(_ value: T) { self.value = Mutex(value) }
+        func set(_ v: T) { value.withLock { $0 = v } }
+        func get() -> T { value.withLock { $0 } }
+        /// Yields until `condition` holds for the value (threads on another worker set it).
+        func wait(until condition: (T) -> Bool) {
+            while !condition(get()) { UThread.yield() }
+        }
+    }
+
+    @Test(arguments: [1, 2]) func joinReturnsValuesAndRethrowsErrors(workers: Int) throws {
+        let (sum, failed) = try UThreadRuntime.run(workers: workers) { () -> (Int, Bool) in
+            let threads = (1...20).map { i in UThread(name: "square \(i)") { i * i } }
+            let failing = UThread<Int> { throw Boom(code: 3) }
+            let sum = try threads.reduce(0) { try $0 + $1.join() }
+            #expect(throws: Boom(code: 3)) { try failing.join() }
+            #expect(throws: Boom(code: 3)) { try failing.join() }  // the same outcome again
+            return (sum, failing.isFinished)
+        }
+        #expect(sum == (1...20).reduce(0) { $0 + $1 * $1 })
+        #expect(failed)
+    }
+
+    /// Cancelled before it starts (or, with two workers, possibly just after): it starts
+    /// cancelled, and its first wait throws.
+    @Test(arguments: [1, 2]) func cancelBeforeStartEndsTheThread(workers: Int) throws {
+        try UThreadRuntime.run(workers: workers) {
+            let t = UThread { () -> Int in
+                try UThread.sleep(for: .seconds(60))
+                return 1
+            }
+            t.cancel()
+            #expect(t.isCancelled)
+            #expect(throws: CancellationError.self) { try t.join() }
+            #expect(t.isFinished)
+        }
+    }
+
+    @Test(arguments: [1, 2]) func cancelAfterStartWakesItsWait(workers: Int) throws {
+        try UThreadRuntime.run(workers: workers) {
+            let started = Shared(false)
+            let t = UThread {
+                started.set(true)
+                try UThread.sleep(for: .seconds(60))
+            }
+            started.wait { $0 }
+            t.cancel()
+            #expect(throws: CancellationError.self) { try t.join() }
+        }
+    }
+
+    @Test(arguments: [1, 2]) func aThreadCannotJoinItself(workers: Int) throws {
+        let message = try UThreadRuntime.run(workers: workers) { () -> String? in
+            let slot = Shared<UThread<String?>?>(nil)
+            let t = UThread { () -> String? in
+                slot.wait { $0 != nil }
+                do { _ = try slot.get()!.join() } catch UThreadError.invalidArgument(let m) { return m }
+                return nil
+            }
+            slot.set(t)
+            return try t.join()
+        }
+        #expect(message?.contains("cannot join itself") == true, "\(String(describing: message))")
+    }
+
+    /// The id is known at spawn, before the thread runs, and is the one it runs under.
+    @Test(arguments: [1, 2]) func idIsStableFromSpawn(workers: Int) throws {
+        try UThreadRuntime.run(workers: workers) {
+            let threads = (0..<8).map { _ in UThread { UThread.current.id } }
+            let ids = threads.map(\.id)
+            #expect(Set(ids).count == ids.count)
+            #expect(!ids.contains(ThreadID(rawValue: 0)))
+            for t in threads {
+                let ran = try t.join()
+                #expect(ran == t.id)
+            }
+            #expect(threads.map(\.id) == ids)
+        }
+    }
+
+    @Test(arguments: [1, 2]) func workerNamesTheCallersWorker(workers: Int) throws {
+        try UThreadRuntime.run(workers: workers) {
+            #expect((0..<workers).contains(UThread.worker))
+            for k in 0..<workers {
+                let t = try UThread.spawn(name: "on \(k)", onWorker: k) { UThread.worker }
+                #expect(try t.join() == k)
+            }
+            #expect(throws: UThreadError.self) { try UThread.spawn(onWorker: workers) {} }
+        }
+        #expect(UThread.worker == 0)  // outside a runtime
+    }
+
+    /// `pin()` ends migration for the caller; a pinned spawn is never migratable; nothing is
+    /// under one worker.
+    @Test(arguments: [1, 2]) func pinAndIsMigratable(workers: Int) throws {
+        try UThreadRuntime.run(workers: workers) {
+            let free = UThread { () -> (Bool, Bool) in
+                let before = UThread.isMigratable
+                UThread.pin()
+                return (before, UThread.isMigratable)
+            }
+            let (before, after) = try free.join()
+            #expect(before == (workers > 1))
+            #expect(!after)
+            let pinned = UThread(pinned: true) { UThread.isMigratable }
+            #expect(try pinned.join() == false)
+        }
+    }
+
+    /// Under two workers a local thread needs a spawner that stays put: from an unpinned one it
+    /// is created finished with an error that names the fix, and the spawner stays migratable.
+    @Test func localFromAnUnpinnedThreadThrowsTheDocumentedError() throws {
+        let (message, stillMigratable) = try UThreadRuntime.run(workers: 2) { () -> (String?, Bool) in
+            let spawner = UThread { () -> (String?, Bool) in
+                let t = UThread.local { 1 }
+                #expect(t.isFinished)
+                do { _ = try t.join() } catch UThreadError.invalidArgument(let m) { return (m, UThread.isMigratable) }
+                return (nil, UThread.isMigratable)
+            }
+            return try spawner.join()
+        }
+        #expect(message?.contains("UThread.pin()") == true, "\(String(describing: message))")
+        #expect(stillMigratable)
+    }
+
+    /// From a pinned thread (or under one worker, any thread) a local thread runs on the
+    /// spawner's worker and shares its non-Sendable state.
+    @Test(arguments: [1, 2]) func localFromAPinnedThreadSharesState(workers: Int) throws {
+        let result = try UThreadRuntime.run(workers: workers) { () -> [Int] in
+            UThread.pin()
+            var log: [Int] = []
+            let here = UThread.worker
+            let threads = (0..<4).map { i in
+                UThread.local {
+                    #expect(UThread.worker == here)
+                    #expect(!UThread.isMigratable)
+                    log.append(i)
+                }
+            }
+            for t in threads { try t.join() }
+            return log.sorted()
+        }
+        #expect(result == [0, 1, 2, 3])
+    }
+
+    @Test func runRefusesWorkerCountsOutOfRange() {
+        for n in [0, -1, 1025] {
+            #expect(throws: UThreadError.self) { try UThreadRuntime.run(workers: n) {} }
+        }
+    }
+
+    @Test(arguments: [1, 2]) func runtimeHandleIsThereWithSeveralWorkers(workers: Int) throws {
+        let seen = try UThreadRuntime.run(workers: workers) { UThread.runtime?.workers }
+        #expect(seen == (workers > 1 ? workers : nil))
     }
 }

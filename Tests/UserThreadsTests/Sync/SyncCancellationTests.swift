@@ -38,7 +38,7 @@ struct SyncCancellationTests {
                 // Two more parties meet the live waiter; had the cancelled arrival counted,
                 // the barrier would trip early or never.
                 release = {
-                    let helper = UThread { try b.arriveAndWait() }
+                    let helper = UThread.local { try b.arriveAndWait() }
                     try b.arriveAndWait()
                     _ = try helper.join()
                     #expect(b.arrived == 0 && b.generation == 1)
@@ -46,7 +46,7 @@ struct SyncCancellationTests {
             case .once:
                 let once = UOnce()
                 let gate = try USemaphore(value: 0)
-                let runner = UThread { try once.run { try gate.wait() } }
+                let runner = UThread.local { try once.run { try gate.wait() } }
                 UThread.yield()
                 wait = { try once.run {} }
                 release = {
@@ -67,8 +67,8 @@ struct SyncCancellationTests {
                     c.broadcast()
                 }
             }
-            let cancelled = UThread(name: "cancelled") { try wait() }
-            let live = UThread(name: "live") { try wait() }
+            let cancelled = UThread.local(name: "cancelled") { try wait() }
+            let live = UThread.local(name: "live") { try wait() }
             UThread.yield()
             #expect(UThreadRuntime.threadTable().threads.first { $0.id == cancelled.id }?.state == .blocked)
             cancelled.cancel()

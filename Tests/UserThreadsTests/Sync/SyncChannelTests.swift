@@ -7,7 +7,7 @@ struct SyncChannelTests {
         try UThreadRuntime.run {
             let ch = Channel<Int>()
             var sent = false
-            let sender = UThread {
+            let sender = UThread.local {
                 try ch.send(7)
                 sent = true
             }
@@ -23,7 +23,7 @@ struct SyncChannelTests {
         try UThreadRuntime.run {
             let ping = Channel<Int>()
             let pong = Channel<Int>()
-            let echo = UThread { while let v = try ping.receive() { try pong.send(v + 1) } }
+            let echo = UThread.local { while let v = try ping.receive() { try pong.send(v + 1) } }
             var v = 0
             for _ in 0..<10_000 {
                 try ping.send(v)
@@ -40,7 +40,7 @@ struct SyncChannelTests {
             let ch = try Channel<Int>(capacity: 3)
             for i in 0..<3 { try ch.send(i) }
             #expect(try ch.trySend(3) == false)
-            let late = UThread {
+            let late = UThread.local {
                 try ch.send(3)
                 try ch.send(4)
             }
@@ -70,9 +70,9 @@ struct SyncChannelTests {
     @Test func closeWakesParkedReceiversAndSenders() throws {
         try UThreadRuntime.run {
             let rx = Channel<Int>()
-            let receivers = (0..<5).map { _ in UThread { try rx.receive() } }
+            let receivers = (0..<5).map { _ in UThread.local { try rx.receive() } }
             let tx = Channel<Int>()
-            let senders = (0..<5).map { i in UThread { try tx.send(i) } }
+            let senders = (0..<5).map { i in UThread.local { try tx.send(i) } }
             UThread.yield()
             rx.close()
             tx.close()
@@ -88,8 +88,8 @@ struct SyncChannelTests {
         try UThreadRuntime.run {
             let ch = Channel<Int>(name: "quiet")
             #expect(throws: UThreadError.timedOut) { _ = try ch.receive(timeout: .milliseconds(2)) }
-            let cancelled = UThread { try ch.receive() }
-            let patient = UThread { try ch.receive() }
+            let cancelled = UThread.local { try ch.receive() }
+            let patient = UThread.local { try ch.receive() }
             UThread.yield()
             cancelled.cancel()
             #expect(throws: CancellationError.self) { try cancelled.join() }
@@ -104,10 +104,10 @@ struct SyncChannelTests {
             for capacity in [0, 1, 16] {
                 let ch = try Channel<Int>(capacity: capacity)
                 let producers = (0..<8).map { p in
-                    UThread { for i in 0..<1_000 { try ch.send(p * 1_000 + i) } }
+                    UThread.local { for i in 0..<1_000 { try ch.send(p * 1_000 + i) } }
                 }
                 let consumers = (0..<5).map { _ in
-                    UThread { () -> (Int, Int) in
+                    UThread.local { () -> (Int, Int) in
                         var n = 0
                         var sum = 0
                         for v in ch {
@@ -155,7 +155,7 @@ struct SyncChannelTests {
             let a = Channel<Int>()
             let b = Channel<Int>()
             let out = Channel<Int>()
-            let sender = UThread { try b.send(5) }
+            let sender = UThread.local { try b.send(5) }
             let r = try channelSelect { s in
                 s.receive(from: a) { _ in -1 }
                 s.receive(from: b) { v in v! }
@@ -163,7 +163,7 @@ struct SyncChannelTests {
             #expect(r == 5)
             try sender.join()
             // A send case completes when a receiver arrives; the other case's node is gone.
-            let receiver = UThread { try out.receive() }
+            let receiver = UThread.local { try out.receive() }
             let which = try channelSelect { s in
                 s.send(9, to: out) { "sent" }
                 s.receive(from: a) { _ in "a" }
@@ -186,7 +186,7 @@ struct SyncChannelTests {
             #expect(throws: UThreadError.timedOut) {
                 try channelSelect(timeout: .milliseconds(1)) { s in s.receive(from: a) { _ in 0 } }
             }
-            let t = UThread { try channelSelect { s in s.receive(from: a) { $0 ?? -1 } } }
+            let t = UThread.local { try channelSelect { s in s.receive(from: a) { $0 ?? -1 } } }
             UThread.yield()
             t.cancel()
             #expect(throws: CancellationError.self) { try t.join() }
@@ -197,7 +197,7 @@ struct SyncChannelTests {
     @Test func selectOnClosedChannel() throws {
         try UThreadRuntime.run {
             let a = Channel<Int>()
-            let t = UThread { try channelSelect { s in s.receive(from: a) { $0 ?? -1 } } }
+            let t = UThread.local { try channelSelect { s in s.receive(from: a) { $0 ?? -1 } } }
             UThread.yield()
             a.close()
             let v = try t.join()
@@ -266,7 +266,7 @@ struct SyncChannelTests {
     @Test func waitReasonsNameTheChannel() throws {
         try UThreadRuntime.run {
             let ch = Channel<Int>(name: "jobs")
-            let r = UThread(name: "worker") { try ch.receive() }
+            let r = UThread.local(name: "worker") { try ch.receive() }
             UThread.yield()
             let row = UThreadRuntime.threadTable().threads.first { $0.id == r.id }
             #expect(row?.waitReason?.kind == .channelReceive)

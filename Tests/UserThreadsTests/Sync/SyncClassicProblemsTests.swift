@@ -150,7 +150,7 @@ struct SyncClassicProblemsTests {
             var served = 0
             var turnedAway = 0
             var haircuts = 0
-            let barber = UThread(name: "barber") {
+            let barber = UThread.local(name: "barber") {
                 while true {
                     try customersReady.wait()  // sleeps while nobody waits
                     try seats.withLock { waiting -= 1 }

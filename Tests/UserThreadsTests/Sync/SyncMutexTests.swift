@@ -10,7 +10,7 @@ struct SyncMutexTests {
             var inside = 0
             var maxInside = 0
             let threads = (0..<200).map { _ in
-                UThread {
+                UThread.local {
                     for _ in 0..<50 {
                         try m.withLock {
                             inside += 1
@@ -36,7 +36,7 @@ struct SyncMutexTests {
             try m.lock()
             var order: [Int] = []
             let threads = (0..<20).map { i in
-                UThread { try m.withLock { order.append(i) } }
+                UThread.local { try m.withLock { order.append(i) } }
             }
             UThread.yield()  // all 20 queue, in spawn order
             #expect(m.count == 20)
@@ -56,7 +56,7 @@ struct SyncMutexTests {
             var counts = [Int](repeating: 0, count: 50)
             var stop = false
             let threads = (0..<50).map { i in
-                UThread {
+                UThread.local {
                     while !stop {
                         try m.withLock {
                             counts[i] += 1
@@ -76,7 +76,7 @@ struct SyncMutexTests {
         try UThreadRuntime.run {
             let m = UMutex(name: "slow")
             try m.lock()
-            let waiter = UThread { try m.lock(timeout: .milliseconds(5)) }
+            let waiter = UThread.local { try m.lock(timeout: .milliseconds(5)) }
             #expect(throws: UThreadError.timedOut) { try waiter.join() }
             #expect(m.count == 0)
             try m.unlock()
@@ -88,9 +88,9 @@ struct SyncMutexTests {
         try UThreadRuntime.run {
             let m = UMutex(name: "held")
             try m.lock()
-            let a = UThread(name: "a") { try m.lock() }
+            let a = UThread.local(name: "a") { try m.lock() }
             var bGot = false
-            let b = UThread(name: "b") {
+            let b = UThread.local(name: "b") {
                 try m.lock()
                 bGot = true
                 try m.unlock()
@@ -111,7 +111,7 @@ struct SyncMutexTests {
         try UThreadRuntime.run {
             let m = UMutex(name: "owned")
             try m.lock()
-            let other = UThread { try m.unlock() }
+            let other = UThread.local { try m.unlock() }
             expectError(sameCaseAs: .invalidArgument(""), "unlock by a thread that does not own it") {
                 try other.join()
             }
@@ -125,7 +125,7 @@ struct SyncMutexTests {
         try UThreadRuntime.run {
             let m = UMutex(name: "accounts")
             try m.lock()
-            let t = UThread(name: "clerk") { try m.withLock {} }
+            let t = UThread.local(name: "clerk") { try m.withLock {} }
             UThread.yield()
             let table = UThreadRuntime.threadTable()
             let row = table.threads.first { $0.id == t.id }
@@ -143,7 +143,7 @@ struct SyncMutexTests {
             try UThreadRuntime.run {
                 let m1 = UMutex(name: "m1")
                 let m2 = UMutex(name: "m2")
-                let a = UThread(name: "alice") {
+                let a = UThread.local(name: "alice") {
                     try m1.withLock {
                         UThread.yield()
                         try m2.withLock {}

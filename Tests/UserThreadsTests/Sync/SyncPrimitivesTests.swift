@@ -11,7 +11,7 @@ struct SyncPrimitivesTests {
             let c = UCondition(name: "ready")
             var items: [Int] = []
             let consumers = (0..<10).map { _ in
-                UThread { () -> Int in
+                UThread.local { () -> Int in
                     try m.lock()
                     defer { try? m.unlock() }
                     try c.wait(m, until: { !items.isEmpty })
@@ -34,7 +34,7 @@ struct SyncPrimitivesTests {
             let m = UMutex()
             let c = UCondition()
             var go = false
-            let waiters = (0..<5).map { _ in UThread { try m.withLock { try c.wait(m, until: { go }) } } }
+            let waiters = (0..<5).map { _ in UThread.local { try m.withLock { try c.wait(m, until: { go }) } } }
             UThread.yield()
             try m.withLock { go = true }
             #expect(c.broadcast() == 5)
@@ -47,7 +47,7 @@ struct SyncPrimitivesTests {
             }
             // Cancellation mid-wait: CancellationError, holding the mutex, no trace on the queue.
             var heldAfterCancel = false
-            let t = UThread {
+            let t = UThread.local {
                 try m.withLock {
                     do { try c.wait(m) } catch {
                         heldAfterCancel = m.isHeldByCurrentThread
@@ -61,7 +61,7 @@ struct SyncPrimitivesTests {
             #expect(heldAfterCancel)
             #expect(c.count == 0)
             // Destroy wakes waiters with a clear error.
-            let d = UThread { try m.withLock { try c.wait(m) } }
+            let d = UThread.local { try m.withLock { try c.wait(m) } }
             UThread.yield()
             c.destroy()
             expectError(sameCaseAs: .closed("")) { try d.join() }
@@ -77,7 +77,7 @@ struct SyncPrimitivesTests {
             var inside = 0
             var maxInside = 0
             let threads = (0..<100).map { _ in
-                UThread {
+                UThread.local {
                     try sem.wait()
                     inside += 1
                     maxInside = max(maxInside, inside)
@@ -96,15 +96,15 @@ struct SyncPrimitivesTests {
         try UThreadRuntime.run {
             let sem = try USemaphore(value: 0)
             #expect(throws: UThreadError.timedOut) { try sem.wait(timeout: .milliseconds(2)) }
-            let a = UThread { try sem.wait() }
-            let b = UThread { try sem.wait() }
+            let a = UThread.local { try sem.wait() }
+            let b = UThread.local { try sem.wait() }
             UThread.yield()
             a.cancel()
             #expect(throws: CancellationError.self) { try a.join() }
             sem.signal()  // goes to b
             try b.join()
             #expect(sem.value == 0)
-            let c = UThread { try sem.wait() }
+            let c = UThread.local { try sem.wait() }
             UThread.yield()
             sem.destroy()
             expectError(sameCaseAs: .closed("")) { try c.join() }
@@ -124,7 +124,7 @@ struct SyncPrimitivesTests {
             for i in 0..<60 {
                 if i % 6 == 0 {
                     threads.append(
-                        UThread {
+                        UThread.local {
                             try rw.withWriteLock {
                                 if writerInside || readersInside > 0 { violations += 1 }
                                 writerInside = true
@@ -134,7 +134,7 @@ struct SyncPrimitivesTests {
                         })
                 } else {
                     threads.append(
-                        UThread {
+                        UThread.local {
                             try rw.withReadLock {
                                 if writerInside { violations += 1 }
                                 readersInside += 1
@@ -157,10 +157,10 @@ struct SyncPrimitivesTests {
             var stop = false
             var writes = 0
             let readers = (0..<8).map { _ in
-                UThread { while !stop { try rw.withReadLock { UThread.yield() } } }
+                UThread.local { while !stop { try rw.withReadLock { UThread.yield() } } }
             }
             UThread.yield()
-            let writer = UThread { for _ in 0..<20 { try rw.withWriteLock { writes += 1 } } }
+            let writer = UThread.local { for _ in 0..<20 { try rw.withWriteLock { writes += 1 } } }
             try writer.join()  // would hang under reader preference: readers always overlap
             stop = true
             for r in readers { try r.join() }
@@ -172,9 +172,9 @@ struct SyncPrimitivesTests {
         try UThreadRuntime.run {
             let rw = URWLock()
             try rw.readLock()
-            let w = UThread { try rw.writeLock(timeout: .milliseconds(5)) }
+            let w = UThread.local { try rw.writeLock(timeout: .milliseconds(5)) }
             UThread.yield()
-            let r = UThread {
+            let r = UThread.local {
                 try rw.readLock()
                 try rw.readUnlock()
             }  // queues behind the writer
@@ -195,7 +195,7 @@ struct SyncPrimitivesTests {
             var done = 0
             for _ in 0..<50 {
                 try wg.add()
-                _ = UThread {
+                _ = UThread.local {
                     UThread.yield()
                     done += 1
                     try wg.done()
@@ -218,7 +218,7 @@ struct SyncPrimitivesTests {
             var leaders = 0
             var skew = 0
             let threads = (0..<parties).map { i in
-                UThread {
+                UThread.local {
                     for r in 0..<rounds {
                         phase[i] = r
                         if try barrier.arriveAndWait() { leaders += 1 }
@@ -238,7 +238,7 @@ struct SyncPrimitivesTests {
             let b = try UBarrier(parties: 2)
             #expect(throws: UThreadError.timedOut) { try b.arriveAndWait(timeout: .milliseconds(2)) }
             #expect(b.arrived == 0)
-            let t = UThread { try b.arriveAndWait() }
+            let t = UThread.local { try b.arriveAndWait() }
             UThread.yield()
             b.destroy()
             expectError(sameCaseAs: .closed("")) { try t.join() }
@@ -251,7 +251,7 @@ struct SyncPrimitivesTests {
             var runs = 0
             var failures = 0
             let threads = (0..<20).map { _ in
-                UThread {
+                UThread.local {
                     try once.run {
                         runs += 1
                         UThread.yield()  // others arrive and park meanwhile
@@ -291,7 +291,7 @@ struct SyncPrimitivesTests {
             id.value = 0
             let released = Counter()
             let threads = (1...10).map { i in
-                UThread { () -> Int in
+                UThread.local { () -> Int in
                     #expect(id.value == -1)
                     id.value = i
                     tracker.value = Tracker(released)
@@ -360,7 +360,7 @@ struct SyncPrimitivesTests {
     @Test func cancellingTheWaiterCancelsTheGroup() throws {
         try UThreadRuntime.run {
             var stopped = 0
-            let parent = UThread {
+            let parent = UThread.local {
                 try withThreadGroup { g in
                     for _ in 0..<5 {
                         g.spawn {

@@ -570,7 +570,7 @@ struct TimeArgumentTableTests {
         TimedCall(key: "MNOnce.swift run(timeout:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
             // Another thread is inside the once's body until the cleanup lets it out.
             let (once, gate) = (MNOnce(), MNSemaphore())
-            let holder = MNThread(name: "once holder") { try once.run { try gate.wait() } }
+            let holder = UThread(name: "once holder") { try once.run { try gate.wait() } }
             try TimeArgumentTableTests.waitUntilParked { holder.id }
             return Prepared(
                 call: { try once.run(timeout: $0.t) {} },
@@ -625,7 +625,7 @@ struct TimeArgumentTableTests {
         let prepared = try row.prepare()
         defer { try? prepared.cleanup() }
         let limit = argument.limit(for: row.parameters)
-        let thread = UThread(name: "timed call") { Outcome { try prepared.call(limit) } }
+        let thread = UThread.local(name: "timed call") { Outcome { try prepared.call(limit) } }
         UThread<Never>.yield()
         let parkedAfterASwitch = isParked(thread.id)
         if !argument.isDue {
@@ -649,11 +649,11 @@ struct TimeArgumentTableTests {
     /// The same on a one-worker M:N runtime (the M:N primitives need one).
     static func runMN(_ row: TimedCall, _ argument: TimeArgument) throws -> (Outcome, Bool) {
         let handedRow = Handed(value: row)
-        return try UThreadRuntime.run(workers: 1) { () -> (Outcome, Bool) in
+        return try UThreadRuntime.runHybrid(workers: 1) { () -> (Outcome, Bool) in
             let prepared = Handed(value: try handedRow.value.prepare())
             defer { try? prepared.value.cleanup() }
             let limit = argument.limit(for: handedRow.value.parameters)
-            let thread = MNThread(name: "timed call") { Outcome { try prepared.value.call(limit) } }
+            let thread = UThread(name: "timed call") { Outcome { try prepared.value.call(limit) } }
             if !argument.isDue {
                 try waitUntilParked { thread.id }
                 thread.cancel()

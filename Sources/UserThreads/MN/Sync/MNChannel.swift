@@ -29,7 +29,7 @@ import CUThreads
 /// ```swift
 /// try UThreadRuntime.run(workers: 2) {
 ///     let jobs = MNChannel<Int>(name: "jobs")            // unbuffered
-///     let worker = MNThread { var sum = 0; for j in jobs { sum += j }; return sum }
+///     let worker = UThread { var sum = 0; for j in jobs { sum += j }; return sum }
 ///     for j in 1...100 { try jobs.send(j) }              // each send meets a receive
 ///     jobs.close()
 ///     print(try worker.join())                           // 5050

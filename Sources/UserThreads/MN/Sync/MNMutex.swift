@@ -13,7 +13,7 @@ import CUThreads
 /// try UThreadRuntime.run(workers: 2) {
 ///     let m = MNMutex(name: "counter")
 ///     let counter = Counter()                       // some Sendable box
-///     let ts = (0..<4).map { _ in MNThread { for _ in 0..<1000 { try m.withLock { counter.bump() } } } }
+///     let ts = (0..<4).map { _ in UThread { for _ in 0..<1000 { try m.withLock { counter.bump() } } } }
 ///     for t in ts { try t.join() }
 /// }
 /// ```

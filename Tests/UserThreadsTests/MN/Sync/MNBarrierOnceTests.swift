@@ -12,7 +12,7 @@ import Testing
             let phase = MNCounter()
             let bad = MNCounter()
             let ts = try (0..<4).map { i in
-                try MNThread.spawn(onWorker: i % 2) {
+                try UThread.spawn(onWorker: i % 2) {
                     for round in 0..<50 {
                         phase.add()
                         if try b.arriveAndWait() { lasts.add() }
@@ -34,7 +34,7 @@ import Testing
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
             let b = try MNBarrier(parties: 2)
             var out: [String] = []
-            let timed = try MNThread.spawn(onWorker: 1) { () -> String in
+            let timed = try UThread.spawn(onWorker: 1) { () -> String in
                 do {
                     try b.arriveAndWait(timeout: .milliseconds(3))
                     return "passed"
@@ -42,7 +42,7 @@ import Testing
             }
             out.append(try timed.join())
             out.append("arrived \(b.arrived)")  // withdrawn
-            let cancelled = try MNThread.spawn(onWorker: 1) { () -> String in
+            let cancelled = try UThread.spawn(onWorker: 1) { () -> String in
                 do {
                     try b.arriveAndWait()
                     return "passed"
@@ -52,7 +52,7 @@ import Testing
             cancelled.cancel()
             out.append(try cancelled.join())
             out.append("arrived \(b.arrived)")
-            let broken = try MNThread.spawn(onWorker: 1) { () -> String in
+            let broken = try UThread.spawn(onWorker: 1) { () -> String in
                 do {
                     try b.arriveAndWait()
                     return "passed"
@@ -75,9 +75,9 @@ import Testing
             let runs = MNCounter()
             let seen = MNCounter()
             let othersWaited = MNFlag()
-            let value = Atomic<Int>(0)
+            let value = SharedAtomic(0)
             let ts = try (0..<8).map { i in
-                try MNThread.spawn(onWorker: i % 2) {
+                try UThread.spawn(onWorker: i % 2) {
                     try once.run {
                         runs.add()
                         // The body runs on until the 7 others wait for it (the merged table
@@ -91,9 +91,9 @@ import Testing
                             }
                             try UThread.sleep(for: .microseconds(100))
                         }
-                        value.store(42, ordering: .relaxed)
+                        value.store(42)
                     }
-                    if value.load(ordering: .relaxed) == 42 { seen.add() }
+                    if value.load() == 42 { seen.add() }
                 }
             }
             for t in ts { try t.join() }
@@ -102,7 +102,7 @@ import Testing
             struct Boom: Error {}
             let flaky = MNOnce()
             do { try flaky.run { throw Boom() } } catch is Boom { out.append("first failed") }
-            let retry = try MNThread.spawn(onWorker: 1) { () -> String in
+            let retry = try UThread.spawn(onWorker: 1) { () -> String in
                 var ran = false
                 try flaky.run { ran = true }
                 return ran ? "retried" : "not retried"
@@ -115,7 +115,7 @@ import Testing
             // A waiter times out while the body runs elsewhere.
             let slow = MNOnce()
             let gate = MNChannel<Int>()
-            let runner = try MNThread.spawn(onWorker: 1) { try slow.run { _ = try gate.receive() } }
+            let runner = try UThread.spawn(onWorker: 1) { try slow.run { _ = try gate.receive() } }
             #expect(try waitUntilParked(runner, .channelReceive))
             do { try slow.run(timeout: .milliseconds(2)) {} } catch UThreadError.timedOut {
                 out.append("waiter timedOut")

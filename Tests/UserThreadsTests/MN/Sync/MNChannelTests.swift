@@ -10,16 +10,16 @@ import Testing
         let (sentEarly, value, sent, workers) = try UThreadRuntime.run(workers: 2) { () -> (Bool, Int?, Bool, [Int]) in
             let ch = MNChannel<Int>(name: "rendezvous")
             let sent = MNFlag()
-            let sender = try MNThread.spawn(name: "sender", onWorker: 1) { () -> Int in
+            let sender = try UThread.spawn(name: "sender", onWorker: 1) { () -> Int in
                 try ch.send(42)
                 sent.set()
-                return MNThread.worker!
+                return UThread.worker
             }
             #expect(try waitUntilParked(sender, .channelSend))
             let early = sent.isSet
             let v = try ch.receive()
             let w = try sender.join()
-            return (early, v, sent.isSet, [MNThread.worker!, w])
+            return (early, v, sent.isSet, [UThread.worker, w])
         }
         #expect(!sentEarly)
         #expect(value == 42)
@@ -30,7 +30,7 @@ import Testing
     @Test func unbufferedReceiverParkedOnAnotherWorkerGetsTheValue() throws {
         let got = try UThreadRuntime.run(workers: 2) { () -> [Int?] in
             let ch = MNChannel<Int>()
-            let receiver = try MNThread.spawn(onWorker: 1) { () -> [Int?] in try (0..<3).map { _ in try ch.receive() } }
+            let receiver = try UThread.spawn(onWorker: 1) { () -> [Int?] in try (0..<3).map { _ in try ch.receive() } }
             for i in 0..<3 {
                 #expect(try waitUntilParked(receiver, .channelReceive))
                 try ch.send(i)
@@ -44,9 +44,9 @@ import Testing
     @Test func parkedSendersAreServedFIFO() throws {
         let order = try UThreadRuntime.run(workers: 2) { () -> [Int] in
             let ch = MNChannel<Int>()
-            var senders: [MNThread<Void>] = []
+            var senders: [UThread<Void>] = []
             for i in 0..<4 {
-                let s = try MNThread.spawn(onWorker: 1 - i % 2) { try ch.send(i) }
+                let s = try UThread.spawn(onWorker: 1 - i % 2) { try ch.send(i) }
                 #expect(try waitUntilParked(s, .channelSend))
                 senders.append(s)
             }
@@ -60,7 +60,7 @@ import Testing
     @Test func bufferedChannelKeepsFIFOAcrossWorkers() throws {
         let got = try UThreadRuntime.run(workers: 2) { () -> [Int] in
             let ch = try MNChannel<Int>(capacity: 3)
-            let producer = try MNThread.spawn(onWorker: 1) {
+            let producer = try UThread.spawn(onWorker: 1) {
                 for i in 0..<100 { try ch.send(i) }
                 ch.close()
             }
@@ -79,10 +79,10 @@ import Testing
             let empty = MNChannel<Int>(name: "empty")
             let full = try MNChannel<Int>(capacity: 1, name: "full")
             try full.send(7)
-            let receiver = try MNThread.spawn(onWorker: 1) { () -> String in
+            let receiver = try UThread.spawn(onWorker: 1) { () -> String in
                 "received \(String(describing: try empty.receive()))"
             }
-            let sender = try MNThread.spawn(onWorker: 1) { () -> String in
+            let sender = try UThread.spawn(onWorker: 1) { () -> String in
                 do {
                     try full.send(8)
                     return "sent"
@@ -108,14 +108,14 @@ import Testing
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
             let ch = MNChannel<Int>()
             var out: [String] = []
-            let timed = try MNThread.spawn(onWorker: 1) { () -> String in
+            let timed = try UThread.spawn(onWorker: 1) { () -> String in
                 do {
                     _ = try ch.receive(timeout: .milliseconds(5))
                     return "value"
                 } catch UThreadError.timedOut { return "timedOut" }
             }
             out.append(try timed.join())
-            let cancelled = try MNThread.spawn(onWorker: 1) { () -> String in
+            let cancelled = try UThread.spawn(onWorker: 1) { () -> String in
                 do {
                     _ = try ch.receive()
                     return "value"
@@ -127,7 +127,7 @@ import Testing
             do { try ch.send(1, timeout: .milliseconds(5)) } catch UThreadError.timedOut { out.append("send timedOut") }
             #expect(try !ch.trySend(2))
             if case .empty = ch.tryReceive() { out.append("empty") }
-            let receiver = try MNThread.spawn(onWorker: 1) { try ch.receive() }
+            let receiver = try UThread.spawn(onWorker: 1) { try ch.receive() }
             try ch.send(3)
             out.append("\(try receiver.join()!)")
             return out
@@ -147,10 +147,10 @@ import Testing
         let (sum, count, perWorker) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int, [Int]) in
             let ch = try MNChannel<Int>(capacity: capacity)
             let producers = try (0..<6).map { p in
-                try MNThread.spawn(onWorker: p % 2) { for i in 0..<perProducer { try ch.send(p * perProducer + i) } }
+                try UThread.spawn(onWorker: p % 2) { for i in 0..<perProducer { try ch.send(p * perProducer + i) } }
             }
             let consumers = try (0..<6).map { c in
-                try MNThread.spawn(onWorker: (c + 1) % 2) { () -> (Int, Int) in
+                try UThread.spawn(onWorker: (c + 1) % 2) { () -> (Int, Int) in
                     var s = 0
                     var n = 0
                     while let v = try ch.receive() {

@@ -15,7 +15,7 @@ import Testing
             let c = MNCondition(name: "c")
             let done = MNWaitGroup()
             try done.add(1)
-            let waiter = try MNThread.spawn(onWorker: 1) { () -> Bool in
+            let waiter = try UThread.spawn(onWorker: 1) { () -> Bool in
                 try m.withLock { try c.wait(m, timeout: .seconds(30)) }
                 try done.wait(timeout: .seconds(30))
                 return true
@@ -41,7 +41,7 @@ import Testing
             let notFull = MNCondition(name: "not full")
             let buffer = Buffer()
             let producers = try (0..<3).map { p in
-                try MNThread.spawn(onWorker: p % 2) {
+                try UThread.spawn(onWorker: p % 2) {
                     for i in 0..<1000 {
                         try m.withLock {
                             try notFull.wait(m, until: { buffer.items.count < 4 })
@@ -54,7 +54,7 @@ import Testing
                 }
             }
             let consumers = try (0..<3).map { c in
-                try MNThread.spawn(onWorker: (c + 1) % 2) { () -> (Int, Int) in
+                try UThread.spawn(onWorker: (c + 1) % 2) { () -> (Int, Int) in
                     var s = 0
                     var n = 0
                     while true {
@@ -85,9 +85,9 @@ import Testing
             let m = MNMutex()
             let c = MNCondition()
             let log = MNLog()
-            var waiters: [MNThread<Void>] = []
+            var waiters: [UThread<Void>] = []
             for i in 0..<3 {
-                let t = try MNThread.spawn(onWorker: 1 - i % 2) {
+                let t = try UThread.spawn(onWorker: 1 - i % 2) {
                     try m.withLock { try c.wait(m) }
                     log.add("\(i)")
                 }
@@ -99,7 +99,7 @@ import Testing
                 try t.join()  // the woken one is the one we expect, in order
             }
             #expect(!c.signal())
-            let more = try (0..<4).map { i in try MNThread.spawn(onWorker: i % 2) { try m.withLock { try c.wait(m) } } }
+            let more = try (0..<4).map { i in try UThread.spawn(onWorker: i % 2) { try m.withLock { try c.wait(m) } } }
             for t in more { #expect(try waitUntilParked(t, .condition)) }
             let n = c.broadcast()
             for t in more { try t.join() }
@@ -116,7 +116,7 @@ import Testing
             let c = MNCondition(name: "c")
             var out: [String] = []
             do { try c.wait(m) } catch UThreadError.invalidArgument { out.append("not held") }
-            let timed = try MNThread.spawn(onWorker: 1) { () -> String in
+            let timed = try UThread.spawn(onWorker: 1) { () -> String in
                 try m.lock()
                 defer { try? m.unlock() }
                 do { try c.wait(m, timeout: .milliseconds(3)) } catch UThreadError.timedOut {
@@ -125,7 +125,7 @@ import Testing
                 return "woken"
             }
             out.append(try timed.join())
-            let cancelled = try MNThread.spawn(onWorker: 1) { () -> String in
+            let cancelled = try UThread.spawn(onWorker: 1) { () -> String in
                 try m.lock()
                 defer { try? m.unlock() }
                 do { try c.wait(m) } catch is CancellationError { return "cancelled, holds: \(m.isLocked)" }
@@ -137,7 +137,7 @@ import Testing
             #expect(try waitUntilParked(cancelled, .mutex))
             try m.unlock()
             out.append(try cancelled.join())
-            let destroyed = try MNThread.spawn(onWorker: 1) { () -> String in
+            let destroyed = try UThread.spawn(onWorker: 1) { () -> String in
                 try m.withLock {
                     do { try c.wait(m) } catch UThreadError.closed { return "closed" }
                     return "woken"
@@ -159,17 +159,17 @@ import Testing
             // At most 2 inside at once, among 8 threads on both workers.
             let slots = try MNSemaphore(value: 2, name: "slots")
             let inside = MNCounter()
-            let maxInside = Atomic<Int>(0)
+            let maxInside = SharedAtomic(0)
             let ts = try (0..<8).map { i in
-                try MNThread.spawn(onWorker: i % 2) {
+                try UThread.spawn(onWorker: i % 2) {
                     for _ in 0..<200 {
                         try slots.wait()
                         inside.add()
                         let now = inside.count
-                        var m = maxInside.load(ordering: .relaxed)
+                        var m = maxInside.load()
                         while now > m,
-                            !maxInside.compareExchange(expected: m, desired: now, ordering: .relaxed).exchanged
-                        { m = maxInside.load(ordering: .relaxed) }
+                            !maxInside.compareExchange(expected: m, desired: now).exchanged
+                        { m = maxInside.load() }
                         UThread.yield()
                         inside.add(-1)
                         slots.signal()
@@ -181,9 +181,9 @@ import Testing
             // FIFO: waiters parked in order get the permits in order.
             let s = MNSemaphore()
             let log = MNLog()
-            var waiters: [MNThread<Void>] = []
+            var waiters: [UThread<Void>] = []
             for i in 0..<3 {
-                let t = try MNThread.spawn(onWorker: 1 - i % 2) {
+                let t = try UThread.spawn(onWorker: 1 - i % 2) {
                     try s.wait()
                     log.add("\(i)")
                 }
@@ -199,7 +199,7 @@ import Testing
             #expect(!s.tryWait())
             s.signal()
             #expect(s.tryWait())
-            let cancelled = try MNThread.spawn(onWorker: 1) { () -> String in
+            let cancelled = try UThread.spawn(onWorker: 1) { () -> String in
                 do {
                     try s.wait()
                     return "got"
@@ -210,7 +210,7 @@ import Testing
             out.append(try cancelled.join())
             s.signal()
             #expect(s.value == 1)  // the cancelled waiter took no permit
-            let destroyed = try MNThread.spawn(onWorker: 1) { () -> String in
+            let destroyed = try UThread.spawn(onWorker: 1) { () -> String in
                 _ = s.tryWait()
                 do {
                     try s.wait()
@@ -220,7 +220,7 @@ import Testing
             #expect(try waitUntilParked(destroyed, .semaphore))
             s.destroy()
             out.append(try destroyed.join())
-            return (maxInside.load(ordering: .relaxed), log.all.compactMap { Int($0) }, out)
+            return (maxInside.load(), log.all.compactMap { Int($0) }, out)
         }
         #expect(maxInside >= 1 && maxInside <= 2)
         #expect(order == [0, 1, 2])
@@ -236,13 +236,13 @@ import Testing
             let l = MNRWLock(name: "rw")
             let log = MNLog()
             try l.readLock()
-            let writer = try MNThread.spawn(onWorker: 1) {
+            let writer = try UThread.spawn(onWorker: 1) {
                 try l.writeLock()
                 log.add("writer in")
                 try l.writeUnlock()
             }
             #expect(try waitUntilParked(writer, .rwlock))
-            let reader = try MNThread.spawn(onWorker: 1) {
+            let reader = try UThread.spawn(onWorker: 1) {
                 try l.readLock()
                 log.add("late reader in")
                 try l.readUnlock()
@@ -266,7 +266,7 @@ import Testing
             let violations = MNCounter()
             let guarded = MNGuarded()
             let ts = try (0..<8).map { i in
-                try MNThread.spawn(onWorker: i % 2) {
+                try UThread.spawn(onWorker: i % 2) {
                     for k in 0..<300 {
                         if (i + k) % 4 == 0 {
                             try l.withWriteLock {
@@ -296,14 +296,14 @@ import Testing
             do { try l.writeLock() } catch UThreadError.invalidArgument { out.append("upgrade refused") }
             // A waiting writer that gives up while readers hold the lock admits the readers
             // queued behind it.
-            let writer = try MNThread.spawn(onWorker: 1) { () -> String in
+            let writer = try UThread.spawn(onWorker: 1) { () -> String in
                 do {
                     try l.writeLock()
                     return "writer got it"
                 } catch is CancellationError { return "writer cancelled" }
             }
             #expect(try waitUntilParked(writer, .rwlock))
-            let reader = try MNThread.spawn(onWorker: 1) { () -> String in
+            let reader = try UThread.spawn(onWorker: 1) { () -> String in
                 try l.readLock()
                 try l.readUnlock()
                 return "reader admitted"

@@ -25,7 +25,7 @@ import Testing
             let stop = MNFlag()
             let timeouts = MNCounter()
             let waiters = try (0..<6).map { i in
-                try MNThread.spawn(onWorker: i % 2) {
+                try UThread.spawn(onWorker: i % 2) {
                     var k = 0
                     while !stop.isSet {
                         k += 1
@@ -37,7 +37,7 @@ import Testing
                 }
             }
             let signallers = try (0..<2).map { i in
-                try MNThread.spawn(onWorker: i) {
+                try UThread.spawn(onWorker: i) {
                     for k in 0..<(signals / 2) {
                         s.signal()
                         if k % 8 == 0 { UThread.yield() }
@@ -64,7 +64,7 @@ import Testing
             let violations = MNCounter()
             let timeouts = MNCounter()
             let ts = try (0..<6).map { i in
-                try MNThread.spawn(onWorker: i % 2) {
+                try UThread.spawn(onWorker: i % 2) {
                     var held = false
                     for k in 0..<400 {
                         if i % 3 == 0 {
@@ -112,7 +112,7 @@ import Testing
             let inside = MNCounter()
             let timeouts = MNCounter()
             let ts = try (0..<6).map { i in
-                try MNThread.spawn(onWorker: i % 2) {
+                try UThread.spawn(onWorker: i % 2) {
                     var held = false
                     for k in 0..<400 {
                         do {

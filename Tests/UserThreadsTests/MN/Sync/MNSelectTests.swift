@@ -11,14 +11,14 @@ import Testing
             let b = MNChannel<String>(name: "b")
             let acks = MNChannel<Int>(name: "acks")
             var out: [String] = []
-            let sender = try MNThread.spawn(onWorker: 1) { try b.send("hello") }
+            let sender = try UThread.spawn(onWorker: 1) { try b.send("hello") }
             out.append(
                 try mnSelect { s in
                     s.receive(from: a) { v in "a \(v!)" }
                     s.receive(from: b) { v in "b \(v!)" }
                 })
             try sender.join()
-            let receiver = try MNThread.spawn(onWorker: 1) { () -> Int? in try acks.receive() }
+            let receiver = try UThread.spawn(onWorker: 1) { () -> Int? in try acks.receive() }
             out.append(
                 try mnSelect { s in
                     s.receive(from: a) { v in "a \(v!)" }
@@ -71,13 +71,13 @@ import Testing
         let out = try UThreadRuntime.run(workers: 2) { () -> String in
             let a = MNChannel<Int>()
             let b = MNChannel<Int>()
-            let selector = try MNThread.spawn(onWorker: 0) { () -> String in
+            let selector = try UThread.spawn(onWorker: 0) { () -> String in
                 try mnSelect { s in
                     s.receive(from: a) { v in "a \(String(describing: v))" }
                     s.receive(from: b) { v in "b \(String(describing: v))" }
                 }
             }
-            let closer = try MNThread.spawn(onWorker: 1) { () throws in
+            let closer = try UThread.spawn(onWorker: 1) { () throws in
                 #expect(try waitUntilParked(selector, .select))
                 b.close()
             }
@@ -90,7 +90,7 @@ import Testing
     @Test func cancellingAParkedSelectFromAnotherWorker() throws {
         let (out, after) = try UThreadRuntime.run(workers: 2) { () -> (String, Int?) in
             let a = MNChannel<Int>()
-            let selector = try MNThread.spawn(onWorker: 1) { () -> String in
+            let selector = try UThread.spawn(onWorker: 1) { () -> String in
                 do {
                     return try mnSelect { s in s.receive(from: a) { _ in "value" } }
                 } catch is CancellationError { return "cancelled" }
@@ -99,7 +99,7 @@ import Testing
             selector.cancel()
             let out = try selector.join()
             // The cancelled select left no node: a new receiver gets the next value.
-            let receiver = try MNThread.spawn(onWorker: 1) { try a.receive() }
+            let receiver = try UThread.spawn(onWorker: 1) { try a.receive() }
             try a.send(9)
             return (out, try receiver.join())
         }
@@ -113,7 +113,7 @@ import Testing
         let counts = try UThreadRuntime.run(workers: 2) { () -> [Int] in
             let a = try MNChannel<Int>(capacity: 1)
             let b = try MNChannel<Int>(capacity: 1)
-            return try MNThread.spawn(onWorker: 1) { () -> [Int] in
+            return try UThread.spawn(onWorker: 1) { () -> [Int] in
                 var counts = [0, 0]
                 for _ in 0..<rounds {
                     _ = try a.trySend(0)
@@ -143,7 +143,7 @@ import Testing
             let sum = MNCounter()
             let total = 4 * perSender
             let selectors = try (0..<4).map { k in
-                try MNThread.spawn(onWorker: k % 2) {
+                try UThread.spawn(onWorker: k % 2) {
                     while taken.count < total {
                         let v: Int? = try mnSelect(timeout: .microseconds(200)) { s in
                             s.receive(from: a) { $0 }
@@ -158,7 +158,7 @@ import Testing
                 }
             }
             let senders = try (0..<4).map { k in
-                try MNThread.spawn(onWorker: (k + 1) % 2) {
+                try UThread.spawn(onWorker: (k + 1) % 2) {
                     for i in 0..<perSender { try (i % 2 == 0 ? a : b).send(k * perSender + i) }
                 }
             }

@@ -114,7 +114,7 @@ import Testing
     /// wakes, so it never waits.
     @Test func mlfqFavoursInteractiveThreads() throws {
         let trace = UThreadTrace()
-        try UThreadRuntime.run(virtualConfiguration(trace), policy: try MLFQPolicy(boostInterval: nil)) {
+        try UThreadRuntime.run(virtualConfiguration(trace), policy: { try MLFQPolicy(boostInterval: nil) }) {
             let hog = UThread(name: "hog") { UThread.simulateWork(for: .milliseconds(200)) }
             let editor = UThread(name: "editor") {
                 for _ in 0..<10 {

@@ -6,10 +6,11 @@ import Testing
 /// have passed; returns the CPU (ms) each got, from the trace.
 func cpuShares(_ policy: any SchedulingPolicy, _ parameters: [SchedulingParameters], totalMs: Int) throws -> [Double] {
     let trace = UThreadTrace(capacity: 1 << 18)
-    try UThreadRuntime.run(virtualConfiguration(trace), policy: policy) {
+    nonisolated(unsafe) let policy = policy  // made here for this workers: 1 runtime, used once by it
+    try UThreadRuntime.run(virtualConfiguration(trace), policy: { policy }) {
         var stop = false
         let threads = parameters.enumerated().map { i, p in
-            UThread(name: "t\(i)", scheduling: p) {
+            UThread.local(name: "t\(i)", scheduling: p) {
                 while !stop { UThread.simulateWork(for: .milliseconds(1)) }
             }
         }
@@ -67,10 +68,11 @@ func cpuShares(_ policy: any SchedulingPolicy, _ parameters: [SchedulingParamete
     @Test func priorityAgingPreventsStarvation() throws {
         func firstRunOfLow(_ policy: PriorityPolicy) throws -> UInt64 {
             let trace = UThreadTrace(capacity: 1 << 16)
-            try UThreadRuntime.run(virtualConfiguration(trace), policy: policy) {
+            nonisolated(unsafe) let policy = policy  // made here for this workers: 1 runtime
+            try UThreadRuntime.run(virtualConfiguration(trace), policy: { policy }) {
                 var lowRan = false
                 let hogs = (0..<2).map { i in
-                    UThread(name: "hog \(i)", scheduling: .init(priority: 10)) {
+                    UThread.local(name: "hog \(i)", scheduling: .init(priority: 10)) {
                         var worked = 0
                         while worked < 250 && !(lowRan && worked > 100) {
                             UThread.simulateWork(for: .milliseconds(1))

@@ -40,7 +40,8 @@ func virtualConfiguration(_ trace: UThreadTrace) -> UThreadRuntime.Configuration
 /// Spawns every job at time 0 (in order), joins them all; returns the schedule.
 func schedule(_ policy: any SchedulingPolicy, _ jobs: [Job]) throws -> Schedule {
     let trace = UThreadTrace()
-    try UThreadRuntime.run(virtualConfiguration(trace), policy: policy) {
+    nonisolated(unsafe) let policy = policy  // made here for this workers: 1 runtime, used once by it
+    try UThreadRuntime.run(virtualConfiguration(trace), policy: { policy }) {
         let threads = jobs.map { job in
             UThread(name: job.name, scheduling: job.scheduling) {
                 if job.arrival > 0 { try UThread.sleep(for: .milliseconds(job.arrival)) }

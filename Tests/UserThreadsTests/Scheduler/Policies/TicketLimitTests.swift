@@ -6,7 +6,7 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct TicketLimitTests {
     @Test func tooManyTicketsAreRefusedAtSpawn() throws {
-        let error = try UThreadRuntime.run(policy: try StridePolicy()) { () -> UThreadError? in
+        let error = try UThreadRuntime.run(policy: { try StridePolicy() }) { () -> UThreadError? in
             let t = UThread(scheduling: .init(tickets: SchedulingParameters.maximumTickets + 1)) {}
             do { try t.join() } catch let e as UThreadError { return e }
             return nil
@@ -24,16 +24,16 @@ struct TicketLimitTests {
         #expect(StridePolicy.strideOne / UInt64(SchedulingParameters.maximumTickets) == 1)
         var configuration = UThreadRuntime.Configuration()
         configuration.clock = .virtual
-        let order = try UThreadRuntime.run(configuration, policy: try StridePolicy(quantum: .milliseconds(1))) {
+        let order = try UThreadRuntime.run(configuration, policy: { try StridePolicy(quantum: .milliseconds(1)) }) {
             () -> [String] in
             var order: [String] = []
-            let big = UThread(name: "big", scheduling: .init(tickets: SchedulingParameters.maximumTickets)) {
+            let big = UThread.local(name: "big", scheduling: .init(tickets: SchedulingParameters.maximumTickets)) {
                 for _ in 0..<3 {
                     UThread.simulateWork(for: .milliseconds(1))
                     order.append("big")
                 }
             }
-            let small = UThread(name: "small", scheduling: .init(tickets: 1)) { order.append("small") }
+            let small = UThread.local(name: "small", scheduling: .init(tickets: 1)) { order.append("small") }
             try big.join()
             try small.join()
             return order

@@ -17,16 +17,16 @@ import Testing
         let trace = UThreadTrace()
         var c = UThreadRuntime.Configuration()
         c.trace = trace
-        let spun = try UThreadRuntime.run(c, policy: try RoundRobinPolicy(quantum: .milliseconds(2))) {
+        let spun = try UThreadRuntime.run(c, policy: { try RoundRobinPolicy(quantum: .milliseconds(2)) }) {
             var otherRan = false
             var calls = 0
-            let spinner = UThread(name: "spinner") {
+            let spinner = UThread.local(name: "spinner") {
                 while !otherRan {
                     UThread.checkpoint()
                     calls += 1
                 }
             }
-            let other = UThread(name: "other") { otherRan = true }
+            let other = UThread.local(name: "other") { otherRan = true }
             try other.join()
             try spinner.join()
             return calls
@@ -56,12 +56,13 @@ import Testing
     @Test func checkpointSwitchesOutExactlyAtTheQuantumOnTheVirtualClock() throws {
         var c = UThreadRuntime.Configuration()
         c.clock = .virtual
-        let (stepsBefore, ranAfter) = try UThreadRuntime.run(c, policy: try RoundRobinPolicy(quantum: .milliseconds(2)))
-        {
+        let (stepsBefore, ranAfter) = try UThreadRuntime.run(
+            c, policy: { try RoundRobinPolicy(quantum: .milliseconds(2)) }
+        ) {
             var otherRan = false
             var steps = 0
             var startedAt: UInt64 = 0
-            let spinner = UThread(name: "spinner") {
+            let spinner = UThread.local(name: "spinner") {
                 startedAt = UThreadRuntime.nanoseconds
                 while !otherRan {
                     UThread.simulateWork(for: .microseconds(100))  // ends on the step: no safe point inside
@@ -87,7 +88,7 @@ import Testing
         var c = UThreadRuntime.Configuration()
         c.watchdogLimit = .milliseconds(10)
         c.watchdogHandler = { r in reports.withLock { $0.append(r) } }
-        try UThreadRuntime.run(c, policy: try RoundRobinPolicy(quantum: .milliseconds(1))) {
+        try UThreadRuntime.run(c, policy: { try RoundRobinPolicy(quantum: .milliseconds(1)) }) {
             let hog = UThread(name: "busy-loop") {
                 let end = ContinuousClock.now + .milliseconds(30)
                 while ContinuousClock.now < end {}  // no safe point
@@ -111,11 +112,11 @@ import Testing
         for _ in 0..<100_000 { UThread.checkpoint() }
         let order = try UThreadRuntime.run {
             var order: [String] = []
-            let a = UThread {
+            let a = UThread.local {
                 for _ in 0..<1_000_000 { UThread.checkpoint() }
                 order.append("a")
             }
-            let b = UThread { order.append("b") }
+            let b = UThread.local { order.append("b") }
             try a.join()
             try b.join()
             return order
@@ -143,7 +144,7 @@ import Testing
 func mixedScenario() throws -> Int {
     var log: [Int] = []
     let threads = (0..<4).map { i in
-        UThread(name: "w\(i)") {
+        UThread.local(name: "w\(i)") {
             for round in 0..<6 {
                 switch (i + round) % 3 {
                 case 0: UThread.simulateWork(for: .microseconds(700 + 300 * i))
@@ -183,7 +184,7 @@ func mixedScenario() throws -> Int {
         func racy() throws {
             var counter = 0
             let ts = (0..<3).map { _ in
-                UThread {
+                UThread.local {
                     for _ in 0..<3 {
                         let v = counter
                         UThread.yield()
@@ -201,7 +202,7 @@ func mixedScenario() throws -> Int {
         let fixed = UThreadRuntime.firstFailingSeed(1...50) {
             var counter = 0
             let ts = (0..<3).map { _ in
-                UThread {
+                UThread.local {
                     for _ in 0..<3 {
                         counter += 1
                         UThread.yield()
@@ -221,7 +222,7 @@ func mixedScenario() throws -> Int {
         var c = UThreadRuntime.Configuration()
         c.trace = trace
         c.clock = .virtual
-        try UThreadRuntime.run(c, policy: try RoundRobinPolicy(quantum: .milliseconds(2))) {
+        try UThreadRuntime.run(c, policy: { try RoundRobinPolicy(quantum: .milliseconds(2)) }) {
             let a = UThread(name: "cpu <a> & \"b\"") { UThread.simulateWork(for: .milliseconds(7)) }
             let b = UThread(name: "sleeper") {
                 try UThread.sleep(for: .milliseconds(3))
