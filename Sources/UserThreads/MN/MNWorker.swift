@@ -73,19 +73,40 @@
 //     `UThread.sleep` and every cross-worker wait (`MNWorker.park`: every primitive of MN/Sync,
 //     `mnSelect`, MNThread.join) set flag MOVABLE around their park; `UThread.yield()` and a
 //     thread that never ran are recognised by their empty wait kind (every park sets one and
-//     clears it only when the thread runs again), so the M:1 yield path pays nothing. Other
-//     suspensions (M:1 primitives, I/O, `blocking {}`, the time-slice preemption of other
-//     policies) keep the thread where it is; they may capture their worker's scheduler or
-//     reactor across the park, the audited sites do not.
+//     clears it only when the thread runs again), so the M:1 yield path pays nothing. A
+//     time-slice preemption (policies other than FIFO) is audited when it happens in
+//     `UThread.checkpoint()` (nothing uses the scheduler after it), not when it happens in
+//     the runtime's own safe points (`simulateWork`): those mark the thread UNAUDITED while it
+//     is ready. Other suspensions (M:1 primitives, I/O, `blocking {}`) keep the thread where
+//     it is; they may capture their worker's scheduler or reactor across the park, the
+//     audited sites do not (`Scheduler.mayMove` is the test).
 //   * Who decides: the busy worker itself, at its safe points (every 64 yields in
 //     `maintenance`, every 64 cross-worker parks, and every 4096 `UThread.checkpoint()` calls
-//     of a thread that runs long without yielding): when some worker sleeps or spins, it takes
-//     ready migratable threads from the *back* of its FIFO run queue (the front runs next here,
-//     with warm caches), enough for an even split with the idle workers, and publishes them as
-//     one batch in `migrants` (pairs of object and row: the object is the thread's migration
-//     record, MNThreadObject.swift); an idle worker adopts the whole batch. One batch in flight at
-//     a time, and adopters are busy afterwards, so nothing flows back unless a worker runs dry
-//     again: no ping-pong. Other policies (per-thread policy state) do not shed.
+//     of a thread that runs long without yielding, or at its time slices' checks): when some
+//     worker sleeps or spins, its policy gives up ready migratable threads, the ones it would
+//     run last (the front runs next here, with warm caches), enough for an even split with the
+//     idle workers, and the worker publishes them as one batch in `migrants` (object, row and
+//     policy state: the object is the thread's migration record, MNThreadObject.swift); an idle
+//     worker adopts the whole batch. One batch in flight at a time, and adopters are busy
+//     afterwards, so nothing flows back unless a worker runs dry again: no ping-pong.
+//   * Policies. The policy's per-thread state travels with the thread, and the policy protocol
+//     says how (`SchedulingPolicy.emigrate` / `immigrate`): the giving policy removes the
+//     threads it would run last from its own queues (FIFO, round-robin, lottery: the back of
+//     the queue; priority: lowest effective priority; MLFQ: lowest level; stride, fair share:
+//     largest pass or virtual runtime; EDF: latest deadline) and returns each with a Sendable
+//     snapshot of what the row does not hold; the receiving policy (another instance of the
+//     same type: `run(workers:policy:)` makes one per worker) queues it, rebasing anything
+//     relative to its own clock: a CFS virtual runtime or a stride pass travels as the lead
+//     over the old queue's minimum or global pass and lands at the same lead over the new one
+//     (Linux's `vruntime -= min_vruntime` on migration), a priority thread keeps its age, an
+//     MLFQ thread its level and used allotment. Priority, nice, tickets and the EDF deadline
+//     (absolute, on the monotonic clock every worker shares) are in the row. The protocol's
+//     defaults keep a user-written policy correct without any code: it gives nothing up (the
+//     scheduler cannot reach into its private queues), and it receives a thread as woken
+//     (every policy must accept those). Rejected: the scheduler removing threads itself
+//     through a generic "remove this thread" call (it would have to pick the victims without
+//     knowing the order), and a fixed two-word state (CFS needs a signed lag, MLFQ two fields,
+//     a user's policy may need more).
 //   * Rows stay put: code on the thread's stack holds its control block's address across every
 //     switch (Scheduler.park, MNWorker.park, sync code), so the row is never copied. Ownership
 //     moves instead (ControlBlockTable): the home table marks it abroad and stops listing and
@@ -582,10 +603,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         let n = min(MNRuntime.stealMax, (ready + 1) * idle / (idle + 1))
         let rows = s.shedMigratable(max: n)
         guard !rows.isEmpty else { return }
-        // Only M:N threads are migratable (worker-local UThreads never are): the row's object
-        // is an MNThreadObject, kept alive by the row.
-        let batch = rows.map { t in MNMigrant(object: unsafeDowncast(s.objectOf(t), to: MNThreadObject.self), block: t)
-        }
+        let batch = rows.map { migrant($0, s) }
         let now = uthreads_monotonic_ns()
         rt { runtime in
             runtime.migrants.withLock { q in
@@ -597,6 +615,14 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             }
             runtime.ringOne(except: index, forQueuedThread: false)
         }
+    }
+
+    /// The migration record of a thread this worker's policy gave up. Only M:N threads are
+    /// migratable (worker-local UThreads never are): the row's object is an MNThreadObject,
+    /// kept alive by the row.
+    private func migrant(_ e: Emigrant, _ s: Scheduler) -> MNMigrant {
+        let t = e.thread.block
+        return MNMigrant(object: unsafeDowncast(s.objectOf(t), to: MNThreadObject.self), block: t, policyState: e.state)
     }
 
     /// Adopts one batch of migrating threads (only one given up before `before`, if given);
@@ -620,7 +646,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// place (so that cancel and join find it here), and makes it ready on this worker.
     private func adopt(_ m: MNMigrant, _ s: Scheduler) {
         let t = m.block
-        s.adopt(t)
+        s.adopt(t, state: m.policyState)
         _ = rt { $0.migrations.wrappingAdd(1, ordering: .relaxed) }
         let cancel = m.object.moved(to: index)
         if cancel || shutdownHandled { s.cancel(t) }
