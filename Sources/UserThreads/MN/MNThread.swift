@@ -163,7 +163,9 @@ public struct MNRuntimeHandle: Sendable {
             startedPerWorker: runtime.workers.map { $0.startedCount.load(ordering: .relaxed) },
             stolen: runtime.stolen.load(ordering: .relaxed),
             live: runtime.liveCount(),
-            migrations: runtime.migrations.load(ordering: .relaxed))
+            migrations: runtime.migrations.load(ordering: .relaxed),
+            mailedWakes: runtime.workers.reduce(0) { $0 + $1.mailedWakes.load(ordering: .relaxed) },
+            doorbells: runtime.workers.reduce(0) { $0 + $1.doorbellRings.load(ordering: .relaxed) })
     }
 }
 
@@ -177,6 +179,10 @@ public struct MNStatistics: Sendable, Hashable {
     public var live: Int
     /// Times a started thread resumed on another worker than the one it last ran on.
     public var migrations: Int = 0
+    /// Wakes of a thread parked on another worker, sent through that worker's mailbox.
+    public var mailedWakes: Int = 0
+    /// Doorbells rung: eventfd writes that woke a sleeping worker (a system call on each side).
+    public var doorbells: Int = 0
 }
 
 extension UThreadRuntime {

@@ -207,6 +207,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     // Written by other kernel threads (posters, thieves, ringers); read by the owner.
     private let padding0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     let mailCount = Atomic<Int>(0)
+    /// Wakes posted to this mailbox, and doorbells rung on this worker (statistics: the share
+    /// of cross-worker handoffs that cost a system call). On the posters' line already.
+    let mailedWakes = Atomic<Int>(0)
+    let doorbellRings = Atomic<Int>(0)
     /// Non-zero while the worker sleeps (or is about to): `MNWorker.asleep`, or
     /// `MNWorker.asleepDeferred` when it sleeps with a timeout because another worker's queue
     /// holds threads that their owner is still taking (it looks again then, so new threads do
@@ -341,6 +345,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             m.append(mail)
             mailCount.wrappingAdd(1, ordering: .sequentiallyConsistent)
         }
+        if case .wake = mail { mailedWakes.wrappingAdd(1, ordering: .relaxed) }
         _ = ring()
     }
 
@@ -357,6 +362,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             return false
         }
         _ = uthreads_eventfd_signal(doorbell)
+        doorbellRings.wrappingAdd(1, ordering: .relaxed)
         return true
     }
 

@@ -67,6 +67,47 @@ enum SyncBenchmarks {
         }
     }
 
+    /// A ping-pong between two unpinned M:N threads over two unbuffered MNChannels on 2
+    /// workers: the runtime decides where they run. Returns ns per handoff, the doorbells and
+    /// mailed wakes per handoff, and whether both ended on one worker. Wall time.
+    static func mnChannelPingPongUnpinned(roundTrips: Int) throws -> (
+        ns: Double, doorbells: Double, mailed: Double, together: Bool
+    ) {
+        try UThreadRuntime.run(workers: 2) {
+            let ping = MNChannel<Int>(name: "ping")
+            let pong = MNChannel<Int>(name: "pong")
+            let echo = MNThread(name: "echo") { () -> Int in
+                while let v = try ping.receive() { try pong.send(v) }
+                return MNThread.worker!
+            }
+            let pinger = MNThread(name: "ping") { () -> (Double, MNStatistics, MNStatistics, Int) in
+                let handle = MNThread.runtime!
+                for i in 0..<1_000 {
+                    try ping.send(i)
+                    _ = try pong.receive()
+                }  // warm up
+                let before = handle.statistics
+                let start = uthreads_monotonic_ns()
+                for i in 0..<roundTrips {
+                    try ping.send(i)
+                    _ = try pong.receive()
+                }
+                let elapsed = Double(uthreads_monotonic_ns() - start)
+                let after = handle.statistics
+                let worker = MNThread.worker!
+                ping.close()
+                return (elapsed, before, after, worker)
+            }
+            let (elapsed, before, after, worker) = try pinger.join()
+            let echoWorker = try echo.join()
+            let handoffs = Double(2 * roundTrips)
+            return (
+                elapsed / handoffs, Double(after.doorbells - before.doorbells) / handoffs,
+                Double(after.mailedWakes - before.mailedWakes) / handoffs, worker == echoWorker
+            )
+        }
+    }
+
     static func uncontendedMutex(iterations: Int) throws -> Double {
         try UThreadRuntime.run {
             let m = UMutex()

@@ -56,11 +56,27 @@ enum SyncBenchRuns {
         var across: [Double] = []
         var local: [Double] = []
         var condvar: [Double] = []
+        var unpinned: [Double] = []
+        var doorbells: [Double] = []
+        var mailed: [Double] = []
+        var together = 0
         for _ in 0..<o.repetitions {
+            let u = try SyncBenchmarks.mnChannelPingPongUnpinned(roundTrips: trips)
+            unpinned.append(u.ns)
+            doorbells.append(u.doorbells)
+            mailed.append(u.mailed)
+            together += u.together ? 1 : 0
             across.append(try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 2))
             local.append(try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 1))
             condvar.append(peers_condvar_handoff_ns(Int32(2 * trips), -1))
         }
+        func share(_ v: [Double]) -> String { "\((v.sorted()[v.count / 2] * 100).fixed(1)) %" }
+        r.add(
+            group: "sync", name: "M:N: MNChannel ping-pong, two unpinned threads, 2 workers", unit: "ns/handoff",
+            samples: unpinned,
+            note:
+                "median per handoff: doorbell \(share(doorbells)), mailed wake \(share(mailed)); pair on one worker at the end in \(together) of \(o.repetitions) runs"
+        )
         r.add(
             group: "sync", name: "M:N: MNChannel ping-pong, threads on 2 workers", unit: "ns/handoff", samples: across)
         r.add(
