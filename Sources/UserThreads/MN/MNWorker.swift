@@ -150,6 +150,33 @@
 //     staleness test in `steal`). A thread in `blocking {}` parks, so its worker runs the
 //     others meanwhile.
 //
+// Wakes: a woken thread goes where it runs soonest; a pair stays together. A wake across
+// workers is mail to the sleeper's worker (a parked thread belongs to its worker: only it may
+// touch the row). Two threads ping-ponging from two workers would pay a cross-CPU message, and
+// a doorbell whenever the other worker had gone to sleep, per handoff, and each message
+// wakes a worker that then waits again. Go answers with `runnext`: the waker's P takes the
+// woken goroutine and runs it next, so a pair ends on one P. Here the mail names the waker's
+// worker (`wakeNear`, only from a user thread: an idle loop's wake, such as a table request's
+// answer, has no partner), and the sleeper's worker, applying it, hands the woken thread to
+// that worker (`pull`: woken here, taken back from the policy with its state, sent as `.adopt`
+// mail) when the thread may move (migratable, parked at an audited site: MOVABLE), threads of
+// that worker woke it twice in a row (a partner; a child waking its joiner once as it ends
+// moves nobody), and the waker's worker is idle (`idleNow`: set at the start of an idle pass, cleared when a thread is
+// ready again). That is the common case of a request/response: the waker parked right after
+// waking, to wait for the answer, so the thread runs there at once, and from then on the two
+// wake each other locally (no mail, no doorbell, shared caches). When the waker's worker is
+// busy, the thread stays: it would wait there, and the idle check is what keeps a producer
+// from pulling its consumers onto its own CPU. Keeping the pair together then needs one more
+// rule: shedding at a park (`shed(parking: true)`) does not count the parking thread among
+// those that want the worker, so the partner it just woke is not sent away while it waits.
+// Measured: docs/BENCHMARKS.md ("unpinned ping-pong"). Rejected: the waker taking the
+// woken thread itself (a parked row may be touched only by its owner, and the owner may be
+// resuming it); a request "send it to me" posted when the waker parks (the owner has run the
+// thread by then); pulling regardless of the waker's worker's state (Go's choice, with its
+// spinning Ms stealing runnext back; here shedding is periodic, and a producer would hold its
+// consumers on its own CPU for up to 64 parks); the Sendable wait token naming the waker (a
+// wait may be woken by anyone: the mail is the place).
+//
 // A stalled worker (a thread that runs long): its queue's activity stops, so after 50 µs idle
 // workers take its queued threads without any monitor — the queue lock is the only thing a
 // thief needs. Its started ready threads move at the running thread's next safe point
@@ -231,6 +258,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     let finishedThreads = Atomic<Int>(0)
     /// Threads this worker started (stolen ones included).
     let startedCount = Atomic<Int>(0)
+    /// True from the start of an idle pass until a thread is ready again: a thread woken by one
+    /// of this worker's threads may be handed here (`pull`). A hint, relaxed.
+    let idleNow = Atomic<Bool>(false)
     private let padding2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
 
     // Touched only on the worker's own kernel thread (or before it starts / after it ended).
@@ -345,7 +375,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             m.append(mail)
             mailCount.wrappingAdd(1, ordering: .sequentiallyConsistent)
         }
-        if case .wake = mail { mailedWakes.wrappingAdd(1, ordering: .relaxed) }
+        switch mail {
+        case .wake, .wakeNear: mailedWakes.wrappingAdd(1, ordering: .relaxed)
+        default: break
+        }
         _ = ring()
     }
 
@@ -391,6 +424,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             switch mail {
             case .wake(let w, let result):
                 wakeLocal(w, result, s)
+            case .wakeNear(let w, let result, let waker):
+                if !pull(w, result, toward: waker, s) { wakeLocal(w, result, s) }
+            case .adopt(let migrant):
+                adopt(migrant, s)
             case .cancel(let block, let id):
                 // A thread that migrated away meanwhile is cancelled by its adopter (which sees
                 // `cancelRequested` when it updates the thread's place).
@@ -599,14 +636,18 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// enough for an even split between this worker and the idle ones: the adopters are busy
     /// afterwards, so nothing flows back unless a worker runs dry again (no ping-pong).
     /// O(ready). Called at safe points: every 64 yields and every 64 cross-worker parks.
-    func shed(_ s: Scheduler) {
+    /// `parking`: the running thread is about to park, so it does not count among the threads
+    /// that want this worker (a thread that woke its partner and now waits for the answer
+    /// keeps the partner here: the pair stays together).
+    func shed(_ s: Scheduler, parking: Bool = false) {
         let idle = runtime.sleepers.load(ordering: .relaxed) + runtime.spinning.load(ordering: .relaxed)
         guard idle > 0, !shutdownHandled else { return }
         let ready = s.readyCountForShedding
         guard ready > 0 else { return }
         // One batch in flight at a time: the previous one has not been adopted yet.
         guard runtime.migrantBatches.load(ordering: .relaxed) == 0 else { return }
-        let n = min(MNRuntime.stealMax, (ready + 1) * idle / (idle + 1))
+        let wanting = parking ? ready : ready + 1
+        let n = min(MNRuntime.stealMax, wanting * idle / (idle + 1))
         let rows = s.shedMigratable(max: n)
         guard !rows.isEmpty else { return }
         let batch = rows.map { migrant($0, s) }
@@ -658,6 +699,38 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if cancel || shutdownHandled { s.cancel(t) }
     }
 
+    /// Applies a wake that a thread on worker `waker` sent to a thread parked here, by handing
+    /// the woken thread to `waker` when it may move (migratable, parked at an audited site),
+    /// threads on `waker` woke it at least twice in a row (a partner, not a one-off such as a
+    /// finished thread waking its joiner), and `waker` is idle: the waker has parked,
+    /// typically to wait for this thread's answer, so the
+    /// thread runs there at once, and a ping-pong pair ends on one worker, where its wakes are
+    /// local from then on (no mail, no doorbell). False: the caller applies the wake here
+    /// (the thread stays, as when the waker's worker is busy: it would run later there).
+    /// Go's `runnext` plus waking on the waker's P, for a runtime whose parked threads belong
+    /// to their worker (the essay's "Wakes").
+    private func pull(_ w: MNWaiter, _ result: WakeResult, toward waker: Int, _ s: Scheduler) -> Bool {
+        guard waker != index, !shutdownHandled, let t = ControlBlock(bitPattern: w.block), s.table.owns(t),
+            t.pointee.mn_token == w.token, t.has(.flagMigratable), t.has(.flagMovable)
+        else { return false }
+        let object = unsafeDowncast(s.objectOf(t), to: MNThreadObject.self)  // migratable: an M:N thread
+        if object.lastWaker == Int32(waker) {
+            object.wakesFromLastWaker &+= 1
+        } else {
+            object.lastWaker = Int32(waker)
+            object.wakesFromLastWaker = 1
+        }
+        guard object.wakesFromLastWaker >= 2, rt({ $0.withWorker(waker) { $0.idleNow.load(ordering: .relaxed) } })
+        else { return false }
+        object.wakesFromLastWaker = 0
+        // Woken here first (its wait ends with `result`, timers and wait queues cleared), then
+        // taken back from the policy and handed over; a policy that keeps its threads keeps it.
+        guard s.wake(t, result), let e = s.emigrate(t) else { return true }
+        let m = migrant(e, s)
+        rt { $0.withWorker(waker) { $0.post(.adopt(m)) } }
+        return true
+    }
+
     func finishedAbroad(_ row: ControlBlock, home: Int) {
         rt { runtime in runtime.withWorker(home) { $0.post(.reclaim(block: UInt(bitPattern: row))) } }
     }
@@ -677,6 +750,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     func idle(_ s: Scheduler) -> Bool {
+        if !idleNow.load(ordering: .relaxed) { idleNow.store(true, ordering: .relaxed) }
+        defer { if s.hasReadyThreads { idleNow.store(false, ordering: .relaxed) } }
         s.answerSafePointRequests()  // a dump signal (MNObservability.swift)
         if !s.timers.isEmpty { s.fireTimers(now: s.now()) }
         if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
@@ -830,7 +905,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         parksUntilShed -= 1
         if parksUntilShed <= 0 {
             parksUntilShed = 64
-            shed(s)
+            shed(s, parking: true)
         }
         nextToken &+= 1
         let waiter = MNWaiter(runtime: runtime, worker: index, block: UInt(bitPattern: me), token: nextToken)

@@ -779,6 +779,14 @@ final class Scheduler {
             && (t.has(.flagMovable) || (t.pointee.wait_kind == 0 && !t.has(.flagUnaudited)))
     }
 
+    /// Takes the ready thread `t` back from the policy and gives up its ownership (it moves to
+    /// another worker); nil when the policy does not give it up.
+    func emigrate(_ t: ControlBlock) -> Emigrant? {
+        guard let e = policy.emigrate(max: 1, where: { $0.block == t }).first else { return nil }
+        table.emigrate(t)
+        return e
+    }
+
     /// Ready threads on the run queue.
     var readyCountForShedding: Int { fifo?.readyCount ?? policy.readyCount }
 

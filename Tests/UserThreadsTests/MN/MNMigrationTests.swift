@@ -551,3 +551,90 @@ enum BuiltInPolicy: String, CaseIterable, Sendable, CustomTestStringConvertible 
         rr.checkInvariants()
     }
 }
+
+/// A woken thread goes to the idle worker of the thread that woke it, and a ping-pong pair
+/// stays together on one worker.
+@Suite(.timeLimit(.minutes(1))) struct MNPairTests {
+    /// Rounds of `ping → echo → pong`, each answer naming the echo's worker, until both threads
+    /// were seen on one worker for `settled` rounds in a row (or `limit` rounds: a bound, not a
+    /// wait). Returns the rounds in a row and whether every answer was right.
+    static func pingPong(
+        _ ping: MNChannel<Int>, _ pong: MNChannel<(Int, Int)>, settled: Int, limit: Int
+    ) throws -> (together: Int, apart: Int, right: Bool) {
+        var together = 0
+        var apart = 0
+        var right = true
+        for i in 0..<limit where together < settled {
+            try ping.send(i)
+            guard let (v, worker) = try pong.receive() else { return (together, apart, false) }
+            right = right && v == 2 * i
+            if worker == MNThread.worker! {
+                together += 1
+            } else {
+                together = 0
+                apart += 1
+            }
+        }
+        return (together, apart, right)
+    }
+
+    static func echo(_ ping: MNChannel<Int>, _ pong: MNChannel<(Int, Int)>) throws {
+        while let v = try ping.receive() { try pong.send((2 * v, MNThread.worker!)) }
+    }
+
+    /// Two unpinned threads started on different workers ping-pong over unbuffered channels:
+    /// the woken thread goes to the idle worker of its waker, so after a few rounds both run on
+    /// one worker (observed by both: each answer names the echo's worker) and stay there.
+    @Test(arguments: [BuiltInPolicy.fifo, .fairShare, .mlfq], [2, 3])
+    func aPairStartedApartEndsOnOneWorker(policy: BuiltInPolicy, workers: Int) throws {
+        let (result, teardown) = try MNRuntime.runInspecting(workers: workers, policy: policy.factory) {
+            () -> (together: Int, apart: Int, right: Bool, startedApart: Bool) in
+            let ping = MNChannel<Int>(name: "ping")
+            let pong = MNChannel<(Int, Int)>(name: "pong")
+            // A pinned starter on the last worker starts the (unpinned) echo there.
+            let echo = try MNThread.spawn(onWorker: workers - 1) {
+                MNThread.startingHere { try Self.echo(ping, pong) }
+            }.join()
+            let pinger = MNThread.startingHere { () -> (together: Int, apart: Int, right: Bool, first: Int) in
+                let first = MNThread.worker!
+                let r = try Self.pingPong(ping, pong, settled: 1_000, limit: 1_000_000)
+                ping.close()
+                return (r.together, r.apart, r.right, first)
+            }
+            let r = try pinger.join()
+            try echo.join()
+            return (r.together, r.apart, r.right, r.first != workers - 1)
+        }
+        #expect(result.right)
+        #expect(result.together == 1_000)
+        if result.startedApart { #expect(teardown.statistics.migrations > 0) }  // the echo moved (at once or later)
+        #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
+    }
+
+    /// A pair on one worker stays there while another worker is idle: the thread that wakes
+    /// its partner and parks for the answer does not count as wanting the worker, so shedding
+    /// never sends the partner away (and no wake needs mail).
+    @Test(arguments: [BuiltInPolicy.fifo, .stride])
+    func aPairOnOneWorkerIsNotSplit(policy: BuiltInPolicy) throws {
+        let (result, _) = try MNRuntime.runInspecting(workers: 2, policy: policy.factory) {
+            () -> (settled: Bool, apart: Int, right: Bool, mailed: Int) in
+            let ping = MNChannel<Int>(name: "ping")
+            let pong = MNChannel<(Int, Int)>(name: "pong")
+            let echo = MNThread.startingHere { try Self.echo(ping, pong) }
+            let pinger = MNThread.startingHere { () -> (settled: Bool, apart: Int, right: Bool, mailed: Int) in
+                let warm = try Self.pingPong(ping, pong, settled: 100, limit: 1_000_000)  // together
+                let before = MNThread.runtime!.statistics.mailedWakes
+                let r = try Self.pingPong(ping, pong, settled: 20_000, limit: 20_000)
+                let mailed = MNThread.runtime!.statistics.mailedWakes - before
+                ping.close()
+                return (warm.together == 100, r.apart, warm.right && r.right, mailed)
+            }
+            let r = try pinger.join()
+            try echo.join()
+            return r
+        }
+        #expect(result.settled && result.right)
+        #expect(result.apart == 0)
+        #expect(result.mailed == 0)
+    }
+}
