@@ -738,6 +738,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     // MARK: WorkerHooks
 
     func maintenance(_ s: Scheduler) {
+        // A thread runs: not idle (a timer's wake can start one without an idle pass ending).
+        if idleNow.load(ordering: .relaxed) { idleNow.store(false, ordering: .relaxed) }
         if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
         if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { _ = checkRuntime(s) }
         // Fairness with busy threads: start one queued thread now and then.

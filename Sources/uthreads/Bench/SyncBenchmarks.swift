@@ -42,10 +42,12 @@ enum SyncBenchmarks {
     }
 
     /// ns per handoff between two M:N threads over two unbuffered MNChannels, the echo thread
-    /// bound to the last worker (main runs on worker 0): on 2 workers it crosses kernel threads
-    /// on every message, on 1 worker it never does. Wall time.
-    static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> Double {
+    /// bound to the last worker and main pinned to worker 0 (else the runtime would bring the
+    /// pair together): on 2 workers it crosses kernel threads on every message, on 1 worker it
+    /// never does. Also the doorbells per handoff. Wall time.
+    static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> (ns: Double, doorbells: Double) {
         try UThreadRuntime.run(workers: workers) {
+            MNThread.pin()
             let ping = MNChannel<Int>(name: "ping")
             let pong = MNChannel<Int>(name: "pong")
             let echo = try MNThread.spawn(name: "echo", onWorker: workers - 1) {
@@ -55,15 +57,17 @@ enum SyncBenchmarks {
                 try ping.send(i)
                 _ = try pong.receive()
             }  // warm up
+            let before = MNThread.runtime!.statistics.doorbells
             let start = uthreads_monotonic_ns()
             for i in 0..<roundTrips {
                 try ping.send(i)
                 _ = try pong.receive()
             }
             let elapsed = Double(uthreads_monotonic_ns() - start)
+            let rung = Double(MNThread.runtime!.statistics.doorbells - before)
             ping.close()
             try echo.join()
-            return elapsed / Double(2 * roundTrips)
+            return (elapsed / Double(2 * roundTrips), rung / Double(2 * roundTrips))
         }
     }
 
