@@ -150,32 +150,28 @@
 //     staleness test in `steal`). A thread in `blocking {}` parks, so its worker runs the
 //     others meanwhile.
 //
-// Wakes: a woken thread goes where it runs soonest; a pair stays together. A wake across
-// workers is mail to the sleeper's worker (a parked thread belongs to its worker: only it may
-// touch the row). Two threads ping-ponging from two workers would pay a cross-CPU message, and
-// a doorbell whenever the other worker had gone to sleep, per handoff, and each message
-// wakes a worker that then waits again. Go answers with `runnext`: the waker's P takes the
-// woken goroutine and runs it next, so a pair ends on one P. Here the mail names the waker's
-// worker (`wakeNear`, only from a user thread: an idle loop's wake, such as a table request's
-// answer, has no partner), and the sleeper's worker, applying it, hands the woken thread to
-// that worker (`pull`: woken here, taken back from the policy with its state, sent as `.adopt`
-// mail) when the thread may move (migratable, parked at an audited site: MOVABLE), threads of
-// that worker woke it twice in a row (a partner; a child waking its joiner once as it ends
-// moves nobody), and the waker's worker is idle (`idleNow`: set at the start of an idle pass, cleared when a thread is
-// ready again). That is the common case of a request/response: the waker parked right after
-// waking, to wait for the answer, so the thread runs there at once, and from then on the two
-// wake each other locally (no mail, no doorbell, shared caches). When the waker's worker is
-// busy, the thread stays: it would wait there, and the idle check is what keeps a producer
-// from pulling its consumers onto its own CPU. Keeping the pair together then needs one more
-// rule: shedding at a park (`shed(parking: true)`) does not count the parking thread among
-// those that want the worker, so the partner it just woke is not sent away while it waits.
-// Measured: docs/BENCHMARKS.md ("unpinned ping-pong"). Rejected: the waker taking the
-// woken thread itself (a parked row may be touched only by its owner, and the owner may be
-// resuming it); a request "send it to me" posted when the waker parks (the owner has run the
-// thread by then); pulling regardless of the waker's worker's state (Go's choice, with its
-// spinning Ms stealing runnext back; here shedding is periodic, and a producer would hold its
-// consumers on its own CPU for up to 64 parks); the Sendable wait token naming the waker (a
-// wait may be woken by anyone: the mail is the place).
+// Wakes: a woken thread goes where it runs soonest; a pair stays together. A wake across workers is mail to the
+// sleeper's worker (a parked thread belongs to its worker: only it may touch the row). Two threads ping-ponging from
+// two workers would pay a cross-CPU message, and a doorbell whenever the other worker had gone to sleep, per handoff,
+// and each message wakes a worker that then waits again. Go answers with `runnext`: the waker's P takes the woken
+// goroutine and runs it next, so a pair ends on one P. Here the mail names the waker's worker (`wakeNear`, only from a
+// user thread: an idle loop's wake, such as a table request's answer, has no partner), and the sleeper's worker,
+// applying it, hands the woken thread to that worker (`pull`: woken here, taken back from the policy with its state,
+// sent as `.adopt` mail) when the thread may move (migratable, parked at an audited site: MOVABLE), threads of that
+// worker woke it twice in a row (a partner; a child waking its joiner once as it ends moves nobody), and the waker's
+// worker is idle (`idleNow`: set at the start of an idle pass, cleared when a thread is ready again). That is the
+// common case of a request/response: the waker parked right after waking, to wait for the answer, so the thread runs
+// there at once, and from then on the two wake each other locally (no mail, no doorbell, shared caches). When the
+// waker's worker is busy, the thread stays: it would wait there, and the idle check is what keeps a producer from
+// pulling its consumers onto its own CPU. Keeping the pair together then needs one more rule: shedding at a park
+// (`shed(parking: true)`) does not count the parking thread among those that want the worker, so the partner it just
+// woke is not sent away while it waits. Measured (docs/BENCHMARKS.md, "a woken thread goes to its waker's idle
+// worker"): an unpinned pair on 2 workers went from 94 % mailed wakes and 65 % doorbells per handoff to none. Rejected:
+// the waker taking the woken thread itself (a parked row may be touched only by its owner, and the owner may be
+// resuming it); a request "send it to me" posted when the waker parks (the owner has run the thread by then); pulling
+// regardless of the waker's worker's state (Go's choice, with its spinning Ms stealing runnext back; here shedding is
+// periodic, and a producer would hold its consumers on its own CPU for up to 64 parks); the Sendable wait token naming
+// the waker (a wait may be woken by anyone: the mail is the place).
 //
 // A stalled worker (a thread that runs long): its queue's activity stops, so after 50 µs idle
 // workers take its queued threads without any monitor — the queue lock is the only thing a
