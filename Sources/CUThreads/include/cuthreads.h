@@ -122,6 +122,7 @@ enum {
     UTHREADS_FLAG_MIGRATABLE = 1u << 6,  ///< M:N: may resume on another worker (cleared for good by pinning)
     UTHREADS_FLAG_MOVABLE = 1u << 7,     ///< M:N: suspended at a site audited for resuming elsewhere
     UTHREADS_FLAG_IMMIGRANT = 1u << 8,   ///< M:N: owned by a worker other than its row's home
+    UTHREADS_FLAG_UNAUDITED = 1u << 9,   ///< M:N: ready after a preemption at a site not audited for resuming elsewhere
 };
 
 #define UTHREADS_NAME_MAX 24

@@ -186,11 +186,18 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     }
 
     /// Wakes a cross-worker waiter: directly when it is on the caller's worker, else through
-    /// its worker's mailbox.
+    /// its worker's mailbox, naming the waker's worker when the caller is a thread of this
+    /// runtime (the woken thread may go there: `MNWorker.pull`).
     func wake(_ w: MNWaiter, _ result: WakeResult) {
         withWorker(w.worker) { target in
-            if let s = Scheduler.active, s.workerIndex == Int32(w.worker), s.worker === target {
-                target.wakeLocal(w, result, s)
+            if let (waker, s) = MNWorker.current(), waker.runtime === self {
+                if waker === target {
+                    target.wakeLocal(w, result, s)
+                } else if s.onUserThread {
+                    target.post(.wakeNear(w, result, waker: waker.index))
+                } else {
+                    target.post(.wake(w, result))  // from an idle loop (an answer, a timer): no partner
+                }
             } else {
                 target.post(.wake(w, result))
             }

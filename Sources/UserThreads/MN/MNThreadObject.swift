@@ -78,6 +78,11 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Never migrates once started (`UThread(pinned:)`, `spawn(onWorker:)`): set by
     /// `MNRuntime.spawn` before the object is published, read by the starting worker.
     @exclusivity(unchecked) var pinned = false
+    /// The worker of the last thread that woke this one across workers, and how many such
+    /// wakes in a row came from it (`MNWorker.pull`: a repeated partner, not a one-off wake).
+    /// Touched only by the worker that owns the parked thread.
+    @exclusivity(unchecked) var lastWaker: Int32 = -1
+    @exclusivity(unchecked) var wakesFromLastWaker: Int32 = 0
     /// `started`, `finished`, `cancelRequested`, `hasWaiters` (see the essay).
     let flags = Atomic<Int>(0)
     /// Where it runs: the worker is written by the starting worker before it sets `started`,

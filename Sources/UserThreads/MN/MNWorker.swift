@@ -74,19 +74,40 @@
 //     `UThread.sleep` and every cross-worker wait (`MNWorker.park`: every primitive of MN/Sync,
 //     `mnSelect`, UThread.join) set flag MOVABLE around their park; `UThread.yield()` and a
 //     thread that never ran are recognised by their empty wait kind (every park sets one and
-//     clears it only when the thread runs again), so the M:1 yield path pays nothing. Other
-//     suspensions (M:1 primitives, I/O, `blocking {}`, the time-slice preemption of other
-//     policies) keep the thread where it is; they may capture their worker's scheduler or
-//     reactor across the park, the audited sites do not.
+//     clears it only when the thread runs again), so the M:1 yield path pays nothing. A
+//     time-slice preemption (policies other than FIFO) is audited when it happens in
+//     `UThread.checkpoint()` (nothing uses the scheduler after it), not when it happens in
+//     the runtime's own safe points (`simulateWork`): those mark the thread UNAUDITED while it
+//     is ready. Other suspensions (M:1 primitives, I/O, `blocking {}`) keep the thread where
+//     it is; they may capture their worker's scheduler or reactor across the park, the
+//     audited sites do not (`Scheduler.mayMove` is the test).
 //   * Who decides: the busy worker itself, at its safe points (every 64 yields in
 //     `maintenance`, every 64 cross-worker parks, and every 4096 `UThread.checkpoint()` calls
-//     of a thread that runs long without yielding): when some worker sleeps or spins, it takes
-//     ready migratable threads from the *back* of its FIFO run queue (the front runs next here,
-//     with warm caches), enough for an even split with the idle workers, and publishes them as
-//     one batch in `migrants` (pairs of object and row: the object is the thread's migration
-//     record, MNThreadObject.swift); an idle worker adopts the whole batch. One batch in flight at
-//     a time, and adopters are busy afterwards, so nothing flows back unless a worker runs dry
-//     again: no ping-pong. Other policies (per-thread policy state) do not shed.
+//     of a thread that runs long without yielding, or at its time slices' checks): when some
+//     worker sleeps or spins, its policy gives up ready migratable threads, the ones it would
+//     run last (the front runs next here, with warm caches), enough for an even split with the
+//     idle workers, and the worker publishes them as one batch in `migrants` (object, row and
+//     policy state: the object is the thread's migration record, MNThreadObject.swift); an idle
+//     worker adopts the whole batch. One batch in flight at a time, and adopters are busy
+//     afterwards, so nothing flows back unless a worker runs dry again: no ping-pong.
+//   * Policies. The policy's per-thread state travels with the thread, and the policy protocol
+//     says how (`SchedulingPolicy.emigrate` / `immigrate`): the giving policy removes the
+//     threads it would run last from its own queues (FIFO, round-robin, lottery: the back of
+//     the queue; priority: lowest effective priority; MLFQ: lowest level; stride, fair share:
+//     largest pass or virtual runtime; EDF: latest deadline) and returns each with a Sendable
+//     snapshot of what the row does not hold; the receiving policy (another instance of the
+//     same type: `run(workers:policy:)` makes one per worker) queues it, rebasing anything
+//     relative to its own clock: a CFS virtual runtime or a stride pass travels as the lead
+//     over the old queue's minimum or global pass and lands at the same lead over the new one
+//     (Linux's `vruntime -= min_vruntime` on migration), a priority thread keeps its age, an
+//     MLFQ thread its level and used allotment. Priority, nice, tickets and the EDF deadline
+//     (absolute, on the monotonic clock every worker shares) are in the row. The protocol's
+//     defaults keep a user-written policy correct without any code: it gives nothing up (the
+//     scheduler cannot reach into its private queues), and it receives a thread as woken
+//     (every policy must accept those). Rejected: the scheduler removing threads itself
+//     through a generic "remove this thread" call (it would have to pick the victims without
+//     knowing the order), and a fixed two-word state (CFS needs a signed lag, MLFQ two fields,
+//     a user's policy may need more).
 //   * Rows stay put: code on the thread's stack holds its control block's address across every
 //     switch (Scheduler.park, MNWorker.park, sync code), so the row is never copied. Ownership
 //     moves instead (ControlBlockTable): the home table marks it abroad and stops listing and
@@ -129,6 +150,29 @@
 //     threads queued behind it wait; its worker's not-started threads are still stolen (the
 //     staleness test in `steal`). A thread in `blocking {}` parks, so its worker runs the
 //     others meanwhile.
+//
+// Wakes: a woken thread goes where it runs soonest; a pair stays together. A wake across workers is mail to the
+// sleeper's worker (a parked thread belongs to its worker: only it may touch the row). Two threads ping-ponging from
+// two workers would pay a cross-CPU message, and a doorbell whenever the other worker had gone to sleep, per handoff,
+// and each message wakes a worker that then waits again. Go answers with `runnext`: the waker's P takes the woken
+// goroutine and runs it next, so a pair ends on one P. Here the mail names the waker's worker (`wakeNear`, only from a
+// user thread: an idle loop's wake, such as a table request's answer, has no partner), and the sleeper's worker,
+// applying it, hands the woken thread to that worker (`pull`: woken here, taken back from the policy with its state,
+// sent as `.adopt` mail) when the thread may move (migratable, parked at an audited site: MOVABLE), threads of that
+// worker woke it twice in a row (a partner; a child waking its joiner once as it ends moves nobody), and the waker's
+// worker is idle (`idleNow`: set at the start of an idle pass, cleared when a thread is ready again). That is the
+// common case of a request/response: the waker parked right after waking, to wait for the answer, so the thread runs
+// there at once, and from then on the two wake each other locally (no mail, no doorbell, shared caches). When the
+// waker's worker is busy, the thread stays: it would wait there, and the idle check is what keeps a producer from
+// pulling its consumers onto its own CPU. Keeping the pair together then needs one more rule: shedding at a park
+// (`shed(parking: true)`) does not count the parking thread among those that want the worker, so the partner it just
+// woke is not sent away while it waits. Measured (docs/BENCHMARKS.md, "a woken thread goes to its waker's idle
+// worker"): an unpinned pair on 2 workers went from 94 % mailed wakes and 65 % doorbells per handoff to none. Rejected:
+// the waker taking the woken thread itself (a parked row may be touched only by its owner, and the owner may be
+// resuming it); a request "send it to me" posted when the waker parks (the owner has run the thread by then); pulling
+// regardless of the waker's worker's state (Go's choice, with its spinning Ms stealing runnext back; here shedding is
+// periodic, and a producer would hold its consumers on its own CPU for up to 64 parks); the Sendable wait token naming
+// the waker (a wait may be woken by anyone: the mail is the place).
 //
 // A stalled worker (a thread that runs long): its queue's activity stops, so after 50 µs idle
 // workers take its queued threads without any monitor — the queue lock is the only thing a
@@ -187,6 +231,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     // Written by other kernel threads (posters, thieves, ringers); read by the owner.
     private let padding0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     let mailCount = Atomic<Int>(0)
+    /// Wakes posted to this mailbox, and doorbells rung on this worker (statistics: the share
+    /// of cross-worker handoffs that cost a system call). On the posters' line already.
+    let mailedWakes = Atomic<Int>(0)
+    let doorbellRings = Atomic<Int>(0)
     /// Non-zero while the worker sleeps (or is about to): `MNWorker.asleep`, or
     /// `MNWorker.asleepDeferred` when it sleeps with a timeout because another worker's queue
     /// holds threads that their owner is still taking (it looks again then, so new threads do
@@ -207,6 +255,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     let finishedThreads = Atomic<Int>(0)
     /// Threads this worker started (stolen ones included).
     let startedCount = Atomic<Int>(0)
+    /// True from the start of an idle pass until a thread is ready again: a thread woken by one
+    /// of this worker's threads may be handed here (`pull`). A hint, relaxed.
+    let idleNow = Atomic<Bool>(false)
     private let padding2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
 
     // Touched only on the worker's own kernel thread (or before it starts / after it ended).
@@ -321,6 +372,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             m.append(mail)
             mailCount.wrappingAdd(1, ordering: .sequentiallyConsistent)
         }
+        switch mail {
+        case .wake, .wakeNear: mailedWakes.wrappingAdd(1, ordering: .relaxed)
+        default: break
+        }
         _ = ring()
     }
 
@@ -337,6 +392,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             return false
         }
         _ = uthreads_eventfd_signal(doorbell)
+        doorbellRings.wrappingAdd(1, ordering: .relaxed)
         return true
     }
 
@@ -365,6 +421,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             switch mail {
             case .wake(let w, let result):
                 wakeLocal(w, result, s)
+            case .wakeNear(let w, let result, let waker):
+                if !pull(w, result, toward: waker, s) { wakeLocal(w, result, s) }
+            case .adopt(let migrant):
+                adopt(migrant, s)
             case .cancel(let block, let id):
                 // A thread that migrated away meanwhile is cancelled by its adopter (which sees
                 // `cancelRequested` when it updates the thread's place).
@@ -574,20 +634,21 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// enough for an even split between this worker and the idle ones: the adopters are busy
     /// afterwards, so nothing flows back unless a worker runs dry again (no ping-pong).
     /// O(ready). Called at safe points: every 64 yields and every 64 cross-worker parks.
-    func shed(_ s: Scheduler) {
+    /// `parking`: the running thread is about to park, so it does not count among the threads
+    /// that want this worker (a thread that woke its partner and now waits for the answer
+    /// keeps the partner here: the pair stays together).
+    func shed(_ s: Scheduler, parking: Bool = false) {
         let idle = runtime.sleepers.load(ordering: .relaxed) + runtime.spinning.load(ordering: .relaxed)
         guard idle > 0, !shutdownHandled else { return }
         let ready = s.readyCountForShedding
         guard ready > 0 else { return }
         // One batch in flight at a time: the previous one has not been adopted yet.
         guard runtime.migrantBatches.load(ordering: .relaxed) == 0 else { return }
-        let n = min(MNRuntime.stealMax, (ready + 1) * idle / (idle + 1))
+        let wanting = parking ? ready : ready + 1
+        let n = min(MNRuntime.stealMax, wanting * idle / (idle + 1))
         let rows = s.shedMigratable(max: n)
         guard !rows.isEmpty else { return }
-        // Only M:N threads are migratable (worker-local UThreads never are): the row's object
-        // is an MNThreadObject, kept alive by the row.
-        let batch = rows.map { t in MNMigrant(object: unsafeDowncast(s.objectOf(t), to: MNThreadObject.self), block: t)
-        }
+        let batch = rows.map { migrant($0, s) }
         let now = uthreads_monotonic_ns()
         rt { runtime in
             runtime.migrants.withLock { q in
@@ -599,6 +660,14 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             }
             runtime.ringOne(except: index, forQueuedThread: false)
         }
+    }
+
+    /// The migration record of a thread this worker's policy gave up. Only M:N threads are
+    /// migratable (worker-local UThreads never are): the row's object is an MNThreadObject,
+    /// kept alive by the row.
+    private func migrant(_ e: Emigrant, _ s: Scheduler) -> MNMigrant {
+        let t = e.thread.block
+        return MNMigrant(object: unsafeDowncast(s.objectOf(t), to: MNThreadObject.self), block: t, policyState: e.state)
     }
 
     /// Adopts one batch of migrating threads (only one given up before `before`, if given);
@@ -622,10 +691,42 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// place (so that cancel and join find it here), and makes it ready on this worker.
     private func adopt(_ m: MNMigrant, _ s: Scheduler) {
         let t = m.block
-        s.adopt(t)
+        s.adopt(t, state: m.policyState)
         _ = rt { $0.migrations.wrappingAdd(1, ordering: .relaxed) }
         let cancel = m.object.moved(to: index)
         if cancel || shutdownHandled { s.cancel(t) }
+    }
+
+    /// Applies a wake that a thread on worker `waker` sent to a thread parked here, by handing
+    /// the woken thread to `waker` when it may move (migratable, parked at an audited site),
+    /// threads on `waker` woke it at least twice in a row (a partner, not a one-off such as a
+    /// finished thread waking its joiner), and `waker` is idle: the waker has parked,
+    /// typically to wait for this thread's answer, so the
+    /// thread runs there at once, and a ping-pong pair ends on one worker, where its wakes are
+    /// local from then on (no mail, no doorbell). False: the caller applies the wake here
+    /// (the thread stays, as when the waker's worker is busy: it would run later there).
+    /// Go's `runnext` plus waking on the waker's P, for a runtime whose parked threads belong
+    /// to their worker (the essay's "Wakes").
+    private func pull(_ w: MNWaiter, _ result: WakeResult, toward waker: Int, _ s: Scheduler) -> Bool {
+        guard waker != index, !shutdownHandled, let t = ControlBlock(bitPattern: w.block), s.table.owns(t),
+            t.pointee.mn_token == w.token, t.has(.flagMigratable), t.has(.flagMovable)
+        else { return false }
+        let object = unsafeDowncast(s.objectOf(t), to: MNThreadObject.self)  // migratable: an M:N thread
+        if object.lastWaker == Int32(waker) {
+            object.wakesFromLastWaker &+= 1
+        } else {
+            object.lastWaker = Int32(waker)
+            object.wakesFromLastWaker = 1
+        }
+        guard object.wakesFromLastWaker >= 2, rt({ $0.withWorker(waker) { $0.idleNow.load(ordering: .relaxed) } })
+        else { return false }
+        object.wakesFromLastWaker = 0
+        // Woken here first (its wait ends with `result`, timers and wait queues cleared), then
+        // taken back from the policy and handed over; a policy that keeps its threads keeps it.
+        guard s.wake(t, result), let e = s.emigrate(t) else { return true }
+        let m = migrant(e, s)
+        rt { $0.withWorker(waker) { $0.post(.adopt(m)) } }
+        return true
     }
 
     func finishedAbroad(_ row: ControlBlock, home: Int) {
@@ -635,6 +736,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     // MARK: WorkerHooks
 
     func maintenance(_ s: Scheduler) {
+        // A thread runs: not idle (a timer's wake can start one without an idle pass ending).
+        if idleNow.load(ordering: .relaxed) { idleNow.store(false, ordering: .relaxed) }
         if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
         if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { _ = checkRuntime(s) }
         // Fairness with busy threads: start one queued thread now and then.
@@ -647,6 +750,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     func idle(_ s: Scheduler) -> Bool {
+        if !idleNow.load(ordering: .relaxed) { idleNow.store(true, ordering: .relaxed) }
+        defer { if s.hasReadyThreads { idleNow.store(false, ordering: .relaxed) } }
         s.answerSafePointRequests()  // a dump signal (MNObservability.swift)
         if !s.timers.isEmpty { s.fireTimers(now: s.now()) }
         if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
@@ -800,7 +905,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         parksUntilShed -= 1
         if parksUntilShed <= 0 {
             parksUntilShed = 64
-            shed(s)
+            shed(s, parking: true)
         }
         nextToken &+= 1
         let waiter = MNWaiter(runtime: runtime, worker: index, block: UInt(bitPattern: me), token: nextToken)

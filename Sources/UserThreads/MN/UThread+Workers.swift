@@ -94,6 +94,10 @@ extension UThreadRuntime {
         public var live: Int
         /// Times a started thread resumed on another worker than the one it last ran on.
         public var migrations: Int = 0
+        /// Wakes of a thread parked on another worker, sent through that worker's mailbox.
+        public var mailedWakes: Int = 0
+        /// Doorbells rung: eventfd writes that woke a sleeping worker (a system call on each side).
+        public var doorbells: Int = 0
     }
 }
 
@@ -104,7 +108,9 @@ extension MNRuntime {
             startedPerWorker: workers.map { $0.startedCount.load(ordering: .relaxed) },
             stolen: stolen.load(ordering: .relaxed),
             live: liveCount(),
-            migrations: migrations.load(ordering: .relaxed))
+            migrations: migrations.load(ordering: .relaxed),
+            mailedWakes: workers.reduce(0) { $0 + $1.mailedWakes.load(ordering: .relaxed) },
+            doorbells: workers.reduce(0) { $0 + $1.doorbellRings.load(ordering: .relaxed) })
     }
 }
 

@@ -262,7 +262,7 @@ func checkpointSlowPath() {
         uthreads_checkpoint_arm(Int64.max / 2)
         return
     }
-    Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { $0.checkpointSlow() }
+    Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { $0.checkpointSlow(audited: true) }
 }
 
 /// Parks the caller until `object`'s thread has finished.

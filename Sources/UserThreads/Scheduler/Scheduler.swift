@@ -782,32 +782,48 @@ final class Scheduler {
 
     // MARK: M:N migration (the essay is in MN/MNWorker.swift)
 
-    /// Unlinks up to `max` ready threads that may resume on another worker from the back of the
-    /// run queue and gives up their ownership. FIFO only (other policies keep per-thread state
-    /// a second policy could not interpret). O(ready).
-    func shedMigratable(max: Int) -> [ControlBlock] {
-        guard let fifo, max > 0 else { return [] }
-        // Suspended at an audited site: an M:N wait or a sleep (MOVABLE), or a yield or never
-        // run (no wait kind: every park sets one and clears it only once the thread runs again).
-        let out = fifo.removeFromBack(max: max) { t in
-            t.has(.flagMigratable) && (t.has(.flagMovable) || t.pointee.wait_kind == 0)
-        }
-        for t in out { table.emigrate(t) }
+    /// Unlinks up to `max` ready threads that may resume on another worker (the policy picks
+    /// them: the ones it would run last) and gives up their ownership. Each comes with the
+    /// policy state that travels with it (`SchedulingPolicy.emigrate`). O(ready).
+    func shedMigratable(max: Int) -> [Emigrant] {
+        guard max > 0 else { return [] }
+        let out = policy.emigrate(max: max) { Scheduler.mayMove($0.block) }
+        for e in out { table.emigrate(e.thread.block) }
         return out
     }
 
-    /// Ready threads on the run queue (FIFO; 0 under other policies).
-    var readyCountForShedding: Int { fifo?.readyCount ?? 0 }
+    /// Whether a ready thread may resume on another worker: an M:N thread that was never
+    /// pinned, suspended at an audited site: an M:N wait or a sleep (MOVABLE), or a yield, an
+    /// audited preemption (`UThread.checkpoint()`) or never run (no wait kind: every park sets
+    /// one and clears it only once the thread runs again; a preemption inside the runtime marks
+    /// itself UNAUDITED).
+    @inline(__always)
+    static func mayMove(_ t: ControlBlock) -> Bool {
+        t.has(.flagMigratable)
+            && (t.has(.flagMovable) || (t.pointee.wait_kind == 0 && !t.has(.flagUnaudited)))
+    }
 
-    /// Takes ownership of a ready thread another worker gave up and makes it ready here.
-    func adopt(_ t: ControlBlock) {
+    /// Takes the ready thread `t` back from the policy and gives up its ownership (it moves to
+    /// another worker); nil when the policy does not give it up.
+    func emigrate(_ t: ControlBlock) -> Emigrant? {
+        guard let e = policy.emigrate(max: 1, where: { $0.block == t }).first else { return nil }
+        table.emigrate(t)
+        return e
+    }
+
+    /// Ready threads on the run queue.
+    var readyCountForShedding: Int { fifo?.readyCount ?? policy.readyCount }
+
+    /// Takes ownership of a ready thread another worker gave up and makes it ready here, with
+    /// the policy state it brought (`SchedulingPolicy.immigrate`).
+    func adopt(_ t: ControlBlock, state: (any Sendable)?) {
         t.pointee.runtime = Unmanaged.passUnretained(self).toOpaque()
         t.pointee.worker = workerIndex
         let object = objectOf(t)
         object.migrations &+= 1
         object.runtime = t.pointee.runtime
         table.immigrate(t)
-        makeReady(t, .woken)
+        if let fifo { fifo.immigrate(ThreadRef(t), state: state) } else { policy.immigrate(ThreadRef(t), state: state) }
     }
 
     /// Frees a row of this table (and its stack) whose thread finished on another worker.

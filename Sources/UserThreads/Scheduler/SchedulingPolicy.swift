@@ -108,6 +108,36 @@ public protocol SchedulingPolicy: AnyObject {
     func shouldPreempt(_ running: ThreadRef) -> Bool
     /// Debug check of the policy's own invariants (called when checks are enabled).
     func checkInvariants()
+    /// Threads queued (M:N migration reads it to split ready work evenly with idle workers).
+    var readyCount: Int { get }
+    /// M:N migration, giving side: removes up to `max` queued threads for which `movable` is
+    /// true, preferring the ones it would run last, and returns each with the part of its
+    /// policy state that must travel with it (the row's priority, nice, tickets and deadline
+    /// travel anyway). The threads then belong to another worker's instance of this policy
+    /// type, which receives them in `immigrate`. The default gives none up: a policy that does
+    /// not opt in keeps every thread it queued (the scheduler cannot reach into its queues).
+    func emigrate(max: Int, where movable: (ThreadRef) -> Bool) -> [Emigrant]
+    /// M:N migration, receiving side: `thread` arrives ready from another worker, with the
+    /// state its policy there gave up (nil: none, or it came from a policy that keeps none).
+    /// Express clock-relative state against this instance's own clock base (a virtual
+    /// runtime relative to this queue's minimum, a pass relative to this global pass). The
+    /// default queues it as a thread whose wait ended (`awakened(thread, reason: .woken)`),
+    /// correct for any policy since every policy must accept woken threads.
+    func immigrate(_ thread: ThreadRef, state: (any Sendable)?)
+}
+
+/// A ready thread a policy gave up for another M:N worker (`SchedulingPolicy.emigrate`), with
+/// the policy state that travels with it.
+public struct Emigrant: Sendable {
+    /// The thread, removed from the policy's queues.
+    public let thread: ThreadRef
+    /// What the receiving policy needs beyond the row (nil: nothing).
+    public let state: (any Sendable)?
+    /// An emigrant with `state` (default none).
+    public init(_ thread: ThreadRef, state: (any Sendable)? = nil) {
+        self.thread = thread
+        self.state = state
+    }
 }
 
 extension SchedulingPolicy {
@@ -116,6 +146,9 @@ extension SchedulingPolicy {
     public func timeSlice(for thread: ThreadRef) -> Duration? { nil }
     public func shouldPreempt(_ running: ThreadRef) -> Bool { false }
     public func checkInvariants() {}
+    public var readyCount: Int { hasReadyThreads ? 1 : 0 }
+    public func emigrate(max: Int, where movable: (ThreadRef) -> Bool) -> [Emigrant] { [] }
+    public func immigrate(_ thread: ThreadRef, state: (any Sendable)?) { awakened(thread, reason: .woken) }
 
     /// The runtime's clock in nanoseconds (virtual in simulation mode): the time base of
     /// deadlines, aging and boosts. Call it only from the policy's methods.
@@ -185,4 +218,9 @@ public struct ReadyQueue {
     public func forEach(_ body: (ThreadRef) throws -> Void) rethrows { try list.forEach { try body(ThreadRef($0)) } }
     /// Checks the links and the count (O(n); for debugging a policy).
     public func checkInvariants() { list.checkInvariants() }
+    /// Removes up to `max` threads for which `take` is true, walking from the back (the
+    /// threads that would run last), and returns them back to front. O(n).
+    public mutating func removeFromBack(max: Int, where take: (ThreadRef) -> Bool) -> [ThreadRef] {
+        list.removeFromBack(max: max) { take(ThreadRef($0)) }.map(ThreadRef.init)
+    }
 }

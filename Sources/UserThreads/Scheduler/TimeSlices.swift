@@ -93,9 +93,11 @@ extension Scheduler {
         policy.ran(ThreadRef(t), nanoseconds: UInt64(Double(ran) * nsPerSliceUnit))
     }
 
-    /// The slow path of `UThread.checkpoint()`: the countdown ran out.
+    /// The slow path of `UThread.checkpoint()`: the countdown ran out. `audited`: called from
+    /// `UThread.checkpoint()`, a site audited for resuming on another M:N worker (nothing uses
+    /// `self` after a preemption); `simulateWork`'s own safe points are not.
     @inline(never)
-    func checkpointSlow() {
+    func checkpointSlow(audited: Bool = false) {
         let me = current
         if migrating && !timed {
             // An M:N FIFO worker arms the countdown for its own sake: every
@@ -113,11 +115,11 @@ extension Scheduler {
         if !timers.isEmpty, let next = timers.nextDeadline, next <= now() { fireTimers(now: now()) }
         if clock >= sliceEnd {
             me.set(.flagOverQuantum)
-            preempt(me)
+            preempt(me, audited: audited)
             return
         }
         if hasReadyThreads && policy.shouldPreempt(ThreadRef(me)) {
-            preempt(me)
+            preempt(me, audited: audited)
             return
         }
         // Re-arm: read the clock again after about min(slice/8, 50 µs), or at the slice end.
@@ -136,12 +138,16 @@ extension Scheduler {
     static let checkpointBatch: Int64 = 4096
 
     /// Switches the running thread out at a safe point, back to the policy as `.preempted`.
-    private func preempt(_ me: ControlBlock) {
+    /// Under M:N a preemption that is not `audited` keeps the thread on this worker (flag
+    /// UNAUDITED while it is ready): its caller uses `self` after the switch.
+    private func preempt(_ me: ControlBlock, audited: Bool) {
         maintenance()  // timers and I/O are due for a look at every preemption
         me.pointee.state = .stateReady
         preempting = true
+        if migrating && !audited { me.set(.flagUnaudited) }
         requeueTimed(me, .preempted)
         switchAway(from: me)
+        me.clear(.flagUnaudited)
     }
 
     /// Simulated CPU work: `nanoseconds` of the calling thread's own CPU time, with safe points

@@ -1,7 +1,7 @@
 // Layer 4: intrusive lists of control blocks — the run queue and every wait queue.
 //
 // A thread is on at most one list at a time (see ThreadState.swift), so one pair of links in
-// its control block serves every queue, and enqueueing never allocates. All operations O(1).
+// its control block serves every queue, and enqueueing never allocates. All operations O(1) but the walks (`forEach`, `removeFromBack`).
 import CUThreads
 
 /// A FIFO of threads linked through their control blocks' `next`/`prev`.
@@ -67,6 +67,21 @@ public struct ThreadList {
     }
 
     /// Debug check: links are consistent and the count matches. O(n).
+    /// Unlinks up to `max` threads for which `take` is true, walking from the back (the
+    /// threads that would run last), and returns them back to front. O(n).
+    mutating func removeFromBack(max: Int, where take: (ControlBlock) -> Bool) -> [ControlBlock] {
+        var taken: [ControlBlock] = []
+        var t = tail
+        while let c = t, taken.count < max {
+            t = c.pointee.prev
+            if take(c) {
+                remove(c)
+                taken.append(c)
+            }
+        }
+        return taken
+    }
+
     func checkInvariants() {
         var n = 0
         var prev: ControlBlock? = nil

@@ -66,6 +66,7 @@ extension UInt32 {
     static let flagMigratable = UInt32(UTHREADS_FLAG_MIGRATABLE)
     static let flagMovable = UInt32(UTHREADS_FLAG_MOVABLE)
     static let flagImmigrant = UInt32(UTHREADS_FLAG_IMMIGRANT)
+    static let flagUnaudited = UInt32(UTHREADS_FLAG_UNAUDITED)
 }
 
 /// Why a park ended.

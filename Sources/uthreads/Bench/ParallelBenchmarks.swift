@@ -70,13 +70,29 @@ func crunch(_ seed: UInt64, _ iterations: Int) -> UInt64 {
 enum ParallelBenchmarks {
     nonisolated(unsafe) static var verbose = getenv("UTHREADS_BENCH_VERBOSE") != nil
 
+    /// The policy of the fork-join and migration groups' workers: `UTHREADS_BENCH_POLICY` =
+    /// `rr`, `priority`, `mlfq`, `lottery`, `stride`, `fair` or `edf` (unset: FIFO). Started
+    /// threads migrate under each (the policy's state travels with them).
+    static let policy: (@Sendable () -> any SchedulingPolicy)? = {
+        switch getenv("UTHREADS_BENCH_POLICY").map({ String(cString: $0) }) {
+        case "rr": return { try! RoundRobinPolicy() }
+        case "priority": return { try! PriorityPolicy() }
+        case "mlfq": return { try! MLFQPolicy() }
+        case "lottery": return { try! LotteryPolicy() }
+        case "stride": return { try! StridePolicy() }
+        case "fair": return { try! FairSharePolicy() }
+        case "edf": return { try! EDFPolicy() }
+        default: return nil
+        }
+    }()
+
     /// Wall time (ms) of `tasks` CPU-bound M:N threads forked by main and joined.
     static func forkJoinMs(workers: Int, tasks: Int, iterations: Int) throws -> (
         ms: Double, checksum: UInt64, cpu: Double
     ) {
         let cpu0 = processCPUSeconds()
         let start = uthreads_monotonic_ns()
-        let sum = try UThreadRuntime.runHybrid(workers: workers) { () -> UInt64 in
+        let sum = try UThreadRuntime.runHybrid(workers: workers, policy: policy) { () -> UInt64 in
             let threads = (0..<tasks).map { i in UThread { crunch(UInt64(i), iterations) } }
             let r = try threads.reduce(0) { try $0 &+ $1.join() }
             if verbose { print("  workers \(workers): \(UThread.runtime!.statistics)") }
@@ -104,7 +120,7 @@ enum ParallelBenchmarks {
     ) {
         let cpu0 = processCPUSeconds()
         let start = uthreads_monotonic_ns()
-        let (sum, migrations) = try UThreadRuntime.runHybrid(workers: workers) { () -> (UInt64, Int) in
+        let (sum, migrations) = try UThreadRuntime.runHybrid(workers: workers, policy: policy) { () -> (UInt64, Int) in
             let ts = (0..<threads).map { i in
                 UThread.startingHere { () -> UInt64 in
                     var x = UInt64(i)

@@ -42,10 +42,12 @@ enum SyncBenchmarks {
     }
 
     /// ns per handoff between two M:N threads over two unbuffered MNChannels, the echo thread
-    /// bound to the last worker (main runs on worker 0): on 2 workers it crosses kernel threads
-    /// on every message, on 1 worker it never does. Wall time.
-    static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> Double {
+    /// bound to the last worker and main pinned to worker 0 (else the runtime would bring the
+    /// pair together): on 2 workers it crosses kernel threads on every message, on 1 worker it
+    /// never does. Also the doorbells per handoff. Wall time.
+    static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> (ns: Double, doorbells: Double) {
         try UThreadRuntime.runHybrid(workers: workers) {
+            UThread.pin()
             let ping = MNChannel<Int>(name: "ping")
             let pong = MNChannel<Int>(name: "pong")
             let echo = try UThread.spawn(name: "echo", onWorker: workers - 1) {
@@ -55,15 +57,58 @@ enum SyncBenchmarks {
                 try ping.send(i)
                 _ = try pong.receive()
             }  // warm up
+            let before = UThread.runtime!.statistics.doorbells
             let start = uthreads_monotonic_ns()
             for i in 0..<roundTrips {
                 try ping.send(i)
                 _ = try pong.receive()
             }
             let elapsed = Double(uthreads_monotonic_ns() - start)
+            let rung = Double(UThread.runtime!.statistics.doorbells - before)
             ping.close()
             try echo.join()
-            return elapsed / Double(2 * roundTrips)
+            return (elapsed / Double(2 * roundTrips), rung / Double(2 * roundTrips))
+        }
+    }
+
+    /// A ping-pong between two unpinned M:N threads over two unbuffered MNChannels on 2
+    /// workers: the runtime decides where they run. Returns ns per handoff, the doorbells and
+    /// mailed wakes per handoff, and whether both ended on one worker. Wall time.
+    static func mnChannelPingPongUnpinned(roundTrips: Int) throws -> (
+        ns: Double, doorbells: Double, mailed: Double, together: Bool
+    ) {
+        try UThreadRuntime.run(workers: 2) {
+            let ping = MNChannel<Int>(name: "ping")
+            let pong = MNChannel<Int>(name: "pong")
+            let echo = UThread(name: "echo") { () -> Int in
+                while let v = try ping.receive() { try pong.send(v) }
+                return UThread.worker
+            }
+            let pinger = UThread(name: "ping") { () -> (Double, UThreadRuntime.Statistics, UThreadRuntime.Statistics, Int) in
+                let handle = UThread.runtime!
+                for i in 0..<1_000 {
+                    try ping.send(i)
+                    _ = try pong.receive()
+                }  // warm up
+                let before = handle.statistics
+                let start = uthreads_monotonic_ns()
+                for i in 0..<roundTrips {
+                    try ping.send(i)
+                    _ = try pong.receive()
+                }
+                let elapsed = Double(uthreads_monotonic_ns() - start)
+                let after = handle.statistics
+                let worker = UThread.worker
+                ping.close()
+                return (elapsed, before, after, worker)
+            }
+            let (elapsed, before, after, worker) = try pinger.join()
+            let echoWorker = try echo.join()
+            let handoffs = Double(2 * roundTrips)
+            return (
+                elapsed / handoffs, Double(after.doorbells - before.doorbells) / handoffs,
+                Double(after.mailedWakes - before.mailedWakes) / handoffs, worker == echoWorker
+            )
         }
     }
 

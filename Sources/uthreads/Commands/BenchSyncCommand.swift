@@ -56,13 +56,33 @@ enum SyncBenchRuns {
         var across: [Double] = []
         var local: [Double] = []
         var condvar: [Double] = []
+        var unpinned: [Double] = []
+        var doorbells: [Double] = []
+        var mailed: [Double] = []
+        var together = 0
+        var acrossDoorbells: [Double] = []
         for _ in 0..<o.repetitions {
-            across.append(try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 2))
-            local.append(try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 1))
+            let u = try SyncBenchmarks.mnChannelPingPongUnpinned(roundTrips: trips)
+            unpinned.append(u.ns)
+            doorbells.append(u.doorbells)
+            mailed.append(u.mailed)
+            together += u.together ? 1 : 0
+            let a = try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 2)
+            across.append(a.ns)
+            acrossDoorbells.append(a.doorbells)
+            local.append(try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 1).ns)
             condvar.append(peers_condvar_handoff_ns(Int32(2 * trips), -1))
         }
+        func share(_ v: [Double]) -> String { "\((v.sorted()[v.count / 2] * 100).fixed(1)) %" }
         r.add(
-            group: "sync", name: "M:N: MNChannel ping-pong, threads on 2 workers", unit: "ns/handoff", samples: across)
+            group: "sync", name: "M:N: MNChannel ping-pong, two unpinned threads, 2 workers", unit: "ns/handoff",
+            samples: unpinned,
+            note:
+                "median per handoff: doorbell \(share(doorbells)), mailed wake \(share(mailed)); pair on one worker at the end in \(together) of \(o.repetitions) runs"
+        )
+        r.add(
+            group: "sync", name: "M:N: MNChannel ping-pong, threads on 2 workers", unit: "ns/handoff", samples: across,
+            note: "pinned apart; median per handoff: doorbell \(share(acrossDoorbells))")
         r.add(
             group: "sync", name: "M:N: MNChannel ping-pong, both threads on 1 worker", unit: "ns/handoff",
             samples: local)

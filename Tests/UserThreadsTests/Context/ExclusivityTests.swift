@@ -67,7 +67,7 @@ final class Shared {
             let shared = Shared()
             shared.buffers = Array(repeating: [0], count: threads)
             let workers = (0..<threads).map { i in
-                UThread {
+                UThread.local {
                     for round in 0..<20 {
                         UThread.yield()  // nothing open: the save is skipped
                         shared.buffers[i].withUnsafeMutableBufferPointer { buffer in

@@ -304,3 +304,341 @@ import Testing
         #expect(tokens[0] >> 48 == 0 && tokens[1] >> 48 == 1)
     }
 }
+
+/// The built-in policies, for tests parameterised over them.
+enum BuiltInPolicy: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case fifo, roundRobin, priority, mlfq, lottery, stride, fairShare, edf
+
+    var testDescription: String { rawValue }
+
+    /// A factory for `run(workers:policy:)` (one instance per worker).
+    var factory: @Sendable () -> any SchedulingPolicy {
+        switch self {
+        case .fifo: return { FIFOPolicy() }
+        case .roundRobin: return { try! RoundRobinPolicy(quantum: .microseconds(200)) }
+        case .priority: return { try! PriorityPolicy(quantum: .microseconds(200), agingInterval: .milliseconds(1)) }
+        case .mlfq: return { try! MLFQPolicy() }
+        case .lottery: return { try! LotteryPolicy(seed: 7, quantum: .microseconds(200)) }
+        case .stride: return { try! StridePolicy(quantum: .microseconds(200)) }
+        case .fairShare: return { try! FairSharePolicy() }
+        case .edf: return { try! EDFPolicy() }
+        }
+    }
+}
+
+/// Started, ready threads move between workers under every built-in policy, with the policy's
+/// per-thread state; the policies' `emigrate`/`immigrate` rebase what is relative to their clock.
+@Suite(.timeLimit(.minutes(2))) struct MNPolicyMigrationTests {
+    /// Eight threads started on worker 0 all run there once, then take distinct priorities,
+    /// tickets, nice values and deadlines and yield until one of them finds itself on worker 1
+    /// (worker 1 is idle: only migration of a started thread gives it work), or for a bounded
+    /// number of yields (some policies let one thread keep worker 0 to itself: the others
+    /// must be moved to run at all). Invariants are checked by both workers' idle loops and by
+    /// each thread after every yield; each thread's parameters are the same after any move.
+    @Test(arguments: BuiltInPolicy.allCases)
+    func startedThreadsMigrateWithTheirParameters(policy: BuiltInPolicy) throws {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.checkInvariants = true
+        let (results, teardown) = try MNRuntime.runInspecting(
+            workers: 2, configuration: configuration, policy: policy.factory
+        ) { () -> [(workers: Set<Int>, intact: Bool)] in
+            let moved = MNFlag()
+            let started = MNCounter()
+            let threads = (0..<8).map { i in
+                UThread.startingHere { () -> (workers: Set<Int>, intact: Bool) in
+                    var seen: Set<Int> = [UThread.worker]
+                    // Every thread has run once before any takes parameters that let it keep
+                    // the CPU (an earlier deadline, a higher priority).
+                    started.add()
+                    while started.count < 8 {
+                        UThread.yield()
+                        seen.insert(UThread.worker)
+                    }
+                    let me = Scheduler.active!.current
+                    me.pointee.priority = Int32(i)
+                    me.pointee.tickets = UInt32(50 + 10 * i)
+                    me.pointee.nice = Int32(i - 4)
+                    UThread.setDeadline(.seconds(100 + i))
+                    let deadline = me.pointee.sched_deadline_ns
+                    var intact = true
+                    var yields = 0
+                    while !moved.isSet && yields < 2_000_000 {
+                        UThread.yield()
+                        yields += 1
+                        let s = Scheduler.active!
+                        s.checkInvariants()
+                        seen.insert(UThread.worker)
+                        if seen.count > 1 { moved.set() }
+                        let row = s.current
+                        intact =
+                            intact && row == me && row.pointee.priority == Int32(i)
+                            && row.pointee.tickets == UInt32(50 + 10 * i) && row.pointee.nice == Int32(i - 4)
+                            && row.pointee.sched_deadline_ns == deadline
+                    }
+                    return (seen, intact)
+                }
+            }
+            return try threads.map { try $0.join() } + [([moved.isSet ? 1 : 0], true)]
+        }
+        #expect(results.allSatisfy { $0.intact })
+        #expect(results.last!.workers == [1])  // some thread ran on both workers
+        #expect(results.dropLast().reduce(into: Set<Int>()) { $0.formUnion($1.workers) } == [0, 1])
+        #expect(teardown.statistics.migrations > 0)
+        #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
+    }
+
+    /// Ready threads queued in `policy`, one per value of `prepare` (called with the row).
+    final class Rows {
+        var blocks: [ControlBlock] = []
+        func make(_ n: Int) -> [ThreadRef] {
+            (0..<n).map { _ in
+                let b = ControlBlock.allocate(capacity: 1)
+                b.initialize(to: uthreads_tcb())
+                b.pointee.state = .stateReady
+                b.pointee.tickets = 100
+                b.pointee.sched_deadline_ns = .max
+                blocks.append(b)
+                return ThreadRef(b)
+            }
+        }
+        deinit {
+            for b in blocks {
+                b.deinitialize(count: 1)
+                b.deallocate()
+            }
+        }
+    }
+
+    /// CFS: a thread's virtual runtime moves as its lag behind the old queue's minimum and lands
+    /// at the same lag over the new queue's minimum (its absolute value there would be
+    /// meaningless); the thread chosen is the one with the largest virtual runtime.
+    @Test func fairShareRebasesVirtualRuntime() throws {
+        let rows = Rows()
+        let a = try FairSharePolicy()
+        let b = try FairSharePolicy()
+        let t = rows.make(3)
+        for r in t { a.awakened(r, reason: .spawned) }
+        // Run each thread in turn for a long time on `a`: its minimum grows far above `b`'s.
+        for k in 0..<30 {
+            let r = a.pickNext()!
+            a.ran(r, nanoseconds: 1_000_000_000 + UInt64(k) * 1_000)
+            a.awakened(r, reason: .yielded)
+        }
+        a.checkInvariants()
+        let largest = t.map { a.virtualRuntime($0) }.max()!
+        let minimum = t.map { a.virtualRuntime($0) }.min()!
+        let out = a.emigrate(max: 1) { _ in true }
+        #expect(out.count == 1 && a.virtualRuntime(out[0].thread) == largest)
+        a.checkInvariants()
+        #expect(a.readyCount == 2)
+        let fresh = rows.make(1)[0]
+        b.awakened(fresh, reason: .spawned)  // b's minimum: 0
+        b.immigrate(out[0].thread, state: out[0].state)
+        b.checkInvariants()
+        #expect(b.readyCount == 2)
+        // At least its lead over the slowest thread there, and nowhere near its absolute value.
+        #expect(b.virtualRuntime(out[0].thread) >= largest - minimum)
+        #expect(b.virtualRuntime(out[0].thread) < largest / 2)
+        // Without state (from a policy that keeps none) it starts at the minimum.
+        let c = try FairSharePolicy()
+        c.immigrate(rows.make(1)[0], state: nil)
+        #expect(c.readyCount == 1)
+        c.checkInvariants()
+    }
+
+    /// Stride: the pass travels as the lead over the global pass.
+    @Test func strideRebasesPass() throws {
+        let rows = Rows()
+        let a = try StridePolicy(quantum: .milliseconds(1))
+        let t = rows.make(3)
+        for r in t { a.awakened(r, reason: .spawned) }
+        for _ in 0..<100 {
+            let r = a.pickNext()!
+            a.ran(r, nanoseconds: 1_000_000)
+            a.awakened(r, reason: .yielded)
+        }
+        let passes = t.map { $0.policyData.0 }
+        let out = a.emigrate(max: 1) { _ in true }
+        #expect(out.count == 1 && out[0].thread.policyData.0 == passes.max()!)
+        let b = try StridePolicy(quantum: .milliseconds(1))
+        b.immigrate(out[0].thread, state: out[0].state)
+        #expect(out[0].thread.policyData.0 <= passes.max()! - passes.min()!)
+        #expect(b.pickNext() == out[0].thread)
+        a.checkInvariants()
+        b.checkInvariants()
+    }
+
+    /// MLFQ: a demoted thread keeps its level and used allotment; the lowest level goes first.
+    @Test func mlfqKeepsTheLevel() throws {
+        let rows = Rows()
+        let a = try MLFQPolicy(quanta: [.milliseconds(1), .milliseconds(2), .milliseconds(4)], boostInterval: nil)
+        let t = rows.make(2)
+        for r in t { a.awakened(r, reason: .spawned) }
+        let r = a.pickNext()!
+        a.ran(r, nanoseconds: 1_000_000)  // uses up level 0
+        a.ran(r, nanoseconds: 500_000)  // half of level 1's
+        a.awakened(r, reason: .yielded)
+        #expect(a.level(of: r) == 1)
+        let out = a.emigrate(max: 1) { _ in true }
+        #expect(out.count == 1 && out[0].thread == r && a.readyCount == 1)
+        let b = try MLFQPolicy(quanta: [.milliseconds(1), .milliseconds(2), .milliseconds(4)], boostInterval: nil)
+        b.immigrate(r, state: out[0].state)
+        #expect(b.level(of: r) == 1 && b.timeSlice(for: r) == .microseconds(1500))
+        a.checkInvariants()
+        b.checkInvariants()
+    }
+
+    /// Priority: the lowest effective priority goes first, and its age travels.
+    @Test func priorityKeepsTheAge() throws {
+        let rows = Rows()
+        let a = try PriorityPolicy(agingInterval: .milliseconds(10))
+        let t = rows.make(3)
+        for (i, r) in t.enumerated() {
+            r.block.pointee.priority = Int32(10 * i)
+            a.awakened(r, reason: .spawned)
+        }
+        let now = uthreads_monotonic_ns()
+        t[0].policyData.0 = now - 55_000_000  // waited 55 ms: +5
+        let out = a.emigrate(max: 1) { _ in true }
+        #expect(out.count == 1 && out[0].thread == t[0])
+        let b = try PriorityPolicy(agingInterval: .milliseconds(10))
+        b.immigrate(t[0], state: out[0].state)
+        #expect(b.effectivePriority(t[0], now: uthreads_monotonic_ns()) >= 5)
+        a.checkInvariants()
+        b.checkInvariants()
+    }
+
+    /// A user's policy that does not opt in gives nothing up and receives threads as woken.
+    @Test func userPolicyDefaults() throws {
+        final class Mine: SchedulingPolicy {
+            var ready: [ThreadRef] = []
+            var woken = 0
+            func awakened(_ thread: ThreadRef, reason: ReadyReason) {
+                if reason == .woken { woken += 1 }
+                ready.append(thread)
+            }
+            func pickNext() -> ThreadRef? { ready.isEmpty ? nil : ready.removeFirst() }
+            var hasReadyThreads: Bool { !ready.isEmpty }
+        }
+        let rows = Rows()
+        let p = Mine()
+        let t = rows.make(2)
+        p.awakened(t[0], reason: .spawned)
+        #expect(p.emigrate(max: 5) { _ in true }.isEmpty && p.readyCount == 1)
+        p.immigrate(t[1], state: nil)
+        #expect(p.woken == 1 && p.ready.count == 2)
+    }
+
+    /// EDF, round-robin, lottery: the threads they would run last go first; lottery's ticket
+    /// total follows.
+    @Test func queuePoliciesGiveUpTheirLastThreads() throws {
+        let rows = Rows()
+        let edf = try EDFPolicy()
+        let t = rows.make(3)
+        for (i, r) in t.enumerated() {
+            r.block.pointee.sched_deadline_ns = UInt64(1000 * (i + 1))
+            edf.awakened(r, reason: .spawned)
+        }
+        #expect(edf.emigrate(max: 1) { _ in true }.map(\.thread) == [t[2]])
+        #expect(edf.pickNext() == t[0])
+        edf.checkInvariants()
+        let lottery = try LotteryPolicy()
+        let u = rows.make(3)
+        for r in u { lottery.awakened(r, reason: .spawned) }
+        #expect(lottery.emigrate(max: 2) { $0 != u[2] }.map(\.thread) == [u[1], u[0]])
+        lottery.checkInvariants()
+        #expect(lottery.readyCount == 1 && lottery.pickNext() == u[2])
+        let rr = try RoundRobinPolicy()
+        let v = rows.make(3)
+        for r in v { rr.awakened(r, reason: .spawned) }
+        #expect(rr.emigrate(max: 1) { _ in true }.map(\.thread) == [v[2]])
+        rr.checkInvariants()
+    }
+}
+
+/// A woken thread goes to the idle worker of the thread that woke it, and a ping-pong pair
+/// stays together on one worker.
+@Suite(.timeLimit(.minutes(1))) struct MNPairTests {
+    /// Rounds of `ping → echo → pong`, each answer naming the echo's worker, until both threads
+    /// were seen on one worker for `settled` rounds in a row (or `limit` rounds: a bound, not a
+    /// wait). Returns the rounds in a row and whether every answer was right.
+    static func pingPong(
+        _ ping: MNChannel<Int>, _ pong: MNChannel<(Int, Int)>, settled: Int, limit: Int
+    ) throws -> (together: Int, apart: Int, right: Bool) {
+        var together = 0
+        var apart = 0
+        var right = true
+        for i in 0..<limit where together < settled {
+            try ping.send(i)
+            guard let (v, worker) = try pong.receive() else { return (together, apart, false) }
+            right = right && v == 2 * i
+            if worker == UThread.worker {
+                together += 1
+            } else {
+                together = 0
+                apart += 1
+            }
+        }
+        return (together, apart, right)
+    }
+
+    static func echo(_ ping: MNChannel<Int>, _ pong: MNChannel<(Int, Int)>) throws {
+        while let v = try ping.receive() { try pong.send((2 * v, UThread.worker)) }
+    }
+
+    /// Two unpinned threads started on different workers ping-pong over unbuffered channels:
+    /// the woken thread goes to the idle worker of its waker, so after a few rounds both run on
+    /// one worker (observed by both: each answer names the echo's worker) and stay there.
+    @Test(arguments: [BuiltInPolicy.fifo, .fairShare, .mlfq], [2, 3])
+    func aPairStartedApartEndsOnOneWorker(policy: BuiltInPolicy, workers: Int) throws {
+        let (result, teardown) = try MNRuntime.runInspecting(workers: workers, policy: policy.factory) {
+            () -> (together: Int, apart: Int, right: Bool, startedApart: Bool) in
+            let ping = MNChannel<Int>(name: "ping")
+            let pong = MNChannel<(Int, Int)>(name: "pong")
+            // A pinned starter on the last worker starts the (unpinned) echo there.
+            let echo = try UThread.spawn(onWorker: workers - 1) {
+                UThread.startingHere { try Self.echo(ping, pong) }
+            }.join()
+            let pinger = UThread.startingHere { () -> (together: Int, apart: Int, right: Bool, first: Int) in
+                let first = UThread.worker
+                let r = try Self.pingPong(ping, pong, settled: 1_000, limit: 1_000_000)
+                ping.close()
+                return (r.together, r.apart, r.right, first)
+            }
+            let r = try pinger.join()
+            try echo.join()
+            return (r.together, r.apart, r.right, r.first != workers - 1)
+        }
+        #expect(result.right)
+        #expect(result.together == 1_000)
+        if result.startedApart { #expect(teardown.statistics.migrations > 0) }  // the echo moved (at once or later)
+        #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
+    }
+
+    /// A pair on one worker stays there while another worker is idle: the thread that wakes
+    /// its partner and parks for the answer does not count as wanting the worker, so shedding
+    /// never sends the partner away (and no wake needs mail).
+    @Test(arguments: [BuiltInPolicy.fifo, .stride])
+    func aPairOnOneWorkerIsNotSplit(policy: BuiltInPolicy) throws {
+        let (result, _) = try MNRuntime.runInspecting(workers: 2, policy: policy.factory) {
+            () -> (settled: Bool, apart: Int, right: Bool, mailed: Int) in
+            let ping = MNChannel<Int>(name: "ping")
+            let pong = MNChannel<(Int, Int)>(name: "pong")
+            let echo = UThread.startingHere { try Self.echo(ping, pong) }
+            let pinger = UThread.startingHere { () -> (settled: Bool, apart: Int, right: Bool, mailed: Int) in
+                let warm = try Self.pingPong(ping, pong, settled: 100, limit: 1_000_000)  // together
+                let before = UThread.runtime!.statistics.mailedWakes
+                let r = try Self.pingPong(ping, pong, settled: 20_000, limit: 20_000)
+                let mailed = UThread.runtime!.statistics.mailedWakes - before
+                ping.close()
+                return (warm.together == 100, r.apart, warm.right && r.right, mailed)
+            }
+            let r = try pinger.join()
+            try echo.join()
+            return r
+        }
+        #expect(result.settled && result.right)
+        #expect(result.apart == 0)
+        #expect(result.mailed == 0)
+    }
+}

@@ -37,6 +37,14 @@ public final class EDFPolicy: SchedulingPolicy {
     public func pickNext() -> ThreadRef? { heap.popMin()?.thread }
     public var hasReadyThreads: Bool { !heap.isEmpty }
     public func timeSlice(for thread: ThreadRef) -> Duration? { recheckInterval }
+    public var readyCount: Int { heap.count }
+
+    /// Gives up the threads with the latest deadlines (threads without one first): the ones it
+    /// would run last. The deadline is absolute on the monotonic clock every worker shares and
+    /// lives in the row, so it travels as is; the receiver queues the thread by it. O(n log n).
+    public func emigrate(max: Int, where movable: (ThreadRef) -> Bool) -> [Emigrant] {
+        heap.removeLargest(max: max, where: movable).map { Emigrant($0.thread) }
+    }
 
     public func shouldPreempt(_ running: ThreadRef) -> Bool {
         guard let first = heap.min else { return false }

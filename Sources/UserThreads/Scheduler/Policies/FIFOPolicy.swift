@@ -24,23 +24,14 @@ public final class FIFOPolicy: SchedulingPolicy {
         @inline(__always) get { !queue.isEmpty }
     }
 
-    /// Unlinks up to `max` ready threads that satisfy `take`, walking from the back of
-    /// the queue (the threads that would run last: the front keeps its cache affinity). O(n).
-    func removeFromBack(max: Int, where take: (ControlBlock) -> Bool) -> [ControlBlock] {
-        var taken: [ControlBlock] = []
-        var t = queue.tail
-        while let c = t, taken.count < max {
-            t = c.pointee.prev
-            if take(c) {
-                queue.remove(c)
-                taken.append(c)
-            }
-        }
-        return taken
+    /// Gives up the threads it would run last (from the back of the queue: the front keeps
+    /// its cache affinity). No state travels: a FIFO thread is only its place in line. O(n).
+    public func emigrate(max: Int, where movable: (ThreadRef) -> Bool) -> [Emigrant] {
+        queue.removeFromBack(max: max) { movable(ThreadRef($0)) }.map { Emigrant(ThreadRef($0)) }
     }
 
     /// Threads on the run queue.
-    var readyCount: Int { queue.count }
+    public var readyCount: Int { queue.count }
 
     public func checkInvariants() {
         queue.checkInvariants()

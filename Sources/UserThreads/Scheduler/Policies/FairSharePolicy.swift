@@ -75,6 +75,33 @@ public final class FairSharePolicy: SchedulingPolicy {
     }
 
     public var hasReadyThreads: Bool { !heap.isEmpty }
+    public var readyCount: Int { heap.count }
+
+    /// A migrating thread's virtual runtime relative to its old queue's minimum (negative: a
+    /// woken thread's credit).
+    private struct Lag: Sendable { let vruntime: Int64 }
+
+    /// Gives up the threads with the largest virtual runtime (they would run last). As Linux
+    /// does when it moves a task between run queues, the virtual runtime travels relative to
+    /// the old queue's minimum and is rebased on the receiver's: two workers' clocks are
+    /// unrelated, and an absolute value would make the thread starve or hog there. O(n log n).
+    public func emigrate(max: Int, where movable: (ThreadRef) -> Bool) -> [Emigrant] {
+        heap.removeLargest(max: max, where: movable).map { e in
+            readyWeight -= Self.weight(nice: e.thread.nice)
+            return Emigrant(e.thread, state: Lag(vruntime: Int64(bitPattern: e.key &- minVruntime)))
+        }
+    }
+
+    /// Queues a thread from another worker at this queue's minimum virtual runtime plus the
+    /// lag it had there; a credit is capped at `targetLatency / 2`, as for any woken thread
+    /// (no state: it starts at the minimum, as a new thread). O(log n).
+    public func immigrate(_ thread: ThreadRef, state: (any Sendable)?) {
+        let lag = max((state as? Lag)?.vruntime ?? 0, -Int64(latencyNs / 2))
+        thread.policyData.0 =
+            lag >= 0 ? minVruntime &+ UInt64(lag) : minVruntime &- min(minVruntime, UInt64(-lag))
+        heap.insert(thread, key: thread.policyData.0)
+        readyWeight += Self.weight(nice: thread.nice)
+    }
 
     public func timeSlice(for thread: ThreadRef) -> Duration? {
         let w = Self.weight(nice: thread.nice)

@@ -51,6 +51,17 @@ public final class LotteryPolicy: SchedulingPolicy {
 
     public var hasReadyThreads: Bool { !queue.isEmpty }
     public func timeSlice(for thread: ThreadRef) -> Duration? { quantum }
+    public var readyCount: Int { queue.count }
+
+    /// Gives up threads from the back of the queue (every ready thread is equally likely to
+    /// run next; the back is simply the cheapest end). Its tickets are in its row, so nothing
+    /// else travels. O(n).
+    public func emigrate(max: Int, where movable: (ThreadRef) -> Bool) -> [Emigrant] {
+        queue.removeFromBack(max: max, where: movable).map { t in
+            totalTickets -= UInt64(t.tickets)
+            return Emigrant(t)
+        }
+    }
 
     public func checkInvariants() {
         queue.checkInvariants()

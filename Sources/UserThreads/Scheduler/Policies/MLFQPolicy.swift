@@ -29,7 +29,8 @@ public final class MLFQPolicy: SchedulingPolicy {
     private var queues: [ReadyQueue]
     private var epoch: UInt64 = 0
     private var lastBoost: UInt64?
-    private var readyCount = 0
+    /// Threads queued, over every level.
+    public private(set) var readyCount = 0
 
     /// - Parameters:
     ///   - quanta: the quantum (allotment) of each level, top first (default 5, 10, 20 ms).
@@ -108,6 +109,38 @@ public final class MLFQPolicy: SchedulingPolicy {
     }
 
     public var hasReadyThreads: Bool { readyCount > 0 }
+
+    /// A migrating thread's level and the time it used of that level's allotment.
+    private struct Allotment: Sendable {
+        let level: Int
+        let used: UInt64
+    }
+
+    /// Gives up threads from the lowest levels first, back to front (the ones it would run
+    /// last); each keeps its level and what it used of the allotment there (moving must not
+    /// reset a CPU-bound thread to the top, nor demote an interactive one). O(n).
+    public func emigrate(max: Int, where movable: (ThreadRef) -> Bool) -> [Emigrant] {
+        var out: [Emigrant] = []
+        for l in queues.indices.reversed() where out.count < max {
+            for t in queues[l].removeFromBack(max: max - out.count, where: movable) {
+                let used = t.policyData.0 >> 8 == epoch ? t.policyData.1 : 0
+                out.append(Emigrant(t, state: Allotment(level: l, used: used)))
+            }
+        }
+        readyCount -= out.count
+        return out
+    }
+
+    /// Queues a thread from another worker at the level it had there, with the allotment it
+    /// had used (no state: at the top, as a new thread). O(1).
+    public func immigrate(_ thread: ThreadRef, state: (any Sendable)?) {
+        if lastBoost == nil { lastBoost = now }
+        let a = state as? Allotment
+        let l = min(a?.level ?? 0, quanta.count - 1)
+        setLevel(thread, l, used: a?.used ?? 0)
+        queues[l].append(thread)
+        readyCount += 1
+    }
 
     public func timeSlice(for thread: ThreadRef) -> Duration? {
         let l = level(of: thread)

@@ -66,19 +66,41 @@ struct KeyedThreadHeap {
         let last = items.removeLast()
         if !items.isEmpty {
             items[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1
-                let r = l + 1
-                var m = i
-                if l < items.count && items[l].less(items[m]) { m = l }
-                if r < items.count && items[r].less(items[m]) { m = r }
-                if m == i { break }
-                items.swapAt(i, m)
-                i = m
-            }
+            siftDown(0)
         }
         return top
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var i = start
+        while true {
+            let l = 2 * i + 1
+            let r = l + 1
+            var m = i
+            if l < items.count && items[l].less(items[m]) { m = l }
+            if r < items.count && items[r].less(items[m]) { m = r }
+            if m == i { break }
+            items.swapAt(i, m)
+            i = m
+        }
+    }
+
+    /// Removes up to `max` entries whose thread satisfies `take`, the largest keys first (the
+    /// threads that would run last; M:N migration), and returns them. O(n log n).
+    mutating func removeLargest(max: Int, where take: (ThreadRef) -> Bool) -> [Entry] {
+        guard max > 0 else { return [] }
+        let chosen = Set(
+            items.indices.filter { take(items[$0].thread) }.sorted { items[$1].less(items[$0]) }.prefix(max))
+        guard !chosen.isEmpty else { return [] }
+        var taken: [Entry] = []
+        var kept: [Entry] = []
+        kept.reserveCapacity(items.count - chosen.count)
+        for i in items.indices {
+            if chosen.contains(i) { taken.append(items[i]) } else { kept.append(items[i]) }
+        }
+        items = kept
+        for i in stride(from: items.count / 2 - 1, through: 0, by: -1) { siftDown(i) }  // Floyd's heapify: O(n)
+        return taken
     }
 
     func checkInvariants(_ name: String) {

@@ -65,6 +65,36 @@ public final class PriorityPolicy: SchedulingPolicy {
     }
 
     public var hasReadyThreads: Bool { !queue.isEmpty }
+    public var readyCount: Int { queue.count }
+
+    /// How long a migrating thread had waited ready (its age: aging must not restart).
+    private struct Waited: Sendable { let nanoseconds: UInt64 }
+
+    /// Gives up the threads of lowest effective priority, the later queued first among equals
+    /// (the ones it would run last); each keeps its age. O(n log n).
+    public func emigrate(max: Int, where movable: (ThreadRef) -> Bool) -> [Emigrant] {
+        guard max > 0 else { return [] }
+        let t = now
+        var candidates: [(thread: ThreadRef, priority: Int, place: Int)] = []
+        var place = 0
+        queue.forEach { r in
+            if movable(r) { candidates.append((r, effectivePriority(r, now: t), place)) }
+            place += 1
+        }
+        candidates.sort { $0.priority != $1.priority ? $0.priority < $1.priority : $0.place > $1.place }
+        return candidates.prefix(max).map { c in
+            queue.remove(c.thread)
+            return Emigrant(c.thread, state: Waited(nanoseconds: t &- min(t, c.thread.policyData.0)))
+        }
+    }
+
+    /// Queues a thread from another worker with the age it had there (the clock is the same
+    /// monotonic one on every worker, but "ready since" is kept as an age, not an instant). O(1).
+    public func immigrate(_ thread: ThreadRef, state: (any Sendable)?) {
+        let t = now
+        thread.policyData.0 = t &- min(t, (state as? Waited)?.nanoseconds ?? 0)
+        queue.append(thread)
+    }
     public func timeSlice(for thread: ThreadRef) -> Duration? { quantum }
 
     public func shouldPreempt(_ running: ThreadRef) -> Bool {

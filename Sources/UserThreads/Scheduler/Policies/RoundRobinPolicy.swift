@@ -22,6 +22,13 @@ public final class RoundRobinPolicy: SchedulingPolicy {
     public func pickNext() -> ThreadRef? { queue.popFirst() }
     public var hasReadyThreads: Bool { !queue.isEmpty }
     public func timeSlice(for thread: ThreadRef) -> Duration? { quantum }
+    public var readyCount: Int { queue.count }
+
+    /// Gives up the threads at the back of the queue (they would run last). Nothing travels:
+    /// every switch-in starts a full quantum. O(n).
+    public func emigrate(max: Int, where movable: (ThreadRef) -> Bool) -> [Emigrant] {
+        queue.removeFromBack(max: max, where: movable).map { Emigrant($0) }
+    }
 
     public func checkInvariants() {
         queue.checkInvariants()

@@ -58,5 +58,25 @@ public final class StridePolicy: SchedulingPolicy {
 
     public var hasReadyThreads: Bool { !heap.isEmpty }
     public func timeSlice(for thread: ThreadRef) -> Duration? { quantum }
+    public var readyCount: Int { heap.count }
+
+    /// How far a migrating thread's pass is ahead of its old policy's global pass.
+    private struct Lag: Sendable { let pass: UInt64 }
+
+    /// Gives up the threads with the largest pass (they would run last); each keeps its lead
+    /// over the global pass, so that on the receiver it is as far behind the others as it was
+    /// here (passes of two workers are on unrelated scales). O(n log n).
+    public func emigrate(max: Int, where movable: (ThreadRef) -> Bool) -> [Emigrant] {
+        heap.removeLargest(max: max, where: movable).map { e in
+            Emigrant(e.thread, state: Lag(pass: e.key &- min(e.key, globalPass)))
+        }
+    }
+
+    /// Queues a thread from another worker at this global pass plus the lead it had there
+    /// (none without state: it starts level with the others). O(log n).
+    public func immigrate(_ thread: ThreadRef, state: (any Sendable)?) {
+        thread.policyData.0 = globalPass &+ ((state as? Lag)?.pass ?? 0)
+        heap.insert(thread, key: thread.policyData.0)
+    }
     public func checkInvariants() { heap.checkInvariants("StridePolicy") }
 }
