@@ -39,16 +39,6 @@ struct SyncState: ~Copyable {
         return UInt(bitPattern: Unmanaged.passUnretained(s).toOpaque())
     }
 
-    /// Whether the object is bound bare to the runtime that runs `me` (the fast paths' test:
-    /// one relaxed load and a compare; an object is never bound to 0 or 1).
-    @inlinable @inline(__always)
-    func isBare(for me: UnsafeMutablePointer<uthreads_tcb>) -> Bool {
-        binding.load(ordering: .relaxed) == UInt(bitPattern: me.pointee.runtime)
-    }
-
-    /// Whether the object's state is shared between kernel threads (taken under its lock).
-    var isShared: Bool { binding.load(ordering: .relaxed) == SyncState.shared }
-
     /// Starts an access to the object's state: takes the lock when the object is shared, or
     /// nothing when it is bound to the caller's M:1 runtime (binding an undecided one first).
     /// Returns whether it locked; pass that to `leave`.

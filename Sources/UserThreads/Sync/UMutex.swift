@@ -3,18 +3,21 @@
 // Design essay
 // ============
 //
-// State: the owner (a control block pointer, nil when free), a FIFO of waiters, and a
-// `contended` hint, held bare or under the object's lock (SyncState: SyncSupport.swift's
-// "Bare or locked").
+// State: the owner (a control block pointer, nil when free) and a FIFO of waiters, held bare
+// or under the object's lock (SyncState: SyncSupport.swift's "Bare or locked"), plus `fast`,
+// one word that packs the two states the fast paths handle for a bare mutex.
 //
-// Fast paths. lock() on a free mutex bound to the caller's M:1 runtime stores the caller as
-// owner; unlock() by the owner with no waiter clears it. Both are `@inlinable` (specialised
-// into the caller) and the stored fields opt out of dynamic exclusivity checks
-// (`@exclusivity(unchecked)`: a bare object is touched only by its runtime's kernel thread,
-// a shared one only under its lock), so an uncontended lock+unlock at workers: 1 is two
-// out-of-line reads of the current thread, the binding test (a load and a compare) and a few
-// plain loads and stores. A shared mutex (M:N, or outside any runtime) takes the slow path,
-// under its lock, every time.
+// Fast paths. `fast` is the M:1 runtime's address (the value in every one of its rows'
+// `runtime`) while a bare mutex is free with no waiter, the owner's row while it is held with
+// no waiter, and 0 otherwise: waiters, or a shared or undecided mutex (never written then).
+// lock() is "if fast == me.runtime { fast = me }", unlock() "if fast == me { fast =
+// me.runtime }": one test answers both "bound to my runtime?" and "free?" (or "mine, no
+// waiters?"), so the binding costs the fast paths one load of the row's `runtime` and nothing
+// else. Both are `@inlinable` (specialised into the caller) and the stored fields opt out of
+// dynamic exclusivity checks (`@exclusivity(unchecked)`: a bare object is touched only by its
+// runtime's kernel thread, a shared one only under its lock). The slow paths unpack `fast`
+// into `owner` before they change the state and pack it again after (`unpack`, `pack`). A
+// shared mutex (M:N, or outside any runtime) takes the slow path, under its lock, every time.
 //
 // FIFO handoff. unlock() with waiters does not free the mutex: it makes the first waiter the
 // owner and wakes it. The woken thread returns from lock() already owning the mutex, so a
@@ -50,10 +53,11 @@ import CUThreads
 public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Sendable {
     /// Bare or locked (SyncState.swift); guards every field below.
     @usableFromInline let sync = SyncState()
-    /// The owning thread's control block; nil when free.
-    @exclusivity(unchecked) @usableFromInline var owner: UnsafeMutablePointer<uthreads_tcb>?
-    /// Set while threads wait (the unlock fast path's test).
-    @exclusivity(unchecked) @usableFromInline var contended = false
+    /// The fast paths' word (the essay): the runtime's address (free), the owner's row (held),
+    /// or 0 (waiters, shared or undecided: `owner` holds the truth).
+    @exclusivity(unchecked) @usableFromInline var fast: UInt
+    /// The owning thread's control block while `fast` is 0; nil when free.
+    @exclusivity(unchecked) var owner: UnsafeMutablePointer<uthreads_tcb>?
     @exclusivity(unchecked) var waiters = WaiterQueue<Waiter>()
     /// Shown in the thread table and in deadlock reports.
     public let name: String
@@ -66,6 +70,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     public init(name: String = "") {
         self.name = name
         self.id = SyncObjectID.allocate()
+        let binding = sync.binding.load(ordering: .relaxed)
+        self.fast = binding > SyncState.shared ? binding : 0
     }
 
     /// Acquires the mutex, parking while another thread holds it. O(1).
@@ -74,8 +80,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     ///   a user thread; `.foreignRuntime` for a mutex bound to another M:1 runtime.
     @inlinable
     public func lock() throws {
-        if let me = uthreads_get_current(), _fastPath(sync.isBare(for: me) && owner == nil) {
-            owner = me
+        if let me = uthreads_get_current(), _fastPath(fast == UInt(bitPattern: me.pointee.runtime)) {
+            fast = UInt(bitPattern: me)
             return
         }
         try lockSlow(deadline: nil)
@@ -84,8 +90,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     /// Acquires the mutex, giving up after `timeout` (or at `deadline`, whichever is first).
     /// - Throws: `UThreadError.timedOut`, `CancellationError`, `.invalidArgument` (relock).
     public func lock(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
-        if let me = uthreads_get_current(), sync.isBare(for: me) && owner == nil {
-            owner = me
+        if let me = uthreads_get_current(), fast == UInt(bitPattern: me.pointee.runtime) {
+            fast = UInt(bitPattern: me)
             return
         }
         try lockSlow(deadline: syncDeadline(timeout: timeout, deadline: deadline))
@@ -96,6 +102,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
         guard let me = uthreads_get_current() else { return false }
         return
             (try? sync.with { () -> Bool in
+                unpack()
+                defer { pack() }
                 guard owner == nil else { return false }
                 owner = me
                 return true
@@ -106,8 +114,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     /// - Throws: `UThreadError.invalidArgument` if the caller does not own the mutex.
     @inlinable
     public func unlock() throws {
-        if let me = uthreads_get_current(), _fastPath(sync.isBare(for: me) && owner == me && !contended) {
-            owner = nil
+        if let me = uthreads_get_current(), _fastPath(fast == UInt(bitPattern: me)) {
+            fast = UInt(bitPattern: me.pointee.runtime)
             return
         }
         try unlockSlow()
@@ -122,19 +130,40 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     }
 
     /// Whether some thread holds the mutex (a snapshot).
-    public var isLocked: Bool { sync.locked { owner != nil } }
+    public var isLocked: Bool { sync.locked { holderRow != nil } }
 
     /// Whether the calling thread holds the mutex.
     public var isHeldByCurrentThread: Bool {
         guard let me = uthreads_get_current() else { return false }
-        return sync.locked { owner == me }
+        return sync.locked { holderRow == me }
     }
 
     /// Threads waiting for the mutex now (a snapshot).
     public var waiting: Int { sync.locked { waiters.count } }
 
+    /// The owner, whichever representation holds it (inside `sync`; reads only).
+    var holderRow: UnsafeMutablePointer<uthreads_tcb>? {
+        guard fast != 0 else { return owner }
+        return fast == sync.binding.load(ordering: .relaxed) ? nil : UnsafeMutablePointer(bitPattern: fast)
+    }
+
+    /// Moves the fast word's state into `owner` (inside `sync`, before a slow path changes it).
+    private func unpack() {
+        guard fast != 0 else { return }
+        owner = holderRow
+        fast = 0
+    }
+
+    /// Packs the state into the fast word again when the fast paths can take it: a bare mutex
+    /// with no waiter (inside `sync`, after a slow path changed it).
+    private func pack() {
+        let binding = sync.binding.load(ordering: .relaxed)
+        guard binding > SyncState.shared, waiters.isEmpty else { return }
+        fast = owner.map { UInt(bitPattern: $0) } ?? binding
+    }
+
     /// The holder's id, if any (a snapshot).
-    public var holder: ThreadID? { sync.locked { owner.map { ThreadID(rawValue: $0.pointee.id) } } }
+    public var holder: ThreadID? { sync.locked { holderRow.map { ThreadID(rawValue: $0.pointee.id) } } }
 
     // MARK: Slow paths
 
@@ -152,6 +181,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
             "UMutex.lock", .mutex, object: id, target: self, deadline: deadline, cancellable: cancellable,
             register: { waiter in
                 try sync.with { () throws(UThreadError) -> Bool in
+                    unpack()
+                    defer { pack() }
                     if owner == nil {
                         owner = me
                         return false
@@ -161,16 +192,15 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
                             "UMutex.lock: \(describeThread(me)) already holds \(label) (mutexes are not recursive)")
                     }
                     waiters.push(waiter)
-                    contended = true
                     return true
                 }
             },
             withdraw: { waiter in
                 // Else it was handed the mutex already: the wake wins.
                 sync.locked {
-                    guard waiters.remove(where: { $0 == waiter }) else { return .woken }
-                    contended = !waiters.isEmpty
-                    return nil
+                    unpack()
+                    defer { pack() }
+                    return waiters.remove(where: { $0 == waiter }) ? nil : .woken
                 }
             })
         return result ?? .woken
@@ -180,6 +210,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     func unlockSlow() throws {
         let me = uthreads_get_current()
         let next = try sync.with { () throws(UThreadError) -> Waiter? in
+            unpack()
+            defer { pack() }
             guard let me, owner == me else {
                 let who = me.map(describeThread) ?? "code outside a user thread"
                 let held = owner.map { "held by \(describeThread($0))" } ?? "not locked"
@@ -193,8 +225,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     /// Releases a mutex the caller is known to own: hands it to the first waiter. O(1).
     @inlinable
     func releaseOwned() {
-        if let me = uthreads_get_current(), _fastPath(sync.isBare(for: me) && !contended) {
-            owner = nil
+        if let me = uthreads_get_current(), _fastPath(fast == UInt(bitPattern: me)) {
+            fast = UInt(bitPattern: me.pointee.runtime)
             return
         }
         releaseOwnedSlow()
@@ -202,19 +234,22 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
 
     @usableFromInline @inline(never)
     func releaseOwnedSlow() {
-        if let next = sync.locked({ handOff() }) { syncWake(next) }
+        let next = sync.locked { () -> Waiter? in
+            unpack()
+            defer { pack() }
+            return handOff()
+        }
+        if let next { syncWake(next) }
     }
 
     /// Makes the first waiter the owner (or frees the mutex); returns the waiter to wake after
-    /// the state is left. Caller: inside `sync`.
+    /// the state is left. Caller: inside `sync`, unpacked.
     private func handOff() -> Waiter? {
         guard let next = waiters.pop() else {
             owner = nil
-            contended = false
             return nil
         }
         owner = UnsafeMutablePointer(bitPattern: next.block)
-        contended = !waiters.isEmpty
         return next
     }
 
@@ -224,7 +259,7 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
 
     /// "mutex 'db' held by #12, 2 waiting", for the thread table.
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        let (owner, waiting) = sync.locked { (self.owner, waiters.count) }
+        let (owner, waiting) = sync.locked { (holderRow, waiters.count) }
         return "\(label) held by " + (owner.map(describeThread) ?? "nobody")
             + (waiting > 0 ? ", \(waiting) waiting" : "")
     }
@@ -234,7 +269,7 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
 
     /// `UMutex(mutex 'db', held by #12)` or `UMutex(mutex 3, free)`.
     public var description: String {
-        let owner = sync.locked { self.owner }
+        let owner = sync.locked { holderRow }
         return "UMutex(\(label), \(owner.map { "held by \(describeThread($0))" } ?? "free"))"
     }
 }
