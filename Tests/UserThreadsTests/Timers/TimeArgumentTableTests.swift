@@ -510,13 +510,16 @@ struct TimeArgumentTableTests {
             let s = try USemaphore(value: 1)
             return Prepared(call: { try s.wait(timeout: $0.t) })
         },
-        TimedCall(key: "MNWaitGroup.swift wait(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+        TimedCall(
+            key: "UWaitGroup.swift wait(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+        ) {
             let g = MNWaitGroup()
             try g.add(1)
             return Prepared(call: { try g.wait(timeout: $0.t) }, cleanup: { try g.done() })
         },
         TimedCall(
-            key: "MNBarrier.swift arriveAndWait(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+            key: "UBarrier.swift arriveAndWait(timeout:deadline:)", parameters: .timeout, resource: .unavailable,
+            runtime: .mn
         ) {
             let b = try MNBarrier(parties: 2)
             return Prepared(call: { _ = try b.arriveAndWait(timeout: $0.t) })

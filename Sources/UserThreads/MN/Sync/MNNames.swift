@@ -7,3 +7,7 @@ public typealias MNMutex = UMutex
 public typealias MNCondition = UCondition
 /// The counting semaphore of every runtime: `USemaphore`.
 public typealias MNSemaphore = USemaphore
+/// The wait group of every runtime: `UWaitGroup`.
+public typealias MNWaitGroup = UWaitGroup
+/// The barrier of every runtime: `UBarrier`.
+public typealias MNBarrier = UBarrier
