@@ -580,7 +580,7 @@ struct TimeArgumentTableTests {
                 _ = try mnSelect(timeout: limit.t) { (s: MNSelect<Int>) in s.receive(from: c) { $0 ?? 0 } }
             })
         },
-        TimedCall(key: "MNOnce.swift run(timeout:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+        TimedCall(key: "UOnce.swift run(timeout:deadline:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
             // Another thread is inside the once's body until the cleanup lets it out.
             let (once, gate) = (MNOnce(), MNSemaphore())
             let holder = MNThread(name: "once holder") { try once.run { try gate.wait() } }

@@ -11,3 +11,5 @@ public typealias MNSemaphore = USemaphore
 public typealias MNWaitGroup = UWaitGroup
 /// The barrier of every runtime: `UBarrier`.
 public typealias MNBarrier = UBarrier
+/// The once-initialiser of every runtime: `UOnce`.
+public typealias MNOnce = UOnce
