@@ -524,14 +524,17 @@ struct TimeArgumentTableTests {
             let b = try MNBarrier(parties: 2)
             return Prepared(call: { _ = try b.arriveAndWait(timeout: $0.t) })
         },
-        TimedCall(key: "MNRWLock.swift readLock(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn)
-        {
+        TimedCall(
+            key: "URWLock.swift readLock(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+        ) {
             let l = MNRWLock()
             try l.writeLock()
             return Prepared(call: { try l.readLock(timeout: $0.t) }, cleanup: { try l.writeUnlock() })
         },
-        TimedCall(key: "MNRWLock.swift writeLock(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn)
-        {
+        TimedCall(
+            key: "URWLock.swift writeLock(timeout:deadline:)", parameters: .timeout, resource: .unavailable,
+            runtime: .mn
+        ) {
             let l = MNRWLock()
             try l.readLock()
             return Prepared(call: { try l.writeLock(timeout: $0.t) }, cleanup: { try l.readUnlock() })
@@ -580,7 +583,9 @@ struct TimeArgumentTableTests {
                 _ = try mnSelect(timeout: limit.t) { (s: MNSelect<Int>) in s.receive(from: c) { $0 ?? 0 } }
             })
         },
-        TimedCall(key: "UOnce.swift run(timeout:deadline:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+        TimedCall(
+            key: "UOnce.swift run(timeout:deadline:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+        ) {
             // Another thread is inside the once's body until the cleanup lets it out.
             let (once, gate) = (MNOnce(), MNSemaphore())
             let holder = MNThread(name: "once holder") { try once.run { try gate.wait() } }

@@ -13,3 +13,5 @@ public typealias MNWaitGroup = UWaitGroup
 public typealias MNBarrier = UBarrier
 /// The once-initialiser of every runtime: `UOnce`.
 public typealias MNOnce = UOnce
+/// The read–write lock of every runtime: `URWLock`.
+public typealias MNRWLock = URWLock
