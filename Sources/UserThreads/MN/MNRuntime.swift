@@ -25,15 +25,12 @@
 //     count of workers that sleep with nothing that could wake them but another worker
 //     (deadlock detection across workers).
 //
-// What a worker's own threads share. The M:1 sync primitives (UMutex, Channel, …) stay
-// lock-free and correct inside a worker: they are not `Sendable`, and every M:N entry point
-// takes `@Sendable` closures, so Swift 6 rejects at compile time the one way to share them
-// across workers (capturing one in an `MNThread` body). `UThread { … }` inside an M:N thread
-// spawns a *worker-local* thread (never stolen, never migrated, and it pins its parent).
-// Cross-worker sync has its own primitives (MN/Sync: `MNMutex`, `MNChannel` and `mnSelect`,
-// `MNCondition`, `MNSemaphore`, `MNRWLock`, `MNBarrier`, `MNOnce`, `MNWaitGroup`; and
-// `MNThread.join`, whose joiners wait under striped locks: MNThreadObject.swift): a
-// `KernelLock` per object guards the state and the list of waiters; the waiter parks after
+// What a worker's threads share. `UThread { … }` inside an M:N thread spawns a *worker-local*
+// thread (never stolen, never migrated, and it pins its parent). The sync primitives (UMutex,
+// UCondition, USemaphore, URWLock, UWaitGroup, UBarrier, UOnce: Sync/SyncSupport.swift) work
+// on one worker and across workers alike; the channels (`MNChannel`, `mnSelect`) and
+// `MNThread.join` (whose joiners wait under striped locks: MNThreadObject.swift) are M:N's own
+// still. A lock per object guards the state and the list of waiters; the waiter parks after
 // releasing it; the waker removes the waiter under it and sends the wake
 // (locally: `Scheduler.wake`; remotely: the mailbox), applied by the worker that owns the
 // sleeper, on its own kernel thread, after the sleeper's context was saved (a parked thread

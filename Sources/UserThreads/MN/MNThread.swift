@@ -5,12 +5,13 @@
 //     non-Sendable state, because every thread of the runtime runs on one kernel thread.
 //   * M:N (`UThreadRuntime.run(workers:) { }`, `MNThread { }`, `MNRuntimeHandle.spawn`): the
 //     closures are `@Sendable` and results `Sendable`, because the thread may start on any
-//     worker. Share state through the M:N primitives (MN/Sync: `MNMutex`, `MNChannel` and
-//     `mnSelect`, `MNCondition`, `MNSemaphore`, `MNRWLock`, `MNBarrier`, `MNOnce`,
-//     `MNWaitGroup`), atomics or other Sendable types. The M:1 primitives are not Sendable, so they cannot be captured by an
-//     M:N closure: the compiler rejects the cross-worker use instead of a race at run time.
+//     worker. Share state through the sync primitives (UMutex, UCondition, USemaphore,
+//     URWLock, UWaitGroup, UBarrier, UOnce: Sendable, one family for every runtime), the M:N
+//     channels (`MNChannel`, `mnSelect`), atomics or other Sendable types. Channel and select
+//     of the M:1 API are not Sendable, so an M:N closure cannot capture them: the compiler
+//     rejects the cross-worker use instead of a race at run time.
 //   * Inside an M:N thread the M:1 API still works, worker-locally: `UThread { }` starts a
-//     thread on the same worker (never stolen), and the M:1 primitives work between the
+//     thread on the same worker (never stolen), and the M:1 channels work between the
 //     threads of that worker. `sleep`, `yield`, I/O and `blocking { }` work in both.
 import CUThreads
 import Glibc
