@@ -7,7 +7,7 @@
 // One family. UMutex, UCondition, USemaphore, URWLock, UWaitGroup, UBarrier and UOnce work
 // inside `run { }` (M:1) and between threads on any worker of `run(workers: N)`, with the same
 // signatures, and are `Sendable`. Each is a small state machine plus one or more FIFOs of
-// waiters (`WaiterQueue` of `Waiter`), and each rule (handoff, rwlock phases, barrier
+// waiters (a `FIFO` of `Waiter`), and each rule (handoff, rwlock phases, barrier
 // generations) is written once. Threads park and are woken through one protocol
 // (Waiter.swift: register under the object's lock, park, withdraw on timeout or cancel, the
 // wake wins); a wake on the waiter's own worker is direct, across workers it goes through the

@@ -23,7 +23,7 @@ public final class UBarrier: WaitTarget, CustomStringConvertible, @unchecked Sen
     @exclusivity(unchecked) private var arrivals = 0
     @exclusivity(unchecked) private var generations = 0
     @exclusivity(unchecked) private var broken = false
-    @exclusivity(unchecked) private var waiters = WaiterQueue<Waiter>()
+    @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
 
     /// A barrier that releases every `parties` arrivals.
     ///

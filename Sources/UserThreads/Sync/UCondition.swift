@@ -36,7 +36,7 @@ public final class UCondition: WaitTarget, CustomStringConvertible, @unchecked S
     public let id: UInt64
     /// Bare or locked (SyncState.swift); guards every field below.
     let sync = SyncState()
-    @exclusivity(unchecked) private var waiters = WaiterQueue<Waiter>()
+    @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
     @exclusivity(unchecked) private var destroyed = false
     /// The label of the current waiters' mutex (for the wait description).
     @exclusivity(unchecked) private var mutexLabel: String?

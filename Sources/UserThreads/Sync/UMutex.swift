@@ -58,7 +58,7 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     @exclusivity(unchecked) @usableFromInline var fast: UInt
     /// The owning thread's control block while `fast` is 0; nil when free.
     @exclusivity(unchecked) var owner: UnsafeMutablePointer<uthreads_tcb>?
-    @exclusivity(unchecked) var waiters = WaiterQueue<Waiter>()
+    @exclusivity(unchecked) var waiters = FIFO<Waiter>()
     /// Shown in the thread table and in deadlock reports.
     public let name: String
     /// Process-wide object id (the wait reason's object).

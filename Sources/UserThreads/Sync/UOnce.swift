@@ -23,7 +23,7 @@ public final class UOnce: WaitTarget, CustomStringConvertible, @unchecked Sendab
     /// Bare or locked (SyncState.swift); guards every field below.
     let sync = SyncState()
     @exclusivity(unchecked) private var runner: ControlBlock?
-    @exclusivity(unchecked) private var waiters = WaiterQueue<Waiter>()
+    @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
 
     /// A once-initialiser whose body has not run.
     ///

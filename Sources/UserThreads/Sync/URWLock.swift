@@ -33,8 +33,8 @@ public final class URWLock: WaitTarget, CustomStringConvertible, @unchecked Send
     let sync = SyncState()
     @exclusivity(unchecked) private var writer: ControlBlock?
     @exclusivity(unchecked) private var readers: [ControlBlock: Int] = [:]
-    @exclusivity(unchecked) private var readQueue = WaiterQueue<Waiter>()
-    @exclusivity(unchecked) private var writeQueue = WaiterQueue<Waiter>()
+    @exclusivity(unchecked) private var readQueue = FIFO<Waiter>()
+    @exclusivity(unchecked) private var writeQueue = FIFO<Waiter>()
 
     /// An unlocked read–write lock.
     ///

@@ -18,7 +18,7 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
     /// Bare or locked (SyncState.swift); guards every field below.
     let sync = SyncState()
     @exclusivity(unchecked) private var count: Int
-    @exclusivity(unchecked) private var waiters = WaiterQueue<Waiter>()
+    @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
     @exclusivity(unchecked) private var destroyed = false
 
     /// A semaphore holding no permits.

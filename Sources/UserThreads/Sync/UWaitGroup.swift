@@ -18,7 +18,7 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
     /// Bare or locked (SyncState.swift); guards every field below.
     let sync = SyncState()
     @exclusivity(unchecked) private var counter = 0
-    @exclusivity(unchecked) private var waiters = WaiterQueue<Waiter>()
+    @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
 
     /// A wait group with no pending tasks.
     ///

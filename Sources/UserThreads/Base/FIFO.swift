@@ -1,10 +1,10 @@
-// Layer 8: the FIFO of waiters every primitive keeps (the essay: SyncSupport.swift).
+// Layer 1: the FIFO every queue of jobs and waiters uses.
 
-/// A FIFO with O(1) push and pop (amortised) and O(n) removal, for an object's waiters
-/// (`Waiter` plus what the primitive needs to know of each). Inlinable: primitives' paths are
-/// specialised in their callers.
+/// A FIFO with O(1) push and pop (amortised) and O(n) removal, for queues of jobs and of an
+/// object's waiters. Inlinable: the primitives' and channels' paths are specialised in their
+/// callers.
 @usableFromInline
-struct WaiterQueue<Element> {
+struct FIFO<Element> {
     @usableFromInline var items: [Element] = []
     @usableFromInline var head = 0
 
@@ -29,6 +29,17 @@ struct WaiterQueue<Element> {
         return e
     }
 
+    /// Removes and returns the newest element. O(1).
+    @inlinable mutating func popLast() -> Element? {
+        guard head < items.count else { return nil }
+        let e = items.removeLast()
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        return e
+    }
+
     /// Removes the first element matching `predicate`; false when none does. O(n).
     @inlinable mutating func remove(where predicate: (Element) -> Bool) -> Bool {
         guard let i = items[head...].firstIndex(where: predicate) else { return false }
@@ -39,14 +50,11 @@ struct WaiterQueue<Element> {
     /// The next element `pop` would return.
     @inlinable var first: Element? { head < items.count ? items[head] : nil }
 
-    /// Removes and returns every element, oldest first.
+    /// Removes and returns every element.
     @inlinable mutating func popAll() -> [Element] {
         let all = Array(items[head...])
         items.removeAll()
         head = 0
         return all
     }
-
-    /// The elements, oldest first (for descriptions).
-    var elements: ArraySlice<Element> { items[head...] }
 }
