@@ -12,10 +12,12 @@
 //     on one worker (no kernel thread is crossed: the price of the locks and claims alone);
 //     peer: the mutex+condvar pair left free to run on both CPUs. Wall time: two kernel
 //     threads take part.
-//   * the same primitives at workers 1 and 2 (one family for every runtime): a UMutex handed
-//     back and forth between two threads that each hold it across a yield (every acquisition
-//     is a FIFO handoff), and a USemaphore ping-pong (two semaphores, one signal each way):
-//     on the M:1 runtime, and between two threads on two workers (every wake a mailbox post).
+//   * the same primitives at workers 1 and 2 (one family for every runtime): a UMutex two
+//     threads take in turn, each holding it across a yield (at workers 1 every acquisition is
+//     a FIFO handoff; at 2 the yield returns at once when nothing else is ready, so many
+//     acquisitions find it free), and a USemaphore ping-pong (two semaphores, one signal each
+//     way): on the M:1 runtime, and between two threads on two workers (every wake a mailbox
+//     post).
 //
 // Every row is wall time, as the peers' are (the clock's essay is in BenchReport.swift).
 import CUThreads
@@ -172,8 +174,8 @@ extension SyncBenchmarks {
         }
     }
 
-    /// ns per acquisition of a UMutex two threads hand back and forth (each holds it across a
-    /// yield, so the other always waits). Wall time.
+    /// ns per acquisition of a UMutex two threads take in turn, each holding it across a yield
+    /// (see the header for what that means at 1 and 2 workers). Wall time.
     static func mutexHandoff(rounds: Int, workers: Int) throws -> Double {
         let m = UMutex(name: "handoff")
         let work: @Sendable () throws -> Void = {
