@@ -1,4 +1,3 @@
-import Synchronization
 import Testing
 
 @testable import UserThreads
@@ -44,9 +43,10 @@ func waitFor(_ condition: () -> Bool) throws {
     while !condition() { try UThread.sleep(for: .microseconds(50)) }
 }
 
-/// An append-only log shared by threads on any worker.
+/// An append-only log shared by threads on any worker (under a `KernelLock`, which
+/// ThreadSanitizer sees).
 final class SyncLog<T: Sendable>: Sendable {
-    private let items = Mutex<[T]>([])
+    private let items = KernelLock<[T]>([])
     func add(_ x: T) { items.withLock { $0.append(x) } }
     var all: [T] { items.withLock { $0 } }
 }
