@@ -25,15 +25,13 @@
 //     count of workers that sleep with nothing that could wake them but another worker
 //     (deadlock detection across workers).
 //
-// What a worker's own threads share. The M:1 sync primitives (UMutex, Channel, …) stay
-// lock-free and correct inside a worker: they are not `Sendable`, and every M:N entry point
-// takes `@Sendable` closures, so Swift 6 rejects at compile time the one way to share them
-// across workers (capturing one in a `UThread` body, which is `sending`). `UThread.local { … }`
-// spawns a *worker-local* thread (never stolen, never migrated) from a pinned thread.
-// Cross-worker sync has its own primitives (MN/Sync: `MNMutex`, `MNChannel` and `mnSelect`,
-// `MNCondition`, `MNSemaphore`, `MNRWLock`, `MNBarrier`, `MNOnce`, `MNWaitGroup`; and
-// `UThread.join`, whose joiners wait under striped locks: MNThreadObject.swift): a
-// `KernelLock` per object guards the state and the list of waiters; the waiter parks after
+// What a worker's threads share. A `UThread { … }` body is `sending`, so the thread may start
+// and move on any worker; `UThread.local { … }` spawns a *worker-local* thread (never stolen,
+// never migrated) from a pinned thread, and that one may share non-Sendable state with its
+// spawner. The sync primitives (UMutex, UCondition, USemaphore, URWLock, UWaitGroup, UBarrier,
+// UOnce, Channel and channelSelect: Sync/SyncSupport.swift) work on one worker and across
+// workers alike, and `UThread.join`'s joiners wait under striped locks (MNThreadObject.swift).
+// A lock per shared object guards the state and the list of waiters; the waiter parks after
 // releasing it; the waker removes the waiter under it and sends the wake
 // (locally: `Scheduler.wake`; remotely: the mailbox), applied by the worker that owns the
 // sleeper, on its own kernel thread, after the sleeper's context was saved (a parked thread

@@ -1,29 +1,72 @@
-// Layer 8: what every synchronization primitive shares — object ids, deadlines, parking.
+// Layer 8: what every synchronization primitive shares — object ids, deadlines, labels — and
+// the design essay of the sync layer as a whole.
 //
 // Design essay (the sync layer as a whole)
 // ========================================
 //
-// Every primitive here is a small state machine plus one or more wait queues, built on the
-// scheduler's `park`/`wake`. Under the M:1 runtime all threads of a runtime run on one kernel
-// thread, one at a time, and a switch happens only inside `park`/`yield`: so a primitive's
-// state changes need no lock and no atomic — a method that does not park is atomic. Each state
-// change is kept in a small method (take, release, hand off) so that the M:N issue can later
-// put a per-object spin lock around exactly those methods.
+// One family. UMutex, UCondition, USemaphore, URWLock, UWaitGroup, UBarrier and UOnce work
+// inside `run { }` (M:1) and between threads on any worker of `run(workers: N)`, with the same
+// signatures, and are `Sendable`. Each is a small state machine plus one or more FIFOs of
+// waiters (a `FIFO` of `Waiter`), and each rule (handoff, rwlock phases, barrier
+// generations) is written once. Threads park and are woken through one protocol
+// (Waiter.swift: register under the object's lock, park, withdraw on timeout or cancel, the
+// wake wins); a wake on the waiter's own worker is direct, across workers it goes through the
+// mailbox. (Channels and select build on the same waiters: Channel.swift, Select.swift.)
+//
+// Bare or locked (`SyncState`). Under one M:1 runtime all threads run on one kernel thread,
+// one at a time, and a switch happens only inside a park or a yield: so a state change that
+// does not park needs no lock and no atomic. Between workers it needs a lock. Each object
+// decides once which it is, in an atomic `binding`:
+//   * made inside an M:1 runtime, or first used (entered) by a thread of one: *bound* to that
+//     runtime (its scheduler's address), state held bare;
+//   * made or first used on an M:N worker, or by a kernel thread outside any runtime:
+//     *shared*, state held under the object's pthread mutex (a `KernelLock`-style lock, which
+//     ThreadSanitizer sees), taken for a few loads and stores, never across a park.
+// The decision is a compare-and-swap from "undecided" and never changes afterwards. Proof
+// that bare state is never raced: every access to an object's state goes through `enter`
+// (or the fast paths, which compare the binding with the caller's runtime first); `enter`
+// returns without the lock only when the binding equals the caller's own M:1 runtime, whose
+// threads all run on one kernel thread; any other caller finds a binding that is not its own
+// and not "shared" and gets `UThreadError.foreignRuntime` before it reads or writes a field.
+// The binding itself is an atomic, and the state's initial values were written before the
+// object was published. So a bare object is touched by one kernel thread only, and a shared
+// one only under its lock. Snapshots (`isLocked`, descriptions) from a foreign kernel thread
+// of a bare object are the one exception: read without the lock, stale at worst. Consequence
+// for users: an object made inside `run { }` belongs to that runtime (hand it to a `blocking
+// {}` body or another runtime and it throws `.foreignRuntime`); an object made outside any
+// runtime and first used by a pthread or a worker is shared by all of them, and an M:1 thread
+// waiting on it is woken from other kernel threads through its runtime's inbox (Waiter.swift).
 //
 // Waiting never enters the kernel: a blocked thread is a row in the thread table with a wait
 // kind, an object id and a `WaitTarget` that describes the wait ("mutex 'db' held by #12"),
-// which is how the thread table and the deadlock report explain every wait.
-//
-// Timeouts and cancellation are the scheduler's: a waiter that times out or is cancelled is
-// unlinked from its queue before it runs again, so a signaller that dequeues always finds a
-// parked thread (no lost wake-up, no stale entry). Primitives only have to undo their own
-// bookkeeping (rarely any: ownership is handed over only to a thread that was dequeued).
+// which is how the thread table and the deadlock report explain every wait (across workers
+// too: the holders are rows, whatever worker runs them). Every wait takes a `timeout:` and a
+// `deadline:` (both optional; the earlier wins: `Deadline.earliest`) and is cancellable. Bad
+// arguments (negative permits, zero parties) throw from the initialisers; misuse (unlock by a
+// non-owner, a recursive once, a wait outside a user thread) throws
+// `UThreadError.invalidArgument`.
 //
 // Handoff instead of barging. Where a resource is released to a waiter (mutex, semaphore,
 // rwlock), the releaser gives it *directly* to the first waiter before waking it. The woken
 // thread does not compete again when it runs, so FIFO order is the acquisition order and no
 // waiter starves. The price (a convoy when the woken thread is slow to run) is small here: a
-// wake is an O(1) queue move, and the releaser keeps running.
+// wake is an O(1) queue move on the same worker, a mailbox post across workers, and the
+// releaser keeps running. A waiter that gives up after it was handed the resource keeps it
+// (the wake wins), so nothing is ever passed on or undone.
+//
+// Rejected designs:
+//   * Two families (M:1 primitives, not Sendable, beside M:N ones behind a lock): every rule
+//     was written twice and the two drifted.
+//   * A lock on every object, always: an M:1 program would pay a pthread mutex per operation
+//     (~20 ns) for sharing it never does.
+//   * A spin lock per object: a preempted holder on a 2-vCPU VM spins the other CPU for a
+//     whole time slice.
+//   * An atomic compare-and-swap in the mutex fast path instead of the binding test: a locked
+//     instruction on every M:1 lock, and the waiter queue would still need a lock.
+//   * Deciding the binding per operation from the caller (bare when the caller is on an M:1
+//     runtime): two runtimes could then touch one object's state at once.
+//   * The scheduler's intrusive wait queues for these primitives: only the row's own kernel
+//     thread may touch its queue links (Waiter.swift).
 import CUThreads
 import Synchronization
 
@@ -38,6 +81,15 @@ enum SyncObjectID {
 @usableFromInline
 func syncDeadline(timeout: Duration?, deadline: ContinuousClock.Instant?, now: UInt64) -> UInt64? {
     Deadline.earliest(timeout: timeout, deadline: deadline, now: now)
+}
+
+/// The same, on the calling thread's scheduler clock (CLOCK_MONOTONIC outside a runtime and on
+/// M:N workers; the virtual clock in a simulated M:1 runtime).
+@usableFromInline
+func syncDeadline(timeout: Duration?, deadline: ContinuousClock.Instant?) -> UInt64? {
+    if timeout == nil && deadline == nil { return nil }
+    let now = Scheduler.active?.now() ?? uthreads_monotonic_ns()
+    return Deadline.earliest(timeout: timeout, deadline: deadline, now: now)
 }
 
 /// Renders a sync object's label: `mutex 'accounts'` or `mutex 17`.

@@ -4,24 +4,26 @@
 // next generation (the barrier is reusable). The last arrival is told it was the last
 // (`arriveAndWait` returns true) so one thread can run a per-phase action. A waiter that
 // times out or is cancelled withdraws its arrival (the count goes back down), so it leaves no
-// trace and the others keep waiting for a full set. destroy() breaks the barrier: waiters and
+// trace and the others keep waiting for a full set — unless its generation was released
+// meanwhile, in which case it returns as released (the wake wins: Waiter.swift). destroy() breaks the barrier: waiters and
 // later arrivals throw `UThreadError.closed`.
 import CUThreads
 
-/// A reusable barrier for a fixed number of user threads.
-public final class UBarrier: WaitQueue, WaitTarget, CustomStringConvertible {
+/// A reusable barrier for a fixed number of user threads, on one worker or across workers.
+public final class UBarrier: WaitTarget, CustomStringConvertible, @unchecked Sendable {
     /// The name given at creation ("" if none): shown in wait reasons, deadlock reports and
     /// `description`; an unnamed barrier is shown by `id`.
     public let name: String
+    /// Process-wide object id (the wait reason's object).
     public let id: UInt64
     /// How many threads must arrive to release a generation (at least 1).
     public let parties: Int
-    /// Threads waiting at the barrier in the current generation (0..<parties); a waiter that times
-    /// out or is cancelled is subtracted again.
-    @exclusivity(unchecked) public private(set) var arrived = 0
-    /// How many times the barrier has released (starts at 0, +1 each time the last party arrives).
-    @exclusivity(unchecked) public private(set) var generation = 0
+    /// Bare or locked (SyncState.swift); guards every field below.
+    let sync = SyncState()
+    @exclusivity(unchecked) private var arrivals = 0
+    @exclusivity(unchecked) private var generations = 0
     @exclusivity(unchecked) private var broken = false
+    @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
 
     /// A barrier that releases every `parties` arrivals.
     ///
@@ -34,43 +36,73 @@ public final class UBarrier: WaitQueue, WaitTarget, CustomStringConvertible {
         self.parties = parties
         self.name = name
         self.id = SyncObjectID.allocate()
-        super.init()
     }
 
     /// Arrives and waits for the others. Returns true in exactly one thread per generation
-    /// (the last to arrive).
+    /// (the last to arrive). O(1) to wait, O(parties) for the last arrival.
     /// - Throws: `UThreadError.timedOut`, `CancellationError` (the arrival is withdrawn),
     ///   `UThreadError.closed` if the barrier is destroyed.
     @discardableResult
     public func arriveAndWait(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws -> Bool {
-        if broken { throw UThreadError.closed("\(label) was destroyed") }
-        let s = Scheduler.require("UBarrier.arriveAndWait")
-        arrived += 1
-        if arrived == parties {
-            arrived = 0
-            generation += 1
-            s.wakeAll(self, .woken)
+        let parties = self.parties
+        var released: [Waiter] = []
+        var myGeneration = 0
+        let result = try syncWait(
+            "UBarrier.arriveAndWait", .barrier, object: id, target: self,
+            deadline: syncDeadline(timeout: timeout, deadline: deadline),
+            register: { waiter in
+                try sync.with { () throws(UThreadError) -> Bool in
+                    if broken { throw .closed("\(label) was destroyed") }
+                    arrivals += 1
+                    if arrivals == parties {
+                        arrivals = 0
+                        generations += 1
+                        released = waiters.popAll()
+                        return false
+                    }
+                    waiters.push(waiter)
+                    myGeneration = generations
+                    return true
+                }
+            },
+            withdraw: { waiter in
+                sync.locked {
+                    guard waiters.remove(where: { $0 == waiter }) else {
+                        return generations != myGeneration ? .woken : .closed
+                    }
+                    arrivals -= 1  // withdraw the arrival
+                    return nil
+                }
+            })
+        guard let result else {
+            syncWake(released)
             return true
         }
-        let myGeneration = generation
-        do {
-            try s.wait(
-                on: self, .barrier, object: id, target: self,
-                deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
-        } catch {
-            if generation == myGeneration && !broken { arrived -= 1 }  // withdraw
-            throw error
-        }
+        try result.check()
         return false
     }
 
-    /// Breaks the barrier: every waiter throws `UThreadError.closed`.
+    /// Breaks the barrier: every waiter, and every later arrival, throws `UThreadError.closed`.
     public func destroy() {
-        broken = true
-        if !isEmpty { Scheduler.require("UBarrier.destroy").wakeAll(self, .closed) }
+        let all = sync.locked { () -> [Waiter] in
+            broken = true
+            return waiters.popAll()
+        }
+        syncWake(all, .closed)
     }
 
+    /// Threads waiting at the barrier in the current generation (0..<parties, a snapshot); a
+    /// waiter that times out or is cancelled is subtracted again.
+    public var arrived: Int { sync.locked { arrivals } }
+    /// How many times the barrier has released (starts at 0, +1 each time the last party
+    /// arrives; a snapshot).
+    public var generation: Int { sync.locked { generations } }
+
     var label: String { syncLabel("barrier", name: name, id: id) }
+
+    /// "barrier 'phase' (2/3 arrived)", for the thread table.
     public func waitDescription(kind: WaitReason.Kind) -> String { "\(label) (\(arrived)/\(parties) arrived)" }
+
+    /// `UBarrier(barrier 'phase', 2/3)`.
     public var description: String { "UBarrier(\(label), \(arrived)/\(parties))" }
 }

@@ -5,19 +5,25 @@
 // and the waiters run it again themselves: a failed initialisation is not "done"). The body may
 // park (that is the point of parking waiters instead of spinning). A body that calls its own
 // UOnce again would wait for itself: that throws instead. `holders` names the running thread,
-// so a cycle through two once-initialisers shows up in the deadlock report.
+// so a cycle through two once-initialisers shows up in the deadlock report. Once done, `run`
+// is one acquiring load (`done`, an atomic: the body's writes happen before every later
+// return, on whatever worker).
 import CUThreads
+import Synchronization
 
-/// Runs a closure exactly once, however many user threads call `run` concurrently.
-public final class UOnce: WaitQueue, WaitTarget, CustomStringConvertible {
+/// Runs a closure exactly once, however many user threads on however many workers call `run`.
+public final class UOnce: WaitTarget, CustomStringConvertible, @unchecked Sendable {
     /// The name given at creation ("" if none): shown in wait reasons, deadlock reports and
     /// `description`; an unnamed once is shown by `id`.
     public let name: String
+    /// Process-wide object id (the wait reason's object).
     public let id: UInt64
-    /// Whether a call of `run` has completed its body; from then on `run` returns at once. A body
-    /// that threw does not count.
-    @exclusivity(unchecked) public private(set) var isDone = false
+    /// Set (releasing) once a body completed.
+    private let done = Atomic<Bool>(false)
+    /// Bare or locked (SyncState.swift); guards every field below.
+    let sync = SyncState()
     @exclusivity(unchecked) private var runner: ControlBlock?
+    @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
 
     /// A once-initialiser whose body has not run.
     ///
@@ -25,41 +31,71 @@ public final class UOnce: WaitQueue, WaitTarget, CustomStringConvertible {
     public init(name: String = "") {
         self.name = name
         self.id = SyncObjectID.allocate()
-        super.init()
     }
 
-    /// Runs `body` if no call has completed it yet; otherwise waits for the running call.
-    /// - Throws: `body`'s error (to the thread that ran it), `CancellationError` while waiting,
-    ///   `.invalidArgument` on a recursive call.
-    public func run(_ body: () throws -> Void) throws {
+    /// Whether a call of `run` has completed its body; from then on `run` returns at once. A body
+    /// that threw does not count.
+    public var isDone: Bool { done.load(ordering: .acquiring) }
+
+    /// Runs `body` if no call has completed it yet; otherwise waits for the call running it.
+    /// - Parameters:
+    ///   - timeout: how long to wait for another thread's run (not a limit on `body`).
+    ///   - deadline: the same as an instant; the earlier of the two wins.
+    ///   - body: the initialisation; it may park, and it runs on the calling thread.
+    /// - Throws: `body`'s error (to the thread that ran it), `.timedOut` and
+    ///   `CancellationError` while waiting, `.invalidArgument` on a recursive call.
+    public func run(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil, _ body: () throws -> Void)
+        throws
+    {
         if isDone { return }
-        let s = Scheduler.require("UOnce.run")
-        while !isDone {
-            if let runner {
-                if runner == s.current {
-                    throw UThreadError.invalidArgument("UOnce.run: \(label) called from its own body")
-                }
-                try s.wait(on: self, .once, object: id, target: self, deadline: nil)
-                continue
+        guard let me = uthreads_get_current() else { throw syncOutsideUserThread("UOnce.run") }
+        let limit = syncDeadline(timeout: timeout, deadline: deadline)
+        while true {
+            var mustRun = false
+            let result = try syncWait(
+                "UOnce.run", .once, object: id, target: self, deadline: limit,
+                register: { waiter in
+                    try sync.with { () throws(UThreadError) -> Bool in
+                        if isDone { return false }
+                        guard let runner else {
+                            runner = me
+                            mustRun = true
+                            return false
+                        }
+                        if runner == me { throw .invalidArgument("UOnce.run: \(label) called from its own body") }
+                        waiters.push(waiter)
+                        return true
+                    }
+                },
+                withdraw: { waiter in
+                    sync.locked { waiters.remove { $0 == waiter } ? nil : .woken }
+                })
+            if let result {
+                try result.check()
+                continue  // the run ended: done, or failed (then someone runs it again)
             }
-            runner = s.current
-            do {
-                try body()
-            } catch {
+            guard mustRun else { return }  // done
+            let outcome = Result { try body() }
+            let all = sync.locked { () -> [Waiter] in
                 runner = nil
-                s.wakeAll(self, .woken)
-                throw error
+                if case .success = outcome { done.store(true, ordering: .releasing) }
+                return waiters.popAll()
             }
-            runner = nil
-            isDone = true
-            s.wakeAll(self, .woken)
+            syncWake(all)
+            return try outcome.get()
         }
     }
 
     var label: String { syncLabel("once", name: name, id: id) }
+
+    /// "once 'config' running in #12", for the thread table.
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        "\(label) running in " + (runner.map(describeThread) ?? "nobody")
+        "\(label) running in " + (sync.locked { runner }.map(describeThread) ?? "nobody")
     }
-    public var holders: [ThreadID] { runner.map { [$0.threadID] } ?? [] }
+
+    /// The thread running the body, for wait-for cycles.
+    public var holders: [ThreadID] { sync.locked { runner }.map { [$0.threadID] } ?? [] }
+
+    /// `UOnce(once 'config', done)`.
     public var description: String { "UOnce(\(label), \(isDone ? "done" : "not done"))" }
 }

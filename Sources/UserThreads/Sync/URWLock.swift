@@ -16,19 +16,25 @@
 // them in deadlock cycles and an unlock by a non-holder throws instead of corrupting the count.
 //
 // A waiting writer that times out or is cancelled may have been the only thing holding back
-// queued readers; it re-admits them when it leaves (`admitReadersIfNoWriterWaits`).
+// queued readers; it re-admits them when it leaves. A waiter that gives up after it was
+// admitted keeps what it was given (the wake wins: Waiter.swift). The state is held bare or
+// under the object's lock (SyncState), so the same rules serve one worker and many.
 import CUThreads
 
-/// A read–write lock for user threads: many readers or one writer.
-public final class URWLock: WaitTarget, CustomStringConvertible {
+/// A read–write lock for user threads, on one worker or across workers: many readers or one
+/// writer, writers not starved.
+public final class URWLock: WaitTarget, CustomStringConvertible, @unchecked Sendable {
     /// The name given at creation ("" if none): shown in wait reasons, deadlock reports and
     /// `description`; an unnamed lock is shown by `id`.
     public let name: String
+    /// Process-wide object id (the wait reason's object).
     public let id: UInt64
+    /// Bare or locked (SyncState.swift); guards every field below.
+    let sync = SyncState()
     @exclusivity(unchecked) private var writer: ControlBlock?
     @exclusivity(unchecked) private var readers: [ControlBlock: Int] = [:]
-    private let readQueue = WaitQueue()
-    private let writeQueue = WaitQueue()
+    @exclusivity(unchecked) private var readQueue = FIFO<Waiter>()
+    @exclusivity(unchecked) private var writeQueue = FIFO<Waiter>()
 
     /// An unlocked read–write lock.
     ///
@@ -42,92 +48,118 @@ public final class URWLock: WaitTarget, CustomStringConvertible {
     /// - Throws: `UThreadError.timedOut`, `CancellationError`, `.invalidArgument` if the caller
     ///   holds the write lock.
     public func readLock(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
-        let s = Scheduler.require("URWLock.readLock")
-        let me = s.current
-        if writer == me {
-            throw UThreadError.invalidArgument("URWLock.readLock: \(describeThread(me)) holds \(label) for writing")
-        }
-        if let n = readers[me] {  // already a reader: must not queue behind a writer (self-deadlock)
-            readers[me] = n + 1
-            return
-        }
-        if writer == nil && writeQueue.isEmpty {
-            readers[me] = 1
-            return
-        }
-        try s.wait(
-            on: readQueue, .rwlock, object: id, target: self,
-            deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
-        // Admitted by the unlocker, who recorded us as a reader.
+        guard let me = uthreads_get_current() else { throw syncOutsideUserThread("URWLock.readLock") }
+        let result = try syncWait(
+            "URWLock.readLock", .rwlock, object: id, target: self,
+            deadline: syncDeadline(timeout: timeout, deadline: deadline),
+            register: { waiter in
+                try sync.with { () throws(UThreadError) -> Bool in
+                    if writer == me {
+                        throw .invalidArgument("URWLock.readLock: \(describeThread(me)) holds \(label) for writing")
+                    }
+                    if let n = readers[me] {  // already a reader: must not queue behind a writer (self-deadlock)
+                        readers[me] = n + 1
+                        return false
+                    }
+                    if writer == nil && writeQueue.isEmpty {
+                        readers[me] = 1
+                        return false
+                    }
+                    readQueue.push(waiter)
+                    return true
+                }
+            },
+            withdraw: { waiter in
+                sync.locked { readQueue.remove { $0 == waiter } ? nil : .woken }  // else admitted
+            })
+        try result?.check()
     }
 
     /// Acquires the lock for writing.
     /// - Throws: `UThreadError.timedOut`, `CancellationError`, `.invalidArgument` (relock, or
     ///   upgrade from a read lock, which would deadlock).
     public func writeLock(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
-        let s = Scheduler.require("URWLock.writeLock")
-        let me = s.current
-        if writer == me || readers[me] != nil {
-            throw UThreadError.invalidArgument("URWLock.writeLock: \(describeThread(me)) already holds \(label)")
-        }
-        if writer == nil && readers.isEmpty && writeQueue.isEmpty {
-            writer = me
-            return
-        }
-        do {
-            try s.wait(
-                on: writeQueue, .rwlock, object: id, target: self,
-                deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
-        } catch {
-            admitReadersIfNoWriterWaits(s)
-            throw error
-        }
+        guard let me = uthreads_get_current() else { throw syncOutsideUserThread("URWLock.writeLock") }
+        var readersToWake: [Waiter] = []
+        let result = try syncWait(
+            "URWLock.writeLock", .rwlock, object: id, target: self,
+            deadline: syncDeadline(timeout: timeout, deadline: deadline),
+            register: { waiter in
+                try sync.with { () throws(UThreadError) -> Bool in
+                    if writer == me || readers[me] != nil {
+                        throw .invalidArgument("URWLock.writeLock: \(describeThread(me)) already holds \(label)")
+                    }
+                    if writer == nil && readers.isEmpty && writeQueue.isEmpty {
+                        writer = me
+                        return false
+                    }
+                    writeQueue.push(waiter)
+                    return true
+                }
+            },
+            withdraw: { waiter in
+                sync.locked {
+                    guard writeQueue.remove(where: { $0 == waiter }) else { return .woken }  // handed the lock
+                    if writer == nil && writeQueue.isEmpty { readersToWake = admitReaders() }
+                    return nil
+                }
+            })
+        syncWake(readersToWake)
+        try result?.check()
     }
 
-    /// Releases a read lock.
+    /// Releases a read lock; the last reader hands the lock to the first waiting writer.
+    /// - Throws: `.invalidArgument` if the caller does not hold a read lock.
     public func readUnlock() throws {
-        let s = Scheduler.require("URWLock.readUnlock")
-        let me = s.current
-        guard let n = readers[me] else {
-            throw UThreadError.invalidArgument(
-                "URWLock.readUnlock: \(describeThread(me)) does not hold \(label) for reading")
+        let me = uthreads_get_current()
+        let next = try sync.with { () throws(UThreadError) -> Waiter? in
+            guard let me, let n = readers[me] else {
+                throw .invalidArgument(
+                    "URWLock.readUnlock: \(me.map(describeThread) ?? "code outside a user thread") does not hold \(label) for reading"
+                )
+            }
+            if n > 1 {
+                readers[me] = n - 1
+                return nil
+            }
+            readers[me] = nil
+            return readers.isEmpty ? admitWriter() : nil
         }
-        if n > 1 {
-            readers[me] = n - 1
-            return
-        }
-        readers[me] = nil
-        if readers.isEmpty, let w = writeQueue.dequeue() {
-            writer = w
-            s.wake(w, .woken)
-        }
+        if let next { syncWake(next) }
     }
 
     /// Releases the write lock: waiting readers go first (all of them), else the next writer.
+    /// - Throws: `.invalidArgument` if the caller does not hold the write lock.
     public func writeUnlock() throws {
-        let s = Scheduler.require("URWLock.writeUnlock")
-        guard writer == s.current else {
-            throw UThreadError.invalidArgument(
-                "URWLock.writeUnlock: \(describeThread(s.current)) does not hold \(label) for writing")
+        let me = uthreads_get_current()
+        let woken = try sync.with { () throws(UThreadError) -> [Waiter] in
+            guard let me, writer == me else {
+                throw .invalidArgument(
+                    "URWLock.writeUnlock: \(me.map(describeThread) ?? "code outside a user thread") does not hold \(label) for writing"
+                )
+            }
+            writer = nil
+            if !readQueue.isEmpty { return admitReaders() }
+            return admitWriter().map { [$0] } ?? []
         }
-        writer = nil
-        if !readQueue.isEmpty {
-            admitAllReaders(s)
-        } else if let w = writeQueue.dequeue() {
-            writer = w
-            s.wake(w, .woken)
-        }
+        syncWake(woken)
     }
 
-    private func admitAllReaders(_ s: Scheduler) {
-        while let r = readQueue.dequeue() {
-            readers[r] = 1
-            s.wake(r, .woken)
+    /// Admits every queued reader; returns who to wake. Caller: inside `sync`.
+    private func admitReaders() -> [Waiter] {
+        var woken: [Waiter] = []
+        while let w = readQueue.pop() {
+            readers[ControlBlock(bitPattern: w.block)!] = 1
+            woken.append(w)
         }
+        return woken
     }
 
-    private func admitReadersIfNoWriterWaits(_ s: Scheduler) {
-        if writer == nil && writeQueue.isEmpty { admitAllReaders(s) }
+    /// Hands the lock to the next writer, if any. Caller: inside `sync`.
+    private func admitWriter() -> Waiter? {
+        guard let w = writeQueue.pop() else { return nil }
+        writer = ControlBlock(bitPattern: w.block)
+        return w
     }
 
     /// Runs `body` holding the read lock.
@@ -144,23 +176,29 @@ public final class URWLock: WaitTarget, CustomStringConvertible {
         return try body()
     }
 
-    /// Active readers (for tests and the thread table).
-    public var readerCount: Int { readers.count }
-    /// Whether a thread holds the lock for writing now.
-    public var isWriteLocked: Bool { writer != nil }
+    /// Active readers (a snapshot, for tests and the thread table).
+    public var readerCount: Int { sync.locked { readers.count } }
+    /// Whether a thread holds the lock for writing now (a snapshot).
+    public var isWriteLocked: Bool { sync.locked { writer != nil } }
 
     var label: String { syncLabel("rwlock", name: name, id: id) }
 
+    /// "rwlock 'db' write-held by #12, 1 writer(s) queued", for the thread table.
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        let queued = writeQueue.isEmpty ? "" : ", \(writeQueue.count) writer(s) queued"
+        let (writer, readers, writers) = sync.locked { (self.writer, self.readers.count, writeQueue.count) }
+        let queued = writers == 0 ? "" : ", \(writers) writer(s) queued"
         if let writer { return "\(label) write-held by \(describeThread(writer))\(queued)" }
-        return "\(label) read-held by \(readers.count) reader(s)\(queued)"
+        return "\(label) read-held by \(readers) reader(s)\(queued)"
     }
 
+    /// The writer, or the readers, for wait-for cycles.
     public var holders: [ThreadID] {
-        if let writer { return [writer.threadID] }
-        return readers.keys.map(\.threadID).sorted()
+        sync.locked {
+            if let writer { return [writer.threadID] }
+            return readers.keys.map(\.threadID).sorted()
+        }
     }
 
+    /// `URWLock(rwlock 'db')`.
     public var description: String { "URWLock(\(label))" }
 }

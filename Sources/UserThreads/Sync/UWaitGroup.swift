@@ -3,17 +3,22 @@
 // Design essay: a counter and a queue. add(n) raises the counter, done() lowers it; when it
 // reaches zero every waiter wakes. A negative counter is a thrown error (a done() too many).
 // Waiting when the counter is zero returns at once. Waiters hold nothing, so a timeout or
-// cancellation needs no cleanup.
+// cancellation needs no cleanup; a waiter that times out while a zero is being announced
+// returns normally (the wake wins: Waiter.swift).
 import CUThreads
 
-/// Waits for a collection of user threads (or any tasks) to finish.
-public final class UWaitGroup: WaitQueue, WaitTarget, CustomStringConvertible {
+/// Waits for a collection of user threads (or any tasks) to finish, on one worker or across
+/// workers (Go's sync.WaitGroup).
+public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked Sendable {
     /// The name given at creation ("" if none): shown in wait reasons, deadlock reports and
     /// `description`; an unnamed wait group is shown by `id`.
     public let name: String
+    /// Process-wide object id (the wait reason's object).
     public let id: UInt64
-    /// Tasks added and not yet done; `wait` returns once it is 0. Never negative.
-    @exclusivity(unchecked) public private(set) var pending = 0
+    /// Bare or locked (SyncState.swift); guards every field below.
+    let sync = SyncState()
+    @exclusivity(unchecked) private var counter = 0
+    @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
 
     /// A wait group with no pending tasks.
     ///
@@ -21,32 +26,57 @@ public final class UWaitGroup: WaitQueue, WaitTarget, CustomStringConvertible {
     public init(name: String = "") {
         self.name = name
         self.id = SyncObjectID.allocate()
-        super.init()
     }
 
-    /// Adds `n` pending tasks (n may be negative; the count must stay >= 0).
+    /// Adds `n` pending tasks (n may be negative; the count must stay >= 0); at zero every
+    /// waiter is woken, on whatever worker. O(waiters).
+    /// - Throws: `UThreadError.invalidArgument` when the count would go negative or overflow.
     public func add(_ n: Int = 1) throws {
-        guard pending + n >= 0 else {
-            throw UThreadError.invalidArgument("UWaitGroup.add(\(n)): \(label) would go negative (\(pending) pending)")
+        let all = try sync.with { () throws(UThreadError) -> [Waiter] in
+            let (sum, overflow) = counter.addingReportingOverflow(n)
+            guard !overflow, sum >= 0 else {
+                throw .invalidArgument("UWaitGroup.add(\(n)): \(label) would go negative (\(counter) pending)")
+            }
+            counter = sum
+            return counter == 0 ? waiters.popAll() : []
         }
-        pending += n
-        if pending == 0 && !isEmpty { Scheduler.require("UWaitGroup.done").wakeAll(self, .woken) }
+        syncWake(all)
     }
 
     /// Marks one task done.
+    /// - Throws: `UThreadError.invalidArgument` when no task is pending.
     public func done() throws { try add(-1) }
 
     /// Waits until no task is pending.
     /// - Throws: `UThreadError.timedOut`, `CancellationError`.
     public func wait(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
-        guard pending > 0 else { return }
-        let s = Scheduler.require("UWaitGroup.wait")
-        try s.wait(
-            on: self, .waitGroup, object: id, target: self,
-            deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
+        let result = try syncWait(
+            "UWaitGroup.wait", .waitGroup, object: id, target: self,
+            deadline: syncDeadline(timeout: timeout, deadline: deadline),
+            register: { waiter in
+                try sync.with { () -> Bool in
+                    if counter == 0 { return false }
+                    waiters.push(waiter)
+                    return true
+                }
+            },
+            withdraw: { waiter in
+                sync.locked { waiters.remove { $0 == waiter } ? nil : .woken }
+            })
+        try result?.check()  // woken: the count reached zero (even if it has risen again since)
     }
 
+    /// Tasks added and not yet done (a snapshot); `wait` returns once it is 0. Never negative.
+    public var pending: Int { sync.locked { counter } }
+
+    /// The same as `pending` (the name Go's users know from the counter).
+    public var count: Int { pending }
+
     var label: String { syncLabel("wait group", name: name, id: id) }
+
+    /// "wait group 'jobs' (3 pending)", for the thread table.
     public func waitDescription(kind: WaitReason.Kind) -> String { "\(label) (\(pending) pending)" }
+
+    /// `UWaitGroup(wait group 'jobs', 3 pending)`.
     public var description: String { "UWaitGroup(\(label), \(pending) pending)" }
 }

@@ -12,6 +12,12 @@
 //     on one worker (no kernel thread is crossed: the price of the locks and claims alone);
 //     peer: the mutex+condvar pair left free to run on both CPUs. Wall time: two kernel
 //     threads take part.
+//   * the same primitives at workers 1 and 2 (one family for every runtime): a UMutex two
+//     threads take in turn, each holding it across a yield (at workers 1 every acquisition is
+//     a FIFO handoff; at 2 the yield returns at once when nothing else is ready, so many
+//     acquisitions find it free), and a USemaphore ping-pong (two semaphores, one signal each
+//     way): on the M:1 runtime, and between two threads on two workers (every wake a mailbox
+//     post).
 //
 // Every row is wall time, as the peers' are (the clock's essay is in BenchReport.swift).
 import CUThreads
@@ -189,4 +195,66 @@ func wallNanoseconds() -> Double { Double(uthreads_monotonic_ns()) }
 
 extension Duration {
     var nanoseconds: Double { Double(components.seconds) * 1e9 + Double(components.attoseconds) / 1e9 }
+}
+
+extension SyncBenchmarks {
+    /// Runs `body` (main thread) and `partner` (a second thread) on the M:1 runtime when
+    /// `workers` is 1, else on `workers` workers with the partner bound to the last one.
+    private static func pair<R: Sendable>(
+        workers: Int, _ partner: @escaping @Sendable () throws -> Void, _ body: @escaping @Sendable () throws -> R
+    ) throws -> R {
+        if workers == 1 {
+            return try UThreadRuntime.run {
+                let t = UThread { try partner() }
+                let r = try body()
+                try t.join()
+                return r
+            }
+        }
+        return try UThreadRuntime.run(workers: workers) {
+            let t = try UThread.spawn(name: "partner", onWorker: workers - 1) { try partner() }
+            let r = try body()
+            try t.join()
+            return r
+        }
+    }
+
+    /// ns per acquisition of a UMutex two threads take in turn, each holding it across a yield
+    /// (see the header for what that means at 1 and 2 workers). Wall time.
+    static func mutexHandoff(rounds: Int, workers: Int) throws -> Double {
+        let m = UMutex(name: "handoff")
+        let work: @Sendable () throws -> Void = {
+            for _ in 0..<rounds {
+                try m.lock()
+                UThread.yield()
+                try m.unlock()
+            }
+        }
+        return try pair(workers: workers, work) { () -> Double in
+            let start = uthreads_monotonic_ns()
+            try work()
+            return Double(uthreads_monotonic_ns() - start) / Double(2 * rounds)
+        }
+    }
+
+    /// ns per handoff of a USemaphore ping-pong (two semaphores, one signal each way). Wall time.
+    static func semaphorePingPong(roundTrips: Int, workers: Int) throws -> Double {
+        let (ping, pong) = (USemaphore(name: "ping"), USemaphore(name: "pong"))
+        return try pair(
+            workers: workers,
+            {
+                for _ in 0..<roundTrips {
+                    try ping.wait()
+                    pong.signal()
+                }
+            }
+        ) { () -> Double in
+            let start = uthreads_monotonic_ns()
+            for _ in 0..<roundTrips {
+                ping.signal()
+                try pong.wait()
+            }
+            return Double(uthreads_monotonic_ns() - start) / Double(2 * roundTrips)
+        }
+    }
 }

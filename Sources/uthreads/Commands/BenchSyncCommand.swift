@@ -45,7 +45,38 @@ enum SyncBenchRuns {
             group: "sync", name: "user threads: UMutex contended by \(threads) threads", unit: "M acq/s",
             samples: contended,
             note: "acquisitions per thread \(lo)...\(hi) (FIFO handoff: equal shares)")
-        try BenchPlacement.with(.free) { try mn(r, o) }  // two workers need two CPUs
+        try BenchPlacement.with(.free) {  // two workers need two CPUs
+            try mn(r, o)
+            try family(r, o)
+        }
+    }
+
+    /// UMutex between two threads and USemaphore ping-pong at workers 1 (M:1) and 2 (the partner
+    /// on the other worker), free to use every CPU. Alternated per repetition. At workers 1
+    /// every mutex acquisition is a handoff; at 2 a yield with nothing else ready on the worker
+    /// returns at once, so many acquisitions find the mutex free (the row is per acquisition).
+    static func family(_ r: BenchReport, _ o: BenchOptions) throws {
+        print("\n-- sync, one family: UMutex between 2 threads and USemaphore ping-pong at workers 1 and 2 (wall time)")
+        let rounds = o.scaled(50_000, quick: 1_000)
+        var samples: [String: [Double]] = [:]
+        for _ in 0..<o.repetitions {
+            for workers in [1, 2] {
+                samples["mutex \(workers)", default: []].append(
+                    try SyncBenchmarks.mutexHandoff(rounds: rounds, workers: workers))
+                samples["semaphore \(workers)", default: []].append(
+                    try SyncBenchmarks.semaphorePingPong(roundTrips: rounds, workers: workers))
+            }
+        }
+        for workers in [1, 2] {
+            let place = workers == 1 ? "M:1" : "threads on 2 workers"
+            r.add(
+                group: "sync", name: "UMutex, 2 threads each holding it across a yield, \(place)",
+                unit: "ns/acquisition",
+                samples: samples["mutex \(workers)"]!)
+            r.add(
+                group: "sync", name: "USemaphore ping-pong, \(place)", unit: "ns/handoff",
+                samples: samples["semaphore \(workers)"]!)
+        }
     }
 
     /// Unbuffered MNChannel ping-pong across workers, on one worker, and the pthread

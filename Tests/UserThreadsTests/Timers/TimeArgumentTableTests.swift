@@ -483,52 +483,67 @@ struct TimeArgumentTableTests {
     ]
 
     static let mn: [TimedCall] = [
-        TimedCall(key: "MNMutex.swift lock(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
-            let m = MNMutex()
+        TimedCall(
+            key: "UMutex.swift lock(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+        ) {
+            let m = UMutex()
             try m.lock()
             return Prepared(call: { try m.lock(timeout: $0.t) }, cleanup: { try m.unlock() })
         },
-        TimedCall(key: "MNMutex.swift lock(timeout:)", parameters: .timeout, resource: .available, runtime: .mn) {
-            let m = MNMutex()
+        TimedCall(key: "UMutex.swift lock(timeout:deadline:)", parameters: .timeout, resource: .available, runtime: .mn)
+        {
+            let m = UMutex()
             return Prepared(call: {
                 try m.lock(timeout: $0.t)
                 try m.unlock()
             })
         },
-        TimedCall(key: "MNSemaphore.swift wait(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
-            let s = MNSemaphore()
+        TimedCall(
+            key: "USemaphore.swift wait(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+        ) {
+            let s = USemaphore()
             return Prepared(call: { try s.wait(timeout: $0.t) })
         },
-        TimedCall(key: "MNSemaphore.swift wait(timeout:)", parameters: .timeout, resource: .available, runtime: .mn) {
-            let s = try MNSemaphore(value: 1)
+        TimedCall(
+            key: "USemaphore.swift wait(timeout:deadline:)", parameters: .timeout, resource: .available, runtime: .mn
+        ) {
+            let s = try USemaphore(value: 1)
             return Prepared(call: { try s.wait(timeout: $0.t) })
         },
-        TimedCall(key: "MNWaitGroup.swift wait(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+        TimedCall(
+            key: "UWaitGroup.swift wait(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+        ) {
             let g = MNWaitGroup()
             try g.add(1)
             return Prepared(call: { try g.wait(timeout: $0.t) }, cleanup: { try g.done() })
         },
         TimedCall(
-            key: "MNBarrier.swift arriveAndWait(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+            key: "UBarrier.swift arriveAndWait(timeout:deadline:)", parameters: .timeout, resource: .unavailable,
+            runtime: .mn
         ) {
             let b = try MNBarrier(parties: 2)
             return Prepared(call: { _ = try b.arriveAndWait(timeout: $0.t) })
         },
-        TimedCall(key: "MNRWLock.swift readLock(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn)
-        {
+        TimedCall(
+            key: "URWLock.swift readLock(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+        ) {
             let l = MNRWLock()
             try l.writeLock()
             return Prepared(call: { try l.readLock(timeout: $0.t) }, cleanup: { try l.writeUnlock() })
         },
-        TimedCall(key: "MNRWLock.swift writeLock(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn)
-        {
+        TimedCall(
+            key: "URWLock.swift writeLock(timeout:deadline:)", parameters: .timeout, resource: .unavailable,
+            runtime: .mn
+        ) {
             let l = MNRWLock()
             try l.readLock()
             return Prepared(call: { try l.writeLock(timeout: $0.t) }, cleanup: { try l.readUnlock() })
         },
-        TimedCall(key: "MNCondition.swift wait(_:timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn)
-        {
-            let (m, c) = (MNMutex(), MNCondition())
+        TimedCall(
+            key: "UCondition.swift wait(_:timeout:deadline:)", parameters: .timeout, resource: .unavailable,
+            runtime: .mn
+        ) {
+            let (m, c) = (UMutex(), UCondition())
             return Prepared(call: { limit in
                 try m.lock()
                 defer { try? m.unlock() }
@@ -536,9 +551,10 @@ struct TimeArgumentTableTests {
             })
         },
         TimedCall(
-            key: "MNCondition.swift wait(_:until:timeout:)", parameters: .timeout, resource: .available, runtime: .mn
+            key: "UCondition.swift wait(_:until:timeout:deadline:)", parameters: .timeout, resource: .available,
+            runtime: .mn
         ) {
-            let (m, c) = (MNMutex(), MNCondition())
+            let (m, c) = (UMutex(), UCondition())
             return Prepared(call: { limit in
                 try m.lock()
                 defer { try? m.unlock() }
@@ -567,7 +583,9 @@ struct TimeArgumentTableTests {
                 _ = try mnSelect(timeout: limit.t) { (s: MNSelect<Int>) in s.receive(from: c) { $0 ?? 0 } }
             })
         },
-        TimedCall(key: "MNOnce.swift run(timeout:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+        TimedCall(
+            key: "UOnce.swift run(timeout:deadline:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+        ) {
             // Another thread is inside the once's body until the cleanup lets it out.
             let (once, gate) = (MNOnce(), MNSemaphore())
             let holder = UThread(name: "once holder") { try once.run { try gate.wait() } }

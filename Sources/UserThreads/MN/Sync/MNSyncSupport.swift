@@ -1,53 +1,18 @@
-// Layer 11: what the M:N sync primitives share — the parking protocol, deadlines, labels.
+// Layer 11: what the M:N channel and select still share — the parking protocol in the M:N
+// runtime's waiter form, deadlines, labels. The sync layer's essay (one family for every
+// runtime, bare or locked state, handoff) is in Sync/SyncSupport.swift; the parking protocol's
+// (tokens, withdraw, the wake wins) in Sync/Waiter.swift.
 //
-// Design essay (the M:N sync layer as a whole)
-// ============================================
+// Channels and select need more than the other primitives, because a select waits on several
+// channels at once and each channel has its own lock: a waiter node sits in several lists, and
+// two channels could each try to complete it. Each wait has one `MNSelection` whose atomic
+// state is claimed exactly once (compare-and-swap) by whoever completes it — a peer on one of
+// the channels, a close, or the waiter itself giving up. See MNChannelWaiter.swift and
+// MNSelect.swift. A select locks all its channels at once, in id order (the only place that
+// holds two object locks; every other path holds one), so polling and enqueueing are one
+// atomic step, as in Go.
 //
-// Each object's state (and its lists of waiters) sits behind a `KernelLock` (a pthread mutex
-// that ThreadSanitizer sees), held only for a few loads and stores, never across a park. A
-// thread that must wait publishes an `MNWaiter` (worker, row, token) under the lock, releases
-// it, and parks on its own worker (`MNWorker.park`, through `mnWait` below). A waker changes
-// the state and removes the waiter under the lock (handing it the resource first: FIFO
-// handoff, as the M:1 primitives do), then wakes it after releasing: on the same worker
-// directly, else through that worker's mailbox. A worker drains its mailbox only while none of
-// its threads runs, so the waiter's context is saved before a remote wake is applied: no lost
-// wake-up, no half-switched thread. A wait carries a token (`uthreads_tcb.mn_token`); a wake
-// whose token no longer matches (the waiter gave up, or waits for something else now) is
-// dropped, so a late wake can never hit the wrong wait.
-//
-// A wait that ends otherwise (timeout, cancellation, deadlock teardown) withdraws its waiter
-// under the lock. If it is no longer there, a waker already dequeued it and handed it what it
-// waited for (a lock, a permit, a signal, a barrier release): that wake is in flight and will
-// be dropped by its token, so the waiter takes the outcome itself — *the wake wins*, the call
-// returns as if woken. Nothing is lost and nothing has to be undone or passed on. (The M:1
-// primitives never face this: their scheduler unlinks a timed-out waiter before anyone can
-// dequeue it.)
-//
-// Channels and select need more, because a select waits on several channels at once and each
-// channel has its own lock: a waiter node sits in several lists, and two channels could each
-// try to complete it. Each wait has one `MNSelection` whose atomic state is claimed exactly
-// once (compare-and-swap) by whoever completes it — a peer on one of the channels, a close,
-// or the waiter itself giving up. See MNChannelWaiter.swift and MNSelect.swift. A select locks
-// all its channels at once, in id order (the only place that holds two object locks; every
-// other path holds one), so polling and enqueueing are one atomic step, as in Go.
-//
-// Every M:N primitive is `Sendable`, and each wait has a timeout, is cancellable, and shows a
-// wait reason (the M:1 kinds, with the object's own description: "mutex 'db' held by #12").
-// Bad arguments (negative permits, zero parties, a negative capacity) throw from the
-// initialisers; misuse (unlock by a non-owner, a recursive once) throws
-// `UThreadError.invalidArgument`.
-//
-// The M:1 primitives (UMutex, Channel, …) are not Sendable; these are. Use these between M:N
-// threads; the M:1 ones between threads of one worker (`UThread { }` inside an M:N thread).
-//
-// Rejected designs:
-//   * Making UMutex itself cross-worker: an atomic CAS in its inlined fast path and a lock
-//     around every wait queue, paid by every M:1 program.
-//   * A spin lock per object: a preempted holder on a 2-vCPU VM spins the other CPU for a
-//     whole time slice.
-//   * Passing a wake on when its waiter gave up (the first M:N mutex did): it needs per
-//     primitive undo logic, and it turns a grant into a spurious wake-up of someone else.
-//   * Global lock order by address for select: ids are stable, unique and printable.
+// Rejected: global lock order by address for select: ids are stable, unique and printable.
 import CUThreads
 
 /// Parks the calling M:N thread on an object's waiter list (see the essay).
