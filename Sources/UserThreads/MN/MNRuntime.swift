@@ -25,14 +25,14 @@
 //     count of workers that sleep with nothing that could wake them but another worker
 //     (deadlock detection across workers).
 //
-// What a worker's own threads share. The M:1 sync primitives (UMutex, Channel, …) stay
+// What a worker's own threads share. The M:1 sync primitives (UMutex, …) stay
 // lock-free and correct inside a worker: they are not `Sendable`, and every M:N entry point
 // takes `@Sendable` closures, so Swift 6 rejects at compile time the one way to share them
 // across workers (capturing one in an `MNThread` body). `UThread { … }` inside an M:N thread
 // spawns a *worker-local* thread (never stolen, never migrated, and it pins its parent).
-// Cross-worker sync has its own primitives (MN/Sync: `MNMutex`, `MNChannel` and `mnSelect`,
-// `MNCondition`, `MNSemaphore`, `MNRWLock`, `MNBarrier`, `MNOnce`, `MNWaitGroup`; and
-// `MNThread.join`, whose joiners wait under striped locks: MNThreadObject.swift): a
+// Cross-worker sync has its own primitives (MN/Sync: `MNMutex`, `MNCondition`, `MNSemaphore`, `MNRWLock`, `MNBarrier`, `MNOnce`, `MNWaitGroup`; and
+// `MNThread.join`, whose joiners wait under striped locks: MNThreadObject.swift; `Channel` and
+// `channelSelect` are one type for both runtimes, Sync/Channel.swift): a
 // `KernelLock` per object guards the state and the list of waiters; the waiter parks after
 // releasing it; the waker removes the waiter under it and sends the wake
 // (locally: `Scheduler.wake`; remotely: the mailbox), applied by the worker that owns the

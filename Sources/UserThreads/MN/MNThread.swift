@@ -1,12 +1,12 @@
 // Layer 11: the M:N public API — `UThreadRuntime.run(workers:)`, `MNThread`, `MNRuntimeHandle`.
 //
 // Which API is which (Swift 6 checks it):
-//   * M:1 (`UThreadRuntime.run { }`, `UThread { }`, UMutex, Channel, …): closures may capture
+//   * M:1 (`UThreadRuntime.run { }`, `UThread { }`, UMutex, …): closures may capture
 //     non-Sendable state, because every thread of the runtime runs on one kernel thread.
 //   * M:N (`UThreadRuntime.run(workers:) { }`, `MNThread { }`, `MNRuntimeHandle.spawn`): the
 //     closures are `@Sendable` and results `Sendable`, because the thread may start on any
-//     worker. Share state through the M:N primitives (MN/Sync: `MNMutex`, `MNChannel` and
-//     `mnSelect`, `MNCondition`, `MNSemaphore`, `MNRWLock`, `MNBarrier`, `MNOnce`,
+//     worker. Share state through the M:N primitives (`Channel` and `channelSelect`;
+//     MN/Sync: `MNMutex`, `MNCondition`, `MNSemaphore`, `MNRWLock`, `MNBarrier`, `MNOnce`,
 //     `MNWaitGroup`), atomics or other Sendable types. The M:1 primitives are not Sendable, so they cannot be captured by an
 //     M:N closure: the compiler rejects the cross-worker use instead of a race at run time.
 //   * Inside an M:N thread the M:1 API still works, worker-locally: `UThread { }` starts a

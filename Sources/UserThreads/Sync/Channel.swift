@@ -21,14 +21,33 @@
 // delivered). Afterwards send throws at once and receive drains the buffer, then returns nil.
 // Closing twice is harmless (returns false).
 //
-// Timeouts and cancellation: a parked operation that times out or is cancelled unlinks its
-// node itself when it runs; until then peers skip it (its thread is no longer blocked), so a
-// value is never handed to a thread that has given up.
+// Timeouts and cancellation: a parked operation that times out or is cancelled gives up its
+// claim (ChannelWaiter.swift) and unlinks its node itself when it runs, so a value is never
+// handed to a thread that has given up, and one that was handed over is never lost.
+//
+// Who touches it. One channel type serves `run { }` (one M:1 runtime, one kernel thread) and
+// `run(workers:)` (threads on several kernel threads), with the rules above written once
+// (`offer`, `take`, `markClosed`). What differs is only how the state is reached, decided by
+// the channel's owner, set at creation inside a runtime or at first use otherwise:
+//   * bare — owned by one M:1 scheduler. Only its threads can run, one at a time, and a switch
+//     happens only inside park: the state needs no lock and no atomic, a claim is a plain
+//     store, and a wake is the scheduler's direct `wake`. The owner check is one load and
+//     compare, the only cost the shared mode adds to the M:1 handoff.
+//   * shared — used by M:N threads. The state sits behind one `KernelLock` per channel, held
+//     for the rule and never across a park; a claim is a compare-and-swap; the waiter parks
+//     through its worker (`WorkerHooks.parkShared`, which publishes it under the lock), and
+//     a wake is sent after the lock is released: directly on the waker's own worker, through
+//     the waiter's worker's mailbox otherwise. A shared channel may be closed from any thread.
+// A thread of another runtime touching a bare channel (or an M:1 thread a shared one) gets
+// `UThreadError.invalidArgument`, not a race.
 //
 // Rejected designs:
 //   * Receivers returning a `Result` or throwing on close: `for x in channel` and
 //     `while let x = try ch.receive()` read naturally with nil meaning "closed and drained".
-//   * A lock-free ring (Vyukov): needless under M:1 and the slow path (parking) dominates.
+//   * A lock-free ring (Vyukov): needless under M:1 and the slow path (parking) dominates;
+//     between workers a lock held for a few stores costs less than the park it guards.
+//   * Two channel types, one per runtime (the first M:N channel): every rule told twice, and
+//     they drifted. A lock taken always: ~40 instructions on every M:1 handoff (~10%).
 //   * Go's panic on send to a closed channel: a thrown error the caller can handle instead.
 //
 // Generic code without generic cost. All channel logic lives in the non-generic
@@ -66,7 +85,8 @@ struct ElementOps {
     }
 }
 
-/// A typed FIFO channel between user threads of one runtime.
+/// A typed FIFO channel between user threads: inside `run { }`, and between threads on any
+/// worker of `run(workers:)` (then `T` is `Sendable`, and so is the channel).
 ///
 /// ```swift
 /// let jobs = try Channel<Int>(capacity: 16)
@@ -239,7 +259,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     let id: UInt64
     let ops: ElementOps
     /// Who may touch the state, decided at creation or first use (the essay's "Who touches
-    /// it"): 0 nobody yet, `ChannelCore.sharedOwner` (M:N, under `lock`), else the address of
+    /// it"): 0 nobody yet, `ChannelCore.sharedOwner` (M:N, under `lock`), else the serial of
     /// the one M:1 scheduler that owns it (bare).
     private let owner: Atomic<UInt>
     /// Guards the state of a shared channel (unused when bare).
@@ -276,7 +296,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// The owner value a scheduler's threads give a channel: the scheduler itself under M:1,
     /// `sharedOwner` on an M:N worker.
     private static func ownerKey(_ s: Scheduler) -> UInt {
-        s.worker == nil ? UInt(bitPattern: Unmanaged.passUnretained(s).toOpaque()) : sharedOwner
+        s.worker == nil ? s.serial : sharedOwner
     }
 
     /// Whether the calling thread (of `s`) uses the channel shared (under the lock) or bare.
@@ -284,7 +304,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// - Throws: `UThreadError.invalidArgument` when another runtime owns the channel.
     @inline(__always)
     func isShared(_ s: Scheduler) throws(UThreadError) -> Bool {
-        if owner.load(ordering: .relaxed) == UInt(bitPattern: Unmanaged.passUnretained(s).toOpaque()) { return false }
+        if owner.load(ordering: .relaxed) == s.serial { return false }
         return try adopt(s)
     }
 

@@ -23,13 +23,9 @@
 // primitives never face this: their scheduler unlinks a timed-out waiter before anyone can
 // dequeue it.)
 //
-// Channels and select need more, because a select waits on several channels at once and each
-// channel has its own lock: a waiter node sits in several lists, and two channels could each
-// try to complete it. Each wait has one `MNSelection` whose atomic state is claimed exactly
-// once (compare-and-swap) by whoever completes it — a peer on one of the channels, a close,
-// or the waiter itself giving up. See MNChannelWaiter.swift and MNSelect.swift. A select locks
-// all its channels at once, in id order (the only place that holds two object locks; every
-// other path holds one), so polling and enqueueing are one atomic step, as in Go.
+// Channels and select are one type for both runtimes (Sync/Channel.swift, Sync/Select.swift):
+// a select waits on several channels at once, each with its own lock, so each wait's
+// selection is claimed exactly once by compare-and-swap (Sync/ChannelWaiter.swift).
 //
 // Every M:N primitive is `Sendable`, and each wait has a timeout, is cancellable, and shows a
 // wait reason (the M:1 kinds, with the object's own description: "mutex 'db' held by #12").
@@ -37,7 +33,7 @@
 // initialisers; misuse (unlock by a non-owner, a recursive once) throws
 // `UThreadError.invalidArgument`.
 //
-// The M:1 primitives (UMutex, Channel, …) are not Sendable; these are. Use these between M:N
+// The M:1 primitives (UMutex, …) are not Sendable; these are. Use these between M:N
 // threads; the M:1 ones between threads of one worker (`UThread { }` inside an M:N thread).
 //
 // Rejected designs:
@@ -47,7 +43,6 @@
 //     whole time slice.
 //   * Passing a wake on when its waiter gave up (the first M:N mutex did): it needs per
 //     primitive undo logic, and it turns a grant into a spurious wake-up of someone else.
-//   * Global lock order by address for select: ids are stable, unique and printable.
 import CUThreads
 
 /// Parks the calling M:N thread on an object's waiter list (see the essay).
