@@ -7,9 +7,10 @@
 //   * uncontended UMutex lock+unlock, and pthread_mutex for contrast.
 //   * contended UMutex among 1,000 user threads, each holding it across a yield (so every
 //     acquisition finds the mutex held): throughput and the spread of acquisitions per thread.
-//   * M:N: the same ping-pong over two unbuffered MNChannels between two M:N threads
-//     on different workers (each wake is a mailbox message to the other kernel thread), and
-//     on one worker (no kernel thread is crossed: the price of the locks and claims alone);
+//   * M:N: the same ping-pong over two unbuffered channels between two M:N threads
+//     on different workers (each wake is a mailbox message to the other kernel thread), on
+//     one worker (no kernel thread is crossed: the price of the locks and claims alone), and
+//     unpinned on two workers (where the scheduler puts them: Go's GOMAXPROCS=2 case);
 //     peer: the mutex+condvar pair left free to run on both CPUs. Wall time: two kernel
 //     threads take part.
 //
@@ -41,16 +42,17 @@ enum SyncBenchmarks {
         }
     }
 
-    /// ns per handoff between two M:N threads over two unbuffered MNChannels, the echo thread
+    /// ns per handoff between two M:N threads over two unbuffered channels, the echo thread
     /// bound to the last worker (main runs on worker 0): on 2 workers it crosses kernel threads
-    /// on every message, on 1 worker it never does. Wall time.
-    static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> Double {
+    /// on every message, on 1 worker it never does; `pinned: false` leaves the echo thread to
+    /// the scheduler. Wall time.
+    static func mnChannelPingPong(roundTrips: Int, workers: Int, pinned: Bool = true) throws -> Double {
         try UThreadRuntime.run(workers: workers) {
-            let ping = MNChannel<Int>(name: "ping")
-            let pong = MNChannel<Int>(name: "pong")
-            let echo = try MNThread.spawn(name: "echo", onWorker: workers - 1) {
-                while let v = try ping.receive() { try pong.send(v) }
-            }
+            let ping = Channel<Int>(name: "ping")
+            let pong = Channel<Int>(name: "pong")
+            let body: @Sendable () throws -> Void = { while let v = try ping.receive() { try pong.send(v) } }
+            let echo =
+                pinned ? try MNThread.spawn(name: "echo", onWorker: workers - 1, body) : MNThread(name: "echo", body)
             for i in 0..<1_000 {
                 try ping.send(i)
                 _ = try pong.receive()

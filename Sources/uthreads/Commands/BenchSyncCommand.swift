@@ -48,16 +48,18 @@ enum SyncBenchRuns {
         try BenchPlacement.with(.free) { try mn(r, o) }  // two workers need two CPUs
     }
 
-    /// Unbuffered MNChannel ping-pong across workers, on one worker, and the pthread
+    /// Unbuffered channel ping-pong across workers, on one worker, unpinned, and the pthread
     /// mutex+condvar pair, all free to use every CPU. Alternated per repetition.
     static func mn(_ r: BenchReport, _ o: BenchOptions) throws {
         print("\n-- sync, M:N: unbuffered MNChannel ping-pong (ns per handoff, wall time)")
         let trips = o.scaled(50_000, quick: 1_000)
         var across: [Double] = []
         var local: [Double] = []
+        var unpinned: [Double] = []
         var condvar: [Double] = []
         for _ in 0..<o.repetitions {
             across.append(try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 2))
+            unpinned.append(try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 2, pinned: false))
             local.append(try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 1))
             condvar.append(peers_condvar_handoff_ns(Int32(2 * trips), -1))
         }
@@ -66,6 +68,9 @@ enum SyncBenchRuns {
         r.add(
             group: "sync", name: "M:N: MNChannel ping-pong, both threads on 1 worker", unit: "ns/handoff",
             samples: local)
+        r.add(
+            group: "sync", name: "M:N: Channel ping-pong, 2 workers, threads unpinned", unit: "ns/handoff",
+            samples: unpinned)
         r.add(
             group: "sync", name: "kernel threads: mutex+condvar handoff, free (2 CPUs)", unit: "ns/handoff",
             samples: condvar,
