@@ -357,7 +357,11 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         _ n: UnsafeMutablePointer<ChannelWaiter>, closed: Bool, _ s: Scheduler, shared: Bool,
         _ later: inout RemoteWaiter?
     ) {
-        if shared { later = n.pointee.selection.pointee.remote } else { s.wake(n.pointee.thread, closed ? .closed : .woken) }
+        if shared {
+            later = n.pointee.selection.pointee.remote?.pointee
+        } else {
+            s.wake(n.pointee.thread, closed ? .closed : .woken)
+        }
     }
 
     /// The non-waiting half of send: hand a copy to a parked receiver, else buffer one. O(1)
@@ -416,7 +420,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         for list in [\ChannelCore.receivers, \ChannelCore.senders] {
             while let n = self[keyPath: list].popClaimed(closed: true, shared: shared) {
                 if shared {
-                    if let w = n.pointee.selection.pointee.remote { wakes.append(w) }
+                    if let w = n.pointee.selection.pointee.remote { wakes.append(w.pointee) }
                 } else {
                     wake(n, closed: true, s!, shared: false, &later)
                 }
@@ -546,32 +550,35 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         var later: RemoteWaiter?
         var polled = ChannelPoll.wouldBlock
         var state = SelectionState()
-        return try withUnsafeMutablePointer(to: &state) { sp in
-            var node = ChannelWaiter(thread: s.current, element: element, selection: sp, caseIndex: 0)
-            return try withUnsafeMutablePointer(to: &node) { np in
-                let parked = worker.parkShared(s, kind, object: id, target: self, deadline: d) { waiter in
+        return try withUnsafeTemporaryAllocation(of: RemoteWaiter.self, capacity: 1) { slot in
+            try withUnsafeMutablePointer(to: &state) { sp in
+                var node = ChannelWaiter(thread: s.current, element: element, selection: sp, caseIndex: 0)
+                return try withUnsafeMutablePointer(to: &node) { np in
+                    let parked = worker.parkShared(s, kind, object: id, target: self, deadline: d) { waiter in
+                        lock.lock()
+                        defer { lock.unlock() }
+                        polled = poll(s, &later)
+                        guard polled == .wouldBlock else { return false }
+                        slot.baseAddress!.initialize(to: waiter)  // trivial: never deinitialised
+                        sp.pointee.remote = UnsafePointer(slot.baseAddress!)
+                        if sending { senders.append(np) } else { receivers.append(np) }
+                        return true
+                    }
+                    // From here on `s` may be another worker's scheduler: it is not used again.
+                    guard let r = parked else {
+                        later?.wake()
+                        return polled
+                    }
+                    if r == .woken, let o = sp.pointee.outcome { return o.closed ? .closed : .done }
+                    let outcome = sp.pointee.settle(r)
+                    // Unlinks the node if no peer took it; else orders us after the peer's write.
                     lock.lock()
-                    defer { lock.unlock() }
-                    polled = poll(s, &later)
-                    guard polled == .wouldBlock else { return false }
-                    sp.pointee.remote = waiter
-                    if sending { senders.append(np) } else { receivers.append(np) }
-                    return true
+                    if sending { senders.remove(np) } else { receivers.remove(np) }
+                    lock.unlock()
+                    if let outcome { return outcome.closed ? .closed : .done }
+                    try r.check()
+                    throw UThreadError.invalidArgument("\(label) woke a waiter without completing it")
                 }
-                // From here on `s` may be another worker's scheduler: it is not used again.
-                guard let r = parked else {
-                    later?.wake()
-                    return polled
-                }
-                if r == .woken, let o = sp.pointee.outcome { return o.closed ? .closed : .done }
-                let outcome = sp.pointee.settle(r)
-                // Unlinks the node if no peer took it; else orders us after the peer's write.
-                lock.lock()
-                if sending { senders.remove(np) } else { receivers.remove(np) }
-                lock.unlock()
-                if let outcome { return outcome.closed ? .closed : .done }
-                try r.check()
-                throw UThreadError.invalidArgument("\(label) woke a waiter without completing it")
             }
         }
     }

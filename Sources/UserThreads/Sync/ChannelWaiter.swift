@@ -42,8 +42,9 @@ struct SelectionState: ~Copyable {
     static let abandoned = -2
     /// `pending`, `abandoned`, or `caseIndex << 1 | closed`.
     let word = Atomic<Int>(SelectionState.pending)
-    /// Shared channels: whom the claimer wakes (set before any node is linked).
-    var remote: RemoteWaiter?
+    /// Shared channels: whom the claimer wakes (set before any node is linked; it lives in the
+    /// waiter's frame, so that a bare wait initialises one word, not the waiter's five).
+    var remote: UnsafePointer<RemoteWaiter>?
 
     init() {}
 

@@ -129,40 +129,43 @@ private func sharedSelect<R>(
     let d = syncDeadline(timeout: timeout, deadline: deadline, now: s.now())
     let target = SelectTarget(clauses)
     return try withSelectNodes(clauses, s) { state, nodes in
-        var ready: (index: Int, ok: Bool)?
-        var useDefault = false
-        var later: RemoteWaiter?
-        let parked = worker.parkShared(s, .select, object: 0, target: target, deadline: d) { waiter in
-            for c in locks { c.lock.lock() }
-            defer { for c in locks.reversed() { c.lock.unlock() } }
-            for i in order {
-                switch clauses[i].poll(s, shared: true, &later) {
-                case .done: ready = (i, true)
-                case .closed: ready = (i, false)
-                case .wouldBlock: continue
+        try withUnsafeTemporaryAllocation(of: RemoteWaiter.self, capacity: 1) { slot in
+            var ready: (index: Int, ok: Bool)?
+            var useDefault = false
+            var later: RemoteWaiter?
+            let parked = worker.parkShared(s, .select, object: 0, target: target, deadline: d) { waiter in
+                for c in locks { c.lock.lock() }
+                defer { for c in locks.reversed() { c.lock.unlock() } }
+                for i in order {
+                    switch clauses[i].poll(s, shared: true, &later) {
+                    case .done: ready = (i, true)
+                    case .closed: ready = (i, false)
+                    case .wouldBlock: continue
+                    }
+                    return false
                 }
-                return false
+                if select.defaultHandler != nil {
+                    useDefault = true
+                    return false
+                }
+                slot.baseAddress!.initialize(to: waiter)  // trivial: never deinitialised
+                state.pointee.remote = UnsafePointer(slot.baseAddress!)
+                for i in order { clauses[i].arm(nodes + i) }
+                return true
             }
-            if select.defaultHandler != nil {
-                useDefault = true
-                return false
-            }
-            state.pointee.remote = waiter
-            for i in order { clauses[i].arm(nodes + i) }
-            return true
+            // From here on `s` may be another worker's scheduler: it is not used again.
+            later?.wake()
+            if let ready { return try clauses[ready.index].finish(ok: ready.ok) }
+            if useDefault, let h = select.defaultHandler { return try h() }
+            guard let r = parked else { throw UThreadError.invalidArgument("channelSelect: no case and no wait") }
+            let outcome = r == .woken ? state.pointee.outcome ?? state.pointee.settle(r) : state.pointee.settle(r)
+            // One lock at a time; also orders us after a peer's write into a receive slot.
+            for i in 0..<clauses.count { clauses[i].disarm(nodes + i, shared: true) }
+            if let o = outcome { return try clauses[o.index].finish(ok: !o.closed) }
+            if r == .timedOut, let t = select.timeoutHandler { return try t() }
+            try r.check()
+            throw UThreadError.invalidArgument("channelSelect woke without a completed case")
         }
-        // From here on `s` may be another worker's scheduler: it is not used again.
-        later?.wake()
-        if let ready { return try clauses[ready.index].finish(ok: ready.ok) }
-        if useDefault, let h = select.defaultHandler { return try h() }
-        guard let r = parked else { throw UThreadError.invalidArgument("channelSelect: no case and no wait") }
-        let outcome = r == .woken ? state.pointee.outcome ?? state.pointee.settle(r) : state.pointee.settle(r)
-        // One lock at a time; also orders us after a peer's write into a receive slot.
-        for i in 0..<clauses.count { clauses[i].disarm(nodes + i, shared: true) }
-        if let o = outcome { return try clauses[o.index].finish(ok: !o.closed) }
-        if r == .timedOut, let t = select.timeoutHandler { return try t() }
-        try r.check()
-        throw UThreadError.invalidArgument("channelSelect woke without a completed case")
     }
 }
 

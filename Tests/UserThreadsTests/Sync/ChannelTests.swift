@@ -217,7 +217,8 @@ struct ChannelTests {
                 "drained \(String(describing: try full.receive())) then \(String(describing: try full.receive()))")
             return out
         }
-        #expect(out == ["received nil", "received nil", "received nil", "send: closed", "drained Optional(7) then nil"])
+        #expect(
+            out == ["received nil", "received nil", "received nil", "send: closed", "drained Optional(7) then nil"])
     }
 
     /// Timeouts, deadlines and cancellation end a parked send or receive and leave no node
