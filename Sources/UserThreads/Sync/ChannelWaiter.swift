@@ -108,8 +108,6 @@ struct ChannelWaiter {
 struct WaiterList {
     private(set) var head: UnsafeMutablePointer<ChannelWaiter>?
     private var tail: UnsafeMutablePointer<ChannelWaiter>?
-    /// Linked nodes, stale ones included (for wait descriptions).
-    private(set) var count = 0
 
     var isEmpty: Bool { head == nil }
 
@@ -119,7 +117,6 @@ struct WaiterList {
         n.pointee.linked = true
         if let tail { tail.pointee.next = n } else { head = n }
         tail = n
-        count += 1
     }
 
     mutating func remove(_ n: UnsafeMutablePointer<ChannelWaiter>) {
@@ -129,7 +126,17 @@ struct WaiterList {
         n.pointee.next = nil
         n.pointee.prev = nil
         n.pointee.linked = false
-        count -= 1
+    }
+
+    /// Linked nodes, stale ones included (for wait descriptions: kept out of the hot path). O(n).
+    var count: Int {
+        var n = 0
+        var node = head
+        while let c = node {
+            n += 1
+            node = c.pointee.next
+        }
+        return n
     }
 
     /// Pops the first node whose selection this call claims; drops stale ones. Amortised O(1).
