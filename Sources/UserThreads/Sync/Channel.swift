@@ -300,11 +300,13 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     }
 
     /// Whether the calling thread (of `s`) uses the channel shared (under the lock) or bare.
-    /// One load and compare on the M:1 path.
+    /// One load and compare on the M:1 path, two on the M:N path.
     /// - Throws: `UThreadError.invalidArgument` when another runtime owns the channel.
     @inline(__always)
     func isShared(_ s: Scheduler) throws(UThreadError) -> Bool {
-        if owner.load(ordering: .relaxed) == s.serial { return false }
+        let current = owner.load(ordering: .relaxed)
+        if current == s.serial { return false }
+        if current == ChannelCore.sharedOwner && s.worker != nil { return true }
         return try adopt(s)
     }
 

@@ -81,6 +81,18 @@ enum InstructionCounts {
             try UThreadRuntime.run {
                 for _ in 0..<count { UThread.checkpoint() }
             }
+        case "channel-shared":  // not measured by --instructions: a profile of the shared path
+            try UThreadRuntime.run(workers: 1) {
+                let ping = Channel<Int>()
+                let pong = Channel<Int>()
+                let echo = MNThread { while let v = try ping.receive() { try pong.send(v) } }
+                for i in 0..<count / 2 {
+                    try ping.send(i)
+                    _ = try pong.receive()
+                }
+                ping.close()
+                try echo.join()
+            }
         default:
             throw ValidationError("unknown loop '\(key)' (loops: \(operations.map(\.key).joined(separator: ", ")))")
         }
@@ -187,7 +199,8 @@ struct BenchLoopCommand: ParsableCommand {
 
     func validate() throws {
         guard count >= 0 else { throw ValidationError("COUNT must be ≥ 0") }
-        guard InstructionCounts.operations.contains(where: { $0.key == operation }) else {
+        guard InstructionCounts.operations.contains(where: { $0.key == operation }) || operation == "channel-shared"
+        else {
             throw ValidationError(
                 "unknown loop '\(operation)' (loops: \(InstructionCounts.operations.map(\.key).joined(separator: ", ")))"
             )
