@@ -212,9 +212,6 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private(set) var scheduler: Scheduler?
     private let reactor: Reactor
     var initial: MNThreadObject?
-    /// Wait tokens: the worker index in the high 16 bits, so a token is unique in the runtime
-    /// (a stale wake can never match a wait its thread began on another worker).
-    private var nextToken: UInt64
     /// Cross-worker parks until the next shedding check.
     private var parksUntilShed = 64
     private var shutdownHandled = false
@@ -231,7 +228,6 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         self.index = index
         self.runtime = runtime
         self.runtimeRef = Unmanaged.passUnretained(runtime)
-        self.nextToken = UInt64(index) << 48
         let fd = uthreads_eventfd_create()
         if fd < 0 { throw .system(call: "eventfd", errno: .lastError) }
         doorbell = fd
@@ -249,6 +245,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         reactor.join(runtime.descriptors, worker: index)
         self.scheduler = scheduler
         scheduler.workerIndex = Int32(index)
+        // Wait tokens: the worker index + 1 in the high 16 bits (Sync/Waiter.swift), so a token
+        // is unique in the runtime (a stale wake can never match a wait its thread began on
+        // another worker) and says that its waiter parks on a worker.
+        scheduler.nextWaitToken = UInt64(index + 1) << 48
         scheduler.worker = self
     }
 
@@ -340,10 +340,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     }
 
     func wakeLocal(_ w: MNWaiter, _ result: WakeResult, _ s: Scheduler) {
-        // Ownership first: a late wake may name a row that migrated away since (another kernel
-        // thread's now, or freed at its home); only an owned row's fields may be read.
-        guard let t = ControlBlock(bitPattern: w.block), s.table.owns(t), t.pointee.mn_token == w.token else { return }
-        s.wake(t, result)
+        s.wakeWaiting(block: w.block, token: w.token, result)
     }
 
     /// Applies every message in the mailbox: all of them under one lock, with no allocation
@@ -793,43 +790,40 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     // MARK: Cross-worker waits
 
-    /// Parks the running thread for a cross-worker wait. `register` publishes the waiter (under
-    /// the object's lock) and returns true, or returns false when there is no need to wait.
-    /// Returns nil when it did not park, else the wake result. The waiter is unique to this
-    /// wait: a wake for an older wait is dropped. When nothing else is ready here, one of the
-    /// worker's queued threads is started first (`refillBeforePark`).
-    /// `target` describes the wait in the thread table; `cancellable: false` only for waits
-    /// that must not end early (a condition's mutex reacquisition, a table request).
+    /// Parks the running thread for a cross-worker wait: `Scheduler.parkWaiter` (the protocol:
+    /// Sync/Waiter.swift), with the waiter in this runtime's form. `register` publishes the
+    /// waiter (under the object's lock) and returns true, or returns false when there is no
+    /// need to wait. Returns nil when it did not park, else the wake result.
     func park(
         _ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget? = nil, deadline: UInt64?,
         cancellable: Bool = true, _ register: (MNWaiter) throws -> Bool
     ) rethrows -> (MNWaiter, WakeResult)? {
-        let me = s.current
+        let runtime = runtime
+        let index = index
+        guard
+            let (w, result) = try s.parkWaiter(
+                kind, object: object, target: target, deadline: deadline, cancellable: cancellable,
+                { w in try register(MNWaiter(runtime: runtime, worker: index, block: w.block, token: w.token)) })
+        else { return nil }
+        return (MNWaiter(runtime: runtime, worker: index, block: w.block, token: w.token), result)
+    }
+
+    // MARK: WorkerHooks: waiters (Sync/Waiter.swift)
+
+    func willRegisterWaiter(_ s: Scheduler) {
         parksUntilShed -= 1
         if parksUntilShed <= 0 {
             parksUntilShed = 64
             shed(s)
         }
-        nextToken &+= 1
-        let waiter = MNWaiter(runtime: runtime, worker: index, block: UInt(bitPattern: me), token: nextToken)
-        me.pointee.mn_token = waiter.token
-        let wait: Bool
-        do { wait = try register(waiter) } catch {
-            me.pointee.mn_token = 0
-            throw error
-        }
-        guard wait else {
-            me.pointee.mn_token = 0
-            return nil
-        }
-        // Still this worker's thread: start a queued one to switch to (before the window below).
+    }
+
+    func willPark(_ s: Scheduler) {
+        // Still this worker's thread: start a queued one to switch to (before the MOVABLE window).
         refillBeforePark(s)
-        // A cross-worker wait is a site audited for resuming on another worker: after
-        // the park only `me` is used (never `self` or `s`, which may be another worker's now).
-        me.set(.flagMovable)
-        let result = s.park(kind, object: object, target: target, deadline: deadline, cancellable: cancellable)
-        me.clear(.flagMovable)
-        me.pointee.mn_token = 0
-        return (waiter, result)
+    }
+
+    func postWake(block: UInt, token: UInt64, _ result: WakeResult) {
+        post(.wake(MNWaiter(runtime: runtime, worker: index, block: block, token: token), result))
     }
 }

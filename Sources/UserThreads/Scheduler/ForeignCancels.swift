@@ -1,11 +1,14 @@
-// Layer 6: `cancel()` of an M:1 thread from a kernel thread that does not run its runtime (a
-// pthread, a Swift task, the offload pool).
+// Layer 6: `cancel()` of an M:1 thread, and the wake of an M:1 thread's wait on an object shared
+// between kernel threads (Sync/Waiter.swift), from a kernel thread that does not run its
+// runtime (a pthread, a Swift task, the offload pool).
 //
 // An M:1 scheduler has no lock: only its own kernel thread may touch it. So another kernel
 // thread never cancels; it *posts* the thread's object to the runtime's inbox and wakes the
 // runtime, which applies the cancel itself at its next safe point — `maintenance` (every 64th
 // yield, when threads keep running) or its idle loop, before it sleeps. The thread then wakes
 // at its wait with CancellationError, as if a user thread of its own runtime had cancelled it.
+// A wake is posted the same way (row and wait token) and applied by `Scheduler.wakeWaiting`,
+// which drops it when the row's wait has another token by then.
 //
 // Finding the inbox. A handle may outlive its runtime, and the object's `runtime` field is
 // then a dangling address (possibly reused by a later runtime). The canceller therefore never
@@ -43,9 +46,15 @@
 import CUThreads
 
 final class ForeignCancels: @unchecked Sendable {
+    /// What another kernel thread asks of the runtime.
+    fileprivate enum Post {
+        case cancel(ThreadObject)
+        case wake(block: UInt, token: UInt64, WakeResult)
+    }
+
     private struct State {
         var open = true
-        var posted: [ThreadObject] = []
+        var posted: [Post] = []
         var bell: (@Sendable () -> Void)?
     }
 
@@ -94,8 +103,8 @@ final class ForeignCancels: @unchecked Sendable {
     /// Whether something was posted since the last `take()`. One load.
     @inline(__always) var hasPosts: Bool { uthreads_futex_load(word) != applied }
 
-    /// The objects posted since the last call.
-    func take() -> [ThreadObject] {
+    /// The posts since the last call.
+    fileprivate func take() -> [Post] {
         applied = uthreads_futex_load(word)
         return state.withLock { s in
             let taken = s.posted
@@ -118,13 +127,23 @@ final class ForeignCancels: @unchecked Sendable {
     @discardableResult
     static func post(_ object: ThreadObject, to runtime: UnsafeMutableRawPointer) -> Bool {
         guard let inbox = live.withLock({ $0.first { $0.runtime == runtime }?.inbox }) else { return false }
-        return inbox.post(object)
+        return inbox.post(.cancel(object))
     }
 
-    private func post(_ object: ThreadObject) -> Bool {
+    /// Posts the wake of row `block`'s wait `token` to the M:1 runtime at `runtime`, if it is
+    /// still live; wakes it. Returns false when that runtime has ended.
+    @discardableResult
+    static func postWake(block: UInt, token: UInt64, _ result: WakeResult, to runtime: UnsafeMutableRawPointer)
+        -> Bool
+    {
+        guard let inbox = live.withLock({ $0.first { $0.runtime == runtime }?.inbox }) else { return false }
+        return inbox.post(.wake(block: block, token: token, result))
+    }
+
+    private func post(_ post: Post) -> Bool {
         let bell: (@Sendable () -> Void)?? = state.withLock { s in
             guard s.open else { return .none }
-            s.posted.append(object)
+            s.posted.append(post)
             return .some(s.bell)
         }
         guard case .some(let ring) = bell else { return false }
@@ -135,20 +154,29 @@ final class ForeignCancels: @unchecked Sendable {
 }
 
 extension Scheduler {
-    /// Applies the cancels other kernel threads posted (ForeignCancels.swift).
+    /// Applies the cancels and wakes other kernel threads posted (ForeignCancels.swift).
     @inline(never)
     func applyForeignCancels(_ inbox: ForeignCancels) {
         let me = Unmanaged.passUnretained(self).toOpaque()
-        for object in inbox.take() where object.runtime == me && !object.isFinished {
+        for post in inbox.take() {
+            switch post {
+            case .wake(let block, let token, let result): wakeWaiting(block: block, token: token, result)
+            case .cancel(let object): applyForeignCancel(object, me)
+            }
+        }
+    }
+
+    private func applyForeignCancel(_ object: ThreadObject, _ me: UnsafeMutableRawPointer) {
+        if object.runtime == me && !object.isFinished {
             guard let t = object.controlBlock else {
                 object.isCancelled = true
-                continue
+                return
             }
             // A row of this table that still belongs to this object (not a thread of an earlier
             // runtime that lived at the same address).
             guard table.contains(t), t.pointee.state != .stateFinished,
                 t.pointee.object == Unmanaged.passUnretained(object).toOpaque()
-            else { continue }
+            else { return }
             cancel(t)
         }
     }

@@ -37,6 +37,15 @@ protocol WorkerHooks: AnyObject {
     /// dump of every worker's threads for the whole runtime (once per request, whichever
     /// worker sees it first).
     func dumpRequested(_ scheduler: Scheduler, request: UInt64, reason: String)
+    /// A thread of this worker is about to register as a waiter (Sync/Waiter.swift): a safe
+    /// point for shedding ready threads to idle workers (every 64 such parks).
+    func willRegisterWaiter(_ scheduler: Scheduler)
+    /// A thread of this worker registered as a waiter and is about to park: start a queued
+    /// thread first when nothing else is ready (the park then switches straight to it).
+    func willPark(_ scheduler: Scheduler)
+    /// Wakes row `block`'s wait `token` with `result` from another kernel thread: posted to the
+    /// worker's mailbox and applied by `Scheduler.wakeWaiting` on its own kernel thread.
+    func postWake(block: UInt, token: UInt64, _ result: WakeResult)
     /// An immigrant (a thread that migrated here) finished and was reaped: its row and stack
     /// must go back to their home worker, which frees them on its own kernel thread.
     func finishedAbroad(_ row: ControlBlock, home: Int)

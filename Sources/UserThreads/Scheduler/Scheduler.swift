@@ -140,6 +140,9 @@ final class Scheduler {
     /// loop and by `maintenance` (every 64 yields); the switch, park and wake paths never look
     /// at it, so M:1 pays nothing for it.
     var worker: WorkerHooks?
+    /// The last wait token handed out (Sync/Waiter.swift): M:N workers start at their index + 1
+    /// in the high 16 bits, so a token is unique in the runtime and says "a worker's".
+    @exclusivity(unchecked) var nextWaitToken: UInt64 = 0
     /// The worker's index (-1 under M:1), stored in every row at spawn for the thread table.
     @exclusivity(unchecked) var workerIndex: Int32 = -1
     /// A number no other scheduler of the process has or had (from 2 up): what a sync object
@@ -570,6 +573,16 @@ final class Scheduler {
         if let recorder { recorder.record(.wake, t, detail: result.rawValue, at: sliceClock()) }
         makeReady(t, .woken)
         return true
+    }
+
+    /// Wakes the thread of row `block` with `result` if this scheduler owns the row and the
+    /// row's current wait has `token` (a waiter's wake, Sync/Waiter.swift); else drops it: the
+    /// thread gave up that wait, migrated away, or finished. O(log timers).
+    func wakeWaiting(block: UInt, token: UInt64, _ result: WakeResult) {
+        // Ownership first: a late wake may name a row that migrated away since (another kernel
+        // thread's now, or freed at its home); only an owned row's fields may be read.
+        guard let t = ControlBlock(bitPattern: block), table.owns(t), t.pointee.mn_token == token else { return }
+        wake(t, result)
     }
 
     /// Sets the cancelled flag and ends a cancellable wait. O(log timers).

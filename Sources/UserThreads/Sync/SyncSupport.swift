@@ -40,6 +40,15 @@ func syncDeadline(timeout: Duration?, deadline: ContinuousClock.Instant?, now: U
     Deadline.earliest(timeout: timeout, deadline: deadline, now: now)
 }
 
+/// The same, on the calling thread's scheduler clock (CLOCK_MONOTONIC outside a runtime and on
+/// M:N workers; the virtual clock in a simulated M:1 runtime).
+@usableFromInline
+func syncDeadline(timeout: Duration?, deadline: ContinuousClock.Instant?) -> UInt64? {
+    if timeout == nil && deadline == nil { return nil }
+    let now = Scheduler.active?.now() ?? uthreads_monotonic_ns()
+    return Deadline.earliest(timeout: timeout, deadline: deadline, now: now)
+}
+
 /// Renders a sync object's label: `mutex 'accounts'` or `mutex 17`.
 func syncLabel(_ kind: String, name: String, id: UInt64) -> String {
     name.isEmpty ? "\(kind) \(id)" : "\(kind) '\(name)'"

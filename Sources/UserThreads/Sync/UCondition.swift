@@ -5,8 +5,7 @@
 //
 // A condition variable is a FIFO wait queue used together with a UMutex. wait() enqueues the
 // caller on the condition *before* releasing the mutex (so a signal sent right after the
-// release cannot be lost: under M:1 nothing runs between the two steps anyway, and under M:N
-// the order is the one that stays correct), parks, and reacquires the mutex before returning,
+// release cannot be lost: a wake reaches a waiter only once it parked, Waiter.swift), parks, and reacquires the mutex before returning,
 // whatever the outcome — timeout, cancellation and close included, as pthread_cond_wait does.
 // The reacquisition ignores cancellation, otherwise a cancelled waiter could not return
 // holding the mutex.
@@ -20,15 +19,27 @@
 // destroy() wakes every waiter with `UThreadError.closed`, and later waits throw at once.
 import CUThreads
 
-/// A condition variable for user threads, used with a `UMutex`.
-public final class UCondition: WaitQueue, WaitTarget, CustomStringConvertible {
+/// A condition variable for user threads, on one worker or across workers, used with a `UMutex`.
+///
+/// ```swift
+/// let m = UMutex(), nonEmpty = UCondition()
+/// // consumer:                                  // producer:
+/// try m.lock()                                  try m.withLock { queue.append(x) }
+/// try nonEmpty.wait(m, until: { !queue.isEmpty })  nonEmpty.signal()
+/// let x = queue.removeFirst(); try m.unlock()
+/// ```
+public final class UCondition: WaitTarget, CustomStringConvertible, @unchecked Sendable {
     /// The name given at creation ("" if none): shown in wait reasons, deadlock reports and
     /// `description`; an unnamed condition is shown by `id`.
     public let name: String
+    /// Process-wide object id (the wait reason's object).
     public let id: UInt64
+    /// Bare or locked (SyncState.swift); guards every field below.
+    let sync = SyncState()
+    @exclusivity(unchecked) private var waiters = WaiterQueue<Waiter>()
     @exclusivity(unchecked) private var destroyed = false
-    /// The mutex of the current waiters (for the wait description).
-    private weak var mutex: UMutex?
+    /// The label of the current waiters' mutex (for the wait description).
+    @exclusivity(unchecked) private var mutexLabel: String?
 
     /// A condition variable with no waiters. It is not bound to a mutex: each `wait` names the
     /// `UMutex` it releases.
@@ -37,68 +48,85 @@ public final class UCondition: WaitQueue, WaitTarget, CustomStringConvertible {
     public init(name: String = "") {
         self.name = name
         self.id = SyncObjectID.allocate()
-        super.init()
     }
 
     /// Atomically releases `mutex` (which the caller must hold) and waits for a signal, then
-    /// reacquires `mutex`. Always returns or throws holding `mutex`.
+    /// reacquires `mutex`. Always returns or throws holding `mutex` (deadlock teardown aside).
     /// - Throws: `UThreadError.timedOut`, `CancellationError`, `UThreadError.closed` (destroyed),
     ///   `.invalidArgument` if the caller does not hold `mutex`.
     public func wait(_ mutex: UMutex, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
-        let s = Scheduler.require("UCondition.wait")
-        try wait(mutex, deadlineNanoseconds: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()), s)
+        try wait(mutex, deadlineNanoseconds: syncDeadline(timeout: timeout, deadline: deadline))
     }
 
     /// Waits until `predicate` (evaluated holding `mutex`) is true. Returns at once if it
-    /// already is.
+    /// already is. The timeout and deadline cover the whole wait.
     public func wait(
         _ mutex: UMutex, until predicate: () throws -> Bool,
         timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
     ) throws {
-        let s = Scheduler.require("UCondition.wait")
-        let d = syncDeadline(timeout: timeout, deadline: deadline, now: s.now())
+        let d = syncDeadline(timeout: timeout, deadline: deadline)
         while try !predicate() {
-            try wait(mutex, deadlineNanoseconds: d, s)
+            try wait(mutex, deadlineNanoseconds: d)
         }
     }
 
-    private func wait(_ mutex: UMutex, deadlineNanoseconds d: UInt64?, _ s: Scheduler) throws {
-        try mutex.requireOwner(s, "UCondition.wait")
-        if destroyed { throw UThreadError.closed("\(label) was destroyed") }
-        self.mutex = mutex
-        enqueue(s.current)
-        mutex.releaseOwned()
-        let r = s.park(.condition, object: id, target: self, deadline: d)
-        try mutex.lockUncancellable(s)
-        try r.check()
+    private func wait(_ mutex: UMutex, deadlineNanoseconds d: UInt64?) throws {
+        try mutex.requireOwner("UCondition.wait")
+        let result = try syncWait(
+            "UCondition.wait", .condition, object: id, target: self, deadline: d,
+            register: { waiter in
+                try sync.with { () throws(UThreadError) in
+                    if destroyed { throw .closed("\(label) was destroyed") }
+                    mutexLabel = mutex.label
+                    waiters.push(waiter)
+                }
+                mutex.releaseOwned()  // after enqueueing: a signal from now on finds us
+                return true
+            },
+            withdraw: { waiter in
+                sync.locked { waiters.remove { $0 == waiter } ? nil : (destroyed ? .closed : .woken) }
+            })
+        let relock = Result { try mutex.lockUncancellable() }
+        try result?.check()
+        try relock.get()
     }
 
     /// Wakes the longest-waiting thread, if any. Returns whether one was woken. O(1).
     @discardableResult
     public func signal() -> Bool {
-        guard let t = dequeue() else { return false }
-        Scheduler.require("UCondition.signal").wake(t, .woken)
+        guard let w = sync.locked({ waiters.pop() }) else { return false }
+        syncWake(w)
         return true
     }
 
     /// Wakes every waiting thread. Returns how many. O(waiters).
     @discardableResult
     public func broadcast() -> Int {
-        guard !isEmpty else { return 0 }
-        return Scheduler.require("UCondition.broadcast").wakeAll(self, .woken)
+        let all = sync.locked { waiters.popAll() }
+        syncWake(all)
+        return all.count
     }
 
     /// Wakes every waiter with `UThreadError.closed`; later waits throw at once.
     public func destroy() {
-        destroyed = true
-        if !isEmpty { Scheduler.require("UCondition.destroy").wakeAll(self, .closed) }
+        let all = sync.locked { () -> [Waiter] in
+            destroyed = true
+            return waiters.popAll()
+        }
+        syncWake(all, .closed)
     }
+
+    /// Threads waiting now (a snapshot).
+    public var waiting: Int { sync.locked { waiters.count } }
 
     var label: String { syncLabel("condition", name: name, id: id) }
 
+    /// "condition 'ready' (with mutex 'db', 3 waiting)", for the thread table.
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        label + (mutex.map { " (with \($0.label))" } ?? "")
+        let (mutex, n) = sync.locked { (mutexLabel, waiters.count) }
+        return label + " (" + (mutex.map { "with \($0), " } ?? "") + "\(n) waiting)"
     }
 
-    public var description: String { "UCondition(\(label), \(count) waiting)" }
+    /// `UCondition(condition 'ready', 3 waiting)`.
+    public var description: String { "UCondition(\(label), \(waiting) waiting)" }
 }

@@ -1,23 +1,31 @@
-// Layer 8: a mutex that parks — never a kernel lock.
+// Layer 8: a mutex that parks — never a kernel lock — on one worker or across workers.
 //
 // Design essay
 // ============
 //
-// State: the owner (a control block pointer, nil when free), a FIFO wait queue (the mutex *is*
-// the queue: one allocation), and a `contended` hint.
+// State: the owner (a control block pointer, nil when free) and a FIFO of waiters, held bare
+// or under the object's lock (SyncState: SyncSupport.swift's "Bare or locked"), plus `fast`,
+// one word that packs the two states the fast paths handle for a bare mutex.
 //
-// Fast paths. lock() on a free mutex stores the caller as owner; unlock() by the owner with no
-// waiter clears it. Both are `@inlinable` (specialised into the caller) and the stored fields
-// opt out of dynamic exclusivity checks (`@exclusivity(unchecked)`: only the owning runtime's
-// kernel thread touches them, and never re-entrantly), so an uncontended lock+unlock is two
-// out-of-line reads of the current thread and four plain loads/stores — a few nanoseconds.
+// Fast paths. `fast` is the M:1 runtime's address (the value in every one of its rows'
+// `runtime`) while a bare mutex is free with no waiter, the owner's row while it is held with
+// no waiter, and 0 otherwise: waiters, or a shared or undecided mutex (never written then).
+// lock() is "if fast == me.runtime { fast = me }", unlock() "if fast == me { fast =
+// me.runtime }": one test answers both "bound to my runtime?" and "free?" (or "mine, no
+// waiters?"), so the binding costs the fast paths one load of the row's `runtime` and nothing
+// else. Both are `@inlinable` (specialised into the caller) and the stored fields opt out of
+// dynamic exclusivity checks (`@exclusivity(unchecked)`: a bare object is touched only by its
+// runtime's kernel thread, a shared one only under its lock). The slow paths unpack `fast`
+// into `owner` before they change the state and pack it again after (`unpack`, `pack`). A
+// shared mutex (M:N, or outside any runtime) takes the slow path, under its lock, every time.
 //
 // FIFO handoff. unlock() with waiters does not free the mutex: it makes the first waiter the
 // owner and wakes it. The woken thread returns from lock() already owning the mutex, so a
 // thread that arrives later cannot barge in front of it, and every waiter gets the mutex in
 // arrival order: no starvation, and the acquisition spread among contending threads is flat.
-// Invariant: waiters exist ⇒ owner != nil (a free mutex has an empty queue), which is why the
-// lock fast path need not look at the queue.
+// Invariant: waiters exist ⇒ owner != nil (a free mutex has no waiters), which is why the
+// lock fast path need not look at the queue. A waiter that gives up after it was handed the
+// mutex keeps it (the wake wins: Waiter.swift).
 //
 // Deadlock. `holders` names the owner, so DeadlockReport can follow "A waits for m2, held by
 // B; B waits for m1, held by A" and print the cycle with thread ids, names and the locks.
@@ -29,23 +37,28 @@
 // Rejected designs:
 //   * Barging (unlock frees, woken waiter retries): faster under some loads, but a running
 //     thread that relocks in a loop starves every waiter — under M:1 it would *always* win.
-//   * Spinning before parking: pointless under M:1 (the owner cannot run while we spin).
+//   * Spinning before parking: pointless under M:1 (the owner cannot run while we spin), and
+//     on a 2-vCPU VM a preempted owner turns a spin into a wasted time slice.
 //   * Recursive locking: hides design errors; relocking by the owner throws instead of
 //     deadlocking silently.
 import CUThreads
 
-/// A mutual-exclusion lock for user threads. Waiting parks the user thread (the kernel thread
-/// runs others); ownership passes to waiters in FIFO order.
+/// A mutual-exclusion lock for user threads, on one worker or across workers. Waiting parks
+/// the user thread (the kernel thread runs others); ownership passes to waiters in FIFO order.
 ///
 /// ```swift
 /// let accounts = UMutex(name: "accounts")
 /// try accounts.withLock { balance += 1 }
 /// ```
-public final class UMutex: WaitQueue, WaitTarget, CustomStringConvertible {
-    /// The owning thread's control block; nil when free.
-    @exclusivity(unchecked) @usableFromInline var owner: UnsafeMutablePointer<uthreads_tcb>?
-    /// Set when a thread queued; cleared by the unlock that finds the queue empty.
-    @exclusivity(unchecked) @usableFromInline var contended = false
+public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Sendable {
+    /// Bare or locked (SyncState.swift); guards every field below.
+    @usableFromInline let sync = SyncState()
+    /// The fast paths' word (the essay): the runtime's address (free), the owner's row (held),
+    /// or 0 (waiters, shared or undecided: `owner` holds the truth).
+    @exclusivity(unchecked) @usableFromInline var fast: UInt
+    /// The owning thread's control block while `fast` is 0; nil when free.
+    @exclusivity(unchecked) var owner: UnsafeMutablePointer<uthreads_tcb>?
+    @exclusivity(unchecked) var waiters = WaiterQueue<Waiter>()
     /// Shown in the thread table and in deadlock reports.
     public let name: String
     /// Process-wide object id (the wait reason's object).
@@ -57,17 +70,18 @@ public final class UMutex: WaitQueue, WaitTarget, CustomStringConvertible {
     public init(name: String = "") {
         self.name = name
         self.id = SyncObjectID.allocate()
-        super.init()
+        let binding = sync.binding.load(ordering: .relaxed)
+        self.fast = binding > SyncState.shared ? binding : 0
     }
 
     /// Acquires the mutex, parking while another thread holds it. O(1).
     /// - Throws: `CancellationError` if the caller is cancelled while waiting;
-    ///   `UThreadError.invalidArgument` if the caller already owns it (not recursive).
+    ///   `UThreadError.invalidArgument` if the caller already owns it (not recursive) or is not
+    ///   a user thread; `.foreignRuntime` for a mutex bound to another M:1 runtime.
     @inlinable
     public func lock() throws {
-        let me = uthreads_get_current()
-        if _fastPath(owner == nil && me != nil) {
-            owner = me
+        if let me = uthreads_get_current(), _fastPath(fast == UInt(bitPattern: me.pointee.runtime)) {
+            fast = UInt(bitPattern: me)
             return
         }
         try lockSlow(deadline: nil)
@@ -76,34 +90,35 @@ public final class UMutex: WaitQueue, WaitTarget, CustomStringConvertible {
     /// Acquires the mutex, giving up after `timeout` (or at `deadline`, whichever is first).
     /// - Throws: `UThreadError.timedOut`, `CancellationError`, `.invalidArgument` (relock).
     public func lock(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
-        let me = uthreads_get_current()
-        if owner == nil && me != nil {
-            owner = me
+        if let me = uthreads_get_current(), fast == UInt(bitPattern: me.pointee.runtime) {
+            fast = UInt(bitPattern: me)
             return
         }
-        let s = Scheduler.require("UMutex.lock(timeout:)")
-        try lockSlow(deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
+        try lockSlow(deadline: syncDeadline(timeout: timeout, deadline: deadline))
     }
 
     /// Acquires the mutex if it is free; never waits. O(1).
-    @inlinable
     public func tryLock() -> Bool {
-        let me = uthreads_get_current()
-        guard owner == nil, me != nil else { return false }
-        owner = me
-        return true
+        guard let me = uthreads_get_current() else { return false }
+        return
+            (try? sync.with { () -> Bool in
+                unpack()
+                defer { pack() }
+                guard owner == nil else { return false }
+                owner = me
+                return true
+            }) ?? false
     }
 
     /// Releases the mutex; the first waiter, if any, becomes the owner. O(1).
     /// - Throws: `UThreadError.invalidArgument` if the caller does not own the mutex.
     @inlinable
     public func unlock() throws {
-        let me = uthreads_get_current()
-        if _fastPath(owner == me && me != nil && !contended) {
-            owner = nil
+        if let me = uthreads_get_current(), _fastPath(fast == UInt(bitPattern: me)) {
+            fast = UInt(bitPattern: me.pointee.runtime)
             return
         }
-        try unlockSlow(me)
+        try unlockSlow()
     }
 
     /// Runs `body` holding the mutex.
@@ -114,71 +129,147 @@ public final class UMutex: WaitQueue, WaitTarget, CustomStringConvertible {
         return try body()
     }
 
-    /// Whether some thread holds the mutex.
-    public var isLocked: Bool { owner != nil }
+    /// Whether some thread holds the mutex (a snapshot).
+    public var isLocked: Bool { sync.locked { holderRow != nil } }
 
     /// Whether the calling thread holds the mutex.
-    public var isHeldByCurrentThread: Bool { owner != nil && owner == uthreads_get_current() }
+    public var isHeldByCurrentThread: Bool {
+        guard let me = uthreads_get_current() else { return false }
+        return sync.locked { holderRow == me }
+    }
 
-    /// The holder's id, if any.
-    public var holder: ThreadID? { owner.map { ThreadID(rawValue: $0.pointee.id) } }
+    /// Threads waiting for the mutex now (a snapshot).
+    public var waiting: Int { sync.locked { waiters.count } }
+
+    /// The owner, whichever representation holds it (inside `sync`; reads only).
+    var holderRow: UnsafeMutablePointer<uthreads_tcb>? {
+        guard fast != 0 else { return owner }
+        return fast == sync.binding.load(ordering: .relaxed) ? nil : UnsafeMutablePointer(bitPattern: fast)
+    }
+
+    /// Moves the fast word's state into `owner` (inside `sync`, before a slow path changes it).
+    private func unpack() {
+        guard fast != 0 else { return }
+        owner = holderRow
+        fast = 0
+    }
+
+    /// Packs the state into the fast word again when the fast paths can take it: a bare mutex
+    /// with no waiter (inside `sync`, after a slow path changed it).
+    private func pack() {
+        let binding = sync.binding.load(ordering: .relaxed)
+        guard binding > SyncState.shared, waiters.isEmpty else { return }
+        fast = owner.map { UInt(bitPattern: $0) } ?? binding
+    }
+
+    /// The holder's id, if any (a snapshot).
+    public var holder: ThreadID? { sync.locked { holderRow.map { ThreadID(rawValue: $0.pointee.id) } } }
 
     // MARK: Slow paths
 
     @usableFromInline @inline(never)
     func lockSlow(deadline: UInt64?) throws {
-        let s = Scheduler.require("UMutex.lock")
-        let me = s.current
-        if owner == me {
-            throw UThreadError.invalidArgument(
-                "UMutex.lock: \(describeThread(me)) already holds \(label) (mutexes are not recursive)")
-        }
-        if owner == nil {
-            owner = me
-            return
-        }
-        contended = true
-        enqueue(me)
-        // On success the unlocker made us the owner (handoff); otherwise we are off the queue.
-        try s.park(.mutex, object: id, target: self, deadline: deadline).check()
+        let r = try lock(deadline: deadline, cancellable: true)
+        if r != .woken { try r.check() }
+    }
+
+    /// Acquires the mutex (parking as a waiter); returns `.woken` when the caller owns it, else
+    /// the result that ended the wait (the caller does not own it then).
+    func lock(deadline: UInt64?, cancellable: Bool) throws -> WakeResult {
+        guard let me = uthreads_get_current() else { throw syncOutsideUserThread("UMutex.lock") }
+        let result = try syncWait(
+            "UMutex.lock", .mutex, object: id, target: self, deadline: deadline, cancellable: cancellable,
+            register: { waiter in
+                try sync.with { () throws(UThreadError) -> Bool in
+                    unpack()
+                    defer { pack() }
+                    if owner == nil {
+                        owner = me
+                        return false
+                    }
+                    if owner == me {
+                        throw .invalidArgument(
+                            "UMutex.lock: \(describeThread(me)) already holds \(label) (mutexes are not recursive)")
+                    }
+                    waiters.push(waiter)
+                    return true
+                }
+            },
+            withdraw: { waiter in
+                // Else it was handed the mutex already: the wake wins.
+                sync.locked {
+                    unpack()
+                    defer { pack() }
+                    return waiters.remove(where: { $0 == waiter }) ? nil : .woken
+                }
+            })
+        return result ?? .woken
     }
 
     @usableFromInline @inline(never)
-    func unlockSlow(_ me: UnsafeMutablePointer<uthreads_tcb>?) throws {
-        guard let me, owner == me else {
-            let who = me.map(describeThread) ?? "code outside a user thread"
-            let held = owner.map { "held by \(describeThread($0))" } ?? "not locked"
-            throw UThreadError.invalidArgument("UMutex.unlock: \(who) does not own \(label) (\(held))")
+    func unlockSlow() throws {
+        let me = uthreads_get_current()
+        let next = try sync.with { () throws(UThreadError) -> Waiter? in
+            unpack()
+            defer { pack() }
+            guard let me, owner == me else {
+                let who = me.map(describeThread) ?? "code outside a user thread"
+                let held = owner.map { "held by \(describeThread($0))" } ?? "not locked"
+                throw .invalidArgument("UMutex.unlock: \(who) does not own \(label) (\(held))")
+            }
+            return handOff()
         }
-        releaseOwned()
+        if let next { syncWake(next) }
     }
 
     /// Releases a mutex the caller is known to own: hands it to the first waiter. O(1).
-    @usableFromInline
+    @inlinable
     func releaseOwned() {
-        if !contended {
-            owner = nil
+        if let me = uthreads_get_current(), _fastPath(fast == UInt(bitPattern: me)) {
+            fast = UInt(bitPattern: me.pointee.runtime)
             return
         }
-        if let next = dequeue() {
-            owner = next
-            contended = !isEmpty
-            Scheduler.require("UMutex.unlock").wake(next, .woken)
-        } else {
-            owner = nil
-            contended = false
+        releaseOwnedSlow()
+    }
+
+    @usableFromInline @inline(never)
+    func releaseOwnedSlow() {
+        let next = sync.locked { () -> Waiter? in
+            unpack()
+            defer { pack() }
+            return handOff()
         }
+        if let next { syncWake(next) }
+    }
+
+    /// Makes the first waiter the owner (or frees the mutex); returns the waiter to wake after
+    /// the state is left. Caller: inside `sync`, unpacked.
+    private func handOff() -> Waiter? {
+        guard let next = waiters.pop() else {
+            owner = nil
+            return nil
+        }
+        owner = UnsafeMutablePointer(bitPattern: next.block)
+        return next
     }
 
     var label: String { syncLabel("mutex", name: name, id: id) }
 
     // MARK: WaitTarget
 
+    /// "mutex 'db' held by #12, 2 waiting", for the thread table.
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        "\(label) held by " + (owner.map(describeThread) ?? "nobody")
+        let (owner, waiting) = sync.locked { (holderRow, waiters.count) }
+        return "\(label) held by " + (owner.map(describeThread) ?? "nobody")
+            + (waiting > 0 ? ", \(waiting) waiting" : "")
     }
 
-    public var holders: [ThreadID] { owner.map { [ThreadID(rawValue: $0.pointee.id)] } ?? [] }
+    /// The owner, for wait-for cycles.
+    public var holders: [ThreadID] { holder.map { [$0] } ?? [] }
 
-    public var description: String { "UMutex(\(label), \(owner.map { "held by \(describeThread($0))" } ?? "free"))" }
+    /// `UMutex(mutex 'db', held by #12)` or `UMutex(mutex 3, free)`.
+    public var description: String {
+        let owner = sync.locked { holderRow }
+        return "UMutex(\(label), \(owner.map { "held by \(describeThread($0))" } ?? "free"))"
+    }
 }

@@ -4,27 +4,30 @@
 // directly to the first waiter (the count is not incremented), so a later wait() cannot take
 // it first: FIFO, no starvation. wait() takes a permit only when the count is positive *and*
 // nobody is queued (otherwise it would barge past the queue). A waiter that times out or is
-// cancelled never received a permit, so there is nothing to give back.
+// cancelled after it was handed a permit keeps it (the wake wins: Waiter.swift), so there is
+// never anything to give back.
 import CUThreads
 
-/// A counting semaphore for user threads.
-public final class USemaphore: WaitQueue, WaitTarget, CustomStringConvertible {
+/// A counting semaphore for user threads, on one worker or across workers.
+public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked Sendable {
     /// The name given at creation ("" if none): shown in wait reasons, deadlock reports and
     /// `description`; an unnamed semaphore is shown by `id`.
     public let name: String
+    /// Process-wide object id (the wait reason's object).
     public let id: UInt64
-    /// Permits available now.
-    @exclusivity(unchecked) public private(set) var value: Int
+    /// Bare or locked (SyncState.swift); guards every field below.
+    let sync = SyncState()
+    @exclusivity(unchecked) private var count: Int
+    @exclusivity(unchecked) private var waiters = WaiterQueue<Waiter>()
     @exclusivity(unchecked) private var destroyed = false
 
     /// A semaphore holding no permits.
     ///
     /// - Parameter name: shown in wait reasons and deadlock reports ("" for none).
     public init(name: String = "") {
-        self.value = 0
+        self.count = 0
         self.name = name
         self.id = SyncObjectID.allocate()
-        super.init()
     }
 
     /// A semaphore holding `value` permits.
@@ -33,49 +36,76 @@ public final class USemaphore: WaitQueue, WaitTarget, CustomStringConvertible {
     ///   - value: the initial permit count, not negative.
     ///   - name: shown in wait reasons and deadlock reports ("" for none).
     /// - Throws: `UThreadError.invalidArgument` when `value` is negative.
-    public convenience init(value: Int, name: String = "") throws(UThreadError) {
+    public init(value: Int, name: String = "") throws(UThreadError) {
         guard value >= 0 else { throw .invalidArgument("USemaphore value must be >= 0, not \(value)") }
-        self.init(name: name)
-        self.value = value
+        self.count = value
+        self.name = name
+        self.id = SyncObjectID.allocate()
     }
 
-    /// Takes a permit, waiting while none is available. O(1).
+    /// Takes a permit, waiting while none is available. O(1) (O(waiters) to give up).
     /// - Throws: `UThreadError.timedOut`, `CancellationError`, `UThreadError.closed` (destroyed).
     public func wait(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
-        if destroyed { throw UThreadError.closed("\(label) was destroyed") }
-        if value > 0 && isEmpty {
-            value -= 1
-            return
-        }
-        let s = Scheduler.require("USemaphore.wait")
-        try s.wait(
-            on: self, .semaphore, object: id, target: self,
-            deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
+        let result = try syncWait(
+            "USemaphore.wait", .semaphore, object: id, target: self,
+            deadline: syncDeadline(timeout: timeout, deadline: deadline),
+            register: { waiter in
+                try sync.with { () throws(UThreadError) -> Bool in
+                    if destroyed { throw .closed("\(label) was destroyed") }
+                    if count > 0 && waiters.isEmpty {
+                        count -= 1
+                        return false
+                    }
+                    waiters.push(waiter)
+                    return true
+                }
+            },
+            withdraw: { waiter in
+                sync.locked { waiters.remove { $0 == waiter } ? nil : (destroyed ? .closed : .woken) }
+            })
+        try result?.check()
     }
 
-    /// Takes a permit if one is available now.
+    /// Takes a permit if one is available now (and nobody queues).
     public func tryWait() -> Bool {
-        guard !destroyed, value > 0, isEmpty else { return false }
-        value -= 1
-        return true
+        (try? sync.with { () -> Bool in
+            guard !destroyed, count > 0, waiters.isEmpty else { return false }
+            count -= 1
+            return true
+        }) ?? false
     }
 
-    /// Returns a permit: to the first waiter if any, else to the count. O(1).
+    /// Returns a permit: to the first waiter if any (woken on its worker), else to the count.
+    /// O(1). Any kernel thread may signal a shared semaphore (a `blocking {}` body included).
     public func signal() {
-        if let t = dequeue() {
-            Scheduler.require("USemaphore.signal").wake(t, .woken)
-        } else {
-            value += 1
+        let next: Waiter? = sync.locked {
+            if let w = waiters.pop() { return w }
+            count += 1
+            return nil
         }
+        if let next { syncWake(next) }
     }
 
     /// Wakes every waiter with `UThreadError.closed`; later waits throw at once.
     public func destroy() {
-        destroyed = true
-        if !isEmpty { Scheduler.require("USemaphore.destroy").wakeAll(self, .closed) }
+        let all = sync.locked { () -> [Waiter] in
+            destroyed = true
+            return waiters.popAll()
+        }
+        syncWake(all, .closed)
     }
 
+    /// Permits available now (a snapshot).
+    public var value: Int { sync.locked { count } }
+
     var label: String { syncLabel("semaphore", name: name, id: id) }
-    public func waitDescription(kind: WaitReason.Kind) -> String { "\(label) (value \(value), \(count) waiting)" }
+
+    /// "semaphore 'slots' (value 0, 2 waiting)", for the thread table.
+    public func waitDescription(kind: WaitReason.Kind) -> String {
+        let (value, waiting) = sync.locked { (count, waiters.count) }
+        return "\(label) (value \(value), \(waiting) waiting)"
+    }
+
+    /// `USemaphore(semaphore 'slots', value 2)`.
     public var description: String { "USemaphore(\(label), value \(value))" }
 }

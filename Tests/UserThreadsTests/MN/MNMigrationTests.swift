@@ -277,8 +277,9 @@ import Testing
         #expect(workers == [1, 1, 1])
     }
 
-    /// Wait tokens are unique in the runtime (the worker index is in the high bits), so a late
-    /// wake for a wait a thread began on one worker cannot match a wait it began on another.
+    /// Wait tokens are unique in the runtime (the worker index + 1 is in the high bits), so a late
+    /// wake for a wait a thread began on one worker cannot match a wait it began on another, and
+    /// a token says that its waiter parks on a worker (M:1 tokens have 0 there).
     @Test func waitTokensAreUniquePerRuntime() throws {
         let tokens = try UThreadRuntime.run(workers: 2) { () -> [UInt64] in
             var seen: [UInt64] = []
@@ -297,6 +298,6 @@ import Testing
             }
             return seen
         }
-        #expect(tokens[0] >> 48 == 0 && tokens[1] >> 48 == 1)
+        #expect(tokens[0] >> 48 == 1 && tokens[1] >> 48 == 2)
     }
 }

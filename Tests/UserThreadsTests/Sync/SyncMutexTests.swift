@@ -39,7 +39,7 @@ struct SyncMutexTests {
                 UThread { try m.withLock { order.append(i) } }
             }
             UThread.yield()  // all 20 queue, in spawn order
-            #expect(m.count == 20)
+            #expect(m.waiting == 20)
             try m.unlock()
             // Ownership went to the first waiter: the releasing thread cannot barge back in.
             #expect(m.tryLock() == false)
@@ -78,7 +78,7 @@ struct SyncMutexTests {
             try m.lock()
             let waiter = UThread { try m.lock(timeout: .milliseconds(5)) }
             #expect(throws: UThreadError.timedOut) { try waiter.join() }
-            #expect(m.count == 0)
+            #expect(m.waiting == 0)
             try m.unlock()
             #expect(!m.isLocked)
         }
@@ -96,10 +96,10 @@ struct SyncMutexTests {
                 try m.unlock()
             }
             UThread.yield()
-            #expect(m.count == 2)
+            #expect(m.waiting == 2)
             a.cancel()
             #expect(throws: CancellationError.self) { try a.join() }
-            #expect(m.count == 1)
+            #expect(m.waiting == 1)
             try m.unlock()  // goes to b, not to the cancelled a
             try b.join()
             #expect(bGot)
@@ -131,7 +131,7 @@ struct SyncMutexTests {
             let row = table.threads.first { $0.id == t.id }
             let me = UThread.current.id
             #expect(row?.waitReason?.kind == .mutex)
-            #expect(row?.waitReason?.description == "mutex 'accounts' held by \(me) \"main\"")
+            #expect(row?.waitReason?.description == "mutex 'accounts' held by \(me) \"main\", 1 waiting")
             try m.unlock()
             try t.join()
         }

@@ -19,7 +19,7 @@ struct SyncPrimitivesTests {
                 }
             }
             UThread.yield()
-            #expect(c.count == 10)
+            #expect(c.waiting == 10)
             for i in 0..<10 {
                 try m.withLock { items.append(i) }
                 c.signal()
@@ -59,7 +59,7 @@ struct SyncPrimitivesTests {
             t.cancel()
             #expect(throws: CancellationError.self) { try t.join() }
             #expect(heldAfterCancel)
-            #expect(c.count == 0)
+            #expect(c.waiting == 0)
             // Destroy wakes waiters with a clear error.
             let d = UThread { try m.withLock { try c.wait(m) } }
             UThread.yield()

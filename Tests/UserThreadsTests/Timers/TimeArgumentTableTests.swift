@@ -483,24 +483,31 @@ struct TimeArgumentTableTests {
     ]
 
     static let mn: [TimedCall] = [
-        TimedCall(key: "MNMutex.swift lock(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
-            let m = MNMutex()
+        TimedCall(
+            key: "UMutex.swift lock(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+        ) {
+            let m = UMutex()
             try m.lock()
             return Prepared(call: { try m.lock(timeout: $0.t) }, cleanup: { try m.unlock() })
         },
-        TimedCall(key: "MNMutex.swift lock(timeout:)", parameters: .timeout, resource: .available, runtime: .mn) {
-            let m = MNMutex()
+        TimedCall(key: "UMutex.swift lock(timeout:deadline:)", parameters: .timeout, resource: .available, runtime: .mn)
+        {
+            let m = UMutex()
             return Prepared(call: {
                 try m.lock(timeout: $0.t)
                 try m.unlock()
             })
         },
-        TimedCall(key: "MNSemaphore.swift wait(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
-            let s = MNSemaphore()
+        TimedCall(
+            key: "USemaphore.swift wait(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+        ) {
+            let s = USemaphore()
             return Prepared(call: { try s.wait(timeout: $0.t) })
         },
-        TimedCall(key: "MNSemaphore.swift wait(timeout:)", parameters: .timeout, resource: .available, runtime: .mn) {
-            let s = try MNSemaphore(value: 1)
+        TimedCall(
+            key: "USemaphore.swift wait(timeout:deadline:)", parameters: .timeout, resource: .available, runtime: .mn
+        ) {
+            let s = try USemaphore(value: 1)
             return Prepared(call: { try s.wait(timeout: $0.t) })
         },
         TimedCall(key: "MNWaitGroup.swift wait(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
@@ -526,9 +533,11 @@ struct TimeArgumentTableTests {
             try l.readLock()
             return Prepared(call: { try l.writeLock(timeout: $0.t) }, cleanup: { try l.readUnlock() })
         },
-        TimedCall(key: "MNCondition.swift wait(_:timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn)
-        {
-            let (m, c) = (MNMutex(), MNCondition())
+        TimedCall(
+            key: "UCondition.swift wait(_:timeout:deadline:)", parameters: .timeout, resource: .unavailable,
+            runtime: .mn
+        ) {
+            let (m, c) = (UMutex(), UCondition())
             return Prepared(call: { limit in
                 try m.lock()
                 defer { try? m.unlock() }
@@ -536,9 +545,10 @@ struct TimeArgumentTableTests {
             })
         },
         TimedCall(
-            key: "MNCondition.swift wait(_:until:timeout:)", parameters: .timeout, resource: .available, runtime: .mn
+            key: "UCondition.swift wait(_:until:timeout:deadline:)", parameters: .timeout, resource: .available,
+            runtime: .mn
         ) {
-            let (m, c) = (MNMutex(), MNCondition())
+            let (m, c) = (UMutex(), UCondition())
             return Prepared(call: { limit in
                 try m.lock()
                 defer { try? m.unlock() }

@@ -1,0 +1,76 @@
+import Testing
+
+@testable import UserThreads
+
+/// USemaphore on the M:1 runtime and across two workers: FIFO handoff of permits, timeouts,
+/// deadlines, cancellation, destroy, wait reasons and bad arguments.
+@Suite(.timeLimit(.minutes(1)))
+struct USemaphoreTests {
+    @Test(arguments: syncWorkerCounts) func permitsGoToWaitersInArrivalOrder(workers: Int) throws {
+        let order = try runOn(workers: workers) { () -> [Int] in
+            let s = USemaphore(name: "slots")
+            let log = SyncLog<Int>()
+            var threads: [Spawned<Void>] = []
+            for i in 0..<4 {
+                threads.append(
+                    spawn(workers: workers) {
+                        try s.wait()
+                        log.add(i)
+                    })
+                try waitFor { s.waitDescription(kind: .semaphore).contains("\(i + 1) waiting") }
+            }
+            s.signal()
+            // The permit was handed to the first waiter, not added to the count: no barging.
+            #expect(s.tryWait() == false)
+            #expect(s.value == 0)
+            for _ in 1..<4 { s.signal() }
+            for t in threads { try t.join() }
+            return log.all
+        }
+        #expect(order == Array(0..<4))
+    }
+
+    @Test(arguments: syncWorkerCounts) func waitTimesOutMeetsItsDeadlineAndIsCancellable(workers: Int) throws {
+        try runOn(workers: workers) {
+            let s = USemaphore()
+            #expect(throws: UThreadError.timedOut) { try s.wait(timeout: .milliseconds(5)) }
+            #expect(throws: UThreadError.timedOut) { try s.wait(deadline: .now + .milliseconds(5)) }
+            let t = spawn(workers: workers) { try s.wait() }
+            try waitFor { s.waitDescription(kind: .semaphore).contains("1 waiting") }
+            t.cancel()
+            #expect(throws: CancellationError.self) { try t.join() }
+            s.signal()  // nobody waits: the permit is counted
+            #expect(s.value == 1)
+            try s.wait(timeout: .zero)
+        }
+    }
+
+    @Test(arguments: syncWorkerCounts) func destroyWakesWaitersWithClosed(workers: Int) throws {
+        try runOn(workers: workers) {
+            let s = USemaphore(name: "gate")
+            let t = spawn(workers: workers, name: "waiter") { try s.wait() }
+            try waitFor { s.waitDescription(kind: .semaphore).contains("1 waiting") }
+            let row = UThreadRuntime.threadTable().threads.first { $0.name == "waiter" }
+            #expect(row?.waitReason?.description == "semaphore 'gate' (value 0, 1 waiting)")
+            s.destroy()
+            #expect {
+                try t.join()
+            } throws: { error in
+                if case UThreadError.closed = error { return true } else { return false }
+            }
+        }
+    }
+
+    @Test func aNegativeValueThrows() {
+        expectInvalidArgument { _ = try USemaphore(value: -1) }
+    }
+
+    @Test func aBlockingBodySignalsASharedSemaphore() throws {
+        let s = USemaphore()  // made outside any runtime, first used by a worker: shared
+        try UThreadRuntime.run(workers: 2) {
+            let t = MNThread { try s.wait() }
+            try blocking { s.signal() }
+            try t.join()
+        }
+    }
+}
