@@ -76,7 +76,7 @@ import Synchronization
 
 /// The shared part of an M:N runtime.
 @usableFromInline
-final class MNRuntime: DescriptorCloseDelegate, RemoteWaker, @unchecked Sendable {
+final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     let configuration: UThreadRuntime.Configuration
     private(set) var workers: [MNWorker] = []
     /// Which workers' reactors watch each descriptor, and the deferred closes in flight (a
@@ -183,11 +183,6 @@ final class MNRuntime: DescriptorCloseDelegate, RemoteWaker, @unchecked Sendable
     @inline(__always)
     func withWorker<R>(_ i: Int, _ body: (MNWorker) throws -> R) rethrows -> R {
         try table[i]._withUnsafeGuaranteedRef(body)
-    }
-
-    /// Wakes a waiter parked by `WorkerHooks.parkShared` (as `wake(_: MNWaiter, _:)`).
-    func wake(_ w: RemoteWaiter, _ result: WakeResult) {
-        wake(MNWaiter(runtime: self, worker: w.worker, block: w.block, token: w.token), result)
     }
 
     /// Wakes a cross-worker waiter: directly when it is on the caller's worker, else through

@@ -629,16 +629,6 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     // MARK: WorkerHooks
 
-    func parkShared(
-        _ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget?, deadline: UInt64?,
-        _ register: (RemoteWaiter) -> Bool
-    ) -> WakeResult? {
-        let waker = runtime
-        return park(s, kind, object: object, target: target, deadline: deadline) { w in
-            register(RemoteWaiter(waker: waker, worker: w.worker, block: w.block, token: w.token))
-        }?.1
-    }
-
     func maintenance(_ s: Scheduler) {
         if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
         if !shutdownHandled && runtime.mainDone.load(ordering: .relaxed) { _ = checkRuntime(s) }

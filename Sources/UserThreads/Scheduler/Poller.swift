@@ -49,31 +49,4 @@ protocol WorkerHooks: AnyObject {
     /// An immigrant (a thread that migrated here) finished and was reaped: its row and stack
     /// must go back to their home worker, which frees them on its own kernel thread.
     func finishedAbroad(_ row: ControlBlock, home: Int)
-    /// Parks the running thread for a wait that a thread on any worker may end (the protocol:
-    /// MN/Sync/MNSyncSupport.swift). `register` publishes `waiter` under the object's lock and
-    /// returns true, or returns false when there is nothing to wait for (no park: nil).
-    func parkShared(
-        _ scheduler: Scheduler, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget?,
-        deadline: UInt64?, _ register: (RemoteWaiter) -> Bool
-    ) -> WakeResult?
-}
-
-/// Wakes a `RemoteWaiter` from any kernel thread (the M:N runtime: directly on the caller's own
-/// worker, else through the waiter's worker's mailbox).
-protocol RemoteWaker: AnyObject, Sendable {
-    /// Makes the waiter ready with `result` if it still waits for the wait `waiter` names.
-    func wake(_ waiter: RemoteWaiter, _ result: WakeResult)
-}
-
-/// A thread parked by `WorkerHooks.parkShared`: which worker, which row, which wait (a token
-/// unique to the wait, so a late wake never ends a later wait), and who delivers the wake.
-struct RemoteWaiter: Sendable {
-    unowned(unsafe) let waker: any RemoteWaker
-    let worker: Int
-    let block: UInt
-    let token: UInt64
-
-    /// Wakes the waiter with `.woken`, from any kernel thread.
-    @inline(__always)
-    func wake() { waker.wake(self, .woken) }
 }

@@ -35,9 +35,9 @@
 //     compare, the only cost the shared mode adds to the M:1 handoff.
 //   * shared — used by M:N threads. The state sits behind one `KernelLock` per channel, held
 //     for the rule and never across a park; a claim is a compare-and-swap; the waiter parks
-//     through its worker (`WorkerHooks.parkShared`, which publishes it under the lock), and
-//     a wake is sent after the lock is released: directly on the waker's own worker, through
-//     the waiter's worker's mailbox otherwise. A shared channel may be closed from any thread.
+//     with the parking protocol of every primitive (Waiter.swift: `parkWaiter` publishes it
+//     under the lock), and a wake is sent after the lock is released (`syncWake`: directly
+//     on the waker's own worker, through the waiter's worker's mailbox otherwise). A shared channel may be closed from any thread.
 // A thread of another runtime touching a bare channel (or an M:1 thread a shared one) gets
 // `UThreadError.invalidArgument`, not a race.
 //
@@ -357,7 +357,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     @inline(__always)
     private func wake(
         _ n: UnsafeMutablePointer<ChannelWaiter>, closed: Bool, _ s: Scheduler, shared: Bool,
-        _ later: inout RemoteWaiter?
+        _ later: inout Waiter?
     ) {
         if shared {
             later = n.pointee.selection.pointee.remote?.pointee
@@ -369,7 +369,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// The non-waiting half of send: hand a copy to a parked receiver, else buffer one. O(1)
     /// amortised.
     @inline(__always)
-    func offer(_ element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout RemoteWaiter?)
+    func offer(_ element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout Waiter?)
         -> ChannelPoll
     {
         if closed { return .closed }
@@ -390,7 +390,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// order holds), else straight from a parked sender. `.done`: `element` was initialised.
     /// O(1) amortised.
     @inline(__always)
-    func take(into element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout RemoteWaiter?)
+    func take(into element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout Waiter?)
         -> ChannelPoll
     {
         if buffered > 0 {
@@ -414,11 +414,11 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
 
     /// Marks the channel closed and claims every parked node as closed. Bare: wakes them now
     /// (`s`); shared: returns them for waking after the lock is released.
-    private func markClosed(_ s: Scheduler?, shared: Bool) -> [RemoteWaiter]? {
+    private func markClosed(_ s: Scheduler?, shared: Bool) -> [Waiter]? {
         guard !closed else { return nil }
         closed = true
-        var wakes: [RemoteWaiter] = []
-        var later: RemoteWaiter?
+        var wakes: [Waiter] = []
+        var later: Waiter?
         for list in [\ChannelCore.receivers, \ChannelCore.senders] {
             while let n = self[keyPath: list].popClaimed(closed: true, shared: shared) {
                 if shared {
@@ -443,7 +443,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     @inline(__always)
     private func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
         if try isShared(s) { return try sendShared(element, deadline: d, s) }
-        var later: RemoteWaiter?
+        var later: Waiter?
         switch offer(element, s, shared: false, &later) {
         case .done: return
         case .closed: throw closedError
@@ -484,11 +484,11 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     func trySend(_ element: UnsafeMutableRawPointer) throws -> Bool {
         let s = Scheduler.require("Channel.trySend")
         let shared = try isShared(s)
-        var later: RemoteWaiter?
+        var later: Waiter?
         if shared { lock.lock() }
         let poll = offer(element, s, shared: shared, &later)
         if shared { lock.unlock() }
-        later?.wake()
+        if let later { syncWake(later) }
         switch poll {
         case .done: return true
         case .closed: throw closedError
@@ -508,7 +508,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     @inline(__always)
     private func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws -> Bool {
         if try isShared(s) { return try receiveShared(into: element, deadline: d, s) }
-        var later: RemoteWaiter?
+        var later: Waiter?
         switch take(into: element, s, shared: false, &later) {
         case .done: return true
         case .closed: return false
@@ -540,23 +540,22 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
 
     /// One send or receive on a shared channel: polls with `poll` under the lock and, when it
     /// would block, links a node for `element` on the senders' or receivers' list and parks
-    /// (both in `parkShared`'s register step, so that no peer can slip in between). Returns
+    /// (both in `parkWaiter`'s register step, so that no peer can slip in between). Returns
     /// `.done` or `.closed`; throws the timeout, cancellation or teardown that ended the wait.
     @inline(__always)
     private func waitShared(
         _ kind: WaitReason.Kind, _ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler,
-        poll: (Scheduler, inout RemoteWaiter?) -> ChannelPoll
+        poll: (Scheduler, inout Waiter?) -> ChannelPoll
     ) throws -> ChannelPoll {
-        guard let worker = s.worker else { preconditionFailure("a shared channel on an M:1 scheduler") }
         let sending = kind == .channelSend
-        var later: RemoteWaiter?
+        var later: Waiter?
         var polled = ChannelPoll.wouldBlock
         var state = SelectionState()
-        return try withUnsafeTemporaryAllocation(of: RemoteWaiter.self, capacity: 1) { slot in
+        return try withUnsafeTemporaryAllocation(of: Waiter.self, capacity: 1) { slot in
             try withUnsafeMutablePointer(to: &state) { sp in
                 var node = ChannelWaiter(thread: s.current, element: element, selection: sp, caseIndex: 0)
                 return try withUnsafeMutablePointer(to: &node) { np in
-                    let parked = worker.parkShared(s, kind, object: id, target: self, deadline: d) { waiter in
+                    let parked = s.parkWaiter(kind, object: id, target: self, deadline: d) { waiter in
                         lock.lock()
                         defer { lock.unlock() }
                         polled = poll(s, &later)
@@ -567,8 +566,8 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
                         return true
                     }
                     // From here on `s` may be another worker's scheduler: it is not used again.
-                    guard let r = parked else {
-                        later?.wake()
+                    guard let r = parked?.1 else {
+                        if let later { syncWake(later) }
                         return polled
                     }
                     if r == .woken, let o = sp.pointee.outcome { return o.closed ? .closed : .done }
@@ -597,11 +596,11 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     func tryReceive(into element: UnsafeMutableRawPointer) -> ChannelPoll {
         let s = Scheduler.require("Channel.tryReceive")
         let shared = isSharedOrStop(s)
-        var later: RemoteWaiter?
+        var later: Waiter?
         if shared { lock.lock() }
         let poll = take(into: element, s, shared: shared, &later)
         if shared { lock.unlock() }
-        later?.wake()
+        if let later { syncWake(later) }
         return poll
     }
 
@@ -615,7 +614,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
             lock.lock()
             let wakes = markClosed(nil, shared: true)
             lock.unlock()
-            for w in wakes ?? [] { w.wake() }
+            syncWake(wakes ?? [])
             return wakes != nil
         }
         let s = Scheduler.require("Channel.close")

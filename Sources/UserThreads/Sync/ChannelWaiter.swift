@@ -44,7 +44,7 @@ struct SelectionState: ~Copyable {
     let word = Atomic<Int>(SelectionState.pending)
     /// Shared channels: whom the claimer wakes (set before any node is linked; it lives in the
     /// waiter's frame, so that a bare wait initialises one word, not the waiter's five).
-    var remote: UnsafePointer<RemoteWaiter>?
+    var remote: UnsafePointer<Waiter>?
 
     init() {}
 

@@ -94,7 +94,7 @@ public func channelSelect<R>(
         }
     }
     if shared { return try sharedSelect(select, order, timeout: timeout, deadline: deadline, s) }
-    var later: RemoteWaiter?
+    var later: Waiter?
     for i in order {
         switch clauses[i].poll(s, shared: false, &later) {
         case .done: return try clauses[i].finish(ok: true)
@@ -116,12 +116,11 @@ public func channelSelect<R>(
 }
 
 /// `channelSelect` over shared channels: steps 1 and 3 of the essay under all the channels'
-/// locks, parked through the worker.
+/// locks, parked with `parkWaiter` (Waiter.swift).
 private func sharedSelect<R>(
     _ select: ChannelSelect<R>, _ order: [Int], timeout: Duration?, deadline: ContinuousClock.Instant?,
     _ s: Scheduler
 ) throws -> R {
-    guard let worker = s.worker else { preconditionFailure("a shared channel on an M:1 scheduler") }
     let clauses = select.clauses
     // Each channel once, in id order: the lock order.
     var locks: [ChannelCore] = []
@@ -129,11 +128,11 @@ private func sharedSelect<R>(
     let d = syncDeadline(timeout: timeout, deadline: deadline, now: s.now())
     let target = SelectTarget(clauses)
     return try withSelectNodes(clauses, s) { state, nodes in
-        try withUnsafeTemporaryAllocation(of: RemoteWaiter.self, capacity: 1) { slot in
+        try withUnsafeTemporaryAllocation(of: Waiter.self, capacity: 1) { slot in
             var ready: (index: Int, ok: Bool)?
             var useDefault = false
-            var later: RemoteWaiter?
-            let parked = worker.parkShared(s, .select, object: 0, target: target, deadline: d) { waiter in
+            var later: Waiter?
+            let parked = s.parkWaiter(.select, object: 0, target: target, deadline: d) { waiter in
                 for c in locks { c.lock.lock() }
                 defer { for c in locks.reversed() { c.lock.unlock() } }
                 for i in order {
@@ -154,10 +153,10 @@ private func sharedSelect<R>(
                 return true
             }
             // From here on `s` may be another worker's scheduler: it is not used again.
-            later?.wake()
+            if let later { syncWake(later) }
             if let ready { return try clauses[ready.index].finish(ok: ready.ok) }
             if useDefault, let h = select.defaultHandler { return try h() }
-            guard let r = parked else { throw UThreadError.invalidArgument("channelSelect: no case and no wait") }
+            guard let r = parked?.1 else { throw UThreadError.invalidArgument("channelSelect: no case and no wait") }
             let outcome = r == .woken ? state.pointee.outcome ?? state.pointee.settle(r) : state.pointee.settle(r)
             // One lock at a time; also orders us after a peer's write into a receive slot.
             for i in 0..<clauses.count { clauses[i].disarm(nodes + i, shared: true) }
@@ -210,7 +209,7 @@ private class SelectClause<R> {
     var element: UnsafeMutableRawPointer { fatalError("abstract") }
     var label: String { fatalError("abstract") }
     /// Tries the operation (shared: the caller holds the channel's lock).
-    func poll(_ s: Scheduler, shared: Bool, _ later: inout RemoteWaiter?) -> ChannelPoll { fatalError("abstract") }
+    func poll(_ s: Scheduler, shared: Bool, _ later: inout Waiter?) -> ChannelPoll { fatalError("abstract") }
     /// Links this case's node (shared: the caller holds the channel's lock).
     func arm(_ node: UnsafeMutablePointer<ChannelWaiter>) { fatalError("abstract") }
     /// Unlinks this case's node if still linked (shared: takes the channel's lock).
@@ -234,7 +233,7 @@ private final class ReceiveClause<T, R>: SelectClause<R> {
     override var element: UnsafeMutableRawPointer { UnsafeMutableRawPointer(slot) }
     override var label: String { core.waitDescription(kind: .channelReceive) }
 
-    override func poll(_ s: Scheduler, shared: Bool, _ later: inout RemoteWaiter?) -> ChannelPoll {
+    override func poll(_ s: Scheduler, shared: Bool, _ later: inout Waiter?) -> ChannelPoll {
         core.take(into: UnsafeMutableRawPointer(slot), s, shared: shared, &later)
     }
 
@@ -271,7 +270,7 @@ private final class SendClause<T, R>: SelectClause<R> {
     override var element: UnsafeMutableRawPointer { UnsafeMutableRawPointer(value) }
     override var label: String { core.waitDescription(kind: .channelSend) }
 
-    override func poll(_ s: Scheduler, shared: Bool, _ later: inout RemoteWaiter?) -> ChannelPoll {
+    override func poll(_ s: Scheduler, shared: Bool, _ later: inout Waiter?) -> ChannelPoll {
         core.offer(UnsafeMutableRawPointer(value), s, shared: shared, &later)
     }
 
