@@ -56,15 +56,10 @@ enum InstructionCounts {
             }
         case "channel":
             try UThreadRuntime.run {
-                let ping = Channel<Int>()
-                let pong = Channel<Int>()
-                let echo = UThread { while let v = try ping.receive() { try pong.send(v) } }
-                for i in 0..<count / 2 {
-                    try ping.send(i)
-                    _ = try pong.receive()
+                try pingPong(count) { body in
+                    let echo = UThread(body)
+                    return { try echo.join() }
                 }
-                ping.close()
-                try echo.join()
             }
         case "mutex":
             try UThreadRuntime.run {
@@ -83,19 +78,30 @@ enum InstructionCounts {
             }
         case "channel-shared":  // not measured by --instructions: a profile of the shared path
             try UThreadRuntime.run(workers: 1) {
-                let ping = Channel<Int>()
-                let pong = Channel<Int>()
-                let echo = MNThread { while let v = try ping.receive() { try pong.send(v) } }
-                for i in 0..<count / 2 {
-                    try ping.send(i)
-                    _ = try pong.receive()
+                try pingPong(count) { body in
+                    let echo = MNThread(body)
+                    return { try echo.join() }
                 }
-                ping.close()
-                try echo.join()
             }
         default:
             throw ValidationError("unknown loop '\(key)' (loops: \(operations.map(\.key).joined(separator: ", ")))")
         }
+    }
+
+    /// `count` handoffs over two unbuffered channels between the caller and an echo thread that
+    /// `start` starts (returning its join).
+    static func pingPong(
+        _ count: Int, start: (@escaping @Sendable () throws -> Void) -> () throws -> Void
+    ) throws {
+        let ping = Channel<Int>()
+        let pong = Channel<Int>()
+        let join = start { while let v = try ping.receive() { try pong.send(v) } }
+        for i in 0..<count / 2 {
+            try ping.send(i)
+            _ = try pong.receive()
+        }
+        ping.close()
+        try join()
     }
 
     /// The ceilings file: per build configuration, the most instructions each operation may take.

@@ -183,21 +183,26 @@ struct SelectTests {
         for h in hits { #expect(abs(h - rounds / 4) < rounds / 40, "\(hits)") }
     }
 
+    /// The cases a select takes in `rounds` rounds over three always-ready channels.
+    static func choices(rounds: Int) throws -> [Int] {
+        let chans = try (0..<3).map { _ in try Channel<Int>(capacity: 1) }
+        var out: [Int] = []
+        for _ in 0..<rounds {
+            for c in chans where c.count == 0 { try c.send(0) }
+            out.append(
+                try channelSelect { s in
+                    for (k, c) in chans.enumerated() { s.receive(from: c) { _ in k } }
+                })
+        }
+        return out
+    }
+
     /// The same seed gives the same choices; another seed others.
     @Test func seededSelectIsReproducible() throws {
         func choices(seed: UInt64) throws -> [Int] {
             try UThreadRuntime.run {
                 UThreadRuntime.seedRandom(seed)
-                let chans = try (0..<3).map { _ in try Channel<Int>(capacity: 1) }
-                var out: [Int] = []
-                for _ in 0..<200 {
-                    for c in chans where c.count == 0 { try c.send(0) }
-                    out.append(
-                        try channelSelect { s in
-                            for (k, c) in chans.enumerated() { s.receive(from: c) { _ in k } }
-                        })
-                }
-                return out
+                return try Self.choices(rounds: 200)
             }
         }
         #expect(try choices(seed: 42) == choices(seed: 42))
@@ -207,18 +212,7 @@ struct SelectTests {
     /// Under the deterministic simulation, select's random choices follow the run's seed.
     @Test func selectUnderSimulationFollowsTheSeed() throws {
         func choices(seed: UInt64) throws -> [Int] {
-            try UThreadRuntime.simulate(seed: seed) {
-                let chans = try (0..<3).map { _ in try Channel<Int>(capacity: 1) }
-                var out: [Int] = []
-                for _ in 0..<100 {
-                    for c in chans where c.count == 0 { try c.send(0) }
-                    out.append(
-                        try channelSelect { s in
-                            for (k, c) in chans.enumerated() { s.receive(from: c) { _ in k } }
-                        })
-                }
-                return out
-            }
+            try UThreadRuntime.simulate(seed: seed) { try Self.choices(rounds: 100) }
         }
         #expect(try choices(seed: 7) == choices(seed: 7))
         #expect(try choices(seed: 7) != choices(seed: 8))
