@@ -114,6 +114,7 @@
 //     queues are intrusive and allocation-free.
 import CUThreads
 import Glibc
+import Synchronization
 
 final class Scheduler {
     // MARK: State (hot fields opt out of dynamic exclusivity checks: the scheduler is only
@@ -144,6 +145,10 @@ final class Scheduler {
     @exclusivity(unchecked) var nextWaitToken: UInt64 = 0
     /// The worker's index (-1 under M:1), stored in every row at spawn for the thread table.
     @exclusivity(unchecked) var workerIndex: Int32 = -1
+    /// A number no other scheduler of the process has or had (from 2 up): what a sync object
+    /// owned by one M:1 runtime records (an address could be reused by a later scheduler).
+    let serial = Scheduler.serials.wrappingAdd(1, ordering: .relaxed).oldValue
+    private static let serials = Atomic<UInt>(2)
     /// Built with ThreadSanitizer: every switch is announced to it as a fiber switch
     /// (cuthreads.h). False in other builds: one branch per switch on a field in cache.
     let tsan = uthreads_tsan_enabled() != 0

@@ -21,14 +21,33 @@
 // delivered). Afterwards send throws at once and receive drains the buffer, then returns nil.
 // Closing twice is harmless (returns false).
 //
-// Timeouts and cancellation: a parked operation that times out or is cancelled unlinks its
-// node itself when it runs; until then peers skip it (its thread is no longer blocked), so a
-// value is never handed to a thread that has given up.
+// Timeouts and cancellation: a parked operation that times out or is cancelled gives up its
+// claim (ChannelWaiter.swift) and unlinks its node itself when it runs, so a value is never
+// handed to a thread that has given up, and one that was handed over is never lost.
+//
+// Who touches it. One channel type serves `run { }` (one M:1 runtime, one kernel thread) and
+// `run(workers:)` (threads on several kernel threads), with the rules above written once
+// (`offer`, `take`, `markClosed`). What differs is only how the state is reached, decided by
+// the channel's owner, set at creation inside a runtime or at first use otherwise:
+//   * bare — owned by one M:1 scheduler. Only its threads can run, one at a time, and a switch
+//     happens only inside park: the state needs no lock and no atomic, a claim is a plain
+//     store, and a wake is the scheduler's direct `wake`. The owner check is one load and
+//     compare, the only cost the shared mode adds to the M:1 handoff.
+//   * shared — used by M:N threads. The state sits behind one `KernelLock` per channel, held
+//     for the rule and never across a park; a claim is a compare-and-swap; the waiter parks
+//     with the parking protocol of every primitive (Waiter.swift: `parkWaiter` publishes it
+//     under the lock), and a wake is sent after the lock is released (`syncWake`: directly
+//     on the waker's own worker, through the waiter's worker's mailbox otherwise). A shared channel may be closed from any thread.
+// A thread of another runtime touching a bare channel (or an M:1 thread a shared one) gets
+// `UThreadError.invalidArgument`, not a race.
 //
 // Rejected designs:
 //   * Receivers returning a `Result` or throwing on close: `for x in channel` and
 //     `while let x = try ch.receive()` read naturally with nil meaning "closed and drained".
-//   * A lock-free ring (Vyukov): needless under M:1 and the slow path (parking) dominates.
+//   * A lock-free ring (Vyukov): needless under M:1 and the slow path (parking) dominates;
+//     between workers a lock held for a few stores costs less than the park it guards.
+//   * Two channel types, one per runtime (the first M:N channel): every rule told twice, and
+//     they drifted. A lock taken always: ~40 instructions on every M:1 handoff (~10%).
 //   * Go's panic on send to a closed channel: a thrown error the caller can handle instead.
 //
 // Generic code without generic cost. All channel logic lives in the non-generic
@@ -38,6 +57,7 @@
 // metadata is looked up on a send or receive (in unspecialised generic code every `T?` costs
 // a runtime metadata cache lookup, which was most of the handoff's time).
 import CUThreads
+import Synchronization
 
 /// How a channel moves values of its element type through raw memory. Built by the
 /// (inlinable, so specialised) `Channel.init`.
@@ -65,7 +85,8 @@ struct ElementOps {
     }
 }
 
-/// A typed FIFO channel between user threads of one runtime.
+/// A typed FIFO channel between user threads: inside `run { }`, and between threads on any
+/// worker of `run(workers:)` (then `T` is `Sendable`, and so is the channel).
 ///
 /// ```swift
 /// let jobs = try Channel<Int>(capacity: 16)
@@ -226,19 +247,31 @@ public final class Channel<T>: Sequence, CustomStringConvertible {
     public var description: String { "Channel(\(core.label), \(count)/\(capacity)\(isClosed ? ", closed" : ""))" }
 }
 
+/// A channel of `Sendable` values may be shared between threads on any worker: its state is
+/// then guarded by a lock (see the essay).
+extension Channel: @unchecked Sendable where T: Sendable {}
+
 /// The non-generic state and logic of a channel (see the essay above).
 @usableFromInline
-final class ChannelCore: WaitTarget {
+final class ChannelCore: WaitTarget, @unchecked Sendable {
     let capacity: Int
     let name: String
     let id: UInt64
     let ops: ElementOps
+    /// Who may touch the state, decided at creation or first use (the essay's "Who touches
+    /// it"): 0 nobody yet, `ChannelCore.sharedOwner` (M:N, under `lock`), else the serial of
+    /// the one M:1 scheduler that owns it (bare).
+    private let owner: Atomic<UInt>
+    /// Guards the state of a shared channel (unused when bare).
+    let lock = KernelLock(())
     @exclusivity(unchecked) private var storage: UnsafeMutableRawPointer
     @exclusivity(unchecked) private var head = 0
-    @exclusivity(unchecked) private(set) var count = 0
+    @exclusivity(unchecked) private var buffered = 0
     @exclusivity(unchecked) var receivers = WaiterList()
     @exclusivity(unchecked) var senders = WaiterList()
-    @exclusivity(unchecked) private(set) var isClosed = false
+    @exclusivity(unchecked) private var closed = false
+
+    static let sharedOwner: UInt = 1
 
     @usableFromInline
     init(capacity: Int, name: String, ops: ElementOps) {
@@ -246,16 +279,157 @@ final class ChannelCore: WaitTarget {
         self.name = name
         self.id = SyncObjectID.allocate()
         self.ops = ops
+        owner = Atomic(Scheduler.active.map(ChannelCore.ownerKey) ?? 0)
         storage = .allocate(byteCount: Swift.max(capacity, 1) * ops.stride, alignment: ops.alignment)
     }
 
     deinit {
-        for i in 0..<count { ops.destroy(slot((head + i) % capacity)) }
+        for i in 0..<buffered { ops.destroy(slot((head + i) % capacity)) }
         storage.deallocate()
     }
 
     @inline(__always)
     private func slot(_ i: Int) -> UnsafeMutableRawPointer { storage + i * ops.stride }
+
+    // MARK: Who touches it
+
+    /// The owner value a scheduler's threads give a channel: the scheduler itself under M:1,
+    /// `sharedOwner` on an M:N worker.
+    private static func ownerKey(_ s: Scheduler) -> UInt {
+        s.worker == nil ? s.serial : sharedOwner
+    }
+
+    /// Whether the calling thread (of `s`) uses the channel shared (under the lock) or bare.
+    /// One load and compare on the M:1 path, two on the M:N path.
+    /// - Throws: `UThreadError.invalidArgument` when another runtime owns the channel.
+    @inline(__always)
+    func isShared(_ s: Scheduler) throws(UThreadError) -> Bool {
+        let current = owner.load(ordering: .relaxed)
+        if current == s.serial { return false }
+        if current == ChannelCore.sharedOwner && s.worker != nil { return true }
+        return try adopt(s)
+    }
+
+    /// The slow half of `isShared`: the first use decides the owner; an M:N thread finds it
+    /// shared; anything else is a second runtime.
+    @inline(never)
+    private func adopt(_ s: Scheduler) throws(UThreadError) -> Bool {
+        let mine = ChannelCore.ownerKey(s)
+        var current = owner.load(ordering: .relaxed)
+        if current == 0 {
+            let (exchanged, original) = owner.compareExchange(expected: 0, desired: mine, ordering: .relaxed)
+            current = exchanged ? mine : original
+        }
+        if current == mine { return mine == ChannelCore.sharedOwner }
+        throw .invalidArgument(
+            "\(label) belongs to another runtime: a channel is used by the threads of one UThreadRuntime.run")
+    }
+
+    /// `isShared` for calls that cannot throw: stops with the same message.
+    @inline(__always)
+    func isSharedOrStop(_ s: Scheduler) -> Bool {
+        do { return try isShared(s) } catch {
+            uthreads_write_stderr("\nUserThreads: \(error)\n")
+            preconditionFailure("\(error)")
+        }
+    }
+
+    /// Whether the channel is shared now (for inspection from any thread).
+    private var sharedNow: Bool { owner.load(ordering: .relaxed) == ChannelCore.sharedOwner }
+
+    /// Runs `body` under the lock when shared, bare otherwise (inspection).
+    private func inspect<R>(_ body: () -> R) -> R {
+        guard sharedNow else { return body() }
+        lock.lock()
+        defer { lock.unlock() }
+        return body()
+    }
+
+    /// Values buffered now.
+    var count: Int { inspect { buffered } }
+    /// Whether `close()` was called.
+    var isClosed: Bool { inspect { closed } }
+
+    // MARK: The rules (bare, or under the lock)
+
+    /// Wakes the waiter of a node this call claimed: bare, now; shared, once the lock is
+    /// released (`later`: the caller wakes it).
+    @inline(__always)
+    private func wake(
+        _ n: UnsafeMutablePointer<ChannelWaiter>, closed: Bool, _ s: Scheduler, shared: Bool,
+        _ later: inout Waiter?
+    ) {
+        if shared {
+            later = n.pointee.selection.pointee.remote?.pointee
+        } else {
+            s.wake(n.pointee.thread, closed ? .closed : .woken)
+        }
+    }
+
+    /// The non-waiting half of send: hand a copy to a parked receiver, else buffer one. O(1)
+    /// amortised.
+    @inline(__always)
+    func offer(_ element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout Waiter?)
+        -> ChannelPoll
+    {
+        if closed { return .closed }
+        if let r = receivers.popClaimed(closed: false, shared: shared) {
+            ops.copy(r.pointee.element, element)
+            wake(r, closed: false, s, shared: shared, &later)
+            return .done
+        }
+        if buffered < capacity {
+            ops.copy(slot((head + buffered) % capacity), element)
+            buffered += 1
+            return .done
+        }
+        return .wouldBlock
+    }
+
+    /// The non-waiting half of receive: buffer first (refilled from a parked sender, so FIFO
+    /// order holds), else straight from a parked sender. `.done`: `element` was initialised.
+    /// O(1) amortised.
+    @inline(__always)
+    func take(into element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout Waiter?)
+        -> ChannelPoll
+    {
+        if buffered > 0 {
+            ops.move(element, slot(head))
+            head = head + 1 == capacity ? 0 : head + 1
+            buffered -= 1
+            if let w = senders.popClaimed(closed: false, shared: shared) {
+                ops.copy(slot((head + buffered) % capacity), w.pointee.element)
+                buffered += 1
+                wake(w, closed: false, s, shared: shared, &later)
+            }
+            return .done
+        }
+        if let w = senders.popClaimed(closed: false, shared: shared) {
+            ops.copy(element, w.pointee.element)
+            wake(w, closed: false, s, shared: shared, &later)
+            return .done
+        }
+        return closed ? .closed : .wouldBlock
+    }
+
+    /// Marks the channel closed and claims every parked node as closed. Bare: wakes them now
+    /// (`s`); shared: returns them for waking after the lock is released.
+    private func markClosed(_ s: Scheduler?, shared: Bool) -> [Waiter]? {
+        guard !closed else { return nil }
+        closed = true
+        var wakes: [Waiter] = []
+        var later: Waiter?
+        for list in [\ChannelCore.receivers, \ChannelCore.senders] {
+            while let n = self[keyPath: list].popClaimed(closed: true, shared: shared) {
+                if shared {
+                    if let w = n.pointee.selection.pointee.remote { wakes.append(w.pointee) }
+                } else {
+                    wake(n, closed: true, s!, shared: false, &later)
+                }
+            }
+        }
+        return wakes
+    }
 
     // MARK: Send
 
@@ -268,7 +442,9 @@ final class ChannelCore: WaitTarget {
 
     @inline(__always)
     private func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
-        switch offer(element, s) {
+        if try isShared(s) { return try sendShared(element, deadline: d, s) }
+        var later: Waiter?
+        switch offer(element, s, shared: false, &later) {
         case .done: return
         case .closed: throw closedError
         case .wouldBlock: break
@@ -279,14 +455,23 @@ final class ChannelCore: WaitTarget {
             try withUnsafeMutablePointer(to: &node) { np in
                 senders.append(np)
                 let r = s.park(.channelSend, object: id, target: self, deadline: d)
-                if sp.pointee.fired {
-                    if !sp.pointee.ok { throw closedError }
+                if let o = sp.pointee.outcome {
+                    if o.closed { throw closedError }
                     return
                 }
                 senders.remove(np)
                 try r.check()
             }
         }
+    }
+
+    /// `send` on a shared channel: the same rules under the lock, parked through the worker.
+    @inline(never)
+    private func sendShared(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
+        let outcome = try waitShared(.channelSend, element, deadline: d, s) { s, later in
+            offer(element, s, shared: true, &later)
+        }
+        if outcome == .closed { throw closedError }
     }
 
     @usableFromInline
@@ -297,29 +482,18 @@ final class ChannelCore: WaitTarget {
 
     @usableFromInline
     func trySend(_ element: UnsafeMutableRawPointer) throws -> Bool {
-        switch offer(element, Scheduler.require("Channel.trySend")) {
+        let s = Scheduler.require("Channel.trySend")
+        let shared = try isShared(s)
+        var later: Waiter?
+        if shared { lock.lock() }
+        let poll = offer(element, s, shared: shared, &later)
+        if shared { lock.unlock() }
+        if let later { syncWake(later) }
+        switch poll {
         case .done: return true
         case .closed: throw closedError
         case .wouldBlock: return false
         }
-    }
-
-    /// The non-waiting half of send: hand a copy to a parked receiver, else buffer one. O(1)
-    /// amortised.
-    @inline(__always)
-    func offer(_ element: UnsafeMutableRawPointer, _ s: Scheduler) -> ChannelPoll {
-        if isClosed { return .closed }
-        if let r = receivers.popReady() {
-            ops.copy(r.pointee.element, element)
-            s.fire(r, ok: true)
-            return .done
-        }
-        if count < capacity {
-            ops.copy(slot((head + count) % capacity), element)
-            count += 1
-            return .done
-        }
-        return .wouldBlock
     }
 
     // MARK: Receive
@@ -333,7 +507,9 @@ final class ChannelCore: WaitTarget {
 
     @inline(__always)
     private func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws -> Bool {
-        switch take(into: element, s) {
+        if try isShared(s) { return try receiveShared(into: element, deadline: d, s) }
+        var later: Waiter?
+        switch take(into: element, s, shared: false, &later) {
         case .done: return true
         case .closed: return false
         case .wouldBlock: break
@@ -344,10 +520,66 @@ final class ChannelCore: WaitTarget {
             return try withUnsafeMutablePointer(to: &node) { np in
                 receivers.append(np)
                 let r = s.park(.channelReceive, object: id, target: self, deadline: d)
-                if sp.pointee.fired { return sp.pointee.ok }  // not ok: closed
+                if let o = sp.pointee.outcome { return !o.closed }
                 receivers.remove(np)
                 try r.check()
                 return false
+            }
+        }
+    }
+
+    /// `receive` on a shared channel: the same rules under the lock, parked through the worker.
+    @inline(never)
+    private func receiveShared(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
+        -> Bool
+    {
+        try waitShared(.channelReceive, element, deadline: d, s) { s, later in
+            take(into: element, s, shared: true, &later)
+        } == .done
+    }
+
+    /// One send or receive on a shared channel: polls with `poll` under the lock and, when it
+    /// would block, links a node for `element` on the senders' or receivers' list and parks
+    /// (both in `parkWaiter`'s register step, so that no peer can slip in between). Returns
+    /// `.done` or `.closed`; throws the timeout, cancellation or teardown that ended the wait.
+    @inline(__always)
+    private func waitShared(
+        _ kind: WaitReason.Kind, _ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler,
+        poll: (Scheduler, inout Waiter?) -> ChannelPoll
+    ) throws -> ChannelPoll {
+        let sending = kind == .channelSend
+        var later: Waiter?
+        var polled = ChannelPoll.wouldBlock
+        var state = SelectionState()
+        return try withUnsafeTemporaryAllocation(of: Waiter.self, capacity: 1) { slot in
+            try withUnsafeMutablePointer(to: &state) { sp in
+                var node = ChannelWaiter(thread: s.current, element: element, selection: sp, caseIndex: 0)
+                return try withUnsafeMutablePointer(to: &node) { np in
+                    let parked = s.parkWaiter(kind, object: id, target: self, deadline: d) { waiter in
+                        lock.lock()
+                        defer { lock.unlock() }
+                        polled = poll(s, &later)
+                        guard polled == .wouldBlock else { return false }
+                        slot.baseAddress!.initialize(to: waiter)  // trivial: never deinitialised
+                        sp.pointee.remote = UnsafePointer(slot.baseAddress!)
+                        if sending { senders.append(np) } else { receivers.append(np) }
+                        return true
+                    }
+                    // From here on `s` may be another worker's scheduler: it is not used again.
+                    guard let r = parked?.1 else {
+                        if let later { syncWake(later) }
+                        return polled
+                    }
+                    if r == .woken, let o = sp.pointee.outcome { return o.closed ? .closed : .done }
+                    let outcome = sp.pointee.settle(r)
+                    // Unlinks the node if no peer took it; else orders us after the peer's write.
+                    lock.lock()
+                    if sending { senders.remove(np) } else { receivers.remove(np) }
+                    lock.unlock()
+                    if let outcome { return outcome.closed ? .closed : .done }
+                    try r.check()
+                    throw UThreadError.invalidArgument("\(label) woke a waiter without completing it")
+                }
             }
         }
     }
@@ -362,42 +594,32 @@ final class ChannelCore: WaitTarget {
 
     @usableFromInline
     func tryReceive(into element: UnsafeMutableRawPointer) -> ChannelPoll {
-        take(into: element, Scheduler.require("Channel.tryReceive"))
-    }
-
-    /// The non-waiting half of receive: buffer first (refilled from a parked sender), else
-    /// straight from a parked sender. `.done`: `element` was initialised. O(1) amortised.
-    @inline(__always)
-    func take(into element: UnsafeMutableRawPointer, _ s: Scheduler) -> ChannelPoll {
-        if count > 0 {
-            ops.move(element, slot(head))
-            head = head + 1 == capacity ? 0 : head + 1
-            count -= 1
-            if let w = senders.popReady() {
-                ops.copy(slot((head + count) % capacity), w.pointee.element)
-                count += 1
-                s.fire(w, ok: true)
-            }
-            return .done
-        }
-        if let w = senders.popReady() {
-            ops.copy(element, w.pointee.element)
-            s.fire(w, ok: true)
-            return .done
-        }
-        return isClosed ? .closed : .wouldBlock
+        let s = Scheduler.require("Channel.tryReceive")
+        let shared = isSharedOrStop(s)
+        var later: Waiter?
+        if shared { lock.lock() }
+        let poll = take(into: element, s, shared: shared, &later)
+        if shared { lock.unlock() }
+        if let later { syncWake(later) }
+        return poll
     }
 
     // MARK: Close
 
+    /// Closes; wakes every parked thread (see the essay). A shared channel may be closed from
+    /// any kernel thread; a bare one from its own runtime's threads.
     @usableFromInline
     func close() -> Bool {
-        guard !isClosed else { return false }
-        isClosed = true
+        if sharedNow {
+            lock.lock()
+            let wakes = markClosed(nil, shared: true)
+            lock.unlock()
+            syncWake(wakes ?? [])
+            return wakes != nil
+        }
         let s = Scheduler.require("Channel.close")
-        while let r = receivers.popReady() { s.fire(r, ok: false) }
-        while let w = senders.popReady() { s.fire(w, ok: false) }
-        return true
+        if isSharedOrStop(s) { return close() }
+        return markClosed(s, shared: false) != nil
     }
 
     var closedError: UThreadError { .closed("\(label) is closed") }
@@ -408,6 +630,10 @@ final class ChannelCore: WaitTarget {
     @usableFromInline
     func waitDescription(kind: WaitReason.Kind) -> String {
         let on = name.isEmpty ? "channel \(id)" : "'\(name)'"
-        return "\(kind.label) on \(on) (\(count)/\(capacity) buffered\(isClosed ? ", closed" : ""))"
+        let (count, isClosed, sending, receiving): (Int, Bool, Int, Int) = inspect {
+            (self.buffered, self.closed, self.senders.count, self.receivers.count)
+        }
+        let parked = sharedNow ? ", \(sending) sender(s), \(receiving) receiver(s) parked" : ""
+        return "\(kind.label) on \(on) (\(count)/\(capacity) buffered\(parked)\(isClosed ? ", closed" : ""))"
     }
 }

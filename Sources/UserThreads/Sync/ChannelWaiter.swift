@@ -1,4 +1,4 @@
-// Layer 8: the waiter records of channels and select.
+// Layer 8: the waiter records of channels and select, and the one rule for claiming them.
 //
 // A thread blocked in a channel operation is described by a `ChannelWaiter` node that lives on
 // its own stack for the duration of the wait (no allocation). A plain send/receive has one
@@ -7,24 +7,61 @@
 // intrusive WaitQueue (one link pair per thread) but these nodes (Go's sudogs).
 //
 // The thread parks on no WaitQueue; the nodes are the queue entries. A peer that pops a node
-// completes the operation *for* the waiter (copies the value into or out of the waiter's
-// element), marks the selection fired and wakes it. A node is valid only while its selection
-// has not fired and its thread is still blocked: a waiter that timed out or was cancelled is
-// ready (not blocked) until it runs and unlinks its nodes, so peers skip and drop such nodes.
+// *claims* its selection, completes the operation for the waiter (copies the value into or
+// out of the waiter's element) and wakes it. A selection is claimed once: by the first peer
+// (or close) that completes one of its cases, or by the waiter itself when it gives up. The
+// claim is one word, `SelectionState.word`: pending, abandoned, or the case index and whether
+// it was a close. How the word is claimed depends on who can touch the channel (the owner,
+// Channel.swift's essay):
+//   * bare (one M:1 runtime): no other kernel thread exists, so plain loads and stores do. A
+//     waiter that timed out or was cancelled is ready (not blocked) until it runs and unlinks
+//     its nodes, so a peer claims a node only while its thread is still blocked and drops the
+//     others: the waiter never has to abandon anything.
+//   * shared (M:N, under the channel's lock): two channels of one select may be completed at
+//     once by peers on two workers, each holding only its own channel's lock, and the waiter
+//     may give up meanwhile. A compare-and-swap on the word decides; the loser of a peer's
+//     claim drops the node; a waiter whose abandon fails was completed ("the wake wins": the
+//     operation happened, the wake in flight is dropped by its token). Node memory is touched
+//     only under the channel's lock, and the waiter removes its nodes under that lock before
+//     its frame goes, which also orders its read of a received value after the peer's write.
+//
+// Rejected: a lock per waiter (the peer would hold a channel lock and a waiter lock, and the
+// waiter would take them in the other order when it withdraws); claiming under every
+// channel's lock at once (a peer would need the locks of channels it does not use); a heap
+// node per wait (M:N's first channel: one allocation per park on the ping-pong path).
 import CUThreads
+import Synchronization
 
 /// Outcome of a non-waiting channel operation.
 @usableFromInline
 enum ChannelPoll { case done, closed, wouldBlock }
 
-/// Outcome shared by the nodes of one wait.
-struct SelectionState {
-    /// Some peer completed one of the operations (or the channel closed).
-    var fired = false
-    /// Which case fired.
-    var index = -1
-    /// True when the value was transferred; false when the channel was closed.
-    var ok = false
+/// Outcome shared by the nodes of one wait: claimed once (see the essay).
+struct SelectionState: ~Copyable {
+    static let pending = -1
+    static let abandoned = -2
+    /// `pending`, `abandoned`, or `caseIndex << 1 | closed`.
+    let word = Atomic<Int>(SelectionState.pending)
+    /// Shared channels: whom the claimer wakes (set before any node is linked; it lives in the
+    /// waiter's frame, so that a bare wait initialises one word, not the waiter's five).
+    var remote: UnsafePointer<Waiter>?
+
+    init() {}
+
+    /// The claimed outcome: which case, and whether a close completed it; nil while pending.
+    var outcome: (index: Int, closed: Bool)? {
+        let v = word.load(ordering: .acquiring)
+        return v < 0 ? nil : (v >> 1, v & 1 == 1)
+    }
+
+    /// A shared wait's outcome once its park ended with `result`: the claimed outcome, or nil
+    /// when the waiter gave up first (it then removes its nodes and throws `result`).
+    func settle(_ result: WakeResult) -> (index: Int, closed: Bool)? {
+        if result == .woken, let o = outcome { return o }
+        let (exchanged, original) = word.compareExchange(
+            expected: SelectionState.pending, desired: SelectionState.abandoned, ordering: .acquiringAndReleasing)
+        return exchanged ? nil : (original >> 1, original & 1 == 1)
+    }
 }
 
 /// One pending channel operation of a parked thread.
@@ -47,6 +84,23 @@ struct ChannelWaiter {
         self.element = element
         self.selection = selection
         self.caseIndex = caseIndex
+    }
+
+    /// Claims the node's selection for its case (`closed`: completed by a close). True if this
+    /// call won; the caller then completes the operation and wakes the waiter (`wake`).
+    @inline(__always)
+    func claim(closed: Bool, shared: Bool) -> Bool {
+        let word = caseIndex << 1 | (closed ? 1 : 0)
+        if shared {
+            return selection.pointee.word.compareExchange(
+                expected: SelectionState.pending, desired: word, ordering: .acquiringAndReleasing
+            ).exchanged
+        }
+        guard selection.pointee.word.load(ordering: .relaxed) == SelectionState.pending,
+            thread.pointee.state == .stateBlocked
+        else { return false }
+        selection.pointee.word.store(word, ordering: .relaxed)
+        return true
     }
 }
 
@@ -74,47 +128,29 @@ struct WaiterList {
         n.pointee.linked = false
     }
 
-    /// Pops the first node that can still be completed; drops stale ones. Amortised O(1).
-    mutating func popReady() -> UnsafeMutablePointer<ChannelWaiter>? {
+    /// Linked nodes, stale ones included (for wait descriptions: kept out of the hot path). O(n).
+    var count: Int {
+        var n = 0
+        var node = head
+        while let c = node {
+            n += 1
+            node = c.pointee.next
+        }
+        return n
+    }
+
+    /// Pops the first node whose selection this call claims; drops stale ones. Amortised O(1).
+    @inline(__always)
+    mutating func popClaimed(closed: Bool, shared: Bool) -> UnsafeMutablePointer<ChannelWaiter>? {
         while let n = head {
             remove(n)
-            if !n.pointee.selection.pointee.fired && n.pointee.thread.pointee.state == .stateBlocked { return n }
+            if n.pointee.claim(closed: closed, shared: shared) { return n }
         }
         return nil
-    }
-
-    /// Whether a node that can be completed is queued (drops stale ones at the front).
-    mutating func hasReady() -> Bool {
-        while let n = head {
-            if !n.pointee.selection.pointee.fired && n.pointee.thread.pointee.state == .stateBlocked { return true }
-            remove(n)
-        }
-        return false
-    }
-
-    /// The threads of the valid nodes, front first. O(n).
-    func threadIDs() -> [ThreadID] {
-        var ids: [ThreadID] = []
-        var n = head
-        while let c = n {
-            if !c.pointee.selection.pointee.fired { ids.append(c.pointee.thread.threadID) }
-            n = c.pointee.next
-        }
-        return ids
     }
 }
 
 extension Scheduler {
-    /// Completes a waiter node: marks its selection fired with `ok` and wakes its thread.
-    @inline(__always)
-    func fire(_ n: UnsafeMutablePointer<ChannelWaiter>, ok: Bool) {
-        let sel = n.pointee.selection
-        sel.pointee.fired = true
-        sel.pointee.index = n.pointee.caseIndex
-        sel.pointee.ok = ok
-        wake(n.pointee.thread, ok ? .woken : .closed)
-    }
-
     /// A number from the runtime's random source (SplitMix64). Used for select fairness.
     func nextRandom() -> UInt64 {
         randomState &+= 0x9E37_79B9_7F4A_7C15

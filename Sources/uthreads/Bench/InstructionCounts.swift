@@ -56,15 +56,10 @@ enum InstructionCounts {
             }
         case "channel":
             try UThreadRuntime.run {
-                let ping = Channel<Int>()
-                let pong = Channel<Int>()
-                let echo = UThread.local { while let v = try ping.receive() { try pong.send(v) } }
-                for i in 0..<count / 2 {
-                    try ping.send(i)
-                    _ = try pong.receive()
+                try pingPong(count) { body in
+                    let echo = UThread(body)
+                    return { try echo.join() }
                 }
-                ping.close()
-                try echo.join()
             }
         case "mutex":
             try UThreadRuntime.run {
@@ -81,9 +76,32 @@ enum InstructionCounts {
             try UThreadRuntime.run {
                 for _ in 0..<count { UThread.checkpoint() }
             }
+        case "channel-shared":  // not measured by --instructions: a profile of the shared path
+            try UThreadRuntime.runHybrid(workers: 1) {
+                try pingPong(count) { body in
+                    let echo = UThread(body)
+                    return { try echo.join() }
+                }
+            }
         default:
             throw ValidationError("unknown loop '\(key)' (loops: \(operations.map(\.key).joined(separator: ", ")))")
         }
+    }
+
+    /// `count` handoffs over two unbuffered channels between the caller and an echo thread that
+    /// `start` starts (returning its join).
+    static func pingPong(
+        _ count: Int, start: (@escaping @Sendable () throws -> Void) -> () throws -> Void
+    ) throws {
+        let ping = Channel<Int>()
+        let pong = Channel<Int>()
+        let join = start { while let v = try ping.receive() { try pong.send(v) } }
+        for i in 0..<count / 2 {
+            try ping.send(i)
+            _ = try pong.receive()
+        }
+        ping.close()
+        try join()
     }
 
     /// The ceilings file: per build configuration, the most instructions each operation may take.
@@ -187,7 +205,8 @@ struct BenchLoopCommand: ParsableCommand {
 
     func validate() throws {
         guard count >= 0 else { throw ValidationError("COUNT must be ≥ 0") }
-        guard InstructionCounts.operations.contains(where: { $0.key == operation }) else {
+        guard InstructionCounts.operations.contains(where: { $0.key == operation }) || operation == "channel-shared"
+        else {
             throw ValidationError(
                 "unknown loop '\(operation)' (loops: \(InstructionCounts.operations.map(\.key).joined(separator: ", ")))"
             )

@@ -7,9 +7,11 @@
 //   * uncontended UMutex lock+unlock, and pthread_mutex for contrast.
 //   * contended UMutex among 1,000 user threads, each holding it across a yield (so every
 //     acquisition finds the mutex held): throughput and the spread of acquisitions per thread.
-//   * M:N: the same ping-pong over two unbuffered MNChannels between two M:N threads
-//     on different workers (each wake is a mailbox message to the other kernel thread), and
-//     on one worker (no kernel thread is crossed: the price of the locks and claims alone);
+//   * M:N: the same ping-pong over two unbuffered channels between two M:N threads
+//     on different workers (each wake is a mailbox message to the other kernel thread), on
+//     one worker (no kernel thread is crossed: the price of the locks and claims alone), and
+//     unpinned on two workers (where the scheduler puts them: Go's GOMAXPROCS=2 case; the
+//     pair comes together on one worker);
 //     peer: the mutex+condvar pair left free to run on both CPUs. Wall time: two kernel
 //     threads take part.
 //   * the same primitives at workers 1 and 2 (one family for every runtime): a UMutex two
@@ -47,15 +49,15 @@ enum SyncBenchmarks {
         }
     }
 
-    /// ns per handoff between two M:N threads over two unbuffered MNChannels, the echo thread
+    /// ns per handoff between two M:N threads over two unbuffered Channels, the echo thread
     /// bound to the last worker and main pinned to worker 0 (else the runtime would bring the
     /// pair together): on 2 workers it crosses kernel threads on every message, on 1 worker it
     /// never does. Also the doorbells per handoff. Wall time.
     static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> (ns: Double, doorbells: Double) {
         try UThreadRuntime.runHybrid(workers: workers) {
             UThread.pin()
-            let ping = MNChannel<Int>(name: "ping")
-            let pong = MNChannel<Int>(name: "pong")
+            let ping = Channel<Int>(name: "ping")
+            let pong = Channel<Int>(name: "pong")
             let echo = try UThread.spawn(name: "echo", onWorker: workers - 1) {
                 while let v = try ping.receive() { try pong.send(v) }
             }

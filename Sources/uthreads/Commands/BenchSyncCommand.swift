@@ -79,10 +79,10 @@ enum SyncBenchRuns {
         }
     }
 
-    /// Unbuffered MNChannel ping-pong across workers, on one worker, and the pthread
+    /// Unbuffered channel ping-pong across workers, on one worker, unpinned, and the pthread
     /// mutex+condvar pair, all free to use every CPU. Alternated per repetition.
     static func mn(_ r: BenchReport, _ o: BenchOptions) throws {
-        print("\n-- sync, M:N: unbuffered MNChannel ping-pong (ns per handoff, wall time)")
+        print("\n-- sync, M:N: unbuffered Channel ping-pong (ns per handoff, wall time)")
         let trips = o.scaled(50_000, quick: 1_000)
         var across: [Double] = []
         var local: [Double] = []

@@ -29,7 +29,7 @@ import Testing
         #expect(r.stdout.contains("; 2 workers") && r.stdout.contains("WORKER"))
         for reason in [
             "mutex 'accounts' held by #1", "channel receive on 'jobs'", "channel send on 'results'",
-            "select: receive from channel 'jobs'", "condition 'ready'", "semaphore 'slots'",
+            "select: channel receive on 'jobs'", "condition 'ready'", "semaphore 'slots'",
             "rwlock 'config' write-held by #1", "barrier 'phase' (1/2 arrived)", "once 'setup' running in #",
         ] {
             #expect(r.stdout.contains(reason), "missing \(reason)")

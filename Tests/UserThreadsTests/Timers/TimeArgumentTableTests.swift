@@ -561,26 +561,47 @@ struct TimeArgumentTableTests {
                 try c.wait(m, until: { true }, timeout: limit.t)
             })
         },
-        TimedCall(key: "MNChannel.swift send(_:timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
-            let c = MNChannel<Int>()
+        // The same channel calls between M:N threads (the channel is shared, under its lock).
+        TimedCall(key: "Channel.swift send(_:timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+            let c = Channel<Int>()
             return Prepared(call: { try c.send(1, timeout: $0.t) })
         },
-        TimedCall(key: "MNChannel.swift receive(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn)
-        {
-            let c = MNChannel<Int>()
+        TimedCall(key: "Channel.swift send(_:deadline:)", parameters: .deadline, resource: .unavailable, runtime: .mn) {
+            let c = Channel<Int>()
+            return Prepared(call: { try c.send(1, deadline: $0.d) })
+        },
+        TimedCall(key: "Channel.swift receive(timeout:)", parameters: .timeout, resource: .unavailable, runtime: .mn) {
+            let c = Channel<Int>()
             return Prepared(call: { _ = try c.receive(timeout: $0.t) })
         },
-        TimedCall(key: "MNChannel.swift receive(timeout:)", parameters: .timeout, resource: .available, runtime: .mn) {
-            let c = try MNChannel<Int>(capacity: 1)
+        TimedCall(key: "Channel.swift receive(timeout:)", parameters: .timeout, resource: .available, runtime: .mn) {
+            let c = try Channel<Int>(capacity: 1)
             try c.send(7)
             return Prepared(call: { _ = try c.receive(timeout: $0.t) })
         },
+        TimedCall(key: "Channel.swift receive(deadline:)", parameters: .deadline, resource: .unavailable, runtime: .mn)
+        {
+            let c = Channel<Int>()
+            return Prepared(call: { _ = try c.receive(deadline: $0.d) })
+        },
         TimedCall(
-            key: "MNSelect.swift mnSelect(timeout:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+            key: "Select.swift channelSelect(timeout:deadline:_:)", parameters: .both, resource: .unavailable,
+            runtime: .mn
         ) {
-            let c = MNChannel<Int>()
+            let c = Channel<Int>()
             return Prepared(call: { limit in
-                _ = try mnSelect(timeout: limit.t) { (s: MNSelect<Int>) in s.receive(from: c) { $0 ?? 0 } }
+                _ = try channelSelect(timeout: limit.timeout, deadline: limit.deadline) { (s: ChannelSelect<Int>) in
+                    s.receive(from: c) { $0 ?? 0 }
+                }
+            })
+        },
+        TimedCall(
+            key: "MNChannelNames.swift mnSelect(timeout:_:)", parameters: .timeout, resource: .unavailable,
+            runtime: .mn
+        ) {
+            let c = Channel<Int>()
+            return Prepared(call: { limit in
+                _ = try mnSelect(timeout: limit.t) { (s: ChannelSelect<Int>) in s.receive(from: c) { $0 ?? 0 } }
             })
         },
         TimedCall(
