@@ -92,7 +92,8 @@ enum SyncBenchmarks {
                 while let v = try ping.receive() { try pong.send(v) }
                 return UThread.worker
             }
-            let pinger = UThread(name: "ping") { () -> (Double, UThreadRuntime.Statistics, UThreadRuntime.Statistics, Int) in
+            let pinger = UThread(name: "ping") {
+                () -> (Double, UThreadRuntime.Statistics, UThreadRuntime.Statistics, Int) in
                 let handle = UThread.runtime!
                 for i in 0..<1_000 {
                     try ping.send(i)
