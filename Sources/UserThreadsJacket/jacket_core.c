@@ -142,8 +142,10 @@
 // at once (their late wakes could hit a new file that reused the number). Off a user thread the
 // close is the real call.
 //
-// Edges. A descriptor closed behind the jacket's back (syscall(SYS_close), the C library's
-// own closes inside fopen/fclose pairs it made itself) keeps a stale registration until its
+// Edges. The runtime's own close(2) (`IO.close`, a stream's close, a deferred close) tells the
+// jacket first (uthreads_jacket_forget, in the ABI header), so its record goes before the
+// number can be reused. A descriptor closed behind the jacket's back otherwise
+// (syscall(SYS_close), the C library's own closes inside fopen/fclose pairs it made itself) keeps a stale registration until its
 // number is waited on again — then the wait only ends at its timeout — and may keep a stale
 // record: a file that reuses the number without passing through the jacket (open(2), a raw
 // system call) is then taken for the old one — adopted if the old one was created here, or

@@ -282,3 +282,5 @@ FILE *popen(const char *command, const char *mode) {
 }
 
 int uthreads_jacket_descriptor(int fd) { return (int)jacket_fd_state(fd); }
+
+void uthreads_jacket_forget(int fd) { jacket_forget_descriptor(fd); }

@@ -428,6 +428,14 @@ case "modes":
         for fd in [copy, pair[0], pair[1], r] { _ = probe_close(fd) }
         print("closed record=\(uthreads_jacket_descriptor(r))")
         _ = probe_write(w, &byte, 1)  // adopted too
+        // The runtime's own close (close(2) directly, not through the jacket) forgets the
+        // record too, so a number reused by open() is never taken for the old file.
+        let (r3, w3) = blockingPipe()
+        passByte(w3, r3)
+        let before = uthreads_jacket_descriptor(r3)
+        try IO.close(r3)
+        print("runtime-close before=\(before) after=\(uthreads_jacket_descriptor(r3))")
+        _ = probe_close(w3)
     }
     // Off a user thread the pipe the jacket made non-blocking still blocks its caller: a read
     // waits for a kernel thread's late write, and a write larger than the pipe waits for room.

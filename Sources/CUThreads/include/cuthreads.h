@@ -194,6 +194,9 @@ intptr_t uthreads_current_tls_offset(void);
 /// Sources/UserThreadsJacket) when the program has one. Returns 1 when a jacket took it, 0 when
 /// the program has none.
 int uthreads_jacket_connect(void *_Nonnull table);
+/// Tells the jacket, if the program has one, that `fd` is about to be closed by the runtime
+/// (uthreads_jacket_forget; nothing without a jacket).
+void uthreads_jacket_forget_descriptor(int fd);
 
 // MARK: - Time-slice checkpoint (the explicit safe point)
 //

@@ -72,6 +72,13 @@ typedef struct uthreads_jacket_runtime {
 /// table that lives for the rest of the process.
 void uthreads_jacket_install(const uthreads_jacket_runtime *_Nonnull runtime);
 
+/// The jacket's other entry point: forgets what it recorded about descriptor `fd` (its mode,
+/// whether the jacket made it non-blocking). The runtime calls it, when the program has a
+/// jacket, before it closes a descriptor with close(2) directly (`IO.close`, a deferred close):
+/// the number may be reused at once, and a stale record would make the jacket treat the next
+/// file under that number as the old one.
+void uthreads_jacket_forget(int fd);
+
 #ifdef __cplusplus
 }
 #endif

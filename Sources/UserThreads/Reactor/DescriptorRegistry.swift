@@ -364,7 +364,9 @@ final class DescriptorRegistry: @unchecked Sendable {
 
     /// close(2). EINTR counts as closed (on Linux the descriptor is gone either way).
     /// - Throws: `.system(call: "close", errno: …)`, e.g. EBADF.
+    /// The jacket (if the program has one) forgets the number first: it may be reused at once.
     static func systemClose(_ fd: Int32) throws(UThreadError) {
+        uthreads_jacket_forget_descriptor(fd)
         if uthreads_sys_close(fd) < 0 {
             let e = Errno.lastError
             if e != .interrupted { throw .system(call: "close", errno: e) }

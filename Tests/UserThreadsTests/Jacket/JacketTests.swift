@@ -105,7 +105,7 @@ struct JacketTests {
     }
 
     @Test(
-        "a pipe made non-blocking by the jacket still looks blocking to its caller: F_GETFL, fcntl and ioctl round trips, a parked read, SO_RCVTIMEO, dup, dup2, close, and blocking calls off a user thread",
+        "a pipe made non-blocking by the jacket still looks blocking to its caller: F_GETFL, fcntl and ioctl round trips, a parked read, SO_RCVTIMEO, dup, dup2, close (the jacket's and the runtime's), and blocking calls off a user thread",
         arguments: [1, 2])
     func callerView(workers: Int) throws {
         let out = try probe(["modes"], workers: workers)
@@ -120,6 +120,7 @@ struct JacketTests {
         #expect(out.contains("dup record=3"), "\(out)")
         #expect(out.contains("dup2 record=1"), "\(out)")
         #expect(out.contains("closed record=0"), "\(out)")
+        #expect(out.contains("runtime-close before=3 after=0"), "\(out)")
         #expect(out.contains("offthread-read=1/0 byte=5 record=3"), "\(out)")
         #expect(out.contains("offthread-write=131072/0"), "\(out)")
     }
