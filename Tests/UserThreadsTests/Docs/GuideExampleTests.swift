@@ -61,7 +61,8 @@ import UserThreads
     /// "Synchronization between user threads": the select, once idle and once with a job ready.
     @Test(arguments: [1, 2]) func select(workers: Int) throws {
         let (idle, job) = try UThreadRuntime.run(workers: workers) {
-            let jobs = Channel<Int>(name: "jobs"), quit = Channel<Void>(name: "quit")
+            let jobs = Channel<Int>(name: "jobs")
+            let quit = Channel<Void>(name: "quit")
             func next(timeout: Duration) throws -> String {
                 try channelSelect(timeout: timeout) { s in
                     s.receive(from: jobs) { j in "job \(j!)" }
