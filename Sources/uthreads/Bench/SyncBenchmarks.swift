@@ -79,20 +79,21 @@ enum SyncBenchmarks {
         }
     }
 
-    /// A ping-pong between two unpinned M:N threads over two unbuffered MNChannels on 2
+    /// A ping-pong between two unpinned M:N threads over two unbuffered Channels on 2
     /// workers: the runtime decides where they run. Returns ns per handoff, the doorbells and
     /// mailed wakes per handoff, and whether both ended on one worker. Wall time.
     static func mnChannelPingPongUnpinned(roundTrips: Int) throws -> (
         ns: Double, doorbells: Double, mailed: Double, together: Bool
     ) {
         try UThreadRuntime.run(workers: 2) {
-            let ping = MNChannel<Int>(name: "ping")
-            let pong = MNChannel<Int>(name: "pong")
+            let ping = Channel<Int>(name: "ping")
+            let pong = Channel<Int>(name: "pong")
             let echo = UThread(name: "echo") { () -> Int in
                 while let v = try ping.receive() { try pong.send(v) }
                 return UThread.worker
             }
-            let pinger = UThread(name: "ping") { () -> (Double, UThreadRuntime.Statistics, UThreadRuntime.Statistics, Int) in
+            let pinger = UThread(name: "ping") {
+                () -> (Double, UThreadRuntime.Statistics, UThreadRuntime.Statistics, Int) in
                 let handle = UThread.runtime!
                 for i in 0..<1_000 {
                     try ping.send(i)

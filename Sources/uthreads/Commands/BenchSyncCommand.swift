@@ -106,21 +106,21 @@ enum SyncBenchRuns {
         }
         func share(_ v: [Double]) -> String { "\((v.sorted()[v.count / 2] * 100).fixed(1)) %" }
         r.add(
-            group: "sync", name: "M:N: MNChannel ping-pong, two unpinned threads, 2 workers", unit: "ns/handoff",
+            group: "sync", name: "M:N: Channel ping-pong, two unpinned threads, 2 workers", unit: "ns/handoff",
             samples: unpinned,
             note:
                 "median per handoff: doorbell \(share(doorbells)), mailed wake \(share(mailed)); pair on one worker at the end in \(together) of \(o.repetitions) runs"
         )
         r.add(
-            group: "sync", name: "M:N: MNChannel ping-pong, threads on 2 workers", unit: "ns/handoff", samples: across,
+            group: "sync", name: "M:N: Channel ping-pong, threads on 2 workers", unit: "ns/handoff", samples: across,
             note: "pinned apart; median per handoff: doorbell \(share(acrossDoorbells))")
         r.add(
-            group: "sync", name: "M:N: MNChannel ping-pong, both threads on 1 worker", unit: "ns/handoff",
+            group: "sync", name: "M:N: Channel ping-pong, both threads on 1 worker", unit: "ns/handoff",
             samples: local)
         r.add(
             group: "sync", name: "kernel threads: mutex+condvar handoff, free (2 CPUs)", unit: "ns/handoff",
             samples: condvar,
-            ratioOver: "M:N: MNChannel ping-pong, threads on 2 workers",
-            ratioLabel: "the MNChannel handoff across workers")
+            ratioOver: "M:N: Channel ping-pong, threads on 2 workers",
+            ratioLabel: "the Channel handoff across workers")
     }
 }

@@ -7,17 +7,17 @@ enum MNDemoWorkload {
     /// (spread over the workers), takes the merged thread table, then releases everything.
     static func snapshot(workers: Int) throws -> ThreadTable {
         try UThreadRuntime.runHybrid(workers: workers) { () -> ThreadTable in
-            let accounts = MNMutex(name: "accounts")
-            let jobs = MNChannel<Int>(name: "jobs")
-            let quit = MNChannel<Void>(name: "quit")
-            let results = try MNChannel<Int>(capacity: 1, name: "results")
-            let readyLock = MNMutex(name: "ready-lock")
-            let ready = MNCondition(name: "ready")
-            let slots = MNSemaphore(name: "slots")
-            let config = MNRWLock(name: "config")
-            let phase = try MNBarrier(parties: 2, name: "phase")
-            let setup = MNOnce(name: "setup")
-            let started = MNWaitGroup()
+            let accounts = UMutex(name: "accounts")
+            let jobs = Channel<Int>(name: "jobs")
+            let quit = Channel<Void>(name: "quit")
+            let results = try Channel<Int>(capacity: 1, name: "results")
+            let readyLock = UMutex(name: "ready-lock")
+            let ready = UCondition(name: "ready")
+            let slots = USemaphore(name: "slots")
+            let config = URWLock(name: "config")
+            let phase = try UBarrier(parties: 2, name: "phase")
+            let setup = UOnce(name: "setup")
+            let started = UWaitGroup()
             try accounts.lock()
             try results.send(0)
             try config.writeLock()
@@ -38,7 +38,7 @@ enum MNDemoWorkload {
                 try spawn("initialiser") { try setup.run { try started.wait() } },
                 try spawn("selector") {
                     _ =
-                        try mnSelect { s in
+                        try channelSelect { s in
                             s.receive(from: jobs) { _ in }
                             s.receive(from: quit) { _ in }
                         } as Void

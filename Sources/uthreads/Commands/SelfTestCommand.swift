@@ -388,7 +388,7 @@ enum ForeignCanceller {
         let outcome: String
         if let workers {
             outcome = try UThreadRuntime.runHybrid(workers: workers) { () -> String in
-                let handles = MNChannel<Sent>()
+                let handles = Channel<Sent>()
                 let sleeper = UThread(name: "sleeper") { () -> String in
                     try handles.send(Sent(handle: UThread.current))
                     do { try UThread.sleep(for: .seconds(3600)) } catch { return "\(type(of: error))" }

@@ -28,9 +28,9 @@ enum DeadlockScenario {
         // M:N, two workers: each thread holds one mutex and waits for the other's.
         reported += report("M:N") {
             try UThreadRuntime.run(workers: 2) {
-                let first = MNMutex(name: "first")
-                let second = MNMutex(name: "second")
-                let bothHold = MNWaitGroup()
+                let first = UMutex(name: "first")
+                let second = UMutex(name: "second")
+                let bothHold = UWaitGroup()
                 try bothHold.add(2)
                 let t1 = try UThread.spawn(name: "carol", onWorker: 0) {
                     try first.withLock {

@@ -428,13 +428,13 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
         #expect(writeError == .system(call: "write", errno: .brokenPipe), "the read end was really closed")
     }
 
-    /// The same inside an `MNMutex` (a lock that parks): the deinit's close returns at once.
+    /// The same inside an `UMutex` (a lock that parks): the deinit's close returns at once.
     @Test func aDeinitInsideAnMNMutexDoesNotDeadlock() throws {
         let (outcome, closed) = try UThreadRuntime.run(workers: 2) { () -> (String, Bool) in
             let (a, b) = try IO.socketpair()
             let reader = try UThread.spawn(name: "reader", onWorker: 1) { readOutcome(a) }
             #expect(try waitUntilParked(reader, .read))
-            let mutex = MNMutex()
+            let mutex = UMutex()
             let holder = MNBoxedStream(owning: a)
             try UThread.spawn(onWorker: 0) { () throws in
                 try mutex.withLock { holder.stream.withLock { $0 = nil } }  // deinit → IO.close, lock held

@@ -191,8 +191,8 @@ import Testing
         let rowMigrations = MNCounter()
         let (summary, teardown) = try MNRuntime.runInspecting(workers: workers) {
             () -> (finished: Int, cancelled: Int, moves: Int) in
-            let ch = try MNChannel<Int>(capacity: 8)
-            let lock = MNMutex()
+            let ch = try Channel<Int>(capacity: 8)
+            let lock = UMutex()
             let shared = MNGuarded()
             let moves = MNCounter()
             var finished = 0
@@ -564,7 +564,7 @@ enum BuiltInPolicy: String, CaseIterable, Sendable, CustomTestStringConvertible 
     /// were seen on one worker for `settled` rounds in a row (or `limit` rounds: a bound, not a
     /// wait). Returns the rounds in a row and whether every answer was right.
     static func pingPong(
-        _ ping: MNChannel<Int>, _ pong: MNChannel<(Int, Int)>, settled: Int, limit: Int
+        _ ping: Channel<Int>, _ pong: Channel<(Int, Int)>, settled: Int, limit: Int
     ) throws -> (together: Int, apart: Int, right: Bool) {
         var together = 0
         var apart = 0
@@ -583,7 +583,7 @@ enum BuiltInPolicy: String, CaseIterable, Sendable, CustomTestStringConvertible 
         return (together, apart, right)
     }
 
-    static func echo(_ ping: MNChannel<Int>, _ pong: MNChannel<(Int, Int)>) throws {
+    static func echo(_ ping: Channel<Int>, _ pong: Channel<(Int, Int)>) throws {
         while let v = try ping.receive() { try pong.send((2 * v, UThread.worker)) }
     }
 
@@ -594,8 +594,8 @@ enum BuiltInPolicy: String, CaseIterable, Sendable, CustomTestStringConvertible 
     func aPairStartedApartEndsOnOneWorker(policy: BuiltInPolicy, workers: Int) throws {
         let (result, teardown) = try MNRuntime.runInspecting(workers: workers, policy: policy.factory) {
             () -> (together: Int, apart: Int, right: Bool, startedApart: Bool) in
-            let ping = MNChannel<Int>(name: "ping")
-            let pong = MNChannel<(Int, Int)>(name: "pong")
+            let ping = Channel<Int>(name: "ping")
+            let pong = Channel<(Int, Int)>(name: "pong")
             // A pinned starter on the last worker starts the (unpinned) echo there.
             let echo = try UThread.spawn(onWorker: workers - 1) {
                 UThread.startingHere { try Self.echo(ping, pong) }
@@ -623,8 +623,8 @@ enum BuiltInPolicy: String, CaseIterable, Sendable, CustomTestStringConvertible 
     func aPairOnOneWorkerIsNotSplit(policy: BuiltInPolicy) throws {
         let (result, _) = try MNRuntime.runInspecting(workers: 2, policy: policy.factory) {
             () -> (settled: Bool, apart: Int, right: Bool, mailed: Int) in
-            let ping = MNChannel<Int>(name: "ping")
-            let pong = MNChannel<(Int, Int)>(name: "pong")
+            let ping = Channel<Int>(name: "ping")
+            let pong = Channel<(Int, Int)>(name: "pong")
             let echo = UThread.startingHere { try Self.echo(ping, pong) }
             let pinger = UThread.startingHere { () -> (settled: Bool, apart: Int, right: Bool, mailed: Int) in
                 let warm = try Self.pingPong(ping, pong, settled: 100, limit: 1_000_000)  // together

@@ -145,8 +145,8 @@ import Testing
         var configuration = UThreadRuntime.Configuration()
         configuration.checkInvariants = true
         let rounds = try UThreadRuntime.run(workers: 2, configuration) { () -> Int in
-            let ping = MNChannel<Int>(name: "ping")
-            let pong = MNChannel<Int>(name: "pong")
+            let ping = Channel<Int>(name: "ping")
+            let pong = Channel<Int>(name: "pong")
             let a = try UThread.spawn(name: "a", onWorker: 0) { () -> Int in
                 var n = 0
                 for i in 0..<2_000 {
@@ -164,8 +164,8 @@ import Testing
         #expect(rounds == 2_000)
         let report = expectError(sameCaseAs: .deadlock("")) {
             try UThreadRuntime.run(workers: 2, configuration) {
-                let x = MNChannel<Int>(name: "x")
-                let y = MNChannel<Int>(name: "y")
+                let x = Channel<Int>(name: "x")
+                let y = Channel<Int>(name: "y")
                 let t0 = try UThread.spawn(name: "t0", onWorker: 0) { _ = try x.receive() }
                 let t1 = try UThread.spawn(name: "t1", onWorker: 1) { _ = try y.receive() }
                 try t0.join()

@@ -17,7 +17,7 @@ final class MNCounter: Sendable {
     var count: Int { value.load(ordering: .relaxed) }
 }
 
-/// A plain Int guarded by an MNMutex in the tests (deliberately not atomic).
+/// A plain Int guarded by an UMutex in the tests (deliberately not atomic).
 final class MNGuarded: @unchecked Sendable {
     var value = 0
 }
@@ -73,7 +73,7 @@ func myRow() -> ThreadInfo? {
         }
         #expect(nested)
         #expect(
-            expectError(sameCaseAs: .invalidArgument("")) { try MNChannel<Int>(capacity: -1) }?.contains("capacity")
+            expectError(sameCaseAs: .invalidArgument("")) { try Channel<Int>(capacity: -1) }?.contains("capacity")
                 == true)
     }
 
@@ -122,7 +122,7 @@ func myRow() -> ThreadInfo? {
     @Test func pinnedThreadsKeepTheKernelThread() throws {
         let ok = try UThreadRuntime.run(workers: 2) { () -> Bool in
             let parent = uthreads_gettid()
-            let ch = try MNChannel<Int>(capacity: 1)
+            let ch = try Channel<Int>(capacity: 1)
             let pinned = UThread(pinned: true) { () -> [Int32] in
                 var tids = [uthreads_gettid()]
                 for _ in 0..<20 {
@@ -145,7 +145,7 @@ func myRow() -> ThreadInfo? {
     /// thread-local values stay theirs.
     @Test func waitsAcrossWorkersKeepExclusivityAndLocals() throws {
         let results = try UThreadRuntime.run(workers: 2) { () -> [Bool] in
-            let ping = try MNChannel<Int>(capacity: 4)
+            let ping = try Channel<Int>(capacity: 4)
             let threads = (0..<8).map { n in
                 UThread { () -> Bool in
                     let local = ThreadLocal<Int>(default: -1)
@@ -206,7 +206,7 @@ func myRow() -> ThreadInfo? {
                     return read(r, &byte, 1)  // blocks a pool kernel thread
                 }
             }
-            let group = MNWaitGroup()
+            let group = UWaitGroup()
             try group.add(20)
             for i in 0..<20 {
                 _ = UThread(pinned: i % 2 == 0) {
@@ -229,7 +229,7 @@ func myRow() -> ThreadInfo? {
     @Test
     func mutexAcrossWorkers() throws {
         let total = try UThreadRuntime.run(workers: 2) { () -> Int in
-            let m = MNMutex(name: "counter")
+            let m = UMutex(name: "counter")
             let guarded = MNGuarded()
             let threads = (0..<6).map { i in
                 UThread {
@@ -251,7 +251,7 @@ func myRow() -> ThreadInfo? {
     @Test func mutexErrorsAndTimeouts() throws {
         let outcome = try UThreadRuntime.run(workers: 2) { () -> [String] in
             var out: [String] = []
-            let m = MNMutex()
+            let m = UMutex()
             do { try m.unlock() } catch UThreadError.invalidArgument { out.append("unlock-not-owner") }
             try m.lock()
             do { try m.lock() } catch UThreadError.invalidArgument { out.append("relock") }
@@ -281,7 +281,7 @@ func myRow() -> ThreadInfo? {
 
     @Test func channelStormAcrossWorkers() throws {
         let (sum, count) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int) in
-            let ch = try MNChannel<Int>(capacity: 8)
+            let ch = try Channel<Int>(capacity: 8)
             let producers = (0..<4).map { p in UThread { for i in 0..<5000 { try ch.send(p * 5000 + i) } } }
             let consumers = (0..<4).map { _ in
                 UThread { () -> (Int, Int) in
@@ -308,7 +308,7 @@ func myRow() -> ThreadInfo? {
     @Test func channelCloseAndTimeouts() throws {
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
             var out: [String] = []
-            let ch = try MNChannel<Int>(capacity: 1)
+            let ch = try Channel<Int>(capacity: 1)
             do { _ = try ch.receive(timeout: .milliseconds(2)) } catch UThreadError.timedOut {
                 out.append("recv-timeout")
             }
@@ -329,7 +329,7 @@ func myRow() -> ThreadInfo? {
 
     @Test func cancellationRaces() throws {
         let (cancelled, finished) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int) in
-            let ch = try MNChannel<Int>(capacity: 1)
+            let ch = try Channel<Int>(capacity: 1)
             var cancelled = 0
             var finished = 0
             for round in 0..<20 {
@@ -372,11 +372,11 @@ func myRow() -> ThreadInfo? {
         let alive = MNCounter()
         let unwound = MNCounter()
         let workers = try UThreadRuntime.run(workers: 2) { () -> Set<Int> in
-            let ch = try MNChannel<Int>(capacity: 1)
-            let started = MNWaitGroup()
+            let ch = try Channel<Int>(capacity: 1)
+            let started = UWaitGroup()
             try started.add(41)
             let unpinnedStarted = MNCounter()
-            let placements = try MNChannel<Int>(capacity: 64)
+            let placements = try Channel<Int>(capacity: 64)
             // Holds worker 0 (no safe point) until worker 1 has started the 30 queued threads.
             _ = UThread(pinned: true) {
                 let t = Tracked(alive)
@@ -526,7 +526,7 @@ func myRow() -> ThreadInfo? {
             let parts = (0..<64).map { i in
                 UThread { crunch(i) }  // @Sendable: may start on any worker
             }
-            let total = MNMutex(name: "total")
+            let total = UMutex(name: "total")
             let box = Total()  // a Sendable class, guarded by `total`
             for p in parts {
                 let v = try p.join()

@@ -8,7 +8,7 @@ import Testing
     /// value, whichever way each one's registration and the finish raced.
     @Test func joinersOnEveryWorkerAllGetTheValue() throws {
         let results = try UThreadRuntime.run(workers: 2) { () -> [Int] in
-            let gate = try MNChannel<Int>(capacity: 1)
+            let gate = try Channel<Int>(capacity: 1)
             let target = UThread(name: "target") { () -> Int in (try gate.receive() ?? 0) * 2 }
             let joiners = try (0..<6).map { i in
                 try UThread.spawn(name: "joiner \(i)", onWorker: i % 2) { try target.join() }
@@ -54,7 +54,7 @@ import Testing
     /// it again, and later joiners still get the value.
     @Test func aCancelledJoinerLeavesNoTrace() throws {
         let (cancelled, value) = try UThreadRuntime.run(workers: 2) { () -> (Bool, Int) in
-            let gate = try MNChannel<Int>(capacity: 1)
+            let gate = try Channel<Int>(capacity: 1)
             let target = UThread(name: "target") { () -> Int in try gate.receive() ?? 0 }
             let joiner = try UThread.spawn(name: "joiner", onWorker: 1) { () -> Bool in
                 do { _ = try target.join() } catch is CancellationError { return true }

@@ -5,9 +5,9 @@ import Testing
 @Suite(.timeLimit(.minutes(1))) struct MNThreadTableTests {
     @Test func mergedTableShowsThreadsOfEveryWorker() throws {
         let (table, ids) = try UThreadRuntime.run(workers: 2) { () -> (ThreadTable, [ThreadID?]) in
-            let m = MNMutex(name: "held")
+            let m = UMutex(name: "held")
             try m.lock()
-            let ch = MNChannel<Int>(name: "jobs")
+            let ch = Channel<Int>(name: "jobs")
             let onOne = try UThread.spawn(name: "waits-on-1", onWorker: 1) {
                 try m.lock()
                 try m.unlock()

@@ -33,7 +33,7 @@ struct ForeignCancelTests {
     @Test(arguments: [1, 2])
     func anMNThreadIsCancelledFromAnotherKernelThread(workers: Int) throws {
         let error = try UThreadRuntime.runHybrid(workers: workers) { () -> String in
-            let handles = MNChannel<Handed<UThreadHandle>>()
+            let handles = Channel<Handed<UThreadHandle>>()
             let sleeper = UThread(name: "sleeper") { () -> String in
                 try handles.send(Handed(value: UThread.current))
                 do { try UThread.sleep(for: .seconds(3600)) } catch { return "\(type(of: error))" }

@@ -513,7 +513,7 @@ struct TimeArgumentTableTests {
         TimedCall(
             key: "UWaitGroup.swift wait(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
         ) {
-            let g = MNWaitGroup()
+            let g = UWaitGroup()
             try g.add(1)
             return Prepared(call: { try g.wait(timeout: $0.t) }, cleanup: { try g.done() })
         },
@@ -521,13 +521,13 @@ struct TimeArgumentTableTests {
             key: "UBarrier.swift arriveAndWait(timeout:deadline:)", parameters: .timeout, resource: .unavailable,
             runtime: .mn
         ) {
-            let b = try MNBarrier(parties: 2)
+            let b = try UBarrier(parties: 2)
             return Prepared(call: { _ = try b.arriveAndWait(timeout: $0.t) })
         },
         TimedCall(
             key: "URWLock.swift readLock(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
         ) {
-            let l = MNRWLock()
+            let l = URWLock()
             try l.writeLock()
             return Prepared(call: { try l.readLock(timeout: $0.t) }, cleanup: { try l.writeUnlock() })
         },
@@ -535,7 +535,7 @@ struct TimeArgumentTableTests {
             key: "URWLock.swift writeLock(timeout:deadline:)", parameters: .timeout, resource: .unavailable,
             runtime: .mn
         ) {
-            let l = MNRWLock()
+            let l = URWLock()
             try l.readLock()
             return Prepared(call: { try l.writeLock(timeout: $0.t) }, cleanup: { try l.readUnlock() })
         },
@@ -596,19 +596,10 @@ struct TimeArgumentTableTests {
             })
         },
         TimedCall(
-            key: "MNChannelNames.swift mnSelect(timeout:_:)", parameters: .timeout, resource: .unavailable,
-            runtime: .mn
-        ) {
-            let c = Channel<Int>()
-            return Prepared(call: { limit in
-                _ = try mnSelect(timeout: limit.t) { (s: ChannelSelect<Int>) in s.receive(from: c) { $0 ?? 0 } }
-            })
-        },
-        TimedCall(
             key: "UOnce.swift run(timeout:deadline:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn
         ) {
             // Another thread is inside the once's body until the cleanup lets it out.
-            let (once, gate) = (MNOnce(), MNSemaphore())
+            let (once, gate) = (UOnce(), USemaphore())
             let holder = UThread(name: "once holder") { try once.run { try gate.wait() } }
             try TimeArgumentTableTests.waitUntilParked { holder.id }
             return Prepared(

@@ -8,7 +8,7 @@
 // two channels could each try to complete it. Each wait has one `MNSelection` whose atomic
 // state is claimed exactly once (compare-and-swap) by whoever completes it — a peer on one of
 // the channels, a close, or the waiter itself giving up. See MNChannelWaiter.swift and
-// MNSelect.swift. A select locks all its channels at once, in id order (the only place that
+// ChannelSelect.swift. A select locks all its channels at once, in id order (the only place that
 // holds two object locks; every other path holds one), so polling and enqueueing are one
 // atomic step, as in Go.
 //

@@ -7,7 +7,7 @@ import Testing
     /// exactly one arrival per generation is told it was last.
     @Test func barrierGenerationsAcrossWorkers() throws {
         let (lasts, generation, ok) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int, Bool) in
-            let b = try MNBarrier(parties: 4, name: "phase")
+            let b = try UBarrier(parties: 4, name: "phase")
             let lasts = MNCounter()
             let phase = MNCounter()
             let bad = MNCounter()
@@ -30,9 +30,9 @@ import Testing
     }
 
     @Test func barrierTimeoutWithdrawsAndDestroyBreaks() throws {
-        expectError(sameCaseAs: .invalidArgument("")) { try MNBarrier(parties: 0) }
+        expectError(sameCaseAs: .invalidArgument("")) { try UBarrier(parties: 0) }
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
-            let b = try MNBarrier(parties: 2)
+            let b = try UBarrier(parties: 2)
             var out: [String] = []
             let timed = try UThread.spawn(onWorker: 1) { () -> String in
                 do {
@@ -71,7 +71,7 @@ import Testing
     /// for it; a failing body is retried by the next caller; a recursive call throws.
     @Test func onceRunsOnceAcrossWorkers() throws {
         let (runs, seen, out) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int, [String]) in
-            let once = MNOnce(name: "init")
+            let once = UOnce(name: "init")
             let runs = MNCounter()
             let seen = MNCounter()
             let othersWaited = MNFlag()
@@ -100,7 +100,7 @@ import Testing
             #expect(once.isDone)
             var out: [String] = []
             struct Boom: Error {}
-            let flaky = MNOnce()
+            let flaky = UOnce()
             do { try flaky.run { throw Boom() } } catch is Boom { out.append("first failed") }
             let retry = try UThread.spawn(onWorker: 1) { () -> String in
                 var ran = false
@@ -108,13 +108,13 @@ import Testing
                 return ran ? "retried" : "not retried"
             }
             out.append(try retry.join())
-            let nested = MNOnce(name: "nested")
+            let nested = UOnce(name: "nested")
             do { try nested.run { try nested.run {} } } catch UThreadError.invalidArgument {
                 out.append("recursive refused")
             }
             // A waiter times out while the body runs elsewhere.
-            let slow = MNOnce()
-            let gate = MNChannel<Int>()
+            let slow = UOnce()
+            let gate = Channel<Int>()
             let runner = try UThread.spawn(onWorker: 1) { try slow.run { _ = try gate.receive() } }
             #expect(try waitUntilParked(runner, .channelReceive))
             do { try slow.run(timeout: .milliseconds(2)) {} } catch UThreadError.timedOut {

@@ -2,18 +2,18 @@ import Synchronization
 import Testing
 @testable import UserThreads
 
-/// MNCondition, MNSemaphore and MNRWLock across workers.
+/// UCondition, USemaphore and URWLock across workers.
 @Suite(.timeLimit(.minutes(1))) struct MNLockTests {
-    // MARK: MNCondition
+    // MARK: UCondition
 
     /// The M:N primitives are Sendable, so kernel threads that are not workers (a `blocking {}`
     /// body on the offload pool) may signal them; the wake reaches the parked waiter through its
     /// worker's mailbox instead of stopping on "must be called from an M:N thread".
     @Test func aBlockingBodyWakesAnMNWaiter() throws {
         let woke = try UThreadRuntime.run(workers: 2) { () -> Bool in
-            let m = MNMutex(name: "m")
-            let c = MNCondition(name: "c")
-            let done = MNWaitGroup()
+            let m = UMutex(name: "m")
+            let c = UCondition(name: "c")
+            let done = UWaitGroup()
             try done.add(1)
             let waiter = try UThread.spawn(onWorker: 1) { () -> Bool in
                 try m.withLock { try c.wait(m, timeout: .seconds(30)) }
@@ -28,7 +28,7 @@ import Testing
         #expect(woke)
     }
 
-    /// A bounded buffer guarded by an MNMutex with two conditions; producers and consumers on
+    /// A bounded buffer guarded by an UMutex with two conditions; producers and consumers on
     /// both workers. Nothing lost or duplicated.
     @Test func conditionProducerConsumerAcrossWorkers() throws {
         let (sum, count) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int) in
@@ -36,9 +36,9 @@ import Testing
                 var items: [Int] = []
                 var done = 0
             }
-            let m = MNMutex(name: "buffer")
-            let notEmpty = MNCondition(name: "not empty")
-            let notFull = MNCondition(name: "not full")
+            let m = UMutex(name: "buffer")
+            let notEmpty = UCondition(name: "not empty")
+            let notFull = UCondition(name: "not full")
             let buffer = Buffer()
             let producers = try (0..<3).map { p in
                 try UThread.spawn(onWorker: p % 2) {
@@ -82,8 +82,8 @@ import Testing
     /// signal wakes the longest waiter (FIFO); broadcast wakes every one, across workers.
     @Test func conditionSignalIsFIFOAndBroadcastWakesAll() throws {
         let (order, broadcastCount) = try UThreadRuntime.run(workers: 2) { () -> ([Int], Int) in
-            let m = MNMutex()
-            let c = MNCondition()
+            let m = UMutex()
+            let c = UCondition()
             let log = MNLog()
             var waiters: [UThread<Void>] = []
             for i in 0..<3 {
@@ -112,8 +112,8 @@ import Testing
     /// Every way out of a wait returns holding the mutex; misuse throws.
     @Test func conditionTimeoutCancellationDestroyAndMisuse() throws {
         let out = try UThreadRuntime.run(workers: 2) { () -> [String] in
-            let m = MNMutex(name: "m")
-            let c = MNCondition(name: "c")
+            let m = UMutex(name: "m")
+            let c = UCondition(name: "c")
             var out: [String] = []
             do { try c.wait(m) } catch UThreadError.invalidArgument { out.append("not held") }
             let timed = try UThread.spawn(onWorker: 1) { () -> String in
@@ -151,13 +151,13 @@ import Testing
         #expect(out == ["not held", "timedOut, holds: true", "cancelled, holds: true", "closed"])
     }
 
-    // MARK: MNSemaphore
+    // MARK: USemaphore
 
     @Test func semaphorePermitsHandoffAndErrors() throws {
-        expectError(sameCaseAs: .invalidArgument("")) { try MNSemaphore(value: -1) }
+        expectError(sameCaseAs: .invalidArgument("")) { try USemaphore(value: -1) }
         let (maxInside, order, out) = try UThreadRuntime.run(workers: 2) { () -> (Int, [Int], [String]) in
             // At most 2 inside at once, among 8 threads on both workers.
-            let slots = try MNSemaphore(value: 2, name: "slots")
+            let slots = try USemaphore(value: 2, name: "slots")
             let inside = MNCounter()
             let maxInside = SharedAtomic(0)
             let ts = try (0..<8).map { i in
@@ -179,7 +179,7 @@ import Testing
             for t in ts { try t.join() }
             #expect(slots.value == 2)
             // FIFO: waiters parked in order get the permits in order.
-            let s = MNSemaphore()
+            let s = USemaphore()
             let log = MNLog()
             var waiters: [UThread<Void>] = []
             for i in 0..<3 {
@@ -227,13 +227,13 @@ import Testing
         #expect(out == ["timedOut", "cancelled", "closed"])
     }
 
-    // MARK: MNRWLock
+    // MARK: URWLock
 
     /// A writer that waits holds back later readers (no writer starvation), and when it
     /// unlocks every queued reader is admitted at once.
     @Test func rwlockWriterPreferenceAcrossWorkers() throws {
         let log = try UThreadRuntime.run(workers: 2) { () -> [String] in
-            let l = MNRWLock(name: "rw")
+            let l = URWLock(name: "rw")
             let log = MNLog()
             try l.readLock()
             let writer = try UThread.spawn(onWorker: 1) {
@@ -260,7 +260,7 @@ import Testing
 
     @Test func rwlockExclusionStormAndErrors() throws {
         let (violations, writes, out) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int, [String]) in
-            let l = MNRWLock()
+            let l = URWLock()
             let readers = MNCounter()
             let writersIn = MNCounter()
             let violations = MNCounter()

@@ -20,7 +20,7 @@ import Testing
     @Test func semaphoreTimeoutsNeverLoseAPermit() throws {
         let signals = 3000
         let (taken, left, timedOut) = try UThreadRuntime.run(workers: 2) { () -> (Int, Int, Bool) in
-            let s = MNSemaphore()
+            let s = USemaphore()
             let taken = MNCounter()
             let stop = MNFlag()
             let timeouts = MNCounter()
@@ -58,7 +58,7 @@ import Testing
     /// Writers with short timeouts among readers: no overlap ever, and the lock ends free.
     @Test func rwlockTimeoutsKeepTheLockConsistent() throws {
         let (violations, free, timedOut) = try UThreadRuntime.run(workers: 2) { () -> (Int, Bool, Bool) in
-            let l = MNRWLock()
+            let l = URWLock()
             let readers = MNCounter()
             let writers = MNCounter()
             let violations = MNCounter()
@@ -107,7 +107,7 @@ import Testing
     /// ends free.
     @Test func mutexTimeoutsNeverStrandTheLock() throws {
         let (inside, free, timedOut) = try UThreadRuntime.run(workers: 2) { () -> (Int, Bool, Bool) in
-            let m = MNMutex()
+            let m = UMutex()
             let overlap = MNCounter()
             let inside = MNCounter()
             let timeouts = MNCounter()
