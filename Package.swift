@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "UserThreadsJacket", dependencies: ["CUThreadsJacketABI"]),
         // libcurl's easy API loaded with dlopen (no headers needed to build): `demo jacket`, tests.
         .target(name: "CJacketCurl"),
-        // Layers 1..12 (README, "How it is built"): stacks to the public API, M:N and the bridge.
+        // Layers 1..12 (DEVELOPERS.md, "Layers"): stacks to the public API, M:N and the bridge.
         .target(
             name: "UserThreads",
             dependencies: [

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Keeps the layering of Sources/UserThreads true (README "How it is built", DEVELOPERS.md "Layers").
+"""Keeps the layering of Sources/UserThreads true (DEVELOPERS.md "Layers", the one numbering).
 
 1. Every Swift file's first line is "// Layer N: …" with N its folder's layer (LAYERS below).
 2. No file names a type defined in a higher layer (comments and strings aside), except the
@@ -11,7 +11,7 @@ Run from the repository root: python3 scripts/check-layers.py (exit status 1 on 
 """
 import os, re, subprocess, sys
 
-# One numbering, in the order of the README's table; C (layer 0) is Sources/CUThreads.
+# One numbering, in the order of DEVELOPERS.md "Layers"; C (layer 0) is Sources/CUThreads.
 LAYERS = {'Base': 1, 'Context': 2, 'Stacks': 3, 'ThreadTable': 4, 'Timers': 5, 'Scheduler': 6,
           'Reactor': 7, 'Sync': 8, 'IO': 9, 'Runtime': 10, 'MN': 11, 'Bridge': 12}
 # Targets of their own above the core library, one layer each.
@@ -51,7 +51,7 @@ def main():
         if not os.path.isdir(path) or top in SKIP:
             continue
         if top not in LAYERS:
-            bad.append(f'{path}: folder has no layer (add it to LAYERS, README and DEVELOPERS.md)')
+            bad.append(f'{path}: folder has no layer (add it to LAYERS and to DEVELOPERS.md "Layers")')
             continue
         for dp, _, fs in os.walk(path):
             for f in sorted(fs):

@@ -519,25 +519,4 @@ func myRow() -> ThreadInfo? {
         #expect(replies.count == 16)
         #expect(replies.allSatisfy { $0.hasPrefix("HTTP/1.1 200 OK") && $0.hasSuffix("Hello, World!\n") })
     }
-
-    /// The README's M:N example, as written there (it must compile in Swift 6 mode).
-    @Test func readmeExample() throws {
-        let sum = try UThreadRuntime.runHybrid(workers: UThreadRuntime.processorCount) {  // @Sendable body
-            let parts = (0..<64).map { i in
-                UThread { crunch(i) }  // @Sendable: may start on any worker
-            }
-            let total = UMutex(name: "total")
-            let box = Total()  // a Sendable class, guarded by `total`
-            for p in parts {
-                let v = try p.join()
-                try total.withLock { box.value += v }
-            }
-            return try total.withLock { box.value }
-        }
-        #expect(sum == (0..<64).map(crunch).reduce(0, +))
-    }
 }
-
-/// For the README example.
-func crunch(_ i: Int) -> Int { (0..<1000).reduce(i) { ($0 &* 31 &+ $1) % 1_000_003 } }
-final class Total: @unchecked Sendable { var value = 0 }
