@@ -5,6 +5,11 @@
 // whatever they retain) are released with the thread. A key that was never set in a thread
 // reads as the default. Kernel thread-locals (`@TaskLocal`, pthread keys) would be shared by
 // every user thread of the kernel thread: that is what this type is for.
+//
+// The object is `Sendable`: it holds only the default's closure (`@Sendable`), and every value
+// lives in one thread's own dictionary, which moves with the thread when it migrates to
+// another worker and is touched only by that thread. One `ThreadLocal` may be captured by
+// threads on every worker.
 import CUThreads
 
 /// A value that each user thread sees separately.
@@ -13,12 +18,12 @@ import CUThreads
 /// let requestID = ThreadLocal<Int>(default: 0)
 /// requestID.value = 42          // only in this thread
 /// ```
-public final class ThreadLocal<T> {
-    private let makeDefault: () -> T
+public final class ThreadLocal<T>: Sendable {
+    private let makeDefault: @Sendable () -> T
 
     /// A thread-local whose value, in a thread that has not set it, is `value`. The autoclosure is
     /// evaluated on every such read (it is not stored), so each thread gets a fresh default.
-    public init(default value: @autoclosure @escaping () -> T) { makeDefault = value }
+    public init(default value: @autoclosure @escaping @Sendable () -> T) { makeDefault = value }
 
     /// The calling thread's value (the default until set).
     public var value: T {
