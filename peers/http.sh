@@ -172,12 +172,13 @@ measure() {
         say "FAILED to start: $name"; SKIPPED+=("$name [$cfg] c=$c: server did not start ($(tail -1 "$B/server.log"))")
         cleanup; return 0
     fi
-    # One response check per server: status, Content-Length, body.
+    # One response check per server: status, Content-Length, body (its case aside: `uthreads serve`
+    # answers "Hello, World!", the peers "Hello, world!").
     case "$CHECKED" in *" $name "*) ;; *)
         CHECKED="$CHECKED$name "
         local r
         r=$(curl -s -i --max-time 5 "http://127.0.0.1:$port/" | tr -d '\r')
-        if printf '%s' "$r" | grep -qi '^content-length: 14$' && printf '%s' "$r" | grep -q '^Hello, world!$' &&
+        if printf '%s' "$r" | grep -qi '^content-length: 14$' && printf '%s' "$r" | grep -qi '^Hello, world!$' &&
             printf '%s' "$r" | head -1 | grep -q '^HTTP/1.1 200'; then
             echo "--- $name" >>"$B/responses.txt"; printf '%s\n' "$r" >>"$B/responses.txt"
         else
