@@ -71,8 +71,8 @@
 //   * When: only a *ready* thread moves (its context is saved and it is on the run queue: no
 //     half-switched thread can be resumed elsewhere, so Go's gopark/unlockf dance is not
 //     needed), and only one that is suspended at a site audited for resuming elsewhere:
-//     `UThread.sleep` and every cross-worker wait (`MNWorker.park`: every primitive of MN/Sync,
-//     `channelSelect`, UThread.join) set flag MOVABLE around their park; `UThread.yield()` and a
+//     `UThread.sleep` and every wait of a sync primitive (`Scheduler.parkWaiter`, Sync/Waiter.swift:
+//     the mutex, channels, `channelSelect`, …; UThread.join) set flag MOVABLE around their park; `UThread.yield()` and a
 //     thread that never ran are recognised by their empty wait kind (every park sets one and
 //     clears it only when the thread runs again), so the M:1 yield path pays nothing. A
 //     time-slice preemption (policies other than FIFO) is audited when it happens in
