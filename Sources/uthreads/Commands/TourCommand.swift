@@ -97,8 +97,9 @@ struct TourCommand: ParsableCommand {
         let workers = max(2, UThreadRuntime.processorCount)
         let tasks = quick ? 8 : 32
         let iterations = quick ? 20_000 : 3_000_000
-        print("7. Beyond the textbook, M:N: user threads over \(workers) kernel threads (workers), each with its own")
-        print("   run queue and reactor; idle workers steal queued threads and adopt ready ones.")
+        print("7. Beyond the textbook, M:N: the same runtime with run(workers: \(workers)): user threads over")
+        print("   \(workers) kernel threads (workers), each with its own run queue and reactor; idle workers steal")
+        print("   queued threads and adopt ready ones. The API is the one of steps 1-6: UThread, UMutex, Channel.")
         var one: [Double] = []
         var many: [Double] = []
         for _ in 0..<(quick ? 1 : 3) {
@@ -116,7 +117,7 @@ struct TourCommand: ParsableCommand {
                 + "\((t1 / tn).fixed(2))x on \(UThreadRuntime.processorCount) CPU\(UThreadRuntime.processorCount == 1 ? "" : "s")."
         )
         print(
-            "   The merged thread table of \(workers) workers, one thread parked on each M:N primitive (3 rows per worker):\n"
+            "   The merged thread table of \(workers) workers, one thread parked on each primitive (3 rows per worker):\n"
         )
         let table = try MNDemoWorkload.snapshot(workers: workers)
         var shown = Set<String>()
