@@ -198,7 +198,7 @@ final class Reactor: Poller {
     /// - Throws: `UThreadError.timedOut`, `CancellationError`, `UThreadError.closed` (another
     ///   thread closed `fd`), `.system(call: "epoll_ctl", …)` (e.g. EBADF).
     func wait(_ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws {
-        scheduler.current.clear(.flagMigratable)  // its descriptors are in this reactor now
+        scheduler.current.clear(.flagsPinForGood)  // its descriptors are in this reactor now
         guard let waiters = try register(fd) else { return }
         try park(waiters, fd, direction, kind: kind, deadline: deadline)
     }
@@ -206,7 +206,7 @@ final class Reactor: Poller {
     /// For a reader whose last read was short (it drained the kernel buffer): returns at once if
     /// a read edge arrived since, else parks until one does. The caller then reads.
     func waitForReadEdge(_ fd: Int32, deadline: UInt64?) throws {
-        scheduler.current.clear(.flagMigratable)  // see wait
+        scheduler.current.clear(.flagsPinForGood)  // see wait
         let index = Int(fd)
         guard index >= 0, index < descriptors.count, let waiters = descriptors[index] else { return }
         if waiters.readEdge || waiters.hangUp {
@@ -219,7 +219,7 @@ final class Reactor: Poller {
     /// `wait` for the jacket (IO/JacketHooks.swift): false, without parking, for a descriptor
     /// epoll refuses (a regular file); the wait shows as `read fd 7 (jacket)`.
     func jacketWait(_ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws -> Bool {
-        scheduler.current.clear(.flagMigratable)  // see wait
+        scheduler.current.clear(.flagsPinForGood)  // see wait
         guard let waiters = try register(fd) else { return false }
         try park(waiters, fd, direction, kind: kind, deadline: deadline, tag: WaitReason.jacketFlag)
         return true

@@ -236,6 +236,8 @@ func spawnLocalThread(
             )
             return ThreadObject(name: name)
         }
+        // Pinned only by a thread group's scope: the local thread may outlive it, so for good.
+        if scheduler.workerIndex >= 0, scheduler.onUserThread { scheduler.current.clear(.flagScopePinned) }
         return spawnHere(scheduler, name: name, priority: priority, stackSize: stackSize, parameters, &failure)
     }
 }
@@ -352,7 +354,7 @@ extension UThread where Success == Never {
     /// is already pinned, or outside a user thread. O(1).
     public static func pin() {
         guard let s = Scheduler.active, s.workerIndex >= 0, s.onUserThread else { return }
-        s.current.clear(.flagMigratable)
+        s.current.clear(.flagsPinForGood)
     }
 
     /// Whether the calling thread may still move to another worker: false once pinned, for

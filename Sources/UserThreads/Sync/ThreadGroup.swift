@@ -120,15 +120,31 @@ public final class UThreadGroup: WaitQueue, WaitTarget {
 ///     for url in urls { group.spawn { try fetch(url) } }
 /// }   // every fetch has finished here
 /// ```
+/// The children run on the caller's worker and may share its non-`Sendable` state, so with
+/// several workers the caller stays on its worker while the scope lasts and may move again
+/// after it (unless it was pinned for good meanwhile: `UThread.pin()`, a descriptor wait, a
+/// `UThread.local` spawn).
 /// - Throws: the body's error, else the first child error; `CancellationError` if the caller
 ///   was cancelled (after its children finished).
 public func withThreadGroup<R>(name: String = "", _ body: (UThreadGroup) throws -> R) throws -> R {
     let s = Scheduler.require("withThreadGroup")
     guard s.onUserThread else { Scheduler.misuse("withThreadGroup") }
     // The group keeps `s`, and its children share state with the caller: the caller stays on
-    // this kernel thread from now on (an M:N thread would otherwise be free to migrate
-    // at a yield or an M:N wait inside `body`). Nothing under M:1.
-    s.current.clear(.flagMigratable)
+    // this kernel thread while the scope lasts (on several workers it would otherwise be free to
+    // migrate at a yield or a wait inside `body`), and may move again once every child has
+    // finished — unless it was pinned for good meanwhile (`UThread.pin()`, a descriptor wait,
+    // a `UThread.local` spawn clear the scope flag too). Nothing under workers: 1.
+    let scoped = s.workerIndex >= 0 && s.current.has(.flagMigratable)
+    if scoped {
+        s.current.clear(.flagMigratable)
+        s.current.set(.flagScopePinned)
+    }
+    defer {
+        if scoped && s.current.has(.flagScopePinned) {
+            s.current.clear(.flagScopePinned)
+            s.current.set(.flagMigratable)
+        }
+    }
     let group = UThreadGroup(name: name, scheduler: s)
     let result: R
     do {

@@ -67,6 +67,10 @@ extension UInt32 {
     static let flagMovable = UInt32(UTHREADS_FLAG_MOVABLE)
     static let flagImmigrant = UInt32(UTHREADS_FLAG_IMMIGRANT)
     static let flagUnaudited = UInt32(UTHREADS_FLAG_UNAUDITED)
+    static let flagScopePinned = UInt32(UTHREADS_FLAG_SCOPEPINNED)
+    /// Cleared together, they pin a thread for good: no longer migratable, and no thread
+    /// group's scope will make it migratable again when it ends (Sync/ThreadGroup.swift).
+    static let flagsPinForGood = flagMigratable | flagScopePinned
 }
 
 /// Why a park ended.

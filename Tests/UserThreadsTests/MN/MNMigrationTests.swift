@@ -174,6 +174,34 @@ import Testing
         #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
     }
 
+    /// The group's pin lasts as long as its scope: the caller is migratable again after it,
+    /// unless it was pinned for good inside it (`UThread.pin()`, a `UThread.local` spawn).
+    @Test func aThreadGroupPinsItsCallerOnlyForItsScope() throws {
+        let seen = try UThreadRuntime.run(workers: 2) { () -> [Bool] in
+            try UThread { () -> [Bool] in
+                let before = UThread.isMigratable
+                let inside = try withThreadGroup { g -> Bool in
+                    g.spawn { UThread.yield() }
+                    return UThread.isMigratable
+                }
+                let after = UThread.isMigratable
+                let nested = try withThreadGroup { _ in try withThreadGroup { _ in UThread.isMigratable } }
+                let afterNested = UThread.isMigratable
+                let local = try withThreadGroup { _ in try UThread.local { 1 }.join() }
+                let afterLocal = UThread.isMigratable
+                return [before, inside, after, nested, afterNested, local == 1, afterLocal]
+            }.join()
+        }
+        #expect(seen == [true, false, true, false, true, true, false])
+        let pinned = try UThreadRuntime.run(workers: 2) { () -> Bool in
+            try UThread { () -> Bool in
+                try withThreadGroup { _ in UThread.pin() }
+                return UThread.isMigratable
+            }.join()
+        }
+        #expect(pinned == false)
+    }
+
     /// Threads that wait on M:N primitives migrate too (the wait is an audited site), and wake,
     /// join and cancel still find them wherever they run. With 3 workers a thread may also move
     /// between two workers that are not its home, and its row still goes home at the end.
