@@ -76,10 +76,13 @@ import UserThreadsHTTP
         let (process, lines, port) = try startServe(["--workers", "\(workers)", "--grace-period", "30"])
         defer { if process.isRunning { process.terminate() } }  // a failed expectation must not leave it behind
         let (reply, idleReply, refused) = try UThreadRuntime.run {
+            // `busy` connects first: the kernel's accept queue is FIFO, so once `idle` has been
+            // answered, `busy` has been accepted too (a connection still in the queue when the
+            // stop shuts the listener down would be reset, as in any server).
+            let busy = try TCPStream.connect(host: "127.0.0.1", port: port)
             let idle = try TCPStream.connect(host: "127.0.0.1", port: port)
             try idle.write(all: "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
             _ = try idle.read(upTo: 4096, timeout: .seconds(10))  // answered: now idle, kept alive
-            let busy = try TCPStream.connect(host: "127.0.0.1", port: port)
             try busy.write(all: "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab")
             kill(process.processIdentifier, SIGTERM)
             // the server began its stop (a blocking read: the server is another process)
