@@ -20,21 +20,17 @@ struct ChannelRig: Sendable, CustomTestStringConvertible {
 
     /// Starts a thread: on workers 1 where the caller runs, else on worker `(k + 1) % workers`.
     func spawn<T: Sendable>(name: String = "", _ k: Int = 0, _ body: @escaping @Sendable () throws -> T) throws
-        -> RigThread<T>
+        -> UThread<T>
     {
-        if workers == 1 {
-            let t = UThread(name: name) { try body() }
-            return RigThread(join: { try t.join() }, cancel: { t.cancel() }, id: { t.id })
-        }
-        let t = try UThread.spawn(name: name, onWorker: (k + 1) % workers) { try body() }
-        return RigThread(join: { try t.join() }, cancel: { t.cancel() }, id: { t.id })
+        if workers == 1 { return UThread(name: name) { try body() } }
+        return try UThread.spawn(name: name, onWorker: (k + 1) % workers) { try body() }
     }
 
     /// Waits until `t` is parked with `kind` (polling the thread table; yields or sleeps
     /// between looks). False if it never was.
-    func waitUntilParked<T>(_ t: RigThread<T>, _ kind: WaitReason.Kind) throws -> Bool {
+    func waitUntilParked<T>(_ t: UThread<T>, _ kind: WaitReason.Kind) throws -> Bool {
         for _ in 0..<20_000 {
-            if let id = t.id(), let row = UThreadRuntime.threadTable().threads.first(where: { $0.id == id }),
+            if let row = UThreadRuntime.threadTable().threads.first(where: { $0.id == t.id }),
                 row.state == .blocked, row.waitReason?.kind == kind
             {
                 return true
@@ -43,13 +39,6 @@ struct ChannelRig: Sendable, CustomTestStringConvertible {
         }
         return false
     }
-}
-
-/// A thread of either runtime.
-struct RigThread<T: Sendable> {
-    let join: () throws -> T
-    let cancel: () -> Void
-    let id: () -> ThreadID?
 }
 
 /// A flag set by one thread and read by another.
@@ -119,7 +108,7 @@ struct ChannelTests {
     func parkedSendersAreServedFIFO(rig: ChannelRig) throws {
         let order = try rig.run { () -> [Int] in
             let ch = Channel<Int>()
-            var senders: [RigThread<Void>] = []
+            var senders: [UThread<Void>] = []
             for i in 0..<4 {
                 let s = try rig.spawn(i) { try ch.send(i) }
                 #expect(try rig.waitUntilParked(s, .channelSend))
@@ -303,7 +292,7 @@ struct ChannelTests {
             let ch = Channel<Int>(name: "jobs")
             let r = try rig.spawn(name: "worker") { try ch.receive() }
             #expect(try rig.waitUntilParked(r, .channelReceive))
-            let row = UThreadRuntime.threadTable().threads.first { $0.id == r.id() }
+            let row = UThreadRuntime.threadTable().threads.first { $0.id == r.id }
             ch.close()
             _ = try r.join()
             return (row?.waitReason?.kind, row?.waitReason?.description)

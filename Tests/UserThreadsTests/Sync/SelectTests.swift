@@ -154,7 +154,7 @@ struct SelectTests {
                 }
             }
             #expect(try rig.waitUntilParked(selector, .select))
-            let row = UThreadRuntime.threadTable().threads.first { $0.id == selector.id() }
+            let row = UThreadRuntime.threadTable().threads.first { $0.id == selector.id }
             a.close()
             try selector.join()
             return row?.waitReason?.description

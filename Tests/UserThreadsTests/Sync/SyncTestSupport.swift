@@ -10,14 +10,6 @@ func runOn<R: Sendable>(workers: Int, _ body: @escaping @Sendable () throws -> R
     try UThreadRuntime.run(workers: workers) { try body() }
 }
 
-/// A thread of the suites: the same `UThread` for any number of workers.
-typealias Spawned<T: Sendable> = UThread<T>
-
-/// Spawns a thread that may run on any worker of the runtime of `runOn(workers:)`.
-func spawn<T: Sendable>(workers: Int, name: String = "", _ body: @escaping @Sendable () throws -> T) -> Spawned<T> {
-    UThread(name: name, body)
-}
-
 /// Waits (parking between looks) until `condition` holds: an event wait on state the test
 /// observes, bounded by the suite's time limit.
 func waitFor(_ condition: () -> Bool) throws {

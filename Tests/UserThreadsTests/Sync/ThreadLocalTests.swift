@@ -11,7 +11,7 @@ struct ThreadLocalTests {
         let seen = try runOn(workers: workers) { () -> [Int] in
             let slot = ThreadLocal<Int>(default: -1)
             let threads = (0..<8).map { i in
-                spawn(workers: workers) { () -> Int in
+                UThread { () -> Int in
                     let fresh = slot.value
                     slot.value = i
                     for _ in 0..<20 { UThread.yield() }  // others set theirs meanwhile

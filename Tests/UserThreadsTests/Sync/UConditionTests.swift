@@ -11,7 +11,7 @@ struct UConditionTests {
             let (m, c) = (UMutex(name: "m"), UCondition(name: "ready"))
             let woken = SyncLog<Int>()
             let threads = (0..<3).map { i in
-                spawn(workers: workers) {
+                UThread {
                     try m.withLock {
                         try c.wait(m)
                         woken.add(i)
@@ -38,7 +38,7 @@ struct UConditionTests {
             #expect(throws: UThreadError.timedOut) { try c.wait(m, until: { false }, deadline: .now) }
             #expect(m.isHeldByCurrentThread)
             try m.unlock()
-            let t = spawn(workers: workers) { () -> Bool in
+            let t = UThread { () -> Bool in
                 try m.lock()
                 defer { try? m.unlock() }
                 do { try c.wait(m) } catch is CancellationError { return m.isHeldByCurrentThread }

@@ -15,11 +15,11 @@ struct UGroupPrimitivesTests {
     static func waitGroupScenario(workers: Int) throws {
         let g = UWaitGroup(name: "jobs")
         try g.add(3)
-        let first = spawn(workers: workers) { try g.wait() }
-        let second = spawn(workers: workers) { try g.wait() }
+        let first = UThread { try g.wait() }
+        let second = UThread { try g.wait() }
         #expect(throws: UThreadError.timedOut) { try g.wait(timeout: .milliseconds(5)) }
         #expect(throws: UThreadError.timedOut) { try g.wait(deadline: .now) }
-        for _ in 0..<3 { try spawn(workers: workers) { try g.done() }.join() }
+        for _ in 0..<3 { try UThread { try g.done() }.join() }
         try first.join()
         try second.join()
         #expect(g.pending == 0)
@@ -30,10 +30,10 @@ struct UGroupPrimitivesTests {
     @Test(arguments: syncWorkerCounts) func aBarrierReleasesEachGenerationOnce(workers: Int) throws {
         let lasts = try runOn(workers: workers) { () -> Int in
             let b = try UBarrier(parties: 3, name: "phase")
-            var ts: [Spawned<Int>] = []
+            var ts: [UThread<Int>] = []
             for _ in 0..<3 {
                 ts.append(
-                    spawn(workers: workers) { () -> Int in
+                    UThread { () -> Int in
                         var last = 0
                         for _ in 0..<4 where try b.arriveAndWait() { last += 1 }
                         return last
@@ -52,7 +52,7 @@ struct UGroupPrimitivesTests {
             let b = try UBarrier(parties: 2)
             #expect(throws: UThreadError.timedOut) { try b.arriveAndWait(timeout: .milliseconds(5)) }
             #expect(b.arrived == 0)
-            let t = spawn(workers: workers) { _ = try b.arriveAndWait() }
+            let t = UThread { _ = try b.arriveAndWait() }
             try waitFor { b.arrived == 1 }
             t.cancel()
             #expect(throws: CancellationError.self) { try t.join() }
@@ -65,10 +65,10 @@ struct UGroupPrimitivesTests {
         try runOn(workers: workers) {
             let once = UOnce(name: "config")
             let runs = SyncLog<Int>()
-            var ts: [Spawned<Void>] = []
+            var ts: [UThread<Void>] = []
             for i in 0..<4 {
                 ts.append(
-                    spawn(workers: workers) {
+                    UThread {
                         try once.run {
                             try UThread.sleep(for: .milliseconds(1))  // the others wait, parked
                             runs.add(i)
@@ -87,10 +87,10 @@ struct UGroupPrimitivesTests {
         try runOn(workers: workers) {
             let l = URWLock(name: "db")
             try l.readLock()
-            let writer = spawn(workers: workers) { try l.withWriteLock {} }
+            let writer = UThread { try l.withWriteLock {} }
             try waitFor { l.waitDescription(kind: .rwlock).contains("1 writer(s) queued") }
             // A new reader queues behind the waiting writer: no writer starvation.
-            let reader = spawn(workers: workers) { () -> Bool in
+            let reader = UThread { () -> Bool in
                 try l.readLock(timeout: .milliseconds(5))
                 try l.readUnlock()
                 return true

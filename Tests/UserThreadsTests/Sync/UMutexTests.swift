@@ -11,9 +11,9 @@ struct UMutexTests {
             let m = UMutex(name: "fifo")
             let log = SyncLog<Int>()
             try m.lock()
-            var threads: [Spawned<Void>] = []
+            var threads: [UThread<Void>] = []
             for i in 0..<5 {
-                threads.append(spawn(workers: workers) { try m.withLock { log.add(i) } })
+                threads.append(UThread { try m.withLock { log.add(i) } })
                 try waitFor { m.waiting == i + 1 }  // arrival order is spawn order
             }
             try m.unlock()
@@ -30,7 +30,7 @@ struct UMutexTests {
         try runOn(workers: workers) {
             let m = UMutex()
             try m.lock()
-            let t = spawn(workers: workers) { () -> Int in
+            let t = UThread { () -> Int in
                 var timedOut = 0
                 do { try m.lock(timeout: .milliseconds(5)) } catch UThreadError.timedOut { timedOut += 1 }
                 do { try m.lock(deadline: .now + .milliseconds(5)) } catch UThreadError.timedOut { timedOut += 1 }
@@ -50,7 +50,7 @@ struct UMutexTests {
         try runOn(workers: workers) {
             let m = UMutex()
             try m.lock()
-            let t = spawn(workers: workers) { try m.lock() }
+            let t = UThread { try m.lock() }
             try waitFor { m.waiting == 1 }
             t.cancel()
             #expect(throws: CancellationError.self) { try t.join() }
@@ -64,7 +64,7 @@ struct UMutexTests {
         try runOn(workers: workers) {
             let m = UMutex(name: "db")
             try m.lock()
-            let t = spawn(workers: workers, name: "clerk") { try m.withLock {} }
+            let t = UThread(name: "clerk") { try m.withLock {} }
             try waitFor { m.waiting == 1 }
             let me = UThread.current.id
             let row = UThreadRuntime.threadTable().threads.first { $0.name == "clerk" }
@@ -82,7 +82,7 @@ struct UMutexTests {
             expectInvalidArgument { try m.unlock() }  // not locked
             try m.lock()
             expectInvalidArgument { try m.lock() }  // not recursive
-            let t = spawn(workers: workers) { () -> Bool in
+            let t = UThread { () -> Bool in
                 do { try m.unlock() } catch UThreadError.invalidArgument { return true }
                 return false
             }

@@ -10,10 +10,10 @@ struct USemaphoreTests {
         let order = try runOn(workers: workers) { () -> [Int] in
             let s = USemaphore(name: "slots")
             let log = SyncLog<Int>()
-            var threads: [Spawned<Void>] = []
+            var threads: [UThread<Void>] = []
             for i in 0..<4 {
                 threads.append(
-                    spawn(workers: workers) {
+                    UThread {
                         try s.wait()
                         log.add(i)
                     })
@@ -35,7 +35,7 @@ struct USemaphoreTests {
             let s = USemaphore()
             #expect(throws: UThreadError.timedOut) { try s.wait(timeout: .milliseconds(5)) }
             #expect(throws: UThreadError.timedOut) { try s.wait(deadline: .now + .milliseconds(5)) }
-            let t = spawn(workers: workers) { try s.wait() }
+            let t = UThread { try s.wait() }
             try waitFor { s.waitDescription(kind: .semaphore).contains("1 waiting") }
             t.cancel()
             #expect(throws: CancellationError.self) { try t.join() }
@@ -48,7 +48,7 @@ struct USemaphoreTests {
     @Test(arguments: syncWorkerCounts) func destroyWakesWaitersWithClosed(workers: Int) throws {
         try runOn(workers: workers) {
             let s = USemaphore(name: "gate")
-            let t = spawn(workers: workers, name: "waiter") { try s.wait() }
+            let t = UThread(name: "waiter") { try s.wait() }
             try waitFor { s.waitDescription(kind: .semaphore).contains("1 waiting") }
             let row = UThreadRuntime.threadTable().threads.first { $0.name == "waiter" }
             #expect(row?.waitReason?.description == "semaphore 'gate' (value 0, 1 waiting)")
