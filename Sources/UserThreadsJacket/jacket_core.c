@@ -212,6 +212,7 @@ void uthreads_jacket_install(const uthreads_jacket_runtime *runtime) {
     static atomic_flag once = ATOMIC_FLAG_INIT;
     if (atomic_flag_test_and_set(&once)) return;
     pthread_atfork(jacket_fd_before_fork, NULL, jacket_after_fork_child);
+    jacket_signal_install();
     jacket_tls_offset = runtime->current_tls_offset;
     __atomic_store_n(&jacket_runtime, runtime, __ATOMIC_RELEASE);
 }
@@ -234,8 +235,9 @@ int64_t jacket_timespec_ns(const struct timespec *ts) {
 }
 
 /// Off a user thread: blocks in poll(2) until `fd` may be ready for `direction` or `deadline`
-/// (the runtime's clock); 0 or ETIMEDOUT (EINTR restarts the wait, as SA_RESTART would).
-static int jacket_poll_until(int fd, int direction, uint64_t deadline) {
+/// (the runtime's clock); 0, ETIMEDOUT, or EINTR when a handler that interrupts the call ran
+/// (any other EINTR restarts the wait, as SA_RESTART would).
+static int jacket_poll_until(int fd, int direction, uint64_t deadline, const jacket_signal_watch *watch) {
     struct pollfd p = {fd, (short)(direction == UTHREADS_JACKET_WRITE ? POLLOUT : POLLIN), 0};
     while (1) {
         int milliseconds = -1;
@@ -248,6 +250,7 @@ static int jacket_poll_until(int fd, int direction, uint64_t deadline) {
         int ready = REAL(poll)(&p, 1, milliseconds);
         if (ready > 0) return 0;
         if (ready < 0 && errno != EINTR) return 0;  // the retried call reports the error
+        if (ready < 0 && jacket_signal_interrupted(watch)) return EINTR;
     }
 }
 
@@ -269,9 +272,11 @@ int jacket_block(int fd, int direction, int kind, jacket_wait *wait) {
         } else {
             wait->deadline = UTHREADS_JACKET_FOREVER;
         }
+        // signal(7): SA_RESTART restarts these calls, unless the socket has a timeout.
+        jacket_signal_watch_begin(&wait->signals, NULL, wait->deadline == UTHREADS_JACKET_FOREVER);
     }
-    int e = jacket_in_user_thread() ? jacket_runtime->wait_fd(fd, direction, kind, wait->deadline)
-                                    : jacket_poll_until(fd, direction, wait->deadline);
+    int e = jacket_in_user_thread() ? jacket_park_fd(fd, direction, kind, wait->deadline, &wait->signals)
+                                    : jacket_poll_until(fd, direction, wait->deadline, &wait->signals);
     switch (e) {
     case 0: return 0;
     case ETIMEDOUT: return EAGAIN;        // SO_RCVTIMEO/SO_SNDTIMEO passed: Linux says EAGAIN

@@ -83,6 +83,11 @@ func tickThenWrite(_ ticks: Counter, _ w: Int32) throws {
 
 func describe(_ r: probe_result) -> String { "\(r.value)/\(r.error)" }
 
+/// A signal scenario's result: a nanosleep's also says whether the time left was reported.
+nonisolated func signalResult(_ r: probe_result, _ which: Int32) -> String {
+    describe(r) + (which == Int32(PROBE_SIGNAL_NANOSLEEP) ? " left=\(r.extra)" : "")
+}
+
 /// One byte through the pipe (`w` to `r`) on the calling user thread: the jacket makes both
 /// ends, created by this process, non-blocking.
 func passByte(_ w: Int32, _ r: Int32) {
@@ -506,6 +511,71 @@ case "spawn":
         print(text.trimmingCharacters(in: .whitespacesAndNewlines))
     } catch { fail("spawn: \(error)") }
     print("after kernel=\(probe_kernel_nonblocking(r)) record=\(uthreads_jacket_descriptor(r))")
+
+case "signals":
+    // A SIGUSR1 handler without and with SA_RESTART, sent by another thread (pthread_kill of
+    // its own kernel thread) once the target waits: each call's result and errno, first the
+    // real calls on kernel threads, then the jacketed ones on user threads (under M:N the
+    // target runs on another worker than the sender). Lines: `real|jacket <case> value/errno`.
+    let cases: [(String, Int32, Bool)] = [
+        ("read-interrupting", Int32(PROBE_SIGNAL_READ), false), ("read-restarting", Int32(PROBE_SIGNAL_READ), true),
+        ("poll-restarting", Int32(PROBE_SIGNAL_POLL), true), ("nanosleep-restarting", Int32(PROBE_SIGNAL_NANOSLEEP), true),
+        ("ppoll-blocking-mask", Int32(PROBE_SIGNAL_PPOLL_BLOCKING), false),
+        ("ppoll-empty-mask", Int32(PROBE_SIGNAL_PPOLL_EMPTY_MASK), true),
+    ]
+    for (name, which, restart) in cases {
+        _ = probe_signal_handler(SIGUSR1, restart ? 1 : 0)
+        let (r, w) = blockingPipe()
+        print("real \(name) \(signalResult(probe_signal_real(which, r, w, SIGUSR1), which))")
+        _ = probe_close(r)
+        _ = probe_close(w)
+    }
+    inRuntime {
+        /// The target's row while it waits in a jacketed call.
+        func waiting() -> ThreadInfo? {
+            UThreadRuntime.threadTable().threads.first {
+                $0.name == "target" && ($0.waitReason?.description.contains("(jacket)") ?? false)
+            }
+        }
+        // Twice: alone, where the calls SIGUSR1's handler cannot interrupt park as before (the
+        // byte is written right after the handler ran), then with a SIGUSR2 handler without
+        // SA_RESTART installed (never sent), so that every call also watches for signals and
+        // SIGUSR1 wakes each: the byte is written once it returned or waits again.
+        for pass in ["jacket", "jacket+usr2"] {
+            if pass == "jacket+usr2" { _ = probe_signal_handler(SIGUSR2, 0) }
+            for (name, which, restart) in cases {
+                _ = probe_signal_handler(SIGUSR1, restart ? 1 : 0)
+                let (r, w) = blockingPipe()
+                let outcome = Box()
+                let call = { @Sendable in outcome.lines.append(signalResult(probe_signal_call(which, r), which)) }
+                let join: () throws -> Void
+                if Options.workers > 1 {
+                    let target = try UThread.spawn(name: "target", onWorker: 1, call)
+                    join = { try target.join() }
+                } else {
+                    join = spawn("target", call)
+                }
+                var parked = waiting()
+                while parked == nil {
+                    UThread.yield()
+                    parked = waiting()
+                }
+                let before = probe_signal_count()
+                pthread_kill(pthread_self(), SIGUSR1)
+                if probe_signal_count() == before { fail("\(name): the handler did not run on the sender") }
+                if pass == "jacket+usr2" {
+                    while outcome.lines.isEmpty && (waiting()?.switches ?? 0) <= parked!.switches { UThread.yield() }
+                }
+                var byte: UInt8 = 1
+                _ = probe_write(w, &byte, 1)
+                try join()
+                print("\(pass) \(name) \(outcome.lines.joined())")
+                _ = probe_close(r)
+                _ = probe_close(w)
+            }
+        }
+        print("readback=\(probe_signal_readback(SIGUSR1, 1)) handled=\(probe_signal_count())")
+    }
 
 case "curl":
     // N user threads each call libcurl's blocking curl_easy_perform against URL at once.
