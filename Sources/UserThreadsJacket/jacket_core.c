@@ -257,7 +257,7 @@ static int jacket_poll_until(int fd, int direction, uint64_t deadline, const jac
 int jacket_block(int fd, int direction, int kind, jacket_wait *wait) {
     if (!wait->started) {
         wait->started = 1;
-        unsigned state = jacket_fd_state(fd);
+        unsigned state = jacket_fd_verify(fd);
         if (state & JACKET_FD_NONBLOCKING) {  // the record knows the caller's view
             if (state & JACKET_FD_CALLER_NONBLOCKING) return JACKET_REAL_CALL;
         } else {

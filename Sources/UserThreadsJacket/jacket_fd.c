@@ -11,9 +11,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 JACKET_HIDDEN uint8_t jacket_fd_table[JACKET_FD_LIMIT];
+/// The file each adopted descriptor's record is about (st_dev and st_ino folded to 32 bits,
+/// never 0), noted when the jacket made it non-blocking; 0: not known.
+static uint32_t jacket_fd_identity[JACKET_FD_LIMIT];
 /// One past the highest number ever recorded: how far fork's walk goes.
 static int jacket_fd_end;
 
@@ -71,6 +75,27 @@ static void jacket_fd_store(int fd, unsigned state) {
 
 void jacket_forget_descriptor(int fd) { jacket_fd_store(fd, 0); }
 
+/// The identity of `fd`'s file (jacket_fd_identity); 0 when fstat fails.
+static uint32_t jacket_file_identity(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return 0;
+    uint64_t folded = (uint64_t)st.st_ino ^ ((uint64_t)st.st_dev * UINT64_C(0x9e3779b97f4a7c15));
+    return (uint32_t)(folded ^ (folded >> 32)) | 1;
+}
+
+static void jacket_fd_note_identity(int fd, uint32_t identity) {
+    if ((unsigned)fd < JACKET_FD_LIMIT) __atomic_store_n(&jacket_fd_identity[fd], identity, __ATOMIC_RELAXED);
+}
+
+unsigned jacket_fd_verify(int fd) {
+    unsigned state = jacket_fd_state(fd);
+    if (!(state & JACKET_FD_NONBLOCKING)) return state;
+    uint32_t noted = __atomic_load_n(&jacket_fd_identity[fd], __ATOMIC_RELAXED);
+    if (noted == 0 || jacket_file_identity(fd) == noted) return state;
+    jacket_forget_descriptor(fd);  // another file under the number: the per-call path serves it
+    return 0;
+}
+
 void jacket_fd_created(int fd, int nonblocking) {
     // A descriptor born non-blocking is the caller's own non-blocking one (the runtime's
     // sockets, pipes and accepted connections are): the real calls already do what it expects,
@@ -87,12 +112,14 @@ unsigned jacket_fd_adopt(int fd) {
         jacket_fd_store(fd, 0);  // not a file the jacket can own (closed behind its back?): the per-call path
         return 0;
     }
+    jacket_fd_note_identity(fd, jacket_file_identity(fd));
     jacket_fd_store(fd, state);
     return state;
 }
 
 unsigned jacket_fd_copy(int from, int to) {
     unsigned state = jacket_fd_state(from) & ~(unsigned)JACKET_FD_NOT_REGULAR;
+    if ((unsigned)from < JACKET_FD_LIMIT) jacket_fd_note_identity(to, __atomic_load_n(&jacket_fd_identity[from], __ATOMIC_RELAXED));
     jacket_fd_store(to, state);
     return state;
 }
@@ -161,7 +188,15 @@ static int jacket_fcntl(int (*real)(int, int, ...), int fd, int command, void *a
     switch (command) {
     case F_GETFL: {
         int flags = real(fd, command);
-        if (flags >= 0 && (state & JACKET_FD_NONBLOCKING) && !(state & JACKET_FD_CALLER_NONBLOCKING)) flags &= ~O_NONBLOCK;
+        if (state & JACKET_FD_NONBLOCKING) {
+            // The jacket's O_NONBLOCK gone, or no file at all: the number was closed or reused
+            // behind the jacket's back (a raw close, dup2 or fcntl): the record is stale.
+            if (flags >= 0 ? !(flags & O_NONBLOCK) : errno == EBADF) {
+                jacket_forget_descriptor(fd);
+                return flags;
+            }
+            if (flags >= 0 && !(state & JACKET_FD_CALLER_NONBLOCKING)) flags &= ~O_NONBLOCK;
+        }
         return flags;
     }
     case F_SETFL: {

@@ -169,8 +169,16 @@ JACKET_HIDDEN void jacket_fd_created(int fd, int nonblocking);
 JACKET_HIDDEN unsigned jacket_fd_adopt(int fd);
 /// Gives `to` the record of `from` (a duplicate: same file, same mode); returns it.
 JACKET_HIDDEN unsigned jacket_fd_copy(int from, int to);
+/// The record of `fd` for a call about to park: a non-blocking record whose file is not the
+/// one the jacket adopted (its number was closed and reused behind the jacket's back: an fstat
+/// says) is dropped, and 0 returned.
+JACKET_HIDDEN unsigned jacket_fd_verify(int fd);
 /// The jacket's close: forgets what it knew about descriptor `fd`.
 JACKET_HIDDEN void jacket_forget_descriptor(int fd);
+/// A call on `fd` failed with `error`: EBADF means no file has the number, so a record of it is stale.
+static inline void jacket_fd_failed(int fd, int error) {
+    if (__builtin_expect(error == EBADF, 0)) jacket_forget_descriptor(fd);
+}
 /// Resolves the real calls of jacket_fd.c (from jacket_resolve).
 JACKET_HIDDEN void jacket_fd_resolve(void);
 /// pthread_atfork's prepare: every file the jacket made non-blocking gets its caller's

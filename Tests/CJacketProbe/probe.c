@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/select.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -273,4 +274,23 @@ probe_result probe_signal_real(int which, int r, int w, int sig) {
     if (write(w, &byte, 1) != 1) abort();
     pthread_join(thread, NULL);
     return t.result;
+}
+
+// MARK: - Descriptors closed and reused behind the jacket's back
+
+int probe_raw_close(int fd) { return syscall(SYS_close, fd) < 0 ? errno : 0; }
+
+int probe_raw_eventfd_nonblocking(void) {
+    long fd = syscall(SYS_eventfd2, 0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int probe_raw_open_null(void) {
+    long fd = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+probe_result probe_read8(int fd) {
+    uint64_t value = 0;
+    RESULT(read(fd, &value, sizeof value));
 }

@@ -577,6 +577,41 @@ case "signals":
         print("readback=\(probe_signal_readback(SIGUSR1, 1)) handled=\(probe_signal_count())")
     }
 
+case "stale":
+    // A descriptor the jacket adopted (made non-blocking) is closed by the close system call
+    // itself and its number reused behind the jacket's back: the jacket notices and drops its
+    // record where it matters, and each call behaves as the real call on the new file.
+    inRuntime {
+        /// A pipe whose read end the jacket adopted on this user thread (record 3).
+        func adoptedPipe() -> (Int32, Int32) {
+            let (r, w) = blockingPipe()
+            passByte(w, r)
+            if uthreads_jacket_descriptor(r) != 3 { fail("not adopted: \(uthreads_jacket_descriptor(r))") }
+            return (r, w)
+        }
+        // Reused by a non-blocking eventfd: an empty read is EAGAIN (the caller's non-blocking
+        // file), not a wait for ever (the stale record said "blocking for its caller").
+        var (r, w) = adoptedPipe()
+        _ = probe_raw_close(r)
+        let event = probe_raw_eventfd_nonblocking()
+        print("eventfd same-number=\(event == r) read=\(describe(probe_read8(event))) record=\(uthreads_jacket_descriptor(event))")
+        _ = probe_close(event)
+        _ = probe_close(w)
+        // Closed and not reused: EBADF, and the record goes.
+        (r, w) = adoptedPipe()
+        _ = probe_raw_close(r)
+        var byte: UInt8 = 0
+        print("closed read=\(describe(probe_read(r, &byte, 1))) record=\(uthreads_jacket_descriptor(r))")
+        _ = probe_close(w)
+        // Reused by a blocking file: F_GETFL shows the jacket's O_NONBLOCK gone, the record goes.
+        (r, w) = adoptedPipe()
+        _ = probe_raw_close(r)
+        let null = probe_raw_open_null()
+        print("reopened same-number=\(null == r) view=\(probe_nonblocking(null)) record=\(uthreads_jacket_descriptor(null))")
+        _ = probe_close(null)
+        _ = probe_close(w)
+    }
+
 case "curl":
     // N user threads each call libcurl's blocking curl_easy_perform against URL at once.
     guard arguments.count >= 3, let n = Int(arguments[1]) else { fail("usage: curl N URL") }

@@ -70,4 +70,13 @@ probe_result probe_signal_call(int which, int fd);
 /// signal did not end) writes a byte to `w`; returns the call's result.
 probe_result probe_signal_real(int which, int r, int w, int sig);
 
+/// close(2) as the system call itself, unseen by the jacket: 0 or errno.
+int probe_raw_close(int fd);
+/// A non-blocking eventfd made by the system call itself (unseen by the jacket), or -errno.
+int probe_raw_eventfd_nonblocking(void);
+/// /dev/null opened (blocking) by the system call itself, or -errno.
+int probe_raw_open_null(void);
+/// read(fd) of 8 bytes (an eventfd's counter).
+probe_result probe_read8(int fd);
+
 #endif

@@ -159,6 +159,16 @@ struct JacketTests {
         #expect(out.contains("readback=1 handled=18"), "\(out)")  // sigaction reads the program's handler back
     }
 
+    @Test(
+        "a descriptor closed or reused behind the jacket's back loses its stale record: EAGAIN from a non-blocking eventfd, EBADF, F_GETFL of a blocking file",
+        arguments: [1, 2])
+    func staleRecords(workers: Int) throws {
+        let out = try probe(["stale"], workers: workers)
+        #expect(out.contains("eventfd same-number=true read=-1/\(EAGAIN) record=0"), "\(out)")
+        #expect(out.contains("closed read=-1/\(EBADF) record=0"), "\(out)")
+        #expect(out.contains("reopened same-number=true view=0 record=0"), "\(out)")
+    }
+
     @Test("usleep becomes a user-thread sleep: two overlap and a ticker runs")
     func sleeps() throws {
         #expect(try probe(["sleep"]).contains("sleepers=2 ticked=true"))
