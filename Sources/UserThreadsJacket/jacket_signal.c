@@ -40,6 +40,10 @@
 // could interrupt — no handlers, or only SA_RESTART ones and a restarted call such as read —
 // parks exactly as before, at the same cost.
 //
+// While an armed call waits, the thread table names the temporary set's descriptor (`read fd
+// 12 (jacket)`, 12 being the set), and an armed sleep shows as a poll of the bell: the reactor
+// knows only the descriptor it waits on.
+//
 // Which parked calls a signal interrupts: every armed one in the process, on every worker.
 // A process-directed signal interrupts one real thread's call (the kernel's choice, which the
 // program cannot direct); here every user thread in a jacketed wait may have been that thread.

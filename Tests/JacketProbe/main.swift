@@ -577,6 +577,21 @@ case "signals":
         print("readback=\(probe_signal_readback(SIGUSR1, 1)) handled=\(probe_signal_count())")
     }
 
+case "dump-signal":
+    // The runtime's thread-dump signal (SIGQUIT) is no handler of the program's: it does not
+    // interrupt a parked jacketed poll, which a program's own handler would (never restarted).
+    let (r, w) = blockingPipe()
+    inRuntime {
+        let outcome = Box()
+        let poller = spawn("target") { outcome.lines.append(describe(probe_poll(r, Int16(POLLIN), -1))) }
+        while !UThreadRuntime.threadTable().description.contains("poll fd \(r) (jacket)") { UThread.yield() }
+        pthread_kill(pthread_self(), SIGQUIT)
+        var byte: UInt8 = 1
+        _ = probe_write(w, &byte, 1)
+        try poller()
+        print("poll-after-dump=\(outcome.lines.joined())")
+    }
+
 case "stale":
     // A descriptor the jacket adopted (made non-blocking) is closed by the close system call
     // itself and its number reused behind the jacket's back: the jacket notices and drops its

@@ -159,6 +159,12 @@ struct JacketTests {
         #expect(out.contains("readback=1 handled=18"), "\(out)")  // sigaction reads the program's handler back
     }
 
+    @Test("the runtime's thread-dump signal does not interrupt a parked jacketed poll")
+    func dumpSignalInterruptsNothing() throws {
+        let out = try probe(["dump-signal"])
+        #expect(out.contains("poll-after-dump=1/0"), "\(out)")
+    }
+
     @Test(
         "a descriptor closed or reused behind the jacket's back loses its stale record: EAGAIN from a non-blocking eventfd, EBADF, F_GETFL of a blocking file",
         arguments: [1, 2])
