@@ -61,6 +61,14 @@ func spawn(_ name: String, stackSize: Int? = nil, _ body: @escaping @Sendable ()
     return { try t.join() }
 }
 
+/// Spawns a user thread on worker 1 of an M:N runtime (another worker than the caller's, on
+/// worker 0), or a worker-local one under M:1; returns its join.
+func spawnElsewhere(_ name: String, _ body: @escaping @Sendable () throws -> Void) throws -> () throws -> Void {
+    guard Options.workers > 1 else { return spawn(name, body) }
+    let t = try UThread.spawn(name: name, onWorker: 1, body)
+    return { try t.join() }
+}
+
 /// Counts ticks of a ticker thread, shared by the threads of one scenario.
 final class Counter: @unchecked Sendable {
     var value = 0
@@ -308,13 +316,7 @@ case "close-elsewhere":
             var byte: UInt8 = 0
             read.lines.append(describe(probe_read(r, &byte, 1)))
         }
-        let join: () throws -> Void
-        if Options.workers > 1 {
-            let reader = try UThread.spawn(name: "reader", onWorker: 1, readThat)
-            join = { try reader.join() }
-        } else {
-            join = spawn("reader", readThat)
-        }
+        let join = try spawnElsewhere("reader", readThat)
         while !UThreadRuntime.threadTable().description.contains("read fd \(r) (jacket)") { UThread.yield() }
         print("close=\(describe(probe_close(r))) on worker \(UThread.worker)")
         try join()
@@ -548,13 +550,7 @@ case "signals":
                 let (r, w) = blockingPipe()
                 let outcome = Box()
                 let call = { @Sendable in outcome.lines.append(signalResult(probe_signal_call(which, r), which)) }
-                let join: () throws -> Void
-                if Options.workers > 1 {
-                    let target = try UThread.spawn(name: "target", onWorker: 1, call)
-                    join = { try target.join() }
-                } else {
-                    join = spawn("target", call)
-                }
+                let join = try spawnElsewhere("target", call)
                 var parked = waiting()
                 while parked == nil {
                     UThread.yield()
