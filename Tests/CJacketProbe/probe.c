@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/select.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -180,6 +181,16 @@ static void probe_on_signal(int sig) {
 }
 
 int probe_signal_handler(int sig, int restart) {
+    if (restart == PROBE_HANDLER_SIGNAL || restart == PROBE_HANDLER_SIGNAL_SIGINTERRUPT) {
+        // siginterrupt is what the scenario tests (its replacement, SA_RESTART, is tested above).
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wdeprecated-declarations"
+        // The C library remembers siginterrupt for later signal() calls: forget an earlier one.
+        if (siginterrupt(sig, 0) < 0) return errno;
+        if (signal(sig, probe_on_signal) == SIG_ERR) return errno;
+        return restart == PROBE_HANDLER_SIGNAL_SIGINTERRUPT && siginterrupt(sig, 1) < 0 ? errno : 0;
+#pragma clang diagnostic pop
+    }
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = probe_on_signal;
@@ -213,6 +224,23 @@ probe_result probe_signal_call(int which, int fd) {
     }
     case PROBE_SIGNAL_PPOLL_BLOCKING: sigaddset(&mask, SIGUSR1); RESULT(ppoll(&p, 1, NULL, &mask));
     case PROBE_SIGNAL_PPOLL_EMPTY_MASK: RESULT(ppoll(&p, 1, NULL, &mask));
+    case PROBE_SIGNAL_PSELECT_EMPTY_MASK: {
+        fd_set set;
+        FD_ZERO(&set);
+        FD_SET(fd, &set);
+        RESULT(pselect(fd + 1, &set, NULL, NULL, NULL, &mask));
+    }
+    case PROBE_SIGNAL_EPOLL_PWAIT_BLOCKING: {
+        int epoll = epoll_create1(EPOLL_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd}, out;
+        if (epoll < 0 || epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &ev) < 0) { probe_result r = {-1, errno, 0}; return r; }
+        sigaddset(&mask, SIGUSR1);
+        errno = 0;
+        int v = epoll_pwait(epoll, &out, 1, -1, &mask);
+        probe_result r = {v, v < 0 ? errno : 0, 0};
+        close(epoll);
+        return r;
+    }
     default: { probe_result r = {-1, EINVAL, 0}; return r; }
     }
 }
@@ -266,7 +294,7 @@ probe_result probe_signal_real(int which, int r, int w, int sig) {
     pthread_kill(thread, sig);
     // A call the signal does not end sleeps again (restarted, or the signal is blocked): then a
     // byte ends it. One it ends has returned: the write is left in the pipe for nobody.
-    if (which != PROBE_SIGNAL_PPOLL_BLOCKING) {
+    if (which != PROBE_SIGNAL_PPOLL_BLOCKING && which != PROBE_SIGNAL_EPOLL_PWAIT_BLOCKING) {
         while (probe_signal_count() == before) sched_yield();
     }
     probe_until_sleeping(&t);

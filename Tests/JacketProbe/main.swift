@@ -519,14 +519,19 @@ case "signals":
     // its own kernel thread) once the target waits: each call's result and errno, first the
     // real calls on kernel threads, then the jacketed ones on user threads (under M:N the
     // target runs on another worker than the sender). Lines: `real|jacket <case> value/errno`.
-    let cases: [(String, Int32, Bool)] = [
-        ("read-interrupting", Int32(PROBE_SIGNAL_READ), false), ("read-restarting", Int32(PROBE_SIGNAL_READ), true),
-        ("poll-restarting", Int32(PROBE_SIGNAL_POLL), true), ("nanosleep-restarting", Int32(PROBE_SIGNAL_NANOSLEEP), true),
-        ("ppoll-blocking-mask", Int32(PROBE_SIGNAL_PPOLL_BLOCKING), false),
-        ("ppoll-empty-mask", Int32(PROBE_SIGNAL_PPOLL_EMPTY_MASK), true),
+    // (case, call, how the handler is installed: 0/1 sigaction without/with SA_RESTART, or PROBE_HANDLER_*)
+    let cases: [(String, Int32, Int32)] = [
+        ("read-interrupting", Int32(PROBE_SIGNAL_READ), 0), ("read-restarting", Int32(PROBE_SIGNAL_READ), 1),
+        ("read-signal", Int32(PROBE_SIGNAL_READ), Int32(PROBE_HANDLER_SIGNAL)),
+        ("read-siginterrupt", Int32(PROBE_SIGNAL_READ), Int32(PROBE_HANDLER_SIGNAL_SIGINTERRUPT)),
+        ("poll-restarting", Int32(PROBE_SIGNAL_POLL), 1), ("nanosleep-restarting", Int32(PROBE_SIGNAL_NANOSLEEP), 1),
+        ("ppoll-blocking-mask", Int32(PROBE_SIGNAL_PPOLL_BLOCKING), 0),
+        ("epoll-pwait-blocking-mask", Int32(PROBE_SIGNAL_EPOLL_PWAIT_BLOCKING), 0),
+        ("pselect-empty-mask", Int32(PROBE_SIGNAL_PSELECT_EMPTY_MASK), 1),
+        ("ppoll-empty-mask", Int32(PROBE_SIGNAL_PPOLL_EMPTY_MASK), 1),
     ]
-    for (name, which, restart) in cases {
-        _ = probe_signal_handler(SIGUSR1, restart ? 1 : 0)
+    for (name, which, handler) in cases {
+        _ = probe_signal_handler(SIGUSR1, handler)
         let (r, w) = blockingPipe()
         print("real \(name) \(signalResult(probe_signal_real(which, r, w, SIGUSR1), which))")
         _ = probe_close(r)
@@ -545,8 +550,8 @@ case "signals":
         // SIGUSR1 wakes each: the byte is written once it returned or waits again.
         for pass in ["jacket", "jacket+usr2"] {
             if pass == "jacket+usr2" { _ = probe_signal_handler(SIGUSR2, 0) }
-            for (name, which, restart) in cases {
-                _ = probe_signal_handler(SIGUSR1, restart ? 1 : 0)
+            for (name, which, handler) in cases {
+                _ = probe_signal_handler(SIGUSR1, handler)
                 let (r, w) = blockingPipe()
                 let outcome = Box()
                 let call = { @Sendable in outcome.lines.append(signalResult(probe_signal_call(which, r), which)) }
@@ -559,7 +564,7 @@ case "signals":
                 let before = probe_signal_count()
                 pthread_kill(pthread_self(), SIGUSR1)
                 if probe_signal_count() == before { fail("\(name): the handler did not run on the sender") }
-                if pass == "jacket+usr2" {
+                if pass == "jacket+usr2" {  // every call is woken (SIGUSR2 could interrupt it)
                     while outcome.lines.isEmpty && (waiting()?.switches ?? 0) <= parked!.switches { UThread.yield() }
                 }
                 var byte: UInt8 = 1

@@ -56,8 +56,16 @@ enum {
     PROBE_SIGNAL_NANOSLEEP = 2,        ///< nanosleep(30 s); extra: 1 when the time left is in (0, 30] s
     PROBE_SIGNAL_PPOLL_BLOCKING = 3,   ///< ppoll(fd, POLLIN, no timeout, a mask blocking SIGUSR1)
     PROBE_SIGNAL_PPOLL_EMPTY_MASK = 4, ///< ppoll(fd, POLLIN, no timeout, an empty mask)
+    PROBE_SIGNAL_PSELECT_EMPTY_MASK = 5,   ///< pselect(fd readable, no timeout, an empty mask)
+    PROBE_SIGNAL_EPOLL_PWAIT_BLOCKING = 6, ///< epoll_pwait on a set of fd, no timeout, a mask blocking SIGUSR1
 };
-/// Installs a handler for `sig` that counts its runs, with SA_RESTART when `restart`: 0 or errno.
+/// probe_signal_handler's other ways to install the handler (`restart` 0 and 1: sigaction).
+enum {
+    PROBE_HANDLER_SIGNAL = 2,                 ///< signal(3): SA_RESTART, the C library's BSD semantics
+    PROBE_HANDLER_SIGNAL_SIGINTERRUPT = 3,    ///< signal(3), then siginterrupt(sig, 1): no SA_RESTART
+};
+/// Installs a handler for `sig` that counts its runs, with sigaction, SA_RESTART when
+/// `restart` is 1 (0: without), or with signal(3) (PROBE_HANDLER_*): 0 or errno.
 int probe_signal_handler(int sig, int restart);
 /// How many times the handler ran.
 int probe_signal_count(void);
