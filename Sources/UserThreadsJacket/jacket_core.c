@@ -158,12 +158,14 @@
 //     copied by dup): one fstat per park, a wait's cost already, never on a call that does not
 //     block. So a non-blocking file that reuses the number (an eventfd, a timerfd made by a raw
 //     system call) returns EAGAIN to its caller instead of parking it for ever.
+//   * open, openat (and their 64 names), eventfd, timerfd_create, signalfd and inotify_init
+//     return a number that was free: a record under it is dropped (one byte store per call).
 // Left undetected, because telling would cost a system call on the path that does not block: a
-// blocking file that reuses the number of one the jacket made non-blocking (a FIFO opened with
-// open(2), a raw dup2 over it) is read as non-blocking — the read blocks its kernel thread, as
-// without the jacket — until one of the checks above drops the record; and a number created
-// here and not yet adopted, reused by a file the jacket did not see, is adopted as if it were
-// the old one (its O_NONBLOCK set). Rejected: an fstat on every call (the cost the records
+// blocking file that reuses the number of one the jacket made non-blocking by a path the
+// jacket does not see (a raw system call, a raw dup2 over it, the C library's internal opens in
+// fopen) is read as non-blocking — the read blocks its kernel thread, as without the jacket —
+// until one of the checks above drops the record; and a number created here and not yet
+// adopted, reused by such a file, is adopted as if it were the old one (its O_NONBLOCK set). Rejected: an fstat on every call (the cost the records
 // remove), and noting the identity at creation too (an fstat per accept, for the rare second
 // case). Under M:N, a fork while another worker is inside a real
 // read of a file the fork gives back its blocking mode lets that read block its kernel thread.

@@ -2,7 +2,8 @@
 // its file is non-blocking in the kernel, and whether the *caller* made it non-blocking; and
 // the calls that keep the record true: socket, socketpair, pipe, pipe2, accept (jacket_net.c),
 // dup, dup2, dup3, fcntl, ioctl(FIONBIO), close (jacket_net.c), fclose, close_range, fork,
-// posix_spawn, system and popen. The design (which descriptors the jacket makes non-blocking, and why) is in
+// posix_spawn, system and popen; and open, openat, eventfd, timerfd_create, signalfd and
+// inotify_init, whose new number drops a stale record. The design (which descriptors the jacket makes non-blocking, and why) is in
 // the essay of jacket_core.c, under "Descriptor modes".
 #include "jacket_internal.h"
 
@@ -10,8 +11,12 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 JACKET_HIDDEN uint8_t jacket_fd_table[JACKET_FD_LIMIT];
@@ -39,6 +44,8 @@ static int (*real_posix_spawn)(pid_t *, const char *, const posix_spawn_file_act
 static int (*real_posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
                                 char *const[], char *const[]);
 
+static void jacket_fd_resolve_unowned(void);
+
 #define RESOLVE_FD(pointer, name) \
     do { if (!pointer) pointer = (__typeof__(pointer))dlsym(RTLD_NEXT, name); } while (0)
 
@@ -59,6 +66,7 @@ void jacket_fd_resolve(void) {
     RESOLVE_FD(real_posix_spawnp, "posix_spawnp");
     RESOLVE_FD(real_system, "system");
     RESOLVE_FD(real_popen, "popen");
+    jacket_fd_resolve_unowned();
 }
 
 /// The resolved pointer `p`, resolving first if a call comes before the jacket's constructor.
@@ -158,6 +166,83 @@ int pipe2(int fds[2], int flags) {
     }
     return rc;
 }
+
+// MARK: - Files the jacket does not own: a stale record of their number goes
+
+// open(2) and the descriptors of other kinds the C library creates get a number that was free,
+// so a record under it is stale (its predecessor was closed behind the jacket's back): it is
+// dropped, so that the new file is served by the per-call path and never read as the old,
+// non-blocking one (a blocking FIFO would block its kernel thread). One byte store per call.
+
+static int (*real_open)(const char *, int, ...);
+static int (*real_open64)(const char *, int, ...);
+static int (*real_openat)(int, const char *, int, ...);
+static int (*real_openat64)(int, const char *, int, ...);
+static int (*real_eventfd)(unsigned, int);
+static int (*real_timerfd_create)(int, int);
+static int (*real_signalfd)(int, const sigset_t *, int);
+static int (*real_inotify_init)(void);
+static int (*real_inotify_init1)(int);
+
+static void jacket_fd_resolve_unowned(void) {
+    RESOLVE_FD(real_open, "open");
+    RESOLVE_FD(real_open64, "open64");
+    RESOLVE_FD(real_openat, "openat");
+    RESOLVE_FD(real_openat64, "openat64");
+    RESOLVE_FD(real_eventfd, "eventfd");
+    RESOLVE_FD(real_timerfd_create, "timerfd_create");
+    RESOLVE_FD(real_signalfd, "signalfd");
+    RESOLVE_FD(real_inotify_init, "inotify_init");
+    RESOLVE_FD(real_inotify_init1, "inotify_init1");
+}
+
+/// `fd`, a descriptor just made without the jacket, after dropping a stale record of its number.
+static int jacket_fd_unowned(int fd) {
+    if (fd >= 0 && jacket_fd_state(fd) != 0) jacket_forget_descriptor(fd);
+    return fd;
+}
+
+/// open's mode argument, present only when the flags create a file.
+#define JACKET_OPEN_MODE(flags, last)                                        \
+    mode_t mode = 0;                                                         \
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {             \
+        va_list list;                                                        \
+        va_start(list, last);                                                \
+        mode = (mode_t)va_arg(list, unsigned);                               \
+        va_end(list);                                                        \
+    }
+
+int open(const char *path, int flags, ...) {
+    JACKET_OPEN_MODE(flags, flags)
+    return jacket_fd_unowned(REAL_FD(real_open)(path, flags, mode));
+}
+
+int open64(const char *path, int flags, ...) {
+    JACKET_OPEN_MODE(flags, flags)
+    return jacket_fd_unowned(REAL_FD(real_open64)(path, flags, mode));
+}
+
+int openat(int directory, const char *path, int flags, ...) {
+    JACKET_OPEN_MODE(flags, flags)
+    return jacket_fd_unowned(REAL_FD(real_openat)(directory, path, flags, mode));
+}
+
+int openat64(int directory, const char *path, int flags, ...) {
+    JACKET_OPEN_MODE(flags, flags)
+    return jacket_fd_unowned(REAL_FD(real_openat64)(directory, path, flags, mode));
+}
+
+int eventfd(unsigned value, int flags) { return jacket_fd_unowned(REAL_FD(real_eventfd)(value, flags)); }
+
+int timerfd_create(int clock, int flags) { return jacket_fd_unowned(REAL_FD(real_timerfd_create)(clock, flags)); }
+
+int signalfd(int fd, const sigset_t *mask, int flags) {
+    return jacket_fd_unowned(REAL_FD(real_signalfd)(fd, mask, flags));
+}
+
+int inotify_init(void) { return jacket_fd_unowned(REAL_FD(real_inotify_init)()); }
+
+int inotify_init1(int flags) { return jacket_fd_unowned(REAL_FD(real_inotify_init1)(flags)); }
 
 // MARK: - Duplicates share the file, and so its mode: the record is copied
 

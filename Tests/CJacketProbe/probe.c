@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -321,4 +322,13 @@ int probe_raw_open_null(void) {
 probe_result probe_read8(int fd) {
     uint64_t value = 0;
     RESULT(read(fd, &value, sizeof value));
+}
+
+int probe_open_fifo(const char *path) {
+    unlink(path);
+    if (mkfifo(path, 0600) != 0) return -errno;
+    int fd = open(path, O_RDWR | O_CLOEXEC);  // O_RDWR: the open does not wait for a writer
+    int e = errno;
+    unlink(path);
+    return fd < 0 ? -e : fd;
 }

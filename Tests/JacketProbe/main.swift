@@ -626,6 +626,17 @@ case "stale":
         print("reopened same-number=\(null == r) view=\(probe_nonblocking(null)) record=\(uthreads_jacket_descriptor(null))")
         _ = probe_close(null)
         _ = probe_close(w)
+        // Reused by open(2) of a blocking FIFO: the record goes at once, so an empty read parks
+        // (the per-call path) instead of blocking the kernel thread as a "non-blocking" file.
+        (r, w) = adoptedPipe()
+        _ = probe_raw_close(r)
+        let fifo = probe_open_fifo("/tmp/uthreads-jacket-probe-\(getpid()).fifo")
+        let ticks = Counter()
+        let ticker = spawn("ticker") { try tickThenWrite(ticks, fifo) }
+        print("fifo same-number=\(fifo == r) record=\(uthreads_jacket_descriptor(fifo)) read=\(describe(probe_read(fifo, &byte, 1))) ticks=\(ticks.value)")
+        try ticker()
+        _ = probe_close(fifo)
+        _ = probe_close(w)
     }
 
 case "curl":

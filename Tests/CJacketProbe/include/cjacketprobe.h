@@ -87,4 +87,8 @@ int probe_raw_open_null(void);
 /// read(fd) of 8 bytes (an eventfd's counter).
 probe_result probe_read8(int fd);
 
+/// A new FIFO at `path`, opened blocking for reading and writing with open(2) (then
+/// unlinked), or -errno.
+int probe_open_fifo(const char *path);
+
 #endif

@@ -167,13 +167,14 @@ struct JacketTests {
     }
 
     @Test(
-        "a descriptor closed or reused behind the jacket's back loses its stale record: EAGAIN from a non-blocking eventfd, EBADF, F_GETFL of a blocking file",
+        "a descriptor closed or reused behind the jacket's back loses its stale record: EAGAIN from a non-blocking eventfd, EBADF, F_GETFL of a blocking file, a FIFO from open whose read parks",
         arguments: [1, 2])
     func staleRecords(workers: Int) throws {
         let out = try probe(["stale"], workers: workers)
         #expect(out.contains("eventfd same-number=true read=-1/\(EAGAIN) record=0"), "\(out)")
         #expect(out.contains("closed read=-1/\(EBADF) record=0"), "\(out)")
         #expect(out.contains("reopened same-number=true view=0 record=0"), "\(out)")
+        #expect(out.contains("fifo same-number=true record=0 read=1/0 ticks=3"), "\(out)")
     }
 
     @Test("usleep becomes a user-thread sleep: two overlap and a ticker runs")
