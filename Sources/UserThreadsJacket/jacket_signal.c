@@ -68,12 +68,12 @@
 // which is running, not parked); SIG_DFL and SIG_IGN; the Swift runtime's crash backtracer
 // (libswiftCore: the process is ending); the runtime's own thread-dump handler (CUThreads'
 // dump_signal.c installs it past the jacket, with __sigaction: a diagnostic must not disturb
-// the program); handlers installed before the jacket is in the process (a preloaded jacket's
-// constructor runs first, so only raw rt_sigaction system calls and handlers installed by
-// another library's constructor that runs before it are unseen) and handlers installed with
-// sigset(3) or other internal paths of the C library. A call that parked before a handler was
-// installed is not armed for it. A handler that the program's own signal mask keeps from
-// running is never stamped: nothing to interrupt for.
+// the program); and handlers installed past the jacket's sigaction: the rt_sigaction system
+// call itself, sigset(3) and other paths inside the C library. A call that parked before a
+// handler was installed is not armed for it. A handler that the program's own signal mask
+// keeps from running is never stamped: nothing to interrupt for. Two threads changing one
+// signal's handler at once race here as they do in the kernel (the table and the kernel may
+// then disagree on which one won); a trampoline that runs meanwhile calls one of the two.
 //
 // Rejected designs:
 //   * signalfd: the runtime would read the signals itself, so the program's handlers would
