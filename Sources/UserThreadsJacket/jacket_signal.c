@@ -116,6 +116,8 @@ static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 /// and its flags; the kernel has the trampoline.
 static void *jacket_handler[JACKET_SIGNALS];
 static int jacket_handler_flags[JACKET_SIGNALS];
+/// The last handler of each signal found to be no crash reporter (jacket_wraps).
+static void *jacket_vetted[JACKET_SIGNALS];
 /// Signals whose handler is the trampoline; of those, the ones installed with SA_RESTART.
 static uint64_t jacket_wrapped, jacket_restarting;
 /// The signals that signal() installs without SA_RESTART (siginterrupt), as the C library keeps them.
@@ -175,8 +177,13 @@ static int jacket_wraps(int sig, const struct sigaction *action) {
     }
     void *handler = (action->sa_flags & SA_SIGINFO) ? (void *)action->sa_sigaction : (void *)action->sa_handler;
     if (handler == (void *)SIG_DFL || handler == (void *)SIG_IGN || handler == (void *)SIG_ERR) return 0;
+    // A handler that installs itself again (System V style, often from inside the handler,
+    // after SA_RESETHAND): no dladdr, which takes the dynamic loader's lock and is not
+    // async-signal-safe.
+    if (__atomic_load_n(&jacket_vetted[sig], __ATOMIC_ACQUIRE) == handler) return 1;
     Dl_info info;
     if (dladdr(handler, &info) != 0 && info.dli_fname && strstr(info.dli_fname, "libswiftCore")) return 0;
+    __atomic_store_n(&jacket_vetted[sig], handler, __ATOMIC_RELEASE);
     return 1;
 }
 
