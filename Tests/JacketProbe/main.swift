@@ -598,45 +598,42 @@ case "stale":
     // itself and its number reused behind the jacket's back: the jacket notices and drops its
     // record where it matters, and each call behaves as the real call on the new file.
     inRuntime {
-        /// A pipe whose read end the jacket adopted on this user thread (record 3).
-        func adoptedPipe() -> (Int32, Int32) {
+        /// A pipe whose read end the jacket adopted on this user thread (record 3), its read
+        /// end then closed by the system call itself and `reuse()` run: the read end's number,
+        /// what `reuse` returned, and the write end (closed when `body` returns).
+        func afterRawClose(_ reuse: () -> Int32, _ body: (Int32, Int32) throws -> Void) rethrows {
             let (r, w) = blockingPipe()
             passByte(w, r)
             if uthreads_jacket_descriptor(r) != 3 { fail("not adopted: \(uthreads_jacket_descriptor(r))") }
-            return (r, w)
+            _ = probe_raw_close(r)
+            try body(r, reuse())
+            _ = probe_close(w)
         }
         // Reused by a non-blocking eventfd: an empty read is EAGAIN (the caller's non-blocking
         // file), not a wait for ever (the stale record said "blocking for its caller").
-        var (r, w) = adoptedPipe()
-        _ = probe_raw_close(r)
-        let event = probe_raw_eventfd_nonblocking()
-        print("eventfd same-number=\(event == r) read=\(describe(probe_read8(event))) record=\(uthreads_jacket_descriptor(event))")
-        _ = probe_close(event)
-        _ = probe_close(w)
+        afterRawClose(probe_raw_eventfd_nonblocking) { r, event in
+            print("eventfd same-number=\(event == r) read=\(describe(probe_read8(event))) record=\(uthreads_jacket_descriptor(event))")
+            _ = probe_close(event)
+        }
         // Closed and not reused: EBADF, and the record goes.
-        (r, w) = adoptedPipe()
-        _ = probe_raw_close(r)
         var byte: UInt8 = 0
-        print("closed read=\(describe(probe_read(r, &byte, 1))) record=\(uthreads_jacket_descriptor(r))")
-        _ = probe_close(w)
+        afterRawClose({ -1 }) { r, _ in
+            print("closed read=\(describe(probe_read(r, &byte, 1))) record=\(uthreads_jacket_descriptor(r))")
+        }
         // Reused by a blocking file: F_GETFL shows the jacket's O_NONBLOCK gone, the record goes.
-        (r, w) = adoptedPipe()
-        _ = probe_raw_close(r)
-        let null = probe_raw_open_null()
-        print("reopened same-number=\(null == r) view=\(probe_nonblocking(null)) record=\(uthreads_jacket_descriptor(null))")
-        _ = probe_close(null)
-        _ = probe_close(w)
+        afterRawClose(probe_raw_open_null) { r, null in
+            print("reopened same-number=\(null == r) view=\(probe_nonblocking(null)) record=\(uthreads_jacket_descriptor(null))")
+            _ = probe_close(null)
+        }
         // Reused by open(2) of a blocking FIFO: the record goes at once, so an empty read parks
         // (the per-call path) instead of blocking the kernel thread as a "non-blocking" file.
-        (r, w) = adoptedPipe()
-        _ = probe_raw_close(r)
-        let fifo = probe_open_fifo("/tmp/uthreads-jacket-probe-\(getpid()).fifo")
-        let ticks = Counter()
-        let ticker = spawn("ticker") { try tickThenWrite(ticks, fifo) }
-        print("fifo same-number=\(fifo == r) record=\(uthreads_jacket_descriptor(fifo)) read=\(describe(probe_read(fifo, &byte, 1))) ticks=\(ticks.value)")
-        try ticker()
-        _ = probe_close(fifo)
-        _ = probe_close(w)
+        try afterRawClose({ probe_open_fifo("/tmp/uthreads-jacket-probe-\(getpid()).fifo") }) { r, fifo in
+            let ticks = Counter()
+            let ticker = spawn("ticker") { try tickThenWrite(ticks, fifo) }
+            print("fifo same-number=\(fifo == r) record=\(uthreads_jacket_descriptor(fifo)) read=\(describe(probe_read(fifo, &byte, 1))) ticks=\(ticks.value)")
+            try ticker()
+            _ = probe_close(fifo)
+        }
     }
 
 case "curl":
