@@ -56,7 +56,7 @@ class ThreadObject: WaitQueue {
     @usableFromInline @exclusivity(unchecked) final var contents = Contents.empty
     /// Set when the stored result holds no references (a `.success` of a trivial type), so that
     /// keeping the object after its last handle is gone is unobservable: the scheduler may then
-    /// reuse it for a later spawn (Scheduler.reap, `reusableObject`).
+    /// reuse it for a later spawn (Scheduler.reap, `spawnKept`).
     @usableFromInline @exclusivity(unchecked) final var resultIsTrivial = false
     /// Inline room for the body closure (16 bytes) or a small result.
     @usableFromInline @exclusivity(unchecked) final var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
