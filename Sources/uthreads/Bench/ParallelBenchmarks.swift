@@ -255,22 +255,10 @@ enum ParallelBenchRuns {
         print(
             "\n-- migration: \(threads) yield-heavy threads all started by worker 0, \(slices) CPU slices each (ms wall time)"
         )
-        var samples: [Int: [Double]] = [:]
-        var moved: [Int: [Double]] = [:]
-        var cpu: [Int: [Double]] = [:]
-        var checksum: UInt64?
-        for _ in 0..<o.repetitions {
-            for w in workerCounts {
-                let s = try ParallelBenchmarks.yieldingMs(
-                    workers: w, threads: threads, slices: slices, iterations: iterations)
-                checksum = checksum ?? s.checksum
-                guard s.checksum == checksum else {
-                    throw ValidationError("migration checksum differs with \(w) workers")
-                }
-                samples[w, default: []].append(s.ms)
-                moved[w, default: []].append(Double(s.migrations))
-                cpu[w, default: []].append(s.cpu)
-            }
+        let (samples, moved, cpu) = try sampleByWorkers(o, "migration") { w in
+            let s = try ParallelBenchmarks.yieldingMs(
+                workers: w, threads: threads, slices: slices, iterations: iterations)
+            return (s.ms, s.checksum, Double(s.migrations), s.cpu)
         }
         let one = samples[1].map(median)
         for w in workerCounts {
@@ -494,8 +482,31 @@ final class BenchCounter: Sendable {
 }
 
 extension ParallelBenchRuns {
+    /// Runs `measure` (ms, checksum, one more figure, CPUs busy) `o.repetitions` times for
+    /// every worker count, the counts interleaved, and checks that every run computed the same
+    /// checksum; the samples by worker count.
+    static func sampleByWorkers(
+        _ o: BenchOptions, _ group: String, _ measure: (Int) throws -> (Double, UInt64, Double, Double)
+    ) throws -> (ms: [Int: [Double]], extra: [Int: [Double]], cpu: [Int: [Double]]) {
+        var samples: [Int: [Double]] = [:]
+        var extra: [Int: [Double]] = [:]
+        var cpu: [Int: [Double]] = [:]
+        var checksum: UInt64?
+        for _ in 0..<o.repetitions {
+            for w in workerCounts {
+                let (ms, sum, x, busy) = try measure(w)
+                checksum = checksum ?? sum
+                guard sum == checksum else { throw ValidationError("\(group) checksum differs with \(w) workers") }
+                samples[w, default: []].append(ms)
+                extra[w, default: []].append(x)
+                cpu[w, default: []].append(busy)
+            }
+        }
+        return (samples, extra, cpu)
+    }
+
     /// Threads started by one thread that wait on a pipe, then compute with a yield every
-    /// ~20 µs: 1 worker vs more, and the share of threads seen on more than one worker after
+    /// ~17 µs: 1 worker vs more, and the share of threads seen on more than one worker after
     /// their wait (they move only if a descriptor wait does not pin them).
     static func pipeWait(_ r: BenchReport, _ o: BenchOptions) throws {
         let threads = o.scaled(16, quick: 4)
@@ -504,22 +515,10 @@ extension ParallelBenchRuns {
         print(
             "\n-- pipe-wait-then-compute: \(threads) threads started by worker 0, each waits on its pipe, then \(slices) CPU slices with yields (ms wall time)"
         )
-        var samples: [Int: [Double]] = [:]
-        var moved: [Int: [Double]] = [:]
-        var cpu: [Int: [Double]] = [:]
-        var checksum: UInt64?
-        for _ in 0..<o.repetitions {
-            for w in workerCounts {
-                let s = try ParallelBenchmarks.pipeWaitThenComputeMs(
-                    workers: w, threads: threads, slices: slices, iterations: iterations)
-                checksum = checksum ?? s.checksum
-                guard s.checksum == checksum else {
-                    throw ValidationError("pipe-wait checksum differs with \(w) workers")
-                }
-                samples[w, default: []].append(s.ms)
-                moved[w, default: []].append(s.movedShare)
-                cpu[w, default: []].append(s.cpu)
-            }
+        let (samples, moved, cpu) = try sampleByWorkers(o, "pipe-wait") { w in
+            let s = try ParallelBenchmarks.pipeWaitThenComputeMs(
+                workers: w, threads: threads, slices: slices, iterations: iterations)
+            return (s.ms, s.checksum, s.movedShare, s.cpu)
         }
         let one = samples[1].map(median)
         for w in workerCounts {
