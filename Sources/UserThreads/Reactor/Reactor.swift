@@ -83,12 +83,12 @@
 // thread. Its registration then follows it in two halves:
 //   * the worker it leaves drops its entry for the descriptor the thread last waited on
 //     (`release`, called when the migrant is built; the fd is kept in the thread's object),
-//     unless a thread there still waits on it: an epoll_ctl DEL and the registry bit cleared
-//     under the stripe lock, exactly as `closing` does. So the old epoll set stops waking its
+//     unless a thread there still waits on it: an epoll_ctl DEL, then the registry bit
+//     cleared under the stripe lock, exactly as `closing` does. So the old epoll set stops waking its
 //     worker for a connection that now lives elsewhere, and a later close is not deferred for
 //     a worker that no longer uses the descriptor;
-//   * the new worker has no entry, so the thread's next read tries read(2) first and, on
-//     EAGAIN, `wait` registers it here (epoll_ctl ADD reports a descriptor already ready, so
+//   * the new worker usually has no entry, so the thread's next read tries read(2) first and,
+//     on EAGAIN, `wait` registers it there (epoll_ctl ADD reports a descriptor already ready, so
 //     no edge is lost in the move). Entries for other descriptors it used stay where they
 //     were until closed: correct (the deferred close asks every watcher), only not free.
 // Edges stay safe with a descriptor in several epoll sets: each set gets its own edge, each
@@ -97,9 +97,9 @@
 // missed wake. Closing is unchanged: the registry knows every watcher and the deferred close
 // wakes them all before the number can be reused.
 // Rejected: pinning a thread for good at its first descriptor wait (the previous rule:
-// connection threads of one acceptor never spread over the workers); moving a parked I/O waiter with its queue entry (the waiter queues,
-// `ioWaiters` and the edge flags are the owner's, touched without a lock: a transfer would
-// need a lock on every I/O wait); keeping the old entry and letting the close clean it up
+// connection threads of one acceptor never spread over the workers); moving a parked I/O
+// waiter with its queue entry (the waiter queues, `ioWaiters` and the edge flags are the
+// owner's, touched without a lock: a transfer would need a lock on every I/O wait); keeping the old entry and letting the close clean it up
 // (every later edge also wakes the worker the thread left, and every close of a moved
 // connection is deferred: a mail and a park per close); dropping entries lazily when an edge
 // finds no waiter (it cannot tell a moved connection from a busy listener of per-worker
