@@ -362,8 +362,8 @@ extension UThread where Success == Never {
     }
 
     /// Whether the calling thread may still move to another worker: false once pinned, for
-    /// threads that never could (`pinned:`, `spawn(onWorker:)`, `local`, threads that waited
-    /// for a descriptor), under `workers: 1` and outside a user thread.
+    /// threads that never could (`pinned:`, `spawn(onWorker:)`, `local`), under `workers: 1`
+    /// and outside a user thread. Waiting for a descriptor does not pin.
     public static var isMigratable: Bool {
         guard let s = Scheduler.active, s.workerIndex >= 0, s.onUserThread else { return false }
         return s.current.has(.flagMigratable)
