@@ -30,8 +30,7 @@ extension UThreadRuntime {
         max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
-    /// `run`'s path for `workers != 1` (and `runHybrid`'s): validates the count and runs the
-    /// M:N runtime.
+    /// `run`'s path for `workers != 1`: validates the count and runs the M:N runtime.
     static func runOnWorkers<R>(
         _ workers: Int, _ configuration: Configuration,
         policy: (@Sendable () throws -> any SchedulingPolicy)?, _ body: () throws -> R
@@ -44,47 +43,90 @@ extension UThreadRuntime {
         }
     }
 
-    /// `run` with the M:N runtime even for `workers: 1` (one worker kernel thread with its
-    /// mailbox, queues and M:N primitives): for the benchmarks that compare the M:N runtime on
-    /// one and on two workers, and the tests of its machinery on one worker, as long as the
-    /// `MN`-prefixed primitives work only there.
-    @discardableResult
-    package static func runHybrid<R>(
-        workers: Int, _ configuration: Configuration = Configuration(),
-        policy: (@Sendable () throws -> any SchedulingPolicy)? = nil, _ body: () throws -> R
-    ) throws -> R {
-        try runOnWorkers(workers, configuration, policy: policy, body)
-    }
-
-    /// A reference to a running runtime that any kernel thread may hold: spawns from outside
-    /// its workers go through the runtime's injection queue. Get it with `UThread.runtime`.
+    /// A reference to a running runtime that any kernel thread may hold, for any number of
+    /// workers: spawns from outside its workers go through the runtime's injection queue.
+    /// Get it with `UThread.runtime`.
+    ///
+    /// Under `workers: 1` the runtime's one kernel thread owns all of its state, so two
+    /// operations differ there: `spawn` works on the runtime's own threads only (from another
+    /// kernel thread the thread is created finished and `join()` throws
+    /// `UThreadError.invalidArgument`), and `statistics` read from another kernel thread asks
+    /// the runtime, which answers at its next safe point (see `statistics`). Cancelling a
+    /// thread from anywhere is `UThreadHandle.cancel()` at any N.
     public struct Handle: Sendable {
-        @usableFromInline let runtime: MNRuntime
+        /// The coordinator of a runtime with several workers; nil under `workers: 1`.
+        @usableFromInline let runtime: MNRuntime?
+        /// Under `workers: 1`: the scheduler's address (compared, never dereferenced off its
+        /// kernel thread) and its inbox for other kernel threads (ForeignCancels.swift).
+        let one: (runtime: UnsafeSendableAddress, inbox: ForeignCancels)?
 
         @usableFromInline
-        init(runtime: MNRuntime) { self.runtime = runtime }
+        init(runtime: MNRuntime) { (self.runtime, one) = (runtime, nil) }
+
+        init(scheduler: Scheduler, inbox: ForeignCancels) {
+            runtime = nil
+            one = (UnsafeSendableAddress(Unmanaged.passUnretained(scheduler).toOpaque()), inbox)
+        }
 
         /// Number of workers.
-        public var workers: Int { runtime.workers.count }
+        public var workers: Int { runtime?.workers.count ?? 1 }
 
         /// Spawns a thread from any kernel thread (a worker of this runtime queues it locally,
         /// others through the injection queue). The body is `@Sendable`: unlike `UThread.init`,
         /// the caller may be outside the runtime, where no region checking relates it to the
-        /// thread.
+        /// thread. Under `workers: 1` only the runtime's own threads may call it (see `Handle`).
         @inlinable
         public func spawn<Success: Sendable>(name: String = "", _ body: @escaping @Sendable () throws -> Success)
             -> UThread<Success>
         {
+            guard let runtime else { return spawnOnOneWorker(name: name, body) }
             let object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: nil, body: body)
             runtime.spawn(object, pinned: false)
             return UThread(object: object)
         }
 
-        /// Figures for tests and benchmarks.
-        public var statistics: Statistics { runtime.statistics }
+        /// `spawn` under `workers: 1`.
+        @usableFromInline
+        func spawnOnOneWorker<Success: Sendable>(name: String, _ body: @escaping @Sendable () throws -> Success)
+            -> UThread<Success>
+        {
+            if let one, let here = uthreads_get_runtime(), here == one.runtime.address,
+                Scheduler.active?.onUserThread == true
+            {
+                return UThread(name: name, body)
+            }
+            let object = ThreadObject(name: name)
+            object.fail(
+                UThreadError.invalidArgument(
+                    "a runtime of one worker spawns threads from its own threads only: use run(workers:) with 2 or more workers to spawn from another kernel thread"
+                ), as: Success.self)
+            return UThread(object: object)
+        }
+
+        /// Figures for tests and benchmarks. With several workers they are read at once, from
+        /// any kernel thread. Under `workers: 1` they are read at once on the runtime's kernel
+        /// thread; another kernel thread asks the runtime and waits for its answer at its next
+        /// safe point, up to a second (a thread of it that computes without one for longer, or
+        /// a runtime that has ended, gives figures of zero).
+        public var statistics: Statistics {
+            if let runtime { return runtime.statistics }
+            guard let one else { return Statistics(startedPerWorker: [0], stolen: 0, live: 0) }
+            if uthreads_get_runtime() == one.runtime.address, let s = Scheduler.active {
+                return Statistics(oneWorker: s)
+            }
+            return one.inbox.call(timeoutNanoseconds: 1_000_000_000) { Statistics(oneWorker: $0) }
+                ?? Statistics(startedPerWorker: [0], stolen: 0, live: 0)
+        }
     }
 
-    /// Counters of a runtime with several workers (`UThread.runtime?.statistics`).
+    /// An address passed between kernel threads only to be compared, never dereferenced.
+    struct UnsafeSendableAddress: @unchecked Sendable {
+        let address: UnsafeMutableRawPointer
+        init(_ address: UnsafeMutableRawPointer) { self.address = address }
+    }
+
+    /// Counters of a runtime (`UThread.runtime?.statistics`); under `workers: 1` nothing is
+    /// stolen, migrated, mailed or rung, and those counters stay 0.
     public struct Statistics: Sendable, Hashable {
         /// Threads started by each worker so far.
         public var startedPerWorker: [Int]
@@ -98,6 +140,14 @@ extension UThreadRuntime {
         public var mailedWakes: Int = 0
         /// Doorbells rung: eventfd writes that woke a sleeping worker (a system call on each side).
         public var doorbells: Int = 0
+    }
+}
+
+extension UThreadRuntime.Statistics {
+    /// The counters of a runtime of one worker, read on its kernel thread: every spawn is
+    /// started there.
+    init(oneWorker s: Scheduler) {
+        self.init(startedPerWorker: [Int(s.spawnCount)], stolen: 0, live: s.table.liveCount)
     }
 }
 
@@ -145,8 +195,9 @@ extension UThread {
 
     /// Spawns a thread that starts at once on the calling worker, like `pinned: true`, but
     /// stays migratable: only migration can move it (benchmarks and tests of migration).
-    /// Needs a runtime with several workers.
+    /// Under `workers: 1` it is `init` (nothing can move).
     package static func startingHere(name: String = "", _ body: sending @escaping () throws -> Success) -> UThread {
+        guard !runsOnOneWorker("UThread.startingHere") else { return UThread(name: name, body) }
         let runtime = MNRuntime.requireUnretained("UThread.startingHere").takeUnretainedValue()
         let object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: nil, body: body)
         runtime.spawn(object, pinned: false, startHere: true)
@@ -156,9 +207,11 @@ extension UThread {
 
 extension UThread where Success == Never {
     /// The runtime of the calling thread, as a handle other kernel threads may use to spawn
-    /// threads into it and read its statistics. Nil under `workers: 1` (its threads are spawned
-    /// from its own kernel thread only) and outside a runtime.
+    /// threads into it and read its statistics, for any number of workers (see
+    /// `UThreadRuntime.Handle` for what differs under `workers: 1`). Nil outside a runtime.
     public static var runtime: UThreadRuntime.Handle? {
-        MNWorker.current().map { UThreadRuntime.Handle(runtime: $0.worker.runtime) }
+        if let (worker, _) = MNWorker.current() { return UThreadRuntime.Handle(runtime: worker.runtime) }
+        guard let s = Scheduler.active, s.workerIndex < 0, let inbox = s.foreignCancels else { return nil }
+        return UThreadRuntime.Handle(scheduler: s, inbox: inbox)
     }
 }
