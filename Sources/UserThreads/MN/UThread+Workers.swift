@@ -1,5 +1,8 @@
 // Layer 11: the M:N half of the public API — what `UThreadRuntime.run(workers:)` with more
-// than one worker, and `UThread` inside it, do; `UThreadRuntime.Handle` and `.Statistics`.
+// than one worker, and `UThread` inside it, do; `UThreadRuntime.Handle` and `.Statistics`;
+// the operations of a thread handle that choose between one worker and several (`join`,
+// `cancel`, `isFinished`, `isCancelled`): they name the M:N thread object, so they live in
+// the layer that owns it, not in Runtime/UThread.swift below it.
 //
 // One API, two runtimes underneath. `run(workers: 1)` is the M:1 runtime (Runtime/
 // UThreadRuntime.swift); `run(workers: N)` for N > 1 starts the hybrid runtime (MNRuntime.swift)
@@ -165,6 +168,24 @@ extension MNRuntime {
 }
 
 extension UThread {
+    /// Waits for the thread to finish and returns its value or rethrows its error. Any number
+    /// of threads may join the same thread, any number of times; a finished thread is joined
+    /// without waiting.
+    /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
+    ///   waits; `UThreadError.invalidArgument` when a thread joins itself;
+    ///   `.foreignRuntime` for a thread of another runtime (or, for a `local` thread, of another
+    ///   worker).
+    @inlinable
+    public func join() throws -> Success {
+        if _slowPath(object.isCrossWorker) {
+            let mn = unsafeDowncast(object, to: MNThreadObject.self)
+            if !mn.isFinishedAcquire { try mn.waitUntilFinished() }
+        } else if !object.isFinished {
+            try waitUntilFinished(object)
+        }
+        return try object.result(Success.self).get()
+    }
+
     /// `init`'s path under a runtime with several workers: an M:N thread, queued on the calling
     /// worker (where this worker or an idle one starts it), or started here when `pinned`.
     /// `body` was `init`'s `sending` argument (not declared so here: the checker does not see
@@ -202,6 +223,29 @@ extension UThread {
         let object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: nil, body: body)
         runtime.spawn(object, pinned: false, startHere: true)
         return UThread(object: object)
+    }
+}
+
+extension UThreadHandle {
+    /// See `UThread.isFinished`.
+    public var isFinished: Bool {
+        object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isFinishedAcquire : object.isFinished
+    }
+    /// See `UThread.isCancelled`.
+    public var isCancelled: Bool {
+        object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isCancelRequested : object.isCancelled
+    }
+
+    /// See `UThread.cancel()`. May be called from any kernel thread at any time: a user thread
+    /// of the thread's own runtime cancels at once; another kernel thread (a pthread, a Swift
+    /// task, an M:N worker, the offload pool) posts the cancel to the thread's runtime, which
+    /// applies it at its next safe point and wakes the thread's wait with CancellationError
+    /// (with several workers through the worker's mailbox; with one:
+    /// Scheduler/ForeignCancels.swift). When the runtime has already ended, the thread is gone
+    /// and the call does nothing.
+    public func cancel() {
+        if object.isCrossWorker { return unsafeDowncast(object, to: MNThreadObject.self).cancel() }
+        cancelOnItsKernelThread()
     }
 }
 
