@@ -235,4 +235,100 @@ struct UGroupPrimitivesTests {
         #expect(seen == 8)
         #expect(out == ["first failed", "retried", "recursive refused", "waiter timedOut"])
     }
+
+    /// A writer that waits holds back later readers (no writer starvation), and when it
+    /// unlocks every queued reader is admitted at once.
+    @Test(arguments: syncWorkerCounts) func aWaitingWriterHoldsBackLaterReadersThenAdmitsThemAll(workers: Int) throws {
+        let log = try UThreadRuntime.run(workers: workers) { () -> [String] in
+            let l = URWLock(name: "rw")
+            let log = MNLog()
+            try l.readLock()
+            let writer = try UThread.spawn(onWorker: workers - 1) {
+                try l.writeLock()
+                log.add("writer in")
+                try l.writeUnlock()
+            }
+            #expect(try waitUntilParked(writer, .rwlock))
+            let reader = try UThread.spawn(onWorker: workers - 1) {
+                try l.readLock()
+                log.add("late reader in")
+                try l.readUnlock()
+            }
+            #expect(try waitUntilParked(reader, .rwlock))  // queued behind the waiting writer
+            #expect(l.readerCount == 1)
+            log.add("first reader out")
+            try l.readUnlock()
+            try writer.join()
+            try reader.join()
+            return log.all
+        }
+        #expect(log == ["first reader out", "writer in", "late reader in"])
+    }
+
+    @Test(arguments: syncWorkerCounts) func readersShareWritersExcludeAndErrorsThrow(workers: Int) throws {
+        let (violations, writes, out) = try UThreadRuntime.run(workers: workers) { () -> (Int, Int, [String]) in
+            let l = URWLock()
+            let readers = MNCounter()
+            let writersIn = MNCounter()
+            let violations = MNCounter()
+            let guarded = MNGuarded()
+            let ts = try (0..<8).map { i in
+                try UThread.spawn(onWorker: i % workers) {
+                    for k in 0..<300 {
+                        if (i + k) % 4 == 0 {
+                            try l.withWriteLock {
+                                writersIn.add()
+                                if writersIn.count != 1 || readers.count != 0 { violations.add() }
+                                guarded.value += 1
+                                UThread.yield()
+                                writersIn.add(-1)
+                            }
+                        } else {
+                            try l.withReadLock {
+                                readers.add()
+                                if writersIn.count != 0 { violations.add() }
+                                UThread.yield()
+                                readers.add(-1)
+                            }
+                        }
+                    }
+                }
+            }
+            for t in ts { try t.join() }
+            var out: [String] = []
+            do { try l.readUnlock() } catch UThreadError.invalidArgument { out.append("readUnlock not held") }
+            do { try l.writeUnlock() } catch UThreadError.invalidArgument { out.append("writeUnlock not held") }
+            try l.readLock()
+            try l.readLock()  // recursive read: counted
+            do { try l.writeLock() } catch UThreadError.invalidArgument { out.append("upgrade refused") }
+            // A waiting writer that gives up while readers hold the lock admits the readers
+            // queued behind it.
+            let writer = try UThread.spawn(onWorker: workers - 1) { () -> String in
+                do {
+                    try l.writeLock()
+                    return "writer got it"
+                } catch is CancellationError { return "writer cancelled" }
+            }
+            #expect(try waitUntilParked(writer, .rwlock))
+            let reader = try UThread.spawn(onWorker: workers - 1) { () -> String in
+                try l.readLock()
+                try l.readUnlock()
+                return "reader admitted"
+            }
+            #expect(try waitUntilParked(reader, .rwlock))
+            writer.cancel()
+            out.append(try writer.join())
+            out.append(try reader.join())
+            try l.readUnlock()
+            try l.readUnlock()
+            #expect(l.readerCount == 0 && !l.isWriteLocked)
+            return (violations.count, guarded.value, out)
+        }
+        #expect(violations == 0)
+        #expect(writes == 8 * 300 / 4)
+        #expect(
+            out == [
+                "readUnlock not held", "writeUnlock not held", "upgrade refused", "writer cancelled", "reader admitted",
+            ])
+    }
 }
