@@ -3,8 +3,8 @@ import Testing
 
 @testable import UserThreads
 
-/// UWaitGroup, UBarrier, UOnce and URWLock on the M:1 runtime and across two workers: the
-/// rules, timeouts, deadlines, cancellation and misuse errors.
+/// UWaitGroup, UBarrier, UOnce, URWLock and thread groups on the M:1 runtime and across two
+/// workers: the rules, timeouts, deadlines, cancellation and misuse errors.
 @Suite(.timeLimit(.minutes(1)))
 struct UGroupPrimitivesTests {
     @Test(arguments: syncWorkerCounts) func aWaitGroupReleasesItsWaitersAtZero(workers: Int) throws {
@@ -330,5 +330,147 @@ struct UGroupPrimitivesTests {
             out == [
                 "readUnlock not held", "writeUnlock not held", "upgrade refused", "writer cancelled", "reader admitted",
             ])
+    }
+
+    /// A reader queued behind a writer that gives up is admitted at once; unlocking a read lock
+    /// the caller does not hold is an error naming that.
+    @Test(arguments: syncWorkerCounts) func readersQueuedBehindAWriterThatTimesOutAreAdmitted(workers: Int) throws {
+        try runOn(workers: workers) {
+            let l = URWLock()
+            try l.readLock()
+            let w = UThread { try l.writeLock(timeout: .milliseconds(5)) }
+            try waitFor { l.waitDescription(kind: .rwlock).contains("1 writer(s) queued") }
+            let r = UThread {
+                try l.readLock()
+                try l.readUnlock()
+            }  // queues behind the writer
+            #expect(throws: UThreadError.timedOut) { try w.join() }
+            try r.join()  // admitted when the writer gave up
+            try l.readUnlock()
+            #expect(
+                expectError(sameCaseAs: .invalidArgument("")) { try l.readUnlock() }?.contains("does not hold") == true)
+        }
+    }
+
+    /// Fifty threads each add and finish: the wait returns when every one is done.
+    @Test(arguments: syncWorkerCounts) func aWaitGroupCountsEveryThread(workers: Int) throws {
+        let done = try runOn(workers: workers) { () -> Int in
+            let wg = UWaitGroup()
+            let done = MNCounter()
+            for _ in 0..<50 {
+                try wg.add()
+                _ = UThread {
+                    UThread.yield()
+                    done.add()
+                    try wg.done()
+                }
+            }
+            try wg.wait()
+            #expect(expectError(sameCaseAs: .invalidArgument("")) { try wg.done() }?.contains("negative") == true)
+            return done.count
+        }
+        #expect(done == 50)
+    }
+
+    /// A body that throws is not done: its caller gets the error, the callers that waited for it
+    /// do not (one of them runs the body again), and a call from its own body is refused.
+    @Test(arguments: syncWorkerCounts) func aFailedOnceBodyIsRetriedAndOnlyItsCallerSeesTheError(workers: Int) throws {
+        let (errors, runs) = try runOn(workers: workers) { () -> ([String], Int) in
+            let once = UOnce(name: "config")
+            let runs = SharedAtomic(0)
+            let threads = (0..<20).map { _ in
+                UThread {
+                    try once.run {
+                        let run = runs.load() + 1
+                        runs.store(run)  // inside the once: one runner at a time
+                        UThread.yield()  // others arrive and park meanwhile
+                        if run == 1 { throw UThreadError.invalidArgument("first attempt fails") }
+                    }
+                }
+            }
+            var errors: [String] = []
+            for t in threads { do { try t.join() } catch { errors.append("\(error)") } }
+            #expect(once.isDone)
+            let recursive = UOnce()
+            #expect(
+                expectError(sameCaseAs: .invalidArgument("")) { try recursive.run { try recursive.run {} } }?.contains(
+                    "called from its own body") == true)
+            return (errors, runs.load())
+        }
+        #expect(errors == ["\(UThreadError.invalidArgument("first attempt fails"))"])
+        #expect(runs == 2)  // the failed run, then one successful retry
+    }
+
+    /// A thread group waits for every child before its scope returns.
+    @Test(arguments: syncWorkerCounts) func aThreadGroupWaitsForEveryChild(workers: Int) throws {
+        let finished = try runOn(workers: workers) { () -> Int in
+            let finished = MNCounter()
+            try withThreadGroup { g in
+                for i in 0..<100 {
+                    g.spawn {
+                        for _ in 0..<(i % 5) { UThread.yield() }
+                        finished.add()
+                    }
+                }
+            }
+            return finished.count
+        }
+        #expect(finished == 100)
+    }
+
+    struct Boom: Error, Equatable {}
+
+    /// The first error of a child cancels its siblings and is rethrown; nothing is left behind.
+    @Test(arguments: syncWorkerCounts) func aThreadGroupCancelsSiblingsAndRethrowsTheFirstError(workers: Int) throws {
+        let (cancelled, finishedCleanly, rows) = try runOn(workers: workers) { () -> (Int, Int, Int) in
+            let cancelled = MNCounter()
+            let finishedCleanly = MNCounter()
+            let forever = Channel<Int>()
+            #expect(throws: Boom.self) {
+                try withThreadGroup { g in
+                    for _ in 0..<10 {
+                        g.spawn {
+                            do { _ = try forever.receive() } catch is CancellationError {
+                                cancelled.add()
+                                throw CancellationError()
+                            }
+                            finishedCleanly.add()
+                        }
+                    }
+                    g.spawn {
+                        UThread.yield()
+                        throw Boom()
+                    }
+                }
+            }
+            return (cancelled.count, finishedCleanly.count, UThreadRuntime.threadTable().threads.count)
+        }
+        #expect(cancelled == 10)
+        #expect(finishedCleanly == 0)
+        #expect(rows == 1)  // only main: nothing leaked
+    }
+
+    /// Cancelling the thread that waits for a group cancels every child.
+    @Test(arguments: syncWorkerCounts) func cancellingTheWaiterCancelsTheGroup(workers: Int) throws {
+        let stopped = try runOn(workers: workers) { () -> Int in
+            let stopped = MNCounter()
+            let started = MNCounter()
+            let parent = UThread {
+                try withThreadGroup { g in
+                    for _ in 0..<5 {
+                        g.spawn {
+                            defer { stopped.add() }
+                            started.add()
+                            try UThread.sleep(for: .seconds(60))
+                        }
+                    }
+                }
+            }
+            try waitFor { started.count == 5 }
+            parent.cancel()
+            #expect(throws: CancellationError.self) { try parent.join() }
+            return stopped.count
+        }
+        #expect(stopped == 5)
     }
 }
