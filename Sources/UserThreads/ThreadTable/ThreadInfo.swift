@@ -103,6 +103,10 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
         self.unansweredWorkers = unansweredWorkers
     }
 
+    /// Whether the rows come from several workers, so that `render`'s WORKER column says
+    /// something (under `workers: 1` it would say 0 on every row; `uthreads top` shows it anyway).
+    var spansWorkers: Bool { (workers ?? 0) > 1 || threads.contains { ($0.worker ?? 0) > 0 } }
+
     /// Count of threads in each state.
     public var countsByState: [ThreadState: Int] {
         threads.reduce(into: [:]) { $0[$1.state, default: 0] += 1 }
@@ -125,7 +129,7 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
                 " (no answer from worker\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")))"
         }
         out += "\n"
-        let showWorker = (workers ?? 0) > 1 || threads.contains { ($0.worker ?? 0) > 0 }
+        let showWorker = spansWorkers
         var header = ["TID", "NAME", "STATE", "PRI", "PARENT", "SWITCHES", "CPU ms", "STACK", "USED", "WAIT"]
         if showWorker { header.insert("WORKER", at: 3) }
         let rightAligned: Set<String> = ["TID", "WORKER", "PRI", "PARENT", "SWITCHES", "CPU ms", "STACK", "USED"]
