@@ -40,14 +40,10 @@ func blockingPipe() -> (Int32, Int32) {
     return (fds[0], fds[1])
 }
 
-/// Runs `body` on the main user thread of an M:1 runtime, or of an M:N one with `workers`.
+/// Runs `body` on the main user thread of a runtime with `workers` workers.
 func inRuntime(_ body: @escaping @Sendable () throws -> Void) {
     do {
-        if Options.workers > 1 {
-            try UThreadRuntime.runHybrid(workers: Options.workers) { try body() }
-        } else {
-            try UThreadRuntime.run { try body() }
-        }
+        try UThreadRuntime.run(workers: Options.workers) { try body() }
     } catch { fail("runtime: \(error)") }
 }
 

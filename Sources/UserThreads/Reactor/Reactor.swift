@@ -153,6 +153,8 @@ final class Reactor: Poller {
     /// worker's index in it (set by the worker before its threads run; nil under M:1).
     @exclusivity(unchecked) private(set) var registry: DescriptorRegistry?
     @exclusivity(unchecked) private(set) var registryWorker = -1
+    /// The dump handler's bell slot for the mailbox's eventfd under `workers: 1` (-1: none).
+    private var dumpBellSlot: Int32 = -1
     private let events: UnsafeMutablePointer<uthreads_io_event>
     private static let eventCapacity: Int32 = 512
     private static let mailboxToken = UInt64.max
@@ -208,6 +210,12 @@ final class Reactor: Poller {
         if let inbox = scheduler.foreignCancels {
             let mailbox = reactor.mailbox
             inbox.setBell { _ = uthreads_eventfd_signal(mailbox.eventFD) }
+        }
+        // So must the dump signal when the kernel runs its handler on another kernel thread
+        // (the bells: dump_signal.c; the workers of a runtime with several register theirs
+        // when it starts, MN/MNObservability.swift).
+        if scheduler.workerIndex < 0, scheduler.settings.dumpSignal != nil {
+            reactor.dumpBellSlot = uthreads_dump_bell_add(reactor.mailbox.eventFD)
         }
         return reactor
     }
@@ -557,6 +565,8 @@ final class Reactor: Poller {
     }
 
     func shutdown() {
+        if dumpBellSlot >= 0 { uthreads_dump_bell_remove(dumpBellSlot) }  // before the eventfd is closed
+        dumpBellSlot = -1
         for (fd, entry) in descriptors.enumerated() {
             guard let w = entry else { continue }
             wakeAllClosed(w)

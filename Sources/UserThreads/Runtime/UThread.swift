@@ -1,4 +1,5 @@
-// Layer 10: the user thread handle.
+// Layer 10: the user thread handle. Its operations that must tell a thread of one worker from
+// one of several (join, cancel) are in MN/UThread+Workers.swift, the layer that owns the workers.
 import CUThreads
 
 /// A user thread: runs a closure on its own stack, scheduled by the runtime that created it.
@@ -148,24 +149,6 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         }
     }
 
-    /// Waits for the thread to finish and returns its value or rethrows its error. Any number
-    /// of threads may join the same thread, any number of times; a finished thread is joined
-    /// without waiting.
-    /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
-    ///   waits; `UThreadError.invalidArgument` when a thread joins itself;
-    ///   `.foreignRuntime` for a thread of another runtime (or, for a `local` thread, of another
-    ///   worker).
-    @inlinable
-    public func join() throws -> Success {
-        if _slowPath(object.isCrossWorker) {
-            let mn = unsafeDowncast(object, to: MNThreadObject.self)
-            if !mn.isFinishedAcquire { try mn.waitUntilFinished() }
-        } else if !object.isFinished {
-            try waitUntilFinished(object)
-        }
-        return try object.result(Success.self).get()
-    }
-
     /// Asks the thread to stop: it wakes from any wait with `CancellationError`, and
     /// `UThread.isCancelled` / `checkCancellation()` tell it. Cooperative: a thread that never
     /// waits or checks runs on. Idempotent; no effect on a finished thread; a thread cancelled
@@ -271,7 +254,7 @@ func checkpointSlowPath() {
     Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { $0.checkpointSlow(audited: true) }
 }
 
-/// Parks the caller until `object`'s thread has finished.
+/// Parks the caller until `object`'s thread, of the caller's runtime and worker, has finished.
 @usableFromInline
 func waitUntilFinished(_ object: ThreadObject) throws {
     try Scheduler.with("UThread.join") { scheduler in
@@ -304,23 +287,11 @@ public struct UThreadHandle: Hashable, CustomStringConvertible {
     public var id: ThreadID { object.id }
     /// See `UThread.name`.
     public var name: String { object.name }
-    /// See `UThread.isFinished`.
-    public var isFinished: Bool {
-        object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isFinishedAcquire : object.isFinished
-    }
-    /// See `UThread.isCancelled`.
-    public var isCancelled: Bool {
-        object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isCancelRequested : object.isCancelled
-    }
-
-    /// See `UThread.cancel()`. May be called from any kernel thread at any time: a user thread
-    /// of the thread's own runtime cancels at once; another kernel thread (a pthread, a Swift
-    /// task, an M:N worker, the offload pool) posts the cancel to the thread's runtime, which
-    /// applies it at its next safe point and wakes the thread's wait with CancellationError
-    /// (M:N threads through their worker's mailbox; M:1 threads: Scheduler/ForeignCancels.swift).
-    /// When the runtime has already ended, the thread is gone and the call does nothing.
-    public func cancel() {
-        if object.isCrossWorker { return unsafeDowncast(object, to: MNThreadObject.self).cancel() }
+    /// `cancel()` of a thread of a runtime with one worker (`UThread.local` threads included):
+    /// at once on the runtime's kernel thread, posted from any other (ForeignCancels.swift).
+    /// `isFinished`, `isCancelled`, `cancel()` and `UThread.join()` choose between this and a
+    /// thread of several workers in MN/UThread+Workers.swift, the layer that knows the workers.
+    func cancelOnItsKernelThread() {
         guard let runtime = object.runtime, runtime == uthreads_get_runtime() else {
             // Another kernel thread: read nothing the runtime writes (ForeignCancels.swift).
             if let runtime = object.runtime { ForeignCancels.post(object, to: runtime) }

@@ -77,10 +77,17 @@ enum InstructionCounts {
                 for _ in 0..<count { UThread.checkpoint() }
             }
         case "channel-shared":  // not measured by --instructions: a profile of the shared path
-            try UThreadRuntime.runHybrid(workers: 1) {
+            // Two workers, so the channel takes its path for several kernel threads; both
+            // threads on worker 0, so no handoff crosses them.
+            try UThreadRuntime.run(workers: 2) {
+                UThread.pin()
                 try pingPong(count) { body in
-                    let echo = UThread(body)
-                    return { try echo.join() }
+                    do {
+                        let echo = try UThread.spawn(onWorker: 0, body)
+                        return { try echo.join() }
+                    } catch {
+                        return { throw error }
+                    }
                 }
             }
         default:

@@ -93,7 +93,7 @@ enum ParallelBenchmarks {
     ) {
         let cpu0 = processCPUSeconds()
         let start = uthreads_monotonic_ns()
-        let sum = try UThreadRuntime.runHybrid(workers: workers, policy: policy) { () -> UInt64 in
+        let sum = try UThreadRuntime.run(workers: workers, policy: policy) { () -> UInt64 in
             let threads = (0..<tasks).map { i in UThread { crunch(UInt64(i), iterations) } }
             let r = try threads.reduce(0) { try $0 &+ $1.join() }
             if verbose { print("  workers \(workers): \(UThread.runtime!.statistics)") }
@@ -121,7 +121,7 @@ enum ParallelBenchmarks {
     ) {
         let cpu0 = processCPUSeconds()
         let start = uthreads_monotonic_ns()
-        let (sum, migrations) = try UThreadRuntime.runHybrid(workers: workers, policy: policy) { () -> (UInt64, Int) in
+        let (sum, migrations) = try UThreadRuntime.run(workers: workers, policy: policy) { () -> (UInt64, Int) in
             let ts = (0..<threads).map { i in
                 UThread.startingHere { () -> UInt64 in
                     var x = UInt64(i)
@@ -178,7 +178,7 @@ enum ParallelBenchmarks {
             }
             return sum
         }
-        let (ns, sum) = try UThreadRuntime.runHybrid(workers: workers) { () -> (UInt64, Int) in
+        let (ns, sum) = try UThreadRuntime.run(workers: workers) { () -> (UInt64, Int) in
             let start = uthreads_monotonic_ns()
             var sum = 0
             if spawners == 1 {
