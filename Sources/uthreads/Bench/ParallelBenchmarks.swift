@@ -428,7 +428,7 @@ extension ParallelBenchmarks {
     static func pipeWaitThenComputeMs(workers: Int, threads: Int, slices: Int, iterations: Int) throws -> PipeWaitRun {
         let cpu0 = processCPUSeconds()
         let start = uthreads_monotonic_ns()
-        let (sum, moved) = try UThreadRuntime.runHybrid(workers: workers, policy: policy) { () -> (UInt64, Int) in
+        let (sum, moved) = try UThreadRuntime.run(workers: workers, policy: policy) { () -> (UInt64, Int) in
             let pipes = try (0..<threads).map { _ in try IO.pipe() }
             let waiting = BenchCounter()
             let ts = pipes.enumerated().map { i, p in
