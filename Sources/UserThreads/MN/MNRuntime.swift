@@ -303,9 +303,9 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     }
 
     /// Queues (or starts) a new M:N thread: from a worker, on its queue (or started at once
-    /// when pinned, or with `startHere`, which keeps it migratable); on worker `onWorker`
-    /// (started there, never stolen); from any other kernel thread, on the injection queue.
-    /// O(1), no allocation.
+    /// when pinned, or with `startHere`, which keeps it migratable, or when the worker's policy
+    /// is not FIFO: MNWorker's essay, "Policies at spawn"); on worker `onWorker` (started there,
+    /// never stolen); from any other kernel thread, on the injection queue. O(1), no allocation.
     @usableFromInline
     func spawn(_ object: MNThreadObject, pinned: Bool, onWorker: Int? = nil, startHere: Bool = false) {
         if pinned || onWorker != nil { object.pinned = true }
@@ -320,7 +320,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         }
         if let k = onWorker, k != worker?.worker.index {
             withWorker(k) { $0.post(.start(object)) }
-        } else if pinned || onWorker != nil || startHere, let worker {
+        } else if pinned || onWorker != nil || startHere || worker?.scheduler.timed == true, let worker {
             worker.worker.start(object, worker.scheduler)
         } else {
             enqueue(object, on: worker?.worker)

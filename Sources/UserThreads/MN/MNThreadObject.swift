@@ -78,6 +78,13 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Never migrates once started (`UThread(pinned:)`, `spawn(onWorker:)`): set by
     /// `MNRuntime.spawn` before the object is published, read by the starting worker.
     @exclusivity(unchecked) var pinned = false
+    /// The scheduling parameters given at spawn (`UThread(priority:)`, `UThread(scheduling:)`),
+    /// for the starting worker's policy; written before the object is published. A deadline is
+    /// kept absolute (`deadlineAt`, CLOCK_MONOTONIC, the clock every worker shares): it counts
+    /// from the spawn, not from the start on whichever worker.
+    @exclusivity(unchecked) var priority = 0
+    @exclusivity(unchecked) var parameters: SchedulingParameters?
+    @exclusivity(unchecked) var deadlineAt: UInt64 = .max
     /// The worker of the last thread that woke this one across workers, and how many such
     /// wakes in a row came from it (`MNWorker.pull`: a repeated partner, not a one-off wake).
     /// Touched only by the worker that owns the parked thread.
@@ -114,6 +121,26 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     @usableFromInline
     func assignID() {
         id = ThreadID(rawValue: Scheduler.active?.allocateID() ?? ThreadIDAllocator.allocateShared())
+    }
+
+    /// Records the scheduling parameters of `UThread.init` (before the object is published).
+    @usableFromInline
+    func setScheduling(priority: Int, _ parameters: SchedulingParameters?) {
+        self.priority = parameters?.priority ?? priority
+        guard let parameters else { return }
+        self.parameters = parameters
+        if let d = parameters.deadline { deadlineAt = Deadline.after(d, now: uthreads_monotonic_ns()) ?? .max }
+    }
+
+    /// The parameters for the starting worker's `Scheduler.spawn`: a deadline as what is left
+    /// of it now (the scheduler adds its clock's now back: the same instant).
+    func parametersAtStart() -> SchedulingParameters? {
+        guard var p = parameters else { return nil }
+        if p.deadline != nil, deadlineAt != .max {
+            let now = uthreads_monotonic_ns()
+            p.deadline = .nanoseconds(Int64(clamping: deadlineAt &- min(deadlineAt, now)))
+        }
+        return p
     }
 
     /// Whether `cancel()` was called (any kernel thread may ask).

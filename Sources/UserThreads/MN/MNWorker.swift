@@ -174,6 +174,18 @@
 // periodic, and a producer would hold its consumers on its own CPU for up to 64 parks); the Sendable wait token naming
 // the waker (a wait may be woken by anyone: the mail is the place).
 //
+// Policies at spawn. A policy other than FIFO orders its ready threads (priority, deadline, tickets, virtual
+// runtime), so it must see every new thread of its worker at once: a queue of not-started threads taken one at a time
+// would start a low-priority thread spawned first before a high-priority one spawned next. Under such a policy a spawn
+// from a worker therefore starts the thread at once, on the spawner's worker (Go's local run queue, with the policy as
+// the queue), with the spawn's parameters (`UThread(priority:)`, `UThread(scheduling:)`, kept in the thread's object
+// until a worker starts it; an EDF deadline counts from the spawn). Such threads reach idle workers by migration, not by
+// stealing: the parameters are in the row and the policy's own state travels through `emigrate`/`immigrate`
+// (Migration, above), and a spawner that parks with ready threads behind it while another worker is idle sheds their
+// share at that park (`willPark`: so a fork–join spreads at its first join). Trade-off: a worker held by a thread with
+// no safe point keeps its not-yet-run threads (a FIFO worker would lose them to thieves after 50 µs); under FIFO, the
+// queue and its staleness rule stay (FIFO's order is the queue's).
+//
 // A stalled worker (a thread that runs long): its queue's activity stops, so after 50 µs idle
 // workers take its queued threads without any monitor — the queue lock is the only thing a
 // thief needs. Its started ready threads move at the running thread's next safe point
@@ -481,7 +493,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     func start(_ object: MNThreadObject, _ s: Scheduler, retryLater: Bool = false) {
         do {
             let t = try s.spawn(
-                object, priority: 0, stackSize: object.stackSize, flags: object.pinned ? 0 : .flagMigratable,
+                object, priority: object.priority, stackSize: object.stackSize,
+                flags: object.pinned ? 0 : .flagMigratable, parameters: object.parametersAtStart(),
                 presetID: object.id.rawValue)
             if !object.pinned { object.home = Int32(index) }
             startedCount.store(startedCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
@@ -918,6 +931,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     func willPark(_ s: Scheduler) {
         // Still this worker's thread: start a queued one to switch to (before the MOVABLE window).
         refillBeforePark(s)
+        // An ordering policy starts its threads at spawn (they are not on the queue thieves
+        // take from): a spawner that now waits gives idle workers their share (the essay's
+        // "Policies at spawn"). A pair's partner stays (`parking`).
+        if s.timed { shed(s, parking: true) }
     }
 
     func postWake(block: UInt, token: UInt64, _ result: WakeResult) {
