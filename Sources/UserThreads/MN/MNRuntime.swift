@@ -119,6 +119,9 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     static let stealAfterNanoseconds = UInt64(
         getenv("UTHREADS_STEAL_AFTER_NS").flatMap { Int(String(cString: $0)) } ?? 50_000)
     static let stealMax: Int = getenv("UTHREADS_STEAL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
+    /// The most own queued threads a worker starts before a park (MNWorker's "Refill in
+    /// batches"); 1: one at a time (the previous rule).
+    static let refillMax: Int = getenv("UTHREADS_REFILL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
     /// Experiment: a spawn does not count as activity on the queue (thieves then take from a
     /// worker that spawns a burst; see `MNWorker.steal`).
     static let stealDuringSpawns = getenv("UTHREADS_STEAL_DURING_SPAWNS").map { String(cString: $0) == "1" } ?? false

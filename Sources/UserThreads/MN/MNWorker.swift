@@ -36,6 +36,15 @@
 //     preemption), and each such pause let a thief take a batch of short threads: 13–25 k of
 //     200 k stolen and 0.53× at 5 µs, 0–350 stolen and 0.91–1.01× at 50 µs (same load, same
 //     binary); 50 µs is nothing next to a thread worth moving.
+//   * Refill in batches. A joiner that waits for each of a burst of short threads in turn
+//     parked once per thread when the refill started one at a time (a park, a wake and two
+//     switches per thread, where M:1, whose spawn makes the thread ready at once, parks once
+//     per burst). The refill therefore starts a batch, doubling (up to `stealMax`) while the
+//     previous batch's threads averaged under 2 µs each (the time to the next refill, one
+//     clock read per refill), and back to one thread otherwise: started threads are no longer
+//     on the queue thieves take from, so long threads (a fork–join) are started one at a time
+//     and the rest stay stealable. Cost: up to 31 started short threads wait behind one that
+//     turns out long, until a safe point sheds them.
 //   * Thieves take from the tail (the newest threads): the owner keeps the ones it will reach
 //     (and join) first; stolen ones have usually finished by then, and their join is a load.
 //   * A worker sleeping with a steal timer (it saw a queue whose owner is still working on it)
@@ -285,8 +294,15 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// Per victim: the `queueActivity` value last seen, and when (this worker's clock).
     private var seenActivity: [UInt64] = []
     private var seenAt: [UInt64] = []
-    /// Threads taken in one steal (kept: no allocation per steal).
+    /// Threads taken in one steal or refill (kept: no allocation per steal).
     private var stealBuffer: [MNThreadObject] = []
+    /// Threads the last refill before a park started, and when (CLOCK_MONOTONIC ns).
+    private var refillBatch = 1
+    private var lastRefill: UInt64 = 0
+    /// A refilled thread that took less than this (on average over its batch, counted to the
+    /// next refill) was short: the next batch doubles.
+    static let quickThreadNanoseconds = UInt64(
+        getenv("UTHREADS_REFILL_QUICK_NS").flatMap { Int(String(cString: $0)) } ?? 2_000)
 
     init(index: Int, runtime: MNRuntime, scheduler: Scheduler) throws(UThreadError) {
         self.index = index
@@ -494,7 +510,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         do {
             let t = try s.spawn(
                 object, priority: object.priority, stackSize: object.stackSize,
-                flags: object.pinned ? 0 : .flagMigratable, parameters: object.parametersAtStart(),
+                flags: object.pinned ? 0 : .flagMigratable,
+                parameters: object.hasParameters ? object.parametersAtStart() : nil,
                 presetID: object.id.rawValue)
             if !object.pinned { object.home = Int32(index) }
             startedCount.store(startedCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
@@ -536,13 +553,36 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         return false
     }
 
-    /// Before a thread of this worker parks with nothing else ready: start one of the own
-    /// queued threads now, so that the park switches straight to it instead of through the
+    /// Before a thread of this worker parks with nothing else ready: start some of the own
+    /// queued threads now, so that the park switches straight to them instead of through the
     /// idle loop (Go's runnext, in effect: a worker's own new threads run on it first, while
-    /// it keeps up). Its cost when the queue is empty: one load. Called before the park's
-    /// MOVABLE window opens, with the parking thread's own worker (it has not switched yet).
+    /// it keeps up). One thread, or a batch while refills come quickly (`refillBatch`). Its
+    /// cost when the queue is empty: one load. Called before the park's MOVABLE window opens,
+    /// with the parking thread's own worker (it has not switched yet).
     func refillBeforePark(_ s: Scheduler) {
-        if !s.hasReadyThreads { _ = takeOwn(s, retryLater: true) }
+        guard !s.hasReadyThreads else { return }
+        guard queueCount.load(ordering: .relaxed) > 1, MNRuntime.refillMax > 1 else {
+            _ = takeOwn(s, retryLater: true)
+            return
+        }
+        // The batch adapts to how long the last one's threads took (the essay's "Refill in
+        // batches"): doubled while each took under `quickThreadNanoseconds`, else one.
+        let now = uthreads_monotonic_ns()
+        refillBatch =
+            now &- lastRefill < UInt64(refillBatch) &* MNWorker.quickThreadNanoseconds
+            ? min(refillBatch &* 2, MNRuntime.refillMax) : 1
+        lastRefill = now
+        let batch = refillBatch
+        queue.withLock { q in
+            for _ in 0..<batch {
+                guard let o = q.pop() else { break }
+                stealBuffer.append(o)
+            }
+            queueCount.wrappingSubtract(stealBuffer.count, ordering: .relaxed)  // under the lock; a hint
+        }
+        queueActivity.store(queueActivity.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
+        for object in stealBuffer { start(object, s, retryLater: true) }
+        stealBuffer.removeAll(keepingCapacity: true)
     }
 
     /// Takes up to half (at most `stealMax`) of another worker's queued threads — only from a
