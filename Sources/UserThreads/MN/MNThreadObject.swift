@@ -123,7 +123,10 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// counter), else from that counter itself.
     @usableFromInline
     func assignID() {
-        id = ThreadID(rawValue: Scheduler.active?.allocateID() ?? ThreadIDAllocator.allocateShared())
+        let local = uthreads_get_runtime().map {
+            Unmanaged<Scheduler>.fromOpaque($0)._withUnsafeGuaranteedRef { $0.allocateID() }
+        }
+        id = ThreadID(rawValue: local ?? ThreadIDAllocator.allocateShared())
     }
 
     /// Records the scheduling parameters of `UThread.init` (before the object is published).

@@ -330,6 +330,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         // another worker) and says that its waiter parks on a worker.
         scheduler.nextWaitToken = UInt64(index + 1) << 48
         scheduler.worker = self
+        scheduler.workerOpaque = Unmanaged.passUnretained(self).toOpaque()
     }
 
     deinit { uthreads_sys_close(doorbell) }
@@ -340,6 +341,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     func detach() {
         scheduler?.worker = nil
+        scheduler?.workerOpaque = nil
         scheduler = nil
     }
 
@@ -352,6 +354,20 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     static func current() -> (worker: MNWorker, scheduler: Scheduler)? {
         guard let s = Scheduler.active, let w = s.worker else { return nil }
         return (unsafeDowncast(w, to: MNWorker.self), s)
+    }
+
+    /// Runs `body` with the worker and scheduler of the calling kernel thread, without
+    /// retaining either (both outlive every thread that runs on them); nil when the calling
+    /// kernel thread is not an M:N worker. `body` must not park: after a switch the thread may
+    /// run on another worker. The spawn and exit paths use it (`current()` costs two retains
+    /// and two releases).
+    @inline(__always)
+    static func withCurrent<R>(_ body: (MNWorker, Scheduler) throws -> R) rethrows -> R? {
+        guard let p = uthreads_get_runtime() else { return nil }
+        return try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s -> R? in
+            guard let w = s.workerOpaque else { return nil }
+            return try Unmanaged<MNWorker>.fromOpaque(w)._withUnsafeGuaranteedRef { try body($0, s) }
+        }
     }
 
     /// `current()`, or a clear stop for M:N API used elsewhere.
