@@ -281,12 +281,14 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     let idleNow = Atomic<Bool>(false)
     private let padding2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
 
-    // Touched only on the worker's own kernel thread (or before it starts / after it ended).
+    // Touched only on the worker's own kernel thread (or before it starts / after it ended);
+    // the ones on the spawn and park paths skip Swift's dynamic exclusivity check (never
+    // accessed re-entrantly).
     private(set) var scheduler: Scheduler?
     private let reactor: Reactor
     var initial: MNThreadObject?
     /// Cross-worker parks until the next shedding check.
-    private var parksUntilShed = 64
+    @exclusivity(unchecked) private var parksUntilShed = 64
     private var shutdownHandled = false
     private var deadlockSeen = 0
     private var deadlockUnwound = 0
@@ -295,10 +297,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private var seenActivity: [UInt64] = []
     private var seenAt: [UInt64] = []
     /// Threads taken in one steal or refill (kept: no allocation per steal).
-    private var stealBuffer: [MNThreadObject] = []
+    @exclusivity(unchecked) private var stealBuffer: [MNThreadObject] = []
     /// Threads the last refill before a park started, and when (CLOCK_MONOTONIC ns).
-    private var refillBatch = 1
-    private var lastRefill: UInt64 = 0
+    @exclusivity(unchecked) private var refillBatch = 1
+    @exclusivity(unchecked) private var lastRefill: UInt64 = 0
     /// A refilled thread that took less than this (on average over its batch, counted to the
     /// next refill) was short: the next batch doubles.
     static let quickThreadNanoseconds = UInt64(
