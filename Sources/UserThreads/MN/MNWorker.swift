@@ -13,8 +13,8 @@
 // cache line per thread:
 //   * Locality first (Go's runnext, in effect). A worker's own new threads run on it while it
 //     keeps up: a thread about to park on a cross-worker wait with nothing else ready starts
-//     one of its worker's queued threads first (`refillBeforePark`), so a spawn-then-join
-//     runs the child with one switch, not through the idle loop; thieves leave a queue alone
+//     its worker's queued threads first (`refillBeforePark`: one, or a batch, below), so a
+//     spawn-then-join runs the child with one switch, not through the idle loop; thieves leave a queue alone
 //     while its owner works on it. The refill runs before the park's MOVABLE window opens
 //     and uses the worker only before the switch, so the park stays an audited resume site
 //     (Migration, below).
