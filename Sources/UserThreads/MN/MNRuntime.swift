@@ -40,10 +40,10 @@
 // was reused) is dropped, so a late wake can never hit the wrong wait.
 //
 // Timers and I/O: one poller per worker (each worker's reactor). No lock on the I/O path, and
-// a descriptor's waiters are always on the reactor of the thread that waits (a thread that
-// waited for a descriptor never migrates). Trade-off: a connection's thread and its readiness
-// events stay on one worker, so balance comes from where threads start (accepted connections
-// are M:N threads, queued and stolen like any other), not from moving running ones.
+// a descriptor's waiters are always on the reactor of the worker the waiting thread runs on: a
+// thread parked in an I/O wait never moves, and one that waited before registers again on its
+// new worker's reactor at its next wait, while the worker it left drops its idle entry
+// (Reactor.swift, "Threads that waited on a descriptor move").
 //
 // Closing a descriptor. Several workers' reactors may watch one descriptor (per-worker
 // acceptors on one listener; a reader on one worker, its closer on another). The runtime's

@@ -72,11 +72,9 @@
 //     for good: `UThread(pinned:)`, `spawn(onWorker:)`, `UThread.pin()`; `UThread.local`
 //     threads never have it, and need a spawner that has lost it (parent and children share
 //     non-Sendable state and M:1 primitives, so they must stay on one kernel thread; the parent
-//     pins itself explicitly, never silently), and waiting for a descriptor (the fd is now in
-//     this worker's epoll set and registry; had the thread moved and closed it, the old
-//     reactor's registry would go stale while fd numbers are reused). Connection threads
-//     therefore balance by where they start (accepted connections are queued and stolen like
-//     any thread), not by moving later.
+//     pins itself explicitly, never silently). Waiting for a descriptor does not pin: the
+//     registration follows the thread (Reactor.swift, "Threads that waited on a descriptor
+//     move"), so connection threads of one acceptor spread like any others.
 //   * When: only a *ready* thread moves (its context is saved and it is on the run queue: no
 //     half-switched thread can be resumed elsewhere, so Go's gopark/unlockf dance is not
 //     needed), and only one that is suspended at a site audited for resuming elsewhere:
@@ -733,9 +731,16 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// The migration record of a thread this worker's policy gave up. Only M:N threads are
     /// migratable (worker-local UThreads never are): the row's object is an MNThreadObject,
     /// kept alive by the row.
+    /// The registration of the descriptor it last waited on follows it: dropped here when no
+    /// thread here waits on it (Reactor.swift, "Threads that waited on a descriptor move").
     private func migrant(_ e: Emigrant, _ s: Scheduler) -> MNMigrant {
         let t = e.thread.block
-        return MNMigrant(object: unsafeDowncast(s.objectOf(t), to: MNThreadObject.self), block: t, policyState: e.state)
+        let object = unsafeDowncast(s.objectOf(t), to: MNThreadObject.self)
+        if object.lastDescriptor >= 0 {
+            reactor.release(object.lastDescriptor)
+            object.lastDescriptor = -1
+        }
+        return MNMigrant(object: object, block: t, policyState: e.state)
     }
 
     /// Adopts one batch of migrating threads (only one given up before `before`, if given);

@@ -200,8 +200,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
 /// run on other kernel threads (joins and cancels across workers are built for it).
 extension UThread: @unchecked Sendable where Success: Sendable {}
 
-/// The spawn of `UThread.init`: under `workers: 1` takes an empty thread object (a reusable one
-/// if the runtime keeps one, see ThreadObjectSlab, else a new one) and spawns a thread for it.
+/// The spawn of `UThread.init`: under `workers: 1` takes an empty thread object (with a kept
+/// row, see ThreadObjectSlab, else a new one) and spawns a thread for it.
 /// Returns the object, still empty: the caller, which knows the types, stores the body in it
 /// (`install`), or the spawn error that went to `failure`. The thread cannot run before that: it
 /// is only ready, and nothing between here and the caller's `install` switches. Returns nil
@@ -245,13 +245,17 @@ func spawnLocalThread(
     }
 }
 
-/// Spawns a thread for a new or reused object on `scheduler`'s kernel thread.
+/// Spawns a thread on `scheduler`'s kernel thread: on a kept row when the spawn takes the
+/// defaults (ThreadObjectSlab), else for a new object.
 @inline(__always)
 private func spawnHere(
     _ scheduler: Scheduler, name: String, priority: Int, stackSize: Int?, _ parameters: SchedulingParameters?,
     _ failure: inout (any Error)?
 ) -> ThreadObject {
-    let object = scheduler.reusableObject(name: name) ?? ThreadObject(name: name)
+    if stackSize == nil, parameters == nil, let object = scheduler.spawnKept(name: name, priority: priority) {
+        return object
+    }
+    let object = ThreadObject(name: name)
     do {
         _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize, parameters: parameters)
     } catch {
@@ -361,8 +365,8 @@ extension UThread where Success == Never {
     }
 
     /// Whether the calling thread may still move to another worker: false once pinned, for
-    /// threads that never could (`pinned:`, `spawn(onWorker:)`, `local`, threads that waited
-    /// for a descriptor), under `workers: 1` and outside a user thread.
+    /// threads that never could (`pinned:`, `spawn(onWorker:)`, `local`), under `workers: 1`
+    /// and outside a user thread. Waiting for a descriptor does not pin.
     public static var isMigratable: Bool {
         guard let s = Scheduler.active, s.workerIndex >= 0, s.onUserThread else { return false }
         return s.current.has(.flagMigratable)
