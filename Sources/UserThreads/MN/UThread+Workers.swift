@@ -187,17 +187,21 @@ extension UThread {
     }
 
     /// `init`'s path under a runtime with several workers: an M:N thread, queued on the calling
-    /// worker (where this worker or an idle one starts it), or started here when `pinned`.
+    /// worker (where this worker or an idle one starts it), or started here when `pinned` or when
+    /// the worker's policy orders its threads (MNRuntime.spawn). The scheduling parameters go to
+    /// the policy of the worker that starts it, and travel with the thread's row when it moves.
     /// `body` was `init`'s `sending` argument (not declared so here: the checker does not see
     /// that `init`'s other use of it is on the other branch).
     @inlinable
     static func spawnOnWorkers(
-        name: String, pinned: Bool, stackSize: Int?, _ body: @escaping () throws -> Success
+        name: String, priority: Int = 0, parameters: SchedulingParameters? = nil, pinned: Bool, stackSize: Int?,
+        _ body: @escaping () throws -> Success
     ) -> MNThreadObject {
         let runtime = MNRuntime.requireUnretained("UThread.init")
         let object = runtime._withUnsafeGuaranteedRef {
             MNThreadObject.make(runtime: $0, name: name, isMain: false, stackSize: stackSize, body: body)
         }
+        if priority != 0 || parameters != nil { object.setScheduling(priority: priority, parameters) }
         runtime._withUnsafeGuaranteedRef { $0.spawn(object, pinned: pinned) }
         return object
     }

@@ -25,8 +25,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     ///
     /// - Parameters:
     ///   - name: shown in the thread table, dumps and crash reports.
-    ///   - priority: used by priority policies (FIFO ignores it; so do runtimes with several
-    ///     workers, whose threads start with priority 0).
+    ///   - priority: used by priority policies (FIFO ignores it); with several workers the
+    ///     policy of the worker that starts the thread gets it, and it moves with the thread.
     ///   - pinned: with several workers, start it now on the caller's worker and never move it
     ///     (for code that needs one kernel thread all its life); no effect under `workers: 1`.
     ///   - stackSize: usable stack bytes (default: the runtime's `stackSize`).
@@ -39,7 +39,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         var failure: (any Error)?
         guard let object = spawnThread(name: name, priority: priority, stackSize: stackSize, failure: &failure)
         else {
-            self.object = UThread.spawnOnWorkers(name: name, pinned: pinned, stackSize: stackSize, body)
+            self.object = UThread.spawnOnWorkers(
+                name: name, priority: priority, pinned: pinned, stackSize: stackSize, body)
             return
         }
         if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
@@ -47,8 +48,9 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     }
 
     /// Spawns a thread with parameters for the scheduling policies (nice value, tickets,
-    /// deadline, priority). FIFO ignores them all, and so, for now, do runtimes with several
-    /// workers.
+    /// deadline, priority). FIFO ignores them all. With several workers the policy of the
+    /// worker that starts the thread gets them, and they move with the thread (a deadline
+    /// counts from this call, whichever worker starts it).
     ///
     /// ```swift
     /// let t = UThread(name: "frame", scheduling: .init(deadline: .milliseconds(16))) { render() }
@@ -64,7 +66,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
                 name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling,
                 failure: &failure)
         else {
-            self.object = UThread.spawnOnWorkers(name: name, pinned: false, stackSize: stackSize, body)
+            self.object = UThread.spawnOnWorkers(
+                name: name, parameters: scheduling, pinned: false, stackSize: stackSize, body)
             return
         }
         if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }

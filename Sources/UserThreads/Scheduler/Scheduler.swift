@@ -140,6 +140,9 @@ final class Scheduler {
     /// loop and by `maintenance` (every 64 yields); the switch, park and wake paths never look
     /// at it, so M:1 pays nothing for it.
     var worker: WorkerHooks?
+    /// The same worker as an unretained opaque pointer (set and cleared with `worker`), for
+    /// the M:N spawn and exit paths: reading the existential retains it.
+    @exclusivity(unchecked) var workerOpaque: UnsafeMutableRawPointer?
     /// The last wait token handed out (Sync/Waiter.swift): M:N workers start at their index + 1
     /// in the high 16 bits, so a token is unique in the runtime and says "a worker's".
     @exclusivity(unchecked) var nextWaitToken: UInt64 = 0

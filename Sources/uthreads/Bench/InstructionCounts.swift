@@ -90,6 +90,20 @@ enum InstructionCounts {
                     }
                 }
             }
+        case "spawn-batch", "spawn-batch-2":  // not measured by --instructions: profiles of spawn+join in
+            // batches of 1000 (`bench parallel --only spawn`) on one worker and on two
+            try UThreadRuntime.run(workers: key == "spawn-batch" ? 1 : 2) {
+                func batches(_ n: Int) throws {
+                    var done = 0
+                    while done < n {
+                        let threads = (0..<min(1000, n - done)).map { _ in UThread {} }
+                        for t in threads { try t.join() }
+                        done += threads.count
+                    }
+                }
+                try batches(1000)  // the stack pool warm
+                try batches(count)
+            }
         default:
             throw ValidationError("unknown loop '\(key)' (loops: \(operations.map(\.key).joined(separator: ", ")))")
         }
@@ -212,7 +226,9 @@ struct BenchLoopCommand: ParsableCommand {
 
     func validate() throws {
         guard count >= 0 else { throw ValidationError("COUNT must be ≥ 0") }
-        guard InstructionCounts.operations.contains(where: { $0.key == operation }) || operation == "channel-shared"
+        guard
+            InstructionCounts.operations.contains(where: { $0.key == operation })
+                || ["channel-shared", "spawn-batch", "spawn-batch-2"].contains(operation)
         else {
             throw ValidationError(
                 "unknown loop '\(operation)' (loops: \(InstructionCounts.operations.map(\.key).joined(separator: ", ")))"
