@@ -1,4 +1,5 @@
-// `uthreads bench parallel`: the M:N runtime on 1 worker vs 2 (or more), same run.
+// `uthreads bench parallel`: the one runtime on 1 worker vs 2 (or more), same run: `run(workers: 1)` is the M:1
+// runtime, so the 1-worker rows are the reference.
 import ArgumentParser
 import CUThreads
 import Glibc
@@ -103,16 +104,6 @@ enum ParallelBenchmarks {
         return (wall * 1e3, sum, (processCPUSeconds() - cpu0) / wall)
     }
 
-    /// The same work in the M:1 runtime (the reference: no coordinator at all).
-    static func forkJoinM1Ms(tasks: Int, iterations: Int) throws -> (ms: Double, checksum: UInt64) {
-        let start = uthreads_monotonic_ns()
-        let sum = try UThreadRuntime.run { () -> UInt64 in
-            let threads = (0..<tasks).map { i in UThread { crunch(UInt64(i), iterations) } }
-            return try threads.reduce(0) { try $0 &+ $1.join() }
-        }
-        return (Double(uthreads_monotonic_ns() - start) / 1e6, sum)
-    }
-
     /// Wall time (ms) of `threads` M:N threads that worker 0 starts itself (nothing is queued,
     /// so nothing can be stolen), each running `slices` CPU-bound slices with a yield between
     /// them: only migration of started threads can put a second worker to use.
@@ -139,26 +130,6 @@ enum ParallelBenchmarks {
         }
         let wall = Double(uthreads_monotonic_ns() - start) / 1e9
         return (wall * 1e3, sum, migrations, (processCPUSeconds() - cpu0) / wall)
-    }
-
-    /// ns per thread for spawn+join of `count` empty M:1 threads in batches of `batch` (the
-    /// reference for `spawnJoinNs`: no coordinator at all).
-    static func spawnJoinM1Ns(count: Int, batch: Int) throws -> Double {
-        let (ns, sum) = try UThreadRuntime.run { () -> (UInt64, Int) in
-            let start = uthreads_monotonic_ns()
-            var sum = 0
-            var done = 0
-            while done < count {
-                let n = min(batch, count - done)
-                let base = done
-                let threads = (0..<n).map { i in UThread { base + i } }
-                for t in threads { sum &+= try t.join() }
-                done += n
-            }
-            return (uthreads_monotonic_ns() - start, sum)
-        }
-        guard sum == count * (count - 1) / 2 else { throw ValidationError("spawn+join lost threads: sum \(sum)") }
-        return Double(ns) / Double(count)
     }
 
     /// ns per thread for spawning `count` empty M:N threads in batches of `batch`, joining each batch.
@@ -221,15 +192,12 @@ enum ParallelBenchRuns {
         )
         var samples: [Int: [Double]] = [:]
         var cpu: [Int: [Double]] = [:]
-        var m1: [Double] = []
         var checksum: UInt64?
         // Alternate the configurations so that noise hits them alike.
         for _ in 0..<o.repetitions {
-            let m = try ParallelBenchmarks.forkJoinM1Ms(tasks: tasks, iterations: iterations)
-            m1.append(m.ms)
-            checksum = checksum ?? m.checksum
             for w in workerCounts {
                 let s = try ParallelBenchmarks.forkJoinMs(workers: w, tasks: tasks, iterations: iterations)
+                checksum = checksum ?? s.checksum
                 guard s.checksum == checksum else {
                     throw ValidationError("fork-join checksum differs with \(w) workers")
                 }
@@ -237,11 +205,10 @@ enum ParallelBenchRuns {
                 cpu[w, default: []].append(s.cpu)
             }
         }
-        r.add(group: "parallel", name: "M:1 runtime (reference)", unit: "ms", samples: m1)
         let one = samples[1].map(median)
         for w in workerCounts {
             r.add(
-                group: "parallel", name: "M:N runtime, \(w) worker\(w == 1 ? "" : "s")", unit: "ms",
+                group: "parallel", name: "fork-join, run(workers: \(w))", unit: "ms",
                 samples: samples[w]!,
                 note: (w == 1 || one == nil ? "" : "speedup \((one! / median(samples[w]!)).fixed(2))x vs 1 worker; ")
                     + "CPUs busy \(median(cpu[w]!).fixed(2))")
@@ -278,10 +245,8 @@ enum ParallelBenchRuns {
         var samples: [Int: [Double]] = [:]
         var shared: [Int: [Double]] = [:]  // one spawner per worker of the widest configuration
         let spawners = workerCounts.max() ?? 2
-        var m1: [Double] = []
         // Alternate the configurations so that noise hits them alike.
         for _ in 0..<o.repetitions {
-            m1.append(try ParallelBenchmarks.spawnJoinM1Ns(count: count, batch: 1000))
             for w in workerCounts {
                 samples[w, default: []].append(
                     try ParallelBenchmarks.spawnJoinNs(workers: w, count: count, batch: 1000))
@@ -289,16 +254,13 @@ enum ParallelBenchRuns {
                     try ParallelBenchmarks.spawnJoinNs(workers: w, count: count, batch: 1000, spawners: spawners))
             }
         }
-        r.add(group: "parallel", name: "M:1 UThread spawn+join (reference)", unit: "ns/thread", samples: m1)
         func rows(_ samples: [Int: [Double]], _ label: String) {
             let one = samples[1].map(median)
             for w in workerCounts {
                 r.add(
-                    group: "parallel", name: "M:N spawn+join, \(label)\(w) worker\(w == 1 ? "" : "s")",
+                    group: "parallel", name: "spawn+join, \(label)run(workers: \(w))",
                     unit: "ns/thread", samples: samples[w]!,
-                    note: w == 1
-                        ? "\((median(samples[w]!) / median(m1)).fixed(1))x M:1"
-                        : one.map { "throughput \(($0 / median(samples[w]!)).fixed(2))x vs 1 worker" })
+                    note: w == 1 ? nil : one.map { "throughput \(($0 / median(samples[w]!)).fixed(2))x vs 1 worker" })
             }
         }
         rows(samples, "")
