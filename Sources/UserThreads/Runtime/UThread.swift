@@ -166,6 +166,23 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         return try object.result(Success.self).get()
     }
 
+    /// Waits for the thread to finish, giving up after `timeout` or at `deadline` (the earlier
+    /// wins; nil: no limit), and returns its value or rethrows its error. The thread keeps
+    /// running when the wait gives up; join it again later.
+    /// - Throws: the thread's error; `UThreadError.timedOut` when the limit passed first;
+    ///   `CancellationError` if the caller is cancelled while it waits;
+    ///   `.invalidArgument` (self-join), `.foreignRuntime`, as `join()`.
+    public func join(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws -> Success {
+        let limit = syncDeadline(timeout: timeout, deadline: deadline)
+        if object.isCrossWorker {
+            let mn = unsafeDowncast(object, to: MNThreadObject.self)
+            if !mn.isFinishedAcquire { try mn.waitUntilFinished(deadline: limit) }
+        } else if !object.isFinished {
+            try waitUntilFinished(object, deadline: limit)
+        }
+        return try object.result(Success.self).get()
+    }
+
     /// Asks the thread to stop: it wakes from any wait with `CancellationError`, and
     /// `UThread.isCancelled` / `checkCancellation()` tell it. Cooperative: a thread that never
     /// waits or checks runs on. Idempotent; no effect on a finished thread; a thread cancelled
@@ -271,15 +288,7 @@ func checkpointSlowPath() {
 @usableFromInline
 func waitUntilFinished(_ object: ThreadObject) throws {
     try Scheduler.with("UThread.join") { scheduler in
-        // Compared as addresses: an optional compared with a pointer tests for nil first.
-        guard UInt(bitPattern: object.runtime) == UInt(bitPattern: Unmanaged.passUnretained(scheduler).toOpaque())
-        else {
-            throw UThreadError.foreignRuntime
-        }
-        let me = scheduler.current
-        guard UInt(bitPattern: object.controlBlock) != UInt(bitPattern: me) else {
-            throw UThreadError.invalidArgument("thread \(object.id) cannot join itself")
-        }
+        let me = try joiner(of: object, scheduler)
         // The first wait inlined, any further one (a wake that was not the exit) called: the
         // inlined park inside a loop had the compiler load and spill eight scheduler fields
         // before it (~20 instructions per join).
@@ -288,6 +297,34 @@ func waitUntilFinished(_ object: ThreadObject) throws {
         while !object.isFinished {
             object.enqueue(me)
             try scheduler.park(.join, object: object.id.rawValue).check()
+        }
+    }
+}
+
+/// The calling thread of `scheduler` as a joiner of `object`'s thread.
+/// - Throws: `.foreignRuntime` (another runtime's thread), `.invalidArgument` (self-join).
+@inline(__always)
+func joiner(of object: ThreadObject, _ scheduler: Scheduler) throws -> ControlBlock {
+    // Compared as addresses: an optional compared with a pointer tests for nil first.
+    guard UInt(bitPattern: object.runtime) == UInt(bitPattern: Unmanaged.passUnretained(scheduler).toOpaque())
+    else {
+        throw UThreadError.foreignRuntime
+    }
+    let me = scheduler.current
+    guard UInt(bitPattern: object.controlBlock) != UInt(bitPattern: me) else {
+        throw UThreadError.invalidArgument("thread \(object.id) cannot join itself")
+    }
+    return me
+}
+
+/// Parks the caller until `object`'s thread has finished or `deadline` (scheduler clock) has
+/// passed (`join(timeout:deadline:)`; `join()` keeps its own inlined path).
+func waitUntilFinished(_ object: ThreadObject, deadline: UInt64?) throws {
+    try Scheduler.with("UThread.join") { scheduler in
+        let me = try joiner(of: object, scheduler)
+        while !object.isFinished {
+            object.enqueue(me)
+            try scheduler.park(.join, object: object.id.rawValue, deadline: deadline).check()
         }
     }
 }

@@ -69,6 +69,12 @@ struct Waiter: @unchecked Sendable, Equatable {
     /// Whether the waiter parks on an M:N worker (from the token: no scheduler field is read).
     var onWorker: Bool { token >> 48 != 0 }
 
+    /// The first wait token of worker `index`'s scheduler (its index + 1 in the high 16 bits).
+    static func firstToken(ofWorker index: Int) -> UInt64 { UInt64(index + 1) << 48 }
+
+    /// The index of the M:N worker a wait token was handed out by; -1 for an M:1 runtime's.
+    static func worker(ofToken token: UInt64) -> Int { Int(truncatingIfNeeded: token >> 48) - 1 }
+
     @usableFromInline
     static func == (a: Waiter, b: Waiter) -> Bool {
         a.token == b.token && a.block == b.block && a.scheduler === b.scheduler

@@ -318,9 +318,7 @@ import Testing
             for w in 0..<2 {
                 let t = try UThread.spawn(onWorker: w) { () -> UInt64 in
                     var token: UInt64 = 0
-                    _ = MNWorker.require("test").worker.park(
-                        MNWorker.require("test").scheduler, .waitGroup, object: 0, deadline: nil
-                    ) { waiter in
+                    _ = MNWorker.require("test").scheduler.parkWaiter(.waitGroup, object: 0, deadline: nil) { waiter in
                         token = waiter.token
                         return false
                     }
@@ -331,6 +329,7 @@ import Testing
             return seen
         }
         #expect(tokens[0] >> 48 == 1 && tokens[1] >> 48 == 2)
+        #expect(tokens.map(Waiter.worker(ofToken:)) == [0, 1])
     }
 }
 
