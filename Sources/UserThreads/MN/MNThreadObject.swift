@@ -192,12 +192,13 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     }
 
     /// Parks the calling M:N thread until this one has finished or `deadline` (scheduler clock)
-    /// passes, with the parking protocol of every primitive (Sync/Waiter.swift). O(1) unless
+    /// passes, with the parking protocol of every primitive (Sync/Waiter.swift); with
+    /// `cancellable: false` the caller's cancellation does not end the wait. O(1) unless
     /// several threads join it at once.
     /// - Throws: `CancellationError` (the caller was cancelled), `UThreadError.timedOut`,
     ///   `.invalidArgument` (self-join), `.foreignRuntime`.
     @usableFromInline
-    func waitUntilFinished(deadline: UInt64? = nil) throws {
+    func waitUntilFinished(deadline: UInt64? = nil, cancellable: Bool = true) throws {
         let (w, s) = MNWorker.require("UThread.join()")
         guard w.runtimeRef.toOpaque() == runtimeRef.toOpaque() else { throw UThreadError.foreignRuntime }
         // A row is this thread's for its whole life, wherever it runs (rows never move).
@@ -210,7 +211,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         // After a park the caller may run on another worker: `syncWait` finds its scheduler.
         while !isFinishedAcquire {
             let result = try syncWait(
-                "UThread.join()", .join, object: id.rawValue, target: nil, deadline: deadline,
+                "UThread.join()", .join, object: id.rawValue, target: nil, deadline: deadline, cancellable: cancellable,
                 register: { waiter in
                     MNJoinerLocks.with(self) { () -> Bool in
                         if firstWaiter == nil { firstWaiter = waiter } else { moreWaiters.append(waiter) }

@@ -173,13 +173,7 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     ///   `CancellationError` if the caller is cancelled while it waits;
     ///   `.invalidArgument` (self-join), `.foreignRuntime`, as `join()`.
     public func join(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws -> Success {
-        let limit = syncDeadline(timeout: timeout, deadline: deadline)
-        if object.isCrossWorker {
-            let mn = unsafeDowncast(object, to: MNThreadObject.self)
-            if !mn.isFinishedAcquire { try mn.waitUntilFinished(deadline: limit) }
-        } else if !object.isFinished {
-            try waitUntilFinished(object, deadline: limit)
-        }
+        try handle.waitForEnd(deadline: syncDeadline(timeout: timeout, deadline: deadline))
         return try object.result(Success.self).get()
     }
 
@@ -244,7 +238,8 @@ func runsOnOneWorker(_ api: StaticString) -> Bool {
 /// finished with the error in `failure`.
 @usableFromInline
 func spawnLocalThread(
-    name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil, failure: inout (any Error)?
+    name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil, withinScope: Bool = false,
+    failure: inout (any Error)?
 ) -> ThreadObject {
     Scheduler.with("UThread.local") { scheduler in
         if scheduler.workerIndex >= 0, scheduler.onUserThread, scheduler.current.has(.flagMigratable) {
@@ -253,8 +248,11 @@ func spawnLocalThread(
             )
             return ThreadObject(name: name)
         }
-        // Pinned only by a thread group's scope: the local thread may outlive it, so for good.
-        if scheduler.workerIndex >= 0, scheduler.onUserThread { scheduler.current.clear(.flagScopePinned) }
+        // Pinned only by a thread group's scope: the local thread may outlive it, so for good
+        // (unless it is that group's child: `withinScope`, it ends before the scope does).
+        if !withinScope, scheduler.workerIndex >= 0, scheduler.onUserThread {
+            scheduler.current.clear(.flagScopePinned)
+        }
         return spawnHere(scheduler, name: name, priority: priority, stackSize: stackSize, parameters, &failure)
     }
 }
@@ -319,12 +317,12 @@ func joiner(of object: ThreadObject, _ scheduler: Scheduler) throws -> ControlBl
 
 /// Parks the caller until `object`'s thread has finished or `deadline` (scheduler clock) has
 /// passed (`join(timeout:deadline:)`; `join()` keeps its own inlined path).
-func waitUntilFinished(_ object: ThreadObject, deadline: UInt64?) throws {
+func waitUntilFinished(_ object: ThreadObject, deadline: UInt64?, cancellable: Bool) throws {
     try Scheduler.with("UThread.join") { scheduler in
         let me = try joiner(of: object, scheduler)
         while !object.isFinished {
             object.enqueue(me)
-            try scheduler.park(.join, object: object.id.rawValue, deadline: deadline).check()
+            try scheduler.park(.join, object: object.id.rawValue, deadline: deadline, cancellable: cancellable).check()
         }
     }
 }
@@ -341,6 +339,18 @@ public struct UThreadHandle: Hashable, CustomStringConvertible {
     public var isFinished: Bool {
         object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isFinishedAcquire : object.isFinished
     }
+    /// Parks the caller until the thread has finished or `deadline` (scheduler clock) passed;
+    /// `cancellable: false` ignores the caller's cancellation (a thread group that already
+    /// cancelled its children and must still wait for them).
+    func waitForEnd(deadline: UInt64?, cancellable: Bool = true) throws {
+        if object.isCrossWorker {
+            let mn = unsafeDowncast(object, to: MNThreadObject.self)
+            if !mn.isFinishedAcquire { try mn.waitUntilFinished(deadline: deadline, cancellable: cancellable) }
+        } else if !object.isFinished {
+            try waitUntilFinished(object, deadline: deadline, cancellable: cancellable)
+        }
+    }
+
     /// See `UThread.isCancelled`.
     public var isCancelled: Bool {
         object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isCancelRequested : object.isCancelled

@@ -317,7 +317,7 @@ struct SyncPrimitivesTests {
             var finished = 0
             try withThreadGroup { g in
                 for i in 0..<100 {
-                    g.spawn {
+                    g.spawnLocal {
                         for _ in 0..<(i % 5) { UThread.yield() }
                         finished += 1
                     }
@@ -337,7 +337,7 @@ struct SyncPrimitivesTests {
             #expect(throws: Boom.self) {
                 try withThreadGroup { g in
                     for _ in 0..<10 {
-                        g.spawn {
+                        g.spawnLocal {
                             do { _ = try forever.receive() } catch is CancellationError {
                                 cancelled += 1
                                 throw CancellationError()
@@ -345,7 +345,7 @@ struct SyncPrimitivesTests {
                             finishedCleanly += 1
                         }
                     }
-                    g.spawn {
+                    g.spawnLocal {
                         UThread.yield()
                         throw Boom()
                     }
@@ -363,7 +363,7 @@ struct SyncPrimitivesTests {
             let parent = UThread.local {
                 try withThreadGroup { g in
                     for _ in 0..<5 {
-                        g.spawn {
+                        g.spawnLocal {
                             defer { stopped += 1 }
                             try UThread.sleep(for: .seconds(60))
                         }

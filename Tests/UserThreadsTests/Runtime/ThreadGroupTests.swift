@@ -1,0 +1,134 @@
+// withThreadGroup on one worker and on two: `spawn` children are ordinary threads (any
+// worker), `spawnLocal` children stay with the caller, and the group's rules (wait for all,
+// cancel on the first error, a cancelled waiter cancels its children) hold on both.
+import Synchronization
+import Testing
+@testable import UserThreads
+
+@Suite(.timeLimit(.minutes(1)))
+struct ThreadGroupTests {
+    struct Boom: Error, Equatable {}
+
+    /// A set any thread may add to (threads on another worker do).
+    final class Seen: Sendable {
+        let workers = Mutex<Set<Int>>([])
+        /// Set once every worker was seen: the children's cheap test in their loop.
+        let all = Atomic<Bool>(false)
+        let expected: Int
+        init(expected: Int) { self.expected = expected }
+        func add(_ w: Int) {
+            let n = workers.withLock { $0.insert(w).inserted ? $0.count : 0 }
+            if n == expected { all.store(true, ordering: .releasing) }
+        }
+        var count: Int { workers.withLock { $0.count } }
+        var isComplete: Bool { all.load(ordering: .acquiring) }
+    }
+
+    /// A counter any thread may bump.
+    final class Count: Sendable {
+        private let n = Atomic<Int>(0)
+        func add() { n.add(1, ordering: .relaxed) }
+        var value: Int { n.load(ordering: .relaxed) }
+    }
+
+    /// Children started by one thread run on every worker: each records its worker and yields
+    /// (a safe point where a ready thread may move to an idle worker) until every worker was
+    /// seen.
+    @Test(arguments: [1, 2]) func childrenAreSeenOnEveryWorker(workers: Int) throws {
+        let seen = Seen(expected: workers)
+        let finished = Count()
+        try UThreadRuntime.run(workers: workers) {
+            try withThreadGroup(name: "spread") { g in
+                for _ in 0..<8 {
+                    g.spawn {
+                        var last = UThread.worker
+                        seen.add(last)
+                        for _ in 0..<50_000_000 where !seen.isComplete {
+                            UThread.yield()
+                            if UThread.worker != last {
+                                last = UThread.worker
+                                seen.add(last)
+                            }
+                        }
+                        finished.add()
+                    }
+                }
+            }
+            #expect(finished.value == 8)  // the scope waited for every child
+        }
+        #expect(seen.count == workers)
+    }
+
+    /// The first error cancels every sibling (wherever it runs), the scope waits for all of
+    /// them and rethrows that error; nothing is left running.
+    @Test(arguments: [1, 2]) func theFirstErrorCancelsTheSiblings(workers: Int) throws {
+        let cancelled = Count()
+        let cleanly = Count()
+        try UThreadRuntime.run(workers: workers) {
+            let forever = Channel<Int>(name: "forever")
+            #expect(throws: Boom.self) {
+                try withThreadGroup { g in
+                    for _ in 0..<10 {
+                        g.spawn {
+                            do { _ = try forever.receive() } catch is CancellationError {
+                                cancelled.add()
+                                throw CancellationError()
+                            }
+                            cleanly.add()
+                        }
+                    }
+                    g.spawn {
+                        UThread.yield()
+                        throw Boom()
+                    }
+                }
+            }
+            #expect(UThreadRuntime.threadTable().threads.allSatisfy { $0.state == .running })  // only main
+        }
+        #expect(cancelled.value == 10)
+        #expect(cleanly.value == 0)
+    }
+
+    /// A waiter cancelled while it waits cancels its children and still waits for them.
+    @Test(arguments: [1, 2]) func cancellingTheWaiterCancelsItsChildren(workers: Int) throws {
+        let stopped = Count()
+        try UThreadRuntime.run(workers: workers) {
+            let parent = UThread {
+                try withThreadGroup { g in
+                    for _ in 0..<5 {
+                        g.spawn {
+                            defer { stopped.add() }
+                            try UThread.sleep(for: .seconds(60))
+                        }
+                    }
+                }
+            }
+            let parked = try ChannelRig(workers: workers).waitUntilParked(parent, .join)
+            #expect(parked)
+            parent.cancel()
+            #expect(throws: CancellationError.self) { try parent.join() }
+        }
+        #expect(stopped.value == 5)
+    }
+
+    /// `spawnLocal` children share the caller's non-`Sendable` state; one spawned from a
+    /// child that may move fails the group with `UThread.local`'s error (only one worker can
+    /// never move a child away).
+    @Test(arguments: [1, 2]) func localChildrenShareTheCallersState(workers: Int) throws {
+        let (sum, nested) = try UThreadRuntime.run(workers: workers) { () -> (Int, Bool) in
+            try UThread { () -> (Int, Bool) in
+                var sum = 0
+                try withThreadGroup { g in
+                    for i in 1...10 { g.spawnLocal { sum += i } }
+                }
+                var refused = false
+                do {
+                    try withThreadGroup { g in g.spawn { g.spawnLocal {} } }
+                } catch UThreadError.invalidArgument { refused = true }
+                return (sum, refused)
+            }.join()
+        }
+        #expect(sum == 55)
+        #expect(nested == (workers > 1))
+    }
+}
