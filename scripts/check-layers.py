@@ -30,11 +30,6 @@ ALLOWED = {
         # The jacket's nanosleep/poll(NULL) are the public UThread.sleep, whose timeout,
         # deadline and cancellation rules they must match exactly.
         'the jacket sleeps as UThread.sleep does',
-    ('Sources/UserThreads/Runtime/UThread.swift', 'MNThreadObject'):
-        # One public thread type for any number of workers: join, cancel and isFinished of a
-        # thread of a runtime with several workers go through its object's atomic flags
-        # (MNThreadObject), behind one predicted branch; the workers: 1 paths need no lock.
-        'UThread serves threads of several workers too',
 }
 
 def strip(src):

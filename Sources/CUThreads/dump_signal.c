@@ -34,6 +34,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/// The C library's sigaction under its own name, which an interposer of sigaction (the
+/// jacket, Sources/UserThreadsJacket/jacket_signal.c) does not define: the dump handler is the
+/// runtime's diagnostic, not one of the program's handlers, so it must not interrupt the
+/// program's parked calls the way the program's own handlers do.
+extern int __sigaction(int, const struct sigaction *, struct sigaction *);
+
 static uint64_t dump_requests;
 static struct sigaction previous[65];
 
@@ -57,7 +63,7 @@ static void ring_bells(void) {
 static void dump_handler(int sig) {
     int saved_errno = errno;
     if (uthreads_registry_live_count() == 0 && sig > 0 && sig < 65) {
-        sigaction(sig, &previous[sig], NULL);  // async-signal-safe
+        __sigaction(sig, &previous[sig], NULL);  // async-signal-safe
         raise(sig);
     } else {
         __atomic_add_fetch(&dump_requests, 1, __ATOMIC_RELEASE);
@@ -117,7 +123,7 @@ int uthreads_install_dump_signal(int sig) {
     action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
     // Two runtimes may race to install: both install the same handler, harmless.
-    return sigaction(sig, &action, NULL) == 0 ? 0 : errno;
+    return __sigaction(sig, &action, NULL) == 0 ? 0 : errno;
 }
 
 uint64_t uthreads_dump_requests(void) {

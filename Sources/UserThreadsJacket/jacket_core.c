@@ -113,14 +113,16 @@
 // timeout (one descriptor waiting in one direction parks on it directly; several are put in a
 // temporary epoll set, which the reactor waits on as one descriptor — epoll descriptors are
 // pollable), then the zero-timeout call again. The signal mask of ppoll/pselect/epoll_pwait
-// applies to those real calls only, not while the thread is parked (Edges, below). Sleeps
+// applies exactly to those real calls, and while the thread is parked says which signals
+// interrupt it (jacket_signal.c). Sleeps
 // (nanosleep/clock_nanosleep/usleep/sleep) become user-thread sleeps on the runtime's clock.
 //
 // errno. Every return value and errno is the real call's, with two additions: a cancelled
 // user thread's jacketed wait fails with ECANCELED (not EINTR: C libraries retry EINTR, and a
 // cancelled thread would retry forever), and a descriptor closed by another user thread while
 // this one waited fails with EBADF. A call that does not need to wait completes even for a
-// cancelled thread. EINTR from a signal is passed through as the real call would.
+// cancelled thread. EINTR from a signal is the real call's: a handler interrupts a parked call
+// as signal(7) says it interrupts the real one (jacket_signal.c, with its own essay).
 //
 // The runtime's own I/O never passes through the jacket. Its descriptors are non-blocking, but
 // through the jacket a read that would block cost preadv2 + fcntl(F_GETFL) + readv, an eventfd
@@ -145,24 +147,36 @@
 // Edges. The runtime's own close(2) (`IO.close`, a stream's close, a deferred close) tells the
 // jacket first (uthreads_jacket_forget, in the ABI header), so its record goes before the
 // number can be reused. A descriptor closed behind the jacket's back otherwise
-// (syscall(SYS_close), the C library's own closes inside fopen/fclose pairs it made itself) keeps a stale registration until its
-// number is waited on again — then the wait only ends at its timeout — and may keep a stale
-// record: a file that reuses the number without passing through the jacket (open(2), a raw
-// system call) is then taken for the old one — adopted if the old one was created here, or
-// called directly if the old one was non-blocking (a blocking read of such a file blocks its
-// kernel thread, as without the jacket). A duplicate made behind the jacket's back shares a
-// mode its record does not know. Under M:N, a fork while another worker is inside a real
+// (syscall(SYS_close), the C library's own closes inside fopen/fclose pairs it made itself)
+// keeps a stale registration until its number is waited on again — then the wait only ends at
+// its timeout — and may keep a stale record, which the jacket drops where it can tell cheaply:
+//   * a call on the number fails with EBADF (no file has it): the error path only;
+//   * fcntl(F_GETFL) finds the jacket's O_NONBLOCK gone from a file it made non-blocking (a
+//     blocking file under the number, or a raw fcntl cleared it): the call reads the flags anyway;
+//   * a call is about to park on a file the jacket made non-blocking, and an fstat finds another
+//     file under the number than the one adopted (st_dev and st_ino, noted at adoption and
+//     copied by dup): one fstat per park, a wait's cost already, never on a call that does not
+//     block. So a non-blocking file that reuses the number (an eventfd, a timerfd made by a raw
+//     system call) returns EAGAIN to its caller instead of parking it for ever.
+//   * open, openat (and their 64 names), eventfd, timerfd_create, signalfd and inotify_init
+//     return a number that was free: a record under it is dropped (one byte store per call).
+// Left undetected, because telling would cost a system call on the path that does not block: a
+// blocking file that reuses the number of one the jacket made non-blocking by a path the
+// jacket does not see (a raw system call, a raw dup2 over it, the C library's internal opens in
+// fopen) is read as non-blocking — the read blocks its kernel thread, as without the jacket —
+// until one of the checks above drops the record; and a number created here and not yet
+// adopted, reused by such a file, is adopted as if it were the old one (its O_NONBLOCK set). Rejected: an fstat on every call (the cost the records
+// remove), and noting the identity at creation too (an fstat per accept, for the rare second
+// case). Under M:N, a fork while another worker is inside a real
 // read of a file the fork gives back its blocking mode lets that read block its kernel thread.
 // A forked child has no runtime: the jacket turns itself off
 // there (pthread_atfork) for good, so the child's calls are the real calls, even for a runtime
-// the child starts (the hand-over runs once per process). Signals: a parked jacketed call is not
-// a system call, so a signal does not interrupt it — the handler runs, the call does not return
-// EINTR and waits on until ready, its timeout or cancellation; and the signal mask of
-// ppoll/pselect/epoll_pwait applies to their zero-timeout real calls only, not while the thread
-// is parked (the worker's kernel thread keeps its own mask). A signal handler's call on a user
-// thread is jacketed like any other: it never parks when it need not wait (a write to a
-// non-blocking self-pipe, to stderr), but a handler must not make a call that would block, with
-// or without the jacket.
+// the child starts (the hand-over runs once per process). Signals: a handler interrupts a
+// parked call as it would the real call, and the mask of ppoll/pselect/epoll_pwait says which
+// signals may — with the approximations its essay lists (jacket_signal.c). A signal handler's
+// call on a user thread is jacketed like any other: it never parks when it need not wait (a
+// write to a non-blocking self-pipe, to stderr), but a handler must not make a call that would
+// block, with or without the jacket.
 //
 // Off switch: with UTHREADS_JACKET=0 in the environment the jacket never activates (every
 // call is the real call), for comparing a program with and without it.
@@ -212,6 +226,7 @@ void uthreads_jacket_install(const uthreads_jacket_runtime *runtime) {
     static atomic_flag once = ATOMIC_FLAG_INIT;
     if (atomic_flag_test_and_set(&once)) return;
     pthread_atfork(jacket_fd_before_fork, NULL, jacket_after_fork_child);
+    jacket_signal_install();
     jacket_tls_offset = runtime->current_tls_offset;
     __atomic_store_n(&jacket_runtime, runtime, __ATOMIC_RELEASE);
 }
@@ -234,8 +249,9 @@ int64_t jacket_timespec_ns(const struct timespec *ts) {
 }
 
 /// Off a user thread: blocks in poll(2) until `fd` may be ready for `direction` or `deadline`
-/// (the runtime's clock); 0 or ETIMEDOUT (EINTR restarts the wait, as SA_RESTART would).
-static int jacket_poll_until(int fd, int direction, uint64_t deadline) {
+/// (the runtime's clock); 0, ETIMEDOUT, or EINTR when a handler that interrupts the call ran
+/// (any other EINTR restarts the wait, as SA_RESTART would).
+static int jacket_poll_until(int fd, int direction, uint64_t deadline, const jacket_signal_watch *watch) {
     struct pollfd p = {fd, (short)(direction == UTHREADS_JACKET_WRITE ? POLLOUT : POLLIN), 0};
     while (1) {
         int milliseconds = -1;
@@ -248,13 +264,14 @@ static int jacket_poll_until(int fd, int direction, uint64_t deadline) {
         int ready = REAL(poll)(&p, 1, milliseconds);
         if (ready > 0) return 0;
         if (ready < 0 && errno != EINTR) return 0;  // the retried call reports the error
+        if (ready < 0 && jacket_signal_interrupted(watch)) return EINTR;
     }
 }
 
 int jacket_block(int fd, int direction, int kind, jacket_wait *wait) {
     if (!wait->started) {
         wait->started = 1;
-        unsigned state = jacket_fd_state(fd);
+        unsigned state = jacket_fd_verify(fd);
         if (state & JACKET_FD_NONBLOCKING) {  // the record knows the caller's view
             if (state & JACKET_FD_CALLER_NONBLOCKING) return JACKET_REAL_CALL;
         } else {
@@ -269,9 +286,11 @@ int jacket_block(int fd, int direction, int kind, jacket_wait *wait) {
         } else {
             wait->deadline = UTHREADS_JACKET_FOREVER;
         }
+        // signal(7): SA_RESTART restarts these calls, unless the socket has a timeout.
+        jacket_signal_watch_begin(&wait->signals, NULL, wait->deadline == UTHREADS_JACKET_FOREVER);
     }
-    int e = jacket_in_user_thread() ? jacket_runtime->wait_fd(fd, direction, kind, wait->deadline)
-                                    : jacket_poll_until(fd, direction, wait->deadline);
+    int e = jacket_in_user_thread() ? jacket_park_fd(fd, direction, kind, wait->deadline, &wait->signals)
+                                    : jacket_poll_until(fd, direction, wait->deadline, &wait->signals);
     switch (e) {
     case 0: return 0;
     case ETIMEDOUT: return EAGAIN;        // SO_RCVTIMEO/SO_SNDTIMEO passed: Linux says EAGAIN

@@ -2,7 +2,8 @@
 // its file is non-blocking in the kernel, and whether the *caller* made it non-blocking; and
 // the calls that keep the record true: socket, socketpair, pipe, pipe2, accept (jacket_net.c),
 // dup, dup2, dup3, fcntl, ioctl(FIONBIO), close (jacket_net.c), fclose, close_range, fork,
-// posix_spawn, system and popen. The design (which descriptors the jacket makes non-blocking, and why) is in
+// posix_spawn, system and popen; and open, openat, eventfd, timerfd_create, signalfd and
+// inotify_init, whose new number drops a stale record. The design (which descriptors the jacket makes non-blocking, and why) is in
 // the essay of jacket_core.c, under "Descriptor modes".
 #include "jacket_internal.h"
 
@@ -10,10 +11,18 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 JACKET_HIDDEN uint8_t jacket_fd_table[JACKET_FD_LIMIT];
+/// The file each adopted descriptor's record is about (st_dev and st_ino folded to 32 bits,
+/// never 0), noted when the jacket made it non-blocking; 0: not known.
+static uint32_t jacket_fd_identity[JACKET_FD_LIMIT];
 /// One past the highest number ever recorded: how far fork's walk goes.
 static int jacket_fd_end;
 
@@ -35,6 +44,8 @@ static int (*real_posix_spawn)(pid_t *, const char *, const posix_spawn_file_act
 static int (*real_posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
                                 char *const[], char *const[]);
 
+static void jacket_fd_resolve_unowned(void);
+
 #define RESOLVE_FD(pointer, name) \
     do { if (!pointer) pointer = (__typeof__(pointer))dlsym(RTLD_NEXT, name); } while (0)
 
@@ -55,6 +66,7 @@ void jacket_fd_resolve(void) {
     RESOLVE_FD(real_posix_spawnp, "posix_spawnp");
     RESOLVE_FD(real_system, "system");
     RESOLVE_FD(real_popen, "popen");
+    jacket_fd_resolve_unowned();
 }
 
 /// The resolved pointer `p`, resolving first if a call comes before the jacket's constructor.
@@ -70,6 +82,27 @@ static void jacket_fd_store(int fd, unsigned state) {
 }
 
 void jacket_forget_descriptor(int fd) { jacket_fd_store(fd, 0); }
+
+/// The identity of `fd`'s file (jacket_fd_identity); 0 when fstat fails.
+static uint32_t jacket_file_identity(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return 0;
+    uint64_t folded = (uint64_t)st.st_ino ^ ((uint64_t)st.st_dev * UINT64_C(0x9e3779b97f4a7c15));
+    return (uint32_t)(folded ^ (folded >> 32)) | 1;
+}
+
+static void jacket_fd_note_identity(int fd, uint32_t identity) {
+    if ((unsigned)fd < JACKET_FD_LIMIT) __atomic_store_n(&jacket_fd_identity[fd], identity, __ATOMIC_RELAXED);
+}
+
+unsigned jacket_fd_verify(int fd) {
+    unsigned state = jacket_fd_state(fd);
+    if (!(state & JACKET_FD_NONBLOCKING)) return state;
+    uint32_t noted = __atomic_load_n(&jacket_fd_identity[fd], __ATOMIC_RELAXED);
+    if (noted == 0 || jacket_file_identity(fd) == noted) return state;
+    jacket_forget_descriptor(fd);  // another file under the number: the per-call path serves it
+    return 0;
+}
 
 void jacket_fd_created(int fd, int nonblocking) {
     // A descriptor born non-blocking is the caller's own non-blocking one (the runtime's
@@ -87,12 +120,14 @@ unsigned jacket_fd_adopt(int fd) {
         jacket_fd_store(fd, 0);  // not a file the jacket can own (closed behind its back?): the per-call path
         return 0;
     }
+    jacket_fd_note_identity(fd, jacket_file_identity(fd));
     jacket_fd_store(fd, state);
     return state;
 }
 
 unsigned jacket_fd_copy(int from, int to) {
     unsigned state = jacket_fd_state(from) & ~(unsigned)JACKET_FD_NOT_REGULAR;
+    if ((unsigned)from < JACKET_FD_LIMIT) jacket_fd_note_identity(to, __atomic_load_n(&jacket_fd_identity[from], __ATOMIC_RELAXED));
     jacket_fd_store(to, state);
     return state;
 }
@@ -132,6 +167,83 @@ int pipe2(int fds[2], int flags) {
     return rc;
 }
 
+// MARK: - Files the jacket does not own: a stale record of their number goes
+
+// open(2) and the descriptors of other kinds the C library creates get a number that was free,
+// so a record under it is stale (its predecessor was closed behind the jacket's back): it is
+// dropped, so that the new file is served by the per-call path and never read as the old,
+// non-blocking one (a blocking FIFO would block its kernel thread). One byte store per call.
+
+static int (*real_open)(const char *, int, ...);
+static int (*real_open64)(const char *, int, ...);
+static int (*real_openat)(int, const char *, int, ...);
+static int (*real_openat64)(int, const char *, int, ...);
+static int (*real_eventfd)(unsigned, int);
+static int (*real_timerfd_create)(int, int);
+static int (*real_signalfd)(int, const sigset_t *, int);
+static int (*real_inotify_init)(void);
+static int (*real_inotify_init1)(int);
+
+static void jacket_fd_resolve_unowned(void) {
+    RESOLVE_FD(real_open, "open");
+    RESOLVE_FD(real_open64, "open64");
+    RESOLVE_FD(real_openat, "openat");
+    RESOLVE_FD(real_openat64, "openat64");
+    RESOLVE_FD(real_eventfd, "eventfd");
+    RESOLVE_FD(real_timerfd_create, "timerfd_create");
+    RESOLVE_FD(real_signalfd, "signalfd");
+    RESOLVE_FD(real_inotify_init, "inotify_init");
+    RESOLVE_FD(real_inotify_init1, "inotify_init1");
+}
+
+/// `fd`, a descriptor just made without the jacket, after dropping a stale record of its number.
+static int jacket_fd_unowned(int fd) {
+    if (fd >= 0 && jacket_fd_state(fd) != 0) jacket_forget_descriptor(fd);
+    return fd;
+}
+
+/// open's mode argument, present only when the flags create a file.
+#define JACKET_OPEN_MODE(flags, last)                                        \
+    mode_t mode = 0;                                                         \
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {             \
+        va_list list;                                                        \
+        va_start(list, last);                                                \
+        mode = (mode_t)va_arg(list, unsigned);                               \
+        va_end(list);                                                        \
+    }
+
+int open(const char *path, int flags, ...) {
+    JACKET_OPEN_MODE(flags, flags)
+    return jacket_fd_unowned(REAL_FD(real_open)(path, flags, mode));
+}
+
+int open64(const char *path, int flags, ...) {
+    JACKET_OPEN_MODE(flags, flags)
+    return jacket_fd_unowned(REAL_FD(real_open64)(path, flags, mode));
+}
+
+int openat(int directory, const char *path, int flags, ...) {
+    JACKET_OPEN_MODE(flags, flags)
+    return jacket_fd_unowned(REAL_FD(real_openat)(directory, path, flags, mode));
+}
+
+int openat64(int directory, const char *path, int flags, ...) {
+    JACKET_OPEN_MODE(flags, flags)
+    return jacket_fd_unowned(REAL_FD(real_openat64)(directory, path, flags, mode));
+}
+
+int eventfd(unsigned value, int flags) { return jacket_fd_unowned(REAL_FD(real_eventfd)(value, flags)); }
+
+int timerfd_create(int clock, int flags) { return jacket_fd_unowned(REAL_FD(real_timerfd_create)(clock, flags)); }
+
+int signalfd(int fd, const sigset_t *mask, int flags) {
+    return jacket_fd_unowned(REAL_FD(real_signalfd)(fd, mask, flags));
+}
+
+int inotify_init(void) { return jacket_fd_unowned(REAL_FD(real_inotify_init)()); }
+
+int inotify_init1(int flags) { return jacket_fd_unowned(REAL_FD(real_inotify_init1)(flags)); }
+
 // MARK: - Duplicates share the file, and so its mode: the record is copied
 
 int dup(int fd) {
@@ -161,7 +273,15 @@ static int jacket_fcntl(int (*real)(int, int, ...), int fd, int command, void *a
     switch (command) {
     case F_GETFL: {
         int flags = real(fd, command);
-        if (flags >= 0 && (state & JACKET_FD_NONBLOCKING) && !(state & JACKET_FD_CALLER_NONBLOCKING)) flags &= ~O_NONBLOCK;
+        if (state & JACKET_FD_NONBLOCKING) {
+            // The jacket's O_NONBLOCK gone, or no file at all: the number was closed or reused
+            // behind the jacket's back (a raw close, dup2 or fcntl): the record is stale.
+            if (flags >= 0 ? !(flags & O_NONBLOCK) : errno == EBADF) {
+                jacket_forget_descriptor(fd);
+                return flags;
+            }
+            if (flags >= 0 && !(state & JACKET_FD_CALLER_NONBLOCKING)) flags &= ~O_NONBLOCK;
+        }
         return flags;
     }
     case F_SETFL: {

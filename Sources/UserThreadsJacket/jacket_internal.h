@@ -91,10 +91,39 @@ static inline __attribute__((always_inline)) int jacket_on_user_thread(void) {
     return __builtin_expect(jacket_runtime != NULL, 0) && jacket_in_user_thread();
 }
 
-/// A blocking call's wait state: its deadline, fixed at the first wait.
+// MARK: - Signals around parked calls (jacket_signal.c, with its essay)
+
+/// What a parked call knows about signals: the signal generation when it first had to wait,
+/// the signals its mask blocks (bit s - 1: signal s), and whether SA_RESTART restarts it.
+typedef struct jacket_signal_watch {
+    uint64_t generation;
+    uint64_t blocked;
+    int restarts;
+} jacket_signal_watch;
+
+/// Notes the current signal generation: `mask` is the call's (ppoll, pselect, epoll_pwait) or
+/// NULL; `restarts`: the call is one SA_RESTART restarts (signal(7)).
+JACKET_HIDDEN void jacket_signal_watch_begin(jacket_signal_watch *watch, const sigset_t *mask, int restarts);
+/// True when an installed handler could interrupt the call (then its parks also watch the bell).
+JACKET_HIDDEN int jacket_signal_armed(const jacket_signal_watch *watch);
+/// True when a handler that interrupts the call ran since `jacket_signal_watch_begin`.
+JACKET_HIDDEN int jacket_signal_interrupted(const jacket_signal_watch *watch);
+/// Creates the bell (from uthreads_jacket_install).
+JACKET_HIDDEN void jacket_signal_install(void);
+/// Parks until `fd` may be ready for `direction`, `deadline`, or a signal that interrupts the
+/// call (`watch` may be NULL: none does): 0, ETIMEDOUT, EINTR, ECANCELED, EBADF, EPERM (a
+/// descriptor epoll refuses), or another errno.
+JACKET_HIDDEN int jacket_park_fd(int fd, int direction, int kind, uint64_t deadline, const jacket_signal_watch *watch);
+/// The same for the caller's own epoll set or a temporary one: until one of its descriptors is ready.
+JACKET_HIDDEN int jacket_park_set(int set, int kind, uint64_t deadline, const jacket_signal_watch *watch);
+/// Parks until `deadline` or a signal that interrupts the call: ETIMEDOUT, EINTR or ECANCELED.
+JACKET_HIDDEN int jacket_park_time(uint64_t deadline, const jacket_signal_watch *watch);
+
+/// A blocking call's wait state: its deadline, fixed at the first wait, and its signal watch.
 typedef struct jacket_wait {
     int started;
     uint64_t deadline;
+    jacket_signal_watch signals;
 } jacket_wait;
 
 /// `jacket_block`'s answer when the caller must make the real call itself (a descriptor the
@@ -103,7 +132,8 @@ typedef struct jacket_wait {
 
 /// The slow path of a call that got EAGAIN on a descriptor: parks until `fd` may be ready for
 /// `direction`. Returns 0 (retry), JACKET_REAL_CALL, or the errno to fail with (EAGAIN for an
-/// SO_RCVTIMEO/SO_SNDTIMEO timeout, ECANCELED, EBADF). Off a user thread (a file the jacket
+/// SO_RCVTIMEO/SO_SNDTIMEO timeout, ECANCELED, EBADF, EINTR for a signal whose handler
+/// interrupts the call, jacket_signal.c). Off a user thread (a file the jacket
 /// made non-blocking, its caller expecting a blocking call) it waits in poll(2) instead.
 int jacket_block(int fd, int direction, int kind, jacket_wait *wait);
 
@@ -139,8 +169,16 @@ JACKET_HIDDEN void jacket_fd_created(int fd, int nonblocking);
 JACKET_HIDDEN unsigned jacket_fd_adopt(int fd);
 /// Gives `to` the record of `from` (a duplicate: same file, same mode); returns it.
 JACKET_HIDDEN unsigned jacket_fd_copy(int from, int to);
+/// The record of `fd` for a call about to park: a non-blocking record whose file is not the
+/// one the jacket adopted (its number was closed and reused behind the jacket's back: an fstat
+/// says) is dropped, and 0 returned.
+JACKET_HIDDEN unsigned jacket_fd_verify(int fd);
 /// The jacket's close: forgets what it knew about descriptor `fd`.
 JACKET_HIDDEN void jacket_forget_descriptor(int fd);
+/// A call on `fd` failed with `error`: EBADF means no file has the number, so a record of it is stale.
+static inline void jacket_fd_failed(int fd, int error) {
+    if (__builtin_expect(error == EBADF, 0)) jacket_forget_descriptor(fd);
+}
 /// Resolves the real calls of jacket_fd.c (from jacket_resolve).
 JACKET_HIDDEN void jacket_fd_resolve(void);
 /// pthread_atfork's prepare: every file the jacket made non-blocking gets its caller's
@@ -169,8 +207,9 @@ static inline __attribute__((always_inline)) unsigned jacket_fd_touch(int fd) {
     return state;
 }
 
-/// Parks until one of `fds` may be ready (or `deadline`): 0, ETIMEDOUT, ECANCELED, or another errno.
-int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline);
+/// Parks until one of `fds` may be ready (or `deadline`, or a signal that interrupts the call):
+/// 0, ETIMEDOUT, EINTR, ECANCELED, or another errno.
+int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline, const jacket_signal_watch *watch);
 
 /// Timeouts at or beyond this many nanoseconds (~146 years) mean no deadline, as in the runtime.
 #define JACKET_HORIZON_NS (UINT64_C(1) << 62)

@@ -58,6 +58,7 @@ static ssize_t jacket_readv_from(int fd, const struct iovec *iov, int count, int
             e = jacket_block(fd, UTHREADS_JACKET_READ, kind, &wait);
             if (e == JACKET_REAL_CALL) return REAL(readv)(fd, iov, count);
         } else {
+            jacket_fd_failed(fd, e);
             return -1;  // errno as the call set it (EINTR too, as the real call)
         }
         if (e != 0) { errno = e; return -1; }
@@ -105,6 +106,8 @@ static ssize_t jacket_writev_from(int fd, const struct iovec *original, int coun
             e = jacket_wait_ready(fd, UTHREADS_JACKET_WRITE, kind, &wait);
         } else if (e == EAGAIN) {
             e = jacket_block(fd, UTHREADS_JACKET_WRITE, kind, &wait);
+        } else {
+            jacket_fd_failed(fd, e);
         }
         if (e == 0) {
             n = jacket_nowait(JACKET_PWRITEV2, fd, iov, count);
@@ -173,6 +176,7 @@ static inline __attribute__((always_inline)) ssize_t jacket_sys(long call, int f
 /// the caller made the file non-blocking; anything else is the real call's failure.
 __attribute__((noinline)) static ssize_t jacket_read_failed(int fd, void *buffer, size_t count, ssize_t error) {
     errno = (int)-error;
+    jacket_fd_failed(fd, errno);
     if (error != -EAGAIN || (jacket_fd_state(fd) & JACKET_FD_CALLER_NONBLOCKING)) return -1;
     struct iovec v = {buffer, count};
     return jacket_readv_from(fd, &v, 1, UTHREADS_JACKET_KIND_READ, -1);
@@ -184,6 +188,7 @@ __attribute__((noinline)) static ssize_t jacket_write_rest(int fd, const void *b
     int caller_nonblocking = jacket_fd_state(fd) & JACKET_FD_CALLER_NONBLOCKING;
     if (n < 0) {
         errno = (int)-n;
+        jacket_fd_failed(fd, errno);
         if (n != -EAGAIN || caller_nonblocking) return -1;
         n = -1;
     } else if (caller_nonblocking) {
@@ -220,7 +225,11 @@ ssize_t readv(int fd, const struct iovec *iov, int count) {
     unsigned state = jacket_fd_touch(fd);
     if (state & JACKET_FD_NONBLOCKING) {
         ssize_t n = REAL(readv)(fd, iov, count);
-        if (n >= 0 || (state & JACKET_FD_CALLER_NONBLOCKING) || errno != EAGAIN) return n;
+        if (n >= 0) return n;
+        if ((state & JACKET_FD_CALLER_NONBLOCKING) || errno != EAGAIN) {
+            jacket_fd_failed(fd, errno);
+            return n;
+        }
         return jacket_readv_from(fd, iov, count, UTHREADS_JACKET_KIND_READ, n);
     }
     return jacket_readv_from(fd, iov, count, UTHREADS_JACKET_KIND_READ, jacket_nowait(JACKET_PREADV2, fd, iov, count));

@@ -8,20 +8,17 @@
 #include <string.h>
 #include <sys/epoll.h>
 
-int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline) {
+int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline, const jacket_signal_watch *watch) {
     nfds_t active = 0, last = 0;
     for (nfds_t i = 0; i < n; i++) {
         if (fds[i].fd >= 0 && fds[i].events) { active++; last = i; }
     }
-    if (active == 0) {  // nothing to wait for but the time (poll(NULL, 0, ms): a sleep)
-        int e = jacket_runtime->sleep_until(deadline);
-        return e == 0 ? ETIMEDOUT : e;
-    }
+    if (active == 0) return jacket_park_time(deadline, watch);  // nothing to wait for but the time (poll(NULL, 0, ms): a sleep)
     const short in = POLLIN | POLLPRI | POLLRDNORM | POLLRDBAND, out = POLLOUT | POLLWRNORM | POLLWRBAND;
     short events = fds[last].events;
     if (active == 1 && (!(events & out) || !(events & in))) {  // one descriptor, one direction: park on it
         int direction = (events & out) ? UTHREADS_JACKET_WRITE : UTHREADS_JACKET_READ;
-        return jacket_runtime->wait_fd(fds[last].fd, direction, UTHREADS_JACKET_KIND_POLL, deadline);
+        return jacket_park_fd(fds[last].fd, direction, UTHREADS_JACKET_KIND_POLL, deadline, watch);
     }
     // Several: a temporary epoll set, level-triggered, which the reactor waits on as one descriptor.
     int set = epoll_create1(EPOLL_CLOEXEC);
@@ -36,7 +33,7 @@ int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline) {
             epoll_ctl(set, EPOLL_CTL_MOD, fds[i].fd, &ev);
         }  // EPERM (a regular file) cannot happen: poll reported it ready already
     }
-    int e = jacket_runtime->wait_fd(set, UTHREADS_JACKET_READ, UTHREADS_JACKET_KIND_POLL, deadline);
+    int e = jacket_park_set(set, UTHREADS_JACKET_KIND_POLL, deadline, watch);
     if (jacket_runtime->closing(set) < 0) REAL(close)(set);  // the runtime closes it on a user thread
     return e;
 }
@@ -44,10 +41,12 @@ int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline) {
 /// The loop shared by poll and ppoll.
 static int jacket_poll(struct pollfd *fds, nfds_t n, uint64_t deadline, const sigset_t *mask) {
     static const struct timespec zero = {0, 0};
+    jacket_signal_watch watch;  // never restarted (signal(7)); the mask says which signals may interrupt
+    jacket_signal_watch_begin(&watch, mask, 0);
     while (1) {
         int r = mask ? REAL(ppoll)(fds, n, &zero, mask) : REAL(poll)(fds, n, 0);
         if (r != 0) return r;
-        int e = jacket_park_any(fds, n, deadline);
+        int e = jacket_park_any(fds, n, deadline, &watch);
         if (e == ETIMEDOUT) return mask ? REAL(ppoll)(fds, n, &zero, mask) : REAL(poll)(fds, n, 0);
         if (e == EPERM) return mask ? REAL(ppoll)(fds, n, NULL, mask) : REAL(poll)(fds, n, -1);  // cannot park
         if (e != 0) { errno = e; return -1; }
@@ -79,6 +78,8 @@ static int jacket_select(int nfds, fd_set *r, fd_set *w, fd_set *x, int64_t ns, 
     uint64_t deadline = ns < 0 ? UTHREADS_JACKET_FOREVER : jacket_deadline_after((uint64_t)ns);
     struct pollfd *fds = NULL;
     nfds_t n = 0;
+    jacket_signal_watch watch;
+    jacket_signal_watch_begin(&watch, mask, 0);
     while (1) {
         if (r) *r = r0;
         if (w) *w = w0;
@@ -96,7 +97,7 @@ static int jacket_select(int nfds, fd_set *r, fd_set *w, fd_set *x, int64_t ns, 
                 if (events) fds[n++] = (struct pollfd){fd, events, 0};
             }
         }
-        int e = jacket_park_any(fds, n, deadline);
+        int e = jacket_park_any(fds, n, deadline, &watch);
         if (e == 0) continue;
         free(fds);
         if (e == EPERM) {  // cannot park on these: the real call, blocking the kernel thread
@@ -148,10 +149,12 @@ int pselect(int nfds, fd_set *r, fd_set *w, fd_set *x, const struct timespec *ti
 
 static int jacket_epoll_wait(int set, struct epoll_event *events, int max, int timeout, const sigset_t *mask) {
     uint64_t deadline = timeout < 0 ? UTHREADS_JACKET_FOREVER : jacket_deadline_after((uint64_t)timeout * 1000000ull);
+    jacket_signal_watch watch;
+    jacket_signal_watch_begin(&watch, mask, 0);
     while (1) {
         int r = mask ? REAL(epoll_pwait)(set, events, max, 0, mask) : REAL(epoll_wait)(set, events, max, 0);
         if (r != 0) return r;
-        int e = jacket_runtime->wait_fd(set, UTHREADS_JACKET_READ, UTHREADS_JACKET_KIND_POLL, deadline);
+        int e = jacket_park_fd(set, UTHREADS_JACKET_READ, UTHREADS_JACKET_KIND_POLL, deadline, &watch);
         if (e == 0) continue;
         if (e == ETIMEDOUT) return mask ? REAL(epoll_pwait)(set, events, max, 0, mask) : REAL(epoll_wait)(set, events, max, 0);
         errno = e;

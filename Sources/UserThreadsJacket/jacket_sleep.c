@@ -1,14 +1,19 @@
 // jacket_sleep.c — nanosleep, clock_nanosleep, usleep, sleep as user-thread sleeps on the
 // runtime's clock (essay: jacket_core.c). A cancelled thread's sleep ends at once with
-// ECANCELED (nanosleep's `rem` says how much was left).
+// ECANCELED, one interrupted by a signal's handler with EINTR (jacket_signal.c); nanosleep's
+// `rem` says how much was left.
 #include "jacket_internal.h"
 
 #include <unistd.h>
 
-/// Sleeps `ns`; 0, or ECANCELED with `*left` the nanoseconds not slept.
+/// Sleeps `ns`; 0, or ECANCELED or EINTR (a signal's handler ran: sleeps are never restarted)
+/// with `*left` the nanoseconds not slept.
 static int jacket_sleep_ns(uint64_t ns, uint64_t *left) {
     uint64_t deadline = jacket_deadline_after(ns);
-    int e = jacket_runtime->sleep_until(deadline);
+    jacket_signal_watch watch;
+    jacket_signal_watch_begin(&watch, NULL, 0);
+    int e = jacket_park_time(deadline, &watch);
+    if (e == ETIMEDOUT) e = 0;
     if (e != 0 && left) {
         uint64_t now = jacket_runtime->now();
         *left = deadline > now ? deadline - now : 0;

@@ -40,14 +40,10 @@ func blockingPipe() -> (Int32, Int32) {
     return (fds[0], fds[1])
 }
 
-/// Runs `body` on the main user thread of an M:1 runtime, or of an M:N one with `workers`.
+/// Runs `body` on the main user thread of a runtime with `workers` workers.
 func inRuntime(_ body: @escaping @Sendable () throws -> Void) {
     do {
-        if Options.workers > 1 {
-            try UThreadRuntime.runHybrid(workers: Options.workers) { try body() }
-        } else {
-            try UThreadRuntime.run { try body() }
-        }
+        try UThreadRuntime.run(workers: Options.workers) { try body() }
     } catch { fail("runtime: \(error)") }
 }
 
@@ -58,6 +54,14 @@ func spawn(_ name: String, stackSize: Int? = nil, _ body: @escaping @Sendable ()
         return { try t.join() }
     }
     let t = UThread(name: name, stackSize: stackSize, body)
+    return { try t.join() }
+}
+
+/// Spawns a user thread on worker 1 of an M:N runtime (another worker than the caller's, on
+/// worker 0), or a worker-local one under M:1; returns its join.
+func spawnElsewhere(_ name: String, _ body: @escaping @Sendable () throws -> Void) throws -> () throws -> Void {
+    guard Options.workers > 1 else { return spawn(name, body) }
+    let t = try UThread.spawn(name: name, onWorker: 1, body)
     return { try t.join() }
 }
 
@@ -82,6 +86,11 @@ func tickThenWrite(_ ticks: Counter, _ w: Int32) throws {
 }
 
 func describe(_ r: probe_result) -> String { "\(r.value)/\(r.error)" }
+
+/// A signal scenario's result: a nanosleep's also says whether the time left was reported.
+nonisolated func signalResult(_ r: probe_result, _ which: Int32) -> String {
+    describe(r) + (which == Int32(PROBE_SIGNAL_NANOSLEEP) ? " left=\(r.extra)" : "")
+}
 
 /// One byte through the pipe (`w` to `r`) on the calling user thread: the jacket makes both
 /// ends, created by this process, non-blocking.
@@ -303,13 +312,7 @@ case "close-elsewhere":
             var byte: UInt8 = 0
             read.lines.append(describe(probe_read(r, &byte, 1)))
         }
-        let join: () throws -> Void
-        if Options.workers > 1 {
-            let reader = try UThread.spawn(name: "reader", onWorker: 1, readThat)
-            join = { try reader.join() }
-        } else {
-            join = spawn("reader", readThat)
-        }
+        let join = try spawnElsewhere("reader", readThat)
         while !UThreadRuntime.threadTable().description.contains("read fd \(r) (jacket)") { UThread.yield() }
         print("close=\(describe(probe_close(r))) on worker \(UThread.worker)")
         try join()
@@ -506,6 +509,128 @@ case "spawn":
         print(text.trimmingCharacters(in: .whitespacesAndNewlines))
     } catch { fail("spawn: \(error)") }
     print("after kernel=\(probe_kernel_nonblocking(r)) record=\(uthreads_jacket_descriptor(r))")
+
+case "signals":
+    // A SIGUSR1 handler without and with SA_RESTART, sent by another thread (pthread_kill of
+    // its own kernel thread) once the target waits: each call's result and errno, first the
+    // real calls on kernel threads, then the jacketed ones on user threads (under M:N the
+    // target runs on another worker than the sender). Lines: `real|jacket <case> value/errno`.
+    // (case, call, how the handler is installed: 0/1 sigaction without/with SA_RESTART, or PROBE_HANDLER_*)
+    let cases: [(String, Int32, Int32)] = [
+        ("read-interrupting", Int32(PROBE_SIGNAL_READ), 0), ("read-restarting", Int32(PROBE_SIGNAL_READ), 1),
+        ("read-signal", Int32(PROBE_SIGNAL_READ), Int32(PROBE_HANDLER_SIGNAL)),
+        ("read-siginterrupt", Int32(PROBE_SIGNAL_READ), Int32(PROBE_HANDLER_SIGNAL_SIGINTERRUPT)),
+        ("poll-restarting", Int32(PROBE_SIGNAL_POLL), 1), ("nanosleep-restarting", Int32(PROBE_SIGNAL_NANOSLEEP), 1),
+        ("ppoll-blocking-mask", Int32(PROBE_SIGNAL_PPOLL_BLOCKING), 0),
+        ("epoll-pwait-blocking-mask", Int32(PROBE_SIGNAL_EPOLL_PWAIT_BLOCKING), 0),
+        ("pselect-empty-mask", Int32(PROBE_SIGNAL_PSELECT_EMPTY_MASK), 1),
+        ("ppoll-empty-mask", Int32(PROBE_SIGNAL_PPOLL_EMPTY_MASK), 1),
+    ]
+    for (name, which, handler) in cases {
+        _ = probe_signal_handler(SIGUSR1, handler)
+        let (r, w) = blockingPipe()
+        print("real \(name) \(signalResult(probe_signal_real(which, r, w, SIGUSR1), which))")
+        _ = probe_close(r)
+        _ = probe_close(w)
+    }
+    inRuntime {
+        /// The target's row while it waits in a jacketed call.
+        func waiting() -> ThreadInfo? {
+            UThreadRuntime.threadTable().threads.first {
+                $0.name == "target" && ($0.waitReason?.description.contains("(jacket)") ?? false)
+            }
+        }
+        // Twice: alone, where the calls SIGUSR1's handler cannot interrupt park as before (the
+        // byte is written right after the handler ran), then with a SIGUSR2 handler without
+        // SA_RESTART installed (never sent), so that every call also watches for signals and
+        // SIGUSR1 wakes each: the byte is written once it returned or waits again.
+        for pass in ["jacket", "jacket+usr2"] {
+            if pass == "jacket+usr2" { _ = probe_signal_handler(SIGUSR2, 0) }
+            for (name, which, handler) in cases {
+                _ = probe_signal_handler(SIGUSR1, handler)
+                let (r, w) = blockingPipe()
+                let outcome = Box()
+                let call = { @Sendable in outcome.lines.append(signalResult(probe_signal_call(which, r), which)) }
+                let join = try spawnElsewhere("target", call)
+                var parked = waiting()
+                while parked == nil {
+                    UThread.yield()
+                    parked = waiting()
+                }
+                let before = probe_signal_count()
+                pthread_kill(pthread_self(), SIGUSR1)
+                if probe_signal_count() == before { fail("\(name): the handler did not run on the sender") }
+                if pass == "jacket+usr2" {  // every call is woken (SIGUSR2 could interrupt it)
+                    while outcome.lines.isEmpty && (waiting()?.switches ?? 0) <= parked!.switches { UThread.yield() }
+                }
+                var byte: UInt8 = 1
+                _ = probe_write(w, &byte, 1)
+                try join()
+                print("\(pass) \(name) \(outcome.lines.joined())")
+                _ = probe_close(r)
+                _ = probe_close(w)
+            }
+        }
+        print("readback=\(probe_signal_readback(SIGUSR1, 1)) handled=\(probe_signal_count())")
+    }
+
+case "dump-signal":
+    // The runtime's thread-dump signal (SIGQUIT) is no handler of the program's: it does not
+    // interrupt a parked jacketed poll, which a program's own handler would (never restarted).
+    let (r, w) = blockingPipe()
+    inRuntime {
+        let outcome = Box()
+        let poller = spawn("target") { outcome.lines.append(describe(probe_poll(r, Int16(POLLIN), -1))) }
+        while !UThreadRuntime.threadTable().description.contains("poll fd \(r) (jacket)") { UThread.yield() }
+        pthread_kill(pthread_self(), SIGQUIT)
+        var byte: UInt8 = 1
+        _ = probe_write(w, &byte, 1)
+        try poller()
+        print("poll-after-dump=\(outcome.lines.joined())")
+    }
+
+case "stale":
+    // A descriptor the jacket adopted (made non-blocking) is closed by the close system call
+    // itself and its number reused behind the jacket's back: the jacket notices and drops its
+    // record where it matters, and each call behaves as the real call on the new file.
+    inRuntime {
+        /// A pipe whose read end the jacket adopted on this user thread (record 3), its read
+        /// end then closed by the system call itself and `reuse()` run: the read end's number,
+        /// what `reuse` returned, and the write end (closed when `body` returns).
+        func afterRawClose(_ reuse: () -> Int32, _ body: (Int32, Int32) throws -> Void) rethrows {
+            let (r, w) = blockingPipe()
+            passByte(w, r)
+            if uthreads_jacket_descriptor(r) != 3 { fail("not adopted: \(uthreads_jacket_descriptor(r))") }
+            _ = probe_raw_close(r)
+            try body(r, reuse())
+            _ = probe_close(w)
+        }
+        // Reused by a non-blocking eventfd: an empty read is EAGAIN (the caller's non-blocking
+        // file), not a wait for ever (the stale record said "blocking for its caller").
+        afterRawClose(probe_raw_eventfd_nonblocking) { r, event in
+            print("eventfd same-number=\(event == r) read=\(describe(probe_read8(event))) record=\(uthreads_jacket_descriptor(event))")
+            _ = probe_close(event)
+        }
+        // Closed and not reused: EBADF, and the record goes.
+        var byte: UInt8 = 0
+        afterRawClose({ -1 }) { r, _ in
+            print("closed read=\(describe(probe_read(r, &byte, 1))) record=\(uthreads_jacket_descriptor(r))")
+        }
+        // Reused by a blocking file: F_GETFL shows the jacket's O_NONBLOCK gone, the record goes.
+        afterRawClose(probe_raw_open_null) { r, null in
+            print("reopened same-number=\(null == r) view=\(probe_nonblocking(null)) record=\(uthreads_jacket_descriptor(null))")
+            _ = probe_close(null)
+        }
+        // Reused by open(2) of a blocking FIFO: the record goes at once, so an empty read parks
+        // (the per-call path) instead of blocking the kernel thread as a "non-blocking" file.
+        try afterRawClose({ probe_open_fifo("/tmp/uthreads-jacket-probe-\(getpid()).fifo") }) { r, fifo in
+            let ticks = Counter()
+            let ticker = spawn("ticker") { try tickThenWrite(ticks, fifo) }
+            print("fifo same-number=\(fifo == r) record=\(uthreads_jacket_descriptor(fifo)) read=\(describe(probe_read(fifo, &byte, 1))) ticks=\(ticks.value)")
+            try ticker()
+            _ = probe_close(fifo)
+        }
+    }
 
 case "curl":
     // N user threads each call libcurl's blocking curl_easy_perform against URL at once.

@@ -40,10 +40,10 @@
 // was reused) is dropped, so a late wake can never hit the wrong wait.
 //
 // Timers and I/O: one poller per worker (each worker's reactor). No lock on the I/O path, and
-// a descriptor's waiters are always on the reactor of the thread that waits (a thread that
-// waited for a descriptor never migrates). Trade-off: a connection's thread and its readiness
-// events stay on one worker, so balance comes from where threads start (accepted connections
-// are M:N threads, queued and stolen like any other), not from moving running ones.
+// a descriptor's waiters are always on the reactor of the worker the waiting thread runs on: a
+// thread parked in an I/O wait never moves, and one that waited before registers again on its
+// new worker's reactor at its next wait, while the worker it left drops its idle entry
+// (Reactor.swift, "Threads that waited on a descriptor move").
 //
 // Closing a descriptor. Several workers' reactors may watch one descriptor (per-worker
 // acceptors on one listener; a reader on one worker, its closer on another). The runtime's
@@ -119,6 +119,9 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     static let stealAfterNanoseconds = UInt64(
         getenv("UTHREADS_STEAL_AFTER_NS").flatMap { Int(String(cString: $0)) } ?? 50_000)
     static let stealMax: Int = getenv("UTHREADS_STEAL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
+    /// The most own queued threads a worker starts before a park (MNWorker's "Refill in
+    /// batches"); 1: one at a time (the previous rule).
+    static let refillMax: Int = getenv("UTHREADS_REFILL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
     /// Experiment: a spawn does not count as activity on the queue (thieves then take from a
     /// worker that spawns a burst; see `MNWorker.steal`).
     static let stealDuringSpawns = getenv("UTHREADS_STEAL_DURING_SPAWNS").map { String(cString: $0) == "1" } ?? false
@@ -272,15 +275,16 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// Counts a finished thread on the calling worker; rings every worker when it was the last
     /// one after main returned (each re-checks `finished` and ends its loop).
     func threadFinished() {
-        if let here = MNWorker.current()?.worker,
-            here.runtimeRef.toOpaque() == Unmanaged.passUnretained(self).toOpaque()
-        {
-            // Seq-cst RMW on the worker's own line: ordered before the `mainDone` read below
-            // (a worker going idle writes `sleeping` then reads the counters, seq-cst).
-            here.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        } else {
-            externalSpawns.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-        }
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        let counted =
+            MNWorker.withCurrent { here, _ -> Bool in
+                guard here.runtimeRef.toOpaque() == me else { return false }
+                // Seq-cst RMW on the worker's own line: ordered before the `mainDone` read below
+                // (a worker going idle writes `sleeping` then reads the counters, seq-cst).
+                here.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                return true
+            } ?? false
+        if !counted { externalSpawns.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
         if mainDone.load(ordering: .sequentiallyConsistent) && liveCount() == 0 { ringAll() }
     }
 
@@ -293,7 +297,8 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// stops with a clear message elsewhere.
     @usableFromInline
     static func requireUnretained(_ api: StaticString) -> Unmanaged<MNRuntime> {
-        MNWorker.require(api).worker.runtimeRef
+        if let r = MNWorker.withCurrent({ w, s in s.onUserThread ? w.runtimeRef : nil }), let r { return r }
+        return MNWorker.require(api).worker.runtimeRef  // stops with the message
     }
 
     /// Throws unless `worker` is a worker index of this runtime.
@@ -305,27 +310,36 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     }
 
     /// Queues (or starts) a new M:N thread: from a worker, on its queue (or started at once
-    /// when pinned, or with `startHere`, which keeps it migratable); on worker `onWorker`
-    /// (started there, never stolen); from any other kernel thread, on the injection queue.
-    /// O(1), no allocation.
+    /// when pinned, or with `startHere`, which keeps it migratable, or when the worker's policy
+    /// is not FIFO: MNWorker's essay, "Policies at spawn"); on worker `onWorker` (started there,
+    /// never stolen); from any other kernel thread, on the injection queue. O(1), no allocation.
     @usableFromInline
     func spawn(_ object: MNThreadObject, pinned: Bool, onWorker: Int? = nil, startHere: Bool = false) {
         if pinned || onWorker != nil { object.pinned = true }
         let me = Unmanaged.passUnretained(self).toOpaque()
-        let worker = MNWorker.current().flatMap { $0.worker.runtimeRef.toOpaque() == me ? $0 : nil }
-        if let w = worker?.worker {
-            // Only this worker writes its counter; release: the count is visible before the
-            // thread is (see `liveCount`).
-            w.spawnedThreads.store(w.spawnedThreads.load(ordering: .relaxed) &+ 1, ordering: .releasing)
-        } else {
-            externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        }
-        if let k = onWorker, k != worker?.worker.index {
+        // From a worker of this runtime (no retain of the worker or its scheduler: two
+        // retains and releases per spawn otherwise).
+        let fromWorker =
+            MNWorker.withCurrent { w, s -> Bool in
+                guard w.runtimeRef.toOpaque() == me else { return false }
+                // Only this worker writes its counter; release: the count is visible before the
+                // thread is (see `liveCount`).
+                w.spawnedThreads.store(w.spawnedThreads.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+                if let k = onWorker, k != w.index {
+                    withWorker(k) { $0.post(.start(object)) }
+                } else if pinned || onWorker != nil || startHere || s.timed {
+                    w.start(object, s)
+                } else {
+                    enqueue(object, on: w)
+                }
+                return true
+            } ?? false
+        guard !fromWorker else { return }
+        externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if let k = onWorker {
             withWorker(k) { $0.post(.start(object)) }
-        } else if pinned || onWorker != nil || startHere, let worker {
-            worker.worker.start(object, worker.scheduler)
         } else {
-            enqueue(object, on: worker?.worker)
+            enqueue(object, on: nil)
         }
     }
 

@@ -78,6 +78,16 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Never migrates once started (`UThread(pinned:)`, `spawn(onWorker:)`): set by
     /// `MNRuntime.spawn` before the object is published, read by the starting worker.
     @exclusivity(unchecked) var pinned = false
+    /// The scheduling parameters given at spawn (`UThread(priority:)`, `UThread(scheduling:)`),
+    /// for the starting worker's policy; written before the object is published. A deadline is
+    /// kept absolute (`deadlineAt`, CLOCK_MONOTONIC, the clock every worker shares): it counts
+    /// from the spawn, not from the start on whichever worker.
+    @exclusivity(unchecked) var priority = 0
+    @exclusivity(unchecked) var parameters: SchedulingParameters?
+    @exclusivity(unchecked) var deadlineAt: UInt64 = .max
+    /// `parameters != nil`, as one byte for the start path (the optional struct's copy and test
+    /// cost ~20 instructions per start).
+    @exclusivity(unchecked) var hasParameters = false
     /// The worker of the last thread that woke this one across workers, and how many such
     /// wakes in a row came from it (`MNWorker.pull`: a repeated partner, not a one-off wake).
     /// Touched only by the worker that owns the parked thread.
@@ -113,7 +123,31 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// counter), else from that counter itself.
     @usableFromInline
     func assignID() {
-        id = ThreadID(rawValue: Scheduler.active?.allocateID() ?? ThreadIDAllocator.allocateShared())
+        let local = uthreads_get_runtime().map {
+            Unmanaged<Scheduler>.fromOpaque($0)._withUnsafeGuaranteedRef { $0.allocateID() }
+        }
+        id = ThreadID(rawValue: local ?? ThreadIDAllocator.allocateShared())
+    }
+
+    /// Records the scheduling parameters of `UThread.init` (before the object is published).
+    @usableFromInline
+    func setScheduling(priority: Int, _ parameters: SchedulingParameters?) {
+        self.priority = parameters?.priority ?? priority
+        guard let parameters else { return }
+        self.parameters = parameters
+        hasParameters = true
+        if let d = parameters.deadline { deadlineAt = Deadline.after(d, now: uthreads_monotonic_ns()) ?? .max }
+    }
+
+    /// The parameters for the starting worker's `Scheduler.spawn`: a deadline as what is left
+    /// of it now (the scheduler adds its clock's now back: the same instant).
+    func parametersAtStart() -> SchedulingParameters? {
+        guard var p = parameters else { return nil }
+        if p.deadline != nil, deadlineAt != .max {
+            let now = uthreads_monotonic_ns()
+            p.deadline = .nanoseconds(Int64(clamping: deadlineAt &- min(deadlineAt, now)))
+        }
+        return p
     }
 
     /// Whether `cancel()` was called (any kernel thread may ask).

@@ -13,8 +13,8 @@
 // cache line per thread:
 //   * Locality first (Go's runnext, in effect). A worker's own new threads run on it while it
 //     keeps up: a thread about to park on a cross-worker wait with nothing else ready starts
-//     one of its worker's queued threads first (`refillBeforePark`), so a spawn-then-join
-//     runs the child with one switch, not through the idle loop; thieves leave a queue alone
+//     its worker's queued threads first (`refillBeforePark`: one, or a batch, below), so a
+//     spawn-then-join runs the child with one switch, not through the idle loop; thieves leave a queue alone
 //     while its owner works on it. The refill runs before the park's MOVABLE window opens
 //     and uses the worker only before the switch, so the park stays an audited resume site
 //     (Migration, below).
@@ -36,6 +36,15 @@
 //     preemption), and each such pause let a thief take a batch of short threads: 13–25 k of
 //     200 k stolen and 0.53× at 5 µs, 0–350 stolen and 0.91–1.01× at 50 µs (same load, same
 //     binary); 50 µs is nothing next to a thread worth moving.
+//   * Refill in batches. A joiner that waits for each of a burst of short threads in turn
+//     parked once per thread when the refill started one at a time (a park, a wake and two
+//     switches per thread, where M:1, whose spawn makes the thread ready at once, parks once
+//     per burst). The refill therefore starts a batch, doubling (up to `stealMax`) while the
+//     previous batch's threads averaged under 2 µs each (the time to the next refill, one
+//     clock read per refill), and back to one thread otherwise: started threads are no longer
+//     on the queue thieves take from, so long threads (a fork–join) are started one at a time
+//     and the rest stay stealable. Cost: up to 31 started short threads wait behind one that
+//     turns out long, until a safe point sheds them.
 //   * Thieves take from the tail (the newest threads): the owner keeps the ones it will reach
 //     (and join) first; stolen ones have usually finished by then, and their join is a load.
 //   * A worker sleeping with a steal timer (it saw a queue whose owner is still working on it)
@@ -63,11 +72,9 @@
 //     for good: `UThread(pinned:)`, `spawn(onWorker:)`, `UThread.pin()`; `UThread.local`
 //     threads never have it, and need a spawner that has lost it (parent and children share
 //     non-Sendable state and M:1 primitives, so they must stay on one kernel thread; the parent
-//     pins itself explicitly, never silently), and waiting for a descriptor (the fd is now in
-//     this worker's epoll set and registry; had the thread moved and closed it, the old
-//     reactor's registry would go stale while fd numbers are reused). Connection threads
-//     therefore balance by where they start (accepted connections are queued and stolen like
-//     any thread), not by moving later.
+//     pins itself explicitly, never silently). Waiting for a descriptor does not pin: the
+//     registration follows the thread (Reactor.swift, "Threads that waited on a descriptor
+//     move"), so connection threads of one acceptor spread like any others.
 //   * When: only a *ready* thread moves (its context is saved and it is on the run queue: no
 //     half-switched thread can be resumed elsewhere, so Go's gopark/unlockf dance is not
 //     needed), and only one that is suspended at a site audited for resuming elsewhere:
@@ -174,6 +181,18 @@
 // periodic, and a producer would hold its consumers on its own CPU for up to 64 parks); the Sendable wait token naming
 // the waker (a wait may be woken by anyone: the mail is the place).
 //
+// Policies at spawn. A policy other than FIFO orders its ready threads (priority, deadline, tickets, virtual
+// runtime), so it must see every new thread of its worker at once: a queue of not-started threads taken one at a time
+// would start a low-priority thread spawned first before a high-priority one spawned next. Under such a policy a spawn
+// from a worker therefore starts the thread at once, on the spawner's worker (Go's local run queue, with the policy as
+// the queue), with the spawn's parameters (`UThread(priority:)`, `UThread(scheduling:)`, kept in the thread's object
+// until a worker starts it; an EDF deadline counts from the spawn). Such threads reach idle workers by migration, not by
+// stealing: the parameters are in the row and the policy's own state travels through `emigrate`/`immigrate`
+// (Migration, above), and a spawner that parks with ready threads behind it while another worker is idle sheds their
+// share at that park (`willPark`: so a fork–join spreads at its first join). Trade-off: a worker held by a thread with
+// no safe point keeps its not-yet-run threads (a FIFO worker would lose them to thieves after 50 µs); under FIFO, the
+// queue and its staleness rule stay (FIFO's order is the queue's).
+//
 // A stalled worker (a thread that runs long): its queue's activity stops, so after 50 µs idle
 // workers take its queued threads without any monitor — the queue lock is the only thing a
 // thief needs. Its started ready threads move at the running thread's next safe point
@@ -260,12 +279,14 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     let idleNow = Atomic<Bool>(false)
     private let padding2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
 
-    // Touched only on the worker's own kernel thread (or before it starts / after it ended).
+    // Touched only on the worker's own kernel thread (or before it starts / after it ended);
+    // the ones on the spawn and park paths skip Swift's dynamic exclusivity check (never
+    // accessed re-entrantly).
     private(set) var scheduler: Scheduler?
     private let reactor: Reactor
     var initial: MNThreadObject?
     /// Cross-worker parks until the next shedding check.
-    private var parksUntilShed = 64
+    @exclusivity(unchecked) private var parksUntilShed = 64
     private var shutdownHandled = false
     private var deadlockSeen = 0
     private var deadlockUnwound = 0
@@ -273,8 +294,15 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// Per victim: the `queueActivity` value last seen, and when (this worker's clock).
     private var seenActivity: [UInt64] = []
     private var seenAt: [UInt64] = []
-    /// Threads taken in one steal (kept: no allocation per steal).
-    private var stealBuffer: [MNThreadObject] = []
+    /// Threads taken in one steal or refill (kept: no allocation per steal).
+    @exclusivity(unchecked) private var stealBuffer: [MNThreadObject] = []
+    /// Threads the last refill before a park started, and when (CLOCK_MONOTONIC ns).
+    @exclusivity(unchecked) private var refillBatch = 1
+    @exclusivity(unchecked) private var lastRefill: UInt64 = 0
+    /// A refilled thread that took less than this (on average over its batch, counted to the
+    /// next refill) was short: the next batch doubles.
+    static let quickThreadNanoseconds = UInt64(
+        getenv("UTHREADS_REFILL_QUICK_NS").flatMap { Int(String(cString: $0)) } ?? 2_000)
 
     init(index: Int, runtime: MNRuntime, scheduler: Scheduler) throws(UThreadError) {
         self.index = index
@@ -302,6 +330,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         // another worker) and says that its waiter parks on a worker.
         scheduler.nextWaitToken = Waiter.firstToken(ofWorker: index)
         scheduler.worker = self
+        scheduler.workerOpaque = Unmanaged.passUnretained(self).toOpaque()
     }
 
     deinit { uthreads_sys_close(doorbell) }
@@ -312,6 +341,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     func detach() {
         scheduler?.worker = nil
+        scheduler?.workerOpaque = nil
         scheduler = nil
     }
 
@@ -324,6 +354,20 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     static func current() -> (worker: MNWorker, scheduler: Scheduler)? {
         guard let s = Scheduler.active, let w = s.worker else { return nil }
         return (unsafeDowncast(w, to: MNWorker.self), s)
+    }
+
+    /// Runs `body` with the worker and scheduler of the calling kernel thread, without
+    /// retaining either (both outlive every thread that runs on them); nil when the calling
+    /// kernel thread is not an M:N worker. `body` must not park: after a switch the thread may
+    /// run on another worker. The spawn and exit paths use it (`current()` costs two retains
+    /// and two releases).
+    @inline(__always)
+    static func withCurrent<R>(_ body: (MNWorker, Scheduler) throws -> R) rethrows -> R? {
+        guard let p = uthreads_get_runtime() else { return nil }
+        return try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s -> R? in
+            guard let w = s.workerOpaque else { return nil }
+            return try Unmanaged<MNWorker>.fromOpaque(w)._withUnsafeGuaranteedRef { try body($0, s) }
+        }
     }
 
     /// `current()`, or a clear stop for M:N API used elsewhere.
@@ -479,7 +523,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     func start(_ object: MNThreadObject, _ s: Scheduler, retryLater: Bool = false) {
         do {
             let t = try s.spawn(
-                object, priority: 0, stackSize: object.stackSize, flags: object.pinned ? 0 : .flagMigratable,
+                object, priority: object.priority, stackSize: object.stackSize,
+                flags: object.pinned ? 0 : .flagMigratable,
+                parameters: object.hasParameters ? object.parametersAtStart() : nil,
                 presetID: object.id.rawValue)
             if !object.pinned { object.home = Int32(index) }
             startedCount.store(startedCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
@@ -521,13 +567,36 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         return false
     }
 
-    /// Before a thread of this worker parks with nothing else ready: start one of the own
-    /// queued threads now, so that the park switches straight to it instead of through the
+    /// Before a thread of this worker parks with nothing else ready: start some of the own
+    /// queued threads now, so that the park switches straight to them instead of through the
     /// idle loop (Go's runnext, in effect: a worker's own new threads run on it first, while
-    /// it keeps up). Its cost when the queue is empty: one load. Called before the park's
-    /// MOVABLE window opens, with the parking thread's own worker (it has not switched yet).
+    /// it keeps up). One thread, or a batch while refills come quickly (`refillBatch`). Its
+    /// cost when the queue is empty: one load. Called before the park's MOVABLE window opens,
+    /// with the parking thread's own worker (it has not switched yet).
     func refillBeforePark(_ s: Scheduler) {
-        if !s.hasReadyThreads { _ = takeOwn(s, retryLater: true) }
+        guard !s.hasReadyThreads else { return }
+        guard queueCount.load(ordering: .relaxed) > 1, MNRuntime.refillMax > 1 else {
+            _ = takeOwn(s, retryLater: true)
+            return
+        }
+        // The batch adapts to how long the last one's threads took (the essay's "Refill in
+        // batches"): doubled while each took under `quickThreadNanoseconds`, else one.
+        let now = uthreads_monotonic_ns()
+        refillBatch =
+            now &- lastRefill < UInt64(refillBatch) &* MNWorker.quickThreadNanoseconds
+            ? min(refillBatch &* 2, MNRuntime.refillMax) : 1
+        lastRefill = now
+        let batch = refillBatch
+        queue.withLock { q in
+            for _ in 0..<batch {
+                guard let o = q.pop() else { break }
+                stealBuffer.append(o)
+            }
+            queueCount.wrappingSubtract(stealBuffer.count, ordering: .relaxed)  // under the lock; a hint
+        }
+        queueActivity.store(queueActivity.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
+        for object in stealBuffer { start(object, s, retryLater: true) }
+        stealBuffer.removeAll(keepingCapacity: true)
     }
 
     /// Takes up to half (at most `stealMax`) of another worker's queued threads — only from a
@@ -660,9 +729,16 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// The migration record of a thread this worker's policy gave up. Only M:N threads are
     /// migratable (worker-local UThreads never are): the row's object is an MNThreadObject,
     /// kept alive by the row.
+    /// The registration of the descriptor it last waited on follows it: dropped here when no
+    /// thread here waits on it (Reactor.swift, "Threads that waited on a descriptor move").
     private func migrant(_ e: Emigrant, _ s: Scheduler) -> MNMigrant {
         let t = e.thread.block
-        return MNMigrant(object: unsafeDowncast(s.objectOf(t), to: MNThreadObject.self), block: t, policyState: e.state)
+        let object = unsafeDowncast(s.objectOf(t), to: MNThreadObject.self)
+        if object.lastDescriptor >= 0 {
+            reactor.release(object.lastDescriptor)
+            object.lastDescriptor = -1
+        }
+        return MNMigrant(object: object, block: t, policyState: e.state)
     }
 
     /// Adopts one batch of migrating threads (only one given up before `before`, if given);
@@ -896,6 +972,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     func willPark(_ s: Scheduler) {
         // Still this worker's thread: start a queued one to switch to (before the MOVABLE window).
         refillBeforePark(s)
+        // An ordering policy starts its threads at spawn (they are not on the queue thieves
+        // take from): a spawner that now waits gives idle workers their share (the essay's
+        // "Policies at spawn"). A pair's partner stays (`parking`).
+        if s.timed { shed(s, parking: true) }
     }
 
     func postWake(block: UInt, token: UInt64, _ result: WakeResult) {

@@ -1,5 +1,8 @@
 // Layer 11: the M:N half of the public API — what `UThreadRuntime.run(workers:)` with more
-// than one worker, and `UThread` inside it, do; `UThreadRuntime.Handle` and `.Statistics`.
+// than one worker, and `UThread` inside it, do; `UThreadRuntime.Handle` and `.Statistics`;
+// the operations of a thread handle that choose between one worker and several (`join`,
+// `cancel`, `isFinished`, `isCancelled`): they name the M:N thread object, so they live in
+// the layer that owns it, not in Runtime/UThread.swift below it.
 //
 // One API, two runtimes underneath. `run(workers: 1)` is the M:1 runtime (Runtime/
 // UThreadRuntime.swift); `run(workers: N)` for N > 1 starts the hybrid runtime (MNRuntime.swift)
@@ -30,8 +33,7 @@ extension UThreadRuntime {
         max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
-    /// `run`'s path for `workers != 1` (and `runHybrid`'s): validates the count and runs the
-    /// M:N runtime.
+    /// `run`'s path for `workers != 1`: validates the count and runs the M:N runtime.
     static func runOnWorkers<R>(
         _ workers: Int, _ configuration: Configuration,
         policy: (@Sendable () throws -> any SchedulingPolicy)?, _ body: () throws -> R
@@ -44,47 +46,90 @@ extension UThreadRuntime {
         }
     }
 
-    /// `run` with the M:N runtime even for `workers: 1` (one worker kernel thread with its
-    /// mailbox, queues and M:N primitives): for the benchmarks that compare the M:N runtime on
-    /// one and on two workers, and the tests of its machinery on one worker, as long as the
-    /// `MN`-prefixed primitives work only there.
-    @discardableResult
-    package static func runHybrid<R>(
-        workers: Int, _ configuration: Configuration = Configuration(),
-        policy: (@Sendable () throws -> any SchedulingPolicy)? = nil, _ body: () throws -> R
-    ) throws -> R {
-        try runOnWorkers(workers, configuration, policy: policy, body)
-    }
-
-    /// A reference to a running runtime that any kernel thread may hold: spawns from outside
-    /// its workers go through the runtime's injection queue. Get it with `UThread.runtime`.
+    /// A reference to a running runtime that any kernel thread may hold, for any number of
+    /// workers: spawns from outside its workers go through the runtime's injection queue.
+    /// Get it with `UThread.runtime`.
+    ///
+    /// Under `workers: 1` the runtime's one kernel thread owns all of its state, so two
+    /// operations differ there: `spawn` works on the runtime's own threads only (from another
+    /// kernel thread the thread is created finished and `join()` throws
+    /// `UThreadError.invalidArgument`), and `statistics` read from another kernel thread asks
+    /// the runtime, which answers at its next safe point (see `statistics`). Cancelling a
+    /// thread from anywhere is `UThreadHandle.cancel()` at any N.
     public struct Handle: Sendable {
-        @usableFromInline let runtime: MNRuntime
+        /// The coordinator of a runtime with several workers; nil under `workers: 1`.
+        @usableFromInline let runtime: MNRuntime?
+        /// Under `workers: 1`: the scheduler's address (compared, never dereferenced off its
+        /// kernel thread) and its inbox for other kernel threads (ForeignCancels.swift).
+        let one: (runtime: UnsafeSendableAddress, inbox: ForeignCancels)?
 
         @usableFromInline
-        init(runtime: MNRuntime) { self.runtime = runtime }
+        init(runtime: MNRuntime) { (self.runtime, one) = (runtime, nil) }
+
+        init(scheduler: Scheduler, inbox: ForeignCancels) {
+            runtime = nil
+            one = (UnsafeSendableAddress(Unmanaged.passUnretained(scheduler).toOpaque()), inbox)
+        }
 
         /// Number of workers.
-        public var workers: Int { runtime.workers.count }
+        public var workers: Int { runtime?.workers.count ?? 1 }
 
         /// Spawns a thread from any kernel thread (a worker of this runtime queues it locally,
         /// others through the injection queue). The body is `@Sendable`: unlike `UThread.init`,
         /// the caller may be outside the runtime, where no region checking relates it to the
-        /// thread.
+        /// thread. Under `workers: 1` only the runtime's own threads may call it (see `Handle`).
         @inlinable
         public func spawn<Success: Sendable>(name: String = "", _ body: @escaping @Sendable () throws -> Success)
             -> UThread<Success>
         {
+            guard let runtime else { return spawnOnOneWorker(name: name, body) }
             let object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: nil, body: body)
             runtime.spawn(object, pinned: false)
             return UThread(object: object)
         }
 
-        /// Figures for tests and benchmarks.
-        public var statistics: Statistics { runtime.statistics }
+        /// `spawn` under `workers: 1`.
+        @usableFromInline
+        func spawnOnOneWorker<Success: Sendable>(name: String, _ body: @escaping @Sendable () throws -> Success)
+            -> UThread<Success>
+        {
+            if let one, let here = uthreads_get_runtime(), here == one.runtime.address,
+                Scheduler.active?.onUserThread == true
+            {
+                return UThread(name: name, body)
+            }
+            let object = ThreadObject(name: name)
+            object.fail(
+                UThreadError.invalidArgument(
+                    "a runtime of one worker spawns threads from its own threads only: use run(workers:) with 2 or more workers to spawn from another kernel thread"
+                ), as: Success.self)
+            return UThread(object: object)
+        }
+
+        /// Figures for tests and benchmarks. With several workers they are read at once, from
+        /// any kernel thread. Under `workers: 1` they are read at once on the runtime's kernel
+        /// thread; another kernel thread asks the runtime and waits for its answer at its next
+        /// safe point, up to a second (a thread of it that computes without one for longer, or
+        /// a runtime that has ended, gives figures of zero).
+        public var statistics: Statistics {
+            if let runtime { return runtime.statistics }
+            guard let one else { return Statistics(startedPerWorker: [0], stolen: 0, live: 0) }
+            if uthreads_get_runtime() == one.runtime.address, let s = Scheduler.active {
+                return Statistics(oneWorker: s)
+            }
+            return one.inbox.call(timeoutNanoseconds: 1_000_000_000) { Statistics(oneWorker: $0) }
+                ?? Statistics(startedPerWorker: [0], stolen: 0, live: 0)
+        }
     }
 
-    /// Counters of a runtime with several workers (`UThread.runtime?.statistics`).
+    /// An address passed between kernel threads only to be compared, never dereferenced.
+    struct UnsafeSendableAddress: @unchecked Sendable {
+        let address: UnsafeMutableRawPointer
+        init(_ address: UnsafeMutableRawPointer) { self.address = address }
+    }
+
+    /// Counters of a runtime (`UThread.runtime?.statistics`); under `workers: 1` nothing is
+    /// stolen, migrated, mailed or rung, and those counters stay 0.
     public struct Statistics: Sendable, Hashable {
         /// Threads started by each worker so far.
         public var startedPerWorker: [Int]
@@ -98,6 +143,14 @@ extension UThreadRuntime {
         public var mailedWakes: Int = 0
         /// Doorbells rung: eventfd writes that woke a sleeping worker (a system call on each side).
         public var doorbells: Int = 0
+    }
+}
+
+extension UThreadRuntime.Statistics {
+    /// The counters of a runtime of one worker, read on its kernel thread: every spawn is
+    /// started there.
+    init(oneWorker s: Scheduler) {
+        self.init(startedPerWorker: [Int(s.spawnCount)], stolen: 0, live: s.table.liveCount)
     }
 }
 
@@ -115,18 +168,51 @@ extension MNRuntime {
 }
 
 extension UThread {
+    /// Waits for the thread to finish and returns its value or rethrows its error. Any number
+    /// of threads may join the same thread, any number of times; a finished thread is joined
+    /// without waiting.
+    /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
+    ///   waits; `UThreadError.invalidArgument` when a thread joins itself;
+    ///   `.foreignRuntime` for a thread of another runtime (or, for a `local` thread, of another
+    ///   worker).
+    @inlinable
+    public func join() throws -> Success {
+        if _slowPath(object.isCrossWorker) {
+            let mn = unsafeDowncast(object, to: MNThreadObject.self)
+            if !mn.isFinishedAcquire { try mn.waitUntilFinished() }
+        } else if !object.isFinished {
+            try waitUntilFinished(object)
+        }
+        return try object.result(Success.self).get()
+    }
+
+    /// Waits for the thread to finish, giving up after `timeout` or at `deadline` (the earlier
+    /// wins; nil: no limit), and returns its value or rethrows its error. The thread keeps
+    /// running when the wait gives up; join it again later.
+    /// - Throws: the thread's error; `UThreadError.timedOut` when the limit passed first;
+    ///   `CancellationError` if the caller is cancelled while it waits;
+    ///   `.invalidArgument` (self-join), `.foreignRuntime`, as `join()`.
+    public func join(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws -> Success {
+        try handle.waitForEnd(deadline: syncDeadline(timeout: timeout, deadline: deadline))
+        return try object.result(Success.self).get()
+    }
+
     /// `init`'s path under a runtime with several workers: an M:N thread, queued on the calling
-    /// worker (where this worker or an idle one starts it), or started here when `pinned`.
+    /// worker (where this worker or an idle one starts it), or started here when `pinned` or when
+    /// the worker's policy orders its threads (MNRuntime.spawn). The scheduling parameters go to
+    /// the policy of the worker that starts it, and travel with the thread's row when it moves.
     /// `body` was `init`'s `sending` argument (not declared so here: the checker does not see
     /// that `init`'s other use of it is on the other branch).
     @inlinable
     static func spawnOnWorkers(
-        name: String, pinned: Bool, stackSize: Int?, _ body: @escaping () throws -> Success
+        name: String, priority: Int = 0, parameters: SchedulingParameters? = nil, pinned: Bool, stackSize: Int?,
+        _ body: @escaping () throws -> Success
     ) -> MNThreadObject {
         let runtime = MNRuntime.requireUnretained("UThread.init")
         let object = runtime._withUnsafeGuaranteedRef {
             MNThreadObject.make(runtime: $0, name: name, isMain: false, stackSize: stackSize, body: body)
         }
+        if priority != 0 || parameters != nil { object.setScheduling(priority: priority, parameters) }
         runtime._withUnsafeGuaranteedRef { $0.spawn(object, pinned: pinned) }
         return object
     }
@@ -145,8 +231,9 @@ extension UThread {
 
     /// Spawns a thread that starts at once on the calling worker, like `pinned: true`, but
     /// stays migratable: only migration can move it (benchmarks and tests of migration).
-    /// Needs a runtime with several workers.
+    /// Under `workers: 1` it is `init` (nothing can move).
     package static func startingHere(name: String = "", _ body: sending @escaping () throws -> Success) -> UThread {
+        guard !runsOnOneWorker("UThread.startingHere") else { return UThread(name: name, body) }
         let runtime = MNRuntime.requireUnretained("UThread.startingHere").takeUnretainedValue()
         let object = MNThreadObject.make(runtime: runtime, name: name, isMain: false, stackSize: nil, body: body)
         runtime.spawn(object, pinned: false, startHere: true)
@@ -154,11 +241,48 @@ extension UThread {
     }
 }
 
+extension UThreadHandle {
+    /// Parks the caller until the thread has finished or `deadline` (scheduler clock) passed;
+    /// `cancellable: false` ignores the caller's cancellation (a thread group that already
+    /// cancelled its children and must still wait for them).
+    func waitForEnd(deadline: UInt64?, cancellable: Bool = true) throws {
+        if object.isCrossWorker {
+            let mn = unsafeDowncast(object, to: MNThreadObject.self)
+            if !mn.isFinishedAcquire { try mn.waitUntilFinished(deadline: deadline, cancellable: cancellable) }
+        } else if !object.isFinished {
+            try waitUntilFinished(object, deadline: deadline, cancellable: cancellable)
+        }
+    }
+
+    /// See `UThread.isFinished`.
+    public var isFinished: Bool {
+        object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isFinishedAcquire : object.isFinished
+    }
+    /// See `UThread.isCancelled`.
+    public var isCancelled: Bool {
+        object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isCancelRequested : object.isCancelled
+    }
+
+    /// See `UThread.cancel()`. May be called from any kernel thread at any time: a user thread
+    /// of the thread's own runtime cancels at once; another kernel thread (a pthread, a Swift
+    /// task, an M:N worker, the offload pool) posts the cancel to the thread's runtime, which
+    /// applies it at its next safe point and wakes the thread's wait with CancellationError
+    /// (with several workers through the worker's mailbox; with one:
+    /// Scheduler/ForeignCancels.swift). When the runtime has already ended, the thread is gone
+    /// and the call does nothing.
+    public func cancel() {
+        if object.isCrossWorker { return unsafeDowncast(object, to: MNThreadObject.self).cancel() }
+        cancelOnItsKernelThread()
+    }
+}
+
 extension UThread where Success == Never {
     /// The runtime of the calling thread, as a handle other kernel threads may use to spawn
-    /// threads into it and read its statistics. Nil under `workers: 1` (its threads are spawned
-    /// from its own kernel thread only) and outside a runtime.
+    /// threads into it and read its statistics, for any number of workers (see
+    /// `UThreadRuntime.Handle` for what differs under `workers: 1`). Nil outside a runtime.
     public static var runtime: UThreadRuntime.Handle? {
-        MNWorker.current().map { UThreadRuntime.Handle(runtime: $0.worker.runtime) }
+        if let (worker, _) = MNWorker.current() { return UThreadRuntime.Handle(runtime: worker.runtime) }
+        guard let s = Scheduler.active, s.workerIndex < 0, let inbox = s.foreignCancels else { return nil }
+        return UThreadRuntime.Handle(scheduler: s, inbox: inbox)
     }
 }

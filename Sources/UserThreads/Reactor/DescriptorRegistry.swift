@@ -16,7 +16,8 @@
 // for every descriptor number, the set of workers whose reactor has an entry for it, and
 // whether it is being closed. A reactor adds its worker with the epoll_ctl ADD (the first wait
 // on the descriptor there) and removes it when it drops the entry (`closing`, `forget`,
-// shutdown), both under the descriptor's stripe lock.
+// `release` when the thread that used it migrated away: Reactor.swift, shutdown), both under
+// the descriptor's stripe lock.
 //
 // The deferred close (Go's netpoll: `internal/poll.FD.Close` evicts the pollers, drops its
 // reference, and waits on a semaphore until the last reference has closed the descriptor).

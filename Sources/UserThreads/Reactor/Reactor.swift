@@ -75,6 +75,37 @@
 // thread's reactor only: under M:N a raw close(2) of a descriptor that threads on other
 // workers waited on leaves their entries behind; use `IO.close`).
 //
+// Threads that waited on a descriptor move (M:N). A thread is never moved while it is parked
+// in an I/O wait: it is on this reactor's waiter queues, `ioWaiters` counts it here, and the
+// code after its park uses this reactor and scheduler (an I/O park is not an audited resume
+// site: MNWorker.swift, "Migration"). Once woken it runs where it parked; it may move later,
+// while ready at an audited site (a yield, a sleep, a sync wait, a checkpoint), like any
+// thread. Its registration then follows it in two halves:
+//   * the worker it leaves drops its entry for the descriptor the thread last waited on
+//     (`release`, called when the migrant is built; the fd is kept in the thread's object),
+//     unless a thread there still waits on it: an epoll_ctl DEL, then the registry bit
+//     cleared under the stripe lock, exactly as `closing` does. So the old epoll set stops waking its
+//     worker for a connection that now lives elsewhere, and a later close is not deferred for
+//     a worker that no longer uses the descriptor;
+//   * the new worker usually has no entry, so the thread's next read tries read(2) first and,
+//     on EAGAIN, `wait` registers it there (epoll_ctl ADD reports a descriptor already ready, so
+//     no edge is lost in the move). Entries for other descriptors it used stay where they
+//     were until closed: correct (the deferred close asks every watcher), only not free.
+// Edges stay safe with a descriptor in several epoll sets: each set gets its own edge, each
+// reactor's `readEdge` is cleared only by a thread that then reads or parks on that same
+// kernel thread, so at worst a stale `readEdge` costs one read that says EAGAIN, never a
+// missed wake. Closing is unchanged: the registry knows every watcher and the deferred close
+// wakes them all before the number can be reused.
+// Rejected: pinning a thread for good at its first descriptor wait (the previous rule:
+// connection threads of one acceptor never spread over the workers); moving a parked I/O
+// waiter with its queue entry (the waiter queues, `ioWaiters` and the edge flags are the
+// owner's, touched without a lock: a transfer would need a lock on every I/O wait); keeping the old entry and letting the close clean it up
+// (every later edge also wakes the worker the thread left, and every close of a moved
+// connection is deferred: a mail and a park per close); dropping entries lazily when an edge
+// finds no waiter (it cannot tell a moved connection from a busy listener of per-worker
+// acceptors, whose entry would churn DEL/ADD under load); one epoll set per runtime (a lock
+// and cross-thread handoff on every event: see the first rejected design below).
+//
 // Regular files. epoll refuses them (EPERM): they are always "ready", and a read from one
 // never waits for the network. `wait` returns at once for such descriptors; use `blocking {}`
 // to keep slow disks off the runtime.
@@ -122,6 +153,8 @@ final class Reactor: Poller {
     /// worker's index in it (set by the worker before its threads run; nil under M:1).
     @exclusivity(unchecked) private(set) var registry: DescriptorRegistry?
     @exclusivity(unchecked) private(set) var registryWorker = -1
+    /// The dump handler's bell slot for the mailbox's eventfd under `workers: 1` (-1: none).
+    private var dumpBellSlot: Int32 = -1
     private let events: UnsafeMutablePointer<uthreads_io_event>
     private static let eventCapacity: Int32 = 512
     private static let mailboxToken = UInt64.max
@@ -178,6 +211,12 @@ final class Reactor: Poller {
             let mailbox = reactor.mailbox
             inbox.setBell { _ = uthreads_eventfd_signal(mailbox.eventFD) }
         }
+        // So must the dump signal when the kernel runs its handler on another kernel thread
+        // (the bells: dump_signal.c; the workers of a runtime with several register theirs
+        // when it starts, MN/MNObservability.swift).
+        if scheduler.workerIndex < 0, scheduler.settings.dumpSignal != nil {
+            reactor.dumpBellSlot = uthreads_dump_bell_add(reactor.mailbox.eventFD)
+        }
         return reactor
     }
 
@@ -198,7 +237,6 @@ final class Reactor: Poller {
     /// - Throws: `UThreadError.timedOut`, `CancellationError`, `UThreadError.closed` (another
     ///   thread closed `fd`), `.system(call: "epoll_ctl", …)` (e.g. EBADF).
     func wait(_ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws {
-        scheduler.current.clear(.flagsPinForGood)  // its descriptors are in this reactor now
         guard let waiters = try register(fd) else { return }
         try park(waiters, fd, direction, kind: kind, deadline: deadline)
     }
@@ -206,7 +244,6 @@ final class Reactor: Poller {
     /// For a reader whose last read was short (it drained the kernel buffer): returns at once if
     /// a read edge arrived since, else parks until one does. The caller then reads.
     func waitForReadEdge(_ fd: Int32, deadline: UInt64?) throws {
-        scheduler.current.clear(.flagsPinForGood)  // see wait
         let index = Int(fd)
         guard index >= 0, index < descriptors.count, let waiters = descriptors[index] else { return }
         if waiters.readEdge || waiters.hangUp {
@@ -219,7 +256,6 @@ final class Reactor: Poller {
     /// `wait` for the jacket (IO/JacketHooks.swift): false, without parking, for a descriptor
     /// epoll refuses (a regular file); the wait shows as `read fd 7 (jacket)`.
     func jacketWait(_ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws -> Bool {
-        scheduler.current.clear(.flagsPinForGood)  // see wait
         guard let waiters = try register(fd) else { return false }
         try park(waiters, fd, direction, kind: kind, deadline: deadline, tag: WaitReason.jacketFlag)
         return true
@@ -239,6 +275,10 @@ final class Reactor: Poller {
         case .write: waiters.writers.enqueue(me)
         }
         ioWaiters += 1
+        // M:N: the registration follows the thread when it migrates (essay "Threads that waited
+        // on a descriptor move" above). A parked I/O waiter itself never moves: this frame uses
+        // `self` and `s` after the park.
+        if registry != nil { s.objectOf(me).lastDescriptor = fd }
         let result = s.park(kind, object: UInt64(UInt32(bitPattern: fd)) | tag, deadline: deadline)
         ioWaiters -= 1
         if result == .closed {
@@ -349,6 +389,18 @@ final class Reactor: Poller {
                 }
             })
         if let error = failure ?? closer.error { throw error }
+    }
+
+    /// M:N: a thread whose last wait was on `fd` is leaving this worker. Drops this reactor's
+    /// entry when no thread here waits on it (the thread's next wait adds it on its new
+    /// worker's reactor), so this epoll set stops waking for a descriptor nobody here uses and
+    /// a later close is not deferred for it. An entry with waiters stays. O(1).
+    func release(_ fd: Int32) {
+        let index = Int(fd)
+        guard index >= 0, index < descriptors.count, let w = descriptors[index], w.readers.isEmpty,
+            w.writers.isEmpty
+        else { return }
+        closing(fd)
     }
 
     /// Drops any stale entry for a descriptor number the kernel just handed out again.
@@ -513,6 +565,8 @@ final class Reactor: Poller {
     }
 
     func shutdown() {
+        if dumpBellSlot >= 0 { uthreads_dump_bell_remove(dumpBellSlot) }  // before the eventfd is closed
+        dumpBellSlot = -1
         for (fd, entry) in descriptors.enumerated() {
             guard let w = entry else { continue }
             wakeAllClosed(w)

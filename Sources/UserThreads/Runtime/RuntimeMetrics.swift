@@ -10,7 +10,8 @@
 // (`uthreads_stacks_mapped`: guarded stacks in use or pooled, and every slot of the dense slabs)
 // and reactor registrations (`uthreads_reactor_registrations`: descriptors in the epoll set).
 // Counters: switches, spawns, offloaded calls (`blocking {}` and the I/O calls that use the
-// pool) and deadlock reports, and under M:N steals and migrations (`uthreads_…_total`). The
+// pool), deadlock reports, steals and migrations (`uthreads_…_total`; the last two stay 0 under
+// `workers: 1`, so a dashboard sees the same names for any number of workers). The
 // per-scheduler figures carry a `worker` label (an M:1 runtime is worker "0": its one kernel
 // thread); steals, migrations and deadlock reports are the runtime's and carry none.
 // `MetricsReporting.dimensions` adds the caller's own labels to every one (two runtimes in one
@@ -168,8 +169,9 @@ final class SchedulerMetrics: SafePointSampler {
     private let threads: [Gauge]
     private let runQueue, stacksMapped, registrations: Gauge
     private var switches, spawns, offloads: DeltaCounter
-    /// M:1 only (M:N workers report deadlocks through their runtime); no `worker` label.
-    private var deadlocks: DeltaCounter?
+    /// `workers: 1` only (several workers report these through their runtime); no `worker`
+    /// label. Nothing is stolen or migrated there: those two stay 0.
+    private var deadlocks, steals, migrations: DeltaCounter?
     private let runtimeWide: RuntimeWideMetrics?
 
     /// `worker`: the worker's index, its `worker` label (0 under M:1); `runtimeWide`: the M:N
@@ -187,7 +189,11 @@ final class SchedulerMetrics: SafePointSampler {
         switches = DeltaCounter(MetricNames.switches, d, factory)
         spawns = DeltaCounter(MetricNames.spawns, d, factory)
         offloads = DeltaCounter(MetricNames.offloads, d, factory)
-        deadlocks = runtimeWide == nil ? DeltaCounter(MetricNames.deadlocks, reporting.dimensions, factory) : nil
+        if runtimeWide == nil {
+            deadlocks = DeltaCounter(MetricNames.deadlocks, reporting.dimensions, factory)
+            steals = DeltaCounter(MetricNames.steals, reporting.dimensions, factory)
+            migrations = DeltaCounter(MetricNames.migrations, reporting.dimensions, factory)
+        }
         self.runtimeWide = runtimeWide
     }
 
@@ -211,6 +217,8 @@ final class SchedulerMetrics: SafePointSampler {
         spawns.publish(s.spawnCount)
         offloads.publish(reactor?.offloadCount ?? 0)
         deadlocks?.publish(UInt64(s.deadlockReports))
+        steals?.publish(0)
+        migrations?.publish(0)
         runtimeWide?.publish()
     }
 }

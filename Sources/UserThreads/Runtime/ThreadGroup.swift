@@ -140,7 +140,7 @@ public final class UThreadGroup: @unchecked Sendable {
 /// Children of `spawn` are ordinary threads (any worker); children of `spawnLocal` run on the
 /// caller's worker and may share its non-`Sendable` state, so with several workers the caller
 /// stays on its worker while the scope lasts and may move again after it (unless it was
-/// pinned for good meanwhile: `UThread.pin()`, a descriptor wait, a `UThread.local` spawn).
+/// pinned for good meanwhile: `UThread.pin()`, a `UThread.local` spawn).
 /// - Throws: the body's error, else the first child error; `CancellationError` if the caller
 ///   was cancelled (after its children finished).
 public func withThreadGroup<R>(name: String = "", _ body: (UThreadGroup) throws -> R) throws -> R {
@@ -149,7 +149,7 @@ public func withThreadGroup<R>(name: String = "", _ body: (UThreadGroup) throws 
     // `spawnLocal` children share state with the caller: the caller stays on this kernel
     // thread while the scope lasts (on several workers it would otherwise be free to migrate
     // at a yield or a wait inside `body`), and may move again once every child has finished —
-    // unless it was pinned for good meanwhile (`UThread.pin()`, a descriptor wait, a
+    // unless it was pinned for good meanwhile (`UThread.pin()` and a
     // `UThread.local` spawn clear the scope flag too). Nothing under workers: 1.
     let me = s.current
     let scoped = s.workerIndex >= 0 && me.has(.flagMigratable)

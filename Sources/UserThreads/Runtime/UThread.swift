@@ -1,4 +1,5 @@
-// Layer 10: the user thread handle.
+// Layer 10: the user thread handle. Its operations that must tell a thread of one worker from
+// one of several (join, cancel) are in MN/UThread+Workers.swift, the layer that owns the workers.
 import CUThreads
 
 /// A user thread: runs a closure on its own stack, scheduled by the runtime that created it.
@@ -24,8 +25,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     ///
     /// - Parameters:
     ///   - name: shown in the thread table, dumps and crash reports.
-    ///   - priority: used by priority policies (FIFO ignores it; so do runtimes with several
-    ///     workers, whose threads start with priority 0).
+    ///   - priority: used by priority policies (FIFO ignores it); with several workers the
+    ///     policy of the worker that starts the thread gets it, and it moves with the thread.
     ///   - pinned: with several workers, start it now on the caller's worker and never move it
     ///     (for code that needs one kernel thread all its life); no effect under `workers: 1`.
     ///   - stackSize: usable stack bytes (default: the runtime's `stackSize`).
@@ -38,7 +39,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         var failure: (any Error)?
         guard let object = spawnThread(name: name, priority: priority, stackSize: stackSize, failure: &failure)
         else {
-            self.object = UThread.spawnOnWorkers(name: name, pinned: pinned, stackSize: stackSize, body)
+            self.object = UThread.spawnOnWorkers(
+                name: name, priority: priority, pinned: pinned, stackSize: stackSize, body)
             return
         }
         if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
@@ -46,8 +48,9 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     }
 
     /// Spawns a thread with parameters for the scheduling policies (nice value, tickets,
-    /// deadline, priority). FIFO ignores them all, and so, for now, do runtimes with several
-    /// workers.
+    /// deadline, priority). FIFO ignores them all. With several workers the policy of the
+    /// worker that starts the thread gets them, and they move with the thread (a deadline
+    /// counts from this call, whichever worker starts it).
     ///
     /// ```swift
     /// let t = UThread(name: "frame", scheduling: .init(deadline: .milliseconds(16))) { render() }
@@ -63,7 +66,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
                 name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling,
                 failure: &failure)
         else {
-            self.object = UThread.spawnOnWorkers(name: name, pinned: false, stackSize: stackSize, body)
+            self.object = UThread.spawnOnWorkers(
+                name: name, parameters: scheduling, pinned: false, stackSize: stackSize, body)
             return
         }
         if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
@@ -148,35 +152,6 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         }
     }
 
-    /// Waits for the thread to finish and returns its value or rethrows its error. Any number
-    /// of threads may join the same thread, any number of times; a finished thread is joined
-    /// without waiting.
-    /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
-    ///   waits; `UThreadError.invalidArgument` when a thread joins itself;
-    ///   `.foreignRuntime` for a thread of another runtime (or, for a `local` thread, of another
-    ///   worker).
-    @inlinable
-    public func join() throws -> Success {
-        if _slowPath(object.isCrossWorker) {
-            let mn = unsafeDowncast(object, to: MNThreadObject.self)
-            if !mn.isFinishedAcquire { try mn.waitUntilFinished() }
-        } else if !object.isFinished {
-            try waitUntilFinished(object)
-        }
-        return try object.result(Success.self).get()
-    }
-
-    /// Waits for the thread to finish, giving up after `timeout` or at `deadline` (the earlier
-    /// wins; nil: no limit), and returns its value or rethrows its error. The thread keeps
-    /// running when the wait gives up; join it again later.
-    /// - Throws: the thread's error; `UThreadError.timedOut` when the limit passed first;
-    ///   `CancellationError` if the caller is cancelled while it waits;
-    ///   `.invalidArgument` (self-join), `.foreignRuntime`, as `join()`.
-    public func join(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws -> Success {
-        try handle.waitForEnd(deadline: syncDeadline(timeout: timeout, deadline: deadline))
-        return try object.result(Success.self).get()
-    }
-
     /// Asks the thread to stop: it wakes from any wait with `CancellationError`, and
     /// `UThread.isCancelled` / `checkCancellation()` tell it. Cooperative: a thread that never
     /// waits or checks runs on. Idempotent; no effect on a finished thread; a thread cancelled
@@ -208,8 +183,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
 /// run on other kernel threads (joins and cancels across workers are built for it).
 extension UThread: @unchecked Sendable where Success: Sendable {}
 
-/// The spawn of `UThread.init`: under `workers: 1` takes an empty thread object (a reusable one
-/// if the runtime keeps one, see ThreadObjectSlab, else a new one) and spawns a thread for it.
+/// The spawn of `UThread.init`: under `workers: 1` takes an empty thread object (with a kept
+/// row, see ThreadObjectSlab, else a new one) and spawns a thread for it.
 /// Returns the object, still empty: the caller, which knows the types, stores the body in it
 /// (`install`), or the spawn error that went to `failure`. The thread cannot run before that: it
 /// is only ready, and nothing between here and the caller's `install` switches. Returns nil
@@ -257,13 +232,17 @@ func spawnLocalThread(
     }
 }
 
-/// Spawns a thread for a new or reused object on `scheduler`'s kernel thread.
+/// Spawns a thread on `scheduler`'s kernel thread: on a kept row when the spawn takes the
+/// defaults (ThreadObjectSlab), else for a new object.
 @inline(__always)
 private func spawnHere(
     _ scheduler: Scheduler, name: String, priority: Int, stackSize: Int?, _ parameters: SchedulingParameters?,
     _ failure: inout (any Error)?
 ) -> ThreadObject {
-    let object = scheduler.reusableObject(name: name) ?? ThreadObject(name: name)
+    if stackSize == nil, parameters == nil, let object = scheduler.spawnKept(name: name, priority: priority) {
+        return object
+    }
+    let object = ThreadObject(name: name)
     do {
         _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize, parameters: parameters)
     } catch {
@@ -282,7 +261,7 @@ func checkpointSlowPath() {
     Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { $0.checkpointSlow(audited: true) }
 }
 
-/// Parks the caller until `object`'s thread has finished.
+/// Parks the caller until `object`'s thread, of the caller's runtime and worker, has finished.
 @usableFromInline
 func waitUntilFinished(_ object: ThreadObject) throws {
     try Scheduler.with("UThread.join") { scheduler in
@@ -335,35 +314,11 @@ public struct UThreadHandle: Hashable, CustomStringConvertible {
     public var id: ThreadID { object.id }
     /// See `UThread.name`.
     public var name: String { object.name }
-    /// See `UThread.isFinished`.
-    public var isFinished: Bool {
-        object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isFinishedAcquire : object.isFinished
-    }
-    /// Parks the caller until the thread has finished or `deadline` (scheduler clock) passed;
-    /// `cancellable: false` ignores the caller's cancellation (a thread group that already
-    /// cancelled its children and must still wait for them).
-    func waitForEnd(deadline: UInt64?, cancellable: Bool = true) throws {
-        if object.isCrossWorker {
-            let mn = unsafeDowncast(object, to: MNThreadObject.self)
-            if !mn.isFinishedAcquire { try mn.waitUntilFinished(deadline: deadline, cancellable: cancellable) }
-        } else if !object.isFinished {
-            try waitUntilFinished(object, deadline: deadline, cancellable: cancellable)
-        }
-    }
-
-    /// See `UThread.isCancelled`.
-    public var isCancelled: Bool {
-        object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isCancelRequested : object.isCancelled
-    }
-
-    /// See `UThread.cancel()`. May be called from any kernel thread at any time: a user thread
-    /// of the thread's own runtime cancels at once; another kernel thread (a pthread, a Swift
-    /// task, an M:N worker, the offload pool) posts the cancel to the thread's runtime, which
-    /// applies it at its next safe point and wakes the thread's wait with CancellationError
-    /// (M:N threads through their worker's mailbox; M:1 threads: Scheduler/ForeignCancels.swift).
-    /// When the runtime has already ended, the thread is gone and the call does nothing.
-    public func cancel() {
-        if object.isCrossWorker { return unsafeDowncast(object, to: MNThreadObject.self).cancel() }
+    /// `cancel()` of a thread of a runtime with one worker (`UThread.local` threads included):
+    /// at once on the runtime's kernel thread, posted from any other (ForeignCancels.swift).
+    /// `isFinished`, `isCancelled`, `cancel()` and `UThread.join()` choose between this and a
+    /// thread of several workers in MN/UThread+Workers.swift, the layer that knows the workers.
+    func cancelOnItsKernelThread() {
         guard let runtime = object.runtime, runtime == uthreads_get_runtime() else {
             // Another kernel thread: read nothing the runtime writes (ForeignCancels.swift).
             if let runtime = object.runtime { ForeignCancels.post(object, to: runtime) }
@@ -405,8 +360,8 @@ extension UThread where Success == Never {
     }
 
     /// Whether the calling thread may still move to another worker: false once pinned, for
-    /// threads that never could (`pinned:`, `spawn(onWorker:)`, `local`, threads that waited
-    /// for a descriptor), under `workers: 1` and outside a user thread.
+    /// threads that never could (`pinned:`, `spawn(onWorker:)`, `local`), under `workers: 1`
+    /// and outside a user thread. Waiting for a descriptor does not pin.
     public static var isMigratable: Bool {
         guard let s = Scheduler.active, s.workerIndex >= 0, s.onUserThread else { return false }
         return s.current.has(.flagMigratable)

@@ -72,11 +72,14 @@ struct DeadlockReport: CustomStringConvertible {
 }
 
 extension Scheduler {
-    /// A snapshot of this scheduler's thread table. O(threads).
+    /// A snapshot of this scheduler's thread table: the whole runtime's under `workers: 1`
+    /// (one worker, which always answers), one worker's part under several. O(threads).
     func snapshot() -> ThreadTable {
-        table.snapshot(
+        var snapshot = table.snapshot(
             nanosecondsPerTick: nanosecondsPerTick(), startTick: startTick, nowTick: uthreads_ticks(),
             nowNanoseconds: now(), switches: switchCount, spawned: spawnCount,
             object: { $0.pointee.object == nil ? nil : self.objectOf($0) })
+        if workerIndex < 0 { (snapshot.workers, snapshot.unansweredWorkers) = (1, []) }
+        return snapshot
     }
 }

@@ -8,7 +8,8 @@
 // yield, when threads keep running) or its idle loop, before it sleeps. The thread then wakes
 // at its wait with CancellationError, as if a user thread of its own runtime had cancelled it.
 // A wake is posted the same way (row and wait token) and applied by `Scheduler.wakeWaiting`,
-// which drops it when the row's wait has another token by then.
+// which drops it when the row's wait has another token by then; so is a call that reads what
+// only the runtime may read (its statistics), whose caller waits for the answer.
 //
 // Finding the inbox. A handle may outlive its runtime, and the object's `runtime` field is
 // then a dangling address (possibly reused by a later runtime). The canceller therefore never
@@ -50,6 +51,7 @@ final class ForeignCancels: @unchecked Sendable {
     fileprivate enum Post {
         case cancel(ThreadObject)
         case wake(block: UInt, token: UInt64, WakeResult)
+        case call(@Sendable (Scheduler) -> Void)
     }
 
     private struct State {
@@ -140,6 +142,30 @@ final class ForeignCancels: @unchecked Sendable {
         return inbox.post(.wake(block: block, token: token, result))
     }
 
+    /// Runs `body` on the runtime's kernel thread at its next safe point and waits for its
+    /// value, up to `timeoutNanoseconds` (blocking the calling kernel thread); nil when the
+    /// runtime has ended or did not answer in time. For figures only the runtime may read
+    /// (`UThreadRuntime.Handle.statistics` from another kernel thread).
+    func call<R: Sendable>(timeoutNanoseconds: UInt64, _ body: @escaping @Sendable (Scheduler) -> R) -> R? {
+        let answer = CallAnswer<R>()
+        guard
+            post(
+                .call { s in
+                    let value = body(s)
+                    answer.value.withLock { $0 = value }
+                    uthreads_futex_bump_and_wake(answer.word)
+                })
+        else { return nil }
+        let deadline = uthreads_monotonic_ns() &+ timeoutNanoseconds
+        while true {
+            let seen = uthreads_futex_load(answer.word)
+            if let value = answer.value.withLock({ $0 }) { return value }
+            let now = uthreads_monotonic_ns()
+            guard now < deadline else { return nil }
+            _ = uthreads_futex_wait(answer.word, seen, deadline - now)
+        }
+    }
+
     private func post(_ post: Post) -> Bool {
         let bell: (@Sendable () -> Void)?? = state.withLock { s in
             guard s.open else { return .none }
@@ -153,6 +179,14 @@ final class ForeignCancels: @unchecked Sendable {
     }
 }
 
+/// The value of a posted call and the futex word its caller waits on (`ForeignCancels.call`).
+private final class CallAnswer<R: Sendable>: @unchecked Sendable {
+    let value = KernelLock<R?>(nil)
+    let word = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+    init() { word.initialize(to: 0) }
+    deinit { word.deallocate() }
+}
+
 extension Scheduler {
     /// Applies the cancels and wakes other kernel threads posted (ForeignCancels.swift).
     @inline(never)
@@ -162,6 +196,7 @@ extension Scheduler {
             switch post {
             case .wake(let block, let token, let result): wakeWaiting(block: block, token: token, result)
             case .cancel(let object): applyForeignCancel(object, me)
+            case .call(let body): body(self)
             }
         }
     }

@@ -18,9 +18,9 @@
 // Exit. A finishing thread cannot free the stack it runs on. It records itself as the
 // `zombie` and switches away; whoever runs next (a thread or the idle loop) reaps it right
 // after the switch returns (`resumed`), returning its stack to the pool and its row to the
-// table. Under M:1 the common case skips that: when returning the stack and row runs no code
-// and unmaps nothing (a trivial result, a stack the pool takes as it is), the thread returns
-// them itself just before its last switch (`reapOwnExit`: nothing else runs on the kernel
+// table, or keeping them for a later spawn (see "Thread objects"). Under M:1 the common case
+// skips that: when keeping them runs no code and unmaps nothing (a trivial result, a stack the
+// pool would take as it is), the thread keeps them itself just before its last switch (`reapOwnExit`: nothing else runs on the kernel
 // thread in between, so nothing can reuse them early). The entry path is split so that no Swift reference lives in the frame that makes the
 // final switch (that frame never returns, so a reference held there would never be released):
 // `life` runs the body and the exit bookkeeping and returns the next thread. A lone joiner
@@ -32,11 +32,11 @@
 //
 // Thread objects. A thread's Swift object (ThreadObject: body, result, name) outlives its row
 // while handles exist. Allocating and freeing it was a third of a spawn+join (malloc, free,
-// init, deinit: ~370 instructions of ~1800). `reap` therefore keeps the object of a thread that
-// finished with a trivial result in a slab (ThreadObjectSlab, whose essay has the details),
-// and a later spawn takes it if nothing else references it by then. M:1 only: under M:N a
-// handle may be released on another kernel thread, and the uniqueness test would have to
-// synchronise with it.
+// init, deinit: ~370 instructions of ~1800). A thread that finished with a trivial result is
+// therefore kept whole in a slab: its row, still naming its stack and its object
+// (ThreadObjectSlab, whose essay has the details), and a later spawn takes the three together,
+// the object only if nothing else references it by then. M:1 only: under M:N a handle may be
+// released on another kernel thread, and the uniqueness test would have to synchronise with it.
 //
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
@@ -140,6 +140,9 @@ final class Scheduler {
     /// loop and by `maintenance` (every 64 yields); the switch, park and wake paths never look
     /// at it, so M:1 pays nothing for it.
     var worker: WorkerHooks?
+    /// The same worker as an unretained opaque pointer (set and cleared with `worker`), for
+    /// the M:N spawn and exit paths: reading the existential retains it.
+    @exclusivity(unchecked) var workerOpaque: UnsafeMutableRawPointer?
     /// The last wait token handed out (Sync/Waiter.swift): M:N workers start at their index + 1
     /// in the high 16 bits, so a token is unique in the runtime and says "a worker's".
     @exclusivity(unchecked) var nextWaitToken: UInt64 = 0
@@ -208,8 +211,8 @@ final class Scheduler {
     @exclusivity(unchecked) private(set) var switchCount: UInt64 = 0
     /// Threads spawned in this runtime's life.
     @exclusivity(unchecked) private(set) var spawnCount: UInt64 = 0
-    /// Objects of threads that finished with a trivial result, kept for later spawns
-    /// (`reusableObject`). M:1 only. See "Thread objects" in the essay.
+    /// Threads that finished with a trivial result, kept whole (row, stack, object) for later
+    /// spawns (`spawnKept`). M:1 only. See "Thread objects" in the essay.
     @exclusivity(unchecked) private var slab = ThreadObjectSlab()
     /// State of the runtime's random source (randomised choices such as select fairness).
     /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible.
@@ -264,6 +267,7 @@ final class Scheduler {
     }
 
     deinit {
+        while let t = slab.take() { Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped).release() }
         slab.destroy()
         idleBlock.deinitialize(count: 1)
         idleBlock.deallocate()
@@ -370,18 +374,48 @@ final class Scheduler {
     /// A new thread id from this runtime's block of ids (an M:N thread's, given at spawn). O(1).
     func allocateID() -> UInt64 { ids.allocate() }
 
-    /// Creates a thread for `object` and makes it ready. O(1) with a pooled stack. Inlined
-    /// into its few callers (UThread's spawn among them: ~20 instructions of call per spawn).
+    /// Creates a thread for `object` and makes it ready, on `keptRow` (a row from the slab, with
+    /// its stack: `spawnKept`) or on a new row and pooled stack. O(1) with a pooled stack.
+    /// Inlined into its few callers (UThread's spawn among them: ~20 instructions of call per
+    /// spawn).
     @inline(__always)
     func spawn(
         _ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0,
-        parameters: SchedulingParameters? = nil, presetID: UInt64 = 0
+        parameters: SchedulingParameters? = nil, presetID: UInt64 = 0, keptRow: ControlBlock? = nil
     ) throws(UThreadError) -> ControlBlock {
-        // Most spawns pass neither argument: two nil tests, and the range tests out of line
-        // (inline, the compiler evaluated both of them on every spawn: ~20 instructions).
-        if stackSize != nil || parameters != nil { try Scheduler.validate(stackSize, parameters) }
-        let stack = try stacks.allocate(size: stackSize)
-        let t = table.allocate()
+        let t: ControlBlock
+        if let keptRow {
+            t = keptRow
+            // What the previous thread's life may have left and a spawn does not write below
+            // (the row was zeroed before its first spawn); the stack's fields, `runtime` and
+            // `worker` stay, `object` is written below.
+            t.pointee.wait_kind = 0
+            t.pointee.wake_result = 0
+            t.pointee.priority = Int32(clamping: priority)
+            t.pointee.wait_object = 0
+            t.pointee.exclusivity = (nil, nil)
+            t.pointee.deadline_ns = 0
+            t.pointee.wait_since_tick = 0
+            t.pointee.switches = 0
+            t.pointee.cpu_ticks = 0
+            t.pointee.policy_data = (0, 0)
+            t.pointee.mn_token = 0
+            t.pointee.tsan_fiber = nil
+            if !object.isNamed { t.pointee.name.0 = 0 }  // else written below
+        } else {
+            // Most spawns pass neither argument: two nil tests, and the range tests out of line
+            // (inline, the compiler evaluated both of them on every spawn: ~20 instructions).
+            if stackSize != nil || parameters != nil { try Scheduler.validate(stackSize, parameters) }
+            let stack = try stacks.allocate(size: stackSize)
+            t = table.allocate()  // zeroed
+            t.pointee.stack_lo = stack.lo.assumingMemoryBound(to: CChar.self)
+            t.pointee.stack_hi = stack.hi.assumingMemoryBound(to: CChar.self)
+            t.pointee.guard_size = UInt64(truncatingIfNeeded: stack.guardSize)
+            t.pointee.stack_mode = stack.mode == .dense ? UInt8(UTHREADS_STACK_DENSE) : UInt8(UTHREADS_STACK_GUARDED)
+            t.pointee.worker = workerIndex
+            t.pointee.runtime = Unmanaged.passUnretained(self).toOpaque()
+            if priority != 0 { t.pointee.priority = Int32(clamping: priority) }
+        }
         // An M:N thread got its id at spawn (`presetID`), before other kernel threads could
         // read `object.id`: it is not written again. The M:1 callers pass the constant 0.
         let id: UInt64
@@ -394,21 +428,17 @@ final class Scheduler {
         object.controlBlock = t
         t.pointee.id = id
         t.pointee.flags = flags
-        if priority != 0 { t.pointee.priority = Int32(clamping: priority) }  // the row is zeroed
-        t.pointee.stack_lo = stack.lo.assumingMemoryBound(to: CChar.self)
-        t.pointee.stack_hi = stack.hi.assumingMemoryBound(to: CChar.self)
-        t.pointee.guard_size = UInt64(truncatingIfNeeded: stack.guardSize)
-        t.pointee.stack_mode = stack.mode == .dense ? UInt8(UTHREADS_STACK_DENSE) : UInt8(UTHREADS_STACK_GUARDED)
-        if stack.mode == .dense { stack.canaryAddress.pointee = UTHREADS_CANARY }
+        let hi = UnsafeMutableRawPointer(t.pointee.stack_hi.unsafelyUnwrapped)
+        if t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) {
+            (UnsafeMutableRawPointer(t.pointee.stack_lo.unsafelyUnwrapped) - 16).storeBytes(
+                of: UTHREADS_CANARY, as: UInt64.self)  // Stack.canaryAddress
+        }
         t.pointee.parent_id = current.pointee.id
-        t.pointee.worker = workerIndex
         t.pointee.created_tick = accounting ? lastTick : uthreads_ticks_inline()
         t.pointee.object = Unmanaged.passRetained(object).toOpaque()
-        let runtime = Unmanaged.passUnretained(self).toOpaque()
-        object.runtime = runtime
-        t.pointee.runtime = runtime
+        object.runtime = t.pointee.runtime
         if object.isNamed { t.setName(object.name) }
-        t.pointee.sp = uthreads_context_make(stack.hi, threadEntry, UnsafeMutableRawPointer(t))
+        t.pointee.sp = uthreads_context_make(hi, threadEntry, UnsafeMutableRawPointer(t))
         if tsan { uthreads_tsan_fiber_create(t) }
         t.pointee.state = .stateReady
         spawnCount &+= 1
@@ -421,6 +451,45 @@ final class Scheduler {
         }
         makeReady(t, .spawned)
         return t
+    }
+
+    /// The spawn on a finished thread's row kept in the slab (ThreadObjectSlab's essay): the
+    /// row keeps its stack, runtime and worker, and its object when no handle references it any
+    /// more (else a new one). Returns the thread's object, still empty (the caller installs the
+    /// body), or nil when no row is kept. M:1, default stack size, no scheduling parameters.
+    @inline(__always)
+    func spawnKept(name: String, priority: Int) -> ThreadObject? {
+        guard let t = slab.take() else { return nil }
+        stacks.takeBack(dense: t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE))
+        table.revive(t)
+        // Unmanaged from here on, +1 ours: with a strong reference the compiler retained and
+        // released the object around the inlined spawn (~40 instructions per spawn+join).
+        let object: Unmanaged<ThreadObject>
+        if let unused = Scheduler.unreferenced(Unmanaged.fromOpaque(t.pointee.object.unsafelyUnwrapped)) {
+            unused._withUnsafeGuaranteedRef { unused in
+                if checks {
+                    precondition(
+                        unused.isFinished && unused.controlBlock == nil && unused.isEmpty && unused.locals == nil,
+                        "reusable thread object \(unused.id) is still in use")
+                }
+                unused.recycle(name: name)
+            }
+            object = unused
+        } else {
+            object = Unmanaged.passRetained(ThreadObject(name: name))  // the old one's handles free it
+        }
+        // Cannot throw: a kept row needs no stack or row, and the arguments are the defaults.
+        object._withUnsafeGuaranteedRef { _ = try? spawn($0, priority: priority, stackSize: nil, keptRow: t) }
+        return object.takeRetainedValue()
+    }
+
+    /// The object a kept row references, with the row's +1, if nothing else references it;
+    /// else nil (the row's +1 released).
+    @inline(__always)
+    private static func unreferenced(_ kept: Unmanaged<ThreadObject>) -> Unmanaged<ThreadObject>? {
+        var object = kept.takeRetainedValue()
+        guard isKnownUniquelyReferenced(&object) else { return nil }
+        return Unmanaged.passRetained(object)
     }
 
     /// Throws when `stackSize` or `parameters` is out of range (spawn's arguments).
@@ -709,16 +778,16 @@ final class Scheduler {
         return next
     }
 
-    /// The cheap exit (M:1): a finishing thread whose object goes to the slab returns its
-    /// own stack, row and object before its last switch, instead of leaving them as the `zombie`
-    /// for whoever runs next (a store, a load and a call of `reap`: ~30 instructions per
-    /// thread). Safe because nothing runs on this kernel thread between here and the switch, so
-    /// nothing can take the stack or the row while this thread still uses them; the switch then
-    /// writes only the freed row's `sp`, which the next spawn overwrites. Only when none of the
-    /// releases can run code or unmap memory: a trivial result (no deinit), a stack the pool
-    /// takes as it is (`poolsAsIs`: no munmap or madvise), not under ThreadSanitizer (a fiber
-    /// cannot destroy itself), not on an M:N worker (rows may be immigrants, objects are never
-    /// reused). Everything else goes through the zombie as before.
+    /// The cheap exit (M:1): a finishing thread that can be kept whole (ThreadObjectSlab) puts
+    /// its own row, stack and object in the slab before its last switch, instead of leaving them
+    /// as the `zombie` for whoever runs next (a store, a load and a call of `reap`: ~30
+    /// instructions per thread). Safe because nothing runs on this kernel thread between here
+    /// and the switch, so no spawn can take the row or the stack while this thread still uses
+    /// them; the switch then writes only the kept row's `sp`, which the next spawn overwrites.
+    /// Only when keeping runs no code and touches no memory or mapping: a trivial result (no
+    /// deinit), a stack the pool would take as it is (`poolsAsIs`: no munmap or madvise), not
+    /// under ThreadSanitizer (a fiber cannot destroy itself), not on an M:N worker (rows may be
+    /// immigrants, objects are never reused). Everything else goes through the zombie.
     @inline(__always)
     private func reapOwnExit(_ t: ControlBlock) -> Bool {
         guard workerIndex < 0, !tsan, !slab.isFull else { return false }
@@ -726,8 +795,18 @@ final class Scheduler {
         guard object._withUnsafeGuaranteedRef({ $0.resultIsTrivial }) else { return false }
         let stack = stackOf(t)
         guard stacks.poolsAsIs(stack) else { return false }
-        release(t, stack: stack, object: object, keep: true)
+        keep(t, dense: stack.mode == .dense, object: object)
         return true
+    }
+
+    /// Puts a finished row with its stack and object in the slab (the caller checked that it
+    /// may: M:1, a trivial result, a stack `poolsAsIs`, room in the slab). O(1).
+    @inline(__always)
+    private func keep(_ t: ControlBlock, dense: Bool, object: Unmanaged<ThreadObject>) {
+        stacks.keepAside(dense: dense)
+        object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
+        table.retire(t)
+        slab.keep(t)
     }
 
     /// Debug check of a finishing thread: its exclusivity access set is empty (see exitCurrent).
@@ -745,45 +824,36 @@ final class Scheduler {
         static let debugBuild = false
     #endif
 
-    /// Returns a finished thread's stack and row. Runs on another thread's stack.
+    /// Returns a finished thread's stack and row, and its row's reference to the object, or
+    /// keeps all three for a later spawn (`keep`). Runs on another thread's stack.
     private func reap(_ t: ControlBlock) {
         zombie = nil
         if tsan { uthreads_tsan_fiber_destroy(t) }
         if t.has(.flagImmigrant) { return reapImmigrant(t) }
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
-        // Keep the object for reuse only under M:1: under M:N handles live on other kernel
-        // threads, and a uniqueness test would need to synchronise with their releases.
-        let keep = workerIndex < 0 && !slab.isFull && object._withUnsafeGuaranteedRef { $0.resultIsTrivial }
-        release(t, stack: stackOf(t), object: object, keep: keep)
-    }
-
-    /// Returns a finished thread's stack and row, and its row's reference to the object: into
-    /// the slab when `keep` (the caller checked that it may and that there is room), else
-    /// released.
-    @inline(__always)
-    private func release(_ t: ControlBlock, stack: Stack, object: Unmanaged<ThreadObject>, keep: Bool) {
+        let stack = stackOf(t)
+        // Kept only under M:1: under M:N handles live on other kernel threads, and a uniqueness
+        // test would need to synchronise with their releases.
+        if workerIndex < 0 && !slab.isFull && object._withUnsafeGuaranteedRef({ $0.resultIsTrivial })
+            && stacks.poolsAsIs(stack)
+        {
+            return keep(t, dense: stack.mode == .dense, object: object)
+        }
         stacks.release(stack)
         object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
         table.release(t)
-        if keep {
-            slab.keep(object)
-        } else {
-            object.release()
-        }
+        object.release()
     }
 
-    /// An object kept by `reap`, emptied and renamed, if one is kept that no handle references
-    /// any more; otherwise nil. O(1).
-    @inline(__always)
-    func reusableObject(name: String) -> ThreadObject? {
-        guard let object = slab.take() else { return nil }
-        if checks {
-            precondition(
-                object.isFinished && object.controlBlock == nil && object.isEmpty && object.locals == nil,
-                "reusable thread object \(object.id) is still in use")
+    /// Gives up every row kept in the slab: stacks back to the pool, rows to the table, objects
+    /// released (the runtime ends).
+    private func giveUpKeptRows() {
+        while let t = slab.take() {
+            stacks.returnKept(stackOf(t))
+            Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped).release()
+            table.revive(t)
+            table.release(t)
         }
-        object.recycle(name: name)
-        return object
     }
 
     /// A finished immigrant's row and stack belong to its home worker's table and pool:
@@ -978,7 +1048,7 @@ final class Scheduler {
     func shutdown() {
         sampler?.sample(self)  // the last figures, before the table and the pool are torn down
         if let z = zombie { reap(z) }
-        slab.removeAll()
+        giveUpKeptRows()
         recorder?.finish(nsPerUnit: nsPerSliceUnit)
         watchdog.flush()
         uthreads_checkpoint_arm(Int64.max / 2)

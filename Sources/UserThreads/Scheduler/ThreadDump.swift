@@ -37,10 +37,11 @@ public struct ThreadDump: Sendable, Codable, Hashable, CustomStringConvertible {
     public var spawned: UInt64
     /// Every live thread, in table order.
     public var threads: [Entry]
-    /// The number of M:N workers whose threads were asked for; nil for an M:1 runtime's dump.
+    /// The number of workers whose threads were asked for (1 for `run {}`); nil for one
+    /// worker's own part of a dump with several.
     public var workers: Int? = nil
-    /// M:N workers that did not answer in time (a thread of theirs ran without a safe point):
-    /// their threads are missing. Empty when every worker answered; nil outside M:N.
+    /// Workers that did not answer in time (a thread of theirs ran without a safe point):
+    /// their threads are missing. Empty when every worker answered (always with one worker).
     public var unansweredWorkers: [Int]? = nil
 
     /// One thread: its row of the thread table and its backtrace, innermost frame first.
@@ -152,9 +153,11 @@ extension Scheduler {
             default: break
             }
         }
-        return ThreadDump(
+        var dump = ThreadDump(
             reason: reason, processID: getpid(), kernelThreadID: uthreads_kernel_thread_id(),
             takenAtSeconds: table.takenAtSeconds, switches: table.switches, spawned: table.spawned,
             threads: table.threads.map { .init(thread: $0, backtrace: frames[$0.id.rawValue] ?? []) })
+        (dump.workers, dump.unansweredWorkers) = (table.workers, table.unansweredWorkers)
+        return dump
     }
 }

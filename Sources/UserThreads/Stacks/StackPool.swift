@@ -137,6 +137,9 @@ final class StackPool {
     private var freeGuarded: [Int: [Stack]] = [:]  // other usable sizes
     @exclusivity(unchecked) private var pooledGuarded = 0
     @exclusivity(unchecked) private var freeDense = StackFreeList()
+    /// Dense stacks set aside with their finished rows (`keepAside`): pooled, but not on
+    /// `freeDense`, and counted against `maxPooled` with it.
+    @exclusivity(unchecked) private var keptDense = 0
     private var slabs: [(base: UnsafeMutableRawPointer, length: Int)] = []
     static let slotsPerSlab = Int(UTHREADS_DENSE_SLAB_SLOTS)
     /// Bytes of `PROT_NONE` below every guarded stack and below every dense slab (the essay says
@@ -250,7 +253,32 @@ final class StackPool {
     /// just before its last switch (Scheduler's cheap exit).
     @inline(__always)
     func poolsAsIs(_ stack: Stack) -> Bool {
-        stack.mode == .dense ? freeDense.count < maxPooled : pooledGuarded < maxPooled && stack.size == defaultSize
+        stack.mode == .dense
+            ? freeDense.count &+ keptDense < maxPooled : pooledGuarded < maxPooled && stack.size == defaultSize
+    }
+
+    /// Counts a stack `poolsAsIs` accepted as pooled while its owner keeps it aside, outside the
+    /// free lists: the scheduler keeps a finished thread's row with its stack for the next
+    /// spawn (ThreadObjectSlab), which takes it back with `takeBack`. Touches neither the stack
+    /// nor its mapping. O(1).
+    @inline(__always)
+    func keepAside(dense: Bool) {
+        if dense { keptDense &+= 1 } else { pooledGuarded &+= 1 }
+        inUse &-= 1
+    }
+
+    /// A stack set aside with `keepAside` is in use again. O(1).
+    @inline(__always)
+    func takeBack(dense: Bool) {
+        if dense { keptDense &-= 1 } else { pooledGuarded &-= 1 }
+        inUse &+= 1
+    }
+
+    /// A stack set aside with `keepAside` goes onto its free list (the runtime ends, or its row
+    /// is given up). O(1).
+    func returnKept(_ stack: Stack) {
+        takeBack(dense: stack.mode == .dense)
+        release(stack)
     }
 
     @inline(never)

@@ -63,6 +63,21 @@ final class ControlBlockTable {
         liveCount &-= 1
     }
 
+    /// A finished row leaves the live rows but not the table's hands: free (every walk skips
+    /// it), yet off the free list, with its stack and `object` still in place, for its owner to
+    /// hand to a later spawn (`revive`) or give up (`release`). ThreadObjectSlab. O(1).
+    @inline(__always)
+    func retire(_ row: ControlBlock) {
+        row.pointee.state = .stateFree
+        liveCount &-= 1
+    }
+
+    /// A retired row is live again (its spawn fills in the rest). O(1).
+    @inline(__always)
+    func revive(_ row: ControlBlock) {
+        liveCount &+= 1
+    }
+
     private func grow() {
         let chunk = ControlBlock.allocate(capacity: Self.chunkSize)
         chunk.initialize(repeating: uthreads_tcb(), count: Self.chunkSize)

@@ -37,10 +37,11 @@ public struct ThreadInfo: Sendable, Codable, Hashable, Identifiable {
     public var isCancelled: Bool
     /// Whether it runs the closure given to `UThreadRuntime.run`.
     public var isMain: Bool
-    /// The M:N worker (kernel thread) that runs it, numbered from 0; nil under the M:1 runtime.
+    /// The worker (kernel thread) that runs it, numbered from 0 (0 under `workers: 1`); nil
+    /// only in tables made by hand.
     public var worker: Int? = nil
-    /// Times the M:N thread resumed on another worker than the one it last ran on (it
-    /// migrated); nil under the M:1 runtime.
+    /// Times the thread resumed on another worker than the one it last ran on (it migrated;
+    /// 0 under `workers: 1`); nil only in tables made by hand.
     public var migrations: Int? = nil
 
     /// A thread's stack as the table shows it.
@@ -81,11 +82,11 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
     public var spawned: UInt64
     /// Bytes of the table's own rows.
     public var tableBytes: Int
-    /// The number of M:N workers whose rows were asked for; nil for an M:1 runtime's table (and
-    /// for one worker's own table).
+    /// The number of workers whose rows were asked for (1 for `run {}`); nil for one worker's
+    /// own part of a table with several.
     public var workers: Int?
-    /// M:N workers that did not answer in time (a thread of theirs ran without a safe point):
-    /// their threads are missing. Empty when every worker answered; nil outside M:N.
+    /// Workers that did not answer in time (a thread of theirs ran without a safe point):
+    /// their threads are missing. Empty when every worker answered (always with one worker).
     public var unansweredWorkers: [Int]?
 
     /// A table; the runtime makes them (``UThreadRuntime/threadTable()``), tests and tools may too.
@@ -102,6 +103,10 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
         self.unansweredWorkers = unansweredWorkers
     }
 
+    /// Whether the rows come from several workers, so that `render`'s WORKER column says
+    /// something (under `workers: 1` it would say 0 on every row; `uthreads top` shows it anyway).
+    var spansWorkers: Bool { (workers ?? 0) > 1 || threads.contains { ($0.worker ?? 0) > 0 } }
+
     /// Count of threads in each state.
     public var countsByState: [ThreadState: Int] {
         threads.reduce(into: [:]) { $0[$1.state, default: 0] += 1 }
@@ -110,7 +115,7 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
     public var description: String { render() }
 
     /// A `ps`-like rendering, one line per thread. `limit` caps the rows (the header says how
-    /// many were left out). Rows of M:N threads show their worker in a WORKER column.
+    /// many were left out). With several workers a WORKER column says where each thread runs.
     public func render(limit: Int = .max) -> String {
         var out = ""
         let counts = countsByState
@@ -124,7 +129,7 @@ public struct ThreadTable: Sendable, Codable, Hashable, CustomStringConvertible 
                 " (no answer from worker\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")))"
         }
         out += "\n"
-        let showWorker = threads.contains { $0.worker != nil }
+        let showWorker = spansWorkers
         var header = ["TID", "NAME", "STATE", "PRI", "PARENT", "SWITCHES", "CPU ms", "STACK", "USED", "WAIT"]
         if showWorker { header.insert("WORKER", at: 3) }
         let rightAligned: Set<String> = ["TID", "WORKER", "PRI", "PARENT", "SWITCHES", "CPU ms", "STACK", "USED"]
@@ -218,8 +223,8 @@ extension ControlBlockTable {
                     registers: registers,
                     isCancelled: t.has(.flagCancelled),
                     isMain: t.has(.flagMain),
-                    worker: p.worker < 0 ? nil : Int(p.worker),
-                    migrations: p.worker < 0 ? nil : Int(obj?.migrations ?? 0)))
+                    worker: max(0, Int(p.worker)),  // a runtime of one worker is worker 0
+                    migrations: Int(obj?.migrations ?? 0)))
         }
         return ThreadTable(
             threads: infos, takenAtSeconds: seconds(nowTick &- startTick), switches: switches,

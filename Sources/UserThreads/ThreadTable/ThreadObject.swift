@@ -56,7 +56,7 @@ class ThreadObject: WaitQueue {
     @usableFromInline @exclusivity(unchecked) final var contents = Contents.empty
     /// Set when the stored result holds no references (a `.success` of a trivial type), so that
     /// keeping the object after its last handle is gone is unobservable: the scheduler may then
-    /// reuse it for a later spawn (Scheduler.reap, `reusableObject`).
+    /// reuse it for a later spawn (Scheduler.reap, `spawnKept`).
     @usableFromInline @exclusivity(unchecked) final var resultIsTrivial = false
     /// Inline room for the body closure (16 bytes) or a small result.
     @usableFromInline @exclusivity(unchecked) final var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
@@ -85,11 +85,15 @@ class ThreadObject: WaitQueue {
     /// not in the kernel thread, so they travel with an M:N thread that migrates.
     @exclusivity(unchecked) final var locals: [ObjectIdentifier: Any]?
     /// M:N only (kept out of the 256-byte control block): errno while switched out,
-    /// the worker whose table holds the row (and whose pool the stack), and how often it moved.
+    /// the worker whose table holds the row (and whose pool the stack), how often it moved.
     /// (A migrating M:N thread's cross-worker state is its object itself: `MNThreadObject`.)
     @exclusivity(unchecked) final var savedErrno: Int32 = 0
     @exclusivity(unchecked) final var home: Int32 = 0
     @exclusivity(unchecked) final var migrations: Int32 = 0
+    /// The descriptor of its last I/O wait on an M:N worker (-1: none since it last moved):
+    /// the worker it leaves drops its idle registration of it (Reactor.swift, "Threads that
+    /// waited on a descriptor move").
+    @exclusivity(unchecked) final var lastDescriptor: Int32 = -1
     /// Whether this is an M:N thread's object (the subclass), whose finish, cancel and join
     /// other kernel threads see through its atomic flags rather than the fields above: one
     /// load and a predicted branch in `UThread`'s join instead of a dynamic cast.

@@ -1,35 +1,45 @@
-// Layer 4: the slab of finished thread objects a runtime keeps for reuse.
+// Layer 4: the slab of finished threads a runtime keeps for reuse — row, stack and object.
 //
 // Design. A spawn+join that allocates its thread object pays malloc, free, init and deinit
-// (~300 instructions, ThreadObject.swift). The scheduler therefore keeps the objects of
-// threads that finished with a trivial result (ThreadObject's "Reuse": nothing observable is
-// kept) and hands them to later spawns. This slab is where it keeps them: a LIFO array of
-// unretained references that own the row's former +1, `capacity` at most. `take` pops the
-// most recently kept object and returns it only if nothing else references it any more
-// (`isKnownUniquelyReferenced`); an object a handle still references is let go (its handles
-// free it), not put back, so a slab never fills with objects it cannot use. The most recent
-// first: the object whose handle was dropped last is the likeliest to be free, and to be in
-// the cache.
+// (~300 instructions, ThreadObject.swift), and one that takes a row from the table and a stack
+// from the pool, and gives them back at the exit, pays two free-list pops and pushes, the
+// zeroing of all 256 bytes of the row, and the row's stack, runtime and worker fields written
+// again (~70 instructions, callgrind). The scheduler therefore keeps a thread that finished
+// with a trivial result (ThreadObject's "Reuse": nothing observable is kept) whole: its row,
+// which still names its stack and its object, goes into this slab, and a later spawn takes the
+// three together. The row is free (state FREE, not counted live, skipped by every walk of the
+// table, the fault handler and the debuggers); its stack counts as pooled, not in use
+// (StackPool.keepAside); its `object` field owns the row's former +1 on the object. A spawn
+// that takes a row resets only the fields a thread's life may have changed and spawn does not
+// write (Scheduler.spawnKept); the stack's four fields, `runtime`, `worker` and `object` stay.
 //
-// Capacity. 1,024 objects (~200 bytes each: ~200 KiB at most per runtime, against a stack
-// pool of up to 4,096 stacks), so that "spawn a batch, then join it" reuses every object of a
-// batch of up to 1,024 threads, not one.
+// `take` pops the most recently kept row (the likeliest to be in the cache, and whose object's
+// last handle was dropped last, so the likeliest to be free): the caller reuses its object if
+// nothing else references it any more (`isKnownUniquelyReferenced`), else lets go of it (its
+// handles free it) and gives the row a new one.
 //
-// M:1 only (Scheduler.release): under M:N a handle may be released on another kernel thread,
-// and the uniqueness test would have to synchronise with it.
+// Capacity. 1,024 rows (a row is in the table's chunks anyway; ~200 bytes per object and the
+// stack's touched pages, which the pool would keep too), so that "spawn a batch, then join it"
+// reuses every row of a batch of up to 1,024 threads, not one.
 //
-// Rejected: one slot (reused the object of a spawn-join loop, but a batch allocated all but
-// one); a free list recycled from the object's deinit (Swift has no hook between a class
-// instance's deinit and its deallocation); a Swift Array (its append and popLast check
-// uniqueness and capacity on every call).
+// M:1 only (Scheduler.reapOwnExit, reap): under M:N a handle may be released on another kernel
+// thread, and the uniqueness test would have to synchronise with it.
+//
+// Rejected: keeping only the object (the previous design: row and stack went back to their own
+// free lists and were taken again, ~70 instructions per spawn+join); one slot (reused the
+// object of a spawn-join loop, but a batch allocated all but one); a free list recycled from
+// the object's deinit (Swift has no hook between a class instance's deinit and its
+// deallocation); a Swift Array (its append and popLast check uniqueness and capacity on every
+// call); zeroing the reused row and writing every field again (16 vector stores, and the
+// stack's fields reloaded).
 
 /// A struct stored in its scheduler (not a class it points to: one load less on the spawn and
-/// exit paths); the scheduler calls `destroy` when it goes.
+/// exit paths); the scheduler empties it (`take` until nil) and calls `destroy` when it goes.
 struct ThreadObjectSlab {
-    /// The most objects kept.
+    /// The most rows kept.
     static let capacity = 1024
-    private let slots = UnsafeMutablePointer<Unmanaged<ThreadObject>>.allocate(capacity: capacity)
-    /// Objects kept now.
+    private let slots = UnsafeMutablePointer<ControlBlock>.allocate(capacity: capacity)
+    /// Rows kept now.
     private(set) var count = 0
 
     /// Whether `keep` has no room.
@@ -37,35 +47,25 @@ struct ThreadObjectSlab {
         @inline(__always) get { count == Self.capacity }
     }
 
-    /// Keeps `object`, taking over the caller's reference. The slab must not be full. O(1).
+    /// Keeps a finished row with its stack and its `object` reference. The slab must not be
+    /// full. O(1).
     @inline(__always)
-    mutating func keep(_ object: Unmanaged<ThreadObject>) {
-        slots[count] = object
+    mutating func keep(_ row: ControlBlock) {
+        slots[count] = row
         count &+= 1  // below `capacity`
     }
 
-    /// The most recently kept object, if nothing else references it; else nil, and the slab
-    /// lets go of that object (its handles free it). O(1).
+    /// The most recently kept row, if any; the caller takes over its stack and object. O(1).
     @inline(__always)
-    mutating func take() -> ThreadObject? {
+    mutating func take() -> ControlBlock? {
         guard count > 0 else { return nil }
         count &-= 1
-        var object = slots[count].takeRetainedValue()
-        guard isKnownUniquelyReferenced(&object) else { return nil }
-        return object
+        return slots[count]
     }
 
-    /// Lets go of every object (the runtime ends).
-    mutating func removeAll() {
-        while count > 0 {
-            count -= 1
-            slots[count].release()
-        }
-    }
-
-    /// Lets go of every object and frees the slots. The slab is unusable after it.
+    /// Frees the slots. The slab must be empty, and is unusable after it.
     mutating func destroy() {
-        removeAll()
+        precondition(count == 0, "ThreadObjectSlab: destroyed with \(count) rows kept")
         slots.deallocate()
     }
 }

@@ -4,7 +4,10 @@
 // epoll_pwait, nanosleep, clock_nanosleep, usleep, sleep, getaddrinfo — park the calling user
 // thread instead of blocking its kernel thread. Outside a user thread each is the real call.
 // socket, socketpair, pipe, pipe2, dup, dup2, dup3, fcntl, fcntl64, ioctl, fclose,
-// close_range, posix_spawn, posix_spawnp, system and popen keep its record of each descriptor's mode.
+// close_range, posix_spawn, posix_spawnp, system, popen, open, openat, eventfd, timerfd_create,
+// signalfd and inotify_init keep its record of each descriptor's mode;
+// sigaction, signal, bsd_signal, sysv_signal and siginterrupt let a signal's handler interrupt
+// a parked call as it would the real one (jacket_signal.c).
 // The design essay is in jacket_core.c; the runtime's side in UserThreads' IO/JacketHooks.swift.
 #ifndef UTHREADS_JACKET_H
 #define UTHREADS_JACKET_H

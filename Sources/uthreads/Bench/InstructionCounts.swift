@@ -77,11 +77,32 @@ enum InstructionCounts {
                 for _ in 0..<count { UThread.checkpoint() }
             }
         case "channel-shared":  // not measured by --instructions: a profile of the shared path
-            try UThreadRuntime.runHybrid(workers: 1) {
+            // Two workers, so the channel takes its path for several kernel threads; both
+            // threads on worker 0, so no handoff crosses them.
+            try UThreadRuntime.run(workers: 2) {
+                UThread.pin()
                 try pingPong(count) { body in
-                    let echo = UThread(body)
-                    return { try echo.join() }
+                    do {
+                        let echo = try UThread.spawn(onWorker: 0, body)
+                        return { try echo.join() }
+                    } catch {
+                        return { throw error }
+                    }
                 }
+            }
+        case "spawn-batch", "spawn-batch-2":  // not measured by --instructions: profiles of spawn+join in
+            // batches of 1000 (`bench parallel --only spawn`) on one worker and on two
+            try UThreadRuntime.run(workers: key == "spawn-batch" ? 1 : 2) {
+                func batches(_ n: Int) throws {
+                    var done = 0
+                    while done < n {
+                        let threads = (0..<min(1000, n - done)).map { _ in UThread {} }
+                        for t in threads { try t.join() }
+                        done += threads.count
+                    }
+                }
+                try batches(1000)  // the stack pool warm
+                try batches(count)
             }
         default:
             throw ValidationError("unknown loop '\(key)' (loops: \(operations.map(\.key).joined(separator: ", ")))")
@@ -205,7 +226,9 @@ struct BenchLoopCommand: ParsableCommand {
 
     func validate() throws {
         guard count >= 0 else { throw ValidationError("COUNT must be ≥ 0") }
-        guard InstructionCounts.operations.contains(where: { $0.key == operation }) || operation == "channel-shared"
+        guard
+            InstructionCounts.operations.contains(where: { $0.key == operation })
+                || ["channel-shared", "spawn-batch", "spawn-batch-2"].contains(operation)
         else {
             throw ValidationError(
                 "unknown loop '\(operation)' (loops: \(InstructionCounts.operations.map(\.key).joined(separator: ", ")))"

@@ -2,26 +2,27 @@
 import ArgumentParser
 import CUThreads
 import Glibc
+import Synchronization
 import UserThreads
 
 struct BenchParallelCommand: BenchSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "parallel",
         abstract:
-            "M:N runtime: CPU-bound fork-join, yield-heavy threads balanced only by migration, and spawn+join on 1 worker vs all CPUs; a 1,000,000-spawn stress run; HTTP (uthreads serve under wrk)."
+            "M:N runtime: CPU-bound fork-join, yield-heavy threads balanced only by migration, and spawn+join on 1 worker vs all CPUs; a 1,000,000-spawn stress run; HTTP (uthreads serve under wrk); threads that wait on a pipe, then compute."
     )
     @OptionGroup var options: BenchOptions
-    @Option(help: "Run only these groups (comma-separated: fork-join, migrate, spawn, stress, http).")
+    @Option(help: "Run only these groups (comma-separated: fork-join, migrate, spawn, stress, http, pipe-wait).")
     var only: String?
     @Option(help: "Worker counts to measure (comma-separated; default 1, 2 and the CPU count). Ratios need 1.")
     var workers: String?
     static var groups: [(BenchReport, BenchOptions) throws -> Void] {
         [
             ParallelBenchRuns.forkJoin, ParallelBenchRuns.migrate, ParallelBenchRuns.spawn, ParallelBenchRuns.stress,
-            ParallelBenchRuns.http,
+            ParallelBenchRuns.http, ParallelBenchRuns.pipeWait,
         ]
     }
-    static let groupNames = ["fork-join", "migrate", "spawn", "stress", "http"]
+    static let groupNames = ["fork-join", "migrate", "spawn", "stress", "http", "pipe-wait"]
 
     func validate() throws {
         if let workers {
@@ -92,7 +93,7 @@ enum ParallelBenchmarks {
     ) {
         let cpu0 = processCPUSeconds()
         let start = uthreads_monotonic_ns()
-        let sum = try UThreadRuntime.runHybrid(workers: workers, policy: policy) { () -> UInt64 in
+        let sum = try UThreadRuntime.run(workers: workers, policy: policy) { () -> UInt64 in
             let threads = (0..<tasks).map { i in UThread { crunch(UInt64(i), iterations) } }
             let r = try threads.reduce(0) { try $0 &+ $1.join() }
             if verbose { print("  workers \(workers): \(UThread.runtime!.statistics)") }
@@ -120,7 +121,7 @@ enum ParallelBenchmarks {
     ) {
         let cpu0 = processCPUSeconds()
         let start = uthreads_monotonic_ns()
-        let (sum, migrations) = try UThreadRuntime.runHybrid(workers: workers, policy: policy) { () -> (UInt64, Int) in
+        let (sum, migrations) = try UThreadRuntime.run(workers: workers, policy: policy) { () -> (UInt64, Int) in
             let ts = (0..<threads).map { i in
                 UThread.startingHere { () -> UInt64 in
                     var x = UInt64(i)
@@ -177,7 +178,7 @@ enum ParallelBenchmarks {
             }
             return sum
         }
-        let (ns, sum) = try UThreadRuntime.runHybrid(workers: workers) { () -> (UInt64, Int) in
+        let (ns, sum) = try UThreadRuntime.run(workers: workers) { () -> (UInt64, Int) in
             let start = uthreads_monotonic_ns()
             var sum = 0
             if spawners == 1 {
@@ -254,22 +255,10 @@ enum ParallelBenchRuns {
         print(
             "\n-- migration: \(threads) yield-heavy threads all started by worker 0, \(slices) CPU slices each (ms wall time)"
         )
-        var samples: [Int: [Double]] = [:]
-        var moved: [Int: [Double]] = [:]
-        var cpu: [Int: [Double]] = [:]
-        var checksum: UInt64?
-        for _ in 0..<o.repetitions {
-            for w in workerCounts {
-                let s = try ParallelBenchmarks.yieldingMs(
-                    workers: w, threads: threads, slices: slices, iterations: iterations)
-                checksum = checksum ?? s.checksum
-                guard s.checksum == checksum else {
-                    throw ValidationError("migration checksum differs with \(w) workers")
-                }
-                samples[w, default: []].append(s.ms)
-                moved[w, default: []].append(Double(s.migrations))
-                cpu[w, default: []].append(s.cpu)
-            }
+        let (samples, moved, cpu) = try sampleByWorkers(o, "migration") { w in
+            let s = try ParallelBenchmarks.yieldingMs(
+                workers: w, threads: threads, slices: slices, iterations: iterations)
+            return (s.ms, s.checksum, Double(s.migrations), s.cpu)
         }
         let one = samples[1].map(median)
         for w in workerCounts {
@@ -417,5 +406,129 @@ enum HTTPLoad {
         let fields = text[text.index(after: close)...].split(separator: " ")  // fields 3, 4, ...
         guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return .nan }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
+
+// MARK: Pipe-wait-then-compute
+
+extension ParallelBenchmarks {
+    /// What one pipe-wait-then-compute run measured.
+    struct PipeWaitRun {
+        var ms: Double
+        var checksum: UInt64
+        /// Threads that ran on more than one worker after their pipe wait.
+        var movedShare: Double
+        var cpu: Double
+    }
+
+    /// Wall time (ms) of `threads` M:N threads that worker 0 starts itself, each first waiting
+    /// on its own pipe (its descriptor is then in a reactor's epoll set), woken by main's write,
+    /// then running `slices` CPU-bound slices with a yield between them. Only migration of
+    /// threads that waited on a descriptor can put a second worker to use.
+    static func pipeWaitThenComputeMs(workers: Int, threads: Int, slices: Int, iterations: Int) throws -> PipeWaitRun {
+        let cpu0 = processCPUSeconds()
+        let start = uthreads_monotonic_ns()
+        let (sum, moved) = try UThreadRuntime.run(workers: workers, policy: policy) { () -> (UInt64, Int) in
+            let pipes = try (0..<threads).map { _ in try IO.pipe() }
+            let waiting = BenchCounter()
+            let ts = pipes.enumerated().map { i, p in
+                UThread.startingHere { () -> (UInt64, Bool) in
+                    var byte: UInt8 = 0
+                    waiting.add()
+                    _ = try withUnsafeMutableBytes(of: &byte) { try IO.read(p.read, into: $0) }  // waits
+                    let first = UThread.worker
+                    var elsewhere = false
+                    var x = UInt64(i) &+ UInt64(byte)
+                    for _ in 0..<slices {
+                        x = crunch(x, iterations)
+                        UThread.yield()
+                        if UThread.worker != first { elsewhere = true }
+                    }
+                    return (x, elsewhere)
+                }
+            }
+            // Every thread has started and is about to park on its empty pipe (it parks with no
+            // safe point after counting itself); then each is woken by a byte.
+            while waiting.value < threads { UThread.yield() }
+            UThread.yield()
+            var one: UInt8 = 1
+            for p in pipes { _ = try withUnsafeBytes(of: &one) { try IO.write(p.write, all: $0) } }
+            var sum: UInt64 = 0
+            var moved = 0
+            for t in ts {
+                let (x, elsewhere) = try t.join()
+                sum &+= x
+                if elsewhere { moved += 1 }
+            }
+            for p in pipes {
+                try IO.close(p.read)
+                try IO.close(p.write)
+            }
+            if verbose { print("  workers \(workers): \(UThread.runtime!.statistics)") }
+            return (sum, moved)
+        }
+        let wall = Double(uthreads_monotonic_ns() - start) / 1e9
+        return PipeWaitRun(
+            ms: wall * 1e3, checksum: sum, movedShare: Double(moved) / Double(threads),
+            cpu: (processCPUSeconds() - cpu0) / wall)
+    }
+}
+
+/// A counter shared by the threads of one benchmark run.
+final class BenchCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    func add() { count.wrappingAdd(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}
+
+extension ParallelBenchRuns {
+    /// Runs `measure` (ms, checksum, one more figure, CPUs busy) `o.repetitions` times for
+    /// every worker count, the counts interleaved, and checks that every run computed the same
+    /// checksum; the samples by worker count.
+    static func sampleByWorkers(
+        _ o: BenchOptions, _ group: String, _ measure: (Int) throws -> (Double, UInt64, Double, Double)
+    ) throws -> (ms: [Int: [Double]], extra: [Int: [Double]], cpu: [Int: [Double]]) {
+        var samples: [Int: [Double]] = [:]
+        var extra: [Int: [Double]] = [:]
+        var cpu: [Int: [Double]] = [:]
+        var checksum: UInt64?
+        for _ in 0..<o.repetitions {
+            for w in workerCounts {
+                let (ms, sum, x, busy) = try measure(w)
+                checksum = checksum ?? sum
+                guard sum == checksum else { throw ValidationError("\(group) checksum differs with \(w) workers") }
+                samples[w, default: []].append(ms)
+                extra[w, default: []].append(x)
+                cpu[w, default: []].append(busy)
+            }
+        }
+        return (samples, extra, cpu)
+    }
+
+    /// Threads started by one thread that wait on a pipe, then compute with a yield every
+    /// ~17 µs: 1 worker vs more, and the share of threads seen on more than one worker after
+    /// their wait (they move only if a descriptor wait does not pin them).
+    static func pipeWait(_ r: BenchReport, _ o: BenchOptions) throws {
+        let threads = o.scaled(16, quick: 4)
+        let slices = o.scaled(500, quick: 50)
+        let iterations = 10_000
+        print(
+            "\n-- pipe-wait-then-compute: \(threads) threads started by worker 0, each waits on its pipe, then \(slices) CPU slices with yields (ms wall time)"
+        )
+        let (samples, moved, cpu) = try sampleByWorkers(o, "pipe-wait") { w in
+            let s = try ParallelBenchmarks.pipeWaitThenComputeMs(
+                workers: w, threads: threads, slices: slices, iterations: iterations)
+            return (s.ms, s.checksum, s.movedShare, s.cpu)
+        }
+        let one = samples[1].map(median)
+        for w in workerCounts {
+            r.add(
+                group: "parallel",
+                name: "M:N pipe-wait-then-compute, started on worker 0, \(w) worker\(w == 1 ? "" : "s")",
+                unit: "ms", samples: samples[w]!,
+                note: (w == 1 || one == nil ? "" : "speedup \((one! / median(samples[w]!)).fixed(2))x vs 1 worker; ")
+                    + "threads seen on several workers \(Int((median(moved[w]!) * 100).rounded())) %; "
+                    + "CPUs busy \(median(cpu[w]!).fixed(2))")
+        }
     }
 }

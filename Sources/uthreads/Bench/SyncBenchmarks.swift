@@ -54,7 +54,7 @@ enum SyncBenchmarks {
     /// pair together): on 2 workers it crosses kernel threads on every message, on 1 worker it
     /// never does. Also the doorbells per handoff. Wall time.
     static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> (ns: Double, doorbells: Double) {
-        try UThreadRuntime.runHybrid(workers: workers) {
+        try UThreadRuntime.run(workers: workers) {
             UThread.pin()
             let ping = Channel<Int>(name: "ping")
             let pong = Channel<Int>(name: "pong")

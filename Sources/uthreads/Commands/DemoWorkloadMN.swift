@@ -6,7 +6,7 @@ enum MNDemoWorkload {
     /// Runs an M:N runtime with `workers` workers, parks one thread on each M:N primitive
     /// (spread over the workers), takes the merged thread table, then releases everything.
     static func snapshot(workers: Int) throws -> ThreadTable {
-        try UThreadRuntime.runHybrid(workers: workers) { () -> ThreadTable in
+        try UThreadRuntime.run(workers: workers) { () -> ThreadTable in
             let accounts = UMutex(name: "accounts")
             let jobs = Channel<Int>(name: "jobs")
             let quit = Channel<Void>(name: "quit")

@@ -130,7 +130,7 @@ struct SelfTestCommand: ParsableCommand {
                 throw ValidationError("dump-on-signal-workers needs WORKERS")
             }
             try runOnOwnKernelThread {
-                try UThreadRuntime.runHybrid(workers: workers) {
+                try UThreadRuntime.run(workers: workers) {
                     try KnownStates.withSleeperOnEachWorker(workers) {
                         print("ready")
                         fflush(nil)  // every stream: `stdout` is not concurrency-safe to name here
@@ -155,7 +155,7 @@ struct SelfTestCommand: ParsableCommand {
                     throw ValidationError("live-view: WORKERS must be at least 1")
                 }
                 let stop = paths[1]
-                try UThreadRuntime.runHybrid(workers: workers, configuration) {
+                try UThreadRuntime.run(workers: workers, configuration) {
                     try KnownStates.withSleeperOnEachWorker(workers) {
                         let give = ContinuousClock.now + .seconds(120)  // never outlive a lost test
                         while access(stop, F_OK) != 0 && ContinuousClock.now < give {
@@ -273,7 +273,7 @@ struct SelfTestCommand: ParsableCommand {
             // Stops under a debugger (SIGTRAP) with threads in known states; see tools/gdb. With
             // WORKERS, an M:N runtime with a sleeping thread pinned to each worker.
             if let workers = paths.first.flatMap({ Int($0) }), workers >= 1 {
-                try UThreadRuntime.runHybrid(workers: workers) {
+                try UThreadRuntime.run(workers: workers) {
                     try KnownStates.withSleeperOnEachWorker(workers) { raise(SIGTRAP) }
                 }
                 return
@@ -387,7 +387,7 @@ enum ForeignCanceller {
     static func scenario(viaTask: Bool, workers: Int?) throws {
         let outcome: String
         if let workers {
-            outcome = try UThreadRuntime.runHybrid(workers: workers) { () -> String in
+            outcome = try UThreadRuntime.run(workers: workers) { () -> String in
                 let handles = Channel<Sent>()
                 let sleeper = UThread(name: "sleeper") { () -> String in
                     try handles.send(Sent(handle: UThread.current))

@@ -64,7 +64,7 @@ struct StackOverflowScenario {
             let (name, size) = (threadName, stackSize)
             // On the last worker: with two or more, a kernel thread other than the process's
             // first, so the handler must find the thread through that kernel thread's current.
-            try UThreadRuntime.runHybrid(workers: workers, configuration) {
+            try UThreadRuntime.run(workers: workers, configuration) {
                 let overflowing = try UThread.spawn(name: name, onWorker: workers - 1, stackSize: size, body)
                 let neighbour = try UThread.spawn(name: "neighbour", onWorker: workers - 1, stackSize: size) {}
                 try overflowing.join()

@@ -49,4 +49,46 @@ int probe_fionbio(int fd, int on);
 /// exits: kernel + 2 * fcntl's view, or -errno when fork or waitpid failed.
 int probe_fork_nonblocking(int fd);
 
+/// The blocking calls of the signal scenarios (probe_signal_call).
+enum {
+    PROBE_SIGNAL_READ = 0,             ///< read(fd, 1 byte)
+    PROBE_SIGNAL_POLL = 1,             ///< poll(fd, POLLIN, -1)
+    PROBE_SIGNAL_NANOSLEEP = 2,        ///< nanosleep(30 s); extra: 1 when the time left is in (0, 30] s
+    PROBE_SIGNAL_PPOLL_BLOCKING = 3,   ///< ppoll(fd, POLLIN, no timeout, a mask blocking SIGUSR1)
+    PROBE_SIGNAL_PPOLL_EMPTY_MASK = 4, ///< ppoll(fd, POLLIN, no timeout, an empty mask)
+    PROBE_SIGNAL_PSELECT_EMPTY_MASK = 5,   ///< pselect(fd readable, no timeout, an empty mask)
+    PROBE_SIGNAL_EPOLL_PWAIT_BLOCKING = 6, ///< epoll_pwait on a set of fd, no timeout, a mask blocking SIGUSR1
+};
+/// probe_signal_handler's other ways to install the handler (`restart` 0 and 1: sigaction).
+enum {
+    PROBE_HANDLER_SIGNAL = 2,                 ///< signal(3): SA_RESTART, the C library's BSD semantics
+    PROBE_HANDLER_SIGNAL_SIGINTERRUPT = 3,    ///< signal(3), then siginterrupt(sig, 1): no SA_RESTART
+};
+/// Installs a handler for `sig` that counts its runs, with sigaction, SA_RESTART when
+/// `restart` is 1 (0: without), or with signal(3) (PROBE_HANDLER_*): 0 or errno.
+int probe_signal_handler(int sig, int restart);
+/// How many times the handler ran.
+int probe_signal_count(void);
+/// 1 when sigaction reads back the handler as installed (the handler, SA_RESTART when `restart`).
+int probe_signal_readback(int sig, int restart);
+/// The blocking call `which` (PROBE_SIGNAL_*) on `fd`.
+probe_result probe_signal_call(int which, int fd);
+/// The real calls: runs the call `which` on the pipe end `r` on a new kernel thread, sends it
+/// `sig` (pthread_kill) once it sleeps in the kernel, and once it sleeps again (a call the
+/// signal did not end) writes a byte to `w`; returns the call's result.
+probe_result probe_signal_real(int which, int r, int w, int sig);
+
+/// close(2) as the system call itself, unseen by the jacket: 0 or errno.
+int probe_raw_close(int fd);
+/// A non-blocking eventfd made by the system call itself (unseen by the jacket), or -errno.
+int probe_raw_eventfd_nonblocking(void);
+/// /dev/null opened (blocking) by the system call itself, or -errno.
+int probe_raw_open_null(void);
+/// read(fd) of 8 bytes (an eventfd's counter).
+probe_result probe_read8(int fd);
+
+/// A new FIFO at `path`, opened blocking for reading and writing with open(2) (then
+/// unlinked), or -errno.
+int probe_open_fifo(const char *path);
+
 #endif

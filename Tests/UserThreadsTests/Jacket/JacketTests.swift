@@ -142,6 +142,41 @@ struct JacketTests {
         #expect(out.contains("after kernel=0 record=0"), "\(out)")
     }
 
+    @Test(
+        "a signal's handler interrupts a parked jacketed call as it does the real call: EINTR without SA_RESTART (sigaction, or signal and siginterrupt), a restarted read with it, poll and nanosleep never restarted, the masks of ppoll, pselect and epoll_pwait honoured",
+        arguments: [1, 2])
+    func signalsInterruptParkedCalls(workers: Int) throws {
+        let out = try probe(["signals"], workers: workers)
+        let expected = [
+            "read-interrupting -1/\(EINTR)", "read-restarting 1/0", "read-signal 1/0", "read-siginterrupt -1/\(EINTR)",
+            "poll-restarting -1/\(EINTR)", "nanosleep-restarting -1/\(EINTR) left=1", "ppoll-blocking-mask 1/0",
+            "epoll-pwait-blocking-mask 1/0", "pselect-empty-mask -1/\(EINTR)", "ppoll-empty-mask -1/\(EINTR)",
+        ]
+        for line in expected {
+            #expect(out.contains("real \(line)\n"), "\(out)")
+            #expect(out.contains("jacket \(line)\n"), "\(out)")  // nothing else watched: parked as before
+            #expect(out.contains("jacket+usr2 \(line)\n"), "\(out)")  // every call watched, each woken
+        }
+        #expect(out.contains("readback=1 handled=30"), "\(out)")  // sigaction reads the program's handler back
+    }
+
+    @Test("the runtime's thread-dump signal does not interrupt a parked jacketed poll")
+    func dumpSignalInterruptsNothing() throws {
+        let out = try probe(["dump-signal"])
+        #expect(out.contains("poll-after-dump=1/0"), "\(out)")
+    }
+
+    @Test(
+        "a descriptor closed or reused behind the jacket's back loses its stale record: EAGAIN from a non-blocking eventfd, EBADF, F_GETFL of a blocking file, a FIFO from open whose read parks",
+        arguments: [1, 2])
+    func staleRecords(workers: Int) throws {
+        let out = try probe(["stale"], workers: workers)
+        #expect(out.contains("eventfd same-number=true read=-1/\(EAGAIN) record=0"), "\(out)")
+        #expect(out.contains("closed read=-1/\(EBADF) record=0"), "\(out)")
+        #expect(out.contains("reopened same-number=true view=0 record=0"), "\(out)")
+        #expect(out.contains("fifo same-number=true record=0 read=1/0 ticks=3"), "\(out)")
+    }
+
     @Test("usleep becomes a user-thread sleep: two overlap and a ticker runs")
     func sleeps() throws {
         #expect(try probe(["sleep"]).contains("sleepers=2 ticked=true"))

@@ -50,7 +50,7 @@ func myRow() -> ThreadInfo? {
 @Suite(.timeLimit(.minutes(1))) struct MNRuntimeTests {
     @Test func runsMainAndReturnsItsValue() throws {
         #expect(try UThreadRuntime.run(workers: 2) { 6 * 7 } == 42)
-        #expect(try UThreadRuntime.runHybrid(workers: 1) { UThread.worker } == 0)
+        #expect(try UThreadRuntime.run(workers: 1) { UThread.worker } == 0)
         let joined = try UThreadRuntime.run(workers: 2) {
             try (1...10).map { n in UThread { n * n } }.reduce(0) { try $0 + $1.join() }
         }
@@ -66,9 +66,8 @@ func myRow() -> ThreadInfo? {
         #expect(
             expectError(sameCaseAs: .invalidConfiguration("")) { try UThreadRuntime.run(workers: 2, config) { 1 } }?
                 .contains("virtual clock") == true)
-        let nested = try UThreadRuntime.runHybrid(workers: 1) { () -> Bool in
-            do { try UThreadRuntime.runHybrid(workers: 1) { 1 } } catch UThreadError.nestedRuntime { return true } catch
-            {}
+        let nested = try UThreadRuntime.run(workers: 1) { () -> Bool in
+            do { try UThreadRuntime.run(workers: 1) { 1 } } catch UThreadError.nestedRuntime { return true } catch {}
             return false
         }
         #expect(nested)
@@ -111,8 +110,8 @@ func myRow() -> ThreadInfo? {
     }
 
     @Test func threadTableShowsTheWorker() throws {
-        let m1 = try UThreadRuntime.run { myRow()?.worker }
-        #expect(m1 == nil)
+        let one = try UThreadRuntime.run { myRow()?.worker }
+        #expect(one == 0)
         let rows = try UThreadRuntime.run(workers: 2) { () -> [Int?] in
             [myRow()?.worker, UThread.worker]
         }
@@ -352,7 +351,7 @@ func myRow() -> ThreadInfo? {
     /// One worker, so nothing can start the thread before main cancels it (with two, an idle
     /// worker may steal and run it first).
     @Test func cancelBeforeStart() throws {
-        let r = try UThreadRuntime.runHybrid(workers: 1) { () -> Bool in
+        let r = try UThreadRuntime.run(workers: 1) { () -> Bool in
             let t = UThread { () -> Bool in UThread.isCancelled }
             t.cancel()
             return try t.join()

@@ -74,7 +74,7 @@ import Testing
     /// worker (under one worker `spawn(onWorker:)` throws it at once, as `spawn` does).
     @Test func aStartFailureEndsTheThreadWithItsError() throws {
         for workers in [1, 2] {
-            let failures = try UThreadRuntime.runHybrid(workers: workers) { () -> Int in
+            let failures = try UThreadRuntime.run(workers: workers) { () -> Int in
                 var failures = 0
                 var threads = [UThread(stackSize: 1) { 1 }, UThread(pinned: true, stackSize: 1) { 1 }]
                 do {

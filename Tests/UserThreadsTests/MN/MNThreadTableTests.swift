@@ -37,9 +37,14 @@ import Testing
         #expect(text.split(separator: "\n").contains { $0.contains("waits-on-1") && $0.contains("blocked") })
     }
 
-    @Test func m1TableHasNoWorkerColumn() throws {
+    /// One worker: the same fields (1 worker, every row on worker 0, every worker answered),
+    /// and no WORKER column, which would say 0 on every row.
+    @Test func aOneWorkerTableSaysOneWorkerWithoutAWorkerColumn() throws {
         let table = try UThreadRuntime.run { UThreadRuntime.threadTable() }
-        #expect(table.workers == nil)
+        #expect(table.workers == 1)
+        #expect(table.unansweredWorkers == [])
+        #expect(table.threads.allSatisfy { $0.worker == 0 && $0.migrations == 0 })
         #expect(!table.render().contains("WORKER"))
+        #expect(table.render().contains("; 1 worker\n"))
     }
 }

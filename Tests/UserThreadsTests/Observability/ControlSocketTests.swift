@@ -3,25 +3,17 @@ import Foundation
 import Testing
 @testable import UserThreads
 
-/// The control socket under any number of workers (0: `run {}`), and its server's behaviour
+/// The control socket under any number of workers, and its server's behaviour
 /// with clients that do not play along: every client is served at once, each has a read and a
 /// write deadline, and stopping never waits for one.
 @Suite(.timeLimit(.minutes(2))) struct ControlSocketTests {
-    /// Runs `body` on the main thread of `run {}` (workers 0) or `run(workers:)`, with a
-    /// sleeping thread "sleeper K" on each worker K (one "sleeper 0" under `run {}`).
+    /// Runs `body` on the main thread of `run(workers:)`, with a sleeping thread "sleeper K"
+    /// on each worker K.
     static func withSleepers<R: Sendable>(
         workers: Int, _ configuration: UThreadRuntime.Configuration,
         _ body: @escaping @Sendable () throws -> R
     ) throws -> R {
-        guard workers > 0 else {
-            return try UThreadRuntime.run(configuration) {
-                let sleeper = UThread(name: "sleeper 0") { try UThread.sleep(for: .seconds(3600)) }
-                UThread.yield()
-                defer { sleeper.cancel() }
-                return try body()
-            }
-        }
-        return try UThreadRuntime.runHybrid(workers: workers, configuration) {
+        return try UThreadRuntime.run(workers: workers, configuration) {
             let sleepers = try (0..<workers).map { k in
                 try UThread.spawn(name: "sleeper \(k)", onWorker: k) { try UThread.sleep(for: .seconds(3600)) }
             }
@@ -53,7 +45,7 @@ import Testing
         return result.withLock { $0 }
     }
 
-    @Test(arguments: [0, 1, 2])
+    @Test(arguments: [1, 2])
     func theControlSocketServesTheMergedTableAndDump(workers: Int) throws {
         let path = LiveViewTests.temporaryPath(".sock")
         var configuration = UThreadRuntime.Configuration()
@@ -67,26 +59,24 @@ import Testing
         #expect(bogus.map { String(decoding: $0, as: UTF8.self) }?.contains("unknown request 'bogus'") == true)
         let table = try JSONDecoder().decode(ThreadTable.self, from: try #require(tableData))
         let dump = try JSONDecoder().decode(ThreadDump.self, from: try #require(dumpData))
-        #expect(table.workers == (workers == 0 ? nil : workers))
-        #expect(dump.workers == (workers == 0 ? nil : workers))
+        #expect(table.workers == workers)
+        #expect(dump.workers == workers)
         #expect(dump.reason == "control socket")
-        if workers > 0 {
-            #expect(table.unansweredWorkers == [])
-            #expect(dump.unansweredWorkers == [])
-        }
-        for k in 0..<max(workers, 1) {
+        #expect(table.unansweredWorkers == [])
+        #expect(dump.unansweredWorkers == [])
+        for k in 0..<workers {
             let row = table.threads.first { $0.name == "sleeper \(k)" }
             #expect(row?.state == .sleeping, "sleeper \(k) in \(table)")
-            #expect(row?.worker == (workers == 0 ? nil : k))
+            #expect(row?.worker == k)
             let entry = dump.threads.first { $0.thread.name == "sleeper \(k)" }
-            #expect(entry?.thread.worker == (workers == 0 ? nil : k))
+            #expect(entry?.thread.worker == k)
             #expect(entry?.backtrace.isEmpty == false)
         }
         #expect(table.threads.contains { $0.name == "main" })
         #expect(!FileManager.default.fileExists(atPath: path), "the socket is removed when run returns")
     }
 
-    @Test(arguments: [0, 1, 2])
+    @Test(arguments: [1, 2])
     func aSilentClientBlocksNeitherOtherClientsNorRunsReturn(workers: Int) throws {
         let path = LiveViewTests.temporaryPath(".sock")
         var configuration = UThreadRuntime.Configuration()
@@ -109,7 +99,7 @@ import Testing
         #expect(read(silent, &byte, 1) <= 0, "without an answer")
     }
 
-    @Test(arguments: [0, 1, 2])
+    @Test(arguments: [1, 2])
     func anUnusableSocketPathIsAConfigurationError(workers: Int) {
         var configuration = UThreadRuntime.Configuration()
         configuration.controlSocket = "/nonexistent-dir/uthreads.sock"

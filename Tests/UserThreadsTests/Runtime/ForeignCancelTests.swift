@@ -32,7 +32,7 @@ struct ForeignCancelTests {
     /// wakes with CancellationError.
     @Test(arguments: [1, 2])
     func anMNThreadIsCancelledFromAnotherKernelThread(workers: Int) throws {
-        let error = try UThreadRuntime.runHybrid(workers: workers) { () -> String in
+        let error = try UThreadRuntime.run(workers: workers) { () -> String in
             let handles = Channel<Handed<UThreadHandle>>()
             let sleeper = UThread(name: "sleeper") { () -> String in
                 try handles.send(Handed(value: UThread.current))

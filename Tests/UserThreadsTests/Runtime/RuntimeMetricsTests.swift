@@ -124,7 +124,7 @@ struct RuntimeMetricsTests {
     @Test(arguments: [1, 2])
     func workersAreLabelledAndRuntimeWideCountersAreNot(workers: Int) throws {
         let metrics = TestMetrics()
-        try UThreadRuntime.runHybrid(workers: workers, reporting(to: metrics)) {
+        try UThreadRuntime.run(workers: workers, reporting(to: metrics)) {
             let threads = (0..<20).map { n in
                 UThread { () -> Int in
                     UThread.yield()

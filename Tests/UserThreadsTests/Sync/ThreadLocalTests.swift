@@ -23,4 +23,37 @@ struct ThreadLocalTests {
         }
         #expect(seen == Array(0..<8) + [-1])
     }
+
+    /// A thread's values are released when it exits, not before; `reset` clears the caller's.
+    @Test(arguments: syncWorkerCounts) func valuesAreReleasedAtExit(workers: Int) throws {
+        final class Tracker: Sendable {
+            let released: MNCounter
+            init(_ released: MNCounter) { self.released = released }
+            deinit { released.add() }
+        }
+        let released = try runOn(workers: workers) { () -> Int in
+            let id = ThreadLocal<Int>(default: -1)
+            let tracker = ThreadLocal<Tracker?>(default: nil)
+            let released = MNCounter()
+            id.value = 0
+            let threads = (1...10).map { i in
+                UThread { () -> Int in
+                    tracker.value = Tracker(released)
+                    id.value = i
+                    UThread.yield()
+                    #expect(released.count < 10)  // its own is still alive
+                    return id.value
+                }
+            }
+            for (i, t) in threads.enumerated() {
+                let v = try t.join()
+                #expect(v == i + 1)
+            }
+            #expect(id.value == 0)
+            id.reset()
+            #expect(!id.hasValue)
+            return released.count
+        }
+        #expect(released == 10)
+    }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 @testable import UserThreads
@@ -72,5 +73,79 @@ struct USemaphoreTests {
             try blocking { s.signal() }
             try t.join()
         }
+    }
+
+    @Test(arguments: syncWorkerCounts) func permitsAreHandedOffAndErrorsThrown(workers: Int) throws {
+        expectError(sameCaseAs: .invalidArgument("")) { try USemaphore(value: -1) }
+        let (maxInside, order, out) = try UThreadRuntime.run(workers: workers) { () -> (Int, [Int], [String]) in
+            // At most 2 inside at once, among 8 threads on both workers.
+            let slots = try USemaphore(value: 2, name: "slots")
+            let inside = MNCounter()
+            let maxInside = SharedAtomic(0)
+            let ts = try (0..<8).map { i in
+                try UThread.spawn(onWorker: i % workers) {
+                    for _ in 0..<200 {
+                        try slots.wait()
+                        inside.add()
+                        let now = inside.count
+                        var m = maxInside.load()
+                        while now > m,
+                            !maxInside.compareExchange(expected: m, desired: now).exchanged
+                        { m = maxInside.load() }
+                        UThread.yield()
+                        inside.add(-1)
+                        slots.signal()
+                    }
+                }
+            }
+            for t in ts { try t.join() }
+            #expect(slots.value == 2)
+            // FIFO: waiters parked in order get the permits in order.
+            let s = USemaphore()
+            let log = MNLog()
+            var waiters: [UThread<Void>] = []
+            for i in 0..<3 {
+                let t = try UThread.spawn(onWorker: (i + 1) % workers) {
+                    try s.wait()
+                    log.add("\(i)")
+                }
+                #expect(try waitUntilParked(t, .semaphore))
+                waiters.append(t)
+            }
+            for t in waiters {
+                s.signal()
+                try t.join()
+            }
+            var out: [String] = []
+            do { try s.wait(timeout: .milliseconds(2)) } catch UThreadError.timedOut { out.append("timedOut") }
+            #expect(!s.tryWait())
+            s.signal()
+            #expect(s.tryWait())
+            let cancelled = try UThread.spawn(onWorker: workers - 1) { () -> String in
+                do {
+                    try s.wait()
+                    return "got"
+                } catch is CancellationError { return "cancelled" }
+            }
+            #expect(try waitUntilParked(cancelled, .semaphore))
+            cancelled.cancel()
+            out.append(try cancelled.join())
+            s.signal()
+            #expect(s.value == 1)  // the cancelled waiter took no permit
+            let destroyed = try UThread.spawn(onWorker: workers - 1) { () -> String in
+                _ = s.tryWait()
+                do {
+                    try s.wait()
+                    return "got"
+                } catch UThreadError.closed { return "closed" }
+            }
+            #expect(try waitUntilParked(destroyed, .semaphore))
+            s.destroy()
+            out.append(try destroyed.join())
+            return (maxInside.load(), log.all.compactMap { Int($0) }, out)
+        }
+        #expect(maxInside >= 1 && maxInside <= 2)
+        #expect(order == [0, 1, 2])
+        #expect(out == ["timedOut", "cancelled", "closed"])
     }
 }

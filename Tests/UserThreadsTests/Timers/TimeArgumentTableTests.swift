@@ -240,7 +240,7 @@ struct TimeArgumentTableTests {
                 try m.unlock()
             })
         },
-        TimedCall(key: "UThread.swift join(timeout:deadline:)", parameters: .both, resource: .unavailable) {
+        TimedCall(key: "UThread+Workers.swift join(timeout:deadline:)", parameters: .both, resource: .unavailable) {
             let gate = Channel<Int>()
             let t = UThread { _ = try gate.receive() }
             return Prepared(
@@ -250,7 +250,7 @@ struct TimeArgumentTableTests {
                     try t.join()
                 })
         },
-        TimedCall(key: "UThread.swift join(timeout:deadline:)", parameters: .both, resource: .available) {
+        TimedCall(key: "UThread+Workers.swift join(timeout:deadline:)", parameters: .both, resource: .available) {
             let t = UThread {}
             try t.join()
             return Prepared(call: { try t.join(timeout: $0.timeout, deadline: $0.deadline) })
@@ -499,7 +499,8 @@ struct TimeArgumentTableTests {
 
     static let mn: [TimedCall] = [
         TimedCall(
-            key: "UThread.swift join(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
+            key: "UThread+Workers.swift join(timeout:deadline:)", parameters: .timeout, resource: .unavailable,
+            runtime: .mn
         ) {
             let gate = Channel<Int>()
             let t = UThread { _ = try gate.receive() }
@@ -625,9 +626,10 @@ struct TimeArgumentTableTests {
         TimedCall(
             key: "UOnce.swift run(timeout:deadline:_:)", parameters: .timeout, resource: .unavailable, runtime: .mn
         ) {
-            // Another thread is inside the once's body until the cleanup lets it out.
+            // Another thread is inside the once's body until the cleanup lets it out. Pinned:
+            // it starts at once, so the table lists it (a queued thread has no row yet).
             let (once, gate) = (UOnce(), USemaphore())
-            let holder = UThread(name: "once holder") { try once.run { try gate.wait() } }
+            let holder = UThread(name: "once holder", pinned: true) { try once.run { try gate.wait() } }
             try TimeArgumentTableTests.waitUntilParked { holder.id }
             return Prepared(
                 call: { try once.run(timeout: $0.t) {} },
@@ -703,10 +705,10 @@ struct TimeArgumentTableTests {
         return try await executor.run { try runM1(handed.value, argument) }
     }
 
-    /// The same on a one-worker M:N runtime (the M:N primitives need one).
+    /// The same on two workers (the primitives' paths for several kernel threads).
     static func runMN(_ row: TimedCall, _ argument: TimeArgument) throws -> (Outcome, Bool) {
         let handedRow = Handed(value: row)
-        return try UThreadRuntime.runHybrid(workers: 1) { () -> (Outcome, Bool) in
+        return try UThreadRuntime.run(workers: 2) { () -> (Outcome, Bool) in
             let prepared = Handed(value: try handedRow.value.prepare())
             defer { try? prepared.value.cleanup() }
             let limit = argument.limit(for: handedRow.value.parameters)

@@ -1,0 +1,35 @@
+import Testing
+@testable import UserThreads
+
+/// The M:N spawn path: a spawner's queued threads start on its worker, in batches before it
+/// parks (MNWorker.swift, "Refill in batches"), and keep the FIFO order there.
+@Suite(.timeLimit(.minutes(1))) struct MNSpawnPathTests {
+    /// Bursts of short threads spawned and then joined by one pinned thread: every thread runs
+    /// once with its own value, and on the spawner's worker the threads start in the order they
+    /// were spawned (a refill batch starts the oldest first; thieves and shedding take the
+    /// newest, which leaves the order of the rest as it was).
+    @Test(arguments: [1, 2])
+    func burstsStartInSpawnOrderOnEachWorker(workers: Int) throws {
+        let (log, sum) = try UThreadRuntime.run(workers: workers) { () -> ([(n: Int, worker: Int)], Int) in
+            UThread.pin()  // the spawner's worker is 0
+            let log = KernelLock<[(n: Int, worker: Int)]>([])
+            var sum = 0
+            for burst in 0..<20 {
+                let threads = (0..<100).map { i in
+                    UThread { () -> Int in
+                        let n = burst * 100 + i
+                        log.withLock { $0.append((n, UThread.worker)) }
+                        return n
+                    }
+                }
+                for t in threads { sum += try t.join() }
+            }
+            return (log.withLock { $0 }, sum)
+        }
+        #expect(log.count == 2000)
+        #expect(sum == 1999 * 2000 / 2)
+        #expect(Set(log.map(\.n)).count == 2000)
+        let order = log.filter { $0.worker == 0 }.map(\.n)
+        #expect(order == order.sorted())  // bursts too: each is joined before the next is spawned
+    }
+}

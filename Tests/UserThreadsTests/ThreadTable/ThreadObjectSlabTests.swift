@@ -1,0 +1,86 @@
+import Testing
+@testable import UserThreads
+
+/// A finished thread is kept whole (row, stack, object) for the next spawn: the next thread on
+/// that row shows nothing of the previous one, and the previous one's handles still answer for it.
+@Suite(.timeLimit(.minutes(1))) struct ThreadObjectSlabTests {
+    /// What a thread sees of itself, read inside it.
+    struct Seen: Equatable {
+        var id: ThreadID
+        var name: String
+        var cancelled: Bool
+        var local: Int
+        var priority: Int
+        var switches: UInt64
+        var waiting: Bool
+        var parent: ThreadID?
+        var stackBase: UInt64
+    }
+
+    static func seen(_ local: ThreadLocal<Int>) -> Seen {
+        let me = UThread.current
+        let row = UThreadRuntime.threadTable().threads.first { $0.id == me.id }!
+        return Seen(
+            id: me.id, name: me.name, cancelled: UThread.isCancelled, local: local.value, priority: row.priority,
+            switches: row.switches, waiting: row.waitReason != nil || row.deadlineInSeconds != nil,
+            parent: row.parentID, stackBase: row.stack.base)
+    }
+
+    /// The previous thread leaves a name, a priority, a thread-local value, switches, a timed
+    /// wait and the cancelled flag behind; the next one on its row starts clean, with a new id.
+    /// With the previous handle kept (its object cannot be reused) and dropped (it is).
+    @Test(arguments: [StackMode.dense, .guarded], [true, false])
+    func aKeptRowLeaksNothingOfItsPreviousThread(mode: StackMode, keepHandle: Bool) throws {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.stackMode = mode
+        try UThreadRuntime.run(configuration) {
+            let local = ThreadLocal<Int>(default: 0)
+            let mainID = UThread.current.id
+            for _ in 0..<3 { try UThread {}.join() }  // the slab holds a row now
+            var firstSeen: Seen?
+            var first: UThread<Int>? = UThread.local(name: "first", priority: 5) {
+                local.value = 99
+                for _ in 0..<3 { UThread.yield() }
+                _ = try? UThread.sleep(for: .milliseconds(1))  // a timed wait: deadline, wait reason
+                UThread.current.cancel()
+                firstSeen = Self.seen(local)
+                return 7
+            }
+            #expect(try first!.join() == 7)
+            let firstID = first!.id
+            if !keepHandle { first = nil }
+
+            let next = UThread.local { Self.seen(local) }
+            let seen = try next.join()
+            let was = try #require(firstSeen)
+            #expect(was.name == "first" && was.cancelled && was.local == 99 && was.priority == 5 && was.switches >= 2)
+            #expect(seen.stackBase == was.stackBase)  // the same row and stack...
+            #expect(seen.id != firstID && seen.id == next.id)  // ...as a new thread
+            #expect(seen.name == "" && !seen.cancelled && seen.local == 0 && seen.priority == 0)
+            #expect(seen.switches == 1 && !seen.waiting && seen.parent == mainID)
+            #expect(!next.isCancelled && next.name == "")
+            if let first {  // the old handle still answers for its own thread
+                #expect(first.id == firstID && first.name == "first" && first.isCancelled && first.isFinished)
+                #expect(try first.join() == 7)
+            }
+            #expect(UThreadRuntime.stackStatistics.inUse == 1)  // kept stacks count as pooled
+        }
+    }
+
+    /// A batch larger than the slab: every thread's handle still joins its own result, and the
+    /// rows, stacks and objects beyond the slab's capacity go back where they came from.
+    @Test func batchesLargerThanTheSlabJoinTheirOwnResults() throws {
+        try UThreadRuntime.run {
+            for round in 0..<3 {
+                let batch = (0..<(ThreadObjectSlab.capacity + 100)).map { i in UThread { i &+ round } }
+                for (i, t) in batch.enumerated() {
+                    let value = try t.join()
+                    #expect(value == i &+ round)
+                }
+                #expect(Set(batch.map(\.id)).count == batch.count)
+            }
+            #expect(UThreadRuntime.stackStatistics.inUse == 1)
+            #expect(UThreadRuntime.threadTable().threads.count == 1)
+        }
+    }
+}
