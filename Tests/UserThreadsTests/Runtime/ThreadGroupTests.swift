@@ -1,6 +1,7 @@
 // withThreadGroup on one worker and on two: `spawn` children are ordinary threads (any
-// worker), `spawnLocal` children stay with the caller, and the group's rules (wait for all,
-// cancel on the first error, a cancelled waiter cancels its children) hold on both.
+// worker), `spawnLocal` children stay with the caller. The group's rules (wait for all, cancel
+// on the first error, a cancelled waiter cancels its children) at workers 1 and 2 are in
+// UGroupPrimitivesTests.
 import CUThreads
 import Synchronization
 import Testing
@@ -8,7 +9,6 @@ import Testing
 
 @Suite(.timeLimit(.minutes(1)))
 struct ThreadGroupTests {
-    struct Boom: Error, Equatable {}
 
     /// A set any thread may add to (threads on another worker do).
     final class Seen: Sendable {
@@ -62,58 +62,6 @@ struct ThreadGroupTests {
             #expect(finished.value == 8)  // the scope waited for every child
         }
         #expect(seen.count == workers)
-    }
-
-    /// The first error cancels every sibling (wherever it runs), the scope waits for all of
-    /// them and rethrows that error; nothing is left running.
-    @Test(arguments: [1, 2]) func theFirstErrorCancelsTheSiblings(workers: Int) throws {
-        let cancelled = Count()
-        let cleanly = Count()
-        try UThreadRuntime.run(workers: workers) {
-            let forever = Channel<Int>(name: "forever")
-            #expect(throws: Boom.self) {
-                try withThreadGroup { g in
-                    for _ in 0..<10 {
-                        g.spawn {
-                            do { _ = try forever.receive() } catch is CancellationError {
-                                cancelled.add()
-                                throw CancellationError()
-                            }
-                            cleanly.add()
-                        }
-                    }
-                    g.spawn {
-                        UThread.yield()
-                        throw Boom()
-                    }
-                }
-            }
-            #expect(UThreadRuntime.threadTable().threads.allSatisfy { $0.state == .running })  // only main
-        }
-        #expect(cancelled.value == 10)
-        #expect(cleanly.value == 0)
-    }
-
-    /// A waiter cancelled while it waits cancels its children and still waits for them.
-    @Test(arguments: [1, 2]) func cancellingTheWaiterCancelsItsChildren(workers: Int) throws {
-        let stopped = Count()
-        try UThreadRuntime.run(workers: workers) {
-            let parent = UThread {
-                try withThreadGroup { g in
-                    for _ in 0..<5 {
-                        g.spawn {
-                            defer { stopped.add() }
-                            try UThread.sleep(for: .seconds(60))
-                        }
-                    }
-                }
-            }
-            let parked = try ChannelRig(workers: workers).waitUntilParked(parent, .join)
-            #expect(parked)
-            parent.cancel()
-            #expect(throws: CancellationError.self) { try parent.join() }
-        }
-        #expect(stopped.value == 5)
     }
 
     /// `spawnLocal` children share the caller's non-`Sendable` state; one spawned from a
