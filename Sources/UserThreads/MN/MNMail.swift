@@ -2,10 +2,11 @@
 
 /// A message to a worker from another kernel thread.
 enum MNMail: Sendable {
-    case wake(MNWaiter, WakeResult)
+    /// Wake row `block`'s wait `token` (a `Waiter` of Sync/Waiter.swift, parked here).
+    case wake(block: UInt, token: UInt64, WakeResult)
     /// A wake sent by a thread running on worker `waker`: the woken thread may be handed to
     /// that worker if it is idle (`MNWorker.pull`; a ping-pong pair ends on one worker).
-    case wakeNear(MNWaiter, WakeResult, waker: Int)
+    case wakeNear(block: UInt, token: UInt64, WakeResult, waker: Int)
     /// A started, ready thread handed to this worker (`MNWorker.pull`): adopt it.
     case adopt(MNMigrant)
     case cancel(block: UInt, id: UInt64)

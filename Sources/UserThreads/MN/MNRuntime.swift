@@ -186,21 +186,23 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         try table[i]._withUnsafeGuaranteedRef(body)
     }
 
-    /// Wakes a cross-worker waiter: directly when it is on the caller's worker, else through
-    /// its worker's mailbox, naming the waker's worker when the caller is a thread of this
-    /// runtime (the woken thread may go there: `MNWorker.pull`).
-    func wake(_ w: MNWaiter, _ result: WakeResult) {
-        withWorker(w.worker) { target in
+    /// Wakes row `block`'s wait `token` (a waiter parked on one of this runtime's workers: the
+    /// token names which, Sync/Waiter.swift): directly when it is on the caller's worker, else
+    /// through its worker's mailbox, naming the waker's worker when the caller is a thread of
+    /// this runtime (the woken thread may go there: `MNWorker.pull`).
+    func wake(block: UInt, token: UInt64, _ result: WakeResult) {
+        withWorker(Waiter.worker(ofToken: token)) { target in
             if let (waker, s) = MNWorker.current(), waker.runtime === self {
                 if waker === target {
-                    target.wakeLocal(w, result, s)
+                    s.wakeWaiting(block: block, token: token, result)
                 } else if s.onUserThread {
-                    target.post(.wakeNear(w, result, waker: waker.index))
+                    target.post(.wakeNear(block: block, token: token, result, waker: waker.index))
                 } else {
-                    target.post(.wake(w, result))  // from an idle loop (an answer, a timer): no partner
+                    // From an idle loop (an answer, a timer): no partner.
+                    target.post(.wake(block: block, token: token, result))
                 }
             } else {
-                target.post(.wake(w, result))
+                target.post(.wake(block: block, token: token, result))
             }
         }
     }

@@ -20,8 +20,8 @@
 //   * `finished`: the result is stored before the RMW (release); a joiner that loads the word
 //     with acquire and sees it reads the result without a lock. A finished thread is joined
 //     by one load: no lock, no allocation.
-//   * `hasWaiters`: a joiner that must wait registers its `MNWaiter` under a striped lock
-//     (`MNWaiterLocks`: a small table of pthread mutexes shared by all threads, indexed by the
+//   * `hasWaiters`: a joiner that must wait registers its `Waiter` under a striped lock
+//     (`MNJoinerLocks`: a small table of pthread mutexes shared by all threads, indexed by the
 //     object's address) and sets the bit with an RMW while it holds that lock. The finisher
 //     takes the lock only when its own RMW saw the bit. Either the joiner's RMW comes first in
 //     the word's order (then the finisher sees the bit, locks after the joiner unlocked, and
@@ -105,9 +105,9 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Set by the starting worker when it could not create the thread; read by the witness on
     /// the same kernel thread.
     @usableFromInline @exclusivity(unchecked) var startError: (any Error)?
-    /// Joiners waiting for the end; guarded by the object's stripe of `MNWaiterLocks`.
-    @exclusivity(unchecked) var firstWaiter: MNWaiter?
-    @exclusivity(unchecked) var moreWaiters: [MNWaiter] = []
+    /// Joiners waiting for the end; guarded by the object's stripe of `MNJoinerLocks`.
+    @exclusivity(unchecked) var firstWaiter: Waiter?
+    @exclusivity(unchecked) var moreWaiters: [Waiter] = []
 
     @usableFromInline
     init(runtime: MNRuntime, name: String, isMain: Bool, stackSize: Int?) {
@@ -183,17 +183,15 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         // Release: the result stored just before is visible to whoever sees `finished`.
         let old = flags.bitwiseOr(MNThreadObject.finished, ordering: .acquiringAndReleasing).oldValue
         if old & MNThreadObject.hasWaiters != 0 {
-            var first: MNWaiter?
-            var more: [MNWaiter] = []
-            MNWaiterLocks.with(self) {
+            var first: Waiter?
+            var more: [Waiter] = []
+            MNJoinerLocks.with(self) {
                 first = firstWaiter
                 firstWaiter = nil
                 swap(&more, &moreWaiters)
             }
-            runtimeRef._withUnsafeGuaranteedRef { runtime in
-                if let first { runtime.wake(first, .woken) }
-                for w in more { runtime.wake(w, .woken) }
-            }
+            if let first { syncWake(first) }
+            syncWake(more)
         }
         runtimeRef._withUnsafeGuaranteedRef { runtime in
             if isMain { runtime.mainFinished() }
@@ -227,45 +225,50 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         }
     }
 
-    /// Parks the calling M:N thread until this one has finished. O(1) unless several threads
-    /// join it at once.
-    /// - Throws: `CancellationError` (the caller was cancelled), `.invalidArgument` (self-join),
-    ///   `.foreignRuntime`.
+    /// Parks the calling M:N thread until this one has finished or `deadline` (scheduler clock)
+    /// passes, with the parking protocol of every primitive (Sync/Waiter.swift); with
+    /// `cancellable: false` the caller's cancellation does not end the wait. O(1) unless
+    /// several threads join it at once.
+    /// - Throws: `CancellationError` (the caller was cancelled), `UThreadError.timedOut`,
+    ///   `.invalidArgument` (self-join), `.foreignRuntime`.
     @usableFromInline
-    func waitUntilFinished() throws {
-        let (w0, s0) = MNWorker.require("UThread.join()")
-        guard w0.runtimeRef.toOpaque() == runtimeRef.toOpaque() else { throw UThreadError.foreignRuntime }
+    func waitUntilFinished(deadline: UInt64? = nil, cancellable: Bool = true) throws {
+        let (w, s) = MNWorker.require("UThread.join()")
+        guard w.runtimeRef.toOpaque() == runtimeRef.toOpaque() else { throw UThreadError.foreignRuntime }
         // A row is this thread's for its whole life, wherever it runs (rows never move).
-        let me = s0.current
+        let me = s.current
         if flags.load(ordering: .acquiring) & MNThreadObject.started != 0,
             placeBlock == UInt(bitPattern: me), placeID == me.pointee.id
         {
             throw UThreadError.invalidArgument("thread \(id) cannot join itself")
         }
+        // After a park the caller may run on another worker: `syncWait` finds its scheduler.
         while !isFinishedAcquire {
-            // Re-read every round: after a park the caller may run on another worker.
-            let (w, s) = MNWorker.require("UThread.join()")
-            let parked = w.park(s, .join, object: id.rawValue, deadline: nil) { waiter in
-                MNWaiterLocks.with(self) { () -> Bool in
-                    if firstWaiter == nil { firstWaiter = waiter } else { moreWaiters.append(waiter) }
-                    let old = flags.bitwiseOr(MNThreadObject.hasWaiters, ordering: .acquiringAndReleasing).oldValue
-                    if old & MNThreadObject.finished != 0 {
-                        removeWaiter(waiter)
-                        return false
+            let result = try syncWait(
+                "UThread.join()", .join, object: id.rawValue, target: nil, deadline: deadline, cancellable: cancellable,
+                register: { waiter in
+                    MNJoinerLocks.with(self) { () -> Bool in
+                        if firstWaiter == nil { firstWaiter = waiter } else { moreWaiters.append(waiter) }
+                        let old = flags.bitwiseOr(MNThreadObject.hasWaiters, ordering: .acquiringAndReleasing).oldValue
+                        if old & MNThreadObject.finished != 0 {
+                            removeWaiter(waiter)
+                            return false
+                        }
+                        return true
                     }
-                    return true
-                }
-            }
-            guard let (waiter, result) = parked else { return }
-            if result == .woken { continue }
-            MNWaiterLocks.with(self) { _ = removeWaiter(waiter) }
+                },
+                withdraw: { waiter in
+                    // Not registered any more: the finisher took it, and its wake is in flight.
+                    MNJoinerLocks.with(self) { removeWaiter(waiter) } ? nil : .woken
+                })
+            guard let result, result != .woken else { continue }
             try result.check()
         }
     }
 
     /// Removes `waiter` if it is still registered (caller holds the stripe lock).
     @discardableResult
-    private func removeWaiter(_ waiter: MNWaiter) -> Bool {
+    private func removeWaiter(_ waiter: Waiter) -> Bool {
         if firstWaiter == waiter {
             firstWaiter = nil
             return true
@@ -319,7 +322,7 @@ extension MNThreadObject {
 /// one cache line each, picked by the object's address. Held for a few stores; two objects that
 /// share a stripe only wait for each other's few stores. pthread mutexes (not `Mutex`) so that
 /// ThreadSanitizer sees them (see KernelLock.swift).
-enum MNWaiterLocks {
+enum MNJoinerLocks {
     static let count = 64
     private static let stride = 64
     nonisolated(unsafe) private static let base: UnsafeMutableRawPointer = {

@@ -40,7 +40,7 @@ final class MNTableRequest: WaitTarget, @unchecked Sendable {
     }
 
     struct State {
-        var waiter: MNWaiter?
+        var waiter: Waiter?
         var parts: [Int: Part] = [:]
     }
     private let state = KernelLock(State())
@@ -61,17 +61,17 @@ final class MNTableRequest: WaitTarget, @unchecked Sendable {
     deinit { if bell >= 0 { uthreads_sys_close(bell) } }
 
     /// Publishes who to wake (before the request is posted).
-    func setWaiter(_ w: MNWaiter) { state.withLock { $0.waiter = w } }
+    func setWaiter(_ w: Waiter) { state.withLock { $0.waiter = w } }
 
     /// A worker's answer, taken on its own kernel thread; the last one wakes the requester (a
     /// late one is dropped by token).
     func answer(worker: Int, _ s: Scheduler) {
         let part = MNTableRequest.part(kind, s)
-        let (wake, complete): (MNWaiter?, Bool) = state.withLock { st in
+        let (wake, complete): (Waiter?, Bool) = state.withLock { st in
             st.parts[worker] = part
             return st.parts.count == expected ? (st.waiter, true) : (nil, false)
         }
-        if let wake { runtime.wake(wake, .woken) }
+        if let wake { syncWake(wake) }
         if complete && bell >= 0 { _ = uthreads_eventfd_signal(bell) }
     }
 
@@ -164,8 +164,8 @@ extension MNWorker {
         if !others.isEmpty {
             let request = MNTableRequest(runtime: runtime, kind: kind, expected: others.count)
             _ = withExtendedLifetime(request) {
-                park(
-                    s, .custom, object: 0, target: request,
+                s.parkWaiter(
+                    .custom, object: 0, target: request,
                     deadline: uthreads_monotonic_ns() &+ MNRuntime.tableTimeoutNanoseconds,
                     cancellable: false
                 ) { waiter in

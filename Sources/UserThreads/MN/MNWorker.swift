@@ -328,7 +328,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         // Wait tokens: the worker index + 1 in the high 16 bits (Sync/Waiter.swift), so a token
         // is unique in the runtime (a stale wake can never match a wait its thread began on
         // another worker) and says that its waiter parks on a worker.
-        scheduler.nextWaitToken = UInt64(index + 1) << 48
+        scheduler.nextWaitToken = Waiter.firstToken(ofWorker: index)
         scheduler.worker = self
         scheduler.workerOpaque = Unmanaged.passUnretained(self).toOpaque()
     }
@@ -440,10 +440,6 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         return true
     }
 
-    func wakeLocal(_ w: MNWaiter, _ result: WakeResult, _ s: Scheduler) {
-        s.wakeWaiting(block: w.block, token: w.token, result)
-    }
-
     /// Applies every message in the mailbox: all of them under one lock, with no allocation
     /// (two buffers swapped).
     private func drainMail(_ s: Scheduler) {
@@ -460,10 +456,12 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         }
         for mail in taken {
             switch mail {
-            case .wake(let w, let result):
-                wakeLocal(w, result, s)
-            case .wakeNear(let w, let result, let waker):
-                if !pull(w, result, toward: waker, s) { wakeLocal(w, result, s) }
+            case .wake(let block, let token, let result):
+                s.wakeWaiting(block: block, token: token, result)
+            case .wakeNear(let block, let token, let result, let waker):
+                if !pull(block: block, token: token, result, toward: waker, s) {
+                    s.wakeWaiting(block: block, token: token, result)
+                }
             case .adopt(let migrant):
                 adopt(migrant, s)
             case .cancel(let block, let id):
@@ -780,9 +778,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// (the thread stays, as when the waker's worker is busy: it would run later there).
     /// Go's `runnext` plus waking on the waker's P, for a runtime whose parked threads belong
     /// to their worker (the essay's "Wakes").
-    private func pull(_ w: MNWaiter, _ result: WakeResult, toward waker: Int, _ s: Scheduler) -> Bool {
-        guard waker != index, !shutdownHandled, let t = ControlBlock(bitPattern: w.block), s.table.owns(t),
-            t.pointee.mn_token == w.token, t.has(.flagMigratable), t.has(.flagMovable)
+    private func pull(block: UInt, token: UInt64, _ result: WakeResult, toward waker: Int, _ s: Scheduler) -> Bool {
+        guard waker != index, !shutdownHandled, let t = ControlBlock(bitPattern: block), s.table.owns(t),
+            t.pointee.mn_token == token, t.has(.flagMigratable), t.has(.flagMovable)
         else { return false }
         let object = unsafeDowncast(s.objectOf(t), to: MNThreadObject.self)  // migratable: an M:N thread
         if object.lastWaker == Int32(waker) {
@@ -961,26 +959,6 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         runtime.ringAll()
     }
 
-    // MARK: Cross-worker waits
-
-    /// Parks the running thread for a cross-worker wait: `Scheduler.parkWaiter` (the protocol:
-    /// Sync/Waiter.swift), with the waiter in this runtime's form. `register` publishes the
-    /// waiter (under the object's lock) and returns true, or returns false when there is no
-    /// need to wait. Returns nil when it did not park, else the wake result.
-    func park(
-        _ s: Scheduler, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget? = nil, deadline: UInt64?,
-        cancellable: Bool = true, _ register: (MNWaiter) throws -> Bool
-    ) rethrows -> (MNWaiter, WakeResult)? {
-        let runtime = runtime
-        let index = index
-        guard
-            let (w, result) = try s.parkWaiter(
-                kind, object: object, target: target, deadline: deadline, cancellable: cancellable,
-                { w in try register(MNWaiter(runtime: runtime, worker: index, block: w.block, token: w.token)) })
-        else { return nil }
-        return (MNWaiter(runtime: runtime, worker: index, block: w.block, token: w.token), result)
-    }
-
     // MARK: WorkerHooks: waiters (Sync/Waiter.swift)
 
     func willRegisterWaiter(_ s: Scheduler) {
@@ -1003,6 +981,6 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     func postWake(block: UInt, token: UInt64, _ result: WakeResult) {
         // Through the runtime's routing, so a wake from a user thread names the waker's worker
         // (the pair-keeping pull: "Wakes" above).
-        runtime.wake(MNWaiter(runtime: runtime, worker: index, block: block, token: token), result)
+        runtime.wake(block: block, token: token, result)
     }
 }

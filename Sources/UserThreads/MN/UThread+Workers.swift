@@ -186,6 +186,17 @@ extension UThread {
         return try object.result(Success.self).get()
     }
 
+    /// Waits for the thread to finish, giving up after `timeout` or at `deadline` (the earlier
+    /// wins; nil: no limit), and returns its value or rethrows its error. The thread keeps
+    /// running when the wait gives up; join it again later.
+    /// - Throws: the thread's error; `UThreadError.timedOut` when the limit passed first;
+    ///   `CancellationError` if the caller is cancelled while it waits;
+    ///   `.invalidArgument` (self-join), `.foreignRuntime`, as `join()`.
+    public func join(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws -> Success {
+        try handle.waitForEnd(deadline: syncDeadline(timeout: timeout, deadline: deadline))
+        return try object.result(Success.self).get()
+    }
+
     /// `init`'s path under a runtime with several workers: an M:N thread, queued on the calling
     /// worker (where this worker or an idle one starts it), or started here when `pinned` or when
     /// the worker's policy orders its threads (MNRuntime.spawn). The scheduling parameters go to
@@ -231,6 +242,18 @@ extension UThread {
 }
 
 extension UThreadHandle {
+    /// Parks the caller until the thread has finished or `deadline` (scheduler clock) passed;
+    /// `cancellable: false` ignores the caller's cancellation (a thread group that already
+    /// cancelled its children and must still wait for them).
+    func waitForEnd(deadline: UInt64?, cancellable: Bool = true) throws {
+        if object.isCrossWorker {
+            let mn = unsafeDowncast(object, to: MNThreadObject.self)
+            if !mn.isFinishedAcquire { try mn.waitUntilFinished(deadline: deadline, cancellable: cancellable) }
+        } else if !object.isFinished {
+            try waitUntilFinished(object, deadline: deadline, cancellable: cancellable)
+        }
+    }
+
     /// See `UThread.isFinished`.
     public var isFinished: Bool {
         object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isFinishedAcquire : object.isFinished

@@ -213,7 +213,8 @@ func runsOnOneWorker(_ api: StaticString) -> Bool {
 /// finished with the error in `failure`.
 @usableFromInline
 func spawnLocalThread(
-    name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil, failure: inout (any Error)?
+    name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil, withinScope: Bool = false,
+    failure: inout (any Error)?
 ) -> ThreadObject {
     Scheduler.with("UThread.local") { scheduler in
         if scheduler.workerIndex >= 0, scheduler.onUserThread, scheduler.current.has(.flagMigratable) {
@@ -222,8 +223,11 @@ func spawnLocalThread(
             )
             return ThreadObject(name: name)
         }
-        // Pinned only by a thread group's scope: the local thread may outlive it, so for good.
-        if scheduler.workerIndex >= 0, scheduler.onUserThread { scheduler.current.clear(.flagScopePinned) }
+        // Pinned only by a thread group's scope: the local thread may outlive it, so for good
+        // (unless it is that group's child: `withinScope`, it ends before the scope does).
+        if !withinScope, scheduler.workerIndex >= 0, scheduler.onUserThread {
+            scheduler.current.clear(.flagScopePinned)
+        }
         return spawnHere(scheduler, name: name, priority: priority, stackSize: stackSize, parameters, &failure)
     }
 }
@@ -261,15 +265,7 @@ func checkpointSlowPath() {
 @usableFromInline
 func waitUntilFinished(_ object: ThreadObject) throws {
     try Scheduler.with("UThread.join") { scheduler in
-        // Compared as addresses: an optional compared with a pointer tests for nil first.
-        guard UInt(bitPattern: object.runtime) == UInt(bitPattern: Unmanaged.passUnretained(scheduler).toOpaque())
-        else {
-            throw UThreadError.foreignRuntime
-        }
-        let me = scheduler.current
-        guard UInt(bitPattern: object.controlBlock) != UInt(bitPattern: me) else {
-            throw UThreadError.invalidArgument("thread \(object.id) cannot join itself")
-        }
+        let me = try joiner(of: object, scheduler)
         // The first wait inlined, any further one (a wake that was not the exit) called: the
         // inlined park inside a loop had the compiler load and spill eight scheduler fields
         // before it (~20 instructions per join).
@@ -278,6 +274,34 @@ func waitUntilFinished(_ object: ThreadObject) throws {
         while !object.isFinished {
             object.enqueue(me)
             try scheduler.park(.join, object: object.id.rawValue).check()
+        }
+    }
+}
+
+/// The calling thread of `scheduler` as a joiner of `object`'s thread.
+/// - Throws: `.foreignRuntime` (another runtime's thread), `.invalidArgument` (self-join).
+@inline(__always)
+func joiner(of object: ThreadObject, _ scheduler: Scheduler) throws -> ControlBlock {
+    // Compared as addresses: an optional compared with a pointer tests for nil first.
+    guard UInt(bitPattern: object.runtime) == UInt(bitPattern: Unmanaged.passUnretained(scheduler).toOpaque())
+    else {
+        throw UThreadError.foreignRuntime
+    }
+    let me = scheduler.current
+    guard UInt(bitPattern: object.controlBlock) != UInt(bitPattern: me) else {
+        throw UThreadError.invalidArgument("thread \(object.id) cannot join itself")
+    }
+    return me
+}
+
+/// Parks the caller until `object`'s thread has finished or `deadline` (scheduler clock) has
+/// passed (`join(timeout:deadline:)`; `join()` keeps its own inlined path).
+func waitUntilFinished(_ object: ThreadObject, deadline: UInt64?, cancellable: Bool) throws {
+    try Scheduler.with("UThread.join") { scheduler in
+        let me = try joiner(of: object, scheduler)
+        while !object.isFinished {
+            object.enqueue(me)
+            try scheduler.park(.join, object: object.id.rawValue, deadline: deadline, cancellable: cancellable).check()
         }
     }
 }

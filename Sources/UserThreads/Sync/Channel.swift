@@ -28,18 +28,17 @@
 // Who touches it. One channel type serves `run { }` (one M:1 runtime, one kernel thread) and
 // `run(workers:)` (threads on several kernel threads), with the rules above written once
 // (`offer`, `take`, `markClosed`). What differs is only how the state is reached, decided by
-// the channel's owner, set at creation inside a runtime or at first use otherwise:
-//   * bare — owned by one M:1 scheduler. Only its threads can run, one at a time, and a switch
-//     happens only inside park: the state needs no lock and no atomic, a claim is a plain
-//     store, and a wake is the scheduler's direct `wake`. The owner check is one load and
-//     compare, the only cost the shared mode adds to the M:1 handoff.
-//   * shared — used by M:N threads. The state sits behind one `KernelLock` per channel, held
-//     for the rule and never across a park; a claim is a compare-and-swap; the waiter parks
-//     with the parking protocol of every primitive (Waiter.swift: `parkWaiter` publishes it
-//     under the lock), and a wake is sent after the lock is released (`syncWake`: directly
-//     on the waker's own worker, through the waiter's worker's mailbox otherwise). A shared channel may be closed from any thread.
-// A thread of another runtime touching a bare channel (or an M:1 thread a shared one) gets
-// `UThreadError.invalidArgument`, not a race.
+// the channel's `SyncState`, the binding rule of every sync object (SyncSupport.swift's
+// "Bare or locked", told there once):
+//   * bare — bound to one M:1 runtime. The state needs no lock and no atomic, a claim is a
+//     plain store, and a wake is the scheduler's direct `wake`. The binding check is one load
+//     and compare, the only cost the shared mode adds to the M:1 handoff.
+//   * shared — the state sits behind the object's lock, held for the rule and never across a
+//     park; a claim is a compare-and-swap; the waiter parks with the parking protocol of every
+//     primitive (Waiter.swift: `parkWaiter` publishes it under the lock), and a wake is sent
+//     after the lock is released (`syncWake`). A shared channel may be closed from any thread.
+// A thread of another runtime touching a bound channel gets `UThreadError.foreignRuntime`,
+// not a race.
 //
 // Rejected designs:
 //   * Receivers returning a `Result` or throwing on close: `for x in channel` and
@@ -258,12 +257,9 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     let name: String
     let id: UInt64
     let ops: ElementOps
-    /// Who may touch the state, decided at creation or first use (the essay's "Who touches
-    /// it"): 0 nobody yet, `ChannelCore.sharedOwner` (M:N, under `lock`), else the serial of
-    /// the one M:1 scheduler that owns it (bare).
-    private let owner: Atomic<UInt>
-    /// Guards the state of a shared channel (unused when bare).
-    let lock = KernelLock(())
+    /// Bare (bound to one M:1 runtime) or shared (under its lock): the one binding rule of
+    /// every sync object (SyncState.swift; the essay's "Who touches it").
+    let sync = SyncState()
     @exclusivity(unchecked) private var storage: UnsafeMutableRawPointer
     @exclusivity(unchecked) private var head = 0
     @exclusivity(unchecked) private var buffered = 0
@@ -271,15 +267,12 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     @exclusivity(unchecked) var senders = WaiterList()
     @exclusivity(unchecked) private var closed = false
 
-    static let sharedOwner: UInt = 1
-
     @usableFromInline
     init(capacity: Int, name: String, ops: ElementOps) {
         self.capacity = capacity
         self.name = name
         self.id = SyncObjectID.allocate()
         self.ops = ops
-        owner = Atomic(Scheduler.active.map(ChannelCore.ownerKey) ?? 0)
         storage = .allocate(byteCount: Swift.max(capacity, 1) * ops.stride, alignment: ops.alignment)
     }
 
@@ -293,37 +286,11 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
 
     // MARK: Who touches it
 
-    /// The owner value a scheduler's threads give a channel: the scheduler itself under M:1,
-    /// `sharedOwner` on an M:N worker.
-    private static func ownerKey(_ s: Scheduler) -> UInt {
-        s.worker == nil ? s.serial : sharedOwner
-    }
-
-    /// Whether the calling thread (of `s`) uses the channel shared (under the lock) or bare.
-    /// One load and compare on the M:1 path, two on the M:N path.
-    /// - Throws: `UThreadError.invalidArgument` when another runtime owns the channel.
+    /// Whether the calling thread (of `s`) uses the channel shared (under the lock) or bare
+    /// (SyncState: one load and compare on the M:1 path).
+    /// - Throws: `UThreadError.foreignRuntime` when another M:1 runtime owns the channel.
     @inline(__always)
-    func isShared(_ s: Scheduler) throws(UThreadError) -> Bool {
-        let current = owner.load(ordering: .relaxed)
-        if current == s.serial { return false }
-        if current == ChannelCore.sharedOwner && s.worker != nil { return true }
-        return try adopt(s)
-    }
-
-    /// The slow half of `isShared`: the first use decides the owner; an M:N thread finds it
-    /// shared; anything else is a second runtime.
-    @inline(never)
-    private func adopt(_ s: Scheduler) throws(UThreadError) -> Bool {
-        let mine = ChannelCore.ownerKey(s)
-        var current = owner.load(ordering: .relaxed)
-        if current == 0 {
-            let (exchanged, original) = owner.compareExchange(expected: 0, desired: mine, ordering: .relaxed)
-            current = exchanged ? mine : original
-        }
-        if current == mine { return mine == ChannelCore.sharedOwner }
-        throw .invalidArgument(
-            "\(label) belongs to another runtime: a channel is used by the threads of one UThreadRuntime.run")
-    }
+    func isShared(_ s: Scheduler) throws(UThreadError) -> Bool { try sync.isShared(s) }
 
     /// `isShared` for calls that cannot throw: stops with the same message.
     @inline(__always)
@@ -335,13 +302,13 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     }
 
     /// Whether the channel is shared now (for inspection from any thread).
-    private var sharedNow: Bool { owner.load(ordering: .relaxed) == ChannelCore.sharedOwner }
+    private var sharedNow: Bool { sync.isSharedNow }
 
     /// Runs `body` under the lock when shared, bare otherwise (inspection).
     private func inspect<R>(_ body: () -> R) -> R {
         guard sharedNow else { return body() }
-        lock.lock()
-        defer { lock.unlock() }
+        sync.lock()
+        defer { sync.unlock() }
         return body()
     }
 
@@ -485,9 +452,9 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         let s = Scheduler.require("Channel.trySend")
         let shared = try isShared(s)
         var later: Waiter?
-        if shared { lock.lock() }
+        if shared { sync.lock() }
         let poll = offer(element, s, shared: shared, &later)
-        if shared { lock.unlock() }
+        if shared { sync.unlock() }
         if let later { syncWake(later) }
         switch poll {
         case .done: return true
@@ -556,8 +523,8 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
                 var node = ChannelWaiter(thread: s.current, element: element, selection: sp, caseIndex: 0)
                 return try withUnsafeMutablePointer(to: &node) { np in
                     let parked = s.parkWaiter(kind, object: id, target: self, deadline: d) { waiter in
-                        lock.lock()
-                        defer { lock.unlock() }
+                        sync.lock()
+                        defer { sync.unlock() }
                         polled = poll(s, &later)
                         guard polled == .wouldBlock else { return false }
                         slot.baseAddress!.initialize(to: waiter)  // trivial: never deinitialised
@@ -573,9 +540,9 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
                     if r == .woken, let o = sp.pointee.outcome { return o.closed ? .closed : .done }
                     let outcome = sp.pointee.settle(r)
                     // Unlinks the node if no peer took it; else orders us after the peer's write.
-                    lock.lock()
+                    sync.lock()
                     if sending { senders.remove(np) } else { receivers.remove(np) }
-                    lock.unlock()
+                    sync.unlock()
                     if let outcome { return outcome.closed ? .closed : .done }
                     try r.check()
                     throw UThreadError.invalidArgument("\(label) woke a waiter without completing it")
@@ -597,9 +564,9 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         let s = Scheduler.require("Channel.tryReceive")
         let shared = isSharedOrStop(s)
         var later: Waiter?
-        if shared { lock.lock() }
+        if shared { sync.lock() }
         let poll = take(into: element, s, shared: shared, &later)
-        if shared { lock.unlock() }
+        if shared { sync.unlock() }
         if let later { syncWake(later) }
         return poll
     }
@@ -611,9 +578,9 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     @usableFromInline
     func close() -> Bool {
         if sharedNow {
-            lock.lock()
+            sync.lock()
             let wakes = markClosed(nil, shared: true)
-            lock.unlock()
+            sync.unlock()
             syncWake(wakes ?? [])
             return wakes != nil
         }

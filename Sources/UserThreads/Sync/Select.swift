@@ -133,8 +133,8 @@ private func sharedSelect<R>(
             var useDefault = false
             var later: Waiter?
             let parked = s.parkWaiter(.select, object: 0, target: target, deadline: d) { waiter in
-                for c in locks { c.lock.lock() }
-                defer { for c in locks.reversed() { c.lock.unlock() } }
+                for c in locks { c.sync.lock() }
+                defer { for c in locks.reversed() { c.sync.unlock() } }
                 for i in order {
                     switch clauses[i].poll(s, shared: true, &later) {
                     case .done: ready = (i, true)
@@ -239,9 +239,9 @@ private final class ReceiveClause<T, R>: SelectClause<R> {
 
     override func arm(_ node: UnsafeMutablePointer<ChannelWaiter>) { core.receivers.append(node) }
     override func disarm(_ node: UnsafeMutablePointer<ChannelWaiter>, shared: Bool) {
-        if shared { core.lock.lock() }
+        if shared { core.sync.lock() }
         core.receivers.remove(node)
-        if shared { core.lock.unlock() }
+        if shared { core.sync.unlock() }
     }
 
     /// The slot holds a value exactly when this case completed with `ok`: it is moved out here.
@@ -276,9 +276,9 @@ private final class SendClause<T, R>: SelectClause<R> {
 
     override func arm(_ node: UnsafeMutablePointer<ChannelWaiter>) { core.senders.append(node) }
     override func disarm(_ node: UnsafeMutablePointer<ChannelWaiter>, shared: Bool) {
-        if shared { core.lock.lock() }
+        if shared { core.sync.lock() }
         core.senders.remove(node)
-        if shared { core.lock.unlock() }
+        if shared { core.sync.unlock() }
     }
 
     override func finish(ok: Bool) throws -> R {

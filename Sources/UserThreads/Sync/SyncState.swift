@@ -7,11 +7,14 @@ import Synchronization
 /// Decides, once per object, whether its state is held bare (bound to one M:1 runtime: only
 /// that runtime's kernel thread touches it, no lock, no atomic) or under its lock (shared by
 /// the workers of an M:N runtime, or by kernel threads outside any runtime). The state itself
-/// lives in the primitive's own fields; every access to it is bracketed by `enter`/`leave`.
+/// lives in the primitive's own fields; every access to it is bracketed by `enter`/`leave` (or
+/// `isShared` and `lock`/`unlock`, for a caller that has its scheduler in hand).
 @usableFromInline
 struct SyncState: ~Copyable {
-    /// `SyncState.undecided`, `SyncState.shared`, or the address of the M:1 scheduler the
-    /// object is bound to (the value every row of that runtime carries in `runtime`).
+    /// `SyncState.undecided`, `SyncState.shared`, or the `serial` of the M:1 scheduler the
+    /// object is bound to. A serial, not the scheduler's address: a later runtime may be
+    /// allocated at the address of an ended one, and must not inherit its objects (their
+    /// waiter lists may still name the ended runtime's rows and tokens).
     @usableFromInline let binding: Atomic<UInt>
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
@@ -21,8 +24,7 @@ struct SyncState: ~Copyable {
     /// Bound at once when made inside a runtime: an M:1 runtime binds it, an M:N worker shares
     /// it; made outside any runtime, the first use decides.
     init() {
-        let here = SyncState.hereBinding()
-        binding = Atomic(here)
+        binding = Atomic(Scheduler.active.map(SyncState.binding(for:)) ?? SyncState.undecided)
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
     }
@@ -32,38 +34,74 @@ struct SyncState: ~Copyable {
         mutex.deallocate()
     }
 
-    /// What the calling kernel thread binds an undecided object to: its M:1 scheduler, or
-    /// `shared` (an M:N worker, or no runtime at all).
-    static func hereBinding() -> UInt {
-        guard let s = Scheduler.active, s.worker == nil else { return shared }
-        return UInt(bitPattern: Unmanaged.passUnretained(s).toOpaque())
+    /// What a thread of `s` binds an undecided object to: its serial (an M:1 runtime), or
+    /// `shared` (an M:N worker).
+    static func binding(for s: Scheduler) -> UInt {
+        s.worker == nil ? s.serial : shared
     }
 
-    /// Starts an access to the object's state: takes the lock when the object is shared, or
-    /// nothing when it is bound to the caller's M:1 runtime (binding an undecided one first).
-    /// Returns whether it locked; pass that to `leave`.
-    /// - Throws: `UThreadError.foreignRuntime` when the object is bound to another runtime
-    ///   (another kernel thread's): a clear error, never a race.
-    @usableFromInline
-    func enter() throws(UThreadError) -> Bool {
+    /// Whether a thread of `s` must take the lock (true) or may touch the state bare (false),
+    /// binding an undecided object first. One load and compare when the object is bound to
+    /// `s`, two when it is shared.
+    /// - Throws: `UThreadError.foreignRuntime` when the object is bound to another runtime.
+    @inline(__always)
+    func isShared(_ s: Scheduler) throws(UThreadError) -> Bool {
+        let b = binding.load(ordering: .acquiring)
+        if b == s.serial { return false }
+        if b == SyncState.shared { return true }
+        return try decide(SyncState.binding(for: s))
+    }
+
+    /// The slow half of `isShared`: `mine` is what the caller would bind the object to (its
+    /// serial, or `shared` for a worker or a kernel thread outside any runtime). The first use
+    /// of an undecided object decides; a shared object admits everyone; an object bound to
+    /// another M:1 runtime (living or ended) refuses.
+    @inline(never)
+    func decide(_ mine: UInt) throws(UThreadError) -> Bool {
         var b = binding.load(ordering: .acquiring)
         if b == SyncState.undecided {
-            let (_, original) = binding.compareExchange(
-                expected: SyncState.undecided, desired: SyncState.hereBinding(), ordering: .acquiringAndReleasing)
-            b = original == SyncState.undecided ? binding.load(ordering: .acquiring) : original
+            let (exchanged, original) = binding.compareExchange(
+                expected: SyncState.undecided, desired: mine, ordering: .acquiringAndReleasing)
+            b = exchanged ? mine : original
         }
-        if b == SyncState.shared {
-            pthread_mutex_lock(mutex)
-            return true
+        if b == SyncState.shared { return true }
+        if b == mine { return false }
+        throw .foreignRuntime
+    }
+
+    /// Whether the object is shared now (inspection from any thread: never binds).
+    var isSharedNow: Bool { binding.load(ordering: .acquiring) == SyncState.shared }
+
+    /// Takes the object's lock (a shared object's accesses, after `isShared` said so).
+    @inline(__always)
+    func lock() { pthread_mutex_lock(mutex) }
+
+    /// Releases the object's lock.
+    @inline(__always)
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    /// Starts an access to the object's state from the calling kernel thread: takes the lock
+    /// when the object is shared, or nothing when it is bound to the caller's M:1 runtime
+    /// (binding an undecided one first). Returns whether it locked; pass that to `leave`.
+    /// - Throws: `UThreadError.foreignRuntime` when the object is bound to another runtime
+    ///   (another kernel thread's, or an ended one): a clear error, never a race.
+    @usableFromInline
+    func enter() throws(UThreadError) -> Bool {
+        let locked: Bool
+        if let p = uthreads_get_runtime() {
+            unowned(unsafe) let s = Unmanaged<Scheduler>.fromOpaque(p).takeUnretainedValue()
+            locked = try isShared(s)
+        } else {
+            locked = try decide(SyncState.shared)
         }
-        guard let here = uthreads_get_runtime(), UInt(bitPattern: here) == b else { throw .foreignRuntime }
-        return false
+        if locked { lock() }
+        return locked
     }
 
     /// Ends an access begun by `enter`.
     @usableFromInline @inline(__always)
     func leave(_ locked: Bool) {
-        if locked { pthread_mutex_unlock(mutex) }
+        if locked { unlock() }
     }
 
     /// Runs `body` on the object's state (`enter`, `body`, `leave`).

@@ -18,11 +18,13 @@
 // does not park needs no lock and no atomic. Between workers it needs a lock. Each object
 // decides once which it is, in an atomic `binding`:
 //   * made inside an M:1 runtime, or first used (entered) by a thread of one: *bound* to that
-//     runtime (its scheduler's address), state held bare;
+//     runtime (its scheduler's `serial`, unique in the process: an address could be reused
+//     by a later runtime, which would then inherit an ended one's waiters), state held bare;
 //   * made or first used on an M:N worker, or by a kernel thread outside any runtime:
 //     *shared*, state held under the object's pthread mutex (a `KernelLock`-style lock, which
 //     ThreadSanitizer sees), taken for a few loads and stores, never across a park.
-// The decision is a compare-and-swap from "undecided" and never changes afterwards. Proof
+// The decision is a compare-and-swap from "undecided" and never changes afterwards. Channels
+// and select use the same `SyncState` (Channel.swift). Proof
 // that bare state is never raced: every access to an object's state goes through `enter`
 // (or the fast paths, which compare the binding with the caller's runtime first); `enter`
 // returns without the lock only when the binding equals the caller's own M:1 runtime, whose

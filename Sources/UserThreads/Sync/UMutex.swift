@@ -18,6 +18,11 @@
 // runtime's kernel thread, a shared one only under its lock). The slow paths unpack `fast`
 // into `owner` before they change the state and pack it again after (`unpack`, `pack`). A
 // shared mutex (M:N, or outside any runtime) takes the slow path, under its lock, every time.
+// The binding is the runtime's serial (SyncState.swift); only the fast word uses its address,
+// which a later runtime can get once this one ended. Its fast paths could then take a free,
+// waiterless mutex of the ended runtime on their one kernel thread (no race: nothing of the
+// old runtime is left in a free mutex without waiters), and its slow paths refuse it
+// (`.foreignRuntime`) as any other runtime's.
 //
 // FIFO handoff. unlock() with waiters does not free the mutex: it makes the first waiter the
 // owner and wakes it. The woken thread returns from lock() already owning the mutex, so a
@@ -56,6 +61,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     /// The fast paths' word (the essay): the runtime's address (free), the owner's row (held),
     /// or 0 (waiters, shared or undecided: `owner` holds the truth).
     @exclusivity(unchecked) @usableFromInline var fast: UInt
+    /// The bound runtime's address, the fast word's "free" value (0 until a bare binding).
+    @exclusivity(unchecked) var home: UInt = 0
     /// The owning thread's control block while `fast` is 0; nil when free.
     @exclusivity(unchecked) var owner: UnsafeMutablePointer<uthreads_tcb>?
     @exclusivity(unchecked) var waiters = FIFO<Waiter>()
@@ -70,8 +77,9 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     public init(name: String = "") {
         self.name = name
         self.id = SyncObjectID.allocate()
-        let binding = sync.binding.load(ordering: .relaxed)
-        self.fast = binding > SyncState.shared ? binding : 0
+        let bare = sync.binding.load(ordering: .relaxed) > SyncState.shared
+        self.fast = bare ? UInt(bitPattern: uthreads_get_runtime()) : 0
+        self.home = fast
     }
 
     /// Acquires the mutex, parking while another thread holds it. O(1).
@@ -144,7 +152,7 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     /// The owner, whichever representation holds it (inside `sync`; reads only).
     var holderRow: UnsafeMutablePointer<uthreads_tcb>? {
         guard fast != 0 else { return owner }
-        return fast == sync.binding.load(ordering: .relaxed) ? nil : UnsafeMutablePointer(bitPattern: fast)
+        return fast == home ? nil : UnsafeMutablePointer(bitPattern: fast)
     }
 
     /// Moves the fast word's state into `owner` (inside `sync`, before a slow path changes it).
@@ -157,9 +165,10 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     /// Packs the state into the fast word again when the fast paths can take it: a bare mutex
     /// with no waiter (inside `sync`, after a slow path changed it).
     private func pack() {
-        let binding = sync.binding.load(ordering: .relaxed)
-        guard binding > SyncState.shared, waiters.isEmpty else { return }
-        fast = owner.map { UInt(bitPattern: $0) } ?? binding
+        guard sync.binding.load(ordering: .relaxed) > SyncState.shared, waiters.isEmpty else { return }
+        // Bare: the caller runs on the bound runtime's kernel thread (it passed `enter`).
+        if home == 0 { home = UInt(bitPattern: uthreads_get_runtime()) }
+        fast = owner.map { UInt(bitPattern: $0) } ?? home
     }
 
     /// The holder's id, if any (a snapshot).

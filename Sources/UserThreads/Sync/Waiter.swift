@@ -69,6 +69,12 @@ struct Waiter: @unchecked Sendable, Equatable {
     /// Whether the waiter parks on an M:N worker (from the token: no scheduler field is read).
     var onWorker: Bool { token >> 48 != 0 }
 
+    /// The first wait token of worker `index`'s scheduler (its index + 1 in the high 16 bits).
+    static func firstToken(ofWorker index: Int) -> UInt64 { UInt64(index + 1) << 48 }
+
+    /// The index of the M:N worker a wait token was handed out by; -1 for an M:1 runtime's.
+    static func worker(ofToken token: UInt64) -> Int { Int(truncatingIfNeeded: token >> 48) - 1 }
+
     @usableFromInline
     static func == (a: Waiter, b: Waiter) -> Bool {
         a.token == b.token && a.block == b.block && a.scheduler === b.scheduler
@@ -150,15 +156,16 @@ func syncOutsideUserThread(_ api: StaticString) -> UThreadError {
 /// (the essay).
 @usableFromInline
 func syncWake(_ waiter: Waiter, _ result: WakeResult = .woken) {
-    let home = Unmanaged.passUnretained(waiter.scheduler).toOpaque()
-    if uthreads_get_runtime() == home {
-        waiter.scheduler.wakeWaiting(block: waiter.block, token: waiter.token, result)
+    let home = Unmanaged.passUnretained(waiter.scheduler)
+    if uthreads_get_runtime() == home.toOpaque() {
+        // Unretained: the caller's own scheduler (a retain and release cost ~40 instructions).
+        home._withUnsafeGuaranteedRef { $0.wakeWaiting(block: waiter.block, token: waiter.token, result) }
     } else if waiter.onWorker {
         // A worker's scheduler lives as long as its runtime, and so do waiters in lists.
         waiter.scheduler.worker?.postWake(block: waiter.block, token: waiter.token, result)
     } else {
         // An M:1 runtime may have ended: found by address in the live table, never dereferenced.
-        ForeignCancels.postWake(block: waiter.block, token: waiter.token, result, to: home)
+        ForeignCancels.postWake(block: waiter.block, token: waiter.token, result, to: home.toOpaque())
     }
 }
 

@@ -69,7 +69,7 @@ extension UInt32 {
     static let flagUnaudited = UInt32(UTHREADS_FLAG_UNAUDITED)
     static let flagScopePinned = UInt32(UTHREADS_FLAG_SCOPEPINNED)
     /// Cleared together, they pin a thread for good: no longer migratable, and no thread
-    /// group's scope will make it migratable again when it ends (Sync/ThreadGroup.swift).
+    /// group's scope will make it migratable again when it ends (Runtime/ThreadGroup.swift).
     static let flagsPinForGood = flagMigratable | flagScopePinned
 }
 

@@ -36,7 +36,7 @@ struct DemoPhilosophersCommand: ParsableCommand {
             var snapshot = Snapshot()
             try withThreadGroup(name: "table") { g in
                 for p in 0..<n {
-                    g.spawn(name: "philosopher \(p)") {
+                    g.spawnLocal(name: "philosopher \(p)") {
                         let first = min(p, (p + 1) % n)
                         let second = max(p, (p + 1) % n)
                         while served < total {
@@ -84,10 +84,10 @@ struct DemoBoundedBufferCommand: ParsableCommand {
             try withThreadGroup(name: "factory") { g in
                 try withThreadGroup(name: "producers") { pg in
                     for p in 0..<np {
-                        pg.spawn(name: "producer \(p)") { for i in 0..<per { try buffer.send(p * per + i) } }
+                        pg.spawnLocal(name: "producer \(p)") { for i in 0..<per { try buffer.send(p * per + i) } }
                     }
                     for c in 0..<nc {
-                        g.spawn(name: "consumer \(c)") {
+                        g.spawnLocal(name: "consumer \(c)") {
                             for v in buffer {
                                 counts[c] += 1
                                 sum &+= v
@@ -132,7 +132,7 @@ struct DemoReadersWritersCommand: ParsableCommand {
             var snapshot = Snapshot()
             try withThreadGroup { g in
                 for w in 0..<nw {
-                    g.spawn(name: "writer \(w)") {
+                    g.spawnLocal(name: "writer \(w)") {
                         for _ in 0..<ops {
                             try rw.withWriteLock {
                                 for k in db.indices {
@@ -146,7 +146,7 @@ struct DemoReadersWritersCommand: ParsableCommand {
                     }
                 }
                 for r in 0..<nr {
-                    g.spawn(name: "reader \(r)") {
+                    g.spawnLocal(name: "reader \(r)") {
                         for _ in 0..<ops {
                             try rw.withReadLock {
                                 shared += 1
@@ -198,7 +198,7 @@ struct DemoSleepingBarberCommand: ParsableCommand {
             }
             try withThreadGroup(name: "customers") { g in
                 for c in 0..<nCustomers {
-                    g.spawn(name: "customer \(c)") {
+                    g.spawnLocal(name: "customer \(c)") {
                         try UThread.sleep(for: .microseconds(c * cut / 2))  // arrivals
                         let sits = try seats.withLock { () -> Bool in
                             guard waiting < nChairs else { return false }

@@ -161,7 +161,7 @@ import Testing
                         let pinned = !UThread.isMigratable
                         Self.yieldUntil(moved) {}  // safe points while the mover migrates
                         try UThread.sleep(for: .microseconds(50))
-                        for i in 0..<4 { g.spawn { sum += k * 10 + i } }
+                        for i in 0..<4 { g.spawnLocal { sum += k * 10 + i } }
                         for _ in 0..<50 { UThread.yield() }
                         return pinned
                     }
@@ -181,7 +181,7 @@ import Testing
             try UThread { () -> [Bool] in
                 let before = UThread.isMigratable
                 let inside = try withThreadGroup { g -> Bool in
-                    g.spawn { UThread.yield() }
+                    g.spawnLocal { UThread.yield() }
                     return UThread.isMigratable
                 }
                 let after = UThread.isMigratable
@@ -318,9 +318,7 @@ import Testing
             for w in 0..<2 {
                 let t = try UThread.spawn(onWorker: w) { () -> UInt64 in
                     var token: UInt64 = 0
-                    _ = MNWorker.require("test").worker.park(
-                        MNWorker.require("test").scheduler, .waitGroup, object: 0, deadline: nil
-                    ) { waiter in
+                    _ = MNWorker.require("test").scheduler.parkWaiter(.waitGroup, object: 0, deadline: nil) { waiter in
                         token = waiter.token
                         return false
                     }
@@ -331,6 +329,7 @@ import Testing
             return seen
         }
         #expect(tokens[0] >> 48 == 1 && tokens[1] >> 48 == 2)
+        #expect(tokens.map(Waiter.worker(ofToken:)) == [0, 1])
     }
 }
 

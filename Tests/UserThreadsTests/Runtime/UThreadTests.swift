@@ -318,6 +318,31 @@ struct UThreadWorkersTests {
         #expect(failed)
     }
 
+    /// `join(timeout:deadline:)` gives up after the timeout and at the deadline (the thread
+    /// keeps running and is joined later), and a joiner cancelled while parked stops waiting.
+    /// With two workers the joined thread runs on the other worker: the joiner parks as a
+    /// `Waiter` of the thread's object, woken through the mailbox.
+    @Test(arguments: [1, 2]) func joinGivesUpAtATimeoutADeadlineOrACancel(workers: Int) throws {
+        let rig = ChannelRig(workers: workers)
+        try UThreadRuntime.run(workers: workers) {
+            let gate = Channel<Int>(name: "gate")
+            let t = try rig.spawn { try gate.receive() ?? -1 }
+            expectError(sameCaseAs: .timedOut) { try t.join(timeout: .milliseconds(2)) }
+            expectError(sameCaseAs: .timedOut) { try t.join(deadline: .now + .milliseconds(2)) }
+            let joiner = UThread { () -> Bool in
+                do { _ = try t.join(timeout: .seconds(60)) } catch is CancellationError { return true }
+                return false
+            }
+            #expect(try rig.waitUntilParked(joiner, .join))
+            joiner.cancel()
+            #expect(try joiner.join())
+            #expect(!t.isFinished)
+            try gate.send(7)
+            #expect(try t.join(timeout: .seconds(60)) == 7)
+            #expect(try t.join(deadline: .now) == 7)  // finished: no wait, no limit checked
+        }
+    }
+
     /// Cancelled before it starts (or, with two workers, possibly just after): it starts
     /// cancelled, and its first wait throws.
     @Test(arguments: [1, 2]) func cancelBeforeStartEndsTheThread(workers: Int) throws {

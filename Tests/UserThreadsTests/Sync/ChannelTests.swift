@@ -314,8 +314,36 @@ struct ChannelTests {
             return ch
         }
         try UThreadRuntime.run(workers: 2) {
-            expectError(sameCaseAs: .invalidArgument("")) { try ch.send(2) }
-            expectError(sameCaseAs: .invalidArgument("")) { _ = try ch.receive() }
+            expectError(sameCaseAs: .foreignRuntime) { try ch.send(2) }
+            expectError(sameCaseAs: .foreignRuntime) { _ = try ch.receive() }
         }
+    }
+
+    /// The binding is the runtime's serial, not its scheduler's address: runtimes started one
+    /// after another on this kernel thread (the allocator often places a new scheduler where
+    /// the ended one was) are refused a channel and a held mutex of the first.
+    @Test func aLaterRuntimeAtTheSameAddressIsRefused() throws {
+        let address = { Scheduler.active.map { UInt(bitPattern: ObjectIdentifier($0)) } ?? 0 }
+        let (ch, m, first) = try UThreadRuntime.run { () -> (Channel<Int>, UMutex, UInt) in
+            let ch = try Channel<Int>(capacity: 1)
+            try ch.send(1)
+            let m = UMutex()
+            try m.lock()  // held by a row of this runtime when it ends
+            return (ch, m, address())
+        }
+        var reused = 0
+        for _ in 0..<8 {
+            let (refusals, here) = try UThreadRuntime.run { () -> (Int, UInt) in
+                var refusals = 0
+                do { try ch.send(2) } catch UThreadError.foreignRuntime { refusals += 1 }
+                do { _ = try ch.receive() } catch UThreadError.foreignRuntime { refusals += 1 }
+                do { try m.lock(timeout: .milliseconds(1)) } catch UThreadError.foreignRuntime { refusals += 1 }
+                return (refusals, address())
+            }
+            #expect(refusals == 3)
+            if here == first { reused += 1 }
+        }
+        #expect(ch.count == 1)  // untouched by the later runtimes
+        print("aLaterRuntimeAtTheSameAddressIsRefused: \(reused) of 8 runtimes reused the first's address")
     }
 }

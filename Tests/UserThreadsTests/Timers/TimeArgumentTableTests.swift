@@ -240,6 +240,21 @@ struct TimeArgumentTableTests {
                 try m.unlock()
             })
         },
+        TimedCall(key: "UThread+Workers.swift join(timeout:deadline:)", parameters: .both, resource: .unavailable) {
+            let gate = Channel<Int>()
+            let t = UThread { _ = try gate.receive() }
+            return Prepared(
+                call: { try t.join(timeout: $0.timeout, deadline: $0.deadline) },
+                cleanup: {
+                    gate.close()
+                    try t.join()
+                })
+        },
+        TimedCall(key: "UThread+Workers.swift join(timeout:deadline:)", parameters: .both, resource: .available) {
+            let t = UThread {}
+            try t.join()
+            return Prepared(call: { try t.join(timeout: $0.timeout, deadline: $0.deadline) })
+        },
         TimedCall(key: "USemaphore.swift wait(timeout:deadline:)", parameters: .both, resource: .unavailable) {
             let s = USemaphore()
             return Prepared(call: { try s.wait(timeout: $0.timeout, deadline: $0.deadline) })
@@ -483,6 +498,19 @@ struct TimeArgumentTableTests {
     ]
 
     static let mn: [TimedCall] = [
+        TimedCall(
+            key: "UThread+Workers.swift join(timeout:deadline:)", parameters: .timeout, resource: .unavailable,
+            runtime: .mn
+        ) {
+            let gate = Channel<Int>()
+            let t = UThread { _ = try gate.receive() }
+            return Prepared(
+                call: { try t.join(timeout: $0.t) },
+                cleanup: {
+                    gate.close()
+                    try t.join()
+                })
+        },
         TimedCall(
             key: "UMutex.swift lock(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
         ) {

@@ -1,0 +1,180 @@
+// Layer 10: structured concurrency — a scope that owns the threads spawned in it.
+//
+// Design essay
+// ============
+//
+// `withThreadGroup { group in group.spawn { … } }` runs the body, then waits until every
+// child has finished before it returns: no child outlives the scope (that is what makes it
+// "structured"). When a child throws, the group records the first error, cancels every sibling
+// (they wake from any wait with CancellationError) and, once all have finished, rethrows that
+// first error. If the body itself throws, the children are cancelled and awaited the same way
+// and the body's error wins. If the *waiting* thread is cancelled, it cancels the children and
+// keeps waiting for them (uncancellably): the scope never returns with a child still running,
+// so it never leaks a thread.
+//
+// Children are ordinary threads. `spawn` takes a `@Sendable` body and starts a `UThread`,
+// which under `run(workers:)` may start and move on any worker, as any thread does; the group
+// is `Sendable` and its few fields (the children, the first error, the cancelled flag) are
+// held bare or under a lock by the binding rule of every sync object (SyncState.swift), since
+// children on other workers report their errors into it. `spawnLocal` keeps the other form: a
+// child that shares non-`Sendable` state with the caller (a captured `var`), a `UThread.local`
+// that runs on the caller's worker and never moves; the caller stays on its worker while the
+// scope lasts so that such children and it never run at once.
+//
+// Waiting for all is joining each child in turn (uncancellably once the waiter was cancelled):
+// the waiter is a joiner like any other (Waiter.swift across workers), the thread table shows
+// which child it waits for, and a child whose thread could not be started (its join throws
+// that error) fails the group like a child that threw.
+//
+// Rejected designs:
+//   * Returning child results through the group (TaskGroup's `next()`): children communicate
+//     through channels or captured state; the group's job is lifetime, errors and cancellation.
+//   * Detaching on scope exit: the whole point is that nothing escapes the scope.
+//   * Children as worker-local threads always (the first group): with several workers every
+//     group's work stayed on its caller's worker.
+//   * A live-child counter and one parked group waiter: a child whose start failed on another
+//     worker never runs the code that counts it out, so the waiter would wait forever.
+import CUThreads
+
+/// The handle `withThreadGroup` passes to its body. `Sendable`: children on any worker may
+/// spawn more children or cancel the group.
+public final class UThreadGroup: @unchecked Sendable {
+    /// The name given to `withThreadGroup` ("" if none).
+    public let name: String
+    let id: UInt64
+    /// Bare or locked (SyncState.swift); guards every field below.
+    let sync = SyncState()
+    @exclusivity(unchecked) private var children: [UThread<Void>] = []
+    @exclusivity(unchecked) private var error: (any Error)?
+    @exclusivity(unchecked) private var cancelled = false
+
+    init(name: String) {
+        self.name = name
+        self.id = SyncObjectID.allocate()
+    }
+
+    /// Starts a child thread that may run on any worker. It runs until its body returns or
+    /// throws; a throw cancels the siblings. If the thread cannot be created, the group fails
+    /// with that error.
+    public func spawn(name: String = "", _ body: @escaping @Sendable () throws -> Void) {
+        adopt(UThread(name: name) { [self] in run(body) })
+    }
+
+    /// Starts a child that may share non-`Sendable` state with the caller (a captured `var`):
+    /// a `UThread.local`, which runs on the caller's worker and never moves (the caller stays
+    /// there while the scope lasts). Otherwise as `spawn`. Called from a child that may move,
+    /// the child fails with `UThread.local`'s error.
+    public func spawnLocal(name: String = "", _ body: @escaping () throws -> Void) {
+        var failure: (any Error)?
+        let object = spawnLocalThread(name: name, priority: 0, stackSize: nil, withinScope: true, failure: &failure)
+        if let failure { object.fail(failure, as: Void.self) } else { object.install { [self] in run(body) } }
+        adopt(UThread(object: object))
+    }
+
+    /// A child's body: its error fails the group.
+    private func run(_ body: () throws -> Void) {
+        do { try body() } catch { fail(error) }
+    }
+
+    /// Records a new child; cancels it at once when the group is cancelled.
+    private func adopt(_ child: UThread<Void>) {
+        let cancelNow = sync.locked { () -> Bool in
+            children.append(child)
+            return cancelled
+        }
+        if cancelNow { child.cancel() }
+    }
+
+    /// Cancels every running child (and children spawned later).
+    public func cancelAll() {
+        let running = sync.locked { () -> [UThread<Void>] in
+            cancelled = true
+            return children
+        }
+        for c in running where !c.isFinished { c.cancel() }
+    }
+
+    /// Whether the group was cancelled: by `cancelAll()`, by a child's error, or because the
+    /// waiting thread was cancelled. Children spawned afterwards start cancelled.
+    public var isCancelled: Bool { sync.locked { cancelled } }
+
+    /// Children still running.
+    public var running: Int { sync.locked { children.count(where: { !$0.isFinished }) } }
+
+    /// The first error of a child (or of a child's start), if any.
+    var firstError: (any Error)? { sync.locked { error } }
+
+    private func fail(_ error: any Error) {
+        sync.locked { if self.error == nil { self.error = error } }
+        cancelAll()
+    }
+
+    /// Waits until every child has finished; cancels them if the waiter is cancelled.
+    func waitForAll() throws {
+        var cancellable = true
+        var next = 0
+        while let child = sync.locked({ next < children.count ? children[next] : nil }) {
+            do {
+                try child.handle.waitForEnd(deadline: nil, cancellable: cancellable)
+            } catch is CancellationError {
+                cancelAll()
+                cancellable = false
+                continue
+            }
+            // The body's errors were caught in `run`: a failure here is a failed start.
+            if case .failure(let error) = child.object.result(Void.self) { fail(error) }
+            next += 1
+        }
+        sync.locked { children.removeAll() }
+    }
+}
+
+/// Runs `body` with a thread group, then waits for every thread spawned in it. If a child
+/// throws, its siblings are cancelled and the first error is rethrown after all finished.
+///
+/// ```swift
+/// try withThreadGroup { group in
+///     for url in urls { group.spawn { try fetch(url) } }
+/// }   // every fetch has finished here
+/// ```
+/// Children of `spawn` are ordinary threads (any worker); children of `spawnLocal` run on the
+/// caller's worker and may share its non-`Sendable` state, so with several workers the caller
+/// stays on its worker while the scope lasts and may move again after it (unless it was
+/// pinned for good meanwhile: `UThread.pin()`, a `UThread.local` spawn).
+/// - Throws: the body's error, else the first child error; `CancellationError` if the caller
+///   was cancelled (after its children finished).
+public func withThreadGroup<R>(name: String = "", _ body: (UThreadGroup) throws -> R) throws -> R {
+    let s = Scheduler.require("withThreadGroup")
+    guard s.onUserThread else { Scheduler.misuse("withThreadGroup") }
+    // `spawnLocal` children share state with the caller: the caller stays on this kernel
+    // thread while the scope lasts (on several workers it would otherwise be free to migrate
+    // at a yield or a wait inside `body`), and may move again once every child has finished —
+    // unless it was pinned for good meanwhile (`UThread.pin()` and a
+    // `UThread.local` spawn clear the scope flag too). Nothing under workers: 1.
+    let me = s.current
+    let scoped = s.workerIndex >= 0 && me.has(.flagMigratable)
+    if scoped {
+        me.clear(.flagMigratable)
+        me.set(.flagScopePinned)
+    }
+    defer {
+        // `me`, not `s`: the caller's row is its own wherever it runs.
+        if scoped && me.has(.flagScopePinned) {
+            me.clear(.flagScopePinned)
+            me.set(.flagMigratable)
+        }
+    }
+    let group = UThreadGroup(name: name)
+    let result: R
+    do {
+        result = try body(group)
+    } catch {
+        group.cancelAll()
+        try group.waitForAll()
+        throw error
+    }
+    try group.waitForAll()
+    if let error = group.firstError { throw error }
+    if me.has(.flagCancelled) && group.isCancelled { throw CancellationError() }
+    return result
+}

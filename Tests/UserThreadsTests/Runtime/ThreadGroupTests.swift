@@ -1,0 +1,87 @@
+// withThreadGroup on one worker and on two: `spawn` children are ordinary threads (any
+// worker), `spawnLocal` children stay with the caller. The group's rules (wait for all, cancel
+// on the first error, a cancelled waiter cancels its children) at workers 1 and 2 are in
+// UGroupPrimitivesTests.
+import CUThreads
+import Synchronization
+import Testing
+@testable import UserThreads
+
+@Suite(.timeLimit(.minutes(1)))
+struct ThreadGroupTests {
+
+    /// A set any thread may add to (threads on another worker do).
+    final class Seen: Sendable {
+        let workers = Mutex<Set<Int>>([])
+        /// Set once every worker was seen: the children's cheap test in their loop.
+        let all = Atomic<Bool>(false)
+        let expected: Int
+        init(expected: Int) { self.expected = expected }
+        func add(_ w: Int) {
+            let n = workers.withLock { $0.insert(w).inserted ? $0.count : 0 }
+            if n == expected { all.store(true, ordering: .releasing) }
+        }
+        var count: Int { workers.withLock { $0.count } }
+        var isComplete: Bool { all.load(ordering: .acquiring) }
+    }
+
+    /// A counter any thread may bump.
+    final class Count: Sendable {
+        private let n = Atomic<Int>(0)
+        func add() { n.add(1, ordering: .relaxed) }
+        var value: Int { n.load(ordering: .relaxed) }
+    }
+
+    /// Children started by one thread run on every worker: each records its worker and yields
+    /// (a safe point where a ready thread may move to an idle worker) until every worker was
+    /// seen. Not under ThreadSanitizer: its yields are so slow there that the migration took
+    /// longer than the time limit, and the other tests' races are what that run is for.
+    @Test(
+        .enabled(if: uthreads_tsan_enabled() == 0, "a yield loop until a migration: too slow under TSan"),
+        arguments: [1, 2])
+    func childrenAreSeenOnEveryWorker(workers: Int) throws {
+        let seen = Seen(expected: workers)
+        let finished = Count()
+        try UThreadRuntime.run(workers: workers) {
+            try withThreadGroup(name: "spread") { g in
+                for _ in 0..<8 {
+                    g.spawn {
+                        var last = UThread.worker
+                        seen.add(last)
+                        for _ in 0..<50_000_000 where !seen.isComplete {
+                            UThread.yield()
+                            if UThread.worker != last {
+                                last = UThread.worker
+                                seen.add(last)
+                            }
+                        }
+                        finished.add()
+                    }
+                }
+            }
+            #expect(finished.value == 8)  // the scope waited for every child
+        }
+        #expect(seen.count == workers)
+    }
+
+    /// `spawnLocal` children share the caller's non-`Sendable` state; one spawned from a
+    /// child that may move fails the group with `UThread.local`'s error (only one worker can
+    /// never move a child away).
+    @Test(arguments: [1, 2]) func localChildrenShareTheCallersState(workers: Int) throws {
+        let (sum, nested) = try UThreadRuntime.run(workers: workers) { () -> (Int, Bool) in
+            try UThread { () -> (Int, Bool) in
+                var sum = 0
+                try withThreadGroup { g in
+                    for i in 1...10 { g.spawnLocal { sum += i } }
+                }
+                var refused = false
+                do {
+                    try withThreadGroup { g in g.spawn { g.spawnLocal {} } }
+                } catch UThreadError.invalidArgument { refused = true }
+                return (sum, refused)
+            }.join()
+        }
+        #expect(sum == 55)
+        #expect(nested == (workers > 1))
+    }
+}
