@@ -608,7 +608,9 @@ case "stale":
         // Reused by a non-blocking eventfd: an empty read is EAGAIN (the caller's non-blocking
         // file), not a wait for ever (the stale record said "blocking for its caller").
         afterRawClose(probe_raw_eventfd_nonblocking) { r, event in
-            print("eventfd same-number=\(event == r) read=\(describe(probe_read8(event))) record=\(uthreads_jacket_descriptor(event))")
+            print(
+                "eventfd same-number=\(event == r) read=\(describe(probe_read8(event))) record=\(uthreads_jacket_descriptor(event))"
+            )
             _ = probe_close(event)
         }
         // Closed and not reused: EBADF, and the record goes.
@@ -618,7 +620,9 @@ case "stale":
         }
         // Reused by a blocking file: F_GETFL shows the jacket's O_NONBLOCK gone, the record goes.
         afterRawClose(probe_raw_open_null) { r, null in
-            print("reopened same-number=\(null == r) view=\(probe_nonblocking(null)) record=\(uthreads_jacket_descriptor(null))")
+            print(
+                "reopened same-number=\(null == r) view=\(probe_nonblocking(null)) record=\(uthreads_jacket_descriptor(null))"
+            )
             _ = probe_close(null)
         }
         // Reused by open(2) of a blocking FIFO: the record goes at once, so an empty read parks
@@ -626,7 +630,9 @@ case "stale":
         try afterRawClose({ probe_open_fifo("/tmp/uthreads-jacket-probe-\(getpid()).fifo") }) { r, fifo in
             let ticks = Counter()
             let ticker = spawn("ticker") { try tickThenWrite(ticks, fifo) }
-            print("fifo same-number=\(fifo == r) record=\(uthreads_jacket_descriptor(fifo)) read=\(describe(probe_read(fifo, &byte, 1))) ticks=\(ticks.value)")
+            print(
+                "fifo same-number=\(fifo == r) record=\(uthreads_jacket_descriptor(fifo)) read=\(describe(probe_read(fifo, &byte, 1))) ticks=\(ticks.value)"
+            )
             try ticker()
             _ = probe_close(fifo)
         }
