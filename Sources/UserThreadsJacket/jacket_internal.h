@@ -115,7 +115,7 @@ JACKET_HIDDEN void jacket_signal_install(void);
 /// descriptor epoll refuses), or another errno.
 JACKET_HIDDEN int jacket_park_fd(int fd, int direction, int kind, uint64_t deadline, const jacket_signal_watch *watch);
 /// The same for the caller's own epoll set or a temporary one: until one of its descriptors is ready.
-JACKET_HIDDEN int jacket_park_set(int set, int kind, uint64_t deadline, const jacket_signal_watch *watch);
+JACKET_HIDDEN int jacket_park_set(int set, int shown, int kind, uint64_t deadline, const jacket_signal_watch *watch);
 /// Parks until `deadline` or a signal that interrupts the call: ETIMEDOUT, EINTR or ECANCELED.
 JACKET_HIDDEN int jacket_park_time(uint64_t deadline, const jacket_signal_watch *watch);
 

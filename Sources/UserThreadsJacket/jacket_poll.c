@@ -33,7 +33,7 @@ int jacket_park_any(const struct pollfd *fds, nfds_t n, uint64_t deadline, const
             epoll_ctl(set, EPOLL_CTL_MOD, fds[i].fd, &ev);
         }  // EPERM (a regular file) cannot happen: poll reported it ready already
     }
-    int e = jacket_park_set(set, UTHREADS_JACKET_KIND_POLL, deadline, watch);
+    int e = jacket_park_set(set, -1, UTHREADS_JACKET_KIND_POLL, deadline, watch);
     if (jacket_runtime->closing(set) < 0) REAL(close)(set);  // the runtime closes it on a user thread
     return e;
 }

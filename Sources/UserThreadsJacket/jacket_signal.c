@@ -40,9 +40,9 @@
 // could interrupt — no handlers, or only SA_RESTART ones and a restarted call such as read —
 // parks exactly as before, at the same cost.
 //
-// While an armed call waits, the thread table names the temporary set's descriptor (`read fd
-// 12 (jacket)`, 12 being the set), and an armed sleep shows as a poll of the bell: the reactor
-// knows only the descriptor it waits on.
+// While an armed call waits, the thread table still names the caller's descriptor (`read fd 7
+// (jacket)`, not the temporary set's number) and an armed sleep shows as a sleep: the park
+// passes the number to show beside the one it waits on (`wait_fd_shown` in the ABI).
 //
 // Which parked calls a signal interrupts: every armed one in the process, on every worker.
 // A process-directed signal interrupts one real thread's call (the kernel's choice, which the
@@ -321,8 +321,8 @@ static int jacket_set_ready(int set) {
     return 0;
 }
 
-int jacket_park_set(int set, int kind, uint64_t deadline, const jacket_signal_watch *watch) {
-    if (!jacket_signal_armed(watch)) return jacket_runtime->wait_fd(set, UTHREADS_JACKET_READ, kind, deadline);
+int jacket_park_set(int set, int shown, int kind, uint64_t deadline, const jacket_signal_watch *watch) {
+    if (!jacket_signal_armed(watch)) return jacket_runtime->wait_fd_shown(set, shown, UTHREADS_JACKET_READ, kind, deadline);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = jacket_bell};
     if (epoll_ctl(set, EPOLL_CTL_ADD, jacket_bell, &ev) < 0) return errno;
     // A bell that rang before is readable: the edge its ADD reports is consumed here.
@@ -331,7 +331,7 @@ int jacket_park_set(int set, int kind, uint64_t deadline, const jacket_signal_wa
         // A signal first: woken by both, the call cannot tell which came first, and a caller
         // that installed a handler without SA_RESTART retries an EINTR anyway.
         if (jacket_signal_interrupted(watch)) return EINTR;
-        int e = jacket_runtime->wait_fd(set, UTHREADS_JACKET_READ, kind, deadline);
+        int e = jacket_runtime->wait_fd_shown(set, shown, UTHREADS_JACKET_READ, kind, deadline);
         if (e != 0) return jacket_signal_interrupted(watch) ? EINTR : e;
         if (jacket_signal_interrupted(watch)) return EINTR;
         if (jacket_set_ready(set)) return 0;  // else the bell only: a signal not for this call
@@ -348,7 +348,7 @@ static int jacket_park_fd_armed(int fd, int direction, int kind, uint64_t deadli
     if (epoll_ctl(set, EPOLL_CTL_ADD, fd, &ev) < 0) {
         e = errno;  // EPERM (a regular file: the caller makes the real call), EBADF, …
     } else {
-        e = jacket_park_set(set, kind, deadline, watch);
+        e = jacket_park_set(set, fd, kind, deadline, watch);
     }
     if (jacket_runtime->closing(set) < 0) REAL(close)(set);  // the runtime closes it on a user thread
     return e;
@@ -369,7 +369,7 @@ int jacket_park_time(uint64_t deadline, const jacket_signal_watch *watch) {
     // before wakes the first wait of each worker once (its registration reports it readable).
     while (1) {
         if (jacket_signal_interrupted(watch)) return EINTR;
-        int e = jacket_runtime->wait_fd(jacket_bell, UTHREADS_JACKET_READ, UTHREADS_JACKET_KIND_POLL, deadline);
+        int e = jacket_runtime->wait_fd_shown(jacket_bell, -1, UTHREADS_JACKET_READ, UTHREADS_JACKET_KIND_SLEEP, deadline);
         if (e != 0) return jacket_signal_interrupted(watch) ? EINTR : e;
     }
 }

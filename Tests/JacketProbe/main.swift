@@ -557,6 +557,9 @@ case "signals":
                     UThread.yield()
                     parked = waiting()
                 }
+                // The table names the caller's wait even when it parks on a temporary set.
+                let shown = parked!.waitReason!.description.replacingOccurrences(of: "fd \(r) ", with: "fd R ")
+                print("shown \(pass) \(name) \(shown)")
                 let before = probe_signal_count()
                 pthread_kill(pthread_self(), SIGUSR1)
                 if probe_signal_count() == before { fail("\(name): the handler did not run on the sender") }

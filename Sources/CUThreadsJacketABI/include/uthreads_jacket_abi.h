@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-#define UTHREADS_JACKET_ABI_VERSION 2
+#define UTHREADS_JACKET_ABI_VERSION 3
 
 /// Directions of `wait_fd`.
 enum { UTHREADS_JACKET_READ = 1, UTHREADS_JACKET_WRITE = 2 };
@@ -33,6 +33,7 @@ enum {
     UTHREADS_JACKET_KIND_ACCEPT = 2,
     UTHREADS_JACKET_KIND_CONNECT = 3,
     UTHREADS_JACKET_KIND_POLL = 4,
+    UTHREADS_JACKET_KIND_SLEEP = 5,  ///< a jacketed sleep (nanosleep, poll with no descriptor)
 };
 
 /// No deadline.
@@ -66,6 +67,12 @@ typedef struct uthreads_jacket_runtime {
     /// of a failed close (EBADF for a bad or already closing descriptor), or -1 when it did
     /// not close `fd` (the jacket then calls close(2) itself).
     int (*_Nonnull closing)(int fd);
+    /// `wait_fd` on `fd` while the thread table shows `shown` (`read fd 7 (jacket)`): a call
+    /// that must also wake on a signal parks on a temporary epoll set holding the caller's
+    /// descriptor and the jacket's bell (jacket_signal.c), and the table names the caller's
+    /// descriptor, not the set. `shown` < 0: the table shows `fd`, or, with
+    /// UTHREADS_JACKET_KIND_SLEEP, a sleep.
+    int (*_Nonnull wait_fd_shown)(int fd, int shown, int direction, int kind, uint64_t deadline);
 } uthreads_jacket_runtime;
 
 /// The jacket's entry point (defined by UserThreadsJacket). The runtime calls it once, with a

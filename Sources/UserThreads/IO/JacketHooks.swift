@@ -32,11 +32,16 @@ enum JacketHooks {
                 wait_fd: { fd, direction, kind, deadline in JacketHooks.wait(fd, direction, kind, deadline) },
                 sleep_until: { deadline in JacketHooks.sleep(until: deadline) },
                 offload: { body, context in JacketHooks.offload(body, context) },
-                closing: { fd in JacketHooks.close(fd) }))
+                closing: { fd in JacketHooks.close(fd) },
+                wait_fd_shown: { fd, shown, direction, kind, deadline in
+                    JacketHooks.wait(fd, direction, kind, deadline, shown: shown)
+                }))
         return uthreads_jacket_connect(table) != 0
     }()
 
-    private static func wait(_ fd: Int32, _ direction: Int32, _ kind: Int32, _ deadline: UInt64) -> Int32 {
+    private static func wait(
+        _ fd: Int32, _ direction: Int32, _ kind: Int32, _ deadline: UInt64, shown: Int32 = -1
+    ) -> Int32 {
         guard let s = Scheduler.active, s.onUserThread else { return EPERM }
         let reason: WaitReason.Kind =
             switch Int(kind) {
@@ -44,13 +49,14 @@ enum JacketHooks {
             case Int(UTHREADS_JACKET_KIND_ACCEPT): .accept
             case Int(UTHREADS_JACKET_KIND_CONNECT): .connect
             case Int(UTHREADS_JACKET_KIND_POLL): .poll
+            case Int(UTHREADS_JACKET_KIND_SLEEP): .sleep
             default: .read
             }
         return errnoValue {
             let reactor = try Reactor.of(s)
             let waited = try reactor.jacketWait(
                 fd, direction == Int32(UTHREADS_JACKET_WRITE) ? .write : .read,
-                kind: reason, deadline: deadline == .max ? nil : deadline)
+                kind: reason, deadline: deadline == .max ? nil : deadline, shown: shown >= 0 ? shown : fd)
             return waited ? 0 : EPERM
         }
     }

@@ -255,16 +255,18 @@ final class Reactor: Poller {
 
     /// `wait` for the jacket (IO/JacketHooks.swift): false, without parking, for a descriptor
     /// epoll refuses (a regular file); the wait shows as `read fd 7 (jacket)`.
-    func jacketWait(_ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?) throws -> Bool {
+    func jacketWait(
+        _ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?, shown: Int32
+    ) throws -> Bool {
         guard let waiters = try register(fd) else { return false }
-        try park(waiters, fd, direction, kind: kind, deadline: deadline, tag: WaitReason.jacketFlag)
+        try park(waiters, fd, direction, kind: kind, deadline: deadline, tag: WaitReason.jacketFlag, shown: shown)
         return true
     }
 
     @inline(__always)
     private func park(
         _ waiters: DescriptorWaiters, _ fd: Int32, _ direction: IODirection, kind: WaitReason.Kind, deadline: UInt64?,
-        tag: UInt64 = 0
+        tag: UInt64 = 0, shown: Int32? = nil
     ) throws {
         let s = scheduler
         let me = s.current
@@ -279,7 +281,7 @@ final class Reactor: Poller {
         // on a descriptor move" above). A parked I/O waiter itself never moves: this frame uses
         // `self` and `s` after the park.
         if registry != nil { s.objectOf(me).lastDescriptor = fd }
-        let result = s.park(kind, object: UInt64(UInt32(bitPattern: fd)) | tag, deadline: deadline)
+        let result = s.park(kind, object: UInt64(UInt32(bitPattern: shown ?? fd)) | tag, deadline: deadline)
         ioWaiters -= 1
         if result == .closed {
             throw UThreadError.closed("descriptor \(fd) was closed while this thread waited to \(kind.label)")

@@ -121,7 +121,7 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
     public var detail: String?
 
     /// Set in `object` above the descriptor number when the wait is a jacketed C call's
-    /// (UserThreadsJacket): the table shows `read fd 7 (jacket)`.
+    /// (UserThreadsJacket): the table shows `read fd 7 (jacket)`, or `sleep (jacket)`.
     public static let jacketFlag: UInt64 = 1 << 32
 
     /// A reason; the runtime makes them from the control block, tests and tools may too.
@@ -139,7 +139,7 @@ public struct WaitReason: Sendable, Hashable, Codable, CustomStringConvertible {
         case .read, .write, .accept, .connect, .poll:
             let fd = "\(kind.label) fd \(object & 0xFFFF_FFFF)"
             return object & WaitReason.jacketFlag != 0 ? fd + " (jacket)" : fd
-        case .sleep: return "sleep"
+        case .sleep: return object & WaitReason.jacketFlag != 0 ? "sleep (jacket)" : "sleep"
         default: return object == 0 ? kind.label : "\(kind.label) \(object)"
         }
     }

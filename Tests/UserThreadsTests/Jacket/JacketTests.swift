@@ -158,6 +158,12 @@ struct JacketTests {
             #expect(out.contains("jacket+usr2 \(line)\n"), "\(out)")  // every call watched, each woken
         }
         #expect(out.contains("readback=1 handled=30"), "\(out)")  // sigaction reads the program's handler back
+        // The thread table shows the caller's wait, also when the call parks on a temporary
+        // epoll set with the jacket's bell (every call of the second pass).
+        for pass in ["jacket", "jacket+usr2"] {
+            #expect(out.contains("shown \(pass) read-interrupting read fd R (jacket)\n"), "\(out)")
+            #expect(out.contains("shown \(pass) nanosleep-restarting sleep (jacket)\n"), "\(out)")
+        }
     }
 
     @Test("the runtime's thread-dump signal does not interrupt a parked jacketed poll")
