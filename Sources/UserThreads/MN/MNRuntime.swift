@@ -316,6 +316,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     @usableFromInline
     func spawn(_ object: MNThreadObject, pinned: Bool, onWorker: Int? = nil, startHere: Bool = false) {
         if pinned || onWorker != nil { object.pinned = true }
+        object.startedHere = startHere
         let me = Unmanaged.passUnretained(self).toOpaque()
         // From a worker of this runtime (no retain of the worker or its scheduler: two
         // retains and releases per spawn otherwise).

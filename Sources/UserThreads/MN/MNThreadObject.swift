@@ -78,6 +78,10 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Never migrates once started (`UThread(pinned:)`, `spawn(onWorker:)`): set by
     /// `MNRuntime.spawn` before the object is published, read by the starting worker.
     @exclusivity(unchecked) var pinned = false
+    /// Started at once on the spawner's worker on request (`UThread.startingHere`), not because
+    /// an ordering policy stands in for the queue: the spawner's park does not shed it
+    /// (`MNWorker.willPark`). Set by `MNRuntime.spawn` before the object is published.
+    @exclusivity(unchecked) var startedHere = false
     /// The scheduling parameters given at spawn (`UThread(priority:)`, `UThread(scheduling:)`),
     /// for the starting worker's policy; written before the object is published. A deadline is
     /// kept absolute (`deadlineAt`, CLOCK_MONOTONIC, the clock every worker shares): it counts

@@ -700,8 +700,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// O(ready). Called at safe points: every 64 yields and every 64 cross-worker parks.
     /// `parking`: the running thread is about to park, so it does not count among the threads
     /// that want this worker (a thread that woke its partner and now waits for the answer
-    /// keeps the partner here: the pair stays together).
-    func shed(_ s: Scheduler, parking: Bool = false) {
+    /// keeps the partner here: the pair stays together). `keepStartedHere`: threads started here on
+    /// request (`startedHere`) stay (`willPark`).
+    func shed(_ s: Scheduler, parking: Bool = false, keepStartedHere: Bool = false) {
         let idle = runtime.sleepers.load(ordering: .relaxed) + runtime.spinning.load(ordering: .relaxed)
         guard idle > 0, !shutdownHandled else { return }
         let ready = s.readyCountForShedding
@@ -710,7 +711,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         guard runtime.migrantBatches.load(ordering: .relaxed) == 0 else { return }
         let wanting = parking ? ready : ready + 1
         let n = min(MNRuntime.stealMax, wanting * idle / (idle + 1))
-        let rows = s.shedMigratable(max: n)
+        let rows = s.shedMigratable(max: n) { t in
+            keepStartedHere && unsafeDowncast(s.objectOf(t), to: MNThreadObject.self).startedHere  // migratable: M:N
+        }
         guard !rows.isEmpty else { return }
         let batch = rows.map { migrant($0, s) }
         let now = uthreads_monotonic_ns()
@@ -974,8 +977,13 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         refillBeforePark(s)
         // An ordering policy starts its threads at spawn (they are not on the queue thieves
         // take from): a spawner that now waits gives idle workers their share (the essay's
-        // "Policies at spawn"). A pair's partner stays (`parking`).
-        if s.timed { shed(s, parking: true) }
+        // "Policies at spawn"). A pair's partner stays (`parking`). Only those: a thread started
+        // here on request (`UThread.startingHere`) was never the queue's, so it moves only at
+        // the safe points' shed (every 64 yields or parks), as under FIFO. Shed here, such
+        // threads left the spawner's worker before their first run, and a spawner's threads
+        // that had to run here first and then move (a migration test) ended up split evenly
+        // over busy workers with no idle one left to shed to: never moved at all.
+        if s.timed { shed(s, parking: true, keepStartedHere: true) }
     }
 
     func postWake(block: UInt, token: UInt64, _ result: WakeResult) {

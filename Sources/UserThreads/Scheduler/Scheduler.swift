@@ -872,10 +872,11 @@ final class Scheduler {
 
     /// Unlinks up to `max` ready threads that may resume on another worker (the policy picks
     /// them: the ones it would run last) and gives up their ownership. Each comes with the
-    /// policy state that travels with it (`SchedulingPolicy.emigrate`). O(ready).
-    func shedMigratable(max: Int) -> [Emigrant] {
+    /// policy state that travels with it (`SchedulingPolicy.emigrate`). `keep`: rows the caller
+    /// keeps here although they may move. O(ready).
+    func shedMigratable(max: Int, keep: (ControlBlock) -> Bool = { _ in false }) -> [Emigrant] {
         guard max > 0 else { return [] }
-        let out = policy.emigrate(max: max) { Scheduler.mayMove($0.block) }
+        let out = policy.emigrate(max: max) { Scheduler.mayMove($0.block) && !keep($0.block) }
         for e in out { table.emigrate(e.thread.block) }
         return out
     }
