@@ -135,25 +135,30 @@ import Synchronization
         #expect(cleanedUp == 10)
     }
 
-    @Test func runtimesOnDifferentKernelThreadsShareNothing() async throws {
-        try await withThrowingTaskGroup(of: Int.self) { group in
-            for k in 0..<2 {
-                group.addTask {
-                    try UThreadRuntime.run {
-                        let ts = (0..<1000).map { i in
-                            UThread {
-                                UThread.yield()
-                                return i + k
-                            }
+    /// Two runtimes, each on a kernel thread of its own, run at the same time and share nothing.
+    /// The kernel threads are Foundation threads, not tasks of Swift concurrency's pool: `run`
+    /// blocks its kernel thread, and two runs on this machine's two-thread pool would wait for
+    /// whatever other tests hold the pool.
+    @Test func runtimesOnDifferentKernelThreadsShareNothing() throws {
+        let results = KernelLock<[Int]>([])
+        let done = DispatchSemaphore(value: 0)
+        for k in 0..<2 {
+            Thread {
+                let sum = try? UThreadRuntime.run {
+                    let ts = (0..<1000).map { i in
+                        UThread {
+                            UThread.yield()
+                            return i + k
                         }
-                        return try ts.reduce(0) { try $0 + $1.join() }
                     }
+                    return try ts.reduce(0) { try $0 + $1.join() }
                 }
-            }
-            var results: [Int] = []
-            for try await r in group { results.append(r) }
-            #expect(results.sorted() == [499_500, 500_500])
+                results.withLock { $0.append(sum ?? -1) }
+                done.signal()
+            }.start()
         }
+        for _ in 0..<2 { #expect(done.wait(timeout: .now() + .seconds(50)) == .success) }
+        #expect(results.withLock { $0 }.sorted() == [499_500, 500_500])
     }
 
     final class Counter { var live = 0 }
