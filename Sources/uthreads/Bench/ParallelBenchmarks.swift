@@ -190,29 +190,11 @@ enum ParallelBenchRuns {
         print(
             "\n-- fork-join: \(tasks) CPU-bound M:N threads forked and joined by main (ms wall time; \(UThreadRuntime.processorCount) CPUs)"
         )
-        var samples: [Int: [Double]] = [:]
-        var cpu: [Int: [Double]] = [:]
-        var checksum: UInt64?
-        // Alternate the configurations so that noise hits them alike.
-        for _ in 0..<o.repetitions {
-            for w in workerCounts {
-                let s = try ParallelBenchmarks.forkJoinMs(workers: w, tasks: tasks, iterations: iterations)
-                checksum = checksum ?? s.checksum
-                guard s.checksum == checksum else {
-                    throw ValidationError("fork-join checksum differs with \(w) workers")
-                }
-                samples[w, default: []].append(s.ms)
-                cpu[w, default: []].append(s.cpu)
-            }
+        let (samples, _, cpu) = try sampleByWorkers(o, "fork-join") { w in
+            let s = try ParallelBenchmarks.forkJoinMs(workers: w, tasks: tasks, iterations: iterations)
+            return (s.ms, s.checksum, 0, s.cpu)
         }
-        let one = samples[1].map(median)
-        for w in workerCounts {
-            r.add(
-                group: "parallel", name: "fork-join, run(workers: \(w))", unit: "ms",
-                samples: samples[w]!,
-                note: (w == 1 || one == nil ? "" : "speedup \((one! / median(samples[w]!)).fixed(2))x vs 1 worker; ")
-                    + "CPUs busy \(median(cpu[w]!).fixed(2))")
-        }
+        addByWorkers(r, samples) { w in ("fork-join, run(workers: \(w))", "CPUs busy \(median(cpu[w]!).fixed(2))") }
     }
 
     static func migrate(_ r: BenchReport, _ o: BenchOptions) throws {
@@ -227,13 +209,11 @@ enum ParallelBenchRuns {
                 workers: w, threads: threads, slices: slices, iterations: iterations)
             return (s.ms, s.checksum, Double(s.migrations), s.cpu)
         }
-        let one = samples[1].map(median)
-        for w in workerCounts {
-            r.add(
-                group: "parallel", name: "M:N yield-heavy, started on worker 0, \(w) worker\(w == 1 ? "" : "s")",
-                unit: "ms", samples: samples[w]!,
-                note: (w == 1 || one == nil ? "" : "speedup \((one! / median(samples[w]!)).fixed(2))x vs 1 worker; ")
-                    + "migrations \(Int(median(moved[w]!))); CPUs busy \(median(cpu[w]!).fixed(2))")
+        addByWorkers(r, samples) { w in
+            (
+                "M:N yield-heavy, started on worker 0, \(w) worker\(w == 1 ? "" : "s")",
+                "migrations \(Int(median(moved[w]!))); CPUs busy \(median(cpu[w]!).fixed(2))"
+            )
         }
     }
 
@@ -447,6 +427,21 @@ extension ParallelBenchRuns {
     /// Runs `measure` (ms, checksum, one more figure, CPUs busy) `o.repetitions` times for
     /// every worker count, the counts interleaved, and checks that every run computed the same
     /// checksum; the samples by worker count.
+    /// One "parallel" row of wall-time `samples` (ms) per worker count, named and annotated by
+    /// `row`; rows other than 1 worker's note their speed-up over it first.
+    static func addByWorkers(
+        _ r: BenchReport, _ samples: [Int: [Double]], _ row: (Int) -> (name: String, note: String)
+    ) {
+        let one = samples[1].map(median)
+        for w in workerCounts {
+            let (name, note) = row(w)
+            r.add(
+                group: "parallel", name: name, unit: "ms", samples: samples[w]!,
+                note: (w == 1 || one == nil ? "" : "speedup \((one! / median(samples[w]!)).fixed(2))x vs 1 worker; ")
+                    + note)
+        }
+    }
+
     static func sampleByWorkers(
         _ o: BenchOptions, _ group: String, _ measure: (Int) throws -> (Double, UInt64, Double, Double)
     ) throws -> (ms: [Int: [Double]], extra: [Int: [Double]], cpu: [Int: [Double]]) {
@@ -482,15 +477,12 @@ extension ParallelBenchRuns {
                 workers: w, threads: threads, slices: slices, iterations: iterations)
             return (s.ms, s.checksum, s.movedShare, s.cpu)
         }
-        let one = samples[1].map(median)
-        for w in workerCounts {
-            r.add(
-                group: "parallel",
-                name: "M:N pipe-wait-then-compute, started on worker 0, \(w) worker\(w == 1 ? "" : "s")",
-                unit: "ms", samples: samples[w]!,
-                note: (w == 1 || one == nil ? "" : "speedup \((one! / median(samples[w]!)).fixed(2))x vs 1 worker; ")
-                    + "threads seen on several workers \(Int((median(moved[w]!) * 100).rounded())) %; "
-                    + "CPUs busy \(median(cpu[w]!).fixed(2))")
+        addByWorkers(r, samples) { w in
+            (
+                "M:N pipe-wait-then-compute, started on worker 0, \(w) worker\(w == 1 ? "" : "s")",
+                "threads seen on several workers \(Int((median(moved[w]!) * 100).rounded())) %; "
+                    + "CPUs busy \(median(cpu[w]!).fixed(2))"
+            )
         }
     }
 }
