@@ -42,7 +42,7 @@
 //
 // While an armed call waits, the thread table still names the caller's descriptor (`read fd 7
 // (jacket)`, not the temporary set's number) and an armed sleep shows as a sleep: the park
-// passes the number to show beside the one it waits on (`wait_fd_shown` in the ABI).
+// passes the number to show beside the one it waits on (`wait_fd` in the ABI).
 //
 // Which parked calls a signal interrupts: every armed one in the process, on every worker.
 // A process-directed signal interrupts one real thread's call (the kernel's choice, which the
@@ -322,7 +322,7 @@ static int jacket_set_ready(int set) {
 }
 
 int jacket_park_set(int set, int shown, int kind, uint64_t deadline, const jacket_signal_watch *watch) {
-    if (!jacket_signal_armed(watch)) return jacket_runtime->wait_fd_shown(set, shown, UTHREADS_JACKET_READ, kind, deadline);
+    if (!jacket_signal_armed(watch)) return jacket_runtime->wait_fd(set, shown, UTHREADS_JACKET_READ, kind, deadline);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = jacket_bell};
     if (epoll_ctl(set, EPOLL_CTL_ADD, jacket_bell, &ev) < 0) return errno;
     // A bell that rang before is readable: the edge its ADD reports is consumed here.
@@ -331,7 +331,7 @@ int jacket_park_set(int set, int shown, int kind, uint64_t deadline, const jacke
         // A signal first: woken by both, the call cannot tell which came first, and a caller
         // that installed a handler without SA_RESTART retries an EINTR anyway.
         if (jacket_signal_interrupted(watch)) return EINTR;
-        int e = jacket_runtime->wait_fd_shown(set, shown, UTHREADS_JACKET_READ, kind, deadline);
+        int e = jacket_runtime->wait_fd(set, shown, UTHREADS_JACKET_READ, kind, deadline);
         if (e != 0) return jacket_signal_interrupted(watch) ? EINTR : e;
         if (jacket_signal_interrupted(watch)) return EINTR;
         if (jacket_set_ready(set)) return 0;  // else the bell only: a signal not for this call
@@ -355,7 +355,7 @@ static int jacket_park_fd_armed(int fd, int direction, int kind, uint64_t deadli
 }
 
 int jacket_park_fd(int fd, int direction, int kind, uint64_t deadline, const jacket_signal_watch *watch) {
-    if (__builtin_expect(!jacket_signal_armed(watch), 1)) return jacket_runtime->wait_fd(fd, direction, kind, deadline);
+    if (__builtin_expect(!jacket_signal_armed(watch), 1)) return jacket_runtime->wait_fd(fd, -1, direction, kind, deadline);
     if (jacket_signal_interrupted(watch)) return EINTR;
     return jacket_park_fd_armed(fd, direction, kind, deadline, watch);
 }
@@ -369,7 +369,7 @@ int jacket_park_time(uint64_t deadline, const jacket_signal_watch *watch) {
     // before wakes the first wait of each worker once (its registration reports it readable).
     while (1) {
         if (jacket_signal_interrupted(watch)) return EINTR;
-        int e = jacket_runtime->wait_fd_shown(jacket_bell, -1, UTHREADS_JACKET_READ, UTHREADS_JACKET_KIND_SLEEP, deadline);
+        int e = jacket_runtime->wait_fd(jacket_bell, -1, UTHREADS_JACKET_READ, UTHREADS_JACKET_KIND_SLEEP, deadline);
         if (e != 0) return jacket_signal_interrupted(watch) ? EINTR : e;
     }
 }

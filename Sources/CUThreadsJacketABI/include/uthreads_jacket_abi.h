@@ -53,8 +53,12 @@ typedef struct uthreads_jacket_runtime {
     /// the time base of every deadline below.
     uint64_t (*_Nonnull now)(void);
     /// Parks the calling user thread on its worker's reactor until `fd` may be ready for
-    /// `direction` (the caller retries its call), or until `deadline`.
-    int (*_Nonnull wait_fd)(int fd, int direction, int kind, uint64_t deadline);
+    /// `direction` (the caller retries its call), or until `deadline`. The thread table shows
+    /// the wait as one on `shown` (`read fd 7 (jacket)`): a call that must also wake on a
+    /// signal parks on a temporary epoll set holding the caller's descriptor and the jacket's
+    /// bell (jacket_signal.c), and the table names the caller's descriptor, not the set.
+    /// `shown` < 0: the table shows `fd`, or, with UTHREADS_JACKET_KIND_SLEEP, a sleep.
+    int (*_Nonnull wait_fd)(int fd, int shown, int direction, int kind, uint64_t deadline);
     /// Parks the calling user thread until `deadline` (a user-thread sleep).
     int (*_Nonnull sleep_until)(uint64_t deadline);
     /// Runs `body(context)` on the runtime's offload pool while the calling user thread parks.
@@ -67,12 +71,6 @@ typedef struct uthreads_jacket_runtime {
     /// of a failed close (EBADF for a bad or already closing descriptor), or -1 when it did
     /// not close `fd` (the jacket then calls close(2) itself).
     int (*_Nonnull closing)(int fd);
-    /// `wait_fd` on `fd` while the thread table shows `shown` (`read fd 7 (jacket)`): a call
-    /// that must also wake on a signal parks on a temporary epoll set holding the caller's
-    /// descriptor and the jacket's bell (jacket_signal.c), and the table names the caller's
-    /// descriptor, not the set. `shown` < 0: the table shows `fd`, or, with
-    /// UTHREADS_JACKET_KIND_SLEEP, a sleep.
-    int (*_Nonnull wait_fd_shown)(int fd, int shown, int direction, int kind, uint64_t deadline);
 } uthreads_jacket_runtime;
 
 /// The jacket's entry point (defined by UserThreadsJacket). The runtime calls it once, with a

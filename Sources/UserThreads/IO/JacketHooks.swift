@@ -29,18 +29,17 @@ enum JacketHooks {
             to: uthreads_jacket_runtime(
                 version: 0, current_tls_offset: 0,
                 now: { Scheduler.active?.now() ?? uthreads_monotonic_ns() },
-                wait_fd: { fd, direction, kind, deadline in JacketHooks.wait(fd, direction, kind, deadline) },
+                wait_fd: { fd, shown, direction, kind, deadline in
+                    JacketHooks.wait(fd, direction, kind, deadline, shown: shown)
+                },
                 sleep_until: { deadline in JacketHooks.sleep(until: deadline) },
                 offload: { body, context in JacketHooks.offload(body, context) },
-                closing: { fd in JacketHooks.close(fd) },
-                wait_fd_shown: { fd, shown, direction, kind, deadline in
-                    JacketHooks.wait(fd, direction, kind, deadline, shown: shown)
-                }))
+                closing: { fd in JacketHooks.close(fd) }))
         return uthreads_jacket_connect(table) != 0
     }()
 
     private static func wait(
-        _ fd: Int32, _ direction: Int32, _ kind: Int32, _ deadline: UInt64, shown: Int32 = -1
+        _ fd: Int32, _ direction: Int32, _ kind: Int32, _ deadline: UInt64, shown: Int32
     ) -> Int32 {
         guard let s = Scheduler.active, s.onUserThread else { return EPERM }
         let reason: WaitReason.Kind =
