@@ -173,7 +173,8 @@ extension MNRuntime {
 extension UThread {
     /// Waits for the thread to finish and returns its value or rethrows its error. Any number
     /// of threads may join the same thread, any number of times; a finished thread is joined
-    /// without waiting.
+    /// without waiting. A user thread parks; a kernel thread outside every runtime (one that
+    /// spawned the thread through `UThread.runtime`'s handle) blocks, for any number of workers.
     /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
     ///   waits; `UThreadError.invalidArgument` when a thread joins itself;
     ///   `.foreignRuntime` for a thread of another runtime (or, for a `local` thread, of another
@@ -195,7 +196,8 @@ extension UThread {
 
     /// Waits for the thread to finish, giving up after `timeout` or at `deadline` (the earlier
     /// wins; nil: no limit), and returns its value or rethrows its error. The thread keeps
-    /// running when the wait gives up; join it again later.
+    /// running when the wait gives up; join it again later. From a kernel thread outside every
+    /// runtime, as `join()`, it blocks (on CLOCK_MONOTONIC).
     /// - Throws: the thread's error; `UThreadError.timedOut` when the limit passed first;
     ///   `CancellationError` if the caller is cancelled while it waits;
     ///   `.invalidArgument` (self-join), `.foreignRuntime`, as `join()`.
@@ -302,8 +304,8 @@ extension UThreadHandle {
 
 extension UThread where Success == Never {
     /// The runtime of the calling thread, as a handle other kernel threads may use to spawn
-    /// threads into it and read its statistics, for any number of workers (see
-    /// `UThreadRuntime.Handle` for what differs under `workers: 1`). Nil outside a runtime.
+    /// threads into it (and join and cancel them) and read its statistics, for any number of
+    /// workers (see `UThreadRuntime.Handle`). Nil outside a runtime.
     public static var runtime: UThreadRuntime.Handle? {
         if let (worker, _) = MNWorker.current() { return UThreadRuntime.Handle(runtime: worker.runtime) }
         guard let s = Scheduler.active, s.workerIndex < 0, let inbox = s.foreignCancels else { return nil }
