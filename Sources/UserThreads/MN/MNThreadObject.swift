@@ -321,12 +321,7 @@ extension MNThreadObject {
                     object.store(Result<Success, any Error>(catching: body), as: .result)
                 }
                 mn.finish()
-            case .destroy:
-                if object.contents == .body {
-                    _ = object.take((() throws -> Success).self)
-                } else {
-                    _ = object.take(Result<Success, any Error>.self)
-                }
+            case .destroy: object.destroy(storedFor: Success.self)
             }
         }
         return object

@@ -112,7 +112,7 @@ extension UThreadRuntime {
         /// Figures for tests and benchmarks. With several workers they are read at once, from
         /// any kernel thread. Under `workers: 1` they are read at once on the runtime's kernel
         /// thread; another kernel thread asks the runtime and waits for its answer at its next
-        /// safe point, up to a second (a thread of it that computes without one for longer, or
+        /// safe point (at once when it idles: the request rings its bell), up to a second (a thread of it that computes without one for longer, or
         /// a runtime that has ended, gives figures of zero).
         public var statistics: Statistics {
             if let runtime { return runtime.statistics }

@@ -145,12 +145,7 @@ extension InjectedThreadObject {
                 let body = object.take((() throws -> Success).self)
                 object.store(Result<Success, any Error>(catching: body), as: .result)
                 unsafeDowncast(object, to: InjectedThreadObject.self).finish()
-            case .destroy:
-                if object.contents == .body {
-                    _ = object.take((() throws -> Success).self)
-                } else {
-                    _ = object.take(Result<Success, any Error>.self)
-                }
+            case .destroy: object.destroy(storedFor: Success.self)
             }
         }
         return object

@@ -242,6 +242,17 @@ extension ThreadObject {
         }
     }
 
+    /// Destroys what the storage holds: the body, or the `Result`, of a thread that returns
+    /// `Success` (a witness's `.destroy`). Specialised into the caller.
+    @inlinable
+    final func destroy<Success>(storedFor _: Success.Type) {
+        if contents == .body {
+            _ = take((() throws -> Success).self)
+        } else {
+            _ = take(Result<Success, any Error>.self)
+        }
+    }
+
     /// Replaces a never-started body with a failure (spawn could not create the thread).
     @inlinable
     func fail<Success>(_ error: any Error, as: Success.Type) {
