@@ -13,7 +13,9 @@
 // thread: one `uthreads_switch`, not two through the scheduler's own context (Go goes through
 // g0 on every schedule; that is a second switch, ~14 ns here, for nothing when a successor is
 // already known). Only when no thread is ready does the outgoing thread switch to the idle
-// loop, which waits for timers and (through `Poller`) for I/O.
+// loop, which waits for timers and (through `Poller`) for I/O. Under M:1 that wait always has a
+// bell other kernel threads ring (a post to the inbox, a control request, the dump signal's
+// handler: ForeignCancels.swift), so what they ask of an idle runtime is answered at once.
 //
 // Exit. A finishing thread cannot free the stack it runs on. It records itself as the
 // `zombie` and switches away; whoever runs next (a thread or the idle loop) reaps it right
