@@ -362,7 +362,11 @@ uint64_t uthreads_dump_requests(void);
 /// sleeping in epoll_wait on another kernel thread wakes). Returns the slot, or -1 when all
 /// are taken. Remove the bell before closing the descriptor.
 int uthreads_dump_bell_add(int fd);
-/// Unregisters a bell; on return no handler writes to its descriptor any more.
+/// Registers a futex word that the dump handler increments and wakes on every request (so that
+/// a runtime sleeping on it in FUTEX_WAIT on another kernel thread wakes). Returns the slot,
+/// or -1 when all are taken. Remove the bell before freeing the word.
+int uthreads_dump_bell_add_futex(uint32_t *_Nonnull word);
+/// Unregisters a bell; on return no handler writes to its descriptor or word any more.
 void uthreads_dump_bell_remove(int slot);
 
 // MARK: - A wake-up word for an idle kernel thread (futex.c)

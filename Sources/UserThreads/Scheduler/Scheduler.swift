@@ -13,7 +13,9 @@
 // thread: one `uthreads_switch`, not two through the scheduler's own context (Go goes through
 // g0 on every schedule; that is a second switch, ~14 ns here, for nothing when a successor is
 // already known). Only when no thread is ready does the outgoing thread switch to the idle
-// loop, which waits for timers and (through `Poller`) for I/O.
+// loop, which waits for timers and (through `Poller`) for I/O. Under M:1 that wait always has a
+// bell other kernel threads ring (a post to the inbox, a control request, the dump signal's
+// handler: ForeignCancels.swift), so what they ask of an idle runtime is answered at once.
 //
 // Exit. A finishing thread cannot free the stack it runs on. It records itself as the
 // `zombie` and switches away; whoever runs next (a thread or the idle loop) reaps it right
@@ -224,8 +226,10 @@ final class Scheduler {
     /// Publishes this scheduler's counters when metrics are configured (SafePointSampler.swift);
     /// nil: one branch per safe point, nothing on the switch path.
     @exclusivity(unchecked) var sampler: (any SafePointSampler)?
-    /// The longest the idle loop sleeps (nanoseconds): bounded while a control socket may
-    /// be waiting for an answer, since its requests cannot interrupt the sleep.
+    /// The longest the idle loop sleeps (nanoseconds): the metrics interval when metrics are
+    /// sampled (so that they do not go stale while idle). Requests from outside (posts, the
+    /// control socket, the dump signal) need no bound: they ring the idle sleep's bell
+    /// (ForeignCancels.swift).
     var idleWakeLimit = UInt64.max
 
     /// Process-wide set-up, once, when the first runtime starts: SIGPIPE is ignored, so that a
@@ -976,7 +980,8 @@ final class Scheduler {
 
     private func sleepKernelThread(nanoseconds: UInt64) {
         guard nanoseconds > 0 else { return }
-        // M:1: a sleep that a cancel from another kernel thread ends (ForeignCancels.swift).
+        // M:1: a sleep that every post, control request and dump signal ends (its bell:
+        // ForeignCancels.swift).
         if let foreignCancels { return foreignCancels.sleep(nanoseconds: nanoseconds) }
         var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
         var remaining = timespec()
