@@ -38,6 +38,45 @@
 // the object only if nothing else references it by then. M:1 only: under M:N a handle may be
 // released on another kernel thread, and the uniqueness test would have to synchronise with it.
 //
+// Help-first join. `join()` of a thread that has not started yet runs it at once on the
+// joiner's own stack, as a call (`host`), as Cilk and Java's ForkJoinPool (tryUnpush, then exec)
+// run a joined task that nobody has taken yet: no switch in, no switch back, no park, no
+// run-queue round trip (spawn+run+join: 725 -> 444 instructions, docs/BENCHMARKS.md). What that
+// changes, and how each promise is kept:
+//   * Identity. The child is the current thread while its body runs (`current`, the C
+//     thread-local, `UThread.current`, its id, its thread-local values, its cancellation); the
+//     joiner shows in the table as BLOCKED on "join" of the child (HOSTING flag), as a parked
+//     joiner does.
+//   * Stack. The child runs on the joiner's stack, so its row names that stack while it runs
+//     (HOSTED flag; its own stack waits in `policy_data`, which FIFO never uses, and comes back
+//     before the exit): the dense canary check, the fault handler's overflow report and the
+//     backtraces of a dump all look at the stack it really uses. Hosted only when the joiner
+//     has at least the child's whole stack size left below its stack pointer (plus
+//     `hostingMargin`) and both stacks are of one mode: the child never gets less stack than it
+//     asked for, and an overflow still hits the same kind of guard (or canary). Else the
+//     normal path.
+//   * Parking. A hosted child may park, yield or be cancelled as any thread: its context is
+//     saved in its row as usual (its frames are on the joiner's stack), and it resumes there.
+//     The joiner cannot run meanwhile (its frames are under the child's): it is parked too,
+//     on no queue, with no timer, not cancellable, and nothing may make it ready (deadlock
+//     teardown skips HOSTING rows). Its cancellation is therefore seen when the child's body
+//     returns: the join then throws CancellationError (or the deadlock error), as a parked
+//     joiner woken by either would. That delay is the one observable difference, and only
+//     for a child that parks; a joiner already cancelled, and `join(timeout:deadline:)`, take
+//     the normal path.
+//   * Order. Only under FIFO without tracing on one worker (`hooks` false: other policies
+//     decide who runs next, and a trace records switches), and only when the child is first
+//     in the run queue: the normal path would run exactly it next. When the body returns and
+//     other threads are ready, the joiner queues behind them, as the exit's wake would have
+//     put it. Not under ThreadSanitizer (a fiber per thread).
+// Rejected: a spawn that takes no row, stack or id until the thread first runs (every walk of
+// the table, the dump and the policies see rows, and ids are promised at spawn: a second
+// representation of a ready thread everywhere, for ~60 instructions); running the child on its
+// own stack through a plain stack-switching call (keeps the stack, but the joiner's context is
+// then half a call, and the same parking rules apply: ~40 more instructions for nothing); a
+// cheaper switch-based join (direct switch to the child, no run-queue round trip: ~560 at best,
+// measured stage by stage in docs/BENCHMARKS.md).
+//
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
 // deadline. Exactly one wake source wins: the queue's owner (`wake(.woken)`), the timer
@@ -694,6 +733,98 @@ final class Scheduler {
         Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!).takeUnretainedValue()
     }
 
+    // MARK: Help-first join (see the essay)
+
+    /// Bytes of the joiner's stack beyond the child's stack size that hosting requires: the
+    /// frames between the join and the body (the normal path has its own entry frames too).
+    static let hostingMargin = 4096
+
+    /// Runs `t`, a thread that has not started, on the calling joiner `me`'s stack until its
+    /// body returns, when it may (see the essay's "Help-first join"). Returns nil when it may
+    /// not (the caller takes the normal path), else how the join ends: `.woken` (finished),
+    /// `.cancelled` or `.deadlocked` (the joiner was cancelled, or deadlock teardown reached it,
+    /// while the child was parked). O(1) besides the body.
+    @inline(__always)
+    func host(_ t: ControlBlock, joiner me: ControlBlock) -> WakeResult? {
+        // `hooks` false: FIFO (`fifo` set), no tracing, not an M:N worker.
+        guard !hooks, !tsan, t.pointee.switches == 0, fifo.unsafelyUnwrapped.isFirst(t), !me.has(.flagCancelled),
+            me.pointee.stack_mode == t.pointee.stack_mode, me != idleBlock
+        else { return nil }
+        let sp = UInt(bitPattern: uthreads_stack_pointer())
+        let lo = UInt(bitPattern: me.pointee.stack_lo)
+        let need = UInt(bitPattern: t.pointee.stack_hi) &- UInt(bitPattern: t.pointee.stack_lo) &+ UInt(Scheduler.hostingMargin)
+        guard sp > lo, sp &- lo >= need else { return nil }
+        return runHosted(t, joiner: me)
+    }
+
+    @inline(__always)
+    private func runHosted(_ t: ControlBlock, joiner me: ControlBlock) -> WakeResult {
+        fifo.unsafelyUnwrapped.removeFirst()
+        // The joiner parks on the child's join, on no queue: nothing but the body's return
+        // resumes it. Its saved `sp` is stale (the child's frames are where it pointed).
+        ContextSwitch.saveExclusivity(me, liveHead: liveAccessHead)
+        me.pointee.state = .stateBlocked
+        me.pointee.wait_kind = WaitReason.Kind.join.rawValue
+        me.pointee.wait_object = t.pointee.id
+        me.pointee.sp = nil
+        me.set(.flagHosting)
+        // The child's row names the stack it runs on; its own waits in `policy_data`.
+        t.pointee.policy_data = (
+            UInt64(UInt(bitPattern: t.pointee.stack_lo)), UInt64(UInt(bitPattern: t.pointee.stack_hi))
+        )
+        t.pointee.stack_lo = me.pointee.stack_lo
+        t.pointee.stack_hi = me.pointee.stack_hi
+        t.set(.flagHosted)
+        let tick = uthreads_ticks_inline()
+        me.pointee.wait_since_tick = tick
+        if accounting {
+            me.pointee.cpu_ticks &+= tick &- me.pointee.run_start_tick
+            t.pointee.run_start_tick = tick
+            lastTick = tick
+        }
+        t.pointee.state = .stateRunning
+        t.pointee.switches &+= 1
+        current = t
+        uthreads_set_current(t)
+        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
+        if checks { precondition(objectOf(t).contents == .body, "thread #\(t.pointee.id) started without a body") }
+        object._withUnsafeGuaranteedRef { $0.run() }
+        // The body has returned (perhaps after parking: it resumed here, current again). The
+        // exit as `exitCurrent`'s, without the switch.
+        if t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) { checkCanary(t) }  // the joiner's stack
+        t.pointee.stack_lo = UnsafeMutablePointer(bitPattern: UInt(t.pointee.policy_data.0))
+        t.pointee.stack_hi = UnsafeMutablePointer(bitPattern: UInt(t.pointee.policy_data.1))
+        t.clear(.flagHosted)
+        object._withUnsafeGuaranteedRef { object in
+            object.isFinished = true
+            if object.locals != nil { object.locals = nil }
+            while let other = object.dequeue() { wake(other, .woken) }
+        }
+        t.pointee.state = .stateFinished
+        if accounting {
+            let end = uthreads_ticks_inline()
+            t.pointee.cpu_ticks &+= end &- t.pointee.run_start_tick
+            me.pointee.run_start_tick = end
+            lastTick = end
+        }
+        if Scheduler.debugBuild || checks { checkNoOpenAccess(t) }
+        release(t)
+        current = me
+        uthreads_set_current(me)
+        me.pointee.state = .stateRunning
+        me.pointee.wait_kind = 0
+        me.clear(.flagHosting)
+        ContextSwitch.restoreExclusivity(me)
+        // The exit's wake would have queued the joiner behind threads that are ready now.
+        if fifo.unsafelyUnwrapped.hasReadyThreads {
+            me.pointee.state = .stateReady
+            fifo.unsafelyUnwrapped.awakened(ThreadRef(me), reason: .woken)
+            switchAway(from: me)
+        }
+        guard me.has(.flagCancelled) else { return .woken }
+        return me.pointee.wake_result == WakeResult.deadlocked.rawValue ? .deadlocked : .cancelled
+    }
+
     // MARK: Thread life
 
     /// Body of every user thread, after the trampoline. Everything with a Swift reference
@@ -828,6 +959,12 @@ final class Scheduler {
     /// keeps all three for a later spawn (`keep`). Runs on another thread's stack.
     private func reap(_ t: ControlBlock) {
         zombie = nil
+        release(t)
+    }
+
+    /// `reap` without the zombie: also the exit of a hosted thread (its stack was not in use).
+    @inline(__always)
+    private func release(_ t: ControlBlock) {
         if tsan { uthreads_tsan_fiber_destroy(t) }
         if t.has(.flagImmigrant) { return reapImmigrant(t) }
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
@@ -1002,7 +1139,7 @@ final class Scheduler {
         table.forEachLive { t in
             if t.pointee.state == .stateBlocked || t.pointee.state == .stateSleeping {
                 t.set(.flagCancelled)
-                wake(t, .deadlocked)
+                wakeUnlessHosting(t, .deadlocked)
             }
         }
         return true
@@ -1013,8 +1150,18 @@ final class Scheduler {
         table.forEachLive { t in
             if t.pointee.state == .stateBlocked || t.pointee.state == .stateSleeping {
                 t.set(.flagCancelled)
-                wake(t, result)
+                wakeUnlessHosting(t, result)
             }
+        }
+    }
+
+    /// `wake` for teardown: a joiner that hosts a thread (its frames are under the child's)
+    /// cannot be made ready; it gets the result when the child's body returns.
+    private func wakeUnlessHosting(_ t: ControlBlock, _ result: WakeResult) {
+        if t.has(.flagHosting) {
+            t.pointee.wake_result = result.rawValue
+        } else {
+            wake(t, result)
         }
     }
 
@@ -1035,6 +1182,9 @@ final class Scheduler {
             precondition(
                 t.pointee.wait_queue == nil || s == .stateBlocked,
                 "thread #\(t.pointee.id) is on a wait queue but not blocked")
+            precondition(
+                !t.has(.flagHosting) || (s == .stateBlocked && t.pointee.wait_queue == nil && !t.has(.flagTimer)),
+                "thread #\(t.pointee.id) hosts a thread but is not parked on nothing")
         }
         precondition(live == table.liveCount, "thread table count \(table.liveCount) but \(live) live rows")
         // No time slice runs while the idle loop has the CPU.
@@ -1061,6 +1211,10 @@ final class Scheduler {
             if t.has(.flagTimer) { timers.remove(t) }
             if t.pointee.wait_queue != nil { WaitQueue.unlink(t) }
             if tsan { uthreads_tsan_fiber_destroy(t) }
+            if t.has(.flagHosted) {  // its row names its joiner's stack, which that row releases
+                t.pointee.stack_lo = UnsafeMutablePointer(bitPattern: UInt(t.pointee.policy_data.0))
+                t.pointee.stack_hi = UnsafeMutablePointer(bitPattern: UInt(t.pointee.policy_data.1))
+            }
             stacks.release(stackOf(t))
             table.release(t)
         }
