@@ -41,7 +41,7 @@
 // Help-first join. `join()` of a thread that has not started yet runs it at once on the
 // joiner's own stack, as a call (`host`), as Cilk and Java's ForkJoinPool (tryUnpush, then exec)
 // run a joined task that nobody has taken yet: no switch in, no switch back, no park, no
-// run-queue round trip (spawn+run+join: 725 -> 444 instructions, docs/BENCHMARKS.md). What that
+// run-queue round trip (spawn+run+join: 725 -> 591 instructions, docs/BENCHMARKS.md). What that
 // changes, and how each promise is kept:
 //   * Identity. The child is the current thread while its body runs (`current`, the C
 //     thread-local, `UThread.current`, its id, its thread-local values, its cancellation); the
@@ -71,11 +71,12 @@
 //     put it. Not under ThreadSanitizer (a fiber per thread).
 // Rejected: a spawn that takes no row, stack or id until the thread first runs (every walk of
 // the table, the dump and the policies see rows, and ids are promised at spawn: a second
-// representation of a ready thread everywhere, for ~60 instructions); running the child on its
-// own stack through a plain stack-switching call (keeps the stack, but the joiner's context is
-// then half a call, and the same parking rules apply: ~40 more instructions for nothing); a
-// cheaper switch-based join (direct switch to the child, no run-queue round trip: ~560 at best,
-// measured stage by stage in docs/BENCHMARKS.md).
+// representation of a ready thread everywhere); running the child on its own stack through a
+// plain stack-switching call (keeps the child's stack, but the joiner's context is then half a
+// call, so the same parking rules apply, and the switch and entry frames come back); a leaner
+// switch-based join (a direct switch to the child, no run-queue round trip: the two switches,
+// the entry frames and the exit's switch bookkeeping stay, ~45 + 23 + ~100 instructions by the
+// per-function figures in docs/BENCHMARKS.md).
 //
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
@@ -752,7 +753,9 @@ final class Scheduler {
         else { return nil }
         let sp = UInt(bitPattern: uthreads_stack_pointer())
         let lo = UInt(bitPattern: me.pointee.stack_lo)
-        let need = UInt(bitPattern: t.pointee.stack_hi) &- UInt(bitPattern: t.pointee.stack_lo) &+ UInt(Scheduler.hostingMargin)
+        let need =
+            UInt(bitPattern: t.pointee.stack_hi) &- UInt(bitPattern: t.pointee.stack_lo)
+            &+ UInt(Scheduler.hostingMargin)
         guard sp > lo, sp &- lo >= need else { return nil }
         return runHosted(t, joiner: me)
     }
