@@ -38,45 +38,40 @@
 // the object only if nothing else references it by then. M:1 only: under M:N a handle may be
 // released on another kernel thread, and the uniqueness test would have to synchronise with it.
 //
-// Help-first join. `join()` of a thread that has not started yet runs it at once on the
-// joiner's own stack, as a call (`host`), as Cilk and Java's ForkJoinPool (tryUnpush, then exec)
-// run a joined task that nobody has taken yet: no switch in, no switch back, no park, no
-// run-queue round trip (spawn+run+join: 725 -> 591 instructions, docs/BENCHMARKS.md). What that
-// changes, and how each promise is kept:
+// Help-first join. `join()` of a thread that has not started yet runs it at once, as a call
+// from the join (`host`), as Cilk and Java's ForkJoinPool (tryUnpush, then exec) run a joined
+// task that nobody has taken yet: no context switch in or back, no park, no run-queue round
+// trip, no entry frames (spawn+run+join: 725 -> 591 instructions, docs/BENCHMARKS.md). What
+// that changes, and how each promise is kept:
 //   * Identity. The child is the current thread while its body runs (`current`, the C
 //     thread-local, `UThread.current`, its id, its thread-local values, its cancellation); the
 //     joiner shows in the table as BLOCKED on "join" of the child (HOSTING flag), as a parked
-//     joiner does.
-//   * Stack. The child runs on the joiner's stack, so its row names that stack while it runs
-//     (HOSTED flag; its own stack waits in `policy_data`, which FIFO never uses, and comes back
-//     before the exit): the dense canary check, the fault handler's overflow report and the
-//     backtraces of a dump all look at the stack it really uses. Hosted only when the joiner
-//     has at least the child's whole stack size left below its stack pointer (plus
-//     `hostingMargin`) and both stacks are of one mode: the child never gets less stack than it
-//     asked for, and an overflow still hits the same kind of guard (or canary). Else the
-//     normal path.
+//     joiner does, with no saved stack pointer (its frames are mid-call, not switched out).
+//   * Stack. The body runs on the child's own stack, entered by `uthreads_call_on_stack` (the
+//     stack pointer moved, nothing saved): its size, its guard, the dense canary (checked on
+//     that stack before the call returns), the fault handler's overflow report and backtraces
+//     are the normal path's.
 //   * Parking. A hosted child may park, yield or be cancelled as any thread: its context is
-//     saved in its row as usual (its frames are on the joiner's stack), and it resumes there.
-//     The joiner cannot run meanwhile (its frames are under the child's): it is parked too,
-//     on no queue, with no timer, not cancellable, and nothing may make it ready (deadlock
-//     teardown skips HOSTING rows). Its cancellation is therefore seen when the child's body
-//     returns: the join then throws CancellationError (or the deadlock error), as a parked
-//     joiner woken by either would. That delay is the one observable difference, and only
-//     for a child that parks; a joiner already cancelled, and `join(timeout:deadline:)`, take
-//     the normal path.
+//     saved in its row as usual, and it resumes on its stack. The joiner cannot run meanwhile
+//     (its continuation is the call's return): it is parked too, on no queue, with no timer,
+//     not cancellable, and nothing may make it ready (deadlock teardown skips HOSTING rows).
+//     Its cancellation is therefore seen when the child's body returns: the join then throws
+//     CancellationError (or the deadlock error), as a parked joiner woken by either would.
+//     That delay is the one observable difference, and only for a child that parks; a joiner
+//     already cancelled, and `join(timeout:deadline:)`, take the normal path.
 //   * Order. Only under FIFO without tracing on one worker (`hooks` false: other policies
 //     decide who runs next, and a trace records switches), and only when the child is first
 //     in the run queue: the normal path would run exactly it next. When the body returns and
 //     other threads are ready, the joiner queues behind them, as the exit's wake would have
-//     put it. Not under ThreadSanitizer (a fiber per thread).
-// Rejected: a spawn that takes no row, stack or id until the thread first runs (every walk of
-// the table, the dump and the policies see rows, and ids are promised at spawn: a second
-// representation of a ready thread everywhere); running the child on its own stack through a
-// plain stack-switching call (keeps the child's stack, but the joiner's context is then half a
-// call, so the same parking rules apply, and the switch and entry frames come back); a leaner
-// switch-based join (a direct switch to the child, no run-queue round trip: the two switches,
-// the entry frames and the exit's switch bookkeeping stay, ~45 + 23 + ~100 instructions by the
-// per-function figures in docs/BENCHMARKS.md).
+//     put it. Not under ThreadSanitizer (it tracks one stack per fiber).
+// Rejected: running the body on the joiner's stack (the first version: the child then had
+// whatever the joiner had left, more than it asked for, so an overflow at its own size went
+// unreported); a spawn that takes no row, stack or id until the thread first runs (every walk
+// of the table, the dump and the policies see rows, and ids are promised at spawn: a second
+// representation of a ready thread everywhere); a leaner switch-based join (a direct switch to
+// the child, no run-queue round trip: the two switches, the entry frames and the exit's switch
+// bookkeeping stay, ~45 + 23 + ~100 instructions by the per-function figures in
+// docs/BENCHMARKS.md).
 //
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
@@ -590,7 +585,7 @@ final class Scheduler {
     /// Dense stacks have no guard between slots (StackPool's essay): before `t` leaves the CPU,
     /// its canary must be intact and the stack pointer (still `t`'s) inside its slot.
     @inline(__always)
-    private func checkCanary(_ t: ControlBlock) {
+    fileprivate func checkCanary(_ t: ControlBlock) {
         let lo = UnsafeMutableRawPointer(t.pointee.stack_lo.unsafelyUnwrapped)
         let sp = uthreads_stack_pointer()
         if (lo - 16).load(as: UInt64.self) != UTHREADS_CANARY
@@ -736,11 +731,7 @@ final class Scheduler {
 
     // MARK: Help-first join (see the essay)
 
-    /// Bytes of the joiner's stack beyond the child's stack size that hosting requires: the
-    /// frames between the join and the body (the normal path has its own entry frames too).
-    static let hostingMargin = 4096
-
-    /// Runs `t`, a thread that has not started, on the calling joiner `me`'s stack until its
+    /// Runs `t`, a thread that has not started, from the calling joiner `me`'s join until its
     /// body returns, when it may (see the essay's "Help-first join"). Returns nil when it may
     /// not (the caller takes the normal path), else how the join ends: `.woken` (finished),
     /// `.cancelled` or `.deadlocked` (the joiner was cancelled, or deadlock teardown reached it,
@@ -749,14 +740,8 @@ final class Scheduler {
     func host(_ t: ControlBlock, joiner me: ControlBlock) -> WakeResult? {
         // `hooks` false: FIFO (`fifo` set), no tracing, not an M:N worker.
         guard !hooks, !tsan, t.pointee.switches == 0, fifo.unsafelyUnwrapped.isFirst(t), !me.has(.flagCancelled),
-            me.pointee.stack_mode == t.pointee.stack_mode, me != idleBlock
+            me != idleBlock
         else { return nil }
-        let sp = UInt(bitPattern: uthreads_stack_pointer())
-        let lo = UInt(bitPattern: me.pointee.stack_lo)
-        let need =
-            UInt(bitPattern: t.pointee.stack_hi) &- UInt(bitPattern: t.pointee.stack_lo)
-            &+ UInt(Scheduler.hostingMargin)
-        guard sp > lo, sp &- lo >= need else { return nil }
         return runHosted(t, joiner: me)
     }
 
@@ -764,20 +749,13 @@ final class Scheduler {
     private func runHosted(_ t: ControlBlock, joiner me: ControlBlock) -> WakeResult {
         fifo.unsafelyUnwrapped.removeFirst()
         // The joiner parks on the child's join, on no queue: nothing but the body's return
-        // resumes it. Its saved `sp` is stale (the child's frames are where it pointed).
+        // resumes it. It has no saved context (it is mid-call).
         ContextSwitch.saveExclusivity(me, liveHead: liveAccessHead)
         me.pointee.state = .stateBlocked
         me.pointee.wait_kind = WaitReason.Kind.join.rawValue
         me.pointee.wait_object = t.pointee.id
         me.pointee.sp = nil
         me.set(.flagHosting)
-        // The child's row names the stack it runs on; its own waits in `policy_data`.
-        t.pointee.policy_data = (
-            UInt64(UInt(bitPattern: t.pointee.stack_lo)), UInt64(UInt(bitPattern: t.pointee.stack_hi))
-        )
-        t.pointee.stack_lo = me.pointee.stack_lo
-        t.pointee.stack_hi = me.pointee.stack_hi
-        t.set(.flagHosted)
         let tick = uthreads_ticks_inline()
         me.pointee.wait_since_tick = tick
         if accounting {
@@ -789,15 +767,11 @@ final class Scheduler {
         t.pointee.switches &+= 1
         current = t
         uthreads_set_current(t)
-        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
         if checks { precondition(objectOf(t).contents == .body, "thread #\(t.pointee.id) started without a body") }
-        object._withUnsafeGuaranteedRef { $0.run() }
-        // The body has returned (perhaps after parking: it resumed here, current again). The
-        // exit as `exitCurrent`'s, without the switch.
-        if t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) { checkCanary(t) }  // the joiner's stack
-        t.pointee.stack_lo = UnsafeMutablePointer(bitPattern: UInt(t.pointee.policy_data.0))
-        t.pointee.stack_hi = UnsafeMutablePointer(bitPattern: UInt(t.pointee.policy_data.1))
-        t.clear(.flagHosted)
+        uthreads_call_on_stack(UnsafeMutableRawPointer(t), hostedEntry, UnsafeMutableRawPointer(t.pointee.stack_hi!))
+        // The body has returned (perhaps after parking: it resumed on its stack, current
+        // again). The exit as `exitCurrent`'s, without the switch.
+        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
         object._withUnsafeGuaranteedRef { object in
             object.isFinished = true
             if object.locals != nil { object.locals = nil }
@@ -826,6 +800,17 @@ final class Scheduler {
         }
         guard me.has(.flagCancelled) else { return .woken }
         return me.pointee.wake_result == WakeResult.deadlocked.rawValue ? .deadlocked : .cancelled
+    }
+
+    /// The body of a hosted thread, on its own stack (`uthreads_call_on_stack`); the dense
+    /// canary is checked there, before the stack pointer leaves the stack.
+    fileprivate static func hostedMain(_ t: ControlBlock) {
+        Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.run() }
+        if t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) {
+            Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime.unsafelyUnwrapped)._withUnsafeGuaranteedRef {
+                $0.checkCanary(t)
+            }
+        }
     }
 
     // MARK: Thread life
@@ -1214,10 +1199,6 @@ final class Scheduler {
             if t.has(.flagTimer) { timers.remove(t) }
             if t.pointee.wait_queue != nil { WaitQueue.unlink(t) }
             if tsan { uthreads_tsan_fiber_destroy(t) }
-            if t.has(.flagHosted) {  // its row names its joiner's stack, which that row releases
-                t.pointee.stack_lo = UnsafeMutablePointer(bitPattern: UInt(t.pointee.policy_data.0))
-                t.pointee.stack_hi = UnsafeMutablePointer(bitPattern: UInt(t.pointee.policy_data.1))
-            }
             stacks.release(stackOf(t))
             table.release(t)
         }
@@ -1234,6 +1215,11 @@ final class Scheduler {
             hi: UnsafeMutableRawPointer(t.pointee.stack_hi.unsafelyUnwrapped),
             guardSize: Int(truncatingIfNeeded: t.pointee.guard_size), mode: mode)
     }
+}
+
+/// The C entry point of a hosted thread's body (called by uthreads_call_on_stack).
+private let hostedEntry: @convention(c) (UnsafeMutableRawPointer?) -> Void = { arg in
+    Scheduler.hostedMain(arg.unsafelyUnwrapped.assumingMemoryBound(to: uthreads_tcb.self))
 }
 
 /// The C entry point of every user thread (called by uthreads_trampoline).

@@ -2,9 +2,9 @@ import Testing
 
 @testable import UserThreads
 
-/// `join()` of a thread that has not started runs it on the joiner's stack (Scheduler.swift,
-/// "Help-first join"): the child still sees itself, parks, is cancelled and ordered as on its
-/// own stack; where that cannot hold, the normal path runs it.
+/// `join()` of a thread that has not started runs it as a call from the join, on its own stack
+/// (Scheduler.swift, "Help-first join"): the child still sees itself, parks, is cancelled and
+/// ordered as when switched to; where that cannot hold, the normal path runs it.
 @Suite(.timeLimit(.minutes(1))) struct HelpFirstJoinTests {
     /// What a thread sees of itself and of its joiner, read inside it.
     struct Seen: Sendable, Equatable {
@@ -13,6 +13,9 @@ import Testing
         var cancelled: Bool
         var local: Int
         var stackBase: UInt64
+        var stackSize: Int
+        /// The joiner has no saved context: it hosts this thread (mid-call), not switched out.
+        var joinerMidCall: Bool
         var joinerWaitKind: WaitReason.Kind?
         var joinerWaitObject: UInt64?
         var joinerStackBase: UInt64
@@ -25,13 +28,14 @@ import Testing
         let joiner = rows.first { $0.id == joiner }!
         return Seen(
             id: me.id, name: me.name, cancelled: UThread.isCancelled, local: local.value,
-            stackBase: mine.stack.base, joinerWaitKind: joiner.waitReason?.kind,
+            stackBase: mine.stack.base, stackSize: mine.stack.size, joinerMidCall: joiner.savedStackPointer == 0,
+            joinerWaitKind: joiner.waitReason?.kind,
             joinerWaitObject: joiner.waitReason?.object, joinerStackBase: joiner.stack.base)
     }
 
     /// The child is the current thread with its own id, name, thread-local values and
-    /// cancellation; the joiner shows as waiting to join it. At one worker it ran on the
-    /// joiner's stack (its row names that stack while it runs); at two, the normal path.
+    /// cancellation; the joiner shows as waiting to join it. At one worker it was hosted (the
+    /// joiner is mid-call, with no saved context); at two, the normal path.
     @Test(arguments: [1, 2])
     func aJoinedUnstartedChildSeesItself(workers: Int) throws {
         try UThreadRuntime.run(workers: workers) {
@@ -49,7 +53,7 @@ import Testing
             let seen = try child.join()
             #expect(seen.id == child.id && seen.name == "child" && !seen.cancelled && seen.local == 0)
             #expect(seen.joinerWaitKind == .join && seen.joinerWaitObject == child.id.rawValue)
-            #expect((seen.stackBase == seen.joinerStackBase) == (workers == 1))
+            #expect(seen.joinerMidCall == (workers == 1) && seen.stackBase != seen.joinerStackBase)
             let other = try cancelled.join()
             #expect(other.id == cancelled.id && other.cancelled && other.local == 0)
             #expect(local.value == 5)  // the joiner's own value, untouched
@@ -99,28 +103,23 @@ import Testing
         }
     }
 
-    /// A child whose stack is larger than what the joiner has left runs on its own stack (the
-    /// normal path); a default one under the 1 MiB main thread is hosted.
-    @Test func aChildLargerThanTheJoinersRoomRunsOnItsOwnStack() throws {
+    /// A hosted child runs on its own stack, of the size it asked for: a large one, a default
+    /// one, and one joined by a thread that is itself on its own default stack.
+    @Test func aHostedChildRunsOnItsOwnStack() throws {
         try UThreadRuntime.run {
             let main = UThread.current.id
             let local = ThreadLocal<Int>(default: 0)
-            let big = UThread(stackSize: 2 << 20) { Self.seen(local, joiner: main) }
-            let seenBig = try big.join()
-            #expect(seenBig.stackBase != seenBig.joinerStackBase)
-            let small = UThread { Self.seen(local, joiner: main) }
-            let seenSmall = try small.join()
-            #expect(seenSmall.stackBase == seenSmall.joinerStackBase)
-            // A default thread on its own stack joining a default child: 256 KiB cannot hold
-            // another 256 KiB. (Had the outer thread been hosted, it would run on the 1 MiB main
-            // stack, which can.)
+            let plain = try UThread { Self.seen(local, joiner: main) }.join()
+            #expect(plain.joinerMidCall && plain.stackBase != plain.joinerStackBase)
+            let asked = try UThread(stackSize: 2 << 20) { Self.seen(local, joiner: main) }.join()
+            #expect(asked.joinerMidCall && asked.stackSize == 2 << 20 && asked.stackBase != asked.joinerStackBase)
             let outer = UThread { () -> Seen in
                 let me = UThread.current.id
                 return try UThread { Self.seen(local, joiner: me) }.join()
             }
-            UThread.yield()  // the outer thread starts on its own stack
+            UThread.yield()  // the outer thread starts (switched to, on its own stack)
             let nested = try outer.join()
-            #expect(nested.stackBase != nested.joinerStackBase)
+            #expect(nested.joinerMidCall && nested.stackBase != nested.joinerStackBase)
         }
     }
 
