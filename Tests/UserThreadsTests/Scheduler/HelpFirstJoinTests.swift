@@ -103,8 +103,8 @@ import Testing
         }
     }
 
-    /// A hosted child runs on its own stack, of the size it asked for: a large one, a default
-    /// one, and one joined by a thread that is itself on its own default stack.
+    /// A hosted child runs on its own stack, of the size it asked for: a default one, a large
+    /// one, and one hosted by a thread that is itself hosted.
     @Test func aHostedChildRunsOnItsOwnStack() throws {
         try UThreadRuntime.run {
             let main = UThread.current.id
@@ -117,7 +117,6 @@ import Testing
                 let me = UThread.current.id
                 return try UThread { Self.seen(local, joiner: me) }.join()
             }
-            UThread.yield()  // the outer thread starts (switched to, on its own stack)
             let nested = try outer.join()
             #expect(nested.joinerMidCall && nested.stackBase != nested.joinerStackBase)
         }
