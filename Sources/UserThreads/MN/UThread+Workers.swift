@@ -171,8 +171,9 @@ extension UThread {
     /// Waits for the thread to finish and returns its value or rethrows its error. Any number
     /// of threads may join the same thread, any number of times; a finished thread is joined
     /// without waiting. Under `workers: 1` with the FIFO policy, a thread that has not started
-    /// yet runs at once on the caller's stack, as a call (the help-first join: no switch); if it
-    /// parks, the caller waits with it and sees its own cancellation when the thread finishes.
+    /// yet runs at once, called from the join on its own stack (the help-first join: no
+    /// switch); if it parks, the caller waits with it and sees its own cancellation when the
+    /// thread finishes.
     /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
     ///   waits; `UThreadError.invalidArgument` when a thread joins itself;
     ///   `.foreignRuntime` for a thread of another runtime (or, for a `local` thread, of another
