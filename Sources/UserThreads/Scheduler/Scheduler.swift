@@ -677,6 +677,7 @@ final class Scheduler {
     /// Wakes the thread of row `block` with `result` if this scheduler owns the row and the
     /// row's current wait has `token` (a waiter's wake, Sync/Waiter.swift); else drops it: the
     /// thread gave up that wait, migrated away, or finished. O(log timers).
+    @inline(__always)
     func wakeWaiting(block: UInt, token: UInt64, _ result: WakeResult) {
         // Ownership first: a late wake may name a row that migrated away since (another kernel
         // thread's now, or freed at its home); only an owned row's fields may be read.

@@ -178,6 +178,19 @@ func syncWake(_ waiter: Waiter, _ result: WakeResult = .woken) {
     }
 }
 
+/// `syncWake` by a user thread of `s` that has not parked since it took the waiter from the
+/// object (so `s` is still its scheduler): a waiter of `s` is woken in line, without reading
+/// the current scheduler from TLS (the common case of a pair on one worker: ~35 instructions
+/// fewer per wake); any other goes through `syncWake(_:_:)`.
+@inline(__always)
+func syncWake(_ waiter: Waiter, from s: Scheduler, _ result: WakeResult = .woken) {
+    if waiter.scheduler === s {
+        s.wakeWaiting(block: waiter.block, token: waiter.token, result)
+    } else {
+        syncWake(waiter, result)
+    }
+}
+
 /// Wakes several waiters (after the object's lock is released).
 @inline(__always)
 func syncWake(_ waiters: some Sequence<Waiter>, _ result: WakeResult = .woken) {
