@@ -23,9 +23,10 @@
 # then the exit code says whether there was one).
 #
 # What ThreadSanitizer can and cannot see here:
-#   * State shared between kernel threads (M:N queues, mailboxes, sync objects, the offload
-#     pool, the executor's inbox, the kernel backend's thread list, the snapshot slot) is
-#     guarded by KernelLock, a pthread mutex that TSan intercepts. Synchronization.Mutex would
+#   * State shared between kernel threads (M:N queues, mailboxes, the offload pool, the
+#     executor's inbox, the kernel backend's thread list, the snapshot slot) is guarded by
+#     KernelLock, a pthread mutex that TSan intercepts; shared sync objects by a futex word in C
+#     (CUThreads/sync_lock.c), whose atomics TSan instruments. Synchronization.Mutex would
 #     be reported as racy on this toolchain (its lock is invisible to TSan), which is why the
 #     library does not use it for that state.
 #   * An inout access to a class's stored property is a write to TSan even when the code only

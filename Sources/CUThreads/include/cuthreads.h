@@ -387,6 +387,14 @@ void uthreads_futex_bump_and_wake(uint32_t *_Nonnull word);
 /// re-checks what it waits for). Returns 0 or the errno (EAGAIN, EINTR, ETIMEDOUT).
 int uthreads_futex_wait(uint32_t *_Nonnull word, uint32_t expected, uint64_t nanoseconds);
 
+// MARK: - The lock of a shared sync object (sync_lock.c)
+
+/// Takes the lock `word` (0 when free; initialise it to 0): a compare-and-swap when free, else
+/// a short spin, then FUTEX_WAIT. Not recursive.
+void uthreads_sync_lock(uint32_t *_Nonnull word);
+/// Releases the lock `word`, waking one kernel thread that sleeps on it.
+void uthreads_sync_unlock(uint32_t *_Nonnull word);
+
 // MARK: - Debugger registry (registry.c)
 
 /// What a debugger needs to walk one runtime's thread table: its chunks of rows. Owned and

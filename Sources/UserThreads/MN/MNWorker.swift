@@ -285,8 +285,6 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private(set) var scheduler: Scheduler?
     private let reactor: Reactor
     var initial: MNThreadObject?
-    /// Cross-worker parks until the next shedding check.
-    @exclusivity(unchecked) private var parksUntilShed = 64
     private var shutdownHandled = false
     private var deadlockSeen = 0
     private var deadlockUnwound = 0
@@ -965,11 +963,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     // MARK: WorkerHooks: waiters (Sync/Waiter.swift)
 
     func willRegisterWaiter(_ s: Scheduler) {
-        parksUntilShed -= 1
-        if parksUntilShed <= 0 {
-            parksUntilShed = 64
-            shed(s, parking: true)
-        }
+        shed(s, parking: true)  // every 64th park (the scheduler counts: Sync/Waiter.swift)
     }
 
     func willPark(_ s: Scheduler) {

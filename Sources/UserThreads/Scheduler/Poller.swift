@@ -37,11 +37,14 @@ protocol WorkerHooks: AnyObject {
     /// dump of every worker's threads for the whole runtime (once per request, whichever
     /// worker sees it first).
     func dumpRequested(_ scheduler: Scheduler, request: UInt64, reason: String)
-    /// A thread of this worker is about to register as a waiter (Sync/Waiter.swift): a safe
-    /// point for shedding ready threads to idle workers (every 64 such parks).
+    /// A thread of this worker is about to register as a waiter, and 64 such parks have passed
+    /// since the last call (the count is the scheduler's `parksUntilShed`, Sync/Waiter.swift):
+    /// a safe point for shedding ready threads to idle workers.
     func willRegisterWaiter(_ scheduler: Scheduler)
-    /// A thread of this worker registered as a waiter and is about to park: start a queued
-    /// thread first when nothing else is ready (the park then switches straight to it).
+    /// A thread of this worker registered as a waiter and is about to park, with no other
+    /// thread ready or under a timed policy (the only cases with work here; the others skip the
+    /// call): start a queued thread first when nothing else is ready (the park then switches
+    /// straight to it).
     func willPark(_ scheduler: Scheduler)
     /// Wakes row `block`'s wait `token` with `result` from another kernel thread: posted to the
     /// worker's mailbox and applied by `Scheduler.wakeWaiting` on its own kernel thread.

@@ -174,8 +174,10 @@ final class Scheduler {
     /// Cancels posted by other kernel threads (M:1 only; ForeignCancels.swift).
     var foreignCancels: ForeignCancels?
     /// The M:N worker this scheduler serves (nil under M:1). Consulted only by the idle
-    /// loop and by `maintenance` (every 64 yields); the switch, park and wake paths never look
-    /// at it, so M:1 pays nothing for it.
+    /// loop, by `maintenance` (every 64 yields) and by the sync layer's parks when they have
+    /// something for it (`parkWaiter`: every 64th park, or nothing else ready); the switch,
+    /// park and wake paths test `workerOpaque` instead (reading the existential retains it:
+    /// two atomics), so M:1 pays a nil test.
     var worker: WorkerHooks?
     /// The same worker as an unretained opaque pointer (set and cleared with `worker`), for
     /// the M:N spawn and exit paths: reading the existential retains it.
@@ -183,6 +185,8 @@ final class Scheduler {
     /// The last wait token handed out (Sync/Waiter.swift): M:N workers start at their index + 1
     /// in the high 16 bits, so a token is unique in the runtime and says "a worker's".
     @exclusivity(unchecked) var nextWaitToken: UInt64 = 0
+    /// M:N: parks until the worker's next look at shedding (`parkWaiter`, Sync/Waiter.swift).
+    @exclusivity(unchecked) var parksUntilShed = 64
     /// The worker's index (-1 under M:1), stored in every row at spawn for the thread table.
     @exclusivity(unchecked) var workerIndex: Int32 = -1
     /// A number no other scheduler of the process has or had (from 2 up): what a sync object
@@ -227,6 +231,10 @@ final class Scheduler {
     let migrating: Bool
     /// The idle loop's errno while a thread runs (M:N workers).
     @exclusivity(unchecked) var idleErrno: Int32 = 0
+    /// This kernel thread's errno, found at the first switch (`errnoLocation`): a worker's
+    /// scheduler switches only on its own kernel thread, and the Glibc overlay's `errno`
+    /// calls `__errno_location` once per read and per write (~25 instructions per switch).
+    @exclusivity(unchecked) private var errnoPointer: UnsafeMutablePointer<Int32>?
     /// Time slices are managed (the policy is not FIFO).
     let timed: Bool
     let recorder: TraceRecorder?
@@ -708,6 +716,7 @@ final class Scheduler {
     /// Wakes the thread of row `block` with `result` if this scheduler owns the row and the
     /// row's current wait has `token` (a waiter's wake, Sync/Waiter.swift); else drops it: the
     /// thread gave up that wait, migrated away, or finished. O(log timers).
+    @inline(__always)
     func wakeWaiting(block: UInt, token: UInt64, _ result: WakeResult) {
         // Ownership first: a late wake may name a row that migrated away since (another kernel
         // thread's now, or freed at its home); only an owned row's fields may be read.
@@ -726,6 +735,15 @@ final class Scheduler {
         while let t = timers.popExpired(now: now) {
             wake(t, .timedOut)
         }
+    }
+
+    /// The errno of the kernel thread that runs this scheduler (call only on that thread).
+    @inline(__always)
+    var errnoLocation: UnsafeMutablePointer<Int32> {
+        if let p = errnoPointer { return p }
+        let p = __errno_location()!
+        errnoPointer = p
+        return p
     }
 
     @inline(__always)

@@ -32,9 +32,10 @@ extension Scheduler {
             // Errno is the kernel thread's; under M:N the incoming thread may last have
             // run on another worker, so each thread's own value is saved and restored (in its
             // object; the idle loop's in the scheduler).
-            let e = errno
+            let location = errnoLocation
+            let e = location.pointee
             if from == idleBlock { idleErrno = e } else { objectOf(from).savedErrno = e }
-            errno = to == idleBlock ? idleErrno : objectOf(to).savedErrno
+            location.pointee = to == idleBlock ? idleErrno : objectOf(to).savedErrno
             if !timed && recorder == nil { return }
         }
         let clock = sliceClock()

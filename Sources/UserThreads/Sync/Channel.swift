@@ -455,7 +455,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         if shared { sync.lock() }
         let poll = offer(element, s, shared: shared, &later)
         if shared { sync.unlock() }
-        if let later { syncWake(later) }
+        if let later { syncWake(later, from: s) }
         switch poll {
         case .done: return true
         case .closed: throw closedError
@@ -532,9 +532,10 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
                         if sending { senders.append(np) } else { receivers.append(np) }
                         return true
                     }
-                    // From here on `s` may be another worker's scheduler: it is not used again.
+                    // From here on `s` may be another worker's scheduler (after a park): it is
+                    // not used again, but for the wake when it did not park.
                     guard let r = parked?.1 else {
-                        if let later { syncWake(later) }
+                        if let later { syncWake(later, from: s) }
                         return polled
                     }
                     if r == .woken, let o = sp.pointee.outcome { return o.closed ? .closed : .done }
@@ -567,7 +568,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         if shared { sync.lock() }
         let poll = take(into: element, s, shared: shared, &later)
         if shared { sync.unlock() }
-        if let later { syncWake(later) }
+        if let later { syncWake(later, from: s) }
         return poll
     }
 

@@ -16,7 +16,9 @@ struct SyncState: ~Copyable {
     /// allocated at the address of an ended one, and must not inherit its objects (their
     /// waiter lists may still name the ended runtime's rows and tokens).
     @usableFromInline let binding: Atomic<UInt>
-    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    /// The lock of a shared object: a futex word (CUThreads/sync_lock.c, which says why not a
+    /// pthread mutex).
+    @usableFromInline let mutex: UnsafeMutablePointer<UInt32>
 
     @usableFromInline static let undecided: UInt = 0
     @usableFromInline static let shared: UInt = 1
@@ -26,11 +28,10 @@ struct SyncState: ~Copyable {
     init() {
         binding = Atomic(Scheduler.active.map(SyncState.binding(for:)) ?? SyncState.undecided)
         mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
+        mutex.initialize(to: 0)
     }
 
     deinit {
-        pthread_mutex_destroy(mutex)
         mutex.deallocate()
     }
 
@@ -74,11 +75,11 @@ struct SyncState: ~Copyable {
 
     /// Takes the object's lock (a shared object's accesses, after `isShared` said so).
     @inline(__always)
-    func lock() { pthread_mutex_lock(mutex) }
+    func lock() { uthreads_sync_lock(mutex) }
 
     /// Releases the object's lock.
     @inline(__always)
-    func unlock() { pthread_mutex_unlock(mutex) }
+    func unlock() { uthreads_sync_unlock(mutex) }
 
     /// Starts an access to the object's state from the calling kernel thread: takes the lock
     /// when the object is shared, or nothing when it is bound to the caller's M:1 runtime

@@ -21,8 +21,8 @@
 //     runtime (its scheduler's `serial`, unique in the process: an address could be reused
 //     by a later runtime, which would then inherit an ended one's waiters), state held bare;
 //   * made or first used on an M:N worker, or by a kernel thread outside any runtime:
-//     *shared*, state held under the object's pthread mutex (a `KernelLock`-style lock, which
-//     ThreadSanitizer sees), taken for a few loads and stores, never across a park.
+//     *shared*, state held under the object's lock (a futex word in C, which ThreadSanitizer
+//     sees: CUThreads/sync_lock.c), taken for a few loads and stores, never across a park.
 // The decision is a compare-and-swap from "undecided" and never changes afterwards. Channels
 // and select use the same `SyncState` (Channel.swift). Proof
 // that bare state is never raced: every access to an object's state goes through `enter`

@@ -37,6 +37,9 @@ final class ControlBlockTable {
     /// wake of a waiter (`owns`), touched only on the table's own kernel thread; the dynamic
     /// check cost ~75 instructions per read (callgrind).
     @exclusivity(unchecked) private var ranges: [(lo: UInt, hi: UInt)] = []
+    /// The first chunk's range again: `contains` tests it first (most tables never grow a
+    /// second chunk), four instructions instead of the search's ~35.
+    @exclusivity(unchecked) private var firstRange: (lo: UInt, hi: UInt) = (0, 0)
     /// The chunks again, as a C array a debugger can read (registry.c); changes only in grow.
     let view: UnsafeMutablePointer<uthreads_table_view> = {
         let v = UnsafeMutablePointer<uthreads_table_view>.allocate(capacity: 1)
@@ -88,6 +91,7 @@ final class ControlBlockTable {
         chunks.append(chunk)
         let lo = UInt(bitPattern: chunk)
         ranges.append((lo, lo + UInt(Self.chunkSize * MemoryLayout<uthreads_tcb>.stride)))
+        if chunks.count == 1 { firstRange = ranges[0] }
         ranges.sort { $0.lo < $1.lo }
         publishView()
     }
@@ -117,8 +121,16 @@ final class ControlBlockTable {
     // MARK: M:N migration: ownership moves, rows stay
 
     /// Whether `row` is one of this table's own rows (wherever it runs). O(log chunks).
+    @inline(__always)
     func contains(_ row: ControlBlock) -> Bool {
         let a = UInt(bitPattern: row)
+        if a &- firstRange.lo < firstRange.hi &- firstRange.lo { return true }
+        return searchRanges(a)
+    }
+
+    /// `contains` for rows outside the first chunk: a binary search of the sorted ranges.
+    @inline(never)
+    private func searchRanges(_ a: UInt) -> Bool {
         var lo = 0
         var hi = ranges.count
         while lo < hi {

@@ -90,6 +90,18 @@ enum InstructionCounts {
                     }
                 }
             }
+        case "channel-pair":  // not measured by --instructions: the unpinned pair of `bench sync`
+            // Two workers, two unpinned threads (the runtime places them: they come together
+            // on one worker within the first handoffs), as the "two unpinned threads" row.
+            try UThreadRuntime.run(workers: 2) {
+                let pinger = UThread {
+                    try pingPong(count) { body in
+                        let echo = UThread(body)
+                        return { try echo.join() }
+                    }
+                }
+                try pinger.join()
+            }
         case "spawn-batch", "spawn-batch-2":  // not measured by --instructions: profiles of spawn+join in
             // batches of 1000 (`bench parallel --only spawn`) on one worker and on two
             try UThreadRuntime.run(workers: key == "spawn-batch" ? 1 : 2) {
@@ -228,7 +240,7 @@ struct BenchLoopCommand: ParsableCommand {
         guard count >= 0 else { throw ValidationError("COUNT must be ≥ 0") }
         guard
             InstructionCounts.operations.contains(where: { $0.key == operation })
-                || ["channel-shared", "spawn-batch", "spawn-batch-2"].contains(operation)
+                || ["channel-shared", "channel-pair", "spawn-batch", "spawn-batch-2"].contains(operation)
         else {
             throw ValidationError(
                 "unknown loop '\(operation)' (loops: \(InstructionCounts.operations.map(\.key).joined(separator: ", ")))"

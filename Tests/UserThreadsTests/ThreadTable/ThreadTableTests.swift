@@ -9,6 +9,23 @@ import Testing
         #expect(MemoryLayout<uthreads_tcb>.size == 256)
     }
 
+    /// `contains` answers for rows of every chunk (its first chunk's fast test and the search
+    /// of the others) and for no address outside them.
+    @Test func containsFindsRowsOfEveryChunk() {
+        let table = ControlBlockTable()
+        let other = ControlBlockTable()
+        let rows = (0..<(2 * ControlBlockTable.chunkSize + 1)).map { _ in table.allocate() }
+        let foreign = other.allocate()
+        #expect(rows.allSatisfy { table.contains($0) })
+        #expect(rows.allSatisfy { !other.contains($0) })
+        #expect(!table.contains(foreign) && other.contains(foreign))
+        #expect(
+            !table.contains(ControlBlock(bitPattern: 64)!) && !table.contains(ControlBlock(bitPattern: UInt.max - 255)!)
+        )
+        for row in rows { table.release(row) }
+        other.release(foreign)
+    }
+
     /// Ownership of rows moves between tables (M:N migration) while the rows stay put.
     @Test func rowOwnershipMovesBetweenTables() {
         let home = ControlBlockTable()
