@@ -168,7 +168,7 @@ final class Scheduler {
     /// costs ~10 ns in this VM, a third of a switch.
     @exclusivity(unchecked) private var lastTick: UInt64 = 0
     private let accounting: Bool
-    private let checks: Bool
+    let checks: Bool
     /// The main user thread (the closure given to run).
     private(set) var mainObject: ThreadObject?
     /// Set when a deadlock was found; `run` throws it.
@@ -214,6 +214,11 @@ final class Scheduler {
     /// Threads that finished with a trivial result, kept whole (row, stack, object) for later
     /// spawns (`spawnKept`). M:1 only. See "Thread objects" in the essay.
     @exclusivity(unchecked) private var slab = ThreadObjectSlab()
+    /// M:N threads' objects that finished here with a trivial result, for this worker's next
+    /// spawns (KeptThreadObjects.swift; `keepObject`, `takeKeptObject`). M:N workers only.
+    @exclusivity(unchecked) private var keptObjects = KeptThreadObjects()
+    /// Spawns that reused a kept M:N thread object (for tests).
+    @exclusivity(unchecked) var objectsReused = 0
     /// State of the runtime's random source (randomised choices such as select fairness).
     /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible.
     @exclusivity(unchecked) var randomState: UInt64 = uthreads_monotonic_ns() ^ 0x5DEE_CE66_D1CE_4E5B
@@ -269,6 +274,7 @@ final class Scheduler {
     deinit {
         while let t = slab.take() { Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped).release() }
         slab.destroy()
+        keptObjects.destroy()
         idleBlock.deinitialize(count: 1)
         idleBlock.deallocate()
     }
@@ -842,8 +848,18 @@ final class Scheduler {
         stacks.release(stack)
         object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
         table.release(t)
+        if workerIndex >= 0 && !tsan && !keptObjects.isFull
+            && object._withUnsafeGuaranteedRef({ $0.isCrossWorker && $0.resultIsTrivial })
+        {
+            return keptObjects.keep(object)  // the row's +1 moves there
+        }
         object.release()
     }
+
+    /// A kept M:N thread object (KeptThreadObjects.swift), with its +1, for a spawn on this
+    /// worker; the caller reuses it only if nothing else references it. Nil when none is kept.
+    @inline(__always)
+    func takeKeptObject() -> Unmanaged<ThreadObject>? { keptObjects.take() }
 
     /// Gives up every row kept in the slab: stacks back to the pool, rows to the table, objects
     /// released (the runtime ends).
