@@ -9,8 +9,8 @@
 // park, wake or yield inside a worker is the M:1 one, with no lock and no atomic (migration
 // added a register move to the switch and errno to M:N workers' switch hooks: MNWorker.swift). A
 // shared coordinator (`MNRuntime`) adds what is between workers:
-//   * per-worker queues of *not yet started* M:N threads (`MNThreadObject`, one allocation
-//     per thread: see MNThreadObject.swift), plus an injection queue for spawns from kernel
+//   * per-worker queues of *not yet started* M:N threads (`MNThreadObject`, at most one
+//     allocation per thread: see MNThreadObject.swift; the queue: MNSpawnQueue.swift), plus an injection queue for spawns from kernel
 //     threads that are not workers (`UThreadRuntime.Handle.spawn`);
 //   * stealing: an idle worker takes its own queued threads first, then the injection queue,
 //     then a batch of migrants (MNWorker.swift), then the newest half (up to 32) of the queue of a

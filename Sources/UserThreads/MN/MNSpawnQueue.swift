@@ -51,8 +51,9 @@ final class MNSpawnQueue: @unchecked Sendable {
     private let padding2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
 
     deinit {
-        var rest: [MNThreadObject] = []
-        _ = take(max: Self.capacity, into: &rest)  // none after a clean end: the workers ran them
+        // None after a clean end: the workers ran them.
+        let h = head.load(ordering: .relaxed)
+        for i in h..<tail.load(ordering: .relaxed) { slots[i & Self.mask].release() }
         slots.deallocate()
     }
 
@@ -82,26 +83,26 @@ final class MNSpawnQueue: @unchecked Sendable {
         return true
     }
 
-    /// Moves up to `max` of the oldest threads into `buffer` (appended, oldest first); returns
-    /// how many. Any worker. O(taken).
-    func take(max: Int, into buffer: inout [MNThreadObject]) -> Int {
-        takers.withLock { _ in takeLocked(max: max, &buffer) }
+    /// Moves up to `max` of the oldest threads into `buffer[0..<n]`, oldest first, each with its
+    /// +1; returns n. Any worker. O(taken).
+    func take(max: Int, into buffer: UnsafeMutablePointer<Unmanaged<MNThreadObject>>) -> Int {
+        takers.withLock { _ in takeLocked(max: max, buffer) }
     }
 
-    /// Moves half of the queued threads (rounded up, at most `max`) into `buffer`, oldest
-    /// first: a thief's batch. O(taken).
-    func steal(max: Int, into buffer: inout [MNThreadObject]) -> Int {
+    /// Moves half of the queued threads (rounded up, at most `max`) into `buffer`, as `take`:
+    /// a thief's batch. O(taken).
+    func steal(max: Int, into buffer: UnsafeMutablePointer<Unmanaged<MNThreadObject>>) -> Int {
         takers.withLock { _ in
             let n = tail.load(ordering: .acquiring) &- head.load(ordering: .relaxed)
-            return takeLocked(max: Swift.min(max, (n + 1) / 2), &buffer)
+            return takeLocked(max: Swift.min(max, (n + 1) / 2), buffer)
         }
     }
 
-    private func takeLocked(max: Int, _ buffer: inout [MNThreadObject]) -> Int {
+    private func takeLocked(max: Int, _ buffer: UnsafeMutablePointer<Unmanaged<MNThreadObject>>) -> Int {
         let h = head.load(ordering: .relaxed)  // only takers write it, under the lock
         let n = Swift.min(max, tail.load(ordering: .acquiring) &- h)
         guard n > 0 else { return 0 }
-        for i in 0..<n { buffer.append(slots[(h &+ i) & Self.mask].takeRetainedValue()) }
+        for i in 0..<n { buffer[i] = slots[(h &+ i) & Self.mask] }
         head.store(h &+ n, ordering: .releasing)
         return n
     }

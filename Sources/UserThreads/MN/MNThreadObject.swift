@@ -1,5 +1,5 @@
 // Layer 11: one M:N thread as every worker sees it — its body, its result, where it runs, who
-// waits for it. One allocation per spawn.
+// waits for it. At most one allocation per spawn.
 //
 // Design
 // ======
@@ -9,7 +9,8 @@
 // code the caller specialises) plus
 // the few fields other kernel threads touch. The same object is the queued job (the worker
 // queues hold it until some worker starts it), the row's object while it runs, and the target
-// of `join`. Spawn allocates it and nothing else (the caller's closure context aside).
+// of `join`. Spawn allocates it and nothing else (the caller's closure context aside), or
+// reuses one that finished on the spawner's worker (KeptThreadObjects.swift, `reusable`).
 //
 // One atomic word (`flags`) orders everything that crosses workers; each transition is a single
 // read-modify-write, so the modification order of that word decides every race:

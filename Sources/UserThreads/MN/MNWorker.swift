@@ -7,10 +7,11 @@
 // own reactor) and what workers share; this essay is about what one worker does: stealing
 // queued threads, shedding and adopting started ones (migration), sleeping, and deadlock.
 //
-// Spawn and join, cheaply. An M:N thread costs one allocation
-// (its object: job, result and join state at once) and no lock unless someone must wait for
-// it (MNThreadObject.swift). The paths are built so that two workers do not write the same
-// cache line per thread:
+// Spawn and join, cheaply. An M:N thread costs at most one allocation (its object: job, result
+// and join state at once; none when the spawner's worker reuses one that finished there:
+// KeptThreadObjects.swift), no lock to queue it (MNSpawnQueue.swift) and no lock unless someone
+// must wait for it (MNThreadObject.swift). The paths are built so that two workers do not write
+// the same cache line per thread:
 //   * Locality first (Go's runnext, in effect). A worker's own new threads run on it while it
 //     keeps up: a thread about to park on a cross-worker wait with nothing else ready starts
 //     its worker's queued threads first (`refillBeforePark`: one, or a batch, below), so a
@@ -295,7 +296,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private var seenActivity: [Int] = []
     private var seenAt: [UInt64] = []
     /// Threads taken in one steal or refill (kept: no allocation per steal).
-    @exclusivity(unchecked) private var stealBuffer: [MNThreadObject] = []
+    /// Each slot holds a taken thread's +1 until it is started (raw slots, not an array: an
+    /// array's append, iteration and removal cost ~60 instructions and a retain per thread).
+    private let takenBuffer = UnsafeMutablePointer<Unmanaged<MNThreadObject>>.allocate(
+        capacity: max(1, MNRuntime.stealMax, MNRuntime.refillMax))
     /// Threads the last refill before a park started, and when (CLOCK_MONOTONIC ns).
     @exclusivity(unchecked) private var refillBatch = 1
     @exclusivity(unchecked) private var lastRefill: UInt64 = 0
@@ -334,7 +338,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         scheduler.workerOpaque = Unmanaged.passUnretained(self).toOpaque()
     }
 
-    deinit { uthreads_sys_close(doorbell) }
+    deinit {
+        uthreads_sys_close(doorbell)
+        takenBuffer.deallocate()
+    }
 
     /// The eventfd the dump signal's handler rings to wake this worker (its reactor drains it
     /// on every event: a ring with no offload completed costs one empty pass).
@@ -539,12 +546,17 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     enum Work { case took, none, deferred }
 
+    /// Starts the first `n` threads of `takenBuffer` in order, each slot's +1 consumed.
+    @inline(__always)
+    private func startTaken(_ n: Int, _ s: Scheduler, retryLater: Bool) {
+        for i in 0..<n { start(takenBuffer[i].takeRetainedValue(), s, retryLater: retryLater) }
+    }
+
     /// Starts one thread from the own queue, else from the injection queue. The counts are
     /// read first (no lock when both are empty, the common case of a busy worker).
     private func takeOwn(_ s: Scheduler, retryLater: Bool = false) -> Bool {
-        if queueRef._withUnsafeGuaranteedRef({ !$0.isEmptyHint && $0.take(max: 1, into: &stealBuffer) > 0 }) {
-            let object = stealBuffer.removeLast()
-            start(object, s, retryLater: retryLater)
+        if queueRef._withUnsafeGuaranteedRef({ !$0.isEmptyHint && $0.take(max: 1, into: takenBuffer) > 0 }) {
+            startTaken(1, s, retryLater: retryLater)
             return true
         }
         let injected: MNThreadObject? = rt { runtime in
@@ -582,9 +594,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             ? min(refillBatch &* 2, MNRuntime.refillMax) : 1
         lastRefill = now
         let batch = refillBatch
-        _ = queueRef._withUnsafeGuaranteedRef { $0.take(max: batch, into: &stealBuffer) }
-        for object in stealBuffer { start(object, s, retryLater: true) }
-        stealBuffer.removeAll(keepingCapacity: true)
+        let n = queueRef._withUnsafeGuaranteedRef { $0.take(max: batch, into: takenBuffer) }
+        startTaken(n, s, retryLater: true)
     }
 
     /// Takes up to half (at most `stealMax`) of another worker's queued threads — only from a
@@ -601,6 +612,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private func steal(_ s: Scheduler, now: UInt64, _ runtime: MNRuntime) -> Work {
         let n = runtime.table.count
         var deferred = false
+        var stolenCount = 0
         for offset in 1..<max(n, 1) {
             let v = (index + offset) % n
             let took: Bool? = runtime.withWorker(v) { victim -> Bool? in
@@ -612,7 +624,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
                     return nil
                 }
                 if now &- seenAt[v] < MNRuntime.stealAfterNanoseconds { return nil }
-                return victim.queue.steal(max: MNRuntime.stealMax, into: &stealBuffer) > 0
+                stolenCount = victim.queue.steal(max: MNRuntime.stealMax, into: takenBuffer)
+                return stolenCount > 0
             }
             guard let took else {
                 deferred = true
@@ -620,9 +633,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             }
             guard took else { continue }
             seenAt[v] = 0
-            runtime.stolen.wrappingAdd(stealBuffer.count, ordering: .relaxed)
-            for object in stealBuffer { start(object, s) }  // oldest first
-            stealBuffer.removeAll(keepingCapacity: true)
+            runtime.stolen.wrappingAdd(stolenCount, ordering: .relaxed)
+            startTaken(stolenCount, s, retryLater: false)  // oldest first
             return .took
         }
         return deferred ? .deferred : .none

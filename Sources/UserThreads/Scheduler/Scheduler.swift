@@ -35,8 +35,10 @@
 // init, deinit: ~370 instructions of ~1800). A thread that finished with a trivial result is
 // therefore kept whole in a slab: its row, still naming its stack and its object
 // (ThreadObjectSlab, whose essay has the details), and a later spawn takes the three together,
-// the object only if nothing else references it by then. M:1 only: under M:N a handle may be
-// released on another kernel thread, and the uniqueness test would have to synchronise with it.
+// the object only if nothing else references it by then. Rows are kept whole under M:1 only (an
+// M:N thread's object is made where it is spawned, its row where it starts); an M:N worker
+// keeps the objects alone (KeptThreadObjects.swift, which argues why the uniqueness test holds
+// across kernel threads).
 //
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
@@ -838,8 +840,7 @@ final class Scheduler {
         if t.has(.flagImmigrant) { return reapImmigrant(t) }
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
         let stack = stackOf(t)
-        // Kept only under M:1: under M:N handles live on other kernel threads, and a uniqueness
-        // test would need to synchronise with their releases.
+        // Kept whole only under M:1 (an M:N worker keeps the object alone, below).
         if workerIndex < 0 && !slab.isFull && object._withUnsafeGuaranteedRef({ $0.resultIsTrivial })
             && stacks.poolsAsIs(stack)
         {

@@ -28,8 +28,9 @@ import CUThreads
 /// Subclass: the M:N runtime's `MNThreadObject` (MN/MNThreadObject.swift) adds its cross-worker
 /// state (join flags, placement) to this object, so that an M:N thread is one allocation. The
 /// class is therefore not `final`, but every member is, so the M:1 paths dispatch statically as
-/// before. Subclass instances are never recycled: reuse is M:1 only (`Scheduler.reap`), and M:N
-/// threads run only on workers.
+/// before. Subclass instances are recycled by the M:N worker a thread finished on, object only
+/// (KeptThreadObjects.swift: `MNThreadObject.reusable` resets the subclass's fields too); rows
+/// are kept whole under M:1 only (`Scheduler.reap`).
 ///
 /// Rejected: a generic subclass `TypedThreadObject<Success>` (its unspecialised deinit and run
 /// looked up `Result<Success, Error>` metadata in the runtime's global cache, ~3 lookups per
