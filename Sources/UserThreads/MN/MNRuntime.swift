@@ -13,7 +13,7 @@
 //     allocation per thread: see MNThreadObject.swift; the queue: MNSpawnQueue.swift), plus an injection queue for spawns from kernel
 //     threads that are not workers (`UThreadRuntime.Handle.spawn`);
 //   * stealing: an idle worker takes its own queued threads first, then the injection queue,
-//     then a batch of migrants (MNWorker.swift), then the newest half (up to 32) of the queue of a
+//     then a batch of migrants (MNWorker.swift), then the oldest half (up to 32) of the queue of a
 //     worker that is *behind* (MNWorker.swift);
 //   * a mailbox per worker for what other kernel threads ask of it: "wake your thread T from
 //     its cross-worker wait W", "cancel your thread T", "start this thread", and "free your
