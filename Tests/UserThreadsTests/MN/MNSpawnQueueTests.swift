@@ -28,9 +28,9 @@ import Testing
     }
 
     /// A spawner that holds its worker without a safe point loses its queued threads to the idle
-    /// worker: each stolen thread runs once, and thieves take the oldest (those that ran on the
-    /// thief are the first ones spawned).
-    @Test func stolenThreadsRunOnceAndAreTheOldest() throws {
+    /// worker: each thread runs once, and the thief takes the oldest (the first thread spawned
+    /// ran on it: nothing had taken from the queue before the first steal).
+    @Test func stolenThreadsRunOnceAndTheOldestIsStolen() throws {
         let n = 64
         let (workers, stolen) = try UThreadRuntime.run(workers: 2) { () throws -> ([Int], Int) in
             UThread.pin()  // the spawner's worker is 0
@@ -52,8 +52,6 @@ import Testing
         }
         #expect(stolen >= 1)
         #expect(!workers.contains(-1))
-        let onThief = workers.indices.filter { workers[$0] == 1 }
-        #expect(onThief.count >= 1)
-        #expect(onThief == Array(0..<onThief.count))  // a prefix of the spawn order
+        #expect(workers[0] == 1)
     }
 }
