@@ -40,7 +40,8 @@ final class MNSpawnQueue: @unchecked Sendable {
     static let capacity = 4096
     private static let mask = capacity - 1
     private let slots = UnsafeMutablePointer<Unmanaged<MNThreadObject>>.allocate(capacity: capacity)
-    /// Serialises takers (never the push).
+    /// Serialises takers (never the push); only its `lock`/`unlock` are used (ThreadSanitizer
+    /// reported the inout access to an empty value that `withLock` makes as a race).
     private let takers = KernelLock(())
     private let padding0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     /// The next slot to take: written by takers under `takers`, read by the owner's push.
@@ -86,16 +87,18 @@ final class MNSpawnQueue: @unchecked Sendable {
     /// Moves up to `max` of the oldest threads into `buffer[0..<n]`, oldest first, each with its
     /// +1; returns n. Any worker. O(taken).
     func take(max: Int, into buffer: UnsafeMutablePointer<Unmanaged<MNThreadObject>>) -> Int {
-        takers.withLock { _ in takeLocked(max: max, buffer) }
+        takers.lock()
+        defer { takers.unlock() }
+        return takeLocked(max: max, buffer)
     }
 
     /// Moves half of the queued threads (rounded up, at most `max`) into `buffer`, as `take`:
     /// a thief's batch. O(taken).
     func steal(max: Int, into buffer: UnsafeMutablePointer<Unmanaged<MNThreadObject>>) -> Int {
-        takers.withLock { _ in
-            let n = tail.load(ordering: .acquiring) &- head.load(ordering: .relaxed)
-            return takeLocked(max: Swift.min(max, (n + 1) / 2), buffer)
-        }
+        takers.lock()
+        defer { takers.unlock() }
+        let n = tail.load(ordering: .acquiring) &- head.load(ordering: .relaxed)
+        return takeLocked(max: Swift.min(max, (n + 1) / 2), buffer)
     }
 
     private func takeLocked(max: Int, _ buffer: UnsafeMutablePointer<Unmanaged<MNThreadObject>>) -> Int {
