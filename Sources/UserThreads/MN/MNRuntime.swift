@@ -9,11 +9,11 @@
 // park, wake or yield inside a worker is the M:1 one, with no lock and no atomic (migration
 // added a register move to the switch and errno to M:N workers' switch hooks: MNWorker.swift). A
 // shared coordinator (`MNRuntime`) adds what is between workers:
-//   * per-worker queues of *not yet started* M:N threads (`MNThreadObject`, one allocation
-//     per thread: see MNThreadObject.swift), plus an injection queue for spawns from kernel
+//   * per-worker queues of *not yet started* M:N threads (`MNThreadObject`, at most one
+//     allocation per thread: see MNThreadObject.swift; the queue: MNSpawnQueue.swift), plus an injection queue for spawns from kernel
 //     threads that are not workers (`UThreadRuntime.Handle.spawn`);
 //   * stealing: an idle worker takes its own queued threads first, then the injection queue,
-//     then a batch of migrants (MNWorker.swift), then the newest half (up to 32) of the queue of a
+//     then a batch of migrants (MNWorker.swift), then the oldest half (up to 32) of the queue of a
 //     worker that is *behind* (MNWorker.swift);
 //   * a mailbox per worker for what other kernel threads ask of it: "wake your thread T from
 //     its cross-worker wait W", "cancel your thread T", "start this thread", and "free your
@@ -122,8 +122,8 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// The most own queued threads a worker starts before a park (MNWorker's "Refill in
     /// batches"); 1: one at a time (the previous rule).
     static let refillMax: Int = getenv("UTHREADS_REFILL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
-    /// Experiment: a spawn does not count as activity on the queue (thieves then take from a
-    /// worker that spawns a burst; see `MNWorker.steal`).
+    /// Experiment: a spawn does not count as activity on the queue, only takes do (thieves then
+    /// take from a worker that spawns a burst; see `MNWorker.steal`).
     static let stealDuringSpawns = getenv("UTHREADS_STEAL_DURING_SPAWNS").map { String(cString: $0) == "1" } ?? false
     /// Threads a worker took from another's queue (for tests and `bench parallel`).
     let stolen = Atomic<Int>(0)
@@ -207,28 +207,33 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         }
     }
 
-    /// Queues a new thread on `worker` (or the injection queue) and rings a sleeping worker if
-    /// no worker is spinning (a spinning one will find it).
-    func enqueue(_ object: MNThreadObject, on worker: MNWorker?) {
-        // The count changes with a sequentially consistent RMW before `sleepers` is read, and a
-        // worker going to sleep announces it before it reads the counts (seq-cst too): one of
-        // the two sees the other, so a thread is never left queued with every worker asleep.
-        if let worker {
-            worker.queue.withLock { q in
-                q.push(object)
-                worker.queueCount.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            }
-            if !MNRuntime.stealDuringSpawns {  // owner-only writer
-                worker.queueActivity.store(worker.queueActivity.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-            }
-        } else {
-            injection.withLock { q in
-                q.push(object)
-                injected.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            }
+    /// Queues a new thread on the calling worker `worker` (only it pushes to its queue: the
+    /// worker is not retained) and rings a sleeping worker if no worker is spinning (a spinning
+    /// one will find it). False, and nothing done, when the worker's queue is full.
+    @inline(__always)
+    func enqueue(_ object: MNThreadObject, onCalling worker: MNWorker) -> Bool {
+        guard worker.queueRef._withUnsafeGuaranteedRef({ $0.push(object) }) else { return false }
+        ringForQueued(except: worker.index)
+        return true
+    }
+
+    /// Queues a thread spawned outside the workers on the injection queue, and rings.
+    func inject(_ object: MNThreadObject) {
+        injection.withLock { q in
+            q.push(object)
+            injected.wrappingAdd(1, ordering: .sequentiallyConsistent)
         }
+        ringForQueued(except: -1)
+    }
+
+    /// After a thread was queued: rings a sleeping worker other than `except`, unless one spins.
+    /// The queue's count changed with a sequentially consistent write before `sleepers` is read,
+    /// and a worker going to sleep announces it before it reads the counts (seq-cst too): one of
+    /// the two sees the other, so a thread is never left queued with every worker asleep.
+    @inline(__always)
+    func ringForQueued(except: Int) {
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 && spinning.load(ordering: .relaxed) == 0 {
-            ringOne(except: worker?.index ?? -1)
+            ringOne(except: except)
         }
     }
 
@@ -237,7 +242,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     func queuedCount() -> Int {
         var n =
             injected.load(ordering: .sequentiallyConsistent) + migrantBatches.load(ordering: .sequentiallyConsistent)
-        for i in 0..<table.count { n += withWorker(i) { $0.queueCount.load(ordering: .sequentiallyConsistent) } }
+        for i in 0..<table.count { n += withWorker(i) { $0.queue.count } }
         return n
     }
 
@@ -328,10 +333,8 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
                 w.spawnedThreads.store(w.spawnedThreads.load(ordering: .relaxed) &+ 1, ordering: .releasing)
                 if let k = onWorker, k != w.index {
                     withWorker(k) { $0.post(.start(object)) }
-                } else if pinned || onWorker != nil || startHere || s.timed {
-                    w.start(object, s)
-                } else {
-                    enqueue(object, on: w)
+                } else if pinned || onWorker != nil || startHere || s.timed || !enqueue(object, onCalling: w) {
+                    w.start(object, s)  // also when the queue is full (MNSpawnQueue.swift)
                 }
                 return true
             } ?? false
@@ -340,7 +343,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         if let k = onWorker {
             withWorker(k) { $0.post(.start(object)) }
         } else {
-            enqueue(object, on: nil)
+            inject(object)
         }
     }
 

@@ -1,5 +1,5 @@
 // Layer 11: one M:N thread as every worker sees it — its body, its result, where it runs, who
-// waits for it. One allocation per spawn.
+// waits for it. At most one allocation per spawn.
 //
 // Design
 // ======
@@ -9,7 +9,8 @@
 // code the caller specialises) plus
 // the few fields other kernel threads touch. The same object is the queued job (the worker
 // queues hold it until some worker starts it), the row's object while it runs, and the target
-// of `join`. Spawn allocates it and nothing else (the caller's closure context aside).
+// of `join`. Spawn allocates it and nothing else (the caller's closure context aside), or
+// reuses one that finished on the spawner's worker (KeptThreadObjects.swift, `reusable`).
 //
 // One atomic word (`flags`) orders everything that crosses workers; each transition is a single
 // read-modify-write, so the modification order of that word decides every race:
@@ -133,6 +134,60 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
             Unmanaged<Scheduler>.fromOpaque($0)._withUnsafeGuaranteedRef { $0.allocateID() }
         }
         id = ThreadID(rawValue: local ?? ThreadIDAllocator.allocateShared())
+    }
+
+    /// A thread object the calling worker kept (KeptThreadObjects.swift), made as new for a
+    /// thread of `runtime` named `name`, with an id; nil when the caller is not a worker of
+    /// `runtime`, none is kept, or the one on top is still referenced elsewhere (then it is let
+    /// go: its last handle frees it) or was made for the main thread or another stack size.
+    @usableFromInline
+    static func reusable(_ runtime: MNRuntime, name: String) -> MNThreadObject? {
+        guard let p = uthreads_get_runtime() else { return nil }
+        return Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s -> MNThreadObject? in
+            guard s.workerIndex >= 0, let kept = s.takeKeptObject() else { return nil }
+            var object = kept.takeRetainedValue()
+            // Acquire (consume) load of the count: after the last release elsewhere (the essay).
+            guard isKnownUniquelyReferenced(&object) else { return nil }
+            let mn = unsafeDowncast(consume object, to: MNThreadObject.self)  // only M:N objects are kept
+            guard mn.runtimeRef.toOpaque() == Unmanaged.passUnretained(runtime).toOpaque(), !mn.isMain,
+                mn.stackSize == nil
+            else { return nil }
+            mn.recycle(name: name, id: s.allocateID(), check: s.checks)
+            s.objectsReused &+= 1
+            return mn
+        }
+    }
+
+    /// Makes a finished object that nothing else references as new (ThreadObject.recycle, and
+    /// every field of this class a thread's life may have changed), with the id `id`; `check`:
+    /// `Configuration.checkInvariants`. Its runtime, `isMain` and `stackSize` stay (the caller
+    /// checked them).
+    private func recycle(name: String, id: UInt64, check: Bool) {
+        if check {
+            precondition(
+                firstWaiter == nil && moreWaiters.isEmpty && startError == nil && controlBlock == nil,
+                "reusable M:N thread object \(self.id) is still in use")
+        }
+        recycle(name: name)
+        self.id = ThreadID(rawValue: id)
+        flags.store(0, ordering: .relaxed)
+        placeWorker.store(-1, ordering: .relaxed)
+        placeBlock = 0
+        placeID = 0
+        pinned = false
+        startedHere = false
+        if hasParameters || priority != 0 {
+            priority = 0
+            parameters = nil
+            deadlineAt = .max
+            hasParameters = false
+        }
+        lastWaker = -1
+        wakesFromLastWaker = 0
+        home = 0
+        migrations = 0
+        lastDescriptor = -1
+        savedErrno = 0
     }
 
     /// Records the scheduling parameters of `UThread.init` (before the object is published).
@@ -297,8 +352,9 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
 }
 
 extension MNThreadObject {
-    /// An M:N thread object for `body`, with its id: its witness runs the body, stores its
-    /// `Result` and calls `finish`, or destroys what is stored. The body need not be `Sendable`:
+    /// An M:N thread object for `body`, with its id (one the calling worker kept, when it can:
+    /// KeptThreadObjects.swift): its witness runs the body, stores its `Result` and calls
+    /// `finish`, or destroys what is stored. The body need not be `Sendable`:
     /// `UThread.init` takes it as `sending` (nothing else can reach what it captures), and `run`'s
     /// main thread runs while its caller waits. Specialised into the caller (no metadata lookups
     /// in the runtime).
@@ -307,9 +363,17 @@ extension MNThreadObject {
         runtime: MNRuntime, name: String, isMain: Bool, stackSize: Int?,
         body: @escaping () throws -> Success
     ) -> MNThreadObject {
-        let object = MNThreadObject(runtime: runtime, name: name, isMain: isMain, stackSize: stackSize)
-        object.assignID()
+        let object: MNThreadObject
+        if !isMain, stackSize == nil, let reused = MNThreadObject.reusable(runtime, name: name) {
+            object = reused
+        } else {
+            object = MNThreadObject(runtime: runtime, name: name, isMain: isMain, stackSize: stackSize)
+            object.assignID()
+        }
         object.store(body, as: .body)
+        let type = ObjectIdentifier(Success.self)
+        if object.witnessType == type { return object }  // a reused object made for the same type
+        object.witnessType = type
         object.witness = { object, operation in
             switch operation {
             case .run:
@@ -318,7 +382,10 @@ extension MNThreadObject {
                 if let error = mn.startError {
                     object.store(Result<Success, any Error>.failure(error), as: .result)
                 } else {
-                    object.store(Result<Success, any Error>(catching: body), as: .result)
+                    let result = Result<Success, any Error>(catching: body)
+                    // Nothing to release: the worker may keep the object for reuse (its reap).
+                    if _isPOD(Success.self), case .success = result { object.resultIsTrivial = true }
+                    object.store(result, as: .result)
                 }
                 mn.finish()
             case .destroy: object.destroy(storedFor: Success.self)

@@ -7,10 +7,11 @@
 // own reactor) and what workers share; this essay is about what one worker does: stealing
 // queued threads, shedding and adopting started ones (migration), sleeping, and deadlock.
 //
-// Spawn and join, cheaply. An M:N thread costs one allocation
-// (its object: job, result and join state at once) and no lock unless someone must wait for
-// it (MNThreadObject.swift). The paths are built so that two workers do not write the same
-// cache line per thread:
+// Spawn and join, cheaply. An M:N thread costs at most one allocation (its object: job, result
+// and join state at once; none when the spawner's worker reuses one that finished there:
+// KeptThreadObjects.swift), no lock to queue it (MNSpawnQueue.swift) and no lock unless someone
+// must wait for it (MNThreadObject.swift). The paths are built so that two workers do not write
+// the same cache line per thread:
 //   * Locality first (Go's runnext, in effect). A worker's own new threads run on it while it
 //     keeps up: a thread about to park on a cross-worker wait with nothing else ready starts
 //     its worker's queued threads first (`refillBeforePark`: one, or a batch, below), so a
@@ -20,7 +21,8 @@
 //     (Migration, below).
 //   * "Behind" means: the queue is not empty, and its owner has neither pushed to it nor taken
 //     from it for `stealAfterNanoseconds` (50 µs), as the thief sees on its own clock
-//     (`queueActivity`: a counter only the owner writes, no clock read on the owner's path).
+//     (the queue's `activity`, its head plus its tail: nothing more for the owner to write, and
+//     no clock read on the owner's path; the queue itself: MNSpawnQueue.swift).
 //     So a worker that spawns a burst and then joins it keeps its threads, and a worker held
 //     by a long thread (CPU-bound, no safe point, or in a system call) loses its queued ones
 //     within 50 µs — the fork–join case, and the monitor for threads that have
@@ -45,8 +47,10 @@
 //     on the queue thieves take from, so long threads (a fork–join) are started one at a time
 //     and the rest stay stealable. Cost: up to 31 started short threads wait behind one that
 //     turns out long, until a safe point sheds them.
-//   * Thieves take from the tail (the newest threads): the owner keeps the ones it will reach
-//     (and join) first; stolen ones have usually finished by then, and their join is a load.
+//   * Thieves take the oldest half, as the owner does (Go's runqsteal): the owner pushes
+//     without a lock, so only the head is shared by takers. (Taking the newest from the tail
+//     would let the owner keep the ones it joins first, but needs a compare-and-swap on every
+//     push.) Stealing is rare for short threads anyway (the 50 µs rule).
 //   * A worker sleeping with a steal timer (it saw a queue whose owner is still working on it)
 //     is not rung for further spawns: it looks again within a millisecond anyway. Ringing it
 //     per spawn cost an eventfd write every few spawns. A batch of migrants does ring it
@@ -61,7 +65,7 @@
 //   * Orderings: the counters that pair with the sleep announcement (queue counts, mail
 //     counts, finished counts, migrant batches, `mainDone`, `sleeping`) use sequentially
 //     consistent RMWs and loads (the store→load pattern needs it); counters read only as
-//     hints (`queueActivity`, `startedCount`, `stolen`, the spin checks) are relaxed;
+//     hints (the queue's `activity`, `startedCount`, `stolen`, the spin checks) are relaxed;
 //     `spawnedThreads` is a release store by its only writer (read, acquire, after every
 //     `finishedThreads`).
 //
@@ -240,8 +244,11 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// The same, for the hot paths: `rt { … }` reaches it without a retain (a retain is an
     /// atomic write to the runtime's header, a line every worker would share).
     let runtimeRef: Unmanaged<MNRuntime>
-    /// Queued M:N threads of this worker (not started; any worker may take them).
-    let queue = KernelLock(MNFIFO<MNThreadObject>())
+    /// Queued M:N threads of this worker (not started; any worker may take them; only this
+    /// worker pushes: MNSpawnQueue.swift).
+    let queue = MNSpawnQueue()
+    /// The same, for the spawn path: reached without a retain (as `runtimeRef`).
+    let queueRef: Unmanaged<MNSpawnQueue>
     let mailbox = KernelLock<[MNMail]>([])
     /// The eventfd in the worker's epoll set that other kernel threads write to wake it.
     let doorbell: Int32
@@ -261,14 +268,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     let sleeping = Atomic<Int>(0)
     static let asleep = 1, asleepDeferred = 2
 
-    // Written by the owner (and by thieves under the queue lock); read by idle workers.
+    // Written by the owner; read by idle workers.
     private let padding1: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
-    /// Threads in `queue` (changed under its lock; read without it as a hint).
-    let queueCount = Atomic<Int>(0)
-    /// Bumped by the owner each time it pushes to or takes from its own queue: a thief that
-    /// sees it unchanged for `stealAfterNanoseconds` (on its own clock) while the queue is not
-    /// empty steals (see `steal`).
-    let queueActivity = Atomic<UInt64>(0)
     /// Threads this worker spawned and threads that finished on it (`MNRuntime.liveCount`).
     let spawnedThreads = Atomic<Int>(0)
     let finishedThreads = Atomic<Int>(0)
@@ -289,11 +290,14 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private var deadlockSeen = 0
     private var deadlockUnwound = 0
     private var spare: [MNMail] = []
-    /// Per victim: the `queueActivity` value last seen, and when (this worker's clock).
-    private var seenActivity: [UInt64] = []
+    /// Per victim: its queue's `activity` last seen, and when (this worker's clock).
+    private var seenActivity: [Int] = []
     private var seenAt: [UInt64] = []
     /// Threads taken in one steal or refill (kept: no allocation per steal).
-    @exclusivity(unchecked) private var stealBuffer: [MNThreadObject] = []
+    /// Each slot holds a taken thread's +1 until it is started (raw slots, not an array: an
+    /// array's append, iteration and removal cost ~60 instructions and a retain per thread).
+    private let takenBuffer = UnsafeMutablePointer<Unmanaged<MNThreadObject>>.allocate(
+        capacity: max(1, MNRuntime.stealMax, MNRuntime.refillMax))
     /// Threads the last refill before a park started, and when (CLOCK_MONOTONIC ns).
     @exclusivity(unchecked) private var refillBatch = 1
     @exclusivity(unchecked) private var lastRefill: UInt64 = 0
@@ -306,6 +310,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         self.index = index
         self.runtime = runtime
         self.runtimeRef = Unmanaged.passUnretained(runtime)
+        self.queueRef = Unmanaged.passUnretained(queue)
         let fd = uthreads_eventfd_create()
         if fd < 0 { throw .system(call: "eventfd", errno: .lastError) }
         doorbell = fd
@@ -331,7 +336,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         scheduler.workerOpaque = Unmanaged.passUnretained(self).toOpaque()
     }
 
-    deinit { uthreads_sys_close(doorbell) }
+    deinit {
+        uthreads_sys_close(doorbell)
+        takenBuffer.deallocate()
+    }
 
     /// The eventfd the dump signal's handler rings to wake this worker (its reactor drains it
     /// on every event: a ring with no offload completed costs one empty pass).
@@ -536,18 +544,17 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     enum Work { case took, none, deferred }
 
+    /// Starts the first `n` threads of `takenBuffer` in order, each slot's +1 consumed.
+    @inline(__always)
+    private func startTaken(_ n: Int, _ s: Scheduler, retryLater: Bool) {
+        for i in 0..<n { start(takenBuffer[i].takeRetainedValue(), s, retryLater: retryLater) }
+    }
+
     /// Starts one thread from the own queue, else from the injection queue. The counts are
     /// read first (no lock when both are empty, the common case of a busy worker).
     private func takeOwn(_ s: Scheduler, retryLater: Bool = false) -> Bool {
-        if queueCount.load(ordering: .relaxed) > 0,
-            let object = queue.withLock({ q -> MNThreadObject? in
-                guard let o = q.pop() else { return nil }
-                queueCount.wrappingSubtract(1, ordering: .relaxed)  // under the lock; a hint for others
-                return o
-            })
-        {
-            queueActivity.store(queueActivity.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
-            start(object, s, retryLater: retryLater)
+        if queueRef._withUnsafeGuaranteedRef({ !$0.isEmptyHint && $0.take(max: 1, into: takenBuffer) > 0 }) {
+            startTaken(1, s, retryLater: retryLater)
             return true
         }
         let injected: MNThreadObject? = rt { runtime in
@@ -573,7 +580,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// with the parking thread's own worker (it has not switched yet).
     func refillBeforePark(_ s: Scheduler) {
         guard !s.hasReadyThreads else { return }
-        guard queueCount.load(ordering: .relaxed) > 1, MNRuntime.refillMax > 1 else {
+        guard queueRef._withUnsafeGuaranteedRef({ $0.count }) > 1, MNRuntime.refillMax > 1 else {
             _ = takeOwn(s, retryLater: true)
             return
         }
@@ -585,16 +592,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             ? min(refillBatch &* 2, MNRuntime.refillMax) : 1
         lastRefill = now
         let batch = refillBatch
-        queue.withLock { q in
-            for _ in 0..<batch {
-                guard let o = q.pop() else { break }
-                stealBuffer.append(o)
-            }
-            queueCount.wrappingSubtract(stealBuffer.count, ordering: .relaxed)  // under the lock; a hint
-        }
-        queueActivity.store(queueActivity.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
-        for object in stealBuffer { start(object, s, retryLater: true) }
-        stealBuffer.removeAll(keepingCapacity: true)
+        let n = queueRef._withUnsafeGuaranteedRef { $0.take(max: batch, into: takenBuffer) }
+        startTaken(n, s, retryLater: true)
     }
 
     /// Takes up to half (at most `stealMax`) of another worker's queued threads — only from a
@@ -611,23 +610,20 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     private func steal(_ s: Scheduler, now: UInt64, _ runtime: MNRuntime) -> Work {
         let n = runtime.table.count
         var deferred = false
+        var stolenCount = 0
         for offset in 1..<max(n, 1) {
             let v = (index + offset) % n
             let took: Bool? = runtime.withWorker(v) { victim -> Bool? in
-                guard victim.queueCount.load(ordering: .relaxed) > 0 else { return false }
-                let activity = victim.queueActivity.load(ordering: .relaxed)
+                guard !victim.queue.isEmptyHint else { return false }
+                let activity = victim.queue.activity(takesOnly: MNRuntime.stealDuringSpawns)
                 if activity != seenActivity[v] || seenAt[v] == 0 {
                     seenActivity[v] = activity
                     seenAt[v] = now
                     return nil
                 }
                 if now &- seenAt[v] < MNRuntime.stealAfterNanoseconds { return nil }
-                victim.queue.withLock { q in
-                    let k = min(MNRuntime.stealMax, (q.count + 1) / 2)
-                    for _ in 0..<k { if let o = q.popLast() { stealBuffer.append(o) } }
-                    victim.queueCount.wrappingSubtract(stealBuffer.count, ordering: .relaxed)
-                }
-                return !stealBuffer.isEmpty
+                stolenCount = victim.queue.steal(max: MNRuntime.stealMax, into: takenBuffer)
+                return stolenCount > 0
             }
             guard let took else {
                 deferred = true
@@ -635,9 +631,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             }
             guard took else { continue }
             seenAt[v] = 0
-            runtime.stolen.wrappingAdd(stealBuffer.count, ordering: .relaxed)
-            for object in stealBuffer.reversed() { start(object, s) }  // oldest of the batch first
-            stealBuffer.removeAll(keepingCapacity: true)
+            runtime.stolen.wrappingAdd(stolenCount, ordering: .relaxed)
+            startTaken(stolenCount, s, retryLater: false)  // oldest first
             return .took
         }
         return deferred ? .deferred : .none
@@ -864,7 +859,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         }
         // Re-check after announcing the sleep (each poster changes its counter, then rings).
         if mailCount.load(ordering: .sequentiallyConsistent) > 0
-            || queueCount.load(ordering: .sequentiallyConsistent) > 0
+            || queue.count > 0
             || runtime.injected.load(ordering: .sequentiallyConsistent) > 0
             || runtime.migrantBatches.load(ordering: .sequentiallyConsistent) > 0
             || (!deferred && runtime.queuedCount() > 0)
@@ -902,7 +897,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         var work = Work.none
         while true {
             for _ in 0..<32 {
-                if mailCount.load(ordering: .relaxed) > 0 || queueCount.load(ordering: .relaxed) > 0 { return .took }
+                if mailCount.load(ordering: .relaxed) > 0 || !queue.isEmptyHint { return .took }
                 uthreads_cpu_relax()
             }
             // idle() handles the end of main once; after that a worker whose threads wait for

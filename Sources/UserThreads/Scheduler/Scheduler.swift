@@ -37,8 +37,10 @@
 // init, deinit: ~370 instructions of ~1800). A thread that finished with a trivial result is
 // therefore kept whole in a slab: its row, still naming its stack and its object
 // (ThreadObjectSlab, whose essay has the details), and a later spawn takes the three together,
-// the object only if nothing else references it by then. M:1 only: under M:N a handle may be
-// released on another kernel thread, and the uniqueness test would have to synchronise with it.
+// the object only if nothing else references it by then. Rows are kept whole under M:1 only (an
+// M:N thread's object is made where it is spawned, its row where it starts); an M:N worker
+// keeps the objects alone (KeptThreadObjects.swift, which argues why the uniqueness test holds
+// across kernel threads).
 //
 // Help-first join. `join()` of a thread that has not started yet runs it at once, as a call
 // from the join (`host`), as Cilk and Java's ForkJoinPool (tryUnpush, then exec) run a joined
@@ -209,7 +211,7 @@ final class Scheduler {
     /// costs ~10 ns in this VM, a third of a switch.
     @exclusivity(unchecked) private var lastTick: UInt64 = 0
     private let accounting: Bool
-    private let checks: Bool
+    let checks: Bool
     /// The main user thread (the closure given to run).
     private(set) var mainObject: ThreadObject?
     /// Set when a deadlock was found; `run` throws it.
@@ -259,6 +261,11 @@ final class Scheduler {
     /// Threads that finished with a trivial result, kept whole (row, stack, object) for later
     /// spawns (`spawnKept`). M:1 only. See "Thread objects" in the essay.
     @exclusivity(unchecked) private var slab = ThreadObjectSlab()
+    /// M:N threads' objects that finished here with a trivial result, for this worker's next
+    /// spawns (KeptThreadObjects.swift; `keepObject`, `takeKeptObject`). M:N workers only.
+    @exclusivity(unchecked) private var keptObjects = KeptThreadObjects()
+    /// Spawns that reused a kept M:N thread object (for tests).
+    @exclusivity(unchecked) var objectsReused = 0
     /// State of the runtime's random source (randomised choices such as select fairness).
     /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible.
     @exclusivity(unchecked) var randomState: UInt64 = uthreads_monotonic_ns() ^ 0x5DEE_CE66_D1CE_4E5B
@@ -316,6 +323,7 @@ final class Scheduler {
     deinit {
         while let t = slab.take() { Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped).release() }
         slab.destroy()
+        keptObjects.destroy()
         idleBlock.deinitialize(count: 1)
         idleBlock.deallocate()
     }
@@ -979,8 +987,7 @@ final class Scheduler {
         if t.has(.flagImmigrant) { return reapImmigrant(t) }
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
         let stack = stackOf(t)
-        // Kept only under M:1: under M:N handles live on other kernel threads, and a uniqueness
-        // test would need to synchronise with their releases.
+        // Kept whole only under M:1 (an M:N worker keeps the object alone, below).
         if workerIndex < 0 && !slab.isFull && object._withUnsafeGuaranteedRef({ $0.resultIsTrivial })
             && stacks.poolsAsIs(stack)
         {
@@ -989,8 +996,18 @@ final class Scheduler {
         stacks.release(stack)
         object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
         table.release(t)
+        if workerIndex >= 0 && !tsan && !keptObjects.isFull
+            && object._withUnsafeGuaranteedRef({ $0.isCrossWorker && $0.resultIsTrivial })
+        {
+            return keptObjects.keep(object)  // the row's +1 moves there
+        }
         object.release()
     }
+
+    /// A kept M:N thread object (KeptThreadObjects.swift), with its +1, for a spawn on this
+    /// worker; the caller reuses it only if nothing else references it. Nil when none is kept.
+    @inline(__always)
+    func takeKeptObject() -> Unmanaged<ThreadObject>? { keptObjects.take() }
 
     /// Gives up every row kept in the slab: stacks back to the pool, rows to the table, objects
     /// released (the runtime ends).

@@ -30,8 +30,9 @@ import CUThreads
 /// `InjectedThreadObject` (Runtime/InjectedThread.swift) its flags to a thread spawned into a
 /// runtime of one worker from another kernel thread. The
 /// class is therefore not `final`, but every member is, so the M:1 paths dispatch statically as
-/// before. Subclass instances are never recycled: reuse is M:1 only (`Scheduler.reap`), and M:N
-/// threads run only on workers.
+/// before. Subclass instances are recycled by the M:N worker a thread finished on, object only
+/// (KeptThreadObjects.swift: `MNThreadObject.reusable` resets the subclass's fields too); rows
+/// are kept whole under M:1 only (`Scheduler.reap`).
 ///
 /// Rejected: a generic subclass `TypedThreadObject<Success>` (its unspecialised deinit and run
 /// looked up `Result<Success, Error>` metadata in the runtime's global cache, ~3 lookups per

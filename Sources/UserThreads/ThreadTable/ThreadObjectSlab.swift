@@ -22,8 +22,9 @@
 // stack's touched pages, which the pool would keep too), so that "spawn a batch, then join it"
 // reuses every row of a batch of up to 1,024 threads, not one.
 //
-// M:1 only (Scheduler.reapOwnExit, reap): under M:N a handle may be released on another kernel
-// thread, and the uniqueness test would have to synchronise with it.
+// M:1 only (Scheduler.reapOwnExit, reap): an M:N thread's object is made on its spawner's worker
+// and its row on the worker that starts it, so M:N workers keep the objects alone
+// (KeptThreadObjects.swift).
 //
 // Rejected: keeping only the object (the previous design: row and stack went back to their own
 // free lists and were taken again, ~70 instructions per spawn+join); one slot (reused the

@@ -6,8 +6,8 @@ import Testing
 @Suite(.timeLimit(.minutes(1))) struct MNSpawnPathTests {
     /// Bursts of short threads spawned and then joined by one pinned thread: every thread runs
     /// once with its own value, and on the spawner's worker the threads start in the order they
-    /// were spawned (a refill batch starts the oldest first; thieves and shedding take the
-    /// newest, which leaves the order of the rest as it was).
+    /// were spawned (a refill batch starts the oldest first; thieves take the oldest and
+    /// shedding the newest, which leaves the order of the rest as it was).
     @Test(arguments: [1, 2])
     func burstsStartInSpawnOrderOnEachWorker(workers: Int) throws {
         let (log, sum) = try UThreadRuntime.run(workers: workers) { () -> ([(n: Int, worker: Int)], Int) in

@@ -92,6 +92,52 @@ import Testing
         }
     }
 
+    /// A worker keeps the objects of threads that finished with a trivial result and reuses
+    /// them for its next spawns once no handle references them (KeptThreadObjects.swift):
+    /// every reused thread starts as new (its own id, name, value; not cancelled, even when
+    /// the object's previous thread was; no scheduling parameters left over). ThreadSanitizer
+    /// builds keep nothing (it cannot see the uniqueness test's ordering).
+    @Test func aReusedObjectStartsAsNew() throws {
+        let (reused, tsan) = try UThreadRuntime.run(workers: 2) { () throws -> (Int, Bool) in
+            UThread.pin()
+            var ids = Set<UInt64>()
+            for round in 0..<6 {
+                let threads = (0..<64).map { i in
+                    UThread(name: "r\(round) t\(i)", priority: round == 0 ? 5 : 0) { () -> Int in
+                        if round > 0 { #expect(!UThread.isCancelled) }  // round 0's cancels race with the start
+                        #expect(myRow()?.priority == (round == 0 ? 5 : 0))
+                        return round * 1000 + i
+                    }
+                }
+                if round == 0 { for (i, t) in threads.enumerated() where i % 2 == 1 { t.cancel() } }
+                for (i, t) in threads.enumerated() {
+                    #expect(t.name == "r\(round) t\(i)")
+                    #expect(ids.insert(t.id.rawValue).inserted)
+                    #expect(try t.join() == round * 1000 + i)
+                    #expect(t.isCancelled == (round == 0 && i % 2 == 1))
+                }
+            }
+            return (Scheduler.active!.objectsReused, Scheduler.active!.tsan)
+        }
+        #expect(tsan ? reused == 0 : reused > 0)
+    }
+
+    /// Joining a thread that already finished on another worker reads its result: the joiner
+    /// does not park (its row is never switched out).
+    @Test func joiningAThreadFinishedOnAnotherWorkerDoesNotPark() throws {
+        let (value, switches) = try UThreadRuntime.run(workers: 2) { () throws -> (Int, UInt64) in
+            UThread.pin()
+            let t = try UThread.spawn(onWorker: 1) { 42 }
+            while !t.isFinished { UThread.yield() }  // nothing else is ready here: returns at once
+            let me = Scheduler.active!.current
+            let before = me.pointee.switches
+            let value = try t.join()
+            return (value, me.pointee.switches &- before)
+        }
+        #expect(value == 42)
+        #expect(switches == 0)
+    }
+
     /// Threads spawned by threads that already finished, on both workers, are all counted:
     /// the runtime ends only after the last one (the live count is the sum of per-worker
     /// counters, read finished-first).
