@@ -39,7 +39,7 @@ ctxt() {
         awk '/^voluntary_ctxt/ { v += $2 } /^nonvoluntary_ctxt/ { n += $2 } END { print v + 0, n + 0 }'
 }
 
-echo -e "round\tconns\tworkers\treq\treq_s\tcpu_us_req\tsyscalls_req\tepoll_req\tfutex_req\tread_req\twrite_req\tctx_req\tmigr_req\tvol_req\tinvol_req\tevents_per_wait\tload1" >"$OUT"
+echo -e "round\tconns\tworkers\treq\treq_s\tcpu_us_req\tsyscalls_req\tepoll_req\tfutex_req\tread_req\tsendto_req\teventfd_write_req\tctx_req\tmigr_req\tvol_req\tinvol_req\tevents_per_wait\tload1" >"$OUT"
 HZ=$(getconf CLK_TCK)
 for round in $(seq 1 "$ROUNDS"); do
     for c in $CONNS; do
@@ -81,15 +81,18 @@ for round in $(seq 1 "$ROUNDS"); do
             per() { awk -v x="${1:-}" -v r="$req" 'BEGIN { if (x == "" || x ~ /not/) print "-"; else printf "%.3f", x / r }'; }
             events="-"
             if [ "$EVENTS" = 1 ] && [ -f "$TMP/perf.data" ]; then
+                # Each epoll_wait's return value (events, in hex), averaged (mawk has no strtonum).
                 events=$(perf script -i "$TMP/perf.data" 2>/dev/null |
-                    awk '/sys_exit_epoll_wait/ { sub(/.*0x/, "0x"); n++; s += strtonum($0) } END { if (n) printf "%.2f", s / n; else print "-" }')
+                    python3 -c 'import sys, re; v = [int(m.group(1), 16) for m in (re.search(r"0x([0-9a-f]+)\s*$", l) for l in sys.stdin) if m]; print("%.2f" % (sum(v) / len(v)) if v else "-")')
                 rm -f "$TMP/perf.data"
             fi
             cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" -v r="$req" 'BEGIN { printf "%.2f", (b - a) / hz / r * 1e6 }')
             line="$round\t$c\t$w\t$req\t$rps\t$cpu\t$(per "$(get raw_syscalls:sys_enter)")\t$(per "$(get syscalls:sys_enter_epoll_wait)")\t$(per "$(get syscalls:sys_enter_futex)")"
+            # Sockets are read with read(2) (recvfrom counted too) and answered with sendto(2);
+            # write(2) is then the eventfds: doorbells and the offload mailbox.
             rd=$(awk -v a="$(get syscalls:sys_enter_read)" -v b="$(get syscalls:sys_enter_recvfrom)" 'BEGIN { if (a == "") print ""; else print a + b }')
-            wr=$(awk -v a="$(get syscalls:sys_enter_write)" -v b="$(get syscalls:sys_enter_sendto)" 'BEGIN { if (a == "") print ""; else print a + b }')
-            line="$line\t$(per "$rd")\t$(per "$wr")\t$(per "$(get context-switches)")\t$(per "$(get cpu-migrations)")"
+            line="$line\t$(per "$rd")\t$(per "$(get syscalls:sys_enter_sendto)")\t$(per "$(get syscalls:sys_enter_write)")"
+            line="$line\t$(per "$(get context-switches)")\t$(per "$(get cpu-migrations)")"
             line="$line\t$(per $((v1 - v0)))\t$(per $((n1 - n0)))\t$events\t$load"
             rm -f "$TMP/perf.txt"
             echo -e "$line" >>"$OUT"
@@ -97,12 +100,29 @@ for round in $(seq 1 "$ROUNDS"); do
         done
     done
 done
-# Per connection count: medians per worker count, and the median of the per-round ratios.
-awk -F'\t' 'NR > 1 { k = $2 SUBSEP $1; cpu[$2, $3, $1] = $6; seen[$2] = 1; rounds[$1] = 1; ws[$3] = 1 }
-    function median(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-    END { for (c in seen) { n = 0; split("", r)
-            for (q in rounds) if ((c, 1, q) in cpu && (c, 2, q) in cpu && cpu[c, 1, q] > 0) r[++n] = cpu[c, 2, q] / cpu[c, 1, q]
-            if (n) { m = median(r, n); printf "conns %s: server CPU per request, 2 workers / 1 worker, median of %d rounds: %.2fx [", c, n, m
-                lo = r[1]; hi = r[n]; printf "%.2f .. %.2f]\n", lo, hi } } }' "$OUT"
+# Per connection count: each column's median per worker count, and the median of the per-round
+# ratios of CPU per request (2 workers over 1, both measured in the same round).
+python3 - "$OUT" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+cols = [c for c in rows[0] if c not in ("round", "conns", "workers", "req", "load1")] if rows else []
+def num(x):
+    try: return float(x)
+    except ValueError: return None
+for c in sorted({r["conns"] for r in rows}, key=int):
+    print(f"conns {c}: medians over the rounds")
+    print("  workers  " + "  ".join(f"{k:>10.10}" for k in cols))
+    for w in sorted({r["workers"] for r in rows}, key=int):
+        mine = [r for r in rows if r["conns"] == c and r["workers"] == w]
+        vals = []
+        for k in cols:
+            xs = [v for v in (num(r[k]) for r in mine) if v is not None]
+            vals.append(f"{statistics.median(xs):>10.3f}" if xs else f"{'-':>10}")
+        print(f"  {w:>7}  " + "  ".join(vals))
+    by = {(r["round"], r["workers"]): num(r["cpu_us_req"]) for r in rows if r["conns"] == c}
+    ratios = sorted(by[(q, "2")] / by[(q, "1")] for (q, w) in by if w == "1" and (q, "2") in by and by[(q, "1")])
+    if ratios:
+        print(f"  server CPU per request, 2 workers / 1: median of {len(ratios)} rounds {statistics.median(ratios):.2f}x "
+              f"[{ratios[0]:.2f} .. {ratios[-1]:.2f}]; rounds: " + " ".join(f"{x:.2f}" for x in ratios))
+PY
 echo "TSV: $OUT"
