@@ -39,8 +39,12 @@ ctxt() {
         awk '/^voluntary_ctxt/ { v += $2 } /^nonvoluntary_ctxt/ { n += $2 } END { print v + 0, n + 0 }'
 }
 
-echo -e "round\tconns\tworkers\treq\treq_s\tcpu_us_req\tsyscalls_req\tepoll_req\tfutex_req\tread_req\tsendto_req\teventfd_write_req\tctx_req\tmigr_req\tvol_req\tinvol_req\tevents_per_wait\tload1" >"$OUT"
+echo -e "round\tconns\tworkers\treq\treq_s\tcpu_us_req\tsyscalls_req\tepoll_req\tfutex_req\tread_req\tsendto_req\teventfd_write_req\tctx_req\tmigr_req\tvol_req\tinvol_req\tevents_per_wait\twrk_cpu_us_req\tload1" >"$OUT"
 HZ=$(getconf CLK_TCK)
+# wrk's own CPU (user+system seconds) goes to $TMP/wrk.cpu: the load generator shares the CPUs,
+# and a server that answers in smaller batches can cost wrk more per request.
+WRKTIME=""
+[ -x /usr/bin/time ] && WRKTIME="/usr/bin/time -f %U+%S -o $TMP/wrk.cpu"
 for round in $(seq 1 "$ROUNDS"); do
     for c in $CONNS; do
         order="$WORKERS"
@@ -63,12 +67,12 @@ for round in $(seq 1 "$ROUNDS"); do
             load=$(cut -d' ' -f1 /proc/loadavg)
             if [ "$PERF" = 1 ] && [ "$EVENTS" = 1 ]; then
                 perf record -q -o "$TMP/perf.data" -e syscalls:sys_exit_epoll_wait -p "$pid" -- \
-                    wrk -t2 -c"$c" -d"${DUR}s" "$url" >"$TMP/wrk.out" 2>/dev/null
+                    $WRKTIME wrk -t2 -c"$c" -d"${DUR}s" "$url" >"$TMP/wrk.out" 2>/dev/null
             elif [ "$PERF" = 1 ]; then
                 perf stat -x, -o "$TMP/perf.txt" -e "$TP" -p "$pid" -- \
-                    wrk -t2 -c"$c" -d"${DUR}s" "$url" >"$TMP/wrk.out" 2>/dev/null
+                    $WRKTIME wrk -t2 -c"$c" -d"${DUR}s" "$url" >"$TMP/wrk.out" 2>/dev/null
             else
-                wrk -t2 -c"$c" -d"${DUR}s" "$url" >"$TMP/wrk.out" 2>/dev/null
+                $WRKTIME wrk -t2 -c"$c" -d"${DUR}s" "$url" >"$TMP/wrk.out" 2>/dev/null
             fi
             t1=$(ticks "$pid")
             read -r v1 n1 < <(ctxt "$pid")
@@ -93,7 +97,9 @@ for round in $(seq 1 "$ROUNDS"); do
             rd=$(awk -v a="$(get syscalls:sys_enter_read)" -v b="$(get syscalls:sys_enter_recvfrom)" 'BEGIN { if (a == "") print ""; else print a + b }')
             line="$line\t$(per "$rd")\t$(per "$(get syscalls:sys_enter_sendto)")\t$(per "$(get syscalls:sys_enter_write)")"
             line="$line\t$(per "$(get context-switches)")\t$(per "$(get cpu-migrations)")"
-            line="$line\t$(per $((v1 - v0)))\t$(per $((n1 - n0)))\t$events\t$load"
+            wcpu="-"
+            [ -s "$TMP/wrk.cpu" ] && wcpu=$(awk -F+ -v r="$req" 'END { printf "%.2f", ($1 + $2) / r * 1e6 }' "$TMP/wrk.cpu")
+            line="$line\t$(per $((v1 - v0)))\t$(per $((n1 - n0)))\t$events\t$wcpu\t$load"
             rm -f "$TMP/perf.txt"
             echo -e "$line" >>"$OUT"
             echo -e "$line"
