@@ -13,10 +13,10 @@
 // For a worker whose threads wait on sockets and are woken by the network, not by other
 // workers (`uthreads serve --workers 2`: each worker's connection threads are its own), the
 // spin never finds anything: it burns up to the whole spin (20 µs) of CPU on every idle pass
-// and delays the requests that arrive meanwhile. Measured (docs/BENCHMARKS.md, "serve at 2
-// workers: where the CPU went"): the same system calls per request at 1 and 2 workers (2.03 and
-// 2.07), yet 1.29× the server CPU per request at 100 connections; with the spin off
-// (`UTHREADS_SPIN_NS=0`) 0.93×.
+// and delays the requests that arrive meanwhile. Measured (docs/BENCHMARKS.md, "`serve
+// --workers 2`: where the CPU per request went"): the same system calls per request at 1 and 2
+// workers (2.04 and 2.05, no futex, no doorbell), yet 1.29× the server CPU per request at 100
+// connections; with the spin off (`UTHREADS_SPIN_NS=0`) 0.93×.
 //
 // So the spin's length follows the evidence of the worker's own idle passes:
 //   * a spin that found work, or a sleep that another worker's doorbell ended within one spin's

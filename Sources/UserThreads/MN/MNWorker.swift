@@ -54,7 +54,9 @@
 //   * Idle workers spin briefly (at most half of them) polling their own lines often and
 //     other workers' counts about once a microsecond; hot per-worker atomics sit on their own
 //     cache lines (padding), and other workers are reached through an unretained table (a
-//     retain of a shared object is an atomic write to a line every worker uses).
+//     retain of a shared object is an atomic write to a line every worker uses). The spin's
+//     length follows what ended the worker's recent sleeps: a worker woken by I/O readiness
+//     rather than by other workers stops spinning (MNIdleSpin.swift).
 //   * A thread may finish on another worker than the one that spawned it (stealing,
 //     migration): the spawn is counted where it happened, the end where it happened, and only
 //     the sum (`liveCount`) means anything, so migration needs no transfer of counts.
