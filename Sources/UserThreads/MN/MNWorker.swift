@@ -58,7 +58,9 @@
 //   * Idle workers spin briefly (at most half of them) polling their own lines often and
 //     other workers' counts about once a microsecond; hot per-worker atomics sit on their own
 //     cache lines (padding), and other workers are reached through an unretained table (a
-//     retain of a shared object is an atomic write to a line every worker uses).
+//     retain of a shared object is an atomic write to a line every worker uses). The spin's
+//     length follows what ended the worker's recent sleeps: a worker woken by I/O readiness
+//     rather than by other workers stops spinning (MNIdleSpin.swift).
 //   * A thread may finish on another worker than the one that spawned it (stealing,
 //     migration): the spawn is counted where it happened, the end where it happened, and only
 //     the sum (`liveCount`) means anything, so migration needs no transfer of counts.
@@ -278,6 +280,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// True from the start of an idle pass until a thread is ready again: a thread woken by one
     /// of this worker's threads may be handed here (`pull`). A hint, relaxed.
     let idleNow = Atomic<Bool>(false)
+    /// Idle spins started (statistics; owner-only writer).
+    let idleSpins = Atomic<Int>(0)
     private let padding2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
 
     // Touched only on the worker's own kernel thread (or before it starts / after it ended);
@@ -301,6 +305,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// Threads the last refill before a park started, and when (CLOCK_MONOTONIC ns).
     @exclusivity(unchecked) private var refillBatch = 1
     @exclusivity(unchecked) private var lastRefill: UInt64 = 0
+    /// How long the next idle spin may take (MNIdleSpin.swift: it follows what woke the worker).
+    @exclusivity(unchecked) private var spin = MNIdleSpin()
     /// A refilled thread that took less than this (on average over its batch, counted to the
     /// next refill) was short: the next batch doubles.
     static let quickThreadNanoseconds = UInt64(
@@ -836,8 +842,13 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         // here) on each side. The spin polls this worker's own lines often and other workers'
         // queues about once a microsecond (each look at a line another CPU writes costs that
         // CPU a cache miss); it ends at the first sign of work; then the worker sleeps.
-        work = spinForWork(s)
-        if work == .took { return true }
+        // Not when the worker's recent sleeps were ended by readiness rather than by other
+        // workers: then the spin finds nothing and delays the I/O (MNIdleSpin.swift).
+        let spinLength = spin.nanoseconds(full: MNRuntime.spinNanoseconds)
+        if spinLength > 0 {
+            work = spinForWork(s, for: spinLength)
+            if work == .took { return true }
+        }
         let deferred = work == .deferred
 
         // Sleep in epoll_wait until a timer, I/O, an offload completion or the doorbell.
@@ -874,26 +885,37 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
             declareDeadlock(s, from: epoch)
             return true
         }
+        let asleepAt = uthreads_monotonic_ns()
         reactor.poll(timeoutNanoseconds: timeout)
+        spin.slept(
+            rung: sleeping.load(ordering: .relaxed) == 0, nanoseconds: uthreads_monotonic_ns() &- asleepAt,
+            wokeThreads: s.hasReadyThreads, full: MNRuntime.spinNanoseconds)
         return true
     }
 
-    /// Spins up to `MNRuntime.spinNanoseconds` for mail, own or injected threads, or a queue
+    /// Spins up to `nanoseconds` for mail, own or injected threads, or a queue
     /// to steal from; `.took` if it started one or if something for the idle pass appeared
     /// (mail, an own queued thread, the end of main), `.none` (go to sleep) or `.deferred` (some
     /// worker has queued threads it is still taking itself: sleep briefly) otherwise.
-    private func spinForWork(_ s: Scheduler) -> Work {
-        rt { runtime in spinForWork(s, runtime) }
+    private func spinForWork(_ s: Scheduler, for nanoseconds: UInt64) -> Work {
+        rt { runtime in spinForWork(s, nanoseconds, runtime) }
     }
 
-    private func spinForWork(_ s: Scheduler, _ runtime: MNRuntime) -> Work {
+    private func spinForWork(_ s: Scheduler, _ nanoseconds: UInt64, _ runtime: MNRuntime) -> Work {
         let maxSpinners = max(1, runtime.table.count / 2)
         guard runtime.spinning.wrappingAdd(1, ordering: .relaxed).newValue <= maxSpinners else {
             runtime.spinning.wrappingSubtract(1, ordering: .relaxed)
             return runtime.queuedCount() > 0 ? .deferred : .none
         }
         defer { runtime.spinning.wrappingSubtract(1, ordering: .relaxed) }
-        let end = uthreads_monotonic_ns() &+ MNRuntime.spinNanoseconds
+        idleSpins.store(idleSpins.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
+        let work = spinLoop(s, until: uthreads_monotonic_ns() &+ nanoseconds, runtime)
+        spin.spun(found: work == .took)
+        return work
+    }
+
+    /// The spin itself, until the monotonic clock passes `end` (it looks at least once).
+    private func spinLoop(_ s: Scheduler, until end: UInt64, _ runtime: MNRuntime) -> Work {
         var work = Work.none
         while true {
             for _ in 0..<32 {

@@ -146,6 +146,9 @@ extension UThreadRuntime {
         public var mailedWakes: Int = 0
         /// Doorbells rung: eventfd writes that woke a sleeping worker (a system call on each side).
         public var doorbells: Int = 0
+        /// Idle spins: times a worker with nothing to run looked for other workers' work for a
+        /// while before it slept (fewer where its sleeps end by I/O readiness: MNIdleSpin.swift).
+        public var idleSpins: Int = 0
     }
 }
 
@@ -166,7 +169,8 @@ extension MNRuntime {
             live: liveCount(),
             migrations: migrations.load(ordering: .relaxed),
             mailedWakes: workers.reduce(0) { $0 + $1.mailedWakes.load(ordering: .relaxed) },
-            doorbells: workers.reduce(0) { $0 + $1.doorbellRings.load(ordering: .relaxed) })
+            doorbells: workers.reduce(0) { $0 + $1.doorbellRings.load(ordering: .relaxed) },
+            idleSpins: workers.reduce(0) { $0 + $1.idleSpins.load(ordering: .relaxed) })
     }
 }
 

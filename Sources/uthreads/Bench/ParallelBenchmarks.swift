@@ -260,34 +260,49 @@ enum ParallelBenchRuns {
     }
 
     /// `uthreads serve` (a child process of this binary) with 1 and 2 workers under wrk, in
-    /// alternation. wrk runs on the same CPUs as the server (a 2-CPU machine cannot give each
-    /// its own): a second worker can only use what wrk leaves. Skipped without wrk.
+    /// alternation: each repetition is a round that runs every worker count once (the first
+    /// count alternates between rounds), so drift on a shared machine hits both alike. wrk runs
+    /// on the same CPUs as the server (a 2-CPU machine cannot give each its own): a second worker
+    /// can only use what wrk leaves, so the figure to compare is server CPU per request, taken
+    /// as a ratio to one worker inside each round, then the median over the rounds. At 100
+    /// connections for `duration` seconds, then at 1,000 for a shorter run (its rows are the
+    /// same figures with ten times the idle keep-alive threads per ready one). Skipped without wrk.
     static func http(_ r: BenchReport, _ o: BenchOptions) throws {
         guard BenchIOCommand.which("wrk") != nil else {
             print("\n-- http: skipped (wrk is not on PATH; peers/http.sh also compares Go and SwiftNIO)")
             return
         }
-        let duration = o.quick ? 1 : 5
-        let connections = 100
-        print(
-            "\n-- http: uthreads serve under wrk -t2 -c\(connections) -d\(duration)s, 1 vs 2 workers (wrk shares the CPUs)"
-        )
         _ = IO.raiseDescriptorLimit()
-        var rps: [Int: [Double]] = [:]
-        var cpu: [Int: [Double]] = [:]
-        for _ in 0..<o.repetitions {
-            for w in workerCounts {
-                let m = try HTTPLoad.measure(workers: w, connections: connections, seconds: duration)
-                rps[w, default: []].append(m.requestsPerSecond)
-                cpu[w, default: []].append(m.cpuMicrosecondsPerRequest)
+        for (connections, duration) in [(100, o.quick ? 1 : 5), (1000, o.quick ? 1 : 3)] {
+            print(
+                "\n-- http: uthreads serve under wrk -t2 -c\(connections) -d\(duration)s, worker counts alternating in \(o.repetitions) rounds (wrk shares the CPUs)"
+            )
+            var rps: [Int: [Double]] = [:]
+            var cpu: [Int: [Double]] = [:]
+            for round in 0..<o.repetitions {
+                for w in round % 2 == 0 ? workerCounts : workerCounts.reversed() {
+                    let m = try HTTPLoad.measure(workers: w, connections: connections, seconds: duration)
+                    rps[w, default: []].append(m.requestsPerSecond)
+                    cpu[w, default: []].append(m.cpuMicrosecondsPerRequest)
+                }
             }
-        }
-        let one = rps[1].map(median)
-        for w in workerCounts {
-            r.add(
-                group: "parallel", name: "HTTP hello, \(w) worker\(w == 1 ? "" : "s")", unit: "req/s", samples: rps[w]!,
-                note: "server CPU \(median(cpu[w]!).fixed(1)) µs/request"
-                    + (w == 1 || one == nil ? "" : "; \((median(rps[w]!) / one!).fixed(2))x vs 1 worker"))
+            let suffix = connections == 100 ? "" : ", \(connections) connections"
+            for w in workerCounts {
+                let one = rps[1].map(median)
+                r.add(
+                    group: "parallel", name: "HTTP hello, \(w) worker\(w == 1 ? "" : "s")\(suffix)", unit: "req/s",
+                    samples: rps[w]!,
+                    note: "server CPU \(median(cpu[w]!).fixed(1)) µs/request"
+                        + (w == 1 || one == nil ? "" : "; \((median(rps[w]!) / one!).fixed(2))x the req/s of 1 worker"))
+            }
+            // Per round: each worker count's CPU per request over one worker's in the same round.
+            guard let one = cpu[1] else { continue }
+            for w in workerCounts where w != 1 {
+                r.add(
+                    group: "parallel",
+                    name: "HTTP server CPU per request, \(w) workers ÷ 1\(suffix)", unit: "x",
+                    samples: zip(cpu[w]!, one).map { $0 / $1 }, note: "median of the per-round ratios")
+            }
         }
     }
 
