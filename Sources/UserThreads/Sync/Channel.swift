@@ -56,6 +56,7 @@
 // metadata is looked up on a send or receive (in unspecialised generic code every `T?` costs
 // a runtime metadata cache lookup, which was most of the handoff's time).
 import CUThreads
+import Glibc
 import Synchronization
 
 /// How a channel moves values of its element type through raw memory. Built by the
@@ -112,11 +113,14 @@ public final class Channel<T>: Sequence, CustomStringConvertible {
     /// - Parameters:
     ///   - capacity: how many values it buffers; 0 for a rendezvous channel.
     ///   - name: shown in wait reasons ("channel receive on 'jobs'").
-    /// - Throws: `UThreadError.invalidArgument` when `capacity` is negative.
+    /// - Throws: `UThreadError.invalidArgument` when `capacity` is negative, or when its buffer
+    ///   (`capacity` values of `T`, allocated at once) would be larger than the machine's memory.
     @inlinable
     public init(capacity: Int, name: String = "") throws(UThreadError) {
         guard capacity >= 0 else { throw .invalidArgument("Channel capacity must be >= 0, not \(capacity)") }
-        core = ChannelCore(capacity: capacity, name: name, ops: ElementOps(T.self))
+        let ops = ElementOps(T.self)
+        try ChannelCore.checkBuffer(capacity: capacity, ops: ops)
+        core = ChannelCore(capacity: capacity, name: name, ops: ops)
     }
 
     /// Buffered values allowed before a send waits; 0: unbuffered.
@@ -279,6 +283,21 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     deinit {
         for i in 0..<buffered { ops.destroy(slot((head + i) % capacity)) }
         storage.deallocate()
+    }
+
+    /// Throws unless a buffer of `capacity` elements can be allocated: its size in bytes must
+    /// not overflow and must not exceed the machine's physical memory (such an allocation
+    /// stops the process instead of failing, and no channel could ever fill it).
+    @usableFromInline
+    static func checkBuffer(capacity: Int, ops: ElementOps) throws(UThreadError) {
+        let (bytes, overflow) = capacity.multipliedReportingOverflow(by: ops.stride)
+        let memory = Int(clamping: sysconf(Int32(_SC_PHYS_PAGES))).multipliedReportingOverflow(
+            by: Int(clamping: sysconf(Int32(_SC_PAGESIZE))))
+        guard !overflow, memory.overflow || memory.partialValue <= 0 || bytes <= memory.partialValue else {
+            throw .invalidArgument(
+                "Channel capacity \(capacity) is too large: a buffer of \(capacity) × \(ops.stride) bytes exceeds the machine's memory"
+            )
+        }
     }
 
     @inline(__always)
