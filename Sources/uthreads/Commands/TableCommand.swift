@@ -28,6 +28,10 @@ struct TableCommand: ParsableCommand {
     )
     var workers: Int?
 
+    func validate() throws {
+        guard (0...1_000_000).contains(parked) else { throw ValidationError("--parked must be 0...1000000") }
+    }
+
     func run() throws {
         if kernel { return try TableKernelView.run(parked: parked, json: json) }
         if registers && json {

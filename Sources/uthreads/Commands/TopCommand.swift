@@ -42,6 +42,7 @@ struct TopCommand: ParsableCommand {
     func validate() throws {
         guard interval > 0 else { throw ValidationError("--interval must be positive") }
         guard limit > 0 else { throw ValidationError("--limit must be positive") }
+        if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1") }
     }
 
     func run() throws {
