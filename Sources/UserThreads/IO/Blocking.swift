@@ -12,8 +12,11 @@ import Glibc
 /// ```swift
 /// let bytes = try blocking { try readWholeFile("/etc/hostname") }
 /// ```
+///
+/// - Throws: what `body` throws; `UThreadError.invalidArgument` when called outside a user
+///   thread (a `blocking {}` body included: it runs on a pool thread).
 public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
-    let s = Scheduler.require("blocking { }")
+    let s = try Scheduler.requireOrThrow("blocking { }")
     let reactor = try Reactor.of(s)
     let job = TypedOffloadJob(body)
     reactor.offload(job)

@@ -96,7 +96,7 @@ extension IO {
         _ fd: Int32, _ direction: IODirection, _ kind: WaitReason.Kind,
         _ deadline: inout PendingDeadline
     ) throws {
-        let s = Scheduler.require("an I/O call")
+        let s = try Scheduler.requireOrThrow("an I/O call that must wait")
         try Reactor.of(s).wait(fd, direction, kind: kind, deadline: deadline.resolve(now: s.now()))
     }
 }

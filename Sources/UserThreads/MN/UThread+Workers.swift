@@ -172,9 +172,9 @@ extension UThread {
     /// of threads may join the same thread, any number of times; a finished thread is joined
     /// without waiting.
     /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
-    ///   waits; `UThreadError.invalidArgument` when a thread joins itself;
-    ///   `.foreignRuntime` for a thread of another runtime (or, for a `local` thread, of another
-    ///   worker).
+    ///   waits; `UThreadError.invalidArgument` when a thread joins itself or the caller runs no
+    ///   runtime; `.foreignRuntime` for a thread of another runtime (or, for a `local` thread,
+    ///   of another worker).
     @inlinable
     public func join() throws -> Success {
         if _slowPath(object.isCrossWorker) {

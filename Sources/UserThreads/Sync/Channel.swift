@@ -423,7 +423,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// receiver takes a copy).
     @usableFromInline
     func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?) throws {
-        try Scheduler.with("Channel.send") { s in try send(element, deadline: d, s) }
+        try Scheduler.withOrThrow("Channel.send") { s in try send(element, deadline: d, s) }
     }
 
     @inline(__always)
@@ -462,13 +462,13 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
 
     @usableFromInline
     func send(_ element: UnsafeMutableRawPointer, timeout: Duration?, deadline: ContinuousClock.Instant?) throws {
-        let s = Scheduler.require("Channel.send")
+        let s = try Scheduler.requireOrThrow("Channel.send")
         try send(element, deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
     }
 
     @usableFromInline
     func trySend(_ element: UnsafeMutableRawPointer) throws -> Bool {
-        let s = Scheduler.require("Channel.trySend")
+        let s = try Scheduler.requireOrThrow("Channel.trySend")
         let shared = try isShared(s)
         var later: Waiter?
         if shared { sync.lock() }
@@ -488,7 +488,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// when the channel is closed and drained.
     @usableFromInline
     func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?) throws -> Bool {
-        try Scheduler.with("Channel.receive") { s in try receive(into: element, deadline: d, s) }
+        try Scheduler.withOrThrow("Channel.receive") { s in try receive(into: element, deadline: d, s) }
     }
 
     @inline(__always)
@@ -574,7 +574,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     func receive(into element: UnsafeMutableRawPointer, timeout: Duration?, deadline: ContinuousClock.Instant?) throws
         -> Bool
     {
-        let s = Scheduler.require("Channel.receive")
+        let s = try Scheduler.requireOrThrow("Channel.receive")
         return try receive(into: element, deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
     }
 

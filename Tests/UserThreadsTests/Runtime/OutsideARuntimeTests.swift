@@ -1,0 +1,42 @@
+import Testing
+
+@testable import UserThreads
+
+/// The entry points that throw report a call from outside a runtime (a test's own kernel thread
+/// runs none) as `invalidArgument` naming the call, as the sync primitives already did, instead
+/// of stopping the process; only those that cannot throw (`yield()`, `UThread.init`, …) stop,
+/// with a clear message (ChildProcessTests).
+@Suite(.timeLimit(.minutes(1)))
+struct OutsideARuntimeTests {
+    @Test func throwingCallsOutsideARuntimeThrowInvalidArgument() throws {
+        let (r, w) = try IO.pipe()  // nothing to read: the read must wait
+        defer {
+            try? IO.close(r)
+            try? IO.close(w)
+        }
+        let calls: [(String, () throws -> Void)] = [
+            ("UThread.sleep(for:)", { try UThread.sleep(for: .milliseconds(1)) }),
+            ("UThread.sleep(until:)", { try UThread.sleep(until: .now + .milliseconds(1)) }),
+            ("UThread.checkCancellation()", { try UThread.checkCancellation() }),
+            ("UThread.spawn", { _ = try UThread.spawn {} }),
+            ("UThread.spawn(onWorker:)", { _ = try UThread.spawn(onWorker: 0) {} }),
+            ("blocking { }", { _ = try blocking { 1 } }),
+            ("UThread.await", { _ = try UThread.await { 1 } }),
+            ("withThreadGroup", { try withThreadGroup { _ in } }),
+            ("channelSelect", { let _: Int = try channelSelect { s in s.otherwise { 0 } } }),
+            ("Channel.send", { try Channel<Int>(capacity: 1).send(1) }),
+            ("Channel.receive", { _ = try Channel<Int>(capacity: 1).receive(timeout: .seconds(1)) }),
+            (
+                "an I/O call that must wait",
+                {
+                    var byte: UInt8 = 0
+                    _ = try withUnsafeMutableBytes(of: &byte) { try IO.read(r, into: $0) }
+                }
+            ),
+        ]
+        for (api, call) in calls {
+            let message = expectError(sameCaseAs: .invalidArgument(""), Comment(rawValue: api), call)
+            #expect(message?.hasPrefix("\(api) must be called on a user thread") == true, "\(api): \(message ?? "")")
+        }
+    }
+}
