@@ -237,7 +237,12 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     ///   `.invalidArgument` (self-join), `.foreignRuntime`.
     @usableFromInline
     func waitUntilFinished(deadline: UInt64? = nil, cancellable: Bool = true) throws {
-        let (w, s) = MNWorker.require("UThread.join()")
+        // A thread of an M:1 runtime (another kernel thread) or code outside any runtime: errors.
+        guard let here = MNWorker.current(), here.scheduler.onUserThread else {
+            throw uthreads_get_runtime() == nil
+                ? Scheduler.outsideUserThread("UThread.join()") : UThreadError.foreignRuntime
+        }
+        let (w, s) = here
         guard w.runtimeRef.toOpaque() == runtimeRef.toOpaque() else { throw UThreadError.foreignRuntime }
         // A row is this thread's for its whole life, wherever it runs (rows never move).
         let me = s.current

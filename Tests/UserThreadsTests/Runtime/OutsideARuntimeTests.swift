@@ -5,7 +5,8 @@ import Testing
 /// The entry points that throw report a call from outside a runtime (a test's own kernel thread
 /// runs none) as `invalidArgument` naming the call, as the sync primitives already did, instead
 /// of stopping the process; only those that cannot throw (`yield()`, `UThread.init`, …) stop,
-/// with a clear message (ChildProcessTests).
+/// with a clear message (ChildProcessTests). A thread of several workers joined from another
+/// runtime's thread is `foreignRuntime`, as a thread of one worker is.
 @Suite(.timeLimit(.minutes(1)))
 struct OutsideARuntimeTests {
     @Test func throwingCallsOutsideARuntimeThrowInvalidArgument() throws {
@@ -38,5 +39,30 @@ struct OutsideARuntimeTests {
             let message = expectError(sameCaseAs: .invalidArgument(""), Comment(rawValue: api), call)
             #expect(message?.hasPrefix("\(api) must be called on a user thread") == true, "\(api): \(message ?? "")")
         }
+    }
+
+    /// Joining a thread of `run(workers: 2)` from a kernel thread outside any runtime, or from
+    /// the thread of an M:1 runtime there, throws (it stopped the process: "must be called from
+    /// an M:N thread").
+    @Test func joiningAThreadOfSeveralWorkersFromElsewhereThrows() throws {
+        let seen = try UThreadRuntime.run(workers: 2) { () -> [String]? in
+            let sleeper = UThread { try UThread.sleep(for: .seconds(60)) }
+            defer { sleeper.cancel() }
+            return try ControlSocketTests.onKernelThread { () -> [String] in
+                var seen: [String] = []
+                do { try sleeper.join() } catch { seen.append("outside: \(error)") }
+                do {
+                    try UThreadRuntime.run {
+                        do { try sleeper.join() } catch { seen.append("M:1: \(error)") }
+                    }
+                } catch { seen.append("run: \(error)") }
+                return seen
+            }
+        }
+        #expect(
+            seen == [
+                "outside: \(UThreadError.invalidArgument("UThread.join() must be called on a user thread (inside UThreadRuntime.run { … })"))",
+                "M:1: \(UThreadError.foreignRuntime)",
+            ])
     }
 }
