@@ -17,7 +17,6 @@
 // allocated at the same address read it as its own value (a wrong value, silently, on every
 // iteration of a loop that makes one per iteration).
 import CUThreads
-import Synchronization
 
 /// A value that each user thread sees separately.
 ///
@@ -31,7 +30,7 @@ import Synchronization
 public final class ThreadLocal<T>: Sendable {
     private let makeDefault: @Sendable () -> T
     /// The key of this thread-local's values in every thread's `locals` (see the essay).
-    private let key = ThreadLocalKey.allocate()
+    private let key = SyncObjectID.allocate()
 
     /// A thread-local whose value, in a thread that has not set it, is `value`. The autoclosure is
     /// evaluated on every such read (it is not stored), so each thread gets a fresh default.
@@ -67,10 +66,4 @@ public final class ThreadLocal<T>: Sendable {
         guard s.onUserThread else { Scheduler.misuse("ThreadLocal.value") }
         return s.current
     }
-}
-
-/// Process-wide keys of thread-locals, never reused.
-private enum ThreadLocalKey {
-    private static let next = Atomic<UInt64>(1)
-    static func allocate() -> UInt64 { next.wrappingAdd(1, ordering: .relaxed).oldValue }
 }
