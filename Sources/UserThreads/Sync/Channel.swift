@@ -239,10 +239,18 @@ public final class Channel<T>: Sequence, CustomStringConvertible {
 
     /// Iterates until the channel is closed and drained. Iteration also ends (returns nil) if
     /// the thread is cancelled while waiting; check `UThread.isCancelled` if that matters.
+    /// Iterating outside a user thread, or a channel of another runtime, stops the process with
+    /// the error `receive()` would throw (`next()` cannot throw it, and ending the loop would
+    /// look like an empty channel).
     public struct Iterator: IteratorProtocol {
         @usableFromInline let channel: Channel<T>
         @inlinable init(channel: Channel<T>) { self.channel = channel }
-        @inlinable public mutating func next() -> T? { (try? channel.receive()) ?? nil }
+        @inlinable public mutating func next() -> T? {
+            do { return try channel.receive() } catch {
+                channel.core.endIteration(error)
+                return nil
+            }
+        }
     }
 
     @inlinable public func makeIterator() -> Iterator { Iterator(channel: self) }
@@ -606,6 +614,21 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         let s = Scheduler.require("Channel.close")
         if isSharedOrStop(s) { return close() }
         return markClosed(s, shared: false) != nil
+    }
+
+    /// What `Iterator.next()` makes of `receive()`'s error: the end of the loop for
+    /// cancellation and deadlock teardown; for misuse (outside a user thread, another runtime's
+    /// channel) a stop with the error, which the non-throwing `next()` would otherwise turn
+    /// into a silently empty loop.
+    @usableFromInline
+    func endIteration(_ error: any Error) {
+        guard let error = error as? UThreadError else { return }
+        switch error {
+        case .invalidArgument, .foreignRuntime:
+            uthreads_write_stderr("\nUserThreads: iterating \(label): \(error)\n")
+            preconditionFailure("iterating \(label): \(error)")
+        default: return
+        }
     }
 
     var closedError: UThreadError { .closed("\(label) is closed") }
