@@ -56,11 +56,13 @@ import Testing
             ["demo", "blocking", "--delay=-100"], ["table", "--kernel", "--parked=-1"],
             ["bench", "io", "--duration=-1"],
             ["bench", "io", "--connections=0"], ["top", "1", "--iterations=0"], ["bench", "jacket", "--only", "bogus"],
-            ["bench", "--repeat", "0"], ["serve", "--port", "70000"], ["selftest", "nope"],
+            ["bench", "--repeat", "0"], ["serve", "--port", "70000"], ["selftest", "nope"], ["table", "--workers=0"],
+            ["table", "--registers", "--json"],
         ])
     func badOptionValuesGetAClearMessageAndTheUsageExitCode(arguments: [String]) throws {
         let r = try ChildProcess.run(ChildProcess.uthreadsPath, arguments, timeout: .seconds(30))
         #expect(!r.crashed && !r.timedOut && r.status == 64, "\(arguments): status \(r.status)\n\(r.stderr)")
         #expect(r.stderr.contains("Error: "), "\(arguments): \(r.stderr)")
+        #expect(r.stderr.contains("Usage: uthreads \(arguments[0])"), "the usage of the command given: \(r.stderr)")
     }
 }
