@@ -71,9 +71,15 @@ struct TopCommand: ParsableCommand {
         do {
             return Data(try UThreadRuntime.queryControlSocket(path, request: request))
         } catch UThreadError.system(let call, let errno) where call.hasPrefix("connect") {
-            throw ValidationError(
-                "cannot connect to \(path): \(errno). Does the program set Configuration.controlSocket?")
+            // Not a ValidationError: the arguments were fine, and that would add a usage text.
+            throw CannotConnect(
+                description: "cannot connect to \(path): \(errno). Does the program set Configuration.controlSocket?")
         }
+    }
+
+    /// A control socket nobody serves: "Error: …" and exit status 1.
+    struct CannotConnect: Error, CustomStringConvertible {
+        let description: String
     }
 
     func render(_ table: ThreadTable, previous: ThreadTable?) -> String {
