@@ -3,8 +3,8 @@
 // The handler only counts: it increments a process-wide request counter with an atomic add,
 // which is async-signal-safe (and rings the registered bells, below). It never reads the thread table, formats or writes: a signal can
 // land in the middle of a switch or of malloc. Each runtime remembers the last count it
-// answered and, at its next safe point (every 64th yield, or its idle loop, whose nanosleep or
-// epoll_wait the signal interrupts with EINTR), builds the dump with ordinary Swift code and
+// answered and, at its next safe point (every 64th yield, or its idle loop, whose futex wait or
+// epoll_wait the signal or a bell below interrupts), builds the dump with ordinary Swift code and
 // writes it to stderr with write(2). Nothing is added to the switch path.
 //
 // The handler is installed only over the default disposition or over the Swift runtime's crash
@@ -15,18 +15,25 @@
 //
 // Which kernel thread runs the handler is the kernel's choice: any thread of the process that
 // does not block the signal (the main thread first, if it does not). A runtime idle in a long
-// epoll_wait on another kernel thread would not notice the request until its next event. So a
-// runtime may register *bells*: eventfds in its pollers' epoll sets (an M:N runtime registers
-// each worker's completion-mailbox eventfd, which its reactor drains on every event, so a
-// spurious ring costs one empty pass). The handler writes 1 to every registered bell, which is
-// async-signal-safe. A bell is unregistered before its descriptor is closed, and
-// `uthreads_dump_bell_remove` waits until no handler that may have read the slot is still
-// running, so the handler never writes to a closed (or reused) descriptor number.
+// kernel wait on another kernel thread would not notice the request until its next event. So a
+// runtime registers *bells*, of two kinds, for every kernel wait its idle loop makes:
+//   * an eventfd in its pollers' epoll sets (an M:N runtime registers each worker's
+//     completion-mailbox eventfd, a one-worker runtime its reactor's once it has one; the
+//     reactor drains it on every event, so a spurious ring costs one empty pass): the handler
+//     writes 1 to it;
+//   * a futex word (a one-worker runtime's inbox, Scheduler/ForeignCancels.swift, whose idle
+//     sleep without a reactor is a FUTEX_WAIT on it): the handler increments it and wakes its
+//     sleepers, as a post to the inbox does.
+// Both are async-signal-safe (an atomic add and a system call). A bell is unregistered before
+// its descriptor is closed or its word freed, and `uthreads_dump_bell_remove` waits until no
+// handler that may have read the slot is still running, so the handler never writes to a
+// closed (or reused) descriptor number or to freed memory.
 #define _GNU_SOURCE
 #include "cuthreads.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -43,19 +50,27 @@ extern int __sigaction(int, const struct sigaction *, struct sigaction *);
 static uint64_t dump_requests;
 static struct sigaction previous[65];
 
-/// Registered bells: descriptor + 1 (0: a free slot).
-static int bells[UTHREADS_DUMP_BELLS];
+/// Registered bells (0: a free slot): an eventfd as (descriptor + 1) << 1, a futex word as its
+/// address | 1 (a 32-bit word is 4-aligned, so the low bit is free).
+static uintptr_t bells[UTHREADS_DUMP_BELLS];
 /// Handlers between their first and last look at `bells`.
 static int handlers_ringing;
 
 static void ring_bells(void) {
     __atomic_add_fetch(&handlers_ringing, 1, __ATOMIC_SEQ_CST);
     for (int i = 0; i < UTHREADS_DUMP_BELLS; i++) {
-        int fd = __atomic_load_n(&bells[i], __ATOMIC_SEQ_CST) - 1;
-        if (fd < 0) continue;
-        uint64_t one = 1;
-        ssize_t n = syscall(SYS_write, fd, &one, sizeof one);  // EAGAIN (counter full) still wakes the poller
-        (void)n;
+        uintptr_t bell = __atomic_load_n(&bells[i], __ATOMIC_SEQ_CST);
+        if (bell == 0) continue;
+        if (bell & 1) {
+            uint32_t *word = (uint32_t *)(bell & ~(uintptr_t)1);
+            __atomic_fetch_add(word, 1, __ATOMIC_RELEASE);
+            syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+        } else {
+            int fd = (int)(bell >> 1) - 1;
+            uint64_t one = 1;
+            ssize_t n = syscall(SYS_write, fd, &one, sizeof one);  // EAGAIN (counter full) still wakes the poller
+            (void)n;
+        }
     }
     __atomic_sub_fetch(&handlers_ringing, 1, __ATOMIC_SEQ_CST);
 }
@@ -72,13 +87,22 @@ static void dump_handler(int sig) {
     errno = saved_errno;
 }
 
+static int add_bell(uintptr_t bell) {
+    for (int i = 0; i < UTHREADS_DUMP_BELLS; i++) {
+        uintptr_t expected = 0;
+        if (__atomic_compare_exchange_n(&bells[i], &expected, bell, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) return i;
+    }
+    return -1;  // every slot taken: this runtime wakes only for a signal delivered to its own thread
+}
+
 int uthreads_dump_bell_add(int fd) {
     if (fd < 0) return -1;
-    for (int i = 0; i < UTHREADS_DUMP_BELLS; i++) {
-        int expected = 0;
-        if (__atomic_compare_exchange_n(&bells[i], &expected, fd + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) return i;
-    }
-    return -1;  // every slot taken: this poller wakes only for a signal delivered to its own thread
+    return add_bell(((uintptr_t)fd + 1) << 1);
+}
+
+int uthreads_dump_bell_add_futex(uint32_t *word) {
+    if (!word || ((uintptr_t)word & 3) != 0) return -1;
+    return add_bell((uintptr_t)word | 1);
 }
 
 void uthreads_dump_bell_remove(int slot) {

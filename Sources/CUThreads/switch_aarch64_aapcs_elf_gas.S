@@ -186,6 +186,32 @@ uthreads_context_make_aarch64:
 .size uthreads_context_make_aarch64,.-uthreads_context_make_aarch64
 
 /*
+ * uthreads_call_on_stack(arg, fn, stack_top): fn(arg) on another stack, then back (cuthreads.h).
+ * x29 (callee-saved, so fn keeps it) holds the caller's stack pointer meanwhile, and is the
+ * frame pointer fn's frames link to.
+ */
+.globl uthreads_call_on_stack
+.type uthreads_call_on_stack,%function
+.p2align 4
+uthreads_call_on_stack:
+    .cfi_startproc
+    hint    #34                     // bti c: landing pad, may be reached by an indirect call
+    stp     x29, x30, [sp, #-16]!
+    .cfi_def_cfa_offset 16
+    .cfi_offset x29, -16
+    .cfi_offset x30, -8
+    mov     x29, sp
+    .cfi_def_cfa_register x29
+    mov     sp, x2                  // the other stack (16-byte aligned)
+    blr     x1                      // fn(arg); x0 is arg already
+    mov     sp, x29                 // back on the caller's stack
+    ldp     x29, x30, [sp], #16
+    .cfi_def_cfa sp, 0
+    ret
+    .cfi_endproc
+.size uthreads_call_on_stack,.-uthreads_call_on_stack
+
+/*
  * GNU property note: this object is compatible with BTI (every indirect-branch target has a
  * landing pad) and with PAC-RET (it never signs or authenticates). Emitted only when the
  * compiler is building with branch protection, mirroring what it does for C objects.

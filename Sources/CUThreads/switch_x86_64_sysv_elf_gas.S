@@ -115,6 +115,31 @@ uthreads_trampoline:
 .size uthreads_trampoline,.-uthreads_trampoline
 
 /*
+ * uthreads_call_on_stack(arg, fn, stack_top): fn(arg) on another stack, then back (cuthreads.h).
+ * rbp (callee-saved, so fn keeps it) holds the caller's stack pointer meanwhile, and is the
+ * frame pointer fn's frames link to.
+ */
+.globl uthreads_call_on_stack
+.type uthreads_call_on_stack,@function
+.align 16
+uthreads_call_on_stack:
+    .cfi_startproc
+    endbr64                         /* CET landing pad: may be reached by an indirect call   */
+    pushq   %rbp
+    .cfi_def_cfa_offset 16
+    .cfi_offset rbp, -16
+    movq    %rsp, %rbp
+    .cfi_def_cfa_register rbp
+    movq    %rdx, %rsp              /* the other stack (16-byte aligned: fn gets the ABI's)  */
+    callq   *%rsi                   /* fn(arg); rdi is arg already                           */
+    movq    %rbp, %rsp              /* back on the caller's stack                            */
+    popq    %rbp
+    .cfi_def_cfa rsp, 8
+    ret
+    .cfi_endproc
+.size uthreads_call_on_stack,.-uthreads_call_on_stack
+
+/*
  * The GNU property note: this object is IBT-compatible (every indirect-branch target above
  * starts with endbr64; the numbered labels are reached only by direct jumps). The linker ANDs
  * the notes of all objects, so an object without one turned IBT off for the whole executable.

@@ -47,6 +47,12 @@ void *_Nullable uthreads_switch(void *_Nullable *_Nonnull from_sp, void *_Nonnul
 /// user thread ends cleanly here. `entry` must never return.
 void uthreads_trampoline(void);
 
+/// Calls `fn(arg)` with the stack pointer at `stack_top` (16-byte aligned), and returns with
+/// the caller's stack pointer back once `fn` returns: a call on another stack, with no context
+/// saved (the help-first join runs a thread that has not started this way, Scheduler.swift).
+/// The frame-pointer chain continues into the caller's stack.
+void uthreads_call_on_stack(void *_Nullable arg, void (*_Nonnull fn)(void *_Nullable), void *_Nonnull stack_top);
+
 #if defined(__aarch64__)
 /// AArch64 half of uthreads_context_make (switch_aarch64_aapcs_elf_gas.S documents the frame).
 void *_Nonnull uthreads_context_make_aarch64(void *_Nonnull stack_top,
@@ -124,6 +130,7 @@ enum {
     UTHREADS_FLAG_IMMIGRANT = 1u << 8,   ///< M:N: owned by a worker other than its row's home
     UTHREADS_FLAG_UNAUDITED = 1u << 9,   ///< M:N: ready after a preemption at a site not audited for resuming elsewhere
     UTHREADS_FLAG_SCOPEPINNED = 1u << 10, ///< M:N: unmovable only while a thread group's scope lasts, migratable after it
+    UTHREADS_FLAG_HOSTING = 1u << 11,    ///< its join runs a never-started thread on its stack (Scheduler.swift, "Help-first join")
 };
 
 #define UTHREADS_NAME_MAX 24
@@ -362,7 +369,11 @@ uint64_t uthreads_dump_requests(void);
 /// sleeping in epoll_wait on another kernel thread wakes). Returns the slot, or -1 when all
 /// are taken. Remove the bell before closing the descriptor.
 int uthreads_dump_bell_add(int fd);
-/// Unregisters a bell; on return no handler writes to its descriptor any more.
+/// Registers a futex word that the dump handler increments and wakes on every request (so that
+/// a runtime sleeping on it in FUTEX_WAIT on another kernel thread wakes). Returns the slot,
+/// or -1 when all are taken. Remove the bell before freeing the word.
+int uthreads_dump_bell_add_futex(uint32_t *_Nonnull word);
+/// Unregisters a bell; on return no handler writes to its descriptor or word any more.
 void uthreads_dump_bell_remove(int slot);
 
 // MARK: - A wake-up word for an idle kernel thread (futex.c)

@@ -29,7 +29,9 @@
 //     it deregisters instead of parking): no lost wake-up, and no lock at all for a thread
 //     nobody waits for.
 // Waiters: the first one sits in the object (`firstWaiter`), more go to an array (rare: two
-// threads joining the same one at the same time).
+// threads joining the same one at the same time). A kernel thread outside every runtime that
+// joins sets `outsideWaiter` with `hasWaiters` and sleeps on a futex word of its stripe
+// (Base/OutsideWaiters.swift); the finisher, already on its `hasWaiters` path, wakes it.
 //
 // Migration (MNWorker.swift's essay). The object is its own migration record: the
 // row keeps it alive while the thread lives, and a started thread that moves takes its row
@@ -66,7 +68,7 @@ import Synchronization
 @usableFromInline
 final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Bits of `flags`.
-    static let started = 1, finished = 2, cancelRequested = 4, hasWaiters = 8
+    static let started = 1, finished = 2, cancelRequested = 4, hasWaiters = 8, outsideWaiter = 16
 
     /// The runtime, unretained (it outlives its threads): a retain would be an atomic write to
     /// the runtime's header, a line every worker's spawn and exit paths would share.
@@ -196,6 +198,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
             }
             if let first { syncWake(first) }
             syncWake(more)
+            if old & MNThreadObject.outsideWaiter != 0 { OutsideWaiters.wake(self) }
         }
         runtimeRef._withUnsafeGuaranteedRef { runtime in
             if isMain { runtime.mainFinished() }
@@ -232,17 +235,20 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Parks the calling M:N thread until this one has finished or `deadline` (scheduler clock)
     /// passes, with the parking protocol of every primitive (Sync/Waiter.swift); with
     /// `cancellable: false` the caller's cancellation does not end the wait. O(1) unless
-    /// several threads join it at once.
+    /// several threads join it at once. A kernel thread outside every runtime blocks instead
+    /// (`deadline` on CLOCK_MONOTONIC).
     /// - Throws: `CancellationError` (the caller was cancelled), `UThreadError.timedOut`,
     ///   `.invalidArgument` (self-join), `.foreignRuntime`.
     @usableFromInline
     func waitUntilFinished(deadline: UInt64? = nil, cancellable: Bool = true) throws {
-        // A thread of an M:1 runtime (another kernel thread) or code outside any runtime: errors.
-        guard let here = MNWorker.current(), here.scheduler.onUserThread else {
-            throw uthreads_get_runtime() == nil
-                ? Scheduler.outsideUserThread("UThread.join()") : UThreadError.foreignRuntime
+        guard let (w, s) = MNWorker.current(), s.onUserThread else {
+            try checkOutsideJoin("UThread.join()")
+            flags.bitwiseOr(MNThreadObject.hasWaiters | MNThreadObject.outsideWaiter, ordering: .acquiringAndReleasing)
+            guard OutsideWaiters.wait(for: self, deadline: deadline, until: { isFinishedAcquire }) else {
+                throw UThreadError.timedOut
+            }
+            return
         }
-        let (w, s) = here
         guard w.runtimeRef.toOpaque() == runtimeRef.toOpaque() else { throw UThreadError.foreignRuntime }
         // A row is this thread's for its whole life, wherever it runs (rows never move).
         let me = s.current
@@ -315,12 +321,7 @@ extension MNThreadObject {
                     object.store(Result<Success, any Error>(catching: body), as: .result)
                 }
                 mn.finish()
-            case .destroy:
-                if object.contents == .body {
-                    _ = object.take((() throws -> Success).self)
-                } else {
-                    _ = object.take(Result<Success, any Error>.self)
-                }
+            case .destroy: object.destroy(storedFor: Success.self)
             }
         }
         return object

@@ -10,6 +10,11 @@
 // M:N?" (the scheduler's worker index, a field in cache: one predicted branch), and under M:N
 // comes here to make an `MNThreadObject`, which any worker may start and which may migrate.
 //
+// From outside, the runtime is the same at any N: `UThread.runtime`'s handle spawns into it
+// from any kernel thread (the injection queue; under `workers: 1` the runtime's inbox,
+// Runtime/InjectedThread.swift), and such a kernel thread may join (blocking on a futex word:
+// Base/OutsideWaiters.swift) and cancel what it spawned.
+//
 // Why the closures need not be `@Sendable`. A thread's body is taken as `sending` (as
 // `Task { … }` takes its operation): the compiler's region checking then proves that nothing
 // the closure captures is used by the spawner afterwards, so running it on another kernel thread
@@ -47,15 +52,15 @@ extension UThreadRuntime {
     }
 
     /// A reference to a running runtime that any kernel thread may hold, for any number of
-    /// workers: spawns from outside its workers go through the runtime's injection queue.
-    /// Get it with `UThread.runtime`.
+    /// workers: spawn threads into it and read its statistics from anywhere. Get it with
+    /// `UThread.runtime`.
     ///
-    /// Under `workers: 1` the runtime's one kernel thread owns all of its state, so two
-    /// operations differ there: `spawn` works on the runtime's own threads only (from another
-    /// kernel thread the thread is created finished and `join()` throws
-    /// `UThreadError.invalidArgument`), and `statistics` read from another kernel thread asks
-    /// the runtime, which answers at its next safe point (see `statistics`). Cancelling a
-    /// thread from anywhere is `UThreadHandle.cancel()` at any N.
+    /// A spawn from another kernel thread goes through the runtime's injection queue (several
+    /// workers) or its inbox (`workers: 1`, whose one kernel thread owns all of its state: the
+    /// runtime starts the thread itself, at once when idle, else at its next safe point); the
+    /// thread is then an ordinary thread of the runtime, which that kernel thread may join
+    /// (blocking, with a timeout if it likes) and cancel. `statistics` read from another kernel
+    /// thread under `workers: 1` asks the runtime the same way (see `statistics`).
     public struct Handle: Sendable {
         /// The coordinator of a runtime with several workers; nil under `workers: 1`.
         @usableFromInline let runtime: MNRuntime?
@@ -75,9 +80,11 @@ extension UThreadRuntime {
         public var workers: Int { runtime?.workers.count ?? 1 }
 
         /// Spawns a thread from any kernel thread (a worker of this runtime queues it locally,
-        /// others through the injection queue). The body is `@Sendable`: unlike `UThread.init`,
-        /// the caller may be outside the runtime, where no region checking relates it to the
-        /// thread. Under `workers: 1` only the runtime's own threads may call it (see `Handle`).
+        /// others through the injection queue or, under `workers: 1`, the runtime's inbox). The
+        /// body is `@Sendable`: unlike `UThread.init`, the caller may be outside the runtime,
+        /// where no region checking relates it to the thread. `join()` and `cancel()` work from
+        /// the calling kernel thread too; when the runtime has ended first, the thread finishes
+        /// unstarted and `join()` throws `UThreadError.closed` (`workers: 1`).
         @inlinable
         public func spawn<Success: Sendable>(name: String = "", _ body: @escaping @Sendable () throws -> Success)
             -> UThread<Success>
@@ -88,28 +95,24 @@ extension UThreadRuntime {
             return UThread(object: object)
         }
 
-        /// `spawn` under `workers: 1`.
+        /// `spawn` under `workers: 1`: an ordinary spawn on the runtime's own threads, else a
+        /// start posted to its inbox (Runtime/InjectedThread.swift).
         @usableFromInline
         func spawnOnOneWorker<Success: Sendable>(name: String, _ body: @escaping @Sendable () throws -> Success)
             -> UThread<Success>
         {
-            if let one, let here = uthreads_get_runtime(), here == one.runtime.address,
-                Scheduler.active?.onUserThread == true
-            {
+            guard let one else { preconditionFailure("UserThreads: a handle with neither runtime") }
+            if let here = uthreads_get_runtime(), here == one.runtime.address, Scheduler.active?.onUserThread == true {
                 return UThread(name: name, body)
             }
-            let object = ThreadObject(name: name)
-            object.fail(
-                UThreadError.invalidArgument(
-                    "a runtime of one worker spawns threads from its own threads only: use run(workers:) with 2 or more workers to spawn from another kernel thread"
-                ), as: Success.self)
-            return UThread(object: object)
+            return UThread(
+                object: InjectedThreadObject.spawn(name: name, runtime: one.runtime.address, inbox: one.inbox, body))
         }
 
         /// Figures for tests and benchmarks. With several workers they are read at once, from
         /// any kernel thread. Under `workers: 1` they are read at once on the runtime's kernel
         /// thread; another kernel thread asks the runtime and waits for its answer at its next
-        /// safe point, up to a second (a thread of it that computes without one for longer, or
+        /// safe point (at once when it idles: the request rings its bell), up to a second (a thread of it that computes without one for longer, or
         /// a runtime that has ended, gives figures of zero).
         public var statistics: Statistics {
             if let runtime { return runtime.statistics }
@@ -170,16 +173,25 @@ extension MNRuntime {
 extension UThread {
     /// Waits for the thread to finish and returns its value or rethrows its error. Any number
     /// of threads may join the same thread, any number of times; a finished thread is joined
-    /// without waiting.
+    /// without waiting. A user thread parks; a kernel thread outside every runtime (one that
+    /// spawned the thread through `UThread.runtime`'s handle) blocks, for any number of workers.
+    /// Under `workers: 1` with the FIFO policy, a thread that has not started yet runs at once,
+    /// called from the join on its own stack (the help-first join: no switch); if it parks, the
+    /// caller waits with it and sees its own cancellation when the thread finishes.
     /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
-    ///   waits; `UThreadError.invalidArgument` when a thread joins itself or the caller runs no
-    ///   runtime; `.foreignRuntime` for a thread of another runtime (or, for a `local` thread,
-    ///   of another worker).
+    ///   waits; `UThreadError.invalidArgument` when a thread joins itself, or when code outside
+    ///   every runtime joins a thread of one worker that was not spawned through the handle;
+    ///   `.foreignRuntime` for a thread of another runtime (or, for a `local` thread, of another
+    ///   worker).
     @inlinable
     public func join() throws -> Success {
         if _slowPath(object.isCrossWorker) {
-            let mn = unsafeDowncast(object, to: MNThreadObject.self)
-            if !mn.isFinishedAcquire { try mn.waitUntilFinished() }
+            if _slowPath(object.isInjected) {
+                try waitForInjectedEnd(object)
+            } else {
+                let mn = unsafeDowncast(object, to: MNThreadObject.self)
+                if !mn.isFinishedAcquire { try mn.waitUntilFinished() }
+            }
         } else if !object.isFinished {
             try waitUntilFinished(object)
         }
@@ -188,7 +200,8 @@ extension UThread {
 
     /// Waits for the thread to finish, giving up after `timeout` or at `deadline` (the earlier
     /// wins; nil: no limit), and returns its value or rethrows its error. The thread keeps
-    /// running when the wait gives up; join it again later.
+    /// running when the wait gives up; join it again later. From a kernel thread outside every
+    /// runtime, as `join()`, it blocks (on CLOCK_MONOTONIC).
     /// - Throws: the thread's error; `UThreadError.timedOut` when the limit passed first;
     ///   `CancellationError` if the caller is cancelled while it waits;
     ///   `.invalidArgument` (self-join), `.foreignRuntime`, as `join()`.
@@ -241,12 +254,22 @@ extension UThread {
     }
 }
 
+/// `join()` of a thread spawned into a runtime of one worker from another kernel thread (out of
+/// line: `join` is inlined into every caller).
+@usableFromInline @inline(never)
+func waitForInjectedEnd(_ object: ThreadObject) throws {
+    try UThreadHandle(object: object).waitForEnd(deadline: nil)
+}
+
 extension UThreadHandle {
     /// Parks the caller until the thread has finished or `deadline` (scheduler clock) passed;
     /// `cancellable: false` ignores the caller's cancellation (a thread group that already
     /// cancelled its children and must still wait for them).
     func waitForEnd(deadline: UInt64?, cancellable: Bool = true) throws {
-        if object.isCrossWorker {
+        if object.isCrossWorker && object.isInjected {
+            try unsafeDowncast(object, to: InjectedThreadObject.self).waitUntilFinished(
+                deadline: deadline, cancellable: cancellable)
+        } else if object.isCrossWorker {
             let mn = unsafeDowncast(object, to: MNThreadObject.self)
             if !mn.isFinishedAcquire { try mn.waitUntilFinished(deadline: deadline, cancellable: cancellable) }
         } else if !object.isFinished {
@@ -256,11 +279,15 @@ extension UThreadHandle {
 
     /// See `UThread.isFinished`.
     public var isFinished: Bool {
-        object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isFinishedAcquire : object.isFinished
+        guard object.isCrossWorker else { return object.isFinished }
+        if object.isInjected { return unsafeDowncast(object, to: InjectedThreadObject.self).isFinishedAcquire }
+        return unsafeDowncast(object, to: MNThreadObject.self).isFinishedAcquire
     }
     /// See `UThread.isCancelled`.
     public var isCancelled: Bool {
-        object.isCrossWorker ? unsafeDowncast(object, to: MNThreadObject.self).isCancelRequested : object.isCancelled
+        guard object.isCrossWorker else { return object.isCancelled }
+        if object.isInjected { return unsafeDowncast(object, to: InjectedThreadObject.self).isCancelRequested }
+        return unsafeDowncast(object, to: MNThreadObject.self).isCancelRequested
     }
 
     /// See `UThread.cancel()`. May be called from any kernel thread at any time: a user thread
@@ -271,15 +298,18 @@ extension UThreadHandle {
     /// Scheduler/ForeignCancels.swift). When the runtime has already ended, the thread is gone
     /// and the call does nothing.
     public func cancel() {
-        if object.isCrossWorker { return unsafeDowncast(object, to: MNThreadObject.self).cancel() }
+        if object.isCrossWorker {
+            if object.isInjected { return unsafeDowncast(object, to: InjectedThreadObject.self).cancel() }
+            return unsafeDowncast(object, to: MNThreadObject.self).cancel()
+        }
         cancelOnItsKernelThread()
     }
 }
 
 extension UThread where Success == Never {
     /// The runtime of the calling thread, as a handle other kernel threads may use to spawn
-    /// threads into it and read its statistics, for any number of workers (see
-    /// `UThreadRuntime.Handle` for what differs under `workers: 1`). Nil outside a runtime.
+    /// threads into it (and join and cancel them) and read its statistics, for any number of
+    /// workers (see `UThreadRuntime.Handle`). Nil outside a runtime.
     public static var runtime: UThreadRuntime.Handle? {
         if let (worker, _) = MNWorker.current() { return UThreadRuntime.Handle(runtime: worker.runtime) }
         guard let s = Scheduler.active, s.workerIndex < 0, let inbox = s.foreignCancels else { return nil }

@@ -44,8 +44,6 @@ import Glibc
 import SystemPackage
 
 final class ControlSocketServer: @unchecked Sendable {
-    /// How often an idle M:1 runtime looks for requests.
-    static let idleWakeNanoseconds: UInt64 = 10_000_000
     /// Default deadlines: for the request line after the connection is accepted, and for the
     /// whole answer after the request.
     static let readTimeoutNanoseconds: UInt64 = 5_000_000_000

@@ -21,7 +21,10 @@ enum Observability {
         installDumpSignal(configuration)
         var server: ControlSocketServer?
         if let path = configuration.controlSocket {
-            guard let channel = SnapshotChannel() else {
+            // A request rings the runtime's inbox: an idle runtime answers at once.
+            var bell: (@Sendable () -> Void)?
+            if let inbox = scheduler.foreignCancels { bell = { inbox.ring() } }
+            guard let channel = SnapshotChannel(bell: bell) else {
                 uthreads_registry_remove(slot)
                 throw .resourceExhausted("no pipe for the control socket")
             }
@@ -34,12 +37,11 @@ enum Observability {
                 throw error
             }
             scheduler.snapshotChannel = channel
-            scheduler.idleWakeLimit = ControlSocketServer.idleWakeNanoseconds
         }
         if let metrics = configuration.metrics {
             scheduler.sampler = SchedulerMetrics(metrics, worker: 0, runtimeWide: nil)
             // RuntimeMetrics.swift: staleness
-            scheduler.idleWakeLimit = min(scheduler.idleWakeLimit, metrics.intervalNanoseconds)
+            scheduler.idleWakeLimit = metrics.intervalNanoseconds
         }
         return Attachment(registrySlot: slot, server: server)
     }

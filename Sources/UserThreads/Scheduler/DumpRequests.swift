@@ -2,14 +2,15 @@
 //
 // The signal handler (dump_signal.c) only increments a process-wide counter. The scheduler
 // compares it with the last request it answered in `maintenance` (every 64th yield) and in its
-// idle loop (whose nanosleep or epoll_wait the signal interrupts), never on the switch path,
-// and writes the text dump to stderr with write(2). Each runtime answers each request once.
+// idle loop, never on the switch path, and writes the text dump to stderr with write(2). Each
+// runtime answers each request once.
 //
-// A signal is delivered to one kernel thread. An M:N runtime registers each worker's reactor
-// mailbox as a bell (dump_signal.c), so every worker wakes and looks. An M:1 runtime has no such
-// bell (its reactor may not exist): idle in a long kernel wait while another kernel thread took
-// the signal, it answers when that wait ends (its next timer or I/O event, or 10 ms with a
-// control socket).
+// A signal is delivered to one kernel thread, which may be none of the runtime's. So every idle
+// wait has a bell the handler rings (dump_signal.c): an M:N runtime registers each worker's
+// reactor mailbox, so every worker wakes and looks; a runtime of one worker registers its inbox's
+// futex word (its idle sleep without a reactor) and, once it has one, its reactor's eventfd
+// (its idle epoll_wait). An idle runtime answers at once, whichever kernel thread took the
+// signal.
 //
 // An M:N worker does not write its own part: the dump must list every worker's threads. The
 // first worker to notice a request hands it to its `WorkerHooks` (MN/MNObservability.swift), which

@@ -1,6 +1,8 @@
-// Layer 6: `cancel()` of an M:1 thread, and the wake of an M:1 thread's wait on an object shared
-// between kernel threads (Sync/Waiter.swift), from a kernel thread that does not run its
-// runtime (a pthread, a Swift task, the offload pool).
+// Layer 6: the inbox of a runtime of one worker — what other kernel threads (a pthread, a Swift
+// task, the offload pool) ask of it: `cancel()` of one of its threads, the wake of a thread's
+// wait on an object shared between kernel threads (Sync/Waiter.swift), a call that reads what
+// only the runtime may read (its statistics), a thread to start (`UThreadRuntime.Handle.spawn`),
+// and the bell that ends its idle sleep.
 //
 // An M:1 scheduler has no lock: only its own kernel thread may touch it. So another kernel
 // thread never cancels; it *posts* the thread's object to the runtime's inbox and wakes the
@@ -8,8 +10,11 @@
 // yield, when threads keep running) or its idle loop, before it sleeps. The thread then wakes
 // at its wait with CancellationError, as if a user thread of its own runtime had cancelled it.
 // A wake is posted the same way (row and wait token) and applied by `Scheduler.wakeWaiting`,
-// which drops it when the row's wait has another token by then; so is a call that reads what
-// only the runtime may read (its statistics), whose caller waits for the answer.
+// which drops it when the row's wait has another token by then; so is a call (its statistics,
+// whose caller waits for the answer; the start of a thread spawned from outside, whose caller
+// does not wait). A call the runtime never applies (it ended first) is run with no scheduler
+// when the inbox closes, so that its caller learns it at once (a statistics call answers
+// nothing, a spawned thread finishes with an error) instead of waiting for a timeout.
 //
 // Finding the inbox. A handle may outlive its runtime, and the object's `runtime` field is
 // then a dangling address (possibly reused by a later runtime). The canceller therefore never
@@ -21,13 +26,19 @@
 // the row pointing back to the object). The canceller reads only `runtime`, written once at
 // spawn before the handle could be handed over, so nothing it reads races with the runtime.
 //
-// Waking. The inbox carries a 32-bit generation word (futex.c). The poster appends under the
-// lock, then bumps the word and futex-wakes it; it also rings the reactor's eventfd if the
-// runtime has one (`bell`, set by the reactor when it is made), since the idle loop then
-// sleeps in epoll_wait. The idle loop reads the word, applies what was posted, and sleeps
-// (instead of nanosleep) only while the word is unchanged, so a post between its look and its
-// sleep ends the sleep at once. The cost to a runtime nobody cancels from outside: one
-// allocation and one table insert and removal per `run`, no system call; one load and compare
+// Waking: the idle sleep of a runtime of one worker is always interruptible by a bell. The
+// inbox carries a 32-bit generation word (futex.c). The poster appends under the lock, then
+// bumps the word and futex-wakes it; it also rings the reactor's eventfd if the runtime has one
+// (`bell`, set by the reactor when it is made), since the idle loop then sleeps in epoll_wait.
+// The idle loop reads the word, applies what was posted, and sleeps (instead of nanosleep) only
+// while the word is unchanged, so a post between its look and its sleep ends the sleep at once.
+// The same word is the runtime's dump bell (dump_signal.c: the signal handler, on whichever
+// kernel thread the kernel chose, bumps and wakes it), and the control socket's thread rings it
+// after posting a request (`ring()`): a dump or a control request is answered at once by an
+// idle runtime, as by a worker of several, instead of at its next timer. So the kernel still
+// sees one thread: no bell descriptor until the reactor exists, no helper kernel thread, and no
+// periodic wake-up. The cost to a runtime nobody reaches from outside: one allocation, one
+// table insert and removal and one bell slot per `run`, no system call; one load and compare
 // per `maintenance` (never on the switch or spawn path).
 //
 // The deadlock check ignores outside kernel threads, as Go's does: when every thread waits
@@ -51,7 +62,8 @@ final class ForeignCancels: @unchecked Sendable {
     fileprivate enum Post {
         case cancel(ThreadObject)
         case wake(block: UInt, token: UInt64, WakeResult)
-        case call(@Sendable (Scheduler) -> Void)
+        /// Run on the runtime's kernel thread, or with nil when the runtime ended first.
+        case call(@Sendable (Scheduler?) -> Void)
     }
 
     private struct State {
@@ -65,6 +77,8 @@ final class ForeignCancels: @unchecked Sendable {
     private let word: UnsafeMutablePointer<UInt32>
     /// The generation the runtime last applied (read and written on its kernel thread only).
     private var applied: UInt32 = 0
+    /// The dump handler's slot for `word` (dump_signal.c), or -1.
+    private var dumpBellSlot: Int32 = -1
 
     /// Live M:1 runtimes and their scheduler addresses (a few: one per kernel thread running
     /// one). An array, not a dictionary: its first use then needs no runtime lookup of the key's
@@ -80,21 +94,28 @@ final class ForeignCancels: @unchecked Sendable {
 
     // MARK: The runtime's side
 
-    /// Makes `runtime`'s inbox and lists it as live (when an M:1 `run` starts).
-    static func open(for runtime: UnsafeMutableRawPointer) -> ForeignCancels {
+    /// Makes `runtime`'s inbox and lists it as live (when an M:1 `run` starts); `dumpBell`: its
+    /// word is also rung by the dump signal's handler (dump_signal.c).
+    static func open(for runtime: UnsafeMutableRawPointer, dumpBell: Bool) -> ForeignCancels {
         let inbox = ForeignCancels()
+        if dumpBell { inbox.dumpBellSlot = uthreads_dump_bell_add_futex(inbox.word) }
         live.withLock { $0.append((runtime, inbox)) }
         return inbox
     }
 
-    /// Unlists `runtime` (before its scheduler is freed); later cancels do nothing.
+    /// Unlists `runtime` (before its scheduler is freed); later posts do nothing. Calls posted
+    /// and never applied run with no scheduler (their callers learn that the runtime ended).
     func close(for runtime: UnsafeMutableRawPointer) {
         ForeignCancels.live.withLock { $0.removeAll { $0.runtime == runtime && $0.inbox === self } }
-        state.withLock { s in
+        uthreads_dump_bell_remove(dumpBellSlot)  // before `word` can be freed
+        dumpBellSlot = -1
+        let dropped = state.withLock { s in
             s.open = false
-            s.posted = []
             s.bell = nil
+            defer { s.posted = [] }
+            return s.posted
         }
+        for case .call(let body) in dropped { body(nil) }
     }
 
     /// Sets what else wakes the idle runtime (its reactor's eventfd), or nil.
@@ -151,19 +172,34 @@ final class ForeignCancels: @unchecked Sendable {
         guard
             post(
                 .call { s in
-                    let value = body(s)
-                    answer.value.withLock { $0 = value }
+                    let value = s.map(body)
+                    answer.value.withLock { $0 = (true, value) }
                     uthreads_futex_bump_and_wake(answer.word)
                 })
         else { return nil }
         let deadline = uthreads_monotonic_ns() &+ timeoutNanoseconds
         while true {
             let seen = uthreads_futex_load(answer.word)
-            if let value = answer.value.withLock({ $0 }) { return value }
+            if let (answered, value) = answer.value.withLock({ $0 }), answered { return value }
             let now = uthreads_monotonic_ns()
             guard now < deadline else { return nil }
             _ = uthreads_futex_wait(answer.word, seen, deadline - now)
         }
+    }
+
+    /// Runs `body` on the runtime's kernel thread at its next safe point, without waiting for
+    /// it; `body(nil)` instead, on the calling kernel thread or when the inbox closes, when the
+    /// runtime has ended. (`UThreadRuntime.Handle.spawn` from another kernel thread.)
+    func send(_ body: @escaping @Sendable (Scheduler?) -> Void) {
+        if !post(.call(body)) { body(nil) }
+    }
+
+    /// Ends the runtime's idle sleep now without posting anything (a control-socket request
+    /// is waiting: SnapshotChannel.swift). Any kernel thread.
+    func ring() {
+        guard let bell = state.withLock({ s in s.open ? .some(s.bell) : nil }) else { return }
+        uthreads_futex_bump_and_wake(word)
+        bell?()
     }
 
     private func post(_ post: Post) -> Bool {
@@ -179,9 +215,10 @@ final class ForeignCancels: @unchecked Sendable {
     }
 }
 
-/// The value of a posted call and the futex word its caller waits on (`ForeignCancels.call`).
+/// The value of a posted call (nil inside when the runtime ended first) and the futex word its
+/// caller waits on (`ForeignCancels.call`).
 private final class CallAnswer<R: Sendable>: @unchecked Sendable {
-    let value = KernelLock<R?>(nil)
+    let value = KernelLock<(answered: Bool, value: R?)?>(nil)
     let word = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
     init() { word.initialize(to: 0) }
     deinit { word.deallocate() }

@@ -13,7 +13,9 @@
 // thread: one `uthreads_switch`, not two through the scheduler's own context (Go goes through
 // g0 on every schedule; that is a second switch, ~14 ns here, for nothing when a successor is
 // already known). Only when no thread is ready does the outgoing thread switch to the idle
-// loop, which waits for timers and (through `Poller`) for I/O.
+// loop, which waits for timers and (through `Poller`) for I/O. Under M:1 that wait always has a
+// bell other kernel threads ring (a post to the inbox, a control request, the dump signal's
+// handler: ForeignCancels.swift), so what they ask of an idle runtime is answered at once.
 //
 // Exit. A finishing thread cannot free the stack it runs on. It records itself as the
 // `zombie` and switches away; whoever runs next (a thread or the idle loop) reaps it right
@@ -37,6 +39,41 @@
 // (ThreadObjectSlab, whose essay has the details), and a later spawn takes the three together,
 // the object only if nothing else references it by then. M:1 only: under M:N a handle may be
 // released on another kernel thread, and the uniqueness test would have to synchronise with it.
+//
+// Help-first join. `join()` of a thread that has not started yet runs it at once, as a call
+// from the join (`host`), as Cilk and Java's ForkJoinPool (tryUnpush, then exec) run a joined
+// task that nobody has taken yet: no context switch in or back, no park, no run-queue round
+// trip, no entry frames (spawn+run+join: 725 -> 591 instructions, docs/BENCHMARKS.md). What
+// that changes, and how each promise is kept:
+//   * Identity. The child is the current thread while its body runs (`current`, the C
+//     thread-local, `UThread.current`, its id, its thread-local values, its cancellation); the
+//     joiner shows in the table as BLOCKED on "join" of the child (HOSTING flag), as a parked
+//     joiner does, with no saved stack pointer (its frames are mid-call, not switched out).
+//   * Stack. The body runs on the child's own stack, entered by `uthreads_call_on_stack` (the
+//     stack pointer moved, nothing saved): its size, its guard, the dense canary (checked on
+//     that stack before the call returns), the fault handler's overflow report and backtraces
+//     are the normal path's.
+//   * Parking. A hosted child may park, yield or be cancelled as any thread: its context is
+//     saved in its row as usual, and it resumes on its stack. The joiner cannot run meanwhile
+//     (its continuation is the call's return): it is parked too, on no queue, with no timer,
+//     not cancellable, and nothing may make it ready (deadlock teardown skips HOSTING rows).
+//     Its cancellation is therefore seen when the child's body returns: the join then throws
+//     CancellationError (or the deadlock error), as a parked joiner woken by either would.
+//     That delay is the one observable difference, and only for a child that parks; a joiner
+//     already cancelled, and `join(timeout:deadline:)`, take the normal path.
+//   * Order. Only under FIFO without tracing on one worker (`hooks` false: other policies
+//     decide who runs next, and a trace records switches), and only when the child is first
+//     in the run queue: the normal path would run exactly it next. When the body returns and
+//     other threads are ready, the joiner queues behind them, as the exit's wake would have
+//     put it. Not under ThreadSanitizer (it tracks one stack per fiber).
+// Rejected: running the body on the joiner's stack (the first version: the child then had
+// whatever the joiner had left, more than it asked for, so an overflow at its own size went
+// unreported); a spawn that takes no row, stack or id until the thread first runs (every walk
+// of the table, the dump and the policies see rows, and ids are promised at spawn: a second
+// representation of a ready thread everywhere); a leaner switch-based join (a direct switch to
+// the child, no run-queue round trip: the two switches, the entry frames and the exit's switch
+// bookkeeping stay, ~45 + 23 + ~100 instructions by the per-function figures in
+// docs/BENCHMARKS.md).
 //
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
@@ -224,8 +261,10 @@ final class Scheduler {
     /// Publishes this scheduler's counters when metrics are configured (SafePointSampler.swift);
     /// nil: one branch per safe point, nothing on the switch path.
     @exclusivity(unchecked) var sampler: (any SafePointSampler)?
-    /// The longest the idle loop sleeps (nanoseconds): bounded while a control socket may
-    /// be waiting for an answer, since its requests cannot interrupt the sleep.
+    /// The longest the idle loop sleeps (nanoseconds): the metrics interval when metrics are
+    /// sampled (so that they do not go stale while idle). Requests from outside (posts, the
+    /// control socket, the dump signal) need no bound: they ring the idle sleep's bell
+    /// (ForeignCancels.swift).
     var idleWakeLimit = UInt64.max
 
     /// Process-wide set-up, once, when the first runtime starts: SIGPIPE is ignored, so that a
@@ -574,7 +613,7 @@ final class Scheduler {
     /// Dense stacks have no guard between slots (StackPool's essay): before `t` leaves the CPU,
     /// its canary must be intact and the stack pointer (still `t`'s) inside its slot.
     @inline(__always)
-    private func checkCanary(_ t: ControlBlock) {
+    fileprivate func checkCanary(_ t: ControlBlock) {
         let lo = UnsafeMutableRawPointer(t.pointee.stack_lo.unsafelyUnwrapped)
         let sp = uthreads_stack_pointer()
         if (lo - 16).load(as: UInt64.self) != UTHREADS_CANARY
@@ -718,6 +757,90 @@ final class Scheduler {
         Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!).takeUnretainedValue()
     }
 
+    // MARK: Help-first join (see the essay)
+
+    /// Runs `t`, a thread that has not started, from the calling joiner `me`'s join until its
+    /// body returns, when it may (see the essay's "Help-first join"). Returns nil when it may
+    /// not (the caller takes the normal path), else how the join ends: `.woken` (finished),
+    /// `.cancelled` or `.deadlocked` (the joiner was cancelled, or deadlock teardown reached it,
+    /// while the child was parked). O(1) besides the body.
+    @inline(__always)
+    func host(_ t: ControlBlock, joiner me: ControlBlock) -> WakeResult? {
+        // `hooks` false: FIFO (`fifo` set), no tracing, not an M:N worker.
+        guard !hooks, !tsan, t.pointee.switches == 0, fifo.unsafelyUnwrapped.isFirst(t), !me.has(.flagCancelled),
+            me != idleBlock
+        else { return nil }
+        return runHosted(t, joiner: me)
+    }
+
+    @inline(__always)
+    private func runHosted(_ t: ControlBlock, joiner me: ControlBlock) -> WakeResult {
+        fifo.unsafelyUnwrapped.removeFirst()
+        // The joiner parks on the child's join, on no queue: nothing but the body's return
+        // resumes it. It has no saved context (it is mid-call).
+        ContextSwitch.saveExclusivity(me, liveHead: liveAccessHead)
+        me.pointee.state = .stateBlocked
+        me.pointee.wait_kind = WaitReason.Kind.join.rawValue
+        me.pointee.wait_object = t.pointee.id
+        me.pointee.sp = nil
+        me.set(.flagHosting)
+        let tick = uthreads_ticks_inline()
+        me.pointee.wait_since_tick = tick
+        if accounting {
+            me.pointee.cpu_ticks &+= tick &- me.pointee.run_start_tick
+            t.pointee.run_start_tick = tick
+            lastTick = tick
+        }
+        t.pointee.state = .stateRunning
+        t.pointee.switches &+= 1
+        current = t
+        uthreads_set_current(t)
+        if checks { precondition(objectOf(t).contents == .body, "thread #\(t.pointee.id) started without a body") }
+        uthreads_call_on_stack(UnsafeMutableRawPointer(t), hostedEntry, UnsafeMutableRawPointer(t.pointee.stack_hi!))
+        // The body has returned (perhaps after parking: it resumed on its stack, current
+        // again). The exit as `exitCurrent`'s, without the switch.
+        let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
+        object._withUnsafeGuaranteedRef { object in
+            object.isFinished = true
+            if object.locals != nil { object.locals = nil }
+            while let other = object.dequeue() { wake(other, .woken) }
+        }
+        t.pointee.state = .stateFinished
+        if accounting {
+            let end = uthreads_ticks_inline()
+            t.pointee.cpu_ticks &+= end &- t.pointee.run_start_tick
+            me.pointee.run_start_tick = end
+            lastTick = end
+        }
+        if Scheduler.debugBuild || checks { checkNoOpenAccess(t) }
+        release(t)
+        current = me
+        uthreads_set_current(me)
+        me.pointee.state = .stateRunning
+        me.pointee.wait_kind = 0
+        me.clear(.flagHosting)
+        ContextSwitch.restoreExclusivity(me)
+        // The exit's wake would have queued the joiner behind threads that are ready now.
+        if fifo.unsafelyUnwrapped.hasReadyThreads {
+            me.pointee.state = .stateReady
+            fifo.unsafelyUnwrapped.awakened(ThreadRef(me), reason: .woken)
+            switchAway(from: me)
+        }
+        guard me.has(.flagCancelled) else { return .woken }
+        return me.pointee.wake_result == WakeResult.deadlocked.rawValue ? .deadlocked : .cancelled
+    }
+
+    /// The body of a hosted thread, on its own stack (`uthreads_call_on_stack`); the dense
+    /// canary is checked there, before the stack pointer leaves the stack.
+    fileprivate static func hostedMain(_ t: ControlBlock) {
+        Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.run() }
+        if t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) {
+            Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime.unsafelyUnwrapped)._withUnsafeGuaranteedRef {
+                $0.checkCanary(t)
+            }
+        }
+    }
+
     // MARK: Thread life
 
     /// Body of every user thread, after the trampoline. Everything with a Swift reference
@@ -852,6 +975,12 @@ final class Scheduler {
     /// keeps all three for a later spawn (`keep`). Runs on another thread's stack.
     private func reap(_ t: ControlBlock) {
         zombie = nil
+        release(t)
+    }
+
+    /// `reap` without the zombie: also the exit of a hosted thread (its stack was not in use).
+    @inline(__always)
+    private func release(_ t: ControlBlock) {
         if tsan { uthreads_tsan_fiber_destroy(t) }
         if t.has(.flagImmigrant) { return reapImmigrant(t) }
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
@@ -1000,7 +1129,8 @@ final class Scheduler {
 
     private func sleepKernelThread(nanoseconds: UInt64) {
         guard nanoseconds > 0 else { return }
-        // M:1: a sleep that a cancel from another kernel thread ends (ForeignCancels.swift).
+        // M:1: a sleep that every post, control request and dump signal ends (its bell:
+        // ForeignCancels.swift).
         if let foreignCancels { return foreignCancels.sleep(nanoseconds: nanoseconds) }
         var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
         var remaining = timespec()
@@ -1026,7 +1156,7 @@ final class Scheduler {
         table.forEachLive { t in
             if t.pointee.state == .stateBlocked || t.pointee.state == .stateSleeping {
                 t.set(.flagCancelled)
-                wake(t, .deadlocked)
+                wakeUnlessHosting(t, .deadlocked)
             }
         }
         return true
@@ -1037,8 +1167,18 @@ final class Scheduler {
         table.forEachLive { t in
             if t.pointee.state == .stateBlocked || t.pointee.state == .stateSleeping {
                 t.set(.flagCancelled)
-                wake(t, result)
+                wakeUnlessHosting(t, result)
             }
+        }
+    }
+
+    /// `wake` for teardown: a joiner that hosts a thread (its frames are under the child's)
+    /// cannot be made ready; it gets the result when the child's body returns.
+    private func wakeUnlessHosting(_ t: ControlBlock, _ result: WakeResult) {
+        if t.has(.flagHosting) {
+            t.pointee.wake_result = result.rawValue
+        } else {
+            wake(t, result)
         }
     }
 
@@ -1059,6 +1199,9 @@ final class Scheduler {
             precondition(
                 t.pointee.wait_queue == nil || s == .stateBlocked,
                 "thread #\(t.pointee.id) is on a wait queue but not blocked")
+            precondition(
+                !t.has(.flagHosting) || (s == .stateBlocked && t.pointee.wait_queue == nil && !t.has(.flagTimer)),
+                "thread #\(t.pointee.id) hosts a thread but is not parked on nothing")
         }
         precondition(live == table.liveCount, "thread table count \(table.liveCount) but \(live) live rows")
         // No time slice runs while the idle loop has the CPU.
@@ -1101,6 +1244,11 @@ final class Scheduler {
             hi: UnsafeMutableRawPointer(t.pointee.stack_hi.unsafelyUnwrapped),
             guardSize: Int(truncatingIfNeeded: t.pointee.guard_size), mode: mode)
     }
+}
+
+/// The C entry point of a hosted thread's body (called by uthreads_call_on_stack).
+private let hostedEntry: @convention(c) (UnsafeMutableRawPointer?) -> Void = { arg in
+    Scheduler.hostedMain(arg.unsafelyUnwrapped.assumingMemoryBound(to: uthreads_tcb.self))
 }
 
 /// The C entry point of every user thread (called by uthreads_trampoline).

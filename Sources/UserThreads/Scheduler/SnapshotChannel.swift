@@ -4,8 +4,9 @@
 // The table belongs to the scheduler's kernel thread and is read without locks on the switch
 // path, so no other thread may read it concurrently. Instead the outside thread posts a request
 // in a slot behind a `KernelLock` (a pthread mutex, which ThreadSanitizer sees), raises an
-// atomic flag and waits on a pipe (poll, with a deadline and a stop descriptor). The scheduler
-// looks at the flag at its safe points (maintenance, the idle loop: one atomic load), builds the
+// atomic flag, rings the runtime's bell (its inbox: an idle runtime wakes at once, see
+// ForeignCancels.swift) and waits on a pipe (poll, with a deadline and a stop descriptor). The
+// scheduler looks at the flag at its safe points (maintenance, the idle loop: one atomic load), builds the
 // answer on its own thread, puts it in the slot and writes one byte to the pipe. One request at
 // a time; each carries a number, so an answer that comes after its asker gave up is dropped.
 import CUThreads
@@ -25,9 +26,12 @@ final class SnapshotChannel: Sendable {
     private let slot = KernelLock(Slot())
     private let readEnd: Int32
     private let writeEnd: Int32
+    /// Wakes the idle runtime after a request is posted.
+    private let bell: (@Sendable () -> Void)?
 
-    /// Nil when no pipe can be had.
-    init?() {
+    /// Nil when no pipe can be had. `bell` wakes the runtime's idle loop.
+    init?(bell: (@Sendable () -> Void)?) {
+        self.bell = bell
         var fds: [Int32] = [0, 0]
         guard uthreads_pipe(&fds) == 0 else { return nil }  // non-blocking, close-on-exec
         readEnd = fds[0]
@@ -53,6 +57,7 @@ final class SnapshotChannel: Sendable {
             return s.asked
         }
         pending.store(true, ordering: .releasing)
+        bell?()
         let deadline = uthreads_monotonic_ns() &+ timeoutNanoseconds
         while true {
             if let answer = slot.withLock({ s in s.answered == number ? s.response : nil }) { return answer }

@@ -25,8 +25,10 @@ import CUThreads
 /// as before. A reused object keeps its `witness` when the next thread has the same result type
 /// (`witnessType`): replacing the closure cost a release and an outlined destroy per spawn.
 ///
-/// Subclass: the M:N runtime's `MNThreadObject` (MN/MNThreadObject.swift) adds its cross-worker
-/// state (join flags, placement) to this object, so that an M:N thread is one allocation. The
+/// Subclasses: the M:N runtime's `MNThreadObject` (MN/MNThreadObject.swift) adds its cross-worker
+/// state (join flags, placement) to this object, so that an M:N thread is one allocation;
+/// `InjectedThreadObject` (Runtime/InjectedThread.swift) its flags to a thread spawned into a
+/// runtime of one worker from another kernel thread. The
 /// class is therefore not `final`, but every member is, so the M:1 paths dispatch statically as
 /// before. Subclass instances are never recycled: reuse is M:1 only (`Scheduler.reap`), and M:N
 /// threads run only on workers.
@@ -95,16 +97,21 @@ class ThreadObject: WaitQueue {
     /// the worker it leaves drops its idle registration of it (Reactor.swift, "Threads that
     /// waited on a descriptor move").
     @exclusivity(unchecked) final var lastDescriptor: Int32 = -1
-    /// Whether this is an M:N thread's object (the subclass), whose finish, cancel and join
-    /// other kernel threads see through its atomic flags rather than the fields above: one
-    /// load and a predicted branch in `UThread`'s join instead of a dynamic cast.
+    /// Whether other kernel threads see this thread's finish, cancel and join through a
+    /// subclass's atomic flags rather than the fields above: an M:N thread's object, or (with
+    /// `isInjected`) a thread spawned into a runtime of one worker from another kernel thread
+    /// (Runtime/InjectedThread.swift). One load and a predicted branch in `UThread`'s join
+    /// instead of a dynamic cast.
     @usableFromInline final let isCrossWorker: Bool
+    /// With `isCrossWorker`: which subclass (`InjectedThreadObject`, else `MNThreadObject`).
+    @usableFromInline final let isInjected: Bool
 
     @usableFromInline
-    init(name: String, crossWorker: Bool = false) {
+    init(name: String, crossWorker: Bool = false, injected: Bool = false) {
         self.name = name
         self.isNamed = !name.isEmpty
         self.isCrossWorker = crossWorker
+        self.isInjected = injected
         super.init()
     }
 
@@ -233,6 +240,17 @@ extension ThreadObject {
                     _ = object.take(Result<Success, any Error>.self)
                 }
             }
+        }
+    }
+
+    /// Destroys what the storage holds: the body, or the `Result`, of a thread that returns
+    /// `Success` (a witness's `.destroy`). Specialised into the caller.
+    @inlinable
+    final func destroy<Success>(storedFor _: Success.Type) {
+        if contents == .body {
+            _ = take((() throws -> Success).self)
+        } else {
+            _ = take(Result<Success, any Error>.self)
         }
     }
 

@@ -4,6 +4,7 @@
 import ArgumentParser
 import CUThreads
 import Glibc
+import Synchronization
 import UserThreads
 
 struct SelfTestCommand: ParsableCommand {
@@ -19,6 +20,7 @@ struct SelfTestCommand: ParsableCommand {
         case dumpWhileBusy = "dump-while-busy"
         case gdbTarget = "gdb-target"
         case dumpOnSignalWorkers = "dump-on-signal-workers"
+        case dumpWhileIdle = "dump-while-idle"
         case liveView = "live-view"
         case spawnLoop = "spawn-loop"
         case brokenPipe = "broken-pipe"
@@ -32,13 +34,13 @@ struct SelfTestCommand: ParsableCommand {
 
     @Argument(
         help:
-            "overflow | canary | misuse [iterate] | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [BATCH] [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel thread|task [WORKERS] | control-socket-emfile SOCKET"
+            "overflow | canary | misuse [iterate] | kernel-threads | map-limit | dump-on-signal | dump-while-busy | dump-on-signal-workers N | dump-while-idle N | gdb-target [WORKERS] | live-view SOCKET STOPFILE [WORKERS] | spawn-loop COUNT [BATCH] [MODE] | broken-pipe | stack-overflow guarded|dense recursion|parking|frame [WORKERS] | deadlock | worker-start-failure | epoll-closed | foreign-cancel thread|task [WORKERS] | control-socket-emfile SOCKET"
     )
     var scenario: Scenario
 
     @Argument(
         help:
-            "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the batch size (default 1) and the stack mode. dump-on-signal-workers: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1)."
+            "live-view: the control socket path, then a file whose creation ends the run, then optionally M:N workers. spawn-loop: the count, then optionally the batch size (default 1) and the stack mode. dump-on-signal-workers, dump-while-idle: the workers. stack-overflow: the stack mode, the kind of overflow, and M:N workers (none: M:1)."
     )
     var paths: [String] = []
 
@@ -144,6 +146,39 @@ struct SelfTestCommand: ParsableCommand {
                             try IO.readStandardInput(into: $0, timeout: .seconds(120))
                         }
                     }
+                }
+            }
+            print("done")
+        case .dumpWhileIdle:
+            // A runtime whose main thread parks on a channel with a timeout far away and no
+            // descriptor (under `workers: 1` its idle loop sleeps on its inbox's futex word), on a
+            // kernel thread of its own; the kernel runs SIGQUIT's handler on the process's main
+            // thread, so the runtime learns of the request only through its bell. A helper kernel
+            // thread ends the run when a line (or EOF) arrives on stdin, by spawning into the
+            // runtime a thread that sends to the channel.
+            guard paths.count == 1, let workers = Int(paths[0]), workers >= 1 else {
+                throw ValidationError("dump-while-idle needs WORKERS")
+            }
+            let shared = Mutex<(UThreadRuntime.Handle, Channel<Int>)?>(nil)
+            KernelThread.spawn {
+                let give = ContinuousClock.now + .seconds(120)  // never outlive a lost test
+                var reached: (UThreadRuntime.Handle, Channel<Int>)?
+                while reached == nil && ContinuousClock.now < give {
+                    reached = shared.withLock { $0 }
+                    usleep(1000)
+                }
+                guard let (handle, stop) = reached else { return }
+                print("ready")
+                fflush(nil)
+                var byte: UInt8 = 0
+                _ = read(0, &byte, 1)
+                _ = try? handle.spawn(name: "stopper") { try stop.send(1) }.join(timeout: .seconds(30))
+            }
+            try runOnOwnKernelThread {
+                try UThreadRuntime.run(workers: workers) {
+                    let stop = Channel<Int>(name: "stop")
+                    shared.withLock { $0 = (UThread.runtime!, stop) }
+                    _ = try stop.receive(timeout: .seconds(120))
                 }
             }
             print("done")

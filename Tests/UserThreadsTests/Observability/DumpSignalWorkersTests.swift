@@ -96,4 +96,24 @@ import Testing
             #expect(!dump.contains("\"thread dump\""), "the dumping thread leaves itself out")
         }
     }
+
+    /// A runtime whose only thread is parked on a channel (timeout far away, no descriptor, so
+    /// under `workers: 1` its idle loop sleeps on its inbox's futex word), while the kernel runs
+    /// the handler on another kernel thread: the dump comes at once, written while the thread
+    /// is still parked, not at the runtime's next wake.
+    @Test(arguments: [1, 2])
+    func anIdleRuntimeAnswersASignalTakenByAnotherKernelThread(workers: Int) throws {
+        let child = try LiveChild(["selftest", "dump-while-idle", "\(workers)"], environment: [:])
+        #expect(child.wait { child.stdout.contains("ready") }, "\(child.stderr)")
+        kill(child.process.processIdentifier, SIGQUIT)
+        #expect(child.wait { child.stderr.contains(Self.header) }, "no dump: \(child.stderr)")
+        let (status, crashed) = child.finish()
+        let stderr = child.stderr
+        #expect(status == 0 && !crashed, "\(stderr)")
+        #expect(child.stdout.contains("done"))
+        let dumps = stderr.components(separatedBy: Self.header).dropFirst()
+        #expect(dumps.count == 1, "\(stderr)")
+        #expect(dumps.first?.contains("\"main\" blocked: ") == true, "parked when the dump was written: \(stderr)")
+        #expect(dumps.first?.contains("'stop'") == true, "\(stderr)")
+    }
 }

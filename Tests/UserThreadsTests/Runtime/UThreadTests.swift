@@ -488,29 +488,4 @@ struct UThreadWorkersTests {
         #expect(seen.2 == workers)
         #expect(UThread.runtime == nil)  // outside a runtime
     }
-
-    /// Under `workers: 1` another kernel thread reads the statistics by asking the runtime,
-    /// and a spawn from there is refused with a thrown error (the runtime's state is its one
-    /// kernel thread's).
-    @Test func theOneWorkerHandleAnswersOtherKernelThreads() throws {
-        let (live, spawnError) = try UThreadRuntime.run { () -> (Int, String) in
-            let handle = try #require(UThread.runtime)
-            let sleepers = (0..<3).map { _ in UThread { try UThread.sleep(for: .seconds(3600)) } }
-            defer { for s in sleepers { s.cancel() } }
-            let answer = KernelLock<(Int, String)?>(nil)
-            Thread {
-                let live = handle.statistics.live
-                var error = "no error"
-                do { _ = try handle.spawn { 1 }.join() } catch let e { error = "\(e)" }
-                answer.withLock { $0 = (live, error) }
-            }.start()
-            let giveUp = ContinuousClock.now + .seconds(30)
-            while answer.withLock({ $0 == nil }) && ContinuousClock.now < giveUp {
-                try UThread.sleep(for: .milliseconds(1))
-            }
-            return try #require(answer.withLock { $0 })
-        }
-        #expect(live == 4)  // main and three sleepers
-        #expect(spawnError.contains("its own threads only"))
-    }
 }

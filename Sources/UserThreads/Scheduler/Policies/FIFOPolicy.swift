@@ -20,6 +20,14 @@ public final class FIFOPolicy: SchedulingPolicy {
         queue.popFirst().map(ThreadRef.init)
     }
 
+    /// Whether `t` is the next thread `pickNext` returns (the help-first join, Scheduler.swift).
+    @inline(__always)
+    func isFirst(_ t: ControlBlock) -> Bool { queue.first == t }
+
+    /// Takes the first thread off the queue (the caller knows which it is: `isFirst`).
+    @inline(__always)
+    func removeFirst() { _ = queue.popFirst() }
+
     public var hasReadyThreads: Bool {
         @inline(__always) get { !queue.isEmpty }
     }
