@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -23,10 +24,13 @@ int uthreads_unix_listen(const char *path) {
     if (e) return -e;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    // A socket file left by a process that died is replaced; a live one is not (connect works).
+    // A socket file left by a process that died is replaced; a live one is not (connect works),
+    // and neither is a file of another kind (a regular file named by mistake stays).
     if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
         e = errno;
         if (e != EADDRINUSE) { close(fd); return -e; }
+        struct stat info;
+        if (lstat(path, &info) != 0 || !S_ISSOCK(info.st_mode)) { close(fd); return -EADDRINUSE; }
         int probe = uthreads_unix_connect(path);
         if (probe >= 0) { close(probe); close(fd); return -EADDRINUSE; }
         unlink(path);

@@ -48,13 +48,14 @@ extension UThread where Success == Never {
     /// - Returns: what `body` returns.
     /// - Throws: what `body` throws; `CancellationError` when the user thread is cancelled and
     ///   the task honours the cancellation (the user thread still waits for the task to end);
-    ///   `UThreadError.timedOut` after `timeout`.
+    ///   `UThreadError.timedOut` after `timeout`; `.invalidArgument` when called outside a user
+    ///   thread.
     public static func `await`<T: Sendable>(
         timeout: Duration? = nil,
         _ body: @escaping @Sendable () async throws -> T
     ) throws -> T {
-        let s = Scheduler.require("UThread.await")
-        if !s.onUserThread { Scheduler.misuse("UThread.await") }
+        let s = try Scheduler.requireOrThrow("UThread.await")
+        if !s.onUserThread { throw Scheduler.outsideUserThread("UThread.await") }
         let reactor = try Reactor.of(s)
         let job = AsyncCallJob<T>()
         let deadline = timeout.flatMap { Deadline.after($0, now: s.now()) }

@@ -12,8 +12,11 @@ import Glibc
 /// ```swift
 /// let bytes = try blocking { try readWholeFile("/etc/hostname") }
 /// ```
+///
+/// - Throws: what `body` throws; `UThreadError.invalidArgument` when called outside a user
+///   thread (a `blocking {}` body included: it runs on a pool thread).
 public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
-    let s = Scheduler.require("blocking { }")
+    let s = try Scheduler.requireOrThrow("blocking { }")
     let reactor = try Reactor.of(s)
     let job = TypedOffloadJob(body)
     reactor.offload(job)
@@ -23,6 +26,8 @@ public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) th
 extension UThreadRuntime {
     /// The most kernel threads the offload pool behind `blocking { }` starts (default 4; they
     /// are started one at a time, only when all are busy). Shared by every runtime in the process.
+    /// At least 1: a smaller value sets 1 (with none, every `blocking {}` would wait forever).
+    /// Lowering it stops no thread already started.
     public static var blockingPoolSize: Int {
         get { OffloadPool.shared.maximumThreads }
         set { OffloadPool.shared.maximumThreads = newValue }

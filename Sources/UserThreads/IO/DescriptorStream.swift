@@ -56,8 +56,13 @@ public class DescriptorStream: CustomStringConvertible {
         }
     }
 
-    /// Reads up to `maxBytes`; an empty array at end of stream.
+    /// Reads up to `maxBytes` (at least 1); an empty array at end of stream.
+    /// - Throws: `UThreadError.invalidArgument` when `maxBytes` is below 1 (an empty result
+    ///   would be indistinguishable from the end of the stream); as `read(into:timeout:)`.
     public func read(upTo maxBytes: Int = 64 * 1024, timeout: Duration? = nil) throws -> [UInt8] {
+        guard maxBytes >= 1 else {
+            throw UThreadError.invalidArgument("read(upTo: \(maxBytes)): maxBytes must be at least 1")
+        }
         var result = [UInt8](repeating: 0, count: maxBytes)
         let n = try result.withUnsafeMutableBytes { try read(into: $0, timeout: timeout) }
         result.removeSubrange(n...)

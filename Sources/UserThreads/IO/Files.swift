@@ -5,12 +5,18 @@ import SystemPackage
 
 extension IO {
     /// The whole content of the file at `path`, read on the offload pool.
+    /// - Throws: `UThreadError.system` naming the failed call; `.invalidArgument` when `path`
+    ///   contains a NUL byte.
     public static func readFile(_ path: String) throws -> [UInt8] {
-        try blocking { try readFileNow(path) }
+        try checkNoNUL(path, "path")
+        return try blocking { try readFileNow(path) }
     }
 
     /// Writes `bytes` to `path` (created or truncated, mode 0644) and fsyncs it, on the pool.
+    /// - Throws: `UThreadError.system` naming the failed call; `.invalidArgument` when `path`
+    ///   contains a NUL byte.
     public static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+        try checkNoNUL(path, "path")
         try blocking {
             let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             if fd < 0 { throw UThreadError.system(call: "open", errno: .lastError) }

@@ -43,6 +43,17 @@ import SystemPackage
 /// thread. Call them from code running inside `UThreadRuntime.run`.
 public enum IO {}
 
+extension IO {
+    /// Throws unless `text` can be handed to C as it is: C reads a string up to its first NUL
+    /// byte, so "/tmp/a\0b" would silently name "/tmp/a" (bind, connect, open, unlink there).
+    /// `what` names the argument in the message.
+    static func checkNoNUL(_ text: String, _ what: String) throws(UThreadError) {
+        guard !text.utf8.contains(0) else {
+            throw .invalidArgument("\(what) \(text.debugDescription) contains a NUL byte")
+        }
+    }
+}
+
 /// The outcome of one non-blocking attempt: done, or "would block" (EAGAIN as a value).
 enum IOResult<T> {
     case processed(T)
@@ -85,7 +96,7 @@ extension IO {
         _ fd: Int32, _ direction: IODirection, _ kind: WaitReason.Kind,
         _ deadline: inout PendingDeadline
     ) throws {
-        let s = Scheduler.require("an I/O call")
+        let s = try Scheduler.requireOrThrow("an I/O call that must wait")
         try Reactor.of(s).wait(fd, direction, kind: kind, deadline: deadline.resolve(now: s.now()))
     }
 }

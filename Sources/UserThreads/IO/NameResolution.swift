@@ -6,8 +6,10 @@ import Glibc
 extension SocketAddress {
     /// The addresses of `host` (a name or a numeric address) for TCP, IPv4 and IPv6, in
     /// getaddrinfo's order. Runs on the offload pool.
-    /// - Throws: `UThreadError.system(call: "getaddrinfo", …)` naming the EAI error.
+    /// - Throws: `UThreadError.invalidArgument` naming the EAI error, or when `host` contains a
+    ///   NUL byte.
     public static func resolve(host: String, port: UInt16) throws -> [SocketAddress] {
+        try IO.checkNoNUL(host, "host")
         if let numeric = try? SocketAddress(host: host, port: port) { return [numeric] }
         return try blocking { try resolveNow(host: host, port: port) }
     }

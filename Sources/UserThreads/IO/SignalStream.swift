@@ -39,10 +39,12 @@ public final class SignalStream: Sendable, CustomStringConvertible {
 
     /// Blocks `signals` in the calling kernel thread and opens a descriptor that reports them.
     /// - Throws: `UThreadError.invalidArgument` for an empty list or a number that is not a
-    ///   signal (or one that cannot be blocked: SIGKILL, SIGSTOP), `.system(call: "signalfd", …)`.
+    ///   signal, one that cannot be blocked (SIGKILL, SIGSTOP), or one a fault raises (SIGSEGV,
+    ///   SIGBUS, SIGILL, SIGFPE: blocked, a fault kills the process at once, so the runtime's
+    ///   stack-overflow report never runs); `.system(call: "signalfd", …)`.
     public init(signals: [Int32]) throws {
         guard !signals.isEmpty else { throw UThreadError.invalidArgument("SignalStream needs at least one signal") }
-        for s in signals where s <= 0 || s >= 65 || s == SIGKILL || s == SIGSTOP {
+        for s in signals where s <= 0 || s >= 65 || [SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE].contains(s) {
             throw UThreadError.invalidArgument("SignalStream cannot read signal \(s)")
         }
         let fd = signals.withUnsafeBufferPointer { uthreads_signalfd_open($0.baseAddress!, Int32($0.count)) }

@@ -24,8 +24,10 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// A numeric IPv4 or IPv6 address ("127.0.0.1", "::1") and a port. Names are not resolved
     /// here: use `SocketAddress.resolve(host:port:)`.
-    /// - Throws: `UThreadError.invalidArgument` when `host` is not a numeric address.
+    /// - Throws: `UThreadError.invalidArgument` when `host` is not a numeric address (or
+    ///   contains a NUL byte).
     public init(host: String, port: UInt16) throws {
+        try IO.checkNoNUL(host, "host")
         var v4 = in_addr()
         if inet_pton(AF_INET, host, &v4) == 1 {
             var sa = sockaddr_in()
@@ -47,8 +49,12 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         throw UThreadError.invalidArgument("'\(host)' is not a numeric IPv4 or IPv6 address")
     }
 
-    /// A Unix-domain socket path (at most 107 bytes).
+    /// A Unix-domain socket path (1...107 bytes).
+    /// - Throws: `UThreadError.invalidArgument` when `path` is empty (bind would pick an abstract
+    ///   address of its own), too long, or contains a NUL byte.
     public init(unixPath path: String) throws {
+        guard !path.isEmpty else { throw UThreadError.invalidArgument("unix socket path is empty") }
+        try IO.checkNoNUL(path, "unix socket path")
         var sa = sockaddr_un()
         sa.sun_family = sa_family_t(AF_UNIX)
         let utf8 = Array(path.utf8)

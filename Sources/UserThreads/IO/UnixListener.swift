@@ -9,17 +9,19 @@ public final class UnixListener: CustomStringConvertible {
     /// The filesystem path the socket is bound to; `close()` removes the socket file there.
     public let path: String
 
-    /// Binds a Unix-domain stream socket to `path` and listens on it. An existing file at `path`
-    /// is unlinked first, so a socket left behind by an earlier run is replaced.
+    /// Binds a Unix-domain stream socket to `path` and listens on it. An existing socket file at
+    /// `path` is unlinked first, so a socket left behind by an earlier run is replaced; any other
+    /// kind of file there is left alone (bind then fails with EADDRINUSE).
     ///
     /// - Parameters:
     ///   - path: the socket file's path (at most 107 bytes).
     ///   - backlog: the listen(2) backlog: connections the kernel queues before `accept` takes them.
-    /// - Throws: `UThreadError.invalidArgument` if `path` is too long; `UThreadError.system` if
-    ///   socket(2), bind(2) or listen(2) fails (e.g. EACCES, or ENOENT for a missing directory).
+    /// - Throws: `UThreadError.invalidArgument` if `path` is empty, too long or contains a NUL
+    ///   byte; `UThreadError.system` if socket(2), bind(2) or listen(2) fails (e.g. EACCES,
+    ///   ENOENT for a missing directory, EADDRINUSE for a file at `path` that is not a socket).
     public init(path: String, backlog: Int32 = 1024) throws {
         let address = try SocketAddress(unixPath: path)
-        unlink(path)
+        UnixListener.removeSocketFile(path)
         let fd = try IO.socket(family: .unix)
         do { try IO.listen(fd, on: address, backlog: backlog) } catch {
             try? IO.close(fd)
@@ -39,12 +41,19 @@ public final class UnixListener: CustomStringConvertible {
         return UnixStream(owning: try IO.accept(fileDescriptor, timeout: timeout))
     }
 
+    /// Removes the file at `path` if it is a socket, and nothing else: a listener's path that
+    /// names a regular file by mistake must not delete it.
+    static func removeSocketFile(_ path: String) {
+        var info = stat()
+        if lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+    }
+
     /// Stops listening and removes the socket file; blocked `accept`s throw `.closed`.
     public func close() throws {
         let fd = fileDescriptor
         guard fd >= 0 else { return }
         fileDescriptor = -1
-        unlink(path)
+        UnixListener.removeSocketFile(path)
         try IO.close(fd)
     }
 

@@ -183,7 +183,8 @@ extension UThread {
     /// called from the join on its own stack (the help-first join: no switch); if it parks, the
     /// caller waits with it and sees its own cancellation when the thread finishes.
     /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
-    ///   waits; `UThreadError.invalidArgument` when a thread joins itself;
+    ///   waits; `UThreadError.invalidArgument` when a thread joins itself, or when code outside
+    ///   every runtime joins a thread of one worker that was not spawned through the handle;
     ///   `.foreignRuntime` for a thread of another runtime (or, for a `local` thread, of another
     ///   worker).
     @inlinable

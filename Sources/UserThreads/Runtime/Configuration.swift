@@ -74,7 +74,7 @@ extension UThreadRuntime {
         /// to read the answer; the scheduler answers at its safe points (an idle M:1 runtime
         /// wakes every 10 ms to look; M:N workers are asked through their mailboxes, and the
         /// table has every worker's threads). `run` throws `invalidConfiguration` if the path
-        /// cannot be listened on.
+        /// is empty, contains a NUL byte or cannot be listened on.
         public var controlSocket: String?
         /// Publishes the runtime's gauges and counters (threads by state, run queue, stacks,
         /// reactor registrations; switches, spawns, offloaded calls, deadlock reports, and
@@ -103,6 +103,10 @@ extension UThreadRuntime {
                 dumpSignal <= 0 || dumpSignal >= 65 || [SIGKILL, SIGSTOP, SIGSEGV, SIGBUS].contains(dumpSignal)
             {
                 throw .invalidConfiguration("dumpSignal = \(dumpSignal) cannot be caught for dumps")
+            }
+            if let controlSocket, controlSocket.isEmpty || controlSocket.utf8.contains(0) {
+                throw .invalidConfiguration(
+                    "controlSocket \(controlSocket.debugDescription) must be a non-empty path without NUL bytes")
             }
             try metrics?.validate()
         }

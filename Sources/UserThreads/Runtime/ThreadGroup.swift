@@ -142,10 +142,11 @@ public final class UThreadGroup: @unchecked Sendable {
 /// stays on its worker while the scope lasts and may move again after it (unless it was
 /// pinned for good meanwhile: `UThread.pin()`, a `UThread.local` spawn).
 /// - Throws: the body's error, else the first child error; `CancellationError` if the caller
-///   was cancelled (after its children finished).
+///   was cancelled (after its children finished); `UThreadError.invalidArgument` when called
+///   outside a user thread.
 public func withThreadGroup<R>(name: String = "", _ body: (UThreadGroup) throws -> R) throws -> R {
-    let s = Scheduler.require("withThreadGroup")
-    guard s.onUserThread else { Scheduler.misuse("withThreadGroup") }
+    let s = try Scheduler.requireOrThrow("withThreadGroup")
+    guard s.onUserThread else { throw Scheduler.outsideUserThread("withThreadGroup") }
     // `spawnLocal` children share state with the caller: the caller stays on this kernel
     // thread while the scope lasts (on several workers it would otherwise be free to migrate
     // at a yield or a wait inside `body`), and may move again once every child has finished —

@@ -111,14 +111,15 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     }
 
     /// Spawns a thread, throwing at once if it cannot be created.
-    /// - Throws: `UThreadError.invalidArgument` (stack size), `.resourceExhausted` (no stack).
-    ///   With several workers the stack is taken by the worker that starts the thread, so these
-    ///   come from `join()` instead.
+    /// - Throws: `UThreadError.invalidArgument` (stack size, or called outside a runtime),
+    ///   `.resourceExhausted` (no stack). With several workers the stack is taken by the worker
+    ///   that starts the thread, so these come from `join()` instead.
     @inlinable
     public static func spawn(
         name: String = "", priority: Int = 0, pinned: Bool = false, stackSize: Int? = nil,
         _ body: sending @escaping () throws -> Success
     ) throws -> UThread {
+        try checkInsideARuntime("UThread.spawn")
         let thread = UThread(name: name, priority: priority, pinned: pinned, stackSize: stackSize, body)
         try thread.throwIfFailedToStart()
         return thread
@@ -127,13 +128,15 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     /// Spawns a thread bound to worker `worker` (0..<workers): it starts there and never moves
     /// (e.g. one acceptor per worker). From the calling worker it starts at once. Under
     /// `workers: 1` the only worker is 0.
-    /// - Throws: `.invalidArgument` for a worker index out of range; under `workers: 1` also
-    ///   what `spawn` throws (with several workers `join()` reports a bad or missing stack).
+    /// - Throws: `.invalidArgument` for a worker index out of range or a call outside a
+    ///   runtime; under `workers: 1` also what `spawn` throws (with several workers `join()`
+    ///   reports a bad or missing stack).
     @inlinable
     public static func spawn(
         name: String = "", onWorker worker: Int, stackSize: Int? = nil,
         _ body: sending @escaping () throws -> Success
     ) throws -> UThread {
+        try checkInsideARuntime("UThread.spawn(onWorker:)")
         guard runsOnOneWorker("UThread.spawn(onWorker:)") else {
             return UThread(object: try spawnOnWorker(worker, name: name, stackSize: stackSize, body))
         }
@@ -202,6 +205,13 @@ func spawnThread(
     }
 }
 
+/// Throws `invalidArgument` naming `api` when the caller runs no runtime (the throwing spawns;
+/// `UThread.init` cannot throw and stops with a clear message instead).
+@usableFromInline
+func checkInsideARuntime(_ api: StaticString) throws(UThreadError) {
+    _ = try Scheduler.requireOrThrow(api)
+}
+
 /// Whether the calling runtime is `workers: 1` (stops with a clear message outside one).
 @usableFromInline
 func runsOnOneWorker(_ api: StaticString) -> Bool {
@@ -264,7 +274,7 @@ func checkpointSlowPath() {
 /// Parks the caller until `object`'s thread, of the caller's runtime and worker, has finished.
 @usableFromInline
 func waitUntilFinished(_ object: ThreadObject) throws {
-    try Scheduler.with("UThread.join") { scheduler in
+    try Scheduler.withOrThrow("UThread.join") { scheduler in
         let me = try joiner(of: object, scheduler)
         // A thread that has not started runs here, on this stack (Scheduler's "Help-first join").
         if let t = object.controlBlock, let result = scheduler.host(t, joiner: me) { return try result.check() }
@@ -299,7 +309,7 @@ func joiner(of object: ThreadObject, _ scheduler: Scheduler) throws -> ControlBl
 /// Parks the caller until `object`'s thread has finished or `deadline` (scheduler clock) has
 /// passed (`join(timeout:deadline:)`; `join()` keeps its own inlined path).
 func waitUntilFinished(_ object: ThreadObject, deadline: UInt64?, cancellable: Bool) throws {
-    try Scheduler.with("UThread.join") { scheduler in
+    try Scheduler.withOrThrow("UThread.join") { scheduler in
         let me = try joiner(of: object, scheduler)
         while !object.isFinished {
             object.enqueue(me)
@@ -408,9 +418,10 @@ extension UThread where Success == Never {
 
     /// Parks the calling thread for `duration` (a non-positive duration just yields; one of
     /// ~146 years or more sleeps until cancelled: see Timers/Deadline.swift).
-    /// - Throws: `CancellationError` if cancelled before or while sleeping.
+    /// - Throws: `CancellationError` if cancelled before or while sleeping;
+    ///   `UThreadError.invalidArgument` when called outside a runtime.
     public static func sleep(for duration: Duration) throws {
-        let scheduler = Scheduler.require("UThread.sleep(for:)")
+        let scheduler = try Scheduler.requireOrThrow("UThread.sleep(for:)")
         try checkCancellation()
         guard duration > .zero else {
             scheduler.yield()
@@ -420,9 +431,10 @@ extension UThread where Success == Never {
     }
 
     /// Parks the calling thread until `instant` (an instant that has passed just yields).
-    /// - Throws: `CancellationError` if cancelled before or while sleeping.
+    /// - Throws: `CancellationError` if cancelled before or while sleeping;
+    ///   `UThreadError.invalidArgument` when called outside a runtime.
     public static func sleep(until instant: ContinuousClock.Instant) throws {
-        let scheduler = Scheduler.require("UThread.sleep(until:)")
+        let scheduler = try Scheduler.requireOrThrow("UThread.sleep(until:)")
         try checkCancellation()
         guard instant > ContinuousClock.now else {
             scheduler.yield()
@@ -445,8 +457,11 @@ extension UThread where Success == Never {
     }
 
     /// Throws `CancellationError` if the calling thread was cancelled.
+    /// - Throws: also `UThreadError.invalidArgument` when called outside a runtime.
     public static func checkCancellation() throws {
-        if isCancelled { throw CancellationError() }
+        if try Scheduler.requireOrThrow("UThread.checkCancellation()").current.has(.flagCancelled) {
+            throw CancellationError()
+        }
     }
 
     /// Whether the calling thread was cancelled.

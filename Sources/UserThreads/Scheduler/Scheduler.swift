@@ -350,6 +350,30 @@ final class Scheduler {
         return try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
     }
 
+    /// `require` for the entry points that throw: a call from outside a runtime is an error they
+    /// report, not a reason to stop the process (only those that cannot throw stop).
+    /// - Throws: `UThreadError.invalidArgument` naming `api` (`outsideUserThread`).
+    @inline(__always)
+    static func requireOrThrow(_ api: StaticString) throws(UThreadError) -> Scheduler {
+        guard let p = uthreads_get_runtime() else { throw outsideUserThread(api) }
+        return Unmanaged<Scheduler>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    /// `with` for the entry points that throw (see `requireOrThrow`); the same cost when a
+    /// runtime runs.
+    @inline(__always)
+    static func withOrThrow<R>(_ api: StaticString, _ body: (Scheduler) throws -> R) throws -> R {
+        guard let p = uthreads_get_runtime() else { throw outsideUserThread(api) }
+        return try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
+    }
+
+    /// The error of a throwing entry point called outside a user thread (outside any runtime,
+    /// or on a runtime's idle loop).
+    @inline(never)
+    static func outsideUserThread(_ api: StaticString) -> UThreadError {
+        .invalidArgument("\(api) must be called on a user thread (inside UThreadRuntime.run { … })")
+    }
+
     @inline(never)
     static func misuse(_ api: StaticString) -> Never {
         let message =

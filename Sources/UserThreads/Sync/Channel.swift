@@ -56,6 +56,7 @@
 // metadata is looked up on a send or receive (in unspecialised generic code every `T?` costs
 // a runtime metadata cache lookup, which was most of the handoff's time).
 import CUThreads
+import Glibc
 import Synchronization
 
 /// How a channel moves values of its element type through raw memory. Built by the
@@ -112,11 +113,14 @@ public final class Channel<T>: Sequence, CustomStringConvertible {
     /// - Parameters:
     ///   - capacity: how many values it buffers; 0 for a rendezvous channel.
     ///   - name: shown in wait reasons ("channel receive on 'jobs'").
-    /// - Throws: `UThreadError.invalidArgument` when `capacity` is negative.
+    /// - Throws: `UThreadError.invalidArgument` when `capacity` is negative, or when its buffer
+    ///   (`capacity` values of `T`, allocated at once) would be larger than the machine's memory.
     @inlinable
     public init(capacity: Int, name: String = "") throws(UThreadError) {
         guard capacity >= 0 else { throw .invalidArgument("Channel capacity must be >= 0, not \(capacity)") }
-        core = ChannelCore(capacity: capacity, name: name, ops: ElementOps(T.self))
+        let ops = ElementOps(T.self)
+        try ChannelCore.checkBuffer(capacity: capacity, ops: ops)
+        core = ChannelCore(capacity: capacity, name: name, ops: ops)
     }
 
     /// Buffered values allowed before a send waits; 0: unbuffered.
@@ -235,10 +239,18 @@ public final class Channel<T>: Sequence, CustomStringConvertible {
 
     /// Iterates until the channel is closed and drained. Iteration also ends (returns nil) if
     /// the thread is cancelled while waiting; check `UThread.isCancelled` if that matters.
+    /// Iterating outside a user thread, or a channel of another runtime, stops the process with
+    /// the error `receive()` would throw (`next()` cannot throw it, and ending the loop would
+    /// look like an empty channel).
     public struct Iterator: IteratorProtocol {
         @usableFromInline let channel: Channel<T>
         @inlinable init(channel: Channel<T>) { self.channel = channel }
-        @inlinable public mutating func next() -> T? { (try? channel.receive()) ?? nil }
+        @inlinable public mutating func next() -> T? {
+            do { return try channel.receive() } catch {
+                channel.core.endIteration(error)
+                return nil
+            }
+        }
     }
 
     @inlinable public func makeIterator() -> Iterator { Iterator(channel: self) }
@@ -279,6 +291,21 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     deinit {
         for i in 0..<buffered { ops.destroy(slot((head + i) % capacity)) }
         storage.deallocate()
+    }
+
+    /// Throws unless a buffer of `capacity` elements can be allocated: its size in bytes must
+    /// not overflow and must not exceed the machine's physical memory (such an allocation
+    /// stops the process instead of failing, and no channel could ever fill it).
+    @usableFromInline
+    static func checkBuffer(capacity: Int, ops: ElementOps) throws(UThreadError) {
+        let (bytes, overflow) = capacity.multipliedReportingOverflow(by: ops.stride)
+        let memory = Int(clamping: sysconf(Int32(_SC_PHYS_PAGES))).multipliedReportingOverflow(
+            by: Int(clamping: sysconf(Int32(_SC_PAGESIZE))))
+        guard !overflow, memory.overflow || memory.partialValue <= 0 || bytes <= memory.partialValue else {
+            throw .invalidArgument(
+                "Channel capacity \(capacity) is too large: a buffer of \(capacity) × \(ops.stride) bytes exceeds the machine's memory"
+            )
+        }
     }
 
     @inline(__always)
@@ -404,7 +431,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// receiver takes a copy).
     @usableFromInline
     func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?) throws {
-        try Scheduler.with("Channel.send") { s in try send(element, deadline: d, s) }
+        try Scheduler.withOrThrow("Channel.send") { s in try send(element, deadline: d, s) }
     }
 
     @inline(__always)
@@ -443,13 +470,13 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
 
     @usableFromInline
     func send(_ element: UnsafeMutableRawPointer, timeout: Duration?, deadline: ContinuousClock.Instant?) throws {
-        let s = Scheduler.require("Channel.send")
+        let s = try Scheduler.requireOrThrow("Channel.send")
         try send(element, deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
     }
 
     @usableFromInline
     func trySend(_ element: UnsafeMutableRawPointer) throws -> Bool {
-        let s = Scheduler.require("Channel.trySend")
+        let s = try Scheduler.requireOrThrow("Channel.trySend")
         let shared = try isShared(s)
         var later: Waiter?
         if shared { sync.lock() }
@@ -469,7 +496,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// when the channel is closed and drained.
     @usableFromInline
     func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?) throws -> Bool {
-        try Scheduler.with("Channel.receive") { s in try receive(into: element, deadline: d, s) }
+        try Scheduler.withOrThrow("Channel.receive") { s in try receive(into: element, deadline: d, s) }
     }
 
     @inline(__always)
@@ -556,7 +583,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     func receive(into element: UnsafeMutableRawPointer, timeout: Duration?, deadline: ContinuousClock.Instant?) throws
         -> Bool
     {
-        let s = Scheduler.require("Channel.receive")
+        let s = try Scheduler.requireOrThrow("Channel.receive")
         return try receive(into: element, deadline: syncDeadline(timeout: timeout, deadline: deadline, now: s.now()))
     }
 
@@ -588,6 +615,21 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         let s = Scheduler.require("Channel.close")
         if isSharedOrStop(s) { return close() }
         return markClosed(s, shared: false) != nil
+    }
+
+    /// What `Iterator.next()` makes of `receive()`'s error: the end of the loop for
+    /// cancellation and deadlock teardown; for misuse (outside a user thread, another runtime's
+    /// channel) a stop with the error, which the non-throwing `next()` would otherwise turn
+    /// into a silently empty loop.
+    @usableFromInline
+    func endIteration(_ error: any Error) {
+        guard let error = error as? UThreadError else { return }
+        switch error {
+        case .invalidArgument, .foreignRuntime:
+            uthreads_write_stderr("\nUserThreads: iterating \(label): \(error)\n")
+            preconditionFailure("iterating \(label): \(error)")
+        default: return
+        }
     }
 
     var closedError: UThreadError { .closed("\(label) is closed") }

@@ -72,8 +72,9 @@ public final class ChannelSelect<R> {
 /// ```
 /// Cost: O(cases) to poll and enqueue; O(waiters) per case to remove its node.
 /// - Throws: `UThreadError.timedOut` (timeout without `onTimeout`), `UThreadError.closed` (a
-///   chosen send case on a closed channel), `UThreadError.invalidArgument` (a channel of
-///   another runtime), `CancellationError`, or a handler's error.
+///   chosen send case on a closed channel), `UThreadError.foreignRuntime` (a channel of
+///   another runtime), `.invalidArgument` (called outside a user thread), `CancellationError`,
+///   or a handler's error.
 public func channelSelect<R>(
     timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil,
     _ build: (ChannelSelect<R>) throws -> Void
@@ -81,7 +82,7 @@ public func channelSelect<R>(
     let select = ChannelSelect<R>()
     try build(select)
     // After `build`: it may have parked, and an M:N caller may now run on another worker.
-    let s = Scheduler.require("channelSelect")
+    let s = try Scheduler.requireOrThrow("channelSelect")
     let clauses = select.clauses
     let n = clauses.count
     var shared = false

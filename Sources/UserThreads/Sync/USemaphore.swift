@@ -30,14 +30,21 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
         self.id = SyncObjectID.allocate()
     }
 
+    /// The largest initial permit count: 2^62. Each `signal()` adds one, so from here the
+    /// count would need 2^62 more signals to overflow (from `Int.max`, the first one would).
+    public static let maximumValue = 1 << 62
+
     /// A semaphore holding `value` permits.
     ///
     /// - Parameters:
-    ///   - value: the initial permit count, not negative.
+    ///   - value: the initial permit count, 0...`maximumValue`.
     ///   - name: shown in wait reasons and deadlock reports ("" for none).
-    /// - Throws: `UThreadError.invalidArgument` when `value` is negative.
+    /// - Throws: `UThreadError.invalidArgument` when `value` is negative or above `maximumValue`.
     public init(value: Int, name: String = "") throws(UThreadError) {
         guard value >= 0 else { throw .invalidArgument("USemaphore value must be >= 0, not \(value)") }
+        guard value <= USemaphore.maximumValue else {
+            throw .invalidArgument("USemaphore value must be <= \(USemaphore.maximumValue), not \(value)")
+        }
         self.count = value
         self.name = name
         self.id = SyncObjectID.allocate()

@@ -157,7 +157,7 @@ func syncWait(
 /// the offload pool).
 @inline(never)
 func syncOutsideUserThread(_ api: StaticString) -> UThreadError {
-    .invalidArgument("\(api) must be called on a user thread (inside UThreadRuntime.run { … })")
+    Scheduler.outsideUserThread(api)
 }
 
 /// Wakes `waiter` with `result`, from any kernel thread (after the object's lock is released):

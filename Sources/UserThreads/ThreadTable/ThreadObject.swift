@@ -85,8 +85,9 @@ class ThreadObject: WaitQueue {
     /// target is alive (the thread is on its queue), hence unowned.
     @exclusivity(unchecked) final unowned(unsafe) var waitTarget: (any WaitTarget)?
     /// Per-thread values (thread-local storage), cleared when the thread ends. They live here,
-    /// not in the kernel thread, so they travel with an M:N thread that migrates.
-    @exclusivity(unchecked) final var locals: [ObjectIdentifier: Any]?
+    /// not in the kernel thread, so they travel with an M:N thread that migrates. Keyed by each
+    /// thread-local's process-unique key (never reused, unlike an object's address).
+    @exclusivity(unchecked) final var locals: [UInt64: Any]?
     /// M:N only (kept out of the 256-byte control block): errno while switched out,
     /// the worker whose table holds the row (and whose pool the stack), how often it moved.
     /// (A migrating M:N thread's cross-worker state is its object itself: `MNThreadObject`.)

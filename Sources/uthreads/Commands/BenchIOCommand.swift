@@ -19,6 +19,15 @@ struct BenchIOCommand: ParsableCommand {
     @Option(help: "Seconds of load.") var duration = 5
     @Option(help: "Load client: auto (wrk if installed), wrk, builtin.") var client = "auto"
 
+    func validate() throws {
+        // A negative duration made the built-in client wait forever; 0 connections measured nothing.
+        guard (1...100_000).contains(connections) else { throw ValidationError("--connections must be 1...100000") }
+        guard (1...3600).contains(duration) else { throw ValidationError("--duration must be 1...3600 seconds") }
+        guard ["auto", "wrk", "builtin"].contains(client) else {
+            throw ValidationError("--client must be auto, wrk or builtin, not '\(client)'")
+        }
+    }
+
     func run() throws {
         _ = IO.raiseDescriptorLimit()
         let pin = KernelThread.cpuCount >= 2

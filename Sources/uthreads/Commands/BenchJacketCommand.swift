@@ -18,6 +18,12 @@ struct BenchJacketCommand: ParsableCommand {
     @OptionGroup var options: BenchOptions
     @Option(help: "Only this variant (real, jacketed, outside), e.g. for callgrind.") var only: String?
 
+    func validate() throws {
+        if let only, !["real", "jacketed", "outside"].contains(only) {
+            throw ValidationError("--only must be real, jacketed or outside, not '\(only)'")
+        }
+    }
+
     func run() throws {
         // Without the jacket preloaded, a child with it does the whole run, output included.
         guard JacketBench.preloaded else { return try JacketBench.runPreloaded(options, only: only) }

@@ -16,6 +16,10 @@ struct DemoBlockingCommand: ParsableCommand {
 
     @Option(help: "Milliseconds before the pipe is written.") var delay = 500
 
+    func validate() throws {
+        guard (0...60_000).contains(delay) else { throw ValidationError("--delay must be 0...60000 ms") }
+    }
+
     func run() throws {
         for raw in [true, false] {
             print(

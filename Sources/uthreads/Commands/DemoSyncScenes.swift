@@ -23,10 +23,14 @@ struct DemoPhilosophersCommand: ParsableCommand {
     @Option(help: "Number of philosophers.") var philosophers = 5
     @Option(help: "Meals in total.") var meals = 10_000
 
+    func validate() throws {
+        guard (2...100_000).contains(philosophers) else { throw ValidationError("--philosophers must be 2...100000") }
+        guard (1...10_000_000).contains(meals) else { throw ValidationError("--meals must be 1...10000000") }
+    }
+
     func run() throws {
         let n = philosophers
         let total = meals
-        guard n >= 2 else { throw ValidationError("need at least 2 philosophers") }
         let clock = ContinuousClock()
         let start = clock.now
         let eaten = try UThreadRuntime.run {
@@ -74,6 +78,14 @@ struct DemoBoundedBufferCommand: ParsableCommand {
     @Option(help: "Items per producer.") var items = 25_000
     @Option(help: "Channel capacity (0: unbuffered).") var capacity = 8
 
+    func validate() throws {
+        // A negative count trapped in a range; no consumer left the producers blocked forever.
+        guard (1...100_000).contains(producers) else { throw ValidationError("--producers must be 1...100000") }
+        guard (1...100_000).contains(consumers) else { throw ValidationError("--consumers must be 1...100000") }
+        guard (0...10_000_000).contains(items) else { throw ValidationError("--items must be 0...10000000") }
+        guard (0...1_000_000).contains(capacity) else { throw ValidationError("--capacity must be 0...1000000") }
+    }
+
     func run() throws {
         let (np, nc, per, cap) = (producers, consumers, items, capacity)
         let (count, sum, perConsumer) = try UThreadRuntime.run { () -> (Int, Int, [Int]) in
@@ -118,6 +130,12 @@ struct DemoReadersWritersCommand: ParsableCommand {
     @Option(help: "Readers.") var readers = 12
     @Option(help: "Writers.") var writers = 3
     @Option(help: "Operations per thread.") var operations = 500
+
+    func validate() throws {
+        guard (0...100_000).contains(readers) else { throw ValidationError("--readers must be 0...100000") }
+        guard (0...100_000).contains(writers) else { throw ValidationError("--writers must be 0...100000") }
+        guard (0...1_000_000).contains(operations) else { throw ValidationError("--operations must be 0...1000000") }
+    }
 
     func run() throws {
         let (nr, nw, ops) = (readers, writers, operations)
@@ -177,6 +195,12 @@ struct DemoSleepingBarberCommand: ParsableCommand {
     @Option(help: "Waiting-room chairs.") var chairs = 3
     @Option(help: "Customers.") var customers = 100
     @Option(help: "Microseconds per haircut.") var haircut = 200
+
+    func validate() throws {
+        guard (0...100_000).contains(chairs) else { throw ValidationError("--chairs must be 0...100000") }
+        guard (0...1_000_000).contains(customers) else { throw ValidationError("--customers must be 0...1000000") }
+        guard (0...1_000_000).contains(haircut) else { throw ValidationError("--haircut must be 0...1000000 µs") }
+    }
 
     func run() throws {
         let (nChairs, nCustomers, cut) = (chairs, customers, haircut)

@@ -28,12 +28,18 @@ struct TableCommand: ParsableCommand {
     )
     var workers: Int?
 
-    func run() throws {
-        if kernel { return try TableKernelView.run(parked: parked, json: json) }
-        if registers && json {
+    /// Here, not in `run`: a ValidationError thrown from `run` prints the usage of `uthreads`
+    /// itself instead of this command's.
+    func validate() throws {
+        guard (0...1_000_000).contains(parked) else { throw ValidationError("--parked must be 0...1000000") }
+        if registers && json && !kernel {
             throw ValidationError("--registers is for the text table: the JSON has every row's \"registers\" already")
         }
         if let workers, !(1...1024).contains(workers) { throw ValidationError("--workers must be 1...1024") }
+    }
+
+    func run() throws {
+        if kernel { return try TableKernelView.run(parked: parked, json: json) }
         let table =
             try workers.map { try MNDemoWorkload.snapshot(workers: $0) }
             ?? UThreadRuntime.run { try DemoWorkload.snapshotWithEveryState() }

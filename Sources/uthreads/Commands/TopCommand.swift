@@ -42,6 +42,7 @@ struct TopCommand: ParsableCommand {
     func validate() throws {
         guard interval > 0 else { throw ValidationError("--interval must be positive") }
         guard limit > 0 else { throw ValidationError("--limit must be positive") }
+        if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1") }
     }
 
     func run() throws {
@@ -70,9 +71,15 @@ struct TopCommand: ParsableCommand {
         do {
             return Data(try UThreadRuntime.queryControlSocket(path, request: request))
         } catch UThreadError.system(let call, let errno) where call.hasPrefix("connect") {
-            throw ValidationError(
-                "cannot connect to \(path): \(errno). Does the program set Configuration.controlSocket?")
+            // Not a ValidationError: the arguments were fine, and that would add a usage text.
+            throw CannotConnect(
+                description: "cannot connect to \(path): \(errno). Does the program set Configuration.controlSocket?")
         }
+    }
+
+    /// A control socket nobody serves: "Error: …" and exit status 1.
+    struct CannotConnect: Error, CustomStringConvertible {
+        let description: String
     }
 
     func render(_ table: ThreadTable, previous: ThreadTable?) -> String {

@@ -39,4 +39,30 @@ import Testing
         let workers = Set((object?["threads"] as? [[String: Any]] ?? []).compactMap { $0["worker"] as? Int })
         #expect(workers == [0, 1])
     }
+
+    /// Out-of-range option values end with a clear message and the usage exit code (64): none
+    /// traps (negative counts made ranges and arrays trap), hangs (a negative load duration) or
+    /// runs a meaningless measurement (no connections, an unknown variant). One child at a time:
+    /// a test waiting for a child holds one of the two threads that run every test.
+    @Test(
+        .serialized,
+        arguments: [
+            ["demo", "buffer", "--consumers=-1"], ["demo", "buffer", "--producers=-1"],
+            ["demo", "buffer", "--items=-1"],
+            ["demo", "buffer", "--consumers=0"], ["demo", "barber", "--customers=-1"],
+            ["demo", "barber", "--haircut=-5"],
+            ["demo", "readers-writers", "--readers=-1"], ["demo", "readers-writers", "--operations=-1"],
+            ["demo", "philosophers", "--meals=-5"], ["demo", "philosophers", "--philosophers=100000000"],
+            ["demo", "blocking", "--delay=-100"], ["table", "--kernel", "--parked=-1"],
+            ["bench", "io", "--duration=-1"],
+            ["bench", "io", "--connections=0"], ["top", "1", "--iterations=0"], ["bench", "jacket", "--only", "bogus"],
+            ["bench", "--repeat", "0"], ["serve", "--port", "70000"], ["selftest", "nope"], ["table", "--workers=0"],
+            ["table", "--registers", "--json"],
+        ])
+    func badOptionValuesGetAClearMessageAndTheUsageExitCode(arguments: [String]) throws {
+        let r = try ChildProcess.run(ChildProcess.uthreadsPath, arguments, timeout: .seconds(30))
+        #expect(!r.crashed && !r.timedOut && r.status == 64, "\(arguments): status \(r.status)\n\(r.stderr)")
+        #expect(r.stderr.contains("Error: "), "\(arguments): \(r.stderr)")
+        #expect(r.stderr.contains("Usage: uthreads \(arguments[0])"), "the usage of the command given: \(r.stderr)")
+    }
 }

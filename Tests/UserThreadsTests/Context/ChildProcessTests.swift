@@ -25,6 +25,18 @@ import Testing
         #expect(r.stderr.contains("UThread.yield() was called outside a user thread"))
     }
 
+    /// A channel iterated outside a runtime stops with the error `receive()` throws there (the
+    /// loop used to end at once, as if the channel were closed and empty).
+    @Test func iteratingAChannelOutsideARuntimeStopsWithTheError() throws {
+        let r = try ChildProcess.uthreads("selftest", "misuse", "iterate")
+        #expect(r.crashed || r.status != 0)
+        #expect(!r.stdout.contains("ended silently"))
+        #expect(
+            r.stderr.contains(
+                "iterating channel 'jobs': invalid argument: Channel.receive must be called on a user thread"),
+            "\(r.stderr)")
+    }
+
     /// The loop the instruction counts are taken from (docs/BENCHMARKS.md), one at a time and
     /// in batches; a bad batch size is a clear error, not a hang.
     @Test func spawnLoopRunsOneAtATimeAndInBatches() throws {

@@ -14,6 +14,23 @@ import Testing
         #expect(got == Array("hello".utf8))
     }
 
+    /// `read(upTo:)` below 1 throws instead of stopping the process (a negative count made the
+    /// buffer array trap) or returning the empty array that means end of stream.
+    @Test(arguments: syncWorkerCounts) func readUpToBelowOneThrows(workers: Int) throws {
+        let data = try runOn(workers: workers) { () -> [UInt8] in
+            let (r, w) = try Pipe.make()
+            try w.write(all: "hi")
+            for maxBytes in [-1, 0, Int.min] {
+                let message = expectError(sameCaseAs: .invalidArgument(""), "maxBytes \(maxBytes)") {
+                    try r.read(upTo: maxBytes)
+                }
+                #expect(message?.contains("maxBytes must be at least 1") == true)
+            }
+            return try r.read(upTo: 10)  // nothing was consumed
+        }
+        #expect(data == Array("hi".utf8))
+    }
+
     @Test func manyThreadsOnManyPipes() throws {
         let total = try UThreadRuntime.run {
             var threads: [UThread<Int>] = []

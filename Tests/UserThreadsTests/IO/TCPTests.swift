@@ -155,6 +155,32 @@ import Testing
         }
         #expect(text == "there and back")
     }
+
+    /// A listener's path that names a file other than a socket leaves that file alone and fails
+    /// with EADDRINUSE (it used to unlink whatever was there); a socket file left behind by an
+    /// earlier listener is still replaced.
+    @Test func aUnixListenerNeverDeletesAFileThatIsNotASocket() throws {
+        let path = "/tmp/uthreads-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).txt"
+        let content = Array("keep me".utf8)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        #expect(fd >= 0 && write(fd, content, content.count) == content.count)
+        close(fd)
+        defer { unlink(path) }
+        try UThreadRuntime.run {
+            #expect(throws: UThreadError.system(call: "bind", errno: .addressInUse)) { try UnixListener(path: path) }
+            let kept = try IO.readFile(path)
+            #expect(kept == content)
+        }
+
+        let socketPath = path + ".sock"
+        try UThreadRuntime.run {
+            do { _ = try UnixListener(path: socketPath) }  // released without close(): its file stays
+            #expect(access(socketPath, F_OK) == 0)
+            let second = try UnixListener(path: socketPath)
+            try second.close()
+        }
+        #expect(access(socketPath, F_OK) != 0)
+    }
 }
 
 /// A one-shot event for tests: threads wait until it is set (no sleeping).

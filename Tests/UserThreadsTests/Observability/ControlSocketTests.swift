@@ -106,6 +106,27 @@ import Testing
         #expect(throws: UThreadError.self) { try Self.withSleepers(workers: workers, configuration) {} }
     }
 
+    /// An empty path, or one with a NUL byte, is refused before anything is bound; a path that
+    /// names a regular file leaves it alone (the server used to unlink whatever refused a
+    /// connection there) and is a configuration error too.
+    @Test(arguments: [1, 2])
+    func aPathThatIsNotASocketIsRefusedAndLeftAlone(workers: Int) throws {
+        let path = "/tmp/uthreads-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).txt"
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        #expect(fd >= 0 && write(fd, "keep", 4) == 4)
+        close(fd)
+        defer { unlink(path) }
+        for socket in ["", "/tmp/uthreads\0junk", path] {
+            var configuration = UThreadRuntime.Configuration()
+            configuration.controlSocket = socket
+            expectError(sameCaseAs: .invalidConfiguration(""), Comment(rawValue: socket.debugDescription)) {
+                try Self.withSleepers(workers: workers, configuration) {}
+            }
+        }
+        var info = stat()
+        #expect(lstat(path, &info) == 0 && info.st_size == 4)
+    }
+
     /// A request is the client's bytes: the error naming it must still be valid JSON when they
     /// hold a quote, a backslash or a control character.
     @Test(arguments: ["bogus", "ta\"ble", "a\\b", "x\u{1}y", "}{"])

@@ -58,7 +58,8 @@ import Testing
 
     @Test func uthreadsTopNamesAMissingSocket() throws {
         let r = try ChildProcess.uthreads("top", "--once", Self.temporaryPath(".sock"))
-        #expect(r.status != 0)
-        #expect(r.stderr.contains("cannot connect"))
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("Error: cannot connect"))
+        #expect(!r.stderr.contains("Usage:"), "not a usage error: \(r.stderr)")
     }
 }

@@ -346,4 +346,16 @@ struct ChannelTests {
         #expect(ch.count == 1)  // untouched by the later runtimes
         print("aLaterRuntimeAtTheSameAddressIsRefused: \(reused) of 8 runtimes reused the first's address")
     }
+
+    /// A capacity whose buffer cannot exist (its size overflows, or exceeds the machine's memory)
+    /// throws `invalidArgument` instead of stopping the process in the allocation.
+    @Test func aBufferLargerThanMemoryThrows() throws {
+        for capacity in [Int.max, Int.max / 8 + 1, 1 << 40] {
+            let message = expectError(sameCaseAs: .invalidArgument(""), "capacity \(capacity)") {
+                _ = try Channel<Int>(capacity: capacity)
+            }
+            #expect(message?.contains("Channel capacity \(capacity) is too large") == true)
+        }
+        #expect(try Channel<Int>(capacity: 1 << 16).capacity == 1 << 16)
+    }
 }

@@ -56,4 +56,22 @@ struct ThreadLocalTests {
         }
         #expect(released == 10)
     }
+
+    /// A `ThreadLocal` made after another one was released (the allocator may give it the same
+    /// address) reads its own default, never the released one's value.
+    @Test(arguments: syncWorkerCounts) func aNewThreadLocalNeverSeesAReleasedOnesValue(workers: Int) throws {
+        let stale = try runOn(workers: workers) { () -> Int in
+            var stale = 0
+            for _ in 0..<1000 {
+                do {
+                    let released = ThreadLocal<Int>(default: 0)
+                    released.value = 7
+                }
+                let fresh = ThreadLocal<Int>(default: 0)
+                if fresh.value != 0 || fresh.hasValue { stale += 1 }
+            }
+            return stale
+        }
+        #expect(stale == 0)
+    }
 }

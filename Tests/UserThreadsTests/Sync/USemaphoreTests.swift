@@ -66,6 +66,16 @@ struct USemaphoreTests {
         expectInvalidArgument { _ = try USemaphore(value: -1) }
     }
 
+    /// From `Int.max` the first `signal()` would overflow the count (a trap): such a value throws,
+    /// the maximum itself is accepted and can be signalled.
+    @Test func aValueAboveTheMaximumThrows() throws {
+        expectInvalidArgument { _ = try USemaphore(value: Int.max) }
+        expectInvalidArgument { _ = try USemaphore(value: USemaphore.maximumValue + 1) }
+        let s = try USemaphore(value: USemaphore.maximumValue)
+        s.signal()
+        #expect(s.value == USemaphore.maximumValue + 1)
+    }
+
     @Test func aBlockingBodySignalsASharedSemaphore() throws {
         let s = USemaphore()  // made outside any runtime, first used by a worker: shared
         try UThreadRuntime.run(workers: 2) {

@@ -51,10 +51,15 @@ public final class UThreadTrace: @unchecked Sendable {
     /// Deadlines given at spawn, as nanoseconds after the spawn.
     private var deadlines: [UInt64: UInt64] = [:]
 
-    /// - Parameter capacity: events kept (rounded up to a power of two); older ones are dropped.
+    /// The most events a trace keeps: 2^24 (384 MiB of ring, allocated at once).
+    public static let maximumCapacity = 1 << 24
+
+    /// - Parameter capacity: events kept, rounded up to a power of two within
+    ///   16...`maximumCapacity` (a larger capacity keeps `maximumCapacity`); older ones are
+    ///   dropped.
     public init(capacity: Int = 1 << 16) {
-        var c = 1
-        while c < max(capacity, 16) { c <<= 1 }
+        var c = 16
+        while c < min(capacity, UThreadTrace.maximumCapacity) { c <<= 1 }
         self.capacity = c
         mask = UInt64(c - 1)
         ring = .allocate(capacity: c)
