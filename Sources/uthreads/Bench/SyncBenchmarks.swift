@@ -8,8 +8,9 @@
 //   * contended UMutex among 1,000 user threads, each holding it across a yield (so every
 //     acquisition finds the mutex held): throughput and the spread of acquisitions per thread.
 //   * M:N: the same ping-pong over two unbuffered channels between two M:N threads
-//     on different workers (each wake is a mailbox message to the other kernel thread), on
-//     one worker (no kernel thread is crossed: the price of the locks and claims alone), and
+//     on different workers (each wake is a mailbox message to the other kernel thread), both
+//     pinned to worker 0 of 2 (no kernel thread is crossed: the price of the shared channel's
+//     locks and claims alone), on `run(workers: 1)` (the channel takes no lock), and
 //     unpinned on two workers (where the scheduler puts them: Go's GOMAXPROCS=2 case; the
 //     pair comes together on one worker);
 //     peer: the mutex+condvar pair left free to run on both CPUs. Wall time: two kernel
@@ -49,16 +50,20 @@ enum SyncBenchmarks {
         }
     }
 
-    /// ns per handoff between two M:N threads over two unbuffered Channels, the echo thread
-    /// bound to the last worker and main pinned to worker 0 (else the runtime would bring the
-    /// pair together): on 2 workers it crosses kernel threads on every message, on 1 worker it
-    /// never does. Also the doorbells per handoff. Wall time.
-    static func mnChannelPingPong(roundTrips: Int, workers: Int) throws -> (ns: Double, doorbells: Double) {
+    /// ns per handoff between two M:N threads over two unbuffered Channels, main pinned to worker
+    /// 0 and the echo thread bound to `echoWorker` (default: the last worker; pinned, else the
+    /// runtime would bring the pair together): on 2 workers, apart, it crosses kernel threads on
+    /// every message; both on worker 0 of 2, it never does but the channel is shared (locked);
+    /// on 1 worker it never does and the channel takes no lock. Also the doorbells per handoff.
+    /// Wall time.
+    static func mnChannelPingPong(roundTrips: Int, workers: Int, echoWorker: Int? = nil) throws -> (
+        ns: Double, doorbells: Double
+    ) {
         try UThreadRuntime.run(workers: workers) {
             UThread.pin()
             let ping = Channel<Int>(name: "ping")
             let pong = Channel<Int>(name: "pong")
-            let echo = try UThread.spawn(name: "echo", onWorker: workers - 1) {
+            let echo = try UThread.spawn(name: "echo", onWorker: echoWorker ?? workers - 1) {
                 while let v = try ping.receive() { try pong.send(v) }
             }
             for i in 0..<1_000 {

@@ -86,6 +86,7 @@ enum SyncBenchRuns {
         let trips = o.scaled(50_000, quick: 1_000)
         var across: [Double] = []
         var local: [Double] = []
+        var shared: [Double] = []
         var condvar: [Double] = []
         var unpinned: [Double] = []
         var doorbells: [Double] = []
@@ -101,6 +102,7 @@ enum SyncBenchRuns {
             let a = try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 2)
             across.append(a.ns)
             acrossDoorbells.append(a.doorbells)
+            shared.append(try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 2, echoWorker: 0).ns)
             local.append(try SyncBenchmarks.mnChannelPingPong(roundTrips: trips, workers: 1).ns)
             condvar.append(peers_condvar_handoff_ns(Int32(2 * trips), -1))
         }
@@ -115,8 +117,11 @@ enum SyncBenchRuns {
             group: "sync", name: "M:N: Channel ping-pong, threads on 2 workers", unit: "ns/handoff", samples: across,
             note: "pinned apart; median per handoff: doorbell \(share(acrossDoorbells))")
         r.add(
-            group: "sync", name: "M:N: Channel ping-pong, both threads on 1 worker", unit: "ns/handoff",
-            samples: local)
+            group: "sync", name: "M:N: Channel ping-pong, both threads pinned to worker 0 of 2", unit: "ns/handoff",
+            samples: shared, note: "the channel is shared (locked) though no kernel thread is crossed")
+        r.add(
+            group: "sync", name: "Channel ping-pong, run(workers: 1)", unit: "ns/handoff",
+            samples: local, note: "one worker: the channel takes no lock")
         r.add(
             group: "sync", name: "kernel threads: mutex+condvar handoff, free (2 CPUs)", unit: "ns/handoff",
             samples: condvar,
