@@ -44,21 +44,25 @@ extension UThread where Success == Never {
     /// - Parameters:
     ///   - timeout: when it passes, the task is cancelled, the user thread waits for it to end,
     ///     and the call throws `UThreadError.timedOut`. nil: no limit.
+    ///   - deadline: the same at an instant; given both, the earlier wins. One already due (a
+    ///     timeout not above zero, an instant past) still starts the task, cancels it at once,
+    ///     waits for it to end and throws `.timedOut`.
     ///   - body: the async work, run on Swift's global executor.
     /// - Returns: what `body` returns.
     /// - Throws: what `body` throws; `CancellationError` when the user thread is cancelled and
     ///   the task honours the cancellation (the user thread still waits for the task to end);
-    ///   `UThreadError.timedOut` after `timeout`; `.invalidArgument` when called outside a user
+    ///   `UThreadError.timedOut` after `timeout` or at `deadline`; `.invalidArgument` when called outside a user
     ///   thread.
     public static func `await`<T: Sendable>(
         timeout: Duration? = nil,
+        deadline: ContinuousClock.Instant? = nil,
         _ body: @escaping @Sendable () async throws -> T
     ) throws -> T {
         let s = try Scheduler.requireOrThrow("UThread.await")
         if !s.onUserThread { throw Scheduler.outsideUserThread("UThread.await") }
         let reactor = try Reactor.of(s)
         let job = AsyncCallJob<T>()
-        let deadline = timeout.flatMap { Deadline.after($0, now: s.now()) }
+        let limit = Deadline.earliest(timeout: timeout, deadline: deadline, now: s.now())
         let outcome = reactor.awaitCompletion(
             job,
             start: { _ in
@@ -70,7 +74,7 @@ extension UThread where Success == Never {
                     }
                     job.postCompletion()
                 }
-            }, onCancel: { job.task?.cancel() }, kind: .async, deadline: deadline)
+            }, onCancel: { job.task?.cancel() }, kind: .async, deadline: limit)
         if outcome == .timedOut { throw UThreadError.timedOut }
         return try job.result!.get()
     }

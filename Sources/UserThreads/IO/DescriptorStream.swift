@@ -36,13 +36,15 @@ public class DescriptorStream: CustomStringConvertible {
     private var drained = false
 
     /// Reads up to `buffer.count` bytes; 0 at end of stream.
-    public func read(into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil) throws -> Int {
+    public func read(
+        into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
+    ) throws -> Int {
         let fd = try openDescriptor()
-        var deadline = PendingDeadline(timeout: timeout)
+        var pending = PendingDeadline(timeout: timeout, deadline: deadline)
         if drained {
             drained = false
             if let s = Scheduler.active, let r = Reactor.existing(s) {
-                try r.waitForReadEdge(fd, deadline: deadline.resolve(now: s.now()))
+                try r.waitForReadEdge(fd, deadline: pending.resolve(now: s.now()))
             }
         }
         while true {
@@ -51,53 +53,59 @@ public class DescriptorStream: CustomStringConvertible {
                 drained = n > 0 && n < buffer.count
                 return n
             case .wouldBlock:
-                try IO.waitFor(fd, .read, .read, &deadline)
+                try IO.waitFor(fd, .read, .read, &pending)
             }
         }
     }
 
     /// Reads up to `maxBytes` (at least 1); an empty array at end of stream.
     /// - Throws: `UThreadError.invalidArgument` when `maxBytes` is below 1 (an empty result
-    ///   would be indistinguishable from the end of the stream); as `read(into:timeout:)`.
-    public func read(upTo maxBytes: Int = 64 * 1024, timeout: Duration? = nil) throws -> [UInt8] {
+    ///   would be indistinguishable from the end of the stream); as `read(into:timeout:deadline:)`.
+    public func read(upTo maxBytes: Int = 64 * 1024, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil)
+        throws -> [UInt8]
+    {
         guard maxBytes >= 1 else {
             throw UThreadError.invalidArgument("read(upTo: \(maxBytes)): maxBytes must be at least 1")
         }
         var result = [UInt8](repeating: 0, count: maxBytes)
-        let n = try result.withUnsafeMutableBytes { try read(into: $0, timeout: timeout) }
+        let n = try result.withUnsafeMutableBytes { try read(into: $0, timeout: timeout, deadline: deadline) }
         result.removeSubrange(n...)
         return result
     }
 
     /// Reads until end of stream.
-    public func readToEnd(timeout: Duration? = nil) throws -> [UInt8] {
+    public func readToEnd(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws -> [UInt8] {
         var all: [UInt8] = []
         while true {
-            let chunk = try read(upTo: 64 * 1024, timeout: timeout)
+            let chunk = try read(upTo: 64 * 1024, timeout: timeout, deadline: deadline)
             if chunk.isEmpty { return all }
             all += chunk
         }
     }
 
     /// Writes some of `buffer`; returns how many bytes were written.
-    public func write(_ buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) throws -> Int {
-        try IO.write(try openDescriptor(), from: buffer, timeout: timeout)
+    public func write(
+        _ buffer: UnsafeRawBufferPointer, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
+    ) throws -> Int {
+        try IO.write(try openDescriptor(), from: buffer, timeout: timeout, deadline: deadline)
     }
 
     /// Writes all of `buffer` (waiting for the reader as needed: backpressure).
-    public func write(all buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) throws {
-        try IO.write(try openDescriptor(), all: buffer, timeout: timeout)
+    public func write(
+        all buffer: UnsafeRawBufferPointer, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
+    ) throws {
+        try IO.write(try openDescriptor(), all: buffer, timeout: timeout, deadline: deadline)
     }
 
     /// Writes all of `bytes`.
-    public func write(all bytes: [UInt8], timeout: Duration? = nil) throws {
-        try bytes.withUnsafeBytes { try write(all: $0, timeout: timeout) }
+    public func write(all bytes: [UInt8], timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
+        try bytes.withUnsafeBytes { try write(all: $0, timeout: timeout, deadline: deadline) }
     }
 
     /// Writes all of `text` as UTF-8.
-    public func write(all text: String, timeout: Duration? = nil) throws {
+    public func write(all text: String, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
         var copy = text
-        try copy.withUTF8 { try write(all: UnsafeRawBufferPointer($0), timeout: timeout) }
+        try copy.withUTF8 { try write(all: UnsafeRawBufferPointer($0), timeout: timeout, deadline: deadline) }
     }
 
     /// Closes the descriptor, waking threads blocked on it with `UThreadError.closed`.
@@ -122,13 +130,17 @@ public class DescriptorStream: CustomStringConvertible {
 /// A connected socket stream (the part TCP and Unix-domain streams share).
 public class SocketStream: DescriptorStream {
     /// send(2) with MSG_NOSIGNAL: a reset peer gives EPIPE/ECONNRESET as an error.
-    public func send(_ buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) throws -> Int {
-        try IO.send(try openDescriptor(), from: buffer, timeout: timeout)
+    public func send(
+        _ buffer: UnsafeRawBufferPointer, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
+    ) throws -> Int {
+        try IO.send(try openDescriptor(), from: buffer, timeout: timeout, deadline: deadline)
     }
 
     /// Writes all of `buffer` with send(2) (MSG_NOSIGNAL).
-    public override func write(all buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) throws {
-        try IO.send(try openDescriptor(), all: buffer, timeout: timeout)
+    public override func write(
+        all buffer: UnsafeRawBufferPointer, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
+    ) throws {
+        try IO.send(try openDescriptor(), all: buffer, timeout: timeout, deadline: deadline)
     }
 
     /// Shuts down the writing side (the peer reads end of stream).

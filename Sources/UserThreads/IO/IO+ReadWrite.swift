@@ -6,63 +6,87 @@ extension IO {
     /// Reads up to `buffer.count` bytes; returns 0 at end of file.
     /// - Throws: `UThreadError.system(call: "read", …)`, `.timedOut`, `.closed`,
     ///   `CancellationError`.
-    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil) throws
+    public static func read(
+        _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, timeout: Duration? = nil,
+        deadline: ContinuousClock.Instant? = nil
+    ) throws
         -> Int
     {
-        try retrying("read", fd, .read, .read, timeout: timeout) {
+        try retrying("read", fd, .read, .read, timeout: timeout, deadline: deadline) {
             uthreads_sys_read(fd, buffer.baseAddress, buffer.count)
         }
     }
 
     /// Writes up to `buffer.count` bytes; returns how many were written (maybe fewer).
-    public static func write(_ fd: Int32, from buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) throws -> Int {
-        try retrying("write", fd, .write, .write, timeout: timeout) {
+    public static func write(
+        _ fd: Int32, from buffer: UnsafeRawBufferPointer, timeout: Duration? = nil,
+        deadline: ContinuousClock.Instant? = nil
+    ) throws -> Int {
+        try retrying("write", fd, .write, .write, timeout: timeout, deadline: deadline) {
             uthreads_sys_write(fd, buffer.baseAddress, buffer.count)
         }
     }
 
-    /// Writes all of `buffer`, waiting as often as needed; the timeout covers the whole call.
-    public static func write(_ fd: Int32, all buffer: UnsafeRawBufferPointer, timeout: Duration? = nil) throws {
-        var deadline = PendingDeadline(timeout: timeout)
+    /// Writes all of `buffer`, waiting as often as needed; the timeout and deadline cover the
+    /// whole call.
+    public static func write(
+        _ fd: Int32, all buffer: UnsafeRawBufferPointer, timeout: Duration? = nil,
+        deadline: ContinuousClock.Instant? = nil
+    ) throws {
+        var pending = PendingDeadline(timeout: timeout, deadline: deadline)
         var offset = 0
         while offset < buffer.count {
             switch try attempt("write", { uthreads_sys_write(fd, buffer.baseAddress! + offset, buffer.count - offset) })
             {
             case .processed(let n): offset += n
-            case .wouldBlock: try waitFor(fd, .write, .write, &deadline)
+            case .wouldBlock: try waitFor(fd, .write, .write, &pending)
             }
         }
     }
 
     /// Scatter read into `vectors`.
-    public static func readv(_ fd: Int32, _ vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil) throws -> Int
-    {
-        try retrying("readv", fd, .read, .read, timeout: timeout) {
+    public static func readv(
+        _ fd: Int32, _ vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil,
+        deadline: ContinuousClock.Instant? = nil
+    ) throws -> Int {
+        try retrying("readv", fd, .read, .read, timeout: timeout, deadline: deadline) {
             uthreads_sys_readv(fd, vectors.baseAddress, Int32(vectors.count))
         }
     }
 
     /// Gather write from `vectors`; returns the bytes written (maybe fewer than the total).
-    public static func writev(_ fd: Int32, _ vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil) throws
+    public static func writev(
+        _ fd: Int32, _ vectors: UnsafeBufferPointer<iovec>, timeout: Duration? = nil,
+        deadline: ContinuousClock.Instant? = nil
+    ) throws
         -> Int
     {
-        try retrying("writev", fd, .write, .write, timeout: timeout) {
+        try retrying("writev", fd, .write, .write, timeout: timeout, deadline: deadline) {
             uthreads_sys_writev(fd, vectors.baseAddress, Int32(vectors.count))
         }
     }
 
     /// Parks until `fd` is readable (or at end of file, or in error).
-    public static func waitReadable(_ fd: Int32, timeout: Duration? = nil) throws {
-        var deadline = PendingDeadline(timeout: timeout)
-        if try pollNow(fd, Int16(POLLIN)) { return }
-        try waitFor(fd, .read, .poll, &deadline)
+    public static func waitReadable(_ fd: Int32, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil)
+        throws
+    {
+        var pending = PendingDeadline(timeout: timeout, deadline: deadline)
+        try waitReady(fd, .read, &pending)
     }
 
     /// Parks until `fd` is writable (or in error).
-    public static func waitWritable(_ fd: Int32, timeout: Duration? = nil) throws {
-        var deadline = PendingDeadline(timeout: timeout)
-        if try pollNow(fd, Int16(POLLOUT)) { return }
-        try waitFor(fd, .write, .poll, &deadline)
+    public static func waitWritable(_ fd: Int32, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil)
+        throws
+    {
+        var pending = PendingDeadline(timeout: timeout, deadline: deadline)
+        try waitReady(fd, .write, &pending)
+    }
+
+    /// Parks until `fd` is ready for `direction`, by a deadline shared with the caller's
+    /// other waits.
+    static func waitReady(_ fd: Int32, _ direction: IODirection, _ deadline: inout PendingDeadline) throws {
+        if try pollNow(fd, Int16(direction == .read ? POLLIN : POLLOUT)) { return }
+        try waitFor(fd, direction, .poll, &deadline)
     }
 
     /// Whether `fd` is ready for `events` now (poll with a zero timeout; the edge-triggered

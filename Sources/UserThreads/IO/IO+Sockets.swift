@@ -30,22 +30,28 @@ extension IO {
     }
 
     /// Accepts a connection (accept4 with SOCK_CLOEXEC | SOCK_NONBLOCK).
-    public static func accept(_ fd: Int32, timeout: Duration? = nil) throws -> Int32 {
+    public static func accept(_ fd: Int32, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws
+        -> Int32
+    {
         let c = Int32(
-            try retrying("accept4", fd, .read, .accept, timeout: timeout) { Int(uthreads_accept(fd, nil, nil)) })
+            try retrying("accept4", fd, .read, .accept, timeout: timeout, deadline: deadline) {
+                Int(uthreads_accept(fd, nil, nil))
+            })
         forgetStale(c)
         return c
     }
 
     /// Accepts a connection and returns it with the peer's address.
-    public static func acceptWithAddress(_ fd: Int32, timeout: Duration? = nil) throws -> (
+    public static func acceptWithAddress(
+        _ fd: Int32, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
+    ) throws -> (
         fd: Int32, peer: SocketAddress
     ) {
         var c: Int32 = -1
         let peer = try SocketAddress.fill { addr, len in
             let saved = len.pointee
             c = Int32(
-                try retrying("accept4", fd, .read, .accept, timeout: timeout) {
+                try retrying("accept4", fd, .read, .accept, timeout: timeout, deadline: deadline) {
                     len.pointee = saved
                     return Int(uthreads_accept(fd, addr, len))
                 })
@@ -58,19 +64,21 @@ extension IO {
     /// then reads the outcome from SO_ERROR.
     /// - Throws: `.system(call: "connect", errno: …)` (ECONNREFUSED, ENETUNREACH…), `.timedOut`,
     ///   `CancellationError`.
-    public static func connect(_ fd: Int32, to address: SocketAddress, timeout: Duration? = nil) throws {
-        var deadline = PendingDeadline(timeout: timeout)
+    public static func connect(
+        _ fd: Int32, to address: SocketAddress, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
+    ) throws {
+        var pending = PendingDeadline(timeout: timeout, deadline: deadline)
         let started = try address.withSockAddr { sa, len in
             try attempt("connect") { Int(Glibc.connect(fd, sa, len)) }
         }
         if case .processed = started { return }
-        try waitFor(fd, .write, .connect, &deadline)
+        try waitFor(fd, .write, .connect, &pending)
         while true {
             let error = uthreads_socket_error(fd)
             if error < 0 { throw UThreadError.system(call: "getsockopt", errno: .lastError) }
             if error == 0 { return }
             if error == EINPROGRESS || error == EALREADY {
-                try waitFor(fd, .write, .connect, &deadline)
+                try waitFor(fd, .write, .connect, &pending)
                 continue
             }
             throw UThreadError.system(call: "connect", errno: Errno(rawValue: error))
@@ -79,37 +87,42 @@ extension IO {
 
     /// recv(2); returns 0 when the peer has shut down its side.
     public static func recv(
-        _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil
+        _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil,
+        deadline: ContinuousClock.Instant? = nil
     ) throws -> Int {
-        try retrying("recv", fd, .read, .read, timeout: timeout) {
+        try retrying("recv", fd, .read, .read, timeout: timeout, deadline: deadline) {
             uthreads_sys_recv(fd, buffer.baseAddress, buffer.count, flags)
         }
     }
 
     /// send(2) with MSG_NOSIGNAL: a closed peer gives EPIPE, never SIGPIPE.
     public static func send(
-        _ fd: Int32, from buffer: UnsafeRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil
+        _ fd: Int32, from buffer: UnsafeRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil,
+        deadline: ContinuousClock.Instant? = nil
     ) throws -> Int {
         let f = flags | Int32(UTHREADS_MSG_NOSIGNAL)
-        return try retrying("send", fd, .write, .write, timeout: timeout) {
+        return try retrying("send", fd, .write, .write, timeout: timeout, deadline: deadline) {
             uthreads_sys_send(fd, buffer.baseAddress, buffer.count, f)
         }
     }
 
     /// Sends all of `buffer` with send(2) (MSG_NOSIGNAL), waiting as often as needed; the
-    /// timeout covers the whole call.
-    public static func send(_ fd: Int32, all buffer: UnsafeRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil)
+    /// timeout and deadline cover the whole call.
+    public static func send(
+        _ fd: Int32, all buffer: UnsafeRawBufferPointer, flags: Int32 = 0, timeout: Duration? = nil,
+        deadline: ContinuousClock.Instant? = nil
+    )
         throws
     {
         let f = flags | Int32(UTHREADS_MSG_NOSIGNAL)
-        var deadline = PendingDeadline(timeout: timeout)
+        var pending = PendingDeadline(timeout: timeout, deadline: deadline)
         var offset = 0
         while offset < buffer.count {
             switch try attempt(
                 "send", { uthreads_sys_send(fd, buffer.baseAddress! + offset, buffer.count - offset, f) })
             {
             case .processed(let n): offset += n
-            case .wouldBlock: try waitFor(fd, .write, .write, &deadline)
+            case .wouldBlock: try waitFor(fd, .write, .write, &pending)
             }
         }
     }
@@ -117,12 +130,12 @@ extension IO {
     /// recvfrom(2): a datagram (or bytes) and the sender's address.
     public static func recvfrom(
         _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0,
-        timeout: Duration? = nil
+        timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
     ) throws -> (count: Int, from: SocketAddress) {
         var n = 0
         let from = try SocketAddress.fill { addr, len in
             let saved = len.pointee
-            n = try retrying("recvfrom", fd, .read, .read, timeout: timeout) {
+            n = try retrying("recvfrom", fd, .read, .read, timeout: timeout, deadline: deadline) {
                 len.pointee = saved
                 return Glibc.recvfrom(fd, buffer.baseAddress, buffer.count, flags, addr, len)
             }
@@ -133,11 +146,11 @@ extension IO {
     /// sendto(2) with MSG_NOSIGNAL.
     public static func sendto(
         _ fd: Int32, from buffer: UnsafeRawBufferPointer, to address: SocketAddress,
-        flags: Int32 = 0, timeout: Duration? = nil
+        flags: Int32 = 0, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
     ) throws -> Int {
         let f = flags | Int32(UTHREADS_MSG_NOSIGNAL)
         return try address.withSockAddr { sa, len in
-            try retrying("sendto", fd, .write, .write, timeout: timeout) {
+            try retrying("sendto", fd, .write, .write, timeout: timeout, deadline: deadline) {
                 Glibc.sendto(fd, buffer.baseAddress, buffer.count, f, sa, len)
             }
         }
@@ -145,17 +158,23 @@ extension IO {
 
     /// recvmsg(2) (ancillary data, scatter buffers).
     public static func recvmsg(
-        _ fd: Int32, _ message: UnsafeMutablePointer<msghdr>, flags: Int32 = 0, timeout: Duration? = nil
+        _ fd: Int32, _ message: UnsafeMutablePointer<msghdr>, flags: Int32 = 0, timeout: Duration? = nil,
+        deadline: ContinuousClock.Instant? = nil
     ) throws -> Int {
-        try retrying("recvmsg", fd, .read, .read, timeout: timeout) { Glibc.recvmsg(fd, message, flags) }
+        try retrying("recvmsg", fd, .read, .read, timeout: timeout, deadline: deadline) {
+            Glibc.recvmsg(fd, message, flags)
+        }
     }
 
     /// sendmsg(2) with MSG_NOSIGNAL.
     public static func sendmsg(
-        _ fd: Int32, _ message: UnsafePointer<msghdr>, flags: Int32 = 0, timeout: Duration? = nil
+        _ fd: Int32, _ message: UnsafePointer<msghdr>, flags: Int32 = 0, timeout: Duration? = nil,
+        deadline: ContinuousClock.Instant? = nil
     ) throws -> Int {
         let f = flags | Int32(UTHREADS_MSG_NOSIGNAL)
-        return try retrying("sendmsg", fd, .write, .write, timeout: timeout) { Glibc.sendmsg(fd, message, f) }
+        return try retrying("sendmsg", fd, .write, .write, timeout: timeout, deadline: deadline) {
+            Glibc.sendmsg(fd, message, f)
+        }
     }
 
     /// A connected pair of non-blocking Unix-domain sockets (SOCK_STREAM by default).

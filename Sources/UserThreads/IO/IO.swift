@@ -16,7 +16,9 @@
 // would let another user thread's call overwrite it). EAGAIN is a value inside the loop
 // (`IOResult.wouldBlock`), never an error the caller sees.
 //
-// Timeouts and cancellation. Every wrapper takes `timeout:` (nil: wait forever); it is turned
+// Timeouts and cancellation. Every wrapper takes `timeout:` and `deadline:` (nil: no limit; both
+// given: the earlier wins, and a deadline already past means one non-blocking try, then
+// `.timedOut`: the rules of Timers/Deadline.swift, as for the sync primitives); they are turned
 // into one CLOCK_MONOTONIC deadline at the first wait, so a call that parks several times
 // (a partial `write(all:)`) still ends by the same instant: `UThreadError.timedOut`. Every wait
 // is cancellable: `UThread.cancel()` ends it with `CancellationError`. A call that does not
@@ -41,6 +43,10 @@ import SystemPackage
 
 /// System-call wrappers that park the calling user thread instead of blocking its kernel
 /// thread. Call them from code running inside `UThreadRuntime.run`.
+///
+/// Every call that may wait takes `timeout:` (a `Duration` from the call) and `deadline:` (a
+/// `ContinuousClock.Instant`), both optional: given both, the earlier wins; one not in the
+/// future means a single non-blocking try, then `UThreadError.timedOut`.
 public enum IO {}
 
 extension IO {
@@ -79,9 +85,18 @@ extension IO {
     @inline(__always)
     static func retrying(
         _ call: StaticString, _ fd: Int32, _ direction: IODirection, _ kind: WaitReason.Kind,
-        timeout: Duration?, _ body: () -> Int
+        timeout: Duration?, deadline: ContinuousClock.Instant?, _ body: () -> Int
     ) throws -> Int {
-        var deadline = PendingDeadline(timeout: timeout)
+        var pending = PendingDeadline(timeout: timeout, deadline: deadline)
+        return try retrying(call, fd, direction, kind, &pending, body)
+    }
+
+    /// `retrying` by a deadline shared with the caller's other waits.
+    @inline(__always)
+    static func retrying(
+        _ call: StaticString, _ fd: Int32, _ direction: IODirection, _ kind: WaitReason.Kind,
+        _ deadline: inout PendingDeadline, _ body: () -> Int
+    ) throws -> Int {
         while true {
             switch try attempt(call, body) {
             case .processed(let n): return n
@@ -101,17 +116,23 @@ extension IO {
     }
 }
 
-/// A timeout turned into a deadline at the first wait (no clock read for calls that never wait).
+/// The call's `timeout:` and `deadline:` turned into one deadline at the first wait (no clock
+/// read for calls that never wait): the earlier of the two, by `Deadline.earliest`.
 struct PendingDeadline {
     private var timeout: Duration?
+    private var instant: ContinuousClock.Instant?
+    private var resolved = false
     private var deadline: UInt64?
 
-    init(timeout: Duration?) { self.timeout = timeout }
+    init(timeout: Duration?, deadline: ContinuousClock.Instant?) {
+        self.timeout = timeout
+        self.instant = deadline
+    }
 
     mutating func resolve(now: UInt64) -> UInt64? {
-        if let t = timeout {
-            deadline = Deadline.after(t, now: now)  // nil: no limit
-            timeout = nil
+        if !resolved {
+            resolved = true
+            deadline = Deadline.earliest(timeout: timeout, deadline: instant, now: now)  // nil: no limit
         }
         return deadline
     }

@@ -9,8 +9,8 @@
 //
 // Chosen: signalfd(2). The signals are blocked (so the kernel never runs a handler or the
 // default action for them) and stay pending until a thread reads them from the descriptor,
-// which is an ordinary readable descriptor: `next(timeout:)` parks on the reactor like any read,
-// with a timeout, cancellation and the wait reason `read fd N`. A blocked signal is delivered to
+// which is an ordinary readable descriptor: `next(timeout:deadline:)` parks on the reactor like any
+// read, with a timeout, a deadline, cancellation and the wait reason `read fd N`. A blocked signal is delivered to
 // any thread of the process that does not block it, so the mask must be set before other
 // kernel threads start: `SignalStream.init` blocks the signals in the calling kernel thread and
 // every thread it starts later (M:N workers, the offload pool) inherits the mask. Create it
@@ -24,7 +24,7 @@ import CUThreads
 import Glibc
 
 /// A set of signals read as events: while it exists, the signals are blocked (no handler, no
-/// default action) and each arrival is returned by `next(timeout:)`, on any user thread of any
+/// default action) and each arrival is returned by `next(timeout:deadline:)`, on any user thread of any
 /// runtime (it is `Sendable`: an M:N thread may wait on it).
 ///
 /// Create it before any other kernel thread starts (before `UThreadRuntime.run(workers:)`):
@@ -57,9 +57,11 @@ public final class SignalStream: Sendable, CustomStringConvertible {
 
     /// Parks until one of the signals arrives and returns its number.
     /// - Throws: `.timedOut`, `CancellationError`, `.system(call: "read", …)`.
-    public func next(timeout: Duration? = nil) throws -> Int32 {
+    public func next(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws -> Int32 {
         var info = [UInt8](repeating: 0, count: Int(UTHREADS_SIGNALFD_INFO_SIZE))
-        let n = try info.withUnsafeMutableBytes { try IO.read(fileDescriptor, into: $0, timeout: timeout) }
+        let n = try info.withUnsafeMutableBytes {
+            try IO.read(fileDescriptor, into: $0, timeout: timeout, deadline: deadline)
+        }
         // signalfd returns whole records; ssi_signo (a UInt32) comes first.
         guard n == info.count else { throw UThreadError.closed("signalfd returned \(n) bytes") }
         return Int32(bitPattern: info.withUnsafeBytes { $0.load(as: UInt32.self) })

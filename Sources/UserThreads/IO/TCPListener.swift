@@ -52,9 +52,9 @@ public final class TCPListener: CustomStringConvertible {
     /// Waits for and returns the next connection.
     /// - Throws: `.closed` if the listener is closed meanwhile, `.timedOut`, `CancellationError`,
     ///   `.system(call: "accept4", …)` (EMFILE when out of descriptors).
-    public func accept(timeout: Duration? = nil) throws -> TCPStream {
+    public func accept(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws -> TCPStream {
         guard fileDescriptor >= 0 else { throw UThreadError.closed("TCPListener is closed") }
-        return TCPStream(owning: try IO.accept(fileDescriptor, timeout: timeout))
+        return TCPStream(owning: try IO.accept(fileDescriptor, timeout: timeout, deadline: deadline))
     }
 
     /// Stops listening; threads blocked in `accept` throw `UThreadError.closed`.

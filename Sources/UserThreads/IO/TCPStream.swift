@@ -17,19 +17,23 @@ public final class TCPStream: SocketStream {
 
     /// Connects to `address`.
     /// - Throws: `.system(call: "connect", …)` (ECONNREFUSED…), `.timedOut`, `CancellationError`.
-    public static func connect(to address: SocketAddress, timeout: Duration? = nil) throws -> TCPStream {
+    public static func connect(
+        to address: SocketAddress, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
+    ) throws -> TCPStream {
         let fd = try IO.socket(family: address.family)
         let stream = TCPStream(owning: fd)
-        try IO.connect(fd, to: address, timeout: timeout)
+        try IO.connect(fd, to: address, timeout: timeout, deadline: deadline)
         return stream
     }
 
     /// Resolves `host` (on the offload pool unless numeric) and connects to the first address
-    /// that accepts; the timeout covers each attempt.
-    public static func connect(host: String, port: UInt16, timeout: Duration? = nil) throws -> TCPStream {
+    /// that accepts; the timeout covers each attempt, the deadline all of them.
+    public static func connect(
+        host: String, port: UInt16, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
+    ) throws -> TCPStream {
         var lastError: any Error = UThreadError.invalidArgument("no address for \(host)")
         for address in try SocketAddress.resolve(host: host, port: port) {
-            do { return try connect(to: address, timeout: timeout) } catch { lastError = error }
+            do { return try connect(to: address, timeout: timeout, deadline: deadline) } catch { lastError = error }
         }
         throw lastError
     }

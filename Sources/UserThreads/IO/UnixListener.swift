@@ -36,9 +36,9 @@ public final class UnixListener: CustomStringConvertible {
     }
 
     /// Waits for and returns the next connection.
-    public func accept(timeout: Duration? = nil) throws -> UnixStream {
+    public func accept(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws -> UnixStream {
         guard fileDescriptor >= 0 else { throw UThreadError.closed("UnixListener is closed") }
-        return UnixStream(owning: try IO.accept(fileDescriptor, timeout: timeout))
+        return UnixStream(owning: try IO.accept(fileDescriptor, timeout: timeout, deadline: deadline))
     }
 
     /// Removes the file at `path` if it is a socket, and nothing else: a listener's path that

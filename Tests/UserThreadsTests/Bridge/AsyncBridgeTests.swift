@@ -75,13 +75,32 @@ import Testing
         }
     }
 
-    @Test func awaitTimesOutAndCancelsTheTask() async throws {
+    /// The limits `awaitTimesOutAndCancelsTheTask` gives: 5 ms as a timeout, as a deadline, and
+    /// each beside a far limit of the other kind (the earlier wins).
+    enum AwaitLimit: String, CaseIterable, CustomStringConvertible {
+        case timeout, deadline, nearTimeoutFarDeadline, nearDeadlineFarTimeout
+        var description: String { rawValue }
+        /// The `timeout:` and `deadline:` arguments, computed at the call.
+        var arguments: (Duration?, ContinuousClock.Instant?) {
+            let (near, far) = (Duration.milliseconds(5), Duration.seconds(3600))
+            return switch self {
+            case .timeout: (near, nil)
+            case .deadline: (nil, .now + near)
+            case .nearTimeoutFarDeadline: (near, .now + far)
+            case .nearDeadlineFarTimeout: (far, .now + near)
+            }
+        }
+    }
+
+    @Test(arguments: AwaitLimit.allCases)
+    func awaitTimesOutAndCancelsTheTask(_ limit: AwaitLimit) async throws {
         let executor = try UThreadExecutor()
         defer { executor.shutdown() }
         let sawCancel = try await executor.run { () throws -> Bool in
             let cancelled = Atomic<Bool>(false)
+            let (timeout, deadline) = limit.arguments
             #expect(throws: UThreadError.timedOut) {
-                try UThread.await(timeout: .milliseconds(5)) { () async throws -> Int in
+                try UThread.await(timeout: timeout, deadline: deadline) { () async throws -> Int in
                     do { try await Task.sleep(for: .seconds(3600)) } catch {
                         cancelled.store(true, ordering: .releasing)
                         throw error

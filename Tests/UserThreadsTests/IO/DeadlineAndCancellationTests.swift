@@ -141,6 +141,29 @@ import Testing
         #expect(elapsed >= .milliseconds(29))
     }
 
+    /// Given both a timeout and a deadline, the earlier ends the wait, whichever kind it is.
+    /// Timed out, not returned, and after the near limit: the far one never comes due here.
+    @Test(arguments: [true, false])
+    func theEarlierOfTimeoutAndDeadlineWins(deadlineFirst: Bool) throws {
+        let (error, elapsed) = try UThreadRuntime.run { () -> ((any Error)?, Duration) in
+            let f = try Fixture()
+            defer { f.close() }
+            let (near, far) = (Duration.milliseconds(30), Duration.seconds(20))
+            let start = ContinuousClock.now
+            do {
+                try f.buffer.withUnsafeBytes {
+                    try IO.write(
+                        f.pipe.write, all: $0, timeout: deadlineFirst ? far : near,
+                        deadline: start + (deadlineFirst ? near : far))
+                }
+            } catch { return (error, ContinuousClock.now - start) }
+            return (nil, ContinuousClock.now - start)
+        }
+        #expect((error as? UThreadError) == .timedOut, "\(String(describing: error))")
+        #expect(elapsed >= .milliseconds(29))
+        #expect(elapsed < .seconds(10), "the far limit (20 s) ended the wait")
+    }
+
     @Test(arguments: cases)
     func isCancellable(_ c: Case) throws {
         let error = try UThreadRuntime.run { () -> (any Error)? in

@@ -207,7 +207,7 @@ extension TimedCall {
         _ key: String, _ resource: Resource = .unavailable,
         _ call: @escaping (BlockedDescriptors, Limit) throws -> Void
     ) -> TimedCall {
-        TimedCall(key: key, parameters: .timeout, resource: resource) {
+        TimedCall(key: key, parameters: .both, resource: resource) {
             let f = try BlockedDescriptors()
             return Prepared(call: { try call(f, $0) }, cleanup: { f.close() })
         }
@@ -375,10 +375,13 @@ struct TimeArgumentTableTests {
             })
         },
         TimedCall(
-            key: "AwaitAsync.swift await(timeout:_:)", parameters: .timeout, resource: .unavailable, waitsForTask: true
+            key: "AwaitAsync.swift await(timeout:deadline:_:)", parameters: .both, resource: .unavailable,
+            waitsForTask: true
         ) {
             Prepared(call: { limit in
-                _ = try UThread.await(timeout: limit.t) { try await Task.sleep(for: .seconds(3600)) }
+                _ = try UThread.await(timeout: limit.timeout, deadline: limit.deadline) {
+                    try await Task.sleep(for: .seconds(3600))
+                }
             })
         },
         .plain("UThread.sleep(for:)", .timeout, .sleep) { try UThread.sleep(for: $0.t) },
@@ -391,109 +394,148 @@ struct TimeArgumentTableTests {
     ]
 
     static let m1IO: [TimedCall] = [
-        .io("IO+ReadWrite.swift read(_:into:timeout:)") { f, l in
-            _ = try f.buffer.withUnsafeMutableBytes { try IO.read(f.emptyPipe.read, into: $0, timeout: l.t) }
+        .io("IO+ReadWrite.swift read(_:into:timeout:deadline:)") { f, l in
+            _ = try f.buffer.withUnsafeMutableBytes {
+                try IO.read(f.emptyPipe.read, into: $0, timeout: l.timeout, deadline: l.deadline)
+            }
         },
-        .io("IO+ReadWrite.swift read(_:into:timeout:)", .available) { f, l in
+        .io("IO+ReadWrite.swift read(_:into:timeout:deadline:)", .available) { f, l in
             _ = try [UInt8(1)].withUnsafeBytes { try IO.write(f.emptyPipe.write, from: $0) }
-            _ = try f.buffer.withUnsafeMutableBytes { try IO.read(f.emptyPipe.read, into: $0, timeout: l.t) }
-        },
-        .io("IO+ReadWrite.swift write(_:from:timeout:)") { f, l in
-            _ = try f.buffer.withUnsafeBytes { try IO.write(f.full.0, from: $0, timeout: l.t) }
-        },
-        .io("IO+ReadWrite.swift write(_:all:timeout:)") { f, l in
-            try f.buffer.withUnsafeBytes { try IO.write(f.full.0, all: $0, timeout: l.t) }
-        },
-        .io("IO+ReadWrite.swift readv(_:_:timeout:)") { f, l in
-            try f.buffer.withUnsafeMutableBytes { b in
-                let v = [iovec(iov_base: b.baseAddress, iov_len: b.count)]
-                _ = try v.withUnsafeBufferPointer { try IO.readv(f.full.0, $0, timeout: l.t) }
+            _ = try f.buffer.withUnsafeMutableBytes {
+                try IO.read(f.emptyPipe.read, into: $0, timeout: l.timeout, deadline: l.deadline)
             }
         },
-        .io("IO+ReadWrite.swift writev(_:_:timeout:)") { f, l in
-            try f.buffer.withUnsafeMutableBytes { b in
-                let v = [iovec(iov_base: b.baseAddress, iov_len: b.count)]
-                _ = try v.withUnsafeBufferPointer { try IO.writev(f.full.0, $0, timeout: l.t) }
-            }
-        },
-        .io("IO+ReadWrite.swift waitReadable(_:timeout:)") { f, l in try IO.waitReadable(f.emptyPipe.read, timeout: l.t)
-        },
-        .io("IO+ReadWrite.swift waitWritable(_:timeout:)") { f, l in try IO.waitWritable(f.full.0, timeout: l.t) },
-        .io("IO+Sockets.swift recv(_:into:flags:timeout:)") { f, l in
-            _ = try f.buffer.withUnsafeMutableBytes { try IO.recv(f.full.0, into: $0, timeout: l.t) }
-        },
-        .io("IO+Sockets.swift send(_:from:flags:timeout:)") { f, l in
-            _ = try f.buffer.withUnsafeBytes { try IO.send(f.full.0, from: $0, timeout: l.t) }
-        },
-        .io("IO+Sockets.swift send(_:all:flags:timeout:)") { f, l in
-            try f.buffer.withUnsafeBytes { try IO.send(f.full.0, all: $0, timeout: l.t) }
-        },
-        .io("IO+Sockets.swift recvfrom(_:into:flags:timeout:)") { f, l in
-            _ = try f.buffer.withUnsafeMutableBytes { try IO.recvfrom(f.full.0, into: $0, timeout: l.t) }
-        },
-        .io("IO+Sockets.swift sendto(_:from:to:flags:timeout:)") { f, l in
+        .io("IO+ReadWrite.swift write(_:from:timeout:deadline:)") { f, l in
             _ = try f.buffer.withUnsafeBytes {
-                try IO.sendto(f.datagramSender, from: $0, to: f.datagramAddress, timeout: l.t)
+                try IO.write(f.full.0, from: $0, timeout: l.timeout, deadline: l.deadline)
             }
         },
-        .io("IO+Sockets.swift recvmsg(_:_:flags:timeout:)") { f, l in
-            try withMessage(&f.buffer) { _ = try IO.recvmsg(f.full.0, $0, timeout: l.t) }
+        .io("IO+ReadWrite.swift write(_:all:timeout:deadline:)") { f, l in
+            try f.buffer.withUnsafeBytes { try IO.write(f.full.0, all: $0, timeout: l.timeout, deadline: l.deadline) }
         },
-        .io("IO+Sockets.swift sendmsg(_:_:flags:timeout:)") { f, l in
-            try withMessage(&f.buffer) { _ = try IO.sendmsg(f.full.0, $0, timeout: l.t) }
+        .io("IO+ReadWrite.swift readv(_:_:timeout:deadline:)") { f, l in
+            try f.buffer.withUnsafeMutableBytes { b in
+                let v = [iovec(iov_base: b.baseAddress, iov_len: b.count)]
+                _ = try v.withUnsafeBufferPointer {
+                    try IO.readv(f.full.0, $0, timeout: l.timeout, deadline: l.deadline)
+                }
+            }
         },
-        .io("IO+Sockets.swift accept(_:timeout:)") { f, l in _ = try IO.accept(f.listener.fileDescriptor, timeout: l.t)
+        .io("IO+ReadWrite.swift writev(_:_:timeout:deadline:)") { f, l in
+            try f.buffer.withUnsafeMutableBytes { b in
+                let v = [iovec(iov_base: b.baseAddress, iov_len: b.count)]
+                _ = try v.withUnsafeBufferPointer {
+                    try IO.writev(f.full.0, $0, timeout: l.timeout, deadline: l.deadline)
+                }
+            }
         },
-        .io("IO+Sockets.swift acceptWithAddress(_:timeout:)") { f, l in
-            _ = try IO.acceptWithAddress(f.listener.fileDescriptor, timeout: l.t)
+        .io("IO+ReadWrite.swift waitReadable(_:timeout:deadline:)") { f, l in
+            try IO.waitReadable(f.emptyPipe.read, timeout: l.timeout, deadline: l.deadline)
         },
-        .io("TCPListener.swift accept(timeout:)") { f, l in _ = try f.listener.accept(timeout: l.t) },
-        .io("UnixListener.swift accept(timeout:)") { f, l in _ = try f.unixListener.accept(timeout: l.t) },
-        .io("IO+Sockets.swift connect(_:to:timeout:)", .either) { f, l in
+        .io("IO+ReadWrite.swift waitWritable(_:timeout:deadline:)") { f, l in
+            try IO.waitWritable(f.full.0, timeout: l.timeout, deadline: l.deadline)
+        },
+        .io("IO+Sockets.swift recv(_:into:flags:timeout:deadline:)") { f, l in
+            _ = try f.buffer.withUnsafeMutableBytes {
+                try IO.recv(f.full.0, into: $0, timeout: l.timeout, deadline: l.deadline)
+            }
+        },
+        .io("IO+Sockets.swift send(_:from:flags:timeout:deadline:)") { f, l in
+            _ = try f.buffer.withUnsafeBytes {
+                try IO.send(f.full.0, from: $0, timeout: l.timeout, deadline: l.deadline)
+            }
+        },
+        .io("IO+Sockets.swift send(_:all:flags:timeout:deadline:)") { f, l in
+            try f.buffer.withUnsafeBytes { try IO.send(f.full.0, all: $0, timeout: l.timeout, deadline: l.deadline) }
+        },
+        .io("IO+Sockets.swift recvfrom(_:into:flags:timeout:deadline:)") { f, l in
+            _ = try f.buffer.withUnsafeMutableBytes {
+                try IO.recvfrom(f.full.0, into: $0, timeout: l.timeout, deadline: l.deadline)
+            }
+        },
+        .io("IO+Sockets.swift sendto(_:from:to:flags:timeout:deadline:)") { f, l in
+            _ = try f.buffer.withUnsafeBytes {
+                try IO.sendto(
+                    f.datagramSender, from: $0, to: f.datagramAddress, timeout: l.timeout, deadline: l.deadline)
+            }
+        },
+        .io("IO+Sockets.swift recvmsg(_:_:flags:timeout:deadline:)") { f, l in
+            try withMessage(&f.buffer) { _ = try IO.recvmsg(f.full.0, $0, timeout: l.timeout, deadline: l.deadline) }
+        },
+        .io("IO+Sockets.swift sendmsg(_:_:flags:timeout:deadline:)") { f, l in
+            try withMessage(&f.buffer) { _ = try IO.sendmsg(f.full.0, $0, timeout: l.timeout, deadline: l.deadline) }
+        },
+        .io("IO+Sockets.swift accept(_:timeout:deadline:)") { f, l in
+            _ = try IO.accept(f.listener.fileDescriptor, timeout: l.timeout, deadline: l.deadline)
+        },
+        .io("IO+Sockets.swift acceptWithAddress(_:timeout:deadline:)") { f, l in
+            _ = try IO.acceptWithAddress(f.listener.fileDescriptor, timeout: l.timeout, deadline: l.deadline)
+        },
+        .io("TCPListener.swift accept(timeout:deadline:)") { f, l in
+            _ = try f.listener.accept(timeout: l.timeout, deadline: l.deadline)
+        },
+        .io("UnixListener.swift accept(timeout:deadline:)") { f, l in
+            _ = try f.unixListener.accept(timeout: l.timeout, deadline: l.deadline)
+        },
+        .io("IO+Sockets.swift connect(_:to:timeout:deadline:)", .either) { f, l in
             let fd = try IO.socket(family: .ipv4)
             defer { try? IO.close(fd) }
-            try IO.connect(fd, to: f.listener.localAddress, timeout: l.t)
+            try IO.connect(fd, to: f.listener.localAddress, timeout: l.timeout, deadline: l.deadline)
         },
-        .io("TCPStream.swift connect(to:timeout:)", .either) { f, l in
-            try TCPStream.connect(to: f.listener.localAddress, timeout: l.t).close()
+        .io("TCPStream.swift connect(to:timeout:deadline:)", .either) { f, l in
+            try TCPStream.connect(to: f.listener.localAddress, timeout: l.timeout, deadline: l.deadline).close()
         },
-        .io("TCPStream.swift connect(host:port:timeout:)", .either) { f, l in
-            try TCPStream.connect(host: "127.0.0.1", port: f.listener.localAddress.port, timeout: l.t).close()
+        .io("TCPStream.swift connect(host:port:timeout:deadline:)", .either) { f, l in
+            try TCPStream.connect(
+                host: "127.0.0.1", port: f.listener.localAddress.port, timeout: l.timeout, deadline: l.deadline
+            ).close()
         },
-        .io("UnixStream.swift connect(path:timeout:)", .either) { f, l in
-            try UnixStream.connect(path: f.unixListener.path, timeout: l.t).close()
+        .io("UnixStream.swift connect(path:timeout:deadline:)", .either) { f, l in
+            try UnixStream.connect(path: f.unixListener.path, timeout: l.timeout, deadline: l.deadline).close()
         },
-        .io("DescriptorStream.swift read(into:timeout:)") { f, l in
-            _ = try f.buffer.withUnsafeMutableBytes { try f.pipeReader.read(into: $0, timeout: l.t) }
+        .io("DescriptorStream.swift read(into:timeout:deadline:)") { f, l in
+            _ = try f.buffer.withUnsafeMutableBytes {
+                try f.pipeReader.read(into: $0, timeout: l.timeout, deadline: l.deadline)
+            }
         },
-        .io("DescriptorStream.swift read(upTo:timeout:)") { f, l in _ = try f.pipeReader.read(upTo: 16, timeout: l.t) },
-        .io("DescriptorStream.swift readToEnd(timeout:)") { f, l in _ = try f.pipeReader.readToEnd(timeout: l.t) },
-        .io("SignalStream.swift next(timeout:)") { _, l in
+        .io("DescriptorStream.swift read(upTo:timeout:deadline:)") { f, l in
+            _ = try f.pipeReader.read(upTo: 16, timeout: l.timeout, deadline: l.deadline)
+        },
+        .io("DescriptorStream.swift readToEnd(timeout:deadline:)") { f, l in
+            _ = try f.pipeReader.readToEnd(timeout: l.timeout, deadline: l.deadline)
+        },
+        .io("SignalStream.swift next(timeout:deadline:)") { _, l in
             let stream = try SignalStream(signals: [SIGUSR1])  // blocks it in this kernel thread; none is sent
             defer { unblockSignal(SIGUSR1) }
-            _ = try stream.next(timeout: l.t)
+            _ = try stream.next(timeout: l.timeout, deadline: l.deadline)
         },
-        .io("DescriptorStream.swift write(_:timeout:)") { f, l in
-            _ = try f.buffer.withUnsafeBytes { try f.stream.0.write($0, timeout: l.t) }
+        .io("DescriptorStream.swift write(_:timeout:deadline:)") { f, l in
+            _ = try f.buffer.withUnsafeBytes { try f.stream.0.write($0, timeout: l.timeout, deadline: l.deadline) }
         },
-        .io("DescriptorStream.swift write(all:timeout:)") { f, l in try f.stream.0.write(all: f.buffer, timeout: l.t) },
-        .io("DescriptorStream.swift send(_:timeout:)") { f, l in
-            _ = try f.buffer.withUnsafeBytes { try f.stream.0.send($0, timeout: l.t) }
+        .io("DescriptorStream.swift write(all:timeout:deadline:)") { f, l in
+            try f.stream.0.write(all: f.buffer, timeout: l.timeout, deadline: l.deadline)
+        },
+        .io("DescriptorStream.swift send(_:timeout:deadline:)") { f, l in
+            _ = try f.buffer.withUnsafeBytes { try f.stream.0.send($0, timeout: l.timeout, deadline: l.deadline) }
         },
         // The standard streams belong to whoever runs the tests (a terminal, /dev/null, a
         // pipe): nothing is written, and reading may or may not find input.
-        .plain("IO+StandardStreams.swift readStandardInput(into:timeout:)", .timeout, .either) { l in
+        .plain("IO+StandardStreams.swift readStandardInput(into:timeout:deadline:)", .both, .either) { l in
             var b = [UInt8](repeating: 0, count: 1)
-            _ = try b.withUnsafeMutableBytes { try IO.readStandardInput(into: $0, timeout: l.t) }
+            _ = try b.withUnsafeMutableBytes {
+                try IO.readStandardInput(into: $0, timeout: l.timeout, deadline: l.deadline)
+            }
         },
-        .plain("IO+StandardStreams.swift writeStandardOutput(_:timeout:)", .timeout, .available) { l in
-            try IO.writeStandardOutput(UnsafeRawBufferPointer(start: nil, count: 0), timeout: l.t)
+        .plain("IO+StandardStreams.swift writeStandardOutput(_:timeout:deadline:)", .both, .available) { l in
+            try IO.writeStandardOutput(
+                UnsafeRawBufferPointer(start: nil, count: 0), timeout: l.timeout, deadline: l.deadline)
         },
-        .plain("IO+StandardStreams.swift writeStandardError(_:timeout:)", .timeout, .available) { l in
-            try IO.writeStandardError(UnsafeRawBufferPointer(start: nil, count: 0), timeout: l.t)
+        .plain("IO+StandardStreams.swift writeStandardError(_:timeout:deadline:)", .both, .available) { l in
+            try IO.writeStandardError(
+                UnsafeRawBufferPointer(start: nil, count: 0), timeout: l.timeout, deadline: l.deadline)
         },
-        .plain("IO+StandardStreams.swift print(_:toStandardError:timeout:)", .timeout, .available) { l in
-            try IO.print("", timeout: l.t)
+        .plain("IO+StandardStreams.swift print(_:toStandardError:timeout:deadline:)", .both, .available) { l in
+            try IO.print("", timeout: l.timeout, deadline: l.deadline)
         },
     ]
 
