@@ -115,9 +115,14 @@ uthreads_trampoline:
 .size uthreads_trampoline,.-uthreads_trampoline
 
 /*
- * uthreads_call_on_stack(arg, fn, stack_top): fn(arg) on another stack, then back (cuthreads.h).
- * rbp (callee-saved, so fn keeps it) holds the caller's stack pointer meanwhile, and is the
- * frame pointer fn's frames link to.
+ * void *uthreads_call_on_stack(arg /rdi/, fn /rsi/, stack_top /rdx/, void **save_sp /rcx/):
+ * fn(arg) on another stack (cuthreads.h). First the caller's callee-saved state is saved in
+ * exactly uthreads_switch's frame (the table above) on the caller's stack, and *save_sp is
+ * set to it: the caller is then resumable by an ordinary switch, which returns here as from
+ * uthreads_switch, with the switcher's handoff. When fn returns instead, the frame is
+ * dropped and NULL returned. rbx (callee-saved, so fn keeps it) holds the frame meanwhile;
+ * fn's frames do not link to the caller's (rbp = 0, the return address undefined to
+ * unwinders, as at the trampoline): the caller may be resumed apart from them.
  */
 .globl uthreads_call_on_stack
 .type uthreads_call_on_stack,@function
@@ -125,16 +130,34 @@ uthreads_trampoline:
 uthreads_call_on_stack:
     .cfi_startproc
     endbr64                         /* CET landing pad: may be reached by an indirect call   */
-    pushq   %rbp
-    .cfi_def_cfa_offset 16
-    .cfi_offset rbp, -16
-    movq    %rsp, %rbp
-    .cfi_def_cfa_register rbp
-    movq    %rdx, %rsp              /* the other stack (16-byte aligned: fn gets the ABI's)  */
-    callq   *%rsi                   /* fn(arg); rdi is arg already                           */
-    movq    %rbp, %rsp              /* back on the caller's stack                            */
+    pushq   %rbp                    /* uthreads_switch's frame, in its order ...             */
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset rbp, 0
+    pushq   %rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset rbx, 0
+    pushq   %r12
+    .cfi_adjust_cfa_offset 8
+    pushq   %r13
+    .cfi_adjust_cfa_offset 8
+    pushq   %r14
+    .cfi_adjust_cfa_offset 8
+    pushq   %r15
+    .cfi_adjust_cfa_offset 8
+    leaq    -8(%rsp), %rsp
+    .cfi_adjust_cfa_offset 8
+    stmxcsr (%rsp)                  /* ... MXCSR at offset 0                                  */
+    fnstcw  4(%rsp)                 /* ... the x87 control word at offset 4                   */
+    movq    %rsp, (%rcx)            /* *save_sp = the frame: resumable by a switch from here  */
+    movq    %rsp, %rbx              /* rbx = the frame (fn keeps it)                          */
+    xorl    %ebp, %ebp              /* fn's frame-pointer chain ends here                     */
+    movq    %rdx, %rsp              /* the other stack (16-byte aligned: fn gets the ABI's)   */
+    .cfi_undefined rip              /* unwinders stop here (fn's caller may run apart)        */
+    callq   *%rsi                   /* fn(arg); rdi is arg already                            */
+    leaq    40(%rbx), %rsp          /* fn returned: back on the caller's stack, at rbx's slot */
+    popq    %rbx                    /* r12-r15 are the caller's still (fn kept them)          */
     popq    %rbp
-    .cfi_def_cfa rsp, 8
+    xorl    %eax, %eax              /* NULL: fn returned (a resume by switch returns non-NULL) */
     ret
     .cfi_endproc
 .size uthreads_call_on_stack,.-uthreads_call_on_stack

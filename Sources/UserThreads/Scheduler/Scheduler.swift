@@ -192,6 +192,9 @@ final class Scheduler {
     let tsan = uthreads_tsan_enabled() != 0
     let settings: SchedulerSettings
     @exclusivity(unchecked) private var zombie: ControlBlock?
+    /// The joiner that hosts the running thread (essay, "Help-first join"), or nil. Each
+    /// hosting joiner's `next` (it is on no queue) names the joiner hosting it in turn.
+    @exclusivity(unchecked) private var hostingJoiner: ControlBlock?
     /// This kernel thread's live exclusivity access-set head inside libswiftCore, set when the
     /// idle loop starts (on the scheduler's own kernel thread), or nil where it cannot be found:
     /// a switch then skips saving an empty set (ContextSwitch.saveExclusivity).
@@ -549,6 +552,7 @@ final class Scheduler {
     /// Suspends `from` (already queued or parked by the caller) and runs `next`.
     @inline(__always)
     private func switchTo(_ next: ControlBlock, from: ControlBlock) {
+        if hostingJoiner != nil { unhost(from) }
         ContextSwitch.saveExclusivity(from, liveHead: liveAccessHead)
         if from.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) {
             checkCanary(from)
@@ -732,10 +736,10 @@ final class Scheduler {
     // MARK: Help-first join (see the essay)
 
     /// Runs `t`, a thread that has not started, from the calling joiner `me`'s join until its
-    /// body returns, when it may (see the essay's "Help-first join"). Returns nil when it may
-    /// not (the caller takes the normal path), else how the join ends: `.woken` (finished),
-    /// `.cancelled` or `.deadlocked` (the joiner was cancelled, or deadlock teardown reached it,
-    /// while the child was parked). O(1) besides the body.
+    /// body returns or it first leaves the CPU, when it may (see the essay's "Help-first
+    /// join"). Returns nil when it may not (the caller takes the normal path), else how the
+    /// join's wait ended, as the normal join's park returns it: `.woken` (the child finished,
+    /// or a wake the caller re-checks), `.cancelled`, `.deadlocked`. O(1) besides the body.
     @inline(__always)
     func host(_ t: ControlBlock, joiner me: ControlBlock) -> WakeResult? {
         // `hooks` false: FIFO (`fifo` set), no tracing, not an M:N worker.
@@ -748,14 +752,15 @@ final class Scheduler {
     @inline(__always)
     private func runHosted(_ t: ControlBlock, joiner me: ControlBlock) -> WakeResult {
         fifo.unsafelyUnwrapped.removeFirst()
-        // The joiner parks on the child's join, on no queue: nothing but the body's return
-        // resumes it. It has no saved context (it is mid-call).
+        // The joiner parks on the child's join, on no queue until the child first leaves the
+        // CPU (`unhost`); `uthreads_call_on_stack` saves its switch frame in `sp`.
         ContextSwitch.saveExclusivity(me, liveHead: liveAccessHead)
         me.pointee.state = .stateBlocked
         me.pointee.wait_kind = WaitReason.Kind.join.rawValue
         me.pointee.wait_object = t.pointee.id
-        me.pointee.sp = nil
         me.set(.flagHosting)
+        me.pointee.next = hostingJoiner
+        hostingJoiner = me
         let tick = uthreads_ticks_inline()
         me.pointee.wait_since_tick = tick
         if accounting {
@@ -768,9 +773,17 @@ final class Scheduler {
         current = t
         uthreads_set_current(t)
         if checks { precondition(objectOf(t).contents == .body, "thread #\(t.pointee.id) started without a body") }
-        uthreads_call_on_stack(UnsafeMutableRawPointer(t), hostedEntry, UnsafeMutableRawPointer(t.pointee.stack_hi!))
-        // The body has returned (perhaps after parking: it resumed on its stack, current
-        // again). The exit as `exitCurrent`'s, without the switch.
+        let slot = UnsafeMutableRawPointer(me).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)  // `sp`
+        if let resumer = uthreads_call_on_stack(
+            UnsafeMutableRawPointer(t), hostedEntry, UnsafeMutableRawPointer(t.pointee.stack_hi!), slot)
+        {
+            // Unhosted, then resumed by a switch: an ordinary parked joiner's return.
+            return Scheduler.unhostedJoinReturned(me, resumer)
+        }
+        // The body has returned without ever leaving the CPU. The exit as `exitCurrent`'s,
+        // without the switch.
+        hostingJoiner = me.pointee.next
+        me.pointee.next = nil
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
         object._withUnsafeGuaranteedRef { object in
             object.isFinished = true
@@ -798,20 +811,64 @@ final class Scheduler {
             fifo.unsafelyUnwrapped.awakened(ThreadRef(me), reason: .woken)
             switchAway(from: me)
         }
-        guard me.has(.flagCancelled) else { return .woken }
-        return me.pointee.wake_result == WakeResult.deadlocked.rawValue ? .deadlocked : .cancelled
+        // Cancelled by the child itself (nothing else runs meanwhile): the normal join's
+        // park would have been woken with `.cancelled`.
+        return me.has(.flagCancelled) ? .cancelled : .woken
     }
 
-    /// The body of a hosted thread, on its own stack (`uthreads_call_on_stack`); the dense
-    /// canary is checked there, before the stack pointer leaves the stack.
-    fileprivate static func hostedMain(_ t: ControlBlock) {
-        Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.run() }
-        if t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) {
-            Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime.unsafelyUnwrapped)._withUnsafeGuaranteedRef {
-                $0.checkCanary(t)
-            }
+    /// Whether the running thread is hosted (tests: the help-first join was taken).
+    var runningThreadIsHosted: Bool { hostingJoiner != nil }
+
+    /// The running thread `from` leaves the CPU while hosted: it and every joiner hosting it in
+    /// turn become ordinary threads. Each joiner is then parked on its child's join queue,
+    /// cancellable (woken at once when already cancelled), resumable through the switch frame
+    /// `uthreads_call_on_stack` saved. O(hosting depth).
+    @inline(never)
+    private func unhost(_ from: ControlBlock) {
+        var child = from
+        while let joiner = hostingJoiner {
+            hostingJoiner = joiner.pointee.next
+            joiner.pointee.next = nil
+            joiner.clear(.flagHosting)
+            joiner.set(.flagCancellable)
+            objectOf(child).enqueue(joiner)
+            if joiner.has(.flagCancelled) { wake(joiner, .cancelled) }
+            child = joiner
         }
     }
+
+    /// The end of a join whose hosted child was unhosted: the joiner was resumed by a switch
+    /// (`resumer` is the switcher's scheduler), as after the normal join's park.
+    @inline(never)
+    private static func unhostedJoinReturned(_ me: ControlBlock, _ resumer: UnsafeMutableRawPointer) -> WakeResult {
+        Unmanaged<Scheduler>.fromOpaque(resumer)._withUnsafeGuaranteedRef { $0.resumed(me) }
+        me.clear(.flagCancellable)
+        me.pointee.wait_kind = 0
+        return WakeResult.stored(me.pointee.wake_result)
+    }
+
+    /// The body of a hosted thread, on its own stack (`uthreads_call_on_stack`). Still hosted,
+    /// it returns into the join (the dense canary checked here, before the stack pointer leaves
+    /// the stack); unhosted, it takes the normal exit and never returns. No Swift reference
+    /// lives in this frame (as in `threadMain`).
+    fileprivate static func hostedMain(_ t: ControlBlock) {
+        Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.run() }
+        let runtime = t.pointee.runtime.unsafelyUnwrapped
+        let next = Unmanaged<Scheduler>.fromOpaque(runtime)._withUnsafeGuaranteedRef { s -> ControlBlock? in
+            // Hosted still: its joiner hosts the running thread. Else nothing does (every
+            // hosting chain under it was unhosted when it left the CPU).
+            if s.hostingJoiner == nil { return s.exitUnhosted(t) }
+            if t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) { s.checkCanary(t) }
+            return nil
+        }
+        guard let next else { return }
+        ContextSwitch.jump(from: t, to: next, handoff: runtime, tsan: false)
+        fatalError("UserThreads: a finished thread was resumed")
+    }
+
+    /// The exit of a hosted thread that was unhosted: `exitCurrent`, out of the hosted path.
+    @inline(never)
+    private func exitUnhosted(_ t: ControlBlock) -> ControlBlock { exitCurrent(t) }
 
     // MARK: Thread life
 
@@ -1127,7 +1184,7 @@ final class Scheduler {
         table.forEachLive { t in
             if t.pointee.state == .stateBlocked || t.pointee.state == .stateSleeping {
                 t.set(.flagCancelled)
-                wakeUnlessHosting(t, .deadlocked)
+                wake(t, .deadlocked)
             }
         }
         return true
@@ -1138,18 +1195,8 @@ final class Scheduler {
         table.forEachLive { t in
             if t.pointee.state == .stateBlocked || t.pointee.state == .stateSleeping {
                 t.set(.flagCancelled)
-                wakeUnlessHosting(t, result)
+                wake(t, result)
             }
-        }
-    }
-
-    /// `wake` for teardown: a joiner that hosts a thread (its frames are under the child's)
-    /// cannot be made ready; it gets the result when the child's body returns.
-    private func wakeUnlessHosting(_ t: ControlBlock, _ result: WakeResult) {
-        if t.has(.flagHosting) {
-            t.pointee.wake_result = result.rawValue
-        } else {
-            wake(t, result)
         }
     }
 
