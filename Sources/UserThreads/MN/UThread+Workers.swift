@@ -172,8 +172,8 @@ extension UThread {
     /// of threads may join the same thread, any number of times; a finished thread is joined
     /// without waiting. Under `workers: 1` with the FIFO policy, a thread that has not started
     /// yet runs at once, called from the join on its own stack (the help-first join: no
-    /// switch); if it parks, the caller waits with it and sees its own cancellation when the
-    /// thread finishes.
+    /// switch); if it parks, the caller becomes an ordinary waiting joiner, so the join behaves
+    /// exactly as when the thread was switched to (cancellation ends the wait at once).
     /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
     ///   waits; `UThreadError.invalidArgument` when a thread joins itself;
     ///   `.foreignRuntime` for a thread of another runtime (or, for a `local` thread, of another

@@ -266,7 +266,7 @@ func checkpointSlowPath() {
 func waitUntilFinished(_ object: ThreadObject) throws {
     try Scheduler.with("UThread.join") { scheduler in
         let me = try joiner(of: object, scheduler)
-        // A thread that has not started runs here, on this stack (Scheduler's "Help-first join").
+        // A thread that has not started runs here, on its own stack (Scheduler's "Help-first join").
         if let t = object.controlBlock, let result = scheduler.host(t, joiner: me) {
             try result.check()
         } else {

@@ -41,24 +41,32 @@
 // Help-first join. `join()` of a thread that has not started yet runs it at once, as a call
 // from the join (`host`), as Cilk and Java's ForkJoinPool (tryUnpush, then exec) run a joined
 // task that nobody has taken yet: no context switch in or back, no park, no run-queue round
-// trip, no entry frames (spawn+run+join: 725 -> 591 instructions, docs/BENCHMARKS.md). What
+// trip, no entry frames (spawn+run+join: 725 -> 598 instructions, docs/BENCHMARKS.md). What
 // that changes, and how each promise is kept:
 //   * Identity. The child is the current thread while its body runs (`current`, the C
 //     thread-local, `UThread.current`, its id, its thread-local values, its cancellation); the
 //     joiner shows in the table as BLOCKED on "join" of the child (HOSTING flag), as a parked
-//     joiner does, with no saved stack pointer (its frames are mid-call, not switched out).
-//   * Stack. The body runs on the child's own stack, entered by `uthreads_call_on_stack` (the
-//     stack pointer moved, nothing saved): its size, its guard, the dense canary (checked on
-//     that stack before the call returns), the fault handler's overflow report and backtraces
-//     are the normal path's.
-//   * Parking. A hosted child may park, yield or be cancelled as any thread: its context is
-//     saved in its row as usual, and it resumes on its stack. The joiner cannot run meanwhile
-//     (its continuation is the call's return): it is parked too, on no queue, with no timer,
-//     not cancellable, and nothing may make it ready (deadlock teardown skips HOSTING rows).
-//     Its cancellation is therefore seen when the child's body returns: the join then throws
-//     CancellationError (or the deadlock error), as a parked joiner woken by either would.
-//     That delay is the one observable difference, and only for a child that parks; a joiner
-//     already cancelled, and `join(timeout:deadline:)`, take the normal path.
+//     joiner does, with a saved stack pointer and registers (below).
+//   * Stack. The body runs on the child's own stack, entered by `uthreads_call_on_stack`: its
+//     size, its guard, the dense canary (checked on that stack before the call returns), the
+//     fault handler's overflow report and backtraces are the normal path's. The call first
+//     saves the joiner's callee-saved registers in `uthreads_switch`'s frame on the joiner's
+//     stack, its address in the joiner's `sp` (a push and store per register, ~12
+//     instructions): the joiner is then resumable by an ordinary switch.
+//   * Parking. The first time a hosted child leaves the CPU by any path (a park, a yield, a
+//     preemption: every one goes through `switchTo`), it is unhosted (`unhost`): its joiner
+//     becomes an ordinary parked joiner of it, on its join queue, cancellable, and deadlock
+//     teardown wakes it as any other; when the joiner is hosted in turn, the same holds for
+//     its own joiner, up the chain (`hostingJoiner`, linked through the joiners' `next`).
+//     Whatever wakes the joiner (the child's exit through the queue, `cancel()`, teardown)
+//     switches to the saved frame: the call returns the switcher's handoff, non-nil, and the
+//     join ends as the normal join does after its park (`unhostedJoinReturned`). The child,
+//     resumed on its stack like any thread, takes the normal exit when its body returns
+//     (`hostedMain`), never the return into the joiner. The join is thus observably the
+//     normal one: a joiner cancelled while its hosted child waits throws CancellationError at
+//     once. A body that never leaves the CPU, the common case, returns into the join, which
+//     does the exit's bookkeeping without a switch. A joiner already cancelled, and
+//     `join(timeout:deadline:)`, take the normal path.
 //   * Order. Only under FIFO without tracing on one worker (`hooks` false: other policies
 //     decide who runs next, and a trace records switches), and only when the child is first
 //     in the run queue: the normal path would run exactly it next. When the body returns and
@@ -66,9 +74,12 @@
 //     put it. Not under ThreadSanitizer (it tracks one stack per fiber).
 // Rejected: running the body on the joiner's stack (the first version: the child then had
 // whatever the joiner had left, more than it asked for, so an overflow at its own size went
-// unreported); a spawn that takes no row, stack or id until the thread first runs (every walk
-// of the table, the dump and the policies see rows, and ids are promised at spawn: a second
-// representation of a ready thread everywhere); a leaner switch-based join (a direct switch to
+// unreported); a joiner parked on no queue and not cancellable while its hosted child waits
+// (the second: its cancellation was seen only when the child's body returned, never for a
+// child that waits forever; the switch frame costs ~12 instructions per hosted join and the
+// unhost test one load and branch per switch); a spawn that takes no row, stack or id until
+// the thread first runs (every walk of the table, the dump and the policies see rows, and ids
+// are promised at spawn: a second representation of a ready thread everywhere); a leaner switch-based join (a direct switch to
 // the child, no run-queue round trip: the two switches, the entry frames and the exit's switch
 // bookkeeping stay, ~45 + 23 + ~100 instructions by the per-function figures in
 // docs/BENCHMARKS.md).
