@@ -793,8 +793,7 @@ final class Scheduler {
         }
         // The body has returned without ever leaving the CPU. The exit as `exitCurrent`'s,
         // without the switch.
-        hostingJoiner = me.pointee.next
-        me.pointee.next = nil
+        hostingJoiner = me.pointee.next  // (a stale `next` is harmless: linking a row writes it)
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
         object._withUnsafeGuaranteedRef { object in
             object.isFinished = true
@@ -860,26 +859,27 @@ final class Scheduler {
 
     /// The body of a hosted thread, on its own stack (`uthreads_call_on_stack`). Still hosted,
     /// it returns into the join (the dense canary checked here, before the stack pointer leaves
-    /// the stack); unhosted, it takes the normal exit and never returns. No Swift reference
-    /// lives in this frame (as in `threadMain`).
+    /// the stack); unhosted, it takes the normal exit (`exitUnhosted`) and never returns.
     fileprivate static func hostedMain(_ t: ControlBlock) {
         Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.run() }
-        let runtime = t.pointee.runtime.unsafelyUnwrapped
-        let next = Unmanaged<Scheduler>.fromOpaque(runtime)._withUnsafeGuaranteedRef { s -> ControlBlock? in
-            // Hosted still: its joiner hosts the running thread. Else nothing does (every
-            // hosting chain under it was unhosted when it left the CPU).
-            if s.hostingJoiner == nil { return s.exitUnhosted(t) }
-            if t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) { s.checkCanary(t) }
-            return nil
+        let runtime = Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime.unsafelyUnwrapped)
+        // Hosted still: its joiner hosts the running thread. Else nothing does (every hosting
+        // chain under it was unhosted when it left the CPU).
+        if runtime._withUnsafeGuaranteedRef({ $0.hostingJoiner == nil }) { exitUnhosted(t) }
+        if t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) {
+            runtime._withUnsafeGuaranteedRef { $0.checkCanary(t) }
         }
-        guard let next else { return }
+    }
+
+    /// The exit of a hosted thread that was unhosted: `exitCurrent` and the final switch, as
+    /// `threadMain`'s (no Swift reference lives in this frame).
+    @inline(never)
+    private static func exitUnhosted(_ t: ControlBlock) -> Never {
+        let runtime = t.pointee.runtime.unsafelyUnwrapped
+        let next = Unmanaged<Scheduler>.fromOpaque(runtime)._withUnsafeGuaranteedRef { $0.exitCurrent(t) }
         ContextSwitch.jump(from: t, to: next, handoff: runtime, tsan: false)
         fatalError("UserThreads: a finished thread was resumed")
     }
-
-    /// The exit of a hosted thread that was unhosted: `exitCurrent`, out of the hosted path.
-    @inline(never)
-    private func exitUnhosted(_ t: ControlBlock) -> ControlBlock { exitCurrent(t) }
 
     // MARK: Thread life
 
