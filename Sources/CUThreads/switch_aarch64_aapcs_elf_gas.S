@@ -69,13 +69,11 @@
 #define UT_OFF_FPCR    0x90
 #define UT_OFF_FP      0xa0
 
-/* void *uthreads_switch(void **from_sp /x0/, void *to_sp /x1/, void *handoff /x2/) */
-.globl uthreads_switch
-.type uthreads_switch,%function
-.p2align 4
-uthreads_switch:
-    .cfi_startproc
-    hint    #34                     // bti c: landing pad, may be reached by an indirect call
+/*
+ * The frame in the table above, on the running stack (uthreads_switch and
+ * uthreads_call_on_stack: one layout, written once). Leaves the live FPCR in x9.
+ */
+.macro SAVE_SWITCH_FRAME
     sub     sp, sp, #UT_FRAME_SIZE  // make room for the frame (176: sp stays 16-aligned)
     .cfi_def_cfa_offset UT_FRAME_SIZE
     stp     d8, d9, [sp, #0x00]     // save the callee-saved FP/SIMD low halves ...
@@ -90,8 +88,18 @@ uthreads_switch:
     stp     x29, x30, [sp, #0xa0]   // save fp and lr (the resume address) as a frame record
     .cfi_offset x29, -16
     .cfi_offset x30, -8
-    mrs     x9, fpcr                // x9 = live FPCR of the outgoing thread
+    mrs     x9, fpcr                // x9 = the live FPCR
     str     x9, [sp, #UT_OFF_FPCR]  // save it (the pad slot at 0x98 is never read)
+.endm
+
+/* void *uthreads_switch(void **from_sp /x0/, void *to_sp /x1/, void *handoff /x2/) */
+.globl uthreads_switch
+.type uthreads_switch,%function
+.p2align 4
+uthreads_switch:
+    .cfi_startproc
+    hint    #34                     // bti c: landing pad, may be reached by an indirect call
+    SAVE_SWITCH_FRAME               // on the outgoing thread's stack; x9 = its live FPCR
     mov     x10, sp                 // sp cannot be the source of a str: go through x10
     str     x10, [x0]               // publish the outgoing stack pointer: *from_sp = sp
 
@@ -201,23 +209,7 @@ uthreads_context_make_aarch64:
 uthreads_call_on_stack:
     .cfi_startproc
     hint    #34                     // bti c: landing pad, may be reached by an indirect call
-    sub     sp, sp, #UT_FRAME_SIZE  // uthreads_switch's frame ...
-    .cfi_def_cfa_offset UT_FRAME_SIZE
-    stp     d8, d9, [sp, #0x00]
-    stp     d10, d11, [sp, #0x10]
-    stp     d12, d13, [sp, #0x20]
-    stp     d14, d15, [sp, #0x30]
-    stp     x19, x20, [sp, #0x40]
-    stp     x21, x22, [sp, #0x50]
-    stp     x23, x24, [sp, #0x60]
-    stp     x25, x26, [sp, #0x70]
-    stp     x27, x28, [sp, #0x80]
-    stp     x29, x30, [sp, #0xa0]   // fp and the resume address (the return into the caller)
-    .cfi_offset x29, -16
-    .cfi_offset x30, -8
-    .cfi_offset x19, -UT_FRAME_SIZE + 0x40
-    mrs     x9, fpcr
-    str     x9, [sp, #UT_OFF_FPCR]  // ... and FPCR
+    SAVE_SWITCH_FRAME               // uthreads_switch's frame, on the caller's stack
     mov     x19, sp                 // x19 = the frame (fn keeps it)
     str     x19, [x3]               // *save_sp = the frame: resumable by a switch from here
     mov     x29, xzr                // fn's frame-pointer chain ends here

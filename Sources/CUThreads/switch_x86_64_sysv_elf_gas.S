@@ -38,13 +38,11 @@
 .file "switch_x86_64_sysv_elf_gas.S"
 .text
 
-/* void *uthreads_switch(void **from_sp /rdi/, void *to_sp /rsi/, void *handoff /rdx/) */
-.globl uthreads_switch
-.type uthreads_switch,@function
-.align 16
-uthreads_switch:
-    .cfi_startproc
-    endbr64                         /* CET landing pad: this is an indirect-call target too */
+/*
+ * The frame in the table above, pushed on the running stack (uthreads_switch and
+ * uthreads_call_on_stack: one layout, written once).
+ */
+.macro SAVE_SWITCH_FRAME
     pushq   %rbp                    /* save the callee-saved integer registers ...          */
     .cfi_adjust_cfa_offset 8
     pushq   %rbx
@@ -55,12 +53,22 @@ uthreads_switch:
     .cfi_adjust_cfa_offset 8
     pushq   %r14
     .cfi_adjust_cfa_offset 8
-    pushq   %r15                    /* ... on the outgoing thread's stack                   */
+    pushq   %r15                    /* ... on the running stack                             */
     .cfi_adjust_cfa_offset 8
     leaq    -8(%rsp), %rsp          /* room for MXCSR + x87 CW (lea: leaves flags alone)    */
     .cfi_adjust_cfa_offset 8
     stmxcsr (%rsp)                  /* save MXCSR (control + status) at offset 0            */
     fnstcw  4(%rsp)                 /* save the x87 control word at offset 4                */
+.endm
+
+/* void *uthreads_switch(void **from_sp /rdi/, void *to_sp /rsi/, void *handoff /rdx/) */
+.globl uthreads_switch
+.type uthreads_switch,@function
+.align 16
+uthreads_switch:
+    .cfi_startproc
+    endbr64                         /* CET landing pad: this is an indirect-call target too */
+    SAVE_SWITCH_FRAME               /* on the outgoing thread's stack                       */
     movq    (%rsp), %rax            /* rax = outgoing MXCSR | CW << 32 = the live values    */
     movq    %rsp, (%rdi)            /* publish the outgoing stack pointer: *from_sp = rsp   */
 
@@ -130,24 +138,7 @@ uthreads_trampoline:
 uthreads_call_on_stack:
     .cfi_startproc
     endbr64                         /* CET landing pad: may be reached by an indirect call   */
-    pushq   %rbp                    /* uthreads_switch's frame, in its order ...             */
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset rbp, 0
-    pushq   %rbx
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset rbx, 0
-    pushq   %r12
-    .cfi_adjust_cfa_offset 8
-    pushq   %r13
-    .cfi_adjust_cfa_offset 8
-    pushq   %r14
-    .cfi_adjust_cfa_offset 8
-    pushq   %r15
-    .cfi_adjust_cfa_offset 8
-    leaq    -8(%rsp), %rsp
-    .cfi_adjust_cfa_offset 8
-    stmxcsr (%rsp)                  /* ... MXCSR at offset 0                                  */
-    fnstcw  4(%rsp)                 /* ... the x87 control word at offset 4                   */
+    SAVE_SWITCH_FRAME               /* uthreads_switch's frame, on the caller's stack         */
     movq    %rsp, (%rcx)            /* *save_sp = the frame: resumable by a switch from here  */
     movq    %rsp, %rbx              /* rbx = the frame (fn keeps it)                          */
     xorl    %ebp, %ebp              /* fn's frame-pointer chain ends here                     */

@@ -41,7 +41,7 @@
 // Help-first join. `join()` of a thread that has not started yet runs it at once, as a call
 // from the join (`host`), as Cilk and Java's ForkJoinPool (tryUnpush, then exec) run a joined
 // task that nobody has taken yet: no context switch in or back, no park, no run-queue round
-// trip, no entry frames (spawn+run+join: 725 -> 598 instructions, docs/BENCHMARKS.md). What
+// trip, no entry frames (spawn+run+join: 725 -> 623 instructions, docs/BENCHMARKS.md). What
 // that changes, and how each promise is kept:
 //   * Identity. The child is the current thread while its body runs (`current`, the C
 //     thread-local, `UThread.current`, its id, its thread-local values, its cancellation); the
