@@ -135,7 +135,7 @@ enum {
     UTHREADS_FLAG_IMMIGRANT = 1u << 8,   ///< M:N: owned by a worker other than its row's home
     UTHREADS_FLAG_UNAUDITED = 1u << 9,   ///< M:N: ready after a preemption at a site not audited for resuming elsewhere
     UTHREADS_FLAG_SCOPEPINNED = 1u << 10, ///< M:N: unmovable only while a thread group's scope lasts, migratable after it
-    UTHREADS_FLAG_HOSTING = 1u << 11,    ///< its join runs a never-started thread on its stack (Scheduler.swift, "Help-first join")
+    UTHREADS_FLAG_HOSTING = 1u << 11,    ///< its join runs a never-started thread as a call, not yet unhosted (Scheduler.swift, "Help-first join")
 };
 
 #define UTHREADS_NAME_MAX 24
