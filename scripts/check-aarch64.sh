@@ -6,8 +6,8 @@
 #
 # Always:
 #   1. assembles the AArch64 file with clang -target aarch64-unknown-linux-gnu and checks with
-#      llvm-nm / llvm-objdump that uthreads_switch, uthreads_trampoline and
-#      uthreads_context_make_aarch64 are defined, start with BTI landing pads, contain no
+#      llvm-nm / llvm-objdump that uthreads_switch, uthreads_trampoline,
+#      uthreads_context_make_aarch64 and uthreads_call_on_stack are defined, start with BTI landing pads, contain no
 #      system call, and that the trampoline's CFI marks the return address (x30) undefined;
 #   2. checks the GNU property note emitted under -mbranch-protection=standard;
 #   3. checks that the file assembles to nothing for x86-64;
@@ -43,7 +43,7 @@ backtrace=Sources/CUThreads/backtrace.c
 test_c=Tests/asm/aarch64_switch_test.c
 include=Sources/CUThreads/include
 rounds="${UT_SWITCH_ROUNDS:-100000}"
-symbols=(uthreads_switch uthreads_trampoline uthreads_context_make_aarch64)
+symbols=(uthreads_switch uthreads_trampoline uthreads_context_make_aarch64 uthreads_call_on_stack)
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/check-aarch64.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -116,7 +116,7 @@ first_insn() {  # first instruction of function $1
         "$work/dis.txt"
 }
 for pair in "uthreads_switch:bti c" "uthreads_trampoline:bti jc" \
-            "uthreads_context_make_aarch64:bti c"; do
+            "uthreads_context_make_aarch64:bti c" "uthreads_call_on_stack:bti c"; do
     fn="${pair%%:*}"; want="${pair#*:}"
     got="$(first_insn "$fn" | tr -s ' \t' ' ')"
     [ "$got" = "$want" ] || die "$fn starts with '$got', expected '$want'"

@@ -69,13 +69,11 @@
 #define UT_OFF_FPCR    0x90
 #define UT_OFF_FP      0xa0
 
-/* void *uthreads_switch(void **from_sp /x0/, void *to_sp /x1/, void *handoff /x2/) */
-.globl uthreads_switch
-.type uthreads_switch,%function
-.p2align 4
-uthreads_switch:
-    .cfi_startproc
-    hint    #34                     // bti c: landing pad, may be reached by an indirect call
+/*
+ * The frame in the table above, on the running stack (uthreads_switch and
+ * uthreads_call_on_stack: one layout, written once). Leaves the live FPCR in x9.
+ */
+.macro SAVE_SWITCH_FRAME
     sub     sp, sp, #UT_FRAME_SIZE  // make room for the frame (176: sp stays 16-aligned)
     .cfi_def_cfa_offset UT_FRAME_SIZE
     stp     d8, d9, [sp, #0x00]     // save the callee-saved FP/SIMD low halves ...
@@ -90,8 +88,18 @@ uthreads_switch:
     stp     x29, x30, [sp, #0xa0]   // save fp and lr (the resume address) as a frame record
     .cfi_offset x29, -16
     .cfi_offset x30, -8
-    mrs     x9, fpcr                // x9 = live FPCR of the outgoing thread
+    mrs     x9, fpcr                // x9 = the live FPCR
     str     x9, [sp, #UT_OFF_FPCR]  // save it (the pad slot at 0x98 is never read)
+.endm
+
+/* void *uthreads_switch(void **from_sp /x0/, void *to_sp /x1/, void *handoff /x2/) */
+.globl uthreads_switch
+.type uthreads_switch,%function
+.p2align 4
+uthreads_switch:
+    .cfi_startproc
+    hint    #34                     // bti c: landing pad, may be reached by an indirect call
+    SAVE_SWITCH_FRAME               // on the outgoing thread's stack; x9 = its live FPCR
     mov     x10, sp                 // sp cannot be the source of a str: go through x10
     str     x10, [x0]               // publish the outgoing stack pointer: *from_sp = sp
 
@@ -186,9 +194,14 @@ uthreads_context_make_aarch64:
 .size uthreads_context_make_aarch64,.-uthreads_context_make_aarch64
 
 /*
- * uthreads_call_on_stack(arg, fn, stack_top): fn(arg) on another stack, then back (cuthreads.h).
- * x29 (callee-saved, so fn keeps it) holds the caller's stack pointer meanwhile, and is the
- * frame pointer fn's frames link to.
+ * void *uthreads_call_on_stack(arg /x0/, fn /x1/, stack_top /x2/, void **save_sp /x3/):
+ * fn(arg) on another stack (cuthreads.h). First the caller's callee-saved state is saved in
+ * exactly uthreads_switch's frame (the table above) on the caller's stack, and *save_sp is
+ * set to it: the caller is then resumable by an ordinary switch, which returns here as from
+ * uthreads_switch, with the switcher's handoff. When fn returns instead, the frame is
+ * dropped and NULL returned. x19 (callee-saved, so fn keeps it) holds the frame meanwhile;
+ * fn's frames do not link to the caller's (fp = 0, the return address undefined to
+ * unwinders, as at the trampoline): the caller may be resumed apart from them.
  */
 .globl uthreads_call_on_stack
 .type uthreads_call_on_stack,%function
@@ -196,17 +209,18 @@ uthreads_context_make_aarch64:
 uthreads_call_on_stack:
     .cfi_startproc
     hint    #34                     // bti c: landing pad, may be reached by an indirect call
-    stp     x29, x30, [sp, #-16]!
-    .cfi_def_cfa_offset 16
-    .cfi_offset x29, -16
-    .cfi_offset x30, -8
-    mov     x29, sp
-    .cfi_def_cfa_register x29
+    SAVE_SWITCH_FRAME               // uthreads_switch's frame, on the caller's stack
+    mov     x19, sp                 // x19 = the frame (fn keeps it)
+    str     x19, [x3]               // *save_sp = the frame: resumable by a switch from here
+    mov     x29, xzr                // fn's frame-pointer chain ends here
     mov     sp, x2                  // the other stack (16-byte aligned)
+    .cfi_undefined x30              // unwinders stop here (fn's caller may run apart)
     blr     x1                      // fn(arg); x0 is arg already
-    mov     sp, x29                 // back on the caller's stack
-    ldp     x29, x30, [sp], #16
-    .cfi_def_cfa sp, 0
+    mov     sp, x19                 // fn returned: back on the caller's stack
+    ldr     x19, [sp, #0x40]        // x20-x28, d8-d15 are the caller's still (fn kept them)
+    ldp     x29, x30, [sp, #0xa0]
+    add     sp, sp, #UT_FRAME_SIZE
+    mov     x0, xzr                 // NULL: fn returned (a resume by switch returns non-NULL)
     ret
     .cfi_endproc
 .size uthreads_call_on_stack,.-uthreads_call_on_stack

@@ -38,13 +38,11 @@
 .file "switch_x86_64_sysv_elf_gas.S"
 .text
 
-/* void *uthreads_switch(void **from_sp /rdi/, void *to_sp /rsi/, void *handoff /rdx/) */
-.globl uthreads_switch
-.type uthreads_switch,@function
-.align 16
-uthreads_switch:
-    .cfi_startproc
-    endbr64                         /* CET landing pad: this is an indirect-call target too */
+/*
+ * The frame in the table above, pushed on the running stack (uthreads_switch and
+ * uthreads_call_on_stack: one layout, written once).
+ */
+.macro SAVE_SWITCH_FRAME
     pushq   %rbp                    /* save the callee-saved integer registers ...          */
     .cfi_adjust_cfa_offset 8
     pushq   %rbx
@@ -55,12 +53,22 @@ uthreads_switch:
     .cfi_adjust_cfa_offset 8
     pushq   %r14
     .cfi_adjust_cfa_offset 8
-    pushq   %r15                    /* ... on the outgoing thread's stack                   */
+    pushq   %r15                    /* ... on the running stack                             */
     .cfi_adjust_cfa_offset 8
     leaq    -8(%rsp), %rsp          /* room for MXCSR + x87 CW (lea: leaves flags alone)    */
     .cfi_adjust_cfa_offset 8
     stmxcsr (%rsp)                  /* save MXCSR (control + status) at offset 0            */
     fnstcw  4(%rsp)                 /* save the x87 control word at offset 4                */
+.endm
+
+/* void *uthreads_switch(void **from_sp /rdi/, void *to_sp /rsi/, void *handoff /rdx/) */
+.globl uthreads_switch
+.type uthreads_switch,@function
+.align 16
+uthreads_switch:
+    .cfi_startproc
+    endbr64                         /* CET landing pad: this is an indirect-call target too */
+    SAVE_SWITCH_FRAME               /* on the outgoing thread's stack                       */
     movq    (%rsp), %rax            /* rax = outgoing MXCSR | CW << 32 = the live values    */
     movq    %rsp, (%rdi)            /* publish the outgoing stack pointer: *from_sp = rsp   */
 
@@ -115,9 +123,14 @@ uthreads_trampoline:
 .size uthreads_trampoline,.-uthreads_trampoline
 
 /*
- * uthreads_call_on_stack(arg, fn, stack_top): fn(arg) on another stack, then back (cuthreads.h).
- * rbp (callee-saved, so fn keeps it) holds the caller's stack pointer meanwhile, and is the
- * frame pointer fn's frames link to.
+ * void *uthreads_call_on_stack(arg /rdi/, fn /rsi/, stack_top /rdx/, void **save_sp /rcx/):
+ * fn(arg) on another stack (cuthreads.h). First the caller's callee-saved state is saved in
+ * exactly uthreads_switch's frame (the table above) on the caller's stack, and *save_sp is
+ * set to it: the caller is then resumable by an ordinary switch, which returns here as from
+ * uthreads_switch, with the switcher's handoff. When fn returns instead, the frame is
+ * dropped and NULL returned. rbx (callee-saved, so fn keeps it) holds the frame meanwhile;
+ * fn's frames do not link to the caller's (rbp = 0, the return address undefined to
+ * unwinders, as at the trampoline): the caller may be resumed apart from them.
  */
 .globl uthreads_call_on_stack
 .type uthreads_call_on_stack,@function
@@ -125,16 +138,17 @@ uthreads_trampoline:
 uthreads_call_on_stack:
     .cfi_startproc
     endbr64                         /* CET landing pad: may be reached by an indirect call   */
-    pushq   %rbp
-    .cfi_def_cfa_offset 16
-    .cfi_offset rbp, -16
-    movq    %rsp, %rbp
-    .cfi_def_cfa_register rbp
-    movq    %rdx, %rsp              /* the other stack (16-byte aligned: fn gets the ABI's)  */
-    callq   *%rsi                   /* fn(arg); rdi is arg already                           */
-    movq    %rbp, %rsp              /* back on the caller's stack                            */
+    SAVE_SWITCH_FRAME               /* uthreads_switch's frame, on the caller's stack         */
+    movq    %rsp, (%rcx)            /* *save_sp = the frame: resumable by a switch from here  */
+    movq    %rsp, %rbx              /* rbx = the frame (fn keeps it)                          */
+    xorl    %ebp, %ebp              /* fn's frame-pointer chain ends here                     */
+    movq    %rdx, %rsp              /* the other stack (16-byte aligned: fn gets the ABI's)   */
+    .cfi_undefined rip              /* unwinders stop here (fn's caller may run apart)        */
+    callq   *%rsi                   /* fn(arg); rdi is arg already                            */
+    leaq    40(%rbx), %rsp          /* fn returned: back on the caller's stack, at rbx's slot */
+    popq    %rbx                    /* r12-r15 are the caller's still (fn kept them)          */
     popq    %rbp
-    .cfi_def_cfa rsp, 8
+    xorl    %eax, %eax              /* NULL: fn returned (a resume by switch returns non-NULL) */
     ret
     .cfi_endproc
 .size uthreads_call_on_stack,.-uthreads_call_on_stack

@@ -615,6 +615,63 @@ static void test_entry_returns(void) {
            detail);
 }
 
+// MARK: - uthreads_call_on_stack (the help-first join's call)
+//
+// fn(arg) runs on another stack; when it returns, the call returns NULL. Before the call the
+// caller's frame is saved in uthreads_switch's layout and published in *save_sp, so fn may
+// instead switch to it: the call then returns that switch's handoff, with the caller's
+// locals and FP control intact, and fn (resumed by a later switch) never returns into it.
+
+static struct stack cos_stack;
+static void *cos_caller_sp, *cos_fn_sp, *cos_main_sp;
+static void *volatile cos_fn_arg, *volatile cos_fn_local;
+static volatile int cos_fn_resumed;
+
+static void cos_returning_fn(void *arg) {
+    int local = 0;
+    cos_fn_arg = arg;
+    cos_fn_local = (void *)&local;
+}
+
+static void cos_switching_fn(void *arg) {
+    cos_fn_arg = arg;
+    set_round(ROUND_ZERO);  // fn's own FP control must not leak into the caller's resume
+    void *back = uthreads_switch(&cos_fn_sp, cos_caller_sp, (void *)0xabc);
+    cos_fn_resumed = back == (void *)0xdef;
+    uthreads_switch(&cos_fn_sp, cos_main_sp, (void *)0x123);  // never resumed again
+    abort();
+}
+
+static void test_call_on_stack(void) {
+    cos_stack = stack_new();
+    char d[160];
+    volatile long canary = 0x5eed;
+
+    void *r = uthreads_call_on_stack((void *)0x11, cos_returning_fn, cos_stack.hi, &cos_caller_sp);
+    uintptr_t local = (uintptr_t)cos_fn_local;
+    snprintf(d, sizeof d, "returned %p, arg %p, fn's local %#lx, stack [%p, %p)", r, cos_fn_arg,
+             (unsigned long)local, (void *)cos_stack.lo, (void *)cos_stack.hi);
+    report("call_on_stack: fn runs on the other stack and its return returns NULL",
+           r == NULL && cos_fn_arg == (void *)0x11 && local >= (uintptr_t)cos_stack.hi - 4096 &&
+               local < (uintptr_t)cos_stack.hi,
+           d);
+
+    set_round(ROUND_UP);
+    r = uthreads_call_on_stack((void *)0x22, cos_switching_fn, cos_stack.hi, &cos_caller_sp);
+    enum round_mode after = get_round();
+    snprintf(d, sizeof d, "returned %p (expected 0xabc), arg %p, canary %#lx, round '%s'", r,
+             cos_fn_arg, (unsigned long)canary, round_names[after]);
+    report("call_on_stack: a switch to *save_sp resumes the caller with the switcher's handoff",
+           r == (void *)0xabc && cos_fn_arg == (void *)0x22 && canary == 0x5eed && after == ROUND_UP,
+           d);
+    set_round(ROUND_NEAREST);
+
+    void *back = uthreads_switch(&cos_main_sp, cos_fn_sp, (void *)0xdef);
+    report("call_on_stack: fn, resumed by a switch, goes on apart from its caller",
+           cos_fn_resumed && back == (void *)0x123 && canary == 0x5eed, "");
+    munmap(cos_stack.lo, STACK_SIZE);
+}
+
 static void report_start(int c, const char *name) {
     struct start_info *info = &start_info[c];
     char buf[200], d[160];
@@ -744,6 +801,7 @@ int main(int argc, char **argv) {
     test_frame();
     test_entry_returns();
     test_backtrace();
+    test_call_on_stack();
 #if defined(__aarch64__) && defined(__ARM_FEATURE_BTI_DEFAULT)
     test_bti();
 #endif

@@ -47,11 +47,16 @@ void *_Nullable uthreads_switch(void *_Nullable *_Nonnull from_sp, void *_Nonnul
 /// user thread ends cleanly here. `entry` must never return.
 void uthreads_trampoline(void);
 
-/// Calls `fn(arg)` with the stack pointer at `stack_top` (16-byte aligned), and returns with
-/// the caller's stack pointer back once `fn` returns: a call on another stack, with no context
-/// saved (the help-first join runs a thread that has not started this way, Scheduler.swift).
-/// The frame-pointer chain continues into the caller's stack.
-void uthreads_call_on_stack(void *_Nullable arg, void (*_Nonnull fn)(void *_Nullable), void *_Nonnull stack_top);
+/// Calls `fn(arg)` with the stack pointer at `stack_top` (16-byte aligned). Before the call it
+/// saves the caller's callee-saved registers in uthreads_switch's frame on the caller's stack
+/// and stores that frame's address in `*save_sp` (the caller's row's `sp`), so the caller can
+/// also be resumed by an ordinary switch to `*save_sp` while `fn` is suspended. Returns NULL
+/// when `fn` returns; when resumed by a switch instead, returns that switch's `handoff` (as
+/// uthreads_switch does), and `fn` must then never return. `fn`'s frames do not link to the
+/// caller's (a backtrace inside ends here, as at the trampoline). The help-first join runs a
+/// thread that has not started this way (Scheduler.swift).
+void *_Nullable uthreads_call_on_stack(void *_Nullable arg, void (*_Nonnull fn)(void *_Nullable),
+                                       void *_Nonnull stack_top, void *_Nullable *_Nonnull save_sp);
 
 #if defined(__aarch64__)
 /// AArch64 half of uthreads_context_make (switch_aarch64_aapcs_elf_gas.S documents the frame).
@@ -130,7 +135,7 @@ enum {
     UTHREADS_FLAG_IMMIGRANT = 1u << 8,   ///< M:N: owned by a worker other than its row's home
     UTHREADS_FLAG_UNAUDITED = 1u << 9,   ///< M:N: ready after a preemption at a site not audited for resuming elsewhere
     UTHREADS_FLAG_SCOPEPINNED = 1u << 10, ///< M:N: unmovable only while a thread group's scope lasts, migratable after it
-    UTHREADS_FLAG_HOSTING = 1u << 11,    ///< its join runs a never-started thread on its stack (Scheduler.swift, "Help-first join")
+    UTHREADS_FLAG_HOSTING = 1u << 11,    ///< its join runs a never-started thread as a call, not yet unhosted (Scheduler.swift, "Help-first join")
 };
 
 #define UTHREADS_NAME_MAX 24

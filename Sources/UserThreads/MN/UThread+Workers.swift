@@ -181,7 +181,8 @@ extension UThread {
     /// spawned the thread through `UThread.runtime`'s handle) blocks, for any number of workers.
     /// Under `workers: 1` with the FIFO policy, a thread that has not started yet runs at once,
     /// called from the join on its own stack (the help-first join: no switch); if it parks, the
-    /// caller waits with it and sees its own cancellation when the thread finishes.
+    /// caller becomes an ordinary waiting joiner, so the join behaves exactly as when the thread
+    /// was switched to (cancellation ends the wait at once).
     /// - Throws: the thread's error; `CancellationError` if the *caller* is cancelled while it
     ///   waits; `UThreadError.invalidArgument` when a thread joins itself, or when code outside
     ///   every runtime joins a thread of one worker that was not spawned through the handle;

@@ -276,13 +276,16 @@ func checkpointSlowPath() {
 func waitUntilFinished(_ object: ThreadObject) throws {
     try Scheduler.withOrThrow("UThread.join") { scheduler in
         let me = try joiner(of: object, scheduler)
-        // A thread that has not started runs here, on this stack (Scheduler's "Help-first join").
-        if let t = object.controlBlock, let result = scheduler.host(t, joiner: me) { return try result.check() }
-        // The first wait inlined, any further one (a wake that was not the exit) called: the
-        // inlined park inside a loop had the compiler load and spill eight scheduler fields
-        // before it (~20 instructions per join).
-        object.enqueue(me)
-        try scheduler.park(inlined: .join, object: object.id.rawValue).check()
+        // A thread that has not started runs here, on its own stack (Scheduler's "Help-first join").
+        if let t = object.controlBlock, let result = scheduler.host(t, joiner: me) {
+            try result.check()
+        } else {
+            // The first wait inlined, any further one (a wake that was not the exit) called:
+            // the inlined park inside a loop had the compiler load and spill eight scheduler
+            // fields before it (~20 instructions per join).
+            object.enqueue(me)
+            try scheduler.park(inlined: .join, object: object.id.rawValue).check()
+        }
         while !object.isFinished {
             object.enqueue(me)
             try scheduler.park(.join, object: object.id.rawValue).check()

@@ -45,24 +45,32 @@
 // Help-first join. `join()` of a thread that has not started yet runs it at once, as a call
 // from the join (`host`), as Cilk and Java's ForkJoinPool (tryUnpush, then exec) run a joined
 // task that nobody has taken yet: no context switch in or back, no park, no run-queue round
-// trip, no entry frames (spawn+run+join: 725 -> 591 instructions, docs/BENCHMARKS.md). What
+// trip, no entry frames (spawn+run+join: 725 -> 623 instructions, docs/BENCHMARKS.md). What
 // that changes, and how each promise is kept:
 //   * Identity. The child is the current thread while its body runs (`current`, the C
 //     thread-local, `UThread.current`, its id, its thread-local values, its cancellation); the
 //     joiner shows in the table as BLOCKED on "join" of the child (HOSTING flag), as a parked
-//     joiner does, with no saved stack pointer (its frames are mid-call, not switched out).
-//   * Stack. The body runs on the child's own stack, entered by `uthreads_call_on_stack` (the
-//     stack pointer moved, nothing saved): its size, its guard, the dense canary (checked on
-//     that stack before the call returns), the fault handler's overflow report and backtraces
-//     are the normal path's.
-//   * Parking. A hosted child may park, yield or be cancelled as any thread: its context is
-//     saved in its row as usual, and it resumes on its stack. The joiner cannot run meanwhile
-//     (its continuation is the call's return): it is parked too, on no queue, with no timer,
-//     not cancellable, and nothing may make it ready (deadlock teardown skips HOSTING rows).
-//     Its cancellation is therefore seen when the child's body returns: the join then throws
-//     CancellationError (or the deadlock error), as a parked joiner woken by either would.
-//     That delay is the one observable difference, and only for a child that parks; a joiner
-//     already cancelled, and `join(timeout:deadline:)`, take the normal path.
+//     joiner does, with a saved stack pointer and registers (below).
+//   * Stack. The body runs on the child's own stack, entered by `uthreads_call_on_stack`: its
+//     size, its guard, the dense canary (checked on that stack before the call returns), the
+//     fault handler's overflow report and backtraces are the normal path's. The call first
+//     saves the joiner's callee-saved registers in `uthreads_switch`'s frame on the joiner's
+//     stack, its address in the joiner's `sp` (a push and store per register, ~12
+//     instructions): the joiner is then resumable by an ordinary switch.
+//   * Parking. The first time a hosted child leaves the CPU by any path (a park, a yield, a
+//     preemption: every one goes through `switchTo`), it is unhosted (`unhost`): its joiner
+//     becomes an ordinary parked joiner of it, on its join queue, cancellable, and deadlock
+//     teardown wakes it as any other; when the joiner is hosted in turn, the same holds for
+//     its own joiner, up the chain (`hostingJoiner`, linked through the joiners' `next`).
+//     Whatever wakes the joiner (the child's exit through the queue, `cancel()`, teardown)
+//     switches to the saved frame: the call returns the switcher's handoff, non-nil, and the
+//     join ends as the normal join does after its park (`unhostedJoinReturned`). The child,
+//     resumed on its stack like any thread, takes the normal exit when its body returns
+//     (`hostedMain`), never the return into the joiner. The join is thus observably the
+//     normal one: a joiner cancelled while its hosted child waits throws CancellationError at
+//     once. A body that never leaves the CPU, the common case, returns into the join, which
+//     does the exit's bookkeeping without a switch. A joiner already cancelled, and
+//     `join(timeout:deadline:)`, take the normal path.
 //   * Order. Only under FIFO without tracing on one worker (`hooks` false: other policies
 //     decide who runs next, and a trace records switches), and only when the child is first
 //     in the run queue: the normal path would run exactly it next. When the body returns and
@@ -70,9 +78,12 @@
 //     put it. Not under ThreadSanitizer (it tracks one stack per fiber).
 // Rejected: running the body on the joiner's stack (the first version: the child then had
 // whatever the joiner had left, more than it asked for, so an overflow at its own size went
-// unreported); a spawn that takes no row, stack or id until the thread first runs (every walk
-// of the table, the dump and the policies see rows, and ids are promised at spawn: a second
-// representation of a ready thread everywhere); a leaner switch-based join (a direct switch to
+// unreported); a joiner parked on no queue and not cancellable while its hosted child waits
+// (the second: its cancellation was seen only when the child's body returned, never for a
+// child that waits forever; the switch frame costs ~12 instructions per hosted join and the
+// unhost test one load and branch per switch); a spawn that takes no row, stack or id until
+// the thread first runs (every walk of the table, the dump and the policies see rows, and ids
+// are promised at spawn: a second representation of a ready thread everywhere); a leaner switch-based join (a direct switch to
 // the child, no run-queue round trip: the two switches, the entry frames and the exit's switch
 // bookkeeping stay, ~45 + 23 + ~100 instructions by the per-function figures in
 // docs/BENCHMARKS.md).
@@ -200,6 +211,9 @@ final class Scheduler {
     let tsan = uthreads_tsan_enabled() != 0
     let settings: SchedulerSettings
     @exclusivity(unchecked) private var zombie: ControlBlock?
+    /// The joiner that hosts the running thread (essay, "Help-first join"), or nil. Each
+    /// hosting joiner's `next` (it is on no queue) names the joiner hosting it in turn.
+    @exclusivity(unchecked) private var hostingJoiner: ControlBlock?
     /// This kernel thread's live exclusivity access-set head inside libswiftCore, set when the
     /// idle loop starts (on the scheduler's own kernel thread), or nil where it cannot be found:
     /// a switch then skips saving an empty set (ContextSwitch.saveExclusivity).
@@ -593,6 +607,7 @@ final class Scheduler {
     /// Suspends `from` (already queued or parked by the caller) and runs `next`.
     @inline(__always)
     private func switchTo(_ next: ControlBlock, from: ControlBlock) {
+        if hostingJoiner != nil { unhost(from) }
         ContextSwitch.saveExclusivity(from, liveHead: liveAccessHead)
         if from.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) {
             checkCanary(from)
@@ -786,10 +801,10 @@ final class Scheduler {
     // MARK: Help-first join (see the essay)
 
     /// Runs `t`, a thread that has not started, from the calling joiner `me`'s join until its
-    /// body returns, when it may (see the essay's "Help-first join"). Returns nil when it may
-    /// not (the caller takes the normal path), else how the join ends: `.woken` (finished),
-    /// `.cancelled` or `.deadlocked` (the joiner was cancelled, or deadlock teardown reached it,
-    /// while the child was parked). O(1) besides the body.
+    /// body returns or it first leaves the CPU, when it may (see the essay's "Help-first
+    /// join"). Returns nil when it may not (the caller takes the normal path), else how the
+    /// join's wait ended, as the normal join's park returns it: `.woken` (the child finished,
+    /// or a wake the caller re-checks), `.cancelled`, `.deadlocked`. O(1) besides the body.
     @inline(__always)
     func host(_ t: ControlBlock, joiner me: ControlBlock) -> WakeResult? {
         // `hooks` false: FIFO (`fifo` set), no tracing, not an M:N worker.
@@ -802,14 +817,15 @@ final class Scheduler {
     @inline(__always)
     private func runHosted(_ t: ControlBlock, joiner me: ControlBlock) -> WakeResult {
         fifo.unsafelyUnwrapped.removeFirst()
-        // The joiner parks on the child's join, on no queue: nothing but the body's return
-        // resumes it. It has no saved context (it is mid-call).
+        // The joiner parks on the child's join, on no queue until the child first leaves the
+        // CPU (`unhost`); `uthreads_call_on_stack` saves its switch frame in `sp`.
         ContextSwitch.saveExclusivity(me, liveHead: liveAccessHead)
         me.pointee.state = .stateBlocked
         me.pointee.wait_kind = WaitReason.Kind.join.rawValue
         me.pointee.wait_object = t.pointee.id
-        me.pointee.sp = nil
         me.set(.flagHosting)
+        me.pointee.next = hostingJoiner
+        hostingJoiner = me
         let tick = uthreads_ticks_inline()
         me.pointee.wait_since_tick = tick
         if accounting {
@@ -822,9 +838,16 @@ final class Scheduler {
         current = t
         uthreads_set_current(t)
         if checks { precondition(objectOf(t).contents == .body, "thread #\(t.pointee.id) started without a body") }
-        uthreads_call_on_stack(UnsafeMutableRawPointer(t), hostedEntry, UnsafeMutableRawPointer(t.pointee.stack_hi!))
-        // The body has returned (perhaps after parking: it resumed on its stack, current
-        // again). The exit as `exitCurrent`'s, without the switch.
+        let slot = UnsafeMutableRawPointer(me).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)  // `sp`
+        if let resumer = uthreads_call_on_stack(
+            UnsafeMutableRawPointer(t), hostedEntry, UnsafeMutableRawPointer(t.pointee.stack_hi!), slot)
+        {
+            // Unhosted, then resumed by a switch: an ordinary parked joiner's return.
+            return Scheduler.unhostedJoinReturned(me, resumer)
+        }
+        // The body has returned without ever leaving the CPU. The exit as `exitCurrent`'s,
+        // without the switch.
+        hostingJoiner = me.pointee.next  // (a stale `next` is harmless: linking a row writes it)
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
         object._withUnsafeGuaranteedRef { object in
             object.isFinished = true
@@ -852,19 +875,64 @@ final class Scheduler {
             fifo.unsafelyUnwrapped.awakened(ThreadRef(me), reason: .woken)
             switchAway(from: me)
         }
-        guard me.has(.flagCancelled) else { return .woken }
-        return me.pointee.wake_result == WakeResult.deadlocked.rawValue ? .deadlocked : .cancelled
+        // Cancelled by the child itself (nothing else runs meanwhile): the normal join's
+        // park would have been woken with `.cancelled`.
+        return me.has(.flagCancelled) ? .cancelled : .woken
     }
 
-    /// The body of a hosted thread, on its own stack (`uthreads_call_on_stack`); the dense
-    /// canary is checked there, before the stack pointer leaves the stack.
+    /// Whether the running thread is hosted (tests: the help-first join was taken).
+    var runningThreadIsHosted: Bool { hostingJoiner != nil }
+
+    /// The running thread `from` leaves the CPU while hosted: it and every joiner hosting it in
+    /// turn become ordinary threads. Each joiner is then parked on its child's join queue,
+    /// cancellable (woken at once when already cancelled), resumable through the switch frame
+    /// `uthreads_call_on_stack` saved. O(hosting depth).
+    @inline(never)
+    private func unhost(_ from: ControlBlock) {
+        var child = from
+        while let joiner = hostingJoiner {
+            hostingJoiner = joiner.pointee.next
+            joiner.pointee.next = nil
+            joiner.clear(.flagHosting)
+            joiner.set(.flagCancellable)
+            objectOf(child).enqueue(joiner)
+            if joiner.has(.flagCancelled) { wake(joiner, .cancelled) }
+            child = joiner
+        }
+    }
+
+    /// The end of a join whose hosted child was unhosted: the joiner was resumed by a switch
+    /// (`resumer` is the switcher's scheduler), as after the normal join's park.
+    @inline(never)
+    private static func unhostedJoinReturned(_ me: ControlBlock, _ resumer: UnsafeMutableRawPointer) -> WakeResult {
+        Unmanaged<Scheduler>.fromOpaque(resumer)._withUnsafeGuaranteedRef { $0.resumed(me) }
+        me.clear(.flagCancellable)
+        me.pointee.wait_kind = 0
+        return WakeResult.stored(me.pointee.wake_result)
+    }
+
+    /// The body of a hosted thread, on its own stack (`uthreads_call_on_stack`). Still hosted,
+    /// it returns into the join (the dense canary checked here, before the stack pointer leaves
+    /// the stack); unhosted, it takes the normal exit (`exitUnhosted`) and never returns.
     fileprivate static func hostedMain(_ t: ControlBlock) {
         Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)._withUnsafeGuaranteedRef { $0.run() }
+        let runtime = Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime.unsafelyUnwrapped)
+        // Hosted still: its joiner hosts the running thread. Else nothing does (every hosting
+        // chain under it was unhosted when it left the CPU).
+        if runtime._withUnsafeGuaranteedRef({ $0.hostingJoiner == nil }) { exitUnhosted(t) }
         if t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) {
-            Unmanaged<Scheduler>.fromOpaque(t.pointee.runtime.unsafelyUnwrapped)._withUnsafeGuaranteedRef {
-                $0.checkCanary(t)
-            }
+            runtime._withUnsafeGuaranteedRef { $0.checkCanary(t) }
         }
+    }
+
+    /// The exit of a hosted thread that was unhosted: `exitCurrent` and the final switch, as
+    /// `threadMain`'s (no Swift reference lives in this frame).
+    @inline(never)
+    private static func exitUnhosted(_ t: ControlBlock) -> Never {
+        let runtime = t.pointee.runtime.unsafelyUnwrapped
+        let next = Unmanaged<Scheduler>.fromOpaque(runtime)._withUnsafeGuaranteedRef { $0.exitCurrent(t) }
+        ContextSwitch.jump(from: t, to: next, handoff: runtime, tsan: false)
+        fatalError("UserThreads: a finished thread was resumed")
     }
 
     // MARK: Thread life
@@ -1191,7 +1259,7 @@ final class Scheduler {
         table.forEachLive { t in
             if t.pointee.state == .stateBlocked || t.pointee.state == .stateSleeping {
                 t.set(.flagCancelled)
-                wakeUnlessHosting(t, .deadlocked)
+                wake(t, .deadlocked)
             }
         }
         return true
@@ -1202,18 +1270,8 @@ final class Scheduler {
         table.forEachLive { t in
             if t.pointee.state == .stateBlocked || t.pointee.state == .stateSleeping {
                 t.set(.flagCancelled)
-                wakeUnlessHosting(t, result)
+                wake(t, result)
             }
-        }
-    }
-
-    /// `wake` for teardown: a joiner that hosts a thread (its frames are under the child's)
-    /// cannot be made ready; it gets the result when the child's body returns.
-    private func wakeUnlessHosting(_ t: ControlBlock, _ result: WakeResult) {
-        if t.has(.flagHosting) {
-            t.pointee.wake_result = result.rawValue
-        } else {
-            wake(t, result)
         }
     }
 

@@ -4,7 +4,9 @@ import Testing
 
 /// `join()` of a thread that has not started runs it as a call from the join, on its own stack
 /// (Scheduler.swift, "Help-first join"): the child still sees itself, parks, is cancelled and
-/// ordered as when switched to; where that cannot hold, the normal path runs it.
+/// ordered as when switched to, and its joiner waits as the normal join's does (cancellable,
+/// in the table with a saved stack, in deadlock reports); where that cannot hold, the normal
+/// path runs it.
 @Suite(.timeLimit(.minutes(1))) struct HelpFirstJoinTests {
     /// What a thread sees of itself and of its joiner, read inside it.
     struct Seen: Sendable, Equatable {
@@ -14,8 +16,10 @@ import Testing
         var local: Int
         var stackBase: UInt64
         var stackSize: Int
-        /// The joiner has no saved context: it hosts this thread (mid-call), not switched out.
-        var joinerMidCall: Bool
+        /// The help-first join runs it (its joiner hosts it).
+        var hosted: Bool
+        /// The joiner has a saved context (a switch frame), hosting or not.
+        var joinerSaved: Bool
         var joinerWaitKind: WaitReason.Kind?
         var joinerWaitObject: UInt64?
         var joinerStackBase: UInt64
@@ -28,14 +32,15 @@ import Testing
         let joiner = rows.first { $0.id == joiner }!
         return Seen(
             id: me.id, name: me.name, cancelled: UThread.isCancelled, local: local.value,
-            stackBase: mine.stack.base, stackSize: mine.stack.size, joinerMidCall: joiner.savedStackPointer == 0,
+            stackBase: mine.stack.base, stackSize: mine.stack.size,
+            hosted: Scheduler.active!.runningThreadIsHosted, joinerSaved: joiner.savedStackPointer != 0,
             joinerWaitKind: joiner.waitReason?.kind,
             joinerWaitObject: joiner.waitReason?.object, joinerStackBase: joiner.stack.base)
     }
 
     /// The child is the current thread with its own id, name, thread-local values and
-    /// cancellation; the joiner shows as waiting to join it. At one worker it was hosted (the
-    /// joiner is mid-call, with no saved context); at two, the normal path.
+    /// cancellation; the joiner shows as waiting to join it, with a saved context. At one worker
+    /// it was hosted; at two, the normal path.
     @Test(arguments: [1, 2])
     func aJoinedUnstartedChildSeesItself(workers: Int) throws {
         try UThreadRuntime.run(workers: workers) {
@@ -53,7 +58,7 @@ import Testing
             let seen = try child.join()
             #expect(seen.id == child.id && seen.name == "child" && !seen.cancelled && seen.local == 0)
             #expect(seen.joinerWaitKind == .join && seen.joinerWaitObject == child.id.rawValue)
-            #expect(seen.joinerMidCall == (workers == 1) && seen.stackBase != seen.joinerStackBase)
+            #expect(seen.hosted == (workers == 1) && seen.joinerSaved && seen.stackBase != seen.joinerStackBase)
             let other = try cancelled.join()
             #expect(other.id == cancelled.id && other.cancelled && other.local == 0)
             #expect(local.value == 5)  // the joiner's own value, untouched
@@ -61,45 +66,68 @@ import Testing
         }
     }
 
-    /// A hosted child that parks (a sleep, then a semaphore another thread signals) parks its
-    /// joiner too, which shows as waiting to join it; both go on when the child is woken.
-    @Test func aHostedChildParks() throws {
-        try UThreadRuntime.run { () throws in
+    /// A hosted child that parks (a sleep, then a semaphore another thread signals) leaves its
+    /// joiner an ordinary parked joiner: BLOCKED on join of the child in the thread table, with
+    /// a saved stack pointer and registers; both go on when the child is woken.
+    @Test(arguments: [1, 2])
+    func aHostedChildParks(workers: Int) throws {
+        try UThreadRuntime.run(workers: workers) { () throws in
+            UThread.pin()
             let main = UThread.current.id
             let go = USemaphore()
-            let child = UThread { () -> Int in  // first in the queue: hosted
+            let child = UThread.local { () -> Int in  // first in the queue: hosted at one worker
                 try UThread.sleep(for: .milliseconds(1))
                 try go.wait()
                 return 42
             }
-            let watcher = UThread { () -> [UInt64] in  // runs while the child sleeps
-                let joinerWait = UThreadRuntime.threadTable().threads.first { $0.id == main }?.waitReason
+            let watcher = UThread.local { () -> ThreadInfo? in  // runs while the child sleeps
+                let row = UThreadRuntime.threadTable().threads.first { $0.id == main }
                 go.signal()
-                return [UInt64(joinerWait?.kind.rawValue ?? 0), joinerWait?.object ?? 0]
+                return row
             }
             #expect(try child.join() == 42)
-            #expect(try watcher.join() == [UInt64(WaitReason.Kind.join.rawValue), child.id.rawValue])
+            let row = try #require(try watcher.join())
+            #expect(row.state == .blocked && row.waitReason?.kind == .join && row.waitReason?.object == child.id.rawValue)
+            #expect(row.savedStackPointer != 0 && row.registers != nil)
         }
     }
 
-    /// A joiner cancelled while its hosted child is parked cannot unwind under the child's
-    /// frames: its join throws CancellationError once the child's body has returned, and the
-    /// child's result stays for a later join.
-    @Test func aJoinerCancelledWhileItsHostedChildParksThrowsCancellation() throws {
-        try UThreadRuntime.run {
-            let joiner = UThread.current
-            let go = USemaphore()
-            let child = UThread { () -> Int in  // first in the queue: hosted
-                try go.wait()
-                return 7
+    /// A joiner whose hosted child parks for good (on a channel nobody sends to yet, with its
+    /// own far timeout) is cancelled from a third thread: its join throws CancellationError at
+    /// once, while the child still waits. The child, released later, finishes normally and its
+    /// join from elsewhere returns its value. The joiner is itself hosted by `main` at one
+    /// worker (a chain of two).
+    @Test(arguments: [1, 2])
+    func aJoinerWhoseHostedChildParksIsCancelledAtOnce(workers: Int) throws {
+        struct Outcome: Sendable {
+            var threw: Bool
+            var childStillWaiting: Bool
+            var canceller: UThread<Int>
+        }
+        try UThreadRuntime.run(workers: workers) {
+            UThread.pin()
+            let gate = try Channel<Int>(capacity: 1)
+            let released = USemaphore()
+            let joiner = UThread.local { () -> Outcome in
+                let me = UThread.current
+                let child = UThread.local { () -> Int in  // first in the queue: hosted at one worker
+                    try gate.receive(timeout: .seconds(3600))! + 1
+                }
+                let canceller = UThread.local { () -> Int in  // runs once the child parks
+                    me.cancel()
+                    try released.wait()  // the joiner's join has thrown
+                    try gate.send(41)
+                    return try child.join()
+                }
+                var threw = false
+                do { _ = try child.join() } catch is CancellationError { threw = true }
+                let waiting = !child.isFinished
+                released.signal()
+                return Outcome(threw: threw, childStillWaiting: waiting, canceller: canceller)
             }
-            let canceller = UThread {  // runs once the child parks
-                joiner.cancel()
-                go.signal()
-            }
-            #expect(throws: CancellationError.self) { try child.join() }
-            #expect(child.isFinished)
-            try canceller.join()
+            let outcome = try joiner.join()
+            #expect(outcome.threw && outcome.childStillWaiting)
+            #expect(try outcome.canceller.join() == 42)
         }
     }
 
@@ -110,15 +138,15 @@ import Testing
             let main = UThread.current.id
             let local = ThreadLocal<Int>(default: 0)
             let plain = try UThread { Self.seen(local, joiner: main) }.join()
-            #expect(plain.joinerMidCall && plain.stackBase != plain.joinerStackBase)
+            #expect(plain.hosted && plain.stackBase != plain.joinerStackBase)
             let asked = try UThread(stackSize: 2 << 20) { Self.seen(local, joiner: main) }.join()
-            #expect(asked.joinerMidCall && asked.stackSize == 2 << 20 && asked.stackBase != asked.joinerStackBase)
+            #expect(asked.hosted && asked.stackSize == 2 << 20 && asked.stackBase != asked.joinerStackBase)
             let outer = UThread { () -> Seen in
                 let me = UThread.current.id
                 return try UThread { Self.seen(local, joiner: me) }.join()
             }
             let nested = try outer.join()
-            #expect(nested.joinerMidCall && nested.stackBase != nested.joinerStackBase)
+            #expect(nested.hosted && nested.stackBase != nested.joinerStackBase)
         }
     }
 
@@ -151,7 +179,7 @@ import Testing
     }
 
     /// A hosted child parked for good is part of a deadlock: the report is written, the child
-    /// unwinds on the joiner's stack, and the joiner's join throws the deadlock error.
+    /// unwinds, and the joiner's join throws the deadlock error.
     @Test func aDeadlockInsideAHostedChildUnwindsBoth() throws {
         var childSaw = ""
         #expect(throws: UThreadError.self) {
@@ -165,4 +193,32 @@ import Testing
         }
         #expect(childSaw.contains("deadlock"))
     }
+
+    /// A hosted child that joins its joiner closes a wait-for cycle: the deadlock report names
+    /// both threads and the cycle, as for threads that joined each other the normal way.
+    @Test(arguments: [1, 2])
+    func aHostedChildInAJoinCycleIsReported(workers: Int) throws {
+        var report = ""
+        do {
+            try UThreadRuntime.run(workers: workers) {
+                UThread.pin()
+                let box = OuterBox()
+                let outer = UThread.local(name: "outer") {
+                    try UThread.local(name: "inner") { try box.outer!.join() }.join()
+                }
+                box.outer = outer
+                try outer.join()
+            }
+        } catch UThreadError.deadlock(let text) {
+            report = text
+        }
+        for text in ["wait-for cycle", "\"outer\"", "\"inner\"", "join #"] {
+            #expect(report.contains(text), "the report lacks \(text):\n\(report)")
+        }
+    }
+}
+
+/// The outer thread of a join cycle, for the inner one to join.
+private final class OuterBox: @unchecked Sendable {
+    var outer: UThread<Void>?
 }
