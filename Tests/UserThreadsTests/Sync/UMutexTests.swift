@@ -1,3 +1,4 @@
+import CUThreads
 import Testing
 
 @testable import UserThreads
@@ -188,22 +189,85 @@ struct UMutexTests {
         }
     }
 
-    /// A thread that ends holding a mutex leaves its row as the owner; the next thread spawned
-    /// on that row (kept rows are reused at once) is then taken for the owner: its unlock
-    /// succeeds and its lock throws "already holds". Disabled: the fix (an owner identified by
-    /// row and thread id in the fast word, or a release at exit) touches the fast paths and the
-    /// scheduler's exit; until then a non-owner's unlock is accepted silently.
-    @Test(.disabled("reproducer: a mutex held by an ended thread is owned by the next thread on its row"))
-    func aMutexHeldByAnEndedThreadIsNotOwnedByTheNextThreadOnItsRow() throws {
-        try runOn(workers: 1) {
+    /// Spawns a thread on worker 0 that locks `m` and ends holding it; returns its id and the
+    /// address of its row.
+    func endHolding(_ m: UMutex) throws -> (ThreadID, UInt) {
+        try UThread.spawn(name: "gone", onWorker: 0) { () -> (ThreadID, UInt) in
+            try m.lock()
+            return (UThread.current.id, UInt(bitPattern: uthreads_get_current()))
+        }.join()
+    }
+
+    /// A thread that ends holding a mutex keeps it; the next thread spawned on its (reused)
+    /// row is a different thread: its unlock throws, it does not hold the mutex, and its lock
+    /// waits like anyone's instead of saying it already holds it.
+    @Test(arguments: syncWorkerCounts) func aMutexHeldByAnEndedThreadIsNotOwnedByTheNextThreadOnItsRow(
+        workers: Int
+    ) throws {
+        try runOn(workers: workers) {
             let m = UMutex(name: "m")
-            try UThread { try m.lock() }.join()  // ends holding m
-            let t = UThread { () -> Bool in
-                do { try m.unlock() } catch UThreadError.invalidArgument { return true }
-                return false
-            }
-            #expect(try t.join())  // today: false, the unlock succeeded
+            let (gone, goneRow) = try endHolding(m)
+            let (row, unlockRefused, held, lockTimedOut) = try UThread.spawn(name: "next", onWorker: 0) {
+                () -> (UInt, Bool, Bool, Bool) in
+                var refused = false
+                do { try m.unlock() } catch UThreadError.invalidArgument { refused = true }
+                var timedOut = false
+                do { try m.lock(timeout: .milliseconds(1)) } catch UThreadError.timedOut { timedOut = true }
+                return (UInt(bitPattern: uthreads_get_current()), refused, m.isHeldByCurrentThread, timedOut)
+            }.join()
+            #expect(row == goneRow)  // the case this test is about: the row was reused
+            #expect(unlockRefused)
+            #expect(!held)
+            #expect(lockTimedOut)
+            #expect(m.isLocked)
+            #expect(m.holder == gone)
+            #expect(m.description == "UMutex(mutex 'm', held by \(gone) (finished))")
+            expectInvalidArgument { try m.unlock() }  // nor can any other thread
+            #expect(!m.tryLock())
         }
+    }
+
+    /// Waiting on a mutex whose holder ended: the timeout, the deadline and cancellation end
+    /// the wait, which leaves no waiter behind, and the wait reason names the finished holder.
+    @Test(arguments: syncWorkerCounts) func waitsOnAMutexHeldByAnEndedThreadTimeOutAndCancel(workers: Int) throws {
+        try runOn(workers: workers) {
+            let m = UMutex(name: "orphan")
+            let (gone, _) = try endHolding(m)
+            let timedOut = try UThread { () -> Int in
+                var n = 0
+                do { try m.lock(timeout: .milliseconds(2)) } catch UThreadError.timedOut { n += 1 }
+                do { try m.lock(deadline: .now + .milliseconds(2)) } catch UThreadError.timedOut { n += 1 }
+                return n
+            }.join()
+            #expect(timedOut == 2)
+            let waiter = UThread(name: "waiter") { try m.lock() }
+            try waitFor { m.waiting == 1 }
+            let reason = UThreadRuntime.threadTable().threads.first { $0.name == "waiter" }?.waitReason
+            #expect(reason?.description == "mutex 'orphan' held by \(gone) (finished), 1 waiting")
+            waiter.cancel()
+            #expect(throws: CancellationError.self) { try waiter.join() }
+            #expect(m.waiting == 0)
+            #expect(m.holder == gone)
+        }
+    }
+
+    /// A thread that waits without a timeout on a mutex whose holder ended can never run again:
+    /// the runtime reports a deadlock, and the report names the holder as finished.
+    @Test func theDeadlockReportNamesAFinishedHolder() throws {
+        var report = ""
+        do {
+            try UThreadRuntime.run {
+                let m = UMutex(name: "orphan")
+                _ = try endHolding(m)
+                try UThread(name: "stuck") { try m.lock() }.join()
+            }
+            Issue.record("expected a deadlock")
+        } catch UThreadError.deadlock(let text) {
+            report = text
+        }
+        let stuck = report.split(separator: "\n").first { $0.contains(" stuck ") } ?? ""
+        #expect(stuck.contains("mutex 'orphan' held by #"), "\(report)")
+        #expect(stuck.contains(" (finished), 1 waiting"), "\(report)")
     }
 
     @Test func aMutexBoundToAnM1RuntimeRefusesOtherKernelThreads() throws {
