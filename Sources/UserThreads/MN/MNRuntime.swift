@@ -59,6 +59,21 @@
 // too); the runtime ends when no M:N thread is live, every worker's table is empty and every
 // row abroad came home.
 //
+// Spawns from outside at the end. A spawn from a kernel thread outside the workers
+// (`UThreadRuntime.Handle.spawn`) either runs, or finishes unstarted with
+// `UThreadError.runtimeEnded` at once (as under `workers: 1`: Runtime/InjectedThread.swift);
+// never is it queued where no worker will look. The injection queue's lock decides: the spawn,
+// under it, counts the thread live (`externalSpawns`) and queues it, unless the queue is
+// `injectionClosed`; a worker that finds the runtime finished (main returned, `liveCount()` 0)
+// takes the same lock, reads `liveCount()` again and only then closes the queue, and a worker
+// ends its loop only after the queue is closed (`finishedAndClosed`). So either the spawn took
+// the lock first (the closer then counts it live, the runtime is not finished, and a worker
+// starts it — cancelled, as every thread after main returned), or the closer did (the spawn
+// sees the queue closed and fails the thread). Nothing else can make a thread once the queue is
+// closed: every other spawn comes from a live thread, and none is left. A runtime abandoned
+// after a deadlock ends with its queue open; `tearDown` closes it and fails what is still
+// queued, so joiners outside are not left waiting either.
+//
 // Rejected designs (the worker's own are in MNWorker.swift):
 //   * One global run queue and thread table under a lock: every spawn, wake and switch would
 //     take it; M:1 would pay, or need a second scheduler.
@@ -84,6 +99,9 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     let injection = KernelLock(MNFIFO<MNThreadObject>())
     /// Threads in the injection queue (changed under its lock; read without it as a hint).
     let injected = Atomic<Int>(0)
+    /// The injection queue takes no more threads: the runtime has ended (see "Spawns from
+    /// outside at the end"). Written under the queue's lock, once; read without it as a hint.
+    let injectionClosed = Atomic<Bool>(false)
     /// M:N threads spawned by kernel threads that are not workers (main included); the workers
     /// count their own spawns (see `liveCount`).
     let externalSpawns = Atomic<Int>(0)
@@ -217,13 +235,45 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         return true
     }
 
-    /// Queues a thread spawned outside the workers on the injection queue, and rings.
+    /// Counts a thread spawned outside the workers live, queues it on the injection queue and
+    /// rings; when the runtime has ended, fails it instead (see "Spawns from outside at the end").
     func inject(_ object: MNThreadObject) {
-        injection.withLock { q in
+        let queued = injection.withLock { q -> Bool in
+            guard !injectionClosed.load(ordering: .relaxed) else { return false }
+            externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
             q.push(object)
             injected.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            return true
         }
+        guard queued else { return object.failClosed() }
         ringForQueued(except: -1)
+    }
+
+    /// Whether the runtime is finished — main returned, no thread is live — and its injection
+    /// queue closed, so that no thread can appear any more: a worker's loop may end only then.
+    /// Closes the queue the first time it finds the runtime finished (see "Spawns from outside
+    /// at the end"). Cheap until main returned: one load.
+    func finishedAndClosed() -> Bool {
+        if injectionClosed.load(ordering: .acquiring) { return true }
+        guard mainDone.load(ordering: .sequentiallyConsistent) && liveCount() == 0 else { return false }
+        return injection.withLock { _ -> Bool in
+            guard liveCount() == 0 else { return false }  // a spawn from outside came first
+            injectionClosed.store(true, ordering: .releasing)
+            return true
+        }
+    }
+
+    /// Closes the injection queue and fails the threads still in it (a runtime abandoned after
+    /// a deadlock; after a clean end the queue is closed and empty). After every worker stopped.
+    private func closeInjection() {
+        let left = injection.withLock { q -> [MNThreadObject] in
+            injectionClosed.store(true, ordering: .releasing)
+            var left: [MNThreadObject] = []
+            while let o = q.pop() { left.append(o) }
+            injected.store(0, ordering: .relaxed)
+            return left
+        }
+        for object in left { object.failClosed() }
     }
 
     /// After a thread was queued: rings a sleeping worker other than `except`, unless one spins.
@@ -339,11 +389,11 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
                 return true
             } ?? false
         guard !fromWorker else { return }
-        externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
         if let k = onWorker {
+            externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
             withWorker(k) { $0.post(.start(object)) }
         } else {
-            inject(object)
+            inject(object)  // counts it, unless the runtime has ended
         }
     }
 
@@ -473,6 +523,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// each worker answered its requests, at the latest after its loop ended; any left would
     /// be closed and logged).
     private func tearDown() {
+        closeInjection()
         for w in workers { w.detach() }
         let left = descriptors.finish()
         if !left.isEmpty {

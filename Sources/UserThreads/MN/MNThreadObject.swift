@@ -70,6 +70,9 @@ import Synchronization
 final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Bits of `flags`.
     static let started = 1, finished = 2, cancelRequested = 4, hasWaiters = 8, outsideWaiter = 16
+    /// Set by `failClosed` before the end: the runtime refused the thread (it has ended), so
+    /// the end is not counted and no worker is asked to wake anything.
+    static let refused = 32
 
     /// The runtime, unretained (it outlives its threads): a retain would be an atomic write to
     /// the runtime's header, a line every worker's spawn and exit paths would share.
@@ -251,10 +254,15 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
                 firstWaiter = nil
                 swap(&more, &moreWaiters)
             }
-            if let first { syncWake(first) }
-            syncWake(more)
+            // A refused thread's joiners inside the runtime are threads of an abandoned
+            // runtime (the deadlock's end): no worker runs them again.
+            if old & MNThreadObject.refused == 0 {
+                if let first { syncWake(first) }
+                syncWake(more)
+            }
             if old & MNThreadObject.outsideWaiter != 0 { OutsideWaiters.wake(self) }
         }
+        guard old & MNThreadObject.refused == 0 else { return }  // never counted live
         runtimeRef._withUnsafeGuaranteedRef { runtime in
             if isMain { runtime.mainFinished() }
             runtime.threadFinished()
@@ -265,6 +273,15 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// stores `.failure(error)` and calls `finish`).
     func failBeforeStart(_ error: any Error) {
         startError = error
+        run()
+    }
+
+    /// Ends, unstarted and uncounted, a thread that its runtime will never start because it has
+    /// ended (MNRuntime.swift, "Spawns from outside at the end"): the witness stores
+    /// `.failure(UThreadError.runtimeEnded)` and `finish` publishes it. Any kernel thread.
+    func failClosed() {
+        flags.bitwiseOr(MNThreadObject.refused, ordering: .relaxed)  // read by `finish`'s RMW, same thread
+        startError = UThreadError.runtimeEnded
         run()
     }
 

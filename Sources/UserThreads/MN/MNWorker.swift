@@ -676,9 +676,8 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         return true
     }
 
-    private var finished: Bool {
-        runtime.mainDone.load(ordering: .sequentiallyConsistent) && runtime.liveCount() == 0
-    }
+    /// Main returned, no thread is live, and none can come from outside any more.
+    private var finished: Bool { runtime.finishedAndClosed() }
 
     /// The worker's loop may end: the runtime is finished, and this worker has no thread left
     /// (worker-local `UThread`s count) and no row abroad (rows abroad must come home first:

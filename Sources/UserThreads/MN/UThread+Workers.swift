@@ -84,7 +84,7 @@ extension UThreadRuntime {
         /// body is `@Sendable`: unlike `UThread.init`, the caller may be outside the runtime,
         /// where no region checking relates it to the thread. `join()` and `cancel()` work from
         /// the calling kernel thread too; when the runtime has ended first, the thread finishes
-        /// unstarted and `join()` throws `UThreadError.closed` (`workers: 1`).
+        /// unstarted and `join()` throws `UThreadError.closed`, at any number of workers.
         @inlinable
         public func spawn<Success: Sendable>(name: String = "", _ body: @escaping @Sendable () throws -> Success)
             -> UThread<Success>

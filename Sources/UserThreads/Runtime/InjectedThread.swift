@@ -33,8 +33,10 @@
 // thread's row. A user thread of another runtime gets `.foreignRuntime`, as for any thread.
 //
 // When the runtime ends before it applied the post, the inbox runs the post with no scheduler
-// and the thread finishes unstarted with `UThreadError.closed`; a spawn posted after the main
-// thread returned starts cancelled, like every thread still alive then.
+// and the thread finishes unstarted with `UThreadError.runtimeEnded` (a `.closed`); a spawn
+// posted after the main thread returned starts cancelled, like every thread still alive then.
+// A runtime of several workers gives the same two outcomes, argued in MN/MNRuntime.swift
+// ("Spawns from outside at the end").
 //
 // Rejected designs:
 //   * Refusing the spawn (`.invalidArgument`, what this replaced): `workers: 1` would be a
@@ -160,7 +162,7 @@ extension InjectedThreadObject {
         let object = make(name: name, runtime: runtime, body: body)
         inbox.send { scheduler in
             do {
-                guard let scheduler else { throw UThreadError.closed("the runtime has ended") }
+                guard let scheduler else { throw UThreadError.runtimeEnded }
                 try object.start(on: scheduler)
             } catch {
                 object.fail(error, as: Success.self)
@@ -169,6 +171,12 @@ extension InjectedThreadObject {
         }
         return object
     }
+}
+
+extension UThreadError {
+    /// What `join()` throws for a thread spawned from outside into a runtime that had ended (or
+    /// was ending past the point where it would still run it), at any number of workers.
+    static var runtimeEnded: UThreadError { .closed("the runtime has ended") }
 }
 
 /// Throws unless the calling kernel thread may block in a join from outside: a user thread of

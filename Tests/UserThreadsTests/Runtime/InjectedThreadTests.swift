@@ -112,15 +112,50 @@ import Testing
         #expect(statistics.startedPerWorker.reduce(0, +) >= 1)
     }
 
-    @Test func aSpawnIntoARuntimeThatHasEndedFinishesWithAnError() throws {
-        let handle = try UThreadRuntime.run { try #require(UThread.runtime) }
+    @Test(arguments: [1, 2])
+    func aSpawnIntoARuntimeThatHasEndedFinishesWithAnError(workers: Int) throws {
+        let handle = try UThreadRuntime.run(workers: workers) { try #require(UThread.runtime) }
         let t = handle.spawn(name: "late") { 1 }
         #expect(t.isFinished)
+        #expect(!t.isCancelled)
         #expect {
-            try t.join(timeout: .seconds(10))
+            try t.join()  // no timeout: it must not wait at all
         } throws: { error in
             guard case UThreadError.closed = error else { return false }
             return true
+        }
+    }
+
+    /// A spawn from outside made while the runtime ends: the main thread returns as soon as it
+    /// has handed its handle out. Whichever wins, the thread runs (started cancelled when main
+    /// had returned; its body does not look) or its join throws `.closed`; never is it queued
+    /// and left unrun (the join would time out).
+    @Test(arguments: [1, 2])
+    func aSpawnRacingTheEndEitherRunsOrReportsClosed(workers: Int) throws {
+        for round in 0..<300 {
+            let handed = DispatchSemaphore(value: 0)
+            let handle = KernelLock<UThreadRuntime.Handle?>(nil)
+            let outcome = KernelLock<String?>(nil)
+            let spawner = Self.outside {
+                handed.wait()
+                guard let handle = handle.withLock({ $0 }) else { return }
+                let t = handle.spawn(name: "racer") { 7 }
+                var line: String
+                do {
+                    line = "ran \(try t.join(timeout: .seconds(30)))"
+                } catch UThreadError.closed {
+                    line = "closed"
+                } catch { line = "\(error)" }
+                if !t.isFinished { line += " but unfinished" }
+                outcome.withLock { $0 = line }
+            }
+            try UThreadRuntime.run(workers: workers) {
+                handle.withLock { $0 = UThread.runtime }
+                handed.signal()
+            }
+            #expect(spawner.wait(timeout: .now() + 60) == .success)
+            let line = outcome.withLock { $0 }
+            #expect(line == "ran 7" || line == "closed", "round \(round): \(line ?? "no outcome")")
         }
     }
 
