@@ -191,13 +191,15 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     }
 
     /// "#12 \"db\"" for a holder that runs, "#12 (finished)" for one that ended holding the
-    /// mutex (inside `sync`).
+    /// mutex, "#12" when the holder's row belongs to another kernel thread (inside `sync`).
+    /// The row's id and state are written by the kernel thread that owns the row (a worker
+    /// that runs it, reuses it or frees it with its table), so they are read only when the
+    /// calling scheduler's table owns the row; from anywhere else only the id is certain.
     var holderDescription: String? {
         let id = holderID
         guard id != 0 else { return nil }
-        if let row = ownerRow, row.pointee.id == id, row.pointee.state != .stateFinished,
-            row.pointee.state != .stateFree
-        {
+        guard let row = ownerRow, let here = Scheduler.active, here.table.owns(row) else { return "#\(id)" }
+        if row.pointee.id == id, row.pointee.state != .stateFinished, row.pointee.state != .stateFree {
             return describeThread(row)
         }
         return "#\(id) (finished)"
