@@ -58,9 +58,10 @@
 //     stack, its address in the joiner's `sp` (a push and store per register, ~12
 //     instructions): the joiner is then resumable by an ordinary switch.
 //   * Parking. The first time a hosted child leaves the CPU by any path (a park, a yield, a
-//     preemption: every one goes through `switchTo`), it is unhosted (`unhost`): its joiner
-//     becomes an ordinary parked joiner of it, on its join queue, cancellable, and deadlock
-//     teardown wakes it as any other; when the joiner is hosted in turn, the same holds for
+//     preemption: every one goes through `switchTo`), or its joiner (or one up the chain) is
+//     cancelled while it runs, it is unhosted (`unhost`): its joiner becomes an ordinary
+//     parked joiner of it, on its join queue, cancellable, and deadlock teardown wakes it as
+//     any other; when the joiner is hosted in turn, the same holds for
 //     its own joiner, up the chain (`hostingJoiner`, linked through the joiners' `next`).
 //     Whatever wakes the joiner (the child's exit through the queue, `cancel()`, teardown)
 //     switches to the saved frame: the call returns the switcher's handoff, non-nil, and the
@@ -775,7 +776,10 @@ final class Scheduler {
     func cancel(_ t: ControlBlock) {
         t.set(.flagCancelled)
         objectOf(t).isCancelled = true
-        if t.has(.flagCancellable) { wake(t, .cancelled) }
+        // A joiner hosting the running thread is parked on no queue: unhosting makes it (and
+        // the joiners up its chain) ordinary parked joiners, and wakes it, now cancelled, as
+        // the normal join's park would be woken (the essay's "Parking").
+        if t.has(.flagHosting) { unhost(current) } else if t.has(.flagCancellable) { wake(t, .cancelled) }
     }
 
     func fireTimers(now: UInt64) {
@@ -875,8 +879,8 @@ final class Scheduler {
             fifo.unsafelyUnwrapped.awakened(ThreadRef(me), reason: .woken)
             switchAway(from: me)
         }
-        // Cancelled by the child itself (nothing else runs meanwhile): the normal join's
-        // park would have been woken with `.cancelled`.
+        // A cancel while hosted unhosts the joiner (`cancel`), so it is not cancelled here;
+        // checked as the normal join's park result would be.
         return me.has(.flagCancelled) ? .cancelled : .woken
     }
 

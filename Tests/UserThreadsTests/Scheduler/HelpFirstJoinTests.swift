@@ -203,6 +203,36 @@ import Testing
         #expect(childSaw.contains("deadlock"))
     }
 
+    /// A hosted child that cancels its joiner and goes on running (yielding, never parking)
+    /// leaves the joiner as the normal join leaves a parked joiner: woken with
+    /// CancellationError at once, so its join throws at the child's next yield, while the child
+    /// still runs (the child waits for the joiner to have thrown, up to a bound of yields).
+    @Test(arguments: [1, 2])
+    func aJoinerCancelledByItsRunningHostedChildThrowsAtOnce(workers: Int) throws {
+        try UThreadRuntime.run(workers: workers) {
+            UThread.pin()
+            let threw = Flag()
+            let joiner = UThread.local { () -> (threw: Bool, childRunning: Bool) in
+                let me = UThread.current
+                let child = UThread.local { () -> Bool in  // first in the queue: hosted at one worker
+                    me.cancel()
+                    var yields = 0
+                    while !threw.value && yields < 100_000 {
+                        UThread.yield()
+                        yields += 1
+                    }
+                    return threw.value
+                }
+                var caught = false
+                do { _ = try child.join() } catch is CancellationError { caught = true }
+                threw.value = true
+                return (caught, !child.isFinished)
+            }
+            let outcome = try joiner.join()
+            #expect(outcome.threw && outcome.childRunning)
+        }
+    }
+
     /// A hosted child that joins its joiner closes a wait-for cycle: the deadlock report names
     /// both threads and the cycle, as for threads that joined each other the normal way.
     @Test(arguments: [1, 2])
@@ -230,4 +260,9 @@ import Testing
 /// The outer thread of a join cycle, for the inner one to join.
 private final class OuterBox: @unchecked Sendable {
     var outer: UThread<Void>?
+}
+
+/// A flag shared by threads of one worker.
+private final class Flag: @unchecked Sendable {
+    var value = false
 }
