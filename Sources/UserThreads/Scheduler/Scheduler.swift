@@ -337,8 +337,9 @@ final class Scheduler {
 
     deinit {
         while let t = slab.take() { Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped).release() }
-        slab.destroy()
-        keptObjects.destroy()
+        slab.deallocate()
+        while let object = keptObjects.take() { object.release() }
+        keptObjects.deallocate()
         idleBlock.deinitialize(count: 1)
         idleBlock.deallocate()
     }

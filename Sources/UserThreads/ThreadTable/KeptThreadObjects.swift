@@ -24,38 +24,6 @@
 // a deinit and the deallocation); one process-wide pool (a lock or a CAS per spawn and exit, and
 // objects bouncing between CPUs).
 
-/// A fixed stack of thread objects, each holding +1, touched only by its scheduler's kernel
-/// thread; the owner empties it (`take` until nil) and calls `destroy` when it goes.
-struct KeptThreadObjects {
-    /// The most objects kept.
-    static let capacity = 1024
-    private let slots = UnsafeMutablePointer<Unmanaged<ThreadObject>>.allocate(capacity: capacity)
-    /// Objects kept now.
-    private(set) var count = 0
-
-    /// Whether `keep` has no room.
-    var isFull: Bool {
-        @inline(__always) get { count == Self.capacity }
-    }
-
-    /// Keeps `object` with the caller's +1. Must not be full. O(1).
-    @inline(__always)
-    mutating func keep(_ object: Unmanaged<ThreadObject>) {
-        slots[count] = object
-        count &+= 1  // below `capacity`
-    }
-
-    /// The most recently kept object, with its +1, if any. O(1).
-    @inline(__always)
-    mutating func take() -> Unmanaged<ThreadObject>? {
-        guard count > 0 else { return nil }
-        count &-= 1
-        return slots[count]
-    }
-
-    /// Releases every object kept and frees the slots; unusable after it.
-    mutating func destroy() {
-        while let object = take() { object.release() }
-        slots.deallocate()
-    }
-}
+/// M:N thread objects, each holding +1, kept for the worker's next spawns (the essay above);
+/// touched only by its scheduler's kernel thread.
+typealias KeptThreadObjects = BoundedStack<Unmanaged<ThreadObject>>

@@ -34,39 +34,7 @@
 // call); zeroing the reused row and writing every field again (16 vector stores, and the
 // stack's fields reloaded).
 
-/// A struct stored in its scheduler (not a class it points to: one load less on the spawn and
-/// exit paths); the scheduler empties it (`take` until nil) and calls `destroy` when it goes.
-struct ThreadObjectSlab {
-    /// The most rows kept.
-    static let capacity = 1024
-    private let slots = UnsafeMutablePointer<ControlBlock>.allocate(capacity: capacity)
-    /// Rows kept now.
-    private(set) var count = 0
-
-    /// Whether `keep` has no room.
-    var isFull: Bool {
-        @inline(__always) get { count == Self.capacity }
-    }
-
-    /// Keeps a finished row with its stack and its `object` reference. The slab must not be
-    /// full. O(1).
-    @inline(__always)
-    mutating func keep(_ row: ControlBlock) {
-        slots[count] = row
-        count &+= 1  // below `capacity`
-    }
-
-    /// The most recently kept row, if any; the caller takes over its stack and object. O(1).
-    @inline(__always)
-    mutating func take() -> ControlBlock? {
-        guard count > 0 else { return nil }
-        count &-= 1
-        return slots[count]
-    }
-
-    /// Frees the slots. The slab must be empty, and is unusable after it.
-    mutating func destroy() {
-        precondition(count == 0, "ThreadObjectSlab: destroyed with \(count) rows kept")
-        slots.deallocate()
-    }
-}
+/// Finished rows, each with its stack and its `object` reference, kept for the next spawns
+/// (the essay above); a stored struct of the scheduler (one load less on the spawn and exit
+/// paths).
+typealias ThreadObjectSlab = BoundedStack<ControlBlock>
