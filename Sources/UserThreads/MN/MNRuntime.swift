@@ -73,6 +73,8 @@
 // closed: every other spawn comes from a live thread, and none is left. A runtime abandoned
 // after a deadlock ends with its queue open; `tearDown` closes it and fails what is still
 // queued, so joiners outside are not left waiting either.
+// A spawn, cancel or wake from a kernel thread that is not a worker is a hand-in: bracketed
+// (`handIns`), so that the deadlock check never reads it half done (MNHandIns.swift).
 //
 // Rejected designs (the worker's own are in MNWorker.swift):
 //   * One global run queue and thread table under a lock: every spawn, wake and switch would
@@ -102,6 +104,9 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// The injection queue takes no more threads: the runtime has ended (see "Spawns from
     /// outside at the end"). Written under the queue's lock, once; read without it as a hint.
     let injectionClosed = Atomic<Bool>(false)
+    /// Spawns, cancels and wakes from kernel threads that are not workers, bracketed for the
+    /// deadlock check (MNHandIns.swift).
+    let handIns = MNHandIns()
     /// M:N threads spawned by kernel threads that are not workers (main included); the workers
     /// count their own spawns (see `liveCount`).
     let externalSpawns = Atomic<Int>(0)
@@ -220,7 +225,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
                     target.post(.wake(block: block, token: token, result))
                 }
             } else {
-                target.post(.wake(block: block, token: token, result))
+                handIns.handIn { target.post(.wake(block: block, token: token, result)) }
             }
         }
     }
@@ -389,11 +394,13 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
                 return true
             } ?? false
         guard !fromWorker else { return }
-        if let k = onWorker {
-            externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            withWorker(k) { $0.post(.start(object)) }
-        } else {
-            inject(object)  // counts it, unless the runtime has ended
+        handIns.handIn {
+            if let k = onWorker {
+                externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                withWorker(k) { $0.post(.start(object)) }
+            } else {
+                inject(object)  // counts it, unless the runtime has ended
+            }
         }
     }
 

@@ -300,7 +300,10 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
                 s.cancel(t)
             }
         } else {
-            mnRuntime.withWorker(worker) { $0.post(.cancel(block: block, id: id)) }
+            // A hand-in when it comes from outside (MNHandIns.swift); a worker's post is
+            // covered by the census, and pays the bracket too (cancels are rare).
+            let runtime = mnRuntime
+            runtime.handIns.handIn { runtime.withWorker(worker) { $0.post(.cancel(block: block, id: id)) } }
         }
     }
 

@@ -935,8 +935,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     /// Every active worker is stuck (no ready thread, timer, I/O or offload; it is about to sleep
     /// with no timeout), nothing is queued (a batch of migrants counts), no mailbox holds a
-    /// message, and no worker left the stuck state while this looked (`MNStuckCensus` has the
-    /// argument, and the false deadlock its first version declared). O(workers).
+    /// message, no worker left the stuck state while this looked (`MNStuckCensus` has the
+    /// argument, and the false deadlock its first version declared), and no kernel thread
+    /// outside handed work in meanwhile (MNHandIns.swift). O(workers).
     /// Returns the deadlock epoch it saw, for `declareDeadlock`, or nil.
     private func looksDeadlocked() -> Int? {
         let runtime = runtime
@@ -948,15 +949,22 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
                 == runtime.deadlockTables.load(ordering: .sequentiallyConsistent)
         else { return nil }
         let all = runtime.stuck.allStuck(of: runtime.activeWorkers.load(ordering: .sequentiallyConsistent)) {
-            runtime.queuedCount() == 0 && !finished
-                && (!runtime.mainDone.load(ordering: .sequentiallyConsistent)
-                    || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent)
-                        >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent))
-                && (0..<runtime.table.count).allSatisfy {
-                    runtime.withWorker($0) { $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 }
-                }
+            runtime.handIns.noneDuring { nothingToDo(runtime) }
         }
         return all ? epoch : nil
+    }
+
+    /// No work anywhere: nothing queued, the runtime not finished (main running, or threads of
+    /// it live after every worker handled its end), no mail. Read one counter after another:
+    /// `looksDeadlocked` trusts it only inside the census and the hand-in bracket.
+    private func nothingToDo(_ runtime: MNRuntime) -> Bool {
+        runtime.queuedCount() == 0 && !finished
+            && (!runtime.mainDone.load(ordering: .sequentiallyConsistent)
+                || runtime.shutdownsHandled.load(ordering: .sequentiallyConsistent)
+                    >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent))
+            && (0..<runtime.table.count).allSatisfy {
+                runtime.withWorker($0) { $0.mailCount.load(ordering: .sequentiallyConsistent) == 0 }
+            }
     }
 
     /// Declares the deadlock that `looksDeadlocked` saw at `epoch`, unless another worker saw
