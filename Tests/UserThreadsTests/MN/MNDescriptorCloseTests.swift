@@ -429,7 +429,7 @@ private func readerAndBusyWorker1(_ fd: Int32) throws -> (
     }
 
     /// The same inside an `UMutex` (a lock that parks): the deinit's close returns at once.
-    @Test func aDeinitInsideAnMNMutexDoesNotDeadlock() throws {
+    @Test func aDeinitInsideAUMutexAcrossWorkersDoesNotDeadlock() throws {
         let (outcome, closed) = try UThreadRuntime.run(workers: 2) { () -> (String, Bool) in
             let (a, b) = try IO.socketpair()
             let reader = try UThread.spawn(name: "reader", onWorker: 1) { readOutcome(a) }
