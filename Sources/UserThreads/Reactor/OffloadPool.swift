@@ -71,9 +71,12 @@ final class OffloadPool: Sendable {
     private let state = KernelLock(State())
     private nonisolated(unsafe) let semaphore: UnsafeMutablePointer<sem_t>
 
-    private init() {
+    /// `shared` is the pool; tests make small ones of their own (their threads, idle, live
+    /// until the process exits, as the shared pool's do).
+    init(maximumThreads: Int = OffloadPool.defaultMaximumThreads) {
         semaphore = .allocate(capacity: 1)
         sem_init(semaphore, 0, 0)
+        state.withLock { $0.maximumThreads = max(1, maximumThreads) }
     }
 
     /// Maximum number of pool threads (at least 1). Existing threads above it stay.
@@ -146,12 +149,9 @@ final class OffloadPool: Sendable {
 
     private func startThread() {
         var thread = pthread_t()
-        let rc = pthread_create(
-            &thread, nil,
-            { _ in
-                OffloadPool.shared.workerLoop()
-            }, nil)
+        let rc = pthread_create(&thread, nil, offloadThreadStart, Unmanaged.passRetained(self).toOpaque())
         if rc != 0 {
+            Unmanaged.passUnretained(self).release()
             state.withLock { $0.threads -= 1 }
             RuntimeLog.makeDefault().warning(
                 "could not start an offload thread; jobs wait for the others", metadata: ["errno": "\(rc)"])
@@ -160,7 +160,7 @@ final class OffloadPool: Sendable {
         pthread_detach(thread)
     }
 
-    private func workerLoop() -> Never {
+    fileprivate func workerLoop() -> Never {
         while true {
             state.withLock { $0.idle += 1 }
             while sem_wait(semaphore) != 0 {}  // EINTR
@@ -190,4 +190,10 @@ final class OffloadPool: Sendable {
             if abandoned { job.discard() } else { job.postCompletion() }
         }
     }
+}
+
+/// A pool thread's start routine: the pool (retained for the thread's life, which is the
+/// process's) runs its loop.
+private func offloadThreadStart(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    Unmanaged<OffloadPool>.fromOpaque(argument!).takeUnretainedValue().workerLoop()
 }
