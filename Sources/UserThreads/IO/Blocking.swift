@@ -83,7 +83,12 @@ extension UThreadRuntime {
     public static var blockingPoolThreads: Int { OffloadPool.shared.threadCount }
 
     /// The offload pool's figures (shared by every runtime in the process), read at one moment.
-    public static var blockingPoolStatistics: BlockingPoolStatistics { OffloadPool.shared.statistics }
+    public static var blockingPoolStatistics: BlockingPoolStatistics {
+        let f = OffloadPool.shared.statistics
+        return BlockingPoolStatistics(
+            threads: f.threads, maximumThreads: f.maximumThreads, queued: f.queued,
+            abandonedRunning: f.abandonedRunning, abandonedTotal: f.abandonedTotal)
+    }
 
     /// The offload pool behind `blocking { }` at one moment.
     public struct BlockingPoolStatistics: Sendable, Hashable {

@@ -88,10 +88,15 @@ final class OffloadPool: Sendable {
     /// Threads started so far.
     var threadCount: Int { state.withLock { $0.threads } }
 
-    /// The pool's figures at one moment.
-    var statistics: UThreadRuntime.BlockingPoolStatistics {
+    /// The pool's figures at one moment (public as `UThreadRuntime.BlockingPoolStatistics`).
+    struct Figures {
+        var threads, maximumThreads, queued, abandonedRunning: Int
+        var abandonedTotal: UInt64
+    }
+
+    var statistics: Figures {
         state.withLock { s in
-            UThreadRuntime.BlockingPoolStatistics(
+            Figures(
                 threads: s.threads, maximumThreads: s.maximumThreads, queued: s.pending,
                 abandonedRunning: s.abandonedRunning, abandonedTotal: s.abandonedTotal)
         }

@@ -145,7 +145,10 @@ final class HeldCall: Sendable {
 
 @Suite(.timeLimit(.minutes(1))) struct BlockingLimitTests {
     /// The outcome of a call, as the table of timed calls names it.
-    enum Ended: Equatable { case returned, timedOut, cancelled, other(String) }
+    enum Ended: Equatable {
+        case returned, timedOut, cancelled
+        case other(String)
+    }
 
     static func ended(_ body: () throws -> Void) -> Ended {
         do {

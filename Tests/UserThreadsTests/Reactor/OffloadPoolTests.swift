@@ -24,7 +24,9 @@ import Testing
     /// third queues (counted) until an abandoned call returns.
     @Test func abandonedCallsDoNotStarveThePoolWithinItsBound() throws {
         let pool = OffloadPool(maximumThreads: 1)
-        let (startedA, gateA, doneA) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        let (startedA, gateA, doneA) = (
+            DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)
+        )
         let a = Self.heldJob(started: startedA, gate: gateA, done: doneA)
         pool.submit(a)
         #expect(Self.waited(startedA))
@@ -32,7 +34,9 @@ import Testing
         #expect(pool.statistics.abandonedRunning == 1)
 
         // B runs beside the abandoned A on a second thread.
-        let (startedB, gateB, doneB) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        let (startedB, gateB, doneB) = (
+            DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)
+        )
         let b = Self.heldJob(started: startedB, gate: gateB, done: doneB)
         pool.submit(b)
         #expect(Self.waited(startedB), "the pool did not start a thread beside an abandoned call")
@@ -40,7 +44,9 @@ import Testing
         #expect(pool.abandon(b))
 
         // Two abandoned calls on two threads: the bound (2 × 1). C queues.
-        let (startedC, gateC, doneC) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        let (startedC, gateC, doneC) = (
+            DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)
+        )
         let c = Self.heldJob(started: startedC, gate: gateC, done: doneC)
         pool.submit(c)
         #expect(startedC.wait(timeout: .now()) == .timedOut)
@@ -61,7 +67,9 @@ import Testing
     /// A queued job abandoned is removed and never runs; its body is released at once.
     @Test func aQueuedJobAbandonedNeverRuns() throws {
         let pool = OffloadPool(maximumThreads: 1)
-        let (started, gate, done) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        let (started, gate, done) = (
+            DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)
+        )
         let holder = Self.heldJob(started: started, gate: gate, done: done)
         pool.submit(holder)
         #expect(Self.waited(started))
