@@ -28,7 +28,8 @@ import Glibc
 /// result is released there (so return values that own something — a descriptor, a buffer —
 /// as a class whose `deinit` frees it). A call that had already returned when the wait ended is
 /// not abandoned: its result is returned. A timeout not above zero, a past deadline or a thread
-/// already cancelled throw at once and the call never runs.
+/// already cancelled throw at once and the call never runs (a call on the pool cannot be
+/// "tried once" without waiting), so cleanup in a cancelled thread's `defer` cannot offload.
 ///
 /// An abandoned call still occupies its pool thread until it returns. The pool then starts one
 /// more thread per abandoned call still running, up to twice ``UThreadRuntime/blockingPoolSize``;
