@@ -102,6 +102,9 @@ final class OffloadPool: Sendable {
         }
     }
 
+    /// Where `job` is (tests).
+    func state(of job: OffloadJob) -> OffloadJob.PoolState { state.withLock { _ in job.poolState } }
+
     func submit(_ job: OffloadJob) {
         let (spawn, starved) = state.withLock { s -> (Bool, (abandoned: Int, threads: Int)?) in
             job.poolState = .queued

@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import Testing
 @testable import UserThreads
 
@@ -60,6 +61,9 @@ import Testing
         #expect(Self.waited(doneC))
         gateB.signal()
         #expect(Self.waited(doneB))
+        // C's thread marks it finished just after its body returned (after `doneC`).
+        let limit = ContinuousClock.now + .seconds(20)
+        while pool.state(of: c) != .finished && ContinuousClock.now < limit { usleep(1000) }
         #expect(!pool.abandon(c), "a finished job was abandoned")
         #expect(c.result.map { (try? $0.get()) == 1 } == true)
     }

@@ -503,6 +503,17 @@ struct TimeArgumentTableTests {
         .plain("Blocking.swift blocking(timeout:deadline:_:)", .both, .either) { l in
             _ = try blocking(timeout: l.timeout, deadline: l.deadline) { 1 }
         },
+        // Regular files on the pool: due arguments throw without touching the file, the
+        // others read or write it unless the cancel comes first.
+        TimedCall(key: "Files.swift readFile(_:timeout:deadline:)", parameters: .both, resource: .either) {
+            Prepared(call: { l in _ = try IO.readFile("/proc/self/stat", timeout: l.timeout, deadline: l.deadline) })
+        },
+        TimedCall(key: "Files.swift writeFile(_:_:timeout:deadline:)", parameters: .both, resource: .either) {
+            let path = "/tmp/uthreads-timeargs-file-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            return Prepared(
+                call: { l in try IO.writeFile(path, [1, 2, 3], timeout: l.timeout, deadline: l.deadline) },
+                cleanup: { unlink(path) })
+        },
         // A name, with the resolver held (the tests' seam), and a numeric host (never waits).
         TimedCall(
             key: "NameResolution.swift resolve(host:port:timeout:deadline:)", parameters: .both, resource: .unavailable
