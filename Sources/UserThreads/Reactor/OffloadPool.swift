@@ -33,7 +33,7 @@
 // one more thread per abandoned call still running, up to twice `maximumThreads` in all (a hard
 // bound: a program that abandons calls that never return must not grow the process without
 // end). Beyond that, new calls queue (and time out, if they have a deadline), the runtime log
-// says so once (a warning naming the abandoned calls), and `blockingPoolStatistics` counts them
+// says so once (a warning with their count), and `blockingPoolStatistics` counts them
 // (`abandonedRunning`, `abandonedTotal`) for a dashboard or a test.
 // Rejected: interrupting the pool thread (pthread_cancel or a signal: arbitrary code holding a
 // lock or a malloc arena cannot be unwound safely, and Swift code is not cancellation-safe);
