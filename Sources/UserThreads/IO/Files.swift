@@ -5,19 +5,32 @@ import SystemPackage
 
 extension IO {
     /// The whole content of the file at `path`, read on the offload pool.
+    ///
+    /// The wait ends at `timeout`, at `deadline` (the earlier wins) or when the thread is
+    /// cancelled; a read already started then runs on to its end on its pool thread and its
+    /// bytes are dropped (see ``blocking(timeout:deadline:_:)``).
     /// - Throws: `UThreadError.system` naming the failed call; `.invalidArgument` when `path`
-    ///   contains a NUL byte.
-    public static func readFile(_ path: String) throws -> [UInt8] {
+    ///   contains a NUL byte; `.timedOut`; `CancellationError`.
+    public static func readFile(
+        _ path: String, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
+    ) throws -> [UInt8] {
         try checkNoNUL(path, "path")
-        return try blocking { try readFileNow(path) }
+        return try blocking(timeout: timeout, deadline: deadline) { try readFileNow(path) }
     }
 
     /// Writes `bytes` to `path` (created or truncated, mode 0644) and fsyncs it, on the pool.
+    ///
+    /// The wait ends at `timeout`, at `deadline` (the earlier wins) or when the thread is
+    /// cancelled. A write that no pool thread has started then never happens; one already
+    /// started runs on to its end in the background (the file may be written after this
+    /// throws: see ``blocking(timeout:deadline:_:)``).
     /// - Throws: `UThreadError.system` naming the failed call; `.invalidArgument` when `path`
-    ///   contains a NUL byte.
-    public static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    ///   contains a NUL byte; `.timedOut`; `CancellationError`.
+    public static func writeFile(
+        _ path: String, _ bytes: [UInt8], timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
+    ) throws {
         try checkNoNUL(path, "path")
-        try blocking {
+        try blocking(timeout: timeout, deadline: deadline) {
             let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             if fd < 0 { throw UThreadError.system(call: "open", errno: .lastError) }
             defer { Glibc.close(fd) }

@@ -95,7 +95,7 @@ enum JacketHooks {
         guard let s = Scheduler.active, s.onUserThread else { return EPERM }
         let call = CCall(body: body, context: context)
         return errnoValue {
-            try blocking { call.body(call.context) }
+            try blockingToCompletion { call.body(call.context) }
             return 0
         }
     }

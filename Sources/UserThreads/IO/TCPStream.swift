@@ -27,12 +27,27 @@ public final class TCPStream: SocketStream {
     }
 
     /// Resolves `host` (on the offload pool unless numeric) and connects to the first address
-    /// that accepts; the timeout covers each attempt, the deadline all of them.
+    /// that accepts; the timeout covers the resolution and each attempt, the deadline all of
+    /// them. A resolution that times out or is cancelled is abandoned to the pool (see
+    /// ``SocketAddress/resolve(host:port:timeout:deadline:)``).
+    /// - Throws: `.system(call: "connect", …)` (the last attempt's error),
+    ///   `UThreadError.invalidArgument` (no such host), `.timedOut`, `CancellationError`.
     public static func connect(
         host: String, port: UInt16, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil
     ) throws -> TCPStream {
+        try connect(host: host, port: port, timeout: timeout, deadline: deadline, using: SocketAddress.resolveNow)
+    }
+
+    /// `connect(host:…)` with the function that resolves names (the tests' seam:
+    /// NameResolution.swift).
+    static func connect(
+        host: String, port: UInt16, timeout: Duration?, deadline: ContinuousClock.Instant?,
+        using resolver: @escaping @Sendable (String, UInt16) throws -> [SocketAddress]
+    ) throws -> TCPStream {
         var lastError: any Error = UThreadError.invalidArgument("no address for \(host)")
-        for address in try SocketAddress.resolve(host: host, port: port) {
+        let addresses = try SocketAddress.resolve(
+            host: host, port: port, timeout: timeout, deadline: deadline, using: resolver)
+        for address in addresses {
             do { return try connect(to: address, timeout: timeout, deadline: deadline) } catch { lastError = error }
         }
         throw lastError

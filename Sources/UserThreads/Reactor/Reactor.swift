@@ -415,11 +415,46 @@ final class Reactor: Poller {
     // MARK: Offloading
 
     /// Runs `job` on the offload pool and parks the calling thread until it has finished.
-    /// Not cancellable: a kernel thread running arbitrary code cannot be interrupted, and the
-    /// job's result must not be lost.
-    func offload(_ job: OffloadJob) {
+    /// Not cancellable: for jobs that point into the caller's frame (the jacket's C calls),
+    /// which must not outlive the wait.
+    func offloadToCompletion(_ job: OffloadJob) {
         offloadCount &+= 1
         awaitCompletion(job, start: { OffloadPool.shared.submit($0) }, onCancel: nil)
+    }
+
+    /// Runs `job` on the offload pool and parks the calling thread until it has finished, its
+    /// `deadline` passes, or it is cancelled. `.woken`: the job finished (its result is set);
+    /// `.timedOut`, `.cancelled`: the thread stopped waiting and the job is abandoned
+    /// (OffloadPool.swift, "Abandoned calls"): the pool drops it unrun, or finishes it and
+    /// releases its result; nothing is posted for it and the caller must not read its result.
+    /// Already cancelled, or a deadline already due: returns at once, nothing submitted. A job
+    /// that finished as the wait ended is taken (`.woken`), never thrown away.
+    func offload(_ job: OffloadJob, deadline: UInt64?) -> WakeResult {
+        let s = scheduler
+        if s.current.has(.flagCancelled) { return .cancelled }
+        if let deadline, deadline <= s.now() { return .timedOut }
+        offloadCount &+= 1
+        job.waiter = UInt(bitPattern: s.current)
+        job.mailbox = mailbox
+        offloadsInFlight += 1
+        OffloadPool.shared.submit(job)
+        var interruptible = true
+        while true {
+            let result = s.park(
+                .offload, object: 0, deadline: interruptible ? deadline : nil, cancellable: interruptible)
+            switch result {
+            case .woken:
+                return .woken  // completeOffloads counted it
+            case .cancelled, .timedOut:
+                if OffloadPool.shared.abandon(job) {
+                    offloadsInFlight -= 1  // no completion will come
+                    return result
+                }
+                interruptible = false  // it finished: its completion is on the way; take it
+            default:
+                continue
+            }
+        }
     }
 
     /// Starts `job` somewhere else (another kernel thread, a Swift task) with `start`, and parks

@@ -19,6 +19,21 @@ import UserThreads
         #expect(total == 30)
     }
 
+    /// "Blocking calls that do not block the process": pool calls with a timeout and a deadline
+    /// (a stand-in for the legacy client; "localhost" for the host, which /etc/hosts answers).
+    @Test(arguments: [1, 2]) func poolCallsWithLimits(workers: Int) throws {
+        struct LegacyClient: Sendable { func fetch() throws -> String { "answer" } }
+        let legacyClient = LegacyClient()
+        let (answer, addresses) = try UThreadRuntime.run(workers: workers) {
+            let requestDeadline = ContinuousClock.now + .seconds(30)
+            let answer = try blocking(timeout: .seconds(2)) { try legacyClient.fetch() }
+            let addresses = try SocketAddress.resolve(host: "localhost", port: 443, deadline: requestDeadline)
+            return (answer, addresses)
+        }
+        #expect(answer == "answer")
+        #expect(!addresses.isEmpty)
+    }
+
     /// "Blocking calls that do not block the process": the echo server, with one connection.
     @Test func echoServer() throws {
         let echoed = try UThreadRuntime.run {

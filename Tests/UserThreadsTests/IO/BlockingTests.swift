@@ -1,4 +1,6 @@
+import Dispatch
 import Glibc
+import Synchronization
 import Testing
 @testable import UserThreads
 
@@ -91,5 +93,203 @@ import Testing
             return Scheduler.require("test").poller != nil
         }
         #expect(!hasPoller)
+    }
+}
+
+/// A pool call the test holds: its body signals `entered`, then waits on `gate` until the test
+/// opens it (at the end, after the waiter gave up): so a wait ends by its timeout, deadline or
+/// cancellation, never by the call returning, with no sleep to hope on.
+final class HeldCall: Sendable {
+    let entered = DispatchSemaphore(value: 0)
+    let gate = DispatchSemaphore(value: 0)
+    /// Signalled by `Token.deinit`: the call's result (or its body's captures) was released.
+    let released = DispatchSemaphore(value: 0)
+
+    /// What the held call returns (and captures): signals `released` when freed.
+    final class Token: Sendable {
+        let released: DispatchSemaphore
+        init(_ released: DispatchSemaphore) { self.released = released }
+        deinit { released.signal() }
+    }
+
+    /// A body that enters, waits for the gate, and returns a token (also captured, so that a
+    /// body dropped unrun releases one too).
+    func body() -> @Sendable () -> Token {
+        let token = Token(released)
+        return { [entered, gate] in
+            entered.signal()
+            gate.wait()
+            return token
+        }
+    }
+
+    /// From a user thread: yields (1 ms sleeps) until the body has started on a pool thread.
+    /// A semaphore wait would block the runtime's kernel thread, and a `blocking {}` wait could
+    /// queue behind other tests' held calls.
+    func waitUntilEntered() throws {
+        let limit = ContinuousClock.now + .seconds(20)
+        while entered.wait(timeout: .now()) != .success {
+            guard ContinuousClock.now < limit else { throw UThreadError.invalidArgument("the held call never started") }
+            try UThread.sleep(for: .milliseconds(1))
+        }
+        entered.signal()  // for later waiters
+    }
+
+    /// Off the runtime, at the end: lets the call return and waits (bounded) for its result to
+    /// be released on the pool thread. True when it was.
+    func openAndWaitForRelease() -> Bool {
+        gate.signal()
+        return released.wait(timeout: .now() + 20) == .success
+    }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct BlockingLimitTests {
+    /// The outcome of a call, as the table of timed calls names it.
+    enum Ended: Equatable {
+        case returned, timedOut, cancelled
+        case other(String)
+    }
+
+    static func ended(_ body: () throws -> Void) -> Ended {
+        do {
+            try body()
+            return .returned
+        } catch UThreadError.timedOut {
+            return .timedOut
+        } catch is CancellationError {
+            return .cancelled
+        } catch {
+            return .other("\(error)")
+        }
+    }
+
+    @Test(arguments: [1, 2]) func aTimeoutEndsTheWait(workers: Int) throws {
+        let held = HeldCall()
+        let ended = try UThreadRuntime.run(workers: workers) {
+            Self.ended { _ = try blocking(timeout: .milliseconds(30), held.body()) }
+        }
+        #expect(ended == .timedOut)
+        #expect(held.openAndWaitForRelease(), "the abandoned call's result (or body) was not released")
+    }
+
+    @Test(arguments: [1, 2]) func aDeadlineEndsTheWait(workers: Int) throws {
+        let held = HeldCall()
+        let ended = try UThreadRuntime.run(workers: workers) {
+            Self.ended { _ = try blocking(deadline: .now + .milliseconds(30), held.body()) }
+        }
+        #expect(ended == .timedOut)
+        #expect(held.openAndWaitForRelease())
+    }
+
+    /// The earlier of timeout and deadline wins (`Deadline.earliest`): a far deadline does not
+    /// lengthen a short timeout, nor a far timeout a near deadline.
+    @Test(arguments: [1, 2]) func theEarlierLimitWins(workers: Int) throws {
+        let (a, b) = (HeldCall(), HeldCall())
+        let (first, second) = try UThreadRuntime.run(workers: workers) {
+            (
+                Self.ended { _ = try blocking(timeout: .milliseconds(20), deadline: .now + .seconds(3600), a.body()) },
+                Self.ended { _ = try blocking(timeout: .seconds(3600), deadline: .now + .milliseconds(20), b.body()) }
+            )
+        }
+        #expect(first == .timedOut)
+        #expect(second == .timedOut)
+        #expect(a.openAndWaitForRelease())
+        #expect(b.openAndWaitForRelease())
+    }
+
+    /// A thread whose call is running on a pool thread is cancelled: it throws at once, the
+    /// runtime ends while the call still runs, and the call's result is released on its pool
+    /// thread when it returns (nothing is posted to the ended runtime).
+    @Test(arguments: [1, 2]) func cancellationEndsTheWaitOfARunningCall(workers: Int) throws {
+        let held = HeldCall()
+        let before = UThreadRuntime.blockingPoolStatistics.abandonedTotal
+        let (ended, abandonedRunning) = try UThreadRuntime.run(workers: workers) { () -> (Ended, Int) in
+            let waiter = UThread { Self.ended { _ = try blocking(held.body()) } }
+            try held.waitUntilEntered()
+            waiter.cancel()
+            let ended = try waiter.join()
+            return (ended, UThreadRuntime.blockingPoolStatistics.abandonedRunning)
+        }
+        #expect(ended == .cancelled)
+        #expect(abandonedRunning >= 1, "the held call was not counted as abandoned and running")
+        #expect(UThreadRuntime.blockingPoolStatistics.abandonedTotal > before)
+        #expect(held.openAndWaitForRelease(), "the abandoned call's result was not released")
+    }
+
+    /// A thread already cancelled, a timeout not above zero, a past deadline: the call throws
+    /// at once and never runs (its body's captures are released).
+    @Test(arguments: [1, 2]) func aDueLimitOrACancelledThreadNeverRunsTheCall(workers: Int) throws {
+        let ran = RunCount()
+        let released = DispatchSemaphore(value: 0)
+        let outcomes = try UThreadRuntime.run(workers: workers) { () -> [Ended] in
+            let cancelled = UThread { () -> Ended in
+                while !UThread.isCancelled { UThread<Never>.yield() }
+                return Self.call(timeout: nil, deadline: nil, ran, released)
+            }
+            cancelled.cancel()
+            return [
+                Self.call(timeout: .zero, deadline: nil, ran, released),
+                Self.call(timeout: .milliseconds(-5), deadline: nil, ran, released),
+                Self.call(timeout: nil, deadline: .now - .milliseconds(300), ran, released),
+                try cancelled.join(),
+            ]
+        }
+        #expect(outcomes == [.timedOut, .timedOut, .timedOut, .cancelled])
+        #expect(ran.value.load(ordering: .relaxed) == 0)
+        for _ in 0..<4 { #expect(released.wait(timeout: .now() + 20) == .success) }
+    }
+
+    final class RunCount: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    /// A `blocking` call that counts its runs and returns (and captures) a token.
+    static func call(
+        timeout: Duration?, deadline: ContinuousClock.Instant?, _ ran: RunCount, _ released: DispatchSemaphore
+    ) -> Ended {
+        let token = HeldCall.Token(released)
+        return ended {
+            _ = try blocking(timeout: timeout, deadline: deadline) {
+                ran.value.add(1, ordering: .relaxed)
+                return token
+            }
+        }
+    }
+
+    /// With limits that do not come due, the call returns its value as before, and its error.
+    @Test(arguments: [1, 2]) func theNormalPathIsUnchanged(workers: Int) throws {
+        let released = DispatchSemaphore(value: 0)
+        let (value, error, tokenBack) = try UThreadRuntime.run(workers: workers) { () -> (Int, Ended, Bool) in
+            let value = try blocking(timeout: .seconds(3600), deadline: .now + .seconds(3600)) { 6 * 7 }
+            let error = Self.ended {
+                _ = try blocking(timeout: .seconds(3600)) { () throws -> Int in throw UThreadError.closed("x") }
+            }
+            let token = try blocking(timeout: .seconds(3600)) { HeldCall.Token(released) }
+            return (value, error, released.wait(timeout: .now()) == .timedOut && token.released === released)
+        }
+        #expect(value == 42)
+        #expect(error == .other("\(UThreadError.closed("x"))"))
+        #expect(tokenBack, "a returned result was released before its caller had it")
+        #expect(released.wait(timeout: .now() + 20) == .success)
+    }
+
+    /// The thread table shows a thread waiting in a timed `blocking {}` as a blocking call,
+    /// and the pool's statistics stay within their bound.
+    @Test(arguments: [1, 2]) func aTimedWaitShowsAsABlockingCall(workers: Int) throws {
+        let held = HeldCall()
+        let shown = try UThreadRuntime.run(workers: workers) { () -> Bool in
+            let waiter = UThread(pinned: true) { Self.ended { _ = try blocking(timeout: .seconds(3600), held.body()) } }
+            try held.waitUntilEntered()
+            let shown = UThreadRuntime.threadTable().threads.contains {
+                $0.id == waiter.id && $0.waitReason?.kind == .offload
+            }
+            waiter.cancel()
+            _ = try waiter.join()
+            return shown
+        }
+        #expect(shown)
+        let stats = UThreadRuntime.blockingPoolStatistics
+        #expect(stats.threads <= 2 * stats.maximumThreads)
+        #expect(held.openAndWaitForRelease())
     }
 }

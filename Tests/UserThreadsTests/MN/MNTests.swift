@@ -166,16 +166,18 @@ func myRow() -> ThreadInfo? {
         #expect(results.allSatisfy { $0 })
     }
 
-    /// After main returns, a worker-local thread unwinding from its cancellation makes a
-    /// `blocking {}` call: its worker must still poll its reactor for the completion (it used
-    /// to spin on "main is done" without ever polling, and the runtime never ended).
+    /// After main returns, a worker-local thread unwinding from its cancellation makes a pool
+    /// call: its worker must still poll its reactor for the completion (it used to spin on
+    /// "main is done" without ever polling, and the runtime never ended). The thread is
+    /// cancelled, so a public `blocking {}` would throw at once: the call waits as the jacket's
+    /// C calls do, uncancellably.
     @Test func aBlockingCallDuringShutdownCompletes() throws {
         let done = MNFlag()
         try UThreadRuntime.run(workers: 2) {
             try UThread.spawn(onWorker: 1) { () throws in
                 _ = UThread.local {
                     defer {
-                        if (try? blocking {
+                        if (try? blockingToCompletion {
                             usleep(1_000)
                             return true
                         }) == true {

@@ -490,6 +490,48 @@ struct TimeArgumentTableTests {
                 host: "127.0.0.1", port: f.listener.localAddress.port, timeout: l.timeout, deadline: l.deadline
             ).close()
         },
+        // A pool call held on a semaphore until the cleanup: due arguments throw without
+        // running it, the others wait until cancelled (the call is then abandoned to the pool).
+        TimedCall(key: "Blocking.swift blocking(timeout:deadline:_:)", parameters: .both, resource: .unavailable) {
+            let gate = DispatchSemaphore(value: 0)
+            return Prepared(
+                call: { l in _ = try blocking(timeout: l.timeout, deadline: l.deadline) { gate.wait() } },
+                cleanup: { gate.signal() })
+        },
+        // A call that returns at once: due arguments still throw (it never runs), the others
+        // return unless the cancel comes first.
+        .plain("Blocking.swift blocking(timeout:deadline:_:)", .both, .either) { l in
+            _ = try blocking(timeout: l.timeout, deadline: l.deadline) { 1 }
+        },
+        // Regular files on the pool: due arguments throw without touching the file, the
+        // others read or write it unless the cancel comes first.
+        TimedCall(key: "Files.swift readFile(_:timeout:deadline:)", parameters: .both, resource: .either) {
+            Prepared(call: { l in _ = try IO.readFile("/proc/self/stat", timeout: l.timeout, deadline: l.deadline) })
+        },
+        TimedCall(key: "Files.swift writeFile(_:_:timeout:deadline:)", parameters: .both, resource: .either) {
+            let path = "/tmp/uthreads-timeargs-file-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            return Prepared(
+                call: { l in try IO.writeFile(path, [1, 2, 3], timeout: l.timeout, deadline: l.deadline) },
+                cleanup: { unlink(path) })
+        },
+        // A name, with the resolver held (the tests' seam), and a numeric host (never waits).
+        TimedCall(
+            key: "NameResolution.swift resolve(host:port:timeout:deadline:)", parameters: .both, resource: .unavailable
+        ) {
+            let gate = DispatchSemaphore(value: 0)
+            return Prepared(
+                call: { l in
+                    _ = try SocketAddress.resolve(
+                        host: "held.invalid", port: 80, timeout: l.timeout, deadline: l.deadline,
+                        using: { _, _ in
+                            gate.wait()
+                            return []
+                        })
+                }, cleanup: { gate.signal() })
+        },
+        .plain("NameResolution.swift resolve(host:port:timeout:deadline:)", .both, .available) { l in
+            _ = try SocketAddress.resolve(host: "127.0.0.1", port: 80, timeout: l.timeout, deadline: l.deadline)
+        },
         .io("UnixStream.swift connect(path:timeout:deadline:)", .either) { f, l in
             try UnixStream.connect(path: f.unixListener.path, timeout: l.timeout, deadline: l.deadline).close()
         },
@@ -679,6 +721,14 @@ struct TimeArgumentTableTests {
                     gate.signal()
                     try holder.join()
                 })
+        },
+        TimedCall(
+            key: "Blocking.swift blocking(timeout:deadline:_:)", parameters: .both, resource: .unavailable, runtime: .mn
+        ) {
+            let gate = DispatchSemaphore(value: 0)
+            return Prepared(
+                call: { l in _ = try blocking(timeout: l.timeout, deadline: l.deadline) { gate.wait() } },
+                cleanup: { gate.signal() })
         },
         .plain("UThread.sleep(for:) under M:N", .timeout, .sleep, runtime: .mn) { try UThread.sleep(for: $0.t) },
     ]
