@@ -45,7 +45,7 @@ struct ThreadGroupTests {
         try UThreadRuntime.run(workers: workers) {
             try withThreadGroup(name: "spread") { g in
                 for _ in 0..<8 {
-                    g.spawn {
+                    try g.spawn {
                         var last = UThread.worker
                         seen.add(last)
                         for _ in 0..<50_000_000 where !seen.isComplete {
@@ -72,11 +72,11 @@ struct ThreadGroupTests {
             try UThread { () -> (Int, Bool) in
                 var sum = 0
                 try withThreadGroup { g in
-                    for i in 1...10 { g.spawnLocal { sum += i } }
+                    for i in 1...10 { try g.spawnLocal { sum += i } }
                 }
                 var refused = false
                 do {
-                    try withThreadGroup { g in g.spawn { g.spawnLocal {} } }
+                    try withThreadGroup { g in try g.spawn { try g.spawnLocal {} } }
                 } catch UThreadError.invalidArgument { refused = true }
                 return (sum, refused)
             }.join()

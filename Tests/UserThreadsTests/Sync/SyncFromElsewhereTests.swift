@@ -151,4 +151,35 @@ struct SyncFromElsewhereTests {
         }
         #expect(outcomes == ["closed", "closed", "closed", "ok"])
     }
+
+    /// `close()` from elsewhere ends a channel's parked receivers (nil) and senders
+    /// (`closed`), as a close on the channel's own runtime does.
+    @Test(arguments: syncWorkerCounts, Elsewhere.allCases)
+    func closeFromElsewhereEndsEveryParkedThread(workers: Int, from: Elsewhere) throws {
+        let outcomes = try runOn(workers: workers) { () -> [String] in
+            let jobs = Channel<Int>(name: "jobs")
+            let results = try Channel<Int>(capacity: 1, name: "results")
+            try results.send(0)  // full: the sender below parks
+            let threads = [
+                UThread(name: "receiver") { (try jobs.receive(timeout: .seconds(20))).map { "\($0)" } ?? "nil" },
+                UThread(name: "sender") { outcome { try results.send(1, timeout: .seconds(20)) } },
+            ]
+            let done = from.run {
+                jobs.close()
+                results.close()
+            }
+            let outcomes = try threads.map { try $0.join() }
+            try waitFor { done.isSet }
+            return outcomes + [done.failure.withLock { $0 } ?? "ok"]
+        }
+        #expect(outcomes == ["nil", "closed", "ok"])
+    }
+
+    /// A channel made outside every runtime and never used is closed by a kernel thread outside
+    /// every runtime (it becomes shared): no runtime is needed.
+    @Test func anUnusedChannelIsClosedOutsideEveryRuntime() {
+        let c = Channel<Int>(name: "unused")
+        #expect(c.close())
+        #expect(!c.close())
+    }
 }
