@@ -36,9 +36,11 @@
 //   * shared — the state sits behind the object's lock, held for the rule and never across a
 //     park; a claim is a compare-and-swap; the waiter parks with the parking protocol of every
 //     primitive (Waiter.swift: `parkWaiter` publishes it under the lock), and a wake is sent
-//     after the lock is released (`syncWake`). A shared channel may be closed from any thread.
-// A thread of another runtime touching a bound channel gets `UThreadError.foreignRuntime`,
-// not a race.
+//     after the lock is released (`syncWake`).
+// A thread of another runtime (or a kernel thread outside every runtime) that sends or
+// receives on a bound channel gets `UThreadError.foreignRuntime`, not a race; its `close()`,
+// which neither waits nor fails, is posted to the channel's runtime, as every such operation
+// of a bound object is (SyncSupport.swift, "Bare or locked": "From elsewhere").
 //
 // Rejected designs:
 //   * Receivers returning a `Result` or throwing on close: `for x in channel` and
