@@ -32,8 +32,10 @@
 // and not "shared" and gets `UThreadError.foreignRuntime` before it reads or writes a field.
 // The binding itself is an atomic, and the state's initial values were written before the
 // object was published. So a bare object is touched by one kernel thread only, and a shared
-// one only under its lock. Snapshots (`isLocked`, descriptions) from a foreign kernel thread
-// of a bare object are the one exception: read without the lock, stale at worst.
+// one only under its lock. Snapshots (`isLocked`, `value`, `waiting`, descriptions) from a
+// foreign kernel thread of a bare object are the one exception: read without the lock, a race
+// with the runtime's own accesses (a count stale or torn); they are for the object's own
+// runtime and for shared objects, where they are exact.
 //
 // From elsewhere. An operation that neither waits nor fails — a semaphore's `signal`, a
 // condition's `signal` and `broadcast`, `destroy`, a thread group's `cancelAll` — may be called
