@@ -182,4 +182,21 @@ struct SyncFromElsewhereTests {
         #expect(c.close())
         #expect(!c.close())
     }
+
+    /// Once the runtime an object belongs to has ended, a signal, broadcast, destroy or close
+    /// from another kernel thread finds no runtime to post to and is dropped (its threads are
+    /// gone, nobody waits): no crash, no change.
+    @Test func operationsAfterTheRuntimeEndedAreDropped() throws {
+        let (permits, ready, jobs) = try UThreadRuntime.run { () -> (USemaphore, UCondition, Channel<Int>) in
+            (USemaphore(name: "permits"), UCondition(name: "ready"), Channel<Int>(name: "jobs"))
+        }
+        permits.signal()
+        permits.destroy()
+        #expect(!ready.signal())
+        #expect(ready.broadcast() == 0)
+        ready.destroy()
+        #expect(!jobs.close())
+        #expect(permits.value == 0)
+        #expect(ready.waiting == 0)
+    }
 }
