@@ -110,6 +110,25 @@ int uthreads_pin_current_thread(int cpu) {
     return sched_setaffinity(0, sizeof set, &set);
 }
 
+int uthreads_affinity_cpu_count(void) {
+    // A mask as large as the kernel's: sched_getaffinity fails with EINVAL while the set is
+    // smaller than the kernel's cpumask (more than 1024 possible CPUs), so double until it fits.
+    for (int cpus = 1024; cpus <= (1 << 20); cpus *= 2) {
+        cpu_set_t *set = CPU_ALLOC(cpus);
+        if (set == NULL) return -1;
+        size_t size = CPU_ALLOC_SIZE(cpus);
+        if (sched_getaffinity(0, size, set) == 0) {
+            int count = CPU_COUNT_S(size, set);
+            CPU_FREE(set);
+            return count;
+        }
+        int error = errno;
+        CPU_FREE(set);
+        if (error != EINVAL) return -1;
+    }
+    return -1;
+}
+
 _Static_assert(sizeof(struct signalfd_siginfo) == UTHREADS_SIGNALFD_INFO_SIZE, "signalfd_siginfo size");
 
 int uthreads_signalfd_open(const int *signals, int count) {

@@ -76,6 +76,9 @@ int uthreads_set_nonblocking(int fd, int on);
 int uthreads_socket_error(int fd);
 /// Pins the calling kernel thread to one CPU (sched_setaffinity); 0 or -1.
 int uthreads_pin_current_thread(int cpu);
+/// The number of CPUs in the calling kernel thread's affinity mask (sched_getaffinity: what
+/// `taskset` sets), or -1 with errno set.
+int uthreads_affinity_cpu_count(void);
 /// Ignores SIGPIPE for the whole process (idempotent).
 void uthreads_ignore_sigpipe(void);
 /// Blocks the `count` signals in `signals` in the calling kernel thread (threads it starts

@@ -33,9 +33,12 @@ import Glibc
 import Synchronization
 
 extension UThreadRuntime {
-    /// The number of CPUs online: the usual `workers:` for `run(workers:)`.
+    /// The number of CPUs the calling kernel thread may run on: the usual `workers:` for
+    /// `run(workers:)`. Its affinity mask (`sched_getaffinity`), so `taskset -c 0` (or a
+    /// container's cpuset) gives 1; the CPUs online if the mask cannot be read.
     public static var processorCount: Int {
-        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let allowed = Int(uthreads_affinity_cpu_count())
+        return max(1, allowed > 0 ? allowed : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
     /// `run`'s path for `workers != 1`: validates the count and runs the M:N runtime.

@@ -3,7 +3,7 @@
 // Design essay
 // ============
 //
-// `withThreadGroup { group in group.spawn { … } }` runs the body, then waits until every
+// `withThreadGroup { group in try group.spawn { … } }` runs the body, then waits until every
 // child has finished before it returns: no child outlives the scope (that is what makes it
 // "structured"). When a child throws, the group records the first error, cancels every sibling
 // (they wake from any wait with CancellationError) and, once all have finished, rethrows that
@@ -21,6 +21,15 @@
 // that runs on the caller's worker and never moves; the caller stays on its worker while the
 // scope lasts so that such children and it never run at once.
 //
+// The scope ends when the waiter's last look finds every recorded child joined; that look
+// marks the group ended in the same access to its state, and a spawn checks the mark and
+// records its child in one access too (the child is made inside it: a spawn never parks). So a
+// group that escaped its scope (stored, captured by a thread that outlives it) throws
+// `UThreadError.closed` on `spawn`: a child spawned then would be joined by nobody. Spawns come
+// only from user threads of the group's runtime (`invalidArgument` outside a user thread,
+// `.foreignRuntime` from another M:1 runtime's); `cancelAll()`, which does not wait, may come
+// from any kernel thread, by the rule of every sync object (Sync/SyncSupport.swift).
+//
 // Waiting for all is joining each child in turn (uncancellably once the waiter was cancelled):
 // the waiter is a joiner like any other (Waiter.swift across workers), the thread table shows
 // which child it waits for, and a child whose thread could not be started (its join throws
@@ -34,6 +43,8 @@
 //     group's work stayed on its caller's worker.
 //   * A live-child counter and one parked group waiter: a child whose start failed on another
 //     worker never runs the code that counts it out, so the waiter would wait forever.
+//   * A spawn into an ended group that runs the child anyway (what this had): an orphan nobody
+//     joins, whose error nobody sees; or that stops the process: the caller can handle a throw.
 import CUThreads
 
 /// The handle `withThreadGroup` passes to its body. `Sendable`: children on any worker may
@@ -47,6 +58,8 @@ public final class UThreadGroup: @unchecked Sendable {
     @exclusivity(unchecked) private var children: [UThread<Void>] = []
     @exclusivity(unchecked) private var error: (any Error)?
     @exclusivity(unchecked) private var cancelled = false
+    /// Set when `waitForAll` found every child finished: the scope is over, spawns throw.
+    @exclusivity(unchecked) private var ended = false
 
     init(name: String) {
         self.name = name
@@ -56,19 +69,27 @@ public final class UThreadGroup: @unchecked Sendable {
     /// Starts a child thread that may run on any worker. It runs until its body returns or
     /// throws; a throw cancels the siblings. If the thread cannot be created, the group fails
     /// with that error.
-    public func spawn(name: String = "", _ body: @escaping @Sendable () throws -> Void) {
-        adopt(UThread(name: name) { [self] in run(body) })
+    /// - Throws: `UThreadError.closed` once the scope has ended (`withThreadGroup` returned or
+    ///   is returning: a group that escaped it takes no more children);
+    ///   `UThreadError.invalidArgument` when not called on a user thread; `.foreignRuntime` from
+    ///   a thread of another runtime than the group's.
+    public func spawn(name: String = "", _ body: @escaping @Sendable () throws -> Void) throws {
+        try adopt("UThreadGroup.spawn") { UThread(name: name) { [self] in run(body) } }
     }
 
     /// Starts a child that may share non-`Sendable` state with the caller (a captured `var`):
     /// a `UThread.local`, which runs on the caller's worker and never moves (the caller stays
     /// there while the scope lasts). Otherwise as `spawn`. Called from a child that may move,
     /// the child fails with `UThread.local`'s error.
-    public func spawnLocal(name: String = "", _ body: @escaping () throws -> Void) {
-        var failure: (any Error)?
-        let object = spawnLocalThread(name: name, priority: 0, stackSize: nil, withinScope: true, failure: &failure)
-        if let failure { object.fail(failure, as: Void.self) } else { object.install { [self] in run(body) } }
-        adopt(UThread(object: object))
+    /// - Throws: as `spawn`.
+    public func spawnLocal(name: String = "", _ body: @escaping () throws -> Void) throws {
+        try adopt("UThreadGroup.spawnLocal") {
+            var failure: (any Error)?
+            let object = spawnLocalThread(
+                name: name, priority: 0, stackSize: nil, withinScope: true, failure: &failure)
+            if let failure { object.fail(failure, as: Void.self) } else { object.install { [self] in run(body) } }
+            return UThread(object: object)
+        }
     }
 
     /// A child's body: its error fails the group.
@@ -76,21 +97,36 @@ public final class UThreadGroup: @unchecked Sendable {
         do { try body() } catch { fail(error) }
     }
 
-    /// Records a new child; cancels it at once when the group is cancelled.
-    private func adopt(_ child: UThread<Void>) {
-        let cancelNow = sync.locked { () -> Bool in
+    /// Spawns a child (`spawn()`) and records it, in one access to the group's state, so that
+    /// the end of the scope (`waitForAll`'s last look, in the same kind of access) comes either
+    /// before the spawn, which then throws, or after the child is recorded and joined: never a
+    /// child nobody joins. Cancels the child at once when the group is cancelled.
+    private func adopt(_ api: StaticString, _ spawn: () -> UThread<Void>) throws {
+        guard let s = Scheduler.active, s.onUserThread else { throw Scheduler.outsideUserThread(api) }
+        let (child, cancelNow) = try sync.with { () throws(UThreadError) -> (UThread<Void>, Bool) in
+            if ended {
+                throw .closed(
+                    "\(label) has ended: \(api) after withThreadGroup returned (spawn children inside its body or in its children)"
+                )
+            }
+            let child = spawn()
             children.append(child)
-            return cancelled
+            return (child, cancelled)
         }
         if cancelNow { child.cancel() }
     }
 
-    /// Cancels every running child (and children spawned later).
+    var label: String { syncLabel("thread group", name: name, id: id) }
+
+    /// Cancels every running child (and children spawned later). Any kernel thread may call it
+    /// (a pthread, a thread of another runtime): a group of an M:1 runtime is cancelled by a
+    /// post to that runtime, applied on its kernel thread at its next safe point (the rule of
+    /// every sync object: Sync/SyncSupport.swift, "Bare or locked").
     public func cancelAll() {
-        let running = sync.locked { () -> [UThread<Void>] in
-            cancelled = true
-            return children
-        }
+        guard let locked = sync.enter(orPost: { [self] in cancelAll() }) else { return }
+        cancelled = true
+        let running = children
+        sync.leave(locked)
         for c in running where !c.isFinished { c.cancel() }
     }
 
@@ -113,7 +149,12 @@ public final class UThreadGroup: @unchecked Sendable {
     func waitForAll() throws {
         var cancellable = true
         var next = 0
-        while let child = sync.locked({ next < children.count ? children[next] : nil }) {
+        // The last look ends the scope in the same access: a spawn after it throws (`adopt`).
+        while let child = sync.locked({ () -> UThread<Void>? in
+            if next < children.count { return children[next] }
+            ended = true
+            return nil
+        }) {
             do {
                 try child.handle.waitForEnd(deadline: nil, cancellable: cancellable)
             } catch is CancellationError {
@@ -134,7 +175,7 @@ public final class UThreadGroup: @unchecked Sendable {
 ///
 /// ```swift
 /// try withThreadGroup { group in
-///     for url in urls { group.spawn { try fetch(url) } }
+///     for url in urls { try group.spawn { try fetch(url) } }
 /// }   // every fetch has finished here
 /// ```
 /// Children of `spawn` are ordinary threads (any worker); children of `spawnLocal` run on the

@@ -68,7 +68,8 @@ public enum UThreadRuntime {
         JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
         let scheduler = Scheduler(settings: configuration.schedulerSettings, policy: policy)
         let address = Unmanaged.passUnretained(scheduler).toOpaque()
-        let inbox = ForeignCancels.open(for: address, dumpBell: configuration.dumpSignal != nil)
+        let inbox = ForeignCancels.open(
+            for: address, serial: scheduler.serial, dumpBell: configuration.dumpSignal != nil)
         scheduler.foreignCancels = inbox
         defer { inbox.close(for: address) }
         uthreads_set_runtime(address)

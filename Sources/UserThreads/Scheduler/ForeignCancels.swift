@@ -2,7 +2,9 @@
 // task, the offload pool) ask of it: `cancel()` of one of its threads, the wake of a thread's
 // wait on an object shared between kernel threads (Sync/Waiter.swift), a call that reads what
 // only the runtime may read (its statistics), a thread to start (`UThreadRuntime.Handle.spawn`),
-// and the bell that ends its idle sleep.
+// an operation of a sync object bound to it that does not wait (a signal, a broadcast, a
+// destroy, a group's `cancelAll`: Sync/SyncState.swift, found by the runtime's serial), and the
+// bell that ends its idle sleep.
 //
 // An M:1 scheduler has no lock: only its own kernel thread may touch it. So another kernel
 // thread never cancels; it *posts* the thread's object to the runtime's inbox and wakes the
@@ -80,10 +82,11 @@ final class ForeignCancels: @unchecked Sendable {
     /// The dump handler's slot for `word` (dump_signal.c), or -1.
     private var dumpBellSlot: Int32 = -1
 
-    /// Live M:1 runtimes and their scheduler addresses (a few: one per kernel thread running
-    /// one). An array, not a dictionary: its first use then needs no runtime lookup of the key's
-    /// Hashable conformance (~200,000 instructions of start-up, measured).
-    private static let live = KernelLock<[(runtime: UnsafeMutableRawPointer, inbox: ForeignCancels)]>([])
+    /// Live M:1 runtimes: their scheduler addresses, serials (`Scheduler.serial`, what a sync
+    /// object bound to one records) and inboxes (a few: one per kernel thread running one). An
+    /// array, not a dictionary: its first use then needs no runtime lookup of the key's Hashable
+    /// conformance (~200,000 instructions of start-up, measured).
+    private static let live = KernelLock<[(runtime: UnsafeMutableRawPointer, serial: UInt, inbox: ForeignCancels)]>([])
 
     private init() {
         word = .allocate(capacity: 1)
@@ -94,12 +97,13 @@ final class ForeignCancels: @unchecked Sendable {
 
     // MARK: The runtime's side
 
-    /// Makes `runtime`'s inbox and lists it as live (when an M:1 `run` starts); `dumpBell`: its
-    /// word is also rung by the dump signal's handler (dump_signal.c).
-    static func open(for runtime: UnsafeMutableRawPointer, dumpBell: Bool) -> ForeignCancels {
+    /// Makes `runtime`'s inbox and lists it as live with the scheduler's `serial` (when an M:1
+    /// `run` starts); `dumpBell`: its word is also rung by the dump signal's handler
+    /// (dump_signal.c).
+    static func open(for runtime: UnsafeMutableRawPointer, serial: UInt, dumpBell: Bool) -> ForeignCancels {
         let inbox = ForeignCancels()
         if dumpBell { inbox.dumpBellSlot = uthreads_dump_bell_add_futex(inbox.word) }
-        live.withLock { $0.append((runtime, inbox)) }
+        live.withLock { $0.append((runtime, serial, inbox)) }
         return inbox
     }
 
@@ -161,6 +165,17 @@ final class ForeignCancels: @unchecked Sendable {
     {
         guard let inbox = live.withLock({ $0.first { $0.runtime == runtime }?.inbox }) else { return false }
         return inbox.post(.wake(block: block, token: token, result))
+    }
+
+    /// Runs `body` on the kernel thread of the live M:1 runtime whose scheduler has `serial`,
+    /// at its next safe point, without waiting for it (an operation of a sync object bound to
+    /// that runtime, called from another kernel thread: Sync/SyncState.swift). Returns false,
+    /// and never runs `body`, when no live runtime has that serial (it has ended); `body`
+    /// runs with nil when the runtime ends before it applied the post.
+    @discardableResult
+    static func send(toSerial serial: UInt, _ body: @escaping @Sendable (Scheduler?) -> Void) -> Bool {
+        guard let inbox = live.withLock({ $0.first { $0.serial == serial }?.inbox }) else { return false }
+        return inbox.post(.call(body))
     }
 
     /// Runs `body` on the runtime's kernel thread at its next safe point and waits for its

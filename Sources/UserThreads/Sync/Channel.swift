@@ -36,9 +36,11 @@
 //   * shared — the state sits behind the object's lock, held for the rule and never across a
 //     park; a claim is a compare-and-swap; the waiter parks with the parking protocol of every
 //     primitive (Waiter.swift: `parkWaiter` publishes it under the lock), and a wake is sent
-//     after the lock is released (`syncWake`). A shared channel may be closed from any thread.
-// A thread of another runtime touching a bound channel gets `UThreadError.foreignRuntime`,
-// not a race.
+//     after the lock is released (`syncWake`).
+// A thread of another runtime (or a kernel thread outside every runtime) that sends or
+// receives on a bound channel gets `UThreadError.foreignRuntime`, not a race; its `close()`,
+// which neither waits nor fails, is posted to the channel's runtime, as every such operation
+// of a bound object is (SyncSupport.swift, "Bare or locked": "From elsewhere").
 //
 // Rejected designs:
 //   * Receivers returning a `Result` or throwing on close: `for x in channel` and
@@ -231,7 +233,9 @@ public final class Channel<T>: Sequence, CustomStringConvertible {
 
     /// Closes the channel: parked receivers return nil, parked and later senders throw
     /// `UThreadError.closed`; buffered values can still be received. Returns false if it was
-    /// already closed.
+    /// already closed. Any kernel thread may close it; a channel made inside `run { }` is
+    /// closed from another kernel thread by a post to its runtime, applied at the runtime's next
+    /// safe point (this call then returns false: whether it closed is decided there).
     @discardableResult
     public func close() -> Bool { core.close() }
 
@@ -601,20 +605,20 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
 
     // MARK: Close
 
-    /// Closes; wakes every parked thread (see the essay). A shared channel may be closed from
-    /// any kernel thread; a bare one from its own runtime's threads.
+    /// Closes; wakes every parked thread (see the essay). Any kernel thread may close: a
+    /// shared channel under its lock, a bare one on its runtime's kernel thread, where a close
+    /// from elsewhere is posted (SyncState's `enter(orPost:)`; it returns false then).
     @usableFromInline
     func close() -> Bool {
-        if sharedNow {
-            sync.lock()
-            let wakes = markClosed(nil, shared: true)
-            sync.unlock()
-            syncWake(wakes ?? [])
-            return wakes != nil
+        guard let locked = sync.enter(orPost: { [self] in _ = close() }) else { return false }
+        guard locked else {
+            // Bare: the caller runs on the channel's runtime (`enter` admitted it).
+            return markClosed(Scheduler.active!, shared: false) != nil
         }
-        let s = Scheduler.require("Channel.close")
-        if isSharedOrStop(s) { return close() }
-        return markClosed(s, shared: false) != nil
+        let wakes = markClosed(nil, shared: true)
+        sync.unlock()
+        syncWake(wakes ?? [])
+        return wakes != nil
     }
 
     /// What `Iterator.next()` makes of `receive()`'s error: the end of the loop for

@@ -99,6 +99,25 @@ struct SyncState: ~Copyable {
         return locked
     }
 
+    /// `enter` for an operation that does not wait and cannot fail (a semaphore's signal, a
+    /// condition's signal and broadcast, destroy, a group's `cancelAll`), which any kernel
+    /// thread may call: when the object is bound to another M:1 runtime, `operation` (the same
+    /// call again) is posted to that runtime and run on its kernel thread at its next safe
+    /// point (Scheduler/ForeignCancels.swift), where `enter` admits it bare; it is dropped when
+    /// that runtime has ended (its threads are gone, nobody waits). Returns whether it locked
+    /// (pass it to `leave`), or nil when the operation was posted or dropped: the caller then
+    /// touches nothing. (The rule: SyncSupport.swift, "Bare or locked".)
+    /// (An autoclosure: the closure is made only when it is posted.)
+    func enter(orPost operation: @autoclosure () -> @Sendable () -> Void) -> Bool? {
+        if let locked = try? enter() { return locked }
+        let serial = binding.load(ordering: .acquiring)  // decided: neither undecided nor shared
+        let post = operation()
+        ForeignCancels.send(toSerial: serial) { scheduler in
+            if scheduler != nil { post() }
+        }
+        return nil
+    }
+
     /// Ends an access begun by `enter`.
     @usableFromInline @inline(__always)
     func leave(_ locked: Bool) {
@@ -114,9 +133,10 @@ struct SyncState: ~Copyable {
     }
 
     /// `with` for accesses that cannot meet a foreign binding (a waiter withdrawing, a holder
-    /// releasing: they passed `enter` before) and for snapshots (descriptions, `isLocked`),
-    /// and for wakers of a shared object. A bare object touched from another runtime's kernel
-    /// thread is read without the lock (a stale value at worst: only snapshots do that).
+    /// releasing: they passed `enter` before) and for snapshots (descriptions, `isLocked`). A
+    /// bare object touched from another runtime's kernel thread is read without the lock (a
+    /// stale value at worst: only snapshots do that). Never for a change another kernel thread
+    /// may make (a signal, a destroy): those use `enter(orPost:)`.
     func locked<R>(_ body: () -> R) -> R {
         if let locked = try? enter() {
             defer { leave(locked) }

@@ -32,12 +32,28 @@
 // and not "shared" and gets `UThreadError.foreignRuntime` before it reads or writes a field.
 // The binding itself is an atomic, and the state's initial values were written before the
 // object was published. So a bare object is touched by one kernel thread only, and a shared
-// one only under its lock. Snapshots (`isLocked`, descriptions) from a foreign kernel thread
-// of a bare object are the one exception: read without the lock, stale at worst. Consequence
-// for users: an object made inside `run { }` belongs to that runtime (hand it to a `blocking
-// {}` body or another runtime and it throws `.foreignRuntime`); an object made outside any
-// runtime and first used by a pthread or a worker is shared by all of them, and an M:1 thread
-// waiting on it is woken from other kernel threads through its runtime's inbox (Waiter.swift).
+// one only under its lock. Snapshots (`isLocked`, `value`, `waiting`, descriptions) from a
+// foreign kernel thread of a bare object are the one exception: read without the lock, a race
+// with the runtime's own accesses (a count stale or torn); they are for the object's own
+// runtime and for shared objects, where they are exact.
+//
+// From elsewhere. An operation that neither waits nor fails — a semaphore's `signal`, a
+// condition's `signal` and `broadcast`, `destroy`, a thread group's `cancelAll` — may be called
+// from any kernel thread, and on a bare object bound to another runtime it is not refused but
+// *posted* to that runtime (`SyncState.enter(orPost:)`: its inbox, found by the binding's serial,
+// Scheduler/ForeignCancels.swift) and run there, on its kernel thread, at its next safe point,
+// where `enter` admits it bare; as a cancel from outside is. Posts from one kernel thread apply
+// in the order posted. Applied later, it cannot say what it did: a posted condition `signal`
+// returns false and `broadcast` 0. When the runtime has ended the post is dropped: its threads
+// are gone, nobody waits. Operations that wait, or must answer now (lock, unlock, wait, send,
+// receive, add, spawn), keep throwing `.foreignRuntime` on another runtime's bare object: a
+// wait needs a user thread of the object's runtime, and an answer from a post would block the
+// caller's kernel thread (its whole runtime, if it has one) until the owner's next safe point.
+// Consequence for users: an object made inside `run { }` belongs to that runtime (hand it to a
+// `blocking {}` body or another runtime and its waits throw `.foreignRuntime`, its signals are
+// posted); an object made outside any runtime and first used by a pthread or a worker is
+// shared by all of them, and an M:1 thread waiting on it is woken from other kernel threads
+// through its runtime's inbox (Waiter.swift).
 //
 // Waiting never enters the kernel: a blocked thread is a row in the thread table with a wait
 // kind, an object id and a `WaitTarget` that describes the wait ("mutex 'db' held by #12"),
@@ -67,6 +83,13 @@
 //     instruction on every M:1 lock, and the waiter queue would still need a lock.
 //   * Deciding the binding per operation from the caller (bare when the caller is on an M:1
 //     runtime): two runtimes could then touch one object's state at once.
+//   * A signal from elsewhere on a bare object done in place (what this had, through the
+//     snapshot path): a data race with the runtime's own accesses (ThreadSanitizer saw it).
+//     Refusing it with a thrown error instead: `signal()` would need `try` everywhere for
+//     what only an outside caller can get wrong, and waking a runtime's waiter from a pthread
+//     is a normal thing to want (a pthread cancels the same way). Blocking the caller until
+//     the runtime applied it: stalls a caller that is itself a runtime, and needs a timeout
+//     the call does not have.
 //   * The scheduler's intrusive wait queues for these primitives: only the row's own kernel
 //     thread may touch its queue links (Waiter.swift).
 import CUThreads

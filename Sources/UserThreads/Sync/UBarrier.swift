@@ -83,11 +83,13 @@ public final class UBarrier: WaitTarget, CustomStringConvertible, @unchecked Sen
     }
 
     /// Breaks the barrier: every waiter, and every later arrival, throws `UThreadError.closed`.
+    /// Any kernel thread may call it: a barrier that belongs to an M:1 runtime (made inside
+    /// `run { }`) is broken by a post to that runtime, at its next safe point.
     public func destroy() {
-        let all = sync.locked { () -> [Waiter] in
-            broken = true
-            return waiters.popAll()
-        }
+        guard let locked = sync.enter(orPost: { [self] in destroy() }) else { return }
+        broken = true
+        let all = waiters.popAll()
+        sync.leave(locked)
         syncWake(all, .closed)
     }
 

@@ -92,27 +92,39 @@ public final class UCondition: WaitTarget, CustomStringConvertible, @unchecked S
     }
 
     /// Wakes the longest-waiting thread, if any. Returns whether one was woken. O(1).
+    ///
+    /// Any kernel thread may signal. A condition made inside `run { }` belongs to that runtime:
+    /// from another kernel thread (a pthread, a `blocking {}` body, a thread of another runtime)
+    /// the signal is posted to it and applied on its kernel thread at its next safe point, in
+    /// the order posted, and this call returns false, since whom it wakes is decided there.
     @discardableResult
     public func signal() -> Bool {
-        guard let w = sync.locked({ waiters.pop() }) else { return false }
-        syncWake(w)
+        guard let locked = sync.enter(orPost: { [self] in signal() }) else { return false }
+        let next = waiters.pop()
+        sync.leave(locked)
+        guard let next else { return false }
+        syncWake(next)
         return true
     }
 
-    /// Wakes every waiting thread. Returns how many. O(waiters).
+    /// Wakes every waiting thread. Returns how many. O(waiters). From another kernel thread as
+    /// `signal()` (posted to the condition's runtime if it belongs to one: then it returns 0).
     @discardableResult
     public func broadcast() -> Int {
-        let all = sync.locked { waiters.popAll() }
+        guard let locked = sync.enter(orPost: { [self] in broadcast() }) else { return 0 }
+        let all = waiters.popAll()
+        sync.leave(locked)
         syncWake(all)
         return all.count
     }
 
-    /// Wakes every waiter with `UThreadError.closed`; later waits throw at once.
+    /// Wakes every waiter with `UThreadError.closed`; later waits throw at once. From another
+    /// kernel thread as `signal()`.
     public func destroy() {
-        let all = sync.locked { () -> [Waiter] in
-            destroyed = true
-            return waiters.popAll()
-        }
+        guard let locked = sync.enter(orPost: { [self] in destroy() }) else { return }
+        destroyed = true
+        let all = waiters.popAll()
+        sync.leave(locked)
         syncWake(all, .closed)
     }
 

@@ -83,22 +83,25 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
     }
 
     /// Returns a permit: to the first waiter if any (woken on its worker), else to the count.
-    /// O(1). Any kernel thread may signal a shared semaphore (a `blocking {}` body included).
+    /// O(1). Any kernel thread may signal (a `blocking {}` body, a pthread, a thread of another
+    /// runtime): a shared semaphore under its lock; one bound to an M:1 runtime by a post to
+    /// that runtime, which applies it on its kernel thread at its next safe point, in the order
+    /// posted (SyncSupport.swift, "Bare or locked").
     public func signal() {
-        let next: Waiter? = sync.locked {
-            if let w = waiters.pop() { return w }
-            count += 1
-            return nil
-        }
+        guard let locked = sync.enter(orPost: { [self] in signal() }) else { return }
+        let next = waiters.pop()
+        if next == nil { count += 1 }
+        sync.leave(locked)
         if let next { syncWake(next) }
     }
 
-    /// Wakes every waiter with `UThreadError.closed`; later waits throw at once.
+    /// Wakes every waiter with `UThreadError.closed`; later waits throw at once. From another
+    /// kernel thread as `signal()`.
     public func destroy() {
-        let all = sync.locked { () -> [Waiter] in
-            destroyed = true
-            return waiters.popAll()
-        }
+        guard let locked = sync.enter(orPost: { [self] in destroy() }) else { return }
+        destroyed = true
+        let all = waiters.popAll()
+        sync.leave(locked)
         syncWake(all, .closed)
     }
 

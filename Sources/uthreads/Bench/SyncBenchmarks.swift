@@ -155,7 +155,7 @@ enum SyncBenchmarks {
             var start = wallNanoseconds()
             try withThreadGroup { g in
                 for i in 0..<threads {
-                    g.spawnLocal {
+                    try g.spawnLocal {
                         started += 1
                         if started == threads {
                             start = wallNanoseconds()

@@ -40,7 +40,7 @@ struct DemoPhilosophersCommand: ParsableCommand {
             var snapshot = Snapshot()
             try withThreadGroup(name: "table") { g in
                 for p in 0..<n {
-                    g.spawnLocal(name: "philosopher \(p)") {
+                    try g.spawnLocal(name: "philosopher \(p)") {
                         let first = min(p, (p + 1) % n)
                         let second = max(p, (p + 1) % n)
                         while served < total {
@@ -96,10 +96,10 @@ struct DemoBoundedBufferCommand: ParsableCommand {
             try withThreadGroup(name: "factory") { g in
                 try withThreadGroup(name: "producers") { pg in
                     for p in 0..<np {
-                        pg.spawnLocal(name: "producer \(p)") { for i in 0..<per { try buffer.send(p * per + i) } }
+                        try pg.spawnLocal(name: "producer \(p)") { for i in 0..<per { try buffer.send(p * per + i) } }
                     }
                     for c in 0..<nc {
-                        g.spawnLocal(name: "consumer \(c)") {
+                        try g.spawnLocal(name: "consumer \(c)") {
                             for v in buffer {
                                 counts[c] += 1
                                 sum &+= v
@@ -150,7 +150,7 @@ struct DemoReadersWritersCommand: ParsableCommand {
             var snapshot = Snapshot()
             try withThreadGroup { g in
                 for w in 0..<nw {
-                    g.spawnLocal(name: "writer \(w)") {
+                    try g.spawnLocal(name: "writer \(w)") {
                         for _ in 0..<ops {
                             try rw.withWriteLock {
                                 for k in db.indices {
@@ -164,7 +164,7 @@ struct DemoReadersWritersCommand: ParsableCommand {
                     }
                 }
                 for r in 0..<nr {
-                    g.spawnLocal(name: "reader \(r)") {
+                    try g.spawnLocal(name: "reader \(r)") {
                         for _ in 0..<ops {
                             try rw.withReadLock {
                                 shared += 1
@@ -222,7 +222,7 @@ struct DemoSleepingBarberCommand: ParsableCommand {
             }
             try withThreadGroup(name: "customers") { g in
                 for c in 0..<nCustomers {
-                    g.spawnLocal(name: "customer \(c)") {
+                    try g.spawnLocal(name: "customer \(c)") {
                         try UThread.sleep(for: .microseconds(c * cut / 2))  // arrivals
                         let sits = try seats.withLock { () -> Bool in
                             guard waiting < nChairs else { return false }

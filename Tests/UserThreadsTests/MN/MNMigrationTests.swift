@@ -161,7 +161,7 @@ import Testing
                         let pinned = !UThread.isMigratable
                         Self.yieldUntil(moved) {}  // safe points while the mover migrates
                         try UThread.sleep(for: .microseconds(50))
-                        for i in 0..<4 { g.spawnLocal { sum += k * 10 + i } }
+                        for i in 0..<4 { try g.spawnLocal { sum += k * 10 + i } }
                         for _ in 0..<50 { UThread.yield() }
                         return pinned
                     }
@@ -181,7 +181,7 @@ import Testing
             try UThread { () -> [Bool] in
                 let before = UThread.isMigratable
                 let inside = try withThreadGroup { g -> Bool in
-                    g.spawnLocal { UThread.yield() }
+                    try g.spawnLocal { UThread.yield() }
                     return UThread.isMigratable
                 }
                 let after = UThread.isMigratable

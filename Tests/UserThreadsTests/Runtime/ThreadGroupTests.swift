@@ -45,7 +45,7 @@ struct ThreadGroupTests {
         try UThreadRuntime.run(workers: workers) {
             try withThreadGroup(name: "spread") { g in
                 for _ in 0..<8 {
-                    g.spawn {
+                    try g.spawn {
                         var last = UThread.worker
                         seen.add(last)
                         for _ in 0..<50_000_000 where !seen.isComplete {
@@ -72,16 +72,88 @@ struct ThreadGroupTests {
             try UThread { () -> (Int, Bool) in
                 var sum = 0
                 try withThreadGroup { g in
-                    for i in 1...10 { g.spawnLocal { sum += i } }
+                    for i in 1...10 { try g.spawnLocal { sum += i } }
                 }
                 var refused = false
                 do {
-                    try withThreadGroup { g in g.spawn { g.spawnLocal {} } }
+                    try withThreadGroup { g in try g.spawn { try g.spawnLocal {} } }
                 } catch UThreadError.invalidArgument { refused = true }
                 return (sum, refused)
             }.join()
         }
         #expect(sum == 55)
         #expect(nested == (workers > 1))
+    }
+
+    /// A group that escaped its `withThreadGroup` refuses spawns once the scope has returned:
+    /// `spawn` and `spawnLocal` throw `UThreadError.closed` naming the group, and no thread
+    /// runs (none would be joined). From a kernel thread outside every runtime, even while the
+    /// scope lasts, they throw `invalidArgument` (a spawn needs a user thread of the runtime).
+    @Test(arguments: [1, 2]) func spawningIntoAnEscapedGroupThrows(workers: Int) throws {
+        let ran = Count()
+        let messages = try UThreadRuntime.run(workers: workers) { () -> [String?] in
+            var escaped: UThreadGroup?
+            var outside: String?
+            try withThreadGroup(name: "gone") { g in
+                escaped = g
+                let handed = Handed(value: g)
+                let message = try ControlSocketTests.onKernelThread { () -> String in
+                    do {
+                        try handed.value.spawn { ran.add() }
+                        return "spawned"
+                    } catch { return "\(error)" }
+                }
+                outside = message
+            }
+            let g = try #require(escaped)
+            return [
+                expectError(sameCaseAs: .closed("")) { try g.spawn { ran.add() } },
+                expectError(sameCaseAs: .closed("")) { try g.spawnLocal { ran.add() } },
+                outside,
+            ]
+        }
+        #expect(messages[0]?.contains("thread group 'gone' has ended") == true, "\(messages)")
+        #expect(messages[1]?.contains("thread group 'gone' has ended") == true, "\(messages)")
+        #expect(messages[2]?.contains("UThreadGroup.spawn must be called on a user thread") == true, "\(messages)")
+        #expect(ran.value == 0)
+    }
+
+    /// `cancelAll()` from elsewhere (a kernel thread outside every runtime, or a user thread of
+    /// another runtime) while the group's caller keeps spawning: every child, those spawned
+    /// before and after the call, ends cancelled, and the scope rethrows the cancellation.
+    @Test(arguments: [1, 2], Elsewhere.allCases)
+    func cancelAllFromElsewhereCancelsEveryChild(workers: Int, from: Elsewhere) throws {
+        let children = 100
+        let (outcome, cancelled, failure) = try UThreadRuntime.run(workers: workers) {
+            () -> (String, Int, String?) in
+            let cancelled = Count()
+            var done: ElsewhereDone?
+            let outcome: String
+            do {
+                try withThreadGroup(name: "sleepers") { g in
+                    for i in 0..<children {
+                        try g.spawn {
+                            do { try UThread.sleep(for: .seconds(20)) } catch is CancellationError {
+                                cancelled.add()
+                                throw CancellationError()
+                            }
+                        }
+                        if i == children / 4 {
+                            let handed = Handed(value: g)
+                            done = from.run { handed.value.cancelAll() }
+                        }
+                        UThread.yield()
+                    }
+                }
+                outcome = "returned"
+            } catch is CancellationError {
+                outcome = "cancelled"
+            }
+            try waitFor { done?.isSet ?? true }
+            return (outcome, cancelled.value, done?.failure.withLock { $0 })
+        }
+        #expect(outcome == "cancelled")
+        #expect(cancelled == children)
+        #expect(failure == nil)
     }
 }

@@ -15,7 +15,7 @@ struct SyncClassicProblemsTests {
             var served = 0
             try withThreadGroup { g in
                 for p in 0..<n {
-                    g.spawnLocal(name: "philosopher \(p)") {
+                    try g.spawnLocal(name: "philosopher \(p)") {
                         let (first, second) = (min(p, (p + 1) % n), max(p, (p + 1) % n))
                         while served < totalMeals {
                             UThread.yield()  // think
@@ -54,7 +54,7 @@ struct SyncClassicProblemsTests {
             var received: [Int] = []
             try withThreadGroup { g in
                 for p in 0..<producers {
-                    g.spawnLocal {
+                    try g.spawnLocal {
                         for i in 0..<perProducer {
                             try empty.wait()
                             try mutex.withLock {
@@ -68,7 +68,7 @@ struct SyncClassicProblemsTests {
                 let total = producers * perProducer
                 var taken = 0
                 for _ in 0..<consumers {
-                    g.spawnLocal {
+                    try g.spawnLocal {
                         while true {
                             let more = try mutex.withLock { () -> Bool in
                                 guard taken < total else { return false }
@@ -106,7 +106,7 @@ struct SyncClassicProblemsTests {
             var reads = 0
             try withThreadGroup { g in
                 for _ in 0..<4 {
-                    g.spawnLocal {
+                    try g.spawnLocal {
                         for _ in 0..<100 {
                             try rw.withWriteLock {
                                 for k in db.indices {
@@ -119,7 +119,7 @@ struct SyncClassicProblemsTests {
                     }
                 }
                 for _ in 0..<12 {
-                    g.spawnLocal {
+                    try g.spawnLocal {
                         for _ in 0..<200 {
                             try rw.withReadLock {
                                 let first = db[0]
@@ -161,7 +161,7 @@ struct SyncClassicProblemsTests {
             }
             try withThreadGroup { g in
                 for c in 0..<customers {
-                    g.spawnLocal(name: "customer \(c)") {
+                    try g.spawnLocal(name: "customer \(c)") {
                         for _ in 0..<(c % 11) { UThread.yield() }  // arrival time
                         let sits = try seats.withLock { () -> Bool in
                             guard waiting < chairs else { return false }

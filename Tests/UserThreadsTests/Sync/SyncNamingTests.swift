@@ -19,7 +19,7 @@ struct SyncNamingTests {
             let once = UOnce()
             let local = ThreadLocal<Int>(default: 0)
             try withThreadGroup { g in
-                g.spawn {
+                try g.spawn {
                     try m.withLock { kernelMutex.withLock { $0 += 1 } }
                     try sem.wait()
                     sem.signal()

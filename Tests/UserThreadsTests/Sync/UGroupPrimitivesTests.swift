@@ -407,7 +407,7 @@ struct UGroupPrimitivesTests {
             let finished = MNCounter()
             try withThreadGroup { g in
                 for i in 0..<100 {
-                    g.spawn {
+                    try g.spawn {
                         for _ in 0..<(i % 5) { UThread.yield() }
                         finished.add()
                     }
@@ -429,7 +429,7 @@ struct UGroupPrimitivesTests {
             #expect(throws: Boom.self) {
                 try withThreadGroup { g in
                     for _ in 0..<10 {
-                        g.spawn {
+                        try g.spawn {
                             do { _ = try forever.receive() } catch is CancellationError {
                                 cancelled.add()
                                 throw CancellationError()
@@ -437,7 +437,7 @@ struct UGroupPrimitivesTests {
                             finishedCleanly.add()
                         }
                     }
-                    g.spawn {
+                    try g.spawn {
                         UThread.yield()
                         throw Boom()
                     }
@@ -458,7 +458,7 @@ struct UGroupPrimitivesTests {
             let parent = UThread {
                 try withThreadGroup { g in
                     for _ in 0..<5 {
-                        g.spawn {
+                        try g.spawn {
                             defer { stopped.add() }
                             started.add()
                             try UThread.sleep(for: .seconds(60))
