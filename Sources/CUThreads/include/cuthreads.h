@@ -65,6 +65,21 @@ void *_Nonnull uthreads_context_make_aarch64(void *_Nonnull stack_top,
                                              void *_Nullable arg);
 #endif
 
+/// Where uthreads_context_make puts the first frame of a context whose stack ends at
+/// `stack_top`: the address it returns. A spawn on a kept row whose `sp` is still this address
+/// finds its frame intact (the help-first join runs a body below it, `Scheduler.runHosted`) and
+/// does not write it again: the frame's every word is the same for the same row.
+static inline void *_Nonnull uthreads_context_frame(void *_Nonnull stack_top) {
+    uintptr_t top = (uintptr_t)stack_top & ~(uintptr_t)15;
+#if defined(__x86_64__)
+    return (void *)(top - 64);
+#elif defined(__aarch64__)
+    return (void *)(top - 176);  // UT_FRAME_SIZE (switch_aarch64_aapcs_elf_gas.S)
+#else
+#error "UserThreads: no context switch for this architecture"
+#endif
+}
+
 /// Writes the first frame of a new context just below `stack_top` (16-byte aligned) and
 /// returns the stack pointer to pass to uthreads_switch. Touches only the top 256 bytes.
 /// Inline: it is on every spawn's path (a call costs about as much as the frame's stores).

@@ -56,7 +56,13 @@
 //     fault handler's overflow report and backtraces are the normal path's. The call first
 //     saves the joiner's callee-saved registers in `uthreads_switch`'s frame on the joiner's
 //     stack, its address in the joiner's `sp` (a push and store per register, ~12
-//     instructions): the joiner is then resumable by an ordinary switch.
+//     instructions): the joiner is then resumable by an ordinary switch. The body's stack
+//     starts just below the first frame spawn wrote for the switch path
+//     (`uthreads_context_frame`), which the body therefore leaves whole: a child that never
+//     leaves the CPU finishes with its row's `sp` still naming that frame, and the next spawn
+//     on the kept row (the same row, entry and argument: the same words) does not write it
+//     again (one compare instead of ten stores). A child that left the CPU, or ran by a
+//     switch, has `sp` elsewhere, and its row's next spawn writes the frame as usual.
 //   * Parking. The first time a hosted child leaves the CPU by any path (a park, a yield, a
 //     preemption: every one goes through `switchTo`), or its joiner (or one up the chain) is
 //     cancelled while it runs, it is unhosted (`unhost`): its joiner becomes an ordinary
@@ -87,7 +93,12 @@
 // are promised at spawn: a second representation of a ready thread everywhere); a leaner switch-based join (a direct switch to
 // the child, no run-queue round trip: the two switches, the entry frames and the exit's switch
 // bookkeeping stay, ~45 + 23 + ~100 instructions by the per-function figures in
-// docs/BENCHMARKS.md).
+// docs/BENCHMARKS.md); deferring every new thread's first frame to its first switch-in (a
+// test on every switch, for ~10 instructions per spawn: reusing a kept row's whole frame
+// costs the spawn one compare and the switch nothing); taking a hosted child off the run
+// queue more cheaply through a "run next" slot beside the FIFO list that spawn fills and the
+// join empties (not built: FIFO's order then needs a test on every append and pick, so the
+// yield switch would pay for the join's ~10).
 //
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
@@ -134,7 +145,10 @@
 // resumes on another kernel thread (M:N migration). An opaque call every time is the cure. The
 // switch itself returns the scheduler that resumed the thread (the switcher's `handoff`), so
 // the bookkeeping right after a switch (`resumed`: reaping, exclusivity) needs no TLS read and
-// never uses the `self` captured before the switch.
+// never uses the `self` captured before the switch. Inline accessors (one move instead of a
+// call, ~5 instructions less each; cuthreads.h) serve only where no switch can come between
+// two accesses on an M:N worker: the help-first join, which runs only under M:1, and two entry
+// points kept out of line that read the runtime once, first (spawnThread, the join's wait).
 //
 // Exclusivity. See Context/ContextSwitch.swift: the Swift runtime's access set is saved for
 // the outgoing and restored for the incoming thread on every switch.
@@ -549,7 +563,12 @@ final class Scheduler {
         t.pointee.object = Unmanaged.passRetained(object).toOpaque()
         object.runtime = t.pointee.runtime
         if object.isNamed { t.setName(object.name) }
-        t.pointee.sp = uthreads_context_make(hi, threadEntry, UnsafeMutableRawPointer(t))
+        // A kept row whose last thread ran hosted and never left the CPU still has its first
+        // frame, exactly as this would write it (`uthreads_context_frame`; the essay's "Stack").
+        // (Compared as addresses: an optional compared with a pointer tests for nil first.)
+        if UInt(bitPattern: t.pointee.sp) != UInt(bitPattern: uthreads_context_frame(hi)) {
+            t.pointee.sp = uthreads_context_make(hi, threadEntry, UnsafeMutableRawPointer(t))
+        }
         if tsan { uthreads_tsan_fiber_create(t) }
         t.pointee.state = .stateReady
         spawnCount &+= 1
@@ -861,8 +880,10 @@ final class Scheduler {
         uthreads_set_current_here(t)  // inline: M:1 only, no switch in between (cuthreads.h)
         if checks { precondition(objectOf(t).contents == .body, "thread #\(t.pointee.id) started without a body") }
         let slot = UnsafeMutableRawPointer(me).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)  // `sp`
-        if let resumer = uthreads_call_on_stack(
-            UnsafeMutableRawPointer(t), hostedEntry, UnsafeMutableRawPointer(t.pointee.stack_hi!), slot)
+        // The body's stack starts below the first frame spawn wrote, which a later spawn on
+        // this row then need not write again (`spawn`).
+        let top = uthreads_context_frame(UnsafeMutableRawPointer(t.pointee.stack_hi.unsafelyUnwrapped))
+        if let resumer = uthreads_call_on_stack(UnsafeMutableRawPointer(t), hostedEntry, top, slot)
         {
             // Unhosted, then resumed by a switch: an ordinary parked joiner's return.
             return Scheduler.unhostedJoinReturned(me, resumer)
