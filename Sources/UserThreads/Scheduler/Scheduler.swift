@@ -883,8 +883,7 @@ final class Scheduler {
         // The body's stack starts below the first frame spawn wrote, which a later spawn on
         // this row then need not write again (`spawn`).
         let top = uthreads_context_frame(UnsafeMutableRawPointer(t.pointee.stack_hi.unsafelyUnwrapped))
-        if let resumer = uthreads_call_on_stack(UnsafeMutableRawPointer(t), hostedEntry, top, slot)
-        {
+        if let resumer = uthreads_call_on_stack(UnsafeMutableRawPointer(t), hostedEntry, top, slot) {
             // Unhosted, then resumed by a switch: an ordinary parked joiner's return.
             return Scheduler.unhostedJoinReturned(me, resumer)
         }

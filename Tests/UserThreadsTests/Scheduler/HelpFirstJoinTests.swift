@@ -188,7 +188,8 @@ import Testing
             }.join()
             let after = UThread { 6 }
             UThread.yield()
-            #expect(unhosted == 5 && (try after.join()) == 6)
+            let afterValue = try after.join()
+            #expect(unhosted == 5 && afterValue == 6)
         }
     }
 
@@ -209,9 +210,10 @@ import Testing
                 hosted = UThread { withExtendedLifetime(a) { 1 } }
                 switched = UThread { withExtendedLifetime(b) { 2 } }
             }
-            #expect(try hosted!.join() == 1)
+            let hostedValue = try hosted!.join()
             UThread.yield()
-            #expect(try switched!.join() == 2)
+            let switchedValue = try switched!.join()
+            #expect(hostedValue == 1 && switchedValue == 2)
             #expect(hostedToken == nil && switchedToken == nil)
         }
     }
