@@ -20,18 +20,20 @@
 // initial-exec, like the checkpoint countdown: each accessor is then one %fs-relative move,
 // not a call to __tls_get_addr (general dynamic, the default for position-independent code;
 // ~8 instructions per access, two to four accesses per spawn+join). These functions stay out
-// of line (see the header), so no caller can keep a TLS address across a switch.
-static __thread void *tls_runtime __attribute__((tls_model("initial-exec")));
-static __thread uthreads_tcb *tls_current __attribute__((tls_model("initial-exec")));
+// of line (see the header), so no caller can keep a TLS address across a switch; the header's
+// inline forms (`uthreads_get_runtime_here`, `uthreads_set_current_here`) serve only the few
+// places it names, where no switch can come between.
+__thread void *uthreads_tls_runtime __attribute__((tls_model("initial-exec")));
+__thread uthreads_tcb *uthreads_tls_current __attribute__((tls_model("initial-exec")));
 
 __thread int64_t uthreads_checkpoint_countdown __attribute__((tls_model("initial-exec"))) = INT64_MAX / 2;
 
 int32_t uthreads_gettid(void) { return (int32_t)syscall(SYS_gettid); }
 
-__attribute__((noinline)) void *uthreads_get_runtime(void) { return tls_runtime; }
-__attribute__((noinline)) void uthreads_set_runtime(void *runtime) { tls_runtime = runtime; }
-__attribute__((noinline)) uthreads_tcb *uthreads_get_current(void) { return tls_current; }
-__attribute__((noinline)) void uthreads_set_current(uthreads_tcb *tcb) { tls_current = tcb; }
+__attribute__((noinline)) void *uthreads_get_runtime(void) { return uthreads_tls_runtime; }
+__attribute__((noinline)) void uthreads_set_runtime(void *runtime) { uthreads_tls_runtime = runtime; }
+__attribute__((noinline)) uthreads_tcb *uthreads_get_current(void) { return uthreads_tls_current; }
+__attribute__((noinline)) void uthreads_set_current(uthreads_tcb *tcb) { uthreads_tls_current = tcb; }
 
 intptr_t uthreads_current_tls_offset(void) {
 #if defined(__x86_64__)
@@ -43,7 +45,7 @@ intptr_t uthreads_current_tls_offset(void) {
 #else
 #error "UserThreads: no thread pointer for this architecture"
 #endif
-    return (intptr_t)((char *)&tls_current - tp);
+    return (intptr_t)((char *)&uthreads_tls_current - tp);
 }
 
 // MARK: - Clocks

@@ -65,6 +65,21 @@ void *_Nonnull uthreads_context_make_aarch64(void *_Nonnull stack_top,
                                              void *_Nullable arg);
 #endif
 
+/// Where uthreads_context_make puts the first frame of a context whose stack ends at
+/// `stack_top`: the address it returns. A spawn on a kept row whose `sp` is still this address
+/// finds its frame intact (the help-first join runs a body below it, `Scheduler.runHosted`) and
+/// does not write it again: the frame's every word is the same for the same row.
+static inline void *_Nonnull uthreads_context_frame(void *_Nonnull stack_top) {
+    uintptr_t top = (uintptr_t)stack_top & ~(uintptr_t)15;
+#if defined(__x86_64__)
+    return (void *)(top - 64);
+#elif defined(__aarch64__)
+    return (void *)(top - 176);  // UT_FRAME_SIZE (switch_aarch64_aapcs_elf_gas.S)
+#else
+#error "UserThreads: no context switch for this architecture"
+#endif
+}
+
 /// Writes the first frame of a new context just below `stack_top` (16-byte aligned) and
 /// returns the stack pointer to pass to uthreads_switch. Touches only the top 256 bytes.
 /// Inline: it is on every spawn's path (a call costs about as much as the frame's stores).
@@ -194,6 +209,23 @@ void *_Nullable uthreads_get_runtime(void);
 void uthreads_set_runtime(void *_Nullable runtime);
 uthreads_tcb *_Nullable uthreads_get_current(void);
 void uthreads_set_current(uthreads_tcb *_Nullable tcb);
+
+/// The variables behind the accessors above (context.c), for the inline accessors below.
+extern __thread void *_Nullable uthreads_tls_runtime __attribute__((tls_model("initial-exec")));
+extern __thread uthreads_tcb *_Nullable uthreads_tls_current __attribute__((tls_model("initial-exec")));
+
+/// Inline forms of uthreads_get_runtime and uthreads_set_current (one %fs-relative move, not a
+/// call: ~5 instructions less per access). Only where no switch can come between two accesses
+/// of one function that may run on an M:N worker (the compiler may reuse a thread-local's
+/// address within a function): the help-first join, which runs only under M:1, and entry
+/// points that read the runtime once, before anything else, in a function kept out of line
+/// (`@inline(never)`: spawnThread, the join's wait).
+static inline __attribute__((always_inline)) void *_Nullable uthreads_get_runtime_here(void) {
+    return uthreads_tls_runtime;
+}
+static inline __attribute__((always_inline)) void uthreads_set_current_here(uthreads_tcb *_Nullable tcb) {
+    uthreads_tls_current = tcb;
+}
 
 /// Offset of the "current user thread" thread-local from the thread pointer (initial-exec: the
 /// same on every kernel thread). The jacket reads it with one %fs-relative load (jacket_link.c).

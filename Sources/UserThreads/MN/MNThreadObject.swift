@@ -171,7 +171,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
                 firstWaiter == nil && moreWaiters.isEmpty && startError == nil && controlBlock == nil,
                 "reusable M:N thread object \(self.id) is still in use")
         }
-        recycle(name: name)
+        recycle(name: name, named: !name.isEmpty)
         self.id = ThreadID(rawValue: id)
         flags.store(0, ordering: .relaxed)
         placeWorker.store(-1, ordering: .relaxed)

@@ -37,7 +37,9 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         _ body: sending @escaping () throws -> Success
     ) {
         var failure: (any Error)?
-        guard let object = spawnThread(name: name, priority: priority, stackSize: stackSize, failure: &failure)
+        guard
+            let object = spawnThread(
+                name: name, named: !name.isEmpty, priority: priority, stackSize: stackSize, failure: &failure)
         else {
             self.object = UThread.spawnOnWorkers(
                 name: name, priority: priority, pinned: pinned, stackSize: stackSize, body)
@@ -63,8 +65,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         var failure: (any Error)?
         guard
             let object = spawnThread(
-                name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling,
-                failure: &failure)
+                name: name, named: !name.isEmpty, priority: scheduling.priority, stackSize: stackSize,
+                parameters: scheduling, failure: &failure)
         else {
             self.object = UThread.spawnOnWorkers(
                 name: name, parameters: scheduling, pinned: false, stackSize: stackSize, body)
@@ -193,15 +195,18 @@ extension UThread: @unchecked Sendable where Success: Sendable {}
 /// is only ready, and nothing between here and the caller's `install` switches. Returns nil
 /// under several workers, where the caller makes an M:N thread instead (`spawnOnWorkers`).
 /// (Installing through a closure passed in here cost a thunk and an indirect call per spawn.)
-/// One runtime lookup, not generic: no metadata lookups.
-@usableFromInline
+/// One runtime lookup (inline: `Scheduler.withAtEntry`, hence never inlined itself), not
+/// generic: no metadata lookups. `named` is `!name.isEmpty`, decided by the caller, where a
+/// default or literal name makes it a constant (the test decodes a `String`: ~8 instructions).
+@usableFromInline @inline(never)
 func spawnThread(
-    name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil,
+    name: String, named: Bool, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil,
     failure: inout (any Error)?
 ) -> ThreadObject? {
-    Scheduler.with("UThread.init") { scheduler in
+    Scheduler.withAtEntry("UThread.init") { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
-        return spawnHere(scheduler, name: name, priority: priority, stackSize: stackSize, parameters, &failure)
+        return spawnHere(
+            scheduler, name: name, named: named, priority: priority, stackSize: stackSize, parameters, &failure)
     }
 }
 
@@ -238,18 +243,22 @@ func spawnLocalThread(
         if !withinScope, scheduler.workerIndex >= 0, scheduler.onUserThread {
             scheduler.current.clear(.flagScopePinned)
         }
-        return spawnHere(scheduler, name: name, priority: priority, stackSize: stackSize, parameters, &failure)
+        return spawnHere(
+            scheduler, name: name, named: !name.isEmpty, priority: priority, stackSize: stackSize, parameters,
+            &failure)
     }
 }
 
 /// Spawns a thread on `scheduler`'s kernel thread: on a kept row when the spawn takes the
-/// defaults (ThreadObjectSlab), else for a new object.
+/// defaults (ThreadObjectSlab), else for a new object. `named`: `!name.isEmpty`.
 @inline(__always)
 private func spawnHere(
-    _ scheduler: Scheduler, name: String, priority: Int, stackSize: Int?, _ parameters: SchedulingParameters?,
-    _ failure: inout (any Error)?
+    _ scheduler: Scheduler, name: String, named: Bool, priority: Int, stackSize: Int?,
+    _ parameters: SchedulingParameters?, _ failure: inout (any Error)?
 ) -> ThreadObject {
-    if stackSize == nil, parameters == nil, let object = scheduler.spawnKept(name: name, priority: priority) {
+    if stackSize == nil, parameters == nil,
+        let object = scheduler.spawnKept(name: name, named: named, priority: priority)
+    {
         return object
     }
     let object = ThreadObject(name: name)
@@ -272,9 +281,12 @@ func checkpointSlowPath() {
 }
 
 /// Parks the caller until `object`'s thread, of the caller's runtime and worker, has finished.
-@usableFromInline
+/// Never inlined: it reads the runtime inline (`Scheduler.withOrThrowAtEntry`). (Holding the
+/// scheduler `unowned(unsafe)` instead of through the closure, which stays a function of its
+/// own, cost two retains and releases of the scheduler per join: +74 instructions.)
+@usableFromInline @inline(never)
 func waitUntilFinished(_ object: ThreadObject) throws {
-    try Scheduler.withOrThrow("UThread.join") { scheduler in
+    try Scheduler.withOrThrowAtEntry("UThread.join") { scheduler in
         let me = try joiner(of: object, scheduler)
         // A thread that has not started runs here, on its own stack (Scheduler's "Help-first join").
         if let t = object.controlBlock, let result = scheduler.host(t, joiner: me) {

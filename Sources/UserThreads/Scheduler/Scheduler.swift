@@ -56,7 +56,13 @@
 //     fault handler's overflow report and backtraces are the normal path's. The call first
 //     saves the joiner's callee-saved registers in `uthreads_switch`'s frame on the joiner's
 //     stack, its address in the joiner's `sp` (a push and store per register, ~12
-//     instructions): the joiner is then resumable by an ordinary switch.
+//     instructions): the joiner is then resumable by an ordinary switch. The body's stack
+//     starts just below the first frame spawn wrote for the switch path
+//     (`uthreads_context_frame`), which the body therefore leaves whole: a child that never
+//     leaves the CPU finishes with its row's `sp` still naming that frame, and the next spawn
+//     on the kept row (the same row, entry and argument: the same words) does not write it
+//     again (one compare instead of ten stores). A child that left the CPU, or ran by a
+//     switch, has `sp` elsewhere, and its row's next spawn writes the frame as usual.
 //   * Parking. The first time a hosted child leaves the CPU by any path (a park, a yield, a
 //     preemption: every one goes through `switchTo`), or its joiner (or one up the chain) is
 //     cancelled while it runs, it is unhosted (`unhost`): its joiner becomes an ordinary
@@ -87,7 +93,12 @@
 // are promised at spawn: a second representation of a ready thread everywhere); a leaner switch-based join (a direct switch to
 // the child, no run-queue round trip: the two switches, the entry frames and the exit's switch
 // bookkeeping stay, ~45 + 23 + ~100 instructions by the per-function figures in
-// docs/BENCHMARKS.md).
+// docs/BENCHMARKS.md); deferring every new thread's first frame to its first switch-in (a
+// test on every switch, for ~10 instructions per spawn: reusing a kept row's whole frame
+// costs the spawn one compare and the switch nothing); taking a hosted child off the run
+// queue more cheaply through a "run next" slot beside the FIFO list that spawn fills and the
+// join empties (not built: FIFO's order then needs a test on every append and pick, so the
+// yield switch would pay for the join's ~10).
 //
 // Parking. `park` is the one primitive every blocking operation is built on: the caller puts
 // the thread on a WaitQueue (or not, for sleep), then parks with a wait reason and an optional
@@ -134,7 +145,10 @@
 // resumes on another kernel thread (M:N migration). An opaque call every time is the cure. The
 // switch itself returns the scheduler that resumed the thread (the switcher's `handoff`), so
 // the bookkeeping right after a switch (`resumed`: reaping, exclusivity) needs no TLS read and
-// never uses the `self` captured before the switch.
+// never uses the `self` captured before the switch. Inline accessors (one move instead of a
+// call, ~5 instructions less each; cuthreads.h) serve only where no switch can come between
+// two accesses on an M:N worker: the help-first join, which runs only under M:1, and two entry
+// points kept out of line that read the runtime once, first (spawnThread, the join's wait).
 //
 // Exclusivity. See Context/ContextSwitch.swift: the Swift runtime's access set is saved for
 // the outgoing and restored for the incoming thread on every switch.
@@ -366,6 +380,22 @@ final class Scheduler {
         return try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
     }
 
+    /// `with`, reading the runtime inline (`uthreads_get_runtime_here`: ~5 instructions less),
+    /// for an entry point kept out of line (`@inline(never)`) that reads it once, before
+    /// anything else (the header says why only there).
+    @inline(__always)
+    static func withAtEntry<R>(_ api: StaticString, _ body: (Scheduler) throws -> R) rethrows -> R {
+        guard let p = uthreads_get_runtime_here() else { misuse(api) }
+        return try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
+    }
+
+    /// `withOrThrow`, reading the runtime inline, on the terms of `withAtEntry`.
+    @inline(__always)
+    static func withOrThrowAtEntry<R>(_ api: StaticString, _ body: (Scheduler) throws -> R) throws -> R {
+        guard let p = uthreads_get_runtime_here() else { throw outsideUserThread(api) }
+        return try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
+    }
+
     /// `require` for the entry points that throw: a call from outside a runtime is an error they
     /// report, not a reason to stop the process (only those that cannot throw stop).
     /// - Throws: `UThreadError.invalidArgument` naming `api` (`outsideUserThread`).
@@ -486,7 +516,7 @@ final class Scheduler {
             // `worker` stay, `object` is written below.
             t.pointee.wait_kind = 0
             t.pointee.wake_result = 0
-            t.pointee.priority = Int32(clamping: priority)
+            t.pointee.priority = priority == 0 ? 0 : Int32(clamping: priority)  // no clamping for the default
             t.pointee.wait_object = 0
             t.pointee.exclusivity = (nil, nil)
             t.pointee.deadline_ns = 0
@@ -533,7 +563,12 @@ final class Scheduler {
         t.pointee.object = Unmanaged.passRetained(object).toOpaque()
         object.runtime = t.pointee.runtime
         if object.isNamed { t.setName(object.name) }
-        t.pointee.sp = uthreads_context_make(hi, threadEntry, UnsafeMutableRawPointer(t))
+        // A kept row whose last thread ran hosted and never left the CPU still has its first
+        // frame, exactly as this would write it (`uthreads_context_frame`; the essay's "Stack").
+        // (Compared as addresses: an optional compared with a pointer tests for nil first.)
+        if UInt(bitPattern: t.pointee.sp) != UInt(bitPattern: uthreads_context_frame(hi)) {
+            t.pointee.sp = uthreads_context_make(hi, threadEntry, UnsafeMutableRawPointer(t))
+        }
         if tsan { uthreads_tsan_fiber_create(t) }
         t.pointee.state = .stateReady
         spawnCount &+= 1
@@ -552,8 +587,9 @@ final class Scheduler {
     /// row keeps its stack, runtime and worker, and its object when no handle references it any
     /// more (else a new one). Returns the thread's object, still empty (the caller installs the
     /// body), or nil when no row is kept. M:1, default stack size, no scheduling parameters.
+    /// `named`: `!name.isEmpty`.
     @inline(__always)
-    func spawnKept(name: String, priority: Int) -> ThreadObject? {
+    func spawnKept(name: String, named: Bool, priority: Int) -> ThreadObject? {
         guard let t = slab.take() else { return nil }
         stacks.takeBack(dense: t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE))
         table.revive(t)
@@ -567,7 +603,7 @@ final class Scheduler {
                         unused.isFinished && unused.controlBlock == nil && unused.isEmpty && unused.locals == nil,
                         "reusable thread object \(unused.id) is still in use")
                 }
-                unused.recycle(name: name)
+                unused.recycle(name: name, named: named)
             }
             object = unused
         } else {
@@ -841,12 +877,13 @@ final class Scheduler {
         t.pointee.state = .stateRunning
         t.pointee.switches &+= 1
         current = t
-        uthreads_set_current(t)
+        uthreads_set_current_here(t)  // inline: M:1 only, no switch in between (cuthreads.h)
         if checks { precondition(objectOf(t).contents == .body, "thread #\(t.pointee.id) started without a body") }
         let slot = UnsafeMutableRawPointer(me).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)  // `sp`
-        if let resumer = uthreads_call_on_stack(
-            UnsafeMutableRawPointer(t), hostedEntry, UnsafeMutableRawPointer(t.pointee.stack_hi!), slot)
-        {
+        // The body's stack starts below the first frame spawn wrote, which a later spawn on
+        // this row then need not write again (`spawn`).
+        let top = uthreads_context_frame(UnsafeMutableRawPointer(t.pointee.stack_hi.unsafelyUnwrapped))
+        if let resumer = uthreads_call_on_stack(UnsafeMutableRawPointer(t), hostedEntry, top, slot) {
             // Unhosted, then resumed by a switch: an ordinary parked joiner's return.
             return Scheduler.unhostedJoinReturned(me, resumer)
         }
@@ -867,9 +904,16 @@ final class Scheduler {
             lastTick = end
         }
         if Scheduler.debugBuild || checks { checkNoOpenAccess(t) }
-        release(t)
+        // `release`, without its tests for ThreadSanitizer and immigrants: a hosted thread has
+        // neither (M:1, `host`).
+        let stack = stackOf(t)
+        if !slab.isFull && object._withUnsafeGuaranteedRef({ $0.resultIsTrivial }) && stacks.poolsAsIs(stack) {
+            keep(t, dense: stack.mode == .dense, object: object)
+        } else {
+            release(t)
+        }
         current = me
-        uthreads_set_current(me)
+        uthreads_set_current_here(me)
         me.pointee.state = .stateRunning
         me.pointee.wait_kind = 0
         me.clear(.flagHosting)

@@ -159,6 +159,65 @@ import Testing
         }
     }
 
+    /// A row whose thread ran hosted keeps the first frame its spawn wrote (the body ran below
+    /// it), and the next spawn on the row does not write it again: a thread spawned there and
+    /// started by a switch (not joined before it runs) starts, runs and returns its value; one
+    /// that leaves the CPU while hosted leaves a frame that the next spawn writes again. Dense
+    /// and guarded stacks.
+    @Test(arguments: [StackMode.dense, .guarded])
+    func aRowWhoseThreadRanHostedStartsItsNextThreadBySwitch(mode: StackMode) throws {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.stackMode = mode
+        try UThreadRuntime.run(configuration) {
+            let local = ThreadLocal<Int>(default: 0)
+            let main = UThread.current.id
+            let hosted = try UThread { Self.seen(local, joiner: main) }.join()  // the row kept
+            let switched = UThread { () -> Seen in
+                UThread.yield()
+                return Self.seen(local, joiner: main)
+            }
+            UThread.yield()  // runs `switched` from its first frame, then it yields back
+            let seen = try switched.join()
+            #expect(hosted.hosted == Self.hostsUnderThisBuild && !seen.hosted)
+            #expect(seen.stackBase == hosted.stackBase && seen.id == switched.id)
+            // Hosted, then unhosted by a yield: its first frame was used up; the next spawn on
+            // the row writes it again.
+            let unhosted = try UThread { () -> Int in
+                UThread.yield()
+                return 5
+            }.join()
+            let after = UThread { 6 }
+            UThread.yield()
+            let afterValue = try after.join()
+            #expect(unhosted == 5 && afterValue == 6)
+        }
+    }
+
+    /// A body that captures a value releases it when it has run (a body that captures nothing
+    /// is not released: it owns nothing), hosted or switched to.
+    @Test func aBodysCapturesAreReleasedWhenItHasRun() throws {
+        final class Token: Sendable {}
+        try UThreadRuntime.run {
+            weak var hostedToken: Token?
+            weak var switchedToken: Token?
+            var hosted: UThread<Int>?
+            var switched: UThread<Int>?
+            do {
+                let a = Token()
+                let b = Token()
+                hostedToken = a
+                switchedToken = b
+                hosted = UThread { withExtendedLifetime(a) { 1 } }
+                switched = UThread { withExtendedLifetime(b) { 2 } }
+            }
+            let hostedValue = try hosted!.join()
+            UThread.yield()
+            let switchedValue = try switched!.join()
+            #expect(hostedValue == 1 && switchedValue == 2)
+            #expect(hostedToken == nil && switchedToken == nil)
+        }
+    }
+
     /// Under FIFO a hosted child runs when the normal path would have run it (first in the
     /// queue), and when it ends with other threads ready the joiner queues behind them, as the
     /// exit's wake would have put it.
