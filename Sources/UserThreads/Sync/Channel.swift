@@ -554,7 +554,9 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// links a node for `element` on the senders' or receivers' list in `parkWaiter`'s register
     /// step, releases the lock there and parks, so that no peer can slip in between. Returns
     /// `.done` or `.closed`; throws the timeout, cancellation or teardown that ended the wait.
-    @inline(__always)
+    /// Out of line, so that an operation that does not wait (half of a ping-pong's) does not
+    /// pay the frame of its node.
+    @inline(never)
     private func parkShared(
         _ kind: WaitReason.Kind, _ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler
     ) throws -> ChannelPoll {
