@@ -31,15 +31,17 @@
 //     channel's lock, which the peer holds, and the waiter abandons only after its park ended,
 //     which only this kernel thread can end (a timer or a cancel is applied by the row's owner:
 //     Waiter.swift), and it is busy claiming. So a load and a store claim it, and the peer
-//     wakes the waiter at once, as bare (`claimLocal`). This is the common case of a pair on
-//     one worker (docs/BENCHMARKS.md, "The unpinned pair at 2 workers: …"): one locked
+//     wakes the waiter at once, as bare (`claimShared`'s `.local`). This is the common case of a pair on
+//     one worker (docs/BENCHMARKS.md, "The unpinned pair: a claim without CAS …"): one locked
 //     instruction fewer per handoff, and no second ownership check at the wake. Any doubt
 //     (a select, another scheduler, a waiter already woken by a timeout) takes the CAS.
 //
 // Rejected: a lock per waiter (the peer would hold a channel lock and a waiter lock, and the
 // waiter would take them in the other order when it withdraws); claiming under every
 // channel's lock at once (a peer would need the locks of channels it does not use); a heap
-// node per wait (M:N's first channel: one allocation per park on the ping-pong path).
+// node per wait (M:N's first channel: one allocation per park on the ping-pong path); the
+// local claim for a select's nodes (a peer on another worker may complete another of its cases
+// under another channel's lock at the same moment: only a CAS orders the two).
 import CUThreads
 import Synchronization
 
