@@ -986,7 +986,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     // MARK: WorkerHooks: waiters (Sync/Waiter.swift)
 
-    func willRegisterWaiter(_ s: Scheduler) {
+    func registeredWaiter(_ s: Scheduler) {
         shed(s, parking: true)  // every 64th park (the scheduler counts: Sync/Waiter.swift)
     }
 

@@ -37,10 +37,11 @@ protocol WorkerHooks: AnyObject {
     /// dump of every worker's threads for the whole runtime (once per request, whichever
     /// worker sees it first).
     func dumpRequested(_ scheduler: Scheduler, request: UInt64, reason: String)
-    /// A thread of this worker is about to register as a waiter, and 64 such parks have passed
-    /// since the last call (the count is the scheduler's `parksUntilShed`, Sync/Waiter.swift):
-    /// a safe point for shedding ready threads to idle workers.
-    func willRegisterWaiter(_ scheduler: Scheduler)
+    /// A thread of this worker registered as a waiter and is about to park, and 64 such parks
+    /// have passed since the last call (the count is the scheduler's `parksUntilShed`,
+    /// Sync/Waiter.swift): a safe point for shedding ready threads to idle workers (no object's
+    /// lock is held).
+    func registeredWaiter(_ scheduler: Scheduler)
     /// A thread of this worker registered as a waiter and is about to park, with no other
     /// thread ready or under a timed policy (the only cases with work here; the others skip the
     /// call): start a queued thread first when nothing else is ready (the park then switches

@@ -662,7 +662,7 @@ final class Scheduler {
         switchCount &+= 1
         current = next
         uthreads_set_current(next == idleBlock ? nil : next)
-        if hooks { switchHooks(from: from, to: next) }  // issues 5, 7: slices, tracing, errno; false for M:1 FIFO
+        if hooks { switchHooks(from: from, to: next) }  // slices, tracing, errno; false for M:1 FIFO
         // Hand our own address to whoever we resume; receive the address of whoever resumes us.
         // Under M:N that may be another worker's scheduler (the thread migrated while it was
         // suspended): from here on `self` is stale, and only the handed-off one may be used.
@@ -829,6 +829,12 @@ final class Scheduler {
     @inline(__always)
     var errnoLocation: UnsafeMutablePointer<Int32> {
         if let p = errnoPointer { return p }
+        return findErrno()
+    }
+
+    /// `errnoLocation` at the scheduler's first switch (out of line: the hot path is a load).
+    @inline(never)
+    private func findErrno() -> UnsafeMutablePointer<Int32> {
         let p = __errno_location()!
         errnoPointer = p
         return p

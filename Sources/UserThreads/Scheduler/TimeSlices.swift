@@ -24,8 +24,11 @@ import CUThreads
 import Glibc
 
 extension Scheduler {
-    /// Per-switch work of non-FIFO policies and tracing. `from` may equal `to` (a thread
-    /// preempted or yielding with nothing better to run starts a new slice).
+    /// Per-switch work of M:N workers (errno), non-FIFO policies and tracing. `from` may equal
+    /// `to` (a thread preempted or yielding with nothing better to run starts a new slice).
+    /// Small on purpose: an M:N worker under FIFO without tracing (the common case) only moves
+    /// errno here, in a frame that saves no register; the rest is `sliceHooks`' (the errno
+    /// swap cost ~42 instructions per switch inside the whole hook's frame, ~20 alone).
     @inline(never)
     func switchHooks(from: ControlBlock, to: ControlBlock) {
         if migrating {
@@ -38,6 +41,12 @@ extension Scheduler {
             location.pointee = to == idleBlock ? idleErrno : objectOf(to).savedErrno
             if !timed && recorder == nil { return }
         }
+        sliceHooks(from: from, to: to)
+    }
+
+    /// The time-slice and tracing half of `switchHooks`.
+    @inline(never)
+    private func sliceHooks(from: ControlBlock, to: ControlBlock) {
         let clock = sliceClock()
         if let recorder {
             if from != idleBlock {

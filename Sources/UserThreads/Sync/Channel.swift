@@ -34,9 +34,13 @@
 //     plain store, and a wake is the scheduler's direct `wake`. The binding check is one load
 //     and compare, the only cost the shared mode adds to the M:1 handoff.
 //   * shared — the state sits behind the object's lock, held for the rule and never across a
-//     park; a claim is a compare-and-swap; the waiter parks with the parking protocol of every
-//     primitive (Waiter.swift: `parkWaiter` publishes it under the lock), and a wake is sent
-//     after the lock is released (`syncWake`).
+//     park; one lock pair per operation (the poll and, when it must wait, the registration are
+//     one critical section); a claim is a compare-and-swap; the waiter parks with the parking
+//     protocol of every primitive (Waiter.swift: `parkWaiter` publishes it under the lock),
+//     and a wake is sent after the lock is released (`syncWake`). Except on one worker: a
+//     plain send or receive parked on the peer's own scheduler is claimed with a plain store
+//     and woken at once, as bare (ChannelWaiter.swift's local claim). A shared channel may be
+//     closed from any thread.
 // A thread of another runtime (or a kernel thread outside every runtime) that sends or
 // receives on a bound channel gets `UThreadError.foreignRuntime`, not a race; its `close()`,
 // which neither waits nor fails, is posted to the channel's runtime, as every such operation
@@ -350,14 +354,15 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
 
     // MARK: The rules (bare, or under the lock)
 
-    /// Wakes the waiter of a node this call claimed: bare, now; shared, once the lock is
-    /// released (`later`: the caller wakes it).
+    /// Wakes the waiter of a node this call claimed: bare or claimed locally (its row blocked
+    /// on `s`: ChannelWaiter.swift), now, a queue move on this kernel thread; else once the
+    /// lock is released (`later`: the caller wakes it).
     @inline(__always)
     private func wake(
-        _ n: UnsafeMutablePointer<ChannelWaiter>, closed: Bool, _ s: Scheduler, shared: Bool,
+        _ n: UnsafeMutablePointer<ChannelWaiter>, _ how: ChannelClaim, closed: Bool, _ s: Scheduler, shared: Bool,
         _ later: inout Waiter?
     ) {
-        if shared {
+        if shared && how == .claimed {
             later = n.pointee.selection.pointee.remote?.pointee
         } else {
             s.wake(n.pointee.thread, closed ? .closed : .woken)
@@ -371,9 +376,9 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         -> ChannelPoll
     {
         if closed { return .closed }
-        if let r = receivers.popClaimed(closed: false, shared: shared) {
+        if let (r, how) = receivers.popClaimed(closed: false, shared: shared, on: s) {
             ops.copy(r.pointee.element, element)
-            wake(r, closed: false, s, shared: shared, &later)
+            wake(r, how, closed: false, s, shared: shared, &later)
             return .done
         }
         if buffered < capacity {
@@ -395,16 +400,16 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
             ops.move(element, slot(head))
             head = head + 1 == capacity ? 0 : head + 1
             buffered -= 1
-            if let w = senders.popClaimed(closed: false, shared: shared) {
+            if let (w, how) = senders.popClaimed(closed: false, shared: shared, on: s) {
                 ops.copy(slot((head + buffered) % capacity), w.pointee.element)
                 buffered += 1
-                wake(w, closed: false, s, shared: shared, &later)
+                wake(w, how, closed: false, s, shared: shared, &later)
             }
             return .done
         }
-        if let w = senders.popClaimed(closed: false, shared: shared) {
+        if let (w, how) = senders.popClaimed(closed: false, shared: shared, on: s) {
             ops.copy(element, w.pointee.element)
-            wake(w, closed: false, s, shared: shared, &later)
+            wake(w, how, closed: false, s, shared: shared, &later)
             return .done
         }
         return closed ? .closed : .wouldBlock
@@ -422,7 +427,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
                 if shared {
                     if let w = n.pointee.selection.pointee.remote { wakes.append(w.pointee) }
                 } else {
-                    wake(n, closed: true, s!, shared: false, &later)
+                    wake(n, .claimed, closed: true, s!, shared: false, &later)
                 }
             }
         }
@@ -466,10 +471,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// `send` on a shared channel: the same rules under the lock, parked through the worker.
     @inline(never)
     private func sendShared(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
-        let outcome = try waitShared(.channelSend, element, deadline: d, s) { s, later in
-            offer(element, s, shared: true, &later)
-        }
-        if outcome == .closed { throw closedError }
+        if try waitShared(sending: true, element, deadline: d, s) == .closed { throw closedError }
     }
 
     @usableFromInline
@@ -531,43 +533,55 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     private func receiveShared(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
         -> Bool
     {
-        try waitShared(.channelReceive, element, deadline: d, s) { s, later in
-            take(into: element, s, shared: true, &later)
-        } == .done
+        try waitShared(sending: false, element, deadline: d, s) == .done
     }
 
-    /// One send or receive on a shared channel: polls with `poll` under the lock and, when it
-    /// would block, links a node for `element` on the senders' or receivers' list and parks
-    /// (both in `parkWaiter`'s register step, so that no peer can slip in between). Returns
-    /// `.done` or `.closed`; throws the timeout, cancellation or teardown that ended the wait.
+    /// One send or receive on a shared channel: polls (`offer` or `take`) under the lock and
+    /// returns `.done` or `.closed` when it need not wait; else, the lock still held, parks
+    /// (`parkShared`). One lock pair either way.
     @inline(__always)
     private func waitShared(
-        _ kind: WaitReason.Kind, _ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler,
-        poll: (Scheduler, inout Waiter?) -> ChannelPoll
+        sending: Bool, _ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler
+    ) throws -> ChannelPoll {
+        var later: Waiter?
+        sync.lock()
+        let polled = sending ? offer(element, s, shared: true, &later) : take(into: element, s, shared: true, &later)
+        guard polled == .wouldBlock else {
+            sync.unlock()
+            if let later { syncWake(later, from: s) }
+            return polled
+        }
+        return try parkShared(sending ? .channelSend : .channelReceive, element, deadline: d, s)
+    }
+
+    /// The waiting half of `waitShared`, entered with the lock held (the poll found nothing):
+    /// links a node for `element` on the senders' or receivers' list in `parkWaiter`'s register
+    /// step, releases the lock there and parks, so that no peer can slip in between. Returns
+    /// `.done` or `.closed`; throws the timeout, cancellation or teardown that ended the wait.
+    /// Out of line, so that an operation that does not wait (half of a ping-pong's) does not
+    /// pay the frame of its node.
+    @inline(never)
+    private func parkShared(
+        _ kind: WaitReason.Kind, _ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler
     ) throws -> ChannelPoll {
         let sending = kind == .channelSend
-        var later: Waiter?
-        var polled = ChannelPoll.wouldBlock
         var state = SelectionState()
+        state.single = true
         return try withUnsafeTemporaryAllocation(of: Waiter.self, capacity: 1) { slot in
             try withUnsafeMutablePointer(to: &state) { sp in
                 var node = ChannelWaiter(thread: s.current, element: element, selection: sp, caseIndex: 0)
                 return try withUnsafeMutablePointer(to: &node) { np in
                     let parked = s.parkWaiter(kind, object: id, target: self, deadline: d) { waiter in
-                        sync.lock()
                         defer { sync.unlock() }
-                        polled = poll(s, &later)
-                        guard polled == .wouldBlock else { return false }
                         slot.baseAddress!.initialize(to: waiter)  // trivial: never deinitialised
                         sp.pointee.remote = UnsafePointer(slot.baseAddress!)
                         if sending { senders.append(np) } else { receivers.append(np) }
                         return true
                     }
                     // From here on `s` may be another worker's scheduler (after a park): it is
-                    // not used again, but for the wake when it did not park.
+                    // not used again.
                     guard let r = parked?.1 else {
-                        if let later { syncWake(later, from: s) }
-                        return polled
+                        throw UThreadError.invalidArgument("\(label): a wait registered without parking")
                     }
                     if r == .woken, let o = sp.pointee.outcome { return o.closed ? .closed : .done }
                     let outcome = sp.pointee.settle(r)

@@ -24,11 +24,24 @@
 //     operation happened, the wake in flight is dropped by its token). Node memory is touched
 //     only under the channel's lock, and the waiter removes its nodes under that lock before
 //     its frame goes, which also orders its read of a received value after the peer's write.
+//   * shared, but the peer could be the only one touching the word: a plain send or receive
+//     (one node: `SelectionState.single`) whose waiter parked on the peer's own scheduler and
+//     is still blocked there in this wait (the scheduler owns its row, its token matches).
+//     Every other writer of the word is then excluded: other peers and a close need this
+//     channel's lock, which the peer holds, and the waiter abandons only after its park ended,
+//     which only this kernel thread can end (a timer or a cancel is applied by the row's owner:
+//     Waiter.swift), and it is busy claiming. So a load and a store claim it, and the peer
+//     wakes the waiter at once, as bare (`claimShared`'s `.local`). This is the common case of a pair on
+//     one worker (docs/BENCHMARKS.md, "The unpinned pair: a claim without CAS …"): one locked
+//     instruction fewer per handoff, and no second ownership check at the wake. Any doubt
+//     (a select, another scheduler, a waiter already woken by a timeout) takes the CAS.
 //
 // Rejected: a lock per waiter (the peer would hold a channel lock and a waiter lock, and the
 // waiter would take them in the other order when it withdraws); claiming under every
 // channel's lock at once (a peer would need the locks of channels it does not use); a heap
-// node per wait (M:N's first channel: one allocation per park on the ping-pong path).
+// node per wait (M:N's first channel: one allocation per park on the ping-pong path); the
+// local claim for a select's nodes (a peer on another worker may complete another of its cases
+// under another channel's lock at the same moment: only a CAS orders the two).
 import CUThreads
 import Synchronization
 
@@ -45,6 +58,9 @@ struct SelectionState: ~Copyable {
     /// Shared channels: whom the claimer wakes (set before any node is linked; it lives in the
     /// waiter's frame, so that a bare wait initialises one word, not the waiter's five).
     var remote: UnsafePointer<Waiter>?
+    /// One node on one channel (a plain send or receive, not a select): only that channel's
+    /// lock holders and the waiter itself ever write `word` (the essay's local claim).
+    var single = false
 
     init() {}
 
@@ -104,6 +120,37 @@ struct ChannelWaiter {
     }
 }
 
+/// How a node's selection was claimed (`WaiterList.popClaimed(closed:on:)`).
+enum ChannelClaim {
+    /// By a compare-and-swap (or bare): wake the waiter through its `remote` waiter (shared)
+    /// or the scheduler (bare).
+    case claimed
+    /// By a plain store, its waiter blocked on the claimer's own scheduler (the essay's local
+    /// claim): the claimer wakes the row directly (`Scheduler.wakeClaimed`).
+    case local
+}
+
+extension ChannelWaiter {
+    /// Claims a shared node's selection with a plain load and store when the claimer, on `s`
+    /// and holding the channel's lock, is the only possible writer of its word (the essay's
+    /// local claim); else with a compare-and-swap. Nil when the selection was already claimed.
+    @inline(__always)
+    func claimShared(closed: Bool, on s: Scheduler) -> ChannelClaim? {
+        let word = caseIndex << 1 | (closed ? 1 : 0)
+        let sel = selection
+        if sel.pointee.single, let w = sel.pointee.remote, w.pointee.scheduler === s,
+            s.isBlocked(thread, inWait: w.pointee.token)
+        {
+            guard sel.pointee.word.load(ordering: .relaxed) == SelectionState.pending else { return nil }
+            sel.pointee.word.store(word, ordering: .relaxed)
+            return .local
+        }
+        return sel.pointee.word.compareExchange(
+            expected: SelectionState.pending, desired: word, ordering: .acquiringAndReleasing
+        ).exchanged ? .claimed : nil
+    }
+}
+
 /// A FIFO of waiter nodes; O(1) append, pop and remove.
 struct WaiterList {
     private(set) var head: UnsafeMutablePointer<ChannelWaiter>?
@@ -145,6 +192,23 @@ struct WaiterList {
         while let n = head {
             remove(n)
             if n.pointee.claim(closed: closed, shared: shared) { return n }
+        }
+        return nil
+    }
+
+    /// `popClaimed` for a peer on `s` that may claim locally (`ChannelWaiter.claimShared` when
+    /// `shared`, the bare claim otherwise). Amortised O(1).
+    @inline(__always)
+    mutating func popClaimed(closed: Bool, shared: Bool, on s: Scheduler) -> (
+        UnsafeMutablePointer<ChannelWaiter>, ChannelClaim
+    )? {
+        while let n = head {
+            remove(n)
+            if shared {
+                if let how = n.pointee.claimShared(closed: closed, on: s) { return (n, how) }
+            } else if n.pointee.claim(closed: closed, shared: false) {
+                return (n, .claimed)
+            }
         }
         return nil
     }

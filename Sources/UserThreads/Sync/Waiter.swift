@@ -35,7 +35,8 @@
 // has to be undone or passed on.
 //
 // What only N > 1 needs sits behind `WorkerHooks` (the scheduler's `worker`, nil under M:1):
-// every 64 parks the worker may shed ready threads to idle workers, and before the switch it
+// every 64 parks the worker may shed ready threads to idle workers (after `register`, never
+// under an object's lock), and before the switch it
 // starts one of its queued threads when nothing else is ready (`refillBeforePark`, MN/
 // MNWorker.swift); the park is an audited resume site (row flag MOVABLE), so after it only
 // the row is used, never a scheduler captured before it. Under M:1 each hook is one load and
@@ -96,14 +97,6 @@ extension Scheduler {
         cancellable: Bool = true, _ register: (Waiter) throws -> Bool
     ) rethrows -> (Waiter, WakeResult)? {
         let me = current
-        // The worker is reached only when it has something to do (`workerOpaque`: no retain).
-        if workerOpaque != nil {
-            parksUntilShed &-= 1
-            if parksUntilShed <= 0 {
-                parksUntilShed = 64
-                worker?.willRegisterWaiter(self)
-            }
-        }
         nextWaitToken &+= 1
         let waiter = Waiter(scheduler: self, block: UInt(bitPattern: me), token: nextWaitToken)
         me.pointee.mn_token = waiter.token
@@ -116,13 +109,35 @@ extension Scheduler {
             me.pointee.mn_token = 0
             return nil
         }
-        if workerOpaque != nil && (timed || !hasReadyThreads) { worker?.willPark(self) }
+        // The worker is reached only when it has something to do (`workerOpaque`: no retain),
+        // after `register` (which may have been entered with the object's lock held: a
+        // channel's poll and registration are one critical section, Channel.swift).
+        if workerOpaque != nil {
+            parksUntilShed &-= 1
+            if parksUntilShed <= 0 {
+                parksUntilShed = 64
+                worker?.registeredWaiter(self)
+            }
+            if timed || !hasReadyThreads { worker?.willPark(self) }
+        }
         // An audited resume site: after the park only `me` is used (never `self`).
         me.set(.flagMovable)
         let result = park(kind, object: object, target: target, deadline: deadline, cancellable: cancellable)
         me.clear(.flagMovable)
         me.pointee.mn_token = 0
         return (waiter, result)
+    }
+}
+
+extension Scheduler {
+    /// Whether row `t` is parked on this scheduler in the wait that took `token`: owned here
+    /// (checked first: only an owned row's fields may be read) and still blocked with that
+    /// token. Call on this scheduler's kernel thread. Then nothing but this kernel thread can
+    /// end the wait until it yields (a timer or a cancel is applied here): the local claim of a
+    /// channel node (ChannelWaiter.swift). O(1) for the first chunk's rows.
+    @inline(__always)
+    func isBlocked(_ t: ControlBlock, inWait token: UInt64) -> Bool {
+        table.owns(t) && t.pointee.mn_token == token && t.pointee.state == .stateBlocked
     }
 }
 

@@ -1,6 +1,7 @@
-// Channel<T> on one worker (`run { }`, bare) and between threads on two workers
-// (`run(workers: 2)`, shared: peers pinned to the other worker, so the mailbox wakes are the
-// ones taken). Every test runs on both.
+// Channel<T> on one worker (`run { }`, bare), between threads on two workers (`run(workers:
+// 2)`, shared: peers pinned to the other worker, so the mailbox wakes are the ones taken), and
+// shared with every thread pinned to worker 0 of 2 (the local claim of a waiter parked on the
+// claimer's own worker: ChannelWaiter.swift). Every test runs on all three.
 import Synchronization
 import Testing
 @testable import UserThreads
@@ -9,21 +10,27 @@ import Testing
 /// worker after the caller's.
 struct ChannelRig: Sendable, CustomTestStringConvertible {
     let workers: Int
+    /// Every thread of the test (the body too) pinned to worker 0: shared channels, one worker.
+    var oneWorker = false
 
-    static let both = [ChannelRig(workers: 1), ChannelRig(workers: 2)]
+    static let all = [ChannelRig(workers: 1), ChannelRig(workers: 2), ChannelRig(workers: 2, oneWorker: true)]
 
-    var testDescription: String { "workers: \(workers)" }
+    var testDescription: String { oneWorker ? "workers: \(workers), all on worker 0" : "workers: \(workers)" }
 
     func run<R: Sendable>(_ body: @escaping @Sendable () throws -> R) throws -> R {
-        try UThreadRuntime.run(workers: workers) { try body() }
+        if oneWorker {
+            return try UThreadRuntime.run(workers: workers) { try UThread.spawn(onWorker: 0) { try body() }.join() }
+        }
+        return try UThreadRuntime.run(workers: workers) { try body() }
     }
 
-    /// Starts a thread: on workers 1 where the caller runs, else on worker `(k + 1) % workers`.
+    /// Starts a thread: on workers 1 where the caller runs, on worker 0 with `oneWorker`, else
+    /// on worker `(k + 1) % workers`.
     func spawn<T: Sendable>(name: String = "", _ k: Int = 0, _ body: @escaping @Sendable () throws -> T) throws
         -> UThread<T>
     {
         if workers == 1 { return UThread(name: name) { try body() } }
-        return try UThread.spawn(name: name, onWorker: (k + 1) % workers) { try body() }
+        return try UThread.spawn(name: name, onWorker: oneWorker ? 0 : (k + 1) % workers) { try body() }
     }
 
     /// Waits until `t` is parked with `kind` (polling the thread table; yields or sleeps
@@ -51,7 +58,7 @@ final class RigFlag: Sendable {
 @Suite("Sync: channels", .timeLimit(.minutes(1)))
 struct ChannelTests {
     /// Capacity 0: the send completes only once a receiver took the value.
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func unbufferedIsARendezvous(rig: ChannelRig) throws {
         let (early, value, late) = try rig.run { () -> (Bool, Int?, Bool) in
             let ch = Channel<Int>(name: "rendezvous")
@@ -71,7 +78,7 @@ struct ChannelTests {
         #expect(late)
     }
 
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func parkedReceiverGetsEachValue(rig: ChannelRig) throws {
         let got = try rig.run { () -> [Int?] in
             let ch = Channel<Int>()
@@ -85,7 +92,7 @@ struct ChannelTests {
         #expect(got == [0, 1, 2])
     }
 
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func pingPong(rig: ChannelRig) throws {
         let v = try rig.run { () -> Int in
             let ping = Channel<Int>()
@@ -104,7 +111,7 @@ struct ChannelTests {
     }
 
     /// Parked senders are served in arrival order (each parks before the next is started).
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func parkedSendersAreServedFIFO(rig: ChannelRig) throws {
         let order = try rig.run { () -> [Int] in
             let ch = Channel<Int>()
@@ -123,7 +130,7 @@ struct ChannelTests {
 
     /// A full buffer parks the sender; values come out in the order sent, the parked sender's
     /// refilling the buffer behind the buffered ones.
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func bufferedKeepsOrderAndBlocksWhenFull(rig: ChannelRig) throws {
         let (refused, got) = try rig.run { () -> (Bool, [Int]) in
             let ch = try Channel<Int>(capacity: 3)
@@ -143,7 +150,7 @@ struct ChannelTests {
         #expect(got == [0, 1, 2, 3, 4])
     }
 
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func iterationEndsWhenClosedAndDrained(rig: ChannelRig) throws {
         let got = try rig.run { () -> [Int] in
             let ch = try Channel<Int>(capacity: 3)
@@ -159,7 +166,7 @@ struct ChannelTests {
         #expect(got == Array(0..<100))
     }
 
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func closeDrainsThenNilAndSendThrows(rig: ChannelRig) throws {
         let (closes, got, last) = try rig.run { () -> ([Bool], [String], String?) in
             let ch = try Channel<String>(capacity: 4, name: "words")
@@ -181,7 +188,7 @@ struct ChannelTests {
 
     /// A close wakes parked receivers (nil) and senders (`UThreadError.closed`) on the other
     /// worker; a buffered channel is drained first.
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func closeWakesParkedReceiversAndSenders(rig: ChannelRig) throws {
         let out = try rig.run { () -> [String] in
             let empty = Channel<Int>(name: "empty")
@@ -212,7 +219,7 @@ struct ChannelTests {
 
     /// Timeouts, deadlines and cancellation end a parked send or receive and leave no node
     /// behind: the next send reaches the next receiver, not one that gave up.
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func timeoutsDeadlinesAndCancellationLeaveNoTrace(rig: ChannelRig) throws {
         let out = try rig.run { () -> [String] in
             let ch = Channel<Int>(name: "quiet")
@@ -257,7 +264,7 @@ struct ChannelTests {
             ])
     }
 
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func manyProducersManyConsumersCountAndChecksum(rig: ChannelRig) throws {
         let results = try rig.run { () -> [[Int]] in
             try [0, 1, 16].map { capacity in
@@ -286,7 +293,7 @@ struct ChannelTests {
         #expect(results == expected)
     }
 
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func waitReasonsNameTheChannel(rig: ChannelRig) throws {
         let (kind, description) = try rig.run { () -> (WaitReason.Kind?, String?) in
             let ch = Channel<Int>(name: "jobs")

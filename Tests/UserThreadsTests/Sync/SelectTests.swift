@@ -12,7 +12,7 @@ final class RigCounter: Sendable {
 
 @Suite("Sync: select", .timeLimit(.minutes(1)))
 struct SelectTests {
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func takesTheReadyCaseOrDefault(rig: ChannelRig) throws {
         let out = try rig.run { () -> [String] in
             let a = try Channel<Int>(capacity: 1)
@@ -43,7 +43,7 @@ struct SelectTests {
 
     /// A parked select is completed by a sender on the other worker, and its send case by a
     /// receiver there; the other case's node is gone afterwards.
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func parkedSelectIsCompletedByAPeer(rig: ChannelRig) throws {
         let (out, lateTimedOut) = try rig.run { () -> ([String], Bool) in
             let a = Channel<Int>(name: "a")
@@ -72,7 +72,7 @@ struct SelectTests {
         #expect(lateTimedOut)  // nobody is selecting on a any more
     }
 
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func timeoutsAndDeadlines(rig: ChannelRig) throws {
         let out = try rig.run { () -> [String] in
             let a = Channel<Int>()
@@ -97,7 +97,7 @@ struct SelectTests {
 
     /// A close completes a parked select (receive case: nil); a send case on a closed channel
     /// throws.
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func closedChannels(rig: ChannelRig) throws {
         let out = try rig.run { () -> [String] in
             let a = Channel<Int>()
@@ -121,7 +121,7 @@ struct SelectTests {
         #expect(out == ["b nil", "b again nil", "send case closed"])
     }
 
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func cancellingAParkedSelectLeavesNoTrace(rig: ChannelRig) throws {
         let (out, after) = try rig.run { () -> (String, Int?) in
             let a = Channel<Int>()
@@ -142,7 +142,7 @@ struct SelectTests {
         #expect(after == 9)
     }
 
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func waitReasonListsTheCases(rig: ChannelRig) throws {
         let description = try rig.run { () -> String? in
             let a = Channel<Int>(name: "left")
@@ -164,7 +164,7 @@ struct SelectTests {
     }
 
     /// With every case always ready, each is chosen about equally often (counts, no timing).
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func fairWhenSeveralCasesAreReady(rig: ChannelRig) throws {
         let rounds = 20_000
         let hits = try rig.run { () -> [Int] in
@@ -221,7 +221,7 @@ struct SelectTests {
     /// Selectors on both workers, each waiting on two channels with a short timeout (so that
     /// claims race with give-ups), against senders on both workers: every value is taken exactly
     /// once — the one-shot claim never lets two channels complete one select.
-    @Test(arguments: ChannelRig.both)
+    @Test(arguments: ChannelRig.all)
     func claimStorm(rig: ChannelRig) throws {
         let perSender = 800
         let (sum, count) = try rig.run { () -> (Int, Int) in
