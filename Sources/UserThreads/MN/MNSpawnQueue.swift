@@ -101,20 +101,6 @@ final class MNSpawnQueue: @unchecked Sendable {
         return takeLocked(max: Swift.min(max, (n + 1) / 2), buffer)
     }
 
-    /// Takes `object` back when it is the oldest queued thread (its joiner runs it at once:
-    /// MNWorker.swift's "Help-first join across workers"); true with the slot's +1 now the
-    /// caller's. Any worker, in practice the owner. O(1).
-    func takeBack(_ object: MNThreadObject) -> Bool {
-        takers.lock()
-        defer { takers.unlock() }
-        let h = head.load(ordering: .relaxed)  // only takers write it, under the lock
-        guard tail.load(ordering: .acquiring) != h,
-            slots[h & Self.mask].toOpaque() == Unmanaged.passUnretained(object).toOpaque()
-        else { return false }
-        head.store(h &+ 1, ordering: .releasing)
-        return true
-    }
-
     private func takeLocked(max: Int, _ buffer: UnsafeMutablePointer<Unmanaged<MNThreadObject>>) -> Int {
         let h = head.load(ordering: .relaxed)  // only takers write it, under the lock
         let n = Swift.min(max, tail.load(ordering: .acquiring) &- h)

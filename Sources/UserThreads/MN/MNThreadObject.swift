@@ -329,17 +329,6 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         {
             throw UThreadError.invalidArgument("thread \(id) cannot join itself")
         }
-        // Not started and the oldest on this worker's queue: run it here, now (MNWorker.swift's
-        // "Help-first join across workers").
-        if flags.load(ordering: .relaxed) == 0, var result = w.helpFirst(self, s, joiner: me) {
-            if result != .woken {
-                // Unhosted (`enqueueUnhostedJoiner`) and then cancelled or torn down: withdraw
-                // the waiter, unless the end took it (its wake wins, as in `syncWait`).
-                let withdrawn = MNJoinerLocks.with(self) { removeWaiter(block: UInt(bitPattern: me)) }
-                if !withdrawn && isFinishedAcquire { result = .woken }
-            }
-            try result.check()
-        }
         // After a park the caller may run on another worker: `syncWait` finds its scheduler.
         while !isFinishedAcquire {
             let result = try syncWait(
@@ -362,30 +351,6 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
             guard let result, result != .woken else { continue }
             try result.check()
         }
-    }
-
-    /// Its joiner `joiner` hosted this thread (Scheduler.swift's "Help-first join") and is now
-    /// unhosted: it waits as an ordinary M:N joiner from here on, a `Waiter` in the list, so
-    /// that `finish` wakes it on its own worker wherever this thread ends (once off the CPU it
-    /// may migrate). On the joiner's worker, which runs this thread now: not finished yet.
-    override func enqueueUnhostedJoiner(_ joiner: ControlBlock) {
-        Unmanaged<Scheduler>.fromOpaque(joiner.pointee.runtime.unsafelyUnwrapped)._withUnsafeGuaranteedRef { s in
-            s.nextWaitToken &+= 1
-            let waiter = Waiter(scheduler: s, block: UInt(bitPattern: joiner), token: s.nextWaitToken)
-            joiner.pointee.mn_token = waiter.token
-            MNJoinerLocks.with(self) {
-                if firstWaiter == nil { firstWaiter = waiter } else { moreWaiters.append(waiter) }
-                flags.bitwiseOr(MNThreadObject.hasWaiters, ordering: .acquiringAndReleasing)
-            }
-        }
-    }
-
-    /// Removes the waiter of row `block` if it is still registered (caller holds the stripe
-    /// lock): a thread waits in one list at a time.
-    private func removeWaiter(block: UInt) -> Bool {
-        if let w = firstWaiter, w.block == block { return removeWaiter(w) }
-        if let w = moreWaiters.first(where: { $0.block == block }) { return removeWaiter(w) }
-        return false
     }
 
     /// Removes `waiter` if it is still registered (caller holds the stripe lock).

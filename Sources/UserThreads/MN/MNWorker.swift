@@ -550,27 +550,6 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     enum Work { case took, none, deferred }
 
-    /// The help-first join across workers (the essay): when `object` is the oldest thread on
-    /// this worker's own queue (nobody has taken it: not this worker, not a thief) and the
-    /// joiner `me` could host it, takes it back, starts it here and runs it at once from the
-    /// join (`Scheduler.hostOnWorker`). Returns nil when it may not (the caller waits as
-    /// before), else how the join's wait ended. Called by the joiner on its own worker, before
-    /// any park (`s` is this worker's scheduler).
-    @inline(__always)
-    func helpFirst(_ object: MNThreadObject, _ s: Scheduler, joiner me: ControlBlock) -> WakeResult? {
-        guard MNWorker.helpFirstJoin, !shutdownHandled, s.mayHostOnWorker(joiner: me),
-            queueRef._withUnsafeGuaranteedRef({ $0.takeBack(object) })
-        else { return nil }
-        start(object, s)
-        Unmanaged.passUnretained(object).release()  // the queue slot's +1 (the joiner holds one)
-        // Not started (no stack: it ended with the error) or started cancelled: the normal path.
-        guard let t = object.controlBlock else { return nil }
-        return s.hostOnWorker(t, joiner: me)
-    }
-
-    /// `UTHREADS_HELP_FIRST=0` turns the help-first join across workers off (measurements).
-    static let helpFirstJoin = getenv("UTHREADS_HELP_FIRST").map { String(cString: $0) != "0" } ?? true
-
     /// Starts the first `n` threads of `takenBuffer` in order, each slot's +1 consumed.
     @inline(__always)
     private func startTaken(_ n: Int, _ s: Scheduler, retryLater: Bool) {

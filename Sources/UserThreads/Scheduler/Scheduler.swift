@@ -819,28 +819,6 @@ final class Scheduler {
         return runHosted(t, joiner: me)
     }
 
-    /// The help-first join on an M:N worker (MN/MNWorker.swift's "Help-first join across
-    /// workers"): `t` was just started on this worker for its joiner `me`, from the worker's own
-    /// queue. The same conditions as `host` but `hooks` (which an M:N worker always has): FIFO,
-    /// no tracing, not under ThreadSanitizer, `t` first in line and not cancelled. errno
-    /// travels with M:N threads: the joiner's is saved in its object as a switch would.
-    @inline(__always)
-    func hostOnWorker(_ t: ControlBlock, joiner me: ControlBlock) -> WakeResult? {
-        guard migrating, !timed, recorder == nil, !tsan, t.pointee.switches == 0, fifo.unsafelyUnwrapped.isFirst(t),
-            !me.has(.flagCancelled), !t.has(.flagCancelled), me != idleBlock
-        else { return nil }
-        objectOf(me).savedErrno = errnoLocation.pointee
-        return runHosted(t, joiner: me)
-    }
-
-    /// Whether a thread of this M:N worker's that is about to join could run the joined
-    /// thread at once (`hostOnWorker`): FIFO, no tracing, not under ThreadSanitizer, nothing
-    /// ready (else the thread would not run next), the caller not cancelled.
-    @inline(__always)
-    func mayHostOnWorker(joiner me: ControlBlock) -> Bool {
-        !timed && recorder == nil && !tsan && !fifo.unsafelyUnwrapped.hasReadyThreads && !me.has(.flagCancelled)
-    }
-
     @inline(__always)
     private func runHosted(_ t: ControlBlock, joiner me: ControlBlock) -> WakeResult {
         fifo.unsafelyUnwrapped.removeFirst()
@@ -922,7 +900,7 @@ final class Scheduler {
             joiner.pointee.next = nil
             joiner.clear(.flagHosting)
             joiner.set(.flagCancellable)
-            objectOf(child).enqueueUnhostedJoiner(joiner)
+            objectOf(child).enqueue(joiner)
             if joiner.has(.flagCancelled) { wake(joiner, .cancelled) }
             child = joiner
         }
@@ -935,7 +913,6 @@ final class Scheduler {
         Unmanaged<Scheduler>.fromOpaque(resumer)._withUnsafeGuaranteedRef { $0.resumed(me) }
         me.clear(.flagCancellable)
         me.pointee.wait_kind = 0
-        me.pointee.mn_token = 0  // an M:N joiner's wait ends: a wake still in flight is dropped
         return WakeResult.stored(me.pointee.wake_result)
     }
 

@@ -124,13 +124,6 @@ class ThreadObject: WaitQueue {
         witness(self, .run)
     }
 
-    /// Makes `joiner`, which hosted this object's thread (Scheduler.swift's "Help-first join")
-    /// and is now unhosted, a parked joiner of it: on this object's queue, as a parked joiner.
-    /// The one member that is not `final`: an M:N thread's joiners wait in its own waiter
-    /// list instead, which its end wakes on whatever worker it ends (MN/MNThreadObject.swift).
-    /// Called only when a hosted thread first leaves the CPU.
-    func enqueueUnhostedJoiner(_ joiner: ControlBlock) { enqueue(joiner) }
-
     /// Makes a finished object whose result is trivial, and that nothing else references any
     /// more, ready for another spawn, as if new. O(1). Only the scheduler calls it (on a
     /// uniquely referenced object: no handle, row or queue can see the change).
