@@ -534,11 +534,14 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// loop tries again.
     func start(_ object: MNThreadObject, _ s: Scheduler, retryLater: Bool = false) {
         do {
+            // A row kept whole with its stack by a thread that finished here (the default
+            // stack size; parameters are validated on the new-row path).
+            let kept = object.stackSize == nil && !object.hasParameters ? s.takeKeptRow() : nil
             let t = try s.spawn(
                 object, priority: object.priority, stackSize: object.stackSize,
                 flags: object.pinned ? 0 : .flagMigratable,
                 parameters: object.hasParameters ? object.parametersAtStart() : nil,
-                presetID: object.id.rawValue)
+                presetID: object.id.rawValue, keptRow: kept)
             if !object.pinned { object.home = Int32(index) }
             startedCount.store(startedCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
             let cancel = object.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)

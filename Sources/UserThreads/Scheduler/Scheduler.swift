@@ -336,7 +336,7 @@ final class Scheduler {
     }
 
     deinit {
-        while let t = slab.take() { Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped).release() }
+        while let t = slab.take() { if let o = t.pointee.object { Unmanaged<ThreadObject>.fromOpaque(o).release() } }
         slab.deallocate()
         while let object = keptObjects.take() { object.release() }
         keptObjects.deallocate()
@@ -560,7 +560,8 @@ final class Scheduler {
         // Unmanaged from here on, +1 ours: with a strong reference the compiler retained and
         // released the object around the inlined spawn (~40 instructions per spawn+join).
         let object: Unmanaged<ThreadObject>
-        if let unused = Scheduler.unreferenced(Unmanaged.fromOpaque(t.pointee.object.unsafelyUnwrapped)) {
+        // An M:N worker's kept rows have no object (`keepRow`): a worker-local thread's spawn.
+        if let kept = t.pointee.object, let unused = Scheduler.unreferenced(Unmanaged.fromOpaque(kept)) {
             unused._withUnsafeGuaranteedRef { unused in
                 if checks {
                     precondition(
@@ -1036,13 +1037,45 @@ final class Scheduler {
     /// immigrants, objects are never reused). Everything else goes through the zombie.
     @inline(__always)
     private func reapOwnExit(_ t: ControlBlock) -> Bool {
-        guard workerIndex < 0, !tsan, !slab.isFull else { return false }
+        guard !tsan, !slab.isFull else { return false }
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
         guard object._withUnsafeGuaranteedRef({ $0.resultIsTrivial }) else { return false }
         let stack = stackOf(t)
         guard stacks.poolsAsIs(stack) else { return false }
-        keep(t, dense: stack.mode == .dense, object: object)
+        if workerIndex < 0 {
+            keep(t, dense: stack.mode == .dense, object: object)
+            return true
+        }
+        // An M:N worker: the row alone, and the object to the kept objects (no release, so no
+        // deinit runs here); an immigrant's row goes home instead (`reapImmigrant`).
+        guard !t.has(.flagImmigrant), !keptObjects.isFull, object._withUnsafeGuaranteedRef({ $0.isCrossWorker })
+        else { return false }
+        keepRow(t, dense: stack.mode == .dense, object: object)
+        keptObjects.keep(object)  // the row's +1 moves there
         return true
+    }
+
+    /// An M:N worker keeps a finished row whole with its stack, without its object (which
+    /// belongs to the thread's spawner's worker: KeptThreadObjects.swift): the next thread this
+    /// worker starts with the default stack takes it (`takeKeptRow`). The caller disposes of
+    /// the object (the row's +1). O(1).
+    @inline(__always)
+    private func keepRow(_ t: ControlBlock, dense: Bool, object: Unmanaged<ThreadObject>) {
+        stacks.keepAside(dense: dense)
+        object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
+        t.pointee.object = nil
+        table.retire(t)
+        slab.keep(t)
+    }
+
+    /// A row this M:N worker kept whole (`keepRow`), live again, for a thread with the default
+    /// stack size and no scheduling parameters (`spawn(keptRow:)`); nil when none is kept. O(1).
+    @inline(__always)
+    func takeKeptRow() -> ControlBlock? {
+        guard let t = slab.take() else { return nil }
+        stacks.takeBack(dense: t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE))
+        table.revive(t)
+        return t
     }
 
     /// Puts a finished row with its stack and object in the slab (the caller checked that it
@@ -1090,9 +1123,15 @@ final class Scheduler {
         {
             return keep(t, dense: stack.mode == .dense, object: object)
         }
-        stacks.release(stack)
-        object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
-        table.release(t)
+        // An M:N worker keeps the row with its stack, whatever the result (the object goes
+        // its own way, below).
+        if workerIndex >= 0 && !slab.isFull && stacks.poolsAsIs(stack) {
+            keepRow(t, dense: stack.mode == .dense, object: object)
+        } else {
+            stacks.release(stack)
+            object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
+            table.release(t)
+        }
         if workerIndex >= 0 && !tsan && !keptObjects.isFull
             && object._withUnsafeGuaranteedRef({ $0.isCrossWorker && $0.resultIsTrivial })
         {
@@ -1111,7 +1150,7 @@ final class Scheduler {
     private func giveUpKeptRows() {
         while let t = slab.take() {
             stacks.returnKept(stackOf(t))
-            Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped).release()
+            if let o = t.pointee.object { Unmanaged<ThreadObject>.fromOpaque(o).release() }  // none on a worker
             table.revive(t)
             table.release(t)
         }
