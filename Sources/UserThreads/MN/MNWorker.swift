@@ -391,6 +391,12 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         preconditionFailure(message)
     }
 
+    /// `require`'s stop, for callers that found no M:N thread calling them.
+    static func misuse(_ api: StaticString) -> Never {
+        _ = require(api)
+        preconditionFailure("UserThreads: \(api) must be called from an M:N thread")
+    }
+
     /// The kernel thread's body.
     func main() {
         guard let s = scheduler else { return }
