@@ -470,13 +470,14 @@ final class Scheduler {
     func allocateID() -> UInt64 { ids.allocate() }
 
     /// Creates a thread for `object` and makes it ready, on `keptRow` (a row from the slab, with
-    /// its stack: `spawnKept`) or on a new row and pooled stack. O(1) with a pooled stack.
+    /// its stack: `spawnKept`, `takeKeptRow`) or on a new row and pooled stack. O(1) with a pooled stack.
     /// Inlined into its few callers (UThread's spawn among them: ~20 instructions of call per
     /// spawn).
     @inline(__always)
     func spawn(
         _ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0,
-        parameters: SchedulingParameters? = nil, presetID: UInt64 = 0, keptRow: ControlBlock? = nil
+        parameters: SchedulingParameters? = nil, presetID: UInt64 = 0, keptRow: ControlBlock? = nil,
+        objectRetained: Bool = false
     ) throws(UThreadError) -> ControlBlock {
         let t: ControlBlock
         if let keptRow {
@@ -530,7 +531,10 @@ final class Scheduler {
         }
         t.pointee.parent_id = current.pointee.id
         t.pointee.created_tick = accounting ? lastTick : uthreads_ticks_inline()
-        t.pointee.object = Unmanaged.passRetained(object).toOpaque()
+        // The row's +1: a new one, or the caller's (`objectRetained`: an M:N queue slot's,
+        // handed over; not taken when the spawn throws, above).
+        t.pointee.object =
+            objectRetained ? Unmanaged.passUnretained(object).toOpaque() : Unmanaged.passRetained(object).toOpaque()
         object.runtime = t.pointee.runtime
         if object.isNamed { t.setName(object.name) }
         t.pointee.sp = uthreads_context_make(hi, threadEntry, UnsafeMutableRawPointer(t))
