@@ -1121,24 +1121,32 @@ final class Scheduler {
         if t.has(.flagImmigrant) { return reapImmigrant(t) }
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
         let stack = stackOf(t)
-        // Kept whole only under M:1 (an M:N worker keeps the object alone, below).
+        // Kept whole under M:1; an M:N worker keeps row and object apart (`releaseOnWorker`).
         if workerIndex < 0 && !slab.isFull && object._withUnsafeGuaranteedRef({ $0.resultIsTrivial })
             && stacks.poolsAsIs(stack)
         {
             return keep(t, dense: stack.mode == .dense, object: object)
         }
-        // An M:N worker keeps the row with its stack, whatever the result (the object goes
-        // its own way, below).
-        if workerIndex >= 0 && !slab.isFull && stacks.poolsAsIs(stack) {
+        if workerIndex >= 0 { return releaseOnWorker(t, object: object, stack: stack) }
+        stacks.release(stack)
+        object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
+        table.release(t)
+        object.release()
+    }
+
+    /// `release` on an M:N worker (out of line: `release` is inlined into the M:1 exit paths):
+    /// the row is kept with its stack whatever the result (`keepRow`), the object goes to the
+    /// kept objects when its result is trivial (KeptThreadObjects.swift), else is released.
+    @inline(never)
+    private func releaseOnWorker(_ t: ControlBlock, object: Unmanaged<ThreadObject>, stack: Stack) {
+        if !slab.isFull && stacks.poolsAsIs(stack) {
             keepRow(t, dense: stack.mode == .dense, object: object)
         } else {
             stacks.release(stack)
             object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
             table.release(t)
         }
-        if workerIndex >= 0 && !tsan && !keptObjects.isFull
-            && object._withUnsafeGuaranteedRef({ $0.isCrossWorker && $0.resultIsTrivial })
-        {
+        if !tsan && !keptObjects.isFull && object._withUnsafeGuaranteedRef({ $0.isCrossWorker && $0.resultIsTrivial }) {
             return keptObjects.keep(object)  // the row's +1 moves there
         }
         object.release()
