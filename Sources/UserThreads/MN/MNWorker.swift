@@ -9,9 +9,12 @@
 //
 // Spawn and join, cheaply. An M:N thread costs at most one allocation (its object: job, result
 // and join state at once; none when the spawner's worker reuses one that finished there:
-// KeptThreadObjects.swift), no lock to queue it (MNSpawnQueue.swift) and no lock unless someone
-// must wait for it (MNThreadObject.swift). The paths are built so that two workers do not write
-// the same cache line per thread:
+// KeptThreadObjects.swift), no new row or stack when the starting worker kept a finished
+// thread's row whole (Scheduler.swift's "Thread objects"), no lock to queue it
+// (MNSpawnQueue.swift) and no lock unless someone must wait for it (MNThreadObject.swift). The
+// spawn looks the calling worker up once (`MNThreadObject.forSpawn`), and the queue slot's
+// reference to the object becomes its row's when it starts. The paths are built so that two
+// workers do not write the same cache line per thread:
 //   * Locality first (Go's runnext, in effect). A worker's own new threads run on it while it
 //     keeps up: a thread about to park on a cross-worker wait with nothing else ready starts
 //     its worker's queued threads first (`refillBeforePark`: one, or a batch, below), so a
@@ -232,6 +235,14 @@
 //     for CPU-bound threads, 2× slower here for short ones (see "Spawn and join" above).
 //   * A worker that polls to decide whether a victim is behind by reading the victim's clock
 //     stamp (`lastTake`, the previous design): a clock read per take on the owner's path.
+//   * A help-first join across workers (Cilk's and ForkJoinPool's tryUnpush: a joiner takes
+//     its child back from its own queue while no thief has, starts it and runs it hosted,
+//     Scheduler.swift's "Help-first join"; an unhosted joiner then waits in the child's waiter
+//     list, so the child may still migrate): spawn+join in batches went from 1,364 to 1,631
+//     instructions per thread (docs/BENCHMARKS.md). The refill already starts a joiner's queued
+//     children in a batch and runs them with direct switches and no park per child, so hosting
+//     saved little, while the take-back (the queue's takers lock) and the join's look-up of its
+//     worker cost more. It would pay for a joiner that waits for each child alone.
 import CUThreads
 import Glibc
 import SystemPackage

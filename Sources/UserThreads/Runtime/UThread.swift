@@ -201,7 +201,8 @@ func spawnThread(
 ) -> ThreadObject? {
     Scheduler.with("UThread.init") { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
-        return spawnHere(scheduler, name: name, priority: priority, stackSize: stackSize, parameters, &failure)
+        return spawnHere(
+            scheduler, name: name, priority: priority, stackSize: stackSize, parameters, keptRows: true, &failure)
     }
 }
 
@@ -238,18 +239,21 @@ func spawnLocalThread(
         if !withinScope, scheduler.workerIndex >= 0, scheduler.onUserThread {
             scheduler.current.clear(.flagScopePinned)
         }
-        return spawnHere(scheduler, name: name, priority: priority, stackSize: stackSize, parameters, &failure)
+        // An M:N worker's kept rows have no object (ThreadObjectSlab): a new row instead.
+        return spawnHere(
+            scheduler, name: name, priority: priority, stackSize: stackSize, parameters,
+            keptRows: scheduler.workerIndex < 0, &failure)
     }
 }
 
 /// Spawns a thread on `scheduler`'s kernel thread: on a kept row when the spawn takes the
-/// defaults (ThreadObjectSlab), else for a new object.
+/// defaults and `keptRows` (M:1: ThreadObjectSlab), else for a new object.
 @inline(__always)
 private func spawnHere(
     _ scheduler: Scheduler, name: String, priority: Int, stackSize: Int?, _ parameters: SchedulingParameters?,
-    _ failure: inout (any Error)?
+    keptRows: Bool, _ failure: inout (any Error)?
 ) -> ThreadObject {
-    if stackSize == nil, parameters == nil, let object = scheduler.spawnKept(name: name, priority: priority) {
+    if keptRows, stackSize == nil, parameters == nil, let object = scheduler.spawnKept(name: name, priority: priority) {
         return object
     }
     let object = ThreadObject(name: name)

@@ -20,8 +20,8 @@
 // Exit. A finishing thread cannot free the stack it runs on. It records itself as the
 // `zombie` and switches away; whoever runs next (a thread or the idle loop) reaps it right
 // after the switch returns (`resumed`), returning its stack to the pool and its row to the
-// table, or keeping them for a later spawn (see "Thread objects"). Under M:1 the common case
-// skips that: when keeping them runs no code and unmaps nothing (a trivial result, a stack the
+// table, or keeping them for a later spawn (see "Thread objects"). The common case skips
+// that (M:1, and an M:N worker's own rows): when keeping them runs no code and unmaps nothing (a trivial result, a stack the
 // pool would take as it is), the thread keeps them itself just before its last switch (`reapOwnExit`: nothing else runs on the kernel
 // thread in between, so nothing can reuse them early). The entry path is split so that no Swift reference lives in the frame that makes the
 // final switch (that frame never returns, so a reference held there would never be released):
@@ -37,10 +37,14 @@
 // init, deinit: ~370 instructions of ~1800). A thread that finished with a trivial result is
 // therefore kept whole in a slab: its row, still naming its stack and its object
 // (ThreadObjectSlab, whose essay has the details), and a later spawn takes the three together,
-// the object only if nothing else references it by then. Rows are kept whole under M:1 only (an
-// M:N thread's object is made where it is spawned, its row where it starts); an M:N worker
-// keeps the objects alone (KeptThreadObjects.swift, which argues why the uniqueness test holds
-// across kernel threads).
+// the object only if nothing else references it by then. An M:N thread's object is made where
+// it is spawned and its row where it starts, so an M:N worker keeps the two apart: the row
+// whole with its stack, in the same slab but without its object (`keepRow`: the next thread the
+// worker starts with the default stack takes it, `takeKeptRow`), and the object among the kept
+// objects (KeptThreadObjects.swift, which argues why the uniqueness test holds across kernel
+// threads) for the worker's next spawns. A new row and pooled stack per M:N thread cost ~60
+// instructions more, and its exit a zombie reap (docs/BENCHMARKS.md, "Spawn+join with one
+// spawner at 2 workers: rows kept whole on every worker").
 //
 // Help-first join. `join()` of a thread that has not started yet runs it at once, as a call
 // from the join (`host`), as Cilk and Java's ForkJoinPool (tryUnpush, then exec) run a joined
@@ -555,7 +559,8 @@ final class Scheduler {
     /// The spawn on a finished thread's row kept in the slab (ThreadObjectSlab's essay): the
     /// row keeps its stack, runtime and worker, and its object when no handle references it any
     /// more (else a new one). Returns the thread's object, still empty (the caller installs the
-    /// body), or nil when no row is kept. M:1, default stack size, no scheduling parameters.
+    /// body), or nil when no row is kept. M:1 only (an M:N worker's kept rows have no object:
+    /// `keepRow`), default stack size, no scheduling parameters.
     @inline(__always)
     func spawnKept(name: String, priority: Int) -> ThreadObject? {
         guard let t = slab.take() else { return nil }
@@ -564,8 +569,7 @@ final class Scheduler {
         // Unmanaged from here on, +1 ours: with a strong reference the compiler retained and
         // released the object around the inlined spawn (~40 instructions per spawn+join).
         let object: Unmanaged<ThreadObject>
-        // An M:N worker's kept rows have no object (`keepRow`): a worker-local thread's spawn.
-        if let kept = t.pointee.object, let unused = Scheduler.unreferenced(Unmanaged.fromOpaque(kept)) {
+        if let unused = Scheduler.unreferenced(Unmanaged.fromOpaque(t.pointee.object.unsafelyUnwrapped)) {
             unused._withUnsafeGuaranteedRef { unused in
                 if checks {
                     precondition(
@@ -1029,16 +1033,19 @@ final class Scheduler {
         return next
     }
 
-    /// The cheap exit (M:1): a finishing thread that can be kept whole (ThreadObjectSlab) puts
-    /// its own row, stack and object in the slab before its last switch, instead of leaving them
+    /// The cheap exit: a finishing thread that can be kept whole (ThreadObjectSlab) puts
+    /// its own row, stack and object in the slab before its last switch (on an M:N worker the
+    /// row and stack there, the object among the kept objects: "Thread objects"), instead of leaving them
     /// as the `zombie` for whoever runs next (a store, a load and a call of `reap`: ~30
     /// instructions per thread). Safe because nothing runs on this kernel thread between here
     /// and the switch, so no spawn can take the row or the stack while this thread still uses
     /// them; the switch then writes only the kept row's `sp`, which the next spawn overwrites.
     /// Only when keeping runs no code and touches no memory or mapping: a trivial result (no
     /// deinit), a stack the pool would take as it is (`poolsAsIs`: no munmap or madvise), not
-    /// under ThreadSanitizer (a fiber cannot destroy itself), not on an M:N worker (rows may be
-    /// immigrants, objects are never reused). Everything else goes through the zombie.
+    /// under ThreadSanitizer (a fiber cannot destroy itself), not an immigrant's row on an M:N
+    /// worker (it goes home: `reapImmigrant`), not when the kept objects are full (the object
+    /// would be released here, and its deinit could run code). Everything else goes through
+    /// the zombie.
     @inline(__always)
     private func reapOwnExit(_ t: ControlBlock) -> Bool {
         guard !tsan, !slab.isFull else { return false }
