@@ -32,4 +32,31 @@ import Testing
         let order = log.filter { $0.worker == 0 }.map(\.n)
         #expect(order == order.sorted())  // bursts too: each is joined before the next is spawned
     }
+
+    /// A worker keeps a finished thread's row whole with its stack for the next thread it
+    /// starts (Scheduler.swift's "Thread objects"), whatever the result: each next thread
+    /// still starts as new (its own id, name, priority and cancellation, switched in once),
+    /// and no row or stack is left at the end.
+    @Test(arguments: [1, 2])
+    func aKeptRowStartsItsNextThreadAsNew(workers: Int) throws {
+        let (rows, teardown) = try MNRuntime.runInspecting(workers: workers) { () -> [Bool] in
+            UThread.pin()  // the spawner's worker keeps the rows its threads leave
+            var ok: [Bool] = []
+            for i in 0..<300 {
+                let name = i % 2 == 0 ? "kept-\(i)" : ""
+                let cancelled = i % 5 == 0
+                // Results that hold a reference (the object is then not kept) and trivial ones.
+                let t = UThread(name: name, priority: i % 3) { () -> String in
+                    guard let row = myRow() else { return "no row" }
+                    return "\(row.id.rawValue) \(row.name) \(row.priority) \(row.isCancelled) \(row.switches)"
+                }
+                if cancelled { t.cancel() }  // queued, not started: it starts cancelled
+                let seen = try t.join()
+                ok.append(seen == "\(t.id.rawValue) \(name) \(i % 3) \(cancelled) 1")
+            }
+            return ok
+        }
+        #expect(rows.count == 300 && rows.allSatisfy { $0 })
+        #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
+    }
 }
