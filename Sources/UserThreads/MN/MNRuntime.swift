@@ -404,6 +404,24 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         }
     }
 
+    /// `spawn` of a thread that `UThread.init` made on the calling worker, whose scheduler is
+    /// `scheduler` (`MNThreadObject.forSpawn`: no second look-up of the worker): queued on it, or
+    /// started at once when `pinned`, under an ordering policy, or when the queue is full.
+    @usableFromInline
+    static func spawnFromWorker(_ object: MNThreadObject, scheduler: UnsafeMutableRawPointer, pinned: Bool) {
+        Unmanaged<Scheduler>.fromOpaque(scheduler)._withUnsafeGuaranteedRef { s in
+            Unmanaged<MNWorker>.fromOpaque(s.workerOpaque.unsafelyUnwrapped)._withUnsafeGuaranteedRef { w in
+                if pinned { object.pinned = true }
+                // As in `spawn`: only this worker writes its counter; release before the thread
+                // is visible (see `liveCount`).
+                w.spawnedThreads.store(w.spawnedThreads.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+                if pinned || s.timed || !w.rt({ $0.enqueue(object, onCalling: w) }) {
+                    w.start(object, s)  // also when the queue is full (MNSpawnQueue.swift)
+                }
+            }
+        }
+    }
+
     /// Runs the runtime on the calling kernel thread (worker 0) and N-1 new ones.
     static func run<R>(
         workers n: Int, configuration: UThreadRuntime.Configuration,

@@ -147,18 +147,46 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     static func reusable(_ runtime: MNRuntime, name: String) -> MNThreadObject? {
         guard let p = uthreads_get_runtime() else { return nil }
         return Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s -> MNThreadObject? in
-            guard s.workerIndex >= 0, let kept = s.takeKeptObject() else { return nil }
-            var object = kept.takeRetainedValue()
-            // Acquire (consume) load of the count: after the last release elsewhere (the essay).
-            guard isKnownUniquelyReferenced(&object) else { return nil }
-            let mn = unsafeDowncast(consume object, to: MNThreadObject.self)  // only M:N objects are kept
-            guard mn.runtimeRef.toOpaque() == Unmanaged.passUnretained(runtime).toOpaque(), !mn.isMain,
-                mn.stackSize == nil
-            else { return nil }
-            mn.recycle(name: name, id: s.allocateID(), check: s.checks)
-            s.objectsReused &+= 1
-            return mn
+            guard s.workerIndex >= 0 else { return nil }
+            return reusable(s, Unmanaged.passUnretained(runtime), name: name)
         }
+    }
+
+    /// `reusable` on the worker whose scheduler is `s` (the caller checked that it is one).
+    @inline(__always)
+    private static func reusable(_ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String) -> MNThreadObject? {
+        guard let kept = s.takeKeptObject() else { return nil }
+        var object = kept.takeRetainedValue()
+        // Acquire (consume) load of the count: after the last release elsewhere (the essay).
+        guard isKnownUniquelyReferenced(&object) else { return nil }
+        let mn = unsafeDowncast(consume object, to: MNThreadObject.self)  // only M:N objects are kept
+        guard mn.runtimeRef.toOpaque() == runtime.toOpaque(), !mn.isMain, mn.stackSize == nil else { return nil }
+        mn.recycle(name: name, id: s.allocateID(), check: s.checks)
+        s.objectsReused &+= 1
+        return mn
+    }
+
+    /// The object of a thread that `UThread.init` spawns on the calling worker, as `make`
+    /// takes it (a kept one when it can, else a new one, with its id), and the worker's
+    /// scheduler, unretained, for `MNRuntime.spawnFromWorker`: one look-up of the calling
+    /// worker for the whole spawn (three before: ~60 instructions). The caller must not park
+    /// before it has published the object (it would run on whatever worker then). Stops with
+    /// a clear message when the caller is not an M:N thread.
+    @usableFromInline
+    static func forSpawn(name: String, stackSize: Int?, _ api: StaticString) -> (
+        object: MNThreadObject, scheduler: UnsafeMutableRawPointer
+    ) {
+        guard let p = uthreads_get_runtime() else { MNWorker.misuse(api) }
+        let object = Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s -> MNThreadObject in
+            guard let w = s.workerOpaque, s.onUserThread else { MNWorker.misuse(api) }
+            let runtime = Unmanaged<MNWorker>.fromOpaque(w)._withUnsafeGuaranteedRef { $0.runtimeRef }
+            if stackSize == nil, let kept = reusable(s, runtime, name: name) { return kept }
+            let object = MNThreadObject(
+                runtime: runtime.takeUnretainedValue(), name: name, isMain: false, stackSize: stackSize)
+            object.id = ThreadID(rawValue: s.allocateID())
+            return object
+        }
+        return (object, p)
     }
 
     /// Makes a finished object that nothing else references as new (ThreadObject.recycle, and
@@ -390,11 +418,19 @@ extension MNThreadObject {
             object = MNThreadObject(runtime: runtime, name: name, isMain: isMain, stackSize: stackSize)
             object.assignID()
         }
-        object.store(body, as: .body)
+        object.install(mn: body)
+        return object
+    }
+
+    /// Stores `body` in a new or reused object and makes its witness (unless a reused object
+    /// has the one for `Success` already). Specialised into the caller.
+    @inlinable
+    func install<Success>(mn body: @escaping () throws -> Success) {
+        store(body, as: .body)
         let type = ObjectIdentifier(Success.self)
-        if object.witnessType == type { return object }  // a reused object made for the same type
-        object.witnessType = type
-        object.witness = { object, operation in
+        if witnessType == type { return }  // a reused object made for the same type
+        witnessType = type
+        witness = { object, operation in
             switch operation {
             case .run:
                 let body = object.take((() throws -> Success).self)
@@ -411,7 +447,6 @@ extension MNThreadObject {
             case .destroy: object.destroy(storedFor: Success.self)
             }
         }
-        return object
     }
 }
 

@@ -9,9 +9,12 @@
 //
 // Spawn and join, cheaply. An M:N thread costs at most one allocation (its object: job, result
 // and join state at once; none when the spawner's worker reuses one that finished there:
-// KeptThreadObjects.swift), no lock to queue it (MNSpawnQueue.swift) and no lock unless someone
-// must wait for it (MNThreadObject.swift). The paths are built so that two workers do not write
-// the same cache line per thread:
+// KeptThreadObjects.swift), no new row or stack when the starting worker kept a finished
+// thread's row whole (Scheduler.swift's "Thread objects"), no lock to queue it
+// (MNSpawnQueue.swift) and no lock unless someone must wait for it (MNThreadObject.swift). The
+// spawn looks the calling worker up once (`MNThreadObject.forSpawn`), and the queue slot's
+// reference to the object becomes its row's when it starts. The paths are built so that two
+// workers do not write the same cache line per thread:
 //   * Locality first (Go's runnext, in effect). A worker's own new threads run on it while it
 //     keeps up: a thread about to park on a cross-worker wait with nothing else ready starts
 //     its worker's queued threads first (`refillBeforePark`: one, or a batch, below), so a
@@ -232,6 +235,14 @@
 //     for CPU-bound threads, 2× slower here for short ones (see "Spawn and join" above).
 //   * A worker that polls to decide whether a victim is behind by reading the victim's clock
 //     stamp (`lastTake`, the previous design): a clock read per take on the owner's path.
+//   * A help-first join across workers (Cilk's and ForkJoinPool's tryUnpush: a joiner takes
+//     its child back from its own queue while no thief has, starts it and runs it hosted,
+//     Scheduler.swift's "Help-first join"; an unhosted joiner then waits in the child's waiter
+//     list, so the child may still migrate): spawn+join in batches went from 1,364 to 1,631
+//     instructions per thread (docs/BENCHMARKS.md). The refill already starts a joiner's queued
+//     children in a batch and runs them with direct switches and no park per child, so hosting
+//     saved little, while the take-back (the queue's takers lock) and the join's look-up of its
+//     worker cost more. It would pay for a joiner that waits for each child alone.
 import CUThreads
 import Glibc
 import SystemPackage
@@ -391,6 +402,12 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         preconditionFailure(message)
     }
 
+    /// `require`'s stop, for callers that found no M:N thread calling them.
+    static func misuse(_ api: StaticString) -> Never {
+        _ = require(api)
+        preconditionFailure("UserThreads: \(api) must be called from an M:N thread")
+    }
+
     /// The kernel thread's body.
     func main() {
         guard let s = scheduler else { return }
@@ -533,19 +550,35 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// a thread that has not parked yet), the object goes to the own mailbox, and the idle
     /// loop tries again.
     func start(_ object: MNThreadObject, _ s: Scheduler, retryLater: Bool = false) {
-        do {
-            let t = try s.spawn(
-                object, priority: object.priority, stackSize: object.stackSize,
-                flags: object.pinned ? 0 : .flagMigratable,
-                parameters: object.hasParameters ? object.parametersAtStart() : nil,
-                presetID: object.id.rawValue)
-            if !object.pinned { object.home = Int32(index) }
-            startedCount.store(startedCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
-            let cancel = object.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)
-            if cancel || shutdownHandled { s.cancel(t) }
-        } catch {
-            if retryLater { post(.start(object)) } else { object.failBeforeStart(error) }
+        start(retained: Unmanaged.passRetained(object), s, retryLater: retryLater)
+    }
+
+    /// `start` of an object the caller holds +1 on (a queue slot's): the row takes that +1
+    /// over, instead of a retain of its own and the slot's release (~40 instructions per
+    /// queued thread); on failure it is released here.
+    @inline(__always)
+    private func start(retained u: Unmanaged<MNThreadObject>, _ s: Scheduler, retryLater: Bool) {
+        let consumed = u._withUnsafeGuaranteedRef { object -> Bool in
+            do {
+                // A row kept whole with its stack by a thread that finished here (the default
+                // stack size; parameters are validated on the new-row path).
+                let kept = object.stackSize == nil && !object.hasParameters ? s.takeKeptRow() : nil
+                let t = try s.spawn(
+                    object, priority: object.priority, stackSize: object.stackSize,
+                    flags: object.pinned ? 0 : .flagMigratable,
+                    parameters: object.hasParameters ? object.parametersAtStart() : nil,
+                    presetID: object.id.rawValue, keptRow: kept, objectRetained: true)
+                if !object.pinned { object.home = Int32(index) }
+                startedCount.store(startedCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)  // owner-only writer
+                let cancel = object.started(worker: index, block: UInt(bitPattern: t), id: t.pointee.id)
+                if cancel || shutdownHandled { s.cancel(t) }
+                return true
+            } catch {
+                if retryLater { post(.start(object)) } else { object.failBeforeStart(error) }
+                return false
+            }
         }
+        if !consumed { u.release() }
     }
 
     enum Work { case took, none, deferred }
@@ -553,7 +586,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// Starts the first `n` threads of `takenBuffer` in order, each slot's +1 consumed.
     @inline(__always)
     private func startTaken(_ n: Int, _ s: Scheduler, retryLater: Bool) {
-        for i in 0..<n { start(takenBuffer[i].takeRetainedValue(), s, retryLater: retryLater) }
+        for i in 0..<n { start(retained: takenBuffer[i], s, retryLater: retryLater) }
     }
 
     /// Starts one thread from the own queue, else from the injection queue. The counts are

@@ -229,12 +229,11 @@ extension UThread {
         name: String, priority: Int = 0, parameters: SchedulingParameters? = nil, pinned: Bool, stackSize: Int?,
         _ body: @escaping () throws -> Success
     ) -> MNThreadObject {
-        let runtime = MNRuntime.requireUnretained("UThread.init")
-        let object = runtime._withUnsafeGuaranteedRef {
-            MNThreadObject.make(runtime: $0, name: name, isMain: false, stackSize: stackSize, body: body)
-        }
+        // One look-up of the calling worker for the object and the queue (nothing parks between).
+        let (object, scheduler) = MNThreadObject.forSpawn(name: name, stackSize: stackSize, "UThread.init")
+        object.install(mn: body)
         if priority != 0 || parameters != nil { object.setScheduling(priority: priority, parameters) }
-        runtime._withUnsafeGuaranteedRef { $0.spawn(object, pinned: pinned) }
+        MNRuntime.spawnFromWorker(object, scheduler: scheduler, pinned: pinned)
         return object
     }
 

@@ -206,7 +206,8 @@ func spawnThread(
     Scheduler.withAtEntry("UThread.init") { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
         return spawnHere(
-            scheduler, name: name, named: named, priority: priority, stackSize: stackSize, parameters, &failure)
+            scheduler, name: name, named: named, priority: priority, stackSize: stackSize, parameters,
+            keptRows: true, &failure)
     }
 }
 
@@ -243,20 +244,22 @@ func spawnLocalThread(
         if !withinScope, scheduler.workerIndex >= 0, scheduler.onUserThread {
             scheduler.current.clear(.flagScopePinned)
         }
+        // An M:N worker's kept rows have no object (ThreadObjectSlab): a new row instead.
         return spawnHere(
             scheduler, name: name, named: !name.isEmpty, priority: priority, stackSize: stackSize, parameters,
-            &failure)
+            keptRows: scheduler.workerIndex < 0, &failure)
     }
 }
 
 /// Spawns a thread on `scheduler`'s kernel thread: on a kept row when the spawn takes the
-/// defaults (ThreadObjectSlab), else for a new object. `named`: `!name.isEmpty`.
+/// defaults and `keptRows` (M:1: ThreadObjectSlab), else for a new object. `named`:
+/// `!name.isEmpty`.
 @inline(__always)
 private func spawnHere(
     _ scheduler: Scheduler, name: String, named: Bool, priority: Int, stackSize: Int?,
-    _ parameters: SchedulingParameters?, _ failure: inout (any Error)?
+    _ parameters: SchedulingParameters?, keptRows: Bool, _ failure: inout (any Error)?
 ) -> ThreadObject {
-    if stackSize == nil, parameters == nil,
+    if keptRows, stackSize == nil, parameters == nil,
         let object = scheduler.spawnKept(name: name, named: named, priority: priority)
     {
         return object

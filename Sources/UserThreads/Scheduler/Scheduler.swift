@@ -20,8 +20,8 @@
 // Exit. A finishing thread cannot free the stack it runs on. It records itself as the
 // `zombie` and switches away; whoever runs next (a thread or the idle loop) reaps it right
 // after the switch returns (`resumed`), returning its stack to the pool and its row to the
-// table, or keeping them for a later spawn (see "Thread objects"). Under M:1 the common case
-// skips that: when keeping them runs no code and unmaps nothing (a trivial result, a stack the
+// table, or keeping them for a later spawn (see "Thread objects"). The common case skips
+// that (M:1, and an M:N worker's own rows): when keeping them runs no code and unmaps nothing (a trivial result, a stack the
 // pool would take as it is), the thread keeps them itself just before its last switch (`reapOwnExit`: nothing else runs on the kernel
 // thread in between, so nothing can reuse them early). The entry path is split so that no Swift reference lives in the frame that makes the
 // final switch (that frame never returns, so a reference held there would never be released):
@@ -37,10 +37,14 @@
 // init, deinit: ~370 instructions of ~1800). A thread that finished with a trivial result is
 // therefore kept whole in a slab: its row, still naming its stack and its object
 // (ThreadObjectSlab, whose essay has the details), and a later spawn takes the three together,
-// the object only if nothing else references it by then. Rows are kept whole under M:1 only (an
-// M:N thread's object is made where it is spawned, its row where it starts); an M:N worker
-// keeps the objects alone (KeptThreadObjects.swift, which argues why the uniqueness test holds
-// across kernel threads).
+// the object only if nothing else references it by then. An M:N thread's object is made where
+// it is spawned and its row where it starts, so an M:N worker keeps the two apart: the row
+// whole with its stack, in the same slab but without its object (`keepRow`: the next thread the
+// worker starts with the default stack takes it, `takeKeptRow`), and the object among the kept
+// objects (KeptThreadObjects.swift, which argues why the uniqueness test holds across kernel
+// threads) for the worker's next spawns. A new row and pooled stack per M:N thread cost ~60
+// instructions more, and its exit a zombie reap (docs/BENCHMARKS.md, "Spawn+join with one
+// spawner at 2 workers: rows kept whole on every worker").
 //
 // Help-first join. `join()` of a thread that has not started yet runs it at once, as a call
 // from the join (`host`), as Cilk and Java's ForkJoinPool (tryUnpush, then exec) run a joined
@@ -350,7 +354,7 @@ final class Scheduler {
     }
 
     deinit {
-        while let t = slab.take() { Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped).release() }
+        while let t = slab.take() { if let o = t.pointee.object { Unmanaged<ThreadObject>.fromOpaque(o).release() } }
         slab.deallocate()
         while let object = keptObjects.take() { object.release() }
         keptObjects.deallocate()
@@ -500,13 +504,14 @@ final class Scheduler {
     func allocateID() -> UInt64 { ids.allocate() }
 
     /// Creates a thread for `object` and makes it ready, on `keptRow` (a row from the slab, with
-    /// its stack: `spawnKept`) or on a new row and pooled stack. O(1) with a pooled stack.
+    /// its stack: `spawnKept`, `takeKeptRow`) or on a new row and pooled stack. O(1) with a pooled stack.
     /// Inlined into its few callers (UThread's spawn among them: ~20 instructions of call per
     /// spawn).
     @inline(__always)
     func spawn(
         _ object: ThreadObject, priority: Int, stackSize: Int?, flags: UInt32 = 0,
-        parameters: SchedulingParameters? = nil, presetID: UInt64 = 0, keptRow: ControlBlock? = nil
+        parameters: SchedulingParameters? = nil, presetID: UInt64 = 0, keptRow: ControlBlock? = nil,
+        objectRetained: Bool = false
     ) throws(UThreadError) -> ControlBlock {
         let t: ControlBlock
         if let keptRow {
@@ -560,7 +565,10 @@ final class Scheduler {
         }
         t.pointee.parent_id = current.pointee.id
         t.pointee.created_tick = accounting ? lastTick : uthreads_ticks_inline()
-        t.pointee.object = Unmanaged.passRetained(object).toOpaque()
+        // The row's +1: a new one, or the caller's (`objectRetained`: an M:N queue slot's,
+        // handed over; not taken when the spawn throws, above).
+        t.pointee.object =
+            objectRetained ? Unmanaged.passUnretained(object).toOpaque() : Unmanaged.passRetained(object).toOpaque()
         object.runtime = t.pointee.runtime
         if object.isNamed { t.setName(object.name) }
         // A kept row whose last thread ran hosted and never left the CPU still has its first
@@ -586,8 +594,8 @@ final class Scheduler {
     /// The spawn on a finished thread's row kept in the slab (ThreadObjectSlab's essay): the
     /// row keeps its stack, runtime and worker, and its object when no handle references it any
     /// more (else a new one). Returns the thread's object, still empty (the caller installs the
-    /// body), or nil when no row is kept. M:1, default stack size, no scheduling parameters.
-    /// `named`: `!name.isEmpty`.
+    /// body), or nil when no row is kept. M:1 only (an M:N worker's kept rows have no object:
+    /// `keepRow`), default stack size, no scheduling parameters. `named`: `!name.isEmpty`.
     @inline(__always)
     func spawnKept(name: String, named: Bool, priority: Int) -> ThreadObject? {
         guard let t = slab.take() else { return nil }
@@ -1074,25 +1082,60 @@ final class Scheduler {
         return next
     }
 
-    /// The cheap exit (M:1): a finishing thread that can be kept whole (ThreadObjectSlab) puts
-    /// its own row, stack and object in the slab before its last switch, instead of leaving them
+    /// The cheap exit: a finishing thread that can be kept whole (ThreadObjectSlab) puts
+    /// its own row, stack and object in the slab before its last switch (on an M:N worker the
+    /// row and stack there, the object among the kept objects: "Thread objects"), instead of leaving them
     /// as the `zombie` for whoever runs next (a store, a load and a call of `reap`: ~30
     /// instructions per thread). Safe because nothing runs on this kernel thread between here
     /// and the switch, so no spawn can take the row or the stack while this thread still uses
     /// them; the switch then writes only the kept row's `sp`, which the next spawn overwrites.
     /// Only when keeping runs no code and touches no memory or mapping: a trivial result (no
     /// deinit), a stack the pool would take as it is (`poolsAsIs`: no munmap or madvise), not
-    /// under ThreadSanitizer (a fiber cannot destroy itself), not on an M:N worker (rows may be
-    /// immigrants, objects are never reused). Everything else goes through the zombie.
+    /// under ThreadSanitizer (a fiber cannot destroy itself), not an immigrant's row on an M:N
+    /// worker (it goes home: `reapImmigrant`), not when the kept objects are full (the object
+    /// would be released here, and its deinit could run code). Everything else goes through
+    /// the zombie.
     @inline(__always)
     private func reapOwnExit(_ t: ControlBlock) -> Bool {
-        guard workerIndex < 0, !tsan, !slab.isFull else { return false }
+        guard !tsan, !slab.isFull else { return false }
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
         guard object._withUnsafeGuaranteedRef({ $0.resultIsTrivial }) else { return false }
         let stack = stackOf(t)
         guard stacks.poolsAsIs(stack) else { return false }
-        keep(t, dense: stack.mode == .dense, object: object)
+        if workerIndex < 0 {
+            keep(t, dense: stack.mode == .dense, object: object)
+            return true
+        }
+        // An M:N worker: the row alone, and the object to the kept objects (no release, so no
+        // deinit runs here); an immigrant's row goes home instead (`reapImmigrant`).
+        guard !t.has(.flagImmigrant), !keptObjects.isFull, object._withUnsafeGuaranteedRef({ $0.isCrossWorker })
+        else { return false }
+        keepRow(t, dense: stack.mode == .dense, object: object)
+        keptObjects.keep(object)  // the row's +1 moves there
         return true
+    }
+
+    /// An M:N worker keeps a finished row whole with its stack, without its object (which
+    /// belongs to the thread's spawner's worker: KeptThreadObjects.swift): the next thread this
+    /// worker starts with the default stack takes it (`takeKeptRow`). The caller disposes of
+    /// the object (the row's +1). O(1).
+    @inline(__always)
+    private func keepRow(_ t: ControlBlock, dense: Bool, object: Unmanaged<ThreadObject>) {
+        stacks.keepAside(dense: dense)
+        object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
+        t.pointee.object = nil
+        table.retire(t)
+        slab.keep(t)
+    }
+
+    /// A row this M:N worker kept whole (`keepRow`), live again, for a thread with the default
+    /// stack size and no scheduling parameters (`spawn(keptRow:)`); nil when none is kept. O(1).
+    @inline(__always)
+    func takeKeptRow() -> ControlBlock? {
+        guard let t = slab.take() else { return nil }
+        stacks.takeBack(dense: t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE))
+        table.revive(t)
+        return t
     }
 
     /// Puts a finished row with its stack and object in the slab (the caller checked that it
@@ -1134,18 +1177,32 @@ final class Scheduler {
         if t.has(.flagImmigrant) { return reapImmigrant(t) }
         let object = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object!)
         let stack = stackOf(t)
-        // Kept whole only under M:1 (an M:N worker keeps the object alone, below).
+        // Kept whole under M:1; an M:N worker keeps row and object apart (`releaseOnWorker`).
         if workerIndex < 0 && !slab.isFull && object._withUnsafeGuaranteedRef({ $0.resultIsTrivial })
             && stacks.poolsAsIs(stack)
         {
             return keep(t, dense: stack.mode == .dense, object: object)
         }
+        if workerIndex >= 0 { return releaseOnWorker(t, object: object, stack: stack) }
         stacks.release(stack)
         object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
         table.release(t)
-        if workerIndex >= 0 && !tsan && !keptObjects.isFull
-            && object._withUnsafeGuaranteedRef({ $0.isCrossWorker && $0.resultIsTrivial })
-        {
+        object.release()
+    }
+
+    /// `release` on an M:N worker (out of line: `release` is inlined into the M:1 exit paths):
+    /// the row is kept with its stack whatever the result (`keepRow`), the object goes to the
+    /// kept objects when its result is trivial (KeptThreadObjects.swift), else is released.
+    @inline(never)
+    private func releaseOnWorker(_ t: ControlBlock, object: Unmanaged<ThreadObject>, stack: Stack) {
+        if !slab.isFull && stacks.poolsAsIs(stack) {
+            keepRow(t, dense: stack.mode == .dense, object: object)
+        } else {
+            stacks.release(stack)
+            object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
+            table.release(t)
+        }
+        if !tsan && !keptObjects.isFull && object._withUnsafeGuaranteedRef({ $0.isCrossWorker && $0.resultIsTrivial }) {
             return keptObjects.keep(object)  // the row's +1 moves there
         }
         object.release()
@@ -1161,7 +1218,7 @@ final class Scheduler {
     private func giveUpKeptRows() {
         while let t = slab.take() {
             stacks.returnKept(stackOf(t))
-            Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped).release()
+            if let o = t.pointee.object { Unmanaged<ThreadObject>.fromOpaque(o).release() }  // none on a worker
             table.revive(t)
             table.release(t)
         }

@@ -4,9 +4,11 @@
 // object while it runs and the target of `join`, so it cannot live in a row kept whole as the
 // M:1 runtime keeps its finished threads (ThreadObjectSlab): the spawner makes the object on
 // its worker, and whichever worker starts the thread takes a row there. So the worker on which
-// a thread finished keeps only the object (with a trivial result, the row's +1 moved here), and
-// a later spawn on that worker takes the most recently kept one and reuses it if nothing else
-// references it any more (`isKnownUniquelyReferenced`), else lets it go (its handles free it).
+// a thread finished keeps the object here (with a trivial result, the row's +1 moved here; the
+// row it keeps apart, whole with its stack, for the next thread it starts: ThreadObjectSlab),
+// and a later spawn on that worker takes the most recently kept one and reuses it if nothing
+// else references it any more (`isKnownUniquelyReferenced`), else lets it go (its handles free
+// it).
 // That saves the malloc, free, init and deinit of every spawn+join (~300 instructions, and the
 // cross-arena free when the last handle drops on another worker).
 //

@@ -22,9 +22,13 @@
 // stack's touched pages, which the pool would keep too), so that "spawn a batch, then join it"
 // reuses every row of a batch of up to 1,024 threads, not one.
 //
-// M:1 only (Scheduler.reapOwnExit, reap): an M:N thread's object is made on its spawner's worker
-// and its row on the worker that starts it, so M:N workers keep the objects alone
-// (KeptThreadObjects.swift).
+// On an M:N worker the slab holds rows without objects: an M:N thread's object is made on its
+// spawner's worker and its row on the worker that starts it, so a worker keeps the row whole
+// with its stack here (its `object` field nil: Scheduler.keepRow, whatever the result) and the
+// object apart (KeptThreadObjects.swift); the next thread it starts with the default stack and
+// no scheduling parameters takes the row (Scheduler.takeKeptRow; a worker-local thread's spawn
+// does not: `spawnKept` is M:1's). An immigrant's row is never kept (it goes home, whose pool
+// owns its stack).
 //
 // Rejected: keeping only the object (the previous design: row and stack went back to their own
 // free lists and were taken again, ~70 instructions per spawn+join); one slot (reused the
