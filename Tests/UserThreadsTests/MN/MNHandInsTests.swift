@@ -54,19 +54,7 @@ import Testing
     }
 
     /// Every order of `h` "H" and `c` "C" steps.
-    static func interleavings(h: Int, c: Int) -> [[Character]] {
-        var out: [[Character]] = []
-        func build(_ prefix: [Character], _ h: Int, _ c: Int) {
-            if h == 0 && c == 0 {
-                out.append(prefix)
-                return
-            }
-            if h > 0 { build(prefix + ["H"], h - 1, c) }
-            if c > 0 { build(prefix + ["C"], h, c - 1) }
-        }
-        build([], h, c)
-        return out
-    }
+    static func interleavings(h: Int, c: Int) -> [[Character]] { UserThreadsTests.interleavings("H", h, "C", c) }
 
     /// The false deadlock ThreadSanitizer's CI run found: the look alone, without the bracket,
     /// reads the queue before the spawn and the live count after it.

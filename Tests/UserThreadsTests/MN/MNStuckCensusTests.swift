@@ -63,19 +63,7 @@ import Testing
     }
 
     /// Every order of 3 "L" and 4 "C" steps (35 of them).
-    static let interleavings: [[Character]] = {
-        var out: [[Character]] = []
-        func build(_ prefix: [Character], _ l: Int, _ c: Int) {
-            if l == 0 && c == 0 {
-                out.append(prefix)
-                return
-            }
-            if l > 0 { build(prefix + ["L"], l - 1, c) }
-            if c > 0 { build(prefix + ["C"], l, c - 1) }
-        }
-        build([], 3, 4)
-        return out
-    }()
+    static let interleavings = UserThreadsTests.interleavings("L", 3, "C", 4)
 
     /// The leaver took the mail the checker looks for, so whatever the order, the checker must
     /// not declare a deadlock. The census's first version (activity bumped before the count was

@@ -20,35 +20,46 @@ import Testing
 
     static func waited(_ s: DispatchSemaphore) -> Bool { s.wait(timeout: .now() + 20) == .success }
 
+    /// A held job with its three semaphores.
+    struct Held {
+        let started = DispatchSemaphore(value: 0)
+        let gate = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        var job: TypedOffloadJob<Int> { OffloadPoolTests.heldJob(started: started, gate: gate, done: done) }
+    }
+
+    /// Submits a held job to `pool` and waits until it runs.
+    static func running(on pool: OffloadPool) -> (Held, TypedOffloadJob<Int>) {
+        let held = Held()
+        let job = held.job
+        pool.submit(job)
+        #expect(waited(held.started), "the pool did not run a submitted job")
+        return (held, job)
+    }
+
     /// With `maximumThreads` 1: a running call abandoned lets the pool start a second thread
     /// for the next call; a second abandoned call reaches the bound (twice the maximum), so a
     /// third queues (counted) until an abandoned call returns.
     @Test func abandonedCallsDoNotStarveThePoolWithinItsBound() throws {
         let pool = OffloadPool(maximumThreads: 1)
-        let (startedA, gateA, doneA) = (
-            DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)
-        )
-        let a = Self.heldJob(started: startedA, gate: gateA, done: doneA)
-        pool.submit(a)
-        #expect(Self.waited(startedA))
+        let (heldA, a) = Self.running(on: pool)
+        let (gateA, doneA) = (heldA.gate, heldA.done)
         #expect(pool.abandon(a), "a running job was not abandoned")
         #expect(pool.statistics.abandonedRunning == 1)
 
         // B runs beside the abandoned A on a second thread.
-        let (startedB, gateB, doneB) = (
-            DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)
-        )
-        let b = Self.heldJob(started: startedB, gate: gateB, done: doneB)
+        let heldB = Held()
+        let (startedB, gateB, doneB) = (heldB.started, heldB.gate, heldB.done)
+        let b = heldB.job
         pool.submit(b)
         #expect(Self.waited(startedB), "the pool did not start a thread beside an abandoned call")
         #expect(pool.statistics.threads == 2)
         #expect(pool.abandon(b))
 
         // Two abandoned calls on two threads: the bound (2 × 1). C queues.
-        let (startedC, gateC, doneC) = (
-            DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)
-        )
-        let c = Self.heldJob(started: startedC, gate: gateC, done: doneC)
+        let heldC = Held()
+        let (startedC, gateC, doneC) = (heldC.started, heldC.gate, heldC.done)
+        let c = heldC.job
         pool.submit(c)
         #expect(startedC.wait(timeout: .now()) == .timedOut)
         let stats = pool.statistics
@@ -71,12 +82,8 @@ import Testing
     /// A queued job abandoned is removed and never runs; its body is released at once.
     @Test func aQueuedJobAbandonedNeverRuns() throws {
         let pool = OffloadPool(maximumThreads: 1)
-        let (started, gate, done) = (
-            DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)
-        )
-        let holder = Self.heldJob(started: started, gate: gate, done: done)
-        pool.submit(holder)
-        #expect(Self.waited(started))
+        let (held, _) = Self.running(on: pool)
+        let (gate, done) = (held.gate, held.done)
         final class Token: Sendable {
             let released: DispatchSemaphore
             init(_ r: DispatchSemaphore) { released = r }
