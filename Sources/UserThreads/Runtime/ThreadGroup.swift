@@ -146,7 +146,11 @@ public final class UThreadGroup: @unchecked Sendable {
     /// children whose body has not returned yet (a snapshot kept beside the list, which only
     /// the runtime may walk).
     public var running: Int {
-        sync.read { children.count(where: { !$0.isFinished }) } elsewhere: { live.value }
+        sync.read {
+            children.count(where: { !$0.isFinished })
+        } elsewhere: {
+            live.value
+        }
     }
 
     /// The first error of a child (or of a child's start), if any.

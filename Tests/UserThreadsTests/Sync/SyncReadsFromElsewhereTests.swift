@@ -147,3 +147,32 @@ struct SyncReadsFromElsewhereTests {
         }
     }
 }
+
+extension SyncReadsFromElsewhereTests {
+    /// A barrier's `arrived` and `generation` read elsewhere while the runtime's threads pass
+    /// it round after round: `arrived` within 0..<parties, `generation` never going back.
+    @Test(arguments: syncWorkerCounts)
+    func barrierCountsReadElsewhereStayInBounds(workers: Int) throws {
+        let rounds = 500
+        let bad = try runOn(workers: workers) { () -> String? in
+            let phase = try UBarrier(parties: 2, name: "phase")
+            let last = Atomic<Int>(0)
+            let reader = ElsewhereReader {
+                let a = phase.arrived
+                let g = phase.generation
+                let before = last.exchange(g, ordering: .relaxed)
+                return (0..<2).contains(a) && g >= before && g <= rounds ? nil : "arrived \(a), generation \(g)"
+            }
+            try waitFor { reader.reads > 0 }
+            let other = UThread(name: "other") {
+                for _ in 0..<rounds { _ = try phase.arriveAndWait(timeout: .seconds(20)) }
+            }
+            for _ in 0..<rounds { _ = try phase.arriveAndWait(timeout: .seconds(20)) }
+            try other.join()
+            try reader.stop()
+            #expect(phase.generation == rounds)
+            return reader.bad.withLock { $0 }
+        }
+        #expect(bad == nil)
+    }
+}
