@@ -100,7 +100,7 @@ public final class UThreadGroup: @unchecked Sendable {
     /// A child's body: its error fails the group.
     private func run(_ body: () throws -> Void) {
         do { try body() } catch { fail(error) }
-        sync.locked { live.value -= 1 }
+        sync.locked { live.store(live.load() - 1) }
     }
 
     /// Spawns a child (`spawn()`) and records it, in one access to the group's state, so that
@@ -117,8 +117,8 @@ public final class UThreadGroup: @unchecked Sendable {
             }
             let child = spawn()
             children.append(child)
-            live.value += 1
-            return (child, cancelled.value != 0)
+            live.store(live.load() + 1)
+            return (child, cancelled.load() != 0)
         }
         if cancelNow { child.cancel() }
     }
@@ -131,7 +131,7 @@ public final class UThreadGroup: @unchecked Sendable {
     /// every sync object: Sync/SyncSupport.swift, "Bare or locked").
     public func cancelAll() {
         guard let locked = sync.enter(orPost: { [self] in cancelAll() }) else { return }
-        cancelled.value = 1
+        cancelled.store(1)
         let running = children
         sync.leave(locked)
         for c in running where !c.isFinished { c.cancel() }
@@ -140,7 +140,7 @@ public final class UThreadGroup: @unchecked Sendable {
     /// Whether the group was cancelled: by `cancelAll()`, by a child's error, or because the
     /// waiting thread was cancelled. Children spawned afterwards start cancelled.
     /// From any kernel thread.
-    public var isCancelled: Bool { cancelled.value != 0 }
+    public var isCancelled: Bool { cancelled.load() != 0 }
 
     /// Children still running. From another kernel thread than the group's runtime: the
     /// children whose body has not returned yet (a snapshot kept beside the list, which only
@@ -149,7 +149,7 @@ public final class UThreadGroup: @unchecked Sendable {
         sync.read {
             children.count(where: { !$0.isFinished })
         } elsewhere: {
-            live.value
+            live.load()
         }
     }
 
@@ -180,7 +180,7 @@ public final class UThreadGroup: @unchecked Sendable {
             }
             // The body's errors were caught in `run`: a failure here is a failed start.
             if case .failure(let error) = child.object.result(Void.self) {
-                sync.locked { live.value -= 1 }  // its body never ran
+                sync.locked { live.store(live.load() - 1) }  // its body never ran
                 fail(error)
             }
             next += 1

@@ -169,10 +169,11 @@ struct Relaxed: ~Copyable, @unchecked Sendable {
     @inlinable
     init(_ value: Int) { word = Atomic(value) }
 
-    /// The word (relaxed). Set only by whoever may touch the object's state.
-    @inlinable
-    var value: Int {
-        @inline(__always) get { word.load(ordering: .relaxed) }
-        @inline(__always) nonmutating set { word.store(newValue, ordering: .relaxed) }
-    }
+    /// The word (a relaxed load).
+    @inlinable @inline(__always)
+    func load() -> Int { word.load(ordering: .relaxed) }
+
+    /// Sets the word (a relaxed store). Only by whoever may touch the object's state.
+    @inlinable @inline(__always)
+    func store(_ value: Int) { word.store(value, ordering: .relaxed) }
 }

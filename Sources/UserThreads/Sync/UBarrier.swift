@@ -55,24 +55,25 @@ public final class UBarrier: WaitTarget, CustomStringConvertible, @unchecked Sen
             register: { waiter in
                 try sync.with { () throws(UThreadError) -> Bool in
                     if broken { throw .closed("\(label) was destroyed") }
-                    arrivals.value += 1
-                    if arrivals.value == parties {
-                        arrivals.value = 0
-                        generations.value += 1
+                    let arrived = arrivals.load() + 1  // never stored when it is `parties`
+                    if arrived == parties {
+                        arrivals.store(0)
+                        generations.store(generations.load() + 1)
                         released = waiters.popAll()
                         return false
                     }
+                    arrivals.store(arrived)
                     waiters.push(waiter)
-                    myGeneration = generations.value
+                    myGeneration = generations.load()
                     return true
                 }
             },
             withdraw: { waiter in
                 sync.locked {
                     guard waiters.remove(where: { $0 == waiter }) else {
-                        return generations.value != myGeneration ? .woken : .closed
+                        return generations.load() != myGeneration ? .woken : .closed
                     }
-                    arrivals.value -= 1  // withdraw the arrival
+                    arrivals.store(arrivals.load() - 1)  // withdraw the arrival
                     return nil
                 }
             })
@@ -98,10 +99,10 @@ public final class UBarrier: WaitTarget, CustomStringConvertible, @unchecked Sen
     /// Threads waiting at the barrier in the current generation (0..<parties, a snapshot, from any
     /// kernel thread); a
     /// waiter that times out or is cancelled is subtracted again.
-    public var arrived: Int { arrivals.value }
+    public var arrived: Int { arrivals.load() }
     /// How many times the barrier has released (starts at 0, +1 each time the last party
     /// arrives; a snapshot, from any kernel thread).
-    public var generation: Int { generations.value }
+    public var generation: Int { generations.load() }
 
     var label: String { syncLabel("barrier", name: name, id: id) }
 

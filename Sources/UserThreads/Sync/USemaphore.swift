@@ -60,8 +60,8 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
             register: { waiter in
                 try sync.with { () throws(UThreadError) -> Bool in
                     if destroyed { throw .closed("\(label) was destroyed") }
-                    if count.value > 0 && waiters.isEmpty {
-                        count.value -= 1
+                    if count.load() > 0 && waiters.isEmpty {
+                        count.store(count.load() - 1)
                         return false
                     }
                     waiters.push(waiter)
@@ -77,8 +77,8 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
     /// Takes a permit if one is available now (and nobody queues).
     public func tryWait() -> Bool {
         (try? sync.with { () -> Bool in
-            guard !destroyed, count.value > 0, waiters.isEmpty else { return false }
-            count.value -= 1
+            guard !destroyed, count.load() > 0, waiters.isEmpty else { return false }
+            count.store(count.load() - 1)
             return true
         }) ?? false
     }
@@ -91,7 +91,7 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
     public func signal() {
         guard let locked = sync.enter(orPost: { [self] in signal() }) else { return }
         let next = waiters.pop()
-        if next == nil { count.value += 1 }
+        if next == nil { count.store(count.load() + 1) }
         sync.leave(locked)
         if let next { syncWake(next) }
     }
@@ -107,16 +107,16 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
     }
 
     /// Permits available now (a snapshot, from any kernel thread).
-    public var value: Int { count.value }
+    public var value: Int { count.load() }
 
     var label: String { syncLabel("semaphore", name: name, id: id) }
 
     /// "semaphore 'slots' (value 0, 2 waiting)", for the thread table.
     public func waitDescription(kind: WaitReason.Kind) -> String {
         sync.read {
-            "\(label) (value \(count.value), \(waiters.count) waiting)"
+            "\(label) (value \(count.load()), \(waiters.count) waiting)"
         } elsewhere: {
-            "\(label) (value \(count.value))"  // the queue is the owner's
+            "\(label) (value \(count.load()))"  // the queue is the owner's
         }
     }
 

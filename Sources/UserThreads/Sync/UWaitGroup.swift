@@ -34,11 +34,11 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
     /// - Throws: `UThreadError.invalidArgument` when the count would go negative or overflow.
     public func add(_ n: Int = 1) throws {
         let all = try sync.with { () throws(UThreadError) -> [Waiter] in
-            let (sum, overflow) = counter.value.addingReportingOverflow(n)
+            let (sum, overflow) = counter.load().addingReportingOverflow(n)
             guard !overflow, sum >= 0 else {
-                throw .invalidArgument("UWaitGroup.add(\(n)): \(label) would go negative (\(counter.value) pending)")
+                throw .invalidArgument("UWaitGroup.add(\(n)): \(label) would go negative (\(counter.load()) pending)")
             }
-            counter.value = sum
+            counter.store(sum)
             return sum == 0 ? waiters.popAll() : []
         }
         syncWake(all)
@@ -56,7 +56,7 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
             deadline: syncDeadline(timeout: timeout, deadline: deadline),
             register: { waiter in
                 try sync.with { () -> Bool in
-                    if counter.value == 0 { return false }
+                    if counter.load() == 0 { return false }
                     waiters.push(waiter)
                     return true
                 }
@@ -69,7 +69,7 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
 
     /// Tasks added and not yet done (a snapshot, from any kernel thread); `wait` returns once
     /// it is 0. Never negative.
-    public var pending: Int { counter.value }
+    public var pending: Int { counter.load() }
 
     /// The same as `pending` (the name Go's users know from the counter).
     public var count: Int { pending }
