@@ -57,7 +57,12 @@ public final class UThreadGroup: @unchecked Sendable {
     let sync = SyncState()
     @exclusivity(unchecked) private var children: [UThread<Void>] = []
     @exclusivity(unchecked) private var error: (any Error)?
-    @exclusivity(unchecked) private var cancelled = false
+    /// Set by `cancelAll`, readable from any kernel thread (`isCancelled`): 1 when cancelled,
+    /// a `Relaxed` word.
+    private let cancelled = Relaxed(0)
+    /// Children recorded and whose body has not returned (nor whose start failed): kept beside
+    /// `children` so that `running` from another kernel thread never walks the array.
+    private let live = Relaxed(0)
     /// Set when `waitForAll` found every child finished: the scope is over, spawns throw.
     @exclusivity(unchecked) private var ended = false
 
@@ -95,6 +100,7 @@ public final class UThreadGroup: @unchecked Sendable {
     /// A child's body: its error fails the group.
     private func run(_ body: () throws -> Void) {
         do { try body() } catch { fail(error) }
+        sync.locked { live.store(live.load() - 1) }
     }
 
     /// Spawns a child (`spawn()`) and records it, in one access to the group's state, so that
@@ -111,7 +117,8 @@ public final class UThreadGroup: @unchecked Sendable {
             }
             let child = spawn()
             children.append(child)
-            return (child, cancelled)
+            live.store(live.load() + 1)
+            return (child, cancelled.load() != 0)
         }
         if cancelNow { child.cancel() }
     }
@@ -124,7 +131,7 @@ public final class UThreadGroup: @unchecked Sendable {
     /// every sync object: Sync/SyncSupport.swift, "Bare or locked").
     public func cancelAll() {
         guard let locked = sync.enter(orPost: { [self] in cancelAll() }) else { return }
-        cancelled = true
+        cancelled.store(1)
         let running = children
         sync.leave(locked)
         for c in running where !c.isFinished { c.cancel() }
@@ -132,10 +139,19 @@ public final class UThreadGroup: @unchecked Sendable {
 
     /// Whether the group was cancelled: by `cancelAll()`, by a child's error, or because the
     /// waiting thread was cancelled. Children spawned afterwards start cancelled.
-    public var isCancelled: Bool { sync.locked { cancelled } }
+    /// From any kernel thread.
+    public var isCancelled: Bool { cancelled.load() != 0 }
 
-    /// Children still running.
-    public var running: Int { sync.locked { children.count(where: { !$0.isFinished }) } }
+    /// Children still running. From another kernel thread than the group's runtime: the
+    /// children whose body has not returned yet (a snapshot kept beside the list, which only
+    /// the runtime may walk).
+    public var running: Int {
+        sync.read {
+            children.count(where: { !$0.isFinished })
+        } elsewhere: {
+            live.load()
+        }
+    }
 
     /// The first error of a child (or of a child's start), if any.
     var firstError: (any Error)? { sync.locked { error } }
@@ -163,7 +179,10 @@ public final class UThreadGroup: @unchecked Sendable {
                 continue
             }
             // The body's errors were caught in `run`: a failure here is a failed start.
-            if case .failure(let error) = child.object.result(Void.self) { fail(error) }
+            if case .failure(let error) = child.object.result(Void.self) {
+                sync.locked { live.store(live.load() - 1) }  // its body never ran
+                fail(error)
+            }
             next += 1
         }
         sync.locked { children.removeAll() }

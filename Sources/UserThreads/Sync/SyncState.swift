@@ -132,16 +132,48 @@ struct SyncState: ~Copyable {
         return try body()
     }
 
-    /// `with` for accesses that cannot meet a foreign binding (a waiter withdrawing, a holder
-    /// releasing: they passed `enter` before) and for snapshots (descriptions, `isLocked`). A
-    /// bare object touched from another runtime's kernel thread is read without the lock (a
-    /// stale value at worst: only snapshots do that). Never for a change another kernel thread
-    /// may make (a signal, a destroy): those use `enter(orPost:)`.
+    /// `with` for accesses that cannot meet a foreign binding: a waiter withdrawing, a holder
+    /// releasing (they passed `enter` before), a child reporting into its group. Never for a
+    /// read another kernel thread may make (use `read`), nor for a change it may make (a
+    /// signal, a destroy: `enter(orPost:)`).
     func locked<R>(_ body: () -> R) -> R {
-        if let locked = try? enter() {
-            defer { leave(locked) }
-            return body()
-        }
+        let locked = (try? enter()) ?? false
+        defer { leave(locked) }
         return body()
     }
+
+    /// A snapshot read from any kernel thread (`value`, `waiting`, `isLocked`, descriptions):
+    /// `body` on the state, under the lock or bare, as `with`, for a shared object and for the
+    /// object's own runtime; `elsewhere` for a kernel thread other than the runtime a bare
+    /// object is bound to, which must not touch the state: it reads only `Relaxed` words the
+    /// owner keeps (SyncSupport.swift, "From elsewhere"). Never waits, never binds a bound
+    /// object.
+    @inline(__always)
+    func read<R>(_ body: () -> R, elsewhere: () -> R) -> R {
+        guard let locked = try? enter() else { return elsewhere() }
+        defer { leave(locked) }
+        return body()
+    }
+}
+
+/// An integer of a sync object's state that kernel threads other than its owner may read (a
+/// snapshot: `SyncState.read`'s `elsewhere`). Only whoever may touch the state writes it (the
+/// bound runtime's kernel thread, or a holder of the object's lock), with a plain relaxed load
+/// and store, never a read-modify-write: on x86-64 both are the plain `mov` a non-atomic field
+/// compiles to, so the owner's paths cost no more instructions; a reader elsewhere gets a
+/// value that was true a moment ago, never a torn one, and ThreadSanitizer sees no race.
+@usableFromInline
+struct Relaxed: ~Copyable, @unchecked Sendable {
+    @usableFromInline let word: Atomic<Int>
+
+    @inlinable
+    init(_ value: Int) { word = Atomic(value) }
+
+    /// The word (a relaxed load).
+    @inlinable @inline(__always)
+    func load() -> Int { word.load(ordering: .relaxed) }
+
+    /// Sets the word (a relaxed store). Only by whoever may touch the object's state.
+    @inlinable @inline(__always)
+    func store(_ value: Int) { word.store(value, ordering: .relaxed) }
 }

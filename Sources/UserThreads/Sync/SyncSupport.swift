@@ -32,10 +32,7 @@
 // and not "shared" and gets `UThreadError.foreignRuntime` before it reads or writes a field.
 // The binding itself is an atomic, and the state's initial values were written before the
 // object was published. So a bare object is touched by one kernel thread only, and a shared
-// one only under its lock. Snapshots (`isLocked`, `value`, `waiting`, descriptions) from a
-// foreign kernel thread of a bare object are the one exception: read without the lock, a race
-// with the runtime's own accesses (a count stale or torn); they are for the object's own
-// runtime and for shared objects, where they are exact.
+// one only under its lock. Snapshot reads from elsewhere follow the same proof: next part.
 //
 // From elsewhere. An operation that neither waits nor fails — a semaphore's `signal`, a
 // condition's `signal` and `broadcast`, `destroy`, a thread group's `cancelAll` — may be called
@@ -54,6 +51,24 @@
 // posted); an object made outside any runtime and first used by a pthread or a worker is
 // shared by all of them, and an M:1 thread waiting on it is woken from other kernel threads
 // through its runtime's inbox (Waiter.swift).
+//
+// Reads from elsewhere. A snapshot (`USemaphore.value`, `UWaitGroup.pending`,
+// `UBarrier.arrived`, a thread group's `isCancelled` and `running`, their descriptions) may be
+// read from any kernel thread, and from one other than a bare object's runtime it never touches
+// the bare state (`SyncState.read`, its `elsewhere`): it reads only `Relaxed` words, which
+// whoever may change the state (the bound runtime's kernel thread, or a holder of the lock)
+// writes with a relaxed load and store, never a read-modify-write. On x86-64 those are the
+// plain `mov`s of a non-atomic field: the owner's paths cost the same instructions, and the
+// reader gets a value the object had a moment ago, never a torn one, and no data race. A count
+// is a word of its own (the semaphore's permits, the wait group's counter); what would walk a
+// structure reads a counter kept beside it (a group's children whose body has not returned, for
+// `running`); what has no word reads less (a semaphore's description from elsewhere omits its
+// queue). Not a round trip to the runtime: it would block the reader until the owner's next
+// safe point. Not yet done this way, still read bare from elsewhere (a data race: stale or
+// torn; a queue's count reads its array's buffer, which the runtime may free meanwhile):
+// `UMutex.isLocked`, `holder`, `waiting` and its description (its fast word is inlined into
+// user code), `UCondition.waiting`, `URWLock`'s counts, a channel's `count` and `isClosed`,
+// wait descriptions that show a queue.
 //
 // Waiting never enters the kernel: a blocked thread is a row in the thread table with a wait
 // kind, an object id and a `WaitTarget` that describes the wait ("mutex 'db' held by #12"),

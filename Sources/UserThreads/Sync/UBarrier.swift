@@ -20,8 +20,10 @@ public final class UBarrier: WaitTarget, CustomStringConvertible, @unchecked Sen
     public let parties: Int
     /// Bare or locked (SyncState.swift); guards every field below.
     let sync = SyncState()
-    @exclusivity(unchecked) private var arrivals = 0
-    @exclusivity(unchecked) private var generations = 0
+    /// Arrivals and releases: `Relaxed` words, readable from any kernel thread (`arrived`,
+    /// `generation`).
+    private let arrivals = Relaxed(0)
+    private let generations = Relaxed(0)
     @exclusivity(unchecked) private var broken = false
     @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
 
@@ -53,24 +55,25 @@ public final class UBarrier: WaitTarget, CustomStringConvertible, @unchecked Sen
             register: { waiter in
                 try sync.with { () throws(UThreadError) -> Bool in
                     if broken { throw .closed("\(label) was destroyed") }
-                    arrivals += 1
-                    if arrivals == parties {
-                        arrivals = 0
-                        generations += 1
+                    let arrived = arrivals.load() + 1  // never stored when it is `parties`
+                    if arrived == parties {
+                        arrivals.store(0)
+                        generations.store(generations.load() + 1)
                         released = waiters.popAll()
                         return false
                     }
+                    arrivals.store(arrived)
                     waiters.push(waiter)
-                    myGeneration = generations
+                    myGeneration = generations.load()
                     return true
                 }
             },
             withdraw: { waiter in
                 sync.locked {
                     guard waiters.remove(where: { $0 == waiter }) else {
-                        return generations != myGeneration ? .woken : .closed
+                        return generations.load() != myGeneration ? .woken : .closed
                     }
-                    arrivals -= 1  // withdraw the arrival
+                    arrivals.store(arrivals.load() - 1)  // withdraw the arrival
                     return nil
                 }
             })
@@ -93,12 +96,13 @@ public final class UBarrier: WaitTarget, CustomStringConvertible, @unchecked Sen
         syncWake(all, .closed)
     }
 
-    /// Threads waiting at the barrier in the current generation (0..<parties, a snapshot); a
+    /// Threads waiting at the barrier in the current generation (0..<parties, a snapshot, from any
+    /// kernel thread); a
     /// waiter that times out or is cancelled is subtracted again.
-    public var arrived: Int { sync.locked { arrivals } }
+    public var arrived: Int { arrivals.load() }
     /// How many times the barrier has released (starts at 0, +1 each time the last party
-    /// arrives; a snapshot).
-    public var generation: Int { sync.locked { generations } }
+    /// arrives; a snapshot, from any kernel thread).
+    public var generation: Int { generations.load() }
 
     var label: String { syncLabel("barrier", name: name, id: id) }
 

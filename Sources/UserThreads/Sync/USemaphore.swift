@@ -17,7 +17,8 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
     public let id: UInt64
     /// Bare or locked (SyncState.swift); guards every field below.
     let sync = SyncState()
-    @exclusivity(unchecked) private var count: Int
+    /// The permits: a `Relaxed` word, readable from any kernel thread (`value`).
+    private let count: Relaxed
     @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
     @exclusivity(unchecked) private var destroyed = false
 
@@ -25,7 +26,7 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
     ///
     /// - Parameter name: shown in wait reasons and deadlock reports ("" for none).
     public init(name: String = "") {
-        self.count = 0
+        self.count = Relaxed(0)
         self.name = name
         self.id = SyncObjectID.allocate()
     }
@@ -45,7 +46,7 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
         guard value <= USemaphore.maximumValue else {
             throw .invalidArgument("USemaphore value must be <= \(USemaphore.maximumValue), not \(value)")
         }
-        self.count = value
+        self.count = Relaxed(value)
         self.name = name
         self.id = SyncObjectID.allocate()
     }
@@ -59,8 +60,8 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
             register: { waiter in
                 try sync.with { () throws(UThreadError) -> Bool in
                     if destroyed { throw .closed("\(label) was destroyed") }
-                    if count > 0 && waiters.isEmpty {
-                        count -= 1
+                    if count.load() > 0 && waiters.isEmpty {
+                        count.store(count.load() - 1)
                         return false
                     }
                     waiters.push(waiter)
@@ -76,8 +77,8 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
     /// Takes a permit if one is available now (and nobody queues).
     public func tryWait() -> Bool {
         (try? sync.with { () -> Bool in
-            guard !destroyed, count > 0, waiters.isEmpty else { return false }
-            count -= 1
+            guard !destroyed, count.load() > 0, waiters.isEmpty else { return false }
+            count.store(count.load() - 1)
             return true
         }) ?? false
     }
@@ -90,7 +91,7 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
     public func signal() {
         guard let locked = sync.enter(orPost: { [self] in signal() }) else { return }
         let next = waiters.pop()
-        if next == nil { count += 1 }
+        if next == nil { count.store(count.load() + 1) }
         sync.leave(locked)
         if let next { syncWake(next) }
     }
@@ -105,15 +106,18 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
         syncWake(all, .closed)
     }
 
-    /// Permits available now (a snapshot).
-    public var value: Int { sync.locked { count } }
+    /// Permits available now (a snapshot, from any kernel thread).
+    public var value: Int { count.load() }
 
     var label: String { syncLabel("semaphore", name: name, id: id) }
 
     /// "semaphore 'slots' (value 0, 2 waiting)", for the thread table.
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        let (value, waiting) = sync.locked { (count, waiters.count) }
-        return "\(label) (value \(value), \(waiting) waiting)"
+        sync.read {
+            "\(label) (value \(count.load()), \(waiters.count) waiting)"
+        } elsewhere: {
+            "\(label) (value \(count.load()))"  // the queue is the owner's
+        }
     }
 
     /// `USemaphore(semaphore 'slots', value 2)`.

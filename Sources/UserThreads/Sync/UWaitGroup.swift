@@ -17,7 +17,8 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
     public let id: UInt64
     /// Bare or locked (SyncState.swift); guards every field below.
     let sync = SyncState()
-    @exclusivity(unchecked) private var counter = 0
+    /// Pending tasks: a `Relaxed` word, readable from any kernel thread (`pending`).
+    private let counter = Relaxed(0)
     @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
 
     /// A wait group with no pending tasks.
@@ -33,12 +34,12 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
     /// - Throws: `UThreadError.invalidArgument` when the count would go negative or overflow.
     public func add(_ n: Int = 1) throws {
         let all = try sync.with { () throws(UThreadError) -> [Waiter] in
-            let (sum, overflow) = counter.addingReportingOverflow(n)
+            let (sum, overflow) = counter.load().addingReportingOverflow(n)
             guard !overflow, sum >= 0 else {
-                throw .invalidArgument("UWaitGroup.add(\(n)): \(label) would go negative (\(counter) pending)")
+                throw .invalidArgument("UWaitGroup.add(\(n)): \(label) would go negative (\(counter.load()) pending)")
             }
-            counter = sum
-            return counter == 0 ? waiters.popAll() : []
+            counter.store(sum)
+            return sum == 0 ? waiters.popAll() : []
         }
         syncWake(all)
     }
@@ -55,7 +56,7 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
             deadline: syncDeadline(timeout: timeout, deadline: deadline),
             register: { waiter in
                 try sync.with { () -> Bool in
-                    if counter == 0 { return false }
+                    if counter.load() == 0 { return false }
                     waiters.push(waiter)
                     return true
                 }
@@ -66,8 +67,9 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
         try result?.check()  // woken: the count reached zero (even if it has risen again since)
     }
 
-    /// Tasks added and not yet done (a snapshot); `wait` returns once it is 0. Never negative.
-    public var pending: Int { sync.locked { counter } }
+    /// Tasks added and not yet done (a snapshot, from any kernel thread); `wait` returns once
+    /// it is 0. Never negative.
+    public var pending: Int { counter.load() }
 
     /// The same as `pending` (the name Go's users know from the counter).
     public var count: Int { pending }
