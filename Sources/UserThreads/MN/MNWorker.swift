@@ -318,6 +318,10 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     @exclusivity(unchecked) private var lastRefill: UInt64 = 0
     /// How long the next idle spin may take (MNIdleSpin.swift: it follows what woke the worker).
     @exclusivity(unchecked) private var spin = MNIdleSpin()
+    /// Deferred sleeps in a row (another worker's queue busy with its owner each time): each
+    /// doubles the next one's length, up to `MNRuntime.deferredBackoffMax` (the essay's
+    /// "A busy owner's queue").
+    @exclusivity(unchecked) private var deferredInARow = 0
     /// A refilled thread that took less than this (on average over its batch, counted to the
     /// next refill) was short: the next batch doubles.
     static let quickThreadNanoseconds = UInt64(
@@ -856,7 +860,12 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     func idle(_ s: Scheduler) -> Bool {
         if !idleNow.load(ordering: .relaxed) { idleNow.store(true, ordering: .relaxed) }
-        defer { if s.hasReadyThreads { idleNow.store(false, ordering: .relaxed) } }
+        defer {
+            if s.hasReadyThreads {
+                idleNow.store(false, ordering: .relaxed)
+                deferredInARow = 0  // it found work: the next deferred sleep is short again
+            }
+        }
         s.answerSafePointRequests()  // a dump signal (MNObservability.swift)
         if !s.timers.isEmpty { s.fireTimers(now: s.now()) }
         if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
@@ -885,7 +894,12 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
         // Sleep in epoll_wait until a timer, I/O, an offload completion or the doorbell.
         var timeout: UInt64? = s.timers.nextDeadline.map { $0 &- min($0, s.now()) }
-        if deferred { timeout = min(timeout ?? .max, MNRuntime.stealAfterNanoseconds) }  // look again then
+        if deferred {  // look again then, later each time the owner was still busy
+            timeout = min(timeout ?? .max, MNRuntime.stealAfterNanoseconds << UInt64(deferredInARow))
+            deferredInARow = min(deferredInARow + 1, MNRuntime.deferredBackoffMax)
+        } else {
+            deferredInARow = 0
+        }
         let forever = timeout == nil && reactor.pendingWakeups == 0
         sleeping.store(deferred ? MNWorker.asleepDeferred : MNWorker.asleep, ordering: .sequentiallyConsistent)
         runtime.sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
