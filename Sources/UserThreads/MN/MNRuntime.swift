@@ -141,10 +141,6 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         getenv("UTHREADS_SPIN_NS").flatMap { Int(String(cString: $0)) } ?? 20_000)
     static let stealAfterNanoseconds = UInt64(
         getenv("UTHREADS_STEAL_AFTER_NS").flatMap { Int(String(cString: $0)) } ?? 50_000)
-    /// The most doublings of a deferred sleep (MNWorker's "A busy owner's queue"): 50 µs << 7,
-    /// about 6 ms.
-    static let deferredBackoffMax: Int =
-        getenv("UTHREADS_DEFERRED_BACKOFF_MAX").flatMap { Int(String(cString: $0)) } ?? 7
     static let stealMax: Int = getenv("UTHREADS_STEAL_MAX").flatMap { Int(String(cString: $0)) } ?? 32
     /// The most own queued threads a worker starts before a park (MNWorker's "Refill in
     /// batches"); 1: one at a time (the previous rule).

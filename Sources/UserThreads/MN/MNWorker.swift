@@ -58,22 +58,6 @@
 //     is not rung for further spawns: it looks again within a millisecond anyway. Ringing it
 //     per spawn cost an eventfd write every few spawns. A batch of migrants does ring it
 //     (rare, and only an idle worker should take it).
-//   * A busy owner's queue. That steal timer doubles with each deferred sleep in a row (the
-//     owner was still working on its queue at every look), from 50 µs (a 1 ms epoll timeout)
-//     up to ~6 ms, and is short again once the worker finds work. A serial spawner of short
-//     threads (spawn a batch, join it) otherwise had the idle worker wake every millisecond,
-//     look, spin 20 µs over its queue's lines, and, whenever the spawner's kernel thread was
-//     preempted for longer than the steal delay, steal the oldest threads, the very ones the
-//     spawner joins next. Measured (docs/BENCHMARKS.md, "one spawner"): idle passes per 200 k
-//     spawn+joins 30–70 → 11–13, steals 0–900 → 0, and 2 workers vs 1 from ~0.98× to
-//     ~1.01× at the median on a loaded machine. Cost: a queue that goes stale after its owner
-//     was busy for a long time is stolen from within ~6 ms instead of ~1 ms (nothing next to
-//     a thread worth moving; a fork–join's burst is short, so its first look comes at 1 ms).
-//     Rejected: a longer steal delay for everyone (`UTHREADS_STEAL_AFTER_NS`, 1–10 ms: about
-//     the same gain on spawn+join, but every stale queue waits that long); the other way,
-//     stealing sooner so that half of the batch runs in parallel (a 5 µs delay: 0.5×; spawns
-//     not counted as activity, `UTHREADS_STEAL_DURING_SPAWNS=1`: 0.80–1.00×): every stolen
-//     empty thread moves its object and join state between CPUs for nothing.
 //   * Idle workers spin briefly (at most half of them) polling their own lines often and
 //     other workers' counts about once a microsecond; hot per-worker atomics sit on their own
 //     cache lines (padding), and other workers are reached through an unretained table (a
@@ -334,10 +318,6 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     @exclusivity(unchecked) private var lastRefill: UInt64 = 0
     /// How long the next idle spin may take (MNIdleSpin.swift: it follows what woke the worker).
     @exclusivity(unchecked) private var spin = MNIdleSpin()
-    /// Deferred sleeps in a row (another worker's queue busy with its owner each time): each
-    /// doubles the next one's length, up to `MNRuntime.deferredBackoffMax` (the essay's
-    /// "A busy owner's queue").
-    @exclusivity(unchecked) private var deferredInARow = 0
     /// A refilled thread that took less than this (on average over its batch, counted to the
     /// next refill) was short: the next batch doubles.
     static let quickThreadNanoseconds = UInt64(
@@ -876,12 +856,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
     func idle(_ s: Scheduler) -> Bool {
         if !idleNow.load(ordering: .relaxed) { idleNow.store(true, ordering: .relaxed) }
-        defer {
-            if s.hasReadyThreads {
-                idleNow.store(false, ordering: .relaxed)
-                deferredInARow = 0  // it found work: the next deferred sleep is short again
-            }
-        }
+        defer { if s.hasReadyThreads { idleNow.store(false, ordering: .relaxed) } }
         s.answerSafePointRequests()  // a dump signal (MNObservability.swift)
         if !s.timers.isEmpty { s.fireTimers(now: s.now()) }
         if mailCount.load(ordering: .relaxed) > 0 { drainMail(s) }
@@ -910,12 +885,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
 
         // Sleep in epoll_wait until a timer, I/O, an offload completion or the doorbell.
         var timeout: UInt64? = s.timers.nextDeadline.map { $0 &- min($0, s.now()) }
-        if deferred {  // look again then, later each time the owner was still busy
-            timeout = min(timeout ?? .max, MNRuntime.stealAfterNanoseconds << UInt64(deferredInARow))
-            deferredInARow = min(deferredInARow + 1, MNRuntime.deferredBackoffMax)
-        } else {
-            deferredInARow = 0
-        }
+        if deferred { timeout = min(timeout ?? .max, MNRuntime.stealAfterNanoseconds) }  // look again then
         let forever = timeout == nil && reactor.pendingWakeups == 0
         sleeping.store(deferred ? MNWorker.asleepDeferred : MNWorker.asleep, ordering: .sequentiallyConsistent)
         runtime.sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
