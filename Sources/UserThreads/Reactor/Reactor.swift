@@ -434,27 +434,26 @@ final class Reactor: Poller {
         if s.current.has(.flagCancelled) { return .cancelled }
         if let deadline, deadline <= s.now() { return .timedOut }
         offloadCount &+= 1
-        job.waiter = UInt(bitPattern: s.current)
-        job.mailbox = mailbox
-        offloadsInFlight += 1
-        OffloadPool.shared.submit(job)
-        var interruptible = true
-        while true {
-            let result = s.park(
-                .offload, object: 0, deadline: interruptible ? deadline : nil, cancellable: interruptible)
-            switch result {
-            case .woken:
-                return .woken  // completeOffloads counted it
-            case .cancelled, .timedOut:
-                if OffloadPool.shared.abandon(job) {
-                    offloadsInFlight -= 1  // no completion will come
-                    return result
-                }
-                interruptible = false  // it finished: its completion is on the way; take it
-            default:
-                continue
-            }
-        }
+        return awaitCompletion(
+            job, kind: .offload, deadline: deadline,
+            onCancel: { OffloadPool.shared.abandon(job) ? .abandoned : .finished },
+            startIfNeeded: { job in
+                OffloadPool.shared.submit(job)
+                return true
+            })!
+    }
+
+    /// What a wait that was cancelled or timed out does with its job (`awaitCompletion`'s
+    /// `onCancel` answers).
+    enum StopAnswer {
+        /// The job was asked to stop early and still posts its completion: the thread waits for
+        /// it, and the wait's outcome is `.cancelled` or `.timedOut`.
+        case stopping
+        /// The job had finished already and its completion is on the way: the thread waits for
+        /// it, and the outcome is `.woken` (the result stands).
+        case finished
+        /// The job will never post (abandoned): the thread stops waiting at once.
+        case abandoned
     }
 
     /// Starts `job` somewhere else (another kernel thread, a Swift task) with `start`, and parks
@@ -474,7 +473,13 @@ final class Reactor: Poller {
         kind: WaitReason.Kind = .offload, deadline: UInt64? = nil
     ) -> WakeResult {
         awaitCompletion(
-            job, kind: kind, deadline: deadline, onCancel: onCancel,
+            job, kind: kind, deadline: deadline,
+            onCancel: onCancel.map { ask in
+                {
+                    ask()
+                    return .stopping
+                }
+            },
             startIfNeeded: { job in
                 start(job)
                 return true
@@ -483,11 +488,12 @@ final class Reactor: Poller {
 
     /// `awaitCompletion`, where `startIfNeeded` may find that nothing needs to wait (it returns
     /// false and promises that nothing will be posted): then no park, and nil. `target`
-    /// describes the wait in the thread table.
+    /// describes the wait in the thread table. `onCancel` answers what the job does once the
+    /// wait is cancelled or times out (`StopAnswer`).
     @discardableResult
     func awaitCompletion(
         _ job: OffloadJob, target: WaitTarget? = nil, kind: WaitReason.Kind, deadline: UInt64? = nil,
-        onCancel: (() -> Void)? = nil, startIfNeeded: (OffloadJob) -> Bool
+        onCancel: (() -> StopAnswer)? = nil, startIfNeeded: (OffloadJob) -> Bool
     ) -> WakeResult? {
         let s = scheduler
         job.waiter = UInt(bitPattern: s.current)
@@ -502,14 +508,21 @@ final class Reactor: Poller {
         var interruptible = onCancel != nil
         var outcome = WakeResult.woken
         while true {
-            switch s.park(
+            let result = s.park(
                 kind, object: 0, target: target, deadline: interruptible ? deadline : nil, cancellable: interruptible)
-            {
+            switch result {
             case .woken:
                 return outcome
             case .cancelled, .timedOut:
-                if outcome == .woken { outcome = s.current.has(.flagCancelled) ? .cancelled : .timedOut }
-                onCancel?()
+                switch onCancel?() {
+                case .abandoned?:
+                    offloadsInFlight -= 1  // no completion will come
+                    return result
+                case .finished?:
+                    break  // its completion is on the way: take it
+                case .stopping?, nil:
+                    if outcome == .woken { outcome = s.current.has(.flagCancelled) ? .cancelled : .timedOut }
+                }
                 interruptible = false  // asked once; now wait for the completion itself
             default:
                 continue
