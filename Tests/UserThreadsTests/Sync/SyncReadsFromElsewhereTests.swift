@@ -37,6 +37,18 @@ final class ElsewhereReader: Sendable {
         stopFlag.store(true, ordering: .releasing)
         try waitFor { isDone }
     }
+
+    /// Reads with `read` on a kernel thread of its own while `change` runs: from a first read
+    /// before `change` to one after it. Returns the first read that was wrong, or nil.
+    static func reading(_ read: @escaping @Sendable () -> String?, while change: () throws -> Void) throws -> String? {
+        let reader = ElsewhereReader(read)
+        try waitFor { reader.reads > 0 }
+        try change()
+        let before = reader.reads
+        try waitFor { reader.reads > before }  // a read after the last change
+        try reader.stop()
+        return reader.bad.withLock { $0 }
+    }
 }
 
 @Suite(.timeLimit(.minutes(1)))
@@ -47,26 +59,24 @@ struct SyncReadsFromElsewhereTests {
     func semaphoreValueReadElsewhereStaysInBounds(workers: Int) throws {
         let bad = try runOn(workers: workers) { () -> String? in
             let permits = USemaphore(name: "permits")
-            let reader = ElsewhereReader {
+            return try ElsewhereReader.reading {
                 let v = permits.value
                 let d = permits.description
                 guard (0...2_000).contains(v), d.hasPrefix("USemaphore(semaphore 'permits', value ") else {
                     return "value \(v), \(d)"
                 }
                 return nil
+            } while: {
+                let taker = UThread(name: "taker") {
+                    for _ in 0..<2_000 { try permits.wait(timeout: .seconds(20)) }
+                }
+                for _ in 0..<2_000 {
+                    permits.signal()
+                    UThread.yield()
+                }
+                try taker.join()
+                #expect(permits.value == 0)
             }
-            try waitFor { reader.reads > 0 }
-            let taker = UThread(name: "taker") {
-                for _ in 0..<2_000 { try permits.wait(timeout: .seconds(20)) }
-            }
-            for _ in 0..<2_000 {
-                permits.signal()
-                UThread.yield()
-            }
-            try taker.join()
-            try reader.stop()
-            #expect(permits.value == 0)
-            return reader.bad.withLock { $0 }
         }
         #expect(bad == nil)
     }
@@ -77,21 +87,19 @@ struct SyncReadsFromElsewhereTests {
     func waitGroupPendingReadElsewhereStaysInBounds(workers: Int) throws {
         let bad = try runOn(workers: workers) { () -> String? in
             let jobs = UWaitGroup(name: "jobs")
-            let reader = ElsewhereReader {
+            return try ElsewhereReader.reading {
                 let p = jobs.pending
                 let d = jobs.description
                 return (0...1).contains(p) && d.hasPrefix("UWaitGroup(wait group 'jobs', ") ? nil : "pending \(p), \(d)"
+            } while: {
+                for _ in 0..<2_000 {
+                    try jobs.add()
+                    let worker = UThread(name: "job") { try jobs.done() }
+                    try jobs.wait(timeout: .seconds(20))
+                    try worker.join()
+                }
+                #expect(jobs.pending == 0)
             }
-            try waitFor { reader.reads > 0 }
-            for _ in 0..<2_000 {
-                try jobs.add()
-                let worker = UThread(name: "job") { try jobs.done() }
-                try jobs.wait(timeout: .seconds(20))
-                try worker.join()
-            }
-            try reader.stop()
-            #expect(jobs.pending == 0)
-            return reader.bad.withLock { $0 }
         }
         #expect(bad == nil)
     }
@@ -105,25 +113,21 @@ struct SyncReadsFromElsewhereTests {
         let bad = try runOn(workers: workers) { () -> String? in
             try withThreadGroup(name: "crew") { group -> String? in
                 let sawCancelled = Atomic<Bool>(false)
-                let reader = ElsewhereReader {
+                return try ElsewhereReader.reading {
                     let r = group.running
                     let c = group.isCancelled
                     if sawCancelled.load(ordering: .relaxed) && !c { return "cancelled, then not" }
                     if c { sawCancelled.store(true, ordering: .relaxed) }
                     return (0...children).contains(r) ? nil : "running \(r)"
+                } while: {
+                    for i in 0..<children {
+                        try group.spawn(name: "child \(i)") { UThread.yield() }
+                        if i % 3 == 0 { UThread.yield() }
+                    }
+                    group.cancelAll()
+                    try waitFor { group.running == 0 }
+                    #expect(group.isCancelled)
                 }
-                try waitFor { reader.reads > 0 }
-                for i in 0..<children {
-                    try group.spawn(name: "child \(i)") { UThread.yield() }
-                    if i % 3 == 0 { UThread.yield() }
-                }
-                group.cancelAll()
-                try waitFor { group.running == 0 }
-                let before = reader.reads
-                try waitFor { reader.reads > before }  // a read after the last change
-                try reader.stop()
-                #expect(group.isCancelled)
-                return reader.bad.withLock { $0 }
             }
         }
         #expect(bad == nil)
@@ -157,21 +161,19 @@ extension SyncReadsFromElsewhereTests {
         let bad = try runOn(workers: workers) { () -> String? in
             let phase = try UBarrier(parties: 2, name: "phase")
             let last = Atomic<Int>(0)
-            let reader = ElsewhereReader {
+            return try ElsewhereReader.reading {
                 let a = phase.arrived
                 let g = phase.generation
                 let before = last.exchange(g, ordering: .relaxed)
                 return (0..<2).contains(a) && g >= before && g <= rounds ? nil : "arrived \(a), generation \(g)"
-            }
-            try waitFor { reader.reads > 0 }
-            let other = UThread(name: "other") {
+            } while: {
+                let other = UThread(name: "other") {
+                    for _ in 0..<rounds { _ = try phase.arriveAndWait(timeout: .seconds(20)) }
+                }
                 for _ in 0..<rounds { _ = try phase.arriveAndWait(timeout: .seconds(20)) }
+                try other.join()
+                #expect(phase.generation == rounds)
             }
-            for _ in 0..<rounds { _ = try phase.arriveAndWait(timeout: .seconds(20)) }
-            try other.join()
-            try reader.stop()
-            #expect(phase.generation == rounds)
-            return reader.bad.withLock { $0 }
         }
         #expect(bad == nil)
     }
