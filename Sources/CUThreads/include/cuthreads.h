@@ -316,6 +316,17 @@ void swift_task_enterThreadLocalContext(char *_Nonnull state);
 /// Valid for the calling kernel thread's life; read it only on that kernel thread.
 void *_Nullable *_Nullable uthreads_exclusivity_head(void);
 
+// MARK: - Swift runtime reference counting (exported by libswiftCore)
+
+/// A strong retain of `object` by the Swift runtime's non-atomic retain
+/// (`swift_nonatomic_retain`, what code compiled for a single thread calls): a plain add to the
+/// count, no locked instruction and no hook test (10 instructions with this call against
+/// swift_retain's 20). Only for an object that no other kernel thread can reference, so that
+/// nothing else can change its count meanwhile (Scheduler.spawnKept). Returns `object`. Out of
+/// line (refcount.c): Swift's LLVM passes know the runtime's name, and a call of it from Swift
+/// code came out as `swift_retain`.
+void *_Nonnull uthreads_retain_unshared(void *_Nonnull object);
+
 // MARK: - Clocks
 
 /// Reads the time-stamp counter (no serialisation; ~20 cycles). 0 where unavailable.

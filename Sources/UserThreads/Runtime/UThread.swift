@@ -37,10 +37,13 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         _ body: sending @escaping () throws -> Success
     ) {
         var failure: (any Error)?
-        guard
-            let object = spawnThread(
+        // The default stack size takes the entry with fewer arguments and tests.
+        let spawned =
+            stackSize == nil
+            ? spawnThread(name: name, named: !name.isEmpty, priority: priority, failure: &failure)
+            : spawnThread(
                 name: name, named: !name.isEmpty, priority: priority, stackSize: stackSize, failure: &failure)
-        else {
+        guard let object = spawned else {
             self.object = UThread.spawnOnWorkers(
                 name: name, priority: priority, pinned: pinned, stackSize: stackSize, body)
             return
@@ -211,6 +214,17 @@ func spawnThread(
     }
 }
 
+/// `spawnThread` with the default stack size and no scheduling parameters, the common case:
+/// two arguments and their tests fewer (~15 instructions per spawn, caller and callee).
+@usableFromInline @inline(never)
+func spawnThread(name: String, named: Bool, priority: Int, failure: inout (any Error)?) -> ThreadObject? {
+    Scheduler.withAtEntry("UThread.init") { scheduler in
+        if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
+        return spawnHere(
+            scheduler, name: name, named: named, priority: priority, stackSize: nil, nil, keptRows: true, &failure)
+    }
+}
+
 /// Throws `invalidArgument` naming `api` when the caller runs no runtime (the throwing spawns;
 /// `UThread.init` cannot throw and stops with a clear message instead).
 @usableFromInline
@@ -284,12 +298,14 @@ func checkpointSlowPath() {
 }
 
 /// Parks the caller until `object`'s thread, of the caller's runtime and worker, has finished.
-/// Never inlined: it reads the runtime inline (`Scheduler.withOrThrowAtEntry`). (Holding the
-/// scheduler `unowned(unsafe)` instead of through the closure, which stays a function of its
-/// own, cost two retains and releases of the scheduler per join: +74 instructions.)
+/// Never inlined: it reads the runtime inline (`Scheduler.withOrThrowAtEntry`). The scheduler
+/// is borrowed through `_withUnsafeGuaranteedRef`, given a local function forced inline: a
+/// closure literal there stayed a function of its own (a second frame and call per join, 16
+/// instructions), and holding the scheduler `unowned(unsafe)` instead cost two retains and
+/// releases of it per join (+74 instructions).
 @usableFromInline @inline(never)
 func waitUntilFinished(_ object: ThreadObject) throws {
-    try Scheduler.withOrThrowAtEntry("UThread.join") { scheduler in
+    @inline(__always) func wait(_ scheduler: Scheduler) throws {
         let me = try joiner(of: object, scheduler)
         // A thread that has not started runs here, on its own stack (Scheduler's "Help-first join").
         if let t = object.controlBlock, let result = scheduler.host(t, joiner: me) {
@@ -306,6 +322,7 @@ func waitUntilFinished(_ object: ThreadObject) throws {
             try scheduler.park(.join, object: object.id.rawValue).check()
         }
     }
+    try Scheduler.withOrThrowAtEntry("UThread.join", wait)
 }
 
 /// The calling thread of `scheduler` as a joiner of `object`'s thread.

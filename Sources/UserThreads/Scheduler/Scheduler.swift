@@ -565,8 +565,8 @@ final class Scheduler {
         }
         t.pointee.parent_id = current.pointee.id
         t.pointee.created_tick = accounting ? lastTick : uthreads_ticks_inline()
-        // The row's +1: a new one, or the caller's (`objectRetained`: an M:N queue slot's,
-        // handed over; not taken when the spawn throws, above).
+        // The row's +1: a new one, or the caller's (`objectRetained`: an M:N queue slot's, or
+        // `spawnKept`'s, handed over; not taken when the spawn throws, above).
         t.pointee.object =
             objectRetained ? Unmanaged.passUnretained(object).toOpaque() : Unmanaged.passRetained(object).toOpaque()
         object.runtime = t.pointee.runtime
@@ -618,7 +618,14 @@ final class Scheduler {
             object = Unmanaged.passRetained(ThreadObject(name: name))  // the old one's handles free it
         }
         // Cannot throw: a kept row needs no stack or row, and the arguments are the defaults.
-        object._withUnsafeGuaranteedRef { _ = try? spawn($0, priority: priority, stackSize: nil, keptRow: t) }
+        // The row takes our +1; the caller's handle gets a second one, by a non-atomic retain:
+        // the object is referenced by the row alone (uniquely referenced, or new), so no other
+        // kernel thread can change its count meanwhile (swift_retain's locked add and hook
+        // test: 10 instructions more per spawn). The handle's release later is atomic, as any.
+        object._withUnsafeGuaranteedRef {
+            _ = try? spawn($0, priority: priority, stackSize: nil, keptRow: t, objectRetained: true)
+        }
+        _ = uthreads_retain_unshared(object.toOpaque())
         return object.takeRetainedValue()
     }
 
