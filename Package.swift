@@ -78,11 +78,14 @@ let package = Package(
         .testTarget(
             name: "UserThreadsTests",
             dependencies: [
-                "UserThreads", "UserThreadsHTTP", "UserThreadsBackends", "CUThreads", "uthreads",
+                "UserThreads", "UserThreadsHTTP", "UserThreadsBackends", "CUThreads", "uthreads", "CTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             exclude: ["ThreadTable/Fixtures"]),  // JSON earlier versions wrote, read by path
+        // Runs before the test binary's main: bounds the test cases Swift Testing runs at once,
+        // so that each `.timeLimit` measures its own test (Tests/CTestSupport/parallelism.c).
+        .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         // The jacket's scenarios, run by Tests/UserThreadsTests/Jacket as a child process: a
         // binary of its own, because the test binary holds every test target and a jacket linked
         // into it would interpose every read and write of every test. CJacketProbe makes the

@@ -129,10 +129,10 @@ struct PendingDeadline {
         self.instant = deadline
     }
 
-    mutating func resolve(now: UInt64) -> UInt64? {
+    mutating func resolve(now: @autoclosure () -> UInt64) -> UInt64? {
         if !resolved {
             resolved = true
-            deadline = Deadline.earliest(timeout: timeout, deadline: instant, now: now)  // nil: no limit
+            deadline = Deadline.earliest(timeout: timeout, deadline: instant, now: now())  // nil: no limit
         }
         return deadline
     }

@@ -143,13 +143,15 @@ extension MNRuntime {
     }
 
     /// Asks every worker from a kernel thread that is not one of them (the control socket's
-    /// server), waiting up to `tableTimeoutNanoseconds` or until `stop` is readable.
+    /// server), waiting up to the control socket's answer deadline (ControlSocket.swift) or
+    /// until `stop` is readable.
     func collectOutside(_ kind: MNTableRequest.Kind, stop: Int32) -> [Int: MNTableRequest.Part] {
         let count = workers.count
         let request = MNTableRequest(runtime: self, kind: kind, expected: count, kernelWaiter: true)
         guard request.bell >= 0 else { return [:] }
         for i in 0..<count { withWorker(i) { $0.post(.snapshot(request)) } }
-        return request.waitOutside(deadline: uthreads_monotonic_ns() &+ MNRuntime.tableTimeoutNanoseconds, stop: stop)
+        let deadline = uthreads_monotonic_ns() &+ ControlSocketServer.answerTimeoutNanoseconds
+        return request.waitOutside(deadline: deadline, stop: stop)
     }
 }
 

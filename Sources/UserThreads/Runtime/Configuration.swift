@@ -71,10 +71,11 @@ extension UThreadRuntime {
         /// runs, for `uthreads top PATH` (opt-in; nil: none). "%p" stands for the process id:
         /// "/tmp/uthreads-%p.sock" is where `uthreads top PID` looks. A dedicated kernel thread
         /// serves every client at once, each with a 5 s deadline to send its request and another
-        /// to read the answer; the scheduler answers at its safe points (an idle M:1 runtime
-        /// wakes every 10 ms to look; M:N workers are asked through their mailboxes, and the
-        /// table has every worker's threads). `run` throws `invalidConfiguration` if the path
-        /// is empty, contains a NUL byte or cannot be listened on.
+        /// to read the answer; the scheduler answers at its safe points (a request wakes an idle
+        /// runtime; M:N workers are asked through their mailboxes, and the table has every
+        /// worker's threads), or the client gets an error after 5 s. `run` throws
+        /// `invalidConfiguration` if the path is empty, contains a NUL byte or cannot be listened
+        /// on.
         public var controlSocket: String?
         /// Publishes the runtime's gauges and counters (threads by state, run queue, stacks,
         /// reactor registrations; switches, spawns, offloaded calls, deadlock reports, and

@@ -26,12 +26,20 @@
 // The server never touches a thread table: it gets answers through `answer`, which it calls on
 // its own thread and which is bounded (M:1: the scheduler answers through a SnapshotChannel at
 // its next safe point, at most `answerTimeoutNanoseconds` later; M:N: every worker is asked
-// through its mailbox, MNThreadTable.swift). `answer` also returns early when the stop eventfd
-// it is given becomes readable. While a control socket is configured an M:1 idle loop wakes at
-// least every 10 ms to look, since a request cannot interrupt its sleep; a thread that computes
-// for a long time without yielding delays the answer, as it delays every other thread.
+// through its mailbox, MNThreadTable.swift, for as long). `answer` also returns early when the
+// stop eventfd it is given becomes readable. A request rings an idle runtime's bell (M:1: its
+// inbox, ForeignCancels.swift; M:N: each worker's mailbox), so an idle runtime answers at once;
+// a thread that computes for a long time without yielding delays the answer, as it delays every
+// other thread.
+//
+// The answer's deadline is a hang guard (a runtime that never reaches a safe point), not a
+// service level: 5 s, as long as a client's read and write deadlines and half of
+// `queryControlSocket`'s default, so a client still hears why (`noAnswer`: a thread runs without
+// reaching a safe point, or the runtime has ended; not only the latter).
 //
 // Rejected designs:
+//   * A 1 s answer deadline: a runtime on a loaded machine (the test suite on 2 shared cores,
+//     ThreadSanitizer) sometimes answered later, and its client got an error instead of the table.
 //   * One client at a time with blocking reads and writes (the first version): a client that
 //     sent nothing blocked every later query, and `stop()`, joining the thread, blocked the
 //     runtime's `run` from returning.
@@ -48,8 +56,12 @@ final class ControlSocketServer: @unchecked Sendable {
     /// whole answer after the request.
     static let readTimeoutNanoseconds: UInt64 = 5_000_000_000
     static let writeTimeoutNanoseconds: UInt64 = 5_000_000_000
-    /// How long `answer` may take (M:1: the scheduler's next safe point).
-    static let answerTimeoutNanoseconds: UInt64 = 1_000_000_000
+    /// How long `answer` may take (the scheduler's next safe point; see the essay).
+    static let answerTimeoutNanoseconds: UInt64 = 5_000_000_000
+    /// The answer to a request the runtime did not answer in time (`answer` returned nil).
+    static let noAnswer =
+        "{\"error\":\"no answer from the runtime within \(answerTimeoutNanoseconds / 1_000_000_000) s: "
+        + "a thread runs without reaching a safe point, or the runtime has ended\"}"
     /// How long the listener is left alone after `accept` failed for lack of descriptors or memory.
     static let acceptPauseNanoseconds: UInt64 = 100_000_000
     /// Clients served at once; further connections wait in the listen backlog.
@@ -201,7 +213,7 @@ final class ControlSocketServer: @unchecked Sendable {
             let line = String(decoding: c.request.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
                 .trimmingCharacters(in: .whitespaces)
             let text =
-                (answer(line.isEmpty ? "table" : line, stopBell) ?? "{\"error\":\"the runtime has ended\"}") + "\n"
+                (answer(line.isEmpty ? "table" : line, stopBell) ?? Self.noAnswer) + "\n"
             c.response = Array(text.utf8)[...]
             c.deadline = uthreads_monotonic_ns() &+ writeTimeout
         }

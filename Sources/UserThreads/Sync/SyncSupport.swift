@@ -119,8 +119,8 @@ enum SyncObjectID {
 /// Turns the public timeout/deadline arguments into a deadline on the scheduler's clock
 /// (`Deadline.earliest`: the earlier of the two wins; nil when neither limits).
 @usableFromInline
-func syncDeadline(timeout: Duration?, deadline: ContinuousClock.Instant?, now: UInt64) -> UInt64? {
-    Deadline.earliest(timeout: timeout, deadline: deadline, now: now)
+func syncDeadline(timeout: Duration?, deadline: ContinuousClock.Instant?, now: @autoclosure () -> UInt64) -> UInt64? {
+    Deadline.earliest(timeout: timeout, deadline: deadline, now: now())
 }
 
 /// The same, on the calling thread's scheduler clock (CLOCK_MONOTONIC outside a runtime and on
@@ -128,8 +128,8 @@ func syncDeadline(timeout: Duration?, deadline: ContinuousClock.Instant?, now: U
 @usableFromInline
 func syncDeadline(timeout: Duration?, deadline: ContinuousClock.Instant?) -> UInt64? {
     if timeout == nil && deadline == nil { return nil }
-    let now = Scheduler.active?.now() ?? uthreads_monotonic_ns()
-    return Deadline.earliest(timeout: timeout, deadline: deadline, now: now)
+    return Deadline.earliest(
+        timeout: timeout, deadline: deadline, now: Scheduler.active?.now() ?? uthreads_monotonic_ns())
 }
 
 /// Renders a sync object's label: `mutex 'accounts'` or `mutex 17`.

@@ -28,6 +28,12 @@
 //     runtime's `now` (both clocks tick at one rate; on Linux ContinuousClock is CLOCK_BOOTTIME,
 //     which differs from CLOCK_MONOTONIC only by time suspended). Under the virtual clock an
 //     instant means "this long from now on the virtual clock".
+//   * The two clocks are read in that order: `ContinuousClock.now` first, the runtime's `now`
+//     after it (which is why `now` is an autoclosure). A kernel thread may be preempted between
+//     the two reads, for milliseconds on a loaded machine; with `now` read first, that gap was
+//     subtracted from the wait, and a deadline `start + 30 ms` ended a write after 26.5 ms
+//     (seen under load). Read in this order the gap is added instead: a wait may end late, as
+//     any wait may on a loaded machine, but never before its instant.
 //
 // Nothing here traps. `Duration.components` traps for durations beyond Int64.max seconds and
 // gives a negative attosecond part for negative sub-second durations (−500 ms is (0, −5e17)),
@@ -80,18 +86,31 @@ package enum Deadline {
     }
 
     /// The deadline at `instant`, on the runtime's clock whose current time is `now`: `now`
-    /// when the instant has passed (already due), nil when it is beyond the horizon.
-    static func at(_ instant: ContinuousClock.Instant, now: UInt64) -> UInt64? {
-        let wallNow = ContinuousClock.now
+    /// when the instant has passed (already due), nil when it is beyond the horizon. `now` is
+    /// read after `ContinuousClock.now` (see the essay: never before the instant).
+    static func at(_ instant: ContinuousClock.Instant, now: @autoclosure () -> UInt64) -> UInt64? {
+        let wallNow = ContinuousClock.now  // first (see the essay)
+        return at(instant, wallNow: wallNow, now: now())
+    }
+
+    /// `at` with both clocks read, `wallNow` first.
+    private static func at(_ instant: ContinuousClock.Instant, wallNow: ContinuousClock.Instant, now: UInt64)
+        -> UInt64?
+    {
         guard instant > wallNow else { return now }
         return after(instant - wallNow, now: now)
     }
 
     /// The earlier of a timeout and a deadline (either may be nil); nil when neither limits.
-    static func earliest(timeout: Duration?, deadline: ContinuousClock.Instant?, now: UInt64) -> UInt64? {
-        let a = timeout.flatMap { after($0, now: now) }
-        let b = deadline.flatMap { at($0, now: now) }
-        guard let a else { return b }
+    /// `now` is read once, after `ContinuousClock.now` when there is a deadline (see `at`).
+    static func earliest(
+        timeout: Duration?, deadline: ContinuousClock.Instant?, now: @autoclosure () -> UInt64
+    ) -> UInt64? {
+        guard let deadline else { return timeout.flatMap { after($0, now: now()) } }
+        let wallNow = ContinuousClock.now  // first (see the essay)
+        let now = now()
+        let b = at(deadline, wallNow: wallNow, now: now)
+        guard let a = timeout.flatMap({ after($0, now: now) }) else { return b }
         guard let b else { return a }
         return min(a, b)
     }

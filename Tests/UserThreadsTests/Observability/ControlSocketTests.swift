@@ -99,6 +99,29 @@ import Testing
         #expect(read(silent, &byte, 1) <= 0, "without an answer")
     }
 
+    /// A runtime whose only thread never reaches a safe point cannot answer: after the answer's
+    /// deadline (a hang guard of 5 s) the client hears that, and why it may be, instead of
+    /// "the runtime has ended" or nothing.
+    @Test func aRuntimeThatReachesNoSafePointIsReportedAsNotAnswering() throws {
+        let path = LiveViewTests.temporaryPath(".sock")
+        var configuration = UThreadRuntime.Configuration()
+        configuration.controlSocket = path
+        let answer = try UThreadRuntime.run(configuration) { () -> Data? in
+            let result = KernelLock<Data??>(nil)
+            Thread {
+                let value = LiveViewTests.ask(path, "table")
+                result.withLock { $0 = .some(value) }
+            }.start()
+            // Computes without a safe point until the answer arrives (a hang guard of 60 s).
+            let giveUp = ContinuousClock.now + .seconds(60)
+            while result.withLock({ $0 == nil }) && ContinuousClock.now < giveUp {}
+            return result.withLock { $0 } ?? nil
+        }
+        let text = String(decoding: try #require(answer, "an answer"), as: UTF8.self)
+        #expect(text == ControlSocketServer.noAnswer + "\n")
+        #expect(text.contains("within 5 s") && text.contains("safe point"), "\(text)")
+    }
+
     @Test(arguments: [1, 2])
     func anUnusableSocketPathIsAConfigurationError(workers: Int) {
         var configuration = UThreadRuntime.Configuration()

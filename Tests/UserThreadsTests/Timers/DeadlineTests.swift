@@ -1,5 +1,7 @@
 // The conversion of time arguments to the runtime's clock (Timers/Deadline.swift), and what it
 // means for sleeps under the real and the virtual clock.
+import CUThreads
+import Glibc
 import Testing
 @testable import UserThreads
 
@@ -40,6 +42,33 @@ struct DeadlineTests {
         #expect(Deadline.earliest(timeout: .seconds(Int64.max), deadline: nil, now: now) == nil)
         #expect(Deadline.earliest(timeout: .seconds(Int64.max), deadline: .now - .seconds(1), now: now) == now)
         #expect(Deadline.earliest(timeout: nil, deadline: nil, now: now) == nil)
+    }
+
+    /// A kernel thread preempted between reading the two clocks must not end the wait before
+    /// its instant: the runtime's clock is read after `ContinuousClock.now`, so the gap can only
+    /// make the deadline later. The `now` argument below reads the monotonic clock and is then
+    /// "preempted" for 5 ms; read first (the old order), the deadline came 5 ms early.
+    @Test func aPreemptionBetweenTheClockReadsNeverMakesADeadlineEarly() {
+        // Where the instant falls on the monotonic clock: a pair of reads (monotonic, then
+        // continuous) overstates the clocks' offset by the gap between them, so each pair's
+        // deadline is at most the true one; the pair with the smallest gap is within it.
+        let instant = ContinuousClock.now + .milliseconds(50)
+        var bound = UInt64.max
+        for _ in 0..<100 {
+            let m = uthreads_monotonic_ns()
+            let w = ContinuousClock.now
+            bound = min(bound, Deadline.after(instant - w, now: m)!)
+        }
+        let preempted = { () -> UInt64 in
+            let m = uthreads_monotonic_ns()
+            usleep(5000)
+            return m
+        }
+        let at = Deadline.at(instant, now: preempted())!
+        let earliest = Deadline.earliest(timeout: .seconds(20), deadline: instant, now: preempted())!
+        // A tolerance of 1 ms for the bound's own gap; the old order was 5 ms early at least.
+        #expect(at + 1_000_000 >= bound, "\(Int64(bound) - Int64(at)) ns early")
+        #expect(earliest + 1_000_000 >= bound, "\(Int64(bound) - Int64(earliest)) ns early")
     }
 
     /// A sleep with no deadline, alone, can never end: the runtime reports it instead of
