@@ -282,10 +282,12 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     let sync = SyncState()
     @exclusivity(unchecked) private var storage: UnsafeMutableRawPointer
     @exclusivity(unchecked) private var head = 0
-    @exclusivity(unchecked) private var buffered = 0
+    /// Values in the buffer, and 1 once closed (else 0): `Relaxed` words, readable from any
+    /// kernel thread (`count`, `isClosed`: SyncSupport.swift, "Reads from elsewhere").
+    private let buffered = Relaxed(0)
+    private let closed = Relaxed(0)
     @exclusivity(unchecked) var receivers = WaiterList()
     @exclusivity(unchecked) var senders = WaiterList()
-    @exclusivity(unchecked) private var closed = false
 
     @usableFromInline
     init(capacity: Int, name: String, ops: ElementOps) {
@@ -297,7 +299,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     }
 
     deinit {
-        for i in 0..<buffered { ops.destroy(slot((head + i) % capacity)) }
+        for i in 0..<buffered.load() { ops.destroy(slot((head + i) % capacity)) }
         storage.deallocate()
     }
 
@@ -336,21 +338,10 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         }
     }
 
-    /// Whether the channel is shared now (for inspection from any thread).
-    private var sharedNow: Bool { sync.isSharedNow }
-
-    /// Runs `body` under the lock when shared, bare otherwise (inspection).
-    private func inspect<R>(_ body: () -> R) -> R {
-        guard sharedNow else { return body() }
-        sync.lock()
-        defer { sync.unlock() }
-        return body()
-    }
-
-    /// Values buffered now.
-    var count: Int { inspect { buffered } }
-    /// Whether `close()` was called.
-    var isClosed: Bool { inspect { closed } }
+    /// Values buffered now (a snapshot, from any kernel thread).
+    var count: Int { buffered.load() }
+    /// Whether `close()` was called (from any kernel thread).
+    var isClosed: Bool { closed.load() != 0 }
 
     // MARK: The rules (bare, or under the lock)
 
@@ -375,15 +366,16 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     func offer(_ element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout Waiter?)
         -> ChannelPoll
     {
-        if closed { return .closed }
+        if isClosed { return .closed }
         if let (r, how) = receivers.popClaimed(closed: false, shared: shared, on: s) {
             ops.copy(r.pointee.element, element)
             wake(r, how, closed: false, s, shared: shared, &later)
             return .done
         }
-        if buffered < capacity {
-            ops.copy(slot((head + buffered) % capacity), element)
-            buffered += 1
+        let n = buffered.load()
+        if n < capacity {
+            ops.copy(slot((head + n) % capacity), element)
+            buffered.store(n + 1)
             return .done
         }
         return .wouldBlock
@@ -396,14 +388,15 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     func take(into element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout Waiter?)
         -> ChannelPoll
     {
-        if buffered > 0 {
+        let n = buffered.load()
+        if n > 0 {
             ops.move(element, slot(head))
             head = head + 1 == capacity ? 0 : head + 1
-            buffered -= 1
             if let (w, how) = senders.popClaimed(closed: false, shared: shared, on: s) {
-                ops.copy(slot((head + buffered) % capacity), w.pointee.element)
-                buffered += 1
+                ops.copy(slot((head + n - 1) % capacity), w.pointee.element)  // refilled: still n
                 wake(w, how, closed: false, s, shared: shared, &later)
+            } else {
+                buffered.store(n - 1)
             }
             return .done
         }
@@ -412,14 +405,14 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
             wake(w, how, closed: false, s, shared: shared, &later)
             return .done
         }
-        return closed ? .closed : .wouldBlock
+        return isClosed ? .closed : .wouldBlock
     }
 
     /// Marks the channel closed and claims every parked node as closed. Bare: wakes them now
     /// (`s`); shared: returns them for waking after the lock is released.
     private func markClosed(_ s: Scheduler?, shared: Bool) -> [Waiter]? {
-        guard !closed else { return nil }
-        closed = true
+        guard !isClosed else { return nil }
+        closed.store(1)
         var wakes: [Waiter] = []
         var later: Waiter?
         for list in [\ChannelCore.receivers, \ChannelCore.senders] {
@@ -658,10 +651,12 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     @usableFromInline
     func waitDescription(kind: WaitReason.Kind) -> String {
         let on = name.isEmpty ? "channel \(id)" : "'\(name)'"
-        let (count, isClosed, sending, receiving): (Int, Bool, Int, Int) = inspect {
-            (self.buffered, self.closed, self.senders.count, self.receivers.count)
+        var parked = ""
+        if sync.isSharedNow {  // the lists are walked under the lock (a bare one's are its runtime's)
+            sync.lock()
+            parked = ", \(senders.count) sender(s), \(receivers.count) receiver(s) parked"
+            sync.unlock()
         }
-        let parked = sharedNow ? ", \(sending) sender(s), \(receiving) receiver(s) parked" : ""
         return "\(kind.label) on \(on) (\(count)/\(capacity) buffered\(parked)\(isClosed ? ", closed" : ""))"
     }
 }

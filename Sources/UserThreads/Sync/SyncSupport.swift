@@ -143,6 +143,21 @@ func describeThread(_ t: ControlBlock) -> String {
     return name.isEmpty ? "#\(t.pointee.id)" : "#\(t.pointee.id) \"\(name)\""
 }
 
+/// Names the thread `id` that holds an object (a mutex's owner, a read–write lock's writer, a
+/// once's runner) from the row it ran on when it took it: "#12 \"db\"" while the row still
+/// runs it, "#12 (finished)" once it ended holding it, "#12" when the row belongs to another
+/// kernel thread. The row's id and state are written by the kernel thread that owns the row (a
+/// worker that runs it, reuses it or frees it with its table), so they are read only when the
+/// calling scheduler's table owns the row; from anywhere else only the id is certain. Call it
+/// inside the object's `sync` (the row field is the runtime's: SyncState's `read`).
+func describeHolder(_ id: UInt64, row: ControlBlock?) -> String {
+    guard let row, let here = Scheduler.active, here.table.owns(row) else { return "#\(id)" }
+    if row.pointee.id == id, row.pointee.state != .stateFinished, row.pointee.state != .stateFree {
+        return describeThread(row)
+    }
+    return "#\(id) (finished)"
+}
+
 extension Scheduler {
     /// Enqueues the running thread on `queue` and parks it. Throws on timeout, cancellation,
     /// close and deadlock teardown (in which cases the thread is already off the queue).
