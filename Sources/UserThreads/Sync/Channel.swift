@@ -44,7 +44,11 @@
 // A thread of another runtime (or a kernel thread outside every runtime) that sends or
 // receives on a bound channel gets `UThreadError.foreignRuntime`, not a race; its `close()`,
 // which neither waits nor fails, is posted to the channel's runtime, as every such operation
-// of a bound object is (SyncSupport.swift, "Bare or locked": "From elsewhere").
+// of a bound object is (SyncSupport.swift, "Bare or locked": "From elsewhere"). Its `count`
+// and `isClosed` are `Relaxed` words any kernel thread may read (a refill from a parked sender
+// stores the count once, so a reader never sees the transient one less); a wait description
+// walks the parked lists only of a shared channel, under its lock (SyncSupport.swift, "Reads
+// from elsewhere").
 //
 // Rejected designs:
 //   * Receivers returning a `Result` or throwing on close: `for x in channel` and

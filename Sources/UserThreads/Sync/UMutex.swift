@@ -22,10 +22,20 @@
 // start at 1 and stay below 2^63 (one a nanosecond for 292 years), so a negated id is at or
 // above 2^63, where no user-space address lies (x86_64 and arm64 keep them below 2^48), and
 // is never 0. The negation lets unlock test with one add against the id it loads; the row
-// written beside it is for descriptions only. Measured (callgrind, release, `uthreads bench
-// --instructions`): 37.9 instructions per uncontended lock+unlock, 33 with the row alone. Both are `@inlinable` (specialised into the caller) and the stored fields opt out of
-// dynamic exclusivity checks (`@exclusivity(unchecked)`: a bare object is touched only by its
-// runtime's kernel thread, a shared one only under its lock). The slow paths unpack `fast`
+// written beside it is for descriptions only, read on the runtime's kernel thread alone
+// (`describeHolder`). Measured (callgrind, release, `uthreads bench --instructions`): 37.9
+// instructions per uncontended lock+unlock, 33 with the row alone. Both are `@inlinable`
+// (specialised into the caller) and the stored fields opt out of dynamic exclusivity checks
+// (`@exclusivity(unchecked)`: a bare object is touched only by its runtime's kernel thread, a
+// shared one only under its lock).
+//
+// Read from elsewhere (SyncSupport.swift, "Reads from elsewhere"). `fast` and `owner` are
+// `Relaxed` words: a relaxed load and store are the `mov`s the plain fields compiled to
+// (FIGURE), and another kernel thread decodes the holder from the two without a race
+// (`holderID`: as an `Int` the fast word is negative for a held mutex, positive for a free
+// one, 0 when `owner` holds the truth; `unpack` stores `owner` before it clears the fast
+// word). `waiting` is a word the queue's `didSet` keeps. A description from elsewhere names
+// the holder by its id alone. The slow paths unpack `fast`
 // into `owner` before they change the state and pack it again after (`unpack`, `pack`). A
 // shared mutex (M:N, or outside any runtime) takes the slow path, under its lock, every time.
 // The binding is the runtime's serial (SyncState.swift); only the fast word uses its address,
@@ -69,6 +79,11 @@
 //     compare both (estimated 2 more instructions per lock+unlock than the negated id, past
 //     the benchmark's failing bound).
 //   * Clearing the row's mutexes at thread exit: see "A holder that ended".
+//   * A holder word of its own for readers elsewhere, stored by the fast path: one more store
+//     in every uncontended lock, for what the fast word already encodes.
+//   * Reads from elsewhere under the object's lock (what `isLocked`, `holder` and `waiting`
+//     did): a bare mutex has no lock its runtime takes, so the reader raced the fast paths and
+//     measured the waiter array while the runtime could free its buffer.
 import CUThreads
 
 /// A mutual-exclusion lock for user threads, on one worker or across workers. Waiting parks

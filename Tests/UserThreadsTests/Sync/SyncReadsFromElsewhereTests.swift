@@ -1,10 +1,11 @@
 // Snapshot reads of a sync object (a semaphore's `value`, a wait group's `pending`, a thread
 // group's `isCancelled` and `running`, a barrier's counts, a mutex's holder and waiters, a
 // condition's waiters, a read–write lock's counts and holders, a channel's count and close,
-// their descriptions) from a plain kernel thread while the object's runtime changes it. An object made inside an M:1 runtime is bound to it: such a read
-// touches only the words the owner keeps for it (SyncSupport.swift, "From elsewhere"), never
-// the runtime's bare state; under two workers the object is shared. Either way each read is a
-// value the object really had, nothing crashes, and scripts/tsan.sh sees no race.
+// their descriptions) from a plain kernel thread while the object's runtime changes it. An
+// object made inside an M:1 runtime is bound to it: such a read touches only the words the
+// owner keeps for it (SyncSupport.swift, "Reads from elsewhere"), never the runtime's bare
+// state; under two workers the object is shared. Either way each read is a value the object
+// really had, nothing crashes, and scripts/tsan.sh sees no race.
 import Foundation
 import Synchronization
 import Testing
