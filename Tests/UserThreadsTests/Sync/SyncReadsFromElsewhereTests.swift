@@ -405,3 +405,33 @@ extension SyncReadsFromElsewhereTests {
         #expect(bad == nil)
     }
 }
+
+extension SyncReadsFromElsewhereTests {
+    /// Read from elsewhere while a thread runs a once's body, the once names that thread as its
+    /// holder and in its description.
+    @Test(arguments: syncWorkerCounts)
+    func onceRunnerReadElsewhereIsTheRunner(workers: Int) throws {
+        let (seen, runner) = try runOn(workers: workers) { () -> (String, UInt64) in
+            let once = UOnce(name: "cfg")
+            let gate = USemaphore(name: "gate")
+            let started = USemaphore(name: "started")
+            let t = UThread(name: "runner") {
+                try once.run {
+                    started.signal()
+                    try gate.wait(timeout: .seconds(20))
+                }
+            }
+            try started.wait(timeout: .seconds(20))
+            let text = KernelLock<String>("")
+            let done = Elsewhere.kernelThread.run {
+                let holders = once.holders.map { "\($0.rawValue)" }.joined(separator: ",")
+                text.withLock { $0 = "[\(holders)] \(once.waitDescription(kind: .once))" }
+            }
+            try waitFor { done.isSet }
+            gate.signal()
+            try t.join()
+            return (text.withLock { $0 }, t.id.rawValue)
+        }
+        #expect(seen == "[\(runner)] once 'cfg' running in #\(runner)")
+    }
+}
