@@ -63,13 +63,15 @@
 // paths cost the same instructions, and the reader gets a value the object had a moment ago,
 // never a torn one, and no data race. Three shapes, each written once:
 //   * a count or flag that is the state is the word itself (a semaphore's permits, a wait
-//     group's counter, a barrier's arrivals, a channel's buffered count and closed flag, a
-//     mutex's owner id), and so is the mutex's fast word: its holder is decoded from the two
-//     words (UMutex.swift), so the fast path inlined into user code stores nothing more;
+//     group's counter, a barrier's arrivals, a group's cancel flag, a mutex's owner id), and
+//     so is the mutex's fast word: its holder is decoded from the two words (UMutex.swift), so
+//     the fast path inlined into user code stores nothing more;
 //   * what lives in a structure gets a word beside it, kept by a simple `didSet` on the field
 //     (no `oldValue`, so the queue or dictionary is still changed in place): a queue's length
 //     (mutex, condition, semaphore, a read–write lock's writers), a read–write lock's readers,
-//     the id of a row-valued holder (its writer, a once's runner); a thread group counts its
+//     the id of a row-valued holder (its writer, a once's runner), and a channel's buffered
+//     count and closed flag, which its handoff tests against memory (Channel.swift: a relaxed
+//     load there cost an instruction a handoff); a thread group counts its
 //     children whose body has not returned where they start and end. A reader never measures
 //     the structure: a queue's count would read its array's buffer, which the runtime may free
 //     meanwhile;
