@@ -59,9 +59,10 @@
 // kernel thread, and from one other than a bare object's runtime it never touches the bare
 // state: it reads only `Relaxed` words, which whoever may change the state (the bound
 // runtime's kernel thread, or a holder of the lock) writes with a relaxed load and store, never
-// a read-modify-write. On x86-64 those are the plain `mov`s of a non-atomic field: the owner's
-// paths cost the same instructions, and the reader gets a value the object had a moment ago,
-// never a torn one, and no data race. Three shapes, each written once:
+// a read-modify-write. On x86-64 those are the plain `mov`s of a non-atomic field: a word
+// that is the state costs the owner's paths no instruction, a word beside a field one store
+// per change, and the reader gets a value the object had a moment ago, never a torn one, and
+// no data race. Three shapes, each written once:
 //   * a count or flag that is the state is the word itself (a semaphore's permits, a wait
 //     group's counter, a barrier's arrivals, a group's cancel flag, a mutex's owner id), and
 //     so is the mutex's fast word: its holder is decoded from the two words (UMutex.swift), so
@@ -70,11 +71,10 @@
 //     (no `oldValue`, so the queue or dictionary is still changed in place): a queue's length
 //     (mutex, condition, semaphore, a read–write lock's writers), a read–write lock's readers,
 //     the id of a row-valued holder (its writer, a once's runner), and a channel's buffered
-//     count and closed flag, which its handoff tests against memory (Channel.swift: a relaxed
-//     load there cost an instruction a handoff); a thread group counts its
-//     children whose body has not returned where they start and end. A reader never measures
-//     the structure: a queue's count would read its array's buffer, which the runtime may free
-//     meanwhile;
+//     count and closed flag, which its handoff tests against memory (Channel.swift: as words
+//     alone they cost ~2 instructions a handoff); a thread group counts its children whose
+//     body has not returned where they start and end. A reader never measures the structure:
+//     a queue's count would read its array's buffer, which the runtime may free meanwhile;
 //   * what has no word is read only through `SyncState.read` (the state under the lock or on
 //     the owner's kernel thread), and its `elsewhere` shows less: a holder by its id alone
 //     (never its row's name: `describeHolder`), a condition's description without its mutex's
