@@ -146,7 +146,7 @@ struct SyncState: ~Copyable {
     /// `body` on the state, under the lock or bare, as `with`, for a shared object and for the
     /// object's own runtime; `elsewhere` for a kernel thread other than the runtime a bare
     /// object is bound to, which must not touch the state: it reads only `Relaxed` words the
-    /// owner keeps (SyncSupport.swift, "From elsewhere"). Never waits, never binds a bound
+    /// owner keeps (SyncSupport.swift, "Reads from elsewhere"). Never waits, never binds a bound
     /// object.
     @inline(__always)
     func read<R>(_ body: () -> R, elsewhere: () -> R) -> R {
@@ -161,7 +161,11 @@ struct SyncState: ~Copyable {
 /// bound runtime's kernel thread, or a holder of the object's lock), with a plain relaxed load
 /// and store, never a read-modify-write: on x86-64 both are the plain `mov` a non-atomic field
 /// compiles to, so the owner's paths cost no more instructions; a reader elsewhere gets a
-/// value that was true a moment ago, never a torn one, and ThreadSanitizer sees no race.
+/// value that was true a moment ago, never a torn one, and ThreadSanitizer sees no race. A
+/// word that mirrors a field (a queue's length) is a `let` of the object beside the field, set
+/// by the field's simple `didSet`, never a member of a struct the owner mutates in place: an
+/// inout access of that struct is a write of all of it to ThreadSanitizer, the word included.
+/// (SyncSupport.swift, "Reads from elsewhere".)
 @usableFromInline
 struct Relaxed: ~Copyable, @unchecked Sendable {
     @usableFromInline let word: Atomic<Int>

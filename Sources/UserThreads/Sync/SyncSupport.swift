@@ -53,22 +53,39 @@
 // through its runtime's inbox (Waiter.swift).
 //
 // Reads from elsewhere. A snapshot (`USemaphore.value`, `UWaitGroup.pending`,
-// `UBarrier.arrived`, a thread group's `isCancelled` and `running`, their descriptions) may be
-// read from any kernel thread, and from one other than a bare object's runtime it never touches
-// the bare state (`SyncState.read`, its `elsewhere`): it reads only `Relaxed` words, which
-// whoever may change the state (the bound runtime's kernel thread, or a holder of the lock)
-// writes with a relaxed load and store, never a read-modify-write. On x86-64 those are the
-// plain `mov`s of a non-atomic field: the owner's paths cost the same instructions, and the
-// reader gets a value the object had a moment ago, never a torn one, and no data race. A count
-// is a word of its own (the semaphore's permits, the wait group's counter); what would walk a
-// structure reads a counter kept beside it (a group's children whose body has not returned, for
-// `running`); what has no word reads less (a semaphore's description from elsewhere omits its
-// queue). Not a round trip to the runtime: it would block the reader until the owner's next
-// safe point. Not yet done this way, still read bare from elsewhere (a data race: stale or
-// torn; a queue's count reads its array's buffer, which the runtime may free meanwhile):
-// `UMutex.isLocked`, `holder`, `waiting` and its description (its fast word is inlined into
-// user code), `UCondition.waiting`, `URWLock`'s counts, a channel's `count` and `isClosed`,
-// wait descriptions that show a queue.
+// `UBarrier.arrived`, a thread group's `isCancelled` and `running`, `UMutex.holder`,
+// `isLocked` and `waiting`, `UCondition.waiting`, `URWLock.readerCount` and `isWriteLocked`,
+// a channel's `count` and `isClosed`, `holders`, their descriptions) may be read from any
+// kernel thread, and from one other than a bare object's runtime it never touches the bare
+// state: it reads only `Relaxed` words, which whoever may change the state (the bound
+// runtime's kernel thread, or a holder of the lock) writes with a relaxed load and store, never
+// a read-modify-write. On x86-64 those are the plain `mov`s of a non-atomic field: a word
+// that is the state costs the owner's paths no instruction, a word beside a field one store
+// per change, and the reader gets a value the object had a moment ago, never a torn one, and
+// no data race. Three shapes, each written once:
+//   * a count or flag that is the state is the word itself (a semaphore's permits, a wait
+//     group's counter, a barrier's arrivals, a group's cancel flag, a mutex's owner id), and
+//     so is the mutex's fast word: its holder is decoded from the two words (UMutex.swift), so
+//     the fast path inlined into user code stores nothing more;
+//   * what lives in a structure gets a word beside it, kept by a simple `didSet` on the field
+//     (no `oldValue`, so the queue or dictionary is still changed in place): a queue's length
+//     (mutex, condition, semaphore, a read–write lock's writers), a read–write lock's readers,
+//     the id of a row-valued holder (its writer, a once's runner), and a channel's buffered
+//     count and closed flag, which its handoff tests against memory (Channel.swift: as words
+//     alone they cost ~2 instructions a handoff); a thread group counts its children whose
+//     body has not returned where they start and end. A reader never measures the structure:
+//     a queue's count would read its array's buffer, which the runtime may free meanwhile;
+//   * what has no word is read only through `SyncState.read` (the state under the lock or on
+//     the owner's kernel thread), and its `elsewhere` shows less: a holder by its id alone
+//     (never its row's name: `describeHolder`), a condition's description without its mutex's
+//     label, a read–write lock's `holders` without the readers, a bare channel's parked
+//     lists never (a shared one's are walked under its lock).
+// Exact where it must be: `isHeldByCurrentThread` reads the words, and only the caller can
+// make them name or stop naming itself. Not a round trip to the runtime: it would block the
+// reader until the owner's next safe point. The thread table and dumps call the descriptions
+// on the kernel thread that owns the waiting row (which passed `enter`: the object is bound to
+// its runtime or shared), so they see everything; `elsewhere` serves users' own calls, and
+// SyncReadsFromElsewhereTests reads every one of these from a pthread under ThreadSanitizer.
 //
 // Waiting never enters the kernel: a blocked thread is a row in the thread table with a wait
 // kind, an object id and a `WaitTarget` that describes the wait ("mutex 'db' held by #12"),
@@ -141,6 +158,21 @@ func syncLabel(_ kind: String, name: String, id: UInt64) -> String {
 func describeThread(_ t: ControlBlock) -> String {
     let name = t.cName
     return name.isEmpty ? "#\(t.pointee.id)" : "#\(t.pointee.id) \"\(name)\""
+}
+
+/// Names the thread `id` that holds an object (a mutex's owner, a read–write lock's writer, a
+/// once's runner) from the row it ran on when it took it: "#12 \"db\"" while the row still
+/// runs it, "#12 (finished)" once it ended holding it, "#12" when the row belongs to another
+/// kernel thread. The row's id and state are written by the kernel thread that owns the row (a
+/// worker that runs it, reuses it or frees it with its table), so they are read only when the
+/// calling scheduler's table owns the row; from anywhere else only the id is certain. Call it
+/// inside the object's `sync` (the row field is the runtime's: SyncState's `read`).
+func describeHolder(_ id: UInt64, row: ControlBlock?) -> String {
+    guard let row, let here = Scheduler.active, here.table.owns(row) else { return "#\(id)" }
+    if row.pointee.id == id, row.pointee.state != .stateFinished, row.pointee.state != .stateFree {
+        return describeThread(row)
+    }
+    return "#\(id) (finished)"
 }
 
 extension Scheduler {

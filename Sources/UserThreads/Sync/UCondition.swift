@@ -36,7 +36,11 @@ public final class UCondition: WaitTarget, CustomStringConvertible, @unchecked S
     public let id: UInt64
     /// Bare or locked (SyncState.swift); guards every field below.
     let sync = SyncState()
-    @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
+    @exclusivity(unchecked) private var waiters = FIFO<Waiter>() {
+        didSet { queued.store(waiters.count) }  // a simple didSet: the queue is changed in place
+    }
+    /// The length of `waiters`, readable from any kernel thread (`waiting`).
+    private let queued = Relaxed(0)
     @exclusivity(unchecked) private var destroyed = false
     /// The label of the current waiters' mutex (for the wait description).
     @exclusivity(unchecked) private var mutexLabel: String?
@@ -128,15 +132,20 @@ public final class UCondition: WaitTarget, CustomStringConvertible, @unchecked S
         syncWake(all, .closed)
     }
 
-    /// Threads waiting now (a snapshot).
-    public var waiting: Int { sync.locked { waiters.count } }
+    /// Threads waiting now (a snapshot, from any kernel thread).
+    public var waiting: Int { queued.load() }
 
     var label: String { syncLabel("condition", name: name, id: id) }
 
-    /// "condition 'ready' (with mutex 'db', 3 waiting)", for the thread table.
+    /// "condition 'ready' (with mutex 'db', 3 waiting)", for the thread table; from elsewhere
+    /// without the mutex (its label is the runtime's state).
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        let (mutex, n) = sync.locked { (mutexLabel, waiters.count) }
-        return label + " (" + (mutex.map { "with \($0), " } ?? "") + "\(n) waiting)"
+        let mutex = sync.read {
+            mutexLabel
+        } elsewhere: {
+            nil
+        }
+        return label + " (" + (mutex.map { "with \($0), " } ?? "") + "\(waiting) waiting)"
     }
 
     /// `UCondition(condition 'ready', 3 waiting)`.

@@ -13,7 +13,7 @@ extension UMutex {
     /// Throws unless the calling thread owns the mutex.
     func requireOwner(_ api: String) throws {
         let me = uthreads_get_current()
-        guard let me, sync.locked({ holderID == me.pointee.id }) else {
+        guard let me, holderID == me.pointee.id else {  // exact: only the caller changes it
             let who = me.map(describeThread) ?? "code outside a user thread"
             throw UThreadError.invalidArgument("\(api): \(who) does not hold \(label)")
         }

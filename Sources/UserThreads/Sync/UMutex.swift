@@ -22,17 +22,27 @@
 // start at 1 and stay below 2^63 (one a nanosecond for 292 years), so a negated id is at or
 // above 2^63, where no user-space address lies (x86_64 and arm64 keep them below 2^48), and
 // is never 0. The negation lets unlock test with one add against the id it loads; the row
-// written beside it is for descriptions only. Measured (callgrind, release, `uthreads bench
-// --instructions`): 37.9 instructions per uncontended lock+unlock, 33 with the row alone. Both are `@inlinable` (specialised into the caller) and the stored fields opt out of
-// dynamic exclusivity checks (`@exclusivity(unchecked)`: a bare object is touched only by its
-// runtime's kernel thread, a shared one only under its lock). The slow paths unpack `fast`
-// into `owner` before they change the state and pack it again after (`unpack`, `pack`). A
-// shared mutex (M:N, or outside any runtime) takes the slow path, under its lock, every time.
-// The binding is the runtime's serial (SyncState.swift); only the fast word uses its address,
-// which a later runtime can get once this one ended. Its fast paths could then take a free,
-// waiterless mutex of the ended runtime on their one kernel thread (no race: nothing of the
-// old runtime is left in a free mutex without waiters), and its slow paths refuse it
-// (`.foreignRuntime`) as any other runtime's.
+// written beside it is for descriptions only, read on the runtime's kernel thread alone
+// (`describeHolder`). Measured (callgrind, release, `uthreads bench --instructions`): 37.9
+// instructions per uncontended lock+unlock, 33 with the row alone. Both are `@inlinable`
+// (specialised into the caller) and the stored fields opt out of dynamic exclusivity checks
+// (`@exclusivity(unchecked)`: a bare object is touched only by its runtime's kernel thread, a
+// shared one only under its lock). The slow paths unpack `fast` into `owner` before they
+// change the state and pack it again after (`unpack`, `pack`). A shared mutex (M:N, or
+// outside any runtime) takes the slow path, under its lock, every time. The binding is the
+// runtime's serial (SyncState.swift); only the fast word uses its address, which a later
+// runtime can get once this one ended. Its fast paths could then take a free, waiterless
+// mutex of the ended runtime on their one kernel thread (no race: nothing of the old runtime
+// is left in a free mutex without waiters), and its slow paths refuse it (`.foreignRuntime`)
+// as any other runtime's.
+//
+// Read from elsewhere (SyncSupport.swift, "Reads from elsewhere"). `fast` and `owner` are
+// `Relaxed` words: a relaxed load and store are the `mov`s the plain fields compiled to (38.0
+// instructions per lock+unlock, 38.1 before, callgrind), and another kernel thread decodes
+// the holder from the two without a race (`holderID`: as an `Int` the fast word is negative
+// for a held mutex, positive for a free one, 0 when `owner` holds the truth; `unpack` stores
+// `owner` before it clears the fast word). `waiting` is a word the queue's `didSet` keeps. A
+// description from elsewhere names the holder by its id alone.
 //
 // FIFO handoff. unlock() with waiters does not free the mutex: it makes the first waiter the
 // owner and wakes it. The woken thread returns from lock() already owning the mutex, so a
@@ -69,6 +79,11 @@
 //     compare both (estimated 2 more instructions per lock+unlock than the negated id, past
 //     the benchmark's failing bound).
 //   * Clearing the row's mutexes at thread exit: see "A holder that ended".
+//   * A holder word of its own for readers elsewhere, stored by the fast path: one more store
+//     in every uncontended lock, for what the fast word already encodes.
+//   * Reads from elsewhere under the object's lock (what `isLocked`, `holder` and `waiting`
+//     did): a bare mutex has no lock its runtime takes, so the reader raced the fast paths and
+//     measured the waiter array while the runtime could free its buffer.
 import CUThreads
 
 /// A mutual-exclusion lock for user threads, on one worker or across workers. Waiting parks
@@ -82,17 +97,22 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     /// Bare or locked (SyncState.swift); guards every field below.
     @usableFromInline let sync = SyncState()
     /// The fast paths' word (the essay): the runtime's address (free), the owner's id negated
-    /// (held), or 0 (waiters, shared or undecided: `owner` holds the truth).
-    @exclusivity(unchecked) @usableFromInline var fast: UInt
+    /// (held), or 0 (waiters, shared or undecided: `owner` holds the truth). A `Relaxed` word
+    /// (as `Int` bits), which a reader elsewhere decodes (`holderID`).
+    @usableFromInline let fast: Relaxed
     /// The bound runtime's address, the fast word's "free" value (0 until a bare binding).
     @exclusivity(unchecked) var home: UInt = 0
-    /// The owning thread's id while `fast` is 0; 0 when free.
-    @exclusivity(unchecked) var owner: UInt64 = 0
+    /// The owning thread's id while `fast` is 0; 0 when free. A `Relaxed` word.
+    let owner = Relaxed(0)
     /// The row the owner ran on when it took the mutex (set with every owner, fast path
     /// included): its name while `ownerRow.id == owner` and it has not finished; reused by
     /// another thread, or finished, otherwise. Never decides ownership.
     @exclusivity(unchecked) @usableFromInline var ownerRow: UnsafeMutablePointer<uthreads_tcb>?
-    @exclusivity(unchecked) var waiters = FIFO<Waiter>()
+    @exclusivity(unchecked) var waiters = FIFO<Waiter>() {
+        didSet { queued.store(waiters.count) }  // a simple didSet: the queue is changed in place
+    }
+    /// The length of `waiters`, readable from any kernel thread (`waiting`).
+    let queued = Relaxed(0)
     /// Shown in the thread table and in deadlock reports.
     public let name: String
     /// Process-wide object id (the wait reason's object).
@@ -105,8 +125,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
         self.name = name
         self.id = SyncObjectID.allocate()
         let bare = sync.binding.load(ordering: .relaxed) > SyncState.shared
-        self.fast = bare ? UInt(bitPattern: uthreads_get_runtime()) : 0
-        self.home = fast
+        self.home = bare ? UInt(bitPattern: uthreads_get_runtime()) : 0
+        self.fast = Relaxed(Int(bitPattern: home))
     }
 
     /// Acquires the mutex, parking while another thread holds it. O(1).
@@ -115,8 +135,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     ///   a user thread; `.foreignRuntime` for a mutex bound to another M:1 runtime.
     @inlinable
     public func lock() throws {
-        if let me = uthreads_get_current(), _fastPath(fast == UInt(bitPattern: me.pointee.runtime)) {
-            fast = 0 &- UInt(me.pointee.id)
+        if let me = uthreads_get_current(), _fastPath(fast.load() == Int(bitPattern: me.pointee.runtime)) {
+            fast.store(0 &- Int(truncatingIfNeeded: me.pointee.id))
             ownerRow = me
             return
         }
@@ -126,8 +146,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     /// Acquires the mutex, giving up after `timeout` (or at `deadline`, whichever is first).
     /// - Throws: `UThreadError.timedOut`, `CancellationError`, `.invalidArgument` (relock).
     public func lock(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws {
-        if let me = uthreads_get_current(), fast == UInt(bitPattern: me.pointee.runtime) {
-            fast = 0 &- UInt(me.pointee.id)
+        if let me = uthreads_get_current(), fast.load() == Int(bitPattern: me.pointee.runtime) {
+            fast.store(0 &- Int(truncatingIfNeeded: me.pointee.id))
             ownerRow = me
             return
         }
@@ -141,7 +161,7 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
             (try? sync.with { () -> Bool in
                 unpack()
                 defer { pack() }
-                guard owner == 0 else { return false }
+                guard owner.load() == 0 else { return false }
                 take(me)
                 return true
             }) ?? false
@@ -154,8 +174,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     ///   deadline or cancellation.
     @inlinable
     public func unlock() throws {
-        if let me = uthreads_get_current(), _fastPath(fast &+ UInt(me.pointee.id) == 0) {
-            fast = UInt(bitPattern: me.pointee.runtime)
+        if let me = uthreads_get_current(), _fastPath(fast.load() &+ Int(truncatingIfNeeded: me.pointee.id) == 0) {
+            fast.store(Int(bitPattern: me.pointee.runtime))
             return
         }
         try unlockSlow()
@@ -169,53 +189,60 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
         return try body()
     }
 
-    /// Whether some thread holds the mutex (a snapshot); a thread that ended holding it still
-    /// does.
-    public var isLocked: Bool { sync.locked { holderID != 0 } }
+    /// Whether some thread holds the mutex (a snapshot, from any kernel thread); a thread that
+    /// ended holding it still does.
+    public var isLocked: Bool { holderID != 0 }
 
     /// Whether the calling thread holds the mutex (by thread id: a thread on the row of one
-    /// that ended holding it does not).
+    /// that ended holding it does not). Exact: only the caller can make it true or false.
     public var isHeldByCurrentThread: Bool {
         guard let me = uthreads_get_current() else { return false }
-        return sync.locked { holderID == me.pointee.id }
+        return holderID == me.pointee.id
     }
 
-    /// Threads waiting for the mutex now (a snapshot).
-    public var waiting: Int { sync.locked { waiters.count } }
+    /// Threads waiting for the mutex now (a snapshot, from any kernel thread).
+    public var waiting: Int { queued.load() }
 
-    /// The owner's thread id (0: free), whichever representation holds it (inside `sync`;
-    /// reads only).
+    /// The owner's thread id (0: free), from the two words alone, so from any kernel thread:
+    /// the fast word while it holds the state (a negated id is negative as an `Int`, the
+    /// runtime's address positive), else `owner`. Exact inside `sync`; elsewhere a value the
+    /// mutex had a moment ago.
     var holderID: UInt64 {
-        guard fast != 0 else { return owner }
-        return fast == home ? 0 : UInt64(0 &- fast)
+        let f = fast.load()
+        guard f != 0 else { return UInt64(truncatingIfNeeded: owner.load()) }
+        return f < 0 ? UInt64(truncatingIfNeeded: 0 &- f) : 0
     }
 
-    /// "#12 \"db\"" for a holder that runs, "#12 (finished)" for one that ended holding the
-    /// mutex, "#12" when the holder's row belongs to another kernel thread (inside `sync`).
-    /// The row's id and state are written by the kernel thread that owns the row (a worker
-    /// that runs it, reuses it or frees it with its table), so they are read only when the
-    /// calling scheduler's table owns the row; from anywhere else only the id is certain.
+    /// The holder as descriptions show it (`describeHolder`), nil when free (inside `sync`:
+    /// it reads the row).
     var holderDescription: String? {
         let id = holderID
-        guard id != 0 else { return nil }
-        guard let row = ownerRow, let here = Scheduler.active, here.table.owns(row) else { return "#\(id)" }
-        if row.pointee.id == id, row.pointee.state != .stateFinished, row.pointee.state != .stateFree {
-            return describeThread(row)
+        return id == 0 ? nil : describeHolder(id, row: ownerRow)
+    }
+
+    /// `holderDescription` from any kernel thread: from elsewhere only the id the words give
+    /// (the row is the runtime's).
+    private var holderSnapshot: String? {
+        sync.read {
+            holderDescription
+        } elsewhere: {
+            let id = holderID
+            return id == 0 ? nil : "#\(id)"
         }
-        return "#\(id) (finished)"
     }
 
     /// Makes `me` the owner (inside `sync`, unpacked).
     private func take(_ me: UnsafeMutablePointer<uthreads_tcb>) {
-        owner = me.pointee.id
+        owner.store(Int(truncatingIfNeeded: me.pointee.id))
         ownerRow = me
     }
 
-    /// Moves the fast word's state into `owner` (inside `sync`, before a slow path changes it).
+    /// Moves the fast word's state into `owner` (inside `sync`, before a slow path changes it):
+    /// `owner` first, so a reader elsewhere that sees the fast word 0 finds the holder there.
     private func unpack() {
-        guard fast != 0 else { return }
-        owner = holderID
-        fast = 0
+        guard fast.load() != 0 else { return }
+        owner.store(Int(truncatingIfNeeded: holderID))
+        fast.store(0)
     }
 
     /// Packs the state into the fast word again when the fast paths can take it: a bare mutex
@@ -224,16 +251,14 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
         guard sync.binding.load(ordering: .relaxed) > SyncState.shared, waiters.isEmpty else { return }
         // Bare: the caller runs on the bound runtime's kernel thread (it passed `enter`).
         if home == 0 { home = UInt(bitPattern: uthreads_get_runtime()) }
-        fast = owner == 0 ? home : 0 &- UInt(owner)
+        fast.store(owner.load() == 0 ? Int(bitPattern: home) : 0 &- owner.load())
     }
 
-    /// The holder's id, if any (a snapshot): the id of a thread that ended holding the mutex
-    /// too, which keeps it.
+    /// The holder's id, if any (a snapshot, from any kernel thread): the id of a thread that
+    /// ended holding the mutex too, which keeps it.
     public var holder: ThreadID? {
-        sync.locked {
-            let id = holderID
-            return id == 0 ? nil : ThreadID(rawValue: id)
-        }
+        let id = holderID
+        return id == 0 ? nil : ThreadID(rawValue: id)
     }
 
     // MARK: Slow paths
@@ -254,11 +279,11 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
                 try sync.with { () throws(UThreadError) -> Bool in
                     unpack()
                     defer { pack() }
-                    if owner == 0 {
+                    if owner.load() == 0 {
                         take(me)
                         return false
                     }
-                    if owner == me.pointee.id {
+                    if owner.load() == me.pointee.id {
                         throw .invalidArgument(
                             "UMutex.lock: \(describeThread(me)) already holds \(label) (mutexes are not recursive)")
                     }
@@ -283,7 +308,7 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
         let next = try sync.with { () throws(UThreadError) -> Waiter? in
             unpack()
             defer { pack() }
-            guard let me, owner == me.pointee.id else {
+            guard let me, owner.load() == me.pointee.id else {
                 let who = me.map(describeThread) ?? "code outside a user thread"
                 let held = holderDescription.map { "held by \($0)" } ?? "not locked"
                 throw .invalidArgument("UMutex.unlock: \(who) does not own \(label) (\(held))")
@@ -296,8 +321,8 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     /// Releases a mutex the caller is known to own: hands it to the first waiter. O(1).
     @inlinable
     func releaseOwned() {
-        if let me = uthreads_get_current(), _fastPath(fast &+ UInt(me.pointee.id) == 0) {
-            fast = UInt(bitPattern: me.pointee.runtime)
+        if let me = uthreads_get_current(), _fastPath(fast.load() &+ Int(truncatingIfNeeded: me.pointee.id) == 0) {
+            fast.store(Int(bitPattern: me.pointee.runtime))
             return
         }
         releaseOwnedSlow()
@@ -317,7 +342,7 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     /// the state is left. Caller: inside `sync`, unpacked.
     private func handOff() -> Waiter? {
         guard let next = waiters.pop() else {
-            owner = 0
+            owner.store(0)
             ownerRow = nil
             return nil
         }
@@ -329,11 +354,10 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
 
     // MARK: WaitTarget
 
-    /// "mutex 'db' held by #12, 2 waiting", for the thread table.
+    /// "mutex 'db' held by #12, 2 waiting", for the thread table (from any kernel thread).
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        let (owner, waiting) = sync.locked { (holderDescription, waiters.count) }
-        return "\(label) held by " + (owner ?? "nobody")
-            + (waiting > 0 ? ", \(waiting) waiting" : "")
+        let waiting = self.waiting
+        return "\(label) held by " + (holderSnapshot ?? "nobody") + (waiting > 0 ? ", \(waiting) waiting" : "")
     }
 
     /// The owner, for wait-for cycles.
@@ -341,7 +365,6 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
 
     /// `UMutex(mutex 'db', held by #12)` or `UMutex(mutex 3, free)`.
     public var description: String {
-        let owner = sync.locked { holderDescription }
-        return "UMutex(\(label), \(owner.map { "held by \($0)" } ?? "free"))"
+        "UMutex(\(label), \(holderSnapshot.map { "held by \($0)" } ?? "free"))"
     }
 }

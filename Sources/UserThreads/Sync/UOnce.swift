@@ -22,7 +22,11 @@ public final class UOnce: WaitTarget, CustomStringConvertible, @unchecked Sendab
     private let done = Atomic<Bool>(false)
     /// Bare or locked (SyncState.swift); guards every field below.
     let sync = SyncState()
-    @exclusivity(unchecked) private var runner: ControlBlock?
+    @exclusivity(unchecked) private var runner: ControlBlock? {
+        didSet { runnerID.store(runner.map { Int(truncatingIfNeeded: $0.pointee.id) } ?? 0) }
+    }
+    /// The runner's thread id (0: none), readable from any kernel thread (`holders`).
+    private let runnerID = Relaxed(0)
     @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
 
     /// A once-initialiser whose body has not run.
@@ -88,13 +92,23 @@ public final class UOnce: WaitTarget, CustomStringConvertible, @unchecked Sendab
 
     var label: String { syncLabel("once", name: name, id: id) }
 
-    /// "once 'config' running in #12", for the thread table.
+    /// "once 'config' running in #12", for the thread table (from any kernel thread; from
+    /// elsewhere the runner by its id alone: `describeHolder`).
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        "\(label) running in " + (sync.locked { runner }.map(describeThread) ?? "nobody")
+        let runner = sync.read {
+            self.runner.map { describeHolder(UInt64(runnerID.load()), row: $0) }
+        } elsewhere: {
+            let id = runnerID.load()
+            return id == 0 ? nil : "#\(id)"
+        }
+        return "\(label) running in " + (runner ?? "nobody")
     }
 
-    /// The thread running the body, for wait-for cycles.
-    public var holders: [ThreadID] { sync.locked { runner }.map { [$0.threadID] } ?? [] }
+    /// The thread running the body, for wait-for cycles (from any kernel thread).
+    public var holders: [ThreadID] {
+        let id = runnerID.load()
+        return id == 0 ? [] : [ThreadID(rawValue: UInt64(id))]
+    }
 
     /// `UOnce(once 'config', done)`.
     public var description: String { "UOnce(\(label), \(isDone ? "done" : "not done"))" }

@@ -31,10 +31,23 @@ public final class URWLock: WaitTarget, CustomStringConvertible, @unchecked Send
     public let id: UInt64
     /// Bare or locked (SyncState.swift); guards every field below.
     let sync = SyncState()
-    @exclusivity(unchecked) private var writer: ControlBlock?
-    @exclusivity(unchecked) private var readers: [ControlBlock: Int] = [:]
+    // Each simple didSet (no `oldValue`: the value is changed in place) keeps a `Relaxed` word
+    // beside its field, which readers on any kernel thread read instead of the field.
+    @exclusivity(unchecked) private var writer: ControlBlock? {
+        didSet { writerID.store(writer.map { Int(truncatingIfNeeded: $0.pointee.id) } ?? 0) }
+    }
+    @exclusivity(unchecked) private var readers: [ControlBlock: Int] = [:] {
+        didSet { readerWord.store(readers.count) }
+    }
     @exclusivity(unchecked) private var readQueue = FIFO<Waiter>()
-    @exclusivity(unchecked) private var writeQueue = FIFO<Waiter>()
+    @exclusivity(unchecked) private var writeQueue = FIFO<Waiter>() {
+        didSet { writersQueued.store(writeQueue.count) }
+    }
+    /// The writer's thread id (0: none), the number of readers holding the lock, the length of
+    /// `writeQueue`.
+    private let writerID = Relaxed(0)
+    private let readerWord = Relaxed(0)
+    private let writersQueued = Relaxed(0)
 
     /// An unlocked read–write lock.
     ///
@@ -176,26 +189,37 @@ public final class URWLock: WaitTarget, CustomStringConvertible, @unchecked Send
         return try body()
     }
 
-    /// Active readers (a snapshot, for tests and the thread table).
-    public var readerCount: Int { sync.locked { readers.count } }
-    /// Whether a thread holds the lock for writing now (a snapshot).
-    public var isWriteLocked: Bool { sync.locked { writer != nil } }
+    /// Active readers (a snapshot, from any kernel thread).
+    public var readerCount: Int { readerWord.load() }
+    /// Whether a thread holds the lock for writing now (a snapshot, from any kernel thread).
+    public var isWriteLocked: Bool { writerID.load() != 0 }
 
     var label: String { syncLabel("rwlock", name: name, id: id) }
 
-    /// "rwlock 'db' write-held by #12, 1 writer(s) queued", for the thread table.
+    /// "rwlock 'db' write-held by #12, 1 writer(s) queued", for the thread table (from any
+    /// kernel thread; from elsewhere the writer by its id alone: `describeHolder`).
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        let (writer, readers, writers) = sync.locked { (self.writer, self.readers.count, writeQueue.count) }
+        let writer = sync.read {
+            self.writer.map { describeHolder(UInt64(writerID.load()), row: $0) }
+        } elsewhere: {
+            let w = writerID.load()
+            return w == 0 ? nil : "#\(w)"
+        }
+        let writers = writersQueued.load()
         let queued = writers == 0 ? "" : ", \(writers) writer(s) queued"
-        if let writer { return "\(label) write-held by \(describeThread(writer))\(queued)" }
-        return "\(label) read-held by \(readers) reader(s)\(queued)"
+        if let writer { return "\(label) write-held by \(writer)\(queued)" }
+        return "\(label) read-held by \(readerCount) reader(s)\(queued)"
     }
 
-    /// The writer, or the readers, for wait-for cycles.
+    /// The writer, or the readers, for wait-for cycles. From elsewhere only the writer (the
+    /// readers are the runtime's state).
     public var holders: [ThreadID] {
-        sync.locked {
+        sync.read {
             if let writer { return [writer.threadID] }
             return readers.keys.map(\.threadID).sorted()
+        } elsewhere: {
+            let writer = writerID.load()
+            return writer == 0 ? [] : [ThreadID(rawValue: UInt64(writer))]
         }
     }
 

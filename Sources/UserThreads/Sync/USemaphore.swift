@@ -19,7 +19,11 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
     let sync = SyncState()
     /// The permits: a `Relaxed` word, readable from any kernel thread (`value`).
     private let count: Relaxed
-    @exclusivity(unchecked) private var waiters = FIFO<Waiter>()
+    @exclusivity(unchecked) private var waiters = FIFO<Waiter>() {
+        didSet { queued.store(waiters.count) }  // a simple didSet: the queue is changed in place
+    }
+    /// The length of `waiters`, readable from any kernel thread (the description).
+    private let queued = Relaxed(0)
     @exclusivity(unchecked) private var destroyed = false
 
     /// A semaphore holding no permits.
@@ -111,13 +115,9 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
 
     var label: String { syncLabel("semaphore", name: name, id: id) }
 
-    /// "semaphore 'slots' (value 0, 2 waiting)", for the thread table.
+    /// "semaphore 'slots' (value 0, 2 waiting)", for the thread table (from any kernel thread).
     public func waitDescription(kind: WaitReason.Kind) -> String {
-        sync.read {
-            "\(label) (value \(count.load()), \(waiters.count) waiting)"
-        } elsewhere: {
-            "\(label) (value \(count.load()))"  // the queue is the owner's
-        }
+        "\(label) (value \(value), \(queued.load()) waiting)"
     }
 
     /// `USemaphore(semaphore 'slots', value 2)`.
