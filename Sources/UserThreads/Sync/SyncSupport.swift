@@ -142,27 +142,3 @@ func describeThread(_ t: ControlBlock) -> String {
     let name = t.cName
     return name.isEmpty ? "#\(t.pointee.id)" : "#\(t.pointee.id) \"\(name)\""
 }
-
-extension Scheduler {
-    /// Enqueues the running thread on `queue` and parks it. Throws on timeout, cancellation,
-    /// close and deadlock teardown (in which cases the thread is already off the queue).
-    @inline(__always)
-    func wait(
-        on queue: WaitQueue, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget,
-        deadline: UInt64?
-    ) throws {
-        queue.enqueue(current)
-        try park(kind, object: object, target: target, deadline: deadline).check()
-    }
-
-    /// Wakes every thread on `queue` with `result`. Returns how many were woken. O(n).
-    @discardableResult
-    func wakeAll(_ queue: WaitQueue, _ result: WakeResult) -> Int {
-        var n = 0
-        while let t = queue.dequeue() {
-            wake(t, result)
-            n += 1
-        }
-        return n
-    }
-}
