@@ -111,11 +111,12 @@ struct SyncState: ~Copyable {
     }
 
     /// `enter` for an operation that does not wait and cannot fail (a semaphore's signal, a
-    /// condition's signal and broadcast, destroy, a group's `cancelAll`), which any kernel
-    /// thread may call: when the object is bound to another M:1 runtime, `operation` (the same
-    /// call again) is posted to that runtime and run on its kernel thread at its next safe
-    /// point (Scheduler/ForeignCancels.swift), where `enter` admits it bare; it is dropped when
-    /// that runtime has ended (its threads are gone, nobody waits). Returns whether it locked
+    /// condition's signal and broadcast, destroy, a group's `cancelAll`, a wait group's wake
+    /// at zero), which any kernel thread may call: when the object is bound to another M:1
+    /// runtime, `operation` (the same call again) is posted to that runtime and run on its
+    /// kernel thread at its next safe point (Scheduler/ForeignCancels.swift), where `enter`
+    /// admits it bare; it is dropped when that runtime has ended (its threads are gone, nobody
+    /// waits). Returns whether it locked
     /// (pass it to `leave`), or nil when the operation was posted or dropped: the caller then
     /// touches nothing. (The rule: SyncSupport.swift, "Bare or locked".)
     /// (An autoclosure: the closure is made only when it is posted.)

@@ -43,9 +43,11 @@
 // in the order posted. Applied later, it cannot say what it did: a posted condition `signal`
 // returns false and `broadcast` 0. When the runtime has ended the post is dropped: its threads
 // are gone, nobody waits. Operations that wait, or must answer now (lock, unlock, wait, send,
-// receive, add, spawn), keep throwing `.foreignRuntime` on another runtime's bare object: a
+// receive, a group's spawn), keep throwing `.foreignRuntime` on another runtime's bare object: a
 // wait needs a user thread of the object's runtime, and an answer from a post would block the
 // caller's kernel thread (its whole runtime, if it has one) until the owner's next safe point.
+// A wait group's `add` and `done` answer now from anywhere: its count is an atomic word outside
+// the bare state, and only the wake at zero is posted (UWaitGroup.swift).
 // Consequence for users: an object made inside `run { }` belongs to that runtime (hand it to a
 // `blocking {}` body or another runtime and its waits throw `.foreignRuntime`, its signals are
 // posted); an object made outside any runtime and first used by a pthread or a worker is
