@@ -18,10 +18,12 @@
 // or under the lock): when a caller elsewhere brings the count to zero, the wake is posted to
 // the group's runtime (`SyncState.enter(orPost:)`, its inbox: at once when it idles, else at
 // its next safe point), which wakes the waiters if the count is still zero then; dropped when
-// the runtime has ended (nobody waits). A waiter can tell only if an `add` raises the count
-// again before the post is applied, which Go's rule for reuse forbids (new adds after every
-// wait has returned): it then waits on for the next zero (or its deadline), and never returns
-// while tasks are pending. On the runtime's own thread the price is a locked compare-and-swap
+// the runtime has ended (nobody waits). As for every call from outside, the runtime's deadlock
+// check does not wait for one: when all its threads wait with no deadline, it reports a
+// deadlock even if a pthread would call `done` later (Scheduler/ForeignCancels.swift). A
+// waiter can tell only if an `add` raises the count again before the post is applied, which
+// Go's rule for reuse forbids (new adds after every wait has returned): it then waits on for
+// the next zero (or its deadline), and never returns while tasks are pending. On the runtime's own thread the price is a locked compare-and-swap
 // instead of a plain store, in a path made cheaper at the same time (an add that finds no
 // waiter leaves the list alone): docs/BENCHMARKS.md, "Wait groups from anywhere".
 //
