@@ -140,7 +140,6 @@ enum {
 /// Flag bits.
 enum {
     UTHREADS_FLAG_CANCELLED = 1u << 0,   ///< cancel() was called
-    UTHREADS_FLAG_DETACHED = 1u << 1,    ///< nobody will join (runtime-internal threads)
     UTHREADS_FLAG_MAIN = 1u << 2,        ///< the closure given to UThreadRuntime.run
     UTHREADS_FLAG_TIMER = 1u << 3,       ///< has an entry in the timer heap
     UTHREADS_FLAG_CANCELLABLE = 1u << 4, ///< the current park may be interrupted by cancel()

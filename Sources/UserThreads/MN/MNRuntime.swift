@@ -180,9 +180,12 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         table = .allocate(capacity: n)
         descriptors.attach(self)  // before any worker (or other kernel thread) uses it
         JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
+        var runtimeSerial: UInt?  // the first worker's serial: the runtime's (Scheduler.runtimeSerial)
         for i in 0..<n {
             let scheduler = Scheduler(
-                settings: configuration.schedulerSettings, policy: policies[i], worker: true)
+                settings: configuration.schedulerSettings, policy: policies[i], worker: true,
+                runtimeSerial: runtimeSerial)
+            runtimeSerial = scheduler.runtimeSerial
             let w: MNWorker
             do { w = try MNWorker(index: i, runtime: self, scheduler: scheduler) } catch {
                 // Nothing has run: close what the workers made so far (epoll sets, eventfds).

@@ -25,10 +25,19 @@
 // marks the group ended in the same access to its state, and a spawn checks the mark and
 // records its child in one access too (the child is made inside it: a spawn never parks). So a
 // group that escaped its scope (stored, captured by a thread that outlives it) throws
-// `UThreadError.closed` on `spawn`: a child spawned then would be joined by nobody. Spawns come
-// only from user threads of the group's runtime (`invalidArgument` outside a user thread,
-// `.foreignRuntime` from another M:1 runtime's); `cancelAll()`, which does not wait, may come
-// from any kernel thread, by the rule of every sync object (Sync/SyncSupport.swift).
+// `UThreadError.closed` on `spawn`: a child spawned then would be joined by nobody.
+//
+// Spawns come only from user threads of the group's runtime. The group records its runtime
+// (`Scheduler.runtimeSerial`, one number for all the workers of an M:N runtime) and a spawn
+// compares it with the caller's before it touches anything: a kernel thread outside every
+// runtime (a pthread, a `blocking {}` body) gets `invalidArgument` (no user thread to spawn
+// from), a user thread of another runtime `.foreignRuntime`, whatever the two runtimes' worker
+// counts; the group and both runtimes are then as before the call. The state's binding alone
+// does not do it: it refuses a thread of another runtime only for a group of an M:1 runtime,
+// while a group made on M:N workers is shared (under its lock), so another runtime's thread
+// would spawn its child in its own runtime and record it, and the group's waiter could not
+// join it. `cancelAll()`, which does not wait, may come from any kernel thread, by the rule of
+// every sync object (Sync/SyncSupport.swift).
 //
 // Waiting for all is joining each child in turn (uncancellably once the waiter was cancelled):
 // the waiter is a joiner like any other (Waiter.swift across workers), the thread table shows
@@ -45,6 +54,11 @@
 //     worker never runs the code that counts it out, so the waiter would wait forever.
 //   * A spawn into an ended group that runs the child anyway (what this had): an orphan nobody
 //     joins, whose error nobody sees; or that stops the process: the caller can handle a throw.
+//   * A spawn from another runtime's thread that starts the child in the group's runtime (as
+//     `UThreadRuntime.Handle.spawn` does from outside): a group of an M:1 runtime is bare, so
+//     the spawn would be posted and could not say now whether the scope had ended (`.closed`);
+//     and a thread of another runtime has no place in a scope that its runtime does not run.
+//     Work for the group's runtime is handed to its threads (a channel) or to `Handle.spawn`.
 import CUThreads
 
 /// The handle `withThreadGroup` passes to its body. `Sendable`: children on any worker may
@@ -53,6 +67,8 @@ public final class UThreadGroup: @unchecked Sendable {
     /// The name given to `withThreadGroup` ("" if none).
     public let name: String
     let id: UInt64
+    /// The runtime whose threads may spawn into the group (`Scheduler.runtimeSerial`).
+    let runtime: UInt
     /// Bare or locked (SyncState.swift); guards every field below.
     let sync = SyncState()
     @exclusivity(unchecked) private var children: [UThread<Void>] = []
@@ -66,9 +82,10 @@ public final class UThreadGroup: @unchecked Sendable {
     /// Set when `waitForAll` found every child finished: the scope is over, spawns throw.
     @exclusivity(unchecked) private var ended = false
 
-    init(name: String) {
+    init(name: String, runtime: UInt) {
         self.name = name
         self.id = SyncObjectID.allocate()
+        self.runtime = runtime
     }
 
     /// Starts a child thread that may run on any worker. It runs until its body returns or
@@ -109,6 +126,7 @@ public final class UThreadGroup: @unchecked Sendable {
     /// child nobody joins. Cancels the child at once when the group is cancelled.
     private func adopt(_ api: StaticString, _ spawn: () -> UThread<Void>) throws {
         guard let s = Scheduler.active, s.onUserThread else { throw Scheduler.outsideUserThread(api) }
+        guard s.runtimeSerial == runtime else { throw UThreadError.foreignRuntime }
         let (child, cancelNow) = try sync.with { () throws(UThreadError) -> (UThread<Void>, Bool) in
             if ended {
                 throw .closed(
@@ -225,7 +243,7 @@ public func withThreadGroup<R>(name: String = "", _ body: (UThreadGroup) throws 
             me.set(.flagMigratable)
         }
     }
-    let group = UThreadGroup(name: name)
+    let group = UThreadGroup(name: name, runtime: s.runtimeSerial)
     let result: R
     do {
         result = try body(group)

@@ -3,8 +3,8 @@
 // wait on an object shared between kernel threads (Sync/Waiter.swift), a call that reads what
 // only the runtime may read (its statistics), a thread to start (`UThreadRuntime.Handle.spawn`),
 // an operation of a sync object bound to it that does not wait (a signal, a broadcast, a
-// destroy, a group's `cancelAll`: Sync/SyncState.swift, found by the runtime's serial), and the
-// bell that ends its idle sleep.
+// destroy, a group's `cancelAll`, a wait group's wake at zero: Sync/SyncState.swift, found by
+// the runtime's serial), and the bell that ends its idle sleep.
 //
 // An M:1 scheduler has no lock: only its own kernel thread may touch it. So another kernel
 // thread never cancels; it *posts* the thread's object to the runtime's inbox and wakes the

@@ -223,8 +223,13 @@ final class Scheduler {
     @exclusivity(unchecked) var workerIndex: Int32 = -1
     /// A number no other scheduler of the process has or had (from 2 up): what a sync object
     /// owned by one M:1 runtime records (an address could be reused by a later scheduler).
-    let serial = Scheduler.serials.wrappingAdd(1, ordering: .relaxed).oldValue
+    let serial: UInt
     private static let serials = Atomic<UInt>(2)
+    /// The runtime this scheduler serves, as a number no other runtime of the process has or
+    /// had: `serial` under M:1, the first worker's `serial` on every worker of an M:N runtime.
+    /// What a thread group records (Runtime/ThreadGroup.swift: only threads of its runtime
+    /// spawn into it).
+    let runtimeSerial: UInt
     /// Built with ThreadSanitizer: every switch is announced to it as a fiber switch
     /// (cuthreads.h). False in other builds: one branch per switch on a field in cache.
     let tsan = uthreads_tsan_enabled() != 0
@@ -321,8 +326,13 @@ final class Scheduler {
     /// so a process whose first I/O hit a closed reader died of SIGPIPE.)
     private static let processSetUp: Void = uthreads_ignore_sigpipe()
 
-    init(settings: SchedulerSettings, policy: any SchedulingPolicy, worker: Bool = false) {
+    /// `runtimeSerial`: the serial of the runtime's first scheduler, for a later worker of an
+    /// M:N runtime; nil for the first (or only) one, whose own serial it becomes.
+    init(settings: SchedulerSettings, policy: any SchedulingPolicy, worker: Bool = false, runtimeSerial: UInt? = nil) {
         Scheduler.processSetUp
+        let serial = Scheduler.serials.wrappingAdd(1, ordering: .relaxed).oldValue
+        self.serial = serial
+        self.runtimeSerial = runtimeSerial ?? serial
         self.settings = settings
         self.policy = policy
         self.fifo = policy as? FIFOPolicy

@@ -43,9 +43,11 @@
 // in the order posted. Applied later, it cannot say what it did: a posted condition `signal`
 // returns false and `broadcast` 0. When the runtime has ended the post is dropped: its threads
 // are gone, nobody waits. Operations that wait, or must answer now (lock, unlock, wait, send,
-// receive, add, spawn), keep throwing `.foreignRuntime` on another runtime's bare object: a
+// receive, a group's spawn), keep throwing `.foreignRuntime` on another runtime's bare object: a
 // wait needs a user thread of the object's runtime, and an answer from a post would block the
 // caller's kernel thread (its whole runtime, if it has one) until the owner's next safe point.
+// A wait group's `add` and `done` answer now from anywhere: its count is an atomic word outside
+// the bare state, and only the wake at zero is posted (UWaitGroup.swift).
 // Consequence for users: an object made inside `run { }` belongs to that runtime (hand it to a
 // `blocking {}` body or another runtime and its waits throw `.foreignRuntime`, its signals are
 // posted); an object made outside any runtime and first used by a pthread or a worker is
@@ -63,8 +65,9 @@
 // that is the state costs the owner's paths no instruction, a word beside a field one store
 // per change, and the reader gets a value the object had a moment ago, never a torn one, and
 // no data race. Three shapes, each written once:
-//   * a count or flag that is the state is the word itself (a semaphore's permits, a wait
-//     group's counter, a barrier's arrivals, a group's cancel flag, a mutex's owner id), and
+//   * a count or flag that is the state is the word itself (a semaphore's permits, a
+//     barrier's arrivals, a group's cancel flag, a mutex's owner id; a wait group's counter
+//     too, though it is changed by compare-and-swap from anywhere: UWaitGroup.swift), and
 //     so is the mutex's fast word: its holder is decoded from the two words (UMutex.swift), so
 //     the fast path inlined into user code stores nothing more;
 //   * what lives in a structure gets a word beside it, kept by a simple `didSet` on the field
@@ -173,28 +176,4 @@ func describeHolder(_ id: UInt64, row: ControlBlock?) -> String {
         return describeThread(row)
     }
     return "#\(id) (finished)"
-}
-
-extension Scheduler {
-    /// Enqueues the running thread on `queue` and parks it. Throws on timeout, cancellation,
-    /// close and deadlock teardown (in which cases the thread is already off the queue).
-    @inline(__always)
-    func wait(
-        on queue: WaitQueue, _ kind: WaitReason.Kind, object: UInt64, target: WaitTarget,
-        deadline: UInt64?
-    ) throws {
-        queue.enqueue(current)
-        try park(kind, object: object, target: target, deadline: deadline).check()
-    }
-
-    /// Wakes every thread on `queue` with `result`. Returns how many were woken. O(n).
-    @discardableResult
-    func wakeAll(_ queue: WaitQueue, _ result: WakeResult) -> Int {
-        var n = 0
-        while let t = queue.dequeue() {
-            wake(t, result)
-            n += 1
-        }
-        return n
-    }
 }

@@ -139,11 +139,4 @@ public class WaitQueue {
         guard let q = t.pointee.wait_queue else { return }
         Unmanaged<WaitQueue>.fromOpaque(q).takeUnretainedValue().remove(t)
     }
-
-    /// The waiters' ids, front first. O(n).
-    var threadIDs: [ThreadID] {
-        var ids: [ThreadID] = []
-        list.forEach { ids.append($0.threadID) }
-        return ids
-    }
 }

@@ -58,7 +58,6 @@ extension UInt8 {
 
 extension UInt32 {
     static let flagCancelled = UInt32(UTHREADS_FLAG_CANCELLED)
-    static let flagDetached = UInt32(UTHREADS_FLAG_DETACHED)
     static let flagMain = UInt32(UTHREADS_FLAG_MAIN)
     static let flagTimer = UInt32(UTHREADS_FLAG_TIMER)
     static let flagCancellable = UInt32(UTHREADS_FLAG_CANCELLABLE)

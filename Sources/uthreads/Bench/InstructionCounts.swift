@@ -76,6 +76,15 @@ enum InstructionCounts {
             try UThreadRuntime.run {
                 for _ in 0..<count { UThread.checkpoint() }
             }
+        case "waitgroup":  // not measured by --instructions: add+done pairs on one runtime's own thread
+            try UThreadRuntime.run {
+                let g = UWaitGroup()
+                for _ in 0..<count {
+                    try g.add()
+                    try g.done()
+                }
+                precondition(g.pending == 0)
+            }
         case "channel-shared":  // not measured by --instructions: a profile of the shared path
             // Two workers, so the channel takes its path for several kernel threads; both
             // threads on worker 0, so no handoff crosses them.
@@ -240,7 +249,7 @@ struct BenchLoopCommand: ParsableCommand {
         guard count >= 0 else { throw ValidationError("COUNT must be ≥ 0") }
         guard
             InstructionCounts.operations.contains(where: { $0.key == operation })
-                || ["channel-shared", "channel-pair", "spawn-batch", "spawn-batch-2"].contains(operation)
+                || ["channel-shared", "channel-pair", "spawn-batch", "spawn-batch-2", "waitgroup"].contains(operation)
         else {
             throw ValidationError(
                 "unknown loop '\(operation)' (loops: \(InstructionCounts.operations.map(\.key).joined(separator: ", ")))"

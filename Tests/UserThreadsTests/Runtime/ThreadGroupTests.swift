@@ -3,6 +3,7 @@
 // on the first error, a cancelled waiter cancels its children) at workers 1 and 2 are in
 // UGroupPrimitivesTests.
 import CUThreads
+import Foundation
 import Synchronization
 import Testing
 @testable import UserThreads
@@ -155,5 +156,76 @@ struct ThreadGroupTests {
         #expect(outcome == "cancelled")
         #expect(cancelled == children)
         #expect(failure == nil)
+    }
+
+    /// Where a spawn into a group comes from when it is not from the group's own runtime.
+    enum Outsider: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case kernelThread = "a kernel thread"
+        case oneWorker = "a thread of another runtime of one worker"
+        case twoWorkers = "a thread of another runtime of two workers"
+        var testDescription: String { rawValue }
+
+        /// Runs `body` there, on a new kernel thread (as the main thread of a runtime of its own
+        /// for the runtimes); the returned flag is set once it returned.
+        func run(_ body: @escaping @Sendable () -> Void) -> ElsewhereDone {
+            let done = ElsewhereDone()
+            let from = self
+            Thread {
+                do {
+                    switch from {
+                    case .kernelThread: body()
+                    case .oneWorker: try UThreadRuntime.run { body() }
+                    case .twoWorkers: try UThreadRuntime.run(workers: 2) { body() }
+                    }
+                } catch { done.failure.withLock { $0 = "\(error)" } }
+                done.flag.store(true, ordering: .releasing)
+            }.start()
+            return done
+        }
+    }
+
+    /// `spawn` and `spawnLocal` into a live group from a thread of another runtime (of one
+    /// worker or two, into a group of one worker or two: the M:N group's state is shared and
+    /// would not refuse it) throw `.foreignRuntime`, and from a kernel thread outside every
+    /// runtime `invalidArgument`; the child never runs, the other runtime ends normally, and
+    /// the group goes on: a spawn of its own after them runs and the scope returns.
+    @Test(arguments: [1, 2], Outsider.allCases)
+    func aSpawnFromAnotherRuntimeThrowsAndChangesNothing(workers: Int, from: Outsider) throws {
+        let ran = Count()
+        let (answers, failure) = try UThreadRuntime.run(workers: workers) { () -> ([String], String?) in
+            let answers = KernelLock<[String]>([])
+            var done: ElsewhereDone?
+            try withThreadGroup(name: "home") { g in
+                try g.spawn { ran.add() }
+                let handed = Handed(value: g)
+                done = from.run {
+                    func attempt(_ spawn: () throws -> Void) {
+                        let answer: String
+                        do {
+                            try spawn()
+                            answer = "spawned"
+                        } catch let error as UThreadError {
+                            answer = error == .foreignRuntime ? "foreignRuntime" : "\(error)"
+                        } catch { answer = "\(error)" }
+                        answers.withLock { $0.append(answer) }
+                    }
+                    attempt { try handed.value.spawn { ran.add() } }
+                    attempt { try handed.value.spawnLocal { ran.add() } }
+                }
+                try waitFor { done?.isSet ?? true }
+                try g.spawn { ran.add() }
+            }
+            return (answers.withLock { $0 }, done?.failure.withLock { $0 })
+        }
+        if from == .kernelThread {
+            #expect(answers.count == 2)
+            #expect(answers.first?.contains("UThreadGroup.spawn must be called on a user thread") == true, "\(answers)")
+            #expect(
+                answers.last?.contains("UThreadGroup.spawnLocal must be called on a user thread") == true, "\(answers)")
+        } else {
+            #expect(answers == ["foreignRuntime", "foreignRuntime"])
+        }
+        #expect(failure == nil)
+        #expect(ran.value == 2)
     }
 }

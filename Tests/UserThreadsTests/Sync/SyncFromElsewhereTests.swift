@@ -4,6 +4,8 @@
 // bound to it (SyncSupport.swift, "Bare or locked"): such a call is posted to that runtime and
 // applied on its kernel thread; under two workers the object is shared and the call takes its
 // lock. Either way every signal arrives and nothing is raced (scripts/tsan.sh sees no report).
+// A wait group's `add` and `done` answer at once from anywhere (its count is an atomic word;
+// only the wake at zero is posted: UWaitGroup.swift), also from a `blocking {}` body.
 import CUThreads
 import Foundation
 import Synchronization
@@ -57,6 +59,37 @@ private func outcome(_ body: () throws -> Void) -> String {
         if case .closed = error { return "closed" }
         return "\(error)"
     } catch { return "\(type(of: error))" }
+}
+
+/// Where a wait group is counted from in the wait group tests: a kernel thread outside every
+/// runtime, a `blocking {}` body of the group's own runtime, or the main thread of an M:1
+/// runtime of its own.
+enum Counter: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case kernelThread = "a kernel thread"
+    case blockingBody = "a blocking {} body"
+    case anotherRuntime = "another runtime"
+    var testDescription: String { rawValue }
+
+    /// Runs `body` there; the returned flag is set once it returned. Called on a user thread
+    /// (a `blocking {}` body is started by a thread of the caller's runtime).
+    func run(_ body: @escaping @Sendable () -> Void) -> ElsewhereDone {
+        switch self {
+        case .kernelThread: return Elsewhere.kernelThread.run(body)
+        case .anotherRuntime: return Elsewhere.anotherRuntime.run(body)
+        case .blockingBody:
+            let done = ElsewhereDone()
+            _ = UThread(name: "blocking") {
+                do { try blocking { body() } } catch { done.failure.withLock { $0 = "\(error)" } }
+                done.flag.store(true, ordering: .releasing)
+            }
+            return done
+        }
+    }
+}
+
+/// Runs `body`, recording what it threw in `errors` (for calls made where `#expect` cannot).
+private func noting(_ errors: SyncLog<String>, _ body: () throws -> Void) {
+    do { try body() } catch { errors.add("\(error)") }
 }
 
 @Suite(.timeLimit(.minutes(1)))
@@ -173,6 +206,78 @@ struct SyncFromElsewhereTests {
             return outcomes + [done.failure.withLock { $0 } ?? "ok"]
         }
         #expect(outcomes == ["nil", "closed", "ok"])
+    }
+
+    /// `done()` from elsewhere, one task at a time, while the group's own runtime adds and
+    /// finishes tasks of its own on the same count: every call is accepted (none is refused
+    /// as foreign, none finds the count out of range), and both waiters, parked before the
+    /// first `done`, return once the count is zero, which it is at the end.
+    @Test(arguments: syncWorkerCounts, Counter.allCases)
+    func waitGroupDoneFromElsewhereWakesEveryWaiter(workers: Int, from: Counter) throws {
+        let rounds = 1_000
+        let (outcomes, pending, errors) = try runOn(workers: workers) { () -> ([String], Int, [String]) in
+            let tasks = UWaitGroup(name: "tasks")
+            try tasks.add(rounds)
+            let waiters = (0..<2).map { i in
+                UThread(name: "waiter \(i)") { outcome { try tasks.wait(timeout: .seconds(20)) } }
+            }
+            for w in waiters { #expect(try waitUntilParked(w, .waitGroup)) }
+            let errors = SyncLog<String>()
+            let done = from.run { for _ in 0..<rounds { noting(errors) { try tasks.done() } } }
+            for _ in 0..<rounds {
+                try tasks.add()
+                UThread.yield()
+                try tasks.done()
+            }
+            let outcomes = try waiters.map { try $0.join() }
+            try waitFor { done.isSet }
+            return (outcomes + [done.failure.withLock { $0 } ?? "ok"], tasks.pending, errors.all)
+        }
+        #expect(outcomes == ["returned", "returned", "ok"])
+        #expect(pending == 0)
+        #expect(errors.isEmpty, "\(errors)")
+    }
+
+    /// From elsewhere, `add` changes the count at once: the caller reads it back, and a wait
+    /// the group's runtime starts after it (Go's rule: add before wait) parks instead of
+    /// returning, until a `done` from elsewhere ends it. A `done` too many throws
+    /// `invalidArgument` to that caller and leaves the count at zero.
+    @Test(arguments: syncWorkerCounts, Counter.allCases)
+    func waitGroupAddFromElsewhereIsSeenAtOnce(workers: Int, from: Counter) throws {
+        let (seen, ended, pending, errors) = try runOn(workers: workers) { () -> ([Int], String, Int, [String]) in
+            let tasks = UWaitGroup(name: "tasks")
+            let added = ElsewhereDone()  // set by the caller elsewhere once it added
+            let parked = ElsewhereDone()  // set here once the waiter parked
+            let seen = SyncLog<Int>()
+            let errors = SyncLog<String>()
+            let done = from.run {
+                noting(errors) { try tasks.add(2) }
+                seen.add(tasks.pending)
+                noting(errors) { try tasks.done() }
+                seen.add(tasks.pending)
+                added.flag.store(true, ordering: .releasing)
+                while !parked.isSet { sched_yield() }
+                noting(errors) { try tasks.done() }
+                seen.add(tasks.pending)
+                noting(errors) { try tasks.done() }  // one too many
+                seen.add(tasks.pending)
+            }
+            try waitFor { added.isSet }
+            let waiter = UThread(name: "waiter") { outcome { try tasks.wait(timeout: .seconds(20)) } }
+            #expect(try waitUntilParked(waiter, .waitGroup))
+            parked.flag.store(true, ordering: .releasing)
+            let ended = try waiter.join()
+            try waitFor { done.isSet }
+            #expect(done.failure.withLock { $0 } == nil)
+            return (seen.all, ended, tasks.pending, errors.all)
+        }
+        #expect(seen == [2, 1, 0, 0])
+        #expect(ended == "returned")
+        #expect(pending == 0)
+        #expect(errors.count == 1)
+        #expect(
+            errors.first?.contains("UWaitGroup.add(-1): wait group 'tasks' would go negative (0 pending)") == true,
+            "\(errors)")
     }
 
     /// A channel made outside every runtime and never used is closed by a kernel thread outside
