@@ -408,7 +408,14 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// `scheduler` (`MNThreadObject.forSpawn`: no second look-up of the worker): queued on it, or
     /// started at once when `pinned`, under an ordering policy, or when the queue is full.
     @usableFromInline
-    static func spawnFromWorker(_ object: MNThreadObject, scheduler: UnsafeMutableRawPointer, pinned: Bool) {
+    static func spawnFromWorker(
+        _ unmanaged: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer, pinned: Bool
+    ) {
+        unmanaged._withUnsafeGuaranteedRef { spawnFromWorker($0, scheduler: scheduler, pinned: pinned) }
+    }
+
+    @inline(__always)
+    private static func spawnFromWorker(_ object: MNThreadObject, scheduler: UnsafeMutableRawPointer, pinned: Bool) {
         Unmanaged<Scheduler>.fromOpaque(scheduler)._withUnsafeGuaranteedRef { s in
             Unmanaged<MNWorker>.fromOpaque(s.workerOpaque.unsafelyUnwrapped)._withUnsafeGuaranteedRef { w in
                 if pinned { object.pinned = true }

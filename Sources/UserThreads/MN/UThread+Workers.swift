@@ -230,11 +230,14 @@ extension UThread {
         _ body: @escaping () throws -> Success
     ) -> MNThreadObject {
         // One look-up of the calling worker for the object and the queue (nothing parks between).
+        // The object unmanaged, +1 ours, until the handle takes it (see `forSpawn`).
         let (object, scheduler) = MNThreadObject.forSpawn(name: name, stackSize: stackSize, "UThread.init")
-        object.install(mn: body)
-        if priority != 0 || parameters != nil { object.setScheduling(priority: priority, parameters) }
+        object._withUnsafeGuaranteedRef { object in
+            object.install(mn: body)
+            if priority != 0 || parameters != nil { object.setScheduling(priority: priority, parameters) }
+        }
         MNRuntime.spawnFromWorker(object, scheduler: scheduler, pinned: pinned)
-        return object
+        return object.takeRetainedValue()
     }
 
     /// `spawn(name:onWorker:…)` under several workers.
