@@ -113,6 +113,12 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// Workers that sleep (or are about to), and those among them that nothing but another
     /// worker can wake.
     let sleepers = Atomic<Int>(0)
+    /// Of `sleepers`, those not in a deferred sleep (`MNWorker.asleepDeferred`: such a worker
+    /// looks at the queues again within `stealAfterNanoseconds`, so a queued thread does not
+    /// ring it): what a spawn reads to decide whether to ring (`ringForQueued`). Without it,
+    /// every spawn while the other worker slept deferred walked the workers' `sleeping` words
+    /// for nothing (~20 instructions per spawn).
+    let ringableSleepers = Atomic<Int>(0)
     let stuck = MNStuckCensus()
     /// Workers that have cancelled their threads after main returned.
     let shutdownsHandled = Atomic<Int>(0)
@@ -282,12 +288,14 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     }
 
     /// After a thread was queued: rings a sleeping worker other than `except`, unless one spins.
-    /// The queue's count changed with a sequentially consistent write before `sleepers` is read,
-    /// and a worker going to sleep announces it before it reads the counts (seq-cst too): one of
-    /// the two sees the other, so a thread is never left queued with every worker asleep.
+    /// The queue's count changed with a sequentially consistent write before `ringableSleepers`
+    /// is read, and a worker going to sleep without a deadline for its next look announces it
+    /// (`sleeping`, then `ringableSleepers`) before it reads the counts (seq-cst too): one of
+    /// the two sees the other, so a thread is never left queued with every worker asleep. A
+    /// worker in a deferred sleep is not counted: `ring(forQueuedThread:)` would not ring it.
     @inline(__always)
     func ringForQueued(except: Int) {
-        if sleepers.load(ordering: .sequentiallyConsistent) > 0 && spinning.load(ordering: .relaxed) == 0 {
+        if ringableSleepers.load(ordering: .sequentiallyConsistent) > 0 && spinning.load(ordering: .relaxed) == 0 {
             ringOne(except: except)
         }
     }
@@ -407,15 +415,9 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// `spawn` of a thread that `UThread.init` made on the calling worker, whose scheduler is
     /// `scheduler` (`MNThreadObject.forSpawn`: no second look-up of the worker): queued on it, or
     /// started at once when `pinned`, under an ordering policy, or when the queue is full.
-    @usableFromInline
-    static func spawnFromWorker(
-        _ unmanaged: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer, pinned: Bool
-    ) {
-        unmanaged._withUnsafeGuaranteedRef { spawnFromWorker($0, scheduler: scheduler, pinned: pinned) }
-    }
-
+    /// Called through `MNSpawn.publish`.
     @inline(__always)
-    private static func spawnFromWorker(_ object: MNThreadObject, scheduler: UnsafeMutableRawPointer, pinned: Bool) {
+    static func spawnFromWorker(_ object: MNThreadObject, scheduler: UnsafeMutableRawPointer, pinned: Bool) {
         Unmanaged<Scheduler>.fromOpaque(scheduler)._withUnsafeGuaranteedRef { s in
             Unmanaged<MNWorker>.fromOpaque(s.workerOpaque.unsafelyUnwrapped)._withUnsafeGuaranteedRef { w in
                 if pinned { object.pinned = true }

@@ -157,13 +157,13 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// with its +1.
     @inline(__always)
     private static func reusable(_ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String) -> MNThreadObject? {
-        reusableRetained(s, runtime, name: name)?.takeRetainedValue()
+        reusableRetained(s, runtime, name: name, named: !name.isEmpty)?.takeRetainedValue()
     }
 
     /// `reusable` as an unmanaged +1 (see `forSpawn`).
     @inline(__always)
     private static func reusableRetained(
-        _ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String
+        _ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String, named: Bool
     ) -> Unmanaged<MNThreadObject>? {
         guard let kept = s.takeKeptObject() else { return nil }
         var object = kept.takeRetainedValue()
@@ -171,7 +171,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         guard isKnownUniquelyReferenced(&object) else { return nil }
         let mn = unsafeDowncast(consume object, to: MNThreadObject.self)  // only M:N objects are kept
         guard mn.runtimeRef.toOpaque() == runtime.toOpaque(), !mn.isMain, mn.stackSize == nil else { return nil }
-        mn.recycle(name: name, id: s.allocateID(), check: s.checks)
+        mn.recycle(name: name, named: named, id: s.allocateID(), check: s.checks)
         s.objectsReused &+= 1
         return Unmanaged.passRetained(mn)
     }
@@ -179,22 +179,24 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// The object of a thread that `UThread.init` spawns on the calling worker, as `make`
     /// takes it (a kept one when it can, else a new one, with its id), with its +1, and the
     /// worker's scheduler, unretained, for `MNRuntime.spawnFromWorker`: one look-up of the
-    /// calling worker for the whole spawn (three before: ~60 instructions), read inline (this
-    /// function is never inlined and reads it once, first: see Scheduler's "Per-kernel-thread
-    /// state"). Unmanaged until the caller's handle takes it: with a strong reference the
+    /// calling worker for the whole spawn (three before: ~60 instructions), read inline (its entry,
+    /// `MNSpawn.object`, is never inlined and reads it once, first: see Scheduler's
+    /// "Per-kernel-thread state"). Unmanaged until the caller's handle takes it: with a strong reference the
     /// caller retained and released the object around the body's install and the push (~45
     /// instructions per spawn). The caller must not park before it has published the object
     /// (it would run on whatever worker then). Stops with a clear message when the caller is
     /// not an M:N thread.
-    @usableFromInline @inline(never)
-    static func forSpawn(name: String, stackSize: Int?, _ api: StaticString) -> (
+    /// `named`: `!name.isEmpty`, which the caller knows (a constant for the default name).
+    /// Called through `MNSpawn.object`, which the caller reaches without a metadata look-up.
+    @inline(__always)
+    static func forSpawn(name: String, named: Bool, stackSize: Int?, _ api: StaticString) -> (
         object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer
     ) {
         guard let p = uthreads_get_runtime_here() else { MNWorker.misuse(api) }
         let object = Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s -> Unmanaged<MNThreadObject> in
             guard let w = s.workerOpaque, s.onUserThread else { MNWorker.misuse(api) }
             let runtime = Unmanaged<MNWorker>.fromOpaque(w)._withUnsafeGuaranteedRef { $0.runtimeRef }
-            if stackSize == nil, let kept = reusableRetained(s, runtime, name: name) { return kept }
+            if stackSize == nil, let kept = reusableRetained(s, runtime, name: name, named: named) { return kept }
             return newForSpawn(s, runtime, name: name, stackSize: stackSize)
         }
         return (object, p)
@@ -214,14 +216,15 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Makes a finished object that nothing else references as new (ThreadObject.recycle, and
     /// every field of this class a thread's life may have changed), with the id `id`; `check`:
     /// `Configuration.checkInvariants`. Its runtime, `isMain` and `stackSize` stay (the caller
-    /// checked them).
-    private func recycle(name: String, id: UInt64, check: Bool) {
+    /// checked them). Inlined into the spawn's reuse (a call cost ~12 instructions).
+    @inline(__always)
+    private func recycle(name: String, named: Bool, id: UInt64, check: Bool) {
         if check {
             precondition(
                 firstWaiter == nil && moreWaiters.isEmpty && startError == nil && controlBlock == nil,
                 "reusable M:N thread object \(self.id) is still in use")
         }
-        recycle(name: name, named: !name.isEmpty)
+        recycle(name: name, named: named)
         self.id = ThreadID(rawValue: id)
         flags.store(0, ordering: .relaxed)
         placeWorker.store(-1, ordering: .relaxed)

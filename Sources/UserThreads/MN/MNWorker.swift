@@ -889,6 +889,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         let forever = timeout == nil && reactor.pendingWakeups == 0
         sleeping.store(deferred ? MNWorker.asleepDeferred : MNWorker.asleep, ordering: .sequentiallyConsistent)
         runtime.sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if !deferred { runtime.ringableSleepers.wrappingAdd(1, ordering: .sequentiallyConsistent) }
         if forever {
             runtime.stuck.enter()
             if runtime.configuration.checkInvariants { runtime.stuck.checkInvariants(workers: runtime.table.count) }
@@ -896,6 +897,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         defer {
             if forever { runtime.stuck.leave() }  // before any work is taken (MNStuckCensus)
             runtime.sleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+            if !deferred { runtime.ringableSleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
             if sleeping.exchange(0, ordering: .sequentiallyConsistent) == 0 {
                 _ = uthreads_eventfd_drain(doorbell)  // someone rang
             }
