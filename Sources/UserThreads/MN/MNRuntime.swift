@@ -340,19 +340,24 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         return spawned - finished
     }
 
-    /// Counts a finished thread on the calling worker; rings every worker when it was the last
-    /// one after main returned (each re-checks `finished` and ends its loop).
-    func threadFinished() {
-        let me = Unmanaged.passUnretained(self).toOpaque()
-        let counted =
-            MNWorker.withCurrent { here, _ -> Bool in
-                guard here.runtimeRef.toOpaque() == me else { return false }
-                // Seq-cst RMW on the worker's own line: ordered before the `mainDone` read below
-                // (a worker going idle writes `sleeping` then reads the counters, seq-cst).
-                here.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent)
-                return true
-            } ?? false
-        if !counted { externalSpawns.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+    /// Counts a finished thread on the calling worker, `onWorker` when the caller knows it is
+    /// that one (-1: look it up); rings every worker when it was the last one after main
+    /// returned (each re-checks `finished` and ends its loop).
+    func threadFinished(onWorker worker: Int = -1) {
+        // Seq-cst RMW on the worker's own line: ordered before the `mainDone` read below (a
+        // worker going idle writes `sleeping` then reads the counters, seq-cst).
+        if worker >= 0 {
+            withWorker(worker) { $0.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+        } else {
+            let me = Unmanaged.passUnretained(self).toOpaque()
+            let counted =
+                MNWorker.withCurrent { here, _ -> Bool in
+                    guard here.runtimeRef.toOpaque() == me else { return false }
+                    here.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                    return true
+                } ?? false
+            if !counted { externalSpawns.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+        }
         if mainDone.load(ordering: .sequentiallyConsistent) && liveCount() == 0 { ringAll() }
     }
 

@@ -320,7 +320,10 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         guard old & MNThreadObject.refused == 0 else { return }  // never counted live
         runtimeRef._withUnsafeGuaranteedRef { runtime in
             if isMain { runtime.mainFinished() }
-            runtime.threadFinished()
+            // A started thread finishes on the worker that runs it, which `placeWorker` names
+            // (its starter or adopter stored it, on this kernel thread, before it ran here): no
+            // look-up of the calling worker. -1: it never started (a start failure).
+            runtime.threadFinished(onWorker: placeWorker.load(ordering: .relaxed))
         }
     }
 

@@ -344,8 +344,13 @@ enum MNSpawn {
     }
 
     /// `MNRuntime.spawnFromWorker` of the object `object` returned, with its body installed.
+    /// (The object is borrowed through a local function forced inline: a closure literal there
+    /// stayed a function of its own, a second frame and call per spawn.)
     @usableFromInline @inline(never)
     static func publish(_ object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer, pinned: Bool) {
-        object._withUnsafeGuaranteedRef { MNRuntime.spawnFromWorker($0, scheduler: scheduler, pinned: pinned) }
+        @inline(__always) func spawn(_ object: MNThreadObject) {
+            MNRuntime.spawnFromWorker(object, scheduler: scheduler, pinned: pinned)
+        }
+        object._withUnsafeGuaranteedRef(spawn)
     }
 }
