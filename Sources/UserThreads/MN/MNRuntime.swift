@@ -342,23 +342,32 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
 
     /// Counts a finished thread on the calling worker, `onWorker` when the caller knows it is
     /// that one (-1: look it up); rings every worker when it was the last one after main
-    /// returned (each re-checks `finished` and ends its loop).
-    func threadFinished(onWorker worker: Int = -1) {
+    /// returned (each re-checks `finished` and ends its loop). Inlined into the exit
+    /// (`MNThreadObject.finish`), the look-up out of line.
+    @inline(__always)
+    func threadFinished(onWorker worker: Int) {
         // Seq-cst RMW on the worker's own line: ordered before the `mainDone` read below (a
         // worker going idle writes `sleeping` then reads the counters, seq-cst).
         if worker >= 0 {
-            withWorker(worker) { $0.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+            _ = withWorker(worker) { $0.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent) }
         } else {
-            let me = Unmanaged.passUnretained(self).toOpaque()
-            let counted =
-                MNWorker.withCurrent { here, _ -> Bool in
-                    guard here.runtimeRef.toOpaque() == me else { return false }
-                    here.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent)
-                    return true
-                } ?? false
-            if !counted { externalSpawns.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+            countFinishedOnCallingWorker()
         }
         if mainDone.load(ordering: .sequentiallyConsistent) && liveCount() == 0 { ringAll() }
+    }
+
+    /// `threadFinished`'s count when the caller does not know its worker: on the calling
+    /// worker of this runtime, else (a kernel thread outside the workers) off `externalSpawns`.
+    @inline(never)
+    private func countFinishedOnCallingWorker() {
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        let counted =
+            MNWorker.withCurrent { here, _ -> Bool in
+                guard here.runtimeRef.toOpaque() == me else { return false }
+                here.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                return true
+            } ?? false
+        if !counted { externalSpawns.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
     }
 
     func mainFinished() {
