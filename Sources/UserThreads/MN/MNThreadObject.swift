@@ -318,13 +318,16 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
             if old & MNThreadObject.outsideWaiter != 0 { OutsideWaiters.wake(self) }
         }
         guard old & MNThreadObject.refused == 0 else { return }  // never counted live
-        runtimeRef._withUnsafeGuaranteedRef { runtime in
+        // The runtime borrowed through a local function forced inline (a closure literal there
+        // stayed a function of its own: a second frame and call per thread).
+        @inline(__always) func count(_ runtime: MNRuntime) {
             if isMain { runtime.mainFinished() }
             // A started thread finishes on the worker that runs it, which `placeWorker` names
             // (its starter or adopter stored it, on this kernel thread, before it ran here): no
             // look-up of the calling worker. -1: it never started (a start failure).
             runtime.threadFinished(onWorker: placeWorker.load(ordering: .relaxed))
         }
+        runtimeRef._withUnsafeGuaranteedRef(count)
     }
 
     /// The worker could not create the thread: record why and end it unstarted (the witness
