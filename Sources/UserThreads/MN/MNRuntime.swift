@@ -113,6 +113,12 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// Workers that sleep (or are about to), and those among them that nothing but another
     /// worker can wake.
     let sleepers = Atomic<Int>(0)
+    /// Of `sleepers`, those not in a deferred sleep (`MNWorker.asleepDeferred`: such a worker
+    /// looks at the queues again within `stealAfterNanoseconds`, so a queued thread does not
+    /// ring it): what a spawn reads to decide whether to ring (`ringForQueued`). Without it,
+    /// every spawn while the other worker slept deferred walked the workers' `sleeping` words
+    /// for nothing (~20 instructions per spawn).
+    let ringableSleepers = Atomic<Int>(0)
     let stuck = MNStuckCensus()
     /// Workers that have cancelled their threads after main returned.
     let shutdownsHandled = Atomic<Int>(0)
@@ -285,12 +291,14 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     }
 
     /// After a thread was queued: rings a sleeping worker other than `except`, unless one spins.
-    /// The queue's count changed with a sequentially consistent write before `sleepers` is read,
-    /// and a worker going to sleep announces it before it reads the counts (seq-cst too): one of
-    /// the two sees the other, so a thread is never left queued with every worker asleep.
+    /// The queue's count changed with a sequentially consistent write before `ringableSleepers`
+    /// is read, and a worker going to sleep without a deadline for its next look announces it
+    /// (`sleeping`, then `ringableSleepers`) before it reads the counts (seq-cst too): one of
+    /// the two sees the other, so a thread is never left queued with every worker asleep. A
+    /// worker in a deferred sleep is not counted: `ring(forQueuedThread:)` would not ring it.
     @inline(__always)
     func ringForQueued(except: Int) {
-        if sleepers.load(ordering: .sequentiallyConsistent) > 0 && spinning.load(ordering: .relaxed) == 0 {
+        if ringableSleepers.load(ordering: .sequentiallyConsistent) > 0 && spinning.load(ordering: .relaxed) == 0 {
             ringOne(except: except)
         }
     }
@@ -335,20 +343,34 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         return spawned - finished
     }
 
-    /// Counts a finished thread on the calling worker; rings every worker when it was the last
-    /// one after main returned (each re-checks `finished` and ends its loop).
-    func threadFinished() {
+    /// Counts a finished thread on the calling worker, `onWorker` when the caller knows it is
+    /// that one (-1: look it up); rings every worker when it was the last one after main
+    /// returned (each re-checks `finished` and ends its loop). Inlined into the exit
+    /// (`MNThreadObject.finish`), the look-up out of line.
+    @inline(__always)
+    func threadFinished(onWorker worker: Int) {
+        // Seq-cst RMW on the worker's own line: ordered before the `mainDone` read below (a
+        // worker going idle writes `sleeping` then reads the counters, seq-cst).
+        if worker >= 0 {
+            _ = withWorker(worker) { $0.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+        } else {
+            countFinishedOnCallingWorker()
+        }
+        if mainDone.load(ordering: .sequentiallyConsistent) && liveCount() == 0 { ringAll() }
+    }
+
+    /// `threadFinished`'s count when the caller does not know its worker: on the calling
+    /// worker of this runtime, else (a kernel thread outside the workers) off `externalSpawns`.
+    @inline(never)
+    private func countFinishedOnCallingWorker() {
         let me = Unmanaged.passUnretained(self).toOpaque()
         let counted =
             MNWorker.withCurrent { here, _ -> Bool in
                 guard here.runtimeRef.toOpaque() == me else { return false }
-                // Seq-cst RMW on the worker's own line: ordered before the `mainDone` read below
-                // (a worker going idle writes `sleeping` then reads the counters, seq-cst).
                 here.finishedThreads.wrappingAdd(1, ordering: .sequentiallyConsistent)
                 return true
             } ?? false
         if !counted { externalSpawns.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
-        if mainDone.load(ordering: .sequentiallyConsistent) && liveCount() == 0 { ringAll() }
     }
 
     func mainFinished() {
@@ -410,7 +432,8 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// `spawn` of a thread that `UThread.init` made on the calling worker, whose scheduler is
     /// `scheduler` (`MNThreadObject.forSpawn`: no second look-up of the worker): queued on it, or
     /// started at once when `pinned`, under an ordering policy, or when the queue is full.
-    @usableFromInline
+    /// Called through `MNSpawn.publish`.
+    @inline(__always)
     static func spawnFromWorker(_ object: MNThreadObject, scheduler: UnsafeMutableRawPointer, pinned: Bool) {
         Unmanaged<Scheduler>.fromOpaque(scheduler)._withUnsafeGuaranteedRef { s in
             Unmanaged<MNWorker>.fromOpaque(s.workerOpaque.unsafelyUnwrapped)._withUnsafeGuaranteedRef { w in

@@ -69,7 +69,8 @@ import Synchronization
 @usableFromInline
 final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Bits of `flags`.
-    static let started = 1, finished = 2, cancelRequested = 4, hasWaiters = 8, outsideWaiter = 16
+    static let started = 1, cancelRequested = 4, hasWaiters = 8, outsideWaiter = 16
+    @usableFromInline static let finished = 2
     /// Set by `failClosed` before the end: the runtime refused the thread (it has ended), so
     /// the end is not counted and no worker is asked to wake anything.
     static let refused = 32
@@ -104,7 +105,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     @exclusivity(unchecked) var lastWaker: Int32 = -1
     @exclusivity(unchecked) var wakesFromLastWaker: Int32 = 0
     /// `started`, `finished`, `cancelRequested`, `hasWaiters` (see the essay).
-    let flags = Atomic<Int>(0)
+    @usableFromInline let flags = Atomic<Int>(0)
     /// Where it runs: the worker is written by the starting worker before it sets `started`,
     /// and again by each worker that adopts it after a migration (`moved(to:)`), hence atomic;
     /// the row and id are written once, before `started`, and read by others only after they
@@ -152,54 +153,78 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         }
     }
 
-    /// `reusable` on the worker whose scheduler is `s` (the caller checked that it is one).
+    /// `reusable` on the worker whose scheduler is `s` (the caller checked that it is one),
+    /// with its +1.
     @inline(__always)
     private static func reusable(_ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String) -> MNThreadObject? {
+        reusableRetained(s, runtime, name: name, named: !name.isEmpty)?.takeRetainedValue()
+    }
+
+    /// `reusable` as an unmanaged +1 (see `forSpawn`).
+    @inline(__always)
+    private static func reusableRetained(
+        _ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String, named: Bool
+    ) -> Unmanaged<MNThreadObject>? {
         guard let kept = s.takeKeptObject() else { return nil }
         var object = kept.takeRetainedValue()
         // Acquire (consume) load of the count: after the last release elsewhere (the essay).
         guard isKnownUniquelyReferenced(&object) else { return nil }
         let mn = unsafeDowncast(consume object, to: MNThreadObject.self)  // only M:N objects are kept
         guard mn.runtimeRef.toOpaque() == runtime.toOpaque(), !mn.isMain, mn.stackSize == nil else { return nil }
-        mn.recycle(name: name, id: s.allocateID(), check: s.checks)
+        mn.recycle(name: name, named: named, id: s.allocateID(), check: s.checks)
         s.objectsReused &+= 1
-        return mn
+        return Unmanaged.passRetained(mn)
     }
 
     /// The object of a thread that `UThread.init` spawns on the calling worker, as `make`
-    /// takes it (a kept one when it can, else a new one, with its id), and the worker's
-    /// scheduler, unretained, for `MNRuntime.spawnFromWorker`: one look-up of the calling
-    /// worker for the whole spawn (three before: ~60 instructions). The caller must not park
-    /// before it has published the object (it would run on whatever worker then). Stops with
-    /// a clear message when the caller is not an M:N thread.
-    @usableFromInline
-    static func forSpawn(name: String, stackSize: Int?, _ api: StaticString) -> (
-        object: MNThreadObject, scheduler: UnsafeMutableRawPointer
+    /// takes it (a kept one when it can, else a new one, with its id), with its +1, and the
+    /// worker's scheduler, unretained, for `MNRuntime.spawnFromWorker`: one look-up of the
+    /// calling worker for the whole spawn (three before: ~60 instructions), read inline (its entry,
+    /// `MNSpawn.object`, is never inlined and reads it once, first: see Scheduler's
+    /// "Per-kernel-thread state"). Unmanaged until the caller's handle takes it: with a strong reference the
+    /// caller retained and released the object around the body's install and the push (~45
+    /// instructions per spawn). The caller must not park before it has published the object
+    /// (it would run on whatever worker then). Stops with a clear message when the caller is
+    /// not an M:N thread.
+    /// `named`: `!name.isEmpty`, which the caller knows (a constant for the default name).
+    /// Called through `MNSpawn.object`, which the caller reaches without a metadata look-up.
+    @inline(__always)
+    static func forSpawn(name: String, named: Bool, stackSize: Int?, _ api: StaticString) -> (
+        object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer
     ) {
-        guard let p = uthreads_get_runtime() else { MNWorker.misuse(api) }
-        let object = Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s -> MNThreadObject in
+        guard let p = uthreads_get_runtime_here() else { MNWorker.misuse(api) }
+        let object = Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s -> Unmanaged<MNThreadObject> in
             guard let w = s.workerOpaque, s.onUserThread else { MNWorker.misuse(api) }
             let runtime = Unmanaged<MNWorker>.fromOpaque(w)._withUnsafeGuaranteedRef { $0.runtimeRef }
-            if stackSize == nil, let kept = reusable(s, runtime, name: name) { return kept }
-            let object = MNThreadObject(
-                runtime: runtime.takeUnretainedValue(), name: name, isMain: false, stackSize: stackSize)
-            object.id = ThreadID(rawValue: s.allocateID())
-            return object
+            if stackSize == nil, let kept = reusableRetained(s, runtime, name: name, named: named) { return kept }
+            return newForSpawn(s, runtime, name: name, stackSize: stackSize)
         }
         return (object, p)
+    }
+
+    /// `forSpawn`'s new object, with its id and +1 (out of line: the spawn reuses one).
+    @inline(never)
+    private static func newForSpawn(
+        _ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String, stackSize: Int?
+    ) -> Unmanaged<MNThreadObject> {
+        let object = MNThreadObject(
+            runtime: runtime.takeUnretainedValue(), name: name, isMain: false, stackSize: stackSize)
+        object.id = ThreadID(rawValue: s.allocateID())
+        return Unmanaged.passRetained(object)
     }
 
     /// Makes a finished object that nothing else references as new (ThreadObject.recycle, and
     /// every field of this class a thread's life may have changed), with the id `id`; `check`:
     /// `Configuration.checkInvariants`. Its runtime, `isMain` and `stackSize` stay (the caller
-    /// checked them).
-    private func recycle(name: String, id: UInt64, check: Bool) {
+    /// checked them). Inlined into the spawn's reuse (a call cost ~12 instructions).
+    @inline(__always)
+    private func recycle(name: String, named: Bool, id: UInt64, check: Bool) {
         if check {
             precondition(
                 firstWaiter == nil && moreWaiters.isEmpty && startError == nil && controlBlock == nil,
                 "reusable M:N thread object \(self.id) is still in use")
         }
-        recycle(name: name, named: !name.isEmpty)
+        recycle(name: name, named: named)
         self.id = ThreadID(rawValue: id)
         flags.store(0, ordering: .relaxed)
         placeWorker.store(-1, ordering: .relaxed)
@@ -245,8 +270,9 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Whether `cancel()` was called (any kernel thread may ask).
     var isCancelRequested: Bool { flags.load(ordering: .acquiring) & MNThreadObject.cancelRequested != 0 }
 
-    /// Whether the body has returned or thrown (acquire: its result is then readable).
-    @usableFromInline
+    /// Whether the body has returned or thrown (acquire: its result is then readable). Inlined
+    /// into `join()` (the call cost ~7 instructions per join of a finished thread).
+    @inlinable
     var isFinishedAcquire: Bool { flags.load(ordering: .acquiring) & MNThreadObject.finished != 0 }
 
     /// Called by the worker that started it, on that worker. Returns whether a cancel came first.
@@ -291,10 +317,16 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
             if old & MNThreadObject.outsideWaiter != 0 { OutsideWaiters.wake(self) }
         }
         guard old & MNThreadObject.refused == 0 else { return }  // never counted live
-        runtimeRef._withUnsafeGuaranteedRef { runtime in
+        // The runtime borrowed through a local function forced inline (a closure literal there
+        // stayed a function of its own: a second frame and call per thread).
+        @inline(__always) func count(_ runtime: MNRuntime) {
             if isMain { runtime.mainFinished() }
-            runtime.threadFinished()
+            // A started thread finishes on the worker that runs it, which `placeWorker` names
+            // (its starter or adopter stored it, on this kernel thread, before it ran here): no
+            // look-up of the calling worker. -1: it never started (a start failure).
+            runtime.threadFinished(onWorker: placeWorker.load(ordering: .relaxed))
         }
+        runtimeRef._withUnsafeGuaranteedRef(count)
     }
 
     /// The worker could not create the thread: record why and end it unstarted (the witness

@@ -12,9 +12,13 @@
 // KeptThreadObjects.swift), no new row or stack when the starting worker kept a finished
 // thread's row whole (Scheduler.swift's "Thread objects"), no lock to queue it
 // (MNSpawnQueue.swift) and no lock unless someone must wait for it (MNThreadObject.swift). The
-// spawn looks the calling worker up once (`MNThreadObject.forSpawn`), and the queue slot's
-// reference to the object becomes its row's when it starts. The paths are built so that two
-// workers do not write the same cache line per thread:
+// spawn looks the calling worker up once (`MNThreadObject.forSpawn`) and holds the object
+// unmanaged until its handle takes it (no retain and release around the install and the push),
+// a spawn rings only a worker that sleeps without a deadline for its next look
+// (`MNRuntime.ringableSleepers`), the queue slot's reference to the object becomes its row's
+// when it starts, and a finishing thread is counted on the worker its object names
+// (`placeWorker`), with no look-up. The paths are built so that two workers do not write the
+// same cache line per thread:
 //   * Locality first (Go's runnext, in effect). A worker's own new threads run on it while it
 //     keeps up: a thread about to park on a cross-worker wait with nothing else ready starts
 //     its worker's queued threads first (`refillBeforePark`: one, or a batch, below), so a
@@ -889,6 +893,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         let forever = timeout == nil && reactor.pendingWakeups == 0
         sleeping.store(deferred ? MNWorker.asleepDeferred : MNWorker.asleep, ordering: .sequentiallyConsistent)
         runtime.sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if !deferred { runtime.ringableSleepers.wrappingAdd(1, ordering: .sequentiallyConsistent) }
         if forever {
             runtime.stuck.enter()
             if runtime.configuration.checkInvariants { runtime.stuck.checkInvariants(workers: runtime.table.count) }
@@ -896,6 +901,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         defer {
             if forever { runtime.stuck.leave() }  // before any work is taken (MNStuckCensus)
             runtime.sleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+            if !deferred { runtime.ringableSleepers.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
             if sleeping.exchange(0, ordering: .sequentiallyConsistent) == 0 {
                 _ = uthreads_eventfd_drain(doorbell)  // someone rang
             }

@@ -230,11 +230,15 @@ extension UThread {
         _ body: @escaping () throws -> Success
     ) -> MNThreadObject {
         // One look-up of the calling worker for the object and the queue (nothing parks between).
-        let (object, scheduler) = MNThreadObject.forSpawn(name: name, stackSize: stackSize, "UThread.init")
-        object.install(mn: body)
-        if priority != 0 || parameters != nil { object.setScheduling(priority: priority, parameters) }
-        MNRuntime.spawnFromWorker(object, scheduler: scheduler, pinned: pinned)
-        return object
+        // The object unmanaged, +1 ours, until the handle takes it (MNThreadObject.forSpawn).
+        let (object, scheduler) = MNSpawn.object(
+            name: name, named: !name.isEmpty, stackSize: stackSize, "UThread.init")
+        object._withUnsafeGuaranteedRef { object in
+            object.install(mn: body)
+            if priority != 0 || parameters != nil { object.setScheduling(priority: priority, parameters) }
+        }
+        MNSpawn.publish(object, scheduler: scheduler, pinned: pinned)
+        return object.takeRetainedValue()
     }
 
     /// `spawn(name:onWorker:…)` under several workers.
@@ -321,5 +325,32 @@ extension UThread where Success == Never {
         if let (worker, _) = MNWorker.current() { return UThreadRuntime.Handle(runtime: worker.runtime) }
         guard let s = Scheduler.active, s.workerIndex < 0, let inbox = s.foreignCancels else { return nil }
         return UThreadRuntime.Handle(scheduler: s, inbox: inbox)
+    }
+}
+
+/// The two halves of `UThread.init`'s spawn on a worker, around the install of the body (which
+/// needs the result type, so it is inlined into the caller): the object
+/// (`MNThreadObject.forSpawn`), then its queueing (`MNRuntime.spawnFromWorker`). Static
+/// functions of an enum, not of those classes: a class's static function takes its metatype,
+/// which the caller in another module gets from a metadata accessor call (~5 instructions each).
+@usableFromInline
+enum MNSpawn {
+    /// `MNThreadObject.forSpawn`: the object with its +1, and the calling worker's scheduler.
+    @usableFromInline @inline(never)
+    static func object(name: String, named: Bool, stackSize: Int?, _ api: StaticString) -> (
+        object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer
+    ) {
+        MNThreadObject.forSpawn(name: name, named: named, stackSize: stackSize, api)
+    }
+
+    /// `MNRuntime.spawnFromWorker` of the object `object` returned, with its body installed.
+    /// (The object is borrowed through a local function forced inline: a closure literal there
+    /// stayed a function of its own, a second frame and call per spawn.)
+    @usableFromInline @inline(never)
+    static func publish(_ object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer, pinned: Bool) {
+        @inline(__always) func spawn(_ object: MNThreadObject) {
+            MNRuntime.spawnFromWorker(object, scheduler: scheduler, pinned: pinned)
+        }
+        object._withUnsafeGuaranteedRef(spawn)
     }
 }
