@@ -72,7 +72,7 @@ def main():
         for name, (m, where) in defined.items():
             if m > n and (p, name) not in ALLOWED and re.search(r'\b' + name + r'\b', code):
                 bad.append(f'{p}: layer {n} names {name} (layer {m}, {where})')
-    tags = subprocess.run(['grep', '-rnIE', '[Ii]ssue ?[0-9]+', 'Sources', 'Tests', 'README.md',
+    tags = subprocess.run(['grep', '-rnIE', '[Ii]ssue[- ]?#?[0-9]+', 'Sources', 'Tests', 'README.md', 'peers', 'bench',
                            'DEVELOPERS.md', 'docs', 'scripts', 'tools', '.ci',
                            '--exclude=check-layers.py'], capture_output=True, text=True).stdout
     bad += [f'{line}: an issue-number tag (say what the code does; history is in git)'

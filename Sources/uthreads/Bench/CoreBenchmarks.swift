@@ -1,4 +1,4 @@
-// Issue-2 benchmarks: switch, spawn and memory of user threads against kernel threads.
+// The core benchmarks: switch, spawn and memory of user threads against kernel threads.
 import CKernelPeers
 import CUThreads
 import Glibc

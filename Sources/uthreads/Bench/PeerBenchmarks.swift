@@ -1,4 +1,4 @@
-// Issue-6 benchmarks: the rows the 1992 comparison needs beyond the core and sync groups —
+// The comparison benchmarks: the rows the 1992 comparison needs beyond the core and sync groups —
 // the same workload on both backends, processes (fork, pipes), Swift concurrency tasks, system
 // calls per operation (ptrace), and how many threads fit in a memory budget.
 import CKernelPeers

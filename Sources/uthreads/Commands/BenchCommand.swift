@@ -103,7 +103,7 @@ struct BenchAllCommand: BenchSubcommand {
     static let configuration = CommandConfiguration(commandName: "all", abstract: "Every benchmark.")
     @OptionGroup var options: BenchOptions
     static var groups: [(BenchReport, BenchOptions) throws -> Void] {
-        CompareBenchRuns.all  // core, sync, then the issue-6 groups and the comparison table
+        CompareBenchRuns.all  // core, sync, then the comparison's groups (PeerBenchmarks.swift) and its table
     }
 }
 
@@ -135,7 +135,7 @@ func printHeader(_ options: BenchOptions, placement: BenchPlacement) {
     )
 }
 
-/// The issue-2 figures, shared by `bench` and the tour.
+/// The core figures (switch, spawn, memory), shared by `bench` and the tour.
 enum CoreBenchRuns {
     static func median(_ repeatCount: Int, _ body: () throws -> Double) rethrows -> [Double] {
         var samples: [Double] = []
