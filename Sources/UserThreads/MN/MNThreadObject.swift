@@ -119,13 +119,20 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Joiners waiting for the end; guarded by the object's stripe of `MNJoinerLocks`.
     @exclusivity(unchecked) var firstWaiter: Waiter?
     @exclusivity(unchecked) var moreWaiters: [Waiter] = []
+    /// The specialised code that runs and destroys what this thread stores, and the `Success`
+    /// type it was made for: set by `install(mn:)`, kept by a reused object of the same type.
+    /// The base class's `witness` (a `let`, given at `init`) forwards to it.
+    @usableFromInline @exclusivity(unchecked) var mnWitness: (ThreadObject, Operation) -> Void = { _, _ in }
+    @usableFromInline @exclusivity(unchecked) var mnWitnessType: ObjectIdentifier?
 
     @usableFromInline
     init(runtime: MNRuntime, name: String, isMain: Bool, stackSize: Int?) {
         self.runtimeRef = Unmanaged.passUnretained(runtime)
         self.isMain = isMain
         self.stackSize = stackSize
-        super.init(name: name, crossWorker: true)
+        super.init(
+            name: name, witness: { object, operation in unsafeDowncast(object, to: MNThreadObject.self).mnWitness(object, operation) },
+            witnessType: nil, crossWorker: true)
     }
 
     /// Gives the new object its thread id, before any other kernel thread can see it (so that
@@ -460,9 +467,9 @@ extension MNThreadObject {
     func install<Success>(mn body: @escaping () throws -> Success) {
         store(body, as: .body)
         let type = ObjectIdentifier(Success.self)
-        if witnessType == type { return }  // a reused object made for the same type
-        witnessType = type
-        witness = { object, operation in
+        if mnWitnessType == type { return }  // a reused object made for the same type
+        mnWitnessType = type
+        mnWitness = { object, operation in
             switch operation {
             case .run:
                 let body = object.take((() throws -> Success).self)
