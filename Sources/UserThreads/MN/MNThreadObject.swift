@@ -146,7 +146,8 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// A thread object the calling worker kept (KeptThreadObjects.swift), made as new for a
     /// thread of `runtime` named `name`, with an id; nil when the caller is not a worker of
     /// `runtime`, none is kept, or the one on top is still referenced elsewhere (then it is let
-    /// go: its last handle frees it) or was made for the main thread or another stack size.
+    /// go: its last handle frees it) or was made for the main thread, another stack size or
+    /// another result type (its witness is a `let`: ThreadObject.swift).
     @usableFromInline
     static func reusable(_ runtime: MNRuntime, name: String, witnessType: ObjectIdentifier) -> MNThreadObject? {
         guard let p = uthreads_get_runtime() else { return nil }
