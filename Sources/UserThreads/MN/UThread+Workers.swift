@@ -232,7 +232,8 @@ extension UThread {
         // One look-up of the calling worker for the object and the queue (nothing parks between).
         // The object unmanaged, +1 ours, until the handle takes it (MNThreadObject.forSpawn).
         let (object, scheduler) = MNSpawn.object(
-            name: name, named: !name.isEmpty, stackSize: stackSize, witness: MNThreadObject.mnWitness(for: Success.self),
+            name: name, named: !name.isEmpty, stackSize: stackSize,
+            witness: MNThreadObject.mnWitness(for: Success.self),
             witnessType: ObjectIdentifier(Success.self), "UThread.init")
         object._withUnsafeGuaranteedRef { object in
             object.install(mn: body)

@@ -41,9 +41,11 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         let spawned =
             stackSize == nil
             ? spawnThread(
-                name: name, named: !name.isEmpty, priority: priority, witness: ThreadObject.witness(for: Success.self), witnessType: ObjectIdentifier(Success.self), failure: &failure)
+                name: name, named: !name.isEmpty, priority: priority, witness: ThreadObject.witness(for: Success.self),
+                witnessType: ObjectIdentifier(Success.self), failure: &failure)
             : spawnThread(
-                name: name, named: !name.isEmpty, priority: priority, stackSize: stackSize, witness: ThreadObject.witness(for: Success.self), witnessType: ObjectIdentifier(Success.self), 
+                name: name, named: !name.isEmpty, priority: priority, stackSize: stackSize,
+                witness: ThreadObject.witness(for: Success.self), witnessType: ObjectIdentifier(Success.self),
                 failure: &failure)
         guard let object = spawned else {
             self.object = UThread.spawnOnWorkers(
@@ -71,7 +73,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         guard
             let object = spawnThread(
                 name: name, named: !name.isEmpty, priority: scheduling.priority, stackSize: stackSize,
-                parameters: scheduling, witness: ThreadObject.witness(for: Success.self), witnessType: ObjectIdentifier(Success.self), failure: &failure)
+                parameters: scheduling, witness: ThreadObject.witness(for: Success.self),
+                witnessType: ObjectIdentifier(Success.self), failure: &failure)
         else {
             self.object = UThread.spawnOnWorkers(
                 name: name, parameters: scheduling, pinned: false, stackSize: stackSize, body)
@@ -100,7 +103,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     ) -> UThread {
         var failure: (any Error)?
         let object = spawnLocalThread(
-            name: name, priority: priority, stackSize: stackSize, witness: ThreadObject.witness(for: Success.self), witnessType: ObjectIdentifier(Success.self), failure: &failure)
+            name: name, priority: priority, stackSize: stackSize, witness: ThreadObject.witness(for: Success.self),
+            witnessType: ObjectIdentifier(Success.self), failure: &failure)
         if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
         return UThread(object: object)
     }
@@ -114,7 +118,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         var failure: (any Error)?
         let object = spawnLocalThread(
             name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling,
-            witness: ThreadObject.witness(for: Success.self), witnessType: ObjectIdentifier(Success.self), failure: &failure)
+            witness: ThreadObject.witness(for: Success.self), witnessType: ObjectIdentifier(Success.self),
+            failure: &failure)
         if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
         return UThread(object: object)
     }
@@ -208,7 +213,8 @@ extension UThread: @unchecked Sendable where Success: Sendable {}
 @usableFromInline @inline(never)
 func spawnThread(
     name: String, named: Bool, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil,
-    witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier, failure: inout (any Error)?
+    witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier,
+    failure: inout (any Error)?
 ) -> ThreadObject? {
     Scheduler.withAtEntry("UThread.init") { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
@@ -222,7 +228,8 @@ func spawnThread(
 /// two arguments and their tests fewer (~15 instructions per spawn, caller and callee).
 @usableFromInline @inline(never)
 func spawnThread(
-    name: String, named: Bool, priority: Int, witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier, failure: inout (any Error)?
+    name: String, named: Bool, priority: Int, witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void,
+    witnessType: ObjectIdentifier, failure: inout (any Error)?
 ) -> ThreadObject? {
     Scheduler.withAtEntry("UThread.init") { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
@@ -251,7 +258,8 @@ func runsOnOneWorker(_ api: StaticString) -> Bool {
 @usableFromInline
 func spawnLocalThread(
     name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil, withinScope: Bool = false,
-    witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier, failure: inout (any Error)?
+    witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier,
+    failure: inout (any Error)?
 ) -> ThreadObject {
     Scheduler.with("UThread.local") { scheduler in
         if scheduler.workerIndex >= 0, scheduler.onUserThread, scheduler.current.has(.flagMigratable) {
