@@ -119,13 +119,16 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// Joiners waiting for the end; guarded by the object's stripe of `MNJoinerLocks`.
     @exclusivity(unchecked) var firstWaiter: Waiter?
     @exclusivity(unchecked) var moreWaiters: [Waiter] = []
-
+    /// `witness`: `MNThreadObject.mnWitness(for:)` of the thread's result type `witnessType`.
     @usableFromInline
-    init(runtime: MNRuntime, name: String, isMain: Bool, stackSize: Int?) {
+    init(
+        runtime: MNRuntime, name: String, isMain: Bool, stackSize: Int?,
+        witness: @escaping (ThreadObject, Operation) -> Void, witnessType: ObjectIdentifier
+    ) {
         self.runtimeRef = Unmanaged.passUnretained(runtime)
         self.isMain = isMain
         self.stackSize = stackSize
-        super.init(name: name, crossWorker: true)
+        super.init(name: name, witness: witness, witnessType: witnessType, crossWorker: true)
     }
 
     /// Gives the new object its thread id, before any other kernel thread can see it (so that
@@ -143,34 +146,40 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// A thread object the calling worker kept (KeptThreadObjects.swift), made as new for a
     /// thread of `runtime` named `name`, with an id; nil when the caller is not a worker of
     /// `runtime`, none is kept, or the one on top is still referenced elsewhere (then it is let
-    /// go: its last handle frees it) or was made for the main thread or another stack size.
+    /// go: its last handle frees it) or was made for the main thread, another stack size or
+    /// another result type (its witness is a `let`: ThreadObject.swift).
     @usableFromInline
-    static func reusable(_ runtime: MNRuntime, name: String) -> MNThreadObject? {
+    static func reusable(_ runtime: MNRuntime, name: String, witnessType: ObjectIdentifier) -> MNThreadObject? {
         guard let p = uthreads_get_runtime() else { return nil }
         return Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s -> MNThreadObject? in
             guard s.workerIndex >= 0 else { return nil }
-            return reusable(s, Unmanaged.passUnretained(runtime), name: name)
+            return reusable(s, Unmanaged.passUnretained(runtime), name: name, witnessType: witnessType)
         }
     }
 
     /// `reusable` on the worker whose scheduler is `s` (the caller checked that it is one),
     /// with its +1.
     @inline(__always)
-    private static func reusable(_ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String) -> MNThreadObject? {
-        reusableRetained(s, runtime, name: name, named: !name.isEmpty)?.takeRetainedValue()
+    private static func reusable(
+        _ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String, witnessType: ObjectIdentifier
+    ) -> MNThreadObject? {
+        reusableRetained(s, runtime, name: name, named: !name.isEmpty, witnessType: witnessType)?.takeRetainedValue()
     }
 
     /// `reusable` as an unmanaged +1 (see `forSpawn`).
     @inline(__always)
     private static func reusableRetained(
-        _ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String, named: Bool
+        _ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String, named: Bool, witnessType: ObjectIdentifier
     ) -> Unmanaged<MNThreadObject>? {
         guard let kept = s.takeKeptObject() else { return nil }
         var object = kept.takeRetainedValue()
         // Acquire (consume) load of the count: after the last release elsewhere (the essay).
         guard isKnownUniquelyReferenced(&object) else { return nil }
         let mn = unsafeDowncast(consume object, to: MNThreadObject.self)  // only M:N objects are kept
-        guard mn.runtimeRef.toOpaque() == runtime.toOpaque(), !mn.isMain, mn.stackSize == nil else { return nil }
+        // Its witness is a `let` (ThreadObject.swift): reused only for the same result type.
+        guard mn.runtimeRef.toOpaque() == runtime.toOpaque(), !mn.isMain, mn.stackSize == nil,
+            mn.witnessType == witnessType
+        else { return nil }
         mn.recycle(name: name, named: named, id: s.allocateID(), check: s.checks)
         s.objectsReused &+= 1
         return Unmanaged.passRetained(mn)
@@ -189,15 +198,22 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// `named`: `!name.isEmpty`, which the caller knows (a constant for the default name).
     /// Called through `MNSpawn.object`, which the caller reaches without a metadata look-up.
     @inline(__always)
-    static func forSpawn(name: String, named: Bool, stackSize: Int?, _ api: StaticString) -> (
+    static func forSpawn(
+        name: String, named: Bool, stackSize: Int?, witness: @escaping (ThreadObject, Operation) -> Void,
+        witnessType: ObjectIdentifier, _ api: StaticString
+    ) -> (
         object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer
     ) {
         guard let p = uthreads_get_runtime_here() else { MNWorker.misuse(api) }
         let object = Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s -> Unmanaged<MNThreadObject> in
             guard let w = s.workerOpaque, s.onUserThread else { MNWorker.misuse(api) }
             let runtime = Unmanaged<MNWorker>.fromOpaque(w)._withUnsafeGuaranteedRef { $0.runtimeRef }
-            if stackSize == nil, let kept = reusableRetained(s, runtime, name: name, named: named) { return kept }
-            return newForSpawn(s, runtime, name: name, stackSize: stackSize)
+            if stackSize == nil,
+                let kept = reusableRetained(s, runtime, name: name, named: named, witnessType: witnessType)
+            {
+                return kept
+            }
+            return newForSpawn(s, runtime, name: name, stackSize: stackSize, witness, witnessType)
         }
         return (object, p)
     }
@@ -205,10 +221,12 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     /// `forSpawn`'s new object, with its id and +1 (out of line: the spawn reuses one).
     @inline(never)
     private static func newForSpawn(
-        _ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String, stackSize: Int?
+        _ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String, stackSize: Int?,
+        _ witness: @escaping (ThreadObject, Operation) -> Void, _ witnessType: ObjectIdentifier
     ) -> Unmanaged<MNThreadObject> {
         let object = MNThreadObject(
-            runtime: runtime.takeUnretainedValue(), name: name, isMain: false, stackSize: stackSize)
+            runtime: runtime.takeUnretainedValue(), name: name, isMain: false, stackSize: stackSize,
+            witness: witness, witnessType: witnessType)
         object.id = ThreadID(rawValue: s.allocateID())
         return Unmanaged.passRetained(object)
     }
@@ -444,25 +462,31 @@ extension MNThreadObject {
         body: @escaping () throws -> Success
     ) -> MNThreadObject {
         let object: MNThreadObject
-        if !isMain, stackSize == nil, let reused = MNThreadObject.reusable(runtime, name: name) {
+        let type = ObjectIdentifier(Success.self)
+        if !isMain, stackSize == nil, let reused = MNThreadObject.reusable(runtime, name: name, witnessType: type) {
             object = reused
         } else {
-            object = MNThreadObject(runtime: runtime, name: name, isMain: isMain, stackSize: stackSize)
+            object = MNThreadObject(
+                runtime: runtime, name: name, isMain: isMain, stackSize: stackSize,
+                witness: MNThreadObject.mnWitness(for: Success.self), witnessType: type)
             object.assignID()
         }
         object.install(mn: body)
         return object
     }
 
-    /// Stores `body` in a new or reused object and makes its witness (unless a reused object
-    /// has the one for `Success` already). Specialised into the caller.
-    @inlinable
+    /// Stores `body` in a new or reused object made with `mnWitness(for: Success.self)`.
+    @inlinable @inline(__always)
     func install<Success>(mn body: @escaping () throws -> Success) {
         store(body, as: .body)
-        let type = ObjectIdentifier(Success.self)
-        if witnessType == type { return }  // a reused object made for the same type
-        witnessType = type
-        witness = { object, operation in
+    }
+
+    /// The specialised code of an M:N thread returning `Success`: runs the body, stores its
+    /// `Result` and calls `finish`, or destroys what is stored (a non-capturing closure once
+    /// specialised into the caller).
+    @inlinable @inline(__always)
+    static func mnWitness<Success>(for _: Success.Type) -> (ThreadObject, Operation) -> Void {
+        { object, operation in
             switch operation {
             case .run:
                 let body = object.take((() throws -> Success).self)

@@ -232,7 +232,9 @@ extension UThread {
         // One look-up of the calling worker for the object and the queue (nothing parks between).
         // The object unmanaged, +1 ours, until the handle takes it (MNThreadObject.forSpawn).
         let (object, scheduler) = MNSpawn.object(
-            name: name, named: !name.isEmpty, stackSize: stackSize, "UThread.init")
+            name: name, named: !name.isEmpty, stackSize: stackSize,
+            witness: MNThreadObject.mnWitness(for: Success.self),
+            witnessType: ObjectIdentifier(Success.self), "UThread.init")
         object._withUnsafeGuaranteedRef { object in
             object.install(mn: body)
             if priority != 0 || parameters != nil { object.setScheduling(priority: priority, parameters) }
@@ -337,10 +339,12 @@ extension UThread where Success == Never {
 enum MNSpawn {
     /// `MNThreadObject.forSpawn`: the object with its +1, and the calling worker's scheduler.
     @usableFromInline @inline(never)
-    static func object(name: String, named: Bool, stackSize: Int?, _ api: StaticString) -> (
-        object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer
-    ) {
-        MNThreadObject.forSpawn(name: name, named: named, stackSize: stackSize, api)
+    static func object(
+        name: String, named: Bool, stackSize: Int?, witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void,
+        witnessType: ObjectIdentifier, _ api: StaticString
+    ) -> (object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer) {
+        MNThreadObject.forSpawn(
+            name: name, named: named, stackSize: stackSize, witness: witness, witnessType: witnessType, api)
     }
 
     /// `MNRuntime.spawnFromWorker` of the object `object` returned, with its body installed.

@@ -62,9 +62,12 @@ final class InjectedThreadObject: ThreadObject, @unchecked Sendable {
     /// `finished`, `cancelRequested`, `outsideWaiter` (see the essay).
     let flags = Atomic<Int>(0)
 
-    init(name: String, runtime: UnsafeMutableRawPointer) {
+    init(
+        name: String, runtime: UnsafeMutableRawPointer, witness: @escaping (ThreadObject, Operation) -> Void,
+        witnessType: ObjectIdentifier
+    ) {
         runtimeAddress = runtime
-        super.init(name: name, crossWorker: true, injected: true)
+        super.init(name: name, witness: witness, witnessType: witnessType, crossWorker: true, injected: true)
         id = ThreadID(rawValue: ThreadIDAllocator.allocateShared())
         // The runtime's own joiners find it theirs before it starts (`joiner(of:)`); the start
         // writes the same address again, on the runtime's kernel thread.
@@ -139,17 +142,18 @@ extension InjectedThreadObject {
     static func make<Success>(name: String, runtime: UnsafeMutableRawPointer, body: @escaping () throws -> Success)
         -> InjectedThreadObject
     {
-        let object = InjectedThreadObject(name: name, runtime: runtime)
+        let object = InjectedThreadObject(
+            name: name, runtime: runtime,
+            witness: { object, operation in
+                switch operation {
+                case .run:
+                    let body = object.take((() throws -> Success).self)
+                    object.store(Result<Success, any Error>(catching: body), as: .result)
+                    unsafeDowncast(object, to: InjectedThreadObject.self).finish()
+                case .destroy: object.destroy(storedFor: Success.self)
+                }
+            }, witnessType: ObjectIdentifier(Success.self))
         object.store(body, as: .body)
-        object.witness = { object, operation in
-            switch operation {
-            case .run:
-                let body = object.take((() throws -> Success).self)
-                object.store(Result<Success, any Error>(catching: body), as: .result)
-                unsafeDowncast(object, to: InjectedThreadObject.self).finish()
-            case .destroy: object.destroy(storedFor: Success.self)
-            }
-        }
         return object
     }
 

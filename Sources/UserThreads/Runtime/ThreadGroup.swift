@@ -108,7 +108,9 @@ public final class UThreadGroup: @unchecked Sendable {
         try adopt("UThreadGroup.spawnLocal") {
             var failure: (any Error)?
             let object = spawnLocalThread(
-                name: name, priority: 0, stackSize: nil, withinScope: true, failure: &failure)
+                name: name, priority: 0, stackSize: nil, withinScope: true,
+                witness: ThreadObject.witness(for: Void.self), witnessType: ObjectIdentifier(Void.self),
+                failure: &failure)
             if let failure { object.fail(failure, as: Void.self) } else { object.install { [self] in run(body) } }
             return UThread(object: object)
         }

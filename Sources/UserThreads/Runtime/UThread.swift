@@ -40,9 +40,13 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         // The default stack size takes the entry with fewer arguments and tests.
         let spawned =
             stackSize == nil
-            ? spawnThread(name: name, named: !name.isEmpty, priority: priority, failure: &failure)
+            ? spawnThread(
+                name: name, named: !name.isEmpty, priority: priority, witness: ThreadObject.witness(for: Success.self),
+                witnessType: ObjectIdentifier(Success.self), failure: &failure)
             : spawnThread(
-                name: name, named: !name.isEmpty, priority: priority, stackSize: stackSize, failure: &failure)
+                name: name, named: !name.isEmpty, priority: priority, stackSize: stackSize,
+                witness: ThreadObject.witness(for: Success.self), witnessType: ObjectIdentifier(Success.self),
+                failure: &failure)
         guard let object = spawned else {
             self.object = UThread.spawnOnWorkers(
                 name: name, priority: priority, pinned: pinned, stackSize: stackSize, body)
@@ -69,7 +73,8 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         guard
             let object = spawnThread(
                 name: name, named: !name.isEmpty, priority: scheduling.priority, stackSize: stackSize,
-                parameters: scheduling, failure: &failure)
+                parameters: scheduling, witness: ThreadObject.witness(for: Success.self),
+                witnessType: ObjectIdentifier(Success.self), failure: &failure)
         else {
             self.object = UThread.spawnOnWorkers(
                 name: name, parameters: scheduling, pinned: false, stackSize: stackSize, body)
@@ -97,7 +102,9 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         name: String = "", priority: Int = 0, stackSize: Int? = nil, _ body: @escaping () throws -> Success
     ) -> UThread {
         var failure: (any Error)?
-        let object = spawnLocalThread(name: name, priority: priority, stackSize: stackSize, failure: &failure)
+        let object = spawnLocalThread(
+            name: name, priority: priority, stackSize: stackSize, witness: ThreadObject.witness(for: Success.self),
+            witnessType: ObjectIdentifier(Success.self), failure: &failure)
         if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
         return UThread(object: object)
     }
@@ -110,7 +117,9 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     ) -> UThread {
         var failure: (any Error)?
         let object = spawnLocalThread(
-            name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling, failure: &failure)
+            name: name, priority: scheduling.priority, stackSize: stackSize, parameters: scheduling,
+            witness: ThreadObject.witness(for: Success.self), witnessType: ObjectIdentifier(Success.self),
+            failure: &failure)
         if let failure { object.fail(failure, as: Success.self) } else { object.install(body) }
         return UThread(object: object)
     }
@@ -204,24 +213,29 @@ extension UThread: @unchecked Sendable where Success: Sendable {}
 @usableFromInline @inline(never)
 func spawnThread(
     name: String, named: Bool, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil,
+    witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier,
     failure: inout (any Error)?
 ) -> ThreadObject? {
     Scheduler.withAtEntry("UThread.init") { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
         return spawnHere(
             scheduler, name: name, named: named, priority: priority, stackSize: stackSize, parameters,
-            keptRows: true, &failure)
+            witness, witnessType, keptRows: true, &failure)
     }
 }
 
 /// `spawnThread` with the default stack size and no scheduling parameters, the common case:
 /// two arguments and their tests fewer (~15 instructions per spawn, caller and callee).
 @usableFromInline @inline(never)
-func spawnThread(name: String, named: Bool, priority: Int, failure: inout (any Error)?) -> ThreadObject? {
+func spawnThread(
+    name: String, named: Bool, priority: Int, witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void,
+    witnessType: ObjectIdentifier, failure: inout (any Error)?
+) -> ThreadObject? {
     Scheduler.withAtEntry("UThread.init") { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
         return spawnHere(
-            scheduler, name: name, named: named, priority: priority, stackSize: nil, nil, keptRows: true, &failure)
+            scheduler, name: name, named: named, priority: priority, stackSize: nil, nil, witness, witnessType,
+            keptRows: true, &failure)
     }
 }
 
@@ -244,6 +258,7 @@ func runsOnOneWorker(_ api: StaticString) -> Bool {
 @usableFromInline
 func spawnLocalThread(
     name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil, withinScope: Bool = false,
+    witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier,
     failure: inout (any Error)?
 ) -> ThreadObject {
     Scheduler.with("UThread.local") { scheduler in
@@ -251,7 +266,7 @@ func spawnLocalThread(
             failure = UThreadError.invalidArgument(
                 "UThread.local needs a spawner that stays on its worker: call UThread.pin() before spawning local threads (or spawn the spawner with pinned: true)"
             )
-            return ThreadObject(name: name)
+            return ThreadObject(name: name, witness: witness, witnessType: witnessType)
         }
         // Pinned only by a thread group's scope: the local thread may outlive it, so for good
         // (unless it is that group's child: `withinScope`, it ends before the scope does).
@@ -261,7 +276,7 @@ func spawnLocalThread(
         // An M:N worker's kept rows have no object (ThreadObjectSlab): a new row instead.
         return spawnHere(
             scheduler, name: name, named: !name.isEmpty, priority: priority, stackSize: stackSize, parameters,
-            keptRows: scheduler.workerIndex < 0, &failure)
+            witness, witnessType, keptRows: scheduler.workerIndex < 0, &failure)
     }
 }
 
@@ -271,14 +286,16 @@ func spawnLocalThread(
 @inline(__always)
 private func spawnHere(
     _ scheduler: Scheduler, name: String, named: Bool, priority: Int, stackSize: Int?,
-    _ parameters: SchedulingParameters?, keptRows: Bool, _ failure: inout (any Error)?
+    _ parameters: SchedulingParameters?, _ witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void,
+    _ witnessType: ObjectIdentifier, keptRows: Bool, _ failure: inout (any Error)?
 ) -> ThreadObject {
     if keptRows, stackSize == nil, parameters == nil,
-        let object = scheduler.spawnKept(name: name, named: named, priority: priority)
+        let object = scheduler.spawnKept(
+            name: name, named: named, priority: priority, witness: witness, witnessType: witnessType)
     {
         return object
     }
-    let object = ThreadObject(name: name)
+    let object = ThreadObject(name: name, witness: witness, witnessType: witnessType)
     do {
         _ = try scheduler.spawn(object, priority: priority, stackSize: stackSize, parameters: parameters)
     } catch {

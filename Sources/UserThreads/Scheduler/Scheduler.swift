@@ -607,14 +607,19 @@ final class Scheduler {
     /// body), or nil when no row is kept. M:1 only (an M:N worker's kept rows have no object:
     /// `keepRow`), default stack size, no scheduling parameters. `named`: `!name.isEmpty`.
     @inline(__always)
-    func spawnKept(name: String, named: Bool, priority: Int) -> ThreadObject? {
+    func spawnKept(
+        name: String, named: Bool, priority: Int, witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void,
+        witnessType: ObjectIdentifier
+    ) -> ThreadObject? {
         guard let t = slab.take() else { return nil }
         stacks.takeBack(dense: t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE))
         table.revive(t)
         // Unmanaged from here on, +1 ours: with a strong reference the compiler retained and
         // released the object around the inlined spawn (~40 instructions per spawn+join).
         let object: Unmanaged<ThreadObject>
-        if let unused = Scheduler.unreferenced(Unmanaged.fromOpaque(t.pointee.object.unsafelyUnwrapped)) {
+        if let unused = Scheduler.unreferenced(
+            Unmanaged.fromOpaque(t.pointee.object.unsafelyUnwrapped), witnessType: witnessType)
+        {
             unused._withUnsafeGuaranteedRef { unused in
                 if checks {
                     precondition(
@@ -625,7 +630,8 @@ final class Scheduler {
             }
             object = unused
         } else {
-            object = Unmanaged.passRetained(ThreadObject(name: name))  // the old one's handles free it
+            // The old one's handles free it (or it is freed now: made for another result type).
+            object = Unmanaged.passRetained(ThreadObject(name: name, witness: witness, witnessType: witnessType))
         }
         // Cannot throw: a kept row needs no stack or row, and the arguments are the defaults.
         // The row takes our +1; the caller's handle gets a second one, by a non-atomic retain:
@@ -639,12 +645,14 @@ final class Scheduler {
         return object.takeRetainedValue()
     }
 
-    /// The object a kept row references, with the row's +1, if nothing else references it;
-    /// else nil (the row's +1 released).
+    /// The object a kept row references, with the row's +1, if nothing else references it and
+    /// its witness (a `let`) is the one for `witnessType`; else nil (the row's +1 released).
     @inline(__always)
-    private static func unreferenced(_ kept: Unmanaged<ThreadObject>) -> Unmanaged<ThreadObject>? {
+    private static func unreferenced(
+        _ kept: Unmanaged<ThreadObject>, witnessType: ObjectIdentifier
+    ) -> Unmanaged<ThreadObject>? {
         var object = kept.takeRetainedValue()
-        guard isKnownUniquelyReferenced(&object) else { return nil }
+        guard isKnownUniquelyReferenced(&object), object.witnessType == witnessType else { return nil }
         return Unmanaged.passRetained(object)
     }
 

@@ -22,8 +22,11 @@ import CUThreads
 /// of a spawn+join (~300 instructions). Nothing can tell: only the row referenced it besides
 /// the (gone) handles, and a trivial result owns nothing whose release could be observed.
 /// Results that hold references are never kept: they are released with their last handle,
-/// as before. A reused object keeps its `witness` when the next thread has the same result type
-/// (`witnessType`): replacing the closure cost a release and an outlined destroy per spawn.
+/// as before. `witness` is a `let`, given at `init` with its result type (`witnessType`): a
+/// closure read from a class's `var` is copied for the call (a retain and a release of its nil
+/// context, ~18 instructions per thread), a `let` is borrowed. So a kept object is reused only
+/// by a thread of the same result type (one compare); another type gets a new object, and the
+/// kept one is freed. (Before: a `var` witness replaced when the type changed.)
 ///
 /// Subclasses: the M:N runtime's `MNThreadObject` (MN/MNThreadObject.swift) adds its cross-worker
 /// state (join flags, placement) to this object, so that an M:N thread is one allocation;
@@ -53,10 +56,12 @@ class ThreadObject: WaitQueue {
     /// whichever of the two is stored. Does nothing before `install`. Not optional: calling an
     /// optional closure stored in a class went through an outlined copy and consume of the
     /// optional (~17 instructions per thread beyond the context's retain and release).
-    @usableFromInline @exclusivity(unchecked) final var witness: (ThreadObject, Operation) -> Void = { _, _ in }
-    /// The `Success` type `witness` was made for: a recycled object that already has the
-    /// right witness keeps it (replacing it costs a release of the old closure per spawn).
-    @usableFromInline @exclusivity(unchecked) final var witnessType: ObjectIdentifier?
+    /// A `let`, given at `init`: a closure read from a `var` is copied before the call (a retain
+    /// and a release of its nil context, ~18 instructions per thread); a `let` is borrowed.
+    /// Hence a kept object is reused only by a thread of the same `witnessType`.
+    @usableFromInline final let witness: (ThreadObject, Operation) -> Void
+    /// The `Success` type `witness` was made for (nil: a subclass's forwarding witness).
+    @usableFromInline final let witnessType: ObjectIdentifier?
     /// What the storage holds.
     @usableFromInline @exclusivity(unchecked) final var contents = Contents.empty
     /// Set when the stored result holds no references (a `.success` of a trivial type), so that
@@ -110,7 +115,12 @@ class ThreadObject: WaitQueue {
     @usableFromInline final let isInjected: Bool
 
     @usableFromInline
-    init(name: String, crossWorker: Bool = false, injected: Bool = false) {
+    init(
+        name: String, witness: @escaping (ThreadObject, Operation) -> Void, witnessType: ObjectIdentifier?,
+        crossWorker: Bool = false, injected: Bool = false
+    ) {
+        self.witness = witness
+        self.witnessType = witnessType
         self.name = name
         self.isNamed = !name.isEmpty
         self.isCrossWorker = crossWorker
@@ -140,7 +150,7 @@ class ThreadObject: WaitQueue {
             }
             contents = .empty
         }
-        resultIsTrivial = false  // `witness` is kept or replaced by the next `install`
+        resultIsTrivial = false
         isFinished = false
         isCancelled = false
         id = ThreadID(rawValue: 0)
@@ -216,20 +226,24 @@ extension ThreadObject {
     /// A new object that will run `body` and keep its `Result`. Specialised into the caller.
     @inlinable
     static func make<Success>(name: String, body: @escaping () throws -> Success) -> ThreadObject {
-        let object = ThreadObject(name: name)
+        let object = ThreadObject(
+            name: name, witness: witness(for: Success.self), witnessType: ObjectIdentifier(Success.self))
         object.install(body)
         return object
     }
 
-    /// Stores `body` in a new or recycled (empty) object, with the specialised code that runs
-    /// and destroys it. Specialised into the caller.
-    @inlinable
+    /// Stores `body` in a new or recycled (empty) object made with `witness(for: Success.self)`.
+    /// Specialised into the caller.
+    @inlinable @inline(__always)
     final func install<Success>(_ body: @escaping () throws -> Success) {
         store(body, as: .body)
-        let type = ObjectIdentifier(Success.self)
-        if witnessType == type { return }
-        witnessType = type
-        witness = { object, operation in
+    }
+
+    /// The specialised code that runs and destroys what a thread returning `Success` stores (a
+    /// non-capturing closure once specialised into the caller).
+    @inlinable @inline(__always)
+    static func witness<Success>(for _: Success.Type) -> (ThreadObject, Operation) -> Void {
+        { object, operation in
             switch operation {
             case .run:
                 let body = object.take((() throws -> Success).self)

@@ -15,8 +15,9 @@
 //
 // `take` pops the most recently kept row (the likeliest to be in the cache, and whose object's
 // last handle was dropped last, so the likeliest to be free): the caller reuses its object if
-// nothing else references it any more (`isKnownUniquelyReferenced`), else lets go of it (its
-// handles free it) and gives the row a new one.
+// nothing else references it any more (`isKnownUniquelyReferenced`) and it was made for the
+// same result type (its `witness` is a `let`: ThreadObject.swift), else lets go of it (its
+// handles free it, or the release does) and gives the row a new one.
 //
 // Capacity. 1,024 rows (a row is in the table's chunks anyway; ~200 bytes per object and the
 // stack's touched pages, which the pool would keep too), so that "spawn a batch, then join it"

@@ -83,4 +83,30 @@ import Testing
             #expect(UThreadRuntime.threadTable().threads.count == 1)
         }
     }
+
+    struct Odd: Error, Equatable { let value: Int }
+
+    /// A kept object is reused only by a thread of its own result type (its witness, the code
+    /// that runs the body and destroys the result, is fixed when the object is made): threads
+    /// of changing result types, one after another, each join their own result, and the
+    /// results that own memory (a string, an error, one too large for the inline room) are
+    /// read back intact, also after the next thread of another type has run.
+    @Test(arguments: [1, 2])
+    func threadsOfChangingResultTypesJoinTheirOwnResults(workers: Int) throws {
+        try UThreadRuntime.run(workers: workers) {
+            for i in 0..<50 {
+                #expect(try UThread { i }.join() == i)
+                let text = UThread { "text \(i)" }
+                #expect(try text.join() == "text \(i)")
+                try UThread {}.join()
+                let big = UThread { [Double(i), 1, 2, 3, 4, 5].map { $0 * 2 } + [Double(i)] }
+                #expect(try big.join() == [Double(i) * 2, 2, 4, 6, 8, 10, Double(i)])
+                let large = try UThread { (i, i &+ 1, i &+ 2, i &+ 3, i &+ 4) }.join()
+                #expect(large == (i, i &+ 1, i &+ 2, i &+ 3, i &+ 4))
+                #expect(throws: Odd(value: i)) { try UThread { () throws -> UInt8 in throw Odd(value: i) }.join() }
+                #expect(try UThread { UInt8(truncatingIfNeeded: i) }.join() == UInt8(truncatingIfNeeded: i))
+                #expect(try text.join() == "text \(i)")  // joined again after other types ran
+            }
+        }
+    }
 }
