@@ -423,7 +423,7 @@ final class Scheduler {
     /// runtime runs.
     @inline(__always)
     static func withOrThrow<R>(_ api: StaticString, _ body: (Scheduler) throws -> R) throws -> R {
-        guard let p = uthreads_get_runtime() else { throw outsideUserThread(api) }
+        guard let p = uthreads_get_runtime() else { try throwOutsideUserThread(api) }
         return try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
     }
 
@@ -432,6 +432,13 @@ final class Scheduler {
     @inline(never)
     static func outsideUserThread(_ api: StaticString) -> UThreadError {
         .invalidArgument("\(api) must be called on a user thread (inside UThreadRuntime.run { … })")
+    }
+
+    /// Throws `outsideUserThread(api)`: out of line with the error's boxing, so that an entry
+    /// point's frame holds only its fast path.
+    @inline(never)
+    static func throwOutsideUserThread(_ api: StaticString) throws -> Never {
+        throw outsideUserThread(api)
     }
 
     @inline(never)

@@ -446,12 +446,24 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// receiver takes a copy).
     @usableFromInline
     func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?) throws {
-        try Scheduler.withOrThrow("Channel.send") { s in try send(element, deadline: d, s) }
+        try Scheduler.withOrThrow("Channel.send") { s in
+            switch sync.knownShared(serial: s.serial) {
+            case false?: try sendBare(element, deadline: d, s)
+            case true?: try sendShared(element, deadline: d, s)
+            case nil: try sendDeciding(element, deadline: d, s)
+            }
+        }
     }
 
+    /// `send` on a channel not yet bound (or another runtime's): binds it or throws.
+    @inline(never)
+    private func sendDeciding(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
+        if try isShared(s) { try sendShared(element, deadline: d, s) } else { try sendBare(element, deadline: d, s) }
+    }
+
+    /// `send` on a bare channel: inlined into the entry, whose frame it needs.
     @inline(__always)
-    private func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
-        if try isShared(s) { return try sendShared(element, deadline: d, s) }
+    private func sendBare(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
         var later: Waiter?
         switch offer(element, s, shared: false, &later) {
         case .done: return
@@ -510,12 +522,28 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// when the channel is closed and drained.
     @usableFromInline
     func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?) throws -> Bool {
-        try Scheduler.withOrThrow("Channel.receive") { s in try receive(into: element, deadline: d, s) }
+        try Scheduler.withOrThrow("Channel.receive") { s in
+            switch sync.knownShared(serial: s.serial) {
+            case false?: try receiveBare(into: element, deadline: d, s)
+            case true?: try receiveShared(into: element, deadline: d, s)
+            case nil: try receiveDeciding(into: element, deadline: d, s)
+            }
+        }
     }
 
+    /// `receive` on a channel not yet bound (or another runtime's): binds it or throws.
+    @inline(never)
+    private func receiveDeciding(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
+        -> Bool
+    {
+        try isShared(s) ? receiveShared(into: element, deadline: d, s) : receiveBare(into: element, deadline: d, s)
+    }
+
+    /// `receive` on a bare channel: inlined into the entry, whose frame it needs.
     @inline(__always)
-    private func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws -> Bool {
-        if try isShared(s) { return try receiveShared(into: element, deadline: d, s) }
+    private func receiveBare(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
+        -> Bool
+    {
         var later: Waiter?
         switch take(into: element, s, shared: false, &later) {
         case .done: return true
