@@ -283,7 +283,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     let ops: ElementOps
     /// Bare (bound to one M:1 runtime) or shared (under its lock): the one binding rule of
     /// every sync object (SyncState.swift; the essay's "Who touches it").
-    let sync = SyncState()
+    @usableFromInline let sync = SyncState()
     @exclusivity(unchecked) private var storage: UnsafeMutableRawPointer
     @exclusivity(unchecked) private var head = 0
     // Values in the buffer and whether `close()` was called, each with a `Relaxed` word beside
@@ -444,9 +444,13 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
 
     /// Sends the value at `element` (initialised; the caller keeps and destroys it: the
     /// receiver takes a copy).
-    @usableFromInline
+    /// Inlined into the caller, so that neither body runs in a frame built for the other (an
+    /// entry of its own cost the shared path the bare body's frame, ~40 instructions per
+    /// handoff; `Channel.send`'s caller reads the runtime out of line, once).
+    @inlinable @inline(__always)
     func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?) throws {
-        try Scheduler.withOrThrow("Channel.send") { s in
+        guard let p = uthreads_get_runtime() else { try Scheduler.throwOutsideUserThread("Channel.send") }
+        try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s in
             switch sync.knownShared(serial: s.serial) {
             case false?: try sendBare(element, deadline: d, s)
             case true?: try sendShared(element, deadline: d, s)
@@ -456,14 +460,14 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     }
 
     /// `send` on a channel not yet bound (or another runtime's): binds it or throws.
-    @inline(never)
-    private func sendDeciding(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
+    @usableFromInline @inline(never)
+    func sendDeciding(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
         if try isShared(s) { try sendShared(element, deadline: d, s) } else { try sendBare(element, deadline: d, s) }
     }
 
-    /// `send` on a bare channel: inlined into the entry, whose frame it needs.
-    @inline(__always)
-    private func sendBare(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
+    /// `send` on a bare channel.
+    @usableFromInline @inline(never)
+    func sendBare(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
         var later: Waiter?
         switch offer(element, s, shared: false, &later) {
         case .done: return
@@ -489,8 +493,8 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     }
 
     /// `send` on a shared channel: the same rules under the lock, parked through the worker.
-    @inline(never)
-    private func sendShared(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
+    @usableFromInline @inline(never)
+    func sendShared(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
         if try waitShared(sending: true, element, deadline: d, s) == .closed { throw closedError }
     }
 
@@ -520,9 +524,11 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
 
     /// Receives into `element` (uninitialised). Returns true when it was initialised, false
     /// when the channel is closed and drained.
-    @usableFromInline
+    /// Inlined into the caller, as `send(_:deadline:)` is.
+    @inlinable @inline(__always)
     func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?) throws -> Bool {
-        try Scheduler.withOrThrow("Channel.receive") { s in
+        guard let p = uthreads_get_runtime() else { try Scheduler.throwOutsideUserThread("Channel.receive") }
+        return try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s in
             switch sync.knownShared(serial: s.serial) {
             case false?: try receiveBare(into: element, deadline: d, s)
             case true?: try receiveShared(into: element, deadline: d, s)
@@ -532,16 +538,16 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     }
 
     /// `receive` on a channel not yet bound (or another runtime's): binds it or throws.
-    @inline(never)
-    private func receiveDeciding(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
+    @usableFromInline @inline(never)
+    func receiveDeciding(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
         -> Bool
     {
         try isShared(s) ? receiveShared(into: element, deadline: d, s) : receiveBare(into: element, deadline: d, s)
     }
 
-    /// `receive` on a bare channel: inlined into the entry, whose frame it needs.
-    @inline(__always)
-    private func receiveBare(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
+    /// `receive` on a bare channel.
+    @usableFromInline @inline(never)
+    func receiveBare(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
         -> Bool
     {
         var later: Waiter?
@@ -565,8 +571,8 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     }
 
     /// `receive` on a shared channel: the same rules under the lock, parked through the worker.
-    @inline(never)
-    private func receiveShared(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
+    @usableFromInline @inline(never)
+    func receiveShared(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
         -> Bool
     {
         try waitShared(sending: false, element, deadline: d, s) == .done
