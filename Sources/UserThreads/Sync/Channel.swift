@@ -65,6 +65,14 @@
 // `@inlinable` one-liners, so they are specialised in the caller's module: no generic
 // metadata is looked up on a send or receive (in unspecialised generic code every `T?` costs
 // a runtime metadata cache lookup, which was most of the handoff's time).
+//
+// A frame each. `ChannelCore.send` and `receive` are `@inlinable` too: the bare-or-shared
+// branch (the runtime read out of line, the binding's load and compare) runs in the caller's
+// frame, and calls the bare or the shared body, each out of line with a frame of its own. With
+// the branch in an entry function of its own, the shared body ran behind the bare body's frame
+// (~60 instructions per shared handoff); with both bodies out of line behind such an entry,
+// the bare handoff paid two frames (+42: Swift keeps a test of the error register after each
+// `try` call, so the entry makes no tail call).
 import CUThreads
 import Glibc
 import Synchronization
@@ -444,9 +452,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
 
     /// Sends the value at `element` (initialised; the caller keeps and destroys it: the
     /// receiver takes a copy).
-    /// Inlined into the caller, so that neither body runs in a frame built for the other (an
-    /// entry of its own cost the shared path the bare body's frame, ~40 instructions per
-    /// handoff; `Channel.send`'s caller reads the runtime out of line, once).
+    /// Inlined into the caller: the branch runs in its frame ("A frame each" in the essay).
     @inlinable @inline(__always)
     func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?) throws {
         guard let p = uthreads_get_runtime() else { try Scheduler.throwOutsideUserThread("Channel.send") }

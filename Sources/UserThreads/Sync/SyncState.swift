@@ -60,9 +60,8 @@ struct SyncState: ~Copyable {
 
     /// The fast half of `isShared`, which cannot throw: false when the object is bound to
     /// `serial`, true when it is shared, nil when `isShared` must decide (undecided, or bound
-    /// to another runtime). For an entry point that keeps the decision and its error out of
-    /// its own frame: `ChannelCore.send` and `receive`, inlined into their callers, call the
-    /// bare or the shared body directly.
+    /// to another runtime). For an entry point that branches in its caller's frame
+    /// (Channel.swift, "A frame each").
     @inlinable @inline(__always)
     func knownShared(serial: UInt) -> Bool? {
         let b = binding.load(ordering: .acquiring)
