@@ -185,6 +185,7 @@ import CUThreads
 import Glibc
 import Synchronization
 
+@usableFromInline
 final class Scheduler {
     // MARK: State (hot fields opt out of dynamic exclusivity checks: the scheduler is only
     // touched from its own kernel thread, and these are never accessed re-entrantly)
@@ -223,7 +224,7 @@ final class Scheduler {
     @exclusivity(unchecked) var workerIndex: Int32 = -1
     /// A number no other scheduler of the process has or had (from 2 up): what a sync object
     /// owned by one M:1 runtime records (an address could be reused by a later scheduler).
-    let serial: UInt
+    @usableFromInline let serial: UInt
     private static let serials = Atomic<UInt>(2)
     /// The runtime this scheduler serves, as a number no other runtime of the process has or
     /// had: `serial` under M:1, the first worker's `serial` on every worker of an M:N runtime.
@@ -423,7 +424,7 @@ final class Scheduler {
     /// runtime runs.
     @inline(__always)
     static func withOrThrow<R>(_ api: StaticString, _ body: (Scheduler) throws -> R) throws -> R {
-        guard let p = uthreads_get_runtime() else { throw outsideUserThread(api) }
+        guard let p = uthreads_get_runtime() else { try throwOutsideUserThread(api) }
         return try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
     }
 
@@ -432,6 +433,13 @@ final class Scheduler {
     @inline(never)
     static func outsideUserThread(_ api: StaticString) -> UThreadError {
         .invalidArgument("\(api) must be called on a user thread (inside UThreadRuntime.run { … })")
+    }
+
+    /// Throws `outsideUserThread(api)`: out of line with the error's boxing, so that an entry
+    /// point's frame holds only its fast path.
+    @usableFromInline @inline(never)
+    static func throwOutsideUserThread(_ api: StaticString) throws -> Never {
+        throw outsideUserThread(api)
     }
 
     @inline(never)

@@ -65,6 +65,14 @@
 // `@inlinable` one-liners, so they are specialised in the caller's module: no generic
 // metadata is looked up on a send or receive (in unspecialised generic code every `T?` costs
 // a runtime metadata cache lookup, which was most of the handoff's time).
+//
+// A frame each. `ChannelCore.send` and `receive` are `@inlinable` too: the bare-or-shared
+// branch (the runtime read out of line, the binding's load and compare) runs in the caller's
+// frame, and calls the bare or the shared body, each out of line with a frame of its own. With
+// the branch in an entry function of its own, the shared body ran behind the bare body's frame
+// (~60 instructions per shared handoff); with both bodies out of line behind such an entry,
+// the bare handoff paid two frames (+42: Swift keeps a test of the error register after each
+// `try` call, so the entry makes no tail call).
 import CUThreads
 import Glibc
 import Synchronization
@@ -283,7 +291,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     let ops: ElementOps
     /// Bare (bound to one M:1 runtime) or shared (under its lock): the one binding rule of
     /// every sync object (SyncState.swift; the essay's "Who touches it").
-    let sync = SyncState()
+    @usableFromInline let sync = SyncState()
     @exclusivity(unchecked) private var storage: UnsafeMutableRawPointer
     @exclusivity(unchecked) private var head = 0
     // Values in the buffer and whether `close()` was called, each with a `Relaxed` word beside
@@ -444,14 +452,28 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
 
     /// Sends the value at `element` (initialised; the caller keeps and destroys it: the
     /// receiver takes a copy).
-    @usableFromInline
+    /// Inlined into the caller: the branch runs in its frame ("A frame each" in the essay).
+    @inlinable @inline(__always)
     func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?) throws {
-        try Scheduler.withOrThrow("Channel.send") { s in try send(element, deadline: d, s) }
+        guard let p = uthreads_get_runtime() else { try Scheduler.throwOutsideUserThread("Channel.send") }
+        try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s in
+            switch sync.knownShared(serial: s.serial) {
+            case false?: try sendBare(element, deadline: d, s)
+            case true?: try sendShared(element, deadline: d, s)
+            case nil: try sendDeciding(element, deadline: d, s)
+            }
+        }
     }
 
-    @inline(__always)
-    private func send(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
-        if try isShared(s) { return try sendShared(element, deadline: d, s) }
+    /// `send` on a channel not yet bound (or another runtime's): binds it or throws.
+    @usableFromInline @inline(never)
+    func sendDeciding(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
+        if try isShared(s) { try sendShared(element, deadline: d, s) } else { try sendBare(element, deadline: d, s) }
+    }
+
+    /// `send` on a bare channel.
+    @usableFromInline @inline(never)
+    func sendBare(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
         var later: Waiter?
         switch offer(element, s, shared: false, &later) {
         case .done: return
@@ -477,8 +499,8 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     }
 
     /// `send` on a shared channel: the same rules under the lock, parked through the worker.
-    @inline(never)
-    private func sendShared(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
+    @usableFromInline @inline(never)
+    func sendShared(_ element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws {
         if try waitShared(sending: true, element, deadline: d, s) == .closed { throw closedError }
     }
 
@@ -508,14 +530,32 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
 
     /// Receives into `element` (uninitialised). Returns true when it was initialised, false
     /// when the channel is closed and drained.
-    @usableFromInline
+    /// Inlined into the caller, as `send(_:deadline:)` is.
+    @inlinable @inline(__always)
     func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?) throws -> Bool {
-        try Scheduler.withOrThrow("Channel.receive") { s in try receive(into: element, deadline: d, s) }
+        guard let p = uthreads_get_runtime() else { try Scheduler.throwOutsideUserThread("Channel.receive") }
+        return try Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { s in
+            switch sync.knownShared(serial: s.serial) {
+            case false?: try receiveBare(into: element, deadline: d, s)
+            case true?: try receiveShared(into: element, deadline: d, s)
+            case nil: try receiveDeciding(into: element, deadline: d, s)
+            }
+        }
     }
 
-    @inline(__always)
-    private func receive(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws -> Bool {
-        if try isShared(s) { return try receiveShared(into: element, deadline: d, s) }
+    /// `receive` on a channel not yet bound (or another runtime's): binds it or throws.
+    @usableFromInline @inline(never)
+    func receiveDeciding(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
+        -> Bool
+    {
+        try isShared(s) ? receiveShared(into: element, deadline: d, s) : receiveBare(into: element, deadline: d, s)
+    }
+
+    /// `receive` on a bare channel.
+    @usableFromInline @inline(never)
+    func receiveBare(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
+        -> Bool
+    {
         var later: Waiter?
         switch take(into: element, s, shared: false, &later) {
         case .done: return true
@@ -537,8 +577,8 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     }
 
     /// `receive` on a shared channel: the same rules under the lock, parked through the worker.
-    @inline(never)
-    private func receiveShared(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
+    @usableFromInline @inline(never)
+    func receiveShared(into element: UnsafeMutableRawPointer, deadline d: UInt64?, _ s: Scheduler) throws
         -> Bool
     {
         try waitShared(sending: false, element, deadline: d, s) == .done

@@ -54,10 +54,20 @@ struct SyncState: ~Copyable {
     /// object to (`mine`, asked only then).
     @inline(__always)
     func isShared(serial: UInt, mine: () -> UInt) throws(UThreadError) -> Bool {
+        if let known = knownShared(serial: serial) { return known }
+        return try decide(mine())
+    }
+
+    /// The fast half of `isShared`, which cannot throw: false when the object is bound to
+    /// `serial`, true when it is shared, nil when `isShared` must decide (undecided, or bound
+    /// to another runtime). For an entry point that branches in its caller's frame
+    /// (Channel.swift, "A frame each").
+    @inlinable @inline(__always)
+    func knownShared(serial: UInt) -> Bool? {
         let b = binding.load(ordering: .acquiring)
         if b == serial { return false }
         if b == SyncState.shared { return true }
-        return try decide(mine())
+        return nil
     }
 
     /// The slow half of `isShared`: `mine` is what the caller would bind the object to (its
