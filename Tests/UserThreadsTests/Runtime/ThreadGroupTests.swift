@@ -168,19 +168,11 @@ struct ThreadGroupTests {
         /// Runs `body` there, on a new kernel thread (as the main thread of a runtime of its own
         /// for the runtimes); the returned flag is set once it returned.
         func run(_ body: @escaping @Sendable () -> Void) -> ElsewhereDone {
-            let done = ElsewhereDone()
-            let from = self
-            Thread {
-                do {
-                    switch from {
-                    case .kernelThread: body()
-                    case .oneWorker: try UThreadRuntime.run { body() }
-                    case .twoWorkers: try UThreadRuntime.run(workers: 2) { body() }
-                    }
-                } catch { done.failure.withLock { $0 = "\(error)" } }
-                done.flag.store(true, ordering: .releasing)
-            }.start()
-            return done
+            switch self {
+            case .kernelThread: runElsewhere(workers: nil, body)
+            case .oneWorker: runElsewhere(workers: 1, body)
+            case .twoWorkers: runElsewhere(workers: 2, body)
+            }
         }
     }
 

@@ -22,18 +22,22 @@ enum Elsewhere: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
     /// Runs `body` there, on a new kernel thread; the returned flag is set once it returned.
     func run(_ body: @escaping @Sendable () -> Void) -> ElsewhereDone {
-        let done = ElsewhereDone()
-        let from = self
-        Thread {
-            switch from {
-            case .kernelThread: body()
-            case .anotherRuntime:
-                do { try UThreadRuntime.run { body() } } catch { done.failure.withLock { $0 = "\(error)" } }
-            }
-            done.flag.store(true, ordering: .releasing)
-        }.start()
-        return done
+        runElsewhere(workers: self == .kernelThread ? nil : 1, body)
     }
+}
+
+/// Runs `body` on a new kernel thread: outside every runtime when `workers` is nil, else as the
+/// main thread of a runtime of its own with that many workers. The returned flag is set once
+/// it returned (with the runtime's error, if it failed).
+func runElsewhere(workers: Int?, _ body: @escaping @Sendable () -> Void) -> ElsewhereDone {
+    let done = ElsewhereDone()
+    Thread {
+        do {
+            if let workers { try UThreadRuntime.run(workers: workers) { body() } } else { body() }
+        } catch { done.failure.withLock { $0 = "\(error)" } }
+        done.flag.store(true, ordering: .releasing)
+    }.start()
+    return done
 }
 
 /// Set when a body run elsewhere has returned; the error of its runtime, if it failed.
