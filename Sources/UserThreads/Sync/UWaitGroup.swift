@@ -23,9 +23,10 @@
 // deadlock even if a pthread would call `done` later (Scheduler/ForeignCancels.swift). A
 // waiter can tell only if an `add` raises the count again before the post is applied, which
 // Go's rule for reuse forbids (new adds after every wait has returned): it then waits on for
-// the next zero (or its deadline), and never returns while tasks are pending. On the runtime's own thread the price is a locked compare-and-swap
-// instead of a plain store, in a path made cheaper at the same time (an add that finds no
-// waiter leaves the list alone): docs/BENCHMARKS.md, "Wait groups from anywhere".
+// the next zero (or its deadline), and never returns while tasks are pending. On the
+// runtime's own thread the price is a locked compare-and-swap instead of a plain store, in a
+// path made cheaper at the same time (an add that finds no waiter leaves the list alone):
+// docs/BENCHMARKS.md, "Wait groups from anywhere".
 //
 // Rejected designs:
 //   * Posting add and done themselves to the bound runtime (as a semaphore's signal is): the
