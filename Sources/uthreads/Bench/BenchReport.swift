@@ -86,6 +86,9 @@ struct BenchRun: Codable {
     var rows: [BenchRow]
     /// Rows not measured in this run, with the reason (absent when every row was measured).
     var skipped: [BenchSkip]?
+    /// The 1-, 5- and 15-minute load averages as the run started: other load on a shared machine
+    /// moves every timed row (absent in run files written before it was recorded).
+    var loadAverage: [Double]?
 
     static func current(command: String, quick: Bool, repetitions: Int, rows: [BenchRow]) -> BenchRun {
         BenchRun(
@@ -93,7 +96,12 @@ struct BenchRun: Codable {
             machine: .init(
                 cpu: cpuModel(), cores: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), kernel: kernelRelease(),
                 memoryBytes: Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))),
-            quick: quick, repetitions: repetitions, rows: rows)
+            quick: quick, repetitions: repetitions, rows: rows, loadAverage: loadAverages())
+    }
+
+    static func loadAverages() -> [Double]? {
+        var loads = [Double](repeating: 0, count: 3)
+        return getloadavg(&loads, 3) == 3 ? loads : nil
     }
 
     func encoded() throws -> Data {

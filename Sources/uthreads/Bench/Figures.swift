@@ -124,13 +124,18 @@ enum Figures {
 
     // MARK: tables
 
-    static func source(_ run: BenchRun, file: String) -> String {
+    /// Where a table's figures come from. `medians`: say how many repetitions a row's median is
+    /// of (a table whose rows count their own samples says it itself).
+    static func source(_ run: BenchRun, file: String, medians: Bool = true) -> String {
         let m = run.machine
         let timed = run.rows.contains { $0.samples != nil }
+        let load = run.loadAverage.map { l in
+            " Load average as the run started: \(l.map { $0.fixed(2) }.joined(separator: ", ")) (1, 5, 15 min)."
+        }
         return
             "Run file `\(file)`: \(run.date), commit \(run.commit.prefix(12)), \(run.build) build, `\(run.command)`; "
             + "\(m.cpu), \(m.cores) CPUs, Linux \(m.kernel). Clock: \(run.clock)"
-            + (timed ? "; medians of \(run.repetitions) repetitions." : ".")
+            + (timed && medians ? "; medians of \(run.repetitions) repetitions." : ".") + (load ?? "")
             + (run.quick ? " **--quick: figures meaningless.**" : "")
     }
 
@@ -247,7 +252,7 @@ enum Figures {
 
     /// The M:N targets with a figure in the run: measured, not measured (and why), or absent.
     static func targets(_ run: BenchRun, file: String) -> String {
-        var out = [source(run, file: file), "", "| target | this run | met? |", "| --- | --- | --- |"]
+        var out = [source(run, file: file, medians: false), "", "| target | this run | met? |", "| --- | --- | --- |"]
         let target =
             "`workers: 2`: unpinned `Channel` ping-pong ≤ 0.5× Go's goroutine ping-pong (GOMAXPROCS=2), in the same run"
         if let ratio = run.rows.last(where: { $0.name == SyncBenchRuns.pairOverGoRow }) {

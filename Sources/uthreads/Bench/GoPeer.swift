@@ -111,7 +111,7 @@ enum GoPeer {
         let matching = try samples(output).filter { $0.name == sampleName }
         guard !matching.isEmpty else {
             throw GoPeerError(
-                "gobench printed no '\(sampleName)' sample (is it peers/src/go's gobench, on a machine of 2 CPUs?); its output began: '\(output.prefix(300))'"
+                "gobench printed no '\(sampleName)' sample (is it peers/src/go's gobench, on a machine of 2 CPUs?); its output began: '\(output.prefix(300).trimmingCharacters(in: .whitespacesAndNewlines))'"
             )
         }
         if let other = matching.first(where: { $0.unit != sampleUnit }) {
