@@ -266,7 +266,11 @@ enum Figures {
             if let ours, let go {
                 measured += " (pair \(spread(ours, time)), Go \(spread(go, time)) per handoff)"
             }
-            out.append("| \(target) | \(measured) | \(ratio.value <= 0.5 ? "**yes**" : "**no**") |")
+            var met = ratio.value <= 0.5 ? "**yes**" : "**no**"
+            if let load = run.loadAverage?.first, load > Double(run.machine.cores) {
+                met += " (load \(load.fixed(1)) on \(run.machine.cores) CPUs: not a verdict)"
+            }
+            out.append("| \(target) | \(measured) | \(met) |")
         } else if let skip = run.skipped?.first(where: { $0.rows.contains(SyncBenchRuns.pairOverGoRow) }) {
             out.append("| \(target) | not measured: \(skip.reason.replacingOccurrences(of: "|", with: "\\|")) | — |")
         } else {

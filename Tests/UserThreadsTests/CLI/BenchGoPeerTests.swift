@@ -57,6 +57,7 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         let run = try Self.runFile(r)
         #expect(run["skipped"] == nil)
+        #expect((run["loadAverage"] as? [Double])?.count == 3)  // the load the figures were taken under
         let rows = Self.rows(run)
         let ours = try #require(rows[Self.rowNames[0]]?["samples"] as? [Double])
         let goRow = try #require(rows[Self.rowNames[1]])
