@@ -171,7 +171,11 @@ extension SyncBenchRuns {
     /// The unpinned pair against Go's goroutine ping-pong at GOMAXPROCS=2, in interleaved pairs
     /// of short repetitions (essay: GoPeer.swift). Skipped, with the reason, without a Go peer.
     static func go(_ r: BenchReport, _ o: BenchOptions) throws {
-        print("\n-- sync, M:N against Go: unpinned Channel pair vs goroutine ping-pong, interleaved (wall time)")
+        let handoffs = o.scaled(1_000_000, quick: 10_000)
+        let pairs = o.goPairs ?? (o.quick ? 3 : 11)
+        print(
+            "\n-- sync, M:N against Go: unpinned Channel pair vs goroutine ping-pong, \(pairs) interleaved pairs (the rows' medians are of \(pairs), not of --repeat; wall time)"
+        )
         let names = [pairInterleavedRow, goRow, pairOverGoRow, pairOverGoMediansRow]
         let location = try GoPeer.locate(
             option: o.go, environment: ProcessInfo.processInfo.environment,
@@ -180,8 +184,6 @@ extension SyncBenchRuns {
             if case .missing(let reason) = location { r.skip(group: "sync", rows: names, reason: reason) }
             return
         }
-        let handoffs = o.scaled(1_000_000, quick: 10_000)
-        let pairs = o.goPairs ?? (o.quick ? 3 : 11)
         var ours: [Double] = []
         var goes: [Double] = []
         var together = 0
