@@ -3,10 +3,15 @@
 #
 #   1. peers/install.sh: the peers' Debian packages (skips with a note what it cannot install)
 #   2. swift build -c release (the project; `uthreads` at .build/release unless UTHREADS=)
-#   3. bench:  `uthreads bench --json` (every row pinned to one CPU, wall time)
+#   3. bench:  `uthreads bench --json` (every row pinned to one CPU, wall time; the M:N rows
+#              free; the pair against Go too when $PEERS_BUILD/gobench exists already)
 #              -> docs/runs/bench-DATE.json
 #   4. peers:  peers/run.sh (Go, Boost.Context, ucontext, GNU Pth, asm, pthreads, processes,
 #              Swift concurrency) -> docs/runs/peers-DATE.txt
+#   4b. go:    the unpinned pair against Go's goroutine ping-pong (GOMAXPROCS=2), interleaved in
+#              one run: `uthreads bench sync --only go --json --go $PEERS_BUILD/gobench` (gobench
+#              built first if missing; GO_PAIRS pairs, default 11) -> docs/runs/pair-go-DATE.json,
+#              then its targets table (`uthreads bench figures --table targets`)
 #   5. http:   peers/http.sh with `uthreads serve` added: the C epoll server, Go net/http
 #              (GOMAXPROCS=1), SwiftNIO (one event loop), C thread-per-connection, under wrk;
 #              server on CPU 0, wrk on CPU 1 -> docs/runs/http-DATE.json
@@ -16,14 +21,14 @@
 #   STEPS="http" CONNS="100 1000" scripts/compare.sh
 #   PEERS_BUILD=/tmp/peers SWIFT_SCRATCH=/tmp/peers/hb scripts/compare.sh   # builds outside the tree
 #
-# Environment: STEPS (default "bench peers http"), UTHREADS, PEERS_BUILD (default peers/build),
+# Environment: STEPS (default "bench peers go http"), UTHREADS, GO_PAIRS (default 11), PEERS_BUILD (default peers/build),
 # CONNS (default "100 1000"), DUR (default 10), ONLY (http.sh's server keys; default
 # 'uthreads|epoll|go|nio|threads'), CONFIGS (default pinned), OUT (default docs/runs).
 # Point scripts/update-figures.sh's markers at the new run files to put them in the docs.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-STEPS="${STEPS:-bench peers http}"
+STEPS="${STEPS:-bench peers go http}"
 OUT="${OUT:-$ROOT/docs/runs}"
 DATE=$(date -u +%Y-%m-%d)
 export PEERS_BUILD="${PEERS_BUILD:-$ROOT/peers/build}"
@@ -48,6 +53,20 @@ for step in $STEPS; do
     peers)
         say "peers/run.sh"
         bash "$ROOT/peers/run.sh" >"$OUT/peers-$DATE.txt" || say "peers/run.sh failed"
+        ;;
+    go)
+        gobench="$PEERS_BUILD/gobench"
+        if [ ! -x "$gobench" ]; then
+            say "building gobench (peers/src/go)"
+            (cd "$ROOT/peers/src/go" && GOFLAGS=-mod=mod GOPROXY=off go build -o "$gobench" .) >&2 ||
+                say "could not build gobench: the pair-go run file will say the Go rows were skipped"
+        fi
+        say "uthreads bench sync --only go (the unpinned pair and Go, interleaved)"
+        go_option=()
+        [ -x "$gobench" ] && go_option=(--go "$gobench")
+        "$UTHREADS" bench sync --only go --json --go-pairs "${GO_PAIRS:-11}" "${go_option[@]}" \
+            >"$OUT/pair-go-$DATE.json" || say "uthreads bench sync --only go failed"
+        "$UTHREADS" bench figures --table targets "$OUT/pair-go-$DATE.json"
         ;;
     http)
         say "peers/http.sh with uthreads serve"
@@ -79,7 +98,7 @@ json.dump(run, open(out, "w"), indent=2, sort_keys=True)
 PY
         "$UTHREADS" bench figures --table http "$OUT/http-$DATE.json"
         ;;
-    *) say "unknown step '$step' (bench, peers, http)"; exit 2 ;;
+    *) say "unknown step '$step' (bench, peers, go, http)"; exit 2 ;;
     esac
 done
 say "run files in $OUT"

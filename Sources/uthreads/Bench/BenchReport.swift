@@ -55,6 +55,14 @@ struct BenchRow: Codable {
     }
 }
 
+/// Rows a run could not measure, and why (a peer that is not installed): the run file says so
+/// instead of leaving the reader to notice an absence.
+struct BenchSkip: Codable, Equatable {
+    var group: String
+    var rows: [String]
+    var reason: String
+}
+
 /// The machine, build and options a run was made with, and its rows: the run file.
 struct BenchRun: Codable {
     struct Machine: Codable {
@@ -76,6 +84,11 @@ struct BenchRun: Codable {
     var quick: Bool
     var repetitions: Int
     var rows: [BenchRow]
+    /// Rows not measured in this run, with the reason (absent when every row was measured).
+    var skipped: [BenchSkip]?
+    /// The 1-, 5- and 15-minute load averages as the run started: other load on a shared machine
+    /// moves every timed row (absent in run files written before it was recorded).
+    var loadAverage: [Double]?
 
     static func current(command: String, quick: Bool, repetitions: Int, rows: [BenchRow]) -> BenchRun {
         BenchRun(
@@ -83,7 +96,12 @@ struct BenchRun: Codable {
             machine: .init(
                 cpu: cpuModel(), cores: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), kernel: kernelRelease(),
                 memoryBytes: Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))),
-            quick: quick, repetitions: repetitions, rows: rows)
+            quick: quick, repetitions: repetitions, rows: rows, loadAverage: loadAverages())
+    }
+
+    static func loadAverages() -> [Double]? {
+        var loads = [Double](repeating: 0, count: 3)
+        return getloadavg(&loads, 3) == 3 ? loads : nil
     }
 
     func encoded() throws -> Data {
@@ -210,6 +228,7 @@ enum BenchOutput {
 /// Collects rows and prints them as aligned text.
 final class BenchReport {
     private(set) var rows: [BenchRow] = []
+    private(set) var skipped: [BenchSkip] = []
     let quiet: Bool
 
     init(quiet: Bool = false) { self.quiet = quiet }
@@ -237,6 +256,12 @@ final class BenchReport {
             row.note = BenchReport.ratioNote(row, over: base, label: ratioLabel)
         }
         add(row)
+    }
+
+    /// Records rows that cannot be measured in this run; the reason goes to stderr (not a row).
+    func skip(group: String, rows names: [String], reason: String) {
+        skipped.append(BenchSkip(group: group, rows: names, reason: reason))
+        progress("skipped \(names.count) \(group) row(s): \(reason)")
     }
 
     func row(_ name: String) -> BenchRow? { rows.last { $0.name == name } }

@@ -16,6 +16,8 @@
 //   rows GROUP,…      every row of those groups with its spread, samples, placement
 //   instructions      callgrind counts per operation (a `--instructions --json` run)
 //   http              the HTTP hello servers under wrk (scripts/compare.sh's run file)
+//   targets           the M:N targets a run measured, each with its figure and whether it is
+//                     met (today: the unpinned pair ÷ Go, from `bench sync`'s interleaved rows)
 //
 // Rejected: a script that edits the Markdown with sed from the text output (the text is for
 // people and changes shape); figures typed by hand from a run (they drift from the run and
@@ -113,20 +115,27 @@ enum Figures {
             return rows(try BenchRun.decode(data), groups: groups, file: file)
         case "instructions": return instructions(try BenchRun.decode(data), file: file)
         case "http": return http(try JSONDecoder().decode(HTTPRun.self, from: data), file: file)
+        case "targets": return targets(try BenchRun.decode(data), file: file)
         default:
-            throw FiguresError("unknown figures table '\(block.table)' (readme, comparison, rows, instructions, http)")
+            throw FiguresError(
+                "unknown figures table '\(block.table)' (readme, comparison, rows, instructions, http, targets)")
         }
     }
 
     // MARK: tables
 
-    static func source(_ run: BenchRun, file: String) -> String {
+    /// Where a table's figures come from. `medians`: say how many repetitions a row's median is
+    /// of (a table whose rows count their own samples says it itself).
+    static func source(_ run: BenchRun, file: String, medians: Bool = true) -> String {
         let m = run.machine
         let timed = run.rows.contains { $0.samples != nil }
+        let load = run.loadAverage.map { l in
+            " Load average as the run started: \(l.map { $0.fixed(2) }.joined(separator: ", ")) (1, 5, 15 min)."
+        }
         return
             "Run file `\(file)`: \(run.date), commit \(run.commit.prefix(12)), \(run.build) build, `\(run.command)`; "
             + "\(m.cpu), \(m.cores) CPUs, Linux \(m.kernel). Clock: \(run.clock)"
-            + (timed ? "; medians of \(run.repetitions) repetitions." : ".")
+            + (timed && medians ? "; medians of \(run.repetitions) repetitions." : ".") + (load ?? "")
             + (run.quick ? " **--quick: figures meaningless.**" : "")
     }
 
@@ -237,6 +246,35 @@ enum Figures {
             out.append(
                 "| \(r.name) | \(Int(r.value.rounded())) | \(r.unit.replacingOccurrences(of: "instructions/", with: "")) |"
             )
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// The M:N targets with a figure in the run: measured, not measured (and why), or absent.
+    static func targets(_ run: BenchRun, file: String) -> String {
+        var out = [source(run, file: file, medians: false), "", "| target | this run | met? |", "| --- | --- | --- |"]
+        let target =
+            "`workers: 2`: unpinned `Channel` ping-pong ≤ 0.5× Go's goroutine ping-pong (GOMAXPROCS=2), in the same run"
+        if let ratio = run.rows.last(where: { $0.name == SyncBenchRuns.pairOverGoRow }) {
+            let ours = run.rows.last { $0.name == SyncBenchRuns.pairInterleavedRow }
+            let go = run.rows.last { $0.name == SyncBenchRuns.goRow }
+            let medians = run.rows.last { $0.name == SyncBenchRuns.pairOverGoMediansRow }
+            var measured =
+                "**\(ratio.value.fixed(2))×**, the median of \(ratio.samples?.count ?? 1) interleaved per-pair ratios"
+            if let lo = ratio.min, let hi = ratio.max { measured += " [\(lo.fixed(2)) – \(hi.fixed(2))]" }
+            if let medians { measured += "; ratio of medians \(medians.value.fixed(2))×" }
+            if let ours, let go {
+                measured += " (pair \(spread(ours, time)), Go \(spread(go, time)) per handoff)"
+            }
+            var met = ratio.value <= 0.5 ? "**yes**" : "**no**"
+            if let load = run.loadAverage?.first, load > Double(run.machine.cores) {
+                met += " (load \(load.fixed(1)) on \(run.machine.cores) CPUs: not a verdict)"
+            }
+            out.append("| \(target) | \(measured) | \(met) |")
+        } else if let skip = run.skipped?.first(where: { $0.rows.contains(SyncBenchRuns.pairOverGoRow) }) {
+            out.append("| \(target) | not measured: \(skip.reason.replacingOccurrences(of: "|", with: "\\|")) | — |")
+        } else {
+            out.append("| \(target) | not in this run (`uthreads bench sync --only go`) | — |")
         }
         return out.joined(separator: "\n") + "\n"
     }

@@ -15,6 +15,8 @@
 //     pair comes together on one worker);
 //     peer: the mutex+condvar pair left free to run on both CPUs. Wall time: two kernel
 //     threads take part.
+//   * the unpinned pair against Go's goroutine ping-pong (GOMAXPROCS=2), in interleaved pairs
+//     of short repetitions, when a Go peer is found (`--only go`; essay: GoPeer.swift).
 //   * the same primitives at workers 1 and 2 (one family for every runtime): a UMutex two
 //     threads take in turn, each holding it across a yield (at workers 1 every acquisition is
 //     a FIFO handoff; at 2 the yield returns at once when nothing else is ready, so many

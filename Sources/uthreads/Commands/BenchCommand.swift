@@ -31,10 +31,20 @@ struct BenchOptions: ParsableArguments {
     var markdown = false
     @Option(help: "Write the comparison chart (log-scale bars) as SVG to this path.")
     var svg: String?
+    @Option(
+        help:
+            "The Go peer (peers/src/go's gobench) for the sync group's pair against Go; default: $UTHREADS_GOBENCH, $PEERS_BUILD/gobench, peers/build/gobench (else those rows are skipped)."
+    )
+    var go: String?
+    @Option(
+        name: .customLong("go-pairs"),
+        help: "Interleaved pairs (ours, Go) of the pair against Go (default 11; 3 with --quick).")
+    var goPairs: Int?
 
     func validate() throws {
         guard (1...100).contains(repetitions) else { throw ValidationError("--repeat must be 1...100") }
         if ceilings != nil && !instructions { throw ValidationError("--ceilings needs --instructions") }
+        if let goPairs, !(1...1000).contains(goPairs) { throw ValidationError("--go-pairs must be 1...1000") }
     }
 
     func scaled(_ full: Int, quick small: Int) -> Int { quick ? small : full }
@@ -95,6 +105,7 @@ func runBench(
     try BenchPlacement.with(placement) { try groups(report) }
     if options.json {
         run.rows = report.rows
+        run.skipped = report.skipped.isEmpty ? nil : report.skipped
         BenchOutput.writeJSON(try run.encoded())
     }
 }

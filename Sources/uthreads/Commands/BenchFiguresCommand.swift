@@ -13,7 +13,7 @@ struct BenchFiguresCommand: ParsableCommand {
     var check = false
     @Option(
         help:
-            "Print one table (readme, comparison, rows, instructions, http) from the run file given as the argument instead."
+            "Print one table (readme, comparison, rows, instructions, http, targets) from the run file given as the argument instead."
     )
     var table: String?
     @Option(help: "With --table rows: the groups, comma-separated.")

@@ -1,17 +1,53 @@
 // `uthreads bench sync`: see Bench/SyncBenchmarks.swift for what each row measures.
 import ArgumentParser
 import CKernelPeers
+import Foundation
 import UserThreads
 
 struct BenchSyncCommand: BenchSubcommand {
     static let configuration = CommandConfiguration(
-        commandName: "sync", abstract: "Channels and mutexes vs. pthread mutex+condvar.")
+        commandName: "sync",
+        abstract:
+            "Channels and mutexes vs. pthread mutex+condvar; M:N ping-pongs; the unpinned pair against Go, interleaved."
+    )
     @OptionGroup var options: BenchOptions
+    @Option(help: "Run only these groups (comma-separated: core, mn, family, go).")
+    var only: String?
     static var groups: [(BenchReport, BenchOptions) throws -> Void] { [SyncBenchRuns.sync] }
+
+    private var selected: [String] {
+        only.map { $0.split(separator: ",").map { String($0.filter { $0 != " " }) } } ?? SyncBenchRuns.groupNames
+    }
+
+    func validate() throws {
+        for name in selected where !SyncBenchRuns.groupNames.contains(name) {
+            throw ValidationError(
+                "--only: unknown group '\(name)' (groups: \(SyncBenchRuns.groupNames.joined(separator: ", ")))")
+        }
+    }
+
+    func run() throws {
+        try runBench(options) { report in try SyncBenchRuns.run(report, options, only: selected) }
+    }
 }
 
 enum SyncBenchRuns {
-    static func sync(_ r: BenchReport, _ o: BenchOptions) throws {
+    /// The groups `--only` names: the pinned core rows, the M:N ping-pongs, one family at
+    /// workers 1 and 2, the unpinned pair against Go (GoPeer.swift).
+    static let groupNames = ["core", "mn", "family", "go"]
+
+    static func sync(_ r: BenchReport, _ o: BenchOptions) throws { try run(r, o, only: groupNames) }
+
+    static func run(_ r: BenchReport, _ o: BenchOptions, only: [String]) throws {
+        if only.contains("core") { try core(r, o) }
+        try BenchPlacement.with(.free) {  // two workers need two CPUs
+            if only.contains("mn") { try mn(r, o) }
+            if only.contains("family") { try family(r, o) }
+            if only.contains("go") { try go(r, o) }
+        }
+    }
+
+    static func core(_ r: BenchReport, _ o: BenchOptions) throws {
         print("\n-- sync: channels and mutexes (ns per handoff or lock+unlock)")
         let trips = o.scaled(200_000, quick: 2_000)
         let channel = try CoreBenchRuns.median(o.repetitions) { try SyncBenchmarks.channelPingPong(roundTrips: trips) }
@@ -45,10 +81,6 @@ enum SyncBenchRuns {
             group: "sync", name: "user threads: UMutex contended by \(threads) threads", unit: "M acq/s",
             samples: contended,
             note: "acquisitions per thread \(lo)...\(hi) (FIFO handoff: equal shares)")
-        try BenchPlacement.with(.free) {  // two workers need two CPUs
-            try mn(r, o)
-            try family(r, o)
-        }
     }
 
     /// UMutex between two threads and USemaphore ping-pong at workers 1 (M:1) and 2 (the partner
@@ -127,5 +159,68 @@ enum SyncBenchRuns {
             samples: condvar,
             ratioOver: "M:N: Channel ping-pong, threads on 2 workers",
             ratioLabel: "the Channel handoff across workers")
+    }
+}
+
+extension SyncBenchRuns {
+    static let pairInterleavedRow = "M:N: Channel ping-pong, two unpinned threads, 2 workers, interleaved with Go"
+    static let goRow = "Go: goroutine ping-pong, GOMAXPROCS=2"
+    static let pairOverGoRow = "unpinned pair ÷ Go (interleaved, median of per-pair ratios)"
+    static let pairOverGoMediansRow = "unpinned pair ÷ Go (interleaved, ratio of medians)"
+
+    /// The unpinned pair against Go's goroutine ping-pong at GOMAXPROCS=2, in interleaved pairs
+    /// of short repetitions (essay: GoPeer.swift). Skipped, with the reason, without a Go peer.
+    static func go(_ r: BenchReport, _ o: BenchOptions) throws {
+        let handoffs = o.scaled(1_000_000, quick: 10_000)
+        let pairs = o.goPairs ?? (o.quick ? 3 : 11)
+        print(
+            "\n-- sync, M:N against Go: unpinned Channel pair vs goroutine ping-pong, \(pairs) interleaved pairs (the rows' medians are of \(pairs), not of --repeat; wall time)"
+        )
+        let names = [pairInterleavedRow, goRow, pairOverGoRow, pairOverGoMediansRow]
+        let location = try GoPeer.locate(
+            option: o.go, environment: ProcessInfo.processInfo.environment,
+            directory: FileManager.default.currentDirectoryPath)
+        guard case .found(let path) = location else {
+            if case .missing(let reason) = location { r.skip(group: "sync", rows: names, reason: reason) }
+            return
+        }
+        var ours: [Double] = []
+        var goes: [Double] = []
+        var together = 0
+        for i in 0..<pairs {
+            func measureOurs() throws {
+                let u = try SyncBenchmarks.mnChannelPingPongUnpinned(roundTrips: handoffs / 2)
+                ours.append(u.ns)
+                together += u.together ? 1 : 0
+            }
+            // ABBA: each side goes first in every other pair.
+            if i % 2 == 0 {
+                try measureOurs()
+                goes.append(try GoPeer.pingPong(path, handoffs: handoffs))
+            } else {
+                goes.append(try GoPeer.pingPong(path, handoffs: handoffs))
+                try measureOurs()
+            }
+        }
+        let ratios = zip(ours, goes).map { $0 / $1 }
+        let like = "unpinned, wall time, \(handoffs) handoffs per repetition"
+        r.add(
+            group: "sync", name: pairInterleavedRow, unit: "ns/handoff", samples: ours,
+            note: "\(like), alternated with the Go row (ABBA); pair on one worker at the end in \(together) of \(pairs)"
+        )
+        r.add(
+            group: "sync", name: goRow, unit: "ns/handoff", samples: goes,
+            note:
+                "\(like): child `gobench pingpong \(handoffs) 1`, Go's own time of its loop (start-up, GOMAXPROCS=1 pass, warm-up not counted)"
+        )
+        r.add(
+            group: "sync", name: pairOverGoRow, unit: "x", samples: ratios,
+            note: "sample i = pair sample i ÷ Go sample i, \(pairs) pairs measured back to back; target ≤ 0.5")
+        let median = { (v: [Double]) -> Double in v.sorted()[v.count / 2] }
+        r.add(
+            BenchRow(
+                group: "sync", name: pairOverGoMediansRow, value: median(ours) / median(goes), unit: "x",
+                note: "\(BenchReport.fmt(median(ours))) ÷ \(BenchReport.fmt(median(goes))) ns/handoff",
+                placement: BenchPlacement.current.rawValue))
     }
 }

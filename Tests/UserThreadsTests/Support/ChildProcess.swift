@@ -28,14 +28,16 @@ enum ChildProcess {
     /// Runs `executable` to its end, or kills it (SIGKILL) after `timeout`, so that a child that
     /// hangs fails its test (`timedOut`, with the output so far) instead of hanging the run.
     /// The default: 10 s less than the calling test's time limit (a minute if it has none).
+    /// `directory`: the child's working directory (default: the test process's).
     static func run(
         _ executable: String, _ arguments: [String], environment: [String: String] = [:],
-        timeout: Duration? = nil
+        timeout: Duration? = nil, directory: URL? = nil
     ) throws -> ChildResult {
         let timeout = timeout ?? (Test.current?.timeLimit ?? .seconds(60)) - .seconds(10)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
         var env = ProcessInfo.processInfo.environment
         env["SWIFT_BACKTRACE"] = "enable=no"  // keep crash output short and fast
         for (k, v) in environment { env[k] = v }
