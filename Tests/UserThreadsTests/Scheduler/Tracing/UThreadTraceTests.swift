@@ -96,23 +96,27 @@ struct UThreadTraceTests {
 
     /// On two workers, threads that worker 0 started and that then moved to worker 1 show runs
     /// on both workers' rings, and their lives stay in order across the move (one clock for
-    /// both kernel threads).
+    /// both kernel threads). Each step computes a while between yields, so that the rings
+    /// (2^20 events each) outlast a worker 1 that the loaded machine leaves off the CPU for a
+    /// long time; the loop is bounded by a count of steps, not by time.
     @Test func aMigratingThreadShowsOnBothWorkers() throws {
         let trace = try Self.traced(workers: 2, capacity: 1 << 20) {
             let moved = MNFlag()
-            let threads = (0..<4).map { _ in
-                UThread.startingHere {
+            let threads = (0..<4).map { n in
+                UThread.startingHere { () -> UInt64 in
                     let first = UThread.worker
-                    var yields = 0
-                    while !moved.isSet && yields < 100_000 {  // bounded by yields, not time
+                    var (steps, x) = (0, UInt64(n + 1))
+                    while !moved.isSet && steps < 100_000 {
+                        for _ in 0..<2_000 { x = x &* 6_364_136_223_846_793_005 &+ 1 }  // no safe point
                         UThread.yield()
                         if UThread.worker != first { moved.set() }
-                        yields += 1
+                        steps += 1
                     }
+                    return x
                 }
             }
-            for t in threads { try t.join() }
-            #expect(moved.isSet, "no thread migrated in 100,000 yields")
+            for t in threads { _ = try t.join() }
+            #expect(moved.isSet, "no thread migrated in 100,000 steps")
         }
         #expect(trace.dropped == 0)
         let events = trace.events
