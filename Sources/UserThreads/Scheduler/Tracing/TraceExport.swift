@@ -5,16 +5,16 @@
 // and watchdog overruns, "M" metadata naming each thread), loadable in ui.perfetto.dev and
 // chrome://tracing. With several workers the process also has a track per worker (after the
 // threads' tracks in tid, sorted above them) with a bar for each thread that ran on it, and
-// every state interval's args name the worker that recorded it: a thread that migrated shows
-// on each worker's track it ran on. The SVG has one lane per thread (labelled), a bar per state interval
+// the args of every state interval and instant name the worker that recorded it: a thread
+// that migrated shows on each worker's track it ran on. The SVG has one lane per thread (labelled), a bar per state interval
 // coloured by state, a time axis with round tick values, and a legend.
 
 extension UThreadTrace {
     /// The trace in Chrome's Trace Event Format (JSON), for ui.perfetto.dev or chrome://tracing.
     /// Each thread is a track (tid = lane + 1) of the kernel thread's process (pid: the first
     /// worker's kernel thread). With several workers each worker is a track too (tid = threads
-    /// + 1 + worker, listed first) showing which thread ran on it, and each interval's args have
-    /// its `worker`.
+    /// + 1 + worker, listed first) showing which thread ran on it, and the args of each
+    /// interval and instant have its `worker`.
     public func perfettoJSON() -> String {
         let (segments, _) = analyse()
         let pid = Int(kernelThread)
@@ -58,8 +58,9 @@ extension UThreadTrace {
         }
         for e in events where e.kind == .wake || e.kind == .overrun {
             let name = e.kind == .wake ? "wake (\(e.wakeResult.map { "\($0)" } ?? "?"))" : "watchdog: over quantum"
+            let args = workers > 1 ? ",\"args\":{\"worker\":\(e.worker)}" : ""
             out.append(
-                "{\"name\":\"\(name)\",\"cat\":\"\(e.kind.name)\",\"ph\":\"i\",\"s\":\"t\",\"ts\":\(micro(e.nanoseconds)),\"pid\":\(pid),\"tid\":\(e.lane + 1)}"
+                "{\"name\":\"\(name)\",\"cat\":\"\(e.kind.name)\",\"ph\":\"i\",\"s\":\"t\",\"ts\":\(micro(e.nanoseconds)),\"pid\":\(pid),\"tid\":\(e.lane + 1)\(args)}"
             )
         }
         return

@@ -161,6 +161,12 @@ struct UThreadTraceTests {
             #expect(workerTracks.count == trace.segments().filter { $0.state == .running }.count)
             let recorded = Set(onThreadTracks.compactMap { ($0["args"] as? [String: Any])?["worker"] as? Int })
             #expect(recorded == Set(0..<workers))
+            let instants = records.filter { $0["ph"] as? String == "i" }
+            #expect(!instants.isEmpty)  // the wakes after the sleeps
+            #expect(
+                instants.allSatisfy {
+                    (($0["args"] as? [String: Any])?["worker"] as? Int).map(recorded.contains) == true
+                })
         }
     }
 }
