@@ -1,19 +1,29 @@
 // Layer 12: user threads from Swift concurrency — a runtime on its own kernel thread that async
 // code hands work to and awaits.
 //
-// Design. `UThreadExecutor` starts one kernel thread that runs `UThreadRuntime.run`. Its main
-// user thread waits on an eventfd through the reactor (so the runtime sleeps in epoll_wait
-// when idle, costing no CPU). `run { … }` from async code appends a job to a lock-protected
-// inbox, signals the eventfd, and suspends on a continuation: no cooperative-pool thread ever
-// blocks. The main user thread spawns one user thread per job; that thread runs the closure
-// (straight-line blocking code, parked on the runtime's reactor as usual) and resumes the
-// continuation with the result. Cancelling the awaiting task marks the job and signals the
-// eventfd; the main user thread cancels the job's user thread, which wakes from any wait with
-// `CancellationError`.
+// Design. `UThreadExecutor` starts one kernel thread that runs `UThreadRuntime.run(workers:)`
+// (with `workers: N`, the first of the runtime's N workers; the runtime starts the others). A
+// dispatching user thread waits on an eventfd through its worker's reactor (so the runtime
+// sleeps in epoll_wait when idle, costing no CPU). `run { … }` from async code appends a job
+// to a lock-protected inbox, signals the eventfd, and suspends on a continuation: no
+// cooperative-pool thread ever blocks. The dispatcher spawns one user thread per job; that
+// thread runs the closure (straight-line blocking code, parked on the runtime's reactor as
+// usual) and resumes the continuation with the result. Cancelling the awaiting task marks the
+// job and signals the eventfd; the dispatcher cancels the job's user thread, which wakes from
+// any wait with `CancellationError`.
 //
-// The closures cross kernel threads, so they and their results are `@Sendable`/`Sendable`;
-// inside the closure the M:1 API is used as everywhere else (non-Sendable state may be shared
-// between the user threads it spawns).
+// Any number of workers. A job is an ordinary user thread of the runtime: with several
+// workers it starts on whichever worker takes it (the dispatcher's, or one that steals it) and
+// may migrate like any other, so jobs run in parallel. The executor promises no order and no
+// mutual exclusion between jobs at any N (it is not a serial executor: with one worker jobs
+// already interleave at every wait), so nothing changes for callers; the closures are
+// `@Sendable` and their results `Sendable` because they cross kernel threads anyway. Each
+// job's state is written by its submitter before the inbox's lock publishes it, then touched
+// by the dispatcher (cancel flag, spawn) and by the job's own thread (body), which the spawn
+// orders. "Am I on the executor?" (a `shutdown()` from one of its jobs must not join its own
+// kernel thread) compares `Scheduler.runtimeSerial`, one number for all the runtime's
+// workers, not a kernel thread id: a job on worker 1 is as much inside the executor as one on
+// worker 0. Inside the closure the API is used as everywhere else.
 //
 // Rejected: making the runtime a Swift `SerialExecutor` (async code would then run on the
 // runtime's kernel thread and could hold it across a user-thread switch, and a user thread
@@ -41,19 +51,26 @@ public final class UThreadExecutor: Sendable {
     /// Starts the executor's kernel thread and its runtime.
     ///
     /// - Parameters:
-    ///   - name: the main user thread's name in the executor's thread table.
+    ///   - name: the dispatching user thread's name in the executor's thread table.
+    ///   - workers: the runtime's kernel threads, 1...1024 (`UThreadRuntime.run(workers:)`);
+    ///     with several, jobs run in parallel on any of them. Validated by the runtime on its
+    ///     thread: a count outside the range makes every `run` fail with
+    ///     `UThreadError.invalidArgument`.
     ///   - configuration: the runtime's configuration (validated by the runtime on its thread;
     ///     an invalid one makes every `run` fail with that error).
     /// - Throws: `UThreadError.system` when the eventfd or the kernel thread cannot be created.
-    public init(name: String = "executor", configuration: UThreadRuntime.Configuration = .init()) throws {
+    public init(
+        name: String = "executor", workers: Int = 1, configuration: UThreadRuntime.Configuration = .init()
+    ) throws {
         core = try ExecutorCore()
-        let start = Unmanaged.passRetained(ExecutorStart(core: core, name: name, configuration: configuration))
+        let start = Unmanaged.passRetained(
+            ExecutorStart(core: core, name: name, workers: workers, configuration: configuration))
         var t = pthread_t()
         let rc = pthread_create(
             &t, nil,
             { raw in
                 let start = Unmanaged<ExecutorStart>.fromOpaque(raw!).takeRetainedValue()
-                start.core.serve(name: start.name, configuration: start.configuration)
+                start.core.serve(name: start.name, workers: start.workers, configuration: start.configuration)
                 return nil
             }, start.toOpaque())
         guard rc == 0 else {
@@ -68,7 +85,8 @@ public final class UThreadExecutor: Sendable {
 
     /// Runs `body` on a new user thread of the executor's runtime and returns its value or
     /// rethrows its error. The calling task suspends (it never blocks a thread); cancelling it
-    /// cancels the user thread.
+    /// cancels the user thread. Jobs are not serialised: they interleave at their waits, and
+    /// with several workers run in parallel, each on whichever worker takes it.
     ///
     /// - Parameters:
     ///   - name: the user thread's name in the thread table.
@@ -92,8 +110,8 @@ public final class UThreadExecutor: Sendable {
     }
 
     /// Stops accepting work, cancels the user threads still running and waits for the
-    /// executor's kernel thread to end. Idempotent. Called from one of the executor's own user
-    /// threads it only requests the stop (it cannot wait for itself).
+    /// executor's kernel threads to end. Idempotent. Called from one of the executor's own user
+    /// threads (on any of its workers) it only requests the stop (it cannot wait for itself).
     public func shutdown() {
         core.requestStop()
         guard
@@ -117,11 +135,17 @@ private final class ExecutorCore: Sendable {
         var jobs: [ExecutorJob] = []
         var cancelled: [ExecutorJob] = []
         var stopping = false
+        /// Why the runtime ended, when it failed (an invalid worker count or configuration):
+        /// what every later `run` is refused with.
+        var failure: (any Error)?
     }
 
     private let inbox = KernelLock(Inbox())
     private let eventFD: Int32
-    private let threadID = Atomic<Int32>(0)
+    /// The runtime's `Scheduler.runtimeSerial` once it runs (0 before; serials start at 2). Kept
+    /// after the runtime ends: serials are never reused, and the jobs that finish while the
+    /// runtime drains are still inside it.
+    private let runtimeSerial = Atomic<UInt>(0)
 
     init() throws {
         let fd = uthreads_eventfd_create()
@@ -131,19 +155,25 @@ private final class ExecutorCore: Sendable {
 
     deinit { uthreads_sys_close(eventFD) }
 
-    var isExecutorThread: Bool { threadID.load(ordering: .acquiring) == uthreads_gettid() }
+    /// Whether the caller runs on one of the executor's workers (any of them).
+    var isExecutorThread: Bool {
+        guard let s = Scheduler.active else { return false }
+        return s.runtimeSerial == runtimeSerial.load(ordering: .acquiring)
+    }
 
     /// From any thread: queue `job`, or refuse it after a stop.
     func submit(_ job: ExecutorJob) {
-        let accepted = inbox.withLock { inbox -> Bool in
-            guard !inbox.stopping else { return false }
+        let refusal = inbox.withLock { inbox -> (any Error)? in
+            guard !inbox.stopping else {
+                return inbox.failure ?? UThreadError.closed("the UThreadExecutor was shut down")
+            }
             inbox.jobs.append(job)
-            return true
+            return nil
         }
-        if accepted {
-            _ = uthreads_eventfd_signal(eventFD)
+        if let refusal {
+            job.finish(refusing: refusal)
         } else {
-            job.finish(refusing: UThreadError.closed("the UThreadExecutor was shut down"))
+            _ = uthreads_eventfd_signal(eventFD)
         }
     }
 
@@ -158,26 +188,28 @@ private final class ExecutorCore: Sendable {
         _ = uthreads_eventfd_signal(eventFD)
     }
 
-    /// The executor's kernel thread: a runtime whose main user thread dispatches the inbox.
-    func serve(name: String, configuration: UThreadRuntime.Configuration) {
-        threadID.store(uthreads_gettid(), ordering: .releasing)
+    /// The executor's kernel thread: a runtime whose dispatching user thread serves the inbox.
+    func serve(name: String, workers: Int, configuration: UThreadRuntime.Configuration) {
         let outcome = Result {
-            try UThreadRuntime.run(configuration) {
+            try UThreadRuntime.run(workers: workers, configuration) {
+                if let s = Scheduler.active { runtimeSerial.store(s.runtimeSerial, ordering: .releasing) }
                 try UThread.spawn(name: name) { try self.dispatch() }.join()
             }
         }
-        // Whatever is left: jobs that raced the stop, or all of them if the runtime failed.
+        // Whatever is left: jobs that raced the stop, or all of them if the runtime failed (and
+        // the jobs submitted later get the same error).
+        var reason: any Error = UThreadError.closed("the UThreadExecutor was shut down")
+        if case .failure(let error) = outcome { reason = error }
         let left = inbox.withLock { inbox -> [ExecutorJob] in
             inbox.stopping = true
+            if case .failure(let error) = outcome { inbox.failure = error }
             defer { inbox.jobs = [] }
             return inbox.jobs
         }
-        var reason: any Error = UThreadError.closed("the UThreadExecutor was shut down")
-        if case .failure(let error) = outcome { reason = error }
         for job in left { job.finish(refusing: reason) }
     }
 
-    /// The main user thread: spawns a user thread per job, forwards cancellations.
+    /// The dispatching user thread: spawns a user thread per job, forwards cancellations.
     private func dispatch() throws {
         var running: [ObjectIdentifier: UThreadHandle] = [:]
         while true {
@@ -210,8 +242,10 @@ private final class ExecutorCore: Sendable {
 }
 
 /// One unit of work handed to the executor. Filled by the submitting task before the inbox's
-/// lock publishes it; afterwards touched only on the executor's kernel thread. Its
-/// continuation is resumed exactly once: by `run()` or by `finish(refusing:)`.
+/// lock publishes it; afterwards touched only by the dispatcher (`cancelRequested`, and
+/// `finish(refusing:)` when no thread could be spawned) and by the job's own thread (`run()`,
+/// ordered after the spawn), on whichever workers they run. Its continuation is resumed
+/// exactly once: by `run()` or by `finish(refusing:)`.
 private final class ExecutorJob: @unchecked Sendable {
     let name: String
     var body: (() -> Void)?
@@ -237,10 +271,12 @@ private final class ExecutorJob: @unchecked Sendable {
 private final class ExecutorStart: @unchecked Sendable {
     let core: ExecutorCore
     let name: String
+    let workers: Int
     let configuration: UThreadRuntime.Configuration
-    init(core: ExecutorCore, name: String, configuration: UThreadRuntime.Configuration) {
+    init(core: ExecutorCore, name: String, workers: Int, configuration: UThreadRuntime.Configuration) {
         self.core = core
         self.name = name
+        self.workers = workers
         self.configuration = configuration
     }
 }

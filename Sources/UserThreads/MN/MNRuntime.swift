@@ -477,10 +477,6 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
             throw UThreadError.invalidConfiguration(
                 "the virtual clock needs one kernel thread (a simulation): use UThreadRuntime.run(workers: 1)")
         }
-        guard configuration.trace == nil else {
-            throw UThreadError.invalidConfiguration(
-                "tracing needs one kernel thread: use UThreadRuntime.run(workers: 1)")
-        }
         guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
         let policies = try (0..<n).map { _ in try policy?() ?? FIFOPolicy() }  // one per worker
         let runtime = try MNRuntime(configuration: configuration, policies: policies)

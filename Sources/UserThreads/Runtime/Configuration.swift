@@ -39,7 +39,8 @@ extension UThreadRuntime {
         /// `ContinuousClock` instant and so measures from the real now.
         public var clock: Clock = .real
         /// Records scheduling events (spawn, run, yield, block, wake, exit) into this trace's
-        /// ring buffer. nil (default): tracing off, one predictable branch per switch.
+        /// ring buffer, one ring per worker (each event names its worker). nil (default):
+        /// tracing off, one predictable branch per switch.
         public var trace: UThreadTrace?
         /// The watchdog reports a thread that ran this long past its time slice without
         /// reaching a safe point (only under policies with time slices). nil: never.

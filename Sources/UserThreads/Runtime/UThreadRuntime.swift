@@ -37,8 +37,8 @@ public enum UThreadRuntime {
     /// - Parameters:
     ///   - workers: kernel threads that run user threads, 1...1024 (`processorCount` uses
     ///     every CPU).
-    ///   - configuration: stack sizes and modes, accounting, checks. Validated first. The
-    ///     virtual clock and tracing need `workers: 1`.
+    ///   - configuration: stack sizes and modes, accounting, checks, tracing (a ring per
+    ///     worker). Validated first. The virtual clock needs `workers: 1`.
     ///   - policy: makes the scheduling algorithm, once per worker (policies are per worker);
     ///     FIFO when nil. Its error is `run`'s.
     ///   - body: the main user thread's code; its value is `run`'s.

@@ -345,7 +345,9 @@ final class Scheduler {
         // (before the trace's origin is taken).
         let rate = simulated ? 1 : (timed || settings.trace != nil) ? Scheduler.calibratedNanosecondsPerTick : 1
         self.nsPerSliceUnit = rate
-        self.recorder = settings.trace.map { TraceRecorder(trace: $0, virtual: settings.virtualClock, nsPerUnit: rate) }
+        self.recorder = settings.trace.map {
+            TraceRecorder(trace: $0, first: runtimeSerial == nil, virtual: settings.virtualClock, nsPerUnit: rate)
+        }
         self.watchdog = Watchdog(limit: settings.watchdogLimit, handler: settings.watchdogHandler)
         self.stacks = StackPool(
             mode: settings.stackMode,

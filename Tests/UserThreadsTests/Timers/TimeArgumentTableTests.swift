@@ -730,6 +730,16 @@ struct TimeArgumentTableTests {
                 call: { l in _ = try blocking(timeout: l.timeout, deadline: l.deadline) { gate.wait() } },
                 cleanup: { gate.signal() })
         },
+        TimedCall(
+            key: "AwaitAsync.swift await(timeout:deadline:_:)", parameters: .both, resource: .unavailable,
+            runtime: .mn, waitsForTask: true
+        ) {
+            Prepared(call: { limit in
+                _ = try UThread.await(timeout: limit.timeout, deadline: limit.deadline) {
+                    try await Task.sleep(for: .seconds(3600))
+                }
+            })
+        },
         .plain("UThread.sleep(for:) under M:N", .timeout, .sleep, runtime: .mn) { try UThread.sleep(for: $0.t) },
     ]
 
@@ -754,9 +764,10 @@ struct TimeArgumentTableTests {
     func outcome(_ row: TimedCall, _ argument: TimeArgument) async throws {
         let (outcome, parkedAfterASwitch) =
             switch row.runtime {
-            case .m1 where row.waitsForTask: try await Self.runOnExecutor(row, argument)
+            case .m1 where row.waitsForTask: try await Self.runOnExecutor(row, argument, workers: 1)
             case .m1: try UThreadRuntime.run { try Self.runM1(row, argument) }
-            case .mn: try Self.runMN(row, argument)
+            case .mn where row.waitsForTask: try await Self.runOnExecutor(row, argument, workers: 2)
+            case .mn: try UThreadRuntime.run(workers: 2) { try Self.runMN(row, argument) }
             }
         #expect(row.allowed(argument).contains(outcome), "\(row) with \(argument): \(outcome)")
         // Already due: the call must not park. Under M:1 the caller yields once after
@@ -786,31 +797,33 @@ struct TimeArgumentTableTests {
         return (try thread.join(), parkedAfterASwitch)
     }
 
-    /// `runM1` on a runtime with a kernel thread of its own, awaited: for calls that need a
-    /// Swift task to run meanwhile. A runtime run directly in a test occupies one of the
-    /// cooperative pool's few threads, and with every pool thread so occupied the task would
-    /// never run.
-    static func runOnExecutor(_ row: TimedCall, _ argument: TimeArgument) async throws -> (Outcome, Bool) {
-        let executor = try UThreadExecutor(name: "time arguments")
+    /// `runM1` or `runMN` on an executor's runtime (a kernel thread of its own, with `workers`
+    /// workers), awaited: for calls that need a Swift task to run meanwhile. A runtime run
+    /// directly in a test occupies one of the cooperative pool's few threads, and with every
+    /// pool thread so occupied the task would never run.
+    static func runOnExecutor(_ row: TimedCall, _ argument: TimeArgument, workers: Int) async throws -> (
+        Outcome, Bool
+    ) {
+        let executor = try UThreadExecutor(name: "time arguments", workers: workers)
         defer { executor.shutdown() }
         let handed = Handed(value: row)
-        return try await executor.run { try runM1(handed.value, argument) }
+        return try await executor.run {
+            workers == 1 ? try runM1(handed.value, argument) : try runMN(handed.value, argument)
+        }
     }
 
-    /// The same on two workers (the primitives' paths for several kernel threads).
+    /// The same from a thread of a runtime with several workers (the primitives' paths for
+    /// several kernel threads).
     static func runMN(_ row: TimedCall, _ argument: TimeArgument) throws -> (Outcome, Bool) {
-        let handedRow = Handed(value: row)
-        return try UThreadRuntime.run(workers: 2) { () -> (Outcome, Bool) in
-            let prepared = Handed(value: try handedRow.value.prepare())
-            defer { try? prepared.value.cleanup() }
-            let limit = argument.limit(for: handedRow.value.parameters)
-            let thread = UThread(name: "timed call") { Outcome { try prepared.value.call(limit) } }
-            if !argument.isDue {
-                try waitUntilParked { thread.id }
-                thread.cancel()
-            }
-            return (try thread.join(), false)
+        let prepared = Handed(value: try row.prepare())
+        defer { try? prepared.value.cleanup() }
+        let limit = argument.limit(for: row.parameters)
+        let thread = UThread(name: "timed call") { Outcome { try prepared.value.call(limit) } }
+        if !argument.isDue {
+            try waitUntilParked { thread.id }
+            thread.cancel()
         }
+        return (try thread.join(), false)
     }
 
     /// Whether thread `id` is blocked or sleeping (false when it has finished).

@@ -3,19 +3,39 @@
 // Both are written by hand (no Foundation in the library): the JSON is the documented
 // Trace Event Format (complete "X" events for each state interval, "i" instants for wake-ups
 // and watchdog overruns, "M" metadata naming each thread), loadable in ui.perfetto.dev and
-// chrome://tracing. The SVG has one lane per thread (labelled), a bar per state interval
+// chrome://tracing. With several workers the process also has a track per worker (after the
+// threads' tracks in tid, sorted above them) with a bar for each thread that ran on it, and
+// the args of every state interval and instant name the worker that recorded it: a thread
+// that migrated shows on each worker's track it ran on. The SVG has one lane per thread (labelled), a bar per state interval
 // coloured by state, a time axis with round tick values, and a legend.
 
 extension UThreadTrace {
     /// The trace in Chrome's Trace Event Format (JSON), for ui.perfetto.dev or chrome://tracing.
-    /// Each thread is a track (tid = lane + 1) of the kernel thread's process (pid).
+    /// Each thread is a track (tid = lane + 1) of the kernel thread's process (pid: the first
+    /// worker's kernel thread). With several workers each worker is a track too (tid = threads
+    /// + 1 + worker, listed first) showing which thread ran on it, and the args of each
+    /// interval and instant have its `worker`.
     public func perfettoJSON() -> String {
         let (segments, _) = analyse()
         let pid = Int(kernelThread)
+        let threads = self.threads
+        let workers = self.workers
         var out: [String] = []
         out.append(
             "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":0,\"args\":{\"name\":\"uthreads runtime (kernel thread \(pid))\"}}"
         )
+        let kernelThreads = self.kernelThreads
+        func workerTrack(_ w: Int) -> Int { threads.count + 1 + w }
+        if workers > 1 {
+            for w in 0..<workers {
+                out.append(
+                    "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(workerTrack(w)),\"args\":{\"name\":\"worker \(w) (kernel thread \(kernelThreads[w]))\"}}"
+                )
+                out.append(
+                    "{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(workerTrack(w)),\"args\":{\"sort_index\":\(w - workers)}}"
+                )
+            }
+        }
         for t in threads {
             out.append(
                 "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(t.lane + 1),\"args\":{\"name\":\"\(jsonEscape(t.label))\"}}"
@@ -26,18 +46,25 @@ extension UThreadTrace {
         }
         for s in segments {
             let name = s.waitReason.map { "\(s.state.rawValue): \($0.label)" } ?? s.state.rawValue
+            let args = workers > 1 ? ",\"args\":{\"worker\":\(s.worker)}" : ""
             out.append(
-                "{\"name\":\"\(jsonEscape(name))\",\"cat\":\"\(s.state.rawValue)\",\"ph\":\"X\",\"ts\":\(micro(s.start)),\"dur\":\(micro(s.end - s.start)),\"pid\":\(pid),\"tid\":\(s.lane + 1)}"
+                "{\"name\":\"\(jsonEscape(name))\",\"cat\":\"\(s.state.rawValue)\",\"ph\":\"X\",\"ts\":\(micro(s.start)),\"dur\":\(micro(s.end - s.start)),\"pid\":\(pid),\"tid\":\(s.lane + 1)\(args)}"
             )
+            if workers > 1 && s.state == .running {
+                out.append(
+                    "{\"name\":\"\(jsonEscape(threads[s.lane].label))\",\"cat\":\"running\",\"ph\":\"X\",\"ts\":\(micro(s.start)),\"dur\":\(micro(s.end - s.start)),\"pid\":\(pid),\"tid\":\(workerTrack(s.worker))}"
+                )
+            }
         }
         for e in events where e.kind == .wake || e.kind == .overrun {
             let name = e.kind == .wake ? "wake (\(e.wakeResult.map { "\($0)" } ?? "?"))" : "watchdog: over quantum"
+            let args = workers > 1 ? ",\"args\":{\"worker\":\(e.worker)}" : ""
             out.append(
-                "{\"name\":\"\(name)\",\"cat\":\"\(e.kind.name)\",\"ph\":\"i\",\"s\":\"t\",\"ts\":\(micro(e.nanoseconds)),\"pid\":\(pid),\"tid\":\(e.lane + 1)}"
+                "{\"name\":\"\(name)\",\"cat\":\"\(e.kind.name)\",\"ph\":\"i\",\"s\":\"t\",\"ts\":\(micro(e.nanoseconds)),\"pid\":\(pid),\"tid\":\(e.lane + 1)\(args)}"
             )
         }
         return
-            "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"\(isVirtual ? "virtual" : "monotonic")\",\"dropped\":\(dropped)},\"traceEvents\":[\n"
+            "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"clock\":\"\(isVirtual ? "virtual" : "monotonic")\",\"dropped\":\(dropped),\"workers\":\(workers)},\"traceEvents\":[\n"
             + out.joined(separator: ",\n") + "\n]}\n"
     }
 

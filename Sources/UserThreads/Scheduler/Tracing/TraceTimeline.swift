@@ -34,6 +34,9 @@ public struct TraceSegment: Sendable, Hashable {
     public var end: UInt64
     /// For `blocked`: what it waited on.
     public var waitReason: WaitReason.Kind?
+    /// The worker that recorded the event that began the interval (0 under `workers: 1`): for
+    /// `running`, the worker the thread ran on.
+    public var worker: Int = 0
 }
 
 /// What a trace says about one thread (nanoseconds since the runtime started).
@@ -83,14 +86,16 @@ extension UThreadTrace {
         let events = self.events
         let threads = self.threads
         var summaries = threads.map { TraceThreadSummary(thread: $0, spawned: 0) }
-        var open: [Int: (state: TraceSegment.State, start: UInt64, reason: WaitReason.Kind?)] = [:]
+        var open: [Int: (state: TraceSegment.State, start: UInt64, reason: WaitReason.Kind?, worker: Int)] = [:]
         var wokenAt: [Int: UInt64] = [:]
         var segments: [TraceSegment] = []
         let end = events.last?.nanoseconds ?? 0
         func close(_ lane: Int, _ thread: ThreadID, at t: UInt64) {
             guard let o = open.removeValue(forKey: lane) else { return }
             segments.append(
-                TraceSegment(lane: lane, thread: thread, state: o.state, start: o.start, end: t, waitReason: o.reason))
+                TraceSegment(
+                    lane: lane, thread: thread, state: o.state, start: o.start, end: t, waitReason: o.reason,
+                    worker: o.worker))
             let d = t - min(t, o.start)
             switch o.state {
             case .running: summaries[lane].running += d
@@ -98,36 +103,34 @@ extension UThreadTrace {
             case .blocked, .sleeping: summaries[lane].blocked += d
             }
         }
-        func enter(
-            _ lane: Int, _ thread: ThreadID, _ state: TraceSegment.State, at t: UInt64, reason: WaitReason.Kind? = nil
-        ) {
-            close(lane, thread, at: t)
-            open[lane] = (state, t, reason)
+        func enter(_ e: TraceEvent, _ state: TraceSegment.State, reason: WaitReason.Kind? = nil) {
+            close(e.lane, e.thread, at: e.nanoseconds)
+            open[e.lane] = (state, e.nanoseconds, reason, e.worker)
         }
         for e in events where e.lane >= 0 && e.lane < summaries.count {
             let l = e.lane
             switch e.kind {
             case .spawn:
                 summaries[l].spawned = e.nanoseconds
-                enter(l, e.thread, .ready, at: e.nanoseconds)
+                enter(e, .ready)
             case .run:
                 if summaries[l].firstRun == nil { summaries[l].firstRun = e.nanoseconds }
                 if let w = wokenAt.removeValue(forKey: l) {
                     summaries[l].wakeLatencyTotal += e.nanoseconds - min(e.nanoseconds, w)
                     summaries[l].wakeups += 1
                 }
-                enter(l, e.thread, .running, at: e.nanoseconds)
+                enter(e, .running)
             case .yield:
-                enter(l, e.thread, .ready, at: e.nanoseconds)
+                enter(e, .ready)
             case .preempt:
                 summaries[l].preemptions += 1
-                enter(l, e.thread, .ready, at: e.nanoseconds)
+                enter(e, .ready)
             case .block:
                 let reason = e.waitReason
-                enter(l, e.thread, reason == .sleep ? .sleeping : .blocked, at: e.nanoseconds, reason: reason)
+                enter(e, reason == .sleep ? .sleeping : .blocked, reason: reason)
             case .wake:
                 wokenAt[l] = e.nanoseconds
-                enter(l, e.thread, .ready, at: e.nanoseconds)
+                enter(e, .ready)
             case .exit:
                 close(l, e.thread, at: e.nanoseconds)
                 summaries[l].exited = e.nanoseconds
