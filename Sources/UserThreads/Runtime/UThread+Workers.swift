@@ -7,9 +7,10 @@
 // One API, two runtimes underneath. `run(workers: 1)` is the M:1 runtime (Runtime/
 // UThreadRuntime.swift); `run(workers: N)` for N > 1 starts the hybrid runtime
 // (MN/MNRuntime.swift) through `runOnWorkers` below, which validates the public configuration
-// and turns it into the workers' settings (MN/MNSettings.swift). `UThread.init` asks the calling runtime one question, "is it
-// M:N?" (the scheduler's worker index, a field in cache: one predicted branch), and under M:N
-// comes here to make an `MNThreadObject`, which any worker may start and which may migrate.
+// and turns it into the workers' settings (MN/MNSettings.swift). `UThread.init` asks the
+// calling runtime one question, "is it M:N?" (the scheduler's worker index, a field in cache:
+// one predicted branch), and under M:N comes here to make an `MNThreadObject`, which any worker
+// may start and which may migrate.
 //
 // From outside, the runtime is the same at any N: `UThread.runtime`'s handle spawns into it
 // from any kernel thread (the injection queue; under `workers: 1` the runtime's inbox,
