@@ -5,12 +5,14 @@
 2. No file names a type defined in a higher layer (comments and strings aside), except the
    deliberate references listed in ALLOWED, each with its reason.
 3. No file uses a member declared only in higher layers: the functions, properties and enum
-   cases declared in type and extension bodies (and at file level) are collected per layer, and
-   a call `name(` / `.name(` of a function, or a `.name` of a property or case, in a lower layer
-   is reported when no file of that layer or below declares the name too (so common names, and
-   the standard library's, pass). This catches what the type check cannot: a member that a
-   higher layer adds to a lower type in an extension (`extension UThread { static func
-   spawnOnWorkers … }` in a layer above UThread's) and that the lower layer calls.
+   cases each layer declares at file level or in an extension of a lower layer's (or the
+   standard library's) type are collected, and a call `name(` / `.name(` of such a function, or
+   a `.name` of such a property or case, in a lower layer is reported when no file of that layer
+   or below declares the name too, in any body (so common names, and the standard library's,
+   pass). This catches what the type check cannot: a member that a higher layer adds to a lower
+   type in an extension (`extension UThread { static func spawnOnWorkers … }` in a layer above
+   UThread's) and that the lower layer calls. Members of a higher layer's own types are left
+   out: they cannot be reached without naming the type, which check 2 reports.
 4. No issue-number tags in sources, tests, scripts or docs: code says what it does and why;
    history belongs in git.
 
