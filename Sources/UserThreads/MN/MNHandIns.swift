@@ -1,4 +1,4 @@
-// Layer 11: hand-ins from outside — work that a kernel thread which is not a worker of the
+// Layer 10: hand-ins from outside — work that a kernel thread which is not a worker of the
 // runtime hands in (a spawn through the handle, a cancel, a wake), bracketed so that the
 // deadlock check can tell whether one was under way while it looked.
 //

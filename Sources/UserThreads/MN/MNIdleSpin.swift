@@ -1,4 +1,4 @@
-// Layer 11: how long an idle M:N worker spins before it sleeps, learnt from what woke it.
+// Layer 10: how long an idle M:N worker spins before it sleeps, learnt from what woke it.
 //
 // Design essay: the spin adapts
 // =============================

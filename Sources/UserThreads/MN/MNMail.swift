@@ -1,4 +1,4 @@
-// Layer 11: the messages M:N workers send each other (the essay: MNRuntime.swift).
+// Layer 10: the messages M:N workers send each other (the essay: MNRuntime.swift).
 
 /// A message to a worker from another kernel thread.
 enum MNMail: Sendable {

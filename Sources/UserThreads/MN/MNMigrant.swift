@@ -1,4 +1,4 @@
-// Layer 11: a started thread handed from a busy M:N worker to an idle one (the essay: MNWorker.swift).
+// Layer 10: a started thread handed from a busy M:N worker to an idle one (the essay: MNWorker.swift).
 
 /// A started, ready M:N thread that a busy worker gave up for an idle one: its object, its
 /// row, which stays in its home worker's table, and what its scheduling policy there gave up

@@ -1,5 +1,6 @@
-// Layer 11: the dump signal and the control socket of an M:N runtime (`run(workers:)`), as
-// Runtime/Observability.swift sets them up for `run {}`.
+// Layer 10: the dump signal and the control socket of an M:N runtime (`run(workers:)`): how its
+// workers answer them. The Runtime layer above sets them up (Runtime/Observability+Workers.swift),
+// as Runtime/Observability.swift does for `run {}`.
 //
 // Why SIGQUIT crashed an M:N program. Every Swift program on Linux starts with the Swift
 // runtime's crash backtracer installed for SIGQUIT (and the fatal signals); it turns the signal
@@ -66,70 +67,19 @@ final class MNObservation: Sendable {
     }
 }
 
-enum MNObservability {
-    /// What `detach` undoes.
-    struct Attachment {
-        var registrySlot: Int32
-        var bells: [Int32]
-        var server: ControlSocketServer?
-    }
-
-    /// Registers the runtime, installs the dump signal handler with a bell per worker, starts
-    /// the control socket and gives every worker a metrics sampler, as configured. Called
-    /// before any worker runs.
-    static func attach(_ runtime: MNRuntime) throws(UThreadError) -> Attachment {
-        let configuration = runtime.configuration
-        let slot = runtime.workers[0].scheduler.map(Observability.register) ?? -1
-        var bells: [Int32] = []
-        if configuration.dumpSignal != nil {
-            Observability.installDumpSignal(configuration)
-            bells = runtime.workers.map { uthreads_dump_bell_add($0.dumpBell) }
-        }
-        if let metrics = configuration.metrics {
-            // Runtime/RuntimeMetrics.swift. Unowned: the workers' samplers die with the runtime.
-            let runtimeWide = RuntimeWideMetrics(metrics) { [unowned runtime] in
-                [
-                    runtime.stolen.load(ordering: .relaxed), runtime.migrations.load(ordering: .relaxed),
-                    runtime.deadlockEpoch.load(ordering: .relaxed),
-                ].map { UInt64($0) }
-            }
-            for worker in runtime.workers {
-                worker.scheduler?.sampler = SchedulerMetrics(metrics, worker: worker.index, runtimeWide: runtimeWide)
-            }
-        }
-        var server: ControlSocketServer?
-        if let path = configuration.controlSocket {
-            do {
-                server = try ControlSocketServer(path: path) { request, stop in
-                    runtime.controlResponse(request, stop: stop)
-                }
-            } catch {
-                detach(Attachment(registrySlot: slot, bells: bells, server: nil))
-                throw error
-            }
-        }
-        return Attachment(registrySlot: slot, bells: bells, server: server)
-    }
-
-    /// Stops the control socket and unregisters the bells (before the reactors close them).
-    static func detach(_ attachment: Attachment) {
-        attachment.server?.stop()
-        for bell in attachment.bells { uthreads_dump_bell_remove(bell) }
-        uthreads_registry_remove(attachment.registrySlot)
-    }
-}
-
 extension MNRuntime {
-    /// The control socket's answer to `request`, asked from the server's kernel thread.
-    func controlResponse(_ request: String, stop: Int32) -> String {
+    /// The control socket's answer to `request`, asked from the server's kernel thread, which
+    /// waits up to `timeoutNanoseconds` for the workers' parts.
+    func controlResponse(_ request: String, stop: Int32, timeoutNanoseconds: UInt64) -> String {
         let count = workers.count
         switch request {
         case "table":
-            return MNRuntime.mergedTable(collectOutside(.table, stop: stop), count: count, takenAtSeconds: 0).json()
+            let parts = collectOutside(.table, stop: stop, timeoutNanoseconds: timeoutNanoseconds)
+            return MNRuntime.mergedTable(parts, count: count, takenAtSeconds: 0).json()
         case "dump":
             let reason = "control socket"
-            return MNRuntime.mergedDump(collectOutside(.dump(reason: reason), stop: stop), count: count, reason: reason)
-                .json()
+            let parts = collectOutside(.dump(reason: reason), stop: stop, timeoutNanoseconds: timeoutNanoseconds)
+            return MNRuntime.mergedDump(parts, count: count, reason: reason).json()
         default: return Scheduler.unknownControlRequest(request)
         }
     }
@@ -137,7 +87,7 @@ extension MNRuntime {
 
 extension MNWorker {
     /// Puts this worker's table in the debugger registry, on its own kernel thread; worker 0's
-    /// is there already (`MNObservability.attach`). Returns the slot to remove when the loop
+    /// is there already (Runtime/Observability+Workers.swift). Returns the slot to remove when the loop
     /// ends (-1: none, or every slot taken: those rows are invisible to debuggers).
     func registerForDebuggers(_ s: Scheduler) -> Int32 {
         index == 0 ? -1 : uthreads_registry_add(s.table.view, Unmanaged.passUnretained(s).toOpaque())
@@ -149,7 +99,7 @@ extension MNWorker {
         guard runtime.observation.claim(request) else { return }
         let object = MNThreadObject.make(
             runtime: runtime, name: "thread dump", isMain: false,
-            stackSize: runtime.configuration.mainStackSize
+            stackSize: runtime.settings.mainStackSize
         ) { () -> Void in
             guard let (worker, s) = MNWorker.current() else { return }
             let me = s.current.pointee.id

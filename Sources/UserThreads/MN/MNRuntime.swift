@@ -1,4 +1,4 @@
-// Layer 11: the hybrid M:N runtime — user threads over N worker kernel threads.
+// Layer 10: the hybrid M:N runtime — user threads over N worker kernel threads.
 //
 // Design essay
 // ============
@@ -92,7 +92,7 @@ import Synchronization
 /// The shared part of an M:N runtime.
 @usableFromInline
 final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
-    let configuration: UThreadRuntime.Configuration
+    let settings: MNSettings
     private(set) var workers: [MNWorker] = []
     /// Which workers' reactors watch each descriptor, and the deferred closes in flight (a
     /// close reaches every worker: Reactor/DescriptorRegistry.swift).
@@ -179,17 +179,17 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     let table: UnsafeMutableBufferPointer<Unmanaged<MNWorker>>
 
     init(
-        configuration: UThreadRuntime.Configuration, policies: [any SchedulingPolicy]
+        settings: MNSettings, policies: [any SchedulingPolicy]
     ) throws(UThreadError) {
         let n = policies.count
-        self.configuration = configuration
+        self.settings = settings
         table = .allocate(capacity: n)
         descriptors.attach(self)  // before any worker (or other kernel thread) uses it
         JacketHooks.connect()  // once per process: offers the jacket, if linked, its hooks
         var runtimeSerial: UInt?  // the first worker's serial: the runtime's (Scheduler.runtimeSerial)
         for i in 0..<n {
             let scheduler = Scheduler(
-                settings: configuration.schedulerSettings, policy: policies[i], worker: true,
+                settings: settings.scheduler, policy: policies[i], worker: true,
                 runtimeSerial: runtimeSerial)
             runtimeSerial = scheduler.runtimeSerial
             let w: MNWorker
@@ -448,48 +448,37 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         }
     }
 
-    /// Runs the runtime on the calling kernel thread (worker 0) and N-1 new ones.
-    static func run<R>(
-        workers n: Int, configuration: UThreadRuntime.Configuration,
-        policy: (@Sendable () throws -> any SchedulingPolicy)?,
-        _ body: @escaping () throws -> R
-    ) throws -> R {
-        try runInspecting(workers: n, configuration: configuration, policy: policy, body).value
-    }
-
-    /// What `runInspecting` reports besides the main thread's value.
+    /// What `run` reports besides the main thread's value.
     struct Teardown {
         /// Rows (owned or abroad) and stacks in use when the workers' loops ended: 0 and 0.
         var rowsLeft: Int
         var stacksLeft: Int
-        var statistics: UThreadRuntime.Statistics
+        var counters: MNCounters
     }
 
-    /// `run`, also returning what the workers left behind (for leak tests).
-    static func runInspecting<R>(
-        workers n: Int, configuration: UThreadRuntime.Configuration = .init(),
-        policy: (@Sendable () throws -> any SchedulingPolicy)? = nil,
+    /// Runs the runtime on the calling kernel thread (worker 0) and `policies.count - 1` new
+    /// ones (a policy per worker), and returns the main thread's value and what the workers
+    /// left behind (for leak tests). The caller, the Runtime layer's `run(workers:)`, has
+    /// validated its configuration and checked that no runtime runs on this kernel thread.
+    /// `observe` sets up what makes the runtime visible from outside (the dump signal, the
+    /// control socket, metrics) before any worker runs, and returns what undoes it.
+    static func run<R>(
+        settings: MNSettings, policies: [any SchedulingPolicy],
+        observe: (MNRuntime) throws -> (() -> Void),
         _ body: @escaping () throws -> R
     ) throws -> (value: R, teardown: Teardown) {
-        try configuration.validate()
-        guard n >= 1 && n <= 1024 else { throw UThreadError.invalidArgument("workers must be 1...1024, not \(n)") }
-        guard configuration.clock == .real else {
-            throw UThreadError.invalidConfiguration(
-                "the virtual clock needs one kernel thread (a simulation): use UThreadRuntime.run(workers: 1)")
-        }
-        guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
-        let policies = try (0..<n).map { _ in try policy?() ?? FIFOPolicy() }  // one per worker
-        let runtime = try MNRuntime(configuration: configuration, policies: policies)
+        let n = policies.count
+        let runtime = try MNRuntime(settings: settings, policies: policies)
         runtime.descriptors.activate()  // closers outside the workers find it from now on
         defer { runtime.tearDown() }
         // Workers that never ran (a failed start) are shut down here: after the detach below
         // (the bells are the reactors'), before tearDown.
         var neverRan = false
         defer { if neverRan { for w in runtime.workers { w.scheduler?.shutdown() } } }
-        let observed = try MNObservability.attach(runtime)  // dump signal, control socket
-        defer { MNObservability.detach(observed) }  // before tearDown: the bells are the reactors'
+        let unobserve = try observe(runtime)  // dump signal, control socket
+        defer { unobserve() }  // before tearDown: the bells are the reactors'
         let main = MNThreadObject.make(
-            runtime: runtime, name: "main", isMain: true, stackSize: configuration.mainStackSize, body: body)
+            runtime: runtime, name: "main", isMain: true, stackSize: settings.mainStackSize, body: body)
         runtime.externalSpawns.wrappingAdd(1, ordering: .sequentiallyConsistent)
         runtime.workers[0].initial = main
         runtime.activeWorkers.store(n, ordering: .sequentiallyConsistent)
@@ -505,7 +494,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         let teardown = Teardown(
             rowsLeft: runtime.rowsLeft.load(ordering: .relaxed),
             stacksLeft: runtime.stacksLeft.load(ordering: .relaxed),
-            statistics: runtime.statistics)
+            counters: runtime.counters)
         return (try main.result(R.self).get(), teardown)
     }
 
@@ -574,7 +563,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         for w in workers { w.detach() }
         let left = descriptors.finish()
         if !left.isEmpty {
-            configuration.logger.warning(
+            settings.scheduler.logger.warning(
                 "deferred closes were still pending when the M:N runtime ended; closed now",
                 metadata: ["fds": "\(left)"])
         }

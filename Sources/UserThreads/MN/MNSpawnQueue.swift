@@ -1,4 +1,4 @@
-// Layer 11: a worker's queue of not-started M:N threads — pushed by its owner without a lock.
+// Layer 10: a worker's queue of not-started M:N threads — pushed by its owner without a lock.
 //
 // Design. Every `UThread { … }` spawned on a worker goes here until the worker starts it (its
 // refill before a park, its idle pass) or an idle worker steals it (MNWorker.swift, "Spawn and

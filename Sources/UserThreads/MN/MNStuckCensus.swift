@@ -1,4 +1,4 @@
-// Layer 11: the census the M:N deadlock check reads — how many workers sleep with nothing that
+// Layer 10: the census the M:N deadlock check reads — how many workers sleep with nothing that
 // could ever wake them but another worker, and whether any of them left that state meanwhile.
 //
 // Design. A worker about to sleep with no timer, no descriptor waiter and no offload in flight

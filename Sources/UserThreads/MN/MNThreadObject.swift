@@ -1,4 +1,4 @@
-// Layer 11: one M:N thread as every worker sees it — its body, its result, where it runs, who
+// Layer 10: one M:N thread as every worker sees it — its body, its result, where it runs, who
 // waits for it. At most one allocation per spawn.
 //
 // Design

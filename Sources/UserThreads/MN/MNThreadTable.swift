@@ -1,4 +1,4 @@
-// Layer 11: the merged thread table of an M:N runtime — every worker's rows in one snapshot
+// Layer 10: the merged thread table of an M:N runtime — every worker's rows in one snapshot
 // (and the merged thread dump, the same question with backtraces).
 //
 // Design. Each worker's thread table belongs to its kernel thread: only that kernel thread may
@@ -143,14 +143,16 @@ extension MNRuntime {
     }
 
     /// Asks every worker from a kernel thread that is not one of them (the control socket's
-    /// server), waiting up to the control socket's answer deadline (ControlSocket.swift) or
+    /// server), waiting up to `timeoutNanoseconds` (the control socket's answer deadline) or
     /// until `stop` is readable.
-    func collectOutside(_ kind: MNTableRequest.Kind, stop: Int32) -> [Int: MNTableRequest.Part] {
+    func collectOutside(_ kind: MNTableRequest.Kind, stop: Int32, timeoutNanoseconds: UInt64)
+        -> [Int: MNTableRequest.Part]
+    {
         let count = workers.count
         let request = MNTableRequest(runtime: self, kind: kind, expected: count, kernelWaiter: true)
         guard request.bell >= 0 else { return [:] }
         for i in 0..<count { withWorker(i) { $0.post(.snapshot(request)) } }
-        let deadline = uthreads_monotonic_ns() &+ ControlSocketServer.answerTimeoutNanoseconds
+        let deadline = uthreads_monotonic_ns() &+ timeoutNanoseconds
         return request.waitOutside(deadline: deadline, stop: stop)
     }
 }

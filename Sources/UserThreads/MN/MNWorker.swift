@@ -1,4 +1,4 @@
-// Layer 11: one M:N worker — a kernel thread running an M:1 scheduler.
+// Layer 10: one M:N worker — a kernel thread running an M:1 scheduler.
 //
 // Design essay: the worker
 // =========================
@@ -415,7 +415,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
     /// The kernel thread's body.
     func main() {
         guard let s = scheduler else { return }
-        if runtime.configuration.installFaultHandler { _ = uthreads_install_fault_handler() }
+        if runtime.settings.installFaultHandler { _ = uthreads_install_fault_handler() }
         uthreads_set_runtime(Unmanaged.passUnretained(s).toOpaque())
         let registered = registerForDebuggers(s)
         defer { uthreads_registry_remove(registered) }
@@ -896,7 +896,7 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if !deferred { runtime.ringableSleepers.wrappingAdd(1, ordering: .sequentiallyConsistent) }
         if forever {
             runtime.stuck.enter()
-            if runtime.configuration.checkInvariants { runtime.stuck.checkInvariants(workers: runtime.table.count) }
+            if runtime.settings.checkInvariants { runtime.stuck.checkInvariants(workers: runtime.table.count) }
         }
         defer {
             if forever { runtime.stuck.leave() }  // before any work is taken (MNStuckCensus)

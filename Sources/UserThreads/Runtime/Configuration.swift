@@ -1,4 +1,4 @@
-// Layer 10: runtime configuration.
+// Layer 11: runtime configuration.
 import Glibc
 import Logging
 
@@ -124,5 +124,11 @@ extension UThreadRuntime.Configuration {
             stackMode: stackMode, stackSize: stackSize, denseStackSize: denseStackSize,
             pooledStacks: pooledStacks, logger: logger, cpuAccounting: cpuAccounting,
             checkInvariants: checkInvariants, dumpSignal: dumpSignal)
+    }
+
+    /// What the workers of an M:N runtime read of this configuration (MN/MNSettings.swift).
+    var mnSettings: MNSettings {
+        MNSettings(
+            scheduler: schedulerSettings, mainStackSize: mainStackSize, installFaultHandler: installFaultHandler)
     }
 }

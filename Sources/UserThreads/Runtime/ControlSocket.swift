@@ -1,4 +1,4 @@
-// Layer 10: the live view's server — a runtime's thread table on a Unix socket (opt-in:
+// Layer 11: the live view's server — a runtime's thread table on a Unix socket (opt-in:
 // `Configuration.controlSocket`), read by `uthreads top`.
 //
 // A client sends one line, "table" or "dump", and receives JSON (a ThreadTable or a

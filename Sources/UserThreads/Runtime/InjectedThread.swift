@@ -1,4 +1,4 @@
-// Layer 10: a thread spawned into a runtime of one worker from another kernel thread
+// Layer 11: a thread spawned into a runtime of one worker from another kernel thread
 // (`UThreadRuntime.Handle.spawn` called outside the runtime), and `join()` from a kernel thread
 // that runs no runtime.
 //
@@ -175,19 +175,4 @@ extension InjectedThreadObject {
         }
         return object
     }
-}
-
-extension UThreadError {
-    /// What `join()` throws for a thread spawned from outside into a runtime that had ended (or
-    /// was ending past the point where it would still run it), at any number of workers.
-    static var runtimeEnded: UThreadError { .closed("the runtime has ended") }
-}
-
-/// Throws unless the calling kernel thread may block in a join from outside: a user thread of
-/// another runtime gets `.foreignRuntime` (its thread is not this runtime's), a runtime's idle
-/// loop `.invalidArgument` (blocking it would stop its runtime).
-func checkOutsideJoin(_ api: StaticString) throws {
-    guard let s = Scheduler.active else { return }
-    if s.onUserThread { throw UThreadError.foreignRuntime }
-    throw syncOutsideUserThread(api)
 }

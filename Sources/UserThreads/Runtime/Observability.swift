@@ -1,6 +1,6 @@
-// Layer 10: what makes a runtime visible from outside — the debugger registry, the dump signal,
+// Layer 11: what makes a runtime visible from outside — the debugger registry, the dump signal,
 // the control socket and metrics — set up when `run` starts and undone when it ends (never on the
-// switch path). The M:N runtime's counterpart is MN/MNObservability.swift.
+// switch path). The M:N runtime's counterpart is Observability+Workers.swift.
 import CUThreads
 import Glibc
 import Logging

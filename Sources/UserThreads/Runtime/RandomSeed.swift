@@ -1,4 +1,4 @@
-// Layer 10: reproducible randomised choices.
+// Layer 11: reproducible randomised choices.
 extension UThreadRuntime {
     /// Seeds the calling runtime's random source, which makes randomised choices (which ready
     /// case a `channelSelect` takes) reproducible: the same seed and the same schedule give the

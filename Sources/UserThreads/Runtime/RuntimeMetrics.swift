@@ -1,4 +1,4 @@
-// Layer 10: the runtime's metrics, published through swift-metrics for the dashboards a Swift
+// Layer 11: the runtime's metrics, published through swift-metrics for the dashboards a Swift
 // server already has (Prometheus, StatsD, OpenTelemetry: whatever backend the program
 // bootstraps).
 //

@@ -1,4 +1,4 @@
-// Layer 10: deterministic simulation — a seeded policy on the virtual clock.
+// Layer 11: deterministic simulation — a seeded policy on the virtual clock.
 //
 // Under `Configuration.clock = .virtual` time moves only when a thread simulates work or
 // when every thread waits on timers (the idle loop jumps to the next deadline), and the

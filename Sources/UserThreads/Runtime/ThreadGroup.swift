@@ -1,4 +1,4 @@
-// Layer 10: structured concurrency — a scope that owns the threads spawned in it.
+// Layer 11: structured concurrency — a scope that owns the threads spawned in it.
 //
 // Design essay
 // ============

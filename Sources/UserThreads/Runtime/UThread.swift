@@ -1,5 +1,5 @@
-// Layer 10: the user thread handle. Its operations that must tell a thread of one worker from
-// one of several (join, cancel) are in MN/UThread+Workers.swift, the layer that owns the workers.
+// Layer 11: the user thread handle. Its operations that must tell a thread of one worker from
+// one of several (join, cancel) are in UThread+Workers.swift, the public API's M:N half.
 import CUThreads
 
 /// A user thread: runs a closure on its own stack, scheduled by the runtime that created it.
@@ -13,7 +13,7 @@ import CUThreads
 /// The closure is `sending`, as `Task { … }`'s is: it may capture values only the new thread
 /// will use, and share state through `Sendable` types (the sync primitives, atomics), because
 /// under `run(workers: N)` with N > 1 the thread may start on any worker and move between
-/// workers (MN/UThread+Workers.swift). Under `workers: 1` every thread runs on the caller's
+/// workers (UThread+Workers.swift). Under `workers: 1` every thread runs on the caller's
 /// kernel thread. Threads that must share non-`Sendable` state with their spawner (a captured
 /// `var`, a non-`Sendable` object) are `UThread.local { … }`.
 public struct UThread<Success>: Hashable, CustomStringConvertible {
@@ -381,7 +381,7 @@ public struct UThreadHandle: Hashable, CustomStringConvertible {
     /// `cancel()` of a thread of a runtime with one worker (`UThread.local` threads included):
     /// at once on the runtime's kernel thread, posted from any other (ForeignCancels.swift).
     /// `isFinished`, `isCancelled`, `cancel()` and `UThread.join()` choose between this and a
-    /// thread of several workers in MN/UThread+Workers.swift, the layer that knows the workers.
+    /// thread of several workers in UThread+Workers.swift.
     func cancelOnItsKernelThread() {
         guard let runtime = object.runtime, runtime == uthreads_get_runtime() else {
             // Another kernel thread: read nothing the runtime writes (ForeignCancels.swift).

@@ -1,4 +1,4 @@
-// Layer 10: thread dumps on demand.
+// Layer 11: thread dumps on demand.
 import CUThreads
 
 extension UThreadRuntime {

@@ -1,4 +1,4 @@
-// Layer 10: the entry point — turning a kernel thread into a user-thread runtime.
+// Layer 11: the entry point — turning a kernel thread into a user-thread runtime.
 import CUThreads
 
 /// The run-time system of user threads. `run` turns the calling kernel thread into a scheduler

@@ -1,14 +1,16 @@
 // Layer 11: the M:N half of the public API — what `UThreadRuntime.run(workers:)` with more
 // than one worker, and `UThread` inside it, do; `UThreadRuntime.Handle` and `.Statistics`;
 // the operations of a thread handle that choose between one worker and several (`join`,
-// `cancel`, `isFinished`, `isCancelled`): they name the M:N thread object, so they live in
-// the layer that owns it, not in Runtime/UThread.swift below it.
+// `cancel`, `isFinished`, `isCancelled`). They call down into the workers (MN/, the layer
+// below), which never call up: the workers are machinery, the public API is the top.
 //
 // One API, two runtimes underneath. `run(workers: 1)` is the M:1 runtime (Runtime/
-// UThreadRuntime.swift); `run(workers: N)` for N > 1 starts the hybrid runtime (MNRuntime.swift)
-// through `runOnWorkers` below. `UThread.init` asks the calling runtime one question, "is it
-// M:N?" (the scheduler's worker index, a field in cache: one predicted branch), and under M:N
-// comes here to make an `MNThreadObject`, which any worker may start and which may migrate.
+// UThreadRuntime.swift); `run(workers: N)` for N > 1 starts the hybrid runtime
+// (MN/MNRuntime.swift) through `runOnWorkers` below, which validates the public configuration
+// and turns it into the workers' settings (MN/MNSettings.swift). `UThread.init` asks the
+// calling runtime one question, "is it M:N?" (the scheduler's worker index, a field in cache:
+// one predicted branch), and under M:N comes here to make an `MNThreadObject`, which any worker
+// may start and which may migrate.
 //
 // From outside, the runtime is the same at any N: `UThread.runtime`'s handle spawns into it
 // from any kernel thread (the injection queue; under `workers: 1` the runtime's inbox,
@@ -41,16 +43,13 @@ extension UThreadRuntime {
         return max(1, allowed > 0 ? allowed : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
-    /// `run`'s path for `workers != 1`: validates the count and runs the M:N runtime.
+    /// `run`'s path for `workers != 1`: the M:N runtime (`MNRuntime.runInspecting`).
     static func runOnWorkers<R>(
         _ workers: Int, _ configuration: Configuration,
         policy: (@Sendable () throws -> any SchedulingPolicy)?, _ body: () throws -> R
     ) throws -> R {
-        guard workers >= 1 && workers <= 1024 else {
-            throw UThreadError.invalidArgument("workers must be 1...1024, not \(workers)")
-        }
-        return try withoutActuallyEscaping(body) { body in
-            try MNRuntime.run(workers: workers, configuration: configuration, policy: policy, body)
+        try withoutActuallyEscaping(body) { body in
+            try MNRuntime.runInspecting(workers: workers, configuration: configuration, policy: policy, body).value
         }
     }
 
@@ -161,20 +160,48 @@ extension UThreadRuntime.Statistics {
     init(oneWorker s: Scheduler) {
         self.init(startedPerWorker: [Int(s.spawnCount)], stolen: 0, live: s.table.liveCount)
     }
+
+    /// The counters of a runtime of several workers (MN/MNCounters.swift).
+    init(_ c: MNCounters) {
+        self.init(
+            startedPerWorker: c.startedPerWorker, stolen: c.stolen, live: c.live, migrations: c.migrations,
+            mailedWakes: c.mailedWakes, doorbells: c.doorbells, idleSpins: c.idleSpins)
+    }
 }
 
 extension MNRuntime {
     /// The runtime's counters now.
-    var statistics: UThreadRuntime.Statistics {
-        UThreadRuntime.Statistics(
-            startedPerWorker: workers.map { $0.startedCount.load(ordering: .relaxed) },
-            stolen: stolen.load(ordering: .relaxed),
-            live: liveCount(),
-            migrations: migrations.load(ordering: .relaxed),
-            mailedWakes: workers.reduce(0) { $0 + $1.mailedWakes.load(ordering: .relaxed) },
-            doorbells: workers.reduce(0) { $0 + $1.doorbellRings.load(ordering: .relaxed) },
-            idleSpins: workers.reduce(0) { $0 + $1.idleSpins.load(ordering: .relaxed) })
+    var statistics: UThreadRuntime.Statistics { UThreadRuntime.Statistics(counters) }
+
+    /// `run(workers:)` for N > 1, also returning what the workers left behind (for leak tests):
+    /// the public half of the M:N runtime's start — validation, the refusals of what needs one
+    /// kernel thread, the policies, the workers' settings and what makes the runtime visible
+    /// from outside (Observability+Workers.swift) — around `MNRuntime.run`.
+    static func runInspecting<R>(
+        workers n: Int, configuration: UThreadRuntime.Configuration = .init(),
+        policy: (@Sendable () throws -> any SchedulingPolicy)? = nil,
+        _ body: @escaping () throws -> R
+    ) throws -> (value: R, teardown: Teardown) {
+        try configuration.validate()
+        guard n >= 1 && n <= 1024 else { throw UThreadError.invalidArgument("workers must be 1...1024, not \(n)") }
+        guard configuration.clock == .real else {
+            throw UThreadError.invalidConfiguration(
+                "the virtual clock needs one kernel thread (a simulation): use UThreadRuntime.run(workers: 1)")
+        }
+        guard uthreads_get_runtime() == nil else { throw UThreadError.nestedRuntime }
+        let policies = try (0..<n).map { _ in try policy?() ?? FIFOPolicy() }  // one per worker
+        return try MNRuntime.run(
+            settings: configuration.mnSettings, policies: policies,
+            observe: { runtime in
+                let attachment = try MNObservability.attach(runtime, configuration)
+                return { MNObservability.detach(attachment) }
+            }, body)
     }
+}
+
+extension MNRuntime.Teardown {
+    /// The counters when the workers' loops ended, as the public statistics.
+    var statistics: UThreadRuntime.Statistics { UThreadRuntime.Statistics(counters) }
 }
 
 extension UThread {
