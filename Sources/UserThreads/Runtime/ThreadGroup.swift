@@ -12,14 +12,14 @@
 // keeps waiting for them (uncancellably): the scope never returns with a child still running,
 // so it never leaks a thread.
 //
-// Children are ordinary threads. `spawn` takes a `@Sendable` body and starts a `UThread`,
-// which under `run(workers:)` may start and move on any worker, as any thread does; the group
-// is `Sendable` and its few fields (the children, the first error, the cancelled flag) are
-// held bare or under a lock by the binding rule of every sync object (SyncState.swift), since
-// children on other workers report their errors into it. `spawnLocal` keeps the other form: a
-// child that shares non-`Sendable` state with the caller (a captured `var`), a `UThread.local`
-// that runs on the caller's worker and never moves; the caller stays on its worker while the
-// scope lasts so that such children and it never run at once.
+// Children are ordinary threads. `spawn` takes a `sending` body, as `UThread.init` does, and
+// starts a `UThread`, which under `run(workers:)` may start and move on any worker, as any
+// thread does; the group is `Sendable` and its few fields (the children, the first error, the
+// cancelled flag) are held bare or under a lock by the binding rule of every sync object
+// (SyncState.swift), since children on other workers report their errors into it. `spawnLocal`
+// keeps the other form: a child that shares non-`Sendable` state with the caller (a captured
+// `var`), a `UThread.local` that runs on the caller's worker and never moves; the caller stays
+// on its worker while the scope lasts so that such children and it never run at once.
 //
 // The scope ends when the waiter's last look finds every recorded child joined; that look
 // marks the group ended in the same access to its state, and a spawn checks the mark and
@@ -90,13 +90,20 @@ public final class UThreadGroup: @unchecked Sendable {
 
     /// Starts a child thread that may run on any worker. It runs until its body returns or
     /// throws; a throw cancels the siblings. If the thread cannot be created, the group fails
-    /// with that error.
+    /// with that error. The body is `sending`, as `UThread.init`'s: it may capture values only
+    /// the child will use; state shared with the caller goes through `Sendable` types, or the
+    /// child is a `spawnLocal`. (A noncopyable local of an enclosing closure, such as an
+    /// `Atomic` or a `Mutex`, is captured by reference, which a `sending` body may not do:
+    /// keep it in a `Sendable` class.)
     /// - Throws: `UThreadError.closed` once the scope has ended (`withThreadGroup` returned or
     ///   is returning: a group that escaped it takes no more children);
     ///   `UThreadError.invalidArgument` when not called on a user thread; `.foreignRuntime` from
     ///   a thread of another runtime than the group's.
-    public func spawn(name: String = "", _ body: @escaping @Sendable () throws -> Void) throws {
-        try adopt("UThreadGroup.spawn") { UThread(name: name) { [self] in run(body) } }
+    public func spawn(name: String = "", _ body: sending @escaping () throws -> Void) throws {
+        // Made between `admit` and `adopt`, not in a closure: the region checker cannot follow
+        // a `sending` value into a closure that is not itself sent.
+        let locked = try admit("UThreadGroup.spawn")
+        adopt(UThread(name: name) { [self] in run(body) }, locked)
     }
 
     /// Starts a child that may share non-`Sendable` state with the caller (a captured `var`):
@@ -105,15 +112,14 @@ public final class UThreadGroup: @unchecked Sendable {
     /// the child fails with `UThread.local`'s error.
     /// - Throws: as `spawn`.
     public func spawnLocal(name: String = "", _ body: @escaping () throws -> Void) throws {
-        try adopt("UThreadGroup.spawnLocal") {
-            var failure: (any Error)?
-            let object = spawnLocalThread(
-                name: name, priority: 0, stackSize: nil, withinScope: true,
-                witness: ThreadObject.witness(for: Void.self), witnessType: ObjectIdentifier(Void.self),
-                failure: &failure)
-            if let failure { object.fail(failure, as: Void.self) } else { object.install { [self] in run(body) } }
-            return UThread(object: object)
-        }
+        let locked = try admit("UThreadGroup.spawnLocal")
+        var failure: (any Error)?
+        let object = spawnLocalThread(
+            name: name, priority: 0, stackSize: nil, withinScope: true,
+            witness: ThreadObject.witness(for: Void.self), witnessType: ObjectIdentifier(Void.self),
+            failure: &failure)
+        if let failure { object.fail(failure, as: Void.self) } else { object.install { [self] in run(body) } }
+        adopt(UThread(object: object), locked)
     }
 
     /// A child's body: its error fails the group.
@@ -122,24 +128,31 @@ public final class UThreadGroup: @unchecked Sendable {
         sync.locked { live.store(live.load() - 1) }
     }
 
-    /// Spawns a child (`spawn()`) and records it, in one access to the group's state, so that
-    /// the end of the scope (`waitForAll`'s last look, in the same kind of access) comes either
-    /// before the spawn, which then throws, or after the child is recorded and joined: never a
-    /// child nobody joins. Cancels the child at once when the group is cancelled.
-    private func adopt(_ api: StaticString, _ spawn: () -> UThread<Void>) throws {
+    /// A spawn is one access to the group's state: `admit` begins it, the caller makes the
+    /// child, `adopt` records it and ends the access. So the end of the scope (`waitForAll`'s
+    /// last look, in the same kind of access) comes either before the spawn, which then
+    /// throws, or after the child is recorded and joined: never a child nobody joins.
+    /// Returns `enter`'s answer for `adopt`; throws with the access ended (or never begun).
+    private func admit(_ api: StaticString) throws -> Bool {
         guard let s = Scheduler.active, s.onUserThread else { throw Scheduler.outsideUserThread(api) }
         guard s.runtimeSerial == runtime else { throw UThreadError.foreignRuntime }
-        let (child, cancelNow) = try sync.with { () throws(UThreadError) -> (UThread<Void>, Bool) in
-            if ended {
-                throw .closed(
-                    "\(label) has ended: \(api) after withThreadGroup returned (spawn children inside its body or in its children)"
-                )
-            }
-            let child = spawn()
-            children.append(child)
-            live.store(live.load() + 1)
-            return (child, cancelled.load() != 0)
+        let locked = try sync.enter()
+        if ended {
+            sync.leave(locked)
+            throw UThreadError.closed(
+                "\(label) has ended: \(api) after withThreadGroup returned (spawn children inside its body or in its children)"
+            )
         }
+        return locked
+    }
+
+    /// Records `child`, made since `admit`, and ends the access; cancels the child at once
+    /// when the group is cancelled. (Nothing between the two parks: a spawn never does.)
+    private func adopt(_ child: UThread<Void>, _ locked: Bool) {
+        children.append(child)
+        live.store(live.load() + 1)
+        let cancelNow = cancelled.load() != 0
+        sync.leave(locked)
         if cancelNow { child.cancel() }
     }
 
@@ -185,7 +198,7 @@ public final class UThreadGroup: @unchecked Sendable {
     func waitForAll() throws {
         var cancellable = true
         var next = 0
-        // The last look ends the scope in the same access: a spawn after it throws (`adopt`).
+        // The last look ends the scope in the same access: a spawn after it throws (`admit`).
         while let child = sync.locked({ () -> UThread<Void>? in
             if next < children.count { return children[next] }
             ended = true
