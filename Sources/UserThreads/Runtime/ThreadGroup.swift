@@ -18,8 +18,22 @@
 // cancelled flag) are held bare or under a lock by the binding rule of every sync object
 // (SyncState.swift), since children on other workers report their errors into it. `spawnLocal`
 // keeps the other form: a child that shares non-`Sendable` state with the caller (a captured
-// `var`), a `UThread.local` that runs on the caller's worker and never moves; the caller stays
-// on its worker while the scope lasts so that such children and it never run at once.
+// `var`), a `UThread.local` that runs on the caller's worker and never moves.
+//
+// Who is pinned, and for how long (the rule for local threads; `UThread.local`'s doc points
+// here). A local thread shares state with its spawner, so the two must never run at once:
+// while it lives, the spawner must stay on its worker too. A free-standing `UThread.local` may
+// outlive anything that could unpin its spawner, so it asks the user to pin the spawner
+// (`UThread.pin()`, for good) and otherwise fails its thread with that advice; it never pins
+// the spawner behind its back, and a spawner held only by a group's scope counts as not
+// pinned. A group knows when its local children end (its scope waits for them), so
+// `spawnLocal` pins the caller of `withThreadGroup` itself: at its first `spawnLocal`, not
+// before (a scope that only uses `spawn` leaves its caller free to move), until the scope
+// ends. Scopes nest and a group may be handed into an inner scope, so the pin is counted per
+// thread (a thread-local count of the scopes that hold it) and the caller becomes migratable
+// again when the last of them ends, unless it was pinned for good meanwhile (`UThread.pin()`
+// clears the scope's flag too). Only the scope's own caller is pinned so: a `spawn` child that
+// calls `spawnLocal` is refused as a movable `UThread.local` spawner would be.
 //
 // The scope ends when the waiter's last look finds every recorded child joined; that look
 // marks the group ended in the same access to its state, and a spawn checks the mark and
@@ -48,6 +62,12 @@
 //   * Returning child results through the group (TaskGroup's `next()`): children communicate
 //     through channels or captured state; the group's job is lifetime, errors and cancellation.
 //   * Detaching on scope exit: the whole point is that nothing escapes the scope.
+//   * Pinning the caller for the whole scope (what this had): a group that never spawned a
+//     local child kept its caller from moving; and a `UThread.local` inside a scope made the
+//     scope's pin permanent, so the spawner stayed pinned for good without having asked.
+//   * A per-thread count of live local children that unpins the spawner when a free-standing
+//     local thread ends: the count would have to be kept in the spawner's row or object after
+//     the spawner itself may have finished, from the exit path of every local thread.
 //   * Children as worker-local threads always (the first group): with several workers every
 //     group's work stayed on its caller's worker.
 //   * A live-child counter and one parked group waiter: a child whose start failed on another
@@ -81,11 +101,18 @@ public final class UThreadGroup: @unchecked Sendable {
     private let live = Relaxed(0)
     /// Set when `waitForAll` found every child finished: the scope is over, spawns throw.
     @exclusivity(unchecked) private var ended = false
+    /// The thread that called `withThreadGroup` (its row, its own wherever it runs), which a
+    /// `spawnLocal` of its own pins until the scope ends (the essay's "Who is pinned").
+    private let owner: ControlBlock
+    /// Whether this scope holds a pin of `owner` (counted in `scopePins`). Only `owner`
+    /// touches it, on its own thread.
+    @exclusivity(unchecked) private var pinsOwner = false
 
-    init(name: String, runtime: UInt) {
+    init(name: String, runtime: UInt, owner: ControlBlock) {
         self.name = name
         self.id = SyncObjectID.allocate()
         self.runtime = runtime
+        self.owner = owner
     }
 
     /// Starts a child thread that may run on any worker. It runs until its body returns or
@@ -107,12 +134,15 @@ public final class UThreadGroup: @unchecked Sendable {
     }
 
     /// Starts a child that may share non-`Sendable` state with the caller (a captured `var`):
-    /// a `UThread.local`, which runs on the caller's worker and never moves (the caller stays
-    /// there while the scope lasts). Otherwise as `spawn`. Called from a child that may move,
-    /// the child fails with `UThread.local`'s error.
+    /// a `UThread.local`, which runs on the caller's worker and never moves. With several
+    /// workers, the caller of `withThreadGroup` stays on its worker from its first
+    /// `spawnLocal` until the scope ends, and may move again after it (unless it was pinned
+    /// for good meanwhile). Otherwise as `spawn`. Called from a child that may move, the child
+    /// fails with `UThread.local`'s error.
     /// - Throws: as `spawn`.
     public func spawnLocal(name: String = "", _ body: @escaping () throws -> Void) throws {
         let locked = try admit("UThreadGroup.spawnLocal")
+        pinOwnerForTheScope()
         var failure: (any Error)?
         let object = spawnLocalThread(
             name: name, priority: 0, stackSize: nil, withinScope: true,
@@ -120,6 +150,40 @@ public final class UThreadGroup: @unchecked Sendable {
             failure: &failure)
         if let failure { object.fail(failure, as: Void.self) } else { object.install { [self] in run(body) } }
         adopt(UThread(object: object), locked)
+    }
+
+    /// At a `spawnLocal` of the scope's caller under several workers, keeps the caller on its
+    /// worker until the scope ends (`unpinOwner`), once per scope; a caller pinned for good
+    /// stays so, and any other spawner is left as it is (`spawnLocalThread` refuses a movable
+    /// one). Inside the spawn's access, after `admit` found the scope not ended: `owner` is
+    /// then alive, and a thread whose row is `owner` is the caller itself.
+    private func pinOwnerForTheScope() {
+        guard !pinsOwner, let s = Scheduler.active, s.workerIndex >= 0, s.current == owner else { return }
+        if owner.has(.flagMigratable) {
+            owner.clear(.flagMigratable)
+            owner.set(.flagScopePinned)
+        }
+        guard owner.has(.flagScopePinned) else { return }  // pinned for good: nothing to undo
+        pinsOwner = true
+        scopePins.value += 1
+    }
+
+    /// At the end of the scope, on the caller: gives back this scope's pin, and makes the
+    /// caller migratable again when no other scope holds one and it was not pinned for good
+    /// meanwhile (`UThread.pin()` clears the scope flag).
+    fileprivate func unpinOwner() {
+        guard pinsOwner else { return }
+        pinsOwner = false
+        let left = scopePins.value - 1
+        if left > 0 {
+            scopePins.value = left
+            return
+        }
+        scopePins.reset()
+        if owner.has(.flagScopePinned) {
+            owner.clear(.flagScopePinned)
+            owner.set(.flagMigratable)
+        }
     }
 
     /// A child's body: its error fails the group.
@@ -222,6 +286,10 @@ public final class UThreadGroup: @unchecked Sendable {
     }
 }
 
+/// A thread's count of the thread-group scopes that keep it on its worker (the essay's "Who is
+/// pinned"): more than one when scopes nest.
+private let scopePins = ThreadLocal<Int>(default: 0)
+
 /// Runs `body` with a thread group, then waits for every thread spawned in it. If a child
 /// throws, its siblings are cancelled and the first error is rethrown after all finished.
 ///
@@ -232,33 +300,18 @@ public final class UThreadGroup: @unchecked Sendable {
 /// ```
 /// Children of `spawn` are ordinary threads (any worker); children of `spawnLocal` run on the
 /// caller's worker and may share its non-`Sendable` state, so with several workers the caller
-/// stays on its worker while the scope lasts and may move again after it (unless it was
-/// pinned for good meanwhile: `UThread.pin()`, a `UThread.local` spawn).
+/// stays on its worker from its first `spawnLocal` until the scope ends, and may move again
+/// after it (unless it was pinned for good meanwhile: `UThread.pin()`).
 /// - Throws: the body's error, else the first child error; `CancellationError` if the caller
 ///   was cancelled (after its children finished); `UThreadError.invalidArgument` when called
 ///   outside a user thread.
 public func withThreadGroup<R>(name: String = "", _ body: (UThreadGroup) throws -> R) throws -> R {
     let s = try Scheduler.requireOrThrow("withThreadGroup")
     guard s.onUserThread else { throw Scheduler.outsideUserThread("withThreadGroup") }
-    // `spawnLocal` children share state with the caller: the caller stays on this kernel
-    // thread while the scope lasts (on several workers it would otherwise be free to migrate
-    // at a yield or a wait inside `body`), and may move again once every child has finished —
-    // unless it was pinned for good meanwhile (`UThread.pin()` and a
-    // `UThread.local` spawn clear the scope flag too). Nothing under workers: 1.
+    // `me`, not `s` after `body`: the caller's row is its own wherever it runs.
     let me = s.current
-    let scoped = s.workerIndex >= 0 && me.has(.flagMigratable)
-    if scoped {
-        me.clear(.flagMigratable)
-        me.set(.flagScopePinned)
-    }
-    defer {
-        // `me`, not `s`: the caller's row is its own wherever it runs.
-        if scoped && me.has(.flagScopePinned) {
-            me.clear(.flagScopePinned)
-            me.set(.flagMigratable)
-        }
-    }
-    let group = UThreadGroup(name: name, runtime: s.runtimeSerial)
+    let group = UThreadGroup(name: name, runtime: s.runtimeSerial, owner: me)
+    defer { group.unpinOwner() }  // after every child has finished
     let result: R
     do {
         result = try body(group)

@@ -96,10 +96,13 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     /// try t.join()   // hits == 1
     /// ```
     ///
-    /// With several workers the spawner must not move either: call `UThread.pin()` first (the
-    /// main thread of `run` too). Otherwise the thread is created finished and `join()` throws
-    /// `UThreadError.invalidArgument` saying so; the spawner is never pinned behind its back.
-    /// Outside a runtime the thread is created finished, as `init`'s is.
+    /// With several workers the spawner must not move either while the thread lives: call
+    /// `UThread.pin()` first (the main thread of `run` too), or spawn it in a thread group
+    /// (`UThreadGroup.spawnLocal`, which keeps its caller on its worker until the scope ends).
+    /// Otherwise (a group's scope alone does not pin for this) the thread is created finished
+    /// and `join()` throws `UThreadError.invalidArgument` saying so; the spawner is never
+    /// pinned behind its back (the rule: Runtime/ThreadGroup.swift, "Who is pinned"). Outside
+    /// a runtime the thread is created finished, as `init`'s is.
     @inlinable
     public static func local(
         name: String = "", priority: Int = 0, stackSize: Int? = nil, _ body: @escaping () throws -> Success
@@ -289,16 +292,14 @@ func spawnLocalThread(
         return unstarted("UThread.local", name: name, witness: witness, witnessType: witnessType, &failure)
     }
     return Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { scheduler in
-        if scheduler.workerIndex >= 0, scheduler.onUserThread, scheduler.current.has(.flagMigratable) {
+        // Held only by a group's scope, a spawner counts as movable: the thread may outlive the
+        // scope (unless it is that group's child, `withinScope`: it ends before the scope does).
+        let movable: UInt32 = withinScope ? .flagMigratable : .flagsPinForGood
+        if scheduler.workerIndex >= 0, scheduler.onUserThread, scheduler.current.pointee.flags & movable != 0 {
             failure = UThreadError.invalidArgument(
-                "UThread.local needs a spawner that stays on its worker: call UThread.pin() before spawning local threads (or spawn the spawner with pinned: true)"
+                "UThread.local needs a spawner that stays on its worker: call UThread.pin() before spawning local threads (or spawn the spawner with pinned: true; in a thread group, UThreadGroup.spawnLocal)"
             )
             return ThreadObject(name: name, witness: witness, witnessType: witnessType)
-        }
-        // Pinned only by a thread group's scope: the local thread may outlive it, so for good
-        // (unless it is that group's child: `withinScope`, it ends before the scope does).
-        if !withinScope, scheduler.workerIndex >= 0, scheduler.onUserThread {
-            scheduler.current.clear(.flagScopePinned)
         }
         // An M:N worker's kept rows have no object (ThreadObjectSlab): a new row instead.
         return spawnHere(
