@@ -58,6 +58,15 @@
 // which child it waits for, and a child whose thread could not be started (its join throws
 // that error) fails the group like a child that threw.
 //
+// The limit (`timeout:`, `deadline:`; the earlier wins, counted from the call on the runtime's
+// clock, as every wait's) bounds that wait: when it passes while a child still runs, the group
+// fails with `UThreadError.timedOut` as if a child had thrown it (the first error wins, so a
+// child's earlier error stays the one thrown) and cancels its children, and the waiter goes on
+// waiting for them without a limit: the scope never returns while a child runs, so a child
+// that ignores cancellation holds it past the limit. The body is the caller's own code and is
+// not interrupted; a limit that passed while it ran is found at the first wait for a child
+// (children all finished by then: no wait, no error, as a wait group at zero).
+//
 // Rejected designs:
 //   * Returning child results through the group (TaskGroup's `next()`): children communicate
 //     through channels or captured state; the group's job is lifetime, errors and cancellation.
@@ -68,6 +77,8 @@
 //   * A per-thread count of live local children that unpins the spawner when a free-standing
 //     local thread ends: the count would have to be kept in the spawner's row or object after
 //     the spawner itself may have finished, from the exit path of every local thread.
+//   * A limit (`timeout:`/`deadline:`) that leaves the children running when it passes, as
+//     `join(timeout:)` does: the scope would have to return with children alive.
 //   * Children as worker-local threads always (the first group): with several workers every
 //     group's work stayed on its caller's worker.
 //   * A live-child counter and one parked group waiter: a child whose start failed on another
@@ -258,9 +269,12 @@ public final class UThreadGroup: @unchecked Sendable {
         cancelAll()
     }
 
-    /// Waits until every child has finished; cancels them if the waiter is cancelled.
-    func waitForAll() throws {
+    /// Waits until every child has finished; cancels them if the waiter is cancelled, or when
+    /// `deadline` (scheduler clock) passes first, which also fails the group with `.timedOut`;
+    /// either way it then waits for them without a limit (the essay).
+    func waitForAll(deadline: UInt64?) throws {
         var cancellable = true
+        var deadline = deadline
         var next = 0
         // The last look ends the scope in the same access: a spawn after it throws (`admit`).
         while let child = sync.locked({ () -> UThread<Void>? in
@@ -269,10 +283,14 @@ public final class UThreadGroup: @unchecked Sendable {
             return nil
         }) {
             do {
-                try child.handle.waitForEnd(deadline: nil, cancellable: cancellable)
+                try child.handle.waitForEnd(deadline: deadline, cancellable: cancellable)
             } catch is CancellationError {
                 cancelAll()
                 cancellable = false
+                continue
+            } catch UThreadError.timedOut {
+                fail(UThreadError.timedOut)  // first error wins; cancels every child
+                deadline = nil
                 continue
             }
             // The body's errors were caught in `run`: a failure here is a failed start.
@@ -294,7 +312,7 @@ private let scopePins = ThreadLocal<Int>(default: 0)
 /// throws, its siblings are cancelled and the first error is rethrown after all finished.
 ///
 /// ```swift
-/// try withThreadGroup { group in
+/// try withThreadGroup(timeout: .seconds(5)) { group in
 ///     for url in urls { try group.spawn { try fetch(url) } }
 /// }   // every fetch has finished here
 /// ```
@@ -302,12 +320,23 @@ private let scopePins = ThreadLocal<Int>(default: 0)
 /// caller's worker and may share its non-`Sendable` state, so with several workers the caller
 /// stays on its worker from its first `spawnLocal` until the scope ends, and may move again
 /// after it (unless it was pinned for good meanwhile: `UThread.pin()`).
-/// - Throws: the body's error, else the first child error; `CancellationError` if the caller
-///   was cancelled (after its children finished); `UThreadError.invalidArgument` when called
-///   outside a user thread.
-public func withThreadGroup<R>(name: String = "", _ body: (UThreadGroup) throws -> R) throws -> R {
+///
+/// The limit, `timeout` or `deadline` (the earlier wins; nil: none), counts from the call and
+/// bounds the wait for the children after `body` returns: when it passes with a child still
+/// running, every child is cancelled, the scope waits until all have finished (it never
+/// returns while a child runs), then throws `UThreadError.timedOut`. A timeout of zero or
+/// less, or a deadline that has passed, is already due: the scope then waits only for
+/// children that have finished. `body` itself is not interrupted.
+/// - Throws: the body's error, else the first child error (or `UThreadError.timedOut` if the
+///   limit passed first); `CancellationError` if the caller was cancelled (after its children
+///   finished); `UThreadError.invalidArgument` when called outside a user thread.
+public func withThreadGroup<R>(
+    name: String = "", timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil,
+    _ body: (UThreadGroup) throws -> R
+) throws -> R {
     let s = try Scheduler.requireOrThrow("withThreadGroup")
     guard s.onUserThread else { throw Scheduler.outsideUserThread("withThreadGroup") }
+    let limit = syncDeadline(timeout: timeout, deadline: deadline, now: s.now())
     // `me`, not `s` after `body`: the caller's row is its own wherever it runs.
     let me = s.current
     let group = UThreadGroup(name: name, runtime: s.runtimeSerial, owner: me)
@@ -317,10 +346,10 @@ public func withThreadGroup<R>(name: String = "", _ body: (UThreadGroup) throws 
         result = try body(group)
     } catch {
         group.cancelAll()
-        try group.waitForAll()
+        try group.waitForAll(deadline: nil)
         throw error
     }
-    try group.waitForAll()
+    try group.waitForAll(deadline: limit)
     if let error = group.firstError { throw error }
     if me.has(.flagCancelled) && group.isCancelled { throw CancellationError() }
     return result

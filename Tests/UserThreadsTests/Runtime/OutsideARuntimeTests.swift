@@ -29,6 +29,7 @@ struct OutsideARuntimeTests {
             ("blocking { }", { _ = try blocking { 1 } }),
             ("UThread.await", { _ = try UThread.await { 1 } }),
             ("withThreadGroup", { try withThreadGroup { _ in } }),
+            ("withThreadGroup", { try withThreadGroup(timeout: .seconds(1)) { _ in } }),
             ("UThreadRuntime.seedRandom", { try UThreadRuntime.seedRandom(1) }),
             ("channelSelect", { let _: Int = try channelSelect { s in s.otherwise { 0 } } }),
             ("Channel.send", { try Channel<Int>(capacity: 1).send(1) }),
