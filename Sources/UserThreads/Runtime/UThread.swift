@@ -222,11 +222,9 @@ func spawnThread(
     witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier,
     failure: inout (any Error)?
 ) -> ThreadObject? {
-    // `Scheduler.withAtEntry`, with a finished thread instead of its stop outside a runtime.
-    guard let p = uthreads_get_runtime_here() else {
-        return unstarted("UThread.init", name: name, witness: witness, witnessType: witnessType, &failure)
-    }
-    return Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { scheduler in
+    Scheduler.withAtEntry {
+        unstarted("UThread.init", name: name, witness: witness, witnessType: witnessType, &failure)
+    } _: { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
         return spawnHere(
             scheduler, name: name, named: named, priority: priority, stackSize: stackSize, parameters,
@@ -241,10 +239,9 @@ func spawnThread(
     name: String, named: Bool, priority: Int, witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void,
     witnessType: ObjectIdentifier, failure: inout (any Error)?
 ) -> ThreadObject? {
-    guard let p = uthreads_get_runtime_here() else {  // as above
-        return unstarted("UThread.init", name: name, witness: witness, witnessType: witnessType, &failure)
-    }
-    return Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { scheduler in
+    Scheduler.withAtEntry {
+        unstarted("UThread.init", name: name, witness: witness, witnessType: witnessType, &failure)
+    } _: { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
         return spawnHere(
             scheduler, name: name, named: named, priority: priority, stackSize: nil, nil, witness, witnessType,
