@@ -45,7 +45,7 @@ extension UThreadRuntime {
         return try run(c, policy: { p }) {
             // Randomised choices (channelSelect) follow the seed too, so that the whole run
             // is a function of it.
-            seedRandom(seed ^ 0x9E37_79B9_7F4A_7C15)
+            try seedRandom(seed ^ 0x9E37_79B9_7F4A_7C15)
             return try body()
         }
     }

@@ -3,7 +3,7 @@
 import CUThreads
 
 /// A user thread: runs a closure on its own stack, scheduled by the runtime that created it.
-/// Create it inside `UThreadRuntime.run`.
+/// Create it inside `UThreadRuntime.run` (outside one it never runs: see `init`).
 ///
 /// ```swift
 /// let t = UThread(name: "fetch") { try download(url) }
@@ -20,8 +20,10 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     @usableFromInline let object: ThreadObject
 
     /// Spawns a thread. It starts when the scheduler next picks it (the caller keeps running).
-    /// If no stack can be had, or an argument is out of range, the thread is created finished
-    /// and `join()` throws the reason; `UThread.spawn` throws it at once instead.
+    /// If no stack can be had, or an argument is out of range, or the caller runs no runtime,
+    /// the thread is created finished and `join()` throws the reason (outside a runtime
+    /// `UThreadError.invalidArgument`, as the throwing calls there); `UThread.spawn` throws it
+    /// at once instead.
     ///
     /// - Parameters:
     ///   - name: shown in the thread table, dumps and crash reports.
@@ -94,9 +96,13 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     /// try t.join()   // hits == 1
     /// ```
     ///
-    /// With several workers the spawner must not move either: call `UThread.pin()` first (the
-    /// main thread of `run` too). Otherwise the thread is created finished and `join()` throws
-    /// `UThreadError.invalidArgument` saying so; the spawner is never pinned behind its back.
+    /// With several workers the spawner must not move either while the thread lives: call
+    /// `UThread.pin()` first (the main thread of `run` too), or spawn it in a thread group
+    /// (`UThreadGroup.spawnLocal`, which keeps its caller on its worker until the scope ends).
+    /// Otherwise (a group's scope alone does not pin for this) the thread is created finished
+    /// and `join()` throws `UThreadError.invalidArgument` saying so; the spawner is never
+    /// pinned behind its back (the rule: Runtime/ThreadGroup.swift, "Who is pinned"). Outside
+    /// a runtime the thread is created finished, as `init`'s is.
     @inlinable
     public static func local(
         name: String = "", priority: Int = 0, stackSize: Int? = nil, _ body: @escaping () throws -> Success
@@ -216,7 +222,9 @@ func spawnThread(
     witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier,
     failure: inout (any Error)?
 ) -> ThreadObject? {
-    Scheduler.withAtEntry("UThread.init") { scheduler in
+    Scheduler.withAtEntry {
+        unstarted("UThread.init", name: name, witness: witness, witnessType: witnessType, &failure)
+    } _: { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
         return spawnHere(
             scheduler, name: name, named: named, priority: priority, stackSize: stackSize, parameters,
@@ -231,7 +239,9 @@ func spawnThread(
     name: String, named: Bool, priority: Int, witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void,
     witnessType: ObjectIdentifier, failure: inout (any Error)?
 ) -> ThreadObject? {
-    Scheduler.withAtEntry("UThread.init") { scheduler in
+    Scheduler.withAtEntry {
+        unstarted("UThread.init", name: name, witness: witness, witnessType: witnessType, &failure)
+    } _: { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
         return spawnHere(
             scheduler, name: name, named: named, priority: priority, stackSize: nil, nil, witness, witnessType,
@@ -240,7 +250,8 @@ func spawnThread(
 }
 
 /// Throws `invalidArgument` naming `api` when the caller runs no runtime (the throwing spawns;
-/// `UThread.init` cannot throw and stops with a clear message instead).
+/// `UThread.init` and `UThread.local` cannot throw and make a finished thread instead:
+/// `unstarted`).
 @usableFromInline
 func checkInsideARuntime(_ api: StaticString) throws(UThreadError) {
     _ = try Scheduler.requireOrThrow(api)
@@ -252,26 +263,40 @@ func runsOnOneWorker(_ api: StaticString) -> Bool {
     Scheduler.with(api) { $0.workerIndex < 0 }
 }
 
+/// The thread of a spawn that cannot throw (`UThread.init`, `UThread.local`) called where no
+/// runtime runs: an object that never gets a row, with `failure` set to the error the throwing
+/// entry points throw there (`invalidArgument` naming `api`); the caller finishes it with that
+/// error, so its `join()` throws it. Out of line: the spawn's fast path keeps one test.
+@inline(never)
+func unstarted(
+    _ api: StaticString, name: String, witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void,
+    witnessType: ObjectIdentifier, _ failure: inout (any Error)?
+) -> ThreadObject {
+    failure = Scheduler.outsideUserThread(api)
+    return ThreadObject(name: name, witness: witness, witnessType: witnessType)
+}
+
 /// The spawn of `UThread.local`: a thread on the calling kernel thread, whatever the runtime.
 /// Under several workers the spawner must be pinned (see `local`), else the object comes back
-/// finished with the error in `failure`.
+/// finished with the error in `failure`; outside a runtime likewise (`unstarted`).
 @usableFromInline
 func spawnLocalThread(
     name: String, priority: Int, stackSize: Int?, parameters: SchedulingParameters? = nil, withinScope: Bool = false,
     witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier,
     failure: inout (any Error)?
 ) -> ThreadObject {
-    Scheduler.with("UThread.local") { scheduler in
-        if scheduler.workerIndex >= 0, scheduler.onUserThread, scheduler.current.has(.flagMigratable) {
+    guard let p = uthreads_get_runtime() else {
+        return unstarted("UThread.local", name: name, witness: witness, witnessType: witnessType, &failure)
+    }
+    return Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { scheduler in
+        // Held only by a group's scope, a spawner counts as movable: the thread may outlive the
+        // scope (unless it is that group's child, `withinScope`: it ends before the scope does).
+        let movable: UInt32 = withinScope ? .flagMigratable : .flagsPinForGood
+        if scheduler.workerIndex >= 0, scheduler.onUserThread, scheduler.current.pointee.flags & movable != 0 {
             failure = UThreadError.invalidArgument(
-                "UThread.local needs a spawner that stays on its worker: call UThread.pin() before spawning local threads (or spawn the spawner with pinned: true)"
+                "UThread.local needs a spawner that stays on its worker: call UThread.pin() before spawning local threads (or spawn the spawner with pinned: true; in a thread group, UThreadGroup.spawnLocal)"
             )
             return ThreadObject(name: name, witness: witness, witnessType: witnessType)
-        }
-        // Pinned only by a thread group's scope: the local thread may outlive it, so for good
-        // (unless it is that group's child: `withinScope`, it ends before the scope does).
-        if !withinScope, scheduler.workerIndex >= 0, scheduler.onUserThread {
-            scheduler.current.clear(.flagScopePinned)
         }
         // An M:N worker's kept rows have no object (ThreadObjectSlab): a new row instead.
         return spawnHere(
@@ -432,9 +457,12 @@ extension UThread where Success == Never {
     }
 
     /// Lets other ready threads run; returns at once when none is ready. ~20 ns per switch.
+    /// Outside a runtime no user thread can be ready on the calling kernel thread, so it
+    /// returns at once there too (as `checkpoint()` does).
     @inline(__always)
     public static func yield() {
-        Scheduler.with("UThread.yield()") { $0.yield() }
+        guard let p = uthreads_get_runtime() else { return }
+        Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { $0.yield() }
     }
 
     /// A safe point: switches the calling thread out if it has used up its time slice (or the
@@ -516,13 +544,16 @@ extension UThread where Success == Never {
         }
     }
 
-    /// Whether the calling thread was cancelled.
+    /// Whether the calling thread was cancelled. False outside a user thread (a kernel thread
+    /// outside every runtime, a `blocking { }` body): no `cancel()` reaches code there.
     public static var isCancelled: Bool {
-        let scheduler = Scheduler.require("UThread.isCancelled")
+        guard let scheduler = Scheduler.active, scheduler.onUserThread else { return false }
         return scheduler.current.has(.flagCancelled)
     }
 
-    /// The calling thread.
+    /// The calling thread. Call it on a user thread: elsewhere (outside every runtime, in a
+    /// `blocking { }` body) there is no thread to name, and a property that cannot throw stops
+    /// the process with a message naming the call; `UThreadRuntime.isRunning` tells first.
     public static var current: UThreadHandle {
         let scheduler = Scheduler.require("UThread.current")
         guard scheduler.onUserThread else { Scheduler.misuse("UThread.current") }

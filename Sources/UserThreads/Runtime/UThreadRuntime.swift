@@ -101,8 +101,10 @@ public enum UThreadRuntime {
     }
 
     /// The runtime's clock in nanoseconds (CLOCK_MONOTONIC, or the virtual clock of a
-    /// simulation): the time base of sleeps, deadlines and traces. Call it inside `run`.
-    public static var nanoseconds: UInt64 { Scheduler.require("UThreadRuntime.nanoseconds").now() }
+    /// simulation): the time base of sleeps, deadlines and traces. Outside a runtime,
+    /// CLOCK_MONOTONIC (the clock of every runtime that does not simulate; the one deadlines
+    /// given there are measured on).
+    public static var nanoseconds: UInt64 { Scheduler.active?.now() ?? uthreads_monotonic_ns() }
 
     /// Whether the caller runs on a user thread.
     public static var isRunning: Bool { Scheduler.active?.onUserThread ?? false }

@@ -27,6 +27,11 @@ import CUThreads
 ///
 /// A thread's values stay until it ends or calls `reset()`, also after the `ThreadLocal` itself
 /// was released (no later `ThreadLocal` ever reads them).
+///
+/// Use it on user threads. Elsewhere (outside every runtime, in a `blocking { }` body on the
+/// offload pool) there is no user thread to own a value, and its members, which cannot throw,
+/// stop the process with a message naming the call: a default read there (or a set dropped)
+/// would silently stand for the value of the user thread the code was written for.
 public final class ThreadLocal<T>: Sendable {
     private let makeDefault: @Sendable () -> T
     /// The key of this thread-local's values in every thread's `locals` (see the essay).

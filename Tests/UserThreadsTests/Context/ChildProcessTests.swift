@@ -22,7 +22,7 @@ import Testing
     @Test func misuseOutsideARuntimeStopsWithAClearMessage() throws {
         let r = try ChildProcess.uthreads("selftest", "misuse")
         #expect(r.crashed || r.status != 0)
-        #expect(r.stderr.contains("UThread.yield() was called outside a user thread"))
+        #expect(r.stderr.contains("UThread.current was called outside a user thread"))
     }
 
     /// A channel iterated outside a runtime stops with the error `receive()` throws there (the

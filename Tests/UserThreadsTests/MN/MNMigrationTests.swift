@@ -139,10 +139,10 @@ import Testing
         #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
     }
 
-    /// A thread group keeps its caller's scheduler, so `withThreadGroup` pins the caller: yields
-    /// and sleeps inside the body (sites where an M:N thread may move) must not carry it to
-    /// another worker before or after its children are spawned. (A review found the group
-    /// spawning into the old worker's table from the new worker's kernel thread.)
+    /// From its first `spawnLocal` on, a group's caller is pinned: yields and sleeps inside the
+    /// body (sites where an M:N thread may move) must not carry it to another worker between
+    /// its local children's spawns or after them. (A review found the group spawning into the
+    /// old worker's table from the new worker's kernel thread.)
     @Test func aThreadGroupPinsItsCaller() throws {
         let (results, teardown) = try MNRuntime.runInspecting(workers: 2) { () -> [Int] in
             // A migratable thread beside them moves to the idle worker: proof that a group's
@@ -155,17 +155,18 @@ import Testing
             }
             let threads = (0..<8).map { k in
                 UThread.startingHere { () -> Int in
-                    let me = pthread_self()
                     var sum = 0
-                    let pinned = try withThreadGroup { g -> Bool in
+                    let stayed = try withThreadGroup { g -> Bool in
+                        try g.spawnLocal {}
+                        let me = pthread_self()
                         let pinned = !UThread.isMigratable
                         Self.yieldUntil(moved) {}  // safe points while the mover migrates
                         try UThread.sleep(for: .microseconds(50))
                         for i in 0..<4 { try g.spawnLocal { sum += k * 10 + i } }
                         for _ in 0..<50 { UThread.yield() }
-                        return pinned
+                        return pinned && pthread_equal(pthread_self(), me) != 0
                     }
-                    return pinned && pthread_equal(pthread_self(), me) != 0 ? sum : -1
+                    return stayed ? sum : -1
                 }
             }
             return try threads.map { try $0.join() } + [try mover.join() ? 1 : 0]
@@ -174,32 +175,72 @@ import Testing
         #expect(teardown.rowsLeft == 0 && teardown.stacksLeft == 0)
     }
 
-    /// The group's pin lasts as long as its scope: the caller is migratable again after it,
-    /// unless it was pinned for good inside it (`UThread.pin()`, a `UThread.local` spawn).
-    @Test func aThreadGroupPinsItsCallerOnlyForItsScope() throws {
-        let seen = try UThreadRuntime.run(workers: 2) { () -> [Bool] in
-            try UThread { () -> [Bool] in
-                let before = UThread.isMigratable
-                let inside = try withThreadGroup { g -> Bool in
+    /// A group pins its caller only from its first `spawnLocal` to the end of its scope (a
+    /// scope of `spawn` children alone leaves it movable), counted over nested scopes (also
+    /// when an outer group's `spawnLocal` comes inside an inner scope): the caller is movable
+    /// again when the last scope that pinned it ends, unless it pinned itself meanwhile. A
+    /// free-standing `UThread.local` inside a scope pins nothing: its spawner, held only by
+    /// the scope, counts as movable, so the local thread fails with the advice to pin.
+    @Test func aThreadGroupPinsItsCallerFromItsFirstLocalChildToItsEnd() throws {
+        let seen = try UThreadRuntime.run(workers: 2) { () -> [String: Bool] in
+            try UThread { () -> [String: Bool] in
+                var seen: [String: Bool] = [:]
+                seen["before"] = UThread.isMigratable
+                try withThreadGroup { g in
+                    try g.spawn { UThread.yield() }
+                    seen["spawn only"] = UThread.isMigratable
                     try g.spawnLocal { UThread.yield() }
-                    return UThread.isMigratable
+                    seen["after spawnLocal"] = UThread.isMigratable
                 }
-                let after = UThread.isMigratable
-                let nested = try withThreadGroup { _ in try withThreadGroup { _ in UThread.isMigratable } }
-                let afterNested = UThread.isMigratable
+                seen["after"] = UThread.isMigratable
+                try withThreadGroup { outer in
+                    try outer.spawnLocal {}
+                    try withThreadGroup { inner in try inner.spawnLocal {} }
+                    seen["nested, after the inner scope"] = UThread.isMigratable
+                }
+                seen["nested, after the outer scope"] = UThread.isMigratable
+                try withThreadGroup { outer in
+                    try withThreadGroup { inner in
+                        try inner.spawnLocal {}
+                        try outer.spawnLocal {}
+                    }
+                    seen["crossed, after the inner scope"] = UThread.isMigratable
+                }
+                seen["crossed, after the outer scope"] = UThread.isMigratable
+                var refused = false
+                do {
+                    try withThreadGroup { g in
+                        try g.spawnLocal {}
+                        _ = try UThread.local { 1 }.join()
+                    }
+                } catch UThreadError.invalidArgument(let message) {
+                    refused = message.contains("call UThread.pin()")
+                }
+                seen["UThread.local in a scope refused"] = refused
+                seen["after UThread.local"] = UThread.isMigratable
+                return seen
+            }.join()
+        }
+        #expect(
+            seen == [
+                "before": true, "spawn only": true, "after spawnLocal": false, "after": true,
+                "nested, after the inner scope": false, "nested, after the outer scope": true,
+                "crossed, after the inner scope": false, "crossed, after the outer scope": true,
+                "UThread.local in a scope refused": true, "after UThread.local": true,
+            ])
+        let pinned = try UThreadRuntime.run(workers: 2) { () -> [Bool] in
+            try UThread { () -> [Bool] in
+                try withThreadGroup { g in
+                    try g.spawnLocal {}
+                    UThread.pin()
+                }
+                let afterPin = UThread.isMigratable
+                // Pinned by the user, the spawner may spawn local threads in and out of scopes.
                 let local = try withThreadGroup { _ in try UThread.local { 1 }.join() }
-                let afterLocal = UThread.isMigratable
-                return [before, inside, after, nested, afterNested, local == 1, afterLocal]
+                return [afterPin, local == 1, UThread.isMigratable]
             }.join()
         }
-        #expect(seen == [true, false, true, false, true, true, false])
-        let pinned = try UThreadRuntime.run(workers: 2) { () -> Bool in
-            try UThread { () -> Bool in
-                try withThreadGroup { _ in UThread.pin() }
-                return UThread.isMigratable
-            }.join()
-        }
-        #expect(pinned == false)
+        #expect(pinned == [false, true, false])
     }
 
     /// Threads that wait on M:N primitives migrate too (the wait is an audited site), and wake,

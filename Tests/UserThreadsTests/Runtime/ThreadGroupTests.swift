@@ -65,6 +65,30 @@ struct ThreadGroupTests {
         #expect(seen.count == workers)
     }
 
+    /// A non-`Sendable` object, handed to one child.
+    final class Tally {
+        var n = 0
+    }
+
+    /// `spawn` takes a `sending` body, as `UThread.init` does: a child may take a non-`Sendable`
+    /// value that the caller no longer uses (this compiles only so), and run on any worker.
+    @Test(arguments: [1, 2]) func aSpawnTakesASendingBody(workers: Int) throws {
+        let total = Count()
+        try UThreadRuntime.run(workers: workers) {
+            try withThreadGroup { g in
+                for i in 1...4 {
+                    let tally = Tally()
+                    tally.n = i
+                    try g.spawn {
+                        tally.n *= 10
+                        for _ in 0..<tally.n { total.add() }
+                    }
+                }
+            }
+        }
+        #expect(total.value == 100)
+    }
+
     /// `spawnLocal` children share the caller's non-`Sendable` state; one spawned from a
     /// child that may move fails the group with `UThread.local`'s error (only one worker can
     /// never move a child away).

@@ -201,7 +201,7 @@ struct SelectTests {
     @Test func seededSelectIsReproducible() throws {
         func choices(seed: UInt64) throws -> [Int] {
             try UThreadRuntime.run {
-                UThreadRuntime.seedRandom(seed)
+                try UThreadRuntime.seedRandom(seed)
                 return try Self.choices(rounds: 200)
             }
         }

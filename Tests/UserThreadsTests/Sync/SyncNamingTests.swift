@@ -18,9 +18,13 @@ struct SyncNamingTests {
             let b = try UBarrier(parties: 1)
             let once = UOnce()
             let local = ThreadLocal<Int>(default: 0)
+            // Here, not in the child: a `sending` body (the group's, `UThread`'s) cannot capture
+            // a noncopyable local of an enclosing closure, such as a `Mutex` or an `Atomic`
+            // (captured by reference: the region checker refuses it).
+            try m.withLock { kernelMutex.withLock { $0 += 1 } }
+            try once.run { atomic.add(1, ordering: .relaxed) }
             try withThreadGroup { g in
                 try g.spawn {
-                    try m.withLock { kernelMutex.withLock { $0 += 1 } }
                     try sem.wait()
                     sem.signal()
                     try rw.withReadLock {}
@@ -30,7 +34,7 @@ struct SyncNamingTests {
                     try wg.done()
                     try wg.wait()
                     try b.arriveAndWait()
-                    try once.run { atomic.add(1, ordering: .relaxed) }
+                    try once.run {}
                     local.value = 1
                     c.signal()
                 }

@@ -128,6 +128,9 @@ struct TimedCall: @unchecked Sendable, CustomStringConvertible {
     var runtime: Runtime = .m1
     /// The call waits for a Swift task to end (UThread.await): it cannot finish before a switch.
     var waitsForTask = false
+    /// Due, the call still parks: a thread group waits for the children its limit cancelled
+    /// (structured: the scope never returns while a child runs).
+    var parksWhenDue = false
     /// Runs on the runtime's main thread: builds the resource and returns the call.
     var prepare: () throws -> Prepared
 
@@ -279,6 +282,24 @@ struct TimeArgumentTableTests {
         TimedCall(key: "UBarrier.swift arriveAndWait(timeout:deadline:)", parameters: .both, resource: .available) {
             let b = try UBarrier(parties: 1)
             return Prepared(call: { _ = try b.arriveAndWait(timeout: $0.timeout, deadline: $0.deadline) })
+        },
+        // A child that waits for a value nobody sends: the limit (or the caller's cancel)
+        // cancels it, and the scope waits for it before it throws.
+        TimedCall(
+            key: "ThreadGroup.swift withThreadGroup(name:timeout:deadline:_:)", parameters: .both,
+            resource: .unavailable, parksWhenDue: true
+        ) {
+            let never = Channel<Int>()
+            return Prepared(call: { limit in
+                try withThreadGroup(timeout: limit.timeout, deadline: limit.deadline) { g in
+                    try g.spawn { _ = try never.receive() }
+                }
+            })
+        },
+        TimedCall(
+            key: "ThreadGroup.swift withThreadGroup(name:timeout:deadline:_:)", parameters: .both, resource: .available
+        ) {
+            Prepared(call: { limit in try withThreadGroup(timeout: limit.timeout, deadline: limit.deadline) { _ in } })
         },
         TimedCall(key: "URWLock.swift readLock(timeout:deadline:)", parameters: .both, resource: .unavailable) {
             let l = URWLock()
@@ -637,6 +658,18 @@ struct TimeArgumentTableTests {
             return Prepared(call: { _ = try b.arriveAndWait(timeout: $0.t) })
         },
         TimedCall(
+            key: "ThreadGroup.swift withThreadGroup(name:timeout:deadline:_:)", parameters: .timeout,
+            resource: .unavailable, runtime: .mn
+        ) {
+            let never = Channel<Int>()
+            return Prepared(call: { limit in
+                try withThreadGroup(timeout: limit.t) { g in
+                    try g.spawn { _ = try never.receive() }
+                    try g.spawnLocal { _ = try never.receive() }
+                }
+            })
+        },
+        TimedCall(
             key: "URWLock.swift readLock(timeout:deadline:)", parameters: .timeout, resource: .unavailable, runtime: .mn
         ) {
             let l = URWLock()
@@ -774,7 +807,7 @@ struct TimeArgumentTableTests {
         // spawning the call's thread, which by then has finished, yielded, or parked.
         // (1 ns is positive: it may park, for a nanosecond.)
         if row.runtime == .m1 && argument.isDue && argument != .oneNanosecond && !row.waitsForTask
-            && row.resource != .either
+            && !row.parksWhenDue && row.resource != .either
         {
             #expect(!parkedAfterASwitch, "\(row) with \(argument) waited")
         }
