@@ -150,6 +150,7 @@ enum {
     UTHREADS_FLAG_UNAUDITED = 1u << 9,   ///< M:N: ready after a preemption at a site not audited for resuming elsewhere
     UTHREADS_FLAG_SCOPEPINNED = 1u << 10, ///< M:N: unmovable only while a thread group's scope lasts, migratable after it
     UTHREADS_FLAG_HOSTING = 1u << 11,    ///< its join runs a never-started thread as a call, not yet unhosted (Scheduler.swift, "Help-first join")
+    UTHREADS_FLAG_DEFAULTSTACK = 1u << 12, ///< spawned with the default stack size: its finished row may be kept for a spawn with the default
 };
 
 #define UTHREADS_NAME_MAX 24
@@ -325,6 +326,42 @@ void *_Nullable *_Nullable uthreads_exclusivity_head(void);
 /// line (refcount.c): Swift's LLVM passes know the runtime's name, and a call of it from Swift
 /// code came out as `swift_retain`.
 void *_Nonnull uthreads_retain_unshared(void *_Nonnull object);
+
+/// The second word of a native Swift object, its inline reference counts (libswiftCore's
+/// RefCount.h, 64-bit): bit 63 "the counts live in a side table", bits 33-62 the strong
+/// references beyond the first, bit 32 "deinit has begun", bits 0-31 the unowned count and
+/// flags. `uthreads_retain_if_unique` relies on that layout only where
+/// `uthreads_refcount_layout_check` confirmed it against the runtime's own calls.
+static inline __attribute__((always_inline)) uint64_t *_Nonnull uthreads_refcount_word(void *_Nonnull object) {
+    return (uint64_t *)((char *)object + 8);
+}
+
+/// If `object`, a native Swift object the caller holds a strong reference to, has no other
+/// strong reference (no other bits above 31: no second reference, no side table, no deinit
+/// under way), adds one strong reference without a locked instruction and returns 1; else
+/// returns 0 and changes nothing. The test is `isKnownUniquelyReferenced`'s (an acquire load:
+/// a release by another kernel thread that made the object unique is seen before its reuse),
+/// the add `swift_nonatomic_retain`'s: exact because no other kernel thread holds a reference
+/// that could change the count meanwhile (Scheduler.spawnKept). Only where
+/// `uthreads_refcount_layout_check` returned 1; `uthreads_retain_if_unique_called` otherwise.
+/// Inline: ~4 instructions against ~25 for the two runtime calls.
+static inline __attribute__((always_inline)) int uthreads_retain_if_unique(void *_Nonnull object) {
+    uint64_t *word = uthreads_refcount_word(object);
+    uint64_t bits = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+    if (bits >> 32) return 0;
+    __atomic_store_n(word, bits + ((uint64_t)1 << 33), __ATOMIC_RELAXED);
+    return 1;
+}
+
+/// `uthreads_retain_if_unique` by the runtime's calls (`swift_isUniquelyReferenced_nonNull_native`,
+/// then `swift_nonatomic_retain`), for where the layout check failed (refcount.c).
+int uthreads_retain_if_unique_called(void *_Nonnull object);
+
+/// Whether the inline counts of `object` behave as `uthreads_retain_if_unique` assumes, checked
+/// against libswiftCore's retain, release and uniqueness test (refcount.c). `object` must be a
+/// new native Swift object that the caller holds the only reference to and keeps alive during
+/// the call; it has that one reference again when the call returns. Returns 1 or 0.
+int uthreads_refcount_layout_check(void *_Nonnull object);
 
 // MARK: - Clocks
 

@@ -203,6 +203,7 @@ final class SchedulerMetrics: SafePointSampler {
 
     func sample(_ s: Scheduler) {
         due = uthreads_monotonic_ns() &+ interval
+        s.settleHostedRow()  // the pool's figures exact (Scheduler's "Thread objects")
         var byState = [Int](repeating: 0, count: ThreadState.allCases.count)
         s.table.forEachLive { t in
             let state = ThreadState(raw: t.pointee.state)

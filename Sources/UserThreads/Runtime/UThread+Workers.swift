@@ -158,6 +158,7 @@ extension UThreadRuntime.Statistics {
     /// The counters of a runtime of one worker, read on its kernel thread: every spawn is
     /// started there.
     init(oneWorker s: Scheduler) {
+        s.settleHostedRow()  // the live count exact (Scheduler's "Thread objects")
         self.init(startedPerWorker: [Int(s.spawnCount)], stolen: 0, live: s.table.liveCount)
     }
 

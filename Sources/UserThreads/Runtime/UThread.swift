@@ -39,16 +39,22 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
         _ body: sending @escaping () throws -> Success
     ) {
         var failure: (any Error)?
-        // The default stack size takes the entry with fewer arguments and tests.
+        // The defaults take entries with fewer arguments and tests (constants where the
+        // arguments are the defaults or literals).
         let spawned =
-            stackSize == nil
+            stackSize == nil && name.isEmpty && priority == 0
             ? spawnThread(
-                name: name, named: !name.isEmpty, priority: priority, witness: ThreadObject.witness(for: Success.self),
-                witnessType: ObjectIdentifier(Success.self), failure: &failure)
-            : spawnThread(
-                name: name, named: !name.isEmpty, priority: priority, stackSize: stackSize,
                 witness: ThreadObject.witness(for: Success.self), witnessType: ObjectIdentifier(Success.self),
                 failure: &failure)
+            : stackSize == nil
+                ? spawnThread(
+                    name: name, named: !name.isEmpty, priority: priority,
+                    witness: ThreadObject.witness(for: Success.self),
+                    witnessType: ObjectIdentifier(Success.self), failure: &failure)
+                : spawnThread(
+                    name: name, named: !name.isEmpty, priority: priority, stackSize: stackSize,
+                    witness: ThreadObject.witness(for: Success.self), witnessType: ObjectIdentifier(Success.self),
+                    failure: &failure)
         guard let object = spawned else {
             self.object = UThread.spawnOnWorkers(
                 name: name, priority: priority, pinned: pinned, stackSize: stackSize, body)
@@ -245,6 +251,21 @@ func spawnThread(
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
         return spawnHere(
             scheduler, name: name, named: named, priority: priority, stackSize: nil, nil, witness, witnessType,
+            keptRows: true, &failure)
+    }
+}
+
+/// `spawnThread` with every default: no name, priority 0, the default stack size, no
+/// scheduling parameters (`UThread {}`): three arguments and their tests fewer.
+@usableFromInline @inline(never)
+func spawnThread(
+    witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier,
+    failure: inout (any Error)?
+) -> ThreadObject? {
+    Scheduler.withAtEntry("UThread.init") { scheduler in
+        if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
+        return spawnHere(
+            scheduler, name: "", named: false, priority: 0, stackSize: nil, nil, witness, witnessType,
             keptRows: true, &failure)
     }
 }

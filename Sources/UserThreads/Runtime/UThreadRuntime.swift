@@ -123,7 +123,9 @@ public enum UThreadRuntime {
 
     /// Stack-pool figures of the calling runtime (for tests and benchmarks).
     public static var stackStatistics: StackStatistics {
-        let s = Scheduler.require("UThreadRuntime.stackStatistics").stacks
+        let scheduler = Scheduler.require("UThreadRuntime.stackStatistics")
+        scheduler.settleHostedRow()  // the figures exact (Scheduler's "Thread objects")
+        let s = scheduler.stacks
         return StackStatistics(
             inUse: s.inUse, mappedGuarded: s.mappedGuarded, switchedToDense: s.switchedToDense,
             effectiveMode: s.effectiveMode)

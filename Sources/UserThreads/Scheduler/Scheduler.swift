@@ -37,7 +37,17 @@
 // init, deinit: ~370 instructions of ~1800). A thread that finished with a trivial result is
 // therefore kept whole in a slab: its row, still naming its stack and its object
 // (ThreadObjectSlab, whose essay has the details), and a later spawn takes the three together,
-// the object only if nothing else references it by then. An M:N thread's object is made where
+// the object only if nothing else references it by then. The row of a thread that a help-first
+// join (below) ran to its end, the spawn-join loop's case, skips even the slab: it waits in a
+// one-row slot (`hostedRow`), FREE (every walk of the table, the fault handler and the debuggers
+// skip it) but with its counts left as they were: still one of the table's live rows, its stack
+// one of the pool's in use. The next spawn with the default stack takes it back with no count
+// to adjust (the slab's push and pop, the table's and the pool's counts and the pool's bound
+// test: ~38 instructions per spawn+join). Whatever reads those counts settles the slot first
+// (`settleHostedRow`: the row goes the way of any finished row): the idle loop, before it looks
+// at the live count, the invariants checker, the runtime's statistics and metrics, the
+// teardown; so no figure anyone reads differs. Only memory can tell: until then one finished
+// thread's stack may stay mapped beyond the pool's bound. An M:N thread's object is made where
 // it is spawned and its row where it starts, so an M:N worker keeps the two apart: the row
 // whole with its stack, in the same slab but without its object (`keepRow`: the next thread the
 // worker starts with the default stack takes it, `takeKeptRow`), and the object among the kept
@@ -300,6 +310,11 @@ final class Scheduler {
     /// Threads that finished with a trivial result, kept whole (row, stack, object) for later
     /// spawns (`spawnKept`). M:1 only. See "Thread objects" in the essay.
     @exclusivity(unchecked) private var slab = ThreadObjectSlab()
+    /// The row of the last thread a help-first join ran to its end, kept whole for the next
+    /// spawn (`spawnKept` takes it before the slab), or nil: FREE, but still counted live in the
+    /// table and its stack in the pool's `inUse` until it is settled (`settleHostedRow`). See
+    /// "Thread objects" in the essay. M:1 only.
+    @exclusivity(unchecked) private var hostedRow: ControlBlock?
     /// M:N threads' objects that finished here with a trivial result, for this worker's next
     /// spawns (KeptThreadObjects.swift; `keepObject`, `takeKeptObject`). M:N workers only.
     @exclusivity(unchecked) private var keptObjects = KeptThreadObjects()
@@ -367,6 +382,7 @@ final class Scheduler {
     }
 
     deinit {
+        if let t = hostedRow, let o = t.pointee.object { Unmanaged<ThreadObject>.fromOpaque(o).release() }
         while let t = slab.take() { if let o = t.pointee.object { Unmanaged<ThreadObject>.fromOpaque(o).release() } }
         slab.deallocate()
         while let object = keptObjects.take() { object.release() }
@@ -587,7 +603,9 @@ final class Scheduler {
         }
         object.controlBlock = t
         t.pointee.id = id
-        t.pointee.flags = flags
+        // A row spawned with the default stack size may be kept for another such spawn
+        // (`hostedRow`); a constant on the kept-row path.
+        t.pointee.flags = stackSize == nil ? flags | .flagDefaultStack : flags
         let hi = UnsafeMutableRawPointer(t.pointee.stack_hi.unsafelyUnwrapped)
         if t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE) {
             (UnsafeMutableRawPointer(t.pointee.stack_lo.unsafelyUnwrapped) - 16).storeBytes(
@@ -631,15 +649,28 @@ final class Scheduler {
         name: String, named: Bool, priority: Int, witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void,
         witnessType: ObjectIdentifier
     ) -> ThreadObject? {
-        guard let t = slab.take() else { return nil }
-        stacks.takeBack(dense: t.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE))
-        table.revive(t)
+        let t: ControlBlock
+        if let row = hostedRow {
+            // Still counted live, its stack in use: nothing to take back.
+            hostedRow = nil
+            t = row
+        } else {
+            guard let row = slab.take() else { return nil }
+            stacks.takeBack(dense: row.pointee.stack_mode == UInt8(UTHREADS_STACK_DENSE))
+            table.revive(row)
+            t = row
+        }
         // Unmanaged from here on, +1 ours: with a strong reference the compiler retained and
         // released the object around the inlined spawn (~40 instructions per spawn+join).
+        // The row keeps the +1 it has; the caller's handle gets a second one, taken without a
+        // locked instruction: the object is referenced by the row alone (uniquely referenced, or
+        // new), so no other kernel thread can change its count meanwhile (swift_retain's locked
+        // add and hook test: 10 instructions more per spawn). The handle's release later is
+        // atomic, as any.
+        let kept = Unmanaged<ThreadObject>.fromOpaque(t.pointee.object.unsafelyUnwrapped)
         let object: Unmanaged<ThreadObject>
-        if let unused = Scheduler.unreferenced(
-            Unmanaged.fromOpaque(t.pointee.object.unsafelyUnwrapped), witnessType: witnessType)
-        {
+        if kept._withUnsafeGuaranteedRef({ $0.witnessType == witnessType }) && retainIfUnreferenced(kept) {
+            let unused = kept
             unused._withUnsafeGuaranteedRef { unused in
                 if checks {
                     precondition(
@@ -650,31 +681,40 @@ final class Scheduler {
             }
             object = unused
         } else {
-            // The old one's handles free it (or it is freed now: made for another result type).
+            // The row's +1 released: the old object's handles free it (or it is freed now: made
+            // for another result type).
+            kept.release()
             object = Unmanaged.passRetained(ThreadObject(name: name, witness: witness, witnessType: witnessType))
+            _ = uthreads_retain_unshared(object.toOpaque())
         }
         // Cannot throw: a kept row needs no stack or row, and the arguments are the defaults.
-        // The row takes our +1; the caller's handle gets a second one, by a non-atomic retain:
-        // the object is referenced by the row alone (uniquely referenced, or new), so no other
-        // kernel thread can change its count meanwhile (swift_retain's locked add and hook
-        // test: 10 instructions more per spawn). The handle's release later is atomic, as any.
         object._withUnsafeGuaranteedRef {
             _ = try? spawn($0, priority: priority, stackSize: nil, keptRow: t, objectRetained: true)
         }
-        _ = uthreads_retain_unshared(object.toOpaque())
         return object.takeRetainedValue()
     }
 
-    /// The object a kept row references, with the row's +1, if nothing else references it and
-    /// its witness (a `let`) is the one for `witnessType`; else nil (the row's +1 released).
+    /// Whether nothing but the kept row references `object` (`isKnownUniquelyReferenced`); if
+    /// so, a second reference (the caller's handle) is taken, non-atomically. Inline where the
+    /// runtime's counts have the layout checked at start (`inlineRefCounts`: one load and a
+    /// store, against two calls, ~20 instructions).
     @inline(__always)
-    private static func unreferenced(
-        _ kept: Unmanaged<ThreadObject>, witnessType: ObjectIdentifier
-    ) -> Unmanaged<ThreadObject>? {
-        var object = kept.takeRetainedValue()
-        guard isKnownUniquelyReferenced(&object), object.witnessType == witnessType else { return nil }
-        return Unmanaged.passRetained(object)
+    private func retainIfUnreferenced(_ object: Unmanaged<ThreadObject>) -> Bool {
+        if inlineRefCounts { return uthreads_retain_if_unique(object.toOpaque()) != 0 }
+        return uthreads_retain_if_unique_called(object.toOpaque()) != 0
     }
+
+    /// Whether `uthreads_retain_if_unique` may be used: libswiftCore's inline reference counts
+    /// have the layout it assumes, checked once per process against the runtime's own retain,
+    /// release and uniqueness test on a new object (cuthreads.h); else the runtime's calls.
+    let inlineRefCounts = Scheduler.refCountsChecked
+    static let refCountsChecked: Bool = {
+        // Its only reference, whatever the optimiser does (a local strong reference may be
+        // copied for a call: the check would then see two).
+        let probe = Unmanaged.passRetained(RefCountProbe())
+        defer { probe.release() }
+        return uthreads_refcount_layout_check(probe.toOpaque()) == 1
+    }()
 
     /// Throws when `stackSize` or `parameters` is out of range (spawn's arguments).
     @inline(never)
@@ -955,7 +995,6 @@ final class Scheduler {
             if object.locals != nil { object.locals = nil }
             while let other = object.dequeue() { wake(other, .woken) }
         }
-        t.pointee.state = .stateFinished
         if accounting {
             let end = uthreads_ticks_inline()
             t.pointee.cpu_ticks &+= end &- t.pointee.run_start_tick
@@ -963,13 +1002,21 @@ final class Scheduler {
             lastTick = end
         }
         if Scheduler.debugBuild || checks { checkNoOpenAccess(t) }
-        // `release`, without its tests for ThreadSanitizer and immigrants: a hosted thread has
-        // neither (M:1, `host`).
-        let stack = stackOf(t)
-        if !slab.isFull && object._withUnsafeGuaranteedRef({ $0.resultIsTrivial }) && stacks.poolsAsIs(stack) {
-            keep(t, dense: stack.mode == .dense, object: object)
+        if hostedRow == nil && t.has(.flagDefaultStack) && object._withUnsafeGuaranteedRef({ $0.resultIsTrivial }) {
+            // Kept whole for the next spawn, its counts left as they are ("Thread objects").
+            object._withUnsafeGuaranteedRef { $0.controlBlock = nil }
+            t.pointee.state = .stateFree
+            hostedRow = t
         } else {
-            release(t)
+            t.pointee.state = .stateFinished
+            // `release`, without its tests for ThreadSanitizer and immigrants: a hosted thread
+            // has neither (M:1, `host`).
+            let stack = stackOf(t)
+            if !slab.isFull && object._withUnsafeGuaranteedRef({ $0.resultIsTrivial }) && stacks.poolsAsIs(stack) {
+                keep(t, dense: stack.mode == .dense, object: object)
+            } else {
+                release(t)
+            }
         }
         current = me
         uthreads_set_current_here(me)
@@ -1193,6 +1240,21 @@ final class Scheduler {
         slab.keep(t)
     }
 
+    /// Makes the table's live count and the stack pool's figures exact: the row kept for the
+    /// next spawn (`hostedRow`) is given up as any finished row (`release`: to the slab, or its
+    /// stack to the pool and the row to the table). Every reader of those figures calls it
+    /// first: the idle loop, the invariants, the statistics and metrics, the teardown. O(1).
+    @inline(__always)
+    func settleHostedRow() {
+        if let t = hostedRow { settle(t) }
+    }
+
+    @inline(never)
+    private func settle(_ t: ControlBlock) {
+        hostedRow = nil
+        release(t)
+    }
+
     /// Debug check of a finishing thread: its exclusivity access set is empty (see exitCurrent).
     @inline(never)
     private func checkNoOpenAccess(_ t: ControlBlock) {
@@ -1358,6 +1420,7 @@ final class Scheduler {
                 if worker.idle(self) { continue }
                 return
             }
+            settleHostedRow()
             if table.liveCount == 0 { return }
             answerSafePointRequests()
             if let foreignCancels, foreignCancels.hasPosts {
@@ -1436,6 +1499,7 @@ final class Scheduler {
 
     /// Debug check of the table, the timer heap and the policy. O(threads).
     func checkInvariants() {
+        settleHostedRow()
         timers.checkInvariants()
         policy.checkInvariants()
         var live = 0
@@ -1464,6 +1528,7 @@ final class Scheduler {
 
     /// Tears down what is left after the loop ended (abandoned threads included).
     func shutdown() {
+        settleHostedRow()
         sampler?.sample(self)  // the last figures, before the table and the pool are torn down
         if let z = zombie { reap(z) }
         giveUpKeptRows()
@@ -1495,6 +1560,9 @@ final class Scheduler {
             guardSize: Int(truncatingIfNeeded: t.pointee.guard_size), mode: mode)
     }
 }
+
+/// A new object for the check of the reference-count layout (`Scheduler.refCountsChecked`).
+private final class RefCountProbe {}
 
 /// The C entry point of a hosted thread's body (called by uthreads_call_on_stack).
 private let hostedEntry: @convention(c) (UnsafeMutableRawPointer?) -> Void = { arg in

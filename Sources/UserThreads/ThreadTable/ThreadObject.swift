@@ -18,9 +18,11 @@ import CUThreads
 /// Reuse. An object whose thread finished with a trivial result (`resultIsTrivial`: a
 /// `.success` of a POD type, so it references nothing) may be kept by the scheduler after the
 /// thread's row is gone (in its ThreadObjectSlab), and handed to a later spawn once no handle
-/// references it any more (`isKnownUniquelyReferenced`): that saves the malloc, free, init and deinit
-/// of a spawn+join (~300 instructions). Nothing can tell: only the row referenced it besides
-/// the (gone) handles, and a trivial result owns nothing whose release could be observed.
+/// references it any more (`isKnownUniquelyReferenced`'s test; inline, with the handle's +1,
+/// where the runtime's count layout was checked: `uthreads_retain_if_unique`, cuthreads.h):
+/// that saves the malloc, free, init and deinit of a spawn+join (~300 instructions). Nothing
+/// can tell: only the row referenced it besides the (gone) handles, and a trivial result owns
+/// nothing whose release could be observed.
 /// Results that hold references are never kept: they are released with their last handle,
 /// as before. `witness` is a `let`, given at `init` with its result type (`witnessType`): a
 /// closure read from a class's `var` is copied for the call (a retain and a release of its nil
@@ -60,14 +62,20 @@ class ThreadObject: WaitQueue {
     /// and a release of its nil context, ~18 instructions per thread); a `let` is borrowed.
     /// Hence a kept object is reused only by a thread of the same `witnessType`.
     @usableFromInline final let witness: (ThreadObject, Operation) -> Void
-    /// The `Success` type `witness` was made for (nil: a subclass's forwarding witness).
-    @usableFromInline final let witnessType: ObjectIdentifier?
+    /// The `Success` type `witness` was made for. Not optional: comparing an optional tests for
+    /// nil first (~5 instructions per kept spawn).
+    @usableFromInline final let witnessType: ObjectIdentifier
     /// What the storage holds.
     @usableFromInline @exclusivity(unchecked) final var contents = Contents.empty
     /// Set when the stored result holds no references (a `.success` of a trivial type), so that
     /// keeping the object after its last handle is gone is unobservable: the scheduler may then
     /// reuse it for a later spawn (Scheduler.reap, `spawnKept`).
     @usableFromInline @exclusivity(unchecked) final var resultIsTrivial = false
+    /// Set when the body has returned or thrown.
+    @usableFromInline @exclusivity(unchecked) final var isFinished = false
+    /// Set by cancel(); mirrored in the row's flags while the thread lives.
+    /// (The four bytes from `contents` on are adjacent: `recycle` clears them with one store.)
+    @exclusivity(unchecked) final var isCancelled = false
     /// Inline room for the body closure (16 bytes) or a small result.
     @usableFromInline @exclusivity(unchecked) final var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     /// Out-of-line room for a result larger than `storage`.
@@ -80,10 +88,6 @@ class ThreadObject: WaitQueue {
     /// The scheduler that runs it, unretained (it outlives every thread it runs): compared by
     /// address, so that a join's same-runtime check costs no retain and release.
     @exclusivity(unchecked) final var runtime: UnsafeMutableRawPointer?
-    /// Set when the body has returned or thrown.
-    @usableFromInline @exclusivity(unchecked) final var isFinished = false
-    /// Set by cancel(); mirrored in the row's flags while the thread lives.
-    @exclusivity(unchecked) final var isCancelled = false
     /// Whether `name` is not empty, kept with it (in `init` and `recycle`, the only places that
     /// set it): testing a `String` for emptiness decodes its representation, ~8 instructions,
     /// and a spawn asked twice.
@@ -116,7 +120,7 @@ class ThreadObject: WaitQueue {
 
     @usableFromInline
     init(
-        name: String, witness: @escaping (ThreadObject, Operation) -> Void, witnessType: ObjectIdentifier?,
+        name: String, witness: @escaping (ThreadObject, Operation) -> Void, witnessType: ObjectIdentifier,
         crossWorker: Bool = false, injected: Bool = false
     ) {
         self.witness = witness
@@ -142,14 +146,13 @@ class ThreadObject: WaitQueue {
     /// `!name.isEmpty`, which the spawn's caller knows.
     @inline(__always)
     final func recycle(name: String, named: Bool) {
-        if contents != .empty {
-            // A trivial result needs no destruction; only out-of-line room must be freed.
-            if let heap {
-                heap.deallocate()
-                self.heap = nil
-            }
-            contents = .empty
+        // A trivial result needs no destruction; only out-of-line room must be freed (`heap` is
+        // nil unless the storage holds a value that did not fit inline).
+        if let heap {
+            heap.deallocate()
+            self.heap = nil
         }
+        contents = .empty
         resultIsTrivial = false
         isFinished = false
         isCancelled = false

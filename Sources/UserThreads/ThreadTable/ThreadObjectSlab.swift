@@ -12,6 +12,8 @@
 // (StackPool.keepAside); its `object` field owns the row's former +1 on the object. A spawn
 // that takes a row resets only the fields a thread's life may have changed and spawn does not
 // write (Scheduler.spawnKept); the stack's four fields, `runtime`, `worker` and `object` stay.
+// (The row of a thread that a help-first join ran to its end waits in a one-row slot in front
+// of the slab, its counts not yet moved: Scheduler.swift's "Thread objects".)
 //
 // `take` pops the most recently kept row (the likeliest to be in the cache, and whose object's
 // last handle was dropped last, so the likeliest to be free): the caller reuses its object if

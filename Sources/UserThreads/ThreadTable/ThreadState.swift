@@ -68,6 +68,7 @@ extension UInt32 {
     static let flagUnaudited = UInt32(UTHREADS_FLAG_UNAUDITED)
     static let flagScopePinned = UInt32(UTHREADS_FLAG_SCOPEPINNED)
     static let flagHosting = UInt32(UTHREADS_FLAG_HOSTING)
+    static let flagDefaultStack = UInt32(UTHREADS_FLAG_DEFAULTSTACK)
     /// Cleared together, they pin a thread for good: no longer migratable, and no thread
     /// group's scope will make it migratable again when it ends (Runtime/ThreadGroup.swift).
     static let flagsPinForGood = flagMigratable | flagScopePinned

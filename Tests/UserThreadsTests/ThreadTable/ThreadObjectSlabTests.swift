@@ -1,4 +1,6 @@
+import CUThreads
 import Testing
+
 @testable import UserThreads
 
 /// A finished thread is kept whole (row, stack, object) for the next spawn: the next thread on
@@ -108,5 +110,91 @@ import Testing
                 #expect(try text.join() == "text \(i)")  // joined again after other types ran
             }
         }
+    }
+
+    /// The row of a thread that a help-first join ran to its end waits for the next spawn with
+    /// its counts unmoved (Scheduler's "Thread objects"): every figure read meanwhile is the one
+    /// the normal exit gives (the pool's, the runtime's, the table's), in any order of reading.
+    @Test(arguments: [StackMode.dense, .guarded], [true, false])
+    func aHostedThreadsKeptRowLeavesNoFigureBehind(mode: StackMode, statisticsFirst: Bool) throws {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.stackMode = mode
+        try UThreadRuntime.run(configuration) {
+            let runtime = try #require(UThread.runtime)
+            for _ in 0..<3 { try UThread {}.join() }
+            let mapped = UThreadRuntime.stackStatistics.mappedGuarded
+            for round in 0..<2 {
+                let t = UThread { round }
+                #expect(try t.join() == round)
+                if statisticsFirst {
+                    #expect(UThreadRuntime.stackStatistics.inUse == 1)  // the main thread's
+                    #expect(runtime.statistics.live == 1)
+                }
+                let table = UThreadRuntime.threadTable()
+                #expect(table.threads.count == 1 && !table.threads.contains { $0.id == t.id })
+                #expect(UThreadRuntime.stackStatistics.inUse == 1)
+                #expect(UThreadRuntime.stackStatistics.mappedGuarded == mapped)
+                #expect(runtime.statistics.live == 1)
+            }
+        }
+    }
+
+    /// With a pool that keeps no stack, a hosted thread's stack is given back as at the normal
+    /// exit by the time anything reads the pool's figures.
+    @Test func aHostedThreadsStackIsUnmappedWhenThePoolKeepsNone() throws {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.stackMode = .guarded
+        configuration.pooledStacks = 0
+        try UThreadRuntime.run(configuration) {
+            let mapped = UThreadRuntime.stackStatistics.mappedGuarded
+            for _ in 0..<3 {
+                try UThread {}.join()
+                #expect(UThreadRuntime.stackStatistics.mappedGuarded == mapped)
+            }
+        }
+    }
+
+    /// Only a thread spawned with the default stack size leaves its row to the next spawn with
+    /// the default: a hosted thread with a stack of its own size does not pass that size on.
+    @Test(arguments: [StackMode.dense, .guarded])
+    func aHostedThreadOfAnotherStackSizeLeavesNoRowForTheDefault(mode: StackMode) throws {
+        var configuration = UThreadRuntime.Configuration()
+        configuration.stackMode = mode
+        try UThreadRuntime.run(configuration) {
+            func ownStackSize() -> Int {
+                UThreadRuntime.threadTable().threads.first { $0.id == UThread.current.id }!.stack.size
+            }
+            let standard = try UThread { ownStackSize() }.join()
+            let size = 4 * configuration.stackSize
+            #expect(try UThread(stackSize: size) { ownStackSize() }.join() >= size)
+            #expect(try UThread { ownStackSize() }.join() == standard)
+            #expect(try UThread(stackSize: size) { ownStackSize() }.join() >= size)
+        }
+    }
+
+    /// The inline uniqueness test and retain of a kept object (`uthreads_retain_if_unique`)
+    /// is used on this toolchain: libswiftCore's counts have the layout it assumes.
+    @Test func theInlineReferenceCountsAreUsedHere() {
+        #expect(Scheduler.refCountsChecked)
+    }
+
+    /// `uthreads_retain_if_unique` refuses an object with a second reference and takes one for
+    /// an object with a single one, as the runtime's test and retain do.
+    @Test func theInlineUniquenessTestAgreesWithTheRuntime() {
+        final class Probe {}
+        let probe = Unmanaged.passRetained(Probe())  // its only reference
+        let raw = probe.toOpaque()
+        #expect(uthreads_retain_if_unique_called(raw) == 1)  // two now
+        #expect(uthreads_retain_if_unique_called(raw) == 0)
+        if Scheduler.refCountsChecked { #expect(uthreads_retain_if_unique(raw) == 0) }
+        probe.release()  // one
+        if Scheduler.refCountsChecked {
+            #expect(uthreads_retain_if_unique(raw) == 1)  // two now
+            #expect(uthreads_retain_if_unique_called(raw) == 0)  // the runtime sees two
+            probe.release()
+        }
+        #expect(uthreads_retain_if_unique_called(raw) == 1)  // one again: a second taken
+        probe.release()
+        probe.release()
     }
 }
