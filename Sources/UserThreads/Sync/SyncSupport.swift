@@ -66,14 +66,15 @@
 // per change, and the reader gets a value the object had a moment ago, never a torn one, and
 // no data race. Three shapes, each written once:
 //   * a count or flag that is the state is the word itself (a semaphore's permits, a
-//     barrier's arrivals, a group's cancel flag, a mutex's owner id; a wait group's counter
-//     too, though it is changed by compare-and-swap from anywhere: UWaitGroup.swift), and
+//     barrier's arrivals, a group's cancel flag, a mutex's owner id, a read–write lock's
+//     writer id; a wait group's counter too, though it is changed by compare-and-swap from
+//     anywhere: UWaitGroup.swift), and
 //     so is the mutex's fast word: its holder is decoded from the two words (UMutex.swift), so
 //     the fast path inlined into user code stores nothing more;
 //   * what lives in a structure gets a word beside it, kept by a simple `didSet` on the field
 //     (no `oldValue`, so the queue or dictionary is still changed in place): a queue's length
 //     (mutex, condition, semaphore, a read–write lock's writers), a read–write lock's readers,
-//     the id of a row-valued holder (its writer, a once's runner), and a channel's buffered
+//     the id of a row-valued holder (a once's runner), and a channel's buffered
 //     count and closed flag, which its handoff tests against memory (Channel.swift: as words
 //     alone they cost ~2 instructions a handoff); a thread group counts its children whose
 //     body has not returned where they start and end. A reader never measures the structure:
