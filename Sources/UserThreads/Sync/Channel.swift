@@ -223,11 +223,13 @@ public final class Channel<T>: Sequence, CustomStringConvertible {
     }
 
     /// Receives without waiting: `.value`, `.closed` (closed and drained) or `.empty`.
+    /// - Throws: `UThreadError.invalidArgument` outside a runtime, `.foreignRuntime` for a
+    ///   channel bound to another M:1 runtime (as `trySend`).
     @inlinable
-    public func tryReceive() -> TryReceiveResult {
-        withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buffer in
+    public func tryReceive() throws -> TryReceiveResult {
+        try withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buffer in
             let p = buffer.baseAddress!
-            switch core.tryReceive(into: UnsafeMutableRawPointer(p)) {
+            switch try core.tryReceive(into: UnsafeMutableRawPointer(p)) {
             case .done: return .value(p.move())
             case .closed: return .closed
             case .wouldBlock: return .empty
@@ -350,15 +352,6 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// - Throws: `UThreadError.foreignRuntime` when another M:1 runtime owns the channel.
     @inline(__always)
     func isShared(_ s: Scheduler) throws(UThreadError) -> Bool { try sync.isShared(s) }
-
-    /// `isShared` for calls that cannot throw: stops with the same message.
-    @inline(__always)
-    func isSharedOrStop(_ s: Scheduler) -> Bool {
-        do { return try isShared(s) } catch {
-            uthreads_write_stderr("\nUserThreads: \(error)\n")
-            preconditionFailure("\(error)")
-        }
-    }
 
     /// Values buffered now (a snapshot, from any kernel thread).
     var count: Int { bufferedWord.load() }
@@ -654,9 +647,9 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     }
 
     @usableFromInline
-    func tryReceive(into element: UnsafeMutableRawPointer) -> ChannelPoll {
-        let s = Scheduler.require("Channel.tryReceive")
-        let shared = isSharedOrStop(s)
+    func tryReceive(into element: UnsafeMutableRawPointer) throws -> ChannelPoll {
+        let s = try Scheduler.requireOrThrow("Channel.tryReceive")
+        let shared = try isShared(s)
         var later: Waiter?
         if shared { sync.lock() }
         let poll = take(into: element, s, shared: shared, &later)
