@@ -141,9 +141,6 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
     /// it is 0. Never negative.
     public var pending: Int { counter.load(ordering: .relaxed) }
 
-    /// The same as `pending` (the name Go's users know from the counter).
-    public var count: Int { pending }
-
     var label: String { syncLabel("wait group", name: name, id: id) }
 
     /// "wait group 'jobs' (3 pending)", for the thread table.
