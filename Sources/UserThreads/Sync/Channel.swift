@@ -381,6 +381,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     func offer(_ element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout Waiter?)
         -> ChannelPoll
     {
+        defer { if _slowPath(s.checks) { checkInvariants() } }  // behind the flag (SyncSupport.swift)
         if closed { return .closed }
         if let (r, how) = receivers.popClaimed(closed: false, shared: shared, on: s) {
             ops.copy(r.pointee.element, element)
@@ -402,6 +403,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     func take(into element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout Waiter?)
         -> ChannelPoll
     {
+        defer { if _slowPath(s.checks) { checkInvariants() } }
         if buffered > 0 {
             ops.move(element, slot(head))
             head = head + 1 == capacity ? 0 : head + 1
@@ -668,9 +670,12 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         guard let locked = sync.enter(orPost: { [self] in _ = close() }) else { return false }
         guard locked else {
             // Bare: the caller runs on the channel's runtime (`enter` admitted it).
-            return markClosed(Scheduler.active!, shared: false) != nil
+            let s = Scheduler.active!
+            defer { if s.checks { checkInvariants() } }
+            return markClosed(s, shared: false) != nil
         }
         let wakes = markClosed(nil, shared: true)
+        if syncChecking() { checkInvariants() }
         sync.unlock()
         syncWake(wakes ?? [])
         return wakes != nil
@@ -706,5 +711,24 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
             sync.unlock()
         }
         return "\(kind.label) on \(on) (\(count)/\(capacity) buffered\(parked)\(isClosed ? ", closed" : ""))"
+    }
+
+    // MARK: Invariants
+
+    /// The channel's invariants (SyncSupport.swift, "Invariants"), which select's polls share
+    /// (they are `offer` and `take`). Inside the access (bare, or under the lock). O(1). The
+    /// lists may hold stale nodes (a select completed elsewhere, a waiter that gave up and has
+    /// not run yet), and the rules hold for them too: `offer` and `take` drop every stale node
+    /// they meet before they change the buffer. Out of line: inlined into `offer` and `take`
+    /// it cost the handoff ~12 instructions with the flag off.
+    @inline(never)
+    func checkInvariants() {
+        syncInvariant(buffered >= 0 && buffered <= capacity, label, "0 <= buffered <= capacity")
+        syncInvariant(head >= 0 && head < Swift.max(capacity, 1), label, "the buffer's head is one of its slots")
+        syncInvariant(receivers.isEmpty || buffered == 0, label, "parked receivers ⇒ the buffer is empty")
+        syncInvariant(senders.isEmpty || buffered == capacity, label, "parked senders ⇒ the buffer is full")
+        syncInvariant(!closed || (senders.isEmpty && receivers.isEmpty), label, "closed ⇒ nobody parked")
+        syncInvariant(bufferedWord.load() == buffered, label, "count == the buffered values")
+        syncInvariant(closedWord.load() == (closed ? 1 : 0), label, "isClosed == closed")
     }
 }

@@ -100,6 +100,22 @@
 // non-owner, a recursive once, a wait outside a user thread) throws
 // `UThreadError.invalidArgument`.
 //
+// Invariants, checked behind the flag. Each primitive states its invariants as a
+// `checkInvariants()` (at the end of its file, in the style of swift-collections'
+// `Heap+Invariants.swift`) and runs it after each change of its state, inside the access
+// (bare or under its lock, so it sees a consistent state), only when the calling runtime runs
+// with `UThreadRuntime.Configuration.checkInvariants` (the scheduler's `checks`). Off, the
+// cost is one load of the flag and a predicted branch on the slow paths: the runtime is found
+// through the thread-local pointer (`syncChecking()`), or taken from the scheduler a path
+// already holds (a channel's). The inlined fast paths of the mutex are not checked: they move
+// only between "free, no waiter" and "held, no waiter", which satisfy every rule, and a test
+// there would cost every uncontended lock. A kernel thread outside any runtime has no flag:
+// its changes are checked by the next runtime thread that changes the object. A broken
+// invariant is a bug in the runtime, not bad input: it stops the process with a diagnostic
+// written with write(2) that names the object and the rule (`syncInvariant`). What is checked
+// is what holds between operations; what a post from elsewhere may leave pending until the
+// runtime's next safe point (a wait group's wake at zero) is not an invariant of the bare state.
+//
 // Handoff instead of barging. Where a resource is released to a waiter (mutex, semaphore,
 // rwlock), the releaser gives it *directly* to the first waiter before waking it. The woken
 // thread does not compete again when it runs, so FIFO order is the acquisition order and no
@@ -151,6 +167,31 @@ func syncDeadline(timeout: Duration?, deadline: ContinuousClock.Instant?) -> UIn
     if timeout == nil && deadline == nil { return nil }
     return Deadline.earliest(
         timeout: timeout, deadline: deadline, now: Scheduler.active?.now() ?? uthreads_monotonic_ns())
+}
+
+/// Whether the calling kernel thread's runtime checks invariants
+/// (`UThreadRuntime.Configuration.checkInvariants`): the thread-local runtime pointer, one load
+/// and a predicted branch; false outside any runtime. (The essay: "Invariants".)
+@inline(__always)
+func syncChecking() -> Bool {
+    guard let p = uthreads_get_runtime() else { return false }
+    return Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { $0.checks }
+}
+
+/// Stops the process unless `holds`: a sync object's invariant is broken (a bug in the
+/// runtime). `object` is the object's label, `invariant` the rule as the code states it.
+@inline(__always)
+func syncInvariant(_ holds: Bool, _ object: @autoclosure () -> String, _ invariant: StaticString) {
+    if _slowPath(!holds) { syncInvariantBroken(object(), invariant) }
+}
+
+/// The stop of `syncInvariant`: the diagnostic goes to standard error with write(2) first (a
+/// crash loses buffered output).
+@inline(never)
+func syncInvariantBroken(_ object: String, _ invariant: StaticString) -> Never {
+    let message = "UserThreads: internal error: \(object) broke its invariant: \(invariant)"
+    uthreads_write_stderr("\n\(message)\n")
+    fatalError(message)
 }
 
 /// Renders a sync object's label: `mutex 'accounts'` or `mutex 17`.

@@ -82,6 +82,7 @@ public final class URWLock: WaitTarget, CustomStringConvertible, @unchecked Send
             deadline: syncDeadline(timeout: timeout, deadline: deadline),
             register: { waiter in
                 try sync.with { () throws(UThreadError) -> Bool in
+                    defer { if syncChecking() { checkInvariants() } }
                     let id = me.pointee.id
                     if writer == id {
                         throw .invalidArgument("URWLock.readLock: \(describeThread(me)) holds \(label) for writing")
@@ -99,7 +100,10 @@ public final class URWLock: WaitTarget, CustomStringConvertible, @unchecked Send
                 }
             },
             withdraw: { waiter in
-                sync.locked { readQueue.remove { $0 == waiter } ? nil : .woken }  // else admitted
+                sync.locked {
+                    defer { if syncChecking() { checkInvariants() } }
+                    return readQueue.remove { $0 == waiter } ? nil : .woken  // else admitted
+                }
             })
         try result?.check()
     }
@@ -115,6 +119,7 @@ public final class URWLock: WaitTarget, CustomStringConvertible, @unchecked Send
             deadline: syncDeadline(timeout: timeout, deadline: deadline),
             register: { waiter in
                 try sync.with { () throws(UThreadError) -> Bool in
+                    defer { if syncChecking() { checkInvariants() } }
                     if writer == me.pointee.id || readers[me.pointee.id] != nil {
                         throw .invalidArgument("URWLock.writeLock: \(describeThread(me)) already holds \(label)")
                     }
@@ -128,6 +133,7 @@ public final class URWLock: WaitTarget, CustomStringConvertible, @unchecked Send
             },
             withdraw: { waiter in
                 sync.locked {
+                    defer { if syncChecking() { checkInvariants() } }
                     guard writeQueue.remove(where: { $0 == waiter }) else { return .woken }  // handed the lock
                     if writer == 0 && writeQueue.isEmpty { readersToWake = admitReaders() }
                     return nil
@@ -142,6 +148,7 @@ public final class URWLock: WaitTarget, CustomStringConvertible, @unchecked Send
     public func readUnlock() throws {
         let me = uthreads_get_current()
         let next = try sync.with { () throws(UThreadError) -> Waiter? in
+            defer { if syncChecking() { checkInvariants() } }
             guard let me, let n = readers[me.pointee.id]?.count else {
                 throw .invalidArgument(
                     "URWLock.readUnlock: \(me.map(describeThread) ?? "code outside a user thread") does not hold \(label) for reading\(heldBy)"
@@ -162,6 +169,7 @@ public final class URWLock: WaitTarget, CustomStringConvertible, @unchecked Send
     public func writeUnlock() throws {
         let me = uthreads_get_current()
         let woken = try sync.with { () throws(UThreadError) -> [Waiter] in
+            defer { if syncChecking() { checkInvariants() } }
             guard let me, writer == me.pointee.id else {
                 throw .invalidArgument(
                     "URWLock.writeUnlock: \(me.map(describeThread) ?? "code outside a user thread") does not hold \(label) for writing\(heldBy)"
@@ -260,4 +268,21 @@ public final class URWLock: WaitTarget, CustomStringConvertible, @unchecked Send
 
     /// `URWLock(rwlock 'db')`.
     public var description: String { "URWLock(\(label))" }
+
+    // MARK: Invariants
+
+    /// The lock's invariants (SyncSupport.swift, "Invariants"). Inside `sync`. O(readers).
+    @inline(never)
+    func checkInvariants() {
+        syncInvariant(writer == 0 || readers.isEmpty, label, "a writer ⇒ no readers")
+        syncInvariant(writer == 0 || writerRow != nil, label, "a writer ⇒ its row is kept")
+        syncInvariant(readers.values.allSatisfy { $0.count >= 1 }, label, "every reader holds a read lock")
+        syncInvariant(
+            readQueue.isEmpty || writer != 0 || !writeQueue.isEmpty, label,
+            "queued readers ⇒ a writer holds the lock or waits for it")
+        syncInvariant(
+            writeQueue.isEmpty || writer != 0 || !readers.isEmpty, label, "queued writers ⇒ the lock is held")
+        syncInvariant(readerWord.load() == readers.count, label, "readerCount == the readers' count")
+        syncInvariant(writersQueued.load() == writeQueue.count, label, "the writers' word == the writer queue's length")
+    }
 }
