@@ -719,8 +719,9 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     /// (they are `offer` and `take`). Inside the access (bare, or under the lock). O(1). The
     /// lists may hold stale nodes (a select completed elsewhere, a waiter that gave up and has
     /// not run yet), and the rules hold for them too: `offer` and `take` drop every stale node
-    /// they meet before they change the buffer. Out of line: inlined into `offer` and `take`
-    /// it cost the handoff ~12 instructions with the flag off.
+    /// they meet before they change the buffer. Out of line, the test before it marked slow:
+    /// with the flag off a handoff costs 400 instructions (391 without the checks; 403 with
+    /// this function left to the inliner), docs/BENCHMARKS.md "Sync invariants behind the flag".
     @inline(never)
     func checkInvariants() {
         syncInvariant(buffered >= 0 && buffered <= capacity, label, "0 <= buffered <= capacity")

@@ -105,9 +105,11 @@
 // `Heap+Invariants.swift`) and runs it after each change of its state, inside the access
 // (bare or under its lock, so it sees a consistent state), only when the calling runtime runs
 // with `UThreadRuntime.Configuration.checkInvariants` (the scheduler's `checks`). Off, the
-// cost is one load of the flag and a predicted branch on the slow paths: the runtime is found
-// through the thread-local pointer (`syncChecking()`), or taken from the scheduler a path
-// already holds (a channel's). The inlined fast paths of the mutex are not checked: they move
+// cost is a load of the flag and a predicted branch: the runtime is found through the
+// thread-local pointer on the slow paths (`syncChecking()`); a channel's `offer` and `take`
+// test the scheduler they hold, which costs its handoff 9 instructions (391 → 400, callgrind,
+// docs/BENCHMARKS.md "Sync invariants behind the flag"). The inlined fast paths of the mutex
+// are not checked (38 instructions per lock+unlock, as before): they move
 // only between "free, no waiter" and "held, no waiter", which satisfy every rule, and a test
 // there would cost every uncontended lock. A kernel thread outside any runtime has no flag:
 // its changes are checked by the next runtime thread that changes the object. A broken
