@@ -28,7 +28,9 @@ extension UThreadRuntime {
         /// Per-thread CPU time from the time-stamp counter (~10 ns per switch).
         public var cpuAccounting = true
         /// Runs the O(n) invariant checks of the table, timers and policy whenever the
-        /// scheduler goes idle. For debugging the runtime (or a policy).
+        /// scheduler goes idle, and each sync primitive's after every change of its state by
+        /// this runtime's threads (Sync/SyncSupport.swift, "Invariants"). For debugging the
+        /// runtime (or a policy).
         public var checkInvariants = false
         /// Installs the SIGSEGV/SIGBUS handler that reports stack overflows.
         public var installFaultHandler = true

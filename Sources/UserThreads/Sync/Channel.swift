@@ -223,11 +223,13 @@ public final class Channel<T>: Sequence, CustomStringConvertible {
     }
 
     /// Receives without waiting: `.value`, `.closed` (closed and drained) or `.empty`.
+    /// - Throws: `UThreadError.invalidArgument` outside a runtime, `.foreignRuntime` for a
+    ///   channel bound to another M:1 runtime (as `trySend`).
     @inlinable
-    public func tryReceive() -> TryReceiveResult {
-        withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buffer in
+    public func tryReceive() throws -> TryReceiveResult {
+        try withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buffer in
             let p = buffer.baseAddress!
-            switch core.tryReceive(into: UnsafeMutableRawPointer(p)) {
+            switch try core.tryReceive(into: UnsafeMutableRawPointer(p)) {
             case .done: return .value(p.move())
             case .closed: return .closed
             case .wouldBlock: return .empty
@@ -351,15 +353,6 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     @inline(__always)
     func isShared(_ s: Scheduler) throws(UThreadError) -> Bool { try sync.isShared(s) }
 
-    /// `isShared` for calls that cannot throw: stops with the same message.
-    @inline(__always)
-    func isSharedOrStop(_ s: Scheduler) -> Bool {
-        do { return try isShared(s) } catch {
-            uthreads_write_stderr("\nUserThreads: \(error)\n")
-            preconditionFailure("\(error)")
-        }
-    }
-
     /// Values buffered now (a snapshot, from any kernel thread).
     var count: Int { bufferedWord.load() }
     /// Whether `close()` was called (from any kernel thread).
@@ -388,6 +381,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     func offer(_ element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout Waiter?)
         -> ChannelPoll
     {
+        defer { if _slowPath(s.checks) { checkInvariants() } }  // behind the flag (SyncSupport.swift)
         if closed { return .closed }
         if let (r, how) = receivers.popClaimed(closed: false, shared: shared, on: s) {
             ops.copy(r.pointee.element, element)
@@ -409,6 +403,7 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     func take(into element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout Waiter?)
         -> ChannelPoll
     {
+        defer { if _slowPath(s.checks) { checkInvariants() } }
         if buffered > 0 {
             ops.move(element, slot(head))
             head = head + 1 == capacity ? 0 : head + 1
@@ -654,9 +649,9 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     }
 
     @usableFromInline
-    func tryReceive(into element: UnsafeMutableRawPointer) -> ChannelPoll {
-        let s = Scheduler.require("Channel.tryReceive")
-        let shared = isSharedOrStop(s)
+    func tryReceive(into element: UnsafeMutableRawPointer) throws -> ChannelPoll {
+        let s = try Scheduler.requireOrThrow("Channel.tryReceive")
+        let shared = try isShared(s)
         var later: Waiter?
         if shared { sync.lock() }
         let poll = take(into: element, s, shared: shared, &later)
@@ -675,9 +670,12 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
         guard let locked = sync.enter(orPost: { [self] in _ = close() }) else { return false }
         guard locked else {
             // Bare: the caller runs on the channel's runtime (`enter` admitted it).
-            return markClosed(Scheduler.active!, shared: false) != nil
+            let s = Scheduler.active!
+            defer { if s.checks { checkInvariants() } }
+            return markClosed(s, shared: false) != nil
         }
         let wakes = markClosed(nil, shared: true)
+        if syncChecking() { checkInvariants() }
         sync.unlock()
         syncWake(wakes ?? [])
         return wakes != nil
@@ -713,5 +711,25 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
             sync.unlock()
         }
         return "\(kind.label) on \(on) (\(count)/\(capacity) buffered\(parked)\(isClosed ? ", closed" : ""))"
+    }
+
+    // MARK: Invariants
+
+    /// The channel's invariants (SyncSupport.swift, "Invariants"), which select's polls share
+    /// (they are `offer` and `take`). Inside the access (bare, or under the lock). O(1). The
+    /// lists may hold stale nodes (a select completed elsewhere, a waiter that gave up and has
+    /// not run yet), and the rules hold for them too: `offer` and `take` drop every stale node
+    /// they meet before they change the buffer. Out of line, the test before it marked slow:
+    /// with the flag off a handoff costs 400 instructions (391 without the checks; 403 with
+    /// this function left to the inliner), docs/BENCHMARKS.md "Sync invariants behind the flag".
+    @inline(never)
+    func checkInvariants() {
+        syncInvariant(buffered >= 0 && buffered <= capacity, label, "0 <= buffered <= capacity")
+        syncInvariant(head >= 0 && head < Swift.max(capacity, 1), label, "the buffer's head is one of its slots")
+        syncInvariant(receivers.isEmpty || buffered == 0, label, "parked receivers ⇒ the buffer is empty")
+        syncInvariant(senders.isEmpty || buffered == capacity, label, "parked senders ⇒ the buffer is full")
+        syncInvariant(!closed || (senders.isEmpty && receivers.isEmpty), label, "closed ⇒ nobody parked")
+        syncInvariant(bufferedWord.load() == buffered, label, "count == the buffered values")
+        syncInvariant(closedWord.load() == (closed ? 1 : 0), label, "isClosed == closed")
     }
 }

@@ -66,14 +66,15 @@
 // per change, and the reader gets a value the object had a moment ago, never a torn one, and
 // no data race. Three shapes, each written once:
 //   * a count or flag that is the state is the word itself (a semaphore's permits, a
-//     barrier's arrivals, a group's cancel flag, a mutex's owner id; a wait group's counter
-//     too, though it is changed by compare-and-swap from anywhere: UWaitGroup.swift), and
+//     barrier's arrivals, a group's cancel flag, a mutex's owner id, a read–write lock's
+//     writer id; a wait group's counter too, though it is changed by compare-and-swap from
+//     anywhere: UWaitGroup.swift), and
 //     so is the mutex's fast word: its holder is decoded from the two words (UMutex.swift), so
 //     the fast path inlined into user code stores nothing more;
 //   * what lives in a structure gets a word beside it, kept by a simple `didSet` on the field
 //     (no `oldValue`, so the queue or dictionary is still changed in place): a queue's length
 //     (mutex, condition, semaphore, a read–write lock's writers), a read–write lock's readers,
-//     the id of a row-valued holder (its writer, a once's runner), and a channel's buffered
+//     the id of a row-valued holder (a once's runner), and a channel's buffered
 //     count and closed flag, which its handoff tests against memory (Channel.swift: as words
 //     alone they cost ~2 instructions a handoff); a thread group counts its children whose
 //     body has not returned where they start and end. A reader never measures the structure:
@@ -98,6 +99,24 @@
 // arguments (negative permits, zero parties) throw from the initialisers; misuse (unlock by a
 // non-owner, a recursive once, a wait outside a user thread) throws
 // `UThreadError.invalidArgument`.
+//
+// Invariants, checked behind the flag. Each primitive states its invariants as a
+// `checkInvariants()` (at the end of its file, in the style of swift-collections'
+// `Heap+Invariants.swift`) and runs it after each change of its state, inside the access
+// (bare or under its lock, so it sees a consistent state), only when the calling runtime runs
+// with `UThreadRuntime.Configuration.checkInvariants` (the scheduler's `checks`). Off, the
+// cost is a load of the flag and a predicted branch: the runtime is found through the
+// thread-local pointer on the slow paths (`syncChecking()`); a channel's `offer` and `take`
+// test the scheduler they hold, which costs its handoff 9 instructions (391 → 400, callgrind,
+// docs/BENCHMARKS.md "Sync invariants behind the flag"). The inlined fast paths of the mutex
+// are not checked (38 instructions per lock+unlock, as before): they move
+// only between "free, no waiter" and "held, no waiter", which satisfy every rule, and a test
+// there would cost every uncontended lock. A kernel thread outside any runtime has no flag:
+// its changes are checked by the next runtime thread that changes the object. A broken
+// invariant is a bug in the runtime, not bad input: it stops the process with a diagnostic
+// written with write(2) that names the object and the rule (`syncInvariant`). What is checked
+// is what holds between operations; what a post from elsewhere may leave pending until the
+// runtime's next safe point (a wait group's wake at zero) is not an invariant of the bare state.
 //
 // Handoff instead of barging. Where a resource is released to a waiter (mutex, semaphore,
 // rwlock), the releaser gives it *directly* to the first waiter before waking it. The woken
@@ -150,6 +169,31 @@ func syncDeadline(timeout: Duration?, deadline: ContinuousClock.Instant?) -> UIn
     if timeout == nil && deadline == nil { return nil }
     return Deadline.earliest(
         timeout: timeout, deadline: deadline, now: Scheduler.active?.now() ?? uthreads_monotonic_ns())
+}
+
+/// Whether the calling kernel thread's runtime checks invariants
+/// (`UThreadRuntime.Configuration.checkInvariants`): the thread-local runtime pointer, one load
+/// and a predicted branch; false outside any runtime. (The essay: "Invariants".)
+@inline(__always)
+func syncChecking() -> Bool {
+    guard let p = uthreads_get_runtime() else { return false }
+    return Unmanaged<Scheduler>.fromOpaque(p)._withUnsafeGuaranteedRef { $0.checks }
+}
+
+/// Stops the process unless `holds`: a sync object's invariant is broken (a bug in the
+/// runtime). `object` is the object's label, `invariant` the rule as the code states it.
+@inline(__always)
+func syncInvariant(_ holds: Bool, _ object: @autoclosure () -> String, _ invariant: StaticString) {
+    if _slowPath(!holds) { syncInvariantBroken(object(), invariant) }
+}
+
+/// The stop of `syncInvariant`: the diagnostic goes to standard error with write(2) first (a
+/// crash loses buffered output).
+@inline(never)
+func syncInvariantBroken(_ object: String, _ invariant: StaticString) -> Never {
+    let message = "UserThreads: internal error: \(object) broke its invariant: \(invariant)"
+    uthreads_write_stderr("\n\(message)\n")
+    fatalError(message)
 }
 
 /// Renders a sync object's label: `mutex 'accounts'` or `mutex 17`.

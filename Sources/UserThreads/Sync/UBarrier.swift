@@ -54,6 +54,7 @@ public final class UBarrier: WaitTarget, CustomStringConvertible, @unchecked Sen
             deadline: syncDeadline(timeout: timeout, deadline: deadline),
             register: { waiter in
                 try sync.with { () throws(UThreadError) -> Bool in
+                    defer { if syncChecking() { checkInvariants() } }
                     if broken { throw .closed("\(label) was destroyed") }
                     let arrived = arrivals.load() + 1  // never stored when it is `parties`
                     if arrived == parties {
@@ -70,6 +71,7 @@ public final class UBarrier: WaitTarget, CustomStringConvertible, @unchecked Sen
             },
             withdraw: { waiter in
                 sync.locked {
+                    defer { if syncChecking() { checkInvariants() } }
                     guard waiters.remove(where: { $0 == waiter }) else {
                         return generations.load() != myGeneration ? .woken : .closed
                     }
@@ -92,6 +94,7 @@ public final class UBarrier: WaitTarget, CustomStringConvertible, @unchecked Sen
         guard let locked = sync.enter(orPost: { [self] in destroy() }) else { return }
         broken = true
         let all = waiters.popAll()
+        if syncChecking() { checkInvariants() }
         sync.leave(locked)
         syncWake(all, .closed)
     }
@@ -111,4 +114,16 @@ public final class UBarrier: WaitTarget, CustomStringConvertible, @unchecked Sen
 
     /// `UBarrier(barrier 'phase', 2/3)`.
     public var description: String { "UBarrier(\(label), \(arrived)/\(parties))" }
+
+    // MARK: Invariants
+
+    /// The barrier's invariants (SyncSupport.swift, "Invariants"). Inside `sync`. O(1).
+    @inline(never)
+    func checkInvariants() {
+        syncInvariant(arrivals.load() >= 0 && arrivals.load() < parties, label, "0 <= arrived < parties")
+        syncInvariant(generations.load() >= 0, label, "generation >= 0")
+        syncInvariant(
+            broken ? waiters.isEmpty : waiters.count == arrivals.load(), label,
+            "one waiter per arrival (none once destroyed)")
+    }
 }

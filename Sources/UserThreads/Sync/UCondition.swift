@@ -83,12 +83,16 @@ public final class UCondition: WaitTarget, CustomStringConvertible, @unchecked S
                     if destroyed { throw .closed("\(label) was destroyed") }
                     mutexLabel = mutex.label
                     waiters.push(waiter)
+                    if syncChecking() { checkInvariants() }
                 }
                 mutex.releaseOwned()  // after enqueueing: a signal from now on finds us
                 return true
             },
             withdraw: { waiter in
-                sync.locked { waiters.remove { $0 == waiter } ? nil : (destroyed ? .closed : .woken) }
+                sync.locked {
+                    defer { if syncChecking() { checkInvariants() } }
+                    return waiters.remove { $0 == waiter } ? nil : (destroyed ? .closed : .woken)
+                }
             })
         let relock = Result { try mutex.lockUncancellable() }
         try result?.check()
@@ -105,6 +109,7 @@ public final class UCondition: WaitTarget, CustomStringConvertible, @unchecked S
     public func signal() -> Bool {
         guard let locked = sync.enter(orPost: { [self] in signal() }) else { return false }
         let next = waiters.pop()
+        if syncChecking() { checkInvariants() }
         sync.leave(locked)
         guard let next else { return false }
         syncWake(next)
@@ -117,6 +122,7 @@ public final class UCondition: WaitTarget, CustomStringConvertible, @unchecked S
     public func broadcast() -> Int {
         guard let locked = sync.enter(orPost: { [self] in broadcast() }) else { return 0 }
         let all = waiters.popAll()
+        if syncChecking() { checkInvariants() }
         sync.leave(locked)
         syncWake(all)
         return all.count
@@ -128,6 +134,7 @@ public final class UCondition: WaitTarget, CustomStringConvertible, @unchecked S
         guard let locked = sync.enter(orPost: { [self] in destroy() }) else { return }
         destroyed = true
         let all = waiters.popAll()
+        if syncChecking() { checkInvariants() }
         sync.leave(locked)
         syncWake(all, .closed)
     }
@@ -150,4 +157,14 @@ public final class UCondition: WaitTarget, CustomStringConvertible, @unchecked S
 
     /// `UCondition(condition 'ready', 3 waiting)`.
     public var description: String { "UCondition(\(label), \(waiting) waiting)" }
+
+    // MARK: Invariants
+
+    /// The condition's invariants (SyncSupport.swift, "Invariants"). Inside `sync`. O(1).
+    @inline(never)
+    func checkInvariants() {
+        syncInvariant(!destroyed || waiters.isEmpty, label, "destroyed ⇒ no waiters")
+        syncInvariant(waiters.isEmpty || mutexLabel != nil, label, "waiters ⇒ the mutex they released is known")
+        syncInvariant(queued.load() == waiters.count, label, "waiting == the waiter queue's length")
+    }
 }

@@ -247,7 +247,10 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
 
     /// Packs the state into the fast word again when the fast paths can take it: a bare mutex
     /// with no waiter (inside `sync`, after a slow path changed it).
+    /// The end of every slow path's access, so the invariants are checked here (behind the
+    /// flag: SyncSupport.swift, "Invariants").
     private func pack() {
+        defer { if syncChecking() { checkInvariants() } }
         guard sync.binding.load(ordering: .relaxed) > SyncState.shared, waiters.isEmpty else { return }
         // Bare: the caller runs on the bound runtime's kernel thread (it passed `enter`).
         if home == 0 { home = UInt(bitPattern: uthreads_get_runtime()) }
@@ -366,5 +369,24 @@ public final class UMutex: WaitTarget, CustomStringConvertible, @unchecked Senda
     /// `UMutex(mutex 'db', held by #12)` or `UMutex(mutex 3, free)`.
     public var description: String {
         "UMutex(\(label), \(holderSnapshot.map { "held by \($0)" } ?? "free"))"
+    }
+
+    // MARK: Invariants
+
+    /// The mutex's invariants (SyncSupport.swift, "Invariants"). Inside `sync`. O(waiters). The
+    /// holder need not be live: a thread that ended holding the mutex keeps it (the essay).
+    @inline(never)
+    func checkInvariants() {
+        let held = holderID
+        syncInvariant(waiters.isEmpty || held != 0, label, "waiters ⇒ a holder (a free mutex has no waiters)")
+        syncInvariant(held == 0 || ownerRow != nil, label, "held ⇒ the holder's row is kept")
+        syncInvariant(
+            fast.load() == 0 || (waiters.isEmpty && sync.binding.load(ordering: .relaxed) > SyncState.shared),
+            label, "the fast word is used ⇒ bare, no waiter")
+        syncInvariant(queued.load() == waiters.count, label, "waiting == the waiter queue's length")
+        for w in waiters.items[waiters.head...] {
+            syncInvariant(
+                ControlBlock(bitPattern: w.block)!.pointee.id != held, label, "the holder is not one of its waiters")
+        }
     }
 }

@@ -60,6 +60,7 @@ public final class UOnce: WaitTarget, CustomStringConvertible, @unchecked Sendab
                 "UOnce.run", .once, object: id, target: self, deadline: limit,
                 register: { waiter in
                     try sync.with { () throws(UThreadError) -> Bool in
+                        defer { if syncChecking() { checkInvariants() } }
                         if isDone { return false }
                         guard let runner else {
                             runner = me
@@ -72,7 +73,10 @@ public final class UOnce: WaitTarget, CustomStringConvertible, @unchecked Sendab
                     }
                 },
                 withdraw: { waiter in
-                    sync.locked { waiters.remove { $0 == waiter } ? nil : .woken }
+                    sync.locked {
+                        defer { if syncChecking() { checkInvariants() } }
+                        return waiters.remove { $0 == waiter } ? nil : .woken
+                    }
                 })
             if let result {
                 try result.check()
@@ -83,6 +87,7 @@ public final class UOnce: WaitTarget, CustomStringConvertible, @unchecked Sendab
             let all = sync.locked { () -> [Waiter] in
                 runner = nil
                 if case .success = outcome { done.store(true, ordering: .releasing) }
+                defer { if syncChecking() { checkInvariants() } }
                 return waiters.popAll()
             }
             syncWake(all)
@@ -112,4 +117,14 @@ public final class UOnce: WaitTarget, CustomStringConvertible, @unchecked Sendab
 
     /// `UOnce(once 'config', done)`.
     public var description: String { "UOnce(\(label), \(isDone ? "done" : "not done"))" }
+
+    // MARK: Invariants
+
+    /// The once's invariants (SyncSupport.swift, "Invariants"). Inside `sync`. O(1).
+    @inline(never)
+    func checkInvariants() {
+        syncInvariant(!isDone || runner == nil, label, "done ⇒ no runner")
+        syncInvariant(waiters.isEmpty || runner != nil, label, "waiters ⇒ a thread runs the body")
+        syncInvariant((runner == nil) == (runnerID.load() == 0), label, "the runner's word names the runner")
+    }
 }

@@ -64,6 +64,7 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
             register: { waiter in
                 try sync.with { () throws(UThreadError) -> Bool in
                     if destroyed { throw .closed("\(label) was destroyed") }
+                    defer { if syncChecking() { checkInvariants() } }
                     if count.load() > 0 && waiters.isEmpty {
                         count.store(count.load() - 1)
                         return false
@@ -73,7 +74,10 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
                 }
             },
             withdraw: { waiter in
-                sync.locked { waiters.remove { $0 == waiter } ? nil : (destroyed ? .closed : .woken) }
+                sync.locked {
+                    defer { if syncChecking() { checkInvariants() } }
+                    return waiters.remove { $0 == waiter } ? nil : (destroyed ? .closed : .woken)
+                }
             })
         try result?.check()
     }
@@ -83,6 +87,7 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
         (try? sync.with { () -> Bool in
             guard !destroyed, count.load() > 0, waiters.isEmpty else { return false }
             count.store(count.load() - 1)
+            if syncChecking() { checkInvariants() }
             return true
         }) ?? false
     }
@@ -96,6 +101,7 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
         guard let locked = sync.enter(orPost: { [self] in signal() }) else { return }
         let next = waiters.pop()
         if next == nil { count.store(count.load() + 1) }
+        if syncChecking() { checkInvariants() }
         sync.leave(locked)
         if let next { syncWake(next) }
     }
@@ -106,6 +112,7 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
         guard let locked = sync.enter(orPost: { [self] in destroy() }) else { return }
         destroyed = true
         let all = waiters.popAll()
+        if syncChecking() { checkInvariants() }
         sync.leave(locked)
         syncWake(all, .closed)
     }
@@ -122,4 +129,15 @@ public final class USemaphore: WaitTarget, CustomStringConvertible, @unchecked S
 
     /// `USemaphore(semaphore 'slots', value 2)`.
     public var description: String { "USemaphore(\(label), value \(value))" }
+
+    // MARK: Invariants
+
+    /// The semaphore's invariants (SyncSupport.swift, "Invariants"). Inside `sync`. O(1).
+    @inline(never)
+    func checkInvariants() {
+        syncInvariant(count.load() >= 0, label, "value >= 0")
+        syncInvariant(waiters.isEmpty || count.load() == 0, label, "waiters ⇒ value == 0 (a permit goes to a waiter)")
+        syncInvariant(!destroyed || waiters.isEmpty, label, "destroyed ⇒ no waiters")
+        syncInvariant(queued.load() == waiters.count, label, "waiting == the waiter queue's length")
+    }
 }

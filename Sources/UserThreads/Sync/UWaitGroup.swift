@@ -77,8 +77,8 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
             sync.leave(locked)
             throw error
         }
-        guard sum == 0 && !waiters.isEmpty else { return sync.leave(locked) }
-        let all = waiters.popAll()
+        let all = sum == 0 && !waiters.isEmpty ? waiters.popAll() : []
+        if syncChecking() { checkInvariants() }
         sync.leave(locked)
         syncWake(all)
     }
@@ -108,8 +108,8 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
     /// another kernel thread when the group is bound to it (the essay).
     private func wakeAtZero() {
         guard let locked = sync.enter(orPost: { [self] in wakeAtZero() }) else { return }
-        guard counter.load(ordering: .acquiring) == 0 && !waiters.isEmpty else { return sync.leave(locked) }
-        let all = waiters.popAll()
+        let all = counter.load(ordering: .acquiring) == 0 && !waiters.isEmpty ? waiters.popAll() : []
+        if syncChecking() { checkInvariants() }
         sync.leave(locked)
         syncWake(all)
     }
@@ -126,13 +126,17 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
             deadline: syncDeadline(timeout: timeout, deadline: deadline),
             register: { waiter in
                 try sync.with { () -> Bool in
+                    defer { if syncChecking() { checkInvariants() } }
                     if counter.load(ordering: .acquiring) == 0 { return false }
                     waiters.push(waiter)
                     return true
                 }
             },
             withdraw: { waiter in
-                sync.locked { waiters.remove { $0 == waiter } ? nil : .woken }
+                sync.locked {
+                    defer { if syncChecking() { checkInvariants() } }
+                    return waiters.remove { $0 == waiter } ? nil : .woken
+                }
             })
         try result?.check()  // woken: the count reached zero (even if it has risen again since)
     }
@@ -141,9 +145,6 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
     /// it is 0. Never negative.
     public var pending: Int { counter.load(ordering: .relaxed) }
 
-    /// The same as `pending` (the name Go's users know from the counter).
-    public var count: Int { pending }
-
     var label: String { syncLabel("wait group", name: name, id: id) }
 
     /// "wait group 'jobs' (3 pending)", for the thread table.
@@ -151,4 +152,16 @@ public final class UWaitGroup: WaitTarget, CustomStringConvertible, @unchecked S
 
     /// `UWaitGroup(wait group 'jobs', 3 pending)`.
     public var description: String { "UWaitGroup(\(label), \(pending) pending)" }
+
+    // MARK: Invariants
+
+    /// The group's invariants (SyncSupport.swift, "Invariants"). Inside `sync`. O(1). "No
+    /// waiter at zero" holds for a shared group, whose every change is made under its lock; a
+    /// bound group's count may reach zero elsewhere, its wake posted (the essay).
+    @inline(never)
+    func checkInvariants() {
+        let count = counter.load(ordering: .acquiring)
+        syncInvariant(count >= 0, label, "pending >= 0")
+        syncInvariant(!sync.isSharedNow || count > 0 || waiters.isEmpty, label, "shared: pending == 0 ⇒ no waiters")
+    }
 }

@@ -1,7 +1,7 @@
 // withThreadGroup on one worker and on two: `spawn` children are ordinary threads (any
 // worker), `spawnLocal` children stay with the caller. The group's rules (wait for all, cancel
 // on the first error, a cancelled waiter cancels its children) at workers 1 and 2 are in
-// UGroupPrimitivesTests.
+// ThreadGroupTests+Workers.swift.
 import CUThreads
 import Foundation
 import Synchronization

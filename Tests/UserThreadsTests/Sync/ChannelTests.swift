@@ -150,6 +150,25 @@ struct ChannelTests {
         #expect(got == [0, 1, 2, 3, 4])
     }
 
+    /// `tryReceive` throws where `trySend` throws, never stops the process: outside a runtime
+    /// (`invalidArgument`) and on a channel bound to another M:1 runtime (`foreignRuntime`);
+    /// neither takes the buffered value.
+    @Test func tryReceiveThrowsWhereTrySendThrows() throws {
+        let ch = try UThreadRuntime.run { () -> Channel<Int> in
+            let ch = try Channel<Int>(capacity: 2, name: "bound")
+            try ch.send(1)
+            return ch
+        }
+        let outside = expectError(sameCaseAs: .invalidArgument("")) { _ = try ch.tryReceive() }
+        #expect(outside?.contains("Channel.tryReceive") == true, "\(outside ?? "")")
+        expectError(sameCaseAs: .invalidArgument("")) { _ = try ch.trySend(2) }
+        try UThreadRuntime.run {
+            #expect(throws: UThreadError.foreignRuntime) { _ = try ch.tryReceive() }
+            #expect(throws: UThreadError.foreignRuntime) { _ = try ch.trySend(2) }
+        }
+        #expect(ch.count == 1)
+    }
+
     @Test(arguments: ChannelRig.all)
     func iterationEndsWhenClosedAndDrained(rig: ChannelRig) throws {
         let got = try rig.run { () -> [Int] in
@@ -178,7 +197,7 @@ struct ChannelTests {
             #expect(ch.isClosed)
             var got: [String] = []
             for w in ch { got.append(w) }
-            if case .closed = ch.tryReceive() {} else { Issue.record("tryReceive on a closed, drained channel") }
+            if case .closed = try ch.tryReceive() {} else { Issue.record("tryReceive on a closed, drained channel") }
             return (closes, got, try ch.receive())
         }
         #expect(closes == [true, false])
@@ -251,7 +270,7 @@ struct ChannelTests {
                 out.append("send deadline")
             }
             #expect(try !ch.trySend(2))
-            if case .empty = ch.tryReceive() { out.append("empty") }
+            if case .empty = try ch.tryReceive() { out.append("empty") }
             let receiver = try rig.spawn { try ch.receive() }
             try ch.send(3)
             out.append("\(try receiver.join()!)")

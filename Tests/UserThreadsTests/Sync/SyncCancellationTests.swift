@@ -1,15 +1,17 @@
 import Testing
 import UserThreads
 
-/// Cancellation mid-wait on every primitive: the waiter throws CancellationError, leaves no
-/// trace (the next waiter gets what the cancelled one waited for), and nothing hangs.
+/// Cancellation mid-wait on every primitive, on one worker and two: the waiter throws
+/// CancellationError, leaves no trace (the next waiter gets what the cancelled one waited for),
+/// and nothing hangs. The threads are `UThread.local` (on the caller's worker).
 @Suite("Sync: cancellation mid-wait", .timeLimit(.minutes(1)))
 struct SyncCancellationTests {
     enum Primitive: String, CaseIterable { case rwlockRead, rwlockWrite, waitGroup, barrier, once, select, condition }
 
-    @Test(arguments: Primitive.allCases)
-    func cancelledWaiterLeavesNoTrace(_ primitive: Primitive) throws {
-        try UThreadRuntime.run {
+    @Test(arguments: syncWorkerCounts, Primitive.allCases)
+    func cancelledWaiterLeavesNoTrace(workers: Int, _ primitive: Primitive) throws {
+        try UThreadRuntime.run(workers: workers) {
+            UThread.pin()  // spawns `UThread.local` threads (which need a spawner that stays)
             var release: () throws -> Void = {}
             var wait: () throws -> Void = {}
             switch primitive {
@@ -47,7 +49,7 @@ struct SyncCancellationTests {
                 let once = UOnce()
                 let gate = try USemaphore(value: 0)
                 let runner = UThread.local { try once.run { try gate.wait() } }
-                UThread.yield()
+                try waitFor { Self.isBlocked(runner.id) }
                 wait = { try once.run {} }
                 release = {
                     gate.signal()
@@ -69,12 +71,16 @@ struct SyncCancellationTests {
             }
             let cancelled = UThread.local(name: "cancelled") { try wait() }
             let live = UThread.local(name: "live") { try wait() }
-            UThread.yield()
-            #expect(UThreadRuntime.threadTable().threads.first { $0.id == cancelled.id }?.state == .blocked)
+            try waitFor { Self.isBlocked(cancelled.id) && Self.isBlocked(live.id) }
             cancelled.cancel()
             #expect(throws: CancellationError.self) { try cancelled.join() }
             try release()
             try live.join()
         }
+    }
+
+    /// Whether thread `id` is parked now (the thread table).
+    static func isBlocked(_ id: ThreadID) -> Bool {
+        UThreadRuntime.threadTable().threads.first { $0.id == id }?.state == .blocked
     }
 }
