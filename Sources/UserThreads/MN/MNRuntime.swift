@@ -139,7 +139,10 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     let deadlockTables = Atomic<Int>(0)
     let deadlockUnwindEpoch = Atomic<Int>(0)
     let deadlockWokenWorkers = Atomic<Int>(0)
-    let deadlockReport = KernelLock<String?>(nil)
+    let deadlockReport = KernelLock(MNDeadlockReport())
+    /// `UThreadRuntime.seedRandom`'s seed, which every worker's scheduler takes at its next draw
+    /// (Scheduler/RandomSource.swift).
+    let randomSeed = SharedRandomSeed()
     /// Workers spinning for work before they sleep (at most half of them).
     let spinning = Atomic<Int>(0)
     /// How long an idle worker looks for work before it sleeps.
@@ -192,6 +195,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
                 settings: configuration.schedulerSettings, policy: policies[i], worker: true,
                 runtimeSerial: runtimeSerial)
             runtimeSerial = scheduler.runtimeSerial
+            scheduler.sharedSeed = randomSeed
             let w: MNWorker
             do { w = try MNWorker(index: i, runtime: self, scheduler: scheduler) } catch {
                 // Nothing has run: close what the workers made so far (epoll sets, eventfds).
@@ -504,7 +508,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         }
         runtime.workers[0].main()
         for t in threads { pthread_join(t, nil) }
-        if let report = runtime.deadlockReport.withLock({ $0 }) { throw UThreadError.deadlock(report) }
+        if let report = runtime.deadlockReport.withLock({ $0.text }) { throw UThreadError.deadlock(report) }
         guard main.isFinishedAcquire else { throw UThreadError.deadlock("the main thread never finished") }
         let teardown = Teardown(
             rowsLeft: runtime.rowsLeft.load(ordering: .relaxed),
@@ -583,4 +587,19 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
                 metadata: ["fds": "\(left)"])
         }
     }
+}
+
+/// The M:N deadlock report as the workers assemble it (MNWorker.swift, "Deadlock"): the
+/// declarer's header, each worker's table in the order they were written, and the wait-for
+/// graph merged from every worker's part, whose cycles the last worker to add its part finds.
+struct MNDeadlockReport {
+    var header: String?
+    /// The "wait-for cycle" lines of the merged graph (empty until every part is in, or when
+    /// the threads wait for something no thread holds, such as a channel).
+    var cycles = ""
+    var tables = ""
+    var graph = DeadlockReport.WaitGraph()
+
+    /// The report `run` throws: the header, the cycles, the tables; nil while nothing is written.
+    var text: String? { header == nil && tables.isEmpty ? nil : (header ?? "") + "\n" + cycles + tables }
 }

@@ -305,9 +305,15 @@ final class Scheduler {
     @exclusivity(unchecked) private var keptObjects = KeptThreadObjects()
     /// Spawns that reused a kept M:N thread object (for tests).
     @exclusivity(unchecked) var objectsReused = 0
-    /// State of the runtime's random source (randomised choices such as select fairness).
-    /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible.
+    /// State of this scheduler's random source (randomised choices such as select fairness).
+    /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible
+    /// (Scheduler/RandomSource.swift).
     @exclusivity(unchecked) var randomState: UInt64 = uthreads_monotonic_ns() ^ 0x5DEE_CE66_D1CE_4E5B
+    /// An M:N worker's: the runtime's seed, shared by every worker (nil under M:1). Set once,
+    /// before the worker runs a thread.
+    @exclusivity(unchecked) var sharedSeed: SharedRandomSeed?
+    /// The generation of `sharedSeed` that `randomState` was last seeded from.
+    @exclusivity(unchecked) var seedGeneration: UInt64 = 0
     /// The last dump-signal request answered (DumpRequests.swift).
     var dumpRequestsAnswered = uthreads_dump_requests()
     /// Requests from the control socket's kernel thread, when one is configured.
