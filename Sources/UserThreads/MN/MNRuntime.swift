@@ -126,9 +126,10 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     let activeWorkers = Atomic<Int>(0)
     let mainDone = Atomic<Bool>(false)
     /// Incremented per deadlock found (the second one abandons the threads left). A deadlock
-    /// is handled in two phases: every active worker first adds its table to the report
-    /// (`deadlockTables` counts them), and only when the last one has, `deadlockUnwindEpoch`
-    /// catches up with `deadlockEpoch` and every worker wakes its parked threads. Waking at
+    /// is handled in two phases: every active worker first adds its table and its wait-for
+    /// edges to the report (`deadlockTables` counts them), and only when the last one has (it
+    /// searches the merged edges for cycles), `deadlockUnwindEpoch` catches up with
+    /// `deadlockEpoch` and every worker wakes its parked threads. Waking at
     /// once let one worker's unwinding threads (a mutex released on the way out, handed to a
     /// waiter on another worker) change a table that had not been written yet: the report then
     /// showed a waiter as "ready, cancelled", or not at all.
