@@ -194,9 +194,8 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         for i in 0..<n {
             let scheduler = Scheduler(
                 settings: configuration.schedulerSettings, policy: policies[i], worker: true,
-                runtimeSerial: runtimeSerial)
+                runtimeSerial: runtimeSerial, sharedSeed: randomSeed)
             runtimeSerial = scheduler.runtimeSerial
-            scheduler.sharedSeed = randomSeed
             let w: MNWorker
             do { w = try MNWorker(index: i, runtime: self, scheduler: scheduler) } catch {
                 // Nothing has run: close what the workers made so far (epoll sets, eventfds).

@@ -9,11 +9,13 @@
 // the same sequence from a seed whatever the worker count.
 //
 // How the seed reaches the other workers. The runtime keeps one `SharedRandomSeed` that every
-// worker's scheduler holds. `seedRandom` stores the seed there under a lock and bumps a
-// generation number; each scheduler compares the generation with the last one it took at its
-// next draw (one atomic load per select) and, when it changed, takes the seed and resets its
-// own state. Every draw that happens after `seedRandom` returns (a thread spawned after it, a
-// select on another worker signalled after it) therefore draws from the seeded state.
+// worker's scheduler holds (unretained: the runtime owns it, and a draw reads it without a
+// retain, which would be an atomic on a reference count the workers share). `seedRandom`
+// stores the seed there under a lock and bumps a generation number; each scheduler compares the
+// generation with the last one it took at its next draw (one plain atomic load per draw, a load
+// and a branch on x86-64; under M:1 a nil test) and, when it changed, takes the seed and resets
+// its own state. Every draw that happens after `seedRandom` returns (a thread spawned after it,
+// a select on another worker signalled after it) therefore draws from the seeded state.
 //
 // What reproducible means with several workers: the same seed gives each worker the same
 // sequence of draws. Which thread draws next on a worker is still the scheduler's choice: a
@@ -71,7 +73,7 @@ extension Scheduler {
     /// this scheduler's under M:1. O(1).
     func seedRandom(_ seed: UInt64) {
         if let shared = sharedSeed {
-            shared.set(seed)
+            shared._withUnsafeGuaranteedRef { $0.set(seed) }
         } else {
             randomState = RandomSeed.state(seed, worker: 0)
         }
@@ -79,8 +81,10 @@ extension Scheduler {
 
     /// A number from the runtime's random source (SplitMix64). Used for select fairness.
     func nextRandom() -> UInt64 {
-        if let shared = sharedSeed, shared.generation.load(ordering: .acquiring) != seedGeneration {
-            let (generation, seed) = shared.current
+        if let shared = sharedSeed,
+            shared._withUnsafeGuaranteedRef({ $0.generation.load(ordering: .acquiring) }) != seedGeneration
+        {
+            let (generation, seed) = shared._withUnsafeGuaranteedRef { $0.current }
             seedGeneration = generation
             randomState = RandomSeed.state(seed, worker: Int(max(workerIndex, 0)))
         }
