@@ -126,9 +126,10 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     let activeWorkers = Atomic<Int>(0)
     let mainDone = Atomic<Bool>(false)
     /// Incremented per deadlock found (the second one abandons the threads left). A deadlock
-    /// is handled in two phases: every active worker first adds its table to the report
-    /// (`deadlockTables` counts them), and only when the last one has, `deadlockUnwindEpoch`
-    /// catches up with `deadlockEpoch` and every worker wakes its parked threads. Waking at
+    /// is handled in two phases: every active worker first adds its table and its wait-for
+    /// edges to the report (`deadlockTables` counts them), and only when the last one has (it
+    /// searches the merged edges for cycles), `deadlockUnwindEpoch` catches up with
+    /// `deadlockEpoch` and every worker wakes its parked threads. Waking at
     /// once let one worker's unwinding threads (a mutex released on the way out, handed to a
     /// waiter on another worker) change a table that had not been written yet: the report then
     /// showed a waiter as "ready, cancelled", or not at all.
@@ -139,7 +140,10 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     let deadlockTables = Atomic<Int>(0)
     let deadlockUnwindEpoch = Atomic<Int>(0)
     let deadlockWokenWorkers = Atomic<Int>(0)
-    let deadlockReport = KernelLock<String?>(nil)
+    let deadlockReport = KernelLock(MNDeadlockReport())
+    /// `UThreadRuntime.seedRandom`'s seed, which every worker's scheduler takes at its next draw
+    /// (Scheduler/RandomSource.swift).
+    let randomSeed = SharedRandomSeed()
     /// Workers spinning for work before they sleep (at most half of them).
     let spinning = Atomic<Int>(0)
     /// How long an idle worker looks for work before it sleeps.
@@ -190,7 +194,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         for i in 0..<n {
             let scheduler = Scheduler(
                 settings: settings.scheduler, policy: policies[i], worker: true,
-                runtimeSerial: runtimeSerial)
+                runtimeSerial: runtimeSerial, sharedSeed: randomSeed)
             runtimeSerial = scheduler.runtimeSerial
             let w: MNWorker
             do { w = try MNWorker(index: i, runtime: self, scheduler: scheduler) } catch {
@@ -489,7 +493,7 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         }
         runtime.workers[0].main()
         for t in threads { pthread_join(t, nil) }
-        if let report = runtime.deadlockReport.withLock({ $0 }) { throw UThreadError.deadlock(report) }
+        if let report = runtime.deadlockReport.withLock({ $0.text }) { throw UThreadError.deadlock(report) }
         guard main.isFinishedAcquire else { throw UThreadError.deadlock("the main thread never finished") }
         let teardown = Teardown(
             rowsLeft: runtime.rowsLeft.load(ordering: .relaxed),
@@ -568,4 +572,19 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
                 metadata: ["fds": "\(left)"])
         }
     }
+}
+
+/// The M:N deadlock report as the workers assemble it (MNWorker.swift, "Deadlock"): the
+/// declarer's header, each worker's table in the order they were written, and the wait-for
+/// graph merged from every worker's part, whose cycles the last worker to add its part finds.
+struct MNDeadlockReport {
+    var header: String?
+    /// The "wait-for cycle" lines of the merged graph (empty until every part is in, or when
+    /// the threads wait for something no thread holds, such as a channel).
+    var cycles = ""
+    var tables = ""
+    var graph = DeadlockReport.WaitGraph()
+
+    /// The report `run` throws: the header, the cycles, the tables; nil while nothing is written.
+    var text: String? { header == nil && tables.isEmpty ? nil : (header ?? "") + "\n" + cycles + tables }
 }

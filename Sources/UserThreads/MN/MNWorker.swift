@@ -216,8 +216,10 @@
 // counts itself `stuck`; when every active worker is stuck, no queue holds a thread and no
 // mailbox holds a message, and no worker left that state while it looked (MNStuckCensus.swift
 // has the lock-free argument), no thread can ever run again. The report is written in two
-// phases: every worker first writes its own thread table to stderr and the report, and only
-// after the last one has does every worker wake its parked threads with `.deadlocked` so they
+// phases: every worker first writes its own thread table to stderr and the report, and adds
+// its wait-for edges to the runtime's graph; the last one searches that graph once for cycles
+// (so a cycle whose edges span workers is named: Scheduler/DeadlockReport.swift), and only
+// then does every worker wake its parked threads with `.deadlocked` so they
 // unwind (`deadlockUnwindEpoch`); `run` throws `UThreadError.deadlock`. Waking in the same pass
 // let one worker's unwinding (a mutex released on the way out and handed to a waiter on
 // another worker) change a table not yet written, so the report lost waits. (Kernel threads outside the runtime could in
@@ -692,13 +694,25 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         if epoch > deadlockSeen {
             deadlockSeen = epoch
             if epoch >= 2 { return false }  // threads parked again while unwinding: abandon them
-            // Phase 1: each worker adds its own table to the report (only it may read its
-            // table); the last one to do so opens phase 2 for all.
-            let table = "worker \(index):\n" + DeadlockReport(scheduler: s).description
+            // Phase 1: each worker adds its own table and its part of the wait-for graph to
+            // the report (only it may read its table); the last one to do so searches the
+            // merged graph (a cycle may span workers: Scheduler/DeadlockReport.swift) and opens
+            // phase 2 for all. Every part was merged before its worker's count below, so the
+            // last count sees them all.
+            let part = DeadlockReport(scheduler: s)
+            let table = "worker \(index):\n" + part.table.render(limit: 200)
             uthreads_write_stderr(table + "\n")
-            runtime.deadlockReport.withLock { $0 = ($0 ?? "") + "\n" + table }
+            runtime.deadlockReport.withLock {
+                $0.tables += "\n" + table
+                $0.graph.merge(part.graph)
+            }
             let written = runtime.deadlockTables.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
             if written >= runtime.activeWorkers.load(ordering: .sequentiallyConsistent) {  // >=: never stuck below
+                let cycles = runtime.deadlockReport.withLock { r in
+                    r.cycles = r.graph.cycleLines(r.graph.cycles)
+                    return r.cycles
+                }
+                uthreads_write_stderr(cycles)
                 runtime.deadlockUnwindEpoch.store(epoch, ordering: .sequentiallyConsistent)
                 runtime.ringAll()
             }
@@ -1017,9 +1031,9 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         else { return }
         let workers = runtime.activeWorkers.load(ordering: .relaxed)
         let header =
-            "M:N runtime: all \(workers) workers idle with parked threads, nothing queued, no timer, no I/O (each worker's table follows)."
+            "M:N runtime: all \(workers) workers idle with parked threads, nothing queued, no timer, no I/O (the wait-for cycles across all workers, then each worker's table, follow)."
         uthreads_write_stderr("\n" + header + "\n")
-        runtime.deadlockReport.withLock { $0 = header + ($0 ?? "") }
+        runtime.deadlockReport.withLock { $0.header = header }
         runtime.ringAll()
     }
 

@@ -320,9 +320,17 @@ final class Scheduler {
     @exclusivity(unchecked) private var keptObjects = KeptThreadObjects()
     /// Spawns that reused a kept M:N thread object (for tests).
     @exclusivity(unchecked) var objectsReused = 0
-    /// State of the runtime's random source (randomised choices such as select fairness).
-    /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible.
+    /// State of this scheduler's random source (randomised choices such as select fairness).
+    /// Seeded from the clock; `UThreadRuntime.seedRandom` makes a run reproducible
+    /// (Scheduler/RandomSource.swift).
     @exclusivity(unchecked) var randomState: UInt64 = uthreads_monotonic_ns() ^ 0x5DEE_CE66_D1CE_4E5B
+    /// An M:N worker's: the runtime's seed, shared by every worker (nil under M:1). Unretained:
+    /// the runtime owns it and outlives every draw, and a draw reads it without a retain (a
+    /// strong `let` still cost a retain and a release per draw, in release builds, on a count
+    /// every worker shares).
+    let sharedSeed: Unmanaged<SharedRandomSeed>?
+    /// The generation of `sharedSeed` that `randomState` was last seeded from.
+    @exclusivity(unchecked) var seedGeneration: UInt64 = 0
     /// The last dump-signal request answered (DumpRequests.swift).
     var dumpRequestsAnswered = uthreads_dump_requests()
     /// Requests from the control socket's kernel thread, when one is configured.
@@ -343,9 +351,14 @@ final class Scheduler {
     private static let processSetUp: Void = uthreads_ignore_sigpipe()
 
     /// `runtimeSerial`: the serial of the runtime's first scheduler, for a later worker of an
-    /// M:N runtime; nil for the first (or only) one, whose own serial it becomes.
-    init(settings: SchedulerSettings, policy: any SchedulingPolicy, worker: Bool = false, runtimeSerial: UInt? = nil) {
+    /// M:N runtime; nil for the first (or only) one, whose own serial it becomes. `sharedSeed`:
+    /// an M:N runtime's random seed (Scheduler/RandomSource.swift).
+    init(
+        settings: SchedulerSettings, policy: any SchedulingPolicy, worker: Bool = false, runtimeSerial: UInt? = nil,
+        sharedSeed: SharedRandomSeed? = nil
+    ) {
         Scheduler.processSetUp
+        self.sharedSeed = sharedSeed.map { Unmanaged.passUnretained($0) }
         let serial = Scheduler.serials.wrappingAdd(1, ordering: .relaxed).oldValue
         self.serial = serial
         self.runtimeSerial = runtimeSerial ?? serial

@@ -213,14 +213,3 @@ struct WaiterList {
         return nil
     }
 }
-
-extension Scheduler {
-    /// A number from the runtime's random source (SplitMix64). Used for select fairness.
-    func nextRandom() -> UInt64 {
-        randomState &+= 0x9E37_79B9_7F4A_7C15
-        var z = randomState
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

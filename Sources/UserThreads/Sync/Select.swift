@@ -7,7 +7,8 @@
 //   1. polls every case once in a random order and runs the first that is ready — random, as
 //      in Go, so that when several are ready each is taken equally often over many rounds
 //      (a fixed order would starve the later cases). The order comes from the random source
-//      of the calling thread's scheduler, which `UThreadRuntime.seedRandom` makes reproducible;
+//      of the worker the thread runs on, which `UThreadRuntime.seedRandom` makes reproducible
+//      (Scheduler/RandomSource.swift: what that means with several workers);
 //   2. if none is ready and there is a `default` case, runs it;
 //   3. otherwise puts one ChannelWaiter node per case on the channels' lists (all sharing one
 //      SelectionState) and parks once, with the timeout as its deadline. The first peer to

@@ -209,6 +209,39 @@ struct SelectTests {
         #expect(try choices(seed: 42) != choices(seed: 43))
     }
 
+    /// The choices of one thread per worker, each pinned to its worker, after `seedRandom(seed)`.
+    static func choicesPerWorker(workers: Int, seed: UInt64) throws -> [[Int]] {
+        try UThreadRuntime.run(workers: workers) {
+            try UThreadRuntime.seedRandom(seed)
+            let threads = try (0..<workers).map { w in
+                try UThread.spawn(name: "chooser \(w)", onWorker: w) { try Self.choices(rounds: 200) }
+            }
+            return try threads.map { try $0.join() }
+        }
+    }
+
+    /// The seed reaches every worker, not just the caller's: with a thread pinned to each
+    /// worker, the same seed gives every worker the same choices in the same order, another
+    /// seed others, and the workers' sequences differ from one another.
+    @Test(arguments: syncWorkerCounts) func aSeedMakesEveryWorkerReproducible(workers: Int) throws {
+        let first = try Self.choicesPerWorker(workers: workers, seed: 42)
+        let again = try Self.choicesPerWorker(workers: workers, seed: 42)
+        let other = try Self.choicesPerWorker(workers: workers, seed: 43)
+        #expect(first.count == workers)
+        for w in 0..<workers {
+            #expect(first[w] == again[w], "worker \(w)")
+            #expect(first[w] != other[w], "worker \(w)")
+        }
+        if workers > 1 { #expect(first[0] != first[1]) }
+    }
+
+    /// Worker 0's sequence for a seed is the one scheduler's under `workers: 1`.
+    @Test func workerZeroDrawsTheSameWhateverTheWorkerCount() throws {
+        let one = try Self.choicesPerWorker(workers: 1, seed: 7)
+        let two = try Self.choicesPerWorker(workers: 2, seed: 7)
+        #expect(one[0] == two[0])
+    }
+
     /// Under the deterministic simulation, select's random choices follow the run's seed.
     @Test func selectUnderSimulationFollowsTheSeed() throws {
         func choices(seed: UInt64) throws -> [Int] {
