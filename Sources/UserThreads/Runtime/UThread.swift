@@ -262,7 +262,9 @@ func spawnThread(
     witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier,
     failure: inout (any Error)?
 ) -> ThreadObject? {
-    Scheduler.withAtEntry("UThread.init") { scheduler in
+    Scheduler.withAtEntry {
+        unstarted("UThread.init", name: "", witness: witness, witnessType: witnessType, &failure)
+    } _: { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
         return spawnHere(
             scheduler, name: "", named: false, priority: 0, stackSize: nil, nil, witness, witnessType,
