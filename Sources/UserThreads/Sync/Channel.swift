@@ -381,17 +381,16 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     func offer(_ element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout Waiter?)
         -> ChannelPoll
     {
-        defer { if _slowPath(s.checks) { checkInvariants() } }  // behind the flag (SyncSupport.swift)
         if closed { return .closed }
         if let (r, how) = receivers.popClaimed(closed: false, shared: shared, on: s) {
             ops.copy(r.pointee.element, element)
             wake(r, how, closed: false, s, shared: shared, &later)
-            return .done
+            return done(s)
         }
         if buffered < capacity {
             ops.copy(slot((head + buffered) % capacity), element)
             buffered += 1
-            return .done
+            return done(s)
         }
         return .wouldBlock
     }
@@ -403,7 +402,6 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
     func take(into element: UnsafeMutableRawPointer, _ s: Scheduler, shared: Bool, _ later: inout Waiter?)
         -> ChannelPoll
     {
-        defer { if _slowPath(s.checks) { checkInvariants() } }
         if buffered > 0 {
             ops.move(element, slot(head))
             head = head + 1 == capacity ? 0 : head + 1
@@ -414,14 +412,23 @@ final class ChannelCore: WaitTarget, @unchecked Sendable {
             } else {
                 buffered -= 1
             }
-            return .done
+            return done(s)
         }
         if let (w, how) = senders.popClaimed(closed: false, shared: shared, on: s) {
             ops.copy(element, w.pointee.element)
             wake(w, how, closed: false, s, shared: shared, &later)
-            return .done
+            return done(s)
         }
         return closed ? .closed : .wouldBlock
+    }
+
+    /// `.done`, after the invariants' check when the flag is on (SyncSupport.swift,
+    /// "Invariants"). Only a `.done` poll changed the state (`.closed` and `.wouldBlock` leave it
+    /// as it was), so a ping-pong tests the flag once per handoff.
+    @inline(__always)
+    private func done(_ s: Scheduler) -> ChannelPoll {
+        if _slowPath(s.checks) { checkInvariants() }
+        return .done
     }
 
     /// Marks the channel closed and claims every parked node as closed. Bare: wakes them now
