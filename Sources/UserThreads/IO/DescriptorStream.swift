@@ -58,7 +58,10 @@ public class DescriptorStream: CustomStringConvertible {
         }
     }
 
-    /// Reads up to `maxBytes` (at least 1); an empty array at end of stream.
+    /// Reads up to `maxBytes` (at least 1); an empty array at end of stream. One read takes at
+    /// most `DescriptorStream.maximumReadBytes` (16 MiB) whatever `maxBytes` says: a read may
+    /// always return less than asked, and `read(upTo: .max)` must not try to allocate
+    /// `Int.max` bytes. The array's storage is not zero-filled first.
     /// - Throws: `UThreadError.invalidArgument` when `maxBytes` is below 1 (an empty result
     ///   would be indistinguishable from the end of the stream); as `read(into:timeout:deadline:)`.
     public func read(upTo maxBytes: Int = 64 * 1024, timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil)
@@ -67,11 +70,14 @@ public class DescriptorStream: CustomStringConvertible {
         guard maxBytes >= 1 else {
             throw UThreadError.invalidArgument("read(upTo: \(maxBytes)): maxBytes must be at least 1")
         }
-        var result = [UInt8](repeating: 0, count: maxBytes)
-        let n = try result.withUnsafeMutableBytes { try read(into: $0, timeout: timeout, deadline: deadline) }
-        result.removeSubrange(n...)
-        return result
+        let capacity = min(maxBytes, DescriptorStream.maximumReadBytes)
+        return try [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+            count = try read(into: UnsafeMutableRawBufferPointer(buffer), timeout: timeout, deadline: deadline)
+        }
     }
+
+    /// The most one `read(upTo:)` asks the kernel for (16 MiB).
+    public static let maximumReadBytes = 16 << 20
 
     /// Reads until end of stream.
     public func readToEnd(timeout: Duration? = nil, deadline: ContinuousClock.Instant? = nil) throws -> [UInt8] {

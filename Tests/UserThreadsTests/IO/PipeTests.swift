@@ -31,6 +31,20 @@ import Testing
         #expect(data == Array("hi".utf8))
     }
 
+    /// A huge `read(upTo:)` (`Int.max`) allocates at most `maximumReadBytes`, not `Int.max`
+    /// bytes (which stopped the process), and returns what the pipe holds.
+    @Test(arguments: syncWorkerCounts) func aHugeReadUpToReadsWhatThereIs(workers: Int) throws {
+        let data = try runOn(workers: workers) { () -> [[UInt8]] in
+            let (r, w) = try Pipe.make()
+            try w.write(all: "huge")
+            let first = try r.read(upTo: .max)
+            try w.write(all: "more")
+            try w.close()
+            return [first, try r.read(upTo: DescriptorStream.maximumReadBytes + 1), try r.read(upTo: .max)]
+        }
+        #expect(data == [Array("huge".utf8), Array("more".utf8), []])
+    }
+
     @Test func manyThreadsOnManyPipes() throws {
         let total = try UThreadRuntime.run {
             var threads: [UThread<Int>] = []
