@@ -20,7 +20,7 @@ public final class FIFOPolicy: SchedulingPolicy {
         queue.popFirst().map(ThreadRef.init)
     }
 
-    /// Whether `t` is the next thread `pickNext` returns (the help-first join, Scheduler.swift).
+    /// Whether `t` is the next thread `pickNext` returns (the help-first join, Scheduler+HelpFirstJoin.swift).
     @inline(__always)
     func isFirst(_ t: ControlBlock) -> Bool { queue.first == t }
 
