@@ -242,7 +242,11 @@ public final class UThreadGroup: @unchecked Sendable {
         cancelled.store(1)
         let running = children
         sync.leave(locked)
-        for c in running where !c.isFinished { c.cancel() }
+        // Every child, finished or not: `cancel()` is safe from any kernel thread and does
+        // nothing to a finished thread, but `isFinished` of a child that runs on another worker
+        // (a `spawnLocal` child, bound to the scope's worker, while a child on this one failed)
+        // is that worker's to read.
+        for c in running { c.cancel() }
     }
 
     /// Whether the group was cancelled: by `cancelAll()`, by a child's error, or because the
