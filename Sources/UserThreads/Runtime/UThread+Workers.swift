@@ -258,7 +258,8 @@ extension UThread {
         _ body: @escaping () throws -> Success
     ) -> MNThreadObject {
         // One look-up of the calling worker for the object and the queue (nothing parks between).
-        // The object unmanaged, +1 ours, until the handle takes it (MNThreadObject.forSpawn).
+        // The object unmanaged, +2 ours, until the queue's slot (or the row) takes one and the
+        // handle the other (MNThreadObject.forSpawn).
         let (object, scheduler) = MNSpawn.object(
             name: name, named: !name.isEmpty, stackSize: stackSize,
             witness: MNThreadObject.mnWitness(for: Success.self),
@@ -365,7 +366,8 @@ extension UThread where Success == Never {
 /// which the caller in another module gets from a metadata accessor call (~5 instructions each).
 @usableFromInline
 enum MNSpawn {
-    /// `MNThreadObject.forSpawn`: the object with its +1, and the calling worker's scheduler.
+    /// `MNThreadObject.forSpawn`: the object with its two references, and the calling worker's
+    /// scheduler.
     @usableFromInline @inline(never)
     static func object(
         name: String, named: Bool, stackSize: Int?, witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void,
@@ -375,14 +377,11 @@ enum MNSpawn {
             name: name, named: named, stackSize: stackSize, witness: witness, witnessType: witnessType, api)
     }
 
-    /// `MNRuntime.spawnFromWorker` of the object `object` returned, with its body installed.
-    /// (The object is borrowed through a local function forced inline: a closure literal there
-    /// stayed a function of its own, a second frame and call per spawn.)
+    /// `MNRuntime.spawnFromWorker` of the object `object` returned, with its body installed:
+    /// one of its two references goes to the queue's slot (or the row), the caller keeps the
+    /// other for the handle.
     @usableFromInline @inline(never)
     static func publish(_ object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer, pinned: Bool) {
-        @inline(__always) func spawn(_ object: MNThreadObject) {
-            MNRuntime.spawnFromWorker(object, scheduler: scheduler, pinned: pinned)
-        }
-        object._withUnsafeGuaranteedRef(spawn)
+        MNRuntime.spawnFromWorker(retained: object, scheduler: scheduler, pinned: pinned)
     }
 }
