@@ -260,15 +260,26 @@ extension UThread {
         // One look-up of the calling worker for the object and the queue (nothing parks between).
         // The object unmanaged, +2 ours, until the queue's slot (or the row) takes one and the
         // handle the other (MNThreadObject.forSpawn).
-        let (object, scheduler) = MNSpawn.object(
-            name: name, named: !name.isEmpty, stackSize: stackSize,
-            witness: MNThreadObject.mnWitness(for: Success.self),
-            witnessType: ObjectIdentifier(Success.self), "UThread.init")
+        // With every default (`UThread {}`) the halves' entries that take no name, stack size
+        // or `pinned` (constants here where the caller's are literals or defaults).
+        let defaults = name.isEmpty && stackSize == nil && !pinned
+        let (object, scheduler) =
+            defaults
+            ? MNSpawn.object(
+                witness: MNThreadObject.mnWitness(for: Success.self), witnessType: ObjectIdentifier(Success.self))
+            : MNSpawn.object(
+                name: name, named: !name.isEmpty, stackSize: stackSize,
+                witness: MNThreadObject.mnWitness(for: Success.self),
+                witnessType: ObjectIdentifier(Success.self), "UThread.init")
         object._withUnsafeGuaranteedRef { object in
             object.install(mn: body)
             if priority != 0 || parameters != nil { object.setScheduling(priority: priority, parameters) }
         }
-        MNSpawn.publish(object, scheduler: scheduler, pinned: pinned)
+        if defaults {
+            MNSpawn.publish(object, scheduler: scheduler)
+        } else {
+            MNSpawn.publish(object, scheduler: scheduler, pinned: pinned)
+        }
         return object.takeRetainedValue()
     }
 
@@ -375,6 +386,21 @@ enum MNSpawn {
     ) -> (object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer) {
         MNThreadObject.forSpawn(
             name: name, named: named, stackSize: stackSize, witness: witness, witnessType: witnessType, api)
+    }
+
+    /// `object` with every default: no name, the default stack size (three arguments fewer).
+    @usableFromInline @inline(never)
+    static func object(
+        witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier
+    ) -> (object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer) {
+        MNThreadObject.forSpawn(
+            name: "", named: false, stackSize: nil, witness: witness, witnessType: witnessType, "UThread.init")
+    }
+
+    /// `publish` of a thread not pinned.
+    @usableFromInline @inline(never)
+    static func publish(_ object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer) {
+        MNRuntime.spawnFromWorker(retained: object, scheduler: scheduler, pinned: false)
     }
 
     /// `MNRuntime.spawnFromWorker` of the object `object` returned, with its body installed:
