@@ -342,7 +342,7 @@ static inline __attribute__((always_inline)) uint64_t *_Nonnull uthreads_refcoun
 /// returns 0 and changes nothing. The test is `isKnownUniquelyReferenced`'s (an acquire load:
 /// a release by another kernel thread that made the object unique is seen before its reuse),
 /// the add `swift_nonatomic_retain`'s: exact because no other kernel thread holds a reference
-/// that could change the count meanwhile (Scheduler.spawnKept); nor an `unowned` or `weak`
+/// that could change the count meanwhile (Scheduler.spawnKept, MNThreadObject.reusableTwice); nor an `unowned` or `weak`
 /// one, whose release would change the low bits under the plain store: thread objects are
 /// referenced only strongly or through `Unmanaged` (keep it so). Only where
 /// `uthreads_refcount_layout_check` returned 1; `uthreads_retain_if_unique_called` otherwise.

@@ -253,6 +253,15 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
         return true
     }
 
+    /// `enqueue` of an object the caller holds +1 on, which the queue's slot takes over; false
+    /// when the queue is full (the +1 still the caller's).
+    @inline(__always)
+    func enqueue(retained object: Unmanaged<MNThreadObject>, onCalling worker: MNWorker) -> Bool {
+        guard worker.queueRef._withUnsafeGuaranteedRef({ $0.push(retained: object) }) else { return false }
+        ringForQueued(except: worker.index)
+        return true
+    }
+
     /// Counts a thread spawned outside the workers live, queues it on the injection queue and
     /// rings; when the runtime has ended, fails it instead (see "Spawns from outside at the end").
     func inject(_ object: MNThreadObject) {
@@ -436,17 +445,21 @@ final class MNRuntime: DescriptorCloseDelegate, @unchecked Sendable {
     /// `spawn` of a thread that `UThread.init` made on the calling worker, whose scheduler is
     /// `scheduler` (`MNThreadObject.forSpawn`: no second look-up of the worker): queued on it, or
     /// started at once when `pinned`, under an ordering policy, or when the queue is full.
-    /// Called through `MNSpawn.publish`.
+    /// `object` comes with a +1 of its own (besides the handle's), which the queue's slot or the
+    /// row takes over: no retain here (`forSpawn` took both references at once). Called through
+    /// `MNSpawn.publish`.
     @inline(__always)
-    static func spawnFromWorker(_ object: MNThreadObject, scheduler: UnsafeMutableRawPointer, pinned: Bool) {
+    static func spawnFromWorker(
+        retained object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer, pinned: Bool
+    ) {
         Unmanaged<Scheduler>.fromOpaque(scheduler)._withUnsafeGuaranteedRef { s in
             Unmanaged<MNWorker>.fromOpaque(s.workerOpaque.unsafelyUnwrapped)._withUnsafeGuaranteedRef { w in
-                if pinned { object.pinned = true }
+                if pinned { object._withUnsafeGuaranteedRef { $0.pinned = true } }
                 // As in `spawn`: only this worker writes its counter; release before the thread
                 // is visible (see `liveCount`).
                 w.spawnedThreads.store(w.spawnedThreads.load(ordering: .relaxed) &+ 1, ordering: .releasing)
-                if pinned || s.timed || !w.rt({ $0.enqueue(object, onCalling: w) }) {
-                    w.start(object, s)  // also when the queue is full (MNSpawnQueue.swift)
+                if pinned || s.timed || !w.rt({ $0.enqueue(retained: object, onCalling: w) }) {
+                    w.start(retained: object, s)  // also when the queue is full (MNSpawnQueue.swift)
                 }
             }
         }

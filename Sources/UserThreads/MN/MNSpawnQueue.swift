@@ -77,9 +77,19 @@ final class MNSpawnQueue: @unchecked Sendable {
     /// Queues `object` (owner only); false, and nothing queued, when the ring is full. O(1).
     @inline(__always)
     func push(_ object: MNThreadObject) -> Bool {
+        let u = Unmanaged.passRetained(object)
+        if push(retained: u) { return true }
+        u.release()
+        return false
+    }
+
+    /// `push` of an object the caller holds +1 on, which the slot takes over (the spawn's:
+    /// MNThreadObject.forSpawn); false when the ring is full, the +1 still the caller's. O(1).
+    @inline(__always)
+    func push(retained object: Unmanaged<MNThreadObject>) -> Bool {
         let t = tail.load(ordering: .relaxed)  // only this kernel thread writes it
         guard t &- head.load(ordering: .acquiring) < Self.capacity else { return false }
-        (slots + (t & Self.mask)).initialize(to: Unmanaged.passRetained(object))
+        (slots + (t & Self.mask)).initialize(to: object)
         tail.store(t &+ 1, ordering: .sequentiallyConsistent)
         return true
     }

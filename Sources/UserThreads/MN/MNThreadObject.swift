@@ -163,37 +163,62 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
     private static func reusable(
         _ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String, witnessType: ObjectIdentifier
     ) -> MNThreadObject? {
-        reusableRetained(s, runtime, name: name, named: !name.isEmpty, witnessType: witnessType)?.takeRetainedValue()
+        guard let object = reusableTwice(s, runtime, name: name, named: !name.isEmpty, witnessType: witnessType)
+        else { return nil }
+        object.release()  // one of its two
+        return object.takeRetainedValue()
     }
 
-    /// `reusable` as an unmanaged +1 (see `forSpawn`).
+    /// `reusable` as an unmanaged object with two references, both the caller's: the handle's
+    /// and the queue slot's or row's (see `forSpawn`). The kept list's +1 is the first; the
+    /// uniqueness test adds the second when it passes (`uthreads_retain_if_unique`: inline, one
+    /// load and a store, where the runtime's count layout was checked, `Scheduler.inlineRefCounts`;
+    /// else the runtime's two calls), and without a locked instruction: nothing but the kept
+    /// list references the object then, so no other kernel thread can change its count
+    /// meanwhile (KeptThreadObjects.swift's essay). A failed test leaves the count as it was,
+    /// and the kept list's +1 is given up (the other references free it).
     @inline(__always)
-    private static func reusableRetained(
+    private static func reusableTwice(
         _ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String, named: Bool, witnessType: ObjectIdentifier
     ) -> Unmanaged<MNThreadObject>? {
         guard let kept = s.takeKeptObject() else { return nil }
-        var object = kept.takeRetainedValue()
-        // Acquire (consume) load of the count: after the last release elsewhere (the essay).
-        guard isKnownUniquelyReferenced(&object) else { return nil }
-        let mn = unsafeDowncast(consume object, to: MNThreadObject.self)  // only M:N objects are kept
-        // Its witness is a `let` (ThreadObject.swift): reused only for the same result type.
-        guard mn.runtimeRef.toOpaque() == runtime.toOpaque(), !mn.isMain, mn.stackSize == nil,
-            mn.witnessType == witnessType
-        else { return nil }
-        mn.recycle(name: name, named: named, id: s.allocateID(), check: s.checks)
+        // Acquire load of the count: after the last release elsewhere (the essay).
+        let unique =
+            s.inlineRefCounts
+            ? uthreads_retain_if_unique(kept.toOpaque()) != 0 : uthreads_retain_if_unique_called(kept.toOpaque()) != 0
+        guard unique else {
+            kept.release()
+            return nil
+        }
+        let object = Unmanaged<MNThreadObject>.fromOpaque(kept.toOpaque())  // only M:N objects are kept
+        let reusable = object._withUnsafeGuaranteedRef { mn in
+            // Its witness is a `let` (ThreadObject.swift): reused only for the same result type.
+            guard mn.runtimeRef.toOpaque() == runtime.toOpaque(), !mn.isMain, mn.stackSize == nil,
+                mn.witnessType == witnessType
+            else { return false }
+            mn.recycle(name: name, named: named, id: s.allocateID(), check: s.checks)
+            return true
+        }
+        guard reusable else {
+            object.release()
+            object.release()
+            return nil
+        }
         s.objectsReused &+= 1
-        return Unmanaged.passRetained(mn)
+        return object
     }
 
     /// The object of a thread that `UThread.init` spawns on the calling worker, as `make`
-    /// takes it (a kept one when it can, else a new one, with its id), with its +1, and the
-    /// worker's scheduler, unretained, for `MNRuntime.spawnFromWorker`: one look-up of the
+    /// takes it (a kept one when it can, else a new one, with its id), with two references
+    /// (the handle's and the one the queue's slot or the row takes over: `reusableTwice`), and
+    /// the worker's scheduler, unretained, for `MNRuntime.spawnFromWorker`: one look-up of the
     /// calling worker for the whole spawn (three before: ~60 instructions), read inline (its entry,
     /// `MNSpawn.object`, is never inlined and reads it once, first: see Scheduler's
     /// "Per-kernel-thread state"). Unmanaged until the caller's handle takes it: with a strong reference the
     /// caller retained and released the object around the body's install and the push (~45
-    /// instructions per spawn). The caller must not park before it has published the object
-    /// (it would run on whatever worker then). Stops with a clear message when the caller is
+    /// instructions per spawn), and the push retained it for its slot (an atomic retain, ~22).
+    /// The caller must not park before it has published the object (it would run on whatever
+    /// worker then). Stops with a clear message when the caller is
     /// not an M:N thread.
     /// `named`: `!name.isEmpty`, which the caller knows (a constant for the default name).
     /// Called through `MNSpawn.object`, which the caller reaches without a metadata look-up.
@@ -209,7 +234,7 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
             guard let w = s.workerOpaque, s.onUserThread else { MNWorker.misuse(api) }
             let runtime = Unmanaged<MNWorker>.fromOpaque(w)._withUnsafeGuaranteedRef { $0.runtimeRef }
             if stackSize == nil,
-                let kept = reusableRetained(s, runtime, name: name, named: named, witnessType: witnessType)
+                let kept = reusableTwice(s, runtime, name: name, named: named, witnessType: witnessType)
             {
                 return kept
             }
@@ -218,7 +243,9 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
         return (object, p)
     }
 
-    /// `forSpawn`'s new object, with its id and +1 (out of line: the spawn reuses one).
+    /// `forSpawn`'s new object, with its id and two references, the second taken without a
+    /// locked instruction (no other kernel thread knows the object yet). Out of line: the spawn
+    /// reuses one.
     @inline(never)
     private static func newForSpawn(
         _ s: Scheduler, _ runtime: Unmanaged<MNRuntime>, name: String, stackSize: Int?,
@@ -228,7 +255,9 @@ final class MNThreadObject: ThreadObject, @unchecked Sendable {
             runtime: runtime.takeUnretainedValue(), name: name, isMain: false, stackSize: stackSize,
             witness: witness, witnessType: witnessType)
         object.id = ThreadID(rawValue: s.allocateID())
-        return Unmanaged.passRetained(object)
+        let retained = Unmanaged.passRetained(object)
+        _ = uthreads_retain_unshared(retained.toOpaque())
+        return retained
     }
 
     /// Makes a finished object that nothing else references as new (ThreadObject.recycle, and

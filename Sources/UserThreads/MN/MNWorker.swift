@@ -14,7 +14,8 @@
 // (MNSpawnQueue.swift) and no lock unless someone must wait for it (MNThreadObject.swift). The
 // spawn looks the calling worker up once (`MNThreadObject.forSpawn`) and holds the object
 // unmanaged until its handle takes it (no retain and release around the install and the push),
-// a spawn rings only a worker that sleeps without a deadline for its next look
+// with the queue slot's reference taken at once with the handle's (a reused object's uniqueness
+// test adds it inline, no atomic retain: KeptThreadObjects.swift), a spawn rings only a worker that sleeps without a deadline for its next look
 // (`MNRuntime.ringableSleepers`), the queue slot's reference to the object becomes its row's
 // when it starts, and a finishing thread is counted on the worker its object names
 // (`placeWorker`), with no look-up. The paths are built so that two workers do not write the
@@ -559,11 +560,12 @@ final class MNWorker: WorkerHooks, @unchecked Sendable {
         start(retained: Unmanaged.passRetained(object), s, retryLater: retryLater)
     }
 
-    /// `start` of an object the caller holds +1 on (a queue slot's): the row takes that +1
-    /// over, instead of a retain of its own and the slot's release (~40 instructions per
-    /// queued thread); on failure it is released here.
+    /// `start` of an object the caller holds +1 on (a queue slot's, or the spawn's:
+    /// MNRuntime.spawnFromWorker): the row takes that +1 over, instead of a retain of its own
+    /// and the slot's release (~40 instructions per queued thread); on failure it is released
+    /// here.
     @inline(__always)
-    private func start(retained u: Unmanaged<MNThreadObject>, _ s: Scheduler, retryLater: Bool) {
+    func start(retained u: Unmanaged<MNThreadObject>, _ s: Scheduler, retryLater: Bool = false) {
         let consumed = u._withUnsafeGuaranteedRef { object -> Bool in
             do {
                 // A row kept whole with its stack by a thread that finished here (the default

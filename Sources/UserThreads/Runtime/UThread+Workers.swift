@@ -258,16 +258,28 @@ extension UThread {
         _ body: @escaping () throws -> Success
     ) -> MNThreadObject {
         // One look-up of the calling worker for the object and the queue (nothing parks between).
-        // The object unmanaged, +1 ours, until the handle takes it (MNThreadObject.forSpawn).
-        let (object, scheduler) = MNSpawn.object(
-            name: name, named: !name.isEmpty, stackSize: stackSize,
-            witness: MNThreadObject.mnWitness(for: Success.self),
-            witnessType: ObjectIdentifier(Success.self), "UThread.init")
+        // The object unmanaged, +2 ours, until the queue's slot (or the row) takes one and the
+        // handle the other (MNThreadObject.forSpawn).
+        // With every default (`UThread {}`) the halves' entries that take no name, stack size
+        // or `pinned` (constants here where the caller's are literals or defaults).
+        let defaults = name.isEmpty && stackSize == nil && !pinned
+        let (object, scheduler) =
+            defaults
+            ? MNSpawn.object(
+                witness: MNThreadObject.mnWitness(for: Success.self), witnessType: ObjectIdentifier(Success.self))
+            : MNSpawn.object(
+                name: name, named: !name.isEmpty, stackSize: stackSize,
+                witness: MNThreadObject.mnWitness(for: Success.self),
+                witnessType: ObjectIdentifier(Success.self), "UThread.init")
         object._withUnsafeGuaranteedRef { object in
             object.install(mn: body)
             if priority != 0 || parameters != nil { object.setScheduling(priority: priority, parameters) }
         }
-        MNSpawn.publish(object, scheduler: scheduler, pinned: pinned)
+        if defaults {
+            MNSpawn.publish(object, scheduler: scheduler)
+        } else {
+            MNSpawn.publish(object, scheduler: scheduler, pinned: pinned)
+        }
         return object.takeRetainedValue()
     }
 
@@ -365,7 +377,8 @@ extension UThread where Success == Never {
 /// which the caller in another module gets from a metadata accessor call (~5 instructions each).
 @usableFromInline
 enum MNSpawn {
-    /// `MNThreadObject.forSpawn`: the object with its +1, and the calling worker's scheduler.
+    /// `MNThreadObject.forSpawn`: the object with its two references, and the calling worker's
+    /// scheduler.
     @usableFromInline @inline(never)
     static func object(
         name: String, named: Bool, stackSize: Int?, witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void,
@@ -375,14 +388,26 @@ enum MNSpawn {
             name: name, named: named, stackSize: stackSize, witness: witness, witnessType: witnessType, api)
     }
 
-    /// `MNRuntime.spawnFromWorker` of the object `object` returned, with its body installed.
-    /// (The object is borrowed through a local function forced inline: a closure literal there
-    /// stayed a function of its own, a second frame and call per spawn.)
+    /// `object` with every default: no name, the default stack size (three arguments fewer).
+    @usableFromInline @inline(never)
+    static func object(
+        witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier
+    ) -> (object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer) {
+        MNThreadObject.forSpawn(
+            name: "", named: false, stackSize: nil, witness: witness, witnessType: witnessType, "UThread.init")
+    }
+
+    /// `publish` of a thread not pinned.
+    @usableFromInline @inline(never)
+    static func publish(_ object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer) {
+        MNRuntime.spawnFromWorker(retained: object, scheduler: scheduler, pinned: false)
+    }
+
+    /// `MNRuntime.spawnFromWorker` of the object `object` returned, with its body installed:
+    /// one of its two references goes to the queue's slot (or the row), the caller keeps the
+    /// other for the handle.
     @usableFromInline @inline(never)
     static func publish(_ object: Unmanaged<MNThreadObject>, scheduler: UnsafeMutableRawPointer, pinned: Bool) {
-        @inline(__always) func spawn(_ object: MNThreadObject) {
-            MNRuntime.spawnFromWorker(object, scheduler: scheduler, pinned: pinned)
-        }
-        object._withUnsafeGuaranteedRef(spawn)
+        MNRuntime.spawnFromWorker(retained: object, scheduler: scheduler, pinned: pinned)
     }
 }

@@ -33,14 +33,17 @@ public struct UThread<Success>: Hashable, CustomStringConvertible {
     ///     (for code that needs one kernel thread all its life); no effect under `workers: 1`.
     ///   - stackSize: usable stack bytes (default: the runtime's `stackSize`).
     ///   - body: the thread's code; its value or error is what `join()` returns or throws.
-    @inlinable
+    @inlinable @inline(__always)
     public init(
         name: String = "", priority: Int = 0, pinned: Bool = false, stackSize: Int? = nil,
         _ body: sending @escaping () throws -> Success
     ) {
         var failure: (any Error)?
         // The defaults take entries with fewer arguments and tests (constants where the
-        // arguments are the defaults or literals).
+        // arguments are the defaults or literals), on one worker and on several
+        // (`spawnOnWorkers`). Always inlined: those constants fold only in the caller, and the
+        // optimiser left this initialiser out of line where the M:N entries for the defaults
+        // made it larger (the M:1 spawn+run+join loop: 420 -> 488 instructions, BENCHMARKS).
         let spawned =
             stackSize == nil && name.isEmpty && priority == 0
             ? spawnThread(

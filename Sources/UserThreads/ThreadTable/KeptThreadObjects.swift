@@ -17,7 +17,10 @@
 // decrement and the uniqueness test an acquiring (consume) load of the same word, so a count
 // of one seen here happens after everything the other kernel thread did with the object; and
 // nobody can take a new reference without holding one. ThreadSanitizer cannot see that pairing
-// (the runtime's refcount atomics are not instrumented), so its builds keep nothing.
+// (the runtime's refcount atomics are not instrumented), so its builds keep nothing. The test
+// is `uthreads_retain_if_unique` (cuthreads.h: inline where the count layout was checked), which
+// also adds the spawn's second reference (handle and queue slot) with a plain store: with one
+// reference, the kept list's, no other kernel thread can change the count meanwhile.
 //
 // Capacity 1,024, as the slab's: "spawn a batch, then join it" reuses a whole batch.
 //

@@ -122,6 +122,27 @@ import Testing
         #expect(tsan ? reused == 0 : reused > 0)
     }
 
+    /// A spawn's object comes with the handle's and the queue slot's references at once (the
+    /// reuse's uniqueness test adds the second: MNThreadObject.reusableTwice): every thread
+    /// runs and returns its own value, objects are reused (so no reference was left over: a
+    /// reuse needs the kept list's to be the only one), and each handle reads its own thread.
+    @Test func aSpawnTakesTheHandlesAndTheQueuesReferencesAtOnce() throws {
+        let (reused, tsan) = try UThreadRuntime.run(workers: 2) { () throws -> (Int, Bool) in
+            UThread.pin()
+            for round in 0..<6 {
+                let threads = (0..<64).map { i in UThread { () -> Int in round * 1000 + i } }
+                for (i, t) in threads.enumerated() {
+                    #expect(t.name == "")
+                    #expect(try t.join() == round * 1000 + i)
+                    #expect(!t.isCancelled)
+                }
+                _ = UThread {}  // a Void thread between rounds: another result type, a new object
+            }
+            return (Scheduler.active!.objectsReused, Scheduler.active!.tsan)
+        }
+        #expect(tsan ? reused == 0 : reused > 0)
+    }
+
     /// Joining a thread that already finished on another worker reads its result: the joiner
     /// does not park (its row is never switched out).
     @Test func joiningAThreadFinishedOnAnotherWorkerDoesNotPark() throws {
