@@ -231,14 +231,7 @@ func spawnThread(
     witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier,
     failure: inout (any Error)?
 ) -> ThreadObject? {
-    Scheduler.withAtEntry {
-        unstarted("UThread.init", name: name, witness: witness, witnessType: witnessType, &failure)
-    } _: { scheduler in
-        if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
-        return spawnHere(
-            scheduler, name: name, named: named, priority: priority, stackSize: stackSize, parameters,
-            witness, witnessType, keptRows: true, &failure)
-    }
+    spawnThreadBody(name, named, priority, stackSize, parameters, witness, witnessType, &failure)
 }
 
 /// `spawnThread` with the default stack size and no scheduling parameters, the common case:
@@ -248,14 +241,7 @@ func spawnThread(
     name: String, named: Bool, priority: Int, witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void,
     witnessType: ObjectIdentifier, failure: inout (any Error)?
 ) -> ThreadObject? {
-    Scheduler.withAtEntry {
-        unstarted("UThread.init", name: name, witness: witness, witnessType: witnessType, &failure)
-    } _: { scheduler in
-        if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
-        return spawnHere(
-            scheduler, name: name, named: named, priority: priority, stackSize: nil, nil, witness, witnessType,
-            keptRows: true, &failure)
-    }
+    spawnThreadBody(name, named, priority, nil, nil, witness, witnessType, &failure)
 }
 
 /// `spawnThread` with every default: no name, priority 0, the default stack size, no
@@ -265,13 +251,25 @@ func spawnThread(
     witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, witnessType: ObjectIdentifier,
     failure: inout (any Error)?
 ) -> ThreadObject? {
+    spawnThreadBody("", false, 0, nil, nil, witness, witnessType, &failure)
+}
+
+/// The one body of the three `spawnThread` entries, inlined into each so that their constant
+/// arguments fold away: outside a runtime a finished thread (`unstarted`), under several
+/// workers nil (the caller makes an M:N thread), else the spawn on this worker.
+@inline(__always)
+private func spawnThreadBody(
+    _ name: String, _ named: Bool, _ priority: Int, _ stackSize: Int?, _ parameters: SchedulingParameters?,
+    _ witness: @escaping (ThreadObject, ThreadObject.Operation) -> Void, _ witnessType: ObjectIdentifier,
+    _ failure: inout (any Error)?
+) -> ThreadObject? {
     Scheduler.withAtEntry {
-        unstarted("UThread.init", name: "", witness: witness, witnessType: witnessType, &failure)
+        unstarted("UThread.init", name: name, witness: witness, witnessType: witnessType, &failure)
     } _: { scheduler in
         if _slowPath(scheduler.workerIndex >= 0) { return nil }  // several workers
         return spawnHere(
-            scheduler, name: "", named: false, priority: 0, stackSize: nil, nil, witness, witnessType,
-            keptRows: true, &failure)
+            scheduler, name: name, named: named, priority: priority, stackSize: stackSize, parameters,
+            witness, witnessType, keptRows: true, &failure)
     }
 }
 
